@@ -1,0 +1,127 @@
+/* crypto.c - HMAC-SHA256 signatures, hex/base64 encodings and constant-time
+ * comparison on top of OpenSSL. */
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include "crypto.h"
+
+void oh_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    uint8_t out[OH_SHA256_LEN])
+{
+    unsigned int outlen = OH_SHA256_LEN;
+    HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen);
+}
+
+void oh_sha256(const void *data, size_t len, uint8_t out[OH_SHA256_LEN])
+{
+    unsigned int outlen = OH_SHA256_LEN;
+    EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
+}
+
+void oh_hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static void b64(const uint8_t *in, size_t len, char *out, const char *alpha, bool pad)
+{
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = alpha[v >> 18 & 63];
+        out[o++] = alpha[v >> 12 & 63];
+        out[o++] = alpha[v >> 6 & 63];
+        out[o++] = alpha[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = alpha[v >> 18 & 63];
+        out[o++] = alpha[v >> 12 & 63];
+        if (i + 1 < len)
+            out[o++] = alpha[v >> 6 & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (pad)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+}
+
+void oh_base64(const uint8_t *in, size_t len, char *out)
+{
+    b64(in, len, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true);
+}
+
+void oh_base64url(const uint8_t *in, size_t len, char *out)
+{
+    b64(in, len, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false);
+}
+
+bool oh_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+static int check_prefixed(const char *prefix, const char *header, const char *expect,
+                          bool fold_case)
+{
+    size_t plen = strlen(prefix);
+    if (!header || strncmp(header, prefix, plen) != 0)
+        return OH_EAUTH;
+    const char *got = header + plen;
+    size_t glen = strlen(got), elen = strlen(expect);
+    if (glen != elen)
+        return OH_EAUTH;
+    char low[128];
+    if (glen >= sizeof low)
+        return OH_EAUTH;
+    for (size_t i = 0; i < glen; i++)
+        low[i] = fold_case && got[i] >= 'A' && got[i] <= 'F' ? (char)(got[i] + 32) : got[i];
+    return oh_ct_equal(low, glen, expect, elen) ? OH_OK : OH_EAUTH;
+}
+
+int oh_sig_check_hex(const char *secret, const void *body, size_t len, const char *prefix,
+                     const char *header)
+{
+    if (!secret || !*secret)
+        return OH_EAUTH;
+    uint8_t mac[OH_SHA256_LEN];
+    char hex[2 * OH_SHA256_LEN + 1];
+    oh_hmac_sha256(secret, strlen(secret), body, len, mac);
+    oh_hex(mac, sizeof mac, hex);
+    return check_prefixed(prefix, header, hex, true);
+}
+
+int oh_sig_check_b64(const char *secret, const void *body, size_t len, const char *prefix,
+                     const char *header)
+{
+    if (!secret || !*secret)
+        return OH_EAUTH;
+    uint8_t mac[OH_SHA256_LEN];
+    char enc[48];
+    oh_hmac_sha256(secret, strlen(secret), body, len, mac);
+    oh_base64(mac, sizeof mac, enc);
+    return check_prefixed(prefix, header, enc, false);
+}
+
+void oh_sig_make_hex(const char *secret, const void *body, size_t len, char out[72])
+{
+    uint8_t mac[OH_SHA256_LEN];
+    oh_hmac_sha256(secret, strlen(secret), body, len, mac);
+    memcpy(out, "sha256=", 7);
+    oh_hex(mac, sizeof mac, out + 7);
+}
+
+int oh_random(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? OH_OK : OH_EIO;
+}

@@ -1,0 +1,38 @@
+/* http_client.h - blocking outbound HTTP over libcurl for connectors and
+ * the dispatcher: bounded time, bounded response size. */
+#ifndef OH_HTTP_CLIENT_H
+#define OH_HTTP_CLIENT_H
+
+#include "oh.h"
+
+struct oh_http_response {
+    long status;              /* HTTP status, 0 when no answer */
+    char *body;               /* malloc'd, NUL-terminated */
+    size_t len;
+    char content_type[128];
+    int retry_after_ms;       /* from Retry-After, 0 none */
+};
+
+struct oh_http_request {
+    const char *method;               /* "GET", "POST", ... */
+    const char *url;
+    const char *const *headers;       /* "Name: value", NULL-terminated */
+    const void *body;                 /* may be NULL */
+    size_t body_len;
+    long timeout_ms;                  /* whole transfer; 0 = 10 s */
+    size_t max_response;              /* 0 = 4 MiB */
+};
+
+/* Performs REQ. Returns 0 when an HTTP answer arrived (any status; look at
+ * RESP->status), OH_ETIMEOUT or OH_EIO (message in ERR) when none did,
+ * OH_ETOOBIG when the answer exceeded max_response. Frees nothing of REQ.
+ * Caller frees RESP with oh_http_response_free(). */
+int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp, char *err,
+               size_t errlen);
+void oh_http_response_free(struct oh_http_response *resp);
+
+/* Classifies an HTTP status for retry: 429 and 5xx (and no answer) are
+ * retryable. */
+bool oh_http_retryable(long status);
+
+#endif

@@ -1,0 +1,54 @@
+/* oh.h - error codes, structured logging and small macros shared by every
+ * part of omnihub. Everything public is prefixed oh_ / OH_. */
+#ifndef OH_H
+#define OH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define OH_VERSION "0.1.0"
+
+/* Return codes: 0 is success, failures are negative. */
+enum {
+    OH_OK = 0,
+    OH_EINVAL = -1,    /* malformed input */
+    OH_ENOMEM = -2,    /* allocation failed */
+    OH_EIO = -3,       /* storage or network failure */
+    OH_ENOTFOUND = -4, /* no such object */
+    OH_EDUP = -5,      /* already present (idempotent repeat) */
+    OH_EAUTH = -6,     /* bad or missing signature / token */
+    OH_EFORBIDDEN = -7,
+    OH_ETOOBIG = -8,   /* over a size bound */
+    OH_EUNAVAIL = -9,  /* backend not ready, try later */
+    OH_ERETRY = -10,   /* transient failure, retry with backoff */
+    OH_ECLOSED = -11,  /* handle is shutting down */
+    OH_ETIMEOUT = -12,
+};
+
+/* Static text for an OH_E* code. */
+const char *oh_strerror(int err);
+
+/* Structured logs: one JSON object per line on stderr.
+ * Thread-safe; never log secrets. */
+enum oh_level { OH_LVL_DEBUG, OH_LVL_INFO, OH_LVL_WARN, OH_LVL_ERROR };
+void oh_slog(enum oh_level lvl, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void oh_slog_set_level(enum oh_level lvl);
+
+#define OH_DEBUG(comp, ...) oh_slog(OH_LVL_DEBUG, comp, __VA_ARGS__)
+#define OH_INFO(comp, ...)  oh_slog(OH_LVL_INFO, comp, __VA_ARGS__)
+#define OH_WARN(comp, ...)  oh_slog(OH_LVL_WARN, comp, __VA_ARGS__)
+#define OH_ERROR(comp, ...) oh_slog(OH_LVL_ERROR, comp, __VA_ARGS__)
+
+#define OH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Milliseconds since the epoch / a monotonic clock. */
+int64_t oh_now_ms(void);
+int64_t oh_mono_ms(void);
+int64_t oh_mono_us(void);
+
+/* snprintf into a fixed buffer; never overflows, always terminates. */
+void oh_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
