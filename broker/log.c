@@ -9,8 +9,7 @@
 oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *name = oh_config_str(cfg, "log.backend");
-    if (!name || !strcmp(name, "local"))
-        return oh_log_local_ops.open(cfg, err, errlen);
+    if (!name || !strcmp(name, "local")) return oh_log_local_ops.open(cfg, err, errlen);
     if (!strcmp(name, "kafka")) {
 #ifdef OH_HAVE_KAFKA
         return oh_log_kafka_ops.open(cfg, err, errlen);
@@ -25,8 +24,7 @@ oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen)
 
 void oh_log_close(oh_log *log)
 {
-    if (log)
-        OPS(log)->close(log);
+    if (log) OPS(log)->close(log);
 }
 
 const char *oh_log_backend(const oh_log *log)
@@ -47,14 +45,12 @@ int oh_log_ping(oh_log *log)
 int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
                   oh_log_done_fn done, void *opaque)
 {
-    if (!log || !topic || !value)
-        return OH_EINVAL;
+    if (!log || !topic || !value) return OH_EINVAL;
     return OPS(log)->append(log, topic, key, value, len, done, opaque);
 }
 
 oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
-                                     const struct oh_log_rebalance *reb, char *err,
-                                     size_t errlen)
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen)
 {
     if (!log || !topic) {
         oh_errf(err, errlen, "log consumer: no log or topic");
@@ -65,50 +61,42 @@ oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char 
 
 void oh_log_consumer_close(oh_log_consumer *c)
 {
-    if (c)
-        OPS(c)->consumer_close(c);
+    if (c) OPS(c)->consumer_close(c);
 }
 
 int oh_log_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms)
 {
-    if (!c || !recs || max <= 0)
-        return OH_EINVAL;
+    if (!c || !recs || max <= 0) return OH_EINVAL;
     return OPS(c)->poll(c, recs, max, timeout_ms);
 }
 
 int oh_log_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
 {
-    if (!c || partition < 0 || offset < 0)
-        return OH_EINVAL;
+    if (!c || partition < 0 || offset < 0) return OH_EINVAL;
     return OPS(c)->seek(c, partition, offset);
 }
 
 int oh_log_seek_end(oh_log_consumer *c)
 {
-    if (!c)
-        return OH_EINVAL;
+    if (!c) return OH_EINVAL;
     return OPS(c)->seek_end(c);
 }
 
 int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next)
 {
-    if (!c || partition < 0 || next < 0)
-        return OH_EINVAL;
+    if (!c || partition < 0 || next < 0) return OH_EINVAL;
     return OPS(c)->commit(c, partition, next);
 }
 
-int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out,
-               int max)
+int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max)
 {
-    if (!log || !group || !topic || !out || max <= 0)
-        return OH_EINVAL;
+    if (!log || !group || !topic || !out || max <= 0) return OH_EINVAL;
     return OPS(log)->lag(log, group, topic, out, max);
 }
 
 int oh_log_partitions(oh_log *log, const char *topic)
 {
-    if (!log || !topic)
-        return OH_EINVAL;
+    if (!log || !topic) return OH_EINVAL;
     return OPS(log)->partitions(log, topic);
 }
 

@@ -1,0 +1,507 @@
+/* test_log.c - the conversation stream: group commit, ordering, groups and
+ * lag of the local log, and the Kafka backend on a 3-broker mock cluster. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "oh_build_config.h"
+#include "daemon.h"
+#include "log_int.h"
+#include "tap.h"
+
+static oh_config *make_cfg(const char *const *kv)
+{
+    static const struct oh_config_key *const tables[] = {oh_core_keys, oh_log_keys, NULL};
+    static char *const no_env[] = {NULL};
+    char err[256];
+    oh_config *cfg = oh_config_load(NULL, tables, no_env, err, sizeof err);
+    ck_assert_msg(cfg, "config: %s", err);
+    for (; kv && kv[0]; kv += 2)
+        ck_assert_msg(!oh_config_set(cfg, kv[0], kv[1], err, sizeof err), "%s: %s", kv[0], err);
+    return cfg;
+}
+
+static oh_log *open_log(const char *const *kv, oh_config **cfgp)
+{
+    oh_config *cfg = make_cfg(kv);
+    char err[256];
+    oh_log *log = oh_log_open(cfg, err, sizeof err);
+    ck_assert_msg(log, "open: %s", err);
+    *cfgp = cfg;
+    return log;
+}
+
+/* ---- concurrent appenders --------------------------------------------- */
+
+#define MAXREC 200000
+
+/* Shared by the appender threads of one run. */
+struct run {
+    oh_log *log;
+    const char *topic;
+    int per_thread;
+    int window; /* appends in flight per thread */
+    int nparts;
+    atomic_int fired, errors;
+    atomic_int dup;
+    unsigned char *seen; /* [partition * MAXREC + offset] */
+    int64_t last_off[64];
+    atomic_int order_bad;
+};
+
+struct appender {
+    struct run *run;
+    int id;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inflight;
+    int64_t last_off[64]; /* per partition, for per-key order */
+    bool order_bad;
+};
+
+struct ack {
+    struct appender *a;
+};
+
+static void on_done(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct appender *a = opaque;
+    struct run *r = a->run;
+    if (err) {
+        atomic_fetch_add(&r->errors, 1);
+    } else if (partition >= 0 && partition < r->nparts && offset >= 0 && offset < MAXREC) {
+        unsigned char *s = &r->seen[(size_t)partition * MAXREC + (size_t)offset];
+        if (*s) atomic_fetch_add(&r->dup, 1);
+        *s = 1;
+    } else {
+        atomic_fetch_add(&r->errors, 1);
+    }
+    pthread_mutex_lock(&a->mu);
+    if (!err && partition >= 0 && partition < 64) {
+        if (offset <= a->last_off[partition]) a->order_bad = true;
+        a->last_off[partition] = offset;
+    }
+    a->inflight--;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    atomic_fetch_add(&r->fired, 1);
+}
+
+static void *appender_main(void *arg)
+{
+    struct appender *a = arg;
+    struct run *r = a->run;
+    char key[64], val[256];
+    snprintf(key, sizeof key, "conv-%d", a->id);
+    for (int i = 0; i < r->per_thread; i++) {
+        pthread_mutex_lock(&a->mu);
+        while (a->inflight >= r->window)
+            pthread_cond_wait(&a->cv, &a->mu);
+        a->inflight++;
+        pthread_mutex_unlock(&a->mu);
+        int n =
+            snprintf(val, sizeof val, "{\"thread\":%d,\"i\":%d,\"pad\":\"%0120d\"}", a->id, i, i);
+        int rc = oh_log_append(r->log, r->topic, key, val, (size_t)n, on_done, a);
+        ck_assert_int_eq(rc, 0);
+    }
+    pthread_mutex_lock(&a->mu);
+    while (a->inflight > 0)
+        pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Appends THREADS x PER records; returns acknowledged appends per second. */
+static double run_appenders(struct run *r, int threads, int per, int window)
+{
+    struct appender a[16];
+    pthread_t t[16];
+    r->per_thread = per;
+    r->window = window;
+    atomic_store(&r->fired, 0);
+    atomic_store(&r->errors, 0);
+    atomic_store(&r->dup, 0);
+    int64_t t0 = oh_mono_us();
+    for (int i = 0; i < threads; i++) {
+        a[i] = (struct appender){.run = r, .id = i};
+        for (int p = 0; p < 64; p++)
+            a[i].last_off[p] = -1;
+        pthread_mutex_init(&a[i].mu, NULL);
+        pthread_cond_init(&a[i].cv, NULL);
+        pthread_create(&t[i], NULL, appender_main, &a[i]);
+    }
+    bool order_bad = false;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        order_bad |= a[i].order_bad;
+        pthread_mutex_destroy(&a[i].mu);
+        pthread_cond_destroy(&a[i].cv);
+    }
+    int64_t us = oh_mono_us() - t0;
+    ck_assert_msg(!order_bad, "one key's appends were acknowledged out of order");
+    return (double)threads * per * 1e6 / (double)(us > 0 ? us : 1);
+}
+
+/* Reads every record of TOPIC from the start, checks order and content. */
+static int read_all(oh_log *log, const char *topic, int expect, int nparts)
+{
+    char err[256];
+    oh_log_consumer *c = oh_log_consumer_new(log, NULL, topic, NULL, err, sizeof err);
+    ck_assert_msg(c, "consumer: %s", err);
+    struct oh_log_record recs[256];
+    int64_t next[64];
+    for (int p = 0; p < 64; p++)
+        next[p] = -1;
+    int total = 0, idle = 0;
+    while (total < expect && idle < 100) {
+        int n = oh_log_poll(c, recs, 256, 200);
+        ck_assert_int_ge(n, 0);
+        idle = n ? 0 : idle + 1;
+        for (int i = 0; i < n; i++) {
+            struct oh_log_record *rec = &recs[i];
+            ck_assert_int_lt(rec->partition, nparts);
+            ck_assert_str_eq(rec->topic, topic);
+            if (nparts == 1)
+                ck_assert_int_eq(rec->offset, next[0] + 1); /* dense, in order */
+            else
+                ck_assert_int_gt(rec->offset, next[rec->partition]);
+            next[rec->partition] = rec->offset;
+            ck_assert_ptr_nonnull(rec->key);
+            ck_assert_int_eq(strncmp(rec->key, "conv-", 5), 0);
+            ck_assert_int_eq(strncmp(rec->value, "{\"thread\":", 10), 0);
+            ck_assert_int_eq(rec->value[rec->len - 1], '}');
+            total++;
+        }
+    }
+    oh_log_consumer_close(c);
+    return total;
+}
+
+START_TEST(local_concurrent_appends)
+{
+    char *dir = oh_test_tmpdir();
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/new/data", dir); /* data_dir is created */
+    oh_config *cfg;
+    oh_log *log = open_log((const char *const[]){"data_dir", sub, NULL}, &cfg);
+    ck_assert_str_eq(oh_log_backend(log), "local");
+    ck_assert_ptr_nonnull(strstr(oh_log_bootstrap(log), "/new/data/log.db"));
+    ck_assert_int_eq(oh_log_ping(log), 0);
+    ck_assert_int_eq(oh_log_partitions(log, OH_TOPIC_EVENTS), 1);
+
+    struct run r = {.log = log, .topic = OH_TOPIC_EVENTS, .nparts = 1};
+    r.seen = calloc(MAXREC, 1);
+    /* 8 appenders, 64 in flight each: a busy gateway. */
+    const int threads = 8, per = 5000;
+    double rate = run_appenders(&r, threads, per, 64);
+    ck_assert_int_eq(atomic_load(&r.fired), threads * per);
+    ck_assert_int_eq(atomic_load(&r.errors), 0);
+    ck_assert_int_eq(atomic_load(&r.dup), 0);
+    for (int i = 0; i < threads * per; i++)
+        ck_assert_msg(r.seen[i], "offset %d never acknowledged", i);
+    printf("# local log: %d appends from %d threads (64 in flight each): %.0f acknowledged/s\n",
+           threads * per, threads, rate);
+
+    /* 8 appenders that each wait for their ack before the next append. */
+    memset(r.seen, 0, MAXREC);
+    double rate1 = run_appenders(&r, threads, 1000, 1);
+    ck_assert_int_eq(atomic_load(&r.errors), 0);
+    printf("# local log: %d appends from %d threads (1 in flight each): %.0f acknowledged/s\n",
+           threads * 1000, threads, rate1);
+
+    ck_assert_int_eq(read_all(log, OH_TOPIC_EVENTS, threads * per + threads * 1000, 1),
+                     threads * per + threads * 1000);
+    /* Topics are independent: their own offsets from 0. */
+    memset(r.seen, 0, MAXREC);
+    r.topic = OH_TOPIC_TIMELINE;
+    run_appenders(&r, 2, 50, 8);
+    for (int i = 0; i < 100; i++)
+        ck_assert(r.seen[i]);
+    ck_assert_int_eq(read_all(log, OH_TOPIC_TIMELINE, 100, 1), 100);
+    free(r.seen);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
+/* ---- groups, commit, lag, a second opener -------------------------------- */
+
+struct reb_state {
+    int assigned, revoked;
+    int64_t seek_to; /* -1: do not seek */
+};
+
+static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct reb_state *s = opaque;
+    s->assigned += n;
+    if (s->seek_to >= 0)
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(oh_log_seek(c, parts[i], s->seek_to), 0);
+}
+
+static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct reb_state *s = opaque;
+    s->revoked += n;
+}
+
+static void on_done_count(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    atomic_int *n = opaque;
+    if (!err) atomic_fetch_add(n, 1);
+}
+
+static void append_wait(oh_log *log, const char *topic, int n, const char *tag)
+{
+    atomic_int done = 0;
+    char val[128];
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(val, sizeof val, "{\"%s\":%d}", tag, i);
+        ck_assert_int_eq(oh_log_append(log, topic, "k", val, (size_t)len, on_done_count, &done), 0);
+    }
+    for (int i = 0; i < 1000 && atomic_load(&done) < n; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&done), n);
+}
+
+START_TEST(local_groups_and_lag)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg, *cfg2;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    char err[256];
+    struct oh_log_lag lag[4];
+
+    /* Nothing yet: no commit, empty topic. */
+    ck_assert_int_eq(oh_log_lag(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, 4), 1);
+    ck_assert_int_eq(lag[0].committed, -1);
+    ck_assert_int_eq(lag[0].end, 0);
+    ck_assert_int_eq(lag[0].end_ts, -1);
+
+    int64_t before = oh_now_ms();
+    append_wait(log, OH_TOPIC_EVENTS, 30, "a");
+
+    struct reb_state rs = {.seek_to = -1};
+    struct oh_log_rebalance reb = {on_assigned, on_revoked, &rs};
+    oh_log_consumer *c =
+        oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, sizeof err);
+    ck_assert_msg(c, "%s", err);
+    struct oh_log_record recs[10];
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 10);
+    ck_assert_int_eq(rs.assigned, 1);
+    ck_assert_int_eq(recs[0].offset, 0);
+    ck_assert_int_eq(recs[9].offset, 9);
+    ck_assert_int_ge(recs[0].timestamp_ms, before);
+    ck_assert_str_eq(recs[0].key, "k");
+    ck_assert_int_eq(recs[0].key_len, 1);
+    ck_assert_int_eq(recs[3].len, strlen("{\"a\":3}"));
+    ck_assert_int_eq(memcmp(recs[3].value, "{\"a\":3}", recs[3].len), 0);
+    ck_assert_int_eq(oh_log_commit(c, 0, 10), 0);
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 10);
+    ck_assert_int_eq(rs.assigned, 1); /* once */
+
+    ck_assert_int_eq(oh_log_lag(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, 4), 1);
+    ck_assert_int_eq(lag[0].partition, 0);
+    ck_assert_int_eq(lag[0].committed, 10);
+    ck_assert_int_eq(lag[0].end, 30);
+    ck_assert_int_ge(lag[0].committed_ts, before);
+    ck_assert_int_ge(lag[0].end_ts, lag[0].committed_ts);
+    oh_log_consumer_close(c);
+    ck_assert_int_eq(rs.revoked, 1);
+
+    /* The same group resumes at its committed offset. */
+    rs = (struct reb_state){.seek_to = -1};
+    c = oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, sizeof err);
+    ck_assert_int_eq(oh_log_poll(c, recs, 1, 1000), 1);
+    ck_assert_int_eq(recs[0].offset, 10);
+    oh_log_consumer_close(c);
+    /* ... unless the owner seeks to its own position when assigned. */
+    rs = (struct reb_state){.seek_to = 25};
+    c = oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, sizeof err);
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 5);
+    ck_assert_int_eq(recs[0].offset, 25);
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 50), 0);
+    oh_log_consumer_close(c);
+    /* seek_end: live only. */
+    c = oh_log_consumer_new(log, NULL, OH_TOPIC_EVENTS, NULL, err, sizeof err);
+    ck_assert_int_eq(oh_log_seek_end(c), 0);
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 20), 0);
+    ck_assert_int_eq(oh_log_commit(c, 0, 1), OH_EINVAL); /* no group */
+    append_wait(log, OH_TOPIC_EVENTS, 1, "live");
+    ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 1);
+    ck_assert_int_eq(recs[0].offset, 30);
+    oh_log_consumer_close(c);
+
+    /* A second opener of the same file (omnihubctl in another process)
+     * sees records, commits and lag. */
+    oh_log *other = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg2);
+    ck_assert_int_eq(oh_log_lag(other, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, 4), 1);
+    ck_assert_int_eq(lag[0].committed, 10);
+    ck_assert_int_eq(lag[0].end, 31);
+    oh_log_consumer *oc = oh_log_consumer_new(other, NULL, OH_TOPIC_EVENTS, NULL, err, sizeof err);
+    ck_assert_int_eq(oh_log_seek(oc, 0, 31), 0);
+    /* Appended through the first opener: no signal reaches OC, it polls. */
+    int64_t t0 = oh_mono_ms();
+    append_wait(log, OH_TOPIC_EVENTS, 1, "cross");
+    ck_assert_int_eq(oh_log_poll(oc, recs, 10, 2000), 1);
+    ck_assert_int_eq(recs[0].offset, 31);
+    ck_assert_int_lt(oh_mono_ms() - t0, 1500);
+    oh_log_consumer_close(oc);
+    oh_log_close(other);
+    oh_config_free(cfg2);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
+/* ---- durability ---------------------------------------------------------- */
+
+struct probe {
+    oh_log *other; /* a second opener: another connection to the file */
+    atomic_int checked, visible;
+};
+
+/* Runs on the writer thread: the record must already be readable elsewhere. */
+static void on_done_probe(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct probe *p = opaque;
+    char errbuf[128];
+    oh_log_consumer *c =
+        oh_log_consumer_new(p->other, NULL, OH_TOPIC_EVENTS, NULL, errbuf, sizeof errbuf);
+    struct oh_log_record rec;
+    if (c && !err && oh_log_seek(c, partition, offset) == 0 && oh_log_poll(c, &rec, 1, 0) == 1 &&
+        rec.offset == offset)
+        atomic_fetch_add(&p->visible, 1);
+    oh_log_consumer_close(c);
+    atomic_fetch_add(&p->checked, 1);
+}
+
+START_TEST(local_ack_after_commit)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg, *cfg2;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    oh_log *other = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg2);
+    struct probe p = {.other = other};
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(oh_log_append(log, OH_TOPIC_EVENTS, "k", "{}", 2, on_done_probe, &p), 0);
+    oh_log_close(log); /* drains: every callback has fired */
+    ck_assert_int_eq(atomic_load(&p.checked), 200);
+    ck_assert_int_eq(atomic_load(&p.visible), 200);
+    oh_log_close(other);
+    oh_config_free(cfg);
+    oh_config_free(cfg2);
+    free(dir);
+}
+END_TEST
+
+static int ack_fd;
+static void on_done_pipe(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    if (err) return;
+    int64_t rec[2] = {(int64_t)(intptr_t)opaque, offset};
+    if (write(ack_fd, rec, sizeof rec) != sizeof rec) abort();
+}
+
+START_TEST(local_kill9_keeps_acked)
+{
+    char *dir = oh_test_tmpdir();
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        ack_fd = fds[1];
+        oh_config *cfg;
+        oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+        char val[64];
+        for (intptr_t i = 0;; i++) {
+            int n = snprintf(val, sizeof val, "{\"n\":%ld}", (long)i);
+            oh_log_append(log, OH_TOPIC_EVENTS, "k", val, (size_t)n, on_done_pipe, (void *)i);
+            if (i % 32 == 31) usleep(1000);
+        }
+    }
+    close(fds[1]);
+    int64_t acked[4096][2];
+    size_t got = 0;
+    while (got < OH_ARRAY_SIZE(acked) / 2) {
+        ssize_t r = read(fds[0], acked[got], sizeof acked[0]);
+        ck_assert_int_eq(r, sizeof acked[0]);
+        got++;
+    }
+    kill(pid, SIGKILL);
+    /* Acks written before the kill but not yet read are acknowledged too. */
+    waitpid(pid, NULL, 0);
+    while (got < OH_ARRAY_SIZE(acked) && read(fds[0], acked[got], sizeof acked[0]) > 0)
+        got++;
+    close(fds[0]);
+
+    oh_config *cfg;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    char err[256];
+    oh_log_consumer *c = oh_log_consumer_new(log, NULL, OH_TOPIC_EVENTS, NULL, err, sizeof err);
+    struct oh_log_record rec;
+    for (size_t i = 0; i < got; i++) {
+        ck_assert_int_eq(oh_log_seek(c, 0, acked[i][1]), 0);
+        ck_assert_int_eq(oh_log_poll(c, &rec, 1, 0), 1);
+        ck_assert_int_eq(rec.offset, acked[i][1]);
+        char want[64];
+        snprintf(want, sizeof want, "{\"n\":%ld}", (long)acked[i][0]);
+        ck_assert_int_eq(rec.len, strlen(want));
+        ck_assert_int_eq(memcmp(rec.value, want, rec.len), 0);
+    }
+    struct oh_log_lag lag;
+    ck_assert_int_eq(oh_log_lag(log, "none", OH_TOPIC_EVENTS, &lag, 1), 1);
+    printf("# kill -9 after %zu acknowledged appends: all present (log end %ld)\n", got,
+           (long)lag.end);
+    oh_log_consumer_close(c);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
+START_TEST(bad_backend)
+{
+    oh_config *cfg = make_cfg((const char *const[]){"log.backend", "carrier-pigeon", NULL});
+    char err[256] = "";
+    ck_assert_ptr_null(oh_log_open(cfg, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "log.backend"));
+    oh_log_close(NULL);
+    oh_log_consumer_close(NULL);
+    oh_config_free(cfg);
+}
+END_TEST
+
+#ifdef OH_HAVE_KAFKA
+#include "test_log_kafka.inc"
+#endif
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("local");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, bad_backend);
+    tcase_add_test(tc, local_concurrent_appends);
+    tcase_add_test(tc, local_groups_and_lag);
+    tcase_add_test(tc, local_ack_after_commit);
+    tcase_add_test(tc, local_kill9_keeps_acked);
+    suite_add_tcase(s, tc);
+#ifdef OH_HAVE_KAFKA
+    suite_add_tcase(s, kafka_tcase());
+#endif
+    return s;
+}
+
+int main(void)
+{
+    return oh_test_run(suite());
+}
