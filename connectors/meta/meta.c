@@ -1,0 +1,366 @@
+/* meta.c - the Messenger / Instagram connector instance: webhook checks
+ * (subscription challenge, X-Hub-Signature-256) and the Send API client. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "meta.h"
+#include "crypto.h"
+#include "http_client.h"
+#include "hub.h"
+#include "metrics.h"
+#include "store.h"
+
+#define META_RECENT 1024 /* mids of our own recent sends, to drop their echoes */
+
+struct meta_ctx {
+    const struct meta_channel *ch;
+    oh_hub *hub;
+    char *app_secret;
+    char *verify_token;
+    char *access_token;
+    char *app_id; /* NULL when not configured */
+    char *api_base_url;
+    pthread_mutex_t lock; /* guards recent[] (HTTP thread vs. dispatcher threads) */
+    char *recent[META_RECENT];
+    size_t recent_next;
+};
+
+static void mc_label(const struct meta_ctx *c, const char *reason, char *out, size_t len)
+{
+    snprintf(out, len, "channel=\"%s\",reason=\"%s\"", c->ch->name, reason);
+}
+
+void meta_destroy(void *vctx)
+{
+    struct meta_ctx *c = vctx;
+    if (!c) return;
+    free(c->app_secret);
+    free(c->verify_token);
+    free(c->access_token);
+    free(c->app_id);
+    free(c->api_base_url);
+    for (size_t i = 0; i < META_RECENT; i++)
+        free(c->recent[i]);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static char *mc_dup(const oh_config *cfg, const char *name, const char *suffix)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", name, suffix);
+    const char *v = oh_config_str(cfg, key);
+    return v && *v ? strdup(v) : NULL;
+}
+
+int meta_init(const struct meta_channel *ch, oh_hub *hub, const oh_config *cfg, void **ctx,
+              char *err, size_t errlen)
+{
+    static const char *const required[] = {"app_secret", "verify_token", "access_token"};
+    char key[128];
+    for (size_t i = 0; i < OH_ARRAY_SIZE(required); i++) {
+        snprintf(key, sizeof key, "%s.%s", ch->name, required[i]);
+        int rc = oh_config_require(cfg, key, "when the connector is enabled", err, errlen);
+        if (rc != 0) return rc;
+    }
+    struct meta_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "%s: out of memory", ch->name);
+        return OH_ENOMEM;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->ch = ch;
+    c->hub = hub;
+    c->app_secret = mc_dup(cfg, ch->name, "app_secret");
+    c->verify_token = mc_dup(cfg, ch->name, "verify_token");
+    c->access_token = mc_dup(cfg, ch->name, "access_token");
+    c->app_id = mc_dup(cfg, ch->name, "app_id");
+    c->api_base_url = mc_dup(cfg, ch->name, "api_base_url");
+    if (!c->api_base_url) c->api_base_url = strdup("https://graph.facebook.com/v19.0");
+    if (!c->app_secret || !c->verify_token || !c->access_token || !c->api_base_url) {
+        meta_destroy(c);
+        oh_errf(err, errlen, "%s: out of memory", ch->name);
+        return OH_ENOMEM;
+    }
+    size_t n = strlen(c->api_base_url);
+    while (n > 0 && c->api_base_url[n - 1] == '/')
+        c->api_base_url[--n] = '\0';
+    if (!c->app_id)
+        OH_INFO(ch->name,
+                "%s.app_id not set: echoes of our own sends are recognized by their "
+                "message id only while this process remembers them",
+                ch->name);
+    *ctx = c;
+    return OH_OK;
+}
+
+/* ---- echoes of our own sends ---- */
+
+static void mc_remember(struct meta_ctx *c, const char *mid)
+{
+    char *copy = strdup(mid);
+    if (!copy) return;
+    pthread_mutex_lock(&c->lock);
+    free(c->recent[c->recent_next]);
+    c->recent[c->recent_next] = copy;
+    c->recent_next = (c->recent_next + 1) % META_RECENT;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* An echo is ours when it carries our app id, or its mid is one our
+ * send() just got back (Instagram echoes may lack app_id). */
+static bool mc_skip_echo(void *opaque, const char *app_id, const char *mid)
+{
+    struct meta_ctx *c = opaque;
+    if (c->app_id && app_id && strcmp(c->app_id, app_id) == 0) return true;
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < META_RECENT && !found; i++)
+        found = c->recent[i] && strcmp(c->recent[i], mid) == 0;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* ---- webhook (HTTP service thread; never blocks) ---- */
+
+static int mc_verify(struct meta_ctx *c, const struct oh_http_req *req, struct oh_http_reply *reply,
+                     char *err, size_t errlen)
+{
+    char mode[32] = "", token[512] = "", challenge[512] = "";
+    oh_http_query_param(req, "hub.mode", mode, sizeof mode);
+    oh_http_query_param(req, "hub.verify_token", token, sizeof token);
+    if (strcmp(mode, "subscribe") != 0 ||
+        !oh_ct_equal(token, strlen(token), c->verify_token, strlen(c->verify_token))) {
+        oh_errf(err, errlen, "subscription check refused: wrong hub.mode or hub.verify_token");
+        return OH_EFORBIDDEN;
+    }
+    if (oh_http_query_param(req, "hub.challenge", challenge, sizeof challenge) != 0) {
+        oh_errf(err, errlen, "hub.challenge missing or too long");
+        return OH_EINVAL;
+    }
+    reply->status = 200;
+    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
+    reply->body = strdup(challenge);
+    if (!reply->body) return OH_ENOMEM;
+    reply->body_len = strlen(challenge);
+    return OH_OK;
+}
+
+int meta_webhook(void *vctx, const struct oh_http_req *req, struct oh_event_list *events,
+                 struct oh_http_reply *reply, char *err, size_t errlen)
+{
+    struct meta_ctx *c = vctx;
+    char labels[128];
+    if (strcmp(req->method, "GET") == 0) return mc_verify(c, req, reply, err, errlen);
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "method %s not allowed", req->method);
+        return OH_EINVAL;
+    }
+    const char *sig = req->header(req, "x-hub-signature-256");
+    if (oh_sig_check_hex(c->app_secret, req->body, req->body_len, "sha256=", sig) != 0) {
+        oh_errf(err, errlen, "%s X-Hub-Signature-256", sig ? "bad" : "missing");
+        return OH_EAUTH;
+    }
+    struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
+    int rc =
+        meta_normalize(c->ch, &nc, mc_skip_echo, c, req->body, req->body_len, events, err, errlen);
+    if (rc == OH_EINVAL) {
+        mc_label(c, "bad_payload", labels, sizeof labels);
+        oh_metrics_inc("omnihub_webhook_errors_total", labels, 1);
+    }
+    return rc;
+}
+
+/* ---- Send API (dispatcher threads; may block) ---- */
+
+static char *mc_urlencode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(s) * 3 + 1), *o = out;
+    if (!out) return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Contract attachment kind -> Send API attachment type. */
+static const char *mc_att_type(const char *kind)
+{
+    if (!kind) return "file";
+    if (strcmp(kind, "image") == 0 || strcmp(kind, "sticker") == 0) return "image";
+    if (strcmp(kind, "video") == 0 || strcmp(kind, "audio") == 0) return kind;
+    return "file";
+}
+
+/* Fills RES from a Graph error answer {"error":{"message","code",...}}. */
+static void mc_graph_error(const struct oh_http_response *resp, struct oh_send_result *res)
+{
+    json_t *root = resp->body ? json_loadb(resp->body, resp->len, 0, NULL) : NULL;
+    const json_t *e = json_object_get(root, "error");
+    const json_t *code = json_object_get(e, "code");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    if (json_is_integer(code))
+        snprintf(res->error_code, sizeof res->error_code, "%lld",
+                 (long long)json_integer_value(code));
+    else
+        snprintf(res->error_code, sizeof res->error_code, "http_%ld", resp->status);
+    snprintf(res->error, sizeof res->error, "Graph API answered %ld: %s", resp->status,
+             msg ? msg : "no error message");
+    json_decref(root);
+}
+
+/* POSTs one Send API request. 0 with the new mid in MID (>= 512 bytes). */
+static int mc_post(struct meta_ctx *c, json_t *body, char *mid, struct oh_send_result *res)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    char *tok = mc_urlencode(c->access_token);
+    size_t ulen = strlen(c->api_base_url) + (tok ? strlen(tok) : 0) + 64;
+    char *url = malloc(ulen);
+    int rc = OH_ENOMEM;
+    if (!text || !tok || !url) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        goto out;
+    }
+    /* The documented form: the Page access token as a query parameter. */
+    snprintf(url, ulen, "%s/me/messages?access_token=%s", c->api_base_url, tok);
+    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    struct oh_http_request req = {.method = "POST",
+                                  .url = url,
+                                  .headers = headers,
+                                  .body = text,
+                                  .body_len = strlen(text),
+                                  .timeout_ms = 15000};
+    struct oh_http_response resp = {0};
+    char err[256] = "";
+    int hrc = oh_http_do(&req, &resp, err, sizeof err);
+    if (hrc != 0) {
+        snprintf(res->error_code, sizeof res->error_code, "transport");
+        snprintf(res->error, sizeof res->error, "Graph API unreachable: %s", err);
+        rc = OH_ERETRY;
+    } else if (resp.status >= 200 && resp.status < 300) {
+        json_t *root = json_loadb(resp.body, resp.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(root, "message_id"));
+        if (m && *m) {
+            snprintf(mid, 512, "%s", m);
+            rc = OH_OK;
+        } else {
+            snprintf(res->error_code, sizeof res->error_code, "bad_response");
+            snprintf(res->error, sizeof res->error, "Graph API answer lacks message_id");
+            rc = OH_EIO;
+        }
+        json_decref(root);
+    } else {
+        mc_graph_error(&resp, res);
+        if (oh_http_retryable(resp.status)) {
+            res->retry_after_ms = resp.retry_after_ms;
+            rc = OH_ERETRY;
+        } else {
+            rc = OH_EINVAL;
+        }
+    }
+    oh_http_response_free(&resp);
+out:
+    free(text);
+    free(tok);
+    free(url);
+    return rc;
+}
+
+/* The 24-hour window: replies are allowed within 24 h of the customer's
+ * last message. 0 inside, OH_EFORBIDDEN outside, OH_ERETRY store trouble. */
+static int mc_window(struct meta_ctx *c, const char *conv, struct oh_send_result *res)
+{
+    oh_store *st = oh_hub_store(c->hub);
+    if (!st) return OH_OK; /* a role without a store cannot tell; Graph enforces it */
+    struct oh_conversation cv;
+    int rc = oh_store_conversation_get(st, conv, &cv);
+    if (rc != 0 && rc != OH_ENOTFOUND) {
+        snprintf(res->error, sizeof res->error, "store: %s", oh_strerror(rc));
+        return OH_ERETRY;
+    }
+    int64_t now = oh_now_ms();
+    if (rc == OH_ENOTFOUND || cv.last_inbound_ms == 0 ||
+        now - cv.last_inbound_ms > META_WINDOW_MS) {
+        snprintf(res->error_code, sizeof res->error_code, "outside_window");
+        snprintf(res->error, sizeof res->error,
+                 "the customer's last message is older than 24 hours; %s allows no "
+                 "free-form reply outside the window",
+                 c->ch->name);
+        return OH_EFORBIDDEN;
+    }
+    return OH_OK;
+}
+
+int meta_send(void *vctx, const json_t *event, struct oh_send_result *res)
+{
+    struct meta_ctx *c = vctx;
+    const json_t *data = oh_event_data(event);
+    const char *conv = json_string_value(json_object_get(data, "conversation_id"));
+    const char *to = json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
+    const char *text = json_string_value(json_object_get(data, "text"));
+    const char *reply_to = json_string_value(json_object_get(data, "reply_to"));
+    const json_t *atts = json_object_get(data, "attachments");
+    if (!conv || !to || !*to) {
+        snprintf(res->error_code, sizeof res->error_code, "bad_event");
+        snprintf(res->error, sizeof res->error, "outbound event lacks conversation or contact");
+        return OH_EINVAL;
+    }
+    if ((!text || !*text) && !json_array_size(atts)) {
+        snprintf(res->error_code, sizeof res->error_code, "empty");
+        snprintf(res->error, sizeof res->error, "nothing to send: no text, no attachment");
+        return OH_EINVAL;
+    }
+    int rc = mc_window(c, conv, res);
+    if (rc != 0) {
+        if (rc == OH_EFORBIDDEN) {
+            char labels[128];
+            mc_label(c, "outside_window", labels, sizeof labels);
+            oh_metrics_inc("omnihub_send_refused_total", labels, 1);
+        }
+        return rc;
+    }
+    /* The text first, then one message per attachment (the Send API takes
+     * one attachment per message); the first mid identifies the send. */
+    size_t parts = (text && *text ? 1 : 0) + json_array_size(atts);
+    for (size_t i = 0; i < parts; i++) {
+        json_t *msg;
+        size_t ai = text && *text ? i - 1 : i;
+        if (text && *text && i == 0) {
+            msg = json_pack("{s:s}", "text", text);
+        } else {
+            const json_t *a = json_array_get(atts, ai);
+            const char *url = json_string_value(json_object_get(a, "url"));
+            if (!url) url = json_string_value(json_object_get(a, "link"));
+            if (!url) {
+                snprintf(res->error_code, sizeof res->error_code, "bad_attachment");
+                snprintf(res->error, sizeof res->error, "attachment %zu has no url", ai);
+                return OH_EINVAL;
+            }
+            const char *kind = json_string_value(json_object_get(a, "kind"));
+            msg = json_pack("{s:{s:s, s:{s:s, s:b}}}", "attachment", "type", mc_att_type(kind),
+                            "payload", "url", url, "is_reusable", 0);
+        }
+        json_t *body = json_pack("{s:{s:s}, s:s, s:o}", "recipient", "id", to, "messaging_type",
+                                 "RESPONSE", "message", msg);
+        if (body && reply_to && *reply_to && i == 0)
+            json_object_set_new(body, "reply_to", json_pack("{s:s}", "mid", reply_to));
+        if (!body) return OH_ENOMEM;
+        char mid[512];
+        rc = mc_post(c, body, mid, res);
+        json_decref(body);
+        if (rc != 0) return rc;
+        mc_remember(c, mid);
+        if (i == 0) snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", mid);
+    }
+    return OH_OK;
+}

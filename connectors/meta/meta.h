@@ -1,0 +1,37 @@
+/* meta.h - what the Messenger and Instagram connectors share: Meta's webhook
+ * verification, the messaging[] parser and the Send API client. */
+#ifndef OH_META_H
+#define OH_META_H
+
+#include "connector.h"
+
+/* What differs between the two Meta channels. */
+struct meta_channel {
+    const char *name;   /* "messenger" | "instagram": channel and config prefix */
+    const char *object; /* the webhook's "object": "page" | "instagram" */
+};
+
+/* The 24-hour messaging window of both platforms. */
+#define META_WINDOW_MS (24LL * 3600 * 1000)
+
+/* Pure: a webhook body of CH -> normalized events appended to OUT.
+ * SKIP (may be NULL) is asked about every echo (message.is_echo): when it
+ * returns true the echo is one of our own sends and is left out. Returns
+ * OH_EINVAL with a one-line reason in ERR on a malformed body; OUT then
+ * holds nothing new. */
+typedef bool (*meta_skip_echo_fn)(void *opaque, const char *app_id, const char *mid);
+int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
+                   meta_skip_echo_fn skip, void *opaque, const uint8_t *body, size_t len,
+                   struct oh_event_list *out, char *err, size_t errlen);
+
+/* The connector callbacks, parameterized by CH. meta_init reads
+ * "<name>.app_secret", ".verify_token", ".access_token" (required),
+ * ".app_id" and ".api_base_url"; the instance is freed with meta_destroy. */
+int meta_init(const struct meta_channel *ch, oh_hub *hub, const oh_config *cfg, void **ctx,
+              char *err, size_t errlen);
+int meta_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
+                 struct oh_http_reply *reply, char *err, size_t errlen);
+int meta_send(void *ctx, const json_t *event, struct oh_send_result *res);
+void meta_destroy(void *ctx);
+
+#endif

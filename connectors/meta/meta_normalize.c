@@ -1,0 +1,443 @@
+/* meta_normalize.c - the pure parser of Meta messaging webhooks (Messenger
+ * "page" and "instagram" objects): entry[].messaging[] -> CloudEvents. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "meta.h"
+#include "metrics.h"
+
+/* One parse: where events go and what to ask about echoes. */
+struct mn {
+    const struct meta_channel *ch;
+    const struct oh_norm_ctx *nc;
+    meta_skip_echo_fn skip;
+    void *opaque;
+    struct oh_event_list *out;
+    char *err;
+    size_t errlen;
+};
+
+/* One messaging[] item: whose conversation it is and when it happened. */
+struct mn_item {
+    char account[256]; /* the Page id / Instagram professional account id */
+    char page[256];    /* the page side of this item (sender of an echo) */
+    char contact[256]; /* PSID / IGSID */
+    char conv[OH_ID_MAX];
+    int64_t ts_ms; /* messaging timestamp, 0 when absent */
+};
+
+/* A string field, or an integer one printed into BUF (Graph ids and app
+ * ids arrive either way); NULL when absent or of another type. */
+static const char *mn_str(const json_t *obj, const char *key, char *buf, size_t len)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
+/* Milliseconds from a number or numeric string; values that look like
+ * seconds (the "changes" test format) are scaled. 0 when absent. */
+static int64_t mn_ms(const json_t *v)
+{
+    int64_t t = 0;
+    if (json_is_integer(v))
+        t = json_integer_value(v);
+    else if (json_is_real(v))
+        t = (int64_t)json_real_value(v);
+    else if (json_is_string(v))
+        t = strtoll(json_string_value(v), NULL, 10);
+    if (t > 0 && t < 100000000000LL) t *= 1000;
+    return t > 0 ? t : 0;
+}
+
+static int mn_fail(struct mn *p, const char *what)
+{
+    oh_errf(p->err, p->errlen, "%s webhook: %s", p->ch->name, what);
+    return OH_EINVAL;
+}
+
+/* The fields every event of ITEM carries. */
+static json_t *mn_data(struct mn *p, const struct mn_item *it, const char *direction,
+                       const char *kind)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s}", "conversation_id", it->conv,
+                     "channel", p->ch->name, "account", it->account, "direction", direction,
+                     "contact", "id", it->contact, "name", "", "kind", kind);
+}
+
+static int mn_emit(struct mn *p, const struct mn_item *it, const char *type, const char *id,
+                   json_t *data)
+{
+    if (!data) return OH_ENOMEM;
+    if (it->ts_ms) {
+        char when[32];
+        oh_time_rfc3339(when, it->ts_ms);
+        json_object_set_new(data, "sent_at", json_string(when));
+    }
+    json_t *ev = oh_event_new(type, id, it->ts_ms ? it->ts_ms : p->nc->now_ms, data);
+    return oh_event_list_push(p->out, ev);
+}
+
+/* Attachment type -> contract kind. */
+static const char *mn_att_kind(const char *type, const json_t *payload)
+{
+    if (!type) return "unsupported";
+    if (strcmp(type, "image") == 0)
+        return json_object_get(payload, "sticker_id") ? "sticker" : "image";
+    if (strcmp(type, "video") == 0 || strcmp(type, "reel") == 0 || strcmp(type, "ig_reel") == 0)
+        return "video";
+    if (strcmp(type, "audio") == 0) return "audio";
+    if (strcmp(type, "file") == 0) return "document";
+    if (strcmp(type, "location") == 0) return "location";
+    if (strcmp(type, "story_mention") == 0) return "image";
+    return "unsupported"; /* share, post, ig_post, fallback, template, ... */
+}
+
+/* message.attachments[] -> data.attachments; returns the first kind. */
+static const char *mn_attachments(const json_t *atts, json_t *data)
+{
+    const char *first = NULL;
+    json_t *list = json_array();
+    size_t i;
+    const json_t *a;
+    json_array_foreach(atts, i, a)
+    {
+        const char *type = json_string_value(json_object_get(a, "type"));
+        const json_t *payload = json_object_get(a, "payload");
+        const char *kind = mn_att_kind(type, payload);
+        if (!first) first = kind;
+        if (strcmp(kind, "location") == 0) {
+            const json_t *c = json_object_get(payload, "coordinates");
+            json_object_set_new(data, "location",
+                                json_pack("{s:f, s:f, s:s, s:s}", "latitude",
+                                          json_number_value(json_object_get(c, "lat")), "longitude",
+                                          json_number_value(json_object_get(c, "long")), "name", "",
+                                          "address", ""));
+            continue;
+        }
+        const char *url = json_string_value(json_object_get(payload, "url"));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "kind", kind, "type", type ? type : "",
+                              "media_ref", url ? url : "", "url", url ? url : "");
+        const char *title = json_string_value(json_object_get(a, "title"));
+        if (!title) title = json_string_value(json_object_get(payload, "title"));
+        if (title) json_object_set_new(o, "title", json_string(title));
+        char buf[32];
+        const char *sticker = mn_str(payload, "sticker_id", buf, sizeof buf);
+        if (sticker) json_object_set_new(o, "sticker_id", json_string(sticker));
+        const char *media_id = mn_str(payload, "id", buf, sizeof buf);
+        if (media_id && !sticker) json_object_set_new(o, "media_id", json_string(media_id));
+        json_array_append_new(list, o);
+    }
+    if (json_array_size(list))
+        json_object_set_new(data, "attachments", list);
+    else
+        json_decref(list);
+    return first;
+}
+
+/* message (customer's, or an echo of the page's) -> inbound / outbound. */
+static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
+{
+    const char *mid = json_string_value(json_object_get(msg, "mid"));
+    if (!mid || !*mid) return mn_fail(p, "message without mid");
+    bool echo = json_is_true(json_object_get(msg, "is_echo"));
+    char appbuf[32];
+    const char *app_id = mn_str(msg, "app_id", appbuf, sizeof appbuf);
+    if (echo && p->skip && p->skip(p->opaque, app_id, mid))
+        return OH_OK; /* our own send: its outbound event is already in the history */
+
+    char id[OH_ID_MAX];
+    if (json_is_true(json_object_get(msg, "is_deleted"))) {
+        /* Instagram: the customer unsent MID. */
+        char key[600];
+        snprintf(key, sizeof key, "%s#deleted", mid);
+        oh_event_id(id, p->ch->name, it->account, mid, "deleted", NULL);
+        json_t *data = mn_data(p, it, echo ? "outbound" : "inbound", "unsupported");
+        if (!data) return OH_ENOMEM;
+        json_object_set_new(data, "message_id", json_string(key));
+        json_object_set_new(data, "delete_of", json_string(mid));
+        json_object_set_new(data, "text", json_string(""));
+        json_object_set_new(data, "author",
+                            json_pack("{s:s, s:s}", "kind", echo ? "page" : "customer", "id",
+                                      echo ? it->page : it->contact));
+        return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
+    }
+
+    oh_event_id(id, p->ch->name, it->account, mid, NULL);
+    json_t *data = mn_data(p, it, echo ? "outbound" : "inbound", "text");
+    if (!data) return OH_ENOMEM;
+    const char *text = json_string_value(json_object_get(msg, "text"));
+    json_object_set_new(data, "message_id", json_string(mid));
+    json_object_set_new(data, "text", json_string(text ? text : ""));
+    const char *kind = text ? "text" : "unsupported";
+    const char *akind = mn_attachments(json_object_get(msg, "attachments"), data);
+    if (akind) kind = akind;
+    const json_t *qr = json_object_get(msg, "quick_reply");
+    if (json_is_object(qr)) {
+        const char *payload = json_string_value(json_object_get(qr, "payload"));
+        json_object_set_new(data, "interactive",
+                            json_pack("{s:s, s:s, s:s}", "type", "quick_reply", "payload",
+                                      payload ? payload : "", "title", text ? text : ""));
+        kind = "interactive";
+    }
+    json_object_set_new(data, "kind", json_string(kind));
+    const json_t *rt = json_object_get(msg, "reply_to");
+    const char *rmid = json_string_value(json_object_get(rt, "mid"));
+    if (rmid) json_object_set_new(data, "reply_to", json_string(rmid));
+    const json_t *story = json_object_get(rt, "story");
+    if (json_is_object(story)) json_object_set(data, "reply_to_story", (json_t *)story);
+    const json_t *ref = json_object_get(msg, "referral");
+    if (json_is_object(ref)) json_object_set(data, "referral", (json_t *)ref);
+    if (json_is_true(json_object_get(msg, "is_unsupported")))
+        json_object_set_new(data, "kind", json_string("unsupported"));
+    if (echo) {
+        json_object_set_new(data, "author",
+                            json_pack("{s:s, s:s}", "kind", "page", "id", it->page));
+        if (app_id) json_object_set_new(data, "app_id", json_string(app_id));
+        const char *meta = json_string_value(json_object_get(msg, "metadata"));
+        if (meta) json_object_set_new(data, "metadata", json_string(meta));
+        json_object_set_new(data, "echo", json_true());
+    } else {
+        json_object_set_new(data, "author",
+                            json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    }
+    return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
+}
+
+/* Messenger message_edits: the customer changed the text of MID. */
+static int mn_edit(struct mn *p, const struct mn_item *it, const json_t *edit)
+{
+    const char *mid = json_string_value(json_object_get(edit, "mid"));
+    if (!mid || !*mid) return mn_fail(p, "message_edit without mid");
+    char n[32], key[600], id[OH_ID_MAX];
+    const char *num = mn_str(edit, "num_edit", n, sizeof n);
+    if (!num) num = "0";
+    snprintf(key, sizeof key, "%s#edit%s", mid, num);
+    oh_event_id(id, p->ch->name, it->account, mid, "edit", num, NULL);
+    const char *text = json_string_value(json_object_get(edit, "text"));
+    json_t *data = mn_data(p, it, "inbound", "text");
+    if (!data) return OH_ENOMEM;
+    json_object_set_new(data, "message_id", json_string(key));
+    json_object_set_new(data, "text", json_string(text ? text : ""));
+    json_object_set_new(data, "edit_of", json_string(mid));
+    json_object_set_new(data, "author",
+                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    return mn_emit(p, it, OH_EV_INBOUND, id, data);
+}
+
+/* A button press (postback button, Get Started, persistent menu, ice
+ * breaker). Older payloads have no mid: the id comes from who and when. */
+static int mn_postback(struct mn *p, const struct mn_item *it, const json_t *pb)
+{
+    const char *mid = json_string_value(json_object_get(pb, "mid"));
+    const char *title = json_string_value(json_object_get(pb, "title"));
+    const char *payload = json_string_value(json_object_get(pb, "payload"));
+    char key[600], id[OH_ID_MAX];
+    if (mid && *mid) {
+        snprintf(key, sizeof key, "%s", mid);
+    } else {
+        snprintf(key, sizeof key, "postback:%s:%lld", it->contact, (long long)it->ts_ms);
+    }
+    oh_event_id(id, p->ch->name, it->account, key, NULL);
+    json_t *data = mn_data(p, it, "inbound", "interactive");
+    if (!data) return OH_ENOMEM;
+    json_object_set_new(data, "message_id", json_string(key));
+    json_object_set_new(data, "text", json_string(title ? title : ""));
+    json_object_set_new(data, "interactive",
+                        json_pack("{s:s, s:s, s:s}", "type", "postback", "payload",
+                                  payload ? payload : "", "title", title ? title : ""));
+    const json_t *ref = json_object_get(pb, "referral");
+    if (json_is_object(ref)) json_object_set(data, "referral", (json_t *)ref);
+    json_object_set_new(data, "author",
+                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    return mn_emit(p, it, OH_EV_INBOUND, id, data);
+}
+
+/* message_reactions: react / unreact on MID; an unreact has emoji "". */
+static int mn_reaction(struct mn *p, const struct mn_item *it, const json_t *r)
+{
+    const char *mid = json_string_value(json_object_get(r, "mid"));
+    if (!mid || !*mid) return mn_fail(p, "reaction without mid");
+    const char *action = json_string_value(json_object_get(r, "action"));
+    const char *name = json_string_value(json_object_get(r, "reaction"));
+    const char *emoji = json_string_value(json_object_get(r, "emoji"));
+    bool unreact = action && strcmp(action, "unreact") == 0;
+    char ts[32], key[700], id[OH_ID_MAX];
+    snprintf(ts, sizeof ts, "%lld", (long long)it->ts_ms);
+    snprintf(key, sizeof key, "%s#reaction:%s:%s", mid, it->contact, ts);
+    oh_event_id(id, p->ch->name, it->account, mid, "reaction", it->contact, unreact ? "-" : "+",
+                emoji ? emoji : (name ? name : ""), ts, NULL);
+    json_t *data = mn_data(p, it, "inbound", "reaction");
+    if (!data) return OH_ENOMEM;
+    json_object_set_new(data, "message_id", json_string(key));
+    json_object_set_new(data, "text", json_string(""));
+    json_object_set_new(data, "reaction",
+                        json_pack("{s:s, s:s, s:s}", "message_id", mid, "emoji",
+                                  unreact ? "" : (emoji ? emoji : (name ? name : "")), "name",
+                                  name ? name : ""));
+    json_object_set_new(data, "author",
+                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    return mn_emit(p, it, OH_EV_INBOUND, id, data);
+}
+
+/* One status event about our outbound message MID ("" for a bare
+ * watermark). WATERMARK is 0 when the platform sent none. */
+static int mn_status1(struct mn *p, const struct mn_item *it, const char *state, const char *mid,
+                      int64_t watermark)
+{
+    char id[OH_ID_MAX], wm[32] = "";
+    if (watermark) oh_time_rfc3339(wm, watermark);
+    if (*mid)
+        oh_event_id(id, p->ch->name, it->account, mid, "status", state, NULL);
+    else
+        oh_event_id(id, p->ch->name, it->account, it->contact, "watermark", state, wm, NULL);
+    json_t *data = mn_data(p, it, "outbound", "text");
+    if (!data) return OH_ENOMEM;
+    json_t *st = json_pack("{s:s, s:s}", "message_id", mid, "state", state);
+    if (*wm) json_object_set_new(st, "watermark", json_string(wm));
+    json_object_set_new(data, "status", st);
+    struct mn_item at = *it;
+    if (!at.ts_ms) at.ts_ms = watermark;
+    return mn_emit(p, &at, OH_EV_STATUS, id, data);
+}
+
+/* delivery {mids?, watermark} / read {watermark} (Messenger) or read {mid}
+ * (Instagram messaging_seen): one status per mid, else one per watermark. */
+static int mn_status(struct mn *p, const struct mn_item *it, const char *state, const json_t *o)
+{
+    int64_t watermark = mn_ms(json_object_get(o, "watermark"));
+    const json_t *mids = json_object_get(o, "mids");
+    const char *mid = json_string_value(json_object_get(o, "mid"));
+    int rc = OH_OK;
+    if (json_array_size(mids)) {
+        size_t i;
+        const json_t *m;
+        json_array_foreach(mids, i, m)
+        {
+            if (json_string_value(m) && *json_string_value(m) &&
+                (rc = mn_status1(p, it, state, json_string_value(m), watermark)) != 0)
+                return rc;
+        }
+        return OH_OK;
+    }
+    if (mid && *mid) return mn_status1(p, it, state, mid, watermark);
+    if (!watermark) return mn_fail(p, "delivery/read without mids, mid or watermark");
+    return mn_status1(p, it, state, "", watermark);
+}
+
+/* One messaging[] (or standby[], or changes[].value) item. */
+static int mn_item(struct mn *p, const char *entry_id, const json_t *m)
+{
+    if (!json_is_object(m)) return mn_fail(p, "messaging item is not an object");
+    struct mn_item it = {0};
+    char sbuf[32], rbuf[32];
+    const json_t *sender = json_object_get(m, "sender");
+    const json_t *recipient = json_object_get(m, "recipient");
+    const char *sid = mn_str(sender, "id", sbuf, sizeof sbuf);
+    if (!sid) sid = json_string_value(json_object_get(sender, "user_ref")); /* chat plugin */
+    const char *rid = mn_str(recipient, "id", rbuf, sizeof rbuf);
+    const json_t *msg = json_object_get(m, "message");
+    bool echo = json_is_true(json_object_get(msg, "is_echo"));
+    const char *page = echo ? sid : rid;
+    const char *contact = echo ? rid : sid;
+    if (!contact || !*contact) return mn_fail(p, "messaging item without sender/recipient id");
+    const char *account = p->nc->account ? p->nc->account : (entry_id ? entry_id : page);
+    if (!account || !*account) return mn_fail(p, "messaging item without a page id");
+    snprintf(it.account, sizeof it.account, "%s", account);
+    snprintf(it.page, sizeof it.page, "%s", page ? page : account);
+    snprintf(it.contact, sizeof it.contact, "%s", contact);
+    oh_conversation_id(it.conv, p->ch->name, it.account, it.contact);
+    it.ts_ms = mn_ms(json_object_get(m, "timestamp"));
+
+    const json_t *o;
+    if (json_is_object(msg)) return mn_message(p, &it, msg);
+    if (json_is_object(o = json_object_get(m, "message_edit"))) return mn_edit(p, &it, o);
+    if (json_is_object(o = json_object_get(m, "postback"))) return mn_postback(p, &it, o);
+    if (json_is_object(o = json_object_get(m, "reaction"))) return mn_reaction(p, &it, o);
+    if (json_is_object(o = json_object_get(m, "delivery")))
+        return mn_status(p, &it, "delivered", o);
+    if (json_is_object(o = json_object_get(m, "read"))) return mn_status(p, &it, "read", o);
+    /* optins, referrals, handovers, account linking: not messages */
+    char labels[96];
+    snprintf(labels, sizeof labels, "channel=\"%s\"", p->ch->name);
+    oh_metrics_inc("omnihub_webhook_ignored_total", labels, 1);
+    return OH_OK;
+}
+
+static int mn_entry(struct mn *p, const json_t *entry)
+{
+    if (!json_is_object(entry)) return mn_fail(p, "entry is not an object");
+    char ebuf[32];
+    const char *eid = mn_str(entry, "id", ebuf, sizeof ebuf);
+    char entry_id[256] = "";
+    if (eid) snprintf(entry_id, sizeof entry_id, "%s", eid);
+    static const char *const lists[] = {"messaging", "standby"};
+    int rc;
+    for (size_t l = 0; l < OH_ARRAY_SIZE(lists); l++) {
+        const json_t *arr = json_object_get(entry, lists[l]);
+        size_t i;
+        const json_t *m;
+        json_array_foreach(arr, i, m)
+        {
+            if ((rc = mn_item(p, *entry_id ? entry_id : NULL, m)) != 0) return rc;
+        }
+    }
+    /* The "changes" shape ({field, value}) of the dashboard's test sends
+     * and of Instagram Login apps: value is one messaging item. */
+    const json_t *changes = json_object_get(entry, "changes");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(changes, i, c)
+    {
+        const json_t *v = json_object_get(c, "value");
+        if (json_is_object(v) && json_object_get(v, "sender") &&
+            (rc = mn_item(p, *entry_id ? entry_id : NULL, v)) != 0)
+            return rc;
+    }
+    return OH_OK;
+}
+
+int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
+                   meta_skip_echo_fn skip, void *opaque, const uint8_t *body, size_t len,
+                   struct oh_event_list *out, char *err, size_t errlen)
+{
+    struct oh_event_list tmp = {0};
+    struct mn p = {ch, nc, skip, opaque, &tmp, err, errlen};
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        oh_errf(err, errlen, "%s webhook: not JSON: %s", ch->name, jerr.text);
+        return OH_EINVAL;
+    }
+    int rc = OH_OK;
+    const char *object = json_string_value(json_object_get(root, "object"));
+    const json_t *entries = json_object_get(root, "entry");
+    if (!json_is_object(root))
+        rc = mn_fail(&p, "body is not an object");
+    else if (!object || strcmp(object, ch->object) != 0) {
+        oh_errf(err, errlen, "%s webhook: \"object\" is \"%s\", expected \"%s\"", ch->name,
+                object ? object : "", ch->object);
+        rc = OH_EINVAL;
+    } else if (!json_is_array(entries))
+        rc = mn_fail(&p, "no entry array");
+    size_t i;
+    const json_t *e;
+    if (rc == OH_OK) json_array_foreach(entries, i, e)
+        {
+            if ((rc = mn_entry(&p, e)) != 0) break;
+        }
+    json_decref(root);
+    /* All or nothing: a bad item anywhere rejects the whole delivery. */
+    for (i = 0; i < tmp.n; i++) {
+        if (rc == OH_OK)
+            rc = oh_event_list_push(out, tmp.ev[i]); /* takes it, also on failure */
+        else
+            json_decref(tmp.ev[i]);
+    }
+    free(tmp.ev);
+    return rc;
+}
