@@ -1,0 +1,111 @@
+/* telegram.c - the Telegram Bot API connector: configuration, the webhook
+ * (secret token check, then the pure parser) and the vtable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crypto.h"
+#include "metrics.h"
+#include "telegram.h"
+
+static const struct oh_config_key tg_keys[] = {
+    {"telegram.secret_token", OH_CFG_SECRET, NULL,
+     "secret_token given to setWebhook; checked on every delivery"},
+    {"telegram.bot_token", OH_CFG_SECRET, NULL, "bot token from @BotFather, for sending replies"},
+    {"telegram.api_base_url", OH_CFG_STR, "https://api.telegram.org", "Bot API base URL"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const tg_headers[] = {"x-telegram-bot-api-secret-token", NULL};
+
+static void tg_destroy(void *opaque)
+{
+    struct tg_ctx *c = opaque;
+    if (!c) return;
+    free(c->secret_token);
+    free(c->bot_token);
+    free(c->api_base_url);
+    free(c);
+}
+
+static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+{
+    if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
+                          err, errlen))
+        return OH_EINVAL;
+    const char *base = oh_config_str(cfg, "telegram.api_base_url");
+    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
+        oh_errf(err, errlen, "telegram.api_base_url must be an http(s) URL");
+        return OH_EINVAL;
+    }
+    struct tg_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "telegram: out of memory");
+        return OH_ENOMEM;
+    }
+    c->hub = hub;
+    c->secret_token = strdup(oh_config_str(cfg, "telegram.secret_token"));
+    const char *bot = oh_config_str(cfg, "telegram.bot_token");
+    c->bot_token = bot && *bot ? strdup(bot) : NULL;
+    c->api_base_url = strdup(base);
+    if (!c->secret_token || !c->api_base_url || (bot && *bot && !c->bot_token)) {
+        tg_destroy(c);
+        oh_errf(err, errlen, "telegram: out of memory");
+        return OH_ENOMEM;
+    }
+    size_t n = strlen(c->api_base_url);
+    while (n > 0 && c->api_base_url[n - 1] == '/')
+        c->api_base_url[--n] = '\0';
+    /* The bot's own id prefixes its token ("123456:ABC-..."): it names the
+     * account, so two bots never share a conversation. */
+    const char *colon = c->bot_token ? strchr(c->bot_token, ':') : NULL;
+    if (colon && colon > c->bot_token && (size_t)(colon - c->bot_token) < sizeof c->account)
+        snprintf(c->account, sizeof c->account, "%.*s", (int)(colon - c->bot_token), c->bot_token);
+    else
+        snprintf(c->account, sizeof c->account, "%s", TG_DEFAULT_ACCOUNT);
+    if (!c->bot_token) OH_WARN("telegram", "telegram.bot_token is not set: replies cannot be sent");
+    *ctx = c;
+    return OH_OK;
+}
+
+/* Compares the header with the configured token without revealing where
+ * (or whether, by length) they differ: both sides are hashed first. */
+static bool secret_matches(const char *want, const char *got)
+{
+    if (!got) return false;
+    uint8_t a[OH_SHA256_LEN], b[OH_SHA256_LEN];
+    oh_sha256(want, strlen(want), a);
+    oh_sha256(got, strlen(got), b);
+    return oh_ct_equal(a, sizeof a, b, sizeof b);
+}
+
+/* Runs on the HTTP service thread: no blocking. */
+static int tg_webhook(void *opaque, const struct oh_http_req *req, struct oh_event_list *events,
+                      struct oh_http_reply *reply, char *err, size_t errlen)
+{
+    struct tg_ctx *c = opaque;
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "telegram delivers updates with POST");
+        return OH_EINVAL;
+    }
+    if (!secret_matches(c->secret_token, req->header(req, "x-telegram-bot-api-secret-token"))) {
+        oh_errf(err, errlen, "missing or wrong X-Telegram-Bot-Api-Secret-Token");
+        return OH_EAUTH;
+    }
+    struct oh_norm_ctx nc = {.account = c->account, .now_ms = oh_now_ms()};
+    int rc = tg_normalize(&nc, req->body, req->body_len, events, err, errlen);
+    if (rc == OH_OK && events->n == 0)
+        oh_metrics_inc("omnihub_webhook_ignored_total", "channel=\"telegram\"", 1);
+    return rc;
+}
+
+const struct oh_connector oh_connector_telegram = {
+    .name = TG_CHANNEL,
+    .config_keys = tg_keys,
+    .headers = tg_headers,
+    .init = tg_init,
+    .webhook = tg_webhook,
+    .normalize = tg_normalize,
+    .send = tg_send,
+    .media = tg_media,
+    .destroy = tg_destroy,
+};
