@@ -1,0 +1,783 @@
+/* test_store.c - the store contract, run against SQLite and, when built as
+ * test_store_pg (OH_TEST_PG) or with OMNIHUB_TEST_PG_DSN set, PostgreSQL. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "oh_build_config.h"
+#include "tap.h"
+#include "daemon.h"
+#include "store_int.h"
+
+#ifdef OH_HAVE_POSTGRES
+#include <libpq-fe.h>
+#endif
+
+#include "store_sqlite_schema.inc"
+#ifdef OH_HAVE_POSTGRES
+#include "store_pg_schema.inc"
+#endif
+
+static bool use_pg;
+static char pg_base[512];  /* DSN of the server's "postgres" database */
+static char pg_dir[512];   /* our throwaway server's directory, "" for an external one */
+static int db_counter __attribute__((unused));
+
+static char *tmp;
+static oh_config *cfg;
+static oh_store *st;
+static char cur_dsn[600];
+
+/* ---------- test server plumbing ---------- */
+
+static int run_helper(const char *args, char *out, size_t outlen)
+{
+    char *script = oh_test_src("tests/pg_server.py");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, args);
+    free(script);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = out ? fread(out, 1, outlen - 1, p) : 0;
+    if (out)
+        out[n] = '\0';
+    else {
+        char sink[256];
+        while (fread(sink, 1, sizeof sink, p) > 0) {
+        }
+    }
+    return pclose(p) == 0 ? 0 : -1;
+}
+
+#ifdef OH_HAVE_POSTGRES
+static void pg_sql(const char *dsn, const char *sql)
+{
+    PGconn *c = PQconnectdb(dsn);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static long pg_count(const char *dsn, const char *sql)
+{
+    PGconn *c = PQconnectdb(dsn);
+    ck_assert(PQstatus(c) == CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    long v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A fresh database on the test server; its DSN in OUT. */
+static void pg_newdb(char *out, size_t outlen)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE oh_t%d_%d", (int)getpid(), ++db_counter);
+    pg_sql(pg_base, sql);
+    snprintf(out, outlen, "%s dbname=oh_t%d_%d", pg_base, (int)getpid(), db_counter);
+}
+#endif
+
+static void pg_global_start(void)
+{
+    const char *dsn = getenv("OMNIHUB_TEST_PG_DSN");
+    if (dsn && *dsn) {
+        snprintf(pg_base, sizeof pg_base, "%s", dsn);
+        return;
+    }
+    char out[1200];
+    if (run_helper("start", out, sizeof out) != 0) {
+        fprintf(stderr, "pg_server.py start failed: %s\n", out);
+        exit(1);
+    }
+    char *nl = strchr(out, '\n');
+    if (!nl) {
+        fprintf(stderr, "pg_server.py: unexpected output %s\n", out);
+        exit(1);
+    }
+    *nl = '\0';
+    snprintf(pg_base, sizeof pg_base, "%s", out);
+    snprintf(pg_dir, sizeof pg_dir, "%.*s", (int)strcspn(nl + 1, "\n"), nl + 1);
+}
+
+static void pg_global_stop(void)
+{
+    if (pg_dir[0]) {
+        char args[600];
+        snprintf(args, sizeof args, "stop %s", pg_dir);
+        run_helper(args, NULL, 0);
+    }
+}
+
+/* ---------- fixture ---------- */
+
+static oh_config *make_cfg(const char *dsn, const char *shards)
+{
+    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
+    char *const envp[] = {NULL};
+    char err[256];
+    oh_config *c = oh_config_load(NULL, tables, envp, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(oh_config_set(c, "data_dir", tmp, err, sizeof err), 0);
+    if (use_pg) {
+        ck_assert_int_eq(oh_config_set(c, "store.backend", "postgres", err, sizeof err), 0);
+        if (dsn)
+            ck_assert_int_eq(oh_config_set(c, "store.postgres.dsn", dsn, err, sizeof err), 0);
+        if (shards)
+            ck_assert_int_eq(oh_config_set(c, "store.postgres.shards", shards, err, sizeof err),
+                             0);
+    }
+    return c;
+}
+
+static oh_store *open_cfg(const oh_config *c)
+{
+    char err[512] = "";
+    oh_store *s = oh_store_open(c, err, sizeof err);
+    ck_assert_msg(s != NULL, "open: %s", err);
+    return s;
+}
+
+static void setup(void)
+{
+    tmp = oh_test_tmpdir();
+    cur_dsn[0] = '\0';
+#ifdef OH_HAVE_POSTGRES
+    if (use_pg)
+        pg_newdb(cur_dsn, sizeof cur_dsn);
+#endif
+    cfg = make_cfg(cur_dsn, NULL);
+    st = open_cfg(cfg);
+}
+
+static void teardown(void)
+{
+    oh_store_close(st);
+    st = NULL;
+    oh_config_free(cfg);
+    cfg = NULL;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmp);
+    free(tmp);
+}
+
+/* ---------- events ---------- */
+
+static json_t *mk_event(const char *id, const char *conv, const char *type, int64_t ms,
+                        const char *message_id)
+{
+    char when[32];
+    oh_time_rfc3339(when, ms);
+    bool in = strcmp(type, OH_EV_INBOUND) == 0;
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:s,s:s}}",
+                     "specversion", "1.0", "id", id, "source", "/omnihub/test/acct", "type", type,
+                     "time", when, "subject", conv, "datacontenttype", "application/json", "data",
+                     "conversation_id", conv, "channel", "test", "account", "acct", "direction",
+                     in ? "inbound" : "outbound", "contact", "id", "u1", "name", "User One",
+                     "message_id", message_id, "kind", "text", "text", "hello");
+}
+
+static json_t *mk_status(const char *id, const char *conv, const char *mid, const char *state,
+                         const char *provider_id)
+{
+    json_t *ev = mk_event(id, conv, OH_EV_STATUS, 1700000000000, "");
+    json_t *status = json_pack("{s:s,s:s}", "message_id", mid, "state", state);
+    if (provider_id)
+        json_object_set_new(status, "provider_message_id", json_string(provider_id));
+    json_object_set_new(json_object_get(ev, "data"), "status", status);
+    return ev;
+}
+
+/* Materializes the events (takes the references) in one batch. */
+static int put(struct oh_store_item *items, json_t **evs, size_t n, int64_t first_offset,
+               int64_t *seqs)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i] = (struct oh_store_item){evs[i], 0, first_offset + (int64_t)i, -1};
+    struct oh_store_pos pos = {"omnihub.events", 0, first_offset + (int64_t)n};
+    int rc = oh_store_materialize(st, "omnihub-sync", items, n, &pos, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (seqs)
+            seqs[i] = items[i].seq;
+        json_decref(evs[i]);
+    }
+    return rc;
+}
+
+static int put1(json_t *ev, int64_t offset)
+{
+    struct oh_store_item it;
+    int64_t seq;
+    ck_assert_int_eq(put(&it, &ev, 1, offset, &seq), 0);
+    return (int)seq;
+}
+
+struct rows {
+    int n;
+    int64_t seq[600];
+    char conv[600][OH_ID_MAX];
+    int stop_after;
+    bool ok;
+};
+
+static int collect(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct rows *r = opaque;
+    json_error_t e;
+    json_t *ev = json_loadb(json, len, 0, &e);
+    r->ok = r->ok && ev && json_integer_value(json_object_get(ev, "seq")) == seq &&
+            strcmp(json_string_value(json_object_get(ev, "epoch")), oh_store_epoch(st)) == 0 &&
+            strcmp(json_string_value(json_object_get(ev, "subject")), conv) == 0;
+    json_decref(ev);
+    if (r->n < 600) {
+        r->seq[r->n] = seq;
+        snprintf(r->conv[r->n], OH_ID_MAX, "%s", conv);
+    }
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after;
+}
+
+/* ---------- the contract ---------- */
+
+START_TEST(t_seq_dense)
+{
+    const char *convs[] = {"c_alpha", "c_beta", "c_gamma"};
+    int expect[3] = {0, 0, 0};
+    int64_t off = 0;
+    for (int b = 0; b < 10; b++) {
+        json_t *evs[13];
+        struct oh_store_item items[13];
+        int64_t seqs[13];
+        int which[13];
+        for (int i = 0; i < 13; i++) {
+            char id[64];
+            which[i] = (b * 13 + i) % 3 == 2 ? 2 : (b + i) % 2;
+            snprintf(id, sizeof id, "e_dense_%d_%d", b, i);
+            evs[i] = mk_event(id, convs[which[i]], OH_EV_INBOUND, 1700000000000 + b * 100 + i, id);
+        }
+        ck_assert_int_eq(put(items, evs, 13, off, seqs), 0);
+        off += 13;
+        for (int i = 0; i < 13; i++)
+            ck_assert_int_eq(seqs[i], ++expect[which[i]]);
+    }
+    for (int c = 0; c < 3; c++) {
+        struct rows r = {.ok = true};
+        ck_assert_int_eq(oh_store_history(st, convs[c], 0, 0, collect, &r), 0);
+        ck_assert_int_eq(r.n, expect[c]);
+        ck_assert(r.ok);
+        for (int i = 0; i < r.n; i++)
+            ck_assert_int_eq(r.seq[i], i + 1);
+        struct oh_conversation cv;
+        ck_assert_int_eq(oh_store_conversation_get(st, convs[c], &cv), 0);
+        ck_assert_int_eq(cv.head, expect[c]);
+    }
+    int64_t next, published;
+    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next,
+                                           &published),
+                     0);
+    ck_assert_int_eq(next, off);
+}
+END_TEST
+
+START_TEST(t_event_gets_seq_and_epoch)
+{
+    json_t *ev = mk_event("e_attr", "c_attr", OH_EV_INBOUND, 1700000000000, "m1");
+    struct oh_store_item it = {ev, 0, 0, -1};
+    ck_assert_int_eq(oh_store_materialize(st, "g", &it, 1, NULL, 0), 0);
+    ck_assert_int_eq(it.seq, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(ev, "seq")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "epoch")), oh_store_epoch(st));
+    json_decref(ev);
+}
+END_TEST
+
+START_TEST(t_dedup)
+{
+    json_t *a[3] = {mk_event("e_a", "c_d", OH_EV_INBOUND, 1700000000000, "ma"),
+                    mk_event("e_b", "c_d", OH_EV_INBOUND, 1700000000001, "mb"),
+                    mk_event("e_a", "c_d", OH_EV_INBOUND, 1700000000000, "ma")};
+    struct oh_store_item items[3];
+    int64_t seqs[3];
+    ck_assert_int_eq(put(items, a, 3, 0, seqs), 0);
+    ck_assert_int_eq(seqs[0], 1);
+    ck_assert_int_eq(seqs[1], 2);
+    ck_assert_int_eq(seqs[2], 0); /* same batch */
+    json_t *b[3] = {mk_event("e_b", "c_d", OH_EV_INBOUND, 1700000000001, "mb"),
+                    mk_event("e_c", "c_d", OH_EV_INBOUND, 1700000000002, "mc"),
+                    mk_event("e_a", "c_d", OH_EV_INBOUND, 1700000000000, "ma")};
+    ck_assert_int_eq(put(items, b, 3, 3, seqs), 0);
+    ck_assert_int_eq(seqs[0], 0);
+    ck_assert_int_eq(seqs[1], 3);
+    ck_assert_int_eq(seqs[2], 0);
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_history(st, "c_d", 0, 100, collect, &r), 0);
+    ck_assert_int_eq(r.n, 3);
+}
+END_TEST
+
+START_TEST(t_atomic_batch)
+{
+    ck_assert_int_eq(put1(mk_event("e_first", "c_at", OH_EV_INBOUND, 1700000000000, "m0"), 0), 1);
+    json_t *evs[3] = {mk_event("e_x1", "c_at", OH_EV_INBOUND, 1700000000001, "m1"),
+                      mk_event("e_x2", "c_new", OH_EV_INBOUND, 1700000000002, "m2"),
+                      json_pack("{s:s}", "type", OH_EV_INBOUND)}; /* no id: fails */
+    json_incref(evs[0]);
+    json_t *keep = evs[0];
+    struct oh_store_item items[3];
+    ck_assert_int_ne(put(items, evs, 3, 1, NULL), 0);
+    ck_assert_int_eq(items[0].seq, 0);
+    ck_assert_ptr_null(json_object_get(keep, "seq"));
+    json_decref(keep);
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_history(st, "c_at", 0, 100, collect, &r), 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(oh_store_history(st, "c_new", 0, 100, collect, &r), OH_ENOTFOUND);
+    struct oh_store_ref ref;
+    ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", "m1", &ref), OH_ENOTFOUND);
+    int64_t next, published;
+    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next,
+                                           &published),
+                     0);
+    ck_assert_int_eq(next, 1); /* still the first batch's position */
+    /* the same batch fixed goes through, with the seq the failed one did not take */
+    ck_assert_int_eq(put1(mk_event("e_x1", "c_at", OH_EV_INBOUND, 1700000000001, "m1"), 1), 2);
+}
+END_TEST
+
+START_TEST(t_epoch_stable)
+{
+    char epoch[64];
+    snprintf(epoch, sizeof epoch, "%s", oh_store_epoch(st));
+    ck_assert_uint_ge(strlen(epoch), 16);
+    ck_assert_int_eq(put1(mk_event("e_ep", "c_ep", OH_EV_INBOUND, 1700000000000, "m"), 0), 1);
+    oh_store_close(st);
+    st = open_cfg(cfg);
+    ck_assert_str_eq(oh_store_epoch(st), epoch);
+    struct oh_conversation cv;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_ep", &cv), 0);
+    ck_assert_int_eq(cv.head, 1);
+    ck_assert_int_eq(oh_store_ping(st), 0);
+}
+END_TEST
+
+START_TEST(t_history_paging)
+{
+    json_t *evs[25];
+    struct oh_store_item items[25];
+    for (int i = 0; i < 25; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "e_p%d", i);
+        evs[i] = mk_event(id, "c_page", OH_EV_INBOUND, 1700000000000 + i, id);
+    }
+    ck_assert_int_eq(put(items, evs, 25, 0, NULL), 0);
+    int64_t after = 0;
+    int pages = 0, total = 0;
+    for (;;) {
+        struct rows r = {.ok = true};
+        ck_assert_int_eq(oh_store_history(st, "c_page", after, 10, collect, &r), 0);
+        ck_assert(r.ok);
+        if (r.n == 0)
+            break;
+        for (int i = 0; i < r.n; i++)
+            ck_assert_int_eq(r.seq[i], after + i + 1);
+        after = r.seq[r.n - 1];
+        total += r.n;
+        pages++;
+    }
+    ck_assert_int_eq(total, 25);
+    ck_assert_int_eq(pages, 3);
+    struct rows r = {.ok = true, .stop_after = 4};
+    ck_assert_int_eq(oh_store_history(st, "c_page", 0, 100, collect, &r), 0);
+    ck_assert_int_eq(r.n, 4);
+    ck_assert_int_eq(oh_store_history(st, "c_none", 0, 10, collect, &r), OH_ENOTFOUND);
+}
+END_TEST
+
+struct convs {
+    int n;
+    char id[16][OH_ID_MAX];
+};
+
+static int collect_conv(void *opaque, const struct oh_conversation *c)
+{
+    struct convs *l = opaque;
+    if (l->n < 16)
+        snprintf(l->id[l->n], OH_ID_MAX, "%s", c->id);
+    l->n++;
+    return 0;
+}
+
+START_TEST(t_conversations)
+{
+    int64_t t0 = 1700000000000;
+    ck_assert_int_eq(put1(mk_event("e_c1", "c_one", OH_EV_INBOUND, t0 + 1000, "m1"), 0), 1);
+    ck_assert_int_eq(put1(mk_event("e_c2", "c_two", OH_EV_OUTBOUND, t0 + 2000, "m2"), 1), 1);
+    ck_assert_int_eq(put1(mk_event("e_c3", "c_three", OH_EV_INBOUND, t0 + 3000, "m3"), 2), 1);
+    ck_assert_int_eq(put1(mk_event("e_c4", "c_one", OH_EV_OUTBOUND, t0 + 4000, "m4"), 3), 2);
+    struct convs l = {0};
+    ck_assert_int_eq(oh_store_conversations(st, 0, 10, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_str_eq(l.id[0], "c_one");
+    ck_assert_str_eq(l.id[1], "c_three");
+    ck_assert_str_eq(l.id[2], "c_two");
+    l.n = 0;
+    ck_assert_int_eq(oh_store_conversations(st, t0 + 2000, 10, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.id[1], "c_three");
+    l.n = 0;
+    ck_assert_int_eq(oh_store_conversations(st, 0, 1, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.id[0], "c_one");
+
+    struct oh_conversation c;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_one", &c), 0);
+    ck_assert_str_eq(c.channel, "test");
+    ck_assert_str_eq(c.account, "acct");
+    ck_assert_str_eq(c.contact_id, "u1");
+    ck_assert_str_eq(c.contact_name, "User One");
+    ck_assert_int_eq(c.head, 2);
+    ck_assert_int_eq(c.created_ms, t0 + 1000);
+    ck_assert_int_eq(c.updated_ms, t0 + 4000);
+    ck_assert_int_eq(c.last_inbound_ms, t0 + 1000);
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_two", &c), 0);
+    ck_assert_int_eq(c.last_inbound_ms, 0);
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_zzz", &c), OH_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(t_refs)
+{
+    struct oh_store_ref r;
+    ck_assert_int_eq(put1(mk_event("e_r1", "c_ref", OH_EV_OUTBOUND, 1700000000000, "m_out1"), 0),
+                     1);
+    ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", "m_out1", &r), 0);
+    ck_assert_str_eq(r.conversation_id, "c_ref");
+    ck_assert_str_eq(r.message_id, "m_out1");
+    /* the provider's id for our message, learnt from a status event */
+    ck_assert_int_eq(put1(mk_status("e_s1", "c_ref", "m_out1", "sent", "wamid.XYZ"), 1), 2);
+    ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", "wamid.XYZ", &r), 0);
+    ck_assert_str_eq(r.conversation_id, "c_ref");
+    ck_assert_str_eq(r.message_id, "m_out1");
+    ck_assert_int_eq(oh_store_ref_get(st, "test", "other", "wamid.XYZ", &r), OH_ENOTFOUND);
+    ck_assert_int_eq(oh_store_ref_put(st, "email", "box", "<abc@host>", "c_ref", "m_out1"), 0);
+    ck_assert_int_eq(oh_store_ref_get(st, "email", "box", "<abc@host>", &r), 0);
+    ck_assert_str_eq(r.message_id, "m_out1");
+    ck_assert_int_eq(oh_store_ref_put(st, "email", "box", "<abc@host>", "c_ref", "m_out2"), 0);
+    ck_assert_int_eq(oh_store_ref_get(st, "email", "box", "<abc@host>", &r), 0);
+    ck_assert_str_eq(r.message_id, "m_out2");
+}
+END_TEST
+
+START_TEST(t_state_never_backwards)
+{
+    char state[16];
+    ck_assert_int_eq(oh_store_message_state(st, "c_st", "m1", state), OH_ENOTFOUND);
+    ck_assert_int_eq(put1(mk_status("e_st1", "c_st", "m1", "sent", NULL), 0), 1);
+    ck_assert_int_eq(oh_store_message_state(st, "c_st", "m1", state), 0);
+    ck_assert_str_eq(state, "sent");
+    ck_assert_int_eq(put1(mk_status("e_st2", "c_st", "m1", "read", NULL), 1), 2);
+    ck_assert_int_eq(put1(mk_status("e_st3", "c_st", "m1", "delivered", NULL), 2), 3);
+    ck_assert_int_eq(oh_store_message_state(st, "c_st", "m1", state), 0);
+    ck_assert_str_eq(state, "read");
+    /* within one batch too: failed then delivered then sent */
+    json_t *evs[3] = {mk_status("e_st4", "c_st", "m2", "failed", NULL),
+                      mk_status("e_st5", "c_st", "m2", "delivered", NULL),
+                      mk_status("e_st6", "c_st", "m2", "sent", NULL)};
+    struct oh_store_item items[3];
+    ck_assert_int_eq(put(items, evs, 3, 3, NULL), 0);
+    ck_assert_int_eq(oh_store_message_state(st, "c_st", "m2", state), 0);
+    ck_assert_str_eq(state, "delivered");
+    ck_assert_int_eq(oh_store_state_rank("sent"), 1);
+    ck_assert_int_eq(oh_store_state_rank("failed"), 2);
+    ck_assert_int_eq(oh_store_state_rank("delivered"), 3);
+    ck_assert_int_eq(oh_store_state_rank("read"), 4);
+    ck_assert_int_eq(oh_store_state_rank("bogus"), 0);
+}
+END_TEST
+
+struct curs {
+    int n;
+    char dev[8][32];
+    int64_t seq[8];
+};
+
+static int collect_cursor(void *opaque, const char *device, int64_t seq)
+{
+    struct curs *c = opaque;
+    snprintf(c->dev[c->n], sizeof c->dev[0], "%s", device);
+    c->seq[c->n++] = seq;
+    return 0;
+}
+
+START_TEST(t_cursors)
+{
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "phone", 5), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "phone", 3), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "laptop", 2), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "laptop", 7), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "bob", "phone", 1), 0);
+    struct curs c = {0};
+    ck_assert_int_eq(oh_store_cursors(st, "c_cur", "alice", collect_cursor, &c), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_str_eq(c.dev[0], "laptop");
+    ck_assert_int_eq(c.seq[0], 7);
+    ck_assert_str_eq(c.dev[1], "phone");
+    ck_assert_int_eq(c.seq[1], 5);
+}
+END_TEST
+
+struct kvs {
+    int n;
+    char key[8][32];
+    char val[8][32];
+};
+
+static int collect_kv(void *opaque, const char *key, const char *value)
+{
+    struct kvs *k = opaque;
+    snprintf(k->key[k->n], 32, "%s", key);
+    snprintf(k->val[k->n++], 32, "%s", value);
+    return 0;
+}
+
+START_TEST(t_kv)
+{
+    char buf[64];
+    ck_assert_int_eq(oh_store_kv_get(st, "email", "uidvalidity", buf, sizeof buf), OH_ENOTFOUND);
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "uidvalidity", "123"), 0);
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "last_uid", "9"), 0);
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "last_uid", "10"), 0);
+    ck_assert_int_eq(oh_store_kv_put(st, "x", "last_uid", "other"), 0);
+    ck_assert_int_eq(oh_store_kv_get(st, "email", "last_uid", buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "10");
+    ck_assert_int_eq(oh_store_kv_get(st, "email", "uidvalidity", buf, 3), OH_ETOOBIG);
+    struct kvs k = {0};
+    ck_assert_int_eq(oh_store_kv_scan(st, "email", collect_kv, &k), 0);
+    ck_assert_int_eq(k.n, 2);
+    ck_assert_str_eq(k.key[0], "last_uid");
+    ck_assert_str_eq(k.val[0], "10");
+    ck_assert_str_eq(k.key[1], "uidvalidity");
+    ck_assert_int_eq(oh_store_kv_del(st, "email", "last_uid"), 0);
+    ck_assert_int_eq(oh_store_kv_get(st, "email", "last_uid", buf, sizeof buf), OH_ENOTFOUND);
+    ck_assert_int_eq(oh_store_kv_get(st, "x", "last_uid", buf, sizeof buf), 0);
+    char *big = malloc(70 * 1024);
+    memset(big, 'a', 70 * 1024 - 1);
+    big[70 * 1024 - 1] = '\0';
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "big", big), OH_ETOOBIG);
+    big[64 * 1024] = '\0';
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "big", big), 0);
+    char *back = malloc(64 * 1024 + 1);
+    ck_assert_int_eq(oh_store_kv_get(st, "email", "big", back, 64 * 1024 + 1), 0);
+    ck_assert_str_eq(back, big);
+    free(back);
+    free(big);
+}
+END_TEST
+
+START_TEST(t_positions_and_since_source)
+{
+    struct oh_store_item items[6];
+    json_t *evs[6];
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "e_src%d", i);
+        evs[i] = mk_event(id, i % 2 ? "c_s1" : "c_s2", OH_EV_INBOUND, 1700000000000 + i, id);
+        items[i] = (struct oh_store_item){evs[i], i < 3 ? 0 : 1, 10 + i, -1};
+    }
+    struct oh_store_pos pos[2] = {{"omnihub.events", 0, 13}, {"omnihub.events", 1, 16}};
+    ck_assert_int_eq(oh_store_materialize(st, "omnihub-sync", items, 6, pos, 2), 0);
+    for (int i = 0; i < 6; i++)
+        json_decref(evs[i]);
+    int64_t next, published;
+    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next,
+                                           &published),
+                     0);
+    ck_assert_int_eq(next, 16);
+    ck_assert_int_eq(published, 0);
+    ck_assert_int_eq(oh_store_position_published(st, "omnihub-sync", "omnihub.events", 1, 15), 0);
+    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next,
+                                           &published),
+                     0);
+    ck_assert_int_eq(next, 16);
+    ck_assert_int_eq(published, 15);
+    ck_assert_int_eq(oh_store_position_get(st, "other", "omnihub.events", 1, &next, &published),
+                     0);
+    ck_assert_int_eq(next, 0);
+
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_since_source(st, 1, 14, collect, &r), 0);
+    ck_assert(r.ok);
+    ck_assert_int_eq(r.n, 2); /* offsets 14 and 15 of partition 1 */
+    ck_assert_str_eq(r.conv[0], "c_s2");
+    ck_assert_int_eq(r.seq[0], 3);
+    ck_assert_str_eq(r.conv[1], "c_s1");
+    ck_assert_int_eq(r.seq[1], 3);
+    r.n = 0;
+    ck_assert_int_eq(oh_store_since_source(st, 0, 0, collect, &r), 0);
+    ck_assert_int_eq(r.n, 3);
+}
+END_TEST
+
+/* The schema files in schemas/sql are the text the backends apply. */
+static void check_schema_file(const char *rel, const char *embedded)
+{
+    char *path = oh_test_src(rel);
+    char *text = oh_test_read(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    ck_assert_msg(strcmp(text, embedded) == 0, "%s differs from the SQL embedded in the binary",
+                  rel);
+    free(text);
+    free(path);
+}
+
+START_TEST(t_schema_files)
+{
+    check_schema_file("schemas/sql/sqlite/001_init.sql", sq_schema_001);
+#ifdef OH_HAVE_POSTGRES
+    check_schema_file("schemas/sql/postgres/001_init.sql", pg_schema_001);
+#endif
+}
+END_TEST
+
+START_TEST(t_bulk_rate)
+{
+    enum { N = 20000, BATCH = 512 };
+    static struct oh_store_item items[BATCH];
+    static json_t *evs[BATCH];
+    int64_t t0 = oh_mono_us();
+    int64_t expect_head[50] = {0};
+    for (int done = 0; done < N;) {
+        int n = N - done < BATCH ? N - done : BATCH;
+        for (int i = 0; i < n; i++) {
+            char id[32], conv[32];
+            snprintf(id, sizeof id, "e_bulk%d", done + i);
+            snprintf(conv, sizeof conv, "c_bulk%d", (done + i) % 50);
+            evs[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + done + i, id);
+        }
+        int64_t seqs[BATCH];
+        ck_assert_int_eq(put(items, evs, (size_t)n, done, seqs), 0);
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(seqs[i], ++expect_head[(done + i) % 50]);
+        done += n;
+    }
+    double secs = (double)(oh_mono_us() - t0) / 1e6;
+    fprintf(stderr, "# %s: materialized %d events in %.2f s: %.0f events/s\n",
+            oh_store_backend(st), N, secs, N / secs);
+    struct oh_conversation c;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_bulk7", &c), 0);
+    ck_assert_int_eq(c.head, N / 50);
+}
+END_TEST
+
+/* Readers run while the writer materializes. */
+struct reader_arg {
+    int rounds, errors;
+};
+
+static int count_rows(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    (*(int *)opaque)++;
+    return 0;
+}
+
+static void *reader_main(void *p)
+{
+    struct reader_arg *a = p;
+    for (int i = 0; i < a->rounds; i++) {
+        int n = 0;
+        int rc = oh_store_history(st, "c_conc", 0, 1000, count_rows, &n);
+        if (rc != 0 && rc != OH_ENOTFOUND)
+            a->errors++;
+    }
+    return NULL;
+}
+
+START_TEST(t_concurrent_readers)
+{
+    pthread_t th[3];
+    struct reader_arg args[3] = {{200, 0}, {200, 0}, {200, 0}};
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, reader_main, &args[i]);
+    for (int b = 0; b < 20; b++) {
+        json_t *evs[10];
+        struct oh_store_item items[10];
+        for (int i = 0; i < 10; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "e_conc%d_%d", b, i);
+            evs[i] = mk_event(id, "c_conc", OH_EV_INBOUND, 1700000000000 + b * 10 + i, id);
+        }
+        ck_assert_int_eq(put(items, evs, 10, b * 10, NULL), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].errors, 0);
+    }
+    int n = 0;
+    ck_assert_int_eq(oh_store_history(st, "c_conc", 0, 1000, count_rows, &n), 0);
+    ck_assert_int_eq(n, 200);
+}
+END_TEST
+
+#ifdef OH_HAVE_POSTGRES
+#include "test_store_pg.inc"
+#endif
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create(use_pg ? "store_pg" : "store");
+    TCase *tc = tcase_create("contract");
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, t_seq_dense);
+    tcase_add_test(tc, t_event_gets_seq_and_epoch);
+    tcase_add_test(tc, t_dedup);
+    tcase_add_test(tc, t_atomic_batch);
+    tcase_add_test(tc, t_epoch_stable);
+    tcase_add_test(tc, t_history_paging);
+    tcase_add_test(tc, t_conversations);
+    tcase_add_test(tc, t_refs);
+    tcase_add_test(tc, t_state_never_backwards);
+    tcase_add_test(tc, t_cursors);
+    tcase_add_test(tc, t_kv);
+    tcase_add_test(tc, t_positions_and_since_source);
+    tcase_add_test(tc, t_schema_files);
+    tcase_add_test(tc, t_bulk_rate);
+    tcase_add_test(tc, t_concurrent_readers);
+    suite_add_tcase(s, tc);
+#ifdef OH_HAVE_POSTGRES
+    if (use_pg)
+        pg_add_tests(s);
+#endif
+    return s;
+}
+
+int main(void)
+{
+#ifdef OH_TEST_PG
+    use_pg = true;
+#endif
+    const char *env = getenv("OMNIHUB_TEST_PG_DSN");
+    if (env && *env)
+        use_pg = true;
+#ifndef OH_HAVE_POSTGRES
+    if (use_pg) {
+        printf("1..0 # SKIP built without libpq\n");
+        return 0;
+    }
+#endif
+    if (use_pg)
+        pg_global_start();
+    int rc = oh_test_run(suite());
+    if (use_pg)
+        pg_global_stop();
+    return rc;
+}
