@@ -1,0 +1,377 @@
+/* test_whatsapp.c - the WhatsApp connector without sockets: every fixture
+ * normalized and checked, signatures, verification, outbound bodies. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tap.h"
+#include "connector.h"
+#include "crypto.h"
+#include "connectors/whatsapp/whatsapp.h"
+
+extern const struct oh_connector oh_connector_whatsapp;
+
+/* Every key of WANT is in GOT with an equal value; lists element-wise. */
+static bool subset(const json_t *want, const json_t *got, char *path, size_t plen)
+{
+    if (json_is_object(want)) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(got)) return false;
+        json_object_foreach((json_t *)want, k, v)
+        {
+            size_t n = strlen(path);
+            snprintf(path + n, plen - n, ".%s", k);
+            if (!subset(v, json_object_get(got, k), path, plen)) return false;
+            path[n] = '\0';
+        }
+        return true;
+    }
+    if (json_is_array(want)) {
+        if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return false;
+        for (size_t i = 0; i < json_array_size(want); i++) {
+            size_t n = strlen(path);
+            snprintf(path + n, plen - n, "[%zu]", i);
+            if (!subset(json_array_get(want, i), json_array_get(got, i), path, plen)) return false;
+            path[n] = '\0';
+        }
+        return true;
+    }
+    return got && json_equal((json_t *)want, (json_t *)got);
+}
+
+static int norm(const char *body, size_t len, struct oh_event_list *out, char *err, size_t errlen)
+{
+    struct oh_norm_ctx nc = {.account = NULL, .now_ms = 1700000000000};
+    return oh_connector_whatsapp.normalize(&nc, (const uint8_t *)body, len, out, err, errlen);
+}
+
+START_TEST(fixtures_match_expectations)
+{
+    char *dir = oh_test_src("tests/data/whatsapp");
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    int cases = 0;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
+            continue;
+        char path[1024], epath[1024], err[256] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
+        size_t len;
+        char *body = oh_test_read(path, &len);
+        json_t *want = json_load_file(epath, 0, NULL);
+        ck_assert_msg(body && want, "%s: fixture or expectation missing", de->d_name);
+        struct oh_event_list out = {0};
+        ck_assert_msg(norm(body, len, &out, err, sizeof err) == 0, "%s: %s", de->d_name, err);
+        json_t *got = json_array();
+        for (size_t i = 0; i < out.n; i++) {
+            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", de->d_name,
+                          err);
+            json_array_append(got, out.ev[i]);
+        }
+        if (json_is_object(want)) want = json_pack("[o]", want);
+        char where[512] = "";
+        ck_assert_msg(subset(want, got, where, sizeof where), "%s: mismatch at %s\n%s", de->d_name,
+                      where, json_dumps(got, JSON_INDENT(1)));
+        /* Meta's retries of the same delivery give the same ids. */
+        struct oh_event_list again = {0};
+        ck_assert_int_eq(norm(body, len, &again, err, sizeof err), 0);
+        for (size_t i = 0; i < out.n; i++)
+            ck_assert_str_eq(oh_event_get_id(out.ev[i]), oh_event_get_id(again.ev[i]));
+        oh_event_list_clear(&again);
+        oh_event_list_clear(&out);
+        json_decref(got);
+        json_decref(want);
+        free(body);
+        cases++;
+    }
+    closedir(d);
+    free(dir);
+    ck_assert_int_ge(cases, 20);
+}
+END_TEST
+
+static json_t *first_event(const char *fixture)
+{
+    char rel[256], err[256];
+    snprintf(rel, sizeof rel, "tests/data/whatsapp/%s.json", fixture);
+    char *path = oh_test_src(rel);
+    size_t len;
+    char *body = oh_test_read(path, &len);
+    ck_assert_ptr_nonnull(body);
+    struct oh_event_list out = {0};
+    ck_assert_int_eq(norm(body, len, &out, err, sizeof err), 0);
+    ck_assert_uint_ge(out.n, 1);
+    json_t *ev = json_incref(out.ev[0]);
+    oh_event_list_clear(&out);
+    free(body);
+    free(path);
+    return ev;
+}
+
+START_TEST(conversation_ids)
+{
+    json_t *text = first_event("text"), *read = first_event("status_read");
+    /* A status for our message to the customer lands on their conversation. */
+    ck_assert_str_eq(oh_event_subject(text), oh_event_subject(read));
+    ck_assert_ptr_null(strstr(oh_event_subject(text), "16505551234"));
+    char err[256];
+    char *path = oh_test_src("tests/data/whatsapp/batch.json");
+    size_t len;
+    char *body = oh_test_read(path, &len);
+    struct oh_event_list out = {0};
+    ck_assert_int_eq(norm(body, len, &out, err, sizeof err), 0);
+    ck_assert_uint_eq(out.n, 5);
+    ck_assert_str_eq(oh_event_subject(out.ev[0]), oh_event_subject(text));
+    ck_assert_str_ne(oh_event_subject(out.ev[1]), oh_event_subject(text)); /* other customer */
+    ck_assert_str_ne(oh_event_subject(out.ev[4]), oh_event_subject(text)); /* other number */
+    /* Different states of one message are different events. */
+    json_t *sent = first_event("status_sent");
+    ck_assert_str_ne(oh_event_get_id(sent), oh_event_get_id(read));
+    oh_event_list_clear(&out);
+    free(body);
+    free(path);
+    json_decref(text);
+    json_decref(read);
+    json_decref(sent);
+}
+END_TEST
+
+START_TEST(bad_payloads)
+{
+    char err[256];
+    struct oh_event_list out = {0};
+    const char *cases[] = {
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"chan",
+        "{\"object\":\"page\",\"entry\":[]}",
+        "{\"entry\":[]}",
+        "[1,2]",
+        "{\"object\":\"whatsapp_business_account\",\"entry\":{}}",
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"messages\":[{\"id\":\"x\",\"from\":\"1\"}]}}]}]}",
+    };
+    for (size_t i = 0; i < OH_ARRAY_SIZE(cases); i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(norm(cases[i], strlen(cases[i]), &out, err, sizeof err), OH_EINVAL);
+        ck_assert_msg(err[0], "case %zu has no reason", i);
+        ck_assert_uint_eq(out.n, 0);
+    }
+    /* Other webhook fields are acknowledged and produce nothing. */
+    const char *other =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+        "\"changes\":[{\"field\":\"account_update\",\"value\":{\"event\":\"X\"}}]}]}";
+    ck_assert_int_eq(norm(other, strlen(other), &out, err, sizeof err), 0);
+    ck_assert_uint_eq(out.n, 0);
+}
+END_TEST
+
+/* ---- the webhook through the vtable ---- */
+
+struct fake_req {
+    struct oh_http_req req;
+    const char *sig;
+};
+
+static const char *fake_header(const struct oh_http_req *req, const char *name)
+{
+    const struct fake_req *f = (const struct fake_req *)req;
+    return strcmp(name, "x-hub-signature-256") == 0 ? f->sig : NULL;
+}
+
+static void *wa_instance(void)
+{
+    const struct oh_config_key *tables[] = {oh_connector_whatsapp.config_keys, NULL};
+    char *env[] = {"OMNIHUB_WHATSAPP_APP_SECRET=app-secret",
+                   "OMNIHUB_WHATSAPP_VERIFY_TOKEN=verify-me",
+                   "OMNIHUB_WHATSAPP_ACCESS_TOKEN=EAAtoken", NULL};
+    char err[256];
+    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    void *ctx = NULL;
+    ck_assert_msg(oh_connector_whatsapp.init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
+    oh_config_free(cfg);
+    return ctx;
+}
+
+static int post(void *ctx, const char *body, const char *sig, struct oh_event_list *out)
+{
+    struct fake_req f = {
+        {"POST", "/webhooks/whatsapp", "", (const uint8_t *)body, strlen(body), fake_header, NULL},
+        sig};
+    struct oh_http_reply reply = {0};
+    char err[256];
+    int rc = oh_connector_whatsapp.webhook(ctx, &f.req, out, &reply, err, sizeof err);
+    ck_assert_int_eq(reply.status, 0);
+    return rc;
+}
+
+START_TEST(signatures)
+{
+    void *ctx = wa_instance();
+    char *path = oh_test_src("tests/data/whatsapp/text.json");
+    char *body = oh_test_read(path, NULL);
+    char sig[72], upper[72];
+    oh_sig_make_hex("app-secret", body, strlen(body), sig);
+    struct oh_event_list out = {0};
+    ck_assert_int_eq(post(ctx, body, sig, &out), 0);
+    ck_assert_uint_eq(out.n, 1);
+    oh_event_list_clear(&out);
+    ck_assert_int_eq(post(ctx, body, NULL, &out), OH_EAUTH);
+    ck_assert_int_eq(post(ctx, body, "", &out), OH_EAUTH);
+    oh_sig_make_hex("other-secret", body, strlen(body), upper);
+    ck_assert_int_eq(post(ctx, body, upper, &out), OH_EAUTH);
+    ck_assert_int_eq(post(ctx, body, sig + 7, &out), OH_EAUTH); /* no "sha256=" */
+    /* One changed byte of the body (a re-serialization would do that). */
+    body[strlen(body) - 3] = ' ';
+    ck_assert_int_eq(post(ctx, body, sig, &out), OH_EAUTH);
+    ck_assert_uint_eq(out.n, 0);
+    free(body);
+    free(path);
+    oh_connector_whatsapp.destroy(ctx);
+}
+END_TEST
+
+static int get(void *ctx, const char *query, struct oh_http_reply *reply)
+{
+    struct fake_req f = {{"GET", "/webhooks/whatsapp", query, NULL, 0, fake_header, NULL}, NULL};
+    struct oh_event_list out = {0};
+    char err[256];
+    memset(reply, 0, sizeof *reply);
+    return oh_connector_whatsapp.webhook(ctx, &f.req, &out, reply, err, sizeof err);
+}
+
+START_TEST(verification)
+{
+    void *ctx = wa_instance();
+    struct oh_http_reply r;
+    ck_assert_int_eq(
+        get(ctx, "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=verify-me", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.content_type, "text/plain");
+    ck_assert_str_eq(r.body, "1158201444");
+    free(r.body);
+    ck_assert_int_eq(
+        get(ctx, "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=wrong", &r),
+        OH_EFORBIDDEN);
+    ck_assert_int_eq(get(ctx, "hub.mode=subscribe&hub.challenge=1", &r), OH_EFORBIDDEN);
+    ck_assert_int_eq(
+        get(ctx, "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=verify-me", &r),
+        OH_EFORBIDDEN);
+    oh_connector_whatsapp.destroy(ctx);
+}
+END_TEST
+
+START_TEST(init_requires_secrets)
+{
+    const struct oh_config_key *tables[] = {oh_connector_whatsapp.config_keys, NULL};
+    char *env[] = {"OMNIHUB_WHATSAPP_APP_SECRET=s", "OMNIHUB_WHATSAPP_VERIFY_TOKEN=v", NULL};
+    char err[256] = "";
+    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
+    ck_assert_ptr_nonnull(cfg);
+    void *ctx = NULL;
+    ck_assert_int_ne(oh_connector_whatsapp.init(NULL, cfg, &ctx, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "whatsapp.access_token"));
+    ck_assert_ptr_null(ctx);
+    oh_config_free(cfg);
+}
+END_TEST
+
+/* ---- outbound request bodies ---- */
+
+static json_t *body_for(const char *data_json, char *code, char *err)
+{
+    json_t *data = json_loads(data_json, 0, NULL);
+    ck_assert_ptr_nonnull(data);
+    code[0] = err[0] = '\0';
+    json_t *b = wa_send_body(data, code, 64, err, 512);
+    json_decref(data);
+    return b;
+}
+
+START_TEST(send_bodies)
+{
+    char code[64], err[512];
+    json_t *b = body_for("{\"contact\":{\"id\":\"16505551234\"},\"text\":\"Hi there\","
+                         "\"reply_to\":\"wamid.X\"}",
+                         code, err);
+    json_t *want = json_loads("{\"messaging_product\":\"whatsapp\",\"recipient_type\":"
+                              "\"individual\",\"to\":\"16505551234\",\"type\":\"text\",\"text\":"
+                              "{\"preview_url\":false,\"body\":\"Hi there\"},\"context\":"
+                              "{\"message_id\":\"wamid.X\"}}",
+                              0, NULL);
+    ck_assert(json_equal(b, want));
+    json_decref(b);
+    json_decref(want);
+
+    b = body_for("{\"contact\":{\"id\":\"1\"},\"template\":{\"name\":\"order_update\","
+                 "\"language\":\"en_US\",\"parameters\":[\"Sheena\",42]}}",
+                 code, err);
+    want = json_loads("{\"name\":\"order_update\",\"language\":{\"code\":\"en_US\"},\"components\":"
+                      "[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\",\"text\":\"Sheena\"},"
+                      "{\"type\":\"text\",\"text\":\"42\"}]}]}",
+                      0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "type")), "template");
+    ck_assert(json_equal(json_object_get(b, "template"), want));
+    json_decref(b);
+    json_decref(want);
+
+    b = body_for("{\"contact\":{\"id\":\"1\"},\"text\":\"the invoice\",\"attachments\":[{\"kind\":"
+                 "\"document\",\"url\":\"https://x.example/a.pdf\",\"filename\":\"a.pdf\"}]}",
+                 code, err);
+    want = json_loads("{\"link\":\"https://x.example/a.pdf\",\"caption\":\"the invoice\","
+                      "\"filename\":\"a.pdf\"}",
+                      0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "type")), "document");
+    ck_assert(json_equal(json_object_get(b, "document"), want));
+    json_decref(b);
+    json_decref(want);
+
+    /* 4,096 characters (not bytes) pass, one more is refused. */
+    size_t n = 4096;
+    char *text = malloc(n * 2 + 64);
+    strcpy(text, "{\"contact\":{\"id\":\"1\"},\"text\":\"");
+    char *p = text + strlen(text);
+    for (size_t i = 0; i < n; i++, p += 2)
+        memcpy(p, "\xc3\xa9", 2);
+    strcpy(p, "\"}");
+    b = body_for(text, code, err);
+    ck_assert_ptr_nonnull(b);
+    json_decref(b);
+    strcpy(p, "e\"}");
+    ck_assert_ptr_null(body_for(text, code, err));
+    ck_assert_str_eq(code, "text_too_long");
+    ck_assert_ptr_nonnull(strstr(err, "4096"));
+    free(text);
+
+    ck_assert_ptr_null(body_for("{\"contact\":{\"id\":\"1\"},\"text\":\"\"}", code, err));
+    ck_assert_str_eq(code, "empty_message");
+    ck_assert_ptr_null(
+        body_for("{\"contact\":{\"id\":\"1\"},\"template\":{\"name\":\"x\"}}", code, err));
+    ck_assert_str_eq(code, "invalid_template");
+    ck_assert_ptr_null(body_for("{\"text\":\"hi\"}", code, err));
+    ck_assert_str_eq(code, "invalid_recipient");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("whatsapp");
+    TCase *tc = tcase_create("whatsapp");
+    tcase_add_test(tc, fixtures_match_expectations);
+    tcase_add_test(tc, conversation_ids);
+    tcase_add_test(tc, bad_payloads);
+    tcase_add_test(tc, signatures);
+    tcase_add_test(tc, verification);
+    tcase_add_test(tc, init_requires_secrets);
+    tcase_add_test(tc, send_bodies);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return oh_test_run(suite());
+}
