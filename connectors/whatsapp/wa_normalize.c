@@ -299,8 +299,9 @@ static int wa_status(const struct wa_change *ch, const json_t *s)
     oh_conversation_id(conv, WA_CHANNEL, ch->account, wa_id);
     json_t *data = wa_data(ch, conv, "outbound", wa_id, "", "text");
     if (!data) return OH_ENOMEM;
-    json_t *st = json_pack("{s:s, s:s, s:s}", "message_id", wamid, "provider_message_id", wamid,
-                           "state", state);
+    /* status.message_id is Graph's wamid: the sync service swaps in our own
+     * message id (keeping the wamid as provider_message_id) when it knows it. */
+    json_t *st = json_pack("{s:s, s:s}", "message_id", wamid, "state", state);
     const json_t *errors = json_object_get(s, "errors");
     if (json_array_size(errors) > 0) {
         json_object_set_new(st, "error", wa_error(json_array_get(errors, 0)));
