@@ -8,10 +8,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "oh_build_config.h"
 #include "daemon.h"
 #include "log_int.h"
 #include "tap.h"
+#include "../../tools/lag.h"
 
 static oh_config *make_cfg(const char *const *kv)
 {
@@ -481,6 +483,97 @@ START_TEST(bad_backend)
 }
 END_TEST
 
+/* ---- lag status ---------------------------------------------------------- */
+
+static enum oh_lag_status eval3(int64_t c0, int64_t e0, int64_t c1, int64_t e1, int64_t c2,
+                                int64_t e2, int64_t waited_ms, struct oh_lag_result *r)
+{
+    int64_t now = 1000000000;
+    struct oh_lag_sample s[3] = {
+        {now - 2000, c0, e0, now - waited_ms - 2000, now - 2000},
+        {now - 1000, c1, e1, now - waited_ms - 1000, now - 1000},
+        {now, c2, e2, now - waited_ms, now},
+    };
+    ck_assert_int_eq(oh_lag_eval(s, 3, 60000, r), 0);
+    return r->status;
+}
+
+START_TEST(lag_rules)
+{
+    struct oh_lag_result r;
+    ck_assert_int_eq(eval3(10, 10, 10, 10, 10, 10, 0, &r), OH_LAG_OK); /* idle, caught up */
+    ck_assert_int_eq(r.lag, 0);
+    ck_assert(r.time_lag_s == 0);
+    ck_assert_int_eq(eval3(5, 20, 15, 30, 25, 30, 500, &r), OH_LAG_OK); /* keeping up */
+    ck_assert_int_eq(r.lag, 5);
+    ck_assert(r.time_lag_s > 0.49 && r.time_lag_s < 0.51);
+    ck_assert_int_eq(eval3(5, 20, 8, 40, 10, 60, 500, &r), OH_LAG_WARN); /* falling behind */
+    ck_assert_int_eq(r.lag, 50);
+    ck_assert_int_eq(eval3(5, 20, 5, 30, 5, 40, 3000, &r), OH_LAG_STALL);  /* stuck */
+    ck_assert_int_eq(eval3(5, 20, 5, 20, 5, 20, 120000, &r), OH_LAG_STOP); /* gone */
+    ck_assert(r.waiting_s >= 120);
+    ck_assert_int_eq(eval3(5, 20, 20, 20, 20, 25, 100, &r), OH_LAG_OK); /* zero once: OK */
+    /* No commit yet at all, records waiting. */
+    ck_assert_int_eq(eval3(-1, 5, -1, 5, -1, 5, 1000, &r), OH_LAG_STALL);
+    ck_assert_int_eq(r.lag, 5);
+    ck_assert_int_eq(oh_lag_eval(NULL, 0, 1, &r), OH_EINVAL);
+    ck_assert_str_eq(oh_lag_status_name(OH_LAG_STALL), "STALL");
+}
+END_TEST
+
+START_TEST(lag_cmd_local)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    append_wait(log, OH_TOPIC_EVENTS, 12, "x");
+    char err[256];
+    oh_log_consumer *c =
+        oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, NULL, err, sizeof err);
+    struct oh_log_record recs[4];
+    ck_assert_int_eq(oh_log_poll(c, recs, 4, 1000), 4);
+    ck_assert_int_eq(oh_log_commit(c, 0, 4), 0);
+    oh_log_consumer_close(c);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    enum oh_lag_status worst;
+    ck_assert_int_eq(oh_lag_cmd(log, NULL, 0, true, 2, 20, out, &worst), 0);
+    fclose(out);
+    json_error_t jerr;
+    json_t *root = json_loads(buf, 0, &jerr);
+    ck_assert_msg(root, "%s: %s", jerr.text, buf);
+    json_t *g0 = json_array_get(json_object_get(root, "groups"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(g0, "group")), OH_GROUP_SYNC);
+    ck_assert_str_eq(json_string_value(json_object_get(g0, "topic")), OH_TOPIC_EVENTS);
+    json_t *p0 = json_array_get(json_object_get(g0, "partitions"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(p0, "committed")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(p0, "end")), 12);
+    ck_assert_int_eq(json_integer_value(json_object_get(p0, "lag")), 8);
+    ck_assert_str_eq(json_string_value(json_object_get(p0, "status")), "STALL");
+    json_t *g1 = json_array_get(json_object_get(root, "groups"), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(g1, "topic")), OH_TOPIC_TIMELINE);
+    ck_assert_int_eq(worst, OH_LAG_STALL);
+    json_decref(root);
+    free(buf);
+
+    /* The table names every group and partition. */
+    buf = NULL;
+    out = open_memstream(&buf, &len);
+    const char *groups[] = {OH_GROUP_SYNC};
+    ck_assert_int_eq(oh_lag_cmd(log, groups, 1, false, 1, 0, out, NULL), 0);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(buf, "COMMITTED"));
+    ck_assert_ptr_nonnull(strstr(buf, OH_GROUP_SYNC));
+    ck_assert_ptr_null(strstr(buf, OH_GROUP_DISPATCH));
+    free(buf);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
 #ifdef OH_HAVE_KAFKA
 #include <librdkafka/rdkafka.h>
 
@@ -617,6 +710,24 @@ START_TEST(kafka_mock_cluster)
     ck_assert_int_gt(lag[0].committed_ts, 0);
     ck_assert_int_le(lag[0].committed_ts, lag[0].end_ts);
     ck_assert_int_eq(lag[1].committed_ts, -1); /* caught up: no record there yet */
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *out = open_memstream(&buf, &blen);
+    const char *groups[] = {OH_GROUP_SYNC};
+    enum oh_lag_status worst;
+    ck_assert_int_eq(oh_lag_cmd(log, groups, 1, true, 2, 50, out, &worst), 0);
+    fclose(out);
+    json_t *root = json_loads(buf, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    json_t *parts =
+        json_object_get(json_array_get(json_object_get(root, "groups"), 0), "partitions");
+    ck_assert_int_eq(json_array_size(parts), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(parts, 0), "lag")),
+                     last[0] + 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(parts, 1), "status")), "OK");
+    ck_assert_int_eq(worst, OH_LAG_STALL); /* partition 0: nobody moves it */
+    json_decref(root);
+    free(buf);
     oh_log_consumer_close(c);
     ck_assert_int_eq(rs.revoked, 6);
 
@@ -662,6 +773,8 @@ static Suite *suite(void)
     tcase_add_test(tc, local_groups_and_lag);
     tcase_add_test(tc, local_ack_after_commit);
     tcase_add_test(tc, local_kill9_keeps_acked);
+    tcase_add_test(tc, lag_rules);
+    tcase_add_test(tc, lag_cmd_local);
     suite_add_tcase(s, tc);
 #ifdef OH_HAVE_KAFKA
     suite_add_tcase(s, kafka_tcase());
