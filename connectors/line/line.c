@@ -1,0 +1,108 @@
+/* line.c - the LINE Messaging API connector: configuration, the webhook
+ * (X-Line-Signature check, then the pure parser) and the vtable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crypto.h"
+#include "line.h"
+#include "metrics.h"
+
+static const struct oh_config_key line_keys[] = {
+    {"line.channel_secret", OH_CFG_SECRET, NULL,
+     "channel secret; verifies X-Line-Signature on every delivery"},
+    {"line.access_token", OH_CFG_SECRET, NULL, "channel access token, for sending replies"},
+    {"line.api_base_url", OH_CFG_STR, "https://api.line.me", "Messaging API base URL"},
+    {"line.api_data_base_url", OH_CFG_STR, "https://api-data.line.me",
+     "base URL of message content (media) downloads"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const line_headers[] = {"x-line-signature", NULL};
+
+static void line_destroy(void *opaque)
+{
+    struct line_ctx *c = opaque;
+    if (!c) return;
+    free(c->channel_secret);
+    free(c->access_token);
+    free(c->api_base_url);
+    free(c->api_data_base_url);
+    free(c);
+}
+
+/* A copy of URL without trailing slashes; NULL unless it is http(s). */
+static char *base_url(const char *url)
+{
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) return NULL;
+    char *s = strdup(url);
+    size_t n = s ? strlen(s) : 0;
+    while (n > 0 && s[n - 1] == '/')
+        s[--n] = '\0';
+    return s;
+}
+
+static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+{
+    if (oh_config_require(cfg, "line.channel_secret", "to verify LINE webhook signatures", err,
+                          errlen))
+        return OH_EINVAL;
+    struct line_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "line: out of memory");
+        return OH_ENOMEM;
+    }
+    c->hub = hub;
+    c->channel_secret = strdup(oh_config_str(cfg, "line.channel_secret"));
+    const char *tok = oh_config_str(cfg, "line.access_token");
+    c->access_token = tok && *tok ? strdup(tok) : NULL;
+    c->api_base_url = base_url(oh_config_str(cfg, "line.api_base_url"));
+    c->api_data_base_url = base_url(oh_config_str(cfg, "line.api_data_base_url"));
+    if (!c->api_base_url || !c->api_data_base_url) {
+        line_destroy(c);
+        oh_errf(err, errlen, "line.api_base_url and line.api_data_base_url must be http(s) URLs");
+        return OH_EINVAL;
+    }
+    if (!c->channel_secret || (tok && *tok && !c->access_token)) {
+        line_destroy(c);
+        oh_errf(err, errlen, "line: out of memory");
+        return OH_ENOMEM;
+    }
+    if (!c->access_token) OH_WARN("line", "line.access_token is not set: replies cannot be sent");
+    *ctx = c;
+    return OH_OK;
+}
+
+/* Runs on the HTTP service thread: no blocking. */
+static int line_webhook(void *opaque, const struct oh_http_req *req, struct oh_event_list *events,
+                        struct oh_http_reply *reply, char *err, size_t errlen)
+{
+    struct line_ctx *c = opaque;
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "LINE delivers events with POST");
+        return OH_EINVAL;
+    }
+    if (oh_sig_check_b64(c->channel_secret, req->body, req->body_len, "",
+                         req->header(req, "x-line-signature")) != OH_OK) {
+        oh_errf(err, errlen, "missing or wrong X-Line-Signature");
+        return OH_EAUTH;
+    }
+    struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
+    int rc = line_normalize(&nc, req->body, req->body_len, events, err, errlen);
+    if (rc != OH_OK) return rc;
+    for (size_t i = 0; i < events->n; i++)
+        if (json_is_true(json_object_get(oh_event_data(events->ev[i]), "redelivery")))
+            oh_metrics_inc("omnihub_webhook_redeliveries_total", "channel=\"line\"", 1);
+    return OH_OK;
+}
+
+const struct oh_connector oh_connector_line = {
+    .name = LINE_CHANNEL,
+    .config_keys = line_keys,
+    .headers = line_headers,
+    .init = line_init,
+    .webhook = line_webhook,
+    .normalize = line_normalize,
+    .send = line_send,
+    .media = line_media,
+    .destroy = line_destroy,
+};

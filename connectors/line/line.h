@@ -1,0 +1,38 @@
+/* line.h - internals shared by the LINE Messaging API connector's files:
+ * instance state, the webhook parser, push sending and media download. */
+#ifndef OH_LINE_H
+#define OH_LINE_H
+
+#include <jansson.h>
+#include "connector.h"
+#include "hub.h"
+
+#define LINE_CHANNEL    "line"
+#define LINE_TIMEOUT_MS 15000
+
+/* Instance state behind the vtable's ctx. */
+struct line_ctx {
+    oh_hub *hub;
+    char *channel_secret;    /* line.channel_secret */
+    char *access_token;      /* line.access_token; NULL: sending disabled */
+    char *api_base_url;      /* line.api_base_url, without a trailing slash */
+    char *api_data_base_url; /* line.api_data_base_url (message content) */
+};
+
+/* Pure: one webhook delivery {"destination", "events": [...]} -> one event
+ * per webhook event that has a source. An empty events[] (LINE's
+ * connectivity check) gives none. OH_EINVAL with a one-line reason in ERR
+ * for a body that is not a LINE delivery. */
+int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
+                   struct oh_event_list *out, char *err, size_t errlen);
+
+/* Outbound: one agent reply (borrowed CloudEvent) -> the push API. Runs on a
+ * dispatcher thread. */
+int line_send(void *ctx, const json_t *event, struct oh_send_result *res);
+
+/* Downloads the content of an image, video, audio or file message by its
+ * message id. Runs on a worker thread. */
+int line_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
+               size_t errlen);
+
+#endif

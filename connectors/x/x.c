@@ -1,0 +1,144 @@
+/* x.c - the X Account Activity API connector: configuration, the CRC
+ * challenge, the signed webhook (then the pure parser) and the vtable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crypto.h"
+#include "metrics.h"
+#include "x.h"
+
+static const struct oh_config_key x_keys[] = {
+    {"x.consumer_secret", OH_CFG_SECRET, NULL,
+     "app consumer secret: answers CRC checks and verifies x-twitter-webhooks-signature"},
+    {"x.access_token", OH_CFG_SECRET, NULL, "OAuth 2.0 user access token (dm.write), for replies"},
+    {"x.api_base_url", OH_CFG_STR, "https://api.twitter.com", "X API base URL"},
+    {"x.app_id", OH_CFG_STR, NULL, "our app id: DMs echoed with it as source_app_id are skipped"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const x_headers[] = {"x-twitter-webhooks-signature", NULL};
+
+static void x_destroy(void *opaque)
+{
+    struct x_ctx *c = opaque;
+    if (!c) return;
+    pthread_mutex_destroy(&c->lock);
+    free(c->consumer_secret);
+    free(c->access_token);
+    free(c->api_base_url);
+    free(c->app_id);
+    free(c->recent);
+    free(c);
+}
+
+static char *dup_set(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+{
+    if (oh_config_require(cfg, "x.consumer_secret",
+                          "to answer X's CRC checks and verify webhook signatures", err, errlen))
+        return OH_EINVAL;
+    const char *base = oh_config_str(cfg, "x.api_base_url");
+    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
+        oh_errf(err, errlen, "x.api_base_url must be an http(s) URL");
+        return OH_EINVAL;
+    }
+    struct x_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "x: out of memory");
+        return OH_ENOMEM;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->hub = hub;
+    c->consumer_secret = dup_set(oh_config_str(cfg, "x.consumer_secret"));
+    c->access_token = dup_set(oh_config_str(cfg, "x.access_token"));
+    c->app_id = dup_set(oh_config_str(cfg, "x.app_id"));
+    c->api_base_url = strdup(base);
+    c->recent = calloc(X_RECENT, sizeof *c->recent);
+    if (!c->consumer_secret || !c->api_base_url || !c->recent) {
+        x_destroy(c);
+        oh_errf(err, errlen, "x: out of memory");
+        return OH_ENOMEM;
+    }
+    size_t n = strlen(c->api_base_url);
+    while (n > 0 && c->api_base_url[n - 1] == '/')
+        c->api_base_url[--n] = '\0';
+    if (!c->access_token) OH_WARN("x", "x.access_token is not set: replies cannot be sent");
+    *ctx = c;
+    return OH_OK;
+}
+
+/* An echo is one of our sends when it carries our app id, or its event id
+ * is one send() just got back. Runs on the HTTP service thread. */
+static bool x_skip_echo(void *opaque, const char *app_id, const char *event_id)
+{
+    struct x_ctx *c = opaque;
+    if (c->app_id && app_id && strcmp(app_id, c->app_id) == 0) return true;
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < X_RECENT && !found; i++)
+        found = c->recent[i][0] && strcmp(c->recent[i], event_id) == 0;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* GET ?crc_token=T -> {"response_token": "sha256=<base64 HMAC(secret, T)>"}. */
+static int x_crc(struct x_ctx *c, const struct oh_http_req *req, struct oh_http_reply *reply,
+                 char *err, size_t errlen)
+{
+    char token[512], sig[64];
+    if (oh_http_query_param(req, "crc_token", token, sizeof token) != OH_OK || !token[0]) {
+        oh_errf(err, errlen, "crc_token is missing");
+        return OH_EINVAL;
+    }
+    x_sign(c->consumer_secret, token, strlen(token), sig);
+    json_t *j = json_pack("{s:s}", "response_token", sig);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body) {
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    reply->status = 200;
+    snprintf(reply->content_type, sizeof reply->content_type, "application/json");
+    reply->body = body;
+    reply->body_len = strlen(body);
+    return OH_OK;
+}
+
+/* Runs on the HTTP service thread: no blocking. */
+static int x_webhook(void *opaque, const struct oh_http_req *req, struct oh_event_list *events,
+                     struct oh_http_reply *reply, char *err, size_t errlen)
+{
+    struct x_ctx *c = opaque;
+    if (strcmp(req->method, "GET") == 0) return x_crc(c, req, reply, err, errlen);
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "X answers CRC checks with GET and delivers events with POST");
+        return OH_EINVAL;
+    }
+    if (oh_sig_check_b64(c->consumer_secret, req->body, req->body_len,
+                         "sha256=", req->header(req, "x-twitter-webhooks-signature")) != OH_OK) {
+        oh_errf(err, errlen, "missing or wrong x-twitter-webhooks-signature");
+        return OH_EAUTH;
+    }
+    struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
+    size_t before = events->n;
+    int rc = x_parse(&nc, req->body, req->body_len, x_skip_echo, c, events, err, errlen);
+    if (rc == OH_OK && events->n == before)
+        oh_metrics_inc("omnihub_webhook_ignored_total", "channel=\"x\"", 1);
+    return rc;
+}
+
+const struct oh_connector oh_connector_x = {
+    .name = X_CHANNEL,
+    .config_keys = x_keys,
+    .headers = x_headers,
+    .init = x_init,
+    .webhook = x_webhook,
+    .normalize = x_normalize,
+    .send = x_send,
+    .destroy = x_destroy,
+};
