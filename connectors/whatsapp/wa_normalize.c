@@ -321,7 +321,7 @@ static int wa_status(const struct wa_change *ch, const json_t *s)
     return oh_event_list_push(ch->out, oh_event_new(OH_EV_STATUS, id, ms, data));
 }
 
-static int wa_value(struct wa_change *ch, const json_t *value, char *err, size_t errlen)
+static int wa_value(struct wa_change *ch, const json_t *value)
 {
     size_t i;
     const json_t *item;
@@ -333,18 +333,29 @@ static int wa_value(struct wa_change *ch, const json_t *value, char *err, size_t
         OH_WARN("whatsapp", "account %s: Graph reports error %lld: %s", ch->account, code, msg);
         ch->stats->account_errors++;
     }
+    /* A malformed item is skipped (and counted) rather than failing the whole
+     * delivery: Meta would retry it, good items included, for days. */
     json_array_foreach(json_object_get(value, "messages"), i, item)
     {
         int rc = wa_message(ch, item);
-        if (rc == OH_EINVAL) oh_errf(err, errlen, "a message lacks \"from\" or \"id\"");
-        if (rc) return rc;
+        if (rc == OH_EINVAL) {
+            OH_WARN("whatsapp", "account %s: skipped a message without \"from\" or \"id\"",
+                    ch->account);
+            ch->stats->malformed++;
+        } else if (rc) {
+            return rc;
+        }
     }
     json_array_foreach(json_object_get(value, "statuses"), i, item)
     {
         int rc = wa_status(ch, item);
-        if (rc == OH_EINVAL)
-            oh_errf(err, errlen, "a status lacks \"id\", \"status\" or \"recipient_id\"");
-        if (rc) return rc;
+        if (rc == OH_EINVAL) {
+            OH_WARN("whatsapp", "account %s: skipped a status without id, status or recipient",
+                    ch->account);
+            ch->stats->malformed++;
+        } else if (rc) {
+            return rc;
+        }
     }
     return OH_OK;
 }
@@ -395,7 +406,7 @@ int wa_parse(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
             }
             struct wa_change ch = {
                 nc, account, json_object_get(value, "contacts"), out, stats, media_fn, opaque};
-            if ((rc = wa_value(&ch, value, err, errlen)) != OH_OK) break;
+            if ((rc = wa_value(&ch, value)) != OH_OK) break;
         }
     }
     if (rc) { /* all or nothing: drop what this delivery added */

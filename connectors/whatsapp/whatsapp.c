@@ -170,6 +170,9 @@ static int wa_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_
     }
     if (st.ignored_changes)
         oh_metrics_inc("omnihub_whatsapp_ignored_total", "what=\"change\"", st.ignored_changes);
+    if (st.malformed)
+        oh_metrics_inc("omnihub_webhook_errors_total", "channel=\"whatsapp\",reason=\"malformed\"",
+                       st.malformed);
     if (st.ignored_items)
         oh_metrics_inc("omnihub_whatsapp_ignored_total", "what=\"status\"", st.ignored_items);
     return OH_OK;

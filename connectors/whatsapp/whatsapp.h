@@ -20,6 +20,7 @@ struct wa_parse_stats {
     size_t account_errors;  /* value.errors[] entries */
     size_t ignored_changes; /* changes of fields other than "messages" */
     size_t ignored_items;   /* statuses with a state we do not map */
+    size_t malformed;       /* messages or statuses without their ids, skipped */
 };
 
 /* Called by the parser for every attachment: (media id, conversation). */

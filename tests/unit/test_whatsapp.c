@@ -159,6 +159,15 @@ START_TEST(bad_payloads)
         ck_assert_msg(err[0], "case %zu has no reason", i);
         ck_assert_uint_eq(out.n, 0);
     }
+    /* A malformed item is skipped; the rest of the delivery comes through. */
+    const char *mixed = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{"
+                        "\"value\":{\"metadata\":{\"phone_number_id\":\"1\"},\"messages\":["
+                        "{\"id\":\"wamid.A\"},{\"from\":\"2\",\"id\":\"wamid.B\",\"type\":"
+                        "\"text\",\"text\":{\"body\":\"ok\"}}]}}]}]}";
+    ck_assert_int_eq(norm(mixed, strlen(mixed), &out, err, sizeof err), 0);
+    ck_assert_uint_eq(out.n, 1);
+    ck_assert_str_eq(oh_event_data_str(out.ev[0], "message_id"), "wamid.B");
+    oh_event_list_clear(&out);
     /* Other webhook fields are acknowledged and produce nothing. */
     const char *other =
         "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
