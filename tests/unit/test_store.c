@@ -20,8 +20,8 @@
 #endif
 
 static bool use_pg;
-static char pg_base[512];  /* DSN of the server's "postgres" database */
-static char pg_dir[512];   /* our throwaway server's directory, "" for an external one */
+static char pg_base[512]; /* DSN of the server's "postgres" database */
+static char pg_dir[512];  /* our throwaway server's directory, "" for an external one */
 static int db_counter __attribute__((unused));
 
 static char *tmp;
@@ -38,8 +38,7 @@ static int run_helper(const char *args, char *out, size_t outlen)
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, args);
     free(script);
     FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
+    if (!p) return -1;
     size_t n = out ? fread(out, 1, outlen - 1, p) : 0;
     if (out)
         out[n] = '\0';
@@ -103,7 +102,7 @@ static void pg_global_start(void)
         exit(1);
     }
     *nl = '\0';
-    snprintf(pg_base, sizeof pg_base, "%s", out);
+    snprintf(pg_base, sizeof pg_base, "%.500s", out);
     snprintf(pg_dir, sizeof pg_dir, "%.*s", (int)strcspn(nl + 1, "\n"), nl + 1);
 }
 
@@ -128,11 +127,9 @@ static oh_config *make_cfg(const char *dsn, const char *shards)
     ck_assert_int_eq(oh_config_set(c, "data_dir", tmp, err, sizeof err), 0);
     if (use_pg) {
         ck_assert_int_eq(oh_config_set(c, "store.backend", "postgres", err, sizeof err), 0);
-        if (dsn)
-            ck_assert_int_eq(oh_config_set(c, "store.postgres.dsn", dsn, err, sizeof err), 0);
+        if (dsn) ck_assert_int_eq(oh_config_set(c, "store.postgres.dsn", dsn, err, sizeof err), 0);
         if (shards)
-            ck_assert_int_eq(oh_config_set(c, "store.postgres.shards", shards, err, sizeof err),
-                             0);
+            ck_assert_int_eq(oh_config_set(c, "store.postgres.shards", shards, err, sizeof err), 0);
     }
     return c;
 }
@@ -150,8 +147,7 @@ static void setup(void)
     tmp = oh_test_tmpdir();
     cur_dsn[0] = '\0';
 #ifdef OH_HAVE_POSTGRES
-    if (use_pg)
-        pg_newdb(cur_dsn, sizeof cur_dsn);
+    if (use_pg) pg_newdb(cur_dsn, sizeof cur_dsn);
 #endif
     cfg = make_cfg(cur_dsn, NULL);
     st = open_cfg(cfg);
@@ -165,8 +161,7 @@ static void teardown(void)
     cfg = NULL;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
     free(tmp);
 }
 
@@ -191,8 +186,7 @@ static json_t *mk_status(const char *id, const char *conv, const char *mid, cons
 {
     json_t *ev = mk_event(id, conv, OH_EV_STATUS, 1700000000000, "");
     json_t *status = json_pack("{s:s,s:s}", "message_id", mid, "state", state);
-    if (provider_id)
-        json_object_set_new(status, "provider_message_id", json_string(provider_id));
+    if (provider_id) json_object_set_new(status, "provider_message_id", json_string(provider_id));
     json_object_set_new(json_object_get(ev, "data"), "status", status);
     return ev;
 }
@@ -206,8 +200,7 @@ static int put(struct oh_store_item *items, json_t **evs, size_t n, int64_t firs
     struct oh_store_pos pos = {"omnihub.events", 0, first_offset + (int64_t)n};
     int rc = oh_store_materialize(st, "omnihub-sync", items, n, &pos, 1);
     for (size_t i = 0; i < n; i++) {
-        if (seqs)
-            seqs[i] = items[i].seq;
+        if (seqs) seqs[i] = items[i].seq;
         json_decref(evs[i]);
     }
     return rc;
@@ -281,9 +274,8 @@ START_TEST(t_seq_dense)
         ck_assert_int_eq(cv.head, expect[c]);
     }
     int64_t next, published;
-    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next,
-                                           &published),
-                     0);
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next, &published), 0);
     ck_assert_int_eq(next, off);
 }
 END_TEST
@@ -344,9 +336,8 @@ START_TEST(t_atomic_batch)
     struct oh_store_ref ref;
     ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", "m1", &ref), OH_ENOTFOUND);
     int64_t next, published;
-    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next,
-                                           &published),
-                     0);
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next, &published), 0);
     ck_assert_int_eq(next, 1); /* still the first batch's position */
     /* the same batch fixed goes through, with the seq the failed one did not take */
     ck_assert_int_eq(put1(mk_event("e_x1", "c_at", OH_EV_INBOUND, 1700000000001, "m1"), 1), 2);
@@ -385,8 +376,7 @@ START_TEST(t_history_paging)
         struct rows r = {.ok = true};
         ck_assert_int_eq(oh_store_history(st, "c_page", after, 10, collect, &r), 0);
         ck_assert(r.ok);
-        if (r.n == 0)
-            break;
+        if (r.n == 0) break;
         for (int i = 0; i < r.n; i++)
             ck_assert_int_eq(r.seq[i], after + i + 1);
         after = r.seq[r.n - 1];
@@ -410,8 +400,7 @@ struct convs {
 static int collect_conv(void *opaque, const struct oh_conversation *c)
 {
     struct convs *l = opaque;
-    if (l->n < 16)
-        snprintf(l->id[l->n], OH_ID_MAX, "%s", c->id);
+    if (l->n < 16) snprintf(l->id[l->n], OH_ID_MAX, "%s", c->id);
     l->n++;
     return 0;
 }
@@ -598,19 +587,16 @@ START_TEST(t_positions_and_since_source)
     for (int i = 0; i < 6; i++)
         json_decref(evs[i]);
     int64_t next, published;
-    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next,
-                                           &published),
-                     0);
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next, &published), 0);
     ck_assert_int_eq(next, 16);
     ck_assert_int_eq(published, 0);
     ck_assert_int_eq(oh_store_position_published(st, "omnihub-sync", "omnihub.events", 1, 15), 0);
-    ck_assert_int_eq(oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next,
-                                           &published),
-                     0);
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 1, &next, &published), 0);
     ck_assert_int_eq(next, 16);
     ck_assert_int_eq(published, 15);
-    ck_assert_int_eq(oh_store_position_get(st, "other", "omnihub.events", 1, &next, &published),
-                     0);
+    ck_assert_int_eq(oh_store_position_get(st, "other", "omnihub.events", 1, &next, &published), 0);
     ck_assert_int_eq(next, 0);
 
     struct rows r = {.ok = true};
@@ -670,8 +656,8 @@ START_TEST(t_bulk_rate)
         done += n;
     }
     double secs = (double)(oh_mono_us() - t0) / 1e6;
-    fprintf(stderr, "# %s: materialized %d events in %.2f s: %.0f events/s\n",
-            oh_store_backend(st), N, secs, N / secs);
+    fprintf(stderr, "# %s: materialized %d events in %.2f s: %.0f events/s\n", oh_store_backend(st),
+            N, secs, N / secs);
     struct oh_conversation c;
     ck_assert_int_eq(oh_store_conversation_get(st, "c_bulk7", &c), 0);
     ck_assert_int_eq(c.head, N / 50);
@@ -695,8 +681,7 @@ static void *reader_main(void *p)
     for (int i = 0; i < a->rounds; i++) {
         int n = 0;
         int rc = oh_store_history(st, "c_conc", 0, 1000, count_rows, &n);
-        if (rc != 0 && rc != OH_ENOTFOUND)
-            a->errors++;
+        if (rc != 0 && rc != OH_ENOTFOUND) a->errors++;
     }
     return NULL;
 }
@@ -728,7 +713,239 @@ START_TEST(t_concurrent_readers)
 END_TEST
 
 #ifdef OH_HAVE_POSTGRES
-#include "test_store_pg.inc"
+static void helper_dir(const char *cmd)
+{
+    char args[700];
+    snprintf(args, sizeof args, "%s %s", cmd, pg_dir);
+    ck_assert_msg(run_helper(args, NULL, 0) == 0, "pg_server.py %s failed", cmd);
+}
+
+/* Materializes events e_rs<first>.. (N of them) over 3 conversations,
+ * retrying while the store answers OH_EUNAVAIL; returns the attempts. */
+static int rs_batch(int first, int n)
+{
+    for (int attempt = 1;; attempt++) {
+        json_t *evs[64];
+        struct oh_store_item items[64];
+        for (int i = 0; i < n; i++) {
+            char id[32], conv[16];
+            snprintf(id, sizeof id, "e_rs%d", first + i);
+            snprintf(conv, sizeof conv, "c_rs%d", (first + i) % 3);
+            evs[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + first + i, id);
+        }
+        int rc = put(items, evs, (size_t)n, first, NULL);
+        if (rc == 0) return attempt;
+        ck_assert_int_eq(rc, OH_EUNAVAIL);
+        ck_assert_int_lt(attempt, 200);
+        usleep(100 * 1000);
+    }
+}
+
+static void check_rs_history(int total)
+{
+    int seen = 0;
+    for (int c = 0; c < 3; c++) {
+        char conv[16];
+        snprintf(conv, sizeof conv, "c_rs%d", c);
+        struct rows r = {.ok = true};
+        ck_assert_int_eq(oh_store_history(st, conv, 0, 0, collect, &r), 0);
+        ck_assert(r.ok);
+        for (int i = 0; i < r.n; i++)
+            ck_assert_int_eq(r.seq[i], i + 1); /* no gap, no duplicate */
+        seen += r.n;
+    }
+    ck_assert_int_eq(seen, total);
+}
+
+START_TEST(t_pg_restart)
+{
+    if (!pg_dir[0]) return; /* an external server: we cannot restart it */
+    int off = 0;
+    rs_batch(off, 40);
+    off += 40;
+    helper_dir("restart"); /* pg_ctl restart -m fast between batches */
+    rs_batch(off, 40);
+    off += 40;
+    helper_dir("stop-only");
+    ck_assert_int_eq(oh_store_ping(st), OH_EUNAVAIL);
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_history(st, "c_rs0", 0, 0, collect, &r), OH_EUNAVAIL);
+    char buf[8];
+    ck_assert_int_eq(oh_store_kv_get(st, "x", "y", buf, sizeof buf), OH_EUNAVAIL);
+    json_t *ev = mk_event("e_down", "c_rs0", OH_EV_INBOUND, 1700000000000, "m");
+    struct oh_store_item it;
+    ck_assert_int_eq(put(&it, &ev, 1, off, NULL), OH_EUNAVAIL);
+    helper_dir("start-only");
+    rs_batch(off, 40); /* may see OH_EUNAVAIL until the backoff expires */
+    off += 40;
+    int64_t t0 = oh_mono_ms();
+    while (oh_store_ping(st) != 0 && oh_mono_ms() - t0 < 10000)
+        usleep(50 * 1000);
+    ck_assert_int_eq(oh_store_ping(st), 0);
+    /* a replay of the last batch after a crash: harmless */
+    json_t *evs[40];
+    struct oh_store_item items[40];
+    int64_t seqs[40];
+    for (int i = 0; i < 40; i++) {
+        char id[32], conv[16];
+        snprintf(id, sizeof id, "e_rs%d", off - 40 + i);
+        snprintf(conv, sizeof conv, "c_rs%d", (off - 40 + i) % 3);
+        evs[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + off - 40 + i, id);
+    }
+    ck_assert_int_eq(put(items, evs, 40, off - 40, seqs), 0);
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(seqs[i], 0);
+    check_rs_history(off);
+    int64_t next, published;
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next, &published), 0);
+    ck_assert_int_eq(next, off);
+}
+END_TEST
+
+START_TEST(t_pg_shards)
+{
+    char d0[600], d1[600], list[1300];
+    pg_newdb(d0, sizeof d0);
+    pg_newdb(d1, sizeof d1);
+    snprintf(list, sizeof list, "%s,%s", d0, d1);
+    oh_store_close(st);
+    oh_config_free(cfg);
+    cfg = make_cfg(NULL, list);
+    st = open_cfg(cfg);
+    enum { CONVS = 40, PER = 5 };
+    int64_t off = 0;
+    for (int b = 0; b < PER; b++) {
+        json_t *evs[CONVS];
+        struct oh_store_item items[CONVS];
+        int64_t seqs[CONVS];
+        for (int c = 0; c < CONVS; c++) {
+            char id[32], conv[16];
+            snprintf(id, sizeof id, "e_sh%d_%d", c, b);
+            snprintf(conv, sizeof conv, "c_sh%d", c);
+            evs[c] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + b * 100 + c, id);
+        }
+        ck_assert_int_eq(put(items, evs, CONVS, off, seqs), 0);
+        off += CONVS;
+        for (int c = 0; c < CONVS; c++)
+            ck_assert_int_eq(seqs[c], b + 1);
+    }
+    long n0 = pg_count(d0, "SELECT count(*) FROM conversations");
+    long n1 = pg_count(d1, "SELECT count(*) FROM conversations");
+    ck_assert_int_gt(n0, 0);
+    ck_assert_int_gt(n1, 0);
+    ck_assert_int_eq(n0 + n1, CONVS);
+    for (int c = 0; c < CONVS; c++) {
+        char conv[16];
+        snprintf(conv, sizeof conv, "c_sh%d", c);
+        struct rows r = {.ok = true};
+        ck_assert_int_eq(oh_store_history(st, conv, 0, 0, collect, &r), 0);
+        ck_assert_int_eq(r.n, PER);
+        for (int i = 0; i < PER; i++)
+            ck_assert_int_eq(r.seq[i], i + 1);
+    }
+    /* the list merges the shards: most recent first */
+    struct convs l = {0};
+    ck_assert_int_eq(oh_store_conversations(st, 0, 5, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 5);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "c_sh%d", CONVS - 1 - i);
+        ck_assert_str_eq(l.id[i], want);
+    }
+    /* replay in source order across shards */
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_since_source(st, 0, off - CONVS, collect, &r), 0);
+    ck_assert_int_eq(r.n, CONVS);
+    for (int c = 0; c < CONVS; c++) {
+        char want[16];
+        snprintf(want, sizeof want, "c_sh%d", c);
+        ck_assert_str_eq(r.conv[c], want);
+        ck_assert_int_eq(r.seq[c], PER);
+    }
+    struct oh_store_ref ref;
+    for (int c = 0; c < CONVS; c++) {
+        char mid[32], conv[16];
+        snprintf(mid, sizeof mid, "e_sh%d_0", c);
+        snprintf(conv, sizeof conv, "c_sh%d", c);
+        ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", mid, &ref), 0);
+        ck_assert_str_eq(ref.conversation_id, conv);
+    }
+    int64_t next, published;
+    ck_assert_int_eq(
+        oh_store_position_get(st, "omnihub-sync", "omnihub.events", 0, &next, &published), 0);
+    ck_assert_int_eq(next, off);
+    /* a replayed batch spanning both shards stores nothing twice */
+    json_t *evs[CONVS];
+    struct oh_store_item items[CONVS];
+    int64_t seqs[CONVS];
+    for (int c = 0; c < CONVS; c++) {
+        char id[32], conv[16];
+        snprintf(id, sizeof id, "e_sh%d_%d", c, PER - 1);
+        snprintf(conv, sizeof conv, "c_sh%d", c);
+        evs[c] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000, id);
+    }
+    ck_assert_int_eq(put(items, evs, CONVS, off - CONVS, seqs), 0);
+    for (int c = 0; c < CONVS; c++)
+        ck_assert_int_eq(seqs[c], 0);
+    ck_assert_int_eq(pg_count(d0, "SELECT count(*) FROM history") +
+                         pg_count(d1, "SELECT count(*) FROM history"),
+                     CONVS * PER);
+    char epoch[64];
+    snprintf(epoch, sizeof epoch, "%s", oh_store_epoch(st));
+    oh_store_close(st);
+    st = open_cfg(cfg);
+    ck_assert_str_eq(oh_store_epoch(st), epoch);
+}
+END_TEST
+
+struct open_arg {
+    const oh_config *cfg;
+    oh_store *st;
+    char err[256];
+};
+
+static void *open_main(void *p)
+{
+    struct open_arg *a = p;
+    a->st = oh_store_open(a->cfg, a->err, sizeof a->err);
+    return NULL;
+}
+
+START_TEST(t_pg_concurrent_open)
+{
+    char dsn[600];
+    pg_newdb(dsn, sizeof dsn);
+    oh_config *c = make_cfg(dsn, NULL);
+    struct open_arg a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct open_arg){.cfg = c};
+        pthread_create(&th[i], NULL, open_main, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(a[i].st != NULL, "open %d: %s", i, a[i].err);
+        ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
+    }
+    ck_assert_int_eq(pg_count(dsn, "SELECT count(*) FROM schema_version"), 1);
+    for (int i = 0; i < 4; i++)
+        oh_store_close(a[i].st);
+    oh_config_free(c);
+}
+END_TEST
+
+static void pg_add_tests(Suite *s)
+{
+    TCase *tc = tcase_create("postgres");
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, t_pg_concurrent_open);
+    tcase_add_test(tc, t_pg_shards);
+    tcase_add_test(tc, t_pg_restart);
+    suite_add_tcase(s, tc);
+}
 #endif
 
 static Suite *suite(void)
@@ -754,8 +971,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_concurrent_readers);
     suite_add_tcase(s, tc);
 #ifdef OH_HAVE_POSTGRES
-    if (use_pg)
-        pg_add_tests(s);
+    if (use_pg) pg_add_tests(s);
 #endif
     return s;
 }
@@ -766,18 +982,15 @@ int main(void)
     use_pg = true;
 #endif
     const char *env = getenv("OMNIHUB_TEST_PG_DSN");
-    if (env && *env)
-        use_pg = true;
+    if (env && *env) use_pg = true;
 #ifndef OH_HAVE_POSTGRES
     if (use_pg) {
         printf("1..0 # SKIP built without libpq\n");
         return 0;
     }
 #endif
-    if (use_pg)
-        pg_global_start();
+    if (use_pg) pg_global_start();
     int rc = oh_test_run(suite());
-    if (use_pg)
-        pg_global_stop();
+    if (use_pg) pg_global_stop();
     return rc;
 }
