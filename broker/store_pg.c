@@ -113,7 +113,7 @@ struct pg_store {
  * shard list must therefore only ever grow by a migration, never reorder. */
 static int shard_of(const struct pg_store *s, const char *conv)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a offset basis */
     for (const unsigned char *p = (const unsigned char *)conv; *p; p++) {
         h ^= *p;
         h *= 1099511628211ULL;
