@@ -674,15 +674,14 @@ static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, 
                       void *opaque)
 {
     struct sq_store *s = (struct sq_store *)st;
-    struct sq_args a = {1, {conv}, {0, 0}};
-    int n = 0;
-    int rc = sq_read(s, S_CONV_EXISTS, &a, row_nothing, NULL, &n);
-    if (rc != 0) return rc;
-    if (n == 0) return OH_ENOTFOUND;
     struct sq_rows r = {fn, opaque, false, conv};
-    a.n[0] = after;
-    a.n[1] = limit > 0 ? limit : -1;
-    return sq_read(s, S_HISTORY, &a, row_event, &r, NULL);
+    struct sq_args a = {1, {conv}, {after, limit > 0 ? limit : -1}};
+    int n = 0;
+    int rc = sq_read(s, S_HISTORY, &a, row_event, &r, &n);
+    if (rc != 0 || n > 0) return rc;
+    /* an empty page: does the conversation exist at all? */
+    rc = sq_read(s, S_CONV_EXISTS, &a, row_nothing, NULL, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
 }
 
 static void col_copy(char *dst, size_t len, sqlite3_stmt *q, int col)

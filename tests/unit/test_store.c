@@ -936,6 +936,48 @@ START_TEST(t_pg_concurrent_open)
 }
 END_TEST
 
+/* History and lists come from read_dsn; everything else from the primary. */
+START_TEST(t_pg_read_split)
+{
+    char replica[600], err[256];
+    pg_newdb(replica, sizeof replica); /* an empty "replica" that lags behind */
+    oh_config *rc = make_cfg(replica, NULL);
+    oh_store_close(open_cfg(rc)); /* same schema, as a streaming replica would have */
+    oh_config_free(rc);
+    oh_store_close(st);
+    ck_assert_int_eq(oh_config_set(cfg, "store.postgres.read_dsn", replica, err, sizeof err), 0);
+    st = open_cfg(cfg);
+    ck_assert_int_eq(put1(mk_event("e_rd", "c_rd", OH_EV_INBOUND, 1700000000000, "m_rd"), 0), 1);
+    struct oh_conversation c;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_rd", &c), 0); /* primary */
+    struct oh_store_ref ref;
+    ck_assert_int_eq(oh_store_ref_get(st, "test", "acct", "m_rd", &ref), 0);
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_history(st, "c_rd", 0, 0, collect, &r), OH_ENOTFOUND); /* replica */
+    struct convs l = {0};
+    ck_assert_int_eq(oh_store_conversations(st, 0, 10, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 0);
+    /* the replica catches up (here: becomes the primary's database) */
+    oh_store_close(st);
+    ck_assert_int_eq(oh_config_set(cfg, "store.postgres.read_dsn", cur_dsn, err, sizeof err), 0);
+    st = open_cfg(cfg);
+    ck_assert_int_eq(oh_store_history(st, "c_rd", 0, 0, collect, &r), 0);
+    ck_assert_int_eq(r.n, 1);
+    /* an unreachable replica: the primary answers */
+    oh_store_close(st);
+    ck_assert_int_eq(oh_config_set(cfg, "store.postgres.read_dsn",
+                                   "host=127.0.0.1 port=1 dbname=x connect_timeout=2", err,
+                                   sizeof err),
+                     0);
+    st = open_cfg(cfg);
+    r.n = 0;
+    ck_assert_int_eq(oh_store_history(st, "c_rd", 0, 0, collect, &r), 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(oh_store_conversations(st, 0, 10, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+}
+END_TEST
+
 static void pg_add_tests(Suite *s)
 {
     TCase *tc = tcase_create("postgres");
@@ -943,6 +985,7 @@ static void pg_add_tests(Suite *s)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_pg_concurrent_open);
     tcase_add_test(tc, t_pg_shards);
+    tcase_add_test(tc, t_pg_read_split);
     tcase_add_test(tc, t_pg_restart);
     suite_add_tcase(s, tc);
 }
