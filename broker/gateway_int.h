@@ -1,0 +1,120 @@
+/* gateway_int.h - shared by gateway.c (HTTP plumbing), http_api.c (the
+ * REST API) and ws.c (the WebSocket protocol). Everything here runs on the
+ * service thread unless marked otherwise. */
+#ifndef OH_GATEWAY_INT_H
+#define OH_GATEWAY_INT_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include "auth.h"
+#include "gateway.h"
+#include "workq.h"
+
+#define GW_MAX_HDRS 24
+
+struct req;
+typedef void (*gw_after_fn)(struct req *r);
+
+/* One HTTP request. It may outlive its connection: async work holds a
+ * reference, and wsi becomes NULL when the client goes away. */
+struct req {
+    struct oh_gateway *gw;
+    struct lws *wsi;
+    int refs;
+    struct req *next_done; /* completion list */
+    char method[8];
+    char path[512];
+    char query[2048];
+    const char *hdr_name[GW_MAX_HDRS];
+    char *hdr_val[GW_MAX_HDRS];
+    int nhdr;
+    char *body;
+    size_t body_len;
+    bool too_big;
+    bool has_auth;
+    struct oh_principal who;
+    /* the answer */
+    int status;
+    char ctype[64];
+    char *resp;
+    size_t resp_len;
+    int retry_after;
+    bool ready; /* answer complete, waiting for writable */
+    bool close_after; /* drop the connection once answered */
+    gw_after_fn after; /* runs on the service thread when async work is done */
+    /* request-specific state of an async handler */
+    void *state;
+    void (*state_free)(void *state);
+    int64_t started_us;
+    char channel[64];
+};
+
+struct wsconn;
+struct wsjob;
+struct sub;
+struct live_item;
+
+struct oh_gateway {
+    oh_hub *hub;
+    struct lws_context *ctx;
+    oh_workq *work;
+    const char *jwt_secret;
+    size_t max_body;
+    volatile int stop;
+    pthread_mutex_t mu;       /* guards done and live */
+    struct req *done;         /* completed async requests */
+    struct live_item *live, **live_tail; /* events from the feed */
+    size_t live_len;
+    struct wsconn *conns;     /* every WebSocket connection */
+    struct wsjob *ws_done;    /* finished WebSocket work, guarded by mu */
+    struct sub *subs[4096];   /* live subscriptions by conversation hash */
+    struct sub *all_subs;     /* agents' "*" subscriptions */
+    char *header_names[64];   /* lower-case names connectors read */
+    int nheader_names;
+    struct lws_http_mount mount;
+    lws_retry_bo_t retry;
+    int64_t started_ms;
+    /* ws settings */
+    size_t ws_max_frame, ws_max_queue;
+    int ws_rate, ws_ping, ws_idle;
+};
+
+/* Answers (service thread). Body strings are copied; json is stolen. */
+void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len);
+void gw_reply_json(struct req *r, int status, json_t *obj);
+void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Same, from any thread, then hands the request back to the service
+ * thread; releases the async reference. */
+void gw_complete(struct req *r);
+/* Takes a reference for async work and runs FN on the work queue. */
+int gw_async(struct req *r, oh_work_fn fn);
+
+/* Authenticates the bearer token (header or ?access_token=); false after
+ * answering 401. */
+bool gw_authenticate(struct req *r);
+/* Copies query parameter NAME; false when absent. */
+bool gw_query(const struct req *r, const char *name, char *out, size_t len);
+const char *gw_header(const struct req *r, const char *lname);
+
+/* Routes of http_api.c: true when it took the request. */
+bool gw_api_route(struct req *r);
+
+/* ws.c */
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+void gw_ws_deliver_live(struct oh_gateway *gw);
+void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
+void gw_ws_tick(struct oh_gateway *gw);
+/* Tells USER's other connected devices about a read cursor. */
+void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
+                       const char *conv, int64_t seq);
+void gw_ws_free_all(struct oh_gateway *gw);
+
+/* The event a client or agent sends (REST or WebSocket): builds it from
+ * the conversation. Runs on a worker (store lookup). Returns 0 and the
+ * event, or an HTTP status with a message. */
+int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                     const json_t *body, json_t **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,202 @@
+/* main.c - omnihubd: loads the configuration, opens the log and the store,
+ * starts the connectors and the services of the chosen role, and serves
+ * until SIGINT or SIGTERM. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "daemon.h"
+#include "feed.h"
+#include "gateway.h"
+
+static struct oh_gateway *the_gw;
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+    if (the_gw)
+        oh_gateway_stop(the_gw);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: omnihubd [-c FILE] [--role all|gateway|sync|dispatch] [--check-config]\n"
+            "\n"
+            "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
+            "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
+            "\n"
+            "  -c, --config FILE   YAML configuration (default: built-in defaults)\n"
+            "      --role ROLE     services to run (default: the key \"role\", all)\n"
+            "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
+            "      --keys          list every configuration key with its default\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "\n"
+            "Every key can be set by an environment variable: OMNIHUB_ + the key in upper\n"
+            "case with dots as underscores (http.listen -> OMNIHUB_HTTP_LISTEN).\n");
+}
+
+static void list_keys(void)
+{
+    static const char *types[] = {"string", "secret", "integer", "bool", "size", "list"};
+    for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
+        for (const struct oh_config_key *k = *t; k->key; k++)
+            printf("%-32s %-8s %-16s %s\n", k->key, types[k->type], k->def ? k->def : "-",
+                   k->help);
+}
+
+/* Enabled: "<name>.enabled" when given, else any of its keys is set. */
+static bool connector_enabled(const oh_config *cfg, const struct oh_connector *vt)
+{
+    char key[96], prefix[96];
+    snprintf(key, sizeof key, "%s.enabled", vt->name);
+    if (oh_config_is_set(cfg, key))
+        return oh_config_bool(cfg, key);
+    snprintf(prefix, sizeof prefix, "%s.", vt->name);
+    return oh_config_any_set(cfg, prefix);
+}
+
+static int start_connectors(oh_hub *hub, char *err, size_t errlen)
+{
+    for (const struct oh_connector *const *c = oh_connectors; *c; c++) {
+        if (!connector_enabled(hub->cfg, *c))
+            continue;
+        if (hub->nconn == OH_ARRAY_SIZE(hub->conn)) {
+            oh_errf(err, errlen, "too many connectors");
+            return OH_EINVAL;
+        }
+        void *ctx = NULL;
+        char why[512] = "";
+        if ((*c)->init && (*c)->init(hub, hub->cfg, &ctx, why, sizeof why)) {
+            oh_errf(err, errlen, "connector %s: %s", (*c)->name, why);
+            return OH_EINVAL;
+        }
+        hub->conn[hub->nconn++] = (struct oh_instance){*c, ctx};
+        OH_INFO("main", "connector %s enabled", (*c)->name);
+    }
+    for (size_t i = 0; i < hub->nconn; i++)
+        if (hub->run_gateway && hub->conn[i].vt->start && hub->conn[i].vt->start(hub->conn[i].ctx)) {
+            oh_errf(err, errlen, "connector %s failed to start", hub->conn[i].vt->name);
+            return OH_EIO;
+        }
+    return OH_OK;
+}
+
+static int set_role(oh_hub *hub, const char *role, char *err, size_t errlen)
+{
+    bool all = strcmp(role, "all") == 0;
+    hub->run_gateway = all || strcmp(role, "gateway") == 0;
+    hub->run_sync = all || strcmp(role, "sync") == 0;
+    hub->run_dispatch = all || strcmp(role, "dispatch") == 0;
+    if (!hub->run_gateway && !hub->run_sync && !hub->run_dispatch) {
+        oh_errf(err, errlen, "role must be all, gateway, sync or dispatch, not \"%s\"", role);
+        return OH_EINVAL;
+    }
+    return OH_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"role", required_argument, NULL, 'r'},
+        {"check-config", no_argument, NULL, 'k'}, {"keys", no_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    const char *path = NULL, *role = NULL;
+    bool check = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'r': role = optarg; break;
+        case 'k': check = true; break;
+        case 'K': list_keys(); return 0;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("omnihubd %s\n", OH_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "omnihubd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    char err[1024] = "";
+    oh_hub hub = {0};
+    hub.cfg = oh_config_load(path, oh_config_tables(), NULL, err, sizeof err);
+    if (!hub.cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (role && oh_config_set(hub.cfg, "role", role, err, sizeof err)) {
+        fprintf(stderr, "omnihubd: %s\n", err);
+        return 2;
+    }
+    if (set_role(&hub, oh_config_str(hub.cfg, "role"), err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", path ? path : "omnihubd", err);
+        oh_config_free(hub.cfg);
+        return 2;
+    }
+    if (check) {
+        oh_config_free(hub.cfg);
+        return 0;
+    }
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(oh_config_str(hub.cfg, "logging.level"), levels[i]) == 0)
+            oh_slog_set_level((enum oh_level)i);
+    curl_global_init(CURL_GLOBAL_ALL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = 1;
+    struct oh_feed_reader *feed = NULL;
+    if (hub.run_gateway &&
+        oh_config_require(hub.cfg, "auth.jwt_secret", "to authorize API calls", err, sizeof err))
+        goto out;
+    if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err)))
+        goto out;
+    if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err)))
+        goto out;
+    if (start_connectors(&hub, err, sizeof err))
+        goto out;
+    if (!(the_gw = oh_gateway_new(&hub, err, sizeof err)))
+        goto out;
+    if (hub.run_sync && !(hub.sync = oh_sync_start(&hub, err, sizeof err)))
+        goto out;
+    if (hub.run_gateway && !hub.run_sync && !(feed = oh_feed_start(&hub, err, sizeof err)))
+        goto out;
+    if (hub.run_dispatch && !(hub.dispatch = oh_dispatch_start(&hub, err, sizeof err)))
+        goto out;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    OH_INFO("main", "omnihubd %s ready: role %s, log %s, store %s, epoch %s", OH_VERSION,
+            oh_config_str(hub.cfg, "role"), oh_log_backend(hub.log), oh_store_backend(hub.store),
+            oh_store_epoch(hub.store));
+    oh_gateway_run(the_gw);
+    OH_INFO("main", "stopping (signal %d)", (int)got_signal);
+    rc = 0;
+out:
+    if (rc)
+        OH_ERROR("main", "%s", err);
+    atomic_store(&hub.stopping, true);
+    for (size_t i = 0; i < hub.nconn; i++)
+        if (hub.conn[i].vt->stop && hub.run_gateway)
+            hub.conn[i].vt->stop(hub.conn[i].ctx);
+    oh_dispatch_stop(hub.dispatch);
+    oh_feed_stop(feed);
+    oh_sync_stop(hub.sync);
+    oh_gateway_free(the_gw);
+    for (size_t i = 0; i < hub.nconn; i++)
+        if (hub.conn[i].vt->destroy)
+            hub.conn[i].vt->destroy(hub.conn[i].ctx);
+    oh_store_close(hub.store);
+    oh_log_close(hub.log);
+    oh_config_free(hub.cfg);
+    curl_global_cleanup();
+    return rc;
+}

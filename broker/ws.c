@@ -1,0 +1,890 @@
+/* ws.c - the WebSocket protocol of clients and agents: subscribe (catch up
+ * from the store in pages, then live, with no gap and no duplicate), send,
+ * read cursors, backpressure, rate limits and idle timeouts. Everything
+ * here runs on the service thread except the *_work functions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gateway_int.h"
+#include "metrics.h"
+
+#define PAGE 500
+#define MAX_PENDING 10000
+#define MAX_SUBS 64
+
+struct outmsg {
+    struct outmsg *next;
+    size_t len;
+    unsigned char *buf; /* LWS_PRE headroom + payload */
+};
+
+struct live_item {
+    struct live_item *next;
+    char conv[OH_ID_MAX];
+    int64_t seq;
+    int64_t at_us; /* when materialized, for push latency */
+    size_t len;
+    char json[];
+};
+
+struct pend {
+    struct pend *next;
+    struct live_item *item;
+};
+
+struct sub {
+    struct sub *next_conn; /* in its connection */
+    struct sub *next_hash; /* in gw->subs / gw->all_subs */
+    struct wsconn *c;
+    char conv[OH_ID_MAX];
+    bool all, live, dead, paused, page_busy, overflow;
+    int64_t last; /* highest seq written to the client */
+    struct pend *pend, **pend_tail;
+    size_t npend;
+};
+
+struct wsconn {
+    struct wsconn *next, *prev;
+    struct oh_gateway *gw;
+    struct lws *wsi; /* NULL once closed */
+    int refs;
+    struct oh_principal who;
+    bool authed;
+    struct sub *subs;
+    int nsubs;
+    struct outmsg *out, **out_tail;
+    size_t out_bytes;
+    char *rx;
+    size_t rx_len;
+    bool rx_binary;
+    int64_t last_rx_ms;
+    double tokens;
+    int64_t tokens_ms;
+    int close_code; /* non-zero: close at the next writable */
+    char close_reason[64];
+};
+
+enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ };
+
+struct wsjob {
+    struct wsjob *next;
+    enum job_kind kind;
+    struct wsconn *c;
+    struct sub *sub;
+    /* in */
+    char conv[OH_ID_MAX];
+    char epoch[64];
+    bool has_epoch;
+    int64_t after, seq;
+    json_t *body;
+    char key[130];
+    /* out */
+    int status;
+    char err[256];
+    char cur_epoch[64];
+    int64_t head;
+    json_t *event;
+    char **rows;
+    size_t *lens;
+    int64_t *seqs;
+    int nrows;
+};
+
+static void conn_release(struct wsconn *c);
+
+/* ---- outgoing queue ---- */
+
+static void close_conn(struct wsconn *c, int code, const char *reason)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b, size_t blen,
+                     const char *z, size_t zlen)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    size_t len = alen + blen + zlen;
+    if (c->out_bytes + len > c->gw->ws_max_queue) {
+        oh_metrics_inc("omnihub_ws_slow_closes_total", "", 1);
+        OH_WARN("ws", "closing slow client %s/%s: %zu bytes queued", c->who.sub, c->who.device,
+                c->out_bytes);
+        close_conn(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume later");
+        return;
+    }
+    struct outmsg *m = malloc(sizeof *m);
+    unsigned char *buf = malloc(LWS_PRE + len);
+    if (!m || !buf) {
+        free(m);
+        free(buf);
+        close_conn(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    memcpy(buf + LWS_PRE, a, alen);
+    if (blen)
+        memcpy(buf + LWS_PRE + alen, b, blen);
+    if (zlen)
+        memcpy(buf + LWS_PRE + alen + blen, z, zlen);
+    *m = (struct outmsg){NULL, len, buf};
+    *c->out_tail = m;
+    c->out_tail = &m->next;
+    c->out_bytes += len;
+    lws_callback_on_writable(c->wsi);
+}
+
+static void send_json(struct wsconn *c, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s)
+        send_raw(c, s, strlen(s), NULL, 0, NULL, 0);
+    free(s);
+}
+
+static void send_error(struct wsconn *c, const char *code, const char *msg)
+{
+    send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg));
+}
+
+static void send_event(struct wsconn *c, const char *json, size_t len)
+{
+    static const char pre[] = "{\"type\":\"event\",\"event\":";
+    send_raw(c, pre, sizeof pre - 1, json, len, "}", 1);
+    oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
+}
+
+/* ---- subscriptions ---- */
+
+static unsigned slot_of(const char *conv)
+{
+    uint32_t h = 2166136261u;
+    for (; *conv; conv++)
+        h = (h ^ (uint8_t)*conv) * 16777619u;
+    return h % 4096;
+}
+
+static void pend_clear(struct sub *s)
+{
+    while (s->pend) {
+        struct pend *p = s->pend;
+        s->pend = p->next;
+        free(p->item);
+        free(p);
+    }
+    s->pend_tail = &s->pend;
+    s->npend = 0;
+}
+
+static void sub_unlink(struct oh_gateway *gw, struct sub *s)
+{
+    struct sub **p = s->all ? &gw->all_subs : &gw->subs[slot_of(s->conv)];
+    for (; *p; p = &(*p)->next_hash)
+        if (*p == s) {
+            *p = s->next_hash;
+            break;
+        }
+    s->dead = true;
+    pend_clear(s);
+}
+
+static struct live_item *item_copy(const struct live_item *it)
+{
+    struct live_item *n = malloc(sizeof *n + it->len + 1);
+    if (n)
+        memcpy(n, it, sizeof *n + it->len + 1);
+    return n;
+}
+
+static void deliver(struct sub *s, const struct live_item *it)
+{
+    struct wsconn *c = s->c;
+    if (s->all) {
+        send_event(c, it->json, it->len);
+        return;
+    }
+    if (!s->live) {
+        /* catching up: keep it for after the replay, bounded */
+        if (s->npend >= MAX_PENDING) {
+            pend_clear(s);
+            s->overflow = true; /* the store has them; read again */
+            return;
+        }
+        struct pend *p = malloc(sizeof *p);
+        if (p && (p->item = item_copy(it))) {
+            p->next = NULL;
+            *s->pend_tail = p;
+            s->pend_tail = &p->next;
+            s->npend++;
+        } else {
+            free(p);
+            s->overflow = true;
+        }
+        return;
+    }
+    if (it->seq <= s->last)
+        return;
+    s->last = it->seq;
+    send_event(c, it->json, it->len);
+    oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
+}
+
+/* on the sync (or timeline) thread */
+void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct oh_gateway *gw = opaque;
+    struct live_item *it = malloc(sizeof *it + len + 1);
+    if (!it)
+        return;
+    it->next = NULL;
+    snprintf(it->conv, sizeof it->conv, "%s", conv);
+    it->seq = seq;
+    it->at_us = oh_mono_us();
+    it->len = len;
+    memcpy(it->json, json, len);
+    it->json[len] = '\0';
+    pthread_mutex_lock(&gw->mu);
+    *gw->live_tail = it;
+    gw->live_tail = &it->next;
+    gw->live_len++;
+    pthread_mutex_unlock(&gw->mu);
+    lws_cancel_service(gw->ctx);
+}
+
+static void drain_jobs(struct oh_gateway *gw);
+
+void gw_ws_deliver_live(struct oh_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    struct live_item *it = gw->live;
+    gw->live = NULL;
+    gw->live_tail = &gw->live;
+    gw->live_len = 0;
+    pthread_mutex_unlock(&gw->mu);
+    while (it) {
+        struct live_item *next = it->next;
+        for (struct sub *s = gw->subs[slot_of(it->conv)]; s; s = s->next_hash)
+            if (strcmp(s->conv, it->conv) == 0)
+                deliver(s, it);
+        for (struct sub *s = gw->all_subs; s; s = s->next_hash)
+            deliver(s, it);
+        free(it);
+        it = next;
+    }
+    drain_jobs(gw);
+}
+
+/* ---- work on the pool ---- */
+
+static void job_done(struct wsjob *j)
+{
+    struct oh_gateway *gw = j->c->gw;
+    pthread_mutex_lock(&gw->mu);
+    j->next = gw->ws_done;
+    gw->ws_done = j;
+    pthread_mutex_unlock(&gw->mu);
+    lws_cancel_service(gw->ctx);
+}
+
+static void subscribe_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    oh_store *st = j->c->gw->hub->store;
+    struct oh_conversation conv;
+    snprintf(j->cur_epoch, sizeof j->cur_epoch, "%s", oh_store_epoch(st));
+    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    if (rc == OH_OK)
+        j->head = conv.head;
+    else if (rc == OH_ENOTFOUND && j->c->who.role == OH_ROLE_CUSTOMER)
+        j->head = 0; /* their webchat conversation, not opened yet */
+    else
+        j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    job_done(j);
+}
+
+static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct wsjob *j = opaque;
+    char *copy = malloc(len);
+    if (!copy)
+        return 1;
+    memcpy(copy, json, len);
+    j->rows[j->nrows] = copy;
+    j->lens[j->nrows] = len;
+    j->seqs[j->nrows++] = seq;
+    return 0;
+}
+
+static void page_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    j->rows = calloc(PAGE, sizeof *j->rows);
+    j->lens = calloc(PAGE, sizeof *j->lens);
+    j->seqs = calloc(PAGE, sizeof *j->seqs);
+    int rc = j->rows && j->lens && j->seqs
+                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, PAGE, page_row, j)
+                 : OH_ENOMEM;
+    if (rc && rc != OH_ENOTFOUND)
+        j->status = 503;
+    job_done(j);
+}
+
+static void on_send_durable(void *opaque, int err)
+{
+    struct wsjob *j = opaque;
+    if (err) {
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "the message could not be made durable; retry");
+    }
+    job_done(j);
+}
+
+static void send_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    j->status = gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->event, j->err,
+                                 sizeof j->err);
+    if (j->status) {
+        job_done(j);
+        return;
+    }
+    struct oh_event_list l = {0};
+    oh_event_list_push(&l, json_incref(j->event));
+    if (oh_hub_ingest(j->c->gw->hub, &l, on_send_durable, j) != OH_OK) {
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "log unavailable");
+        job_done(j);
+    }
+}
+
+static void read_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    oh_store *st = j->c->gw->hub->store;
+    struct oh_conversation conv;
+    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    if (rc == OH_OK && j->seq > conv.head)
+        j->status = 400;
+    else if (rc == OH_OK)
+        rc = oh_store_cursor_set(st, j->conv, j->c->who.sub, j->c->who.device, j->seq);
+    if (!j->status && rc)
+        j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    job_done(j);
+}
+
+static struct wsjob *job_new(struct wsconn *c, enum job_kind kind)
+{
+    struct wsjob *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    j->c = c;
+    c->refs++;
+    return j;
+}
+
+static void job_free(struct wsjob *j)
+{
+    for (int i = 0; i < j->nrows; i++)
+        free(j->rows[i]);
+    free(j->rows);
+    free(j->lens);
+    free(j->seqs);
+    json_decref(j->body);
+    json_decref(j->event);
+    conn_release(j->c);
+    free(j);
+}
+
+static void submit(struct wsjob *j, oh_work_fn fn)
+{
+    if (oh_workq_submit(j->c->gw->work, fn, j) != OH_OK) {
+        send_error(j->c, "unavailable", "server is shutting down");
+        job_free(j);
+    }
+}
+
+static void next_page(struct sub *s)
+{
+    if (s->page_busy || s->dead || s->live)
+        return;
+    if (s->c->out_bytes > s->c->gw->ws_max_queue / 2) {
+        s->paused = true; /* resumes when the client has read */
+        return;
+    }
+    struct wsjob *j = job_new(s->c, JOB_PAGE);
+    if (!j)
+        return;
+    s->paused = false;
+    s->page_busy = true;
+    s->overflow = false;
+    j->sub = s;
+    snprintf(j->conv, sizeof j->conv, "%s", s->conv);
+    j->after = s->last;
+    submit(j, page_work);
+}
+
+/* The replay reached the store's head: flush what arrived meanwhile. */
+static void go_live(struct sub *s)
+{
+    s->live = true;
+    for (struct pend *p = s->pend; p; p = p->next)
+        if (p->item->seq > s->last) {
+            s->last = p->item->seq;
+            send_event(s->c, p->item->json, p->item->len);
+        }
+    pend_clear(s);
+}
+
+static void finish_job(struct wsjob *j)
+{
+    struct wsconn *c = j->c;
+    struct sub *s = j->sub;
+    if (!c->wsi)
+        return;
+    switch (j->kind) {
+    case JOB_SUBSCRIBE:
+        if (s->dead)
+            break;
+        if (j->status) {
+            send_error(c, j->status == 404 ? "not_found" : "unavailable",
+                       j->status == 404 ? "no such conversation" : "store unavailable");
+            sub_unlink(c->gw, s);
+            break;
+        }
+        {
+            bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
+            s->last = recovered ? j->after : 0;
+            send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
+                                   "conversation", s->conv, "epoch", j->cur_epoch, "head",
+                                   (json_int_t)j->head, "recovered", recovered));
+            next_page(s);
+        }
+        break;
+    case JOB_PAGE:
+        s->page_busy = false;
+        if (s->dead)
+            break;
+        if (j->status) {
+            send_error(c, "unavailable", "store unavailable during replay");
+            sub_unlink(c->gw, s);
+            break;
+        }
+        for (int i = 0; i < j->nrows; i++)
+            if (j->seqs[i] > s->last) {
+                s->last = j->seqs[i];
+                send_event(c, j->rows[i], j->lens[i]);
+                oh_metrics_inc("omnihub_ws_events_replayed_total", "", 1);
+            }
+        if (j->nrows == PAGE || s->overflow)
+            next_page(s);
+        else
+            go_live(s);
+        break;
+    case JOB_SEND:
+        if (j->status) {
+            send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
+                                   j->status == 403 ? "forbidden" : j->status == 404 ? "not_found"
+                                   : j->status == 503 ? "unavailable" : "bad_request",
+                                   "message", j->err, "client_msg_id", j->key));
+        } else {
+            send_json(c, json_pack("{s:s, s:s, s:O, s:O}", "type", "ack", "client_msg_id", j->key,
+                                   "event_id", json_object_get(j->event, "id"), "conversation_id",
+                                   json_object_get(j->event, "subject")));
+        }
+        break;
+    case JOB_READ:
+        if (j->status) {
+            send_error(c, j->status == 404 ? "not_found" : j->status == 400 ? "bad_request"
+                                                                            : "unavailable",
+                       j->status == 400 ? "seq is past the head" : "cannot store the cursor");
+        } else {
+            gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
+        }
+        break;
+    }
+}
+
+static void drain_jobs(struct oh_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    struct wsjob *j = gw->ws_done, *rev = NULL;
+    gw->ws_done = NULL;
+    pthread_mutex_unlock(&gw->mu);
+    while (j) { /* oldest first */
+        struct wsjob *next = j->next;
+        j->next = rev;
+        rev = j;
+        j = next;
+    }
+    while (rev) {
+        struct wsjob *next = rev->next;
+        finish_job(rev);
+        job_free(rev);
+        rev = next;
+    }
+}
+
+void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
+                       const char *conv, int64_t seq)
+{
+    for (struct wsconn *c = gw->conns; c; c = c->next)
+        if (c->wsi && strcmp(c->who.sub, user) == 0 && strcmp(c->who.device, device) != 0)
+            send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation", conv,
+                                   "seq", (json_int_t)seq, "device", device));
+}
+
+/* ---- client messages ---- */
+
+static bool conv_arg(struct wsconn *c, json_t *msg, char out[OH_ID_MAX], bool allow_new)
+{
+    const char *conv = json_string_value(json_object_get(msg, "conversation"));
+    if (!conv || !*conv || strlen(conv) >= OH_ID_MAX) {
+        send_error(c, "bad_request", "conversation must be a conversation id");
+        return false;
+    }
+    if (!(allow_new && strcmp(conv, "new") == 0) && !(strcmp(conv, "*") == 0) &&
+        !oh_auth_may_access(&c->who, conv)) {
+        send_error(c, "forbidden", "not your conversation");
+        return false;
+    }
+    snprintf(out, OH_ID_MAX, "%s", conv);
+    return true;
+}
+
+static void on_subscribe(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    json_t *after = json_object_get(msg, "after");
+    json_t *epoch = json_object_get(msg, "epoch");
+    if (!conv_arg(c, msg, conv, false))
+        return;
+    if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
+        (epoch && !json_is_null(epoch) && !json_is_string(epoch))) {
+        send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
+        return;
+    }
+    bool all = strcmp(conv, "*") == 0;
+    if (all && c->who.role != OH_ROLE_AGENT) {
+        send_error(c, "forbidden", "only agents subscribe to every conversation");
+        return;
+    }
+    for (struct sub *s = c->subs; s; s = s->next_conn)
+        if (!s->dead && strcmp(s->conv, conv) == 0) {
+            sub_unlink(c->gw, s); /* a new subscribe replaces the old one */
+            c->nsubs--;
+        }
+    if (c->nsubs >= MAX_SUBS) {
+        send_error(c, "bad_request", "too many subscriptions on one connection");
+        return;
+    }
+    struct sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    s->c = c;
+    s->all = all;
+    s->pend_tail = &s->pend;
+    snprintf(s->conv, sizeof s->conv, "%s", conv);
+    s->next_conn = c->subs;
+    c->subs = s;
+    c->nsubs++;
+    oh_metrics_inc("omnihub_ws_subscriptions_total", "", 1);
+    if (all) {
+        s->live = true;
+        s->next_hash = c->gw->all_subs;
+        c->gw->all_subs = s;
+        send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "conversation",
+                               "*", "epoch", oh_store_epoch(c->gw->hub->store), "head",
+                               (json_int_t)0, "recovered", true));
+        return;
+    }
+    /* live first, then the replay: nothing can fall between the two */
+    unsigned slot = slot_of(conv);
+    s->next_hash = c->gw->subs[slot];
+    c->gw->subs[slot] = s;
+    struct wsjob *j = job_new(c, JOB_SUBSCRIBE);
+    if (!j)
+        return;
+    j->sub = s;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    j->after = after ? json_integer_value(after) : 0;
+    if (json_is_string(epoch)) {
+        j->has_epoch = true;
+        snprintf(j->epoch, sizeof j->epoch, "%s", json_string_value(epoch));
+    }
+    submit(j, subscribe_work);
+}
+
+static void on_send(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
+    if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER))
+        return;
+    if (strcmp(conv, "*") == 0) {
+        send_error(c, "bad_request", "cannot send to \"*\"");
+        return;
+    }
+    struct wsjob *j = job_new(c, JOB_SEND);
+    if (!j)
+        return;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    snprintf(j->key, sizeof j->key, "%s", key && strlen(key) <= 128 ? key : "");
+    j->body = json_incref(msg);
+    submit(j, send_work);
+}
+
+static void on_read(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    json_t *seq = json_object_get(msg, "seq");
+    if (!conv_arg(c, msg, conv, false))
+        return;
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0 || strcmp(conv, "*") == 0) {
+        send_error(c, "bad_request", "read needs a conversation and a non-negative seq");
+        return;
+    }
+    struct wsjob *j = job_new(c, JOB_READ);
+    if (!j)
+        return;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    j->seq = json_integer_value(seq);
+    submit(j, read_work);
+}
+
+static bool rate_ok(struct wsconn *c)
+{
+    if (c->gw->ws_rate <= 0)
+        return true;
+    int64_t now = oh_mono_ms();
+    c->tokens += (double)(now - c->tokens_ms) * c->gw->ws_rate / 1000.0;
+    c->tokens_ms = now;
+    if (c->tokens > 2.0 * c->gw->ws_rate)
+        c->tokens = 2.0 * c->gw->ws_rate;
+    if (c->tokens < 1)
+        return false;
+    c->tokens -= 1;
+    return true;
+}
+
+static void on_message(struct wsconn *c, const char *buf, size_t len)
+{
+    if (!rate_ok(c)) {
+        oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
+        send_error(c, "rate_limited", "too many messages; slow down");
+        return;
+    }
+    json_error_t e;
+    json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!msg || !json_is_object(msg)) {
+        send_error(c, "bad_request", "each message must be one JSON object");
+    } else if (!type) {
+        send_error(c, "bad_request", "message lacks \"type\"");
+    } else if (strcmp(type, "subscribe") == 0) {
+        on_subscribe(c, msg);
+    } else if (strcmp(type, "send") == 0) {
+        on_send(c, msg);
+    } else if (strcmp(type, "read") == 0) {
+        on_read(c, msg);
+    } else if (strcmp(type, "ping") == 0) {
+        send_json(c, json_pack("{s:s}", "type", "pong"));
+    } else {
+        send_error(c, "bad_request", "unknown message type");
+    }
+    json_decref(msg);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_release(struct wsconn *c)
+{
+    if (--c->refs > 0)
+        return;
+    while (c->subs) {
+        struct sub *s = c->subs;
+        c->subs = s->next_conn;
+        pend_clear(s);
+        free(s);
+    }
+    while (c->out) {
+        struct outmsg *m = c->out;
+        c->out = m->next;
+        free(m->buf);
+        free(m);
+    }
+    free(c->rx);
+    free(c);
+}
+
+static void conn_closed(struct wsconn *c)
+{
+    struct oh_gateway *gw = c->gw;
+    for (struct sub *s = c->subs; s; s = s->next_conn)
+        if (!s->dead)
+            sub_unlink(gw, s);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->wsi = NULL;
+    oh_metrics_set("omnihub_ws_connections", "",
+                   oh_metrics_value("omnihub_ws_connections", "") - 1);
+    conn_release(c);
+}
+
+static int token_of(struct lws *wsi, char *out, size_t len)
+{
+    char h[4200];
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(h, "Bearer ", 7) == 0) {
+        snprintf(out, len, "%s", h + 7);
+        return 0;
+    }
+    return lws_get_urlarg_by_name(wsi, "access_token=", out, (int)len) ? 0 : -1;
+}
+
+static int writable(struct wsconn *c)
+{
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    /* one frame per callback keeps other connections served fairly */
+    struct outmsg *m = c->out;
+    if (!m)
+        return 0;
+    if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+        return -1;
+    c->out = m->next;
+    if (!c->out)
+        c->out_tail = &c->out;
+    c->out_bytes -= m->len;
+    free(m->buf);
+    free(m);
+    if (c->out)
+        lws_callback_on_writable(c->wsi);
+    if (c->out_bytes <= c->gw->ws_max_queue / 2)
+        for (struct sub *s = c->subs; s; s = s->next_conn)
+            if (s->paused)
+                next_page(s);
+    return 0;
+}
+
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    struct wsconn **slot = user;
+    struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
+    struct wsconn *c = slot ? *slot : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[64] = "", token[4200], why[128];
+        struct oh_principal who;
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+        if (strcmp(uri, "/v1/ws") != 0) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket here");
+            return -1;
+        }
+        if (token_of(wsi, token, sizeof token) ||
+            oh_auth_verify(gw->jwt_secret, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
+            oh_metrics_inc("omnihub_auth_failures_total", "", 1);
+            lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized");
+            return -1;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return -1;
+        c->who = who;
+        c->authed = true;
+        *slot = c;
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c)
+            return -1;
+        c->gw = gw;
+        c->wsi = wsi;
+        c->refs = 1;
+        c->out_tail = &c->out;
+        c->last_rx_ms = c->tokens_ms = oh_mono_ms();
+        c->tokens = 2.0 * gw->ws_rate;
+        c->next = gw->conns;
+        if (gw->conns)
+            gw->conns->prev = c;
+        gw->conns = c;
+        oh_metrics_set("omnihub_ws_connections", "",
+                       oh_metrics_value("omnihub_ws_connections", "") + 1);
+        oh_metrics_inc("omnihub_ws_connections_total", "", 1);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (!c || !c->wsi)
+            return -1;
+        c->last_rx_ms = oh_mono_ms();
+        if (lws_frame_is_binary(wsi)) {
+            close_conn(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frames only");
+            return 0;
+        }
+        if (c->rx_len + len > gw->ws_max_frame) {
+            close_conn(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+            return 0;
+        }
+        if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) && !c->rx_len) {
+            on_message(c, in, len);
+            return 0;
+        }
+        {
+            char *nb = realloc(c->rx, c->rx_len + len + 1);
+            if (!nb)
+                return -1;
+            memcpy(nb + c->rx_len, in, len);
+            c->rx = nb;
+            c->rx_len += len;
+        }
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            on_message(c, c->rx, c->rx_len);
+            c->rx_len = 0;
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            c->last_rx_ms = oh_mono_ms();
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c && c->wsi ? writable(c) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->wsi)
+            conn_closed(c);
+        else if (c)
+            free(c); /* filtered but never established */
+        *slot = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Once a second: idle connections are closed. */
+void gw_ws_tick(struct oh_gateway *gw)
+{
+    int64_t now = oh_mono_ms();
+    for (struct wsconn *c = gw->conns; c; c = c->next)
+        if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000)
+            close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+}
+
+void gw_ws_free_all(struct oh_gateway *gw)
+{
+    drain_jobs(gw);
+    while (gw->live) {
+        struct live_item *it = gw->live;
+        gw->live = it->next;
+        free(it);
+    }
+}

@@ -1,0 +1,236 @@
+/* api.c - the "api:<name>" channel: external connectors POST normalized
+ * messages to /v1/inbound (signed with api.inbound_secret), and receive
+ * agents' replies as signed CloudEvents POSTed to api.outbound_url. The
+ * worked example of docs/connectors.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "connector.h"
+#include "crypto.h"
+#include "hub.h"
+#include "http_client.h"
+
+#define API_MAX_FIELD 255
+
+struct api_ctx {
+    char *secret;
+    char *outbound_url;
+    long timeout_ms;
+};
+
+static const struct oh_config_key api_keys[] = {
+    {"api.inbound_secret", OH_CFG_SECRET, NULL,
+     "HMAC-SHA256 key of X-Omnihub-Signature, inbound and outbound"},
+    {"api.outbound_url", OH_CFG_STR, NULL, "where agents' replies on api:* are POSTed"},
+    {"api.timeout_ms", OH_CFG_INT, "10000", "deadline of one outbound POST"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const api_headers[] = {"x-omnihub-signature", NULL};
+
+static bool api_name_ok(const char *channel)
+{
+    if (strncmp(channel, "api:", 4) != 0)
+        return false;
+    size_t n = strlen(channel + 4);
+    if (n == 0 || n > 32)
+        return false;
+    return strspn(channel + 4, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* A required, bounded, non-empty string field of O. */
+static const char *api_field(const json_t *o, const char *name, const char *where, char *err,
+                             size_t errlen)
+{
+    const json_t *v = json_object_get(o, name);
+    const char *s = json_string_value(v);
+    if (!s || !*s || json_string_length(v) > API_MAX_FIELD ||
+        !oh_utf8_valid(s, json_string_length(v))) {
+        oh_errf(err, errlen, "%s%s must be a non-empty string of at most %d bytes", where, name,
+                API_MAX_FIELD);
+        return NULL;
+    }
+    return s;
+}
+
+static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
+                         struct oh_event_list *out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *in = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = OH_EINVAL;
+    if (!in || !json_is_object(in)) {
+        oh_errf(err, errlen, "body is not a JSON object: %s", in ? "wrong type" : jerr.text);
+        goto out;
+    }
+    const char *channel = api_field(in, "channel", "", err, errlen);
+    const char *account = nc->account ? nc->account : api_field(in, "account", "", err, errlen);
+    const json_t *contact = json_object_get(in, "contact");
+    const char *message_id = api_field(in, "message_id", "", err, errlen);
+    if (!channel || !account || !message_id)
+        goto out;
+    if (!api_name_ok(channel)) {
+        oh_errf(err, errlen, "channel must be \"api:<name>\" with a name of [a-z0-9_-]{1,32}");
+        goto out;
+    }
+    if (!json_is_object(contact)) {
+        oh_errf(err, errlen, "contact must be an object with an id");
+        goto out;
+    }
+    const char *contact_id = api_field(contact, "id", "contact.", err, errlen);
+    if (!contact_id)
+        goto out;
+    const json_t *name = json_object_get(contact, "name");
+    const json_t *text = json_object_get(in, "text");
+    const json_t *att = json_object_get(in, "attachments");
+    const json_t *sent = json_object_get(in, "sent_at");
+    if ((name && !json_is_string(name)) || (text && !json_is_string(text)) ||
+        (att && !json_is_array(att)) || (sent && !json_is_string(sent))) {
+        oh_errf(err, errlen, "contact.name, text and sent_at must be strings, attachments a list");
+        goto out;
+    }
+    if (!text && json_array_size(att) == 0) {
+        oh_errf(err, errlen, "a message needs text or attachments");
+        goto out;
+    }
+    int64_t sent_ms = nc->now_ms;
+    if (sent && oh_time_parse(json_string_value(sent), &sent_ms)) {
+        oh_errf(err, errlen, "sent_at must be RFC 3339");
+        goto out;
+    }
+    const char *kind = "text";
+    size_t i;
+    json_t *a;
+    json_array_foreach(att, i, a) {
+        if (!json_is_object(a) || !json_string_value(json_object_get(a, "kind"))) {
+            oh_errf(err, errlen, "attachments[%zu] must be an object with a kind", i);
+            goto out;
+        }
+        if (i == 0 && !text)
+            kind = json_string_value(json_object_get(a, "kind"));
+    }
+    char id[OH_ID_MAX], conv[OH_ID_MAX], when[32];
+    oh_event_id(id, channel, account, message_id, (const char *)NULL);
+    oh_conversation_id(conv, channel, account, contact_id);
+    oh_time_rfc3339(when, sent_ms);
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}}",
+                             "conversation_id", conv, "channel", channel, "account", account,
+                             "direction", "inbound", "contact", "id", contact_id, "name",
+                             name ? json_string_value(name) : "", "message_id", message_id,
+                             "kind", kind, "text", text ? json_string_value(text) : "",
+                             "sent_at", when, "author", "kind", "customer", "id", contact_id);
+    if (data && att)
+        json_object_set(data, "attachments", (json_t *)att);
+    rc = oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, sent_ms, data));
+out:
+    json_decref(in);
+    return rc;
+}
+
+static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
+                       struct oh_http_reply *reply, char *err, size_t errlen)
+{
+    struct api_ctx *api = ctx;
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "use POST");
+        return OH_EINVAL;
+    }
+    if (oh_sig_check_hex(api->secret, req->body, req->body_len, "sha256=",
+                         req->header(req, "x-omnihub-signature"))) {
+        oh_errf(err, errlen, "missing or bad X-Omnihub-Signature");
+        return OH_EAUTH;
+    }
+    struct oh_norm_ctx nc = {NULL, oh_now_ms()};
+    int rc = api_normalize(&nc, req->body, req->body_len, events, err, errlen);
+    if (rc)
+        return rc;
+    reply->status = 202;
+    json_t *ev = events->ev[0];
+    json_t *answer = json_pack("{s:s, s:s}", "event_id", oh_event_get_id(ev), "conversation_id",
+                               oh_event_subject(ev));
+    reply->body = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+    reply->body_len = reply->body ? strlen(reply->body) : 0;
+    json_decref(answer);
+    return OH_OK;
+}
+
+static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
+{
+    struct api_ctx *api = ctx;
+    if (!api->outbound_url) {
+        snprintf(res->error_code, sizeof res->error_code, "not_configured");
+        snprintf(res->error, sizeof res->error, "api.outbound_url is not set");
+        return OH_EINVAL;
+    }
+    char *body = json_dumps(event, JSON_COMPACT);
+    if (!body)
+        return OH_ERETRY;
+    char sig[72], sighdr[128], idem[200];
+    oh_sig_make_hex(api->secret, body, strlen(body), sig);
+    snprintf(sighdr, sizeof sighdr, "X-Omnihub-Signature: %s", sig);
+    snprintf(idem, sizeof idem, "Idempotency-Key: %s", oh_event_get_id(event));
+    const char *headers[] = {"Content-Type: application/cloudevents+json", sighdr, idem, NULL};
+    struct oh_http_request rq = {"POST", api->outbound_url, headers, body, strlen(body),
+                                 api->timeout_ms, 1 << 16};
+    struct oh_http_response resp;
+    char why[256] = "";
+    int rc = oh_http_do(&rq, &resp, why, sizeof why);
+    free(body);
+    if (rc == OH_OK && resp.status >= 200 && resp.status < 300) {
+        json_t *r = json_loadb(resp.body, resp.len, 0, NULL);
+        const char *mid = json_string_value(json_object_get(r, "message_id"));
+        if (mid)
+            snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", mid);
+        json_decref(r);
+        oh_http_response_free(&resp);
+        return OH_OK;
+    }
+    /* the contract: retried with backoff until a 2xx */
+    if (rc == OH_OK)
+        snprintf(res->error, sizeof res->error, "receiver answered HTTP %ld", resp.status);
+    else
+        snprintf(res->error, sizeof res->error, "%s", why);
+    snprintf(res->error_code, sizeof res->error_code, "%ld", rc == OH_OK ? resp.status : 0L);
+    res->retry_after_ms = resp.retry_after_ms;
+    oh_http_response_free(&resp);
+    return OH_ERETRY;
+}
+
+static void api_destroy(void *ctx)
+{
+    struct api_ctx *api = ctx;
+    if (!api)
+        return;
+    free(api->secret);
+    free(api->outbound_url);
+    free(api);
+}
+
+static int api_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+{
+    if (oh_config_require(cfg, "api.inbound_secret", "for the api channel", err, errlen))
+        return OH_EINVAL;
+    struct api_ctx *api = calloc(1, sizeof *api);
+    if (!api || !(api->secret = strdup(oh_config_str(cfg, "api.inbound_secret")))) {
+        api_destroy(api);
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    const char *url = oh_config_str(cfg, "api.outbound_url");
+    api->outbound_url = url ? strdup(url) : NULL;
+    api->timeout_ms = (long)oh_config_int(cfg, "api.timeout_ms");
+    *ctx = api;
+    return OH_OK;
+}
+
+const struct oh_connector oh_connector_api = {
+    .name = "api",
+    .config_keys = api_keys,
+    .headers = api_headers,
+    .webhook_path = "/v1/inbound",
+    .init = api_init,
+    .webhook = api_webhook,
+    .normalize = api_normalize,
+    .send = api_send,
+    .destroy = api_destroy,
+};

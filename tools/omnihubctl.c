@@ -1,0 +1,328 @@
+/* omnihubctl.c - the command-line companion of omnihubd: normalize provider
+ * payloads offline, mint tokens, sign bodies, tail the stream, watch lag. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "auth.h"
+#include "connector.h"
+#include "crypto.h"
+#include "daemon.h"
+#include "lag.h"
+#include "log.h"
+
+#define MAX_INPUT (16u << 20)
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: omnihubctl COMMAND [options]\n"
+            "\n"
+            "  normalize --channel CH [--account A]   provider payload on stdin -> events,\n"
+            "                                         one JSON object a line (no daemon)\n"
+            "  token --secret S --sub ID [--role customer|agent] [--device D] [--ttl SECONDS]\n"
+            "                                         print a HS256 bearer token\n"
+            "  sign --secret S                        body on stdin -> sha256=<hex>\n"
+            "  tail [-c FILE] [--timeline] [--from-beginning]\n"
+            "                                         follow the stream, events as JSON lines\n"
+            "  lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]\n"
+            "                                         consumer lag per group and partition\n"
+            "\n"
+            "Channels for normalize:");
+    for (const struct oh_connector *const *c = oh_connectors; *c; c++)
+        if ((*c)->normalize)
+            fprintf(out, " %s", (*c)->name);
+    fprintf(out, "\n");
+}
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (!buf)
+            return NULL;
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            if (cap >= MAX_INPUT) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb)
+                free(buf);
+            buf = nb;
+        }
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int cmd_normalize(int argc, char **argv)
+{
+    static const struct option opts[] = {{"channel", required_argument, NULL, 'C'},
+                                         {"account", required_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    const char *channel = NULL, *account = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'C')
+            channel = optarg;
+        else if (opt == 'a')
+            account = optarg;
+        else
+            return 2;
+    }
+    if (!channel) {
+        fprintf(stderr, "omnihubctl normalize: --channel is required\n");
+        return 2;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(channel, ":"), channel);
+    const struct oh_connector *c = oh_connector_find(name);
+    if (!c || !c->normalize) {
+        fprintf(stderr, "omnihubctl normalize: unknown channel \"%s\"\n", channel);
+        return 2;
+    }
+    size_t len;
+    char *body = read_stdin(&len);
+    if (!body) {
+        fprintf(stderr, "omnihubctl normalize: cannot read stdin (over %u bytes?)\n", MAX_INPUT);
+        return 2;
+    }
+    struct oh_event_list out = {0};
+    struct oh_norm_ctx nc = {account, oh_now_ms()};
+    char err[512] = "";
+    int rc = c->normalize(&nc, (const uint8_t *)body, len, &out, err, sizeof err);
+    free(body);
+    if (rc) {
+        fprintf(stderr, "omnihubctl normalize: %s\n", err[0] ? err : oh_strerror(rc));
+        oh_event_list_clear(&out);
+        return 2;
+    }
+    for (size_t i = 0; i < out.n; i++) {
+        char *s = json_dumps(out.ev[i], JSON_COMPACT);
+        if (s)
+            puts(s);
+        free(s);
+    }
+    oh_event_list_clear(&out);
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"secret", required_argument, NULL, 's'}, {"sub", required_argument, NULL, 'u'},
+        {"role", required_argument, NULL, 'r'},   {"device", required_argument, NULL, 'd'},
+        {"ttl", required_argument, NULL, 't'},    {NULL, 0, NULL, 0}};
+    const char *secret = NULL, *sub = NULL, *role = "customer", *device = NULL;
+    long ttl = 3600;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's': secret = optarg; break;
+        case 'u': sub = optarg; break;
+        case 'r': role = optarg; break;
+        case 'd': device = optarg; break;
+        case 't': ttl = strtol(optarg, NULL, 10); break;
+        default: return 2;
+        }
+    }
+    if (!secret || !*secret || !sub || !*sub) {
+        fprintf(stderr, "omnihubctl token: --secret and --sub are required\n");
+        return 2;
+    }
+    if (strcmp(role, "customer") && strcmp(role, "agent")) {
+        fprintf(stderr, "omnihubctl token: --role must be customer or agent\n");
+        return 2;
+    }
+    char *tok = oh_auth_issue(secret, sub, role, device, ttl);
+    if (!tok) {
+        fprintf(stderr, "omnihubctl token: cannot issue a token\n");
+        return 1;
+    }
+    puts(tok);
+    free(tok);
+    return 0;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+    static const struct option opts[] = {{"secret", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    const char *secret = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 's')
+            secret = optarg;
+        else
+            return 2;
+    }
+    if (!secret || !*secret) {
+        fprintf(stderr, "omnihubctl sign: --secret is required\n");
+        return 2;
+    }
+    size_t len;
+    char *body = read_stdin(&len);
+    if (!body) {
+        fprintf(stderr, "omnihubctl sign: cannot read stdin\n");
+        return 2;
+    }
+    char sig[72];
+    oh_sig_make_hex(secret, body, len, sig);
+    puts(sig);
+    free(body);
+    return 0;
+}
+
+static oh_config *load(const char *path)
+{
+    char err[1024];
+    oh_config *cfg = oh_config_load(path, oh_config_tables(), NULL, err, sizeof err);
+    if (!cfg)
+        fprintf(stderr, "%s\n", err);
+    return cfg;
+}
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig)
+{
+    stop = sig;
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"timeline", no_argument, NULL, 't'},
+                                         {"from-beginning", no_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    bool timeline = false, beginning = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': timeline = true; break;
+        case 'b': beginning = true; break;
+        default: return 2;
+        }
+    }
+    oh_config *cfg = load(path);
+    if (!cfg)
+        return 2;
+    char err[512] = "";
+    oh_log *log = oh_log_open(cfg, err, sizeof err);
+    oh_log_consumer *c = log ? oh_log_consumer_new(log, NULL,
+                                                   timeline ? OH_TOPIC_TIMELINE : OH_TOPIC_EVENTS,
+                                                   NULL, err, sizeof err)
+                             : NULL;
+    if (!c || (!beginning && oh_log_seek_end(c))) {
+        fprintf(stderr, "omnihubctl tail: %s\n", err[0] ? err : "cannot read the log");
+        oh_log_consumer_close(c);
+        oh_log_close(log);
+        oh_config_free(cfg);
+        return 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, on_signal);
+    struct oh_log_record recs[256];
+    while (!stop) {
+        int n = oh_log_poll(c, recs, 256, 500);
+        for (int i = 0; i < n && !stop; i++) {
+            fwrite(recs[i].value, 1, recs[i].len, stdout);
+            fputc('\n', stdout);
+        }
+        if (n > 0 && fflush(stdout) != 0)
+            break;
+    }
+    oh_log_consumer_close(c);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    return 0;
+}
+
+static int cmd_lag(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"group", required_argument, NULL, 'g'},
+        {"json", no_argument, NULL, 'j'},         {"samples", required_argument, NULL, 's'},
+        {"interval", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
+    const char *path = NULL, *groups[16];
+    int ngroups = 0, samples = 3, interval = 1000;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'g':
+            if (ngroups < 16)
+                groups[ngroups++] = optarg;
+            break;
+        case 'j': json = true; break;
+        case 's': samples = atoi(optarg); break;
+        case 'i': interval = atoi(optarg); break;
+        default: return 2;
+        }
+    }
+    if (samples < 1 || interval < 0) {
+        fprintf(stderr, "omnihubctl lag: --samples must be >= 1 and --interval >= 0\n");
+        return 2;
+    }
+    oh_config *cfg = load(path);
+    if (!cfg)
+        return 2;
+    char err[512] = "";
+    oh_log *log = oh_log_open(cfg, err, sizeof err);
+    int rc = 1;
+    if (!log)
+        fprintf(stderr, "omnihubctl lag: %s\n", err);
+    else if (oh_lag_cmd(log, groups, ngroups, json, samples, interval, stdout, NULL) == 0)
+        rc = 0;
+    else
+        fprintf(stderr, "omnihubctl lag: cannot read the log\n");
+    oh_log_close(log);
+    oh_config_free(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("omnihubctl %s\n", OH_VERSION);
+        return 0;
+    }
+    oh_slog_set_level(OH_LVL_WARN);
+    const char *cmd = argv[1];
+    argv[1] = argv[0];
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "normalize"))
+        return cmd_normalize(argc, argv);
+    if (!strcmp(cmd, "token"))
+        return cmd_token(argc, argv);
+    if (!strcmp(cmd, "sign"))
+        return cmd_sign(argc, argv);
+    if (!strcmp(cmd, "tail"))
+        return cmd_tail(argc, argv);
+    if (!strcmp(cmd, "lag"))
+        return cmd_lag(argc, argv);
+    fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}
