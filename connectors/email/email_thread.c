@@ -1,0 +1,144 @@
+/* email_thread.c - keeps email conversations together: plus-address and
+ * Message-ID tokens, known In-Reply-To/References, and the remembered
+ * thread (subject, last Message-ID, references) replies continue. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "crypto.h"
+#include "email_int.h"
+
+#define THREAD_NS   "email.thread"
+#define TOKEN_NS    "email.token"
+#define THREAD_REFS 20 /* references kept, the most recent ones */
+
+void email_conv_token(const char *conv, char out[17])
+{
+    uint8_t h[OH_SHA256_LEN];
+    char buf[OH_ID_MAX + 16];
+    snprintf(buf, sizeof buf, "email-token:%s", conv);
+    oh_sha256(buf, strlen(buf), h);
+    oh_hex(h, 8, out);
+}
+
+static bool conv_of_token(struct email_ctx *c, const char *token, char conv[OH_ID_MAX])
+{
+    if (strlen(token) != 16 || strspn(token, "0123456789abcdef") != 16) return false;
+    oh_store *st = oh_hub_store(c->hub);
+    return st && oh_store_kv_get(st, TOKEN_NS, token, conv, OH_ID_MAX) == 0;
+}
+
+/* local+TOKEN@domain with our local part and domain. */
+static bool token_of_address(struct email_ctx *c, const char *addr, char token[17])
+{
+    size_t ll = strlen(c->local);
+    const char *at = strrchr(addr, '@');
+    if (!at || strcasecmp(at + 1, c->domain) != 0 || strncasecmp(addr, c->local, ll) != 0 ||
+        addr[ll] != '+' || (size_t)(at - addr) != ll + 17)
+        return false;
+    for (int i = 0; i < 16; i++)
+        token[i] = (char)tolower((unsigned char)addr[ll + 1 + i]);
+    token[16] = 0;
+    return true;
+}
+
+/* oh.TOKEN.xxx@domain: the Message-IDs we generate. */
+static bool token_of_msgid(struct email_ctx *c, const char *id, char token[17])
+{
+    const char *at = strrchr(id, '@');
+    if (strncmp(id, "oh.", 3) != 0 || strlen(id) < 3 + 17 || id[19] != '.' || !at ||
+        strcasecmp(at + 1, c->domain) != 0)
+        return false;
+    memcpy(token, id + 3, 16);
+    token[16] = 0;
+    return true;
+}
+
+static bool by_addresses(struct email_ctx *c, json_t *arr, char conv[OH_ID_MAX])
+{
+    size_t i;
+    json_t *a;
+    char token[17];
+    json_array_foreach(arr, i, a)
+    {
+        const char *addr = json_string_value(json_object_get(a, "address"));
+        if (addr && token_of_address(c, addr, token) && conv_of_token(c, token, conv)) return true;
+    }
+    return false;
+}
+
+static bool by_msgid(struct email_ctx *c, const char *account, const char *id, char conv[OH_ID_MAX])
+{
+    oh_store *st = oh_hub_store(c->hub);
+    struct oh_store_ref ref;
+    if (!id || !st) return false;
+    if (oh_store_ref_get(st, "email", account, id, &ref) == 0 && ref.conversation_id[0]) {
+        snprintf(conv, OH_ID_MAX, "%s", ref.conversation_id);
+        return true;
+    }
+    char token[17];
+    return token_of_msgid(c, id, token) && conv_of_token(c, token, conv);
+}
+
+void email_thread_resolve(struct email_ctx *c, json_t *ev)
+{
+    json_t *data = oh_event_data(ev);
+    json_t *em = json_object_get(data, "email");
+    const char *account = json_string_value(json_object_get(data, "account"));
+    char conv[OH_ID_MAX];
+    bool found = false;
+    if (!em || !account) return;
+    /* 1. replies to our plus-addressed Reply-To carry the conversation */
+    found = by_addresses(c, json_object_get(em, "to"), conv) ||
+            by_addresses(c, json_object_get(em, "cc"), conv) ||
+            by_addresses(c, json_object_get(em, "delivered_to"), conv);
+    /* 2. any known message this one answers; In-Reply-To first, then the
+     * References from the most recent backwards */
+    if (!found)
+        found = by_msgid(c, account, json_string_value(json_object_get(em, "in_reply_to")), conv);
+    json_t *refs = json_object_get(em, "references");
+    for (size_t i = json_array_size(refs); !found && i > 0; i--)
+        found = by_msgid(c, account, json_string_value(json_array_get(refs, i - 1)), conv);
+    if (!found) return;
+    json_object_set_new(data, "conversation_id", json_string(conv));
+    json_object_set_new(ev, "subject", json_string(conv));
+}
+
+json_t *email_thread_get(struct email_ctx *c, const char *conv)
+{
+    oh_store *st = oh_hub_store(c->hub);
+    static const size_t cap = 64 * 1024;
+    char *buf = st ? malloc(cap) : NULL;
+    if (!buf) return NULL;
+    json_t *t = NULL;
+    if (oh_store_kv_get(st, THREAD_NS, conv, buf, cap) == 0) t = json_loads(buf, 0, NULL);
+    free(buf);
+    return t;
+}
+
+void email_thread_note(struct email_ctx *c, const char *conv, const char *subject,
+                       const char *msgid, json_t *refs, const char *reply_addr)
+{
+    oh_store *st = oh_hub_store(c->hub);
+    if (!st || !conv || !msgid) return;
+    pthread_mutex_lock(&c->mu);
+    json_t *t = email_thread_get(c, conv);
+    if (!t) t = json_object();
+    json_t *all = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(refs, i, r) json_array_append(all, r);
+    while (json_array_size(all) > THREAD_REFS)
+        json_array_remove(all, 0);
+    json_object_set_new(t, "refs", all);
+    json_object_set_new(t, "last", json_string(msgid));
+    if (subject && *subject) json_object_set_new(t, "subject", json_string(subject));
+    if (reply_addr && *reply_addr) json_object_set_new(t, "reply_to", json_string(reply_addr));
+    char *s = json_dumps(t, JSON_COMPACT);
+    if (s && oh_store_kv_put(st, THREAD_NS, conv, s) < 0)
+        OH_WARN("email", "could not remember the thread of %s", conv);
+    free(s);
+    json_decref(t);
+    pthread_mutex_unlock(&c->mu);
+}
