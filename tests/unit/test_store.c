@@ -280,6 +280,18 @@ START_TEST(t_seq_dense)
 }
 END_TEST
 
+struct text_row {
+    char *text;
+};
+
+static int keep_text(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct text_row *t = opaque;
+    free(t->text);
+    t->text = strndup(json, len);
+    return 0;
+}
+
 START_TEST(t_event_gets_seq_and_epoch)
 {
     json_t *ev = mk_event("e_attr", "c_attr", OH_EV_INBOUND, 1700000000000, "m1");
@@ -288,6 +300,20 @@ START_TEST(t_event_gets_seq_and_epoch)
     ck_assert_int_eq(it.seq, 1);
     ck_assert_int_eq(json_integer_value(json_object_get(ev, "seq")), 1);
     ck_assert_str_eq(json_string_value(json_object_get(ev, "epoch")), oh_store_epoch(st));
+    /* the stored text is exactly the event handed back, non-ASCII included */
+    json_object_set_new(json_object_get(ev, "data"), "text", json_string("h\u00e9 \"q\" \\ \n"));
+    json_t *ev2 = json_deep_copy(ev);
+    json_object_set_new(ev2, "id", json_string("e_attr2"));
+    struct oh_store_item it2 = {ev2, 0, 1, -1};
+    ck_assert_int_eq(oh_store_materialize(st, "g", &it2, 1, NULL, 0), 0);
+    ck_assert_int_eq(it2.seq, 2);
+    char *want = json_dumps(ev2, JSON_COMPACT);
+    struct text_row tr = {0};
+    ck_assert_int_eq(oh_store_history(st, "c_attr", 1, 1, keep_text, &tr), 0);
+    ck_assert_str_eq(tr.text, want);
+    free(want);
+    free(tr.text);
+    json_decref(ev2);
     json_decref(ev);
 }
 END_TEST
