@@ -44,6 +44,8 @@ static char *base_url(const char *url)
 static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "line.channel_secret", "to verify LINE webhook signatures", err,
+                          errlen) ||
+        oh_config_require(cfg, "line.access_token", "to send replies through the push API", err,
                           errlen))
         return OH_EINVAL;
     struct line_ctx *c = calloc(1, sizeof *c);
@@ -67,7 +69,6 @@ static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, s
         oh_errf(err, errlen, "line: out of memory");
         return OH_ENOMEM;
     }
-    if (!c->access_token) OH_WARN("line", "line.access_token is not set: replies cannot be sent");
     *ctx = c;
     return OH_OK;
 }

@@ -30,7 +30,9 @@ static void tg_destroy(void *opaque)
 static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
-                          err, errlen))
+                          err, errlen) ||
+        oh_config_require(cfg, "telegram.bot_token", "to send replies through the Bot API", err,
+                          errlen))
         return OH_EINVAL;
     const char *base = oh_config_str(cfg, "telegram.api_base_url");
     if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
@@ -62,7 +64,6 @@ static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
         snprintf(c->account, sizeof c->account, "%.*s", (int)(colon - c->bot_token), c->bot_token);
     else
         snprintf(c->account, sizeof c->account, "%s", TG_DEFAULT_ACCOUNT);
-    if (!c->bot_token) OH_WARN("telegram", "telegram.bot_token is not set: replies cannot be sent");
     *ctx = c;
     return OH_OK;
 }

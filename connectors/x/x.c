@@ -39,7 +39,8 @@ static char *dup_set(const char *s)
 static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "x.consumer_secret",
-                          "to answer X's CRC checks and verify webhook signatures", err, errlen))
+                          "to answer X's CRC checks and verify webhook signatures", err, errlen) ||
+        oh_config_require(cfg, "x.access_token", "to send DMs through the X API", err, errlen))
         return OH_EINVAL;
     const char *base = oh_config_str(cfg, "x.api_base_url");
     if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
@@ -66,7 +67,6 @@ static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size
     size_t n = strlen(c->api_base_url);
     while (n > 0 && c->api_base_url[n - 1] == '/')
         c->api_base_url[--n] = '\0';
-    if (!c->access_token) OH_WARN("x", "x.access_token is not set: replies cannot be sent");
     *ctx = c;
     return OH_OK;
 }

@@ -1,0 +1,254 @@
+"""test_telegram.py - the Telegram connector against a running omnihubd:
+every documented update posted with the secret token and found field by
+field in the history, rejections, and agent replies through a stand-in Bot
+API (path with the bot token, body, retries, permanent errors, files)."""
+import glob
+import json
+import os
+import time
+
+from conftest import ctl
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data", "telegram")
+SECRET = "tg-Secret_Token-42"
+BOT_ID = "123456"
+BOT_TOKEN = BOT_ID + ":ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+CHAT = 1111111
+
+
+def fixtures():
+    return sorted(p for p in glob.glob(os.path.join(DATA, "*.json")) if ".expect." not in p)
+
+
+def subset(want, got, path="$"):
+    """Every key of WANT equals GOT's; lists compare element-wise."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict), f"{path}: want an object, got {got!r}"
+        for k, v in want.items():
+            assert k in got, f"{path}.{k} missing in {json.dumps(got)[:400]}"
+            subset(v, got[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r}"
+        for i, (w, g) in enumerate(zip(want, got)):
+            subset(w, g, f"{path}[{i}]")
+    else:
+        assert want == got, f"{path}: want {want!r}, got {got!r}"
+
+
+def expectations(path):
+    with open(path[:-5] + ".expect.json") as f:
+        want = json.load(f)
+    return want if isinstance(want, list) else [want]
+
+
+def normalize(body, account=BOT_ID):
+    args = ["normalize", "--channel", "telegram"] + (["--account", account] if account else [])
+    r = ctl(*args, input=body)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def config(**extra):
+    cfg = {"telegram.secret_token": SECRET, "telegram.bot_token": BOT_TOKEN}
+    cfg.update(extra)
+    return cfg
+
+
+def post(d, body, token=SECRET):
+    h = {"Content-Type": "application/json"}
+    if token is not None:
+        h["X-Telegram-Bot-Api-Secret-Token"] = token
+    return d.request("POST", "/webhooks/telegram", body, headers=h)
+
+
+def wait_for(d, conv, pred, timeout=15):
+    """Waits until PRED holds for some event of CONV's history; returns it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            for ev in d.history(conv):
+                if pred(ev):
+                    return ev
+        except Exception:  # the conversation may not exist yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no matching event in {conv}: {json.dumps(d.history(conv))[:2000]}")
+
+
+def load(name):
+    with open(os.path.join(DATA, name + ".json"), "rb") as f:
+        return f.read()
+
+
+# ---- inbound ----
+
+def test_every_fixture_through_normalize():
+    for path in fixtures():
+        with open(path, "rb") as f:
+            body = f.read()
+        name = os.path.basename(path)
+        got = normalize(body, account=None)
+        want = expectations(path)
+        assert len(got) == len(want), name
+        subset(want, got, name)
+        assert all(e["data"]["account"] == "bot" for e in got)
+    r = ctl("normalize", "--channel", "telegram", input=b'{"message":{}}')
+    assert r.returncode == 2 and "update_id" in r.stderr
+
+
+def test_every_fixture_posted_lands_once_in_history(omnihub):
+    d = omnihub(config=config())
+    for path in fixtures():
+        body = open(path, "rb").read()
+        name = os.path.basename(path)
+        r = post(d, body)
+        assert r.status_code == 200, (name, r.text)
+        assert post(d, body).status_code == 200  # Telegram's retry of the same update
+        want = expectations(path)
+        got = normalize(body)
+        assert len(got) == len(want), name
+        for exp, ev in zip(want, got):
+            conv = ev["subject"]
+            stored = wait_for(d, conv, lambda e, i=ev["id"]: e["id"] == i)
+            subset(exp, stored, name)
+            assert stored["data"]["account"] == BOT_ID
+            assert stored["source"] == "/omnihub/telegram/" + BOT_ID
+            assert stored["data"]["conversation_id"] == conv == stored["subject"]
+            assert isinstance(stored["seq"], int) and stored["epoch"]
+            assert [e["id"] for e in d.history(conv)].count(ev["id"]) == 1, name
+    # one private chat is one conversation: messages, the edit and button presses
+    convs = {c["contact"]["id"]: c for c in d.conversations()}
+    assert set(convs) == {str(CHAT), "-1001234567890"}
+    private = convs[str(CHAT)]["conversation_id"]
+    assert "1111111" not in private
+    events = d.history(private)
+    edit = [e for e in events if e["data"].get("edit_of")]
+    assert len(edit) == 1 and edit[0]["data"]["edit_of"] == "1111111:1365"
+    assert edit[0]["data"]["text"] == "Edited text"
+    original = [e for e in events if e["data"]["message_id"] == "1111111:1365"]
+    assert len(original) == 1 and original[0]["data"]["text"] == "/start"
+    assert original[0]["seq"] < edit[0]["seq"]
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(events) + 1))
+
+
+def test_bad_or_missing_secret_is_401_and_stores_nothing(omnihub):
+    d = omnihub(config=config())
+    body = load("message_text")
+    assert post(d, body, token=None).status_code == 401
+    assert post(d, body, token="").status_code == 401
+    assert post(d, body, token=SECRET[:-1]).status_code == 401
+    assert post(d, body, token=SECRET + "x").status_code == 401
+    assert post(d, body, token=SECRET.upper()).status_code == 401
+    assert post(d, body[: len(body) // 2]).status_code == 400
+    time.sleep(0.5)
+    assert d.conversations() == []
+    assert d.metric("omnihub_signature_failures_total", {"channel": "telegram"}) == 5
+
+
+# ---- outbound ----
+
+def tg_ok(message_id, chat=CHAT, text="x"):
+    return {"ok": True, "result": {"message_id": message_id, "date": int(time.time()),
+                                   "from": {"id": int(BOT_ID), "is_bot": True,
+                                            "first_name": "Omnihub"},
+                                   "chat": {"id": chat, "type": "private",
+                                            "first_name": "Test Firstname"},
+                                   "text": text}}
+
+
+def open_chat(d):
+    body = load("message_text")
+    assert post(d, body).status_code == 200
+    conv = normalize(body)[0]["subject"]
+    d.wait_history(conv, 1)
+    return conv
+
+
+def reply(d, conv, body):
+    r = d.request("POST", f"/v1/conversations/{conv}/messages", body, token=d.agent_token())
+    assert r.status_code == 202, r.text
+    return r.json()["event_id"]
+
+
+def status_of(d, conv, message_id, state="sent", timeout=15):
+    return wait_for(d, conv, lambda e: e["type"] == "omnihub.message.status"
+                    and e["data"]["status"]["message_id"] == message_id
+                    and e["data"]["status"]["state"] == state, timeout)
+
+
+def test_reply_through_send_message(omnihub, http_stub):
+    g = http_stub()
+    d = omnihub(config=config(**{"telegram.api_base_url": g.url}))
+    conv = open_chat(d)
+    g.queue(200, tg_ok(1400))
+    ev = reply(d, conv, {"text": "How can we help?", "client_msg_id": "t1",
+                         "reply_to": "1111111:1365"})
+    g.wait_requests(1)
+    rq = g.requests[0]
+    assert rq.method == "POST"
+    assert rq.path == f"/bot{BOT_TOKEN}/sendMessage"  # the token is the auth
+    assert rq.headers["content-type"].startswith("application/json")
+    assert rq.json() == {"chat_id": CHAT, "text": "How can we help?",
+                         "reply_parameters": {"message_id": 1365}}
+    ours = wait_for(d, conv, lambda e: e["id"] == ev)["data"]["message_id"]
+    sent = status_of(d, conv, ours)
+    assert sent["data"]["status"]["provider_message_id"] == "1111111:1400"
+    # without reply_to there are no reply_parameters; a photo goes through sendPhoto
+    g.queue(200, tg_ok(1401))
+    g.queue(200, tg_ok(1402))
+    reply(d, conv, {"text": "plain", "client_msg_id": "t2"})
+    g.wait_requests(2)
+    assert g.requests[1].json() == {"chat_id": CHAT, "text": "plain"}
+
+
+def test_retry_on_5xx_and_429_not_on_4xx(omnihub, http_stub):
+    g = http_stub()
+    d = omnihub(config=config(**{"telegram.api_base_url": g.url, "dispatch.backoff_ms": "50"}))
+    conv = open_chat(d)
+    g.queue(502, b"<html>Bad Gateway</html>")
+    g.queue(429, {"ok": False, "error_code": 429,
+                  "description": "Too Many Requests: retry after 1",
+                  "parameters": {"retry_after": 1}})
+    g.queue(200, tg_ok(1500))
+    t0 = time.time()
+    ev = reply(d, conv, {"text": "retry me", "client_msg_id": "r1"})
+    ours = wait_for(d, conv, lambda e: e["id"] == ev)["data"]["message_id"]
+    sent = status_of(d, conv, ours)
+    assert sent["data"]["status"]["provider_message_id"] == "1111111:1500"
+    assert len(g.requests) == 3
+    assert g.requests[0].json() == g.requests[1].json() == g.requests[2].json()
+    assert time.time() - t0 >= 0.9  # retry_after was honoured
+
+    g.queue(400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
+    ev = reply(d, conv, {"text": "to nowhere", "client_msg_id": "r2"})
+    ours = wait_for(d, conv, lambda e: e["id"] == ev)["data"]["message_id"]
+    failed = status_of(d, conv, ours, "failed")
+    assert failed["data"]["status"]["error"]["code"] == "400"
+    assert "chat not found" in json.dumps(failed["data"]["status"]["error"])
+    time.sleep(0.5)
+    assert len(g.requests) == 4
+
+
+def test_file_download_through_get_file(omnihub, http_stub):
+    g = http_stub()
+    d = omnihub(config=config(**{"telegram.api_base_url": g.url}))
+    body = load("message_document")
+    assert post(d, body).status_code == 200
+    conv = normalize(body)[0]["subject"]
+    d.wait_history(conv, 1)
+    file_id = "AwADBAADbXXXXXXXXXXXGBdhD2l6_XZ"
+    blob = b"%PDF-1.4\n" + bytes(range(256)) * 40
+    g.queue(200, {"ok": True, "result": {"file_id": file_id, "file_unique_id": "u1",
+                                         "file_size": len(blob),
+                                         "file_path": "documents/file_7.pdf"}})
+    g.queue(200, blob, headers={"Content-Type": "application/octet-stream"})
+    r = d.request("GET", f"/v1/media/telegram/{file_id}", token=d.agent_token())
+    assert r.status_code == 200, r.text
+    assert r.content == blob
+    assert r.headers["Content-Type"] == "application/pdf"
+    assert [q.path for q in g.requests] == [f"/bot{BOT_TOKEN}/getFile",
+                                            f"/file/bot{BOT_TOKEN}/documents/file_7.pdf"]
+    assert g.requests[0].json() == {"file_id": file_id}
+    g.queue(400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"})
+    assert d.request("GET", "/v1/media/telegram/nope", token=d.agent_token()).status_code == 404
