@@ -185,8 +185,9 @@ int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len
     const char *account =
         nc->account && *nc->account ? nc->account : str_or(root, "destination", NULL);
     if (!account || !*account) {
+        size_t n = json_array_size(events);
         json_decref(root);
-        if (json_array_size(events) == 0) return OH_OK;
+        if (n == 0) return OH_OK;
         oh_errf(err, errlen, "line: delivery without destination");
         return OH_EINVAL;
     }
