@@ -17,12 +17,18 @@ static bool has_re_prefix(const char *s)
            strncasecmp(s, "sv:", 3) == 0 || strncasecmp(s, "antw:", 5) == 0;
 }
 
+/* A UTF-8 text part in quoted-printable or base64, whichever is shorter. */
 static GMimeObject *text_part(const char *subtype, const char *text)
 {
-    GMimeTextPart *p = g_mime_text_part_new_with_subtype(subtype);
-    g_mime_text_part_set_text(p, text);
-    g_mime_text_part_set_charset(p, "utf-8");
-    g_mime_object_encode(GMIME_OBJECT(p), GMIME_ENCODING_CONSTRAINT_7BIT);
+    GMimePart *p = g_mime_part_new_with_type("text", subtype);
+    g_mime_object_set_content_type_parameter(GMIME_OBJECT(p), "charset", "utf-8");
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer(text, strlen(text));
+    GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(p, w);
+    g_object_unref(w);
+    g_object_unref(s);
+    g_mime_part_set_content_encoding(
+        p, g_mime_part_get_best_content_encoding(p, GMIME_ENCODING_CONSTRAINT_7BIT));
     return GMIME_OBJECT(p);
 }
 

@@ -510,22 +510,30 @@ static bool ends_with_ci(const char *s, const char *suffix)
     return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
 }
 
-/* "On <date>, <name> wrote:" and its translations, on one line or
- * wrapped over two. Returns the number of lines it spans, 0 if none. */
+/* "On <date>, <name> wrote:" and its translations ("Am ... schrieb Bob:",
+ * "Le ... a écrit :"), on one line or wrapped over up to three. Returns the
+ * number of lines it spans, 0 if none. */
 static size_t attribution(struct lines *ls, size_t i)
 {
-    static const char *const tails[] = {
-        "wrote:",      "a écrit :",  "a écrit:", "schrieb:",    "escribió:",
-        "ha scritto:", "schreef:",   "skrev:",   "написал:",    "napisał:",
-        "escreveu:",   "kirjoitti:", "yazdı:",   "написал(а):", NULL};
+    static const char *const verbs[] = {"wrote",     "schrieb", "a écrit", "escribió", "ha scritto",
+                                        "schreef",   "skrev",   "написал", "napisał",  "escreveu",
+                                        "kirjoitti", "yazdı",   "írta",    "napsal",   NULL};
     const char *l = skip_ws(ls->l[i]);
     if (*l == '>' || !*l) return 0;
+    char joined[1300] = "";
     for (size_t span = 1; span <= 3 && i + span <= ls->n; span++) {
         const char *last = ls->l[i + span - 1];
-        if (strlen(last) > 400) return 0;
-        for (const char *const *t = tails; *t; t++)
-            if (ends_with_ci(last, *t)) return span;
         if (span > 1 && !*skip_ws(last)) return 0;
+        size_t jl = strlen(joined);
+        snprintf(joined + jl, sizeof joined - jl, "%s%s", span > 1 ? " " : "", last);
+        if (strlen(joined) > 400) return 0;
+        if (!ends_with_ci(joined, ":")) continue;
+        for (const char *const *v = verbs; *v; v++) {
+            const char *hit = strcasestr(joined, *v);
+            /* the verb near the end: "... wrote:", "... schrieb Bob <b@x>:" */
+            if (hit && hit > joined && (hit[-1] == ' ' || hit[-1] == ',') && strlen(hit) < 160)
+                return span;
+        }
     }
     return 0;
 }
