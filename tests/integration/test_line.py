@@ -92,7 +92,7 @@ def test_every_fixture_through_normalize():
         assert len(got) == len(want), os.path.basename(path)
         subset(want, got, os.path.basename(path))
     r = ctl("normalize", "--channel", "line", input=b'{"destination":"U1"}')
-    assert r.returncode == 2 and "events" in r.stderr
+    assert r.returncode == 2 and b"events" in r.stderr
 
 
 def test_every_fixture_posted_signed_lands_once_in_history(omnihub):

@@ -110,7 +110,7 @@ def test_every_fixture_through_normalize():
         assert len(got) == len(want), os.path.basename(path)
         subset(want, got, os.path.basename(path))
     r = ctl("normalize", "--channel", "x", input=b'{"direct_message_events":[]}')
-    assert r.returncode == 2 and "for_user_id" in r.stderr
+    assert r.returncode == 2 and b"for_user_id" in r.stderr
 
 
 def test_every_fixture_posted_signed_lands_once_in_history(omnihub):
