@@ -51,7 +51,11 @@ struct oh_store_pos {
  * (channel, account, provider_message_id) -> (conversation,
  * status.message_id); for status events keep the message's shown state,
  * which never moves backwards (sent < failed < delivered < read). Then
- * store POS for GROUP. Either everything is committed or nothing is. */
+ * store POS for GROUP. Either everything is committed or nothing is.
+ * A duplicate that was stored from the very same source record (same
+ * src_partition and src_offset: a retry after a commit whose answer was
+ * lost, or a replay after a crash between shard commits) gets its stored
+ * seq and "seq"/"epoch" back instead of 0, so the caller forwards it again. */
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos);
 

@@ -14,10 +14,11 @@
 /* One statement, hence one transaction, per shard and batch: $1 the items
  * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
  * $4 the epoch. Duplicates (already stored, or earlier in the batch) get
- * seq 0; the conversation row is locked by the upsert that advances its
- * head, so seqs stay dense under concurrent writers. The stored text is
- * the client's compact serialization with "seq" and "epoch" appended, byte
- * for byte what the client gets by setting them on its json_t. */
+ * seq 0, or their stored seq when stored from the same source record (the
+ * final join sees the history as it was before the statement); the conversation row is locked by
+ * the upsert that advances its head, so seqs stay dense under concurrent writers. The stored text
+ * is the client's compact serialization with "seq" and "epoch" appended, byte for byte what the
+ * client gets by setting them on its json_t. */
 static const char pg_materialize_sql[] =
     "WITH raw AS ("
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
@@ -60,8 +61,9 @@ static const char pg_materialize_sql[] =
     " SELECT $2::text, topic, part, next FROM json_to_recordset($3::json)"
     " AS y(topic text, part int, next bigint)"
     " ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next)"
-    " SELECT r.ord, coalesce(n.seq, 0) FROM raw r LEFT JOIN numbered n ON n.ord = r.ord"
-    " ORDER BY r.ord";
+    " SELECT r.ord, coalesce(n.seq, h.seq, 0) FROM raw r LEFT JOIN numbered n ON n.ord = r.ord"
+    " LEFT JOIN history h ON h.event_id = r.eid AND h.src_partition = r.part"
+    " AND h.src_offset = r.off ORDER BY r.ord";
 
 const char *const oh_pg_sql[P_COUNT] = {
     [P_MATERIALIZE] = pg_materialize_sql,

@@ -58,7 +58,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_BEGIN_IMM] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_EVENT_EXISTS] = "SELECT 1 FROM history WHERE event_id = ?1",
+    [S_EVENT_EXISTS] = "SELECT seq, src_partition, src_offset FROM history WHERE event_id = ?1",
     [S_CONV_HEAD] = "SELECT head FROM conversations WHERE id = ?1",
     [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") "
                       "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, 0)",
@@ -418,8 +418,19 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it)
     if (!q) return OH_EIO;
     bind_text(q, 1, f.id);
     int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        /* a duplicate: seq stays 0, unless it is the same source record */
+        if (sqlite3_column_int(q, 1) == it->src_partition &&
+            sqlite3_column_int64(q, 2) == it->src_offset) {
+            it->seq = sqlite3_column_int64(q, 0);
+            json_object_del(it->event, "seq");
+            json_object_del(it->event, "epoch");
+            oh_store_set_seq(it->event, it->seq, s->epoch);
+        }
+        sqlite3_reset(q);
+        return 0;
+    }
     sqlite3_reset(q);
-    if (rc == SQLITE_ROW) return 0; /* duplicate: seq stays 0 */
     if (rc != SQLITE_DONE) return sq_err(rc);
 
     int64_t head = 0;
