@@ -8,6 +8,8 @@ import os
 import re
 import time
 
+import pytest
+
 from conftest import ctl, sign_b64
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "line")
@@ -258,3 +260,10 @@ def test_content_download(omnihub, http_stub):
     assert g.requests[0].headers["authorization"] == "Bearer " + TOKEN
     g.queue(404, {"message": "Not found"})
     assert d.request("GET", "/v1/media/line/1", token=d.agent_token()).status_code == 404
+
+
+def test_start_fails_without_a_secret(omnihub):
+    for cfg, missing in (({"line.channel_secret": SECRET}, "line.access_token"), ({"line.access_token": TOKEN}, "line.channel_secret")):
+        with pytest.raises(RuntimeError) as e:
+            omnihub(config=cfg)
+        assert missing in str(e.value)

@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+import pytest
+
 from conftest import ctl
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "telegram")
@@ -251,3 +253,10 @@ def test_file_download_through_get_file(omnihub, http_stub):
     assert g.requests[0].json() == {"file_id": file_id}
     g.queue(400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"})
     assert d.request("GET", "/v1/media/telegram/nope", token=d.agent_token()).status_code == 404
+
+
+def test_start_fails_without_a_secret(omnihub):
+    for cfg, missing in (({"telegram.secret_token": SECRET}, "telegram.bot_token"), ({"telegram.bot_token": BOT_TOKEN}, "telegram.secret_token")):
+        with pytest.raises(RuntimeError) as e:
+            omnihub(config=cfg)
+        assert missing in str(e.value)

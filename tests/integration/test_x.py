@@ -10,6 +10,8 @@ import json
 import os
 import time
 
+import pytest
+
 from conftest import ctl
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "x")
@@ -240,3 +242,10 @@ def test_retry_on_5xx_not_on_4xx(omnihub, http_stub):
     assert "not permitted" in json.dumps(failed["data"]["status"]["error"])
     time.sleep(0.5)
     assert len(g.requests) == 3
+
+
+def test_start_fails_without_a_secret(omnihub):
+    for cfg, missing in (({"x.consumer_secret": SECRET}, "x.access_token"), ({"x.access_token": TOKEN}, "x.consumer_secret")):
+        with pytest.raises(RuntimeError) as e:
+            omnihub(config=cfg)
+        assert missing in str(e.value)
