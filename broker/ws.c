@@ -749,6 +749,21 @@ static int token_of(struct lws *wsi, char *out, size_t len)
     return lws_get_urlarg_by_name(wsi, "access_token=", out, (int)len) ? 0 : -1;
 }
 
+/* Refuses an upgrade with a plain HTTP/1.1 answer and a JSON error body
+ * (lws's own status pages say HTTP/1.0, which WebSocket clients reject). */
+static int refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg)
+{
+    char body[256], buf[LWS_PRE + 512];
+    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                        code, msg);
+    int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %d\r\nconnection: close\r\n\r\n%s",
+                     status, status == 401 ? "Unauthorized" : "Not Found", blen, body);
+    lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
+    return -1;
+}
+
 static int writable(struct wsconn *c)
 {
     if (c->close_code) {
@@ -788,15 +803,12 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         char uri[64] = "", token[4200], why[128];
         struct oh_principal who;
         lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-        if (strcmp(uri, "/v1/ws") != 0) {
-            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket here");
-            return -1;
-        }
+        if (strcmp(uri, "/v1/ws") != 0)
+            return refuse_upgrade(wsi, 404, "not_found", "no WebSocket here");
         if (token_of(wsi, token, sizeof token) ||
             oh_auth_verify(gw->jwt_secret, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
             oh_metrics_inc("omnihub_auth_failures_total", "", 1);
-            lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized");
-            return -1;
+            return refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token");
         }
         c = calloc(1, sizeof *c);
         if (!c)
