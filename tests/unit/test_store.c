@@ -108,6 +108,18 @@ static void pg_global_start(void)
 
 static void pg_global_stop(void)
 {
+#ifdef OH_HAVE_POSTGRES
+    if (!pg_dir[0]) { /* an external server: drop what we created */
+        PGconn *c = PQconnectdb(pg_base);
+        for (int i = 1; i <= db_counter && PQstatus(c) == CONNECTION_OK; i++) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS oh_t%d_%d WITH (FORCE)",
+                     (int)getpid(), i);
+            PQclear(PQexec(c, sql));
+        }
+        PQfinish(c);
+    }
+#endif
     if (pg_dir[0]) {
         char args[600];
         snprintf(args, sizeof args, "stop %s", pg_dir);
