@@ -33,8 +33,9 @@ int x_parse(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len, x_ski
             void *opaque, struct oh_event_list *out, char *err, size_t errlen);
 
 /* Pure: one Account Activity delivery -> one event per message_create in
- * direct_message_events. Other activity kinds give no event. OH_EINVAL
- * with a one-line reason in ERR for a body that is not a delivery. */
+ * direct_message_events and one read status per entry of
+ * direct_message_mark_read_events. Other activity kinds give no event.
+ * OH_EINVAL with a one-line reason in ERR for a body that is not a delivery. */
 int x_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
                 struct oh_event_list *out, char *err, size_t errlen);
 

@@ -1,5 +1,6 @@
 /* x_normalize.c - the pure half of the X connector: an Account Activity
- * delivery's direct_message_events -> inbound DMs and outbound echoes. */
+ * delivery's direct_message_events -> inbound DMs and outbound echoes,
+ * direct_message_mark_read_events -> read statuses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,36 @@ static int one_dm(const struct oh_norm_ctx *nc, const char *account, const char 
                               oh_event_new(ours ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, ms, data));
 }
 
+/* A read receipt: the customer read our DMs up to last_read_event_id. The
+ * status names X's event id; the sync service swaps in our own message id
+ * when it is one of our sends. Reads by the account itself are skipped. */
+static int one_read(const struct oh_norm_ctx *nc, const char *account, const char *for_user,
+                    const json_t *ev, struct oh_event_list *out, char *err, size_t errlen)
+{
+    const char *reader = str_or(ev, "sender_id", NULL);
+    const char *last = str_or(ev, "last_read_event_id", NULL);
+    if (!reader || !last || !*last) {
+        oh_errf(err, errlen, "x: mark_read event without sender_id or last_read_event_id");
+        return OH_EINVAL;
+    }
+    if (strcmp(reader, for_user) == 0) return OH_OK;
+    char conv[OH_ID_MAX], id[OH_ID_MAX], when[32];
+    oh_conversation_id(conv, X_CHANNEL, account, reader);
+    const char *ts = str_or(ev, "created_timestamp", NULL);
+    int64_t ms = ts ? strtoll(ts, NULL, 10) : 0;
+    if (ms <= 0) ms = nc->now_ms;
+    oh_time_rfc3339(when, ms);
+    json_t *data = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
+        "conversation_id", conv, "channel", X_CHANNEL, "account", account, "direction", "outbound",
+        "contact", "id", reader, "name", "", "message_id", last, "kind", "text", "text", "",
+        "status", "message_id", last, "state", "read", "sent_at", when, "author", "kind", "system",
+        "id", "x");
+    if (!data) return OH_ENOMEM;
+    oh_event_id(id, X_CHANNEL, account, last, "status", "read", (const char *)NULL);
+    return oh_event_list_push(out, oh_event_new(OH_EV_STATUS, id, ms, data));
+}
+
 int x_parse(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len, x_skip_echo_fn skip,
             void *opaque, struct oh_event_list *out, char *err, size_t errlen)
 {
@@ -129,6 +160,11 @@ int x_parse(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len, x_ski
         /* Only message_create events are DMs; others are skipped. */
         if (strcmp(str_or(ev, "type", ""), "message_create") != 0) continue;
         if ((rc = one_dm(nc, account, for_user, root, ev, skip, opaque, out, err, errlen))) break;
+    }
+    const json_t *reads = json_object_get(root, "direct_message_mark_read_events");
+    json_array_foreach(reads, i, ev)
+    {
+        if (rc || (rc = one_read(nc, account, for_user, ev, out, err, errlen))) break;
     }
     json_decref(root);
     return rc;

@@ -138,7 +138,10 @@ def test_every_fixture_posted_signed_lands_once_in_history(omnihub):
     convs = d.conversations()
     assert len(convs) == 1 and convs[0]["contact"]["id"] == THEM
     events = d.history(convs[0]["conversation_id"])
-    assert [e["data"]["direction"] for e in events].count("outbound") == 1
+    assert [e["type"] for e in events].count("omnihub.message.outbound") == 1
+    # the read receipt names the DM it covers
+    read = [e for e in events if e["type"] == "omnihub.message.status"]
+    assert [e["data"]["status"]["state"] for e in read] == ["read"]
     assert THEM not in convs[0]["conversation_id"]
 
 
@@ -217,6 +220,14 @@ def test_reply_as_dm_and_its_echo_is_not_stored_twice(omnihub, http_stub):
     assert typed["data"]["author"] == {"kind": "page", "id": ME}
     time.sleep(0.5)
     assert len(d.history(conv)) == n + 1
+    # the customer reads our reply: a read status on our own message
+    mark = json.dumps({"for_user_id": ME, "direct_message_mark_read_events": [{
+        "created_timestamp": str(int(time.time() * 1000)), "sender_id": THEM,
+        "target": {"recipient_id": ME}, "last_read_event_id": "1582838499983564806"}]}).encode()
+    assert post(d, mark).status_code == 200
+    read = status_of(d, conv, ours, "read")
+    assert read["data"]["status"]["provider_message_id"] == "1582838499983564806"
+    assert read["subject"] == conv
 
 
 def test_retry_on_5xx_not_on_4xx(omnihub, http_stub):
