@@ -297,10 +297,10 @@ static int mn_status1(struct mn *p, const struct mn_item *it, const char *state,
         oh_event_id(id, p->ch->name, it->account, it->contact, "watermark", state, wm, NULL);
     json_t *data = mn_data(p, it, "outbound", "text");
     if (!data) return OH_ENOMEM;
-    /* Like every connector: status.message_id is the platform's id, which
-     * the sync service maps to our message when it knows the mid. */
+    /* status.message_id is the platform's mid; the sync service replaces
+     * it with our message id (keeping the mid as provider_message_id) when
+     * the mid is one of our sends. */
     json_t *st = json_pack("{s:s, s:s}", "message_id", mid, "state", state);
-    if (*mid) json_object_set_new(st, "provider_message_id", json_string(mid));
     if (*wm) json_object_set_new(st, "watermark", json_string(wm));
     json_object_set_new(data, "status", st);
     json_object_set_new(data, "author",
