@@ -163,10 +163,16 @@ static int one_event(const struct oh_norm_ctx *nc, const char *account, const js
         json_object_set_new(data, "redelivery", json_true());
     if (strcmp(str_or(ev, "mode", "active"), "standby") == 0)
         json_object_set_new(data, "standby", json_true());
+    /* Everything a redelivery repeats names a non-message event: the ULID
+     * alone is not trusted to be unique across event types. */
+    char tsbuf[24];
+    snprintf(tsbuf, sizeof tsbuf, "%lld",
+             (long long)json_integer_value(json_object_get(ev, "timestamp")));
     if (is_msg)
         oh_event_id(id, LINE_CHANNEL, account, mid, (const char *)NULL);
     else
-        oh_event_id(id, LINE_CHANNEL, account, "event", weid, (const char *)NULL);
+        oh_event_id(id, LINE_CHANNEL, account, "event", weid, type, contact, tsbuf,
+                    (const char *)NULL);
     return oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, ts, data));
 }
 
