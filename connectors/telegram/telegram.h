@@ -22,7 +22,7 @@ struct tg_ctx {
 
 /* Pure: one webhook delivery (an Update object) -> 0 or 1 event appended to
  * OUT. Update kinds other than message, edited_message, channel_post,
- * edited_channel_post and callback_query give no event. OH_EINVAL with a
+ * edited_channel_post, callback_query and message_reaction give no event. OH_EINVAL with a
  * one-line reason in ERR for a body that is not an Update. */
 int tg_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
                  struct oh_event_list *out, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /* tg_normalize.c - the pure half of the Telegram connector: one Bot API
- * Update (message, edit, channel post, callback query) -> one CloudEvent. */
+ * Update (message, edit, channel post, callback query, reaction) -> one
+ * CloudEvent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,44 @@ static int on_callback(const struct oh_norm_ctx *nc, const char *account, const 
     return oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, nc->now_ms, data));
 }
 
+/* A user changed their reaction to a message (message_reaction updates,
+ * delivered when allowed_updates asks for them). */
+static int on_reaction(const struct oh_norm_ctx *nc, const char *account, const json_t *r,
+                       struct oh_event_list *out, char *err, size_t errlen)
+{
+    struct tg_msg m = {.account = account};
+    const json_t *mid = json_object_get(r, "message_id");
+    if (!json_is_integer(mid) || chat_of(json_object_get(r, "chat"), &m, err, errlen)) {
+        oh_errf(err, errlen, "telegram: message_reaction without chat.id or message_id");
+        return OH_EINVAL;
+    }
+    char target[96], date[24], who[32];
+    snprintf(target, sizeof target, "%s:%lld", m.chat_id, (long long)json_integer_value(mid));
+    long long d = (long long)json_integer_value(json_object_get(r, "date"));
+    snprintf(date, sizeof date, "%lld", d);
+    const json_t *actor = json_object_get(r, "user");
+    if (!actor) actor = json_object_get(r, "actor_chat");
+    if (!id_text(json_object_get(actor, "id"), who, sizeof who))
+        snprintf(who, sizeof who, "%s", m.chat_id);
+    /* The new reaction set; the first emoji stands for it, "" means removed. */
+    const json_t *first = json_array_get(json_object_get(r, "new_reaction"), 0);
+    const char *emoji = str_or(first, "emoji", "");
+    if (first && !*emoji) emoji = str_or(first, "custom_emoji_id", str_or(first, "type", ""));
+    snprintf(m.message_id, sizeof m.message_id, "%s:reaction:%s:%s", target, who, date);
+    json_t *data = base_data(&m, "reaction", "");
+    if (!data) return OH_ENOMEM;
+    json_object_set_new(data, "reaction",
+                        json_pack("{s:s, s:s}", "message_id", target, "emoji", emoji));
+    int64_t when = d > 0 ? d * 1000 : nc->now_ms;
+    set_time(data, when);
+    const bool is_bot = json_is_true(json_object_get(actor, "is_bot"));
+    json_object_set_new(data, "author",
+                        json_pack("{s:s, s:s}", "kind", is_bot ? "bot" : "customer", "id", who));
+    char id[OH_ID_MAX];
+    oh_event_id(id, TG_CHANNEL, account, target, "reaction", who, emoji, date, (const char *)NULL);
+    return oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, when, data));
+}
+
 int tg_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
                  struct oh_event_list *out, char *err, size_t errlen)
 {
@@ -291,6 +330,8 @@ int tg_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
         rc = on_message(nc, account, v, true, out, err, errlen);
     else if ((v = json_object_get(upd, "callback_query")))
         rc = on_callback(nc, account, v, out, err, errlen);
+    else if ((v = json_object_get(upd, "message_reaction")))
+        rc = on_reaction(nc, account, v, out, err, errlen);
     /* The update id is a delivery counter; keep it for tracing. */
     if (rc == OH_OK && out->n > before)
         json_object_set(oh_event_data(out->ev[out->n - 1]), "update_id",
