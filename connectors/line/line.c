@@ -27,6 +27,8 @@ static void line_destroy(void *opaque)
     free(c->access_token);
     free(c->api_base_url);
     free(c->api_data_base_url);
+    free(c->quotes);
+    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
@@ -53,7 +55,9 @@ static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, s
         oh_errf(err, errlen, "line: out of memory");
         return OH_ENOMEM;
     }
+    pthread_mutex_init(&c->lock, NULL);
     c->hub = hub;
+    c->quotes = calloc(LINE_QUOTES, sizeof *c->quotes);
     c->channel_secret = strdup(oh_config_str(cfg, "line.channel_secret"));
     const char *tok = oh_config_str(cfg, "line.access_token");
     c->access_token = tok && *tok ? strdup(tok) : NULL;
@@ -64,13 +68,49 @@ static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, s
         oh_errf(err, errlen, "line.api_base_url and line.api_data_base_url must be http(s) URLs");
         return OH_EINVAL;
     }
-    if (!c->channel_secret || (tok && *tok && !c->access_token)) {
+    if (!c->channel_secret || !c->quotes || (tok && *tok && !c->access_token)) {
         line_destroy(c);
         oh_errf(err, errlen, "line: out of memory");
         return OH_ENOMEM;
     }
     *ctx = c;
     return OH_OK;
+}
+
+/* Remembers the quoteToken of every received message so that an agent's
+ * reply_to can quote it (LINE only takes the token, not the message id). */
+static void remember_quotes(struct line_ctx *c, const struct oh_event_list *events)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < events->n; i++) {
+        const char *mid = oh_event_data_str(events->ev[i], "message_id");
+        const char *tok = oh_event_data_str(events->ev[i], "quote_token");
+        if (!mid || !tok || strlen(mid) >= sizeof c->quotes[0].message_id ||
+            strlen(tok) >= sizeof c->quotes[0].token)
+            continue;
+        struct line_quote *q = &c->quotes[c->quote_next];
+        snprintf(q->message_id, sizeof q->message_id, "%s", mid);
+        snprintf(q->token, sizeof q->token, "%s", tok);
+        c->quote_next = (c->quote_next + 1) % LINE_QUOTES;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool line_quote_find(struct line_ctx *c, const char *message_id, char *out, size_t outlen)
+{
+    bool found = false;
+    if (!message_id || !*message_id) return false;
+    pthread_mutex_lock(&c->lock);
+    /* newest first: walk back from the last entry written */
+    for (size_t k = 1; k <= LINE_QUOTES && !found; k++) {
+        const struct line_quote *q = &c->quotes[(c->quote_next + LINE_QUOTES - k) % LINE_QUOTES];
+        if (q->message_id[0] && strcmp(q->message_id, message_id) == 0) {
+            snprintf(out, outlen, "%s", q->token);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
 }
 
 /* Runs on the HTTP service thread: no blocking. */
@@ -90,6 +130,7 @@ static int line_webhook(void *opaque, const struct oh_http_req *req, struct oh_e
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
     int rc = line_normalize(&nc, req->body, req->body_len, events, err, errlen);
     if (rc != OH_OK) return rc;
+    remember_quotes(c, events);
     for (size_t i = 0; i < events->n; i++)
         if (json_is_true(json_object_get(oh_event_data(events->ev[i]), "redelivery")))
             oh_metrics_inc("omnihub_webhook_redeliveries_total", "channel=\"line\"", 1);

@@ -3,21 +3,36 @@
 #ifndef OH_LINE_H
 #define OH_LINE_H
 
+#include <pthread.h>
 #include <jansson.h>
 #include "connector.h"
 #include "hub.h"
 
 #define LINE_CHANNEL    "line"
 #define LINE_TIMEOUT_MS 15000
+#define LINE_QUOTES     4096 /* message id -> quoteToken entries kept */
+
+/* What a reply needs to quote a received message. */
+struct line_quote {
+    char message_id[32];
+    char token[256];
+};
 
 /* Instance state behind the vtable's ctx. */
 struct line_ctx {
     oh_hub *hub;
-    char *channel_secret;    /* line.channel_secret */
-    char *access_token;      /* line.access_token; NULL: sending disabled */
-    char *api_base_url;      /* line.api_base_url, without a trailing slash */
-    char *api_data_base_url; /* line.api_data_base_url (message content) */
+    char *channel_secret;      /* line.channel_secret */
+    char *access_token;        /* line.access_token; NULL: sending disabled */
+    char *api_base_url;        /* line.api_base_url, without a trailing slash */
+    char *api_data_base_url;   /* line.api_data_base_url (message content) */
+    pthread_mutex_t lock;      /* guards quotes */
+    struct line_quote *quotes; /* ring, newest win; lost on restart */
+    size_t quote_next;
 };
+
+/* The quoteToken of a received message, if still remembered: copies it to
+ * OUT and returns true. Any thread. */
+bool line_quote_find(struct line_ctx *c, const char *message_id, char *out, size_t outlen);
 
 /* Pure: one webhook delivery {"destination", "events": [...]} -> one event
  * per webhook event that has a source. An empty events[] (LINE's

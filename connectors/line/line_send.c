@@ -32,13 +32,19 @@ static void retry_key(const char *message_id, char out[37])
 
 /* The message objects for DATA; NULL with RES filled when LINE cannot
  * take the message. */
-static json_t *build_messages(const json_t *data, struct oh_send_result *res)
+static json_t *build_messages(struct line_ctx *c, const json_t *data, struct oh_send_result *res)
 {
     json_t *msgs = json_array();
     const char *text = json_string_value(json_object_get(data, "text"));
     if (!msgs) return NULL;
-    if (text && *text)
-        json_array_append_new(msgs, json_pack("{s:s, s:s}", "type", "text", "text", text));
+    if (text && *text) {
+        json_t *m = json_pack("{s:s, s:s}", "type", "text", "text", text);
+        char quote[256];
+        if (m && line_quote_find(c, json_string_value(json_object_get(data, "reply_to")), quote,
+                                 sizeof quote))
+            json_object_set_new(m, "quoteToken", json_string(quote));
+        json_array_append_new(msgs, m);
+    }
     size_t i;
     const json_t *att;
     json_array_foreach(json_object_get(data, "attachments"), i, att)
@@ -89,7 +95,7 @@ int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
     const char *ours = json_string_value(json_object_get(data, "message_id"));
     if (!to || !*to)
         return fail(res, OH_EINVAL, "invalid_recipient", "line: the event has no contact.id");
-    json_t *msgs = build_messages(data, res);
+    json_t *msgs = build_messages(c, data, res);
     if (!msgs) return res->error_code[0] ? OH_EINVAL : OH_ERETRY;
     json_t *payload = json_pack("{s:s, s:o}", "to", to, "messages", msgs);
     char *body = payload ? json_dumps(payload, JSON_COMPACT) : NULL;

@@ -208,6 +208,14 @@ def test_reply_through_push(omnihub, http_stub):
     ours = wait_for(d, conv, lambda e: e["id"] == ev)["data"]["message_id"]
     sent = status_of(d, conv, ours)
     assert sent["data"]["status"]["provider_message_id"] == "461230966842064897"
+    # a reply to the customer's message quotes it with the message's quoteToken
+    g.queue(200, {"sentMessages": [{"id": "461230966842064900", "quoteToken": "q2"}]})
+    reply(d, conv, {"text": "About that:", "client_msg_id": "l1q",
+                    "reply_to": "444573844083572737"})
+    g.wait_requests(2)
+    assert g.requests[1].json() == {"to": USER, "messages": [{
+        "type": "text", "text": "About that:", "quoteToken": "q3Plxr4AgKd-2lHs2pBp4m6pKmA"}]}
+    assert g.requests[1].headers["x-line-retry-key"] != rq.headers["x-line-retry-key"]
 
 
 def test_retry_on_5xx_with_the_same_retry_key_not_on_4xx(omnihub, http_stub):
