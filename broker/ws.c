@@ -560,8 +560,11 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     char conv[OH_ID_MAX];
     json_t *after = json_object_get(msg, "after");
     json_t *epoch = json_object_get(msg, "epoch");
-    if (!conv_arg(c, msg, conv, false))
+    bool customer = c->who.role == OH_ROLE_CUSTOMER;
+    if (!conv_arg(c, msg, conv, customer))
         return;
+    if (customer && strcmp(conv, "new") == 0) /* a new device: "my conversation" */
+        oh_auth_customer_conversation(c->who.sub, conv);
     if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
         (epoch && !json_is_null(epoch) && !json_is_string(epoch))) {
         send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
@@ -746,7 +749,12 @@ static int token_of(struct lws *wsi, char *out, size_t len)
         snprintf(out, len, "%s", h + 7);
         return 0;
     }
-    return lws_get_urlarg_by_name(wsi, "access_token=", out, (int)len) ? 0 : -1;
+    /* lws copies "access_token=<value>" and points at the value */
+    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
+    if (!v)
+        return -1;
+    snprintf(out, len, "%s", v);
+    return 0;
 }
 
 /* Refuses an upgrade with a plain HTTP/1.1 answer and a JSON error body

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import websockets
+import websockets.exceptions
 
 from conftest import validate_event
 
@@ -149,6 +150,10 @@ def test_refusals(omnihub):
             async with Client(d, expired):
                 pass
         assert e.value.status_code == 401
+        url = d.url.replace("http", "ws") + "/v1/ws?access_token=" + alice
+        async with websockets.connect(url) as q:  # the documented query-string token
+            await q.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(q.recv(), 5)) == {"type": "pong"}
         async with Client(d, alice) as a:
             await a.send({"type": "send", "conversation": "new", "client_msg_id": "x",
                           "text": "hi"})
