@@ -260,6 +260,12 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
         snprintf(res->error, sizeof res->error, "account is not a phone_number_id");
         return OH_EINVAL;
     }
+    if (!wa_number_allowed(c, account)) {
+        snprintf(res->error_code, sizeof res->error_code, "invalid_account");
+        snprintf(res->error, sizeof res->error, "%s is not one of whatsapp.phone_number_ids",
+                 account);
+        return OH_EINVAL;
+    }
     json_t *body =
         wa_send_body(data, res->error_code, sizeof res->error_code, res->error, sizeof res->error);
     if (!body) return OH_EINVAL;

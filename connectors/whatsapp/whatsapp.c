@@ -16,6 +16,8 @@ static const struct oh_config_key wa_keys[] = {
     {"whatsapp.api_base_url", OH_CFG_STR, "https://graph.facebook.com/v21.0",
      "Graph API base URL, version included"},
     {"whatsapp.timeout_ms", OH_CFG_INT, "10000", "time limit of one Graph API call"},
+    {"whatsapp.phone_number_ids", OH_CFG_LIST, NULL,
+     "business phone_number_ids served here (default: every number the app receives)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -62,6 +64,9 @@ static void wa_destroy(void *ctx)
     free(c->access_token);
     free(c->api_base_url);
     free(c->owners);
+    for (size_t i = 0; i < c->nnumbers; i++)
+        free(c->numbers[i]);
+    free(c->numbers);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -97,6 +102,18 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
         oh_errf(err, errlen, "whatsapp: out of memory");
         return OH_ENOMEM;
     }
+    const char *const *items = NULL;
+    size_t nitems = oh_config_list(cfg, "whatsapp.phone_number_ids", &items);
+    if (nitems) {
+        c->numbers = calloc(nitems, sizeof *c->numbers);
+        for (size_t i = 0; c->numbers && i < nitems; i++)
+            if ((c->numbers[c->nnumbers] = strdup(items[i]))) c->nnumbers++;
+        if (c->nnumbers != nitems) {
+            wa_destroy(c);
+            oh_errf(err, errlen, "whatsapp: out of memory");
+            return OH_ENOMEM;
+        }
+    }
     size_t n = strlen(c->api_base_url);
     while (n > 0 && c->api_base_url[n - 1] == '/')
         c->api_base_url[--n] = '\0';
@@ -107,6 +124,31 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
     }
     *ctx = c;
     return OH_OK;
+}
+
+bool wa_number_allowed(const struct wa_ctx *c, const char *account)
+{
+    if (!c->nnumbers) return true;
+    for (size_t i = 0; account && i < c->nnumbers; i++)
+        if (strcmp(c->numbers[i], account) == 0) return true;
+    return false;
+}
+
+/* Drops the events of business numbers this hub does not serve (an app
+ * shared with another system receives theirs too). */
+static void wa_filter_numbers(struct wa_ctx *c, struct oh_event_list *events, size_t from)
+{
+    size_t kept = from, dropped = 0;
+    for (size_t i = from; i < events->n; i++) {
+        if (wa_number_allowed(c, oh_event_data_str(events->ev[i], "account"))) {
+            events->ev[kept++] = events->ev[i];
+        } else {
+            json_decref(events->ev[i]);
+            dropped++;
+        }
+    }
+    events->n = kept;
+    if (dropped) oh_metrics_inc("omnihub_whatsapp_ignored_total", "what=\"other_number\"", dropped);
 }
 
 /* GET: Meta's subscription check. */
@@ -157,12 +199,14 @@ static int wa_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_
     }
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
     struct wa_parse_stats st = {0};
+    size_t n0 = events->n;
     int rc =
         wa_parse(&nc, req->body, req->body_len, events, &st, wa_media_owner_put, c, err, errlen);
     if (rc) {
         wa_reject(strncmp(err, "invalid JSON", 12) == 0 ? "bad_json" : "bad_payload");
         return rc;
     }
+    wa_filter_numbers(c, events, n0);
     if (st.account_errors) {
         oh_metrics_inc("omnihub_whatsapp_account_errors_total", "", st.account_errors);
         oh_metrics_inc("omnihub_webhook_errors_total",

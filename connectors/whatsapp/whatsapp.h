@@ -51,6 +51,8 @@ struct wa_ctx {
     char *access_token;
     char *api_base_url; /* without a trailing slash */
     long timeout_ms;
+    char **numbers; /* whatsapp.phone_number_ids; NULL: any number of the app */
+    size_t nnumbers;
     pthread_mutex_t lock; /* guards owners */
     struct wa_media_owner *owners;
     size_t owner_next;
@@ -69,6 +71,10 @@ json_t *wa_send_body(const json_t *data, char *error_code, size_t codelen, char 
 /* Two-step Graph media download; runs on a worker thread. */
 int wa_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
              size_t errlen);
+
+/* True when ACCOUNT is one of the configured business numbers (or none
+ * are configured). */
+bool wa_number_allowed(const struct wa_ctx *c, const char *account);
 
 /* Conversation of a media id seen in a delivery; false when unknown. */
 bool wa_media_owner_get(struct wa_ctx *c, const char *media_id, char conv[OH_ID_MAX]);

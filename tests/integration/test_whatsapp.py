@@ -402,3 +402,17 @@ def test_media_download_through_the_hub(omnihub, http_stub):
     g.queue(404, {"error": {"message": "Unsupported get request", "code": 100}})
     assert d.request("GET", "/v1/media/whatsapp/12345",
                      token=d.agent_token()).status_code == 404
+
+
+def test_configured_business_numbers(omnihub):
+    d = omnihub(config=config(**{"whatsapp.phone_number_ids": [PNID, "109999999999999"]}))
+    with open(os.path.join(DATA, "batch.json"), "rb") as f:
+        body = f.read()
+    assert post(d, body).status_code == 200
+    events = normalize(body)
+    for ev in events[:4]:  # the configured number's messages and status
+        wait_for(d, ev["subject"], lambda e, i=ev["id"]: e["id"] == i)
+    time.sleep(0.3)
+    assert d.history(events[4]["subject"]) == []  # another app's number
+    assert {c["account"] for c in d.conversations()} == {PNID}
+    assert d.metric("omnihub_whatsapp_ignored_total", {"what": "other_number"}) == 1
