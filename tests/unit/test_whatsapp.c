@@ -7,6 +7,9 @@
 #include "tap.h"
 #include "connector.h"
 #include "crypto.h"
+#include "daemon.h"
+#include "store.h"
+#include "store_int.h"
 #include "connectors/whatsapp/whatsapp.h"
 
 extern const struct oh_connector oh_connector_whatsapp;
@@ -174,6 +177,47 @@ START_TEST(bad_payloads)
         "\"changes\":[{\"field\":\"account_update\",\"value\":{\"event\":\"X\"}}]}]}";
     ck_assert_int_eq(norm(other, strlen(other), &out, err, sizeof err), 0);
     ck_assert_uint_eq(out.n, 0);
+}
+END_TEST
+
+/* Out-of-order statuses (read before delivered) and Meta's retries, through
+ * the real SQLite store: all recorded, the shown state never goes back. */
+START_TEST(statuses_in_the_store)
+{
+    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
+    char *const envp[] = {NULL};
+    char err[512] = "";
+    char *tmp = oh_test_tmpdir();
+    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(oh_config_set(cfg, "data_dir", tmp, err, sizeof err), 0);
+    oh_store *st = oh_store_open(cfg, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    const char *order[] = {"status_sent", "status_read", "status_delivered", "status_read"};
+    int64_t seqs[4];
+    const char *conv = NULL;
+    for (int i = 0; i < 4; i++) {
+        json_t *ev = first_event(order[i]);
+        struct oh_store_item item = {.event = ev, .src_partition = 0, .src_offset = i};
+        struct oh_store_pos pos = {"events", 0, i + 1};
+        ck_assert_int_eq(oh_store_materialize(st, "omnihub-sync", &item, 1, &pos, 1), 0);
+        seqs[i] = item.seq;
+        char state[16];
+        conv = oh_event_subject(ev);
+        ck_assert_int_eq(
+            oh_store_message_state(
+                st, conv, "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QzUxNzE2MzYyQTdCMjIyNDAA", state),
+            0);
+        ck_assert_str_eq(state, i == 0 ? "sent" : "read");
+        json_decref(ev);
+    }
+    ck_assert_int_eq(seqs[0], 1);
+    ck_assert_int_eq(seqs[1], 2);
+    ck_assert_int_eq(seqs[2], 3); /* delivered after read: recorded as it came */
+    ck_assert_int_eq(seqs[3], 0); /* Meta's retry of "read": dropped */
+    oh_store_close(st);
+    oh_config_free(cfg);
+    free(tmp);
 }
 END_TEST
 
@@ -372,6 +416,7 @@ static Suite *suite(void)
     tcase_add_test(tc, fixtures_match_expectations);
     tcase_add_test(tc, conversation_ids);
     tcase_add_test(tc, bad_payloads);
+    tcase_add_test(tc, statuses_in_the_store);
     tcase_add_test(tc, signatures);
     tcase_add_test(tc, verification);
     tcase_add_test(tc, init_requires_secrets);
