@@ -177,10 +177,12 @@ static const char *wa_message_body(const struct wa_change *ch, const char *conv,
         wa_copy(out, "id", reply, "id");
         wa_copy(out, "title", reply, "title");
         wa_copy(out, "description", reply, "description");
-        if (!reply) /* nfm_reply (flows) and future reply types: keep them whole */
+        /* nfm_reply (flows) and later reply types: kept whole */
+        if (strcmp(itype, "button_reply") != 0 && strcmp(itype, "list_reply") != 0)
             wa_copy(out, "reply", i, itype);
         json_object_set_new(data, "interactive", out);
-        json_object_set_new(data, "text", json_string(wa_str_or(reply, "title", "")));
+        json_object_set_new(data, "text",
+                            json_string(wa_str_or(reply, "title", wa_str_or(reply, "body", ""))));
         return "interactive";
     }
     if (strcmp(type, "button") == 0) {
@@ -212,6 +214,7 @@ static const char *wa_message_body(const struct wa_change *ch, const char *conv,
     wa_copy(data, "errors", m, "errors");
     const json_t *e0 = json_array_get(json_object_get(m, "errors"), 0);
     const char *text = wa_str(json_object_get(m, "system"), "body");
+    if (!text) text = wa_str(json_object_get(m, "order"), "text");
     if (!text) text = wa_str(json_object_get(e0, "error_data"), "details");
     if (!text) text = wa_str_or(e0, "title", wa_str_or(e0, "message", ""));
     json_object_set_new(data, "text", json_string(text));

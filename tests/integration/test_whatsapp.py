@@ -302,6 +302,17 @@ def test_retry_on_500_and_permanent_errors(omnihub, http_stub):
     assert len(g.requests) == 2
     assert g.requests[0].json() == g.requests[1].json()
 
+    # 429 (Graph's throttling) is retried too, after Retry-After
+    g.queue(429, {"error": {"message": "(#130429) Rate limit hit", "code": 130429}},
+            headers={"Retry-After": "1"})
+    g.queue(200, graph_ok("wamid.R2"))
+    t0 = time.time()
+    ev = reply(d, conv, {"text": "throttled", "client_msg_id": "r1b"})
+    ours = outbound_of(d, conv, ev)["data"]["message_id"]
+    assert sent_status(d, conv, ours)["data"]["status"]["provider_message_id"] == "wamid.R2"
+    assert time.time() - t0 >= 0.9
+    assert len(g.requests) == 4
+
     # 131047 from Graph: failed, reason outside_window, not retried
     g.queue(400, {"error": {"message": "(#131047) Re-engagement message", "type": "OAuthException",
                             "code": 131047, "error_data": {
@@ -324,7 +335,7 @@ def test_retry_on_500_and_permanent_errors(omnihub, http_stub):
     assert failed["data"]["status"]["error"]["code"] == "100"
     assert "Invalid parameter" in failed["data"]["status"]["error"]["message"]
     time.sleep(0.5)
-    assert len(g.requests) == 4
+    assert len(g.requests) == 6
 
     # over 4,096 characters: refused before Graph is called
     r = d.request("POST", f"/v1/conversations/{conv}/messages",
@@ -337,7 +348,7 @@ def test_retry_on_500_and_permanent_errors(omnihub, http_stub):
     else:
         assert r.status_code in (400, 413)
     time.sleep(0.3)
-    assert len(g.requests) == 4
+    assert len(g.requests) == 6
 
 
 def test_window_closed_refuses_free_form_but_not_templates(omnihub, http_stub):
