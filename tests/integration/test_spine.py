@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import INBOUND_SECRET, OMNIHUBD, ctl, sign_hex, to_yaml
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, ctl, sign_hex, to_yaml
 
 
 def msg(mid, contact="u1", text=None, channel="api:shop", account="acme"):
@@ -250,6 +250,10 @@ def test_check_config_and_help(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(to_yaml({"http.listen": "127.0.0.1:1", "log.backend": "local"}))
     assert subprocess.run([str(OMNIHUBD), "--check-config", "-c", str(good)]).returncode == 0
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        r = subprocess.run([str(OMNIHUBD), "--check-config", "-c", str(example)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (example, r.stderr)
     h = subprocess.run([str(OMNIHUBD), "--help"], capture_output=True, text=True)
     assert h.returncode == 0 and "--check-config" in h.stdout
     r = subprocess.run([str(OMNIHUBD)], capture_output=True, text=True, timeout=20,
