@@ -175,7 +175,8 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     json_object_set_new(data, "text", json_string(text ? text : ""));
     const char *kind = text ? "text" : "unsupported";
     const char *akind = mn_attachments(json_object_get(msg, "attachments"), data);
-    if (akind) kind = akind;
+    /* a link preview ("fallback", "share") beside text stays a text message */
+    if (akind && !(text && *text && strcmp(akind, "unsupported") == 0)) kind = akind;
     const json_t *qr = json_object_get(msg, "quick_reply");
     if (json_is_object(qr)) {
         const char *payload = json_string_value(json_object_get(qr, "payload"));
