@@ -311,7 +311,15 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
             snprintf(labels, sizeof labels, "mailbox=\"%s\",type=\"%s\"", box,
                      inbound ? "message" : "status");
             oh_metrics_inc("omnihub_email_messages_total", labels, 1);
-            if (inbound) email_thread_note(c, conv, subject, msgid, refs, reply_addr);
+            if (inbound) {
+                /* replies go to the conversation's customer (their Reply-To),
+                 * not to whoever else joined the thread */
+                struct oh_conversation cv;
+                oh_store *st = oh_hub_store(c->hub);
+                bool theirs = !st || oh_store_conversation_get(st, conv, &cv) < 0 ||
+                              (from && strcasecmp(cv.contact_id, from) == 0);
+                email_thread_note(c, conv, subject, msgid, refs, theirs ? reply_addr : NULL);
+            }
         }
     }
     oh_event_list_clear(&list);

@@ -518,10 +518,11 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
             oh_conversation_id(conv, "email", account, rcpt);
             char sid[OH_ID_MAX];
             oh_event_id(sid, "email", account, orig, "status", "failed", NULL);
-            json_t *status = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "message_id", orig,
-                                       "provider_message_id", orig, "state", "failed", "error",
-                                       "code", *d.status ? d.status : "bounce", "message",
-                                       *d.diag ? d.diag : "delivery failed");
+            /* status.message_id is the bounced Message-ID: the poller (or
+             * the sync service) swaps in our own message id */
+            json_t *status = json_pack("{s:s, s:s, s:{s:s, s:s}}", "message_id", orig, "state",
+                                       "failed", "error", "code", *d.status ? d.status : "bounce",
+                                       "message", *d.diag ? d.diag : "delivery failed");
             /* the thread lookup of the poller finds the bounced message */
             json_t *rt = json_array();
             json_array_append_new(rt, json_string(orig));

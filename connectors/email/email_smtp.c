@@ -172,7 +172,8 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *u)
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *u)
 {
     char *last = u;
-    if (type != CURLINFO_HEADER_IN || size < 3) return 0;
+    /* only refusals: the QUIT exchange after one must not replace it */
+    if (type != CURLINFO_HEADER_IN || size < 3 || (data[0] != '4' && data[0] != '5')) return 0;
     size_t n = size < 511 ? size : 511;
     memcpy(last, data, n);
     last[n] = 0;

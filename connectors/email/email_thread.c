@@ -101,6 +101,16 @@ void email_thread_resolve(struct email_ctx *c, json_t *ev)
     for (size_t i = json_array_size(refs); !found && i > 0; i--)
         found = by_msgid(c, account, json_string_value(json_array_get(refs, i - 1)), conv);
     if (!found) return;
+    /* a bounce: name our own message, as the sync service would */
+    json_t *status = json_object_get(data, "status");
+    const char *pid = json_string_value(json_object_get(status, "message_id"));
+    struct oh_store_ref ref;
+    oh_store *st = oh_hub_store(c->hub);
+    if (pid && st && oh_store_ref_get(st, "email", account, pid, &ref) == 0 &&
+        strcmp(ref.message_id, pid) != 0) {
+        json_object_set_new(status, "provider_message_id", json_string(pid));
+        json_object_set_new(status, "message_id", json_string(ref.message_id));
+    }
     json_object_set_new(data, "conversation_id", json_string(conv));
     json_object_set_new(ev, "subject", json_string(conv));
 }

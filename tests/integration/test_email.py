@@ -154,22 +154,30 @@ def test_reply_threads_and_customer_answer_lands_in_same_conversation(mail, omni
     events = wait_for(lambda: len(inbound(d.history(conv))) >= 4 and d.history(conv),
                       what="three replies in the conversation")
     texts = [e["data"]["text"] for e in inbound(events)]
-    assert texts == ["It makes a noise.", "Yes, still broken.", "Outlook here.",
-                     "I am the colleague."]
+    assert texts[0] == "It makes a noise."
+    # the MTA may deliver the three replies in any order
+    assert sorted(texts[1:]) == ["I am the colleague.", "Outlook here.", "Yes, still broken."]
     assert [e["id"] for e in events if e["type"] == "omnihub.message.outbound"] == [ours]
     # nothing opened a conversation of its own
     convs = {c["conversation_id"] for c in d.conversations()}
     assert convs == {conv}
 
     # the agent's second reply continues the thread from the latest message
+    # and goes to the customer, not to the colleague who joined
+    latest = inbound(events)[-1]["data"]["message_id"]
+    latest_subject = inbound(events)[-1]["data"]["subject"]
     r = d.request("POST", f"/v1/conversations/{conv}/messages",
                   {"text": "Thanks both.", "client_msg_id": "k2"}, token=d.agent_token())
     assert r.status_code == 202
     wait_for(lambda: len(statuses(d, conv, "sent")) >= 2, what="second sent status")
-    second = email.message_from_bytes(dv.wait_messages(COLLEAGUE, 1)[0],
+    second = email.message_from_bytes(dv.wait_messages(CUSTOMER, 2)[1],
                                       policy=email.policy.default)
-    assert second["Subject"].startswith("Re: ")
+    assert second["Subject"] == (latest_subject if latest_subject.lower().startswith("re:")
+                                 else "Re: " + latest_subject)
+    assert second["In-Reply-To"] == f"<{latest}>"
     assert f"<{our_msgid}>" in second["References"]
+    assert second["Reply-To"].addresses[0].addr_spec == plus
+    assert dv.messages(COLLEAGUE) == []
 
 
 def test_uidvalidity_reset_duplicates_nothing(mail, omnihub):
@@ -262,8 +270,9 @@ def test_smtp_5xx_becomes_failed_status_with_server_reply(mail, omnihub):
               {"text": "hello ghost", "client_msg_id": "k1"}, token=d.agent_token())
     failed = wait_for(lambda: statuses(d, conv, "failed"), what="failed status")[0]
     err = failed["data"]["status"]["error"]
-    assert err["code"].startswith("5"), err
-    assert "550" in err["message"], err
+    # OpenSMTPD refuses unknown users of its domains with a 5xx
+    assert err["code"].startswith("5."), err
+    assert err["message"].startswith("5") and "ghost@example.org" in err["message"], err
 
 
 def test_several_mailboxes(mail, omnihub):
