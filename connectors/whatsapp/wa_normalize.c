@@ -27,9 +27,11 @@ static const char *wa_str_or(const json_t *obj, const char *key, const char *def
     return s ? s : def;
 }
 
-/* Graph sends timestamps as decimal strings of seconds. */
+/* Graph sends timestamps as decimal strings of seconds. DEF (the receive
+ * time) stands in when there is none. */
 static int64_t wa_time_ms(const json_t *obj, int64_t def)
 {
+    if (def <= 0) def = oh_now_ms();
     const json_t *t = json_object_get(obj, "timestamp");
     if (json_is_integer(t)) return (int64_t)json_integer_value(t) * 1000;
     const char *s = json_string_value(t);
