@@ -46,6 +46,7 @@ static void email_destroy(void *vctx)
     free(c->ca_file);
     free(c->media_dir);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->thread_mu);
     pthread_cond_destroy(&c->cv);
     free(c);
 }
@@ -102,6 +103,7 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
     struct email_ctx *c = calloc(1, sizeof *c);
     if (!c) return OH_ENOMEM;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->thread_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->hub = hub;
     int rc = OH_EINVAL;

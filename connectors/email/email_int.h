@@ -35,7 +35,8 @@ struct email_ctx {
 
     pthread_t thread;
     bool started;
-    pthread_mutex_t mu; /* guards everything below and thread-kv updates */
+    pthread_mutex_t thread_mu; /* serializes read-modify-write of thread state */
+    pthread_mutex_t mu;        /* guards everything below (never held over I/O) */
     pthread_cond_t cv;
     bool stop;
     char imap_state[256];

@@ -151,7 +151,9 @@ static void add_attachment(struct walk *w, GMimeObject *obj, const uint8_t *data
                            const char *filename)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(obj);
-    char *mime = lower(ct ? g_mime_content_type_get_mime_type(ct) : "application/octet-stream");
+    char *gm = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
+    char *mime = lower(gm ? gm : "application/octet-stream");
+    g_free(gm);
     char ref[65], gen[64];
     int index = w->nparts;
     make_ref(w, index, data, len, ref);

@@ -132,7 +132,7 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
 {
     oh_store *st = oh_hub_store(c->hub);
     if (!st || !conv || !msgid) return;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->thread_mu);
     json_t *t = email_thread_get(c, conv);
     if (!t) t = json_object();
     json_t *all = json_array();
@@ -150,5 +150,5 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
         OH_WARN("email", "could not remember the thread of %s", conv);
     free(s);
     json_decref(t);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->thread_mu);
 }
