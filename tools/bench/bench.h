@@ -1,0 +1,270 @@
+/* bench.h - the pieces of omnihub-bench shared by its scenarios: options,
+ * latency histograms, the daemon and nginx under test, the HTTP and
+ * WebSocket load drivers and the report. */
+#ifndef OH_BENCH_H
+#define OH_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_JWT_SECRET     "bench-jwt-secret"
+#define BENCH_INBOUND_SECRET "bench-inbound-secret"
+#define BENCH_WA_SECRET      "bench-whatsapp-app-secret"
+
+/* ---- options (main.c) ---- */
+
+struct bench_opts {
+    const char *daemon_bin; /* omnihubd to start */
+    const char *url;        /* an already running omnihubd instead (NULL: start one) */
+    const char *data_root;  /* tests/data of the source tree */
+    const char *json_path;  /* report file, NULL none */
+    const char *channel;    /* ingest: "api" | "whatsapp" */
+    long messages;          /* ingest: deliveries; fanout/kafka: messages */
+    int concurrency;        /* HTTP connections */
+    int clients;            /* fanout: WebSocket clients */
+    int per_conv;           /* fanout: subscribers per conversation */
+    int rate;               /* fanout: messages per second */
+    int seconds;            /* fanout: length of the measured phase */
+    int events;             /* resume: missed events */
+    int repeat;             /* resume: repetitions */
+    long conversations;     /* scale */
+    long scale_events;      /* scale */
+    double normalize_s;     /* normalize: seconds per channel */
+    bool no_ceiling;
+    bool quick; /* standard set: smaller sizes */
+};
+
+/* ---- monotonic time ---- */
+int64_t bench_now_us(void);
+
+/* ---- histogram (hist.c): log-linear, microsecond values ---- */
+
+#define BENCH_HIST_SUB  128 /* sub-buckets per power of two: < 1 % error */
+#define BENCH_HIST_EXPS 40
+
+struct bench_hist {
+    uint64_t counts[BENCH_HIST_EXPS][BENCH_HIST_SUB];
+    uint64_t n;
+    int64_t min, max;
+    double sum;
+};
+
+void bench_hist_reset(struct bench_hist *h);
+void bench_hist_record(struct bench_hist *h, int64_t us);
+/* Merges SRC into DST. */
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
+/* Value at percentile P (0..100), in microseconds; 0 when empty. */
+int64_t bench_hist_pct(const struct bench_hist *h, double p);
+/* {"count","mean_ms","p50_ms","p90_ms","p99_ms","max_ms"}; new reference. */
+json_t *bench_hist_json(const struct bench_hist *h);
+
+/* ---- processes (daemon.c) ---- */
+
+struct bench_daemon {
+    pid_t pid; /* 0 when attached to a given URL */
+    int port;
+    char url[128]; /* http://127.0.0.1:PORT */
+    char dir[256]; /* temp dir holding data/ and the log file ("" when attached) */
+    char data_dir[300];
+};
+
+/* CPU time (user + system, seconds) and peak/current RSS (KiB) of PID. */
+struct bench_proc {
+    double cpu_s;
+    long hwm_kb, rss_kb;
+};
+int bench_proc_read(pid_t pid, struct bench_proc *out);
+
+int bench_free_port(void);
+/* Raises RLIMIT_NOFILE to its hard limit (children inherit it). */
+void bench_raise_nofile(void);
+
+/* Starts omnihubd with the bench's secrets plus KV (NULL-terminated pairs of
+ * dotted key, value) in a fresh temp dir, or in DATA_DIR when not NULL
+ * (kept afterwards), and waits for /readyz. 0 or -1 with ERR. */
+int bench_daemon_start(struct bench_daemon *d, const struct bench_opts *o, const char *const *kv,
+                       const char *data_dir, char *err, size_t errlen);
+/* Attaches to O->url instead. */
+int bench_daemon_attach(struct bench_daemon *d, const struct bench_opts *o);
+/* SIGTERM, wait, remove the temp dir. */
+void bench_daemon_stop(struct bench_daemon *d);
+
+/* nginx answering 200 to everything on a free port. */
+struct bench_nginx {
+    pid_t pid;
+    int port;
+    char url[128];
+    char dir[256];
+};
+int bench_nginx_start(struct bench_nginx *n, char *err, size_t errlen);
+void bench_nginx_stop(struct bench_nginx *n);
+
+/* Removes a directory tree. */
+void bench_rmtree(const char *dir);
+
+/* ---- HTTP load (http.c): libcurl multi, keep-alive ---- */
+
+struct bench_http_req {
+    const char *path; /* appended to the base URL */
+    const char *body; /* NULL: GET */
+    size_t len;
+    const char *hdr[4]; /* "Name: value" lines, NULL-terminated */
+};
+
+/* Fills the Ith request (borrowed until its done call). */
+typedef void (*bench_http_gen)(void *opaque, size_t i, struct bench_http_req *req);
+/* Called for each answer: STATUS 0 on a transport error. */
+typedef void (*bench_http_done)(void *opaque, size_t i, long status, const char *body, size_t len,
+                                int64_t sent_us, int64_t lat_us);
+
+struct bench_http_run {
+    const char *base_url;
+    size_t n;
+    int concurrency;
+    double rate; /* requests per second; 0 = as fast as answered */
+    bench_http_gen gen;
+    bench_http_done done;
+    void *opaque;
+    volatile int *stop; /* optional: stop issuing when set */
+    /* out */
+    struct bench_hist lat;
+    double elapsed_s;
+    size_t ok, failed; /* 2xx / anything else */
+};
+/* Runs the requests; 0 or -1. */
+int bench_http_load(struct bench_http_run *r);
+
+/* One blocking request; the answer in a malloc'd *BODY (may be NULL).
+ * Returns the status, 0 on a transport error. */
+long bench_http_get(const char *url, const char *bearer, char **body);
+
+/* ---- WebSocket clients (ws.c) ---- */
+
+struct bench_ws; /* a set of clients on one lws context */
+
+/* What each client subscribes to. */
+struct bench_ws_spec {
+    const char *base_url;    /* http://host:port of omnihubd */
+    int n;                   /* clients */
+    const char *const *conv; /* conversation of client i = conv[i % nconv]; "*" allowed */
+    int nconv;
+    const char *token; /* agent token for every client */
+};
+
+struct bench_ws *bench_ws_new(char *err, size_t errlen);
+void bench_ws_free(struct bench_ws *w);
+/* Connects SPEC's clients and subscribes each (after 0); returns when every
+ * client is subscribed and has caught up to its conversation's head, or
+ * after TIMEOUT_S. Returns the number subscribed. */
+int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int timeout_s);
+/* Services the clients in the calling thread until *STOP or TIMEOUT_S. */
+void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_s);
+/* Push statistics since connect: latency of events whose text carries
+ * "t=<bench_now_us>", counts per client, gaps and duplicates. */
+struct bench_ws_stats {
+    struct bench_hist push;
+    uint64_t events, live, dups, gaps, closed, errors;
+};
+void bench_ws_stats(struct bench_ws *w, struct bench_ws_stats *out);
+/* Events received so far by all clients (cheap, thread-safe read). */
+uint64_t bench_ws_events(struct bench_ws *w);
+/* How many clients hold MESSAGE_ID (exact events received with it). */
+int bench_ws_check_messages(struct bench_ws *w, const char *prefix, size_t nmsg,
+                            const int *expect_per_msg, uint64_t *missing, uint64_t *dups);
+
+/* One resume: a fresh connection subscribes to CONV after AFTER and waits
+ * for HEAD; *LAT_US from the subscribe frame to the last event, 0 or -1. */
+int bench_ws_resume_once(const char *base_url, const char *token, const char *conv, int64_t after,
+                         int64_t head, int64_t *lat_us);
+
+/* ---- the report (report.c) ---- */
+
+/* One row of the table; the JSON object carries everything. */
+struct bench_row {
+    const char *scenario;
+    const char *variant;
+    const char *unit; /* "msg/s", "payload/s", ... */
+    double rate;      /* throughput, <0 n/a */
+    const struct bench_hist *lat;
+    double ceiling_rate; /* <0 n/a */
+    const char *ceiling_name;
+    double ratio;       /* omnihub / ceiling (or as the target defines it), <0 n/a */
+    const char *target; /* "ratio>=0.5", "p99<=50ms" */
+    int pass;           /* 1 met, 0 missed, -1 n/a */
+    double cpu_s;       /* daemon, <0 n/a */
+    long hwm_kb;
+    long acked, found, dups; /* correctness, acked < 0: n/a */
+};
+
+void bench_report_init(const struct bench_opts *o);
+/* Adds a row; EXTRA (may be NULL) is merged into the row's JSON (stolen). */
+void bench_report_row(const struct bench_row *r, json_t *extra);
+/* Prints the table and writes the JSON file. Returns 0 when every
+ * correctness check held. */
+int bench_report_finish(const struct bench_opts *o);
+
+/* ---- history checks (check.c) ---- */
+
+/* Reads the conversations CONVS (NCONV ids) through the REST API and counts
+ * how often each message "<PREFIX><i>" (0 <= i < NMSG) appears. Waits up
+ * to TIMEOUT_S until every message with ACKED[i] set is there. FOUND counts
+ * acknowledged messages present, DUPS extra copies of any message, GAPS
+ * seq holes, EVENTS every event read. */
+struct bench_check {
+    long acked, found, dups, gaps, events;
+};
+int bench_check_history(const char *base_url, const char *const *convs, size_t nconv,
+                        const char *prefix, size_t nmsg, const unsigned char *acked, int timeout_s,
+                        struct bench_check *out);
+
+/* ---- message feeds (feed.c): signed deliveries for one channel ---- */
+
+struct bench_feed {
+    const char *channel; /* "api" | "whatsapp" */
+    char prefix[24];     /* message ids are <prefix><i> */
+    char account[40];
+    int contacts; /* message i goes to contact i % contacts */
+    bool stamp;   /* text carries "t=<bench_now_us()>" set when sent */
+    size_t n;
+    char **body;
+    size_t *len;
+    char **sig;           /* the signature header line */
+    unsigned char *acked; /* 2xx answers */
+    char **conv;          /* per contact, from the acks (api) */
+    size_t nacked;
+};
+
+/* Prepares N deliveries (built now, or when sent for STAMP). 0 or -1. */
+int bench_feed_init(struct bench_feed *f, const char *channel, size_t n, int contacts, bool stamp);
+void bench_feed_free(struct bench_feed *f);
+/* bench_http_run callbacks; OPAQUE is the feed. */
+void bench_feed_gen(void *opaque, size_t i, struct bench_http_req *req);
+void bench_feed_done(void *opaque, size_t i, long status, const char *body, size_t len,
+                     int64_t sent_us, int64_t lat_us);
+/* The conversations the feed wrote to (borrowed until free); NULL on error. */
+const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, size_t *n);
+
+/* ---- scenarios ---- */
+
+int bench_ingest(const struct bench_opts *o, const char *channel);
+/* One ingest measurement on a daemon started with KV (variant names it);
+ * CEIL_RUN (may be NULL) caches the nginx ceiling across variants. */
+int bench_ingest_run(const struct bench_opts *o, const char *channel, const char *variant,
+                     const char *const *kv, struct bench_http_run *ceil_run);
+int bench_normalize(const struct bench_opts *o);
+int bench_fanout(const struct bench_opts *o);
+int bench_resume(const struct bench_opts *o);
+int bench_kafka(const struct bench_opts *o);
+int bench_scale(const struct bench_opts *o);
+
+/* A random run id ("r" + 8 hex), so repeated runs against one daemon never
+ * collide. OUT >= 16. */
+void bench_run_id(char *out);
+
+/* Agent token of the bench (caller frees). */
+char *bench_agent_token(void);
+
+#endif

@@ -1,0 +1,303 @@
+/* daemon.c - the processes under test: omnihubd (started with the bench's
+ * secrets on a free port in a temp dir, or attached by URL) and nginx as the
+ * HTTP ceiling; CPU time and peak RSS from /proc. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "bench.h"
+
+int bench_proc_read(pid_t pid, struct bench_proc *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* fields after the parenthesised command: state is field 3, utime 14, stime 15 */
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    unsigned long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    out->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(buf, sizeof buf, f)) {
+        if (strncmp(buf, "VmHWM:", 6) == 0)
+            out->hwm_kb = strtol(buf + 6, NULL, 10);
+        else if (strncmp(buf, "VmRSS:", 6) == 0)
+            out->rss_kb = strtol(buf + 6, NULL, 10);
+    }
+    fclose(f);
+    return 0;
+}
+
+int bench_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+void bench_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+void bench_rmtree(const char *dir)
+{
+    if (dir && *dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int make_tmp(char *out, size_t len, const char *what)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(out, len, "%s/omnihub-bench-%s-XXXXXX", t && *t ? t : "/tmp", what);
+    return mkdtemp(out) ? 0 : -1;
+}
+
+/* Child side of a spawn: stdout/stderr to LOG, argv exec'd with ENV added. */
+static pid_t spawn(char *const argv[], const char *log, char *const *env)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        close(nul);
+    }
+    for (char *const *e = env; e && *e; e++)
+        putenv(*e);
+    setpgid(0, 0);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+static void env_name(char *out, size_t len, const char *key)
+{
+    size_t n = snprintf(out, len, "OMNIHUB_");
+    for (const char *k = key; *k && n + 1 < len; k++)
+        out[n++] = *k == '.' ? '_' : (char)(*k >= 'a' && *k <= 'z' ? *k - 32 : *k);
+    out[n] = '\0';
+}
+
+static long get_status(const char *url)
+{
+    return bench_http_get(url, NULL, NULL);
+}
+
+int bench_daemon_start(struct bench_daemon *d, const struct bench_opts *o, const char *const *kv,
+                       const char *data_dir, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    if (make_tmp(d->dir, sizeof d->dir, "d")) {
+        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    if (data_dir)
+        snprintf(d->data_dir, sizeof d->data_dir, "%s", data_dir);
+    else
+        snprintf(d->data_dir, sizeof d->data_dir, "%s/data", d->dir);
+    d->port = bench_free_port();
+    snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
+    const char *base[] = {"http.listen",
+                          listen,
+                          "data_dir",
+                          d->data_dir,
+                          "auth.jwt_secret",
+                          BENCH_JWT_SECRET,
+                          "api.inbound_secret",
+                          BENCH_INBOUND_SECRET,
+                          "logging.level",
+                          "warn",
+                          "ws.idle_timeout",
+                          "3600",
+                          "ws.rate",
+                          "1000",
+                          NULL};
+    char *env[64];
+    int ne = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (const char *const *p = pass ? kv : base; p && p[0] && ne < 62; p += 2) {
+            char name[128];
+            env_name(name, sizeof name, p[0]);
+            if (asprintf(&env[ne], "%s=%s", name, p[1]) < 0) return -1;
+            ne++;
+        }
+    env[ne] = NULL;
+    char log[320];
+    snprintf(log, sizeof log, "%s/omnihubd.log", d->dir);
+    char *argv[] = {(char *)o->daemon_bin, NULL};
+    d->pid = spawn(argv, log, env);
+    for (int i = 0; i < ne; i++)
+        free(env[i]);
+    if (d->pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    char ready[160];
+    snprintf(ready, sizeof ready, "%s/readyz", d->url);
+    int64_t deadline = bench_now_us() + 60 * 1000000LL;
+    while (bench_now_us() < deadline) {
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            snprintf(err, errlen, "omnihubd exited (status %d); see %s", st, log);
+            d->pid = 0;
+            return -1;
+        }
+        if (get_status(ready) == 200) return 0;
+        usleep(20000);
+    }
+    snprintf(err, errlen, "omnihubd not ready after 60 s; see %s", log);
+    bench_daemon_stop(d);
+    return -1;
+}
+
+int bench_daemon_attach(struct bench_daemon *d, const struct bench_opts *o)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->url, sizeof d->url, "%s", o->url);
+    size_t n = strlen(d->url);
+    if (n && d->url[n - 1] == '/') d->url[n - 1] = '\0';
+    return 0;
+}
+
+static void stop_pid(pid_t pid, int secs)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < secs * 50; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) return;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+void bench_daemon_stop(struct bench_daemon *d)
+{
+    stop_pid(d->pid, 30);
+    d->pid = 0;
+    if (getenv("OMNIHUB_BENCH_KEEP"))
+        fprintf(stderr, "kept %s\n", d->dir);
+    else
+        bench_rmtree(d->dir);
+    d->dir[0] = '\0';
+}
+
+int bench_nginx_start(struct bench_nginx *n, char *err, size_t errlen)
+{
+    memset(n, 0, sizeof *n);
+    const char *bin = access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : NULL;
+    if (!bin) {
+        snprintf(err, errlen, "nginx not found (apt-get install nginx-light)");
+        return -1;
+    }
+    if (make_tmp(n->dir, sizeof n->dir, "nginx")) {
+        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    n->port = bench_free_port();
+    snprintf(n->url, sizeof n->url, "http://127.0.0.1:%d", n->port);
+    char conf[320], log[320];
+    snprintf(conf, sizeof conf, "%s/nginx.conf", n->dir);
+    snprintf(log, sizeof log, "%s/nginx.out", n->dir);
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", conf, strerror(errno));
+        return -1;
+    }
+    /* the same work an HTTP front would do at the least: read the request
+     * and its body, answer a small JSON 200, keep the connection */
+    fprintf(f,
+            "worker_processes auto;\n"
+            "pid %s/nginx.pid;\n"
+            "error_log %s/error.log warn;\n"
+            "events { worker_connections 16384; }\n"
+            "http {\n"
+            "  access_log off;\n"
+            "  client_body_temp_path %s/body;\n"
+            "  proxy_temp_path %s/proxy;\n"
+            "  fastcgi_temp_path %s/fastcgi;\n"
+            "  uwsgi_temp_path %s/uwsgi;\n"
+            "  scgi_temp_path %s/scgi;\n"
+            "  keepalive_requests 1000000;\n"
+            "  client_body_buffer_size 1m;\n"
+            "  client_max_body_size 1m;\n"
+            "  server {\n"
+            "    listen 127.0.0.1:%d;\n"
+            "    default_type application/json;\n"
+            "    location / { return 200 '{\"ok\":true}'; }\n"
+            "  }\n"
+            "}\n",
+            n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->port);
+    fclose(f);
+    char *argv[] = {(char *)bin, "-c", conf, "-p", n->dir, "-g", "daemon off;", NULL};
+    n->pid = spawn(argv, log, NULL);
+    int64_t deadline = bench_now_us() + 10 * 1000000LL;
+    while (bench_now_us() < deadline) {
+        if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
+            snprintf(err, errlen, "nginx exited; see %s", log);
+            n->pid = 0;
+            return -1;
+        }
+        if (get_status(n->url) == 200) return 0;
+        usleep(20000);
+    }
+    snprintf(err, errlen, "nginx did not answer; see %s", log);
+    bench_nginx_stop(n);
+    return -1;
+}
+
+void bench_nginx_stop(struct bench_nginx *n)
+{
+    /* nginx runs in its own process group: master and workers */
+    if (n->pid > 0) {
+        kill(n->pid, SIGQUIT);
+        for (int i = 0; i < 250 && waitpid(n->pid, NULL, WNOHANG) != n->pid; i++)
+            usleep(20000);
+        kill(-n->pid, SIGKILL);
+        waitpid(n->pid, NULL, WNOHANG);
+    }
+    n->pid = 0;
+    bench_rmtree(n->dir);
+    n->dir[0] = '\0';
+}
