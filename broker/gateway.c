@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "gateway_int.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 struct pss {
     struct req *req;
@@ -325,12 +327,76 @@ static void media_work(void *opaque)
     gw_complete(r);
 }
 
+/* ---- rate limits ---- */
+
+/* Seconds to wait when the client address or bearer token of WSI is over
+ * http.rate_limit / http.rate_limit_token, else 0. Health probes are
+ * exempt from the per-address limit. */
+static int rate_wait(struct oh_gateway *gw, struct lws *wsi, const char *token, bool probe)
+{
+    char ip[64] = "", lab[64];
+    int wait = 0;
+    if (gw->rl_ip && !probe && wsi) {
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        if ((wait = oh_ratelimit_take(gw->rl_ip, ip, strlen(ip), oh_mono_ms())))
+            snprintf(lab, sizeof lab, "scope=\"address\"");
+    }
+    if (!wait && gw->rl_token && token && *token &&
+        (wait = oh_ratelimit_take(gw->rl_token, token, strlen(token), oh_mono_ms())))
+        snprintf(lab, sizeof lab, "scope=\"token\"");
+    if (wait)
+        oh_metrics_inc("omnihub_http_rate_limited_total", lab, 1);
+    return wait;
+}
+
+static const char *bearer_of(const struct req *r, char *buf, size_t len)
+{
+    const char *h = gw_header(r, "authorization");
+    if (h && strncasecmp(h, "Bearer ", 7) == 0)
+        return h + 7;
+    return gw_query(r, "access_token", buf, len) ? buf : NULL;
+}
+
+/* A WebSocket upgrade over a limit: a JSON 429 and the connection closed. */
+static int ws_rate_limited(struct oh_gateway *gw, struct lws *wsi)
+{
+    if (!gw->rl_ip && !gw->rl_token)
+        return 0;
+    char h[4200];
+    const char *tok = NULL;
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(h, "Bearer ", 7) == 0)
+        tok = h + 7;
+    else
+        tok = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
+    int wait = rate_wait(gw, wsi, tok, false);
+    if (!wait)
+        return 0;
+    static const char body[] =
+        "{\"error\":{\"code\":\"rate_limited\",\"message\":\"too many requests\"}}";
+    char buf[LWS_PRE + 512];
+    int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+                     "retry-after: %d\r\ncontent-length: %zu\r\nconnection: close\r\n\r\n%s",
+                     wait, sizeof body - 1, body);
+    lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
+    return -1;
+}
+
 /* ---- routing ---- */
 
 static void route(struct req *r)
 {
     struct oh_gateway *gw = r->gw;
     oh_hub *hub = gw->hub;
+    char tokbuf[4200];
+    int wait = rate_wait(gw, r->wsi, bearer_of(r, tokbuf, sizeof tokbuf),
+                         !strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz"));
+    if (wait) {
+        r->retry_after = wait;
+        gw_reply_error(r, 429, "rate_limited", "too many requests; retry in %d s", wait);
+        return;
+    }
     if (r->too_big) {
         gw_reply_error(r, 413, "too_large", "body over http.max_body (%zu bytes)", gw->max_body);
         return;
@@ -456,6 +522,23 @@ static void capture_query(struct req *r, struct lws *wsi)
     r->query[o] = '\0';
 }
 
+/* Request smuggling: a body length another HTTP parser (a proxy in front)
+ * could read differently - any Transfer-Encoding (lws reads request bodies
+ * by Content-Length only), a repeated or non-numeric Content-Length. */
+static bool ambiguous_framing(struct lws *wsi)
+{
+    char v[32];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        return true;
+    if (n <= 0)
+        return false;
+    if (n >= (int)sizeof v || lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 0) != n ||
+        lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+        return true;
+    return strspn(v, "0123456789") != (size_t)n;
+}
+
 static int http_begin(struct lws *wsi, struct pss *pss, const char *uri)
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
@@ -490,7 +573,11 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri)
         clen = atoll(cl);
     bool has_body = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                     strcmp(r->method, "PATCH") == 0;
-    if (clen > (long long)gw->max_body) {
+    if (ambiguous_framing(wsi)) {
+        r->close_after = true;
+        gw_reply_error(r, 400, "bad_request",
+                       "ambiguous body length: Transfer-Encoding or repeated Content-Length");
+    } else if (clen > (long long)gw->max_body) {
         r->too_big = true;
         r->close_after = true;
         route(r);
@@ -595,6 +682,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     default:
         break;
     }
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi))
+        return -1;
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION || reason == LWS_CALLBACK_ESTABLISHED ||
         reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
         reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_RECEIVE_PONG)
@@ -645,6 +734,9 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->ws_ping = (int)oh_config_int(hub->cfg, "ws.ping_interval");
     gw->ws_idle = (int)oh_config_int(hub->cfg, "ws.idle_timeout");
     gw->started_ms = oh_now_ms();
+    gw->rl_ip = oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit"), 16384);
+    gw->rl_token = oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"),
+                                    16384);
     pthread_mutex_init(&gw->mu, NULL);
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
@@ -670,6 +762,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     info.protocols = protocols;
     info.user = gw;
     info.timeout_secs = (unsigned int)oh_config_int(hub->cfg, "http.timeout");
+    info.timeout_secs_ah_idle = info.timeout_secs; /* slow headers (slowloris) */
     gw->retry.secs_since_valid_ping = (uint16_t)gw->ws_ping;
     gw->retry.secs_since_valid_hangup = (uint16_t)(gw->ws_ping * 2 + 10);
     info.retry_and_idle_policy = &gw->retry;
@@ -685,6 +778,13 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         info.mounts = &gw->mount;
     }
     lws_set_log_level(LLL_ERR, NULL);
+    /* lws sizes its descriptor table from the soft limit: take the hard
+     * one, so that thousands of idle clients do not lock others out */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     gw->ctx = lws_create_context(&info);
     if (!gw->ctx || !gw->work) {
         oh_errf(err, errlen, "cannot listen on %s (in use or not permitted?)", listen);
@@ -729,6 +829,8 @@ void oh_gateway_free(struct oh_gateway *gw)
     gw_ws_free_all(gw);
     for (int i = 0; i < gw->nheader_names; i++)
         free(gw->header_names[i]);
+    oh_ratelimit_free(gw->rl_ip);
+    oh_ratelimit_free(gw->rl_token);
     pthread_mutex_destroy(&gw->mu);
     free(gw);
 }

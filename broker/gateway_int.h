@@ -77,6 +77,8 @@ struct oh_gateway {
     /* ws settings */
     size_t ws_max_frame, ws_max_queue;
     int ws_rate, ws_ping, ws_idle;
+    /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
+    struct oh_ratelimit *rl_ip, *rl_token;
 };
 
 /* Answers (service thread). Body strings are copied; json is stolen. */
