@@ -261,3 +261,72 @@ class OpenSMTPD:
     def send(self, mail_from, rcpts, raw):
         with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as s:
             s.sendmail(mail_from, rcpts, raw)
+
+
+class DeferringSMTP:
+    """A minimal SMTP stand-in for what a real server does only under load:
+    it answers RCPT with 451 for the first DEFER transactions, then accepts
+    and keeps every message in .messages."""
+
+    def __init__(self, defer=2):
+        import socketserver
+        import threading
+        self.defer = defer
+        self.messages = []
+        self.transactions = 0
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                def say(line):
+                    self.wfile.write(line.encode() + b"\r\n")
+                say("220 stub ESMTP")
+                deferred = False
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode(errors="replace").strip().upper()
+                    if cmd.startswith(("EHLO", "HELO")):
+                        say("250 stub")
+                    elif cmd.startswith("MAIL"):
+                        with stub.lock:
+                            stub.transactions += 1
+                            deferred = stub.transactions <= stub.defer
+                        say("250 2.1.0 Ok")
+                    elif cmd.startswith("RCPT"):
+                        say("451 4.3.0 Try again later" if deferred else "250 2.1.5 Ok")
+                    elif cmd == "DATA":
+                        say("354 go ahead")
+                        data = b""
+                        while True:
+                            chunk = self.rfile.readline()
+                            if not chunk or chunk == b".\r\n":
+                                break
+                            data += chunk
+                        with stub.lock:
+                            stub.messages.append(data)
+                        say("250 2.0.0 Ok: queued")
+                    elif cmd == "QUIT":
+                        say("221 2.0.0 Bye")
+                        return
+                    else:
+                        say("250 Ok")
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import ctl
-from mailservers import Dovecot, OpenSMTPD
+from mailservers import DeferringSMTP, Dovecot, OpenSMTPD
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "email"
 SUPPORT = "support@example.com"
@@ -273,6 +273,28 @@ def test_smtp_5xx_becomes_failed_status_with_server_reply(mail, omnihub):
     # OpenSMTPD refuses unknown users of its domains with a 5xx
     assert err["code"].startswith("5."), err
     assert err["message"].startswith("5") and "ghost@example.org" in err["message"], err
+
+
+def test_smtp_4xx_is_retried_with_backoff(mail, omnihub):
+    dv, smtp = mail
+    stub = DeferringSMTP(defer=2)
+    try:
+        d = omnihub(config(dv, smtp, **{"email.smtp_url": stub.url}))
+        raw, first_id = message(CUSTOMER, "slow server", "hello")
+        dv.append(SUPPORT, raw)
+        conv = conv_of(raw)
+        d.wait_history(conv, 1)
+        d.request("POST", f"/v1/conversations/{conv}/messages",
+                  {"text": "eventually", "client_msg_id": "k1"}, token=d.agent_token())
+        sent = wait_for(lambda: statuses(d, conv, "sent"), what="sent status")[0]
+        assert stub.transactions == 3  # two 451s, then accepted
+        assert len(stub.messages) == 1
+        assert not statuses(d, conv, "failed")
+        assert f"In-Reply-To: <{first_id}>".encode() in stub.messages[0]
+        assert sent["data"]["status"]["provider_message_id"].encode() in stub.messages[0]
+        assert d.metric("omnihub_email_sent_total", {"result": "retry"}) == 2
+    finally:
+        stub.close()
 
 
 def test_several_mailboxes(mail, omnihub):

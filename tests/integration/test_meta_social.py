@@ -1,6 +1,7 @@
 """Messenger and Instagram against a running omnihubd: every documented
 fixture posted signed and found in the history, signature and challenge
 checks, and agent replies through a local stand-in for the Graph Send API."""
+import base64
 import json
 import pathlib
 import time
@@ -323,3 +324,35 @@ def test_echo_of_our_app_id_is_dropped_other_apps_recorded(omnihub):
     assert [e["data"]["message_id"] for e in events] == ["m_inbox"]
     assert events[0]["type"] == "omnihub.message.outbound"
     assert events[0]["data"]["author"] == {"kind": "page", "id": page}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_attachment_fetched_through_media_route(omnihub, http_stub, channel):
+    cdn = http_stub()  # stands in for the platform's CDN (same origin as api_base_url)
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+    cdn.queue(200, jpeg, headers={"Content-Type": "image/jpeg"})
+    d = omnihub(config=config(api=cdn.url))
+    page, ts = PAGE[channel], int(time.time() * 1000)
+    url = cdn.url + "/cdn/v/t1.15752-9/photo.jpg?_nc_cat=1&oh=abc"
+    payload = {"object": OBJECT[channel], "entry": [{"id": page, "time": ts, "messaging": [{
+        "sender": {"id": "4242"}, "recipient": {"id": page}, "timestamp": ts,
+        "message": {"mid": "m_photo", "attachments": [{"type": "image", "payload": {"url": url}}]}}]}]}
+    assert post(d, channel, payload).status_code == 200
+    out = ctl("normalize", "--channel", channel, input=json.dumps(payload).encode())
+    conv = json.loads(out.stdout.splitlines()[0])["subject"]
+    ev = d.wait_history(conv, 1)[0]
+    att = ev["data"]["attachments"][0]
+    assert ev["data"]["kind"] == "image" and att["url"] == url
+    r = d.request("GET", f"/v1/media/{channel}/{att['media_ref']}", token=d.agent_token())
+    assert r.status_code == 200, r.text
+    assert r.content == jpeg
+    assert r.headers["content-type"] == "image/jpeg"
+    req = cdn.wait_requests(1)[0]
+    assert req.method == "GET" and req.path == "/cdn/v/t1.15752-9/photo.jpg"
+    # a customer is not an agent; a ref to a host that is not Meta's is refused
+    r = d.request("GET", f"/v1/media/{channel}/{att['media_ref']}",
+                  token=d.customer_token("someone"))
+    assert r.status_code == 403
+    evil = base64.urlsafe_b64encode(b"http://169.254.169.254/latest/meta-data").decode().rstrip("=")
+    r = d.request("GET", f"/v1/media/{channel}/{evil}", token=d.agent_token())
+    assert r.status_code == 404

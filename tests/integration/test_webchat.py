@@ -273,3 +273,67 @@ def test_replay_during_concurrent_posts(omnihub):
             assert not [f for f in await c.quiet(0.5) if f["type"] == "event"]
 
     run(scenario())
+
+
+def _raw_ws(d, token, rcvbuf=4096):
+    """A WebSocket client that never reads: a tiny receive buffer, by hand."""
+    import base64
+    import os
+    import socket
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", d.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def _frame(obj):
+    import os
+    payload = json.dumps(obj).encode()
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(
+        b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_slow_client_is_closed_and_others_keep_up(omnihub):
+    d = omnihub({"ws.max_queue": "64k"})
+    conv = d.post_inbound({"channel": "api:shop", "account": "slow", "contact": {"id": "s"},
+                           "message_id": "s0", "text": "start"}).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    agent = d.agent_token()
+    slow = _raw_ws(d, agent)
+    slow.sendall(_frame({"type": "subscribe", "conversation": conv, "after": 0}))
+    n = 3000
+    text = "x" * 1000
+
+    async def scenario():
+        async with Client(d, agent) as good:
+            await good.subscribe(conv, 0)
+            await good.events(1)
+
+            def post_all():
+                with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda i: d.post_inbound(
+                        {"channel": "api:shop", "account": "slow", "contact": {"id": "s"},
+                         "message_id": f"s{i + 1}", "text": text}), range(n)))
+
+            loop = asyncio.get_running_loop()
+            posting = loop.run_in_executor(None, post_all)
+            got = await good.events(n, timeout=120)
+            await posting
+            assert [e["seq"] for e in got] == list(range(2, n + 2))
+
+    run(scenario())
+    deadline = time.time() + 20
+    while time.time() < deadline and d.metric("omnihub_ws_slow_closes_total") < 1:
+        time.sleep(0.1)
+    assert d.metric("omnihub_ws_slow_closes_total") >= 1
+    slow.close()
