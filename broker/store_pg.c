@@ -40,9 +40,13 @@ static const char pg_materialize_sql[] =
     " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
     " ELSE c.contact_name END"
     " RETURNING c.id, c.head),"
-    " numbered AS (SELECT f.*, cv.head - a.n + row_number() OVER (PARTITION BY f.conv"
-    " ORDER BY f.ord) AS seq FROM fresh f JOIN conv cv ON cv.id = f.conv"
-    " JOIN agg a ON a.conv = f.conv),"
+    /* The new heads as one map, looked up once per row (an InitPlan): the
+     * planner would join the two CTEs with a nested loop, quadratic in the
+     * number of conversations of the batch. */
+    " heads AS MATERIALIZED (SELECT jsonb_object_agg(id, head) AS m FROM conv),"
+    " numbered AS (SELECT b.*, b.head - count(*) OVER (PARTITION BY b.conv)"
+    " + row_number() OVER (PARTITION BY b.conv ORDER BY b.ord) AS seq"
+    " FROM (SELECT f.*, ((SELECT m FROM heads) ->> f.conv)::bigint AS head FROM fresh f) b),"
     " hist AS (INSERT INTO history (conversation_id, seq, event_id, type, src_partition,"
     " src_offset, ts_ms, json) SELECT conv, seq, eid, typ, part, off, ts,"
     " left(j, -1) || ',\"seq\":' || seq || ',\"epoch\":\"' || $4::text || '\"}' FROM numbered),"
