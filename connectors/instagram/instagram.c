@@ -39,5 +39,6 @@ const struct oh_connector oh_connector_instagram = {
     .webhook = meta_webhook,
     .normalize = ig_normalize,
     .send = meta_send,
+    .media = meta_media,
     .destroy = meta_destroy,
 };

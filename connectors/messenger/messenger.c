@@ -38,5 +38,6 @@ const struct oh_connector oh_connector_messenger = {
     .webhook = meta_webhook,
     .normalize = ms_normalize,
     .send = meta_send,
+    .media = meta_media,
     .destroy = meta_destroy,
 };

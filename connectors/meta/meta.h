@@ -33,5 +33,9 @@ int meta_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list 
                  struct oh_http_reply *reply, char *err, size_t errlen);
 int meta_send(void *ctx, const json_t *event, struct oh_send_result *res);
 void meta_destroy(void *ctx);
+/* Fetches an attachment by the media_ref the parser gave it (base64url of
+ * the platform's CDN URL); only Meta CDN hosts are fetched. */
+int meta_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
+               size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "meta.h"
+#include "crypto.h"
 #include "metrics.h"
 
 /* One parse: where events go and what to ask about echoes. */
@@ -120,8 +121,18 @@ static const char *mn_attachments(const json_t *atts, json_t *data)
             continue;
         }
         const char *url = json_string_value(json_object_get(payload, "url"));
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "kind", kind, "type", type ? type : "",
-                              "media_ref", url ? url : "", "url", url ? url : "");
+        json_t *o = json_pack("{s:s, s:s}", "kind", kind, "type", type ? type : "");
+        if (url && *url) {
+            /* the CDN URL itself, and a ref for GET /v1/media/<channel>/<ref> */
+            size_t ulen = strlen(url);
+            char *ref = malloc(4 * ((ulen + 2) / 3) + 1);
+            if (ref) {
+                oh_base64url((const uint8_t *)url, ulen, ref);
+                json_object_set_new(o, "media_ref", json_string(ref));
+                free(ref);
+            }
+            json_object_set_new(o, "url", json_string(url));
+        }
         const char *title = json_string_value(json_object_get(a, "title"));
         if (!title) title = json_string_value(json_object_get(payload, "title"));
         if (title) json_object_set_new(o, "title", json_string(title));
