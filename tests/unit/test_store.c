@@ -728,6 +728,22 @@ START_TEST(t_bulk_rate)
     struct oh_conversation c;
     ck_assert_int_eq(oh_store_conversation_get(st, "c_bulk7", &c), 0);
     ck_assert_int_eq(c.head, N / 50);
+    /* every event of a batch in a conversation of its own (first contacts) */
+    t0 = oh_mono_us();
+    int M = 5 * BATCH;
+    for (int done = 0; done < M; done += BATCH) {
+        for (int i = 0; i < BATCH; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "e_one%d", done + i);
+            evs[i] = mk_event(id, id + 2, OH_EV_INBOUND, 1700000000000 + done + i, id);
+        }
+        ck_assert_int_eq(put(items, evs, (size_t)BATCH, N + done, seqs), 0);
+        for (int i = 0; i < BATCH; i++)
+            ck_assert_int_eq(seqs[i], 1);
+    }
+    secs = (double)(oh_mono_us() - t0) / 1e6;
+    fprintf(stderr, "# %s: %d events, each opening a conversation: %.0f events/s\n",
+            oh_store_backend(st), M, M / secs);
     free(items);
     free(evs);
     free(seqs);
