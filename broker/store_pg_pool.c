@@ -25,8 +25,12 @@ static void on_notice(void *arg, const char *message)
 
 static PGconn *pg_connect(const char *dsn)
 {
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "omnihub", dsn, NULL};
+    /* Defaults first: what the DSN says wins. Keepalives and the TCP user
+     * timeout turn a vanished server into an error within about 30 s. */
+    const char *const keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {"5", "omnihub", "10", "5", "3", "30000", dsn, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c) PQsetNoticeProcessor(c, on_notice, NULL);
     return c;
