@@ -53,7 +53,7 @@ def wait_port(port, proc, what, timeout=15):
 class Dovecot:
     """An IMAP server for USERS {address: password}."""
 
-    def __init__(self, users):
+    def __init__(self, users, tls=False):
         # not under pytest's tmp_path: its 0700 parents keep out the
         # unprivileged dovecot and nobody processes
         self.dir = Path(tempfile.mkdtemp(prefix="omnihub-dovecot-"))
@@ -65,6 +65,19 @@ class Dovecot:
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         self.users = dict(users)
         self.port = free_port()
+        self.tls_port = free_port()
+        ssl = "ssl = no"
+        self.ca_file = None
+        if tls:
+            # a self-signed certificate for 127.0.0.1: STARTTLS on the
+            # IMAP port, implicit TLS on the IMAPS port
+            key, cert = self.dir / "key.pem", self.dir / "cert.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", str(key), "-out", str(cert), "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True, timeout=60)
+            ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
+            self.ca_file = str(cert)
         (self.dir / "passwd").write_text(
             "".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.users.items()))
         self.conf = self.dir / "dovecot.conf"
@@ -74,7 +87,7 @@ state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{self.mail}/%u/Maildir
@@ -94,14 +107,17 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port if tls else 0}
   }}
 }}
 """)
         self.proc = None
         self.start()
 
-    def url(self, mailbox="INBOX"):
+    def url(self, mailbox="INBOX", implicit_tls=False):
+        if implicit_tls:
+            return f"imaps://127.0.0.1:{self.tls_port}/{mailbox}"
         return f"imap://127.0.0.1:{self.port}/{mailbox}"
 
     def start(self):

@@ -99,7 +99,9 @@ def test_delivered_mail_becomes_event_with_media(mail, omnihub):
     html = d.request("GET", f"/v1/media/email/{data['html_ref']}", token=d.agent_token())
     assert html.status_code == 200 and b"The HTML version" in html.content
     ready = requests.get(d.url + "/readyz", timeout=5).json()
-    assert json.dumps(ready).count('"imap": "ok"') == 1, ready
+    assert ready["connectors"]["email"]["imap"] == "ok", ready
+    assert ready["connectors"]["email"]["mailboxes"] == {"INBOX": "ok"}
+    assert ready["connectors"]["email"]["last_poll"]
     # the mail itself is neither deleted nor moved
     assert len(dv.messages(SUPPORT)) == 1
 
@@ -213,7 +215,7 @@ def test_imap_restart_mid_poll_loses_nothing(mail, omnihub):
     wait_for(lambda: d.metric("omnihub_email_polls_total", {"result": "error"}) >= 1,
              what="a failed poll")
     ready = requests.get(d.url + "/readyz", timeout=5).json()
-    assert "error" in json.dumps(ready), ready
+    assert ready["connectors"]["email"]["imap"].startswith("error: "), ready
     dv.start()
     events = d.wait_history(conv, n, timeout=60)
     time.sleep(2)
@@ -295,6 +297,36 @@ def test_smtp_4xx_is_retried_with_backoff(mail, omnihub):
         assert d.metric("omnihub_email_sent_total", {"result": "retry"}) == 2
     finally:
         stub.close()
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_imap_over_tls(mode, omnihub):
+    dv = Dovecot({SUPPORT: PASSWORD}, tls=True)
+    try:
+        d = omnihub({"email.imap_url": dv.url(implicit_tls=mode == "tls"),
+                     "email.username": SUPPORT, "email.password": PASSWORD,
+                     "email.address": SUPPORT, "email.poll_interval": "1",
+                     "email.tls": mode, "email.ca_file": dv.ca_file})
+        raw, _ = message(CUSTOMER, "secure", "over TLS")
+        dv.append(SUPPORT, raw)
+        events = d.wait_history(conv_of(raw), 1)
+        assert events[0]["data"]["text"] == "over TLS"
+    finally:
+        dv.close()
+
+
+def test_untrusted_certificate_is_refused(omnihub):
+    dv = Dovecot({SUPPORT: PASSWORD}, tls=True)
+    try:
+        d = omnihub({"email.imap_url": dv.url(), "email.username": SUPPORT,
+                     "email.password": PASSWORD, "email.address": SUPPORT,
+                     "email.poll_interval": "1", "email.tls": "starttls"})
+        wait_for(lambda: d.metric("omnihub_email_polls_total", {"result": "error"}) >= 1,
+                 what="a refused poll")
+        ready = requests.get(d.url + "/readyz", timeout=5).json()
+        assert ready["connectors"]["email"]["imap"].startswith("error: "), ready
+    finally:
+        dv.close()
 
 
 def test_several_mailboxes(mail, omnihub):
