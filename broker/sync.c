@@ -130,8 +130,11 @@ static void correlate(oh_store *st, json_t *ev)
     if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0)
         return;
     json_t *data = oh_event_data(ev), *status = json_object_get(data, "status");
-    const char *pid = json_string_value(json_object_get(status, "message_id"));
-    if (!pid || json_object_get(status, "provider_message_id"))
+    /* a connector may name the provider's id in either field */
+    const char *pid = json_string_value(json_object_get(status, "provider_message_id"));
+    if (!pid)
+        pid = json_string_value(json_object_get(status, "message_id"));
+    if (!pid || !*pid)
         return;
     struct oh_store_ref ref;
     if (oh_store_ref_get(st, json_string_value(json_object_get(data, "channel")),
@@ -139,8 +142,10 @@ static void correlate(oh_store *st, json_t *ev)
                          &ref) != OH_OK ||
         strcmp(ref.message_id, pid) == 0)
         return;
-    json_object_set_new(status, "provider_message_id", json_string(pid));
+    char *provider = strdup(pid); /* pid may point into the value replaced below */
     json_object_set_new(status, "message_id", json_string(ref.message_id));
+    json_object_set_new(status, "provider_message_id", json_string(provider));
+    free(provider);
 }
 
 /* Stores one polled batch; retries until the store takes it. */

@@ -305,14 +305,14 @@ def _frame(obj):
 
 
 def test_slow_client_is_closed_and_others_keep_up(omnihub):
-    d = omnihub({"ws.max_queue": "512k"})
+    d = omnihub({"ws.max_queue": "2m"})
     conv = d.post_inbound({"channel": "api:shop", "account": "slow", "contact": {"id": "s"},
                            "message_id": "s0", "text": "start"}).json()["conversation_id"]
     d.wait_history(conv, 1)
     agent = d.agent_token()
     slow = _raw_ws(d, agent)
     slow.sendall(_frame({"type": "subscribe", "conversation": conv, "after": 0}))
-    n = 3000
+    n = 6000  # 6 MB: far past the 2 MB bound for a reader that never reads
     text = "x" * 1000
 
     async def scenario():
