@@ -299,8 +299,6 @@ static oh_log *kafka_open(const oh_config *cfg, char *err, size_t errlen)
         "all",
         "linger.ms",
         "5",
-        "message.timeout.ms",
-        "60000",
         "partitioner",
         "murmur2_random",
         "queue.buffering.max.messages",
@@ -310,6 +308,13 @@ static oh_log *kafka_open(const oh_config *cfg, char *err, size_t errlen)
     if (!conf || conf_set(conf, pconf, es, sizeof es)) {
         if (conf) rd_kafka_conf_destroy(conf);
         oh_errf(err, errlen, "kafka producer: %s", es);
+        goto fail;
+    }
+    char tmo[32];
+    snprintf(tmo, sizeof tmo, "%lld", (long long)oh_config_int(cfg, "kafka.message_timeout_ms"));
+    if (rd_kafka_conf_set(conf, "message.timeout.ms", tmo, es, sizeof es) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        oh_errf(err, errlen, "kafka.message_timeout_ms: %s", es);
         goto fail;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, k_delivered);

@@ -11,6 +11,7 @@
 #include "connector.h"
 #include "crypto.h"
 #include "daemon.h"
+#include "kafka_mock.h"
 #include "lag.h"
 #include "log.h"
 
@@ -30,6 +31,8 @@ static void usage(FILE *out)
             "                                         follow the stream, events as JSON lines\n"
             "  lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]\n"
             "                                         consumer lag per group and partition\n"
+            "  kafka-mock [--brokers N] [--partitions N]\n"
+            "                                         host a mock Kafka cluster (tests)\n"
             "\n"
             "Channels for normalize:");
     for (const struct oh_connector *const *c = oh_connectors; *c; c++)
@@ -322,6 +325,8 @@ int main(int argc, char **argv)
         return cmd_tail(argc, argv);
     if (!strcmp(cmd, "lag"))
         return cmd_lag(argc, argv);
+    if (!strcmp(cmd, "kafka-mock"))
+        return oh_kafka_mock_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
