@@ -143,42 +143,43 @@ long bench_http_get(const char *url, const char *bearer, char **body);
 
 /* ---- WebSocket clients (ws.c) ---- */
 
-struct bench_ws; /* a set of clients on one lws context */
+struct bench_ws; /* a set of clients on one lws context, one thread */
 
 /* What each client subscribes to. */
 struct bench_ws_spec {
     const char *base_url;    /* http://host:port of omnihubd */
     int n;                   /* clients */
-    const char *const *conv; /* conversation of client i = conv[i % nconv]; "*" allowed */
+    const char *const *conv; /* client i subscribes to conv[i % nconv]; "*" allowed */
     int nconv;
+    int64_t after;     /* subscribe after this seq (0: everything) */
     const char *token; /* agent token for every client */
 };
 
 struct bench_ws *bench_ws_new(char *err, size_t errlen);
 void bench_ws_free(struct bench_ws *w);
-/* Connects SPEC's clients and subscribes each (after 0); returns when every
- * client is subscribed and has caught up to its conversation's head, or
- * after TIMEOUT_S. Returns the number subscribed. */
+/* Connects SPEC's clients and subscribes each; returns when every client
+ * has caught up to the head its "subscribed" announced (or is dead), or
+ * after TIMEOUT_S. Returns the number caught up. */
 int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int timeout_s);
-/* Services the clients in the calling thread until *STOP or TIMEOUT_S. */
-void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_s);
-/* Push statistics since connect: latency of events whose text carries
- * "t=<bench_now_us>", counts per client, gaps and duplicates. */
+/* Subscribe-to-caught-up latency of every client so far (borrowed). */
+const struct bench_hist *bench_ws_catchup(struct bench_ws *w);
+/* Counts deliveries of messages "<PREFIX><i>", i < NMSG (PREFIX borrowed). */
+void bench_ws_track(struct bench_ws *w, const char *prefix, size_t nmsg);
+const unsigned *bench_ws_counts(struct bench_ws *w);
+/* Services the clients in the calling thread until *STOP or TIMEOUT_MS. */
+void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_ms);
+/* Wakes bench_ws_run from another thread. */
+void bench_ws_wake(struct bench_ws *w);
+/* Push statistics: latency of events whose text carries "t=<bench_now_us>",
+ * events received, gaps and duplicates in seq, closed clients, errors. */
 struct bench_ws_stats {
     struct bench_hist push;
     uint64_t events, live, dups, gaps, closed, errors;
 };
 void bench_ws_stats(struct bench_ws *w, struct bench_ws_stats *out);
-/* Events received so far by all clients (cheap, thread-safe read). */
+void bench_ws_reset_stats(struct bench_ws *w);
+/* Events received so far by all clients (readable from another thread). */
 uint64_t bench_ws_events(struct bench_ws *w);
-/* How many clients hold MESSAGE_ID (exact events received with it). */
-int bench_ws_check_messages(struct bench_ws *w, const char *prefix, size_t nmsg,
-                            const int *expect_per_msg, uint64_t *missing, uint64_t *dups);
-
-/* One resume: a fresh connection subscribes to CONV after AFTER and waits
- * for HEAD; *LAT_US from the subscribe frame to the last event, 0 or -1. */
-int bench_ws_resume_once(const char *base_url, const char *token, const char *conv, int64_t after,
-                         int64_t head, int64_t *lat_us);
 
 /* ---- the report (report.c) ---- */
 
@@ -258,6 +259,26 @@ int bench_normalize(const struct bench_opts *o);
 int bench_fanout(const struct bench_opts *o);
 int bench_resume(const struct bench_opts *o);
 int bench_kafka(const struct bench_opts *o);
+
+/* Ingest -> WebSocket push on one daemon (fanout.c), shared by fanout and
+ * kafka. */
+struct bench_push_cfg {
+    const char *scenario, *variant;
+    const char *const *kv; /* daemon config pairs */
+    int clients;           /* conversation subscribers */
+    int per_conv;          /* subscribers per conversation */
+    int agents;            /* "*" subscribers */
+    int conversations;     /* when clients == 0 */
+    double rate;           /* messages per second, 0: as fast as acknowledged */
+    size_t messages;
+    int concurrency;
+    double p99_target_ms;
+    /* out */
+    double acked_rate;
+    struct bench_hist push;
+};
+int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, double ceiling_rate,
+                   const char *ceiling_name);
 int bench_scale(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
