@@ -13,7 +13,8 @@
 
 /* One statement, hence one transaction, per shard and batch: $1 the items
  * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
- * $4 the epoch. Duplicates (already stored, or earlier in the batch) get
+ * $4 the epoch, $5 the broker's clock (created/updated times; the event's
+ * own time only goes to last_inbound_ms). Duplicates (already stored, or earlier in the batch) get
  * seq 0, or their stored seq when stored from the same source record (the
  * final join sees the history as it was before the statement); the conversation row is locked by
  * the upsert that advances its head, so seqs stay dense under concurrent writers. The stored text
@@ -26,14 +27,14 @@ static const char pg_materialize_sql[] =
     " pmid text, smid text, state text, rank int, inb boolean, j text)),"
     " fresh AS (SELECT DISTINCT ON (eid) * FROM raw WHERE NOT EXISTS"
     " (SELECT 1 FROM history h WHERE h.event_id = raw.eid) ORDER BY eid, ord),"
-    " agg AS (SELECT conv, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,"
+    " agg AS (SELECT conv, count(*) AS n,"
     " coalesce(max(ts) FILTER (WHERE inb), 0) AS last_in,"
     " (array_agg(ch ORDER BY ord))[1] AS ch, (array_agg(acct ORDER BY ord))[1] AS acct,"
     " (array_agg(cid ORDER BY ord))[1] AS cid,"
     " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname"
     " FROM fresh GROUP BY conv),"
     " conv AS (INSERT INTO conversations AS c (" CONV_COLS ")"
-    " SELECT conv, ch, acct, cid, cname, n, first_ts, last_ts, last_in FROM agg ORDER BY conv"
+    " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in FROM agg ORDER BY conv"
     " ON CONFLICT (id) DO UPDATE SET head = c.head + EXCLUDED.head,"
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
     " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
@@ -280,9 +281,11 @@ static int materialize_shard(struct pg_store *s, int sh, const char *group, json
 {
     char *j = json_dumps(rows, JSON_COMPACT);
     if (!j) return OH_ENOMEM;
-    const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch};
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)oh_now_ms());
+    const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch, now};
     PGresult *r;
-    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 4, vals, &r, false);
+    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 5, vals, &r, false);
     free(j);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {

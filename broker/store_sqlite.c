@@ -63,7 +63,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") "
                       "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, 0)",
     [S_CONV_UPDATE] = "UPDATE conversations SET head = ?2, updated_ms = max(updated_ms, ?3), "
-                      "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?3) "
+                      "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
                       "ELSE last_inbound_ms END, "
                       "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END "
                       "WHERE id = ?1",
@@ -408,8 +408,11 @@ static int sq_ping(oh_store *st)
     return rc;
 }
 
-/* Materializes one item; runs on the writer inside the transaction. */
-static int sq_item(struct sq_store *s, struct oh_store_item *it)
+/* Materializes one item; runs on the writer inside the transaction. The
+ * directory's created/updated times are the broker's clock (NOW_MS), so
+ * "updated after" polling never misses a change; last_inbound_ms is the
+ * event's own time (the customer's message, for reply windows). */
+static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
 {
     struct sq_conn *c = s->w;
     struct oh_store_fields f;
@@ -448,7 +451,7 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it)
         bind_text(q, 3, f.account);
         bind_text(q, 4, f.contact_id);
         bind_text(q, 5, f.contact_name);
-        sqlite3_bind_int64(q, 6, f.ts_ms);
+        sqlite3_bind_int64(q, 6, now_ms);
         if ((rc = sq_run(c, q)) != 0) return rc;
     } else if (rc != SQLITE_ROW) {
         return sq_err(rc);
@@ -480,9 +483,10 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it)
     if (!q) return OH_EIO;
     bind_text(q, 1, f.conv);
     sqlite3_bind_int64(q, 2, seq);
-    sqlite3_bind_int64(q, 3, f.ts_ms);
+    sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_int(q, 4, f.inbound);
     bind_text(q, 5, f.contact_name);
+    sqlite3_bind_int64(q, 6, f.ts_ms);
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
@@ -517,11 +521,12 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
     int rc = 0;
     pthread_mutex_lock(&s->wmu);
     struct sq_conn *c = s->w;
+    int64_t now_ms = oh_now_ms();
     for (size_t i = 0; i < n; i++)
         items[i].seq = 0;
     if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = sq_item(s, &items[i]);
+        rc = sq_item(s, &items[i], now_ms);
     for (size_t i = 0; i < npos && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
         if (!q) {

@@ -460,13 +460,29 @@ static int collect_conv(void *opaque, const struct oh_conversation *c)
     return 0;
 }
 
+/* The directory's times are the broker's clock when the event was
+ * materialized (the event times below even go backwards); last_inbound_ms
+ * is the customer message's own time. */
 START_TEST(t_conversations)
 {
-    int64_t t0 = 1700000000000;
-    ck_assert_int_eq(put1(mk_event("e_c1", "c_one", OH_EV_INBOUND, t0 + 1000, "m1"), 0), 1);
-    ck_assert_int_eq(put1(mk_event("e_c2", "c_two", OH_EV_OUTBOUND, t0 + 2000, "m2"), 1), 1);
-    ck_assert_int_eq(put1(mk_event("e_c3", "c_three", OH_EV_INBOUND, t0 + 3000, "m3"), 2), 1);
-    ck_assert_int_eq(put1(mk_event("e_c4", "c_one", OH_EV_OUTBOUND, t0 + 4000, "m4"), 3), 2);
+    int64_t t0 = 1700000000000, mark[5];
+    mark[0] = oh_now_ms();
+    usleep(3000);
+    ck_assert_int_eq(put1(mk_event("e_c1", "c_one", OH_EV_INBOUND, t0 + 4000, "m1"), 0), 1);
+    usleep(3000);
+    mark[1] = oh_now_ms();
+    usleep(3000);
+    ck_assert_int_eq(put1(mk_event("e_c2", "c_two", OH_EV_OUTBOUND, t0 + 3000, "m2"), 1), 1);
+    usleep(3000);
+    mark[2] = oh_now_ms();
+    usleep(3000);
+    ck_assert_int_eq(put1(mk_event("e_c3", "c_three", OH_EV_INBOUND, t0 + 2000, "m3"), 2), 1);
+    usleep(3000);
+    mark[3] = oh_now_ms();
+    usleep(3000);
+    ck_assert_int_eq(put1(mk_event("e_c4", "c_one", OH_EV_OUTBOUND, t0 + 1000, "m4"), 3), 2);
+    usleep(3000);
+    mark[4] = oh_now_ms();
     struct convs l = {0};
     ck_assert_int_eq(oh_store_conversations(st, 0, 10, collect_conv, &l), 0);
     ck_assert_int_eq(l.n, 3);
@@ -474,10 +490,13 @@ START_TEST(t_conversations)
     ck_assert_str_eq(l.id[1], "c_three");
     ck_assert_str_eq(l.id[2], "c_two");
     l.n = 0;
-    ck_assert_int_eq(oh_store_conversations(st, t0 + 2000, 10, collect_conv, &l), 0);
+    ck_assert_int_eq(oh_store_conversations(st, mark[2], 10, collect_conv, &l), 0);
     ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.id[0], "c_one");
     ck_assert_str_eq(l.id[1], "c_three");
     l.n = 0;
+    ck_assert_int_eq(oh_store_conversations(st, mark[4], 10, collect_conv, &l), 0);
+    ck_assert_int_eq(l.n, 0);
     ck_assert_int_eq(oh_store_conversations(st, 0, 1, collect_conv, &l), 0);
     ck_assert_int_eq(l.n, 1);
     ck_assert_str_eq(l.id[0], "c_one");
@@ -489,9 +508,11 @@ START_TEST(t_conversations)
     ck_assert_str_eq(c.contact_id, "u1");
     ck_assert_str_eq(c.contact_name, "User One");
     ck_assert_int_eq(c.head, 2);
-    ck_assert_int_eq(c.created_ms, t0 + 1000);
-    ck_assert_int_eq(c.updated_ms, t0 + 4000);
-    ck_assert_int_eq(c.last_inbound_ms, t0 + 1000);
+    ck_assert_int_ge(c.created_ms, mark[0]);
+    ck_assert_int_le(c.created_ms, mark[1]);
+    ck_assert_int_ge(c.updated_ms, mark[3]);
+    ck_assert_int_le(c.updated_ms, mark[4]);
+    ck_assert_int_eq(c.last_inbound_ms, t0 + 4000);
     ck_assert_int_eq(oh_store_conversation_get(st, "c_two", &c), 0);
     ck_assert_int_eq(c.last_inbound_ms, 0);
     ck_assert_int_eq(oh_store_conversation_get(st, "c_zzz", &c), OH_ENOTFOUND);
@@ -984,14 +1005,20 @@ START_TEST(t_pg_shards)
         for (int i = 0; i < PER; i++)
             ck_assert_int_eq(r.seq[i], i + 1);
     }
-    /* the list merges the shards: most recent first */
-    struct convs l = {0};
-    ck_assert_int_eq(oh_store_conversations(st, 0, 5, collect_conv, &l), 0);
-    ck_assert_int_eq(l.n, 5);
-    for (int i = 0; i < 5; i++) {
-        char want[16];
-        snprintf(want, sizeof want, "c_sh%d", CONVS - 1 - i);
-        ck_assert_str_eq(l.id[i], want);
+    /* the list merges the shards: most recent first, then id descending */
+    struct convs all = {0}, top = {0};
+    ck_assert_int_eq(oh_store_conversations(st, 0, 16, collect_conv, &all), 0);
+    ck_assert_int_eq(all.n, 16);
+    ck_assert_int_eq(oh_store_conversations(st, 0, 5, collect_conv, &top), 0);
+    ck_assert_int_eq(top.n, 5);
+    struct oh_conversation prev, cur;
+    for (int i = 0; i < all.n; i++) {
+        ck_assert_int_eq(oh_store_conversation_get(st, all.id[i], &cur), 0);
+        if (i > 0)
+            ck_assert(prev.updated_ms > cur.updated_ms ||
+                      (prev.updated_ms == cur.updated_ms && strcmp(prev.id, cur.id) > 0));
+        if (i < 5) ck_assert_str_eq(top.id[i], all.id[i]);
+        prev = cur;
     }
     /* replay in source order across shards */
     struct rows r = {.ok = true};
