@@ -1,6 +1,7 @@
 /* test_store.c - the store contract, run against SQLite and, when built as
  * test_store_pg (OH_TEST_PG) or with OMNIHUB_TEST_PG_DSN set, PostgreSQL. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1187,6 +1188,12 @@ static Suite *suite(void)
     return s;
 }
 
+static void on_signal(int sig)
+{
+    pg_global_stop();
+    _exit(128 + sig);
+}
+
 int main(void)
 {
 #ifdef OH_TEST_PG
@@ -1200,7 +1207,11 @@ int main(void)
         return 0;
     }
 #endif
-    if (use_pg) pg_global_start();
+    if (use_pg) {
+        pg_global_start();
+        signal(SIGTERM, on_signal); /* a meson timeout must not leave a server behind */
+        signal(SIGINT, on_signal);
+    }
     int rc = oh_test_run(suite());
     if (use_pg) pg_global_stop();
     return rc;
