@@ -14,12 +14,13 @@
 /* One statement, hence one transaction, per shard and batch: $1 the items
  * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
  * $4 the epoch, $5 the broker's clock (created/updated times; the event's
- * own time only goes to last_inbound_ms). Duplicates (already stored, or earlier in the batch) get
- * seq 0, or their stored seq when stored from the same source record (the
- * final join sees the history as it was before the statement); the conversation row is locked by
- * the upsert that advances its head, so seqs stay dense under concurrent writers. The stored text
- * is the client's compact serialization with "seq" and "epoch" appended, byte for byte what the
- * client gets by setting them on its json_t. */
+ * own time only goes to last_inbound_ms). Duplicates (already stored, or
+ * earlier in the batch) get seq 0, or their stored seq when stored from the
+ * same source record (the final join sees the history as it was before the
+ * statement). The conversation row is locked by the upsert that advances
+ * its head, so seqs stay dense under concurrent writers. The stored text is
+ * the client's compact serialization with "seq" and "epoch" appended, byte
+ * for byte what the client gets by setting them on its json_t. */
 static const char pg_materialize_sql[] =
     "WITH raw AS ("
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
