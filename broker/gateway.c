@@ -539,7 +539,7 @@ static bool ambiguous_framing(struct lws *wsi)
     return strspn(v, "0123456789") != (size_t)n;
 }
 
-static int http_begin(struct lws *wsi, struct pss *pss, const char *uri)
+static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t urilen)
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
     struct req *r = calloc(1, sizeof *r);
@@ -573,7 +573,10 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri)
         clen = atoll(cl);
     bool has_body = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                     strcmp(r->method, "PATCH") == 0;
-    if (ambiguous_framing(wsi)) {
+    if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
+        r->close_after = true;
+        gw_reply_error(r, 400, "bad_request", "NUL in the request path");
+    } else if (ambiguous_framing(wsi)) {
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request",
                        "ambiguous body length: Transfer-Encoding or repeated Content-Length");
@@ -594,6 +597,9 @@ static int http_body(struct pss *pss, const void *in, size_t len)
     struct req *r = pss->req;
     if (!r || r->too_big)
         return 0;
+    /* lws restarts its timeout at every chunk: bound the whole body */
+    if (oh_mono_us() - r->started_us > oh_config_int(r->gw->hub->cfg, "http.timeout") * 1000000)
+        return -1;
     if (r->body_len + len > r->gw->max_body) {
         r->too_big = true;
         r->close_after = true;
@@ -654,7 +660,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         if (pss->req) /* pipelined before we answered: refuse */
             return -1;
-        return http_begin(wsi, pss, in);
+        return http_begin(wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY:
         return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
