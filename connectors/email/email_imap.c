@@ -295,6 +295,8 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
     json_t *reply_who = reply ? reply : json_object_get(em, "from");
     char *reply_addr =
         strdup(email_or(json_string_value(json_object_get(reply_who, "address")), ""));
+    /* the events belong to the log after ingest: keep copies of what we need */
+    char *sender = strdup(email_or(from, ""));
     json_t *refs = json_copy(json_object_get(em, "references"));
     const char *irt = json_string_value(json_object_get(em, "in_reply_to"));
     if (!json_array_size(refs) && irt) json_array_append_new(refs, json_string(irt));
@@ -317,7 +319,7 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
                 struct oh_conversation cv;
                 oh_store *st = oh_hub_store(c->hub);
                 bool theirs = !st || oh_store_conversation_get(st, conv, &cv) < 0 ||
-                              (from && strcasecmp(cv.contact_id, from) == 0);
+                              strcasecmp(cv.contact_id, sender) == 0;
                 email_thread_note(c, conv, subject, msgid, refs, theirs ? reply_addr : NULL);
             }
         }
@@ -327,6 +329,7 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
     free(subject);
     free(msgid);
     free(reply_addr);
+    free(sender);
     return rc;
 }
 

@@ -102,7 +102,8 @@ void email_conv_token(const char *conv, char out[17]);
  * calls; blocks. */
 void email_thread_resolve(struct email_ctx *c, json_t *ev);
 /* Remembers the last message of CONV's thread: its SUBJECT, MSGID, the
- * REFS (borrowed) it carried and the address replies go to. Store calls. */
+ * REFS (borrowed) it cited (merged after the thread's earlier ones) and,
+ * unless NULL, the address replies go to. Store calls. */
 void email_thread_note(struct email_ctx *c, const char *conv, const char *subject,
                        const char *msgid, json_t *refs, const char *reply_addr);
 /* The remembered thread of CONV as a JSON object (new reference) or NULL. */

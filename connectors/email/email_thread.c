@@ -135,10 +135,30 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
     pthread_mutex_lock(&c->thread_mu);
     json_t *t = email_thread_get(c, conv);
     if (!t) t = json_object();
+    /* what the thread had, then what this message cites: clients that drop
+     * or rewrite References must not make the thread forget its history */
     json_t *all = json_array();
-    size_t i;
-    json_t *r;
-    json_array_foreach(refs, i, r) json_array_append(all, r);
+    json_t *old = json_object_get(t, "refs");
+    for (int pass = 0; pass < 3; pass++) {
+        json_t *src = pass == 0 ? old : pass == 2 ? refs : NULL;
+        if (pass == 1) {
+            src = json_array();
+            if (json_string_value(json_object_get(t, "last")))
+                json_array_append(src, json_object_get(t, "last"));
+        }
+        size_t i;
+        json_t *r;
+        json_array_foreach(src, i, r)
+        {
+            const char *id = json_string_value(r);
+            bool dup = !id || strcmp(id, msgid) == 0;
+            size_t k;
+            json_t *x;
+            json_array_foreach(all, k, x) dup |= id && strcmp(json_string_value(x), id) == 0;
+            if (!dup) json_array_append(all, r);
+        }
+        if (pass == 1) json_decref(src);
+    }
     while (json_array_size(all) > THREAD_REFS)
         json_array_remove(all, 0);
     json_object_set_new(t, "refs", all);
