@@ -40,6 +40,7 @@ struct oh_log_consumer {
     char *topic;  /* without prefix */
     char *ktopic; /* with prefix */
     bool group, started, in_rebalance, seek_end_pending;
+    bool revoked; /* partitions were revoked inside the current poll */
     struct oh_log_rebalance reb;
     int nparts;
     int64_t *want;  /* per partition: offset to start at, NO_OFFSET none */
@@ -448,6 +449,7 @@ static void k_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_assign(rk, parts);
     } else {
+        c->revoked = true;
         if (c->reb.revoked && ids && n > 0) c->reb.revoked(c->reb.opaque, c, ids, n);
         for (int i = 0; i < c->nparts; i++)
             c->assigned[i] = false;
@@ -619,6 +621,14 @@ static int kafka_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
     while (n < max) {
         int64_t left = n ? 0 : deadline - oh_mono_ms();
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+        if (c->revoked) {
+            /* What this call collected came from partitions the owner no
+             * longer holds (eager rebalancing revokes all): the new owner
+             * reads it again from the position it stored. */
+            c->revoked = false;
+            n = 0;
+            used = 0;
+        }
         if (!m) {
             if (n || left <= 0) break;
             continue;
