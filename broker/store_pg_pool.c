@@ -10,8 +10,7 @@
 
 #include "store_pg_schema.inc"
 
-/* Migration N is pg_migrations[N - 1]; schema_version lists those applied. */
-static const char *const pg_migrations[] = {pg_schema_001};
+/* The table schema_version lists the migrations applied. */
 
 #define PG_LOCK_KEY      "7236424961" /* pg_advisory_lock key of the migrations */
 #define PG_BACKOFF_FIRST 100

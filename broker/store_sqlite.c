@@ -13,8 +13,7 @@
 
 #include "store_sqlite_schema.inc"
 
-/* Migration N is sq_migrations[N - 1]; meta.schema_version is the last applied. */
-static const char *const sq_migrations[] = {sq_schema_001};
+/* meta.schema_version is the last migration applied. */
 
 #define SQ_READERS_KEPT 8
 

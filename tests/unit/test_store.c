@@ -696,17 +696,21 @@ static void check_schema_file(const char *rel, const char *embedded)
     char *path = oh_test_src(rel);
     char *text = oh_test_read(path, NULL);
     ck_assert_msg(text != NULL, "cannot read %s", path);
-    ck_assert_msg(strcmp(text, embedded) == 0, "%s differs from the SQL embedded in the binary",
-                  rel);
+    ck_assert_msg(strcmp(text, embedded) == 0,
+                  "%s differs from the SQL embedded in the binary: run schemas/sql/embed.py", rel);
     free(text);
     free(path);
 }
 
 START_TEST(t_schema_files)
 {
-    check_schema_file("schemas/sql/sqlite/001_init.sql", sq_schema_001);
+    ck_assert_uint_eq(OH_ARRAY_SIZE(sq_migration_files), OH_ARRAY_SIZE(sq_migrations));
+    for (size_t i = 0; i < OH_ARRAY_SIZE(sq_migrations); i++)
+        check_schema_file(sq_migration_files[i], sq_migrations[i]);
 #ifdef OH_HAVE_POSTGRES
-    check_schema_file("schemas/sql/postgres/001_init.sql", pg_schema_001);
+    ck_assert_uint_eq(OH_ARRAY_SIZE(pg_migration_files), OH_ARRAY_SIZE(pg_migrations));
+    for (size_t i = 0; i < OH_ARRAY_SIZE(pg_migrations); i++)
+        check_schema_file(pg_migration_files[i], pg_migrations[i]);
 #endif
 }
 END_TEST

@@ -1,5 +1,5 @@
--- omnihub PostgreSQL store, migration 1 (applied by broker/store_pg_pool.c,
--- which embeds this text; tests/unit/test_store.c checks they are equal).
+-- omnihub PostgreSQL store, migration 1 (schemas/sql/embed.py embeds it into the
+-- binary; tests/unit/test_store.c checks the embedded text is this file).
 -- Every shard gets the same schema; see docs/operations.md for what lives where.
 CREATE TABLE meta (
     key   text COLLATE "C" PRIMARY KEY,

@@ -1,5 +1,5 @@
--- omnihub SQLite store, schema version 1 (applied by broker/store_sqlite.c,
--- which embeds this text; tests/unit/test_store.c checks they are equal).
+-- omnihub SQLite store, migration 1 (schemas/sql/embed.py embeds it into the
+-- binary; tests/unit/test_store.c checks the embedded text is this file).
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
