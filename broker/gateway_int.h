@@ -112,6 +112,10 @@ void gw_ws_tick(struct oh_gateway *gw);
 void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
                        const char *conv, int64_t seq);
 void gw_ws_free_all(struct oh_gateway *gw);
+/* Parses one client message: a JSON object with a string "type". Pure (the
+ * fuzzers call it). Returns the object, which the caller releases, and its
+ * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
+json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
 
 /* The event a client or agent sends (REST or WebSocket): builds it from
  * the conversation. Runs on a worker (store lookup). Returns 0 and the

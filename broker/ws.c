@@ -673,6 +673,21 @@ static bool rate_ok(struct wsconn *c)
     return true;
 }
 
+json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why)
+{
+    json_error_t e;
+    json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+    *type = json_string_value(json_object_get(msg, "type"));
+    *why = !msg || !json_is_object(msg) ? "each message must be one JSON object"
+           : !*type                     ? "message lacks \"type\""
+                                        : NULL;
+    if (*why) {
+        json_decref(msg);
+        return NULL;
+    }
+    return msg;
+}
+
 static void on_message(struct wsconn *c, const char *buf, size_t len)
 {
     if (!rate_ok(c)) {
@@ -680,13 +695,10 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
         send_error(c, "rate_limited", "too many messages; slow down");
         return;
     }
-    json_error_t e;
-    json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (!msg || !json_is_object(msg)) {
-        send_error(c, "bad_request", "each message must be one JSON object");
-    } else if (!type) {
-        send_error(c, "bad_request", "message lacks \"type\"");
+    const char *type, *why;
+    json_t *msg = gw_ws_parse(buf, len, &type, &why);
+    if (!msg) {
+        send_error(c, "bad_request", why);
     } else if (strcmp(type, "subscribe") == 0) {
         on_subscribe(c, msg);
     } else if (strcmp(type, "send") == 0) {
