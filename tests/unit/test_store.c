@@ -824,6 +824,60 @@ START_TEST(t_concurrent_readers)
 }
 END_TEST
 
+struct open_arg {
+    const oh_config *cfg;
+    oh_store *st;
+    char err[256];
+};
+
+static void *open_main(void *p)
+{
+    struct open_arg *a = p;
+    a->st = oh_store_open(a->cfg, a->err, sizeof a->err);
+    return NULL;
+}
+
+/* Several handles (threads, or processes) open a new store at once: one
+ * schema, one epoch, and what one writes the others read. */
+START_TEST(t_concurrent_open)
+{
+    char where[600], err[256];
+    oh_config *c;
+    if (use_pg) {
+#ifdef OH_HAVE_POSTGRES
+        pg_newdb(where, sizeof where);
+#endif
+        c = make_cfg(where, NULL);
+    } else {
+        snprintf(where, sizeof where, "%s/shared/store.db", tmp);
+        c = make_cfg(NULL, NULL);
+        ck_assert_int_eq(oh_config_set(c, "store.sqlite.path", where, err, sizeof err), 0);
+    }
+    struct open_arg a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct open_arg){.cfg = c};
+        pthread_create(&th[i], NULL, open_main, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(a[i].st != NULL, "open %d: %s", i, a[i].err);
+        ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
+    }
+    json_t *ev = mk_event("e_shared", "c_shared", OH_EV_INBOUND, 1700000000000, "m");
+    struct oh_store_item it = {ev, 0, 0, -1};
+    ck_assert_int_eq(oh_store_materialize(a[1].st, "g", &it, 1, NULL, 0), 0);
+    json_decref(ev);
+    struct oh_conversation conv;
+    ck_assert_int_eq(oh_store_conversation_get(a[3].st, "c_shared", &conv), 0);
+    ck_assert_int_eq(conv.head, 1);
+    for (int i = 0; i < 4; i++)
+        oh_store_close(a[i].st);
+    oh_config_free(c);
+}
+END_TEST
+
 /* Several writers on the same conversations: seqs stay dense. */
 struct writer_arg {
     int id, failures;
@@ -1071,19 +1125,6 @@ START_TEST(t_pg_shards)
 }
 END_TEST
 
-struct open_arg {
-    const oh_config *cfg;
-    oh_store *st;
-    char err[256];
-};
-
-static void *open_main(void *p)
-{
-    struct open_arg *a = p;
-    a->st = oh_store_open(a->cfg, a->err, sizeof a->err);
-    return NULL;
-}
-
 START_TEST(t_pg_concurrent_open)
 {
     char dsn[600];
@@ -1185,6 +1226,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_bulk_rate);
     tcase_add_test(tc, t_concurrent_readers);
     tcase_add_test(tc, t_concurrent_writers);
+    tcase_add_test(tc, t_concurrent_open);
     suite_add_tcase(s, tc);
 #ifdef OH_HAVE_POSTGRES
     if (use_pg) pg_add_tests(s);
