@@ -250,6 +250,20 @@ static int wa_window_check(struct wa_ctx *c, const json_t *data, struct oh_send_
     return OH_EFORBIDDEN;
 }
 
+/* Records wamid -> our message now, so a status webhook materialized in
+ * the same sync batch as our own "sent" status still finds the message
+ * (materialization records the same reference later; either may win). */
+static void wa_remember(struct wa_ctx *c, const json_t *data, const char *account,
+                        const char *wamid)
+{
+    oh_store *st = oh_hub_store(c->hub);
+    const char *conv = wa_str(data, "conversation_id");
+    const char *ours = wa_str(data, "message_id");
+    if (st && conv && ours && *ours &&
+        oh_store_ref_put(st, WA_CHANNEL, account, wamid, conv, ours) != OH_OK)
+        OH_WARN("whatsapp", "could not record %s; its statuses wait for the sync", wamid);
+}
+
 int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
 {
     struct wa_ctx *c = ctx;
@@ -312,9 +326,10 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
     if (resp.status >= 200 && resp.status < 300) {
         json_t *root = json_loadb(resp.body, resp.len, 0, NULL);
         const char *wamid = wa_str(json_array_get(json_object_get(root, "messages"), 0), "id");
-        if (wamid)
+        if (wamid) {
             snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", wamid);
-        else
+            wa_remember(c, data, account, wamid);
+        } else
             OH_WARN("whatsapp", "Graph accepted a message without returning its id");
         json_decref(root);
         rc = OH_OK;
