@@ -58,6 +58,8 @@ static char *dup_or_null(const char *s)
 
 static int add_mailbox(struct email_ctx *c, const char *name)
 {
+    /* the name is quoted into IMAP commands */
+    if (strpbrk(name, "\"\\\r\n")) return OH_EINVAL;
     for (size_t i = 0; i < c->nmbox; i++)
         if (strcmp(c->mbox[i].name, name) == 0) return 0;
     struct email_mailbox *m = realloc(c->mbox, (c->nmbox + 1) * sizeof *m);
@@ -94,7 +96,11 @@ static int split_imap_url(struct email_ctx *c, const char *url, char *err, size_
         box[n] = 0;
         if (n && box[n - 1] == '/') box[n - 1] = 0;
     }
-    return add_mailbox(c, box);
+    if (add_mailbox(c, box) < 0) {
+        oh_errf(err, errlen, "email.imap_url: bad mailbox name");
+        return OH_EINVAL;
+    }
+    return 0;
 }
 
 static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, size_t errlen)
@@ -147,7 +153,10 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
         const char *const *boxes;
         size_t nb = oh_config_list(cfg, "email.mailboxes", &boxes);
         for (size_t i = 0; i < nb; i++)
-            if (boxes[i][0] && add_mailbox(c, boxes[i]) < 0) goto fail;
+            if (boxes[i][0] && add_mailbox(c, boxes[i]) < 0) {
+                oh_errf(err, errlen, "email.mailboxes: bad mailbox name \"%s\"", boxes[i]);
+                goto fail;
+            }
     }
     const char *tls = oh_config_str(cfg, "email.tls");
     if (!tls || !*tls)
