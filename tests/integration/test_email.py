@@ -204,12 +204,13 @@ def test_uidvalidity_reset_duplicates_nothing(mail, omnihub):
 def test_imap_restart_mid_poll_loses_nothing(mail, omnihub):
     dv, smtp = mail
     d = omnihub(config(dv, smtp))
-    n = 30
+    n = 60
     for i in range(n // 2):
         smtp.send(CUSTOMER, [SUPPORT], message(CUSTOMER, f"m{i}", f"message {i}")[0])
     conv = conv_of(message(CUSTOMER, "x", "y")[0])
     wait_for(lambda: len(d.history(conv)) >= 1, what="the first events")
     dv.stop()  # while the poller is at work
+    print("events when the IMAP server stopped:", len(d.history(conv)), "of", n // 2)
     for i in range(n // 2, n):
         smtp.send(CUSTOMER, [SUPPORT], message(CUSTOMER, f"m{i}", f"message {i}")[0])
     wait_for(lambda: d.metric("omnihub_email_polls_total", {"result": "error"}) >= 1,
