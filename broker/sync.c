@@ -124,8 +124,28 @@ static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, i
     OH_INFO("sync", "%d partition(s) revoked", n);
 }
 
+/* Our message a provider id stands for: first among the earlier items of
+ * this batch (a "sent" status and the provider's own status may travel
+ * together), then in the store. */
+static bool find_ours(oh_store *st, struct oh_store_item *items, size_t n, const char *channel,
+                      const char *account, const char *pid, struct oh_store_ref *ref)
+{
+    for (size_t i = n; i-- > 0;) {
+        const json_t *d = oh_event_data(items[i].event), *s = json_object_get(d, "status");
+        const char *p = json_string_value(json_object_get(s, "provider_message_id"));
+        const char *m = json_string_value(json_object_get(s, "message_id"));
+        if (p && m && strcmp(p, pid) == 0 && strcmp(m, pid) != 0 &&
+            strcmp(json_string_value(json_object_get(d, "channel")), channel) == 0 &&
+            strcmp(json_string_value(json_object_get(d, "account")), account) == 0) {
+            snprintf(ref->message_id, sizeof ref->message_id, "%s", m);
+            return true;
+        }
+    }
+    return oh_store_ref_get(st, channel, account, pid, ref) == OH_OK;
+}
+
 /* Replaces a provider's message id in a status with ours, when known. */
-static void correlate(oh_store *st, json_t *ev)
+static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
 {
     if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0)
         return;
@@ -137,9 +157,8 @@ static void correlate(oh_store *st, json_t *ev)
     if (!pid || !*pid)
         return;
     struct oh_store_ref ref;
-    if (oh_store_ref_get(st, json_string_value(json_object_get(data, "channel")),
-                         json_string_value(json_object_get(data, "account")), pid,
-                         &ref) != OH_OK ||
+    if (!find_ours(st, earlier, n, json_string_value(json_object_get(data, "channel")),
+                   json_string_value(json_object_get(data, "account")), pid, &ref) ||
         strcmp(ref.message_id, pid) == 0)
         return;
     char *provider = strdup(pid); /* pid may point into the value replaced below */
@@ -173,7 +192,7 @@ static void materialize(struct oh_sync *s, int n)
             json_decref(ev);
             continue;
         }
-        correlate(hub->store, ev);
+        correlate(hub->store, s->items, nitems, ev);
         s->items[nitems++] = (struct oh_store_item){ev, r->partition, r->offset, 0};
     }
     int delay_ms = 100;
