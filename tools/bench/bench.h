@@ -258,6 +258,11 @@ int bench_ingest_run(const struct bench_opts *o, const char *channel, const char
 int bench_normalize(const struct bench_opts *o);
 int bench_fanout(const struct bench_opts *o);
 int bench_resume(const struct bench_opts *o);
+/* REPEAT fresh clients each subscribing to CONV after AFTER; the
+ * subscribe-to-last-event latency in H. Returns the resumes completed
+ * without gap or duplicate. */
+int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
+                    struct bench_hist *h);
 int bench_kafka(const struct bench_opts *o);
 
 /* Ingest -> WebSocket push on one daemon (fanout.c), shared by fanout and

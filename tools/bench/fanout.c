@@ -126,8 +126,11 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
             push_missing, push_dups);
 
     struct bench_check chk = {0};
+    int64_t tc = bench_now_us();
     int crc =
         bench_check_history(d.url, convs, have, live.prefix, cfg->messages, live.acked, 60, &chk);
+    fprintf(stderr, "  %s %s: history of %zu conversations checked in %.1f s\n", cfg->scenario,
+            cfg->variant, have, (double)(bench_now_us() - tc) / 1e6);
     struct bench_proc pe = {0};
     if (d.pid) bench_proc_read(d.pid, &pe);
     double p99 = (double)bench_hist_pct(&st.push, 99) / 1000.0;
@@ -163,6 +166,7 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
         (json_int_t)chk.found, "history_duplicates", (json_int_t)chk.dups, "history_seq_gaps",
         (json_int_t)chk.gaps, "pushes_per_s", (double)st.live / fd.run.elapsed_s, "conversations",
         nconv);
+    json_object_set_new(extra, "ack_latency", bench_hist_json(&fd.run.lat));
     bench_report_row(&row, extra);
     rc = crc || push_missing || push_dups ? 1 : 0;
 out:

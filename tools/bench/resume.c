@@ -1,0 +1,149 @@
+/* resume.c - the resume scenario: a client that missed K events subscribes
+ * and is timed until the last of them arrives, next to a direct SQL read of
+ * the same rows from the store file (the ceiling). */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bench.h"
+
+/* A direct read of CONV's K rows after AFTER, REPEAT times; 0 or -1. */
+static int sql_ceiling(const char *db, const char *conv, int64_t after, int k, int repeat,
+                       struct bench_hist *h)
+{
+    sqlite3 *s = NULL;
+    if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(s);
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s,
+                                "SELECT seq, json FROM history WHERE conversation_id = ?1 "
+                                "AND seq > ?2 ORDER BY seq LIMIT ?3",
+                                -1, &st, NULL);
+    bench_hist_reset(h);
+    for (int r = 0; rc == SQLITE_OK && r < repeat; r++) {
+        int64_t t0 = bench_now_us();
+        sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, after);
+        sqlite3_bind_int(st, 3, k);
+        int rows = 0;
+        /* the rows leave the database as the server's would: copied out */
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int n = sqlite3_column_bytes(st, 1);
+            char *copy = malloc((size_t)n + 1);
+            if (copy) {
+                memcpy(copy, sqlite3_column_text(st, 1), (size_t)n);
+                copy[n] = '\0';
+            }
+            free(copy);
+            rows++;
+        }
+        sqlite3_reset(st);
+        bench_hist_record(h, bench_now_us() - t0);
+        if (rows != k) rc = SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* REPEAT fresh clients each resuming CONV after AFTER; catch-up latency in H. */
+int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
+                    struct bench_hist *h)
+{
+    char *tok = bench_agent_token();
+    bench_hist_reset(h);
+    int ok = 0;
+    for (int r = 0; r < repeat; r++) {
+        char err[128];
+        struct bench_ws *ws = bench_ws_new(err, sizeof err);
+        if (!ws) break;
+        const char *convs[] = {conv};
+        struct bench_ws_spec spec = {
+            .base_url = url, .n = 1, .conv = convs, .nconv = 1, .after = after, .token = tok};
+        struct bench_ws_stats st;
+        if (bench_ws_connect(ws, &spec, 30) == 1) {
+            bench_ws_stats(ws, &st);
+            if (!st.dups && !st.gaps) {
+                bench_hist_merge(h, bench_ws_catchup(ws));
+                ok++;
+            }
+        }
+        bench_ws_free(ws);
+    }
+    free(tok);
+    return ok;
+}
+
+int bench_resume(const struct bench_opts *o)
+{
+    int k = o->events > 0 ? o->events : 1000;
+    int repeat = o->repeat > 0 ? o->repeat : 50;
+    char err[512];
+    struct bench_daemon d;
+    if (o->url ? bench_daemon_attach(&d, o)
+               : bench_daemon_start(&d, o, NULL, NULL, err, sizeof err)) {
+        fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
+        return -1;
+    }
+    /* one conversation holding K events: what the client missed */
+    struct bench_feed f;
+    int rc = -1;
+    if (bench_feed_init(&f, "api", (size_t)k, 1, false)) goto out;
+    struct bench_http_run r = {.base_url = d.url,
+                               .n = (size_t)k,
+                               .concurrency = 8,
+                               .gen = bench_feed_gen,
+                               .done = bench_feed_done,
+                               .opaque = &f};
+    bench_http_load(&r);
+    size_t nconv;
+    const char *const *convs = bench_feed_convs(&f, d.url, &nconv);
+    struct bench_check chk = {0};
+    if (nconv != 1 ||
+        bench_check_history(d.url, convs, 1, f.prefix, (size_t)k, f.acked, 60, &chk) ||
+        chk.found != k) {
+        fprintf(stderr, "omnihub-bench: resume: the conversation did not fill (%ld of %d)\n",
+                chk.found, k);
+        goto out;
+    }
+    struct bench_proc p0 = {0}, p1 = {0};
+    if (d.pid) bench_proc_read(d.pid, &p0);
+    struct bench_hist h, hs;
+    int ok = bench_resume_ws(d.url, convs[0], 0, repeat, &h);
+    if (d.pid) bench_proc_read(d.pid, &p1);
+    char db[400];
+    snprintf(db, sizeof db, "%s/store.db", d.data_dir);
+    bool have_sql = !o->url && !o->no_ceiling && sql_ceiling(db, convs[0], 0, k, repeat, &hs) == 0;
+    double p50 = (double)bench_hist_pct(&h, 50) / 1000.0;
+    double sql50 = have_sql ? (double)bench_hist_pct(&hs, 50) / 1000.0 : -1;
+    double ratio = have_sql && sql50 > 0 ? p50 / sql50 : -1;
+    fprintf(stderr, "  resume %d events: %d/%d resumes, p50 %.2f ms; SQL read p50 %.2f ms\n", k, ok,
+            repeat, p50, sql50);
+    char target[64];
+    snprintf(target, sizeof target, "p50 <= 2 x SQL, <= 20 ms");
+    struct bench_row row = {.scenario = "resume",
+                            .variant = "embedded",
+                            .unit = "resume/s",
+                            .rate = h.n ? 1e6 / (h.sum / (double)h.n) : -1,
+                            .lat = &h,
+                            .ceiling_rate = have_sql ? 1e6 / (hs.sum / (double)hs.n) : -1,
+                            .ceiling_name = "direct SQLite read of the same rows",
+                            .ratio = ratio,
+                            .target = target,
+                            .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
+                            .cpu_s = d.pid ? p1.cpu_s - p0.cpu_s : -1,
+                            .hwm_kb = d.pid ? p1.hwm_kb : -1,
+                            .acked = chk.acked,
+                            .found = chk.found,
+                            .dups = chk.dups};
+    bench_report_row(&row, json_pack("{s:i, s:i, s:i, s:o}", "missed_events", k, "repeat", repeat,
+                                     "resumes_complete", ok, "ceiling_latency",
+                                     have_sql ? bench_hist_json(&hs) : json_null()));
+    rc = ok == repeat && chk.dups == 0 ? 0 : 1;
+out:
+    bench_feed_free(&f);
+    bench_daemon_stop(&d);
+    return rc;
+}
