@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "feed.h"
 #include "gateway.h"
+#include "lagwatch.h"
 
 static struct oh_gateway *the_gw;
 static volatile sig_atomic_t got_signal;
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
     struct oh_feed_reader *feed = NULL;
+    struct oh_lagwatch *lagw = NULL;
     if (hub.run_gateway &&
         oh_config_require(hub.cfg, "auth.jwt_secret", "to authorize API calls", err, sizeof err))
         goto out;
@@ -170,6 +172,8 @@ int main(int argc, char **argv)
         goto out;
     if (hub.run_dispatch && !(hub.dispatch = oh_dispatch_start(&hub, err, sizeof err)))
         goto out;
+    if (!(lagw = oh_lagwatch_start(&hub, 5000, err, sizeof err)) && err[0])
+        goto out;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -184,6 +188,7 @@ out:
     if (rc)
         OH_ERROR("main", "%s", err);
     atomic_store(&hub.stopping, true);
+    oh_lagwatch_stop(lagw);
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->stop && hub.run_gateway)
             hub.conn[i].vt->stop(hub.conn[i].ctx);

@@ -1,0 +1,117 @@
+"""`omnihubctl lag` and omnihub_consumer_lag while the sync role is stopped
+and after its restart, on the local log and on Kafka (mock cluster): lag
+grows, the status goes STALL then STOP, and back to OK once drained."""
+import concurrent.futures
+import json
+import time
+
+from conftest import ctl
+from test_kafka import KafkaMock, msg
+
+
+def lag(d, samples=2, interval=300):
+    """omnihubctl lag --json for omnihub-sync, with D's configuration."""
+    out = ctl("lag", "-c", d.config_path, "--group", "omnihub-sync", "--json", "--samples",
+              samples, "--interval", interval, check=True)
+    groups = json.loads(out.stdout)["groups"]
+    assert [g["group"] for g in groups] == ["omnihub-sync"]
+    assert groups[0]["topic"] == "events"
+    return groups[0]["partitions"]
+
+
+def total(parts):
+    return sum(p["lag"] for p in parts)
+
+
+def statuses(parts):
+    """Status of the partitions that hold records (others stay OK)."""
+    return {p["status"] for p in parts if p["end"] > 0}
+
+
+def wait_for(pred, timeout, step=0.5):
+    deadline = time.time() + timeout
+    while True:
+        value = pred()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(step)
+
+
+def scenario(omnihub, tmp_path, kind):
+    """Gateway and sync as separate processes sharing a data directory
+    (the local log and the SQLite store, or Kafka and the SQLite store)."""
+    cfg = {"data_dir": str(tmp_path / kind / "shared")}
+    mock = None
+    if kind == "kafka":
+        mock = KafkaMock(tmp_path, partitions=2)
+        cfg.update({"log.backend": "kafka", "kafka.brokers": mock.bootstrap})
+    try:
+        gw = omnihub(cfg, args=["--role", "gateway"], name=f"{kind}-gw")
+        sync = omnihub(cfg, args=["--role", "sync"], name=f"{kind}-sync")
+        report = {}
+        conv = None
+        for i in range(10):
+            conv = gw.post_inbound(msg(f"a{i}", "lag")).json()["conversation_id"]
+        gw.wait_history(conv, 10)
+        parts = wait_for(lambda: (lambda p: p if total(p) == 0 else None)(lag(gw)), 15)
+        assert parts and statuses(parts) == {"OK"}, parts
+        assert sum(max(p["committed"], 0) for p in parts) == 10
+
+        sync.stop()
+        for i in range(5):
+            gw.post_inbound(msg(f"b{i}", "lag"))
+        first = lag(gw, samples=1)
+        for i in range(10):
+            gw.post_inbound(msg(f"c{i}", "lag"))
+        stalled = lag(gw)
+        report["lag while stopped"] = (total(first), total(stalled))
+        assert total(first) == 5 and total(stalled) == 15, (first, stalled)
+        assert statuses(stalled) == {"STALL"}, stalled
+        # the oldest unread record waits longer than 60 s: nobody consumes
+        t0 = time.time()
+        stopped = wait_for(lambda: (lambda p: p if statuses(p) == {"STOP"} else None)(lag(gw)),
+                           90, step=3)
+        assert stopped, lag(gw)
+        assert total(stopped) == 15
+        assert max(p["time_lag_s"] for p in stopped) > 0
+        assert max(p["waiting_s"] for p in stopped) > 60
+        report["STOP after"] = round(time.time() - t0, 1)
+
+        sync.start()
+        t0 = time.time()
+        events = gw.wait_history(conv, 25, timeout=30)
+        assert [e["seq"] for e in events] == list(range(1, 26))
+        drained = wait_for(lambda: (lambda p: p if total(p) == 0 else None)(lag(gw)), 15)
+        assert drained and statuses(drained) == {"OK"}, lag(gw)
+        assert sum(max(p["committed"], 0) for p in drained) == 25
+        report["drained after restart"] = round(time.time() - t0, 1)
+        # the sync process exports its group's lag, sampled every 5 s
+        seen = []
+
+        def metric_zero():
+            text = sync.metrics_text()
+            rows = [line for line in text.splitlines()
+                    if line.startswith('omnihub_consumer_lag{group="omnihub-sync",topic="events"')]
+            seen.extend(float(r.rsplit(" ", 1)[1]) for r in rows)
+            return len(rows) == len(parts) and all(r.endswith(" 0") for r in rows)
+
+        assert wait_for(metric_zero, 12, step=0.2), sync.metrics_text()
+        assert sync.metric("omnihub_consumer_lag_seconds", {"group": "omnihub-sync"}) == 0
+        report["metric max seen"] = max(seen)
+        return report
+    finally:
+        if mock:
+            for d in (locals().get("sync"), locals().get("gw")):
+                if d and d.proc:
+                    d.stop()
+            mock.stop()
+
+
+def test_lag_grows_stops_and_drains_on_local_and_kafka(omnihub, tmp_path):
+    # both backends at once: each waits the 60 s after which STOP is due
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = {k: pool.submit(scenario, omnihub, tmp_path, k) for k in ("local", "kafka")}
+        reports = {k: f.result() for k, f in futures.items()}
+    print()
+    for k, r in reports.items():
+        print(k, r)
