@@ -56,6 +56,14 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
         fprintf(stderr, "omnihub-bench: %zu of %d conversations created\n", have, nconv);
         goto out;
     }
+    /* acknowledged is durable, not yet materialized: wait for the store */
+    struct bench_check wchk;
+    if (bench_check_history(d.url, convs, have, warm.prefix, (size_t)nconv, warm.acked, 60,
+                            &wchk) ||
+        wchk.found != nconv) {
+        fprintf(stderr, "omnihub-bench: %ld of %d conversations materialized\n", wchk.found, nconv);
+        goto out;
+    }
     ws = bench_ws_new(err, sizeof err);
     if (!ws) goto out;
     int total = cfg->clients + cfg->agents;
