@@ -188,6 +188,9 @@ static struct job *job_new(json_t *ev, int attempt)
 /* Takes one timeline record: agents' outbound messages on channels that send. */
 static void consider(struct oh_dispatch *d, const struct oh_log_record *r)
 {
+    static const char outbound[] = "\"" OH_EV_OUTBOUND "\"";
+    if (!memmem(r->value, r->len, outbound, sizeof outbound - 1))
+        return; /* most of the timeline: not worth parsing */
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
     const char *type = ev ? oh_event_get_type(ev) : NULL;
     const char *channel = ev ? oh_event_data_str(ev, "channel") : NULL;

@@ -78,8 +78,21 @@ void gw_complete(struct req *r)
     pthread_mutex_lock(&gw->mu);
     r->next_done = gw->done;
     gw->done = r;
+    bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    lws_cancel_service(gw->ctx);
+    if (wake)
+        lws_cancel_service(gw->ctx);
+}
+
+/* With gw->mu held: whether the caller must wake the service thread. One
+ * wake-up covers everything queued until the service thread has looked,
+ * so a busy gateway does not pay a pipe write per completion. */
+bool gw_wake_locked(struct oh_gateway *gw)
+{
+    if (gw->wake_pending)
+        return false;
+    gw->wake_pending = true;
+    return true;
 }
 
 int gw_async(struct req *r, oh_work_fn fn)
@@ -681,6 +694,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (gw) {
+            pthread_mutex_lock(&gw->mu);
+            gw->wake_pending = false; /* later queueing wakes us again */
+            pthread_mutex_unlock(&gw->mu);
             drain_done(gw);
             gw_ws_deliver_live(gw);
         }

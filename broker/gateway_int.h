@@ -61,7 +61,8 @@ struct oh_gateway {
     const char *jwt_secret;
     size_t max_body;
     volatile int stop;
-    pthread_mutex_t mu;       /* guards done and live */
+    pthread_mutex_t mu;       /* guards done, live, ws_done, wake_pending */
+    bool wake_pending;        /* a wake-up of the service thread is on its way */
     struct req *done;         /* completed async requests */
     struct live_item *live, **live_tail; /* events from the feed */
     size_t live_len;
@@ -89,6 +90,8 @@ void gw_reply_error(struct req *r, int status, const char *code, const char *fmt
 /* Same, from any thread, then hands the request back to the service
  * thread; releases the async reference. */
 void gw_complete(struct req *r);
+/* With mu held: true when the caller must lws_cancel_service(). */
+bool gw_wake_locked(struct oh_gateway *gw);
 /* Takes a reference for async work and runs FN on the work queue. */
 int gw_async(struct req *r, oh_work_fn fn);
 

@@ -250,8 +250,10 @@ void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, s
     *gw->live_tail = it;
     gw->live_tail = &it->next;
     gw->live_len++;
+    bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    lws_cancel_service(gw->ctx);
+    if (wake)
+        lws_cancel_service(gw->ctx);
 }
 
 static void drain_jobs(struct oh_gateway *gw);
@@ -285,8 +287,10 @@ static void job_done(struct wsjob *j)
     pthread_mutex_lock(&gw->mu);
     j->next = gw->ws_done;
     gw->ws_done = j;
+    bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    lws_cancel_service(gw->ctx);
+    if (wake)
+        lws_cancel_service(gw->ctx);
 }
 
 static void subscribe_work(void *opaque)
