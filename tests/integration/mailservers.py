@@ -123,18 +123,22 @@ service imap-login {{
     def start(self):
         self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc, "dovecot")
-        # the login port answers before the auth service does
-        user = next(iter(self.users))
-        deadline = time.time() + 15
-        while True:
-            try:
-                self.imap(user).logout()
-                return
-            except imaplib.IMAP4.error:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        try:
+            wait_port(self.port, self.proc, "dovecot")
+            # the login port answers before the auth service does
+            user = next(iter(self.users))
+            deadline = time.time() + 15
+            while True:
+                try:
+                    self.imap(user).logout()
+                    return
+                except imaplib.IMAP4.error:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -257,7 +261,11 @@ class OpenSMTPD:
         self.log = open(self.dir / "smtpd.log", "ab")
         self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", self.script],
                                      stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc, "smtpd")
+        try:
+            wait_port(self.port, self.proc, "smtpd")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
