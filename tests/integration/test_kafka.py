@@ -230,6 +230,14 @@ def test_roles_concurrent_posts_complete_and_dense(cluster):
     assert events[-1]["type"] == "omnihub.message.status"
     assert events[-1]["data"]["status"]["state"] == "sent"
     assert disp.metric("omnihub_outbound_total", {"channel": "api", "result": "sent"}) == 1
+    # each consuming role exports its group's lag per partition
+    for d, group, topic in ((s1, "omnihub-sync", "events"), (s2, "omnihub-sync", "events"),
+                            (disp, "omnihub-dispatch", "timeline")):
+        text = d.metrics_text()
+        for p in range(PARTITIONS):
+            series = f'group="{group}",topic="{topic}",partition="{p}"'
+            assert f"omnihub_consumer_lag{{{series}}} " in text, (group, p)
+            assert f"omnihub_consumer_lag_seconds{{{series}}} " in text, (group, p)
 
 
 def test_kill9_of_a_sync_member_hands_its_partitions_over(cluster):
@@ -341,3 +349,34 @@ def test_kcat_reads_cloudevents_and_websocket_gets_live_events(cluster):
     validate_event(ev)
     assert ev["data"]["message_id"] == "live1" and ev["seq"] == 4
     assert gw.history(conv)[-1] == ev
+
+
+def test_undeliverable_append_answers_503_and_is_counted(cluster):
+    gw = cluster.start("gateway", "gateway", {"kafka.message_timeout_ms": "2000"})
+    cluster.start("sync", "sync1")
+    conv = gw.post_inbound(msg("before", "outage")).json()["conversation_id"]
+    gw.wait_history(conv, 1)
+    for b in (1, 2, 3):
+        cluster.mock.down(b)
+    t0 = time.time()
+    r = gw.post_inbound(msg("during", "outage"))
+    took = time.time() - t0
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "1"
+    assert r.json()["error"]["code"] == "unavailable"
+    assert 1.5 < took < 10, took
+    assert gw.metric("omnihub_ingest_total", {"channel": "api", "result": "failed"}) == 1
+    assert gw.request("GET", "/readyz").status_code == 503
+    for b in (1, 2, 3):
+        cluster.mock.up(b)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        r = gw.post_inbound(msg("after", "outage"))
+        if r.status_code == 202:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 202, r.text
+    events = gw.wait_history(conv, 2)
+    ids = [e["data"]["message_id"] for e in events]
+    assert ids[0] == "before" and ids[-1] == "after" and len(ids) == len(set(ids))
+    print(f"\n503 after {took:.1f} s with every broker down; accepted again once back")
