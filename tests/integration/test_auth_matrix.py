@@ -132,6 +132,11 @@ ENDPOINTS = [
      expect(202, other=202, agent=404)),
     ("GET /v1/conversations/{api conv}/events", rest("GET", "/v1/conversations/{api}/events"),
      expect(200, owner=403, other=403)),
+    ("GET /v1/conversations/{id}/events?access_token= (URL tokens are WebSocket-only)",
+     lambda d, ctx, token: d.request(
+         "GET", f"/v1/conversations/{ctx['conv']}/events" +
+         (f"?access_token={token}" if token else "")).status_code,
+     expect(401, other=401)),
     ("GET /v1/ws + subscribe", ws_call,
      expect("subscribed", other="forbidden")),
     ("GET /v1/ws?access_token=", ws_query_call, expect(101, other=101)),
