@@ -795,18 +795,23 @@ static int writable(struct wsconn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    /* one frame per callback keeps other connections served fairly */
-    struct outmsg *m = c->out;
-    if (!m)
-        return 0;
-    if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
-        return -1;
-    c->out = m->next;
-    if (!c->out)
-        c->out_tail = &c->out;
-    c->out_bytes -= m->len;
-    free(m->buf);
-    free(m);
+    /* frames until the socket would block, bounded so that other
+     * connections stay served fairly (one frame per callback capped a
+     * connection at one frame per service-loop turn: with 10k connections
+     * a busy subscriber fell behind and was closed as slow) */
+    for (int k = 0; k < 64 && c->out; k++) {
+        struct outmsg *m = c->out;
+        if (k > 0 && lws_send_pipe_choked(c->wsi))
+            break;
+        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+            return -1;
+        c->out = m->next;
+        if (!c->out)
+            c->out_tail = &c->out;
+        c->out_bytes -= m->len;
+        free(m->buf);
+        free(m);
+    }
     if (c->out)
         lws_callback_on_writable(c->wsi);
     if (c->out_bytes <= c->gw->ws_max_queue / 2)
