@@ -1,6 +1,6 @@
 /* ratelimit.c - per-key token buckets in an open-addressed table of fixed
- * size: lookups scan a short probe window, a full table recycles the least
- * recently seen slot of that window. */
+ * size: lookups scan a short probe window; a full window recycles its
+ * fullest bucket. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,22 +49,38 @@ void oh_ratelimit_free(oh_ratelimit *rl)
     free(rl);
 }
 
-/* The slot of KEY, or the one to give it: a free slot, else the least
- * recently used one of the window (whose bucket is then forgotten). */
-static struct slot *find(oh_ratelimit *rl, const uint8_t *key)
+/* Tokens in S at NOW_MS once refilled. */
+static double level(const oh_ratelimit *rl, const struct slot *s, int64_t now_ms)
+{
+    double t = s->tokens;
+    if (now_ms > s->last_ms) t += (double)(now_ms - s->last_ms) * rl->rate / 1000.0;
+    return t > rl->burst ? rl->burst : t;
+}
+
+/* The slot of KEY, or the one to give it: a free slot, else the fullest
+ * bucket of the window (forgetting it loses the least: a full bucket is
+ * what a new key gets anyway), the least recently used among equals. A key
+ * being limited is thus crowded out only by a window full of limited keys. */
+static struct slot *find(oh_ratelimit *rl, const uint8_t *key, int64_t now_ms)
 {
     size_t h;
     memcpy(&h, key, sizeof h);
     struct slot *victim = NULL;
+    double vlevel = 0;
     for (size_t i = 0; i < WINDOW; i++) {
         struct slot *s = &rl->slots[(h + i) & rl->mask];
         if (s->used && memcmp(s->key, key, KEYLEN) == 0) return s;
-        if (!victim || (victim->used && (!s->used || s->last_ms < victim->last_ms))) victim = s;
+        if (victim && !victim->used) continue;
+        double l = s->used ? level(rl, s, now_ms) : 0;
+        if (!victim || !s->used || l > vlevel || (l == vlevel && s->last_ms < victim->last_ms)) {
+            victim = s;
+            vlevel = l;
+        }
     }
     memcpy(victim->key, key, KEYLEN);
     victim->used = true;
     victim->tokens = rl->burst;
-    victim->last_ms = INT64_MIN;
+    victim->last_ms = now_ms;
     return victim;
 }
 
@@ -73,11 +89,9 @@ int oh_ratelimit_take(oh_ratelimit *rl, const void *key, size_t keylen, int64_t 
     if (!rl) return 0;
     uint8_t digest[OH_SHA256_LEN];
     oh_sha256(key, keylen, digest);
-    struct slot *s = find(rl, digest);
-    if (s->last_ms != INT64_MIN && now_ms > s->last_ms)
-        s->tokens += (double)(now_ms - s->last_ms) * rl->rate / 1000.0;
-    if (s->tokens > rl->burst) s->tokens = rl->burst;
-    if (s->last_ms == INT64_MIN || now_ms > s->last_ms) s->last_ms = now_ms;
+    struct slot *s = find(rl, digest, now_ms);
+    s->tokens = level(rl, s, now_ms);
+    if (now_ms > s->last_ms) s->last_ms = now_ms;
     if (s->tokens >= 1) {
         s->tokens -= 1;
         return 0;

@@ -19,9 +19,9 @@ void oh_ratelimit_free(oh_ratelimit *rl);
 /* Takes one token from KEY's bucket at time NOW_MS (monotonic). Returns 0
  * when allowed, otherwise the whole seconds (>= 1) until a token is
  * available, for Retry-After. A NULL RL allows everything. When the table
- * is full, the least recently seen key in the probe window is forgotten
- * (it restarts with a full bucket): memory stays bounded, and the limit
- * weakens only for keys crowded out by more than SLOTS others. */
+ * is full, the key with the fullest bucket in the probe window is
+ * forgotten (a new key starts full anyway): memory stays bounded, and a key
+ * being limited is forgotten only when its window holds no idler key. */
 int oh_ratelimit_take(oh_ratelimit *rl, const void *key, size_t keylen, int64_t now_ms);
 
 #endif
