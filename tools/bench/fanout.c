@@ -175,6 +175,8 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
         (json_int_t)chk.gaps, "pushes_per_s", (double)st.live / fd.run.elapsed_s, "conversations",
         nconv);
     json_object_set_new(extra, "ack_latency", bench_hist_json(&fd.run.lat));
+    json_object_set_new(extra, "clients_closed", json_integer((json_int_t)st.closed));
+    json_object_set_new(extra, "ws_errors", json_integer((json_int_t)st.errors));
     bench_report_row(&row, extra);
     rc = crc || push_missing || push_dups ? 1 : 0;
 out:
@@ -188,14 +190,16 @@ out:
 
 int bench_fanout(const struct bench_opts *o)
 {
-    struct bench_push_cfg cfg = {.scenario = "fanout",
-                                 .variant = "embedded",
-                                 .clients = o->clients,
-                                 .per_conv = o->per_conv,
-                                 .agents = 1,
-                                 .rate = o->rate,
-                                 .messages = (size_t)o->rate * (size_t)o->seconds,
-                                 .concurrency = o->concurrency,
-                                 .p99_target_ms = 50};
+    struct bench_push_cfg cfg = {
+        .scenario = "fanout",
+        .variant = "embedded",
+        .clients = o->clients,
+        .per_conv = o->per_conv,
+        .agents = 1,
+        .rate = o->rate,
+        .messages = (size_t)o->rate * (size_t)o->seconds,
+        /* enough connections that the offered rate holds while acks queue */
+        .concurrency = o->concurrency > 256 ? o->concurrency : 256,
+        .p99_target_ms = 50};
     return bench_push_run(o, &cfg, -1, NULL);
 }
