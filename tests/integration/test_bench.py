@@ -1,0 +1,59 @@
+"""omnihub-bench end to end on tiny sizes: the driver starts its own
+omnihubd, and its JSON report accounts for every acknowledged message
+exactly once."""
+import json
+import subprocess
+
+from conftest import BUILD, OMNIHUBD
+
+BENCH = BUILD / "tools" / "omnihub-bench"
+
+
+def run_bench(tmp_path, *args, timeout=60):
+    out = tmp_path / "report.json"
+    p = subprocess.run([str(BENCH), *args, "--daemon", str(OMNIHUBD), "--json", str(out)],
+                       capture_output=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    return json.loads(out.read_text()), p.stdout.decode()
+
+
+def test_ingest_accounts_for_every_acknowledged_message(tmp_path):
+    report, table = run_bench(tmp_path, "ingest", "--messages", "200", "--concurrency", "8")
+    assert report["machine"]["cpus"] >= 1
+    [row] = report["scenarios"]
+    assert row["scenario"] == "ingest:api"
+    c = row["correctness"]
+    assert c["acknowledged"] == 200 and c["found"] == 200
+    assert c["missing"] == 0 and c["duplicates"] == 0 and c["ok"] is True
+    assert row["seq_gaps"] == 0
+    assert row["throughput"] > 0 and row["latency"]["count"] == 200
+    lat = row["latency"]
+    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    # the ceiling was measured in the same run: nginx answering the same requests
+    assert row["ceiling_throughput"] > 0
+    assert abs(row["ratio"] - row["throughput"] / row["ceiling_throughput"]) < 1e-6
+    assert row["daemon_cpu_s"] > 0 and row["daemon_peak_rss_kib"] > 0
+    assert "ingest:api" in table and "OK 200/200 once" in table
+
+
+def test_whatsapp_ingest_and_resume(tmp_path):
+    report, _ = run_bench(tmp_path, "ingest", "--channel", "whatsapp", "--messages", "100",
+                          "--no-ceiling")
+    [row] = report["scenarios"]
+    assert row["scenario"] == "ingest:whatsapp"
+    assert row["correctness"]["found"] == 100 and row["correctness"]["ok"] is True
+
+    report, _ = run_bench(tmp_path, "resume", "--events", "50", "--repeat", "3")
+    [row] = report["scenarios"]
+    assert row["resumes_complete"] == 3 and row["latency"]["count"] == 3
+    assert row["correctness"]["found"] == 50 and row["ceiling_throughput"] > 0
+
+
+def test_fanout_delivers_each_message_to_each_subscriber_once(tmp_path):
+    report, _ = run_bench(tmp_path, "fanout", "--clients", "20", "--rate", "100",
+                          "--seconds", "1")
+    [row] = report["scenarios"]
+    assert row["clients_subscribed"] == 21  # 20 conversation clients and one "*" agent
+    assert row["pushes"] == 100 * 2 and row["push_missing"] == 0
+    assert row["push_duplicates"] == 0 and row["push_seq_gaps"] == 0
+    assert row["correctness"]["ok"] is True
