@@ -593,10 +593,16 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request",
                        "ambiguous body length: Transfer-Encoding or repeated Content-Length");
-    } else if (clen > (long long)gw->max_body) {
+    } else if (clen > (long long)gw->max_body * 64) {
+        /* not worth reading: answer now and drop the connection */
         r->too_big = true;
         r->close_after = true;
         route(r);
+    } else if (clen > (long long)gw->max_body) {
+        /* read and discard the body (http_body), then answer 413 at its
+         * end: closing while the client still sends would reset the
+         * connection before it could read the answer */
+        r->too_big = true;
     } else if (!has_body || clen == 0) {
         route(r);
     }
@@ -608,14 +614,15 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
 static int http_body(struct pss *pss, const void *in, size_t len)
 {
     struct req *r = pss->req;
-    if (!r || r->too_big)
+    if (!r)
         return 0;
     /* lws restarts its timeout at every chunk: bound the whole body */
     if (oh_mono_us() - r->started_us > oh_config_int(r->gw->hub->cfg, "http.timeout") * 1000000)
         return -1;
+    if (r->too_big)
+        return 0;
     if (r->body_len + len > r->gw->max_body) {
-        r->too_big = true;
-        r->close_after = true;
+        r->too_big = true; /* the rest is discarded; 413 once it has arrived */
         free(r->body);
         r->body = NULL;
         return 0;
