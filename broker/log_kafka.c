@@ -504,6 +504,14 @@ static rd_kafka_t *new_consumer(oh_log *log, const char *group, void *opaque, ch
         oh_errf(err, errlen, "kafka consumer: %s", es);
         return NULL;
     }
+    /* A lag probe reads one record per partition: fetch little. */
+    const char *const probe[] = {"max.partition.fetch.bytes", "1024", "queued.min.messages", "1",
+                                 NULL};
+    if (!opaque && conf_set(conf, probe, es, sizeof es)) {
+        rd_kafka_conf_destroy(conf);
+        oh_errf(err, errlen, "kafka consumer: %s", es);
+        return NULL;
+    }
     if (opaque) {
         rd_kafka_conf_set_opaque(conf, opaque);
         rd_kafka_conf_set_rebalance_cb(conf, k_rebalance);
