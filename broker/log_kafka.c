@@ -304,6 +304,10 @@ static oh_log *kafka_open(const oh_config *cfg, char *err, size_t errlen)
         "murmur2_random",
         "queue.buffering.max.messages",
         "1000000",
+        /* else our metadata probe makes a broker with auto.create.topics.enable
+         * create the topic with its own partition count before we do */
+        "allow.auto.create.topics",
+        "false",
         NULL,
     };
     if (!conf || conf_set(conf, pconf, es, sizeof es)) {

@@ -384,3 +384,35 @@ def test_undeliverable_append_answers_503_and_is_counted(cluster):
     ids = [e["data"]["message_id"] for e in events]
     assert ids[0] == "before" and ids[-1] == "after" and len(ids) == len(set(ids))
     print(f"\n503 after {took:.1f} s with every broker down; accepted again once back")
+
+
+def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
+    # kafka.mock_brokers: the whole spine in one process, bootstrap in /readyz
+    d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "3", "kafka.partitions": "4"})
+    ready = d.request("GET", "/readyz").json()
+    assert ready["log"]["backend"] == "kafka"
+    boot = ready["log"]["bootstrap"]
+    assert len(boot.split(",")) == 3 and all(b.startswith("127.0.0.1:") for b in boot.split(","))
+    conv = d.post_inbound(msg("m1", "inproc")).json()["conversation_id"]
+    assert d.wait_history(conv, 1)[0]["seq"] == 1
+    meta = json.loads(subprocess.run(["kcat", "-b", boot, "-L", "-J"], capture_output=True,
+                                     text=True, timeout=30, check=True).stdout)
+    topics = {t["topic"]: len(t["partitions"]) for t in meta["topics"]}
+    assert topics["omnihub.events"] == 4 and topics["omnihub.timeline"] == 4
+    assert len(meta["brokers"]) == 3
+    # omnihubctl kafka-mock refuses what it does not know, one answer a line
+    mock = KafkaMock(tmp_path, brokers=2, partitions=3)
+    try:
+        for line, answer in (("down 3", "error down 3: invalid input"),
+                             ("sideways 1", 'error unknown command "sideways 1" (down ID | up ID)'),
+                             ("down 1", "ok down 1"), ("up 1", "ok up 1")):
+            with mock.lock:
+                mock.proc.stdin.write(line + "\n")
+                mock.proc.stdin.flush()
+                assert mock.proc.stdout.readline().strip() == answer
+    finally:
+        mock.stop()
+    assert mock.proc.returncode == 0
+    bad = subprocess.run([str(OMNIHUBCTL), "kafka-mock", "--brokers", "0"], capture_output=True,
+                         text=True, timeout=10)
+    assert bad.returncode == 2 and "usage: omnihubctl kafka-mock" in bad.stderr
