@@ -24,6 +24,17 @@ ROUNDS = 20
 CONTACTS = ["k0", "k1", "k2"]
 
 
+def answer(r):
+    """The 202's body, or None when the kill cut the answer short (then the
+    client does not know the message was accepted, like after a timeout)."""
+    if r.status_code != 202:
+        return None
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
 class Load:
     """Mixed load against D until stopped or D goes away; remembers what
     the daemon acknowledged: kind -> {key: (event_id, conversation_id)}."""
@@ -61,8 +72,8 @@ class Load:
                            headers={"X-Omnihub-Signature": sign_hex(INBOUND_SECRET, raw)})
             except requests.RequestException:
                 return
-            if r.status_code == 202:
-                a = r.json()
+            a = answer(r)
+            if a:
                 self.ack("inbound", mid, a["event_id"], a["conversation_id"])
                 with self.lock:
                     self.api_convs.add(a["conversation_id"])
@@ -115,8 +126,8 @@ class Load:
                            headers={"Authorization": "Bearer " + self.agent}, timeout=5)
             except requests.RequestException:
                 return
-            if r.status_code == 202:
-                a = r.json()
+            a = answer(r)
+            if a:
                 self.ack("reply", key, a["event_id"], a["conversation_id"])
 
     def start(self):
