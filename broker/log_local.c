@@ -22,11 +22,13 @@ static const char schema_sql[] =
     " grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL,"
     " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));";
 
-/* One queued append; topic, key and value are copied behind the header. */
+/* One queued append, or (GROUP set) a group's committed position; the
+ * strings and the value are copied behind the header. */
 struct lq_item {
     struct lq_item *next;
     oh_log_done_fn done;
     void *opaque;
+    const char *group; /* a position to store: group, topic, next = off */
     const char *topic;
     const char *key; /* NULL: no key */
     const char *value;
@@ -40,7 +42,7 @@ struct oh_log {
     struct oh_log_base base;
     char *path;
     sqlite3 *wdb; /* the writer thread's */
-    sqlite3_stmt *ins, *maxoff;
+    sqlite3_stmt *ins, *maxoff, *put;
     sqlite3 *rdb; /* lag and ping, under rmu */
     pthread_mutex_t rmu;
 
@@ -59,7 +61,7 @@ struct oh_log_consumer {
     struct oh_log_base base;
     oh_log *log;
     sqlite3 *db;
-    sqlite3_stmt *sel, *end, *put, *get;
+    sqlite3_stmt *sel, *end, *get;
     char *group; /* NULL: no group */
     char *topic;
     struct oh_log_rebalance reb;
@@ -179,6 +181,19 @@ static int write_batch(oh_log *log, struct lq_item *batch)
     int nends = 0;
     if (exec(log->wdb, "BEGIN IMMEDIATE")) return OH_EIO;
     for (struct lq_item *it = batch; it; it = it->next) {
+        if (it->group) { /* positions ride along in the same transaction */
+            sqlite3_stmt *st = log->put;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, it->group, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, it->topic, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 3, 0);
+            sqlite3_bind_int64(st, 4, it->off);
+            sqlite3_bind_int64(st, 5, it->ts_ms);
+            int rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (rc != SQLITE_DONE) goto fail;
+            continue;
+        }
         struct topic_end *te = NULL;
         for (int i = 0; i < nends; i++)
             if (!strcmp(ends[i].topic, it->topic)) te = &ends[i];
@@ -264,6 +279,7 @@ static void local_close(oh_log *log)
     }
     sqlite3_finalize(log->ins);
     sqlite3_finalize(log->maxoff);
+    sqlite3_finalize(log->put);
     sqlite3_close(log->wdb);
     sqlite3_close(log->rdb);
     pthread_mutex_destroy(&log->mu);
@@ -325,7 +341,12 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     }
     if (prep(log->wdb, "INSERT INTO records(topic, off, ts_ms, key, value) VALUES(?,?,?,?,?)",
              &log->ins, err, errlen) ||
-        prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen))
+        prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
+        prep(log->wdb,
+             "INSERT INTO group_offsets(grp, topic, part, next, ts_ms) VALUES(?,?,?,?,?)"
+             " ON CONFLICT(grp, topic, part) DO UPDATE"
+             " SET next=excluded.next, ts_ms=excluded.ts_ms",
+             &log->put, err, errlen))
         goto fail;
     if (!(log->rdb = db_open(log->path, "NORMAL", err, errlen))) goto fail;
     if (pthread_create(&log->writer, NULL, writer_main, log)) {
@@ -377,6 +398,7 @@ static int local_append(oh_log *log, const char *topic, const char *key, const v
     it->opaque = opaque;
     it->ts_ms = oh_now_ms();
     it->off = -1;
+    it->group = NULL;
     it->next = NULL;
 
     pthread_mutex_lock(&log->mu);
@@ -453,7 +475,6 @@ static void local_consumer_close(oh_log_consumer *c)
     }
     sqlite3_finalize(c->sel);
     sqlite3_finalize(c->end);
-    sqlite3_finalize(c->put);
     sqlite3_finalize(c->get);
     sqlite3_close(c->db);
     free(c->group);
@@ -488,11 +509,6 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
              " ORDER BY off LIMIT ?",
              &c->sel, err, errlen) ||
         prep(c->db, "SELECT MAX(off) FROM records WHERE topic=?", &c->end, err, errlen) ||
-        prep(c->db,
-             "INSERT INTO group_offsets(grp, topic, part, next, ts_ms) VALUES(?,?,?,?,?)"
-             " ON CONFLICT(grp, topic, part) DO UPDATE"
-             " SET next=excluded.next, ts_ms=excluded.ts_ms",
-             &c->put, err, errlen) ||
         prep(c->db, "SELECT next FROM group_offsets WHERE grp=? AND topic=? AND part=?", &c->get,
              err, errlen))
         goto fail;
@@ -636,24 +652,54 @@ static int local_seek_end(oh_log_consumer *c)
     return 0;
 }
 
-/* Runs on the consumer's thread, on its own connection. */
+struct commit_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int err;
+};
+
+static void commit_done(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct commit_wait *w = opaque;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->err = err;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Hands the position to the writer thread, which stores it in its next
+ * transaction, and waits for that commit: a second writing connection
+ * would fight the writer for SQLite's lock and sleep in its busy handler. */
 static int local_commit(oh_log_consumer *c, int32_t partition, int64_t next)
 {
     if (!c->group || partition != 0) return OH_EINVAL;
-    sqlite3_stmt *st = c->put;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, c->group, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, c->topic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, partition);
-    sqlite3_bind_int64(st, 4, next);
-    sqlite3_bind_int64(st, 5, oh_now_ms());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        OH_ERROR(COMP, "commit %s/%s: %s", c->group, c->topic, sqlite3_errmsg(c->db));
-        return OH_EIO;
+    oh_log *log = c->log;
+    size_t gl = strlen(c->group) + 1, tl = strlen(c->topic) + 1;
+    struct lq_item *it = malloc(sizeof *it + gl + tl);
+    if (!it) return OH_ENOMEM;
+    struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    memcpy(it->data, c->group, gl);
+    memcpy(it->data + gl, c->topic, tl);
+    *it = (struct lq_item){.group = it->data, .topic = it->data + gl, .off = next,
+                           .ts_ms = oh_now_ms(), .done = commit_done, .opaque = &w};
+    pthread_mutex_lock(&log->mu);
+    if (log->closing) {
+        pthread_mutex_unlock(&log->mu);
+        free(it);
+        return OH_ECLOSED;
     }
-    return 0;
+    *log->tail = it;
+    log->tail = &it->next;
+    pthread_cond_signal(&log->wake);
+    pthread_mutex_unlock(&log->mu);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.err) OH_ERROR(COMP, "commit %s/%s: %s", c->group, c->topic, oh_strerror(w.err));
+    return w.err ? OH_EIO : 0;
 }
 
 const struct oh_log_ops oh_log_local_ops = {

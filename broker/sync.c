@@ -19,7 +19,37 @@ struct oh_sync {
     int batch;
     struct oh_log_record *recs;
     struct oh_store_item *items;
+    /* forwarded-to-timeline positions not yet written to the store */
+    struct oh_store_pos published[MAX_PARTS];
+    size_t npublished;
+    int64_t published_at_ms;
 };
+
+/* Writes the forwarded positions, at most every 250 ms unless FORCE: each
+ * write is a store commit, and a stale value only means forwarding a few
+ * events again after a crash (timeline readers skip seqs they have). */
+static void flush_published(struct oh_sync *s, bool force)
+{
+    int64_t now = oh_mono_ms();
+    if (!s->npublished || (!force && now - s->published_at_ms < 250))
+        return;
+    for (size_t p = 0; p < s->npublished; p++)
+        oh_store_position_published(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS,
+                                    s->published[p].partition, s->published[p].next);
+    s->npublished = 0;
+    s->published_at_ms = now;
+}
+
+static void note_published(struct oh_sync *s, int32_t partition, int64_t next)
+{
+    size_t p;
+    for (p = 0; p < s->npublished && s->published[p].partition != partition; p++)
+        ;
+    if (p == s->npublished && s->npublished < MAX_PARTS)
+        s->published[s->npublished++] = (struct oh_store_pos){OH_TOPIC_EVENTS, partition, next};
+    else if (p < s->npublished)
+        s->published[p].next = next;
+}
 
 /* Waits for a set of timeline appends. */
 struct pubwait {
@@ -120,7 +150,9 @@ static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, 
 static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
 {
     /* Every batch is stored before the next poll, so nothing is in flight
-     * here: the positions in the store already cover what was consumed. */
+     * here: the positions in the store already cover what was consumed.
+     * Write the forwarded positions so the next owner forwards little. */
+    flush_published(opaque, true);
     OH_INFO("sync", "%d partition(s) revoked", n);
 }
 
@@ -228,12 +260,15 @@ static void materialize(struct oh_sync *s, int n)
     if (n > 0)
         oh_metrics_set("omnihub_sync_lag_seconds", "",
                        (double)(now - s->recs[n - 1].timestamp_ms) / 1000.0);
+    /* The group's offset in the log is for lag and for other readers: the
+     * store holds the position that counts, so it may be committed now,
+     * in the same log transaction as the timeline records. */
+    for (size_t p = 0; p < npos; p++)
+        oh_log_commit(s->consumer, pos[p].partition, pos[p].next);
     if (pub_wait(&w) == OH_OK) {
-        for (size_t p = 0; p < npos; p++) {
-            oh_store_position_published(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS,
-                                        pos[p].partition, pos[p].next);
-            oh_log_commit(s->consumer, pos[p].partition, pos[p].next);
-        }
+        for (size_t p = 0; p < npos; p++)
+            note_published(s, pos[p].partition, pos[p].next);
+        flush_published(s, false);
     } else {
         OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
     }
@@ -254,7 +289,10 @@ static void *run(void *arg)
         }
         if (n > 0)
             materialize(s, n);
+        else
+            flush_published(s, true); /* idle: nothing to batch with */
     }
+    flush_published(s, true);
     return NULL;
 }
 
