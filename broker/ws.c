@@ -868,13 +868,16 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (!c || !c->wsi)
             return -1;
         c->last_rx_ms = oh_mono_ms();
+        /* protocol violations: close at once, telling the peer why */
         if (lws_frame_is_binary(wsi)) {
-            close_conn(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frames only");
-            return 0;
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                             (unsigned char *)"text frames only", 16);
+            return -1;
         }
         if (c->rx_len + len > gw->ws_max_frame) {
-            close_conn(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
-            return 0;
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"message too large", 17);
+            return -1;
         }
         if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) && !c->rx_len) {
             on_message(c, in, len);
