@@ -12,21 +12,18 @@
 
 static int b64url_decode(const char *in, size_t len, char *out, size_t cap)
 {
-    static const char alpha[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         const char *p = memchr(alpha, in[i], 64);
-        if (!p || !in[i])
-            return -1;
+        if (!p || !in[i]) return -1;
         acc = acc << 6 | (uint32_t)(p - alpha);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (o + 1 >= cap)
-                return -1;
+            if (o + 1 >= cap) return -1;
             out[o++] = (char)(acc >> bits & 0xFF);
         }
     }
@@ -95,8 +92,7 @@ char *oh_auth_issue(const char *secret, const char *sub, const char *role, const
 {
     jwt_t *jwt = NULL;
     char *out = NULL;
-    if (jwt_new(&jwt) != 0)
-        return NULL;
+    if (jwt_new(&jwt) != 0) return NULL;
     if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0 &&
         jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "role", role) == 0 &&
         (!device || jwt_add_grant(jwt, "device", device) == 0) &&
@@ -113,8 +109,7 @@ void oh_auth_customer_conversation(const char *sub, char out[129])
 
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv)
 {
-    if (p->role == OH_ROLE_AGENT)
-        return true;
+    if (p->role == OH_ROLE_AGENT) return true;
     char mine[OH_ID_MAX];
     oh_auth_customer_conversation(p->sub, mine);
     return strcmp(mine, conv) == 0;

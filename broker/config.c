@@ -15,7 +15,7 @@ struct entry {
     char *value;  /* text; NULL when unset */
     char **items; /* OH_CFG_LIST: NULL-terminated */
     size_t nitems;
-    bool set;     /* given by file or environment */
+    bool set; /* given by file or environment */
 };
 
 struct oh_config {
@@ -26,8 +26,7 @@ struct oh_config {
 static struct entry *find(const oh_config *cfg, const char *key)
 {
     for (size_t i = 0; i < cfg->n; i++)
-        if (strcmp(cfg->e[i].decl->key, key) == 0)
-            return &cfg->e[i];
+        if (strcmp(cfg->e[i].decl->key, key) == 0) return &cfg->e[i];
     return NULL;
 }
 
@@ -42,8 +41,7 @@ static void free_items(struct entry *e)
 
 void oh_config_free(oh_config *cfg)
 {
-    if (!cfg)
-        return;
+    if (!cfg) return;
     for (size_t i = 0; i < cfg->n; i++) {
         free(cfg->e[i].value);
         free_items(&cfg->e[i]);
@@ -57,8 +55,7 @@ static int parse_int(const char *s, int64_t *out)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return OH_EINVAL;
+    if (errno || end == s || *end) return OH_EINVAL;
     *out = v;
     return OH_OK;
 }
@@ -68,22 +65,27 @@ static int parse_size(const char *s, int64_t *out)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return OH_EINVAL;
+    if (errno || end == s || v < 0) return OH_EINVAL;
     int shift = 0;
     switch (tolower((unsigned char)*end)) {
     case '\0': break;
-    case 'k': shift = 10; end++; break;
-    case 'm': shift = 20; end++; break;
-    case 'g': shift = 30; end++; break;
+    case 'k':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+        shift = 30;
+        end++;
+        break;
     default: return OH_EINVAL;
     }
-    if (*end == 'i' || *end == 'I')
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    if (*end || v > (INT64_MAX >> shift))
-        return OH_EINVAL;
+    if (*end == 'i' || *end == 'I') end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end || v > (INT64_MAX >> shift)) return OH_EINVAL;
     *out = (int64_t)v << shift;
     return OH_OK;
 }
@@ -92,10 +94,8 @@ static int parse_bool(const char *s, bool *out)
 {
     static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0)
-            return *out = true, OH_OK;
-        if (strcasecmp(s, no[i]) == 0)
-            return *out = false, OH_OK;
+        if (strcasecmp(s, yes[i]) == 0) return *out = true, OH_OK;
+        if (strcasecmp(s, no[i]) == 0) return *out = false, OH_OK;
     }
     return OH_EINVAL;
 }
@@ -129,8 +129,7 @@ static int assign(struct entry *e, const char *value, char *err, size_t errlen)
         /* a scalar for a list: comma separated */
         free_items(e);
         char *copy = strdup(value), *save = NULL;
-        if (!copy)
-            return OH_ENOMEM;
+        if (!copy) return OH_ENOMEM;
         size_t cap = 1;
         for (const char *c = value; *c; c++)
             cap += *c == ',';
@@ -138,18 +137,15 @@ static int assign(struct entry *e, const char *value, char *err, size_t errlen)
         for (char *t = strtok_r(copy, ",", &save); t && e->items; t = strtok_r(NULL, ",", &save)) {
             while (isspace((unsigned char)*t))
                 t++;
-            if (*t)
-                e->items[e->nitems++] = strdup(t);
+            if (*t) e->items[e->nitems++] = strdup(t);
         }
         free(copy);
         break;
     }
-    default:
-        break;
+    default: break;
     }
     char *v = strdup(value);
-    if (!v)
-        return OH_ENOMEM;
+    if (!v) return OH_ENOMEM;
     free(e->value);
     e->value = v;
     e->set = true;
@@ -159,8 +155,7 @@ static int assign(struct entry *e, const char *value, char *err, size_t errlen)
 static int add_item(struct entry *e, const char *value)
 {
     char **p = realloc(e->items, (e->nitems + 2) * sizeof *p);
-    if (!p)
-        return OH_ENOMEM;
+    if (!p) return OH_ENOMEM;
     e->items = p;
     e->items[e->nitems++] = strdup(value);
     e->items[e->nitems] = NULL;
@@ -210,8 +205,7 @@ static int load_file(oh_config *cfg, const char *path, char *err, size_t errlen)
             break;
         case YAML_MAPPING_END_EVENT:
             depth--;
-            if (depth >= 0)
-                expect_key[depth] = true;
+            if (depth >= 0) expect_key[depth] = true;
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_SCALAR_EVENT:
@@ -255,8 +249,7 @@ static int load_file(oh_config *cfg, const char *path, char *err, size_t errlen)
             } else {
                 char msg[512];
                 rc = assign(e, (const char *)ev.data.scalar.value, msg, sizeof msg);
-                if (rc)
-                    oh_errf(err, errlen, "%s:%zu: %s", path, line, msg);
+                if (rc) oh_errf(err, errlen, "%s:%zu: %s", path, line, msg);
             }
             break;
         case YAML_SEQUENCE_END_EVENT: seq = NULL; break;
@@ -277,8 +270,7 @@ static const char *env_lookup(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
     for (char *const *e = envp; e && *e; e++)
-        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-            return *e + n + 1;
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
     return NULL;
 }
 
@@ -297,8 +289,7 @@ oh_config *oh_config_load(const char *path, const struct oh_config_key *const *t
     }
     for (size_t t = 0; tables[t]; t++)
         for (const struct oh_config_key *k = tables[t]; k->key; k++) {
-            if (find(cfg, k->key))
-                continue;
+            if (find(cfg, k->key)) continue;
             struct entry *e = &cfg->e[cfg->n++];
             e->decl = k;
             if (k->def && assign(e, k->def, err, errlen)) {
@@ -311,8 +302,7 @@ oh_config *oh_config_load(const char *path, const struct oh_config_key *const *t
         oh_config_free(cfg);
         return NULL;
     }
-    if (!envp)
-        envp = environ;
+    if (!envp) envp = environ;
     for (size_t i = 0; i < cfg->n; i++) {
         char name[256] = "OMNIHUB_";
         size_t o = 8;
@@ -352,8 +342,7 @@ int64_t oh_config_int(const oh_config *cfg, const char *key)
 {
     struct entry *e = get(cfg, key);
     int64_t v = 0;
-    if (!e || !e->value)
-        return 0;
+    if (!e || !e->value) return 0;
     if (e->decl->type == OH_CFG_SIZE)
         parse_size(e->value, &v);
     else
@@ -365,8 +354,7 @@ bool oh_config_bool(const oh_config *cfg, const char *key)
 {
     struct entry *e = get(cfg, key);
     bool b = false;
-    if (e && e->value)
-        parse_bool(e->value, &b);
+    if (e && e->value) parse_bool(e->value, &b);
     return b;
 }
 
@@ -392,8 +380,7 @@ bool oh_config_any_set(const oh_config *cfg, const char *prefix)
 {
     size_t n = strlen(prefix);
     for (size_t i = 0; i < cfg->n; i++)
-        if (cfg->e[i].set && strncmp(cfg->e[i].decl->key, prefix, n) == 0)
-            return true;
+        if (cfg->e[i].set && strncmp(cfg->e[i].decl->key, prefix, n) == 0) return true;
     return false;
 }
 
@@ -411,8 +398,7 @@ int oh_config_require(const oh_config *cfg, const char *key, const char *why, ch
                       size_t errlen)
 {
     const char *v = oh_config_str(cfg, key);
-    if (v && *v)
-        return OH_OK;
+    if (v && *v) return OH_OK;
     char env[256] = "OMNIHUB_";
     size_t o = 8;
     for (const char *c = key; *c && o + 1 < sizeof env; c++)

@@ -16,10 +16,10 @@ enum oh_cfg_type {
 
 /* One declared key. Tables end with an entry whose key is NULL. */
 struct oh_config_key {
-    const char *key;         /* dotted: "http.listen" */
+    const char *key; /* dotted: "http.listen" */
     enum oh_cfg_type type;
-    const char *def;         /* default as text, NULL = unset */
-    const char *help;        /* one line for --help and docs */
+    const char *def;  /* default as text, NULL = unset */
+    const char *help; /* one line for --help and docs */
 };
 
 typedef struct oh_config oh_config;

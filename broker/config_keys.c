@@ -66,8 +66,7 @@ static char enabled_names[64][80];
 const struct oh_config_key *const *oh_config_tables(void)
 {
     static const struct oh_config_key *tables[80];
-    if (tables[0])
-        return tables;
+    if (tables[0]) return tables;
     size_t n = 0, k = 0;
     tables[n++] = oh_core_keys;
     tables[n++] = oh_log_keys;
@@ -76,8 +75,7 @@ const struct oh_config_key *const *oh_config_tables(void)
         snprintf(enabled_names[k], sizeof enabled_names[k], "%s.enabled", (*c)->name);
         enabled_keys[k] = (struct oh_config_key){enabled_names[k], OH_CFG_BOOL, NULL,
                                                  "run this connector (default: when configured)"};
-        if ((*c)->config_keys)
-            tables[n++] = (*c)->config_keys;
+        if ((*c)->config_keys) tables[n++] = (*c)->config_keys;
     }
     tables[n++] = enabled_keys;
     tables[n] = NULL;

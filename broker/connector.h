@@ -17,7 +17,7 @@ typedef struct oh_hub oh_hub;
 struct oh_http_req {
     const char *method; /* "GET", "POST" */
     const char *path;
-    const char *query;  /* raw query string without '?', "" when none */
+    const char *query; /* raw query string without '?', "" when none */
     const uint8_t *body;
     size_t body_len;
     /* Value of header LNAME (lower case, as declared in .headers), or NULL. */
@@ -27,8 +27,7 @@ struct oh_http_req {
 
 /* Copies the URL-decoded query parameter NAME into OUT. OH_ENOTFOUND when
  * absent, OH_ETOOBIG when it does not fit. */
-int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out,
-                        size_t outlen);
+int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen);
 
 /* What the connector wants answered. STATUS 0 means the default: 200 once
  * every produced event is durable. BODY (malloc'd, freed by the gateway)

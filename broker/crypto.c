@@ -48,8 +48,7 @@ static void b64(const uint8_t *in, size_t len, char *out, const char *alpha, boo
             out[o++] = alpha[v >> 6 & 63];
         else if (pad)
             out[o++] = '=';
-        if (pad)
-            out[o++] = '=';
+        if (pad) out[o++] = '=';
     }
     out[o] = '\0';
 }
@@ -66,8 +65,7 @@ void oh_base64url(const uint8_t *in, size_t len, char *out)
 
 bool oh_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (alen != blen)
-        return false;
+    if (alen != blen) return false;
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
@@ -75,15 +73,12 @@ static int check_prefixed(const char *prefix, const char *header, const char *ex
                           bool fold_case)
 {
     size_t plen = strlen(prefix);
-    if (!header || strncmp(header, prefix, plen) != 0)
-        return OH_EAUTH;
+    if (!header || strncmp(header, prefix, plen) != 0) return OH_EAUTH;
     const char *got = header + plen;
     size_t glen = strlen(got), elen = strlen(expect);
-    if (glen != elen)
-        return OH_EAUTH;
+    if (glen != elen) return OH_EAUTH;
     char low[128];
-    if (glen >= sizeof low)
-        return OH_EAUTH;
+    if (glen >= sizeof low) return OH_EAUTH;
     for (size_t i = 0; i < glen; i++)
         low[i] = fold_case && got[i] >= 'A' && got[i] <= 'F' ? (char)(got[i] + 32) : got[i];
     return oh_ct_equal(low, glen, expect, elen) ? OH_OK : OH_EAUTH;
@@ -92,8 +87,7 @@ static int check_prefixed(const char *prefix, const char *header, const char *ex
 int oh_sig_check_hex(const char *secret, const void *body, size_t len, const char *prefix,
                      const char *header)
 {
-    if (!secret || !*secret)
-        return OH_EAUTH;
+    if (!secret || !*secret) return OH_EAUTH;
     uint8_t mac[OH_SHA256_LEN];
     char hex[2 * OH_SHA256_LEN + 1];
     oh_hmac_sha256(secret, strlen(secret), body, len, mac);
@@ -104,8 +98,7 @@ int oh_sig_check_hex(const char *secret, const void *body, size_t len, const cha
 int oh_sig_check_b64(const char *secret, const void *body, size_t len, const char *prefix,
                      const char *header)
 {
-    if (!secret || !*secret)
-        return OH_EAUTH;
+    if (!secret || !*secret) return OH_EAUTH;
     uint8_t mac[OH_SHA256_LEN];
     char enc[48];
     oh_hmac_sha256(secret, strlen(secret), body, len, mac);

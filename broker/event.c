@@ -67,8 +67,7 @@ static int digits(const char **p, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9')
-            return -1;
+        if (**p < '0' || **p > '9') return -1;
         v = v * 10 + (**p - '0');
     }
     *out = v;
@@ -83,20 +82,17 @@ int oh_time_parse(const char *s, int64_t *ms)
         digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
         return OH_EINVAL;
     p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
-        digits(&p, 2, &sec))
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &sec))
         return OH_EINVAL;
     if (*p == '.') {
         p++;
         int nd = 0;
         while (*p >= '0' && *p <= '9') {
-            if (nd < 3)
-                frac = frac * 10 + (*p - '0');
+            if (nd < 3) frac = frac * 10 + (*p - '0');
             nd++;
             p++;
         }
-        if (nd == 0)
-            return OH_EINVAL;
+        if (nd == 0) return OH_EINVAL;
         for (; nd < 3; nd++)
             frac *= 10;
     }
@@ -105,16 +101,18 @@ int oh_time_parse(const char *s, int64_t *ms)
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
-            return OH_EINVAL;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om)) return OH_EINVAL;
         offset = sign * (oh * 60 + om);
     } else {
         return OH_EINVAL;
     }
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return OH_EINVAL;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
-                    .tm_min = m, .tm_sec = sec};
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return OH_EINVAL;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     *ms = ((int64_t)t - offset * 60) * 1000 + frac;
     return OH_OK;
@@ -126,8 +124,7 @@ bool oh_utf8_valid(const char *str, size_t len)
     size_t i = 0;
     while (i < len) {
         unsigned char c = s[i];
-        if (c == 0)
-            return false;
+        if (c == 0) return false;
         if (c < 0x80) {
             i++;
             continue;
@@ -147,8 +144,7 @@ bool oh_utf8_valid(const char *str, size_t len)
             return false;
         }
         for (int k = 1; k <= n; k++) {
-            if (i + (size_t)k >= len || (s[i + k] & 0xC0) != 0x80)
-                return false;
+            if (i + (size_t)k >= len || (s[i + k] & 0xC0) != 0x80) return false;
             cp = cp << 6 | (s[i + k] & 0x3F);
         }
         /* overlong forms, surrogates and values past U+10FFFF */
@@ -167,8 +163,7 @@ static const char *channel_of(const json_t *data)
 
 json_t *oh_event_new(const char *type, const char *id, int64_t time_ms, json_t *data)
 {
-    if (!data)
-        return NULL;
+    if (!data) return NULL;
     char when[32], source[600];
     oh_time_rfc3339(when, time_ms ? time_ms : oh_now_ms());
     const char *channel = channel_of(data);
@@ -214,8 +209,7 @@ const char *oh_event_data_str(const json_t *ev, const char *field)
 static bool url_safe(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 128)
-        return false;
+    if (n == 0 || n > 128) return false;
     for (; *s; s++)
         if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
             *s != '-' && *s != '_' && *s != '.' && *s != '~')
@@ -252,7 +246,8 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
             return OH_EINVAL;
         }
     const char *conv = oh_event_subject(ev);
-    if (!url_safe(conv) || strcmp(conv, json_string_value(json_object_get(data, "conversation_id")))) {
+    if (!url_safe(conv) ||
+        strcmp(conv, json_string_value(json_object_get(data, "conversation_id")))) {
         oh_errf(err, errlen, "bad conversation id");
         return OH_EINVAL;
     }
@@ -265,8 +260,7 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
 
 int oh_event_list_push(struct oh_event_list *l, json_t *ev)
 {
-    if (!ev)
-        return OH_ENOMEM;
+    if (!ev) return OH_ENOMEM;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         json_t **p = realloc(l->ev, cap * sizeof *p);

@@ -19,12 +19,10 @@ struct pss {
 
 static void req_release(struct req *r)
 {
-    if (--r->refs > 0)
-        return;
+    if (--r->refs > 0) return;
     for (int i = 0; i < r->nhdr; i++)
         free(r->hdr_val[i]);
-    if (r->state_free)
-        r->state_free(r->state);
+    if (r->state_free) r->state_free(r->state);
     free(r->body);
     free(r->resp);
     free(r);
@@ -80,8 +78,7 @@ void gw_complete(struct req *r)
     gw->done = r;
     bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    if (wake)
-        lws_cancel_service(gw->ctx);
+    if (wake) lws_cancel_service(gw->ctx);
 }
 
 /* With gw->mu held: whether the caller must wake the service thread. One
@@ -89,8 +86,7 @@ void gw_complete(struct req *r)
  * so a busy gateway does not pay a pipe write per completion. */
 bool gw_wake_locked(struct oh_gateway *gw)
 {
-    if (gw->wake_pending)
-        return false;
+    if (gw->wake_pending) return false;
     gw->wake_pending = true;
     return true;
 }
@@ -98,8 +94,7 @@ bool gw_wake_locked(struct oh_gateway *gw)
 int gw_async(struct req *r, oh_work_fn fn)
 {
     r->refs++;
-    if (oh_workq_submit(r->gw->work, fn, r) == OH_OK)
-        return OH_OK;
+    if (oh_workq_submit(r->gw->work, fn, r) == OH_OK) return OH_OK;
     r->refs--;
     gw_reply_error(r, 503, "unavailable", "server is shutting down");
     return OH_ECLOSED;
@@ -114,10 +109,8 @@ static void drain_done(struct oh_gateway *gw)
     pthread_mutex_unlock(&gw->mu);
     while (r) {
         struct req *next = r->next_done;
-        if (r->after)
-            r->after(r);
-        if (r->wsi)
-            lws_callback_on_writable(r->wsi);
+        if (r->after) r->after(r);
+        if (r->wsi) lws_callback_on_writable(r->wsi);
         req_release(r);
         r = next;
     }
@@ -128,15 +121,16 @@ static void drain_done(struct oh_gateway *gw)
 const char *gw_header(const struct req *r, const char *lname)
 {
     for (int i = 0; i < r->nhdr; i++)
-        if (strcmp(r->hdr_name[i], lname) == 0)
-            return r->hdr_val[i];
+        if (strcmp(r->hdr_name[i], lname) == 0) return r->hdr_val[i];
     return NULL;
 }
 
 static int hex(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Finds NAME in an a=b&c=d string and URL-decodes its value. */
@@ -144,8 +138,7 @@ static int query_find(const char *q, const char *name, char *out, size_t len)
 {
     size_t n = strlen(name);
     for (const char *p = q; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, n) != 0 || p[n] != '=')
-            continue;
+        if (strncmp(p, name, n) != 0 || p[n] != '=') continue;
         size_t o = 0;
         for (const char *v = p + n + 1; *v && *v != '&'; v++) {
             char c = *v;
@@ -155,8 +148,7 @@ static int query_find(const char *q, const char *name, char *out, size_t len)
                 c = (char)(hex(v[1]) << 4 | hex(v[2]));
                 v += 2;
             }
-            if (o + 1 >= len)
-                return OH_ETOOBIG;
+            if (o + 1 >= len) return OH_ETOOBIG;
             out[o++] = c;
         }
         out[o] = '\0';
@@ -175,8 +167,7 @@ static const char *req_header(const struct oh_http_req *hr, const char *lname)
     return gw_header(hr->priv, lname);
 }
 
-int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out,
-                        size_t outlen)
+int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
 {
     return query_find(req->query, name, out, outlen);
 }
@@ -187,11 +178,10 @@ bool gw_authenticate(struct req *r)
     char token[4200] = "";
     /* REST takes the header only: a token in a URL ends up in proxy and
      * access logs (the WebSocket's ?access_token= is the one exception) */
-    if (h && strncasecmp(h, "Bearer ", 7) == 0)
-        snprintf(token, sizeof token, "%s", h + 7);
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) snprintf(token, sizeof token, "%s", h + 7);
     char why[128];
-    if (!token[0] || oh_auth_verify(r->gw->jwt_secret, token, oh_now_ms() / 1000, &r->who, why,
-                                    sizeof why)) {
+    if (!token[0] ||
+        oh_auth_verify(r->gw->jwt_secret, token, oh_now_ms() / 1000, &r->who, why, sizeof why)) {
         oh_metrics_inc("omnihub_auth_failures_total", "", 1);
         gw_reply_error(r, 401, "unauthorized", "%s", token[0] ? why : "missing bearer token");
         return false;
@@ -209,8 +199,7 @@ static void on_ingested(void *opaque, int err)
     snprintf(lab, sizeof lab, "channel=\"%s\",result=\"%s\"", r->channel,
              err ? "failed" : "accepted");
     oh_metrics_inc("omnihub_ingest_total", lab, 1);
-    oh_metrics_observe("omnihub_ingest_seconds", "",
-                       (double)(oh_mono_us() - r->started_us) / 1e6);
+    oh_metrics_observe("omnihub_ingest_seconds", "", (double)(oh_mono_us() - r->started_us) / 1e6);
     if (err) {
         OH_ERROR("gateway", "ingest on %s failed: %s", r->channel, oh_strerror(err));
         r->retry_after = 1;
@@ -247,10 +236,9 @@ static const char *code_of(int status)
 
 static void webhook(struct req *r, struct oh_instance *in)
 {
-    struct oh_http_req hr = {r->method, r->path, r->query, (const uint8_t *)r->body,
+    struct oh_http_req hr = {r->method,   r->path,    r->query, (const uint8_t *)r->body,
                              r->body_len, req_header, r};
-    if (!hr.body)
-        hr.body = (const uint8_t *)"";
+    if (!hr.body) hr.body = (const uint8_t *)"";
     struct oh_event_list events = {0};
     struct oh_http_reply reply = {0};
     char err[512] = "";
@@ -277,8 +265,7 @@ static void webhook(struct req *r, struct oh_instance *in)
     else
         gw_reply(r, status, ctype, "{}", 2);
     free(reply.body);
-    if (events.n == 0)
-        return;
+    if (events.n == 0) return;
     r->ready = false; /* answer only once durable */
     r->refs++;
     r->started_us = oh_mono_us();
@@ -287,8 +274,8 @@ static void webhook(struct req *r, struct oh_instance *in)
         r->refs--;
         snprintf(lab, sizeof lab, "channel=\"%s\",result=\"rejected\"", r->channel);
         oh_metrics_inc("omnihub_ingest_total", lab, 1);
-        gw_reply_error(r, rc == OH_EINVAL ? 400 : 503, rc == OH_EINVAL ? "bad_request" : "unavailable",
-                       "%s", oh_strerror(rc));
+        gw_reply_error(r, rc == OH_EINVAL ? 400 : 503,
+                       rc == OH_EINVAL ? "bad_request" : "unavailable", "%s", oh_strerror(rc));
     }
 }
 
@@ -301,15 +288,12 @@ static void readyz_work(void *opaque)
     bool ok = oh_log_ping(hub->log) == OH_OK && oh_store_ping(hub->store) == OH_OK;
     json_t *details = json_object();
     for (size_t i = 0; i < hub->nconn; i++)
-        if (hub->conn[i].vt->ready)
-            hub->conn[i].vt->ready(hub->conn[i].ctx, details);
-    json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}, s:s, s:s, s:o}",
-                          "status", ok ? "ready" : "not_ready",
-                          "log", "backend", oh_log_backend(hub->log), "bootstrap",
-                          oh_log_bootstrap(hub->log) ? oh_log_bootstrap(hub->log) : "",
-                          "store", "backend", oh_store_backend(hub->store),
-                          "epoch", oh_store_epoch(hub->store),
-                          "role", oh_config_str(hub->cfg, "role"),
+        if (hub->conn[i].vt->ready) hub->conn[i].vt->ready(hub->conn[i].ctx, details);
+    json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}, s:s, s:s, s:o}", "status",
+                          ok ? "ready" : "not_ready", "log", "backend", oh_log_backend(hub->log),
+                          "bootstrap", oh_log_bootstrap(hub->log) ? oh_log_bootstrap(hub->log) : "",
+                          "store", "backend", oh_store_backend(hub->store), "epoch",
+                          oh_store_epoch(hub->store), "role", oh_config_str(hub->cfg, "role"),
                           "connectors", details);
     gw_reply_json(r, ok ? 200 : 503, o);
     gw_complete(r);
@@ -357,24 +341,21 @@ static int rate_wait(struct oh_gateway *gw, struct lws *wsi, const char *token, 
     if (!wait && gw->rl_token && token && *token &&
         (wait = oh_ratelimit_take(gw->rl_token, token, strlen(token), oh_mono_ms())))
         snprintf(lab, sizeof lab, "scope=\"token\"");
-    if (wait)
-        oh_metrics_inc("omnihub_http_rate_limited_total", lab, 1);
+    if (wait) oh_metrics_inc("omnihub_http_rate_limited_total", lab, 1);
     return wait;
 }
 
 static const char *bearer_of(const struct req *r, char *buf, size_t len)
 {
     const char *h = gw_header(r, "authorization");
-    if (h && strncasecmp(h, "Bearer ", 7) == 0)
-        return h + 7;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) return h + 7;
     return gw_query(r, "access_token", buf, len) ? buf : NULL;
 }
 
 /* A WebSocket upgrade over a limit: a JSON 429 and the connection closed. */
 static int ws_rate_limited(struct oh_gateway *gw, struct lws *wsi)
 {
-    if (!gw->rl_ip && !gw->rl_token)
-        return 0;
+    if (!gw->rl_ip && !gw->rl_token) return 0;
     char h[4200];
     const char *tok = NULL;
     if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
@@ -383,8 +364,7 @@ static int ws_rate_limited(struct oh_gateway *gw, struct lws *wsi)
     else
         tok = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
     int wait = rate_wait(gw, wsi, tok, false);
-    if (!wait)
-        return 0;
+    if (!wait) return 0;
     static const char body[] =
         "{\"error\":{\"code\":\"rate_limited\",\"message\":\"too many requests\"}}";
     char buf[LWS_PRE + 512];
@@ -451,12 +431,10 @@ static void route(struct req *r)
             gw_reply_error(r, 404, "not_found", "no such media");
             return;
         }
-        if (gw_authenticate(r))
-            gw_async(r, media_work);
+        if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_api_route(r))
-        return;
+    if (gw_api_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 
@@ -486,8 +464,7 @@ static void capture_headers(struct req *r, struct lws *wsi)
 {
     for (size_t i = 0; i < OH_ARRAY_SIZE(std_headers); i++) {
         int n = lws_hdr_total_length(wsi, std_headers[i].tok);
-        if (n <= 0)
-            continue;
+        if (n <= 0) continue;
         char *v = malloc((size_t)n + 1);
         if (v && lws_hdr_copy(wsi, v, n + 1, std_headers[i].tok) >= 0)
             copy_header(r, std_headers[i].name, v);
@@ -499,8 +476,7 @@ static void capture_headers(struct req *r, struct lws *wsi)
         char key[96];
         snprintf(key, sizeof key, "%s:", name);
         int n = lws_hdr_custom_length(wsi, key, (int)strlen(key));
-        if (n < 0)
-            continue;
+        if (n < 0) continue;
         char *v = malloc((size_t)n + 1);
         if (v && lws_hdr_custom_copy(wsi, v, n + 1, key, (int)strlen(key)) >= 0)
             copy_header(r, name, v);
@@ -515,18 +491,15 @@ static void capture_query(struct req *r, struct lws *wsi)
     char frag[2048];
     for (int i = 0; i < 64; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n <= 0)
-            break;
-        if (o + (size_t)n + 2 >= sizeof r->query)
-            break;
-        if (o)
-            r->query[o++] = '&';
+        if (n <= 0) break;
+        if (o + (size_t)n + 2 >= sizeof r->query) break;
+        if (o) r->query[o++] = '&';
         /* lws has already decoded the fragment; re-encode the separators */
         for (int k = 0; k < n && o + 4 < sizeof r->query; k++) {
             char c = frag[k];
             if (c == '&' || c == '%' || c == '+' || (c == '=' && memchr(frag, '=', (size_t)k))) {
-                o += (size_t)snprintf(r->query + o, sizeof r->query - o, "%%%02X",
-                                      (unsigned char)c);
+                o +=
+                    (size_t)snprintf(r->query + o, sizeof r->query - o, "%%%02X", (unsigned char)c);
             } else {
                 r->query[o++] = c;
             }
@@ -542,10 +515,8 @@ static bool ambiguous_framing(struct lws *wsi)
 {
     char v[32];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-        return true;
-    if (n <= 0)
-        return false;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) return true;
+    if (n <= 0) return false;
     if (n >= (int)sizeof v || lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 0) != n ||
         lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
         return true;
@@ -556,8 +527,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
     struct req *r = calloc(1, sizeof *r);
-    if (!r)
-        return -1;
+    if (!r) return -1;
     r->gw = gw;
     r->wsi = wsi;
     r->refs = 1;
@@ -566,8 +536,8 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     static const struct {
         enum lws_token_indexes tok;
         const char *name;
-    } methods[] = {{WSI_TOKEN_GET_URI, "GET"}, {WSI_TOKEN_POST_URI, "POST"},
-                   {WSI_TOKEN_PUT_URI, "PUT"}, {WSI_TOKEN_DELETE_URI, "DELETE"},
+    } methods[] = {{WSI_TOKEN_GET_URI, "GET"},         {WSI_TOKEN_POST_URI, "POST"},
+                   {WSI_TOKEN_PUT_URI, "PUT"},         {WSI_TOKEN_DELETE_URI, "DELETE"},
                    {WSI_TOKEN_OPTIONS_URI, "OPTIONS"}, {WSI_TOKEN_PATCH_URI, "PATCH"},
                    {WSI_TOKEN_HEAD_URI, "HEAD"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(methods); i++)
@@ -582,8 +552,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
                     (int)oh_config_int(gw->hub->cfg, "http.timeout"));
     char cl[32];
     long long clen = -1;
-    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-        clen = atoll(cl);
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) clen = atoll(cl);
     bool has_body = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                     strcmp(r->method, "PATCH") == 0;
     if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
@@ -606,21 +575,18 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     } else if (!has_body || clen == 0) {
         route(r);
     }
-    if (r->ready)
-        lws_callback_on_writable(wsi);
+    if (r->ready) lws_callback_on_writable(wsi);
     return 0;
 }
 
 static int http_body(struct pss *pss, const void *in, size_t len)
 {
     struct req *r = pss->req;
-    if (!r)
-        return 0;
+    if (!r) return 0;
     /* lws restarts its timeout at every chunk: bound the whole body */
     if (oh_mono_us() - r->started_us > oh_config_int(r->gw->hub->cfg, "http.timeout") * 1000000)
         return -1;
-    if (r->too_big)
-        return 0;
+    if (r->too_big) return 0;
     if (r->body_len + len > r->gw->max_body) {
         r->too_big = true; /* the rest is discarded; 413 once it has arrived */
         free(r->body);
@@ -628,8 +594,7 @@ static int http_body(struct pss *pss, const void *in, size_t len)
         return 0;
     }
     char *nb = realloc(r->body, r->body_len + len + 1);
-    if (!nb)
-        return -1;
+    if (!nb) return -1;
     memcpy(nb + r->body_len, in, len);
     r->body_len += len;
     nb[r->body_len] = '\0';
@@ -640,21 +605,18 @@ static int http_body(struct pss *pss, const void *in, size_t len)
 static int http_write(struct lws *wsi, struct pss *pss)
 {
     struct req *r = pss->req;
-    if (!r || !r->ready)
-        return 0;
+    if (!r || !r->ready) return 0;
     uint8_t hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned int)r->status, r->ctype, r->resp_len, &p,
-                                    end))
+    if (lws_add_http_common_headers(wsi, (unsigned int)r->status, r->ctype, r->resp_len, &p, end))
         return 1;
     if (r->retry_after) {
         char ra[16];
         int n = snprintf(ra, sizeof ra, "%d", r->retry_after);
-        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
-                                        (const unsigned char *)ra, n, &p, end))
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"retry-after:", (const unsigned char *)ra, n, &p, end))
             return 1;
     }
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
     bool head = strcmp(r->method, "HEAD") == 0;
     if (r->resp_len && !head &&
         lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
@@ -666,8 +628,7 @@ static int http_write(struct lws *wsi, struct pss *pss)
     r->wsi = NULL;
     bool close_after = r->close_after;
     req_release(r);
-    if (close_after || lws_http_transaction_completed(wsi))
-        return -1;
+    if (close_after || lws_http_transaction_completed(wsi)) return -1;
     return 0;
 }
 
@@ -681,17 +642,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (pss->req) /* pipelined before we answered: refuse */
             return -1;
         return http_begin(wsi, pss, in, len);
-    case LWS_CALLBACK_HTTP_BODY:
-        return http_body(pss, in, len);
+    case LWS_CALLBACK_HTTP_BODY: return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->req && !pss->req->ready && pss->req->refs == 1) {
             route(pss->req);
-            if (pss->req->ready)
-                lws_callback_on_writable(wsi);
+            if (pss->req->ready) lws_callback_on_writable(wsi);
         }
         return 0;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_write(wsi, pss);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return http_write(wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss && pss->req) {
             pss->req->wsi = NULL;
@@ -708,11 +666,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             gw_ws_deliver_live(gw);
         }
         return 0;
-    default:
-        break;
+    default: break;
     }
-    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi))
-        return -1;
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION || reason == LWS_CALLBACK_ESTABLISHED ||
         reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
         reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_RECEIVE_PONG)
@@ -728,11 +684,9 @@ static const struct lws_protocols protocols[] = {
 static void add_header_name(struct oh_gateway *gw, const char *name)
 {
     for (int i = 0; i < gw->nheader_names; i++)
-        if (strcmp(gw->header_names[i], name) == 0)
-            return;
+        if (strcmp(gw->header_names[i], name) == 0) return;
     for (size_t i = 0; i < OH_ARRAY_SIZE(std_headers); i++)
-        if (strcmp(std_headers[i].name, name) == 0)
-            return;
+        if (strcmp(std_headers[i].name, name) == 0) return;
     if (gw->nheader_names < (int)OH_ARRAY_SIZE(gw->header_names))
         gw->header_names[gw->nheader_names++] = strdup(name);
 }
@@ -764,8 +718,8 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->ws_idle = (int)oh_config_int(hub->cfg, "ws.idle_timeout");
     gw->started_ms = oh_now_ms();
     gw->rl_ip = oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit"), 16384);
-    gw->rl_token = oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"),
-                                    16384);
+    gw->rl_token =
+        oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"), 16384);
     pthread_mutex_init(&gw->mu, NULL);
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
@@ -831,24 +785,20 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
 int oh_gateway_run(struct oh_gateway *gw)
 {
     while (!gw->stop)
-        if (lws_service(gw->ctx, 0) < 0)
-            break;
+        if (lws_service(gw->ctx, 0) < 0) break;
     return OH_OK;
 }
 
 void oh_gateway_stop(struct oh_gateway *gw)
 {
     gw->stop = 1;
-    if (gw->ctx)
-        lws_cancel_service(gw->ctx);
+    if (gw->ctx) lws_cancel_service(gw->ctx);
 }
 
 void oh_gateway_free(struct oh_gateway *gw)
 {
-    if (!gw)
-        return;
-    if (gw->hub->feed_opaque == gw)
-        gw->hub->feed = NULL;
+    if (!gw) return;
+    if (gw->hub->feed_opaque == gw) gw->hub->feed = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
     if (gw->ctx) {
         lws_sul_cancel(&tick_sul);

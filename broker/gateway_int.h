@@ -39,8 +39,8 @@ struct req {
     char *resp;
     size_t resp_len;
     int retry_after;
-    bool ready; /* answer complete, waiting for writable */
-    bool close_after; /* drop the connection once answered */
+    bool ready;        /* answer complete, waiting for writable */
+    bool close_after;  /* drop the connection once answered */
     gw_after_fn after; /* runs on the service thread when async work is done */
     /* request-specific state of an async handler */
     void *state;
@@ -61,16 +61,16 @@ struct oh_gateway {
     const char *jwt_secret;
     size_t max_body;
     volatile int stop;
-    pthread_mutex_t mu;       /* guards done, live, ws_done, wake_pending */
-    bool wake_pending;        /* a wake-up of the service thread is on its way */
-    struct req *done;         /* completed async requests */
+    pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */
+    bool wake_pending;                   /* a wake-up of the service thread is on its way */
+    struct req *done;                    /* completed async requests */
     struct live_item *live, **live_tail; /* events from the feed */
     size_t live_len;
-    struct wsconn *conns;     /* every WebSocket connection */
-    struct wsjob *ws_done;    /* finished WebSocket work, guarded by mu */
-    struct sub *subs[4096];   /* live subscriptions by conversation hash */
-    struct sub *all_subs;     /* agents' "*" subscriptions */
-    char *header_names[64];   /* lower-case names connectors read */
+    struct wsconn *conns;   /* every WebSocket connection */
+    struct wsjob *ws_done;  /* finished WebSocket work, guarded by mu */
+    struct sub *subs[4096]; /* live subscriptions by conversation hash */
+    struct sub *all_subs;   /* agents' "*" subscriptions */
+    char *header_names[64]; /* lower-case names connectors read */
     int nheader_names;
     struct lws_http_mount mount;
     lws_retry_bo_t retry;

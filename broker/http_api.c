@@ -8,7 +8,7 @@
 #include "metrics.h"
 
 #define MAX_TEXT 65536
-#define WEBCHAT "webchat"
+#define WEBCHAT  "webchat"
 
 /* Per-request state of the conversation routes. */
 struct api {
@@ -42,8 +42,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     char *end;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return false;
+    if (!*s || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
 }
@@ -54,8 +53,8 @@ static bool json_body(struct req *r, json_t **out)
     json_error_t e;
     *out = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e) : NULL;
     if (!*out || !json_is_object(*out)) {
-        gw_reply_error(r, 400, "bad_request", "body must be a JSON object%s%s",
-                       *out ? "" : ": ", *out ? "" : (r->body ? e.text : "empty body"));
+        gw_reply_error(r, 400, "bad_request", "body must be a JSON object%s%s", *out ? "" : ": ",
+                       *out ? "" : (r->body ? e.text : "empty body"));
         json_decref(*out);
         *out = NULL;
         return false;
@@ -70,8 +69,8 @@ static int conv_row(void *opaque, const struct oh_conversation *c)
     char upd[32], created[32];
     oh_time_rfc3339(upd, c->updated_ms);
     oh_time_rfc3339(created, c->created_ms);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:s, s:s}", "conversation_id",
-                          c->id, "channel", c->channel, "account", c->account, "contact", "id",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:s, s:s}", "conversation_id", c->id,
+                          "channel", c->channel, "account", c->account, "contact", "id",
                           c->contact_id, "name", c->contact_name, "head", (json_int_t)c->head,
                           "updated_at", upd, "created_at", created);
     if (o && c->last_inbound_ms) {
@@ -137,13 +136,11 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
     if (p->len + len + 2 > p->cap) {
         size_t cap = (p->cap + len + 2) * 2;
         char *nb = realloc(p->buf, cap);
-        if (!nb)
-            return 1;
+        if (!nb) return 1;
         p->buf = nb;
         p->cap = cap;
     }
-    if (p->count++)
-        p->buf[p->len++] = ',';
+    if (p->count++) p->buf[p->len++] = ',';
     memcpy(p->buf + p->len, json, len);
     p->len += len;
     p->last = seq;
@@ -158,8 +155,7 @@ static void events_work(void *opaque)
     struct oh_conversation c;
     int rc = oh_store_conversation_get(st, a->conv, &c);
     struct page p = {0};
-    if (rc == OH_OK)
-        rc = oh_store_history(st, a->conv, a->after, a->limit, page_row, &p);
+    if (rc == OH_OK) rc = oh_store_history(st, a->conv, a->after, a->limit, page_row, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else if (rc) {
@@ -174,8 +170,7 @@ static void events_work(void *opaque)
         char *out = n > 0 ? malloc((size_t)n + p.len + 3) : NULL;
         if (out) {
             memcpy(out, head, (size_t)n);
-            if (p.len)
-                memcpy(out + n, p.buf, p.len);
+            if (p.len) memcpy(out + n, p.buf, p.len);
             memcpy(out + (size_t)n + p.len, "]}", 3);
             gw_reply(r, 200, "application/json", out, (size_t)n + p.len + 2);
         } else {
@@ -227,8 +222,9 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     }
     if ((text && !json_is_string(text)) || (tmpl && !json_is_object(tmpl)) ||
         (att && !json_is_array(att)) || (reply_to && !json_is_string(reply_to))) {
-        oh_errf(err, errlen, "text and reply_to must be strings, template an object, "
-                             "attachments an array");
+        oh_errf(err, errlen,
+                "text and reply_to must be strings, template an object, "
+                "attachments an array");
         return 400;
     }
     if (!text && !tmpl && !att) {
@@ -246,8 +242,7 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     bool agent = who->role == OH_ROLE_AGENT;
     char mine[OH_ID_MAX];
     oh_auth_customer_conversation(who->sub, mine);
-    if (!agent && strcmp(conv, "new") == 0)
-        conv = mine;
+    if (!agent && strcmp(conv, "new") == 0) conv = mine;
     if (!oh_auth_may_access(who, conv)) {
         oh_errf(err, errlen, "not your conversation");
         return 403;
@@ -275,20 +270,16 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     const char *kind = "text";
     if (att && json_array_size(att))
         kind = json_string_value(json_object_get(json_array_get(att, 0), "kind"));
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, "
-                             "s:{s:s, s:s}}",
-                             "conversation_id", conv, "channel", c.channel, "account", c.account,
-                             "direction", agent ? "outbound" : "inbound", "contact", "id",
-                             c.contact_id, "name", c.contact_name, "message_id", id, "kind",
-                             kind ? kind : "text", "text", text ? json_string_value(text) : "",
-                             "sent_at", when, "author", "kind", agent ? "agent" : "customer",
-                             "id", who->sub);
-    if (data && tmpl)
-        json_object_set(data, "template", (json_t *)tmpl);
-    if (data && att)
-        json_object_set(data, "attachments", (json_t *)att);
-    if (data && reply_to)
-        json_object_set(data, "reply_to", (json_t *)reply_to);
+    json_t *data = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, "
+        "s:{s:s, s:s}}",
+        "conversation_id", conv, "channel", c.channel, "account", c.account, "direction",
+        agent ? "outbound" : "inbound", "contact", "id", c.contact_id, "name", c.contact_name,
+        "message_id", id, "kind", kind ? kind : "text", "text", text ? json_string_value(text) : "",
+        "sent_at", when, "author", "kind", agent ? "agent" : "customer", "id", who->sub);
+    if (data && tmpl) json_object_set(data, "template", (json_t *)tmpl);
+    if (data && att) json_object_set(data, "attachments", (json_t *)att);
+    if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);
     json_object_set_new(data, "client_msg_id", json_string(key));
     *out = oh_event_new(agent ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, 0, data);
     if (!*out) {
@@ -306,9 +297,9 @@ static void on_sent(void *opaque, int err)
         r->retry_after = 1;
         gw_reply_error(r, 503, "unavailable", "the message could not be made durable; retry");
     } else {
-        gw_reply_json(r, 202, json_pack("{s:O, s:O}", "event_id", json_object_get(a->event, "id"),
-                                        "conversation_id",
-                                        json_object_get(a->event, "subject")));
+        gw_reply_json(r, 202,
+                      json_pack("{s:O, s:O}", "event_id", json_object_get(a->event, "id"),
+                                "conversation_id", json_object_get(a->event, "subject")));
     }
     gw_complete(r);
 }
@@ -320,9 +311,13 @@ static void send_work(void *opaque)
     char err[256];
     int st = gw_build_message(r->gw, &r->who, a->conv, a->body, &a->event, err, sizeof err);
     if (st) {
-        gw_reply_error(r, st, st == 404 ? "not_found" : st == 403 ? "forbidden"
-                               : st == 413 ? "too_large" : st == 503 ? "unavailable"
-                               : "bad_request", "%s", err);
+        gw_reply_error(r, st,
+                       st == 404   ? "not_found"
+                       : st == 403 ? "forbidden"
+                       : st == 413 ? "too_large"
+                       : st == 503 ? "unavailable"
+                                   : "bad_request",
+                       "%s", err);
         gw_complete(r);
         return;
     }
@@ -337,8 +332,7 @@ static void send_work(void *opaque)
 static void post_message(struct req *r, const char *conv)
 {
     struct api *a = api_state(r);
-    if (!a || !json_body(r, &a->body))
-        return;
+    if (!a || !json_body(r, &a->body)) return;
     snprintf(a->conv, sizeof a->conv, "%s", conv);
     gw_async(r, send_work);
 }
@@ -348,8 +342,7 @@ static void post_message(struct req *r, const char *conv)
 static void after_read(struct req *r)
 {
     struct api *a = r->state;
-    if (r->status == 200)
-        gw_ws_read_fanout(r->gw, r->who.sub, r->who.device, a->conv, a->read_seq);
+    if (r->status == 200) gw_ws_read_fanout(r->gw, r->who.sub, r->who.device, a->conv, a->read_seq);
 }
 
 static void read_work(void *opaque)
@@ -362,12 +355,12 @@ static void read_work(void *opaque)
     if (rc == OH_OK && a->read_seq > c.head) {
         gw_reply_error(r, 400, "bad_request", "seq %lld is past the head %lld",
                        (long long)a->read_seq, (long long)c.head);
-    } else if (rc == OH_OK &&
-               (rc = oh_store_cursor_set(st, a->conv, r->who.sub, r->who.device, a->read_seq)) ==
-                   OH_OK) {
+    } else if (rc == OH_OK && (rc = oh_store_cursor_set(st, a->conv, r->who.sub, r->who.device,
+                                                        a->read_seq)) == OH_OK) {
         r->after = after_read;
-        gw_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "conversation_id", a->conv, "seq",
-                                        (json_int_t)a->read_seq, "device", r->who.device));
+        gw_reply_json(r, 200,
+                      json_pack("{s:s, s:I, s:s}", "conversation_id", a->conv, "seq",
+                                (json_int_t)a->read_seq, "device", r->who.device));
     } else if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else {
@@ -380,8 +373,7 @@ static void post_read(struct req *r, const char *conv)
 {
     struct api *a = api_state(r);
     json_t *body;
-    if (!a || !json_body(r, &body))
-        return;
+    if (!a || !json_body(r, &body)) return;
     json_t *seq = json_object_get(body, "seq");
     if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
         json_decref(body);
@@ -398,11 +390,9 @@ static void post_read(struct req *r, const char *conv)
 
 static bool valid_id(const char *s, size_t n)
 {
-    if (n == 0 || n >= OH_ID_MAX)
-        return false;
+    if (n == 0 || n >= OH_ID_MAX) return false;
     for (size_t i = 0; i < n; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~",
-                    s[i]))
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", s[i]))
             return false;
     return true;
 }
@@ -410,10 +400,8 @@ static bool valid_id(const char *s, size_t n)
 bool gw_api_route(struct req *r)
 {
     const char *p = r->path;
-    if (strncmp(p, "/v1/conversations", 17) != 0 || (p[17] && p[17] != '/'))
-        return false;
-    if (!gw_authenticate(r))
-        return true;
+    if (strncmp(p, "/v1/conversations", 17) != 0 || (p[17] && p[17] != '/')) return false;
+    if (!gw_authenticate(r)) return true;
     if (!p[17] || !p[18]) {
         if (strcmp(r->method, "GET") != 0)
             gw_reply_error(r, 405, "method_not_allowed", "use GET");

@@ -21,8 +21,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *opaque)
         return 0;
     }
     char *nb = realloc(s->resp->body, s->resp->len + len + 1);
-    if (!nb)
-        return 0;
+    if (!nb) return 0;
     memcpy(nb + s->resp->len, p, len);
     s->resp->len += len;
     nb[s->resp->len] = '\0';
@@ -86,10 +85,8 @@ int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp,
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         char *ct = NULL;
         curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-        if (ct)
-            snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
-        if (!resp->body)
-            resp->body = calloc(1, 1);
+        if (ct) snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+        if (!resp->body) resp->body = calloc(1, 1);
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
@@ -98,8 +95,7 @@ int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp,
 
 void oh_http_response_free(struct oh_http_response *resp)
 {
-    if (!resp)
-        return;
+    if (!resp) return;
     free(resp->body);
     resp->body = NULL;
     resp->len = 0;

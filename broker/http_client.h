@@ -6,21 +6,21 @@
 #include "oh.h"
 
 struct oh_http_response {
-    long status;              /* HTTP status, 0 when no answer */
-    char *body;               /* malloc'd, NUL-terminated */
+    long status; /* HTTP status, 0 when no answer */
+    char *body;  /* malloc'd, NUL-terminated */
     size_t len;
     char content_type[128];
-    int retry_after_ms;       /* from Retry-After, 0 none */
+    int retry_after_ms; /* from Retry-After, 0 none */
 };
 
 struct oh_http_request {
-    const char *method;               /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *url;
-    const char *const *headers;       /* "Name: value", NULL-terminated */
-    const void *body;                 /* may be NULL */
+    const char *const *headers; /* "Name: value", NULL-terminated */
+    const void *body;           /* may be NULL */
     size_t body_len;
-    long timeout_ms;                  /* whole transfer; 0 = 10 s */
-    size_t max_response;              /* 0 = 4 MiB */
+    long timeout_ms;     /* whole transfer; 0 = 10 s */
+    size_t max_response; /* 0 = 4 MiB */
 };
 
 /* Performs REQ. Returns 0 when an HTTP answer arrived (any status; look at

@@ -43,8 +43,7 @@ static void release(struct batch *b)
 static void on_appended(void *opaque, int err, int32_t partition, int64_t offset)
 {
     struct batch *b = opaque;
-    if (err)
-        atomic_store(&b->err, err);
+    if (err) atomic_store(&b->err, err);
     oh_metrics_observe("omnihub_log_append_seconds", "",
                        (double)(oh_mono_us() - b->started_us) / 1e6);
     release(b);
@@ -79,11 +78,9 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
     for (size_t i = 0; i < events->n; i++) {
         size_t len;
         char *value = NULL;
-        if (rc == OH_OK)
-            value = json_dumps(events->ev[i], JSON_COMPACT);
+        if (rc == OH_OK) value = json_dumps(events->ev[i], JSON_COMPACT);
         len = value ? strlen(value) : 0;
-        if (rc == OH_OK && !value)
-            rc = OH_ENOMEM;
+        if (rc == OH_OK && !value) rc = OH_ENOMEM;
         if (rc == OH_OK)
             rc = oh_log_append(hub->log, OH_TOPIC_EVENTS, oh_event_subject(events->ev[i]), value,
                                len, on_appended, b);
@@ -119,8 +116,7 @@ int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events)
 {
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
     int rc = oh_hub_ingest(hub, events, wake, &w);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     pthread_mutex_lock(&w.mu);
     while (!w.done)
         pthread_cond_wait(&w.cv, &w.mu);
@@ -139,8 +135,7 @@ struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel)
 
 void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len)
 {
-    if (hub->feed)
-        hub->feed(hub->feed_opaque, conv, seq, json, len);
+    if (hub->feed) hub->feed(hub->feed_opaque, conv, seq, json, len);
 }
 
 json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
@@ -156,16 +151,17 @@ json_t *oh_status_event(const json_t *outbound, const char *state, const char *p
     if (provider_id && *provider_id)
         json_object_set_new(status, "provider_message_id", json_string(provider_id));
     if (error_code || error)
-        json_object_set_new(status, "error", json_pack("{s:s, s:s}", "code",
-                                                       error_code ? error_code : "",
-                                                       "message", error ? error : ""));
-    json_t *data = json_pack("{s:O, s:O, s:O, s:s, s:O, s:s, s:s, s:o, s:{s:s, s:s}}",
-                             "conversation_id", json_object_get(od, "conversation_id"),
-                             "channel", json_object_get(od, "channel"),
-                             "account", json_object_get(od, "account"),
-                             "direction", "outbound",
-                             "contact", json_object_get(od, "contact"),
-                             "message_id", msgid, "kind", json_string_value(json_object_get(od, "kind")) ? json_string_value(json_object_get(od, "kind")) : "text", "status", status,
-                             "author", "kind", "system", "id", "omnihub");
+        json_object_set_new(status, "error",
+                            json_pack("{s:s, s:s}", "code", error_code ? error_code : "", "message",
+                                      error ? error : ""));
+    json_t *data =
+        json_pack("{s:O, s:O, s:O, s:s, s:O, s:s, s:s, s:o, s:{s:s, s:s}}", "conversation_id",
+                  json_object_get(od, "conversation_id"), "channel", json_object_get(od, "channel"),
+                  "account", json_object_get(od, "account"), "direction", "outbound", "contact",
+                  json_object_get(od, "contact"), "message_id", msgid, "kind",
+                  json_string_value(json_object_get(od, "kind"))
+                      ? json_string_value(json_object_get(od, "kind"))
+                      : "text",
+                  "status", status, "author", "kind", "system", "id", "omnihub");
     return oh_event_new(OH_EV_STATUS, id, 0, data);
 }

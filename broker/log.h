@@ -38,8 +38,8 @@ int oh_log_ping(oh_log *log);
 /* Appends VALUE under KEY (the conversation id; it picks the partition).
  * Copies KEY and VALUE; thread-safe; DONE is called as described above.
  * Returns 0 if queued; on a negative return DONE is not called. */
-int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value,
-                  size_t len, oh_log_done_fn done, void *opaque);
+int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
+                  oh_log_done_fn done, void *opaque);
 
 /* One record as delivered by oh_log_poll(). Pointers are borrowed until the
  * next poll on the same consumer. */
@@ -70,8 +70,7 @@ struct oh_log_rebalance {
  * group, read every partition from the start (or seek). Use from one thread.
  * Caller frees with oh_log_consumer_close(). */
 oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
-                                     const struct oh_log_rebalance *reb, char *err,
-                                     size_t errlen);
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen);
 void oh_log_consumer_close(oh_log_consumer *c);
 
 /* Fills up to MAX records, waiting up to TIMEOUT_MS for the first one.
@@ -94,8 +93,7 @@ struct oh_log_lag {
 };
 /* Fills up to MAX entries; returns the count or a negative code. Works from
  * another process (omnihubctl lag) as well as inside the daemon. */
-int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out,
-               int max);
+int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max);
 
 /* Number of partitions of TOPIC (local: always 1). */
 int oh_log_partitions(oh_log *log, const char *topic);

@@ -14,15 +14,13 @@ struct oh_log_ops {
     int (*append)(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
                   oh_log_done_fn done, void *opaque);
     oh_log_consumer *(*consumer_new)(oh_log *log, const char *group, const char *topic,
-                                     const struct oh_log_rebalance *reb, char *err,
-                                     size_t errlen);
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen);
     void (*consumer_close)(oh_log_consumer *c);
     int (*poll)(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms);
     int (*seek)(oh_log_consumer *c, int32_t partition, int64_t offset);
     int (*seek_end)(oh_log_consumer *c);
     int (*commit)(oh_log_consumer *c, int32_t partition, int64_t next);
-    int (*lag)(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out,
-               int max);
+    int (*lag)(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max);
     int (*partitions)(oh_log *log, const char *topic);
 };
 

@@ -14,7 +14,7 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 #define NBUCKETS OH_ARRAY_SIZE(buckets)
 
 struct series {
-    struct series *next; /* hash chain */
+    struct series *next;  /* hash chain */
     struct series *order; /* insertion order, for rendering */
     enum kind kind;
     char *name, *labels;
@@ -47,16 +47,13 @@ static uint32_t hash(const char *a, const char *b)
 /* Finds or creates a series; called with the lock held. */
 static struct series *lookup(const char *name, const char *labels, enum kind kind)
 {
-    if (!labels)
-        labels = "";
+    if (!labels) labels = "";
     uint32_t h = hash(name, labels) % NSLOTS;
     for (struct series *s = slots[h]; s; s = s->next)
-        if (strcmp(s->name, name) == 0 && strcmp(s->labels, labels) == 0)
-            return s;
+        if (strcmp(s->name, name) == 0 && strcmp(s->labels, labels) == 0) return s;
     struct series *s = calloc(1, sizeof *s);
     if (!s || !(s->name = strdup(name)) || !(s->labels = strdup(labels))) {
-        if (s)
-            free(s->name);
+        if (s) free(s->name);
         free(s);
         return NULL;
     }
@@ -72,8 +69,7 @@ void oh_metrics_inc(const char *name, const char *labels, uint64_t by)
 {
     pthread_mutex_lock(&lock);
     struct series *s = lookup(name, labels, COUNTER);
-    if (s)
-        s->value += (double)by;
+    if (s) s->value += (double)by;
     pthread_mutex_unlock(&lock);
 }
 
@@ -81,8 +77,7 @@ void oh_metrics_set(const char *name, const char *labels, double value)
 {
     pthread_mutex_lock(&lock);
     struct series *s = lookup(name, labels, GAUGE);
-    if (s)
-        s->value = value;
+    if (s) s->value = value;
     pthread_mutex_unlock(&lock);
 }
 
@@ -94,8 +89,7 @@ void oh_metrics_observe(const char *name, const char *labels, double seconds)
         s->value += seconds;
         s->count++;
         for (size_t i = 0; i < NBUCKETS; i++)
-            if (seconds <= buckets[i])
-                s->bucket[i]++;
+            if (seconds <= buckets[i]) s->bucket[i]++;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -105,8 +99,7 @@ void oh_metrics_describe(const char *name, const char *help)
     pthread_mutex_lock(&lock);
     struct help *h;
     for (h = helps; h; h = h->next)
-        if (strcmp(h->name, name) == 0)
-            break;
+        if (strcmp(h->name, name) == 0) break;
     if (!h && (h = calloc(1, sizeof *h))) {
         h->name = strdup(name);
         h->text = strdup(help);
@@ -141,16 +134,14 @@ static void put(struct buf *b, const char *fmt, ...)
         va_start(ap, fmt);
         int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
-        if (n < 0)
-            return;
+        if (n < 0) return;
         if (b->p && b->len + (size_t)n < b->cap) {
             b->len += (size_t)n;
             return;
         }
         size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
         char *p = realloc(b->p, cap);
-        if (!p)
-            return;
+        if (!p) return;
         b->p = p;
         b->cap = cap;
     }
@@ -165,8 +156,7 @@ static const char *kind_name(enum kind k)
 static bool seen_before(struct series *upto, const char *name)
 {
     for (struct series *s = first; s && s != upto; s = s->order)
-        if (strcmp(s->name, name) == 0)
-            return true;
+        if (strcmp(s->name, name) == 0) return true;
     return false;
 }
 
@@ -177,15 +167,12 @@ char *oh_metrics_render(size_t *len)
     pthread_mutex_lock(&lock);
     /* families in first-seen order, all series of a family together */
     for (struct series *f = first; f; f = f->order) {
-        if (seen_before(f, f->name))
-            continue;
+        if (seen_before(f, f->name)) continue;
         for (struct help *h = helps; h; h = h->next)
-            if (strcmp(h->name, f->name) == 0)
-                put(&b, "# HELP %s %s\n", f->name, h->text);
+            if (strcmp(h->name, f->name) == 0) put(&b, "# HELP %s %s\n", f->name, h->text);
         put(&b, "# TYPE %s %s\n", f->name, kind_name(f->kind));
         for (struct series *s = f; s; s = s->order) {
-            if (strcmp(s->name, f->name) != 0)
-                continue;
+            if (strcmp(s->name, f->name) != 0) continue;
             const char *sep = *s->labels ? "," : "";
             if (s->kind != HISTOGRAM) {
                 put(&b, "%s%s%s%s %.17g\n", s->name, *s->labels ? "{" : "", s->labels,
@@ -204,7 +191,6 @@ char *oh_metrics_render(size_t *len)
         }
     }
     pthread_mutex_unlock(&lock);
-    if (len)
-        *len = b.len;
+    if (len) *len = b.len;
     return b.p;
 }

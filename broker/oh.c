@@ -59,8 +59,7 @@ static size_t json_escape(char *out, size_t cap, const char *s)
 void oh_slog(enum oh_level lvl, const char *component, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    if (lvl < min_level)
-        return;
+    if (lvl < min_level) return;
     char msg[2048], esc[4200], ts[40];
     va_list ap;
     va_start(ap, fmt);
@@ -100,8 +99,7 @@ int64_t oh_mono_us(void)
 
 void oh_errf(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
+    if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);

@@ -19,10 +19,10 @@ enum {
     OH_EDUP = -5,      /* already present (idempotent repeat) */
     OH_EAUTH = -6,     /* bad or missing signature / token */
     OH_EFORBIDDEN = -7,
-    OH_ETOOBIG = -8,   /* over a size bound */
-    OH_EUNAVAIL = -9,  /* backend not ready, try later */
-    OH_ERETRY = -10,   /* transient failure, retry with backoff */
-    OH_ECLOSED = -11,  /* handle is shutting down */
+    OH_ETOOBIG = -8,  /* over a size bound */
+    OH_EUNAVAIL = -9, /* backend not ready, try later */
+    OH_ERETRY = -10,  /* transient failure, retry with backoff */
+    OH_ECLOSED = -11, /* handle is shutting down */
     OH_ETIMEOUT = -12,
 };
 

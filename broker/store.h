@@ -27,11 +27,11 @@ int oh_store_ping(oh_store *st);                  /* 0 when the backend answers 
 
 /* One event to materialize. */
 struct oh_store_item {
-    json_t *event;     /* in: borrowed normalized event; out: "seq" and "epoch"
-                          attributes added when it was stored */
+    json_t *event;         /* in: borrowed normalized event; out: "seq" and "epoch"
+                              attributes added when it was stored */
     int32_t src_partition; /* in: where it was read from the events topic */
     int64_t src_offset;
-    int64_t seq;       /* out: assigned seq, 0 when dropped as a duplicate */
+    int64_t seq; /* out: assigned seq, 0 when dropped as a duplicate */
 };
 
 /* A consumer position to store in the same transaction. */
@@ -88,7 +88,7 @@ struct oh_conversation {
     char account[256];
     char contact_id[256];
     char contact_name[256];
-    int64_t head;            /* highest seq */
+    int64_t head; /* highest seq */
     int64_t created_ms;
     int64_t updated_ms;      /* time of the last materialized event */
     int64_t last_inbound_ms; /* time of the last inbound message, 0 none */
@@ -117,8 +117,7 @@ int oh_store_ref_put(oh_store *st, const char *channel, const char *account, con
                      const char *conv, const char *message_id);
 /* The shown delivery state of MESSAGE_ID ("sent", "delivered", ...);
  * OH_ENOTFOUND when no status was recorded. OUT >= 16 bytes. */
-int oh_store_message_state(oh_store *st, const char *conv, const char *message_id,
-                           char out[16]);
+int oh_store_message_state(oh_store *st, const char *conv, const char *message_id, char out[16]);
 
 /* ---- read cursors ---- */
 

@@ -15,8 +15,8 @@ struct oh_store_ops {
                        const struct oh_store_pos *pos, size_t npos);
     int (*position_get)(oh_store *st, const char *group, const char *topic, int32_t partition,
                         int64_t *next, int64_t *published);
-    int (*position_published)(oh_store *st, const char *group, const char *topic,
-                              int32_t partition, int64_t published);
+    int (*position_published)(oh_store *st, const char *group, const char *topic, int32_t partition,
+                              int64_t published);
     int (*since_source)(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
                         void *opaque);
     int (*history)(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,

@@ -26,11 +26,9 @@ static void *worker(void *arg)
         while (!q->head && !q->closing)
             pthread_cond_wait(&q->cv, &q->mu);
         struct job *j = q->head;
-        if (!j)
-            break;
+        if (!j) break;
         q->head = j->next;
-        if (!q->head)
-            q->tail = &q->head;
+        if (!q->head) q->tail = &q->head;
         pthread_mutex_unlock(&q->mu);
         j->fn(j->opaque);
         free(j);
@@ -51,8 +49,7 @@ oh_workq *oh_workq_new(int threads, const char *name)
     pthread_cond_init(&q->cv, NULL);
     q->tail = &q->head;
     for (; q->nthreads < threads; q->nthreads++) {
-        if (pthread_create(&q->threads[q->nthreads], NULL, worker, q))
-            break;
+        if (pthread_create(&q->threads[q->nthreads], NULL, worker, q)) break;
         pthread_setname_np(q->threads[q->nthreads], name);
     }
     if (q->nthreads == 0) {
@@ -64,8 +61,7 @@ oh_workq *oh_workq_new(int threads, const char *name)
 
 void oh_workq_free(oh_workq *q)
 {
-    if (!q)
-        return;
+    if (!q) return;
     pthread_mutex_lock(&q->mu);
     q->closing = true;
     pthread_cond_broadcast(&q->cv);
@@ -81,8 +77,7 @@ void oh_workq_free(oh_workq *q)
 int oh_workq_submit(oh_workq *q, oh_work_fn fn, void *opaque)
 {
     struct job *j = malloc(sizeof *j);
-    if (!j)
-        return OH_ENOMEM;
+    if (!j) return OH_ENOMEM;
     *j = (struct job){NULL, fn, opaque};
     pthread_mutex_lock(&q->mu);
     if (q->closing) {

@@ -8,9 +8,9 @@
 #include "gateway_int.h"
 #include "metrics.h"
 
-#define PAGE 500
+#define PAGE        500
 #define MAX_PENDING 10000
-#define MAX_SUBS 64
+#define MAX_SUBS    64
 
 struct outmsg {
     struct outmsg *next;
@@ -96,8 +96,7 @@ static void conn_release(struct wsconn *c);
 
 static void close_conn(struct wsconn *c, int code, const char *reason)
 {
-    if (!c->wsi || c->close_code)
-        return;
+    if (!c->wsi || c->close_code) return;
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
     lws_callback_on_writable(c->wsi);
@@ -106,8 +105,7 @@ static void close_conn(struct wsconn *c, int code, const char *reason)
 static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b, size_t blen,
                      const char *z, size_t zlen)
 {
-    if (!c->wsi || c->close_code)
-        return;
+    if (!c->wsi || c->close_code) return;
     size_t len = alen + blen + zlen;
     if (c->out_bytes + len > c->gw->ws_max_queue) {
         oh_metrics_inc("omnihub_ws_slow_closes_total", "", 1);
@@ -125,10 +123,8 @@ static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b
         return;
     }
     memcpy(buf + LWS_PRE, a, alen);
-    if (blen)
-        memcpy(buf + LWS_PRE + alen, b, blen);
-    if (zlen)
-        memcpy(buf + LWS_PRE + alen + blen, z, zlen);
+    if (blen) memcpy(buf + LWS_PRE + alen, b, blen);
+    if (zlen) memcpy(buf + LWS_PRE + alen + blen, z, zlen);
     *m = (struct outmsg){NULL, len, buf};
     *c->out_tail = m;
     c->out_tail = &m->next;
@@ -140,8 +136,7 @@ static void send_json(struct wsconn *c, json_t *o)
 {
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (s)
-        send_raw(c, s, strlen(s), NULL, 0, NULL, 0);
+    if (s) send_raw(c, s, strlen(s), NULL, 0, NULL, 0);
     free(s);
 }
 
@@ -194,8 +189,7 @@ static void sub_unlink(struct oh_gateway *gw, struct sub *s)
 static struct live_item *item_copy(const struct live_item *it)
 {
     struct live_item *n = malloc(sizeof *n + it->len + 1);
-    if (n)
-        memcpy(n, it, sizeof *n + it->len + 1);
+    if (n) memcpy(n, it, sizeof *n + it->len + 1);
     return n;
 }
 
@@ -225,8 +219,7 @@ static void deliver(struct sub *s, const struct live_item *it)
         }
         return;
     }
-    if (it->seq <= s->last)
-        return;
+    if (it->seq <= s->last) return;
     s->last = it->seq;
     send_event(c, it->json, it->len);
     oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
@@ -237,8 +230,7 @@ void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, s
 {
     struct oh_gateway *gw = opaque;
     struct live_item *it = malloc(sizeof *it + len + 1);
-    if (!it)
-        return;
+    if (!it) return;
     it->next = NULL;
     snprintf(it->conv, sizeof it->conv, "%s", conv);
     it->seq = seq;
@@ -252,8 +244,7 @@ void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, s
     gw->live_len++;
     bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    if (wake)
-        lws_cancel_service(gw->ctx);
+    if (wake) lws_cancel_service(gw->ctx);
 }
 
 static void drain_jobs(struct oh_gateway *gw);
@@ -269,8 +260,7 @@ void gw_ws_deliver_live(struct oh_gateway *gw)
     while (it) {
         struct live_item *next = it->next;
         for (struct sub *s = gw->subs[slot_of(it->conv)]; s; s = s->next_hash)
-            if (strcmp(s->conv, it->conv) == 0)
-                deliver(s, it);
+            if (strcmp(s->conv, it->conv) == 0) deliver(s, it);
         for (struct sub *s = gw->all_subs; s; s = s->next_hash)
             deliver(s, it);
         free(it);
@@ -289,8 +279,7 @@ static void job_done(struct wsjob *j)
     gw->ws_done = j;
     bool wake = gw_wake_locked(gw);
     pthread_mutex_unlock(&gw->mu);
-    if (wake)
-        lws_cancel_service(gw->ctx);
+    if (wake) lws_cancel_service(gw->ctx);
 }
 
 static void subscribe_work(void *opaque)
@@ -313,8 +302,7 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
 {
     struct wsjob *j = opaque;
     char *copy = malloc(len);
-    if (!copy)
-        return 1;
+    if (!copy) return 1;
     memcpy(copy, json, len);
     j->rows[j->nrows] = copy;
     j->lens[j->nrows] = len;
@@ -331,8 +319,7 @@ static void page_work(void *opaque)
     int rc = j->rows && j->lens && j->seqs
                  ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, PAGE, page_row, j)
                  : OH_ENOMEM;
-    if (rc && rc != OH_ENOTFOUND)
-        j->status = 503;
+    if (rc && rc != OH_ENOTFOUND) j->status = 503;
     job_done(j);
 }
 
@@ -349,8 +336,8 @@ static void on_send_durable(void *opaque, int err)
 static void send_work(void *opaque)
 {
     struct wsjob *j = opaque;
-    j->status = gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->event, j->err,
-                                 sizeof j->err);
+    j->status =
+        gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->event, j->err, sizeof j->err);
     if (j->status) {
         job_done(j);
         return;
@@ -374,16 +361,14 @@ static void read_work(void *opaque)
         j->status = 400;
     else if (rc == OH_OK)
         rc = oh_store_cursor_set(st, j->conv, j->c->who.sub, j->c->who.device, j->seq);
-    if (!j->status && rc)
-        j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    if (!j->status && rc) j->status = rc == OH_ENOTFOUND ? 404 : 503;
     job_done(j);
 }
 
 static struct wsjob *job_new(struct wsconn *c, enum job_kind kind)
 {
     struct wsjob *j = calloc(1, sizeof *j);
-    if (!j)
-        return NULL;
+    if (!j) return NULL;
     j->kind = kind;
     j->c = c;
     c->refs++;
@@ -413,15 +398,13 @@ static void submit(struct wsjob *j, oh_work_fn fn)
 
 static void next_page(struct sub *s)
 {
-    if (s->page_busy || s->dead || s->live)
-        return;
+    if (s->page_busy || s->dead || s->live) return;
     if (s->c->out_bytes > s->c->gw->ws_max_queue / 2) {
         s->paused = true; /* resumes when the client has read */
         return;
     }
     struct wsjob *j = job_new(s->c, JOB_PAGE);
-    if (!j)
-        return;
+    if (!j) return;
     s->paused = false;
     s->page_busy = true;
     s->overflow = false;
@@ -447,12 +430,10 @@ static void finish_job(struct wsjob *j)
 {
     struct wsconn *c = j->c;
     struct sub *s = j->sub;
-    if (!c->wsi)
-        return;
+    if (!c->wsi) return;
     switch (j->kind) {
     case JOB_SUBSCRIBE:
-        if (s->dead)
-            break;
+        if (s->dead) break;
         if (j->status) {
             send_error(c, j->status == 404 ? "not_found" : "unavailable",
                        j->status == 404 ? "no such conversation" : "store unavailable");
@@ -470,8 +451,7 @@ static void finish_job(struct wsjob *j)
         break;
     case JOB_PAGE:
         s->page_busy = false;
-        if (s->dead)
-            break;
+        if (s->dead) break;
         if (j->status) {
             send_error(c, "unavailable", "store unavailable during replay");
             sub_unlink(c->gw, s);
@@ -491,8 +471,10 @@ static void finish_job(struct wsjob *j)
     case JOB_SEND:
         if (j->status) {
             send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
-                                   j->status == 403 ? "forbidden" : j->status == 404 ? "not_found"
-                                   : j->status == 503 ? "unavailable" : "bad_request",
+                                   j->status == 403   ? "forbidden"
+                                   : j->status == 404 ? "not_found"
+                                   : j->status == 503 ? "unavailable"
+                                                      : "bad_request",
                                    "message", j->err, "client_msg_id", j->key));
         } else {
             send_json(c, json_pack("{s:s, s:s, s:O, s:O}", "type", "ack", "client_msg_id", j->key,
@@ -502,8 +484,10 @@ static void finish_job(struct wsjob *j)
         break;
     case JOB_READ:
         if (j->status) {
-            send_error(c, j->status == 404 ? "not_found" : j->status == 400 ? "bad_request"
-                                                                            : "unavailable",
+            send_error(c,
+                       j->status == 404   ? "not_found"
+                       : j->status == 400 ? "bad_request"
+                                          : "unavailable",
                        j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
             gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
@@ -565,8 +549,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     json_t *after = json_object_get(msg, "after");
     json_t *epoch = json_object_get(msg, "epoch");
     bool customer = c->who.role == OH_ROLE_CUSTOMER;
-    if (!conv_arg(c, msg, conv, customer))
-        return;
+    if (!conv_arg(c, msg, conv, customer)) return;
     if (customer && strcmp(conv, "new") == 0) /* a new device: "my conversation" */
         oh_auth_customer_conversation(c->who.sub, conv);
     if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
@@ -589,8 +572,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         return;
     }
     struct sub *s = calloc(1, sizeof *s);
-    if (!s)
-        return;
+    if (!s) return;
     s->c = c;
     s->all = all;
     s->pend_tail = &s->pend;
@@ -613,8 +595,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     s->next_hash = c->gw->subs[slot];
     c->gw->subs[slot] = s;
     struct wsjob *j = job_new(c, JOB_SUBSCRIBE);
-    if (!j)
-        return;
+    if (!j) return;
     j->sub = s;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->after = after ? json_integer_value(after) : 0;
@@ -629,15 +610,13 @@ static void on_send(struct wsconn *c, json_t *msg)
 {
     char conv[OH_ID_MAX];
     const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
-    if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER))
-        return;
+    if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER)) return;
     if (strcmp(conv, "*") == 0) {
         send_error(c, "bad_request", "cannot send to \"*\"");
         return;
     }
     struct wsjob *j = job_new(c, JOB_SEND);
-    if (!j)
-        return;
+    if (!j) return;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     snprintf(j->key, sizeof j->key, "%s", key && strlen(key) <= 128 ? key : "");
     j->body = json_incref(msg);
@@ -648,15 +627,13 @@ static void on_read(struct wsconn *c, json_t *msg)
 {
     char conv[OH_ID_MAX];
     json_t *seq = json_object_get(msg, "seq");
-    if (!conv_arg(c, msg, conv, false))
-        return;
+    if (!conv_arg(c, msg, conv, false)) return;
     if (!json_is_integer(seq) || json_integer_value(seq) < 0 || strcmp(conv, "*") == 0) {
         send_error(c, "bad_request", "read needs a conversation and a non-negative seq");
         return;
     }
     struct wsjob *j = job_new(c, JOB_READ);
-    if (!j)
-        return;
+    if (!j) return;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->seq = json_integer_value(seq);
     submit(j, read_work);
@@ -664,15 +641,12 @@ static void on_read(struct wsconn *c, json_t *msg)
 
 static bool rate_ok(struct wsconn *c)
 {
-    if (c->gw->ws_rate <= 0)
-        return true;
+    if (c->gw->ws_rate <= 0) return true;
     int64_t now = oh_mono_ms();
     c->tokens += (double)(now - c->tokens_ms) * c->gw->ws_rate / 1000.0;
     c->tokens_ms = now;
-    if (c->tokens > 2.0 * c->gw->ws_rate)
-        c->tokens = 2.0 * c->gw->ws_rate;
-    if (c->tokens < 1)
-        return false;
+    if (c->tokens > 2.0 * c->gw->ws_rate) c->tokens = 2.0 * c->gw->ws_rate;
+    if (c->tokens < 1) return false;
     c->tokens -= 1;
     return true;
 }
@@ -721,8 +695,7 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
 
 static void conn_release(struct wsconn *c)
 {
-    if (--c->refs > 0)
-        return;
+    if (--c->refs > 0) return;
     while (c->subs) {
         struct sub *s = c->subs;
         c->subs = s->next_conn;
@@ -743,14 +716,12 @@ static void conn_closed(struct wsconn *c)
 {
     struct oh_gateway *gw = c->gw;
     for (struct sub *s = c->subs; s; s = s->next_conn)
-        if (!s->dead)
-            sub_unlink(gw, s);
+        if (!s->dead) sub_unlink(gw, s);
     if (c->prev)
         c->prev->next = c->next;
     else
         gw->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     c->wsi = NULL;
     oh_metrics_set("omnihub_ws_connections", "",
                    oh_metrics_value("omnihub_ws_connections", "") - 1);
@@ -767,8 +738,7 @@ static int token_of(struct lws *wsi, char *out, size_t len)
     }
     /* lws copies "access_token=<value>" and points at the value */
     const char *v = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
-    if (!v)
-        return -1;
+    if (!v) return -1;
     snprintf(out, len, "%s", v);
     return 0;
 }
@@ -778,8 +748,8 @@ static int token_of(struct lws *wsi, char *out, size_t len)
 static int refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg)
 {
     char body[256], buf[LWS_PRE + 512];
-    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                        code, msg);
+    int blen =
+        snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
     int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
                      "content-length: %d\r\nconnection: close\r\n\r\n%s",
@@ -801,23 +771,18 @@ static int writable(struct wsconn *c)
      * a busy subscriber fell behind and was closed as slow) */
     for (int k = 0; k < 64 && c->out; k++) {
         struct outmsg *m = c->out;
-        if (k > 0 && lws_send_pipe_choked(c->wsi))
-            break;
-        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
-            return -1;
+        if (k > 0 && lws_send_pipe_choked(c->wsi)) break;
+        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len) return -1;
         c->out = m->next;
-        if (!c->out)
-            c->out_tail = &c->out;
+        if (!c->out) c->out_tail = &c->out;
         c->out_bytes -= m->len;
         free(m->buf);
         free(m);
     }
-    if (c->out)
-        lws_callback_on_writable(c->wsi);
+    if (c->out) lws_callback_on_writable(c->wsi);
     if (c->out_bytes <= c->gw->ws_max_queue / 2)
         for (struct sub *s = c->subs; s; s = s->next_conn)
-            if (s->paused)
-                next_page(s);
+            if (s->paused) next_page(s);
     return 0;
 }
 
@@ -840,16 +805,14 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token");
         }
         c = calloc(1, sizeof *c);
-        if (!c)
-            return -1;
+        if (!c) return -1;
         c->who = who;
         c->authed = true;
         *slot = c;
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
-        if (!c)
-            return -1;
+        if (!c) return -1;
         c->gw = gw;
         c->wsi = wsi;
         c->refs = 1;
@@ -857,16 +820,14 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         c->last_rx_ms = c->tokens_ms = oh_mono_ms();
         c->tokens = 2.0 * gw->ws_rate;
         c->next = gw->conns;
-        if (gw->conns)
-            gw->conns->prev = c;
+        if (gw->conns) gw->conns->prev = c;
         gw->conns = c;
         oh_metrics_set("omnihub_ws_connections", "",
                        oh_metrics_value("omnihub_ws_connections", "") + 1);
         oh_metrics_inc("omnihub_ws_connections_total", "", 1);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        if (!c || !c->wsi)
-            return -1;
+        if (!c || !c->wsi) return -1;
         c->last_rx_ms = oh_mono_ms();
         /* protocol violations: close at once, telling the peer why */
         if (lws_frame_is_binary(wsi)) {
@@ -885,8 +846,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         {
             char *nb = realloc(c->rx, c->rx_len + len + 1);
-            if (!nb)
-                return -1;
+            if (!nb) return -1;
             memcpy(nb + c->rx_len, in, len);
             c->rx = nb;
             c->rx_len += len;
@@ -897,11 +857,9 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        if (c)
-            c->last_rx_ms = oh_mono_ms();
+        if (c) c->last_rx_ms = oh_mono_ms();
         return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c && c->wsi ? writable(c) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->wsi ? writable(c) : -1;
     case LWS_CALLBACK_CLOSED:
         if (c && c->wsi)
             conn_closed(c);
@@ -909,8 +867,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
             free(c); /* filtered but never established */
         *slot = NULL;
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

@@ -36,8 +36,7 @@ static void usage(FILE *out)
             "\n"
             "Channels for normalize:");
     for (const struct oh_connector *const *c = oh_connectors; *c; c++)
-        if ((*c)->normalize)
-            fprintf(out, " %s", (*c)->name);
+        if ((*c)->normalize) fprintf(out, " %s", (*c)->name);
     fprintf(out, "\n");
 }
 
@@ -46,12 +45,10 @@ static char *read_stdin(size_t *len)
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap + 1);
     for (;;) {
-        if (!buf)
-            return NULL;
+        if (!buf) return NULL;
         size_t got = fread(buf + n, 1, cap - n, stdin);
         n += got;
-        if (got == 0)
-            break;
+        if (got == 0) break;
         if (n == cap) {
             if (cap >= MAX_INPUT) {
                 free(buf);
@@ -60,8 +57,7 @@ static char *read_stdin(size_t *len)
             }
             cap *= 2;
             char *nb = realloc(buf, cap + 1);
-            if (!nb)
-                free(buf);
+            if (!nb) free(buf);
             buf = nb;
         }
     }
@@ -114,8 +110,7 @@ static int cmd_normalize(int argc, char **argv)
     }
     for (size_t i = 0; i < out.n; i++) {
         char *s = json_dumps(out.ev[i], JSON_COMPACT);
-        if (s)
-            puts(s);
+        if (s) puts(s);
         free(s);
     }
     oh_event_list_clear(&out);
@@ -192,8 +187,7 @@ static oh_config *load(const char *path)
 {
     char err[1024];
     oh_config *cfg = oh_config_load(path, oh_config_tables(), NULL, err, sizeof err);
-    if (!cfg)
-        fprintf(stderr, "%s\n", err);
+    if (!cfg) fprintf(stderr, "%s\n", err);
     return cfg;
 }
 
@@ -221,14 +215,13 @@ static int cmd_tail(int argc, char **argv)
         }
     }
     oh_config *cfg = load(path);
-    if (!cfg)
-        return 2;
+    if (!cfg) return 2;
     char err[512] = "";
     oh_log *log = oh_log_open(cfg, err, sizeof err);
-    oh_log_consumer *c = log ? oh_log_consumer_new(log, NULL,
-                                                   timeline ? OH_TOPIC_TIMELINE : OH_TOPIC_EVENTS,
-                                                   NULL, err, sizeof err)
-                             : NULL;
+    oh_log_consumer *c =
+        log ? oh_log_consumer_new(log, NULL, timeline ? OH_TOPIC_TIMELINE : OH_TOPIC_EVENTS, NULL,
+                                  err, sizeof err)
+            : NULL;
     if (!c || (!beginning && oh_log_seek_end(c))) {
         fprintf(stderr, "omnihubctl tail: %s\n", err[0] ? err : "cannot read the log");
         oh_log_consumer_close(c);
@@ -246,8 +239,7 @@ static int cmd_tail(int argc, char **argv)
             fwrite(recs[i].value, 1, recs[i].len, stdout);
             fputc('\n', stdout);
         }
-        if (n > 0 && fflush(stdout) != 0)
-            break;
+        if (n > 0 && fflush(stdout) != 0) break;
     }
     oh_log_consumer_close(c);
     oh_log_close(log);
@@ -258,8 +250,8 @@ static int cmd_tail(int argc, char **argv)
 static int cmd_lag(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"group", required_argument, NULL, 'g'},
-        {"json", no_argument, NULL, 'j'},         {"samples", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},   {"group", required_argument, NULL, 'g'},
+        {"json", no_argument, NULL, 'j'},           {"samples", required_argument, NULL, 's'},
         {"interval", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
     const char *path = NULL, *groups[16];
     int ngroups = 0, samples = 3, interval = 1000;
@@ -269,8 +261,7 @@ static int cmd_lag(int argc, char **argv)
         switch (opt) {
         case 'c': path = optarg; break;
         case 'g':
-            if (ngroups < 16)
-                groups[ngroups++] = optarg;
+            if (ngroups < 16) groups[ngroups++] = optarg;
             break;
         case 'j': json = true; break;
         case 's': samples = atoi(optarg); break;
@@ -283,8 +274,7 @@ static int cmd_lag(int argc, char **argv)
         return 2;
     }
     oh_config *cfg = load(path);
-    if (!cfg)
-        return 2;
+    if (!cfg) return 2;
     char err[512] = "";
     oh_log *log = oh_log_open(cfg, err, sizeof err);
     int rc = 1;
@@ -315,18 +305,12 @@ int main(int argc, char **argv)
     argv[1] = argv[0];
     argc--;
     argv++;
-    if (!strcmp(cmd, "normalize"))
-        return cmd_normalize(argc, argv);
-    if (!strcmp(cmd, "token"))
-        return cmd_token(argc, argv);
-    if (!strcmp(cmd, "sign"))
-        return cmd_sign(argc, argv);
-    if (!strcmp(cmd, "tail"))
-        return cmd_tail(argc, argv);
-    if (!strcmp(cmd, "lag"))
-        return cmd_lag(argc, argv);
-    if (!strcmp(cmd, "kafka-mock"))
-        return oh_kafka_mock_cmd(argc, argv);
+    if (!strcmp(cmd, "normalize")) return cmd_normalize(argc, argv);
+    if (!strcmp(cmd, "token")) return cmd_token(argc, argv);
+    if (!strcmp(cmd, "sign")) return cmd_sign(argc, argv);
+    if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
+    if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
+    if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

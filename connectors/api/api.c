@@ -30,11 +30,9 @@ static const char *const api_headers[] = {"x-omnihub-signature", NULL};
 
 static bool api_name_ok(const char *channel)
 {
-    if (strncmp(channel, "api:", 4) != 0)
-        return false;
+    if (strncmp(channel, "api:", 4) != 0) return false;
     size_t n = strlen(channel + 4);
-    if (n == 0 || n > 32)
-        return false;
+    if (n == 0 || n > 32) return false;
     return strspn(channel + 4, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
@@ -67,8 +65,7 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
     const char *account = nc->account ? nc->account : api_field(in, "account", "", err, errlen);
     const json_t *contact = json_object_get(in, "contact");
     const char *message_id = api_field(in, "message_id", "", err, errlen);
-    if (!channel || !account || !message_id)
-        goto out;
+    if (!channel || !account || !message_id) goto out;
     if (!api_name_ok(channel)) {
         oh_errf(err, errlen, "channel must be \"api:<name>\" with a name of [a-z0-9_-]{1,32}");
         goto out;
@@ -78,8 +75,7 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
         goto out;
     }
     const char *contact_id = api_field(contact, "id", "contact.", err, errlen);
-    if (!contact_id)
-        goto out;
+    if (!contact_id) goto out;
     const json_t *name = json_object_get(contact, "name");
     const json_t *text = json_object_get(in, "text");
     const json_t *att = json_object_get(in, "attachments");
@@ -101,13 +97,13 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
     const char *kind = "text";
     size_t i;
     json_t *a;
-    json_array_foreach(att, i, a) {
+    json_array_foreach(att, i, a)
+    {
         if (!json_is_object(a) || !json_string_value(json_object_get(a, "kind"))) {
             oh_errf(err, errlen, "attachments[%zu] must be an object with a kind", i);
             goto out;
         }
-        if (i == 0 && !text)
-            kind = json_string_value(json_object_get(a, "kind"));
+        if (i == 0 && !text) kind = json_string_value(json_object_get(a, "kind"));
     }
     char id[OH_ID_MAX], conv[OH_ID_MAX], when[32];
     oh_event_id(id, channel, account, message_id, (const char *)NULL);
@@ -116,11 +112,10 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}}",
                              "conversation_id", conv, "channel", channel, "account", account,
                              "direction", "inbound", "contact", "id", contact_id, "name",
-                             name ? json_string_value(name) : "", "message_id", message_id,
-                             "kind", kind, "text", text ? json_string_value(text) : "",
-                             "sent_at", when, "author", "kind", "customer", "id", contact_id);
-    if (data && att)
-        json_object_set(data, "attachments", (json_t *)att);
+                             name ? json_string_value(name) : "", "message_id", message_id, "kind",
+                             kind, "text", text ? json_string_value(text) : "", "sent_at", when,
+                             "author", "kind", "customer", "id", contact_id);
+    if (data && att) json_object_set(data, "attachments", (json_t *)att);
     rc = oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, sent_ms, data));
 out:
     json_decref(in);
@@ -135,15 +130,14 @@ static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event
         oh_errf(err, errlen, "use POST");
         return OH_EINVAL;
     }
-    if (oh_sig_check_hex(api->secret, req->body, req->body_len, "sha256=",
-                         req->header(req, "x-omnihub-signature"))) {
+    if (oh_sig_check_hex(api->secret, req->body, req->body_len,
+                         "sha256=", req->header(req, "x-omnihub-signature"))) {
         oh_errf(err, errlen, "missing or bad X-Omnihub-Signature");
         return OH_EAUTH;
     }
     struct oh_norm_ctx nc = {NULL, oh_now_ms()};
     int rc = api_normalize(&nc, req->body, req->body_len, events, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     reply->status = 202;
     json_t *ev = events->ev[0];
     json_t *answer = json_pack("{s:s, s:s}", "event_id", oh_event_get_id(ev), "conversation_id",
@@ -163,15 +157,14 @@ static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
         return OH_EINVAL;
     }
     char *body = json_dumps(event, JSON_COMPACT);
-    if (!body)
-        return OH_ERETRY;
+    if (!body) return OH_ERETRY;
     char sig[72], sighdr[128], idem[200];
     oh_sig_make_hex(api->secret, body, strlen(body), sig);
     snprintf(sighdr, sizeof sighdr, "X-Omnihub-Signature: %s", sig);
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", oh_event_get_id(event));
     const char *headers[] = {"Content-Type: application/cloudevents+json", sighdr, idem, NULL};
-    struct oh_http_request rq = {"POST", api->outbound_url, headers, body, strlen(body),
-                                 api->timeout_ms, 1 << 16};
+    struct oh_http_request rq = {"POST",       api->outbound_url, headers, body,
+                                 strlen(body), api->timeout_ms,   1 << 16};
     struct oh_http_response resp;
     char why[256] = "";
     int rc = oh_http_do(&rq, &resp, why, sizeof why);
@@ -179,8 +172,7 @@ static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
     if (rc == OH_OK && resp.status >= 200 && resp.status < 300) {
         json_t *r = json_loadb(resp.body, resp.len, 0, NULL);
         const char *mid = json_string_value(json_object_get(r, "message_id"));
-        if (mid)
-            snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", mid);
+        if (mid) snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", mid);
         json_decref(r);
         oh_http_response_free(&resp);
         return OH_OK;
@@ -199,8 +191,7 @@ static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
 static void api_destroy(void *ctx)
 {
     struct api_ctx *api = ctx;
-    if (!api)
-        return;
+    if (!api) return;
     free(api->secret);
     free(api->outbound_url);
     free(api);

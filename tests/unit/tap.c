@@ -20,16 +20,14 @@ char *oh_test_tmpdir(void)
     const char *base = getenv("TMPDIR");
     char tmpl[512];
     snprintf(tmpl, sizeof tmpl, "%s/omnihub-test-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpl))
-        abort();
+    if (!mkdtemp(tmpl)) abort();
     return strdup(tmpl);
 }
 
 char *oh_test_read(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -41,8 +39,7 @@ char *oh_test_read(const char *path, size_t *len)
     }
     buf[n] = '\0';
     fclose(f);
-    if (len)
-        *len = (size_t)n;
+    if (len) *len = (size_t)n;
     return buf;
 }
 
@@ -50,7 +47,6 @@ char *oh_test_src(const char *rel)
 {
     const char *root = getenv("OMNIHUB_SOURCE_ROOT");
     char *p = NULL;
-    if (asprintf(&p, "%s/%s", root ? root : ".", rel) < 0)
-        abort();
+    if (asprintf(&p, "%s/%s", root ? root : ".", rel) < 0) abort();
     return p;
 }

@@ -18,14 +18,12 @@ static char *forge(const char *header, const char *payload, const char *key)
     oh_base64url((const uint8_t *)header, strlen(header), h);
     oh_base64url((const uint8_t *)payload, strlen(payload), p);
     char *signing = NULL;
-    if (asprintf(&signing, "%s.%s", h, p) < 0)
-        abort();
+    if (asprintf(&signing, "%s.%s", h, p) < 0) abort();
     uint8_t mac[32];
     oh_hmac_sha256(key, strlen(key), signing, strlen(signing), mac);
     oh_base64url(mac, 32, sig);
     char *tok = NULL;
-    if (asprintf(&tok, "%s.%s", signing, key ? sig : "") < 0)
-        abort();
+    if (asprintf(&tok, "%s.%s", signing, key ? sig : "") < 0) abort();
     free(signing);
     return tok;
 }

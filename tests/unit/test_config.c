@@ -20,8 +20,7 @@ static const struct oh_config_key *const tables[] = {keys, NULL};
 static char *write_tmp(const char *text)
 {
     char *dir = oh_test_tmpdir(), *path;
-    if (asprintf(&path, "%s/c.yaml", dir) < 0)
-        abort();
+    if (asprintf(&path, "%s/c.yaml", dir) < 0) abort();
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);

@@ -23,8 +23,7 @@ START_TEST(signature_checks)
     char upper[72];
     strcpy(upper, sig);
     for (char *p = upper + 7; *p; p++)
-        if (*p >= 'a' && *p <= 'f')
-            *p = (char)(*p - 32);
+        if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 32);
     ck_assert_int_eq(oh_sig_check_hex("s3cret", body, strlen(body), "sha256=", upper), OH_OK);
     ck_assert_int_eq(oh_sig_check_hex("other", body, strlen(body), "sha256=", sig), OH_EAUTH);
     ck_assert_int_eq(oh_sig_check_hex("s3cret", "{\"a\":2}", 7, "sha256=", sig), OH_EAUTH);

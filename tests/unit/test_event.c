@@ -5,9 +5,9 @@
 
 static json_t *sample(const char *conv)
 {
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "conversation_id", conv, "channel",
-                             "api:shop", "account", "acc", "direction", "inbound", "kind", "text",
-                             "text", "hello");
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "conversation_id", conv, "channel", "api:shop",
+                  "account", "acc", "direction", "inbound", "kind", "text", "text", "hello");
     return oh_event_new(OH_EV_INBOUND, "e_1", 1700000000123, data);
 }
 
@@ -20,8 +20,7 @@ START_TEST(envelope)
     ck_assert_str_eq(json_string_value(json_object_get(ev, "source")), "/omnihub/api:shop/acc");
     ck_assert_str_eq(json_string_value(json_object_get(ev, "time")), "2023-11-14T22:13:20.123Z");
     ck_assert_str_eq(oh_event_subject(ev), "c_abc");
-    ck_assert_str_eq(json_string_value(json_object_get(ev, "datacontenttype")),
-                     "application/json");
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "datacontenttype")), "application/json");
     ck_assert_int_eq(oh_event_validate(ev, err, sizeof err), OH_OK);
     json_object_set_new(ev, "subject", json_string("c_other"));
     ck_assert_int_eq(oh_event_validate(ev, err, sizeof err), OH_EINVAL);

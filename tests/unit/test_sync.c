@@ -40,10 +40,10 @@ static json_t *message(const char *contact, const char *msgid)
     char id[OH_ID_MAX], conv[OH_ID_MAX];
     oh_event_id(id, "api:t", "acc", msgid, (const char *)NULL);
     oh_conversation_id(conv, "api:t", "acc", contact);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:s, s:s}", "conversation_id",
-                             conv, "channel", "api:t", "account", "acc", "direction", "inbound",
-                             "contact", "id", contact, "message_id", msgid, "kind", "text",
-                             "text", msgid);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:s, s:s}", "conversation_id", conv,
+                  "channel", "api:t", "account", "acc", "direction", "inbound", "contact", "id",
+                  contact, "message_id", msgid, "kind", "text", "text", msgid);
     return oh_event_new(OH_EV_INBOUND, id, 0, data);
 }
 
@@ -63,8 +63,7 @@ static int64_t history_len(oh_store *st, const char *contact, int want)
     for (int tries = 0; tries < 200; tries++) {
         n = 0;
         int rc = oh_store_history(st, conv, 0, 100000, count_row, &n);
-        if ((rc == OH_OK || rc == OH_ENOTFOUND) && n >= want)
-            break;
+        if ((rc == OH_OK || rc == OH_ENOTFOUND) && n >= want) break;
         usleep(20000);
     }
     return n;
