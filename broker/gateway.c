@@ -356,24 +356,10 @@ static const char *bearer_of(const struct req *r, char *buf, size_t len)
 static int ws_rate_limited(struct oh_gateway *gw, struct lws *wsi)
 {
     if (!gw->rl_ip && !gw->rl_token) return 0;
-    char h[4200];
-    const char *tok = NULL;
-    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(h, "Bearer ", 7) == 0)
-        tok = h + 7;
-    else
-        tok = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
-    int wait = rate_wait(gw, wsi, tok, false);
+    char tok[4200];
+    int wait = rate_wait(gw, wsi, gw_ws_token(wsi, tok, sizeof tok) ? NULL : tok, false);
     if (!wait) return 0;
-    static const char body[] =
-        "{\"error\":{\"code\":\"rate_limited\",\"message\":\"too many requests\"}}";
-    char buf[LWS_PRE + 512];
-    int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
-                     "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
-                     "retry-after: %d\r\ncontent-length: %zu\r\nconnection: close\r\n\r\n%s",
-                     wait, sizeof body - 1, body);
-    lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
-    return -1;
+    return gw_refuse_upgrade(wsi, 429, "rate_limited", "too many requests", wait);
 }
 
 /* ---- routing ---- */

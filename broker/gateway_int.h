@@ -106,6 +106,13 @@ const char *gw_header(const struct req *r, const char *lname);
 bool gw_api_route(struct req *r);
 
 /* ws.c */
+/* Answers a refused WebSocket upgrade with a plain HTTP/1.1 status and a
+ * JSON error (lws's own status pages say HTTP/1.0, which WebSocket clients
+ * reject); returns -1 for the callback to close the connection. */
+int gw_refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg,
+                      int retry_after);
+/* The bearer token of an upgrade request (Authorization or ?access_token=). */
+int gw_ws_token(struct lws *wsi, char *out, size_t len);
 int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len);
 void gw_ws_deliver_live(struct oh_gateway *gw);

@@ -728,7 +728,7 @@ static void conn_closed(struct wsconn *c)
     conn_release(c);
 }
 
-static int token_of(struct lws *wsi, char *out, size_t len)
+int gw_ws_token(struct lws *wsi, char *out, size_t len)
 {
     char h[4200];
     if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
@@ -743,17 +743,24 @@ static int token_of(struct lws *wsi, char *out, size_t len)
     return 0;
 }
 
-/* Refuses an upgrade with a plain HTTP/1.1 answer and a JSON error body
- * (lws's own status pages say HTTP/1.0, which WebSocket clients reject). */
-static int refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg)
+int gw_refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg,
+                      int retry_after)
 {
-    char body[256], buf[LWS_PRE + 512];
+    static const struct {
+        int status;
+        const char *text;
+    } reasons[] = {{401, "Unauthorized"}, {404, "Not Found"}, {429, "Too Many Requests"}};
+    const char *reason = "Error";
+    for (size_t i = 0; i < OH_ARRAY_SIZE(reasons); i++)
+        if (reasons[i].status == status) reason = reasons[i].text;
+    char body[256], extra[48] = "", buf[LWS_PRE + 640];
     int blen =
         snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+    if (retry_after > 0) snprintf(extra, sizeof extra, "retry-after: %d\r\n", retry_after);
     int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
-                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n%s"
                      "content-length: %d\r\nconnection: close\r\n\r\n%s",
-                     status, status == 401 ? "Unauthorized" : "Not Found", blen, body);
+                     status, reason, extra, blen, body);
     lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
     return -1;
 }
@@ -798,11 +805,11 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         struct oh_principal who;
         lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
         if (strcmp(uri, "/v1/ws") != 0)
-            return refuse_upgrade(wsi, 404, "not_found", "no WebSocket here");
-        if (token_of(wsi, token, sizeof token) ||
+            return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket here", 0);
+        if (gw_ws_token(wsi, token, sizeof token) ||
             oh_auth_verify(gw->jwt_secret, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
             oh_metrics_inc("omnihub_auth_failures_total", "", 1);
-            return refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token");
+            return gw_refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token", 0);
         }
         c = calloc(1, sizeof *c);
         if (!c) return -1;
