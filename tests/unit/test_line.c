@@ -1,44 +1,15 @@
 /* test_line.c - the LINE connector without sockets: every fixture normalized
  * and checked, X-Line-Signature, the connectivity check and redeliveries. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
+#include "fixture.h"
 #include "connector.h"
 #include "crypto.h"
 #include "connectors/line/line.h"
 
 extern const struct oh_connector oh_connector_line;
-
-/* Every key of WANT is in GOT with an equal value; lists element-wise. */
-static bool subset(const json_t *want, const json_t *got, char *path, size_t plen)
-{
-    if (json_is_object(want)) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(got)) return false;
-        json_object_foreach((json_t *)want, k, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, ".%s", k);
-            if (!subset(v, json_object_get(got, k), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    if (json_is_array(want)) {
-        if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return false;
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, "[%zu]", i);
-            if (!subset(json_array_get(want, i), json_array_get(got, i), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    return got && json_equal((json_t *)want, (json_t *)got);
-}
 
 static int norm(const char *body, size_t len, struct oh_event_list *out, char *err, size_t errlen)
 {
@@ -48,69 +19,18 @@ static int norm(const char *body, size_t len, struct oh_event_list *out, char *e
 
 START_TEST(fixtures_match_expectations)
 {
-    char *dir = oh_test_src("tests/data/line");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *de;
-    int cases = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
-            continue;
-        char path[1024], epath[1024], err[256] = "";
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
-        size_t len;
-        char *body = oh_test_read(path, &len);
-        json_t *want = json_load_file(epath, 0, NULL);
-        ck_assert_msg(body && want, "%s: fixture or expectation missing", de->d_name);
-        struct oh_event_list out = {0};
-        ck_assert_msg(norm(body, len, &out, err, sizeof err) == 0, "%s: %s", de->d_name, err);
-        json_t *got = json_array();
-        for (size_t i = 0; i < out.n; i++) {
-            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", de->d_name,
-                          err);
-            json_array_append(got, out.ev[i]);
-        }
-        if (json_is_object(want)) want = json_pack("[o]", want);
-        char where[512] = "";
-        char *dump = json_dumps(got, JSON_INDENT(1));
-        ck_assert_msg(subset(want, got, where, sizeof where), "%s: mismatch at %s\n%s", de->d_name,
-                      where, dump);
-        free(dump);
-        oh_event_list_clear(&out);
-        json_decref(got);
-        json_decref(want);
-        free(body);
-        cases++;
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_int_ge(cases, 12);
+    ck_assert_int_ge(oh_fixture_check_dir("line", ".json", NULL, NULL), 12);
 }
 END_TEST
-
-static void load(const char *fixture, struct oh_event_list *out)
-{
-    char rel[256], err[256];
-    snprintf(rel, sizeof rel, "tests/data/line/%s.json", fixture);
-    char *path = oh_test_src(rel);
-    size_t len;
-    char *body = oh_test_read(path, &len);
-    ck_assert_ptr_nonnull(body);
-    ck_assert_int_eq(norm(body, len, out, err, sizeof err), 0);
-    free(body);
-    free(path);
-}
 
 START_TEST(ids_and_conversations)
 {
     struct oh_event_list first = {0}, redelivered = {0}, group = {0}, follow = {0}, unfollow = {0};
-    load("message_text", &first);
-    load("message_text_redelivery", &redelivered);
-    load("message_text_group", &group);
-    load("follow", &follow);
-    load("unfollow", &unfollow);
+    oh_fixture_load("line", "message_text", NULL, &first);
+    oh_fixture_load("line", "message_text_redelivery", NULL, &redelivered);
+    oh_fixture_load("line", "message_text_group", NULL, &group);
+    oh_fixture_load("line", "follow", NULL, &follow);
+    oh_fixture_load("line", "unfollow", NULL, &unfollow);
     /* a redelivery is the same event: it is stored once */
     ck_assert_str_eq(oh_event_get_id(first.ev[0]), oh_event_get_id(redelivered.ev[0]));
     ck_assert_str_eq(oh_event_subject(first.ev[0]), oh_event_subject(redelivered.ev[0]));
@@ -164,41 +84,17 @@ END_TEST
 
 /* ---- the webhook through the vtable ---- */
 
-struct fake_req {
-    struct oh_http_req req;
-    const char *sig;
-};
-
-static const char *fake_header(const struct oh_http_req *req, const char *name)
-{
-    const struct fake_req *f = (const struct fake_req *)req;
-    return strcmp(name, "x-line-signature") == 0 ? f->sig : NULL;
-}
-
 static void *line_instance(void)
 {
-    const struct oh_config_key *tables[] = {oh_connector_line.config_keys, NULL};
     char *env[] = {"OMNIHUB_LINE_CHANNEL_SECRET=channel-secret",
                    "OMNIHUB_LINE_ACCESS_TOKEN=line-token", NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    void *ctx = NULL;
-    ck_assert_msg(oh_connector_line.init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
-    oh_config_free(cfg);
-    return ctx;
+    return oh_fixture_instance(&oh_connector_line, env);
 }
 
 static int post(void *ctx, const char *body, const char *sig, struct oh_event_list *out)
 {
-    struct fake_req f = {
-        {"POST", "/webhooks/line", "", (const uint8_t *)body, strlen(body), fake_header, NULL},
-        sig};
-    struct oh_http_reply reply = {0};
-    char err[256];
-    int rc = oh_connector_line.webhook(ctx, &f.req, out, &reply, err, sizeof err);
-    ck_assert_int_eq(reply.status, 0);
-    return rc;
+    return oh_fixture_post(&oh_connector_line, ctx, "/webhooks/line", body, "x-line-signature", sig,
+                           out);
 }
 
 static void sign(const char *secret, const char *body, char out[48])
@@ -242,21 +138,10 @@ END_TEST
 
 START_TEST(init_requires_secrets)
 {
-    const struct oh_config_key *tables[] = {oh_connector_line.config_keys, NULL};
     char *only_secret[] = {"OMNIHUB_LINE_CHANNEL_SECRET=s", NULL};
     char *only_token[] = {"OMNIHUB_LINE_ACCESS_TOKEN=t", NULL};
-    char *const *envs[] = {only_secret, only_token};
-    const char *missing[] = {"line.access_token", "line.channel_secret"};
-    for (size_t i = 0; i < 2; i++) {
-        char err[256] = "";
-        oh_config *cfg = oh_config_load(NULL, tables, envs[i], err, sizeof err);
-        ck_assert_ptr_nonnull(cfg);
-        void *ctx = NULL;
-        ck_assert_int_ne(oh_connector_line.init(NULL, cfg, &ctx, err, sizeof err), 0);
-        ck_assert_ptr_nonnull(strstr(err, missing[i]));
-        ck_assert_ptr_null(ctx);
-        oh_config_free(cfg);
-    }
+    oh_fixture_init_fails(&oh_connector_line, only_secret, "line.access_token");
+    oh_fixture_init_fails(&oh_connector_line, only_token, "line.channel_secret");
     oh_connector_line.destroy(NULL);
 }
 END_TEST

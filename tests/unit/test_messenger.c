@@ -1,6 +1,5 @@
 /* test_messenger.c - the Meta social connectors (messenger, instagram):
  * every fixture normalized and checked, signatures, challenges, echoes. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,39 +7,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "tap.h"
-
-/* ---- subset match: every key of EXPECT equals ACTUAL ------------------- */
-
-static bool subset(const json_t *expect, const json_t *actual, char *path, size_t plen)
-{
-    if (json_is_object(expect)) {
-        const char *k;
-        const json_t *v;
-        json_object_foreach((json_t *)expect, k, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, ".%s", k);
-            if (!subset(v, json_object_get(actual, k), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return json_is_object(actual);
-    }
-    if (json_is_array(expect)) {
-        if (!json_is_array(actual) || json_array_size(actual) != json_array_size(expect))
-            return false;
-        size_t i;
-        const json_t *v;
-        json_array_foreach(expect, i, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, "[%zu]", i);
-            if (!subset(v, json_array_get(actual, i), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    return json_equal((json_t *)expect, (json_t *)actual);
-}
+#include "fixture.h"
 
 /* A fixture's bytes (caller frees). */
 static char *fixture(const char *rel)
@@ -62,76 +29,32 @@ static int normalize(const char *channel, const char *body, struct oh_event_list
     return c->normalize(&nc0, (const uint8_t *)body, strlen(body), out, err, errlen);
 }
 
-/* Every tests/data/<channel>/<case>.json against <case>.expect.json. */
-static int check_fixtures(const char *channel)
+/* one conversation per (channel, account, contact) */
+static void conversation_per_contact(const char *channel, const char *name,
+                                     const struct oh_event_list *out)
 {
-    char rel[128];
-    snprintf(rel, sizeof rel, "tests/data/%s", channel);
-    char *dir = oh_test_src(rel);
-    DIR *d = opendir(dir);
-    ck_assert_msg(d, "no fixtures in %s", dir);
-    struct dirent *de;
-    int cases = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
-            continue;
-        char path[1024], epath[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
-        char *body = oh_test_read(path, NULL);
-        ck_assert_ptr_nonnull(body);
-        json_error_t jerr;
-        json_t *expect = json_load_file(epath, 0, &jerr);
-        ck_assert_msg(expect, "%s: %s", epath, jerr.text);
-        if (!json_is_array(expect)) expect = json_pack("[o]", expect);
-
-        struct oh_event_list out = {0}, again = {0};
-        char err[256] = "";
-        ck_assert_msg(normalize(channel, body, &out, err, sizeof err) == 0, "%s: %s", path, err);
-        ck_assert_msg(out.n == json_array_size(expect), "%s: %zu events, expected %zu", path, out.n,
-                      json_array_size(expect));
-        ck_assert_int_eq(normalize(channel, body, &again, err, sizeof err), 0);
-        for (size_t i = 0; i < out.n; i++) {
-            char where[512] = "";
-            ck_assert_msg(subset(json_array_get(expect, i), out.ev[i], where, sizeof where),
-                          "%s event %zu differs at %s: %s", path, i, where,
-                          json_dumps(out.ev[i], JSON_COMPACT));
-            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", path, err);
-            /* provider retries give the same id */
-            ck_assert_str_eq(oh_event_get_id(out.ev[i]), oh_event_get_id(again.ev[i]));
-            /* one conversation per (channel, account, contact) */
-            const json_t *data = oh_event_data(out.ev[i]);
-            char conv[OH_ID_MAX];
-            oh_conversation_id(
-                conv, channel, json_string_value(json_object_get(data, "account")),
-                json_string_value(json_object_get(json_object_get(data, "contact"), "id")));
-            ck_assert_str_eq(oh_event_subject(out.ev[i]), conv);
-        }
-        /* distinct events of one payload have distinct ids */
-        for (size_t i = 0; i < out.n; i++)
-            for (size_t j = i + 1; j < out.n; j++)
-                ck_assert_str_ne(oh_event_get_id(out.ev[i]), oh_event_get_id(out.ev[j]));
-        oh_event_list_clear(&out);
-        oh_event_list_clear(&again);
-        json_decref(expect);
-        free(body);
-        cases++;
+    (void)name;
+    for (size_t i = 0; i < out->n; i++) {
+        const json_t *data = oh_event_data(out->ev[i]);
+        char conv[OH_ID_MAX];
+        oh_conversation_id(
+            conv, channel, json_string_value(json_object_get(data, "account")),
+            json_string_value(json_object_get(json_object_get(data, "contact"), "id")));
+        ck_assert_str_eq(oh_event_subject(out->ev[i]), conv);
     }
-    closedir(d);
-    free(dir);
-    return cases;
 }
 
 START_TEST(messenger_fixtures)
 {
-    ck_assert_int_ge(check_fixtures("messenger"), 12);
+    ck_assert_int_ge(oh_fixture_check_dir("messenger", ".json", NULL, conversation_per_contact),
+                     12);
 }
 END_TEST
 
 START_TEST(instagram_fixtures)
 {
-    ck_assert_int_ge(check_fixtures("instagram"), 10);
+    ck_assert_int_ge(oh_fixture_check_dir("instagram", ".json", NULL, conversation_per_contact),
+                     10);
 }
 END_TEST
 
@@ -183,17 +106,6 @@ END_TEST
 
 /* ---- the webhook: challenge, signature, echo filtering ----------------- */
 
-struct fake_req {
-    struct oh_http_req req;
-    const char *sig;
-};
-
-static const char *fake_header(const struct oh_http_req *req, const char *lname)
-{
-    const struct fake_req *f = (const struct fake_req *)req;
-    return strcmp(lname, "x-hub-signature-256") == 0 ? f->sig : NULL;
-}
-
 static void *start(const char *channel, const char *app_id)
 {
     char err[256];
@@ -219,18 +131,8 @@ static void *start(const char *channel, const char *app_id)
 static int post(const char *channel, void *ctx, const char *body, const char *sig,
                 struct oh_event_list *out)
 {
-    struct fake_req f = {{.method = "POST",
-                          .path = "/webhooks/x",
-                          .query = "",
-                          .body = (const uint8_t *)body,
-                          .body_len = strlen(body),
-                          .header = fake_header},
-                         sig};
-    struct oh_http_reply reply = {0};
-    char err[256] = "";
-    int rc = oh_connector_find(channel)->webhook(ctx, &f.req, out, &reply, err, sizeof err);
-    ck_assert_int_eq(reply.status, 0);
-    return rc;
+    return oh_fixture_post(oh_connector_find(channel), ctx, "/webhooks/x", body,
+                           "x-hub-signature-256", sig, out);
 }
 
 START_TEST(init_requires_secrets)
@@ -261,16 +163,11 @@ START_TEST(challenge)
         {"hub.mode=subscribe&hub.challenge=1158201444", OH_EFORBIDDEN},
     };
     for (size_t i = 0; i < OH_ARRAY_SIZE(cases); i++) {
-        struct fake_req f = {{.method = "GET",
-                              .path = "/webhooks/instagram",
-                              .query = cases[i].query,
-                              .body = (const uint8_t *)"",
-                              .header = fake_header},
-                             NULL};
-        struct oh_http_reply reply = {0};
+        struct oh_http_reply reply;
         struct oh_event_list out = {0};
-        char err[256] = "";
-        ck_assert_int_eq(c->webhook(ctx, &f.req, &out, &reply, err, sizeof err), cases[i].rc);
+        ck_assert_int_eq(oh_fixture_webhook(c, ctx, "GET", "/webhooks/instagram", cases[i].query,
+                                            "", "x-hub-signature-256", NULL, &out, &reply),
+                         cases[i].rc);
         if (cases[i].rc == 0) {
             ck_assert_int_eq(reply.status, 200);
             ck_assert_str_eq(reply.content_type, "text/plain");

@@ -1,44 +1,15 @@
 /* test_telegram.c - the Telegram connector without sockets: every fixture
  * normalized and checked, the secret token check, ids and message refs. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
+#include "fixture.h"
 #include "connector.h"
 #include "crypto.h"
 #include "connectors/telegram/telegram.h"
 
 extern const struct oh_connector oh_connector_telegram;
-
-/* Every key of WANT is in GOT with an equal value; lists element-wise. */
-static bool subset(const json_t *want, const json_t *got, char *path, size_t plen)
-{
-    if (json_is_object(want)) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(got)) return false;
-        json_object_foreach((json_t *)want, k, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, ".%s", k);
-            if (!subset(v, json_object_get(got, k), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    if (json_is_array(want)) {
-        if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return false;
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, "[%zu]", i);
-            if (!subset(json_array_get(want, i), json_array_get(got, i), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    return got && json_equal((json_t *)want, (json_t *)got);
-}
 
 static int norm(const char *account, const char *body, size_t len, struct oh_event_list *out,
                 char *err, size_t errlen)
@@ -47,75 +18,24 @@ static int norm(const char *account, const char *body, size_t len, struct oh_eve
     return oh_connector_telegram.normalize(&nc, (const uint8_t *)body, len, out, err, errlen);
 }
 
+/* without --account the bot is "bot" */
+static void account_is_bot(const char *channel, const char *name, const struct oh_event_list *out)
+{
+    (void)channel;
+    (void)name;
+    for (size_t i = 0; i < out->n; i++)
+        ck_assert_str_eq(oh_event_data_str(out->ev[i], "account"), "bot");
+}
+
 START_TEST(fixtures_match_expectations)
 {
-    char *dir = oh_test_src("tests/data/telegram");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *de;
-    int cases = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
-            continue;
-        char path[1024], epath[1024], err[256] = "";
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
-        size_t len;
-        char *body = oh_test_read(path, &len);
-        json_t *want = json_load_file(epath, 0, NULL);
-        ck_assert_msg(body && want, "%s: fixture or expectation missing", de->d_name);
-        struct oh_event_list out = {0};
-        ck_assert_msg(norm(NULL, body, len, &out, err, sizeof err) == 0, "%s: %s", de->d_name, err);
-        json_t *got = json_array();
-        for (size_t i = 0; i < out.n; i++) {
-            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", de->d_name,
-                          err);
-            /* without --account the bot is "bot" */
-            ck_assert_str_eq(oh_event_data_str(out.ev[i], "account"), "bot");
-            json_array_append(got, out.ev[i]);
-        }
-        if (json_is_object(want)) want = json_pack("[o]", want);
-        char where[512] = "";
-        char *dump = json_dumps(got, JSON_INDENT(1));
-        ck_assert_msg(subset(want, got, where, sizeof where), "%s: mismatch at %s\n%s", de->d_name,
-                      where, dump);
-        free(dump);
-        /* Telegram's retries of the same update give the same ids. */
-        struct oh_event_list again = {0};
-        ck_assert_int_eq(norm(NULL, body, len, &again, err, sizeof err), 0);
-        ck_assert_uint_eq(again.n, out.n);
-        for (size_t i = 0; i < out.n; i++)
-            ck_assert_str_eq(oh_event_get_id(out.ev[i]), oh_event_get_id(again.ev[i]));
-        oh_event_list_clear(&again);
-        oh_event_list_clear(&out);
-        json_decref(got);
-        json_decref(want);
-        free(body);
-        cases++;
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_int_ge(cases, 15);
+    ck_assert_int_ge(oh_fixture_check_dir("telegram", ".json", NULL, account_is_bot), 15);
 }
 END_TEST
 
 static json_t *first_event(const char *account, const char *fixture)
 {
-    char rel[256], err[256];
-    snprintf(rel, sizeof rel, "tests/data/telegram/%s.json", fixture);
-    char *path = oh_test_src(rel);
-    size_t len;
-    char *body = oh_test_read(path, &len);
-    ck_assert_ptr_nonnull(body);
-    struct oh_event_list out = {0};
-    ck_assert_int_eq(norm(account, body, len, &out, err, sizeof err), 0);
-    ck_assert_uint_ge(out.n, 1);
-    json_t *ev = json_incref(out.ev[0]);
-    oh_event_list_clear(&out);
-    free(body);
-    free(path);
-    return ev;
+    return oh_fixture_first("telegram", fixture, account);
 }
 
 START_TEST(ids_and_conversations)
@@ -188,41 +108,17 @@ END_TEST
 
 /* ---- the webhook through the vtable ---- */
 
-struct fake_req {
-    struct oh_http_req req;
-    const char *token;
-};
-
-static const char *fake_header(const struct oh_http_req *req, const char *name)
-{
-    const struct fake_req *f = (const struct fake_req *)req;
-    return strcmp(name, "x-telegram-bot-api-secret-token") == 0 ? f->token : NULL;
-}
-
 static void *tg_instance(void)
 {
-    const struct oh_config_key *tables[] = {oh_connector_telegram.config_keys, NULL};
     char *env[] = {"OMNIHUB_TELEGRAM_SECRET_TOKEN=s3cr3t-T0ken",
                    "OMNIHUB_TELEGRAM_BOT_TOKEN=123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11", NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    void *ctx = NULL;
-    ck_assert_msg(oh_connector_telegram.init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
-    oh_config_free(cfg);
-    return ctx;
+    return oh_fixture_instance(&oh_connector_telegram, env);
 }
 
 static int post(void *ctx, const char *body, const char *token, struct oh_event_list *out)
 {
-    struct fake_req f = {
-        {"POST", "/webhooks/telegram", "", (const uint8_t *)body, strlen(body), fake_header, NULL},
-        token};
-    struct oh_http_reply reply = {0};
-    char err[256];
-    int rc = oh_connector_telegram.webhook(ctx, &f.req, out, &reply, err, sizeof err);
-    ck_assert_int_eq(reply.status, 0);
-    return rc;
+    return oh_fixture_post(&oh_connector_telegram, ctx, "/webhooks/telegram", body,
+                           "x-telegram-bot-api-secret-token", token, out);
 }
 
 START_TEST(secret_token)
@@ -252,21 +148,10 @@ END_TEST
 
 START_TEST(init_requires_secrets)
 {
-    const struct oh_config_key *tables[] = {oh_connector_telegram.config_keys, NULL};
     char *only_secret[] = {"OMNIHUB_TELEGRAM_SECRET_TOKEN=s", NULL};
     char *only_bot[] = {"OMNIHUB_TELEGRAM_BOT_TOKEN=1:x", NULL};
-    char *const *envs[] = {only_secret, only_bot};
-    const char *missing[] = {"telegram.bot_token", "telegram.secret_token"};
-    for (size_t i = 0; i < 2; i++) {
-        char err[256] = "";
-        oh_config *cfg = oh_config_load(NULL, tables, envs[i], err, sizeof err);
-        ck_assert_ptr_nonnull(cfg);
-        void *ctx = NULL;
-        ck_assert_int_ne(oh_connector_telegram.init(NULL, cfg, &ctx, err, sizeof err), 0);
-        ck_assert_ptr_nonnull(strstr(err, missing[i]));
-        ck_assert_ptr_null(ctx);
-        oh_config_free(cfg);
-    }
+    oh_fixture_init_fails(&oh_connector_telegram, only_secret, "telegram.bot_token");
+    oh_fixture_init_fails(&oh_connector_telegram, only_bot, "telegram.secret_token");
     oh_connector_telegram.destroy(NULL);
 }
 END_TEST

@@ -1,10 +1,10 @@
 /* test_whatsapp.c - the WhatsApp connector without sockets: every fixture
  * normalized and checked, signatures, verification, outbound bodies. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
+#include "fixture.h"
 #include "connector.h"
 #include "crypto.h"
 #include "daemon.h"
@@ -14,35 +14,6 @@
 
 extern const struct oh_connector oh_connector_whatsapp;
 
-/* Every key of WANT is in GOT with an equal value; lists element-wise. */
-static bool subset(const json_t *want, const json_t *got, char *path, size_t plen)
-{
-    if (json_is_object(want)) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(got)) return false;
-        json_object_foreach((json_t *)want, k, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, ".%s", k);
-            if (!subset(v, json_object_get(got, k), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    if (json_is_array(want)) {
-        if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return false;
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, "[%zu]", i);
-            if (!subset(json_array_get(want, i), json_array_get(got, i), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    return got && json_equal((json_t *)want, (json_t *)got);
-}
-
 static int norm(const char *body, size_t len, struct oh_event_list *out, char *err, size_t errlen)
 {
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = 1700000000000};
@@ -51,68 +22,13 @@ static int norm(const char *body, size_t len, struct oh_event_list *out, char *e
 
 START_TEST(fixtures_match_expectations)
 {
-    char *dir = oh_test_src("tests/data/whatsapp");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *de;
-    int cases = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
-            continue;
-        char path[1024], epath[1024], err[256] = "";
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
-        size_t len;
-        char *body = oh_test_read(path, &len);
-        json_t *want = json_load_file(epath, 0, NULL);
-        ck_assert_msg(body && want, "%s: fixture or expectation missing", de->d_name);
-        struct oh_event_list out = {0};
-        ck_assert_msg(norm(body, len, &out, err, sizeof err) == 0, "%s: %s", de->d_name, err);
-        json_t *got = json_array();
-        for (size_t i = 0; i < out.n; i++) {
-            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", de->d_name,
-                          err);
-            json_array_append(got, out.ev[i]);
-        }
-        if (json_is_object(want)) want = json_pack("[o]", want);
-        char where[512] = "";
-        ck_assert_msg(subset(want, got, where, sizeof where), "%s: mismatch at %s\n%s", de->d_name,
-                      where, json_dumps(got, JSON_INDENT(1)));
-        /* Meta's retries of the same delivery give the same ids. */
-        struct oh_event_list again = {0};
-        ck_assert_int_eq(norm(body, len, &again, err, sizeof err), 0);
-        for (size_t i = 0; i < out.n; i++)
-            ck_assert_str_eq(oh_event_get_id(out.ev[i]), oh_event_get_id(again.ev[i]));
-        oh_event_list_clear(&again);
-        oh_event_list_clear(&out);
-        json_decref(got);
-        json_decref(want);
-        free(body);
-        cases++;
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_int_ge(cases, 20);
+    ck_assert_int_ge(oh_fixture_check_dir("whatsapp", ".json", NULL, NULL), 20);
 }
 END_TEST
 
 static json_t *first_event(const char *fixture)
 {
-    char rel[256], err[256];
-    snprintf(rel, sizeof rel, "tests/data/whatsapp/%s.json", fixture);
-    char *path = oh_test_src(rel);
-    size_t len;
-    char *body = oh_test_read(path, &len);
-    ck_assert_ptr_nonnull(body);
-    struct oh_event_list out = {0};
-    ck_assert_int_eq(norm(body, len, &out, err, sizeof err), 0);
-    ck_assert_uint_ge(out.n, 1);
-    json_t *ev = json_incref(out.ev[0]);
-    oh_event_list_clear(&out);
-    free(body);
-    free(path);
-    return ev;
+    return oh_fixture_first("whatsapp", fixture, NULL);
 }
 
 START_TEST(conversation_ids)
@@ -121,12 +37,8 @@ START_TEST(conversation_ids)
     /* A status for our message to the customer lands on their conversation. */
     ck_assert_str_eq(oh_event_subject(text), oh_event_subject(read));
     ck_assert_ptr_null(strstr(oh_event_subject(text), "16505551234"));
-    char err[256];
-    char *path = oh_test_src("tests/data/whatsapp/batch.json");
-    size_t len;
-    char *body = oh_test_read(path, &len);
     struct oh_event_list out = {0};
-    ck_assert_int_eq(norm(body, len, &out, err, sizeof err), 0);
+    oh_fixture_load("whatsapp", "batch", NULL, &out);
     ck_assert_uint_eq(out.n, 5);
     ck_assert_str_eq(oh_event_subject(out.ev[0]), oh_event_subject(text));
     ck_assert_str_ne(oh_event_subject(out.ev[1]), oh_event_subject(text)); /* other customer */
@@ -135,8 +47,6 @@ START_TEST(conversation_ids)
     json_t *sent = first_event("status_sent");
     ck_assert_str_ne(oh_event_get_id(sent), oh_event_get_id(read));
     oh_event_list_clear(&out);
-    free(body);
-    free(path);
     json_decref(text);
     json_decref(read);
     json_decref(sent);
@@ -223,42 +133,18 @@ END_TEST
 
 /* ---- the webhook through the vtable ---- */
 
-struct fake_req {
-    struct oh_http_req req;
-    const char *sig;
-};
-
-static const char *fake_header(const struct oh_http_req *req, const char *name)
-{
-    const struct fake_req *f = (const struct fake_req *)req;
-    return strcmp(name, "x-hub-signature-256") == 0 ? f->sig : NULL;
-}
-
 static void *wa_instance(void)
 {
-    const struct oh_config_key *tables[] = {oh_connector_whatsapp.config_keys, NULL};
     char *env[] = {"OMNIHUB_WHATSAPP_APP_SECRET=app-secret",
                    "OMNIHUB_WHATSAPP_VERIFY_TOKEN=verify-me",
                    "OMNIHUB_WHATSAPP_ACCESS_TOKEN=EAAtoken", NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    void *ctx = NULL;
-    ck_assert_msg(oh_connector_whatsapp.init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
-    oh_config_free(cfg);
-    return ctx;
+    return oh_fixture_instance(&oh_connector_whatsapp, env);
 }
 
 static int post(void *ctx, const char *body, const char *sig, struct oh_event_list *out)
 {
-    struct fake_req f = {
-        {"POST", "/webhooks/whatsapp", "", (const uint8_t *)body, strlen(body), fake_header, NULL},
-        sig};
-    struct oh_http_reply reply = {0};
-    char err[256];
-    int rc = oh_connector_whatsapp.webhook(ctx, &f.req, out, &reply, err, sizeof err);
-    ck_assert_int_eq(reply.status, 0);
-    return rc;
+    return oh_fixture_post(&oh_connector_whatsapp, ctx, "/webhooks/whatsapp", body,
+                           "x-hub-signature-256", sig, out);
 }
 
 START_TEST(signatures)
@@ -289,11 +175,9 @@ END_TEST
 
 static int get(void *ctx, const char *query, struct oh_http_reply *reply)
 {
-    struct fake_req f = {{"GET", "/webhooks/whatsapp", query, NULL, 0, fake_header, NULL}, NULL};
     struct oh_event_list out = {0};
-    char err[256];
-    memset(reply, 0, sizeof *reply);
-    return oh_connector_whatsapp.webhook(ctx, &f.req, &out, reply, err, sizeof err);
+    return oh_fixture_webhook(&oh_connector_whatsapp, ctx, "GET", "/webhooks/whatsapp", query, NULL,
+                              "x-hub-signature-256", NULL, &out, reply);
 }
 
 START_TEST(verification)
@@ -319,16 +203,8 @@ END_TEST
 
 START_TEST(init_requires_secrets)
 {
-    const struct oh_config_key *tables[] = {oh_connector_whatsapp.config_keys, NULL};
     char *env[] = {"OMNIHUB_WHATSAPP_APP_SECRET=s", "OMNIHUB_WHATSAPP_VERIFY_TOKEN=v", NULL};
-    char err[256] = "";
-    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
-    ck_assert_ptr_nonnull(cfg);
-    void *ctx = NULL;
-    ck_assert_int_ne(oh_connector_whatsapp.init(NULL, cfg, &ctx, err, sizeof err), 0);
-    ck_assert_ptr_nonnull(strstr(err, "whatsapp.access_token"));
-    ck_assert_ptr_null(ctx);
-    oh_config_free(cfg);
+    oh_fixture_init_fails(&oh_connector_whatsapp, env, "whatsapp.access_token");
 }
 END_TEST
 

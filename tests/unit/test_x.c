@@ -1,44 +1,15 @@
 /* test_x.c - the X connector without sockets: every fixture normalized and
  * checked, the CRC answer, x-twitter-webhooks-signature, echo handling. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
+#include "fixture.h"
 #include "connector.h"
 #include "crypto.h"
 #include "connectors/x/x.h"
 
 extern const struct oh_connector oh_connector_x;
-
-/* Every key of WANT is in GOT with an equal value; lists element-wise. */
-static bool subset(const json_t *want, const json_t *got, char *path, size_t plen)
-{
-    if (json_is_object(want)) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(got)) return false;
-        json_object_foreach((json_t *)want, k, v)
-        {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, ".%s", k);
-            if (!subset(v, json_object_get(got, k), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    if (json_is_array(want)) {
-        if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return false;
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            size_t n = strlen(path);
-            snprintf(path + n, plen - n, "[%zu]", i);
-            if (!subset(json_array_get(want, i), json_array_get(got, i), path, plen)) return false;
-            path[n] = '\0';
-        }
-        return true;
-    }
-    return got && json_equal((json_t *)want, (json_t *)got);
-}
 
 static int norm(const char *body, size_t len, struct oh_event_list *out, char *err, size_t errlen)
 {
@@ -48,66 +19,15 @@ static int norm(const char *body, size_t len, struct oh_event_list *out, char *e
 
 START_TEST(fixtures_match_expectations)
 {
-    char *dir = oh_test_src("tests/data/x");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *de;
-    int cases = 0;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") || strstr(de->d_name, ".expect."))
-            continue;
-        char path[1024], epath[1024], err[256] = "";
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(epath, sizeof epath, "%s/%.*s.expect.json", dir, (int)(n - 5), de->d_name);
-        size_t len;
-        char *body = oh_test_read(path, &len);
-        json_t *want = json_load_file(epath, 0, NULL);
-        ck_assert_msg(body && want, "%s: fixture or expectation missing", de->d_name);
-        struct oh_event_list out = {0};
-        ck_assert_msg(norm(body, len, &out, err, sizeof err) == 0, "%s: %s", de->d_name, err);
-        json_t *got = json_array();
-        for (size_t i = 0; i < out.n; i++) {
-            ck_assert_msg(oh_event_validate(out.ev[i], err, sizeof err) == 0, "%s: %s", de->d_name,
-                          err);
-            json_array_append(got, out.ev[i]);
-        }
-        if (json_is_object(want)) want = json_pack("[o]", want);
-        char where[512] = "";
-        char *dump = json_dumps(got, JSON_INDENT(1));
-        ck_assert_msg(subset(want, got, where, sizeof where), "%s: mismatch at %s\n%s", de->d_name,
-                      where, dump);
-        free(dump);
-        oh_event_list_clear(&out);
-        json_decref(got);
-        json_decref(want);
-        free(body);
-        cases++;
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_int_ge(cases, 6);
+    ck_assert_int_ge(oh_fixture_check_dir("x", ".json", NULL, NULL), 6);
 }
 END_TEST
-
-static void load(const char *fixture, struct oh_event_list *out)
-{
-    char rel[256], err[256];
-    snprintf(rel, sizeof rel, "tests/data/x/%s.json", fixture);
-    char *path = oh_test_src(rel);
-    size_t len;
-    char *body = oh_test_read(path, &len);
-    ck_assert_ptr_nonnull(body);
-    ck_assert_int_eq(norm(body, len, out, err, sizeof err), 0);
-    free(body);
-    free(path);
-}
 
 START_TEST(directions_share_the_conversation)
 {
     struct oh_event_list in = {0}, out = {0};
-    load("dm_inbound", &in);
-    load("dm_outbound", &out);
+    oh_fixture_load("x", "dm_inbound", NULL, &in);
+    oh_fixture_load("x", "dm_outbound", NULL, &out);
     /* the customer's DM and the account's answer are one conversation */
     ck_assert_str_eq(oh_event_subject(in.ev[0]), oh_event_subject(out.ev[0]));
     ck_assert_str_eq(oh_event_get_type(in.ev[0]), OH_EV_INBOUND);
@@ -147,42 +67,20 @@ END_TEST
 
 /* ---- the webhook through the vtable ---- */
 
-struct fake_req {
-    struct oh_http_req req;
-    const char *sig;
-};
-
-static const char *fake_header(const struct oh_http_req *req, const char *name)
-{
-    const struct fake_req *f = (const struct fake_req *)req;
-    return strcmp(name, "x-twitter-webhooks-signature") == 0 ? f->sig : NULL;
-}
-
 static void *x_instance(const char *app_id)
 {
-    const struct oh_config_key *tables[] = {oh_connector_x.config_keys, NULL};
     char app[64];
     snprintf(app, sizeof app, "OMNIHUB_X_APP_ID=%s", app_id ? app_id : "");
     char *env[] = {"OMNIHUB_X_CONSUMER_SECRET=consumer-secret", "OMNIHUB_X_ACCESS_TOKEN=x-token",
                    app_id ? app : NULL, NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, tables, env, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    void *ctx = NULL;
-    ck_assert_msg(oh_connector_x.init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
-    oh_config_free(cfg);
-    return ctx;
+    return oh_fixture_instance(&oh_connector_x, env);
 }
 
 static int call(void *ctx, const char *method, const char *query, const char *body, const char *sig,
                 struct oh_event_list *out, struct oh_http_reply *reply)
 {
-    struct fake_req f = {{method, "/webhooks/x", query, (const uint8_t *)body,
-                          body ? strlen(body) : 0, fake_header, NULL},
-                         sig};
-    memset(reply, 0, sizeof *reply);
-    char err[256];
-    return oh_connector_x.webhook(ctx, &f.req, out, reply, err, sizeof err);
+    return oh_fixture_webhook(&oh_connector_x, ctx, method, "/webhooks/x", query, body,
+                              "x-twitter-webhooks-signature", sig, out, reply);
 }
 
 START_TEST(crc_challenge)
@@ -260,21 +158,10 @@ END_TEST
 
 START_TEST(init_requires_secrets)
 {
-    const struct oh_config_key *tables[] = {oh_connector_x.config_keys, NULL};
     char *only_secret[] = {"OMNIHUB_X_CONSUMER_SECRET=s", NULL};
     char *only_token[] = {"OMNIHUB_X_ACCESS_TOKEN=t", NULL};
-    char *const *envs[] = {only_secret, only_token};
-    const char *missing[] = {"x.access_token", "x.consumer_secret"};
-    for (size_t i = 0; i < 2; i++) {
-        char err[256] = "";
-        oh_config *cfg = oh_config_load(NULL, tables, envs[i], err, sizeof err);
-        ck_assert_ptr_nonnull(cfg);
-        void *ctx = NULL;
-        ck_assert_int_ne(oh_connector_x.init(NULL, cfg, &ctx, err, sizeof err), 0);
-        ck_assert_ptr_nonnull(strstr(err, missing[i]));
-        ck_assert_ptr_null(ctx);
-        oh_config_free(cfg);
-    }
+    oh_fixture_init_fails(&oh_connector_x, only_secret, "x.access_token");
+    oh_fixture_init_fails(&oh_connector_x, only_token, "x.consumer_secret");
     oh_connector_x.destroy(NULL);
 }
 END_TEST
