@@ -199,6 +199,21 @@ static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, jso
     free(provider);
 }
 
+/* Appends the batch's stored events to the timeline once more and waits
+ * (timeline readers skip seqs they already have). */
+static int forward_again(struct oh_sync *s, size_t nitems)
+{
+    struct pubwait w;
+    pub_init(&w);
+    for (size_t i = 0; i < nitems; i++) {
+        char *json = s->items[i].seq ? json_dumps(s->items[i].event, JSON_COMPACT) : NULL;
+        if (json)
+            pub_one(s->hub, &w, oh_event_subject(s->items[i].event), json, strlen(json));
+        free(json);
+    }
+    return pub_wait(&w);
+}
+
 /* Stores one polled batch; retries until the store takes it. */
 static void materialize(struct oh_sync *s, int n)
 {
@@ -265,7 +280,19 @@ static void materialize(struct oh_sync *s, int n)
      * in the same log transaction as the timeline records. */
     for (size_t p = 0; p < npos; p++)
         oh_log_commit(s->consumer, pos[p].partition, pos[p].next);
-    if (pub_wait(&w) == OH_OK) {
+    int fwd = pub_wait(&w);
+    /* Stored but not forwarded (the timeline's leader unreachable past
+     * kafka.message_timeout_ms): forward again until it works, so dispatch
+     * and live clients get it now rather than after a restart. */
+    for (delay_ms = 500; fwd != OH_OK && !atomic_load(&hub->stopping);) {
+        OH_WARN("sync", "forwarding to the timeline failed (%s); again in %d ms",
+                oh_strerror(fwd), delay_ms);
+        oh_metrics_inc("omnihub_sync_forward_errors_total", "", 1);
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+        fwd = forward_again(s, nitems);
+    }
+    if (fwd == OH_OK) {
         for (size_t p = 0; p < npos; p++)
             note_published(s, pos[p].partition, pos[p].next);
         flush_published(s, false);

@@ -416,3 +416,42 @@ def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
     bad = subprocess.run([str(OMNIHUBCTL), "kafka-mock", "--brokers", "0"], capture_output=True,
                          text=True, timeout=10)
     assert bad.returncode == 2 and "usage: omnihubctl kafka-mock" in bad.stderr
+
+
+def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
+    """Sync stores an event but cannot forward it (the leader of its timeline
+    partition is down past kafka.message_timeout_ms): it keeps trying, and
+    the event reaches the timeline and live clients once the broker is back."""
+    gw = cluster.start("gateway", "gateway")
+    cluster.start("sync", "sync1", {"kafka.message_timeout_ms": "1500"})
+    convs = {}
+    for i in range(12):
+        r = gw.post_inbound(msg(f"f{i}", f"fwd{i}"))
+        convs[r.json()["conversation_id"]] = f"fwd{i}"
+    for conv in convs:
+        gw.wait_history(conv, 1)
+    part = {r["key"]: r["partition"] for r in kcat(cluster.mock.bootstrap, "omnihub.events")}
+    meta = json.loads(subprocess.run(["kcat", "-b", cluster.mock.bootstrap, "-L", "-J"],
+                                     capture_output=True, text=True, timeout=30,
+                                     check=True).stdout)
+    leader = {(t["topic"], p["partition"]): p["leader"] for t in meta["topics"]
+              for p in t["partitions"]}
+    conv = next(c for c in convs if leader[("omnihub.timeline", part[c])] !=
+                leader[("omnihub.events", part[c])])
+    broker = leader[("omnihub.timeline", part[conv])]
+    epoch = gw.history(conv)[0]["epoch"]
+
+    def outage():
+        cluster.mock.down(broker)
+        r = gw.post_inbound(msg("late", convs[conv]))
+        assert r.status_code == 202, r.text
+        gw.wait_history(conv, 2)  # stored, not yet forwarded
+        time.sleep(4)
+        cluster.mock.up(broker)
+
+    got = asyncio.run(ws_live(gw, conv, 1, epoch, gw.agent_token(), outage))
+    assert [e["data"]["message_id"] for e in got] == ["late"] and got[0]["seq"] == 2
+    timeline = [json.loads(r["payload"]) for r in kcat(cluster.mock.bootstrap,
+                                                       "omnihub.timeline") if r["key"] == conv]
+    assert [(e["data"]["message_id"], e["seq"]) for e in timeline] == [("f%d" % int(
+        convs[conv][3:]), 1), ("late", 2)]
