@@ -2,7 +2,6 @@
 documented webhook event posted with X-Line-Signature and found field by field
 in the history, the connectivity check, redeliveries, rejections, and agent
 replies through a stand-in push API (path, bearer, retry key, body, retries)."""
-import glob
 import json
 import os
 import re
@@ -11,8 +10,9 @@ import time
 import pytest
 
 from conftest import ctl, sign_b64
+from fixtures import expectations, fixture_paths, reply, status_of, subset, wait_for
+from fixtures import load as fx_load, normalize as fx_normalize
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "line")
 SECRET = "line-channel-secret"
 TOKEN = "line-channel-access-token"
 DEST = "Uc0a1f2e3d4b5a69788796a5b4c3d2e1f"
@@ -20,34 +20,11 @@ USER = "U4af4980629a1b2c3d4e5f60718293a4b"
 
 
 def fixtures():
-    return sorted(p for p in glob.glob(os.path.join(DATA, "*.json")) if ".expect." not in p)
-
-
-def subset(want, got, path="$"):
-    """Every key of WANT equals GOT's; lists compare element-wise."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict), f"{path}: want an object, got {got!r}"
-        for k, v in want.items():
-            assert k in got, f"{path}.{k} missing in {json.dumps(got)[:400]}"
-            subset(v, got[k], f"{path}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r}"
-        for i, (w, g) in enumerate(zip(want, got)):
-            subset(w, g, f"{path}[{i}]")
-    else:
-        assert want == got, f"{path}: want {want!r}, got {got!r}"
-
-
-def expectations(path):
-    with open(path[:-5] + ".expect.json") as f:
-        want = json.load(f)
-    return want if isinstance(want, list) else [want]
+    return fixture_paths("line")
 
 
 def normalize(body):
-    r = ctl("normalize", "--channel", "line", input=body)
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return fx_normalize("line", body)
 
 
 def config(**extra):
@@ -65,23 +42,8 @@ def post(d, body, secret=SECRET, sig=None):
     return d.request("POST", "/webhooks/line", body, headers=h)
 
 
-def wait_for(d, conv, pred, timeout=15):
-    """Waits until PRED holds for some event of CONV's history; returns it."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            for ev in d.history(conv):
-                if pred(ev):
-                    return ev
-        except Exception:  # the conversation may not exist yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"no matching event in {conv}: {json.dumps(d.history(conv))[:2000]}")
-
-
 def load(name):
-    with open(os.path.join(DATA, name + ".json"), "rb") as f:
-        return f.read()
+    return fx_load("line", name)
 
 
 # ---- inbound ----
@@ -173,18 +135,6 @@ def open_chat(d):
     conv = normalize(body)[0]["subject"]
     d.wait_history(conv, 1)
     return conv
-
-
-def reply(d, conv, body):
-    r = d.request("POST", f"/v1/conversations/{conv}/messages", body, token=d.agent_token())
-    assert r.status_code == 202, r.text
-    return r.json()["event_id"]
-
-
-def status_of(d, conv, message_id, state="sent", timeout=15):
-    return wait_for(d, conv, lambda e: e["type"] == "omnihub.message.status"
-                    and e["data"]["status"]["message_id"] == message_id
-                    and e["data"]["status"]["state"] == state, timeout)
 
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from conftest import ctl, sign_hex
+from fixtures import subset
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 CHANNELS = ["messenger", "instagram"]
@@ -30,21 +31,6 @@ def config(api=None, app_id=None):
         if app_id:
             cfg[f"{ch}.app_id"] = app_id
     return cfg
-
-
-def subset(expect, actual, path="$"):
-    """Every key in EXPECT equals ACTUAL's; lists element-wise."""
-    if isinstance(expect, dict):
-        assert isinstance(actual, dict), f"{path}: {actual!r} is not an object"
-        for k, v in expect.items():
-            assert k in actual, f"{path}.{k} missing in {actual!r}"
-            subset(v, actual[k], f"{path}.{k}")
-    elif isinstance(expect, list):
-        assert isinstance(actual, list) and len(actual) == len(expect), f"{path}: {actual!r}"
-        for i, (e, a) in enumerate(zip(expect, actual)):
-            subset(e, a, f"{path}[{i}]")
-    else:
-        assert expect == actual, f"{path}: expected {expect!r}, got {actual!r}"
 
 
 def fixtures(channel):

@@ -2,14 +2,15 @@
 every documented payload posted signed and found field by field in the
 history, rejections, agent replies through a stand-in Graph API, status
 correlation, the 24-hour window and media downloads."""
-import glob
 import json
 import os
 import time
 
 import pytest
 
-from conftest import ctl, sign_hex
+from conftest import sign_hex
+from fixtures import expectations, fixture_paths, reply, subset, wait_for
+from fixtures import normalize as fx_normalize, status_of as sent_status
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "whatsapp")
 SECRET = "wa-app-secret"
@@ -20,34 +21,11 @@ WAID = "16505551234"
 
 
 def fixtures():
-    return sorted(p for p in glob.glob(os.path.join(DATA, "*.json")) if ".expect." not in p)
-
-
-def subset(want, got, path="$"):
-    """Every key of WANT equals GOT's; lists compare element-wise."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict), f"{path}: want an object, got {got!r}"
-        for k, v in want.items():
-            assert k in got, f"{path}.{k} missing in {json.dumps(got)[:400]}"
-            subset(v, got[k], f"{path}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r}"
-        for i, (w, g) in enumerate(zip(want, got)):
-            subset(w, g, f"{path}[{i}]")
-    else:
-        assert want == got, f"{path}: want {want!r}, got {got!r}"
-
-
-def expectations(path):
-    with open(path[:-5] + ".expect.json") as f:
-        want = json.load(f)
-    return want if isinstance(want, list) else [want]
+    return fixture_paths("whatsapp")
 
 
 def normalize(body):
-    r = ctl("normalize", "--channel", "whatsapp", input=body)
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return fx_normalize("whatsapp", body)
 
 
 def config(**extra):
@@ -85,20 +63,6 @@ def status_delivery(wamid, state, wa_id=WAID, errors=None):
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
             "statuses": [st]}}]}]}).encode()
-
-
-def wait_for(d, conv, pred, timeout=15):
-    """Waits until PRED holds for some event of CONV's history; returns it."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            for ev in d.history(conv):
-                if pred(ev):
-                    return ev
-        except Exception:  # the conversation may not exist yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"no matching event in {conv}: {json.dumps(d.history(conv))[:2000]}")
 
 
 def statuses(d, conv):
@@ -200,20 +164,8 @@ def open_window(d, wamid="wamid.IN1"):
     return conv
 
 
-def reply(d, conv, body):
-    r = d.request("POST", f"/v1/conversations/{conv}/messages", body, token=d.agent_token())
-    assert r.status_code == 202, r.text
-    return r.json()["event_id"]
-
-
 def outbound_of(d, conv, event_id):
     return wait_for(d, conv, lambda e: e["id"] == event_id)
-
-
-def sent_status(d, conv, message_id, state="sent", timeout=15):
-    return wait_for(d, conv, lambda e: e["type"] == "omnihub.message.status"
-                    and e["data"]["status"]["message_id"] == message_id
-                    and e["data"]["status"]["state"] == state, timeout)
 
 
 def test_text_reply_and_status_correlation(omnihub, http_stub):

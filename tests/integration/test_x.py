@@ -3,7 +3,6 @@ challenge, every documented direct_message_events delivery posted signed and
 found field by field in the history, rejections, and agent replies through a
 stand-in X API (path, bearer, body, retries, permanent errors, echoes)."""
 import base64
-import glob
 import hashlib
 import hmac
 import json
@@ -13,8 +12,9 @@ import time
 import pytest
 
 from conftest import ctl
+from fixtures import expectations, fixture_paths, reply, status_of, subset, wait_for
+from fixtures import load as fx_load, normalize as fx_normalize
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "x")
 SECRET = "x-consumer-secret"
 TOKEN = "x-user-access-token"
 ME = "4337869213"
@@ -27,34 +27,11 @@ def sign(body, secret=SECRET):
 
 
 def fixtures():
-    return sorted(p for p in glob.glob(os.path.join(DATA, "*.json")) if ".expect." not in p)
-
-
-def subset(want, got, path="$"):
-    """Every key of WANT equals GOT's; lists compare element-wise."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict), f"{path}: want an object, got {got!r}"
-        for k, v in want.items():
-            assert k in got, f"{path}.{k} missing in {json.dumps(got)[:400]}"
-            subset(v, got[k], f"{path}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r}"
-        for i, (w, g) in enumerate(zip(want, got)):
-            subset(w, g, f"{path}[{i}]")
-    else:
-        assert want == got, f"{path}: want {want!r}, got {got!r}"
-
-
-def expectations(path):
-    with open(path[:-5] + ".expect.json") as f:
-        want = json.load(f)
-    return want if isinstance(want, list) else [want]
+    return fixture_paths("x")
 
 
 def normalize(body):
-    r = ctl("normalize", "--channel", "x", input=body)
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return fx_normalize("x", body)
 
 
 def config(**extra):
@@ -72,23 +49,8 @@ def post(d, body, sig=None, signed=True):
     return d.request("POST", "/webhooks/x", body, headers=h)
 
 
-def wait_for(d, conv, pred, timeout=15):
-    """Waits until PRED holds for some event of CONV's history; returns it."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            for ev in d.history(conv):
-                if pred(ev):
-                    return ev
-        except Exception:  # the conversation may not exist yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"no matching event in {conv}: {json.dumps(d.history(conv))[:2000]}")
-
-
 def load(name):
-    with open(os.path.join(DATA, name + ".json"), "rb") as f:
-        return f.read()
+    return fx_load("x", name)
 
 
 def test_crc_challenge(omnihub):
@@ -168,18 +130,6 @@ def open_chat(d):
     conv = normalize(body)[0]["subject"]
     d.wait_history(conv, 1)
     return conv
-
-
-def reply(d, conv, body):
-    r = d.request("POST", f"/v1/conversations/{conv}/messages", body, token=d.agent_token())
-    assert r.status_code == 202, r.text
-    return r.json()["event_id"]
-
-
-def status_of(d, conv, message_id, state="sent", timeout=15):
-    return wait_for(d, conv, lambda e: e["type"] == "omnihub.message.status"
-                    and e["data"]["status"]["message_id"] == message_id
-                    and e["data"]["status"]["state"] == state, timeout)
 
 
 def dm_ok(event_id):
