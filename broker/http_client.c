@@ -1,10 +1,12 @@
 /* http_client.c - one blocking libcurl request with a deadline and a cap on
  * the answer's size; used from dispatcher and worker threads only. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
 #include "http_client.h"
+#include "connector.h"
 
 struct sink {
     struct oh_http_response *resp;
@@ -104,4 +106,21 @@ void oh_http_response_free(struct oh_http_response *resp)
 bool oh_http_retryable(long status)
 {
     return status == 0 || status == 429 || status >= 500;
+}
+
+int oh_http_send_outcome(const struct oh_http_response *resp, int rc, const char *why,
+                         struct oh_send_result *res)
+{
+    if (rc != OH_OK || !resp) {
+        snprintf(res->error_code, sizeof res->error_code, "transport");
+        snprintf(res->error, sizeof res->error, "%s", why);
+        return OH_ERETRY;
+    }
+    long status = resp->status;
+    if (status >= 200 && status < 300) return OH_OK;
+    snprintf(res->error_code, sizeof res->error_code, "%ld", status);
+    snprintf(res->error, sizeof res->error, "%s", why);
+    res->retry_after_ms = resp->retry_after_ms;
+    if (oh_http_retryable(status)) return OH_ERETRY;
+    return status == 401 ? OH_EAUTH : status == 403 ? OH_EFORBIDDEN : OH_EINVAL;
 }

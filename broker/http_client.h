@@ -35,4 +35,17 @@ void oh_http_response_free(struct oh_http_response *resp);
  * retryable. */
 bool oh_http_retryable(long status);
 
+struct oh_send_result;
+
+/* The outcome of one attempt to send through a provider's HTTP API, for a
+ * connector's send(). RC is oh_http_do()'s result: when it failed, RES gets
+ * error code "transport" with WHY and the result is OH_ERETRY. Otherwise a
+ * 2xx RESP is OH_OK and leaves RES alone (the caller names what was sent);
+ * any other status sets RES's error code to the status, its error to WHY (the
+ * provider's explanation) and its retry hint to RESP's, and returns OH_ERETRY
+ * when oh_http_retryable(), OH_EAUTH for 401, OH_EFORBIDDEN for 403, else
+ * OH_EINVAL. RESP (may be NULL when RC failed) and WHY are borrowed. */
+int oh_http_send_outcome(const struct oh_http_response *resp, int rc, const char *why,
+                         struct oh_send_result *res);
+
 #endif

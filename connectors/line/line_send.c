@@ -119,7 +119,7 @@ int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
     free(body);
     if (rc != OH_OK) {
         oh_http_response_free(&resp);
-        return fail(res, OH_ERETRY, "transport", err[0] ? err : oh_strerror(rc));
+        return oh_http_send_outcome(NULL, rc, err[0] ? err : oh_strerror(rc), res);
     }
     /* 409: this retry key was accepted before, i.e. an earlier attempt went
      * through and only its answer was lost. */
@@ -133,18 +133,11 @@ int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
         oh_http_response_free(&resp);
         return OH_OK;
     }
-    char code[16], why[400];
-    snprintf(code, sizeof code, "%ld", resp.status);
+    char why[400];
     explain(resp.body, resp.len, why, sizeof why);
-    res->retry_after_ms = resp.retry_after_ms;
-    long status = resp.status;
+    rc = oh_http_send_outcome(&resp, rc, why, res);
     oh_http_response_free(&resp);
-    if (oh_http_retryable(status)) return fail(res, OH_ERETRY, code, why);
-    return fail(res,
-                status == 401   ? OH_EAUTH
-                : status == 403 ? OH_EFORBIDDEN
-                                : OH_EINVAL,
-                code, why);
+    return rc;
 }
 
 /* Runs on a worker thread. */

@@ -70,7 +70,7 @@ int x_send(void *opaque, const json_t *event, struct oh_send_result *res)
     free(body);
     if (rc != OH_OK) {
         oh_http_response_free(&resp);
-        return fail(res, OH_ERETRY, "transport", err[0] ? err : oh_strerror(rc));
+        return oh_http_send_outcome(NULL, rc, err[0] ? err : oh_strerror(rc), res);
     }
     long status = resp.status;
     if (status >= 200 && status < 300) {
@@ -92,15 +92,9 @@ int x_send(void *opaque, const json_t *event, struct oh_send_result *res)
         oh_http_response_free(&resp);
         return OH_OK;
     }
-    char code[16], why[400];
-    snprintf(code, sizeof code, "%ld", status);
+    char why[400];
     explain(resp.body, resp.len, why, sizeof why);
-    res->retry_after_ms = resp.retry_after_ms;
+    rc = oh_http_send_outcome(&resp, rc, why, res);
     oh_http_response_free(&resp);
-    if (oh_http_retryable(status)) return fail(res, OH_ERETRY, code, why);
-    return fail(res,
-                status == 401   ? OH_EAUTH
-                : status == 403 ? OH_EFORBIDDEN
-                                : OH_EINVAL,
-                code, why);
+    return rc;
 }
