@@ -38,7 +38,6 @@ const struct oh_config_key oh_log_keys[] = {
     {"kafka.mock_brokers", OH_CFG_INT, "0", "N > 0: start an in-process mock cluster of N"},
     {"kafka.partitions", OH_CFG_INT, "6", "partitions of topics created at start-up"},
     {"kafka.replication", OH_CFG_INT, "1", "replication factor of topics created at start-up"},
-    {"kafka.group_instance", OH_CFG_STR, NULL, "suffix of the gateway's timeline group"},
     {"kafka.message_timeout_ms", OH_CFG_INT, "60000",
      "an append not delivered within this fails (the request gets 503)"},
     {NULL, 0, NULL, NULL},
