@@ -1,6 +1,7 @@
 /* http_api.c - the REST API of agents and clients: conversation lists,
  * history pages, sending messages and read cursors. Store work runs on
  * the gateway's worker pool. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,9 @@ static struct api *api_state(struct req *r)
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return false;
+    if (!*s || *end || errno == ERANGE || v < lo || v > hi) return false;
     *out = v;
     return true;
 }
