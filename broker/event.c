@@ -54,8 +54,17 @@ void oh_conversation_id(char out[OH_ID_MAX], const char *channel, const char *ac
             (const char *)NULL);
 }
 
+#define OH_TIME_MAX_S 253402300799LL /* 9999-12-31T23:59:59Z */
+
+int64_t oh_time_from_seconds(int64_t seconds)
+{
+    return seconds > 0 && seconds <= OH_TIME_MAX_S ? seconds * 1000 : 0;
+}
+
 void oh_time_rfc3339(char out[32], int64_t ms)
 {
+    if (ms < 0) ms = 0;
+    if (ms > OH_TIME_MAX_S * 1000 + 999) ms = OH_TIME_MAX_S * 1000 + 999;
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);

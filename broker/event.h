@@ -39,7 +39,12 @@ const char *oh_event_data_str(const json_t *ev, const char *field);
  * Used on everything entering the log from outside the broker. */
 int oh_event_validate(const json_t *ev, char *err, size_t errlen);
 
-/* RFC 3339 UTC with milliseconds ("2026-11-23T10:00:00.000Z"). OUT >= 32. */
+/* Milliseconds for a provider's Unix time in SECONDS; 0 when it is not a
+ * time between 1970 and 9999 (callers then use the receive time). */
+int64_t oh_time_from_seconds(int64_t seconds);
+
+/* RFC 3339 UTC with milliseconds ("2026-11-23T10:00:00.000Z"); times outside
+ * 1970..9999 are clamped. OUT >= 32. */
 void oh_time_rfc3339(char out[32], int64_t ms);
 /* Parses RFC 3339 (with offset or Z); returns OH_EINVAL on bad input. */
 int oh_time_parse(const char *s, int64_t *ms);

@@ -116,7 +116,7 @@ static void make_ref(struct walk *w, int index, const uint8_t *data, size_t len,
     }
     memcpy(buf, w->event_id, idlen);
     int k = snprintf((char *)buf + idlen, 16, "/%d/", index);
-    memcpy(buf + idlen + (size_t)k, data, len);
+    if (len) memcpy(buf + idlen + (size_t)k, data, len);
     uint8_t h[OH_SHA256_LEN];
     oh_sha256(buf, idlen + (size_t)k + len, h);
     free(buf);

@@ -195,7 +195,7 @@ static int on_message(const struct oh_norm_ctx *nc, const char *account, const j
     if (!data) return OH_ENOMEM;
     json_object_set_new(data, "kind", json_string(content(data, msg)));
     int64_t date = json_integer_value(json_object_get(msg, "date"));
-    int64_t when = edit ? edit_date * 1000 : date * 1000;
+    int64_t when = oh_time_from_seconds(edit ? edit_date : date);
     if (!when) when = nc->now_ms;
     set_time(data, when);
     set_author(data, msg, m.chat_id);
@@ -294,7 +294,8 @@ static int on_reaction(const struct oh_norm_ctx *nc, const char *account, const 
     if (!data) return OH_ENOMEM;
     json_object_set_new(data, "reaction",
                         json_pack("{s:s, s:s}", "message_id", target, "emoji", emoji));
-    int64_t when = d > 0 ? d * 1000 : nc->now_ms;
+    int64_t when = oh_time_from_seconds(d);
+    if (!when) when = nc->now_ms;
     set_time(data, when);
     const bool is_bot = json_is_true(json_object_get(actor, "is_bot"));
     json_object_set_new(data, "author",

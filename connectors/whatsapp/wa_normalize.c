@@ -33,13 +33,16 @@ static int64_t wa_time_ms(const json_t *obj, int64_t def)
 {
     if (def <= 0) def = oh_now_ms();
     const json_t *t = json_object_get(obj, "timestamp");
-    if (json_is_integer(t)) return (int64_t)json_integer_value(t) * 1000;
+    if (json_is_integer(t)) {
+        int64_t ms = oh_time_from_seconds(json_integer_value(t));
+        return ms ? ms : def;
+    }
     const char *s = json_string_value(t);
     if (!s || !*s) return def;
     char *end = NULL;
     long long v = strtoll(s, &end, 10);
-    if (*end || v <= 0) return def;
-    return (int64_t)v * 1000;
+    int64_t ms = *end ? 0 : oh_time_from_seconds(v);
+    return ms ? ms : def;
 }
 
 /* Copies a JSON value into DATA under KEY when present. */
