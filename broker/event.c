@@ -165,6 +165,26 @@ bool oh_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+void oh_utf8_sanitize(char *str)
+{
+    unsigned char *s = (unsigned char *)str;
+    while (*s) {
+        int n = *s < 0x80             ? 0
+                : (*s & 0xE0) == 0xC0 ? 1
+                : (*s & 0xF0) == 0xE0 ? 2
+                : (*s & 0xF8) == 0xF0 ? 3
+                                      : -1;
+        int k = 1;
+        for (; n > 0 && k <= n && (s[k] & 0xC0) == 0x80; k++)
+            ;
+        if (n < 0 || k <= n || !oh_utf8_valid((const char *)s, (size_t)n + 1)) {
+            *s++ = '?'; /* a stray or broken byte */
+            continue;
+        }
+        s += n + 1;
+    }
+}
+
 static const char *channel_of(const json_t *data)
 {
     return json_string_value(json_object_get(data, "channel"));
@@ -173,17 +193,26 @@ static const char *channel_of(const json_t *data)
 json_t *oh_event_new(const char *type, const char *id, int64_t time_ms, json_t *data)
 {
     if (!data) return NULL;
-    char when[32], source[600];
+    char when[32], *source = NULL;
     oh_time_rfc3339(when, time_ms ? time_ms : oh_now_ms());
     const char *channel = channel_of(data);
     const char *account = json_string_value(json_object_get(data, "account"));
-    snprintf(source, sizeof source, "/omnihub/%s/%s", channel ? channel : "unknown",
-             account && *account ? account : "-");
+    /* built whole: cutting a long account could split a UTF-8 sequence */
+    if (asprintf(&source, "/omnihub/%s/%s", channel ? channel : "unknown",
+                 account && *account ? account : "-") < 0)
+        source = NULL;
     const char *subject = json_string_value(json_object_get(data, "conversation_id"));
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id,
-                           "source", source, "type", type, "time", when, "subject",
-                           subject ? subject : "", "datacontenttype", "application/json");
-    if (!ev || json_object_set_new(ev, "data", data) != 0) {
+    json_t *ev = source
+                     ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id",
+                                 id, "source", source, "type", type, "time", when, "subject",
+                                 subject ? subject : "", "datacontenttype", "application/json")
+                     : NULL;
+    free(source);
+    if (!ev) {
+        json_decref(data); /* it was ours */
+        return NULL;
+    }
+    if (json_object_set_new(ev, "data", data) != 0) {
         json_decref(ev);
         return NULL;
     }

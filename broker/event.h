@@ -51,6 +51,9 @@ int oh_time_parse(const char *s, int64_t *ms);
 
 /* True when S (LEN bytes) is valid UTF-8 without NUL bytes. */
 bool oh_utf8_valid(const char *s, size_t len);
+/* Replaces, in place, every byte of S that is not part of valid UTF-8 with
+ * '?', so the text can go into JSON. */
+void oh_utf8_sanitize(char *s);
 
 /* A growable list of events (owned references). */
 struct oh_event_list {

@@ -468,6 +468,7 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
     const char *subj = g_mime_message_get_subject(m);
     subject = email_to_utf8(NULL, subj ? subj : "", subj ? strlen(subj) : 0);
     email_strip(subject);
+    oh_utf8_sanitize(subject);
 
     w.event_id = id;
     w.max_blob = max_blob;
@@ -516,6 +517,11 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
         if (!orig && json_array_size(in_reply_to))
             orig = strdup(json_string_value(json_array_get(in_reply_to, 0)));
         if (orig) {
+            /* report fields are raw bytes from a stranger: make them JSON-safe */
+            oh_utf8_sanitize(orig);
+            oh_utf8_sanitize(d.recipient);
+            oh_utf8_sanitize(d.status);
+            oh_utf8_sanitize(d.diag);
             const char *rcpt = *d.recipient ? d.recipient : sender;
             oh_conversation_id(conv, "email", account, rcpt);
             char sid[OH_ID_MAX];
@@ -540,6 +546,7 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
             json_t *ev = oh_event_new(OH_EV_STATUS, sid, sent_ms ? sent_ms : nc->now_ms, data);
             free(orig);
             if (!ev || oh_event_list_push(out, ev) < 0) {
+                oh_errf(err, errlen, "cannot build the bounce event");
                 rc = OH_ENOMEM;
                 goto out_refs;
             }
@@ -553,7 +560,9 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
                  : w.html ? email_html_to_text(w.html, strlen(w.html))
                           : strdup("");
     email_strip(full);
+    oh_utf8_sanitize(full);
     char *text = email_trim_quotes(full);
+    oh_utf8_sanitize(text);
     json_t *data =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "conversation_id", "", "channel",
                   "email", "account", account, "direction", "inbound", "message_id", msgid, "kind",
@@ -591,6 +600,7 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
     free(full);
     json_t *ev = oh_event_new(OH_EV_INBOUND, id, sent_ms ? sent_ms : nc->now_ms, data);
     if (!ev || oh_event_list_push(out, ev) < 0) {
+        oh_errf(err, errlen, "cannot build the event");
         rc = OH_ENOMEM;
         goto out_refs;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "connector.h"
+#include "event.h"
 #include "tap.h"
 
 /* Every file in tests/fuzz/seeds/normalize_<channel>/ goes through that
@@ -59,12 +60,22 @@ START_TEST(times_out_of_range)
 }
 END_TEST
 
+START_TEST(sanitize)
+{
+    char s[] = "ok \xc3\xa9 \xff cut\xe2\x82";
+    oh_utf8_sanitize(s);
+    ck_assert_str_eq(s, "ok \xc3\xa9 ? cut??");
+    ck_assert(oh_utf8_valid(s, strlen(s)));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("regress");
     TCase *tc = tcase_create("regress");
     tcase_add_test(tc, normalize_seeds);
     tcase_add_test(tc, times_out_of_range);
+    tcase_add_test(tc, sanitize);
     suite_add_tcase(s, tc);
     return s;
 }
