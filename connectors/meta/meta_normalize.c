@@ -47,8 +47,10 @@ static int64_t mn_ms(const json_t *v)
     int64_t t = 0;
     if (json_is_integer(v))
         t = json_integer_value(v);
-    else if (json_is_real(v))
-        t = (int64_t)json_real_value(v);
+    else if (json_is_real(v)) {
+        double d = json_real_value(v); /* out of range: not a time */
+        t = d > 0 && d < 9.2e18 ? (int64_t)d : 0;
+    }
     else if (json_is_string(v))
         t = strtoll(json_string_value(v), NULL, 10);
     if (t > 0 && t < 100000000000LL) t *= 1000;
