@@ -572,7 +572,7 @@ static int http_body(struct pss *pss, const void *in, size_t len)
     /* lws restarts its timeout at every chunk: bound the whole body */
     if (oh_mono_us() - r->started_us > oh_config_int(r->gw->hub->cfg, "http.timeout") * 1000000)
         return -1;
-    if (r->too_big) return 0;
+    if (r->too_big || len == 0) return 0; /* lws may hand over empty chunks */
     if (r->body_len + len > r->gw->max_body) {
         r->too_big = true; /* the rest is discarded; 413 once it has arrived */
         free(r->body);
