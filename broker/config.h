@@ -42,7 +42,7 @@ bool oh_config_bool(const oh_config *cfg, const char *key);
 size_t oh_config_list(const oh_config *cfg, const char *key, const char *const **items);
 /* True when the key was given in the file or environment (not a default). */
 bool oh_config_is_set(const oh_config *cfg, const char *key);
-/* True when any key starting with PREFIX ("whatsapp.") was given. */
+/* True when any key starting with PREFIX ("<connector>.") was given. */
 bool oh_config_any_set(const oh_config *cfg, const char *prefix);
 
 /* Overrides a value after loading (tests and the dev script use it). */

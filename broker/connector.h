@@ -104,7 +104,7 @@ struct oh_connector {
     int (*media)(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
                  size_t errlen);
 
-    /* Pollers (IMAP): start their own threads, stop and join them. */
+    /* Pollers (a mailbox, say): start their own threads, stop and join them. */
     int (*start)(void *ctx);
     void (*stop)(void *ctx);
 
