@@ -1,6 +1,8 @@
 /* gateway.c - the libwebsockets service: one listener for the REST API,
- * connector webhooks, health, metrics and the WebSocket. Blocking work goes
- * to a worker pool; completions come back through lws_cancel_service(). */
+ * connector webhooks, health, metrics and the WebSocket, on a libev (epoll)
+ * loop. Blocking work goes to a worker pool; completions come back through
+ * lws_cancel_service(). */
+#include <ev.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -650,6 +652,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pthread_mutex_unlock(&gw->mu);
             drain_done(gw);
             gw_ws_deliver_live(gw);
+            if (gw->stop) ev_break(gw->loop, EVBREAK_ALL); /* oh_gateway_stop() */
         }
         return 0;
     default: break;
@@ -724,6 +727,12 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         return NULL;
     }
     gw->work = oh_workq_new(4, "oh-gw-work");
+    /* lws's default loop poll()s every descriptor on each turn, which with
+     * 10k WebSocket clients costs more than the work; libev waits with
+     * epoll. Our own ("foreign") loop, so that oh_gateway_run() can leave
+     * it and the context is destroyed outside it. */
+    gw->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    gw->foreign_loops[0] = gw->loop;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -732,10 +741,11 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     info.user = gw;
     info.timeout_secs = (unsigned int)oh_config_int(hub->cfg, "http.timeout");
     info.timeout_secs_ah_idle = info.timeout_secs; /* slow headers (slowloris) */
-    gw->retry.secs_since_valid_ping = (uint16_t)gw->ws_ping;
-    gw->retry.secs_since_valid_hangup = (uint16_t)(gw->ws_ping * 2 + 10);
+    /* no lws validity pings (zero policy): gw_ws_tick() sends them */
     info.retry_and_idle_policy = &gw->retry;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options =
+        LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = gw->foreign_loops;
     info.fd_limit_per_thread = 0;
     const char *static_dir = oh_config_str(hub->cfg, "http.static_dir");
     if (static_dir) {
@@ -754,7 +764,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    gw->ctx = lws_create_context(&info);
+    gw->ctx = gw->loop ? lws_create_context(&info) : NULL;
     if (!gw->ctx || !gw->work) {
         oh_errf(err, errlen, "cannot listen on %s (in use or not permitted?)", listen);
         oh_gateway_free(gw);
@@ -770,8 +780,10 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
 
 int oh_gateway_run(struct oh_gateway *gw)
 {
+    /* ev_break() in LWS_CALLBACK_EVENT_WAIT_CANCELLED once stop is set;
+     * false when nothing is left to wait for (cannot happen: the listener) */
     while (!gw->stop)
-        if (lws_service(gw->ctx, 0) < 0) break;
+        if (!ev_run(gw->loop, 0)) break;
     return OH_OK;
 }
 
@@ -791,6 +803,7 @@ void oh_gateway_free(struct oh_gateway *gw)
         drain_done(gw);
         lws_context_destroy(gw->ctx);
     }
+    if (gw->loop) ev_loop_destroy(gw->loop);
     gw_ws_free_all(gw);
     for (int i = 0; i < gw->nheader_names; i++)
         free(gw->header_names[i]);

@@ -51,12 +51,15 @@ struct req {
 
 struct wsconn;
 struct wsjob;
+struct ev_loop;
 struct sub;
 struct live_item;
 
 struct oh_gateway {
     oh_hub *hub;
     struct lws_context *ctx;
+    struct ev_loop *loop; /* the service thread's libev loop (epoll), lws's "foreign" loop */
+    void *foreign_loops[1];
     oh_workq *work;
     const char *jwt_secret;
     size_t max_body;

@@ -58,6 +58,8 @@ struct wsconn {
     size_t rx_len;
     bool rx_binary;
     int64_t last_rx_ms;
+    int64_t ping_ms; /* last ping sent */
+    bool want_ping;  /* send a ping at the next writable */
     double tokens;
     int64_t tokens_ms;
     int close_code; /* non-zero: close at the next writable */
@@ -772,6 +774,16 @@ static int writable(struct wsconn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
+    if (c->want_ping) {
+        /* with a payload: lws does not pass up an empty pong */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'o', [LWS_PRE + 1] = 'h'};
+        c->want_ping = false;
+        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0) return -1;
+        if (c->out) {
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
+    }
     /* frames until the socket would block, bounded so that other
      * connections stay served fairly (one frame per callback capped a
      * connection at one frame per service-loop turn: with 10k connections
@@ -824,7 +836,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         c->wsi = wsi;
         c->refs = 1;
         c->out_tail = &c->out;
-        c->last_rx_ms = c->tokens_ms = oh_mono_ms();
+        c->last_rx_ms = c->ping_ms = c->tokens_ms = oh_mono_ms();
         c->tokens = 2.0 * gw->ws_rate;
         c->next = gw->conns;
         if (gw->conns) gw->conns->prev = c;
@@ -878,13 +890,27 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     }
 }
 
-/* Once a second: idle connections are closed. */
+/* Once a second: idle connections are closed; a connection silent for
+ * ws.ping_interval is pinged, and closed when its peer has not answered
+ * for twice that plus 10 s. These pings are ours, not lws's retry policy:
+ * lws keeps one timer per connection for them in a sorted list that every
+ * timer insertion walks, which with 10k connections cost more CPU than
+ * all the rest of the gateway. */
 void gw_ws_tick(struct oh_gateway *gw)
 {
-    int64_t now = oh_mono_ms();
-    for (struct wsconn *c = gw->conns; c; c = c->next)
-        if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000)
+    int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000;
+    for (struct wsconn *c = gw->conns; c; c = c->next) {
+        if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
             close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+        } else if (ping > 0 && now - c->last_rx_ms > 2 * ping + 10000) {
+            close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
+        } else if (ping > 0 && now - c->last_rx_ms >= ping && now - c->ping_ms >= ping && c->wsi &&
+                   !c->close_code) {
+            c->ping_ms = now;
+            c->want_ping = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
 }
 
 void gw_ws_free_all(struct oh_gateway *gw)

@@ -124,7 +124,9 @@ int bench_http_load(struct bench_http_run *r)
         int wait_ms = 50;
         if (r->rate > 0 && next < r->n) {
             int64_t due = t0 + (int64_t)((double)next * 1e6 / r->rate) - bench_now_us();
-            wait_ms = due <= 0 ? 0 : (int)(due / 1000) + 0;
+            /* rounded up: a 0 ms poll until the next send time spun a core the
+             * daemon and the WebSocket clients need */
+            wait_ms = due <= 0 ? 0 : (int)((due + 999) / 1000);
         }
         bool can_issue = freed && next < r->n && !(r->stop && *r->stop);
         if (!(can_issue && (r->rate <= 0 || wait_ms == 0)))

@@ -1,7 +1,9 @@
 /* ws.c - many WebSocket clients on one lws client context: each connects,
  * subscribes to its conversation, catches up, then receives live events;
  * push latency from the send time the bench stamped into the text, gaps,
- * duplicates and per-message delivery counts. Single-threaded. */
+ * duplicates and per-message delivery counts. Single-threaded, on a libev
+ * (epoll) loop. */
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,9 @@ struct client {
 
 struct bench_ws {
     struct lws_context *ctx;
+    struct ev_loop *loop; /* epoll: a poll() over 10k sockets per turn delays receipts */
+    void *foreign_loops[1];
+    lws_retry_bo_t retry; /* all zero */
     struct client *c;
     int n, connecting, caught_up, dead;
     char host[64];
@@ -142,8 +147,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->wsi = NULL;
         lws_set_opaque_user_data(wsi, NULL);
         break;
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
@@ -164,9 +168,17 @@ struct bench_ws *bench_ws_new(char *err, size_t errlen)
     info.gid = -1;
     info.uid = -1;
     info.timeout_secs = 30;
-    w->ctx = lws_create_context(&info);
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    /* no validity timer per connection (lws keeps them in one sorted list,
+     * walked on every insertion); the server pings, lws answers */
+    info.retry_and_idle_policy = &w->retry;
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    w->foreign_loops[0] = w->loop;
+    info.foreign_loops = w->foreign_loops;
+    w->ctx = w->loop ? lws_create_context(&info) : NULL;
     if (!w->ctx) {
         snprintf(err, errlen, "lws_create_context failed");
+        if (w->loop) ev_loop_destroy(w->loop);
         free(w);
         return NULL;
     }
@@ -177,6 +189,7 @@ void bench_ws_free(struct bench_ws *w)
 {
     if (!w) return;
     lws_context_destroy(w->ctx);
+    ev_loop_destroy(w->loop);
     for (int i = 0; i < w->n; i++)
         free(w->c[i].rx);
     free(w->c);
@@ -257,11 +270,12 @@ void bench_ws_reset_stats(struct bench_ws *w)
 
 static void on_tick(lws_sorted_usec_list_t *sul) {}
 
-/* lws_service() sleeps until its next timer (up to 30 s): a tick bounds it. */
+/* One turn of the loop: it sleeps until its next event or timer (up to
+ * 30 s), so a tick bounds it. */
 static void service(struct bench_ws *w)
 {
     lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 20 * LWS_US_PER_MS);
-    lws_service(w->ctx, 0);
+    ev_run(w->loop, EVRUN_ONCE);
 }
 
 void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_ms)
