@@ -1,5 +1,6 @@
 /* crypto.c - HMAC-SHA256 signatures, hex/base64 encodings and constant-time
  * comparison on top of OpenSSL. */
+#include <pthread.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -7,17 +8,31 @@
 #include <openssl/rand.h>
 #include "crypto.h"
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *oh_sha256_md(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
+
 void oh_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     uint8_t out[OH_SHA256_LEN])
 {
     unsigned int outlen = OH_SHA256_LEN;
-    HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen);
+    HMAC(oh_sha256_md(), key, (int)keylen, data, len, out, &outlen);
 }
 
 void oh_sha256(const void *data, size_t len, uint8_t out[OH_SHA256_LEN])
 {
     unsigned int outlen = OH_SHA256_LEN;
-    EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
+    EVP_Digest(data, len, out, &outlen, oh_sha256_md(), NULL);
 }
 
 void oh_hex(const uint8_t *in, size_t len, char *out)

@@ -3,6 +3,7 @@
 #ifndef OH_CRYPTO_H
 #define OH_CRYPTO_H
 
+#include <openssl/evp.h>
 #include "oh.h"
 
 #define OH_SHA256_LEN 32
@@ -10,6 +11,11 @@
 void oh_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     uint8_t out[OH_SHA256_LEN]);
 void oh_sha256(const void *data, size_t len, uint8_t out[OH_SHA256_LEN]);
+
+/* SHA-256 fetched once: OpenSSL 3 looks EVP_sha256() up again on every
+ * implicit use, which costs more than hashing a short id. Borrowed for the
+ * process's lifetime; thread-safe. */
+const EVP_MD *oh_sha256_md(void);
 
 /* Lower-case hex; OUT holds 2*LEN+1. */
 void oh_hex(const uint8_t *in, size_t len, char *out);

@@ -15,7 +15,7 @@ static void hashed_id(char out[OH_ID_MAX], char prefix, const char *first, va_li
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t digest[OH_SHA256_LEN];
     unsigned int dlen = sizeof digest;
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(md, oh_sha256_md(), NULL);
     for (const char *p = first; p; p = va_arg(ap, const char *)) {
         uint32_t n = (uint32_t)strlen(p);
         uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};

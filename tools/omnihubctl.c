@@ -15,7 +15,7 @@
 #include "lag.h"
 #include "log.h"
 
-#define MAX_INPUT (16u << 20)
+#define CTL_MAX_INPUT (16u << 20)
 
 static void usage(FILE *out)
 {
@@ -50,7 +50,7 @@ static char *read_stdin(size_t *len)
         n += got;
         if (got == 0) break;
         if (n == cap) {
-            if (cap >= MAX_INPUT) {
+            if (cap >= CTL_MAX_INPUT) {
                 free(buf);
                 errno = EFBIG;
                 return NULL;
@@ -95,7 +95,7 @@ static int cmd_normalize(int argc, char **argv)
     size_t len;
     char *body = read_stdin(&len);
     if (!body) {
-        fprintf(stderr, "omnihubctl normalize: cannot read stdin (over %u bytes?)\n", MAX_INPUT);
+        fprintf(stderr, "omnihubctl normalize: cannot read stdin (over %u bytes?)\n", CTL_MAX_INPUT);
         return 2;
     }
     struct oh_event_list out = {0};
