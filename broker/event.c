@@ -244,14 +244,15 @@ const char *oh_event_data_str(const json_t *ev, const char *field)
     return json_string_value(json_object_get(json_object_get(ev, "data"), field));
 }
 
-static bool url_safe(const char *s)
+bool oh_id_valid(const char *s, size_t len)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 128) return false;
-    for (; *s; s++)
-        if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
-            *s != '-' && *s != '_' && *s != '.' && *s != '~')
+    if (len == 0 || len > OH_ID_MAX - 1) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+            c != '-' && c != '_' && c != '.' && c != '~')
             return false;
+    }
     return true;
 }
 
@@ -284,12 +285,12 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
             return OH_EINVAL;
         }
     const char *conv = oh_event_subject(ev);
-    if (!url_safe(conv) ||
+    if (!oh_id_valid(conv, strlen(conv)) ||
         strcmp(conv, json_string_value(json_object_get(data, "conversation_id")))) {
         oh_errf(err, errlen, "bad conversation id");
         return OH_EINVAL;
     }
-    if (!url_safe(oh_event_get_id(ev))) {
+    if (!oh_id_valid(oh_event_get_id(ev), strlen(oh_event_get_id(ev)))) {
         oh_errf(err, errlen, "bad event id");
         return OH_EINVAL;
     }

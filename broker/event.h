@@ -22,6 +22,10 @@ void oh_event_id(char out[OH_ID_MAX], const char *part, ...) __attribute__((sent
 void oh_conversation_id(char out[OH_ID_MAX], const char *channel, const char *account,
                         const char *contact);
 
+/* True when S (LEN bytes) is a valid id: 1..128 characters of
+ * [A-Za-z0-9._~-] (URL-safe, no escaping needed). */
+bool oh_id_valid(const char *s, size_t len);
+
 /* Builds a CloudEvent around DATA (takes ownership of DATA, which must be an
  * object holding at least conversation_id, channel and account). TYPE is one
  * of OH_EV_*; ID the stable event id; TIME_MS the event time (0 = now).

@@ -390,15 +390,6 @@ static void post_read(struct req *r, const char *conv)
 
 /* ---- routing ---- */
 
-static bool valid_id(const char *s, size_t n)
-{
-    if (n == 0 || n >= OH_ID_MAX) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", s[i]))
-            return false;
-    return true;
-}
-
 bool gw_api_route(struct req *r)
 {
     const char *p = r->path;
@@ -415,7 +406,7 @@ bool gw_api_route(struct req *r)
     size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
     char conv[OH_ID_MAX];
     bool is_new = idlen == 3 && strncmp(id, "new", 3) == 0;
-    if (!valid_id(id, idlen) || !slash) {
+    if (!oh_id_valid(id, idlen) || !slash) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
         return true;
     }
