@@ -223,7 +223,7 @@ static int status_of(int rc)
     }
 }
 
-static const char *code_of(int status)
+const char *gw_error_code(int status)
 {
     switch (status) {
     case 401: return "unauthorized";
@@ -257,7 +257,7 @@ static void webhook(struct req *r, struct oh_instance *in)
             oh_metrics_inc("omnihub_signature_failures_total", lab, 1);
         }
         int st = status_of(rc);
-        gw_reply_error(r, st, code_of(st), "%s", err[0] ? err : oh_strerror(rc));
+        gw_reply_error(r, st, gw_error_code(st), "%s", err[0] ? err : oh_strerror(rc));
         return;
     }
     int status = reply.status ? reply.status : 200;
@@ -314,7 +314,7 @@ static void media_work(void *opaque)
     int rc = in->vt->media(in->ctx, slash + 1, 16u << 20, &m, err, sizeof err);
     if (rc) {
         int st = rc == OH_ETOOBIG ? 413 : rc == OH_ENOTFOUND ? 404 : rc == OH_EINVAL ? 400 : 502;
-        gw_reply_error(r, st, st == 502 ? "upstream" : code_of(st), "%s",
+        gw_reply_error(r, st, st == 502 ? "upstream" : gw_error_code(st), "%s",
                        err[0] ? err : oh_strerror(rc));
     } else if (!oh_auth_may_access(&r->who, m.conversation_id[0] ? m.conversation_id : "")) {
         gw_reply_error(r, 403, "forbidden", "not your media");

@@ -85,6 +85,9 @@ struct oh_gateway {
     struct oh_ratelimit *rl_ip, *rl_token;
 };
 
+/* The contract's error code for an HTTP status ("not_found" for 404 ...;
+ * "bad_request" for anything unlisted). */
+const char *gw_error_code(int status);
 /* Answers (service thread). Body strings are copied; json is stolen. */
 void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len);
 void gw_reply_json(struct req *r, int status, json_t *obj);

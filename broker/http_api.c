@@ -313,13 +313,7 @@ static void send_work(void *opaque)
     char err[256];
     int st = gw_build_message(r->gw, &r->who, a->conv, a->body, &a->event, err, sizeof err);
     if (st) {
-        gw_reply_error(r, st,
-                       st == 404   ? "not_found"
-                       : st == 403 ? "forbidden"
-                       : st == 413 ? "too_large"
-                       : st == 503 ? "unavailable"
-                                   : "bad_request",
-                       "%s", err);
+        gw_reply_error(r, st, gw_error_code(st), "%s", err);
         gw_complete(r);
         return;
     }

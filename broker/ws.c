@@ -437,7 +437,7 @@ static void finish_job(struct wsjob *j)
     case JOB_SUBSCRIBE:
         if (s->dead) break;
         if (j->status) {
-            send_error(c, j->status == 404 ? "not_found" : "unavailable",
+            send_error(c, gw_error_code(j->status),
                        j->status == 404 ? "no such conversation" : "store unavailable");
             sub_unlink(c->gw, s);
             break;
@@ -486,10 +486,7 @@ static void finish_job(struct wsjob *j)
         break;
     case JOB_READ:
         if (j->status) {
-            send_error(c,
-                       j->status == 404   ? "not_found"
-                       : j->status == 400 ? "bad_request"
-                                          : "unavailable",
+            send_error(c, gw_error_code(j->status),
                        j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
             gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
