@@ -25,6 +25,7 @@ static void sb_grow(struct sbuf *b, size_t add)
     if (!p) abort(); /* out of memory in a text helper: nothing sane to do */
     b->p = p;
     b->cap = cap;
+    b->p[b->len] = 0; /* terminated even before anything is added */
 }
 
 static void sb_add(struct sbuf *b, const char *s, size_t n)
