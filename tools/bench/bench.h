@@ -32,6 +32,9 @@ struct bench_opts {
     int repeat;             /* resume: repetitions */
     long conversations;     /* scale */
     long scale_events;      /* scale */
+    const char *store;      /* scale: "sqlite" (default) | "postgres" */
+    const char *pg_dsn;     /* scale: an existing PostgreSQL (NULL: start one) */
+    const char *preload;    /* scale: "materialize" | "bulk" (default: bulk on postgres) */
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */

@@ -46,6 +46,12 @@ static void usage(FILE *out)
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
             "  --conversations N     scale: conversations in the store\n"
+            "  --store S             scale: sqlite (default) or postgres (a throwaway\n"
+            "                        PostgreSQL 15 the driver starts, see docs/performance.md)\n"
+            "  --pg-dsn DSN          scale: use this PostgreSQL server instead (a role\n"
+            "                        allowed to create databases; implies --store postgres)\n"
+            "  --preload M           scale: materialize (the store's write path) or bulk\n"
+            "                        (COPY, postgres only; the default there)\n"
             "  --no-ceiling          skip the reference measurements\n");
 }
 
@@ -125,6 +131,9 @@ int main(int argc, char **argv)
                                          {"repeat", required_argument, NULL, 'R'},
                                          {"conversations", required_argument, NULL, 'v'},
                                          {"data", required_argument, NULL, 'D'},
+                                         {"store", required_argument, NULL, 'S'},
+                                         {"pg-dsn", required_argument, NULL, 'P'},
+                                         {"preload", required_argument, NULL, 'L'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -174,6 +183,15 @@ int main(int argc, char **argv)
             break;
         case 'D':
             o.data_root = optarg;
+            break;
+        case 'S':
+            o.store = optarg;
+            break;
+        case 'P':
+            o.pg_dsn = optarg;
+            break;
+        case 'L':
+            o.preload = optarg;
             break;
         case 'N':
             o.no_ceiling = true;

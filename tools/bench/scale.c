@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include "bench.h"
 #include "daemon.h"
+#include "oh_build_config.h"
+#include "pg.h"
 #include "store.h"
 
 #define SCALE_ACCOUNT "scale"
@@ -38,44 +40,115 @@ static json_t *scale_event(long c, long k, int64_t t)
     return oh_event_new(OH_EV_INBOUND, id, t, data);
 }
 
-/* Writes CONVS conversations and EVENTS events into DATA_DIR's store. */
-static int preload(const char *data_dir, long convs, long events, double *secs)
+/* Where a store lives: a data dir (SQLite) or a database (PostgreSQL). */
+struct scale_store {
+    char dir[300];
+    char dsn[600]; /* "" for SQLite */
+};
+
+/* Takes EV: the Cth conversation's next event; LAST when it is its last. */
+typedef int (*scale_sink)(void *ctx, long c, json_t *ev, int32_t part, int64_t off, bool last);
+
+/* The events of CONVS conversations, EVENTS in all, round-robin over the
+ * conversations as traffic arrives. */
+static int scale_each(long convs, long events, scale_sink fn, void *ctx)
 {
-    char env_dir[400];
-    snprintf(env_dir, sizeof env_dir, "OMNIHUB_DATA_DIR=%s", data_dir);
-    char *envp[] = {env_dir, NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, oh_config_tables(), envp, err, sizeof err);
-    oh_store *st = cfg ? oh_store_open(cfg, err, sizeof err) : NULL;
-    if (!st) {
-        fprintf(stderr, "omnihub-bench: scale: %s\n", err);
-        oh_config_free(cfg);
-        return -1;
-    }
-    struct oh_store_item *items = calloc(SCALE_BATCH, sizeof *items);
-    int64_t t0 = bench_now_us(), base = 1700000000000;
-    long per = events / convs, extra = events % convs, done = 0, off = 0;
-    int rc = items ? 0 : -1;
-    size_t n = 0;
-    /* round-robin over conversations, as traffic arrives */
+    int64_t base = 1700000000000;
+    long per = events / convs, extra = events % convs, done = 0;
+    int rc = 0;
     for (long k = 0; rc == 0 && k <= per; k++)
         for (long c = 0; rc == 0 && c < convs; c++) {
             if (k == per && c >= extra) break;
-            items[n++] = (struct oh_store_item){scale_event(c, k, base + done), 1000, off++, 0};
+            bool last = k == (c < extra ? per : per - 1);
+            json_t *ev = scale_event(c, k, base + done);
+            rc = ev ? fn(ctx, c, ev, 1000, done, last) : -1;
             done++;
-            if (n == SCALE_BATCH || done == events) {
-                rc = oh_store_materialize(st, "omnihub-bench-preload", items, n, NULL, 0);
-                for (size_t i = 0; i < n; i++)
-                    json_decref(items[i].event);
-                n = 0;
-                if (done % 1000000 < SCALE_BATCH && done >= 1000000)
-                    fprintf(stderr, "  scale: %ld events stored\n", done);
-            }
+            if (done % 1000000 == 0) fprintf(stderr, "  scale: %ld events stored\n", done);
         }
-    *secs = (double)(bench_now_us() - t0) / 1e6;
-    free(items);
-    oh_store_close(st);
+    return rc;
+}
+
+static oh_config *store_config(const struct scale_store *s, char *err, size_t errlen)
+{
+    char env_dir[400], env_dsn[700];
+    snprintf(env_dir, sizeof env_dir, "OMNIHUB_DATA_DIR=%s", s->dir);
+    snprintf(env_dsn, sizeof env_dsn, "OMNIHUB_STORE_POSTGRES_DSN=%s", s->dsn);
+    char *envp[] = {env_dir, s->dsn[0] ? "OMNIHUB_STORE_BACKEND=postgres" : NULL, env_dsn, NULL};
+    return oh_config_load(NULL, oh_config_tables(), envp, err, errlen);
+}
+
+/* Through the store's own write path, as the sync service writes. */
+struct mat {
+    oh_store *st;
+    struct oh_store_item items[SCALE_BATCH];
+    size_t n;
+};
+
+static int mat_flush(struct mat *m)
+{
+    int rc =
+        m->n ? oh_store_materialize(m->st, "omnihub-bench-preload", m->items, m->n, NULL, 0) : 0;
+    for (size_t i = 0; i < m->n; i++)
+        json_decref(m->items[i].event);
+    m->n = 0;
+    return rc;
+}
+
+static int mat_add(void *ctx, long c, json_t *ev, int32_t part, int64_t off, bool last)
+{
+    struct mat *m = ctx;
+    m->items[m->n++] =
+        (struct oh_store_item){.event = ev, .src_partition = part, .src_offset = off};
+    return m->n == SCALE_BATCH ? mat_flush(m) : 0;
+}
+
+static int preload_materialize(const struct scale_store *s, long convs, long events)
+{
+    char err[256];
+    oh_config *cfg = store_config(s, err, sizeof err);
+    struct mat *m = calloc(1, sizeof *m);
+    if (m && cfg) m->st = oh_store_open(cfg, err, sizeof err);
+    int rc = m && m->st ? scale_each(convs, events, mat_add, m) : -1;
+    if (rc == 0) rc = mat_flush(m);
+    if (!m || !m->st) fprintf(stderr, "omnihub-bench: scale: %s\n", m ? err : "out of memory");
+    if (m) oh_store_close(m->st);
+    free(m);
     oh_config_free(cfg);
+    return rc;
+}
+
+#ifdef OH_HAVE_POSTGRES
+static int bulk_add(void *ctx, long c, json_t *ev, int32_t part, int64_t off, bool last)
+{
+    int rc = bench_pgload_add(ctx, c, ev, part, off, last);
+    json_decref(ev);
+    return rc;
+}
+
+/* COPY of the rows materialize would write (tools/bench/pgload.c). */
+static int preload_bulk(const struct scale_store *s, long convs, long events)
+{
+    char err[512] = "a COPY failed";
+    struct bench_pgload *l = bench_pgload_begin(s->dsn, convs, err, sizeof err);
+    int rc = l ? scale_each(convs, events, bulk_add, l) : -1;
+    if (l && bench_pgload_end(l, err, sizeof err)) rc = -1;
+    if (rc) fprintf(stderr, "omnihub-bench: scale: bulk preload: %s\n", err);
+    return rc;
+}
+#endif
+
+/* Writes CONVS conversations and EVENTS events into S; SECS the time taken. */
+static int preload(const struct scale_store *s, bool bulk, long convs, long events, double *secs)
+{
+    int64_t t0 = bench_now_us();
+    int rc;
+#ifdef OH_HAVE_POSTGRES
+    if (bulk)
+        rc = preload_bulk(s, convs, events);
+    else
+#endif
+        rc = preload_materialize(s, convs, events);
+    *secs = (double)(bench_now_us() - t0) / 1e6;
     return rc;
 }
 
@@ -105,12 +178,14 @@ struct measure {
 };
 
 /* History reads, resumes and ingest on one daemon; CONVS are the ones read. */
-static int measure(const struct bench_opts *o, const char *data_dir, char (*conv)[OH_ID_MAX],
+static int measure(const struct bench_opts *o, const struct scale_store *s, char (*conv)[OH_ID_MAX],
                    long nconv, struct measure *m)
 {
     char err[512];
     struct bench_daemon d;
-    if (bench_daemon_start(&d, o, NULL, data_dir, err, sizeof err)) {
+    const char *pg[] = {"store.backend", "postgres", "store.postgres.dsn", s->dsn, NULL};
+    if (bench_daemon_start(&d, o, s->dsn[0] ? pg : NULL, s->dsn[0] ? NULL : s->dir, err,
+                           sizeof err)) {
         fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
         return -1;
     }
@@ -184,10 +259,65 @@ static double p50_ratio(const struct bench_hist *big, const struct bench_hist *s
     return s > 0 ? (double)bench_hist_pct(big, 50) / s : -1;
 }
 
+#ifdef OH_HAVE_POSTGRES
+/* The bulk path checked against materialize on a small store of the same
+ * shape, in the same server: both must answer alike through the store API. */
+static int check_bulk(struct bench_pg *pg, long per)
+{
+    char err[512];
+    struct scale_store m = {0}, b = {0};
+    long convs = 300, events = convs * (per < 1 ? 1 : per > 20 ? 20 : per) + convs / 3;
+    double secs;
+    int rc = bench_pg_createdb(pg, "check_m", m.dsn, sizeof m.dsn, err, sizeof err) ||
+                     bench_pg_createdb(pg, "check_b", b.dsn, sizeof b.dsn, err, sizeof err)
+                 ? -1
+                 : 0;
+    if (rc == 0) rc = preload(&m, false, convs, events, &secs);
+    if (rc == 0) rc = preload(&b, true, convs, events, &secs);
+    if (rc == 0) rc = bench_pg_compare(m.dsn, b.dsn, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "omnihub-bench: scale: bulk preload differs from materialize: %s\n", err);
+    else
+        fprintf(stderr,
+                "  scale: bulk preload = materialize on %ld conversations, %ld events "
+                "(history, directory, references)\n",
+                convs, events);
+    return rc;
+}
+#endif
+
+/* The two stores, and the server when they are PostgreSQL databases. */
+static int scale_setup(const struct bench_opts *o, bool pg, bool bulk, long per, void *server,
+                       struct scale_store *big, struct scale_store *empty)
+{
+    if (!pg) return 0;
+#ifdef OH_HAVE_POSTGRES
+    char err[512];
+    if (bench_pg_start(server, o->pg_dsn, err, sizeof err) ||
+        bench_pg_createdb(server, "large", big->dsn, sizeof big->dsn, err, sizeof err) ||
+        bench_pg_createdb(server, "empty", empty->dsn, sizeof empty->dsn, err, sizeof err)) {
+        fprintf(stderr, "omnihub-bench: scale: %s\n", err);
+        return -1;
+    }
+    return bulk ? check_bulk(server, per) : 0;
+#else
+    fprintf(stderr, "omnihub-bench: scale: built without PostgreSQL (libpq)\n");
+    return -1;
+#endif
+}
+
 int bench_scale(const struct bench_opts *o)
 {
     if (o->url) {
         fprintf(stderr, "omnihub-bench: scale starts its own daemons (no --url)\n");
+        return 2;
+    }
+    bool pg = o->pg_dsn || (o->store && strcmp(o->store, "postgres") == 0);
+    bool bulk = o->preload ? strcmp(o->preload, "bulk") == 0 : pg;
+    if ((o->store && !pg && strcmp(o->store, "sqlite") != 0) ||
+        (o->preload && !bulk && strcmp(o->preload, "materialize") != 0) || (bulk && !pg)) {
+        fprintf(stderr, "omnihub-bench: scale: --store sqlite|postgres, --preload "
+                        "materialize|bulk (bulk: postgres only)\n");
         return 2;
     }
     long convs = o->conversations > 0 ? o->conversations : 1000000;
@@ -197,14 +327,22 @@ int bench_scale(const struct bench_opts *o)
     const char *t = getenv("TMPDIR");
     snprintf(root, sizeof root, "%s/omnihub-bench-scale-XXXXXX", t && *t ? t : "/tmp");
     if (!mkdtemp(root)) return -1;
-    char big[300], empty[300];
-    snprintf(big, sizeof big, "%s/large", root);
-    snprintf(empty, sizeof empty, "%s/empty", root);
-    mkdir(big, 0700);
-    mkdir(empty, 0700);
-    fprintf(stderr, "  scale: preloading %ld conversations, %ld events\n", convs, events);
+    struct scale_store big = {0}, empty = {0};
+    snprintf(big.dir, sizeof big.dir, "%s/large", root);
+    snprintf(empty.dir, sizeof empty.dir, "%s/empty", root);
+    mkdir(big.dir, 0700);
+    mkdir(empty.dir, 0700);
+#ifdef OH_HAVE_POSTGRES
+    struct bench_pg server = {0};
+#else
+    char server[1];
+#endif
+    int rc = scale_setup(o, pg, bulk, events / convs, &server, &big, &empty);
+    if (rc == 0)
+        fprintf(stderr, "  scale: %s store, preloading %ld conversations, %ld events (%s)\n",
+                pg ? "postgres" : "sqlite", convs, events, bulk ? "bulk COPY" : "materialize");
     double load_s = 0;
-    int rc = preload(big, convs, events, &load_s);
+    if (rc == 0) rc = preload(&big, bulk, convs, events, &load_s);
     /* the conversations read: random preloaded ones; in the empty store the
      * same shape written the same way (100 conversations, same events each) */
     long nread = convs < 10000 ? convs : 10000;
@@ -214,26 +352,31 @@ int bench_scale(const struct bench_opts *o)
         scale_conv(conv[i], convs <= nread ? i : (long)rand_r(&seed) % convs);
     long small_convs = 100, small_events = 100 * (events / convs);
     double small_s = 0;
-    if (rc == 0) rc = preload(empty, small_convs, small_events, &small_s);
+    if (rc == 0) rc = preload(&empty, bulk, small_convs, small_events, &small_s);
     char(*sconv)[OH_ID_MAX] = calloc((size_t)small_convs, OH_ID_MAX);
     for (long i = 0; sconv && i < small_convs; i++)
         scale_conv(sconv[i], i);
     struct measure L = {0}, E = {0};
-    if (rc == 0 && conv && sconv) rc = measure(o, empty, sconv, small_convs, &E);
-    if (rc == 0 && conv) rc = measure(o, big, conv, nread, &L);
+    if (rc == 0 && conv && sconv) rc = measure(o, &empty, sconv, small_convs, &E);
+    if (rc == 0 && conv) rc = measure(o, &big, conv, nread, &L);
+    long long db_bytes = -1;
+#ifdef OH_HAVE_POSTGRES
+    if (pg) db_bytes = bench_pg_db_size(big.dsn);
+#endif
     struct stat sb;
     char dbp[400];
-    snprintf(dbp, sizeof dbp, "%s/store.db", big);
-    long long db_bytes = stat(dbp, &sb) == 0 ? (long long)sb.st_size : -1;
+    snprintf(dbp, sizeof dbp, "%s/store.db", big.dir);
+    if (!pg && stat(dbp, &sb) == 0) db_bytes = (long long)sb.st_size;
     if (rc == 0) {
         char variant[48];
-        snprintf(variant, sizeof variant, "%ldc/%lde", convs, events);
+        snprintf(variant, sizeof variant, "%s %ldc/%lde", pg ? "pg" : "sqlite", convs, events);
         const char *ce = "the same on an almost empty store, same run";
         row("scale:history", "empty", "read/s", E.read_rate, &E.read, -1, "", -1, &E, NULL);
         row("scale:history", variant, "read/s", L.read_rate, &L.read, p50_ratio(&L.read, &E.read),
             ce, E.read_rate, &L,
-            json_pack("{s:I, s:I, s:f, s:f, s:I}", "conversations", (json_int_t)convs, "events",
-                      (json_int_t)events, "preload_s", load_s, "preload_events_per_s",
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I}", "store", pg ? "postgres" : "sqlite",
+                      "preload", bulk ? "bulk" : "materialize", "conversations", (json_int_t)convs,
+                      "events", (json_int_t)events, "preload_s", load_s, "preload_events_per_s",
                       (double)events / load_s, "store_bytes", (json_int_t)db_bytes));
         row("scale:resume", "empty", "resume/s",
             E.resume.n ? 1e6 * (double)E.resume.n / E.resume.sum : -1, &E.resume, -1, "", -1, &E,
@@ -250,6 +393,9 @@ int bench_scale(const struct bench_opts *o)
     }
     free(conv);
     free(sconv);
+#ifdef OH_HAVE_POSTGRES
+    if (pg) bench_pg_stop(&server);
+#endif
     if (getenv("OMNIHUB_BENCH_KEEP"))
         fprintf(stderr, "kept %s\n", root);
     else
