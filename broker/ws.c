@@ -8,14 +8,18 @@
 #include "gateway_int.h"
 #include "metrics.h"
 
-#define PAGE        500
+#define PAGE_ROWS   1000 /* a replay page: at most this many events ... */
 #define MAX_PENDING 10000
 #define MAX_SUBS    64
+#define OUT_CHUNK   65536 /* bytes per lws_write and per queue chunk */
 
-struct outmsg {
-    struct outmsg *next;
-    size_t len;
-    unsigned char *buf; /* LWS_PRE headroom + payload */
+/* Outgoing bytes: whole WebSocket frames, framed here and written raw in
+ * large slices (one lws_write per frame, each a send() and a poll() for
+ * lws_send_pipe_choked(), was most of the daemon's share of a replay). */
+struct outbuf {
+    struct outbuf *next;
+    size_t off, len, cap; /* written, queued, allocated */
+    unsigned char data[];
 };
 
 struct live_item {
@@ -52,8 +56,8 @@ struct wsconn {
     bool authed;
     struct sub *subs;
     int nsubs;
-    struct outmsg *out, **out_tail;
-    size_t out_bytes;
+    struct outbuf *out, *out_last;
+    size_t out_bytes; /* queued and not yet written */
     char *rx;
     size_t rx_len;
     bool rx_binary;
@@ -86,10 +90,13 @@ struct wsjob {
     char cur_epoch[64];
     int64_t head;
     json_t *event;
-    char **rows;
-    size_t *lens;
-    int64_t *seqs;
+    /* a replay page, framed on the worker: event frames in PAGE */
+    struct outbuf *page;
+    int64_t *seqs; /* of each frame, ascending */
+    size_t *offs;  /* where each frame starts in PAGE */
     int nrows;
+    bool more; /* the page stopped short of the end */
+    size_t budget;
 };
 
 static void conn_release(struct wsconn *c);
@@ -104,34 +111,99 @@ static void close_conn(struct wsconn *c, int code, const char *reason)
     lws_callback_on_writable(c->wsi);
 }
 
+/* The header of an unmasked final text frame of LEN payload bytes. */
+static size_t frame_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+static struct outbuf *outbuf_new(size_t cap)
+{
+    struct outbuf *m = malloc(sizeof *m + cap);
+    if (m) *m = (struct outbuf){NULL, 0, 0, cap};
+    return m;
+}
+
+/* Appends one frame of the concatenated pieces to BUF (grown as needed);
+ * false when out of memory. */
+static bool frame_put(struct outbuf **buf, const char *a, size_t alen, const char *b, size_t blen,
+                      const char *z, size_t zlen)
+{
+    size_t len = alen + blen + zlen;
+    struct outbuf *m = *buf;
+    if (m->len + 10 + len > m->cap) {
+        size_t cap = m->cap * 2 > m->len + 10 + len ? m->cap * 2 : m->len + 10 + len;
+        m = realloc(m, sizeof *m + cap);
+        if (!m) return false;
+        m->cap = cap;
+        *buf = m;
+    }
+    unsigned char *p = m->data + m->len;
+    p += frame_header(p, len);
+    memcpy(p, a, alen);
+    if (blen) memcpy(p + alen, b, blen);
+    if (zlen) memcpy(p + alen + blen, z, zlen);
+    m->len = (size_t)(p - m->data) + len;
+    return true;
+}
+
+static bool queue_ok(struct wsconn *c, size_t len)
+{
+    if (!c->wsi || c->close_code) return false;
+    if (c->out_bytes + len <= c->gw->ws_max_queue) return true;
+    oh_metrics_inc("omnihub_ws_slow_closes_total", "", 1);
+    OH_WARN("ws", "closing slow client %s/%s: %zu bytes queued", c->who.sub, c->who.device,
+            c->out_bytes);
+    close_conn(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume later");
+    return false;
+}
+
+static void queue_link(struct wsconn *c, struct outbuf *m)
+{
+    bool idle = !c->out;
+    if (c->out_last)
+        c->out_last->next = m;
+    else
+        c->out = m;
+    c->out_last = m;
+    if (idle) lws_callback_on_writable(c->wsi);
+}
+
+/* Queues one text message made of the concatenated pieces. */
 static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b, size_t blen,
                      const char *z, size_t zlen)
 {
-    if (!c->wsi || c->close_code) return;
     size_t len = alen + blen + zlen;
-    if (c->out_bytes + len > c->gw->ws_max_queue) {
-        oh_metrics_inc("omnihub_ws_slow_closes_total", "", 1);
-        OH_WARN("ws", "closing slow client %s/%s: %zu bytes queued", c->who.sub, c->who.device,
-                c->out_bytes);
-        close_conn(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume later");
+    if (!queue_ok(c, len)) return;
+    struct outbuf *m = c->out_last;
+    if (m && m->cap - m->len >= len + 10) { /* room in the last chunk */
+        size_t before = m->len;
+        frame_put(&m, a, alen, b, blen, z, zlen); /* fits: no realloc, cannot fail */
+        c->out_bytes += m->len - before;
         return;
     }
-    struct outmsg *m = malloc(sizeof *m);
-    unsigned char *buf = malloc(LWS_PRE + len);
-    if (!m || !buf) {
+    m = outbuf_new(len + 10 > OUT_CHUNK ? len + 10 : OUT_CHUNK);
+    if (!m || !frame_put(&m, a, alen, b, blen, z, zlen)) {
         free(m);
-        free(buf);
         close_conn(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return;
     }
-    memcpy(buf + LWS_PRE, a, alen);
-    if (blen) memcpy(buf + LWS_PRE + alen, b, blen);
-    if (zlen) memcpy(buf + LWS_PRE + alen + blen, z, zlen);
-    *m = (struct outmsg){NULL, len, buf};
-    *c->out_tail = m;
-    c->out_tail = &m->next;
-    c->out_bytes += len;
-    lws_callback_on_writable(c->wsi);
+    c->out_bytes += m->len;
+    queue_link(c, m);
 }
 
 static void send_json(struct wsconn *c, json_t *o)
@@ -147,10 +219,11 @@ static void send_error(struct wsconn *c, const char *code, const char *msg)
     send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg));
 }
 
+static const char event_pre[] = "{\"type\":\"event\",\"event\":";
+
 static void send_event(struct wsconn *c, const char *json, size_t len)
 {
-    static const char pre[] = "{\"type\":\"event\",\"event\":";
-    send_raw(c, pre, sizeof pre - 1, json, len, "}", 1);
+    send_raw(c, event_pre, sizeof event_pre - 1, json, len, "}", 1);
     oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
 }
 
@@ -284,6 +357,32 @@ static void job_done(struct wsjob *j)
     if (wake) lws_cancel_service(gw->ctx);
 }
 
+static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct wsjob *j = opaque;
+    j->offs[j->nrows] = j->page->len;
+    if (!frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1)) return OH_ENOMEM;
+    j->seqs[j->nrows++] = seq;
+    if (j->nrows < PAGE_ROWS && j->page->len < j->budget) return 0;
+    j->more = true; /* stopped here; the rest comes with the next page */
+    return 1;
+}
+
+/* Reads the page after J->after as ready-made event frames. */
+static void read_page(struct wsjob *j)
+{
+    j->budget = j->c->gw->ws_max_queue / 4;
+    j->page = outbuf_new(j->budget + OUT_CHUNK);
+    j->seqs = calloc(PAGE_ROWS, sizeof *j->seqs);
+    j->offs = calloc(PAGE_ROWS, sizeof *j->offs);
+    int rc = j->page && j->seqs && j->offs
+                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, PAGE_ROWS, page_row, j)
+                 : OH_ENOMEM;
+    if (rc && rc != OH_ENOTFOUND) j->status = 503;
+}
+
+/* The conversation's head and epoch, and the first page of the replay in
+ * the same trip to the pool. */
 static void subscribe_work(void *opaque)
 {
     struct wsjob *j = opaque;
@@ -297,31 +396,21 @@ static void subscribe_work(void *opaque)
         j->head = 0; /* their webchat conversation, not opened yet */
     else
         j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
+    j->seq = recovered ? j->after : 0; /* where the replay starts */
+    if (!j->status) {
+        int64_t asked = j->after;
+        j->after = j->seq;
+        read_page(j);
+        j->after = asked;
+    }
     job_done(j);
-}
-
-static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
-{
-    struct wsjob *j = opaque;
-    char *copy = malloc(len);
-    if (!copy) return 1;
-    memcpy(copy, json, len);
-    j->rows[j->nrows] = copy;
-    j->lens[j->nrows] = len;
-    j->seqs[j->nrows++] = seq;
-    return 0;
 }
 
 static void page_work(void *opaque)
 {
     struct wsjob *j = opaque;
-    j->rows = calloc(PAGE, sizeof *j->rows);
-    j->lens = calloc(PAGE, sizeof *j->lens);
-    j->seqs = calloc(PAGE, sizeof *j->seqs);
-    int rc = j->rows && j->lens && j->seqs
-                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, PAGE, page_row, j)
-                 : OH_ENOMEM;
-    if (rc && rc != OH_ENOTFOUND) j->status = 503;
+    read_page(j);
     job_done(j);
 }
 
@@ -379,10 +468,8 @@ static struct wsjob *job_new(struct wsconn *c, enum job_kind kind)
 
 static void job_free(struct wsjob *j)
 {
-    for (int i = 0; i < j->nrows; i++)
-        free(j->rows[i]);
-    free(j->rows);
-    free(j->lens);
+    free(j->page);
+    free(j->offs);
     free(j->seqs);
     json_decref(j->body);
     json_decref(j->event);
@@ -428,6 +515,34 @@ static void go_live(struct sub *s)
     pend_clear(s);
 }
 
+/* Queues a page read by the pool: its frames go out as they are, from the
+ * first event the client has not had yet. */
+static void replay_page(struct sub *s, struct wsjob *j)
+{
+    struct wsconn *c = s->c;
+    int i = 0;
+    while (i < j->nrows && j->seqs[i] <= s->last) /* none, unless a page was read twice */
+        i++;
+    if (i < j->nrows) {
+        struct outbuf *m = j->page;
+        if (j->offs[i]) {
+            m->len -= j->offs[i];
+            memmove(m->data, m->data + j->offs[i], m->len);
+        }
+        if (!queue_ok(c, m->len)) return;
+        c->out_bytes += m->len;
+        queue_link(c, m);
+        j->page = NULL;
+        s->last = j->seqs[j->nrows - 1];
+        oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(j->nrows - i));
+        oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(j->nrows - i));
+    }
+    if (j->more || s->overflow)
+        next_page(s);
+    else
+        go_live(s);
+}
+
 static void finish_job(struct wsjob *j)
 {
     struct wsconn *c = j->c;
@@ -444,11 +559,11 @@ static void finish_job(struct wsjob *j)
         }
         {
             bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
-            s->last = recovered ? j->after : 0;
+            s->last = j->seq;
             send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
                                    "conversation", s->conv, "epoch", j->cur_epoch, "head",
                                    (json_int_t)j->head, "recovered", recovered));
-            next_page(s);
+            replay_page(s, j);
         }
         break;
     case JOB_PAGE:
@@ -459,16 +574,7 @@ static void finish_job(struct wsjob *j)
             sub_unlink(c->gw, s);
             break;
         }
-        for (int i = 0; i < j->nrows; i++)
-            if (j->seqs[i] > s->last) {
-                s->last = j->seqs[i];
-                send_event(c, j->rows[i], j->lens[i]);
-                oh_metrics_inc("omnihub_ws_events_replayed_total", "", 1);
-            }
-        if (j->nrows == PAGE || s->overflow)
-            next_page(s);
-        else
-            go_live(s);
+        replay_page(s, j);
         break;
     case JOB_SEND:
         if (j->status) {
@@ -702,9 +808,8 @@ static void conn_release(struct wsconn *c)
         free(s);
     }
     while (c->out) {
-        struct outmsg *m = c->out;
+        struct outbuf *m = c->out;
         c->out = m->next;
-        free(m->buf);
         free(m);
     }
     free(c->rx);
@@ -781,18 +886,23 @@ static int writable(struct wsconn *c)
             return 0;
         }
     }
-    /* frames until the socket would block, bounded so that other
-     * connections stay served fairly (one frame per callback capped a
-     * connection at one frame per service-loop turn: with 10k connections
-     * a busy subscriber fell behind and was closed as slow) */
-    for (int k = 0; k < 64 && c->out; k++) {
-        struct outmsg *m = c->out;
+    /* whole frames, framed when queued, in slices of up to OUT_CHUNK
+     * until the socket would block, bounded so that other connections stay
+     * served fairly (one frame per callback capped a connection at one
+     * frame per service-loop turn: with 10k connections a busy subscriber
+     * fell behind and was closed as slow). A raw write on a WebSocket
+     * connection goes out as it is; lws keeps what the socket did not take
+     * and holds back writable callbacks until it has sent it. */
+    for (int k = 0; k < 32 && c->out; k++) {
+        struct outbuf *m = c->out;
         if (k > 0 && lws_send_pipe_choked(c->wsi)) break;
-        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len) return -1;
+        size_t n = m->len - m->off < OUT_CHUNK ? m->len - m->off : OUT_CHUNK;
+        if (lws_write(c->wsi, m->data + m->off, n, LWS_WRITE_RAW) < (int)n) return -1;
+        m->off += n;
+        c->out_bytes -= n;
+        if (m->off < m->len) continue;
         c->out = m->next;
-        if (!c->out) c->out_tail = &c->out;
-        c->out_bytes -= m->len;
-        free(m->buf);
+        if (!c->out) c->out_last = NULL;
         free(m);
     }
     if (c->out) lws_callback_on_writable(c->wsi);
@@ -832,7 +942,6 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         c->gw = gw;
         c->wsi = wsi;
         c->refs = 1;
-        c->out_tail = &c->out;
         c->last_rx_ms = c->ping_ms = c->tokens_ms = oh_mono_ms();
         c->tokens = 2.0 * gw->ws_rate;
         c->next = gw->conns;

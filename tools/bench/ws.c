@@ -42,9 +42,193 @@ struct bench_ws {
     lws_sorted_usec_list_t tick;
 };
 
+/* ---- a skimming JSON reader for the event frames ----
+ *
+ * Parsing every replayed event into a jansson tree cost the client about
+ * 10 us per kilobyte-sized event and made the bench, not the server, the
+ * bottleneck of `resume`. The client only needs a few members (type, head,
+ * event.seq, event.data.text and .message_id), so it walks the frame once:
+ * every value is checked for JSON structure and skipped without building
+ * anything, and only the members asked for are recorded. */
+
+struct span {
+    const char *p, *end; /* the value's bytes; p NULL when absent */
+};
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* P at the opening quote; returns just past the closing one, NULL if bad. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q) return NULL;
+        bool escaped = false; /* the quote found is part of the string */
+        for (const char *b = p; b < q && !escaped; b++) {
+            if ((unsigned char)*b < 0x20) return NULL;
+            if (*b == '\\' && ++b == q) escaped = true;
+        }
+        if (!escaped) return q + 1;
+        p = q + 1;
+    }
+}
+
+static const char *skip_value(const char *p, const char *end, int depth);
+
+/* Walks the object at P; for each of the NKEYS names, the value's span. */
+static const char *scan_object(const char *p, const char *end, int depth, const char *const *keys,
+                               struct span *vals, int nkeys)
+{
+    if (p >= end || *p != '{' || depth > 64) return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        const char *k = p + 1, *ke = skip_string(p, end);
+        if (!ke) return NULL;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':') return NULL;
+        const char *v = skip_ws(p + 1, end), *ve = skip_value(v, end, depth + 1);
+        if (!ve) return NULL;
+        size_t klen = (size_t)(ke - 1 - k);
+        for (int i = 0; i < nkeys; i++)
+            if (strlen(keys[i]) == klen && memcmp(keys[i], k, klen) == 0)
+                vals[i] = (struct span){v, ve};
+        p = skip_ws(ve, end);
+        if (p < end && *p == '}') return p + 1;
+        if (p >= end || *p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+static const char *skip_value(const char *p, const char *end, int depth)
+{
+    if (p >= end) return NULL;
+    switch (*p) {
+    case '"': return skip_string(p, end);
+    case '{': return scan_object(p, end, depth, NULL, NULL, 0);
+    case '[':
+        if (depth > 64) return NULL;
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == ']') return p + 1;
+        for (;;) {
+            p = skip_value(p, end, depth + 1);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p < end && *p == ']') return p + 1;
+            if (p >= end || *p != ',') return NULL;
+            p = skip_ws(p + 1, end);
+        }
+    case 't': return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f': return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n': return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default: {
+        const char *s = p;
+        if (p < end && *p == '-') p++;
+        while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+                           *p == '+' || *p == '-'))
+            p++;
+        return p > s && (p[-1] >= '0' && p[-1] <= '9') ? p : NULL;
+    }
+    }
+}
+
+/* The whole frame is one object with nothing after it. */
+static bool scan_frame(const char *buf, size_t len, const char *const *keys, struct span *vals,
+                       int nkeys)
+{
+    const char *end = buf + len, *p = scan_object(skip_ws(buf, end), end, 0, keys, vals, nkeys);
+    return p && skip_ws(p, end) == end;
+}
+
+static bool span_is(struct span s, const char *str)
+{
+    size_t n = strlen(str);
+    return s.p && (size_t)(s.end - s.p) == n + 2 && s.p[0] == '"' && memcmp(s.p + 1, str, n) == 0;
+}
+
+/* An integer member; 0 when absent or not an integer (as json_integer_value). */
+static int64_t span_int(struct span s)
+{
+    if (!s.p || !(*s.p == '-' || (*s.p >= '0' && *s.p <= '9'))) return 0;
+    for (const char *q = s.p; q < s.end; q++)
+        if (*q == '.' || *q == 'e' || *q == 'E') return 0;
+    return strtoll(s.p, NULL, 10);
+}
+
+static void caught_up(struct client *c, int64_t now)
+{
+    c->state = C_CAUGHT_UP;
+    c->w->caught_up++;
+    bench_hist_record(&c->w->catchup, now - c->sub_sent_us);
+}
+
+static void on_event(struct client *c, struct span event)
+{
+    struct bench_ws *w = c->w;
+    int64_t now = bench_now_us();
+    static const char *const ekeys[] = {"seq", "data"}, *const dkeys[] = {"text", "message_id"};
+    struct span ev[2] = {{0}}, data[2] = {{0}};
+    if (!scan_object(event.p, event.end, 1, ekeys, ev, 2) ||
+        (ev[1].p && *ev[1].p == '{' && !scan_object(ev[1].p, ev[1].end, 2, dkeys, data, 2))) {
+        w->st.errors++;
+        return;
+    }
+    int64_t seq = span_int(ev[0]);
+    w->st.events++;
+    if (strcmp(c->conv, "*") != 0) {
+        if (seq <= c->last)
+            w->st.dups++;
+        else if (seq != c->last + 1)
+            w->st.gaps++;
+        if (seq > c->last) c->last = seq;
+    }
+    struct span text = data[0], mid = data[1];
+    if (text.p && *text.p == '"' && text.end - text.p > 3 && memcmp(text.p + 1, "t=", 2) == 0) {
+        bench_hist_record(&w->st.push, now - strtoll(text.p + 3, NULL, 10));
+        w->st.live++;
+    }
+    if (w->prefix && mid.p && *mid.p == '"') {
+        /* the message id's raw bytes; the bench's own ids hold no escapes */
+        size_t plen = strlen(w->prefix), mlen = (size_t)(mid.end - mid.p - 2);
+        const char *m = mid.p + 1, *p = NULL;
+        for (size_t i = 0; i + plen <= mlen && !p; i++)
+            if (memcmp(m + i, w->prefix, plen) == 0) p = m + i;
+        if (p) {
+            long i = 0;
+            const char *d = p + plen;
+            if (d < mid.end - 1 && *d >= '0' && *d <= '9') {
+                for (; d < mid.end - 1 && *d >= '0' && *d <= '9'; d++)
+                    i = i * 10 + (*d - '0');
+                if ((size_t)i < w->nmsg) w->counts[i]++;
+            }
+        }
+    }
+    if (c->state == C_SUBSCRIBED && c->last >= c->head) caught_up(c, now);
+}
+
 static void on_text(struct client *c, const char *buf, size_t len)
 {
     struct bench_ws *w = c->w;
+    static const char *const keys[] = {"type", "event"};
+    struct span top[2] = {{0}};
+    if (!scan_frame(buf, len, keys, top, 2)) {
+        w->st.errors++;
+        return;
+    }
+    if (span_is(top[0], "event")) {
+        if (top[1].p && *top[1].p == '{')
+            on_event(c, top[1]);
+        else
+            w->st.errors++;
+        return;
+    }
+    /* the rare frames: the full parser */
     json_t *m = json_loadb(buf, len, 0, NULL);
     const char *type = json_string_value(json_object_get(m, "type"));
     if (!type) {
@@ -52,42 +236,7 @@ static void on_text(struct client *c, const char *buf, size_t len)
     } else if (strcmp(type, "subscribed") == 0) {
         c->head = json_integer_value(json_object_get(m, "head"));
         c->state = C_SUBSCRIBED;
-        if (strcmp(c->conv, "*") == 0 || c->head <= c->after) {
-            c->state = C_CAUGHT_UP;
-            w->caught_up++;
-            bench_hist_record(&w->catchup, bench_now_us() - c->sub_sent_us);
-        }
-    } else if (strcmp(type, "event") == 0) {
-        int64_t now = bench_now_us();
-        json_t *ev = json_object_get(m, "event");
-        int64_t seq = json_integer_value(json_object_get(ev, "seq"));
-        w->st.events++;
-        if (strcmp(c->conv, "*") != 0) {
-            if (seq <= c->last)
-                w->st.dups++;
-            else if (seq != c->last + 1)
-                w->st.gaps++;
-            if (seq > c->last) c->last = seq;
-        }
-        json_t *data = json_object_get(ev, "data");
-        const char *text = json_string_value(json_object_get(data, "text"));
-        if (text && strncmp(text, "t=", 2) == 0) {
-            bench_hist_record(&w->st.push, now - strtoll(text + 2, NULL, 10));
-            w->st.live++;
-        }
-        if (w->prefix) {
-            const char *mid = json_string_value(json_object_get(data, "message_id"));
-            const char *p = mid ? strstr(mid, w->prefix) : NULL;
-            if (p) {
-                long i = strtol(p + strlen(w->prefix), NULL, 10);
-                if (i >= 0 && (size_t)i < w->nmsg) w->counts[i]++;
-            }
-        }
-        if (c->state == C_SUBSCRIBED && c->last >= c->head) {
-            c->state = C_CAUGHT_UP;
-            w->caught_up++;
-            bench_hist_record(&w->catchup, now - c->sub_sent_us);
-        }
+        if (strcmp(c->conv, "*") == 0 || c->head <= c->after) caught_up(c, bench_now_us());
     } else if (strcmp(type, "error") == 0) {
         w->st.errors++;
         if (w->st.errors < 5) fprintf(stderr, "  ws error: %.*s\n", (int)len, buf);
