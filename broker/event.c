@@ -1,5 +1,6 @@
 /* event.c - building and checking CloudEvents envelopes; stable ids; time
  * and UTF-8 helpers shared by every connector. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,21 +10,56 @@
 #include "crypto.h"
 #include "event.h"
 
+/* A digest context per thread, reused by every id: creating and freeing one
+ * per id (and feeding each part separately) cost more than the hashing. */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static bool md_key_ok;
+
+static void md_free(void *md)
+{
+    EVP_MD_CTX_free(md);
+}
+
+static void md_key_init(void)
+{
+    md_key_ok = pthread_key_create(&md_key, md_free) == 0;
+}
+
 /* Hashes length-prefixed parts so ("ab","c") and ("a","bc") differ. */
 static void hashed_id(char out[OH_ID_MAX], char prefix, const char *first, va_list ap)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    pthread_once(&md_once, md_key_init);
+    EVP_MD_CTX *md = md_key_ok ? pthread_getspecific(md_key) : NULL, *own = NULL;
+    if (!md) {
+        md = EVP_MD_CTX_new();
+        if (!md_key_ok || pthread_setspecific(md_key, md) != 0) own = md; /* freed below */
+    }
     uint8_t digest[OH_SHA256_LEN];
     unsigned int dlen = sizeof digest;
     EVP_DigestInit_ex(md, oh_sha256_md(), NULL);
+    /* the parts are short: gather them and hash once; longer ones go as they come */
+    uint8_t buf[512];
+    size_t used = 0;
     for (const char *p = first; p; p = va_arg(ap, const char *)) {
-        uint32_t n = (uint32_t)strlen(p);
+        size_t n = strlen(p);
         uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-        EVP_DigestUpdate(md, len, sizeof len);
-        EVP_DigestUpdate(md, p, n);
+        if (used + 4 + n > sizeof buf) {
+            EVP_DigestUpdate(md, buf, used);
+            used = 0;
+            if (4 + n > sizeof buf) {
+                EVP_DigestUpdate(md, len, sizeof len);
+                EVP_DigestUpdate(md, p, n);
+                continue;
+            }
+        }
+        memcpy(buf + used, len, 4);
+        memcpy(buf + used + 4, p, n);
+        used += 4 + n;
     }
+    if (used) EVP_DigestUpdate(md, buf, used);
     EVP_DigestFinal_ex(md, digest, &dlen);
-    EVP_MD_CTX_free(md);
+    EVP_MD_CTX_free(own);
     char enc[48];
     oh_base64url(digest, 24, enc); /* 192 bits -> 32 chars */
     out[0] = prefix;
@@ -61,15 +97,44 @@ int64_t oh_time_from_seconds(int64_t seconds)
     return seconds > 0 && seconds <= OH_TIME_MAX_S ? seconds * 1000 : 0;
 }
 
+/* Writes V as N decimal digits. */
+static char *put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
 void oh_time_rfc3339(char out[32], int64_t ms)
 {
     if (ms < 0) ms = 0;
     if (ms > OH_TIME_MAX_S * 1000 + 999) ms = OH_TIME_MAX_S * 1000 + 999;
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+    /* civil date from days since 1970 (H. Hinnant's days_from_civil inverse):
+     * gmtime_r + strftime + snprintf made every event pay for the time zone
+     * lock and two format parsers */
+    int64_t s = ms / 1000, days = s / 86400, sod = s % 86400;
+    int64_t z = days + 719468, era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    unsigned y = (unsigned)(yoe + era * 400) + (m <= 2);
+    char *p = put_digits(out, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, (unsigned)(sod / 3600), 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)(sod / 60 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)(sod % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (unsigned)(ms % 1000), 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 static int digits(const char **p, int n, int *out)
@@ -190,29 +255,51 @@ static const char *channel_of(const json_t *data)
     return json_string_value(json_object_get(data, "channel"));
 }
 
+/* Sets KEY to the string S (UTF-8 checked, as json_pack would); false when S is
+ * NULL or not UTF-8 or on allocation failure. */
+static bool set_str(json_t *obj, const char *key, const char *s)
+{
+    return json_object_set_new_nocheck(obj, key, json_string(s)) == 0;
+}
+
 json_t *oh_event_new(const char *type, const char *id, int64_t time_ms, json_t *data)
 {
     if (!data) return NULL;
-    char when[32], *source = NULL;
+    char when[32], small[256], *source = small;
     oh_time_rfc3339(when, time_ms ? time_ms : oh_now_ms());
     const char *channel = channel_of(data);
     const char *account = json_string_value(json_object_get(data, "account"));
+    if (!channel) channel = "unknown";
+    if (!account || !*account) account = "-";
     /* built whole: cutting a long account could split a UTF-8 sequence */
-    if (asprintf(&source, "/omnihub/%s/%s", channel ? channel : "unknown",
-                 account && *account ? account : "-") < 0)
-        source = NULL;
+    size_t cl = strlen(channel), al = strlen(account);
+    if (cl + al + 11 > sizeof small) source = malloc(cl + al + 11);
+    if (source) {
+        memcpy(source, "/omnihub/", 9);
+        memcpy(source + 9, channel, cl);
+        source[9 + cl] = '/';
+        memcpy(source + 10 + cl, account, al + 1);
+    }
     const char *subject = json_string_value(json_object_get(data, "conversation_id"));
-    json_t *ev = source
-                     ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id",
-                                 id, "source", source, "type", type, "time", when, "subject",
-                                 subject ? subject : "", "datacontenttype", "application/json")
-                     : NULL;
-    free(source);
+    /* built key by key in the order json_pack gave them: its format parser
+     * was most of the cost of an envelope */
+    json_t *ev = source ? json_object() : NULL;
+    if (ev &&
+        (json_object_set_new_nocheck(ev, "specversion", json_string_nocheck("1.0")) ||
+         !set_str(ev, "id", id) || !set_str(ev, "source", source) || !set_str(ev, "type", type) ||
+         json_object_set_new_nocheck(ev, "time", json_string_nocheck(when)) ||
+         !set_str(ev, "subject", subject ? subject : "") ||
+         json_object_set_new_nocheck(ev, "datacontenttype",
+                                     json_string_nocheck("application/json")))) {
+        json_decref(ev);
+        ev = NULL;
+    }
+    if (source != small) free(source);
     if (!ev) {
         json_decref(data); /* it was ours */
         return NULL;
     }
-    if (json_object_set_new(ev, "data", data) != 0) {
+    if (json_object_set_new_nocheck(ev, "data", data) != 0) {
         json_decref(ev);
         return NULL;
     }

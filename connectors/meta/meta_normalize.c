@@ -25,7 +25,57 @@ struct mn_item {
     char contact[256]; /* PSID / IGSID */
     char conv[OH_ID_MAX];
     int64_t ts_ms; /* messaging timestamp, 0 when absent */
+    /* account and contact (ids_ok), page (page_ok) are valid UTF-8: false
+     * only when a copy above cut a character, which json_pack refused */
+    bool ids_ok, page_ok;
 };
+
+/* KEY = S, a string of the parsed body (jansson checked its UTF-8) or of ours.
+ * Events are built key by key in the order json_pack gave them: its format
+ * parser and UTF-8 checks were a fifth of a Meta normalize. Nonzero on failure. */
+static int put(json_t *obj, const char *key, const char *s)
+{
+    return json_object_set_new_nocheck(obj, key, json_string_nocheck(s));
+}
+
+/* {K1: V1, K2: V2}; NULL on failure, as json_pack. */
+static json_t *pair(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    json_t *o = json_object();
+    if (o && (put(o, k1, v1) | put(o, k2, v2))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* {K1: V1, K2: V2, K3: V3}; NULL on failure. */
+static json_t *triple(const char *k1, const char *v1, const char *k2, const char *v2,
+                      const char *k3, const char *v3)
+{
+    json_t *o = json_object();
+    if (o && (put(o, k1, v1) | put(o, k2, v2) | put(o, k3, v3))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* data.author {kind, id}; left out, as json_pack left it, when ID is not UTF-8. */
+static void mn_author(json_t *data, const char *kind, const char *id, bool ok)
+{
+    if (ok) json_object_set_new_nocheck(data, "author", pair("kind", kind, "id", id));
+}
+
+/* snprintf(DST, SIZE, "%s", SRC) without the format parser; returns the length. */
+static size_t copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
 
 /* A string field, or an integer one printed into BUF (Graph ids and app
  * ids arrive either way); NULL when absent or of another type. */
@@ -50,8 +100,7 @@ static int64_t mn_ms(const json_t *v)
     else if (json_is_real(v)) {
         double d = json_real_value(v); /* out of range: not a time */
         t = d > 0 && d < 9.2e18 ? (int64_t)d : 0;
-    }
-    else if (json_is_string(v))
+    } else if (json_is_string(v))
         t = strtoll(json_string_value(v), NULL, 10);
     if (t > 0 && t < 100000000000LL) t *= 1000;
     return t > 0 ? t : 0;
@@ -67,9 +116,15 @@ static int mn_fail(struct mn *p, const char *what)
 static json_t *mn_data(struct mn *p, const struct mn_item *it, const char *direction,
                        const char *kind)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s}", "conversation_id", it->conv,
-                     "channel", p->ch->name, "account", it->account, "direction", direction,
-                     "contact", "id", it->contact, "name", "", "kind", kind);
+    json_t *d = it->ids_ok ? json_object() : NULL;
+    if (d && (put(d, "conversation_id", it->conv) | put(d, "channel", p->ch->name) |
+              put(d, "account", it->account) | put(d, "direction", direction) |
+              json_object_set_new_nocheck(d, "contact", pair("id", it->contact, "name", "")) |
+              put(d, "kind", kind))) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
 }
 
 static int mn_emit(struct mn *p, const struct mn_item *it, const char *type, const char *id,
@@ -79,7 +134,7 @@ static int mn_emit(struct mn *p, const struct mn_item *it, const char *type, con
     if (it->ts_ms) {
         char when[32];
         oh_time_rfc3339(when, it->ts_ms);
-        json_object_set_new(data, "sent_at", json_string(when));
+        put(data, "sent_at", when);
     }
     json_t *ev = oh_event_new(type, id, it->ts_ms ? it->ts_ms : p->nc->now_ms, data);
     return oh_event_list_push(p->out, ev);
@@ -123,30 +178,30 @@ static const char *mn_attachments(const json_t *atts, json_t *data)
             continue;
         }
         const char *url = json_string_value(json_object_get(payload, "url"));
-        json_t *o = json_pack("{s:s, s:s}", "kind", kind, "type", type ? type : "");
+        json_t *o = pair("kind", kind, "type", type ? type : "");
         if (url && *url) {
             /* the CDN URL itself, and a ref for GET /v1/media/<channel>/<ref> */
             size_t ulen = strlen(url);
             char *ref = malloc(4 * ((ulen + 2) / 3) + 1);
             if (ref) {
                 oh_base64url((const uint8_t *)url, ulen, ref);
-                json_object_set_new(o, "media_ref", json_string(ref));
+                put(o, "media_ref", ref);
                 free(ref);
             }
-            json_object_set_new(o, "url", json_string(url));
+            put(o, "url", url);
         }
         const char *title = json_string_value(json_object_get(a, "title"));
         if (!title) title = json_string_value(json_object_get(payload, "title"));
-        if (title) json_object_set_new(o, "title", json_string(title));
+        if (title) put(o, "title", title);
         char buf[32];
         const char *sticker = mn_str(payload, "sticker_id", buf, sizeof buf);
-        if (sticker) json_object_set_new(o, "sticker_id", json_string(sticker));
+        if (sticker) put(o, "sticker_id", sticker);
         const char *media_id = mn_str(payload, "id", buf, sizeof buf);
-        if (media_id && !sticker) json_object_set_new(o, "media_id", json_string(media_id));
+        if (media_id && !sticker) put(o, "media_id", media_id);
         json_array_append_new(list, o);
     }
     if (json_array_size(list))
-        json_object_set_new(data, "attachments", list);
+        json_object_set_new_nocheck(data, "attachments", list);
     else
         json_decref(list);
     return first;
@@ -171,12 +226,12 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
         oh_event_id(id, p->ch->name, it->account, mid, "deleted", NULL);
         json_t *data = mn_data(p, it, echo ? "outbound" : "inbound", "unsupported");
         if (!data) return OH_ENOMEM;
-        json_object_set_new(data, "message_id", json_string(key));
-        json_object_set_new(data, "delete_of", json_string(mid));
-        json_object_set_new(data, "text", json_string(""));
-        json_object_set_new(data, "author",
-                            json_pack("{s:s, s:s}", "kind", echo ? "page" : "customer", "id",
-                                      echo ? it->page : it->contact));
+        /* KEY went through a bounded buffer: checked, as before */
+        json_object_set_new_nocheck(data, "message_id", json_string(key));
+        put(data, "delete_of", mid);
+        put(data, "text", "");
+        mn_author(data, echo ? "page" : "customer", echo ? it->page : it->contact,
+                  echo ? it->page_ok : true);
         return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
     }
 
@@ -184,8 +239,8 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     json_t *data = mn_data(p, it, echo ? "outbound" : "inbound", "text");
     if (!data) return OH_ENOMEM;
     const char *text = json_string_value(json_object_get(msg, "text"));
-    json_object_set_new(data, "message_id", json_string(mid));
-    json_object_set_new(data, "text", json_string(text ? text : ""));
+    put(data, "message_id", mid);
+    put(data, "text", text ? text : "");
     const char *kind = text ? "text" : "unsupported";
     const char *akind = mn_attachments(json_object_get(msg, "attachments"), data);
     /* a link preview ("fallback", "share") beside text stays a text message */
@@ -193,31 +248,28 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     const json_t *qr = json_object_get(msg, "quick_reply");
     if (json_is_object(qr)) {
         const char *payload = json_string_value(json_object_get(qr, "payload"));
-        json_object_set_new(data, "interactive",
-                            json_pack("{s:s, s:s, s:s}", "type", "quick_reply", "payload",
-                                      payload ? payload : "", "title", text ? text : ""));
+        json_object_set_new_nocheck(data, "interactive",
+                                    triple("type", "quick_reply", "payload", payload ? payload : "",
+                                           "title", text ? text : ""));
         kind = "interactive";
     }
-    json_object_set_new(data, "kind", json_string(kind));
+    put(data, "kind", kind);
     const json_t *rt = json_object_get(msg, "reply_to");
     const char *rmid = json_string_value(json_object_get(rt, "mid"));
-    if (rmid) json_object_set_new(data, "reply_to", json_string(rmid));
+    if (rmid) put(data, "reply_to", rmid);
     const json_t *story = json_object_get(rt, "story");
-    if (json_is_object(story)) json_object_set(data, "reply_to_story", (json_t *)story);
+    if (json_is_object(story)) json_object_set_nocheck(data, "reply_to_story", (json_t *)story);
     const json_t *ref = json_object_get(msg, "referral");
-    if (json_is_object(ref)) json_object_set(data, "referral", (json_t *)ref);
-    if (json_is_true(json_object_get(msg, "is_unsupported")))
-        json_object_set_new(data, "kind", json_string("unsupported"));
+    if (json_is_object(ref)) json_object_set_nocheck(data, "referral", (json_t *)ref);
+    if (json_is_true(json_object_get(msg, "is_unsupported"))) put(data, "kind", "unsupported");
     if (echo) {
-        json_object_set_new(data, "author",
-                            json_pack("{s:s, s:s}", "kind", "page", "id", it->page));
-        if (app_id) json_object_set_new(data, "app_id", json_string(app_id));
+        mn_author(data, "page", it->page, it->page_ok);
+        if (app_id) put(data, "app_id", app_id);
         const char *meta = json_string_value(json_object_get(msg, "metadata"));
-        if (meta) json_object_set_new(data, "metadata", json_string(meta));
-        json_object_set_new(data, "echo", json_true());
+        if (meta) put(data, "metadata", meta);
+        json_object_set_new_nocheck(data, "echo", json_true());
     } else {
-        json_object_set_new(data, "author",
-                            json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+        mn_author(data, "customer", it->contact, true);
     }
     return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
 }
@@ -235,11 +287,10 @@ static int mn_edit(struct mn *p, const struct mn_item *it, const json_t *edit)
     const char *text = json_string_value(json_object_get(edit, "text"));
     json_t *data = mn_data(p, it, "inbound", "text");
     if (!data) return OH_ENOMEM;
-    json_object_set_new(data, "message_id", json_string(key));
-    json_object_set_new(data, "text", json_string(text ? text : ""));
-    json_object_set_new(data, "edit_of", json_string(mid));
-    json_object_set_new(data, "author",
-                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    json_object_set_new_nocheck(data, "message_id", json_string(key)); /* checked: cut */
+    put(data, "text", text ? text : "");
+    put(data, "edit_of", mid);
+    mn_author(data, "customer", it->contact, true);
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -259,15 +310,14 @@ static int mn_postback(struct mn *p, const struct mn_item *it, const json_t *pb)
     oh_event_id(id, p->ch->name, it->account, key, NULL);
     json_t *data = mn_data(p, it, "inbound", "interactive");
     if (!data) return OH_ENOMEM;
-    json_object_set_new(data, "message_id", json_string(key));
-    json_object_set_new(data, "text", json_string(title ? title : ""));
-    json_object_set_new(data, "interactive",
-                        json_pack("{s:s, s:s, s:s}", "type", "postback", "payload",
-                                  payload ? payload : "", "title", title ? title : ""));
+    json_object_set_new_nocheck(data, "message_id", json_string(key)); /* checked: cut */
+    put(data, "text", title ? title : "");
+    json_object_set_new_nocheck(
+        data, "interactive",
+        triple("type", "postback", "payload", payload ? payload : "", "title", title ? title : ""));
     const json_t *ref = json_object_get(pb, "referral");
-    if (json_is_object(ref)) json_object_set(data, "referral", (json_t *)ref);
-    json_object_set_new(data, "author",
-                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    if (json_is_object(ref)) json_object_set_nocheck(data, "referral", (json_t *)ref);
+    mn_author(data, "customer", it->contact, true);
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -287,14 +337,13 @@ static int mn_reaction(struct mn *p, const struct mn_item *it, const json_t *r)
                 emoji ? emoji : (name ? name : ""), ts, NULL);
     json_t *data = mn_data(p, it, "inbound", "reaction");
     if (!data) return OH_ENOMEM;
-    json_object_set_new(data, "message_id", json_string(key));
-    json_object_set_new(data, "text", json_string(""));
-    json_object_set_new(data, "reaction",
-                        json_pack("{s:s, s:s, s:s}", "message_id", mid, "emoji",
-                                  unreact ? "" : (emoji ? emoji : (name ? name : "")), "name",
-                                  name ? name : ""));
-    json_object_set_new(data, "author",
-                        json_pack("{s:s, s:s}", "kind", "customer", "id", it->contact));
+    json_object_set_new_nocheck(data, "message_id", json_string(key)); /* checked: cut */
+    put(data, "text", "");
+    json_object_set_new_nocheck(data, "reaction",
+                                triple("message_id", mid, "emoji",
+                                       unreact ? "" : (emoji ? emoji : (name ? name : "")), "name",
+                                       name ? name : ""));
+    mn_author(data, "customer", it->contact, true);
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -314,11 +363,10 @@ static int mn_status1(struct mn *p, const struct mn_item *it, const char *state,
     /* status.message_id is the platform's mid; the sync service replaces
      * it with our message id (keeping the mid as provider_message_id) when
      * the mid is one of our sends. */
-    json_t *st = json_pack("{s:s, s:s}", "message_id", mid, "state", state);
-    if (*wm) json_object_set_new(st, "watermark", json_string(wm));
-    json_object_set_new(data, "status", st);
-    json_object_set_new(data, "author",
-                        json_pack("{s:s, s:s}", "kind", "system", "id", p->ch->name));
+    json_t *st = pair("message_id", mid, "state", state);
+    if (*wm) put(st, "watermark", wm);
+    json_object_set_new_nocheck(data, "status", st);
+    mn_author(data, "system", p->ch->name, true);
     struct mn_item at = *it;
     if (!at.ts_ms) at.ts_ms = watermark;
     return mn_emit(p, &at, OH_EV_STATUS, id, data);
@@ -366,9 +414,14 @@ static int mn_item(struct mn *p, const char *entry_id, const json_t *m)
     if (!contact || !*contact) return mn_fail(p, "messaging item without sender/recipient id");
     const char *account = p->nc->account ? p->nc->account : (entry_id ? entry_id : page);
     if (!account || !*account) return mn_fail(p, "messaging item without a page id");
-    snprintf(it.account, sizeof it.account, "%s", account);
-    snprintf(it.page, sizeof it.page, "%s", page ? page : account);
-    snprintf(it.contact, sizeof it.contact, "%s", contact);
+    /* ids of the body are UTF-8; a cut one, or our --account, is checked */
+    size_t al = copy_str(it.account, sizeof it.account, account);
+    size_t pl = copy_str(it.page, sizeof it.page, page ? page : account);
+    size_t cl = copy_str(it.contact, sizeof it.contact, contact);
+    bool from_nc = account == p->nc->account;
+    it.ids_ok = ((al < sizeof it.account - 1 && !from_nc) || oh_utf8_valid(it.account, al)) &&
+                (cl < sizeof it.contact - 1 || oh_utf8_valid(it.contact, cl));
+    it.page_ok = (pl < sizeof it.page - 1 && (page || !from_nc)) || oh_utf8_valid(it.page, pl);
     oh_conversation_id(it.conv, p->ch->name, it.account, it.contact);
     it.ts_ms = mn_ms(json_object_get(m, "timestamp"));
 
@@ -393,7 +446,7 @@ static int mn_entry(struct mn *p, const json_t *entry)
     char ebuf[32];
     const char *eid = mn_str(entry, "id", ebuf, sizeof ebuf);
     char entry_id[256] = "";
-    if (eid) snprintf(entry_id, sizeof entry_id, "%s", eid);
+    if (eid) copy_str(entry_id, sizeof entry_id, eid);
     static const char *const lists[] = {"messaging", "standby"};
     int rc;
     for (size_t l = 0; l < OH_ARRAY_SIZE(lists); l++) {
