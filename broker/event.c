@@ -2,6 +2,7 @@
  * and UTF-8 helpers shared by every connector. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,11 +256,60 @@ static const char *channel_of(const json_t *data)
     return json_string_value(json_object_get(data, "channel"));
 }
 
-/* Sets KEY to the string S (UTF-8 checked, as json_pack would); false when S is
- * NULL or not UTF-8 or on allocation failure. */
-static bool set_str(json_t *obj, const char *key, const char *s)
+/* The strings every envelope repeats, made once and shared by reference
+ * (jansson's reference counts are atomic; nothing edits a string in place). */
+enum { ENV_SPEC, ENV_CTYPE, ENV_IN, ENV_OUT, ENV_STATUS, ENV_N };
+static const char *const env_text[ENV_N] = {"1.0", "application/json", OH_EV_INBOUND,
+                                            OH_EV_OUTBOUND, OH_EV_STATUS};
+static json_t *env_json[ENV_N];
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void env_init(void)
 {
-    return json_object_set_new_nocheck(obj, key, json_string(s)) == 0;
+    for (int i = 0; i < ENV_N; i++)
+        env_json[i] = json_string_nocheck(env_text[i]);
+}
+
+static json_t *env_str(int k)
+{
+    pthread_once(&env_once, env_init);
+    return env_json[k] ? json_incref(env_json[k]) : json_string_nocheck(env_text[k]);
+}
+
+/* Length of S when it is plain ASCII, else -1. */
+static ptrdiff_t ascii_len(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && *p < 0x80)
+        p++;
+    return *p ? -1 : (ptrdiff_t)(p - (const unsigned char *)s);
+}
+
+/* A string value, UTF-8 checked as json_pack checked it; plain ASCII (ids,
+ * most sources) needs no check. NULL when S is NULL or not UTF-8. */
+static json_t *str_of(const char *s)
+{
+    if (!s) return NULL;
+    return ascii_len(s) >= 0 ? json_string_nocheck(s) : json_string(s);
+}
+
+static json_t *type_str(const char *type)
+{
+    if (type && strcmp(type, OH_EV_INBOUND) == 0) return env_str(ENV_IN);
+    if (type && strcmp(type, OH_EV_OUTBOUND) == 0) return env_str(ENV_OUT);
+    if (type && strcmp(type, OH_EV_STATUS) == 0) return env_str(ENV_STATUS);
+    return str_of(type);
+}
+
+/* The subject: data's own conversation_id string, shared, when it is plain
+ * ASCII without a NUL (what json_pack would have copied). */
+static json_t *subject_str(const json_t *data)
+{
+    json_t *conv = json_object_get(data, "conversation_id");
+    const char *subject = json_string_value(conv);
+    if (!subject) return json_string_nocheck("");
+    if (ascii_len(subject) == (ptrdiff_t)json_string_length(conv)) return json_incref(conv);
+    return str_of(subject);
 }
 
 json_t *oh_event_new(const char *type, const char *id, int64_t time_ms, json_t *data)
@@ -280,17 +330,16 @@ json_t *oh_event_new(const char *type, const char *id, int64_t time_ms, json_t *
         source[9 + cl] = '/';
         memcpy(source + 10 + cl, account, al + 1);
     }
-    const char *subject = json_string_value(json_object_get(data, "conversation_id"));
     /* built key by key in the order json_pack gave them: its format parser
      * was most of the cost of an envelope */
     json_t *ev = source ? json_object() : NULL;
-    if (ev &&
-        (json_object_set_new_nocheck(ev, "specversion", json_string_nocheck("1.0")) ||
-         !set_str(ev, "id", id) || !set_str(ev, "source", source) || !set_str(ev, "type", type) ||
-         json_object_set_new_nocheck(ev, "time", json_string_nocheck(when)) ||
-         !set_str(ev, "subject", subject ? subject : "") ||
-         json_object_set_new_nocheck(ev, "datacontenttype",
-                                     json_string_nocheck("application/json")))) {
+    if (ev && (json_object_set_new_nocheck(ev, "specversion", env_str(ENV_SPEC)) ||
+               json_object_set_new_nocheck(ev, "id", str_of(id)) ||
+               json_object_set_new_nocheck(ev, "source", str_of(source)) ||
+               json_object_set_new_nocheck(ev, "type", type_str(type)) ||
+               json_object_set_new_nocheck(ev, "time", json_string_nocheck(when)) ||
+               json_object_set_new_nocheck(ev, "subject", subject_str(data)) ||
+               json_object_set_new_nocheck(ev, "datacontenttype", env_str(ENV_CTYPE)))) {
         json_decref(ev);
         ev = NULL;
     }

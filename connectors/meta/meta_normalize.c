@@ -1,5 +1,6 @@
 /* meta_normalize.c - the pure parser of Meta messaging webhooks (Messenger
  * "page" and "instagram" objects): entry[].messaging[] -> CloudEvents. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct mn_item {
     /* account and contact (ids_ok), page (page_ok) are valid UTF-8: false
      * only when a copy above cut a character, which json_pack refused */
     bool ids_ok, page_ok;
+    json_t *jcontact; /* the contact id as a string, shared by its events */
 };
 
 /* KEY = S, a string of the parsed body (jansson checked its UTF-8) or of ours.
@@ -38,33 +40,80 @@ static int put(json_t *obj, const char *key, const char *s)
     return json_object_set_new_nocheck(obj, key, json_string_nocheck(s));
 }
 
-/* {K1: V1, K2: V2}; NULL on failure, as json_pack. */
-static json_t *pair(const char *k1, const char *v1, const char *k2, const char *v2)
+/* The words events repeat (channel, direction, kind, author kind, state, "")
+ * are made once and shared by reference: jansson's reference counts are
+ * atomic and nothing edits a string in place. */
+static const char *const words[] = {
+    "",          "messenger", "instagram", "inbound",     "outbound",    "customer",
+    "page",      "system",    "text",      "image",       "video",       "audio",
+    "document",  "sticker",   "location",  "unsupported", "interactive", "reaction",
+    "delivered", "read",      "postback",  "quick_reply",
+};
+static json_t *word_json[OH_ARRAY_SIZE(words)];
+static pthread_once_t words_once = PTHREAD_ONCE_INIT;
+
+static void words_init(void)
+{
+    for (size_t i = 0; i < OH_ARRAY_SIZE(words); i++)
+        word_json[i] = json_string_nocheck(words[i]);
+}
+
+/* A new reference to the string S: the shared one when S is one of words[]. */
+static json_t *word(const char *s)
+{
+    pthread_once(&words_once, words_init);
+    for (size_t i = 0; i < OH_ARRAY_SIZE(words); i++)
+        if (words[i][0] == s[0] && strcmp(words[i], s) == 0 && word_json[i])
+            return json_incref(word_json[i]);
+    return json_string_nocheck(s);
+}
+
+/* KEY = W, one of words[] (or any string of ours). Nonzero on failure. */
+static int put_word(json_t *obj, const char *key, const char *w)
+{
+    return json_object_set_new_nocheck(obj, key, word(w));
+}
+
+/* KEY = V (a new reference, which this takes). Nonzero on failure. */
+static int putj(json_t *obj, const char *key, json_t *v)
+{
+    return json_object_set_new_nocheck(obj, key, v);
+}
+
+/* {K1: V1, K2: V2} from new references (taken, also on failure); NULL on
+ * failure, as json_pack. */
+static json_t *pairj(const char *k1, json_t *v1, const char *k2, json_t *v2)
 {
     json_t *o = json_object();
-    if (o && (put(o, k1, v1) | put(o, k2, v2))) {
+    if (!o) {
+        json_decref(v1);
+        json_decref(v2);
+        return NULL;
+    }
+    if (putj(o, k1, v1) | putj(o, k2, v2)) {
         json_decref(o);
         return NULL;
     }
     return o;
 }
 
-/* {K1: V1, K2: V2, K3: V3}; NULL on failure. */
+/* {K1: V1, K2: V2, K3: V3} of words or body strings; NULL on failure. */
 static json_t *triple(const char *k1, const char *v1, const char *k2, const char *v2,
                       const char *k3, const char *v3)
 {
     json_t *o = json_object();
-    if (o && (put(o, k1, v1) | put(o, k2, v2) | put(o, k3, v3))) {
+    if (o && (put_word(o, k1, v1) | put_word(o, k2, v2) | put_word(o, k3, v3))) {
         json_decref(o);
         return NULL;
     }
     return o;
 }
 
-/* data.author {kind, id}; left out, as json_pack left it, when ID is not UTF-8. */
-static void mn_author(json_t *data, const char *kind, const char *id, bool ok)
+/* data.author {kind, id} (ID a new reference, taken); left out, as json_pack
+ * left it, when ID is NULL (not UTF-8). */
+static void mn_author(json_t *data, const char *kind, json_t *id)
 {
-    if (ok) json_object_set_new_nocheck(data, "author", pair("kind", kind, "id", id));
+    if (id) json_object_set_new_nocheck(data, "author", pairj("kind", word(kind), "id", id));
 }
 
 /* snprintf(DST, SIZE, "%s", SRC) without the format parser; returns the length. */
@@ -117,10 +166,10 @@ static json_t *mn_data(struct mn *p, const struct mn_item *it, const char *direc
                        const char *kind)
 {
     json_t *d = it->ids_ok ? json_object() : NULL;
-    if (d && (put(d, "conversation_id", it->conv) | put(d, "channel", p->ch->name) |
-              put(d, "account", it->account) | put(d, "direction", direction) |
-              json_object_set_new_nocheck(d, "contact", pair("id", it->contact, "name", "")) |
-              put(d, "kind", kind))) {
+    if (d && (put(d, "conversation_id", it->conv) | put_word(d, "channel", p->ch->name) |
+              put(d, "account", it->account) | put_word(d, "direction", direction) |
+              putj(d, "contact", pairj("id", json_incref(it->jcontact), "name", word(""))) |
+              put_word(d, "kind", kind))) {
         json_decref(d);
         return NULL;
     }
@@ -178,7 +227,7 @@ static const char *mn_attachments(const json_t *atts, json_t *data)
             continue;
         }
         const char *url = json_string_value(json_object_get(payload, "url"));
-        json_t *o = pair("kind", kind, "type", type ? type : "");
+        json_t *o = pairj("kind", word(kind), "type", word(type ? type : ""));
         if (url && *url) {
             /* the CDN URL itself, and a ref for GET /v1/media/<channel>/<ref> */
             size_t ulen = strlen(url);
@@ -229,18 +278,21 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
         /* KEY went through a bounded buffer: checked, as before */
         json_object_set_new_nocheck(data, "message_id", json_string(key));
         put(data, "delete_of", mid);
-        put(data, "text", "");
-        mn_author(data, echo ? "page" : "customer", echo ? it->page : it->contact,
-                  echo ? it->page_ok : true);
+        put_word(data, "text", "");
+        mn_author(data, echo ? "page" : "customer",
+                  echo ? (it->page_ok ? json_string_nocheck(it->page) : NULL)
+                       : json_incref(it->jcontact));
         return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
     }
 
     oh_event_id(id, p->ch->name, it->account, mid, NULL);
     json_t *data = mn_data(p, it, echo ? "outbound" : "inbound", "text");
     if (!data) return OH_ENOMEM;
-    const char *text = json_string_value(json_object_get(msg, "text"));
-    put(data, "message_id", mid);
-    put(data, "text", text ? text : "");
+    json_t *jtext = json_object_get(msg, "text");
+    const char *text = json_string_value(jtext);
+    /* the body's own strings, shared: they outlive the body by reference */
+    putj(data, "message_id", json_incref(json_object_get(msg, "mid")));
+    putj(data, "text", text ? json_incref(jtext) : word(""));
     const char *kind = text ? "text" : "unsupported";
     const char *akind = mn_attachments(json_object_get(msg, "attachments"), data);
     /* a link preview ("fallback", "share") beside text stays a text message */
@@ -253,7 +305,7 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
                                            "title", text ? text : ""));
         kind = "interactive";
     }
-    put(data, "kind", kind);
+    put_word(data, "kind", kind);
     const json_t *rt = json_object_get(msg, "reply_to");
     const char *rmid = json_string_value(json_object_get(rt, "mid"));
     if (rmid) put(data, "reply_to", rmid);
@@ -261,15 +313,15 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     if (json_is_object(story)) json_object_set_nocheck(data, "reply_to_story", (json_t *)story);
     const json_t *ref = json_object_get(msg, "referral");
     if (json_is_object(ref)) json_object_set_nocheck(data, "referral", (json_t *)ref);
-    if (json_is_true(json_object_get(msg, "is_unsupported"))) put(data, "kind", "unsupported");
+    if (json_is_true(json_object_get(msg, "is_unsupported"))) put_word(data, "kind", "unsupported");
     if (echo) {
-        mn_author(data, "page", it->page, it->page_ok);
+        mn_author(data, "page", it->page_ok ? json_string_nocheck(it->page) : NULL);
         if (app_id) put(data, "app_id", app_id);
         const char *meta = json_string_value(json_object_get(msg, "metadata"));
         if (meta) put(data, "metadata", meta);
         json_object_set_new_nocheck(data, "echo", json_true());
     } else {
-        mn_author(data, "customer", it->contact, true);
+        mn_author(data, "customer", json_incref(it->jcontact));
     }
     return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
 }
@@ -290,7 +342,7 @@ static int mn_edit(struct mn *p, const struct mn_item *it, const json_t *edit)
     json_object_set_new_nocheck(data, "message_id", json_string(key)); /* checked: cut */
     put(data, "text", text ? text : "");
     put(data, "edit_of", mid);
-    mn_author(data, "customer", it->contact, true);
+    mn_author(data, "customer", json_incref(it->jcontact));
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -317,7 +369,7 @@ static int mn_postback(struct mn *p, const struct mn_item *it, const json_t *pb)
         triple("type", "postback", "payload", payload ? payload : "", "title", title ? title : ""));
     const json_t *ref = json_object_get(pb, "referral");
     if (json_is_object(ref)) json_object_set_nocheck(data, "referral", (json_t *)ref);
-    mn_author(data, "customer", it->contact, true);
+    mn_author(data, "customer", json_incref(it->jcontact));
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -338,12 +390,12 @@ static int mn_reaction(struct mn *p, const struct mn_item *it, const json_t *r)
     json_t *data = mn_data(p, it, "inbound", "reaction");
     if (!data) return OH_ENOMEM;
     json_object_set_new_nocheck(data, "message_id", json_string(key)); /* checked: cut */
-    put(data, "text", "");
+    put_word(data, "text", "");
     json_object_set_new_nocheck(data, "reaction",
                                 triple("message_id", mid, "emoji",
                                        unreact ? "" : (emoji ? emoji : (name ? name : "")), "name",
                                        name ? name : ""));
-    mn_author(data, "customer", it->contact, true);
+    mn_author(data, "customer", json_incref(it->jcontact));
     return mn_emit(p, it, OH_EV_INBOUND, id, data);
 }
 
@@ -363,10 +415,10 @@ static int mn_status1(struct mn *p, const struct mn_item *it, const char *state,
     /* status.message_id is the platform's mid; the sync service replaces
      * it with our message id (keeping the mid as provider_message_id) when
      * the mid is one of our sends. */
-    json_t *st = pair("message_id", mid, "state", state);
+    json_t *st = pairj("message_id", json_string_nocheck(mid), "state", word(state));
     if (*wm) put(st, "watermark", wm);
     json_object_set_new_nocheck(data, "status", st);
-    mn_author(data, "system", p->ch->name, true);
+    mn_author(data, "system", word(p->ch->name));
     struct mn_item at = *it;
     if (!at.ts_ms) at.ts_ms = watermark;
     return mn_emit(p, &at, OH_EV_STATUS, id, data);
@@ -394,6 +446,23 @@ static int mn_status(struct mn *p, const struct mn_item *it, const char *state, 
     if (mid && *mid) return mn_status1(p, it, state, mid, watermark);
     if (!watermark) return mn_fail(p, "delivery/read without mids, mid or watermark");
     return mn_status1(p, it, state, "", watermark);
+}
+
+/* ITEM by what it holds. */
+static int mn_kind(struct mn *p, const struct mn_item *it, const json_t *m, const json_t *msg)
+{
+    const json_t *o;
+    if (json_is_object(msg)) return mn_message(p, it, msg);
+    if (json_is_object(o = json_object_get(m, "message_edit"))) return mn_edit(p, it, o);
+    if (json_is_object(o = json_object_get(m, "postback"))) return mn_postback(p, it, o);
+    if (json_is_object(o = json_object_get(m, "reaction"))) return mn_reaction(p, it, o);
+    if (json_is_object(o = json_object_get(m, "delivery"))) return mn_status(p, it, "delivered", o);
+    if (json_is_object(o = json_object_get(m, "read"))) return mn_status(p, it, "read", o);
+    /* optins, referrals, handovers, account linking: not messages */
+    char labels[96];
+    snprintf(labels, sizeof labels, "channel=\"%s\"", p->ch->name);
+    oh_metrics_inc("omnihub_webhook_ignored_total", labels, 1);
+    return OH_OK;
 }
 
 /* One messaging[] (or standby[], or changes[].value) item. */
@@ -425,19 +494,10 @@ static int mn_item(struct mn *p, const char *entry_id, const json_t *m)
     oh_conversation_id(it.conv, p->ch->name, it.account, it.contact);
     it.ts_ms = mn_ms(json_object_get(m, "timestamp"));
 
-    const json_t *o;
-    if (json_is_object(msg)) return mn_message(p, &it, msg);
-    if (json_is_object(o = json_object_get(m, "message_edit"))) return mn_edit(p, &it, o);
-    if (json_is_object(o = json_object_get(m, "postback"))) return mn_postback(p, &it, o);
-    if (json_is_object(o = json_object_get(m, "reaction"))) return mn_reaction(p, &it, o);
-    if (json_is_object(o = json_object_get(m, "delivery")))
-        return mn_status(p, &it, "delivered", o);
-    if (json_is_object(o = json_object_get(m, "read"))) return mn_status(p, &it, "read", o);
-    /* optins, referrals, handovers, account linking: not messages */
-    char labels[96];
-    snprintf(labels, sizeof labels, "channel=\"%s\"", p->ch->name);
-    oh_metrics_inc("omnihub_webhook_ignored_total", labels, 1);
-    return OH_OK;
+    it.jcontact = it.ids_ok ? json_string_nocheck(it.contact) : NULL;
+    int rc = mn_kind(p, &it, m, msg);
+    json_decref(it.jcontact);
+    return rc;
 }
 
 static int mn_entry(struct mn *p, const json_t *entry)
