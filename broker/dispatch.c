@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "json_dump.h"
 #include "crypto.h"
 #include "hub_int.h"
 #include "metrics.h"
@@ -56,7 +57,7 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
 /* Persists a pending job so a restart resumes it: "<attempt>\n<event>". */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char *ev = json_dumps(j->event, JSON_COMPACT), *val = NULL;
+    char *ev = oh_json_dump(j->event, NULL), *val = NULL;
     int rc = OH_ENOMEM;
     if (ev && asprintf(&val, "%d\n%s", j->attempt, ev) >= 0)
         rc = oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include "json_dump.h"
 #include "gateway_int.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -47,7 +48,7 @@ void gw_reply(struct req *r, int status, const char *ctype, const char *body, si
 
 void gw_reply_json(struct req *r, int status, json_t *obj)
 {
-    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    char *s = obj ? oh_json_dump(obj, NULL) : NULL;
     json_decref(obj);
     if (!s) {
         gw_reply(r, 500, "application/json",

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "json_dump.h"
 #include "hub_int.h"
 #include "metrics.h"
 
@@ -76,14 +77,17 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
     b->opaque = opaque;
     int rc = OH_OK;
     for (size_t i = 0; i < events->n; i++) {
-        size_t len;
-        char *value = NULL;
-        if (rc == OH_OK) value = json_dumps(events->ev[i], JSON_COMPACT);
-        len = value ? strlen(value) : 0;
+        size_t len = 0;
+        char *value = NULL, subject[OH_ID_MAX];
+        if (rc == OH_OK) value = oh_json_dump(events->ev[i], &len);
         if (rc == OH_OK && !value) rc = OH_ENOMEM;
-        if (rc == OH_OK)
-            rc = oh_log_append(hub->log, OH_TOPIC_EVENTS, oh_event_subject(events->ev[i]), value,
-                               len, on_appended, b);
+        if (rc == OH_OK) {
+            snprintf(subject, sizeof subject, "%s", oh_event_subject(events->ev[i]));
+            /* before the append: the sync service may read the record at once */
+            oh_handoff_put(hub->handoff, value, len, events->ev[i]);
+            events->ev[i] = NULL;
+            rc = oh_log_append(hub->log, OH_TOPIC_EVENTS, subject, value, len, on_appended, b);
+        }
         free(value);
         if (rc != OH_OK) {
             atomic_store(&b->err, rc);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include "hub.h"
 #include "connector.h"
+#include "handoff.h"
 
 struct oh_instance {
     const struct oh_connector *vt;
@@ -33,6 +34,7 @@ struct oh_hub {
     struct oh_sync *sync;
     struct oh_dispatch *dispatch;
     struct oh_gateway *gw;
+    oh_handoff *handoff; /* NULL unless ingest and sync share the process */
     atomic_bool stopping;
 };
 

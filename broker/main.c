@@ -18,27 +18,25 @@ static volatile sig_atomic_t got_signal;
 static void on_signal(int sig)
 {
     got_signal = sig;
-    if (the_gw)
-        oh_gateway_stop(the_gw);
+    if (the_gw) oh_gateway_stop(the_gw);
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: omnihubd [-c FILE] [--role all|gateway|sync|dispatch] [--check-config]\n"
-            "\n"
-            "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
-            "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
-            "\n"
-            "  -c, --config FILE   YAML configuration (default: built-in defaults)\n"
-            "      --role ROLE     services to run (default: the key \"role\", all)\n"
-            "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
-            "      --keys          list every configuration key with its default\n"
-            "  -h, --help          this text\n"
-            "  -V, --version       print the version\n"
-            "\n"
-            "Every key can be set by an environment variable: OMNIHUB_ + the key in upper\n"
-            "case with dots as underscores (http.listen -> OMNIHUB_HTTP_LISTEN).\n");
+    fprintf(out, "usage: omnihubd [-c FILE] [--role all|gateway|sync|dispatch] [--check-config]\n"
+                 "\n"
+                 "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
+                 "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
+                 "\n"
+                 "  -c, --config FILE   YAML configuration (default: built-in defaults)\n"
+                 "      --role ROLE     services to run (default: the key \"role\", all)\n"
+                 "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
+                 "      --keys          list every configuration key with its default\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       print the version\n"
+                 "\n"
+                 "Every key can be set by an environment variable: OMNIHUB_ + the key in upper\n"
+                 "case with dots as underscores (http.listen -> OMNIHUB_HTTP_LISTEN).\n");
 }
 
 static void list_keys(void)
@@ -46,8 +44,7 @@ static void list_keys(void)
     static const char *types[] = {"string", "secret", "integer", "bool", "size", "list"};
     for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
         for (const struct oh_config_key *k = *t; k->key; k++)
-            printf("%-32s %-8s %-16s %s\n", k->key, types[k->type], k->def ? k->def : "-",
-                   k->help);
+            printf("%-32s %-8s %-16s %s\n", k->key, types[k->type], k->def ? k->def : "-", k->help);
 }
 
 /* Enabled: "<name>.enabled" when given, else any of its keys is set. */
@@ -55,8 +52,7 @@ static bool connector_enabled(const oh_config *cfg, const struct oh_connector *v
 {
     char key[96], prefix[96];
     snprintf(key, sizeof key, "%s.enabled", vt->name);
-    if (oh_config_is_set(cfg, key))
-        return oh_config_bool(cfg, key);
+    if (oh_config_is_set(cfg, key)) return oh_config_bool(cfg, key);
     snprintf(prefix, sizeof prefix, "%s.", vt->name);
     return oh_config_any_set(cfg, prefix);
 }
@@ -64,8 +60,7 @@ static bool connector_enabled(const oh_config *cfg, const struct oh_connector *v
 static int start_connectors(oh_hub *hub, char *err, size_t errlen)
 {
     for (const struct oh_connector *const *c = oh_connectors; *c; c++) {
-        if (!connector_enabled(hub->cfg, *c))
-            continue;
+        if (!connector_enabled(hub->cfg, *c)) continue;
         if (hub->nconn == OH_ARRAY_SIZE(hub->conn)) {
             oh_errf(err, errlen, "too many connectors");
             return OH_EINVAL;
@@ -80,7 +75,8 @@ static int start_connectors(oh_hub *hub, char *err, size_t errlen)
         OH_INFO("main", "connector %s enabled", (*c)->name);
     }
     for (size_t i = 0; i < hub->nconn; i++)
-        if (hub->run_gateway && hub->conn[i].vt->start && hub->conn[i].vt->start(hub->conn[i].ctx)) {
+        if (hub->run_gateway && hub->conn[i].vt->start &&
+            hub->conn[i].vt->start(hub->conn[i].ctx)) {
             oh_errf(err, errlen, "connector %s failed to start", hub->conn[i].vt->name);
             return OH_EIO;
         }
@@ -102,11 +98,13 @@ static int set_role(oh_hub *hub, const char *role, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"role", required_argument, NULL, 'r'},
-        {"check-config", no_argument, NULL, 'k'}, {"keys", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"keys", no_argument, NULL, 'K'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL, *role = NULL;
     bool check = false;
     int opt;
@@ -158,22 +156,20 @@ int main(int argc, char **argv)
     if (hub.run_gateway &&
         oh_config_require(hub.cfg, "auth.jwt_secret", "to authorize API calls", err, sizeof err))
         goto out;
-    if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err)))
+    if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
+    if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
+    if (start_connectors(&hub, err, sizeof err)) goto out;
+    /* events appended here and materialized here are parsed once */
+    if (hub.run_gateway && hub.run_sync && !(hub.handoff = oh_handoff_new(16384, 64u << 20))) {
+        snprintf(err, sizeof err, "out of memory");
         goto out;
-    if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err)))
-        goto out;
-    if (start_connectors(&hub, err, sizeof err))
-        goto out;
-    if (!(the_gw = oh_gateway_new(&hub, err, sizeof err)))
-        goto out;
-    if (hub.run_sync && !(hub.sync = oh_sync_start(&hub, err, sizeof err)))
-        goto out;
+    }
+    if (!(the_gw = oh_gateway_new(&hub, err, sizeof err))) goto out;
+    if (hub.run_sync && !(hub.sync = oh_sync_start(&hub, err, sizeof err))) goto out;
     if (hub.run_gateway && !hub.run_sync && !(feed = oh_feed_start(&hub, err, sizeof err)))
         goto out;
-    if (hub.run_dispatch && !(hub.dispatch = oh_dispatch_start(&hub, err, sizeof err)))
-        goto out;
-    if (!(lagw = oh_lagwatch_start(&hub, 5000, err, sizeof err)) && err[0])
-        goto out;
+    if (hub.run_dispatch && !(hub.dispatch = oh_dispatch_start(&hub, err, sizeof err))) goto out;
+    if (!(lagw = oh_lagwatch_start(&hub, 5000, err, sizeof err)) && err[0]) goto out;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -185,20 +181,18 @@ int main(int argc, char **argv)
     OH_INFO("main", "stopping (signal %d)", (int)got_signal);
     rc = 0;
 out:
-    if (rc)
-        OH_ERROR("main", "%s", err);
+    if (rc) OH_ERROR("main", "%s", err);
     atomic_store(&hub.stopping, true);
     oh_lagwatch_stop(lagw);
     for (size_t i = 0; i < hub.nconn; i++)
-        if (hub.conn[i].vt->stop && hub.run_gateway)
-            hub.conn[i].vt->stop(hub.conn[i].ctx);
+        if (hub.conn[i].vt->stop && hub.run_gateway) hub.conn[i].vt->stop(hub.conn[i].ctx);
     oh_dispatch_stop(hub.dispatch);
     oh_feed_stop(feed);
     oh_sync_stop(hub.sync);
     oh_gateway_free(the_gw);
+    oh_handoff_free(hub.handoff);
     for (size_t i = 0; i < hub.nconn; i++)
-        if (hub.conn[i].vt->destroy)
-            hub.conn[i].vt->destroy(hub.conn[i].ctx);
+        if (hub.conn[i].vt->destroy) hub.conn[i].vt->destroy(hub.conn[i].ctx);
     oh_store_close(hub.store);
     oh_log_close(hub.log);
     oh_config_free(hub.cfg);

@@ -1,6 +1,8 @@
 /* store.c - the store facade: picks the backend named by store.backend and
  * forwards every call to its ops table. */
+#include <stdlib.h>
 #include <string.h>
+#include "json_dump.h"
 #include "oh_build_config.h"
 #include "store_fields.h"
 
@@ -46,7 +48,18 @@ int oh_store_ping(oh_store *st)
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos)
 {
-    return OPS(st)->materialize(st, group, items, n, pos, npos);
+    for (size_t i = 0; i < n; i++) {
+        items[i].seq = 0;
+        items[i].json = NULL;
+        items[i].len = 0;
+    }
+    int rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            free(items[i].json);
+            items[i].json = NULL;
+        }
+    return rc;
 }
 
 int oh_store_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
@@ -182,7 +195,7 @@ char *oh_store_dump_unsequenced(json_t *ev)
 {
     json_object_del(ev, "seq");
     json_object_del(ev, "epoch");
-    return json_dumps(ev, JSON_COMPACT);
+    return oh_json_dump(ev, NULL);
 }
 
 void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch)

@@ -32,6 +32,11 @@ struct oh_store_item {
     int32_t src_partition; /* in: where it was read from the events topic */
     int64_t src_offset;
     int64_t seq; /* out: assigned seq, 0 when dropped as a duplicate */
+    bool want_text; /* in: hand back the stored text in JSON/LEN */
+    char *json;     /* out: when WANT_TEXT and the backend has it at hand, the
+                       stored text of the sequenced event (what json_dumps of
+                       EVENT, compact, writes), else NULL; the caller frees it */
+    size_t len;
 };
 
 /* A consumer position to store in the same transaction. */

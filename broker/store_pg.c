@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "json_dump.h"
 #include "crypto.h"
 #include "store_pg_int.h"
 
@@ -280,7 +281,7 @@ static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct
 static int materialize_shard(struct pg_store *s, int sh, const char *group, json_t *rows,
                              const char *pos, struct oh_store_item *items, size_t n)
 {
-    char *j = json_dumps(rows, JSON_COMPACT);
+    char *j = oh_json_dump(rows, NULL);
     if (!j) return OH_ENOMEM;
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)oh_now_ms());

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sqlite3.h>
+#include "json_dump.h"
 #include "crypto.h"
 #include "store_fields.h"
 
@@ -133,19 +134,13 @@ static int sq_err(int rc)
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
+    case SQLITE_DONE: return 0;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return OH_ERETRY;
-    case SQLITE_NOMEM:
-        return OH_ENOMEM;
-    case SQLITE_TOOBIG:
-        return OH_ETOOBIG;
-    case SQLITE_CONSTRAINT:
-        return OH_EDUP;
-    default:
-        return OH_EIO;
+    case SQLITE_LOCKED: return OH_ERETRY;
+    case SQLITE_NOMEM: return OH_ENOMEM;
+    case SQLITE_TOOBIG: return OH_ETOOBIG;
+    case SQLITE_CONSTRAINT: return OH_EDUP;
+    default: return OH_EIO;
     }
 }
 
@@ -461,11 +456,16 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     json_object_del(it->event, "seq");
     json_object_del(it->event, "epoch");
     oh_store_set_seq(it->event, seq, s->epoch);
-    char *text = json_dumps(it->event, JSON_COMPACT);
+    size_t len;
+    char *text = oh_json_dump(it->event, &len);
     if (!text) return OH_ENOMEM;
+    if (it->want_text) { /* handed back: the caller forwards this very text */
+        it->json = text;
+        it->len = len;
+    }
     q = sq_stmt(c, S_HIST_INSERT);
     if (!q) {
-        free(text);
+        if (!it->want_text) free(text);
         return OH_EIO;
     }
     bind_text(q, 1, f.conv);
@@ -475,7 +475,7 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     sqlite3_bind_int(q, 5, it->src_partition);
     sqlite3_bind_int64(q, 6, it->src_offset);
     sqlite3_bind_int64(q, 7, f.ts_ms);
-    sqlite3_bind_text(q, 8, text, -1, free);
+    sqlite3_bind_text(q, 8, text, (int)len, it->want_text ? SQLITE_STATIC : free);
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     q = sq_stmt(c, S_CONV_UPDATE);

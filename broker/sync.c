@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "hub_int.h"
+#include "json_dump.h"
 #include "metrics.h"
 
 #define MAX_BATCH 4096
@@ -31,8 +32,7 @@ struct oh_sync {
 static void flush_published(struct oh_sync *s, bool force)
 {
     int64_t now = oh_mono_ms();
-    if (!s->npublished || (!force && now - s->published_at_ms < 250))
-        return;
+    if (!s->npublished || (!force && now - s->published_at_ms < 250)) return;
     for (size_t p = 0; p < s->npublished; p++)
         oh_store_position_published(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS,
                                     s->published[p].partition, s->published[p].next);
@@ -62,10 +62,8 @@ static void on_published(void *opaque, int err, int32_t partition, int64_t offse
 {
     struct pubwait *w = opaque;
     pthread_mutex_lock(&w->mu);
-    if (err)
-        w->err = err;
-    if (--w->pending == 0)
-        pthread_cond_signal(&w->cv);
+    if (err) w->err = err;
+    if (--w->pending == 0) pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -77,15 +75,13 @@ static void pub_init(struct pubwait *w)
     w->err = 0;
 }
 
-static void pub_one(oh_hub *hub, struct pubwait *w, const char *conv, const char *json,
-                    size_t len)
+static void pub_one(oh_hub *hub, struct pubwait *w, const char *conv, const char *json, size_t len)
 {
     pthread_mutex_lock(&w->mu);
     w->pending++;
     pthread_mutex_unlock(&w->mu);
     int rc = oh_log_append(hub->log, OH_TOPIC_TIMELINE, conv, json, len, on_published, w);
-    if (rc)
-        on_published(w, rc, 0, 0);
+    if (rc) on_published(w, rc, 0, 0);
 }
 
 static int pub_wait(struct pubwait *w)
@@ -123,8 +119,7 @@ static void resume_partition(struct oh_sync *s, oh_log_consumer *c, int32_t part
     int64_t next = 0, published = 0;
     while (oh_store_position_get(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, part, &next,
                                  &published) != OH_OK) {
-        if (atomic_load(&s->hub->stopping))
-            return;
+        if (atomic_load(&s->hub->stopping)) return;
         OH_WARN("sync", "store unavailable while resuming partition %d; retrying", part);
         sleep(1);
     }
@@ -179,15 +174,12 @@ static bool find_ours(oh_store *st, struct oh_store_item *items, size_t n, const
 /* Replaces a provider's message id in a status with ours, when known. */
 static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
 {
-    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0)
-        return;
+    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0) return;
     json_t *data = oh_event_data(ev), *status = json_object_get(data, "status");
     /* a connector may name the provider's id in either field */
     const char *pid = json_string_value(json_object_get(status, "provider_message_id"));
-    if (!pid)
-        pid = json_string_value(json_object_get(status, "message_id"));
-    if (!pid || !*pid)
-        return;
+    if (!pid) pid = json_string_value(json_object_get(status, "message_id"));
+    if (!pid || !*pid) return;
     struct oh_store_ref ref;
     if (!find_ours(st, earlier, n, json_string_value(json_object_get(data, "channel")),
                    json_string_value(json_object_get(data, "account")), pid, &ref) ||
@@ -199,6 +191,14 @@ static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, jso
     free(provider);
 }
 
+/* The sequenced event's text: as the store handed it back, or dumped now
+ * (a backend that stores other text, or a repeat given its seq back). */
+static bool text_of(struct oh_store_item *it)
+{
+    if (!it->json) it->json = oh_json_dump(it->event, &it->len);
+    return it->json != NULL;
+}
+
 /* Appends the batch's stored events to the timeline once more and waits
  * (timeline readers skip seqs they already have). */
 static int forward_again(struct oh_sync *s, size_t nitems)
@@ -206,10 +206,9 @@ static int forward_again(struct oh_sync *s, size_t nitems)
     struct pubwait w;
     pub_init(&w);
     for (size_t i = 0; i < nitems; i++) {
-        char *json = s->items[i].seq ? json_dumps(s->items[i].event, JSON_COMPACT) : NULL;
-        if (json)
-            pub_one(s->hub, &w, oh_event_subject(s->items[i].event), json, strlen(json));
-        free(json);
+        struct oh_store_item *it = &s->items[i];
+        if (it->seq && text_of(it))
+            pub_one(s->hub, &w, oh_event_subject(it->event), it->json, it->len);
     }
     return pub_wait(&w);
 }
@@ -227,12 +226,13 @@ static void materialize(struct oh_sync *s, int n)
             ;
         if (p == npos && npos < MAX_PARTS)
             pos[npos++] = (struct oh_store_pos){OH_TOPIC_EVENTS, r->partition, 0};
-        if (p < npos)
-            pos[p].next = r->offset + 1;
+        if (p < npos) pos[p].next = r->offset + 1;
+        /* appended by this process: parsed and validated already */
+        json_t *ev = oh_handoff_take(hub->handoff, r->value, r->len);
         json_error_t jerr;
-        json_t *ev = json_loadb(r->value, r->len, 0, &jerr);
         char why[256];
-        if (!ev || oh_event_validate(ev, why, sizeof why)) {
+        if (!ev && (!(ev = json_loadb(r->value, r->len, 0, &jerr)) ||
+                    oh_event_validate(ev, why, sizeof why))) {
             OH_ERROR("sync", "skipping unreadable record at %d/%lld: %s", r->partition,
                      (long long)r->offset, ev ? why : jerr.text);
             oh_metrics_inc("omnihub_sync_poison_total", "", 1);
@@ -240,7 +240,8 @@ static void materialize(struct oh_sync *s, int n)
             continue;
         }
         correlate(hub->store, s->items, nitems, ev);
-        s->items[nitems++] = (struct oh_store_item){ev, r->partition, r->offset, 0};
+        s->items[nitems++] = (struct oh_store_item){
+            .event = ev, .src_partition = r->partition, .src_offset = r->offset, .want_text = true};
     }
     int delay_ms = 100;
     int rc;
@@ -248,8 +249,7 @@ static void materialize(struct oh_sync *s, int n)
         OH_WARN("sync", "store refused a batch of %zu (%s); retrying in %d ms", nitems,
                 oh_strerror(rc), delay_ms);
         oh_metrics_inc("omnihub_sync_store_errors_total", "", 1);
-        if (atomic_load(&hub->stopping))
-            goto out;
+        if (atomic_load(&hub->stopping)) goto out;
         usleep((useconds_t)delay_ms * 1000);
         delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
     }
@@ -264,12 +264,9 @@ static void materialize(struct oh_sync *s, int n)
             continue;
         }
         stored++;
-        char *json = json_dumps(it->event, JSON_COMPACT);
-        if (!json)
-            continue;
-        pub_one(hub, &w, oh_event_subject(it->event), json, strlen(json));
-        oh_hub_feed(hub, oh_event_subject(it->event), it->seq, json, strlen(json));
-        free(json);
+        if (!text_of(it)) continue;
+        pub_one(hub, &w, oh_event_subject(it->event), it->json, it->len);
+        oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
     if (n > 0)
@@ -285,8 +282,8 @@ static void materialize(struct oh_sync *s, int n)
      * kafka.message_timeout_ms): forward again until it works, so dispatch
      * and live clients get it now rather than after a restart. */
     for (delay_ms = 500; fwd != OH_OK && !atomic_load(&hub->stopping);) {
-        OH_WARN("sync", "forwarding to the timeline failed (%s); again in %d ms",
-                oh_strerror(fwd), delay_ms);
+        OH_WARN("sync", "forwarding to the timeline failed (%s); again in %d ms", oh_strerror(fwd),
+                delay_ms);
         oh_metrics_inc("omnihub_sync_forward_errors_total", "", 1);
         usleep((useconds_t)delay_ms * 1000);
         delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
@@ -300,8 +297,10 @@ static void materialize(struct oh_sync *s, int n)
         OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
     }
 out:
-    for (size_t i = 0; i < nitems; i++)
+    for (size_t i = 0; i < nitems; i++) {
         json_decref(s->items[i].event);
+        free(s->items[i].json);
+    }
 }
 
 static void *run(void *arg)
@@ -332,17 +331,15 @@ struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
     }
     s->hub = hub;
     s->batch = (int)oh_config_int(hub->cfg, "sync.batch");
-    if (s->batch < 1 || s->batch > MAX_BATCH)
-        s->batch = 512;
+    if (s->batch < 1 || s->batch > MAX_BATCH) s->batch = 512;
     s->recs = calloc((size_t)s->batch, sizeof *s->recs);
     s->items = calloc((size_t)s->batch, sizeof *s->items);
     struct oh_log_rebalance reb = {on_assigned, on_revoked, s};
     if (s->recs && s->items)
-        s->consumer = oh_log_consumer_new(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err,
-                                          errlen);
+        s->consumer =
+            oh_log_consumer_new(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, errlen);
     if (!s->consumer || pthread_create(&s->thread, NULL, run, s)) {
-        if (s->consumer)
-            oh_errf(err, errlen, "cannot start the sync thread");
+        if (s->consumer) oh_errf(err, errlen, "cannot start the sync thread");
         oh_log_consumer_close(s->consumer);
         free(s->recs);
         free(s->items);
@@ -356,8 +353,7 @@ struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
 /* Call after hub->stopping is set. */
 void oh_sync_stop(struct oh_sync *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_join(s->thread, NULL);
     oh_log_consumer_close(s->consumer);
     free(s->recs);

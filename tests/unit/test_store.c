@@ -209,7 +209,10 @@ static int put(struct oh_store_item *items, json_t **evs, size_t n, int64_t firs
                int64_t *seqs)
 {
     for (size_t i = 0; i < n; i++)
-        items[i] = (struct oh_store_item){evs[i], 0, first_offset + (int64_t)i, -1};
+        items[i] = (struct oh_store_item){.event = evs[i],
+                                          .src_partition = 0,
+                                          .src_offset = first_offset + (int64_t)i,
+                                          .seq = -1};
     struct oh_store_pos pos = {"omnihub.events", 0, first_offset + (int64_t)n};
     int rc = oh_store_materialize(st, "omnihub-sync", items, n, &pos, 1);
     for (size_t i = 0; i < n; i++) {
@@ -308,7 +311,7 @@ static int keep_text(void *opaque, const char *conv, int64_t seq, const char *js
 START_TEST(t_event_gets_seq_and_epoch)
 {
     json_t *ev = mk_event("e_attr", "c_attr", OH_EV_INBOUND, 1700000000000, "m1");
-    struct oh_store_item it = {ev, 0, 0, -1};
+    struct oh_store_item it = {.event = ev, .src_partition = 0, .src_offset = 0, .seq = -1};
     ck_assert_int_eq(oh_store_materialize(st, "g", &it, 1, NULL, 0), 0);
     ck_assert_int_eq(it.seq, 1);
     ck_assert_int_eq(json_integer_value(json_object_get(ev, "seq")), 1);
@@ -317,10 +320,18 @@ START_TEST(t_event_gets_seq_and_epoch)
     json_object_set_new(json_object_get(ev, "data"), "text", json_string("h\u00e9 \"q\" \\ \n"));
     json_t *ev2 = json_deep_copy(ev);
     json_object_set_new(ev2, "id", json_string("e_attr2"));
-    struct oh_store_item it2 = {ev2, 0, 1, -1};
+    struct oh_store_item it2 = {
+        .event = ev2, .src_partition = 0, .src_offset = 1, .seq = -1, .want_text = true};
     ck_assert_int_eq(oh_store_materialize(st, "g", &it2, 1, NULL, 0), 0);
     ck_assert_int_eq(it2.seq, 2);
     char *want = json_dumps(ev2, JSON_COMPACT);
+    /* the text handed back for forwarding is that same text */
+    if (strcmp(oh_store_backend(st), "sqlite") == 0) ck_assert_ptr_nonnull(it2.json);
+    if (it2.json) {
+        ck_assert_str_eq(it2.json, want);
+        ck_assert_uint_eq(it2.len, strlen(want));
+        free(it2.json);
+    }
     struct text_row tr = {0};
     ck_assert_int_eq(oh_store_history(st, "c_attr", 1, 1, keep_text, &tr), 0);
     ck_assert_str_eq(tr.text, want);
@@ -657,7 +668,8 @@ START_TEST(t_positions_and_since_source)
         char id[32];
         snprintf(id, sizeof id, "e_src%d", i);
         evs[i] = mk_event(id, i % 2 ? "c_s1" : "c_s2", OH_EV_INBOUND, 1700000000000 + i, id);
-        items[i] = (struct oh_store_item){evs[i], i < 3 ? 0 : 1, 10 + i, -1};
+        items[i] = (struct oh_store_item){
+            .event = evs[i], .src_partition = i < 3 ? 0 : 1, .src_offset = 10 + i, .seq = -1};
     }
     struct oh_store_pos pos[2] = {{"omnihub.events", 0, 13}, {"omnihub.events", 1, 16}};
     ck_assert_int_eq(oh_store_materialize(st, "omnihub-sync", items, 6, pos, 2), 0);
@@ -866,7 +878,7 @@ START_TEST(t_concurrent_open)
         ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
     }
     json_t *ev = mk_event("e_shared", "c_shared", OH_EV_INBOUND, 1700000000000, "m");
-    struct oh_store_item it = {ev, 0, 0, -1};
+    struct oh_store_item it = {.event = ev, .src_partition = 0, .src_offset = 0, .seq = -1};
     ck_assert_int_eq(oh_store_materialize(a[1].st, "g", &it, 1, NULL, 0), 0);
     json_decref(ev);
     struct oh_conversation conv;
@@ -895,7 +907,8 @@ static void *writer_main(void *p)
                 snprintf(id, sizeof id, "e_w%d_%d_%d", a->id, b, i);
                 evs[i] =
                     mk_event(id, i % 2 ? "c_w1" : "c_w2", OH_EV_INBOUND, 1700000000000 + b, id);
-                items[i] = (struct oh_store_item){evs[i], a->id, b * 8 + i, -1};
+                items[i] = (struct oh_store_item){
+                    .event = evs[i], .src_partition = a->id, .src_offset = b * 8 + i, .seq = -1};
             }
             struct oh_store_pos pos = {"omnihub.events", a->id, b * 8 + 8};
             int rc = oh_store_materialize(st, "omnihub-sync", items, 8, &pos, 1);
