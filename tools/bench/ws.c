@@ -1,36 +1,56 @@
-/* ws.c - many WebSocket clients on one lws client context: each connects,
- * subscribes to its conversation, catches up, then receives live events;
- * push latency from the send time the bench stamped into the text, gaps,
- * duplicates and per-message delivery counts. Single-threaded, on a libev
- * (epoll) loop. */
+/* ws.c - many WebSocket clients on one thread: each connects, subscribes
+ * to its conversation, catches up, then receives live events; push latency
+ * from the send time the bench stamped into the text, gaps, duplicates and
+ * per-message delivery counts. A minimal RFC 6455 client of its own on a
+ * libev (epoll) loop: the replay of a resume is a megabyte of frames, and
+ * libwebsockets 4.1's client parses what it receives a byte at a time
+ * (about a third of the bench's CPU in `resume`, more than the daemon). */
+#include <errno.h>
 #include <ev.h>
-#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "bench.h"
 
 enum { C_IDLE, C_CONNECTING, C_OPEN, C_SUBSCRIBED, C_CAUGHT_UP, C_CLOSED };
 
+#define RX_MAX   (16u << 20) /* the largest message accepted */
+#define RX_CHUNK 262144      /* the receive buffer grows to this much */
+
 struct client {
     struct bench_ws *w;
-    struct lws *wsi;
-    int state;
+    ev_io io;
+    int fd, state;
+    bool upgraded; /* the 101 arrived */
+    bool rx_full;  /* the last read filled the buffer */
     const char *conv;
     int64_t after, head, last;
-    int64_t sub_sent_us;
-    bool want_sub;
-    char *rx;
+    int64_t sub_sent_us, started_us;
+    char accept[32]; /* the Sec-WebSocket-Accept expected */
+    unsigned char *rx;
     size_t rx_len, rx_cap;
+    char *msg; /* a fragmented message being put together */
+    size_t msg_len;
+    unsigned char *tx; /* what the socket did not take yet */
+    size_t tx_len;
 };
 
 struct bench_ws {
-    struct lws_context *ctx;
     struct ev_loop *loop; /* epoll: a poll() over 10k sockets per turn delays receipts */
-    void *foreign_loops[1];
-    lws_retry_bo_t retry; /* all zero */
+    ev_async wake;
+    ev_timer tick;
     struct client *c;
     int n, connecting, caught_up, dead;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
     char host[64];
     int port;
     char path[1200];
@@ -39,7 +59,6 @@ struct bench_ws {
     const char *prefix;
     size_t nmsg;
     unsigned *counts;
-    lws_sorted_usec_list_t tick;
 };
 
 /* ---- a skimming JSON reader for the event frames ----
@@ -244,131 +263,333 @@ static void on_text(struct client *c, const char *buf, size_t len)
     json_decref(m);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+/* ---- the connection ---- */
+
+static void client_close(struct client *c)
 {
-    struct client *c = lws_get_opaque_user_data(wsi);
-    if (!c) return 0;
     struct bench_ws *w = c->w;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        w->connecting--;
-        c->state = C_OPEN;
-        c->want_sub = true;
-        lws_callback_on_writable(wsi);
-        break;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (c->want_sub) {
-            unsigned char buf[LWS_PRE + 400];
-            int n = snprintf((char *)buf + LWS_PRE, 400,
-                             "{\"type\":\"subscribe\",\"conversation\":\"%s\",\"after\":%lld}",
-                             c->conv, (long long)c->after);
-            c->want_sub = false;
-            c->sub_sent_us = bench_now_us();
-            if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n) return -1;
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        if (c->rx_len + len + 1 > c->rx_cap) {
-            size_t cap = (c->rx_len + len + 1) * 2;
-            char *nb = realloc(c->rx, cap);
-            if (!nb) return -1;
-            c->rx = nb;
-            c->rx_cap = cap;
-        }
-        memcpy(c->rx + c->rx_len, in, len);
-        c->rx_len += len;
-        if (lws_is_final_fragment(wsi)) {
-            on_text(c, c->rx, c->rx_len);
-            c->rx_len = 0;
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (w->st.closed < 5) fprintf(stderr, "  ws connect error: %s\n", in ? (char *)in : "?");
-        /* fall through */
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c->state == C_CONNECTING) w->connecting--;
-        if (c->state != C_CLOSED) {
-            c->state = C_CLOSED;
-            w->st.closed++;
-            w->dead++;
-        }
-        c->wsi = NULL;
-        lws_set_opaque_user_data(wsi, NULL);
-        break;
-    default: break;
+    if (c->state == C_CLOSED) return;
+    if (c->state == C_CONNECTING) w->connecting--;
+    c->state = C_CLOSED;
+    w->st.closed++;
+    w->dead++;
+    if (c->fd >= 0) {
+        ev_io_stop(w->loop, &c->io);
+        close(c->fd);
+        c->fd = -1;
     }
+}
+
+static void want_write(struct client *c, bool on)
+{
+    int ev = EV_READ | (on ? EV_WRITE : 0);
+    if (c->io.events == ev) return;
+    ev_io_stop(c->w->loop, &c->io);
+    ev_io_set(&c->io, c->fd, ev);
+    ev_io_start(c->w->loop, &c->io);
+}
+
+/* Sends what is pending, then BUF; keeps what the socket does not take. */
+static int client_write(struct client *c, const void *buf, size_t len)
+{
+    if (len) {
+        unsigned char *nb = realloc(c->tx, c->tx_len + len);
+        if (!nb) return -1;
+        memcpy(nb + c->tx_len, buf, len);
+        c->tx = nb;
+        c->tx_len += len;
+    }
+    while (c->tx_len) {
+        ssize_t n = send(c->fd, c->tx, c->tx_len, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        memmove(c->tx, c->tx + n, c->tx_len - (size_t)n);
+        c->tx_len -= (size_t)n;
+    }
+    want_write(c, c->tx_len > 0);
     return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-    {"omnihub", callback, 0, 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
+/* One masked client frame (RFC 6455 5.3). */
+static int send_frame(struct client *c, int opcode, const void *payload, size_t len)
+{
+    unsigned char *f = malloc(len + 14), mask[4];
+    if (!f) return -1;
+    size_t h = 0;
+    f[h++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        f[h++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        f[h++] = 0x80 | 126;
+        f[h++] = (unsigned char)(len >> 8);
+        f[h++] = (unsigned char)len;
+    } else {
+        f[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            f[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    RAND_bytes(mask, 4);
+    memcpy(f + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++)
+        f[h + i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+    int rc = client_write(c, f, h + len);
+    free(f);
+    return rc;
+}
+
+static int send_subscribe(struct client *c)
+{
+    char buf[400];
+    int n =
+        snprintf(buf, sizeof buf, "{\"type\":\"subscribe\",\"conversation\":\"%s\",\"after\":%lld}",
+                 c->conv, (long long)c->after);
+    c->sub_sent_us = bench_now_us();
+    return send_frame(c, 0x1, buf, (size_t)n);
+}
+
+/* The 101 answer: status and Sec-WebSocket-Accept; 0 complete, 1 more
+ * needed, -1 refused. */
+static int handshake(struct client *c)
+{
+    const char *end = memmem(c->rx, c->rx_len, "\r\n\r\n", 4);
+    if (!end) return c->rx_len > 16384 ? -1 : 1;
+    size_t hlen = (size_t)(end + 4 - (const char *)c->rx);
+    char *h = strndup((const char *)c->rx, hlen);
+    bool ok = h && strncmp(h, "HTTP/1.1 101", 12) == 0;
+    char *acc = ok ? strcasestr(h, "\r\nsec-websocket-accept:") : NULL;
+    if (acc) {
+        acc += 23;
+        while (*acc == ' ')
+            acc++;
+        ok = strncmp(acc, c->accept, strlen(c->accept)) == 0;
+    } else {
+        ok = false;
+    }
+    if (!ok && c->w->st.closed < 5)
+        fprintf(stderr, "  ws connect error: %.*s\n", (int)strcspn(h ? h : "?", "\r"), h ? h : "?");
+    free(h);
+    if (!ok) return -1;
+    memmove(c->rx, c->rx + hlen, c->rx_len - hlen);
+    c->rx_len -= hlen;
+    c->upgraded = true;
+    c->w->connecting--;
+    c->state = C_OPEN;
+    return send_subscribe(c) ? -1 : 0;
+}
+
+/* Complete frames at the front of the receive buffer; -1 closes. */
+static int frames(struct client *c)
+{
+    size_t pos = 0;
+    int rc = 0;
+    while (rc == 0 && c->state != C_CLOSED) {
+        const unsigned char *f = c->rx + pos;
+        size_t avail = c->rx_len - pos;
+        if (avail < 2) break;
+        if (f[1] & 0x80 || f[0] & 0x70) { /* masked by the server, or reserved bits */
+            rc = -1;
+            break;
+        }
+        size_t h = 2;
+        uint64_t len = f[1] & 0x7f;
+        if (len == 126) {
+            if (avail < 4) break;
+            len = (uint64_t)f[2] << 8 | f[3];
+            h = 4;
+        } else if (len == 127) {
+            if (avail < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | f[2 + i];
+            h = 10;
+        }
+        if (len > RX_MAX) {
+            rc = -1;
+            break;
+        }
+        if (avail < h + len) {
+            if (h + len > c->rx_cap) { /* a frame bigger than the buffer */
+                unsigned char *nb = realloc(c->rx, h + len);
+                if (!nb) return -1;
+                c->rx = nb;
+                c->rx_cap = h + len;
+            }
+            break;
+        }
+        const char *p = (const char *)f + h;
+        bool fin = f[0] & 0x80;
+        int op = f[0] & 0x0f;
+        pos += h + len;
+        if (op == 0x1 && fin && !c->msg) {
+            on_text(c, p, len);
+        } else if (op == 0x1 || op == 0x0) {
+            if ((op == 0x1) == (c->msg != NULL) || c->msg_len + len > RX_MAX) {
+                rc = -1; /* a new message inside one, or a stray continuation */
+                break;
+            }
+            char *nb = realloc(c->msg, c->msg_len + len + 1);
+            if (!nb) return -1;
+            memcpy(nb + c->msg_len, p, len);
+            c->msg = nb;
+            c->msg_len += len;
+            if (fin) {
+                on_text(c, c->msg, c->msg_len);
+                free(c->msg);
+                c->msg = NULL;
+                c->msg_len = 0;
+            }
+        } else if (op == 0x9) {
+            rc = send_frame(c, 0xA, p, len);
+        } else if (op == 0x8) {
+            send_frame(c, 0x8, p, len < 2 ? len : 2); /* echo the status code */
+            rc = -1;
+        } else if (op != 0xA) {
+            rc = -1; /* binary: the contract says text frames */
+        }
+    }
+    memmove(c->rx, c->rx + pos, c->rx_len - pos);
+    c->rx_len -= pos;
+    return rc;
+}
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct client *c = io->data;
+    if (revents & EV_WRITE) {
+        if (c->state == C_CONNECTING && !c->upgraded && c->tx_len) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            if (err) {
+                if (c->w->st.closed < 5) fprintf(stderr, "  ws connect error: %s\n", strerror(err));
+                client_close(c);
+                return;
+            }
+        }
+        if (client_write(c, NULL, 0)) {
+            client_close(c);
+            return;
+        }
+    }
+    if (!(revents & EV_READ)) return;
+    /* small for an idle subscriber, doubling while reads fill it */
+    size_t room = c->rx_cap - c->rx_len;
+    if (room < 4096 || (c->rx_full && c->rx_cap < RX_CHUNK)) {
+        size_t cap = c->rx_cap ? c->rx_cap * 2 : 16384;
+        if (cap < c->rx_len + 4096) cap = c->rx_len + 4096;
+        unsigned char *nb = realloc(c->rx, cap);
+        if (!nb) {
+            client_close(c);
+            return;
+        }
+        c->rx = nb;
+        c->rx_cap = cap;
+        room = cap - c->rx_len;
+    }
+    ssize_t n = recv(c->fd, c->rx + c->rx_len, room, 0);
+    c->rx_full = n == (ssize_t)room;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) {
+        if (n < 0 && c->w->st.closed < 5)
+            fprintf(stderr, "  ws connection error: %s\n", strerror(errno));
+        client_close(c);
+        return;
+    }
+    c->rx_len += (size_t)n;
+    int rc = c->upgraded ? 0 : handshake(c);
+    if (rc == 0 && c->upgraded) rc = frames(c);
+    if (rc < 0) client_close(c);
+}
+
+static void connect_one(struct bench_ws *w, struct client *c)
+{
+    c->state = C_CONNECTING;
+    c->started_us = bench_now_us();
+    w->connecting++;
+    unsigned char key[16];
+    char key64[32], req[1600];
+    RAND_bytes(key, sizeof key);
+    EVP_EncodeBlock((unsigned char *)key64, key, sizeof key);
+    /* Sec-WebSocket-Accept = base64(SHA-1(key + the RFC's GUID)) */
+    char cat[96];
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    int cl = snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key64);
+    SHA1((unsigned char *)cat, (size_t)cl, sha);
+    EVP_EncodeBlock((unsigned char *)c->accept, sha, sizeof sha);
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nOrigin: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: omnihub\r\n\r\n",
+                     w->path, w->host, w->port, w->host, key64);
+    c->fd = socket(w->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (c->fd >= 0) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->fd < 0 ||
+        (connect(c->fd, (struct sockaddr *)&w->addr, w->addrlen) && errno != EINPROGRESS)) {
+        if (w->st.closed < 5) fprintf(stderr, "  ws connect error: %s\n", strerror(errno));
+        client_close(c);
+        return;
+    }
+    ev_io_init(&c->io, on_io, c->fd, EV_READ | EV_WRITE);
+    c->io.data = c;
+    ev_io_start(w->loop, &c->io);
+    /* queued; goes out once the connection is up */
+    c->tx = malloc((size_t)n);
+    if (!c->tx) {
+        client_close(c);
+        return;
+    }
+    memcpy(c->tx, req, (size_t)n);
+    c->tx_len = (size_t)n;
+}
+
+/* ---- the set ---- */
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {}
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {}
 
 struct bench_ws *bench_ws_new(char *err, size_t errlen)
 {
     struct bench_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    lws_set_log_level(LLL_ERR, NULL);
-    struct lws_context_creation_info info = {0};
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
-    info.gid = -1;
-    info.uid = -1;
-    info.timeout_secs = 30;
-    info.options = LWS_SERVER_OPTION_LIBEV;
-    /* no validity timer per connection (lws keeps them in one sorted list,
-     * walked on every insertion); the server pings, lws answers */
-    info.retry_and_idle_policy = &w->retry;
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    w->foreign_loops[0] = w->loop;
-    info.foreign_loops = w->foreign_loops;
-    w->ctx = w->loop ? lws_create_context(&info) : NULL;
-    if (!w->ctx) {
-        snprintf(err, errlen, "lws_create_context failed");
-        if (w->loop) ev_loop_destroy(w->loop);
+    if (!w->loop) {
+        snprintf(err, errlen, "ev_loop_new failed");
         free(w);
         return NULL;
     }
+    ev_async_init(&w->wake, on_wake);
+    ev_async_start(w->loop, &w->wake);
+    /* a turn of the loop sleeps until its next event; the tick bounds it */
+    ev_timer_init(&w->tick, on_tick, 0.02, 0.02);
+    ev_timer_start(w->loop, &w->tick);
     return w;
 }
 
 void bench_ws_free(struct bench_ws *w)
 {
     if (!w) return;
-    lws_context_destroy(w->ctx);
+    for (int i = 0; i < w->n; i++) {
+        struct client *c = &w->c[i];
+        if (c->fd >= 0 && c->state != C_CLOSED) {
+            ev_io_stop(w->loop, &c->io);
+            close(c->fd);
+        }
+        free(c->rx);
+        free(c->tx);
+        free(c->msg);
+    }
     ev_loop_destroy(w->loop);
-    for (int i = 0; i < w->n; i++)
-        free(w->c[i].rx);
     free(w->c);
     free(w->counts);
     free(w);
 }
 
-static void service(struct bench_ws *w);
-
-static void connect_one(struct bench_ws *w, struct client *c)
+static void service(struct bench_ws *w)
 {
-    struct lws_client_connect_info ci = {0};
-    ci.context = w->ctx;
-    ci.address = w->host;
-    ci.port = w->port;
-    ci.path = w->path;
-    ci.host = w->host;
-    ci.origin = w->host;
-    ci.protocol = "omnihub";
-    ci.local_protocol_name = "omnihub";
-    ci.opaque_user_data = c;
-    ci.pwsi = &c->wsi;
-    c->state = C_CONNECTING;
-    w->connecting++;
-    if (!lws_client_connect_via_info(&ci) && c->state == C_CONNECTING) {
-        w->connecting--;
-        c->state = C_CLOSED;
-        w->st.closed++;
-        w->dead++;
-    }
+    ev_run(w->loop, EVRUN_ONCE);
 }
 
 int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int timeout_s)
@@ -380,11 +601,22 @@ int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int t
     snprintf(w->host, sizeof w->host, "%.*s", (int)(colon ? colon - h : (long)strlen(h)), h);
     w->port = colon ? atoi(colon + 1) : 80;
     snprintf(w->path, sizeof w->path, "/v1/ws?access_token=%s", spec->token);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", w->port);
+    if (getaddrinfo(w->host, port, &hints, &ai) || !ai) {
+        fprintf(stderr, "  ws: cannot resolve %s\n", w->host);
+        return 0;
+    }
+    memcpy(&w->addr, ai->ai_addr, ai->ai_addrlen);
+    w->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
     w->c = calloc((size_t)spec->n, sizeof *w->c);
     if (!w->c) return 0;
     w->n = spec->n;
     for (int i = 0; i < w->n; i++) {
         w->c[i].w = w;
+        w->c[i].fd = -1;
         w->c[i].conv = spec->conv[i % spec->nconv];
         w->c[i].after = spec->after;
     }
@@ -417,16 +649,6 @@ void bench_ws_reset_stats(struct bench_ws *w)
     memset(&w->st, 0, sizeof w->st);
 }
 
-static void on_tick(lws_sorted_usec_list_t *sul) {}
-
-/* One turn of the loop: it sleeps until its next event or timer (up to
- * 30 s), so a tick bounds it. */
-static void service(struct bench_ws *w)
-{
-    lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 20 * LWS_US_PER_MS);
-    ev_run(w->loop, EVRUN_ONCE);
-}
-
 void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_ms)
 {
     int64_t deadline = bench_now_us() + (int64_t)timeout_ms * 1000;
@@ -451,5 +673,5 @@ uint64_t bench_ws_events(struct bench_ws *w)
 
 void bench_ws_wake(struct bench_ws *w)
 {
-    lws_cancel_service(w->ctx);
+    ev_async_send(w->loop, &w->wake);
 }
