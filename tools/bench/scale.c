@@ -152,88 +152,146 @@ static int preload(const struct scale_store *s, bool bulk, long convs, long even
     return rc;
 }
 
-struct reads {
+#define SCALE_ROUNDS      5    /* history read rounds, alternating the two stores */
+#define SCALE_ROUND_READS 1000 /* reads per round */
+
+/* One store under test: its daemon, the conversations read, the results. */
+struct side {
+    const struct scale_store *store;
     char (*conv)[OH_ID_MAX];
-    long n;
+    long nconv;
+    struct bench_daemon d;
+    struct bench_proc p0;
     char *auth;
     char path[OH_ID_MAX + 128];
     unsigned seed;
-};
-
-static void read_gen(void *opaque, size_t i, struct bench_http_req *req)
-{
-    struct reads *r = opaque;
-    long c = rand_r(&r->seed) % r->n;
-    snprintf(r->path, sizeof r->path, "/v1/conversations/%s/events?after=0&limit=100", r->conv[c]);
-    req->path = r->path;
-    req->hdr[0] = r->auth;
-}
-
-struct measure {
-    double read_rate, ingest_rate;
-    struct bench_hist read, resume, ingest;
+    bool once; /* read conv[i] for request i instead of a random one */
+    /* results */
+    struct bench_hist first, read, resume, ingest;
+    double first_rate, read_rate, ingest_rate, round_ratio[SCALE_ROUNDS];
     long acked, found, dups;
     double cpu_s;
     long hwm_kb;
 };
 
-/* History reads, resumes and ingest on one daemon; CONVS are the ones read. */
-static int measure(const struct bench_opts *o, const struct scale_store *s, char (*conv)[OH_ID_MAX],
-                   long nconv, struct measure *m)
+static void read_gen(void *opaque, size_t i, struct bench_http_req *req)
+{
+    struct side *r = opaque;
+    long c = r->once ? (long)i % r->nconv : rand_r(&r->seed) % r->nconv;
+    snprintf(r->path, sizeof r->path, "/v1/conversations/%s/events?after=0&limit=100", r->conv[c]);
+    req->path = r->path;
+    req->hdr[0] = r->auth;
+}
+
+/* N history reads over 8 connections; the latencies merged into H. */
+static double reads(struct side *sd, size_t n, bool once, struct bench_hist *h)
+{
+    sd->once = once;
+    struct bench_http_run r = {
+        .base_url = sd->d.url, .n = n, .concurrency = 8, .gen = read_gen, .opaque = sd};
+    bench_http_load(&r);
+    bench_hist_merge(h, &r.lat);
+    return r.elapsed_s > 0 ? (double)r.ok / r.elapsed_s : 0;
+}
+
+static int side_start(const struct bench_opts *o, struct side *sd)
 {
     char err[512];
-    struct bench_daemon d;
+    const struct scale_store *s = sd->store;
     const char *pg[] = {"store.backend", "postgres", "store.postgres.dsn", s->dsn, NULL};
-    if (bench_daemon_start(&d, o, s->dsn[0] ? pg : NULL, s->dsn[0] ? NULL : s->dir, err,
+    if (bench_daemon_start(&sd->d, o, s->dsn[0] ? pg : NULL, s->dsn[0] ? NULL : s->dir, err,
                            sizeof err)) {
         fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
         return -1;
     }
-    struct bench_proc p0, p1;
-    bench_proc_read(d.pid, &p0);
+    bench_proc_read(sd->d.pid, &sd->p0);
     char *tok = bench_agent_token();
-    struct reads rd = {.conv = conv, .n = nconv, .seed = 7};
-    if (asprintf(&rd.auth, "Authorization: Bearer %s", tok) < 0) rd.auth = NULL;
-    struct bench_http_run r = {
-        .base_url = d.url, .n = 5000, .concurrency = 8, .gen = read_gen, .opaque = &rd};
-    bench_http_load(&r);
-    m->read = r.lat;
-    m->read_rate = (double)r.ok / r.elapsed_s;
-    bench_resume_ws(d.url, conv[nconv / 2], 0, 30, &m->resume);
-    /* ingest into fresh conversations */
+    if (asprintf(&sd->auth, "Authorization: Bearer %s", tok) < 0) sd->auth = NULL;
+    free(tok);
+    bench_hist_reset(&sd->first);
+    bench_hist_reset(&sd->read);
+    return sd->auth ? 0 : -1;
+}
+
+/* Ingest into fresh conversations, and every acknowledged message read back. */
+static int side_ingest(const struct bench_opts *o, struct side *sd)
+{
     struct bench_feed f;
     size_t n = 5000;
     int rc = bench_feed_init(&f, "api", n, 100, false);
-    struct bench_http_run w = {.base_url = d.url,
+    struct bench_http_run w = {.base_url = sd->d.url,
                                .n = n,
                                .concurrency = o->concurrency,
                                .gen = bench_feed_gen,
                                .done = bench_feed_done,
                                .opaque = &f};
     if (rc == 0) bench_http_load(&w);
-    m->ingest = w.lat;
-    m->ingest_rate = w.elapsed_s > 0 ? (double)w.ok / w.elapsed_s : 0;
-    bench_proc_read(d.pid, &p1);
+    sd->ingest = w.lat;
+    sd->ingest_rate = w.elapsed_s > 0 ? (double)w.ok / w.elapsed_s : 0;
+    struct bench_proc p1;
+    bench_proc_read(sd->d.pid, &p1);
+    sd->cpu_s = p1.cpu_s - sd->p0.cpu_s;
     size_t nc = 0;
-    const char *const *convs = rc == 0 ? bench_feed_convs(&f, d.url, &nc) : NULL;
+    const char *const *convs = rc == 0 ? bench_feed_convs(&f, sd->d.url, &nc) : NULL;
     struct bench_check chk = {0};
-    if (rc == 0) rc = bench_check_history(d.url, convs, nc, f.prefix, n, f.acked, 60, &chk);
-    m->acked = rc ? -1 : chk.acked;
-    m->found = chk.found;
-    m->dups = chk.dups;
-    m->cpu_s = p1.cpu_s - p0.cpu_s;
-    bench_proc_read(d.pid, &p1);
-    m->hwm_kb = p1.hwm_kb;
+    if (rc == 0) rc = bench_check_history(sd->d.url, convs, nc, f.prefix, n, f.acked, 60, &chk);
+    sd->acked = rc ? -1 : chk.acked;
+    sd->found = chk.found;
+    sd->dups = chk.dups;
+    bench_proc_read(sd->d.pid, &p1);
+    sd->hwm_kb = p1.hwm_kb;
     bench_feed_free(&f);
-    free(rd.auth);
-    free(tok);
-    bench_daemon_stop(&d);
+    return rc;
+}
+
+static double p50_ratio(const struct bench_hist *big, const struct bench_hist *small)
+{
+    double s = (double)bench_hist_pct(small, 50);
+    return s > 0 ? (double)bench_hist_pct(big, 50) / s : -1;
+}
+
+/* Both daemons run at once and the history reads alternate between them in
+ * rounds, so that the load of a shared machine hits both alike. First each
+ * conversation read is read once (the first read since the preload, from
+ * wherever the store's pages are by then), then SCALE_ROUNDS rounds of
+ * random reads. Then resumes and ingest, the empty store first. */
+static int measure(const struct bench_opts *o, struct side *e, struct side *l)
+{
+    int rc = side_start(o, e);
+    if (rc == 0) rc = side_start(o, l);
+    if (rc == 0) {
+        e->first_rate = reads(e, (size_t)e->nconv, true, &e->first);
+        l->first_rate = reads(l, (size_t)l->nconv, true, &l->first);
+        double te = 0, tl = 0;
+        for (int k = 0; k < SCALE_ROUNDS; k++) {
+            struct bench_hist he, hl;
+            bench_hist_reset(&he);
+            bench_hist_reset(&hl);
+            te += SCALE_ROUND_READS / reads(e, SCALE_ROUND_READS, false, &he);
+            tl += SCALE_ROUND_READS / reads(l, SCALE_ROUND_READS, false, &hl);
+            l->round_ratio[k] = p50_ratio(&hl, &he);
+            bench_hist_merge(&e->read, &he);
+            bench_hist_merge(&l->read, &hl);
+        }
+        e->read_rate = SCALE_ROUNDS * SCALE_ROUND_READS / te;
+        l->read_rate = SCALE_ROUNDS * SCALE_ROUND_READS / tl;
+        bench_resume_ws(e->d.url, e->conv[e->nconv / 2], 0, 30, &e->resume);
+        bench_resume_ws(l->d.url, l->conv[l->nconv / 2], 0, 30, &l->resume);
+        rc = side_ingest(o, e);
+        if (rc == 0) rc = side_ingest(o, l);
+    }
+    for (int i = 0; i < 2; i++) {
+        struct side *sd = i ? l : e;
+        if (sd->d.pid) bench_daemon_stop(&sd->d);
+        free(sd->auth);
+        sd->auth = NULL;
+    }
     return rc;
 }
 
 static void row(const char *what, const char *variant, const char *unit, double rate,
                 const struct bench_hist *lat, double ratio, const char *ceiling_name,
-                double ceiling_rate, const struct measure *m, json_t *extra)
+                double ceiling_rate, const struct side *m, json_t *extra)
 {
     struct bench_row r = {.scenario = what,
                           .variant = variant,
@@ -251,12 +309,6 @@ static void row(const char *what, const char *variant, const char *unit, double 
                           .found = m->found,
                           .dups = m->dups};
     bench_report_row(&r, extra);
-}
-
-static double p50_ratio(const struct bench_hist *big, const struct bench_hist *small)
-{
-    double s = (double)bench_hist_pct(small, 50);
-    return s > 0 ? (double)bench_hist_pct(big, 50) / s : -1;
 }
 
 #ifdef OH_HAVE_POSTGRES
@@ -356,9 +408,13 @@ int bench_scale(const struct bench_opts *o)
     char(*sconv)[OH_ID_MAX] = calloc((size_t)small_convs, OH_ID_MAX);
     for (long i = 0; sconv && i < small_convs; i++)
         scale_conv(sconv[i], i);
-    struct measure L = {0}, E = {0};
-    if (rc == 0 && conv && sconv) rc = measure(o, &empty, sconv, small_convs, &E);
-    if (rc == 0 && conv) rc = measure(o, &big, conv, nread, &L);
+    struct side *E = calloc(1, sizeof *E), *L = calloc(1, sizeof *L);
+    if (!E || !L) rc = -1;
+    if (rc == 0 && conv && sconv) {
+        *E = (struct side){.store = &empty, .conv = sconv, .nconv = small_convs, .seed = 7};
+        *L = (struct side){.store = &big, .conv = conv, .nconv = nread, .seed = 7};
+        rc = measure(o, E, L);
+    }
     long long db_bytes = -1;
 #ifdef OH_HAVE_POSTGRES
     if (pg) db_bytes = bench_pg_db_size(big.dsn);
@@ -371,26 +427,43 @@ int bench_scale(const struct bench_opts *o)
         char variant[48];
         snprintf(variant, sizeof variant, "%s %ldc/%lde", pg ? "pg" : "sqlite", convs, events);
         const char *ce = "the same on an almost empty store, same run";
-        row("scale:history", "empty", "read/s", E.read_rate, &E.read, -1, "", -1, &E, NULL);
-        row("scale:history", variant, "read/s", L.read_rate, &L.read, p50_ratio(&L.read, &E.read),
-            ce, E.read_rate, &L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I}", "store", pg ? "postgres" : "sqlite",
-                      "preload", bulk ? "bulk" : "materialize", "conversations", (json_int_t)convs,
-                      "events", (json_int_t)events, "preload_s", load_s, "preload_events_per_s",
-                      (double)events / load_s, "store_bytes", (json_int_t)db_bytes));
+        json_t *rounds = json_array();
+        double lo = 1e9, hi = 0;
+        for (int k = 0; k < SCALE_ROUNDS; k++) {
+            json_array_append_new(rounds, json_real(L->round_ratio[k]));
+            lo = L->round_ratio[k] < lo ? L->round_ratio[k] : lo;
+            hi = L->round_ratio[k] > hi ? L->round_ratio[k] : hi;
+        }
+        row("scale:history", "empty", "read/s", E->read_rate, &E->read, -1, "", -1, E, NULL);
+        row("scale:history", variant, "read/s", L->read_rate, &L->read,
+            p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o}", "store",
+                      pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
+                      "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
+                      load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
+                      (json_int_t)db_bytes, "round_p50_ratios", rounds));
+        row("scale:history-first", "empty", "read/s", E->first_rate, &E->first, -1, "", -1, E,
+            NULL);
+        row("scale:history-first", variant, "read/s", L->first_rate, &L->first,
+            p50_ratio(&L->first, &E->first), ce, E->first_rate, L, NULL);
         row("scale:resume", "empty", "resume/s",
-            E.resume.n ? 1e6 * (double)E.resume.n / E.resume.sum : -1, &E.resume, -1, "", -1, &E,
+            E->resume.n ? 1e6 * (double)E->resume.n / E->resume.sum : -1, &E->resume, -1, "", -1, E,
             NULL);
         row("scale:resume", variant, "resume/s",
-            L.resume.n ? 1e6 * (double)L.resume.n / L.resume.sum : -1, &L.resume,
-            p50_ratio(&L.resume, &E.resume), ce,
-            E.resume.n ? 1e6 * (double)E.resume.n / E.resume.sum : -1, &L, NULL);
-        row("scale:ingest", "empty", "msg/s", E.ingest_rate, &E.ingest, -1, "", -1, &E, NULL);
-        row("scale:ingest", variant, "msg/s", L.ingest_rate, &L.ingest,
-            L.ingest_rate > 0 ? E.ingest_rate / L.ingest_rate : -1, ce, E.ingest_rate, &L, NULL);
-        fprintf(stderr, "  scale: preload %.1f s (%.0f events/s), store %.1f MiB\n", load_s,
-                (double)events / load_s, (double)db_bytes / 1048576.0);
+            L->resume.n ? 1e6 * (double)L->resume.n / L->resume.sum : -1, &L->resume,
+            p50_ratio(&L->resume, &E->resume), ce,
+            E->resume.n ? 1e6 * (double)E->resume.n / E->resume.sum : -1, L, NULL);
+        row("scale:ingest", "empty", "msg/s", E->ingest_rate, &E->ingest, -1, "", -1, E, NULL);
+        row("scale:ingest", variant, "msg/s", L->ingest_rate, &L->ingest,
+            L->ingest_rate > 0 ? E->ingest_rate / L->ingest_rate : -1, ce, E->ingest_rate, L, NULL);
+        fprintf(stderr,
+                "  scale: preload %.1f s (%.0f events/s), store %.1f MiB; history p50 ratio "
+                "per round %.2f .. %.2f\n",
+                load_s, (double)events / load_s, (double)db_bytes / 1048576.0, lo, hi);
     }
+    bool ok = rc == 0 && L->found == L->acked && E->found == E->acked && !L->dups && !E->dups;
+    free(E);
+    free(L);
     free(conv);
     free(sconv);
 #ifdef OH_HAVE_POSTGRES
@@ -400,5 +473,5 @@ int bench_scale(const struct bench_opts *o)
         fprintf(stderr, "kept %s\n", root);
     else
         bench_rmtree(root);
-    return rc ? 1 : (L.found == L.acked && E.found == E.acked && !L.dups && !E.dups ? 0 : 1);
+    return ok ? 0 : 1;
 }
