@@ -5,6 +5,7 @@
  * libev (epoll) loop: the replay of a resume is a megabyte of frames, and
  * libwebsockets 4.1's client parses what it receives a byte at a time
  * (about a third of the bench's CPU in `resume`, more than the daemon). */
+#include <ctype.h>
 #include <errno.h>
 #include <ev.h>
 #include <netdb.h>
@@ -81,20 +82,76 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* P at the opening quote; returns just past the closing one, NULL if bad. */
+/* Whether any byte of X is zero / below N (N <= 128): exact for "any" and
+ * for the lowest such byte (higher ones may be false positives). */
+#define ONES            0x0101010101010101ull
+#define HIGHS           0x8080808080808080ull
+#define ANY_ZERO(x)     (((x)-ONES) & ~(x)&HIGHS)
+#define ANY_BELOW(x, n) (((x)-ONES * (n)) & ~(x)&HIGHS)
+#define ANY_BYTE(x, b)  ANY_ZERO((x) ^ (ONES * (b)))
+
+/* P at the opening quote; returns just past the closing one, NULL if bad.
+ * Eight bytes at a time while none of them is a quote, a backslash or a
+ * control character (most of an event is plain string content). */
 static const char *skip_string(const char *p, const char *end)
 {
     for (p++;;) {
-        const char *q = memchr(p, '"', (size_t)(end - p));
-        if (!q) return NULL;
-        bool escaped = false; /* the quote found is part of the string */
-        for (const char *b = p; b < q && !escaped; b++) {
-            if ((unsigned char)*b < 0x20) return NULL;
-            if (*b == '\\' && ++b == q) escaped = true;
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            uint64_t m = ANY_BYTE(x, '"') | ANY_BYTE(x, '\\') | ANY_BELOW(x, 0x20);
+            if (m) { /* the lowest flagged byte is a true one (little-endian load) */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += __builtin_ctzll(m) >> 3;
+#endif
+                break;
+            }
+            p += 8;
         }
-        if (!escaped) return q + 1;
-        p = q + 1;
+        if (p >= end) return NULL;
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') return p + 1;
+        if (ch < 0x20) return NULL;
+        if (ch != '\\') {
+            p++;
+        } else if (end - p >= 2 && strchr("\"\\/bfnrt", p[1]) && p[1]) {
+            p += 2;
+        } else if (end - p >= 6 && p[1] == 'u' && isxdigit((unsigned char)p[2]) &&
+                   isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) &&
+                   isxdigit((unsigned char)p[5])) {
+            p += 6;
+        } else {
+            return NULL;
+        }
     }
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static const char *skip_number(const char *p, const char *end)
+{
+#define DIGITS(min)                                                                                \
+    do {                                                                                           \
+        const char *d = p;                                                                         \
+        while (p < end && *p >= '0' && *p <= '9')                                                  \
+            p++;                                                                                   \
+        if (p - d < (min)) return NULL;                                                            \
+    } while (0)
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0')
+        p++;
+    else
+        DIGITS(1);
+    if (p < end && *p == '.') {
+        p++;
+        DIGITS(1);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        DIGITS(1);
+    }
+    return p;
+#undef DIGITS
 }
 
 static const char *skip_value(const char *p, const char *end, int depth);
@@ -116,7 +173,7 @@ static const char *scan_object(const char *p, const char *end, int depth, const 
         if (!ve) return NULL;
         size_t klen = (size_t)(ke - 1 - k);
         for (int i = 0; i < nkeys; i++)
-            if (strlen(keys[i]) == klen && memcmp(keys[i], k, klen) == 0)
+            if (keys[i][0] == *k && strlen(keys[i]) == klen && memcmp(keys[i], k, klen) == 0)
                 vals[i] = (struct span){v, ve};
         p = skip_ws(ve, end);
         if (p < end && *p == '}') return p + 1;
@@ -146,14 +203,7 @@ static const char *skip_value(const char *p, const char *end, int depth)
     case 't': return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
     case 'f': return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
     case 'n': return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
-    default: {
-        const char *s = p;
-        if (p < end && *p == '-') p++;
-        while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
-                           *p == '+' || *p == '-'))
-            p++;
-        return p > s && (p[-1] >= '0' && p[-1] <= '9') ? p : NULL;
-    }
+    default: return skip_number(p, end);
     }
 }
 
