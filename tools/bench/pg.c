@@ -5,6 +5,7 @@
 #include "oh_build_config.h"
 
 #ifdef OH_HAVE_POSTGRES
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -228,6 +229,40 @@ long long bench_pg_db_size(const char *dsn)
     PQclear(r);
     PQfinish(c);
     return n;
+}
+
+double bench_pg_cpu_s(const struct bench_pg *pg)
+{
+    if (!pg->dir[0]) return -1;
+    char path[320];
+    snprintf(path, sizeof path, "%s/data/postmaster.pid", pg->dir);
+    FILE *f = fopen(path, "r");
+    int pm = 0;
+    if (!f || fscanf(f, "%d", &pm) != 1) pm = 0;
+    if (f) fclose(f);
+    if (pm <= 0) return -1;
+    DIR *d = opendir("/proc");
+    double sum = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0) continue;
+        char buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *s = fopen(path, "r");
+        size_t n = s ? fread(buf, 1, sizeof buf - 1, s) : 0;
+        if (s) fclose(s);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        int ppid = 0;
+        unsigned long ut = 0, st = 0;
+        if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid, &ut,
+                         &st) != 3)
+            continue;
+        if (pid == pm || ppid == pm) sum += (double)(ut + st);
+    }
+    if (d) closedir(d);
+    return sum / (double)sysconf(_SC_CLK_TCK);
 }
 
 void bench_pg_stop(struct bench_pg *pg)

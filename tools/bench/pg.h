@@ -27,6 +27,9 @@ int bench_pg_createdb(struct bench_pg *pg, const char *name, char *out, size_t o
                       size_t errlen);
 /* pg_database_size() of the database DSN names, -1 on error. */
 long long bench_pg_db_size(const char *dsn);
+/* CPU time (user + system, seconds) of the throwaway server's processes
+ * so far; -1 for an existing server. */
+double bench_pg_cpu_s(const struct bench_pg *pg);
 /* Drops the databases created (existing server) or stops the server and
  * removes its directory (OMNIHUB_BENCH_KEEP keeps it). */
 void bench_pg_stop(struct bench_pg *pg);

@@ -169,6 +169,7 @@ struct side {
     /* results */
     struct bench_hist first, read, resume, ingest;
     double first_rate, read_rate, ingest_rate, round_ratio[SCALE_ROUNDS];
+    double read_cpu_s; /* daemon and store server CPU over the rounds, -1 unknown */
     long acked, found, dups;
     double cpu_s;
     long hwm_kb;
@@ -183,13 +184,35 @@ static void read_gen(void *opaque, size_t i, struct bench_http_req *req)
     req->hdr[0] = r->auth;
 }
 
-/* N history reads over 8 connections; the latencies merged into H. */
-static double reads(struct side *sd, size_t n, bool once, struct bench_hist *h)
+/* CPU seconds of the daemon plus, for a PostgreSQL server the driver
+ * started, the server's processes (only one side reads at a time). */
+static double side_cpu(const struct side *sd, const void *server)
+{
+    struct bench_proc p;
+    double s = bench_proc_read(sd->d.pid, &p) == 0 ? p.cpu_s : -1;
+#ifdef OH_HAVE_POSTGRES
+    if (s >= 0 && sd->store->dsn[0]) {
+        double pg = bench_pg_cpu_s(server);
+        s = pg < 0 ? -1 : s + pg;
+    }
+#endif
+    return s;
+}
+
+/* N history reads over 8 connections; the latencies merged into H, the
+ * CPU used added to the side's read_cpu_s (when SERVER is given). */
+static double reads(struct side *sd, size_t n, bool once, struct bench_hist *h, const void *server)
 {
     sd->once = once;
     struct bench_http_run r = {
         .base_url = sd->d.url, .n = n, .concurrency = 8, .gen = read_gen, .opaque = sd};
+    double c0 = server ? side_cpu(sd, server) : -1;
     bench_http_load(&r);
+    double c1 = server ? side_cpu(sd, server) : -1;
+    if (server && (c0 < 0 || c1 < 0 || sd->read_cpu_s < 0))
+        sd->read_cpu_s = -1;
+    else if (server)
+        sd->read_cpu_s += c1 - c0;
     bench_hist_merge(h, &r.lat);
     return r.elapsed_s > 0 ? (double)r.ok / r.elapsed_s : 0;
 }
@@ -255,20 +278,20 @@ static double p50_ratio(const struct bench_hist *big, const struct bench_hist *s
  * conversation read is read once (the first read since the preload, from
  * wherever the store's pages are by then), then SCALE_ROUNDS rounds of
  * random reads. Then resumes and ingest, the empty store first. */
-static int measure(const struct bench_opts *o, struct side *e, struct side *l)
+static int measure(const struct bench_opts *o, struct side *e, struct side *l, const void *server)
 {
     int rc = side_start(o, e);
     if (rc == 0) rc = side_start(o, l);
     if (rc == 0) {
-        e->first_rate = reads(e, (size_t)e->nconv, true, &e->first);
-        l->first_rate = reads(l, (size_t)l->nconv, true, &l->first);
+        e->first_rate = reads(e, (size_t)e->nconv, true, &e->first, NULL);
+        l->first_rate = reads(l, (size_t)l->nconv, true, &l->first, NULL);
         double te = 0, tl = 0;
         for (int k = 0; k < SCALE_ROUNDS; k++) {
             struct bench_hist he, hl;
             bench_hist_reset(&he);
             bench_hist_reset(&hl);
-            te += SCALE_ROUND_READS / reads(e, SCALE_ROUND_READS, false, &he);
-            tl += SCALE_ROUND_READS / reads(l, SCALE_ROUND_READS, false, &hl);
+            te += SCALE_ROUND_READS / reads(e, SCALE_ROUND_READS, false, &he, server);
+            tl += SCALE_ROUND_READS / reads(l, SCALE_ROUND_READS, false, &hl, server);
             l->round_ratio[k] = p50_ratio(&hl, &he);
             bench_hist_merge(&e->read, &he);
             bench_hist_merge(&l->read, &hl);
@@ -413,7 +436,7 @@ int bench_scale(const struct bench_opts *o)
     if (rc == 0 && conv && sconv) {
         *E = (struct side){.store = &empty, .conv = sconv, .nconv = small_convs, .seed = 7};
         *L = (struct side){.store = &big, .conv = conv, .nconv = nread, .seed = 7};
-        rc = measure(o, E, L);
+        rc = measure(o, E, L, &server);
     }
     long long db_bytes = -1;
 #ifdef OH_HAVE_POSTGRES
@@ -427,6 +450,9 @@ int bench_scale(const struct bench_opts *o)
         char variant[48];
         snprintf(variant, sizeof variant, "%s %ldc/%lde", pg ? "pg" : "sqlite", convs, events);
         const char *ce = "the same on an almost empty store, same run";
+        double reads_n = SCALE_ROUNDS * SCALE_ROUND_READS;
+        double cpu_e = E->read_cpu_s > 0 ? 1e6 * E->read_cpu_s / reads_n : -1;
+        double cpu_l = L->read_cpu_s >= 0 ? 1e6 * L->read_cpu_s / reads_n : -1;
         json_t *rounds = json_array();
         double lo = 1e9, hi = 0;
         for (int k = 0; k < SCALE_ROUNDS; k++) {
@@ -434,10 +460,11 @@ int bench_scale(const struct bench_opts *o)
             lo = L->round_ratio[k] < lo ? L->round_ratio[k] : lo;
             hi = L->round_ratio[k] > hi ? L->round_ratio[k] : hi;
         }
-        row("scale:history", "empty", "read/s", E->read_rate, &E->read, -1, "", -1, E, NULL);
+        row("scale:history", "empty", "read/s", E->read_rate, &E->read, -1, "", -1, E,
+            json_pack("{s:f}", "cpu_us_per_read", cpu_e));
         row("scale:history", variant, "read/s", L->read_rate, &L->read,
             p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o}", "store",
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o, s:f, s:f}", "store",
                       pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
                       "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
                       load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
@@ -458,8 +485,9 @@ int bench_scale(const struct bench_opts *o)
             L->ingest_rate > 0 ? E->ingest_rate / L->ingest_rate : -1, ce, E->ingest_rate, L, NULL);
         fprintf(stderr,
                 "  scale: preload %.1f s (%.0f events/s), store %.1f MiB; history p50 ratio "
-                "per round %.2f .. %.2f\n",
-                load_s, (double)events / load_s, (double)db_bytes / 1048576.0, lo, hi);
+                "per round %.2f .. %.2f; CPU per read (daemon%s) empty %.0f us, large %.0f us\n",
+                load_s, (double)events / load_s, (double)db_bytes / 1048576.0, lo, hi,
+                pg ? " + postgres" : "", cpu_e, cpu_l);
     }
     bool ok = rc == 0 && L->found == L->acked && E->found == E->acked && !L->dups && !E->dups;
     free(E);
