@@ -4,6 +4,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "crypto.h"
@@ -11,9 +12,22 @@
 static EVP_MD *sha256_md;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
+/* HMAC-SHA256 with its algorithms fetched once: each signature copies this
+ * keyless context (OpenSSL 3's one-shot HMAC() fetches both per call). */
+static EVP_MAC_CTX *hmac_template;
+
 static void fetch_sha256(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (mac && (hmac_template = EVP_MAC_CTX_new(mac)) &&
+        !EVP_MAC_CTX_set_params(hmac_template, params)) {
+        EVP_MAC_CTX_free(hmac_template);
+        hmac_template = NULL;
+    }
+    EVP_MAC_free(mac); /* the context keeps its own reference */
 }
 
 const EVP_MD *oh_sha256_md(void)
@@ -25,8 +39,18 @@ const EVP_MD *oh_sha256_md(void)
 void oh_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     uint8_t out[OH_SHA256_LEN])
 {
-    unsigned int outlen = OH_SHA256_LEN;
-    HMAC(oh_sha256_md(), key, (int)keylen, data, len, out, &outlen);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_MAC_CTX *c = hmac_template ? EVP_MAC_CTX_dup(hmac_template) : NULL;
+    size_t n = 0;
+    /* a zero-length key: OpenSSL wants a non-NULL pointer */
+    bool ok = c && EVP_MAC_init(c, keylen ? key : (const void *)"", keylen, NULL) &&
+              EVP_MAC_update(c, data, len) && EVP_MAC_final(c, out, &n, OH_SHA256_LEN) &&
+              n == OH_SHA256_LEN;
+    EVP_MAC_CTX_free(c);
+    if (!ok) {
+        unsigned int outlen = OH_SHA256_LEN;
+        HMAC(oh_sha256_md(), key, (int)keylen, data, len, out, &outlen);
+    }
 }
 
 void oh_sha256(const void *data, size_t len, uint8_t out[OH_SHA256_LEN])

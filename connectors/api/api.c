@@ -109,13 +109,36 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
     oh_event_id(id, channel, account, message_id, (const char *)NULL);
     oh_conversation_id(conv, channel, account, contact_id);
     oh_time_rfc3339(when, sent_ms);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}}",
-                             "conversation_id", conv, "channel", channel, "account", account,
-                             "direction", "inbound", "contact", "id", contact_id, "name",
-                             name ? json_string_value(name) : "", "message_id", message_id, "kind",
-                             kind, "text", text ? json_string_value(text) : "", "sent_at", when,
-                             "author", "kind", "customer", "id", contact_id);
-    if (data && att) json_object_set(data, "attachments", (json_t *)att);
+    /* built field by field: the hot path of every delivery (json_pack
+     * parses its format string each time); the strings are valid UTF-8,
+     * checked by the parser or made here */
+    json_t *data = json_object(), *who = json_object(), *author = json_object();
+    if (data && who && author) {
+        json_t *cid = json_string_nocheck(contact_id);
+        json_object_set_new_nocheck(who, "id", json_incref(cid));
+        json_object_set_new_nocheck(who, "name",
+                                    name ? json_incref((json_t *)name) : json_string_nocheck(""));
+        json_object_set_new_nocheck(author, "kind", json_string_nocheck("customer"));
+        json_object_set_new_nocheck(author, "id", cid);
+        json_object_set_new_nocheck(data, "conversation_id", json_string_nocheck(conv));
+        json_object_set_new_nocheck(data, "channel", json_string_nocheck(channel));
+        json_object_set_new_nocheck(data, "account", json_string_nocheck(account));
+        json_object_set_new_nocheck(data, "direction", json_string_nocheck("inbound"));
+        json_object_set_new_nocheck(data, "contact", who);
+        json_object_set_new_nocheck(data, "message_id", json_string_nocheck(message_id));
+        json_object_set_new_nocheck(data, "kind", json_string_nocheck(kind));
+        json_object_set_new_nocheck(data, "text",
+                                    text ? json_incref((json_t *)text) : json_string_nocheck(""));
+        json_object_set_new_nocheck(data, "sent_at", json_string_nocheck(when));
+        json_object_set_new_nocheck(data, "author", author);
+        who = author = NULL;
+        if (att) json_object_set_nocheck(data, "attachments", (json_t *)att);
+    } else {
+        json_decref(data);
+        data = NULL;
+    }
+    json_decref(who);
+    json_decref(author);
     rc = oh_event_list_push(out, oh_event_new(OH_EV_INBOUND, id, sent_ms, data));
 out:
     json_decref(in);
@@ -140,11 +163,12 @@ static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event
     if (rc) return rc;
     reply->status = 202;
     json_t *ev = events->ev[0];
-    json_t *answer = json_pack("{s:s, s:s}", "event_id", oh_event_get_id(ev), "conversation_id",
-                               oh_event_subject(ev));
-    reply->body = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
-    reply->body_len = reply->body ? strlen(reply->body) : 0;
-    json_decref(answer);
+    /* both ids are URL-safe: nothing to escape */
+    char answer[2 * OH_ID_MAX + 48];
+    int n = snprintf(answer, sizeof answer, "{\"event_id\":\"%s\",\"conversation_id\":\"%s\"}",
+                     oh_event_get_id(ev), oh_event_subject(ev));
+    reply->body = strdup(answer);
+    reply->body_len = reply->body ? (size_t)n : 0;
     return OH_OK;
 }
 

@@ -1,5 +1,6 @@
 /* test_crypto.c - signatures (RFC 4231 vector), encodings, comparisons. */
 #include <string.h>
+#include <openssl/hmac.h>
 #include "crypto.h"
 #include "tap.h"
 
@@ -11,6 +12,25 @@ START_TEST(hmac_vector)
     oh_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
     oh_hex(mac, 32, hex);
     ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* test case 6: a key longer than the block is hashed first */
+    uint8_t key[131];
+    memset(key, 0xaa, sizeof key);
+    const char *d6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    oh_hmac_sha256(key, sizeof key, d6, strlen(d6), mac);
+    oh_hex(mac, 32, hex);
+    ck_assert_str_eq(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    /* the same as OpenSSL's one-shot HMAC() for every key and data length
+     * around the block size, the empty ones included */
+    uint8_t buf[200], want[32];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    for (size_t kl = 0; kl <= 130; kl += 13)
+        for (size_t dl = 0; dl <= sizeof buf; dl += 9) {
+            unsigned int wl = 32;
+            HMAC(EVP_sha256(), buf, (int)kl, buf + 1, dl - (dl > 0), want, &wl);
+            oh_hmac_sha256(buf, kl, buf + 1, dl - (dl > 0), mac);
+            ck_assert_mem_eq(mac, want, 32);
+        }
 }
 END_TEST
 
