@@ -90,7 +90,9 @@ static json_t *pairj(const char *k1, json_t *v1, const char *k2, json_t *v2)
         json_decref(v2);
         return NULL;
     }
-    if (putj(o, k1, v1) | putj(o, k2, v2)) {
+    int bad = putj(o, k1, v1); /* one statement each: the keys keep their order */
+    bad |= putj(o, k2, v2);
+    if (bad) {
         json_decref(o);
         return NULL;
     }
@@ -102,7 +104,7 @@ static json_t *triple(const char *k1, const char *v1, const char *k2, const char
                       const char *k3, const char *v3)
 {
     json_t *o = json_object();
-    if (o && (put_word(o, k1, v1) | put_word(o, k2, v2) | put_word(o, k3, v3))) {
+    if (o && (put_word(o, k1, v1) || put_word(o, k2, v2) || put_word(o, k3, v3))) {
         json_decref(o);
         return NULL;
     }
@@ -166,9 +168,9 @@ static json_t *mn_data(struct mn *p, const struct mn_item *it, const char *direc
                        const char *kind)
 {
     json_t *d = it->ids_ok ? json_object() : NULL;
-    if (d && (put(d, "conversation_id", it->conv) | put_word(d, "channel", p->ch->name) |
-              put(d, "account", it->account) | put_word(d, "direction", direction) |
-              putj(d, "contact", pairj("id", json_incref(it->jcontact), "name", word(""))) |
+    if (d && (put(d, "conversation_id", it->conv) || put_word(d, "channel", p->ch->name) ||
+              put(d, "account", it->account) || put_word(d, "direction", direction) ||
+              putj(d, "contact", pairj("id", json_incref(it->jcontact), "name", word(""))) ||
               put_word(d, "kind", kind))) {
         json_decref(d);
         return NULL;

@@ -49,22 +49,62 @@ static void display_name(const json_t *o, char *out, size_t outlen)
         snprintf(out, outlen, "%s", str_or(o, "username", ""));
 }
 
+/* KEY = V (a new reference, taken); nonzero when V is NULL or on failure.
+ * Events are built key by key in the order json_pack gave them (its format
+ * parser was a tenth of a normalize): strings of the body or of ours go in
+ * unchecked, strings cut to a buffer through json_string, which checks the
+ * UTF-8 as json_pack did. */
+static int put(json_t *obj, const char *key, json_t *v)
+{
+    return json_object_set_new_nocheck(obj, key, v);
+}
+
+/* {id, name} of the chat. */
+static json_t *contact_of(const struct tg_msg *m)
+{
+    json_t *c = json_object();
+    if (c &&
+        (put(c, "id", json_string(m->chat_id)) || put(c, "name", json_string(m->contact_name)))) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* The common data fields of every event of a chat. */
 static json_t *base_data(const struct tg_msg *m, const char *kind, const char *text)
 {
     char conv[OH_ID_MAX];
     oh_conversation_id(conv, TG_CHANNEL, m->account, m->chat_id);
-    return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s}", "conversation_id", conv,
-                     "channel", TG_CHANNEL, "account", m->account, "direction", "inbound",
-                     "contact", "id", m->chat_id, "name", m->contact_name, "message_id",
-                     m->message_id, "kind", kind, "text", text);
+    json_t *d = json_object();
+    if (d &&
+        (put(d, "conversation_id", json_string_nocheck(conv)) ||
+         put(d, "channel", json_string_nocheck(TG_CHANNEL)) ||
+         put(d, "account", json_string(m->account)) ||
+         put(d, "direction", json_string_nocheck("inbound")) || put(d, "contact", contact_of(m)) ||
+         put(d, "message_id", json_string(m->message_id)) ||
+         put(d, "kind", json_string_nocheck(kind)) || put(d, "text", json_string_nocheck(text)))) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
 }
 
 static void set_time(json_t *data, int64_t ms)
 {
     char when[32];
     oh_time_rfc3339(when, ms);
-    json_object_set_new(data, "sent_at", json_string(when));
+    put(data, "sent_at", json_string_nocheck(when));
+}
+
+/* [V] (V a new reference, taken); NULL when V is NULL, as json_pack("[o]"). */
+static json_t *one(json_t *v)
+{
+    json_t *a = v ? json_array() : NULL;
+    if (a && json_array_append_new(a, v) == 0) return a;
+    if (!a) json_decref(v);
+    json_decref(a);
+    return NULL;
 }
 
 /* The author: the sending user, else the sending chat (channel posts). */
@@ -75,15 +115,25 @@ static void set_author(json_t *data, const json_t *msg, const char *chat_id)
     char id[32];
     if (!id_text(json_object_get(who, "id"), id, sizeof id)) snprintf(id, sizeof id, "%s", chat_id);
     const char *kind = json_is_true(json_object_get(from, "is_bot")) ? "bot" : "customer";
-    json_object_set_new(data, "author", json_pack("{s:s, s:s}", "kind", kind, "id", id));
+    json_t *a = json_object();
+    if (a && (put(a, "kind", json_string_nocheck(kind)) || put(a, "id", json_string(id)))) {
+        json_decref(a);
+        a = NULL;
+    }
+    put(data, "author", a);
 }
 
 static json_t *attachment(const char *kind, const json_t *file, const char *mime,
                           const char *filename)
 {
-    json_t *att = json_pack(
-        "{s:s, s:s, s:s, s:s}", "kind", kind, "mime_type", str_or(file, "mime_type", mime),
-        "filename", str_or(file, "file_name", filename), "media_ref", str_or(file, "file_id", ""));
+    json_t *att = json_object();
+    if (att && (put(att, "kind", json_string_nocheck(kind)) ||
+                put(att, "mime_type", json_string_nocheck(str_or(file, "mime_type", mime))) ||
+                put(att, "filename", json_string_nocheck(str_or(file, "file_name", filename))) ||
+                put(att, "media_ref", json_string_nocheck(str_or(file, "file_id", ""))))) {
+        json_decref(att);
+        att = NULL;
+    }
     if (att && json_is_integer(json_object_get(file, "file_size")))
         json_object_set(att, "size", json_object_get(file, "file_size"));
     return att;
@@ -106,8 +156,7 @@ static const char *content(json_t *data, const json_t *msg)
     if ((v = json_object_get(msg, "photo")) && json_array_size(v)) {
         /* sizes come smallest first; the last one is the original */
         const json_t *big = json_array_get(v, json_array_size(v) - 1);
-        json_object_set_new(data, "attachments",
-                            json_pack("[o]", attachment("image", big, "image/jpeg", "")));
+        put(data, "attachments", one(attachment("image", big, "image/jpeg", "")));
         return "image";
     }
     if ((v = json_object_get(msg, "sticker"))) {
@@ -115,8 +164,7 @@ static const char *content(json_t *data, const json_t *msg)
                                ? "application/x-tgsticker"
                            : json_is_true(json_object_get(v, "is_video")) ? "video/webm"
                                                                           : "image/webp";
-        json_object_set_new(data, "attachments",
-                            json_pack("[o]", attachment("sticker", v, mime, "")));
+        put(data, "attachments", one(attachment("sticker", v, mime, "")));
         json_object_set_new(data, "sticker",
                             json_pack("{s:s, s:s}", "emoji", str_or(v, "emoji", ""), "set_name",
                                       str_or(v, "set_name", "")));
@@ -124,9 +172,8 @@ static const char *content(json_t *data, const json_t *msg)
     }
     for (size_t i = 0; i < OH_ARRAY_SIZE(tg_media_kinds); i++) {
         if (!(v = json_object_get(msg, tg_media_kinds[i].field))) continue;
-        json_object_set_new(
-            data, "attachments",
-            json_pack("[o]", attachment(tg_media_kinds[i].kind, v, tg_media_kinds[i].mime, "")));
+        put(data, "attachments",
+            one(attachment(tg_media_kinds[i].kind, v, tg_media_kinds[i].mime, "")));
         return tg_media_kinds[i].kind;
     }
     const json_t *venue = json_object_get(msg, "venue");
@@ -193,7 +240,7 @@ static int on_message(const struct oh_norm_ctx *nc, const char *account, const j
     const char *text = str_or(msg, "text", str_or(msg, "caption", ""));
     json_t *data = base_data(&m, "text", text);
     if (!data) return OH_ENOMEM;
-    json_object_set_new(data, "kind", json_string(content(data, msg)));
+    put(data, "kind", json_string_nocheck(content(data, msg)));
     int64_t date = json_integer_value(json_object_get(msg, "date"));
     int64_t when = oh_time_from_seconds(edit ? edit_date : date);
     if (!when) when = nc->now_ms;
