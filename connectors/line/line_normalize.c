@@ -20,10 +20,34 @@ static const char *contact_of(const json_t *src)
     return str_or(src, "userId", NULL);
 }
 
+/* KEY = S, a string of the body (jansson checked its UTF-8) or of ours;
+ * nonzero on failure. Events are built key by key in the order json_pack
+ * gave them: its format parser was a tenth of a normalize. */
+static int put(json_t *obj, const char *key, const char *s)
+{
+    return json_object_set_new_nocheck(obj, key, json_string_nocheck(s));
+}
+
+/* {K1: V1, K2: V2} of such strings; NULL on failure. */
+static json_t *pair(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    json_t *o = json_object();
+    if (o && (put(o, k1, v1) || put(o, k2, v2))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *attachment(const char *kind, const char *mime, const json_t *msg)
 {
-    json_t *att = json_pack("{s:s, s:s, s:s, s:s}", "kind", kind, "mime_type", mime, "filename",
-                            str_or(msg, "fileName", ""), "media_ref", str_or(msg, "id", ""));
+    json_t *att = json_object();
+    if (att && (put(att, "kind", kind) || put(att, "mime_type", mime) ||
+                put(att, "filename", str_or(msg, "fileName", "")) ||
+                put(att, "media_ref", str_or(msg, "id", "")))) {
+        json_decref(att);
+        att = NULL;
+    }
     if (!att) return NULL;
     if (json_is_integer(json_object_get(msg, "fileSize")))
         json_object_set(att, "size", json_object_get(msg, "fileSize"));
@@ -79,9 +103,17 @@ static void message_content(json_t *data, const json_t *msg)
     } else {
         json_object_set_new(data, "message_type", json_string(type));
     }
-    if (att) json_object_set_new(data, "attachments", json_pack("[o]", att));
-    json_object_set_new(data, "kind", json_string(kind));
-    json_object_set_new(data, "text", json_string(text));
+    if (att) {
+        json_t *list = json_array();
+        if (list && json_array_append_new(list, att) == 0)
+            json_object_set_new_nocheck(data, "attachments", list);
+        else if (!list)
+            json_decref(att);
+        else
+            json_decref(list);
+    }
+    put(data, "kind", kind);
+    put(data, "text", text);
     if (json_object_get(msg, "quotedMessageId"))
         json_object_set(data, "reply_to", json_object_get(msg, "quotedMessageId"));
     if (json_object_get(msg, "quoteToken"))
@@ -111,9 +143,9 @@ static void other_content(json_t *data, const char *type, const json_t *ev)
         json_object_set(data, "unsend_of",
                         json_object_get(json_object_get(ev, "unsend"), "messageId"));
     }
-    json_object_set_new(data, "event", json_string(type));
-    json_object_set_new(data, "kind", json_string(kind));
-    json_object_set_new(data, "text", json_string(text));
+    put(data, "event", type);
+    put(data, "kind", kind);
+    put(data, "text", text);
 }
 
 static int one_event(const struct oh_norm_ctx *nc, const char *account, const json_t *ev,
@@ -144,9 +176,16 @@ static int one_event(const struct oh_norm_ctx *nc, const char *account, const js
     const char *mid = is_msg ? str_or(msg, "id", "") : weid;
     char conv[OH_ID_MAX], id[OH_ID_MAX], when[32];
     oh_conversation_id(conv, LINE_CHANNEL, account, contact);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s}", "conversation_id", conv,
-                             "channel", LINE_CHANNEL, "account", account, "direction", "inbound",
-                             "contact", "id", contact, "name", "", "message_id", mid);
+    json_t *data = json_object();
+    /* the account may be ours (--account): checked as json_pack checked it */
+    if (data && (put(data, "conversation_id", conv) || put(data, "channel", LINE_CHANNEL) ||
+                 json_object_set_new_nocheck(data, "account", json_string(account)) ||
+                 put(data, "direction", "inbound") ||
+                 json_object_set_new_nocheck(data, "contact", pair("id", contact, "name", "")) ||
+                 put(data, "message_id", mid))) {
+        json_decref(data);
+        data = NULL;
+    }
     if (!data) return OH_ENOMEM;
     if (is_msg)
         message_content(data, msg);
@@ -155,10 +194,10 @@ static int one_event(const struct oh_norm_ctx *nc, const char *account, const js
     int64_t ts = json_integer_value(json_object_get(ev, "timestamp"));
     if (ts <= 0) ts = nc->now_ms;
     oh_time_rfc3339(when, ts);
-    json_object_set_new(data, "sent_at", json_string(when));
+    put(data, "sent_at", when);
     const char *user = str_or(src, "userId", contact);
-    json_object_set_new(data, "author", json_pack("{s:s, s:s}", "kind", "customer", "id", user));
-    if (weid) json_object_set_new(data, "webhook_event_id", json_string(weid));
+    json_object_set_new_nocheck(data, "author", pair("kind", "customer", "id", user));
+    if (weid) put(data, "webhook_event_id", weid);
     if (json_is_true(json_object_get(json_object_get(ev, "deliveryContext"), "isRedelivery")))
         json_object_set_new(data, "redelivery", json_true());
     if (strcmp(str_or(ev, "mode", "active"), "standby") == 0)
