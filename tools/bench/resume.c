@@ -1,11 +1,18 @@
 /* resume.c - the resume scenario: a client that missed K events subscribes
  * and is timed until the last of them arrives, next to a direct SQL read of
- * the same rows from the store file (the ceiling). */
+ * the same rows from the daemon's store (the ceiling): the SQLite file, or
+ * with --store postgres the database of a throwaway PostgreSQL server. */
+#include "oh_build_config.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
+#ifdef OH_HAVE_POSTGRES
+#include <libpq-fe.h>
+#include "pg.h"
+#endif
 
 /* A direct read of CONV's K rows after AFTER, REPEAT times; 0 or -1. */
 static int sql_ceiling(const char *db, const char *conv, int64_t after, int k, int repeat,
@@ -48,6 +55,48 @@ static int sql_ceiling(const char *db, const char *conv, int64_t after, int k, i
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+#ifdef OH_HAVE_POSTGRES
+/* The same read through libpq from the daemon's PostgreSQL database, the
+ * statement the store prepares; 0 or -1. */
+static int pg_ceiling(const char *dsn, const char *conv, int64_t after, int k, int repeat,
+                      struct bench_hist *h)
+{
+    PGconn *pc = PQconnectdb(dsn);
+    int rc = PQstatus(pc) == CONNECTION_OK ? 0 : -1;
+    PGresult *prep = rc ? NULL
+                        : PQprepare(pc, "resume",
+                                    "SELECT seq, json FROM history WHERE conversation_id = $1 "
+                                    "AND seq > $2 ORDER BY seq LIMIT $3",
+                                    3, NULL);
+    if (prep && PQresultStatus(prep) != PGRES_COMMAND_OK) rc = -1;
+    PQclear(prep);
+    bench_hist_reset(h);
+    char a[32], l[16];
+    snprintf(a, sizeof a, "%lld", (long long)after);
+    snprintf(l, sizeof l, "%d", k);
+    const char *params[] = {conv, a, l};
+    for (int r = 0; rc == 0 && r < repeat; r++) {
+        int64_t t0 = bench_now_us();
+        PGresult *res = PQexecPrepared(pc, "resume", 3, params, NULL, NULL, 0);
+        int rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+        for (int i = 0; i < rows; i++) { /* copied out, as the server's rows are */
+            size_t n = (size_t)PQgetlength(res, i, 1);
+            char *copy = malloc(n + 1);
+            if (copy) {
+                memcpy(copy, PQgetvalue(res, i, 1), n);
+                copy[n] = '\0';
+            }
+            free(copy);
+        }
+        PQclear(res);
+        bench_hist_record(h, bench_now_us() - t0);
+        if (rows != k) rc = -1;
+    }
+    PQfinish(pc);
+    return rc;
+}
+#endif
+
 /* REPEAT fresh clients each resuming CONV after AFTER; catch-up latency in H. */
 int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
                     struct bench_hist *h)
@@ -81,10 +130,34 @@ int bench_resume(const struct bench_opts *o)
     int k = o->events > 0 ? o->events : 1000;
     int repeat = o->repeat > 0 ? o->repeat : 50;
     char err[512];
+    bool pg = o->pg_dsn || (o->store && strcmp(o->store, "postgres") == 0);
+    if ((o->store && !pg && strcmp(o->store, "sqlite") != 0) || (pg && o->url)) {
+        fprintf(stderr, "omnihub-bench: resume: --store sqlite|postgres (not with --url)\n");
+        return 2;
+    }
+    char dsn[600] = "";
+    const char *kv[] = {"store.backend", "postgres", "store.postgres.dsn", dsn, NULL};
+#ifdef OH_HAVE_POSTGRES
+    struct bench_pg server = {0};
+    if (pg && (bench_pg_start(&server, o->pg_dsn, err, sizeof err) ||
+               bench_pg_createdb(&server, "resume", dsn, sizeof dsn, err, sizeof err))) {
+        fprintf(stderr, "omnihub-bench: resume: %s\n", err);
+        bench_pg_stop(&server);
+        return -1;
+    }
+#else
+    if (pg) {
+        fprintf(stderr, "omnihub-bench: resume: built without PostgreSQL (libpq)\n");
+        return 2;
+    }
+#endif
     struct bench_daemon d;
     if (o->url ? bench_daemon_attach(&d, o)
-               : bench_daemon_start(&d, o, NULL, NULL, err, sizeof err)) {
+               : bench_daemon_start(&d, o, pg ? kv : NULL, NULL, err, sizeof err)) {
         fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
+#ifdef OH_HAVE_POSTGRES
+        if (pg) bench_pg_stop(&server);
+#endif
         return -1;
     }
     /* one conversation holding K events: what the client missed */
@@ -115,7 +188,11 @@ int bench_resume(const struct bench_opts *o)
     if (d.pid) bench_proc_read(d.pid, &p1);
     char db[400];
     snprintf(db, sizeof db, "%s/store.db", d.data_dir);
-    bool have_sql = !o->url && !o->no_ceiling && sql_ceiling(db, convs[0], 0, k, repeat, &hs) == 0;
+    bool have_sql = !o->url && !o->no_ceiling;
+#ifdef OH_HAVE_POSTGRES
+    if (have_sql && pg) have_sql = pg_ceiling(dsn, convs[0], 0, k, repeat, &hs) == 0;
+#endif
+    if (have_sql && !pg) have_sql = sql_ceiling(db, convs[0], 0, k, repeat, &hs) == 0;
     double p50 = (double)bench_hist_pct(&h, 50) / 1000.0;
     double sql50 = have_sql ? (double)bench_hist_pct(&hs, 50) / 1000.0 : -1;
     double ratio = have_sql && sql50 > 0 ? p50 / sql50 : -1;
@@ -124,12 +201,13 @@ int bench_resume(const struct bench_opts *o)
     char target[64];
     snprintf(target, sizeof target, "p50 <= 2 x SQL, <= 20 ms");
     struct bench_row row = {.scenario = "resume",
-                            .variant = "embedded",
+                            .variant = pg ? "postgres" : "embedded",
                             .unit = "resume/s",
                             .rate = h.n ? 1e6 / (h.sum / (double)h.n) : -1,
                             .lat = &h,
                             .ceiling_rate = have_sql ? 1e6 / (hs.sum / (double)hs.n) : -1,
-                            .ceiling_name = "direct SQLite read of the same rows",
+                            .ceiling_name = pg ? "direct PostgreSQL read (libpq) of the same rows"
+                                               : "direct SQLite read of the same rows",
                             .ratio = ratio,
                             .target = target,
                             .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
@@ -145,5 +223,8 @@ int bench_resume(const struct bench_opts *o)
 out:
     bench_feed_free(&f);
     bench_daemon_stop(&d);
+#ifdef OH_HAVE_POSTGRES
+    if (pg) bench_pg_stop(&server);
+#endif
     return rc;
 }
