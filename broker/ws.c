@@ -8,7 +8,12 @@
 #include "gateway_int.h"
 #include "metrics.h"
 
-#define PAGE_ROWS   1000 /* a replay page: at most this many events ... */
+/* A replay page holds up to ws.max_queue / 4 bytes of frames: the first
+ * PAGE_FIRST events, then as many as the previous page's size per event
+ * says fit (a PostgreSQL store sends every row a LIMIT asks for, so the
+ * limit, not only the walk stopping, has to follow the byte budget). */
+#define PAGE_FIRST  256
+#define PAGE_ROWS   4096
 #define MAX_PENDING 10000
 #define MAX_SUBS    64
 #define OUT_CHUNK   65536 /* bytes per lws_write and per queue chunk */
@@ -42,7 +47,8 @@ struct sub {
     struct wsconn *c;
     char conv[OH_ID_MAX];
     bool all, live, dead, paused, page_busy, overflow;
-    int64_t last; /* highest seq written to the client */
+    int64_t last;     /* highest seq written to the client */
+    size_t row_bytes; /* per event in the last replay page */
     struct pend *pend, **pend_tail;
     size_t npend;
 };
@@ -97,6 +103,7 @@ struct wsjob {
     int nrows;
     bool more; /* the page stopped short of the end */
     size_t budget;
+    int limit; /* rows asked for */
 };
 
 static void conn_release(struct wsconn *c);
@@ -363,8 +370,8 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
     j->offs[j->nrows] = j->page->len;
     if (!frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1)) return OH_ENOMEM;
     j->seqs[j->nrows++] = seq;
-    if (j->nrows < PAGE_ROWS && j->page->len < j->budget) return 0;
-    j->more = true; /* stopped here; the rest comes with the next page */
+    if (j->nrows < j->limit && j->page->len < j->budget) return 0;
+    j->more = true; /* stopped here (or at LIMIT); the rest comes with the next page */
     return 1;
 }
 
@@ -373,10 +380,10 @@ static void read_page(struct wsjob *j)
 {
     j->budget = j->c->gw->ws_max_queue / 4;
     j->page = outbuf_new(j->budget + OUT_CHUNK);
-    j->seqs = calloc(PAGE_ROWS, sizeof *j->seqs);
-    j->offs = calloc(PAGE_ROWS, sizeof *j->offs);
+    j->seqs = calloc((size_t)j->limit, sizeof *j->seqs);
+    j->offs = calloc((size_t)j->limit, sizeof *j->offs);
     int rc = j->page && j->seqs && j->offs
-                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, PAGE_ROWS, page_row, j)
+                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, j->limit, page_row, j)
                  : OH_ENOMEM;
     if (rc && rc != OH_ENOTFOUND) j->status = 503;
 }
@@ -500,6 +507,8 @@ static void next_page(struct sub *s)
     j->sub = s;
     snprintf(j->conv, sizeof j->conv, "%s", s->conv);
     j->after = s->last;
+    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
+    j->limit = fit < 16 ? 16 : fit > PAGE_ROWS ? PAGE_ROWS : (int)fit;
     submit(j, page_work);
 }
 
@@ -520,6 +529,7 @@ static void go_live(struct sub *s)
 static void replay_page(struct sub *s, struct wsjob *j)
 {
     struct wsconn *c = s->c;
+    if (j->nrows) s->row_bytes = j->page->len / (size_t)j->nrows;
     int i = 0;
     while (i < j->nrows && j->seqs[i] <= s->last) /* none, unless a page was read twice */
         i++;
@@ -704,6 +714,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     j->sub = s;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->after = after ? json_integer_value(after) : 0;
+    j->limit = PAGE_FIRST;
     if (json_is_string(epoch)) {
         j->has_epoch = true;
         snprintf(j->epoch, sizeof j->epoch, "%s", json_string_value(epoch));
