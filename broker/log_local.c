@@ -38,6 +38,21 @@ struct lq_item {
     char data[];
 };
 
+/* The newest records this process committed to one topic, contiguous
+ * offsets [first, end): consumers in this process read them from here
+ * instead of from SQLite. Guarded by the log's mu; only the writer thread
+ * adds and evicts. */
+#define TAIL_RECORDS 4096
+#define TAIL_BYTES   (16u << 20)
+#define TAIL_TOPICS  8
+
+struct tail {
+    char topic[64];
+    struct lq_item *ring[TAIL_RECORDS]; /* record OFF at ring[OFF % TAIL_RECORDS] */
+    int64_t first, end;
+    size_t bytes;
+};
+
 struct oh_log {
     struct oh_log_base base;
     char *path;
@@ -50,11 +65,17 @@ struct oh_log {
     pthread_cond_t wake;      /* writer: work queued or closing */
     pthread_cond_t committed; /* consumers: a commit happened */
     struct lq_item *head, **tail;
+    struct tail *tails[TAIL_TOPICS];
     uint64_t gen; /* commits so far */
     bool closing;
     int max_batch;
     pthread_t writer;
     bool running; /* the writer thread was started */
+    struct answer {
+        oh_log_done_fn done;
+        void *opaque;
+        int64_t off;
+    } * answers; /* the writer's, max_batch of them */
 };
 
 struct oh_log_consumer {
@@ -227,6 +248,49 @@ fail:
     return OH_EIO;
 }
 
+static void tail_clear(struct tail *t, int64_t at)
+{
+    for (int64_t o = t->first; o < t->end; o++)
+        free(t->ring[o % TAIL_RECORDS]);
+    t->first = t->end = at;
+    t->bytes = 0;
+}
+
+static struct tail *tail_of(oh_log *log, const char *topic)
+{
+    for (int i = 0; i < TAIL_TOPICS && log->tails[i]; i++)
+        if (strcmp(log->tails[i]->topic, topic) == 0) return log->tails[i];
+    return NULL;
+}
+
+/* Keeps committed record IT (true: the tail owns it now). Under mu. */
+static bool tail_keep(oh_log *log, struct lq_item *it)
+{
+    struct tail *t = tail_of(log, it->topic);
+    if (!t) {
+        int i = 0;
+        while (i < TAIL_TOPICS && log->tails[i])
+            i++;
+        if (i == TAIL_TOPICS || strlen(it->topic) >= sizeof t->topic ||
+            !(t = log->tails[i] = calloc(1, sizeof *t)))
+            return false;
+        snprintf(t->topic, sizeof t->topic, "%s", it->topic);
+        t->first = t->end = it->off;
+    }
+    if (it->len > TAIL_BYTES / 4) return false;
+    if (it->off != t->end) tail_clear(t, it->off); /* another process wrote between */
+    while (t->end > t->first &&
+           (t->end - t->first == TAIL_RECORDS || t->bytes + it->len > TAIL_BYTES)) {
+        struct lq_item *old = t->ring[t->first++ % TAIL_RECORDS];
+        t->bytes -= old->len;
+        free(old);
+    }
+    t->ring[it->off % TAIL_RECORDS] = it;
+    t->end = it->off + 1;
+    t->bytes += it->len;
+    return true;
+}
+
 static void *writer_main(void *arg)
 {
     oh_log *log = arg;
@@ -247,19 +311,30 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&log->mu);
 
         int rc = write_batch(log, batch);
+        /* Only now, after COMMIT returned (fsynced), is anyone told. The
+         * committed records move to the tail, which may free them: the
+         * answers are taken first. */
+        size_t n = 0;
+        for (struct lq_item *it = batch; it; it = it->next)
+            if (it->done) log->answers[n++] = (struct answer){it->done, it->opaque, it->off};
         if (rc == 0) {
             pthread_mutex_lock(&log->mu);
+            while (batch) {
+                struct lq_item *next = batch->next;
+                if (batch->group || !tail_keep(log, batch)) free(batch);
+                batch = next;
+            }
             log->gen++;
             pthread_cond_broadcast(&log->committed);
             pthread_mutex_unlock(&log->mu);
         }
-        /* Only now, after COMMIT returned (fsynced), is anyone told. */
         while (batch) {
             struct lq_item *next = batch->next;
-            if (batch->done) batch->done(batch->opaque, rc, 0, rc ? -1 : batch->off);
             free(batch);
             batch = next;
         }
+        for (size_t i = 0; i < n; i++)
+            log->answers[i].done(log->answers[i].opaque, rc, 0, rc ? -1 : log->answers[i].off);
     }
     return NULL;
 }
@@ -277,6 +352,11 @@ static void local_close(oh_log *log)
         pthread_mutex_unlock(&log->mu);
         pthread_join(log->writer, NULL);
     }
+    for (int i = 0; i < TAIL_TOPICS && log->tails[i]; i++) {
+        tail_clear(log->tails[i], 0);
+        free(log->tails[i]);
+    }
+    free(log->answers);
     sqlite3_finalize(log->ins);
     sqlite3_finalize(log->maxoff);
     sqlite3_finalize(log->put);
@@ -301,6 +381,11 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     log->tail = &log->head;
     log->max_batch = (int)oh_config_int(cfg, "log.local.max_batch");
     if (log->max_batch <= 0) log->max_batch = 1024;
+    if (!(log->answers = calloc((size_t)log->max_batch, sizeof *log->answers))) {
+        free(log);
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->rmu, NULL);
     pthread_cond_init(&log->wake, NULL);
@@ -530,6 +615,59 @@ static int64_t committed_of(oh_log_consumer *c)
     return next;
 }
 
+/* Copies record N (KEY may be NULL) behind the first USED bytes of c->buf. */
+static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n, const char *k,
+                size_t kl, const void *v, size_t vl)
+{
+    size_t need = *used + kl + vl + 2;
+    if (need > c->cap) {
+        size_t cap = c->cap ? c->cap : 65536;
+        while (cap < need)
+            cap *= 2;
+        char *b = realloc(c->buf, cap);
+        if (!b) return OH_ENOMEM;
+        c->buf = b;
+        c->cap = cap;
+    }
+    r->topic = c->topic;
+    r->partition = 0;
+    r->key_len = kl;
+    r->len = vl;
+    c->offs[2 * n] = k ? *used : (size_t)-1;
+    if (kl) memcpy(c->buf + *used, k, kl);
+    c->buf[*used + kl] = '\0';
+    *used += kl + 1;
+    c->offs[2 * n + 1] = *used;
+    if (vl) memcpy(c->buf + *used, v, vl);
+    c->buf[*used + vl] = '\0';
+    *used += vl + 1;
+    return 0;
+}
+
+/* Records at c->pos from this process's tail; -1 when it does not hold them. */
+static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
+{
+    oh_log *log = c->log;
+    int n = -1;
+    size_t used = 0;
+    pthread_mutex_lock(&log->mu);
+    struct tail *t = tail_of(log, c->topic);
+    if (t && c->pos >= t->first && c->pos < t->end) {
+        for (n = 0; n < max && c->pos + n < t->end; n++) {
+            const struct lq_item *it = t->ring[(c->pos + n) % TAIL_RECORDS];
+            if (keep(c, &used, &recs[n], n, it->key, it->key ? strlen(it->key) : 0, it->value,
+                     it->len)) {
+                n = OH_ENOMEM;
+                break;
+            }
+            recs[n].offset = it->off;
+            recs[n].timestamp_ms = it->ts_ms;
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return n;
+}
+
 /* Copies up to MAX records at c->pos into c->buf. Returns the count. */
 static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
 {
@@ -539,46 +677,28 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
         c->offs = o;
         c->noffs = max;
     }
+    int n = fetch_tail(c, recs, max);
+    if (n == OH_ENOMEM) return n;
+    if (n >= 0) goto done;
     sqlite3_stmt *st = c->sel;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, c->topic, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, c->pos);
     sqlite3_bind_int(st, 3, max);
     size_t used = 0;
-    int n = 0, rc;
+    int rc;
+    n = 0;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *k = sqlite3_column_text(st, 2);
+        const char *k = (const char *)sqlite3_column_text(st, 2);
         size_t kl = k ? (size_t)sqlite3_column_bytes(st, 2) : 0;
         const void *v = sqlite3_column_blob(st, 3);
         size_t vl = (size_t)sqlite3_column_bytes(st, 3);
-        size_t need = used + kl + vl + 2;
-        if (need > c->cap) {
-            size_t cap = c->cap ? c->cap : 65536;
-            while (cap < need)
-                cap *= 2;
-            char *b = realloc(c->buf, cap);
-            if (!b) {
-                sqlite3_reset(st);
-                return OH_ENOMEM;
-            }
-            c->buf = b;
-            c->cap = cap;
+        if (keep(c, &used, &recs[n], n, k, kl, v, vl)) {
+            sqlite3_reset(st);
+            return OH_ENOMEM;
         }
-        struct oh_log_record *r = &recs[n];
-        r->topic = c->topic;
-        r->partition = 0;
-        r->offset = sqlite3_column_int64(st, 0);
-        r->timestamp_ms = sqlite3_column_int64(st, 1);
-        r->key_len = kl;
-        r->len = vl;
-        c->offs[2 * n] = k ? used : (size_t)-1;
-        if (kl) memcpy(c->buf + used, k, kl);
-        c->buf[used + kl] = '\0';
-        used += kl + 1;
-        c->offs[2 * n + 1] = used;
-        if (vl) memcpy(c->buf + used, v, vl);
-        c->buf[used + vl] = '\0';
-        used += vl + 1;
+        recs[n].offset = sqlite3_column_int64(st, 0);
+        recs[n].timestamp_ms = sqlite3_column_int64(st, 1);
         n++;
     }
     if (n < max && rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -587,6 +707,7 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
         return OH_EIO;
     }
     sqlite3_reset(st); /* ends the read transaction */
+done:
     for (int i = 0; i < n; i++) {
         recs[i].key = c->offs[2 * i] == (size_t)-1 ? NULL : c->buf + c->offs[2 * i];
         recs[i].value = c->buf + c->offs[2 * i + 1];
@@ -682,8 +803,12 @@ static int local_commit(oh_log_consumer *c, int32_t partition, int64_t next)
     struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
     memcpy(it->data, c->group, gl);
     memcpy(it->data + gl, c->topic, tl);
-    *it = (struct lq_item){.group = it->data, .topic = it->data + gl, .off = next,
-                           .ts_ms = oh_now_ms(), .done = commit_done, .opaque = &w};
+    *it = (struct lq_item){.group = it->data,
+                           .topic = it->data + gl,
+                           .off = next,
+                           .ts_ms = oh_now_ms(),
+                           .done = commit_done,
+                           .opaque = &w};
     pthread_mutex_lock(&log->mu);
     if (log->closing) {
         pthread_mutex_unlock(&log->mu);

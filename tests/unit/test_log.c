@@ -273,6 +273,60 @@ static void append_wait(oh_log *log, const char *topic, int n, const char *tag)
     ck_assert_int_eq(atomic_load(&done), n);
 }
 
+/* A consumer reads what this process committed from memory (the tail),
+ * older records and another writer's from SQLite: either way every record
+ * once, in offset order, with its own value. */
+START_TEST(local_tail_and_other_writer)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg, *cfg2;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    oh_log *other = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg2);
+    char err[256];
+    oh_log_consumer *c = oh_log_consumer_new(log, NULL, "t", NULL, err, sizeof err);
+    ck_assert_msg(c, "consumer: %s", err);
+    struct oh_log_record recs[512];
+    int64_t next = 0;
+    /* more than the tail keeps, then the other writer between ours */
+    const struct {
+        oh_log *by;
+        int n;
+        const char *tag;
+    } rounds[] = {
+        {log, 6000, "a"}, {other, 3, "b"}, {log, 100, "c"}, {other, 1, "d"}, {log, 5, "e"}};
+    for (size_t r = 0; r < sizeof rounds / sizeof *rounds; r++) {
+        append_wait(rounds[r].by, "t", rounds[r].n, rounds[r].tag);
+        for (int i = 0; i < rounds[r].n;) {
+            int n = oh_log_poll(c, recs, 512, 2000);
+            ck_assert_int_gt(n, 0);
+            for (int k = 0; k < n; k++, i++) {
+                char want[64];
+                snprintf(want, sizeof want, "{\"%s\":%d}", rounds[r].tag, i);
+                ck_assert_int_eq(recs[k].offset, next++);
+                ck_assert_str_eq(recs[k].value, want);
+                ck_assert_uint_eq(recs[k].len, strlen(want));
+                ck_assert_str_eq(recs[k].key, "k");
+            }
+        }
+    }
+    ck_assert_int_eq(oh_log_poll(c, recs, 512, 50), 0);
+    /* a fresh reader from the start: SQLite first, then the tail */
+    oh_log_consumer *c2 = oh_log_consumer_new(log, NULL, "t", NULL, err, sizeof err);
+    int64_t total = 0;
+    for (int n; (n = oh_log_poll(c2, recs, 512, 50)) > 0;)
+        for (int k = 0; k < n; k++)
+            ck_assert_int_eq(recs[k].offset, total++);
+    ck_assert_int_eq(total, next);
+    oh_log_consumer_close(c2);
+    oh_log_consumer_close(c);
+    oh_log_close(other);
+    oh_log_close(log);
+    oh_config_free(cfg2);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
 START_TEST(local_groups_and_lag)
 {
     char *dir = oh_test_tmpdir();
@@ -773,6 +827,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_backend);
     tcase_add_test(tc, local_concurrent_appends);
     tcase_add_test(tc, local_groups_and_lag);
+    tcase_add_test(tc, local_tail_and_other_writer);
     tcase_add_test(tc, local_ack_after_commit);
     tcase_add_test(tc, local_kill9_keeps_acked);
     tcase_add_test(tc, lag_rules);
