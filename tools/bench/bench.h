@@ -35,6 +35,7 @@ struct bench_opts {
     const char *store;      /* scale: "sqlite" (default) | "postgres" */
     const char *pg_dsn;     /* scale: an existing PostgreSQL (NULL: start one) */
     const char *preload;    /* scale: "materialize" | "bulk" (default: bulk on postgres) */
+    bool pg_cluster;        /* scale: CLUSTER the history by conversation after the preload */
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */

@@ -52,6 +52,8 @@ static void usage(FILE *out)
             "                        allowed to create databases; implies --store postgres)\n"
             "  --preload M           scale: materialize (the store's write path) or bulk\n"
             "                        (COPY, postgres only; the default there)\n"
+            "  --pg-cluster          scale: CLUSTER history USING history_pkey after the\n"
+            "                        preload (an operator's maintenance; postgres only)\n"
             "  --no-ceiling          skip the reference measurements\n");
 }
 
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
                                          {"store", required_argument, NULL, 'S'},
                                          {"pg-dsn", required_argument, NULL, 'P'},
                                          {"preload", required_argument, NULL, 'L'},
+                                         {"pg-cluster", no_argument, NULL, 'K'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -192,6 +195,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             o.preload = optarg;
+            break;
+        case 'K':
+            o.pg_cluster = true;
             break;
         case 'N':
             o.no_ceiling = true;

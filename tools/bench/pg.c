@@ -112,7 +112,7 @@ static int dsn_with_db(const char *dsn, const char *db, char *out, size_t len)
     return n < len ? 0 : -1;
 }
 
-static int exec_sql(const char *dsn, const char *sql, char *err, size_t errlen)
+int bench_pg_exec(const char *dsn, const char *sql, char *err, size_t errlen)
 {
     PGconn *c = PQconnectdb(dsn);
     int rc = 0;
@@ -208,7 +208,7 @@ int bench_pg_createdb(struct bench_pg *pg, const char *name, char *out, size_t o
     char db[64], sql[128];
     snprintf(db, sizeof db, "omnihub_bench_%s%s%s", name, pg->suffix[0] ? "_" : "", pg->suffix);
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-    if (exec_sql(pg->base_dsn, sql, err, errlen)) return -1;
+    if (bench_pg_exec(pg->base_dsn, sql, err, errlen)) return -1;
     snprintf(pg->made[pg->nmade++], sizeof pg->made[0], "%s", db);
     if (dsn_with_db(pg->base_dsn, db, out, outlen)) {
         snprintf(err, errlen, "cannot build the DSN of %s", db);
@@ -272,7 +272,7 @@ void bench_pg_stop(struct bench_pg *pg)
         for (int i = 0; i < pg->nmade; i++) {
             char sql[128];
             snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg->made[i]);
-            if (exec_sql(pg->base_dsn, sql, err, sizeof err))
+            if (bench_pg_exec(pg->base_dsn, sql, err, sizeof err))
                 fprintf(stderr, "omnihub-bench: %s\n", err);
         }
         pg->nmade = 0;

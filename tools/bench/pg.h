@@ -25,6 +25,8 @@ int bench_pg_start(struct bench_pg *pg, const char *dsn, char *err, size_t errle
  * its DSN to OUT. 0 or -1 with ERR. */
 int bench_pg_createdb(struct bench_pg *pg, const char *name, char *out, size_t outlen, char *err,
                       size_t errlen);
+/* Runs SQL (one or more statements) on DSN. 0 or -1 with ERR. */
+int bench_pg_exec(const char *dsn, const char *sql, char *err, size_t errlen);
 /* pg_database_size() of the database DSN names, -1 on error. */
 long long bench_pg_db_size(const char *dsn);
 /* CPU time (user + system, seconds) of the throwaway server's processes

@@ -165,7 +165,7 @@ struct side {
     char *auth;
     char path[OH_ID_MAX + 128];
     unsigned seed;
-    bool once; /* read conv[i] for request i instead of a random one */
+    int pick; /* PICK_* */
     /* results */
     struct bench_hist first, read, resume, ingest;
     double first_rate, read_rate, ingest_rate, round_ratio[SCALE_ROUNDS];
@@ -175,10 +175,15 @@ struct side {
     long hwm_kb;
 };
 
+/* Which conversation request I reads. */
+enum { PICK_RANDOM, PICK_EACH /* conv[i] */, PICK_FIRST /* conv[0] only */ };
+
 static void read_gen(void *opaque, size_t i, struct bench_http_req *req)
 {
     struct side *r = opaque;
-    long c = r->once ? (long)i % r->nconv : rand_r(&r->seed) % r->nconv;
+    long c = r->pick == PICK_EACH    ? (long)i % r->nconv
+             : r->pick == PICK_FIRST ? 0
+                                     : rand_r(&r->seed) % r->nconv;
     snprintf(r->path, sizeof r->path, "/v1/conversations/%s/events?after=0&limit=100", r->conv[c]);
     req->path = r->path;
     req->hdr[0] = r->auth;
@@ -201,9 +206,9 @@ static double side_cpu(const struct side *sd, const void *server)
 
 /* N history reads over 8 connections; the latencies merged into H, the
  * CPU used added to the side's read_cpu_s (when SERVER is given). */
-static double reads(struct side *sd, size_t n, bool once, struct bench_hist *h, const void *server)
+static double reads(struct side *sd, size_t n, int pick, struct bench_hist *h, const void *server)
 {
-    sd->once = once;
+    sd->pick = pick;
     struct bench_http_run r = {
         .base_url = sd->d.url, .n = n, .concurrency = 8, .gen = read_gen, .opaque = sd};
     double c0 = server ? side_cpu(sd, server) : -1;
@@ -274,7 +279,8 @@ static double p50_ratio(const struct bench_hist *big, const struct bench_hist *s
 }
 
 /* Both daemons run at once and the history reads alternate between them in
- * rounds, so that the load of a shared machine hits both alike. First each
+ * rounds, so that the load of a shared machine hits both alike. After 64
+ * reads of one conversation (connections, prepared statements), each
  * conversation read is read once (the first read since the preload, from
  * wherever the store's pages are by then), then SCALE_ROUNDS rounds of
  * random reads. Then resumes and ingest, the empty store first. */
@@ -283,15 +289,20 @@ static int measure(const struct bench_opts *o, struct side *e, struct side *l, c
     int rc = side_start(o, e);
     if (rc == 0) rc = side_start(o, l);
     if (rc == 0) {
-        e->first_rate = reads(e, (size_t)e->nconv, true, &e->first, NULL);
-        l->first_rate = reads(l, (size_t)l->nconv, true, &l->first, NULL);
+        /* connections and prepared statements first, on one conversation */
+        struct bench_hist warm;
+        bench_hist_reset(&warm);
+        reads(e, 64, PICK_FIRST, &warm, NULL);
+        reads(l, 64, PICK_FIRST, &warm, NULL);
+        e->first_rate = reads(e, (size_t)e->nconv, PICK_EACH, &e->first, NULL);
+        l->first_rate = reads(l, (size_t)l->nconv, PICK_EACH, &l->first, NULL);
         double te = 0, tl = 0;
         for (int k = 0; k < SCALE_ROUNDS; k++) {
             struct bench_hist he, hl;
             bench_hist_reset(&he);
             bench_hist_reset(&hl);
-            te += SCALE_ROUND_READS / reads(e, SCALE_ROUND_READS, false, &he, server);
-            tl += SCALE_ROUND_READS / reads(l, SCALE_ROUND_READS, false, &hl, server);
+            te += SCALE_ROUND_READS / reads(e, SCALE_ROUND_READS, PICK_RANDOM, &he, server);
+            tl += SCALE_ROUND_READS / reads(l, SCALE_ROUND_READS, PICK_RANDOM, &hl, server);
             l->round_ratio[k] = p50_ratio(&hl, &he);
             bench_hist_merge(&e->read, &he);
             bench_hist_merge(&l->read, &hl);
@@ -390,7 +401,8 @@ int bench_scale(const struct bench_opts *o)
     bool pg = o->pg_dsn || (o->store && strcmp(o->store, "postgres") == 0);
     bool bulk = o->preload ? strcmp(o->preload, "bulk") == 0 : pg;
     if ((o->store && !pg && strcmp(o->store, "sqlite") != 0) ||
-        (o->preload && !bulk && strcmp(o->preload, "materialize") != 0) || (bulk && !pg)) {
+        (o->preload && !bulk && strcmp(o->preload, "materialize") != 0) || (bulk && !pg) ||
+        (o->pg_cluster && !pg)) {
         fprintf(stderr, "omnihub-bench: scale: --store sqlite|postgres, --preload "
                         "materialize|bulk (bulk: postgres only)\n");
         return 2;
@@ -428,6 +440,22 @@ int bench_scale(const struct bench_opts *o)
     long small_convs = 100, small_events = 100 * (events / convs);
     double small_s = 0;
     if (rc == 0) rc = preload(&empty, bulk, small_convs, small_events, &small_s);
+    double cluster_s = 0;
+#ifdef OH_HAVE_POSTGRES
+    /* the history in conversation order, as CLUSTER (or pg_repack) leaves it */
+    char err[512];
+    int64_t t0 = bench_now_us();
+    const char *cl = "SET maintenance_work_mem = '1GB'; CLUSTER history USING history_pkey; "
+                     "ANALYZE history";
+    if (rc == 0 && o->pg_cluster &&
+        (bench_pg_exec(big.dsn, cl, err, sizeof err) ||
+         bench_pg_exec(empty.dsn, cl, err, sizeof err))) {
+        fprintf(stderr, "omnihub-bench: scale: %s\n", err);
+        rc = -1;
+    }
+    cluster_s = (double)(bench_now_us() - t0) / 1e6;
+    if (rc == 0 && o->pg_cluster) fprintf(stderr, "  scale: CLUSTER took %.1f s\n", cluster_s);
+#endif
     char(*sconv)[OH_ID_MAX] = calloc((size_t)small_convs, OH_ID_MAX);
     for (long i = 0; sconv && i < small_convs; i++)
         scale_conv(sconv[i], i);
@@ -448,7 +476,8 @@ int bench_scale(const struct bench_opts *o)
     if (!pg && stat(dbp, &sb) == 0) db_bytes = (long long)sb.st_size;
     if (rc == 0) {
         char variant[48];
-        snprintf(variant, sizeof variant, "%s %ldc/%lde", pg ? "pg" : "sqlite", convs, events);
+        snprintf(variant, sizeof variant, "%s %ldc/%lde",
+                 pg ? o->pg_cluster ? "pg-clustered" : "pg" : "sqlite", convs, events);
         const char *ce = "the same on an almost empty store, same run";
         double reads_n = SCALE_ROUNDS * SCALE_ROUND_READS;
         double cpu_e = E->read_cpu_s > 0 ? 1e6 * E->read_cpu_s / reads_n : -1;
@@ -464,11 +493,14 @@ int bench_scale(const struct bench_opts *o)
             json_pack("{s:f}", "cpu_us_per_read", cpu_e));
         row("scale:history", variant, "read/s", L->read_rate, &L->read,
             p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o, s:f, s:f}", "store",
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:f}", "store",
                       pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
                       "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
                       load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
-                      (json_int_t)db_bytes, "round_p50_ratios", rounds));
+                      (json_int_t)db_bytes, "layout",
+                      o->pg_cluster ? "clustered by conversation" : "arrival order", "cluster_s",
+                      cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l, "cpu_ratio",
+                      cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0));
         row("scale:history-first", "empty", "read/s", E->first_rate, &E->first, -1, "", -1, E,
             NULL);
         row("scale:history-first", variant, "read/s", L->first_rate, &L->first,
