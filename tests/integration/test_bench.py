@@ -2,6 +2,7 @@
 omnihubd, and its JSON report accounts for every acknowledged message
 exactly once."""
 import json
+import os
 import subprocess
 
 from conftest import BUILD, OMNIHUBD
@@ -57,3 +58,26 @@ def test_fanout_delivers_each_message_to_each_subscriber_once(tmp_path):
     assert row["pushes"] == 100 * 2 and row["push_missing"] == 0
     assert row["push_duplicates"] == 0 and row["push_seq_gaps"] == 0
     assert row["correctness"]["ok"] is True
+
+
+def test_scale_on_postgres_with_the_bulk_preload(tmp_path):
+    """scale --store postgres: the driver starts its own PostgreSQL, checks
+    the bulk (COPY) preload against materialize, and reports both stores."""
+    out = tmp_path / "report.json"
+    p = subprocess.run([str(BENCH), "scale", "--store", "postgres", "--conversations", "300",
+                        "--events", "3000", "--daemon", str(OMNIHUBD), "--json", str(out)],
+                       capture_output=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    err = p.stderr.decode()
+    assert p.returncode == 0, err[-2000:]
+    assert "bulk preload = materialize on 300 conversations" in err
+    rows = {(r["scenario"], r["variant"]): r for r in json.loads(out.read_text())["scenarios"]}
+    large = rows[("scale:history", "pg 300c/3000e")]
+    assert large["store"] == "postgres" and large["preload"] == "bulk"
+    assert large["conversations"] == 300 and large["events"] == 3000
+    assert large["store_bytes"] > 0 and large["cpu_us_per_read"] > 0
+    assert len(large["round_p50_ratios"]) == 5 and large["ratio"] > 0
+    assert rows[("scale:history", "empty")]["latency"]["count"] == 5000
+    assert rows[("scale:history-first", "pg 300c/3000e")]["latency"]["count"] == 300
+    for variant in ("empty", "pg 300c/3000e"):
+        c = rows[("scale:ingest", variant)]["correctness"]
+        assert c["acknowledged"] == 5000 and c["found"] == 5000 and c["duplicates"] == 0

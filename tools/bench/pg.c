@@ -138,17 +138,30 @@ static int start_local(struct bench_pg *pg, char *err, size_t errlen)
         snprintf(err, errlen, "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin)");
         return -1;
     }
+    /* in TMPDIR when the postgres user can reach it there, else in /tmp */
     const char *t = getenv("TMPDIR");
-    snprintf(pg->dir, sizeof pg->dir, "%s/omnihub-bench-pg-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(pg->dir)) {
-        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        snprintf(pg->dir, sizeof pg->dir, "%s/omnihub-bench-pg-XXXXXX",
+                 i == 0 && t && *t ? t : "/tmp");
+        if (!mkdtemp(pg->dir)) {
+            snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+            pg->dir[0] = '\0';
+            return -1;
+        }
+        chmod(pg->dir, 0755);
+        if (geteuid() != 0) break;
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw || chown(pg->dir, pw->pw_uid, pw->pw_gid) != 0) {
+            snprintf(err, errlen, "no postgres user to run the server as");
+            return -1;
+        }
+        char *probe[] = {"/usr/bin/test", "-w", pg->dir, NULL};
+        if (run_pg(probe, "/dev/null") == 0) break;
+        rmdir(pg->dir);
         pg->dir[0] = '\0';
-        return -1;
     }
-    chmod(pg->dir, 0755);
-    struct passwd *pw = geteuid() == 0 ? getpwnam("postgres") : NULL;
-    if (geteuid() == 0 && (!pw || chown(pg->dir, pw->pw_uid, pw->pw_gid) != 0)) {
-        snprintf(err, errlen, "no postgres user to run the server as");
+    if (!pg->dir[0]) {
+        snprintf(err, errlen, "no directory the postgres user can write to");
         return -1;
     }
     snprintf(data, sizeof data, "%s/data", pg->dir);
