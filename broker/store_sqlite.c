@@ -168,8 +168,13 @@ static struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, si
     int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, 10000);
     if (rc == SQLITE_OK && writer)
-        rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL,
-                          NULL);
+        /* the writer touches random pages of the id and reference indexes
+         * for every event: 64 MiB of cache instead of SQLite's 2 MiB keeps
+         * them out of pread() (strace: 2.5 page reads per ingested event) */
+        rc = sqlite3_exec(c->db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                          "PRAGMA cache_size=-65536",
+                          NULL, NULL, NULL);
     if (rc == SQLITE_OK && !writer) rc = sqlite3_exec(c->db, SQ_READER_MMAP, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         oh_errf(err, errlen, "store %s: %s", path,
