@@ -103,7 +103,8 @@ struct wsjob {
     int nrows;
     bool more; /* the page stopped short of the end */
     size_t budget;
-    int limit; /* rows asked for */
+    int limit;  /* rows asked for */
+    int expect; /* rows likely to come, for the page's first allocation */
 };
 
 static void conn_release(struct wsconn *c);
@@ -203,7 +204,10 @@ static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b
         c->out_bytes += m->len - before;
         return;
     }
-    m = outbuf_new(len + 10 > OUT_CHUNK ? len + 10 : OUT_CHUNK);
+    /* an idle connection's message gets a buffer of its own size (10k
+     * subscribers each holding 64 KiB for one event would add up); one
+     * behind others gets a chunk that the next ones can share */
+    m = outbuf_new(!c->out || len + 10 > OUT_CHUNK ? len + 10 : OUT_CHUNK);
     if (!m || !frame_put(&m, a, alen, b, blen, z, zlen)) {
         free(m);
         close_conn(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -367,6 +371,13 @@ static void job_done(struct wsjob *j)
 static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct wsjob *j = opaque;
+    /* sized on the first row for the rows expected: most subscribes replay
+     * little, and what a worker touched stays resident after it is freed */
+    if (!j->page) {
+        size_t want = (size_t)j->expect * (len + 64);
+        if (want > j->budget + OUT_CHUNK) want = j->budget + OUT_CHUNK;
+        if (!(j->page = outbuf_new(want))) return OH_ENOMEM;
+    }
     j->offs[j->nrows] = j->page->len;
     if (!frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1)) return OH_ENOMEM;
     j->seqs[j->nrows++] = seq;
@@ -379,10 +390,9 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
 static void read_page(struct wsjob *j)
 {
     j->budget = j->c->gw->ws_max_queue / 4;
-    j->page = outbuf_new(j->budget + OUT_CHUNK);
     j->seqs = calloc((size_t)j->limit, sizeof *j->seqs);
     j->offs = calloc((size_t)j->limit, sizeof *j->offs);
-    int rc = j->page && j->seqs && j->offs
+    int rc = j->seqs && j->offs
                  ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, j->limit, page_row, j)
                  : OH_ENOMEM;
     if (rc && rc != OH_ENOTFOUND) j->status = 503;
@@ -408,6 +418,8 @@ static void subscribe_work(void *opaque)
     if (!j->status) {
         int64_t asked = j->after;
         j->after = j->seq;
+        j->expect = j->head > j->after && j->head - j->after < j->limit ? (int)(j->head - j->after)
+                                                                        : j->limit;
         read_page(j);
         j->after = asked;
     }
@@ -417,6 +429,7 @@ static void subscribe_work(void *opaque)
 static void page_work(void *opaque)
 {
     struct wsjob *j = opaque;
+    j->expect = j->limit;
     read_page(j);
     job_done(j);
 }
