@@ -438,6 +438,7 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
         oh_errf(err, errlen, "cannot start the log writer thread");
         goto fail;
     }
+    pthread_setname_np(log->writer, "oh-log-writer");
     OH_INFO(COMP, "local log at %s (group commit, at most %d appends per commit)", log->path,
             log->max_batch);
     log->running = true;
