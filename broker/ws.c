@@ -1,12 +1,13 @@
 /* ws.c - the WebSocket protocol of clients and agents: subscribe (catch up
  * from the store in pages, then live, with no gap and no duplicate), send,
- * read cursors, backpressure, rate limits and idle timeouts. Everything
- * here runs on the service thread except the *_work functions. */
+ * read cursors, backpressure, rate limits and idle timeouts (the outgoing
+ * frames and their queue are ws_out.c). Everything here runs on the
+ * service thread except the *_work functions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "gateway_int.h"
 #include "metrics.h"
+#include "ws_int.h"
 
 /* A replay page holds up to ws.max_queue / 4 bytes of frames: the first
  * PAGE_FIRST events, then as many as the previous page's size per event
@@ -16,16 +17,6 @@
 #define PAGE_ROWS   4096
 #define MAX_PENDING 10000
 #define MAX_SUBS    64
-#define OUT_CHUNK   65536 /* bytes per lws_write and per queue chunk */
-
-/* Outgoing bytes: whole WebSocket frames, framed here and written raw in
- * large slices (one lws_write per frame, each a send() and a poll() for
- * lws_send_pipe_choked(), was most of the daemon's share of a replay). */
-struct outbuf {
-    struct outbuf *next;
-    size_t off, len, cap; /* written, queued, allocated */
-    unsigned char data[];
-};
 
 struct live_item {
     struct live_item *next;
@@ -51,29 +42,6 @@ struct sub {
     size_t row_bytes; /* per event in the last replay page */
     struct pend *pend, **pend_tail;
     size_t npend;
-};
-
-struct wsconn {
-    struct wsconn *next, *prev;
-    struct oh_gateway *gw;
-    struct lws *wsi; /* NULL once closed */
-    int refs;
-    struct oh_principal who;
-    bool authed;
-    struct sub *subs;
-    int nsubs;
-    struct outbuf *out, *out_last;
-    size_t out_bytes; /* queued and not yet written */
-    char *rx;
-    size_t rx_len;
-    bool rx_binary;
-    int64_t last_rx_ms;
-    int64_t ping_ms; /* last ping sent */
-    bool want_ping;  /* send a ping at the next writable */
-    double tokens;
-    int64_t tokens_ms;
-    int close_code; /* non-zero: close at the next writable */
-    char close_reason[64];
 };
 
 enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ };
@@ -109,132 +77,11 @@ struct wsjob {
 
 static void conn_release(struct wsconn *c);
 
-/* ---- outgoing queue ---- */
-
-static void close_conn(struct wsconn *c, int code, const char *reason)
-{
-    if (!c->wsi || c->close_code) return;
-    c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
-    lws_callback_on_writable(c->wsi);
-}
-
-/* The header of an unmasked final text frame of LEN payload bytes. */
-static size_t frame_header(unsigned char *h, size_t len)
-{
-    h[0] = 0x81;
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 65536) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-static struct outbuf *outbuf_new(size_t cap)
-{
-    struct outbuf *m = malloc(sizeof *m + cap);
-    if (m) *m = (struct outbuf){NULL, 0, 0, cap};
-    return m;
-}
-
-/* Appends one frame of the concatenated pieces to BUF (grown as needed);
- * false when out of memory. */
-static bool frame_put(struct outbuf **buf, const char *a, size_t alen, const char *b, size_t blen,
-                      const char *z, size_t zlen)
-{
-    size_t len = alen + blen + zlen;
-    struct outbuf *m = *buf;
-    if (m->len + 10 + len > m->cap) {
-        size_t cap = m->cap * 2 > m->len + 10 + len ? m->cap * 2 : m->len + 10 + len;
-        m = realloc(m, sizeof *m + cap);
-        if (!m) return false;
-        m->cap = cap;
-        *buf = m;
-    }
-    unsigned char *p = m->data + m->len;
-    p += frame_header(p, len);
-    memcpy(p, a, alen);
-    if (blen) memcpy(p + alen, b, blen);
-    if (zlen) memcpy(p + alen + blen, z, zlen);
-    m->len = (size_t)(p - m->data) + len;
-    return true;
-}
-
-static bool queue_ok(struct wsconn *c, size_t len)
-{
-    if (!c->wsi || c->close_code) return false;
-    if (c->out_bytes + len <= c->gw->ws_max_queue) return true;
-    oh_metrics_inc("omnihub_ws_slow_closes_total", "", 1);
-    OH_WARN("ws", "closing slow client %s/%s: %zu bytes queued", c->who.sub, c->who.device,
-            c->out_bytes);
-    close_conn(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume later");
-    return false;
-}
-
-static void queue_link(struct wsconn *c, struct outbuf *m)
-{
-    bool idle = !c->out;
-    if (c->out_last)
-        c->out_last->next = m;
-    else
-        c->out = m;
-    c->out_last = m;
-    if (idle) lws_callback_on_writable(c->wsi);
-}
-
-/* Queues one text message made of the concatenated pieces. */
-static void send_raw(struct wsconn *c, const char *a, size_t alen, const char *b, size_t blen,
-                     const char *z, size_t zlen)
-{
-    size_t len = alen + blen + zlen;
-    if (!queue_ok(c, len)) return;
-    struct outbuf *m = c->out_last;
-    if (m && m->cap - m->len >= len + 10) { /* room in the last chunk */
-        size_t before = m->len;
-        frame_put(&m, a, alen, b, blen, z, zlen); /* fits: no realloc, cannot fail */
-        c->out_bytes += m->len - before;
-        return;
-    }
-    /* an idle connection's message gets a buffer of its own size (10k
-     * subscribers each holding 64 KiB for one event would add up); one
-     * behind others gets a chunk that the next ones can share */
-    m = outbuf_new(!c->out || len + 10 > OUT_CHUNK ? len + 10 : OUT_CHUNK);
-    if (!m || !frame_put(&m, a, alen, b, blen, z, zlen)) {
-        free(m);
-        close_conn(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        return;
-    }
-    c->out_bytes += m->len;
-    queue_link(c, m);
-}
-
-static void send_json(struct wsconn *c, json_t *o)
-{
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (s) send_raw(c, s, strlen(s), NULL, 0, NULL, 0);
-    free(s);
-}
-
-static void send_error(struct wsconn *c, const char *code, const char *msg)
-{
-    send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg));
-}
-
 static const char event_pre[] = "{\"type\":\"event\",\"event\":";
 
 static void send_event(struct wsconn *c, const char *json, size_t len)
 {
-    send_raw(c, event_pre, sizeof event_pre - 1, json, len, "}", 1);
+    gw_ws_send(c, event_pre, sizeof event_pre - 1, json, len, "}", 1);
     oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
 }
 
@@ -376,10 +223,11 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
     if (!j->page) {
         size_t want = (size_t)j->expect * (len + 64);
         if (want > j->budget + OUT_CHUNK) want = j->budget + OUT_CHUNK;
-        if (!(j->page = outbuf_new(want))) return OH_ENOMEM;
+        if (!(j->page = gw_ws_outbuf_new(want))) return OH_ENOMEM;
     }
     j->offs[j->nrows] = j->page->len;
-    if (!frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1)) return OH_ENOMEM;
+    if (!gw_ws_frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1))
+        return OH_ENOMEM;
     j->seqs[j->nrows++] = seq;
     if (j->nrows < j->limit && j->page->len < j->budget) return 0;
     j->more = true; /* stopped here (or at LIMIT); the rest comes with the next page */
@@ -500,7 +348,7 @@ static void job_free(struct wsjob *j)
 static void submit(struct wsjob *j, oh_work_fn fn)
 {
     if (oh_workq_submit(j->c->gw->work, fn, j) != OH_OK) {
-        send_error(j->c, "unavailable", "server is shutting down");
+        gw_ws_send_error(j->c, "unavailable", "server is shutting down");
         job_free(j);
     }
 }
@@ -523,6 +371,12 @@ static void next_page(struct sub *s)
     size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
     j->limit = fit < 16 ? 16 : fit > PAGE_ROWS ? PAGE_ROWS : (int)fit;
     submit(j, page_work);
+}
+
+void gw_ws_drained(struct wsconn *c)
+{
+    for (struct sub *s = c->subs; s; s = s->next_conn)
+        if (s->paused) next_page(s);
 }
 
 /* The replay reached the store's head: flush what arrived meanwhile. */
@@ -552,9 +406,9 @@ static void replay_page(struct sub *s, struct wsjob *j)
             m->len -= j->offs[i];
             memmove(m->data, m->data + j->offs[i], m->len);
         }
-        if (!queue_ok(c, m->len)) return;
+        if (!gw_ws_queue_ok(c, m->len)) return;
         c->out_bytes += m->len;
-        queue_link(c, m);
+        gw_ws_queue_link(c, m);
         j->page = NULL;
         s->last = j->seqs[j->nrows - 1];
         oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(j->nrows - i));
@@ -575,17 +429,17 @@ static void finish_job(struct wsjob *j)
     case JOB_SUBSCRIBE:
         if (s->dead) break;
         if (j->status) {
-            send_error(c, gw_error_code(j->status),
-                       j->status == 404 ? "no such conversation" : "store unavailable");
+            gw_ws_send_error(c, gw_error_code(j->status),
+                             j->status == 404 ? "no such conversation" : "store unavailable");
             sub_unlink(c->gw, s);
             break;
         }
         {
             bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
             s->last = j->seq;
-            send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
-                                   "conversation", s->conv, "epoch", j->cur_epoch, "head",
-                                   (json_int_t)j->head, "recovered", recovered));
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
+                                         "conversation", s->conv, "epoch", j->cur_epoch, "head",
+                                         (json_int_t)j->head, "recovered", recovered));
             replay_page(s, j);
         }
         break;
@@ -593,7 +447,7 @@ static void finish_job(struct wsjob *j)
         s->page_busy = false;
         if (s->dead) break;
         if (j->status) {
-            send_error(c, "unavailable", "store unavailable during replay");
+            gw_ws_send_error(c, "unavailable", "store unavailable during replay");
             sub_unlink(c->gw, s);
             break;
         }
@@ -601,22 +455,22 @@ static void finish_job(struct wsjob *j)
         break;
     case JOB_SEND:
         if (j->status) {
-            send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
-                                   j->status == 403   ? "forbidden"
-                                   : j->status == 404 ? "not_found"
-                                   : j->status == 503 ? "unavailable"
-                                                      : "bad_request",
-                                   "message", j->err, "client_msg_id", j->key));
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
+                                         j->status == 403   ? "forbidden"
+                                         : j->status == 404 ? "not_found"
+                                         : j->status == 503 ? "unavailable"
+                                                            : "bad_request",
+                                         "message", j->err, "client_msg_id", j->key));
         } else {
-            send_json(c, json_pack("{s:s, s:s, s:O, s:O}", "type", "ack", "client_msg_id", j->key,
-                                   "event_id", json_object_get(j->event, "id"), "conversation_id",
-                                   json_object_get(j->event, "subject")));
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:O, s:O}", "type", "ack", "client_msg_id",
+                                         j->key, "event_id", json_object_get(j->event, "id"),
+                                         "conversation_id", json_object_get(j->event, "subject")));
         }
         break;
     case JOB_READ:
         if (j->status) {
-            send_error(c, gw_error_code(j->status),
-                       j->status == 400 ? "seq is past the head" : "cannot store the cursor");
+            gw_ws_send_error(c, gw_error_code(j->status),
+                             j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
             gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
         }
@@ -649,8 +503,8 @@ void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *devi
 {
     for (struct wsconn *c = gw->conns; c; c = c->next)
         if (c->wsi && strcmp(c->who.sub, user) == 0 && strcmp(c->who.device, device) != 0)
-            send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation", conv,
-                                   "seq", (json_int_t)seq, "device", device));
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation",
+                                         conv, "seq", (json_int_t)seq, "device", device));
 }
 
 /* ---- client messages ---- */
@@ -659,12 +513,12 @@ static bool conv_arg(struct wsconn *c, json_t *msg, char out[OH_ID_MAX], bool al
 {
     const char *conv = json_string_value(json_object_get(msg, "conversation"));
     if (!conv || !*conv || strlen(conv) >= OH_ID_MAX) {
-        send_error(c, "bad_request", "conversation must be a conversation id");
+        gw_ws_send_error(c, "bad_request", "conversation must be a conversation id");
         return false;
     }
     if (!(allow_new && strcmp(conv, "new") == 0) && !(strcmp(conv, "*") == 0) &&
         !oh_auth_may_access(&c->who, conv)) {
-        send_error(c, "forbidden", "not your conversation");
+        gw_ws_send_error(c, "forbidden", "not your conversation");
         return false;
     }
     snprintf(out, OH_ID_MAX, "%s", conv);
@@ -682,12 +536,12 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         oh_auth_customer_conversation(c->who.sub, conv);
     if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
         (epoch && !json_is_null(epoch) && !json_is_string(epoch))) {
-        send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
+        gw_ws_send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
         return;
     }
     bool all = strcmp(conv, "*") == 0;
     if (all && c->who.role != OH_ROLE_AGENT) {
-        send_error(c, "forbidden", "only agents subscribe to every conversation");
+        gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
         return;
     }
     for (struct sub *s = c->subs; s; s = s->next_conn)
@@ -696,7 +550,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
             c->nsubs--;
         }
     if (c->nsubs >= MAX_SUBS) {
-        send_error(c, "bad_request", "too many subscriptions on one connection");
+        gw_ws_send_error(c, "bad_request", "too many subscriptions on one connection");
         return;
     }
     struct sub *s = calloc(1, sizeof *s);
@@ -713,9 +567,10 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         s->live = true;
         s->next_hash = c->gw->all_subs;
         c->gw->all_subs = s;
-        send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "conversation",
-                               "*", "epoch", oh_store_epoch(c->gw->hub->store), "head",
-                               (json_int_t)0, "recovered", true));
+        gw_ws_send_json(c,
+                        json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "conversation",
+                                  "*", "epoch", oh_store_epoch(c->gw->hub->store), "head",
+                                  (json_int_t)0, "recovered", true));
         return;
     }
     /* live first, then the replay: nothing can fall between the two */
@@ -741,7 +596,7 @@ static void on_send(struct wsconn *c, json_t *msg)
     const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
     if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER)) return;
     if (strcmp(conv, "*") == 0) {
-        send_error(c, "bad_request", "cannot send to \"*\"");
+        gw_ws_send_error(c, "bad_request", "cannot send to \"*\"");
         return;
     }
     struct wsjob *j = job_new(c, JOB_SEND);
@@ -758,7 +613,7 @@ static void on_read(struct wsconn *c, json_t *msg)
     json_t *seq = json_object_get(msg, "seq");
     if (!conv_arg(c, msg, conv, false)) return;
     if (!json_is_integer(seq) || json_integer_value(seq) < 0 || strcmp(conv, "*") == 0) {
-        send_error(c, "bad_request", "read needs a conversation and a non-negative seq");
+        gw_ws_send_error(c, "bad_request", "read needs a conversation and a non-negative seq");
         return;
     }
     struct wsjob *j = job_new(c, JOB_READ);
@@ -799,13 +654,13 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
 {
     if (!rate_ok(c)) {
         oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
-        send_error(c, "rate_limited", "too many messages; slow down");
+        gw_ws_send_error(c, "rate_limited", "too many messages; slow down");
         return;
     }
     const char *type, *why;
     json_t *msg = gw_ws_parse(buf, len, &type, &why);
     if (!msg) {
-        send_error(c, "bad_request", why);
+        gw_ws_send_error(c, "bad_request", why);
     } else if (strcmp(type, "subscribe") == 0) {
         on_subscribe(c, msg);
     } else if (strcmp(type, "send") == 0) {
@@ -813,9 +668,9 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
     } else if (strcmp(type, "read") == 0) {
         on_read(c, msg);
     } else if (strcmp(type, "ping") == 0) {
-        send_json(c, json_pack("{s:s}", "type", "pong"));
+        gw_ws_send_json(c, json_pack("{s:s}", "type", "pong"));
     } else {
-        send_error(c, "bad_request", "unknown message type");
+        gw_ws_send_error(c, "bad_request", "unknown message type");
     }
     json_decref(msg);
 }
@@ -831,11 +686,7 @@ static void conn_release(struct wsconn *c)
         pend_clear(s);
         free(s);
     }
-    while (c->out) {
-        struct outbuf *m = c->out;
-        c->out = m->next;
-        free(m);
-    }
+    gw_ws_queue_free(c);
     free(c->rx);
     free(c);
 }
@@ -868,71 +719,6 @@ int gw_ws_token(struct lws *wsi, char *out, size_t len)
     const char *v = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
     if (!v) return -1;
     snprintf(out, len, "%s", v);
-    return 0;
-}
-
-int gw_refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg,
-                      int retry_after)
-{
-    static const struct {
-        int status;
-        const char *text;
-    } reasons[] = {{401, "Unauthorized"}, {404, "Not Found"}, {429, "Too Many Requests"}};
-    const char *reason = "Error";
-    for (size_t i = 0; i < OH_ARRAY_SIZE(reasons); i++)
-        if (reasons[i].status == status) reason = reasons[i].text;
-    char body[256], extra[48] = "", buf[LWS_PRE + 640];
-    int blen =
-        snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
-    if (retry_after > 0) snprintf(extra, sizeof extra, "retry-after: %d\r\n", retry_after);
-    int n = snprintf(buf + LWS_PRE, sizeof buf - LWS_PRE,
-                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n%s"
-                     "content-length: %d\r\nconnection: close\r\n\r\n%s",
-                     status, reason, extra, blen, body);
-    lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
-    return -1;
-}
-
-static int writable(struct wsconn *c)
-{
-    if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
-    if (c->want_ping) {
-        /* with a payload: lws does not pass up an empty pong */
-        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'o', [LWS_PRE + 1] = 'h'};
-        c->want_ping = false;
-        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0) return -1;
-        if (c->out) {
-            lws_callback_on_writable(c->wsi);
-            return 0;
-        }
-    }
-    /* whole frames, framed when queued, in slices of up to OUT_CHUNK
-     * until the socket would block, bounded so that other connections stay
-     * served fairly (one frame per callback capped a connection at one
-     * frame per service-loop turn: with 10k connections a busy subscriber
-     * fell behind and was closed as slow). A raw write on a WebSocket
-     * connection goes out as it is; lws keeps what the socket did not take
-     * and holds back writable callbacks until it has sent it. */
-    for (int k = 0; k < 32 && c->out; k++) {
-        struct outbuf *m = c->out;
-        if (k > 0 && lws_send_pipe_choked(c->wsi)) break;
-        size_t n = m->len - m->off < OUT_CHUNK ? m->len - m->off : OUT_CHUNK;
-        if (lws_write(c->wsi, m->data + m->off, n, LWS_WRITE_RAW) < (int)n) return -1;
-        m->off += n;
-        c->out_bytes -= n;
-        if (m->off < m->len) continue;
-        c->out = m->next;
-        if (!c->out) c->out_last = NULL;
-        free(m);
-    }
-    if (c->out) lws_callback_on_writable(c->wsi);
-    if (c->out_bytes <= c->gw->ws_max_queue / 2)
-        for (struct sub *s = c->subs; s; s = s->next_conn)
-            if (s->paused) next_page(s);
     return 0;
 }
 
@@ -1008,7 +794,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c) c->last_rx_ms = oh_mono_ms();
         return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->wsi ? writable(c) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->wsi ? gw_ws_writable(c) : -1;
     case LWS_CALLBACK_CLOSED:
         if (c && c->wsi)
             conn_closed(c);
@@ -1031,9 +817,9 @@ void gw_ws_tick(struct oh_gateway *gw)
     int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000;
     for (struct wsconn *c = gw->conns; c; c = c->next) {
         if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
-            close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
         } else if (ping > 0 && now - c->last_rx_ms > 2 * ping + 10000) {
-            close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
+            gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
         } else if (ping > 0 && now - c->last_rx_ms >= ping && now - c->ping_ms >= ping && c->wsi &&
                    !c->close_code) {
             c->ping_ms = now;
