@@ -17,10 +17,6 @@
 /* meta.schema_version is the last migration applied. */
 
 #define SQ_READERS_KEPT 8
-/* Readers map the database file (SQLite clamps this to its compile-time
- * limit, 2 GiB by default): a page not in the connection's own cache is
- * then read from the shared mapping instead of by a pread() copy. */
-#define SQ_READER_MMAP "PRAGMA mmap_size=2147418112"
 
 enum sq_stmt {
     S_BEGIN_IMM,
@@ -175,7 +171,6 @@ static struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, si
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                           "PRAGMA cache_size=-65536",
                           NULL, NULL, NULL);
-    if (rc == SQLITE_OK && !writer) rc = sqlite3_exec(c->db, SQ_READER_MMAP, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         oh_errf(err, errlen, "store %s: %s", path,
                 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
