@@ -236,6 +236,11 @@ int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len
         oh_errf(err, errlen, "line: delivery without destination");
         return OH_EINVAL;
     }
+    if (account == nc->account && !oh_utf8_valid(account, strlen(account))) {
+        json_decref(root);
+        oh_errf(err, errlen, "line: account is not valid UTF-8");
+        return OH_EINVAL;
+    }
     size_t i;
     const json_t *ev;
     int rc = OH_OK;

@@ -25,10 +25,7 @@ struct mn_item {
     char page[256];    /* the page side of this item (sender of an echo) */
     char contact[256]; /* PSID / IGSID */
     char conv[OH_ID_MAX];
-    int64_t ts_ms; /* messaging timestamp, 0 when absent */
-    /* account and contact (ids_ok), page (page_ok) are valid UTF-8: false
-     * only when a copy above cut a character, which json_pack refused */
-    bool ids_ok, page_ok;
+    int64_t ts_ms;    /* messaging timestamp, 0 when absent */
     json_t *jcontact; /* the contact id as a string, shared by its events */
 };
 
@@ -111,18 +108,23 @@ static json_t *triple(const char *k1, const char *v1, const char *k2, const char
     return o;
 }
 
-/* data.author {kind, id} (ID a new reference, taken); left out, as json_pack
- * left it, when ID is NULL (not UTF-8). */
+/* data.author {kind, id} (ID a new reference, taken). */
 static void mn_author(json_t *data, const char *kind, json_t *id)
 {
-    if (id) json_object_set_new_nocheck(data, "author", pairj("kind", word(kind), "id", id));
+    json_object_set_new_nocheck(data, "author", pairj("kind", word(kind), "id", id));
 }
 
-/* snprintf(DST, SIZE, "%s", SRC) without the format parser; returns the length. */
+/* SRC (UTF-8) cut to fit DST (SIZE bytes) at a character boundary, so that
+ * a cut id stays UTF-8: cut inside a character, json_pack once refused it
+ * and the delivery failed as "out of memory". Returns the length. */
 static size_t copy_str(char *dst, size_t size, const char *src)
 {
     size_t n = strlen(src);
-    if (n >= size) n = size - 1;
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
     memcpy(dst, src, n);
     dst[n] = '\0';
     return n;
@@ -167,7 +169,7 @@ static int mn_fail(struct mn *p, const char *what)
 static json_t *mn_data(struct mn *p, const struct mn_item *it, const char *direction,
                        const char *kind)
 {
-    json_t *d = it->ids_ok ? json_object() : NULL;
+    json_t *d = json_object();
     if (d && (put(d, "conversation_id", it->conv) || put_word(d, "channel", p->ch->name) ||
               put(d, "account", it->account) || put_word(d, "direction", direction) ||
               putj(d, "contact", pairj("id", json_incref(it->jcontact), "name", word(""))) ||
@@ -282,8 +284,7 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
         put(data, "delete_of", mid);
         put_word(data, "text", "");
         mn_author(data, echo ? "page" : "customer",
-                  echo ? (it->page_ok ? json_string_nocheck(it->page) : NULL)
-                       : json_incref(it->jcontact));
+                  echo ? json_string_nocheck(it->page) : json_incref(it->jcontact));
         return mn_emit(p, it, echo ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, data);
     }
 
@@ -317,7 +318,7 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     if (json_is_object(ref)) json_object_set_nocheck(data, "referral", (json_t *)ref);
     if (json_is_true(json_object_get(msg, "is_unsupported"))) put_word(data, "kind", "unsupported");
     if (echo) {
-        mn_author(data, "page", it->page_ok ? json_string_nocheck(it->page) : NULL);
+        mn_author(data, "page", json_string_nocheck(it->page));
         if (app_id) put(data, "app_id", app_id);
         const char *meta = json_string_value(json_object_get(msg, "metadata"));
         if (meta) put(data, "metadata", meta);
@@ -485,18 +486,16 @@ static int mn_item(struct mn *p, const char *entry_id, const json_t *m)
     if (!contact || !*contact) return mn_fail(p, "messaging item without sender/recipient id");
     const char *account = p->nc->account ? p->nc->account : (entry_id ? entry_id : page);
     if (!account || !*account) return mn_fail(p, "messaging item without a page id");
-    /* ids of the body are UTF-8; a cut one, or our --account, is checked */
-    size_t al = copy_str(it.account, sizeof it.account, account);
-    size_t pl = copy_str(it.page, sizeof it.page, page ? page : account);
-    size_t cl = copy_str(it.contact, sizeof it.contact, contact);
-    bool from_nc = account == p->nc->account;
-    it.ids_ok = ((al < sizeof it.account - 1 && !from_nc) || oh_utf8_valid(it.account, al)) &&
-                (cl < sizeof it.contact - 1 || oh_utf8_valid(it.contact, cl));
-    it.page_ok = (pl < sizeof it.page - 1 && (page || !from_nc)) || oh_utf8_valid(it.page, pl);
+    /* ids of the body are UTF-8, and stay so when cut; ours (--account) is checked */
+    if (account == p->nc->account && !oh_utf8_valid(account, strlen(account)))
+        return mn_fail(p, "account is not valid UTF-8");
+    copy_str(it.account, sizeof it.account, account);
+    copy_str(it.page, sizeof it.page, page ? page : account);
+    copy_str(it.contact, sizeof it.contact, contact);
     oh_conversation_id(it.conv, p->ch->name, it.account, it.contact);
     it.ts_ms = mn_ms(json_object_get(m, "timestamp"));
 
-    it.jcontact = it.ids_ok ? json_string_nocheck(it.contact) : NULL;
+    it.jcontact = json_string_nocheck(it.contact);
     int rc = mn_kind(p, &it, m, msg);
     json_decref(it.jcontact);
     return rc;

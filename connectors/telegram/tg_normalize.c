@@ -20,6 +20,22 @@ static const char *str_or(const json_t *o, const char *key, const char *def)
     return s ? s : def;
 }
 
+/* After snprintf wrote N (its return value) into OUT (OUTLEN bytes) from
+ * UTF-8 strings: a cut inside a character is moved back to its start, so
+ * the text stays UTF-8 (a cut character once failed the whole update as
+ * "out of memory"). */
+static void utf8_cut(char *out, size_t outlen, int n)
+{
+    if (n < 0 || (size_t)n < outlen) return;
+    size_t len = outlen - 1, k = len;
+    while (k > 0 && len - k < 3 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0) return;
+    unsigned char lead = (unsigned char)out[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need > len - (k - 1)) out[k - 1] = '\0';
+}
+
 /* Telegram ids are integers (64-bit for chats); some callers quote them. */
 static bool id_text(const json_t *v, char *out, size_t outlen)
 {
@@ -28,7 +44,7 @@ static bool id_text(const json_t *v, char *out, size_t outlen)
         return true;
     }
     if (json_is_string(v) && *json_string_value(v)) {
-        snprintf(out, outlen, "%s", json_string_value(v));
+        utf8_cut(out, outlen, snprintf(out, outlen, "%s", json_string_value(v)));
         return true;
     }
     return false;
@@ -39,14 +55,16 @@ static void display_name(const json_t *o, char *out, size_t outlen)
 {
     const char *title = str_or(o, "title", NULL);
     const char *first = str_or(o, "first_name", NULL), *last = str_or(o, "last_name", NULL);
+    int n;
     if (title)
-        snprintf(out, outlen, "%s", title);
+        n = snprintf(out, outlen, "%s", title);
     else if (first && last)
-        snprintf(out, outlen, "%s %s", first, last);
+        n = snprintf(out, outlen, "%s %s", first, last);
     else if (first || last)
-        snprintf(out, outlen, "%s", first ? first : last);
+        n = snprintf(out, outlen, "%s", first ? first : last);
     else
-        snprintf(out, outlen, "%s", str_or(o, "username", ""));
+        n = snprintf(out, outlen, "%s", str_or(o, "username", ""));
+    utf8_cut(out, outlen, n);
 }
 
 /* KEY = V (a new reference, taken); nonzero when V is NULL or on failure.
@@ -291,7 +309,8 @@ static int on_callback(const struct oh_norm_ctx *nc, const char *account, const 
     if (chat_of(json_is_object(json_object_get(msg, "chat")) ? json_object_get(msg, "chat") : from,
                 &m, err, errlen))
         return OH_EINVAL;
-    snprintf(m.message_id, sizeof m.message_id, "callback:%s", cqid);
+    utf8_cut(m.message_id, sizeof m.message_id,
+             snprintf(m.message_id, sizeof m.message_id, "callback:%s", cqid));
     const char *payload = str_or(cq, "data", str_or(cq, "game_short_name", ""));
     json_t *data = base_data(&m, "interactive", payload);
     if (!data) return OH_ENOMEM;
@@ -368,6 +387,11 @@ int tg_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
         return OH_EINVAL;
     }
     const char *account = nc->account && *nc->account ? nc->account : TG_DEFAULT_ACCOUNT;
+    if (!oh_utf8_valid(account, strlen(account))) {
+        oh_errf(err, errlen, "telegram: account is not valid UTF-8");
+        json_decref(upd);
+        return OH_EINVAL;
+    }
     size_t before = out->n;
     int rc = OH_OK;
     const json_t *v;
