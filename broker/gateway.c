@@ -607,15 +607,16 @@ static int http_write(struct lws *wsi, struct pss *pss)
     }
     bool head = strcmp(r->method, "HEAD") == 0;
     size_t body = head ? 0 : r->resp_len;
-    if (body <= (size_t)(end - p)) {
+    if (lws_finalize_http_header(wsi, &p, end)) return 1;
+    size_t hlen = (size_t)(p - start);
+    if (body && body <= (size_t)(end - p)) {
         /* small answers (nearly all): headers and body in one send */
-        if (lws_finalize_http_header(wsi, &p, end) || body > (size_t)(end - p)) return 1;
-        if (body) memcpy(p, r->resp + LWS_PRE, body);
-        if (lws_write(wsi, start, (size_t)(p - start) + body, LWS_WRITE_HTTP_FINAL) < 0) return 1;
-    } else {
-        if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
-        if (lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, body, LWS_WRITE_HTTP_FINAL) < 0)
-            return 1;
+        memcpy(p, r->resp + LWS_PRE, body);
+        if (lws_write(wsi, start, hlen + body, LWS_WRITE_HTTP_FINAL) < 0) return 1;
+    } else if (lws_write(wsi, start, hlen, LWS_WRITE_HTTP_HEADERS) < 0 ||
+               (body && lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, body,
+                                  LWS_WRITE_HTTP_FINAL) < 0)) {
+        return 1;
     }
     char lab[64];
     snprintf(lab, sizeof lab, "status=\"%d\"", r->status);

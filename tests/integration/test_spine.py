@@ -40,6 +40,26 @@ def test_first_message_gets_seq_1(omnihub):
     assert ready["log"]["backend"] == "local" and ready["store"]["backend"] == "sqlite"
 
 
+def test_answers_of_every_size_on_one_connection(omnihub):
+    """Answers go out as headers + body in one send when they fit the header
+    buffer: sizes on both sides of that edge, one keep-alive connection."""
+    d = omnihub()
+    convs = []
+    for n in range(0, 420, 3):
+        r = d.post_inbound(msg(f"s{n}", contact=f"size{n}", text="x" * n))
+        assert r.status_code == 202, r.text
+        convs.append((n, r.json()["conversation_id"]))
+    sizes = set()
+    for n, conv in convs:
+        events = d.wait_history(conv, 1)
+        assert events[0]["data"]["text"] == "x" * n
+        r = d.request("GET", f"/v1/conversations/{conv}/events?after=0&limit=10",
+                      token=d.agent_token())
+        assert r.status_code == 200 and len(r.content) == int(r.headers["content-length"])
+        sizes.add(len(r.content))
+    assert min(sizes) < 800 and max(sizes) > 1100  # the edge is near 930 bytes
+
+
 def test_concurrent_posts_are_dense(omnihub):
     d = omnihub()
     n = 200
