@@ -212,6 +212,7 @@ static const char *mn_att_kind(const char *type, const json_t *payload)
 static const char *mn_attachments(const json_t *atts, json_t *data)
 {
     const char *first = NULL;
+    if (!json_array_size(atts)) return NULL;
     json_t *list = json_array();
     size_t i;
     const json_t *a;
@@ -263,7 +264,8 @@ static const char *mn_attachments(const json_t *atts, json_t *data)
 /* message (customer's, or an echo of the page's) -> inbound / outbound. */
 static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
 {
-    const char *mid = json_string_value(json_object_get(msg, "mid"));
+    json_t *jmid = json_object_get(msg, "mid");
+    const char *mid = json_string_value(jmid);
     if (!mid || !*mid) return mn_fail(p, "message without mid");
     bool echo = json_is_true(json_object_get(msg, "is_echo"));
     char appbuf[32];
@@ -294,7 +296,7 @@ static int mn_message(struct mn *p, const struct mn_item *it, const json_t *msg)
     json_t *jtext = json_object_get(msg, "text");
     const char *text = json_string_value(jtext);
     /* the body's own strings, shared: they outlive the body by reference */
-    putj(data, "message_id", json_incref(json_object_get(msg, "mid")));
+    putj(data, "message_id", json_incref(jmid));
     putj(data, "text", text ? json_incref(jtext) : word(""));
     const char *kind = text ? "text" : "unsupported";
     const char *akind = mn_attachments(json_object_get(msg, "attachments"), data);
