@@ -197,8 +197,8 @@ static double side_cpu(const struct side *sd, const void *server)
     double s = bench_proc_read(sd->d.pid, &p) == 0 ? p.cpu_s : -1;
 #ifdef OH_HAVE_POSTGRES
     if (s >= 0 && sd->store->dsn[0]) {
-        double pg = bench_pg_cpu_s(server);
-        s = pg < 0 ? -1 : s + pg;
+        double pg = bench_pg_cpu_s(server); /* -1: not ours, the daemon's only */
+        s += pg > 0 ? pg : 0;
     }
 #endif
     return s;
@@ -480,6 +480,10 @@ int bench_scale(const struct bench_opts *o)
                  pg ? o->pg_cluster ? "pg-clustered" : "pg" : "sqlite", convs, events);
         const char *ce = "the same on an almost empty store, same run";
         double reads_n = SCALE_ROUNDS * SCALE_ROUND_READS;
+        bool server_cpu = false; /* the PostgreSQL server's CPU is included */
+#ifdef OH_HAVE_POSTGRES
+        server_cpu = pg && bench_pg_cpu_s(&server) >= 0;
+#endif
         double cpu_e = E->read_cpu_s > 0 ? 1e6 * E->read_cpu_s / reads_n : -1;
         double cpu_l = L->read_cpu_s >= 0 ? 1e6 * L->read_cpu_s / reads_n : -1;
         json_t *rounds = json_array();
@@ -493,13 +497,14 @@ int bench_scale(const struct bench_opts *o)
             json_pack("{s:f}", "cpu_us_per_read", cpu_e));
         row("scale:history", variant, "read/s", L->read_rate, &L->read,
             p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:f}", "store",
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:b, s:f}", "store",
                       pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
                       "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
                       load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
                       (json_int_t)db_bytes, "layout",
                       o->pg_cluster ? "clustered by conversation" : "arrival order", "cluster_s",
-                      cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l, "cpu_ratio",
+                      cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l,
+                      "cpu_includes_postgres", (int)server_cpu, "cpu_ratio",
                       cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0));
         row("scale:history-first", "empty", "read/s", E->first_rate, &E->first, -1, "", -1, E,
             NULL);
@@ -519,7 +524,7 @@ int bench_scale(const struct bench_opts *o)
                 "  scale: preload %.1f s (%.0f events/s), store %.1f MiB; history p50 ratio "
                 "per round %.2f .. %.2f; CPU per read (daemon%s) empty %.0f us, large %.0f us\n",
                 load_s, (double)events / load_s, (double)db_bytes / 1048576.0, lo, hi,
-                pg ? " + postgres" : "", cpu_e, cpu_l);
+                pg && server_cpu ? " + postgres" : "", cpu_e, cpu_l);
     }
     bool ok = rc == 0 && L->found == L->acked && E->found == E->acked && !L->dups && !E->dups;
     free(E);
