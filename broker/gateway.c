@@ -512,6 +512,15 @@ static bool ambiguous_framing(struct lws *wsi)
     return strspn(v, "0123456789") != (size_t)n;
 }
 
+/* True when R's answer is complete and no other thread works on R: while
+ * async work holds a reference (refs > 1; refs only changes on this
+ * thread), READY and the answer belong to that work, and its completion
+ * (drain_done) asks for the writable callback. */
+static bool answered_here(const struct req *r)
+{
+    return r->refs == 1 && r->ready;
+}
+
 static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t urilen)
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
@@ -564,7 +573,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     } else if (!has_body || clen == 0) {
         route(r);
     }
-    if (r->ready) lws_callback_on_writable(wsi);
+    if (answered_here(r)) lws_callback_on_writable(wsi);
     return 0;
 }
 
@@ -594,7 +603,7 @@ static int http_body(struct pss *pss, const void *in, size_t len)
 static int http_write(struct lws *wsi, struct pss *pss)
 {
     struct req *r = pss->req;
-    if (!r || !r->ready) return 0;
+    if (!r || !answered_here(r)) return 0;
     uint8_t hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned int)r->status, r->ctype, r->resp_len, &p, end))
         return 1;
@@ -641,9 +650,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return http_begin(wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY: return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (pss->req && !pss->req->ready && pss->req->refs == 1) {
+        if (pss->req && pss->req->refs == 1 && !pss->req->ready) {
             route(pss->req);
-            if (pss->req->ready) lws_callback_on_writable(wsi);
+            if (answered_here(pss->req)) lws_callback_on_writable(wsi);
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE: return http_write(wsi, pss);
