@@ -76,6 +76,8 @@ def test_scale_on_postgres_with_the_bulk_preload(tmp_path):
     assert large["conversations"] == 300 and large["events"] == 3000
     assert large["store_bytes"] > 0 and large["cpu_us_per_read"] > 0
     assert len(large["round_p50_ratios"]) == 5 and large["ratio"] > 0
+    # every read answered 200 with the whole conversation: warm-up, one pass, 5 rounds
+    assert large["reads"] == 64 + 300 + 5000 and large["read_errors"] == 0
     assert rows[("scale:history", "empty")]["latency"]["count"] == 5000
     assert rows[("scale:history-first", "pg 300c/3000e")]["latency"]["count"] == 300
     for variant in ("empty", "pg 300c/3000e"):

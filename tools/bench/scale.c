@@ -171,6 +171,7 @@ struct side {
     double first_rate, read_rate, ingest_rate, round_ratio[SCALE_ROUNDS];
     double read_cpu_s; /* daemon and store server CPU over the rounds, -1 unknown */
     long acked, found, dups;
+    long reads, read_errors; /* history reads; those not 200 with the whole conversation */
     double cpu_s;
     long hwm_kb;
 };
@@ -187,6 +188,19 @@ static void read_gen(void *opaque, size_t i, struct bench_http_req *req)
     snprintf(r->path, sizeof r->path, "/v1/conversations/%s/events?after=0&limit=100", r->conv[c]);
     req->path = r->path;
     req->hdr[0] = r->auth;
+}
+
+/* Each history read must answer 200 with the whole conversation: a head
+ * above 0 and a page ending at it (limit 100 exceeds every head read). */
+static void read_done(void *opaque, size_t i, long status, const char *body, size_t len,
+                      int64_t sent_us, int64_t lat_us)
+{
+    struct side *sd = opaque;
+    const char *h = status == 200 ? strstr(body, "\"head\":") : NULL;
+    const char *n = h ? strstr(body, "\"next_after\":") : NULL;
+    long long head = h ? atoll(h + 7) : 0;
+    sd->reads++;
+    if (!n || head <= 0 || atoll(n + 13) != head) sd->read_errors++;
 }
 
 /* CPU seconds of the daemon plus, for a PostgreSQL server the driver
@@ -209,8 +223,12 @@ static double side_cpu(const struct side *sd, const void *server)
 static double reads(struct side *sd, size_t n, int pick, struct bench_hist *h, const void *server)
 {
     sd->pick = pick;
-    struct bench_http_run r = {
-        .base_url = sd->d.url, .n = n, .concurrency = 8, .gen = read_gen, .opaque = sd};
+    struct bench_http_run r = {.base_url = sd->d.url,
+                               .n = n,
+                               .concurrency = 8,
+                               .gen = read_gen,
+                               .done = read_done,
+                               .opaque = sd};
     double c0 = server ? side_cpu(sd, server) : -1;
     bench_http_load(&r);
     double c1 = server ? side_cpu(sd, server) : -1;
@@ -494,18 +512,20 @@ int bench_scale(const struct bench_opts *o)
             hi = L->round_ratio[k] > hi ? L->round_ratio[k] : hi;
         }
         row("scale:history", "empty", "read/s", E->read_rate, &E->read, -1, "", -1, E,
-            json_pack("{s:f}", "cpu_us_per_read", cpu_e));
+            json_pack("{s:f, s:I, s:I}", "cpu_us_per_read", cpu_e, "reads", (json_int_t)E->reads,
+                      "read_errors", (json_int_t)E->read_errors));
         row("scale:history", variant, "read/s", L->read_rate, &L->read,
             p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:b, s:f}", "store",
-                      pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
+            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:b, s:f, s:I, s:I}",
+                      "store", pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
                       "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
                       load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
                       (json_int_t)db_bytes, "layout",
                       o->pg_cluster ? "clustered by conversation" : "arrival order", "cluster_s",
                       cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l,
                       "cpu_includes_postgres", (int)server_cpu, "cpu_ratio",
-                      cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0));
+                      cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0, "reads", (json_int_t)L->reads,
+                      "read_errors", (json_int_t)L->read_errors));
         row("scale:history-first", "empty", "read/s", E->first_rate, &E->first, -1, "", -1, E,
             NULL);
         row("scale:history-first", variant, "read/s", L->first_rate, &L->first,
@@ -526,7 +546,11 @@ int bench_scale(const struct bench_opts *o)
                 load_s, (double)events / load_s, (double)db_bytes / 1048576.0, lo, hi,
                 pg && server_cpu ? " + postgres" : "", cpu_e, cpu_l);
     }
-    bool ok = rc == 0 && L->found == L->acked && E->found == E->acked && !L->dups && !E->dups;
+    bool ok = rc == 0 && L->found == L->acked && E->found == E->acked && !L->dups && !E->dups &&
+              !L->read_errors && !E->read_errors;
+    if (rc == 0)
+        fprintf(stderr, "  scale: history reads answered in full: empty %ld/%ld, large %ld/%ld\n",
+                E->reads - E->read_errors, E->reads, L->reads - L->read_errors, L->reads);
     free(E);
     free(L);
     free(conv);
