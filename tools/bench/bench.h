@@ -36,6 +36,7 @@ struct bench_opts {
     const char *pg_dsn;     /* scale: an existing PostgreSQL (NULL: start one) */
     const char *preload;    /* scale: "materialize" | "bulk" (default: bulk on postgres) */
     bool pg_cluster;        /* scale: CLUSTER the history by conversation after the preload */
+    int settle;             /* scale: seconds to leave the stores idle before measuring */
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */

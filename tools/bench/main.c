@@ -54,6 +54,7 @@ static void usage(FILE *out)
             "                        (COPY, postgres only; the default there)\n"
             "  --pg-cluster          scale: CLUSTER history USING history_pkey after the\n"
             "                        preload (an operator's maintenance; postgres only)\n"
+            "  --settle SECONDS      scale: leave the stores idle that long before measuring\n"
             "  --no-ceiling          skip the reference measurements\n");
 }
 
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
                                          {"pg-dsn", required_argument, NULL, 'P'},
                                          {"preload", required_argument, NULL, 'L'},
                                          {"pg-cluster", no_argument, NULL, 'K'},
+                                         {"settle", required_argument, NULL, 'T'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -198,6 +200,9 @@ int main(int argc, char **argv)
             break;
         case 'K':
             o.pg_cluster = true;
+            break;
+        case 'T':
+            o.settle = atoi(optarg);
             break;
         case 'N':
             o.no_ceiling = true;

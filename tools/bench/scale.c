@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "bench.h"
 #include "daemon.h"
 #include "oh_build_config.h"
@@ -477,6 +478,11 @@ int bench_scale(const struct bench_opts *o)
     char(*sconv)[OH_ID_MAX] = calloc((size_t)small_convs, OH_ID_MAX);
     for (long i = 0; sconv && i < small_convs; i++)
         scale_conv(sconv[i], i);
+    if (rc == 0 && o->settle > 0) {
+        /* what is not read for a while leaves the page cache (see docs/performance.md) */
+        fprintf(stderr, "  scale: leaving the stores idle for %d s\n", o->settle);
+        sleep((unsigned)o->settle);
+    }
     struct side *E = calloc(1, sizeof *E), *L = calloc(1, sizeof *L);
     if (!E || !L) rc = -1;
     if (rc == 0 && conv && sconv) {
@@ -516,16 +522,17 @@ int bench_scale(const struct bench_opts *o)
                       "read_errors", (json_int_t)E->read_errors));
         row("scale:history", variant, "read/s", L->read_rate, &L->read,
             p50_ratio(&L->read, &E->read), ce, E->read_rate, L,
-            json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:b, s:f, s:I, s:I}",
-                      "store", pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
-                      "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
-                      load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
-                      (json_int_t)db_bytes, "layout",
-                      o->pg_cluster ? "clustered by conversation" : "arrival order", "cluster_s",
-                      cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l,
-                      "cpu_includes_postgres", (int)server_cpu, "cpu_ratio",
-                      cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0, "reads", (json_int_t)L->reads,
-                      "read_errors", (json_int_t)L->read_errors));
+            json_pack(
+                "{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:s, s:f, s:o, s:f, s:b, s:I, s:f, s:I, s:I}",
+                "store", pg ? "postgres" : "sqlite", "preload", bulk ? "bulk" : "materialize",
+                "conversations", (json_int_t)convs, "events", (json_int_t)events, "preload_s",
+                load_s, "preload_events_per_s", (double)events / load_s, "store_bytes",
+                (json_int_t)db_bytes, "layout",
+                o->pg_cluster ? "clustered by conversation" : "arrival order", "cluster_s",
+                cluster_s, "round_p50_ratios", rounds, "cpu_us_per_read", cpu_l,
+                "cpu_includes_postgres", (int)server_cpu, "settle_s", (json_int_t)o->settle,
+                "cpu_ratio", cpu_e > 0 && cpu_l >= 0 ? cpu_l / cpu_e : -1.0, "reads",
+                (json_int_t)L->reads, "read_errors", (json_int_t)L->read_errors));
         row("scale:history-first", "empty", "read/s", E->first_rate, &E->first, -1, "", -1, E,
             NULL);
         row("scale:history-first", variant, "read/s", L->first_rate, &L->first,
