@@ -1,5 +1,6 @@
 /* log.c - the log front: picks the backend named by log.backend and
  * forwards every call of log.h to that backend's ops (log_int.h). */
+#include <stdlib.h>
 #include <string.h>
 #include "oh_build_config.h"
 #include "log_int.h"
@@ -106,3 +107,16 @@ int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up)
     return OH_EINVAL;
 }
 #endif
+
+int oh_log_buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 65536;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (!b) return OH_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}

@@ -60,18 +60,13 @@ struct kdone {
 static int map_err(rd_kafka_resp_err_t err)
 {
     switch (err) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-        return 0;
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return 0;
     case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT:
-        return OH_ETIMEOUT;
+    case RD_KAFKA_RESP_ERR__TIMED_OUT: return OH_ETIMEOUT;
     case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
-    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
-        return OH_ECLOSED;
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-        return OH_ERETRY;
-    default:
-        return OH_EIO;
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT: return OH_ECLOSED;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return OH_ERETRY;
+    default: return OH_EIO;
     }
 }
 
@@ -578,16 +573,8 @@ fail:
 static int keep(oh_log_consumer *c, const rd_kafka_message_t *m, struct oh_log_record *r,
                 size_t *used, int i)
 {
-    size_t kl = m->key ? m->key_len : 0, need = *used + kl + m->len + 2;
-    if (need > c->cap) {
-        size_t cap = c->cap ? c->cap : 65536;
-        while (cap < need)
-            cap *= 2;
-        char *b = realloc(c->buf, cap);
-        if (!b) return OH_ENOMEM;
-        c->buf = b;
-        c->cap = cap;
-    }
+    size_t kl = m->key ? m->key_len : 0;
+    if (oh_log_buf_reserve(&c->buf, &c->cap, *used + kl + m->len + 2)) return OH_ENOMEM;
     r->topic = c->topic;
     r->partition = m->partition;
     r->offset = m->offset;

@@ -461,6 +461,22 @@ static int local_ping(oh_log *log)
     return rc == SQLITE_OK ? 0 : OH_EUNAVAIL;
 }
 
+/* Hands IT (owned) to the writer thread; OH_ECLOSED (IT freed) when closing. */
+static int enqueue(oh_log *log, struct lq_item *it)
+{
+    pthread_mutex_lock(&log->mu);
+    if (log->closing) {
+        pthread_mutex_unlock(&log->mu);
+        free(it);
+        return OH_ECLOSED;
+    }
+    *log->tail = it;
+    log->tail = &it->next;
+    pthread_cond_signal(&log->wake);
+    pthread_mutex_unlock(&log->mu);
+    return 0;
+}
+
 static int local_append(oh_log *log, const char *topic, const char *key, const void *value,
                         size_t len, oh_log_done_fn done, void *opaque)
 {
@@ -487,17 +503,7 @@ static int local_append(oh_log *log, const char *topic, const char *key, const v
     it->group = NULL;
     it->next = NULL;
 
-    pthread_mutex_lock(&log->mu);
-    if (log->closing) {
-        pthread_mutex_unlock(&log->mu);
-        free(it);
-        return OH_ECLOSED;
-    }
-    *log->tail = it;
-    log->tail = &it->next;
-    pthread_cond_signal(&log->wake);
-    pthread_mutex_unlock(&log->mu);
-    return 0;
+    return enqueue(log, it);
 }
 
 static int local_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out,
@@ -620,16 +626,7 @@ static int64_t committed_of(oh_log_consumer *c)
 static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n, const char *k,
                 size_t kl, const void *v, size_t vl)
 {
-    size_t need = *used + kl + vl + 2;
-    if (need > c->cap) {
-        size_t cap = c->cap ? c->cap : 65536;
-        while (cap < need)
-            cap *= 2;
-        char *b = realloc(c->buf, cap);
-        if (!b) return OH_ENOMEM;
-        c->buf = b;
-        c->cap = cap;
-    }
+    if (oh_log_buf_reserve(&c->buf, &c->cap, *used + kl + vl + 2)) return OH_ENOMEM;
     r->topic = c->topic;
     r->partition = 0;
     r->key_len = kl;
@@ -810,16 +807,8 @@ static int local_commit(oh_log_consumer *c, int32_t partition, int64_t next)
                            .ts_ms = oh_now_ms(),
                            .done = commit_done,
                            .opaque = &w};
-    pthread_mutex_lock(&log->mu);
-    if (log->closing) {
-        pthread_mutex_unlock(&log->mu);
-        free(it);
-        return OH_ECLOSED;
-    }
-    *log->tail = it;
-    log->tail = &it->next;
-    pthread_cond_signal(&log->wake);
-    pthread_mutex_unlock(&log->mu);
+    int rc = enqueue(log, it);
+    if (rc) return rc;
     pthread_mutex_lock(&w.mu);
     while (!w.done)
         pthread_cond_wait(&w.cv, &w.mu);
