@@ -48,7 +48,7 @@ int oh_store_ping(oh_store *st)
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) { /* the outputs, for every backend */
         items[i].seq = 0;
         items[i].json = NULL;
         items[i].len = 0;

@@ -324,7 +324,6 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
         }
     for (size_t i = 0; i < n; i++) {
         struct oh_store_fields f;
-        items[i].seq = 0;
         if (oh_store_fields_get(items[i].event, &f) != 0) {
             rc = OH_EINVAL;
             goto out;

@@ -526,8 +526,6 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
     pthread_mutex_lock(&s->wmu);
     struct sq_conn *c = s->w;
     int64_t now_ms = oh_now_ms();
-    for (size_t i = 0; i < n; i++)
-        items[i].seq = 0;
     if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = sq_item(s, &items[i], now_ms);
