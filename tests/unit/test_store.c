@@ -837,6 +837,22 @@ static void *open_main(void *p)
     return NULL;
 }
 
+/* Opens C's store from 4 threads at once; each gets it, with one epoch. */
+static void open_at_once(oh_config *c, struct open_arg a[4])
+{
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct open_arg){.cfg = c};
+        pthread_create(&th[i], NULL, open_main, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(a[i].st != NULL, "open %d: %s", i, a[i].err);
+        ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
+    }
+}
+
 /* Several handles (threads, or processes) open a new store at once: one
  * schema, one epoch, and what one writes the others read. */
 START_TEST(t_concurrent_open)
@@ -854,17 +870,7 @@ START_TEST(t_concurrent_open)
         ck_assert_int_eq(oh_config_set(c, "store.sqlite.path", where, err, sizeof err), 0);
     }
     struct open_arg a[4];
-    pthread_t th[4];
-    for (int i = 0; i < 4; i++) {
-        a[i] = (struct open_arg){.cfg = c};
-        pthread_create(&th[i], NULL, open_main, &a[i]);
-    }
-    for (int i = 0; i < 4; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_msg(a[i].st != NULL, "open %d: %s", i, a[i].err);
-        ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
-    }
+    open_at_once(c, a);
     json_t *ev = mk_event("e_shared", "c_shared", OH_EV_INBOUND, 1700000000000, "m");
     struct oh_store_item it = {.event = ev, .src_partition = 0, .src_offset = 0, .seq = -1};
     ck_assert_int_eq(oh_store_materialize(a[1].st, "g", &it, 1, NULL, 0), 0);

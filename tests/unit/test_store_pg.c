@@ -216,17 +216,7 @@ START_TEST(t_pg_concurrent_open)
     pg_newdb(dsn, sizeof dsn);
     oh_config *c = make_cfg(dsn, NULL);
     struct open_arg a[4];
-    pthread_t th[4];
-    for (int i = 0; i < 4; i++) {
-        a[i] = (struct open_arg){.cfg = c};
-        pthread_create(&th[i], NULL, open_main, &a[i]);
-    }
-    for (int i = 0; i < 4; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_msg(a[i].st != NULL, "open %d: %s", i, a[i].err);
-        ck_assert_str_eq(oh_store_epoch(a[i].st), oh_store_epoch(a[0].st));
-    }
+    open_at_once(c, a);
     ck_assert_int_eq(pg_count(dsn, "SELECT count(*) FROM schema_version"), 1);
     for (int i = 0; i < 4; i++)
         oh_store_close(a[i].st);
