@@ -15,12 +15,15 @@ struct entry {
     char *value;  /* text; NULL when unset */
     char **items; /* OH_CFG_LIST: NULL-terminated */
     size_t nitems;
-    bool set; /* given by file or environment */
+    bool set;      /* given by file or environment */
+    bool from_env; /* the last value came from OMNIHUB_* */
+    size_t line;   /* where the file gave it, 0 = not from the file */
 };
 
 struct oh_config {
     struct entry *e;
     size_t n;
+    char *path; /* the file loaded, or NULL */
 };
 
 static struct entry *find(const oh_config *cfg, const char *key)
@@ -47,6 +50,7 @@ void oh_config_free(oh_config *cfg)
         free_items(&cfg->e[i]);
     }
     free(cfg->e);
+    free(cfg->path);
     free(cfg);
 }
 
@@ -251,6 +255,7 @@ static int load_file(oh_config *cfg, const char *path, char *err, size_t errlen)
                 rc = assign(e, (const char *)ev.data.scalar.value, msg, sizeof msg);
                 if (rc) oh_errf(err, errlen, "%s:%zu: %s", path, line, msg);
             }
+            e->line = line;
             break;
         case YAML_SEQUENCE_END_EVENT: seq = NULL; break;
         case YAML_ALIAS_EVENT:
@@ -264,6 +269,16 @@ static int load_file(oh_config *cfg, const char *path, char *err, size_t errlen)
     yaml_parser_delete(&p);
     fclose(f);
     return rc;
+}
+
+/* "http.listen" -> "OMNIHUB_HTTP_LISTEN"; LEN > 8 */
+static void env_name(const char *key, char *out, size_t len)
+{
+    memcpy(out, "OMNIHUB_", 8);
+    size_t o = 8;
+    for (const char *c = key; *c && o + 1 < len; c++)
+        out[o++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+    out[o] = '\0';
 }
 
 static const char *env_lookup(char *const *envp, const char *name)
@@ -298,17 +313,15 @@ oh_config *oh_config_load(const char *path, const struct oh_config_key *const *t
             }
             e->set = false;
         }
-    if (path && load_file(cfg, path, err, errlen)) {
+    if (path && (!(cfg->path = strdup(path)) || load_file(cfg, path, err, errlen))) {
+        if (!cfg->path) oh_errf(err, errlen, "out of memory");
         oh_config_free(cfg);
         return NULL;
     }
     if (!envp) envp = environ;
     for (size_t i = 0; i < cfg->n; i++) {
-        char name[256] = "OMNIHUB_";
-        size_t o = 8;
-        for (const char *c = cfg->e[i].decl->key; *c && o + 1 < sizeof name; c++)
-            name[o++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
-        name[o] = '\0';
+        char name[256];
+        env_name(cfg->e[i].decl->key, name, sizeof name);
         const char *v = env_lookup(envp, name);
         char msg[512];
         if (v && assign(&cfg->e[i], v, msg, sizeof msg)) {
@@ -316,8 +329,86 @@ oh_config *oh_config_load(const char *path, const struct oh_config_key *const *t
             oh_config_free(cfg);
             return NULL;
         }
+        if (v) cfg->e[i].from_env = true;
     }
     return cfg;
+}
+
+void oh_config_where(const oh_config *cfg, const char *key, char *buf, size_t len)
+{
+    const struct entry *e = find(cfg, key);
+    if (e && e->from_env) {
+        char env[256];
+        env_name(key, env, sizeof env);
+        snprintf(buf, len, "environment %s", env);
+    } else if (e && e->line && cfg->path) {
+        snprintf(buf, len, "%s:%zu", cfg->path, e->line);
+    } else {
+        snprintf(buf, len, "%s", cfg->path ? cfg->path : "omnihubd");
+    }
+}
+
+/* Variables of the project's own tools and tests, not of the daemon. */
+static const char *const tool_vars[] = {"OMNIHUB_BUILD",  "OMNIHUB_VALGRIND", "OMNIHUB_FUZZ_",
+                                        "OMNIHUB_TEST_",  "OMNIHUB_BENCH_",   "OMNIHUB_CRASH_",
+                                        "OMNIHUB_SOURCE_ROOT"};
+
+/* Edit distance of A and B (both short), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[257];
+    if (la > 256 || lb > 256) return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub = diag + (a[i - 1] != b[j - 1]);
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+size_t oh_config_unknown_env(const oh_config *cfg, char *const *envp,
+                             void (*report)(const char *name, const char *suggestion, void *opaque),
+                             void *opaque)
+{
+    size_t n = 0;
+    if (!envp) envp = environ;
+    for (char *const *v = envp; *v; v++) {
+        if (strncmp(*v, "OMNIHUB_", 8) != 0) continue;
+        char name[256];
+        const char *eq = strchr(*v, '=');
+        size_t len = eq ? (size_t)(eq - *v) : strlen(*v);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, *v, len);
+        name[len] = '\0';
+        bool known = false;
+        for (size_t t = 0; t < OH_ARRAY_SIZE(tool_vars) && !known; t++)
+            known = strncmp(name, tool_vars[t], strlen(tool_vars[t])) == 0;
+        const char *best = NULL;
+        size_t best_d = 4; /* suggest only close matches */
+        char env[256];
+        for (size_t i = 0; i < cfg->n && !known; i++) {
+            env_name(cfg->e[i].decl->key, env, sizeof env);
+            size_t d = distance(name, env);
+            if (d == 0) known = true;
+            if (d < best_d) {
+                best_d = d;
+                best = cfg->e[i].decl->key;
+            }
+        }
+        if (known) continue;
+        if (best) env_name(best, env, sizeof env);
+        report(name, best ? env : NULL, opaque);
+        n++;
+    }
+    return n;
 }
 
 static struct entry *get(const oh_config *cfg, const char *key)
@@ -394,16 +485,31 @@ int oh_config_set(oh_config *cfg, const char *key, const char *value, char *err,
     return assign(e, value, err, errlen);
 }
 
+int oh_config_hostport(const oh_config *cfg, const char *key, char *host, size_t hostlen,
+                       int *port, char *err, size_t errlen)
+{
+    const char *v = oh_config_str(cfg, key);
+    const char *colon = v ? strrchr(v, ':') : NULL;
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || !colon[1] || *end || p <= 0 || p > 65535 ||
+        (size_t)(colon - v) >= hostlen || strcspn(v, " \t/") < (size_t)(colon - v)) {
+        oh_errf(err, errlen, "%s must be host:port with a port in 1-65535, got \"%s\"", key,
+                v ? v : "");
+        return OH_EINVAL;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(colon - v), v);
+    *port = (int)p;
+    return OH_OK;
+}
+
 int oh_config_require(const oh_config *cfg, const char *key, const char *why, char *err,
                       size_t errlen)
 {
     const char *v = oh_config_str(cfg, key);
     if (v && *v) return OH_OK;
-    char env[256] = "OMNIHUB_";
-    size_t o = 8;
-    for (const char *c = key; *c && o + 1 < sizeof env; c++)
-        env[o++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
-    env[o] = '\0';
+    char env[256];
+    env_name(key, env, sizeof env);
     oh_errf(err, errlen, "%s is required %s (set it in the config file or %s)", key, why, env);
     return OH_EINVAL;
 }

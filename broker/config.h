@@ -48,6 +48,25 @@ bool oh_config_any_set(const oh_config *cfg, const char *prefix);
 /* Overrides a value after loading (tests and the dev script use it). */
 int oh_config_set(oh_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 
+/* Where KEY's value came from, for error messages: "FILE:LINE",
+ * "environment OMNIHUB_...", or the file's name (or "omnihubd") for a
+ * default. */
+void oh_config_where(const oh_config *cfg, const char *key, char *buf, size_t len);
+
+/* Calls REPORT for every OMNIHUB_* variable in ENVP (NULL: the process
+ * environment) that names no declared key, with the closest key's variable
+ * as SUGGESTION (or NULL). Variables of the project's own tools
+ * (OMNIHUB_BUILD, OMNIHUB_TEST_*, ...) are not reported. Returns how many
+ * were reported. */
+size_t oh_config_unknown_env(const oh_config *cfg, char *const *envp,
+                             void (*report)(const char *name, const char *suggestion, void *opaque),
+                             void *opaque);
+
+/* Parses KEY as "host:port" (host may be empty: every interface) into
+ * HOST and PORT; OH_EINVAL with ERR naming the key otherwise. */
+int oh_config_hostport(const oh_config *cfg, const char *key, char *host, size_t hostlen,
+                       int *port, char *err, size_t errlen);
+
 /* Requires KEY to be set; fills ERR with a start-up message otherwise. */
 int oh_config_require(const oh_config *cfg, const char *key, const char *why, char *err,
                       size_t errlen);

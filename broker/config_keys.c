@@ -32,6 +32,8 @@ const struct oh_config_key oh_core_keys[] = {
 const struct oh_config_key oh_log_keys[] = {
     {"log.backend", OH_CFG_STR, "local", "conversation stream: local|kafka"},
     {"log.local.path", OH_CFG_STR, NULL, "local log file (default <data_dir>/log.db)"},
+    {"log.local.create", OH_CFG_BOOL, "true",
+     "create the log when missing (omnihubctl reads only an existing one)"},
     {"log.local.max_batch", OH_CFG_INT, "1024", "appends sharing one commit, at most"},
     {"kafka.brokers", OH_CFG_STR, NULL, "bootstrap servers, host:port,..."},
     {"kafka.topic_prefix", OH_CFG_STR, "omnihub.", "prefix of the events and timeline topics"},

@@ -35,8 +35,8 @@ static void lw_sample(struct oh_lagwatch *w, const struct lw_group *g)
         int64_t lag = l->end - (l->committed >= 0 ? l->committed : 0);
         if (lag < 0) lag = 0;
         /* age of the oldest unread record: grows while nobody consumes */
-        double age = lag > 0 && l->committed_ts >= 0 && now > l->committed_ts
-                         ? (double)(now - l->committed_ts) / 1000.0
+        double age = lag > 0 && l->oldest_ts >= 0 && now > l->oldest_ts
+                         ? (double)(now - l->oldest_ts) / 1000.0
                          : 0;
         char labels[160];
         snprintf(labels, sizeof labels, "group=\"%s\",topic=\"%s\",partition=\"%d\"", g->group,

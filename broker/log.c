@@ -7,20 +7,32 @@
 
 #define OPS(h) (((const struct oh_log_base *)(const void *)(h))->ops)
 
-oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen)
+int oh_log_check(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *name = oh_config_str(cfg, "log.backend");
-    if (!name || !strcmp(name, "local")) return oh_log_local_ops.open(cfg, err, errlen);
-    if (!strcmp(name, "kafka")) {
-#ifdef OH_HAVE_KAFKA
-        return oh_log_kafka_ops.open(cfg, err, errlen);
-#else
-        oh_errf(err, errlen, "log.backend: kafka: omnihub was built without librdkafka");
-        return NULL;
-#endif
+    if (!name || !strcmp(name, "local")) return OH_OK;
+    if (strcmp(name, "kafka") != 0) {
+        oh_errf(err, errlen, "log.backend: unknown backend \"%s\" (local|kafka)", name);
+        return OH_EINVAL;
     }
-    oh_errf(err, errlen, "log.backend: unknown backend '%s' (local|kafka)", name);
-    return NULL;
+#ifdef OH_HAVE_KAFKA
+    if (oh_config_int(cfg, "kafka.mock_brokers") > 0) return OH_OK;
+    return oh_config_require(cfg, "kafka.brokers",
+                             "with log.backend kafka (or kafka.mock_brokers: N)", err, errlen);
+#else
+    oh_errf(err, errlen, "log.backend: kafka: omnihub was built without librdkafka");
+    return OH_EINVAL;
+#endif
+}
+
+oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    if (oh_log_check(cfg, err, errlen)) return NULL;
+    const char *name = oh_config_str(cfg, "log.backend");
+#ifdef OH_HAVE_KAFKA
+    if (name && !strcmp(name, "kafka")) return oh_log_kafka_ops.open(cfg, err, errlen);
+#endif
+    return oh_log_local_ops.open(cfg, err, errlen);
 }
 
 void oh_log_close(oh_log *log)

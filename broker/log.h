@@ -25,6 +25,10 @@ typedef void (*oh_log_done_fn)(void *opaque, int err, int32_t partition, int64_t
 /* Opens the backend chosen by log.backend. Returns NULL and fills ERR.
  * Caller frees with oh_log_close(). */
 oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen);
+
+/* The checks of oh_log_open() that need no network and create nothing
+ * (the backend's name, its required keys): 0, or OH_EINVAL with ERR. */
+int oh_log_check(const oh_config *cfg, char *err, size_t errlen);
 /* Flushes pending appends (their callbacks fire) and frees. NULL is fine. */
 void oh_log_close(oh_log *log);
 
@@ -88,7 +92,9 @@ struct oh_log_lag {
     int32_t partition;
     int64_t committed;    /* next offset the group will read; -1 none */
     int64_t end;          /* log-end offset (next offset to be written) */
-    int64_t committed_ts; /* timestamp of the record at committed, ms; -1 none */
+    int64_t oldest_ts;    /* timestamp of the oldest record not consumed (the one at
+                           * committed, or the first one when the group never
+                           * committed), ms; -1 none */
     int64_t end_ts;       /* timestamp of the last record, ms; -1 none */
 };
 /* Fills up to MAX entries; returns the count or a negative code. Works from

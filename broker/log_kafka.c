@@ -274,14 +274,8 @@ static oh_log *kafka_open(const oh_config *cfg, char *err, size_t errlen)
         log->bootstrap = strdup(rd_kafka_mock_cluster_bootstraps(log->mock));
         OH_INFO(COMP, "mock Kafka cluster of %d brokers at %s", (int)mock_n, log->bootstrap);
     } else {
-        const char *b = oh_config_str(cfg, "kafka.brokers");
-        if (!b || !*b) {
-            oh_errf(err, errlen,
-                    "kafka.brokers is required with log.backend kafka "
-                    "(or kafka.mock_brokers: N)");
-            goto fail;
-        }
-        log->bootstrap = strdup(b);
+        /* present: oh_log_check() ran before */
+        log->bootstrap = strdup(oh_config_str(cfg, "kafka.brokers"));
     }
     if (!log->prefix || !log->bootstrap) {
         oh_errf(err, errlen, "out of memory");
@@ -746,7 +740,8 @@ static int kafka_lag(oh_log *log, const char *group, const char *topic, struct o
     char *ktopic = full_name(log, topic);
     /* A member of GROUP that never joins: it only reads committed offsets. */
     rd_kafka_t *rk = ktopic ? new_consumer(log, group, NULL, err, sizeof err) : NULL;
-    int64_t *at = calloc((size_t)n * 2, sizeof *at), *ts = at ? at + n : NULL;
+    int64_t *at = calloc((size_t)n * 3, sizeof *at), *ts = at ? at + n : NULL;
+    int64_t *low = at ? at + 2 * n : NULL;
     int rc = OH_ENOMEM;
     if (!rk || !at) goto out;
     oh_log_consumer tmp = {.ktopic = ktopic};
@@ -758,6 +753,7 @@ static int kafka_lag(oh_log *log, const char *group, const char *topic, struct o
         int64_t comm = l->elems[p].offset;
         out[p] = (struct oh_log_lag){p, comm >= 0 ? comm : -1, hi, -1, -1};
         at[p] = hi > lo ? hi - 1 : -1;
+        low[p] = lo;
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
@@ -768,11 +764,14 @@ static int kafka_lag(oh_log *log, const char *group, const char *topic, struct o
     fetch_ts(rk, ktopic, at, ts, n);
     for (int p = 0; p < n; p++) {
         out[p].end_ts = ts[p];
-        at[p] = out[p].committed >= 0 && out[p].committed < out[p].end ? out[p].committed : -1;
+        /* the oldest record not consumed: at committed, or the partition's
+         * first when the group never committed */
+        int64_t next = out[p].committed >= 0 ? out[p].committed : low[p];
+        at[p] = next < out[p].end ? next : -1;
     }
     fetch_ts(rk, ktopic, at, ts, n);
     for (int p = 0; p < n; p++)
-        out[p].committed_ts = ts[p];
+        out[p].oldest_ts = ts[p];
     rc = n;
 out:
     if (rk) {

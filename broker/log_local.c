@@ -398,6 +398,20 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     const char *path = oh_config_str(cfg, "log.local.path");
     const char *dir = oh_config_str(cfg, "data_dir");
     char buf[4096];
+    if (!oh_config_bool(cfg, "log.local.create")) {
+        /* a reader (omnihubctl) pointed at the wrong place must not report
+         * an empty log it made itself */
+        struct stat sb;
+        snprintf(buf, sizeof buf, "%s/log.db", dir && *dir ? dir : ".");
+        const char *want = path && *path ? path : buf;
+        if (stat(want, &sb) != 0) {
+            oh_errf(err, errlen,
+                    "no log at %s (run where the daemon runs, or pass -c with its "
+                    "configuration)",
+                    want);
+            goto fail;
+        }
+    }
     if (path && *path) {
         log->path = strdup(path);
         if (dir_of(path, buf, sizeof buf)) {
@@ -511,7 +525,8 @@ static int local_lag(oh_log *log, const char *group, const char *topic, struct o
 {
     static const char sql[] =
         "SELECT (SELECT next FROM group_offsets WHERE grp=?1 AND topic=?2 AND part=0),"
-        " (SELECT MAX(off) FROM records WHERE topic=?2)";
+        " (SELECT MAX(off) FROM records WHERE topic=?2),"
+        " (SELECT MIN(off) FROM records WHERE topic=?2)";
     static const char ts_sql[] = "SELECT ts_ms FROM records WHERE topic=? AND off=?";
     struct oh_log_lag l = {0, -1, 0, -1, -1};
     int rc = OH_EIO;
@@ -527,8 +542,10 @@ static int local_lag(oh_log *log, const char *group, const char *topic, struct o
     if (sqlite3_step(st) != SQLITE_ROW) goto end;
     if (sqlite3_column_type(st, 0) != SQLITE_NULL) l.committed = sqlite3_column_int64(st, 0);
     if (sqlite3_column_type(st, 1) != SQLITE_NULL) l.end = sqlite3_column_int64(st, 1) + 1;
-    int64_t at[2] = {l.committed, l.end - 1};
-    int64_t *dst[2] = {&l.committed_ts, &l.end_ts};
+    /* never committed: everything from the first record waits */
+    int64_t first = sqlite3_column_type(st, 2) != SQLITE_NULL ? sqlite3_column_int64(st, 2) : -1;
+    int64_t at[2] = {l.committed >= 0 ? l.committed : first, l.end - 1};
+    int64_t *dst[2] = {&l.oldest_ts, &l.end_ts};
     for (int i = 0; i < 2; i++) {
         if (at[i] < 0 || at[i] >= l.end) continue;
         sqlite3_reset(ts);

@@ -83,6 +83,57 @@ static int start_connectors(oh_hub *hub, char *err, size_t errlen)
     return OH_OK;
 }
 
+/* Every start-up check that needs no network and creates nothing: the
+ * secrets and keys the role needs, the backends and their settings, the
+ * listener, each enabled connector's configuration (its init, undone at
+ * once). --check-config runs exactly this; a start runs it before opening
+ * anything, so that a refused start leaves no files behind. */
+static int preflight(oh_hub *hub, char *err, size_t errlen)
+{
+    const oh_config *cfg = hub->cfg;
+    char host[256];
+    int port, rc;
+    if (hub->run_gateway &&
+        ((rc = oh_config_require(cfg, "auth.jwt_secret", "to authorize API calls", err, errlen)) ||
+         (rc = oh_config_hostport(cfg, "http.listen", host, sizeof host, &port, err, errlen))))
+        return rc;
+    if ((rc = oh_log_check(cfg, err, errlen)) || (rc = oh_store_check(cfg, err, errlen)))
+        return rc;
+    for (const struct oh_connector *const *c = oh_connectors; *c; c++) {
+        if (!connector_enabled(cfg, *c) || !(*c)->init) continue;
+        void *ctx = NULL;
+        char why[512] = "";
+        if ((*c)->init(hub, cfg, &ctx, why, sizeof why)) {
+            oh_errf(err, errlen, "connector %s: %s", (*c)->name, why);
+            return OH_EINVAL;
+        }
+        if ((*c)->destroy) (*c)->destroy(ctx);
+    }
+    return OH_OK;
+}
+
+/* The key an error message starts with ("store.backend: ..."), if any. */
+static const char *key_of(const char *msg, char *key, size_t len)
+{
+    size_t n = strcspn(msg, ": ");
+    if (n == 0 || n >= len || !strchr(msg, '.') || strchr(msg, '.') > msg + n) return NULL;
+    snprintf(key, len, "%.*s", (int)n, msg);
+    for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
+        for (const struct oh_config_key *k = *t; k->key; k++)
+            if (strcmp(k->key, key) == 0) return key;
+    return NULL;
+}
+
+static void warn_env(const char *name, const char *suggestion, void *opaque)
+{
+    (void)opaque;
+    if (suggestion)
+        OH_WARN("config", "%s is not a configuration variable and is ignored (did you mean %s?)",
+                name, suggestion);
+    else
+        OH_WARN("config", "%s is not a configuration variable and is ignored", name);
+}
+
 static int set_role(oh_hub *hub, const char *role, char *err, size_t errlen)
 {
     bool all = strcmp(role, "all") == 0;
@@ -140,22 +191,31 @@ int main(int argc, char **argv)
         oh_config_free(hub.cfg);
         return 2;
     }
-    if (check) {
-        oh_config_free(hub.cfg);
-        return 0;
-    }
     static const char *levels[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
         if (strcmp(oh_config_str(hub.cfg, "logging.level"), levels[i]) == 0)
             oh_slog_set_level((enum oh_level)i);
+    oh_config_unknown_env(hub.cfg, NULL, warn_env, NULL);
+    if (preflight(&hub, err, sizeof err)) {
+        char key[128], where[512];
+        if (key_of(err, key, sizeof key)) {
+            oh_config_where(hub.cfg, key, where, sizeof where);
+            fprintf(stderr, "%s: %s\n", where, err);
+        } else {
+            fprintf(stderr, "%s: %s\n", path ? path : "omnihubd", err);
+        }
+        oh_config_free(hub.cfg);
+        return 2;
+    }
+    if (check) {
+        oh_config_free(hub.cfg);
+        return 0;
+    }
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
     struct oh_feed_reader *feed = NULL;
     struct oh_lagwatch *lagw = NULL;
-    if (hub.run_gateway &&
-        oh_config_require(hub.cfg, "auth.jwt_secret", "to authorize API calls", err, sizeof err))
-        goto out;
     if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
     if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
     if (start_connectors(&hub, err, sizeof err)) goto out;

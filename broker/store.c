@@ -8,21 +8,30 @@
 
 #define OPS(st) (((const struct oh_store_base *)(st))->ops)
 
-oh_store *oh_store_open(const oh_config *cfg, char *err, size_t errlen)
+int oh_store_check(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *backend = oh_config_str(cfg, "store.backend");
-    if (!backend || !*backend || strcmp(backend, "sqlite") == 0)
-        return oh_store_sqlite_ops.open(cfg, err, errlen);
-    if (strcmp(backend, "postgres") == 0) {
-#ifdef OH_HAVE_POSTGRES
-        return oh_store_pg_ops.open(cfg, err, errlen);
-#else
-        oh_errf(err, errlen, "store.backend: postgres support was not built (libpq missing)");
-        return NULL;
-#endif
+    if (!backend || !*backend || strcmp(backend, "sqlite") == 0) return OH_OK;
+    if (strcmp(backend, "postgres") != 0) {
+        oh_errf(err, errlen, "store.backend: unknown backend \"%s\" (sqlite|postgres)", backend);
+        return OH_EINVAL;
     }
-    oh_errf(err, errlen, "store.backend: unknown backend '%s' (sqlite|postgres)", backend);
-    return NULL;
+#ifdef OH_HAVE_POSTGRES
+    return oh_store_pg_check(cfg, err, errlen);
+#else
+    oh_errf(err, errlen, "store.backend: postgres support was not built (libpq missing)");
+    return OH_EINVAL;
+#endif
+}
+
+oh_store *oh_store_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    if (oh_store_check(cfg, err, errlen)) return NULL;
+    const char *backend = oh_config_str(cfg, "store.backend");
+#ifdef OH_HAVE_POSTGRES
+    if (backend && strcmp(backend, "postgres") == 0) return oh_store_pg_ops.open(cfg, err, errlen);
+#endif
+    return oh_store_sqlite_ops.open(cfg, err, errlen);
 }
 
 void oh_store_close(oh_store *st)

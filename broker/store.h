@@ -17,6 +17,11 @@ typedef struct oh_store oh_store;
  * schema; a new store gets a fresh random epoch. Returns NULL and fills
  * ERR. Caller frees with oh_store_close(). */
 oh_store *oh_store_open(const oh_config *cfg, char *err, size_t errlen);
+
+/* The checks of oh_store_open() that need no network and create nothing
+ * (the backend's name, required keys, DSN syntax): 0, or OH_EINVAL with
+ * ERR. */
+int oh_store_check(const oh_config *cfg, char *err, size_t errlen);
 void oh_store_close(oh_store *st);
 
 const char *oh_store_backend(const oh_store *st); /* "sqlite" | "postgres" */

@@ -47,6 +47,10 @@ struct oh_store_base {
 extern const struct oh_store_ops oh_store_sqlite_ops;
 extern const struct oh_store_ops oh_store_pg_ops;
 
+/* store.postgres.*: a DSN (or shards) given, each one a connection string
+ * libpq can parse; ERR never quotes a DSN (it may hold a password). */
+int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
+
 /* Shared by both backends: rank of a delivery state for "never backwards"
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);

@@ -179,6 +179,40 @@ static int load_epoch(struct pg_store *s)
     return rc;
 }
 
+static int dsn_check(const char *key, const char *dsn, char *err, size_t errlen)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &why);
+    PQfreemem(why); /* may quote the DSN */
+    if (opts) {
+        PQconninfoFree(opts);
+        return OH_OK;
+    }
+    oh_errf(err, errlen,
+            "%s: not a libpq connection string (\"host=... dbname=...\" or a "
+            "postgresql:// URI)",
+            key);
+    return OH_EINVAL;
+}
+
+int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen)
+{
+    const char *dsn = oh_config_str(cfg, "store.postgres.dsn");
+    const char *read_dsn = oh_config_str(cfg, "store.postgres.read_dsn");
+    const char *const *list = NULL;
+    size_t nlist = oh_config_list(cfg, "store.postgres.shards", &list);
+    if (nlist == 0 && (!dsn || !*dsn)) {
+        oh_errf(err, errlen, "store.postgres.dsn is required with store.backend=postgres");
+        return OH_EINVAL;
+    }
+    if (dsn && *dsn && dsn_check("store.postgres.dsn", dsn, err, errlen)) return OH_EINVAL;
+    if (read_dsn && *read_dsn && dsn_check("store.postgres.read_dsn", read_dsn, err, errlen))
+        return OH_EINVAL;
+    for (size_t i = 0; i < nlist; i++)
+        if (dsn_check("store.postgres.shards", list[i], err, errlen)) return OH_EINVAL;
+    return OH_OK;
+}
+
 static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *dsn = oh_config_str(cfg, "store.postgres.dsn");
@@ -187,10 +221,6 @@ static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
     size_t nlist = oh_config_list(cfg, "store.postgres.shards", &list);
     int pool_size = (int)oh_config_int(cfg, "store.postgres.pool_size");
     if (pool_size < 1 || pool_size > 64) pool_size = pool_size < 1 ? 1 : 64;
-    if (nlist == 0 && (!dsn || !*dsn)) {
-        oh_errf(err, errlen, "store.postgres.dsn is required with store.backend=postgres");
-        return NULL;
-    }
     struct pg_store *s = calloc(1, sizeof *s);
     if (!s) goto nomem;
     s->base.ops = &oh_store_pg_ops;

@@ -23,14 +23,13 @@ int oh_lag_eval(const struct oh_lag_sample *s, int n, int64_t stop_after_ms,
     const struct oh_lag_sample *first = &s[0], *last = &s[n - 1];
     *out =
         (struct oh_lag_result){.committed = last->committed, .end = last->end, .lag = lag_of(last)};
-    if (out->lag > 0 && last->committed_ts >= 0 && last->end_ts >= last->committed_ts)
-        out->time_lag_s = (double)(last->end_ts - last->committed_ts) / 1000.0;
     if (out->lag > 0) {
         /* Unknown timestamp of the oldest unread record: it has waited at
          * least as long as we have been watching. */
-        int64_t since = last->committed_ts >= 0 ? last->committed_ts : first->at_ms;
+        int64_t since = last->oldest_ts >= 0 ? last->oldest_ts : first->at_ms;
         out->waiting_s = since < last->at_ms ? (double)(last->at_ms - since) / 1000.0 : 0;
     }
+    out->time_lag_s = out->waiting_s;
     bool stopped = out->waiting_s * 1000.0 > (double)stop_after_ms;
 
     for (int i = 0; i < n; i++) {
@@ -167,7 +166,7 @@ int oh_lag_cmd(oh_log *log, const char *const *groups, int ngroups, bool json, i
             if (i == 0 || n < g[k].nparts) g[k].nparts = n;
             for (int p = 0; p < n && p < g[k].nparts; p++)
                 g[k].s[(size_t)i * MAX_PARTS + (size_t)p] = (struct oh_lag_sample){
-                    now, lag[p].committed, lag[p].end, lag[p].committed_ts, lag[p].end_ts};
+                    now, lag[p].committed, lag[p].end, lag[p].oldest_ts, lag[p].end_ts};
         }
     }
     enum oh_lag_status w = OH_LAG_OK;

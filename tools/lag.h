@@ -11,7 +11,7 @@ struct oh_lag_sample {
     int64_t at_ms;        /* when it was taken (epoch ms) */
     int64_t committed;    /* next offset the group will read; -1 none */
     int64_t end;          /* log-end offset */
-    int64_t committed_ts; /* timestamp of the record at committed, ms; -1 none */
+    int64_t oldest_ts; /* timestamp of the oldest unread record, ms; -1 none */
     int64_t end_ts;       /* timestamp of the last record, ms; -1 none */
 };
 
@@ -22,8 +22,8 @@ struct oh_lag_result {
     int64_t committed;  /* of the newest sample */
     int64_t end;        /* of the newest sample */
     int64_t lag;        /* end - committed (no commit: end) */
-    double time_lag_s;  /* end_ts - committed_ts while lag > 0, else 0 */
-    double waiting_s;   /* how long the oldest unread record has waited, 0 if none */
+    double time_lag_s;  /* age of the oldest unread record (as Kafka tools show it), 0 if none */
+    double waiting_s;   /* the same figure, under its earlier JSON name */
     const char *reason; /* static one-line explanation */
 };
 

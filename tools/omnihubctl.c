@@ -17,27 +17,65 @@
 
 #define CTL_MAX_INPUT (16u << 20)
 
+/* Each command's synopsis (first line) and what it does, for `omnihubctl
+ * --help` and `omnihubctl COMMAND --help`. */
+static const struct {
+    const char *name, *synopsis, *help;
+} helps[] = {
+    {"normalize", "normalize --channel CH [--account A]",
+     "A raw provider payload on stdin (the webhook body of a chat channel, one\n"
+     "RFC 5322 message for email) -> the normalized events on stdout, one JSON\n"
+     "object a line, without a running daemon. Bad input: one line on stderr,\n"
+     "exit 2. CH is a channel below or api:<name>; A the account (default: the\n"
+     "one in the payload)."},
+    {"token", "token --secret S --sub ID [--role customer|agent] [--device D] [--ttl SECONDS]",
+     "Prints an HS256 bearer token signed with S (the daemon's auth.jwt_secret)\n"
+     "for user or agent ID; the role defaults to customer, the lifetime to 3600 s."},
+    {"sign", "sign --secret S",
+     "Body on stdin -> sha256=<hex HMAC-SHA256(S, body)>, the X-Omnihub-Signature\n"
+     "of POST /v1/inbound (S is api.inbound_secret)."},
+    {"tail", "tail [-c FILE] [--timeline] [--from-beginning]",
+     "Follows the events topic (or the timeline) of the log FILE configures, one\n"
+     "JSON line per event, until interrupted. Never creates a log: a missing one\n"
+     "is an error."},
+    {"lag", "lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]",
+     "Per group and partition: committed offset, log-end offset, lag, time lag\n"
+     "(the age of the oldest unconsumed record, seconds) and a status: OK, WARN\n"
+     "(the lag grows while committing), STALL (no commit while records wait),\n"
+     "STOP (no commit and the oldest unconsumed record waited over 60 s, also\n"
+     "for a group that never committed). N samples (default 3), MS apart\n"
+     "(default 1000). Never creates a log.\n"
+     "Exit status, for cron and Nagios-style checks: 0 OK, 1 WARN, 2 STALL or\n"
+     "STOP, 3 error (usage, unreadable log)."},
+    {"kafka-mock", "kafka-mock [--brokers N] [--partitions N]",
+     "Hosts librdkafka's in-process mock cluster and prints its bootstrap list\n"
+     "(for tests and trials without a Kafka cluster)."},
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: omnihubctl COMMAND [options]\n"
-            "\n"
-            "  normalize --channel CH [--account A]   provider payload on stdin -> events,\n"
-            "                                         one JSON object a line (no daemon)\n"
-            "  token --secret S --sub ID [--role customer|agent] [--device D] [--ttl SECONDS]\n"
-            "                                         print a HS256 bearer token\n"
-            "  sign --secret S                        body on stdin -> sha256=<hex>\n"
-            "  tail [-c FILE] [--timeline] [--from-beginning]\n"
-            "                                         follow the stream, events as JSON lines\n"
-            "  lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]\n"
-            "                                         consumer lag per group and partition\n"
-            "  kafka-mock [--brokers N] [--partitions N]\n"
-            "                                         host a mock Kafka cluster (tests)\n"
-            "\n"
-            "Channels for normalize:");
+    fprintf(out, "usage: omnihubctl COMMAND [options]   (omnihubctl COMMAND --help for more)\n\n");
+    for (size_t i = 0; i < OH_ARRAY_SIZE(helps); i++)
+        fprintf(out, "  %s\n", helps[i].synopsis);
+    fprintf(out, "\nChannels for normalize:");
     for (const struct oh_connector *const *c = oh_connectors; *c; c++)
         if ((*c)->normalize) fprintf(out, " %s", (*c)->name);
     fprintf(out, "\n");
+}
+
+/* `omnihubctl CMD --help`: true when ARGV asks for it (and it was printed). */
+static bool command_help(const char *cmd, int argc, char **argv)
+{
+    bool asked = false;
+    for (int i = 1; i < argc; i++)
+        asked |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (!asked) return false;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(helps); i++)
+        if (!strcmp(helps[i].name, cmd)) {
+            printf("usage: omnihubctl %s\n\n%s\n", helps[i].synopsis, helps[i].help);
+            return true;
+        }
+    return false;
 }
 
 static char *read_stdin(size_t *len)
@@ -183,11 +221,15 @@ static int cmd_sign(int argc, char **argv)
     return 0;
 }
 
+/* The daemon's configuration, for reading its log: never creates one. */
 static oh_config *load(const char *path)
 {
     char err[1024];
     oh_config *cfg = oh_config_load(path, oh_config_tables(), NULL, err, sizeof err);
-    if (!cfg) fprintf(stderr, "%s\n", err);
+    if (!cfg)
+        fprintf(stderr, "%s\n", err);
+    else
+        oh_config_set(cfg, "log.local.create", "false", err, sizeof err);
     return cfg;
 }
 
@@ -257,6 +299,8 @@ static int cmd_lag(int argc, char **argv)
     int ngroups = 0, samples = 3, interval = 1000;
     bool json = false;
     int opt;
+    /* exit codes of a monitoring check: 0 OK, 1 WARN, 2 STALL/STOP, 3 error */
+    enum { EXIT_ERROR = 3 };
     while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
@@ -266,22 +310,23 @@ static int cmd_lag(int argc, char **argv)
         case 'j': json = true; break;
         case 's': samples = atoi(optarg); break;
         case 'i': interval = atoi(optarg); break;
-        default: return 2;
+        default: return EXIT_ERROR;
         }
     }
     if (samples < 1 || interval < 0) {
         fprintf(stderr, "omnihubctl lag: --samples must be >= 1 and --interval >= 0\n");
-        return 2;
+        return EXIT_ERROR;
     }
     oh_config *cfg = load(path);
-    if (!cfg) return 2;
+    if (!cfg) return EXIT_ERROR;
     char err[512] = "";
     oh_log *log = oh_log_open(cfg, err, sizeof err);
-    int rc = 1;
+    enum oh_lag_status worst = OH_LAG_OK;
+    int rc = EXIT_ERROR;
     if (!log)
         fprintf(stderr, "omnihubctl lag: %s\n", err);
-    else if (oh_lag_cmd(log, groups, ngroups, json, samples, interval, stdout, NULL) == 0)
-        rc = 0;
+    else if (oh_lag_cmd(log, groups, ngroups, json, samples, interval, stdout, &worst) == 0)
+        rc = worst == OH_LAG_OK ? 0 : worst == OH_LAG_WARN ? 1 : 2;
     else
         fprintf(stderr, "omnihubctl lag: cannot read the log\n");
     oh_log_close(log);
@@ -305,6 +350,7 @@ int main(int argc, char **argv)
     argv[1] = argv[0];
     argc--;
     argv++;
+    if (command_help(cmd, argc, argv)) return 0;
     if (!strcmp(cmd, "normalize")) return cmd_normalize(argc, argv);
     if (!strcmp(cmd, "token")) return cmd_token(argc, argv);
     if (!strcmp(cmd, "sign")) return cmd_sign(argc, argv);

@@ -9,14 +9,21 @@ from conftest import ctl
 from test_kafka import KafkaMock, msg
 
 
-def lag(d, samples=2, interval=300):
-    """omnihubctl lag --json for omnihub-sync, with D's configuration."""
-    out = ctl("lag", "-c", d.config_path, "--group", "omnihub-sync", "--json", "--samples",
-              samples, "--interval", interval, check=True)
+STATUS_EXIT = {"OK": 0, "WARN": 1, "STALL": 2, "STOP": 2}  # documented in omnihubctl lag --help
+
+
+def lag(d, samples=2, interval=300, group="omnihub-sync"):
+    """omnihubctl lag --json for GROUP, with D's configuration; its exit
+    status must be that of the worst partition."""
+    out = ctl("lag", "-c", d.config_path, "--group", group, "--json", "--samples",
+              samples, "--interval", interval)
+    assert out.returncode in (0, 1, 2), out.stderr
     groups = json.loads(out.stdout)["groups"]
-    assert [g["group"] for g in groups] == ["omnihub-sync"]
+    assert [g["group"] for g in groups] == [group]
     assert groups[0]["topic"] == "events"
-    return groups[0]["partitions"]
+    parts = groups[0]["partitions"]
+    assert out.returncode == max(STATUS_EXIT[p["status"]] for p in parts), (out.returncode, parts)
+    return parts
 
 
 def total(parts):
@@ -81,9 +88,16 @@ def scenario(omnihub, tmp_path, kind):
                            90, step=3)
         assert stopped, lag(gw)
         assert total(stopped) == 15
-        assert max(p["time_lag_s"] for p in stopped) > 0
+        # time lag: the age of the oldest unconsumed record
+        assert max(p["time_lag_s"] for p in stopped) > 60
         assert max(p["waiting_s"] for p in stopped) > 60
         report["STOP after"] = round(time.time() - t0, 1)
+        # a group that never committed: its oldest unconsumed record is the
+        # first one, posted over a minute ago: STOP at once, from one sample
+        never = lag(gw, samples=1, group="omnihub-never-joined")
+        assert statuses(never) == {"STOP"}, never
+        assert sum(p["lag"] for p in never) == 25 and min(
+            p["time_lag_s"] for p in never if p["end"] > 0) > 60, never
 
         sync.start()
         t0 = time.time()

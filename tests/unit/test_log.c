@@ -367,8 +367,8 @@ START_TEST(local_groups_and_lag)
     ck_assert_int_eq(lag[0].partition, 0);
     ck_assert_int_eq(lag[0].committed, 10);
     ck_assert_int_eq(lag[0].end, 30);
-    ck_assert_int_ge(lag[0].committed_ts, before);
-    ck_assert_int_ge(lag[0].end_ts, lag[0].committed_ts);
+    ck_assert_int_ge(lag[0].oldest_ts, before);
+    ck_assert_int_ge(lag[0].end_ts, lag[0].oldest_ts);
     oh_log_consumer_close(c);
     ck_assert_int_eq(rs.revoked, 1);
 
@@ -763,9 +763,9 @@ START_TEST(kafka_mock_cluster)
         ends += lag[p].end;
     }
     ck_assert_int_eq(ends, 14000);
-    ck_assert_int_gt(lag[0].committed_ts, 0);
-    ck_assert_int_le(lag[0].committed_ts, lag[0].end_ts);
-    ck_assert_int_eq(lag[1].committed_ts, -1); /* caught up: no record there yet */
+    ck_assert_int_gt(lag[0].oldest_ts, 0);
+    ck_assert_int_le(lag[0].oldest_ts, lag[0].end_ts);
+    ck_assert_int_eq(lag[1].oldest_ts, -1); /* caught up: no record there yet */
     char *buf = NULL;
     size_t blen = 0;
     FILE *out = open_memstream(&buf, &blen);
