@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "email_int.h"
+#include "metrics.h"
 
 static const struct oh_config_key email_keys[] = {
     {"email.imap_url", OH_CFG_STR, NULL,
@@ -132,6 +133,7 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
     c->from_name = dup_or_null(oh_config_str(cfg, "email.from_name"));
     c->ca_file = dup_or_null(oh_config_str(cfg, "email.ca_file"));
     c->smtp_url = dup_or_null(oh_config_str(cfg, "email.smtp_url"));
+    oh_metrics_describe("omnihub_email_sent_total", "SMTP submissions, by result");
     const char *imap = oh_config_str(cfg, "email.imap_url");
     if (!imap && !c->smtp_url) {
         oh_errf(err, errlen, "email: set email.imap_url and/or email.smtp_url");

@@ -472,6 +472,11 @@ int email_imap_start(struct email_ctx *c)
     oh_metrics_describe("omnihub_email_polls_total", "IMAP polls per mailbox and result");
     oh_metrics_describe("omnihub_email_deadletters_total",
                         "messages that could not be turned into events");
+    oh_metrics_describe("omnihub_email_messages_total", "messages fetched over IMAP, by result");
+    oh_metrics_describe("omnihub_email_skipped_total", "messages skipped (our own), by reason");
+    oh_metrics_describe("omnihub_email_uidvalidity_resets_total",
+                        "mailboxes whose UIDVALIDITY changed (re-read from the start)");
+    oh_metrics_describe("omnihub_email_imap_up", "1 when the last IMAP poll of every box worked");
     if (pthread_create(&c->thread, NULL, poller, c) != 0) return OH_ENOMEM;
     c->started = true;
     return 0;

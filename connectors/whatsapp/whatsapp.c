@@ -88,6 +88,10 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
+    oh_metrics_describe("omnihub_whatsapp_ignored_total",
+                        "parts of deliveries ignored on purpose (other numbers, changes)");
+    oh_metrics_describe("omnihub_whatsapp_account_errors_total",
+                        "account-level errors Meta reported in deliveries");
     const char *base = oh_config_str(cfg, "whatsapp.api_base_url");
     c->hub = hub;
     c->app_secret = strdup(oh_config_str(cfg, "whatsapp.app_secret"));

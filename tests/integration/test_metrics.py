@@ -1,0 +1,69 @@
+"""/metrics follows the Prometheus conventions: HELP and TYPE on every
+family, the shortest number that reads back exactly, build information and
+the process metrics every Prometheus client exports."""
+import re
+
+from conftest import INBOUND_SECRET  # noqa: F401  (the daemon fixture signs with it)
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def parse(text):
+    helps, types, samples = {}, {}, []
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name, _, help_ = line[7:].partition(" ")
+            helps[name] = help_
+        elif line.startswith("# TYPE "):
+            name, _, kind = line[7:].partition(" ")
+            types[name] = kind
+        elif line:
+            m = SAMPLE.match(line)
+            assert m, f"not a sample line: {line!r}"
+            samples.append((m.group(1), m.group(2) or "", m.group(3)))
+    return helps, types, samples
+
+
+def family(name, types):
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+            return name[:-len(suffix)]
+    return name
+
+
+def shortest(value):
+    """Whole numbers as integers, others the shortest text that reads back."""
+    v = float(value)
+    if v == int(v) and abs(v) < 2 ** 53:
+        return str(int(v))
+    for prec in range(1, 18):
+        if float("%.*g" % (prec, v)) == v:
+            return "%.*g" % (prec, v)
+    return value
+
+
+def test_every_family_has_help_and_type_and_short_numbers(omnihub):
+    d = omnihub()
+    for i in range(5):
+        assert d.post_inbound({"channel": "api:m", "account": "a", "contact": {"id": f"u{i}"},
+                               "message_id": f"m{i}", "text": "hi"}).status_code == 202
+    d.request("GET", "/v1/conversations")  # a 401, for the error families
+    helps, types, samples = parse(d.metrics_text())
+    names = {family(n, types) for n, _, _ in samples}
+    assert {"omnihub_ingest_total", "omnihub_ingest_seconds", "omnihub_http_requests_total",
+            "omnihub_build_info", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+            "process_start_time_seconds"} <= names, names
+    for n in names:
+        assert n in types, f"{n} has no TYPE"
+        assert helps.get(n) and helps[n] != "(no description)", f"{n} has no HELP"
+    for name, labels, value in samples:
+        if value in ("+Inf", "-Inf", "NaN"):
+            continue
+        assert value == shortest(value), f"{name}{labels} {value}: longer than needed"
+    build = [s for s in samples if s[0] == "omnihub_build_info"]
+    assert len(build) == 1 and 'version="' in build[0][1] and build[0][2] == "1"
+    rss = [float(v) for n, _, v in samples if n == "process_resident_memory_bytes"]
+    assert rss and rss[0] > 1 << 20
+    fds = [float(v) for n, _, v in samples if n == "process_open_fds"]
+    assert fds and fds[0] >= 3
