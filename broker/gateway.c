@@ -698,6 +698,43 @@ static void add_header_name(struct oh_gateway *gw, const char *name)
         gw->header_names[gw->nheader_names++] = strdup(name);
 }
 
+/* libwebsockets' own log lines, as JSON log lines like ours (it would
+ * print raw text on stderr). lws ends each line with a newline and may
+ * prefix a timestamp of its own; both go. Hostile clients make lws log
+ * (a header flood: "Ran out of header data space" per connection), so at
+ * most LWS_LOG_BURST lines per 10 s are written and the rest counted.
+ * Runs on the service thread. */
+#define LWS_LOG_BURST 20
+static void lws_emit(int level, const char *line)
+{
+    static int64_t window_ms;
+    static int written, dropped;
+    int64_t now = oh_mono_ms();
+    if (now - window_ms >= 10000) {
+        if (dropped)
+            OH_WARN("lws", "%d more libwebsockets lines in the last 10 s were not logged",
+                    dropped);
+        window_ms = now;
+        written = dropped = 0;
+    }
+    if (written++ >= LWS_LOG_BURST) {
+        dropped++;
+        return;
+    }
+    const char *p = line;
+    if (*p == '[') { /* "[2026/12/03 17:30:01:1234] E: " */
+        const char *close = strchr(p, ']');
+        if (close) p = close + 1;
+    }
+    while (*p == ' ')
+        p++;
+    if (p[0] && p[1] == ':' && p[2] == ' ') p += 3; /* the level letter */
+    int n = (int)strcspn(p, "\n");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\r'))
+        n--;
+    oh_slog(level & LLL_ERR ? OH_LVL_ERROR : OH_LVL_WARN, "lws", "%.*s", n, p);
+}
+
 static void tick(lws_sorted_usec_list_t *sul);
 static lws_sorted_usec_list_t tick_sul;
 static struct oh_gateway *tick_gw;
@@ -774,7 +811,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         gw->mount.origin_protocol = LWSMPRO_FILE;
         info.mounts = &gw->mount;
     }
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     /* lws sizes its descriptor table from the soft limit: take the hard
      * one, so that thousands of idle clients do not lock others out */
     struct rlimit nofile;

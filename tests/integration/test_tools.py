@@ -124,3 +124,27 @@ def test_dev_build_shows_compiler_errors(tmp_path):
     assert r.returncode != 0
     assert "oh.c" in out and "error" in out and "this_is_not_c" in out, out[-3000:]
     assert "the build in build failed" in out
+
+
+def test_libwebsockets_lines_are_json_and_bounded(omnihub):
+    """lws's own messages go into the JSON log (not raw text on stderr), and
+    a flood of hostile connections cannot flood the log through them."""
+    import json
+    import socket
+    d = omnihub()
+    for _ in range(60):
+        with socket.create_connection(("127.0.0.1", d.port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n")
+            s.settimeout(5)
+            try:
+                while s.recv(65536):
+                    pass
+            except OSError:
+                pass
+    d.stop()
+    lines = [line for line in d.logs().splitlines() if line.strip()]
+    for line in lines:
+        json.loads(line)  # every line is a JSON object
+    lws = [json.loads(line) for line in lines if '"component":"lws"' in line]
+    assert lws, "the header flood left no trace in the log"
+    assert len(lws) <= 21, len(lws)
