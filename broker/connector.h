@@ -100,9 +100,17 @@ struct oh_connector {
      * again), any other negative code a permanent failure; RES says more. */
     int (*send)(void *ctx, const json_t *event, struct oh_send_result *res);
 
-    /* Fetches a media object on a worker thread; may block. */
+    /* Fetches a media object on a worker thread; may block. Called only
+     * once the caller is authorized (see media_owner). */
     int (*media)(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
                  size_t errlen);
+
+    /* The conversation media REF belongs to, from what the instance knows
+     * locally (never the network): fills CONV and returns true, or false
+     * when it does not know. Runs on a worker thread before media; the
+     * gateway answers 403 without fetching when the caller may not read
+     * that conversation. NULL, or an unknown ref: only agents may fetch. */
+    bool (*media_owner)(void *ctx, const char *ref, char conv[OH_ID_MAX]);
 
     /* Pollers (a mailbox, say): start their own threads, stop and join them. */
     int (*start)(void *ctx);

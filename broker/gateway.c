@@ -302,6 +302,10 @@ static void readyz_work(void *opaque)
     gw_complete(r);
 }
 
+/* Authorizes before anything leaves the daemon: the owner of a ref comes
+ * from what its connector knows locally, and a caller who may not read it
+ * (or asks for a ref nobody knows) gets the same 403 with no platform call,
+ * so neither the bandwidth nor the answer says what exists upstream. */
 static void media_work(void *opaque)
 {
     struct req *r = opaque;
@@ -310,9 +314,17 @@ static void media_work(void *opaque)
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);
     struct oh_instance *in = oh_hub_connector(r->gw->hub, name);
+    const char *ref = slash + 1;
+    char owner[OH_ID_MAX] = "";
+    if (!in->vt->media_owner || !in->vt->media_owner(in->ctx, ref, owner)) owner[0] = '\0';
+    if (!oh_auth_may_access(&r->who, owner)) { /* "": agents only */
+        gw_reply_error(r, 403, "forbidden", "not your media");
+        gw_complete(r);
+        return;
+    }
     struct oh_media m = {0};
     char err[256] = "";
-    int rc = in->vt->media(in->ctx, slash + 1, 16u << 20, &m, err, sizeof err);
+    int rc = in->vt->media(in->ctx, ref, 16u << 20, &m, err, sizeof err);
     if (rc) {
         int st = rc == OH_ETOOBIG ? 413 : rc == OH_ENOTFOUND ? 404 : rc == OH_EINVAL ? 400 : 502;
         gw_reply_error(r, st, st == 502 ? "upstream" : gw_error_code(st), "%s",

@@ -200,19 +200,33 @@ static int email_send(void *vctx, const json_t *event, struct oh_send_result *re
     return email_smtp_send(vctx, event, res);
 }
 
+/* The <ref>.json sidecar of a media ref; NULL when REF is not one we wrote. */
+static json_t *media_meta(const struct email_ctx *c, const char *ref)
+{
+    if (strlen(ref) != 64 || strspn(ref, "0123456789abcdef") != 64) return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.json", c->media_dir, ref);
+    json_error_t je;
+    return json_load_file(path, 0, &je);
+}
+
+/* The sidecar names the owning conversation: the gateway authorizes from it. */
+static bool email_media_owner(void *vctx, const char *ref, char conv[OH_ID_MAX])
+{
+    json_t *meta = media_meta(vctx, ref);
+    const char *owner = json_string_value(json_object_get(meta, "conversation_id"));
+    bool found = owner && *owner && strlen(owner) < OH_ID_MAX;
+    if (found) snprintf(conv, OH_ID_MAX, "%s", owner);
+    json_decref(meta);
+    return found;
+}
+
 /* Serves <media_dir>/<ref> with the metadata of its <ref>.json sidecar. */
 static int email_media(void *vctx, const char *ref, size_t max_bytes, struct oh_media *out,
                        char *err, size_t errlen)
 {
     struct email_ctx *c = vctx;
-    if (strlen(ref) != 64 || strspn(ref, "0123456789abcdef") != 64) {
-        oh_errf(err, errlen, "unknown media ref");
-        return OH_ENOTFOUND;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.json", c->media_dir, ref);
-    json_error_t je;
-    json_t *meta = json_load_file(path, 0, &je);
+    json_t *meta = media_meta(c, ref);
     if (!meta) {
         oh_errf(err, errlen, "unknown media ref");
         return OH_ENOTFOUND;
@@ -225,6 +239,7 @@ static int email_media(void *vctx, const char *ref, size_t max_bytes, struct oh_
     snprintf(out->conversation_id, sizeof out->conversation_id, "%s",
              email_or(json_string_value(json_object_get(meta, "conversation_id")), ""));
     json_decref(meta);
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", c->media_dir, ref);
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -288,6 +303,7 @@ const struct oh_connector oh_connector_email = {
     .normalize = email_normalize,
     .send = email_send,
     .media = email_media,
+    .media_owner = email_media_owner,
     .start = email_start,
     .stop = email_stop,
     .ready = email_ready,

@@ -55,6 +55,12 @@ bool wa_media_owner_get(struct wa_ctx *c, const char *media_id, char conv[OH_ID_
     return found;
 }
 
+/* The vtable's media_owner: media ids seen in recent deliveries. */
+static bool wa_media_owner(void *ctx, const char *ref, char conv[OH_ID_MAX])
+{
+    return wa_media_owner_get(ctx, ref, conv);
+}
+
 static void wa_destroy(void *ctx)
 {
     struct wa_ctx *c = ctx;
@@ -235,5 +241,6 @@ const struct oh_connector oh_connector_whatsapp = {
     .normalize = wa_normalize,
     .send = wa_send,
     .media = wa_media,
+    .media_owner = wa_media_owner,
     .destroy = wa_destroy,
 };

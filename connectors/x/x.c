@@ -85,13 +85,31 @@ static bool x_skip_echo(void *opaque, const char *app_id, const char *event_id)
     return found;
 }
 
+/* The CRC answer is HMAC(secret, T), exactly the signature X puts on a
+ * delivery whose body is T: answering any T would sign whatever a stranger
+ * wants to POST. So T must be what X sends (a short URL-safe, base64-like
+ * string) and can never be a delivery: none of these bytes is '{' or JSON
+ * whitespace, and x_webhook refuses every body that does not start so. */
+static bool crc_token_ok(const char *t)
+{
+    size_t n = strlen(t);
+    return n > 0 && n <= X_CRC_TOKEN_MAX &&
+           strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_.~") == n;
+}
+
 /* GET ?crc_token=T -> {"response_token": "sha256=<base64 HMAC(secret, T)>"}. */
 static int x_crc(struct x_ctx *c, const struct oh_http_req *req, struct oh_http_reply *reply,
                  char *err, size_t errlen)
 {
-    char token[512], sig[64];
-    if (oh_http_query_param(req, "crc_token", token, sizeof token) != OH_OK || !token[0]) {
+    char token[X_CRC_TOKEN_MAX + 2], sig[64];
+    int rc = oh_http_query_param(req, "crc_token", token, sizeof token);
+    if (rc == OH_ENOTFOUND || (rc == OH_OK && !token[0])) {
         oh_errf(err, errlen, "crc_token is missing");
+        return OH_EINVAL;
+    }
+    if (rc != OH_OK || !crc_token_ok(token)) {
+        oh_errf(err, errlen, "crc_token must be 1 to %d characters of [A-Za-z0-9+/=._~-]",
+                X_CRC_TOKEN_MAX);
         return OH_EINVAL;
     }
     x_sign(c->consumer_secret, token, strlen(token), sig);
@@ -117,6 +135,16 @@ static int x_webhook(void *opaque, const struct oh_http_req *req, struct oh_even
     if (strcmp(req->method, "GET") == 0) return x_crc(c, req, reply, err, errlen);
     if (strcmp(req->method, "POST") != 0) {
         oh_errf(err, errlen, "X answers CRC checks with GET and delivers events with POST");
+        return OH_EINVAL;
+    }
+    /* A delivery is a JSON object. Refused before the signature is looked
+     * at, so no string a CRC answer ever signed can pass as one. */
+    size_t i = 0;
+    while (i < req->body_len && (req->body[i] == ' ' || req->body[i] == '\t' ||
+                                 req->body[i] == '\r' || req->body[i] == '\n'))
+        i++;
+    if (i == req->body_len || req->body[i] != '{') {
+        oh_errf(err, errlen, "x: a delivery is a JSON object");
         return OH_EINVAL;
     }
     if (oh_sig_check_b64(c->consumer_secret, req->body, req->body_len,

@@ -8,9 +8,10 @@
 #include "connector.h"
 #include "hub.h"
 
-#define X_CHANNEL    "x"
-#define X_TIMEOUT_MS 15000
-#define X_RECENT     1024 /* dm_event_ids of our own recent sends */
+#define X_CHANNEL       "x"
+#define X_TIMEOUT_MS    15000
+#define X_RECENT        1024 /* dm_event_ids of our own recent sends */
+#define X_CRC_TOKEN_MAX 256  /* longest crc_token the CRC answers */
 
 /* Instance state behind the vtable's ctx. */
 struct x_ctx {
