@@ -361,7 +361,8 @@ static void read_work(void *opaque)
     if (rc == OH_OK && j->seq > conv.head)
         j->status = 400;
     else if (rc == OH_OK)
-        rc = oh_store_cursor_set(st, j->conv, j->c->who.sub, j->c->who.device, j->seq);
+        rc = oh_store_cursor_set(st, j->conv, oh_auth_role_name(j->c->who.role), j->c->who.sub,
+                                 j->c->who.device, j->seq);
     if (!j->status && rc) j->status = rc == OH_ENOTFOUND ? 404 : 503;
     job_done(j);
 }
@@ -516,7 +517,7 @@ static void finish_job(struct wsjob *j)
             gw_ws_send_error(c, gw_error_code(j->status),
                              j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
-            gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
+            gw_ws_read_fanout(c->gw, &c->who, j->conv, j->seq);
         }
         break;
     }
@@ -542,13 +543,15 @@ static void drain_jobs(struct oh_gateway *gw)
     }
 }
 
-void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
-                       const char *conv, int64_t seq)
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq)
 {
+    /* the sub alone is not the user: a customer may carry an agent's sub */
     for (struct wsconn *c = gw->conns; c; c = c->next)
-        if (c->wsi && strcmp(c->who.sub, user) == 0 && strcmp(c->who.device, device) != 0)
+        if (c->wsi && c->who.role == who->role && strcmp(c->who.sub, who->sub) == 0 &&
+            strcmp(c->who.device, who->device) != 0 && oh_auth_may_access(&c->who, conv))
             gw_ws_send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation",
-                                         conv, "seq", (json_int_t)seq, "device", device));
+                                         conv, "seq", (json_int_t)seq, "device", who->device));
 }
 
 /* ---- client messages ---- */
