@@ -114,3 +114,8 @@ bool oh_auth_may_access(const struct oh_principal *p, const char *conv)
     oh_auth_customer_conversation(p->sub, mine);
     return strcmp(mine, conv) == 0;
 }
+
+const char *oh_auth_role_name(enum oh_role role)
+{
+    return role == OH_ROLE_AGENT ? "agent" : "customer";
+}

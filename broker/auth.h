@@ -27,6 +27,9 @@ char *oh_auth_issue(const char *secret, const char *sub, const char *role, const
  * conversation derived from their sub; agents act on every conversation. */
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv);
 
+/* "agent" or "customer": the role's name in tokens and in the store. */
+const char *oh_auth_role_name(enum oh_role role);
+
 /* The webchat conversation of customer SUB. */
 void oh_auth_customer_conversation(const char *sub, char out[129]);
 

@@ -124,9 +124,10 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
 void gw_ws_deliver_live(struct oh_gateway *gw);
 void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
 void gw_ws_tick(struct oh_gateway *gw);
-/* Tells USER's other connected devices about a read cursor. */
-void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
-                       const char *conv, int64_t seq);
+/* Tells WHO's other connected devices (same role and sub) that may see
+ * CONV about a read cursor. */
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq);
 void gw_ws_free_all(struct oh_gateway *gw);
 /* Parses one client message: a JSON object with a string "type". Pure (the
  * fuzzers call it). Returns the object, which the caller releases, and its

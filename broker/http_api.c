@@ -338,7 +338,7 @@ static void post_message(struct req *r, const char *conv)
 static void after_read(struct req *r)
 {
     struct api *a = r->state;
-    if (r->status == 200) gw_ws_read_fanout(r->gw, r->who.sub, r->who.device, a->conv, a->read_seq);
+    if (r->status == 200) gw_ws_read_fanout(r->gw, &r->who, a->conv, a->read_seq);
 }
 
 static void read_work(void *opaque)
@@ -351,8 +351,9 @@ static void read_work(void *opaque)
     if (rc == OH_OK && a->read_seq > c.head) {
         gw_reply_error(r, 400, "bad_request", "seq %lld is past the head %lld",
                        (long long)a->read_seq, (long long)c.head);
-    } else if (rc == OH_OK && (rc = oh_store_cursor_set(st, a->conv, r->who.sub, r->who.device,
-                                                        a->read_seq)) == OH_OK) {
+    } else if (rc == OH_OK &&
+               (rc = oh_store_cursor_set(st, a->conv, oh_auth_role_name(r->who.role), r->who.sub,
+                                         r->who.device, a->read_seq)) == OH_OK) {
         r->after = after_read;
         gw_reply_json(r, 200,
                       json_pack("{s:s, s:I, s:s}", "conversation_id", a->conv, "seq",

@@ -123,16 +123,16 @@ int oh_store_message_state(oh_store *st, const char *conv, const char *message_i
     return OPS(st)->message_state(st, conv, message_id, out);
 }
 
-int oh_store_cursor_set(oh_store *st, const char *conv, const char *user, const char *device,
-                        int64_t seq)
+int oh_store_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                        const char *device, int64_t seq)
 {
-    return OPS(st)->cursor_set(st, conv, user, device, seq);
+    return OPS(st)->cursor_set(st, conv, role, user, device, seq);
 }
 
-int oh_store_cursors(oh_store *st, const char *conv, const char *user, oh_store_cursor_fn fn,
-                     void *opaque)
+int oh_store_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                     oh_store_cursor_fn fn, void *opaque)
 {
-    return OPS(st)->cursors(st, conv, user, fn, opaque);
+    return OPS(st)->cursors(st, conv, role, user, fn, opaque);
 }
 
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value)

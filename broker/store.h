@@ -36,7 +36,7 @@ struct oh_store_item {
                               attributes added when it was stored */
     int32_t src_partition; /* in: where it was read from the events topic */
     int64_t src_offset;
-    int64_t seq; /* out: assigned seq, 0 when dropped as a duplicate */
+    int64_t seq;    /* out: assigned seq, 0 when dropped as a duplicate */
     bool want_text; /* in: hand back the stored text in JSON/LEN */
     char *json;     /* out: when WANT_TEXT and the backend has it at hand, the
                        stored text of the sequenced event (what json_dumps of
@@ -131,12 +131,16 @@ int oh_store_message_state(oh_store *st, const char *conv, const char *message_i
 
 /* ---- read cursors ---- */
 
-/* Stores DEVICE's read cursor of USER in CONV (never moves backwards). */
-int oh_store_cursor_set(oh_store *st, const char *conv, const char *user, const char *device,
-                        int64_t seq);
+/* A user is ROLE ("agent", "customer") and USER (the token's sub): an
+ * agent and a customer may share a sub. */
+/* Stores DEVICE's read cursor of the user in CONV (never moves backwards). */
+int oh_store_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                        const char *device, int64_t seq);
 typedef int (*oh_store_cursor_fn)(void *opaque, const char *device, int64_t seq);
-int oh_store_cursors(oh_store *st, const char *conv, const char *user, oh_store_cursor_fn fn,
-                     void *opaque);
+/* Calls FN for each device's cursor of the user, by device; cursors stored
+ * before roles were (role '') count for either role. */
+int oh_store_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                     oh_store_cursor_fn fn, void *opaque);
 
 /* ---- connector key/value space ---- */
 

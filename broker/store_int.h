@@ -29,10 +29,10 @@ struct oh_store_ops {
     int (*ref_put)(oh_store *st, const char *channel, const char *account, const char *ref,
                    const char *conv, const char *message_id);
     int (*message_state)(oh_store *st, const char *conv, const char *message_id, char out[16]);
-    int (*cursor_set)(oh_store *st, const char *conv, const char *user, const char *device,
-                      int64_t seq);
-    int (*cursors)(oh_store *st, const char *conv, const char *user, oh_store_cursor_fn fn,
-                   void *opaque);
+    int (*cursor_set)(oh_store *st, const char *conv, const char *role, const char *user,
+                      const char *device, int64_t seq);
+    int (*cursors)(oh_store *st, const char *conv, const char *role, const char *user,
+                   oh_store_cursor_fn fn, void *opaque);
     int (*kv_put)(oh_store *st, const char *ns, const char *key, const char *value);
     int (*kv_get)(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
     int (*kv_del)(oh_store *st, const char *ns, const char *key);

@@ -95,11 +95,12 @@ const char *const oh_pg_sql[P_COUNT] = {
                   "SET conversation_id = EXCLUDED.conversation_id, "
                   "message_id = EXCLUDED.message_id",
     [P_STATE_GET] = "SELECT state FROM msg_state WHERE conversation_id = $1 AND message_id = $2",
-    [P_CURSOR_SET] = "INSERT INTO cursors AS k (conversation_id, user_id, device, seq) "
-                     "VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, user_id, device) "
+    [P_CURSOR_SET] = "INSERT INTO cursors AS k (conversation_id, user_id, role, device, seq) "
+                     "VALUES ($1, $2, $3, $4, $5) "
+                     "ON CONFLICT (conversation_id, user_id, role, device) "
                      "DO UPDATE SET seq = EXCLUDED.seq WHERE EXCLUDED.seq > k.seq",
-    [P_CURSORS] = "SELECT device, seq FROM cursors WHERE conversation_id = $1 AND user_id = $2 "
-                  "ORDER BY device",
+    [P_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = $1 "
+                  "AND user_id = $2 AND role IN ($3, '') GROUP BY device ORDER BY device",
     [P_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) "
                  "DO UPDATE SET value = EXCLUDED.value",
     [P_KV_GET] = "SELECT value FROM kv WHERE ns = $1 AND key = $2",
@@ -679,23 +680,23 @@ static int pg_message_state(oh_store *st, const char *conv, const char *message_
     return rc;
 }
 
-static int pg_cursor_set(oh_store *st, const char *conv, const char *user, const char *device,
-                         int64_t seq)
+static int pg_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                         const char *device, int64_t seq)
 {
     struct pg_store *s = (struct pg_store *)st;
     char q[24];
     i64s(q, sizeof q, seq);
-    const char *vals[] = {conv, user, device, q};
-    return exec_void(conv_pool(s, conv), P_CURSOR_SET, 4, vals);
+    const char *vals[] = {conv, user, role, device, q};
+    return exec_void(conv_pool(s, conv), P_CURSOR_SET, 5, vals);
 }
 
-static int pg_cursors(oh_store *st, const char *conv, const char *user, oh_store_cursor_fn fn,
-                      void *opaque)
+static int pg_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                      oh_store_cursor_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    const char *vals[] = {conv, user};
+    const char *vals[] = {conv, user, role};
     PGresult *r;
-    int rc = oh_pg_exec(conv_pool(s, conv), P_CURSORS, 2, vals, &r, true);
+    int rc = oh_pg_exec(conv_pool(s, conv), P_CURSORS, 3, vals, &r, true);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int stop = fn(opaque, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));

@@ -97,11 +97,12 @@ static const char *const sq_sql[S_COUNT] = {
                   "SET conversation_id = excluded.conversation_id, "
                   "message_id = excluded.message_id",
     [S_STATE_GET] = "SELECT state FROM msg_state WHERE conversation_id = ?1 AND message_id = ?2",
-    [S_CURSOR_SET] = "INSERT INTO cursors (conversation_id, user_id, device, seq) "
-                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (conversation_id, user_id, device) "
+    [S_CURSOR_SET] = "INSERT INTO cursors (conversation_id, user_id, role, device, seq) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5) "
+                     "ON CONFLICT (conversation_id, user_id, role, device) "
                      "DO UPDATE SET seq = excluded.seq WHERE excluded.seq > cursors.seq",
-    [S_CURSORS] = "SELECT device, seq FROM cursors WHERE conversation_id = ?1 AND user_id = ?2 "
-                  "ORDER BY device",
+    [S_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = ?1 "
+                  "AND user_id = ?2 AND role IN (?3, '') GROUP BY device ORDER BY device",
     [S_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) "
                  "DO UPDATE SET value = excluded.value",
     [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
@@ -811,10 +812,10 @@ static int sq_message_state(oh_store *st, const char *conv, const char *message_
     return rc != 0 ? rc : !n ? OH_ENOTFOUND : b.rc;
 }
 
-static int sq_cursor_set(oh_store *st, const char *conv, const char *user, const char *device,
-                         int64_t seq)
+static int sq_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                         const char *device, int64_t seq)
 {
-    struct sq_args a = {3, {conv, user, device}, {seq, 0}};
+    struct sq_args a = {4, {conv, user, role, device}, {seq, 0}};
     return sq_write((struct sq_store *)st, S_CURSOR_SET, bind_args, &a);
 }
 
@@ -829,11 +830,11 @@ static int row_cursor(sqlite3_stmt *q, void *ctx)
     return l->fn(l->opaque, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1));
 }
 
-static int sq_cursors(oh_store *st, const char *conv, const char *user, oh_store_cursor_fn fn,
-                      void *opaque)
+static int sq_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                      oh_store_cursor_fn fn, void *opaque)
 {
     struct sq_cursors l = {fn, opaque};
-    struct sq_args a = {2, {conv, user}, {0, 0}};
+    struct sq_args a = {3, {conv, user, role}, {0, 0}};
     return sq_read((struct sq_store *)st, S_CURSORS, &a, row_cursor, &l, NULL);
 }
 

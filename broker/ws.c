@@ -42,6 +42,7 @@ struct sub {
     size_t row_bytes; /* per event in the last replay page */
     struct pend *pend, **pend_tail;
     size_t npend;
+    int jobs; /* jobs in flight that point here: a dead sub is freed at 0 */
 };
 
 enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ };
@@ -55,6 +56,7 @@ struct wsjob {
     char conv[OH_ID_MAX];
     char epoch[64];
     bool has_epoch;
+    bool recovered; /* out: the client's position is one of the current epoch */
     int64_t after, seq;
     json_t *body;
     char key[130];
@@ -107,6 +109,34 @@ static void pend_clear(struct sub *s)
     s->npend = 0;
 }
 
+/* Subscription records held (live ones and dead ones awaiting a job). */
+static void subs_gauge(int by)
+{
+    oh_metrics_set("omnihub_ws_subscriptions", "",
+                   oh_metrics_value("omnihub_ws_subscriptions", "") + by);
+}
+
+static void sub_free(struct sub *s)
+{
+    pend_clear(s);
+    free(s);
+    subs_gauge(-1);
+}
+
+/* Takes dead S off its connection and frees it once no job points at it
+ * (a replay page in flight on a worker still writes to its job, and its
+ * completion looks at S). */
+static void sub_reap(struct sub *s)
+{
+    if (!s->dead || s->jobs) return;
+    for (struct sub **p = &s->c->subs; *p; p = &(*p)->next_conn)
+        if (*p == s) {
+            *p = s->next_conn;
+            break;
+        }
+    sub_free(s);
+}
+
 static void sub_unlink(struct oh_gateway *gw, struct sub *s)
 {
     struct sub **p = s->all ? &gw->all_subs : &gw->subs[slot_of(s->conv)];
@@ -117,6 +147,14 @@ static void sub_unlink(struct oh_gateway *gw, struct sub *s)
         }
     s->dead = true;
     pend_clear(s);
+}
+
+/* Ends S on a connection that stays open: its slot is free again. */
+static void sub_drop(struct sub *s)
+{
+    sub_unlink(s->c->gw, s);
+    s->c->nsubs--;
+    sub_reap(s);
 }
 
 static struct live_item *item_copy(const struct live_item *it)
@@ -261,8 +299,12 @@ static void subscribe_work(void *opaque)
         j->head = 0; /* their webchat conversation, not opened yet */
     else
         j->status = rc == OH_ENOTFOUND ? 404 : 503;
-    bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
-    j->seq = recovered ? j->after : 0; /* where the replay starts */
+    /* a position past the head is not one this epoch gave out: like an
+     * unknown epoch, the replay starts over (or live events past the head
+     * would be held back until seq passed it) */
+    j->recovered =
+        j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 && j->after <= j->head : j->after == 0;
+    j->seq = j->recovered ? j->after : 0; /* where the replay starts */
     if (!j->status) {
         int64_t asked = j->after;
         j->after = j->seq;
@@ -319,7 +361,8 @@ static void read_work(void *opaque)
     if (rc == OH_OK && j->seq > conv.head)
         j->status = 400;
     else if (rc == OH_OK)
-        rc = oh_store_cursor_set(st, j->conv, j->c->who.sub, j->c->who.device, j->seq);
+        rc = oh_store_cursor_set(st, j->conv, oh_auth_role_name(j->c->who.role), j->c->who.sub,
+                                 j->c->who.device, j->seq);
     if (!j->status && rc) j->status = rc == OH_ENOTFOUND ? 404 : 503;
     job_done(j);
 }
@@ -336,6 +379,10 @@ static struct wsjob *job_new(struct wsconn *c, enum job_kind kind)
 
 static void job_free(struct wsjob *j)
 {
+    if (j->sub) {
+        j->sub->jobs--;
+        sub_reap(j->sub);
+    }
     free(j->page);
     free(j->offs);
     free(j->seqs);
@@ -366,6 +413,7 @@ static void next_page(struct sub *s)
     s->page_busy = true;
     s->overflow = false;
     j->sub = s;
+    s->jobs++;
     snprintf(j->conv, sizeof j->conv, "%s", s->conv);
     j->after = s->last;
     size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
@@ -431,24 +479,21 @@ static void finish_job(struct wsjob *j)
         if (j->status) {
             gw_ws_send_error(c, gw_error_code(j->status),
                              j->status == 404 ? "no such conversation" : "store unavailable");
-            sub_unlink(c->gw, s);
+            sub_drop(s);
             break;
         }
-        {
-            bool recovered = j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 : j->after == 0;
-            s->last = j->seq;
-            gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
-                                         "conversation", s->conv, "epoch", j->cur_epoch, "head",
-                                         (json_int_t)j->head, "recovered", recovered));
-            replay_page(s, j);
-        }
+        s->last = j->seq;
+        gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
+                                     "conversation", s->conv, "epoch", j->cur_epoch, "head",
+                                     (json_int_t)j->head, "recovered", j->recovered));
+        replay_page(s, j);
         break;
     case JOB_PAGE:
         s->page_busy = false;
         if (s->dead) break;
         if (j->status) {
             gw_ws_send_error(c, "unavailable", "store unavailable during replay");
-            sub_unlink(c->gw, s);
+            sub_drop(s);
             break;
         }
         replay_page(s, j);
@@ -472,7 +517,7 @@ static void finish_job(struct wsjob *j)
             gw_ws_send_error(c, gw_error_code(j->status),
                              j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
-            gw_ws_read_fanout(c->gw, c->who.sub, c->who.device, j->conv, j->seq);
+            gw_ws_read_fanout(c->gw, &c->who, j->conv, j->seq);
         }
         break;
     }
@@ -498,13 +543,15 @@ static void drain_jobs(struct oh_gateway *gw)
     }
 }
 
-void gw_ws_read_fanout(struct oh_gateway *gw, const char *user, const char *device,
-                       const char *conv, int64_t seq)
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq)
 {
+    /* the sub alone is not the user: a customer may carry an agent's sub */
     for (struct wsconn *c = gw->conns; c; c = c->next)
-        if (c->wsi && strcmp(c->who.sub, user) == 0 && strcmp(c->who.device, device) != 0)
+        if (c->wsi && c->who.role == who->role && strcmp(c->who.sub, who->sub) == 0 &&
+            strcmp(c->who.device, who->device) != 0 && oh_auth_may_access(&c->who, conv))
             gw_ws_send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation",
-                                         conv, "seq", (json_int_t)seq, "device", device));
+                                         conv, "seq", (json_int_t)seq, "device", who->device));
 }
 
 /* ---- client messages ---- */
@@ -544,11 +591,10 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
         return;
     }
-    for (struct sub *s = c->subs; s; s = s->next_conn)
-        if (!s->dead && strcmp(s->conv, conv) == 0) {
-            sub_unlink(c->gw, s); /* a new subscribe replaces the old one */
-            c->nsubs--;
-        }
+    for (struct sub *s = c->subs, *next; s; s = next) {
+        next = s->next_conn;
+        if (!s->dead && strcmp(s->conv, conv) == 0) sub_drop(s); /* a new subscribe replaces it */
+    }
     if (c->nsubs >= MAX_SUBS) {
         gw_ws_send_error(c, "bad_request", "too many subscriptions on one connection");
         return;
@@ -562,6 +608,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     s->next_conn = c->subs;
     c->subs = s;
     c->nsubs++;
+    subs_gauge(1);
     oh_metrics_inc("omnihub_ws_subscriptions_total", "", 1);
     if (all) {
         s->live = true;
@@ -580,6 +627,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     struct wsjob *j = job_new(c, JOB_SUBSCRIBE);
     if (!j) return;
     j->sub = s;
+    s->jobs++;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->after = after ? json_integer_value(after) : 0;
     j->limit = PAGE_FIRST;
@@ -683,8 +731,7 @@ static void conn_release(struct wsconn *c)
     while (c->subs) {
         struct sub *s = c->subs;
         c->subs = s->next_conn;
-        pend_clear(s);
-        free(s);
+        sub_free(s);
     }
     gw_ws_queue_free(c);
     free(c->rx);

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "store_int.h"
 
+#include <sqlite3.h>
 #ifdef OH_HAVE_POSTGRES
 #include <libpq-fe.h>
 #endif
@@ -585,13 +586,13 @@ static int collect_cursor(void *opaque, const char *device, int64_t seq)
 
 START_TEST(t_cursors)
 {
-    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "phone", 5), 0);
-    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "phone", 3), 0);
-    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "laptop", 2), 0);
-    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "alice", "laptop", 7), 0);
-    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "bob", "phone", 1), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "agent", "alice", "phone", 5), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "agent", "alice", "phone", 3), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "agent", "alice", "laptop", 2), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "agent", "alice", "laptop", 7), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_cur", "agent", "bob", "phone", 1), 0);
     struct curs c = {0};
-    ck_assert_int_eq(oh_store_cursors(st, "c_cur", "alice", collect_cursor, &c), 0);
+    ck_assert_int_eq(oh_store_cursors(st, "c_cur", "agent", "alice", collect_cursor, &c), 0);
     ck_assert_int_eq(c.n, 2);
     ck_assert_str_eq(c.dev[0], "laptop");
     ck_assert_int_eq(c.seq[0], 7);
@@ -613,6 +614,77 @@ static int collect_kv(void *opaque, const char *key, const char *value)
     snprintf(k->val[k->n++], 32, "%s", value);
     return 0;
 }
+
+/* An agent and a customer may share a sub: each has their own cursors. */
+START_TEST(t_cursor_roles)
+{
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_role", "agent", "bob", "phone", 4), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_role", "customer", "bob", "phone", 2), 0);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_role", "customer", "bob", "tablet", 1), 0);
+    struct curs a = {0}, c = {0};
+    ck_assert_int_eq(oh_store_cursors(st, "c_role", "agent", "bob", collect_cursor, &a), 0);
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_str_eq(a.dev[0], "phone");
+    ck_assert_int_eq(a.seq[0], 4);
+    ck_assert_int_eq(oh_store_cursors(st, "c_role", "customer", "bob", collect_cursor, &c), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_str_eq(c.dev[0], "phone");
+    ck_assert_int_eq(c.seq[0], 2);
+    ck_assert_str_eq(c.dev[1], "tablet");
+    ck_assert_int_eq(c.seq[1], 1);
+}
+END_TEST
+
+/* A store of schema 1 (cursors keyed on the sub only) migrates, and its
+ * cursors stay readable; a newer cursor of the same device wins. */
+START_TEST(t_cursor_rows_before_roles)
+{
+    oh_store_close(st);
+    st = NULL;
+    const char *old_rows = "INSERT INTO cursors (conversation_id, user_id, device, seq) VALUES "
+                           "('c_old', 'alice', 'phone', 4), ('c_old', 'alice', 'laptop', 6)";
+    if (use_pg) {
+#ifdef OH_HAVE_POSTGRES
+        char dsn[600];
+        pg_newdb(dsn, sizeof dsn);
+        pg_sql(dsn, pg_migrations[0]);
+        pg_sql(dsn, "CREATE TABLE schema_version (version integer PRIMARY KEY, "
+                    "applied_at timestamptz NOT NULL DEFAULT now()); "
+                    "INSERT INTO schema_version (version) VALUES (1)");
+        pg_sql(dsn, old_rows);
+        oh_config_free(cfg);
+        cfg = make_cfg(dsn, NULL);
+#endif
+    } else {
+        char path[600];
+        snprintf(path, sizeof path, "%s/store.db", tmp);
+        ck_assert_int_eq(unlink(path), 0);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, sq_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db,
+                                      "INSERT INTO meta (key, value) VALUES "
+                                      "('schema_version', '1')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, old_rows, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    st = open_cfg(cfg);
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_old", "customer", "alice", "phone", 5), 0);
+    struct curs a = {0}, c = {0};
+    ck_assert_int_eq(oh_store_cursors(st, "c_old", "agent", "alice", collect_cursor, &a), 0);
+    ck_assert_int_eq(a.n, 2);
+    ck_assert_str_eq(a.dev[0], "laptop");
+    ck_assert_int_eq(a.seq[0], 6);
+    ck_assert_str_eq(a.dev[1], "phone");
+    ck_assert_int_eq(a.seq[1], 4);
+    ck_assert_int_eq(oh_store_cursors(st, "c_old", "customer", "alice", collect_cursor, &c), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_str_eq(c.dev[1], "phone");
+    ck_assert_int_eq(c.seq[1], 5);
+}
+END_TEST
 
 START_TEST(t_kv)
 {
@@ -960,6 +1032,8 @@ static Suite *suite(void)
     tcase_add_test(tc, t_refs);
     tcase_add_test(tc, t_state_never_backwards);
     tcase_add_test(tc, t_cursors);
+    tcase_add_test(tc, t_cursor_roles);
+    tcase_add_test(tc, t_cursor_rows_before_roles);
     tcase_add_test(tc, t_kv);
     tcase_add_test(tc, t_positions_and_since_source);
     tcase_add_test(tc, t_schema_files);
