@@ -31,6 +31,20 @@ static int b64url_decode(const char *in, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
+/* Whether the optional time claim NAME lies more than OH_AUTH_CLOCK_SKEW_S
+ * after NOW_S (or is not a number). */
+static bool not_yet(jwt_t *jwt, const char *name, int64_t now_s)
+{
+    /* libjwt reads a non-number as 0: look at the JSON value itself */
+    char *text = jwt_get_grants_json(jwt, name);
+    if (!text) return false; /* absent: both are optional */
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    free(text);
+    bool bad = !json_is_integer(v) || json_integer_value(v) > now_s + OH_AUTH_CLOCK_SKEW_S;
+    json_decref(v);
+    return bad;
+}
+
 int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct oh_principal *out,
                    char *err, size_t errlen)
 {
@@ -48,9 +62,16 @@ int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct 
     json_t *h = json_loads(header, 0, NULL);
     const char *alg = json_string_value(json_object_get(h, "alg"));
     bool hs256 = alg && strcmp(alg, "HS256") == 0;
+    /* RFC 7515 4.1.11: "crit" names extensions the verifier must
+     * understand; this verifier understands none */
+    bool crit = json_object_get(h, "crit") != NULL;
     json_decref(h);
     if (!hs256) {
         oh_errf(err, errlen, "token algorithm must be HS256");
+        return OH_EAUTH;
+    }
+    if (crit) {
+        oh_errf(err, errlen, "token has critical header extensions");
         return OH_EAUTH;
     }
     jwt_t *jwt = NULL;
@@ -74,6 +95,8 @@ int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct 
         oh_errf(err, errlen, "token lacks exp");
     } else if (exp <= now_s) {
         oh_errf(err, errlen, "token expired");
+    } else if (not_yet(jwt, "nbf", now_s) || not_yet(jwt, "iat", now_s)) {
+        oh_errf(err, errlen, "token not valid yet (nbf or iat in the future)");
     } else if (device && strlen(device) >= sizeof out->device) {
         oh_errf(err, errlen, "token device too long");
     } else {

@@ -13,9 +13,14 @@ struct oh_principal {
     int64_t exp; /* seconds since the epoch */
 };
 
+/* Clock skew allowed to a token's nbf and iat (issuers' clocks run ahead). */
+#define OH_AUTH_CLOCK_SKEW_S 60
+
 /* Verifies TOKEN with SECRET: alg must be HS256 (none and every other alg
- * are refused), the signature must match, exp must be in the future, sub
- * and role must be present and valid. OH_EAUTH with a reason in ERR. */
+ * are refused), no "crit" header, the signature must match, exp must be in
+ * the future, nbf and iat (when present) no more than OH_AUTH_CLOCK_SKEW_S
+ * ahead of NOW_S, sub and role must be present and valid. OH_EAUTH with a
+ * reason in ERR. */
 int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct oh_principal *out,
                    char *err, size_t errlen);
 

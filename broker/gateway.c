@@ -524,6 +524,19 @@ static bool ambiguous_framing(struct lws *wsi)
     return strspn(v, "0123456789") != (size_t)n;
 }
 
+/* Whether lws will read a body after the header block: a positive (or
+ * unreadable) Content-Length, or none on a method that has a body (lws then
+ * reads until the connection ends). */
+static bool expects_body(struct lws *wsi)
+{
+    char cl[32];
+    int n = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n != 0) return n < 0 || atoll(cl) != 0;
+    return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+           lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+}
+
 /* True when R's answer is complete and no other thread works on R: while
  * async work holds a reference (refs > 1; refs only changes on this
  * thread), READY and the answer belong to that work, and its completion
@@ -563,8 +576,9 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     char cl[32];
     long long clen = -1;
     if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) clen = atoll(cl);
-    bool has_body = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-                    strcmp(r->method, "PATCH") == 0;
+    /* any body is read before the answer (also on a GET): the answer marks
+     * where the connection's next request starts (gw_pipeline_mark) */
+    bool has_body = expects_body(wsi);
     if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request", "NUL in the request path");
@@ -582,7 +596,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
          * end: closing while the client still sends would reset the
          * connection before it could read the answer */
         r->too_big = true;
-    } else if (!has_body || clen == 0) {
+    } else if (!has_body) {
         route(r);
     }
     if (answered_here(r)) lws_callback_on_writable(wsi);
@@ -646,7 +660,9 @@ static int http_write(struct lws *wsi, struct pss *pss)
     r->wsi = NULL;
     bool close_after = r->close_after;
     req_release(r);
-    if (close_after || lws_http_transaction_completed(wsi)) return -1;
+    if (close_after) return -1;
+    gw_pipeline_mark(wsi);
+    if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
 }
 
@@ -659,7 +675,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         if (pss->req) /* pipelined before we answered: refuse */
             return -1;
+        /* a request with a body pipelined behind an answered one: lws
+         * would spin on it (http_pipeline.c). Closing here, before lws
+         * reads anything as its body, is what RFC 9112 section 9.3.2 lets
+         * a server do: the client retries it on a new connection. */
+        if (expects_body(wsi) && gw_pipeline_stashed(wsi)) {
+            oh_metrics_inc("omnihub_http_pipeline_refused_total", "", 1);
+            return -1;
+        }
         return http_begin(wsi, pss, in, len);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a static file (http.static_dir) */
+        gw_pipeline_mark(wsi);
+        break;
     case LWS_CALLBACK_HTTP_BODY: return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->req && pss->req->refs == 1 && !pss->req->ready) {

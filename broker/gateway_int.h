@@ -108,6 +108,14 @@ bool gw_authenticate(struct req *r);
 bool gw_query(const struct req *r, const char *name, char *out, size_t len);
 const char *gw_header(const struct req *r, const char *lname);
 
+/* http_pipeline.c: lws 4.1.6 cannot read the body of a request it took
+ * from the bytes it stashed with an earlier request of the connection.
+ * gw_pipeline_mark() notes where the socket's reading stands once a
+ * request is answered (body read); gw_pipeline_stashed() tells whether the
+ * request being announced came from that stash (nothing read since). */
+void gw_pipeline_mark(struct lws *wsi);
+bool gw_pipeline_stashed(struct lws *wsi);
+
 /* Routes of http_api.c: true when it took the request. */
 bool gw_api_route(struct req *r);
 

@@ -79,6 +79,46 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* nbf and iat in the future (beyond the allowed skew) and any "crit"
+ * header are refused; within the skew they pass. */
+START_TEST(time_claims_and_crit)
+{
+    struct oh_principal p;
+    char err[128], payload[256];
+    long now = (long)(oh_now_ms() / 1000);
+    static const struct {
+        const char *claim;
+        long ahead;
+        int want;
+    } cases[] = {
+        {"nbf", 3600, OH_EAUTH},
+        {"iat", 3600, OH_EAUTH},
+        {"nbf", OH_AUTH_CLOCK_SKEW_S + 5, OH_EAUTH},
+        {"nbf", 30, OH_OK},
+        {"iat", 30, OH_OK},
+        {"iat", -600, OH_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(payload, sizeof payload,
+                 "{\"sub\":\"a\",\"role\":\"agent\",\"exp\":%ld,\"%s\":%ld}", now + 7200,
+                 cases[i].claim, now + cases[i].ahead);
+        char *tok = forge("{\"alg\":\"HS256\"}", payload, secret);
+        ck_assert_int_eq(oh_auth_verify(secret, tok, now, &p, err, sizeof err), cases[i].want);
+        free(tok);
+    }
+    snprintf(payload, sizeof payload,
+             "{\"sub\":\"a\",\"role\":\"agent\",\"exp\":%ld,\"nbf\":\"x\"}", now + 60);
+    char *tok = forge("{\"alg\":\"HS256\"}", payload, secret);
+    ck_assert_int_eq(oh_auth_verify(secret, tok, now, &p, err, sizeof err), OH_EAUTH);
+    free(tok);
+    snprintf(payload, sizeof payload, "{\"sub\":\"a\",\"role\":\"agent\",\"exp\":%ld}", now + 60);
+    tok = forge("{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", payload, secret);
+    ck_assert_int_eq(oh_auth_verify(secret, tok, now, &p, err, sizeof err), OH_EAUTH);
+    ck_assert_ptr_nonnull(strstr(err, "critical"));
+    free(tok);
+}
+END_TEST
+
 START_TEST(ownership)
 {
     struct oh_principal alice = {"alice", "d", OH_ROLE_CUSTOMER, 0};
@@ -98,6 +138,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("auth");
     tcase_add_test(tc, good_token);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, time_claims_and_crit);
     tcase_add_test(tc, ownership);
     suite_add_tcase(s, tc);
     return s;
