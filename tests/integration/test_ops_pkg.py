@@ -119,5 +119,61 @@ def source_families():
     names = set()
     for d in ("broker", "connectors"):
         for f in (ROOT / d).rglob("*.c"):
-            names |= set(re.findall(r'"(omnihub_[a-z0-9_]+)', f.read_text(errors="replace")))
+            names |= set(re.findall(r'"(?:# (?:HELP|TYPE) )?(omnihub_[a-z0-9_]+)',
+                                    f.read_text(errors="replace")))
     return names
+
+
+# ---- Grafana dashboard ----
+
+# histograms a later issue's KPI service exports; the panels say so
+KPI_FAMILIES = {"omnihub_first_response_seconds", "omnihub_handle_seconds"}
+
+
+def test_grafana_dashboard_shape_and_metrics(tmp_path):
+    dash = json.loads(DASHBOARD.read_text())
+    assert dash["title"] and dash["uid"] and isinstance(dash["schemaVersion"], int)
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    exported = source_families() | {"omnihub_build_info"}
+    exprs, ids, used = [], set(), set()
+    for p in dash["panels"]:
+        assert p["id"] not in ids
+        ids.add(p["id"])
+        g = p["gridPos"]
+        assert all(isinstance(g[k], int) for k in ("h", "w", "x", "y"))
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+        if p["type"] == "row":
+            continue
+        assert p["datasource"]["uid"] == "${datasource}"
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert t["expr"] and t["refId"]
+            exprs.append(t["expr"])
+            for fam in re.findall(r"\b(omnihub_[a-z0-9_]+)", t["expr"]):
+                base = re.sub(r"_(bucket|sum|count)$", "", fam)
+                assert base in exported or base in KPI_FAMILIES, f"{p['title']}: {fam}"
+                used.add(base)
+        if any(k in t["expr"] for t in p["targets"] for k in KPI_FAMILIES):
+            assert "empty" in p["description"], p["title"]
+    # what the issue asks the dashboard to show
+    for fam in ["omnihub_consumer_lag", "omnihub_consumer_lag_seconds", "omnihub_ingest_total",
+                "omnihub_ingest_seconds", "omnihub_ws_push_seconds", "omnihub_ws_connections",
+                *KPI_FAMILIES]:
+        assert fam in used, fam
+    # no two panels overlap
+    boxes = [p["gridPos"] for p in dash["panels"]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
+                    or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]), (a, b)
+    # every expression is valid PromQL: promtool parses them as recording rules
+    if shutil.which("promtool"):
+        rules = {"groups": [{"name": "dashboard", "rules": [
+            {"record": f"dashboard:expr{i}",
+             "expr": e.replace("$__rate_interval", "5m").replace("$instance", ".*")}
+            for i, e in enumerate(exprs)]}]}
+        path = tmp_path / "exprs.yml"
+        path.write_text(json.dumps(rules))  # JSON is YAML
+        run("promtool", "check", "rules", path)
