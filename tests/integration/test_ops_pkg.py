@@ -177,3 +177,65 @@ def test_grafana_dashboard_shape_and_metrics(tmp_path):
         path = tmp_path / "exprs.yml"
         path.write_text(json.dumps(rules))  # JSON is YAML
         run("promtool", "check", "rules", path)
+
+
+# ---- omnihubctl new-connector ----
+
+def source_copy(dest):
+    """The committed tree plus uncommitted files git would track, without
+    any build directory: what a developer's checkout holds."""
+    files = run("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                cwd=ROOT).stdout.split("\0")
+    for f in files:
+        if not f or f.startswith("build") or not (ROOT / f).is_file():
+            continue
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+    return dest
+
+
+def test_new_connector_generates_builds_and_passes_its_test(tmp_path):
+    ctl_bin = PLAIN / "tools" / "omnihubctl"
+    src = source_copy(tmp_path / "src")
+    before = (src / "connectors" / "meson.build").read_text()
+    p = run(ctl_bin, "new-connector", "acme_chat", cwd=src)
+    for f in ["connectors/acme_chat/acme_chat.c", "connectors/acme_chat/meson.build",
+              "tests/data/acme_chat/message_text.json",
+              "tests/data/acme_chat/message_text.expect.json", "tests/unit/test_acme_chat.c"]:
+        assert (src / f).is_file(), f"{f} missing; output:\n{p.stdout}"
+        assert "@NAME@" not in (src / f).read_text() and "@DEST" not in (src / f).read_text()
+    # the registration: one line each, nothing else changed
+    after = (src / "connectors" / "meson.build").read_text()
+    assert after.replace("subdir('acme_chat')\n", "", 1) == before
+    assert "  ['acme_chat', ['unit/fixture.c'], []],\n" in (src / "tests" / "meson.build").read_text()
+    vtable = (src / "connectors/acme_chat/acme_chat.c").read_text()
+    assert "const struct oh_connector oh_connector_acme_chat = {" in vtable
+    assert '{"acme_chat.secret", OH_CFG_SECRET' in vtable
+
+    # taken, malformed or existing names are refused and write nothing
+    for name in ["acme_chat", "whatsapp", "http", "webchat", "Acme", "a", "9lives", "x" * 32,
+                 "a-b", "../evil"]:
+        r = run(ctl_bin, "new-connector", name, cwd=src, check=False)
+        assert r.returncode == 2, (name, r.stderr)
+        assert r.stderr.startswith("new-connector: "), r.stderr
+    assert (src / "connectors" / "meson.build").read_text() == after
+    assert not (tmp_path / "evil").exists()
+    r = run(ctl_bin, "new-connector", "--help")
+    assert "usage: omnihubctl new-connector NAME" in r.stdout
+    r = run(ctl_bin, "new-connector", "nowhere", cwd=tmp_path, check=False)
+    assert r.returncode == 1 and "no templates" in r.stderr
+
+    # it builds with the project's warnings-as-errors and its test passes
+    b = tmp_path / "b"
+    run("nice", "meson", "setup", b, src, timeout=300)
+    run("nice", "ninja", "-C", b, timeout=1200)
+    t = run("meson", "test", "-C", b, "acme_chat", "--print-errorlogs", timeout=300)
+    assert "1/1 acme_chat" in t.stdout and " OK " in t.stdout, t.stdout
+    # the daemon knows it: its keys, and omnihubctl normalize through it
+    keys = run(b / "broker" / "omnihubd", "--keys").stdout
+    assert "acme_chat.secret" in keys
+    fixture = (src / "tests/data/acme_chat/message_text.json").read_bytes()
+    ev = json.loads(subprocess.run([str(b / "tools" / "omnihubctl"), "normalize", "--channel",
+                                    "acme_chat"], input=fixture, capture_output=True,
+                                   check=True).stdout)
+    assert ev["data"]["channel"] == "acme_chat" and ev["data"]["text"] == "Hello from acme_chat"
