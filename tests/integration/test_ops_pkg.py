@@ -20,9 +20,9 @@ DASHBOARD = ROOT / "examples" / "grafana" / "omnihub-dashboard.json"
 PLAIN = ROOT / "build"
 
 
-def run(*cmd, cwd=None, env=None, timeout=600, check=True):
+def run(*cmd, cwd=None, env=None, timeout=600, check=True, **kw):
     p = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, **kw)
     if check:
         assert p.returncode == 0, f"{' '.join(map(str, cmd))} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
     return p
@@ -239,3 +239,118 @@ def test_new_connector_generates_builds_and_passes_its_test(tmp_path):
                                     "acme_chat"], input=fixture, capture_output=True,
                                    check=True).stdout)
     assert ev["data"]["channel"] == "acme_chat" and ev["data"]["text"] == "Hello from acme_chat"
+
+
+# ---- the Debian package ----
+
+def env_file(path):
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            out[k] = v
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="installs the package into this machine with dpkg -i: needs root")
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="not a Debian system (no dpkg-deb)")
+def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
+    import requests
+    from conftest import free_port, sign_hex
+    if run("dpkg", "-s", "omnihub", check=False).returncode == 0:
+        run("dpkg", "--purge", "omnihub")  # left by an interrupted run
+    user_existed = run("getent", "passwd", "omnihub", check=False).returncode == 0
+
+    deb = Path(run(ROOT / "tools" / "dev", "package", timeout=1800).stdout.strip().splitlines()[-1])
+    assert deb.is_file() and deb.name.endswith(".deb")
+    files = {line.split()[-1].lstrip(".") for line in
+             run("dpkg-deb", "-c", deb).stdout.splitlines()}
+    for f in ["/usr/bin/omnihubd", "/usr/bin/omnihubctl", "/lib/systemd/system/omnihubd.service",
+              "/lib/systemd/system/omnihubd@.service", "/etc/omnihub/omnihub.yaml",
+              "/usr/share/doc/omnihub/copyright",
+              "/usr/share/doc/omnihub/examples/prometheus/omnihub-alerts.yml",
+              "/usr/share/doc/omnihub/examples/grafana/omnihub-dashboard.json"]:
+        assert f in files, f
+    assert not any("omnihub.env" in f for f in files), "secrets must not ship in the package"
+    field = lambda name: run("dpkg-deb", "-f", deb, name).stdout.strip()
+    assert field("Package") == "omnihub"
+    assert field("Version") == re.search(r"version: '([^']+)'", (ROOT / "meson.build").read_text())[1]
+    assert field("Architecture") == run("dpkg", "--print-architecture").stdout.strip()
+    depends = field("Depends")
+    for lib in ["libwebsockets17", "libcurl4", "libjansson4", "libssl3", "libsqlite3-0",
+                "libjwt0", "libyaml-0-2", "librdkafka1", "libpq5", "libgmime-3.0-0", "adduser"]:
+        assert re.search(rf"(^|, ){re.escape(lib)}( |,|$)", depends), (lib, depends)
+    assert run("dpkg-deb", "--ctrl-tarfile", deb).returncode == 0
+    ctrl = tmp_path / "ctrl"
+    run("dpkg-deb", "-e", deb, ctrl)
+    assert (ctrl / "conffiles").read_text().split() == ["/etc/omnihub/omnihub.yaml"]
+
+    try:
+        run("dpkg", "-i", deb, timeout=300)
+        # the system user, its state directory, the generated secrets
+        pw = run("getent", "passwd", "omnihub").stdout.split(":")
+        assert int(pw[2]) < 1000, pw
+        st = os.stat("/var/lib/omnihub")
+        assert st.st_uid == int(pw[2]) and oct(st.st_mode & 0o777) == "0o750"
+        st = os.stat("/etc/omnihub/omnihub.env")
+        assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600
+        secrets = env_file("/etc/omnihub/omnihub.env")
+        for k in ("OMNIHUB_AUTH_JWT_SECRET", "OMNIHUB_API_INBOUND_SECRET"):
+            assert len(secrets.get(k, "")) >= 32, secrets.keys()
+        assert secrets["OMNIHUB_AUTH_JWT_SECRET"] != secrets["OMNIHUB_API_INBOUND_SECRET"]
+
+        # the installed units, unchanged, against the installed binary
+        verify_unit(Path("/lib/systemd/system/omnihubd.service"))
+        for role in ("gateway", "sync", "dispatch"):
+            inst = tmp_path / f"omnihubd@{role}.service"
+            shutil.copy("/lib/systemd/system/omnihubd@.service", inst)
+            verify_unit(inst)
+
+        # the installed config with the installed secrets, as the service user
+        env = {"PATH": "/usr/bin:/bin", **secrets}
+        as_omnihub = {"user": "omnihub", "group": "omnihub", "extra_groups": [], "cwd": "/"}
+        p = run("/usr/bin/omnihubd", "--check-config", "-c", "/etc/omnihub/omnihub.yaml",
+                env=env, check=False, **as_omnihub)
+        assert p.returncode == 0, p.stderr
+
+        # and it serves: an inbound message signed with the generated secret
+        port = free_port()
+        env["OMNIHUB_HTTP_LISTEN"] = f"127.0.0.1:{port}"
+        log = open(tmp_path / "omnihubd.log", "wb")
+        d = subprocess.Popen(["/usr/bin/omnihubd", "-c", "/etc/omnihub/omnihub.yaml"], env=env,
+                             stdout=log, stderr=subprocess.STDOUT, **as_omnihub)
+        try:
+            import time
+            deadline = time.monotonic() + 60
+            while True:
+                assert d.poll() is None, (tmp_path / "omnihubd.log").read_text()[-2000:]
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "omnihubd did not answer /healthz"
+                time.sleep(0.2)
+            body = json.dumps({"channel": "api:pkg", "account": "shop", "contact": {"id": "u1"},
+                               "message_id": "m1", "text": "installed"})
+            r = requests.post(f"http://127.0.0.1:{port}/v1/inbound", data=body, timeout=30,
+                              headers={"X-Omnihub-Signature":
+                                       sign_hex(secrets["OMNIHUB_API_INBOUND_SECRET"], body)})
+            assert r.status_code == 202, r.text
+        finally:
+            d.terminate()
+            assert d.wait(timeout=60) == 0
+            log.close()
+        assert os.stat("/var/lib/omnihub/log.db").st_uid == int(pw[2])
+
+        # an upgrade (the same package again) keeps the secrets and the data
+        run("dpkg", "-i", deb, timeout=300)
+        assert env_file("/etc/omnihub/omnihub.env") == secrets
+        assert Path("/var/lib/omnihub/log.db").exists()
+    finally:
+        run("dpkg", "--purge", "omnihub", timeout=300, check=False)
+        if not user_existed:
+            run("deluser", "--system", "omnihub", check=False)
+    assert not Path("/usr/bin/omnihubd").exists()
+    assert not Path("/etc/omnihub").exists() and not Path("/var/lib/omnihub").exists()
