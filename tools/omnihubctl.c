@@ -14,6 +14,7 @@
 #include "kafka_mock.h"
 #include "lag.h"
 #include "log.h"
+#include "scaffold.h"
 
 #define CTL_MAX_INPUT (16u << 20)
 
@@ -50,6 +51,12 @@ static const struct {
     {"kafka-mock", "kafka-mock [--brokers N] [--partitions N]",
      "Hosts librdkafka's in-process mock cluster and prints its bootstrap list\n"
      "(for tests and trials without a Kafka cluster)."},
+    {"new-connector", "new-connector NAME [--root DIR]",
+     "In omnihub's source tree (DIR, default .): connectors/NAME/ with its vtable\n"
+     "and key table, a fixture in tests/data/NAME/, tests/unit/test_NAME.c and the\n"
+     "registration lines, from tools/templates/connector/. NAME matches\n"
+     "[a-z][a-z0-9_]{1,30} and is not taken; nothing is written if a file exists.\n"
+     "Exit status: 0 created, 1 failed, 2 usage, bad or taken name."},
 };
 
 static void usage(FILE *out)
@@ -357,6 +364,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
+    if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
