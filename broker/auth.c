@@ -6,30 +6,62 @@
 #include <jansson.h>
 #include <jwt.h>
 #include "auth.h"
+#include "crypto.h"
 #include "event.h"
+#include "jwks.h"
+
+struct oh_auth {
+    char *secret, *issuer, *audience;
+    oh_jwks *keys;
+};
+
+static char *dup_opt(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+oh_auth *oh_auth_new(const struct oh_auth_opts *opts, char *err, size_t errlen)
+{
+    oh_auth *a = calloc(1, sizeof *a);
+    if (!a) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->secret = dup_opt(opts->secret);
+    a->issuer = dup_opt(opts->issuer);
+    a->audience = dup_opt(opts->audience);
+    if (opts->jwks_file && *opts->jwks_file &&
+        !(a->keys = oh_jwks_load(opts->jwks_file, err, errlen))) {
+        oh_auth_free(a);
+        return NULL;
+    }
+    if (!a->secret && !a->keys) {
+        oh_errf(err, errlen, "auth.jwt_secret or auth.jwks_file is required to verify tokens");
+        oh_auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+oh_auth *oh_auth_from_config(const oh_config *cfg, char *err, size_t errlen)
+{
+    struct oh_auth_opts o = {oh_config_str(cfg, "auth.jwt_secret"),
+                             oh_config_str(cfg, "auth.jwks_file"), oh_config_str(cfg, "auth.issuer"),
+                             oh_config_str(cfg, "auth.audience")};
+    return oh_auth_new(&o, err, errlen);
+}
+
+void oh_auth_free(oh_auth *a)
+{
+    if (!a) return;
+    free(a->secret);
+    free(a->issuer);
+    free(a->audience);
+    oh_jwks_free(a->keys);
+    free(a);
+}
 
 #define WEBCHAT_ACCOUNT "default"
-
-static int b64url_decode(const char *in, size_t len, char *out, size_t cap)
-{
-    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        const char *p = memchr(alpha, in[i], 64);
-        if (!p || !in[i]) return -1;
-        acc = acc << 6 | (uint32_t)(p - alpha);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap) return -1;
-            out[o++] = (char)(acc >> bits & 0xFF);
-        }
-    }
-    out[o] = '\0';
-    return (int)o;
-}
 
 /* Whether the optional time claim NAME lies more than OH_AUTH_CLOCK_SKEW_S
  * after NOW_S (or is not a number). */
@@ -45,7 +77,53 @@ static bool not_yet(jwt_t *jwt, const char *name, int64_t now_s)
     return bad;
 }
 
-int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct oh_principal *out,
+/* "aud" is a string or an array of strings (RFC 7519 4.1.3). */
+static bool audience_ok(jwt_t *jwt, const char *want)
+{
+    char *text = jwt_get_grants_json(jwt, "aud");
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    free(text);
+    bool ok = json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+    size_t i;
+    json_t *item;
+    if (json_is_array(v)) json_array_foreach(v, i, item) ok |= json_is_string(item) &&
+                                                                strcmp(json_string_value(item),
+                                                                       want) == 0;
+    json_decref(v);
+    return ok;
+}
+
+/* The key and libjwt algorithm for the token header H, or an error:
+ * each algorithm is checked only with its own kind of key. */
+static int pick_key(const oh_auth *a, json_t *h, const unsigned char **key, int *keylen,
+                    jwt_alg_t *alg, char *err, size_t errlen)
+{
+    const char *name = json_string_value(json_object_get(h, "alg"));
+    const char *kid = json_string_value(json_object_get(h, "kid"));
+    if (name && strcmp(name, "HS256") == 0 && a->secret) {
+        *key = (const unsigned char *)a->secret;
+        *keylen = (int)strlen(a->secret);
+        *alg = JWT_ALG_HS256;
+        return OH_OK;
+    }
+    bool rs = name && strcmp(name, "RS256") == 0, es = name && strcmp(name, "ES256") == 0;
+    if ((rs || es) && a->keys) {
+        const struct oh_jwk *k = oh_jwks_find(a->keys, rs ? OH_JWK_RS256 : OH_JWK_ES256, kid);
+        if (!k) {
+            oh_errf(err, errlen, "no key for this token (kid %s)", kid ? "unknown" : "missing");
+            return OH_EAUTH;
+        }
+        *key = (const unsigned char *)k->pem;
+        *keylen = (int)strlen(k->pem);
+        *alg = rs ? JWT_ALG_RS256 : JWT_ALG_ES256;
+        return OH_OK;
+    }
+    oh_errf(err, errlen, "token algorithm must be %s%s%s", a->secret ? "HS256" : "",
+            a->secret && a->keys ? ", " : "", a->keys ? "RS256 or ES256" : "");
+    return OH_EAUTH;
+}
+
+int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh_principal *out,
                    char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -54,29 +132,27 @@ int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct 
         return OH_EAUTH;
     }
     const char *dot = strchr(token, '.');
-    char header[512];
-    if (!dot || b64url_decode(token, (size_t)(dot - token), header, sizeof header) < 0) {
+    uint8_t header[512];
+    if (!dot || oh_base64url_decode(token, (size_t)(dot - token), header, sizeof header) < 0) {
         oh_errf(err, errlen, "malformed token");
         return OH_EAUTH;
     }
-    json_t *h = json_loads(header, 0, NULL);
-    const char *alg = json_string_value(json_object_get(h, "alg"));
-    bool hs256 = alg && strcmp(alg, "HS256") == 0;
+    json_t *h = json_loads((const char *)header, 0, NULL);
+    const unsigned char *key = NULL;
+    int keylen = 0;
+    jwt_alg_t alg = JWT_ALG_NONE;
+    int picked = pick_key(a, h, &key, &keylen, &alg, err, errlen);
     /* RFC 7515 4.1.11: "crit" names extensions the verifier must
      * understand; this verifier understands none */
     bool crit = json_object_get(h, "crit") != NULL;
     json_decref(h);
-    if (!hs256) {
-        oh_errf(err, errlen, "token algorithm must be HS256");
-        return OH_EAUTH;
-    }
+    if (picked) return picked;
     if (crit) {
         oh_errf(err, errlen, "token has critical header extensions");
         return OH_EAUTH;
     }
     jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, token, (const unsigned char *)secret, (int)strlen(secret)) != 0 || !jwt ||
-        jwt_get_alg(jwt) != JWT_ALG_HS256) {
+    if (jwt_decode(&jwt, token, key, keylen) != 0 || !jwt || jwt_get_alg(jwt) != alg) {
         jwt_free(jwt);
         oh_errf(err, errlen, "bad token signature");
         return OH_EAUTH;
@@ -97,6 +173,11 @@ int oh_auth_verify(const char *secret, const char *token, int64_t now_s, struct 
         oh_errf(err, errlen, "token expired");
     } else if (not_yet(jwt, "nbf", now_s) || not_yet(jwt, "iat", now_s)) {
         oh_errf(err, errlen, "token not valid yet (nbf or iat in the future)");
+    } else if (a->issuer && (!jwt_get_grant(jwt, "iss") ||
+                             strcmp(jwt_get_grant(jwt, "iss"), a->issuer) != 0)) {
+        oh_errf(err, errlen, "token issuer (iss) is not auth.issuer");
+    } else if (a->audience && !audience_ok(jwt, a->audience)) {
+        oh_errf(err, errlen, "token audience (aud) does not include auth.audience");
     } else if (device && strlen(device) >= sizeof out->device) {
         oh_errf(err, errlen, "token device too long");
     } else {

@@ -102,6 +102,28 @@ void oh_base64url(const uint8_t *in, size_t len, char *out)
     b64(in, len, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false);
 }
 
+int oh_base64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
+{
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    if (cap == 0) return -1;
+    for (size_t i = 0; i < len; i++) {
+        const char *p = in[i] ? memchr(alpha, in[i], 64) : NULL;
+        if (!p) return -1;
+        acc = acc << 6 | (uint32_t)(p - alpha);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= cap) return -1;
+            out[o++] = (uint8_t)(acc >> bits & 0xFF);
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
 bool oh_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     if (alen != blen) return false;

@@ -24,6 +24,11 @@ void oh_base64(const uint8_t *in, size_t len, char *out);
 /* base64url without padding; OUT holds 4*((LEN+2)/3)+1. */
 void oh_base64url(const uint8_t *in, size_t len, char *out);
 
+/* Decodes base64url (no padding, no other characters) of IN[0..LEN) into
+ * OUT (CAP bytes, one kept for a terminating NUL). Returns the decoded
+ * length, or -1 on a bad character or when OUT is too small. */
+int oh_base64url_decode(const char *in, size_t len, uint8_t *out, size_t cap);
+
 /* Compares A and B in time independent of where they differ. */
 bool oh_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -184,7 +184,7 @@ bool gw_authenticate(struct req *r)
     if (h && strncasecmp(h, "Bearer ", 7) == 0) snprintf(token, sizeof token, "%s", h + 7);
     char why[128];
     if (!token[0] ||
-        oh_auth_verify(r->gw->jwt_secret, token, oh_now_ms() / 1000, &r->who, why, sizeof why)) {
+        oh_auth_verify(r->gw->auth, token, oh_now_ms() / 1000, &r->who, why, sizeof why)) {
         oh_metrics_inc("omnihub_auth_failures_total", "", 1);
         gw_reply_error(r, 401, "unauthorized", "%s", token[0] ? why : "missing bearer token");
         return false;
@@ -792,7 +792,10 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         return NULL;
     }
     gw->hub = hub;
-    gw->jwt_secret = oh_config_str(hub->cfg, "auth.jwt_secret");
+    if (!(gw->auth = oh_auth_from_config(hub->cfg, err, errlen))) {
+        free(gw);
+        return NULL;
+    }
     gw->max_body = (size_t)oh_config_int(hub->cfg, "http.max_body");
     gw->ws_max_frame = (size_t)oh_config_int(hub->cfg, "ws.max_frame");
     gw->ws_max_queue = (size_t)oh_config_int(hub->cfg, "ws.max_queue");
@@ -901,6 +904,7 @@ void oh_gateway_free(struct oh_gateway *gw)
     gw_ws_free_all(gw);
     for (int i = 0; i < gw->nheader_names; i++)
         free(gw->header_names[i]);
+    oh_auth_free(gw->auth);
     oh_ratelimit_free(gw->rl_ip);
     oh_ratelimit_free(gw->rl_token);
     pthread_mutex_destroy(&gw->mu);

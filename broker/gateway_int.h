@@ -61,7 +61,7 @@ struct oh_gateway {
     struct ev_loop *loop; /* the service thread's libev loop (epoll), lws's "foreign" loop */
     void *foreign_loops[1];
     oh_workq *work;
-    const char *jwt_secret;
+    oh_auth *auth; /* bearer token verifier (auth.*) */
     size_t max_body;
     volatile int stop;
     pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "auth.h"
 #include "daemon.h"
 #include "feed.h"
 #include "gateway.h"
@@ -93,10 +94,14 @@ static int preflight(oh_hub *hub, char *err, size_t errlen)
     const oh_config *cfg = hub->cfg;
     char host[256];
     int port, rc;
-    if (hub->run_gateway &&
-        ((rc = oh_config_require(cfg, "auth.jwt_secret", "to authorize API calls", err, errlen)) ||
-         (rc = oh_config_hostport(cfg, "http.listen", host, sizeof host, &port, err, errlen))))
-        return rc;
+    if (hub->run_gateway) {
+        /* a JWKS file alone will do: the verifier says what is missing */
+        oh_auth *auth = oh_auth_from_config(cfg, err, errlen);
+        if (!auth) return OH_EINVAL;
+        oh_auth_free(auth);
+        if ((rc = oh_config_hostport(cfg, "http.listen", host, sizeof host, &port, err, errlen)))
+            return rc;
+    }
     if ((rc = oh_log_check(cfg, err, errlen)) || (rc = oh_store_check(cfg, err, errlen)))
         return rc;
     for (const struct oh_connector *const *c = oh_connectors; *c; c++) {

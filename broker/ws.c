@@ -783,7 +783,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (strcmp(uri, "/v1/ws") != 0)
             return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket here", 0);
         if (gw_ws_token(wsi, token, sizeof token) ||
-            oh_auth_verify(gw->jwt_secret, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
+            oh_auth_verify(gw->auth, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
             oh_metrics_inc("omnihub_auth_failures_total", "", 1);
             return gw_refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token", 0);
         }
