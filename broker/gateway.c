@@ -729,6 +729,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->hub = hub;
     gw->jwt_secret = oh_config_str(hub->cfg, "auth.jwt_secret");
     gw->max_body = (size_t)oh_config_int(hub->cfg, "http.max_body");
+    gw->max_page = (size_t)oh_config_int(hub->cfg, "http.max_page");
     gw->ws_max_frame = (size_t)oh_config_int(hub->cfg, "ws.max_frame");
     gw->ws_max_queue = (size_t)oh_config_int(hub->cfg, "ws.max_queue");
     gw->ws_rate = (int)oh_config_int(hub->cfg, "ws.rate");

@@ -63,6 +63,7 @@ struct oh_gateway {
     oh_workq *work;
     const char *jwt_secret;
     size_t max_body;
+    size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
     pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */
     bool wake_pending;                   /* a wake-up of the service thread is on its way */

@@ -122,10 +122,12 @@ static void list_conversations(struct req *r)
 
 /* ---- GET /v1/conversations/{id}/events ---- */
 
-/* A page holds at most the WebSocket replay's budget of event bytes
- * (ws.max_queue / 4), and at least one event: 1000 rows of the largest
- * events a client may send would otherwise be held, per request, in the
- * store's answer and in the page. next_after carries the rest. */
+/* A page holds at most http.max_page bytes of events (as the WebSocket
+ * replay's pages hold ws.max_queue / 4), and at least one event: 1000 rows
+ * of the largest events a client may send would otherwise be held, per
+ * request, in the store's answer and in the page. next_after carries the
+ * rest; a page shorter than the limit is not the end, next_after == head
+ * is. */
 #define PAGE_FIRST_ROWS 16
 /* room kept before the events for the page's head (its strings are
  * bounded: a conversation id, the epoch, three integers) */
@@ -188,7 +190,7 @@ static void events_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
-    struct page p = {.budget = r->gw->ws_max_queue / 4};
+    struct page p = {.budget = r->gw->max_page};
     int rc = oh_store_conversation_get(st, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
