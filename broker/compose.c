@@ -71,7 +71,8 @@ static int attachment_of(bool agent, size_t i, const json_t *a, json_t **out, ch
                 "attachments[%zu].kind must be one of image, audio, video, document, sticker", i);
         return 400;
     }
-    json_object_foreach((json_t *)a, k, v) {
+    json_object_foreach((json_t *)a, k, v)
+    {
         bool ok;
         if (strcmp(k, "kind") == 0) {
             ok = true;
@@ -124,7 +125,8 @@ static int attachments_of(bool agent, const json_t *att, json_t **out, char *err
         oh_errf(err, errlen, "out of memory");
         return 500;
     }
-    json_array_foreach(att, i, a) {
+    json_array_foreach(att, i, a)
+    {
         json_t *one;
         int st = attachment_of(agent, i, a, &one, err, errlen);
         if (st) {
@@ -359,7 +361,8 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
         oh_errf(err, errlen, "store: %s", oh_strerror(rc));
         status = 503;
     }
-    if (!status && reply_to) status = reply_target(st, &c, json_string_value(reply_to), err, errlen);
+    if (!status && reply_to)
+        status = reply_target(st, &c, json_string_value(reply_to), err, errlen);
     if (status) {
         json_decref(att);
         return status;
@@ -370,15 +373,15 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     oh_event_id(id, "message", conv, agent ? "agent" : "customer", who->sub, key,
                 (const char *)NULL);
     oh_time_rfc3339(when, oh_now_ms());
-    const char *kind = att ? json_string_value(json_object_get(json_array_get(att, 0), "kind"))
-                           : "text";
-    json_t *data = json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, "
-        "s:{s:s, s:s}}",
-        "conversation_id", conv, "channel", c.channel, "account", c.account, "direction",
-        agent ? "outbound" : "inbound", "contact", "id", c.contact_id, "name", c.contact_name,
-        "message_id", id, "kind", kind, "text", text ? json_string_value(text) : "", "sent_at",
-        when, "author", "kind", agent ? "agent" : "customer", "id", who->sub);
+    const char *kind =
+        att ? json_string_value(json_object_get(json_array_get(att, 0), "kind")) : "text";
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, "
+                             "s:{s:s, s:s}}",
+                             "conversation_id", conv, "channel", c.channel, "account", c.account,
+                             "direction", agent ? "outbound" : "inbound", "contact", "id",
+                             c.contact_id, "name", c.contact_name, "message_id", id, "kind", kind,
+                             "text", text ? json_string_value(text) : "", "sent_at", when, "author",
+                             "kind", agent ? "agent" : "customer", "id", who->sub);
     if (data && tmpl) json_object_set(data, "template", (json_t *)tmpl);
     if (data && att) json_object_set(data, "attachments", att);
     if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);

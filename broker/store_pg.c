@@ -513,8 +513,8 @@ static int pg_history(oh_store *st, const char *conv, int64_t after, int limit, 
     return rc;
 }
 
-static int pg_event_get(oh_store *st, const char *conv, const char *event_id,
-                        oh_store_row_fn fn, void *opaque)
+static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {event_id, conv};

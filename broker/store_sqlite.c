@@ -704,8 +704,8 @@ static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, 
     return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
 }
 
-static int sq_event_get(oh_store *st, const char *conv, const char *event_id,
-                        oh_store_row_fn fn, void *opaque)
+static int sq_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
 {
     struct sq_rows r = {fn, opaque, false, conv};
     struct sq_args a = {2, {event_id, conv}, {0, 0}};
