@@ -10,6 +10,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.max_body", OH_CFG_SIZE, "1m", "largest accepted request body (413 above)"},
+    {"http.max_page", OH_CFG_SIZE, "1m",
+     "bytes of events in one history page, at most (a page holds at least one event)"},
     {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full"},
     {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
     {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},

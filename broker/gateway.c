@@ -46,6 +46,16 @@ void gw_reply(struct req *r, int status, const char *ctype, const char *body, si
     r->ready = true;
 }
 
+void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size_t len)
+{
+    free(r->resp);
+    r->resp = buf;
+    r->resp_len = len;
+    r->status = status;
+    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
+    r->ready = true;
+}
+
 void gw_reply_json(struct req *r, int status, json_t *obj)
 {
     char *s = obj ? oh_json_dump(obj, NULL) : NULL;
@@ -230,6 +240,7 @@ const char *gw_error_code(int status)
     case 401: return "unauthorized";
     case 403: return "forbidden";
     case 404: return "not_found";
+    case 409: return "conflict";
     case 413: return "too_large";
     case 429: return "rate_limited";
     case 503: return "unavailable";
@@ -797,6 +808,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         return NULL;
     }
     gw->max_body = (size_t)oh_config_int(hub->cfg, "http.max_body");
+    gw->max_page = (size_t)oh_config_int(hub->cfg, "http.max_page");
     gw->ws_max_frame = (size_t)oh_config_int(hub->cfg, "ws.max_frame");
     gw->ws_max_queue = (size_t)oh_config_int(hub->cfg, "ws.max_queue");
     gw->ws_rate = (int)oh_config_int(hub->cfg, "ws.rate");

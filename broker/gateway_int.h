@@ -63,6 +63,7 @@ struct oh_gateway {
     oh_workq *work;
     oh_auth *auth; /* bearer token verifier (auth.*) */
     size_t max_body;
+    size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
     pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */
     bool wake_pending;                   /* a wake-up of the service thread is on its way */
@@ -90,6 +91,9 @@ struct oh_gateway {
 const char *gw_error_code(int status);
 /* Answers (service thread). Body strings are copied; json is stolen. */
 void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len);
+/* Same as gw_reply, taking ownership of BUF (malloc'd): LWS_PRE bytes, then
+ * the LEN bytes of the body, then at least one more byte. */
+void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size_t len);
 void gw_reply_json(struct req *r, int status, json_t *obj);
 void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -142,10 +146,15 @@ void gw_ws_free_all(struct oh_gateway *gw);
  * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
 json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
 
-/* The event a client or agent sends (REST or WebSocket): builds it from
- * the conversation. Runs on a worker (store lookup). Returns 0 and the
- * event, or an HTTP status with a message. */
+/* compose.c: the event a client or agent sends (REST or WebSocket): checks
+ * and normalizes the body, builds the event from the conversation, and
+ * refuses a client_msg_id the same author used for another body (409).
+ * Runs on a worker (store lookups). Returns 0 and the event (the caller
+ * owns it), or an HTTP status with a message in ERR. */
 int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                      const json_t *body, json_t **out, char *err, size_t errlen);
+/* The send of EVENT (built by gw_build_message) failed before it was
+ * durable: its client_msg_id may carry another body again. Any thread. */
+void gw_message_forget(const json_t *event);
 
 #endif

@@ -8,9 +8,6 @@
 #include "gateway_int.h"
 #include "metrics.h"
 
-#define MAX_TEXT 65536
-#define WEBCHAT  "webchat"
-
 /* Per-request state of the conversation routes. */
 struct api {
     char conv[OH_ID_MAX];
@@ -125,28 +122,66 @@ static void list_conversations(struct req *r)
 
 /* ---- GET /v1/conversations/{id}/events ---- */
 
+/* A page holds at most http.max_page bytes of events (as the WebSocket
+ * replay's pages hold ws.max_queue / 4), and at least one event: 1000 rows
+ * of the largest events a client may send would otherwise be held, per
+ * request, in the store's answer and in the page. next_after carries the
+ * rest; a page shorter than the limit is not the end, next_after == head
+ * is. */
+#define PAGE_FIRST_ROWS 16
+/* room kept before the events for the page's head (its strings are
+ * bounded: a conversation id, the epoch, three integers) */
+#define PAGE_HEAD_MAX 512
+
 struct page {
-    char *buf;
-    size_t len, cap;
+    char *buf; /* LWS_PRE + PAGE_HEAD_MAX bytes, then the events */
+    size_t len, cap, budget;
     int64_t last;
-    int count;
+    int count, rows; /* in the page; in this store call */
+    bool full;       /* stopped at the budget */
 };
 
 static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct page *p = opaque;
-    if (p->len + len + 2 > p->cap) {
-        size_t cap = (p->cap + len + 2) * 2;
+    if (p->count && p->len + len + 1 > p->budget) {
+        p->full = true;
+        return 1;
+    }
+    size_t at = LWS_PRE + PAGE_HEAD_MAX + p->len;
+    if (at + len + 4 > p->cap) {
+        size_t cap = (at + len + 4) * 2;
+        if (cap < at + len + 4 + p->budget / 4) cap = at + len + 4 + p->budget / 4;
         char *nb = realloc(p->buf, cap);
-        if (!nb) return 1;
+        if (!nb) return OH_ENOMEM;
         p->buf = nb;
         p->cap = cap;
     }
-    if (p->count++) p->buf[p->len++] = ',';
-    memcpy(p->buf + p->len, json, len);
-    p->len += len;
+    if (p->count++) p->buf[at++] = ',';
+    memcpy(p->buf + at, json, len);
+    p->len = at + len - LWS_PRE - PAGE_HEAD_MAX;
     p->last = seq;
+    p->rows++;
     return 0;
+}
+
+/* Reads up to LIMIT events after AFTER into P, in store calls whose row
+ * limit follows the budget (a PostgreSQL store sends every row a LIMIT
+ * asks for, so stopping the walk alone would not bound its answer). */
+static int read_page(oh_store *st, const char *conv, int64_t after, int limit, struct page *p)
+{
+    int want = limit < PAGE_FIRST_ROWS ? limit : PAGE_FIRST_ROWS;
+    for (;;) {
+        p->rows = 0;
+        int rc = oh_store_history(st, conv, after, want, page_row, p);
+        if (rc) return rc;
+        if (p->full || p->rows < want || p->count >= limit) return OH_OK;
+        after = p->last;
+        size_t per_row = p->len / (size_t)p->count + 1;
+        size_t fit = p->len < p->budget ? (p->budget - p->len) / per_row + 1 : 1;
+        want = limit - p->count;
+        if ((size_t)want > fit) want = (int)fit;
+    }
 }
 
 static void events_work(void *opaque)
@@ -155,31 +190,34 @@ static void events_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
+    struct page p = {.budget = r->gw->max_page};
     int rc = oh_store_conversation_get(st, a->conv, &c);
-    struct page p = {0};
-    if (rc == OH_OK) rc = oh_store_history(st, a->conv, a->after, a->limit, page_row, &p);
+    if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else if (rc) {
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
+                       "store: %s", oh_strerror(rc));
+    } else if (!p.buf && !(p.buf = malloc(LWS_PRE + PAGE_HEAD_MAX + 4))) {
+        gw_reply_error(r, 500, "internal", "out of memory");
     } else {
-        char *head = NULL;
+        char head[PAGE_HEAD_MAX];
         int64_t next = p.count ? p.last : a->after;
-        int n = asprintf(&head,
+        int n = snprintf(head, sizeof head,
                          "{\"conversation_id\":\"%s\",\"epoch\":\"%s\",\"head\":%lld,"
                          "\"next_after\":%lld,\"events\":[",
                          a->conv, oh_store_epoch(st), (long long)c.head, (long long)next);
-        char *out = n > 0 ? malloc((size_t)n + p.len + 3) : NULL;
-        if (out) {
-            memcpy(out, head, (size_t)n);
-            if (p.len) memcpy(out + n, p.buf, p.len);
-            memcpy(out + (size_t)n + p.len, "]}", 3);
-            gw_reply(r, 200, "application/json", out, (size_t)n + p.len + 2);
+        if (n <= 0 || n >= (int)sizeof head) {
+            gw_reply_error(r, 500, "internal", "page head too long");
         } else {
-            gw_reply_error(r, 500, "internal", "out of memory");
+            /* the head goes in front of the events in place: no second copy */
+            char *body = p.buf + LWS_PRE;
+            memmove(body + n, body + PAGE_HEAD_MAX, p.len);
+            memcpy(body, head, (size_t)n);
+            memcpy(body + n + p.len, "]}", 3);
+            gw_reply_take(r, 200, "application/json", p.buf, (size_t)n + p.len + 2);
+            p.buf = NULL;
         }
-        free(out);
-        free(head);
     }
     free(p.buf);
     gw_complete(r);
@@ -207,95 +245,14 @@ static void list_events(struct req *r, const char *conv)
     gw_async(r, events_work);
 }
 
-/* ---- sending ---- */
-
-int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                     const json_t *body, json_t **out, char *err, size_t errlen)
-{
-    const json_t *text = json_object_get(body, "text");
-    const char *key = json_string_value(json_object_get(body, "client_msg_id"));
-    const json_t *tmpl = json_object_get(body, "template");
-    const json_t *att = json_object_get(body, "attachments");
-    const json_t *reply_to = json_object_get(body, "reply_to");
-    *out = NULL;
-    if (!key || !*key || strlen(key) > 128) {
-        oh_errf(err, errlen, "client_msg_id must be a string of 1..128 characters");
-        return 400;
-    }
-    if ((text && !json_is_string(text)) || (tmpl && !json_is_object(tmpl)) ||
-        (att && !json_is_array(att)) || (reply_to && !json_is_string(reply_to))) {
-        oh_errf(err, errlen,
-                "text and reply_to must be strings, template an object, "
-                "attachments an array");
-        return 400;
-    }
-    if (!text && !tmpl && !att) {
-        oh_errf(err, errlen, "text is required");
-        return 400;
-    }
-    if (text && json_string_length(text) > MAX_TEXT) {
-        oh_errf(err, errlen, "text is longer than %d bytes", MAX_TEXT);
-        return 413;
-    }
-    if (text && !oh_utf8_valid(json_string_value(text), json_string_length(text))) {
-        oh_errf(err, errlen, "text must be valid UTF-8 without NUL");
-        return 400;
-    }
-    bool agent = who->role == OH_ROLE_AGENT;
-    char mine[OH_ID_MAX];
-    oh_auth_customer_conversation(who->sub, mine);
-    if (!agent && strcmp(conv, "new") == 0) conv = mine;
-    if (!oh_auth_may_access(who, conv)) {
-        oh_errf(err, errlen, "not your conversation");
-        return 403;
-    }
-    struct oh_conversation c;
-    int rc = oh_store_conversation_get(gw->hub->store, conv, &c);
-    if (rc == OH_ENOTFOUND && !agent) {
-        /* a customer's first message opens their webchat conversation */
-        memset(&c, 0, sizeof c);
-        snprintf(c.id, sizeof c.id, "%s", conv);
-        snprintf(c.channel, sizeof c.channel, WEBCHAT);
-        snprintf(c.account, sizeof c.account, "default");
-        snprintf(c.contact_id, sizeof c.contact_id, "%s", who->sub);
-        snprintf(c.contact_name, sizeof c.contact_name, "%s", who->sub);
-    } else if (rc == OH_ENOTFOUND) {
-        oh_errf(err, errlen, "no such conversation");
-        return 404;
-    } else if (rc) {
-        oh_errf(err, errlen, "store: %s", oh_strerror(rc));
-        return 503;
-    }
-    char id[OH_ID_MAX], when[32];
-    oh_event_id(id, "message", conv, key, (const char *)NULL);
-    oh_time_rfc3339(when, oh_now_ms());
-    const char *kind = "text";
-    if (att && json_array_size(att))
-        kind = json_string_value(json_object_get(json_array_get(att, 0), "kind"));
-    json_t *data = json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, "
-        "s:{s:s, s:s}}",
-        "conversation_id", conv, "channel", c.channel, "account", c.account, "direction",
-        agent ? "outbound" : "inbound", "contact", "id", c.contact_id, "name", c.contact_name,
-        "message_id", id, "kind", kind ? kind : "text", "text", text ? json_string_value(text) : "",
-        "sent_at", when, "author", "kind", agent ? "agent" : "customer", "id", who->sub);
-    if (data && tmpl) json_object_set(data, "template", (json_t *)tmpl);
-    if (data && att) json_object_set(data, "attachments", (json_t *)att);
-    if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);
-    json_object_set_new(data, "client_msg_id", json_string(key));
-    *out = oh_event_new(agent ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, 0, data);
-    if (!*out) {
-        oh_errf(err, errlen, "out of memory");
-        return 500;
-    }
-    return 0;
-}
+/* ---- sending (the message itself: compose.c) ---- */
 
 static void on_sent(void *opaque, int err)
 {
     struct req *r = opaque;
     struct api *a = r->state;
     if (err) {
+        gw_message_forget(a->event); /* nothing was stored: the key is free again */
         r->retry_after = 1;
         gw_reply_error(r, 503, "unavailable", "the message could not be made durable; retry");
     } else {
@@ -320,6 +277,7 @@ static void send_work(void *opaque)
     struct oh_event_list l = {0};
     oh_event_list_push(&l, json_incref(a->event));
     if (oh_hub_ingest(r->gw->hub, &l, on_sent, r) != OH_OK) {
+        gw_message_forget(a->event);
         gw_reply_error(r, 503, "unavailable", "log unavailable");
         gw_complete(r);
     }

@@ -95,6 +95,12 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
     return OPS(st)->history(st, conv, after, limit, fn, opaque);
 }
 
+int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                       void *opaque)
+{
+    return OPS(st)->event_get(st, conv, event_id, fn, opaque);
+}
+
 int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
 {
     return OPS(st)->conversation_get(st, conv, out);

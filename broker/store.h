@@ -92,6 +92,12 @@ int oh_store_since_source(oh_store *st, int32_t partition, int64_t from, oh_stor
 int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
                      void *opaque);
 
+/* Calls FN once with the stored event EVENT_ID of CONV (its seq and text,
+ * borrowed for the call). OH_ENOTFOUND when CONV holds no such event. Reads
+ * the primary: callers decide on it (idempotency of a client's send). */
+int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                       void *opaque);
+
 struct oh_conversation {
     char id[OH_ID_MAX];
     char channel[64];

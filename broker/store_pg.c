@@ -85,6 +85,7 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = $1",
     [P_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = $1 AND seq > $2 "
                   "ORDER BY seq LIMIT $3",
+    [P_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = $1 AND conversation_id = $2",
     [P_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
     [P_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > $1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT $2",
@@ -543,6 +544,26 @@ static int pg_history(oh_store *st, const char *conv, int64_t after, int limit, 
     return rc;
 }
 
+static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {event_id, conv};
+    PGresult *r;
+    /* the primary: a replica may not have it yet */
+    int rc = oh_pg_exec(conv_pool(s, conv), P_EVENT_GET, 2, vals, &r, true);
+    if (rc != 0) return rc;
+    if (PQntuples(r) == 1) {
+        int stop = fn(opaque, conv, strtoll(PQgetvalue(r, 0, 0), NULL, 10), PQgetvalue(r, 0, 1),
+                      (size_t)PQgetlength(r, 0, 1));
+        rc = stop < 0 ? stop : 0;
+    } else {
+        rc = OH_ENOTFOUND;
+    }
+    PQclear(r);
+    return rc;
+}
+
 static void conv_row(PGresult *r, int i, struct oh_conversation *c)
 {
     memset(c, 0, sizeof *c);
@@ -762,6 +783,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .position_published = pg_position_published,
     .since_source = pg_since_source,
     .history = pg_history,
+    .event_get = pg_event_get,
     .conversation_get = pg_conversation_get,
     .conversations = pg_conversations,
     .ref_get = pg_ref_get,

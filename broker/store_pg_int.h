@@ -15,6 +15,7 @@ enum pg_stmt {
     P_SINCE,
     P_CONV_EXISTS,
     P_HISTORY,
+    P_EVENT_GET,
     P_CONV_GET,
     P_CONV_LIST,
     P_REF_GET,

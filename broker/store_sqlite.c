@@ -35,6 +35,7 @@ enum sq_stmt {
     S_SINCE,
     S_CONV_EXISTS,
     S_HISTORY,
+    S_EVENT_GET,
     S_CONV_GET,
     S_CONV_LIST,
     S_REF_GET,
@@ -87,6 +88,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
     [S_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = ?1 AND seq > ?2 "
                   "ORDER BY seq LIMIT ?3",
+    [S_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = ?1 AND conversation_id = ?2",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > ?1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT ?2",
@@ -703,6 +705,16 @@ static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, 
     return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
 }
 
+static int sq_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
+{
+    struct sq_rows r = {fn, opaque, false, conv};
+    struct sq_args a = {2, {event_id, conv}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_EVENT_GET, &a, row_event, &r, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
 static void col_copy(char *dst, size_t len, sqlite3_stmt *q, int col)
 {
     const char *v = (const char *)sqlite3_column_text(q, col);
@@ -889,6 +901,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .position_published = sq_position_published,
     .since_source = sq_since_source,
     .history = sq_history,
+    .event_get = sq_event_get,
     .conversation_get = sq_conversation_get,
     .conversations = sq_conversations,
     .ref_get = sq_ref_get,

@@ -328,6 +328,7 @@ static void on_send_durable(void *opaque, int err)
 {
     struct wsjob *j = opaque;
     if (err) {
+        gw_message_forget(j->event); /* nothing was stored: the key is free again */
         j->status = 503;
         snprintf(j->err, sizeof j->err, "the message could not be made durable; retry");
     }
@@ -346,6 +347,7 @@ static void send_work(void *opaque)
     struct oh_event_list l = {0};
     oh_event_list_push(&l, json_incref(j->event));
     if (oh_hub_ingest(j->c->gw->hub, &l, on_send_durable, j) != OH_OK) {
+        gw_message_forget(j->event);
         j->status = 503;
         snprintf(j->err, sizeof j->err, "log unavailable");
         job_done(j);
@@ -503,6 +505,7 @@ static void finish_job(struct wsjob *j)
             gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
                                          j->status == 403   ? "forbidden"
                                          : j->status == 404 ? "not_found"
+                                         : j->status == 409 ? "conflict"
                                          : j->status == 503 ? "unavailable"
                                                             : "bad_request",
                                          "message", j->err, "client_msg_id", j->key));

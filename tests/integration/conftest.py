@@ -208,7 +208,8 @@ class Daemon:
             for ev in page["events"]:
                 validate_event(ev)
             events.extend(page["events"])
-            if len(page["events"]) < limit:
+            # pages are bounded in bytes too (http.max_page): the end is the head
+            if not page["events"] or page["next_after"] >= page["head"]:
                 return events
             after = page["next_after"]
 
