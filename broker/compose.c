@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "gateway_int.h"
 #include "json_dump.h"
+#include "metrics.h"
 
 #define MAX_TEXT              65536
 #define MAX_ATTACHMENTS       10
@@ -398,4 +399,15 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
         *out = NULL;
     }
     return status;
+}
+
+void gw_message_count(const json_t *event, int err)
+{
+    const char *channel = oh_event_data_str(event, "channel");
+    char lab[128];
+    /* the connector's name: "api:shop" counts as "api", as its webhook does */
+    snprintf(lab, sizeof lab, "channel=\"%.*s\",result=\"%s\"",
+             channel ? (int)strcspn(channel, ":") : 7, channel ? channel : "unknown",
+             err ? "failed" : "accepted");
+    oh_metrics_inc("omnihub_ingest_total", lab, 1);
 }

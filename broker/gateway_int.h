@@ -156,5 +156,9 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
 /* The send of EVENT (built by gw_build_message) failed before it was
  * durable: its client_msg_id may carry another body again. Any thread. */
 void gw_message_forget(const json_t *event);
+/* Counts a sent message (REST or WebSocket) in omnihub_ingest_total under
+ * its conversation's channel, like a webhook's events: accepted once
+ * durable, failed when ERR. Any thread. */
+void gw_message_count(const json_t *event, int err);
 
 #endif

@@ -251,6 +251,7 @@ static void on_sent(void *opaque, int err)
 {
     struct req *r = opaque;
     struct api *a = r->state;
+    gw_message_count(a->event, err);
     if (err) {
         gw_message_forget(a->event); /* nothing was stored: the key is free again */
         r->retry_after = 1;

@@ -327,6 +327,7 @@ static void page_work(void *opaque)
 static void on_send_durable(void *opaque, int err)
 {
     struct wsjob *j = opaque;
+    gw_message_count(j->event, err);
     if (err) {
         gw_message_forget(j->event); /* nothing was stored: the key is free again */
         j->status = 503;

@@ -67,3 +67,20 @@ def test_every_family_has_help_and_type_and_short_numbers(omnihub):
     assert rss and rss[0] > 1 << 20
     fds = [float(v) for n, _, v in samples if n == "process_open_fds"]
     assert fds and fds[0] >= 3
+
+
+def test_sent_messages_count_in_the_ingest_totals(omnihub):
+    """Webchat sends (WebSocket and REST) and agents' REST replies are
+    ingested events like a webhook's, and are counted alike."""
+    d = omnihub()
+    conv = d.post_inbound({"channel": "api:m", "account": "a", "contact": {"id": "u1"},
+                           "message_id": "m1", "text": "hi"}).json()["conversation_id"]
+    before = d.metric("omnihub_ingest_total", {"channel": "api", "result": "accepted"})
+    r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                  {"text": "reply", "client_msg_id": "r1"}, token=d.agent_token())
+    assert r.status_code == 202
+    assert d.metric("omnihub_ingest_total", {"channel": "api", "result": "accepted"}) == before + 1
+    r = d.request("POST", "/v1/conversations/new/messages", {"text": "hello", "client_msg_id": "c1"},
+                  token=d.customer_token("cust-1"))
+    assert r.status_code == 202, r.text
+    assert d.metric("omnihub_ingest_total", {"channel": "webchat", "result": "accepted"}) == 1
