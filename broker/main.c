@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
-#include "auth.h"
-#include "daemon.h"
-#include "feed.h"
-#include "gateway.h"
-#include "lagwatch.h"
+#include "core/auth.h"
+#include "core/daemon.h"
+#include "services/feed.h"
+#include "gateway/gateway.h"
+#include "services/lagwatch.h"
 
 static struct oh_gateway *the_gw;
 static volatile sig_atomic_t got_signal;

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "daemon.h"
+#include "core/daemon.h"
 #include "kafka_mock.h"
-#include "log.h"
+#include "log/log.h"
 
 static volatile sig_atomic_t km_stop;
 

@@ -4,7 +4,7 @@
 #define OH_TOOLS_LAG_H
 
 #include <stdio.h>
-#include "log.h"
+#include "log/log.h"
 
 /* One observation of one (group, topic, partition). */
 struct oh_lag_sample {

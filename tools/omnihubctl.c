@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "auth.h"
-#include "connector.h"
-#include "crypto.h"
-#include "daemon.h"
+#include "core/auth.h"
+#include "core/connector.h"
+#include "core/crypto.h"
+#include "core/daemon.h"
 #include "kafka_mock.h"
 #include "lag.h"
-#include "log.h"
+#include "log/log.h"
 #include "scaffold.h"
 
 #define CTL_MAX_INPUT (16u << 20)

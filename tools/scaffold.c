@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "connector.h"
-#include "daemon.h"
+#include "core/connector.h"
+#include "core/daemon.h"
 #include "scaffold.h"
 
 #define SC_TEMPLATES "tools/templates/connector"

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "connector.h"
-#include "crypto.h"
-#include "hub.h"
-#include "http_client.h"
+#include "core/connector.h"
+#include "core/crypto.h"
+#include "core/hub.h"
+#include "core/http_client.h"
 
 #define API_MAX_FIELD 255
 

@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "email_int.h"
-#include "metrics.h"
+#include "core/metrics.h"
 
 static const struct oh_config_key email_keys[] = {
     {"email.imap_url", OH_CFG_STR, NULL,

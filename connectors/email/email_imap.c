@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "email_int.h"
-#include "metrics.h"
+#include "core/metrics.h"
 
 #define STATE_NS    "email"
 #define DEADLTR_NS  "email.deadletter"

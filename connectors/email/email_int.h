@@ -5,8 +5,8 @@
 
 #include <pthread.h>
 #include <jansson.h>
-#include "connector.h"
-#include "hub.h"
+#include "core/connector.h"
+#include "core/hub.h"
 
 enum email_tls { EMAIL_TLS_URL, EMAIL_TLS_NONE, EMAIL_TLS_STARTTLS, EMAIL_TLS_TLS };
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <gmime/gmime.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "email_int.h"
 
 #define EMAIL_MAX_DEPTH 32

@@ -7,9 +7,9 @@
 #include <strings.h>
 #include <curl/curl.h>
 #include <gmime/gmime.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "email_int.h"
-#include "metrics.h"
+#include "core/metrics.h"
 
 static bool has_re_prefix(const char *s)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "email_int.h"
 
 #define THREAD_NS   "email.thread"

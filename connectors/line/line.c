@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "line.h"
-#include "metrics.h"
+#include "core/metrics.h"
 
 static const struct oh_config_key line_keys[] = {
     {"line.channel_secret", OH_CFG_SECRET, NULL,

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "crypto.h"
-#include "http_client.h"
+#include "core/crypto.h"
+#include "core/http_client.h"
 #include "line.h"
 
 #define LINE_MAX_MESSAGES 5 /* message objects the push API takes per call */

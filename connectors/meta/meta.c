@@ -6,11 +6,11 @@
 #include <string.h>
 #include <strings.h>
 #include "meta.h"
-#include "crypto.h"
-#include "http_client.h"
-#include "hub.h"
-#include "metrics.h"
-#include "store.h"
+#include "core/crypto.h"
+#include "core/http_client.h"
+#include "core/hub.h"
+#include "core/metrics.h"
+#include "store/store.h"
 
 #define META_RECENT 1024 /* mids of our own recent sends, to drop their echoes */
 

@@ -3,7 +3,7 @@
 #ifndef OH_META_H
 #define OH_META_H
 
-#include "connector.h"
+#include "core/connector.h"
 
 /* What differs between the two Meta channels. */
 struct meta_channel {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "meta.h"
-#include "crypto.h"
-#include "metrics.h"
+#include "core/crypto.h"
+#include "core/metrics.h"
 
 /* One parse: where events go and what to ask about echoes. */
 struct mn {

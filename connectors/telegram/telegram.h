@@ -4,8 +4,8 @@
 #define OH_TELEGRAM_H
 
 #include <jansson.h>
-#include "connector.h"
-#include "hub.h"
+#include "core/connector.h"
+#include "core/hub.h"
 
 #define TG_CHANNEL         "telegram"
 #define TG_DEFAULT_ACCOUNT "bot" /* account when no bot token is known */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "http_client.h"
+#include "core/http_client.h"
 #include "telegram.h"
 
 /* What a Bot API call answered. */

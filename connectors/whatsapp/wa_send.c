@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http_client.h"
-#include "store.h"
+#include "core/http_client.h"
+#include "store/store.h"
 #include "whatsapp.h"
 
 static const char *wa_str(const json_t *obj, const char *key)

@@ -2,8 +2,8 @@
  * the webhook (verification challenge, signed deliveries) and the vtable. */
 #include <stdlib.h>
 #include <string.h>
-#include "crypto.h"
-#include "metrics.h"
+#include "core/crypto.h"
+#include "core/metrics.h"
 #include "whatsapp.h"
 
 static const struct oh_config_key wa_keys[] = {

@@ -4,8 +4,8 @@
 #define OH_WHATSAPP_H
 
 #include <pthread.h>
-#include "connector.h"
-#include "hub.h"
+#include "core/connector.h"
+#include "core/hub.h"
 
 #define WA_CHANNEL      "whatsapp"
 #define WA_TEXT_MAX     4096 /* characters Graph accepts in a text body */

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "crypto.h"
-#include "metrics.h"
+#include "core/crypto.h"
+#include "core/metrics.h"
 #include "x.h"
 
 static const struct oh_config_key x_keys[] = {

@@ -5,8 +5,8 @@
 
 #include <pthread.h>
 #include <jansson.h>
-#include "connector.h"
-#include "hub.h"
+#include "core/connector.h"
+#include "core/hub.h"
 
 #define X_CHANNEL       "x"
 #define X_TIMEOUT_MS    15000

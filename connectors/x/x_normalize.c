@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "x.h"
 
 static const char *str_or(const json_t *o, const char *key, const char *def)

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http_client.h"
+#include "core/http_client.h"
 #include "x.h"
 
 static int fail(struct oh_send_result *res, int rc, const char *code, const char *msg)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""embed.py - regenerates broker/store_sqlite_schema.inc and
-broker/store_pg_schema.inc from the migrations in schemas/sql/<backend>/NNN_*.sql.
+"""embed.py - regenerates broker/store/store_sqlite_schema.inc and
+broker/store/store_pg_schema.inc from the migrations in schemas/sql/<backend>/NNN_*.sql.
 
 Add a migration by adding the next NNN_name.sql file and running
   /usr/bin/python3 schemas/sql/embed.py
@@ -31,7 +31,7 @@ def embed(backend, prefix, out):
                  "static const char *const %s_migrations[] __attribute__((unused)) = {%s};" % (prefix, prefix, ", ".join(names)))
     parts.append("static const char *const %s_migration_files[] __attribute__((unused)) = {\n%s\n};" % (
         prefix, "\n".join('    "%s",' % f.relative_to(ROOT) for f in files)))
-    (ROOT / "broker" / out).write_text("\n".join(parts) + "\n")
+    (ROOT / "broker" / "store" / out).write_text("\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":

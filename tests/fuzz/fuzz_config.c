@@ -2,8 +2,8 @@
  * every component's key table. */
 #include <stdio.h>
 #include <unistd.h>
-#include "config.h"
-#include "daemon.h"
+#include "core/config.h"
+#include "core/daemon.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

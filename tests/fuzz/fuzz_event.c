@@ -1,6 +1,6 @@
 /* fuzz_event.c - what enters the log from outside the broker: the
  * CloudEvents envelope check, RFC 3339 times and the UTF-8 check. */
-#include "event.h"
+#include "core/event.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,7 @@
 /* fuzz_json_dump.c - oh_json_dump against json_dumps(JSON_COMPACT) on any
  * document jansson parses, and on the raw input as a string that was never
  * UTF-8 checked: the same text or the same failure. */
-#include "json_dump.h"
+#include "core/json_dump.h"
 #include "fuzz.h"
 
 static void same(const json_t *v)

@@ -1,6 +1,6 @@
 /* fuzz_jwt.c - bearer token verification on arbitrary strings: never
  * accepts what the secret did not sign, never crashes. */
-#include "auth.h"
+#include "core/auth.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

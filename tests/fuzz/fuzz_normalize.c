@@ -2,7 +2,7 @@
  * meson per target): any bytes in, events or a one-line reason out. */
 #include <jansson.h>
 #include <stdio.h>
-#include "connector.h"
+#include "core/connector.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,6 @@
 /* fuzz_query.c - query-string parameters as connectors read them
  * (oh_http_query_param): URL decoding, truncation, missing values. */
-#include "connector.h"
+#include "core/connector.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,6 @@
 /* fuzz_signature.c - webhook signature checks (hex and base64 schemes) on
  * arbitrary headers and bodies: input = header, '\n', body. */
-#include "crypto.h"
+#include "core/crypto.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

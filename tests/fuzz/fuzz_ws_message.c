@@ -1,7 +1,7 @@
 /* fuzz_ws_message.c - the WebSocket client-message parser (gw_ws_parse),
  * then the argument shapes the handlers read from it. */
 #include "fuzz.h"
-#include "gateway_int.h"
+#include "gateway/gateway_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -116,7 +116,7 @@ def test_dev_build_shows_compiler_errors(tmp_path):
         if src.is_file():
             (tree / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tree / f)
-    bad = tree / "broker" / "oh.c"
+    bad = tree / "broker" / "core" / "oh.c"
     bad.write_text(bad.read_text() + "\nint this_is_not_c(void) { return 1 }\n")
     r = subprocess.run([str(tree / "tools" / "dev"), "build"], cwd=tree, capture_output=True,
                        text=True, timeout=900, env=dict(os.environ))

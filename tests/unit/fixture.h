@@ -4,7 +4,7 @@
 #define OH_TEST_FIXTURE_H
 
 #include <jansson.h>
-#include "connector.h"
+#include "core/connector.h"
 
 /* Channel checks run on each fixture's events after the shared ones; OUT is
  * borrowed for the call, NAME is the fixture's file name. */

@@ -9,9 +9,9 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include "auth.h"
-#include "crypto.h"
-#include "event.h"
+#include "core/auth.h"
+#include "core/crypto.h"
+#include "core/event.h"
 #include "tap.h"
 
 static const char *secret = "jwt-secret";

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
-#include "daemon.h"
+#include "core/config.h"
+#include "core/daemon.h"
 #include "tap.h"
 
 static const struct oh_config_key keys[] = {

@@ -1,7 +1,7 @@
 /* test_crypto.c - signatures (RFC 4231 vector), encodings, comparisons. */
 #include <string.h>
 #include <openssl/hmac.h>
-#include "crypto.h"
+#include "core/crypto.h"
 #include "tap.h"
 
 START_TEST(hmac_vector)

@@ -7,7 +7,7 @@
 #include "tap.h"
 #include "fixture.h"
 #include "oh_build_config.h"
-#include "connector.h"
+#include "core/connector.h"
 
 #ifdef OH_HAVE_GMIME
 #include "../../connectors/email/email_int.h"

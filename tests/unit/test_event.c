@@ -1,6 +1,6 @@
 /* test_event.c - envelope building, stable ids, time and UTF-8 checks. */
 #include <string.h>
-#include "event.h"
+#include "core/event.h"
 #include "tap.h"
 
 static json_t *sample(const char *conv)

@@ -2,7 +2,7 @@
  * text matches only, oldest of equal texts first, shared events refused,
  * bounded by count and bytes. */
 #include <string.h>
-#include "handoff.h"
+#include "core/handoff.h"
 #include "tap.h"
 
 static json_t *ev_of(const char *text)

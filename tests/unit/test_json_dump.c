@@ -3,7 +3,7 @@
  * string, and the same failures. */
 #include <ftw.h>
 #include <string.h>
-#include "json_dump.h"
+#include "core/json_dump.h"
 #include "tap.h"
 
 static int compared;

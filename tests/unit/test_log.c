@@ -10,8 +10,8 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "oh_build_config.h"
-#include "daemon.h"
-#include "log_int.h"
+#include "core/daemon.h"
+#include "log/log_int.h"
 #include "tap.h"
 #include "../../tools/lag.h"
 

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "connector.h"
-#include "crypto.h"
-#include "daemon.h"
+#include "core/connector.h"
+#include "core/crypto.h"
+#include "core/daemon.h"
 #include "tap.h"
 #include "fixture.h"
 

@@ -2,7 +2,7 @@
  * keys, and a table that stays bounded under a flood of new keys. */
 #include <stdio.h>
 #include <string.h>
-#include "ratelimit.h"
+#include "core/ratelimit.h"
 #include "tap.h"
 
 START_TEST(off_when_rate_is_zero)

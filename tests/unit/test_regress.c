@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "connector.h"
-#include "event.h"
+#include "core/connector.h"
+#include "core/event.h"
 #include "tap.h"
 
 /* Every file in tests/fuzz/seeds/normalize_<channel>/ goes through that

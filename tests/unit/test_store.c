@@ -8,17 +8,17 @@
 #include <unistd.h>
 #include "oh_build_config.h"
 #include "tap.h"
-#include "daemon.h"
-#include "store_int.h"
+#include "core/daemon.h"
+#include "store/store_int.h"
 
 #include <sqlite3.h>
 #ifdef OH_HAVE_POSTGRES
 #include <libpq-fe.h>
 #endif
 
-#include "store_sqlite_schema.inc"
+#include "store/store_sqlite_schema.inc"
 #ifdef OH_HAVE_POSTGRES
-#include "store_pg_schema.inc"
+#include "store/store_pg_schema.inc"
 #endif
 
 static bool use_pg;

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "daemon.h"
-#include "hub_int.h"
+#include "core/daemon.h"
+#include "core/hub_int.h"
 #include "tap.h"
 
 static char *dir;

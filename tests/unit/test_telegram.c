@@ -5,8 +5,8 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
-#include "connector.h"
-#include "crypto.h"
+#include "core/connector.h"
+#include "core/crypto.h"
 #include "connectors/telegram/telegram.h"
 
 extern const struct oh_connector oh_connector_telegram;

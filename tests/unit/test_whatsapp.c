@@ -5,11 +5,11 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
-#include "connector.h"
-#include "crypto.h"
-#include "daemon.h"
-#include "store.h"
-#include "store_int.h"
+#include "core/connector.h"
+#include "core/crypto.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "store/store_int.h"
 #include "connectors/whatsapp/whatsapp.h"
 
 extern const struct oh_connector oh_connector_whatsapp;

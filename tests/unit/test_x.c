@@ -5,8 +5,8 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
-#include "connector.h"
-#include "crypto.h"
+#include "core/connector.h"
+#include "core/crypto.h"
 #include "connectors/x/x.h"
 
 extern const struct oh_connector oh_connector_x;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
-#include "crypto.h"
+#include "core/crypto.h"
 
 /* A WhatsApp Cloud API "messages" change, as tests/data/whatsapp/text.json. */
 static const char wa_tpl[] =

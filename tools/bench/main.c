@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "auth.h"
+#include "core/auth.h"
 #include "bench.h"
-#include "crypto.h"
+#include "core/crypto.h"
 
 #ifndef OH_SOURCE_ROOT
 #define OH_SOURCE_ROOT "."

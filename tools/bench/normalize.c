@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
-#include "connector.h"
+#include "core/connector.h"
 
 struct payloads {
     char **buf;

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
-#include "daemon.h"
+#include "core/daemon.h"
 #include "pg.h"
-#include "store.h"
-#include "store_fields.h"
+#include "store/store.h"
+#include "store/store_fields.h"
 
 #define COPY_FLUSH  (1 << 20)
 #define CLOCK_EVERY 4096 /* events per "batch": the broker clock of materialize */

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "bench.h"
-#include "oh.h"
+#include "core/oh.h"
 
 static json_t *rows;
 static json_t *machine;

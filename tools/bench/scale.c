@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "bench.h"
-#include "daemon.h"
+#include "core/daemon.h"
 #include "oh_build_config.h"
 #include "pg.h"
-#include "store.h"
+#include "store/store.h"
 
 #define SCALE_ACCOUNT "scale"
 #define SCALE_BATCH   4096

@@ -1,0 +1,225 @@
+/* auth.c - JWT checks with libjwt, plus our own look at the header so that
+ * "alg": "none" and algorithm confusion are refused before anything else. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <jwt.h>
+#include "core/auth.h"
+#include "core/crypto.h"
+#include "core/event.h"
+#include "core/jwks.h"
+
+struct oh_auth {
+    char *secret, *issuer, *audience;
+    oh_jwks *keys;
+};
+
+static char *dup_opt(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+oh_auth *oh_auth_new(const struct oh_auth_opts *opts, char *err, size_t errlen)
+{
+    oh_auth *a = calloc(1, sizeof *a);
+    if (!a) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->secret = dup_opt(opts->secret);
+    a->issuer = dup_opt(opts->issuer);
+    a->audience = dup_opt(opts->audience);
+    if (opts->jwks_file && *opts->jwks_file &&
+        !(a->keys = oh_jwks_load(opts->jwks_file, err, errlen))) {
+        oh_auth_free(a);
+        return NULL;
+    }
+    if (!a->secret && !a->keys) {
+        oh_errf(err, errlen, "auth.jwt_secret or auth.jwks_file is required to verify tokens");
+        oh_auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+oh_auth *oh_auth_from_config(const oh_config *cfg, char *err, size_t errlen)
+{
+    struct oh_auth_opts o = {oh_config_str(cfg, "auth.jwt_secret"),
+                             oh_config_str(cfg, "auth.jwks_file"), oh_config_str(cfg, "auth.issuer"),
+                             oh_config_str(cfg, "auth.audience")};
+    return oh_auth_new(&o, err, errlen);
+}
+
+void oh_auth_free(oh_auth *a)
+{
+    if (!a) return;
+    free(a->secret);
+    free(a->issuer);
+    free(a->audience);
+    oh_jwks_free(a->keys);
+    free(a);
+}
+
+#define WEBCHAT_ACCOUNT "default"
+
+/* Whether the optional time claim NAME lies more than OH_AUTH_CLOCK_SKEW_S
+ * after NOW_S (or is not a number). */
+static bool not_yet(jwt_t *jwt, const char *name, int64_t now_s)
+{
+    /* libjwt reads a non-number as 0: look at the JSON value itself */
+    char *text = jwt_get_grants_json(jwt, name);
+    if (!text) return false; /* absent: both are optional */
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    free(text);
+    bool bad = !json_is_integer(v) || json_integer_value(v) > now_s + OH_AUTH_CLOCK_SKEW_S;
+    json_decref(v);
+    return bad;
+}
+
+/* "aud" is a string or an array of strings (RFC 7519 4.1.3). */
+static bool audience_ok(jwt_t *jwt, const char *want)
+{
+    char *text = jwt_get_grants_json(jwt, "aud");
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    free(text);
+    bool ok = json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+    size_t i;
+    json_t *item;
+    if (json_is_array(v)) json_array_foreach(v, i, item) ok |= json_is_string(item) &&
+                                                                strcmp(json_string_value(item),
+                                                                       want) == 0;
+    json_decref(v);
+    return ok;
+}
+
+/* The key and libjwt algorithm for the token header H, or an error:
+ * each algorithm is checked only with its own kind of key. */
+static int pick_key(const oh_auth *a, json_t *h, const unsigned char **key, int *keylen,
+                    jwt_alg_t *alg, char *err, size_t errlen)
+{
+    const char *name = json_string_value(json_object_get(h, "alg"));
+    const char *kid = json_string_value(json_object_get(h, "kid"));
+    if (name && strcmp(name, "HS256") == 0 && a->secret) {
+        *key = (const unsigned char *)a->secret;
+        *keylen = (int)strlen(a->secret);
+        *alg = JWT_ALG_HS256;
+        return OH_OK;
+    }
+    bool rs = name && strcmp(name, "RS256") == 0, es = name && strcmp(name, "ES256") == 0;
+    if ((rs || es) && a->keys) {
+        const struct oh_jwk *k = oh_jwks_find(a->keys, rs ? OH_JWK_RS256 : OH_JWK_ES256, kid);
+        if (!k) {
+            oh_errf(err, errlen, "no key for this token (kid %s)", kid ? "unknown" : "missing");
+            return OH_EAUTH;
+        }
+        *key = (const unsigned char *)k->pem;
+        *keylen = (int)strlen(k->pem);
+        *alg = rs ? JWT_ALG_RS256 : JWT_ALG_ES256;
+        return OH_OK;
+    }
+    oh_errf(err, errlen, "token algorithm must be %s%s%s", a->secret ? "HS256" : "",
+            a->secret && a->keys ? ", " : "", a->keys ? "RS256 or ES256" : "");
+    return OH_EAUTH;
+}
+
+int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh_principal *out,
+                   char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!token || !*token || strlen(token) > 4096) {
+        oh_errf(err, errlen, "missing or oversized token");
+        return OH_EAUTH;
+    }
+    const char *dot = strchr(token, '.');
+    uint8_t header[512];
+    if (!dot || oh_base64url_decode(token, (size_t)(dot - token), header, sizeof header) < 0) {
+        oh_errf(err, errlen, "malformed token");
+        return OH_EAUTH;
+    }
+    json_t *h = json_loads((const char *)header, 0, NULL);
+    const unsigned char *key = NULL;
+    int keylen = 0;
+    jwt_alg_t alg = JWT_ALG_NONE;
+    int picked = pick_key(a, h, &key, &keylen, &alg, err, errlen);
+    /* RFC 7515 4.1.11: "crit" names extensions the verifier must
+     * understand; this verifier understands none */
+    bool crit = json_object_get(h, "crit") != NULL;
+    json_decref(h);
+    if (picked) return picked;
+    if (crit) {
+        oh_errf(err, errlen, "token has critical header extensions");
+        return OH_EAUTH;
+    }
+    jwt_t *jwt = NULL;
+    if (jwt_decode(&jwt, token, key, keylen) != 0 || !jwt || jwt_get_alg(jwt) != alg) {
+        jwt_free(jwt);
+        oh_errf(err, errlen, "bad token signature");
+        return OH_EAUTH;
+    }
+    int rc = OH_EAUTH;
+    const char *sub = jwt_get_grant(jwt, "sub");
+    const char *role = jwt_get_grant(jwt, "role");
+    const char *device = jwt_get_grant(jwt, "device");
+    errno = 0;
+    long exp = jwt_get_grant_int(jwt, "exp");
+    if (!sub || !*sub || strlen(sub) >= sizeof out->sub) {
+        oh_errf(err, errlen, "token lacks sub");
+    } else if (!role || (strcmp(role, "customer") && strcmp(role, "agent"))) {
+        oh_errf(err, errlen, "token role must be customer or agent");
+    } else if (errno || exp <= 0) {
+        oh_errf(err, errlen, "token lacks exp");
+    } else if (exp <= now_s) {
+        oh_errf(err, errlen, "token expired");
+    } else if (not_yet(jwt, "nbf", now_s) || not_yet(jwt, "iat", now_s)) {
+        oh_errf(err, errlen, "token not valid yet (nbf or iat in the future)");
+    } else if (a->issuer && (!jwt_get_grant(jwt, "iss") ||
+                             strcmp(jwt_get_grant(jwt, "iss"), a->issuer) != 0)) {
+        oh_errf(err, errlen, "token issuer (iss) is not auth.issuer");
+    } else if (a->audience && !audience_ok(jwt, a->audience)) {
+        oh_errf(err, errlen, "token audience (aud) does not include auth.audience");
+    } else if (device && strlen(device) >= sizeof out->device) {
+        oh_errf(err, errlen, "token device too long");
+    } else {
+        snprintf(out->sub, sizeof out->sub, "%s", sub);
+        snprintf(out->device, sizeof out->device, "%s", device && *device ? device : "default");
+        out->role = strcmp(role, "agent") == 0 ? OH_ROLE_AGENT : OH_ROLE_CUSTOMER;
+        out->exp = exp;
+        rc = OH_OK;
+    }
+    jwt_free(jwt);
+    return rc;
+}
+
+char *oh_auth_issue(const char *secret, const char *sub, const char *role, const char *device,
+                    int64_t ttl_s)
+{
+    jwt_t *jwt = NULL;
+    char *out = NULL;
+    if (jwt_new(&jwt) != 0) return NULL;
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0 &&
+        jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "role", role) == 0 &&
+        (!device || jwt_add_grant(jwt, "device", device) == 0) &&
+        jwt_add_grant_int(jwt, "exp", (long)(oh_now_ms() / 1000 + ttl_s)) == 0)
+        out = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return out;
+}
+
+void oh_auth_customer_conversation(const char *sub, char out[129])
+{
+    oh_conversation_id(out, "webchat", WEBCHAT_ACCOUNT, sub);
+}
+
+bool oh_auth_may_access(const struct oh_principal *p, const char *conv)
+{
+    if (p->role == OH_ROLE_AGENT) return true;
+    char mine[OH_ID_MAX];
+    oh_auth_customer_conversation(p->sub, mine);
+    return strcmp(mine, conv) == 0;
+}
+
+const char *oh_auth_role_name(enum oh_role role)
+{
+    return role == OH_ROLE_AGENT ? "agent" : "customer";
+}

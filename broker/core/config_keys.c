@@ -1,0 +1,89 @@
+/* config_keys.c - the keys of the core: gateway, auth, log, store, sync and
+ * dispatch. Connectors declare theirs in their own vtables. */
+#include "core/config.h"
+#include "log/log_int.h"
+#include "store/store_int.h"
+#include "core/daemon.h"
+
+const struct oh_config_key oh_core_keys[] = {
+    {"role", OH_CFG_STR, "all", "which services this process runs: all|gateway|sync|dispatch"},
+    {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
+    {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
+    {"http.max_body", OH_CFG_SIZE, "1m", "largest accepted request body (413 above)"},
+    {"http.max_page", OH_CFG_SIZE, "1m",
+     "bytes of events in one history page, at most (a page holds at least one event)"},
+    {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full"},
+    {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
+    {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},
+    {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the webchat example)"},
+    {"auth.jwt_secret", OH_CFG_SECRET, NULL, "HS256 secret of client and agent bearer tokens"},
+    {"auth.jwks_file", OH_CFG_STR, NULL, "JWKS document of RS256/ES256 token keys (by kid)"},
+    {"auth.issuer", OH_CFG_STR, NULL, "required iss of bearer tokens (unset: not checked)"},
+    {"auth.audience", OH_CFG_STR, NULL, "required aud of bearer tokens (unset: not checked)"},
+    {"logging.level", OH_CFG_STR, "info", "debug|info|warn|error"},
+    {"sync.batch", OH_CFG_INT, "512", "events materialized per store transaction, at most"},
+    {"dispatch.max_attempts", OH_CFG_INT, "8", "send attempts before a message is failed"},
+    {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
+    {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
+    {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
+    {"ws.max_frame", OH_CFG_SIZE, "64k", "largest accepted WebSocket message"},
+    {"ws.max_queue", OH_CFG_SIZE, "1m", "bytes queued to a client before it is closed as slow"},
+    {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},
+    {"ws.ping_interval", OH_CFG_INT, "30", "seconds between server pings"},
+    {"ws.idle_timeout", OH_CFG_INT, "120", "seconds without any client frame before close"},
+    {NULL, 0, NULL, NULL},
+};
+
+const struct oh_config_key oh_log_keys[] = {
+    {"log.backend", OH_CFG_STR, "local", "conversation stream: local|kafka"},
+    {"log.local.path", OH_CFG_STR, NULL, "local log file (default <data_dir>/log.db)"},
+    {"log.local.create", OH_CFG_BOOL, "true",
+     "create the log when missing (omnihubctl reads only an existing one)"},
+    {"log.local.max_batch", OH_CFG_INT, "1024", "appends sharing one commit, at most"},
+    {"kafka.brokers", OH_CFG_STR, NULL, "bootstrap servers, host:port,..."},
+    {"kafka.topic_prefix", OH_CFG_STR, "omnihub.", "prefix of the events and timeline topics"},
+    {"kafka.mock_brokers", OH_CFG_INT, "0", "N > 0: start an in-process mock cluster of N"},
+    {"kafka.partitions", OH_CFG_INT, "6", "partitions of topics created at start-up"},
+    {"kafka.replication", OH_CFG_INT, "1", "replication factor of topics created at start-up"},
+    {"kafka.message_timeout_ms", OH_CFG_INT, "60000",
+     "an append not delivered within this fails (the request gets 503)"},
+    {NULL, 0, NULL, NULL},
+};
+
+const struct oh_config_key oh_store_keys[] = {
+    {"store.backend", OH_CFG_STR, "sqlite", "history store: sqlite|postgres"},
+    {"store.sqlite.path", OH_CFG_STR, NULL, "SQLite store file (default <data_dir>/store.db)"},
+    {"store.postgres.dsn", OH_CFG_SECRET, NULL, "libpq connection string of the primary"},
+    {"store.postgres.read_dsn", OH_CFG_SECRET, NULL, "replica for history and list reads"},
+    {"store.postgres.shards", OH_CFG_LIST, NULL, "DSNs of shards; conversations hash across"},
+    {"store.postgres.pool_size", OH_CFG_INT, "4", "connections per process and server"},
+    {NULL, 0, NULL, NULL},
+};
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/connector.h"
+
+/* "<name>.enabled" for every connector, built once. */
+static struct oh_config_key enabled_keys[64];
+static char enabled_names[64][80];
+
+const struct oh_config_key *const *oh_config_tables(void)
+{
+    static const struct oh_config_key *tables[80];
+    if (tables[0]) return tables;
+    size_t n = 0, k = 0;
+    tables[n++] = oh_core_keys;
+    tables[n++] = oh_log_keys;
+    tables[n++] = oh_store_keys;
+    for (const struct oh_connector *const *c = oh_connectors; *c && k < 62; c++, k++) {
+        snprintf(enabled_names[k], sizeof enabled_names[k], "%s.enabled", (*c)->name);
+        enabled_keys[k] = (struct oh_config_key){enabled_names[k], OH_CFG_BOOL, NULL,
+                                                 "run this connector (default: when configured)"};
+        if ((*c)->config_keys) tables[n++] = (*c)->config_keys;
+    }
+    tables[n++] = enabled_keys;
+    tables[n] = NULL;
+    return tables;
+}

@@ -1,0 +1,131 @@
+/* connector.h - the interface every channel connector implements. A
+ * connector is one const struct oh_connector (designated initializers)
+ * plus the state behind its void *ctx. NULL callbacks mean "not supported".
+ * The core knows channels only through this table. */
+#ifndef OH_CONNECTOR_H
+#define OH_CONNECTOR_H
+
+#include <jansson.h>
+#include "core/oh.h"
+#include "core/config.h"
+#include "core/event.h"
+
+typedef struct oh_hub oh_hub;
+
+/* An HTTP request as the gateway hands it to a connector: fully buffered,
+ * body limited by http.max_body. Everything is borrowed for the call. */
+struct oh_http_req {
+    const char *method; /* "GET", "POST" */
+    const char *path;
+    const char *query; /* raw query string without '?', "" when none */
+    const uint8_t *body;
+    size_t body_len;
+    /* Value of header LNAME (lower case, as declared in .headers), or NULL. */
+    const char *(*header)(const struct oh_http_req *req, const char *lname);
+    void *priv;
+};
+
+/* Copies the URL-decoded query parameter NAME into OUT. OH_ENOTFOUND when
+ * absent, OH_ETOOBIG when it does not fit. */
+int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen);
+
+/* What the connector wants answered. STATUS 0 means the default: 200 once
+ * every produced event is durable. BODY (malloc'd, freed by the gateway)
+ * NULL means "{}" for JSON. */
+struct oh_http_reply {
+    int status;
+    char content_type[64];
+    char *body;
+    size_t body_len;
+};
+
+/* Context for the pure normalizer. */
+struct oh_norm_ctx {
+    const char *account; /* --account, or NULL: take it from the payload */
+    int64_t now_ms;      /* received time, for payloads without a timestamp */
+};
+
+/* Outcome of a send. */
+struct oh_send_result {
+    char provider_message_id[512]; /* the channel's id for what was sent */
+    char error_code[64];           /* provider's code on failure */
+    char error[512];               /* readable reason on failure */
+    int retry_after_ms;            /* hint for OH_ERETRY, 0 none */
+};
+
+/* A media object fetched through GET /v1/media/<connector>/<ref>. */
+struct oh_media {
+    uint8_t *data; /* malloc'd, freed by the gateway */
+    size_t len;
+    char content_type[128];
+    char filename[256];
+    char conversation_id[OH_ID_MAX]; /* owner check; "" if unknown */
+};
+
+struct oh_connector {
+    const char *name; /* channel name, lower case; also the config prefix */
+
+    /* Config keys, all under "<name>."; NULL-key terminated. The connector
+     * is enabled when "<name>.enabled" is true, or when it is not given
+     * and any of its keys is set. */
+    const struct oh_config_key *config_keys;
+
+    /* Lower-case request header names the webhook reads. */
+    const char *const *headers;
+
+    /* Webhook path; NULL means "/webhooks/<name>". */
+    const char *webhook_path;
+
+    /* Creates the instance. Must fail with a clear ERR when a required
+     * secret is missing. On failure frees whatever it allocated. */
+    int (*init)(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen);
+
+    /* Handles one webhook request on the HTTP service thread: must not
+     * block. Verifies the request, then either fills REPLY (verification
+     * challenges and the like) or normalizes the delivery into EVENTS. The
+     * gateway makes every event durable before it answers. Returns 0, or
+     * OH_EAUTH (401), OH_EFORBIDDEN (403), OH_EINVAL (400), OH_ETOOBIG
+     * (413) with a message in ERR. */
+    int (*webhook)(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
+                   struct oh_http_reply *reply, char *err, size_t errlen);
+
+    /* Pure: a raw provider payload -> normalized events. Used by the
+     * webhook and by `omnihubctl normalize`. OH_EINVAL with a one-line
+     * reason in ERR on bad input. */
+    int (*normalize)(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
+                     struct oh_event_list *out, char *err, size_t errlen);
+
+    /* Delivers one outbound event (borrowed) on a dispatcher thread; may
+     * block, with timeouts. 0 sent, OH_ERETRY transient (backoff and try
+     * again), any other negative code a permanent failure; RES says more. */
+    int (*send)(void *ctx, const json_t *event, struct oh_send_result *res);
+
+    /* Fetches a media object on a worker thread; may block. Called only
+     * once the caller is authorized (see media_owner). */
+    int (*media)(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
+                 size_t errlen);
+
+    /* The conversation media REF belongs to, from what the instance knows
+     * locally (never the network): fills CONV and returns true, or false
+     * when it does not know. Runs on a worker thread before media; the
+     * gateway answers 403 without fetching when the caller may not read
+     * that conversation. NULL, or an unknown ref: only agents may fetch. */
+    bool (*media_owner)(void *ctx, const char *ref, char conv[OH_ID_MAX]);
+
+    /* Pollers (a mailbox, say): start their own threads, stop and join them. */
+    int (*start)(void *ctx);
+    void (*stop)(void *ctx);
+
+    /* Adds readiness details to /readyz (object to extend); may be NULL. */
+    void (*ready)(void *ctx, json_t *details);
+
+    /* Frees the instance; accepts NULL. */
+    void (*destroy)(void *ctx);
+};
+
+/* The registry generated from connectors/meson.build. */
+extern const struct oh_connector *const oh_connectors[];
+/* Looks a connector up by name; NULL if unknown. */
+const struct oh_connector *oh_connector_find(const char *name);
+
+#endif

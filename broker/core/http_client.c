@@ -1,0 +1,126 @@
+/* http_client.c - one blocking libcurl request with a deadline and a cap on
+ * the answer's size; used from dispatcher and worker threads only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include "core/http_client.h"
+#include "core/connector.h"
+
+struct sink {
+    struct oh_http_response *resp;
+    size_t max;
+    bool overflow;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *opaque)
+{
+    struct sink *s = opaque;
+    size_t len = size * n;
+    if (s->resp->len + len > s->max) {
+        s->overflow = true;
+        return 0;
+    }
+    char *nb = realloc(s->resp->body, s->resp->len + len + 1);
+    if (!nb) return 0;
+    memcpy(nb + s->resp->len, p, len);
+    s->resp->len += len;
+    nb[s->resp->len] = '\0';
+    s->resp->body = nb;
+    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *opaque)
+{
+    struct sink *s = opaque;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
+        s->resp->retry_after_ms = atoi(p + 12) * 1000;
+    return len;
+}
+
+int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp, char *err,
+               size_t errlen)
+{
+    memset(resp, 0, sizeof *resp);
+    CURL *c = curl_easy_init();
+    if (!c) {
+        oh_errf(err, errlen, "curl_easy_init failed");
+        return OH_ENOMEM;
+    }
+    struct curl_slist *hdrs = NULL;
+    for (const char *const *h = req->headers; h && *h; h++)
+        hdrs = curl_slist_append(hdrs, *h);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    struct sink sink = {resp, req->max_response ? req->max_response : 4u << 20, false};
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms ? req->timeout_ms : 10000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
+    if (req->body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    } else if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    int ret = OH_OK;
+    if (sink.overflow) {
+        oh_errf(err, errlen, "response larger than %zu bytes", sink.max);
+        ret = OH_ETOOBIG;
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        oh_errf(err, errlen, "%s", curl_easy_strerror(rc));
+        ret = OH_ETIMEOUT;
+    } else if (rc != CURLE_OK) {
+        oh_errf(err, errlen, "%s", curl_easy_strerror(rc));
+        ret = OH_EIO;
+    }
+    if (ret == OH_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        if (ct) snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+        if (!resp->body) resp->body = calloc(1, 1);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return ret;
+}
+
+void oh_http_response_free(struct oh_http_response *resp)
+{
+    if (!resp) return;
+    free(resp->body);
+    resp->body = NULL;
+    resp->len = 0;
+}
+
+bool oh_http_retryable(long status)
+{
+    return status == 0 || status == 429 || status >= 500;
+}
+
+int oh_http_send_outcome(const struct oh_http_response *resp, int rc, const char *why,
+                         struct oh_send_result *res)
+{
+    if (rc != OH_OK || !resp) {
+        snprintf(res->error_code, sizeof res->error_code, "transport");
+        snprintf(res->error, sizeof res->error, "%s", why);
+        return OH_ERETRY;
+    }
+    long status = resp->status;
+    if (status >= 200 && status < 300) return OH_OK;
+    snprintf(res->error_code, sizeof res->error_code, "%ld", status);
+    snprintf(res->error, sizeof res->error, "%s", why);
+    res->retry_after_ms = resp->retry_after_ms;
+    if (oh_http_retryable(status)) return OH_ERETRY;
+    return status == 401 ? OH_EAUTH : status == 403 ? OH_EFORBIDDEN : OH_EINVAL;
+}

@@ -1,0 +1,171 @@
+/* hub.c - ingestion: validates normalized events and appends them to the
+ * events topic, reporting back once every one of them is durable. */
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/json_dump.h"
+#include "core/hub_int.h"
+#include "core/metrics.h"
+
+const oh_config *oh_hub_config(oh_hub *hub)
+{
+    return hub->cfg;
+}
+
+oh_store *oh_hub_store(oh_hub *hub)
+{
+    return hub->store;
+}
+
+oh_log *oh_hub_log(oh_hub *hub)
+{
+    return hub->log;
+}
+
+/* One ingest call: completes when its last append completes. */
+struct batch {
+    atomic_int pending;
+    atomic_int err;
+    int64_t started_us;
+    oh_hub_done_fn done;
+    void *opaque;
+};
+
+static void release(struct batch *b)
+{
+    if (atomic_fetch_sub(&b->pending, 1) == 1) {
+        b->done(b->opaque, atomic_load(&b->err));
+        free(b);
+    }
+}
+
+/* runs on the log's thread */
+static void on_appended(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct batch *b = opaque;
+    if (err) atomic_store(&b->err, err);
+    oh_metrics_observe("omnihub_log_append_seconds", "",
+                       (double)(oh_mono_us() - b->started_us) / 1e6);
+    release(b);
+}
+
+int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque)
+{
+    char err[256];
+    for (size_t i = 0; i < events->n; i++)
+        if (oh_event_validate(events->ev[i], err, sizeof err)) {
+            OH_WARN("hub", "refusing event: %s", err);
+            oh_event_list_clear(events);
+            return OH_EINVAL;
+        }
+    if (events->n == 0) {
+        oh_event_list_clear(events);
+        done(opaque, OH_OK);
+        return OH_OK;
+    }
+    struct batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        oh_event_list_clear(events);
+        return OH_ENOMEM;
+    }
+    /* one extra count so the batch cannot complete while we still append */
+    atomic_init(&b->pending, (int)events->n + 1);
+    atomic_init(&b->err, 0);
+    b->started_us = oh_mono_us();
+    b->done = done;
+    b->opaque = opaque;
+    int rc = OH_OK;
+    for (size_t i = 0; i < events->n; i++) {
+        size_t len = 0;
+        char *value = NULL, subject[OH_ID_MAX];
+        if (rc == OH_OK) value = oh_json_dump(events->ev[i], &len);
+        if (rc == OH_OK && !value) rc = OH_ENOMEM;
+        if (rc == OH_OK) {
+            snprintf(subject, sizeof subject, "%s", oh_event_subject(events->ev[i]));
+            /* before the append: the sync service may read the record at once */
+            oh_handoff_put(hub->handoff, value, len, events->ev[i]);
+            events->ev[i] = NULL;
+            rc = oh_log_append(hub->log, OH_TOPIC_EVENTS, subject, value, len, on_appended, b);
+        }
+        free(value);
+        if (rc != OH_OK) {
+            atomic_store(&b->err, rc);
+            release(b); /* this append will never report */
+        }
+    }
+    oh_event_list_clear(events);
+    release(b);
+    return OH_OK;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int err;
+};
+
+static void wake(void *opaque, int err)
+{
+    struct waiter *w = opaque;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->err = err;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events)
+{
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    int rc = oh_hub_ingest(hub, events, wake, &w);
+    if (rc) return rc;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    return w.err;
+}
+
+struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel)
+{
+    size_t n = strcspn(channel, ":");
+    for (size_t i = 0; i < hub->nconn; i++)
+        if (strlen(hub->conn[i].vt->name) == n && strncmp(hub->conn[i].vt->name, channel, n) == 0)
+            return &hub->conn[i];
+    return NULL;
+}
+
+void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    if (hub->feed) hub->feed(hub->feed_opaque, conv, seq, json, len);
+}
+
+json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
+                        const char *error_code, const char *error)
+{
+    const json_t *od = oh_event_data(outbound);
+    const char *channel = json_string_value(json_object_get(od, "channel"));
+    const char *account = json_string_value(json_object_get(od, "account"));
+    const char *msgid = json_string_value(json_object_get(od, "message_id"));
+    char id[OH_ID_MAX];
+    oh_event_id(id, channel, account, msgid, "status", state, (const char *)NULL);
+    json_t *status = json_pack("{s:s, s:s}", "message_id", msgid, "state", state);
+    if (provider_id && *provider_id)
+        json_object_set_new(status, "provider_message_id", json_string(provider_id));
+    if (error_code || error)
+        json_object_set_new(status, "error",
+                            json_pack("{s:s, s:s}", "code", error_code ? error_code : "", "message",
+                                      error ? error : ""));
+    json_t *data =
+        json_pack("{s:O, s:O, s:O, s:s, s:O, s:s, s:s, s:o, s:{s:s, s:s}}", "conversation_id",
+                  json_object_get(od, "conversation_id"), "channel", json_object_get(od, "channel"),
+                  "account", json_object_get(od, "account"), "direction", "outbound", "contact",
+                  json_object_get(od, "contact"), "message_id", msgid, "kind",
+                  json_string_value(json_object_get(od, "kind"))
+                      ? json_string_value(json_object_get(od, "kind"))
+                      : "text",
+                  "status", status, "author", "kind", "system", "id", "omnihub");
+    return oh_event_new(OH_EV_STATUS, id, 0, data);
+}

@@ -1,0 +1,31 @@
+/* hub.h - what the running daemon offers its connectors and services:
+ * config, store, and ingestion of normalized events into the log. */
+#ifndef OH_HUB_H
+#define OH_HUB_H
+
+#include "core/oh.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "log/log.h"
+#include "store/store.h"
+
+typedef struct oh_hub oh_hub;
+
+const oh_config *oh_hub_config(oh_hub *hub);
+/* NULL in roles without a store (a Kafka gateway). */
+oh_store *oh_hub_store(oh_hub *hub);
+oh_log *oh_hub_log(oh_hub *hub);
+
+/* Called once all events of one ingest call are durable (err 0) or one of
+ * them failed (err < 0). Runs on a log thread: must not block. */
+typedef void (*oh_hub_done_fn)(void *opaque, int err);
+
+/* Validates and appends every event of EVENTS to the events topic, keyed by
+ * its conversation id. Takes the events (the list is left empty). DONE is
+ * called exactly once, unless a negative value is returned. Any thread. */
+int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque);
+
+/* Blocking form for pollers and tools; never call it on the HTTP thread. */
+int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
+
+#endif

@@ -1,0 +1,59 @@
+/* hub_int.h - the daemon's own view of the hub: its services, connector
+ * instances and the in-process live feed. Not for connectors. */
+#ifndef OH_HUB_INT_H
+#define OH_HUB_INT_H
+
+#include <stdatomic.h>
+#include "core/hub.h"
+#include "core/connector.h"
+#include "core/handoff.h"
+
+struct oh_instance {
+    const struct oh_connector *vt;
+    void *ctx;
+};
+
+/* Receives each sequenced event once it is materialized (live push). Runs on
+ * the thread that materialized or consumed it; must not block. */
+typedef void (*oh_feed_fn)(void *opaque, const char *conv, int64_t seq, const char *json,
+                           size_t len);
+
+struct oh_sync;
+struct oh_dispatch;
+struct oh_gateway;
+
+struct oh_hub {
+    oh_config *cfg;
+    oh_log *log;
+    oh_store *store; /* NULL in a pure gateway or dispatch role with Kafka */
+    struct oh_instance conn[32];
+    size_t nconn;
+    bool run_gateway, run_sync, run_dispatch;
+    oh_feed_fn feed;
+    void *feed_opaque;
+    struct oh_sync *sync;
+    struct oh_dispatch *dispatch;
+    struct oh_gateway *gw;
+    oh_handoff *handoff; /* NULL unless ingest and sync share the process */
+    atomic_bool stopping;
+};
+
+/* The instance serving CHANNEL ("api:shop" is served by "api"); NULL when
+ * no enabled connector serves it. */
+struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
+
+/* Hands a sequenced event to the live feed, if any. */
+void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len);
+
+/* Services (sync.c, dispatch.c, gateway.c). start returns NULL + ERR. */
+struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen);
+void oh_sync_stop(struct oh_sync *s);
+struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen);
+void oh_dispatch_stop(struct oh_dispatch *d);
+
+/* Builds the status event the core records for one of our outbound
+ * messages (sent/failed). Returns a new reference. */
+json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
+                        const char *error_code, const char *error);
+
+#endif

@@ -1,0 +1,107 @@
+/* oh.c - error strings, structured JSON logging and clocks. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "core/oh.h"
+
+const char *oh_strerror(int err)
+{
+    switch (err) {
+    case OH_OK: return "ok";
+    case OH_EINVAL: return "invalid input";
+    case OH_ENOMEM: return "out of memory";
+    case OH_EIO: return "i/o error";
+    case OH_ENOTFOUND: return "not found";
+    case OH_EDUP: return "duplicate";
+    case OH_EAUTH: return "unauthorized";
+    case OH_EFORBIDDEN: return "forbidden";
+    case OH_ETOOBIG: return "too large";
+    case OH_EUNAVAIL: return "unavailable";
+    case OH_ERETRY: return "temporary failure";
+    case OH_ECLOSED: return "closed";
+    case OH_ETIMEOUT: return "timed out";
+    default: return "unknown error";
+    }
+}
+
+static enum oh_level min_level = OH_LVL_INFO;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void oh_slog_set_level(enum oh_level lvl)
+{
+    min_level = lvl;
+}
+
+/* Appends S to OUT as a JSON string body (no quotes), escaping as needed. */
+static size_t json_escape(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+void oh_slog(enum oh_level lvl, const char *component, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (lvl < min_level) return;
+    char msg[2048], esc[4200], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_escape(esc, sizeof esc, msg);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    pthread_mutex_lock(&log_lock);
+    fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"}\n", ts,
+            names[lvl], component, esc);
+    pthread_mutex_unlock(&log_lock);
+}
+
+int64_t oh_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t oh_mono_ms(void)
+{
+    return oh_mono_us() / 1000;
+}
+
+int64_t oh_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void oh_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,15 @@
+/* gateway.h - the HTTP and WebSocket front door (libwebsockets). */
+#ifndef OH_GATEWAY_H
+#define OH_GATEWAY_H
+
+#include "core/hub_int.h"
+
+/* Binds http.listen and prepares the service; NULL + ERR on failure. */
+struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen);
+/* Serves until oh_gateway_stop(); runs on the calling thread. */
+int oh_gateway_run(struct oh_gateway *gw);
+/* Asks the service loop to end; any thread, async-signal-safe. */
+void oh_gateway_stop(struct oh_gateway *gw);
+void oh_gateway_free(struct oh_gateway *gw);
+
+#endif

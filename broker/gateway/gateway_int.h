@@ -1,0 +1,164 @@
+/* gateway_int.h - shared by gateway.c (HTTP plumbing), http_api.c (the
+ * REST API) and ws.c (the WebSocket protocol). Everything here runs on the
+ * service thread unless marked otherwise. */
+#ifndef OH_GATEWAY_INT_H
+#define OH_GATEWAY_INT_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include "core/auth.h"
+#include "gateway/gateway.h"
+#include "core/workq.h"
+
+#define GW_MAX_HDRS 24
+
+struct req;
+typedef void (*gw_after_fn)(struct req *r);
+
+/* One HTTP request. It may outlive its connection: async work holds a
+ * reference, and wsi becomes NULL when the client goes away. */
+struct req {
+    struct oh_gateway *gw;
+    struct lws *wsi;
+    int refs;
+    struct req *next_done; /* completion list */
+    char method[8];
+    char path[512];
+    char query[2048];
+    const char *hdr_name[GW_MAX_HDRS];
+    char *hdr_val[GW_MAX_HDRS];
+    int nhdr;
+    char *body;
+    size_t body_len;
+    bool too_big;
+    bool has_auth;
+    struct oh_principal who;
+    /* the answer */
+    int status;
+    char ctype[64];
+    char *resp;
+    size_t resp_len;
+    int retry_after;
+    bool ready;        /* answer complete, waiting for writable */
+    bool close_after;  /* drop the connection once answered */
+    gw_after_fn after; /* runs on the service thread when async work is done */
+    /* request-specific state of an async handler */
+    void *state;
+    void (*state_free)(void *state);
+    int64_t started_us;
+    char channel[64];
+};
+
+struct wsconn;
+struct wsjob;
+struct ev_loop;
+struct sub;
+struct live_item;
+
+struct oh_gateway {
+    oh_hub *hub;
+    struct lws_context *ctx;
+    struct ev_loop *loop; /* the service thread's libev loop (epoll), lws's "foreign" loop */
+    void *foreign_loops[1];
+    oh_workq *work;
+    oh_auth *auth; /* bearer token verifier (auth.*) */
+    size_t max_body;
+    size_t max_page; /* http.max_page: bytes of events in a history page */
+    volatile int stop;
+    pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */
+    bool wake_pending;                   /* a wake-up of the service thread is on its way */
+    struct req *done;                    /* completed async requests */
+    struct live_item *live, **live_tail; /* events from the feed */
+    size_t live_len;
+    struct wsconn *conns;   /* every WebSocket connection */
+    struct wsjob *ws_done;  /* finished WebSocket work, guarded by mu */
+    struct sub *subs[4096]; /* live subscriptions by conversation hash */
+    struct sub *all_subs;   /* agents' "*" subscriptions */
+    char *header_names[64]; /* lower-case names connectors read */
+    int nheader_names;
+    struct lws_http_mount mount;
+    lws_retry_bo_t retry;
+    int64_t started_ms;
+    /* ws settings */
+    size_t ws_max_frame, ws_max_queue;
+    int ws_rate, ws_ping, ws_idle;
+    /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
+    struct oh_ratelimit *rl_ip, *rl_token;
+};
+
+/* The contract's error code for an HTTP status ("not_found" for 404 ...;
+ * "bad_request" for anything unlisted). */
+const char *gw_error_code(int status);
+/* Answers (service thread). Body strings are copied; json is stolen. */
+void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len);
+/* Same as gw_reply, taking ownership of BUF (malloc'd): LWS_PRE bytes, then
+ * the LEN bytes of the body, then at least one more byte. */
+void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size_t len);
+void gw_reply_json(struct req *r, int status, json_t *obj);
+void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Same, from any thread, then hands the request back to the service
+ * thread; releases the async reference. */
+void gw_complete(struct req *r);
+/* With mu held: true when the caller must lws_cancel_service(). */
+bool gw_wake_locked(struct oh_gateway *gw);
+/* Takes a reference for async work and runs FN on the work queue. */
+int gw_async(struct req *r, oh_work_fn fn);
+
+/* Authenticates the bearer token (header or ?access_token=); false after
+ * answering 401. */
+bool gw_authenticate(struct req *r);
+/* Copies query parameter NAME; false when absent. */
+bool gw_query(const struct req *r, const char *name, char *out, size_t len);
+const char *gw_header(const struct req *r, const char *lname);
+
+/* http_pipeline.c: lws 4.1.6 cannot read the body of a request it took
+ * from the bytes it stashed with an earlier request of the connection.
+ * gw_pipeline_mark() notes where the socket's reading stands once a
+ * request is answered (body read); gw_pipeline_stashed() tells whether the
+ * request being announced came from that stash (nothing read since). */
+void gw_pipeline_mark(struct lws *wsi);
+bool gw_pipeline_stashed(struct lws *wsi);
+
+/* Routes of http_api.c: true when it took the request. */
+bool gw_api_route(struct req *r);
+
+/* ws.c */
+/* Answers a refused WebSocket upgrade with a plain HTTP/1.1 status and a
+ * JSON error (lws's own status pages say HTTP/1.0, which WebSocket clients
+ * reject); returns -1 for the callback to close the connection. */
+int gw_refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg,
+                      int retry_after);
+/* The bearer token of an upgrade request (Authorization or ?access_token=). */
+int gw_ws_token(struct lws *wsi, char *out, size_t len);
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+void gw_ws_deliver_live(struct oh_gateway *gw);
+void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
+void gw_ws_tick(struct oh_gateway *gw);
+/* Tells WHO's other connected devices (same role and sub) that may see
+ * CONV about a read cursor. */
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq);
+void gw_ws_free_all(struct oh_gateway *gw);
+/* Parses one client message: a JSON object with a string "type". Pure (the
+ * fuzzers call it). Returns the object, which the caller releases, and its
+ * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
+json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
+
+/* compose.c: the event a client or agent sends (REST or WebSocket): checks
+ * and normalizes the body, builds the event from the conversation, and
+ * refuses a client_msg_id the same author used for another body (409).
+ * Runs on a worker (store lookups). Returns 0 and the event (the caller
+ * owns it), or an HTTP status with a message in ERR. */
+int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                     const json_t *body, json_t **out, char *err, size_t errlen);
+/* The send of EVENT (built by gw_build_message) failed before it was
+ * durable: its client_msg_id may carry another body again. Any thread. */
+void gw_message_forget(const json_t *event);
+/* Counts a sent message (REST or WebSocket) in omnihub_ingest_total under
+ * its conversation's channel, like a webhook's events: accepted once
+ * durable, failed when ERR. Any thread. */
+void gw_message_count(const json_t *event, int err);
+
+#endif

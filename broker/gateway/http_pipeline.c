@@ -1,0 +1,67 @@
+/* http_pipeline.c - which pipelined HTTP/1.1 requests libwebsockets 4.1.6
+ * can read. It cannot read the body of a request whose header block it
+ * takes from its own stash of already-received bytes (the "buflist"): the
+ * loop at the end of lws_http_action() hands the stashed header bytes back
+ * as the body and, once that "body" is complete, calls
+ * LWS_CALLBACK_HTTP_BODY_COMPLETION forever without consuming anything
+ * (the service thread spins and nothing else is served).
+ *
+ * lws only stashes bytes that came with an earlier request of the same
+ * connection, and reads the socket again only once the stash is empty. So a
+ * request was taken from the stash exactly when lws has read nothing from
+ * the socket since the previous request was answered (after its body was
+ * read). What the application has read of a TCP socket is the bytes the
+ * kernel received minus those still queued for reading, which two ioctls
+ * and a getsockopt tell without touching the data. */
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include "gateway/gateway_int.h"
+
+#define TCP_STATE_CLOSE_WAIT 8 /* include/net/tcp_states.h: the peer's FIN arrived */
+
+/* The bytes lws has read from the socket of WSI (a count that only grows
+ * while the connection lives), or -1 when the kernel does not say. */
+static long long bytes_read(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0) return -1;
+    /* only this thread reads the socket, so the queue can only grow
+     * between the calls: equal queues before and after mean the received
+     * count belongs to the same moment */
+    for (int tries = 0; tries < 4; tries++) {
+        int q1, q2;
+        struct tcp_info ti;
+        socklen_t len = sizeof ti;
+        if (ioctl(fd, SIOCINQ, &q1) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+            ioctl(fd, SIOCINQ, &q2))
+            return -1;
+        if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+            return -1; /* a kernel before 4.1 */
+        if (q1 != q2) continue;
+        /* the received count includes the FIN's sequence number, the
+         * queue does not */
+        long long fin = ti.tcpi_state == TCP_STATE_CLOSE_WAIT;
+        return (long long)ti.tcpi_bytes_received - fin - q1;
+    }
+    return -1;
+}
+
+void gw_pipeline_mark(struct lws *wsi)
+{
+    long long n = bytes_read(wsi);
+    /* the connection's opaque pointer survives lws's reset of the
+     * per-request user data between keep-alive requests; 0 means "none" */
+    lws_set_opaque_user_data(wsi, n < 0 ? NULL : (void *)(uintptr_t)(n + 1));
+}
+
+bool gw_pipeline_stashed(struct lws *wsi)
+{
+    uintptr_t mark = (uintptr_t)lws_get_opaque_user_data(wsi);
+    if (!mark) return false; /* the first request of the connection */
+    long long n = bytes_read(wsi);
+    return n < 0 || (uintptr_t)(n + 1) == mark;
+}

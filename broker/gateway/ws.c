@@ -1,0 +1,891 @@
+/* ws.c - the WebSocket protocol of clients and agents: subscribe (catch up
+ * from the store in pages, then live, with no gap and no duplicate), send,
+ * read cursors, backpressure, rate limits and idle timeouts (the outgoing
+ * frames and their queue are ws_out.c). Everything here runs on the
+ * service thread except the *_work functions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/metrics.h"
+#include "gateway/ws_int.h"
+
+/* A replay page holds up to ws.max_queue / 4 bytes of frames: the first
+ * PAGE_FIRST events, then as many as the previous page's size per event
+ * says fit (a PostgreSQL store sends every row a LIMIT asks for, so the
+ * limit, not only the walk stopping, has to follow the byte budget). */
+#define PAGE_FIRST  256
+#define PAGE_ROWS   4096
+#define MAX_PENDING 10000
+#define MAX_SUBS    64
+
+struct live_item {
+    struct live_item *next;
+    char conv[OH_ID_MAX];
+    int64_t seq;
+    int64_t at_us; /* when materialized, for push latency */
+    size_t len;
+    char json[];
+};
+
+struct pend {
+    struct pend *next;
+    struct live_item *item;
+};
+
+struct sub {
+    struct sub *next_conn; /* in its connection */
+    struct sub *next_hash; /* in gw->subs / gw->all_subs */
+    struct wsconn *c;
+    char conv[OH_ID_MAX];
+    bool all, live, dead, paused, page_busy, overflow;
+    int64_t last;     /* highest seq written to the client */
+    size_t row_bytes; /* per event in the last replay page */
+    struct pend *pend, **pend_tail;
+    size_t npend;
+    int jobs; /* jobs in flight that point here: a dead sub is freed at 0 */
+};
+
+enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ };
+
+struct wsjob {
+    struct wsjob *next;
+    enum job_kind kind;
+    struct wsconn *c;
+    struct sub *sub;
+    /* in */
+    char conv[OH_ID_MAX];
+    char epoch[64];
+    bool has_epoch;
+    bool recovered; /* out: the client's position is one of the current epoch */
+    int64_t after, seq;
+    json_t *body;
+    char key[130];
+    /* out */
+    int status;
+    char err[256];
+    char cur_epoch[64];
+    int64_t head;
+    json_t *event;
+    /* a replay page, framed on the worker: event frames in PAGE */
+    struct outbuf *page;
+    int64_t *seqs; /* of each frame, ascending */
+    size_t *offs;  /* where each frame starts in PAGE */
+    int nrows;
+    bool more; /* the page stopped short of the end */
+    size_t budget;
+    int limit;  /* rows asked for */
+    int expect; /* rows likely to come, for the page's first allocation */
+};
+
+static void conn_release(struct wsconn *c);
+
+static const char event_pre[] = "{\"type\":\"event\",\"event\":";
+
+static void send_event(struct wsconn *c, const char *json, size_t len)
+{
+    gw_ws_send(c, event_pre, sizeof event_pre - 1, json, len, "}", 1);
+    oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
+}
+
+/* ---- subscriptions ---- */
+
+static unsigned slot_of(const char *conv)
+{
+    uint32_t h = 2166136261u;
+    for (; *conv; conv++)
+        h = (h ^ (uint8_t)*conv) * 16777619u;
+    return h % 4096;
+}
+
+static void pend_clear(struct sub *s)
+{
+    while (s->pend) {
+        struct pend *p = s->pend;
+        s->pend = p->next;
+        free(p->item);
+        free(p);
+    }
+    s->pend_tail = &s->pend;
+    s->npend = 0;
+}
+
+/* Subscription records held (live ones and dead ones awaiting a job). */
+static void subs_gauge(int by)
+{
+    oh_metrics_set("omnihub_ws_subscriptions", "",
+                   oh_metrics_value("omnihub_ws_subscriptions", "") + by);
+}
+
+static void sub_free(struct sub *s)
+{
+    pend_clear(s);
+    free(s);
+    subs_gauge(-1);
+}
+
+/* Takes dead S off its connection and frees it once no job points at it
+ * (a replay page in flight on a worker still writes to its job, and its
+ * completion looks at S). */
+static void sub_reap(struct sub *s)
+{
+    if (!s->dead || s->jobs) return;
+    for (struct sub **p = &s->c->subs; *p; p = &(*p)->next_conn)
+        if (*p == s) {
+            *p = s->next_conn;
+            break;
+        }
+    sub_free(s);
+}
+
+static void sub_unlink(struct oh_gateway *gw, struct sub *s)
+{
+    struct sub **p = s->all ? &gw->all_subs : &gw->subs[slot_of(s->conv)];
+    for (; *p; p = &(*p)->next_hash)
+        if (*p == s) {
+            *p = s->next_hash;
+            break;
+        }
+    s->dead = true;
+    pend_clear(s);
+}
+
+/* Ends S on a connection that stays open: its slot is free again. */
+static void sub_drop(struct sub *s)
+{
+    sub_unlink(s->c->gw, s);
+    s->c->nsubs--;
+    sub_reap(s);
+}
+
+static struct live_item *item_copy(const struct live_item *it)
+{
+    struct live_item *n = malloc(sizeof *n + it->len + 1);
+    if (n) memcpy(n, it, sizeof *n + it->len + 1);
+    return n;
+}
+
+static void deliver(struct sub *s, const struct live_item *it)
+{
+    struct wsconn *c = s->c;
+    if (s->all) {
+        send_event(c, it->json, it->len);
+        return;
+    }
+    if (!s->live) {
+        /* catching up: keep it for after the replay, bounded */
+        if (s->npend >= MAX_PENDING) {
+            pend_clear(s);
+            s->overflow = true; /* the store has them; read again */
+            return;
+        }
+        struct pend *p = malloc(sizeof *p);
+        if (p && (p->item = item_copy(it))) {
+            p->next = NULL;
+            *s->pend_tail = p;
+            s->pend_tail = &p->next;
+            s->npend++;
+        } else {
+            free(p);
+            s->overflow = true;
+        }
+        return;
+    }
+    if (it->seq <= s->last) return;
+    s->last = it->seq;
+    send_event(c, it->json, it->len);
+    oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
+}
+
+/* on the sync (or timeline) thread */
+void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct oh_gateway *gw = opaque;
+    struct live_item *it = malloc(sizeof *it + len + 1);
+    if (!it) return;
+    it->next = NULL;
+    snprintf(it->conv, sizeof it->conv, "%s", conv);
+    it->seq = seq;
+    it->at_us = oh_mono_us();
+    it->len = len;
+    memcpy(it->json, json, len);
+    it->json[len] = '\0';
+    pthread_mutex_lock(&gw->mu);
+    *gw->live_tail = it;
+    gw->live_tail = &it->next;
+    gw->live_len++;
+    bool wake = gw_wake_locked(gw);
+    pthread_mutex_unlock(&gw->mu);
+    if (wake) lws_cancel_service(gw->ctx);
+}
+
+static void drain_jobs(struct oh_gateway *gw);
+
+void gw_ws_deliver_live(struct oh_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    struct live_item *it = gw->live;
+    gw->live = NULL;
+    gw->live_tail = &gw->live;
+    gw->live_len = 0;
+    pthread_mutex_unlock(&gw->mu);
+    while (it) {
+        struct live_item *next = it->next;
+        for (struct sub *s = gw->subs[slot_of(it->conv)]; s; s = s->next_hash)
+            if (strcmp(s->conv, it->conv) == 0) deliver(s, it);
+        for (struct sub *s = gw->all_subs; s; s = s->next_hash)
+            deliver(s, it);
+        free(it);
+        it = next;
+    }
+    drain_jobs(gw);
+}
+
+/* ---- work on the pool ---- */
+
+static void job_done(struct wsjob *j)
+{
+    struct oh_gateway *gw = j->c->gw;
+    pthread_mutex_lock(&gw->mu);
+    j->next = gw->ws_done;
+    gw->ws_done = j;
+    bool wake = gw_wake_locked(gw);
+    pthread_mutex_unlock(&gw->mu);
+    if (wake) lws_cancel_service(gw->ctx);
+}
+
+static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct wsjob *j = opaque;
+    /* sized on the first row for the rows expected: most subscribes replay
+     * little, and what a worker touched stays resident after it is freed */
+    if (!j->page) {
+        size_t want = (size_t)j->expect * (len + 64);
+        if (want > j->budget + OUT_CHUNK) want = j->budget + OUT_CHUNK;
+        if (!(j->page = gw_ws_outbuf_new(want))) return OH_ENOMEM;
+    }
+    j->offs[j->nrows] = j->page->len;
+    if (!gw_ws_frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1))
+        return OH_ENOMEM;
+    j->seqs[j->nrows++] = seq;
+    if (j->nrows < j->limit && j->page->len < j->budget) return 0;
+    j->more = true; /* stopped here (or at LIMIT); the rest comes with the next page */
+    return 1;
+}
+
+/* Reads the page after J->after as ready-made event frames. */
+static void read_page(struct wsjob *j)
+{
+    j->budget = j->c->gw->ws_max_queue / 4;
+    j->seqs = calloc((size_t)j->limit, sizeof *j->seqs);
+    j->offs = calloc((size_t)j->limit, sizeof *j->offs);
+    int rc = j->seqs && j->offs
+                 ? oh_store_history(j->c->gw->hub->store, j->conv, j->after, j->limit, page_row, j)
+                 : OH_ENOMEM;
+    if (rc && rc != OH_ENOTFOUND) j->status = 503;
+}
+
+/* The conversation's head and epoch, and the first page of the replay in
+ * the same trip to the pool. */
+static void subscribe_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    oh_store *st = j->c->gw->hub->store;
+    struct oh_conversation conv;
+    snprintf(j->cur_epoch, sizeof j->cur_epoch, "%s", oh_store_epoch(st));
+    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    if (rc == OH_OK)
+        j->head = conv.head;
+    else if (rc == OH_ENOTFOUND && j->c->who.role == OH_ROLE_CUSTOMER)
+        j->head = 0; /* their webchat conversation, not opened yet */
+    else
+        j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    /* a position past the head is not one this epoch gave out: like an
+     * unknown epoch, the replay starts over (or live events past the head
+     * would be held back until seq passed it) */
+    j->recovered =
+        j->has_epoch ? strcmp(j->epoch, j->cur_epoch) == 0 && j->after <= j->head : j->after == 0;
+    j->seq = j->recovered ? j->after : 0; /* where the replay starts */
+    if (!j->status) {
+        int64_t asked = j->after;
+        j->after = j->seq;
+        j->expect = j->head > j->after && j->head - j->after < j->limit ? (int)(j->head - j->after)
+                                                                        : j->limit;
+        read_page(j);
+        j->after = asked;
+    }
+    job_done(j);
+}
+
+static void page_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    j->expect = j->limit;
+    read_page(j);
+    job_done(j);
+}
+
+static void on_send_durable(void *opaque, int err)
+{
+    struct wsjob *j = opaque;
+    gw_message_count(j->event, err);
+    if (err) {
+        gw_message_forget(j->event); /* nothing was stored: the key is free again */
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "the message could not be made durable; retry");
+    }
+    job_done(j);
+}
+
+static void send_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    j->status =
+        gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->event, j->err, sizeof j->err);
+    if (j->status) {
+        job_done(j);
+        return;
+    }
+    struct oh_event_list l = {0};
+    oh_event_list_push(&l, json_incref(j->event));
+    if (oh_hub_ingest(j->c->gw->hub, &l, on_send_durable, j) != OH_OK) {
+        gw_message_forget(j->event);
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "log unavailable");
+        job_done(j);
+    }
+}
+
+static void read_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    oh_store *st = j->c->gw->hub->store;
+    struct oh_conversation conv;
+    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    if (rc == OH_OK && j->seq > conv.head)
+        j->status = 400;
+    else if (rc == OH_OK)
+        rc = oh_store_cursor_set(st, j->conv, oh_auth_role_name(j->c->who.role), j->c->who.sub,
+                                 j->c->who.device, j->seq);
+    if (!j->status && rc) j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    job_done(j);
+}
+
+static struct wsjob *job_new(struct wsconn *c, enum job_kind kind)
+{
+    struct wsjob *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->kind = kind;
+    j->c = c;
+    c->refs++;
+    return j;
+}
+
+static void job_free(struct wsjob *j)
+{
+    if (j->sub) {
+        j->sub->jobs--;
+        sub_reap(j->sub);
+    }
+    free(j->page);
+    free(j->offs);
+    free(j->seqs);
+    json_decref(j->body);
+    json_decref(j->event);
+    conn_release(j->c);
+    free(j);
+}
+
+static void submit(struct wsjob *j, oh_work_fn fn)
+{
+    if (oh_workq_submit(j->c->gw->work, fn, j) != OH_OK) {
+        gw_ws_send_error(j->c, "unavailable", "server is shutting down");
+        job_free(j);
+    }
+}
+
+static void next_page(struct sub *s)
+{
+    if (s->page_busy || s->dead || s->live) return;
+    if (s->c->out_bytes > s->c->gw->ws_max_queue / 2) {
+        s->paused = true; /* resumes when the client has read */
+        return;
+    }
+    struct wsjob *j = job_new(s->c, JOB_PAGE);
+    if (!j) return;
+    s->paused = false;
+    s->page_busy = true;
+    s->overflow = false;
+    j->sub = s;
+    s->jobs++;
+    snprintf(j->conv, sizeof j->conv, "%s", s->conv);
+    j->after = s->last;
+    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
+    j->limit = fit < 16 ? 16 : fit > PAGE_ROWS ? PAGE_ROWS : (int)fit;
+    submit(j, page_work);
+}
+
+void gw_ws_drained(struct wsconn *c)
+{
+    for (struct sub *s = c->subs; s; s = s->next_conn)
+        if (s->paused) next_page(s);
+}
+
+/* The replay reached the store's head: flush what arrived meanwhile. */
+static void go_live(struct sub *s)
+{
+    s->live = true;
+    for (struct pend *p = s->pend; p; p = p->next)
+        if (p->item->seq > s->last) {
+            s->last = p->item->seq;
+            send_event(s->c, p->item->json, p->item->len);
+        }
+    pend_clear(s);
+}
+
+/* Queues a page read by the pool: its frames go out as they are, from the
+ * first event the client has not had yet. */
+static void replay_page(struct sub *s, struct wsjob *j)
+{
+    struct wsconn *c = s->c;
+    if (j->nrows) s->row_bytes = j->page->len / (size_t)j->nrows;
+    int i = 0;
+    while (i < j->nrows && j->seqs[i] <= s->last) /* none, unless a page was read twice */
+        i++;
+    if (i < j->nrows) {
+        struct outbuf *m = j->page;
+        if (j->offs[i]) {
+            m->len -= j->offs[i];
+            memmove(m->data, m->data + j->offs[i], m->len);
+        }
+        if (!gw_ws_queue_ok(c, m->len)) return;
+        c->out_bytes += m->len;
+        gw_ws_queue_link(c, m);
+        j->page = NULL;
+        s->last = j->seqs[j->nrows - 1];
+        oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(j->nrows - i));
+        oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(j->nrows - i));
+    }
+    if (j->more || s->overflow)
+        next_page(s);
+    else
+        go_live(s);
+}
+
+static void finish_job(struct wsjob *j)
+{
+    struct wsconn *c = j->c;
+    struct sub *s = j->sub;
+    if (!c->wsi) return;
+    switch (j->kind) {
+    case JOB_SUBSCRIBE:
+        if (s->dead) break;
+        if (j->status) {
+            gw_ws_send_error(c, gw_error_code(j->status),
+                             j->status == 404 ? "no such conversation" : "store unavailable");
+            sub_drop(s);
+            break;
+        }
+        s->last = j->seq;
+        gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed",
+                                     "conversation", s->conv, "epoch", j->cur_epoch, "head",
+                                     (json_int_t)j->head, "recovered", j->recovered));
+        replay_page(s, j);
+        break;
+    case JOB_PAGE:
+        s->page_busy = false;
+        if (s->dead) break;
+        if (j->status) {
+            gw_ws_send_error(c, "unavailable", "store unavailable during replay");
+            sub_drop(s);
+            break;
+        }
+        replay_page(s, j);
+        break;
+    case JOB_SEND:
+        if (j->status) {
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
+                                         j->status == 403   ? "forbidden"
+                                         : j->status == 404 ? "not_found"
+                                         : j->status == 409 ? "conflict"
+                                         : j->status == 503 ? "unavailable"
+                                                            : "bad_request",
+                                         "message", j->err, "client_msg_id", j->key));
+        } else {
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:O, s:O}", "type", "ack", "client_msg_id",
+                                         j->key, "event_id", json_object_get(j->event, "id"),
+                                         "conversation_id", json_object_get(j->event, "subject")));
+        }
+        break;
+    case JOB_READ:
+        if (j->status) {
+            gw_ws_send_error(c, gw_error_code(j->status),
+                             j->status == 400 ? "seq is past the head" : "cannot store the cursor");
+        } else {
+            gw_ws_read_fanout(c->gw, &c->who, j->conv, j->seq);
+        }
+        break;
+    }
+}
+
+static void drain_jobs(struct oh_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    struct wsjob *j = gw->ws_done, *rev = NULL;
+    gw->ws_done = NULL;
+    pthread_mutex_unlock(&gw->mu);
+    while (j) { /* oldest first */
+        struct wsjob *next = j->next;
+        j->next = rev;
+        rev = j;
+        j = next;
+    }
+    while (rev) {
+        struct wsjob *next = rev->next;
+        finish_job(rev);
+        job_free(rev);
+        rev = next;
+    }
+}
+
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq)
+{
+    /* the sub alone is not the user: a customer may carry an agent's sub */
+    for (struct wsconn *c = gw->conns; c; c = c->next)
+        if (c->wsi && c->who.role == who->role && strcmp(c->who.sub, who->sub) == 0 &&
+            strcmp(c->who.device, who->device) != 0 && oh_auth_may_access(&c->who, conv))
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation",
+                                         conv, "seq", (json_int_t)seq, "device", who->device));
+}
+
+/* ---- client messages ---- */
+
+static bool conv_arg(struct wsconn *c, json_t *msg, char out[OH_ID_MAX], bool allow_new)
+{
+    const char *conv = json_string_value(json_object_get(msg, "conversation"));
+    if (!conv || !*conv || strlen(conv) >= OH_ID_MAX) {
+        gw_ws_send_error(c, "bad_request", "conversation must be a conversation id");
+        return false;
+    }
+    if (!(allow_new && strcmp(conv, "new") == 0) && !(strcmp(conv, "*") == 0) &&
+        !oh_auth_may_access(&c->who, conv)) {
+        gw_ws_send_error(c, "forbidden", "not your conversation");
+        return false;
+    }
+    snprintf(out, OH_ID_MAX, "%s", conv);
+    return true;
+}
+
+static void on_subscribe(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    json_t *after = json_object_get(msg, "after");
+    json_t *epoch = json_object_get(msg, "epoch");
+    bool customer = c->who.role == OH_ROLE_CUSTOMER;
+    if (!conv_arg(c, msg, conv, customer)) return;
+    if (customer && strcmp(conv, "new") == 0) /* a new device: "my conversation" */
+        oh_auth_customer_conversation(c->who.sub, conv);
+    if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
+        (epoch && !json_is_null(epoch) && !json_is_string(epoch))) {
+        gw_ws_send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
+        return;
+    }
+    bool all = strcmp(conv, "*") == 0;
+    if (all && c->who.role != OH_ROLE_AGENT) {
+        gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
+        return;
+    }
+    for (struct sub *s = c->subs, *next; s; s = next) {
+        next = s->next_conn;
+        if (!s->dead && strcmp(s->conv, conv) == 0) sub_drop(s); /* a new subscribe replaces it */
+    }
+    if (c->nsubs >= MAX_SUBS) {
+        gw_ws_send_error(c, "bad_request", "too many subscriptions on one connection");
+        return;
+    }
+    struct sub *s = calloc(1, sizeof *s);
+    if (!s) return;
+    s->c = c;
+    s->all = all;
+    s->pend_tail = &s->pend;
+    snprintf(s->conv, sizeof s->conv, "%s", conv);
+    s->next_conn = c->subs;
+    c->subs = s;
+    c->nsubs++;
+    subs_gauge(1);
+    oh_metrics_inc("omnihub_ws_subscriptions_total", "", 1);
+    if (all) {
+        s->live = true;
+        s->next_hash = c->gw->all_subs;
+        c->gw->all_subs = s;
+        gw_ws_send_json(c,
+                        json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "conversation",
+                                  "*", "epoch", oh_store_epoch(c->gw->hub->store), "head",
+                                  (json_int_t)0, "recovered", true));
+        return;
+    }
+    /* live first, then the replay: nothing can fall between the two */
+    unsigned slot = slot_of(conv);
+    s->next_hash = c->gw->subs[slot];
+    c->gw->subs[slot] = s;
+    struct wsjob *j = job_new(c, JOB_SUBSCRIBE);
+    if (!j) return;
+    j->sub = s;
+    s->jobs++;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    j->after = after ? json_integer_value(after) : 0;
+    j->limit = PAGE_FIRST;
+    if (json_is_string(epoch)) {
+        j->has_epoch = true;
+        snprintf(j->epoch, sizeof j->epoch, "%s", json_string_value(epoch));
+    }
+    submit(j, subscribe_work);
+}
+
+static void on_send(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
+    if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER)) return;
+    if (strcmp(conv, "*") == 0) {
+        gw_ws_send_error(c, "bad_request", "cannot send to \"*\"");
+        return;
+    }
+    struct wsjob *j = job_new(c, JOB_SEND);
+    if (!j) return;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    snprintf(j->key, sizeof j->key, "%s", key && strlen(key) <= 128 ? key : "");
+    j->body = json_incref(msg);
+    submit(j, send_work);
+}
+
+static void on_read(struct wsconn *c, json_t *msg)
+{
+    char conv[OH_ID_MAX];
+    json_t *seq = json_object_get(msg, "seq");
+    if (!conv_arg(c, msg, conv, false)) return;
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0 || strcmp(conv, "*") == 0) {
+        gw_ws_send_error(c, "bad_request", "read needs a conversation and a non-negative seq");
+        return;
+    }
+    struct wsjob *j = job_new(c, JOB_READ);
+    if (!j) return;
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    j->seq = json_integer_value(seq);
+    submit(j, read_work);
+}
+
+static bool rate_ok(struct wsconn *c)
+{
+    if (c->gw->ws_rate <= 0) return true;
+    int64_t now = oh_mono_ms();
+    c->tokens += (double)(now - c->tokens_ms) * c->gw->ws_rate / 1000.0;
+    c->tokens_ms = now;
+    if (c->tokens > 2.0 * c->gw->ws_rate) c->tokens = 2.0 * c->gw->ws_rate;
+    if (c->tokens < 1) return false;
+    c->tokens -= 1;
+    return true;
+}
+
+json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why)
+{
+    json_error_t e;
+    json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+    *type = json_string_value(json_object_get(msg, "type"));
+    *why = !msg || !json_is_object(msg) ? "each message must be one JSON object"
+           : !*type                     ? "message lacks \"type\""
+                                        : NULL;
+    if (*why) {
+        json_decref(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+static void on_message(struct wsconn *c, const char *buf, size_t len)
+{
+    if (!rate_ok(c)) {
+        oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
+        gw_ws_send_error(c, "rate_limited", "too many messages; slow down");
+        return;
+    }
+    const char *type, *why;
+    json_t *msg = gw_ws_parse(buf, len, &type, &why);
+    if (!msg) {
+        gw_ws_send_error(c, "bad_request", why);
+    } else if (strcmp(type, "subscribe") == 0) {
+        on_subscribe(c, msg);
+    } else if (strcmp(type, "send") == 0) {
+        on_send(c, msg);
+    } else if (strcmp(type, "read") == 0) {
+        on_read(c, msg);
+    } else if (strcmp(type, "ping") == 0) {
+        gw_ws_send_json(c, json_pack("{s:s}", "type", "pong"));
+    } else {
+        gw_ws_send_error(c, "bad_request", "unknown message type");
+    }
+    json_decref(msg);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_release(struct wsconn *c)
+{
+    if (--c->refs > 0) return;
+    while (c->subs) {
+        struct sub *s = c->subs;
+        c->subs = s->next_conn;
+        sub_free(s);
+    }
+    gw_ws_queue_free(c);
+    free(c->rx);
+    free(c);
+}
+
+static void conn_closed(struct wsconn *c)
+{
+    struct oh_gateway *gw = c->gw;
+    for (struct sub *s = c->subs; s; s = s->next_conn)
+        if (!s->dead) sub_unlink(gw, s);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->wsi = NULL;
+    oh_metrics_set("omnihub_ws_connections", "",
+                   oh_metrics_value("omnihub_ws_connections", "") - 1);
+    conn_release(c);
+}
+
+int gw_ws_token(struct lws *wsi, char *out, size_t len)
+{
+    char h[4200];
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(h, "Bearer ", 7) == 0) {
+        snprintf(out, len, "%s", h + 7);
+        return 0;
+    }
+    /* lws copies "access_token=<value>" and points at the value */
+    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", h, (int)sizeof h);
+    if (!v) return -1;
+    snprintf(out, len, "%s", v);
+    return 0;
+}
+
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    struct wsconn **slot = user;
+    struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
+    struct wsconn *c = slot ? *slot : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[64] = "", token[4200], why[128];
+        struct oh_principal who;
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+        if (strcmp(uri, "/v1/ws") != 0)
+            return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket here", 0);
+        if (gw_ws_token(wsi, token, sizeof token) ||
+            oh_auth_verify(gw->auth, token, oh_now_ms() / 1000, &who, why, sizeof why)) {
+            oh_metrics_inc("omnihub_auth_failures_total", "", 1);
+            return gw_refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token", 0);
+        }
+        c = calloc(1, sizeof *c);
+        if (!c) return -1;
+        c->who = who;
+        c->authed = true;
+        *slot = c;
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c) return -1;
+        c->gw = gw;
+        c->wsi = wsi;
+        c->refs = 1;
+        c->last_rx_ms = c->ping_ms = c->tokens_ms = oh_mono_ms();
+        c->tokens = 2.0 * gw->ws_rate;
+        c->next = gw->conns;
+        if (gw->conns) gw->conns->prev = c;
+        gw->conns = c;
+        oh_metrics_set("omnihub_ws_connections", "",
+                       oh_metrics_value("omnihub_ws_connections", "") + 1);
+        oh_metrics_inc("omnihub_ws_connections_total", "", 1);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (!c || !c->wsi) return -1;
+        c->last_rx_ms = oh_mono_ms();
+        /* protocol violations: close at once, telling the peer why */
+        if (lws_frame_is_binary(wsi)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                             (unsigned char *)"text frames only", 16);
+            return -1;
+        }
+        if (c->rx_len + len > gw->ws_max_frame) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"message too large", 17);
+            return -1;
+        }
+        if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) && !c->rx_len) {
+            on_message(c, in, len);
+            return 0;
+        }
+        {
+            char *nb = realloc(c->rx, c->rx_len + len + 1);
+            if (!nb) return -1;
+            memcpy(nb + c->rx_len, in, len);
+            c->rx = nb;
+            c->rx_len += len;
+        }
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            on_message(c, c->rx, c->rx_len);
+            c->rx_len = 0;
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c) c->last_rx_ms = oh_mono_ms();
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->wsi ? gw_ws_writable(c) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->wsi)
+            conn_closed(c);
+        else if (c)
+            free(c); /* filtered but never established */
+        *slot = NULL;
+        return 0;
+    default: return 0;
+    }
+}
+
+/* Once a second: idle connections are closed; a connection silent for
+ * ws.ping_interval is pinged, and closed when its peer has not answered
+ * for twice that plus 10 s. These pings are ours, not lws's retry policy:
+ * lws keeps one timer per connection for them in a sorted list that every
+ * timer insertion walks, which with 10k connections cost more CPU than
+ * all the rest of the gateway. */
+void gw_ws_tick(struct oh_gateway *gw)
+{
+    int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000;
+    for (struct wsconn *c = gw->conns; c; c = c->next) {
+        if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
+            gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+        } else if (ping > 0 && now - c->last_rx_ms > 2 * ping + 10000) {
+            gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
+        } else if (ping > 0 && now - c->last_rx_ms >= ping && now - c->ping_ms >= ping && c->wsi &&
+                   !c->close_code) {
+            c->ping_ms = now;
+            c->want_ping = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+}
+
+void gw_ws_free_all(struct oh_gateway *gw)
+{
+    drain_jobs(gw);
+    while (gw->live) {
+        struct live_item *it = gw->live;
+        gw->live = it->next;
+        free(it);
+    }
+}

@@ -1,0 +1,134 @@
+/* log.c - the log front: picks the backend named by log.backend and
+ * forwards every call of log.h to that backend's ops (log_int.h). */
+#include <stdlib.h>
+#include <string.h>
+#include "oh_build_config.h"
+#include "log/log_int.h"
+
+#define OPS(h) (((const struct oh_log_base *)(const void *)(h))->ops)
+
+int oh_log_check(const oh_config *cfg, char *err, size_t errlen)
+{
+    const char *name = oh_config_str(cfg, "log.backend");
+    if (!name || !strcmp(name, "local")) return OH_OK;
+    if (strcmp(name, "kafka") != 0) {
+        oh_errf(err, errlen, "log.backend: unknown backend \"%s\" (local|kafka)", name);
+        return OH_EINVAL;
+    }
+#ifdef OH_HAVE_KAFKA
+    if (oh_config_int(cfg, "kafka.mock_brokers") > 0) return OH_OK;
+    return oh_config_require(cfg, "kafka.brokers",
+                             "with log.backend kafka (or kafka.mock_brokers: N)", err, errlen);
+#else
+    oh_errf(err, errlen, "log.backend: kafka: omnihub was built without librdkafka");
+    return OH_EINVAL;
+#endif
+}
+
+oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    if (oh_log_check(cfg, err, errlen)) return NULL;
+    const char *name = oh_config_str(cfg, "log.backend");
+#ifdef OH_HAVE_KAFKA
+    if (name && !strcmp(name, "kafka")) return oh_log_kafka_ops.open(cfg, err, errlen);
+#endif
+    return oh_log_local_ops.open(cfg, err, errlen);
+}
+
+void oh_log_close(oh_log *log)
+{
+    if (log) OPS(log)->close(log);
+}
+
+const char *oh_log_backend(const oh_log *log)
+{
+    return OPS(log)->name;
+}
+
+const char *oh_log_bootstrap(const oh_log *log)
+{
+    return OPS(log)->bootstrap(log);
+}
+
+int oh_log_ping(oh_log *log)
+{
+    return OPS(log)->ping(log);
+}
+
+int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
+                  oh_log_done_fn done, void *opaque)
+{
+    if (!log || !topic || !value) return OH_EINVAL;
+    return OPS(log)->append(log, topic, key, value, len, done, opaque);
+}
+
+oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen)
+{
+    if (!log || !topic) {
+        oh_errf(err, errlen, "log consumer: no log or topic");
+        return NULL;
+    }
+    return OPS(log)->consumer_new(log, group, topic, reb, err, errlen);
+}
+
+void oh_log_consumer_close(oh_log_consumer *c)
+{
+    if (c) OPS(c)->consumer_close(c);
+}
+
+int oh_log_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms)
+{
+    if (!c || !recs || max <= 0) return OH_EINVAL;
+    return OPS(c)->poll(c, recs, max, timeout_ms);
+}
+
+int oh_log_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
+{
+    if (!c || partition < 0 || offset < 0) return OH_EINVAL;
+    return OPS(c)->seek(c, partition, offset);
+}
+
+int oh_log_seek_end(oh_log_consumer *c)
+{
+    if (!c) return OH_EINVAL;
+    return OPS(c)->seek_end(c);
+}
+
+int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next)
+{
+    if (!c || partition < 0 || next < 0) return OH_EINVAL;
+    return OPS(c)->commit(c, partition, next);
+}
+
+int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max)
+{
+    if (!log || !group || !topic || !out || max <= 0) return OH_EINVAL;
+    return OPS(log)->lag(log, group, topic, out, max);
+}
+
+int oh_log_partitions(oh_log *log, const char *topic)
+{
+    if (!log || !topic) return OH_EINVAL;
+    return OPS(log)->partitions(log, topic);
+}
+
+#ifndef OH_HAVE_KAFKA
+int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up)
+{
+    return OH_EINVAL;
+}
+#endif
+
+int oh_log_buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 65536;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (!b) return OH_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}

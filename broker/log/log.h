@@ -1,0 +1,111 @@
+/* log.h - the conversation stream: an append-only, partitioned log with
+ * consumer groups. Backends: "local" (SQLite WAL, group commit) and
+ * "kafka" (librdkafka). Nothing outside broker/log*.c sees either API. */
+#ifndef OH_LOG_H
+#define OH_LOG_H
+
+#include "core/oh.h"
+#include "core/config.h"
+
+/* Topic names without the prefix; the backend adds kafka.topic_prefix. */
+#define OH_TOPIC_EVENTS   "events"
+#define OH_TOPIC_TIMELINE "timeline"
+
+#define OH_GROUP_SYNC     "omnihub-sync"
+#define OH_GROUP_DISPATCH "omnihub-dispatch"
+
+typedef struct oh_log oh_log;
+typedef struct oh_log_consumer oh_log_consumer;
+
+/* Called exactly once per append, on the backend's own thread, after the
+ * record is durable (err == 0) or has definitely failed (err < 0). Must not
+ * block; hand work to another thread. */
+typedef void (*oh_log_done_fn)(void *opaque, int err, int32_t partition, int64_t offset);
+
+/* Opens the backend chosen by log.backend. Returns NULL and fills ERR.
+ * Caller frees with oh_log_close(). */
+oh_log *oh_log_open(const oh_config *cfg, char *err, size_t errlen);
+
+/* The checks of oh_log_open() that need no network and create nothing
+ * (the backend's name, its required keys): 0, or OH_EINVAL with ERR. */
+int oh_log_check(const oh_config *cfg, char *err, size_t errlen);
+/* Flushes pending appends (their callbacks fire) and frees. NULL is fine. */
+void oh_log_close(oh_log *log);
+
+/* "local" or "kafka"; the bootstrap list in use (mock cluster too), or the
+ * local log file path. Borrowed for the log's lifetime. */
+const char *oh_log_backend(const oh_log *log);
+const char *oh_log_bootstrap(const oh_log *log);
+/* 0 when the backend answers (Kafka: metadata reachable), else OH_EUNAVAIL. */
+int oh_log_ping(oh_log *log);
+
+/* Appends VALUE under KEY (the conversation id; it picks the partition).
+ * Copies KEY and VALUE; thread-safe; DONE is called as described above.
+ * Returns 0 if queued; on a negative return DONE is not called. */
+int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
+                  oh_log_done_fn done, void *opaque);
+
+/* One record as delivered by oh_log_poll(). Pointers are borrowed until the
+ * next poll on the same consumer. */
+struct oh_log_record {
+    const char *topic; /* without prefix */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t len;
+};
+
+/* Partition assignment notifications (on the consumer's polling thread,
+ * from inside oh_log_poll). On ASSIGNED the owner may oh_log_seek() each
+ * partition to the position it stored itself; otherwise consumption starts
+ * at the group's committed offset, or the beginning. On REVOKED the owner
+ * must finish and persist what it consumed from those partitions before
+ * returning. */
+struct oh_log_rebalance {
+    void (*assigned)(void *opaque, oh_log_consumer *c, const int32_t *parts, int n);
+    void (*revoked)(void *opaque, oh_log_consumer *c, const int32_t *parts, int n);
+    void *opaque;
+};
+
+/* A member of consumer GROUP on TOPIC. REB may be NULL. GROUP NULL: no
+ * group, read every partition from the start (or seek). Use from one thread.
+ * Caller frees with oh_log_consumer_close(). */
+oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen);
+void oh_log_consumer_close(oh_log_consumer *c);
+
+/* Fills up to MAX records, waiting up to TIMEOUT_MS for the first one.
+ * Returns the count (0 on timeout) or a negative OH_E* code. */
+int oh_log_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms);
+/* Next poll of PARTITION starts at OFFSET. */
+int oh_log_seek(oh_log_consumer *c, int32_t partition, int64_t offset);
+/* Seeks every assigned partition to its end (live-only readers). */
+int oh_log_seek_end(oh_log_consumer *c);
+/* Records the group's committed position: NEXT is the next offset to read. */
+int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next);
+
+/* Lag information for one partition of TOPIC as seen by GROUP. */
+struct oh_log_lag {
+    int32_t partition;
+    int64_t committed;    /* next offset the group will read; -1 none */
+    int64_t end;          /* log-end offset (next offset to be written) */
+    int64_t oldest_ts;    /* timestamp of the oldest record not consumed (the one at
+                           * committed, or the first one when the group never
+                           * committed), ms; -1 none */
+    int64_t end_ts;       /* timestamp of the last record, ms; -1 none */
+};
+/* Fills up to MAX entries; returns the count or a negative code. Works from
+ * another process (omnihubctl lag) as well as inside the daemon. */
+int oh_log_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max);
+
+/* Number of partitions of TOPIC (local: always 1). */
+int oh_log_partitions(oh_log *log, const char *topic);
+
+/* Tests: takes mock broker BROKER_ID (1..N) of kafka.mock_brokers down or
+ * back up. OH_EINVAL when LOG is not running a mock cluster. */
+int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up);
+
+#endif

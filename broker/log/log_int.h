@@ -1,0 +1,42 @@
+/* log_int.h - what a log backend implements. oh_log and oh_log_consumer
+ * begin with a pointer to the backend's ops; log.c forwards to them. */
+#ifndef OH_LOG_INT_H
+#define OH_LOG_INT_H
+
+#include "log/log.h"
+
+struct oh_log_ops {
+    const char *name;
+    oh_log *(*open)(const oh_config *cfg, char *err, size_t errlen);
+    void (*close)(oh_log *log);
+    const char *(*bootstrap)(const oh_log *log);
+    int (*ping)(oh_log *log);
+    int (*append)(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
+                  oh_log_done_fn done, void *opaque);
+    oh_log_consumer *(*consumer_new)(oh_log *log, const char *group, const char *topic,
+                                     const struct oh_log_rebalance *reb, char *err, size_t errlen);
+    void (*consumer_close)(oh_log_consumer *c);
+    int (*poll)(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms);
+    int (*seek)(oh_log_consumer *c, int32_t partition, int64_t offset);
+    int (*seek_end)(oh_log_consumer *c);
+    int (*commit)(oh_log_consumer *c, int32_t partition, int64_t next);
+    int (*lag)(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max);
+    int (*partitions)(oh_log *log, const char *topic);
+};
+
+/* Every backend's oh_log / oh_log_consumer struct starts with this. */
+struct oh_log_base {
+    const struct oh_log_ops *ops;
+};
+
+extern const struct oh_log_ops oh_log_local_ops;
+extern const struct oh_log_ops oh_log_kafka_ops;
+
+/* Grows a consumer's record buffer *BUF (capacity *CAP, from 64 KiB,
+ * doubling) to hold NEED bytes; OH_ENOMEM leaves it as it was. */
+int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
+
+/* Config keys of the log (all backends); in config_keys.c. */
+extern const struct oh_config_key oh_log_keys[];
+
+#endif

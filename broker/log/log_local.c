@@ -1,0 +1,852 @@
+/* log_local.c - the embedded durable log: SQLite in WAL mode, one partition
+ * per topic, and a writer thread that group-commits every queued append. */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "log/log_int.h"
+
+#define COMP "log.local"
+/* Consumers of another process get no signal; they re-read this often. */
+#define XPROC_POLL_MS 50
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS records("
+    " topic TEXT NOT NULL, off INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
+    " key TEXT, value BLOB NOT NULL, PRIMARY KEY(topic, off));"
+    "CREATE TABLE IF NOT EXISTS group_offsets("
+    " grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL,"
+    " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));";
+
+/* One queued append, or (GROUP set) a group's committed position; the
+ * strings and the value are copied behind the header. */
+struct lq_item {
+    struct lq_item *next;
+    oh_log_done_fn done;
+    void *opaque;
+    const char *group; /* a position to store: group, topic, next = off */
+    const char *topic;
+    const char *key; /* NULL: no key */
+    const char *value;
+    size_t len;
+    int64_t ts_ms;
+    int64_t off;
+    char data[];
+};
+
+/* The newest records this process committed to one topic, contiguous
+ * offsets [first, end): consumers in this process read them from here
+ * instead of from SQLite. Guarded by the log's mu; only the writer thread
+ * adds and evicts. */
+#define TAIL_RECORDS 4096
+#define TAIL_BYTES   (16u << 20)
+#define TAIL_TOPICS  8
+
+struct tail {
+    char topic[64];
+    struct lq_item *ring[TAIL_RECORDS]; /* record OFF at ring[OFF % TAIL_RECORDS] */
+    int64_t first, end;
+    size_t bytes;
+};
+
+struct oh_log {
+    struct oh_log_base base;
+    char *path;
+    sqlite3 *wdb; /* the writer thread's */
+    sqlite3_stmt *ins, *maxoff, *put;
+    sqlite3 *rdb; /* lag and ping, under rmu */
+    pthread_mutex_t rmu;
+
+    pthread_mutex_t mu;       /* guards everything below */
+    pthread_cond_t wake;      /* writer: work queued or closing */
+    pthread_cond_t committed; /* consumers: a commit happened */
+    struct lq_item *head, **tail;
+    struct tail *tails[TAIL_TOPICS];
+    uint64_t gen; /* commits so far */
+    bool closing;
+    int max_batch;
+    pthread_t writer;
+    bool running; /* the writer thread was started */
+    struct answer {
+        oh_log_done_fn done;
+        void *opaque;
+        int64_t off;
+    } * answers; /* the writer's, max_batch of them */
+};
+
+struct oh_log_consumer {
+    struct oh_log_base base;
+    oh_log *log;
+    sqlite3 *db;
+    sqlite3_stmt *sel, *end, *get;
+    char *group; /* NULL: no group */
+    char *topic;
+    struct oh_log_rebalance reb;
+    bool started, assigned, positioned;
+    int64_t pos;
+    char *buf; /* record copies of the last poll */
+    size_t cap;
+    size_t *offs; /* 2 per record: key and value offsets into buf */
+    int noffs;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int dir_of(const char *path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return 0;
+    size_t n = (size_t)(slash - path);
+    if (n == 0 || n >= outlen) return n == 0 ? 0 : -1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+    return mkdir_p(out);
+}
+
+static sqlite3 *db_open(const char *path, const char *sync, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        oh_errf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        oh_errf(err, errlen, "%s: %s", path, msg ? msg : "pragma failed");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        oh_errf(err, errlen, "prepare: %s", sqlite3_errmsg(db));
+        return OH_EIO;
+    }
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        OH_ERROR(COMP, "%s: %s", sql, msg ? msg : "failed");
+        sqlite3_free(msg);
+        return OH_EIO;
+    }
+    return 0;
+}
+
+/* Next offset to write on TOPIC, by the statement ST ("MAX(off)"). */
+static int64_t end_of(sqlite3_stmt *st, const char *topic)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+    int64_t end = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        end = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0) + 1;
+    sqlite3_reset(st);
+    return end;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* ---- the writer --------------------------------------------------------- */
+
+struct topic_end {
+    const char *topic;
+    int64_t next;
+};
+
+/* Writes BATCH in one transaction; fills each item's offset. Runs on the
+ * writer thread. Returns 0 once COMMIT (with synchronous=FULL) returned. */
+static int write_batch(oh_log *log, struct lq_item *batch)
+{
+    struct topic_end ends[16];
+    int nends = 0;
+    if (exec(log->wdb, "BEGIN IMMEDIATE")) return OH_EIO;
+    for (struct lq_item *it = batch; it; it = it->next) {
+        if (it->group) { /* positions ride along in the same transaction */
+            sqlite3_stmt *st = log->put;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, it->group, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, it->topic, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 3, 0);
+            sqlite3_bind_int64(st, 4, it->off);
+            sqlite3_bind_int64(st, 5, it->ts_ms);
+            int rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (rc != SQLITE_DONE) goto fail;
+            continue;
+        }
+        struct topic_end *te = NULL;
+        for (int i = 0; i < nends; i++)
+            if (!strcmp(ends[i].topic, it->topic)) te = &ends[i];
+        if (!te && nends == (int)OH_ARRAY_SIZE(ends))
+            nends = 0; /* many topics: forget the cache, re-read below */
+        if (!te) {
+            int64_t end = end_of(log->maxoff, it->topic);
+            if (end < 0) goto fail;
+            te = &ends[nends++];
+            *te = (struct topic_end){it->topic, end};
+        }
+        it->off = te->next++;
+        sqlite3_stmt *st = log->ins;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, it->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, it->off);
+        sqlite3_bind_int64(st, 3, it->ts_ms);
+        if (it->key)
+            sqlite3_bind_text(st, 4, it->key, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 4);
+        sqlite3_bind_blob64(st, 5, it->value, it->len, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (exec(log->wdb, "COMMIT") == 0) return 0;
+fail:
+    OH_ERROR(COMP, "append batch failed: %s", sqlite3_errmsg(log->wdb));
+    if (!sqlite3_get_autocommit(log->wdb)) exec(log->wdb, "ROLLBACK");
+    return OH_EIO;
+}
+
+static void tail_clear(struct tail *t, int64_t at)
+{
+    for (int64_t o = t->first; o < t->end; o++)
+        free(t->ring[o % TAIL_RECORDS]);
+    t->first = t->end = at;
+    t->bytes = 0;
+}
+
+static struct tail *tail_of(oh_log *log, const char *topic)
+{
+    for (int i = 0; i < TAIL_TOPICS && log->tails[i]; i++)
+        if (strcmp(log->tails[i]->topic, topic) == 0) return log->tails[i];
+    return NULL;
+}
+
+/* Keeps committed record IT (true: the tail owns it now). Under mu. */
+static bool tail_keep(oh_log *log, struct lq_item *it)
+{
+    struct tail *t = tail_of(log, it->topic);
+    if (!t) {
+        int i = 0;
+        while (i < TAIL_TOPICS && log->tails[i])
+            i++;
+        if (i == TAIL_TOPICS || strlen(it->topic) >= sizeof t->topic ||
+            !(t = log->tails[i] = calloc(1, sizeof *t)))
+            return false;
+        snprintf(t->topic, sizeof t->topic, "%s", it->topic);
+        t->first = t->end = it->off;
+    }
+    if (it->len > TAIL_BYTES / 4) return false;
+    if (it->off != t->end) tail_clear(t, it->off); /* another process wrote between */
+    while (t->end > t->first &&
+           (t->end - t->first == TAIL_RECORDS || t->bytes + it->len > TAIL_BYTES)) {
+        struct lq_item *old = t->ring[t->first++ % TAIL_RECORDS];
+        t->bytes -= old->len;
+        free(old);
+    }
+    t->ring[it->off % TAIL_RECORDS] = it;
+    t->end = it->off + 1;
+    t->bytes += it->len;
+    return true;
+}
+
+static void *writer_main(void *arg)
+{
+    oh_log *log = arg;
+    for (;;) {
+        pthread_mutex_lock(&log->mu);
+        while (!log->head && !log->closing)
+            pthread_cond_wait(&log->wake, &log->mu);
+        if (!log->head) {
+            pthread_mutex_unlock(&log->mu);
+            break;
+        }
+        struct lq_item *batch = log->head, *last = batch;
+        for (int n = 1; n < log->max_batch && last->next; n++)
+            last = last->next;
+        log->head = last->next;
+        if (!log->head) log->tail = &log->head;
+        last->next = NULL;
+        pthread_mutex_unlock(&log->mu);
+
+        int rc = write_batch(log, batch);
+        /* Only now, after COMMIT returned (fsynced), is anyone told. The
+         * committed records move to the tail, which may free them: the
+         * answers are taken first. */
+        size_t n = 0;
+        for (struct lq_item *it = batch; it; it = it->next)
+            if (it->done) log->answers[n++] = (struct answer){it->done, it->opaque, it->off};
+        if (rc == 0) {
+            pthread_mutex_lock(&log->mu);
+            while (batch) {
+                struct lq_item *next = batch->next;
+                if (batch->group || !tail_keep(log, batch)) free(batch);
+                batch = next;
+            }
+            log->gen++;
+            pthread_cond_broadcast(&log->committed);
+            pthread_mutex_unlock(&log->mu);
+        }
+        while (batch) {
+            struct lq_item *next = batch->next;
+            free(batch);
+            batch = next;
+        }
+        for (size_t i = 0; i < n; i++)
+            log->answers[i].done(log->answers[i].opaque, rc, 0, rc ? -1 : log->answers[i].off);
+    }
+    return NULL;
+}
+
+/* ---- the log ------------------------------------------------------------ */
+
+static void local_close(oh_log *log)
+{
+    if (!log) return;
+    if (log->running) {
+        pthread_mutex_lock(&log->mu);
+        log->closing = true;
+        pthread_cond_signal(&log->wake);
+        pthread_cond_broadcast(&log->committed);
+        pthread_mutex_unlock(&log->mu);
+        pthread_join(log->writer, NULL);
+    }
+    for (int i = 0; i < TAIL_TOPICS && log->tails[i]; i++) {
+        tail_clear(log->tails[i], 0);
+        free(log->tails[i]);
+    }
+    free(log->answers);
+    sqlite3_finalize(log->ins);
+    sqlite3_finalize(log->maxoff);
+    sqlite3_finalize(log->put);
+    sqlite3_close(log->wdb);
+    sqlite3_close(log->rdb);
+    pthread_mutex_destroy(&log->mu);
+    pthread_mutex_destroy(&log->rmu);
+    pthread_cond_destroy(&log->wake);
+    pthread_cond_destroy(&log->committed);
+    free(log->path);
+    free(log);
+}
+
+static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    oh_log *log = calloc(1, sizeof *log);
+    if (!log) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    log->base.ops = &oh_log_local_ops;
+    log->tail = &log->head;
+    log->max_batch = (int)oh_config_int(cfg, "log.local.max_batch");
+    if (log->max_batch <= 0) log->max_batch = 1024;
+    if (!(log->answers = calloc((size_t)log->max_batch, sizeof *log->answers))) {
+        free(log);
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_mutex_init(&log->rmu, NULL);
+    pthread_cond_init(&log->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->committed, &ca);
+    pthread_condattr_destroy(&ca);
+
+    const char *path = oh_config_str(cfg, "log.local.path");
+    const char *dir = oh_config_str(cfg, "data_dir");
+    char buf[4096];
+    if (!oh_config_bool(cfg, "log.local.create")) {
+        /* a reader (omnihubctl) pointed at the wrong place must not report
+         * an empty log it made itself */
+        struct stat sb;
+        snprintf(buf, sizeof buf, "%s/log.db", dir && *dir ? dir : ".");
+        const char *want = path && *path ? path : buf;
+        if (stat(want, &sb) != 0) {
+            oh_errf(err, errlen,
+                    "no log at %s (run where the daemon runs, or pass -c with its "
+                    "configuration)",
+                    want);
+            goto fail;
+        }
+    }
+    if (path && *path) {
+        log->path = strdup(path);
+        if (dir_of(path, buf, sizeof buf)) {
+            oh_errf(err, errlen, "log.local.path: cannot create the directory of %s", path);
+            goto fail;
+        }
+    } else {
+        if (!dir || !*dir) dir = ".";
+        if (mkdir_p(dir)) {
+            oh_errf(err, errlen, "data_dir: cannot create %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+        snprintf(buf, sizeof buf, "%s/log.db", dir);
+        log->path = strdup(buf);
+    }
+    if (!log->path) {
+        oh_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!(log->wdb = db_open(log->path, "FULL", err, errlen))) goto fail;
+    char *msg = NULL;
+    if (sqlite3_exec(log->wdb, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        oh_errf(err, errlen, "%s: schema: %s", log->path, msg ? msg : "failed");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (prep(log->wdb, "INSERT INTO records(topic, off, ts_ms, key, value) VALUES(?,?,?,?,?)",
+             &log->ins, err, errlen) ||
+        prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
+        prep(log->wdb,
+             "INSERT INTO group_offsets(grp, topic, part, next, ts_ms) VALUES(?,?,?,?,?)"
+             " ON CONFLICT(grp, topic, part) DO UPDATE"
+             " SET next=excluded.next, ts_ms=excluded.ts_ms",
+             &log->put, err, errlen))
+        goto fail;
+    if (!(log->rdb = db_open(log->path, "NORMAL", err, errlen))) goto fail;
+    if (pthread_create(&log->writer, NULL, writer_main, log)) {
+        oh_errf(err, errlen, "cannot start the log writer thread");
+        goto fail;
+    }
+    pthread_setname_np(log->writer, "oh-log-writer");
+    OH_INFO(COMP, "local log at %s (group commit, at most %d appends per commit)", log->path,
+            log->max_batch);
+    log->running = true;
+    return log;
+fail:
+    local_close(log);
+    return NULL;
+}
+
+static const char *local_bootstrap(const oh_log *log)
+{
+    return log->path;
+}
+
+static int local_ping(oh_log *log)
+{
+    pthread_mutex_lock(&log->rmu);
+    int rc = sqlite3_exec(log->rdb, "SELECT 1 FROM records LIMIT 1", NULL, NULL, NULL);
+    pthread_mutex_unlock(&log->rmu);
+    return rc == SQLITE_OK ? 0 : OH_EUNAVAIL;
+}
+
+/* Hands IT (owned) to the writer thread; OH_ECLOSED (IT freed) when closing. */
+static int enqueue(oh_log *log, struct lq_item *it)
+{
+    pthread_mutex_lock(&log->mu);
+    if (log->closing) {
+        pthread_mutex_unlock(&log->mu);
+        free(it);
+        return OH_ECLOSED;
+    }
+    *log->tail = it;
+    log->tail = &it->next;
+    pthread_cond_signal(&log->wake);
+    pthread_mutex_unlock(&log->mu);
+    return 0;
+}
+
+static int local_append(oh_log *log, const char *topic, const char *key, const void *value,
+                        size_t len, oh_log_done_fn done, void *opaque)
+{
+    size_t tl = strlen(topic) + 1, kl = key ? strlen(key) + 1 : 0;
+    struct lq_item *it = malloc(sizeof *it + tl + kl + len);
+    if (!it) return OH_ENOMEM;
+    char *p = it->data;
+    memcpy(p, topic, tl);
+    it->topic = p;
+    p += tl;
+    it->key = NULL;
+    if (key) {
+        memcpy(p, key, kl);
+        it->key = p;
+        p += kl;
+    }
+    memcpy(p, value, len);
+    it->value = p;
+    it->len = len;
+    it->done = done;
+    it->opaque = opaque;
+    it->ts_ms = oh_now_ms();
+    it->off = -1;
+    it->group = NULL;
+    it->next = NULL;
+
+    return enqueue(log, it);
+}
+
+static int local_lag(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out,
+                     int max)
+{
+    static const char sql[] =
+        "SELECT (SELECT next FROM group_offsets WHERE grp=?1 AND topic=?2 AND part=0),"
+        " (SELECT MAX(off) FROM records WHERE topic=?2),"
+        " (SELECT MIN(off) FROM records WHERE topic=?2)";
+    static const char ts_sql[] = "SELECT ts_ms FROM records WHERE topic=? AND off=?";
+    struct oh_log_lag l = {0, -1, 0, -1, -1};
+    int rc = OH_EIO;
+    sqlite3_stmt *st = NULL, *ts = NULL;
+    pthread_mutex_lock(&log->rmu);
+    if (sqlite3_prepare_v2(log->rdb, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(log->rdb, ts_sql, -1, &ts, NULL) != SQLITE_OK)
+        goto out;
+    /* One read transaction, so committed and end are from the same moment. */
+    if (exec(log->rdb, "BEGIN")) goto out;
+    sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) goto end;
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) l.committed = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL) l.end = sqlite3_column_int64(st, 1) + 1;
+    /* never committed: everything from the first record waits */
+    int64_t first = sqlite3_column_type(st, 2) != SQLITE_NULL ? sqlite3_column_int64(st, 2) : -1;
+    int64_t at[2] = {l.committed >= 0 ? l.committed : first, l.end - 1};
+    int64_t *dst[2] = {&l.oldest_ts, &l.end_ts};
+    for (int i = 0; i < 2; i++) {
+        if (at[i] < 0 || at[i] >= l.end) continue;
+        sqlite3_reset(ts);
+        sqlite3_bind_text(ts, 1, topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ts, 2, at[i]);
+        if (sqlite3_step(ts) == SQLITE_ROW) *dst[i] = sqlite3_column_int64(ts, 0);
+    }
+    rc = 0;
+end:
+    sqlite3_reset(st);
+    sqlite3_reset(ts);
+    exec(log->rdb, "COMMIT");
+out:
+    if (rc) OH_ERROR(COMP, "lag: %s", sqlite3_errmsg(log->rdb));
+    sqlite3_finalize(st);
+    sqlite3_finalize(ts);
+    pthread_mutex_unlock(&log->rmu);
+    if (rc) return rc;
+    out[0] = l;
+    return 1;
+}
+
+static int local_partitions(oh_log *log, const char *topic)
+{
+    return 1;
+}
+
+/* ---- consumers ---------------------------------------------------------- */
+
+static void local_consumer_close(oh_log_consumer *c)
+{
+    if (!c) return;
+    if (c->assigned && c->reb.revoked) {
+        static const int32_t part0 = 0;
+        c->reb.revoked(c->reb.opaque, c, &part0, 1);
+    }
+    sqlite3_finalize(c->sel);
+    sqlite3_finalize(c->end);
+    sqlite3_finalize(c->get);
+    sqlite3_close(c->db);
+    free(c->group);
+    free(c->topic);
+    free(c->buf);
+    free(c->offs);
+    free(c);
+}
+
+static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const char *topic,
+                                           const struct oh_log_rebalance *reb, char *err,
+                                           size_t errlen)
+{
+    oh_log_consumer *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->base.ops = &oh_log_local_ops;
+    c->log = log;
+    if (reb) c->reb = *reb;
+    c->topic = strdup(topic);
+    c->group = group ? strdup(group) : NULL;
+    if (!c->topic || (group && !c->group)) {
+        oh_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* Commits are cheap: a lost group offset only means redelivery. */
+    if (!(c->db = db_open(log->path, "NORMAL", err, errlen))) goto fail;
+    if (prep(c->db,
+             "SELECT off, ts_ms, key, value FROM records WHERE topic=? AND off>=?"
+             " ORDER BY off LIMIT ?",
+             &c->sel, err, errlen) ||
+        prep(c->db, "SELECT MAX(off) FROM records WHERE topic=?", &c->end, err, errlen) ||
+        prep(c->db, "SELECT next FROM group_offsets WHERE grp=? AND topic=? AND part=?", &c->get,
+             err, errlen))
+        goto fail;
+    return c;
+fail:
+    local_consumer_close(c);
+    return NULL;
+}
+
+static int64_t committed_of(oh_log_consumer *c)
+{
+    int64_t next = -1;
+    sqlite3_reset(c->get);
+    sqlite3_bind_text(c->get, 1, c->group, -1, SQLITE_STATIC);
+    sqlite3_bind_text(c->get, 2, c->topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int(c->get, 3, 0);
+    if (sqlite3_step(c->get) == SQLITE_ROW) next = sqlite3_column_int64(c->get, 0);
+    sqlite3_reset(c->get);
+    return next;
+}
+
+/* Copies record N (KEY may be NULL) behind the first USED bytes of c->buf. */
+static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n, const char *k,
+                size_t kl, const void *v, size_t vl)
+{
+    if (oh_log_buf_reserve(&c->buf, &c->cap, *used + kl + vl + 2)) return OH_ENOMEM;
+    r->topic = c->topic;
+    r->partition = 0;
+    r->key_len = kl;
+    r->len = vl;
+    c->offs[2 * n] = k ? *used : (size_t)-1;
+    if (kl) memcpy(c->buf + *used, k, kl);
+    c->buf[*used + kl] = '\0';
+    *used += kl + 1;
+    c->offs[2 * n + 1] = *used;
+    if (vl) memcpy(c->buf + *used, v, vl);
+    c->buf[*used + vl] = '\0';
+    *used += vl + 1;
+    return 0;
+}
+
+/* Records at c->pos from this process's tail; -1 when it does not hold them. */
+static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
+{
+    oh_log *log = c->log;
+    int n = -1;
+    size_t used = 0;
+    pthread_mutex_lock(&log->mu);
+    struct tail *t = tail_of(log, c->topic);
+    if (t && c->pos >= t->first && c->pos < t->end) {
+        for (n = 0; n < max && c->pos + n < t->end; n++) {
+            const struct lq_item *it = t->ring[(c->pos + n) % TAIL_RECORDS];
+            if (keep(c, &used, &recs[n], n, it->key, it->key ? strlen(it->key) : 0, it->value,
+                     it->len)) {
+                n = OH_ENOMEM;
+                break;
+            }
+            recs[n].offset = it->off;
+            recs[n].timestamp_ms = it->ts_ms;
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return n;
+}
+
+/* Copies up to MAX records at c->pos into c->buf. Returns the count. */
+static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
+{
+    if (c->noffs < max) {
+        size_t *o = realloc(c->offs, sizeof *o * 2 * (size_t)max);
+        if (!o) return OH_ENOMEM;
+        c->offs = o;
+        c->noffs = max;
+    }
+    int n = fetch_tail(c, recs, max);
+    if (n == OH_ENOMEM) return n;
+    if (n >= 0) goto done;
+    sqlite3_stmt *st = c->sel;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, c->topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->pos);
+    sqlite3_bind_int(st, 3, max);
+    size_t used = 0;
+    int rc;
+    n = 0;
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 2);
+        size_t kl = k ? (size_t)sqlite3_column_bytes(st, 2) : 0;
+        const void *v = sqlite3_column_blob(st, 3);
+        size_t vl = (size_t)sqlite3_column_bytes(st, 3);
+        if (keep(c, &used, &recs[n], n, k, kl, v, vl)) {
+            sqlite3_reset(st);
+            return OH_ENOMEM;
+        }
+        recs[n].offset = sqlite3_column_int64(st, 0);
+        recs[n].timestamp_ms = sqlite3_column_int64(st, 1);
+        n++;
+    }
+    if (n < max && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        OH_ERROR(COMP, "poll: %s", sqlite3_errmsg(c->db));
+        sqlite3_reset(st);
+        return OH_EIO;
+    }
+    sqlite3_reset(st); /* ends the read transaction */
+done:
+    for (int i = 0; i < n; i++) {
+        recs[i].key = c->offs[2 * i] == (size_t)-1 ? NULL : c->buf + c->offs[2 * i];
+        recs[i].value = c->buf + c->offs[2 * i + 1];
+    }
+    if (n) c->pos = recs[n - 1].offset + 1;
+    return n;
+}
+
+/* Runs on the consumer's thread. */
+static int local_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms)
+{
+    oh_log *log = c->log;
+    if (!c->started) {
+        c->started = true;
+        if (c->group) {
+            if (!c->positioned) {
+                int64_t next = committed_of(c);
+                c->pos = next < 0 ? 0 : next;
+                c->positioned = true;
+            }
+            c->assigned = true;
+            if (c->reb.assigned) {
+                static const int32_t part0 = 0;
+                c->reb.assigned(c->reb.opaque, c, &part0, 1);
+            }
+        }
+    }
+    int64_t deadline = oh_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        pthread_mutex_lock(&log->mu);
+        uint64_t gen = log->gen;
+        bool closing = log->closing;
+        pthread_mutex_unlock(&log->mu);
+        int n = fetch(c, recs, max);
+        if (n != 0 || closing) return n;
+        int64_t left = deadline - oh_mono_ms();
+        if (left <= 0) return 0;
+        /* Woken at once by a commit of this process; another process's
+         * commits are seen at the next timed re-read. */
+        struct timespec ts;
+        deadline_in(&ts, left < XPROC_POLL_MS ? left : XPROC_POLL_MS);
+        pthread_mutex_lock(&log->mu);
+        while (log->gen == gen && !log->closing)
+            if (pthread_cond_timedwait(&log->committed, &log->mu, &ts) == ETIMEDOUT) break;
+        pthread_mutex_unlock(&log->mu);
+    }
+}
+
+static int local_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
+{
+    if (partition != 0) return OH_EINVAL;
+    c->pos = offset;
+    c->positioned = true;
+    return 0;
+}
+
+static int local_seek_end(oh_log_consumer *c)
+{
+    int64_t end = end_of(c->end, c->topic);
+    if (end < 0) return OH_EIO;
+    c->pos = end;
+    c->positioned = true;
+    return 0;
+}
+
+struct commit_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int err;
+};
+
+static void commit_done(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct commit_wait *w = opaque;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->err = err;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Hands the position to the writer thread, which stores it in its next
+ * transaction, and waits for that commit: a second writing connection
+ * would fight the writer for SQLite's lock and sleep in its busy handler. */
+static int local_commit(oh_log_consumer *c, int32_t partition, int64_t next)
+{
+    if (!c->group || partition != 0) return OH_EINVAL;
+    oh_log *log = c->log;
+    size_t gl = strlen(c->group) + 1, tl = strlen(c->topic) + 1;
+    struct lq_item *it = malloc(sizeof *it + gl + tl);
+    if (!it) return OH_ENOMEM;
+    struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    memcpy(it->data, c->group, gl);
+    memcpy(it->data + gl, c->topic, tl);
+    *it = (struct lq_item){.group = it->data,
+                           .topic = it->data + gl,
+                           .off = next,
+                           .ts_ms = oh_now_ms(),
+                           .done = commit_done,
+                           .opaque = &w};
+    int rc = enqueue(log, it);
+    if (rc) return rc;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.err) OH_ERROR(COMP, "commit %s/%s: %s", c->group, c->topic, oh_strerror(w.err));
+    return w.err ? OH_EIO : 0;
+}
+
+const struct oh_log_ops oh_log_local_ops = {
+    .name = "local",
+    .open = local_open,
+    .close = local_close,
+    .bootstrap = local_bootstrap,
+    .ping = local_ping,
+    .append = local_append,
+    .consumer_new = local_consumer_new,
+    .consumer_close = local_consumer_close,
+    .poll = local_poll,
+    .seek = local_seek,
+    .seek_end = local_seek_end,
+    .commit = local_commit,
+    .lag = local_lag,
+    .partitions = local_partitions,
+};

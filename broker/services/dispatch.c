@@ -1,0 +1,330 @@
+/* dispatch.c - sends agents' replies out through their channel's connector.
+ * Consumes the timeline (group omnihub-dispatch); each outbound message is
+ * remembered in the store until it is sent or has failed, retried with
+ * exponential backoff and jitter, and its outcome recorded as a status
+ * event on the stream. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/json_dump.h"
+#include "core/crypto.h"
+#include "core/hub_int.h"
+#include "core/metrics.h"
+
+#define KV_NS "dispatch"
+
+struct job {
+    struct job *next;
+    json_t *event; /* the sequenced outbound event */
+    int attempt;   /* attempts made so far */
+    int64_t due_ms;
+};
+
+struct oh_dispatch {
+    oh_hub *hub;
+    oh_log_consumer *consumer;
+    pthread_t reader;
+    pthread_t *workers;
+    int nworkers, max_attempts;
+    int64_t backoff_ms, backoff_max_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *jobs; /* sorted by due_ms */
+    int queued;
+};
+
+static void labels(char *out, size_t len, const char *channel, const char *result)
+{
+    snprintf(out, len, "channel=\"%.*s\",result=\"%s\"", (int)strcspn(channel, ":\""), channel,
+             result);
+}
+
+static void enqueue(struct oh_dispatch *d, struct job *j)
+{
+    pthread_mutex_lock(&d->mu);
+    struct job **p = &d->jobs;
+    while (*p && (*p)->due_ms <= j->due_ms)
+        p = &(*p)->next;
+    j->next = *p;
+    *p = j;
+    d->queued++;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Persists a pending job so a restart resumes it: "<attempt>\n<event>". */
+static int remember(struct oh_dispatch *d, struct job *j)
+{
+    char *ev = oh_json_dump(j->event, NULL), *val = NULL;
+    int rc = OH_ENOMEM;
+    if (ev && asprintf(&val, "%d\n%s", j->attempt, ev) >= 0)
+        rc = oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
+    free(ev);
+    free(val);
+    return rc;
+}
+
+static void finish(struct oh_dispatch *d, struct job *j, const char *state,
+                   const struct oh_send_result *res)
+{
+    const char *channel = oh_event_data_str(j->event, "channel");
+    char lab[160];
+    labels(lab, sizeof lab, channel, state);
+    oh_metrics_inc("omnihub_outbound_total", lab, 1);
+    struct oh_event_list l = {0};
+    bool failed = strcmp(state, "failed") == 0;
+    oh_event_list_push(&l, oh_status_event(j->event, state, res->provider_message_id,
+                                           failed ? res->error_code : NULL,
+                                           failed ? res->error : NULL));
+    int delay = 100;
+    while (oh_hub_ingest_wait(d->hub, &l) != OH_OK && !atomic_load(&d->hub->stopping)) {
+        /* the status must reach the stream before the job is forgotten */
+        usleep((useconds_t)delay * 1000);
+        delay = delay < 5000 ? delay * 2 : delay;
+        oh_event_list_push(&l, oh_status_event(j->event, state, res->provider_message_id,
+                                               failed ? res->error_code : NULL,
+                                               failed ? res->error : NULL));
+    }
+    oh_event_list_clear(&l);
+    if (!atomic_load(&d->hub->stopping))
+        oh_store_kv_del(d->hub->store, KV_NS, oh_event_get_id(j->event));
+    json_decref(j->event);
+    free(j);
+}
+
+static int64_t backoff(struct oh_dispatch *d, int attempt, int hint_ms)
+{
+    int64_t b = d->backoff_ms;
+    for (int i = 1; i < attempt && b < d->backoff_max_ms; i++)
+        b *= 2;
+    if (b > d->backoff_max_ms)
+        b = d->backoff_max_ms;
+    uint32_t r = 0;
+    oh_random(&r, sizeof r);
+    b = b / 2 + (int64_t)(r % (uint32_t)(b / 2 + 1)); /* jitter: [b/2, b] */
+    return hint_ms > b ? hint_ms : b;
+}
+
+/* runs on a dispatcher worker */
+static void attempt_send(struct oh_dispatch *d, struct job *j)
+{
+    const char *channel = oh_event_data_str(j->event, "channel");
+    struct oh_instance *in = oh_hub_connector(d->hub, channel);
+    struct oh_send_result res = {0};
+    char lab[160];
+    labels(lab, sizeof lab, channel, "attempt");
+    oh_metrics_inc("omnihub_outbound_attempts_total", lab, 1);
+    j->attempt++;
+    int rc = in->vt->send(in->ctx, j->event, &res);
+    if (rc == OH_OK) {
+        finish(d, j, "sent", &res);
+        return;
+    }
+    if (rc == OH_ERETRY && j->attempt < d->max_attempts) {
+        int64_t wait = backoff(d, j->attempt, res.retry_after_ms);
+        OH_WARN("dispatch", "send of %s failed (%s); attempt %d, retrying in %lld ms",
+                oh_event_get_id(j->event), res.error, j->attempt, (long long)wait);
+        labels(lab, sizeof lab, channel, "retry");
+        oh_metrics_inc("omnihub_outbound_total", lab, 1);
+        j->due_ms = oh_now_ms() + wait;
+        remember(d, j);
+        enqueue(d, j);
+        return;
+    }
+    if (rc == OH_ERETRY)
+        snprintf(res.error + strlen(res.error), sizeof res.error - strlen(res.error),
+                 " (gave up after %d attempts)", j->attempt);
+    if (!res.error_code[0])
+        snprintf(res.error_code, sizeof res.error_code, "%s",
+                 rc == OH_ERETRY ? "retries_exhausted" : "send_failed");
+    OH_WARN("dispatch", "send of %s failed for good: %s %s", oh_event_get_id(j->event),
+            res.error_code, res.error);
+    finish(d, j, "failed", &res);
+}
+
+static void *worker(void *arg)
+{
+    struct oh_dispatch *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!atomic_load(&d->hub->stopping)) {
+        int64_t now = oh_now_ms();
+        struct job *j = d->jobs;
+        if (!j || j->due_ms > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wait = j ? j->due_ms - now : 200;
+            if (wait > 200)
+                wait = 200;
+            ts.tv_nsec += (long)wait * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            continue;
+        }
+        d->jobs = j->next;
+        d->queued--;
+        pthread_mutex_unlock(&d->mu);
+        attempt_send(d, j);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static struct job *job_new(json_t *ev, int attempt)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(ev);
+        return NULL;
+    }
+    j->event = ev;
+    j->attempt = attempt;
+    j->due_ms = oh_now_ms();
+    return j;
+}
+
+/* Takes one timeline record: agents' outbound messages on channels that send. */
+static void consider(struct oh_dispatch *d, const struct oh_log_record *r)
+{
+    static const char outbound[] = "\"" OH_EV_OUTBOUND "\"";
+    if (!memmem(r->value, r->len, outbound, sizeof outbound - 1))
+        return; /* most of the timeline: not worth parsing */
+    json_t *ev = json_loadb(r->value, r->len, 0, NULL);
+    const char *type = ev ? oh_event_get_type(ev) : NULL;
+    const char *channel = ev ? oh_event_data_str(ev, "channel") : NULL;
+    struct oh_instance *in = channel ? oh_hub_connector(d->hub, channel) : NULL;
+    const char *author = ev ? json_string_value(json_object_get(
+                                  json_object_get(oh_event_data(ev), "author"), "kind"))
+                            : NULL;
+    /* only agents' replies go out; echoes of what a platform sent are history */
+    if (!type || strcmp(type, OH_EV_OUTBOUND) != 0 || !in || !in->vt->send || !author ||
+        strcmp(author, "agent") != 0) {
+        json_decref(ev);
+        return;
+    }
+    char state[64];
+    int rc = oh_store_kv_get(d->hub->store, KV_NS, oh_event_get_id(ev), state, sizeof state);
+    if (rc == OH_OK || rc == OH_ETOOBIG) {
+        json_decref(ev); /* already pending: restored at start-up */
+        return;
+    }
+    char msgstate[16];
+    if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
+                               oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
+        json_decref(ev); /* already has an outcome: a replayed timeline record */
+        return;
+    }
+    struct job *j = job_new(ev, 0);
+    if (!j)
+        return;
+    while (remember(d, j) != OH_OK && !atomic_load(&d->hub->stopping))
+        usleep(200000);
+    enqueue(d, j);
+}
+
+static int restore(void *opaque, const char *key, const char *value)
+{
+    struct oh_dispatch *d = opaque;
+    const char *nl = strchr(value, '\n');
+    json_t *ev = nl ? json_loads(nl + 1, 0, NULL) : NULL;
+    if (!ev) {
+        OH_ERROR("dispatch", "dropping unreadable pending entry %s", key);
+        return 0;
+    }
+    struct job *j = job_new(ev, atoi(value));
+    if (j)
+        enqueue(d, j);
+    return 0;
+}
+
+static void *reader(void *arg)
+{
+    struct oh_dispatch *d = arg;
+    struct oh_log_record recs[256];
+    while (!atomic_load(&d->hub->stopping)) {
+        int n = oh_log_poll(d->consumer, recs, 256, 200);
+        if (n < 0) {
+            usleep(200000);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            consider(d, &recs[i]);
+            if (i == n - 1 || recs[i + 1].partition != recs[i].partition)
+                oh_log_commit(d->consumer, recs[i].partition, recs[i].offset + 1);
+        }
+    }
+    return NULL;
+}
+
+struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen)
+{
+    struct oh_dispatch *d = calloc(1, sizeof *d);
+    if (!d) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->hub = hub;
+    d->max_attempts = (int)oh_config_int(hub->cfg, "dispatch.max_attempts");
+    d->backoff_ms = oh_config_int(hub->cfg, "dispatch.backoff_ms");
+    d->backoff_max_ms = oh_config_int(hub->cfg, "dispatch.backoff_max_ms");
+    d->nworkers = (int)oh_config_int(hub->cfg, "dispatch.workers");
+    if (d->max_attempts < 1)
+        d->max_attempts = 1;
+    if (d->backoff_ms < 1)
+        d->backoff_ms = 1;
+    if (d->backoff_max_ms < d->backoff_ms)
+        d->backoff_max_ms = d->backoff_ms;
+    if (d->nworkers < 1 || d->nworkers > 64)
+        d->nworkers = 4;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    oh_store_kv_scan(hub->store, KV_NS, restore, d);
+    if (d->queued)
+        OH_INFO("dispatch", "resuming %d pending outbound message(s)", d->queued);
+    d->consumer = oh_log_consumer_new(hub->log, OH_GROUP_DISPATCH, OH_TOPIC_TIMELINE, NULL, err,
+                                      errlen);
+    d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
+    if (!d->consumer || !d->workers || pthread_create(&d->reader, NULL, reader, d)) {
+        oh_log_consumer_close(d->consumer);
+        free(d->workers);
+        struct job *j = d->jobs;
+        while (j) {
+            struct job *next = j->next;
+            json_decref(j->event);
+            free(j);
+            j = next;
+        }
+        free(d);
+        if (!err[0])
+            oh_errf(err, errlen, "cannot start the dispatcher");
+        return NULL;
+    }
+    pthread_setname_np(d->reader, "oh-dispatch");
+    for (int i = 0; i < d->nworkers; i++)
+        pthread_create(&d->workers[i], NULL, worker, d);
+    return d;
+}
+
+/* Call after hub->stopping is set; pending jobs stay in the store. */
+void oh_dispatch_stop(struct oh_dispatch *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->reader, NULL);
+    for (int i = 0; i < d->nworkers; i++)
+        pthread_join(d->workers[i], NULL);
+    oh_log_consumer_close(d->consumer);
+    for (struct job *j = d->jobs, *next; j; j = next) {
+        next = j->next;
+        json_decref(j->event);
+        free(j);
+    }
+    free(d->workers);
+    free(d);
+}

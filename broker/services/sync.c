@@ -1,0 +1,362 @@
+/* sync.c - the session-sync service: consumes the events topic, drops
+ * repeats, gives each conversation its next seq, stores events together
+ * with the consumed position (exactly once), forwards the sequenced events
+ * to the timeline topic and the live feed. Runs on its own thread. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/hub_int.h"
+#include "core/json_dump.h"
+#include "core/metrics.h"
+
+#define MAX_BATCH 4096
+#define MAX_PARTS 256
+
+struct oh_sync {
+    oh_hub *hub;
+    oh_log_consumer *consumer;
+    pthread_t thread;
+    int batch;
+    struct oh_log_record *recs;
+    struct oh_store_item *items;
+    /* forwarded-to-timeline positions not yet written to the store */
+    struct oh_store_pos published[MAX_PARTS];
+    size_t npublished;
+    int64_t published_at_ms;
+};
+
+/* Writes the forwarded positions, at most every 250 ms unless FORCE: each
+ * write is a store commit, and a stale value only means forwarding a few
+ * events again after a crash (timeline readers skip seqs they have). */
+static void flush_published(struct oh_sync *s, bool force)
+{
+    int64_t now = oh_mono_ms();
+    if (!s->npublished || (!force && now - s->published_at_ms < 250)) return;
+    for (size_t p = 0; p < s->npublished; p++)
+        oh_store_position_published(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS,
+                                    s->published[p].partition, s->published[p].next);
+    s->npublished = 0;
+    s->published_at_ms = now;
+}
+
+static void note_published(struct oh_sync *s, int32_t partition, int64_t next)
+{
+    size_t p;
+    for (p = 0; p < s->npublished && s->published[p].partition != partition; p++)
+        ;
+    if (p == s->npublished && s->npublished < MAX_PARTS)
+        s->published[s->npublished++] = (struct oh_store_pos){OH_TOPIC_EVENTS, partition, next};
+    else if (p < s->npublished)
+        s->published[p].next = next;
+}
+
+/* Waits for a set of timeline appends. */
+struct pubwait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, err;
+};
+
+static void on_published(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    struct pubwait *w = opaque;
+    pthread_mutex_lock(&w->mu);
+    if (err) w->err = err;
+    if (--w->pending == 0) pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void pub_init(struct pubwait *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->pending = 1; /* released by pub_wait */
+    w->err = 0;
+}
+
+static void pub_one(oh_hub *hub, struct pubwait *w, const char *conv, const char *json, size_t len)
+{
+    pthread_mutex_lock(&w->mu);
+    w->pending++;
+    pthread_mutex_unlock(&w->mu);
+    int rc = oh_log_append(hub->log, OH_TOPIC_TIMELINE, conv, json, len, on_published, w);
+    if (rc) on_published(w, rc, 0, 0);
+}
+
+static int pub_wait(struct pubwait *w)
+{
+    on_published(w, 0, 0, 0);
+    pthread_mutex_lock(&w->mu);
+    while (w->pending > 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return err;
+}
+
+struct republish {
+    oh_hub *hub;
+    struct pubwait *w;
+    int count;
+};
+
+static int republish_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct republish *r = opaque;
+    pub_one(r->hub, r->w, conv, json, len);
+    oh_hub_feed(r->hub, conv, seq, json, len);
+    r->count++;
+    return 0;
+}
+
+/* After a crash between "stored" and "forwarded", forward what is missing
+ * (at least once; timeline readers skip seqs they already have). */
+static void resume_partition(struct oh_sync *s, oh_log_consumer *c, int32_t part)
+{
+    int64_t next = 0, published = 0;
+    while (oh_store_position_get(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, part, &next,
+                                 &published) != OH_OK) {
+        if (atomic_load(&s->hub->stopping)) return;
+        OH_WARN("sync", "store unavailable while resuming partition %d; retrying", part);
+        sleep(1);
+    }
+    if (published < next) {
+        struct pubwait w;
+        pub_init(&w);
+        struct republish r = {s->hub, &w, 0};
+        oh_store_since_source(s->hub->store, part, published, republish_row, &r);
+        if (pub_wait(&w) == OH_OK)
+            oh_store_position_published(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, part, next);
+        OH_INFO("sync", "partition %d: forwarded %d stored events again", part, r.count);
+    }
+    oh_log_seek(c, part, next);
+    OH_INFO("sync", "partition %d assigned, resuming at offset %lld", part, (long long)next);
+}
+
+static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    for (int i = 0; i < n; i++)
+        resume_partition(opaque, c, parts[i]);
+}
+
+static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    /* Every batch is stored before the next poll, so nothing is in flight
+     * here: the positions in the store already cover what was consumed.
+     * Write the forwarded positions so the next owner forwards little. */
+    flush_published(opaque, true);
+    OH_INFO("sync", "%d partition(s) revoked", n);
+}
+
+/* Our message a provider id stands for: first among the earlier items of
+ * this batch (a "sent" status and the provider's own status may travel
+ * together), then in the store. */
+static bool find_ours(oh_store *st, struct oh_store_item *items, size_t n, const char *channel,
+                      const char *account, const char *pid, struct oh_store_ref *ref)
+{
+    for (size_t i = n; i-- > 0;) {
+        const json_t *d = oh_event_data(items[i].event), *s = json_object_get(d, "status");
+        const char *p = json_string_value(json_object_get(s, "provider_message_id"));
+        const char *m = json_string_value(json_object_get(s, "message_id"));
+        if (p && m && strcmp(p, pid) == 0 && strcmp(m, pid) != 0 &&
+            strcmp(json_string_value(json_object_get(d, "channel")), channel) == 0 &&
+            strcmp(json_string_value(json_object_get(d, "account")), account) == 0) {
+            snprintf(ref->message_id, sizeof ref->message_id, "%s", m);
+            return true;
+        }
+    }
+    return oh_store_ref_get(st, channel, account, pid, ref) == OH_OK;
+}
+
+/* Replaces a provider's message id in a status with ours, when known. */
+static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
+{
+    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0) return;
+    json_t *data = oh_event_data(ev), *status = json_object_get(data, "status");
+    /* a connector may name the provider's id in either field */
+    const char *pid = json_string_value(json_object_get(status, "provider_message_id"));
+    if (!pid) pid = json_string_value(json_object_get(status, "message_id"));
+    if (!pid || !*pid) return;
+    struct oh_store_ref ref;
+    if (!find_ours(st, earlier, n, json_string_value(json_object_get(data, "channel")),
+                   json_string_value(json_object_get(data, "account")), pid, &ref) ||
+        strcmp(ref.message_id, pid) == 0)
+        return;
+    char *provider = strdup(pid); /* pid may point into the value replaced below */
+    json_object_set_new(status, "message_id", json_string(ref.message_id));
+    json_object_set_new(status, "provider_message_id", json_string(provider));
+    free(provider);
+}
+
+/* The sequenced event's text: as the store handed it back, or dumped now
+ * (a backend that stores other text, or a repeat given its seq back). */
+static bool text_of(struct oh_store_item *it)
+{
+    if (!it->json) it->json = oh_json_dump(it->event, &it->len);
+    return it->json != NULL;
+}
+
+/* Appends the batch's stored events to the timeline once more and waits
+ * (timeline readers skip seqs they already have). */
+static int forward_again(struct oh_sync *s, size_t nitems)
+{
+    struct pubwait w;
+    pub_init(&w);
+    for (size_t i = 0; i < nitems; i++) {
+        struct oh_store_item *it = &s->items[i];
+        if (it->seq && text_of(it))
+            pub_one(s->hub, &w, oh_event_subject(it->event), it->json, it->len);
+    }
+    return pub_wait(&w);
+}
+
+/* Stores one polled batch; retries until the store takes it. */
+static void materialize(struct oh_sync *s, int n)
+{
+    oh_hub *hub = s->hub;
+    size_t nitems = 0, npos = 0;
+    struct oh_store_pos pos[MAX_PARTS];
+    for (int i = 0; i < n; i++) {
+        const struct oh_log_record *r = &s->recs[i];
+        size_t p;
+        for (p = 0; p < npos && pos[p].partition != r->partition; p++)
+            ;
+        if (p == npos && npos < MAX_PARTS)
+            pos[npos++] = (struct oh_store_pos){OH_TOPIC_EVENTS, r->partition, 0};
+        if (p < npos) pos[p].next = r->offset + 1;
+        /* appended by this process: parsed and validated already */
+        json_t *ev = oh_handoff_take(hub->handoff, r->value, r->len);
+        json_error_t jerr;
+        char why[256];
+        if (!ev && (!(ev = json_loadb(r->value, r->len, 0, &jerr)) ||
+                    oh_event_validate(ev, why, sizeof why))) {
+            OH_ERROR("sync", "skipping unreadable record at %d/%lld: %s", r->partition,
+                     (long long)r->offset, ev ? why : jerr.text);
+            oh_metrics_inc("omnihub_sync_poison_total", "", 1);
+            json_decref(ev);
+            continue;
+        }
+        correlate(hub->store, s->items, nitems, ev);
+        s->items[nitems++] = (struct oh_store_item){
+            .event = ev, .src_partition = r->partition, .src_offset = r->offset, .want_text = true};
+    }
+    int delay_ms = 100;
+    int rc;
+    while ((rc = oh_store_materialize(hub->store, OH_GROUP_SYNC, s->items, nitems, pos, npos))) {
+        OH_WARN("sync", "store refused a batch of %zu (%s); retrying in %d ms", nitems,
+                oh_strerror(rc), delay_ms);
+        oh_metrics_inc("omnihub_sync_store_errors_total", "", 1);
+        if (atomic_load(&hub->stopping)) goto out;
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+    }
+    struct pubwait w;
+    pub_init(&w);
+    size_t stored = 0;
+    int64_t now = oh_now_ms();
+    for (size_t i = 0; i < nitems; i++) {
+        struct oh_store_item *it = &s->items[i];
+        if (!it->seq) {
+            oh_metrics_inc("omnihub_sync_duplicates_total", "", 1);
+            continue;
+        }
+        stored++;
+        if (!text_of(it)) continue;
+        pub_one(hub, &w, oh_event_subject(it->event), it->json, it->len);
+        oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
+    }
+    oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
+    if (n > 0)
+        oh_metrics_set("omnihub_sync_lag_seconds", "",
+                       (double)(now - s->recs[n - 1].timestamp_ms) / 1000.0);
+    /* The group's offset in the log is for lag and for other readers: the
+     * store holds the position that counts, so it may be committed now,
+     * in the same log transaction as the timeline records. */
+    for (size_t p = 0; p < npos; p++)
+        oh_log_commit(s->consumer, pos[p].partition, pos[p].next);
+    int fwd = pub_wait(&w);
+    /* Stored but not forwarded (the timeline's leader unreachable past
+     * kafka.message_timeout_ms): forward again until it works, so dispatch
+     * and live clients get it now rather than after a restart. */
+    for (delay_ms = 500; fwd != OH_OK && !atomic_load(&hub->stopping);) {
+        OH_WARN("sync", "forwarding to the timeline failed (%s); again in %d ms", oh_strerror(fwd),
+                delay_ms);
+        oh_metrics_inc("omnihub_sync_forward_errors_total", "", 1);
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+        fwd = forward_again(s, nitems);
+    }
+    if (fwd == OH_OK) {
+        for (size_t p = 0; p < npos; p++)
+            note_published(s, pos[p].partition, pos[p].next);
+        flush_published(s, false);
+    } else {
+        OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
+    }
+out:
+    for (size_t i = 0; i < nitems; i++) {
+        json_decref(s->items[i].event);
+        free(s->items[i].json);
+    }
+}
+
+static void *run(void *arg)
+{
+    struct oh_sync *s = arg;
+    while (!atomic_load(&s->hub->stopping)) {
+        int n = oh_log_poll(s->consumer, s->recs, s->batch, 200);
+        if (n < 0) {
+            OH_WARN("sync", "poll failed: %s", oh_strerror(n));
+            usleep(200000);
+            continue;
+        }
+        if (n > 0)
+            materialize(s, n);
+        else
+            flush_published(s, true); /* idle: nothing to batch with */
+    }
+    flush_published(s, true);
+    return NULL;
+}
+
+struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
+{
+    struct oh_sync *s = calloc(1, sizeof *s);
+    if (!s) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->hub = hub;
+    s->batch = (int)oh_config_int(hub->cfg, "sync.batch");
+    if (s->batch < 1 || s->batch > MAX_BATCH) s->batch = 512;
+    s->recs = calloc((size_t)s->batch, sizeof *s->recs);
+    s->items = calloc((size_t)s->batch, sizeof *s->items);
+    struct oh_log_rebalance reb = {on_assigned, on_revoked, s};
+    if (s->recs && s->items)
+        s->consumer =
+            oh_log_consumer_new(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, errlen);
+    if (!s->consumer || pthread_create(&s->thread, NULL, run, s)) {
+        if (s->consumer) oh_errf(err, errlen, "cannot start the sync thread");
+        oh_log_consumer_close(s->consumer);
+        free(s->recs);
+        free(s->items);
+        free(s);
+        return NULL;
+    }
+    pthread_setname_np(s->thread, "oh-sync");
+    return s;
+}
+
+/* Call after hub->stopping is set. */
+void oh_sync_stop(struct oh_sync *s)
+{
+    if (!s) return;
+    pthread_join(s->thread, NULL);
+    oh_log_consumer_close(s->consumer);
+    free(s->recs);
+    free(s->items);
+    free(s);
+}

@@ -1,0 +1,220 @@
+/* store.c - the store facade: picks the backend named by store.backend and
+ * forwards every call to its ops table. */
+#include <stdlib.h>
+#include <string.h>
+#include "core/json_dump.h"
+#include "oh_build_config.h"
+#include "store/store_fields.h"
+
+#define OPS(st) (((const struct oh_store_base *)(st))->ops)
+
+int oh_store_check(const oh_config *cfg, char *err, size_t errlen)
+{
+    const char *backend = oh_config_str(cfg, "store.backend");
+    if (!backend || !*backend || strcmp(backend, "sqlite") == 0) return OH_OK;
+    if (strcmp(backend, "postgres") != 0) {
+        oh_errf(err, errlen, "store.backend: unknown backend \"%s\" (sqlite|postgres)", backend);
+        return OH_EINVAL;
+    }
+#ifdef OH_HAVE_POSTGRES
+    return oh_store_pg_check(cfg, err, errlen);
+#else
+    oh_errf(err, errlen, "store.backend: postgres support was not built (libpq missing)");
+    return OH_EINVAL;
+#endif
+}
+
+oh_store *oh_store_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    if (oh_store_check(cfg, err, errlen)) return NULL;
+    const char *backend = oh_config_str(cfg, "store.backend");
+#ifdef OH_HAVE_POSTGRES
+    if (backend && strcmp(backend, "postgres") == 0) return oh_store_pg_ops.open(cfg, err, errlen);
+#endif
+    return oh_store_sqlite_ops.open(cfg, err, errlen);
+}
+
+void oh_store_close(oh_store *st)
+{
+    if (st) OPS(st)->close(st);
+}
+
+const char *oh_store_backend(const oh_store *st)
+{
+    return OPS(st)->name;
+}
+
+const char *oh_store_epoch(const oh_store *st)
+{
+    return OPS(st)->epoch(st);
+}
+
+int oh_store_ping(oh_store *st)
+{
+    return OPS(st)->ping(st);
+}
+
+int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                         const struct oh_store_pos *pos, size_t npos)
+{
+    for (size_t i = 0; i < n; i++) { /* the outputs, for every backend */
+        items[i].seq = 0;
+        items[i].json = NULL;
+        items[i].len = 0;
+    }
+    int rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            free(items[i].json);
+            items[i].json = NULL;
+        }
+    return rc;
+}
+
+int oh_store_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
+                          int64_t *next, int64_t *published)
+{
+    return OPS(st)->position_get(st, group, topic, partition, next, published);
+}
+
+int oh_store_position_published(oh_store *st, const char *group, const char *topic,
+                                int32_t partition, int64_t published)
+{
+    return OPS(st)->position_published(st, group, topic, partition, published);
+}
+
+int oh_store_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
+                          void *opaque)
+{
+    return OPS(st)->since_source(st, partition, from, fn, opaque);
+}
+
+int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
+                     void *opaque)
+{
+    return OPS(st)->history(st, conv, after, limit, fn, opaque);
+}
+
+int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                       void *opaque)
+{
+    return OPS(st)->event_get(st, conv, event_id, fn, opaque);
+}
+
+int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
+{
+    return OPS(st)->conversation_get(st, conv, out);
+}
+
+int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
+                           void *opaque)
+{
+    return OPS(st)->conversations(st, updated_after_ms, limit, fn, opaque);
+}
+
+int oh_store_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
+                     struct oh_store_ref *out)
+{
+    return OPS(st)->ref_get(st, channel, account, ref, out);
+}
+
+int oh_store_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
+                     const char *conv, const char *message_id)
+{
+    return OPS(st)->ref_put(st, channel, account, ref, conv, message_id);
+}
+
+int oh_store_message_state(oh_store *st, const char *conv, const char *message_id, char out[16])
+{
+    return OPS(st)->message_state(st, conv, message_id, out);
+}
+
+int oh_store_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                        const char *device, int64_t seq)
+{
+    return OPS(st)->cursor_set(st, conv, role, user, device, seq);
+}
+
+int oh_store_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                     oh_store_cursor_fn fn, void *opaque)
+{
+    return OPS(st)->cursors(st, conv, role, user, fn, opaque);
+}
+
+int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
+{
+    if (value && strlen(value) > 64 * 1024) return OH_ETOOBIG;
+    return OPS(st)->kv_put(st, ns, key, value ? value : "");
+}
+
+int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen)
+{
+    return OPS(st)->kv_get(st, ns, key, out, outlen);
+}
+
+int oh_store_kv_del(oh_store *st, const char *ns, const char *key)
+{
+    return OPS(st)->kv_del(st, ns, key);
+}
+
+int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
+{
+    return OPS(st)->kv_scan(st, ns, fn, opaque);
+}
+
+int oh_store_state_rank(const char *state)
+{
+    static const char *const order[] = {"sent", "failed", "delivered", "read"};
+    if (!state) return 0;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(order); i++)
+        if (strcmp(state, order[i]) == 0) return (int)i + 1;
+    return 0;
+}
+
+static const char *fstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+int oh_store_fields_get(const json_t *ev, struct oh_store_fields *f)
+{
+    if (!json_is_object(ev)) return OH_EINVAL;
+    const json_t *data = json_object_get(ev, "data");
+    const json_t *contact = json_object_get(data, "contact");
+    const json_t *status = json_object_get(data, "status");
+    f->id = fstr(ev, "id");
+    f->type = fstr(ev, "type");
+    f->conv = fstr(ev, "subject");
+    if (!*f->conv) f->conv = fstr(data, "conversation_id");
+    if (!*f->id || !*f->conv || strlen(f->id) >= OH_ID_MAX || strlen(f->conv) >= OH_ID_MAX)
+        return OH_EINVAL;
+    f->channel = fstr(data, "channel");
+    f->account = fstr(data, "account");
+    f->contact_id = fstr(contact, "id");
+    f->contact_name = fstr(contact, "name");
+    f->message_id = fstr(data, "message_id");
+    f->inbound = strcmp(f->type, OH_EV_INBOUND) == 0;
+    f->status = strcmp(f->type, OH_EV_STATUS) == 0;
+    f->status_mid = fstr(status, "message_id");
+    if (!*f->status_mid) f->status_mid = f->message_id;
+    f->provider_id = fstr(status, "provider_message_id");
+    f->state = f->status ? fstr(status, "state") : "";
+    f->rank = oh_store_state_rank(f->state);
+    const char *t = fstr(ev, "time");
+    if (!*t || oh_time_parse(t, &f->ts_ms) != 0) f->ts_ms = oh_now_ms();
+    return 0;
+}
+
+char *oh_store_dump_unsequenced(json_t *ev)
+{
+    json_object_del(ev, "seq");
+    json_object_del(ev, "epoch");
+    return oh_json_dump(ev, NULL);
+}
+
+void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch)
+{
+    json_object_set_new(ev, "seq", json_integer(seq));
+    json_object_set_new(ev, "epoch", json_string(epoch));
+}

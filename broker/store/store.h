@@ -1,0 +1,161 @@
+/* store.h - the materialized history: sequenced events per conversation, the
+ * conversation directory, message references, read cursors, consumer
+ * positions and a small key/value space for connectors. Backends: "sqlite"
+ * (embedded) and "postgres" (libpq). All functions are thread-safe and may
+ * block: never call them from the HTTP service thread. */
+#ifndef OH_STORE_H
+#define OH_STORE_H
+
+#include <jansson.h>
+#include "core/oh.h"
+#include "core/config.h"
+#include "core/event.h"
+
+typedef struct oh_store oh_store;
+
+/* Opens the backend chosen by store.backend, creating or migrating its
+ * schema; a new store gets a fresh random epoch. Returns NULL and fills
+ * ERR. Caller frees with oh_store_close(). */
+oh_store *oh_store_open(const oh_config *cfg, char *err, size_t errlen);
+
+/* The checks of oh_store_open() that need no network and create nothing
+ * (the backend's name, required keys, DSN syntax): 0, or OH_EINVAL with
+ * ERR. */
+int oh_store_check(const oh_config *cfg, char *err, size_t errlen);
+void oh_store_close(oh_store *st);
+
+const char *oh_store_backend(const oh_store *st); /* "sqlite" | "postgres" */
+const char *oh_store_epoch(const oh_store *st);   /* borrowed, stable */
+int oh_store_ping(oh_store *st);                  /* 0 when the backend answers */
+
+/* ---- materialization (the sync service) ---- */
+
+/* One event to materialize. */
+struct oh_store_item {
+    json_t *event;         /* in: borrowed normalized event; out: "seq" and "epoch"
+                              attributes added when it was stored */
+    int32_t src_partition; /* in: where it was read from the events topic */
+    int64_t src_offset;
+    int64_t seq;    /* out: assigned seq, 0 when dropped as a duplicate */
+    bool want_text; /* in: hand back the stored text in JSON/LEN */
+    char *json;     /* out: when WANT_TEXT and the backend has it at hand, the
+                       stored text of the sequenced event (what json_dumps of
+                       EVENT, compact, writes), else NULL; the caller frees it */
+    size_t len;
+};
+
+/* A consumer position to store in the same transaction. */
+struct oh_store_pos {
+    const char *topic;
+    int32_t partition;
+    int64_t next; /* next offset to consume */
+};
+
+/* In ONE transaction, for each item in order: drop it when an event with
+ * the same id is already stored (seq = 0); otherwise give it the
+ * conversation's next seq, insert it into the history, create or update the
+ * conversation directory entry (channel, account, contact, updated_at, and
+ * last_inbound_at for inbound messages), record the reference
+ * (channel, account, data.message_id) -> (conversation, message_id) and,
+ * for a status event carrying status.provider_message_id, also
+ * (channel, account, provider_message_id) -> (conversation,
+ * status.message_id); for status events keep the message's shown state,
+ * which never moves backwards (sent < failed < delivered < read). Then
+ * store POS for GROUP. Either everything is committed or nothing is.
+ * A duplicate that was stored from the very same source record (same
+ * src_partition and src_offset: a retry after a commit whose answer was
+ * lost, or a replay after a crash between shard commits) gets its stored
+ * seq and "seq"/"epoch" back instead of 0, so the caller forwards it again. */
+int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                         const struct oh_store_pos *pos, size_t npos);
+
+/* The stored position of GROUP on TOPIC/PARTITION: NEXT is the next offset
+ * to consume (0 when none), PUBLISHED the offset up to which (exclusive)
+ * the materialized events were forwarded to the timeline. */
+int oh_store_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
+                          int64_t *next, int64_t *published);
+int oh_store_position_published(oh_store *st, const char *group, const char *topic,
+                                int32_t partition, int64_t published);
+
+/* Calls FN for each history row whose source is PARTITION with offset >=
+ * FROM, in source order (republishing after a crash). */
+typedef int (*oh_store_row_fn)(void *opaque, const char *conversation_id, int64_t seq,
+                               const char *json, size_t len);
+int oh_store_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
+                          void *opaque);
+
+/* ---- reads ---- */
+
+/* Calls FN with each event of CONV with seq > AFTER, ascending, at most
+ * LIMIT rows; FN returning non-zero stops the walk. JSON is borrowed for the
+ * call. OH_ENOTFOUND when the conversation does not exist. */
+int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
+                     void *opaque);
+
+/* Calls FN once with the stored event EVENT_ID of CONV (its seq and text,
+ * borrowed for the call). OH_ENOTFOUND when CONV holds no such event. Reads
+ * the primary: callers decide on it (idempotency of a client's send). */
+int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                       void *opaque);
+
+struct oh_conversation {
+    char id[OH_ID_MAX];
+    char channel[64];
+    char account[256];
+    char contact_id[256];
+    char contact_name[256];
+    int64_t head; /* highest seq */
+    int64_t created_ms;
+    int64_t updated_ms;      /* time of the last materialized event */
+    int64_t last_inbound_ms; /* time of the last inbound message, 0 none */
+};
+
+/* OH_ENOTFOUND when absent. */
+int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out);
+
+/* Conversations updated after UPDATED_AFTER_MS (exclusive), most recently
+ * updated first, at most LIMIT. */
+typedef int (*oh_store_conv_fn)(void *opaque, const struct oh_conversation *c);
+int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
+                           void *opaque);
+
+/* ---- message references ---- */
+
+struct oh_store_ref {
+    char conversation_id[OH_ID_MAX];
+    char message_id[512];
+};
+/* OH_ENOTFOUND when REF (a channel's message id) is unknown. */
+int oh_store_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
+                     struct oh_store_ref *out);
+/* Records REF outside materialization (e.g. our own email Message-IDs). */
+int oh_store_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
+                     const char *conv, const char *message_id);
+/* The shown delivery state of MESSAGE_ID ("sent", "delivered", ...);
+ * OH_ENOTFOUND when no status was recorded. OUT >= 16 bytes. */
+int oh_store_message_state(oh_store *st, const char *conv, const char *message_id, char out[16]);
+
+/* ---- read cursors ---- */
+
+/* A user is ROLE ("agent", "customer") and USER (the token's sub): an
+ * agent and a customer may share a sub. */
+/* Stores DEVICE's read cursor of the user in CONV (never moves backwards). */
+int oh_store_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                        const char *device, int64_t seq);
+typedef int (*oh_store_cursor_fn)(void *opaque, const char *device, int64_t seq);
+/* Calls FN for each device's cursor of the user, by device; cursors stored
+ * before roles were (role '') count for either role. */
+int oh_store_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                     oh_store_cursor_fn fn, void *opaque);
+
+/* ---- connector key/value space ---- */
+
+/* NS is the connector's name. VALUE up to 64 KiB. Get copies into OUT
+ * (NUL-terminated, OH_ETOOBIG if it does not fit; OH_ENOTFOUND). */
+int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value);
+int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
+int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
+typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
+int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+
+#endif

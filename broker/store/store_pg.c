@@ -1,0 +1,798 @@
+/* store_pg.c - the PostgreSQL store: conversations hash over one or more
+ * shards, each batch is materialized by one statement per shard. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/json_dump.h"
+#include "core/crypto.h"
+#include "store/store_pg_int.h"
+
+#define CONV_COLS                                                                                  \
+    "id, channel, account, contact_id, contact_name, head, created_ms, updated_ms, "               \
+    "last_inbound_ms"
+
+/* One statement, hence one transaction, per shard and batch: $1 the items
+ * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
+ * $4 the epoch, $5 the broker's clock (created/updated times; the event's
+ * own time only goes to last_inbound_ms). Duplicates (already stored, or
+ * earlier in the batch) get seq 0, or their stored seq when stored from the
+ * same source record (the final join sees the history as it was before the
+ * statement). The conversation row is locked by the upsert that advances
+ * its head, so seqs stay dense under concurrent writers. The stored text is
+ * the client's compact serialization with "seq" and "epoch" appended, byte
+ * for byte what the client gets by setting them on its json_t. */
+static const char pg_materialize_sql[] =
+    "WITH raw AS ("
+    " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
+    " part int, off bigint, ts bigint, ch text, acct text, cid text, cname text, mid text,"
+    " pmid text, smid text, state text, rank int, inb boolean, j text)),"
+    " fresh AS (SELECT DISTINCT ON (eid) * FROM raw WHERE NOT EXISTS"
+    " (SELECT 1 FROM history h WHERE h.event_id = raw.eid) ORDER BY eid, ord),"
+    " agg AS (SELECT conv, count(*) AS n,"
+    " coalesce(max(ts) FILTER (WHERE inb), 0) AS last_in,"
+    " (array_agg(ch ORDER BY ord))[1] AS ch, (array_agg(acct ORDER BY ord))[1] AS acct,"
+    " (array_agg(cid ORDER BY ord))[1] AS cid,"
+    " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname"
+    " FROM fresh GROUP BY conv),"
+    " conv AS (INSERT INTO conversations AS c (" CONV_COLS ")"
+    " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in FROM agg ORDER BY conv"
+    " ON CONFLICT (id) DO UPDATE SET head = c.head + EXCLUDED.head,"
+    " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
+    " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
+    " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
+    " ELSE c.contact_name END"
+    " RETURNING c.id, c.head),"
+    /* The new heads as one map, looked up once per row (an InitPlan): the
+     * planner would join the two CTEs with a nested loop, quadratic in the
+     * number of conversations of the batch. */
+    " heads AS MATERIALIZED (SELECT jsonb_object_agg(id, head) AS m FROM conv),"
+    " numbered AS (SELECT b.*, b.head - count(*) OVER (PARTITION BY b.conv)"
+    " + row_number() OVER (PARTITION BY b.conv ORDER BY b.ord) AS seq"
+    " FROM (SELECT f.*, ((SELECT m FROM heads) ->> f.conv)::bigint AS head FROM fresh f) b),"
+    " hist AS (INSERT INTO history (conversation_id, seq, event_id, type, src_partition,"
+    " src_offset, ts_ms, json) SELECT conv, seq, eid, typ, part, off, ts,"
+    " left(j, -1) || ',\"seq\":' || seq || ',\"epoch\":\"' || $4::text || '\"}' FROM numbered),"
+    " refs_ins AS (INSERT INTO refs (channel, account, ref, conversation_id, message_id)"
+    " SELECT ch, acct, mid, conv, mid FROM numbered WHERE mid <> ''"
+    " UNION ALL SELECT ch, acct, pmid, conv, smid FROM numbered"
+    " WHERE typ = '" OH_EV_STATUS "' AND pmid <> '' AND smid <> ''"
+    " ON CONFLICT DO NOTHING),"
+    " state_ins AS (INSERT INTO msg_state AS m (conversation_id, message_id, state, rank)"
+    " SELECT DISTINCT ON (conv, smid) conv, smid, state, rank FROM numbered"
+    " WHERE typ = '" OH_EV_STATUS "' AND state <> '' AND smid <> ''"
+    " ORDER BY conv, smid, rank DESC, ord"
+    " ON CONFLICT (conversation_id, message_id) DO UPDATE SET state = EXCLUDED.state,"
+    " rank = EXCLUDED.rank WHERE EXCLUDED.rank > m.rank),"
+    " pos_ins AS (INSERT INTO positions AS p (grp, topic, part, next)"
+    " SELECT $2::text, topic, part, next FROM json_to_recordset($3::json)"
+    " AS y(topic text, part int, next bigint)"
+    " ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next)"
+    " SELECT r.ord, coalesce(n.seq, h.seq, 0) FROM raw r LEFT JOIN numbered n ON n.ord = r.ord"
+    " LEFT JOIN history h ON h.event_id = r.eid AND h.src_partition = r.part"
+    " AND h.src_offset = r.off ORDER BY r.ord";
+
+const char *const oh_pg_sql[P_COUNT] = {
+    [P_MATERIALIZE] = pg_materialize_sql,
+    [P_POS_GET] = "SELECT next, published FROM positions WHERE grp = $1 AND topic = $2 "
+                  "AND part = $3",
+    [P_POS_PUBLISHED] = "INSERT INTO positions (grp, topic, part, published) "
+                        "VALUES ($1, $2, $3, $4) ON CONFLICT (grp, topic, part) "
+                        "DO UPDATE SET published = EXCLUDED.published",
+    [P_SINCE] = "SELECT src_offset, conversation_id, seq, json FROM history "
+                "WHERE src_partition = $1 AND src_offset >= $2 "
+                "ORDER BY src_offset, conversation_id, seq",
+    [P_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = $1",
+    [P_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = $1 AND seq > $2 "
+                  "ORDER BY seq LIMIT $3",
+    [P_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = $1 AND conversation_id = $2",
+    [P_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
+    [P_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > $1 "
+                    "ORDER BY updated_ms DESC, id DESC LIMIT $2",
+    [P_REF_GET] = "SELECT conversation_id, message_id FROM refs WHERE channel = $1 "
+                  "AND account = $2 AND ref = $3",
+    [P_REF_PUT] = "INSERT INTO refs (channel, account, ref, conversation_id, message_id) "
+                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, account, ref) DO UPDATE "
+                  "SET conversation_id = EXCLUDED.conversation_id, "
+                  "message_id = EXCLUDED.message_id",
+    [P_STATE_GET] = "SELECT state FROM msg_state WHERE conversation_id = $1 AND message_id = $2",
+    [P_CURSOR_SET] = "INSERT INTO cursors AS k (conversation_id, user_id, role, device, seq) "
+                     "VALUES ($1, $2, $3, $4, $5) "
+                     "ON CONFLICT (conversation_id, user_id, role, device) "
+                     "DO UPDATE SET seq = EXCLUDED.seq WHERE EXCLUDED.seq > k.seq",
+    [P_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = $1 "
+                  "AND user_id = $2 AND role IN ($3, '') GROUP BY device ORDER BY device",
+    [P_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) "
+                 "DO UPDATE SET value = EXCLUDED.value",
+    [P_KV_GET] = "SELECT value FROM kv WHERE ns = $1 AND key = $2",
+    [P_KV_DEL] = "DELETE FROM kv WHERE ns = $1 AND key = $2",
+    [P_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = $1 ORDER BY key",
+    [P_EPOCH_PUT] = "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT DO NOTHING",
+    [P_EPOCH_GET] = "SELECT value FROM meta WHERE key = 'epoch'",
+    [P_PING] = "SELECT 1",
+};
+
+struct pg_store {
+    struct oh_store_base base;
+    char epoch[48];
+    struct oh_pg_pool **shards; /* shard 0 also holds positions, kv and the epoch */
+    int nshards;
+    struct oh_pg_pool *replica; /* store.postgres.read_dsn, or NULL */
+};
+
+/* FNV-1a (64-bit) of the conversation id, modulo the number of shards. The
+ * shard list must therefore only ever grow by a migration, never reorder. */
+static int shard_of(const struct pg_store *s, const char *conv)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a offset basis */
+    for (const unsigned char *p = (const unsigned char *)conv; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (int)(h % (uint64_t)s->nshards);
+}
+
+static struct oh_pg_pool *conv_pool(const struct pg_store *s, const char *conv)
+{
+    return s->shards[shard_of(s, conv)];
+}
+
+static void pg_close(oh_store *st)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    if (!s) return;
+    for (int i = 0; i < s->nshards; i++)
+        oh_pg_pool_free(s->shards[i]);
+    free(s->shards);
+    oh_pg_pool_free(s->replica);
+    free(s);
+}
+
+/* Migrates one server, waiting up to ~6 s for it to come up. */
+static int migrate_wait(const char *dsn, char *err, size_t errlen)
+{
+    int rc = OH_EUNAVAIL;
+    for (int attempt = 0, delay = 100; attempt < 7; attempt++, delay *= 2) {
+        rc = oh_pg_migrate(dsn, err, errlen);
+        if (rc != OH_EUNAVAIL) break;
+        usleep((useconds_t)delay * 1000);
+    }
+    return rc;
+}
+
+static int load_epoch(struct pg_store *s)
+{
+    uint8_t rnd[16];
+    char fresh[32];
+    if (oh_random(rnd, sizeof rnd) != 0) return OH_EIO;
+    oh_base64url(rnd, sizeof rnd, fresh);
+    const char *vals[] = {fresh};
+    PGresult *r;
+    int rc = oh_pg_exec(s->shards[0], P_EPOCH_PUT, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    PQclear(r);
+    rc = oh_pg_exec(s->shards[0], P_EPOCH_GET, 0, NULL, &r, true);
+    if (rc != 0) return rc;
+    if (PQntuples(r) == 1)
+        snprintf(s->epoch, sizeof s->epoch, "%s", PQgetvalue(r, 0, 0));
+    else
+        rc = OH_EIO;
+    PQclear(r);
+    return rc;
+}
+
+static int dsn_check(const char *key, const char *dsn, char *err, size_t errlen)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &why);
+    PQfreemem(why); /* may quote the DSN */
+    if (opts) {
+        PQconninfoFree(opts);
+        return OH_OK;
+    }
+    oh_errf(err, errlen,
+            "%s: not a libpq connection string (\"host=... dbname=...\" or a "
+            "postgresql:// URI)",
+            key);
+    return OH_EINVAL;
+}
+
+int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen)
+{
+    const char *dsn = oh_config_str(cfg, "store.postgres.dsn");
+    const char *read_dsn = oh_config_str(cfg, "store.postgres.read_dsn");
+    const char *const *list = NULL;
+    size_t nlist = oh_config_list(cfg, "store.postgres.shards", &list);
+    if (nlist == 0 && (!dsn || !*dsn)) {
+        oh_errf(err, errlen, "store.postgres.dsn is required with store.backend=postgres");
+        return OH_EINVAL;
+    }
+    if (dsn && *dsn && dsn_check("store.postgres.dsn", dsn, err, errlen)) return OH_EINVAL;
+    if (read_dsn && *read_dsn && dsn_check("store.postgres.read_dsn", read_dsn, err, errlen))
+        return OH_EINVAL;
+    for (size_t i = 0; i < nlist; i++)
+        if (dsn_check("store.postgres.shards", list[i], err, errlen)) return OH_EINVAL;
+    return OH_OK;
+}
+
+static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    const char *dsn = oh_config_str(cfg, "store.postgres.dsn");
+    const char *read_dsn = oh_config_str(cfg, "store.postgres.read_dsn");
+    const char *const *list = NULL;
+    size_t nlist = oh_config_list(cfg, "store.postgres.shards", &list);
+    int pool_size = (int)oh_config_int(cfg, "store.postgres.pool_size");
+    if (pool_size < 1 || pool_size > 64) pool_size = pool_size < 1 ? 1 : 64;
+    struct pg_store *s = calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->base.ops = &oh_store_pg_ops;
+    s->nshards = nlist ? (int)nlist : 1;
+    s->shards = calloc((size_t)s->nshards, sizeof *s->shards);
+    if (!s->shards) goto nomem;
+    if (nlist && dsn && *dsn)
+        OH_WARN("store", "store.postgres.shards is set: store.postgres.dsn is not used");
+    for (int i = 0; i < s->nshards; i++) {
+        const char *d = nlist ? list[i] : dsn;
+        char name[32];
+        snprintf(name, sizeof name, "shard %d", i);
+        char merr[256];
+        if (migrate_wait(d, merr, sizeof merr) != 0) {
+            oh_errf(err, errlen, "store %s: %s", name, merr);
+            goto fail;
+        }
+        if (!(s->shards[i] = oh_pg_pool_new(d, name, pool_size))) goto nomem;
+    }
+    if (read_dsn && *read_dsn) {
+        if (nlist)
+            OH_WARN("store", "store.postgres.read_dsn is ignored when shards are configured");
+        else if (!(s->replica = oh_pg_pool_new(read_dsn, "replica", pool_size)))
+            goto nomem;
+    }
+    int rc = load_epoch(s);
+    if (rc != 0) {
+        oh_errf(err, errlen, "store: cannot read the epoch: %s", oh_strerror(rc));
+        goto fail;
+    }
+    OH_INFO("store", "postgres store, %d shard(s)%s, epoch %s", s->nshards,
+            s->replica ? " and a read replica" : "", s->epoch);
+    return (oh_store *)s;
+nomem:
+    oh_errf(err, errlen, "out of memory");
+fail:
+    pg_close((oh_store *)s);
+    return NULL;
+}
+
+static const char *pg_epoch(const oh_store *st)
+{
+    return ((const struct pg_store *)st)->epoch;
+}
+
+static int pg_ping(oh_store *st)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    for (int i = 0; i < s->nshards; i++) {
+        PGresult *r;
+        int rc = oh_pg_exec(s->shards[i], P_PING, 0, NULL, &r, true);
+        if (rc != 0) return rc;
+        PQclear(r);
+    }
+    return 0;
+}
+
+/* ---- materialization ---- */
+
+static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct oh_store_fields *f,
+                        const char *text)
+{
+    json_t *o = json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "ord", json_integer((json_int_t)ord));
+    json_object_set_new(o, "eid", json_string(f->id));
+    json_object_set_new(o, "conv", json_string(f->conv));
+    json_object_set_new(o, "typ", json_string(f->type));
+    json_object_set_new(o, "part", json_integer(it->src_partition));
+    json_object_set_new(o, "off", json_integer(it->src_offset));
+    json_object_set_new(o, "ts", json_integer(f->ts_ms));
+    json_object_set_new(o, "ch", json_string(f->channel));
+    json_object_set_new(o, "acct", json_string(f->account));
+    json_object_set_new(o, "cid", json_string(f->contact_id));
+    json_object_set_new(o, "cname", json_string(f->contact_name));
+    json_object_set_new(o, "mid", json_string(f->message_id));
+    json_object_set_new(o, "pmid", json_string(f->provider_id));
+    json_object_set_new(o, "smid", json_string(f->status_mid));
+    json_object_set_new(o, "state", json_string(f->state));
+    json_object_set_new(o, "rank", json_integer(f->rank));
+    json_object_set_new(o, "inb", json_boolean(f->inbound));
+    json_object_set_new(o, "j", json_string(text));
+    return o;
+}
+
+/* Runs the materialize statement on shard SH with ROWS (and POS when
+ * non-NULL); fills the items' seqs from the answer. */
+static int materialize_shard(struct pg_store *s, int sh, const char *group, json_t *rows,
+                             const char *pos, struct oh_store_item *items, size_t n)
+{
+    char *j = oh_json_dump(rows, NULL);
+    if (!j) return OH_ENOMEM;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)oh_now_ms());
+    const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch, now};
+    PGresult *r;
+    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 5, vals, &r, false);
+    free(j);
+    if (rc != 0) return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        size_t ord = (size_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        int64_t seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if (ord < n && seq > 0) {
+            items[ord].seq = seq;
+            oh_store_set_seq(items[ord].event, seq, s->epoch);
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Shards other than 0 commit first, shard 0 last together with the
+ * positions: a crash in between replays the batch, and the replay finds
+ * the events already stored on the other shards (dedup by event id). */
+static int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                          const struct oh_store_pos *pos, size_t npos)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    int rc = 0;
+    json_t **rows = calloc((size_t)s->nshards, sizeof *rows);
+    json_t *jpos = json_array();
+    char *pos_text = NULL;
+    if (!rows || !jpos) {
+        rc = OH_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < s->nshards; i++)
+        if (!(rows[i] = json_array())) {
+            rc = OH_ENOMEM;
+            goto out;
+        }
+    for (size_t i = 0; i < n; i++) {
+        struct oh_store_fields f;
+        if (oh_store_fields_get(items[i].event, &f) != 0) {
+            rc = OH_EINVAL;
+            goto out;
+        }
+        char *text = oh_store_dump_unsequenced(items[i].event);
+        if (!text || strlen(text) < 2 || text[strlen(text) - 1] != '}') {
+            free(text);
+            rc = text ? OH_EINVAL : OH_ENOMEM;
+            goto out;
+        }
+        json_t *row = item_row(i, &items[i], &f, text);
+        free(text);
+        if (!row || json_array_append_new(rows[shard_of(s, f.conv)], row) != 0) {
+            rc = OH_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < npos; i++)
+        json_array_append_new(jpos,
+                              json_pack("{s:s,s:i,s:I}", "topic", pos[i].topic, "part",
+                                        (int)pos[i].partition, "next", (json_int_t)pos[i].next));
+    if (!(pos_text = json_dumps(jpos, JSON_COMPACT))) {
+        rc = OH_ENOMEM;
+        goto out;
+    }
+    for (int sh = s->nshards - 1; sh >= 0 && rc == 0; sh--) {
+        if (sh > 0 && json_array_size(rows[sh]) == 0) continue;
+        rc = materialize_shard(s, sh, group, rows[sh], sh == 0 ? pos_text : NULL, items, n);
+    }
+out:
+    if (rows)
+        for (int i = 0; i < s->nshards; i++)
+            json_decref(rows[i]);
+    free(rows);
+    json_decref(jpos);
+    free(pos_text);
+    if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
+    return rc;
+}
+
+/* ---- positions and replay ---- */
+
+static void i64s(char *buf, size_t len, int64_t v)
+{
+    snprintf(buf, len, "%lld", (long long)v);
+}
+
+static int pg_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
+                           int64_t *next, int64_t *published)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char part[24];
+    i64s(part, sizeof part, partition);
+    const char *vals[] = {group, topic, part};
+    PGresult *r;
+    *next = *published = 0;
+    int rc = oh_pg_exec(s->shards[0], P_POS_GET, 3, vals, &r, true);
+    if (rc != 0) return rc;
+    if (PQntuples(r) == 1) {
+        *next = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        *published = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_position_published(oh_store *st, const char *group, const char *topic,
+                                 int32_t partition, int64_t published)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char part[24], pub[24];
+    i64s(part, sizeof part, partition);
+    i64s(pub, sizeof pub, published);
+    const char *vals[] = {group, topic, part, pub};
+    PGresult *r;
+    int rc = oh_pg_exec(s->shards[0], P_POS_PUBLISHED, 4, vals, &r, true);
+    PQclear(r);
+    return rc;
+}
+
+/* Runs ID with VALS on every shard; RES[i] holds shard i's rows. */
+static int all_shards(struct pg_store *s, enum pg_stmt id, int n, const char *const *vals,
+                      PGresult **res)
+{
+    for (int i = 0; i < s->nshards; i++) {
+        int rc = oh_pg_exec(s->shards[i], id, n, vals, &res[i], true);
+        if (rc != 0) {
+            for (int k = 0; k < i; k++)
+                PQclear(res[k]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int cmp_source(PGresult *a, int ra, PGresult *b, int rb)
+{
+    long long oa = strtoll(PQgetvalue(a, ra, 0), NULL, 10);
+    long long ob = strtoll(PQgetvalue(b, rb, 0), NULL, 10);
+    if (oa != ob) return oa < ob ? -1 : 1;
+    int c = strcmp(PQgetvalue(a, ra, 1), PQgetvalue(b, rb, 1));
+    if (c) return c;
+    return strtoll(PQgetvalue(a, ra, 2), NULL, 10) < strtoll(PQgetvalue(b, rb, 2), NULL, 10) ? -1
+                                                                                             : 1;
+}
+
+static int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
+                           void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char part[24], off[24];
+    i64s(part, sizeof part, partition);
+    i64s(off, sizeof off, from);
+    const char *vals[] = {part, off};
+    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
+    int *at = calloc((size_t)s->nshards, sizeof *at);
+    int rc = !res || !at ? OH_ENOMEM : all_shards(s, P_SINCE, 2, vals, res);
+    if (rc != 0) goto out;
+    for (;;) { /* k-way merge in source order */
+        int best = -1;
+        for (int i = 0; i < s->nshards; i++)
+            if (at[i] < PQntuples(res[i]) &&
+                (best < 0 || cmp_source(res[i], at[i], res[best], at[best]) < 0))
+                best = i;
+        if (best < 0) break;
+        PGresult *r = res[best];
+        int row = at[best]++;
+        int stop = fn(opaque, PQgetvalue(r, row, 1), strtoll(PQgetvalue(r, row, 2), NULL, 10),
+                      PQgetvalue(r, row, 3), (size_t)PQgetlength(r, row, 3));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    for (int i = 0; i < s->nshards; i++)
+        PQclear(res[i]);
+out:
+    free(res);
+    free(at);
+    return rc;
+}
+
+/* ---- reads ---- */
+
+/* History and lists go to the replica when there is one; if it cannot be
+ * reached the primary answers. */
+static int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
+                     const char *const *vals, PGresult **r)
+{
+    if (s->replica) {
+        int rc = oh_pg_exec(s->replica, id, n, vals, r, true);
+        if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) return rc;
+    }
+    return oh_pg_exec(primary, id, n, vals, r, true);
+}
+
+static int pg_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
+                      void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct oh_pg_pool *p = conv_pool(s, conv);
+    char a[24], l[24];
+    i64s(a, sizeof a, after);
+    i64s(l, sizeof l, limit);
+    const char *vals[] = {conv, a, limit > 0 ? l : NULL};
+    PGresult *r;
+    int rc = read_exec(s, p, P_HISTORY, 3, vals, &r);
+    if (rc != 0) return rc;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        int stop = fn(opaque, conv, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
+                      (size_t)PQgetlength(r, i, 1));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    PQclear(r);
+    if (rc == 0 && rows == 0) { /* empty page or no such conversation? */
+        rc = read_exec(s, p, P_CONV_EXISTS, 1, vals, &r);
+        if (rc == 0) {
+            rc = PQntuples(r) ? 0 : OH_ENOTFOUND;
+            PQclear(r);
+        }
+    }
+    return rc;
+}
+
+static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {event_id, conv};
+    PGresult *r;
+    /* the primary: a replica may not have it yet */
+    int rc = oh_pg_exec(conv_pool(s, conv), P_EVENT_GET, 2, vals, &r, true);
+    if (rc != 0) return rc;
+    if (PQntuples(r) == 1) {
+        int stop = fn(opaque, conv, strtoll(PQgetvalue(r, 0, 0), NULL, 10), PQgetvalue(r, 0, 1),
+                      (size_t)PQgetlength(r, 0, 1));
+        rc = stop < 0 ? stop : 0;
+    } else {
+        rc = OH_ENOTFOUND;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static void conv_row(PGresult *r, int i, struct oh_conversation *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", PQgetvalue(r, i, 0));
+    snprintf(c->channel, sizeof c->channel, "%s", PQgetvalue(r, i, 1));
+    snprintf(c->account, sizeof c->account, "%s", PQgetvalue(r, i, 2));
+    snprintf(c->contact_id, sizeof c->contact_id, "%s", PQgetvalue(r, i, 3));
+    snprintf(c->contact_name, sizeof c->contact_name, "%s", PQgetvalue(r, i, 4));
+    c->head = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    c->created_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+    c->updated_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+    c->last_inbound_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10);
+}
+
+static int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {conv};
+    PGresult *r;
+    int rc = oh_pg_exec(conv_pool(s, conv), P_CONV_GET, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
+    if (rc == 0) conv_row(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+/* Most recently updated first, ties by id descending (as each shard sorts). */
+static bool conv_before(PGresult *a, int ra, PGresult *b, int rb)
+{
+    long long ua = strtoll(PQgetvalue(a, ra, 7), NULL, 10);
+    long long ub = strtoll(PQgetvalue(b, rb, 7), NULL, 10);
+    if (ua != ub) return ua > ub;
+    return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
+}
+
+static int pg_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
+                            void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char u[24], l[24];
+    i64s(u, sizeof u, updated_after_ms);
+    i64s(l, sizeof l, limit);
+    const char *vals[] = {u, limit > 0 ? l : NULL};
+    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
+    int *at = calloc((size_t)s->nshards, sizeof *at);
+    int rc = !res || !at ? OH_ENOMEM : 0;
+    if (rc == 0 && s->nshards == 1)
+        rc = read_exec(s, s->shards[0], P_CONV_LIST, 2, vals, &res[0]);
+    else if (rc == 0)
+        rc = all_shards(s, P_CONV_LIST, 2, vals, res);
+    if (rc != 0) goto out;
+    for (int emitted = 0; limit <= 0 || emitted < limit; emitted++) {
+        int best = -1;
+        for (int i = 0; i < s->nshards; i++)
+            if (at[i] < PQntuples(res[i]) &&
+                (best < 0 || conv_before(res[i], at[i], res[best], at[best])))
+                best = i;
+        if (best < 0) break;
+        struct oh_conversation c;
+        conv_row(res[best], at[best]++, &c);
+        int stop = fn(opaque, &c);
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    for (int i = 0; i < s->nshards; i++)
+        PQclear(res[i]);
+out:
+    free(res);
+    free(at);
+    return rc;
+}
+
+/* ---- references, states, cursors ---- */
+
+/* A reference lives on the shard of the conversation it points to; a
+ * lookup asks the shards in order. */
+static int pg_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
+                      struct oh_store_ref *out)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {channel, account, ref};
+    for (int i = 0; i < s->nshards; i++) {
+        PGresult *r;
+        int rc = oh_pg_exec(s->shards[i], P_REF_GET, 3, vals, &r, true);
+        if (rc != 0) return rc;
+        bool found = PQntuples(r) == 1;
+        if (found) {
+            snprintf(out->conversation_id, sizeof out->conversation_id, "%s", PQgetvalue(r, 0, 0));
+            snprintf(out->message_id, sizeof out->message_id, "%s", PQgetvalue(r, 0, 1));
+        }
+        PQclear(r);
+        if (found) return 0;
+    }
+    return OH_ENOTFOUND;
+}
+
+static int exec_void(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *vals)
+{
+    PGresult *r;
+    int rc = oh_pg_exec(p, id, n, vals, &r, true);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
+                      const char *conv, const char *message_id)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {channel, account, ref, conv, message_id};
+    return exec_void(conv_pool(s, conv), P_REF_PUT, 5, vals);
+}
+
+/* Copies column 0 of the single row of R into OUT. */
+static int copy_value(PGresult *r, char *out, size_t outlen)
+{
+    if (PQntuples(r) != 1) return OH_ENOTFOUND;
+    size_t len = (size_t)PQgetlength(r, 0, 0);
+    if (len + 1 > outlen) return OH_ETOOBIG;
+    memcpy(out, PQgetvalue(r, 0, 0), len + 1);
+    return 0;
+}
+
+static int pg_message_state(oh_store *st, const char *conv, const char *message_id, char out[16])
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {conv, message_id};
+    PGresult *r;
+    int rc = oh_pg_exec(conv_pool(s, conv), P_STATE_GET, 2, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = copy_value(r, out, 16);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                         const char *device, int64_t seq)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char q[24];
+    i64s(q, sizeof q, seq);
+    const char *vals[] = {conv, user, role, device, q};
+    return exec_void(conv_pool(s, conv), P_CURSOR_SET, 5, vals);
+}
+
+static int pg_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                      oh_store_cursor_fn fn, void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {conv, user, role};
+    PGresult *r;
+    int rc = oh_pg_exec(conv_pool(s, conv), P_CURSORS, 3, vals, &r, true);
+    if (rc != 0) return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int stop = fn(opaque, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- key/value (shard 0) ---- */
+
+static int pg_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
+{
+    const char *vals[] = {ns, key, value};
+    return exec_void(((struct pg_store *)st)->shards[0], P_KV_PUT, 3, vals);
+}
+
+static int pg_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen)
+{
+    const char *vals[] = {ns, key};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_GET, 2, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = copy_value(r, out, outlen);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_kv_del(oh_store *st, const char *ns, const char *key)
+{
+    const char *vals[] = {ns, key};
+    return exec_void(((struct pg_store *)st)->shards[0], P_KV_DEL, 2, vals);
+}
+
+static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
+{
+    const char *vals[] = {ns};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_SCAN, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int stop = fn(opaque, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+const struct oh_store_ops oh_store_pg_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .epoch = pg_epoch,
+    .ping = pg_ping,
+    .materialize = pg_materialize,
+    .position_get = pg_position_get,
+    .position_published = pg_position_published,
+    .since_source = pg_since_source,
+    .history = pg_history,
+    .event_get = pg_event_get,
+    .conversation_get = pg_conversation_get,
+    .conversations = pg_conversations,
+    .ref_get = pg_ref_get,
+    .ref_put = pg_ref_put,
+    .message_state = pg_message_state,
+    .cursor_set = pg_cursor_set,
+    .cursors = pg_cursors,
+    .kv_put = pg_kv_put,
+    .kv_get = pg_kv_get,
+    .kv_del = pg_kv_del,
+    .kv_scan = pg_kv_scan,
+};

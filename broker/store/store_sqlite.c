@@ -1,0 +1,916 @@
+/* store_sqlite.c - the embedded store: one SQLite database in WAL mode, a
+ * single writer connection behind a mutex and a pool of reader connections. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sqlite3.h>
+#include "core/json_dump.h"
+#include "core/crypto.h"
+#include "store/store_fields.h"
+
+#include "store/store_sqlite_schema.inc"
+
+/* meta.schema_version is the last migration applied. */
+
+#define SQ_READERS_KEPT 8
+
+enum sq_stmt {
+    S_BEGIN_IMM,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_EVENT_EXISTS,
+    S_CONV_HEAD,
+    S_CONV_INSERT,
+    S_CONV_UPDATE,
+    S_HIST_INSERT,
+    S_REF_ADD,
+    S_STATE_UPSERT,
+    S_POS_UPSERT,
+    S_POS_GET,
+    S_POS_PUBLISHED,
+    S_SINCE,
+    S_CONV_EXISTS,
+    S_HISTORY,
+    S_EVENT_GET,
+    S_CONV_GET,
+    S_CONV_LIST,
+    S_REF_GET,
+    S_REF_PUT,
+    S_STATE_GET,
+    S_CURSOR_SET,
+    S_CURSORS,
+    S_KV_PUT,
+    S_KV_GET,
+    S_KV_DEL,
+    S_KV_SCAN,
+    S_PING,
+    S_COUNT
+};
+
+#define CONV_COLS                                                                                  \
+    "id, channel, account, contact_id, contact_name, head, created_ms, updated_ms, "               \
+    "last_inbound_ms"
+
+static const char *const sq_sql[S_COUNT] = {
+    [S_BEGIN_IMM] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_EVENT_EXISTS] = "SELECT seq, src_partition, src_offset FROM history WHERE event_id = ?1",
+    [S_CONV_HEAD] = "SELECT head FROM conversations WHERE id = ?1",
+    [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, 0)",
+    [S_CONV_UPDATE] = "UPDATE conversations SET head = ?2, updated_ms = max(updated_ms, ?3), "
+                      "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
+                      "ELSE last_inbound_ms END, "
+                      "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END "
+                      "WHERE id = ?1",
+    [S_HIST_INSERT] = "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, "
+                      "src_offset, ts_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_REF_ADD] = "INSERT INTO refs (channel, account, ref, conversation_id, message_id) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    [S_STATE_UPSERT] = "INSERT INTO msg_state (conversation_id, message_id, state, rank) "
+                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (conversation_id, message_id) "
+                       "DO UPDATE SET state = excluded.state, rank = excluded.rank "
+                       "WHERE excluded.rank > msg_state.rank",
+    [S_POS_UPSERT] = "INSERT INTO positions (grp, topic, part, next) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT (grp, topic, part) DO UPDATE SET next = excluded.next",
+    [S_POS_GET] = "SELECT next, published FROM positions WHERE grp = ?1 AND topic = ?2 "
+                  "AND part = ?3",
+    [S_POS_PUBLISHED] = "INSERT INTO positions (grp, topic, part, published) "
+                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (grp, topic, part) "
+                        "DO UPDATE SET published = excluded.published",
+    [S_SINCE] = "SELECT conversation_id, seq, json FROM history WHERE src_partition = ?1 "
+                "AND src_offset >= ?2 ORDER BY src_offset, conversation_id, seq",
+    [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
+    [S_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = ?1 AND seq > ?2 "
+                  "ORDER BY seq LIMIT ?3",
+    [S_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = ?1 AND conversation_id = ?2",
+    [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
+    [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > ?1 "
+                    "ORDER BY updated_ms DESC, id DESC LIMIT ?2",
+    [S_REF_GET] = "SELECT conversation_id, message_id FROM refs WHERE channel = ?1 "
+                  "AND account = ?2 AND ref = ?3",
+    [S_REF_PUT] = "INSERT INTO refs (channel, account, ref, conversation_id, message_id) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (channel, account, ref) DO UPDATE "
+                  "SET conversation_id = excluded.conversation_id, "
+                  "message_id = excluded.message_id",
+    [S_STATE_GET] = "SELECT state FROM msg_state WHERE conversation_id = ?1 AND message_id = ?2",
+    [S_CURSOR_SET] = "INSERT INTO cursors (conversation_id, user_id, role, device, seq) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5) "
+                     "ON CONFLICT (conversation_id, user_id, role, device) "
+                     "DO UPDATE SET seq = excluded.seq WHERE excluded.seq > cursors.seq",
+    [S_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = ?1 "
+                  "AND user_id = ?2 AND role IN (?3, '') GROUP BY device ORDER BY device",
+    [S_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) "
+                 "DO UPDATE SET value = excluded.value",
+    [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
+    [S_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    [S_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key",
+    [S_PING] = "SELECT 1",
+};
+
+/* A connection and its lazily prepared statements; used by one thread at a
+ * time (the writer under wmu, a reader while checked out of the pool). */
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    struct sq_conn *next;
+};
+
+struct sq_store {
+    struct oh_store_base base;
+    char path[PATH_MAX];
+    char epoch[48];
+    pthread_mutex_t wmu; /* guards w */
+    struct sq_conn *w;
+    pthread_mutex_t pmu; /* guards readers, nreaders */
+    struct sq_conn *readers;
+    int nreaders;
+};
+
+static int sq_err(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE: return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return OH_ERETRY;
+    case SQLITE_NOMEM: return OH_ENOMEM;
+    case SQLITE_TOOBIG: return OH_ETOOBIG;
+    case SQLITE_CONSTRAINT: return OH_EDUP;
+    default: return OH_EIO;
+    }
+}
+
+static void sq_conn_close(struct sq_conn *c)
+{
+    if (!c) return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, size_t errlen)
+{
+    struct sq_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, 10000);
+    if (rc == SQLITE_OK && writer)
+        /* the writer touches random pages of the id and reference indexes
+         * for every event: 64 MiB of cache instead of SQLite's 2 MiB keeps
+         * them out of pread() (strace: 2.5 page reads per ingested event) */
+        rc = sqlite3_exec(c->db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                          "PRAGMA cache_size=-65536",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        oh_errf(err, errlen, "store %s: %s", path,
+                c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        sq_conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The statement I of C, reset and ready for binding; NULL on failure. */
+static sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt i)
+{
+    if (!c->st[i]) {
+        if (sqlite3_prepare_v3(c->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i], NULL) !=
+            SQLITE_OK) {
+            OH_ERROR("store", "prepare: %s", sqlite3_errmsg(c->db));
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(c->st[i]);
+        sqlite3_clear_bindings(c->st[i]);
+    }
+    return c->st[i];
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_STATIC);
+}
+
+/* Runs S to completion (no rows expected); resets it. */
+static int sq_run(struct sq_conn *c, sqlite3_stmt *s)
+{
+    if (!s) return OH_EIO;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        OH_WARN("store", "sqlite: %s", sqlite3_errmsg(c->db));
+        return sq_err(rc);
+    }
+    return 0;
+}
+
+static int sq_exec(struct sq_conn *c, enum sq_stmt i)
+{
+    return sq_run(c, sq_stmt(c, i));
+}
+
+static struct sq_conn *sq_reader(struct sq_store *s)
+{
+    pthread_mutex_lock(&s->pmu);
+    struct sq_conn *c = s->readers;
+    if (c) {
+        s->readers = c->next;
+        s->nreaders--;
+    }
+    pthread_mutex_unlock(&s->pmu);
+    if (!c) {
+        char err[256];
+        c = sq_conn_open(s->path, false, err, sizeof err);
+        if (!c) OH_ERROR("store", "%s", err);
+    }
+    return c;
+}
+
+static void sq_reader_put(struct sq_store *s, struct sq_conn *c)
+{
+    pthread_mutex_lock(&s->pmu);
+    if (s->nreaders < SQ_READERS_KEPT) {
+        c->next = s->readers;
+        s->readers = c;
+        s->nreaders++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->pmu);
+    sq_conn_close(c);
+}
+
+static int mkdirs(const char *dir)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int sq_meta_get(struct sq_conn *c, const char *key, char *out, size_t outlen)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return OH_EIO;
+    bind_text(s, 1, key);
+    int rc = sqlite3_step(s) == SQLITE_ROW ? 0 : OH_ENOTFOUND;
+    if (rc == 0) snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int sq_meta_put(struct sq_conn *c, const char *key, const char *value)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1,
+                           &s, NULL) != SQLITE_OK)
+        return OH_EIO;
+    bind_text(s, 1, key);
+    bind_text(s, 2, value);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : OH_EIO;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Applies missing migrations and creates the epoch, in one transaction. */
+static int sq_migrate(struct sq_store *s, char *err, size_t errlen)
+{
+    struct sq_conn *c = s->w;
+    if (sq_exec(c, S_BEGIN_IMM) != 0) {
+        oh_errf(err, errlen, "store %s: %s", s->path, sqlite3_errmsg(c->db));
+        return OH_EIO;
+    }
+    char buf[64] = "0";
+    sqlite3_stmt *q = NULL;
+    bool have_meta = false;
+    if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &q,
+                           NULL) == SQLITE_OK)
+        have_meta = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    if (have_meta) sq_meta_get(c, "schema_version", buf, sizeof buf);
+    long version = strtol(buf, NULL, 10);
+    long latest = (long)OH_ARRAY_SIZE(sq_migrations);
+    if (version > latest) {
+        oh_errf(err, errlen, "store %s: schema version %ld is newer than this build (%ld)", s->path,
+                version, latest);
+        goto fail;
+    }
+    for (long v = version; v < latest; v++) {
+        char *msg = NULL;
+        if (sqlite3_exec(c->db, sq_migrations[v], NULL, NULL, &msg) != SQLITE_OK) {
+            oh_errf(err, errlen, "store %s: migration %ld: %s", s->path, v + 1, msg);
+            sqlite3_free(msg);
+            goto fail;
+        }
+        snprintf(buf, sizeof buf, "%ld", v + 1);
+        if (sq_meta_put(c, "schema_version", buf) != 0) goto fail_db;
+    }
+    if (sq_meta_get(c, "epoch", s->epoch, sizeof s->epoch) != 0) {
+        uint8_t rnd[16];
+        if (oh_random(rnd, sizeof rnd) != 0) {
+            oh_errf(err, errlen, "store: no randomness for the epoch");
+            goto fail;
+        }
+        oh_base64url(rnd, sizeof rnd, s->epoch);
+        if (sq_meta_put(c, "epoch", s->epoch) != 0) goto fail_db;
+    }
+    if (sq_exec(c, S_COMMIT) != 0) goto fail_db;
+    return 0;
+fail_db:
+    oh_errf(err, errlen, "store %s: %s", s->path, sqlite3_errmsg(c->db));
+fail:
+    sq_exec(c, S_ROLLBACK);
+    return OH_EIO;
+}
+
+static void sq_close(oh_store *st)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    if (!s) return;
+    while (s->readers) {
+        struct sq_conn *c = s->readers;
+        s->readers = c->next;
+        sq_conn_close(c);
+    }
+    sq_conn_close(s->w);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->pmu);
+    free(s);
+}
+
+static oh_store *sq_open(const oh_config *cfg, char *err, size_t errlen)
+{
+    struct sq_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &oh_store_sqlite_ops;
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->pmu, NULL);
+    const char *path = oh_config_str(cfg, "store.sqlite.path");
+    const char *dir = oh_config_str(cfg, "data_dir");
+    if (!dir || !*dir) dir = ".";
+    if (path && *path)
+        snprintf(s->path, sizeof s->path, "%s", path);
+    else if (snprintf(s->path, sizeof s->path, "%s/store.db", dir) >= (int)sizeof s->path) {
+        oh_errf(err, errlen, "data_dir: path too long");
+        goto fail;
+    }
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", s->path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (mkdirs(parent) != 0) {
+            oh_errf(err, errlen, "store: cannot create %s: %s", parent, strerror(errno));
+            goto fail;
+        }
+    }
+    s->w = sq_conn_open(s->path, true, err, errlen);
+    if (!s->w || sq_migrate(s, err, errlen) != 0) goto fail;
+    OH_INFO("store", "sqlite store %s, epoch %s", s->path, s->epoch);
+    return (oh_store *)s;
+fail:
+    sq_close((oh_store *)s);
+    return NULL;
+}
+
+static const char *sq_epoch(const oh_store *st)
+{
+    return ((const struct sq_store *)st)->epoch;
+}
+
+static int sq_ping(oh_store *st)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    int rc = sq_exec(c, S_PING);
+    sq_reader_put(s, c);
+    return rc;
+}
+
+/* Materializes one item; runs on the writer inside the transaction. The
+ * directory's created/updated times are the broker's clock (NOW_MS), so
+ * "updated after" polling never misses a change; last_inbound_ms is the
+ * event's own time (the customer's message, for reply windows). */
+static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
+{
+    struct sq_conn *c = s->w;
+    struct oh_store_fields f;
+    if (oh_store_fields_get(it->event, &f) != 0) return OH_EINVAL;
+    sqlite3_stmt *q = sq_stmt(c, S_EVENT_EXISTS);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, f.id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        /* a duplicate: seq stays 0, unless it is the same source record */
+        if (sqlite3_column_int(q, 1) == it->src_partition &&
+            sqlite3_column_int64(q, 2) == it->src_offset) {
+            it->seq = sqlite3_column_int64(q, 0);
+            json_object_del(it->event, "seq");
+            json_object_del(it->event, "epoch");
+            oh_store_set_seq(it->event, it->seq, s->epoch);
+        }
+        sqlite3_reset(q);
+        return 0;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) return sq_err(rc);
+
+    int64_t head = 0;
+    q = sq_stmt(c, S_CONV_HEAD);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, f.conv);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) head = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    if (rc == SQLITE_DONE) {
+        q = sq_stmt(c, S_CONV_INSERT);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, f.conv);
+        bind_text(q, 2, f.channel);
+        bind_text(q, 3, f.account);
+        bind_text(q, 4, f.contact_id);
+        bind_text(q, 5, f.contact_name);
+        sqlite3_bind_int64(q, 6, now_ms);
+        if ((rc = sq_run(c, q)) != 0) return rc;
+    } else if (rc != SQLITE_ROW) {
+        return sq_err(rc);
+    }
+    int64_t seq = head + 1;
+
+    /* The stored text is the event exactly as handed back to the caller. */
+    json_object_del(it->event, "seq");
+    json_object_del(it->event, "epoch");
+    oh_store_set_seq(it->event, seq, s->epoch);
+    size_t len;
+    char *text = oh_json_dump(it->event, &len);
+    if (!text) return OH_ENOMEM;
+    if (it->want_text) { /* handed back: the caller forwards this very text */
+        it->json = text;
+        it->len = len;
+    }
+    q = sq_stmt(c, S_HIST_INSERT);
+    if (!q) {
+        if (!it->want_text) free(text);
+        return OH_EIO;
+    }
+    bind_text(q, 1, f.conv);
+    sqlite3_bind_int64(q, 2, seq);
+    bind_text(q, 3, f.id);
+    bind_text(q, 4, f.type);
+    sqlite3_bind_int(q, 5, it->src_partition);
+    sqlite3_bind_int64(q, 6, it->src_offset);
+    sqlite3_bind_int64(q, 7, f.ts_ms);
+    sqlite3_bind_text(q, 8, text, (int)len, it->want_text ? SQLITE_STATIC : free);
+    if ((rc = sq_run(c, q)) != 0) return rc;
+
+    q = sq_stmt(c, S_CONV_UPDATE);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, f.conv);
+    sqlite3_bind_int64(q, 2, seq);
+    sqlite3_bind_int64(q, 3, now_ms);
+    sqlite3_bind_int(q, 4, f.inbound);
+    bind_text(q, 5, f.contact_name);
+    sqlite3_bind_int64(q, 6, f.ts_ms);
+    if ((rc = sq_run(c, q)) != 0) return rc;
+
+    const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
+    for (int i = 0; i < 2; i++) {
+        if (!*refs[i][0] || !*refs[i][1] || (i == 1 && !f.status)) continue;
+        q = sq_stmt(c, S_REF_ADD);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, f.channel);
+        bind_text(q, 2, f.account);
+        bind_text(q, 3, refs[i][0]);
+        bind_text(q, 4, f.conv);
+        bind_text(q, 5, refs[i][1]);
+        if ((rc = sq_run(c, q)) != 0) return rc;
+    }
+    if (f.status && *f.state && *f.status_mid) {
+        q = sq_stmt(c, S_STATE_UPSERT);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, f.conv);
+        bind_text(q, 2, f.status_mid);
+        bind_text(q, 3, f.state);
+        sqlite3_bind_int(q, 4, f.rank);
+        if ((rc = sq_run(c, q)) != 0) return rc;
+    }
+    it->seq = seq;
+    return 0;
+}
+
+static int sq_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                          const struct oh_store_pos *pos, size_t npos)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    int rc = 0;
+    pthread_mutex_lock(&s->wmu);
+    struct sq_conn *c = s->w;
+    int64_t now_ms = oh_now_ms();
+    if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = sq_item(s, &items[i], now_ms);
+    for (size_t i = 0; i < npos && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_text(q, 1, group);
+        bind_text(q, 2, pos[i].topic);
+        sqlite3_bind_int(q, 3, pos[i].partition);
+        sqlite3_bind_int64(q, 4, pos[i].next);
+        rc = sq_run(c, q);
+    }
+    if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc != 0) {
+        sq_exec(c, S_ROLLBACK);
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].seq > 0) {
+                json_object_del(items[i].event, "seq");
+                json_object_del(items[i].event, "epoch");
+            }
+            items[i].seq = 0;
+        }
+    }
+out:
+    pthread_mutex_unlock(&s->wmu);
+    if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
+    return rc;
+}
+
+/* Runs a write statement prepared by BIND on the writer connection. */
+typedef void (*sq_bind_fn)(sqlite3_stmt *q, const void *args);
+
+static int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args)
+{
+    pthread_mutex_lock(&s->wmu);
+    sqlite3_stmt *q = sq_stmt(s->w, i);
+    int rc = OH_EIO;
+    if (q) {
+        bind(q, args);
+        rc = sq_run(s->w, q);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+/* Parameters: NT texts first, then integers for the remaining slots. */
+struct sq_args {
+    int nt;
+    const char *t[5];
+    int64_t n[2];
+};
+
+static void bind_args(sqlite3_stmt *q, const void *p)
+{
+    const struct sq_args *a = p;
+    int col = 1;
+    for (int i = 0; i < a->nt; i++)
+        bind_text(q, col++, a->t[i]);
+    int left = sqlite3_bind_parameter_count(q) - col + 1;
+    for (int i = 0; i < left && i < 2; i++)
+        sqlite3_bind_int64(q, col++, a->n[i]);
+}
+
+static int sq_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
+                           int64_t *next, int64_t *published)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    sqlite3_stmt *q = sq_stmt(c, S_POS_GET);
+    int rc = OH_EIO;
+    *next = *published = 0;
+    if (q) {
+        bind_text(q, 1, group);
+        bind_text(q, 2, topic);
+        sqlite3_bind_int(q, 3, partition);
+        int r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            *next = sqlite3_column_int64(q, 0);
+            *published = sqlite3_column_int64(q, 1);
+        }
+        rc = r == SQLITE_ROW || r == SQLITE_DONE ? 0 : sq_err(r);
+        sqlite3_reset(q);
+    }
+    sq_reader_put(s, c);
+    return rc;
+}
+
+static int sq_position_published(oh_store *st, const char *group, const char *topic,
+                                 int32_t partition, int64_t published)
+{
+    struct sq_args a = {2, {group, topic}, {partition, published}};
+    return sq_write((struct sq_store *)st, S_POS_PUBLISHED, bind_args, &a);
+}
+
+/* Steps a read query; calls ROW for each row until it returns non-zero. */
+typedef int (*sq_row_fn)(sqlite3_stmt *q, void *ctx);
+
+static int sq_read(struct sq_store *s, enum sq_stmt i, const struct sq_args *a, sq_row_fn row,
+                   void *ctx, int *nrows)
+{
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    sqlite3_stmt *q = sq_stmt(c, i);
+    int rc = OH_EIO, n = 0;
+    if (q) {
+        bind_args(q, a);
+        int r;
+        rc = 0;
+        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+            n++;
+            int stop = row(q, ctx);
+            if (stop) {
+                rc = stop < 0 ? stop : 0;
+                break;
+            }
+        }
+        if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            OH_WARN("store", "sqlite: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+        sqlite3_reset(q);
+    }
+    sq_reader_put(s, c);
+    if (nrows) *nrows = n;
+    return rc;
+}
+
+struct sq_rows {
+    oh_store_row_fn fn;
+    void *opaque;
+    bool with_conv;
+    const char *conv;
+};
+
+static int row_event(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_rows *r = ctx;
+    int col = r->with_conv ? 1 : 0;
+    const char *conv = r->with_conv ? (const char *)sqlite3_column_text(q, 0) : r->conv;
+    int64_t seq = sqlite3_column_int64(q, col);
+    const char *json = (const char *)sqlite3_column_text(q, col + 1);
+    size_t len = (size_t)sqlite3_column_bytes(q, col + 1);
+    return r->fn(r->opaque, conv, seq, json ? json : "", len);
+}
+
+static int sq_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
+                           void *opaque)
+{
+    struct sq_rows r = {fn, opaque, true, NULL};
+    struct sq_args a = {0, {NULL}, {partition, from}};
+    return sq_read((struct sq_store *)st, S_SINCE, &a, row_event, &r, NULL);
+}
+
+static int row_nothing(sqlite3_stmt *q, void *ctx)
+{
+    return 0;
+}
+
+static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
+                      void *opaque)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_rows r = {fn, opaque, false, conv};
+    struct sq_args a = {1, {conv}, {after, limit > 0 ? limit : -1}};
+    int n = 0;
+    int rc = sq_read(s, S_HISTORY, &a, row_event, &r, &n);
+    if (rc != 0 || n > 0) return rc;
+    /* an empty page: does the conversation exist at all? */
+    rc = sq_read(s, S_CONV_EXISTS, &a, row_nothing, NULL, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
+static int sq_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                        void *opaque)
+{
+    struct sq_rows r = {fn, opaque, false, conv};
+    struct sq_args a = {2, {event_id, conv}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_EVENT_GET, &a, row_event, &r, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
+static void col_copy(char *dst, size_t len, sqlite3_stmt *q, int col)
+{
+    const char *v = (const char *)sqlite3_column_text(q, col);
+    snprintf(dst, len, "%s", v ? v : "");
+}
+
+static int row_conv(sqlite3_stmt *q, struct oh_conversation *c)
+{
+    memset(c, 0, sizeof *c);
+    col_copy(c->id, sizeof c->id, q, 0);
+    col_copy(c->channel, sizeof c->channel, q, 1);
+    col_copy(c->account, sizeof c->account, q, 2);
+    col_copy(c->contact_id, sizeof c->contact_id, q, 3);
+    col_copy(c->contact_name, sizeof c->contact_name, q, 4);
+    c->head = sqlite3_column_int64(q, 5);
+    c->created_ms = sqlite3_column_int64(q, 6);
+    c->updated_ms = sqlite3_column_int64(q, 7);
+    c->last_inbound_ms = sqlite3_column_int64(q, 8);
+    return 0;
+}
+
+static int row_conv_one(sqlite3_stmt *q, void *ctx)
+{
+    row_conv(q, ctx);
+    return 1;
+}
+
+static int sq_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
+{
+    struct sq_args a = {1, {conv}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_CONV_GET, &a, row_conv_one, out, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
+struct sq_convs {
+    oh_store_conv_fn fn;
+    void *opaque;
+};
+
+static int row_conv_each(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_convs *l = ctx;
+    struct oh_conversation c;
+    row_conv(q, &c);
+    return l->fn(l->opaque, &c);
+}
+
+static int sq_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
+                            void *opaque)
+{
+    struct sq_convs l = {fn, opaque};
+    struct sq_args a = {0, {NULL}, {updated_after_ms, limit > 0 ? limit : -1}};
+    return sq_read((struct sq_store *)st, S_CONV_LIST, &a, row_conv_each, &l, NULL);
+}
+
+static int row_ref(sqlite3_stmt *q, void *ctx)
+{
+    struct oh_store_ref *r = ctx;
+    col_copy(r->conversation_id, sizeof r->conversation_id, q, 0);
+    col_copy(r->message_id, sizeof r->message_id, q, 1);
+    return 1;
+}
+
+static int sq_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
+                      struct oh_store_ref *out)
+{
+    struct sq_args a = {3, {channel, account, ref}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_REF_GET, &a, row_ref, out, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
+static int sq_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
+                      const char *conv, const char *message_id)
+{
+    struct sq_args a = {5, {channel, account, ref, conv, message_id}, {0, 0}};
+    return sq_write((struct sq_store *)st, S_REF_PUT, bind_args, &a);
+}
+
+struct sq_buf {
+    char *out;
+    size_t len;
+    int rc;
+};
+
+static int row_text(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_buf *b = ctx;
+    const char *v = (const char *)sqlite3_column_text(q, 0);
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    if (n + 1 > b->len) {
+        b->rc = OH_ETOOBIG;
+        return 1;
+    }
+    memcpy(b->out, v ? v : "", n);
+    b->out[n] = '\0';
+    return 1;
+}
+
+static int sq_message_state(oh_store *st, const char *conv, const char *message_id, char out[16])
+{
+    struct sq_args a = {2, {conv, message_id}, {0, 0}};
+    struct sq_buf b = {out, 16, 0};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_STATE_GET, &a, row_text, &b, &n);
+    return rc != 0 ? rc : !n ? OH_ENOTFOUND : b.rc;
+}
+
+static int sq_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                         const char *device, int64_t seq)
+{
+    struct sq_args a = {4, {conv, user, role, device}, {seq, 0}};
+    return sq_write((struct sq_store *)st, S_CURSOR_SET, bind_args, &a);
+}
+
+struct sq_cursors {
+    oh_store_cursor_fn fn;
+    void *opaque;
+};
+
+static int row_cursor(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_cursors *l = ctx;
+    return l->fn(l->opaque, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1));
+}
+
+static int sq_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+                      oh_store_cursor_fn fn, void *opaque)
+{
+    struct sq_cursors l = {fn, opaque};
+    struct sq_args a = {3, {conv, user, role}, {0, 0}};
+    return sq_read((struct sq_store *)st, S_CURSORS, &a, row_cursor, &l, NULL);
+}
+
+static int sq_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
+{
+    struct sq_args a = {3, {ns, key, value}, {0, 0}};
+    return sq_write((struct sq_store *)st, S_KV_PUT, bind_args, &a);
+}
+
+static int sq_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen)
+{
+    struct sq_args a = {2, {ns, key}, {0, 0}};
+    struct sq_buf b = {out, outlen, 0};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_KV_GET, &a, row_text, &b, &n);
+    return rc != 0 ? rc : !n ? OH_ENOTFOUND : b.rc;
+}
+
+static int sq_kv_del(oh_store *st, const char *ns, const char *key)
+{
+    struct sq_args a = {2, {ns, key}, {0, 0}};
+    return sq_write((struct sq_store *)st, S_KV_DEL, bind_args, &a);
+}
+
+struct sq_kvs {
+    oh_store_kv_fn fn;
+    void *opaque;
+};
+
+static int row_kv(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_kvs *l = ctx;
+    return l->fn(l->opaque, (const char *)sqlite3_column_text(q, 0),
+                 (const char *)sqlite3_column_text(q, 1));
+}
+
+static int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
+{
+    struct sq_kvs l = {fn, opaque};
+    struct sq_args a = {1, {ns}, {0, 0}};
+    return sq_read((struct sq_store *)st, S_KV_SCAN, &a, row_kv, &l, NULL);
+}
+
+const struct oh_store_ops oh_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .epoch = sq_epoch,
+    .ping = sq_ping,
+    .materialize = sq_materialize,
+    .position_get = sq_position_get,
+    .position_published = sq_position_published,
+    .since_source = sq_since_source,
+    .history = sq_history,
+    .event_get = sq_event_get,
+    .conversation_get = sq_conversation_get,
+    .conversations = sq_conversations,
+    .ref_get = sq_ref_get,
+    .ref_put = sq_ref_put,
+    .message_state = sq_message_state,
+    .cursor_set = sq_cursor_set,
+    .cursors = sq_cursors,
+    .kv_put = sq_kv_put,
+    .kv_get = sq_kv_get,
+    .kv_del = sq_kv_del,
+    .kv_scan = sq_kv_scan,
+};
