@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "core/hub_int.h"
 #include "core/auth.h"
 #include "core/daemon.h"
 #include "services/feed.h"

@@ -108,4 +108,7 @@ int oh_log_partitions(oh_log *log, const char *topic);
  * back up. OH_EINVAL when LOG is not running a mock cluster. */
 int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up);
 
+/* The keys of this part, for oh_config_load(). */
+extern const struct oh_config_key oh_log_keys[];
+
 #endif

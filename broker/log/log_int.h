@@ -36,7 +36,5 @@ extern const struct oh_log_ops oh_log_kafka_ops;
  * doubling) to hold NEED bytes; OH_ENOMEM leaves it as it was. */
 int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
 
-/* Config keys of the log (all backends); in config_keys.c. */
-extern const struct oh_config_key oh_log_keys[];
 
 #endif

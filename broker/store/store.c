@@ -8,6 +8,16 @@
 
 #define OPS(st) (((const struct oh_store_base *)(st))->ops)
 
+const struct oh_config_key oh_store_keys[] = {
+    {"store.backend", OH_CFG_STR, "sqlite", "history store: sqlite|postgres"},
+    {"store.sqlite.path", OH_CFG_STR, NULL, "SQLite store file (default <data_dir>/store.db)"},
+    {"store.postgres.dsn", OH_CFG_SECRET, NULL, "libpq connection string of the primary"},
+    {"store.postgres.read_dsn", OH_CFG_SECRET, NULL, "replica for history and list reads"},
+    {"store.postgres.shards", OH_CFG_LIST, NULL, "DSNs of shards; conversations hash across"},
+    {"store.postgres.pool_size", OH_CFG_INT, "4", "connections per process and server"},
+    {NULL, 0, NULL, NULL},
+};
+
 int oh_store_check(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *backend = oh_config_str(cfg, "store.backend");

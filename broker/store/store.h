@@ -158,4 +158,7 @@ int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 
+/* The keys of this part, for oh_config_load(). */
+extern const struct oh_config_key oh_store_keys[];
+
 #endif

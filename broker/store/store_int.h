@@ -57,7 +57,5 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);
 
-/* Config keys of the store (all backends); in config_keys.c. */
-extern const struct oh_config_key oh_store_keys[];
 
 #endif
