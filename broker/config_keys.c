@@ -17,6 +17,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"auth.jwt_secret", OH_CFG_SECRET, NULL, "HS256 secret of client and agent bearer tokens"},
     {"logging.level", OH_CFG_STR, "info", "debug|info|warn|error"},
     {"sync.batch", OH_CFG_INT, "512", "events materialized per store transaction, at most"},
+    {"sync.adopt_log", OH_CFG_BOOL, "false",
+     "for one start: consume a log that is not the one the store consumed (see operations.md)"},
     {"dispatch.max_attempts", OH_CFG_INT, "8", "send attempts before a message is failed"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
@@ -49,6 +51,8 @@ const struct oh_config_key oh_store_keys[] = {
     {"store.postgres.dsn", OH_CFG_SECRET, NULL, "libpq connection string of the primary"},
     {"store.postgres.read_dsn", OH_CFG_SECRET, NULL, "replica for history and list reads"},
     {"store.postgres.shards", OH_CFG_LIST, NULL, "DSNs of shards; conversations hash across"},
+    {"store.verify_on_start", OH_CFG_BOOL, "false",
+     "check every stored event's checksum at start and report damaged ones"},
     {"store.postgres.pool_size", OH_CFG_INT, "4", "connections per process and server"},
     {NULL, 0, NULL, NULL},
 };

@@ -158,6 +158,8 @@ int main(int argc, char **argv)
         goto out;
     if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
     if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
+    /* before any connector or client can append to a log the store would skip */
+    if (hub.run_sync && oh_sync_check_log(&hub, err, sizeof err)) goto out;
     if (start_connectors(&hub, err, sizeof err)) goto out;
     /* events appended here and materialized here are parsed once */
     if (hub.run_gateway && hub.run_sync && !(hub.handoff = oh_handoff_new(16384, 64u << 20))) {
