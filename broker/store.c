@@ -2,7 +2,9 @@
  * forwards every call to its ops table. */
 #include <stdlib.h>
 #include <string.h>
+#include "crypto.h"
 #include "json_dump.h"
+#include "metrics.h"
 #include "oh_build_config.h"
 #include "store_fields.h"
 
@@ -84,6 +86,12 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
                      void *opaque)
 {
     return OPS(st)->history(st, conv, after, limit, fn, opaque);
+}
+
+int oh_store_verify(oh_store *st, struct oh_store_verify *v)
+{
+    *v = (struct oh_store_verify){0};
+    return OPS(st)->verify(st, v);
 }
 
 int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
@@ -202,4 +210,29 @@ void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch)
 {
     json_object_set_new(ev, "seq", json_integer(seq));
     json_object_set_new(ev, "epoch", json_string(epoch));
+}
+
+int oh_store_text_crc(const char *json, size_t len, int64_t seq, const char *epoch, uint32_t *crc)
+{
+    char suffix[128];
+    int n =
+        snprintf(suffix, sizeof suffix, ",\"seq\":%lld,\"epoch\":\"%s\"}", (long long)seq, epoch);
+    if (n <= 0 || (size_t)n >= sizeof suffix || len <= (size_t)n ||
+        memcmp(json + len - (size_t)n, suffix, (size_t)n) != 0)
+        return OH_EDAMAGED;
+    *crc = oh_crc32c(oh_crc32c(0, json, len - (size_t)n), "}", 1);
+    return 0;
+}
+
+int oh_store_row_check(const char *conv, int64_t seq, const char *json, size_t len, int64_t crc,
+                       const char *epoch)
+{
+    uint32_t have;
+    if (crc < 0) return 0;
+    if (oh_store_text_crc(json, len, seq, epoch, &have) == 0 && have == (uint32_t)crc) return 0;
+    OH_ERROR("store",
+             "conversation %s seq %lld: stored event damaged (checksum mismatch); not served", conv,
+             (long long)seq);
+    oh_metrics_inc("omnihub_store_damaged_events_total", "", 1);
+    return OH_EDAMAGED;
 }

@@ -31,7 +31,7 @@ struct oh_store_item {
                               attributes added when it was stored */
     int32_t src_partition; /* in: where it was read from the events topic */
     int64_t src_offset;
-    int64_t seq; /* out: assigned seq, 0 when dropped as a duplicate */
+    int64_t seq;    /* out: assigned seq, 0 when dropped as a duplicate */
     bool want_text; /* in: hand back the stored text in JSON/LEN */
     char *json;     /* out: when WANT_TEXT and the backend has it at hand, the
                        stored text of the sequenced event (what json_dumps of
@@ -86,6 +86,23 @@ int oh_store_since_source(oh_store *st, int32_t partition, int64_t from, oh_stor
  * call. OH_ENOTFOUND when the conversation does not exist. */
 int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
                      void *opaque);
+
+/* Every stored event carries a checksum (CRC-32C), checked by
+ * oh_store_history and oh_store_since_source before a row is handed out:
+ * history fails with OH_EDAMAGED at a damaged event (the page is never
+ * served with it); since_source passes over it. Either way the event is
+ * logged (ERROR, conversation and seq) and counted in
+ * omnihub_store_damaged_events_total. */
+
+/* What oh_store_verify found. */
+struct oh_store_verify {
+    int64_t checked;
+    int64_t damaged;    /* each also logged and counted as above */
+    int64_t unverified; /* stored before checksums existed */
+};
+/* Checks the checksum of every stored event (store.verify_on_start). V is
+ * zeroed first. Returns 0 once the whole history was read. */
+int oh_store_verify(oh_store *st, struct oh_store_verify *v);
 
 struct oh_conversation {
     char id[OH_ID_MAX];

@@ -159,3 +159,102 @@ def test_another_installations_longer_log_is_refused(omnihub):
     assert len(d.wait_history(conv, 10)) == 10
     elsewhere = d.post_inbound(msg("o0", "elsewhere")).json()["conversation_id"]
     assert [e["seq"] for e in d.wait_history(elsewhere, 30)] == list(range(1, 31))
+
+
+# ---- item 8: damaged stored bytes ---------------------------------------------------------
+
+def damage(d, store, conv, old, new):
+    """Replaces OLD by NEW in the stored texts of CONV, the daemon stopped."""
+    if "store.postgres.dsn" in store:
+        sql = ("UPDATE history SET json = replace(json, :'old', :'new') "
+               "WHERE conversation_id = :'conv' AND strpos(json, :'old') > 0")
+        out = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-v", f"old={old}", "-v",
+                              f"new={new}", "-v", f"conv={conv}", store["store.postgres.dsn"]],
+                             input=sql, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "UPDATE 1" in out.stdout, out.stdout + out.stderr
+        return
+    db = sqlite3.connect(d.data_dir / "store.db")
+    n = db.execute("UPDATE history SET json = replace(json, ?1, ?2) "
+                   "WHERE conversation_id = ?3 AND instr(json, ?1) > 0", (old, new, conv)).rowcount
+    db.commit()
+    db.close()
+    assert n == 1
+
+
+def clear_crc(d, store):
+    """Makes every stored event look like one stored before checksums existed."""
+    if "store.postgres.dsn" in store:
+        subprocess.run(["psql", "-c", "UPDATE history SET crc = NULL",
+                        store["store.postgres.dsn"]], check=True, capture_output=True)
+        return
+    db = sqlite3.connect(d.data_dir / "store.db")
+    db.execute("UPDATE history SET crc = NULL")
+    db.commit()
+    db.close()
+
+
+def ws_replay(d, conv):
+    """Subscribes from the start; the frames until an error or the replay's end."""
+    s = ws_open(d, d.agent_token())
+    s.sendall(frame(1, json.dumps({"type": "subscribe", "conversation": conv,
+                                   "after": 0}).encode()))
+    got = []
+    while True:
+        f = ws_read(s, timeout=3)
+        if f is None:
+            break
+        m = json.loads(f[1])
+        got.append(m)
+        if m["type"] == "error":
+            break
+    s.close()
+    return got
+
+
+def test_damaged_events_are_reported_and_never_served(omnihub, store):
+    d = omnihub(store)
+    money = d.post_inbound(msg("m1", "payer", "hello")).json()["conversation_id"]
+    d.post_inbound(msg("m2", "payer", "your refund: 100 EUR"))
+    d.post_inbound(msg("m3", "payer", "bye"))
+    quote = d.post_inbound(msg("q1", "quoter", "a quote")).json()["conversation_id"]
+    intact = d.post_inbound(msg("i1", "intact", "untouched")).json()["conversation_id"]
+    d.wait_history(money, 3)
+    d.wait_history(quote, 1)
+    d.wait_history(intact, 1)
+    d.stop()
+    damage(d, store, money, "100 EUR", "000 EUR")  # one flipped bit: "1" is 0x31, "0" 0x30
+    damage(d, store, quote, '"text":', "'text\":")  # one flipped quote: invalid JSON
+    d.env["OMNIHUB_STORE_VERIFY_ON_START"] = "true"
+    d.start()
+    assert "store check: 2 of 5 events damaged" in d.logs()
+    tok = d.agent_token()
+    for conv, seq in ((money, 2), (quote, 1)):
+        r = d.request("GET", f"/v1/conversations/{conv}/events", token=tok)
+        assert r.status_code == 503, r.text[:300]
+        assert "000 EUR" not in r.text and "text\":" not in r.text
+        assert r.json()["error"]["message"] == \
+            "store: stored data damaged (checksum mismatch)"
+        assert f"conversation {conv} seq {seq}: stored event damaged" in d.logs()
+        frames = ws_replay(d, conv)
+        assert frames and frames[-1]["type"] == "error", frames
+        assert all("000 EUR" not in json.dumps(f) for f in frames)
+    # what comes before the damaged event, and other conversations, are served
+    r = d.request("GET", f"/v1/conversations/{money}/events?limit=1", token=tok)
+    assert r.status_code == 200 and r.json()["events"][0]["data"]["text"] == "hello"
+    assert d.history(intact)[0]["data"]["text"] == "untouched"
+    assert d.metric("omnihub_store_damaged_events_total") >= 4
+
+
+def test_events_stored_without_checksum_are_served(omnihub, store):
+    # stores written before checksums existed: NULL is unverified, never an error
+    d = omnihub(store)
+    conv = post_all(d, "a", 5)
+    d.wait_history(conv, 5)
+    d.stop()
+    clear_crc(d, store)
+    d.env["OMNIHUB_STORE_VERIFY_ON_START"] = "true"
+    d.start()
+    assert "store check: 5 events, none damaged (5 stored without checksum)" in d.logs()
+    assert [e["seq"] for e in d.history(conv)] == [1, 2, 3, 4, 5]
+    post_all(d, "b", 1)  # new events get a checksum again
+    assert len(d.wait_history(conv, 6)) == 6
