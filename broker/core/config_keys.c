@@ -23,6 +23,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"auth.audience", OH_CFG_STR, NULL, "required aud of bearer tokens (unset: not checked)"},
     {"logging.level", OH_CFG_STR, "info", "debug|info|warn|error"},
     {"sync.batch", OH_CFG_INT, "512", "events materialized per store transaction, at most"},
+    {"sync.adopt_log", OH_CFG_BOOL, "false",
+     "for one start: consume a log that is not the one the store consumed (see operations.md)"},
     {"dispatch.max_attempts", OH_CFG_INT, "8", "send attempts before a message is failed"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},

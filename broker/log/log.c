@@ -66,6 +66,12 @@ const char *oh_log_bootstrap(const oh_log *log)
     return OPS(log)->bootstrap(log);
 }
 
+int oh_log_identity(oh_log *log, char *out, size_t outlen)
+{
+    if (!log || !out || !outlen) return OH_EINVAL;
+    return OPS(log)->identity(log, out, outlen);
+}
+
 int oh_log_ping(oh_log *log)
 {
     return OPS(log)->ping(log);

@@ -97,6 +97,22 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
  * the primary: callers decide on it (idempotency of a client's send). */
 int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                        void *opaque);
+/* Every stored event carries a checksum (CRC-32C), checked by
+ * oh_store_history and oh_store_since_source before a row is handed out:
+ * history fails with OH_EDAMAGED at a damaged event (the page is never
+ * served with it); since_source passes over it. Either way the event is
+ * logged (ERROR, conversation and seq) and counted in
+ * omnihub_store_damaged_events_total. */
+
+/* What oh_store_verify found. */
+struct oh_store_verify {
+    int64_t checked;
+    int64_t damaged;    /* each also logged and counted as above */
+    int64_t unverified; /* stored before checksums existed */
+};
+/* Checks the checksum of every stored event (store.verify_on_start). V is
+ * zeroed first. Returns 0 once the whole history was read. */
+int oh_store_verify(oh_store *st, struct oh_store_verify *v);
 
 struct oh_conversation {
     char id[OH_ID_MAX];
