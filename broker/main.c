@@ -49,12 +49,14 @@ static void list_keys(void)
             printf("%-32s %-8s %-16s %s\n", k->key, types[k->type], k->def ? k->def : "-", k->help);
 }
 
-/* Enabled: "<name>.enabled" when given, else any of its keys is set. */
+/* Enabled: "<name>.enabled" when given, else when the connector is on by
+ * default or any of its keys is set. */
 static bool connector_enabled(const oh_config *cfg, const struct oh_connector *vt)
 {
     char key[96], prefix[96];
     snprintf(key, sizeof key, "%s.enabled", vt->name);
     if (oh_config_is_set(cfg, key)) return oh_config_bool(cfg, key);
+    if (vt->enabled_by_default) return true;
     snprintf(prefix, sizeof prefix, "%s.", vt->name);
     return oh_config_any_set(cfg, prefix);
 }

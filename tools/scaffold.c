@@ -35,12 +35,12 @@ static bool name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-/* A configuration prefix of the core ("http", "log", ...) or a channel the
- * gateway serves itself cannot be a connector's name. */
+/* A configuration prefix of the core ("http", "log", ...) or a registered
+ * connector's name cannot be a new connector's name. */
 static bool name_taken(const char *name)
 {
     size_t n = strlen(name);
-    if (!strcmp(name, "webchat") || oh_connector_find(name)) return true;
+    if (oh_connector_find(name)) return true;
     for (const struct oh_config_key *k = oh_core_keys; k->key; k++)
         if (!strncmp(k->key, name, n) && (k->key[n] == '.' || k->key[n] == '\0')) return true;
     return false;

@@ -61,8 +61,6 @@ void oh_auth_free(oh_auth *a)
     free(a);
 }
 
-#define WEBCHAT_ACCOUNT "default"
-
 /* Whether the optional time claim NAME lies more than OH_AUTH_CLOCK_SKEW_S
  * after NOW_S (or is not a number). */
 static bool not_yet(jwt_t *jwt, const char *name, int64_t now_s)
@@ -206,17 +204,10 @@ char *oh_auth_issue(const char *secret, const char *sub, const char *role, const
     return out;
 }
 
-void oh_auth_customer_conversation(const char *sub, char out[129])
-{
-    oh_conversation_id(out, "webchat", WEBCHAT_ACCOUNT, sub);
-}
-
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv)
 {
     if (p->role == OH_ROLE_AGENT) return true;
-    char mine[OH_ID_MAX];
-    oh_auth_customer_conversation(p->sub, mine);
-    return strcmp(mine, conv) == 0;
+    return p->owns[0] && strcmp(p->owns, conv) == 0;
 }
 
 const char *oh_auth_role_name(enum oh_role role)

@@ -4,6 +4,7 @@
 #define OH_AUTH_H
 
 #include "core/config.h"
+#include "core/event.h"
 #include "core/oh.h"
 
 enum oh_role { OH_ROLE_CUSTOMER, OH_ROLE_AGENT };
@@ -13,6 +14,10 @@ struct oh_principal {
     char device[128];
     enum oh_role role;
     int64_t exp; /* seconds since the epoch */
+    /* The conversation a customer owns, "" none: not a claim of the token
+     * but what the channel serving customers derives from sub (the gateway
+     * asks the connector that declares customer_conversation). */
+    char owns[OH_ID_MAX];
 };
 
 /* Clock skew allowed to a token's nbf and iat (issuers' clocks run ahead). */
@@ -52,14 +57,11 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
 char *oh_auth_issue(const char *secret, const char *sub, const char *role, const char *device,
                     int64_t ttl_s);
 
-/* Does P own conversation CONV? Customers own exactly the webchat
- * conversation derived from their sub; agents act on every conversation. */
+/* May P act on conversation CONV? Agents act on every conversation; a
+ * customer on P->owns only (nothing when it is ""). */
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv);
 
 /* "agent" or "customer": the role's name in tokens and in the store. */
 const char *oh_auth_role_name(enum oh_role role);
-
-/* The webchat conversation of customer SUB. */
-void oh_auth_customer_conversation(const char *sub, char out[129]);
 
 #endif

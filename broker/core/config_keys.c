@@ -16,7 +16,7 @@ const struct oh_config_key oh_core_keys[] = {
     {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full"},
     {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
     {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},
-    {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the webchat example)"},
+    {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the example chat page)"},
     {"auth.jwt_secret", OH_CFG_SECRET, NULL, "HS256 secret of client and agent bearer tokens"},
     {"auth.jwks_file", OH_CFG_STR, NULL, "JWKS document of RS256/ES256 token keys (by kid)"},
     {"auth.issuer", OH_CFG_STR, NULL, "required iss of bearer tokens (unset: not checked)"},
@@ -58,8 +58,10 @@ const struct oh_config_key *const *oh_config_tables(void)
     tables[n++] = oh_store_keys;
     for (const struct oh_connector *const *c = oh_connectors; *c && k < 62; c++, k++) {
         snprintf(enabled_names[k], sizeof enabled_names[k], "%s.enabled", (*c)->name);
-        enabled_keys[k] = (struct oh_config_key){enabled_names[k], OH_CFG_BOOL, NULL,
-                                                 "run this connector (default: when configured)"};
+        enabled_keys[k] = (struct oh_config_key){
+            enabled_names[k], OH_CFG_BOOL, (*c)->enabled_by_default ? "true" : NULL,
+            (*c)->enabled_by_default ? "run this connector"
+                                     : "run this connector (default: when configured)"};
         if ((*c)->config_keys) tables[n++] = (*c)->config_keys;
     }
     tables[n++] = enabled_keys;

@@ -53,6 +53,13 @@ struct oh_send_result {
     int retry_after_ms;            /* hint for OH_ERETRY, 0 none */
 };
 
+/* The conversation a customer owns on a channel the gateway itself serves
+ * (see customer_conversation). */
+struct oh_owned {
+    char conversation_id[OH_ID_MAX];
+    char account[256];
+};
+
 /* A media object fetched through GET /v1/media/<connector>/<ref>. */
 struct oh_media {
     uint8_t *data; /* malloc'd, freed by the gateway */
@@ -121,6 +128,33 @@ struct oh_connector {
 
     /* Frees the instance; accepts NULL. */
     void (*destroy)(void *ctx);
+
+    /* ---- channels the gateway itself serves (customers connect to the
+     * REST API and the WebSocket with their own token). The core never
+     * names such a channel: it asks the connector that sets
+     * customer_conversation, and tells every connector that sets a hook
+     * what the gateway did. All NULL/false for platform channels. ---- */
+
+    /* Enabled unless "<name>.enabled" is false: the channel needs no
+     * secret of its own, and customers' chat has always been on. */
+    bool enabled_by_default;
+
+    /* The conversation customer SUB owns on this channel (a customer
+     * owns at most one, on the first connector that sets this): fills OUT
+     * and returns 0, or OH_ENOTFOUND. Pure and quick: the gateway calls it
+     * for every customer token, on its service thread. A customer's
+     * "conversation":"new" send creates it, with this channel and account. */
+    int (*customer_conversation)(void *ctx, const char *sub, struct oh_owned *out);
+
+    /* The events of CONV with AFTER < seq <= UPTO were queued to a
+     * customer's connected device (live, or replayed by a subscribe). Runs
+     * on the gateway's service thread: must not block (queue the work). */
+    void (*on_pushed)(void *ctx, const char *conv, int64_t after, int64_t upto);
+
+    /* A read cursor of ROLE ("customer", "agent") in CONV was stored at
+     * SEQ (REST or WebSocket). Runs on a gateway worker after the store
+     * took it; should not block for long (queue the work). */
+    void (*on_read)(void *ctx, const char *conv, const char *role, int64_t seq);
 };
 
 /* The registry generated from connectors/meson.build. */

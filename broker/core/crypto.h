@@ -37,7 +37,7 @@ bool oh_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
  * digest. OH_EAUTH when missing or wrong. */
 int oh_sig_check_hex(const char *secret, const void *body, size_t len, const char *prefix,
                      const char *header);
-/* Same with base64 (LINE, X). */
+/* Same with a base64 signature (the header some platforms send). */
 int oh_sig_check_b64(const char *secret, const void *body, size_t len, const char *prefix,
                      const char *header);
 /* "sha256=<hex>" for BODY; OUT holds 72 bytes. */

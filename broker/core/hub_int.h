@@ -38,8 +38,8 @@ struct oh_hub {
     atomic_bool stopping;
 };
 
-/* The instance serving CHANNEL ("api:shop" is served by "api"); NULL when
- * no enabled connector serves it. */
+/* The instance serving CHANNEL ("<name>:<sub-channel>" is served by
+ * "<name>"); NULL when no enabled connector serves it. */
 struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
 
 /* Hands a sequenced event to the live feed, if any. */
@@ -55,10 +55,5 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen);
 void oh_sync_stop(struct oh_sync *s);
 struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen);
 void oh_dispatch_stop(struct oh_dispatch *d);
-
-/* Builds the status event the core records for one of our outbound
- * messages (sent/failed). Returns a new reference. */
-json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
-                        const char *error_code, const char *error);
 
 #endif

@@ -6,7 +6,7 @@
 #include "core/oh.h"
 
 /* LABELS is the Prometheus label body without braces, e.g.
- * "channel=\"api\",result=\"ok\"", or "" for none. Names follow
+ * "channel=\"<name>\",result=\"ok\"", or "" for none. Names follow
  * omnihub_<area>_<what>[_total|_seconds]. */
 void oh_metrics_inc(const char *name, const char *labels, uint64_t by);
 void oh_metrics_set(const char *name, const char *labels, double value);

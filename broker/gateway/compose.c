@@ -20,7 +20,6 @@
 #define MAX_FILENAME          255
 #define MAX_MIME              127
 #define MAX_SIZE              ((json_int_t)1 << 53) /* what a JavaScript client reads exactly */
-#define WEBCHAT               "webchat"
 
 /* The kinds in schemas/event.schema.json's enum that name a media file. */
 static const char *const media_kinds[] = {"image", "audio", "video", "document", "sticker"};
@@ -335,9 +334,7 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
         oh_errf(err, errlen, "reply_to must be a message id of 1..%d bytes", MAX_REF);
         return 400;
     }
-    char mine[OH_ID_MAX];
-    oh_auth_customer_conversation(who->sub, mine);
-    if (!agent && strcmp(conv, "new") == 0) conv = mine;
+    if (!agent && strcmp(conv, "new") == 0) conv = who->owns;
     if (!oh_auth_may_access(who, conv)) {
         oh_errf(err, errlen, "not your conversation");
         return 403;
@@ -347,12 +344,17 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     if (status) return status;
     struct oh_conversation c;
     int rc = oh_store_conversation_get(st, conv, &c);
-    if (rc == OH_ENOTFOUND && !agent) {
-        /* a customer's first message opens their webchat conversation */
+    struct oh_owned owned;
+    const char *channel = NULL;
+    if (rc == OH_ENOTFOUND && !agent &&
+        gw_customer_conversation(gw, who->sub, &owned, &channel) == OH_OK &&
+        strcmp(owned.conversation_id, conv) == 0) {
+        /* a customer's first message opens the conversation they own, on
+         * the channel that serves customers */
         memset(&c, 0, sizeof c);
         snprintf(c.id, sizeof c.id, "%s", conv);
-        snprintf(c.channel, sizeof c.channel, WEBCHAT);
-        snprintf(c.account, sizeof c.account, "default");
+        snprintf(c.channel, sizeof c.channel, "%s", channel);
+        snprintf(c.account, sizeof c.account, "%s", owned.account);
         snprintf(c.contact_id, sizeof c.contact_id, "%s", who->sub);
         snprintf(c.contact_name, sizeof c.contact_name, "%s", who->sub);
     } else if (rc == OH_ENOTFOUND) {
@@ -405,7 +407,8 @@ void gw_message_count(const json_t *event, int err)
 {
     const char *channel = oh_event_data_str(event, "channel");
     char lab[128];
-    /* the connector's name: "api:shop" counts as "api", as its webhook does */
+    /* the connector's name: "<name>:<sub-channel>" counts as "<name>", as
+     * its webhook does */
     snprintf(lab, sizeof lab, "channel=\"%.*s\",result=\"%s\"",
              channel ? (int)strcspn(channel, ":") : 7, channel ? channel : "unknown",
              err ? "failed" : "accepted");

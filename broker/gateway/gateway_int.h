@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include "core/auth.h"
 #include "core/hub_int.h"
+#include "core/connector.h"
 #include "gateway/gateway.h"
 #include "core/workq.h"
 
@@ -116,6 +117,22 @@ int gw_async(struct req *r, oh_work_fn fn);
 /* Authenticates the bearer token (header or ?access_token=); false after
  * answering 401. */
 bool gw_authenticate(struct req *r);
+
+/* Channels the gateway serves itself (connector.h: customer_conversation
+ * and the hooks). Any thread. */
+/* The conversation customer SUB owns, from the first connector that
+ * declares customer-owned conversations; CHANNEL (may be NULL) gets that
+ * connector's name. 0, or OH_ENOTFOUND when there is none. */
+int gw_customer_conversation(struct oh_gateway *gw, const char *sub, struct oh_owned *out,
+                             const char **channel);
+/* Fills WHO->owns (customers; "" for agents and when nothing is owned). */
+void gw_principal_owns(struct oh_gateway *gw, struct oh_principal *who);
+/* Events of CONV with AFTER < seq <= UPTO were queued to a customer's
+ * device: tells every connector with on_pushed. Service thread. */
+void gw_notify_pushed(struct oh_gateway *gw, const char *conv, int64_t after, int64_t upto);
+/* A read cursor of ROLE in CONV was stored at SEQ: tells every connector
+ * with on_read. Worker thread. */
+void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, int64_t seq);
 /* Copies query parameter NAME; false when absent. */
 bool gw_query(const struct req *r, const char *name, char *out, size_t len);
 const char *gw_header(const struct req *r, const char *lname);

@@ -313,6 +313,7 @@ static void read_work(void *opaque)
     } else if (rc == OH_OK &&
                (rc = oh_store_cursor_set(st, a->conv, oh_auth_role_name(r->who.role), r->who.sub,
                                          r->who.device, a->read_seq)) == OH_OK) {
+        gw_notify_read(r->gw, a->conv, r->who.role, a->read_seq);
         r->after = after_read;
         gw_reply_json(r, 200,
                       json_pack("{s:s, s:I, s:s}", "conversation_id", a->conv, "seq",

@@ -171,6 +171,7 @@ bool gw_authenticate(struct req *r)
         gw_reply_error(r, 401, "unauthorized", "%s", token[0] ? why : "missing bearer token");
         return false;
     }
+    gw_principal_owns(r->gw, &r->who);
     r->has_auth = true;
     return true;
 }
@@ -188,5 +189,47 @@ const char *gw_error_code(int status)
     case 503: return "unavailable";
     default: return "bad_request";
     }
+}
+
+/* ---- what connectors decide for the gateway: who owns a conversation,
+ * what was pushed or read (delivery states) ---- */
+
+int gw_customer_conversation(struct oh_gateway *gw, const char *sub, struct oh_owned *out,
+                             const char **channel)
+{
+    oh_hub *hub = gw->hub;
+    for (size_t i = 0; i < hub->nconn; i++) {
+        const struct oh_instance *in = &hub->conn[i];
+        if (!in->vt->customer_conversation) continue;
+        memset(out, 0, sizeof *out);
+        int rc = in->vt->customer_conversation(in->ctx, sub, out);
+        if (rc == OH_OK && channel) *channel = in->vt->name;
+        return rc == OH_OK && out->conversation_id[0] ? OH_OK : OH_ENOTFOUND;
+    }
+    return OH_ENOTFOUND;
+}
+
+void gw_principal_owns(struct oh_gateway *gw, struct oh_principal *who)
+{
+    struct oh_owned o;
+    who->owns[0] = '\0';
+    if (who->role == OH_ROLE_CUSTOMER && gw_customer_conversation(gw, who->sub, &o, NULL) == OH_OK)
+        snprintf(who->owns, sizeof who->owns, "%s", o.conversation_id);
+}
+
+void gw_notify_pushed(struct oh_gateway *gw, const char *conv, int64_t after, int64_t upto)
+{
+    oh_hub *hub = gw->hub;
+    for (size_t i = 0; i < hub->nconn; i++)
+        if (hub->conn[i].vt->on_pushed)
+            hub->conn[i].vt->on_pushed(hub->conn[i].ctx, conv, after, upto);
+}
+
+void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, int64_t seq)
+{
+    oh_hub *hub = gw->hub;
+    for (size_t i = 0; i < hub->nconn; i++)
+        if (hub->conn[i].vt->on_read)
+            hub->conn[i].vt->on_read(hub->conn[i].ctx, conv, oh_auth_role_name(role), seq);
 }
 

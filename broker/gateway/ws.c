@@ -87,6 +87,16 @@ static void send_event(struct wsconn *c, const char *json, size_t len)
     oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
 }
 
+/* Events of S's conversation with AFTER < seq <= UPTO went into the queue
+ * of S's device: connectors that track delivery hear of it when the device
+ * is a customer's (the queue refused nothing: the connection stays open). */
+static void pushed(const struct sub *s, int64_t after, int64_t upto)
+{
+    const struct wsconn *c = s->c;
+    if (upto > after && c->who.role == OH_ROLE_CUSTOMER && c->wsi && !c->close_code)
+        gw_notify_pushed(c->gw, s->conv, after, upto);
+}
+
 /* ---- subscriptions ---- */
 
 static unsigned slot_of(const char *conv)
@@ -191,8 +201,10 @@ static void deliver(struct sub *s, const struct live_item *it)
         return;
     }
     if (it->seq <= s->last) return;
+    int64_t before = s->last;
     s->last = it->seq;
     send_event(c, it->json, it->len);
+    pushed(s, before, s->last);
     oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
 }
 
@@ -296,7 +308,7 @@ static void subscribe_work(void *opaque)
     if (rc == OH_OK)
         j->head = conv.head;
     else if (rc == OH_ENOTFOUND && j->c->who.role == OH_ROLE_CUSTOMER)
-        j->head = 0; /* their webchat conversation, not opened yet */
+        j->head = 0; /* the conversation they own, not opened yet */
     else
         j->status = rc == OH_ENOTFOUND ? 404 : 503;
     /* a position past the head is not one this epoch gave out: like an
@@ -367,6 +379,7 @@ static void read_work(void *opaque)
         rc = oh_store_cursor_set(st, j->conv, oh_auth_role_name(j->c->who.role), j->c->who.sub,
                                  j->c->who.device, j->seq);
     if (!j->status && rc) j->status = rc == OH_ENOTFOUND ? 404 : 503;
+    if (!j->status) gw_notify_read(j->c->gw, j->conv, j->c->who.role, j->seq);
     job_done(j);
 }
 
@@ -433,6 +446,7 @@ void gw_ws_drained(struct wsconn *c)
 /* The replay reached the store's head: flush what arrived meanwhile. */
 static void go_live(struct sub *s)
 {
+    int64_t before = s->last;
     s->live = true;
     for (struct pend *p = s->pend; p; p = p->next)
         if (p->item->seq > s->last) {
@@ -440,6 +454,7 @@ static void go_live(struct sub *s)
             send_event(s->c, p->item->json, p->item->len);
         }
     pend_clear(s);
+    pushed(s, before, s->last);
 }
 
 /* Queues a page read by the pool: its frames go out as they are, from the
@@ -461,7 +476,9 @@ static void replay_page(struct sub *s, struct wsjob *j)
         c->out_bytes += m->len;
         gw_ws_queue_link(c, m);
         j->page = NULL;
+        int64_t before = s->last;
         s->last = j->seqs[j->nrows - 1];
+        pushed(s, before, s->last);
         oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(j->nrows - i));
         oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(j->nrows - i));
     }
@@ -583,8 +600,13 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     json_t *epoch = json_object_get(msg, "epoch");
     bool customer = c->who.role == OH_ROLE_CUSTOMER;
     if (!conv_arg(c, msg, conv, customer)) return;
-    if (customer && strcmp(conv, "new") == 0) /* a new device: "my conversation" */
-        oh_auth_customer_conversation(c->who.sub, conv);
+    if (customer && strcmp(conv, "new") == 0) { /* a new device: "my conversation" */
+        if (!c->who.owns[0]) {
+            gw_ws_send_error(c, "forbidden", "no conversation of yours here");
+            return;
+        }
+        snprintf(conv, sizeof conv, "%s", c->who.owns);
+    }
     if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
         (epoch && !json_is_null(epoch) && !json_is_string(epoch))) {
         gw_ws_send_error(c, "bad_request", "after must be a non-negative integer, epoch a string");
@@ -791,6 +813,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
             oh_metrics_inc("omnihub_auth_failures_total", "", 1);
             return gw_refuse_upgrade(wsi, 401, "unauthorized", "missing, bad or expired token", 0);
         }
+        gw_principal_owns(gw, &who);
         c = calloc(1, sizeof *c);
         if (!c) return -1;
         c->who = who;

@@ -144,7 +144,7 @@ struct oh_store_ref {
 /* OH_ENOTFOUND when REF (a channel's message id) is unknown. */
 int oh_store_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
                      struct oh_store_ref *out);
-/* Records REF outside materialization (e.g. our own email Message-IDs). */
+/* Records REF outside materialization (e.g. the ids of messages a connector sent itself). */
 int oh_store_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
                      const char *conv, const char *message_id);
 /* The shown delivery state of MESSAGE_ID ("sent", "delivered", ...);

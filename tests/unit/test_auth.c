@@ -137,14 +137,20 @@ END_TEST
 
 START_TEST(ownership)
 {
-    struct oh_principal alice = {"alice", "d", OH_ROLE_CUSTOMER, 0};
-    struct oh_principal agent = {"ag", "d", OH_ROLE_AGENT, 0};
+    /* a customer acts on the one conversation the gateway found they own
+     * (owns), nothing else; with none, on nothing at all */
+    struct oh_principal alice = {.sub = "alice", .device = "d", .role = OH_ROLE_CUSTOMER};
+    struct oh_principal agent = {.sub = "ag", .device = "d", .role = OH_ROLE_AGENT};
+    struct oh_principal nobody = {.sub = "bob", .device = "d", .role = OH_ROLE_CUSTOMER};
     char mine[OH_ID_MAX], hers[OH_ID_MAX];
-    oh_auth_customer_conversation("alice", mine);
-    oh_auth_customer_conversation("carol", hers);
+    oh_conversation_id(mine, "chan", "default", "alice");
+    oh_conversation_id(hers, "chan", "default", "carol");
+    snprintf(alice.owns, sizeof alice.owns, "%s", mine);
     ck_assert(oh_auth_may_access(&alice, mine));
     ck_assert(!oh_auth_may_access(&alice, hers));
     ck_assert(oh_auth_may_access(&agent, hers));
+    ck_assert(!oh_auth_may_access(&nobody, ""));
+    ck_assert(!oh_auth_may_access(&nobody, mine));
 }
 END_TEST
 
