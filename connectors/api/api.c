@@ -7,7 +7,6 @@
 #include <string.h>
 #include "core/connector.h"
 #include "core/crypto.h"
-#include "core/hub.h"
 #include "core/http_client.h"
 
 #define API_MAX_FIELD 255
@@ -221,7 +220,7 @@ static void api_destroy(void *ctx)
     free(api);
 }
 
-static int api_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "api.inbound_secret", "for the api channel", err, errlen))
         return OH_EINVAL;

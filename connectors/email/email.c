@@ -104,7 +104,7 @@ static int split_imap_url(struct email_ctx *c, const char *url, char *err, size_
     return 0;
 }
 
-static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, size_t errlen)
+static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct email_ctx *c = calloc(1, sizeof *c);
@@ -112,7 +112,7 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->thread_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->hub = hub;
+    c->env = env;
     int rc = OH_EINVAL;
     if (oh_config_require(cfg, "email.address", "the email connector needs our address", err,
                           errlen) < 0)

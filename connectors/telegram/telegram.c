@@ -27,7 +27,7 @@ static void tg_destroy(void *opaque)
     free(c);
 }
 
-static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
                           err, errlen) ||
@@ -44,7 +44,7 @@ static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
         oh_errf(err, errlen, "telegram: out of memory");
         return OH_ENOMEM;
     }
-    c->hub = hub;
+    c->env = env;
     c->secret_token = strdup(oh_config_str(cfg, "telegram.secret_token"));
     const char *bot = oh_config_str(cfg, "telegram.bot_token");
     c->bot_token = bot && *bot ? strdup(bot) : NULL;
