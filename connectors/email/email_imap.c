@@ -402,6 +402,7 @@ static int poll_mailbox(struct email_ctx *c, CURL *h, const char *box, char *err
 
 /* ---- the thread ---- */
 
+/* runs on the poller thread */
 static void *poller(void *arg)
 {
     struct email_ctx *c = arg;

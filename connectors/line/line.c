@@ -52,7 +52,7 @@ static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void *
         return OH_EINVAL;
     struct line_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "line: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
@@ -70,7 +70,7 @@ static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void *
     }
     if (!c->channel_secret || !c->quotes || (tok && *tok && !c->access_token)) {
         line_destroy(c);
-        oh_errf(err, errlen, "line: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     *ctx = c;

@@ -337,6 +337,7 @@ static bool mc_media_allowed(const struct meta_ctx *c, const char *url)
     return false;
 }
 
+/* runs on a worker thread */
 int meta_media(void *vctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
                size_t errlen)
 {

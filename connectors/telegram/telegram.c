@@ -41,7 +41,7 @@ static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **c
     }
     struct tg_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "telegram: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     c->env = env;
@@ -51,7 +51,7 @@ static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **c
     c->api_base_url = strdup(base);
     if (!c->secret_token || !c->api_base_url || (bot && *bot && !c->bot_token)) {
         tg_destroy(c);
-        oh_errf(err, errlen, "telegram: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     size_t n = strlen(c->api_base_url);

@@ -233,7 +233,7 @@ static int wa_graph_error(const struct oh_http_response *resp, struct oh_send_re
  * checked before this runs. The provider id -> our message reference is
  * recorded by one writer, the sync service, when it materializes the
  * "sent" status the dispatcher makes of RES (and finds it among the
- * earlier events of its batch until then). */
+ * earlier events of its batch until then). runs on a dispatcher thread */
 int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
 {
     struct wa_ctx *c = ctx;

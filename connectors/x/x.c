@@ -49,7 +49,7 @@ static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ct
     }
     struct x_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "x: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
@@ -61,7 +61,7 @@ static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ct
     c->recent = calloc(X_RECENT, sizeof *c->recent);
     if (!c->consumer_secret || !c->api_base_url || !c->recent) {
         x_destroy(c);
-        oh_errf(err, errlen, "x: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     size_t n = strlen(c->api_base_url);
