@@ -286,7 +286,7 @@ int meta_send(void *vctx, const json_t *event, struct oh_send_result *res)
 
 /* base64url (no padding) -> malloc'd NUL-terminated text; NULL if invalid
  * or when it holds a NUL. */
-static char *mc_unb64url(const char *in)
+static char *mc_ref_url(const char *in)
 {
     size_t n = strlen(in), cap = n * 3 / 4 + 2;
     char *out = malloc(cap);
@@ -342,7 +342,7 @@ int meta_media(void *vctx, const char *ref, size_t max_bytes, struct oh_media *o
                size_t errlen)
 {
     struct meta_ctx *c = vctx;
-    char *url = mc_unb64url(ref);
+    char *url = mc_ref_url(ref);
     if (!url || !mc_media_allowed(c, url)) {
         oh_errf(err, errlen, "not a %s attachment reference", c->ch->name);
         free(url);
