@@ -46,8 +46,8 @@ bool oh_env_has_store(const struct oh_conn_env *env)
     return env->hub->store != NULL;
 }
 
-int oh_env_ingest(const struct oh_conn_env *env, struct oh_event_list *events,
-                  oh_env_done_fn done, void *opaque)
+int oh_env_ingest(const struct oh_conn_env *env, struct oh_event_list *events, oh_env_done_fn done,
+                  void *opaque)
 {
     return oh_hub_ingest(env->hub, events, done, opaque);
 }
@@ -57,8 +57,8 @@ int oh_env_ingest_wait(const struct oh_conn_env *env, struct oh_event_list *even
     return oh_hub_ingest_wait(env->hub, events);
 }
 
-int oh_env_ref_get(const struct oh_conn_env *env, const char *account, const char *ref,
-                   char *conv, char *message_id, size_t msglen)
+int oh_env_ref_get(const struct oh_conn_env *env, const char *account, const char *ref, char *conv,
+                   char *message_id, size_t msglen)
 {
     oh_store *st = env->hub->store;
     struct oh_store_ref r;
@@ -209,8 +209,7 @@ static int reply_window(const struct oh_instance *in, const json_t *event,
     snprintf(labels, sizeof labels, "channel=\"%s\",reason=\"outside_window\"", vt->name);
     oh_metrics_inc("omnihub_send_refused_total", labels, 1);
     snprintf(res->error_code, sizeof res->error_code, "outside_window");
-    snprintf(res->error, sizeof res->error,
-             "outside the %lld-hour customer service window: %s; %s",
+    snprintf(res->error, sizeof res->error, "outside the %lld-hour customer service window: %s; %s",
              (long long)(vt->reply_window_s / 3600),
              last ? "the customer's last message is older than that"
                   : "the customer has not written yet",

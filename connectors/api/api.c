@@ -226,7 +226,8 @@ static void api_destroy(void *ctx)
     free(api);
 }
 
-static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                    char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "api.inbound_secret", "for the api channel", err, errlen))
         return OH_EINVAL;

@@ -104,7 +104,8 @@ static int split_imap_url(struct email_ctx *c, const char *url, char *err, size_
     return 0;
 }
 
-static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out, char *err, size_t errlen)
+static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out,
+                      char *err, size_t errlen)
 {
     *out = NULL;
     struct email_ctx *c = calloc(1, sizeof *c);

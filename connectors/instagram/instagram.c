@@ -32,7 +32,8 @@ static const struct meta_channel ig_channel = {
 
 static const char *const ig_headers[] = {"x-hub-signature-256", NULL};
 
-static int ig_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int ig_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     return meta_init(&ig_channel, env, cfg, ctx, err, errlen);
 }

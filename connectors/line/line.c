@@ -43,7 +43,8 @@ static char *base_url(const char *url)
     return s;
 }
 
-static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                     char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "line.channel_secret", "to verify LINE webhook signatures", err,
                           errlen) ||

@@ -31,7 +31,8 @@ static const struct meta_channel ms_channel = {
 
 static const char *const ms_headers[] = {"x-hub-signature-256", NULL};
 
-static int ms_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int ms_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     return meta_init(&ms_channel, env, cfg, ctx, err, errlen);
 }

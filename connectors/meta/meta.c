@@ -324,7 +324,8 @@ static bool mc_media_allowed(const struct meta_ctx *c, const char *url)
     /* same scheme://host:port as api_base_url */
     const char *auth = strstr(c->conf.api_base_url, "://");
     size_t olen = auth ? (size_t)(auth + 3 - c->conf.api_base_url) + strcspn(auth + 3, "/?#") : 0;
-    if (olen && strncmp(url, c->conf.api_base_url, olen) == 0 && strchr("/?#", url[olen])) return true;
+    if (olen && strncmp(url, c->conf.api_base_url, olen) == 0 && strchr("/?#", url[olen]))
+        return true;
     if (strncmp(url, "https://", 8) != 0) return false;
     size_t hl = strlen(host);
     for (size_t i = 0; i < OH_ARRAY_SIZE(cdns); i++) {

@@ -27,7 +27,8 @@ static void tg_destroy(void *opaque)
     free(c);
 }
 
-static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
                           err, errlen) ||

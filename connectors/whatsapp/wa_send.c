@@ -289,8 +289,8 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
         rc = OH_OK;
     } else {
         rc = wa_graph_error(&resp, res);
-        oh_env_log(c->env, OH_LVL_WARN, "send failed: HTTP %ld, %s: %s", resp.status, res->error_code,
-                res->error);
+        oh_env_log(c->env, OH_LVL_WARN, "send failed: HTTP %ld, %s: %s", resp.status,
+                   res->error_code, res->error);
     }
     oh_http_response_free(&resp);
     return rc;

@@ -82,7 +82,8 @@ static void wa_destroy(void *ctx)
     free(c);
 }
 
-static int wa_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int wa_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     static const char *const need[][2] = {
         {"whatsapp.app_secret", "to check the signature of webhook deliveries"},

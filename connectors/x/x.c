@@ -36,7 +36,8 @@ static char *dup_set(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                  char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "x.consumer_secret",
                           "to answer X's CRC checks and verify webhook signatures", err, errlen) ||
