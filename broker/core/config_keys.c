@@ -1,8 +1,9 @@
-/* config_keys.c - the keys of the core: gateway, auth, log, store, sync and
- * dispatch. Connectors declare theirs in their own vtables. */
+/* config_keys.c - the keys of the core (gateway, auth, sync, dispatch) and
+ * the table of every key table: the log and the store declare theirs in
+ * log.c and store.c, connectors in their vtables. */
 #include "core/config.h"
-#include "log/log_int.h"
-#include "store/store_int.h"
+#include "log/log.h"
+#include "store/store.h"
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
@@ -22,6 +23,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"auth.audience", OH_CFG_STR, NULL, "required aud of bearer tokens (unset: not checked)"},
     {"logging.level", OH_CFG_STR, "info", "debug|info|warn|error"},
     {"sync.batch", OH_CFG_INT, "512", "events materialized per store transaction, at most"},
+    {"sync.adopt_log", OH_CFG_BOOL, "false",
+     "for one start: consume a log that is not the one the store consumed (see operations.md)"},
     {"dispatch.max_attempts", OH_CFG_INT, "8", "send attempts before a message is failed"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
@@ -34,31 +37,7 @@ const struct oh_config_key oh_core_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
-const struct oh_config_key oh_log_keys[] = {
-    {"log.backend", OH_CFG_STR, "local", "conversation stream: local|kafka"},
-    {"log.local.path", OH_CFG_STR, NULL, "local log file (default <data_dir>/log.db)"},
-    {"log.local.create", OH_CFG_BOOL, "true",
-     "create the log when missing (omnihubctl reads only an existing one)"},
-    {"log.local.max_batch", OH_CFG_INT, "1024", "appends sharing one commit, at most"},
-    {"kafka.brokers", OH_CFG_STR, NULL, "bootstrap servers, host:port,..."},
-    {"kafka.topic_prefix", OH_CFG_STR, "omnihub.", "prefix of the events and timeline topics"},
-    {"kafka.mock_brokers", OH_CFG_INT, "0", "N > 0: start an in-process mock cluster of N"},
-    {"kafka.partitions", OH_CFG_INT, "6", "partitions of topics created at start-up"},
-    {"kafka.replication", OH_CFG_INT, "1", "replication factor of topics created at start-up"},
-    {"kafka.message_timeout_ms", OH_CFG_INT, "60000",
-     "an append not delivered within this fails (the request gets 503)"},
-    {NULL, 0, NULL, NULL},
-};
 
-const struct oh_config_key oh_store_keys[] = {
-    {"store.backend", OH_CFG_STR, "sqlite", "history store: sqlite|postgres"},
-    {"store.sqlite.path", OH_CFG_STR, NULL, "SQLite store file (default <data_dir>/store.db)"},
-    {"store.postgres.dsn", OH_CFG_SECRET, NULL, "libpq connection string of the primary"},
-    {"store.postgres.read_dsn", OH_CFG_SECRET, NULL, "replica for history and list reads"},
-    {"store.postgres.shards", OH_CFG_LIST, NULL, "DSNs of shards; conversations hash across"},
-    {"store.postgres.pool_size", OH_CFG_INT, "4", "connections per process and server"},
-    {NULL, 0, NULL, NULL},
-};
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -43,6 +43,11 @@ int oh_sig_check_b64(const char *secret, const void *body, size_t len, const cha
 /* "sha256=<hex>" for BODY; OUT holds 72 bytes. */
 void oh_sig_make_hex(const char *secret, const void *body, size_t len, char out[72]);
 
+/* CRC-32C (Castagnoli) of LEN bytes at BUF, continuing CRC (0 to start):
+ * the per-event checksum of the store. SSE4.2's crc32 instruction where the
+ * CPU has it, else a table. */
+uint32_t oh_crc32c(uint32_t crc, const void *buf, size_t len);
+
 /* Random bytes from the OS; 0 or OH_EIO. */
 int oh_random(void *buf, size_t len);
 

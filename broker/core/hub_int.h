@@ -48,6 +48,11 @@ void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, s
 
 /* Services (sync.c, dispatch.c, gateway.c). start returns NULL + ERR. */
 struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen);
+/* Before anything is appended: refuses (OH_EINVAL, ERR says what happened
+ * and what to do) a log that is not the one the store's positions refer to
+ * (another identity, or an end before a stored position), unless
+ * sync.adopt_log; otherwise records the log's identity in the store. */
+int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen);
 void oh_sync_stop(struct oh_sync *s);
 struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen);
 void oh_dispatch_stop(struct oh_dispatch *d);

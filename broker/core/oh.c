@@ -22,6 +22,7 @@ const char *oh_strerror(int err)
     case OH_ERETRY: return "temporary failure";
     case OH_ECLOSED: return "closed";
     case OH_ETIMEOUT: return "timed out";
+    case OH_EDAMAGED: return "stored data damaged (checksum mismatch)";
     default: return "unknown error";
     }
 }

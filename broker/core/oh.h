@@ -24,6 +24,7 @@ enum {
     OH_ERETRY = -10,  /* transient failure, retry with backoff */
     OH_ECLOSED = -11, /* handle is shutting down */
     OH_ETIMEOUT = -12,
+    OH_EDAMAGED = -13, /* stored bytes fail their checksum */
 };
 
 /* Static text for an OH_E* code. */

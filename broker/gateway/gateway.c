@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include "core/json_dump.h"
 #include "gateway/gateway_int.h"
+#include "gateway/ws_int.h"
 #include "core/metrics.h"
 #include "core/ratelimit.h"
 
@@ -17,101 +18,6 @@ struct pss {
     struct req *req;
     struct wsconn *ws;
 };
-
-/* ---- request lifetime ---- */
-
-static void req_release(struct req *r)
-{
-    if (--r->refs > 0) return;
-    for (int i = 0; i < r->nhdr; i++)
-        free(r->hdr_val[i]);
-    if (r->state_free) r->state_free(r->state);
-    free(r->body);
-    free(r->resp);
-    free(r);
-}
-
-void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len)
-{
-    free(r->resp);
-    r->resp = malloc(LWS_PRE + len + 1);
-    if (r->resp) {
-        memcpy(r->resp + LWS_PRE, body, len);
-        r->resp_len = len;
-    } else {
-        r->resp_len = 0;
-    }
-    r->status = status;
-    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
-    r->ready = true;
-}
-
-void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size_t len)
-{
-    free(r->resp);
-    r->resp = buf;
-    r->resp_len = len;
-    r->status = status;
-    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
-    r->ready = true;
-}
-
-void gw_reply_json(struct req *r, int status, json_t *obj)
-{
-    char *s = obj ? oh_json_dump(obj, NULL) : NULL;
-    json_decref(obj);
-    if (!s) {
-        gw_reply(r, 500, "application/json",
-                 "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 56);
-        return;
-    }
-    gw_reply(r, status, "application/json", s, strlen(s));
-    free(s);
-}
-
-void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    char lab[96];
-    snprintf(lab, sizeof lab, "code=\"%d\"", status);
-    oh_metrics_inc("omnihub_http_errors_total", lab, 1);
-    gw_reply_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
-}
-
-/* any thread */
-void gw_complete(struct req *r)
-{
-    struct oh_gateway *gw = r->gw;
-    pthread_mutex_lock(&gw->mu);
-    r->next_done = gw->done;
-    gw->done = r;
-    bool wake = gw_wake_locked(gw);
-    pthread_mutex_unlock(&gw->mu);
-    if (wake) lws_cancel_service(gw->ctx);
-}
-
-/* With gw->mu held: whether the caller must wake the service thread. One
- * wake-up covers everything queued until the service thread has looked,
- * so a busy gateway does not pay a pipe write per completion. */
-bool gw_wake_locked(struct oh_gateway *gw)
-{
-    if (gw->wake_pending) return false;
-    gw->wake_pending = true;
-    return true;
-}
-
-int gw_async(struct req *r, oh_work_fn fn)
-{
-    r->refs++;
-    if (oh_workq_submit(r->gw->work, fn, r) == OH_OK) return OH_OK;
-    r->refs--;
-    gw_reply_error(r, 503, "unavailable", "server is shutting down");
-    return OH_ECLOSED;
-}
 
 /* Completed async requests: ask for a writable callback. */
 static void drain_done(struct oh_gateway *gw)
@@ -124,83 +30,9 @@ static void drain_done(struct oh_gateway *gw)
         struct req *next = r->next_done;
         if (r->after) r->after(r);
         if (r->wsi) lws_callback_on_writable(r->wsi);
-        req_release(r);
+        gw_req_release(r);
         r = next;
     }
-}
-
-/* ---- request accessors ---- */
-
-const char *gw_header(const struct req *r, const char *lname)
-{
-    for (int i = 0; i < r->nhdr; i++)
-        if (strcmp(r->hdr_name[i], lname) == 0) return r->hdr_val[i];
-    return NULL;
-}
-
-static int hex(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Finds NAME in an a=b&c=d string and URL-decodes its value. */
-static int query_find(const char *q, const char *name, char *out, size_t len)
-{
-    size_t n = strlen(name);
-    for (const char *p = q; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, n) != 0 || p[n] != '=') continue;
-        size_t o = 0;
-        for (const char *v = p + n + 1; *v && *v != '&'; v++) {
-            char c = *v;
-            if (c == '+')
-                c = ' ';
-            else if (c == '%' && hex(v[1]) >= 0 && hex(v[2]) >= 0) {
-                c = (char)(hex(v[1]) << 4 | hex(v[2]));
-                v += 2;
-            }
-            if (o + 1 >= len) return OH_ETOOBIG;
-            out[o++] = c;
-        }
-        out[o] = '\0';
-        return OH_OK;
-    }
-    return OH_ENOTFOUND;
-}
-
-bool gw_query(const struct req *r, const char *name, char *out, size_t len)
-{
-    return query_find(r->query, name, out, len) == OH_OK;
-}
-
-static const char *req_header(const struct oh_http_req *hr, const char *lname)
-{
-    return gw_header(hr->priv, lname);
-}
-
-int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
-{
-    return query_find(req->query, name, out, outlen);
-}
-
-bool gw_authenticate(struct req *r)
-{
-    const char *h = gw_header(r, "authorization");
-    char token[4200] = "";
-    /* REST takes the header only: a token in a URL ends up in proxy and
-     * access logs (the WebSocket's ?access_token= is the one exception) */
-    if (h && strncasecmp(h, "Bearer ", 7) == 0) snprintf(token, sizeof token, "%s", h + 7);
-    char why[128];
-    if (!token[0] ||
-        oh_auth_verify(r->gw->auth, token, oh_now_ms() / 1000, &r->who, why, sizeof why)) {
-        oh_metrics_inc("omnihub_auth_failures_total", "", 1);
-        gw_reply_error(r, 401, "unauthorized", "%s", token[0] ? why : "missing bearer token");
-        return false;
-    }
-    r->has_auth = true;
-    return true;
 }
 
 /* ---- connectors' webhooks ---- */
@@ -222,6 +54,11 @@ static void on_ingested(void *opaque, int err)
     gw_complete(r);
 }
 
+static const char *req_header(const struct oh_http_req *hr, const char *lname)
+{
+    return gw_header(hr->priv, lname);
+}
+
 static int status_of(int rc)
 {
     switch (rc) {
@@ -231,20 +68,6 @@ static int status_of(int rc)
     case OH_ENOTFOUND: return 404;
     case OH_EUNAVAIL: return 503;
     default: return 400;
-    }
-}
-
-const char *gw_error_code(int status)
-{
-    switch (status) {
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 409: return "conflict";
-    case 413: return "too_large";
-    case 429: return "rate_limited";
-    case 503: return "unavailable";
-    default: return "bad_request";
     }
 }
 
@@ -670,7 +493,7 @@ static int http_write(struct lws *wsi, struct pss *pss)
     pss->req = NULL;
     r->wsi = NULL;
     bool close_after = r->close_after;
-    req_release(r);
+    gw_req_release(r);
     if (close_after) return -1;
     gw_pipeline_mark(wsi);
     if (lws_http_transaction_completed(wsi)) return -1;
@@ -709,7 +532,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss && pss->req) {
             pss->req->wsi = NULL;
-            req_release(pss->req);
+            gw_req_release(pss->req);
             pss->req = NULL;
         }
         return 0;
@@ -819,6 +642,8 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->rl_token =
         oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"), 16384);
     pthread_mutex_init(&gw->mu, NULL);
+    gw->read_fanout = gw_ws_read_fanout;
+    gw->ws_drained = gw_ws_drained;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
     for (size_t i = 0; i < hub->nconn; i++)

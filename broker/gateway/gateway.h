@@ -2,7 +2,7 @@
 #ifndef OH_GATEWAY_H
 #define OH_GATEWAY_H
 
-#include "core/hub_int.h"
+#include "core/hub.h"
 
 /* Binds http.listen and prepares the service; NULL + ERR on failure. */
 struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen);

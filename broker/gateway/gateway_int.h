@@ -7,6 +7,7 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 #include "core/auth.h"
+#include "core/hub_int.h"
 #include "gateway/gateway.h"
 #include "core/workq.h"
 
@@ -62,6 +63,11 @@ struct oh_gateway {
     void *foreign_loops[1];
     oh_workq *work;
     oh_auth *auth; /* bearer token verifier (auth.*) */
+    /* Calls up the layers, set by oh_gateway_new(): the REST routes and the
+     * outgoing queues reach the WebSocket layer only through these. */
+    void (*read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                        int64_t seq);
+    void (*ws_drained)(struct wsconn *c);
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
@@ -89,6 +95,8 @@ struct oh_gateway {
 /* The contract's error code for an HTTP status ("not_found" for 404 ...;
  * "bad_request" for anything unlisted). */
 const char *gw_error_code(int status);
+/* Drops one reference to R; the last frees it (service thread). */
+void gw_req_release(struct req *r);
 /* Answers (service thread). Body strings are copied; json is stolen. */
 void gw_reply(struct req *r, int status, const char *ctype, const char *body, size_t len);
 /* Same as gw_reply, taking ownership of BUF (malloc'd): LWS_PRE bytes, then
@@ -137,7 +145,8 @@ void gw_ws_deliver_live(struct oh_gateway *gw);
 void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
 void gw_ws_tick(struct oh_gateway *gw);
 /* Tells WHO's other connected devices (same role and sub) that may see
- * CONV about a read cursor. */
+ * CONV about a read cursor. The REST read route reaches it through
+ * gw->read_fanout. */
 void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                        int64_t seq);
 void gw_ws_free_all(struct oh_gateway *gw);

@@ -297,7 +297,7 @@ static void post_message(struct req *r, const char *conv)
 static void after_read(struct req *r)
 {
     struct api *a = r->state;
-    if (r->status == 200) gw_ws_read_fanout(r->gw, &r->who, a->conv, a->read_seq);
+    if (r->status == 200) r->gw->read_fanout(r->gw, &r->who, a->conv, a->read_seq);
 }
 
 static void read_work(void *opaque)

@@ -69,6 +69,7 @@ void gw_ws_queue_free(struct wsconn *c);
 int gw_ws_writable(struct wsconn *c);
 
 /* ws.c: C's queue fell to half of ws.max_queue; paused replays go on. */
+/* Reached from ws_out.c through gw->ws_drained. */
 void gw_ws_drained(struct wsconn *c);
 
 #endif

@@ -174,7 +174,7 @@ int gw_ws_writable(struct wsconn *c)
         free(m);
     }
     if (c->out) lws_callback_on_writable(c->wsi);
-    if (c->out_bytes <= c->gw->ws_max_queue / 2) gw_ws_drained(c);
+    if (c->out_bytes <= c->gw->ws_max_queue / 2) c->gw->ws_drained(c);
     return 0;
 }
 

@@ -7,6 +7,22 @@
 
 #define OPS(h) (((const struct oh_log_base *)(const void *)(h))->ops)
 
+const struct oh_config_key oh_log_keys[] = {
+    {"log.backend", OH_CFG_STR, "local", "conversation stream: local|kafka"},
+    {"log.local.path", OH_CFG_STR, NULL, "local log file (default <data_dir>/log.db)"},
+    {"log.local.create", OH_CFG_BOOL, "true",
+     "create the log when missing (omnihubctl reads only an existing one)"},
+    {"log.local.max_batch", OH_CFG_INT, "1024", "appends sharing one commit, at most"},
+    {"kafka.brokers", OH_CFG_STR, NULL, "bootstrap servers, host:port,..."},
+    {"kafka.topic_prefix", OH_CFG_STR, "omnihub.", "prefix of the events and timeline topics"},
+    {"kafka.mock_brokers", OH_CFG_INT, "0", "N > 0: start an in-process mock cluster of N"},
+    {"kafka.partitions", OH_CFG_INT, "6", "partitions of topics created at start-up"},
+    {"kafka.replication", OH_CFG_INT, "1", "replication factor of topics created at start-up"},
+    {"kafka.message_timeout_ms", OH_CFG_INT, "60000",
+     "an append not delivered within this fails (the request gets 503)"},
+    {NULL, 0, NULL, NULL},
+};
+
 int oh_log_check(const oh_config *cfg, char *err, size_t errlen)
 {
     const char *name = oh_config_str(cfg, "log.backend");
@@ -48,6 +64,12 @@ const char *oh_log_backend(const oh_log *log)
 const char *oh_log_bootstrap(const oh_log *log)
 {
     return OPS(log)->bootstrap(log);
+}
+
+int oh_log_identity(oh_log *log, char *out, size_t outlen)
+{
+    if (!log || !out || !outlen) return OH_EINVAL;
+    return OPS(log)->identity(log, out, outlen);
 }
 
 int oh_log_ping(oh_log *log)

@@ -36,6 +36,12 @@ void oh_log_close(oh_log *log);
  * local log file path. Borrowed for the log's lifetime. */
 const char *oh_log_backend(const oh_log *log);
 const char *oh_log_bootstrap(const oh_log *log);
+/* Which log this is, as "backend:id" in OUT: local, a random id created
+ * with the log file and kept in it; Kafka, the cluster id and the events
+ * topic (librdkafka 2.0 has no topic ids, so a topic deleted and created
+ * again in the same cluster keeps its identity: only its offsets going
+ * backwards tell). The store keeps it beside its positions (sync.c). */
+int oh_log_identity(oh_log *log, char *out, size_t outlen);
 /* 0 when the backend answers (Kafka: metadata reachable), else OH_EUNAVAIL. */
 int oh_log_ping(oh_log *log);
 
@@ -107,5 +113,8 @@ int oh_log_partitions(oh_log *log, const char *topic);
 /* Tests: takes mock broker BROKER_ID (1..N) of kafka.mock_brokers down or
  * back up. OH_EINVAL when LOG is not running a mock cluster. */
 int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up);
+
+/* The keys of this part, for oh_config_load(). */
+extern const struct oh_config_key oh_log_keys[];
 
 #endif

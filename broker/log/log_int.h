@@ -10,6 +10,7 @@ struct oh_log_ops {
     oh_log *(*open)(const oh_config *cfg, char *err, size_t errlen);
     void (*close)(oh_log *log);
     const char *(*bootstrap)(const oh_log *log);
+    int (*identity)(oh_log *log, char *out, size_t outlen);
     int (*ping)(oh_log *log);
     int (*append)(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
                   oh_log_done_fn done, void *opaque);
@@ -36,7 +37,5 @@ extern const struct oh_log_ops oh_log_kafka_ops;
  * doubling) to hold NEED bytes; OH_ENOMEM leaves it as it was. */
 int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
 
-/* Config keys of the log (all backends); in config_keys.c. */
-extern const struct oh_config_key oh_log_keys[];
 
 #endif

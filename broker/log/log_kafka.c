@@ -333,6 +333,15 @@ static const char *kafka_bootstrap(const oh_log *log)
     return log->bootstrap;
 }
 
+static int kafka_identity(oh_log *log, char *out, size_t outlen)
+{
+    char *id = rd_kafka_clusterid(log->producer, 10000);
+    if (!id) return OH_EUNAVAIL;
+    snprintf(out, outlen, "kafka:%s/%s%s", id, log->prefix, OH_TOPIC_EVENTS);
+    rd_kafka_mem_free(log->producer, id);
+    return 0;
+}
+
 static int kafka_ping(oh_log *log)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -797,6 +806,7 @@ const struct oh_log_ops oh_log_kafka_ops = {
     .open = kafka_open,
     .close = kafka_close,
     .bootstrap = kafka_bootstrap,
+    .identity = kafka_identity,
     .ping = kafka_ping,
     .append = kafka_append,
     .consumer_new = kafka_consumer_new,

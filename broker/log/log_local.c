@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "core/crypto.h"
 #include "log/log_int.h"
 
 #define COMP "log.local"
@@ -20,7 +21,8 @@ static const char schema_sql[] =
     " key TEXT, value BLOB NOT NULL, PRIMARY KEY(topic, off));"
     "CREATE TABLE IF NOT EXISTS group_offsets("
     " grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL,"
-    " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));";
+    " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 /* One queued append, or (GROUP set) a group's committed position; the
  * strings and the value are copied behind the header. */
@@ -56,6 +58,7 @@ struct tail {
 struct oh_log {
     struct oh_log_base base;
     char *path;
+    char id[48];  /* random, created with the file: which log this is */
     sqlite3 *wdb; /* the writer thread's */
     sqlite3_stmt *ins, *maxoff, *put;
     sqlite3 *rdb; /* lag and ping, under rmu */
@@ -370,6 +373,39 @@ static void local_close(oh_log *log)
     free(log);
 }
 
+/* The log's id, created with the file (an old file gets one now): a store
+ * that consumed this log recognizes it, and a new or another file is told
+ * apart from it even where offsets overlap. */
+static int load_id(oh_log *log, char *err, size_t errlen)
+{
+    uint8_t rnd[16];
+    char fresh[32];
+    sqlite3_stmt *st = NULL;
+    if (oh_random(rnd, sizeof rnd)) {
+        oh_errf(err, errlen, "%s: no randomness for the log id", log->path);
+        return OH_EIO;
+    }
+    oh_base64url(rnd, sizeof rnd, fresh);
+    int rc = sqlite3_prepare_v2(log->wdb, "INSERT OR IGNORE INTO meta(key, value) VALUES('id', ?)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, fresh, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(log->wdb, "SELECT value FROM meta WHERE key='id'", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        snprintf(log->id, sizeof log->id, "%s", (const char *)sqlite3_column_text(st, 0));
+    else
+        rc = SQLITE_ERROR;
+    if (rc != SQLITE_OK)
+        oh_errf(err, errlen, "%s: log id: %s", log->path, sqlite3_errmsg(log->wdb));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : OH_EIO;
+}
+
 static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
 {
     oh_log *log = calloc(1, sizeof *log);
@@ -438,6 +474,7 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
         sqlite3_free(msg);
         goto fail;
     }
+    if (load_id(log, err, errlen)) goto fail;
     if (prep(log->wdb, "INSERT INTO records(topic, off, ts_ms, key, value) VALUES(?,?,?,?,?)",
              &log->ins, err, errlen) ||
         prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
@@ -465,6 +502,12 @@ fail:
 static const char *local_bootstrap(const oh_log *log)
 {
     return log->path;
+}
+
+static int local_identity(oh_log *log, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "local:%s", log->id);
+    return 0;
 }
 
 static int local_ping(oh_log *log)
@@ -839,6 +882,7 @@ const struct oh_log_ops oh_log_local_ops = {
     .open = local_open,
     .close = local_close,
     .bootstrap = local_bootstrap,
+    .identity = local_identity,
     .ping = local_ping,
     .append = local_append,
     .consumer_new = local_consumer_new,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/hub_int.h"
 #include "services/feed.h"
 
 struct oh_feed_reader {

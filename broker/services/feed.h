@@ -2,7 +2,7 @@
 #ifndef OH_FEED_H
 #define OH_FEED_H
 
-#include "core/hub_int.h"
+#include "core/hub.h"
 
 struct oh_feed_reader;
 /* Starts following the timeline from its end; NULL + ERR on failure. */

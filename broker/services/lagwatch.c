@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "core/hub_int.h"
 #include "services/lagwatch.h"
 #include "core/metrics.h"
 

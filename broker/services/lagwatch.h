@@ -3,7 +3,7 @@
 #ifndef OH_LAGWATCH_H
 #define OH_LAGWATCH_H
 
-#include "core/hub_int.h"
+#include "core/hub.h"
 
 struct oh_lagwatch;
 

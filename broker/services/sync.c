@@ -322,6 +322,119 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* ---- which log the store consumed ---- */
+
+/* Where the store keeps the identity of the log its positions refer to
+ * (the kv space: no connector's name has a dot). */
+#define LOG_NS  "omnihub.sync"
+#define LOG_KEY "log"
+
+/* Rewinds the stored positions for a log being adopted: a log that only
+ * lost its tail (BEHIND, the same identity) is read on from its end, what
+ * it still holds being stored already; another log from its start, the
+ * events it repeats being dropped by id. */
+static int adopt(oh_hub *hub, const struct oh_log_lag *lag, int n, bool other)
+{
+    struct oh_store_pos pos[MAX_PARTS];
+    for (int i = 0; i < n; i++)
+        pos[i] = (struct oh_store_pos){OH_TOPIC_EVENTS, lag[i].partition, other ? 0 : lag[i].end};
+    int rc = oh_store_materialize(hub->store, OH_GROUP_SYNC, NULL, 0, pos, (size_t)n);
+    for (int i = 0; i < n && rc == OH_OK; i++)
+        rc = oh_store_position_published(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS,
+                                         pos[i].partition, pos[i].next);
+    return rc;
+}
+
+int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
+{
+    char have[256], want[256] = "";
+    struct oh_log_lag lag[MAX_PARTS];
+    int rc = oh_log_identity(hub->log, have, sizeof have);
+    if (rc) {
+        oh_errf(err, errlen, "sync: cannot tell which log this is: %s", oh_strerror(rc));
+        return rc;
+    }
+    rc = oh_store_kv_get(hub->store, LOG_NS, LOG_KEY, want, sizeof want);
+    if (rc && rc != OH_ENOTFOUND) {
+        oh_errf(err, errlen, "sync: cannot read which log the store consumed: %s", oh_strerror(rc));
+        return rc;
+    }
+    /* The first partition whose stored position lies beyond the log's end,
+     * and how much the store consumed. A Kafka end offset can come from a
+     * broker that lags behind the leader (seen on the mock cluster while
+     * another member consumed on): "behind" must hold on a few reads. */
+    int n = 0, behind = -1;
+    int64_t behind_next = 0, consumed = 0;
+    for (int attempt = 0; attempt < 5 && (attempt == 0 || behind >= 0); attempt++) {
+        if (attempt) sleep(1);
+        n = oh_log_lag(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, MAX_PARTS);
+        if (n < 0) {
+            oh_errf(err, errlen, "sync: cannot read the end of the log: %s", oh_strerror(n));
+            return n;
+        }
+        behind = -1;
+        consumed = 0;
+        for (int i = 0; i < n; i++) {
+            int64_t next = 0, published = 0;
+            rc = oh_store_position_get(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag[i].partition,
+                                       &next, &published);
+            if (rc) {
+                oh_errf(err, errlen, "sync: cannot read the stored positions: %s", oh_strerror(rc));
+                return rc;
+            }
+            consumed += next;
+            if (next > lag[i].end && behind < 0) {
+                behind = i;
+                behind_next = next;
+            }
+        }
+    }
+    /* A store that never recorded an identity (new, or from before this
+     * check) takes the log's, unless its positions already contradict it. */
+    bool other = *want && strcmp(want, have) != 0;
+    if (!other && behind < 0) {
+        if (strcmp(want, have) != 0) {
+            rc = oh_store_kv_put(hub->store, LOG_NS, LOG_KEY, have);
+            if (rc) {
+                oh_errf(err, errlen, "sync: cannot record which log the store consumes: %s",
+                        oh_strerror(rc));
+                return rc;
+            }
+            OH_INFO("sync", "the store now follows log %s", have);
+        }
+        return OH_OK;
+    }
+    char what[512];
+    if (other)
+        snprintf(what, sizeof what,
+                 "the log is %s, not %s that the store consumed (up to %lld records): it was "
+                 "lost, replaced or recreated",
+                 have, want, (long long)consumed);
+    else
+        snprintf(what, sizeof what,
+                 "log %s ends at offset %lld of partition %d but the store consumed it up to "
+                 "offset %lld: it lost records (restored from an older backup, or recreated)",
+                 have, (long long)lag[behind].end, (int)lag[behind].partition,
+                 (long long)behind_next);
+    if (!oh_config_bool(hub->cfg, "sync.adopt_log")) {
+        oh_errf(err, errlen,
+                "sync: %s. Messages acknowledged after the store's position would be skipped, "
+                "so omnihubd does not start. Restore the log the store consumed, or start once "
+                "with sync.adopt_log=true (OMNIHUB_SYNC_ADOPT_LOG=true) to consume this log %s; "
+                "see docs/operations.md",
+                what, other ? "from its beginning" : "from its end");
+        return OH_EINVAL;
+    }
+    if ((rc = adopt(hub, lag, n, other)) ||
+        (rc = oh_store_kv_put(hub->store, LOG_NS, LOG_KEY, have))) {
+        oh_errf(err, errlen, "sync: cannot adopt the log: %s", oh_strerror(rc));
+        return rc;
+    }
+    OH_WARN("sync", "%s; sync.adopt_log: consuming it %s", what,
+            other ? "from its beginning" : "from its end");
+    return OH_OK;
+}
+
 struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
 {
     struct oh_sync *s = calloc(1, sizeof *s);

@@ -97,6 +97,22 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
  * the primary: callers decide on it (idempotency of a client's send). */
 int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                        void *opaque);
+/* Every stored event carries a checksum (CRC-32C), checked by
+ * oh_store_history and oh_store_since_source before a row is handed out:
+ * history fails with OH_EDAMAGED at a damaged event (the page is never
+ * served with it); since_source passes over it. Either way the event is
+ * logged (ERROR, conversation and seq) and counted in
+ * omnihub_store_damaged_events_total. */
+
+/* What oh_store_verify found. */
+struct oh_store_verify {
+    int64_t checked;
+    int64_t damaged;    /* each also logged and counted as above */
+    int64_t unverified; /* stored before checksums existed */
+};
+/* Checks the checksum of every stored event (store.verify_on_start). V is
+ * zeroed first. Returns 0 once the whole history was read. */
+int oh_store_verify(oh_store *st, struct oh_store_verify *v);
 
 struct oh_conversation {
     char id[OH_ID_MAX];
@@ -157,5 +173,8 @@ int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, si
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+
+/* The keys of this part, for oh_config_load(). */
+extern const struct oh_config_key oh_store_keys[];
 
 #endif

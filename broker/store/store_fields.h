@@ -29,4 +29,19 @@ char *oh_store_dump_unsequenced(json_t *ev);
 /* Sets "seq" and "epoch" on EV. */
 void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch);
 
+/* The per-event checksum: CRC-32C of the event's text without its seq and
+ * epoch (the compact text ending in `,"seq":SEQ,"epoch":"EPOCH"}` with that
+ * suffix replaced by `}`), so that PostgreSQL, which appends the suffix in
+ * SQL, stores the checksum computed here before the seq is known; the
+ * suffix itself is checked against the row's seq and the store's epoch.
+ * OH_EDAMAGED when JSON does not end in that suffix. */
+int oh_store_text_crc(const char *json, size_t len, int64_t seq, const char *epoch, uint32_t *crc);
+
+/* Checks a stored row before it is served. CRC < 0: a row stored before
+ * checksums existed, served unverified. On a mismatch logs an ERROR naming
+ * CONV and SEQ, counts omnihub_store_damaged_events_total and returns
+ * OH_EDAMAGED. */
+int oh_store_row_check(const char *conv, int64_t seq, const char *json, size_t len, int64_t crc,
+                       const char *epoch);
+
 #endif

@@ -23,6 +23,7 @@ struct oh_store_ops {
                    void *opaque);
     int (*event_get)(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                      void *opaque);
+    int (*verify)(oh_store *st, struct oh_store_verify *v);
     int (*conversation_get)(oh_store *st, const char *conv, struct oh_conversation *out);
     int (*conversations)(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
                          void *opaque);
@@ -57,7 +58,5 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);
 
-/* Config keys of the store (all backends); in config_keys.c. */
-extern const struct oh_config_key oh_store_keys[];
 
 #endif

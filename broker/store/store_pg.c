@@ -26,7 +26,7 @@ static const char pg_materialize_sql[] =
     "WITH raw AS ("
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
     " part int, off bigint, ts bigint, ch text, acct text, cid text, cname text, mid text,"
-    " pmid text, smid text, state text, rank int, inb boolean, j text)),"
+    " pmid text, smid text, state text, rank int, inb boolean, j text, crc bigint)),"
     " fresh AS (SELECT DISTINCT ON (eid) * FROM raw WHERE NOT EXISTS"
     " (SELECT 1 FROM history h WHERE h.event_id = raw.eid) ORDER BY eid, ord),"
     " agg AS (SELECT conv, count(*) AS n,"
@@ -51,8 +51,9 @@ static const char pg_materialize_sql[] =
     " + row_number() OVER (PARTITION BY b.conv ORDER BY b.ord) AS seq"
     " FROM (SELECT f.*, ((SELECT m FROM heads) ->> f.conv)::bigint AS head FROM fresh f) b),"
     " hist AS (INSERT INTO history (conversation_id, seq, event_id, type, src_partition,"
-    " src_offset, ts_ms, json) SELECT conv, seq, eid, typ, part, off, ts,"
-    " left(j, -1) || ',\"seq\":' || seq || ',\"epoch\":\"' || $4::text || '\"}' FROM numbered),"
+    " src_offset, ts_ms, json, crc) SELECT conv, seq, eid, typ, part, off, ts,"
+    " left(j, -1) || ',\"seq\":' || seq || ',\"epoch\":\"' || $4::text || '\"}', crc"
+    " FROM numbered),"
     " refs_ins AS (INSERT INTO refs (channel, account, ref, conversation_id, message_id)"
     " SELECT ch, acct, mid, conv, mid FROM numbered WHERE mid <> ''"
     " UNION ALL SELECT ch, acct, pmid, conv, smid FROM numbered"
@@ -79,13 +80,13 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_POS_PUBLISHED] = "INSERT INTO positions (grp, topic, part, published) "
                         "VALUES ($1, $2, $3, $4) ON CONFLICT (grp, topic, part) "
                         "DO UPDATE SET published = EXCLUDED.published",
-    [P_SINCE] = "SELECT src_offset, conversation_id, seq, json FROM history "
+    [P_SINCE] = "SELECT src_offset, conversation_id, seq, json, crc FROM history "
                 "WHERE src_partition = $1 AND src_offset >= $2 "
                 "ORDER BY src_offset, conversation_id, seq",
     [P_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = $1",
-    [P_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = $1 AND seq > $2 "
+    [P_HISTORY] = "SELECT seq, json, crc FROM history WHERE conversation_id = $1 AND seq > $2 "
                   "ORDER BY seq LIMIT $3",
-    [P_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = $1 AND conversation_id = $2",
+    [P_EVENT_GET] = "SELECT seq, json, crc FROM history WHERE event_id = $1 AND conversation_id = $2",
     [P_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
     [P_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > $1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT $2",
@@ -109,6 +110,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = $1 ORDER BY key",
     [P_EPOCH_PUT] = "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT DO NOTHING",
     [P_EPOCH_GET] = "SELECT value FROM meta WHERE key = 'epoch'",
+    [P_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history "
+                 "WHERE (conversation_id, seq) > ($1, $2) ORDER BY conversation_id, seq LIMIT 1000",
     [P_PING] = "SELECT 1",
 };
 
@@ -305,6 +308,8 @@ static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct
     json_object_set_new(o, "rank", json_integer(f->rank));
     json_object_set_new(o, "inb", json_boolean(f->inbound));
     json_object_set_new(o, "j", json_string(text));
+    /* the checksum of the text before SQL appends seq and epoch to it */
+    json_object_set_new(o, "crc", json_integer(oh_crc32c(0, text, strlen(text))));
     return o;
 }
 
@@ -462,6 +467,21 @@ static int cmp_source(PGresult *a, int ra, PGresult *b, int rb)
                                                                                              : 1;
 }
 
+/* oh_store_row_check of row I of R: conversation id in column CONV (-1:
+ * the conversation CONVID), the text in column JSON, the crc after it. */
+static int row_check_of(const struct pg_store *s, PGresult *r, int i, const char *conv, int64_t seq,
+                        int json)
+{
+    int64_t crc = PQgetisnull(r, i, json + 1) ? -1 : strtoll(PQgetvalue(r, i, json + 1), NULL, 10);
+    return oh_store_row_check(conv, seq, PQgetvalue(r, i, json), (size_t)PQgetlength(r, i, json),
+                              crc, s->epoch);
+}
+
+static int row_check(const struct pg_store *s, PGresult *r, int i, int conv, int64_t seq, int json)
+{
+    return row_check_of(s, r, i, PQgetvalue(r, i, conv), seq, json);
+}
+
 static int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
                            void *opaque)
 {
@@ -483,8 +503,11 @@ static int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_sto
         if (best < 0) break;
         PGresult *r = res[best];
         int row = at[best]++;
-        int stop = fn(opaque, PQgetvalue(r, row, 1), strtoll(PQgetvalue(r, row, 2), NULL, 10),
-                      PQgetvalue(r, row, 3), (size_t)PQgetlength(r, row, 3));
+        int64_t seq = strtoll(PQgetvalue(r, row, 2), NULL, 10);
+        /* republishing: a damaged row is reported and not forwarded */
+        if (row_check(s, r, row, 1, seq, 3)) continue;
+        int stop = fn(opaque, PQgetvalue(r, row, 1), seq, PQgetvalue(r, row, 3),
+                      (size_t)PQgetlength(r, row, 3));
         if (stop) {
             rc = stop < 0 ? stop : 0;
             break;
@@ -526,8 +549,9 @@ static int pg_history(oh_store *st, const char *conv, int64_t after, int limit, 
     if (rc != 0) return rc;
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
-        int stop = fn(opaque, conv, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
-                      (size_t)PQgetlength(r, i, 1));
+        int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        int stop = row_check_of(s, r, i, conv, seq, 1);
+        if (!stop) stop = fn(opaque, conv, seq, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
         if (stop) {
             rc = stop < 0 ? stop : 0;
             break;
@@ -554,14 +578,43 @@ static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh
     int rc = oh_pg_exec(conv_pool(s, conv), P_EVENT_GET, 2, vals, &r, true);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1) {
-        int stop = fn(opaque, conv, strtoll(PQgetvalue(r, 0, 0), NULL, 10), PQgetvalue(r, 0, 1),
-                      (size_t)PQgetlength(r, 0, 1));
+        int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        int stop = row_check_of(s, r, 0, conv, seq, 1); /* damaged: never handed out */
+        if (!stop) stop = fn(opaque, conv, seq, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
         rc = stop < 0 ? stop : 0;
     } else {
         rc = OH_ENOTFOUND;
     }
     PQclear(r);
     return rc;
+}
+
+/* Every shard, a page of 1000 rows at a time (keyset), on the primary. */
+static int pg_verify(oh_store *st, struct oh_store_verify *v)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    for (int sh = 0; sh < s->nshards; sh++) {
+        char conv[OH_ID_MAX] = "", seq[24] = "0";
+        for (;;) {
+            const char *vals[] = {conv, seq};
+            PGresult *r;
+            int rc = oh_pg_exec(s->shards[sh], P_VERIFY, 2, vals, &r, true);
+            if (rc) return rc;
+            int rows = PQntuples(r);
+            for (int i = 0; i < rows; i++) {
+                v->checked++;
+                v->unverified += PQgetisnull(r, i, 3);
+                v->damaged += row_check(s, r, i, 0, strtoll(PQgetvalue(r, i, 1), NULL, 10), 2) != 0;
+            }
+            if (rows) {
+                snprintf(conv, sizeof conv, "%s", PQgetvalue(r, rows - 1, 0));
+                snprintf(seq, sizeof seq, "%s", PQgetvalue(r, rows - 1, 1));
+            }
+            PQclear(r);
+            if (rows < 1000) break;
+        }
+    }
+    return 0;
 }
 
 static void conv_row(PGresult *r, int i, struct oh_conversation *c)
@@ -784,6 +837,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .since_source = pg_since_source,
     .history = pg_history,
     .event_get = pg_event_get,
+    .verify = pg_verify,
     .conversation_get = pg_conversation_get,
     .conversations = pg_conversations,
     .ref_get = pg_ref_get,

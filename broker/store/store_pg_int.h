@@ -29,6 +29,7 @@ enum pg_stmt {
     P_KV_SCAN,
     P_EPOCH_PUT,
     P_EPOCH_GET,
+    P_VERIFY,
     P_PING,
     P_COUNT
 };

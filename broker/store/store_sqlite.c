@@ -47,6 +47,7 @@ enum sq_stmt {
     S_KV_GET,
     S_KV_DEL,
     S_KV_SCAN,
+    S_VERIFY,
     S_PING,
     S_COUNT
 };
@@ -69,7 +70,7 @@ static const char *const sq_sql[S_COUNT] = {
                       "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END "
                       "WHERE id = ?1",
     [S_HIST_INSERT] = "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, "
-                      "src_offset, ts_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                      "src_offset, ts_ms, json, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_REF_ADD] = "INSERT INTO refs (channel, account, ref, conversation_id, message_id) "
                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
     [S_STATE_UPSERT] = "INSERT INTO msg_state (conversation_id, message_id, state, rank) "
@@ -83,12 +84,12 @@ static const char *const sq_sql[S_COUNT] = {
     [S_POS_PUBLISHED] = "INSERT INTO positions (grp, topic, part, published) "
                         "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (grp, topic, part) "
                         "DO UPDATE SET published = excluded.published",
-    [S_SINCE] = "SELECT conversation_id, seq, json FROM history WHERE src_partition = ?1 "
+    [S_SINCE] = "SELECT conversation_id, seq, json, crc FROM history WHERE src_partition = ?1 "
                 "AND src_offset >= ?2 ORDER BY src_offset, conversation_id, seq",
     [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
-    [S_HISTORY] = "SELECT seq, json FROM history WHERE conversation_id = ?1 AND seq > ?2 "
+    [S_HISTORY] = "SELECT seq, json, crc FROM history WHERE conversation_id = ?1 AND seq > ?2 "
                   "ORDER BY seq LIMIT ?3",
-    [S_EVENT_GET] = "SELECT seq, json FROM history WHERE event_id = ?1 AND conversation_id = ?2",
+    [S_EVENT_GET] = "SELECT seq, json, crc FROM history WHERE event_id = ?1 AND conversation_id = ?2",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > ?1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT ?2",
@@ -110,6 +111,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
     [S_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
     [S_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key",
+    [S_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history",
     [S_PING] = "SELECT 1",
 };
 
@@ -465,8 +467,13 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     json_object_del(it->event, "epoch");
     oh_store_set_seq(it->event, seq, s->epoch);
     size_t len;
+    uint32_t crc;
     char *text = oh_json_dump(it->event, &len);
     if (!text) return OH_ENOMEM;
+    if (oh_store_text_crc(text, len, seq, s->epoch, &crc) != 0) {
+        free(text); /* not the shape every reader checks: never store it */
+        return OH_EINVAL;
+    }
     if (it->want_text) { /* handed back: the caller forwards this very text */
         it->json = text;
         it->len = len;
@@ -484,6 +491,7 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     sqlite3_bind_int64(q, 6, it->src_offset);
     sqlite3_bind_int64(q, 7, f.ts_ms);
     sqlite3_bind_text(q, 8, text, (int)len, it->want_text ? SQLITE_STATIC : free);
+    sqlite3_bind_int64(q, 9, crc);
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     q = sq_stmt(c, S_CONV_UPDATE);
@@ -665,8 +673,12 @@ struct sq_rows {
     void *opaque;
     bool with_conv;
     const char *conv;
+    const char *epoch;
+    bool skip_damaged;         /* pass over a damaged row instead of failing */
+    struct oh_store_verify *v; /* counts instead of calling FN */
 };
 
+/* Columns (conversation_id when WITH_CONV), seq, json, crc. */
 static int row_event(sqlite3_stmt *q, void *ctx)
 {
     struct sq_rows *r = ctx;
@@ -675,15 +687,37 @@ static int row_event(sqlite3_stmt *q, void *ctx)
     int64_t seq = sqlite3_column_int64(q, col);
     const char *json = (const char *)sqlite3_column_text(q, col + 1);
     size_t len = (size_t)sqlite3_column_bytes(q, col + 1);
-    return r->fn(r->opaque, conv, seq, json ? json : "", len);
+    int64_t crc = sqlite3_column_type(q, col + 2) == SQLITE_NULL
+                      ? -1
+                      : sqlite3_column_int64(q, col + 2) & 0xffffffff;
+    if (!json) json = "";
+    int rc = oh_store_row_check(conv ? conv : "", seq, json, len, crc, r->epoch);
+    if (r->v) {
+        r->v->checked++;
+        r->v->unverified += crc < 0;
+        r->v->damaged += rc != 0;
+        return 0;
+    }
+    if (rc) return r->skip_damaged ? 0 : rc;
+    return r->fn(r->opaque, conv, seq, json, len);
+}
+
+static int sq_verify(oh_store *st, struct oh_store_verify *v)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_rows r = {.with_conv = true, .epoch = s->epoch, .v = v};
+    struct sq_args a = {0, {NULL}, {0, 0}};
+    return sq_read(s, S_VERIFY, &a, row_event, &r, NULL);
 }
 
 static int sq_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
                            void *opaque)
 {
-    struct sq_rows r = {fn, opaque, true, NULL};
+    struct sq_store *s = (struct sq_store *)st;
+    /* republishing: a damaged row is reported and not forwarded; the rest is */
+    struct sq_rows r = {fn, opaque, true, NULL, s->epoch, true, NULL};
     struct sq_args a = {0, {NULL}, {partition, from}};
-    return sq_read((struct sq_store *)st, S_SINCE, &a, row_event, &r, NULL);
+    return sq_read(s, S_SINCE, &a, row_event, &r, NULL);
 }
 
 static int row_nothing(sqlite3_stmt *q, void *ctx)
@@ -695,7 +729,7 @@ static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, 
                       void *opaque)
 {
     struct sq_store *s = (struct sq_store *)st;
-    struct sq_rows r = {fn, opaque, false, conv};
+    struct sq_rows r = {fn, opaque, false, conv, s->epoch, false, NULL};
     struct sq_args a = {1, {conv}, {after, limit > 0 ? limit : -1}};
     int n = 0;
     int rc = sq_read(s, S_HISTORY, &a, row_event, &r, &n);
@@ -708,10 +742,11 @@ static int sq_history(oh_store *st, const char *conv, int64_t after, int limit, 
 static int sq_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                         void *opaque)
 {
-    struct sq_rows r = {fn, opaque, false, conv};
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_rows r = {fn, opaque, false, conv, s->epoch, false, NULL};
     struct sq_args a = {2, {event_id, conv}, {0, 0}};
     int n = 0;
-    int rc = sq_read((struct sq_store *)st, S_EVENT_GET, &a, row_event, &r, &n);
+    int rc = sq_read(s, S_EVENT_GET, &a, row_event, &r, &n);
     return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
 }
 
@@ -902,6 +937,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .since_source = sq_since_source,
     .history = sq_history,
     .event_get = sq_event_get,
+    .verify = sq_verify,
     .conversation_get = sq_conversation_get,
     .conversations = sq_conversations,
     .ref_get = sq_ref_get,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from test_kafka import KafkaMock
 from conftest import validate_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,8 +40,12 @@ _dbs = iter(range(1, 1000))
 
 
 @pytest.fixture(params=BACKENDS)
-def daemon(request, omnihub, pg_server):
-    """Starts omnihubd on the backend under test with CONFIG on top."""
+def daemon(request, omnihub, pg_server, tmp_path):
+    """Starts omnihubd on the backend under test with CONFIG on top. Kafka
+    is a mock cluster in a process of its own, so that it outlives a
+    restart of the daemon as a real cluster would (an in-process one is a
+    new, empty log at every start, which the daemon refuses to follow)."""
+    mock, started = [], []
 
     def start(config=None, env=None):
         cfg = {}
@@ -48,12 +53,22 @@ def daemon(request, omnihub, pg_server):
             cfg = {"store.backend": "postgres",
                    "store.postgres.dsn": pg_server().createdb("ohrest%d" % next(_dbs))}
         elif request.param == "kafka":
-            cfg = {"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "2"}
+            if not mock:
+                mock.append(KafkaMock(tmp_path, brokers=1, partitions=2))
+            cfg = {"log.backend": "kafka", "kafka.brokers": mock[0].bootstrap,
+                   "kafka.partitions": "2"}
         cfg.update(config or {})
-        return omnihub(cfg, env=env)
+        d = omnihub(cfg, env=env)
+        started.append(d)
+        return d
 
     start.backend = request.param
-    return start
+    yield start
+    for d in started:
+        if d.proc:
+            d.stop()
+    for m in mock:
+        m.stop()
 
 
 def send(d, conv, token, key, **fields):

@@ -74,6 +74,22 @@ START_TEST(encodings)
 }
 END_TEST
 
+/* The store's per-event checksum: RFC 3720's check value, and continuing
+ * a CRC over pieces gives the CRC of the whole. */
+START_TEST(crc32c)
+{
+    ck_assert_uint_eq(oh_crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(oh_crc32c(0, "", 0), 0);
+    char buf[1000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (char)(i * 7);
+    uint32_t whole = oh_crc32c(0, buf, sizeof buf);
+    ck_assert_uint_eq(oh_crc32c(oh_crc32c(0, buf, 333), buf + 333, sizeof buf - 333), whole);
+    buf[500] ^= 1;
+    ck_assert_uint_ne(oh_crc32c(0, buf, sizeof buf), whole);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("crypto");
@@ -81,6 +97,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hmac_vector);
     tcase_add_test(tc, signature_checks);
     tcase_add_test(tc, encodings);
+    tcase_add_test(tc, crc32c);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -525,6 +525,34 @@ START_TEST(local_kill9_keeps_acked)
 }
 END_TEST
 
+/* The identity a store keeps: the same for the same file, another for a
+ * new file at the same path (log.db lost and created again). */
+START_TEST(local_identity)
+{
+    char *dir = oh_test_tmpdir();
+    char path[512], a[128], b[128], c[128];
+    oh_config *cfg;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    ck_assert_int_eq(oh_log_identity(log, a, sizeof a), 0);
+    ck_assert_msg(strncmp(a, "local:", 6) == 0 && strlen(a) > 20, "%s", a);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    ck_assert_int_eq(oh_log_identity(log, b, sizeof b), 0);
+    ck_assert_str_eq(a, b);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    snprintf(path, sizeof path, "%s/log.db", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    ck_assert_int_eq(oh_log_identity(log, c, sizeof c), 0);
+    ck_assert_str_ne(a, c);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
 START_TEST(bad_backend)
 {
     oh_config *cfg = make_cfg((const char *const[]){"log.backend", "carrier-pigeon", NULL});
@@ -825,6 +853,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("local");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, bad_backend);
+    tcase_add_test(tc, local_identity);
     tcase_add_test(tc, local_concurrent_appends);
     tcase_add_test(tc, local_groups_and_lag);
     tcase_add_test(tc, local_tail_and_other_writer);
