@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include "core/hub_int.h"
 #include "core/auth.h"
+#include "core/conn_env.h"
 #include "core/daemon.h"
 #include "services/feed.h"
 #include "gateway/gateway.h"
@@ -71,11 +72,17 @@ static int start_connectors(oh_hub *hub, char *err, size_t errlen)
         }
         void *ctx = NULL;
         char why[512] = "";
-        if ((*c)->init && (*c)->init(hub, hub->cfg, &ctx, why, sizeof why)) {
+        struct oh_conn_env *env = oh_conn_env_new(hub, *c);
+        if (!env) {
+            oh_errf(err, errlen, "connector %s: out of memory", (*c)->name);
+            return OH_ENOMEM;
+        }
+        if ((*c)->init && (*c)->init(env, hub->cfg, &ctx, why, sizeof why)) {
+            oh_conn_env_free(env);
             oh_errf(err, errlen, "connector %s: %s", (*c)->name, why);
             return OH_EINVAL;
         }
-        hub->conn[hub->nconn++] = (struct oh_instance){*c, ctx};
+        hub->conn[hub->nconn++] = (struct oh_instance){*c, ctx, env};
         OH_INFO("main", "connector %s enabled", (*c)->name);
     }
     for (size_t i = 0; i < hub->nconn; i++)
@@ -111,11 +118,18 @@ static int preflight(oh_hub *hub, char *err, size_t errlen)
         if (!connector_enabled(cfg, *c) || !(*c)->init) continue;
         void *ctx = NULL;
         char why[512] = "";
-        if ((*c)->init(hub, cfg, &ctx, why, sizeof why)) {
+        struct oh_conn_env *env = oh_conn_env_new(hub, *c);
+        if (!env) {
+            oh_errf(err, errlen, "connector %s: out of memory", (*c)->name);
+            return OH_ENOMEM;
+        }
+        rc = (*c)->init(env, cfg, &ctx, why, sizeof why);
+        if (rc == 0 && (*c)->destroy) (*c)->destroy(ctx);
+        oh_conn_env_free(env);
+        if (rc) {
             oh_errf(err, errlen, "connector %s: %s", (*c)->name, why);
             return OH_EINVAL;
         }
-        if ((*c)->destroy) (*c)->destroy(ctx);
     }
     return OH_OK;
 }
@@ -289,6 +303,8 @@ out:
     oh_handoff_free(hub.handoff);
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->destroy) hub.conn[i].vt->destroy(hub.conn[i].ctx);
+    for (size_t i = 0; i < hub.nconn; i++)
+        oh_conn_env_free(hub.conn[i].env);
     oh_store_close(hub.store);
     oh_log_close(hub.log);
     oh_config_free(hub.cfg);

@@ -513,3 +513,76 @@ int oh_config_require(const oh_config *cfg, const char *key, const char *why, ch
     oh_errf(err, errlen, "%s is required %s (set it in the config file or %s)", key, why, env);
     return OH_EINVAL;
 }
+
+static const struct oh_config_key *declared(const struct oh_config_key *keys, const char *key)
+{
+    for (const struct oh_config_key *k = keys; k->key; k++)
+        if (strcmp(k->key, key) == 0) return k;
+    return NULL;
+}
+
+int oh_config_map(const oh_config *cfg, const struct oh_config_key *keys,
+                  const struct oh_config_field *map, void *out)
+{
+    int rc = OH_OK;
+    for (const struct oh_config_field *m = map; m->key; m++) {
+        const struct oh_config_key *k = declared(keys, m->key);
+        if (!k) return OH_EINVAL;
+        void *f = (char *)out + m->offset;
+        switch (k->type) {
+        case OH_CFG_STR:
+        case OH_CFG_SECRET: {
+            const char *v = oh_config_str(cfg, k->key);
+            char *copy = v ? strdup(v) : NULL;
+            if (v && !copy) rc = OH_ENOMEM;
+            memcpy(f, &copy, sizeof copy);
+            break;
+        }
+        case OH_CFG_INT:
+        case OH_CFG_SIZE: {
+            int64_t v = oh_config_int(cfg, k->key);
+            memcpy(f, &v, sizeof v);
+            break;
+        }
+        case OH_CFG_BOOL: {
+            bool v = oh_config_bool(cfg, k->key);
+            memcpy(f, &v, sizeof v);
+            break;
+        }
+        case OH_CFG_LIST: {
+            const char *const *items = NULL;
+            size_t n = oh_config_list(cfg, k->key, &items);
+            char **copy = n ? calloc(n + 1, sizeof *copy) : NULL;
+            if (n && !copy) rc = OH_ENOMEM;
+            for (size_t i = 0; copy && i < n; i++)
+                if (!(copy[i] = strdup(items[i]))) rc = OH_ENOMEM;
+            memcpy(f, &copy, sizeof copy);
+            break;
+        }
+        }
+    }
+    return rc;
+}
+
+void oh_config_map_free(const struct oh_config_key *keys, const struct oh_config_field *map,
+                        void *out)
+{
+    if (!out) return;
+    for (const struct oh_config_field *m = map; m->key; m++) {
+        const struct oh_config_key *k = declared(keys, m->key);
+        void *f = (char *)out + m->offset;
+        if (k && (k->type == OH_CFG_STR || k->type == OH_CFG_SECRET)) {
+            char *s;
+            memcpy(&s, f, sizeof s);
+            free(s);
+            memset(f, 0, sizeof s);
+        } else if (k && k->type == OH_CFG_LIST) {
+            char **v;
+            memcpy(&v, f, sizeof v);
+            for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+            free(v);
+            memset(f, 0, sizeof v);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 #ifndef OH_CONFIG_H
 #define OH_CONFIG_H
 
+#include <stddef.h>
 #include "core/oh.h"
 
 enum oh_cfg_type {
@@ -21,6 +22,18 @@ struct oh_config_key {
     const char *def;  /* default as text, NULL = unset */
     const char *help; /* one line for --help and docs */
 };
+
+/* One entry of a config map: where KEY's value goes in a connector's
+ * struct. Tables end with an entry whose key is NULL. Write entries with
+ * OH_CFG_FIELD("acme.timeout_ms", struct acme_conf, timeout_ms). The field's C
+ * type follows the key's declared type: STR/SECRET char * (NULL when
+ * unset), INT/SIZE int64_t, BOOL bool, LIST char ** (NULL-terminated, NULL
+ * when empty). */
+struct oh_config_field {
+    const char *key;
+    size_t offset;
+};
+#define OH_CFG_FIELD(key, type, field) {key, offsetof(type, field)}
 
 typedef struct oh_config oh_config;
 
@@ -44,6 +57,17 @@ size_t oh_config_list(const oh_config *cfg, const char *key, const char *const *
 bool oh_config_is_set(const oh_config *cfg, const char *key);
 /* True when any key starting with PREFIX ("<connector>.") was given. */
 bool oh_config_any_set(const oh_config *cfg, const char *prefix);
+
+/* A config map (as Fluent Bit's config_map): fills the fields MAP names
+ * in OUT from CFG, defaults included, so no default is restated in code;
+ * each key's type is its declaration in KEYS. Strings and lists are
+ * copies: free them with oh_config_map_free(), also after a failure.
+ * OH_ENOMEM, or OH_EINVAL when MAP names a key KEYS does not declare. */
+int oh_config_map(const oh_config *cfg, const struct oh_config_key *keys,
+                  const struct oh_config_field *map, void *out);
+/* Frees the strings and lists of OUT that MAP names; accepts OUT NULL. */
+void oh_config_map_free(const struct oh_config_key *keys, const struct oh_config_field *map,
+                        void *out);
 
 /* Overrides a value after loading (tests and the dev script use it). */
 int oh_config_set(oh_config *cfg, const char *key, const char *value, char *err, size_t errlen);

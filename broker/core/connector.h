@@ -10,7 +10,7 @@
 #include "core/config.h"
 #include "core/event.h"
 
-typedef struct oh_hub oh_hub;
+struct oh_conn_env;
 
 /* An HTTP request as the gateway hands it to a connector: fully buffered,
  * body limited by http.max_body. Everything is borrowed for the call. */
@@ -83,9 +83,13 @@ struct oh_connector {
     /* Webhook path; NULL means "/webhooks/<name>". */
     const char *webhook_path;
 
-    /* Creates the instance. Must fail with a clear ERR when a required
-     * secret is missing. On failure frees whatever it allocated. */
-    int (*init)(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen);
+    /* Creates the instance on the main thread. ENV (borrowed, valid until
+     * destroy) is everything the daemon offers it; CFG is oh_env_config(ENV).
+     * Must fail with a clear ERR when a required secret is missing (the
+     * caller adds "connector <name>: "). On failure frees whatever it
+     * allocated. */
+    int (*init)(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                size_t errlen);
 
     /* Handles one webhook request on the HTTP service thread: must not
      * block. Verifies the request, then either fills REPLY (verification
@@ -129,6 +133,17 @@ struct oh_connector {
     /* Frees the instance; accepts NULL. */
     void (*destroy)(void *ctx);
 
+    /* ---- rules several channels share, enforced by the core once
+     * (broker/core/conn_env.c); a connector declares which it follows ---- */
+
+    /* The customer-service window: free-form replies only within this many
+     * seconds of the customer's last message, checked against the store
+     * before send() (failed "outside_window", never retried); 0 none. A
+     * role without a store cannot tell and lets the provider decide. */
+    int64_t reply_window_s;
+    /* Templates may be sent outside the window (a channel whose platform allows it). */
+    bool reply_window_templates;
+
     /* ---- channels the gateway itself serves (customers connect to the
      * REST API and the WebSocket with their own token). The core never
      * names such a channel: it asks the connector that sets
@@ -156,6 +171,85 @@ struct oh_connector {
      * took it; should not block for long (queue the work). */
     void (*on_read)(void *ctx, const char *conv, const char *role, int64_t seq);
 };
+
+/* ---- the connector's environment (broker/core/conn_env.c) ----
+ * What the daemon offers one connector instance: ingestion, its message
+ * references, a key-value space of its own, its config, logging. Opaque;
+ * valid from init to destroy; every function is thread-safe. Functions
+ * marked "may block" reach the store: never call them on the HTTP service
+ * thread (webhook). Outbound HTTP is core/http_client.h (oh_http_post). */
+
+/* The connector's name (its config prefix); borrowed. */
+const char *oh_env_name(const struct oh_conn_env *env);
+/* The daemon's configuration; borrowed. */
+const oh_config *oh_env_config(const struct oh_conn_env *env);
+
+/* Called once every event of one ingest is durable (ERR 0) or one failed.
+ * Runs on a log thread: must not block. */
+typedef void (*oh_env_done_fn)(void *opaque, int err);
+/* Validates and appends EVENTS to the log (takes them; the list is left
+ * empty). DONE is called exactly once unless a negative value is returned.
+ * Any thread. */
+int oh_env_ingest(const struct oh_conn_env *env, struct oh_event_list *events,
+                  oh_env_done_fn done, void *opaque);
+/* Blocking form for pollers; never on the HTTP service thread. */
+int oh_env_ingest_wait(const struct oh_conn_env *env, struct oh_event_list *events);
+
+/* Message references of this channel: a provider's or a mail's id REF of
+ * ACCOUNT -> (conversation, our message id). Used for email threading,
+ * bounces and reply context. May block. Without a store (a Kafka gateway
+ * or dispatcher) get answers OH_ENOTFOUND and put does nothing (OH_OK):
+ * the sync service, which has the store, records the references of every
+ * materialized event. CONV holds OH_ID_MAX bytes, MESSAGE_ID MSGLEN. */
+int oh_env_ref_get(const struct oh_conn_env *env, const char *account, const char *ref,
+                   char *conv, char *message_id, size_t msglen);
+int oh_env_ref_put(const struct oh_conn_env *env, const char *account, const char *ref,
+                   const char *conv, const char *message_id);
+/* The contact id of conversation CONV into OUT. May block. OH_ENOTFOUND
+ * when unknown or without a store. */
+int oh_env_contact(const struct oh_conn_env *env, const char *conv, char *out, size_t outlen);
+
+/* One stored event of a conversation, borrowed for the call; return
+ * non-zero to stop (a negative value is passed on as the result). */
+typedef int (*oh_env_row_fn)(void *opaque, const char *conv, int64_t seq, const char *json,
+                             size_t len);
+/* CONV's sequenced events with seq > AFTER, at most LIMIT, in order. May
+ * block. OH_ENOTFOUND for an unknown conversation or without a store. */
+int oh_env_history(const struct oh_conn_env *env, const char *conv, int64_t after, int limit,
+                   oh_env_row_fn fn, void *opaque);
+/* The delivery state ("sent", "delivered", "read", "failed") recorded for
+ * our message MESSAGE_ID in CONV, into OUT. May block. OH_ENOTFOUND when
+ * none or without a store. */
+int oh_env_message_state(const struct oh_conn_env *env, const char *conv, const char *message_id,
+                         char out[16]);
+
+/* The connector's own key-value space: SPACE NULL is "<name>", else
+ * "<name>.<space>" ("<name>.thread"). Values up to 64 KiB; get copies into
+ * OUT (OH_ENOTFOUND, OH_ETOOBIG). May block. Without a store: get
+ * OH_ENOTFOUND, put OH_EUNAVAIL. */
+int oh_env_kv_get(const struct oh_conn_env *env, const char *space, const char *key, char *out,
+                  size_t outlen);
+int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *key,
+                  const char *value);
+/* True when this role has the store (the functions above can answer). */
+bool oh_env_has_store(const struct oh_conn_env *env);
+
+/* Meta's webhook checks, one implementation for every Meta platform; a
+ * connector's webhook calls it first. A GET is the subscription check
+ * (hub.mode=subscribe, hub.verify_token == VERIFY_TOKEN, hub.challenge
+ * echoed): REPLY is filled and *ANSWERED set, or OH_EFORBIDDEN / OH_EINVAL.
+ * A POST must carry X-Hub-Signature-256 = "sha256=" + hex HMAC-SHA256 of
+ * the body under APP_SECRET: OH_OK, or OH_EAUTH (list the header in
+ * .headers). Rejections count in omnihub_webhook_rejected_total under
+ * CHANNEL. Pure apart from that counter; runs on the HTTP service thread. */
+int oh_webhook_meta_check(const char *channel, const char *verify_token, const char *app_secret,
+                          const struct oh_http_req *req, struct oh_http_reply *reply,
+                          bool *answered, char *err, size_t errlen);
+
+/* Logs under the connector's name (structured, like OH_WARN). Metrics are
+ * process-wide: core/metrics.h. */
+void oh_env_log(const struct oh_conn_env *env, enum oh_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The registry generated from connectors/meson.build. */
 extern const struct oh_connector *const oh_connectors[];

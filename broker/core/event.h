@@ -69,4 +69,11 @@ int oh_event_list_push(struct oh_event_list *l, json_t *ev);
 /* Releases every event and the array; the list is reusable afterwards. */
 void oh_event_list_clear(struct oh_event_list *l);
 
+/* Builds the status event recorded for one of our outbound messages
+ * (OUTBOUND, borrowed): STATE sent, failed, delivered or read; its id
+ * depends on the message and STATE only, so a state is stored once.
+ * Returns a new reference (NULL when out of memory). */
+json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
+                        const char *error_code, const char *error);
+
 #endif

@@ -124,3 +124,39 @@ int oh_http_send_outcome(const struct oh_http_response *resp, int rc, const char
     if (oh_http_retryable(status)) return OH_ERETRY;
     return status == 401 ? OH_EAUTH : status == 403 ? OH_EFORBIDDEN : OH_EINVAL;
 }
+
+int oh_http_post(const struct oh_http_post *p, struct oh_http_response *resp, char *err,
+                 size_t errlen)
+{
+    memset(resp, 0, sizeof *resp);
+    char *own = p->json ? json_dumps(p->json, JSON_COMPACT) : NULL;
+    const char *body = p->json ? own : p->body;
+    char ctype[160], *auth = NULL;
+    const char *headers[24];
+    size_t n = 0;
+    int rc = OH_ENOMEM;
+    if (!body || (p->bearer && asprintf(&auth, "Authorization: Bearer %s", p->bearer) < 0)) {
+        auth = NULL;
+        oh_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(ctype, sizeof ctype, "Content-Type: %s",
+             p->content_type ? p->content_type : "application/json");
+    headers[n++] = ctype;
+    if (auth) headers[n++] = auth;
+    for (const char *const *h = p->headers; h && *h && n < OH_ARRAY_SIZE(headers) - 1; h++)
+        headers[n++] = *h;
+    headers[n] = NULL;
+    struct oh_http_request req = {.method = "POST",
+                                  .url = p->url,
+                                  .headers = headers,
+                                  .body = body,
+                                  .body_len = strlen(body),
+                                  .timeout_ms = p->timeout_ms,
+                                  .max_response = p->max_response};
+    rc = oh_http_do(&req, resp, err, errlen);
+out:
+    free(auth);
+    free(own);
+    return rc;
+}

@@ -3,6 +3,7 @@
 #ifndef OH_HTTP_CLIENT_H
 #define OH_HTTP_CLIENT_H
 
+#include <jansson.h>
 #include "core/oh.h"
 
 struct oh_http_response {
@@ -34,6 +35,24 @@ void oh_http_response_free(struct oh_http_response *resp);
 /* Classifies an HTTP status for retry: 429 and 5xx (and no answer) are
  * retryable. */
 bool oh_http_retryable(long status);
+
+/* One POST of a connector's send: the shape every provider API takes. */
+struct oh_http_post {
+    const char *url;
+    const json_t *json;          /* body, written compact; or NULL and BODY: */
+    const char *body;            /* a ready text (a body that is signed), NUL-terminated */
+    const char *content_type;    /* NULL: "application/json" */
+    const char *bearer;          /* "Authorization: Bearer <bearer>"; NULL: none */
+    const char *const *headers;  /* more "Name: value", NULL-terminated; may be NULL */
+    long timeout_ms;             /* whole transfer; 0 = 10 s */
+    size_t max_response;         /* answer bound; 0 = 4 MiB */
+};
+
+/* POSTs P with oh_http_do(): same results and ERR (OH_ENOMEM when the body
+ * cannot be written). Caller frees RESP with oh_http_response_free(), also
+ * on failure. Blocks: dispatcher and worker threads only. */
+int oh_http_post(const struct oh_http_post *p, struct oh_http_response *resp, char *err,
+                 size_t errlen);
 
 struct oh_send_result;
 

@@ -141,31 +141,3 @@ void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, s
 {
     if (hub->feed) hub->feed(hub->feed_opaque, conv, seq, json, len);
 }
-
-json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
-                        const char *error_code, const char *error)
-{
-    const json_t *od = oh_event_data(outbound);
-    const char *channel = json_string_value(json_object_get(od, "channel"));
-    const char *account = json_string_value(json_object_get(od, "account"));
-    const char *msgid = json_string_value(json_object_get(od, "message_id"));
-    char id[OH_ID_MAX];
-    oh_event_id(id, channel, account, msgid, "status", state, (const char *)NULL);
-    json_t *status = json_pack("{s:s, s:s}", "message_id", msgid, "state", state);
-    if (provider_id && *provider_id)
-        json_object_set_new(status, "provider_message_id", json_string(provider_id));
-    if (error_code || error)
-        json_object_set_new(status, "error",
-                            json_pack("{s:s, s:s}", "code", error_code ? error_code : "", "message",
-                                      error ? error : ""));
-    json_t *data =
-        json_pack("{s:O, s:O, s:O, s:s, s:O, s:s, s:s, s:o, s:{s:s, s:s}}", "conversation_id",
-                  json_object_get(od, "conversation_id"), "channel", json_object_get(od, "channel"),
-                  "account", json_object_get(od, "account"), "direction", "outbound", "contact",
-                  json_object_get(od, "contact"), "message_id", msgid, "kind",
-                  json_string_value(json_object_get(od, "kind"))
-                      ? json_string_value(json_object_get(od, "kind"))
-                      : "text",
-                  "status", status, "author", "kind", "system", "id", "omnihub");
-    return oh_event_new(OH_EV_STATUS, id, 0, data);
-}

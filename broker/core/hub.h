@@ -28,11 +28,4 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
 /* Blocking form for pollers and tools; never call it on the HTTP thread. */
 int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
 
-/* Builds the status event recorded for one of our outbound messages
- * (OUTBOUND, borrowed): STATE sent, failed, delivered or read; its id
- * depends on the message and STATE only, so a state is stored once.
- * Returns a new reference (NULL when out of memory). */
-json_t *oh_status_event(const json_t *outbound, const char *state, const char *provider_id,
-                        const char *error_code, const char *error);
-
 #endif

@@ -11,6 +11,7 @@
 struct oh_instance {
     const struct oh_connector *vt;
     void *ctx;
+    struct oh_conn_env *env; /* what the instance was given; core/conn_env.h */
 };
 
 /* Receives each sequenced event once it is materialized (live push). Runs on

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/conn_env.h"
 #include "core/json_dump.h"
 #include "core/crypto.h"
 #include "core/hub_int.h"
@@ -117,7 +118,7 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
     labels(lab, sizeof lab, channel, "attempt");
     oh_metrics_inc("omnihub_outbound_attempts_total", lab, 1);
     j->attempt++;
-    int rc = in->vt->send(in->ctx, j->event, &res);
+    int rc = oh_conn_send(in, j->event, &res);
     if (rc == OH_OK) {
         finish(d, j, "sent", &res);
         return;

@@ -7,7 +7,6 @@
 #include <string.h>
 #include "core/connector.h"
 #include "core/crypto.h"
-#include "core/hub.h"
 #include "core/http_client.h"
 
 #define API_MAX_FIELD 255
@@ -172,6 +171,7 @@ static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event
     return OH_OK;
 }
 
+/* runs on a dispatcher thread */
 static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
 {
     struct api_ctx *api = ctx;
@@ -186,12 +186,17 @@ static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
     oh_sig_make_hex(api->secret, body, strlen(body), sig);
     snprintf(sighdr, sizeof sighdr, "X-Omnihub-Signature: %s", sig);
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", oh_event_get_id(event));
-    const char *headers[] = {"Content-Type: application/cloudevents+json", sighdr, idem, NULL};
-    struct oh_http_request rq = {"POST",       api->outbound_url, headers, body,
-                                 strlen(body), api->timeout_ms,   1 << 16};
+    const char *headers[] = {sighdr, idem, NULL};
+    /* the text we signed goes out as is */
+    struct oh_http_post post = {.url = api->outbound_url,
+                                .body = body,
+                                .content_type = "application/cloudevents+json",
+                                .headers = headers,
+                                .timeout_ms = api->timeout_ms,
+                                .max_response = 1 << 16};
     struct oh_http_response resp;
     char why[256] = "";
-    int rc = oh_http_do(&rq, &resp, why, sizeof why);
+    int rc = oh_http_post(&post, &resp, why, sizeof why);
     free(body);
     if (rc == OH_OK && resp.status >= 200 && resp.status < 300) {
         json_t *r = json_loadb(resp.body, resp.len, 0, NULL);
@@ -221,7 +226,8 @@ static void api_destroy(void *ctx)
     free(api);
 }
 
-static int api_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                    char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "api.inbound_secret", "for the api channel", err, errlen))
         return OH_EINVAL;

@@ -104,7 +104,8 @@ static int split_imap_url(struct email_ctx *c, const char *url, char *err, size_
     return 0;
 }
 
-static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, size_t errlen)
+static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out,
+                      char *err, size_t errlen)
 {
     *out = NULL;
     struct email_ctx *c = calloc(1, sizeof *c);
@@ -112,7 +113,7 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->thread_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->hub = hub;
+    c->env = env;
     int rc = OH_EINVAL;
     if (oh_config_require(cfg, "email.address", "the email connector needs our address", err,
                           errlen) < 0)
@@ -136,7 +137,7 @@ static int email_init(oh_hub *hub, const oh_config *cfg, void **out, char *err, 
     oh_metrics_describe("omnihub_email_sent_total", "SMTP submissions, by result");
     const char *imap = oh_config_str(cfg, "email.imap_url");
     if (!imap && !c->smtp_url) {
-        oh_errf(err, errlen, "email: set email.imap_url and/or email.smtp_url");
+        oh_errf(err, errlen, "set email.imap_url and/or email.smtp_url");
         goto fail;
     }
     if (c->smtp_url && strncasecmp(c->smtp_url, "smtp://", 7) != 0 &&
@@ -195,6 +196,7 @@ static int email_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, si
     return email_parse(nc, body, len, 0, out, NULL, err, errlen);
 }
 
+/* runs on a dispatcher thread */
 static int email_send(void *vctx, const json_t *event, struct oh_send_result *res)
 {
     return email_smtp_send(vctx, event, res);
@@ -265,16 +267,19 @@ static int email_media(void *vctx, const char *ref, size_t max_bytes, struct oh_
     return 0;
 }
 
+/* runs on the main thread: starts the poller thread */
 static int email_start(void *vctx)
 {
     return email_imap_start(vctx);
 }
 
+/* runs on the main thread */
 static void email_stop(void *vctx)
 {
     email_imap_stop(vctx);
 }
 
+/* runs on a worker thread (/readyz) */
 static void email_ready(void *vctx, json_t *details)
 {
     struct email_ctx *c = vctx;

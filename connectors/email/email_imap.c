@@ -14,8 +14,10 @@
 #include "email_int.h"
 #include "core/metrics.h"
 
-#define STATE_NS    "email"
-#define DEADLTR_NS  "email.deadletter"
+/* spaces of the connector's key-value store: "email" (UIDVALIDITY and
+ * last UID per mailbox), "email.deadletter" */
+#define STATE_NS    NULL
+#define DEADLTR_NS  "deadletter"
 #define MAX_LISTING (16u << 20) /* SEARCH and STATUS answers */
 
 struct ibuf {
@@ -199,8 +201,7 @@ static void dead_letter(struct email_ctx *c, const char *box, uint32_t uv, uint3
 {
     char key[600], labels[600];
     snprintf(key, sizeof key, "%s/%u/%u", box, uv, uid);
-    oh_store *st = oh_hub_store(c->hub);
-    if (st) oh_store_kv_put(st, DEADLTR_NS, key, reason);
+    if (oh_env_has_store(c->env)) oh_env_kv_put(c->env, DEADLTR_NS, key, reason);
     snprintf(labels, sizeof labels, "mailbox=\"%s\"", box);
     oh_metrics_inc("omnihub_email_deadletters_total", labels, 1);
     OH_WARN("email", "dead letter %s: %s", key, reason);
@@ -304,7 +305,7 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
     rc = store_blobs(c, &blobs, conv);
     email_blobs_clear(&blobs);
     if (rc == 0) {
-        rc = oh_hub_ingest_wait(c->hub, &list);
+        rc = oh_env_ingest_wait(c->env, &list);
         if (rc == OH_EINVAL) {
             dead_letter(c, box, uv, uid, "the normalized event was refused by the log");
             rc = 0;
@@ -316,10 +317,9 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
             if (inbound) {
                 /* replies go to the conversation's customer (their Reply-To),
                  * not to whoever else joined the thread */
-                struct oh_conversation cv;
-                oh_store *st = oh_hub_store(c->hub);
-                bool theirs = !st || oh_store_conversation_get(st, conv, &cv) < 0 ||
-                              strcasecmp(cv.contact_id, sender) == 0;
+                char contact[256];
+                bool theirs = oh_env_contact(c->env, conv, contact, sizeof contact) < 0 ||
+                              strcasecmp(contact, sender) == 0;
                 email_thread_note(c, conv, subject, msgid, refs, theirs ? reply_addr : NULL);
             }
         }
@@ -341,14 +341,13 @@ static int poll_mailbox(struct email_ctx *c, CURL *h, const char *box, char *err
     uint32_t uv = 0, uidnext = 0;
     int rc = imap_status(c, h, box, &uv, &uidnext, errbuf, err, errlen);
     if (rc < 0) return rc;
-    oh_store *st = oh_hub_store(c->hub);
-    if (!st) {
+    if (!oh_env_has_store(c->env)) {
         oh_errf(err, errlen, "no store in this role");
         return OH_EUNAVAIL;
     }
     char state[64];
     unsigned long suv = 0, slast = 0;
-    if (oh_store_kv_get(st, STATE_NS, box, state, sizeof state) == 0)
+    if (oh_env_kv_get(c->env, STATE_NS, box, state, sizeof state) == 0)
         sscanf(state, "%lu %lu", &suv, &slast);
     uint32_t last = (uint32_t)slast;
     if (suv != uv) {
@@ -357,7 +356,7 @@ static int poll_mailbox(struct email_ctx *c, CURL *h, const char *box, char *err
         if (suv) oh_metrics_inc("omnihub_email_uidvalidity_resets_total", "", 1);
         last = 0;
         snprintf(state, sizeof state, "%u 0", uv);
-        if ((rc = oh_store_kv_put(st, STATE_NS, box, state)) < 0) {
+        if ((rc = oh_env_kv_put(c->env, STATE_NS, box, state)) < 0) {
             oh_errf(err, errlen, "store: %s", oh_strerror(rc));
             return rc;
         }
@@ -392,7 +391,7 @@ static int poll_mailbox(struct email_ctx *c, CURL *h, const char *box, char *err
         free(b.p);
         if (rc < 0) break;
         snprintf(state, sizeof state, "%u %u", uv, uids[i]);
-        if ((rc = oh_store_kv_put(st, STATE_NS, box, state)) < 0) {
+        if ((rc = oh_env_kv_put(c->env, STATE_NS, box, state)) < 0) {
             oh_errf(err, errlen, "store: %s", oh_strerror(rc));
             break;
         }
@@ -403,6 +402,7 @@ static int poll_mailbox(struct email_ctx *c, CURL *h, const char *box, char *err
 
 /* ---- the thread ---- */
 
+/* runs on the poller thread */
 static void *poller(void *arg)
 {
     struct email_ctx *c = arg;

@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <jansson.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 enum email_tls { EMAIL_TLS_URL, EMAIL_TLS_NONE, EMAIL_TLS_STARTTLS, EMAIL_TLS_TLS };
 
@@ -17,7 +16,7 @@ struct email_mailbox {
 };
 
 struct email_ctx {
-    oh_hub *hub;
+    const struct oh_conn_env *env;
     char *imap_base; /* "imap://host:port" without the mailbox, NULL: no poller */
     struct email_mailbox *mbox;
     size_t nmbox;

@@ -231,12 +231,11 @@ int email_smtp_send(struct email_ctx *c, const json_t *event, struct oh_send_res
         to = json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
 
     /* before sending: an instant reply must already find its thread */
-    oh_store *st = oh_hub_store(c->hub);
     char token[17];
     email_conv_token(conv, token);
-    if (st) {
-        oh_store_kv_put(st, "email.token", token, conv);
-        oh_store_ref_put(st, "email", account ? account : c->address, msgid, conv, ours);
+    if (oh_env_has_store(c->env)) {
+        oh_env_kv_put(c->env, "token", token, conv);
+        oh_env_ref_put(c->env, account ? account : c->address, msgid, conv, ours);
     }
 
     CURL *h = curl_easy_init();

@@ -9,8 +9,9 @@
 #include "core/crypto.h"
 #include "email_int.h"
 
-#define THREAD_NS   "email.thread"
-#define TOKEN_NS    "email.token"
+/* spaces of the connector's key-value store: "email.thread", "email.token" */
+#define THREAD_NS   "thread"
+#define TOKEN_NS    "token"
 #define THREAD_REFS 20 /* references kept, the most recent ones */
 
 void email_conv_token(const char *conv, char out[17])
@@ -25,8 +26,7 @@ void email_conv_token(const char *conv, char out[17])
 static bool conv_of_token(struct email_ctx *c, const char *token, char conv[OH_ID_MAX])
 {
     if (strlen(token) != 16 || strspn(token, "0123456789abcdef") != 16) return false;
-    oh_store *st = oh_hub_store(c->hub);
-    return st && oh_store_kv_get(st, TOKEN_NS, token, conv, OH_ID_MAX) == 0;
+    return oh_env_kv_get(c->env, TOKEN_NS, token, conv, OH_ID_MAX) == 0;
 }
 
 /* local+TOKEN@domain with our local part and domain. */
@@ -70,11 +70,10 @@ static bool by_addresses(struct email_ctx *c, json_t *arr, char conv[OH_ID_MAX])
 
 static bool by_msgid(struct email_ctx *c, const char *account, const char *id, char conv[OH_ID_MAX])
 {
-    oh_store *st = oh_hub_store(c->hub);
-    struct oh_store_ref ref;
-    if (!id || !st) return false;
-    if (oh_store_ref_get(st, "email", account, id, &ref) == 0 && ref.conversation_id[0]) {
-        snprintf(conv, OH_ID_MAX, "%s", ref.conversation_id);
+    char found[OH_ID_MAX];
+    if (!id) return false;
+    if (oh_env_ref_get(c->env, account, id, found, NULL, 0) == 0 && found[0]) {
+        memcpy(conv, found, OH_ID_MAX);
         return true;
     }
     char token[17];
@@ -104,12 +103,11 @@ void email_thread_resolve(struct email_ctx *c, json_t *ev)
     /* a bounce: name our own message, as the sync service would */
     json_t *status = json_object_get(data, "status");
     const char *pid = json_string_value(json_object_get(status, "message_id"));
-    struct oh_store_ref ref;
-    oh_store *st = oh_hub_store(c->hub);
-    if (pid && st && oh_store_ref_get(st, "email", account, pid, &ref) == 0 &&
-        strcmp(ref.message_id, pid) != 0) {
+    char ours[512];
+    if (pid && oh_env_ref_get(c->env, account, pid, NULL, ours, sizeof ours) == 0 &&
+        strcmp(ours, pid) != 0) {
         json_object_set_new(status, "provider_message_id", json_string(pid));
-        json_object_set_new(status, "message_id", json_string(ref.message_id));
+        json_object_set_new(status, "message_id", json_string(ours));
     }
     json_object_set_new(data, "conversation_id", json_string(conv));
     json_object_set_new(ev, "subject", json_string(conv));
@@ -117,12 +115,11 @@ void email_thread_resolve(struct email_ctx *c, json_t *ev)
 
 json_t *email_thread_get(struct email_ctx *c, const char *conv)
 {
-    oh_store *st = oh_hub_store(c->hub);
     static const size_t cap = 64 * 1024;
-    char *buf = st ? malloc(cap) : NULL;
+    char *buf = oh_env_has_store(c->env) ? malloc(cap) : NULL;
     if (!buf) return NULL;
     json_t *t = NULL;
-    if (oh_store_kv_get(st, THREAD_NS, conv, buf, cap) == 0) t = json_loads(buf, 0, NULL);
+    if (oh_env_kv_get(c->env, THREAD_NS, conv, buf, cap) == 0) t = json_loads(buf, 0, NULL);
     free(buf);
     return t;
 }
@@ -130,8 +127,7 @@ json_t *email_thread_get(struct email_ctx *c, const char *conv)
 void email_thread_note(struct email_ctx *c, const char *conv, const char *subject,
                        const char *msgid, json_t *refs, const char *reply_addr)
 {
-    oh_store *st = oh_hub_store(c->hub);
-    if (!st || !conv || !msgid) return;
+    if (!oh_env_has_store(c->env) || !conv || !msgid) return;
     pthread_mutex_lock(&c->thread_mu);
     json_t *t = email_thread_get(c, conv);
     if (!t) t = json_object();
@@ -166,8 +162,8 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
     if (subject && *subject) json_object_set_new(t, "subject", json_string(subject));
     if (reply_addr && *reply_addr) json_object_set_new(t, "reply_to", json_string(reply_addr));
     char *s = json_dumps(t, JSON_COMPACT);
-    if (s && oh_store_kv_put(st, THREAD_NS, conv, s) < 0)
-        OH_WARN("email", "could not remember the thread of %s", conv);
+    if (s && oh_env_kv_put(c->env, THREAD_NS, conv, s) < 0)
+        oh_env_log(c->env, OH_LVL_WARN, "could not remember the thread of %s", conv);
     free(s);
     json_decref(t);
     pthread_mutex_unlock(&c->thread_mu);

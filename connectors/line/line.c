@@ -43,7 +43,8 @@ static char *base_url(const char *url)
     return s;
 }
 
-static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                     char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "line.channel_secret", "to verify LINE webhook signatures", err,
                           errlen) ||
@@ -52,11 +53,11 @@ static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, s
         return OH_EINVAL;
     struct line_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "line: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
-    c->hub = hub;
+    c->env = env;
     c->quotes = calloc(LINE_QUOTES, sizeof *c->quotes);
     c->channel_secret = strdup(oh_config_str(cfg, "line.channel_secret"));
     const char *tok = oh_config_str(cfg, "line.access_token");
@@ -70,7 +71,7 @@ static int line_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, s
     }
     if (!c->channel_secret || !c->quotes || (tok && *tok && !c->access_token)) {
         line_destroy(c);
-        oh_errf(err, errlen, "line: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     *ctx = c;

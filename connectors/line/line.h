@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <jansson.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 #define LINE_CHANNEL    "line"
 #define LINE_TIMEOUT_MS 15000
@@ -20,7 +19,7 @@ struct line_quote {
 
 /* Instance state behind the vtable's ctx. */
 struct line_ctx {
-    oh_hub *hub;
+    const struct oh_conn_env *env;
     char *channel_secret;      /* line.channel_secret */
     char *access_token;        /* line.access_token; NULL: sending disabled */
     char *api_base_url;        /* line.api_base_url, without a trailing slash */

@@ -98,25 +98,21 @@ int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
     json_t *msgs = build_messages(c, data, res);
     if (!msgs) return res->error_code[0] ? OH_EINVAL : OH_ERETRY;
     json_t *payload = json_pack("{s:s, s:o}", "to", to, "messages", msgs);
-    char *body = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-    json_decref(payload);
-    char url[1024], auth[1024], key[37], keyh[64];
+    if (!payload) return fail(res, OH_ERETRY, "internal", "out of memory");
+    char url[1024], key[37], keyh[64];
     retry_key(ours ? ours : oh_event_get_id(event), key);
     snprintf(url, sizeof url, "%s/v2/bot/message/push", c->api_base_url);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->access_token);
     snprintf(keyh, sizeof keyh, "X-Line-Retry-Key: %s", key);
-    const char *headers[] = {"Content-Type: application/json", auth, keyh, NULL};
-    if (!body) return fail(res, OH_ERETRY, "internal", "out of memory");
-    struct oh_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = body,
-                                  .body_len = strlen(body),
-                                  .timeout_ms = LINE_TIMEOUT_MS};
-    struct oh_http_response resp = {0};
+    const char *headers[] = {keyh, NULL};
+    struct oh_http_post post = {.url = url,
+                                .json = payload,
+                                .bearer = c->access_token,
+                                .headers = headers,
+                                .timeout_ms = LINE_TIMEOUT_MS};
+    struct oh_http_response resp;
     char err[256] = "";
-    int rc = oh_http_do(&req, &resp, err, sizeof err);
-    free(body);
+    int rc = oh_http_post(&post, &resp, err, sizeof err);
+    json_decref(payload);
     if (rc != OH_OK) {
         oh_http_response_free(&resp);
         return oh_http_send_outcome(NULL, rc, err[0] ? err : oh_strerror(rc), res);

@@ -1,11 +1,7 @@
 /* messenger.c - the Facebook Messenger connector: Meta webhooks with object "page" and
  * the Send API, both implemented in connectors/meta/ and shared. */
+#include <stddef.h>
 #include "../meta/meta.h"
-
-static const struct meta_channel ms_channel = {
-    .name = "messenger",
-    .object = "page",
-};
 
 static const struct oh_config_key ms_keys[] = {
     {"messenger.app_secret", OH_CFG_SECRET, NULL, "Meta app secret: checks X-Hub-Signature-256"},
@@ -17,11 +13,28 @@ static const struct oh_config_key ms_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const struct oh_config_field ms_map[] = {
+    OH_CFG_FIELD("messenger.app_secret", struct meta_conf, app_secret),
+    OH_CFG_FIELD("messenger.verify_token", struct meta_conf, verify_token),
+    OH_CFG_FIELD("messenger.access_token", struct meta_conf, access_token),
+    OH_CFG_FIELD("messenger.app_id", struct meta_conf, app_id),
+    OH_CFG_FIELD("messenger.api_base_url", struct meta_conf, api_base_url),
+    {NULL, 0},
+};
+
+static const struct meta_channel ms_channel = {
+    .name = "messenger",
+    .object = "page",
+    .keys = ms_keys,
+    .map = ms_map,
+};
+
 static const char *const ms_headers[] = {"x-hub-signature-256", NULL};
 
-static int ms_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int ms_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
-    return meta_init(&ms_channel, hub, cfg, ctx, err, errlen);
+    return meta_init(&ms_channel, env, cfg, ctx, err, errlen);
 }
 
 static int ms_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
@@ -40,4 +53,5 @@ const struct oh_connector oh_connector_messenger = {
     .send = meta_send,
     .media = meta_media,
     .destroy = meta_destroy,
+    .reply_window_s = META_WINDOW_S,
 };

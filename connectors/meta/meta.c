@@ -8,20 +8,14 @@
 #include "meta.h"
 #include "core/crypto.h"
 #include "core/http_client.h"
-#include "core/hub.h"
 #include "core/metrics.h"
-#include "store/store.h"
 
 #define META_RECENT 1024 /* mids of our own recent sends, to drop their echoes */
 
 struct meta_ctx {
     const struct meta_channel *ch;
-    oh_hub *hub;
-    char *app_secret;
-    char *verify_token;
-    char *access_token;
-    char *app_id; /* NULL when not configured */
-    char *api_base_url;
+    const struct oh_conn_env *env;
+    struct meta_conf conf; /* from the channel's config map */
     pthread_mutex_t lock; /* guards recent[] (HTTP thread vs. dispatcher threads) */
     char *recent[META_RECENT];
     size_t recent_next;
@@ -36,27 +30,15 @@ void meta_destroy(void *vctx)
 {
     struct meta_ctx *c = vctx;
     if (!c) return;
-    free(c->app_secret);
-    free(c->verify_token);
-    free(c->access_token);
-    free(c->app_id);
-    free(c->api_base_url);
+    oh_config_map_free(c->ch->keys, c->ch->map, &c->conf);
     for (size_t i = 0; i < META_RECENT; i++)
         free(c->recent[i]);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-static char *mc_dup(const oh_config *cfg, const char *name, const char *suffix)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", name, suffix);
-    const char *v = oh_config_str(cfg, key);
-    return v && *v ? strdup(v) : NULL;
-}
-
-int meta_init(const struct meta_channel *ch, oh_hub *hub, const oh_config *cfg, void **ctx,
-              char *err, size_t errlen)
+int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env,
+              const oh_config *cfg, void **ctx, char *err, size_t errlen)
 {
     static const char *const required[] = {"app_secret", "verify_token", "access_token"};
     char key[128];
@@ -67,27 +49,26 @@ int meta_init(const struct meta_channel *ch, oh_hub *hub, const oh_config *cfg, 
     }
     struct meta_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "%s: out of memory", ch->name);
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
     c->ch = ch;
-    c->hub = hub;
-    c->app_secret = mc_dup(cfg, ch->name, "app_secret");
-    c->verify_token = mc_dup(cfg, ch->name, "verify_token");
-    c->access_token = mc_dup(cfg, ch->name, "access_token");
-    c->app_id = mc_dup(cfg, ch->name, "app_id");
-    c->api_base_url = mc_dup(cfg, ch->name, "api_base_url");
-    if (!c->api_base_url) c->api_base_url = strdup("https://graph.facebook.com/v19.0");
-    if (!c->app_secret || !c->verify_token || !c->access_token || !c->api_base_url) {
+    c->env = env;
+    if (oh_config_map(cfg, ch->keys, ch->map, &c->conf) != OH_OK) {
         meta_destroy(c);
-        oh_errf(err, errlen, "%s: out of memory", ch->name);
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    size_t n = strlen(c->api_base_url);
-    while (n > 0 && c->api_base_url[n - 1] == '/')
-        c->api_base_url[--n] = '\0';
-    if (!c->app_id)
+    if (c->conf.app_id && !*c->conf.app_id) {
+        free(c->conf.app_id);
+        c->conf.app_id = NULL;
+    }
+    char *base = c->conf.api_base_url;
+    size_t n = base ? strlen(base) : 0;
+    while (n > 0 && base[n - 1] == '/')
+        base[--n] = '\0';
+    if (!c->conf.app_id)
         OH_INFO(ch->name,
                 "%s.app_id not set: echoes of our own sends are recognized by their "
                 "message id only while this process remembers them",
@@ -114,7 +95,7 @@ static void mc_remember(struct meta_ctx *c, const char *mid)
 static bool mc_skip_echo(void *opaque, const char *app_id, const char *mid)
 {
     struct meta_ctx *c = opaque;
-    if (c->app_id && app_id && strcmp(c->app_id, app_id) == 0) return true;
+    if (c->conf.app_id && app_id && strcmp(c->conf.app_id, app_id) == 0) return true;
     bool found = false;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < META_RECENT && !found; i++)
@@ -125,47 +106,21 @@ static bool mc_skip_echo(void *opaque, const char *app_id, const char *mid)
 
 /* ---- webhook (HTTP service thread; never blocks) ---- */
 
-static int mc_verify(struct meta_ctx *c, const struct oh_http_req *req, struct oh_http_reply *reply,
-                     char *err, size_t errlen)
-{
-    char mode[32] = "", token[512] = "", challenge[512] = "";
-    oh_http_query_param(req, "hub.mode", mode, sizeof mode);
-    oh_http_query_param(req, "hub.verify_token", token, sizeof token);
-    if (strcmp(mode, "subscribe") != 0 ||
-        !oh_ct_equal(token, strlen(token), c->verify_token, strlen(c->verify_token))) {
-        oh_errf(err, errlen, "subscription check refused: wrong hub.mode or hub.verify_token");
-        return OH_EFORBIDDEN;
-    }
-    if (oh_http_query_param(req, "hub.challenge", challenge, sizeof challenge) != 0) {
-        oh_errf(err, errlen, "hub.challenge missing or too long");
-        return OH_EINVAL;
-    }
-    reply->status = 200;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    reply->body = strdup(challenge);
-    if (!reply->body) return OH_ENOMEM;
-    reply->body_len = strlen(challenge);
-    return OH_OK;
-}
-
 int meta_webhook(void *vctx, const struct oh_http_req *req, struct oh_event_list *events,
                  struct oh_http_reply *reply, char *err, size_t errlen)
 {
     struct meta_ctx *c = vctx;
     char labels[128];
-    if (strcmp(req->method, "GET") == 0) return mc_verify(c, req, reply, err, errlen);
-    if (strcmp(req->method, "POST") != 0) {
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
         oh_errf(err, errlen, "method %s not allowed", req->method);
         return OH_EINVAL;
     }
-    const char *sig = req->header(req, "x-hub-signature-256");
-    if (oh_sig_check_hex(c->app_secret, req->body, req->body_len, "sha256=", sig) != 0) {
-        oh_errf(err, errlen, "%s X-Hub-Signature-256", sig ? "bad" : "missing");
-        return OH_EAUTH;
-    }
+    bool answered;
+    int rc = oh_webhook_meta_check(c->ch->name, c->conf.verify_token, c->conf.app_secret, req,
+                                   reply, &answered, err, errlen);
+    if (rc || answered) return rc;
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
-    int rc =
-        meta_normalize(c->ch, &nc, mc_skip_echo, c, req->body, req->body_len, events, err, errlen);
+    rc = meta_normalize(c->ch, &nc, mc_skip_echo, c, req->body, req->body_len, events, err, errlen);
     if (rc == OH_EINVAL) {
         mc_label(c, "bad_payload", labels, sizeof labels);
         oh_metrics_inc("omnihub_webhook_errors_total", labels, 1);
@@ -223,27 +178,20 @@ static void mc_graph_error(const struct oh_http_response *resp, struct oh_send_r
 /* POSTs one Send API request. 0 with the new mid in MID (>= 512 bytes). */
 static int mc_post(struct meta_ctx *c, json_t *body, char *mid, struct oh_send_result *res)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
-    char *tok = mc_urlencode(c->access_token);
-    size_t ulen = strlen(c->api_base_url) + (tok ? strlen(tok) : 0) + 64;
+    char *tok = mc_urlencode(c->conf.access_token);
+    size_t ulen = strlen(c->conf.api_base_url) + (tok ? strlen(tok) : 0) + 64;
     char *url = malloc(ulen);
     int rc = OH_ENOMEM;
-    if (!text || !tok || !url) {
+    if (!tok || !url) {
         snprintf(res->error, sizeof res->error, "out of memory");
         goto out;
     }
     /* The documented form: the Page access token as a query parameter. */
-    snprintf(url, ulen, "%s/me/messages?access_token=%s", c->api_base_url, tok);
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
-    struct oh_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = text,
-                                  .body_len = strlen(text),
-                                  .timeout_ms = 15000};
-    struct oh_http_response resp = {0};
+    snprintf(url, ulen, "%s/me/messages?access_token=%s", c->conf.api_base_url, tok);
+    struct oh_http_post post = {.url = url, .json = body, .timeout_ms = 15000};
+    struct oh_http_response resp;
     char err[256] = "";
-    int hrc = oh_http_do(&req, &resp, err, sizeof err);
+    int hrc = oh_http_post(&post, &resp, err, sizeof err);
     if (hrc != 0) {
         snprintf(res->error_code, sizeof res->error_code, "transport");
         snprintf(res->error, sizeof res->error, "Graph API unreachable: %s", err);
@@ -271,37 +219,13 @@ static int mc_post(struct meta_ctx *c, json_t *body, char *mid, struct oh_send_r
     }
     oh_http_response_free(&resp);
 out:
-    free(text);
     free(tok);
     free(url);
     return rc;
 }
 
-/* The 24-hour window: replies are allowed within 24 h of the customer's
- * last message. 0 inside, OH_EFORBIDDEN outside, OH_ERETRY store trouble. */
-static int mc_window(struct meta_ctx *c, const char *conv, struct oh_send_result *res)
-{
-    oh_store *st = oh_hub_store(c->hub);
-    if (!st) return OH_OK; /* a role without a store cannot tell; Graph enforces it */
-    struct oh_conversation cv;
-    int rc = oh_store_conversation_get(st, conv, &cv);
-    if (rc != 0 && rc != OH_ENOTFOUND) {
-        snprintf(res->error, sizeof res->error, "store: %s", oh_strerror(rc));
-        return OH_ERETRY;
-    }
-    int64_t now = oh_now_ms();
-    if (rc == OH_ENOTFOUND || cv.last_inbound_ms == 0 ||
-        now - cv.last_inbound_ms > META_WINDOW_MS) {
-        snprintf(res->error_code, sizeof res->error_code, "outside_window");
-        snprintf(res->error, sizeof res->error,
-                 "the customer's last message is older than 24 hours; %s allows no "
-                 "free-form reply outside the window",
-                 c->ch->name);
-        return OH_EFORBIDDEN;
-    }
-    return OH_OK;
-}
-
+/* The 24-hour window is the core's (.reply_window_s): checked before this
+ * runs. */
 int meta_send(void *vctx, const json_t *event, struct oh_send_result *res)
 {
     struct meta_ctx *c = vctx;
@@ -321,15 +245,7 @@ int meta_send(void *vctx, const json_t *event, struct oh_send_result *res)
         snprintf(res->error, sizeof res->error, "nothing to send: no text, no attachment");
         return OH_EINVAL;
     }
-    int rc = mc_window(c, conv, res);
-    if (rc != 0) {
-        if (rc == OH_EFORBIDDEN) {
-            char labels[128];
-            mc_label(c, "outside_window", labels, sizeof labels);
-            oh_metrics_inc("omnihub_send_refused_total", labels, 1);
-        }
-        return rc;
-    }
+    int rc;
     /* The text first, then one message per attachment (the Send API takes
      * one attachment per message); the first mid identifies the send. */
     size_t parts = (text && *text ? 1 : 0) + json_array_size(atts);
@@ -368,44 +284,19 @@ int meta_send(void *vctx, const json_t *event, struct oh_send_result *res)
 
 /* ---- media: GET /v1/media/<channel>/<ref> (worker thread; may block) ---- */
 
-static int mc_b64val(char ch)
+/* base64url (no padding) -> malloc'd NUL-terminated text; NULL if invalid
+ * or when it holds a NUL. */
+static char *mc_ref_url(const char *in)
 {
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '-') return 62;
-    if (ch == '_') return 63;
-    return -1;
-}
-
-/* base64url (no padding) -> malloc'd NUL-terminated text; NULL if invalid. */
-static char *mc_unb64url(const char *in)
-{
-    size_t n = strlen(in);
-    char *out = malloc(n * 3 / 4 + 2), *o = out;
-    if (!out || n % 4 == 1) {
+    size_t n = strlen(in), cap = n * 3 / 4 + 2;
+    char *out = malloc(cap);
+    /* a lone last character encodes no whole byte: not base64url */
+    int len = out && n % 4 != 1 ? oh_base64url_decode(in, n, (uint8_t *)out, cap) : -1;
+    if (len < 0 || memchr(out, '\0', (size_t)len)) {
         free(out);
         return NULL;
     }
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = mc_b64val(in[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            *o++ = (char)(acc >> bits & 0xFF);
-        }
-    }
-    *o = '\0';
-    if (strlen(out) != (size_t)(o - out)) { /* NUL inside */
-        free(out);
-        return NULL;
-    }
+    out[len] = '\0';
     return out;
 }
 
@@ -431,9 +322,10 @@ static bool mc_media_allowed(const struct meta_ctx *c, const char *url)
     char host[256];
     if (!mc_host(url, host, sizeof host)) return false;
     /* same scheme://host:port as api_base_url */
-    const char *auth = strstr(c->api_base_url, "://");
-    size_t olen = auth ? (size_t)(auth + 3 - c->api_base_url) + strcspn(auth + 3, "/?#") : 0;
-    if (olen && strncmp(url, c->api_base_url, olen) == 0 && strchr("/?#", url[olen])) return true;
+    const char *auth = strstr(c->conf.api_base_url, "://");
+    size_t olen = auth ? (size_t)(auth + 3 - c->conf.api_base_url) + strcspn(auth + 3, "/?#") : 0;
+    if (olen && strncmp(url, c->conf.api_base_url, olen) == 0 && strchr("/?#", url[olen]))
+        return true;
     if (strncmp(url, "https://", 8) != 0) return false;
     size_t hl = strlen(host);
     for (size_t i = 0; i < OH_ARRAY_SIZE(cdns); i++) {
@@ -446,11 +338,12 @@ static bool mc_media_allowed(const struct meta_ctx *c, const char *url)
     return false;
 }
 
+/* runs on a worker thread */
 int meta_media(void *vctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
                size_t errlen)
 {
     struct meta_ctx *c = vctx;
-    char *url = mc_unb64url(ref);
+    char *url = mc_ref_url(ref);
     if (!url || !mc_media_allowed(c, url)) {
         oh_errf(err, errlen, "not a %s attachment reference", c->ch->name);
         free(url);

@@ -5,14 +5,26 @@
 
 #include "core/connector.h"
 
+/* The instance's configuration, filled by the channel's config map. */
+struct meta_conf {
+    char *app_secret;
+    char *verify_token;
+    char *access_token;
+    char *app_id; /* NULL when not configured */
+    char *api_base_url;
+};
+
 /* What differs between the two Meta channels. */
 struct meta_channel {
     const char *name;   /* "messenger" | "instagram": channel and config prefix */
     const char *object; /* the webhook's "object": "page" | "instagram" */
+    const struct oh_config_key *keys;  /* "<name>.*" */
+    const struct oh_config_field *map; /* keys -> struct meta_conf */
 };
 
-/* The 24-hour messaging window of both platforms. */
-#define META_WINDOW_MS (24LL * 3600 * 1000)
+/* The 24-hour messaging window of both platforms (the core enforces it:
+ * .reply_window_s in each vtable). */
+#define META_WINDOW_S (24 * 3600)
 
 /* Pure: a webhook body of CH -> normalized events appended to OUT.
  * SKIP (may be NULL) is asked about every echo (message.is_echo): when it
@@ -27,13 +39,15 @@ int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
 /* The connector callbacks, parameterized by CH. meta_init reads
  * "<name>.app_secret", ".verify_token", ".access_token" (required),
  * ".app_id" and ".api_base_url"; the instance is freed with meta_destroy. */
-int meta_init(const struct meta_channel *ch, oh_hub *hub, const oh_config *cfg, void **ctx,
-              char *err, size_t errlen);
+int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env,
+              const oh_config *cfg, void **ctx, char *err, size_t errlen);
+/* runs on the HTTP service thread */
 int meta_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
                  struct oh_http_reply *reply, char *err, size_t errlen);
+/* runs on a dispatcher thread */
 int meta_send(void *ctx, const json_t *event, struct oh_send_result *res);
 void meta_destroy(void *ctx);
-/* Fetches an attachment by the media_ref the parser gave it (base64url of
+/* Runs on a worker thread. Fetches an attachment by the media_ref the parser gave it (base64url of
  * the platform's CDN URL); only Meta CDN hosts are fetched. */
 int meta_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
                size_t errlen);

@@ -27,7 +27,8 @@ static void tg_destroy(void *opaque)
     free(c);
 }
 
-static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
                           err, errlen) ||
@@ -41,17 +42,17 @@ static int tg_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
     }
     struct tg_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "telegram: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    c->hub = hub;
+    c->env = env;
     c->secret_token = strdup(oh_config_str(cfg, "telegram.secret_token"));
     const char *bot = oh_config_str(cfg, "telegram.bot_token");
     c->bot_token = bot && *bot ? strdup(bot) : NULL;
     c->api_base_url = strdup(base);
     if (!c->secret_token || !c->api_base_url || (bot && *bot && !c->bot_token)) {
         tg_destroy(c);
-        oh_errf(err, errlen, "telegram: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     size_t n = strlen(c->api_base_url);

@@ -5,7 +5,6 @@
 
 #include <jansson.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 #define TG_CHANNEL         "telegram"
 #define TG_DEFAULT_ACCOUNT "bot" /* account when no bot token is known */
@@ -13,7 +12,7 @@
 
 /* Instance state behind the vtable's ctx. */
 struct tg_ctx {
-    oh_hub *hub;
+    const struct oh_conn_env *env;
     char *secret_token; /* telegram.secret_token */
     char *bot_token;    /* telegram.bot_token; NULL: sending disabled */
     char *api_base_url; /* without a trailing slash */

@@ -32,29 +32,20 @@ static bool tg_retryable(const struct tg_answer *a)
 static int tg_call(struct tg_ctx *c, const char *method, const json_t *params, struct tg_answer *a)
 {
     memset(a, 0, sizeof *a);
-    char *body = json_dumps(params, JSON_COMPACT);
     size_t ulen = strlen(c->api_base_url) + strlen(c->bot_token) + strlen(method) + 8;
     char *url = malloc(ulen);
-    if (!body || !url) {
-        free(body);
-        free(url);
+    if (!url) {
         snprintf(a->desc, sizeof a->desc, "out of memory");
         return OH_ERETRY;
     }
     snprintf(url, ulen, "%s/bot%s/%s", c->api_base_url, c->bot_token, method);
-    static const char *const headers[] = {"Content-Type: application/json",
-                                          "Accept: application/json", NULL};
-    struct oh_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = body,
-                                  .body_len = strlen(body),
-                                  .timeout_ms = TG_TIMEOUT_MS};
-    struct oh_http_response resp = {0};
+    static const char *const accept[] = {"Accept: application/json", NULL};
+    struct oh_http_post post = {
+        .url = url, .json = params, .headers = accept, .timeout_ms = TG_TIMEOUT_MS};
+    struct oh_http_response resp;
     char err[256] = "";
-    int rc = oh_http_do(&req, &resp, err, sizeof err);
+    int rc = oh_http_post(&post, &resp, err, sizeof err);
     free(url);
-    free(body);
     if (rc != OH_OK) {
         snprintf(a->desc, sizeof a->desc, "%s", err[0] ? err : oh_strerror(rc));
         oh_http_response_free(&resp);

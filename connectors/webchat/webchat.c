@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 #define WC_NAME      "webchat"
 #define WC_MAX_QUEUE 10000   /* pending hook calls; past it they are dropped */
@@ -36,7 +35,7 @@ struct wc_mark {
 };
 
 struct wc {
-    oh_hub *hub;
+    const struct oh_conn_env *env;
     char account[256];
     bool receipts;
     pthread_t worker;
@@ -143,10 +142,10 @@ struct scan {
 
 /* The state already shown for MESSAGE_ID: 0 none (or sent/failed),
  * 1 delivered, 2 read. */
-static int shown(oh_store *st, const char *conv, const char *message_id)
+static int shown(const struct oh_conn_env *env, const char *conv, const char *message_id)
 {
     char state[16];
-    if (oh_store_message_state(st, conv, message_id, state) != OH_OK) return 0;
+    if (oh_env_message_state(env, conv, message_id, state) != OH_OK) return 0;
     return strcmp(state, "read") == 0 ? 2 : strcmp(state, "delivered") == 0 ? 1 : 0;
 }
 
@@ -167,7 +166,7 @@ static int scan_row(void *opaque, const char *conv, int64_t seq, const char *jso
     /* agents' replies on this channel; what the customer sent has no states */
     if (type && strcmp(type, OH_EV_OUTBOUND) == 0 && channel && strcmp(channel, WC_NAME) == 0 &&
         msgid && author && strcmp(author, "agent") == 0) {
-        int have = shown(oh_hub_store(s->w->hub), conv, msgid);
+        int have = shown(s->w->env, conv, msgid);
         /* read implies delivered: both go in one batch, in that order, so
          * no history shows delivered after read (a repeated state has the
          * same event id and is stored once) */
@@ -182,39 +181,38 @@ static int scan_row(void *opaque, const char *conv, int64_t seq, const char *jso
 
 /* The read cursor already handled in CONV, kept across restarts (so that
  * a read after a restart does not walk the whole history again). */
-static int64_t read_done(oh_store *st, const char *conv)
+static int64_t read_done(const struct oh_conn_env *env, const char *conv)
 {
     char key[OH_ID_MAX + 8], val[32];
     snprintf(key, sizeof key, WC_KV_READ "%s", conv);
-    return oh_store_kv_get(st, WC_NAME, key, val, sizeof val) == OH_OK ? atoll(val) : 0;
+    return oh_env_kv_get(env, NULL, key, val, sizeof val) == OH_OK ? atoll(val) : 0;
 }
 
-static void read_done_put(oh_store *st, const char *conv, int64_t seq)
+static void read_done_put(const struct oh_conn_env *env, const char *conv, int64_t seq)
 {
     char key[OH_ID_MAX + 8], val[32];
     snprintf(key, sizeof key, WC_KV_READ "%s", conv);
     snprintf(val, sizeof val, "%lld", (long long)seq);
-    oh_store_kv_put(st, WC_NAME, key, val);
+    oh_env_kv_put(env, NULL, key, val);
 }
 
 /* Records the statuses job J calls for; false when they could not be
  * made durable (the job's range stays open for a later push or read). */
 static bool wc_run(struct wc *w, struct wc_job *j)
 {
-    oh_store *st = oh_hub_store(w->hub);
-    if (!st) return true; /* a gateway without a store: no states to check */
+    if (!oh_env_has_store(w->env)) return true; /* a gateway without a store: nothing to check */
     int64_t after = j->after;
     if (j->kind == WC_READ) {
-        int64_t done = read_done(st, j->conv);
+        int64_t done = read_done(w->env, j->conv);
         if (done > after) after = done;
     }
     while (after < j->upto) {
         struct scan s = {.w = w, .kind = j->kind, .last = after};
         int64_t want = j->upto - after;
-        int rc = oh_store_history(st, j->conv, after, want < WC_PAGE ? (int)want : WC_PAGE,
-                                  scan_row, &s);
+        int rc = oh_env_history(w->env, j->conv, after, want < WC_PAGE ? (int)want : WC_PAGE,
+                                scan_row, &s);
         if (rc == OH_ENOTFOUND) return true;
-        if (rc == OH_OK && s.out.n) rc = oh_hub_ingest_wait(w->hub, &s.out);
+        if (rc == OH_OK && s.out.n) rc = oh_env_ingest_wait(w->env, &s.out);
         oh_event_list_clear(&s.out);
         if (rc != OH_OK) {
             OH_WARN(WC_NAME, "cannot record delivery states in %s: %s", j->conv, oh_strerror(rc));
@@ -223,7 +221,7 @@ static bool wc_run(struct wc *w, struct wc_job *j)
         if (s.rows == 0) break; /* the history ends before UPTO */
         after = s.last;
     }
-    if (j->kind == WC_READ) read_done_put(st, j->conv, after);
+    if (j->kind == WC_READ) read_done_put(w->env, j->conv, after);
     pthread_mutex_lock(&w->mu);
     struct wc_mark *m = mark_of(w, j->conv);
     int64_t *done = j->kind == WC_PUSHED ? &m->delivered : &m->read;
@@ -259,7 +257,8 @@ static void *wc_worker(void *arg)
 
 /* ---- lifetime ---- */
 
-static int wc_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int wc_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                   size_t errlen)
 {
     const char *account = oh_config_str(cfg, "webchat.account");
     if (!account || !*account || strlen(account) > 255) {
@@ -271,7 +270,7 @@ static int wc_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    w->hub = hub;
+    w->env = env;
     snprintf(w->account, sizeof w->account, "%s", account);
     w->receipts = oh_config_bool(cfg, "webchat.receipts");
     pthread_mutex_init(&w->mu, NULL);

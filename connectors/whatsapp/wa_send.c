@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/http_client.h"
-#include "store/store.h"
 #include "whatsapp.h"
 
 static const char *wa_str(const json_t *obj, const char *key)
@@ -230,40 +229,11 @@ static int wa_graph_error(const struct oh_http_response *resp, struct oh_send_re
     return resp->status == 401 || resp->status == 403 ? OH_EAUTH : OH_EINVAL;
 }
 
-/* Free-form messages need a customer message within the last 24 hours. */
-static int wa_window_check(struct wa_ctx *c, const json_t *data, struct oh_send_result *res)
-{
-    oh_store *st = oh_hub_store(c->hub);
-    const char *conv = wa_str(data, "conversation_id");
-    if (!st || !conv) /* a dispatcher without a store: Graph's 131047 decides */
-        return OH_OK;
-    struct oh_conversation cv;
-    int rc = oh_store_conversation_get(st, conv, &cv);
-    if (rc && rc != OH_ENOTFOUND) return OH_ERETRY;
-    int64_t last = rc == OH_ENOTFOUND ? 0 : cv.last_inbound_ms;
-    if (last > 0 && oh_now_ms() - last <= WA_WINDOW_MS) return OH_OK;
-    snprintf(res->error_code, sizeof res->error_code, WA_ERR_WINDOW);
-    snprintf(res->error, sizeof res->error,
-             "outside the 24-hour customer service window: %s; only a template can be sent",
-             last ? "the customer's last message is more than 24 hours old"
-                  : "the customer has not written yet");
-    return OH_EFORBIDDEN;
-}
-
-/* Records wamid -> our message now, so a status webhook materialized in
- * the same sync batch as our own "sent" status still finds the message
- * (materialization records the same reference later; either may win). */
-static void wa_remember(struct wa_ctx *c, const json_t *data, const char *account,
-                        const char *wamid)
-{
-    oh_store *st = oh_hub_store(c->hub);
-    const char *conv = wa_str(data, "conversation_id");
-    const char *ours = wa_str(data, "message_id");
-    if (st && conv && ours && *ours &&
-        oh_store_ref_put(st, WA_CHANNEL, account, wamid, conv, ours) != OH_OK)
-        OH_WARN("whatsapp", "could not record %s; its statuses wait for the sync", wamid);
-}
-
+/* The 24-hour window is the core's (.reply_window_s, templates exempt):
+ * checked before this runs. The provider id -> our message reference is
+ * recorded by one writer, the sync service, when it materializes the
+ * "sent" status the dispatcher makes of RES (and finds it among the
+ * earlier events of its batch until then). runs on a dispatcher thread */
 int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
 {
     struct wa_ctx *c = ctx;
@@ -283,40 +253,25 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
     json_t *body =
         wa_send_body(data, res->error_code, sizeof res->error_code, res->error, sizeof res->error);
     if (!body) return OH_EINVAL;
-    const json_t *tmpl = json_object_get(data, "template");
-    int rc = (tmpl && !json_is_null(tmpl)) ? OH_OK : wa_window_check(c, data, res);
-    if (rc) {
+    size_t ulen = strlen(c->conf.api_base_url) + strlen(account) + 16;
+    char *url = malloc(ulen);
+    if (!url) {
         json_decref(body);
-        return rc;
-    }
-    char *payload = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!payload) return OH_ERETRY;
-    size_t ulen = strlen(c->api_base_url) + strlen(account) + 16;
-    char *url = malloc(ulen), *auth = malloc(strlen(c->access_token) + 32);
-    if (!url || !auth) {
-        free(url);
-        free(auth);
-        free(payload);
         return OH_ERETRY;
     }
-    snprintf(url, ulen, "%s/%s/messages", c->api_base_url, account);
-    snprintf(auth, strlen(c->access_token) + 32, "Authorization: Bearer %s", c->access_token);
-    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                             NULL};
-    struct oh_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = payload,
-                                  .body_len = strlen(payload),
-                                  .timeout_ms = c->timeout_ms,
-                                  .max_response = 256 * 1024};
+    snprintf(url, ulen, "%s/%s/messages", c->conf.api_base_url, account);
+    static const char *const accept[] = {"Accept: application/json", NULL};
+    struct oh_http_post post = {.url = url,
+                                .json = body,
+                                .bearer = c->conf.access_token,
+                                .headers = accept,
+                                .timeout_ms = c->conf.timeout_ms,
+                                .max_response = 256 * 1024};
     struct oh_http_response resp;
     char herr[256] = "";
-    rc = oh_http_do(&req, &resp, herr, sizeof herr);
+    int rc = oh_http_post(&post, &resp, herr, sizeof herr);
     free(url);
-    free(auth);
-    free(payload);
+    json_decref(body);
     if (rc) {
         snprintf(res->error_code, sizeof res->error_code, "transport");
         snprintf(res->error, sizeof res->error, "Graph API unreachable: %s", herr);
@@ -328,15 +283,14 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
         const char *wamid = wa_str(json_array_get(json_object_get(root, "messages"), 0), "id");
         if (wamid) {
             snprintf(res->provider_message_id, sizeof res->provider_message_id, "%s", wamid);
-            wa_remember(c, data, account, wamid);
         } else
-            OH_WARN("whatsapp", "Graph accepted a message without returning its id");
+            oh_env_log(c->env, OH_LVL_WARN, "Graph accepted a message without returning its id");
         json_decref(root);
         rc = OH_OK;
     } else {
         rc = wa_graph_error(&resp, res);
-        OH_WARN("whatsapp", "send failed: HTTP %ld, %s: %s", resp.status, res->error_code,
-                res->error);
+        oh_env_log(c->env, OH_LVL_WARN, "send failed: HTTP %ld, %s: %s", resp.status,
+                   res->error_code, res->error);
     }
     oh_http_response_free(&resp);
     return rc;
@@ -346,10 +300,10 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res)
 static int wa_get(struct wa_ctx *c, const char *url, size_t max, long timeout_ms,
                   struct oh_http_response *resp, char *err, size_t errlen)
 {
-    size_t alen = strlen(c->access_token) + 32;
+    size_t alen = strlen(c->conf.access_token) + 32;
     char *auth = malloc(alen);
     if (!auth) return OH_ENOMEM;
-    snprintf(auth, alen, "Authorization: Bearer %s", c->access_token);
+    snprintf(auth, alen, "Authorization: Bearer %s", c->conf.access_token);
     const char *headers[] = {auth, NULL};
     struct oh_http_request req = {.method = "GET",
                                   .url = url,
@@ -371,12 +325,12 @@ int wa_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out,
         oh_errf(err, errlen, "not a WhatsApp media id");
         return OH_ENOTFOUND;
     }
-    size_t ulen = strlen(c->api_base_url) + strlen(ref) + 2;
+    size_t ulen = strlen(c->conf.api_base_url) + strlen(ref) + 2;
     char *url = malloc(ulen);
     if (!url) return OH_ENOMEM;
-    snprintf(url, ulen, "%s/%s", c->api_base_url, ref);
+    snprintf(url, ulen, "%s/%s", c->conf.api_base_url, ref);
     struct oh_http_response meta;
-    int rc = wa_get(c, url, 64 * 1024, c->timeout_ms, &meta, err, errlen);
+    int rc = wa_get(c, url, 64 * 1024, c->conf.timeout_ms, &meta, err, errlen);
     free(url);
     if (rc) {
         oh_http_response_free(&meta);
@@ -406,7 +360,7 @@ int wa_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out,
     snprintf(out->content_type, sizeof out->content_type, "%s",
              wa_str(info, "mime_type") ? wa_str(info, "mime_type") : "");
     struct oh_http_response file;
-    rc = wa_get(c, furl, max_bytes, c->timeout_ms * 6, &file, err, errlen);
+    rc = wa_get(c, furl, max_bytes, c->conf.timeout_ms * 6, &file, err, errlen);
     json_decref(info);
     if (rc == 0 && file.status != 200) {
         oh_errf(err, errlen, "media download answered %ld", file.status);

@@ -1,5 +1,6 @@
 /* whatsapp.c - the WhatsApp Business Cloud API connector: configuration,
  * the webhook (verification challenge, signed deliveries) and the vtable. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/crypto.h"
@@ -19,6 +20,16 @@ static const struct oh_config_key wa_keys[] = {
     {"whatsapp.phone_number_ids", OH_CFG_LIST, NULL,
      "business phone_number_ids served here (default: every number the app receives)"},
     {NULL, 0, NULL, NULL},
+};
+
+static const struct oh_config_field wa_map[] = {
+    OH_CFG_FIELD("whatsapp.app_secret", struct wa_conf, app_secret),
+    OH_CFG_FIELD("whatsapp.verify_token", struct wa_conf, verify_token),
+    OH_CFG_FIELD("whatsapp.access_token", struct wa_conf, access_token),
+    OH_CFG_FIELD("whatsapp.api_base_url", struct wa_conf, api_base_url),
+    OH_CFG_FIELD("whatsapp.timeout_ms", struct wa_conf, timeout_ms),
+    OH_CFG_FIELD("whatsapp.phone_number_ids", struct wa_conf, numbers),
+    {NULL, 0},
 };
 
 static const char *const wa_headers[] = {"x-hub-signature-256", NULL};
@@ -65,19 +76,14 @@ static void wa_destroy(void *ctx)
 {
     struct wa_ctx *c = ctx;
     if (!c) return;
-    free(c->app_secret);
-    free(c->verify_token);
-    free(c->access_token);
-    free(c->api_base_url);
+    oh_config_map_free(wa_keys, wa_map, &c->conf);
     free(c->owners);
-    for (size_t i = 0; i < c->nnumbers; i++)
-        free(c->numbers[i]);
-    free(c->numbers);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int wa_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                   char *err, size_t errlen)
 {
     static const char *const need[][2] = {
         {"whatsapp.app_secret", "to check the signature of webhook deliveries"},
@@ -90,7 +96,7 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
     }
     struct wa_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "whatsapp: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
@@ -98,36 +104,19 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
                         "parts of deliveries ignored on purpose (other numbers, changes)");
     oh_metrics_describe("omnihub_whatsapp_account_errors_total",
                         "account-level errors Meta reported in deliveries");
-    const char *base = oh_config_str(cfg, "whatsapp.api_base_url");
-    c->hub = hub;
-    c->app_secret = strdup(oh_config_str(cfg, "whatsapp.app_secret"));
-    c->verify_token = strdup(oh_config_str(cfg, "whatsapp.verify_token"));
-    c->access_token = strdup(oh_config_str(cfg, "whatsapp.access_token"));
-    c->api_base_url = strdup(base ? base : "");
+    c->env = env;
     c->owners = calloc(WA_MEDIA_OWNERS, sizeof *c->owners);
-    c->timeout_ms = (long)oh_config_int(cfg, "whatsapp.timeout_ms");
-    if (c->timeout_ms <= 0) c->timeout_ms = 10000;
-    if (!c->app_secret || !c->verify_token || !c->access_token || !c->api_base_url || !c->owners) {
+    if (oh_config_map(cfg, wa_keys, wa_map, &c->conf) != OH_OK || !c->owners) {
         wa_destroy(c);
-        oh_errf(err, errlen, "whatsapp: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    const char *const *items = NULL;
-    size_t nitems = oh_config_list(cfg, "whatsapp.phone_number_ids", &items);
-    if (nitems) {
-        c->numbers = calloc(nitems, sizeof *c->numbers);
-        for (size_t i = 0; c->numbers && i < nitems; i++)
-            if ((c->numbers[c->nnumbers] = strdup(items[i]))) c->nnumbers++;
-        if (c->nnumbers != nitems) {
-            wa_destroy(c);
-            oh_errf(err, errlen, "whatsapp: out of memory");
-            return OH_ENOMEM;
-        }
-    }
-    size_t n = strlen(c->api_base_url);
-    while (n > 0 && c->api_base_url[n - 1] == '/')
-        c->api_base_url[--n] = '\0';
-    if (strncmp(c->api_base_url, "http://", 7) && strncmp(c->api_base_url, "https://", 8)) {
+    if (c->conf.timeout_ms < 0) c->conf.timeout_ms = 0; /* 0: the HTTP client's own bound */
+    char *base = c->conf.api_base_url ? c->conf.api_base_url : "";
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        base[--n] = '\0';
+    if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)) {
         oh_errf(err, errlen, "whatsapp.api_base_url must be an http(s) URL");
         wa_destroy(c);
         return OH_EINVAL;
@@ -138,9 +127,9 @@ static int wa_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, siz
 
 bool wa_number_allowed(const struct wa_ctx *c, const char *account)
 {
-    if (!c->nnumbers) return true;
-    for (size_t i = 0; account && i < c->nnumbers; i++)
-        if (strcmp(c->numbers[i], account) == 0) return true;
+    if (!c->conf.numbers) return true;
+    for (size_t i = 0; account && c->conf.numbers[i]; i++)
+        if (strcmp(c->conf.numbers[i], account) == 0) return true;
     return false;
 }
 
@@ -161,57 +150,23 @@ static void wa_filter_numbers(struct wa_ctx *c, struct oh_event_list *events, si
     if (dropped) oh_metrics_inc("omnihub_whatsapp_ignored_total", "what=\"other_number\"", dropped);
 }
 
-/* GET: Meta's subscription check. */
-static int wa_verify(struct wa_ctx *c, const struct oh_http_req *req, struct oh_http_reply *reply,
-                     char *err, size_t errlen)
-{
-    char mode[32], token[512], challenge[512];
-    if (oh_http_query_param(req, "hub.mode", mode, sizeof mode) ||
-        oh_http_query_param(req, "hub.verify_token", token, sizeof token) ||
-        strcmp(mode, "subscribe") != 0 ||
-        !oh_ct_equal(token, strlen(token), c->verify_token, strlen(c->verify_token))) {
-        wa_reject("verify_token");
-        oh_errf(err, errlen, "hub.mode or hub.verify_token does not match");
-        return OH_EFORBIDDEN;
-    }
-    if (oh_http_query_param(req, "hub.challenge", challenge, sizeof challenge)) {
-        oh_errf(err, errlen, "hub.challenge is missing or too long");
-        return OH_EINVAL;
-    }
-    reply->status = 200;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    reply->body = strdup(challenge);
-    if (!reply->body) return OH_ENOMEM;
-    reply->body_len = strlen(challenge);
-    return OH_OK;
-}
-
 /* Runs on the HTTP service thread: no network, no store. */
 static int wa_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
                       struct oh_http_reply *reply, char *err, size_t errlen)
 {
     struct wa_ctx *c = ctx;
-    if (strcmp(req->method, "GET") == 0) return wa_verify(c, req, reply, err, errlen);
-    if (strcmp(req->method, "POST") != 0) {
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
         oh_errf(err, errlen, "method %s not allowed", req->method);
         return OH_EINVAL;
     }
-    const char *sig = req->header(req, "x-hub-signature-256");
-    if (!sig || !*sig) {
-        wa_reject("signature_missing");
-        oh_errf(err, errlen, "X-Hub-Signature-256 is missing");
-        return OH_EAUTH;
-    }
-    if (oh_sig_check_hex(c->app_secret, req->body, req->body_len, "sha256=", sig) != OH_OK) {
-        wa_reject("signature_bad");
-        oh_errf(err, errlen, "X-Hub-Signature-256 does not match the body");
-        return OH_EAUTH;
-    }
+    bool answered;
+    int rc = oh_webhook_meta_check(WA_CHANNEL, c->conf.verify_token, c->conf.app_secret, req,
+                                   reply, &answered, err, errlen);
+    if (rc || answered) return rc;
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
     struct wa_parse_stats st = {0};
     size_t n0 = events->n;
-    int rc =
-        wa_parse(&nc, req->body, req->body_len, events, &st, wa_media_owner_put, c, err, errlen);
+    rc = wa_parse(&nc, req->body, req->body_len, events, &st, wa_media_owner_put, c, err, errlen);
     if (rc) {
         wa_reject(strncmp(err, "invalid JSON", 12) == 0 ? "bad_json" : "bad_payload");
         return rc;
@@ -243,4 +198,6 @@ const struct oh_connector oh_connector_whatsapp = {
     .media = wa_media,
     .media_owner = wa_media_owner,
     .destroy = wa_destroy,
+    .reply_window_s = WA_WINDOW_S,
+    .reply_window_templates = true,
 };

@@ -5,11 +5,10 @@
 
 #include <pthread.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 #define WA_CHANNEL      "whatsapp"
 #define WA_TEXT_MAX     4096 /* characters Graph accepts in a text body */
-#define WA_WINDOW_MS    (24LL * 3600 * 1000)
+#define WA_WINDOW_S     (24 * 3600) /* enforced by the core: .reply_window_s */
 #define WA_MEDIA_OWNERS 4096 /* media id -> conversation entries kept */
 #define WA_ERR_WINDOW   "outside_window"
 #define WA_GRAPH_WINDOW 131047 /* Graph: re-engagement message (window closed) */
@@ -43,23 +42,27 @@ struct wa_media_owner {
     char conv[OH_ID_MAX];
 };
 
-/* Instance state behind the vtable's ctx. */
-struct wa_ctx {
-    oh_hub *hub;
+/* The configuration, filled by the config map (whatsapp.c). */
+struct wa_conf {
     char *app_secret;
     char *verify_token;
     char *access_token;
     char *api_base_url; /* without a trailing slash */
-    long timeout_ms;
+    int64_t timeout_ms;
     char **numbers; /* whatsapp.phone_number_ids; NULL: any number of the app */
-    size_t nnumbers;
+};
+
+/* Instance state behind the vtable's ctx. */
+struct wa_ctx {
+    const struct oh_conn_env *env;
+    struct wa_conf conf;
     pthread_mutex_t lock; /* guards owners */
     struct wa_media_owner *owners;
     size_t owner_next;
 };
 
 /* Outbound: one agent reply (borrowed CloudEvent) -> Graph /messages.
- * Runs on a dispatcher thread. */
+ * runs on a dispatcher thread */
 int wa_send(void *ctx, const json_t *event, struct oh_send_result *res);
 
 /* Pure: the Graph request body for the outbound event's DATA. OH_EINVAL
@@ -68,7 +71,7 @@ int wa_send(void *ctx, const json_t *event, struct oh_send_result *res);
 json_t *wa_send_body(const json_t *data, char *error_code, size_t codelen, char *err,
                      size_t errlen);
 
-/* Two-step Graph media download; runs on a worker thread. */
+/* Two-step Graph media download. runs on a worker thread */
 int wa_media(void *ctx, const char *ref, size_t max_bytes, struct oh_media *out, char *err,
              size_t errlen);
 

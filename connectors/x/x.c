@@ -36,7 +36,8 @@ static char *dup_set(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size_t errlen)
+static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
+                  char *err, size_t errlen)
 {
     if (oh_config_require(cfg, "x.consumer_secret",
                           "to answer X's CRC checks and verify webhook signatures", err, errlen) ||
@@ -49,11 +50,11 @@ static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size
     }
     struct x_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        oh_errf(err, errlen, "x: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
-    c->hub = hub;
+    c->env = env;
     c->consumer_secret = dup_set(oh_config_str(cfg, "x.consumer_secret"));
     c->access_token = dup_set(oh_config_str(cfg, "x.access_token"));
     c->app_id = dup_set(oh_config_str(cfg, "x.app_id"));
@@ -61,7 +62,7 @@ static int x_init(oh_hub *hub, const oh_config *cfg, void **ctx, char *err, size
     c->recent = calloc(X_RECENT, sizeof *c->recent);
     if (!c->consumer_secret || !c->api_base_url || !c->recent) {
         x_destroy(c);
-        oh_errf(err, errlen, "x: out of memory");
+        oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     size_t n = strlen(c->api_base_url);

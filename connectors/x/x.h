@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <jansson.h>
 #include "core/connector.h"
-#include "core/hub.h"
 
 #define X_CHANNEL       "x"
 #define X_TIMEOUT_MS    15000
@@ -15,7 +14,7 @@
 
 /* Instance state behind the vtable's ctx. */
 struct x_ctx {
-    oh_hub *hub;
+    const struct oh_conn_env *env;
     char *consumer_secret; /* x.consumer_secret: CRC answers and signatures */
     char *access_token;    /* x.access_token (user context); NULL: no sending */
     char *api_base_url;    /* without a trailing slash */

@@ -51,23 +51,15 @@ int x_send(void *opaque, const json_t *event, struct oh_send_result *res)
                     "x: attachments need an uploaded media id; send a link in the text");
     if (!text || !*text) return fail(res, OH_EINVAL, "empty", "x: a DM needs text");
     json_t *payload = json_pack("{s:s}", "text", text);
-    char *body = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-    json_decref(payload);
-    if (!body) return fail(res, OH_ERETRY, "internal", "out of memory");
-    char url[1024], auth[2048];
+    if (!payload) return fail(res, OH_ERETRY, "internal", "out of memory");
+    char url[1024];
     snprintf(url, sizeof url, "%s/2/dm_conversations/with/%s/messages", c->api_base_url, to);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->access_token);
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    struct oh_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = body,
-                                  .body_len = strlen(body),
-                                  .timeout_ms = X_TIMEOUT_MS};
-    struct oh_http_response resp = {0};
+    struct oh_http_post post = {
+        .url = url, .json = payload, .bearer = c->access_token, .timeout_ms = X_TIMEOUT_MS};
+    struct oh_http_response resp;
     char err[256] = "";
-    int rc = oh_http_do(&req, &resp, err, sizeof err);
-    free(body);
+    int rc = oh_http_post(&post, &resp, err, sizeof err);
+    json_decref(payload);
     if (rc != OH_OK) {
         oh_http_response_free(&resp);
         return oh_http_send_outcome(NULL, rc, err[0] ? err : oh_strerror(rc), res);

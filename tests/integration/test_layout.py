@@ -21,7 +21,8 @@ MAY_INCLUDE = {
 }
 # the hub sits above the log and the store it appends to and reads from, and
 # the table of every key table (config_keys.c) gathers theirs
-HUB = {"core/hub.h", "core/hub_int.h", "core/hub.c", "core/daemon.h", "core/config_keys.c"}
+HUB = {"core/hub.h", "core/hub_int.h", "core/hub.c", "core/daemon.h", "core/config_keys.c",
+       "core/conn_env.c"}
 INTERNAL = re.compile(r"_int\.h$|^store/store_fields\.h$")
 INCLUDE = re.compile(r'^#include "([a-z]+)/([^"]+)"', re.M)
 # backend libraries: who may include them; tools/bench and tests are
