@@ -12,9 +12,11 @@
 #include "core/workq.h"
 
 #define GW_MAX_HDRS 24
-/* lws's header buffer per request (max_http_header_data; lws's default):
- * a request line and header block over it are answered 431 */
-#define GW_HEADER_SPACE 4096
+/* lws's header buffer per request (max_http_header_data). lws closes the
+ * connection of a request line and header block over it with no callback
+ * in which to answer; lws's default (4096) is filled by a bearer token of
+ * 4 KB, which auth.c answers 401 when it fits here. */
+#define GW_HEADER_SPACE 8192
 
 struct req;
 typedef void (*gw_after_fn)(struct req *r);
