@@ -426,7 +426,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
         /* closed after: what follows may be framed differently than it
          * looks (an ignored "Transfer-Encoding :", a body never announced) */
         r->close_after = true;
-        gw_reply_error(r, st, st == 411 ? "length_required" : "bad_request", "%s", why);
+        gw_reply_error(r, st, gw_error_code(st), "%s", why);
     } else if (clen > (long long)gw->max_body * 64) {
         /* not worth reading: answer now and drop the connection */
         r->too_big = true;
