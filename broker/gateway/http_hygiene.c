@@ -76,15 +76,17 @@ struct walk {
 };
 
 /* The unknown header's record at P if it is one lws wrote: sane lengths,
- * a name ending in ':' that lws finds under that name. */
-static bool record_at(const struct walk *w, const char *p)
+ * a name ending in ':' and, when CONFIRM, one lws finds under that name
+ * (a walk over lws's list: done for the head only, the rest follow lws's
+ * own links). */
+static bool record_at(const struct walk *w, const char *p, bool confirm)
 {
     if (p < w->base || w->end - p < REC_HEAD + 1) return false;
     unsigned nlen = be16(p), vlen = be16(p + 2);
     if (nlen == 0 || (size_t)(w->end - p - REC_HEAD) < (size_t)nlen + vlen) return false;
     const char *name = p + REC_HEAD;
     if (name[nlen - 1] != ':') return false;
-    return lws_hdr_custom_length(w->wsi, name, (int)nlen) >= 0;
+    return !confirm || lws_hdr_custom_length(w->wsi, name, (int)nlen) >= 0;
 }
 
 /* The blank line's speculative name: 8 zero bytes and a CR. */
@@ -157,7 +159,7 @@ static int walk_items(struct walk *w, const char *p, struct known *k)
         if (end_marker_at(w, p)) {
             if (k->left) break; /* a known header not found: see below */
             return 0;           /* no unknown header */
-        } else if (record_at(w, p)) {
+        } else if (record_at(w, p, true)) {
             head = p;
         } else if (known_at(k, p, w->end)) {
             p += strnlen(p, (size_t)(w->end - p)) + 1;
@@ -167,7 +169,7 @@ static int walk_items(struct walk *w, const char *p, struct known *k)
              * bare LF (no marker). A record or the marker right after NULs
              * means the former. */
             for (const char *q = p; q < w->end && q - p < 64 && !*q; q++)
-                if (q > p && (record_at(w, q) || end_marker_at(w, q))) {
+                if (q > p && (record_at(w, q, true) || end_marker_at(w, q))) {
                     snprintf(w->why, w->whylen, "NUL in a header value");
                     return 400;
                 }
@@ -186,7 +188,7 @@ static int walk_items(struct walk *w, const char *p, struct known *k)
     /* lws's own list from its head; offsets only grow */
     int n = 0;
     for (const char *r = head; r; n++) {
-        if (n > 1000 || !record_at(w, r)) {
+        if (n > 1000 || !record_at(w, r, false)) {
             snprintf(w->why, w->whylen, "malformed header block");
             return 400;
         }

@@ -63,6 +63,10 @@ WHITESPACE_BEFORE_COLON = {
     "Content-Length : 5": b"POST /x HTTP/1.1\r\n" + H + b"Content-Length : 5\r\n\r\nhello",
     "X-Omnihub-Signature : (signed)": None,  # built below
     "unknown header with a space": b"GET /healthz HTTP/1.1\r\n" + H + b"X-Foo : bar\r\n\r\n",
+    # lws 4.1.6 reads a name that begins a longer one it knows (x-real-ip)
+    # up to the next colon, swallowing the next line: refused, not guessed
+    "X-Real: (a prefix of X-Real-IP) then a header":
+        b"GET /healthz HTTP/1.1\r\n" + H + b"X-Real: a\r\nX-Foo: b\r\n\r\n",
     "obs-fold line with a colon": b"GET /healthz HTTP/1.1\r\n" + H + b"X-Foo: a\r\n b: c\r\n\r\n",
 }
 
