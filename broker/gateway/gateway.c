@@ -413,6 +413,8 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     /* any body is read before the answer (also on a GET): the answer marks
      * where the connection's next request starts (gw_pipeline_mark) */
     bool has_body = expects_body(wsi);
+    char why[160];
+    int st;
     if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request", "NUL in the request path");
@@ -420,6 +422,11 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request",
                        "ambiguous body length: Transfer-Encoding or repeated Content-Length");
+    } else if ((st = gw_hygiene_check(gw, wsi, why, sizeof why))) {
+        /* closed after: what follows may be framed differently than it
+         * looks (an ignored "Transfer-Encoding :", a body never announced) */
+        r->close_after = true;
+        gw_reply_error(r, st, gw_error_code(st), "%s", why);
     } else if (clen > (long long)gw->max_body * 64) {
         /* not worth reading: answer now and drop the connection */
         r->too_big = true;
@@ -521,6 +528,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a static file (http.static_dir) */
         gw_pipeline_mark(wsi);
         break;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: gw_hygiene_ignore_h2c(in); return 0;
     case LWS_CALLBACK_HTTP_BODY: return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->req && pss->req->refs == 1 && !pss->req->ready) {
@@ -675,6 +683,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     info.user = gw;
     info.timeout_secs = (unsigned int)oh_config_int(hub->cfg, "http.timeout");
     info.timeout_secs_ah_idle = info.timeout_secs; /* slow headers (slowloris) */
+    info.max_http_header_data = GW_HEADER_SPACE;   /* http_hygiene.c reads it */
     /* no lws validity pings (zero policy): gw_ws_tick() sends them */
     info.retry_and_idle_policy = &gw->retry;
     info.options =

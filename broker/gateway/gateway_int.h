@@ -13,6 +13,11 @@
 #include "core/workq.h"
 
 #define GW_MAX_HDRS 24
+/* lws's header buffer per request (max_http_header_data). lws closes the
+ * connection of a request line and header block over it with no callback
+ * in which to answer; lws's default (4096) is filled by a bearer token of
+ * 4 KB, which auth.c answers 401 when it fits here. */
+#define GW_HEADER_SPACE 8192
 
 struct req;
 typedef void (*gw_after_fn)(struct req *r);
@@ -144,6 +149,16 @@ const char *gw_header(const struct req *r, const char *lname);
  * request being announced came from that stash (nothing read since). */
 void gw_pipeline_mark(struct lws *wsi);
 bool gw_pipeline_stashed(struct lws *wsi);
+/* http_hygiene.c: RFC 9110/9112 rules lws 4.1.6 does not apply.
+ * gw_hygiene_check() reads the parsed header block of WSI's request and
+ * returns 0, or the status to answer (400, 411) with a reason in WHY: NUL
+ * in a header, whitespace before a colon, a missing or repeated Host, a
+ * repeated header the daemon relies on (Authorization, Content-Length,
+ * Transfer-Encoding, connectors' signature headers), a body-bearing method
+ * without a length. */
+int gw_hygiene_check(const struct oh_gateway *gw, struct lws *wsi, char *why, size_t whylen);
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: makes lws ignore "Upgrade: h2c". */
+void gw_hygiene_ignore_h2c(char *upgrade);
 
 /* Routes of http_api.c: true when it took the request. */
 bool gw_api_route(struct req *r);
