@@ -111,6 +111,11 @@ static int preflight(oh_hub *hub, char *err, size_t errlen)
         oh_auth_free(auth);
         if ((rc = oh_config_hostport(cfg, "http.listen", host, sizeof host, &port, err, errlen)))
             return rc;
+        const char *admin = oh_config_str(cfg, "http.admin_listen");
+        if (admin && *admin &&
+            (rc = oh_config_hostport(cfg, "http.admin_listen", host, sizeof host, &port, err,
+                                     errlen)))
+            return rc;
     }
     if ((rc = oh_log_check(cfg, err, errlen)) || (rc = oh_store_check(cfg, err, errlen)))
         return rc;

@@ -10,6 +10,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"role", OH_CFG_STR, "all", "which services this process runs: all|gateway|sync|dispatch"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
+    {"http.admin_listen", OH_CFG_STR, NULL,
+     "a second listener for /readyz and /metrics (then off http.listen), host:port"},
     {"http.max_body", OH_CFG_SIZE, "1m", "largest accepted request body (413 above)"},
     {"http.max_page", OH_CFG_SIZE, "1m",
      "bytes of events in one history page, at most (a page holds at least one event)"},

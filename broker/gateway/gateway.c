@@ -126,9 +126,14 @@ static void readyz_work(void *opaque)
     json_t *details = json_object();
     for (size_t i = 0; i < hub->nconn; i++)
         if (hub->conn[i].vt->ready) hub->conn[i].vt->ready(hub->conn[i].ctx, details);
+    /* a local log's bootstrap is its file: only its name on a public
+     * listener (the directory layout is nobody else's business) */
+    const char *boot = oh_log_bootstrap(hub->log) ? oh_log_bootstrap(hub->log) : "";
+    const char *slash = strrchr(boot, '/');
+    if (!r->admin && slash && strcmp(oh_log_backend(hub->log), "local") == 0) boot = slash + 1;
     json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}, s:s, s:s, s:o}", "status",
                           ok ? "ready" : "not_ready", "log", "backend", oh_log_backend(hub->log),
-                          "bootstrap", oh_log_bootstrap(hub->log) ? oh_log_bootstrap(hub->log) : "",
+                          "bootstrap", boot,
                           "store", "backend", oh_store_backend(hub->store), "epoch",
                           oh_store_epoch(hub->store), "role", oh_config_str(hub->cfg, "role"),
                           "connectors", details);
@@ -230,9 +235,19 @@ static void route(struct req *r)
         return;
     }
     if (strcmp(r->path, "/healthz") == 0) {
+        snprintf(r->route, sizeof r->route, "/healthz");
         gw_reply(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
         return;
     }
+    /* with an admin listener, operators' routes live there alone, and the
+     * admin listener serves nothing else */
+    bool ops = strcmp(r->path, "/readyz") == 0 || strcmp(r->path, "/metrics") == 0;
+    if (gw->admin_vh && ops != r->admin) {
+        gw_reply_error(r, 404, "not_found", "no route for %s %s on this listener", r->method,
+                       r->path);
+        return;
+    }
+    if (ops) snprintf(r->route, sizeof r->route, "%s", r->path);
     if (strcmp(r->path, "/readyz") == 0) {
         gw_async(r, readyz_work);
         return;
@@ -253,6 +268,7 @@ static void route(struct req *r)
             path = def;
         }
         if (in->vt->webhook && strcmp(r->path, path) == 0) {
+            snprintf(r->route, sizeof r->route, "%s", path);
             webhook(r, in);
             return;
         }
@@ -262,6 +278,7 @@ static void route(struct req *r)
         char name[64];
         snprintf(name, sizeof name, "%.*s", slash ? (int)(slash - rest) : 0, rest);
         struct oh_instance *in = slash ? oh_hub_connector(hub, name) : NULL;
+        snprintf(r->route, sizeof r->route, "/v1/media/{connector}/{ref}");
         if (!in || !in->vt->media || !slash[1]) {
             gw_reply_error(r, 404, "not_found", "no such media");
             return;
@@ -390,6 +407,8 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     r->refs = 1;
     r->started_us = oh_mono_us();
     snprintf(r->path, sizeof r->path, "%s", uri);
+    snprintf(r->route, sizeof r->route, "other");
+    r->admin = gw->admin_vh && lws_get_vhost(wsi) == gw->admin_vh;
     static const struct {
         enum lws_token_indexes tok;
         const char *name;
@@ -494,8 +513,9 @@ static int http_write(struct lws *wsi, struct pss *pss)
                                   LWS_WRITE_HTTP_FINAL) < 0)) {
         return 1;
     }
-    char lab[64];
-    snprintf(lab, sizeof lab, "status=\"%d\"", r->status);
+    char lab[192];
+    snprintf(lab, sizeof lab, "method=\"%s\",route=\"%s\",status=\"%d\"",
+             r->method[0] ? r->method : "OTHER", r->route, r->status);
     oh_metrics_inc("omnihub_http_requests_total", lab, 1);
     pss->req = NULL;
     r->wsi = NULL;
@@ -556,6 +576,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     default: break;
     }
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && gw->admin_vh &&
+        lws_get_vhost(wsi) == gw->admin_vh)
+        return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket on the admin listener", 0);
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION || reason == LWS_CALLBACK_ESTABLISHED ||
         reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
@@ -659,12 +682,13 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
             add_header_name(gw, *h);
 
     const char *listen = oh_config_str(hub->cfg, "http.listen");
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - listen) : 0, listen);
-    if (!colon || port <= 0 || port > 65535) {
-        oh_errf(err, errlen, "http.listen must be host:port, got \"%s\"", listen);
+    const char *admin = oh_config_str(hub->cfg, "http.admin_listen");
+    char host[256], ahost[256];
+    int port, aport = 0;
+    if (oh_config_hostport(hub->cfg, "http.listen", host, sizeof host, &port, err, errlen) ||
+        (admin && *admin &&
+         oh_config_hostport(hub->cfg, "http.admin_listen", ahost, sizeof ahost, &aport, err,
+                            errlen))) {
         oh_gateway_free(gw);
         return NULL;
     }
@@ -712,6 +736,20 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         oh_errf(err, errlen, "cannot listen on %s (in use or not permitted?)", listen);
         oh_gateway_free(gw);
         return NULL;
+    }
+    if (aport) {
+        /* a second vhost on the same loop: health, readiness and metrics
+         * for operators, off the public listener */
+        info.port = aport;
+        info.iface = ahost[0] && strcmp(ahost, "0.0.0.0") != 0 ? ahost : NULL;
+        info.mounts = NULL;
+        info.vhost_name = "admin";
+        if (!(gw->admin_vh = lws_create_vhost(gw->ctx, &info))) {
+            oh_errf(err, errlen, "cannot listen on %s (http.admin_listen: in use?)", admin);
+            oh_gateway_free(gw);
+            return NULL;
+        }
+        OH_INFO("gateway", "admin listener on http://%s", admin);
     }
     hub->feed = gw_ws_feed;
     hub->feed_opaque = gw;

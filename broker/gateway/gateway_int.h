@@ -54,6 +54,10 @@ struct req {
     void (*state_free)(void *state);
     int64_t started_us;
     char channel[64];
+    /* the metrics' route label: a pattern, never the path itself, so the
+     * label's values stay few ("/v1/conversations/{id}/events", "other") */
+    char route[96];
+    bool admin; /* arrived on http.admin_listen */
 };
 
 struct wsconn;
@@ -89,6 +93,7 @@ struct oh_gateway {
     char *header_names[64]; /* lower-case names connectors read */
     int nheader_names;
     struct lws_http_mount mount;
+    struct lws_vhost *admin_vh; /* http.admin_listen's, or NULL */
     lws_retry_bo_t retry;
     int64_t started_ms;
     /* ws settings */

@@ -349,6 +349,7 @@ bool gw_api_route(struct req *r)
 {
     const char *p = r->path;
     if (strncmp(p, "/v1/conversations", 17) != 0 || (p[17] && p[17] != '/')) return false;
+    snprintf(r->route, sizeof r->route, "/v1/conversations");
     if (!gw_authenticate(r)) return true;
     if (!p[17] || !p[18]) {
         if (strcmp(r->method, "GET") != 0)
@@ -367,6 +368,10 @@ bool gw_api_route(struct req *r)
     }
     snprintf(conv, sizeof conv, "%.*s", (int)idlen, id);
     const char *what = slash + 1;
+    if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
+        snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/%s", what);
+    else
+        snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/other");
     bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
     if (!(is_new && strcmp(what, "messages") == 0 && post) && !oh_auth_may_access(&r->who, conv)) {
         gw_reply_error(r, 403, "forbidden", "not your conversation");

@@ -114,6 +114,9 @@ class Daemon:
         self.env.update(env or {})
         self.args = args or []
         self.url = f"http://127.0.0.1:{self.port}"
+        # /readyz and /metrics: on http.admin_listen when the test sets one
+        admin = self.config.get("http.admin_listen")
+        self.ops_url = f"http://{admin}" if admin else self.url
         self.proc = None
         self.session = requests.Session()
         self.start()
@@ -130,7 +133,7 @@ class Daemon:
                 raise RuntimeError(f"omnihubd exited with {self.proc.returncode}: "
                                    f"{self.logs()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.ops_url + "/readyz", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -231,7 +234,7 @@ class Daemon:
         return r.json()["conversations"]
 
     def metrics_text(self):
-        return requests.get(self.url + "/metrics", timeout=5).text
+        return requests.get(self.ops_url + "/metrics", timeout=5).text
 
     def metric(self, name, labels=None):
         want = ",".join(f'{k}="{v}"' for k, v in (labels or {}).items())

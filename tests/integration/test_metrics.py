@@ -84,3 +84,45 @@ def test_sent_messages_count_in_the_ingest_totals(omnihub):
                   token=d.customer_token("cust-1"))
     assert r.status_code == 202, r.text
     assert d.metric("omnihub_ingest_total", {"channel": "webchat", "result": "accepted"}) == 1
+
+
+def test_request_counts_carry_method_and_a_bounded_route(omnihub):
+    d = omnihub()
+    conv = d.post_inbound({"channel": "api:m", "account": "a", "contact": {"id": "u9"},
+                           "message_id": "m9", "text": "hi"}).json()["conversation_id"]
+    tok = d.agent_token()
+    for i in range(3):
+        d.request("GET", f"/v1/conversations/{conv}/events", token=tok)
+    d.request("GET", "/no/such/path/" + "x" * 50)
+    text = d.metrics_text()
+    assert ('omnihub_http_requests_total{method="GET",route="/v1/conversations/{id}/events",'
+            'status="200"} 3') in text, text
+    assert 'method="POST",route="/v1/inbound",status="202"' in text
+    assert 'route="other",status="404"' in text
+    assert conv not in text and "/no/such" not in text  # ids and paths never become labels
+
+
+def test_admin_listener_takes_readiness_and_metrics_off_the_public_one(omnihub):
+    from conftest import free_port
+    import requests
+    admin = f"127.0.0.1:{free_port()}"
+    d = omnihub({"http.admin_listen": admin})
+    assert requests.get(d.url + "/healthz", timeout=5).status_code == 200
+    assert requests.get(d.url + "/metrics", timeout=5).status_code == 404
+    assert requests.get(d.url + "/readyz", timeout=5).status_code == 404
+    ready = requests.get(f"http://{admin}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert "/" in ready.json()["log"]["bootstrap"]  # the operator sees the path
+    assert requests.get(f"http://{admin}/metrics", timeout=5).text.startswith("# HELP")
+    assert requests.get(f"http://{admin}/healthz", timeout=5).status_code == 200
+    # the admin listener serves operators only
+    assert requests.get(f"http://{admin}/v1/conversations", timeout=5).status_code == 404
+    assert d.post_inbound({"channel": "api:m", "account": "a", "contact": {"id": "u1"},
+                           "message_id": "m1", "text": "hi"}).status_code == 202
+
+
+def test_public_readiness_shows_no_paths(omnihub):
+    import requests
+    d = omnihub()
+    boot = requests.get(d.url + "/readyz", timeout=5).json()["log"]["bootstrap"]
+    assert boot == "log.db", boot
