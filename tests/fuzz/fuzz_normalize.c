@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct oh_connector *conn;
-    if (!conn && !(conn = oh_connector_find(FUZZ_CONNECTOR))) abort();
+    if (!conn && (!(conn = oh_connector_find(FUZZ_CONNECTOR)) || !conn->normalize)) abort();
     struct oh_norm_ctx nc = {size % 2 ? "acct-1" : NULL, 1767225600000};
     struct oh_event_list out = {0};
     char err[512] = "";
