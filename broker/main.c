@@ -11,9 +11,8 @@
 #include "core/auth.h"
 #include "core/conn_env.h"
 #include "core/daemon.h"
-#include "services/feed.h"
 #include "gateway/gateway.h"
-#include "services/lagwatch.h"
+#include "services/service.h"
 
 static struct oh_gateway *the_gw;
 static volatile sig_atomic_t got_signal;
@@ -266,8 +265,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
-    struct oh_feed_reader *feed = NULL;
-    struct oh_lagwatch *lagw = NULL;
+    struct oh_service_set *services = NULL;
     if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
     if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
     if (oh_config_bool(hub.cfg, "store.verify_on_start")) verify_store(hub.store);
@@ -280,11 +278,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(the_gw = oh_gateway_new(&hub, err, sizeof err))) goto out;
-    if (hub.run_sync && !(hub.sync = oh_sync_start(&hub, err, sizeof err))) goto out;
-    if (hub.run_gateway && !hub.run_sync && !(feed = oh_feed_start(&hub, err, sizeof err)))
-        goto out;
-    if (hub.run_dispatch && !(hub.dispatch = oh_dispatch_start(&hub, err, sizeof err))) goto out;
-    if (!(lagw = oh_lagwatch_start(&hub, 5000, err, sizeof err)) && err[0]) goto out;
+    /* the services of the role (services/registry.c) and their lag */
+    if (oh_services_start(&hub, oh_service_table, 5000, &services, err, sizeof err)) goto out;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -298,12 +293,9 @@ int main(int argc, char **argv)
 out:
     if (rc) OH_ERROR("main", "%s", err);
     atomic_store(&hub.stopping, true);
-    oh_lagwatch_stop(lagw);
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->stop && hub.run_gateway) hub.conn[i].vt->stop(hub.conn[i].ctx);
-    oh_dispatch_stop(hub.dispatch);
-    oh_feed_stop(feed);
-    oh_sync_stop(hub.sync);
+    oh_services_stop(services);
     oh_gateway_free(the_gw);
     oh_handoff_free(hub.handoff);
     for (size_t i = 0; i < hub.nconn; i++)

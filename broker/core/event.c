@@ -370,6 +370,11 @@ const char *oh_event_subject(const json_t *ev)
     return json_string_value(json_object_get(ev, "subject"));
 }
 
+const char *oh_event_author_kind(const json_t *ev)
+{
+    return json_string_value(json_object_get(json_object_get(oh_event_data(ev), "author"), "kind"));
+}
+
 json_t *oh_event_data(const json_t *ev)
 {
     return json_object_get(ev, "data");

@@ -37,6 +37,7 @@ const char *oh_event_get_id(const json_t *ev);
 const char *oh_event_get_type(const json_t *ev);
 const char *oh_event_subject(const json_t *ev); /* the conversation id */
 json_t *oh_event_data(const json_t *ev);
+const char *oh_event_author_kind(const json_t *ev); /* data.author.kind, NULL none */
 const char *oh_event_data_str(const json_t *ev, const char *field);
 
 /* Checks the envelope's required attributes and data fields; fills ERR.

@@ -20,7 +20,6 @@ typedef void (*oh_feed_fn)(void *opaque, const char *conv, int64_t seq, const ch
                            size_t len);
 
 struct oh_sync;
-struct oh_dispatch;
 struct oh_gateway;
 
 struct oh_hub {
@@ -32,8 +31,7 @@ struct oh_hub {
     bool run_gateway, run_sync, run_dispatch;
     oh_feed_fn feed;
     void *feed_opaque;
-    struct oh_sync *sync;
-    struct oh_dispatch *dispatch;
+    struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
     struct oh_gateway *gw;
     oh_handoff *handoff; /* NULL unless ingest and sync share the process */
     atomic_bool stopping;
@@ -46,7 +44,8 @@ struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
 /* Hands a sequenced event to the live feed, if any. */
 void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len);
 
-/* Services (sync.c, dispatch.c, gateway.c). start returns NULL + ERR. */
+/* The sync service alone, outside the daemon's service set (unit tests;
+ * services/service.h runs every service). NULL + ERR. */
 struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen);
 /* Before anything is appended: refuses (OH_EINVAL, ERR says what happened
  * and what to do) a log that is not the one the store's positions refer to
@@ -54,7 +53,5 @@ struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen);
  * sync.adopt_log; otherwise records the log's identity in the store. */
 int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen);
 void oh_sync_stop(struct oh_sync *s);
-struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen);
-void oh_dispatch_stop(struct oh_dispatch *d);
 
 #endif

@@ -80,8 +80,16 @@ int oh_log_ping(oh_log *log)
 int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
                   oh_log_done_fn done, void *opaque)
 {
+    return oh_log_append_meta(log, topic, key, NULL, value, len, done, opaque);
+}
+
+int oh_log_append_meta(oh_log *log, const char *topic, const char *key,
+                       const struct oh_log_meta *meta, const void *value, size_t len,
+                       oh_log_done_fn done, void *opaque)
+{
     if (!log || !topic || !value) return OH_EINVAL;
-    return OPS(log)->append(log, topic, key, value, len, done, opaque);
+    static const struct oh_log_meta none = {0};
+    return OPS(log)->append(log, topic, key, meta ? meta : &none, value, len, done, opaque);
 }
 
 oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
@@ -153,4 +161,35 @@ int oh_log_buf_reserve(char **buf, size_t *cap, size_t need)
     *buf = b;
     *cap = n;
     return 0;
+}
+
+int oh_log_keep(char **buf, size_t *cap, size_t *used, size_t *offs, const struct oh_log_strs *in,
+                struct oh_log_record *r)
+{
+    size_t need = *used;
+    for (int i = 0; i < OH_LOG_NSTR; i++)
+        need += (in->s[i] ? in->len[i] : 0) + 1;
+    if (oh_log_buf_reserve(buf, cap, need)) return OH_ENOMEM;
+    for (int i = 0; i < OH_LOG_NSTR; i++) {
+        size_t n = in->s[i] ? in->len[i] : 0;
+        offs[i] = in->s[i] ? *used : (size_t)-1;
+        if (n) memcpy(*buf + *used, in->s[i], n);
+        (*buf)[*used + n] = '\0';
+        *used += n + 1;
+    }
+    r->key_len = in->s[OH_LOG_KEY] ? in->len[OH_LOG_KEY] : 0;
+    r->len = in->s[OH_LOG_VALUE] ? in->len[OH_LOG_VALUE] : 0;
+    return 0;
+}
+
+void oh_log_resolve(const char *buf, const size_t *offs, struct oh_log_record *r)
+{
+    const char *at[OH_LOG_NSTR];
+    for (int i = 0; i < OH_LOG_NSTR; i++)
+        at[i] = offs[i] == (size_t)-1 ? NULL : buf + offs[i];
+    r->key = at[OH_LOG_KEY];
+    r->value = at[OH_LOG_VALUE] ? at[OH_LOG_VALUE] : "";
+    r->meta.type = at[OH_LOG_TYPE];
+    r->meta.subject = at[OH_LOG_SUBJECT];
+    r->meta.author = at[OH_LOG_AUTHOR];
 }

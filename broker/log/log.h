@@ -45,11 +45,28 @@ int oh_log_identity(oh_log *log, char *out, size_t outlen);
 /* 0 when the backend answers (Kafka: metadata reachable), else OH_EUNAVAIL. */
 int oh_log_ping(oh_log *log);
 
+/* What consumers route on, carried beside a record's value so that none
+ * has to parse a body to decide whether it wants it: Kafka headers ce_type,
+ * ce_subject, ce_seq, ce_authorkind (CloudEvents binary-mode names, next to
+ * the structured-mode value), columns of the local log's records table.
+ * Strings NULL when absent (records written before metadata existed), SEQ 0
+ * when not sequenced (the events topic). */
+struct oh_log_meta {
+    const char *type;    /* the event's type, "omnihub.message.outbound" */
+    const char *subject; /* its conversation id */
+    int64_t seq;         /* its seq on the timeline */
+    const char *author;  /* data.author.kind: "agent", "customer", "system" */
+};
+
 /* Appends VALUE under KEY (the conversation id; it picks the partition).
  * Copies KEY and VALUE; thread-safe; DONE is called as described above.
  * Returns 0 if queued; on a negative return DONE is not called. */
 int oh_log_append(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
                   oh_log_done_fn done, void *opaque);
+/* The same with META (copied; NULL: none) beside the value. */
+int oh_log_append_meta(oh_log *log, const char *topic, const char *key,
+                       const struct oh_log_meta *meta, const void *value, size_t len,
+                       oh_log_done_fn done, void *opaque);
 
 /* One record as delivered by oh_log_poll(). Pointers are borrowed until the
  * next poll on the same consumer. */
@@ -62,6 +79,7 @@ struct oh_log_record {
     size_t key_len;
     const char *value;
     size_t len;
+    struct oh_log_meta meta; /* borrowed like the value */
 };
 
 /* Partition assignment notifications (on the consumer's polling thread,
@@ -96,12 +114,12 @@ int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next);
 /* Lag information for one partition of TOPIC as seen by GROUP. */
 struct oh_log_lag {
     int32_t partition;
-    int64_t committed;    /* next offset the group will read; -1 none */
-    int64_t end;          /* log-end offset (next offset to be written) */
-    int64_t oldest_ts;    /* timestamp of the oldest record not consumed (the one at
-                           * committed, or the first one when the group never
-                           * committed), ms; -1 none */
-    int64_t end_ts;       /* timestamp of the last record, ms; -1 none */
+    int64_t committed; /* next offset the group will read; -1 none */
+    int64_t end;       /* log-end offset (next offset to be written) */
+    int64_t oldest_ts; /* timestamp of the oldest record not consumed (the one at
+                        * committed, or the first one when the group never
+                        * committed), ms; -1 none */
+    int64_t end_ts;    /* timestamp of the last record, ms; -1 none */
 };
 /* Fills up to MAX entries; returns the count or a negative code. Works from
  * another process (omnihubctl lag) as well as inside the daemon. */

@@ -12,8 +12,8 @@ struct oh_log_ops {
     const char *(*bootstrap)(const oh_log *log);
     int (*identity)(oh_log *log, char *out, size_t outlen);
     int (*ping)(oh_log *log);
-    int (*append)(oh_log *log, const char *topic, const char *key, const void *value, size_t len,
-                  oh_log_done_fn done, void *opaque);
+    int (*append)(oh_log *log, const char *topic, const char *key, const struct oh_log_meta *meta,
+                  const void *value, size_t len, oh_log_done_fn done, void *opaque);
     oh_log_consumer *(*consumer_new)(oh_log *log, const char *group, const char *topic,
                                      const struct oh_log_rebalance *reb, char *err, size_t errlen);
     void (*consumer_close)(oh_log_consumer *c);
@@ -36,6 +36,20 @@ extern const struct oh_log_ops oh_log_kafka_ops;
 /* Grows a consumer's record buffer *BUF (capacity *CAP, from 64 KiB,
  * doubling) to hold NEED bytes; OH_ENOMEM leaves it as it was. */
 int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
+
+/* The strings of one polled record, copied into a consumer's buffer. */
+enum { OH_LOG_KEY, OH_LOG_VALUE, OH_LOG_TYPE, OH_LOG_SUBJECT, OH_LOG_AUTHOR, OH_LOG_NSTR };
+struct oh_log_strs {
+    const char *s[OH_LOG_NSTR]; /* NULL: absent */
+    size_t len[OH_LOG_NSTR];
+};
+/* Copies IN behind the first *USED bytes of *BUF (each string NUL-ended),
+ * noting where in OFFS (OH_LOG_NSTR of them) and the lengths in R. */
+int oh_log_keep(char **buf, size_t *cap, size_t *used, size_t *offs, const struct oh_log_strs *in,
+                struct oh_log_record *r);
+/* Points R's strings into BUF once the poll is complete (BUF may move while
+ * it grows). */
+void oh_log_resolve(const char *buf, const size_t *offs, struct oh_log_record *r);
 
 
 #endif

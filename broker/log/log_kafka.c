@@ -9,9 +9,16 @@
 #include <librdkafka/rdkafka_mock.h>
 #include "log/log_int.h"
 
-#define COMP       "log.kafka"
-#define CT_HEADER  "content-type"
-#define CT_VALUE   "application/cloudevents+json"
+#define COMP      "log.kafka"
+#define CT_HEADER "content-type"
+#define CT_VALUE  "application/cloudevents+json"
+/* struct oh_log_meta as headers: CloudEvents binary-mode attribute names
+ * (type, subject; seq and authorkind as extensions), beside the
+ * structured-mode value that stays the contract. */
+#define H_TYPE     "ce_type"
+#define H_SUBJECT  "ce_subject"
+#define H_SEQ      "ce_seq"
+#define H_AUTHOR   "ce_authorkind"
 #define META_MS    5000
 #define NO_OFFSET  (-1000) /* want[p]: no seek requested */
 #define MAX_TOPICS 8
@@ -351,8 +358,9 @@ static int kafka_ping(oh_log *log)
     return brokers > 0 ? 0 : OH_EUNAVAIL;
 }
 
-static int kafka_append(oh_log *log, const char *topic, const char *key, const void *value,
-                        size_t len, oh_log_done_fn done, void *opaque)
+static int kafka_append(oh_log *log, const char *topic, const char *key,
+                        const struct oh_log_meta *meta, const void *value, size_t len,
+                        oh_log_done_fn done, void *opaque)
 {
     struct kdone *d = malloc(sizeof *d);
     if (!d) return OH_ENOMEM;
@@ -361,16 +369,25 @@ static int kafka_append(oh_log *log, const char *topic, const char *key, const v
     char name[256];
     snprintf(name, sizeof name, "%s%s", log->prefix, topic);
     rd_kafka_resp_err_t e;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)meta->seq);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_header_add(h, CT_HEADER, -1, CT_VALUE, -1);
+    if (meta->type) rd_kafka_header_add(h, H_TYPE, -1, meta->type, -1);
+    if (meta->subject) rd_kafka_header_add(h, H_SUBJECT, -1, meta->subject, -1);
+    if (meta->seq) rd_kafka_header_add(h, H_SEQ, -1, seq, -1);
+    if (meta->author) rd_kafka_header_add(h, H_AUTHOR, -1, meta->author, -1);
     /* A full queue drains as deliveries complete; wait a little for room. */
     for (int tries = 0;; tries++) {
         e = rd_kafka_producev(
             log->producer, RD_KAFKA_V_TOPIC(name), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER(CT_HEADER, CT_VALUE, -1), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 5000) break;
         usleep(1000);
     }
     if (e) {
+        rd_kafka_headers_destroy(h); /* producev owns them only on success */
         free(d);
         OH_WARN(COMP, "append to %s: %s", name, rd_kafka_err2str(e));
         return map_err(e);
@@ -572,27 +589,42 @@ fail:
     return NULL;
 }
 
-/* Copies M into C's buffer as record R (keys and values NUL-terminated). */
+/* Header NAME of H into IN's slot I, when present. */
+static void header(rd_kafka_headers_t *h, const char *name, struct oh_log_strs *in, int i)
+{
+    const void *v = NULL;
+    size_t n = 0;
+    if (h && rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v) {
+        in->s[i] = v;
+        in->len[i] = n;
+    }
+}
+
+/* Copies M into C's buffer as record R (strings NUL-terminated). */
 static int keep(oh_log_consumer *c, const rd_kafka_message_t *m, struct oh_log_record *r,
                 size_t *used, int i)
 {
-    size_t kl = m->key ? m->key_len : 0;
-    if (oh_log_buf_reserve(&c->buf, &c->cap, *used + kl + m->len + 2)) return OH_ENOMEM;
     r->topic = c->topic;
     r->partition = m->partition;
     r->offset = m->offset;
     r->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
-    r->key_len = kl;
-    r->len = m->len;
-    c->offs[2 * i] = m->key ? *used : (size_t)-1;
-    if (kl) memcpy(c->buf + *used, m->key, kl);
-    c->buf[*used + kl] = '\0';
-    *used += kl + 1;
-    c->offs[2 * i + 1] = *used;
-    if (m->len) memcpy(c->buf + *used, m->payload, m->len);
-    c->buf[*used + m->len] = '\0';
-    *used += m->len + 1;
-    return 0;
+    struct oh_log_strs in = {{m->key, m->payload ? m->payload : ""}, {m->key_len, m->len}};
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) h = NULL;
+    header(h, H_TYPE, &in, OH_LOG_TYPE);
+    header(h, H_SUBJECT, &in, OH_LOG_SUBJECT);
+    header(h, H_AUTHOR, &in, OH_LOG_AUTHOR);
+    const void *v = NULL;
+    size_t n = 0;
+    char seq[24];
+    r->meta.seq = 0;
+    if (h && rd_kafka_header_get_last(h, H_SEQ, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
+        n < sizeof seq) {
+        memcpy(seq, v, n);
+        seq[n] = '\0';
+        r->meta.seq = strtoll(seq, NULL, 10);
+    }
+    return oh_log_keep(&c->buf, &c->cap, used, c->offs + (size_t)i * OH_LOG_NSTR, &in, r);
 }
 
 /* Runs on the consumer's thread; rebalance callbacks run inside it. */
@@ -612,7 +644,7 @@ static int kafka_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
         }
     }
     if (c->noffs < max) {
-        size_t *o = realloc(c->offs, sizeof *o * 2 * (size_t)max);
+        size_t *o = realloc(c->offs, sizeof *o * OH_LOG_NSTR * (size_t)max);
         if (!o) return OH_ENOMEM;
         c->offs = o;
         c->noffs = max;
@@ -650,10 +682,8 @@ static int kafka_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
         if (rc) return rc;
         if (!n && oh_mono_ms() >= deadline) break;
     }
-    for (int i = 0; i < n; i++) {
-        recs[i].key = c->offs[2 * i] == (size_t)-1 ? NULL : c->buf + c->offs[2 * i];
-        recs[i].value = c->buf + c->offs[2 * i + 1];
-    }
+    for (int i = 0; i < n; i++)
+        oh_log_resolve(c->buf, c->offs + (size_t)i * OH_LOG_NSTR, &recs[i]);
     return n;
 }
 

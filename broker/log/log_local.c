@@ -24,6 +24,13 @@ static const char schema_sql[] =
     " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
+/* Version 1: the routing metadata (struct oh_log_meta) beside each record.
+ * Records written before have NULLs there, which read as "absent". */
+static const char meta_sql[] = "ALTER TABLE records ADD COLUMN type TEXT;"
+                               "ALTER TABLE records ADD COLUMN subject TEXT;"
+                               "ALTER TABLE records ADD COLUMN seq INTEGER;"
+                               "ALTER TABLE records ADD COLUMN author TEXT;";
+
 /* One queued append, or (GROUP set) a group's committed position; the
  * strings and the value are copied behind the header. */
 struct lq_item {
@@ -34,6 +41,8 @@ struct lq_item {
     const char *topic;
     const char *key; /* NULL: no key */
     const char *value;
+    const char *type, *subject, *author; /* struct oh_log_meta; NULL: absent */
+    int64_t seq;
     size_t len;
     int64_t ts_ms;
     int64_t off;
@@ -93,7 +102,7 @@ struct oh_log_consumer {
     int64_t pos;
     char *buf; /* record copies of the last poll */
     size_t cap;
-    size_t *offs; /* 2 per record: key and value offsets into buf */
+    size_t *offs; /* OH_LOG_NSTR per record: where its strings are in buf */
     int noffs;
 };
 
@@ -240,6 +249,13 @@ static int write_batch(oh_log *log, struct lq_item *batch)
         else
             sqlite3_bind_null(st, 4);
         sqlite3_bind_blob64(st, 5, it->value, it->len, SQLITE_STATIC);
+        const char *meta[] = {it->type, it->subject, NULL, it->author};
+        for (int i = 0; i < 4; i++)
+            if (meta[i])
+                sqlite3_bind_text(st, 6 + i, meta[i], -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, 6 + i);
+        if (it->seq) sqlite3_bind_int64(st, 8, it->seq);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) goto fail;
@@ -340,6 +356,37 @@ static void *writer_main(void *arg)
             log->answers[i].done(log->answers[i].opaque, rc, 0, rc ? -1 : log->answers[i].off);
     }
     return NULL;
+}
+
+/* Brings an older log.db to the current version (PRAGMA user_version); a
+ * second process doing the same waits for the first on the write lock. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version < 0) goto fail;
+    /* a log.db of this version made by CREATE TABLE above has the columns
+     * already; one from before has not */
+    bool has_meta =
+        sqlite3_prepare_v2(db, "SELECT type FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    if (version < 1 && !has_meta && sqlite3_exec(db, meta_sql, NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if (version < 1 && sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    return 0;
+fail:
+    oh_errf(err, errlen, "migrate: %s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return OH_EIO;
 }
 
 /* ---- the log ------------------------------------------------------------ */
@@ -475,7 +522,10 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (load_id(log, err, errlen)) goto fail;
-    if (prep(log->wdb, "INSERT INTO records(topic, off, ts_ms, key, value) VALUES(?,?,?,?,?)",
+    if (migrate(log->wdb, err, errlen)) goto fail;
+    if (prep(log->wdb,
+             "INSERT INTO records(topic, off, ts_ms, key, value, type, subject, seq, author)"
+             " VALUES(?,?,?,?,?,?,?,?,?)",
              &log->ins, err, errlen) ||
         prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
         prep(log->wdb,
@@ -534,13 +584,31 @@ static int enqueue(oh_log *log, struct lq_item *it)
     return 0;
 }
 
-static int local_append(oh_log *log, const char *topic, const char *key, const void *value,
-                        size_t len, oh_log_done_fn done, void *opaque)
+/* Copies S (NULL stays NULL) to *P and advances it. */
+static const char *put_str(char **p, const char *s, size_t n)
+{
+    if (!s) return NULL;
+    const char *at = *p;
+    memcpy(*p, s, n);
+    *p += n;
+    return at;
+}
+
+static int local_append(oh_log *log, const char *topic, const char *key,
+                        const struct oh_log_meta *meta, const void *value, size_t len,
+                        oh_log_done_fn done, void *opaque)
 {
     size_t tl = strlen(topic) + 1, kl = key ? strlen(key) + 1 : 0;
-    struct lq_item *it = malloc(sizeof *it + tl + kl + len);
+    size_t yl = meta->type ? strlen(meta->type) + 1 : 0;
+    size_t sl = meta->subject ? strlen(meta->subject) + 1 : 0;
+    size_t al = meta->author ? strlen(meta->author) + 1 : 0;
+    struct lq_item *it = malloc(sizeof *it + tl + kl + yl + sl + al + len);
     if (!it) return OH_ENOMEM;
     char *p = it->data;
+    it->type = put_str(&p, meta->type, yl);
+    it->subject = put_str(&p, meta->subject, sl);
+    it->author = put_str(&p, meta->author, al);
+    it->seq = meta->seq;
     memcpy(p, topic, tl);
     it->topic = p;
     p += tl;
@@ -657,7 +725,8 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
     /* Commits are cheap: a lost group offset only means redelivery. */
     if (!(c->db = db_open(log->path, "NORMAL", err, errlen))) goto fail;
     if (prep(c->db,
-             "SELECT off, ts_ms, key, value FROM records WHERE topic=? AND off>=?"
+             "SELECT off, ts_ms, key, value, type, subject, seq, author FROM records"
+             " WHERE topic=? AND off>=?"
              " ORDER BY off LIMIT ?",
              &c->sel, err, errlen) ||
         prep(c->db, "SELECT MAX(off) FROM records WHERE topic=?", &c->end, err, errlen) ||
@@ -682,24 +751,19 @@ static int64_t committed_of(oh_log_consumer *c)
     return next;
 }
 
-/* Copies record N (KEY may be NULL) behind the first USED bytes of c->buf. */
-static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n, const char *k,
-                size_t kl, const void *v, size_t vl)
+/* Copies record N behind the first USED bytes of c->buf. */
+static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n,
+                const struct oh_log_strs *in, int64_t seq)
 {
-    if (oh_log_buf_reserve(&c->buf, &c->cap, *used + kl + vl + 2)) return OH_ENOMEM;
     r->topic = c->topic;
     r->partition = 0;
-    r->key_len = kl;
-    r->len = vl;
-    c->offs[2 * n] = k ? *used : (size_t)-1;
-    if (kl) memcpy(c->buf + *used, k, kl);
-    c->buf[*used + kl] = '\0';
-    *used += kl + 1;
-    c->offs[2 * n + 1] = *used;
-    if (vl) memcpy(c->buf + *used, v, vl);
-    c->buf[*used + vl] = '\0';
-    *used += vl + 1;
-    return 0;
+    r->meta.seq = seq;
+    return oh_log_keep(&c->buf, &c->cap, used, c->offs + (size_t)n * OH_LOG_NSTR, in, r);
+}
+
+static size_t len_of(const char *s)
+{
+    return s ? strlen(s) : 0;
 }
 
 /* Records at c->pos from this process's tail; -1 when it does not hold them. */
@@ -713,8 +777,10 @@ static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
     if (t && c->pos >= t->first && c->pos < t->end) {
         for (n = 0; n < max && c->pos + n < t->end; n++) {
             const struct lq_item *it = t->ring[(c->pos + n) % TAIL_RECORDS];
-            if (keep(c, &used, &recs[n], n, it->key, it->key ? strlen(it->key) : 0, it->value,
-                     it->len)) {
+            struct oh_log_strs in = {{it->key, it->value, it->type, it->subject, it->author},
+                                     {len_of(it->key), it->len, len_of(it->type),
+                                      len_of(it->subject), len_of(it->author)}};
+            if (keep(c, &used, &recs[n], n, &in, it->seq)) {
                 n = OH_ENOMEM;
                 break;
             }
@@ -730,7 +796,7 @@ static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
 static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
 {
     if (c->noffs < max) {
-        size_t *o = realloc(c->offs, sizeof *o * 2 * (size_t)max);
+        size_t *o = realloc(c->offs, sizeof *o * OH_LOG_NSTR * (size_t)max);
         if (!o) return OH_ENOMEM;
         c->offs = o;
         c->noffs = max;
@@ -747,11 +813,16 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
     int rc;
     n = 0;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *k = (const char *)sqlite3_column_text(st, 2);
-        size_t kl = k ? (size_t)sqlite3_column_bytes(st, 2) : 0;
-        const void *v = sqlite3_column_blob(st, 3);
-        size_t vl = (size_t)sqlite3_column_bytes(st, 3);
-        if (keep(c, &used, &recs[n], n, k, kl, v, vl)) {
+        struct oh_log_strs in;
+        static const int col[OH_LOG_NSTR] = {2, 3, 4, 5, 7};
+        for (int i = 0; i < OH_LOG_NSTR; i++) {
+            /* text before bytes: sqlite3_column_bytes after it is the length */
+            in.s[i] = i == OH_LOG_VALUE ? sqlite3_column_blob(st, col[i])
+                                        : (const char *)sqlite3_column_text(st, col[i]);
+            in.len[i] = (size_t)sqlite3_column_bytes(st, col[i]);
+        }
+        if (!in.s[OH_LOG_VALUE]) in.s[OH_LOG_VALUE] = ""; /* an empty blob */
+        if (keep(c, &used, &recs[n], n, &in, sqlite3_column_int64(st, 6))) {
             sqlite3_reset(st);
             return OH_ENOMEM;
         }
@@ -766,10 +837,8 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
     }
     sqlite3_reset(st); /* ends the read transaction */
 done:
-    for (int i = 0; i < n; i++) {
-        recs[i].key = c->offs[2 * i] == (size_t)-1 ? NULL : c->buf + c->offs[2 * i];
-        recs[i].value = c->buf + c->offs[2 * i + 1];
-    }
+    for (int i = 0; i < n; i++)
+        oh_log_resolve(c->buf, c->offs + (size_t)i * OH_LOG_NSTR, &recs[i]);
     if (n) c->pos = recs[n - 1].offset + 1;
     return n;
 }

@@ -2,7 +2,8 @@
  * Consumes the timeline (group omnihub-dispatch); each outbound message is
  * remembered in the store until it is sent or has failed, retried with
  * exponential backoff and jitter, and its outcome recorded as a status
- * event on the stream. */
+ * event on the stream. A service (service.h): routes on the records'
+ * metadata on the thread "oh-dispatch"; sends on its worker threads. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/json_dump.h"
 #include "core/crypto.h"
 #include "core/hub_int.h"
+#include "services/service.h"
 #include "core/metrics.h"
 
 #define KV_NS "dispatch"
@@ -25,8 +27,6 @@ struct job {
 
 struct oh_dispatch {
     oh_hub *hub;
-    oh_log_consumer *consumer;
-    pthread_t reader;
     pthread_t *workers;
     int nworkers, max_attempts;
     int64_t backoff_ms, backoff_max_ms;
@@ -100,8 +100,7 @@ static int64_t backoff(struct oh_dispatch *d, int attempt, int hint_ms)
     int64_t b = d->backoff_ms;
     for (int i = 1; i < attempt && b < d->backoff_max_ms; i++)
         b *= 2;
-    if (b > d->backoff_max_ms)
-        b = d->backoff_max_ms;
+    if (b > d->backoff_max_ms) b = d->backoff_max_ms;
     uint32_t r = 0;
     oh_random(&r, sizeof r);
     b = b / 2 + (int64_t)(r % (uint32_t)(b / 2 + 1)); /* jitter: [b/2, b] */
@@ -156,8 +155,7 @@ static void *worker(void *arg)
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             int64_t wait = j ? j->due_ms - now : 200;
-            if (wait > 200)
-                wait = 200;
+            if (wait > 200) wait = 200;
             ts.tv_nsec += (long)wait * 1000000L;
             ts.tv_sec += ts.tv_nsec / 1000000000L;
             ts.tv_nsec %= 1000000000L;
@@ -187,12 +185,22 @@ static struct job *job_new(json_t *ev, int attempt)
     return j;
 }
 
-/* Takes one timeline record: agents' outbound messages on channels that send. */
-static void consider(struct oh_dispatch *d, const struct oh_log_record *r)
+bool oh_dispatch_wants(const struct oh_log_record *r)
 {
+    if (r->meta.type)
+        return strcmp(r->meta.type, OH_EV_OUTBOUND) == 0 && r->meta.author &&
+               strcmp(r->meta.author, "agent") == 0;
+    /* written before records had metadata: the body decides (consider) */
     static const char outbound[] = "\"" OH_EV_OUTBOUND "\"";
-    if (!memmem(r->value, r->len, outbound, sizeof outbound - 1))
-        return; /* most of the timeline: not worth parsing */
+    return memmem(r->value, r->len, outbound, sizeof outbound - 1) != NULL;
+}
+
+/* Takes one timeline record: agents' outbound messages on channels that
+ * send. Only those are parsed: they are sent. False when the hub stopped
+ * before the job was remembered. */
+static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
+{
+    if (!oh_dispatch_wants(r)) return true; /* most of the timeline */
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
     const char *type = ev ? oh_event_get_type(ev) : NULL;
     const char *channel = ev ? oh_event_data_str(ev, "channel") : NULL;
@@ -204,26 +212,27 @@ static void consider(struct oh_dispatch *d, const struct oh_log_record *r)
     if (!type || strcmp(type, OH_EV_OUTBOUND) != 0 || !in || !in->vt->send || !author ||
         strcmp(author, "agent") != 0) {
         json_decref(ev);
-        return;
+        return true;
     }
     char state[64];
     int rc = oh_store_kv_get(d->hub->store, KV_NS, oh_event_get_id(ev), state, sizeof state);
     if (rc == OH_OK || rc == OH_ETOOBIG) {
         json_decref(ev); /* already pending: restored at start-up */
-        return;
+        return true;
     }
     char msgstate[16];
     if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
                                oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
         json_decref(ev); /* already has an outcome: a replayed timeline record */
-        return;
+        return true;
     }
     struct job *j = job_new(ev, 0);
-    if (!j)
-        return;
-    while (remember(d, j) != OH_OK && !atomic_load(&d->hub->stopping))
+    if (!j) return true;
+    bool kept;
+    while (!(kept = remember(d, j) == OH_OK) && !atomic_load(&d->hub->stopping))
         usleep(200000);
     enqueue(d, j);
+    return kept;
 }
 
 static int restore(void *opaque, const char *key, const char *value)
@@ -236,96 +245,90 @@ static int restore(void *opaque, const char *key, const char *value)
         return 0;
     }
     struct job *j = job_new(ev, atoi(value));
-    if (j)
-        enqueue(d, j);
+    if (j) enqueue(d, j);
     return 0;
 }
 
-static void *reader(void *arg)
+/* The service's thread: a batch is committed once each of its jobs is
+ * remembered in the store. */
+static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
-    struct oh_dispatch *d = arg;
-    struct oh_log_record recs[256];
-    while (!atomic_load(&d->hub->stopping)) {
-        int n = oh_log_poll(d->consumer, recs, 256, 200);
-        if (n < 0) {
-            usleep(200000);
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            consider(d, &recs[i]);
-            if (i == n - 1 || recs[i + 1].partition != recs[i].partition)
-                oh_log_commit(d->consumer, recs[i].partition, recs[i].offset + 1);
-        }
-    }
-    return NULL;
+    int rc = OH_OK;
+    for (int i = 0; i < n; i++)
+        if (!consider(state, &recs[i])) rc = OH_ECLOSED;
+    return rc;
 }
 
-struct oh_dispatch *oh_dispatch_start(oh_hub *hub, char *err, size_t errlen)
+static void free_jobs(struct oh_dispatch *d)
+{
+    for (struct job *j = d->jobs, *next; j; j = next) {
+        next = j->next;
+        json_decref(j->event);
+        free(j);
+    }
+    d->jobs = NULL;
+}
+
+/* Call after hub->stopping is set; pending jobs stay in the store. */
+static void stop(void *state)
+{
+    struct oh_dispatch *d = state;
+    pthread_mutex_lock(&d->mu);
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    for (int i = 0; i < d->nworkers; i++)
+        pthread_join(d->workers[i], NULL);
+    free_jobs(d);
+    free(d->workers);
+    free(d);
+}
+
+static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct oh_dispatch *d = calloc(1, sizeof *d);
     if (!d) {
         oh_errf(err, errlen, "out of memory");
-        return NULL;
+        return OH_ENOMEM;
     }
     d->hub = hub;
     d->max_attempts = (int)oh_config_int(hub->cfg, "dispatch.max_attempts");
     d->backoff_ms = oh_config_int(hub->cfg, "dispatch.backoff_ms");
     d->backoff_max_ms = oh_config_int(hub->cfg, "dispatch.backoff_max_ms");
     d->nworkers = (int)oh_config_int(hub->cfg, "dispatch.workers");
-    if (d->max_attempts < 1)
-        d->max_attempts = 1;
-    if (d->backoff_ms < 1)
-        d->backoff_ms = 1;
-    if (d->backoff_max_ms < d->backoff_ms)
-        d->backoff_max_ms = d->backoff_ms;
-    if (d->nworkers < 1 || d->nworkers > 64)
-        d->nworkers = 4;
+    if (d->max_attempts < 1) d->max_attempts = 1;
+    if (d->backoff_ms < 1) d->backoff_ms = 1;
+    if (d->backoff_max_ms < d->backoff_ms) d->backoff_max_ms = d->backoff_ms;
+    if (d->nworkers < 1 || d->nworkers > 64) d->nworkers = 4;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     oh_store_kv_scan(hub->store, KV_NS, restore, d);
-    if (d->queued)
-        OH_INFO("dispatch", "resuming %d pending outbound message(s)", d->queued);
-    d->consumer = oh_log_consumer_new(hub->log, OH_GROUP_DISPATCH, OH_TOPIC_TIMELINE, NULL, err,
-                                      errlen);
-    d->workers = calloc((size_t)d->nworkers, sizeof *d->workers);
-    if (!d->consumer || !d->workers || pthread_create(&d->reader, NULL, reader, d)) {
-        oh_log_consumer_close(d->consumer);
-        free(d->workers);
-        struct job *j = d->jobs;
-        while (j) {
-            struct job *next = j->next;
-            json_decref(j->event);
-            free(j);
-            j = next;
-        }
+    if (d->queued) OH_INFO("dispatch", "resuming %d pending outbound message(s)", d->queued);
+    if (!(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
+        free_jobs(d);
         free(d);
-        if (!err[0])
-            oh_errf(err, errlen, "cannot start the dispatcher");
-        return NULL;
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
     }
-    pthread_setname_np(d->reader, "oh-dispatch");
-    for (int i = 0; i < d->nworkers; i++)
-        pthread_create(&d->workers[i], NULL, worker, d);
-    return d;
+    int started = 0;
+    while (started < d->nworkers && !pthread_create(&d->workers[started], NULL, worker, d))
+        started++;
+    d->nworkers = started;
+    *state = d;
+    return OH_OK;
 }
 
-/* Call after hub->stopping is set; pending jobs stay in the store. */
-void oh_dispatch_stop(struct oh_dispatch *d)
+static bool wanted(const oh_hub *hub)
 {
-    if (!d)
-        return;
-    pthread_mutex_lock(&d->mu);
-    pthread_cond_broadcast(&d->cv);
-    pthread_mutex_unlock(&d->mu);
-    pthread_join(d->reader, NULL);
-    for (int i = 0; i < d->nworkers; i++)
-        pthread_join(d->workers[i], NULL);
-    oh_log_consumer_close(d->consumer);
-    for (struct job *j = d->jobs, *next; j; j = next) {
-        next = j->next;
-        json_decref(j->event);
-        free(j);
-    }
-    free(d->workers);
-    free(d);
+    return hub->run_dispatch;
 }
+
+const struct oh_service oh_service_dispatch = {
+    .name = "dispatch",
+    .group = OH_GROUP_DISPATCH,
+    .topic = OH_TOPIC_TIMELINE,
+    .batch = 256,
+    .wanted = wanted,
+    .init = init,
+    .process = process,
+    .stop = stop,
+};

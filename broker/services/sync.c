@@ -1,25 +1,23 @@
 /* sync.c - the session-sync service: consumes the events topic, drops
  * repeats, gives each conversation its next seq, stores events together
  * with the consumed position (exactly once), forwards the sequenced events
- * to the timeline topic and the live feed. Runs on its own thread. */
+ * to the timeline topic and the live feed. A service (service.h): runs on
+ * the thread "oh-sync". */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "core/hub_int.h"
+#include "services/service.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
 
 #define MAX_BATCH 4096
 #define MAX_PARTS 256
 
-struct oh_sync {
+struct sync_state {
     oh_hub *hub;
-    oh_log_consumer *consumer;
-    pthread_t thread;
-    int batch;
-    struct oh_log_record *recs;
-    struct oh_store_item *items;
+    struct oh_store_item *items; /* MAX_BATCH of them */
     /* forwarded-to-timeline positions not yet written to the store */
     struct oh_store_pos published[MAX_PARTS];
     size_t npublished;
@@ -29,7 +27,7 @@ struct oh_sync {
 /* Writes the forwarded positions, at most every 250 ms unless FORCE: each
  * write is a store commit, and a stale value only means forwarding a few
  * events again after a crash (timeline readers skip seqs they have). */
-static void flush_published(struct oh_sync *s, bool force)
+static void flush_published(struct sync_state *s, bool force)
 {
     int64_t now = oh_mono_ms();
     if (!s->npublished || (!force && now - s->published_at_ms < 250)) return;
@@ -40,7 +38,7 @@ static void flush_published(struct oh_sync *s, bool force)
     s->published_at_ms = now;
 }
 
-static void note_published(struct oh_sync *s, int32_t partition, int64_t next)
+static void note_published(struct sync_state *s, int32_t partition, int64_t next)
 {
     size_t p;
     for (p = 0; p < s->npublished && s->published[p].partition != partition; p++)
@@ -75,12 +73,15 @@ static void pub_init(struct pubwait *w)
     w->err = 0;
 }
 
-static void pub_one(oh_hub *hub, struct pubwait *w, const char *conv, const char *json, size_t len)
+/* Appends a sequenced event to the timeline with META beside it. */
+static void pub_one(oh_hub *hub, struct pubwait *w, const struct oh_log_meta *meta,
+                    const char *json, size_t len)
 {
     pthread_mutex_lock(&w->mu);
     w->pending++;
     pthread_mutex_unlock(&w->mu);
-    int rc = oh_log_append(hub->log, OH_TOPIC_TIMELINE, conv, json, len, on_published, w);
+    int rc = oh_log_append_meta(hub->log, OH_TOPIC_TIMELINE, meta->subject, meta, json, len,
+                                on_published, w);
     if (rc) on_published(w, rc, 0, 0);
 }
 
@@ -103,10 +104,22 @@ struct republish {
     int count;
 };
 
+/* The metadata of sequenced event EV. */
+static struct oh_log_meta meta_of(const json_t *ev, int64_t seq)
+{
+    return (struct oh_log_meta){oh_event_get_type(ev), oh_event_subject(ev), seq,
+                                oh_event_author_kind(ev)};
+}
+
 static int republish_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct republish *r = opaque;
-    pub_one(r->hub, r->w, conv, json, len);
+    /* rare (after a crash): the metadata comes from the stored text */
+    json_t *ev = json_loadb(json, len, 0, NULL);
+    struct oh_log_meta meta = ev ? meta_of(ev, seq) : (struct oh_log_meta){NULL, conv, seq, NULL};
+    meta.subject = conv;
+    pub_one(r->hub, r->w, &meta, json, len);
+    json_decref(ev);
     oh_hub_feed(r->hub, conv, seq, json, len);
     r->count++;
     return 0;
@@ -114,7 +127,7 @@ static int republish_row(void *opaque, const char *conv, int64_t seq, const char
 
 /* After a crash between "stored" and "forwarded", forward what is missing
  * (at least once; timeline readers skip seqs they already have). */
-static void resume_partition(struct oh_sync *s, oh_log_consumer *c, int32_t part)
+static void resume_partition(struct sync_state *s, oh_log_consumer *c, int32_t part)
 {
     int64_t next = 0, published = 0;
     while (oh_store_position_get(s->hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, part, &next,
@@ -136,6 +149,7 @@ static void resume_partition(struct oh_sync *s, oh_log_consumer *c, int32_t part
     OH_INFO("sync", "partition %d assigned, resuming at offset %lld", part, (long long)next);
 }
 
+/* runs on the service's thread, inside a poll */
 static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
 {
     for (int i = 0; i < n; i++)
@@ -201,26 +215,32 @@ static bool text_of(struct oh_store_item *it)
 
 /* Appends the batch's stored events to the timeline once more and waits
  * (timeline readers skip seqs they already have). */
-static int forward_again(struct oh_sync *s, size_t nitems)
+static int forward_again(struct sync_state *s, size_t nitems)
 {
     struct pubwait w;
     pub_init(&w);
     for (size_t i = 0; i < nitems; i++) {
         struct oh_store_item *it = &s->items[i];
-        if (it->seq && text_of(it))
-            pub_one(s->hub, &w, oh_event_subject(it->event), it->json, it->len);
+        if (it->seq && text_of(it)) {
+            struct oh_log_meta meta = meta_of(it->event, it->seq);
+            pub_one(s->hub, &w, &meta, it->json, it->len);
+        }
     }
     return pub_wait(&w);
 }
 
-/* Stores one polled batch; retries until the store takes it. */
-static void materialize(struct oh_sync *s, int n)
+/* Stores one polled batch; retries until the store takes it, then commits
+ * the batch and forwards it. OH_ECLOSED when the hub stopped first. */
+static int materialize(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
+                       int n)
 {
+    struct sync_state *s = state;
+    int ret = OH_OK;
     oh_hub *hub = s->hub;
     size_t nitems = 0, npos = 0;
     struct oh_store_pos pos[MAX_PARTS];
     for (int i = 0; i < n; i++) {
-        const struct oh_log_record *r = &s->recs[i];
+        const struct oh_log_record *r = &recs[i];
         size_t p;
         for (p = 0; p < npos && pos[p].partition != r->partition; p++)
             ;
@@ -249,7 +269,10 @@ static void materialize(struct oh_sync *s, int n)
         OH_WARN("sync", "store refused a batch of %zu (%s); retrying in %d ms", nitems,
                 oh_strerror(rc), delay_ms);
         oh_metrics_inc("omnihub_sync_store_errors_total", "", 1);
-        if (atomic_load(&hub->stopping)) goto out;
+        if (atomic_load(&hub->stopping)) {
+            ret = OH_ECLOSED;
+            goto out;
+        }
         usleep((useconds_t)delay_ms * 1000);
         delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
     }
@@ -265,18 +288,18 @@ static void materialize(struct oh_sync *s, int n)
         }
         stored++;
         if (!text_of(it)) continue;
-        pub_one(hub, &w, oh_event_subject(it->event), it->json, it->len);
+        struct oh_log_meta meta = meta_of(it->event, it->seq);
+        pub_one(hub, &w, &meta, it->json, it->len);
         oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
     if (n > 0)
         oh_metrics_set("omnihub_sync_lag_seconds", "",
-                       (double)(now - s->recs[n - 1].timestamp_ms) / 1000.0);
+                       (double)(now - recs[n - 1].timestamp_ms) / 1000.0);
     /* The group's offset in the log is for lag and for other readers: the
      * store holds the position that counts, so it may be committed now,
      * in the same log transaction as the timeline records. */
-    for (size_t p = 0; p < npos; p++)
-        oh_log_commit(s->consumer, pos[p].partition, pos[p].next);
+    oh_service_commit(b);
     int fwd = pub_wait(&w);
     /* Stored but not forwarded (the timeline's leader unreachable past
      * kafka.message_timeout_ms): forward again until it works, so dispatch
@@ -301,25 +324,13 @@ out:
         json_decref(s->items[i].event);
         free(s->items[i].json);
     }
+    return ret;
 }
 
-static void *run(void *arg)
+/* the service's thread, when a poll found nothing: nothing to batch with */
+static void idle(void *state)
 {
-    struct oh_sync *s = arg;
-    while (!atomic_load(&s->hub->stopping)) {
-        int n = oh_log_poll(s->consumer, s->recs, s->batch, 200);
-        if (n < 0) {
-            OH_WARN("sync", "poll failed: %s", oh_strerror(n));
-            usleep(200000);
-            continue;
-        }
-        if (n > 0)
-            materialize(s, n);
-        else
-            flush_published(s, true); /* idle: nothing to batch with */
-    }
-    flush_published(s, true);
-    return NULL;
+    flush_published(state, true);
 }
 
 /* ---- which log the store consumed ---- */
@@ -435,6 +446,52 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
     return OH_OK;
 }
 
+static int init(oh_hub *hub, void **state, char *err, size_t errlen)
+{
+    struct sync_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->items = calloc(MAX_BATCH, sizeof *s->items))) {
+        free(s);
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    s->hub = hub;
+    *state = s;
+    return OH_OK;
+}
+
+static void stop(void *state)
+{
+    struct sync_state *s = state;
+    flush_published(s, true);
+    free(s->items);
+    free(s);
+}
+
+static bool wanted(const oh_hub *hub)
+{
+    return hub->run_sync;
+}
+
+const struct oh_service oh_service_sync = {
+    .name = "sync",
+    .group = OH_GROUP_SYNC,
+    .topic = OH_TOPIC_EVENTS,
+    .batch_key = "sync.batch",
+    .batch = 512,
+    .wanted = wanted,
+    .init = init,
+    .process = materialize,
+    .tick = idle,
+    .assigned = on_assigned,
+    .revoked = on_revoked,
+    .stop = stop,
+};
+
+/* The sync service alone (the unit tests). */
+struct oh_sync {
+    struct oh_service_run *run;
+};
+
 struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
 {
     struct oh_sync *s = calloc(1, sizeof *s);
@@ -442,24 +499,10 @@ struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
         oh_errf(err, errlen, "out of memory");
         return NULL;
     }
-    s->hub = hub;
-    s->batch = (int)oh_config_int(hub->cfg, "sync.batch");
-    if (s->batch < 1 || s->batch > MAX_BATCH) s->batch = 512;
-    s->recs = calloc((size_t)s->batch, sizeof *s->recs);
-    s->items = calloc((size_t)s->batch, sizeof *s->items);
-    struct oh_log_rebalance reb = {on_assigned, on_revoked, s};
-    if (s->recs && s->items)
-        s->consumer =
-            oh_log_consumer_new(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, errlen);
-    if (!s->consumer || pthread_create(&s->thread, NULL, run, s)) {
-        if (s->consumer) oh_errf(err, errlen, "cannot start the sync thread");
-        oh_log_consumer_close(s->consumer);
-        free(s->recs);
-        free(s->items);
+    if (!(s->run = oh_service_start(&oh_service_sync, hub, err, errlen))) {
         free(s);
         return NULL;
     }
-    pthread_setname_np(s->thread, "oh-sync");
     return s;
 }
 
@@ -467,9 +510,6 @@ struct oh_sync *oh_sync_start(oh_hub *hub, char *err, size_t errlen)
 void oh_sync_stop(struct oh_sync *s)
 {
     if (!s) return;
-    pthread_join(s->thread, NULL);
-    oh_log_consumer_close(s->consumer);
-    free(s->recs);
-    free(s->items);
+    oh_service_stop(s->run);
     free(s);
 }
