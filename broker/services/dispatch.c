@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/conn_env.h"
-#include "core/json_dump.h"
 #include "core/crypto.h"
 #include "core/hub_int.h"
 #include "services/service.h"
@@ -55,16 +54,16 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Persists a pending job so a restart resumes it: "<attempt>\n<event>". */
+/* Persists a pending job so a restart resumes it: "<attempt>\n@<seq> <conv>",
+ * where the store keeps the event's text (sync stored it before it reached
+ * the timeline). Entries of older versions hold "<attempt>\n<event>". */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char *ev = oh_json_dump(j->event, NULL), *val = NULL;
-    int rc = OH_ENOMEM;
-    if (ev && asprintf(&val, "%d\n%s", j->attempt, ev) >= 0)
-        rc = oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
-    free(ev);
-    free(val);
-    return rc;
+    char val[64 + OH_ID_MAX];
+    snprintf(val, sizeof val, "%d\n@%lld %s", j->attempt,
+             (long long)json_integer_value(json_object_get(j->event, "seq")),
+             oh_event_subject(j->event));
+    return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
 }
 
 static void finish(struct oh_dispatch *d, struct job *j, const char *state,
@@ -235,11 +234,40 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     return kept;
 }
 
+static int stored_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    *(json_t **)opaque = json_loadb(json, len, 0, NULL);
+    return 1;
+}
+
+/* A pending job's event: from the store, or from an older entry itself. */
+static json_t *pending_event(struct oh_dispatch *d, const char *value)
+{
+    const char *nl = strchr(value, '\n');
+    if (!nl) return NULL;
+    if (nl[1] != '@') return json_loads(nl + 1, 0, NULL);
+    char *end;
+    long long seq = strtoll(nl + 2, &end, 10);
+    json_t *ev = NULL;
+    if (seq < 1 || *end != ' ') return NULL;
+    int rc;
+    while ((rc = oh_store_history(d->hub->store, end + 1, seq - 1, 1, stored_row, &ev)) !=
+               OH_OK &&
+           rc != OH_ENOTFOUND && !atomic_load(&d->hub->stopping)) {
+        OH_WARN("dispatch", "store unavailable while resuming; retrying");
+        sleep(1);
+    }
+    if (ev && json_integer_value(json_object_get(ev, "seq")) != seq) {
+        json_decref(ev);
+        ev = NULL;
+    }
+    return ev;
+}
+
 static int restore(void *opaque, const char *key, const char *value)
 {
     struct oh_dispatch *d = opaque;
-    const char *nl = strchr(value, '\n');
-    json_t *ev = nl ? json_loads(nl + 1, 0, NULL) : NULL;
+    json_t *ev = pending_event(d, value);
     if (!ev) {
         OH_ERROR("dispatch", "dropping unreadable pending entry %s", key);
         return 0;

@@ -28,7 +28,8 @@ struct oh_service {
      * order. Returns once the batch's effects are durable: OH_OK, and the
      * loop commits the batch (unless the service did already with
      * oh_service_commit()); anything else (e.g. the hub is stopping before
-     * they were) and nothing is committed. Events the service decides are
+     * they were) and nothing is committed: the group reads the batch again
+     * after a restart or a rebalance. Events the service decides are
      * appended with oh_hub_ingest(), like a connector's. */
     int (*process)(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
                    int n);

@@ -1,0 +1,97 @@
+"""Records carry what consumers route on (type, conversation, seq, author
+kind) beside their value: Kafka headers next to the structured-mode
+content-type, columns of the local log's records table (an older log.db is
+migrated and its records keep working)."""
+import json
+import sqlite3
+import time
+
+from conftest import ROOT  # noqa: F401  (conftest's fixtures)
+from test_kafka import cluster, kcat, msg, pg  # noqa: F401  (fixtures)
+
+
+def headers(rec):
+    h = rec["headers"] or []
+    return dict(zip(h[0::2], h[1::2])), h[:2]
+
+
+def agent_reply(d, conv, text, cid):
+    r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                  {"text": text, "client_msg_id": cid}, token=d.agent_token())
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def test_kafka_records_carry_ce_headers(cluster):  # noqa: F811
+    gw = cluster.start("gateway", "gateway")
+    cluster.start("sync", "sync1")
+    cluster.start("dispatch", "dispatch1")
+    conv = gw.post_inbound(msg("h1", "hc")).json()["conversation_id"]
+    gw.wait_history(conv, 1)
+    agent_reply(gw, conv, "hello", "hr1")
+    cluster.stub.wait_requests(1)  # dispatch routed the reply on its headers
+    events = gw.wait_history(conv, 3, timeout=30)
+    kinds = {"omnihub.message.inbound": "customer", "omnihub.message.outbound": "agent",
+             "omnihub.message.status": "system"}
+    for topic in ("omnihub.events", "omnihub.timeline"):
+        recs = kcat(cluster.mock.bootstrap, topic)
+        assert len(recs) == 3, (topic, recs)
+        for rec in recs:
+            ev = json.loads(rec["payload"])
+            h, first = headers(rec)
+            # structured mode stays: the contract's header, first
+            assert first == ["content-type", "application/cloudevents+json"]
+            assert h["ce_type"] == ev["type"]
+            assert h["ce_subject"] == ev["subject"] == rec["key"]
+            assert h["ce_authorkind"] == kinds[ev["type"]]
+            if topic == "omnihub.timeline":
+                assert int(h["ce_seq"]) == ev["seq"]
+            else:
+                assert "ce_seq" not in h
+    assert [e["type"] for e in events] == list(kinds)
+
+
+def rows(d):
+    db = sqlite3.connect(str(d.data_dir / "log.db"))
+    try:
+        return db.execute("SELECT topic, type, subject, seq, author, value FROM records"
+                          " ORDER BY topic, off").fetchall()
+    finally:
+        db.close()
+
+
+def test_local_log_columns_and_migration(omnihub, http_stub):
+    stub = http_stub()
+    d = omnihub({"api.outbound_url": stub.url + "/hook"})
+    conv = d.post_inbound(msg("l1", "lc")).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    d.stop()
+    # an older log.db: no metadata columns, version 0
+    db = sqlite3.connect(str(d.data_dir / "log.db"))
+    for col in ("type", "subject", "seq", "author"):
+        db.execute(f"ALTER TABLE records DROP COLUMN {col}")
+    db.execute("PRAGMA user_version=0")
+    db.commit()
+    db.close()
+    d.start()
+    agent_reply(d, conv, "after the upgrade", "lr1")
+    stub.wait_requests(1)
+    events = d.wait_history(conv, 3)
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    got = rows(d)
+    old = [r for r in got if r[1] is None]
+    assert len(old) == 2  # the inbound message on both topics, from before
+    new = [r for r in got if r[1] is not None]
+    assert {(r[0], r[1], r[4]) for r in new} == {
+        ("events", "omnihub.message.outbound", "agent"),
+        ("events", "omnihub.message.status", "system"),
+        ("timeline", "omnihub.message.outbound", "agent"),
+        ("timeline", "omnihub.message.status", "system")}
+    assert all(r[2] == conv for r in new)
+    assert sorted(r[3] for r in new if r[0] == "timeline") == [2, 3]
+    assert all(r[3] is None for r in new if r[0] == "events")
+    db = sqlite3.connect(str(d.data_dir / "log.db"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.close()
+    time.sleep(0.3)
+    assert len(stub.requests) == 1
