@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/daemon.h"
+#include "core/hub_int.h"
 #include "services/service.h"
 #include "tap.h"
 
@@ -108,9 +109,8 @@ START_TEST(loop_commits_only_durable_batches)
     ck_assert_msg(hub.log != NULL, "%s", err);
     atomic_int done = 0;
     struct oh_log_meta m = {OH_EV_OUTBOUND, "conv_a", 5, "agent"};
-    ck_assert_int_eq(oh_log_append_meta(hub.log, OH_TOPIC_TIMELINE, "conv_a", &m, "{}", 2,
-                                        appended, &done),
-                     0);
+    ck_assert_int_eq(
+        oh_log_append_meta(hub.log, OH_TOPIC_TIMELINE, "conv_a", &m, "{}", 2, appended, &done), 0);
     ck_assert_int_eq(oh_log_append(hub.log, OH_TOPIC_TIMELINE, "conv_a", "{}", 2, appended, &done),
                      0);
     while (atomic_load(&done) < 2)

@@ -112,7 +112,7 @@ def run(build, n, m):
     auth = {"Authorization": "Bearer " + token}
 
     def head(conv):
-        r = s.get(f"{url}/v1/conversations/{conv}", headers=auth, timeout=60)
+        r = s.get(f"{url}/v1/conversations/{conv}/events?limit=1", headers=auth, timeout=60)
         return r.json()["head"] if r.status_code == 200 else 0  # 404 until materialized
 
     while convs and head(convs[-1]) < 10:  # the last conversation's are materialized
