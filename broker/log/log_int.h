@@ -51,5 +51,4 @@ int oh_log_keep(char **buf, size_t *cap, size_t *used, size_t *offs, const struc
  * it grows). */
 void oh_log_resolve(const char *buf, const size_t *offs, struct oh_log_record *r);
 
-
 #endif

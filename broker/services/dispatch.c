@@ -251,8 +251,7 @@ static json_t *pending_event(struct oh_dispatch *d, const char *value)
     json_t *ev = NULL;
     if (seq < 1 || *end != ' ') return NULL;
     int rc;
-    while ((rc = oh_store_history(d->hub->store, end + 1, seq - 1, 1, stored_row, &ev)) !=
-               OH_OK &&
+    while ((rc = oh_store_history(d->hub->store, end + 1, seq - 1, 1, stored_row, &ev)) != OH_OK &&
            rc != OH_ENOTFOUND && !atomic_load(&d->hub->stopping)) {
         OH_WARN("dispatch", "store unavailable while resuming; retrying");
         sleep(1);
