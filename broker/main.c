@@ -296,14 +296,17 @@ out:
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->stop && hub.run_gateway) hub.conn[i].vt->stop(hub.conn[i].ctx);
     oh_services_stop(services);
+    oh_gateway_drain(the_gw);
+    for (size_t i = 0; i < hub.nconn; i++)
+        if (hub.conn[i].vt->destroy) hub.conn[i].vt->destroy(hub.conn[i].ctx);
+    /* appends still in flight report to the gateway (and the handoff) as
+     * the log closes: both outlive it */
+    oh_log_close(hub.log);
     oh_gateway_free(the_gw);
     oh_handoff_free(hub.handoff);
     for (size_t i = 0; i < hub.nconn; i++)
-        if (hub.conn[i].vt->destroy) hub.conn[i].vt->destroy(hub.conn[i].ctx);
-    for (size_t i = 0; i < hub.nconn; i++)
         oh_conn_env_free(hub.conn[i].env);
     oh_store_close(hub.store);
-    oh_log_close(hub.log);
     oh_config_free(hub.cfg);
     curl_global_cleanup();
     return rc;

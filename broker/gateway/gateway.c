@@ -774,6 +774,13 @@ void oh_gateway_stop(struct oh_gateway *gw)
     if (gw->ctx) lws_cancel_service(gw->ctx);
 }
 
+void oh_gateway_drain(struct oh_gateway *gw)
+{
+    if (!gw) return;
+    oh_workq_free(gw->work); /* finishes queued work first */
+    gw->work = NULL;
+}
+
 void oh_gateway_free(struct oh_gateway *gw)
 {
     if (!gw) return;

@@ -371,32 +371,42 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
         return rc;
     }
     /* The first partition whose stored position lies beyond the log's end,
-     * and how much the store consumed. A Kafka end offset can come from a
-     * broker that lags behind the leader (seen on the mock cluster while
-     * another member consumed on): "behind" must hold on a few reads. */
+     * and how much the store consumed. The positions are read before the
+     * ends: another member of the group may consume on meanwhile (both only
+     * grow), and a position read after the end could pass it with no
+     * record lost. A Kafka end offset can also come from a broker that lags
+     * behind the leader: "behind" must hold on a few reads. */
     int n = 0, behind = -1;
-    int64_t behind_next = 0, consumed = 0;
+    int64_t behind_next = 0, consumed = 0, next[MAX_PARTS];
     for (int attempt = 0; attempt < 5 && (attempt == 0 || behind >= 0); attempt++) {
         if (attempt) sleep(1);
-        n = oh_log_lag(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, MAX_PARTS);
-        if (n < 0) {
-            oh_errf(err, errlen, "sync: cannot read the end of the log: %s", oh_strerror(n));
-            return n;
-        }
-        behind = -1;
-        consumed = 0;
-        for (int i = 0; i < n; i++) {
-            int64_t next = 0, published = 0;
-            rc = oh_store_position_get(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag[i].partition,
-                                       &next, &published);
+        int np = oh_log_partitions(hub->log, OH_TOPIC_EVENTS);
+        if (np > MAX_PARTS) np = MAX_PARTS;
+        for (int p = 0; p < np; p++) {
+            int64_t published = 0;
+            next[p] = 0;
+            rc = oh_store_position_get(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, p, &next[p],
+                                       &published);
             if (rc) {
                 oh_errf(err, errlen, "sync: cannot read the stored positions: %s", oh_strerror(rc));
                 return rc;
             }
-            consumed += next;
-            if (next > lag[i].end && behind < 0) {
+        }
+        n = oh_log_lag(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, MAX_PARTS);
+        if (n < 0 || np < 0) {
+            rc = n < 0 ? n : np;
+            oh_errf(err, errlen, "sync: cannot read the end of the log: %s", oh_strerror(rc));
+            return rc;
+        }
+        behind = -1;
+        consumed = 0;
+        for (int i = 0; i < n; i++) {
+            int32_t p = lag[i].partition;
+            int64_t at = p >= 0 && p < np ? next[p] : 0;
+            consumed += at;
+            if (at > lag[i].end && behind < 0) {
                 behind = i;
-                behind_next = next;
+                behind_next = at;
             }
         }
     }
