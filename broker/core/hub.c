@@ -8,21 +8,6 @@
 #include "core/hub_int.h"
 #include "core/metrics.h"
 
-const oh_config *oh_hub_config(oh_hub *hub)
-{
-    return hub->cfg;
-}
-
-oh_store *oh_hub_store(oh_hub *hub)
-{
-    return hub->store;
-}
-
-oh_log *oh_hub_log(oh_hub *hub)
-{
-    return hub->log;
-}
-
 /* One ingest call: completes when its last append completes. */
 struct batch {
     atomic_int pending;

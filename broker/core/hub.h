@@ -1,5 +1,5 @@
-/* hub.h - what the running daemon offers its connectors and services:
- * config, store, and ingestion of normalized events into the log. */
+/* hub.h - the ingest path of the running daemon: validated, normalized
+ * events appended to the log (connectors reach it through their env). */
 #ifndef OH_HUB_H
 #define OH_HUB_H
 
@@ -10,11 +10,6 @@
 #include "store/store.h"
 
 typedef struct oh_hub oh_hub;
-
-const oh_config *oh_hub_config(oh_hub *hub);
-/* NULL in roles without a store (a Kafka gateway). */
-oh_store *oh_hub_store(oh_hub *hub);
-oh_log *oh_hub_log(oh_hub *hub);
 
 /* Called once all events of one ingest call are durable (err 0) or one of
  * them failed (err < 0). Runs on a log thread: must not block. */
