@@ -112,13 +112,17 @@ def connect(d, timeout=5):
     return s
 
 
-def exchange(d, data, timeout=5):
-    """Sends DATA, reads until the server closes or TIMEOUT; the bytes read
-    and whether the server closed."""
+def exchange(d, data, timeout=5, pause=0.3):
+    """Sends DATA (bytes, or a list of chunks PAUSE s apart), reads until
+    the server closes or TIMEOUT; the bytes read and whether the server
+    closed."""
     s = connect(d, timeout)
     out, closed = b"", False
     try:
-        s.sendall(data)
+        for i, chunk in enumerate([data] if isinstance(data, bytes) else data):
+            if i:
+                time.sleep(pause)
+            s.sendall(chunk)
         while True:
             b = s.recv(65536)
             if not b:

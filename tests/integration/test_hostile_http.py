@@ -60,26 +60,7 @@ PIPELINES = {
 def send_chunks(d, chunks, timeout=4):
     """Sends CHUNKS 0.3 s apart; the bytes read until the server closed or
     TIMEOUT, and whether it closed."""
-    s = connect(d, timeout)
-    out, closed = b"", False
-    try:
-        for i, c in enumerate(chunks):
-            if i:
-                time.sleep(0.3)
-            s.sendall(c)
-        while True:
-            b = s.recv(65536)
-            if not b:
-                closed = True
-                break
-            out += b
-    except socket.timeout:
-        pass
-    except (ConnectionResetError, BrokenPipeError):
-        closed = True
-    finally:
-        s.close()
-    return out, closed
+    return exchange(d, list(chunks), timeout)
 
 
 @pytest.mark.parametrize("name", list(PIPELINES))
