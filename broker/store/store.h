@@ -124,6 +124,22 @@ struct oh_conversation {
     int64_t created_ms;
     int64_t updated_ms;      /* time of the last materialized event */
     int64_t last_inbound_ms; /* time of the last inbound message, 0 none */
+    /* the desk's state, as the latest omnihub.conversation.updated left it */
+    char status[16];          /* bot | open | pending | snoozed | resolved */
+    char assignee[256];       /* agent id, "" none */
+    char team[128];           /* team id, "" none */
+    char priority[8];         /* urgent | high | normal | low */
+    char labels[1024];        /* JSON array of strings, sorted */
+    int64_t snoozed_until_ms; /* 0 none */
+    int64_t episode;          /* 1, then +1 each time a resolved conversation re-opens */
+    int64_t state_seq;        /* seq of the latest conversation.updated, 0 none */
+    /* the last message (inbound or outbound), for previews */
+    int64_t last_seq;
+    char last_direction[9]; /* inbound | outbound | "" */
+    char last_kind[16];
+    char last_text[804]; /* at most 200 characters of UTF-8 */
+    int64_t last_ms;
+    int64_t rev; /* store-wide change number of the row's last change (per shard) */
 };
 
 /* OH_ENOTFOUND when absent. */

@@ -8,9 +8,14 @@
 #include "core/crypto.h"
 #include "store/store_pg_int.h"
 
-#define CONV_COLS                                                                                  \
+/* The columns a new conversation is created with; CONV_COLS are all that
+ * are read back. */
+#define CONV_NEW_COLS                                                                              \
     "id, channel, account, contact_id, contact_name, head, created_ms, updated_ms, "               \
     "last_inbound_ms"
+#define CONV_COLS                                                                                  \
+    CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
 
 /* One statement, hence one transaction, per shard and batch: $1 the items
  * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
@@ -35,7 +40,7 @@ static const char pg_materialize_sql[] =
     " (array_agg(cid ORDER BY ord))[1] AS cid,"
     " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname"
     " FROM fresh GROUP BY conv),"
-    " conv AS (INSERT INTO conversations AS c (" CONV_COLS ")"
+    " conv AS (INSERT INTO conversations AS c (" CONV_NEW_COLS ")"
     " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in FROM agg ORDER BY conv"
     " ON CONFLICT (id) DO UPDATE SET head = c.head + EXCLUDED.head,"
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
@@ -86,7 +91,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = $1",
     [P_HISTORY] = "SELECT seq, json, crc FROM history WHERE conversation_id = $1 AND seq > $2 "
                   "ORDER BY seq LIMIT $3",
-    [P_EVENT_GET] = "SELECT seq, json, crc FROM history WHERE event_id = $1 AND conversation_id = $2",
+    [P_EVENT_GET] =
+        "SELECT seq, json, crc FROM history WHERE event_id = $1 AND conversation_id = $2",
     [P_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
     [P_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > $1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT $2",
@@ -629,6 +635,20 @@ static void conv_row(PGresult *r, int i, struct oh_conversation *c)
     c->created_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10);
     c->updated_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
     c->last_inbound_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10);
+    snprintf(c->status, sizeof c->status, "%s", PQgetvalue(r, i, 9));
+    snprintf(c->assignee, sizeof c->assignee, "%s", PQgetvalue(r, i, 10));
+    snprintf(c->team, sizeof c->team, "%s", PQgetvalue(r, i, 11));
+    snprintf(c->priority, sizeof c->priority, "%s", PQgetvalue(r, i, 12));
+    snprintf(c->labels, sizeof c->labels, "%s", PQgetvalue(r, i, 13));
+    c->snoozed_until_ms = strtoll(PQgetvalue(r, i, 14), NULL, 10);
+    c->episode = strtoll(PQgetvalue(r, i, 15), NULL, 10);
+    c->state_seq = strtoll(PQgetvalue(r, i, 16), NULL, 10);
+    c->last_seq = strtoll(PQgetvalue(r, i, 17), NULL, 10);
+    snprintf(c->last_direction, sizeof c->last_direction, "%s", PQgetvalue(r, i, 18));
+    snprintf(c->last_kind, sizeof c->last_kind, "%s", PQgetvalue(r, i, 19));
+    snprintf(c->last_text, sizeof c->last_text, "%s", PQgetvalue(r, i, 20));
+    c->last_ms = strtoll(PQgetvalue(r, i, 21), NULL, 10);
+    c->rev = strtoll(PQgetvalue(r, i, 22), NULL, 10);
 }
 
 static int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)

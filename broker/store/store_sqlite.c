@@ -52,9 +52,14 @@ enum sq_stmt {
     S_COUNT
 };
 
-#define CONV_COLS                                                                                  \
+/* The columns a new conversation is created with; CONV_COLS are all that
+ * are read back. */
+#define CONV_NEW_COLS                                                                              \
     "id, channel, account, contact_id, contact_name, head, created_ms, updated_ms, "               \
     "last_inbound_ms"
+#define CONV_COLS                                                                                  \
+    CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
 
 static const char *const sq_sql[S_COUNT] = {
     [S_BEGIN_IMM] = "BEGIN IMMEDIATE",
@@ -62,7 +67,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_EVENT_EXISTS] = "SELECT seq, src_partition, src_offset FROM history WHERE event_id = ?1",
     [S_CONV_HEAD] = "SELECT head FROM conversations WHERE id = ?1",
-    [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") "
+    [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_NEW_COLS ") "
                       "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, 0)",
     [S_CONV_UPDATE] = "UPDATE conversations SET head = ?2, updated_ms = max(updated_ms, ?3), "
                       "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
@@ -89,7 +94,8 @@ static const char *const sq_sql[S_COUNT] = {
     [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
     [S_HISTORY] = "SELECT seq, json, crc FROM history WHERE conversation_id = ?1 AND seq > ?2 "
                   "ORDER BY seq LIMIT ?3",
-    [S_EVENT_GET] = "SELECT seq, json, crc FROM history WHERE event_id = ?1 AND conversation_id = ?2",
+    [S_EVENT_GET] =
+        "SELECT seq, json, crc FROM history WHERE event_id = ?1 AND conversation_id = ?2",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE updated_ms > ?1 "
                     "ORDER BY updated_ms DESC, id DESC LIMIT ?2",
@@ -768,6 +774,20 @@ static int row_conv(sqlite3_stmt *q, struct oh_conversation *c)
     c->created_ms = sqlite3_column_int64(q, 6);
     c->updated_ms = sqlite3_column_int64(q, 7);
     c->last_inbound_ms = sqlite3_column_int64(q, 8);
+    col_copy(c->status, sizeof c->status, q, 9);
+    col_copy(c->assignee, sizeof c->assignee, q, 10);
+    col_copy(c->team, sizeof c->team, q, 11);
+    col_copy(c->priority, sizeof c->priority, q, 12);
+    col_copy(c->labels, sizeof c->labels, q, 13);
+    c->snoozed_until_ms = sqlite3_column_int64(q, 14);
+    c->episode = sqlite3_column_int64(q, 15);
+    c->state_seq = sqlite3_column_int64(q, 16);
+    c->last_seq = sqlite3_column_int64(q, 17);
+    col_copy(c->last_direction, sizeof c->last_direction, q, 18);
+    col_copy(c->last_kind, sizeof c->last_kind, q, 19);
+    col_copy(c->last_text, sizeof c->last_text, q, 20);
+    c->last_ms = sqlite3_column_int64(q, 21);
+    c->rev = sqlite3_column_int64(q, 22);
     return 0;
 }
 
