@@ -9,6 +9,9 @@
 #define OH_EV_INBOUND  "omnihub.message.inbound"
 #define OH_EV_OUTBOUND "omnihub.message.outbound"
 #define OH_EV_STATUS   "omnihub.message.status"
+/* the desk (CONTRACT part 2) */
+#define OH_EV_UPDATED  "omnihub.conversation.updated" /* sequenced, internal */
+#define OH_EV_INTERNAL "omnihub.internal" /* what a customer sees in an internal event's place */
 
 #define OH_ID_MAX 129 /* ids and conversation ids: at most 128 chars + NUL */
 

@@ -133,10 +133,9 @@ static void readyz_work(void *opaque)
     if (!r->admin && slash && strcmp(oh_log_backend(hub->log), "local") == 0) boot = slash + 1;
     json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}, s:s, s:s, s:o}", "status",
                           ok ? "ready" : "not_ready", "log", "backend", oh_log_backend(hub->log),
-                          "bootstrap", boot,
-                          "store", "backend", oh_store_backend(hub->store), "epoch",
-                          oh_store_epoch(hub->store), "role", oh_config_str(hub->cfg, "role"),
-                          "connectors", details);
+                          "bootstrap", boot, "store", "backend", oh_store_backend(hub->store),
+                          "epoch", oh_store_epoch(hub->store), "role",
+                          oh_config_str(hub->cfg, "role"), "connectors", details);
     gw_reply_json(r, ok ? 200 : 503, o);
     gw_complete(r);
 }
@@ -616,8 +615,7 @@ static void lws_emit(int level, const char *line)
     int64_t now = oh_mono_ms();
     if (now - window_ms >= 10000) {
         if (dropped)
-            OH_WARN("lws", "%d more libwebsockets lines in the last 10 s were not logged",
-                    dropped);
+            OH_WARN("lws", "%d more libwebsockets lines in the last 10 s were not logged", dropped);
         window_ms = now;
         written = dropped = 0;
     }

@@ -192,6 +192,13 @@ void gw_ws_free_all(struct oh_gateway *gw);
  * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
 json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
 
+/* conversation.c: the conversation object of the API (list, GET one,
+ * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
+json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
+/* http_api.c: events of C after the caller's read cursor (any device), -1
+ * for a customer; on a worker (reads the store). */
+int64_t gw_unread(struct req *r, const struct oh_conversation *c);
+
 /* compose.c: the event a client or agent sends (REST or WebSocket): checks
  * and normalizes the body, builds the event from the conversation, and
  * refuses a client_msg_id the same author used for another body (409).

@@ -120,6 +120,53 @@ static void list_conversations(struct req *r)
     gw_async(r, list_work);
 }
 
+/* ---- GET /v1/conversations/{id} ---- */
+
+static int max_cursor(void *opaque, const char *device, int64_t seq)
+{
+    int64_t *max = opaque;
+    if (seq > *max) *max = seq;
+    return 0;
+}
+
+/* Events after the agent's read cursor (of any device); -1 for a customer
+ * (the field is an agent's) or when the cursors cannot be read. */
+int64_t gw_unread(struct req *r, const struct oh_conversation *c)
+{
+    int64_t read = 0;
+    if (r->who.role == OH_ROLE_CUSTOMER ||
+        oh_store_cursors(r->gw->hub->store, c->id, oh_auth_role_name(r->who.role), r->who.sub,
+                         max_cursor, &read))
+        return -1;
+    return c->head > read ? c->head - read : 0;
+}
+
+static void get_one_work(void *opaque)
+{
+    struct req *r = opaque;
+    struct api *a = r->state;
+    struct oh_conversation c;
+    int rc = oh_store_conversation_get(r->gw->hub->store, a->conv, &c);
+    if (rc == OH_ENOTFOUND)
+        gw_reply_error(r, 404, "not_found", "no such conversation");
+    else if (rc)
+        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+    else
+        gw_reply_json(r, 200, gw_conversation_json(&c, gw_unread(r, &c)));
+    gw_complete(r);
+}
+
+static void get_conversation(struct req *r, const char *conv)
+{
+    struct api *a = api_state(r);
+    if (!a) {
+        gw_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(a->conv, sizeof a->conv, "%s", conv);
+    gw_async(r, get_one_work);
+}
+
 /* ---- GET /v1/conversations/{id}/events ---- */
 
 /* A page holds at most http.max_page bytes of events (as the WebSocket
@@ -362,11 +409,22 @@ bool gw_api_route(struct req *r)
     size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
     char conv[OH_ID_MAX];
     bool is_new = idlen == 3 && strncmp(id, "new", 3) == 0;
-    if (!oh_id_valid(id, idlen) || !slash) {
+    if (!oh_id_valid(id, idlen) || (slash && !slash[1])) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
         return true;
     }
     snprintf(conv, sizeof conv, "%.*s", (int)idlen, id);
+    if (!slash) {
+        snprintf(r->route, sizeof r->route, "/v1/conversations/{id}");
+        if (is_new || !oh_auth_may_access(&r->who, conv))
+            gw_reply_error(r, is_new ? 404 : 403, is_new ? "not_found" : "forbidden",
+                           is_new ? "no such conversation" : "not your conversation");
+        else if (strcmp(r->method, "GET") == 0)
+            get_conversation(r, conv);
+        else
+            gw_reply_error(r, 405, "method_not_allowed", "use GET");
+        return true;
+    }
     const char *what = slash + 1;
     if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
         snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/%s", what);

@@ -151,7 +151,6 @@ bool gw_query(const struct req *r, const char *name, char *out, size_t len)
     return query_find(r->query, name, out, len) == OH_OK;
 }
 
-
 int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
 {
     return query_find(req->query, name, out, outlen);
@@ -175,7 +174,6 @@ bool gw_authenticate(struct req *r)
     r->has_auth = true;
     return true;
 }
-
 
 const char *gw_error_code(int status)
 {
@@ -232,4 +230,3 @@ void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, 
         if (hub->conn[i].vt->on_read)
             hub->conn[i].vt->on_read(hub->conn[i].ctx, conv, oh_auth_role_name(role), seq);
 }
-

@@ -1,0 +1,50 @@
+/* conversation.c - the conversation object of the desk's API (CONTRACT
+ * part 2): the part 1 fields, the state, the last message and, for an agent,
+ * the unread count. One builder for the list, GET one and the answers to
+ * changes, so they never disagree. Pure: runs on any thread. */
+#include <string.h>
+#include "gateway/gateway_int.h"
+
+static json_t *string_or_null(const char *s)
+{
+    return *s ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    char t[32];
+    if (!ms) return json_null();
+    oh_time_rfc3339(t, ms);
+    return json_string(t);
+}
+
+json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
+{
+    json_error_t e;
+    json_t *labels = json_loads(c->labels, 0, &e);
+    if (!json_is_array(labels)) {
+        json_decref(labels);
+        labels = json_array();
+    }
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:o, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:I}",
+        "conversation_id", c->id, "channel", c->channel, "account", c->account, "contact", "id",
+        c->contact_id, "name", c->contact_name, "head", (json_int_t)c->head, "created_at",
+        time_or_null(c->created_ms), "updated_at", time_or_null(c->updated_ms), "status",
+        c->status[0] ? c->status : "open", "assignee", string_or_null(c->assignee), "team",
+        string_or_null(c->team), "priority", c->priority[0] ? c->priority : "normal", "labels",
+        labels, "contact_id", string_or_null(c->contact_id), "snoozed_until",
+        time_or_null(c->snoozed_until_ms), "episode", (json_int_t)(c->episode ? c->episode : 1));
+    if (!o) return NULL;
+    if (c->last_inbound_ms)
+        json_object_set_new(o, "last_inbound_at", time_or_null(c->last_inbound_ms));
+    if (c->last_seq)
+        json_object_set_new(o, "last_message",
+                            json_pack("{s:I, s:s, s:s, s:s, s:o}", "seq", (json_int_t)c->last_seq,
+                                      "direction", c->last_direction, "kind", c->last_kind, "text",
+                                      c->last_text, "time", time_or_null(c->last_ms)));
+    else
+        json_object_set_new(o, "last_message", json_null());
+    if (unread >= 0) json_object_set_new(o, "unread", json_integer(unread));
+    return o;
+}
