@@ -13,7 +13,7 @@ import unicodedata
 CLASSES = ["LANG", "ANGER", "NEGEMO", "THREAT", "PROF", "REPEAT", "REPEAT2", "IRONY", "SARC",
            "LAUGH", "POS", "NEGMILD", "NEGATOR", "THANKS", "CHARGE", "ANOMALY", "SAFETY", "HACK",
            "TODAY", "EVENT", "PROBLEM", "REFUND", "DELAY", "WHEREIS", "ORDERCTX", "PERSON", "REQ",
-           "HUMANREQ", "BOT", "BOTNEG"]
+           "HUMANREQ", "BOT", "BOTNEG", "BOTALT"]
 LANGS = ["en", "es", "de", "pt", "fr", "ja", "ru"]
 NBUCKETS = 1024
 
@@ -71,8 +71,8 @@ def main():
         if lang not in LANGS:
             sys.exit(f"{path}: not a language of {LANGS}")
         for no, line in enumerate(open(path, encoding="utf-8"), 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
+            line = line.strip()
+            if not line or line.startswith("#"):
                 continue
             cls, _, rest = line.partition(":")
             if cls not in CLASSES:

@@ -25,10 +25,12 @@ struct scan {
     int last[CUE_COUNT]; /* token index of the last hit, or -100 */
     int lang[LANG_COUNT];
     int tokens;
+    int clause;         /* token index of the last clause break ("," "." "!" ...) */
     int pos, neg;       /* positive / mildly negative words, after negation */
     int negated_pos;    /* "not happy", "nicht zufrieden" */
     bool req_person;    /* "talk to" near "a human" */
     bool bot_refusal;   /* "stop the bot", "no quiero un robot" */
+    bool bot_instead;   /* "a person instead of the bot" */
     int cjk, cyrillic, latin;
     int angry_emoji, happy_emoji;
     int masked;         /* "f**k", "m*rde" */
@@ -47,6 +49,15 @@ static void put(struct folded *f, char c)
     if (f->n >= sizeof f->t - 8) return;
     if (c == ' ' && f->t[f->n - 1] == ' ') return;
     f->t[f->n++] = c;
+}
+
+/* A clause break: negation does not reach over it ("nicht schlecht, danke"). */
+static void brk(struct folded *f)
+{
+    if (f->n >= 2 && f->t[f->n - 2] == '|') return;
+    put(f, ' ');
+    put(f, '|');
+    put(f, ' ');
 }
 
 static void emoji(struct scan *s, uint32_t cp)
@@ -76,6 +87,8 @@ static void fold(struct folded *f, struct scan *s, const unsigned char *p, size_
                 put(f, (char)c);
             else if (c >= 'A' && c <= 'Z')
                 put(f, (char)(c + 32));
+            else if (strchr(",.;:!?", (int)c))
+                brk(f);
             else
                 put(f, ' ');
             if ((c | 32) >= 'a' && (c | 32) <= 'z') s->latin++;
@@ -103,7 +116,7 @@ static void fold(struct folded *f, struct scan *s, const unsigned char *p, size_
             if (strchr(fr, (int)cp)) s->lang[LANG_FR] += langw + (cp == 0xE8 || cp == 0xE0) * langw;
         } else if (cp == 0xA1 || cp == 0xBF) { /* ¡ ¿ */
             s->lang[LANG_ES] += 2 * langw;
-            put(f, ' ');
+            brk(f);
         } else if (cp == 0x152 || cp == 0x153) {
             put(f, 'o');
             put(f, 'e');
@@ -119,8 +132,12 @@ static void fold(struct folded *f, struct scan *s, const unsigned char *p, size_
             put(f, (char)0xD0);
             put(f, (char)0xB5);
             s->cyrillic++;
-        } else if ((cp >= 0x2000 && cp <= 0x206F) || (cp >= 0x3000 && cp <= 0x3002)) {
-            put(f, ' ');
+        } else if ((cp >= 0x2000 && cp <= 0x206F) || (cp >= 0x3000 && cp <= 0x3002) ||
+                   cp == 0xFF01 || cp == 0xFF1F) {
+            if (cp >= 0x2000 && cp <= 0x201F)
+                put(f, ' '); /* spaces, dashes, quotes */
+            else
+                brk(f); /* "…", "、", "。", "！", "？" */
         } else if (cp >= 0x1F000 || (cp >= 0x2600 && cp <= 0x27BF) || cp == 0xFE0F) {
             emoji(s, cp);
             put(f, ' ');
@@ -193,10 +210,13 @@ static void caps(const char *l, size_t n, int *words, int *upper)
 static void hit(struct scan *s, const struct cue *e, int k)
 {
     int *last = s->last;
+    /* a negation word at most 3 words before, in the same clause */
+    bool negated = last[CUE_NEGATOR] >= k - 3 && last[CUE_NEGATOR] > s->clause &&
+                   last[CUE_NEGATOR] != k;
     switch (e->cls) {
     case CUE_LANG: s->lang[e->lang]++; return;
     case CUE_POS:
-        if (last[CUE_NEGATOR] >= k - 3 && last[CUE_NEGATOR] != k) {
+        if (negated) {
             s->negated_pos++;
             s->neg++;
         } else {
@@ -204,7 +224,7 @@ static void hit(struct scan *s, const struct cue *e, int k)
         }
         break;
     case CUE_NEGMILD:
-        if (last[CUE_NEGATOR] >= k - 3 && last[CUE_NEGATOR] != k)
+        if (negated)
             s->pos++; /* "not bad", "no problem", "pas mal" */
         else
             s->neg++;
@@ -216,10 +236,14 @@ static void hit(struct scan *s, const struct cue *e, int k)
         if (last[CUE_PERSON] >= k - 2) s->req_person = true;
         break;
     case CUE_BOT:
-        if (last[CUE_BOTNEG] >= k - 7 || last[CUE_NEGATOR] >= k - 3) s->bot_refusal = true;
+        if (last[CUE_BOTNEG] >= k - 7 || negated) s->bot_refusal = true;
+        if (last[CUE_BOTALT] >= k - 4) s->bot_instead = true;
         break;
     case CUE_BOTNEG:
         if (last[CUE_BOT] >= k - 3) s->bot_refusal = true;
+        break;
+    case CUE_BOTALT:
+        if (last[CUE_BOT] >= k - 1) s->bot_instead = true; /* "ボットではなく" */
         break;
     }
     s->n[e->cls]++;
@@ -244,6 +268,7 @@ static void match(struct scan *s, const struct folded *f)
         bool word = t[p - 1] == ' ' && t[p] != ' ';
         if (word) {
             k++;
+            if (t[p] == '|') s->clause = k;
             /* a masked word: letters around '*' ("f**k", "m*rde") */
             size_t q = p;
             bool letter = false, star = false;
@@ -271,6 +296,7 @@ static void scan_init(struct scan *s)
 {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < CUE_COUNT; i++) s->last[i] = -100;
+    s->clause = -1;
 }
 
 static void folded_init(struct folded *f)
@@ -315,7 +341,7 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
             if (mark && j + 1 < n && (l[j + 1] == '!' || l[j + 1] == '?')) runs++;
         }
         fold(&f, &s, (const unsigned char *)l, n, 1);
-        put(&f, ' ');
+        brk(&f);
     }
     folded_end(&f);
     match(&s, &f);
@@ -346,12 +372,12 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
                 2 * (s.n[CUE_PROF] > 0 || s.masked > 0) + 2 * (s.n[CUE_NEGEMO] > 0) +
                 2 * (s.negated_pos > 0) + (s.n[CUE_REPEAT] > 0) + 2 * (s.n[CUE_REPEAT2] > 0) +
                 2 * (s.n[CUE_SARC] > 0) + 2 * (s.n[CUE_IRONY] > 0 && problem) + 2 * shout +
-                2 * (s.angry_emoji > 0) + (runs > 0 || bangs >= 3) -
+                2 * (s.angry_emoji > 0) + 2 * s.bot_refusal + (runs > 0 || bangs >= 3) -
                 (s.happy_emoji > 0 || s.n[CUE_LAUGH] > 0);
     out->frustrated = score >= 2;
 
     /* wants a human: an ask, a refusal of the bot, or a bare "agent" */
-    out->wants_human = s.req_person || s.n[CUE_HUMANREQ] || s.bot_refusal ||
+    out->wants_human = s.req_person || s.n[CUE_HUMANREQ] || s.bot_refusal || s.bot_instead ||
                        (s.tokens <= 3 && s.n[CUE_PERSON] > 0);
 
     /* priority: the rubric of issue 18, highest family first */
@@ -360,7 +386,7 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
     if (money || s.n[CUE_SAFETY] || s.n[CUE_HACK] || deadline)
         out->priority = OH_TRIAGE_URGENT;
     else if (s.n[CUE_PROBLEM] || s.n[CUE_WHEREIS] || (s.n[CUE_REFUND] && s.n[CUE_DELAY]) ||
-             (out->frustrated && (s.n[CUE_ORDERCTX] || s.n[CUE_REFUND])))
+             (out->frustrated && (s.n[CUE_REFUND] || s.n[CUE_THREAT])))
         out->priority = OH_TRIAGE_HIGH;
     else if (s.n[CUE_ORDERCTX] || s.n[CUE_REFUND] || out->wants_human || s.digits_run >= 4 ||
              out->frustrated)
