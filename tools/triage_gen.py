@@ -13,7 +13,7 @@ import unicodedata
 CLASSES = ["LANG", "ANGER", "NEGEMO", "THREAT", "PROF", "REPEAT", "REPEAT2", "IRONY", "SARC",
            "LAUGH", "POS", "NEGMILD", "NEGATOR", "THANKS", "CHARGE", "ANOMALY", "SAFETY", "HACK",
            "TODAY", "EVENT", "PROBLEM", "REFUND", "DELAY", "WHEREIS", "ORDERCTX", "PERSON", "REQ",
-           "HUMANREQ", "BOT", "BOTNEG", "BOTALT"]
+           "HUMANREQ", "BOT", "BOTNEG", "BOTALT", "PRESALE"]
 LANGS = ["en", "es", "de", "pt", "fr", "ja", "ru"]
 NBUCKETS = 1024
 

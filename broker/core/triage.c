@@ -31,6 +31,7 @@ struct scan {
     bool req_person;    /* "talk to" near "a human" */
     bool bot_refusal;   /* "stop the bot", "no quiero un robot" */
     bool bot_instead;   /* "a person instead of the bot" */
+    bool money;         /* a charge near an anomaly ("charged ... twice") */
     int cjk, cyrillic, latin;
     int angry_emoji, happy_emoji;
     int masked;         /* "f**k", "m*rde" */
@@ -229,8 +230,14 @@ static void hit(struct scan *s, const struct cue *e, int k)
         else
             s->neg++;
         break;
+    case CUE_CHARGE:
+        if (last[CUE_ANOMALY] >= k - 10) s->money = true;
+        break;
+    case CUE_ANOMALY:
+        if (last[CUE_CHARGE] >= k - 10) s->money = true;
+        break;
     case CUE_PERSON:
-        if (last[CUE_REQ] >= k - 5) s->req_person = true;
+        if (last[CUE_REQ] >= k - 6) s->req_person = true;
         break;
     case CUE_REQ:
         if (last[CUE_PERSON] >= k - 2) s->req_person = true;
@@ -347,6 +354,7 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
     match(&s, &f);
 
     /* the subject: its cues count for priority and language, not for mood */
+    bool sub_money = false;
     if (subject && *subject) {
         struct scan sub;
         struct folded g;
@@ -360,6 +368,7 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
                                    CUE_ORDERCTX};
         for (size_t j = 0; j < OH_ARRAY_SIZE(prio); j++) s.n[prio[j]] += sub.n[prio[j]];
         for (int j = 0; j < LANG_COUNT; j++) s.lang[j] += sub.lang[j];
+        sub_money = sub.money;
         s.cjk += sub.cjk;
         s.cyrillic += sub.cyrillic;
         s.latin += sub.latin;
@@ -381,21 +390,24 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
                        (s.tokens <= 3 && s.n[CUE_PERSON] > 0);
 
     /* priority: the rubric of issue 18, highest family first */
-    bool money = s.n[CUE_CHARGE] && s.n[CUE_ANOMALY];
+    bool money = s.money || sub_money;
     bool deadline = s.n[CUE_TODAY] && s.n[CUE_EVENT];
     if (money || s.n[CUE_SAFETY] || s.n[CUE_HACK] || deadline)
         out->priority = OH_TRIAGE_URGENT;
     else if (s.n[CUE_PROBLEM] || s.n[CUE_WHEREIS] || (s.n[CUE_REFUND] && s.n[CUE_DELAY]) ||
-             (out->frustrated && (s.n[CUE_REFUND] || s.n[CUE_THREAT])))
+             (out->frustrated &&
+              (s.n[CUE_REFUND] || s.n[CUE_THREAT] || s.n[CUE_DELAY] || s.n[CUE_REPEAT2])))
         out->priority = OH_TRIAGE_HIGH;
     else if (s.n[CUE_ORDERCTX] || s.n[CUE_REFUND] || out->wants_human || s.digits_run >= 4 ||
              out->frustrated)
         out->priority = OH_TRIAGE_NORMAL;
     else
         out->priority = OH_TRIAGE_LOW;
-    if (out->priority == OH_TRIAGE_NORMAL && s.n[CUE_THANKS] && !questions && !out->wants_human &&
-        !out->frustrated)
-        out->priority = OH_TRIAGE_LOW; /* "thanks, all arrived" */
+    /* "thanks, all arrived", "how much is shipping to Norway?" */
+    bool about_one = s.n[CUE_ORDERCTX] <= 1 && s.digits_run < 4 && !s.n[CUE_REFUND];
+    if (out->priority == OH_TRIAGE_NORMAL && !out->wants_human && !out->frustrated &&
+        ((s.n[CUE_THANKS] && !questions) || (s.n[CUE_PRESALE] && about_one)))
+        out->priority = OH_TRIAGE_LOW;
 
     /* sentiment: positive against negative evidence, frustration weighing most */
     double pos = s.pos + s.n[CUE_THANKS] + s.happy_emoji + s.n[CUE_LAUGH];
