@@ -186,6 +186,16 @@ static bool quote_header(const char *l, size_t n)
     return false;
 }
 
+/* True when the first non-blank line of P..P+N starts with '>'. */
+static bool next_line_quoted(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '>') return true;
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return false;
+    }
+    return false;
+}
+
 /* Shouting: words in capitals, not counting tokens with digits (order
  * numbers like KX7731QP) nor one-letter words. */
 static void caps(const char *l, size_t n, int *words, int *upper)
@@ -338,7 +348,14 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
         size_t lead = 0;
         while (lead < n && (l[lead] == ' ' || l[lead] == '\t')) lead++;
         if (lead < n && l[lead] == '>') continue;
-        if (quote_header(l + lead, n - lead)) break;
+        /* A quote header followed by '>' lines introduces a quote that the
+         * customer may answer below (bottom-posting): skip the header only.
+         * Followed by anything else (Outlook's "-----Original Message-----"
+         * and the unquoted mail under it): the rest is not the customer's. */
+        if (quote_header(l + lead, n - lead)) {
+            if (!next_line_quoted(text + i, i < len ? len - i : 0)) break;
+            continue;
+        }
         caps(l, n, &words, &upper);
         for (size_t j = 0; j < n; j++) {
             bool mark = l[j] == '!' || l[j] == '?';

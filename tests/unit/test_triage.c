@@ -163,6 +163,19 @@ START_TEST(quoted_mail_does_not_count)
     FRUSTRATED("Danke.\n\nAm 3. März 2025 schrieb Kundenservice:\n> Das ist eine Frechheit!", 0);
     FRUSTRATED("Merci.\n\nLe mar. 4 mars 2025, Service client a écrit :\n> C'est scandaleux !",
                0);
+    /* a reply under the quote (bottom-posting) is the customer's */
+    const char *below = "On Mon, 3 Mar 2025 at 10:02, Support wrote:\n> We are sorry for the delay.\n\n"
+                        "Sorry? That's all you have? It's been a month and the sofa never came. "
+                        "Ridiculous.";
+    FRUSTRATED(below, 1);
+    PRIORITY(below, OH_TRIAGE_HIGH);
+    LANGUAGE("Am 3. März 2025 schrieb Kundenservice:\n> Ihre Rücksendung ist angekommen.\n\n"
+             "Danke. Wann wird das Geld zurückgebucht?",
+             "de");
+    /* Outlook: the unquoted mail under "-----Original Message-----" is not */
+    FRUSTRATED("Thanks!\n\n-----Original Message-----\nFrom: me\nWHERE IS MY PACKAGE?? this is a "
+               "scam, ridiculous",
+               0);
     /* the customer's own anger above the quote counts */
     FRUSTRATED("Sorry? That's all you have? It's been a month. Ridiculous.\n\n"
                "On Mon, 3 Mar 2025 at 10:02, Support wrote:\n> We are sorry for the delay.",
