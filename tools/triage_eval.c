@@ -29,9 +29,8 @@ static void prf(struct oh_prf *p)
 {
     p->precision = p->tp + p->fp ? (double)p->tp / (p->tp + p->fp) : 0;
     p->recall = p->tp + p->fn ? (double)p->tp / (p->tp + p->fn) : 0;
-    p->f1 = p->precision + p->recall
-                ? 2 * p->precision * p->recall / (p->precision + p->recall)
-                : 0;
+    p->f1 =
+        p->precision + p->recall ? 2 * p->precision * p->recall / (p->precision + p->recall) : 0;
 }
 
 static void count(struct oh_prf *p, bool expected, bool got)
@@ -63,7 +62,8 @@ int oh_triage_eval_file(const char *path, struct oh_triage_metrics *m, FILE *mis
     int lineno = 0, rc = 0;
     while ((got = getline(&line, &cap, f)) > 0) {
         lineno++;
-        while (got && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        while (got && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
         if (!got) continue;
         char *col[5];
         int n = 0;
@@ -91,7 +91,8 @@ int oh_triage_eval_file(const char *path, struct oh_triage_metrics *m, FILE *mis
         m->messages++;
         count(&m->frustrated, want_f, t.frustrated);
         count(&m->wants_human, want_h, t.wants_human);
-        for (int p = 0; p < 4; p++) count(&m->priority[p], want_p == p, (int)t.priority == p);
+        for (int p = 0; p < 4; p++)
+            count(&m->priority[p], want_p == p, (int)t.priority == p);
         m->confusion[want_p][t.priority]++;
         bool lang_ok = !strcmp(col[4], t.language);
         m->language_ok += lang_ok;
@@ -136,7 +137,8 @@ static int bench(const char *path, int repeat, double *median_us)
         size_t len = unescape(line);
         struct oh_triage t;
         double t0 = now_us();
-        for (int r = 0; r < repeat; r++) oh_triage_classify(line, len, NULL, &t);
+        for (int r = 0; r < repeat; r++)
+            oh_triage_classify(line, len, NULL, &t);
         double dt = (now_us() - t0) / repeat;
         if (n == room) {
             room = room ? 2 * room : 256;
@@ -193,9 +195,8 @@ void oh_triage_metrics_print(const struct oh_triage_metrics *m, FILE *out)
 
 int oh_triage_eval_cmd(int argc, char **argv)
 {
-    static const struct option opts[] = {{"misses", no_argument, NULL, 'm'},
-                                         {"bench", no_argument, NULL, 'b'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"misses", no_argument, NULL, 'm'}, {"bench", no_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     bool misses = false, timed = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {

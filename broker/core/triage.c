@@ -25,17 +25,17 @@ struct scan {
     int last[CUE_COUNT]; /* token index of the last hit, or -100 */
     int lang[LANG_COUNT];
     int tokens;
-    int clause;         /* token index of the last clause break ("," "." "!" ...) */
-    int pos, neg;       /* positive / mildly negative words, after negation */
-    int negated_pos;    /* "not happy", "nicht zufrieden" */
-    bool req_person;    /* "talk to" near "a human" */
-    bool bot_refusal;   /* "stop the bot", "no quiero un robot" */
-    bool bot_instead;   /* "a person instead of the bot" */
-    bool money;         /* a charge near an anomaly ("charged ... twice") */
+    int clause;       /* token index of the last clause break ("," "." "!" ...) */
+    int pos, neg;     /* positive / mildly negative words, after negation */
+    int negated_pos;  /* "not happy", "nicht zufrieden" */
+    bool req_person;  /* "talk to" near "a human" */
+    bool bot_refusal; /* "stop the bot", "no quiero un robot" */
+    bool bot_instead; /* "a person instead of the bot" */
+    bool money;       /* a charge near an anomaly ("charged ... twice") */
     int cjk, cyrillic, latin;
     int angry_emoji, happy_emoji;
-    int masked;         /* "f**k", "m*rde" */
-    int digits_run;     /* longest run of digits (order numbers) */
+    int masked;     /* "f**k", "m*rde" */
+    int digits_run; /* longest run of digits (order numbers) */
 };
 
 /* ---- folding ---------------------------------------------------------- */
@@ -64,15 +64,34 @@ static void brk(struct folded *f)
 static void emoji(struct scan *s, uint32_t cp)
 {
     switch (cp) {
-    case 0x1F621: case 0x1F620: case 0x1F92C: case 0x1F47F: case 0x1F4A2: case 0x1F624:
-    case 0x1F644: case 0x1F612: case 0x1F44E: case 0x1F595:
-        s->angry_emoji++;
-        break;
-    case 0x1F602: case 0x1F923: case 0x1F60A: case 0x1F600: case 0x1F601: case 0x1F603:
-    case 0x1F604: case 0x1F606: case 0x1F60D: case 0x1F970: case 0x1F44D: case 0x1F642:
-    case 0x1F609: case 0x1F64F: case 0x2764: case 0x263A: case 0x1F60E: case 0x1F389:
-        s->happy_emoji++;
-        break;
+    case 0x1F621:
+    case 0x1F620:
+    case 0x1F92C:
+    case 0x1F47F:
+    case 0x1F4A2:
+    case 0x1F624:
+    case 0x1F644:
+    case 0x1F612:
+    case 0x1F44E:
+    case 0x1F595: s->angry_emoji++; break;
+    case 0x1F602:
+    case 0x1F923:
+    case 0x1F60A:
+    case 0x1F600:
+    case 0x1F601:
+    case 0x1F603:
+    case 0x1F604:
+    case 0x1F606:
+    case 0x1F60D:
+    case 0x1F970:
+    case 0x1F44D:
+    case 0x1F642:
+    case 0x1F609:
+    case 0x1F64F:
+    case 0x2764:
+    case 0x263A:
+    case 0x1F60E:
+    case 0x1F389: s->happy_emoji++; break;
     }
 }
 
@@ -98,17 +117,19 @@ static void fold(struct folded *f, struct scan *s, const unsigned char *p, size_
         }
         size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
         if (i + k > len) break;
-        uint32_t cp = k == 4   ? (c & 7u) << 18 | (p[i + 1] & 63u) << 12 | (p[i + 2] & 63u) << 6 |
+        uint32_t cp = k == 4 ? (c & 7u) << 18 | (p[i + 1] & 63u) << 12 | (p[i + 2] & 63u) << 6 |
                                    (p[i + 3] & 63u)
                       : k == 3 ? (c & 15u) << 12 | (p[i + 1] & 63u) << 6 | (p[i + 2] & 63u)
                       : k == 2 ? (c & 31u) << 6 | (p[i + 1] & 63u)
                                : c;
         if (cp >= 0xC0 && cp <= 0xFF) {
             const char *r = latin1_fold[cp - 0xC0];
-            for (; *r; r++) put(f, *r);
+            for (; *r; r++)
+                put(f, *r);
             s->latin++;
             /* letters of one language (ñ, ß, ã, è ...) */
-            static const char *const es = "\xf1\xe1\xed\xf3\xfa\xd1", *const de = "\xdf\xe4\xf6\xfc\xc4\xd6\xdc",
+            static const char *const es = "\xf1\xe1\xed\xf3\xfa\xd1",
+                                     *const de = "\xdf\xe4\xf6\xfc\xc4\xd6\xdc",
                                      *const pt = "\xe3\xf5\xe7\xea\xe1\xf3\xe2\xf4",
                                      *const fr = "\xe8\xe0\xf9\xe2\xee\xeb\xe7\xea\xef\xfb\xf4";
             if (strchr(es, (int)cp)) s->lang[LANG_ES] += langw;
@@ -145,7 +166,8 @@ static void fold(struct folded *f, struct scan *s, const unsigned char *p, size_
         } else {
             if (cp >= 0x430 && cp <= 0x44F) s->cyrillic++;
             if (cp >= 0x3040 && cp <= 0x9FFF) s->cjk++;
-            for (size_t j = 0; j < k; j++) put(f, (char)p[i + j]);
+            for (size_t j = 0; j < k; j++)
+                put(f, (char)p[i + j]);
         }
         i += k;
     }
@@ -170,19 +192,23 @@ static bool starts(const char *l, size_t n, const char *p)
  * message is someone's earlier text. */
 static bool quote_header(const char *l, size_t n)
 {
-    while (n && (l[n - 1] == ' ' || l[n - 1] == '\r' || l[n - 1] == '\t')) n--;
+    while (n && (l[n - 1] == ' ' || l[n - 1] == '\r' || l[n - 1] == '\t'))
+        n--;
     bool colon = n && l[n - 1] == ':';
     if (has(l, n, "-----Original Message") || has(l, n, "-----Mensaje original") ||
         has(l, n, "Urspr\xc3\xbcngliche Nachricht") || has(l, n, "Message d'origine") ||
         has(l, n, "-----Mensagem original") || has(l, n, "__________"))
         return true;
     if (has(l, n, "wrote:")) return starts(l, n, "On ") || colon;
-    if (has(l, n, "escribi\xc3\xb3") || has(l, n, "escribio:"))
-        return starts(l, n, "El ") || colon;
+    if (has(l, n, "escribi\xc3\xb3") || has(l, n, "escribio:")) return starts(l, n, "El ") || colon;
     if (has(l, n, "schrieb")) return starts(l, n, "Am ") || (colon && has(l, n, "@"));
-    if (has(l, n, "a \xc3\xa9" "crit")) return starts(l, n, "Le ") || colon;
+    if (has(l, n,
+            "a \xc3\xa9"
+            "crit"))
+        return starts(l, n, "Le ") || colon;
     if (has(l, n, "escreveu")) return starts(l, n, "Em ") || colon;
-    if (has(l, n, "\xd0\xbd\xd0\xb0\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd0\xbb")) return colon; /* написал */
+    if (has(l, n, "\xd0\xbd\xd0\xb0\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd0\xbb"))
+        return colon; /* написал */
     return false;
 }
 
@@ -202,7 +228,8 @@ static void caps(const char *l, size_t n, int *words, int *upper)
 {
     size_t i = 0;
     while (i < n) {
-        while (i < n && (l[i] == ' ' || l[i] == '\t')) i++;
+        while (i < n && (l[i] == ' ' || l[i] == '\t'))
+            i++;
         int up = 0, low = 0, dig = 0;
         while (i < n && l[i] != ' ' && l[i] != '\t') {
             char c = l[i++];
@@ -222,8 +249,8 @@ static void hit(struct scan *s, const struct cue *e, int k)
 {
     int *last = s->last;
     /* a negation word at most 3 words before, in the same clause */
-    bool negated = last[CUE_NEGATOR] >= k - 3 && last[CUE_NEGATOR] > s->clause &&
-                   last[CUE_NEGATOR] != k;
+    bool negated =
+        last[CUE_NEGATOR] >= k - 3 && last[CUE_NEGATOR] > s->clause && last[CUE_NEGATOR] != k;
     switch (e->cls) {
     case CUE_LANG: s->lang[e->lang]++; return;
     case CUE_POS:
@@ -302,7 +329,8 @@ static void match(struct scan *s, const struct folded *f)
         unsigned b = (t[p] * 31u + t[p + 1]) % LEX_NBUCKETS;
         for (unsigned i = lex_bucket[b]; i < lex_bucket[b + 1]; i++) {
             const struct cue *e = &lex[i];
-            if (p + e->len <= f->n && t[p] == (unsigned char)e->s[0] && !memcmp(t + p, e->s, e->len))
+            if (p + e->len <= f->n && t[p] == (unsigned char)e->s[0] &&
+                !memcmp(t + p, e->s, e->len))
                 hit(s, e, k < 0 ? 0 : k);
         }
     }
@@ -312,7 +340,8 @@ static void match(struct scan *s, const struct folded *f)
 static void scan_init(struct scan *s)
 {
     memset(s, 0, sizeof *s);
-    for (int i = 0; i < CUE_COUNT; i++) s->last[i] = -100;
+    for (int i = 0; i < CUE_COUNT; i++)
+        s->last[i] = -100;
     s->clause = -1;
 }
 
@@ -346,7 +375,8 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
         size_t n = nl ? (size_t)(nl - l) : len - i;
         i += n + 1;
         size_t lead = 0;
-        while (lead < n && (l[lead] == ' ' || l[lead] == '\t')) lead++;
+        while (lead < n && (l[lead] == ' ' || l[lead] == '\t'))
+            lead++;
         if (lead < n && l[lead] == '>') continue;
         /* A quote header followed by '>' lines introduces a quote that the
          * customer may answer below (bottom-posting): skip the header only.
@@ -380,11 +410,13 @@ int oh_triage_classify(const char *text, size_t len, const char *subject, struct
         fold(&g, &sub, (const unsigned char *)subject, strnlen(subject, 1024), 1);
         folded_end(&g);
         match(&sub, &g);
-        static const int prio[] = {CUE_CHARGE, CUE_ANOMALY, CUE_SAFETY, CUE_HACK, CUE_TODAY,
-                                   CUE_EVENT,  CUE_PROBLEM, CUE_REFUND, CUE_DELAY, CUE_WHEREIS,
-                                   CUE_ORDERCTX};
-        for (size_t j = 0; j < OH_ARRAY_SIZE(prio); j++) s.n[prio[j]] += sub.n[prio[j]];
-        for (int j = 0; j < LANG_COUNT; j++) s.lang[j] += sub.lang[j];
+        static const int prio[] = {CUE_CHARGE, CUE_ANOMALY, CUE_SAFETY,  CUE_HACK,
+                                   CUE_TODAY,  CUE_EVENT,   CUE_PROBLEM, CUE_REFUND,
+                                   CUE_DELAY,  CUE_WHEREIS, CUE_ORDERCTX};
+        for (size_t j = 0; j < OH_ARRAY_SIZE(prio); j++)
+            s.n[prio[j]] += sub.n[prio[j]];
+        for (int j = 0; j < LANG_COUNT; j++)
+            s.lang[j] += sub.lang[j];
         sub_money = sub.money;
         s.cjk += sub.cjk;
         s.cyrillic += sub.cyrillic;

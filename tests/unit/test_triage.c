@@ -21,11 +21,11 @@ static struct oh_triage score(const char *text)
 #define HUMAN(text, want)                                                                          \
     ck_assert_msg(score(text).wants_human == (want), "wants_human should be %d: %s", (want), (text))
 #define PRIORITY(text, want)                                                                       \
-    ck_assert_msg(score(text).priority == (want), "priority should be %s, is %s: %s",            \
-                  oh_triage_priority_name(want), oh_triage_priority_name(score(text).priority),   \
+    ck_assert_msg(score(text).priority == (want), "priority should be %s, is %s: %s",              \
+                  oh_triage_priority_name(want), oh_triage_priority_name(score(text).priority),    \
                   (text))
 #define LANGUAGE(text, want)                                                                       \
-    ck_assert_msg(!strcmp(score(text).language, (want)), "language should be %s, is %s: %s",     \
+    ck_assert_msg(!strcmp(score(text).language, (want)), "language should be %s, is %s: %s",       \
                   (want), score(text).language, (text))
 
 START_TEST(sarcasm_is_frustration)
@@ -57,9 +57,9 @@ END_TEST
 
 START_TEST(emoji)
 {
-    FRUSTRATED("still no package \xf0\x9f\x98\xa1", 1);           /* 😡 */
-    FRUSTRATED("\xf0\x9f\xa4\xac where is my parcel", 1);         /* 🤬 */
-    FRUSTRATED("lol my cat loves the box \xf0\x9f\x98\x82", 0);   /* 😂 */
+    FRUSTRATED("still no package \xf0\x9f\x98\xa1", 1);         /* 😡 */
+    FRUSTRATED("\xf0\x9f\xa4\xac where is my parcel", 1);       /* 🤬 */
+    FRUSTRATED("lol my cat loves the box \xf0\x9f\x98\x82", 0); /* 😂 */
     FRUSTRATED("haha the packaging is so cute \xf0\x9f\x98\x82", 0);
     ck_assert_double_gt(score("thanks \xf0\x9f\x98\x8a").sentiment, 0);
 }
@@ -161,12 +161,12 @@ START_TEST(quoted_mail_does_not_count)
                0);
     FRUSTRATED("Gracias.\n\nEl mié, 5 mar 2025, Soporte escribió:\n> > ES UNA VERGÜENZA", 0);
     FRUSTRATED("Danke.\n\nAm 3. März 2025 schrieb Kundenservice:\n> Das ist eine Frechheit!", 0);
-    FRUSTRATED("Merci.\n\nLe mar. 4 mars 2025, Service client a écrit :\n> C'est scandaleux !",
-               0);
+    FRUSTRATED("Merci.\n\nLe mar. 4 mars 2025, Service client a écrit :\n> C'est scandaleux !", 0);
     /* a reply under the quote (bottom-posting) is the customer's */
-    const char *below = "On Mon, 3 Mar 2025 at 10:02, Support wrote:\n> We are sorry for the delay.\n\n"
-                        "Sorry? That's all you have? It's been a month and the sofa never came. "
-                        "Ridiculous.";
+    const char *below =
+        "On Mon, 3 Mar 2025 at 10:02, Support wrote:\n> We are sorry for the delay.\n\n"
+        "Sorry? That's all you have? It's been a month and the sofa never came. "
+        "Ridiculous.";
     FRUSTRATED(below, 1);
     PRIORITY(below, OH_TRIAGE_HIGH);
     LANGUAGE("Am 3. März 2025 schrieb Kundenservice:\n> Ihre Rücksendung ist angekommen.\n\n"
@@ -215,7 +215,8 @@ START_TEST(hostile_input)
 {
     /* binary, truncated UTF-8, a text far over the bound: bounded, no crash */
     static char big[200000];
-    for (size_t i = 0; i < sizeof big; i++) big[i] = (char)(i * 7919 % 256);
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7919 % 256);
     struct oh_triage t;
     ck_assert_int_eq(oh_triage_classify(big, sizeof big, NULL, &t), 0);
     ck_assert_int_eq(oh_triage_classify("\xe3\x81", 2, "\xf0\x9f", &t), 0);
