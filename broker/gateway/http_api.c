@@ -97,7 +97,7 @@ static void list_work(void *opaque)
 
 static void list_conversations(struct req *r)
 {
-    if (r->who.role != OH_ROLE_AGENT) {
+    if (!oh_auth_is_agent(&r->who)) {
         gw_reply_error(r, 403, "forbidden", "only agents list conversations");
         return;
     }

@@ -613,7 +613,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         return;
     }
     bool all = strcmp(conv, "*") == 0;
-    if (all && c->who.role != OH_ROLE_AGENT) {
+    if (all && !oh_auth_is_agent(&c->who)) {
         gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
         return;
     }
