@@ -80,6 +80,9 @@ struct oh_gateway {
     void (*read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                         int64_t seq);
     void (*ws_drained)(struct wsconn *c);
+    /* signals.c reaches the subscriptions through this (gw_ws_each_watcher) */
+    void (*ws_each_watcher)(struct oh_gateway *gw, const char *conv,
+                            void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;

@@ -33,7 +33,7 @@ static void fan_out(struct oh_gateway *gw, const char *conv, json_t *o, bool age
     json_decref(o);
     if (!f.text) return;
     f.len = strlen(f.text);
-    gw_ws_each_watcher(gw, conv, send_frame, &f);
+    gw->ws_each_watcher(gw, conv, send_frame, &f); /* ws.c, above this file */
     free(f.text);
 }
 

@@ -72,7 +72,8 @@ void gw_ws_queue_free(struct wsconn *c);
 int gw_ws_writable(struct wsconn *c);
 
 /* ws.c: calls FN once for each open connection watching CONV: subscribed
- * to it, or to "*" (ALL tells which); CONV NULL: the "*" subscribers only. */
+ * to it, or to "*" (ALL tells which); CONV NULL: the "*" subscribers only.
+ * signals.c, below ws.c, reaches it through gw->ws_each_watcher. */
 typedef void (*gw_ws_watcher_fn)(struct wsconn *c, bool all, void *opaque);
 void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn,
                         void *opaque);
