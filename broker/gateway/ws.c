@@ -623,8 +623,7 @@ static void drain_jobs(struct oh_gateway *gw)
     }
 }
 
-void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn,
-                        void *opaque)
+void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque)
 {
     uint64_t mark = ++gw->mark; /* a connection with several matching subs hears once */
     for (struct sub *s = conv ? gw->subs[slot_of(conv)] : NULL; s; s = s->next_hash)

@@ -75,8 +75,7 @@ int gw_ws_writable(struct wsconn *c);
  * to it, or to "*" (ALL tells which); CONV NULL: the "*" subscribers only.
  * signals.c, below ws.c, reaches it through gw->ws_each_watcher. */
 typedef void (*gw_ws_watcher_fn)(struct wsconn *c, bool all, void *opaque);
-void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn,
-                        void *opaque);
+void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque);
 
 /* ---- signals.c (never stored) ---- */
 
