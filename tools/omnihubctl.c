@@ -31,7 +31,9 @@ static const struct {
      "object a line, without a running daemon. Bad input: one line on stderr,\n"
      "exit 2. CH is a channel below or api:<name>; A the account (default: the\n"
      "one in the payload)."},
-    {"token", "token --secret S --sub ID [--role customer|agent] [--device D] [--ttl SECONDS]",
+    {"token",
+     "token --secret S --sub ID [--role customer|agent|admin] [--device D] [--ttl SECONDS]\n"
+     "      [--name NAME] [--team T]...",
      "Prints an HS256 bearer token signed with S (the daemon's auth.jwt_secret)\n"
      "for user or agent ID; the role defaults to customer, the lifetime to 3600 s."},
     {"sign", "sign --secret S",
@@ -180,8 +182,11 @@ static int cmd_token(int argc, char **argv)
     static const struct option opts[] = {
         {"secret", required_argument, NULL, 's'}, {"sub", required_argument, NULL, 'u'},
         {"role", required_argument, NULL, 'r'},   {"device", required_argument, NULL, 'd'},
-        {"ttl", required_argument, NULL, 't'},    {NULL, 0, NULL, 0}};
-    const char *secret = NULL, *sub = NULL, *role = "customer", *device = NULL;
+        {"ttl", required_argument, NULL, 't'},    {"name", required_argument, NULL, 'n'},
+        {"team", required_argument, NULL, 'T'},   {NULL, 0, NULL, 0}};
+    const char *secret = NULL, *sub = NULL, *role = "customer", *device = NULL, *name = NULL;
+    const char *teams[OH_AUTH_TEAMS_MAX];
+    int nteams = 0;
     long ttl = 3600;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -191,6 +196,14 @@ static int cmd_token(int argc, char **argv)
         case 'r': role = optarg; break;
         case 'd': device = optarg; break;
         case 't': ttl = strtol(optarg, NULL, 10); break;
+        case 'n': name = optarg; break;
+        case 'T':
+            if (nteams == OH_AUTH_TEAMS_MAX) {
+                fprintf(stderr, "omnihubctl token: at most %d --team\n", OH_AUTH_TEAMS_MAX);
+                return 2;
+            }
+            teams[nteams++] = optarg;
+            break;
         default: return 2;
         }
     }
@@ -198,11 +211,11 @@ static int cmd_token(int argc, char **argv)
         fprintf(stderr, "omnihubctl token: --secret and --sub are required\n");
         return 2;
     }
-    if (strcmp(role, "customer") && strcmp(role, "agent")) {
-        fprintf(stderr, "omnihubctl token: --role must be customer or agent\n");
+    if (strcmp(role, "customer") && strcmp(role, "agent") && strcmp(role, "admin")) {
+        fprintf(stderr, "omnihubctl token: --role must be customer, agent or admin\n");
         return 2;
     }
-    char *tok = oh_auth_issue(secret, sub, role, device, ttl);
+    char *tok = oh_auth_issue_claims(secret, sub, role, device, ttl, name, teams, nteams);
     if (!tok) {
         fprintf(stderr, "omnihubctl token: cannot issue a token\n");
         return 1;

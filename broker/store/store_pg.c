@@ -119,6 +119,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history "
                  "WHERE (conversation_id, seq) > ($1, $2) ORDER BY conversation_id, seq LIMIT 1000",
     [P_PING] = "SELECT 1",
+    [P_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
+                        "AND assignee = $1",
 };
 
 struct pg_store {
@@ -845,6 +847,23 @@ static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     return rc;
 }
 
+/* Conversations live on their shards: the sum of every shard's count. */
+static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {agent};
+    for (int i = 0; i < s->nshards; i++) {
+        PGresult *r;
+        /* (the replica, when there is one, mirrors a single shard) */
+        int rc = s->nshards == 1 ? read_exec(s, s->shards[0], P_OPEN_ASSIGNED, 1, vals, &r)
+                                 : oh_pg_exec(s->shards[i], P_OPEN_ASSIGNED, 1, vals, &r, true);
+        if (rc != 0) return rc;
+        *count += PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        PQclear(r);
+    }
+    return OH_OK;
+}
+
 const struct oh_store_ops oh_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -869,4 +888,5 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_get = pg_kv_get,
     .kv_del = pg_kv_del,
     .kv_scan = pg_kv_scan,
+    .open_assigned = pg_open_assigned,
 };

@@ -31,6 +31,7 @@ enum pg_stmt {
     P_EPOCH_GET,
     P_VERIFY,
     P_PING,
+    P_OPEN_ASSIGNED,
     P_COUNT
 };
 

@@ -49,6 +49,7 @@ enum sq_stmt {
     S_KV_SCAN,
     S_VERIFY,
     S_PING,
+    S_OPEN_ASSIGNED,
     S_COUNT
 };
 
@@ -119,6 +120,8 @@ static const char *const sq_sql[S_COUNT] = {
     [S_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key",
     [S_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history",
     [S_PING] = "SELECT 1",
+    [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
+                        "AND assignee = ?1",
 };
 
 /* A connection and its lazily prepared statements; used by one thread at a
@@ -945,6 +948,18 @@ static int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     return sq_read((struct sq_store *)st, S_KV_SCAN, &a, row_kv, &l, NULL);
 }
 
+static int row_count(sqlite3_stmt *q, void *ctx)
+{
+    *(int64_t *)ctx = sqlite3_column_int64(q, 0);
+    return 1;
+}
+
+static int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
+{
+    struct sq_args a = {1, {agent}, {0, 0}};
+    return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
+}
+
 const struct oh_store_ops oh_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -969,4 +984,5 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_get = sq_kv_get,
     .kv_del = sq_kv_del,
     .kv_scan = sq_kv_scan,
+    .open_assigned = sq_open_assigned,
 };
