@@ -25,10 +25,11 @@ static const double field_b[NFIELDS] = {0.5, 0.3, 0.75};
 #define W_TRANSLATED 0.9
 #define W_SYNONYM    0.8
 #define W_TYPO       0.7
-/* confidence = sigmoid(A * coverage + B * margin + C), fitted on the dev set */
-#define KB_CONF_A 8.0
-#define KB_CONF_B 3.0
-#define KB_CONF_C -5.0
+/* confidence = sigmoid(A * (coverage + M * matched) + B): a logistic fit of
+ * "the first hit is a right answer" on the development queries (docs/kb.md) */
+#define KB_CONF_A 4.94
+#define KB_CONF_M 0.2
+#define KB_CONF_B (-2.54)
 
 struct posting {
     uint32_t doc;
@@ -658,8 +659,9 @@ static void query_word(void *ctx, const char *w, size_t n, size_t at)
             lexicon_add(kb, g, l, s, W_TRANSLATED);
         }
     if (!g->n && n >= 4) cand_add(kb, g, typo_term(kb, buf, n), W_TYPO);
-    /* a word the index has never seen still counts against a perfect match */
-    g->max = 0.5 * idf(kb, 0);
+    /* a word the index has never seen still counts against a perfect match;
+     * less in another language, where the lexicon cannot know every word */
+    g->max = (q->lang == KB_EN ? 0.5 : 0.25) * idf(kb, 0);
     for (int i = 0; i < g->n; i++) {
         double v = g->c[i].w * idf(kb, kb->terms[g->c[i].term].df);
         if (i == 0 || v > g->max) g->max = v;
@@ -795,11 +797,10 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
             acc[touched[i]] += gbest[touched[i]];
     }
 
-    /* top LIMIT (at least two, for the margin) by partial selection */
-    size_t want = limit > 2 ? limit : 2, n = 0;
+    /* top LIMIT (at least one, for the confidence) by partial selection */
+    size_t want = limit > 1 ? limit : 1, n = 0;
     uint32_t top[64];
     if (want > 64) want = 64;
-    double s1 = 0, s2 = 0;
     for (size_t d = 0; d < kb->ndocs; d++) {
         if (acc[d] <= 0) continue;
         if (loclen && strncmp(kb->docs[d].lang, locale, loclen < 2 ? loclen : 2)) continue;
@@ -814,8 +815,6 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
         }
         top[pos] = (uint32_t)d;
     }
-    if (n) s1 = acc[top[0]];
-    if (n > 1) s2 = acc[top[1]];
 
     uint32_t qterms[MAXGROUPS * 2];
     size_t nq = 0;
@@ -830,10 +829,15 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
     *nout = n < limit ? n : limit;
 
     if (confidence && n) {
-        /* coverage: how much of the question the best article answers, each
-         * word capped at what a title-and-body match of it is worth; margin:
-         * how clearly it beats the runner-up */
+        /* coverage: how much of the question (by idf) the best article
+         * answers, each word capped at what a title-and-body match of it is
+         * worth, words the index has never seen counting against it;
+         * matched: the share of the question's words it matches at all. The
+         * margin to the runner-up was tried and predicted nothing on the dev
+         * set (near-duplicates such as warranty / warranty claim are both
+         * right). */
         double full = 4.0 / (K1 + 4.0), have = 0, max = 0;
+        int nmatched = 0;
         for (int gi = 0; gi < q.ng; gi++) {
             const struct group *g = &q.g[gi];
             double best = 0;
@@ -848,11 +852,10 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
             }
             have += best;
             max += g->max;
+            nmatched += best > 0;
         }
-        double coverage = max > 0 ? have / max : 0, margin = s1 > 0 ? (s1 - s2) / s1 : 0;
-        *confidence = sigmoid(KB_CONF_A * coverage + KB_CONF_B * margin + KB_CONF_C);
-        if (getenv("OH_KB_DEBUG"))
-            fprintf(stderr, "kbdebug\t%.4f\t%.4f\t%.4f\t%.4f\n", coverage, margin, s1, *confidence);
+        double coverage = max > 0 ? have / max : 0, matched = q.ng ? (double)nmatched / q.ng : 0;
+        *confidence = sigmoid(KB_CONF_A * (coverage + KB_CONF_M * matched) + KB_CONF_B);
     }
 done:
     for (int l = 0; l < KB_NLANGS; l++)

@@ -30,7 +30,7 @@ struct oh_kb_hit {
 /* Below this confidence the best article is probably not an answer: the bot
  * must not answer from it (it hands off or asks again). Calibrated on the
  * development set; see docs/kb.md for the rates on both sets. */
-#define OH_KB_ANSWER_THRESHOLD 0.5
+#define OH_KB_ANSWER_THRESHOLD 0.7
 
 /* Bytes of a query that are read; a longer message is cut (UTF-8 safe). */
 #define OH_KB_MAX_QUERY 8192
