@@ -218,6 +218,12 @@ static int bench(const char *articles, const char *queries, int n)
     }
     struct oh_kb_article *a = calloc((size_t)n, sizeof *a);
     char **own = calloc((size_t)n * 3, sizeof *own);
+    if (!a || !own) {
+        free(a);
+        free(own);
+        json_decref(root);
+        return OH_ENOMEM;
+    }
     unsigned seed = 42;
     for (int i = 0; i < n; i++) {
         json_t *o = json_array_get(arr, (size_t)i % nb);
@@ -228,7 +234,13 @@ static int bench(const char *articles, const char *queries, int n)
         char id[32], word[32];
         snprintf(id, sizeof id, "synthetic-%d", i);
         size_t cap = 4096, len = 0;
-        char *body = malloc(cap);
+        char *body = malloc(cap), *title = malloc(128);
+        if (!body || !title) {
+            free(body);
+            free(title);
+            n = i; /* bench what could be made */
+            break;
+        }
         body[0] = '\0';
         for (int s = 0; s < 6; s++) {
             const char *src =
@@ -245,7 +257,6 @@ static int bench(const char *articles, const char *queries, int n)
         fake_word(word, &seed);
         own[3 * i] = strdup(id);
         own[3 * i + 1] = body;
-        char *title = malloc(128);
         snprintf(title, 128, "%s %s", word, a[i].title);
         own[3 * i + 2] = title;
         a[i].id = own[3 * i];
@@ -273,7 +284,9 @@ static int bench(const char *articles, const char *queries, int n)
         oh_kb_query(kb, line, len, 5, NULL, hits, &got, &conf, NULL);
         if (nq == room) {
             room = room ? 2 * room : 256;
-            per = realloc(per, room * sizeof *per);
+            double *np = realloc(per, room * sizeof *np);
+            if (!np) break;
+            per = np;
         }
         per[nq++] = cpu_us() - t1;
     }

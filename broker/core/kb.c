@@ -592,7 +592,7 @@ static bool within_one(const char *a, size_t n, const char *b, size_t m)
         i++;
     if (i == n || i == m) return n == m || n + 1 == m || m + 1 == n;
     if (n == m) {
-        if (!strcmp(a + i + 1, b + i + 1) || !memcmp(a + i + 1, b + i + 1, n - i - 1)) return true;
+        if (!memcmp(a + i + 1, b + i + 1, n - i - 1)) return true;
         return i + 1 < n && a[i] == b[i + 1] && a[i + 1] == b[i] &&
                !memcmp(a + i + 2, b + i + 2, n - i - 2);
     }
@@ -646,7 +646,7 @@ static void query_word(void *ctx, const char *w, size_t n, size_t at)
     struct group *g = &q->g[q->ng];
     memset(g, 0, sizeof *g);
     stem(stemmer(q, KB_EN), buf, n, s);
-    cand_add(kb, g, term_get((oh_kb *)kb, s, false), 1.0);
+    cand_add(kb, g, term_find(kb, s), 1.0);
     lexicon_add(kb, g, KB_EN, s, W_SYNONYM);
     if (q->lang != KB_EN) {
         stem(stemmer(q, q->lang), buf, n, s);
@@ -799,8 +799,8 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
 
     /* top LIMIT (at least one, for the confidence) by partial selection */
     size_t want = limit > 1 ? limit : 1, n = 0;
-    uint32_t top[64];
-    if (want > 64) want = 64;
+    uint32_t top[OH_KB_MAX_HITS];
+    if (want > OH_KB_MAX_HITS) want = OH_KB_MAX_HITS;
     for (size_t d = 0; d < kb->ndocs; d++) {
         if (acc[d] <= 0) continue;
         if (loclen && strncmp(kb->docs[d].lang, locale, loclen < 2 ? loclen : 2)) continue;

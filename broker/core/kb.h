@@ -32,6 +32,9 @@ struct oh_kb_hit {
  * development set; see docs/kb.md for the rates on both sets. */
 #define OH_KB_ANSWER_THRESHOLD 0.7
 
+/* Hits one query returns at most. */
+#define OH_KB_MAX_HITS 64
+
 /* Bytes of a query that are read; a longer message is cut (UTF-8 safe). */
 #define OH_KB_MAX_QUERY 8192
 
@@ -45,7 +48,7 @@ size_t oh_kb_count(const oh_kb *kb);
 
 /* Ranks the articles for the question TEXT (LEN bytes of UTF-8), best first,
  * into OUT[0..LIMIT): *NOUT is set to the number of hits (articles that match
- * at least one query word). LOCALE, when non-NULL and non-empty, keeps only
+ * at least one query word; at most OH_KB_MAX_HITS). LOCALE, when non-NULL and non-empty, keeps only
  * articles of that language ("es" matches "es-MX"). CONFIDENCE, when
  * non-NULL, receives how likely the first hit answers the question, in [0,1]
  * (0 without hits); compare with OH_KB_ANSWER_THRESHOLD. LANG, when non-NULL
