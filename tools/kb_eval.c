@@ -408,8 +408,9 @@ int oh_kb_search_cmd(int argc, char **argv)
     oh_kb_query(kb, q, strlen(q), (size_t)limit, locale, hits, &n, &conf, lang);
     json_t *res = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(res, json_pack("{s:s, s:f, s:s}", "id", hits[i].id, "score",
-                                             hits[i].score, "snippet", hits[i].snippet));
+        json_array_append_new(res, json_pack("{s:s, s:s, s:f, s:s}", "id", hits[i].id, "title",
+                                             hits[i].title, "score", hits[i].score, "snippet",
+                                             hits[i].snippet));
     json_t *out = json_pack("{s:s, s:f, s:b, s:o}", "language", lang, "confidence", conf, "answer",
                             conf >= OH_KB_ANSWER_THRESHOLD, "results", res);
     char *s = json_dumps(out, JSON_INDENT(1) | JSON_REAL_PRECISION(4));

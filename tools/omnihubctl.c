@@ -84,8 +84,8 @@ static const struct {
      "Exit status: 0 measured, 1 unreadable or malformed file, 2 usage."},
     {"kb-search", "kb-search [--articles FILE.json] [--limit N] [--locale LANG] QUESTION",
      "The articles of FILE.json (default data/kb/helpcenter.json) ranked for\n"
-     "QUESTION, as JSON: {language, confidence, answer, results: [{id, score,\n"
-     "snippet}]}; answer is whether the confidence reaches the bot's threshold."},
+     "QUESTION, as JSON: {language, confidence, answer, results: [{id, title,\n"
+     "score, snippet}]}; answer is whether the confidence reaches the bot's threshold."},
 };
 
 static void usage(FILE *out)

@@ -43,7 +43,7 @@ struct term {
 };
 
 struct doc {
-    char *id, *body;
+    char *id, *title, *body;
     char lang[4];
     uint32_t len[NFIELDS];
 };
@@ -442,9 +442,10 @@ oh_kb *oh_kb_new(const struct oh_kb_article *arts, size_t n, char *err, size_t e
         snprintf(d->lang, sizeof d->lang, "%s", kb_lang_names[lang]);
         if (a->locale && *a->locale) snprintf(d->lang, sizeof d->lang, "%.2s", a->locale);
         d->id = strdup(a->id);
+        d->title = strdup(a->title ? a->title : "");
         d->body = strdup(a->body ? a->body : "");
         kb->ndocs++;
-        if (!d->id || !d->body) {
+        if (!d->id || !d->title || !d->body) {
             rc = OH_ENOMEM;
             break;
         }
@@ -494,6 +495,7 @@ void oh_kb_free(oh_kb *kb)
     if (!kb) return;
     for (size_t i = 0; i < kb->ndocs; i++) {
         free(kb->docs[i].id);
+        free(kb->docs[i].title);
         free(kb->docs[i].body);
     }
     free(kb->docs);
@@ -823,6 +825,7 @@ int oh_kb_query(const oh_kb *kb, const char *text, size_t len, size_t limit, con
             qterms[nq++] = q.g[gi].c[ci].term;
     for (size_t i = 0; i < n && i < limit; i++) {
         out[i].id = kb->docs[top[i]].id;
+        out[i].title = kb->docs[top[i]].title;
         out[i].score = acc[top[i]];
         snippet(&q, kb->docs[top[i]].body, qterms, nq, out[i].snippet);
     }

@@ -22,8 +22,9 @@ struct oh_kb_article {
 #define OH_KB_SNIPPET 240
 
 struct oh_kb_hit {
-    const char *id; /* borrowed from the index: valid until oh_kb_free() */
-    double score;   /* BM25F, comparable within one query only */
+    const char *id;    /* borrowed from the index: valid until oh_kb_free() */
+    const char *title; /* same */
+    double score;      /* BM25F, comparable within one query only */
     char snippet[OH_KB_SNIPPET];
 };
 

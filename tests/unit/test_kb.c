@@ -173,6 +173,7 @@ START_TEST(snippet_is_the_relevant_sentence)
     ck_assert_int_eq(oh_kb_query(kb, q, strlen(q), 1, NULL, h, &n, NULL, NULL), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(h[0].id, "warranty");
+    ck_assert_str_eq(h[0].title, "Warranty on electronics and other products");
     ck_assert_msg(strstr(h[0].snippet, "water damage") != NULL, "%s", h[0].snippet);
     ck_assert_uint_lt(strlen(h[0].snippet), OH_KB_SNIPPET);
     oh_kb_free(kb);
