@@ -17,6 +17,7 @@
 #include "log/log.h"
 #include "scaffold.h"
 #include "triage_eval.h"
+#include "kb_eval.h"
 
 #define CTL_MAX_INPUT (16u << 20)
 
@@ -72,6 +73,21 @@ static const struct {
     {"triage", "triage [--subject S]",
      "One message text on stdin (and the email subject S) -> the triage result as\n"
      "JSON: {frustrated, sentiment, priority, wants_human, language}."},
+    {"kb-eval", "kb-eval [--articles FILE.json] [--misses] [--bench N] QUERIES.tsv",
+     "Ranks the articles of FILE.json (default: helpcenter.json beside QUERIES.tsv,\n"
+     "else data/kb/helpcenter.json; a JSON array of {id, title, body, locale?,\n"
+     "tags?}) for every query of QUERIES.tsv (columns: query, relevant article ids\n"
+     "comma-separated or \"-\" when the help center has no answer; tab-separated;\n"
+     "a header line is skipped) and prints Recall@1, Recall@3 and MRR over the\n"
+     "answerable queries, the share of them whose confidence reaches the answer\n"
+     "threshold, and the share of the unanswerable ones below it. --misses lists\n"
+     "each wrong first hit or confidence first; --bench N adds the index build and\n"
+     "query CPU times with N articles (the file's plus synthetic ones).\n"
+     "Exit status: 0 measured, 1 unreadable or malformed file, 2 usage."},
+    {"kb-search", "kb-search [--articles FILE.json] [--limit N] [--locale LANG] QUESTION",
+     "The articles of FILE.json (default data/kb/helpcenter.json) ranked for\n"
+     "QUESTION, as JSON: {language, confidence, answer, results: [{id, title,\n"
+     "score, snippet}]}; answer is whether the confidence reaches the bot's threshold."},
 };
 
 static void usage(FILE *out)
@@ -392,6 +408,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);
     if (!strcmp(cmd, "triage-eval")) return oh_triage_eval_cmd(argc, argv);
+    if (!strcmp(cmd, "kb-eval")) return oh_kb_eval_cmd(argc, argv);
+    if (!strcmp(cmd, "kb-search")) return oh_kb_search_cmd(argc, argv);
     if (!strcmp(cmd, "triage")) return oh_triage_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);

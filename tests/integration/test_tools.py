@@ -96,7 +96,7 @@ def test_ctl_never_creates_a_log(tmp_path):
 
 
 @pytest.mark.parametrize("cmd", ["normalize", "token", "sign", "tail", "lag", "kafka-mock",
-                                 "triage-eval", "triage"])
+                                 "triage-eval", "triage", "kb-eval", "kb-search"])
 def test_every_command_has_help(cmd):
     r = subprocess.run([str(OMNIHUBCTL), cmd, "--help"], capture_output=True, text=True,
                        timeout=10)
