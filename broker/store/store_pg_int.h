@@ -31,6 +31,8 @@ enum pg_stmt {
     P_EPOCH_GET,
     P_VERIFY,
     P_PING,
+    P_SNOOZED_DUE,
+    P_OUTCOME_GET,
     P_COUNT
 };
 
