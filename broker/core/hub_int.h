@@ -34,6 +34,10 @@ struct oh_hub {
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
     struct oh_gateway *gw;
     oh_handoff *handoff; /* NULL unless ingest and sync share the process */
+    /* told the ids of state commands whose outcomes sync committed (after
+     * each batch); runs on sync's thread: must not block */
+    void (*outcomes)(void *opaque, const char *const *ids, size_t n);
+    void *outcomes_opaque;
     atomic_bool stopping;
 };
 
@@ -43,6 +47,9 @@ struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
 
 /* Hands a sequenced event to the live feed, if any. */
 void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len);
+
+/* Tells the hub's outcomes listener, if any (sync, after a commit). */
+void oh_hub_outcomes(oh_hub *hub, const char *const *ids, size_t n);
 
 /* The sync service alone, outside the daemon's service set (unit tests;
  * services/service.h runs every service). NULL + ERR. */

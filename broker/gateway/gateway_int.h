@@ -99,6 +99,7 @@ struct oh_gateway {
     /* ws settings */
     size_t ws_max_frame, ws_max_queue;
     int ws_rate, ws_ping, ws_idle;
+    struct gw_desk *desk; /* desk_api.c: requests waiting for a command's outcome */
     /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
     struct oh_ratelimit *rl_ip, *rl_token;
 };
@@ -192,6 +193,16 @@ void gw_ws_free_all(struct oh_gateway *gw);
  * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
 json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
 
+/* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
+ * answered once sync decided the command; gw_desk_tick (service thread,
+ * each second) polls the outcomes nobody notified. Init sets the hub's
+ * outcomes listener; free (after sync stopped and the work queue drained)
+ * answers whoever still waits. */
+void gw_desk_patch(struct req *r, const char *conv);
+void gw_desk_claim(struct req *r, const char *conv);
+void gw_desk_tick(struct oh_gateway *gw);
+int gw_desk_init(struct oh_gateway *gw);
+void gw_desk_free(struct oh_gateway *gw);
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
 json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);

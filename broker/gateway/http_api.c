@@ -421,12 +421,15 @@ bool gw_api_route(struct req *r)
                            is_new ? "no such conversation" : "not your conversation");
         else if (strcmp(r->method, "GET") == 0)
             get_conversation(r, conv);
+        else if (strcmp(r->method, "PATCH") == 0)
+            gw_desk_patch(r, conv);
         else
-            gw_reply_error(r, 405, "method_not_allowed", "use GET");
+            gw_reply_error(r, 405, "method_not_allowed", "use GET or PATCH");
         return true;
     }
     const char *what = slash + 1;
-    if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
+    if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read") ||
+        !strcmp(what, "claim"))
         snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/%s", what);
     else
         snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/other");
@@ -441,7 +444,10 @@ bool gw_api_route(struct req *r)
         post_message(r, conv);
     else if (strcmp(what, "read") == 0 && post)
         post_read(r, conv);
-    else if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
+    else if (strcmp(what, "claim") == 0 && post)
+        gw_desk_claim(r, conv);
+    else if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read") ||
+             !strcmp(what, "claim"))
         gw_reply_error(r, 405, "method_not_allowed", "method not allowed here");
     else
         gw_reply_error(r, 404, "not_found", "no route for %s", r->path);
