@@ -4,6 +4,8 @@ sequences each change as an omnihub.conversation.updated and records the outcome
 the gateway answers from. Status rules, snooze wake, concurrency, crashes, resume;
 SQLite, PostgreSQL and Kafka."""
 import concurrent.futures
+import json
+import subprocess
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pg_server import PgServer  # noqa: E402
+from test_kafka import cluster  # noqa: E402,F401  (fixture)
 
 UPDATED = "omnihub.conversation.updated"
 
@@ -382,3 +385,35 @@ def test_resume_after_1000_changes_equals_fresh_load(omnihub, pg, store):
         assert resumed == state_of(fresh)
         assert events[-1]["seq"] == fresh["head"]
     assert total == 1000
+
+
+# ---- Kafka: sync in another process than the gateway ----
+
+def test_kafka_split_roles_answer_and_timeline(cluster):
+    from test_kafka import wait_assigned
+    gw = cluster.start("gateway", "gateway")
+    s1 = cluster.start("sync", "sync1")
+    wait_assigned([s1])
+    conv = new_conv(gw, "kafka-1")
+    a, b = agent(gw, "alice"), agent(gw, "bob")
+    # the gateway hears of outcomes only from the store (its poll)
+    r = claim(gw, conv, a)
+    assert r.status_code == 200 and r.json()["assignee"] == "alice", r.text
+    r = claim(gw, conv, b)
+    assert r.status_code == 409 and r.json()["error"]["assignee"] == "alice"
+    r = patch(gw, conv, {"status": "resolved", "labels": ["k"]}, a, if_match=2)
+    assert r.status_code == 200 and r.json()["status"] == "resolved", r.text
+    assert patch(gw, conv, {"priority": "low"}, a, if_match=2).status_code == 412
+    assert gw.post_inbound(msg("kafka-2", "kafka-1")).status_code == 202
+    evs = gw.wait_history(conv, 5, token=a)
+    assert [e["type"] for e in evs] == ["omnihub.message.inbound", UPDATED, UPDATED,
+                                        "omnihub.message.inbound", UPDATED]
+    assert evs[-1]["data"]["state"]["episode"] == 2 and get(gw, conv, a)["status"] == "open"
+    # Kafka consumers see the changes on the timeline, never the commands
+    out = subprocess.run(["kcat", "-b", cluster.mock.bootstrap, "-C", "-t", "omnihub.timeline",
+                          "-e", "-q", "-f", "%s\n"], capture_output=True, text=True, timeout=60)
+    timeline = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    mine = [e for e in timeline if e["subject"] == conv]
+    assert sorted({e["seq"] for e in mine}) == [1, 2, 3, 4, 5]
+    assert sum(1 for e in mine if e["type"] == UPDATED) == 3
+    assert not any(e["type"] == "omnihub.conversation.command" for e in timeline)
