@@ -88,7 +88,8 @@ int oh_convstate_check_patch(const json_t *body, int64_t now_ms, char *why, size
     if (!json_is_object(body)) return refuse(why, whylen, "%s", "body must be a JSON object");
     if (json_object_size(body) == 0)
         return refuse(why, whylen, "%s", "body names no field to change");
-    json_object_foreach((json_t *)body, k, v) {
+    json_object_foreach((json_t *)body, k, v)
+    {
         if (!one_of(k, fields, OH_ARRAY_SIZE(fields)))
             return refuse(why, whylen, "unknown field \"%.64s\"", k);
         if (strcmp(k, "status") == 0 && !one_of(json_string_value(v), statuses, 5))
@@ -103,7 +104,8 @@ int oh_convstate_check_patch(const json_t *body, int64_t now_ms, char *why, size
             json_t *l;
             if (!json_is_array(v) || json_array_size(v) > OH_LABELS_MAX)
                 return refuse(why, whylen, "%s", "labels must be an array of at most 32 strings");
-            json_array_foreach(v, i, l) {
+            json_array_foreach(v, i, l)
+            {
                 const char *s = json_string_value(l);
                 if (!text_ok(l, OH_LABEL_MAX) || strchr(s, '"') || strchr(s, '\\'))
                     return refuse(why, whylen, "%s",
@@ -152,9 +154,8 @@ static void episode_rule(const char *old_status, json_t *next)
 {
     const char *st = json_string_value(json_object_get(next, "status"));
     if (strcmp(old_status, "resolved") == 0 && st && strcmp(st, "resolved") != 0)
-        json_object_set_new(
-            next, "episode",
-            json_integer(json_integer_value(json_object_get(next, "episode")) + 1));
+        json_object_set_new(next, "episode",
+                            json_integer(json_integer_value(json_object_get(next, "episode")) + 1));
 }
 
 /* Moves STATE to NEXT and returns the fields that differ (NULL: none). */
@@ -163,9 +164,9 @@ static json_t *commit(json_t *state, json_t *next)
     json_t *changes = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(next, k, v) {
-        if (!json_equal(v, json_object_get(state, k)))
-            json_object_set(changes, k, v);
+    json_object_foreach(next, k, v)
+    {
+        if (!json_equal(v, json_object_get(state, k))) json_object_set(changes, k, v);
     }
     json_object_update(state, next);
     json_decref(next);
@@ -182,7 +183,8 @@ static json_t *patched(const json_t *state, const json_t *set)
     json_t *next = json_deep_copy(state);
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)set, k, v) {
+    json_object_foreach((json_t *)set, k, v)
+    {
         if (strcmp(k, "labels") == 0) {
             json_object_set_new(next, k, label_set(v));
         } else if (strcmp(k, "snoozed_until") == 0) {
@@ -256,7 +258,8 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
     } else if (op && strcmp(op, "wake") == 0) {
         json_t *until = json_object_get(cmd, "until");
         next = json_deep_copy(state);
-        if (json_is_integer(until) && oh_convstate_snoozed_until(state) == json_integer_value(until)) {
+        if (json_is_integer(until) &&
+            oh_convstate_snoozed_until(state) == json_integer_value(until)) {
             json_object_set_new(next, "status", json_string("open"));
             json_object_set_new(next, "snoozed_until", json_null());
         }

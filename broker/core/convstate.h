@@ -15,10 +15,10 @@
  * until: ms (wake), author: {kind, id}}. */
 #define OH_EV_COMMAND "omnihub.conversation.command"
 
-#define OH_LABELS_MAX    32  /* labels of one conversation */
-#define OH_LABEL_MAX     64  /* bytes of one label */
-#define OH_STATE_ID_MAX  127 /* bytes of an assignee or team id */
-#define OH_LABELS_TEXT   2304 /* the labels' JSON text, bounded by the above */
+#define OH_LABELS_MAX   32   /* labels of one conversation */
+#define OH_LABEL_MAX    64   /* bytes of one label */
+#define OH_STATE_ID_MAX 127  /* bytes of an assignee or team id */
+#define OH_LABELS_TEXT  2304 /* the labels' JSON text, bounded by the above */
 
 /* A new conversation's state: open, nobody assigned, no team, normal
  * priority, no labels, no snooze, episode 1. New reference. */
@@ -37,10 +37,10 @@ int oh_convstate_check_patch(const json_t *body, int64_t now_ms, char *why, size
 
 /* What one command came to. */
 struct oh_convstate_result {
-    int code;         /* 200, 400, 404, 409 (another assignee), 412 (head moved) */
-    json_t *changes;  /* 200 and something changed: {field: new value}, owned; else NULL */
-    json_t *body;     /* the answer's body to record: the new state (200) or the
-                         contract's error object; owned */
+    int code;           /* 200, 400, 404, 409 (another assignee), 412 (head moved) */
+    json_t *changes;    /* 200 and something changed: {field: new value}, owned; else NULL */
+    json_t *body;       /* the answer's body to record: the new state (200) or the
+                           contract's error object; owned */
     const char *reason; /* of the conversation.updated: "patch", "claim", "snooze_expired" */
 };
 

@@ -20,8 +20,8 @@
 struct dreq {
     char id[OH_ID_MAX];
     char conv[OH_ID_MAX];
-    const char *op; /* "patch" | "claim" */
-    json_t *set;    /* the PATCH body */
+    const char *op;   /* "patch" | "claim" */
+    json_t *set;      /* the PATCH body */
     int64_t if_match; /* -1: none */
     int64_t deadline_ms, poll_ms;
     struct req *r;
@@ -96,8 +96,9 @@ static void outcome_work(void *opaque)
     }
     if (rc) {
         r->retry_after = 1;
-        gw_reply_error(r, 503, "unavailable", "the change was not decided in time; it may still "
-                                              "apply: read the conversation before retrying");
+        gw_reply_error(r, 503, "unavailable",
+                       "the change was not decided in time; it may still "
+                       "apply: read the conversation before retrying");
         code = 503;
     } else if (code == 200) {
         struct oh_conversation c;
@@ -151,8 +152,7 @@ void gw_desk_tick(struct oh_gateway *gw)
     while (due) {
         struct dreq *d = due;
         due = d->next;
-        if (!gw->work || oh_workq_submit(gw->work, outcome_work, d->r) != OH_OK)
-            await(k, d, now);
+        if (!gw->work || oh_workq_submit(gw->work, outcome_work, d->r) != OH_OK) await(k, d, now);
     }
 }
 
@@ -161,7 +161,7 @@ static void on_appended(void *opaque, int err)
 {
     struct req *r = opaque;
     struct dreq *d = r->state;
-    if (!err) return; /* waiting: the outcome answers */
+    if (!err) return;                    /* waiting: the outcome answers */
     if (!unwait(r->gw->desk, d)) return; /* cannot happen: nothing decides an unwritten command */
     r->retry_after = 1;
     gw_reply_error(r, 503, "unavailable", "the change could not be made durable; retry");

@@ -206,7 +206,7 @@ void gw_desk_free(struct oh_gateway *gw);
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
 json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
-/* http_api.c: events of C after the caller's read cursor (any device), -1
+/* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);
 

@@ -122,25 +122,6 @@ static void list_conversations(struct req *r)
 
 /* ---- GET /v1/conversations/{id} ---- */
 
-static int max_cursor(void *opaque, const char *device, int64_t seq)
-{
-    int64_t *max = opaque;
-    if (seq > *max) *max = seq;
-    return 0;
-}
-
-/* Events after the agent's read cursor (of any device); -1 for a customer
- * (the field is an agent's) or when the cursors cannot be read. */
-int64_t gw_unread(struct req *r, const struct oh_conversation *c)
-{
-    int64_t read = 0;
-    if (r->who.role == OH_ROLE_CUSTOMER ||
-        oh_store_cursors(r->gw->hub->store, c->id, oh_auth_role_name(r->who.role), r->who.sub,
-                         max_cursor, &read))
-        return -1;
-    return c->head > read ? c->head - read : 0;
-}
-
 static void get_one_work(void *opaque)
 {
     struct req *r = opaque;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "services/sync_state.h"
+#include "core/hub_int.h"
 #include "core/convstate.h"
 #include "core/json_dump.h"
 
@@ -17,9 +18,9 @@ struct oh_sync_desk {
      * new], new: events known to be new (sequenced by this batch), and once
      * loaded: state, head, channel, account, exists} */
     json_t *convs;
-    json_t *seen; /* event and command ids of the batch */
-    json_t *keep; /* strings the batch's items borrow (outcome ids, bodies) */
-    json_t *done; /* ids of the outcomes the batch records */
+    json_t *seen;  /* event and command ids of the batch */
+    json_t *keep;  /* strings the batch's items borrow (outcome ids, bodies) */
+    json_t *done;  /* ids of the outcomes the batch records */
     json_t *woken; /* "conv until" -> when its wake was appended (ms) */
     int64_t scanned_ms;
 };
@@ -91,7 +92,8 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
         if (!retry(d, rc, "cannot read a conversation's state", &delay_ms)) return OH_ECLOSED;
     if (rc == OH_ENOTFOUND) {
         const json_t *data = oh_event_data(ev);
-        const char *cid = json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
+        const char *cid =
+            json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
         const char *ch = json_string_value(json_object_get(data, "channel"));
         const char *acct = json_string_value(json_object_get(data, "account"));
         json_object_set_new(e, "state", oh_convstate_new(cid ? cid : ""));
@@ -121,8 +123,7 @@ static int nothing(void *opaque, const char *conv, int64_t seq, const char *json
 static int stored(struct oh_sync_desk *d, const char *conv, const char *id)
 {
     int rc, delay_ms = 100;
-    while ((rc = oh_store_event_get(d->hub->store, conv, id, nothing, NULL)) &&
-           rc != OH_ENOTFOUND)
+    while ((rc = oh_store_event_get(d->hub->store, conv, id, nothing, NULL)) && rc != OH_ENOTFOUND)
         if (!retry(d, rc, "cannot look an event up", &delay_ms)) return OH_ECLOSED;
     return rc == OH_OK;
 }
@@ -139,7 +140,8 @@ static int head_now(struct oh_sync_desk *d, json_t *e, const char *conv, int64_t
 {
     json_t *ids = json_object_get(e, "ids"), *v;
     size_t i;
-    json_array_foreach(ids, i, v) {
+    json_array_foreach(ids, i, v)
+    {
         int s = stored(d, conv, json_string_value(v));
         if (s < 0) return s;
         if (!s) count_new(e, 1);
@@ -157,11 +159,11 @@ static json_t *updated(const char *cause, const char *kind, const char *conv, js
 {
     char id[OH_ID_MAX];
     oh_event_id(id, kind, cause, NULL);
-    json_t *data = json_pack(
-        "{s:s, s:s, s:s, s:o, s:o, s:s, s:O}", "conversation_id", conv, "channel",
-        json_string_value(json_object_get(e, "channel")), "account",
-        json_string_value(json_object_get(e, "account")), "changes", changes, "state",
-        json_deep_copy(json_object_get(e, "state")), "reason", reason, "author", author);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:O}", "conversation_id", conv, "channel",
+                  json_string_value(json_object_get(e, "channel")), "account",
+                  json_string_value(json_object_get(e, "account")), "changes", changes, "state",
+                  json_deep_copy(json_object_get(e, "state")), "reason", reason, "author", author);
     return data ? oh_event_new(OH_EV_UPDATED, id, 0, data) : NULL;
 }
 
@@ -192,8 +194,8 @@ static int command(struct oh_sync_desk *d, struct oh_store_item *items, size_t *
     json_t *e = entry(d, conv);
     if ((rc = load(d, e, conv, ev))) return rc;
     struct oh_store_item *it = &items[*n];
-    *it = (struct oh_store_item){.src_partition = partition, .src_offset = offset,
-                                 .want_text = true};
+    *it =
+        (struct oh_store_item){.src_partition = partition, .src_offset = offset, .want_text = true};
     if (!json_is_true(json_object_get(e, "exists"))) {
         json_t *b = json_pack("{s:{s:s, s:s}}", "error", "code", "not_found", "message",
                               "no such conversation");
@@ -301,10 +303,10 @@ static int due_row(void *opaque, const struct oh_conversation *c)
     if (json_object_get(u->d->woken, key)) return 0; /* on its way */
     json_object_set_new(u->d->woken, key, json_integer(u->now));
     oh_event_id(id, "wake", c->id, until, NULL);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "conversation_id", c->id,
-                             "channel", c->channel, "account", c->account, "op", "wake", "until",
-                             (json_int_t)c->snoozed_until_ms, "author", "kind", "system", "id",
-                             "sync");
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "conversation_id", c->id, "channel",
+                  c->channel, "account", c->account, "op", "wake", "until",
+                  (json_int_t)c->snoozed_until_ms, "author", "kind", "system", "id", "sync");
     if (data) oh_event_list_push(&u->wakes, oh_event_new(OH_EV_COMMAND, id, 0, data));
     return 0;
 }
@@ -321,7 +323,8 @@ void oh_sync_desk_wake(struct oh_sync_desk *d)
     d->scanned_ms = now;
     const char *k;
     json_t *v, *tmp;
-    json_object_foreach_safe(d->woken, tmp, k, v) {
+    json_object_foreach_safe(d->woken, tmp, k, v)
+    {
         if (now - json_integer_value(v) > 10000) json_object_del(d->woken, k);
     }
     struct due u = {d, {0}, now};

@@ -6,7 +6,7 @@
 #ifndef OH_SYNC_STATE_H
 #define OH_SYNC_STATE_H
 
-#include "core/hub_int.h"
+#include "core/hub.h"
 
 /* The desk's view of one batch: the states of its conversations as the
  * store had them, kept up to date in memory while the batch is built. */

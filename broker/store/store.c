@@ -132,8 +132,7 @@ int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh
     return OPS(st)->conversations(st, updated_after_ms, limit, fn, opaque);
 }
 
-int oh_store_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn,
-                         void *opaque)
+int oh_store_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque)
 {
     return OPS(st)->snoozed_due(st, now_ms, limit, fn, opaque);
 }
@@ -257,8 +256,7 @@ void oh_store_state_get(const json_t *ev, struct oh_store_state *out)
     char *l = json_is_array(json_object_get(st, "labels"))
                   ? json_dumps(json_object_get(st, "labels"), JSON_COMPACT)
                   : NULL;
-    snprintf(out->labels, sizeof out->labels, "%s",
-             l && strlen(l) < sizeof out->labels ? l : "[]");
+    snprintf(out->labels, sizeof out->labels, "%s", l && strlen(l) < sizeof out->labels ? l : "[]");
     free(l);
 }
 

@@ -24,7 +24,7 @@ struct oh_store_fields {
 struct oh_store_state {
     bool set; /* the event is a conversation.updated with a state object */
     const char *status, *assignee, *team, *priority; /* "" for null */
-    char labels[2304];                                /* JSON array text */
+    char labels[2304];                               /* JSON array text */
     int64_t snoozed_until_ms, episode;
 };
 void oh_store_state_get(const json_t *ev, struct oh_store_state *out);

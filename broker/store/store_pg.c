@@ -17,8 +17,7 @@
     CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
                   "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
 
-#define STATE_COLS                                                                                 \
-    "status, assignee, team, priority, labels, snoozed_until_ms, episode, state_seq"
+#define STATE_COLS "status, assignee, team, priority, labels, snoozed_until_ms, episode, state_seq"
 /* a state column keeps its value unless the batch holds a conversation.updated */
 #define STATE_SET(col)                                                                             \
     " " col " = CASE WHEN EXCLUDED.state_seq > 0 THEN EXCLUDED." col " ELSE c." col " END"
@@ -425,12 +424,12 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
     for (size_t i = 0; i < n; i++) {
         struct oh_store_fields f;
         const struct oh_store_item *it = &items[i];
+        const char *oconv = it->outcome_conv ? it->outcome_conv : "";
         if (it->outcome_id &&
-            json_array_append_new(
-                outs[shard_of(s, it->outcome_conv ? it->outcome_conv : "")],
-                json_pack("{s:s, s:s, s:i, s:s}", "id", it->outcome_id, "conv",
-                          it->outcome_conv ? it->outcome_conv : "", "code", it->outcome_code,
-                          "body", it->outcome_body ? it->outcome_body : "{}")) != 0) {
+            json_array_append_new(outs[shard_of(s, oconv)],
+                                  json_pack("{s:s, s:s, s:i, s:s}", "id", it->outcome_id, "conv",
+                                            oconv, "code", it->outcome_code, "body",
+                                            it->outcome_body ? it->outcome_body : "{}")) != 0) {
             rc = OH_ENOMEM;
             goto out;
         }

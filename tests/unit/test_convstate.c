@@ -88,8 +88,11 @@ START_TEST(patch_applies_and_reports_changes)
 {
     json_t *s = oh_convstate_new("u1");
     struct oh_convstate_result r;
-    ck_assert_int_eq(run(s, 1, "{\"op\": \"patch\", \"set\": {\"labels\": [\"b\", \"a\", \"b\"],"
-                               " \"priority\": \"high\"}}", &r), 200);
+    ck_assert_int_eq(run(s, 1,
+                         "{\"op\": \"patch\", \"set\": {\"labels\": [\"b\", \"a\", \"b\"],"
+                         " \"priority\": \"high\"}}",
+                         &r),
+                     200);
     char *c = json_dumps(r.changes, JSON_COMPACT | JSON_SORT_KEYS);
     ck_assert_str_eq(c, "{\"labels\":[\"a\",\"b\"],\"priority\":\"high\"}");
     free(c);
@@ -102,8 +105,8 @@ START_TEST(patch_applies_and_reports_changes)
     oh_convstate_result_clear(&r);
     /* snoozed_until alone snoozes; null wakes; another status clears it */
     ck_assert_int_eq(
-        run(s, 2, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": \"2100-01-01T00:00:00+01:00\"}}",
-            &r),
+        run(s, 2,
+            "{\"op\": \"patch\", \"set\": {\"snoozed_until\": \"2100-01-01T00:00:00+01:00\"}}", &r),
         200);
     ck_assert_str_eq(str(s, "status"), "snoozed");
     ck_assert_str_eq(str(s, "snoozed_until"), "2099-12-31T23:00:00.000Z");
@@ -112,10 +115,14 @@ START_TEST(patch_applies_and_reports_changes)
     ck_assert_int_eq(run(s, 3, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": null}}", &r), 200);
     ck_assert_str_eq(str(s, "status"), "open");
     oh_convstate_result_clear(&r);
-    ck_assert_int_eq(run(s, 4, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": "
-                               "\"2100-01-01T00:00:00Z\"}}", &r), 200);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"patch\", \"set\": {\"snoozed_until\": "
+                         "\"2100-01-01T00:00:00Z\"}}",
+                         &r),
+                     200);
     oh_convstate_result_clear(&r);
-    ck_assert_int_eq(run(s, 5, "{\"op\": \"patch\", \"set\": {\"status\": \"resolved\"}}", &r), 200);
+    ck_assert_int_eq(run(s, 5, "{\"op\": \"patch\", \"set\": {\"status\": \"resolved\"}}", &r),
+                     200);
     ck_assert(json_is_null(json_object_get(s, "snoozed_until")));
     ck_assert_int_eq(json_integer_value(json_object_get(s, "episode")), 1);
     oh_convstate_result_clear(&r);
@@ -140,16 +147,25 @@ START_TEST(claims_and_if_match)
 {
     json_t *s = oh_convstate_new("u1");
     struct oh_convstate_result r;
-    ck_assert_int_eq(run(s, 3, "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
-                               "\"alice\"}}", &r), 200);
+    ck_assert_int_eq(run(s, 3,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"alice\"}}",
+                         &r),
+                     200);
     ck_assert_str_eq(str(r.changes, "assignee"), "alice");
     oh_convstate_result_clear(&r);
-    ck_assert_int_eq(run(s, 4, "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
-                               "\"alice\"}}", &r), 200);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"alice\"}}",
+                         &r),
+                     200);
     ck_assert_ptr_null(r.changes);
     oh_convstate_result_clear(&r);
-    ck_assert_int_eq(run(s, 4, "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
-                               "\"bob\"}}", &r), 409);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"bob\"}}",
+                         &r),
+                     409);
     json_t *e = json_object_get(r.body, "error");
     ck_assert_str_eq(str(e, "code"), "conflict");
     ck_assert_str_eq(str(e, "assignee"), "alice");
