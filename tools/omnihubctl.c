@@ -1,5 +1,6 @@
 /* omnihubctl.c - the command-line companion of omnihubd: normalize provider
- * payloads offline, mint tokens, sign bodies, tail the stream, watch lag. */
+ * payloads offline, mint tokens, sign bodies, tail the stream, watch lag,
+ * measure the triage scorer. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "lag.h"
 #include "log/log.h"
 #include "scaffold.h"
+#include "triage_eval.h"
 
 #define CTL_MAX_INPUT (16u << 20)
 
@@ -57,6 +59,17 @@ static const struct {
      "registration lines, from tools/templates/connector/. NAME matches\n"
      "[a-z][a-z0-9_]{1,30} and is not taken; nothing is written if a file exists.\n"
      "Exit status: 0 created, 1 failed, 2 usage, bad or taken name."},
+    {"triage-eval", "triage-eval [--misses] [--bench] FILE.tsv",
+     "Scores every message of FILE.tsv (columns: text, frustrated 0/1, priority\n"
+     "urgent|high|normal|low, wants_human 0/1, language; tab-separated, \"\\n\" in\n"
+     "the text for a newline; a header line is skipped) with the triage scorer\n"
+     "and prints precision, recall and F1 per label, the priority macro-F1, the\n"
+     "language accuracy and the priority confusion matrix. --misses lists each\n"
+     "wrongly scored message first; --bench adds the median CPU time per message.\n"
+     "Exit status: 0 scored, 1 unreadable or malformed file, 2 usage."},
+    {"triage", "triage [--subject S]",
+     "One message text on stdin (and the email subject S) -> the triage result as\n"
+     "JSON: {frustrated, sentiment, priority, wants_human, language}."},
 };
 
 static void usage(FILE *out)
@@ -365,6 +378,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);
+    if (!strcmp(cmd, "triage-eval")) return oh_triage_eval_cmd(argc, argv);
+    if (!strcmp(cmd, "triage")) return oh_triage_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
