@@ -417,3 +417,36 @@ def test_kafka_split_roles_answer_and_timeline(cluster):
     assert sorted({e["seq"] for e in mine}) == [1, 2, 3, 4, 5]
     assert sum(1 for e in mine if e["type"] == UPDATED) == 3
     assert not any(e["type"] == "omnihub.conversation.command" for e in timeline)
+
+
+def test_kafka_sync_down_503_then_applied_and_clean_stop_while_waiting(cluster):
+    from test_kafka import wait_assigned
+    gw = cluster.start("gateway", "gateway")
+    s1 = cluster.start("sync", "sync1")
+    wait_assigned([s1])
+    conv = new_conv(gw, "kafka-down")
+    ag = agent(gw)
+    s1.stop()
+    t0 = time.time()
+    r = patch(gw, conv, {"priority": "high"}, ag)
+    assert r.status_code == 503, r.text
+    assert 9 <= time.time() - t0 < 60
+    # a request still waiting when the gateway stops is answered (or dropped) and the
+    # gateway exits cleanly (ASan: nothing leaked)
+    waiting = concurrent.futures.ThreadPoolExecutor(1).submit(
+        lambda: requests.patch(f"{gw.url}/v1/conversations/{conv}", json={"priority": "low"},
+                               headers={"Authorization": "Bearer " + ag}, timeout=30))
+    time.sleep(1.5)
+    gw.stop()
+    try:
+        assert waiting.result().status_code == 503
+    except requests.RequestException:
+        pass
+    # both commands are durable: sync decides them when it is back, in log order
+    s1.start()
+    gw.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and get(gw, conv, ag)["priority"] != "low":
+        time.sleep(0.2)
+    ups = updates(gw, conv)
+    assert [u["data"]["changes"] for u in ups] == [{"priority": "high"}, {"priority": "low"}]
