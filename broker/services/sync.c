@@ -154,6 +154,8 @@ static void resume_partition(struct sync_state *s, oh_log_consumer *c, int32_t p
 /* runs on the service's thread, inside a poll */
 static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
 {
+    struct sync_state *s = opaque;
+    oh_sync_desk_forget(s->desk);
     for (int i = 0; i < n; i++)
         resume_partition(opaque, c, parts[i]);
 }
@@ -163,7 +165,9 @@ static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, i
     /* Every batch is stored before the next poll, so nothing is in flight
      * here: the positions in the store already cover what was consumed.
      * Write the forwarded positions so the next owner forwards little. */
-    flush_published(opaque, true);
+    struct sync_state *s = opaque;
+    flush_published(s, true);
+    oh_sync_desk_forget(s->desk);
     OH_INFO("sync", "%d partition(s) revoked", n);
 }
 

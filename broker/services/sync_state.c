@@ -22,6 +22,11 @@ struct oh_sync_desk {
     json_t *keep;  /* strings the batch's items borrow (outcome ids, bodies) */
     json_t *done;  /* ids of the outcomes the batch records */
     json_t *woken; /* "conv until" -> when its wake was appended (ms) */
+    /* conversations known to be open (or bot) after the last committed batch:
+     * an inbound message there changes nothing, so its state is not loaded.
+     * Sync is the only writer of the state, per partition: forgotten when
+     * the partitions move, or when a batch is given up. */
+    json_t *open;
     int64_t scanned_ms;
 };
 
@@ -35,7 +40,8 @@ struct oh_sync_desk *oh_sync_desk_new(oh_hub *hub)
     d->keep = json_array();
     d->done = json_array();
     d->woken = json_object();
-    if (!d->convs || !d->seen || !d->keep || !d->done || !d->woken) {
+    d->open = json_object();
+    if (!d->convs || !d->seen || !d->keep || !d->done || !d->woken || !d->open) {
         oh_sync_desk_free(d);
         return NULL;
     }
@@ -50,6 +56,7 @@ void oh_sync_desk_free(struct oh_sync_desk *d)
     json_decref(d->keep);
     json_decref(d->done);
     json_decref(d->woken);
+    json_decref(d->open);
     free(d);
 }
 
@@ -244,6 +251,10 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
         json_array_append_new(json_object_get(e, "ids"), json_string(id));
         return 0;
     }
+    if (!json_object_get(e, "state") && json_object_get(d->open, conv)) {
+        json_array_append_new(json_object_get(e, "ids"), json_string(id));
+        return 0; /* stays open */
+    }
     int rc = load(d, e, conv, ev);
     if (rc) return rc;
     json_t *state = json_object_get(e, "state");
@@ -270,9 +281,37 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     return 0;
 }
 
+#define OPEN_KNOWN_MAX 100000
+
+void oh_sync_desk_forget(struct oh_sync_desk *d)
+{
+    json_object_clear(d->open);
+}
+
+/* What the committed batch leaves: which of its conversations are open. */
+static void note_open(struct oh_sync_desk *d)
+{
+    const char *conv;
+    json_t *e;
+    if (json_object_size(d->open) > OPEN_KNOWN_MAX) json_object_clear(d->open);
+    json_object_foreach(d->convs, conv, e)
+    {
+        const char *st = json_string_value(json_object_get(json_object_get(e, "state"), "status"));
+        if (!st) continue;
+        if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0)
+            json_object_set(d->open, conv, json_true());
+        else
+            json_object_del(d->open, conv);
+    }
+}
+
 void oh_sync_desk_done(struct oh_sync_desk *d, bool committed)
 {
     size_t n = json_array_size(d->done);
+    if (committed)
+        note_open(d);
+    else if (json_object_size(d->convs))
+        oh_sync_desk_forget(d); /* the states in memory were not stored */
     if (committed && n) {
         const char **ids = calloc(n, sizeof *ids);
         for (size_t i = 0; ids && i < n; i++)

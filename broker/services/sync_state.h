@@ -30,6 +30,10 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
  * given up, with COMMITTED false). */
 void oh_sync_desk_done(struct oh_sync_desk *d, bool committed);
 
+/* Forgets what it knows of the states (the partitions moved: another
+ * member may have changed them). */
+void oh_sync_desk_forget(struct oh_sync_desk *d);
+
 /* Appends a wake command for each snoozed conversation whose time passed
  * (at most every second; a wake already appended is not repeated for
  * 10 s, and a repeat is decided as a no-op and dropped by id). */
