@@ -13,7 +13,7 @@
 
 #define WAIT_MS       10000 /* no outcome by then: 503, the command may still apply */
 #define POLL_LOCAL_MS 2000  /* sync in this process notifies; the poll is a safety net */
-#define POLL_AWAY_MS  250   /* sync in another process (Kafka split roles) */
+#define POLL_AWAY_MS  250   /* sync in another process (Kafka split roles): each tick (1 s) */
 #define BUCKETS       1024
 
 /* A request waiting for its command's outcome. */
@@ -102,10 +102,12 @@ static void outcome_work(void *opaque)
         code = 503;
     } else if (code == 200) {
         struct oh_conversation c;
-        if ((rc = oh_store_conversation_get(st, d->conv, &c)) == OH_OK)
+        if ((rc = oh_store_conversation_get(st, d->conv, &c)) == OH_OK) {
             gw_reply_json(r, 200, gw_conversation_json(&c, gw_unread(r, &c)));
-        else
+        } else {
             gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+            code = 503; /* applied, but not answered with it */
+        }
     } else {
         gw_reply(r, code, "application/json", body, strlen(body));
     }
@@ -185,7 +187,12 @@ static void submit_work(void *opaque)
     }
     unsigned char rnd[16];
     char hex[33];
-    oh_random(rnd, sizeof rnd);
+    if (oh_random(rnd, sizeof rnd) != OH_OK) {
+        gw_reply_error(r, 503, "unavailable", "no randomness for the command's id");
+        count(d->op, 503);
+        gw_complete(r);
+        return;
+    }
     for (int i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     oh_event_id(d->id, "command", hex, NULL);
