@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include "core/crypto.h"
 #include "core/event.h"
+#include "core/convstate.h"
 
 /* A digest context per thread, reused by every id: creating and freeing one
  * per id (and feeding each part separately) cost more than the hashing. */
@@ -410,7 +411,10 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
             return OH_EINVAL;
         }
     const char *type = oh_event_get_type(ev);
-    if (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND) && strcmp(type, OH_EV_STATUS)) {
+    /* a state command (convstate.h) carries no message: no direction, no kind */
+    bool command = strcmp(type, OH_EV_COMMAND) == 0;
+    if (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND) && strcmp(type, OH_EV_STATUS) &&
+        !command) {
         oh_errf(err, errlen, "unknown event type \"%s\"", type);
         return OH_EINVAL;
     }
@@ -420,7 +424,15 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
         return OH_EINVAL;
     }
     static const char *fields[] = {"conversation_id", "channel", "account", "direction", "kind"};
-    for (size_t i = 0; i < OH_ARRAY_SIZE(fields); i++)
+    static const char *cmd_fields[] = {"conversation_id", "channel", "account", "op"};
+    if (command) {
+        for (size_t i = 0; i < OH_ARRAY_SIZE(cmd_fields); i++)
+            if (!json_string_value(json_object_get(data, cmd_fields[i]))) {
+                oh_errf(err, errlen, "command data lacks \"%s\"", cmd_fields[i]);
+                return OH_EINVAL;
+            }
+    }
+    for (size_t i = 0; !command && i < OH_ARRAY_SIZE(fields); i++)
         if (!json_string_value(json_object_get(data, fields[i]))) {
             oh_errf(err, errlen, "event data lacks \"%s\"", fields[i]);
             return OH_EINVAL;

@@ -134,3 +134,8 @@ void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, s
 {
     if (hub->feed) hub->feed(hub->feed_opaque, conv, seq, json, len);
 }
+
+void oh_hub_outcomes(oh_hub *hub, const char *const *ids, size_t n)
+{
+    if (hub->outcomes) hub->outcomes(hub->outcomes_opaque, ids, n);
+}

@@ -37,6 +37,10 @@ struct oh_hub {
     /* the gateway's agent directory and presence (core/presence.h; the
      * gateway owns it), NULL in a process without a gateway */
     struct oh_presence *presence;
+    /* told the ids of state commands whose outcomes sync committed (after
+     * each batch); runs on sync's thread: must not block */
+    void (*outcomes)(void *opaque, const char *const *ids, size_t n);
+    void *outcomes_opaque;
     atomic_bool stopping;
 };
 
@@ -46,6 +50,9 @@ struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
 
 /* Hands a sequenced event to the live feed, if any. */
 void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len);
+
+/* Tells the hub's outcomes listener, if any (sync, after a commit). */
+void oh_hub_outcomes(oh_hub *hub, const char *const *ids, size_t n);
 
 /* The sync service alone, outside the daemon's service set (unit tests;
  * services/service.h runs every service). NULL + ERR. */

@@ -1,7 +1,8 @@
 /* conversation.c - the conversation object of the desk's API (CONTRACT
  * part 2): the part 1 fields, the state, the last message and, for an agent,
  * the unread count. One builder for the list, GET one and the answers to
- * changes, so they never disagree. Pure: runs on any thread. */
+ * changes, so they never disagree. The builder is pure; gw_unread reads the
+ * store (a worker). */
 #include <string.h>
 #include "gateway/gateway_int.h"
 
@@ -47,4 +48,23 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
         json_object_set_new(o, "last_message", json_null());
     if (unread >= 0) json_object_set_new(o, "unread", json_integer(unread));
     return o;
+}
+
+static int max_cursor(void *opaque, const char *device, int64_t seq)
+{
+    int64_t *max = opaque;
+    if (seq > *max) *max = seq;
+    return 0;
+}
+
+/* Events after the agent's read cursor (of any device); -1 for a customer
+ * (the field is an agent's) or when the cursors cannot be read. */
+int64_t gw_unread(struct req *r, const struct oh_conversation *c)
+{
+    int64_t read = 0;
+    if (r->who.role == OH_ROLE_CUSTOMER ||
+        oh_store_cursors(r->gw->hub->store, c->id, oh_auth_role_name(r->who.role), r->who.sub,
+                         max_cursor, &read))
+        return -1;
+    return c->head > read ? c->head - read : 0;
 }

@@ -296,6 +296,7 @@ static const struct {
     enum lws_token_indexes tok;
 } std_headers[] = {
     {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+    {"if-match", WSI_TOKEN_HTTP_IF_MATCH},
     {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
     {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
     {"host", WSI_TOKEN_HOST},
@@ -644,6 +645,7 @@ static struct oh_gateway *tick_gw;
 static void tick(lws_sorted_usec_list_t *sul)
 {
     gw_ws_tick(tick_gw);
+    gw_desk_tick(tick_gw);
     lws_sul_schedule(tick_gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
 }
 
@@ -697,6 +699,11 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         return NULL;
     }
     gw->work = oh_workq_new(4, "oh-gw-work");
+    if (gw_desk_init(gw) != OH_OK) {
+        oh_errf(err, errlen, "out of memory");
+        oh_gateway_free(gw);
+        return NULL;
+    }
     /* lws's default loop poll()s every descriptor on each turn, which with
      * 10k WebSocket clients costs more than the work; libev waits with
      * epoll. Our own ("foreign") loop, so that oh_gateway_run() can leave
@@ -792,6 +799,8 @@ void oh_gateway_free(struct oh_gateway *gw)
     if (gw->hub->feed_opaque == gw) gw->hub->feed = NULL;
     if (gw->hub->presence == gw->presence) gw->hub->presence = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
+    gw->work = NULL;
+    gw_desk_free(gw);
     if (gw->ctx) {
         lws_sul_cancel(&tick_sul);
         drain_done(gw);

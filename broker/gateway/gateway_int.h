@@ -104,6 +104,7 @@ struct oh_gateway {
     /* ws settings */
     size_t ws_max_frame, ws_max_queue;
     int ws_rate, ws_ping, ws_idle;
+    struct gw_desk *desk; /* desk_api.c: requests waiting for a command's outcome */
     /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
     struct oh_ratelimit *rl_ip, *rl_token;
     /* signals.c: the agents known here and their presence (also
@@ -214,10 +215,20 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);
 
+/* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
+ * answered once sync decided the command; gw_desk_tick (service thread,
+ * each second) polls the outcomes nobody notified. Init sets the hub's
+ * outcomes listener; free (after sync stopped and the work queue drained)
+ * answers whoever still waits. */
+void gw_desk_patch(struct req *r, const char *conv);
+void gw_desk_claim(struct req *r, const char *conv);
+void gw_desk_tick(struct oh_gateway *gw);
+int gw_desk_init(struct oh_gateway *gw);
+void gw_desk_free(struct oh_gateway *gw);
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
 json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
-/* http_api.c: events of C after the caller's read cursor (any device), -1
+/* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);
 

@@ -122,25 +122,6 @@ static void list_conversations(struct req *r)
 
 /* ---- GET /v1/conversations/{id} ---- */
 
-static int max_cursor(void *opaque, const char *device, int64_t seq)
-{
-    int64_t *max = opaque;
-    if (seq > *max) *max = seq;
-    return 0;
-}
-
-/* Events after the agent's read cursor (of any device); -1 for a customer
- * (the field is an agent's) or when the cursors cannot be read. */
-int64_t gw_unread(struct req *r, const struct oh_conversation *c)
-{
-    int64_t read = 0;
-    if (r->who.role == OH_ROLE_CUSTOMER ||
-        oh_store_cursors(r->gw->hub->store, c->id, oh_auth_role_name(r->who.role), r->who.sub,
-                         max_cursor, &read))
-        return -1;
-    return c->head > read ? c->head - read : 0;
-}
-
 static void get_one_work(void *opaque)
 {
     struct req *r = opaque;
@@ -439,12 +420,15 @@ bool gw_api_route(struct req *r)
                            is_new ? "no such conversation" : "not your conversation");
         else if (strcmp(r->method, "GET") == 0)
             get_conversation(r, conv);
+        else if (strcmp(r->method, "PATCH") == 0)
+            gw_desk_patch(r, conv);
         else
-            gw_reply_error(r, 405, "method_not_allowed", "use GET");
+            gw_reply_error(r, 405, "method_not_allowed", "use GET or PATCH");
         return true;
     }
     const char *what = slash + 1;
-    if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
+    if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read") ||
+        !strcmp(what, "claim"))
         snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/%s", what);
     else
         snprintf(r->route, sizeof r->route, "/v1/conversations/{id}/other");
@@ -459,7 +443,10 @@ bool gw_api_route(struct req *r)
         post_message(r, conv);
     else if (strcmp(what, "read") == 0 && post)
         post_read(r, conv);
-    else if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read"))
+    else if (strcmp(what, "claim") == 0 && post)
+        gw_desk_claim(r, conv);
+    else if (!strcmp(what, "events") || !strcmp(what, "messages") || !strcmp(what, "read") ||
+             !strcmp(what, "claim"))
         gw_reply_error(r, 405, "method_not_allowed", "method not allowed here");
     else
         gw_reply_error(r, 404, "not_found", "no route for %s", r->path);

@@ -11,13 +11,15 @@
 #include "services/service.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
+#include "services/sync_state.h"
 
 #define MAX_BATCH 4096
 #define MAX_PARTS 256
 
 struct sync_state {
     oh_hub *hub;
-    struct oh_store_item *items; /* MAX_BATCH of them */
+    struct oh_store_item *items; /* 2 * MAX_BATCH of them: a record may add a state change */
+    struct oh_sync_desk *desk;
     /* forwarded-to-timeline positions not yet written to the store */
     struct oh_store_pos published[MAX_PARTS];
     size_t npublished;
@@ -152,6 +154,8 @@ static void resume_partition(struct sync_state *s, oh_log_consumer *c, int32_t p
 /* runs on the service's thread, inside a poll */
 static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
 {
+    struct sync_state *s = opaque;
+    oh_sync_desk_forget(s->desk);
     for (int i = 0; i < n; i++)
         resume_partition(opaque, c, parts[i]);
 }
@@ -161,7 +165,9 @@ static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, i
     /* Every batch is stored before the next poll, so nothing is in flight
      * here: the positions in the store already cover what was consumed.
      * Write the forwarded positions so the next owner forwards little. */
-    flush_published(opaque, true);
+    struct sync_state *s = opaque;
+    flush_published(s, true);
+    oh_sync_desk_forget(s->desk);
     OH_INFO("sync", "%d partition(s) revoked", n);
 }
 
@@ -260,8 +266,12 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             continue;
         }
         correlate(hub->store, s->items, nitems, ev);
-        s->items[nitems++] = (struct oh_store_item){
-            .event = ev, .src_partition = r->partition, .src_offset = r->offset, .want_text = true};
+        /* messages as themselves, state commands as their outcomes, each
+         * with the state change it causes */
+        if (oh_sync_desk_add(s->desk, s->items, &nitems, ev, r->partition, r->offset)) {
+            ret = OH_ECLOSED;
+            goto out;
+        }
     }
     int delay_ms = 100;
     int rc;
@@ -282,6 +292,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
     int64_t now = oh_now_ms();
     for (size_t i = 0; i < nitems; i++) {
         struct oh_store_item *it = &s->items[i];
+        if (!it->event) continue; /* a command's outcome only */
         if (!it->seq) {
             oh_metrics_inc("omnihub_sync_duplicates_total", "", 1);
             continue;
@@ -293,6 +304,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
+    oh_sync_desk_done(s->desk, true); /* the gateway answers its commands */
     if (n > 0)
         oh_metrics_set("omnihub_sync_lag_seconds", "",
                        (double)(now - recs[n - 1].timestamp_ms) / 1000.0);
@@ -324,13 +336,17 @@ out:
         json_decref(s->items[i].event);
         free(s->items[i].json);
     }
+    oh_sync_desk_done(s->desk, false);
+    oh_sync_desk_wake(s->desk); /* also under a load that leaves no idle poll */
     return ret;
 }
 
 /* the service's thread, when a poll found nothing: nothing to batch with */
 static void idle(void *state)
 {
-    flush_published(state, true);
+    struct sync_state *s = state;
+    flush_published(s, true);
+    oh_sync_desk_wake(s->desk);
 }
 
 /* ---- which log the store consumed ---- */
@@ -459,7 +475,9 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sync_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->items = calloc(MAX_BATCH, sizeof *s->items))) {
+    if (!s || !(s->items = calloc(2 * MAX_BATCH, sizeof *s->items)) ||
+        !(s->desk = oh_sync_desk_new(hub))) {
+        if (s) free(s->items);
         free(s);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
@@ -473,6 +491,7 @@ static void stop(void *state)
 {
     struct sync_state *s = state;
     flush_published(s, true);
+    oh_sync_desk_free(s->desk);
     free(s->items);
     free(s);
 }

@@ -138,6 +138,17 @@ int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh
     return OPS(st)->conversations(st, updated_after_ms, limit, fn, opaque);
 }
 
+int oh_store_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque)
+{
+    return OPS(st)->snoozed_due(st, now_ms, limit, fn, opaque);
+}
+
+int oh_store_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                            size_t len)
+{
+    return OPS(st)->command_result(st, conv, id, code, body, len);
+}
+
 int oh_store_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
                      struct oh_store_ref *out)
 {
@@ -230,6 +241,29 @@ int oh_store_fields_get(const json_t *ev, struct oh_store_fields *f)
     const char *t = fstr(ev, "time");
     if (!*t || oh_time_parse(t, &f->ts_ms) != 0) f->ts_ms = oh_now_ms();
     return 0;
+}
+
+void oh_store_state_get(const json_t *ev, struct oh_store_state *out)
+{
+    memset(out, 0, sizeof *out);
+    const json_t *st = json_object_get(json_object_get(ev, "data"), "state");
+    if (strcmp(fstr(ev, "type"), OH_EV_UPDATED) != 0 || !json_is_object(st)) return;
+    out->set = true;
+    out->status = fstr(st, "status");
+    out->assignee = fstr(st, "assignee");
+    out->team = fstr(st, "team");
+    out->priority = fstr(st, "priority");
+    const char *until = fstr(st, "snoozed_until");
+    if (!*until || oh_time_parse(until, &out->snoozed_until_ms)) out->snoozed_until_ms = 0;
+    out->episode = json_integer_value(json_object_get(st, "episode"));
+    if (out->episode < 1) out->episode = 1;
+    /* the reducer bounds the labels (convstate.h); a text that does not fit
+     * is left empty rather than cut into invalid JSON */
+    char *l = json_is_array(json_object_get(st, "labels"))
+                  ? json_dumps(json_object_get(st, "labels"), JSON_COMPACT)
+                  : NULL;
+    snprintf(out->labels, sizeof out->labels, "%s", l && strlen(l) < sizeof out->labels ? l : "[]");
+    free(l);
 }
 
 char *oh_store_dump_unsequenced(json_t *ev)

@@ -30,9 +30,10 @@ int oh_store_ping(oh_store *st);                  /* 0 when the backend answers 
 
 /* ---- materialization (the sync service) ---- */
 
-/* One event to materialize. */
+/* One event to materialize, or a command's outcome, or both. */
 struct oh_store_item {
-    json_t *event;         /* in: borrowed normalized event; out: "seq" and "epoch"
+    json_t *event;         /* in: borrowed normalized event, or NULL for an item that
+                              only records an outcome; out: "seq" and "epoch"
                               attributes added when it was stored */
     int32_t src_partition; /* in: where it was read from the events topic */
     int64_t src_offset;
@@ -42,6 +43,14 @@ struct oh_store_item {
                        stored text of the sequenced event (what json_dumps of
                        EVENT, compact, writes), else NULL; the caller frees it */
     size_t len;
+    /* in: the outcome of a state command (core/convstate.h) to record in
+     * command_results in the same transaction, keyed by the command's id;
+     * the first outcome recorded for an id stays (a repeated command is
+     * answered as the first time). OUTCOME_ID NULL: none. Borrowed. */
+    const char *outcome_id;
+    const char *outcome_conv; /* the command's conversation (the PostgreSQL shard) */
+    int outcome_code;         /* HTTP status: 200, 400, 404, 409, 412 */
+    const char *outcome_body; /* JSON text: the new state (200) or the error object */
 };
 
 /* A consumer position to store in the same transaction. */
@@ -60,8 +69,11 @@ struct oh_store_pos {
  * for a status event carrying status.provider_message_id, also
  * (channel, account, provider_message_id) -> (conversation,
  * status.message_id); for status events keep the message's shown state,
- * which never moves backwards (sent < failed < delivered < read). Then
- * store POS for GROUP. Either everything is committed or nothing is.
+ * which never moves backwards (sent < failed < delivered < read); for an
+ * omnihub.conversation.updated, project its data.state into the
+ * conversation's state columns (status, assignee, team, priority, labels,
+ * snoozed_until_ms, episode; state_seq = its seq). Record each item's
+ * outcome (above). Then store POS for GROUP. Either everything is committed or nothing is.
  * A duplicate that was stored from the very same source record (same
  * src_partition and src_offset: a retry after a commit whose answer was
  * lost, or a replay after a crash between shard commits) gets its stored
@@ -129,7 +141,7 @@ struct oh_conversation {
     char assignee[256];       /* agent id, "" none */
     char team[128];           /* team id, "" none */
     char priority[8];         /* urgent | high | normal | low */
-    char labels[1024];        /* JSON array of strings, sorted */
+    char labels[2304];        /* JSON array of strings, sorted (<= 32 x 64 bytes) */
     int64_t snoozed_until_ms; /* 0 none */
     int64_t episode;          /* 1, then +1 each time a resolved conversation re-opens */
     int64_t state_seq;        /* seq of the latest conversation.updated, 0 none */
@@ -154,6 +166,17 @@ int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count);
 typedef int (*oh_store_conv_fn)(void *opaque, const struct oh_conversation *c);
 int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
                            void *opaque);
+
+/* Calls FN for each conversation whose status is snoozed and whose
+ * snoozed_until_ms <= NOW_MS, at most LIMIT, earliest first. */
+int oh_store_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn,
+                         void *opaque);
+
+/* The recorded outcome of state command ID of CONV: its HTTP status in
+ * *CODE and its body (JSON text) copied into BODY (truncated to LEN).
+ * OH_ENOTFOUND while sync has not decided it. Reads the primary. */
+int oh_store_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                            size_t len);
 
 /* ---- message references ---- */
 

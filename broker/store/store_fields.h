@@ -19,6 +19,16 @@ struct oh_store_fields {
     int64_t ts_ms; /* "time", now when absent or unparsable */
 };
 
+/* The state an omnihub.conversation.updated leaves (its data.state), for
+ * the conversation's state columns. Strings borrowed from the event. */
+struct oh_store_state {
+    bool set; /* the event is a conversation.updated with a state object */
+    const char *status, *assignee, *team, *priority; /* "" for null */
+    char labels[2304];                               /* JSON array text */
+    int64_t snoozed_until_ms, episode;
+};
+void oh_store_state_get(const json_t *ev, struct oh_store_state *out);
+
 /* OH_EINVAL when EV is not an object or lacks id or conversation id. */
 int oh_store_fields_get(const json_t *ev, struct oh_store_fields *f);
 

@@ -27,6 +27,9 @@ struct oh_store_ops {
     int (*conversation_get)(oh_store *st, const char *conv, struct oh_conversation *out);
     int (*conversations)(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
                          void *opaque);
+    int (*snoozed_due)(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque);
+    int (*command_result)(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                          size_t len);
     int (*ref_get)(oh_store *st, const char *channel, const char *account, const char *ref,
                    struct oh_store_ref *out);
     int (*ref_put)(oh_store *st, const char *channel, const char *account, const char *ref,

@@ -17,6 +17,11 @@
     CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
                   "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
 
+#define STATE_COLS "status, assignee, team, priority, labels, snoozed_until_ms, episode, state_seq"
+/* a state column keeps its value unless the batch holds a conversation.updated */
+#define STATE_SET(col)                                                                             \
+    " " col " = CASE WHEN EXCLUDED.state_seq > 0 THEN EXCLUDED." col " ELSE c." col " END"
+
 /* One statement, hence one transaction, per shard and batch: $1 the items
  * (a JSON array built by pg_materialize), $2 the group, $3 the positions,
  * $4 the epoch, $5 the broker's clock (created/updated times; the event's
@@ -27,26 +32,50 @@
  * its head, so seqs stay dense under concurrent writers. The stored text is
  * the client's compact serialization with "seq" and "epoch" appended, byte
  * for byte what the client gets by setting them on its json_t. */
+/* one statement (one transaction per shard) is longer than C99's 4095 */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char pg_materialize_sql[] =
     "WITH raw AS ("
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
     " part int, off bigint, ts bigint, ch text, acct text, cid text, cname text, mid text,"
-    " pmid text, smid text, state text, rank int, inb boolean, j text, crc bigint)),"
+    " pmid text, smid text, state text, rank int, inb boolean, j text, crc bigint,"
+    " hs boolean, sst text, sas text, stm text, spr text, slb text, ssn bigint, sep bigint)),"
     " fresh AS (SELECT DISTINCT ON (eid) * FROM raw WHERE NOT EXISTS"
     " (SELECT 1 FROM history h WHERE h.event_id = raw.eid) ORDER BY eid, ord),"
-    " agg AS (SELECT conv, count(*) AS n,"
+    /* the state of the conversation.updated latest in the batch (hs), and its
+     * place among the conversation's new events (spos: its seq is the old
+     * head + spos); the upsert below projects it, as a second UPDATE of the
+     * same row in this statement would be ignored */
+    " agg AS (SELECT conv, count(*) AS n, coalesce(max(rn) FILTER (WHERE hs), 0) AS spos,"
+    " (array_agg(sst ORDER BY ord DESC) FILTER (WHERE hs))[1] AS sst,"
+    " (array_agg(sas ORDER BY ord DESC) FILTER (WHERE hs))[1] AS sas,"
+    " (array_agg(stm ORDER BY ord DESC) FILTER (WHERE hs))[1] AS stm,"
+    " (array_agg(spr ORDER BY ord DESC) FILTER (WHERE hs))[1] AS spr,"
+    " (array_agg(slb ORDER BY ord DESC) FILTER (WHERE hs))[1] AS slb,"
+    " (array_agg(ssn ORDER BY ord DESC) FILTER (WHERE hs))[1] AS ssn,"
+    " (array_agg(sep ORDER BY ord DESC) FILTER (WHERE hs))[1] AS sep,"
     " coalesce(max(ts) FILTER (WHERE inb), 0) AS last_in,"
     " (array_agg(ch ORDER BY ord))[1] AS ch, (array_agg(acct ORDER BY ord))[1] AS acct,"
     " (array_agg(cid ORDER BY ord))[1] AS cid,"
     " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname"
-    " FROM fresh GROUP BY conv),"
-    " conv AS (INSERT INTO conversations AS c (" CONV_NEW_COLS ")"
-    " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in FROM agg ORDER BY conv"
+    " FROM (SELECT *, row_number() OVER (PARTITION BY conv ORDER BY ord) AS rn FROM fresh) fr"
+    " GROUP BY conv),"
+    " conv AS (INSERT INTO conversations AS c (" CONV_NEW_COLS ", " STATE_COLS ")"
+    " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in,"
+    " coalesce(sst, 'open'), coalesce(sas, ''), coalesce(stm, ''), coalesce(spr, 'normal'),"
+    " coalesce(slb, '[]')::jsonb, coalesce(ssn, 0), coalesce(sep, 1), spos"
+    " FROM agg ORDER BY conv"
     " ON CONFLICT (id) DO UPDATE SET head = c.head + EXCLUDED.head,"
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
     " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
     " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
-    " ELSE c.contact_name END"
+    " ELSE c.contact_name END,"
+    STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") ","
+    STATE_SET("priority") "," STATE_SET("labels") "," STATE_SET("snoozed_until_ms") ","
+    STATE_SET("episode") ","
+    " state_seq = CASE WHEN EXCLUDED.state_seq > 0 THEN c.head + EXCLUDED.state_seq"
+    " ELSE c.state_seq END"
     " RETURNING c.id, c.head),"
     /* The new heads as one map, looked up once per row (an InitPlan): the
      * planner would join the two CTEs with a nested loop, quadratic in the
@@ -73,10 +102,15 @@ static const char pg_materialize_sql[] =
     " pos_ins AS (INSERT INTO positions AS p (grp, topic, part, next)"
     " SELECT $2::text, topic, part, next FROM json_to_recordset($3::json)"
     " AS y(topic text, part int, next bigint)"
-    " ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next)"
+    " ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next),"
+    /* the outcomes of state commands ($6): the first one of an id stays */
+    " out_ins AS (INSERT INTO command_results (id, conversation_id, code, body, created_ms)"
+    " SELECT id, conv, code, body, $5::bigint FROM json_to_recordset($6::json)"
+    " AS o(id text, conv text, code int, body text) ON CONFLICT (id) DO NOTHING)"
     " SELECT r.ord, coalesce(n.seq, h.seq, 0) FROM raw r LEFT JOIN numbered n ON n.ord = r.ord"
     " LEFT JOIN history h ON h.event_id = r.eid AND h.src_partition = r.part"
     " AND h.src_offset = r.off ORDER BY r.ord";
+#pragma GCC diagnostic pop
 
 const char *const oh_pg_sql[P_COUNT] = {
     [P_MATERIALIZE] = pg_materialize_sql,
@@ -121,6 +155,10 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_PING] = "SELECT 1",
     [P_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
                         "AND assignee = $1",
+    [P_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
+                      "AND snoozed_until_ms <= $1 ORDER BY snoozed_until_ms LIMIT $2",
+    [P_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = $1 "
+                      "AND conversation_id = $2",
 };
 
 struct pg_store {
@@ -318,22 +356,39 @@ static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct
     json_object_set_new(o, "j", json_string(text));
     /* the checksum of the text before SQL appends seq and epoch to it */
     json_object_set_new(o, "crc", json_integer(oh_crc32c(0, text, strlen(text))));
+    struct oh_store_state st;
+    oh_store_state_get(it->event, &st);
+    json_object_set_new(o, "hs", json_boolean(st.set));
+    if (st.set) {
+        json_object_set_new(o, "sst", json_string(*st.status ? st.status : "open"));
+        json_object_set_new(o, "sas", json_string(st.assignee));
+        json_object_set_new(o, "stm", json_string(st.team));
+        json_object_set_new(o, "spr", json_string(*st.priority ? st.priority : "normal"));
+        json_object_set_new(o, "slb", json_string(st.labels));
+        json_object_set_new(o, "ssn", json_integer(st.snoozed_until_ms));
+        json_object_set_new(o, "sep", json_integer(st.episode));
+    }
     return o;
 }
 
 /* Runs the materialize statement on shard SH with ROWS (and POS when
  * non-NULL); fills the items' seqs from the answer. */
 static int materialize_shard(struct pg_store *s, int sh, const char *group, json_t *rows,
-                             const char *pos, struct oh_store_item *items, size_t n)
+                             json_t *outs, const char *pos, struct oh_store_item *items, size_t n)
 {
-    char *j = oh_json_dump(rows, NULL);
-    if (!j) return OH_ENOMEM;
+    char *j = oh_json_dump(rows, NULL), *o = oh_json_dump(outs, NULL);
+    if (!j || !o) {
+        free(j);
+        free(o);
+        return OH_ENOMEM;
+    }
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)oh_now_ms());
-    const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch, now};
+    const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch, now, o};
     PGresult *r;
-    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 5, vals, &r, false);
+    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 6, vals, &r, false);
     free(j);
+    free(o);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         size_t ord = (size_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
@@ -356,19 +411,31 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
     struct pg_store *s = (struct pg_store *)st;
     int rc = 0;
     json_t **rows = calloc((size_t)s->nshards, sizeof *rows);
+    json_t **outs = calloc((size_t)s->nshards, sizeof *outs);
     json_t *jpos = json_array();
     char *pos_text = NULL;
-    if (!rows || !jpos) {
+    if (!rows || !outs || !jpos) {
         rc = OH_ENOMEM;
         goto out;
     }
     for (int i = 0; i < s->nshards; i++)
-        if (!(rows[i] = json_array())) {
+        if (!(rows[i] = json_array()) || !(outs[i] = json_array())) {
             rc = OH_ENOMEM;
             goto out;
         }
     for (size_t i = 0; i < n; i++) {
         struct oh_store_fields f;
+        const struct oh_store_item *it = &items[i];
+        const char *oconv = it->outcome_conv ? it->outcome_conv : "";
+        if (it->outcome_id &&
+            json_array_append_new(outs[shard_of(s, oconv)],
+                                  json_pack("{s:s, s:s, s:i, s:s}", "id", it->outcome_id, "conv",
+                                            oconv, "code", it->outcome_code, "body",
+                                            it->outcome_body ? it->outcome_body : "{}")) != 0) {
+            rc = OH_ENOMEM;
+            goto out;
+        }
+        if (!it->event) continue;
         if (oh_store_fields_get(items[i].event, &f) != 0) {
             rc = OH_EINVAL;
             goto out;
@@ -395,14 +462,17 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
         goto out;
     }
     for (int sh = s->nshards - 1; sh >= 0 && rc == 0; sh--) {
-        if (sh > 0 && json_array_size(rows[sh]) == 0) continue;
-        rc = materialize_shard(s, sh, group, rows[sh], sh == 0 ? pos_text : NULL, items, n);
+        if (sh > 0 && json_array_size(rows[sh]) == 0 && json_array_size(outs[sh]) == 0) continue;
+        rc = materialize_shard(s, sh, group, rows[sh], outs[sh], sh == 0 ? pos_text : NULL, items,
+                               n);
     }
 out:
-    if (rows)
-        for (int i = 0; i < s->nshards; i++)
-            json_decref(rows[i]);
+    for (int i = 0; i < s->nshards; i++) {
+        if (rows) json_decref(rows[i]);
+        if (outs) json_decref(outs[i]);
+    }
     free(rows);
+    free(outs);
     json_decref(jpos);
     free(pos_text);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
@@ -714,6 +784,49 @@ out:
     return rc;
 }
 
+/* Each shard's due rows on its primary (a replica's lag would
+ * only delay the wake). */
+static int pg_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn,
+                          void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    char u[24], l[24];
+    i64s(u, sizeof u, now_ms);
+    i64s(l, sizeof l, limit);
+    const char *vals[] = {u, limit > 0 ? l : NULL};
+    int rc = 0;
+    for (int sh = 0; sh < s->nshards && rc == 0; sh++) {
+        PGresult *r;
+        if ((rc = oh_pg_exec(s->shards[sh], P_SNOOZED_DUE, 2, vals, &r, true)) != 0) break;
+        for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+            struct oh_conversation c;
+            conv_row(r, i, &c);
+            int stop = fn(opaque, &c);
+            if (stop) rc = stop < 0 ? stop : 0;
+            if (stop) break;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+static int pg_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                             size_t len)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {id, conv};
+    PGresult *r;
+    int rc = oh_pg_exec(conv_pool(s, conv), P_OUTCOME_GET, 2, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
+    if (rc == 0) {
+        *code = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        snprintf(body, len, "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* ---- references, states, cursors ---- */
 
 /* A reference lives on the shard of the conversation it points to; a
@@ -871,6 +984,8 @@ const struct oh_store_ops oh_store_pg_ops = {
     .epoch = pg_epoch,
     .ping = pg_ping,
     .materialize = pg_materialize,
+    .snoozed_due = pg_snoozed_due,
+    .command_result = pg_command_result,
     .position_get = pg_position_get,
     .position_published = pg_position_published,
     .since_source = pg_since_source,

@@ -32,6 +32,8 @@ enum pg_stmt {
     P_VERIFY,
     P_PING,
     P_OPEN_ASSIGNED,
+    P_SNOOZED_DUE,
+    P_OUTCOME_GET,
     P_COUNT
 };
 

@@ -50,6 +50,10 @@ enum sq_stmt {
     S_VERIFY,
     S_PING,
     S_OPEN_ASSIGNED,
+    S_CONV_STATE,
+    S_OUTCOME_PUT,
+    S_OUTCOME_GET,
+    S_SNOOZED_DUE,
     S_COUNT
 };
 
@@ -122,6 +126,15 @@ static const char *const sq_sql[S_COUNT] = {
     [S_PING] = "SELECT 1",
     [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
                         "AND assignee = ?1",
+    [S_CONV_STATE] = "UPDATE conversations SET status = ?2, assignee = ?3, team = ?4, "
+                     "priority = ?5, labels = ?6, snoozed_until_ms = ?7, episode = ?8, "
+                     "state_seq = ?9 WHERE id = ?1",
+    [S_OUTCOME_PUT] = "INSERT INTO command_results (id, conversation_id, code, body, created_ms) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+    [S_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = ?1 "
+                      "AND conversation_id = ?2",
+    [S_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
+                      "AND snoozed_until_ms <= ?1 ORDER BY snoozed_until_ms LIMIT ?2",
 };
 
 /* A connection and its lazily prepared statements; used by one thread at a
@@ -425,10 +438,43 @@ static int sq_ping(oh_store *st)
  * directory's created/updated times are the broker's clock (NOW_MS), so
  * "updated after" polling never misses a change; last_inbound_ms is the
  * event's own time (the customer's message, for reply windows). */
+/* Records a command's outcome (the first one for its id stays). */
+static int sq_outcome(struct sq_store *s, const struct oh_store_item *it, int64_t now_ms)
+{
+    sqlite3_stmt *q = sq_stmt(s->w, S_OUTCOME_PUT);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, it->outcome_id);
+    bind_text(q, 2, it->outcome_conv ? it->outcome_conv : "");
+    sqlite3_bind_int(q, 3, it->outcome_code);
+    bind_text(q, 4, it->outcome_body ? it->outcome_body : "{}");
+    sqlite3_bind_int64(q, 5, now_ms);
+    return sq_run(s->w, q);
+}
+
+/* Projects a stored conversation.updated into the state columns. */
+static int sq_state(struct sq_store *s, const char *conv, const struct oh_store_state *st,
+                    int64_t seq)
+{
+    sqlite3_stmt *q = sq_stmt(s->w, S_CONV_STATE);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, conv);
+    bind_text(q, 2, *st->status ? st->status : "open");
+    bind_text(q, 3, st->assignee);
+    bind_text(q, 4, st->team);
+    bind_text(q, 5, *st->priority ? st->priority : "normal");
+    bind_text(q, 6, st->labels);
+    sqlite3_bind_int64(q, 7, st->snoozed_until_ms);
+    sqlite3_bind_int64(q, 8, st->episode);
+    sqlite3_bind_int64(q, 9, seq);
+    return sq_run(s->w, q);
+}
+
 static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
 {
     struct sq_conn *c = s->w;
     struct oh_store_fields f;
+    int orc = it->outcome_id ? sq_outcome(s, it, now_ms) : 0;
+    if (orc != 0 || !it->event) return orc;
     if (oh_store_fields_get(it->event, &f) != 0) return OH_EINVAL;
     sqlite3_stmt *q = sq_stmt(c, S_EVENT_EXISTS);
     if (!q) return OH_EIO;
@@ -525,6 +571,9 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
         bind_text(q, 5, refs[i][1]);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
+    struct oh_store_state cs;
+    oh_store_state_get(it->event, &cs);
+    if (cs.set && (rc = sq_state(s, f.conv, &cs, seq)) != 0) return rc;
     if (f.status && *f.state && *f.status_mid) {
         q = sq_stmt(c, S_STATE_UPSERT);
         if (!q) return OH_EIO;
@@ -565,7 +614,7 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
     if (rc != 0) {
         sq_exec(c, S_ROLLBACK);
         for (size_t i = 0; i < n; i++) {
-            if (items[i].seq > 0) {
+            if (items[i].seq > 0 && items[i].event) {
                 json_object_del(items[i].event, "seq");
                 json_object_del(items[i].event, "epoch");
             }
@@ -829,6 +878,38 @@ static int sq_conversations(oh_store *st, int64_t updated_after_ms, int limit, o
     return sq_read((struct sq_store *)st, S_CONV_LIST, &a, row_conv_each, &l, NULL);
 }
 
+static int sq_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn,
+                          void *opaque)
+{
+    struct sq_convs l = {fn, opaque};
+    struct sq_args a = {0, {NULL}, {now_ms, limit > 0 ? limit : -1}};
+    return sq_read((struct sq_store *)st, S_SNOOZED_DUE, &a, row_conv_each, &l, NULL);
+}
+
+struct sq_outcome_out {
+    int *code;
+    char *body;
+    size_t len;
+};
+
+static int row_outcome(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_outcome_out *o = ctx;
+    *o->code = sqlite3_column_int(q, 0);
+    col_copy(o->body, o->len, q, 1);
+    return 1;
+}
+
+static int sq_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                             size_t len)
+{
+    struct sq_outcome_out o = {code, body, len};
+    struct sq_args a = {2, {id, conv}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_OUTCOME_GET, &a, row_outcome, &o, &n);
+    return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
 static int row_ref(sqlite3_stmt *q, void *ctx)
 {
     struct oh_store_ref *r = ctx;
@@ -967,6 +1048,8 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .epoch = sq_epoch,
     .ping = sq_ping,
     .materialize = sq_materialize,
+    .snoozed_due = sq_snoozed_due,
+    .command_result = sq_command_result,
     .position_get = sq_position_get,
     .position_published = sq_position_published,
     .since_source = sq_since_source,

@@ -1,0 +1,323 @@
+/* desk_api.c - changes of a conversation's state: PATCH /v1/conversations/{id}
+ * and POST .../claim. The gateway only checks and appends a state command
+ * (core/convstate.h); sync decides it in log order and records the outcome,
+ * which the request waits for without holding a worker: sync's notification
+ * (same process) or a poll of the store (sync elsewhere, or a missed wake). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gateway/gateway_int.h"
+#include "core/convstate.h"
+#include "core/crypto.h"
+#include "core/metrics.h"
+
+#define WAIT_MS       10000 /* no outcome by then: 503, the command may still apply */
+#define POLL_LOCAL_MS 2000  /* sync in this process notifies; the poll is a safety net */
+#define POLL_AWAY_MS  250   /* sync in another process (Kafka split roles): each tick (1 s) */
+#define BUCKETS       1024
+
+/* A request waiting for its command's outcome. */
+struct dreq {
+    char id[OH_ID_MAX];
+    char conv[OH_ID_MAX];
+    const char *op;   /* "patch" | "claim" */
+    json_t *set;      /* the PATCH body */
+    int64_t if_match; /* -1: none */
+    int64_t deadline_ms, poll_ms;
+    struct req *r;
+    struct dreq *next; /* in its bucket while waiting */
+};
+
+struct gw_desk {
+    pthread_mutex_t mu; /* guards the buckets */
+    struct dreq *wait[BUCKETS];
+    bool local; /* sync runs in this process */
+};
+
+static unsigned bucket(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % BUCKETS;
+}
+
+static void dreq_free(void *p)
+{
+    struct dreq *d = p;
+    json_decref(d->set);
+    free(d);
+}
+
+static void count(const char *op, int status)
+{
+    char lab[64];
+    snprintf(lab, sizeof lab, "op=\"%s\",outcome=\"%d\"", op, status);
+    oh_metrics_inc("omnihub_desk_commands_total", lab, 1);
+}
+
+/* Removes D from the waiting set; false when it was not there (someone
+ * else took it: a notification and a poll race). */
+static bool unwait(struct gw_desk *k, struct dreq *d)
+{
+    pthread_mutex_lock(&k->mu);
+    struct dreq **p = &k->wait[bucket(d->id)];
+    while (*p && *p != d)
+        p = &(*p)->next;
+    bool found = *p != NULL;
+    if (found) *p = d->next;
+    pthread_mutex_unlock(&k->mu);
+    return found;
+}
+
+static void await(struct gw_desk *k, struct dreq *d, int64_t now)
+{
+    d->poll_ms = now + (k->local ? POLL_LOCAL_MS : POLL_AWAY_MS);
+    pthread_mutex_lock(&k->mu);
+    unsigned b = bucket(d->id);
+    d->next = k->wait[b];
+    k->wait[b] = d;
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Answers from the recorded outcome, or waits on (worker thread). */
+static void outcome_work(void *opaque)
+{
+    struct req *r = opaque;
+    struct dreq *d = r->state;
+    oh_store *st = r->gw->hub->store;
+    char body[8192];
+    int code = 0, rc = st ? oh_store_command_result(st, d->conv, d->id, &code, body, sizeof body)
+                          : OH_EUNAVAIL;
+    int64_t now = oh_now_ms();
+    if ((rc == OH_ENOTFOUND || rc == OH_EUNAVAIL || rc == OH_EIO) && now < d->deadline_ms) {
+        await(r->gw->desk, d, now);
+        return;
+    }
+    if (rc) {
+        r->retry_after = 1;
+        gw_reply_error(r, 503, "unavailable",
+                       "the change was not decided in time; it may still "
+                       "apply: read the conversation before retrying");
+        code = 503;
+    } else if (code == 200) {
+        struct oh_conversation c;
+        if ((rc = oh_store_conversation_get(st, d->conv, &c)) == OH_OK) {
+            gw_reply_json(r, 200, gw_conversation_json(&c, gw_unread(r, &c)));
+        } else {
+            gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+            code = 503; /* applied, but not answered with it */
+        }
+    } else {
+        gw_reply(r, code, "application/json", body, strlen(body));
+    }
+    count(d->op, code);
+    gw_complete(r);
+}
+
+/* Runs on sync's thread after it committed outcomes: must not block. */
+static void on_outcomes(void *opaque, const char *const *ids, size_t n)
+{
+    struct oh_gateway *gw = opaque;
+    struct gw_desk *k = gw->desk;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&k->mu);
+        struct dreq **p = &k->wait[bucket(ids[i])], *d = NULL;
+        while (*p && strcmp((*p)->id, ids[i]) != 0)
+            p = &(*p)->next;
+        if ((d = *p)) *p = d->next;
+        pthread_mutex_unlock(&k->mu);
+        if (d && (!gw->work || oh_workq_submit(gw->work, outcome_work, d->r) != OH_OK))
+            await(k, d, 0); /* the next tick polls it */
+    }
+}
+
+void gw_desk_tick(struct oh_gateway *gw)
+{
+    struct gw_desk *k = gw->desk;
+    struct dreq *due = NULL;
+    int64_t now = oh_now_ms();
+    if (!k) return;
+    pthread_mutex_lock(&k->mu);
+    for (int b = 0; b < BUCKETS; b++)
+        for (struct dreq **p = &k->wait[b]; *p;) {
+            struct dreq *d = *p;
+            if (now >= d->poll_ms || now >= d->deadline_ms) {
+                *p = d->next;
+                d->next = due;
+                due = d;
+            } else {
+                p = &d->next;
+            }
+        }
+    pthread_mutex_unlock(&k->mu);
+    while (due) {
+        struct dreq *d = due;
+        due = d->next;
+        if (!gw->work || oh_workq_submit(gw->work, outcome_work, d->r) != OH_OK) await(k, d, now);
+    }
+}
+
+/* Runs on the log's thread once the command is durable (or not). */
+static void on_appended(void *opaque, int err)
+{
+    struct req *r = opaque;
+    struct dreq *d = r->state;
+    if (!err) return;                    /* waiting: the outcome answers */
+    if (!unwait(r->gw->desk, d)) return; /* cannot happen: nothing decides an unwritten command */
+    r->retry_after = 1;
+    gw_reply_error(r, 503, "unavailable", "the change could not be made durable; retry");
+    count(d->op, 503);
+    gw_complete(r);
+}
+
+static void submit_work(void *opaque)
+{
+    struct req *r = opaque;
+    struct dreq *d = r->state;
+    struct oh_conversation c;
+    int rc = oh_store_conversation_get(r->gw->hub->store, d->conv, &c);
+    if (rc) {
+        int st = rc == OH_ENOTFOUND ? 404 : 503;
+        gw_reply_error(r, st, gw_error_code(st), "%s",
+                       st == 404 ? "no such conversation" : oh_strerror(rc));
+        count(d->op, st);
+        gw_complete(r);
+        return;
+    }
+    unsigned char rnd[16];
+    char hex[33];
+    if (oh_random(rnd, sizeof rnd) != OH_OK) {
+        gw_reply_error(r, 503, "unavailable", "no randomness for the command's id");
+        count(d->op, 503);
+        gw_complete(r);
+        return;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    oh_event_id(d->id, "command", hex, NULL);
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "conversation_id", d->conv,
+                             "channel", c.channel, "account", c.account, "op", d->op, "author",
+                             "kind", "agent", "id", r->who.sub);
+    if (data && d->set) json_object_set(data, "set", d->set);
+    if (data && d->if_match >= 0) json_object_set_new(data, "if_match", json_integer(d->if_match));
+    struct oh_event_list l = {0};
+    int64_t now = oh_now_ms();
+    d->deadline_ms = now + WAIT_MS;
+    /* waiting before the append: sync may decide before the append reports */
+    await(r->gw->desk, d, now);
+    if (!data || oh_event_list_push(&l, oh_event_new(OH_EV_COMMAND, d->id, 0, data)) != OH_OK ||
+        oh_hub_ingest(r->gw->hub, &l, on_appended, r) != OH_OK) {
+        oh_event_list_clear(&l);
+        if (unwait(r->gw->desk, d)) {
+            gw_reply_error(r, 503, "unavailable", "log unavailable");
+            count(d->op, 503);
+            gw_complete(r);
+        }
+    }
+}
+
+/* If-Match: the head the client saw, as a number or a quoted ETag; "*"
+ * or absent: no condition (-1). False when malformed. */
+static bool if_match(const char *h, int64_t *out)
+{
+    *out = -1;
+    if (!h || strcmp(h, "*") == 0) return true;
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n > 18) return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] < '0' || h[i] > '9') return false;
+        v = v * 10 + (h[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static struct dreq *start(struct req *r, const char *conv, const char *op)
+{
+    if (r->who.role == OH_ROLE_CUSTOMER) {
+        gw_reply_error(r, 403, "forbidden", "only agents change a conversation's state");
+        count(op, 403);
+        return NULL;
+    }
+    struct dreq *d = calloc(1, sizeof *d);
+    if (!d) {
+        gw_reply_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    r->state = d;
+    r->state_free = dreq_free;
+    snprintf(d->conv, sizeof d->conv, "%s", conv);
+    d->op = op;
+    d->r = r;
+    if (!if_match(gw_header(r, "if-match"), &d->if_match)) {
+        gw_reply_error(r, 400, "bad_request", "If-Match must be the conversation's head");
+        count(op, 400);
+        return NULL;
+    }
+    return d;
+}
+
+void gw_desk_patch(struct req *r, const char *conv)
+{
+    struct dreq *d = start(r, conv, "patch");
+    if (!d) return;
+    json_error_t e;
+    char why[256];
+    d->set = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e) : NULL;
+    if (!d->set) {
+        gw_reply_error(r, 400, "bad_request", "body must be a JSON object: %s",
+                       r->body ? e.text : "empty body");
+        count("patch", 400);
+        return;
+    }
+    if (oh_convstate_check_patch(d->set, oh_now_ms(), why, sizeof why)) {
+        gw_reply_error(r, 400, "bad_request", "%s", why);
+        count("patch", 400);
+        return;
+    }
+    gw_async(r, submit_work);
+}
+
+void gw_desk_claim(struct req *r, const char *conv)
+{
+    struct dreq *d = start(r, conv, "claim");
+    if (d) gw_async(r, submit_work);
+}
+
+int gw_desk_init(struct oh_gateway *gw)
+{
+    struct gw_desk *k = calloc(1, sizeof *k);
+    if (!k) return OH_ENOMEM;
+    pthread_mutex_init(&k->mu, NULL);
+    k->local = gw->hub->run_sync && gw->hub->store;
+    gw->desk = k;
+    gw->hub->outcomes = on_outcomes;
+    gw->hub->outcomes_opaque = gw;
+    return OH_OK;
+}
+
+/* After sync stopped and the work queue is drained: whoever still waits
+ * is answered 503 (the command may still apply after a restart). */
+void gw_desk_free(struct oh_gateway *gw)
+{
+    struct gw_desk *k = gw->desk;
+    if (!k) return;
+    if (gw->hub->outcomes_opaque == gw) gw->hub->outcomes = NULL;
+    for (int b = 0; b < BUCKETS; b++)
+        while (k->wait[b]) {
+            struct dreq *d = k->wait[b];
+            k->wait[b] = d->next;
+            d->r->retry_after = 1;
+            gw_reply_error(d->r, 503, "unavailable", "shutting down; the change may still apply");
+            gw_complete(d->r);
+        }
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+    gw->desk = NULL;
+}

@@ -1,0 +1,232 @@
+/* test_convstate.c - the desk's state reducer (core/convstate.c): PATCH
+ * checks, status rules, claims, If-Match, snooze wakes and re-opening. */
+#include <string.h>
+#include "core/convstate.h"
+#include "core/event.h"
+#include "tap.h"
+
+static json_t *parse(const char *s)
+{
+    json_t *v = json_loads(s, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Runs command TEXT (its data) against STATE at HEAD; returns the code. */
+static int run(json_t *state, int64_t head, const char *text, struct oh_convstate_result *out)
+{
+    json_t *cmd = parse(text);
+    oh_convstate_command(state, head, cmd, out);
+    json_decref(cmd);
+    return out->code;
+}
+
+START_TEST(new_state_is_open)
+{
+    json_t *s = oh_convstate_new("u1");
+    ck_assert_str_eq(str(s, "status"), "open");
+    ck_assert_str_eq(str(s, "priority"), "normal");
+    ck_assert(json_is_null(json_object_get(s, "assignee")));
+    ck_assert(json_is_null(json_object_get(s, "snoozed_until")));
+    ck_assert_int_eq(json_array_size(json_object_get(s, "labels")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "episode")), 1);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(patch_checks)
+{
+    static const char *bad[] = {
+        "{}",
+        "[]",
+        "{\"colour\": \"red\"}",
+        "{\"status\": \"closed\"}",
+        "{\"status\": \"snoozed\"}",
+        "{\"priority\": \"HIGH\"}",
+        "{\"assignee\": 3}",
+        "{\"assignee\": \"\"}",
+        "{\"team\": \"a\\u0001b\"}",
+        "{\"labels\": \"vip\"}",
+        "{\"labels\": [\"\"]}",
+        "{\"labels\": [\"a\\\"b\"]}",
+        "{\"labels\": [1]}",
+        "{\"snoozed_until\": \"tomorrow\"}",
+        "{\"snoozed_until\": \"2000-01-01T00:00:00Z\"}",
+        "{\"status\": \"open\", \"snoozed_until\": \"2100-01-01T00:00:00Z\"}",
+    };
+    char why[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *b = parse(bad[i]);
+        ck_assert_msg(oh_convstate_check_patch(b, oh_now_ms(), why, sizeof why) == 400, "%s",
+                      bad[i]);
+        json_decref(b);
+    }
+    json_t *many = parse("{\"labels\": []}");
+    char l[80];
+    for (int i = 0; i < 33; i++) {
+        snprintf(l, sizeof l, "l%d", i);
+        json_array_append_new(json_object_get(many, "labels"), json_string(l));
+    }
+    ck_assert_int_eq(oh_convstate_check_patch(many, 0, why, sizeof why), 400);
+    json_array_remove(json_object_get(many, "labels"), 0);
+    ck_assert_int_eq(oh_convstate_check_patch(many, 0, why, sizeof why), 0);
+    json_decref(many);
+    json_t *ok = parse("{\"status\": \"snoozed\", \"snoozed_until\": \"2100-01-01T00:00:00Z\","
+                       " \"assignee\": null, \"team\": \"billing\", \"priority\": \"low\","
+                       " \"labels\": [\"b\", \"a\", \"b\"]}");
+    ck_assert_int_eq(oh_convstate_check_patch(ok, oh_now_ms(), why, sizeof why), 0);
+    json_decref(ok);
+}
+END_TEST
+
+START_TEST(patch_applies_and_reports_changes)
+{
+    json_t *s = oh_convstate_new("u1");
+    struct oh_convstate_result r;
+    ck_assert_int_eq(run(s, 1,
+                         "{\"op\": \"patch\", \"set\": {\"labels\": [\"b\", \"a\", \"b\"],"
+                         " \"priority\": \"high\"}}",
+                         &r),
+                     200);
+    char *c = json_dumps(r.changes, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_str_eq(c, "{\"labels\":[\"a\",\"b\"],\"priority\":\"high\"}");
+    free(c);
+    ck_assert_str_eq(r.reason, "patch");
+    ck_assert(json_equal(r.body, s));
+    oh_convstate_result_clear(&r);
+    /* the same again: accepted, nothing changed */
+    ck_assert_int_eq(run(s, 2, "{\"op\": \"patch\", \"set\": {\"priority\": \"high\"}}", &r), 200);
+    ck_assert_ptr_null(r.changes);
+    oh_convstate_result_clear(&r);
+    /* snoozed_until alone snoozes; null wakes; another status clears it */
+    ck_assert_int_eq(
+        run(s, 2,
+            "{\"op\": \"patch\", \"set\": {\"snoozed_until\": \"2100-01-01T00:00:00+01:00\"}}", &r),
+        200);
+    ck_assert_str_eq(str(s, "status"), "snoozed");
+    ck_assert_str_eq(str(s, "snoozed_until"), "2099-12-31T23:00:00.000Z");
+    ck_assert_int_eq(oh_convstate_snoozed_until(s), 4102441200000LL);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 3, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": null}}", &r), 200);
+    ck_assert_str_eq(str(s, "status"), "open");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"patch\", \"set\": {\"snoozed_until\": "
+                         "\"2100-01-01T00:00:00Z\"}}",
+                         &r),
+                     200);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 5, "{\"op\": \"patch\", \"set\": {\"status\": \"resolved\"}}", &r),
+                     200);
+    ck_assert(json_is_null(json_object_get(s, "snoozed_until")));
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "episode")), 1);
+    oh_convstate_result_clear(&r);
+    /* leaving resolved starts a new episode */
+    ck_assert_int_eq(run(s, 6, "{\"op\": \"patch\", \"set\": {\"status\": \"pending\"}}", &r), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.changes, "episode")), 2);
+    oh_convstate_result_clear(&r);
+    /* a bad patch that reached the log anyway is refused, state untouched */
+    json_t *before = json_deep_copy(s);
+    ck_assert_int_eq(run(s, 7, "{\"op\": \"patch\", \"set\": {\"colour\": 1}}", &r), 400);
+    ck_assert_str_eq(str(json_object_get(r.body, "error"), "code"), "bad_request");
+    ck_assert(json_equal(before, s));
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 7, "{\"op\": \"explode\"}", &r), 400);
+    oh_convstate_result_clear(&r);
+    json_decref(before);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(claims_and_if_match)
+{
+    json_t *s = oh_convstate_new("u1");
+    struct oh_convstate_result r;
+    ck_assert_int_eq(run(s, 3,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"alice\"}}",
+                         &r),
+                     200);
+    ck_assert_str_eq(str(r.changes, "assignee"), "alice");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"alice\"}}",
+                         &r),
+                     200);
+    ck_assert_ptr_null(r.changes);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 4,
+                         "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                         "\"bob\"}}",
+                         &r),
+                     409);
+    json_t *e = json_object_get(r.body, "error");
+    ck_assert_str_eq(str(e, "code"), "conflict");
+    ck_assert_str_eq(str(e, "assignee"), "alice");
+    ck_assert_str_eq(str(s, "assignee"), "alice");
+    oh_convstate_result_clear(&r);
+    /* If-Match: the head, else 412 with the head */
+    ck_assert_int_eq(
+        run(s, 4, "{\"op\": \"patch\", \"if_match\": 3, \"set\": {\"priority\": \"low\"}}", &r),
+        412);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r.body, "error"), "head")),
+                     4);
+    ck_assert_str_eq(str(s, "priority"), "normal");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(
+        run(s, 4, "{\"op\": \"patch\", \"if_match\": 4, \"set\": {\"priority\": \"low\"}}", &r),
+        200);
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(wake_and_inbound)
+{
+    json_t *s = oh_convstate_make("snoozed", "", "", "normal", "[]", 5000, "u1", 1);
+    struct oh_convstate_result r;
+    /* a wake for another snooze (snoozed again meanwhile) changes nothing */
+    ck_assert_int_eq(run(s, 1, "{\"op\": \"wake\", \"until\": 4000}", &r), 200);
+    ck_assert_ptr_null(r.changes);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 1, "{\"op\": \"wake\", \"until\": 5000}", &r), 200);
+    ck_assert_str_eq(r.reason, "snooze_expired");
+    ck_assert_str_eq(str(s, "status"), "open");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 1, "{\"op\": \"wake\", \"until\": 5000}", &r), 200); /* again */
+    ck_assert_ptr_null(r.changes);
+    oh_convstate_result_clear(&r);
+    /* open stays open; pending re-opens in the episode; resolved starts one */
+    ck_assert_ptr_null(oh_convstate_inbound(s));
+    json_object_set_new(s, "status", json_string("pending"));
+    json_t *c = oh_convstate_inbound(s);
+    ck_assert_str_eq(str(c, "status"), "open");
+    ck_assert_ptr_null(json_object_get(c, "episode"));
+    json_decref(c);
+    json_object_set_new(s, "status", json_string("resolved"));
+    c = oh_convstate_inbound(s);
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "episode")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "episode")), 2);
+    json_decref(c);
+    json_decref(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("convstate");
+    TCase *tc = tcase_create("reducer");
+    tcase_add_test(tc, new_state_is_open);
+    tcase_add_test(tc, patch_checks);
+    tcase_add_test(tc, patch_applies_and_reports_changes);
+    tcase_add_test(tc, claims_and_if_match);
+    tcase_add_test(tc, wake_and_inbound);
+    suite_add_tcase(s, tc);
+    return oh_test_run(s);
+}
