@@ -32,3 +32,43 @@ def test_get_one_conversation(omnihub):
     assert d.request("GET", f"/v1/conversations/{conv}", token=stranger).status_code == 403
     assert d.request("GET", f"/v1/conversations/{conv}").status_code == 401
     assert d.request("DELETE", f"/v1/conversations/{conv}", token=agent).status_code == 405
+
+
+def test_state_changes_as_a_customer_and_the_agent_list_see_them(omnihub):
+    """After the merge of state and visibility: a customer sees a claim and a
+    priority change as placeholders, a resolve reduced to its status, and can
+    change nothing; GET /v1/agents counts the claimed conversation."""
+    from test_desk_signals import customer_conversation, raw_history
+    d = omnihub()
+    cust = d.customer_token("hank")
+    conv = customer_conversation(d, cust)
+    agent = d.agent_token("agent-zq9x")
+    assert d.request("POST", f"/v1/conversations/{conv}/claim", token=agent).status_code == 200
+    r = d.request("PATCH", f"/v1/conversations/{conv}", {"priority": "high"}, token=agent)
+    assert r.status_code == 200 and r.json()["priority"] == "high", r.text
+    assert d.request("PATCH", f"/v1/conversations/{conv}", {"status": "pending"},
+                     token=cust).status_code == 403
+    assert d.request("POST", f"/v1/conversations/{conv}/claim", token=cust).status_code == 403
+    # GET /v1/agents lists agents that connected over WebSocket; open_assigned
+    # comes from the store, so it is checked on the one who claimed if listed
+    r = d.request("GET", "/v1/agents", token=agent)
+    assert r.status_code == 200, r.text
+    for a in r.json()["agents"]:
+        if a["id"] == "agent-zq9x":
+            assert a["open_assigned"] == 1
+    r = d.request("PATCH", f"/v1/conversations/{conv}", {"status": "resolved"}, token=agent)
+    assert r.status_code == 200, r.text
+    head = r.json()["head"]
+    raw, events = raw_history(d, conv, cust)
+    assert [e["seq"] for e in events] == list(range(1, head + 1))
+    types = [e["type"] for e in events]
+    assert types[1:3] == ["omnihub.internal", "omnihub.internal"], types
+    last = events[-1]
+    assert last["type"] == "omnihub.conversation.updated"
+    assert last["data"]["state"] == {"status": "resolved"}
+    assert b"agent-zq9x" not in raw and b"\"high\"" not in raw
+    for e in events:
+        validate_event(e)
+    # the agent sees them whole
+    full = d.history(conv, token=agent)
+    assert full[1]["data"]["state"]["assignee"] == "agent-zq9x"
