@@ -31,6 +31,8 @@ enum pg_stmt {
     P_EPOCH_GET,
     P_VERIFY,
     P_PING,
+    P_REV_GET,
+    P_CHANGES,
     P_COUNT
 };
 
@@ -71,6 +73,12 @@ void oh_pg_pool_free(struct oh_pg_pool *p);
  * otherwise. */
 int oh_pg_exec(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *vals,
                PGresult **res, bool retry);
+
+/* Like oh_pg_exec, for SQL built at run time (the inbox's list, whose
+ * clauses follow its filters): sent unnamed, so each run is planned for
+ * its own parameters. */
+int oh_pg_exec_sql(struct oh_pg_pool *p, const char *sql, int n, const char *const *vals,
+                   PGresult **res, bool retry);
 
 /* Brings the schema of the database at DSN up to date: takes a session
  * advisory lock so concurrent starts apply each migration once. */
