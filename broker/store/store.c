@@ -206,6 +206,11 @@ int oh_store_state_rank(const char *state)
 
 int oh_store_pos_parse(const char *s, int64_t *revs, int n)
 {
+    if (strcmp(s, "r0") == 0) { /* the beginning, whatever the number of shards */
+        for (int i = 0; i < n; i++)
+            revs[i] = 0;
+        return 0;
+    }
     if (*s++ != 'r') return OH_EINVAL;
     for (int i = 0; i < n; i++) {
         if (*s < '0' || *s > '9') return OH_EINVAL;

@@ -178,7 +178,8 @@ typedef int (*oh_store_list_fn)(void *opaque, const struct oh_conversation *c, i
 int oh_store_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque);
 
 /* Conversations changed after the store position AFTER (a string this
- * function handed out as NEXT; "" = now: nothing is returned), in change
+ * function handed out as NEXT; "" = now: nothing is returned; "r0" = the
+ * beginning), in change
  * order, at most LIMIT per call; NEXT (>= OH_STORE_POS_MAX bytes) gets the
  * position after the last one returned (AFTER itself when none). Call
  * again with NEXT until fewer than LIMIT come. A change committed later
