@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from test_hostile import frame, ws_open, ws_read
+from test_kafka import cluster  # noqa: F401  (fixture; it takes pg from here)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pg_server import PgServer  # noqa: E402
@@ -278,4 +279,43 @@ def test_star_resumes_from_a_cursor(store):
     s.sendall(frame(1, json.dumps({"type": "subscribe", "conversation": "*",
                                    "cursor": ""}).encode()))
     assert read_json(s)["type"] == "error"
+    s.close()
+
+
+def test_kafka_roles_list_search_subject_and_resume(cluster):
+    """Kafka mode, gateway and sync in separate processes: the list (q over a text and an
+    email subject; the subject event is produced onto the events topic as the email
+    connector would), and "*" resumed on the gateway from what sync materialized."""
+    gw = cluster.start("gateway", "gateway")
+    cluster.start("sync", "sync1")
+    me = gw.agent_token("agent-1")
+    convs = post_all(gw, [msg(f"k{i}", f"kc{i}", f"parcel number {i}") for i in range(6)])
+    wait_heads(gw, me, {c: 1 for c in convs})
+    _, sub, s = resume(gw, me, "")
+    s.close()
+    conv = "conv-email-desk-list"
+    ev = {"specversion": "1.0", "id": "e_desk_list_email_1", "source": "omnihub/email",
+          "type": "omnihub.message.inbound", "time": "2026-12-03T10:00:00Z", "subject": conv,
+          "datacontenttype": "application/json",
+          "data": {"conversation_id": conv, "channel": "email", "account": "support@acme.test",
+                   "direction": "inbound", "contact": {"id": "ann@example.test", "name": "Ann"},
+                   "message_id": "<m1@example.test>", "kind": "email",
+                   "subject": "Quarterly invoice overdue", "text": "see the attachment"}}
+    subprocess.run(["kcat", "-b", cluster.mock.bootstrap, "-t", "omnihub.events", "-P",
+                    "-k", conv, "-H", "ce_type=omnihub.message.inbound", "-H",
+                    f"ce_subject={conv}"], input=json.dumps(ev).encode(), check=True,
+                   timeout=60)
+    assert post_all(gw, [msg("k0-b", "kc0", "second")]) == [convs[0]]
+    wait_heads(gw, me, {conv: 1, convs[0]: 2})
+    assert ids(gw, me, "q=invoice") == {conv}  # the subject
+    assert ids(gw, me, "q=attachment") == {conv}  # the text
+    assert ids(gw, me, "q=parcel+3") == {convs[3]}
+    assert ids(gw, me, "q=invoice&channel=api:shop") == set()
+    page = listing(gw, me, "limit=4")
+    rest = listing(gw, me, f"limit=4&cursor={page['next_cursor']}")
+    assert rest["next_cursor"] is None
+    both = [c["conversation_id"] for c in page["conversations"] + rest["conversations"]]
+    assert sorted(both) == sorted(convs + [conv])
+    got, _, s = resume(gw, me, sub["cursor"])
+    assert {c["conversation_id"] for c in got} == {conv, convs[0]}
     s.close()
