@@ -83,12 +83,18 @@ static const char *const list_other[] = {"limit", "updated_after", "cursor"};
 /* A page cursor: base64url of "<created_ms>:<id>", the last row's key. */
 #define LIST_CURSOR_MAX (4 * ((24 + OH_ID_MAX + 2) / 3) + 1)
 
+struct list_row {
+    int64_t updated_ms;
+    char id[OH_ID_MAX];
+    json_t *o;
+};
+
 struct list_req {
     char str[L_NSTR][512];
     bool has[L_NSTR];
     struct oh_store_filter f;
     char before_id[OH_ID_MAX];
-    json_t *rows;
+    struct list_row *rows; /* the page, in the store's (keyset) order */
     int n;
     int64_t last_created;
     char last_id[OH_ID_MAX];
@@ -99,8 +105,19 @@ struct list_req {
 static void list_req_free(void *p)
 {
     struct list_req *l = p;
-    json_decref(l->rows);
+    for (int i = 0; l->rows && i < l->n; i++)
+        json_decref(l->rows[i].o);
+    free(l->rows);
     free(l);
+}
+
+/* Most recently updated first, ties by id descending (the list's order
+ * before it had pages, kept within each page). */
+static int row_cmp(const void *a, const void *b)
+{
+    const struct list_row *x = a, *y = b;
+    if (x->updated_ms != y->updated_ms) return x->updated_ms > y->updated_ms ? -1 : 1;
+    return -strcmp(x->id, y->id);
 }
 
 static int list_row(void *opaque, const struct oh_conversation *c, int64_t read_seq)
@@ -111,8 +128,11 @@ static int list_row(void *opaque, const struct oh_conversation *c, int64_t read_
         return 1;
     }
     json_t *o = gw_conversation_json(c, c->head > read_seq ? c->head - read_seq : 0);
-    if (!o || json_array_append_new(l->rows, o)) return OH_ENOMEM;
-    l->n++;
+    if (!o) return OH_ENOMEM;
+    struct list_row *row = &l->rows[l->n++];
+    row->o = o;
+    row->updated_ms = c->updated_ms;
+    snprintf(row->id, sizeof row->id, "%s", c->id);
     l->last_created = c->created_ms;
     snprintf(l->last_id, sizeof l->last_id, "%s", c->id);
     return 0;
@@ -122,22 +142,30 @@ static void list_work(void *opaque)
 {
     struct req *r = opaque;
     struct list_req *l = r->state;
-    int rc =
-        (l->rows = json_array()) ? oh_store_list(r->gw->hub->store, &l->f, list_row, l) : OH_ENOMEM;
+    int rc = (l->rows = calloc((size_t)l->f.limit, sizeof *l->rows))
+                 ? oh_store_list(r->gw->hub->store, &l->f, list_row, l)
+                 : OH_ENOMEM;
+    json_t *arr = rc == 0 ? json_array() : NULL;
+    if (rc == 0 && !arr) rc = OH_ENOMEM;
+    if (rc) {
+        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
+                       "store: %s", oh_strerror(rc));
+        gw_complete(r);
+        return;
+    }
     json_t *next = json_null();
-    if (rc == 0 && l->more) {
+    if (l->more) {
         char key[24 + OH_ID_MAX + 2], enc[LIST_CURSOR_MAX];
         int n = snprintf(key, sizeof key, "%lld:%s", (long long)l->last_created, l->last_id);
         oh_base64url((const uint8_t *)key, (size_t)n, enc);
         next = json_string(enc);
     }
-    if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
-    } else {
-        gw_reply_json(r, 200,
-                      json_pack("{s:O, s:o}", "conversations", l->rows, "next_cursor", next));
+    qsort(l->rows, (size_t)l->n, sizeof *l->rows, row_cmp);
+    for (int i = 0; i < l->n; i++) {
+        json_array_append_new(arr, l->rows[i].o);
+        l->rows[i].o = NULL;
     }
+    gw_reply_json(r, 200, json_pack("{s:o, s:o}", "conversations", arr, "next_cursor", next));
     gw_complete(r);
 }
 

@@ -185,6 +185,8 @@ def test_paging_while_conversations_change_returns_each_once(store):
     while True:
         page = listing(d, me, "limit=40" + (f"&cursor={cur}" if cur else ""))
         assert len(page["conversations"]) <= 40
+        updated = [c["updated_at"] for c in page["conversations"]]
+        assert updated == sorted(updated, reverse=True)  # within a page: last updated first
         seen += [c["conversation_id"] for c in page["conversations"]]
         pages += 1
         # between pages: 13 of the 100 get a new message, and a new conversation appears
