@@ -804,17 +804,20 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
 {
     struct pg_store *s = (struct pg_store *)st;
     struct pg_query q = {.len = 0};
-    qraw(&q, "SELECT " CONV_COLS ", ");
+    /* the reader's cursors are looked up for the page only, outside the
+     * inner query (inside, PostgreSQL evaluates them for every match before
+     * the sort) */
+    qraw(&q, "SELECT x.*, ");
     if (f->reader) {
         qadd(&q,
-             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = c.id "
+             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = x.id "
              "AND k.user_id = $%d ",
              f->reader, 0);
         qadd(&q, "AND k.role IN ($%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
     } else {
         qraw(&q, "0");
     }
-    qraw(&q, " FROM conversations c WHERE true");
+    qraw(&q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
     const struct {
         const char *v, *sql;
     } eq[] = {{f->status, " AND c.status = $%d"},
@@ -824,8 +827,11 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
               {f->channel, " AND c.channel = $%d"},
               {f->contact_id, " AND c.contact_id = $%d"},
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
-              {f->q, " AND c.id IN (SELECT conversation_id FROM search "
-                     "WHERE tsv @@ plainto_tsquery('simple', $%d))"}};
+              /* an InitPlan: the GIN index finds the matches first (as a
+               * semi-join under the LIMIT, the planner probed the search
+               * table once per conversation for a rare word: seconds) */
+              {f->q, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
+                     "WHERE tsv @@ plainto_tsquery('simple', $%d)))"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
         if (eq[i].v) qadd(&q, eq[i].sql, eq[i].v, 0);
     if (f->updated_after_ms) qadd(&q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
@@ -833,7 +839,8 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
         qadd(&q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
         qadd(&q, "$%d::text COLLATE \"C\")", f->before_id, 0);
     }
-    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d", NULL, f->limit);
+    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
+    qraw(&q, " ORDER BY x.created_ms DESC, x.id DESC");
     if (q.len >= sizeof q.sql - 1) return OH_EIO;
     PGresult **res = calloc((size_t)s->nshards, sizeof *res);
     int *at = calloc((size_t)s->nshards, sizeof *at);

@@ -942,17 +942,20 @@ static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
     struct sq_store *s = (struct sq_store *)st;
     struct sq_query q = {.len = 0};
     char *fts = NULL;
-    qraw(&q, "SELECT " CONV_COLS ", ");
+    /* the reader's cursors are looked up for the page only, outside the
+     * inner query (inside, PostgreSQL evaluates them for every match before
+     * the sort) */
+    qraw(&q, "SELECT x.*, ");
     if (f->reader) {
         qadd(&q,
-             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = c.id "
+             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = x.id "
              "AND k.user_id = ?%d ",
              f->reader, 0);
         qadd(&q, "AND k.role IN (?%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
     } else {
         qraw(&q, "0");
     }
-    qraw(&q, " FROM conversations c WHERE 1");
+    qraw(&q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE 1");
     const struct {
         const char *v, *sql;
     } eq[] = {{f->status, " AND c.status = ?%d"},
@@ -976,7 +979,8 @@ static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
         qadd(&q, " AND (c.created_ms < ?%d OR (c.created_ms = ?%d ", NULL, f->before_created_ms);
         qadd(&q, "AND c.id < ?%d))", f->before_id, 0);
     }
-    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT ?%d", NULL, f->limit);
+    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT ?%d) x", NULL, f->limit);
+    qraw(&q, " ORDER BY x.created_ms DESC, x.id DESC");
     struct sq_conn *c = sq_reader(s);
     if (!c) {
         free(fts);
