@@ -800,24 +800,31 @@ static bool list_before(PGresult *a, int ra, PGresult *b, int rb)
     return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
 }
 
-static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
+/* Words matched by at most this many messages are looked up first (an
+ * InitPlan over the GIN index, then the conversations by id); more common
+ * ones are checked while walking the conversations newest first, which
+ * soon finds a page of them. Either plan alone takes seconds at a million
+ * conversations on the other kind of word (EXPLAIN in the commit log). */
+#define Q_RARE 2000 /* also in the probe's LIMIT, pg_list */
+
+/* The list's SQL into Q; RARE picks how q is matched (above). */
+static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool rare)
 {
-    struct pg_store *s = (struct pg_store *)st;
-    struct pg_query q = {.len = 0};
+    *q = (struct pg_query){.len = 0};
     /* the reader's cursors are looked up for the page only, outside the
      * inner query (inside, PostgreSQL evaluates them for every match before
      * the sort) */
-    qraw(&q, "SELECT x.*, ");
+    qraw(q, "SELECT x.*, ");
     if (f->reader) {
-        qadd(&q,
+        qadd(q,
              "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = x.id "
              "AND k.user_id = $%d ",
              f->reader, 0);
-        qadd(&q, "AND k.role IN ($%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
+        qadd(q, "AND k.role IN ($%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
     } else {
-        qraw(&q, "0");
+        qraw(q, "0");
     }
-    qraw(&q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
+    qraw(q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
     const struct {
         const char *v, *sql;
     } eq[] = {{f->status, " AND c.status = $%d"},
@@ -827,30 +834,54 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
               {f->channel, " AND c.channel = $%d"},
               {f->contact_id, " AND c.contact_id = $%d"},
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
-              /* an InitPlan: the GIN index finds the matches first (as a
-               * semi-join under the LIMIT, the planner probed the search
-               * table once per conversation for a rare word: seconds) */
-              {f->q, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
-                     "WHERE tsv @@ plainto_tsquery('simple', $%d)))"}};
+              {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
+                                   "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
+              {rare ? NULL : f->q, " AND c.id IN (SELECT conversation_id FROM search "
+                                   "WHERE tsv @@ plainto_tsquery('simple', $%d))"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
-        if (eq[i].v) qadd(&q, eq[i].sql, eq[i].v, 0);
-    if (f->updated_after_ms) qadd(&q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
+        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
+    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
     if (f->before_id) {
-        qadd(&q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
-        qadd(&q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
+        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
     }
-    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
-    qraw(&q, " ORDER BY x.created_ms DESC, x.id DESC");
-    if (q.len >= sizeof q.sql - 1) return OH_EIO;
+    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
+    qraw(q, " ORDER BY x.created_ms DESC, x.id DESC");
+}
+
+/* Runs SQL on shard I (its replica when there is one and it answers). */
+static int list_exec(struct pg_store *s, int i, const char *sql, int n, const char *const *vals,
+                     PGresult **res)
+{
+    if (s->replica) {
+        int rc = oh_pg_exec_sql(s->replica, sql, n, vals, res, true);
+        if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) return rc;
+    }
+    return oh_pg_exec_sql(s->shards[i], sql, n, vals, res, true);
+}
+
+static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct pg_query q;
     PGresult **res = calloc((size_t)s->nshards, sizeof *res);
     int *at = calloc((size_t)s->nshards, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
     for (int i = 0; rc == 0 && i < s->nshards; i++) {
-        if (s->replica) {
-            rc = oh_pg_exec_sql(s->replica, q.sql, q.n, q.vals, &res[i], true);
-            if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) continue;
+        bool rare = false;
+        if (f->q) { /* how common is it here? */
+            PGresult *r;
+            const char *v[] = {f->q};
+            rc = list_exec(s, i,
+                           "SELECT count(*) FROM (SELECT 1 FROM search WHERE tsv @@ "
+                           "plainto_tsquery('simple', $1) LIMIT 2000) m",
+                           1, v, &r);
+            if (rc) break;
+            rare = strtoll(PQgetvalue(r, 0, 0), NULL, 10) < Q_RARE;
+            PQclear(r);
         }
-        rc = oh_pg_exec_sql(s->shards[i], q.sql, q.n, q.vals, &res[i], true);
+        list_sql(&q, f, rare);
+        rc = q.len < sizeof q.sql - 1 ? list_exec(s, i, q.sql, q.n, q.vals, &res[i]) : OH_EIO;
     }
     for (int emitted = 0; rc == 0 && emitted < f->limit; emitted++) {
         int best = -1;

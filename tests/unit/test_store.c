@@ -630,6 +630,33 @@ START_TEST(t_inbox)
     ck_assert_int_eq(l.n, 2);
     ck_assert_str_ne(l.id[0], l.id[1]);
     ck_assert_int_eq(oh_store_changes(st, "bogus", 1, inbox_change, &l, p1), OH_EINVAL);
+
+    /* a word in more messages than PostgreSQL looks up first (Q_RARE): the
+     * other plan, same answer */
+    enum { NCOMMON = 2100 };
+    json_t **many = calloc(NCOMMON, sizeof *many);
+    struct oh_store_item *mitems = calloc(NCOMMON, sizeof *mitems);
+    for (int i = 0; i < NCOMMON; i++) {
+        char id[32], conv[32], mid[32];
+        snprintf(id, sizeof id, "e_many%d", i);
+        snprintf(conv, sizeof conv, "c_many%02d", i % 21);
+        snprintf(mid, sizeof mid, "mm%d", i);
+        many[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + i, mid);
+        set_data(many[i], "text", json_string("a common word"));
+    }
+    ck_assert_int_eq(put(mitems, many, NCOMMON, 100, NULL), 0);
+    free(many);
+    free(mitems);
+    f = (struct oh_store_filter){.limit = 8, .q = "common words"};
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 0);
+    f.q = "Common";
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 8);
+    for (int i = 0; i < 8; i++)
+        ck_assert(strncmp(l.id[i], "c_many", 6) == 0);
     ck_assert_int_eq(oh_store_changes(st, "r1.2.3", 1, inbox_change, &l, p1), OH_EINVAL);
 }
 END_TEST
