@@ -1,5 +1,6 @@
 /* omnihubctl.c - the command-line companion of omnihubd: normalize provider
- * payloads offline, mint tokens, sign bodies, tail the stream, watch lag. */
+ * payloads offline, mint tokens, sign bodies, tail the stream, watch lag,
+ * measure the triage scorer. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "lag.h"
 #include "log/log.h"
 #include "scaffold.h"
+#include "triage_eval.h"
 
 #define CTL_MAX_INPUT (16u << 20)
 
@@ -29,7 +31,9 @@ static const struct {
      "object a line, without a running daemon. Bad input: one line on stderr,\n"
      "exit 2. CH is a channel below or api:<name>; A the account (default: the\n"
      "one in the payload)."},
-    {"token", "token --secret S --sub ID [--role customer|agent] [--device D] [--ttl SECONDS]",
+    {"token",
+     "token --secret S --sub ID [--role customer|agent|admin] [--device D] [--ttl SECONDS]\n"
+     "      [--name NAME] [--team T]...",
      "Prints an HS256 bearer token signed with S (the daemon's auth.jwt_secret)\n"
      "for user or agent ID; the role defaults to customer, the lifetime to 3600 s."},
     {"sign", "sign --secret S",
@@ -57,6 +61,17 @@ static const struct {
      "registration lines, from tools/templates/connector/. NAME matches\n"
      "[a-z][a-z0-9_]{1,30} and is not taken; nothing is written if a file exists.\n"
      "Exit status: 0 created, 1 failed, 2 usage, bad or taken name."},
+    {"triage-eval", "triage-eval [--misses] [--bench] FILE.tsv",
+     "Scores every message of FILE.tsv (columns: text, frustrated 0/1, priority\n"
+     "urgent|high|normal|low, wants_human 0/1, language; tab-separated, \"\\n\" in\n"
+     "the text for a newline; a header line is skipped) with the triage scorer\n"
+     "and prints precision, recall and F1 per label, the priority macro-F1, the\n"
+     "language accuracy and the priority confusion matrix. --misses lists each\n"
+     "wrongly scored message first; --bench adds the median CPU time per message.\n"
+     "Exit status: 0 scored, 1 unreadable or malformed file, 2 usage."},
+    {"triage", "triage [--subject S]",
+     "One message text on stdin (and the email subject S) -> the triage result as\n"
+     "JSON: {frustrated, sentiment, priority, wants_human, language}."},
 };
 
 static void usage(FILE *out)
@@ -167,8 +182,11 @@ static int cmd_token(int argc, char **argv)
     static const struct option opts[] = {
         {"secret", required_argument, NULL, 's'}, {"sub", required_argument, NULL, 'u'},
         {"role", required_argument, NULL, 'r'},   {"device", required_argument, NULL, 'd'},
-        {"ttl", required_argument, NULL, 't'},    {NULL, 0, NULL, 0}};
-    const char *secret = NULL, *sub = NULL, *role = "customer", *device = NULL;
+        {"ttl", required_argument, NULL, 't'},    {"name", required_argument, NULL, 'n'},
+        {"team", required_argument, NULL, 'T'},   {NULL, 0, NULL, 0}};
+    const char *secret = NULL, *sub = NULL, *role = "customer", *device = NULL, *name = NULL;
+    const char *teams[OH_AUTH_TEAMS_MAX];
+    int nteams = 0;
     long ttl = 3600;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -178,6 +196,14 @@ static int cmd_token(int argc, char **argv)
         case 'r': role = optarg; break;
         case 'd': device = optarg; break;
         case 't': ttl = strtol(optarg, NULL, 10); break;
+        case 'n': name = optarg; break;
+        case 'T':
+            if (nteams == OH_AUTH_TEAMS_MAX) {
+                fprintf(stderr, "omnihubctl token: at most %d --team\n", OH_AUTH_TEAMS_MAX);
+                return 2;
+            }
+            teams[nteams++] = optarg;
+            break;
         default: return 2;
         }
     }
@@ -185,11 +211,11 @@ static int cmd_token(int argc, char **argv)
         fprintf(stderr, "omnihubctl token: --secret and --sub are required\n");
         return 2;
     }
-    if (strcmp(role, "customer") && strcmp(role, "agent")) {
-        fprintf(stderr, "omnihubctl token: --role must be customer or agent\n");
+    if (strcmp(role, "customer") && strcmp(role, "agent") && strcmp(role, "admin")) {
+        fprintf(stderr, "omnihubctl token: --role must be customer, agent or admin\n");
         return 2;
     }
-    char *tok = oh_auth_issue(secret, sub, role, device, ttl);
+    char *tok = oh_auth_issue_claims(secret, sub, role, device, ttl, name, teams, nteams);
     if (!tok) {
         fprintf(stderr, "omnihubctl token: cannot issue a token\n");
         return 1;
@@ -365,6 +391,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);
+    if (!strcmp(cmd, "triage-eval")) return oh_triage_eval_cmd(argc, argv);
+    if (!strcmp(cmd, "triage")) return oh_triage_cmd(argc, argv);
     fprintf(stderr, "omnihubctl: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

@@ -91,6 +91,85 @@ static bool audience_ok(jwt_t *jwt, const char *want)
     return ok;
 }
 
+/* The claim NAME as JSON (a new reference), NULL when absent. */
+static json_t *claim(jwt_t *jwt, const char *name)
+{
+    char *text = jwt_get_grants_json(jwt, name);
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    free(text);
+    return v;
+}
+
+/* A string of 1..MAX-1 bytes without control characters (names and ids
+ * end up in JSON answers, logs and the UI). */
+static bool plain_string(const json_t *v, size_t max)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= max)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)json_string_value(v); *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return false;
+    return true;
+}
+
+/* Loosely: one '@' with something on either side, no spaces. */
+static bool email_ok(const json_t *v)
+{
+    if (!plain_string(v, OH_AUTH_EMAIL_MAX)) return false;
+    const char *s = json_string_value(v), *at = strchr(s, '@');
+    return at && at != s && at[1] && !strchr(at + 1, '@') && !strchr(s, ' ');
+}
+
+/* E.164: '+' and 2..15 digits. */
+static bool phone_ok(const json_t *v)
+{
+    if (!plain_string(v, OH_AUTH_PHONE_MAX)) return false;
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    return s[0] == '+' && n >= 3 && n <= 16 && strspn(s + 1, "0123456789") == n - 1;
+}
+
+/* The optional claims into OUT; OH_EAUTH with a reason when one of them
+ * has the wrong type or passes its bound. */
+static int optional_claims(jwt_t *jwt, struct oh_principal *out, char *err, size_t errlen)
+{
+    json_t *name = claim(jwt, "name"), *teams = claim(jwt, "teams");
+    json_t *email = claim(jwt, "email"), *phone = claim(jwt, "phone");
+    int rc = OH_EAUTH;
+    size_t i;
+    json_t *t;
+    if (name && !plain_string(name, sizeof out->name)) {
+        oh_errf(err, errlen, "token name must be a string of 1..%d bytes", OH_AUTH_NAME_MAX - 1);
+    } else if (teams && (!json_is_array(teams) || json_array_size(teams) > OH_AUTH_TEAMS_MAX)) {
+        oh_errf(err, errlen, "token teams must be an array of at most %d team ids",
+                OH_AUTH_TEAMS_MAX);
+    } else if (email && !email_ok(email)) {
+        oh_errf(err, errlen, "token email is not an address");
+    } else if (phone && !phone_ok(phone)) {
+        oh_errf(err, errlen, "token phone is not an E.164 number");
+    } else {
+        rc = OH_OK;
+        json_array_foreach(teams, i, t)
+        {
+            if (!plain_string(t, OH_AUTH_TEAM_MAX)) {
+                oh_errf(err, errlen, "token teams[%zu] must be a string of 1..%d bytes", i,
+                        OH_AUTH_TEAM_MAX - 1);
+                rc = OH_EAUTH;
+                break;
+            }
+            snprintf(out->teams[i], sizeof out->teams[i], "%s", json_string_value(t));
+            out->nteams = (int)i + 1;
+        }
+        if (name) snprintf(out->name, sizeof out->name, "%s", json_string_value(name));
+        if (email) snprintf(out->email, sizeof out->email, "%s", json_string_value(email));
+        if (phone) snprintf(out->phone, sizeof out->phone, "%s", json_string_value(phone));
+    }
+    json_decref(name);
+    json_decref(teams);
+    json_decref(email);
+    json_decref(phone);
+    return rc;
+}
+
 /* The key and libjwt algorithm for the token header H, or an error:
  * each algorithm is checked only with its own kind of key. */
 static int pick_key(const oh_auth *a, json_t *h, const unsigned char **key, int *keylen,
@@ -163,28 +242,32 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
     long exp = jwt_get_grant_int(jwt, "exp");
     if (!sub || !*sub || strlen(sub) >= sizeof out->sub) {
         oh_errf(err, errlen, "token lacks sub");
-    } else if (!role || (strcmp(role, "customer") && strcmp(role, "agent"))) {
-        oh_errf(err, errlen, "token role must be customer or agent");
+    } else if (!role ||
+               (strcmp(role, "customer") && strcmp(role, "agent") && strcmp(role, "admin"))) {
+        oh_errf(err, errlen, "token role must be customer, agent or admin");
     } else if (errno || exp <= 0) {
         oh_errf(err, errlen, "token lacks exp");
     } else if (exp <= now_s) {
         oh_errf(err, errlen, "token expired");
     } else if (not_yet(jwt, "nbf", now_s) || not_yet(jwt, "iat", now_s)) {
         oh_errf(err, errlen, "token not valid yet (nbf or iat in the future)");
-    } else if (a->issuer && (!jwt_get_grant(jwt, "iss") ||
-                             strcmp(jwt_get_grant(jwt, "iss"), a->issuer) != 0)) {
+    } else if (a->issuer &&
+               (!jwt_get_grant(jwt, "iss") || strcmp(jwt_get_grant(jwt, "iss"), a->issuer) != 0)) {
         oh_errf(err, errlen, "token issuer (iss) is not auth.issuer");
     } else if (a->audience && !audience_ok(jwt, a->audience)) {
         oh_errf(err, errlen, "token audience (aud) does not include auth.audience");
     } else if (device && strlen(device) >= sizeof out->device) {
         oh_errf(err, errlen, "token device too long");
-    } else {
+    } else if (optional_claims(jwt, out, err, errlen) == OH_OK) {
         snprintf(out->sub, sizeof out->sub, "%s", sub);
         snprintf(out->device, sizeof out->device, "%s", device && *device ? device : "default");
-        out->role = strcmp(role, "agent") == 0 ? OH_ROLE_AGENT : OH_ROLE_CUSTOMER;
+        out->role = strcmp(role, "agent") == 0   ? OH_ROLE_AGENT
+                    : strcmp(role, "admin") == 0 ? OH_ROLE_ADMIN
+                                                 : OH_ROLE_CUSTOMER;
         out->exp = exp;
         rc = OH_OK;
     }
+    if (rc) memset(out, 0, sizeof *out); /* no half-filled principal */
     jwt_free(jwt);
     return rc;
 }
@@ -192,25 +275,52 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
 char *oh_auth_issue(const char *secret, const char *sub, const char *role, const char *device,
                     int64_t ttl_s)
 {
+    return oh_auth_issue_claims(secret, sub, role, device, ttl_s, NULL, NULL, 0);
+}
+
+char *oh_auth_issue_claims(const char *secret, const char *sub, const char *role,
+                           const char *device, int64_t ttl_s, const char *name,
+                           const char *const *teams, int nteams)
+{
     jwt_t *jwt = NULL;
-    char *out = NULL;
-    if (jwt_new(&jwt) != 0) return NULL;
+    char *out = NULL, *extra = NULL;
+    json_t *o = json_object();
+    if (o && name) json_object_set_new(o, "name", json_string(name));
+    if (o && nteams > 0) {
+        json_t *arr = json_array();
+        for (int i = 0; arr && i < nteams; i++)
+            json_array_append_new(arr, json_string(teams[i]));
+        json_object_set_new(o, "teams", arr);
+    }
+    extra = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!extra || jwt_new(&jwt) != 0) {
+        free(extra);
+        return NULL;
+    }
     if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0 &&
         jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "role", role) == 0 &&
         (!device || jwt_add_grant(jwt, "device", device) == 0) &&
-        jwt_add_grant_int(jwt, "exp", (long)(oh_now_ms() / 1000 + ttl_s)) == 0)
+        jwt_add_grant_int(jwt, "exp", (long)(oh_now_ms() / 1000 + ttl_s)) == 0 &&
+        jwt_add_grants_json(jwt, extra) == 0)
         out = jwt_encode_str(jwt);
+    free(extra);
     jwt_free(jwt);
     return out;
 }
 
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv)
 {
-    if (p->role == OH_ROLE_AGENT) return true;
+    if (oh_auth_is_agent(p)) return true;
     return p->owns[0] && strcmp(p->owns, conv) == 0;
+}
+
+bool oh_auth_is_agent(const struct oh_principal *p)
+{
+    return p->role == OH_ROLE_AGENT || p->role == OH_ROLE_ADMIN;
 }
 
 const char *oh_auth_role_name(enum oh_role role)
 {
-    return role == OH_ROLE_AGENT ? "agent" : "customer";
+    return role == OH_ROLE_AGENT ? "agent" : role == OH_ROLE_ADMIN ? "admin" : "customer";
 }

@@ -1,5 +1,6 @@
 /* auth.h - bearer tokens: JWTs signed HS256 with auth.jwt_secret, or RS256
- * / ES256 with a key of auth.jwks_file; claims sub, role, device, exp. */
+ * / ES256 with a key of auth.jwks_file; claims sub, role, device, exp, and
+ * the optional name, teams, email and phone. */
 #ifndef OH_AUTH_H
 #define OH_AUTH_H
 
@@ -7,13 +8,31 @@
 #include "core/event.h"
 #include "core/oh.h"
 
-enum oh_role { OH_ROLE_CUSTOMER, OH_ROLE_AGENT };
+/* An admin may do all an agent may (oh_auth_is_agent), plus what is
+ * admin-only (the knowledge base, every report). */
+enum oh_role { OH_ROLE_CUSTOMER, OH_ROLE_AGENT, OH_ROLE_ADMIN };
+
+/* Bounds of the optional claims: a token over them is refused (401), never
+ * cut, so two gateways never disagree about who a caller is. */
+#define OH_AUTH_NAME_MAX  128 /* "name", bytes with the NUL */
+#define OH_AUTH_TEAMS_MAX 16  /* entries of "teams" */
+#define OH_AUTH_TEAM_MAX  64  /* one team id, bytes with the NUL */
+#define OH_AUTH_EMAIL_MAX 255
+#define OH_AUTH_PHONE_MAX 33
 
 struct oh_principal {
     char sub[128];
     char device[128];
     enum oh_role role;
     int64_t exp; /* seconds since the epoch */
+    /* optional claims, "" / 0 when absent */
+    char name[OH_AUTH_NAME_MAX];
+    char teams[OH_AUTH_TEAMS_MAX][OH_AUTH_TEAM_MAX];
+    int nteams;
+    /* a customer's identifiers the token's issuer vouches for (verified;
+     * kept for contacts): an address with one '@', a number in E.164 */
+    char email[OH_AUTH_EMAIL_MAX];
+    char phone[OH_AUTH_PHONE_MAX];
     /* The conversation a customer owns, "" none: not a claim of the token
      * but what the channel serving customers derives from sub (the gateway
      * asks the connector that declares customer_conversation). */
@@ -56,12 +75,21 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
 /* Issues a token; caller frees the string. NULL on failure. */
 char *oh_auth_issue(const char *secret, const char *sub, const char *role, const char *device,
                     int64_t ttl_s);
+/* The same with the optional claims NAME (NULL: none) and TEAMS (NTEAMS
+ * strings; 0: no "teams" claim). */
+char *oh_auth_issue_claims(const char *secret, const char *sub, const char *role,
+                           const char *device, int64_t ttl_s, const char *name,
+                           const char *const *teams, int nteams);
 
-/* May P act on conversation CONV? Agents act on every conversation; a
- * customer on P->owns only (nothing when it is ""). */
+/* May P act on conversation CONV? Agents (and admins) act on every
+ * conversation; a customer on P->owns only (nothing when it is ""). */
 bool oh_auth_may_access(const struct oh_principal *p, const char *conv);
 
-/* "agent" or "customer": the role's name in tokens and in the store. */
+/* True for the roles that may do all an agent may: agent and admin. */
+bool oh_auth_is_agent(const struct oh_principal *p);
+
+/* "agent", "admin" or "customer": the role's name in tokens and in the
+ * store (an admin's read cursors are their own). */
 const char *oh_auth_role_name(enum oh_role role);
 
 #endif

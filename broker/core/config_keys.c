@@ -36,6 +36,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},
     {"ws.ping_interval", OH_CFG_INT, "30", "seconds between server pings"},
     {"ws.idle_timeout", OH_CFG_INT, "120", "seconds without any client frame before close"},
+    {"routing.capacity", OH_CFG_INT, "5",
+     "open conversations an agent is assigned at most (GET /v1/agents shows it)"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -63,6 +63,39 @@ bool oh_utf8_valid(const char *s, size_t len);
  * '?', so the text can go into JSON. */
 void oh_utf8_sanitize(char *s);
 
+/* ---- what a customer may see (visibility.c; CONTRACT part 2) ---- */
+
+#define OH_EV_ENRICHED       "omnihub.message.enriched" /* sequenced, internal */
+#define OH_EV_CONTACT_PREFIX "omnihub.contact."         /* contact events, internal */
+
+enum oh_visibility {
+    OH_VIS_ALL,      /* shown whole */
+    OH_VIS_REDUCED,  /* a status change to open/resolved: shown reduced to it */
+    OH_VIS_INTERNAL, /* shown as a placeholder */
+};
+/* What a customer may see of EV: internal are omnihub.conversation.*
+ * (but for a status change to open or resolved), omnihub.message.enriched,
+ * omnihub.contact.* and any event whose data.internal is true (an agent's
+ * private note). Agents see every event whole. */
+enum oh_visibility oh_event_visibility(const json_t *ev);
+/* True when a customer does not see EV whole. */
+bool oh_event_internal(const json_t *ev);
+/* What a customer gets in EV's place (a new reference): EV itself when it
+ * is shown whole; for a status change, EV with data reduced to
+ * conversation_id, channel, account, changes.status and state.status; else
+ * the placeholder {specversion, id, type "omnihub.internal", time, subject,
+ * seq, epoch}, which keeps the customer's seq dense. NULL when out of
+ * memory. */
+json_t *oh_event_for_customer(const json_t *ev);
+/* A cheap look at the stored text of an event (LEN bytes): false when it
+ * certainly is shown whole to customers (no internal type, no "internal"
+ * member), so that history pages pass most events on unparsed. */
+bool oh_event_text_maybe_internal(const char *json, size_t len);
+/* The text a customer gets for the stored event JSON (LEN bytes): 0 with
+ * *OUT NULL when the text is shown as it is, 0 with *OUT (caller frees) and
+ * *OUTLEN otherwise; OH_EINVAL when JSON does not parse, OH_ENOMEM. */
+int oh_event_customer_text(const char *json, size_t len, char **out, size_t *outlen);
+
 /* A growable list of events (owned references). */
 struct oh_event_list {
     json_t **ev;

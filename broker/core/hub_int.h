@@ -34,6 +34,9 @@ struct oh_hub {
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
     struct oh_gateway *gw;
     oh_handoff *handoff; /* NULL unless ingest and sync share the process */
+    /* the gateway's agent directory and presence (core/presence.h; the
+     * gateway owns it), NULL in a process without a gateway */
+    struct oh_presence *presence;
     atomic_bool stopping;
 };
 

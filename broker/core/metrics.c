@@ -65,6 +65,7 @@ static const struct {
     {"omnihub_ws_events_replayed_total", "events replayed to WebSocket clients on subscribe"},
     {"omnihub_ws_push_seconds", "time from an event's commit to its push to a client"},
     {"omnihub_ws_rate_limited_total", "WebSocket client messages over ws.rate"},
+    {"omnihub_ws_signals_total", "WebSocket typing and presence signals, by type and result"},
     {"omnihub_ws_slow_closes_total", "WebSocket clients closed for reading too slowly"},
     {"omnihub_ws_subscriptions_total", "WebSocket subscriptions, by result"},
 };

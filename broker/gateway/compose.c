@@ -179,7 +179,7 @@ static int reply_target(oh_store *st, const struct oh_conversation *c, const cha
  * fields the caller chose, as normalized and stored. */
 static void content_digest(const json_t *data, uint8_t out[OH_SHA256_LEN])
 {
-    static const char *const fields[] = {"text", "attachments", "template", "reply_to"};
+    static const char *const fields[] = {"text", "attachments", "template", "reply_to", "internal"};
     json_t *o = json_object();
     for (size_t i = 0; o && i < OH_ARRAY_SIZE(fields); i++) {
         json_t *v = json_object_get(data, fields[i]);
@@ -291,8 +291,9 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     const json_t *tmpl = json_object_get(body, "template");
     const json_t *att_in = json_object_get(body, "attachments");
     const json_t *reply_to = json_object_get(body, "reply_to");
+    const json_t *internal = json_object_get(body, "internal");
     oh_store *st = gw->hub->store;
-    bool agent = who->role == OH_ROLE_AGENT;
+    bool agent = oh_auth_is_agent(who);
     *out = NULL;
     if (!key || !*key || strlen(key) > 128) {
         oh_errf(err, errlen, "client_msg_id must be a string of 1..128 characters");
@@ -320,6 +321,21 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     if (tmpl && !agent) {
         oh_errf(err, errlen, "only agents send templates");
         return 403;
+    }
+    /* a private note: agents only (a customer asking for one is a valid
+     * caller asking for what is not theirs), and nothing that only makes
+     * sense on the channel */
+    if (internal && !json_is_boolean(internal)) {
+        oh_errf(err, errlen, "internal must be true or false");
+        return 400;
+    }
+    if (json_is_true(internal) && !agent) {
+        oh_errf(err, errlen, "only agents write private notes");
+        return 403;
+    }
+    if (json_is_true(internal) && tmpl) {
+        oh_errf(err, errlen, "a private note carries no template");
+        return 400;
     }
     if (tmpl) {
         size_t len = 0;
@@ -389,6 +405,7 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     if (data && att) json_object_set(data, "attachments", att);
     if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);
     json_object_set_new(data, "client_msg_id", json_string(key));
+    if (json_is_true(internal)) json_object_set_new(data, "internal", json_true());
     json_decref(att);
     *out = oh_event_new(agent ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, 0, data);
     if (!*out) {

@@ -285,7 +285,7 @@ static void route(struct req *r)
         if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_api_route(r)) return;
+    if (gw_api_route(r) || gw_agents_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 
@@ -671,8 +671,14 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->rl_token =
         oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"), 16384);
     pthread_mutex_init(&gw->mu, NULL);
+    if (!(gw->presence = oh_presence_new(GW_MAX_AGENTS))) {
+        oh_errf(err, errlen, "out of memory");
+        oh_gateway_free(gw);
+        return NULL;
+    }
     gw->read_fanout = gw_ws_read_fanout;
     gw->ws_drained = gw_ws_drained;
+    gw->ws_each_watcher = gw_ws_each_watcher;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
     for (size_t i = 0; i < hub->nconn; i++)
@@ -751,6 +757,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     }
     hub->feed = gw_ws_feed;
     hub->feed_opaque = gw;
+    hub->presence = gw->presence;
     tick_gw = gw;
     lws_sul_schedule(gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
     OH_INFO("gateway", "listening on http://%s", listen);
@@ -783,6 +790,7 @@ void oh_gateway_free(struct oh_gateway *gw)
 {
     if (!gw) return;
     if (gw->hub->feed_opaque == gw) gw->hub->feed = NULL;
+    if (gw->hub->presence == gw->presence) gw->hub->presence = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
     if (gw->ctx) {
         lws_sul_cancel(&tick_sul);
@@ -794,6 +802,7 @@ void oh_gateway_free(struct oh_gateway *gw)
     for (int i = 0; i < gw->nheader_names; i++)
         free(gw->header_names[i]);
     oh_auth_free(gw->auth);
+    oh_presence_free(gw->presence);
     oh_ratelimit_free(gw->rl_ip);
     oh_ratelimit_free(gw->rl_token);
     pthread_mutex_destroy(&gw->mu);

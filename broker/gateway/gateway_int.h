@@ -13,6 +13,8 @@
 #include "core/workq.h"
 
 #define GW_MAX_HDRS 24
+#define GW_TYPING_SLOTS 1024  /* signals.c: typing rate windows */
+#define GW_MAX_AGENTS   10000 /* agents the presence directory remembers */
 /* lws's header buffer per request (max_http_header_data). lws closes the
  * connection of a request line and header block over it with no callback
  * in which to answer; lws's default (4096) is filled by a bearer token of
@@ -78,6 +80,9 @@ struct oh_gateway {
     void (*read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                         int64_t seq);
     void (*ws_drained)(struct wsconn *c);
+    /* signals.c reaches the subscriptions through this (gw_ws_each_watcher) */
+    void (*ws_each_watcher)(struct oh_gateway *gw, const char *conv,
+                            void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
@@ -101,6 +106,15 @@ struct oh_gateway {
     int ws_rate, ws_ping, ws_idle;
     /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
     struct oh_ratelimit *rl_ip, *rl_token;
+    /* signals.c: the agents known here and their presence (also
+     * hub->presence), the last typing signal of each sender and
+     * conversation, the fan-out counter of wsconn.mark */
+    struct oh_presence *presence;
+    struct gw_typing_slot {
+        uint64_t key;
+        int64_t ms;
+    } typing[GW_TYPING_SLOTS];
+    uint64_t mark;
 };
 
 /* The contract's error code for an HTTP status ("not_found" for 404 ...;
@@ -191,6 +205,14 @@ void gw_ws_free_all(struct oh_gateway *gw);
  * fuzzers call it). Returns the object, which the caller releases, and its
  * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
 json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
+
+/* signals.c: a customer's read cursor of CONV was stored at SEQ: the
+ * agents watching CONV (subscribed to it or to "*") are told. */
+void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                    int64_t seq);
+
+/* agents_api.c: GET /v1/agents; true when it took the request. */
+bool gw_agents_route(struct req *r);
 
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */

@@ -231,7 +231,7 @@ static void list_conversations(struct req *r)
 {
     static const char *const statuses[] = {"bot", "open", "pending", "snoozed", "resolved", NULL};
     static const char *const priorities[] = {"urgent", "high", "normal", "low", NULL};
-    if (r->who.role != OH_ROLE_AGENT) {
+    if (!oh_auth_is_agent(&r->who)) {
         gw_reply_error(r, 403, "forbidden", "only agents list conversations");
         return;
     }
@@ -360,11 +360,29 @@ struct page {
     int64_t last;
     int count, rows; /* in the page; in this store call */
     bool full;       /* stopped at the budget */
+    bool customer;   /* internal events go out as placeholders */
 };
 
+static int page_put(struct page *p, int64_t seq, const char *json, size_t len);
+
+/* Stored text as it is for agents (no parse); for a customer, what
+ * oh_event_customer_text() says they see (parsed only when the text may be
+ * internal). */
 static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct page *p = opaque;
+    char *shown = NULL;
+    size_t shown_len = 0;
+    if (!p->customer) return page_put(p, seq, json, len);
+    int rc = oh_event_customer_text(json, len, &shown, &shown_len);
+    if (rc) return rc;
+    rc = shown ? page_put(p, seq, shown, shown_len) : page_put(p, seq, json, len);
+    free(shown);
+    return rc;
+}
+
+static int page_put(struct page *p, int64_t seq, const char *json, size_t len)
+{
     if (p->count && p->len + len + 1 > p->budget) {
         p->full = true;
         return 1;
@@ -411,7 +429,7 @@ static void events_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
-    struct page p = {.budget = r->gw->max_page};
+    struct page p = {.budget = r->gw->max_page, .customer = !oh_auth_is_agent(&r->who)};
     int rc = oh_store_conversation_get(st, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {

@@ -24,8 +24,28 @@ struct live_item {
     int64_t seq;
     int64_t at_us; /* when materialized, for push latency */
     size_t len;
+    /* what customers get instead (visibility.c), after the text's NUL:
+     * ALT_LEN bytes when ALT */
+    bool alt;
+    size_t alt_len;
     char json[];
 };
+
+/* The bytes of IT that C may see. */
+static const char *item_text(const struct wsconn *c, const struct live_item *it, size_t *len)
+{
+    if (it->alt && !oh_auth_is_agent(&c->who)) {
+        *len = it->alt_len;
+        return it->json + it->len + 1;
+    }
+    *len = it->len;
+    return it->json;
+}
+
+static size_t item_size(const struct live_item *it)
+{
+    return sizeof *it + it->len + 1 + (it->alt ? it->alt_len + 1 : 0);
+}
 
 struct pend {
     struct pend *next;
@@ -174,16 +194,18 @@ static void sub_drop(struct sub *s)
 
 static struct live_item *item_copy(const struct live_item *it)
 {
-    struct live_item *n = malloc(sizeof *n + it->len + 1);
-    if (n) memcpy(n, it, sizeof *n + it->len + 1);
+    struct live_item *n = malloc(item_size(it));
+    if (n) memcpy(n, it, item_size(it));
     return n;
 }
 
 static void deliver(struct sub *s, const struct live_item *it)
 {
     struct wsconn *c = s->c;
+    size_t len;
+    const char *text = item_text(c, it, &len);
     if (s->all && s->live) {
-        send_event(c, it->json, it->len);
+        send_event(c, text, len);
         return;
     }
     if (!s->live) {
@@ -210,17 +232,29 @@ static void deliver(struct sub *s, const struct live_item *it)
     if (it->seq <= s->last) return;
     int64_t before = s->last;
     s->last = it->seq;
-    send_event(c, it->json, it->len);
+    send_event(c, text, len);
     pushed(s, before, s->last);
     oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
 }
 
-/* on the sync (or timeline) thread */
+/* on the sync (or timeline) thread: customers' view of an internal event
+ * is made here once, off the service thread, for all their subscribers */
 void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct oh_gateway *gw = opaque;
-    struct live_item *it = malloc(sizeof *it + len + 1);
-    if (!it) return;
+    char *alt = NULL;
+    size_t alt_len = 0;
+    if (oh_event_customer_text(json, len, &alt, &alt_len) != OH_OK) {
+        /* stored text that does not parse: customers get nothing rather
+         * than what may be internal (their replay fails the same way) */
+        alt = strdup("");
+        if (!alt) return;
+    }
+    struct live_item *it = malloc(sizeof *it + len + 1 + (alt ? alt_len + 1 : 0));
+    if (!it) {
+        free(alt);
+        return;
+    }
     it->next = NULL;
     snprintf(it->conv, sizeof it->conv, "%s", conv);
     it->seq = seq;
@@ -228,6 +262,10 @@ void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, s
     it->len = len;
     memcpy(it->json, json, len);
     it->json[len] = '\0';
+    it->alt = alt != NULL;
+    it->alt_len = alt_len;
+    if (alt) memcpy(it->json + len + 1, alt, alt_len + 1);
+    free(alt);
     pthread_mutex_lock(&gw->mu);
     *gw->live_tail = it;
     gw->live_tail = &it->next;
@@ -261,6 +299,8 @@ void gw_ws_deliver_live(struct oh_gateway *gw)
 
 /* ---- work on the pool ---- */
 
+static int page_frame(struct wsjob *j, int64_t seq, const char *json, size_t len);
+
 static void job_done(struct wsjob *j)
 {
     struct oh_gateway *gw = j->c->gw;
@@ -275,6 +315,23 @@ static void job_done(struct wsjob *j)
 static int page_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct wsjob *j = opaque;
+    if (!oh_auth_is_agent(&j->c->who)) { /* who never changes: safe to read here */
+        char *shown = NULL;
+        size_t shown_len = 0;
+        int rc = oh_event_customer_text(json, len, &shown, &shown_len);
+        if (rc == OH_OK && shown) {
+            rc = page_frame(j, seq, shown, shown_len);
+            free(shown);
+            return rc;
+        }
+        if (rc) return rc;
+    }
+    return page_frame(j, seq, json, len);
+}
+
+/* Puts one event frame into J's page. */
+static int page_frame(struct wsjob *j, int64_t seq, const char *json, size_t len)
+{
     /* sized on the first row for the rows expected: most subscribes replay
      * little, and what a worker touched stays resident after it is freed */
     if (!j->page) {
@@ -511,15 +568,20 @@ static void go_live(struct sub *s)
     int64_t before = s->last;
     s->live = true;
     if (s->all) { /* what arrived during the catch-up, all of it */
-        for (struct pend *p = s->pend; p; p = p->next)
-            send_event(s->c, p->item->json, p->item->len);
+        for (struct pend *p = s->pend; p; p = p->next) {
+            size_t len;
+            const char *text = item_text(s->c, p->item, &len);
+            send_event(s->c, text, len);
+        }
         pend_clear(s);
         return;
     }
     for (struct pend *p = s->pend; p; p = p->next)
         if (p->item->seq > s->last) {
+            size_t len;
+            const char *text = item_text(s->c, p->item, &len);
             s->last = p->item->seq;
-            send_event(s->c, p->item->json, p->item->len);
+            send_event(s->c, text, len);
         }
     pend_clear(s);
     pushed(s, before, s->last);
@@ -663,9 +725,26 @@ static void drain_jobs(struct oh_gateway *gw)
     }
 }
 
+void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque)
+{
+    uint64_t mark = ++gw->mark; /* a connection with several matching subs hears once */
+    for (struct sub *s = conv ? gw->subs[slot_of(conv)] : NULL; s; s = s->next_hash)
+        if (!s->dead && strcmp(s->conv, conv) == 0 && s->c->wsi && !s->c->close_code &&
+            s->c->mark != mark) {
+            s->c->mark = mark;
+            fn(s->c, false, opaque);
+        }
+    for (struct sub *s = gw->all_subs; s; s = s->next_hash)
+        if (!s->dead && s->c->wsi && !s->c->close_code && s->c->mark != mark) {
+            s->c->mark = mark;
+            fn(s->c, true, opaque);
+        }
+}
+
 void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                        int64_t seq)
 {
+    gw_signal_read(gw, who, conv, seq);
     /* the sub alone is not the user: a customer may carry an agent's sub */
     for (struct wsconn *c = gw->conns; c; c = c->next)
         if (c->wsi && c->who.role == who->role && strcmp(c->who.sub, who->sub) == 0 &&
@@ -718,7 +797,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         gw_ws_send_error(c, "bad_request", "cursor is a string, for \"*\" only");
         return;
     }
-    if (all && c->who.role != OH_ROLE_AGENT) {
+    if (all && !oh_auth_is_agent(&c->who)) {
         gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
         return;
     }
@@ -864,6 +943,10 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
         on_send(c, msg);
     } else if (strcmp(type, "read") == 0) {
         on_read(c, msg);
+    } else if (strcmp(type, "typing") == 0) {
+        gw_signal_typing(c, msg);
+    } else if (strcmp(type, "presence") == 0) {
+        gw_signal_presence(c, msg);
     } else if (strcmp(type, "ping") == 0) {
         gw_ws_send_json(c, json_pack("{s:s}", "type", "pong"));
     } else {
@@ -892,6 +975,7 @@ static void conn_closed(struct wsconn *c)
     struct oh_gateway *gw = c->gw;
     for (struct sub *s = c->subs; s; s = s->next_conn)
         if (!s->dead) sub_unlink(gw, s);
+    gw_signal_closed(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -957,6 +1041,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         oh_metrics_set("omnihub_ws_connections", "",
                        oh_metrics_value("omnihub_ws_connections", "") + 1);
         oh_metrics_inc("omnihub_ws_connections_total", "", 1);
+        gw_signal_connected(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (!c || !c->wsi) return -1;

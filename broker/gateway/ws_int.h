@@ -4,6 +4,7 @@
 #ifndef OH_WS_INT_H
 #define OH_WS_INT_H
 
+#include "core/presence.h"
 #include "gateway/gateway_int.h"
 
 #define OUT_CHUNK 65536 /* bytes per lws_write and per queue chunk */
@@ -40,6 +41,8 @@ struct wsconn {
     int64_t tokens_ms;
     int close_code; /* non-zero: close at the next writable */
     char close_reason[64];
+    enum oh_presence_status presence; /* this agent connection's own (signals.c) */
+    uint64_t mark;                    /* the last fan-out that reached it (ws.c) */
 };
 
 /* ---- ws_out.c ---- */
@@ -67,6 +70,22 @@ void gw_ws_close(struct wsconn *c, int code, const char *reason);
 void gw_ws_queue_free(struct wsconn *c);
 /* The writable callback: a pending close or ping, then queued frames. */
 int gw_ws_writable(struct wsconn *c);
+
+/* ws.c: calls FN once for each open connection watching CONV: subscribed
+ * to it, or to "*" (ALL tells which); CONV NULL: the "*" subscribers only.
+ * signals.c, below ws.c, reaches it through gw->ws_each_watcher. */
+typedef void (*gw_ws_watcher_fn)(struct wsconn *c, bool all, void *opaque);
+void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque);
+
+/* ---- signals.c (never stored) ---- */
+
+/* Client messages "typing" and "presence". */
+void gw_signal_typing(struct wsconn *c, json_t *msg);
+void gw_signal_presence(struct wsconn *c, json_t *msg);
+/* C was established / closed: an agent is known, a closing connection
+ * counts as offline for its device. */
+void gw_signal_connected(struct wsconn *c);
+void gw_signal_closed(struct wsconn *c);
 
 /* ws.c: C's queue fell to half of ws.max_queue; paused replays go on. */
 /* Reached from ws_out.c through gw->ws_drained. */

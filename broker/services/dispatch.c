@@ -207,9 +207,11 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     const char *author = ev ? json_string_value(json_object_get(
                                   json_object_get(oh_event_data(ev), "author"), "kind"))
                             : NULL;
-    /* only agents' replies go out; echoes of what a platform sent are history */
+    /* only agents' replies go out; echoes of what a platform sent are
+     * history, and a private note (data.internal) never leaves the desk */
     if (!type || strcmp(type, OH_EV_OUTBOUND) != 0 || !in || !in->vt->send || !author ||
-        strcmp(author, "agent") != 0) {
+        strcmp(author, "agent") != 0 ||
+        json_is_true(json_object_get(oh_event_data(ev), "internal"))) {
         json_decref(ev);
         return true;
     }

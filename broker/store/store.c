@@ -128,6 +128,12 @@ int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversa
     return OPS(st)->conversation_get(st, conv, out);
 }
 
+int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count)
+{
+    *count = 0;
+    return OPS(st)->open_assigned(st, agent, count);
+}
+
 int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
                            void *opaque)
 {

@@ -145,6 +145,10 @@ struct oh_conversation {
 /* OH_ENOTFOUND when absent. */
 int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out);
 
+/* How many conversations are open and assigned to AGENT (the desk's
+ * load of an agent: GET /v1/agents, routing), over every shard. */
+int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count);
+
 /* Conversations updated after UPDATED_AFTER_MS (exclusive), most recently
  * updated first, at most LIMIT. */
 typedef int (*oh_store_conv_fn)(void *opaque, const struct oh_conversation *c);

@@ -43,6 +43,7 @@ struct oh_store_ops {
     int (*kv_get)(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+    int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
 };
 
 /* Every backend's oh_store struct starts with this. */

@@ -158,6 +158,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_PING] = "SELECT 1",
     [P_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
     [P_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > $1 ORDER BY rev LIMIT $2",
+    [P_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
+                        "AND assignee = $1",
 };
 
 struct pg_store {
@@ -1103,6 +1105,23 @@ static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     return rc;
 }
 
+/* Conversations live on their shards: the sum of every shard's count. */
+static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {agent};
+    for (int i = 0; i < s->nshards; i++) {
+        PGresult *r;
+        /* (the replica, when there is one, mirrors a single shard) */
+        int rc = s->nshards == 1 ? read_exec(s, s->shards[0], P_OPEN_ASSIGNED, 1, vals, &r)
+                                 : oh_pg_exec(s->shards[i], P_OPEN_ASSIGNED, 1, vals, &r, true);
+        if (rc != 0) return rc;
+        *count += PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        PQclear(r);
+    }
+    return OH_OK;
+}
+
 const struct oh_store_ops oh_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1129,4 +1148,5 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_get = pg_kv_get,
     .kv_del = pg_kv_del,
     .kv_scan = pg_kv_scan,
+    .open_assigned = pg_open_assigned,
 };

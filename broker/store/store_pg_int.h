@@ -33,6 +33,7 @@ enum pg_stmt {
     P_PING,
     P_REV_GET,
     P_CHANGES,
+    P_OPEN_ASSIGNED,
     P_COUNT
 };
 

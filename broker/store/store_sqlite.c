@@ -54,6 +54,7 @@ enum sq_stmt {
     S_REV_PUT,
     S_FTS_ADD,
     S_CHANGES,
+    S_OPEN_ASSIGNED,
     S_COUNT
 };
 
@@ -134,6 +135,8 @@ static const char *const sq_sql[S_COUNT] = {
     /* right after S_HIST_INSERT: the index row shares the history row's rowid */
     [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (last_insert_rowid(), ?1)",
     [S_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > ?1 ORDER BY rev LIMIT ?2",
+    [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
+                        "AND assignee = ?1",
 };
 
 /* A connection and its lazily prepared statements; used by one thread at a
@@ -1176,6 +1179,18 @@ static int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     return sq_read((struct sq_store *)st, S_KV_SCAN, &a, row_kv, &l, NULL);
 }
 
+static int row_count(sqlite3_stmt *q, void *ctx)
+{
+    *(int64_t *)ctx = sqlite3_column_int64(q, 0);
+    return 1;
+}
+
+static int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
+{
+    struct sq_args a = {1, {agent}, {0, 0}};
+    return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
+}
+
 const struct oh_store_ops oh_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1202,4 +1217,5 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_get = sq_kv_get,
     .kv_del = sq_kv_del,
     .kv_scan = sq_kv_scan,
+    .open_assigned = sq_open_assigned,
 };

@@ -164,8 +164,9 @@ static int scan_row(void *opaque, const char *conv, int64_t seq, const char *jso
                                   json_object_get(oh_event_data(ev), "author"), "kind"))
                             : NULL;
     /* agents' replies on this channel; what the customer sent has no states */
+    /* (a private note never reached the customer: no state of its own) */
     if (type && strcmp(type, OH_EV_OUTBOUND) == 0 && channel && strcmp(channel, WC_NAME) == 0 &&
-        msgid && author && strcmp(author, "agent") == 0) {
+        msgid && author && strcmp(author, "agent") == 0 && !oh_event_internal(ev)) {
         int have = shown(s->w->env, conv, msgid);
         /* read implies delivered: both go in one batch, in that order, so
          * no history shows delivered after read (a repeated state has the

@@ -53,7 +53,8 @@ TOKENS = {
     "another alg (HS512)": lambda: jwt(claims(OWNER), alg="HS512"),
     "header says HS256, signed HS512": lambda: jwt(claims(OWNER), alg="HS512",
                                                     header={"alg": "HS256", "typ": "JWT"}),
-    "unknown role": lambda: jwt(claims(OWNER, role="admin")),
+    # ("admin" is a role since the desk: CONTRACT part 2)
+    "unknown role": lambda: jwt(claims(OWNER, role="root")),
     "no sub": lambda: jwt({"role": "agent", "exp": int(time.time()) + 60}),
     "owner": lambda: jwt(claims(OWNER)),
     "another customer": lambda: jwt(claims(OTHER)),

@@ -95,7 +95,8 @@ def test_ctl_never_creates_a_log(tmp_path):
     assert r.returncode == 3
 
 
-@pytest.mark.parametrize("cmd", ["normalize", "token", "sign", "tail", "lag", "kafka-mock"])
+@pytest.mark.parametrize("cmd", ["normalize", "token", "sign", "tail", "lag", "kafka-mock",
+                                 "triage-eval", "triage"])
 def test_every_command_has_help(cmd):
     r = subprocess.run([str(OMNIHUBCTL), cmd, "--help"], capture_output=True, text=True,
                        timeout=10)
