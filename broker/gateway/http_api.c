@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gateway/gateway_int.h"
+#include "core/crypto.h"
 #include "core/metrics.h"
 
 /* Per-request state of the conversation routes. */
 struct api {
     char conv[OH_ID_MAX];
-    int64_t after, since_ms;
+    int64_t after;
     int limit;
     json_t *body;
     json_t *event; /* built message */
@@ -46,6 +47,15 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
+/* Whether parameter NAME is in R's query at all (with or without a value). */
+static bool query_has(const struct req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' || !p[n])) return true;
+    return false;
+}
+
 /* Parses the JSON body; false after answering 400. */
 static bool json_body(struct req *r, json_t **out)
 {
@@ -61,62 +71,226 @@ static bool json_body(struct req *r, json_t **out)
     return true;
 }
 
-/* ---- GET /v1/conversations ---- */
+/* ---- GET /v1/conversations (the inbox list) ---- */
 
-static int conv_row(void *opaque, const struct oh_conversation *c)
+/* The list's parameters; every other one is a 400, so a typo never
+ * silently widens a filter. */
+enum { L_STATUS, L_ASSIGNEE, L_TEAM, L_PRIORITY, L_LABEL, L_CHANNEL, L_CONTACT, L_Q, L_NSTR };
+static const char *const list_strs[L_NSTR] = {"status", "assignee", "team",       "priority",
+                                              "label",  "channel",  "contact_id", "q"};
+static const char *const list_other[] = {"limit", "updated_after", "cursor"};
+
+/* A page cursor: base64url of "<created_ms>:<id>", the last row's key. */
+#define LIST_CURSOR_MAX (4 * ((24 + OH_ID_MAX + 2) / 3) + 1)
+
+struct list_row {
+    int64_t updated_ms;
+    char id[OH_ID_MAX];
+    json_t *o;
+};
+
+struct list_req {
+    char str[L_NSTR][512];
+    bool has[L_NSTR];
+    struct oh_store_filter f;
+    char before_id[OH_ID_MAX];
+    struct list_row *rows; /* the page, in the store's (keyset) order */
+    int n;
+    int64_t last_created;
+    char last_id[OH_ID_MAX];
+    bool more;
+    struct req *r;
+};
+
+static void list_req_free(void *p)
 {
-    char upd[32], created[32];
-    oh_time_rfc3339(upd, c->updated_ms);
-    oh_time_rfc3339(created, c->created_ms);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:s, s:s}", "conversation_id", c->id,
-                          "channel", c->channel, "account", c->account, "contact", "id",
-                          c->contact_id, "name", c->contact_name, "head", (json_int_t)c->head,
-                          "updated_at", upd, "created_at", created);
-    if (o && c->last_inbound_ms) {
-        oh_time_rfc3339(upd, c->last_inbound_ms);
-        json_object_set_new(o, "last_inbound_at", json_string(upd));
+    struct list_req *l = p;
+    for (int i = 0; l->rows && i < l->n; i++)
+        json_decref(l->rows[i].o);
+    free(l->rows);
+    free(l);
+}
+
+/* Most recently updated first, ties by id descending (the list's order
+ * before it had pages, kept within each page). */
+static int row_cmp(const void *a, const void *b)
+{
+    const struct list_row *x = a, *y = b;
+    if (x->updated_ms != y->updated_ms) return x->updated_ms > y->updated_ms ? -1 : 1;
+    return -strcmp(x->id, y->id);
+}
+
+static int list_row(void *opaque, const struct oh_conversation *c, int64_t read_seq)
+{
+    struct list_req *l = opaque;
+    if (l->n == l->f.limit - 1) { /* the one asked for beyond the page: there is more */
+        l->more = true;
+        return 1;
     }
-    json_array_append_new(opaque, o);
+    json_t *o = gw_conversation_json(c, c->head > read_seq ? c->head - read_seq : 0);
+    if (!o) return OH_ENOMEM;
+    struct list_row *row = &l->rows[l->n++];
+    row->o = o;
+    row->updated_ms = c->updated_ms;
+    snprintf(row->id, sizeof row->id, "%s", c->id);
+    l->last_created = c->created_ms;
+    snprintf(l->last_id, sizeof l->last_id, "%s", c->id);
     return 0;
 }
 
 static void list_work(void *opaque)
 {
     struct req *r = opaque;
-    struct api *a = r->state;
-    json_t *arr = json_array();
-    int rc = oh_store_conversations(r->gw->hub->store, a->since_ms, a->limit, conv_row, arr);
+    struct list_req *l = r->state;
+    int rc = (l->rows = calloc((size_t)l->f.limit, sizeof *l->rows))
+                 ? oh_store_list(r->gw->hub->store, &l->f, list_row, l)
+                 : OH_ENOMEM;
+    json_t *arr = rc == 0 ? json_array() : NULL;
+    if (rc == 0 && !arr) rc = OH_ENOMEM;
     if (rc) {
-        json_decref(arr);
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
-    } else {
-        gw_reply_json(r, 200, json_pack("{s:o}", "conversations", arr));
+        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
+                       "store: %s", oh_strerror(rc));
+        gw_complete(r);
+        return;
     }
+    json_t *next = json_null();
+    if (l->more) {
+        char key[24 + OH_ID_MAX + 2], enc[LIST_CURSOR_MAX];
+        int n = snprintf(key, sizeof key, "%lld:%s", (long long)l->last_created, l->last_id);
+        oh_base64url((const uint8_t *)key, (size_t)n, enc);
+        next = json_string(enc);
+    }
+    qsort(l->rows, (size_t)l->n, sizeof *l->rows, row_cmp);
+    for (int i = 0; i < l->n; i++) {
+        json_array_append_new(arr, l->rows[i].o);
+        l->rows[i].o = NULL;
+    }
+    gw_reply_json(r, 200, json_pack("{s:o, s:o}", "conversations", arr, "next_cursor", next));
     gw_complete(r);
+}
+
+/* Every parameter of R's query is one of the list's, given once; false
+ * after answering 400. */
+static bool list_params_known(struct req *r)
+{
+    const char *p = r->query;
+    while (p && *p) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        size_t nlen = strcspn(p, "=&");
+        bool known = false;
+        for (size_t i = 0; i < L_NSTR + OH_ARRAY_SIZE(list_other) && !known; i++) {
+            const char *name = i < L_NSTR ? list_strs[i] : list_other[i - L_NSTR];
+            known = strlen(name) == nlen && strncmp(p, name, nlen) == 0;
+        }
+        if (len && !known) {
+            gw_reply_error(r, 400, "bad_request", "unknown parameter \"%.*s\"",
+                           (int)(nlen > 64 ? 64 : nlen), p);
+            return false;
+        }
+        for (const char *q = end; len && q && *q;) { /* given again later? */
+            q++;
+            if (strncmp(q, p, nlen) == 0 && (q[nlen] == '=' || q[nlen] == '&' || !q[nlen])) {
+                gw_reply_error(r, 400, "bad_request", "parameter \"%.*s\" given twice", (int)nlen,
+                               p);
+                return false;
+            }
+            q = strchr(q, '&');
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return true;
+}
+
+static bool one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++)
+        if (strcmp(v, *set) == 0) return true;
+    return false;
+}
+
+static bool list_cursor_parse(const char *v, struct list_req *l)
+{
+    char key[24 + OH_ID_MAX + 2];
+    int n = oh_base64url_decode(v, strlen(v), (uint8_t *)key, sizeof key);
+    if (n <= 0) return false;
+    key[n] = '\0';
+    char *colon = strchr(key, ':');
+    int64_t created;
+    if (!colon) return false;
+    *colon = '\0';
+    size_t idlen = strlen(colon + 1);
+    if (!parse_int(key, 0, INT64_MAX, &created) || !oh_id_valid(colon + 1, idlen)) return false;
+    l->f.before_created_ms = created;
+    snprintf(l->before_id, sizeof l->before_id, "%s", colon + 1);
+    l->f.before_id = l->before_id;
+    return true;
 }
 
 static void list_conversations(struct req *r)
 {
+    static const char *const statuses[] = {"bot", "open", "pending", "snoozed", "resolved", NULL};
+    static const char *const priorities[] = {"urgent", "high", "normal", "low", NULL};
     if (!oh_auth_is_agent(&r->who)) {
         gw_reply_error(r, 403, "forbidden", "only agents list conversations");
         return;
     }
-    struct api *a = api_state(r);
-    char v[64];
-    int64_t n = 50;
-    if (!a) {
+    if (!list_params_known(r)) return;
+    struct list_req *l = calloc(1, sizeof *l);
+    if (!l) {
         gw_reply_error(r, 500, "internal", "out of memory");
         return;
     }
+    r->state = l;
+    r->state_free = list_req_free;
+    l->r = r;
+    char v[LIST_CURSOR_MAX + 8];
+    int64_t n = 50;
     if (gw_query(r, "limit", v, sizeof v) && !parse_int(v, 1, 1000, &n)) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..1000");
         return;
     }
-    a->limit = (int)n;
-    if (gw_query(r, "updated_after", v, sizeof v) && oh_time_parse(v, &a->since_ms)) {
+    l->f.limit = (int)n + 1; /* one more: whether there is a next page */
+    if (gw_query(r, "updated_after", v, sizeof v) && oh_time_parse(v, &l->f.updated_after_ms)) {
         gw_reply_error(r, 400, "bad_request", "updated_after must be RFC 3339");
         return;
     }
+    if (query_has(r, "cursor") &&
+        (!gw_query(r, "cursor", v, sizeof v) || !list_cursor_parse(v, l))) {
+        gw_reply_error(r, 400, "bad_request", "cursor is not a next_cursor of this list");
+        return;
+    }
+    for (int i = 0; i < L_NSTR; i++) {
+        if (!query_has(r, list_strs[i])) continue;
+        /* an empty search box searches nothing: q= is no filter */
+        if (i == L_Q && gw_query(r, "q", l->str[i], sizeof l->str[i]) && !l->str[i][0]) continue;
+        if (!gw_query(r, list_strs[i], l->str[i], sizeof l->str[i]) || !l->str[i][0] ||
+            !oh_utf8_valid(l->str[i], strlen(l->str[i]))) {
+            gw_reply_error(r, 400, "bad_request", "%s must be 1..511 bytes of UTF-8", list_strs[i]);
+            return;
+        }
+        l->has[i] = true;
+    }
+    if (l->has[L_STATUS] && !one_of(l->str[L_STATUS], statuses)) {
+        gw_reply_error(r, 400, "bad_request", "status must be bot|open|pending|snoozed|resolved");
+        return;
+    }
+    if (l->has[L_PRIORITY] && !one_of(l->str[L_PRIORITY], priorities)) {
+        gw_reply_error(r, 400, "bad_request", "priority must be urgent|high|normal|low");
+        return;
+    }
+    /* assignee: me, none or an agent id; team: none or a team id */
+    if (l->has[L_ASSIGNEE] && strcmp(l->str[L_ASSIGNEE], "me") == 0)
+        snprintf(l->str[L_ASSIGNEE], sizeof l->str[L_ASSIGNEE], "%s", r->who.sub);
+    else if (l->has[L_ASSIGNEE] && strcmp(l->str[L_ASSIGNEE], "none") == 0)
+        l->str[L_ASSIGNEE][0] = '\0';
+    if (l->has[L_TEAM] && strcmp(l->str[L_TEAM], "none") == 0) l->str[L_TEAM][0] = '\0';
+    const char **dst[L_NSTR] = {&l->f.status, &l->f.assignee, &l->f.team,       &l->f.priority,
+                                &l->f.label,  &l->f.channel,  &l->f.contact_id, &l->f.q};
+    for (int i = 0; i < L_NSTR; i++)
+        if (l->has[i]) *dst[i] = l->str[i];
+    l->f.reader_role = oh_auth_role_name(r->who.role);
+    l->f.reader = r->who.sub;
     gw_async(r, list_work);
 }
 

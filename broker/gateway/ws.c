@@ -62,10 +62,13 @@ struct sub {
     size_t row_bytes; /* per event in the last replay page */
     struct pend *pend, **pend_tail;
     size_t npend;
+    /* "*" with a cursor: the store position its catch-up has reached */
+    bool resume, recovered;
+    char pos[OH_STORE_POS_MAX];
     int jobs; /* jobs in flight that point here: a dead sub is freed at 0 */
 };
 
-enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ };
+enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ, JOB_CHANGES };
 
 struct wsjob {
     struct wsjob *next;
@@ -95,6 +98,8 @@ struct wsjob {
     size_t budget;
     int limit;  /* rows asked for */
     int expect; /* rows likely to come, for the page's first allocation */
+    /* JOB_CHANGES: conversation frames in PAGE, from POS to NEXT_POS */
+    char pos[OH_STORE_POS_MAX], next_pos[OH_STORE_POS_MAX];
 };
 
 static void conn_release(struct wsconn *c);
@@ -199,7 +204,7 @@ static void deliver(struct sub *s, const struct live_item *it)
     struct wsconn *c = s->c;
     size_t len;
     const char *text = item_text(c, it, &len);
-    if (s->all) {
+    if (s->all && s->live) {
         send_event(c, text, len);
         return;
     }
@@ -207,7 +212,9 @@ static void deliver(struct sub *s, const struct live_item *it)
         /* catching up: keep it for after the replay, bounded */
         if (s->npend >= MAX_PENDING) {
             pend_clear(s);
-            s->overflow = true; /* the store has them; read again */
+            /* the store has them; read again ("*": its catch-up reads every
+             * conversation changed until it ends, these included) */
+            s->overflow = true;
             return;
         }
         struct pend *p = malloc(sizeof *p);
@@ -393,6 +400,55 @@ static void page_work(void *opaque)
     job_done(j);
 }
 
+static int max_read(void *opaque, const char *device, int64_t seq)
+{
+    int64_t *max = opaque;
+    if (seq > *max) *max = seq;
+    return 0;
+}
+
+static const char conv_pre[] = "{\"type\":\"conversation\",\"conversation\":";
+
+/* One changed conversation as a frame: the list's object, with the
+ * agent's unread count (a cursor read per row: catch-ups are small). */
+static int change_row(void *opaque, const struct oh_conversation *conv)
+{
+    struct wsjob *j = opaque;
+    struct wsconn *c = j->c;
+    int64_t read = 0;
+    if (oh_store_cursors(c->gw->hub->store, conv->id, oh_auth_role_name(c->who.role), c->who.sub,
+                         max_read, &read))
+        read = -1;
+    json_t *o = gw_conversation_json(conv, read < 0            ? -1
+                                           : conv->head > read ? conv->head - read
+                                                               : 0);
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!txt) return OH_ENOMEM;
+    if (!j->page && !(j->page = gw_ws_outbuf_new(16384))) {
+        free(txt);
+        return OH_ENOMEM;
+    }
+    bool ok = gw_ws_frame_put(&j->page, conv_pre, sizeof conv_pre - 1, txt, strlen(txt), "}", 1);
+    free(txt);
+    if (!ok) return OH_ENOMEM;
+    j->nrows++;
+    if (j->page->len < j->budget) return 0;
+    j->more = true; /* the store's position includes this row */
+    return 1;
+}
+
+/* A batch of "*"'s catch-up: the conversations changed after J->pos. */
+static void changes_work(void *opaque)
+{
+    struct wsjob *j = opaque;
+    j->budget = j->c->gw->ws_max_queue / 4;
+    int rc = oh_store_changes(j->c->gw->hub->store, j->pos, j->limit, change_row, j, j->next_pos);
+    if (rc == 0 && j->nrows >= j->limit) j->more = true;
+    if (rc) j->status = rc == OH_EINVAL ? 400 : 503;
+    job_done(j);
+}
+
 static void on_send_durable(void *opaque, int err)
 {
     struct wsjob *j = opaque;
@@ -480,13 +536,19 @@ static void next_page(struct sub *s)
         s->paused = true; /* resumes when the client has read */
         return;
     }
-    struct wsjob *j = job_new(s->c, JOB_PAGE);
+    struct wsjob *j = job_new(s->c, s->all ? JOB_CHANGES : JOB_PAGE);
     if (!j) return;
     s->paused = false;
     s->page_busy = true;
     s->overflow = false;
     j->sub = s;
     s->jobs++;
+    if (s->all) {
+        snprintf(j->pos, sizeof j->pos, "%s", s->pos);
+        j->limit = PAGE_FIRST;
+        submit(j, changes_work);
+        return;
+    }
     snprintf(j->conv, sizeof j->conv, "%s", s->conv);
     j->after = s->last;
     size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
@@ -505,6 +567,15 @@ static void go_live(struct sub *s)
 {
     int64_t before = s->last;
     s->live = true;
+    if (s->all) { /* what arrived during the catch-up, all of it */
+        for (struct pend *p = s->pend; p; p = p->next) {
+            size_t len;
+            const char *text = item_text(s->c, p->item, &len);
+            send_event(s->c, text, len);
+        }
+        pend_clear(s);
+        return;
+    }
     for (struct pend *p = s->pend; p; p = p->next)
         if (p->item->seq > s->last) {
             size_t len;
@@ -576,6 +647,37 @@ static void finish_job(struct wsjob *j)
             break;
         }
         replay_page(s, j);
+        break;
+    case JOB_CHANGES:
+        s->page_busy = false;
+        if (s->dead) break;
+        if (j->status) {
+            gw_ws_send_error(c, gw_error_code(j->status),
+                             j->status == 400 ? "cursor is not one this server gave out"
+                                              : "store unavailable during the catch-up");
+            sub_drop(s);
+            break;
+        }
+        if (j->page && j->page->len) {
+            if (!gw_ws_queue_ok(c, j->page->len)) break;
+            c->out_bytes += j->page->len;
+            gw_ws_queue_link(c, j->page);
+            j->page = NULL;
+        }
+        snprintf(s->pos, sizeof s->pos, "%s", j->next_pos);
+        if (j->more) {
+            next_page(s);
+            break;
+        }
+        {
+            char cursor[64 + OH_STORE_POS_MAX];
+            snprintf(cursor, sizeof cursor, "%s~%s", oh_store_epoch(c->gw->hub->store), s->pos);
+            gw_ws_send_json(c, json_pack("{s:s, s:s, s:s, s:I, s:b, s:s}", "type", "subscribed",
+                                         "conversation", "*", "epoch",
+                                         oh_store_epoch(c->gw->hub->store), "head", (json_int_t)0,
+                                         "recovered", s->recovered, "cursor", cursor));
+        }
+        go_live(s);
         break;
     case JOB_SEND:
         if (j->status) {
@@ -674,6 +776,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     char conv[OH_ID_MAX];
     json_t *after = json_object_get(msg, "after");
     json_t *epoch = json_object_get(msg, "epoch");
+    json_t *cursor = json_object_get(msg, "cursor");
     bool customer = c->who.role == OH_ROLE_CUSTOMER;
     if (!conv_arg(c, msg, conv, customer)) return;
     if (customer && strcmp(conv, "new") == 0) { /* a new device: "my conversation" */
@@ -689,6 +792,11 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         return;
     }
     bool all = strcmp(conv, "*") == 0;
+    if (cursor && (!all || !json_is_string(cursor) ||
+                   strlen(json_string_value(cursor)) >= 64 + OH_STORE_POS_MAX)) {
+        gw_ws_send_error(c, "bad_request", "cursor is a string, for \"*\" only");
+        return;
+    }
     if (all && !oh_auth_is_agent(&c->who)) {
         gw_ws_send_error(c, "forbidden", "only agents subscribe to every conversation");
         return;
@@ -712,6 +820,24 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     c->nsubs++;
     subs_gauge(1);
     oh_metrics_inc("omnihub_ws_subscriptions_total", "", 1);
+    if (all && cursor) { /* live first (held back), then the catch-up: no gap */
+        s->next_hash = c->gw->all_subs;
+        c->gw->all_subs = s;
+        s->resume = s->recovered = true;
+        const char *v = json_string_value(cursor), *tilde = strchr(v, '~');
+        const char *ours = oh_store_epoch(c->gw->hub->store);
+        if (!*v) {
+            s->pos[0] = '\0'; /* now */
+        } else if (tilde && (size_t)(tilde - v) == strlen(ours) &&
+                   strncmp(v, ours, strlen(ours)) == 0) {
+            snprintf(s->pos, sizeof s->pos, "%s", tilde + 1);
+        } else { /* another store's position: every conversation */
+            s->recovered = false;
+            snprintf(s->pos, sizeof s->pos, "r0");
+        }
+        next_page(s);
+        return;
+    }
     if (all) {
         s->live = true;
         s->next_hash = c->gw->all_subs;

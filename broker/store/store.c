@@ -1,5 +1,7 @@
 /* store.c - the store facade: picks the backend named by store.backend and
  * forwards every call to its ops table. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/json_dump.h"
@@ -149,6 +151,17 @@ int oh_store_command_result(oh_store *st, const char *conv, const char *id, int 
     return OPS(st)->command_result(st, conv, id, code, body, len);
 }
 
+int oh_store_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
+{
+    return OPS(st)->list(st, f, fn, opaque);
+}
+
+int oh_store_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+                     char *next)
+{
+    return OPS(st)->changes(st, after ? after : "", limit, fn, opaque, next);
+}
+
 int oh_store_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
                      struct oh_store_ref *out)
 {
@@ -208,6 +221,36 @@ int oh_store_state_rank(const char *state)
     return 0;
 }
 
+int oh_store_pos_parse(const char *s, int64_t *revs, int n)
+{
+    if (strcmp(s, "r0") == 0) { /* the beginning, whatever the number of shards */
+        for (int i = 0; i < n; i++)
+            revs[i] = 0;
+        return 0;
+    }
+    if (*s++ != 'r') return OH_EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (*s < '0' || *s > '9') return OH_EINVAL;
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || end - s > 18 || *end != (i + 1 < n ? '.' : '\0')) return OH_EINVAL;
+        revs[i] = v;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX])
+{
+    size_t at = 0;
+    out[at++] = 'r';
+    out[at] = '\0';
+    for (int i = 0; i < n && at + 24 < OH_STORE_POS_MAX; i++)
+        at += (size_t)snprintf(out + at, OH_STORE_POS_MAX - at, "%s%lld", i ? "." : "",
+                               (long long)revs[i]);
+}
+
 static const char *fstr(const json_t *obj, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));
@@ -238,6 +281,12 @@ int oh_store_fields_get(const json_t *ev, struct oh_store_fields *f)
     f->provider_id = fstr(status, "provider_message_id");
     f->state = f->status ? fstr(status, "state") : "";
     f->rank = oh_store_state_rank(f->state);
+    f->message = f->inbound || strcmp(f->type, OH_EV_OUTBOUND) == 0;
+    f->preview = f->message && !json_is_true(json_object_get(data, "internal"));
+    f->direction = f->message ? (f->inbound ? "inbound" : "outbound") : "";
+    f->kind = fstr(data, "kind");
+    f->text = fstr(data, "text");
+    f->subject = fstr(data, "subject");
     const char *t = fstr(ev, "time");
     if (!*t || oh_time_parse(t, &f->ts_ms) != 0) f->ts_ms = oh_now_ms();
     return 0;
@@ -264,6 +313,44 @@ void oh_store_state_get(const json_t *ev, struct oh_store_state *out)
                   : NULL;
     snprintf(out->labels, sizeof out->labels, "%s", l && strlen(l) < sizeof out->labels ? l : "[]");
     free(l);
+}
+
+/* The length of S's longest prefix of at most MAX bytes that ends on a
+ * character boundary (S is valid UTF-8: the events were checked). */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t len = strnlen(s, max + 1);
+    if (len <= max) return len;
+    len = max;
+    while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+        len--;
+    return len;
+}
+
+void oh_store_preview(const char *text, char out[4 * OH_STORE_PREVIEW_CHARS + 4])
+{
+    size_t i = 0;
+    for (int chars = 0; text[i] && chars < OH_STORE_PREVIEW_CHARS; chars++) {
+        i++;
+        while (((unsigned char)text[i] & 0xc0) == 0x80)
+            i++;
+    }
+    memcpy(out, text, i);
+    out[i] = '\0';
+}
+
+char *oh_store_search_text(const struct oh_store_fields *f)
+{
+    if (!f->message || (!*f->text && !*f->subject)) return NULL;
+    size_t sl = utf8_cut(f->subject, OH_STORE_SEARCH_MAX / 4);
+    size_t tl = utf8_cut(f->text, OH_STORE_SEARCH_MAX - sl - 1);
+    char *out = malloc(sl + tl + 2);
+    if (!out) return NULL;
+    memcpy(out, f->subject, sl);
+    out[sl] = ' ';
+    memcpy(out + sl + 1, f->text, tl);
+    out[sl + 1 + tl] = '\0';
+    return out;
 }
 
 char *oh_store_dump_unsequenced(json_t *ev)

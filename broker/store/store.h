@@ -178,6 +178,44 @@ int oh_store_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_
 int oh_store_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
                             size_t len);
 
+/* ---- the inbox (CONTRACT part 2, the list and "*" resumption) ---- */
+
+/* What oh_store_list selects. Strings NULL = any; ASSIGNEE and TEAM ""
+ * select the conversations without one. All borrowed for the call. */
+struct oh_store_filter {
+    const char *status, *assignee, *team, *priority, *label, *channel, *contact_id;
+    const char *q;            /* full text: every word in a message text or subject */
+    int64_t updated_after_ms; /* 0 any */
+    /* keyset: only conversations after (before_created_ms, before_id) in
+     * the list's order; BEFORE_ID NULL = from the start */
+    int64_t before_created_ms;
+    const char *before_id;
+    /* whose read cursors give READ_SEQ (the reader's role and sub); NULL
+     * none (READ_SEQ 0) */
+    const char *reader_role, *reader;
+    int limit; /* rows, >= 1 */
+};
+/* Called with each conversation and the reader's highest read cursor in
+ * it (any device); non-zero stops the walk. C is borrowed for the call. */
+typedef int (*oh_store_list_fn)(void *opaque, const struct oh_conversation *c, int64_t read_seq);
+/* The conversations F selects, newest created first: by created_ms
+ * descending, then id descending (an order no change of a conversation
+ * moves, so keyset paging on it returns each conversation once). With
+ * several PostgreSQL shards, their pages are merged in the same order. */
+int oh_store_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque);
+
+/* Conversations changed after the store position AFTER (a string this
+ * function handed out as NEXT; "" = now: nothing is returned; "r0" = the
+ * beginning), in change
+ * order, at most LIMIT per call; NEXT (>= OH_STORE_POS_MAX bytes) gets the
+ * position after the last one returned (AFTER itself when none). Call
+ * again with NEXT until fewer than LIMIT come. A change committed later
+ * always lies after NEXT. OH_EINVAL when AFTER is not a position of this
+ * store. */
+#define OH_STORE_POS_MAX 512
+int oh_store_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+                     char *next);
+
 /* ---- message references ---- */
 
 struct oh_store_ref {

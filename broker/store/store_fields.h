@@ -17,6 +17,14 @@ struct oh_store_fields {
     int rank;                /* oh_store_state_rank(state) */
     bool inbound, status;
     int64_t ts_ms; /* "time", now when absent or unparsable */
+    /* the inbox: an inbound or outbound message that is not a private note
+     * (data.internal) sets the conversation's last message */
+    bool message;          /* of type inbound or outbound */
+    bool preview;          /* MESSAGE and not internal: becomes last_* */
+    const char *direction; /* "inbound" | "outbound" when MESSAGE, else "" */
+    const char *kind;      /* data.kind */
+    const char *text;      /* data.text */
+    const char *subject;   /* data.subject (email) */
 };
 
 /* The state an omnihub.conversation.updated leaves (its data.state), for
@@ -28,6 +36,18 @@ struct oh_store_state {
     int64_t snoozed_until_ms, episode;
 };
 void oh_store_state_get(const json_t *ev, struct oh_store_state *out);
+
+/* The inbox preview of TEXT: at most OH_STORE_PREVIEW_CHARS characters,
+ * cut at a UTF-8 character boundary. OUT holds 4 * that + 4 bytes. */
+#define OH_STORE_PREVIEW_CHARS 200
+void oh_store_preview(const char *text, char out[4 * OH_STORE_PREVIEW_CHARS + 4]);
+
+/* The text of F's message that goes into the full-text index (text and
+ * subject, at most OH_STORE_SEARCH_MAX bytes, cut at a character
+ * boundary): NULL when there is none to index or out of memory; caller
+ * frees with free(). */
+#define OH_STORE_SEARCH_MAX 32768
+char *oh_store_search_text(const struct oh_store_fields *f);
 
 /* OH_EINVAL when EV is not an object or lacks id or conversation id. */
 int oh_store_fields_get(const json_t *ev, struct oh_store_fields *f);

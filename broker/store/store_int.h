@@ -30,6 +30,10 @@ struct oh_store_ops {
     int (*snoozed_due)(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque);
     int (*command_result)(oh_store *st, const char *conv, const char *id, int *code, char *body,
                           size_t len);
+
+    int (*list)(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque);
+    int (*changes)(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+                   char *next);
     int (*ref_get)(oh_store *st, const char *channel, const char *account, const char *ref,
                    struct oh_store_ref *out);
     int (*ref_put)(oh_store *st, const char *channel, const char *account, const char *ref,
@@ -62,5 +66,9 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);
 
+/* Store positions of oh_store_changes: "r" and one change number per
+ * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
+int oh_store_pos_parse(const char *s, int64_t *revs, int n);
+void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX]);
 
 #endif

@@ -32,7 +32,8 @@
  * its head, so seqs stay dense under concurrent writers. The stored text is
  * the client's compact serialization with "seq" and "epoch" appended, byte
  * for byte what the client gets by setting them on its json_t. */
-/* one statement (one transaction per shard) is longer than C99's 4095 */
+/* one statement is one transaction: longer than the 4095 characters C99
+ * promises, which GCC and Clang both take */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char pg_materialize_sql[] =
@@ -40,14 +41,20 @@ static const char pg_materialize_sql[] =
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, eid text, conv text, typ text,"
     " part int, off bigint, ts bigint, ch text, acct text, cid text, cname text, mid text,"
     " pmid text, smid text, state text, rank int, inb boolean, j text, crc bigint,"
-    " hs boolean, sst text, sas text, stm text, spr text, slb text, ssn bigint, sep bigint)),"
+    " hs boolean, sst text, sas text, stm text, spr text, slb text, ssn bigint, sep bigint,"
+    " dir text, kind text, ltxt text, ftxt text)),"
     " fresh AS (SELECT DISTINCT ON (eid) * FROM raw WHERE NOT EXISTS"
     " (SELECT 1 FROM history h WHERE h.event_id = raw.eid) ORDER BY eid, ord),"
-    /* the state of the conversation.updated latest in the batch (hs), and its
-     * place among the conversation's new events (spos: its seq is the old
-     * head + spos); the upsert below projects it, as a second UPDATE of the
-     * same row in this statement would be ignored */
-    " agg AS (SELECT conv, count(*) AS n, coalesce(max(rn) FILTER (WHERE hs), 0) AS spos,"
+    /* RN counts from the batch's last row of the conversation backwards
+     * (the last message, DIR set, has the smallest: its seq is the new head
+     * - (RN - 1)); RNA forwards (the latest conversation.updated, HS, has
+     * the largest: its seq is the old head + RNA) */
+    " fr AS (SELECT f.*, row_number() OVER (PARTITION BY conv ORDER BY ord DESC) AS rn,"
+    " row_number() OVER (PARTITION BY conv ORDER BY ord) AS rna FROM fresh f),"
+    /* the state of the conversation.updated latest in the batch; the upsert
+     * below projects it, as a second UPDATE of the same row in this
+     * statement would be ignored */
+    " agg AS (SELECT conv, count(*) AS n, coalesce(max(rna) FILTER (WHERE hs), 0) AS spos,"
     " (array_agg(sst ORDER BY ord DESC) FILTER (WHERE hs))[1] AS sst,"
     " (array_agg(sas ORDER BY ord DESC) FILTER (WHERE hs))[1] AS sas,"
     " (array_agg(stm ORDER BY ord DESC) FILTER (WHERE hs))[1] AS stm,"
@@ -58,58 +65,225 @@ static const char pg_materialize_sql[] =
     " coalesce(max(ts) FILTER (WHERE inb), 0) AS last_in,"
     " (array_agg(ch ORDER BY ord))[1] AS ch, (array_agg(acct ORDER BY ord))[1] AS acct,"
     " (array_agg(cid ORDER BY ord))[1] AS cid,"
-    " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname"
-    " FROM (SELECT *, row_number() OVER (PARTITION BY conv ORDER BY ord) AS rn FROM fresh) fr"
-    " GROUP BY conv),"
-    " conv AS (INSERT INTO conversations AS c (" CONV_NEW_COLS ", " STATE_COLS ")"
+    " coalesce((array_agg(cname ORDER BY ord DESC) FILTER (WHERE cname <> ''))[1], '') AS cname,"
+    " min(rn) FILTER (WHERE dir <> '') AS lrn"
+    " FROM fr GROUP BY conv),"
+    /* the shard's change numbers: a block of one per conversation; the
+     * counter row stays locked until the commit, so rev order is commit
+     * order (a reader that sees a rev sees every smaller one) */
+    " ctr AS (UPDATE revs SET rev = rev + (SELECT count(*) FROM agg)"
+    " WHERE id = 1 AND EXISTS (SELECT 1 FROM agg) RETURNING rev),"
+    " lastm AS (SELECT a.*, coalesce(l.dir, '') AS ldir, coalesce(l.kind, '') AS lkind,"
+    " coalesce(l.ltxt, '') AS ltxt, coalesce(l.ts, 0) AS lts,"
+    " CASE WHEN a.lrn IS NULL THEN 0 ELSE a.n - a.lrn + 1 END AS lseq,"
+    " row_number() OVER (ORDER BY a.conv) AS k"
+    " FROM agg a LEFT JOIN fr l ON l.conv = a.conv AND l.rn = a.lrn),"
+    " conv AS (INSERT INTO conversations AS c (" CONV_NEW_COLS ", " STATE_COLS ", last_seq,"
+    " last_direction, last_kind, last_text, last_ms, rev)"
     " SELECT conv, ch, acct, cid, cname, n, $5::bigint, $5::bigint, last_in,"
     " coalesce(sst, 'open'), coalesce(sas, ''), coalesce(stm, ''), coalesce(spr, 'normal'),"
-    " coalesce(slb, '[]')::jsonb, coalesce(ssn, 0), coalesce(sep, 1), spos"
-    " FROM agg ORDER BY conv"
+    " coalesce(slb, '[]')::jsonb, coalesce(ssn, 0), coalesce(sep, 1), spos,"
+    " lseq, ldir, lkind, ltxt, lts, (SELECT rev FROM ctr) - (SELECT count(*) FROM agg) + k"
+    " FROM lastm ORDER BY conv"
     " ON CONFLICT (id) DO UPDATE SET head = c.head + EXCLUDED.head,"
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
     " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
     " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
-    " ELSE c.contact_name END,"
-    STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") ","
-    STATE_SET("priority") "," STATE_SET("labels") "," STATE_SET("snoozed_until_ms") ","
-    STATE_SET("episode") ","
-    " state_seq = CASE WHEN EXCLUDED.state_seq > 0 THEN c.head + EXCLUDED.state_seq"
-    " ELSE c.state_seq END"
-    " RETURNING c.id, c.head),"
-    /* The new heads as one map, looked up once per row (an InitPlan): the
-     * planner would join the two CTEs with a nested loop, quadratic in the
-     * number of conversations of the batch. */
-    " heads AS MATERIALIZED (SELECT jsonb_object_agg(id, head) AS m FROM conv),"
-    " numbered AS (SELECT b.*, b.head - count(*) OVER (PARTITION BY b.conv)"
-    " + row_number() OVER (PARTITION BY b.conv ORDER BY b.ord) AS seq"
-    " FROM (SELECT f.*, ((SELECT m FROM heads) ->> f.conv)::bigint AS head FROM fresh f) b),"
-    " hist AS (INSERT INTO history (conversation_id, seq, event_id, type, src_partition,"
-    " src_offset, ts_ms, json, crc) SELECT conv, seq, eid, typ, part, off, ts,"
-    " left(j, -1) || ',\"seq\":' || seq || ',\"epoch\":\"' || $4::text || '\"}', crc"
-    " FROM numbered),"
-    " refs_ins AS (INSERT INTO refs (channel, account, ref, conversation_id, message_id)"
-    " SELECT ch, acct, mid, conv, mid FROM numbered WHERE mid <> ''"
-    " UNION ALL SELECT ch, acct, pmid, conv, smid FROM numbered"
-    " WHERE typ = '" OH_EV_STATUS "' AND pmid <> '' AND smid <> ''"
-    " ON CONFLICT DO NOTHING),"
-    " state_ins AS (INSERT INTO msg_state AS m (conversation_id, message_id, state, rank)"
-    " SELECT DISTINCT ON (conv, smid) conv, smid, state, rank FROM numbered"
-    " WHERE typ = '" OH_EV_STATUS "' AND state <> '' AND smid <> ''"
-    " ORDER BY conv, smid, rank DESC, ord"
-    " ON CONFLICT (conversation_id, message_id) DO UPDATE SET state = EXCLUDED.state,"
-    " rank = EXCLUDED.rank WHERE EXCLUDED.rank > m.rank),"
-    " pos_ins AS (INSERT INTO positions AS p (grp, topic, part, next)"
-    " SELECT $2::text, topic, part, next FROM json_to_recordset($3::json)"
-    " AS y(topic text, part int, next bigint)"
-    " ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next),"
-    /* the outcomes of state commands ($6): the first one of an id stays */
-    " out_ins AS (INSERT INTO command_results (id, conversation_id, code, body, created_ms)"
-    " SELECT id, conv, code, body, $5::bigint FROM json_to_recordset($6::json)"
-    " AS o(id text, conv text, code int, body text) ON CONFLICT (id) DO NOTHING)"
-    " SELECT r.ord, coalesce(n.seq, h.seq, 0) FROM raw r LEFT JOIN numbered n ON n.ord = r.ord"
-    " LEFT JOIN history h ON h.event_id = r.eid AND h.src_partition = r.part"
-    " AND h.src_offset = r.off ORDER BY r.ord";
+    " ELSE c.contact_name END," STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") "," STATE_SET("priority") "," STATE_SET(
+        "labels") "," STATE_SET("snoozed_until_ms") "," STATE_SET("episode") ","
+                                                                             " state_seq = CASE "
+                                                                             "WHEN "
+                                                                             "EXCLUDED.state_seq > "
+                                                                             "0 THEN c.head + "
+                                                                             "EXCLUDED.state_seq"
+                                                                             " ELSE c.state_seq "
+                                                                             "END,"
+                                                                             /* EXCLUDED.last_seq
+                                                                                counts from the
+                                                                                batch's start:
+                                                                                relative to the old
+                                                                                head */
+                                                                             " last_seq = CASE "
+                                                                             "WHEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction <> '' THEN "
+                                                                             "c.head + "
+                                                                             "EXCLUDED.last_seq"
+                                                                             " ELSE c.last_seq END,"
+                                                                             " last_direction = "
+                                                                             "CASE WHEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction <> '' THEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction"
+                                                                             " ELSE "
+                                                                             "c.last_direction END,"
+                                                                             " last_kind = CASE "
+                                                                             "WHEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction <> '' THEN "
+                                                                             "EXCLUDED.last_kind"
+                                                                             " ELSE c.last_kind "
+                                                                             "END,"
+                                                                             " last_text = CASE "
+                                                                             "WHEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction <> '' THEN "
+                                                                             "EXCLUDED.last_text"
+                                                                             " ELSE c.last_text "
+                                                                             "END,"
+                                                                             " last_ms = CASE WHEN "
+                                                                             "EXCLUDED.last_"
+                                                                             "direction <> '' THEN "
+                                                                             "EXCLUDED.last_ms"
+                                                                             " ELSE c.last_ms END, "
+                                                                             "rev = EXCLUDED.rev"
+                                                                             " RETURNING c.id, "
+                                                                             "c.head),"
+                                                                             /* The new heads as one
+                                                                              * map, looked up once
+                                                                              * per row (an
+                                                                              * InitPlan): the
+                                                                              * planner would join
+                                                                              * the two CTEs with a
+                                                                              * nested loop,
+                                                                              * quadratic in the
+                                                                              * number of
+                                                                              * conversations of the
+                                                                              * batch. */
+                                                                             " heads AS "
+                                                                             "MATERIALIZED (SELECT "
+                                                                             "jsonb_object_agg(id, "
+                                                                             "head) AS m FROM "
+                                                                             "conv),"
+                                                                             " numbered AS (SELECT "
+                                                                             "b.*, b.head - "
+                                                                             "count(*) OVER "
+                                                                             "(PARTITION BY b.conv)"
+                                                                             " + row_number() OVER "
+                                                                             "(PARTITION BY b.conv "
+                                                                             "ORDER BY b.ord) AS "
+                                                                             "seq"
+                                                                             " FROM (SELECT f.*, "
+                                                                             "((SELECT m FROM "
+                                                                             "heads) ->> "
+                                                                             "f.conv)::bigint AS "
+                                                                             "head FROM fresh f) "
+                                                                             "b),"
+                                                                             " search_ins AS "
+                                                                             "(INSERT INTO search "
+                                                                             "(conversation_id, "
+                                                                             "seq, tsv)"
+                                                                             " SELECT conv, seq, "
+                                                                             "to_tsvector('simple',"
+                                                                             " ftxt) FROM numbered "
+                                                                             "WHERE ftxt <> ''),"
+                                                                             " hist AS (INSERT "
+                                                                             "INTO history "
+                                                                             "(conversation_id, "
+                                                                             "seq, event_id, type, "
+                                                                             "src_partition,"
+                                                                             " src_offset, ts_ms, "
+                                                                             "json, crc) SELECT "
+                                                                             "conv, seq, eid, typ, "
+                                                                             "part, off, ts,"
+                                                                             " left(j, -1) || "
+                                                                             "',\"seq\":' || seq "
+                                                                             "|| ',\"epoch\":\"' "
+                                                                             "|| $4::text || "
+                                                                             "'\"}', crc"
+                                                                             " FROM numbered),"
+                                                                             " refs_ins AS (INSERT "
+                                                                             "INTO refs (channel, "
+                                                                             "account, ref, "
+                                                                             "conversation_id, "
+                                                                             "message_id)"
+                                                                             " SELECT ch, acct, "
+                                                                             "mid, conv, mid FROM "
+                                                                             "numbered WHERE mid "
+                                                                             "<> ''"
+                                                                             " UNION ALL SELECT "
+                                                                             "ch, acct, pmid, "
+                                                                             "conv, smid FROM "
+                                                                             "numbered"
+                                                                             " WHERE typ = "
+                                                                             "'" OH_EV_STATUS
+                                                                             "' AND pmid <> '' AND "
+                                                                             "smid <> ''"
+                                                                             " ON CONFLICT DO "
+                                                                             "NOTHING),"
+                                                                             " state_ins AS "
+                                                                             "(INSERT INTO "
+                                                                             "msg_state AS m "
+                                                                             "(conversation_id, "
+                                                                             "message_id, state, "
+                                                                             "rank)"
+                                                                             " SELECT DISTINCT ON "
+                                                                             "(conv, smid) conv, "
+                                                                             "smid, state, rank "
+                                                                             "FROM numbered"
+                                                                             " WHERE typ = "
+                                                                             "'" OH_EV_STATUS
+                                                                             "' AND state <> '' "
+                                                                             "AND smid <> ''"
+                                                                             " ORDER BY conv, "
+                                                                             "smid, rank DESC, ord"
+                                                                             " ON CONFLICT "
+                                                                             "(conversation_id, "
+                                                                             "message_id) DO "
+                                                                             "UPDATE SET state = "
+                                                                             "EXCLUDED.state,"
+                                                                             " rank = "
+                                                                             "EXCLUDED.rank WHERE "
+                                                                             "EXCLUDED.rank > "
+                                                                             "m.rank),"
+                                                                             " pos_ins AS (INSERT "
+                                                                             "INTO positions AS p "
+                                                                             "(grp, topic, part, "
+                                                                             "next)"
+                                                                             " SELECT $2::text, "
+                                                                             "topic, part, next "
+                                                                             "FROM "
+                                                                             "json_to_recordset($3:"
+                                                                             ":json)"
+                                                                             " AS y(topic text, "
+                                                                             "part int, next "
+                                                                             "bigint)"
+                                                                             " ON CONFLICT (grp, "
+                                                                             "topic, part) DO "
+                                                                             "UPDATE SET next = "
+                                                                             "EXCLUDED.next),"
+                                                                             /* the outcomes of
+                                                                                state commands ($6):
+                                                                                the first one of an
+                                                                                id stays */
+                                                                             " out_ins AS (INSERT "
+                                                                             "INTO command_results "
+                                                                             "(id, "
+                                                                             "conversation_id, "
+                                                                             "code, body, "
+                                                                             "created_ms)"
+                                                                             " SELECT id, conv, "
+                                                                             "code, body, "
+                                                                             "$5::bigint FROM "
+                                                                             "json_to_recordset($6:"
+                                                                             ":json)"
+                                                                             " AS o(id text, conv "
+                                                                             "text, code int, body "
+                                                                             "text) ON CONFLICT "
+                                                                             "(id) DO NOTHING)"
+                                                                             " SELECT r.ord, "
+                                                                             "coalesce(n.seq, "
+                                                                             "h.seq, 0) FROM raw r "
+                                                                             "LEFT JOIN numbered n "
+                                                                             "ON n.ord = r.ord"
+                                                                             " LEFT JOIN history h "
+                                                                             "ON h.event_id = "
+                                                                             "r.eid AND "
+                                                                             "h.src_partition = "
+                                                                             "r.part"
+                                                                             " AND h.src_offset = "
+                                                                             "r.off ORDER BY r.ord";
 #pragma GCC diagnostic pop
 
 const char *const oh_pg_sql[P_COUNT] = {
@@ -153,6 +327,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history "
                  "WHERE (conversation_id, seq) > ($1, $2) ORDER BY conversation_id, seq LIMIT 1000",
     [P_PING] = "SELECT 1",
+    [P_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
+    [P_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > $1 ORDER BY rev LIMIT $2",
     [P_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
                         "AND assignee = $1",
     [P_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
@@ -354,6 +530,15 @@ static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct
     json_object_set_new(o, "rank", json_integer(f->rank));
     json_object_set_new(o, "inb", json_boolean(f->inbound));
     json_object_set_new(o, "j", json_string(text));
+    /* the inbox: the last message's preview, the full-text index's text */
+    char preview[4 * OH_STORE_PREVIEW_CHARS + 4];
+    oh_store_preview(f->text, preview);
+    char *body = oh_store_search_text(f);
+    json_object_set_new(o, "dir", json_string(f->preview ? f->direction : ""));
+    json_object_set_new(o, "kind", json_string(f->kind));
+    json_object_set_new(o, "ltxt", json_string(preview));
+    json_object_set_new(o, "ftxt", json_string(body ? body : ""));
+    free(body);
     /* the checksum of the text before SQL appends seq and epoch to it */
     json_object_set_new(o, "crc", json_integer(oh_crc32c(0, text, strlen(text))));
     struct oh_store_state st;
@@ -827,6 +1012,216 @@ static int pg_command_result(oh_store *st, const char *conv, const char *id, int
     return rc;
 }
 
+/* ---- the inbox ---- */
+
+/* A query built clause by clause: its text and parameters ($1, $2, ...). */
+struct pg_query {
+    char sql[3072];
+    size_t len;
+    int n;
+    const char *vals[16];
+    char nums[16][24];
+};
+
+/* Appends FMT, in which every "%d" is the number of the next parameter,
+ * bound to TEXT (or to NUM when TEXT is NULL). */
+static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t num)
+{
+    int k = ++q->n;
+    if (!text) {
+        i64s(q->nums[k - 1], sizeof q->nums[k - 1], num);
+        text = q->nums[k - 1];
+    }
+    q->vals[k - 1] = text;
+    int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, fmt, k, k, k);
+    if (w > 0) q->len += (size_t)w;
+}
+
+static void qraw(struct pg_query *q, const char *sql)
+{
+    int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, "%s", sql);
+    if (w > 0) q->len += (size_t)w;
+}
+
+/* Newest created first, ties by id descending (as each shard sorts). */
+static bool list_before(PGresult *a, int ra, PGresult *b, int rb)
+{
+    long long ca = strtoll(PQgetvalue(a, ra, 6), NULL, 10);
+    long long cb = strtoll(PQgetvalue(b, rb, 6), NULL, 10);
+    if (ca != cb) return ca > cb;
+    return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
+}
+
+/* Words matched by at most this many messages are looked up first (an
+ * InitPlan over the GIN index, then the conversations by id); more common
+ * ones are checked while walking the conversations newest first, which
+ * soon finds a page of them. Either plan alone takes seconds at a million
+ * conversations on the other kind of word (EXPLAIN in the commit log). */
+#define Q_RARE 2000 /* also in the probe's LIMIT, pg_list */
+
+/* The list's SQL into Q; RARE picks how q is matched (above). */
+static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool rare)
+{
+    *q = (struct pg_query){.len = 0};
+    /* the reader's cursors are looked up for the page only, outside the
+     * inner query (inside, PostgreSQL evaluates them for every match before
+     * the sort) */
+    qraw(q, "SELECT x.*, ");
+    if (f->reader) {
+        qadd(q,
+             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = x.id "
+             "AND k.user_id = $%d ",
+             f->reader, 0);
+        qadd(q, "AND k.role IN ($%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
+    } else {
+        qraw(q, "0");
+    }
+    qraw(q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
+    const struct {
+        const char *v, *sql;
+    } eq[] = {{f->status, " AND c.status = $%d"},
+              {f->assignee, " AND c.assignee = $%d"},
+              {f->team, " AND c.team = $%d"},
+              {f->priority, " AND c.priority = $%d"},
+              {f->channel, " AND c.channel = $%d"},
+              {f->contact_id, " AND c.contact_id = $%d"},
+              {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
+              {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
+                                   "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
+              {rare ? NULL : f->q, " AND c.id IN (SELECT conversation_id FROM search "
+                                   "WHERE tsv @@ plainto_tsquery('simple', $%d))"}};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
+        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
+    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
+    if (f->before_id) {
+        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
+        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    }
+    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
+    qraw(q, " ORDER BY x.created_ms DESC, x.id DESC");
+}
+
+/* Runs SQL on shard I (its replica when there is one and it answers). */
+static int list_exec(struct pg_store *s, int i, const char *sql, int n, const char *const *vals,
+                     PGresult **res)
+{
+    if (s->replica) {
+        int rc = oh_pg_exec_sql(s->replica, sql, n, vals, res, true);
+        if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) return rc;
+    }
+    return oh_pg_exec_sql(s->shards[i], sql, n, vals, res, true);
+}
+
+static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct pg_query q;
+    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
+    int *at = calloc((size_t)s->nshards, sizeof *at);
+    int rc = !res || !at ? OH_ENOMEM : 0;
+    for (int i = 0; rc == 0 && i < s->nshards; i++) {
+        bool rare = false;
+        if (f->q) { /* how common is it here? */
+            PGresult *r;
+            const char *v[] = {f->q};
+            rc = list_exec(s, i,
+                           "SELECT count(*) FROM (SELECT 1 FROM search WHERE tsv @@ "
+                           "plainto_tsquery('simple', $1) LIMIT 2000) m",
+                           1, v, &r);
+            if (rc) break;
+            rare = strtoll(PQgetvalue(r, 0, 0), NULL, 10) < Q_RARE;
+            PQclear(r);
+        }
+        list_sql(&q, f, rare);
+        rc = q.len < sizeof q.sql - 1 ? list_exec(s, i, q.sql, q.n, q.vals, &res[i]) : OH_EIO;
+    }
+    for (int emitted = 0; rc == 0 && emitted < f->limit; emitted++) {
+        int best = -1;
+        for (int i = 0; i < s->nshards; i++)
+            if (at[i] < PQntuples(res[i]) &&
+                (best < 0 || list_before(res[i], at[i], res[best], at[best])))
+                best = i;
+        if (best < 0) break;
+        struct oh_conversation c;
+        int row = at[best]++;
+        conv_row(res[best], row, &c);
+        int stop = fn(opaque, &c, strtoll(PQgetvalue(res[best], row, 23), NULL, 10));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    for (int i = 0; res && i < s->nshards; i++)
+        PQclear(res[i]);
+    free(res);
+    free(at);
+    return rc;
+}
+
+/* Per shard: the rows after its own position; handed out in turns, one
+ * shard's row after another's, up to LIMIT, so each shard's position is
+ * its last row handed out. The primary answers: a replica behind it could
+ * miss a change that the live stream delivered before the snapshot. */
+static int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+                      char *next)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    int n = s->nshards, rc = 0;
+    int64_t *revs = calloc((size_t)n, sizeof *revs);
+    PGresult **res = calloc((size_t)n, sizeof *res);
+    int *at = calloc((size_t)n, sizeof *at);
+    if (!revs || !res || !at) {
+        rc = OH_ENOMEM;
+        goto out;
+    }
+    if (!*after) { /* now: each counter as committed */
+        for (int i = 0; rc == 0 && i < n; i++) {
+            rc = oh_pg_exec(s->shards[i], P_REV_GET, 0, NULL, &res[i], true);
+            if (rc == 0 && PQntuples(res[i]) == 1)
+                revs[i] = strtoll(PQgetvalue(res[i], 0, 0), NULL, 10);
+        }
+        if (rc == 0) oh_store_pos_format(revs, n, next);
+        goto out;
+    }
+    if (oh_store_pos_parse(after, revs, n) != 0) {
+        rc = OH_EINVAL;
+        goto out;
+    }
+    char lim[24];
+    i64s(lim, sizeof lim, limit > 0 ? limit : 1);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char r[24];
+        i64s(r, sizeof r, revs[i]);
+        const char *vals[] = {r, lim};
+        rc = oh_pg_exec(s->shards[i], P_CHANGES, 2, vals, &res[i], true);
+    }
+    for (int emitted = 0, more = 1; rc == 0 && more && emitted < limit;) {
+        more = 0;
+        for (int i = 0; i < n && emitted < limit; i++) {
+            if (at[i] >= PQntuples(res[i])) continue;
+            more = 1;
+            struct oh_conversation c;
+            conv_row(res[i], at[i]++, &c);
+            revs[i] = c.rev;
+            emitted++;
+            int stop = fn(opaque, &c);
+            if (stop) {
+                rc = stop < 0 ? stop : 0;
+                more = 0;
+                break;
+            }
+        }
+    }
+    if (rc == 0) oh_store_pos_format(revs, n, next);
+out:
+    for (int i = 0; res && i < n; i++)
+        PQclear(res[i]);
+    free(res);
+    free(at);
+    free(revs);
+    return rc;
+}
+
 /* ---- references, states, cursors ---- */
 
 /* A reference lives on the shard of the conversation it points to; a
@@ -994,6 +1389,8 @@ const struct oh_store_ops oh_store_pg_ops = {
     .verify = pg_verify,
     .conversation_get = pg_conversation_get,
     .conversations = pg_conversations,
+    .list = pg_list,
+    .changes = pg_changes,
     .ref_get = pg_ref_get,
     .ref_put = pg_ref_put,
     .message_state = pg_message_state,

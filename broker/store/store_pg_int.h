@@ -31,6 +31,8 @@ enum pg_stmt {
     P_EPOCH_GET,
     P_VERIFY,
     P_PING,
+    P_REV_GET,
+    P_CHANGES,
     P_OPEN_ASSIGNED,
     P_SNOOZED_DUE,
     P_OUTCOME_GET,
@@ -39,10 +41,11 @@ enum pg_stmt {
 
 /* The SQL of each statement (store_pg.c). */
 extern const char *const oh_pg_sql[P_COUNT];
+_Static_assert(P_COUNT <= 64, "the prepared-statement mask (struct oh_pg_conn.prepared) has 64 bits");
 
 struct oh_pg_conn {
     PGconn *c;
-    uint32_t prepared; /* bit N: statement N is prepared on c */
+    uint64_t prepared; /* bit N: statement N is prepared on c */
     bool busy;
 };
 
@@ -74,6 +77,12 @@ void oh_pg_pool_free(struct oh_pg_pool *p);
  * otherwise. */
 int oh_pg_exec(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *vals,
                PGresult **res, bool retry);
+
+/* Like oh_pg_exec, for SQL built at run time (the inbox's list, whose
+ * clauses follow its filters): sent unnamed, so each run is planned for
+ * its own parameters. */
+int oh_pg_exec_sql(struct oh_pg_pool *p, const char *sql, int n, const char *const *vals,
+                   PGresult **res, bool retry);
 
 /* Brings the schema of the database at DSN up to date: takes a session
  * advisory lock so concurrent starts apply each migration once. */

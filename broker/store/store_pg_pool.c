@@ -151,8 +151,8 @@ static int map_error(const PGresult *r)
     return OH_EIO;
 }
 
-static int exec_once(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *vals,
-                     PGresult **res, bool *broken)
+static int exec_once(struct oh_pg_pool *p, enum pg_stmt id, const char *sql, int n,
+                     const char *const *vals, PGresult **res, bool *broken)
 {
     struct oh_pg_conn *c;
     int rc = acquire(p, &c);
@@ -160,13 +160,15 @@ static int exec_once(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *c
     char name[16];
     snprintf(name, sizeof name, "oh%d", (int)id);
     PGresult *r = NULL;
-    if (!(c->prepared & (1u << id))) {
+    if (sql) {
+        r = PQexecParams(c->c, sql, n, NULL, vals, NULL, NULL, 0);
+    } else if (!(c->prepared & (UINT64_C(1) << id))) {
         r = PQprepare(c->c, name, oh_pg_sql[id], 0, NULL);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) goto fail;
         PQclear(r);
-        c->prepared |= 1u << id;
+        c->prepared |= UINT64_C(1) << id;
     }
-    r = PQexecPrepared(c->c, name, n, vals, NULL, NULL, 0);
+    if (!sql) r = PQexecPrepared(c->c, name, n, vals, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) goto fail;
     release(p, c);
@@ -189,8 +191,18 @@ int oh_pg_exec(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *
 {
     bool broken = false;
     *res = NULL;
-    int rc = exec_once(p, id, n, vals, res, &broken);
-    if (rc != 0 && broken && retry) rc = exec_once(p, id, n, vals, res, &broken);
+    int rc = exec_once(p, id, NULL, n, vals, res, &broken);
+    if (rc != 0 && broken && retry) rc = exec_once(p, id, NULL, n, vals, res, &broken);
+    return rc;
+}
+
+int oh_pg_exec_sql(struct oh_pg_pool *p, const char *sql, int n, const char *const *vals,
+                   PGresult **res, bool retry)
+{
+    bool broken = false;
+    *res = NULL;
+    int rc = exec_once(p, P_COUNT, sql, n, vals, res, &broken);
+    if (rc != 0 && broken && retry) rc = exec_once(p, P_COUNT, sql, n, vals, res, &broken);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* store_sqlite.c - the embedded store: one SQLite database in WAL mode, a
  * single writer connection behind a mutex and a pool of reader connections. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -49,6 +50,10 @@ enum sq_stmt {
     S_KV_SCAN,
     S_VERIFY,
     S_PING,
+    S_REV_GET,
+    S_REV_PUT,
+    S_FTS_ADD,
+    S_CHANGES,
     S_OPEN_ASSIGNED,
     S_CONV_STATE,
     S_OUTCOME_PUT,
@@ -77,7 +82,12 @@ static const char *const sq_sql[S_COUNT] = {
     [S_CONV_UPDATE] = "UPDATE conversations SET head = ?2, updated_ms = max(updated_ms, ?3), "
                       "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
                       "ELSE last_inbound_ms END, "
-                      "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END "
+                      "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END, "
+                      "rev = ?7, last_seq = CASE WHEN ?8 THEN ?2 ELSE last_seq END, "
+                      "last_direction = CASE WHEN ?8 THEN ?9 ELSE last_direction END, "
+                      "last_kind = CASE WHEN ?8 THEN ?10 ELSE last_kind END, "
+                      "last_text = CASE WHEN ?8 THEN ?11 ELSE last_text END, "
+                      "last_ms = CASE WHEN ?8 THEN ?6 ELSE last_ms END "
                       "WHERE id = ?1",
     [S_HIST_INSERT] = "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, "
                       "src_offset, ts_ms, json, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -124,6 +134,11 @@ static const char *const sq_sql[S_COUNT] = {
     [S_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key",
     [S_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history",
     [S_PING] = "SELECT 1",
+    [S_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
+    [S_REV_PUT] = "UPDATE revs SET rev = ?1 WHERE id = 1",
+    /* right after S_HIST_INSERT: the index row shares the history row's rowid */
+    [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (last_insert_rowid(), ?1)",
+    [S_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > ?1 ORDER BY rev LIMIT ?2",
     [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
                         "AND assignee = ?1",
     [S_CONV_STATE] = "UPDATE conversations SET status = ?2, assignee = ?3, team = ?4, "
@@ -469,7 +484,7 @@ static int sq_state(struct sq_store *s, const char *conv, const struct oh_store_
     return sq_run(s->w, q);
 }
 
-static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
+static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms, int64_t *rev)
 {
     struct sq_conn *c = s->w;
     struct oh_store_fields f;
@@ -548,6 +563,26 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     sqlite3_bind_text(q, 8, text, (int)len, it->want_text ? SQLITE_STATIC : free);
     sqlite3_bind_int64(q, 9, crc);
     if ((rc = sq_run(c, q)) != 0) return rc;
+    char *body = oh_store_search_text(&f);
+    if (body) {
+        q = sq_stmt(c, S_FTS_ADD);
+        if (!q) {
+            free(body);
+            return OH_EIO;
+        }
+        sqlite3_bind_text(q, 1, body, -1, free);
+        if ((rc = sq_run(c, q)) != 0) return rc;
+    }
+    if (*rev < 0) { /* the transaction's first change: read the counter */
+        q = sq_stmt(c, S_REV_GET);
+        if (!q) return OH_EIO;
+        rc = sqlite3_step(q);
+        *rev = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? OH_EIO : sq_err(rc);
+    }
+    char preview[4 * OH_STORE_PREVIEW_CHARS + 4];
+    oh_store_preview(f.text, preview);
 
     q = sq_stmt(c, S_CONV_UPDATE);
     if (!q) return OH_EIO;
@@ -557,6 +592,11 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms)
     sqlite3_bind_int(q, 4, f.inbound);
     bind_text(q, 5, f.contact_name);
     sqlite3_bind_int64(q, 6, f.ts_ms);
+    sqlite3_bind_int64(q, 7, ++*rev);
+    sqlite3_bind_int(q, 8, f.preview);
+    bind_text(q, 9, f.direction);
+    bind_text(q, 10, f.kind);
+    sqlite3_bind_text(q, 11, preview, -1, SQLITE_TRANSIENT);
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
@@ -595,9 +635,15 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
     pthread_mutex_lock(&s->wmu);
     struct sq_conn *c = s->w;
     int64_t now_ms = oh_now_ms();
+    int64_t rev = -1; /* the change counter, read at the first change */
     if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = sq_item(s, &items[i], now_ms);
+        rc = sq_item(s, &items[i], now_ms, &rev);
+    if (rc == 0 && rev >= 0) { /* every touched row took the next number */
+        sqlite3_stmt *q = sq_stmt(c, S_REV_PUT);
+        if (q) sqlite3_bind_int64(q, 1, rev);
+        rc = sq_run(c, q);
+    }
     for (size_t i = 0; i < npos && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
         if (!q) {
@@ -910,6 +956,191 @@ static int sq_command_result(oh_store *st, const char *conv, const char *id, int
     return rc != 0 ? rc : n ? 0 : OH_ENOTFOUND;
 }
 
+/* ---- the inbox ---- */
+
+/* A query built clause by clause: its text and parameters (?1, ?2, ...). */
+struct sq_query {
+    char sql[3072];
+    size_t len;
+    int n;
+    const char *text[16]; /* NULL: the parameter is INT[i] */
+    int64_t num[16];
+};
+
+/* Appends FMT, in which every "%d" is the number of the next parameter,
+ * bound to the text TEXT (or to NUM when TEXT is NULL). */
+static void qadd(struct sq_query *q, const char *fmt, const char *text, int64_t num)
+{
+    int k = ++q->n;
+    q->text[k - 1] = text;
+    q->num[k - 1] = num;
+    int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, fmt, k, k, k);
+    if (w > 0) q->len += (size_t)w;
+}
+
+static void qraw(struct sq_query *q, const char *sql)
+{
+    int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, "%s", sql);
+    if (w > 0) q->len += (size_t)w;
+}
+
+/* The words of Q as an FTS5 query: each one quoted (so nothing the user
+ * types is FTS syntax), all required. NULL when Q holds no word. */
+static char *fts_query(const char *q)
+{
+    char *out = malloc(strlen(q) * 3 + 3), *o = out;
+    if (!out) return NULL;
+    for (const unsigned char *p = (const unsigned char *)q; *p;) {
+        while (*p && *p < 0x80 && !isalnum(*p))
+            p++;
+        if (!*p) break;
+        if (o != out) *o++ = ' ';
+        *o++ = '"';
+        while (*p && (*p >= 0x80 || isalnum(*p)))
+            *o++ = (char)*p++;
+        *o++ = '"';
+    }
+    *o = '\0';
+    if (o == out) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+struct sq_list {
+    oh_store_list_fn fn;
+    void *opaque;
+};
+
+static int row_list(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_list *l = ctx;
+    struct oh_conversation c;
+    row_conv(q, &c);
+    return l->fn(l->opaque, &c, sqlite3_column_int64(q, 23));
+}
+
+static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_query q = {.len = 0};
+    char *fts = NULL;
+    /* the reader's cursors are looked up for the page only, outside the
+     * inner query (inside, PostgreSQL evaluates them for every match before
+     * the sort) */
+    qraw(&q, "SELECT x.*, ");
+    if (f->reader) {
+        qadd(&q,
+             "coalesce((SELECT max(seq) FROM cursors k WHERE k.conversation_id = x.id "
+             "AND k.user_id = ?%d ",
+             f->reader, 0);
+        qadd(&q, "AND k.role IN (?%d, '')), 0)", f->reader_role ? f->reader_role : "", 0);
+    } else {
+        qraw(&q, "0");
+    }
+    qraw(&q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE 1");
+    const struct {
+        const char *v, *sql;
+    } eq[] = {{f->status, " AND c.status = ?%d"},
+              {f->assignee, " AND c.assignee = ?%d"},
+              {f->team, " AND c.team = ?%d"},
+              {f->priority, " AND c.priority = ?%d"},
+              {f->channel, " AND c.channel = ?%d"},
+              {f->contact_id, " AND c.contact_id = ?%d"},
+              {f->label, " AND EXISTS (SELECT 1 FROM json_each(c.labels) WHERE value = ?%d)"}};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
+        if (eq[i].v) qadd(&q, eq[i].sql, eq[i].v, 0);
+    if (f->q) {
+        if (!(fts = fts_query(f->q))) return 0; /* no word: nothing matches */
+        qadd(&q,
+             " AND c.id IN (SELECT h.conversation_id FROM msg_fts JOIN history h "
+             "ON h.rowid = msg_fts.rowid WHERE msg_fts MATCH ?%d)",
+             fts, 0);
+    }
+    if (f->updated_after_ms) qadd(&q, " AND c.updated_ms > ?%d", NULL, f->updated_after_ms);
+    if (f->before_id) {
+        qadd(&q, " AND (c.created_ms < ?%d OR (c.created_ms = ?%d ", NULL, f->before_created_ms);
+        qadd(&q, "AND c.id < ?%d))", f->before_id, 0);
+    }
+    qadd(&q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT ?%d) x", NULL, f->limit);
+    qraw(&q, " ORDER BY x.created_ms DESC, x.id DESC");
+    struct sq_conn *c = sq_reader(s);
+    if (!c) {
+        free(fts);
+        return OH_EIO;
+    }
+    sqlite3_stmt *stmt = NULL;
+    int rc = OH_EIO;
+    if (q.len >= sizeof q.sql - 1) {
+        OH_ERROR("store", "list query too long");
+    } else if (sqlite3_prepare_v2(c->db, q.sql, (int)q.len, &stmt, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "list: %s", sqlite3_errmsg(c->db));
+    } else {
+        for (int i = 0; i < q.n; i++)
+            if (q.text[i])
+                bind_text(stmt, i + 1, q.text[i]);
+            else
+                sqlite3_bind_int64(stmt, i + 1, q.num[i]);
+        struct sq_list l = {fn, opaque};
+        int r;
+        rc = 0;
+        while ((r = sqlite3_step(stmt)) == SQLITE_ROW) {
+            int stop = row_list(stmt, &l);
+            if (stop) {
+                rc = stop < 0 ? stop : 0;
+                break;
+            }
+        }
+        if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            OH_WARN("store", "sqlite: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+    }
+    sqlite3_finalize(stmt);
+    sq_reader_put(s, c);
+    free(fts);
+    return rc;
+}
+
+struct sq_changes {
+    oh_store_conv_fn fn;
+    void *opaque;
+    int64_t last;
+};
+
+static int row_change(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_changes *l = ctx;
+    struct oh_conversation c;
+    row_conv(q, &c);
+    l->last = c.rev;
+    return l->fn(l->opaque, &c);
+}
+
+static int row_int(sqlite3_stmt *q, void *ctx)
+{
+    *(int64_t *)ctx = sqlite3_column_int64(q, 0);
+    return 1;
+}
+
+static int sq_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+                      char *next)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_args a = {0, {NULL}, {0, limit > 0 ? limit : 1}};
+    if (!*after) { /* now: the counter as committed */
+        int rc = sq_read(s, S_REV_GET, &a, row_int, &a.n[0], NULL);
+        if (rc == 0) oh_store_pos_format(&a.n[0], 1, next);
+        return rc;
+    }
+    if (oh_store_pos_parse(after, &a.n[0], 1) != 0) return OH_EINVAL;
+    struct sq_changes l = {fn, opaque, a.n[0]};
+    int rc = sq_read(s, S_CHANGES, &a, row_change, &l, NULL);
+    if (rc == 0) oh_store_pos_format(&l.last, 1, next);
+    return rc;
+}
+
 static int row_ref(sqlite3_stmt *q, void *ctx)
 {
     struct oh_store_ref *r = ctx;
@@ -1058,6 +1289,8 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .verify = sq_verify,
     .conversation_get = sq_conversation_get,
     .conversations = sq_conversations,
+    .list = sq_list,
+    .changes = sq_changes,
     .ref_get = sq_ref_get,
     .ref_put = sq_ref_put,
     .message_state = sq_message_state,

@@ -521,6 +521,146 @@ START_TEST(t_conversations)
 }
 END_TEST
 
+/* ---------- the inbox (issue 16) ---------- */
+
+struct inbox {
+    int n;
+    char id[8][OH_ID_MAX];
+    int64_t read[8];
+};
+
+static int inbox_row(void *opaque, const struct oh_conversation *c, int64_t read_seq)
+{
+    struct inbox *l = opaque;
+    if (l->n < 8) {
+        snprintf(l->id[l->n], OH_ID_MAX, "%s", c->id);
+        l->read[l->n] = read_seq;
+    }
+    l->n++;
+    return 0;
+}
+
+static int inbox_change(void *opaque, const struct oh_conversation *c)
+{
+    return inbox_row(opaque, c, 0);
+}
+
+static void set_data(json_t *ev, const char *key, json_t *v)
+{
+    json_object_set_new(json_object_get(ev, "data"), key, v);
+}
+
+START_TEST(t_inbox)
+{
+    char now[OH_STORE_POS_MAX], p1[OH_STORE_POS_MAX], p2[OH_STORE_POS_MAX];
+    struct inbox l = {0};
+    ck_assert_int_eq(oh_store_changes(st, "", 10, inbox_change, &l, now), 0);
+    ck_assert_int_eq(l.n, 0);
+    /* a mail with a subject, a private note, a status; a long text elsewhere */
+    char long_text[700] = "";
+    for (int i = 0; i < 300; i++)
+        strcat(long_text, i < 199 ? "\xc3\xa9" : "x"); /* 199 x é, then x */
+    json_t *evs[4] = {mk_event("e_i1", "c_mail", OH_EV_INBOUND, 1700000000000, "m1"),
+                      mk_event("e_i2", "c_mail", OH_EV_OUTBOUND, 1700000001000, "m2"),
+                      mk_status("e_i3", "c_mail", "m1", "read", NULL),
+                      mk_event("e_i4", "c_long", OH_EV_INBOUND, 1700000002000, "m4")};
+    set_data(evs[0], "subject", json_string("Quarterly Invoice overdue"));
+    set_data(evs[0], "kind", json_string("email"));
+    set_data(evs[1], "internal", json_true());
+    set_data(evs[1], "text", json_string("a private remark"));
+    set_data(evs[3], "text", json_string(long_text));
+    struct oh_store_item items[4];
+    ck_assert_int_eq(put(items, evs, 4, 0, NULL), 0);
+    struct oh_conversation c;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_mail", &c), 0);
+    ck_assert_int_eq(c.head, 3);
+    ck_assert_int_eq(c.last_seq, 1); /* neither the note nor the status */
+    ck_assert_str_eq(c.last_direction, "inbound");
+    ck_assert_str_eq(c.last_kind, "email");
+    ck_assert_str_eq(c.last_text, "hello");
+    ck_assert_int_eq(c.last_ms, 1700000000000);
+    int64_t rev_mail = c.rev;
+    ck_assert_int_gt(rev_mail, 0);
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_long", &c), 0);
+    ck_assert_int_eq(strlen(c.last_text), 199 * 2 + 1); /* 200 characters */
+    ck_assert_int_ne(c.rev, rev_mail);
+
+    struct oh_store_filter f = {.limit = 10, .q = "invoice"};
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.id[0], "c_mail");
+    const char *none[] = {"nothing", "\"", "   ", "remark invoice hello zzz"};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(none); i++) {
+        f.q = none[i];
+        l.n = 0;
+        ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+        ck_assert_int_eq(l.n, 0);
+    }
+    f.q = "REMARK"; /* notes are searchable by agents */
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 1);
+    /* read cursors of the reader come with the rows */
+    ck_assert_int_eq(oh_store_cursor_set(st, "c_mail", "agent", "ag", "d1", 2), 0);
+    f = (struct oh_store_filter){.limit = 10, .reader_role = "agent", .reader = "ag"};
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 2);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(l.read[i], strcmp(l.id[i], "c_mail") == 0 ? 2 : 0);
+
+    /* changes: both after "now", then only what changed after that */
+    l.n = 0;
+    ck_assert_int_eq(oh_store_changes(st, now, 10, inbox_change, &l, p1), 0);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_int_eq(put1(mk_event("e_i5", "c_long", OH_EV_OUTBOUND, 1700000003000, "m5"), 4), 2);
+    l.n = 0;
+    ck_assert_int_eq(oh_store_changes(st, p1, 10, inbox_change, &l, p2), 0);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.id[0], "c_long");
+    l.n = 0;
+    ck_assert_int_eq(oh_store_changes(st, p2, 10, inbox_change, &l, p1), 0);
+    ck_assert_int_eq(l.n, 0);
+    ck_assert_str_eq(p1, p2);
+    l.n = 0; /* one at a time: the position moves by the row handed out */
+    ck_assert_int_eq(oh_store_changes(st, "r0", 1, inbox_change, &l, p1), 0);
+    ck_assert_int_eq(oh_store_changes(st, p1, 1, inbox_change, &l, p2), 0);
+    ck_assert_int_eq(oh_store_changes(st, p2, 1, inbox_change, &l, p1), 0);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_ne(l.id[0], l.id[1]);
+    ck_assert_int_eq(oh_store_changes(st, "bogus", 1, inbox_change, &l, p1), OH_EINVAL);
+
+    /* a word in more messages than PostgreSQL looks up first (Q_RARE): the
+     * other plan, same answer */
+    enum { NCOMMON = 2100 };
+    json_t **many = calloc(NCOMMON, sizeof *many);
+    struct oh_store_item *mitems = calloc(NCOMMON, sizeof *mitems);
+    for (int i = 0; i < NCOMMON; i++) {
+        char id[32], conv[32], mid[32];
+        snprintf(id, sizeof id, "e_many%d", i);
+        snprintf(conv, sizeof conv, "c_many%02d", i % 21);
+        snprintf(mid, sizeof mid, "mm%d", i);
+        many[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + i, mid);
+        set_data(many[i], "text", json_string("a common word"));
+    }
+    ck_assert_int_eq(put(mitems, many, NCOMMON, 100, NULL), 0);
+    free(many);
+    free(mitems);
+    f = (struct oh_store_filter){.limit = 8, .q = "common words"};
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 0);
+    f.q = "Common";
+    l.n = 0;
+    ck_assert_int_eq(oh_store_list(st, &f, inbox_row, &l), 0);
+    ck_assert_int_eq(l.n, 8);
+    for (int i = 0; i < 8; i++)
+        ck_assert(strncmp(l.id[i], "c_many", 6) == 0);
+    ck_assert_int_eq(oh_store_changes(st, "r1.2.3", 1, inbox_change, &l, p1), OH_EINVAL);
+}
+END_TEST
+
 START_TEST(t_refs)
 {
     struct oh_store_ref r;
@@ -1083,6 +1223,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_epoch_stable);
     tcase_add_test(tc, t_history_paging);
     tcase_add_test(tc, t_conversations);
+    tcase_add_test(tc, t_inbox);
     tcase_add_test(tc, t_refs);
     tcase_add_test(tc, t_state_never_backwards);
     tcase_add_test(tc, t_cursors);
