@@ -18,11 +18,16 @@
  * from its own stash). The scanner gives a verdict for the first head that
  * breaks a rule below; the verdict is answered
  *
+ *   - at once, with send(), when the bad head is the one lws reads (first
+ *     on its connection, or every earlier request answered); then lws's
+ *     reading is ended (shutdown(SHUT_RD)) and lws closes its usual way;
  *   - in LWS_CALLBACK_HTTP when lws got through the head after all
- *     (gw_guard_verdict(): the normal answer path, then closed), or
- *   - when lws closes the connection while still on that head, from
- *     LWS_CALLBACK_HTTP_DROP_PROTOCOL, which lws 4.1.6 calls before it
- *     shuts the socket down (gw_guard_dropped(): written with send()).
+ *     (gw_guard_verdict(): the normal answer path, then closed);
+ *   - when lws closes the connection on a head it took from its stash
+ *     behind an unanswered request, from LWS_CALLBACK_HTTP_DROP_PROTOCOL,
+ *     which lws 4.1.6 calls before it shuts the socket down
+ *     (gw_guard_dropped()). lws calls it only once the protocol is bound,
+ *     which is after the first head: hence the first way.
  *
  * The rules, stricter than lws's limits so that lws never fails on a head
  * that passes them (GW_HEADER_SPACE is sized from them):
