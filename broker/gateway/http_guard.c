@@ -100,7 +100,10 @@ struct gw_conn {
     unsigned linelen; /* of the current line, CR not counted */
     char tok[20];     /* the method, the target's start, a field's name */
     unsigned toklen;
-    int pct; /* in the target: 0, 1 after '%', 2 after "%0", 3 after "%X" */
+    int pct;       /* in the target: 0, 1 after '%', 2 after "%0", 3 after "%X" */
+    uint8_t prev;  /* the target's previous byte */
+    bool in_query; /* past the target's '?' */
+    bool odd_path; /* '%', "/." or "//" in the target's path */
     bool in_name, in_clen, cl_seen, stop_after;
     unsigned long long clen, body_left;
     /* the verdict on head bad_head: 0 or a status */
@@ -129,6 +132,8 @@ static void next_head(struct gw_conn *c)
     c->st = SC_METHOD;
     c->bytes = c->lines = c->params = c->linelen = c->toklen = 0;
     c->pct = 0;
+    c->prev = 0;
+    c->in_query = c->odd_path = false;
     c->in_name = c->in_clen = c->cl_seen = c->stop_after = false;
     c->clen = 0;
 }
@@ -145,12 +150,13 @@ static bool known_method(const struct gw_conn *c)
 }
 
 /* The end of the request target: a path under the static mount is served
- * by lws itself, with no LWS_CALLBACK_HTTP to count. */
+ * by lws itself, with no LWS_CALLBACK_HTTP to count; a path lws rewrites
+ * ("%61", "/..", "//") might end there too. */
 static void end_target(struct gw_conn *c)
 {
     const char *mp = c->gw->mount.mountpoint;
     size_t ml = mp ? strlen(mp) : 0;
-    if (mp && c->toklen >= ml && strncmp(c->tok, mp, ml) == 0)
+    if (mp && (c->odd_path || (c->toklen >= ml && strncmp(c->tok, mp, ml) == 0)))
         c->st = SC_OFF;
     else
         c->st = SC_VERSION;
@@ -159,6 +165,10 @@ static void end_target(struct gw_conn *c)
 static void target_byte(struct gw_conn *c, uint8_t b)
 {
     if (c->toklen < sizeof c->tok) c->tok[c->toklen++] = (char)b;
+    if (b == '?') c->in_query = true;
+    if (!c->in_query && (b == '%' || ((b == '.' || b == '/') && c->prev == '/')))
+        c->odd_path = true;
+    c->prev = b;
     if (b == '\0' || (c->pct == 2 && b == '0')) {
         judge(c, 400, "NUL in the request path");
     } else if (c->pct == 1) {

@@ -6,6 +6,7 @@ another one (lws then takes it from its own stash of bytes), or behind a
 request with a body. broker/gateway/http_guard.c reads the heads before
 lws; heads within the limits are served as before."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -137,4 +138,22 @@ def test_what_lws_answers_itself_is_answered_once(target, raw):
         out, _ = exchange(d, raw, timeout=6)
         assert out.count(b"HTTP/1.") <= 1, out[:400]
         served(d, GET)
+    d.stop()
+
+
+def test_static_files_pipelined_keep_every_answer_in_place(target):
+    """lws serves the static mount itself (no LWS_CALLBACK_HTTP to count):
+    the guard stops following such a connection rather than pin a verdict
+    on the wrong request."""
+    root = Path(__file__).resolve().parents[2] / "examples" / "webchat"
+    d, conv, agent, bystander = target(**{"http.static_dir": str(root)})
+    static = b"GET /app/index.html HTTP/1.1\r\n" + H + b"\r\n"
+    encoded = b"GET /%61pp/index.html HTTP/1.1\r\n" + H + b"\r\n"
+    with bystander:
+        for first in (static, encoded):
+            out, _ = exchange(d, first + with_header_of(HEAD_MAX + 500) + GET, timeout=6)
+            got = statuses(out)
+            assert got[:1] == [200] and 431 not in got[2:], out[:600]
+        served(d, GET)
+        answers(d, NUL, [400])  # other connections are followed
     d.stop()
