@@ -49,9 +49,11 @@
  * a bare line break before the request line, a path under the static
  * mount that lws serves itself) ends the scanning of that connection: no
  * verdict, lws's behaviour as before. The watcher is stopped for good
- * once a verdict is reached or the scanning ends, and while lws does not
- * read (nothing new to peek twice with no read by lws in between); it
- * resumes at the next callback of the connection. */
+ * once a verdict is reached or the scanning ends. It pauses while lws
+ * does not read: a request in progress with more bytes queued (nothing new
+ * to peek on GW_STALL turns in a row with no read by lws in between; lws's
+ * own pauses between keep-alive requests last a turn or two) and resumes,
+ * scanning first, when lws reads a body or is done with the request. */
 #include <ev.h>
 #include <errno.h>
 #include <stdint.h>
@@ -73,6 +75,8 @@
 /* Bytes scanned ahead of lws per event: more than lws reads from a socket
  * at a time (pt_serv_buf_size, 4096 by default). */
 #define GW_PEEK 8192
+/* Turns of the loop with nothing new and no read by lws before pausing. */
+#define GW_STALL 64
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -397,11 +401,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         c->idle = 0;
         return;
     }
-    /* nothing new: lws has not read all that was scanned. Twice with no
-     * read by lws in between, lws is not reading (a request in progress,
-     * or flow control): pause rather than wake up on every turn */
+    /* nothing new: lws has not read all that was scanned. When it stops
+     * reading (a request in progress), pause rather than wake up on every
+     * turn of the loop */
     long long l = lead(c);
-    if (c->idle++ && l == c->idle_lead) {
+    if (c->idle && l != c->idle_lead) c->idle = 0; /* lws read meanwhile */
+    if (++c->idle >= GW_STALL) {
         stop(c);
         c->paused = true;
     }
