@@ -397,7 +397,9 @@ static bool answered_here(const struct req *r)
     return r->refs == 1 && r->ready;
 }
 
-static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t urilen)
+/* VERDICT: http_guard.c's status for this head (0: none), reason in WHY. */
+static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t urilen, int verdict,
+                      const char *vwhy)
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
     struct req *r = calloc(1, sizeof *r);
@@ -434,7 +436,10 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
     bool has_body = expects_body(wsi);
     char why[160];
     int st;
-    if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
+    if (verdict) { /* a head over the limits that lws still read */
+        r->close_after = true;
+        gw_reply_error(r, verdict, gw_error_code(verdict), "%s", vwhy);
+    } else if (memchr(uri, '\0', urilen)) { /* "%00": the path would be cut short */
         r->close_after = true;
         gw_reply_error(r, 400, "bad_request", "NUL in the request path");
     } else if (ambiguous_framing(wsi)) {
@@ -524,6 +529,7 @@ static int http_write(struct lws *wsi, struct pss *pss)
     if (close_after) return -1;
     gw_pipeline_mark(wsi);
     if (lws_http_transaction_completed(wsi)) return -1;
+    gw_guard_resume(wsi, true); /* lws reads the next head */
     return 0;
 }
 
@@ -532,8 +538,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     struct pss *pss = user;
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
+    char why[96];
+    int verdict;
     switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: /* before lws reads from it */
+        gw_guard_open(gw, wsi);
+        break;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: gw_guard_dropped(wsi, pss && pss->req, in); break;
+    case LWS_CALLBACK_WSI_DESTROY: gw_guard_free(wsi); break;
     case LWS_CALLBACK_HTTP:
+        /* counted for every head lws announces */
+        if ((verdict = gw_guard_verdict(wsi, why, sizeof why)) < 0) return -1;
         if (pss->req) /* pipelined before we answered: refuse */
             return -1;
         /* a request with a body pipelined behind an answered one: lws
@@ -544,12 +559,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             oh_metrics_inc("omnihub_http_pipeline_refused_total", "", 1);
             return -1;
         }
-        return http_begin(wsi, pss, in, len);
+        return http_begin(wsi, pss, in, len, verdict, why);
     case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a static file (http.static_dir) */
         gw_pipeline_mark(wsi);
         break;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: gw_hygiene_ignore_h2c(in); return 0;
-    case LWS_CALLBACK_HTTP_BODY: return http_body(pss, in, len);
+    case LWS_CALLBACK_HTTP_BODY: gw_guard_resume(wsi, false); return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->req && pss->req->refs == 1 && !pss->req->ready) {
             route(pss->req);
@@ -558,6 +573,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE: return http_write(wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP:
+        gw_guard_stop(wsi); /* before lws closes the socket */
         if (pss && pss->req) {
             pss->req->wsi = NULL;
             gw_req_release(pss->req);
@@ -580,6 +596,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_get_vhost(wsi) == gw->admin_vh)
         return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket on the admin listener", 0);
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
+    if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_stop(wsi); /* no longer HTTP */
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION || reason == LWS_CALLBACK_ESTABLISHED ||
         reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
         reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_RECEIVE_PONG)

@@ -12,14 +12,22 @@
 #include "gateway/gateway.h"
 #include "core/workq.h"
 
-#define GW_MAX_HDRS 24
+#define GW_MAX_HDRS     24
 #define GW_TYPING_SLOTS 1024  /* signals.c: typing rate windows */
 #define GW_MAX_AGENTS   10000 /* agents the presence directory remembers */
-/* lws's header buffer per request (max_http_header_data). lws closes the
- * connection of a request line and header block over it with no callback
- * in which to answer; lws's default (4096) is filled by a bearer token of
- * 4 KB, which auth.c answers 401 when it fits here. */
-#define GW_HEADER_SPACE 8192
+/* The largest request head the gateway reads (request line and header
+ * block, in bytes), and the most header lines and query parameters
+ * together: over them it answers 431 (414 for the request line), from
+ * http_guard.c. A bearer token of 4 KB fits, which auth.c answers 401. */
+#define GW_HEAD_MAX    8192
+#define GW_HEAD_FIELDS 88
+/* lws's header buffer per request (max_http_header_data). lws 4.1.6 closes
+ * the connection of a head that overflows it, or its 95 fragments, with no
+ * callback in which to answer; every head within the limits above fits:
+ * lws stores a head's bytes less its line ends, plus at most 9 bytes per
+ * line (a speculative 8-byte record while it reads a name) and a NUL per
+ * query parameter (lib/roles/http/parsers.c, lws_parse). */
+#define GW_HEADER_SPACE (GW_HEAD_MAX + 9 * (GW_HEAD_FIELDS + 2) + GW_HEAD_FIELDS + 256)
 
 struct req;
 typedef void (*gw_after_fn)(struct req *r);
@@ -169,6 +177,28 @@ const char *gw_header(const struct req *r, const char *lname);
  * request being announced came from that stash (nothing read since). */
 void gw_pipeline_mark(struct lws *wsi);
 bool gw_pipeline_stashed(struct lws *wsi);
+/* The bytes lws has read from the socket of WSI (a count that only grows
+ * while the connection lives), or -1 when the kernel does not say. */
+long long gw_socket_bytes_read(struct lws *wsi);
+/* http_guard.c: request heads lws 4.1.6 drops without an answer ("%00" in
+ * the target, a head over GW_HEAD_MAX or GW_HEAD_FIELDS), seen before lws
+ * reads them. gw_guard_open() starts watching a new HTTP connection
+ * (LWS_CALLBACK_HTTP_BIND_PROTOCOL); gw_guard_verdict() is called once per
+ * LWS_CALLBACK_HTTP and returns 0, the status to answer (reason in WHY) or
+ * -1 (close); gw_guard_dropped() answers from
+ * LWS_CALLBACK_HTTP_DROP_PROTOCOL when lws closes on the bad head
+ * (REQUEST_OPEN: an earlier request is still unanswered); gw_guard_resume()
+ * restarts a watcher paused while lws did not read (ANSWERED: after
+ * lws_http_transaction_completed(), lws reads the next head); gw_guard_stop() (no
+ * longer HTTP, closing) and gw_guard_free() (LWS_CALLBACK_WSI_DESTROY). */
+void gw_guard_open(struct oh_gateway *gw, struct lws *wsi);
+int gw_guard_verdict(struct lws *wsi, char *why, size_t whylen);
+void gw_guard_dropped(struct lws *wsi, bool request_open, const char *caller);
+void gw_guard_resume(struct lws *wsi, bool answered);
+void gw_guard_stop(struct lws *wsi);
+void gw_guard_free(struct lws *wsi);
+/* The connection's word for http_pipeline.c, or NULL (no guard). */
+uintptr_t *gw_guard_pipeline_mark(struct lws *wsi);
 /* http_hygiene.c: RFC 9110/9112 rules lws 4.1.6 does not apply.
  * gw_hygiene_check() reads the parsed header block of WSI's request and
  * returns 0, or the status to answer (400, 411) with a reason in WHY: NUL

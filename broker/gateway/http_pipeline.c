@@ -23,9 +23,7 @@
 
 #define TCP_STATE_CLOSE_WAIT 8 /* include/net/tcp_states.h: the peer's FIN arrived */
 
-/* The bytes lws has read from the socket of WSI (a count that only grows
- * while the connection lives), or -1 when the kernel does not say. */
-static long long bytes_read(struct lws *wsi)
+long long gw_socket_bytes_read(struct lws *wsi)
 {
     int fd = lws_get_socket_fd(wsi);
     if (fd < 0) return -1;
@@ -52,16 +50,18 @@ static long long bytes_read(struct lws *wsi)
 
 void gw_pipeline_mark(struct lws *wsi)
 {
-    long long n = bytes_read(wsi);
-    /* the connection's opaque pointer survives lws's reset of the
-     * per-request user data between keep-alive requests; 0 means "none" */
-    lws_set_opaque_user_data(wsi, n < 0 ? NULL : (void *)(uintptr_t)(n + 1));
+    long long n = gw_socket_bytes_read(wsi);
+    /* kept with the connection (http_guard.c), which survives lws's reset
+     * of the per-request user data between keep-alive requests; 0 means
+     * "none" */
+    uintptr_t *mark = gw_guard_pipeline_mark(wsi);
+    if (mark) *mark = n < 0 ? 0 : (uintptr_t)(n + 1);
 }
 
 bool gw_pipeline_stashed(struct lws *wsi)
 {
-    uintptr_t mark = (uintptr_t)lws_get_opaque_user_data(wsi);
+    uintptr_t *pm = gw_guard_pipeline_mark(wsi), mark = pm ? *pm : 0;
     if (!mark) return false; /* the first request of the connection */
-    long long n = bytes_read(wsi);
+    long long n = gw_socket_bytes_read(wsi);
     return n < 0 || (uintptr_t)(n + 1) == mark;
 }

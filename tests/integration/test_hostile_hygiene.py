@@ -178,8 +178,6 @@ def test_h2c_upgrade_is_ignored_and_answered_over_http11(target):
 
 # ---- 6. %00 in the path ----
 
-@pytest.mark.xfail(strict=True, reason="lws 4.1.6 fails the parse of \"%00\" in the request "
-                   "line and closes with no callback in which to answer")
 def test_percent_00_in_the_path_is_400(target):
     d, conv, agent, bystander = target()
     with bystander:
@@ -202,7 +200,7 @@ def test_a_long_bearer_token_is_401_not_a_dropped_connection(target):
         served_after(d)
 
 
-# ---- 9. header floods: 431 before the close (not done: see docs/security.md) ----
+# ---- 9. header floods: 431 before the close (broker/gateway/http_guard.c) ----
 
 FLOODS = {
     "a 60 KB bearer token": (b"GET /v1/conversations HTTP/1.1\r\n" + H +
@@ -214,8 +212,6 @@ FLOODS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="lws 4.1.6 closes a connection whose header block "
-                   "overflows its buffer without a callback in which to answer")
 @pytest.mark.parametrize("name", list(FLOODS))
 def test_oversized_header_blocks_get_431(target, name):
     d, conv, agent, bystander = target()
