@@ -21,33 +21,6 @@
 #include <sys/socket.h>
 #include "gateway/gateway_int.h"
 
-#define TCP_STATE_CLOSE_WAIT 8 /* include/net/tcp_states.h: the peer's FIN arrived */
-
-long long gw_socket_bytes_read(struct lws *wsi)
-{
-    int fd = lws_get_socket_fd(wsi);
-    if (fd < 0) return -1;
-    /* only this thread reads the socket, so the queue can only grow
-     * between the calls: equal queues before and after mean the received
-     * count belongs to the same moment */
-    for (int tries = 0; tries < 4; tries++) {
-        int q1, q2;
-        struct tcp_info ti;
-        socklen_t len = sizeof ti;
-        if (ioctl(fd, SIOCINQ, &q1) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-            ioctl(fd, SIOCINQ, &q2))
-            return -1;
-        if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-            return -1; /* a kernel before 4.1 */
-        if (q1 != q2) continue;
-        /* the received count includes the FIN's sequence number, the
-         * queue does not */
-        long long fin = ti.tcpi_state == TCP_STATE_CLOSE_WAIT;
-        return (long long)ti.tcpi_bytes_received - fin - q1;
-    }
-    return -1;
-}
-
 void gw_pipeline_mark(struct lws *wsi)
 {
     long long n = gw_socket_bytes_read(wsi);

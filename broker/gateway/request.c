@@ -2,10 +2,16 @@
  * (reply helpers, the error body), async work on the worker pool and its
  * completion, header and query access, bearer authentication. The lowest
  * layer of the gateway: it calls none of the others. */
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include "core/json_dump.h"
 #include "core/metrics.h"
 #include "gateway/gateway_int.h"
@@ -229,4 +235,34 @@ void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, 
     for (size_t i = 0; i < hub->nconn; i++)
         if (hub->conn[i].vt->on_read)
             hub->conn[i].vt->on_read(hub->conn[i].ctx, conv, oh_auth_role_name(role), seq);
+}
+
+/* How many bytes lws has read from the socket of WSI so far (TCP_INFO less
+ * the receive queue), -1 unknown: both http_pipeline.c and http_guard.c use it,
+ * and the guard sits below the pipeline. */
+#define TCP_STATE_CLOSE_WAIT 8 /* include/net/tcp_states.h: the peer's FIN arrived */
+
+long long gw_socket_bytes_read(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0) return -1;
+    /* only this thread reads the socket, so the queue can only grow
+     * between the calls: equal queues before and after mean the received
+     * count belongs to the same moment */
+    for (int tries = 0; tries < 4; tries++) {
+        int q1, q2;
+        struct tcp_info ti;
+        socklen_t len = sizeof ti;
+        if (ioctl(fd, SIOCINQ, &q1) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+            ioctl(fd, SIOCINQ, &q2))
+            return -1;
+        if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+            return -1; /* a kernel before 4.1 */
+        if (q1 != q2) continue;
+        /* the received count includes the FIN's sequence number, the
+         * queue does not */
+        long long fin = ti.tcpi_state == TCP_STATE_CLOSE_WAIT;
+        return (long long)ti.tcpi_bytes_received - fin - q1;
+    }
+    return -1;
 }
