@@ -22,10 +22,10 @@ from test_auth_matrix import WEBHOOK_CONFIG, WEBHOOKS, jwt, claims
 
 # A well-behaved request under attack may take this many times the bystander's
 # own median latency measured just before the attack, and never less than
-# FLOOR seconds: a loaded CI machine slows both alike, while a frozen daemon
-# answers nothing (the bystander's requests time out at 10 s and fail).
+# FLOOR seconds: a loaded CI machine slows both alike (5 s was exceeded on an
+# ASan build at load average 12), while a frozen daemon
 FACTOR = 20
-FLOOR = 5.0
+FLOOR = 9.0
 
 
 class Bystander:
@@ -525,11 +525,13 @@ def burst(d, n, path="/v1/conversations", token=None, headers=None):
 
 
 def test_rate_limit_per_client_address(omnihub):
-    d = omnihub(config={"http.rate_limit": "5"})
+    # 1 request/s with bursts of 2: a loaded machine that takes seconds over
+    # the burst still sees most of it limited
+    d = omnihub(config={"http.rate_limit": "1"})
     agent = jwt(claims("agent-1", "agent", "desk"))
     answers = burst(d, 40, token=agent)
     codes = [r.status_code for r in answers]
-    assert codes[:5] == [200] * 5, codes  # the burst allowance
+    assert codes[:2] == [200] * 2, codes  # the burst allowance
     limited = [r for r in answers if r.status_code == 429]
     assert len(limited) >= 20, codes
     r = limited[0]
@@ -539,9 +541,10 @@ def test_rate_limit_per_client_address(omnihub):
     # health probes are not limited, so an orchestrator keeps seeing the process
     assert all(x.status_code == 200 for x in burst(d, 20, path="/healthz"))
     # every route counts against the address, signed posts included
-    assert d.post_inbound(message("limited")).status_code == 429
+    assert any(d.post_inbound(message(f"limited-{i}")).status_code == 429 for i in range(4))
     time.sleep(wait)
     assert burst(d, 1, token=agent)[0].status_code == 200
+    time.sleep(2)  # /metrics counts against the address too
     assert d.metric("omnihub_http_rate_limited_total", {"scope": "address"}) >= 20
 
 
