@@ -290,6 +290,7 @@ struct bench_push_cfg {
 int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, double ceiling_rate,
                    const char *ceiling_name);
 int bench_scale(const struct bench_opts *o);
+int bench_desk(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

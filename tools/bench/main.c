@@ -29,6 +29,8 @@ static void usage(FILE *out)
             "  resume      K missed events over WebSocket vs a direct SQL read\n"
             "  kafka       ingest -> WebSocket push, Kafka (mock cluster) and embedded\n"
             "  scale       a large store vs an empty one: history, resume, ingest\n"
+            "  desk        the inbox list (filters, q) and claims on a large PostgreSQL\n"
+            "              store vs an empty one (--conversations, --events, --pg-dsn)\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -146,73 +148,31 @@ int main(int argc, char **argv)
     optind = 2;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'd':
-            o.daemon_bin = optarg;
-            break;
-        case 'u':
-            o.url = optarg;
-            break;
-        case 'j':
-            o.json_path = optarg;
-            break;
-        case 'C':
-            o.channel = optarg;
-            break;
-        case 'm':
-            o.messages = atol(optarg);
-            break;
-        case 'c':
-            o.concurrency = atoi(optarg);
-            break;
-        case 'n':
-            o.clients = atoi(optarg);
-            break;
-        case 'p':
-            o.per_conv = atoi(optarg);
-            break;
-        case 'r':
-            o.rate = atoi(optarg);
-            break;
-        case 's':
-            o.seconds = atoi(optarg);
-            break;
+        case 'd': o.daemon_bin = optarg; break;
+        case 'u': o.url = optarg; break;
+        case 'j': o.json_path = optarg; break;
+        case 'C': o.channel = optarg; break;
+        case 'm': o.messages = atol(optarg); break;
+        case 'c': o.concurrency = atoi(optarg); break;
+        case 'n': o.clients = atoi(optarg); break;
+        case 'p': o.per_conv = atoi(optarg); break;
+        case 'r': o.rate = atoi(optarg); break;
+        case 's': o.seconds = atoi(optarg); break;
         case 'e':
             o.events = atoi(optarg);
             o.scale_events = atol(optarg);
             break;
-        case 'R':
-            o.repeat = atoi(optarg);
-            break;
-        case 'v':
-            o.conversations = atol(optarg);
-            break;
-        case 'D':
-            o.data_root = optarg;
-            break;
-        case 'S':
-            o.store = optarg;
-            break;
-        case 'P':
-            o.pg_dsn = optarg;
-            break;
-        case 'L':
-            o.preload = optarg;
-            break;
-        case 'K':
-            o.pg_cluster = true;
-            break;
-        case 'T':
-            o.settle = atoi(optarg);
-            break;
-        case 'N':
-            o.no_ceiling = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'R': o.repeat = atoi(optarg); break;
+        case 'v': o.conversations = atol(optarg); break;
+        case 'D': o.data_root = optarg; break;
+        case 'S': o.store = optarg; break;
+        case 'P': o.pg_dsn = optarg; break;
+        case 'L': o.preload = optarg; break;
+        case 'K': o.pg_cluster = true; break;
+        case 'T': o.settle = atoi(optarg); break;
+        case 'N': o.no_ceiling = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (o.concurrency < 1 || o.clients < 1 || o.per_conv < 1 || o.rate < 1 || o.seconds < 1) {
@@ -242,6 +202,8 @@ int main(int argc, char **argv)
         bad = bench_kafka(&o);
     else if (strcmp(scenario, "scale") == 0)
         bad = bench_scale(&o);
+    else if (strcmp(scenario, "desk") == 0)
+        bad = bench_desk(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
