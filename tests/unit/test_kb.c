@@ -103,9 +103,10 @@ START_TEST(bad_input)
     /* hostile text: invalid UTF-8, NULs, a word longer than any buffer, a
      * query far over the length read */
     kb = oh_kb_new(tiny, 3, err, sizeof err);
+    static const char pattern[] = "ab\xff\xc3\0 returns";
     char *big = malloc(100000);
     for (size_t i = 0; i < 100000; i++)
-        big[i] = (char)("ab\xff\xc3\0 returns"[i % 16]);
+        big[i] = pattern[i % sizeof pattern];
     ck_assert_int_eq(oh_kb_query(kb, big, 100000, 2, NULL, h, &n, &c, NULL), 0);
     memset(big, 'a', 100000);
     ck_assert_int_eq(oh_kb_query(kb, big, 100000, 2, NULL, h, &n, &c, NULL), 0);
