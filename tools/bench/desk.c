@@ -73,7 +73,7 @@ static int desk_fill(const char *dsn, long n, long m)
         "(ARRAY['normal','normal','high','low','urgent'])[1 + (i / 5) %% 5], "
         "CASE WHEN i %% 7 = 0 THEN '[\"vip\"]'::jsonb ELSE '[]'::jsonb END, "
         "%ld, 'inbound', 'text', 'hello', 1700000000000 + i * 10, i "
-        "FROM generate_series(1, %ld) i;"
+        "FROM generate_series(1::bigint, %ld) i;"
         "UPDATE revs SET rev = %ld;"
         "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, src_offset, "
         "ts_ms, json) SELECT 'dc' || i, s, 'de' || i || '-' || s, 'omnihub.message.inbound', 0, "
@@ -82,12 +82,12 @@ static int desk_fill(const char *dsn, long n, long m)
         "\"/omnihub/api:bench/desk\",\"type\":\"omnihub.message.inbound\",\"time\":"
         "\"2023-11-14T22:13:20Z\",\"subject\":\"dc' || i || '\",\"datacontenttype\":"
         "\"application/json\",\"data\":{}}' "
-        "FROM generate_series(1, %ld) i, generate_series(1, %ld) s;"
+        "FROM generate_series(1::bigint, %ld) i, generate_series(1, %ld) s;"
         "INSERT INTO search (conversation_id, seq, tsv) SELECT 'dc' || i, s, "
         "to_tsvector('simple', 'hello my order ' || (ARRAY['refund','delivery','size',"
         "'invoice','password','warranty','coupon','return','tracking','payment'])"
         "[1 + (i * 31 + s) %% 10] || ' code w' || ((i * 7919 + s * 104729) %% %d)) "
-        "FROM generate_series(1, %ld) i, generate_series(1, %ld) s;"
+        "FROM generate_series(1::bigint, %ld) i, generate_series(1, %ld) s;"
         "ANALYZE;",
         per, per, n, n, per, n, per, DESK_WORDS, n, per);
     if (bench_pg_exec(dsn, sql, err, sizeof err)) {
