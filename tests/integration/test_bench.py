@@ -83,3 +83,23 @@ def test_scale_on_postgres_with_the_bulk_preload(tmp_path):
     for variant in ("empty", "pg 300c/3000e"):
         c = rows[("scale:ingest", variant)]["correctness"]
         assert c["acknowledged"] == 5000 and c["found"] == 5000 and c["duplicates"] == 0
+
+
+def test_desk_on_postgres(tmp_path):
+    """desk: a small large store against the empty one; every list and claim
+    answered 200 on both sides, each row with its sample counts."""
+    out = tmp_path / "report.json"
+    p = subprocess.run([str(BENCH), "desk", "--conversations", "1000", "--events", "10000",
+                        "--daemon", str(OMNIHUBD), "--json", str(out)],
+                       capture_output=True, timeout=180, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["scenarios"]
+            if r["scenario"] == "desk"}
+    want = {"list status+priority": 900, "list q rare word": 900, "list q common word": 300,
+            "claim": 24}
+    assert set(rows) == set(want)
+    for variant, n in want.items():
+        r = rows[variant]
+        assert r["latency"]["count"] == n and r["empty_latency_us"]["count"] == n, variant
+        assert r["errors"] == 0 and r["empty_errors"] == 0, variant
+        assert r["conversations"] == 1000 and r["events"] == 10000 and r["ratio"] > 0
