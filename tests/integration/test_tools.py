@@ -133,9 +133,14 @@ def test_libwebsockets_lines_are_json_and_bounded(omnihub):
     import json
     import socket
     d = omnihub()
+    # The gateway answers oversized heads itself (http_guard.c) before lws
+    # sees them; a WebSocket upgrade without a token is refused inside lws,
+    # which logs one warning per refusal.
+    upgrade = (b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
     for _ in range(60):
         with socket.create_connection(("127.0.0.1", d.port)) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n")
+            s.sendall(upgrade)
             s.settimeout(5)
             try:
                 while s.recv(65536):
@@ -147,5 +152,5 @@ def test_libwebsockets_lines_are_json_and_bounded(omnihub):
     for line in lines:
         json.loads(line)  # every line is a JSON object
     lws = [json.loads(line) for line in lines if '"component":"lws"' in line]
-    assert lws, "the header flood left no trace in the log"
+    assert lws, "the refused upgrades left no trace in the log"
     assert len(lws) <= 21, len(lws)
