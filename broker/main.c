@@ -2,6 +2,7 @@
  * starts the connectors and the services of the chosen role, and serves
  * until SIGINT or SIGTERM. */
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: omnihubd [-c FILE] [--role all|gateway|sync|dispatch] [--check-config]\n"
+    fprintf(out, "usage: omnihubd [-c FILE] [--role all|ROLE[,ROLE...]] [--check-config]\n"
                  "\n"
                  "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
                  "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
@@ -160,15 +161,39 @@ static void warn_env(const char *name, const char *suggestion, void *opaque)
         OH_WARN("config", "%s is not a configuration variable and is ignored", name);
 }
 
+/* The roles, each the flag of the hub that its services and the gateway
+ * look at. A service with a role of its own adds a line here. */
+static const struct {
+    const char *name;
+    size_t flag; /* offsetof(oh_hub, run_<name>) */
+} roles[] = {
+    {"gateway", offsetof(oh_hub, run_gateway)},
+    {"sync", offsetof(oh_hub, run_sync)},
+    {"dispatch", offsetof(oh_hub, run_dispatch)},
+};
+
+/* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */
 static int set_role(oh_hub *hub, const char *role, char *err, size_t errlen)
 {
     bool all = strcmp(role, "all") == 0;
-    hub->run_gateway = all || strcmp(role, "gateway") == 0;
-    hub->run_sync = all || strcmp(role, "sync") == 0;
-    hub->run_dispatch = all || strcmp(role, "dispatch") == 0;
-    if (!hub->run_gateway && !hub->run_sync && !hub->run_dispatch) {
-        oh_errf(err, errlen, "role must be all, gateway, sync or dispatch, not \"%s\"", role);
-        return OH_EINVAL;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(roles); i++)
+        *(bool *)((char *)hub + roles[i].flag) = all;
+    for (const char *p = role; !all && *p;) {
+        size_t n = strcspn(p, ","), i = 0;
+        while (i < OH_ARRAY_SIZE(roles) && (strlen(roles[i].name) != n || strncmp(p, roles[i].name, n)))
+            i++;
+        if (i == OH_ARRAY_SIZE(roles)) {
+            char names[160];
+            size_t at = (size_t)snprintf(names, sizeof names, "all");
+            for (size_t j = 0; j < OH_ARRAY_SIZE(roles) && at < sizeof names; j++)
+                at += (size_t)snprintf(names + at, sizeof names - at, "%s%s",
+                                       j + 1 < OH_ARRAY_SIZE(roles) ? ", " : " or ", roles[j].name);
+            oh_errf(err, errlen, "role must be %s (or a comma-separated list of them), not \"%s\"",
+                    names, role);
+            return OH_EINVAL;
+        }
+        *(bool *)((char *)hub + roles[i].flag) = true;
+        p += n + (p[n] == ',');
     }
     return OH_OK;
 }
