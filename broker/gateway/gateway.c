@@ -596,7 +596,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_get_vhost(wsi) == gw->admin_vh)
         return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket on the admin listener", 0);
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
-    if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_stop(wsi); /* no longer HTTP */
+    if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_websocket(wsi); /* frames from now on */
+    if ((reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
+         reason == LWS_CALLBACK_RECEIVE_PONG) && gw_guard_unmasked(wsi)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked frame", 14);
+        return -1;
+    }
+    if (reason == LWS_CALLBACK_RECEIVE) gw_guard_resume(wsi, false);
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION || reason == LWS_CALLBACK_ESTABLISHED ||
         reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
         reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_RECEIVE_PONG)

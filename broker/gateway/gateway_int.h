@@ -195,6 +195,13 @@ void gw_guard_open(struct oh_gateway *gw, struct lws *wsi);
 int gw_guard_verdict(struct lws *wsi, char *why, size_t whylen);
 void gw_guard_dropped(struct lws *wsi, bool request_open, const char *caller);
 void gw_guard_resume(struct lws *wsi, bool answered);
+/* At LWS_CALLBACK_ESTABLISHED: the watcher goes on following the client's
+ * frames (RFC 6455 5.1 wants a frame without a mask refused; lws 4.1.6
+ * does not check); gw_guard_unmasked() says when one was seen: the
+ * connection is then closed with 1002 (the guard asks for a writable
+ * callback to get there). */
+void gw_guard_websocket(struct lws *wsi);
+bool gw_guard_unmasked(struct lws *wsi);
 void gw_guard_stop(struct lws *wsi);
 void gw_guard_free(struct lws *wsi);
 /* The connection's word for http_pipeline.c, or NULL (no guard). */

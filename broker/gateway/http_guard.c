@@ -44,8 +44,16 @@
  * reads from a socket per event (pt_serv_buf_size, 4096), so the scanner
  * is always ahead of lws.
  *
+ * After an upgrade the scanner follows the client's WebSocket frames
+ * (their headers; payloads skipped whole) for the one rule lws 4.1.6 does
+ * not check: a client frame must be masked (RFC 6455 5.1). One without a
+ * mask is not answered here but flagged (gw_guard_unmasked()): the
+ * gateway's WebSocket callback closes the connection with 1002, so that
+ * lws writes the Close frame in order with what it is sending.
+ *
  * Anything the scanner does not follow exactly (a method lws does not
- * know, a "%" lws refuses itself with 403, Transfer-Encoding, an Upgrade,
+ * know, a "%" lws refuses itself with 403, Transfer-Encoding, an Upgrade
+ * with a body,
  * a bare line break before the request line, a path under the static
  * mount that lws serves itself) ends the scanning of that connection: no
  * verdict, lws's behaviour as before. The watcher is stopped for good
@@ -81,7 +89,10 @@
 #define STR_(x) #x
 #define STR(x)  STR_(x)
 
-enum scan_state { SC_METHOD, SC_TARGET, SC_VERSION, SC_FIELDS, SC_BODY, SC_OFF };
+enum scan_state { SC_METHOD, SC_TARGET, SC_VERSION, SC_FIELDS, SC_BODY, SC_WS, SC_OFF };
+
+/* Where a WebSocket frame's header stands (RFC 6455 section 5.2). */
+enum ws_part { WS_B0, WS_B1, WS_LEN, WS_KEY, WS_DATA };
 
 struct gw_conn {
     ev_io io; /* the watcher of the socket, at EV_MAXPRI */
@@ -109,7 +120,14 @@ struct gw_conn {
     bool in_query; /* past the target's '?' */
     bool odd_path; /* '%', "/." or "//" in the target's path */
     bool in_name, in_clen, cl_seen, stop_after;
+    bool upgrade; /* the head asks for an Upgrade */
     unsigned long long clen, body_left;
+    /* the frames after an upgrade (SC_WS) */
+    enum ws_part ws_part;
+    unsigned ws_need;            /* bytes left of the length or the key */
+    unsigned long long ws_left;  /* of the payload */
+    bool websocket;              /* lws established the WebSocket */
+    bool unmasked;               /* a client frame without a mask was seen */
     /* the verdict on head bad_head: 0 or a status */
     int status;
     unsigned bad_head;
@@ -138,7 +156,7 @@ static void next_head(struct gw_conn *c)
     c->pct = 0;
     c->prev = 0;
     c->in_query = c->odd_path = false;
-    c->in_name = c->in_clen = c->cl_seen = c->stop_after = false;
+    c->in_name = c->in_clen = c->cl_seen = c->stop_after = c->upgrade = false;
     c->clen = 0;
 }
 
@@ -200,16 +218,20 @@ static void end_name(struct gw_conn *c)
     if (strcmp(c->tok, "content-length") == 0) {
         if (c->cl_seen) c->stop_after = true; /* refused (400) and closed */
         c->cl_seen = c->in_clen = true;
-    } else if (strcmp(c->tok, "transfer-encoding") == 0 || strcmp(c->tok, "upgrade") == 0) {
-        c->stop_after = true; /* refused and closed, or no longer HTTP */
+    } else if (strcmp(c->tok, "transfer-encoding") == 0) {
+        c->stop_after = true; /* refused and closed */
+    } else if (strcmp(c->tok, "upgrade") == 0) {
+        c->upgrade = true; /* no longer HTTP: frames follow, if anything */
     }
 }
 
 static void end_line(struct gw_conn *c)
 {
     if (c->linelen == 0) { /* the blank line */
-        if (c->stop_after)
+        if (c->stop_after || (c->upgrade && c->clen))
             c->st = SC_OFF;
+        else if (c->upgrade)
+            c->st = SC_WS, c->ws_part = WS_B0;
         else if (c->clen)
             c->st = SC_BODY, c->body_left = c->clen;
         else
@@ -251,9 +273,45 @@ static void field_byte(struct gw_conn *c, uint8_t b)
     }
 }
 
+/* One byte of the client's frames after an upgrade. Only the frame
+ * boundaries and the MASK bit are followed: lws checks the rest. */
+static void ws_byte(struct gw_conn *c, uint8_t b)
+{
+    switch (c->ws_part) {
+    case WS_B0: c->ws_part = WS_B1; break;
+    case WS_B1:
+        if (!(b & 0x80)) { /* RFC 6455 5.1: the server closes the connection */
+            c->unmasked = true;
+            c->st = SC_OFF;
+            return;
+        }
+        c->ws_left = b & 0x7f;
+        c->ws_need = c->ws_left == 126 ? 2 : c->ws_left == 127 ? 8 : 0;
+        if (c->ws_need)
+            c->ws_left = 0, c->ws_part = WS_LEN;
+        else
+            c->ws_need = 4, c->ws_part = WS_KEY;
+        break;
+    case WS_LEN:
+        c->ws_left = c->ws_left << 8 | b;
+        if (--c->ws_need == 0) c->ws_need = 4, c->ws_part = WS_KEY;
+        break;
+    case WS_KEY:
+        if (--c->ws_need == 0) c->ws_part = c->ws_left ? WS_DATA : WS_B0;
+        break;
+    case WS_DATA:
+        if (--c->ws_left == 0) c->ws_part = WS_B0;
+        break;
+    }
+}
+
 /* Feeds one byte of the stream. */
 static void scan(struct gw_conn *c, uint8_t b)
 {
+    if (c->st == SC_WS) {
+        ws_byte(c, b);
+        return;
+    }
     if (c->st == SC_BODY) {
         if (--c->body_left == 0) next_head(c);
         return;
@@ -287,6 +345,7 @@ static void scan(struct gw_conn *c, uint8_t b)
         break;
     case SC_FIELDS: field_byte(c, b); break;
     case SC_BODY:
+    case SC_WS:
     case SC_OFF: break;
     }
 }
@@ -321,8 +380,17 @@ static long peek_and_scan(struct gw_conn *c)
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
     if (n == 0) return -1; /* the peer is done sending */
     if ((size_t)n <= skip) return 0;
-    for (size_t i = skip; i < (size_t)n && c->st != SC_OFF; i++)
+    for (size_t i = skip; i < (size_t)n && c->st != SC_OFF; i++) {
+        if (c->st == SC_WS && c->ws_part == WS_DATA && c->ws_left > 1) {
+            /* a payload: skip it whole, up to its last byte */
+            size_t k = (size_t)n - i;
+            if (k > c->ws_left - 1) k = (size_t)(c->ws_left - 1);
+            c->ws_left -= k;
+            i += k - 1;
+            continue;
+        }
         scan(c, buf[i]);
+    }
     c->scanned += (size_t)n - skip;
     return c->st == SC_OFF ? -1 : (long)((size_t)n - skip);
 }
@@ -395,6 +463,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     long n = step(c);
     if (n < 0) {
         stop(c);
+        if (c->unmasked && c->websocket) lws_callback_on_writable(c->wsi); /* to close it */
         return;
     }
     if (n > 0) {
@@ -441,6 +510,15 @@ void gw_guard_resume(struct lws *wsi, bool answered)
         answer_if_due(c); /* a bad head already scanned is next */
     }
     if (!c->paused || c->st == SC_OFF) return;
+    if (c->st == SC_WS) {
+        /* lws may have read past the frames scanned while paused: then the
+         * frame boundaries are lost, and the checking ends */
+        long long q = gw_socket_bytes_read(c->wsi);
+        if (q < 0 || (unsigned long long)q > c->scanned) {
+            c->st = SC_OFF;
+            return;
+        }
+    }
     c->paused = false;
     c->idle = 0;
     /* lws may read in this same turn: scan first */
@@ -473,6 +551,23 @@ void gw_guard_dropped(struct lws *wsi, bool request_open, const char *caller)
      * read with an earlier request): answer it before lws shuts the socket
      * down, right after this callback */
     answer(c);
+}
+
+void gw_guard_websocket(struct lws *wsi)
+{
+    struct gw_conn *c = conn_of(wsi);
+    if (!c) return;
+    c->websocket = true;
+    if (c->unmasked)
+        lws_callback_on_writable(wsi); /* seen before the upgrade completed */
+    else if (c->st != SC_WS)
+        stop(c); /* not following the frames */
+}
+
+bool gw_guard_unmasked(struct lws *wsi)
+{
+    struct gw_conn *c = conn_of(wsi);
+    return c && c->unmasked;
 }
 
 void gw_guard_stop(struct lws *wsi)

@@ -5,6 +5,7 @@ client alongside (test_hostile.Bystander); the daemon must still serve new
 clients afterwards and stop cleanly on SIGTERM (the omnihub fixture)."""
 import json
 import re
+import time
 
 import pytest
 
@@ -222,8 +223,6 @@ def test_oversized_header_blocks_get_431(target, name):
 
 # ---- 8. unmasked client WebSocket frames (RFC 6455 section 5.1) ----
 
-@pytest.mark.xfail(strict=True, reason="lws 4.1.6 accepts unmasked client frames and does not "
-                   "say whether a frame was masked")
 def test_unmasked_client_frame_closes_with_1002(target):
     d, conv, agent, bystander = target()
     ping = json.dumps({"type": "ping"}).encode()
@@ -235,6 +234,38 @@ def test_unmasked_client_frame_closes_with_1002(target):
         # masked frames are still served
         s = ws_open(d, agent)
         s.sendall(frame(1, ping))
+        assert ws_close_code(s, timeout=1) == "open"
+        s.close()
+
+
+@pytest.mark.parametrize("where", ["after_long_frames", "control_frame", "continuation",
+                                   "same_segment"])
+def test_unmasked_frame_is_found_behind_masked_ones(target, where):
+    """The guard follows frame boundaries (7-, 16- and 64-bit lengths,
+    fragments, control frames) to the first frame without a mask."""
+    d, conv, agent, bystander = target(**{"ws.max_frame": "256k", "ws.rate": "100000"})
+    msg = json.dumps({"type": "ping", "pad": "x" * 200}).encode()
+    big = json.dumps({"type": "ping", "pad": "y" * 70000}).encode()  # 64-bit length
+    ping = json.dumps({"type": "ping"}).encode()
+    masked = frame(1, msg) + frame(1, big) + frame(9, b"hi") + frame(1, ping[:4], fin=False) + \
+        frame(0, ping[4:])
+    bad = {"after_long_frames": frame(1, ping, mask=False),
+           "control_frame": frame(9, b"hi", mask=False),
+           "continuation": frame(1, ping[:4], fin=False) + frame(0, ping[4:], mask=False),
+           "same_segment": frame(1, ping, mask=False)}[where]
+    with bystander:
+        s = ws_open(d, agent)
+        if where == "same_segment":
+            ws_send_all(s, masked + bad)
+        else:
+            s.sendall(masked)
+            time.sleep(0.3)  # lws reads the masked frames first
+            ws_send_all(s, bad)
+        assert ws_close_code(s, timeout=10) == 1002
+        s.close()
+        # the same masked traffic alone is served and stays open
+        s = ws_open(d, agent)
+        s.sendall(masked * 3)
         assert ws_close_code(s, timeout=1) == "open"
         s.close()
 
