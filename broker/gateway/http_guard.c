@@ -53,9 +53,8 @@
  *
  * Anything the scanner does not follow exactly (a method lws does not
  * know, a "%" lws refuses itself with 403, Transfer-Encoding, an Upgrade
- * with a body,
- * a bare line break before the request line, a path under the static
- * mount that lws serves itself) ends the scanning of that connection: no
+ * with a body, a bare line break before the request line, a path under the
+ * static mount that lws serves itself) ends the scanning of that connection: no
  * verdict, lws's behaviour as before. The watcher is stopped for good
  * once a verdict is reached or the scanning ends. It pauses while lws
  * does not read: a request in progress with more bytes queued (nothing new
