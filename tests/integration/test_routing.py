@@ -8,9 +8,11 @@ import json
 import threading
 import time
 
+import pytest
 import websockets
 
 from conftest import ctl, JWT_SECRET
+from test_store_pg import newdb, pg  # noqa: F401 (the module's PostgreSQL server)
 
 ROUTING = {"routing.enabled": "true"}
 
@@ -105,8 +107,15 @@ def assignees(d, convs, tok):
     return {c: conv_of(d, c, tok)["assignee"] for c in convs}
 
 
-def test_capacity_two_seven_conversations_six_assigned_one_waits(omnihub):
-    d = omnihub(dict(ROUTING, **{"routing.capacity": "2"}))
+def store_config(request, backend):
+    if backend == "sqlite":
+        return {}
+    return {"store.backend": "postgres", "store.postgres.dsn": newdb(request.getfixturevalue("pg"))}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_capacity_two_seven_conversations_six_assigned_one_waits(omnihub, request, backend):
+    d = omnihub(dict(ROUTING, **{"routing.capacity": "2"}, **store_config(request, backend)))
     tok = d.agent_token("boss")
     desk = Desk(d)
     try:
@@ -182,8 +191,9 @@ def test_offline_agent_requeued_after_grace(omnihub):
         desk.close()
 
 
-def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub):
-    d = omnihub(dict(ROUTING, **{"routing.capacity": "1000"}))
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub, request, backend):
+    d = omnihub(dict(ROUTING, **{"routing.capacity": "1000"}, **store_config(request, backend)))
     tok = d.agent_token("boss")
     desk = Desk(d)
     n = 200

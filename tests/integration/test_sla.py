@@ -5,7 +5,10 @@ response clock follows a reply, and a breach due while the daemon was
 killed is recorded once after the restart, never twice."""
 import time
 
-from test_routing import api_msg
+import pytest
+
+from test_routing import api_msg, store_config
+from test_store_pg import pg  # noqa: F401 (the module's PostgreSQL server)
 
 SLA = {"sla.enabled": "true", "sla.frt_s.normal": "2", "sla.nrt_s.normal": "2",
        "sla.frt_s.urgent": "1"}
@@ -102,8 +105,9 @@ def test_next_response_clock_and_priority(omnihub):
     assert time.time() - t < 1.9  # before the normal target
 
 
-def test_breach_across_kill9_recorded_once(omnihub):
-    d = omnihub(SLA)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_breach_across_kill9_recorded_once(omnihub, request, backend):
+    d = omnihub(dict(SLA, **store_config(request, backend)))
     tok = d.agent_token("ann")
     before = post(d, "before")
     assert len(wait_breaches(d, before, tok, 1)) == 1
