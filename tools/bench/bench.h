@@ -40,6 +40,7 @@ struct bench_opts {
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */
+    int agents; /* desk: online agents for the router (0: the inbox scenario) */
 };
 
 /* ---- monotonic time ---- */
@@ -158,6 +159,11 @@ struct bench_ws_spec {
     int nconv;
     int64_t after;     /* subscribe after this seq (0: everything) */
     const char *token; /* agent token for every client */
+    /* optional: client i connects with tokens[i % ntokens] instead (the desk's
+     * agents), and says PRESENCE ("online") once subscribed */
+    const char *const *tokens;
+    int ntokens;
+    const char *presence;
 };
 
 struct bench_ws *bench_ws_new(char *err, size_t errlen);
@@ -291,6 +297,8 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
                    const char *ceiling_name);
 int bench_scale(const struct bench_opts *o);
 int bench_desk(const struct bench_opts *o);
+/* desk --agents N: inbound -> assigned by the router and SLA breach lateness */
+int bench_desk_route(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

@@ -57,7 +57,10 @@ static void usage(FILE *out)
             "  --pg-cluster          scale: CLUSTER history USING history_pkey after the\n"
             "                        preload (an operator's maintenance; postgres only)\n"
             "  --settle SECONDS      scale: leave the stores idle that long before measuring\n"
-            "  --no-ceiling          skip the reference measurements\n");
+            "  --no-ceiling          skip the reference measurements\n"
+            "  --agents N            desk: N agents online; measures inbound -> assigned by\n"
+            "                        the router and SLA breach lateness at --rate for\n"
+            "                        --seconds (instead of the inbox scenario)\n");
 }
 
 void bench_run_id(char *out)
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
                                          {"pg-cluster", no_argument, NULL, 'K'},
                                          {"settle", required_argument, NULL, 'T'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
+                                         {"agents", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
         case 'K': o.pg_cluster = true; break;
         case 'T': o.settle = atoi(optarg); break;
         case 'N': o.no_ceiling = true; break;
+        case 'A': o.agents = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -203,7 +208,7 @@ int main(int argc, char **argv)
     else if (strcmp(scenario, "scale") == 0)
         bad = bench_scale(&o);
     else if (strcmp(scenario, "desk") == 0)
-        bad = bench_desk(&o);
+        bad = o.agents > 0 ? bench_desk_route(&o) : bench_desk(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
