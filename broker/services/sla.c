@@ -18,6 +18,7 @@
 #define REFIRE_MS  5000  /* a breach with no outcome seen is decided again */
 #define CLOCKS_MAX 200000
 #define BREACHES_MAX 64 /* kinds listed in one episode's "breached" */
+#define PARTS_MAX  1024 /* timeline partitions a member can own */
 
 struct sla {
     oh_hub *hub;
@@ -26,9 +27,12 @@ struct sla {
     /* conversation id -> its clocks (below); the conversations not resolved */
     json_t *convs;
     json_t *dirty; /* ids whose clocks changed since they were saved */
+    /* the timeline partitions this member owns: only their conversations'
+     * clocks are kept (another member sees the others' replies) */
+    bool owned[PARTS_MAX];
 };
 
-/* A conversation's clocks: {ch, ac, ep (episode), st (status), pr
+/* A conversation's clocks: {pt (its timeline partition), ch, ac, ep (episode), st (status), pr
  * (priority), seq (last timeline event applied), out (the last message the
  * customer saw was a reply), fd (first response given), nn (next response
  * clocks started), br (kinds breached in the episode), frt, nrt}; a clock:
@@ -94,7 +98,8 @@ static json_t *public_sla(const struct sla *s, const json_t *c)
 
 static json_t *fresh(const char *ch, const char *ac)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:b, s:b, s:I, s:[], s:n, s:n}", "ch", ch,
+    return json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:I, s:b, s:b, s:I, s:[], s:n, s:n}", "pt", 0,
+                     "ch", ch,
                      "ac", ac, "ep", (json_int_t)1, "st", "open", "pr", "normal", "seq",
                      (json_int_t)0, "out", 0, "fd", 0, "nn", (json_int_t)0, "br", "frt", "nrt");
 }
@@ -179,6 +184,7 @@ static int apply(struct sla *s, const struct oh_log_record *r)
         return err;
     }
     iset(c, "seq", r->meta.seq);
+    iset(c, "pt", r->partition);
     if (in) {
         const char *st = sget(c, "st");
         if (strcmp(st, "resolved") == 0) new_episode(c, iget(c, "ep") + 1);
@@ -291,19 +297,25 @@ static void fire(struct sla *s)
 
 /* ---- the service ---- */
 
+static bool owns(const struct sla *s, int64_t part)
+{
+    return part >= 0 && part < PARTS_MAX && s->owned[part];
+}
+
 static int saved_row(void *opaque, const char *key, const char *value)
 {
     struct sla *s = opaque;
     json_t *doc = json_loads(value, 0, NULL);
     json_t *c = json_object_get(doc, "v");
-    if (json_is_object(c) && strcmp(sget(c, "st"), "resolved") != 0 &&
-        json_object_size(s->convs) < CLOCKS_MAX)
+    if (json_is_object(c) && strcmp(sget(c, "st"), "resolved") != 0 && owns(s, iget(c, "pt")) &&
+        !json_object_get(s->convs, key) && json_object_size(s->convs) < CLOCKS_MAX)
         json_object_set(s->convs, key, c);
     json_decref(doc);
     return 0;
 }
 
-/* The clocks still running when the service last saved them. */
+/* The clocks of the owned partitions still running when they were last
+ * saved (by this member or the partitions' previous owner). */
 static int load(struct sla *s)
 {
     int rc = oh_store_kv_scan(s->hub->store, NS, saved_row, s);
@@ -337,6 +349,30 @@ static void tick(void *state)
     if (!s->loaded && load(s)) return;
     if (json_object_size(s->dirty) && save(s)) return;
     fire(s);
+}
+
+/* runs on the service's thread, inside a poll */
+static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct sla *s = state;
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = true;
+    s->loaded = false; /* the new partitions' clocks are read at the next batch or tick */
+}
+
+static void revoked(void *state, oh_log_consumer *lc, const int32_t *parts, int n)
+{
+    struct sla *s = state;
+    if (save(s))
+        OH_WARN("sla", "clocks not saved before a rebalance; the next owner reads the batch again");
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = false;
+    const char *conv;
+    json_t *c, *tmp;
+    json_object_foreach_safe(s->convs, tmp, conv, c)
+    {
+        if (!owns(s, iget(c, "pt"))) json_object_del(s->convs, conv);
+    }
 }
 
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
@@ -383,5 +419,7 @@ const struct oh_service oh_service_sla = {
     .init = init,
     .process = process,
     .tick = tick,
+    .assigned = assigned,
+    .revoked = revoked,
     .stop = stop,
 };
