@@ -14,8 +14,8 @@
 #include "store/store.h"
 #include "services/service.h"
 
-#define RETRY_MS 5000     /* a decision with no outcome seen is made again */
-#define QUEUE_MAX 100000  /* open conversations the router keeps in view */
+#define RETRY_MS   5000   /* a decision with no outcome seen is made again */
+#define QUEUE_MAX  100000 /* open conversations the router keeps in view */
 #define AGENTS_MAX 4096
 
 struct router {
@@ -62,12 +62,11 @@ static void note(struct router *rt, const char *conv, const json_t *state, int64
     if (!e && json_object_size(rt->convs) >= QUEUE_MAX) return;
     const char *who = sget(state, "assignee");
     bool was_waiting = e && !*sget(e, "assignee");
-    json_t *n = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:s, s:s, s:I, s:I}", "status", st,
-                          "assignee", who, "team", sget(state, "team"), "prio",
-                          prio_rank(sget(state, "priority")), "seq", (json_int_t)seq, "since",
-                          (json_int_t)(was_waiting && !*who ? iget(e, "since") : now), "channel",
-                          channel, "account", account, "decided", (json_int_t)0, "basis",
-                          (json_int_t)0);
+    json_t *n = json_pack(
+        "{s:s, s:s, s:s, s:i, s:I, s:I, s:s, s:s, s:I, s:I}", "status", st, "assignee", who, "team",
+        sget(state, "team"), "prio", prio_rank(sget(state, "priority")), "seq", (json_int_t)seq,
+        "since", (json_int_t)(was_waiting && !*who ? iget(e, "since") : now), "channel", channel,
+        "account", account, "decided", (json_int_t)0, "basis", (json_int_t)0);
     if (!n) return;
     if (*who && (!e || strcmp(sget(e, "assignee"), who) != 0))
         json_object_set_new(rt->idle, who, json_integer(now)); /* newly assigned: not idle */
@@ -86,8 +85,8 @@ struct page {
 static int open_row(void *opaque, const struct oh_conversation *c, int64_t read_seq)
 {
     struct page *p = opaque;
-    json_t *state = json_pack("{s:s, s:s, s:s, s:s}", "status", c->status, "assignee",
-                              c->assignee, "team", c->team, "priority", c->priority);
+    json_t *state = json_pack("{s:s, s:s, s:s, s:s}", "status", c->status, "assignee", c->assignee,
+                              "team", c->team, "priority", c->priority);
     note(p->rt, c->id, state, c->state_seq, c->channel, c->account, c->created_ms);
     json_decref(state);
     p->created = c->created_ms;
@@ -174,13 +173,11 @@ static void decide(struct router *rt, struct oh_event_list *out, const char *con
     const char *holder = sget(e, "assignee");
     snprintf(basis, sizeof basis, "%lld", (long long)iget(e, "seq"));
     oh_event_id(id, to ? "route" : "requeue", conv, basis, holder, NULL);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:{s:s, s:s}}",
-                             "conversation_id", conv, "channel", sget(e, "channel"), "account",
-                             sget(e, "account"), "op", "assign", "assignee",
-                             to ? json_string(to) : json_null(), "expect",
-                             *holder ? json_string(holder) : json_null(), "reason",
-                             to ? "routed" : "requeued", "author", "kind", "system", "id",
-                             "router");
+    json_t *data = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:{s:s, s:s}}", "conversation_id", conv, "channel",
+        sget(e, "channel"), "account", sget(e, "account"), "op", "assign", "assignee",
+        to ? json_string(to) : json_null(), "expect", *holder ? json_string(holder) : json_null(),
+        "reason", to ? "routed" : "requeued", "author", "kind", "system", "id", "router");
     if (!data) return;
     oh_event_list_push(out, oh_event_new(OH_EV_COMMAND, id, 0, data));
     json_object_set_new(e, "decided", json_integer(now));
@@ -207,28 +204,33 @@ static void route(struct router *rt)
     size_t n = json_object_size(rt->convs);
     struct waiting *q = n ? calloc(n, sizeof *q) : NULL;
     struct agents as = {rt, calloc(AGENTS_MAX, sizeof *as.a), 0, json_object()};
+    json_t *gone = json_object(); /* agent id -> offline since (ms), 0 not offline */
     struct oh_event_list out = {0};
     size_t nq = 0;
     const char *conv;
     json_t *e;
-    if ((n && !q) || !as.a || !as.load) goto done;
+    if ((n && !q) || !as.a || !as.load || !gone) goto done;
     /* loads, the queue, and the requeues of agents gone for good */
     json_object_foreach(rt->convs, conv, e)
     {
         const char *who = sget(e, "assignee");
         if (!*who) {
-            if (pending(e, now))
-                continue; /* counted below with its agent */
+            if (pending(e, now)) continue; /* counted below with its agent */
             q[nq++] = (struct waiting){conv, e};
             continue;
         }
         json_object_set_new(as.load, who, json_integer(iget(as.load, who) + 1));
-        struct oh_agent_info a;
         if (!pr) continue; /* no presence in this process: nobody is known gone */
-        bool known = pr && oh_presence_get(pr, who, &a) == 0;
-        int64_t gone_since = !known                            ? rt->started_ms
+        json_t *g = json_object_get(gone, who); /* asked once per agent and pass */
+        if (!g) {
+            struct oh_agent_info a;
+            bool known = oh_presence_get(pr, who, &a) == 0;
+            g = json_integer(!known                            ? rt->started_ms
                              : a.status == OH_PRESENCE_OFFLINE ? a.since_ms
-                                                               : 0;
+                                                               : 0);
+            json_object_set_new(gone, who, g);
+        }
+        int64_t gone_since = json_integer_value(g);
         if (gone_since && now - gone_since > rt->grace_ms && !pending(e, now))
             decide(rt, &out, conv, e, NULL, now);
     }
@@ -250,9 +252,9 @@ static void route(struct router *rt)
                 struct agent *x = &as.a[k];
                 if (x->load >= rt->capacity || !in_team(&x->info, team)) continue;
                 if (!best || x->load < best->load ||
-                    (x->load == best->load && (x->idle_since < best->idle_since ||
-                                               (x->idle_since == best->idle_since &&
-                                                strcmp(x->info.id, best->info.id) < 0))))
+                    (x->load == best->load &&
+                     (x->idle_since < best->idle_since || (x->idle_since == best->idle_since &&
+                                                           strcmp(x->info.id, best->info.id) < 0))))
                     best = x;
             }
             if (!best) continue; /* nobody of its team is free: it waits */
@@ -268,6 +270,7 @@ static void route(struct router *rt)
 done:
     oh_event_list_clear(&out);
     json_decref(as.load);
+    json_decref(gone);
     free(as.a);
     free(q);
 }
@@ -279,9 +282,10 @@ static void apply(struct router *rt, const struct oh_log_record *r, int64_t now)
     const char *type = r->meta.type, *conv = r->meta.subject;
     if (!type || !conv) return;
     bool updated = strcmp(type, OH_EV_UPDATED) == 0;
-    /* a new conversation (its first event) is open and unassigned; every
-     * later change of an open one comes as a conversation.updated */
-    bool first = strcmp(type, OH_EV_INBOUND) == 0 && r->meta.seq == 1;
+    /* a new conversation (its first message, either way) is open and
+     * unassigned; every later change comes as a conversation.updated */
+    bool first =
+        r->meta.seq == 1 && (strcmp(type, OH_EV_INBOUND) == 0 || strcmp(type, OH_EV_OUTBOUND) == 0);
     if (!updated && !first) return;
     if (first && json_object_get(rt->convs, conv)) return;
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
@@ -297,8 +301,7 @@ static void apply(struct router *rt, const struct oh_log_record *r, int64_t now)
     json_decref(ev);
 }
 
-static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
-                   int n)
+static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct router *rt = state;
     int64_t now = oh_now_ms();

@@ -14,11 +14,11 @@
 #include "store/store.h"
 #include "services/service.h"
 
-#define NS         "sla" /* the store's key/value namespace of the clocks */
-#define REFIRE_MS  5000  /* a breach with no outcome seen is decided again */
-#define CLOCKS_MAX 200000
-#define BREACHES_MAX 64 /* kinds listed in one episode's "breached" */
-#define PARTS_MAX  1024 /* timeline partitions a member can own */
+#define NS           "sla" /* the store's key/value namespace of the clocks */
+#define REFIRE_MS    5000  /* a breach with no outcome seen is decided again */
+#define CLOCKS_MAX   200000
+#define BREACHES_MAX 64   /* kinds listed in one episode's "breached" */
+#define PARTS_MAX    1024 /* timeline partitions a member can own */
 
 struct sla {
     oh_hub *hub;
@@ -99,8 +99,7 @@ static json_t *public_sla(const struct sla *s, const json_t *c)
 static json_t *fresh(const char *ch, const char *ac)
 {
     return json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:I, s:b, s:b, s:I, s:[], s:n, s:n}", "pt", 0,
-                     "ch", ch,
-                     "ac", ac, "ep", (json_int_t)1, "st", "open", "pr", "normal", "seq",
+                     "ch", ch, "ac", ac, "ep", (json_int_t)1, "st", "open", "pr", "normal", "seq",
                      (json_int_t)0, "out", 0, "fd", 0, "nn", (json_int_t)0, "br", "frt", "nrt");
 }
 
@@ -118,9 +117,9 @@ static void new_episode(json_t *c, int64_t ep)
 
 static void start_clock(json_t *c, const char *k, int64_t t)
 {
-    json_object_set_new(c, k, json_pack("{s:I, s:I, s:I, s:b, s:I}", "s", (json_int_t)t, "p",
-                                        (json_int_t)0, "ps", (json_int_t)0, "b", 0, "f",
-                                        (json_int_t)0));
+    json_object_set_new(c, k,
+                        json_pack("{s:I, s:I, s:I, s:b, s:I}", "s", (json_int_t)t, "p",
+                                  (json_int_t)0, "ps", (json_int_t)0, "b", 0, "f", (json_int_t)0));
 }
 
 /* Moves the clocks of C to status ST at T (pause, resume, stop). */
@@ -191,7 +190,8 @@ static int apply(struct sla *s, const struct oh_log_record *r)
         if (strcmp(st, "open") != 0 && strcmp(st, "bot") != 0) set_status(c, "open", t);
         if (!json_is_object(json_object_get(c, "frt")) && !json_is_true(json_object_get(c, "fd")))
             start_clock(c, "frt", t);
-        else if (json_is_true(json_object_get(c, "fd")) && json_is_true(json_object_get(c, "out")) &&
+        else if (json_is_true(json_object_get(c, "fd")) &&
+                 json_is_true(json_object_get(c, "out")) &&
                  !json_is_object(json_object_get(c, "nrt"))) {
             start_clock(c, "nrt", t);
             iset(c, "nn", iget(c, "nn") + 1);
@@ -281,11 +281,11 @@ static void fire(struct sla *s)
             oh_event_id(id, "sla-breach", conv, ks[i], ep, at, NULL);
             json_t *sla = public_sla(s, c);
             json_array_append_new(json_object_get(sla, "breached"), json_string(ks[i]));
-            json_t *data = json_pack(
-                "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:s, s:s}}", "conversation_id", conv,
-                "channel", sget(c, "ch"), "account", sget(c, "ac"), "op", "breach", "kind", ks[i],
-                "episode", (json_int_t)iget(c, "ep"), "sla", sla, "author", "kind", "system", "id",
-                "sla");
+            json_t *data =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:s, s:s}}", "conversation_id",
+                          conv, "channel", sget(c, "ch"), "account", sget(c, "ac"), "op", "breach",
+                          "kind", ks[i], "episode", (json_int_t)iget(c, "ep"), "sla", sla, "author",
+                          "kind", "system", "id", "sla");
             if (data) oh_event_list_push(&out, oh_event_new(OH_EV_COMMAND, id, 0, data));
             iset(clk, "f", now);
         }
@@ -326,8 +326,7 @@ static int load(struct sla *s)
     return 0;
 }
 
-static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
-                   int n)
+static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct sla *s = state;
     int rc = s->loaded ? 0 : load(s);

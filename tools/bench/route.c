@@ -102,10 +102,18 @@ int bench_desk_route(const struct bench_opts *o)
     /* room for every conversation of the run: the latency is the router's,
      * not a wait for a free slot */
     snprintf(cap, sizeof cap, "%zu", n / (size_t)agents + 2);
-    const char *kv[] = {"routing.enabled", "true", "routing.capacity", cap, "sla.enabled", "true",
-                        "sla.frt_s.normal", "1", NULL};
+    const char *kv[] = {"routing.enabled",
+                        "true",
+                        "routing.capacity",
+                        cap,
+                        "sla.enabled",
+                        "true",
+                        "sla.frt_s.normal",
+                        "1",
+                        NULL};
     if (!toks) return 1;
-    if (o->url ? bench_daemon_attach(&d, o) : bench_daemon_start(&d, o, kv, NULL, err, sizeof err)) {
+    if (o->url ? bench_daemon_attach(&d, o)
+               : bench_daemon_start(&d, o, kv, NULL, err, sizeof err)) {
         fprintf(stderr, "omnihub-bench: desk: omnihubd: %s\n", err);
         goto out;
     }
@@ -210,10 +218,10 @@ int bench_desk_route(const struct bench_opts *o)
                            .found = breached,
                            .dups = breached_twice};
     bench_report_row(&rl, json_pack("{s:i}", "frt_target_s", 1));
-    rc = routed == (long)rr.run.ok && breached == (long)rr.run.ok && !routed_twice &&
-                 !breached_twice
-             ? 0
-             : 1;
+    rc =
+        routed == (long)rr.run.ok && breached == (long)rr.run.ok && !routed_twice && !breached_twice
+            ? 0
+            : 1;
 out:
     bench_ws_free(ws);
     if (rr.feed.n) bench_feed_free(&rr.feed);
