@@ -20,7 +20,11 @@
 
 struct router {
     oh_hub *hub;
-    int64_t capacity, grace_ms, started_ms;
+    int64_t capacity, grace_ms;
+    /* when an agent this process's presence does not know went offline:
+     * with the local log (one process) since the router started; with Kafka
+     * they may be on another gateway, so never (0) */
+    int64_t unknown_gone_ms;
     bool loaded;
     /* conversation id -> {status, assignee, team, prio, seq, since, channel,
      * account, decided (ms, 0 none), basis (seq decided on)}: the open ones */
@@ -225,7 +229,7 @@ static void route(struct router *rt)
         if (!g) {
             struct oh_agent_info a;
             bool known = oh_presence_get(pr, who, &a) == 0;
-            g = json_integer(!known                            ? rt->started_ms
+            g = json_integer(!known                            ? rt->unknown_gone_ms
                              : a.status == OH_PRESENCE_OFFLINE ? a.since_ms
                                                                : 0);
             json_object_set_new(gone, who, g);
@@ -337,7 +341,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     rt->hub = hub;
     rt->capacity = oh_config_int(hub->cfg, "routing.capacity");
     rt->grace_ms = oh_config_int(hub->cfg, "routing.offline_grace_s") * 1000;
-    rt->started_ms = oh_now_ms();
+    rt->unknown_gone_ms = strcmp(oh_log_backend(hub->log), "local") == 0 ? oh_now_ms() : 0;
     *state = rt;
     return OH_OK;
 }
