@@ -113,9 +113,8 @@ def store_config(request, backend):
     return {"store.backend": "postgres", "store.postgres.dsn": newdb(request.getfixturevalue("pg"))}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_capacity_two_seven_conversations_six_assigned_one_waits(omnihub, request, backend):
-    d = omnihub(dict(ROUTING, **{"routing.capacity": "2"}, **store_config(request, backend)))
+def test_capacity_two_seven_conversations_six_assigned_one_waits(omnihub):
+    d = omnihub(dict(ROUTING, **{"routing.capacity": "2"}))
     tok = d.agent_token("boss")
     desk = Desk(d)
     try:
@@ -234,3 +233,49 @@ def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub, request, backe
         assert counts.get("ann", 0) > 0 and counts.get("bob", 0) > 0, counts
     finally:
         desk.close()
+
+
+def test_kafka_two_routers_one_assignment_and_one_breach_each(tmp_path, omnihub, http_stub):
+    """Two routers on a Kafka mock cluster (one process of every role, one of
+    gateway and router), the agent online on both gateways: both routers
+    follow the whole timeline and decide every conversation, and each is
+    routed once (same decision, same id; a stale one refused); the two SLA
+    members split the partitions and each breach is recorded once."""
+    import uuid
+    from test_kafka import KafkaMock
+    from pg_server import PgServer
+    mock = KafkaMock(tmp_path, brokers=1, partitions=4)
+    try:
+        with PgServer() as server:
+            cfg = {"log.backend": "kafka", "kafka.brokers": mock.bootstrap,
+                   "store.backend": "postgres",
+                   "store.postgres.dsn": server.createdb("k" + uuid.uuid4().hex[:12]),
+                   "routing.enabled": "true", "routing.capacity": "1000",
+                   "sla.enabled": "true", "sla.frt_s.normal": "2"}
+            a = omnihub(cfg, name="a")
+            b = omnihub(cfg, name="b", args=["--role", "gateway,router"])
+            tok = a.agent_token("boss")
+            desk, desk_b = Desk(a), Desk(b)
+            try:
+                desk.online("ann")
+                desk_b.online("ann")
+                convs = new_convs(a, 10, prefix="ka") + new_convs(b, 10, prefix="kb")
+                assert wait_for(lambda: all(v == "ann" for v in assignees(a, convs, tok).values()),
+                                30)
+
+                def reasons(c):
+                    return [e["data"]["reason"] for e in a.history(c, token=tok)
+                            if e["type"] == "omnihub.conversation.updated"]
+                # every deadline (2 s after its post) has passed by now
+                assert wait_for(lambda: all("sla_breach:frt" in reasons(c) for c in convs), 10)
+                time.sleep(1)  # room for a double, which must not come
+                for c in convs:
+                    kinds = reasons(c)
+                    assert kinds.count("routed") == 1 and kinds.count("sla_breach:frt") == 1, kinds
+            finally:
+                desk.close()
+                desk_b.close()
+                for d in (a, b):
+                    d.stop()
+    finally:
+        mock.stop()
