@@ -26,6 +26,7 @@ struct router {
      * they may be on another gateway, so never (0) */
     int64_t unknown_gone_ms;
     bool loaded;
+    int full_warned; /* the view reached QUEUE_MAX (said once) */
     /* conversation id -> {status, assignee, team, prio, seq, since, channel,
      * account, decided (ms, 0 none), basis (seq decided on)}: the open ones */
     json_t *convs;
@@ -63,7 +64,12 @@ static void note(struct router *rt, const char *conv, const json_t *state, int64
         json_object_del(rt->convs, conv);
         return;
     }
-    if (!e && json_object_size(rt->convs) >= QUEUE_MAX) return;
+    if (!e && json_object_size(rt->convs) >= QUEUE_MAX) {
+        if (!rt->full_warned++)
+            OH_WARN("router", "%d open conversations in view: newer ones wait for a restart",
+                    QUEUE_MAX);
+        return;
+    }
     const char *who = sget(state, "assignee");
     bool was_waiting = e && !*sget(e, "assignee");
     json_t *n = json_pack(
