@@ -241,3 +241,8 @@ int oh_conn_send(const struct oh_instance *in, const json_t *event, struct oh_se
     }
     return in->vt->send(in->ctx, event, res);
 }
+
+int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
+{
+    return oh_query_param(req->query, name, out, outlen);
+}
