@@ -52,10 +52,11 @@ int oh_service_commit(struct oh_service_batch *b);
 /* Every service of the daemon, in start order; NULL-terminated (registry.c). */
 extern const struct oh_service *const oh_service_table[];
 
-/* The built-in services (sync.c, dispatch.c, feed.c). */
+/* The built-in services (sync.c, dispatch.c, feed.c, enrich.c). */
 extern const struct oh_service oh_service_sync;
 extern const struct oh_service oh_service_dispatch;
 extern const struct oh_service oh_service_feed;
+extern const struct oh_service oh_service_enrich;
 
 /* One running service. */
 struct oh_service_run;
