@@ -163,3 +163,19 @@ def test_enrich_role_alone_on_kafka(tmp_path, omnihub, pg):  # noqa: F811
         for d in daemons:  # before the cluster goes away
             d.stop()
         mock.stop()
+
+
+def test_bench_triage_scenario_measures_every_message(tmp_path):
+    from test_bench import run_bench
+    report, table = run_bench(tmp_path, "triage", "--messages", "200", "--concurrency", "8",
+                              "--rate", "100", "--seconds", "1")
+    off, on, delay = report["scenarios"]
+    assert (off["variant"], on["variant"]) == ("triage off", "triage on")
+    assert off["throughput"] > 0 and on["throughput"] > 0
+    assert abs(on["ratio"] - on["throughput"] / off["throughput"]) < 1e-6
+    assert on["daemon_cpu_s"] > 0 and "daemon_cpu_us_per_message_extra" in on
+    # every acknowledged message's enriched event seen on the agent's WebSocket
+    assert delay["scenario"] == "triage:delay" and delay["missing"] == 0
+    assert delay["latency"]["count"] == 100
+    assert 0 <= delay["latency"]["p50_ms"] <= delay["latency"]["p99_ms"]
+    assert "triage:delay" in table
