@@ -1,8 +1,8 @@
 /* service.h - a service is a consumer of the stream: one loop polls its
  * topic as a group in batches, hands each batch to the service, and commits
- * the group's position once the batch's effects are durable. Sync, dispatch
- * and the gateway's live feed are services; so will routing, triage, KPIs
- * and the bot be. Adding one: its file here and a line in registry.c. */
+ * the group's position once the batch's effects are durable. Sync, dispatch,
+ * the gateway's live feed and triage (enrich) are services; so will routing,
+ * KPIs and the bot be. Adding one: its file here and a line in registry.c. */
 #ifndef OH_SERVICE_H
 #define OH_SERVICE_H
 
