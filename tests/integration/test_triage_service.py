@@ -3,6 +3,7 @@ every customer message gets an omnihub.message.enriched event, a
 conversation's priority is raised (never lowered) with reason "triage",
 customers see placeholders only, a kill -9 never duplicates, and the role
 runs on its own against Kafka."""
+import sqlite3
 import time
 
 from test_kafka import KafkaMock
@@ -125,13 +126,26 @@ def test_kill9_after_posts_enriches_each_message_once(omnihub):
         up = of_type(events, "omnihub.conversation.updated")
         assert len(up) == 1 and up[0]["data"]["changes"] == {"priority": "urgent"}
     assert total == n
-    # a second crash, once all is scored: the group re-reads, and still once
+    # a crash before the group's commit, for certain: all scored, then the
+    # group's position rewound while the daemon is down; every message is
+    # scored again, and every repeat dropped by id
     d.kill9()
+    with sqlite3.connect(d.data_dir / "log.db") as db:
+        assert db.execute("DELETE FROM group_offsets WHERE grp = 'omnihub-enrich'").rowcount == 1
     d.start()
-    time.sleep(1.0)
+    deadline = time.time() + 20
+    while d.metric("omnihub_triage_messages_total") < n and time.time() < deadline:
+        time.sleep(0.05)
+    # (at least: a sync cut short forwards stored events to the timeline again)
+    assert d.metric("omnihub_triage_messages_total") >= n
+    deadline = time.time() + 20
+    while d.metric("omnihub_sync_duplicates_total") < n and time.time() < deadline:
+        time.sleep(0.05)
+    assert d.metric("omnihub_sync_duplicates_total") >= n
     for conv in convs:
         events = d.history(conv)
         assert len(of_type(events, "omnihub.message.enriched")) == n // 4
+        assert len(of_type(events, "omnihub.conversation.updated")) == 1
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
 
