@@ -23,6 +23,10 @@ struct enrich {
      * the store on a miss, then kept by the conversation.updated events of
      * the timeline (their data.state), which follow the reducer's order */
     json_t *known;
+    /* conversation id -> the highest seq read: sync forwards stored events
+     * to the timeline again after a crash, and timeline readers skip the
+     * seqs they have */
+    json_t *seen;
     json_t *out; /* the batch's decisions, kept until they are durable */
 };
 
@@ -157,6 +161,21 @@ static int emit(struct enrich *e)
     return OH_OK;
 }
 
+/* False for a record whose seq was read already (a repeat of the timeline). */
+static bool fresh(struct enrich *e, const struct oh_log_record *r)
+{
+    if (!r->meta.subject || r->meta.seq <= 0) return true; /* cannot tell */
+    json_t *v = json_object_get(e->seen, r->meta.subject);
+    if (v && json_integer_value(v) >= r->meta.seq) return false;
+    if (v) {
+        json_integer_set(v, r->meta.seq);
+    } else {
+        if (json_object_size(e->seen) >= KNOWN_MAX) json_object_clear(e->seen);
+        json_object_set_new(e->seen, r->meta.subject, json_integer(r->meta.seq));
+    }
+    return true;
+}
+
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
                    int n)
 {
@@ -164,6 +183,7 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     (void)b;
     for (int i = 0; i < n; i++) {
         const struct oh_log_record *r = &recs[i];
+        if (!fresh(e, r)) continue;
         if (r->meta.type && strcmp(r->meta.type, OH_EV_UPDATED) == 0)
             note_state(e, r);
         else if (is_customer_inbound(r))
@@ -184,8 +204,12 @@ static void moved(void *state, oh_log_consumer *c, const int32_t *parts, int n)
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct enrich *e = calloc(1, sizeof *e);
-    if (!e || !(e->known = json_object()) || !(e->out = json_array())) {
-        if (e) json_decref(e->known);
+    if (!e || !(e->known = json_object()) || !(e->seen = json_object()) ||
+        !(e->out = json_array())) {
+        if (e) {
+            json_decref(e->known);
+            json_decref(e->seen);
+        }
         free(e);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
@@ -203,6 +227,7 @@ static void stop(void *state)
 {
     struct enrich *e = state;
     json_decref(e->known);
+    json_decref(e->seen);
     json_decref(e->out);
     free(e);
 }
