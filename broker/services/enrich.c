@@ -13,7 +13,6 @@
 #include "core/triage.h"
 #include "services/service.h"
 
-#define GROUP      "omnihub-enrich"
 #define KNOWN_MAX  100000 /* conversations whose priority is remembered */
 
 struct enrich {
@@ -239,7 +238,7 @@ static bool wanted(const oh_hub *hub)
 
 const struct oh_service oh_service_enrich = {
     .name = "enrich",
-    .group = GROUP,
+    .group = OH_GROUP_ENRICH,
     .topic = OH_TOPIC_TIMELINE,
     .batch = 256,
     .wanted = wanted,

@@ -3,9 +3,11 @@ every customer message gets an omnihub.message.enriched event, a
 conversation's priority is raised (never lowered) with reason "triage",
 customers see placeholders only, a kill -9 never duplicates, and the role
 runs on its own against Kafka."""
+import json
 import sqlite3
 import time
 
+from conftest import ctl
 from test_kafka import KafkaMock
 from test_store_pg import newdb, pg  # noqa: F401 (the module's PostgreSQL server)
 
@@ -105,6 +107,18 @@ def test_scores_raise_never_lower_and_customers_see_placeholders(omnihub):
                                                    "epoch")} | {"type": "omnihub.internal"}
     for leak in (b"enriched", b"frustrated", b"wants_human", b"triage", b"urgent"):
         assert leak not in r.content, leak
+
+    # its group's lag, read from outside, is on the timeline and drains
+    deadline = time.time() + 10
+    while True:
+        out = ctl("lag", "-c", d.config_path, "--group", "omnihub-enrich", "--json",
+                  "--samples", 1)
+        [g] = json.loads(out.stdout)["groups"]
+        assert g["topic"] == "timeline", g
+        if sum(p["lag"] for p in g["partitions"]) == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert out.returncode == 0 and sum(p["lag"] for p in g["partitions"]) == 0, g
 
 
 def test_kill9_after_posts_enriches_each_message_once(omnihub):
