@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 from conftest import ctl
+from test_email import CUSTOMER, SUPPORT, config, conv_of, mail, message  # noqa: F401
 from test_kafka import KafkaMock
 from test_store_pg import newdb, pg  # noqa: F401 (the module's PostgreSQL server)
 
@@ -209,3 +210,20 @@ def test_bench_triage_scenario_measures_every_message(tmp_path):
     assert delay["latency"]["count"] == 100
     assert 0 <= delay["latency"]["p50_ms"] <= delay["latency"]["p99_ms"]
     assert "triage:delay" in table
+
+
+def test_email_scores_the_reply_not_its_quote_and_reads_the_subject(mail, omnihub):  # noqa: F811
+    dv, smtp = mail
+    d = omnihub({**config(dv, smtp), **ON})
+    body = ("Thanks, that solved it, all good now.\n\n"
+            "On Tue, 14 Nov 2023 at 10:00, Example Support <support@example.com> wrote:\n"
+            "> This is ridiculous!!! You charged me twice and nobody answers.\n"
+            "> I will file a chargeback\n")
+    raw, _ = message(CUSTOMER, "Charged twice for order 55102", body)
+    dv.append(SUPPORT, raw)
+    conv = conv_of(raw)
+    events = wait_for(d, conv, enriched_n(1))
+    data = of_type(events, "omnihub.message.enriched")[0]["data"]
+    # the angry words are in the quote only; the subject tells the charge
+    assert (data["frustrated"], data["priority"], data["sentiment"] > 0) == (False, "urgent", True)
+    assert data["channel"] == "email"
