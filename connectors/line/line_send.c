@@ -163,14 +163,14 @@ int line_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media 
     char herr[256] = "";
     int rc = oh_http_do(&req, &resp, herr, sizeof herr);
     if (rc != OH_OK) {
-        oh_errf(err, errlen, "line content: %s", herr[0] ? herr : oh_strerror(rc));
+        oh_errf(err, errlen, "content download: %s", herr[0] ? herr : oh_strerror(rc));
         oh_http_response_free(&resp);
         return rc == OH_ETOOBIG ? OH_ETOOBIG : OH_EIO;
     }
     long status = resp.status;
     if (status != 200) {
         oh_http_response_free(&resp);
-        oh_errf(err, errlen, "line content: HTTP %ld", status);
+        oh_errf(err, errlen, "content download: HTTP %ld", status);
         /* 202: a video or audio file is still being prepared */
         return status == 404 ? OH_ENOTFOUND : status == 202 ? OH_EUNAVAIL : OH_EIO;
     }
