@@ -232,18 +232,18 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
     int rc = params ? tg_call(c, "getFile", params, &a) : OH_ENOMEM;
     json_decref(params);
     if (rc != OH_OK) {
-        oh_errf(err, errlen, "telegram getFile: %s", rc == OH_ENOMEM ? "out of memory" : a.desc);
+        oh_errf(err, errlen, "getFile: %s", rc == OH_ENOMEM ? "out of memory" : a.desc);
         return rc == OH_ETOOBIG ? OH_EIO : rc == OH_ERETRY ? OH_EUNAVAIL : rc;
     }
     if (!tg_ok(&a)) {
-        oh_errf(err, errlen, "telegram getFile: %s", a.desc);
+        oh_errf(err, errlen, "getFile: %s", a.desc);
         return a.code == 400 || a.code == 404 ? OH_ENOTFOUND : OH_EIO;
     }
     const char *path = json_string_value(json_object_get(a.result, "file_path"));
     json_int_t size = json_integer_value(json_object_get(a.result, "file_size"));
     if (!path || !*path || strstr(path, "..")) {
         json_decref(a.result);
-        oh_errf(err, errlen, "telegram getFile: no usable file_path");
+        oh_errf(err, errlen, "getFile: no usable file_path");
         return OH_ENOTFOUND;
     }
     if (size > 0 && (size_t)size > max_bytes) {
@@ -270,9 +270,9 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
     free(url);
     if (rc != OH_OK || resp.status != 200) {
         if (rc == OH_OK)
-            oh_errf(err, errlen, "telegram file download: HTTP %ld", resp.status);
+            oh_errf(err, errlen, "file download: HTTP %ld", resp.status);
         else
-            oh_errf(err, errlen, "telegram file download: %s", herr);
+            oh_errf(err, errlen, "file download: %s", herr);
         oh_http_response_free(&resp);
         return rc == OH_ETOOBIG ? OH_ETOOBIG : OH_EIO;
     }
