@@ -146,7 +146,7 @@ static int x_webhook(void *opaque, const struct oh_http_req *req, struct oh_even
                                  req->body[i] == '\r' || req->body[i] == '\n'))
         i++;
     if (i == req->body_len || req->body[i] != '{') {
-        oh_errf(err, errlen, "x: a delivery is a JSON object");
+        oh_errf(err, errlen, "body is not a JSON object");
         return OH_EINVAL;
     }
     if (oh_sig_check_b64(c->conf.consumer_secret, req->body, req->body_len,
