@@ -124,7 +124,10 @@ static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void 
 {
     *out = NULL;
     struct email_ctx *c = calloc(1, sizeof *c);
-    if (!c) return OH_ENOMEM;
+    if (!c) {
+        oh_errf(err, errlen, "out of memory"); /* main has no fallback: never an empty reason */
+        return OH_ENOMEM;
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->thread_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
