@@ -170,6 +170,7 @@ static const struct {
     {"gateway", offsetof(oh_hub, run_gateway)},
     {"sync", offsetof(oh_hub, run_sync)},
     {"dispatch", offsetof(oh_hub, run_dispatch)},
+    {"enrich", offsetof(oh_hub, run_enrich)},
     {"router", offsetof(oh_hub, run_router)},
 };
 
@@ -296,7 +297,13 @@ int main(int argc, char **argv)
     if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
     if (oh_config_bool(hub.cfg, "store.verify_on_start")) verify_store(hub.store);
     /* before any connector or client can append to a log the store would skip */
-    if (hub.run_sync && oh_sync_check_log(&hub, err, sizeof err)) goto out;
+    if (hub.run_sync) {
+        char why[1000] = "";
+        if (oh_sync_check_log(&hub, why, sizeof why)) {
+            oh_errf(err, sizeof err, "sync: %s", why);
+            goto out;
+        }
+    }
     if (start_connectors(&hub, err, sizeof err)) goto out;
     /* events appended here and materialized here are parsed once */
     if (hub.run_gateway && hub.run_sync && !(hub.handoff = oh_handoff_new(16384, 64u << 20))) {
