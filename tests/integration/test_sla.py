@@ -80,6 +80,10 @@ def test_breach_timing_reply_in_time_and_pause(omnihub):
     # pending: the clock stands still; open again: it runs on
     time.sleep(max(0, due + 0.7 - time.time()))
     assert breaches(d, paused, tok) == [] and breaches(d, answered, tok) == []
+    # a paused clock shows no deadline; an answered one neither
+    for conv in (paused, answered):
+        sla = d.request("GET", f"/v1/conversations/{conv}", token=tok).json()["sla"]
+        assert sla == {"first_response_due": None, "next_response_due": None, "breached": []}
     assert d.request("PATCH", f"/v1/conversations/{paused}", {"status": "open"},
                      token=tok).status_code == 200
     assert wait_breaches(d, paused, tok, 1)[0]["data"]["reason"] == "sla_breach:frt"
