@@ -10,19 +10,20 @@
 #include <string.h>
 #include "core/hub_int.h"
 #include "core/convstate.h"
+#include "core/event.h"
+#include "core/slaclock.h"
 #include "core/json_dump.h"
 #include "store/store.h"
 #include "services/service.h"
 
-#define NS           "sla" /* the store's key/value namespace of the clocks */
-#define REFIRE_MS    5000  /* a breach with no outcome seen is decided again */
-#define CLOCKS_MAX   200000
-#define BREACHES_MAX 64   /* kinds listed in one episode's "breached" */
-#define PARTS_MAX    1024 /* timeline partitions a member can own */
+#define NS         "sla" /* the store's key/value namespace of the clocks */
+#define REFIRE_MS  5000  /* a breach with no outcome seen is decided again */
+#define CLOCKS_MAX 200000
+#define PARTS_MAX  1024 /* timeline partitions a member can own */
 
 struct sla {
     oh_hub *hub;
-    int64_t frt_ms[4], nrt_ms[4]; /* by priority: urgent, high, normal, low */
+    struct oh_sla_targets tg;
     bool loaded;
     /* conversation id -> its clocks (below); the conversations not resolved */
     json_t *convs;
@@ -32,21 +33,9 @@ struct sla {
     bool owned[PARTS_MAX];
 };
 
-/* A conversation's clocks: {pt (its timeline partition), ch, ac, ep (episode), st (status), pr
- * (priority), seq (last timeline event applied), out (the last message the
- * customer saw was a reply), fd (first response given), nn (next response
- * clocks started), br (kinds breached in the episode), frt, nrt}; a clock:
- * {s: start ms, p: paused ms so far, ps: paused since (0 running), b:
- * breached, f: breach decided at (ms)}. */
-
-static const char *const prios[] = {"urgent", "high", "normal", "low"};
-
-static int prio_rank(const char *p)
-{
-    for (int i = 0; p && i < 4; i++)
-        if (strcmp(p, prios[i]) == 0) return i;
-    return 2;
-}
+/* A conversation's clocks (core/slaclock.h) and, beside them, pt (its
+ * timeline partition), seq (the last timeline event applied) and in each
+ * clock f (when its breach was decided, ms). */
 
 static int64_t iget(const json_t *o, const char *k)
 {
@@ -64,83 +53,14 @@ static void iset(json_t *o, const char *k, int64_t v)
     json_object_set_new(o, k, json_integer(v));
 }
 
-static bool paused_status(const char *st)
-{
-    return strcmp(st, "pending") == 0 || strcmp(st, "snoozed") == 0;
-}
-
-/* The deadline of clock K ("frt"|"nrt") of C, 0 when none runs. */
-static int64_t due_of(const struct sla *s, const json_t *c, const char *k)
-{
-    const json_t *clk = json_object_get(c, k);
-    if (!json_is_object(clk) || iget(clk, "ps")) return 0;
-    int p = prio_rank(sget(c, "pr"));
-    int64_t target = strcmp(k, "frt") == 0 ? s->frt_ms[p] : s->nrt_ms[p];
-    return iget(clk, "s") + iget(clk, "p") + target;
-}
-
-static json_t *time_or_null(int64_t ms)
-{
-    char t[32];
-    if (ms <= 0) return json_null();
-    oh_time_rfc3339(t, ms);
-    return json_string(t);
-}
-
-/* The conversation's sla object (CONTRACT part 2). New reference. */
-static json_t *public_sla(const struct sla *s, const json_t *c)
-{
-    json_t *br = json_object_get(c, "br");
-    return json_pack("{s:o, s:o, s:o}", "first_response_due", time_or_null(due_of(s, c, "frt")),
-                     "next_response_due", time_or_null(due_of(s, c, "nrt")), "breached",
-                     json_is_array(br) ? json_copy(br) : json_array());
-}
-
 static json_t *fresh(const char *ch, const char *ac)
 {
-    return json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:I, s:b, s:b, s:I, s:[], s:n, s:n}", "pt", 0,
-                     "ch", ch, "ac", ac, "ep", (json_int_t)1, "st", "open", "pr", "normal", "seq",
-                     (json_int_t)0, "out", 0, "fd", 0, "nn", (json_int_t)0, "br", "frt", "nrt");
-}
-
-/* A new episode: no clock, nothing breached. */
-static void new_episode(json_t *c, int64_t ep)
-{
-    iset(c, "ep", ep);
-    json_object_set_new(c, "out", json_false());
-    json_object_set_new(c, "fd", json_false());
-    iset(c, "nn", 0);
-    json_object_set_new(c, "br", json_array());
-    json_object_set_new(c, "frt", json_null());
-    json_object_set_new(c, "nrt", json_null());
-}
-
-static void start_clock(json_t *c, const char *k, int64_t t)
-{
-    json_object_set_new(c, k,
-                        json_pack("{s:I, s:I, s:I, s:b, s:I}", "s", (json_int_t)t, "p",
-                                  (json_int_t)0, "ps", (json_int_t)0, "b", 0, "f", (json_int_t)0));
-}
-
-/* Moves the clocks of C to status ST at T (pause, resume, stop). */
-static void set_status(json_t *c, const char *st, int64_t t)
-{
-    bool was = paused_status(sget(c, "st")), now = paused_status(st);
-    static const char *const ks[] = {"frt", "nrt"};
-    for (int i = 0; i < 2; i++) {
-        json_t *clk = json_object_get(c, ks[i]);
-        if (!json_is_object(clk)) continue;
-        if (!was && now) iset(clk, "ps", t);
-        if (was && !now && iget(clk, "ps")) {
-            iset(clk, "p", iget(clk, "p") + (t > iget(clk, "ps") ? t - iget(clk, "ps") : 0));
-            iset(clk, "ps", 0);
-        }
+    json_t *c = oh_slaclock_new(ch, ac);
+    if (c) {
+        iset(c, "pt", 0);
+        iset(c, "seq", 0);
     }
-    if (strcmp(st, "resolved") == 0) { /* the episode's clocks end with it */
-        json_object_set_new(c, "frt", json_null());
-        json_object_set_new(c, "nrt", json_null());
-    }
-    json_object_set_new(c, "st", json_string(st));
+    return c;
 }
 
 /* The clocks of CONV: in memory, else as saved, else new (NULL: no room or
@@ -185,44 +105,14 @@ static int apply(struct sla *s, const struct oh_log_record *r)
     iset(c, "seq", r->meta.seq);
     iset(c, "pt", r->partition);
     if (in) {
-        const char *st = sget(c, "st");
-        if (strcmp(st, "resolved") == 0) new_episode(c, iget(c, "ep") + 1);
-        if (strcmp(st, "open") != 0 && strcmp(st, "bot") != 0) set_status(c, "open", t);
-        if (!json_is_object(json_object_get(c, "frt")) && !json_is_true(json_object_get(c, "fd")))
-            start_clock(c, "frt", t);
-        else if (json_is_true(json_object_get(c, "fd")) &&
-                 json_is_true(json_object_get(c, "out")) &&
-                 !json_is_object(json_object_get(c, "nrt"))) {
-            start_clock(c, "nrt", t);
-            iset(c, "nn", iget(c, "nn") + 1);
-        }
-        json_object_set_new(c, "out", json_false());
+        oh_slaclock_inbound(c, t);
     } else if (out) {
         if (!json_is_true(json_object_get(data, "internal"))) { /* a note is no reply */
             const char *kind = r->meta.author ? r->meta.author : oh_event_author_kind(ev);
-            if (kind && strcmp(kind, "agent") == 0) {
-                if (json_is_object(json_object_get(c, "frt")))
-                    json_object_set_new(c, "fd", json_true());
-                json_object_set_new(c, "frt", json_null());
-                json_object_set_new(c, "nrt", json_null());
-            }
-            json_object_set_new(c, "out", json_true());
+            oh_slaclock_outbound(c, kind && strcmp(kind, "agent") == 0, t);
         }
     } else {
-        const json_t *state = json_object_get(data, "state");
-        int64_t ep = iget(state, "episode");
-        if (ep > iget(c, "ep")) new_episode(c, ep);
-        if (*sget(state, "status")) set_status(c, sget(state, "status"), t);
-        if (*sget(state, "priority")) json_object_set(c, "pr", json_object_get(state, "priority"));
-        const char *reason = sget(data, "reason");
-        if (strncmp(reason, "sla_breach:", 11) == 0) {
-            const char *k = reason + 11;
-            json_t *clk = json_object_get(c, k);
-            if (json_is_object(clk)) json_object_set_new(clk, "b", json_true());
-            json_t *br = json_object_get(c, "br");
-            if (json_is_array(br) && json_array_size(br) < BREACHES_MAX)
-                json_array_append_new(br, json_string(k));
-        }
+        oh_slaclock_updated(c, json_object_get(data, "state"), sget(data, "reason"), t);
     }
     json_object_set_new(s->dirty, conv, json_true());
     json_decref(ev);
@@ -241,7 +131,7 @@ static int save(struct sla *s)
             json_object_del(s->dirty, conv);
             continue;
         }
-        json_t *doc = json_pack("{s:o, s:O}", "sla", public_sla(s, c), "v", c);
+        json_t *doc = json_pack("{s:o, s:O}", "sla", oh_slaclock_public(c, &s->tg), "v", c);
         char *text = doc ? oh_json_dump(doc, NULL) : NULL;
         json_decref(doc);
         int rc = text ? oh_store_kv_put(s->hub->store, NS, conv, text) : OH_ENOMEM;
@@ -271,7 +161,7 @@ static void fire(struct sla *s)
         static const char *const ks[] = {"frt", "nrt"};
         for (int i = 0; i < 2; i++) {
             json_t *clk = json_object_get(c, ks[i]);
-            int64_t due = due_of(s, c, ks[i]);
+            int64_t due = oh_slaclock_due(c, ks[i], &s->tg);
             if (!due || due > now || json_is_true(json_object_get(clk, "b")) ||
                 (iget(clk, "f") && now - iget(clk, "f") < REFIRE_MS))
                 continue;
@@ -279,7 +169,7 @@ static void fire(struct sla *s)
             snprintf(ep, sizeof ep, "%lld", (long long)iget(c, "ep"));
             snprintf(at, sizeof at, "%lld", (long long)due);
             oh_event_id(id, "sla-breach", conv, ks[i], ep, at, NULL);
-            json_t *sla = public_sla(s, c);
+            json_t *sla = oh_slaclock_public(c, &s->tg);
             json_array_append_new(json_object_get(sla, "breached"), json_string(ks[i]));
             json_t *data =
                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:s, s:s}}", "conversation_id",
@@ -384,12 +274,13 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
         return OH_ENOMEM;
     }
     s->hub = hub;
+    static const char *const prios[] = {"urgent", "high", "normal", "low"};
     for (int i = 0; i < 4; i++) {
         char k[32];
         snprintf(k, sizeof k, "sla.frt_s.%s", prios[i]);
-        s->frt_ms[i] = oh_config_int(hub->cfg, k) * 1000;
+        s->tg.frt_ms[i] = oh_config_int(hub->cfg, k) * 1000;
         snprintf(k, sizeof k, "sla.nrt_s.%s", prios[i]);
-        s->nrt_ms[i] = oh_config_int(hub->cfg, k) * 1000;
+        s->tg.nrt_ms[i] = oh_config_int(hub->cfg, k) * 1000;
     }
     *state = s;
     return OH_OK;
