@@ -302,7 +302,7 @@ static bool wanted(const oh_hub *hub)
 
 const struct oh_service oh_service_sla = {
     .name = "sla",
-    .group = "omnihub-sla",
+    .group = OH_GROUP_SLA,
     .topic = OH_TOPIC_TIMELINE,
     .batch = 512,
     .wanted = wanted,

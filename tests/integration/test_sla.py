@@ -3,10 +3,12 @@ is a conversation.updated sequenced within about a second of the deadline,
 an agent's reply in time stops the clock, pending pauses it, a next
 response clock follows a reply, and a breach due while the daemon was
 killed is recorded once after the restart, never twice."""
+import json
 import time
 
 import pytest
 
+from conftest import ctl
 from test_routing import api_msg, store_config
 from test_store_pg import pg  # noqa: F401 (the module's PostgreSQL server)
 
@@ -107,6 +109,16 @@ def test_next_response_clock_and_priority(omnihub):
                      token=tok).status_code == 200
     assert wait_breaches(d, urgent, tok, 1, timeout=5)
     assert time.time() - t < 1.9  # before the normal target
+    # the clocks' group follows the timeline and has caught up
+    deadline = time.time() + 10
+    while True:
+        out = ctl("lag", "-c", d.config_path, "--group", "omnihub-sla", "--json", "--samples", 1)
+        [g] = json.loads(out.stdout)["groups"]
+        assert g["topic"] == "timeline", g
+        if sum(p["lag"] for p in g["partitions"]) == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert sum(p["lag"] for p in g["partitions"]) == 0, g
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
