@@ -12,7 +12,8 @@
  * wake), appended to the events topic, evaluated by sync in log order and
  * never sequenced. data: {conversation_id, channel, account, op:
  * "patch"|"claim"|"wake", set: {fields} (patch), if_match: head (optional),
- * until: ms (wake), author: {kind, id}}. */
+ * until: ms (wake), author: {kind, id}, reason: "handoff:<why>" (optional,
+ * the bot's patch: the change's reason instead of "patch")}. */
 #define OH_EV_COMMAND "omnihub.conversation.command"
 
 #define OH_LABELS_MAX   32   /* labels of one conversation */
