@@ -122,3 +122,38 @@ def test_canned_and_suggestions(omnihub):
     assert d.request("GET", "/v1/reports/bot", token=cust).status_code == 403
     assert d.request("DELETE", "/v1/canned/refund-eta", token=agent).status_code == 200
     assert d.request("GET", "/v1/canned", token=agent).json()["canned"] == []
+
+
+def test_articles_and_bot_on_postgres(omnihub):
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_server import PgServer
+    with PgServer() as pg:
+        d = omnihub({"store.backend": "postgres", "store.postgres.dsn": pg.createdb("ohkb"),
+                     "bot.enabled": "true"})
+        admin, agent = d.token("boss", "admin", "x"), d.agent_token()
+        load(d, admin)
+        a = HELP[0]
+        r = d.request("PUT", "/v1/kb/articles/" + a["id"],
+                      {k: a[k] for k in ("title", "body", "tags")}, token=admin)
+        assert r.json() == {"id": a["id"], "version": 2}
+        assert d.request("DELETE", "/v1/kb/articles/" + HELP[1]["id"], token=agent).status_code == 200
+        assert d.request("GET", "/v1/kb/articles/" + HELP[1]["id"], token=agent).status_code == 404
+        d.restart()
+        r = d.request("GET", "/v1/kb/search?q=" + "¿puedo devolver unas zapatillas?", token=agent)
+        ids = [h["id"] for h in r.json()["results"]]
+        assert "return-policy" in ids[:3] and HELP[1]["id"] not in ids
+        conv = d.post_inbound({"channel": "api:test", "account": "a1", "contact": {"id": "u1"},
+                               "message_id": "m1",
+                               "text": "how long does it take to get my refund after I send a return back?",
+                               "sent_at": "2026-01-01T00:00:00Z"}).json()["conversation_id"]
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            evs = d.history(conv)
+            bot = [e for e in evs if e["data"].get("author", {}).get("kind") == "bot"]
+            if bot:
+                break
+            time.sleep(0.05)
+        assert bot and bot[0]["data"]["bot"]["kind"] == "answer"
+        assert bot[0]["data"]["bot"]["article_ids"] == ["refund-timing"]
+        d.stop()
