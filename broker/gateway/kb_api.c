@@ -136,7 +136,7 @@ static bool str_ok(const json_t *v, size_t max, bool optional)
     return json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= max;
 }
 
-bool gw_kb_json_body(struct req *r, json_t **out)
+static bool json_body(struct req *r, json_t **out)
 {
     json_error_t e;
     *out = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e) : NULL;
@@ -327,7 +327,7 @@ static void route_article(struct req *r, const char *id)
         return;
     }
     snprintf(a->id, sizeof a->id, "%s", id);
-    if (put && (!gw_kb_json_body(r, &a->body) || !article_body_ok(r, a->body))) {
+    if (put && (!json_body(r, &a->body) || !article_body_ok(r, a->body))) {
         art_req_free(a);
         return;
     }
@@ -343,16 +343,6 @@ struct search_req {
     char locale[MAX_LOCALE + 1];
     size_t limit;
 };
-
-json_t *gw_kb_hits_json(const struct oh_kb_hit *hits, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_pack("{s:s, s:s, s:f, s:s}", "id", hits[i].id, "title",
-                                           hits[i].title, "score", hits[i].score, "snippet",
-                                           hits[i].snippet));
-    return a;
-}
 
 static void search_work(void *opaque)
 {
@@ -536,7 +526,7 @@ static void route_canned(struct req *r, const char *id)
     if (put) {
         const char *k;
         json_t *v;
-        if (!gw_kb_json_body(r, &a->body)) {
+        if (!json_body(r, &a->body)) {
             art_req_free(a);
             return;
         }

@@ -6,12 +6,11 @@
 #include "gateway/gateway_int.h"
 #include "core/kb.h"
 
-/* Parses R's body as a JSON object; false after answering 400. */
-bool gw_kb_json_body(struct req *r, json_t **out);
+/* suggest_api.c (kb_api.c calls it, never the other way round): */
 /* [{id, title, score, snippet}] of HITS. New reference. */
 json_t *gw_kb_hits_json(const struct oh_kb_hit *hits, size_t n);
 
-/* suggest_api.c: GET /v1/conversations/{id}/suggestions and GET
+/* GET /v1/conversations/{id}/suggestions and GET
  * /v1/reports/bot for an authenticated agent (service thread). */
 void gw_suggestions(struct req *r, const char *conv);
 void gw_report_bot(struct req *r);

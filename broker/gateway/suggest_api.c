@@ -44,6 +44,16 @@ void gw_suggest_drain(struct oh_gateway *gw)
     gw->ai = NULL;
 }
 
+json_t *gw_kb_hits_json(const struct oh_kb_hit *hits, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:f, s:s}", "id", hits[i].id, "title",
+                                           hits[i].title, "score", hits[i].score, "snippet",
+                                           hits[i].snippet));
+    return a;
+}
+
 /* ---- the question: the latest inbound messages ---- */
 
 struct tail {
