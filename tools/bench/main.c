@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "  scale       a large store vs an empty one: history, resume, ingest\n"
             "  desk        the inbox list (filters, q) and claims on a large PostgreSQL\n"
             "              store vs an empty one (--conversations, --events, --pg-dsn)\n"
+            "  kb          knowledge-base search over N articles (--conversations N,\n"
+            "              default 10000), suggestions without an LLM, bot answer latency\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -204,6 +206,8 @@ int main(int argc, char **argv)
         bad = bench_scale(&o);
     else if (strcmp(scenario, "desk") == 0)
         bad = bench_desk(&o);
+    else if (strcmp(scenario, "kb") == 0)
+        bad = bench_kb(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
