@@ -2,7 +2,8 @@
  * status bot from the knowledge base when retrieval is confident, asks once
  * to rephrase when it is not, and hands off (status open, reason
  * handoff:<why>) on a request for a human, frustration, low confidence
- * twice or bot.max_turns answers. A consumer of the timeline (group
+ * twice or bot.max_turns answers. With ai.llm_url its answer is the LLM's,
+ * grounded in the articles (the best article's snippet when that fails). A consumer of the timeline (group
  * omnihub-bot); what it decides about inbound message M has ids derived
  * from M's, so a replay (kill -9, a retried delivery) never answers twice. */
 #include <stdio.h>
@@ -13,13 +14,15 @@
 #include "core/convstate.h"
 #include "core/kb.h"
 #include "core/kbase.h"
+#include "core/llm.h"
 #include "core/metrics.h"
 #include "core/triage.h"
 #include "services/service.h"
 
 #define HISTORY_MAX    500   /* events before the message that are read back */
 #define RELOAD_MS      60000 /* without a gateway here, the index is rebuilt this often */
-#define ANSWER_MAX     2048
+#define ANSWER_MAX     (OH_LLM_MAX_ANSWER + 1)
+#define LLM_ARTICLES   3 /* articles in the LLM's prompt */
 
 static const char clarify_text[] =
     "Sorry, I am not sure I understood. Could you tell me a bit more about what you need?";
@@ -27,6 +30,7 @@ static const char handoff_text[] = "I am passing you to a colleague, who will re
 
 struct bot {
     oh_hub *hub;
+    struct oh_llm_conf llm; /* url NULL: answers are the best article's snippet */
     int64_t max_turns;
     double min_confidence;
     int64_t reloaded_ms;
@@ -95,6 +99,35 @@ static void count(const char *what)
     oh_metrics_inc("omnihub_bot_actions_total", lab, 1);
 }
 
+static int body_row(void *opaque, const struct oh_store_article *a)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "id", a->id, "title", a->title, "body", a->body);
+    if (o) json_array_append_new(opaque, o);
+    return 1;
+}
+
+/* The LLM's answer grounded in HITS (their text from the store), or NULL
+ * (failure, timeout: the caller answers with the best article). Blocks the
+ * bot's thread for at most ai.llm_timeout_ms; ingest never waits for it. */
+static char *llm_answer(struct bot *b, const struct oh_kb_hit *hits, size_t n, const char *q)
+{
+    json_t *keep = json_array();
+    struct oh_llm_article arts[LLM_ARTICLES];
+    size_t na = 0;
+    for (size_t i = 0; keep && i < n && na < LLM_ARTICLES; i++) {
+        if (oh_store_article_get(b->hub->store, hits[i].id, body_row, keep) != OH_OK) continue;
+        json_t *o = json_array_get(keep, json_array_size(keep) - 1);
+        arts[na++] = (struct oh_llm_article){json_string_value(json_object_get(o, "id")),
+                                             json_string_value(json_object_get(o, "title")),
+                                             json_string_value(json_object_get(o, "body"))};
+    }
+    char *text = NULL, err[256];
+    if (na && oh_llm_answer(&b->llm, arts, na, q, strlen(q), &text, err, sizeof err) != OH_OK)
+        OH_WARN("bot", "answering from the articles alone: %s", err);
+    json_decref(keep);
+    return text;
+}
+
 /* Decides about one inbound message (runs on the bot's thread). */
 static int consider(struct bot *b, const struct oh_log_record *r)
 {
@@ -127,21 +160,33 @@ static int consider(struct bot *b, const struct oh_log_record *r)
                                                 : NULL;
     struct oh_event_list l = {0};
     if (!why) {
-        struct oh_kb_hit hit;
+        struct oh_kb_hit hits[LLM_ARTICLES];
         size_t n = 0;
         double conf = 0;
         void *ref;
         const oh_kb *idx = oh_kbase_get(b->hub->kb, &ref);
         char q[OH_KB_MAX_QUERY + 1];
         snprintf(q, sizeof q, "%s%s%s", subject ? subject : "", subject ? "\n" : "", text);
-        if (idx && *q) oh_kb_query(idx, q, strlen(q), 1, NULL, &hit, &n, &conf, NULL);
+        if (idx && *q)
+            oh_kb_query(idx, q, strlen(q), b->llm.url ? LLM_ARTICLES : 1, NULL, hits, &n, &conf,
+                        NULL);
         if (n > 0 && conf >= b->min_confidence) {
             char answer[ANSWER_MAX];
-            snprintf(answer, sizeof answer, "%s\n\nMore in our help article \"%s\".", hit.snippet,
-                     hit.title);
-            oh_event_list_push(&l, message(&c, in_id, "answer", answer, json_pack("[s]", hit.id),
-                                           conf));
-            count("answer");
+            char *llm = b->llm.url ? llm_answer(b, hits, n, q) : NULL;
+            json_t *ids = json_array();
+            for (size_t i = 0; i < (llm ? n : 1); i++)
+                json_array_append_new(ids, json_string(hits[i].id));
+            if (llm)
+                snprintf(answer, sizeof answer, "%s", llm);
+            else
+                snprintf(answer, sizeof answer, "%s\n\nMore in our help article \"%s\".",
+                         hits[0].snippet, hits[0].title);
+            json_t *out = message(&c, in_id, "answer", answer, ids, conf);
+            json_object_set_new(json_object_get(oh_event_data(out), "bot"), "source",
+                                json_string(llm ? "llm" : "kb"));
+            oh_event_list_push(&l, out);
+            count(llm ? "answer_llm" : "answer");
+            free(llm);
         } else if (p.clarifies == 0) {
             oh_event_list_push(&l, message(&c, in_id, "clarify", clarify_text, NULL, conf));
             count("clarify");
@@ -213,6 +258,17 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
         return OH_ENOMEM;
     }
     b->hub = hub;
+    const char *url = oh_config_str(hub->cfg, "ai.llm_url");
+    if (url && *url) {
+        b->llm = (struct oh_llm_conf){url, oh_config_str(hub->cfg, "ai.llm_model"),
+                                      oh_config_str(hub->cfg, "ai.llm_api_key"),
+                                      (long)oh_config_int(hub->cfg, "ai.llm_timeout_ms")};
+        if (!b->llm.model || !*b->llm.model) {
+            oh_errf(err, errlen, "ai.llm_model is required with ai.llm_url");
+            free(b);
+            return OH_EINVAL;
+        }
+    }
     b->max_turns = oh_config_int(hub->cfg, "bot.max_turns");
     b->min_confidence = (double)oh_config_int(hub->cfg, "bot.min_confidence_pct") / 100.0;
     b->reloaded_ms = oh_now_ms();

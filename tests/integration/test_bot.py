@@ -127,3 +127,46 @@ def test_bot_off_by_default(omnihub):
     evs = d.wait_history(conv, 1)
     time.sleep(0.3)
     assert status(d, conv) == "open" and not bot_msgs(d.history(conv))
+
+
+def test_bot_answers_with_the_llm_and_falls_back(omnihub, http_stub):
+    stub = http_stub()
+    stub.queue(200, {"choices": [{"message": {"content": "Refunds arrive 3-5 days after we check your return."}}]})
+    stub.set_default(500, {"error": "down"})
+    d = start(omnihub, **{"ai.llm_url": stub.url + "/v1/chat/completions",
+                          "ai.llm_model": "stand-in", "ai.llm_timeout_ms": "2000"})
+    q = "how long does it take to get my refund after I send a return back?"
+    c1 = say(d, "u1", "m1", q)
+    ans = bot_msgs(wait_for(d, c1, bot_msgs))[0]["data"]
+    assert ans["text"] == "Refunds arrive 3-5 days after we check your return."
+    assert ans["bot"]["source"] == "llm" and len(ans["bot"]["article_ids"]) >= 1
+    msgs = stub.requests[0].json()["messages"]
+    assert msgs[-1]["role"] == "user" and q in msgs[-1]["content"]
+    assert all(q not in m["content"] for m in msgs[:-1])
+    c2 = say(d, "u2", "m2", q)  # the endpoint fails: the best article's snippet
+    ans = bot_msgs(wait_for(d, c2, bot_msgs))[0]["data"]
+    assert ans["bot"]["source"] == "kb" and "More in our help article" in ans["text"]
+
+
+def test_bot_report_counts_resolution_honestly(omnihub):
+    d = start(omnihub, **{"bot.reopen_window_s": "1"})
+    agent = d.agent_token()
+    q = "how long does it take to get my refund after I send a return back?"
+    convs = []
+    for i in range(3):
+        c = say(d, f"u{i}", f"m{i}", q)
+        wait_for(d, c, bot_msgs)
+        convs.append(c)
+    # 0: resolved by the bot alone; 1: an agent wrote in it; 2: re-opened at once
+    d.request("POST", f"/v1/conversations/{convs[1]}/messages",
+              {"text": "let me check", "client_msg_id": "a1"}, token=agent)
+    for c in convs:
+        r = d.request("PATCH", f"/v1/conversations/{c}", {"status": "resolved"}, token=agent)
+        assert r.status_code == 200, r.text
+    say(d, "u2", "m2b", "thanks, one more thing")
+    wait_for(d, convs[2], lambda e: any(x["data"].get("reason") == "inbound" for x in e))
+    r = d.request("GET", "/v1/reports/bot", token=agent).json()
+    assert r["resolved_by_bot"] == 0 and r["resolved_in_window"] == 1  # the window runs
+    time.sleep(1.2)
+    r = d.request("GET", "/v1/reports/bot", token=agent).json()
+    assert r["involved"] == 3 and r["resolved_by_bot"] == 1 and r["resolved_in_window"] == 0
