@@ -215,12 +215,14 @@ int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen)
     if (!target || !hub->store) return OH_OK;
     uint64_t gen = oh_kbase_next_gen(target);
     struct kb_rows l = {.keep = json_array()};
-    int rc = !l.keep     ? OH_ENOMEM
-             : canned    ? oh_store_kv_scan(hub->store, OH_CANNED_NS, kb_canned_row, &l)
-                         : oh_store_articles(hub->store, kb_article_row, &l);
+    int rc = !l.keep  ? OH_ENOMEM
+             : canned ? oh_store_kv_scan(hub->store, OH_CANNED_NS, kb_canned_row, &l)
+                      : oh_store_articles(hub->store, kb_article_row, &l);
     oh_kb *index = NULL;
-    if (rc == OH_OK && l.n > 0 && !(index = oh_kb_new(l.arts, l.n, err, errlen))) rc = OH_ENOMEM;
-    else if (rc) oh_errf(err, errlen, "store: %s", oh_strerror(rc));
+    if (rc == OH_OK && l.n > 0 && !(index = oh_kb_new(l.arts, l.n, err, errlen)))
+        rc = OH_ENOMEM;
+    else if (rc)
+        oh_errf(err, errlen, "store: %s", oh_strerror(rc));
     if (rc == OH_OK) oh_kbase_swap(target, index, gen);
     for (size_t i = 0; i < l.n; i++)
         free((void *)l.arts[i].tags);

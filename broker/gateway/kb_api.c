@@ -392,7 +392,8 @@ static void route_search(struct req *r)
     } else if (!oh_utf8_valid(s->q, strlen(s->q))) {
         gw_reply_error(r, 400, "bad_request", "q must be UTF-8");
     } else if (gw_query(r, "limit", lim, sizeof lim) &&
-               (atoi(lim) < 1 || atoi(lim) > MAX_LIMIT || strspn(lim, "0123456789") != strlen(lim))) {
+               (atoi(lim) < 1 || atoi(lim) > MAX_LIMIT ||
+                strspn(lim, "0123456789") != strlen(lim))) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..%d", MAX_LIMIT);
     } else if (gw_query(r, "locale", s->locale, sizeof s->locale) && s->locale[0] &&
                !locale_valid(s->locale)) {
@@ -571,8 +572,8 @@ bool gw_kb_route(struct req *r)
 {
     const char *p = r->path;
     char conv[OH_ID_MAX];
-    bool kb = strncmp(p, "/v1/kb/", 7) == 0, canned = strncmp(p, "/v1/canned", 10) == 0 &&
-                                                          (p[10] == '\0' || p[10] == '/'),
+    bool kb = strncmp(p, "/v1/kb/", 7) == 0,
+         canned = strncmp(p, "/v1/canned", 10) == 0 && (p[10] == '\0' || p[10] == '/'),
          report = strcmp(p, "/v1/reports/bot") == 0, sugg = suggestions_path(p, conv);
     if (!kb && !canned && !report && !sugg) return false;
     snprintf(r->route, sizeof r->route, "/v1/kb");

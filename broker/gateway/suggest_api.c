@@ -273,8 +273,9 @@ static void suggest_work(void *opaque)
         rc = question(hub->store, s->conv, c.head, &s->question);
     }
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOTFOUND ? 404 : 503, rc == OH_ENOTFOUND ? "not_found" : "unavailable",
-                       "%s", rc == OH_ENOTFOUND ? "no such conversation" : oh_strerror(rc));
+        gw_reply_error(r, rc == OH_ENOTFOUND ? 404 : 503,
+                       rc == OH_ENOTFOUND ? "not_found" : "unavailable", "%s",
+                       rc == OH_ENOTFOUND ? "no such conversation" : oh_strerror(rc));
         gw_complete(r);
         return;
     }
@@ -380,7 +381,8 @@ static int report_event(void *opaque, const char *conv, int64_t seq, const char 
     json_t *ev = json_loadb(json, len, 0, NULL);
     const char *type = ev ? oh_event_get_type(ev) : NULL;
     const json_t *data = ev ? oh_event_data(ev) : NULL;
-    const char *author = json_string_value(json_object_get(json_object_get(data, "author"), "kind"));
+    const char *author =
+        json_string_value(json_object_get(json_object_get(data, "author"), "kind"));
     int64_t t = 0;
     oh_time_parse(json_string_value(json_object_get(ev, "time")), &t);
     if (!type) {

@@ -3,9 +3,9 @@
  * to rephrase when it is not, and hands off (status open, reason
  * handoff:<why>) on a request for a human, frustration, low confidence
  * twice or bot.max_turns answers. With ai.llm_url its answer is the LLM's,
- * grounded in the articles (the best article's snippet when that fails). A consumer of the timeline (group
- * omnihub-bot); what it decides about inbound message M has ids derived
- * from M's, so a replay (kill -9, a retried delivery) never answers twice. */
+ * grounded in the articles (the best article's snippet when that fails). A consumer of the timeline
+ * (group omnihub-bot); what it decides about inbound message M has ids derived from M's, so a
+ * replay (kill -9, a retried delivery) never answers twice. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +19,10 @@
 #include "core/triage.h"
 #include "services/service.h"
 
-#define HISTORY_MAX    500   /* events before the message that are read back */
-#define RELOAD_MS      60000 /* without a gateway here, the index is rebuilt this often */
-#define ANSWER_MAX     (OH_LLM_MAX_ANSWER + 1)
-#define LLM_ARTICLES   3 /* articles in the LLM's prompt */
+#define HISTORY_MAX  500   /* events before the message that are read back */
+#define RELOAD_MS    60000 /* without a gateway here, the index is rebuilt this often */
+#define ANSWER_MAX   (OH_LLM_MAX_ANSWER + 1)
+#define LLM_ARTICLES 3 /* articles in the LLM's prompt */
 
 static const char clarify_text[] =
     "Sorry, I am not sure I understood. Could you tell me a bit more about what you need?";
@@ -67,14 +67,14 @@ static json_t *message(const struct oh_conversation *c, const char *in_id, const
     char id[OH_ID_MAX], when[32];
     oh_event_id(id, "bot", c->id, in_id, (const char *)NULL);
     oh_time_rfc3339(when, oh_now_ms());
-    json_t *data = json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, "
-        "s:{s:s, s:s, s:o, s:f}}",
-        "conversation_id", c->id, "channel", c->channel, "account", c->account, "direction",
-        "outbound", "contact", "id", c->contact_id, "name", c->contact_name, "message_id", id,
-        "kind", "text", "text", text, "sent_at", when, "author", "kind", "bot", "id", "bot", "bot",
-        "kind", kind, "in_reply_to", in_id, "article_ids", article_ids ? article_ids : json_array(),
-        "confidence", confidence);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, "
+                  "s:{s:s, s:s, s:o, s:f}}",
+                  "conversation_id", c->id, "channel", c->channel, "account", c->account,
+                  "direction", "outbound", "contact", "id", c->contact_id, "name", c->contact_name,
+                  "message_id", id, "kind", "text", "text", text, "sent_at", when, "author", "kind",
+                  "bot", "id", "bot", "bot", "kind", kind, "in_reply_to", in_id, "article_ids",
+                  article_ids ? article_ids : json_array(), "confidence", confidence);
     return data ? oh_event_new(OH_EV_OUTBOUND, id, 0, data) : NULL;
 }
 
@@ -85,10 +85,10 @@ static json_t *handoff(const struct oh_conversation *c, const char *in_id, const
     char id[OH_ID_MAX], reason[48];
     oh_event_id(id, "command", "bot-handoff", c->id, in_id, (const char *)NULL);
     snprintf(reason, sizeof reason, "handoff:%s", why);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s}, s:s}", "conversation_id",
-                             c->id, "channel", c->channel, "account", c->account, "op", "patch",
-                             "set", "status", "open", "author", "kind", "bot", "id", "bot",
-                             "reason", reason);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s}, s:s}", "conversation_id", c->id,
+                  "channel", c->channel, "account", c->account, "op", "patch", "set", "status",
+                  "open", "author", "kind", "bot", "id", "bot", "reason", reason);
     return data ? oh_event_new(OH_EV_COMMAND, id, 0, data) : NULL;
 }
 
@@ -154,10 +154,10 @@ static int consider(struct bot *b, const struct oh_log_record *r)
     if (!text) text = "";
     struct oh_triage t;
     oh_triage_classify(text, strlen(text), subject, &t);
-    const char *why = t.wants_human             ? "asked_for_human"
-                      : t.frustrated            ? "frustrated"
+    const char *why = t.wants_human               ? "asked_for_human"
+                      : t.frustrated              ? "frustrated"
                       : p.answers >= b->max_turns ? "max_turns"
-                                                : NULL;
+                                                  : NULL;
     struct oh_event_list l = {0};
     if (!why) {
         struct oh_kb_hit hits[LLM_ARTICLES];
@@ -219,8 +219,8 @@ static int process(void *state, struct oh_service_batch *batch, const struct oh_
     for (int i = 0; i < n; i++) {
         const struct oh_log_record *r = &recs[i];
         if (r->meta.type && strcmp(r->meta.type, OH_EV_INBOUND) != 0) continue;
-        if (!r->meta.type && !memmem(r->value, r->len, "\"" OH_EV_INBOUND "\"",
-                                     sizeof OH_EV_INBOUND + 1))
+        if (!r->meta.type &&
+            !memmem(r->value, r->len, "\"" OH_EV_INBOUND "\"", sizeof OH_EV_INBOUND + 1))
             continue;
         int rc, delay_ms = 100;
         while ((rc = consider(b, r)) != OH_OK) {

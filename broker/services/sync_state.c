@@ -242,7 +242,8 @@ static int bot_start(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     json_object_set_new(state, "status", json_string("bot"));
     count_new(e, 1); /* the message */
     json_t *author = json_pack("{s:s, s:s}", "kind", "system", "id", "sync");
-    json_t *up = updated(id, "botstart", conv, e, json_pack("{s:s}", "status", "bot"), "bot", author);
+    json_t *up =
+        updated(id, "botstart", conv, e, json_pack("{s:s}", "status", "bot"), "bot", author);
     json_decref(author);
     if (up) {
         items[(*n)++] = (struct oh_store_item){
@@ -282,7 +283,8 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     json_t *state = json_object_get(e, "state");
     if (json_is_true(json_object_get(e, "fresh"))) {
         json_object_del(e, "fresh");
-        if (oh_config_bool(d->hub->cfg, "bot.enabled")) return bot_start(d, items, n, e, ev, partition, offset);
+        if (oh_config_bool(d->hub->cfg, "bot.enabled"))
+            return bot_start(d, items, n, e, ev, partition, offset);
     }
     const char *st = json_string_value(json_object_get(state, "status"));
     if (!st || (strcmp(st, "pending") && strcmp(st, "snoozed") && strcmp(st, "resolved"))) {

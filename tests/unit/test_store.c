@@ -882,8 +882,12 @@ static int collect_art(void *opaque, const struct oh_store_article *a)
 
 START_TEST(t_articles)
 {
-    struct oh_store_article a = {.id = "b", .title = "Returns", .body = "Free within 30 days.",
-                                 .locale = "en", .tags = "[\"returns\"]", .updated_ms = 1000};
+    struct oh_store_article a = {.id = "b",
+                                 .title = "Returns",
+                                 .body = "Free within 30 days.",
+                                 .locale = "en",
+                                 .tags = "[\"returns\"]",
+                                 .updated_ms = 1000};
     int64_t v = 0;
     struct arts l = {0};
     ck_assert_int_eq(oh_store_article_get(st, "b", collect_art, &l), OH_ENOTFOUND);

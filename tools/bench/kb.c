@@ -96,8 +96,12 @@ static int kb_fill(const char *data_dir, long n)
         snprintf(body, sizeof body, "%s %.*s", json_string_value(json_object_get(a, "body")),
                  (int)(strlen(btext) / 4), btext);
         char *tags = json_dumps(json_object_get(a, "tags"), JSON_COMPACT);
-        struct oh_store_article art = {.id = id, .title = title, .body = body, .locale = "en",
-                                       .tags = tags ? tags : "[]", .updated_ms = 1700000000000};
+        struct oh_store_article art = {.id = id,
+                                       .title = title,
+                                       .body = body,
+                                       .locale = "en",
+                                       .tags = tags ? tags : "[]",
+                                       .updated_ms = 1700000000000};
         int64_t v;
         rc = oh_store_article_put(st, &art, &v);
         free(tags);
@@ -223,7 +227,8 @@ int bench_kb(const struct bench_opts *o)
         bench_rmtree(dir);
         return 1;
     }
-    fprintf(stderr, "  kb: %ld articles stored in %.1f s\n", n, (double)(bench_now_us() - t0) / 1e6);
+    fprintf(stderr, "  kb: %ld articles stored in %.1f s\n", n,
+            (double)(bench_now_us() - t0) / 1e6);
     const char *kv[] = {"bot.enabled", "true", NULL};
     t0 = bench_now_us();
     if (bench_daemon_start(&d, o, kv, dir, err, sizeof err)) {
@@ -236,8 +241,12 @@ int bench_kb(const struct bench_opts *o)
     char *tok = bench_agent_token();
     if (!tok || asprintf(&k.auth, "Authorization: Bearer %s", tok) < 0) k.auth = NULL;
     /* search: warm-up, then measured */
-    struct bench_http_run r = {.base_url = d.url, .n = 200, .concurrency = 2, .gen = search_gen,
-                               .done = count_done, .opaque = &k};
+    struct bench_http_run r = {.base_url = d.url,
+                               .n = 200,
+                               .concurrency = 2,
+                               .gen = search_gen,
+                               .done = count_done,
+                               .opaque = &k};
     bench_http_load(&r);
     k.errors = 0;
     r.n = KB_SEARCHES;
@@ -248,7 +257,8 @@ int bench_kb(const struct bench_opts *o)
     k.conv = calloc(KB_CONVS, sizeof *k.conv);
     for (size_t i = 0; k.conv && i < KB_CONVS; i++) {
         char *q = NULL;
-        const char *e = json_string_value(json_array_get(k.queries, i % json_array_size(k.queries)));
+        const char *e =
+            json_string_value(json_array_get(k.queries, i % json_array_size(k.queries)));
         /* the queries file's text, decoded back by the encoded form's rules */
         q = strdup(e);
         char *w = q, *p = q;
@@ -270,8 +280,12 @@ int bench_kb(const struct bench_opts *o)
         for (size_t i = 0; i < k.nconv; i++)
             wait_bot(d.url, tok, k.conv[i]);
         k.errors = 0;
-        r = (struct bench_http_run){.base_url = d.url, .n = KB_SUGGESTIONS, .concurrency = 2,
-                                    .gen = sugg_gen, .done = count_done, .opaque = &k};
+        r = (struct bench_http_run){.base_url = d.url,
+                                    .n = KB_SUGGESTIONS,
+                                    .concurrency = 2,
+                                    .gen = sugg_gen,
+                                    .done = count_done,
+                                    .opaque = &k};
         bench_http_load(&r);
         bench_hist_merge(&sugg, &r.lat);
         row("suggestions (no LLM)", &sugg, 50, k.errors, n);
