@@ -115,6 +115,7 @@ struct oh_gateway {
     struct gw_desk *desk; /* desk_api.c: requests waiting for a command's outcome */
     struct gw_kb *kb;     /* kb_api.c: index rebuilds */
     oh_workq *ai;         /* suggest_api.c: LLM calls (ai.llm_url), NULL without */
+    atomic_int ai_pending; /* LLM calls queued or running */
     /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
     struct oh_ratelimit *rl_ip, *rl_token;
     /* signals.c: the agents known here and their presence (also

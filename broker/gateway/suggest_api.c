@@ -17,6 +17,9 @@
 #define RENDER_MAX    16384
 #define REPORT_CONVS  10000
 #define REPORT_EVENTS 10000
+/* LLM calls queued or running at most: past it, suggestions go without the
+ * LLM at once ("busy") rather than queue behind a slow endpoint */
+#define AI_PENDING_MAX 16
 
 int gw_suggest_init(struct oh_gateway *gw, char *err, size_t errlen)
 {
@@ -244,6 +247,7 @@ static void llm_work(void *opaque)
     }
     free(text);
     answer(r, s, outcome);
+    atomic_fetch_sub(&r->gw->ai_pending, 1);
     gw_complete(r);
 }
 
@@ -321,8 +325,13 @@ static void suggest_work(void *opaque)
         return;
     }
     /* the LLM's turn on its own pool; its answer completes the request */
-    if (s->narts > 0 && r->gw->ai && oh_workq_submit(r->gw->ai, llm_work, r) == OH_OK) return;
-    answer(r, s, gw_is_llm(r->gw) ? (s->narts ? "failed" : "no_articles") : "off");
+    bool busy = false;
+    if (s->narts > 0 && r->gw->ai) {
+        busy = atomic_fetch_add(&r->gw->ai_pending, 1) >= AI_PENDING_MAX;
+        if (!busy && oh_workq_submit(r->gw->ai, llm_work, r) == OH_OK) return;
+        atomic_fetch_sub(&r->gw->ai_pending, 1);
+    }
+    answer(r, s, !gw_is_llm(r->gw) ? "off" : busy ? "busy" : s->narts ? "failed" : "no_articles");
     gw_complete(r);
 }
 
