@@ -171,6 +171,7 @@ static const struct {
     {"gateway", offsetof(oh_hub, run_gateway)},
     {"sync", offsetof(oh_hub, run_sync)},
     {"dispatch", offsetof(oh_hub, run_dispatch)},
+    {"enrich", offsetof(oh_hub, run_enrich)},
     {"bot", offsetof(oh_hub, run_bot)},
 };
 

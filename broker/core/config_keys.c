@@ -7,7 +7,7 @@
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
-    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, bot"},
+    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.admin_listen", OH_CFG_STR, NULL,
@@ -31,6 +31,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
     {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
+    {"triage.enabled", OH_CFG_BOOL, "true",
+     "score every customer message (omnihub.message.enriched) and raise priorities (role enrich)"},
     {"ws.max_frame", OH_CFG_SIZE, "64k", "largest accepted WebSocket message"},
     {"ws.max_queue", OH_CFG_SIZE, "1m", "bytes queued to a client before it is closed as slow"},
     {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},

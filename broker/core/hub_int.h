@@ -29,7 +29,9 @@ struct oh_hub {
     oh_store *store; /* NULL in a pure gateway or dispatch role with Kafka */
     struct oh_instance conn[32];
     size_t nconn;
-    bool run_gateway, run_sync, run_dispatch, run_bot;
+    bool run_gateway, run_sync, run_dispatch;
+    bool run_enrich; /* triage (services/enrich.c) */
+    bool run_bot;    /* the bot (services/bot.c) */
     oh_feed_fn feed;
     void *feed_opaque;
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */

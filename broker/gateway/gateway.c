@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include "core/conn_env.h"
 #include "core/json_dump.h"
 #include "gateway/gateway_int.h"
 #include "gateway/ws_int.h"
@@ -80,7 +81,10 @@ static void webhook(struct req *r, struct oh_instance *in)
     struct oh_http_reply reply = {0};
     char err[512] = "";
     snprintf(r->channel, sizeof r->channel, "%s", in->vt->name);
-    int rc = in->vt->webhook(in->ctx, &hr, &events, &reply, err, sizeof err);
+    bool answered;
+    int rc = oh_conn_webhook_auth(in, &hr, &reply, &answered, err, sizeof err);
+    if (rc == OH_OK && !answered)
+        rc = in->vt->webhook(in->ctx, &hr, &events, &reply, err, sizeof err);
     char lab[128];
     if (rc) {
         oh_event_list_clear(&events);
@@ -598,7 +602,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
     if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_websocket(wsi); /* frames from now on */
     if ((reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
-         reason == LWS_CALLBACK_RECEIVE_PONG) && gw_guard_unmasked(wsi)) {
+         reason == LWS_CALLBACK_RECEIVE_PONG) &&
+        gw_guard_unmasked(wsi)) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked frame", 14);
         return -1;
     }

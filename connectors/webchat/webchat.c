@@ -1,9 +1,10 @@
 /* webchat.c - the in-app chat, a channel the gateway itself serves:
  * customers connect with their own token to the REST API and the
  * WebSocket. A customer owns exactly one conversation, derived from their
- * sub and webchat.account; with webchat.receipts, agents' replies get a
+ * sub and webchat.account; agents' replies get a
  * `delivered` status once queued to one of the customer's devices and a
- * `read` status once the customer's read cursor passes them. */
+ * `read` status once the customer's read cursor passes them (unless
+ * webchat.receipts is false). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static const struct oh_config_key wc_keys[] = {
     {"webchat.account", OH_CFG_STR, "default",
      "account of customers' conversations; part of their ids (changing it gives every "
      "customer a new conversation)"},
-    {"webchat.receipts", OH_CFG_BOOL, "false",
+    {"webchat.receipts", OH_CFG_BOOL, "true",
      "record delivered and read statuses of agents' replies (extra events in the history)"},
     {NULL, 0, NULL, NULL},
 };

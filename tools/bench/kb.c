@@ -25,10 +25,6 @@ struct kb_run {
     char (*conv)[OH_ID_MAX];
     size_t nconv;
     long errors;
-    /* inbound posts */
-    char *body;
-    char sig[96];
-    const char *run;
 };
 
 static char *urlencode(const char *s)
