@@ -228,8 +228,8 @@ static void article_put_work(void *opaque)
         gw_complete(r);
         return;
     }
-    char *tags = json_dumps(json_object_get(b, "tags") ? json_object_get(b, "tags") : json_array(),
-                            JSON_COMPACT);
+    const json_t *tv = json_object_get(b, "tags");
+    char *tags = tv ? json_dumps(tv, JSON_COMPACT) : NULL;
     const char *locale = json_string_value(json_object_get(b, "locale"));
     struct oh_store_article art = {
         .id = a->id,
