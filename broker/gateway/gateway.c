@@ -344,7 +344,7 @@ static void capture_headers(struct req *r, struct lws *wsi)
 static void capture_query(struct req *r, struct lws *wsi)
 {
     size_t o = 0;
-    char frag[2048];
+    char frag[GW_HEAD_MAX];
     for (int i = 0; i < 64; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0) break;

@@ -41,7 +41,7 @@ struct req {
     struct req *next_done; /* completion list */
     char method[8];
     char path[512];
-    char query[2048];
+    char query[GW_HEAD_MAX]; /* the whole request line fits (kb search questions) */
     const char *hdr_name[GW_MAX_HDRS];
     char *hdr_val[GW_MAX_HDRS];
     int nhdr;

@@ -369,34 +369,88 @@ static void search_work(void *opaque)
     gw_complete(r);
 }
 
+/* POST /v1/kb/search's body {q, limit?, locale?} into S and LIM/LOCALE as
+ * the query string would give them: false after answering 400. */
+static bool search_body(struct req *r, struct search_req *s, char *lim, size_t limlen, bool *has_q)
+{
+    json_t *b;
+    if (!json_body(r, &b)) return false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v) if (strcmp(k, "q") && strcmp(k, "limit") && strcmp(k, "locale"))
+    {
+        gw_reply_error(r, 400, "bad_request", "unknown member \"%.64s\"", k);
+        json_decref(b);
+        return false;
+    }
+    const json_t *q = json_object_get(b, "q"), *l = json_object_get(b, "limit"),
+                 *loc = json_object_get(b, "locale");
+    if ((q && !json_is_string(q)) || (l && !json_is_integer(l)) || (loc && !json_is_string(loc))) {
+        gw_reply_error(r, 400, "bad_request", "q and locale must be strings, limit an integer");
+        json_decref(b);
+        return false;
+    }
+    if (q) {
+        /* the first OH_KB_MAX_QUERY bytes, cut at a character */
+        size_t n = json_string_length(q);
+        const char *t = json_string_value(q);
+        if (n > OH_KB_MAX_QUERY) {
+            n = OH_KB_MAX_QUERY;
+            while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+                n--;
+        }
+        memcpy(s->q, t, n);
+        s->q[n] = '\0';
+        *has_q = true;
+    }
+    if (l) snprintf(lim, limlen, "%lld", (long long)json_integer_value(l));
+    if (loc)
+        snprintf(s->locale, sizeof s->locale, "%.*s", (int)sizeof s->locale - 1,
+                 json_string_value(loc));
+    if (loc && json_string_length(loc) >= sizeof s->locale) s->locale[1] = '!'; /* invalid */
+    json_decref(b);
+    return true;
+}
+
 static void route_search(struct req *r)
 {
     snprintf(r->route, sizeof r->route, "/v1/kb/search");
-    if (strcmp(r->method, "GET") != 0) {
-        gw_reply_error(r, 405, "method_not_allowed", "use GET");
+    bool post = strcmp(r->method, "POST") == 0;
+    if (!post && strcmp(r->method, "GET") != 0) {
+        gw_reply_error(r, 405, "method_not_allowed", "use GET (or POST for a long question)");
         return;
     }
     struct search_req *s = calloc(1, sizeof *s);
-    char lim[16] = "";
+    char lim[24] = "";
     if (!s) {
         gw_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    bool has_q = gw_query(r, "q", s->q, sizeof s->q);
+    bool has_q = false, has_locale;
+    if (post) {
+        if (!search_body(r, s, lim, sizeof lim, &has_q)) {
+            free(s);
+            return;
+        }
+        has_locale = s->locale[0] != '\0';
+    } else {
+        has_q = gw_query(r, "q", s->q, sizeof s->q);
+        if (!gw_query(r, "limit", lim, sizeof lim)) lim[0] = '\0';
+        has_locale = gw_query(r, "locale", s->locale, sizeof s->locale);
+    }
     const char *p = s->q;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
         p++;
     s->limit = 5;
     if (!has_q || !*p) {
-        gw_reply_error(r, 400, "bad_request", "q must be a non-empty question");
+        gw_reply_error(r, 400, "bad_request",
+                       "q must be a non-empty question (a long one: POST {\"q\": ...})");
     } else if (!oh_utf8_valid(s->q, strlen(s->q))) {
         gw_reply_error(r, 400, "bad_request", "q must be UTF-8");
-    } else if (gw_query(r, "limit", lim, sizeof lim) &&
-               (atoi(lim) < 1 || atoi(lim) > MAX_LIMIT ||
-                strspn(lim, "0123456789") != strlen(lim))) {
+    } else if (lim[0] && (atoi(lim) < 1 || atoi(lim) > MAX_LIMIT ||
+                          strspn(lim, "0123456789") != strlen(lim))) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..%d", MAX_LIMIT);
-    } else if (gw_query(r, "locale", s->locale, sizeof s->locale) && s->locale[0] &&
-               !locale_valid(s->locale)) {
+    } else if (has_locale && s->locale[0] && !locale_valid(s->locale)) {
         gw_reply_error(r, 400, "bad_request", "locale must be a BCP 47 tag such as \"en\"");
     } else {
         if (lim[0]) s->limit = (size_t)atoi(lim);

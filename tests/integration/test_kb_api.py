@@ -72,6 +72,20 @@ def test_search_ranks_the_help_center_after_a_restart(omnihub):
     assert "return-policy" in ids[:3], ids
     r = d.request("GET", "/v1/kb/search?q=refund%3F&limit=2", token=agent)
     assert len(r.json()["results"]) <= 2
+    # a long email with the question in the middle: in the URL (up to the head's
+    # bound) and, longer, as a POST body (the first 8 KiB are read)
+    from urllib.parse import quote
+    filler = "We moved house last spring and the kids started a new school. " * 30
+    email = filler + " Anyway: does my gift card expire? I got it two years ago. " + filler
+    r = d.request("GET", "/v1/kb/search?limit=3&q=" + quote(email), token=agent)
+    assert r.status_code == 200, r.text
+    assert "gift-cards" in [h["id"] for h in r.json()["results"]]
+    email = email.replace(" Anyway", "\nAnyway")  # lines: a body (a %0A in a URL is refused)
+    r = d.request("POST", "/v1/kb/search", {"q": email + filler * 10, "limit": 3}, token=agent)
+    assert r.status_code == 200 and "gift-cards" in [h["id"] for h in r.json()["results"]]
+    assert d.request("POST", "/v1/kb/search", {"q": " "}, token=agent).status_code == 400
+    assert d.request("POST", "/v1/kb/search", {"q": "x", "limit": 99}, token=agent).status_code == 400
+    assert d.request("POST", "/v1/kb/search", {"q": "x", "n": 1}, token=agent).status_code == 400
 
 
 def test_canned_and_suggestions(omnihub):
