@@ -89,12 +89,12 @@ def test_llm_hang_times_out_and_ingest_goes_on(omnihub, http_stub):
     stub = http_stub()
 
     def hang(req):
-        time.sleep(4)
+        time.sleep(6)
         return ANSWER
     stub.set_default(200, hang)
-    d = start(omnihub, stub, timeout_ms=600)
+    d = start(omnihub, stub, timeout_ms=2000)
     s, took = ask(d, "when do I get my refund?", "m1")
-    assert s["llm"] == "timeout" and took < 3.5
+    assert s["llm"] == "timeout" and 1.5 < took < 5.5
     assert s["replies"][0]["source"] == "kb"
     # while calls hang, ingest and the API answer at once
     import threading
@@ -103,12 +103,13 @@ def test_llm_hang_times_out_and_ingest_goes_on(omnihub, http_stub):
                            "sent_at": "2026-01-01T00:00:00Z"}).json()["conversation_id"]
     d.wait_history(conv, 1)
     th = [threading.Thread(target=d.request, args=("GET", f"/v1/conversations/{conv}/suggestions"),
-                           kwargs={"token": d.agent_token()}) for _ in range(6)]
+                           kwargs={"token": d.agent_token()}) for _ in range(8)]
     [t.start() for t in th]
+    stub.wait_requests(1 + 4)  # four calls hang, four more wait for them
     t0 = time.time()
     r = d.post_inbound({"channel": "api:test", "account": "a1", "contact": {"id": "u10"},
                         "message_id": "m10", "text": "hi", "sent_at": "2026-01-01T00:00:00Z"})
-    assert r.status_code == 202 and time.time() - t0 < 1.0
+    assert r.status_code == 202
     assert d.request("GET", "/v1/kb/search?q=refund", token=d.agent_token()).status_code == 200
-    assert time.time() - t0 < 2.0
+    assert time.time() - t0 < 1.5  # the hung calls (2 s each) hold neither ingest nor workers
     [t.join() for t in th]
