@@ -14,7 +14,8 @@
  * "patch"|"claim"|"wake"|"raise_priority", set: {fields} (patch), if_match:
  * head (optional), until: ms (wake), priority (raise_priority: the state's
  * priority becomes it when it is higher, never lower; reason "triage"),
- * author: {kind, id}}. */
+ * author: {kind, id}, reason: "handoff:<why>" (optional, the bot's patch:
+ * the change's reason instead of "patch")}. */
 #define OH_EV_COMMAND "omnihub.conversation.command"
 
 #define OH_LABELS_MAX   32   /* labels of one conversation */
