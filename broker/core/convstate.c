@@ -251,7 +251,9 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
             return;
         }
         next = patched(state, set);
-        out->reason = "patch";
+        /* the bot's handoff says why (services/bot.c) */
+        const char *why_given = json_string_value(json_object_get(cmd, "reason"));
+        out->reason = why_given && strncmp(why_given, "handoff:", 8) == 0 ? why_given : "patch";
     } else if (op && strcmp(op, "claim") == 0 && author && *author) {
         const char *holder = json_string_value(json_object_get(state, "assignee"));
         if (holder && strcmp(holder, author) != 0) {

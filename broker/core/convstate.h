@@ -14,7 +14,8 @@
  * "patch"|"claim"|"wake"|"raise_priority"|"assign"|"breach", set: {fields}
  * (patch), if_match: head (optional), until: ms (wake), priority
  * (raise_priority: the state's priority becomes it when it is higher, never
- * lower; reason "triage"), author: {kind, id}}.
+ * lower; reason "triage"), author: {kind, id}, reason: "handoff:<why>"
+ * (optional, the bot's patch: the change's reason instead of "patch")}.
  * assign (the router): assignee (id or null), expect (the assignee the
  * decision saw, null: none), reason "routed"|"requeued"; applied only while
  * the conversation is open and still held by EXPECT, else 409, so a

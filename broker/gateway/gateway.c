@@ -289,7 +289,7 @@ static void route(struct req *r)
         if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_api_route(r) || gw_agents_route(r)) return;
+    if (gw_kb_route(r) || gw_api_route(r) || gw_agents_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 
@@ -344,7 +344,7 @@ static void capture_headers(struct req *r, struct lws *wsi)
 static void capture_query(struct req *r, struct lws *wsi)
 {
     size_t o = 0;
-    char frag[2048];
+    char frag[GW_HEAD_MAX];
     for (int i = 0; i < 64; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0) break;
@@ -732,6 +732,10 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         oh_gateway_free(gw);
         return NULL;
     }
+    if (gw_kb_init(gw, err, errlen) != OH_OK) {
+        oh_gateway_free(gw);
+        return NULL;
+    }
     /* lws's default loop poll()s every descriptor on each turn, which with
      * 10k WebSocket clients costs more than the work; libev waits with
      * epoll. Our own ("foreign") loop, so that oh_gateway_run() can leave
@@ -819,6 +823,7 @@ void oh_gateway_drain(struct oh_gateway *gw)
     if (!gw) return;
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
+    gw_kb_drain(gw); /* then the LLM calls that work queued */
 }
 
 void oh_gateway_free(struct oh_gateway *gw)
@@ -828,7 +833,9 @@ void oh_gateway_free(struct oh_gateway *gw)
     if (gw->hub->presence == gw->presence) gw->hub->presence = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
+    gw_kb_drain(gw);
     gw_desk_free(gw);
+    gw_kb_free(gw);
     if (gw->ctx) {
         lws_sul_cancel(&tick_sul);
         drain_done(gw);

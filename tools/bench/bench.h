@@ -146,6 +146,8 @@ int bench_http_load(struct bench_http_run *r);
 /* One blocking request; the answer in a malloc'd *BODY (may be NULL).
  * Returns the status, 0 on a transport error. */
 long bench_http_get(const char *url, const char *bearer, char **body);
+/* One blocking JSON POST of BODY with one more HEADER line (may be NULL). */
+long bench_http_post(const char *url, const char *header, const char *body, char **answer);
 
 /* ---- WebSocket clients (ws.c) ---- */
 
@@ -307,6 +309,7 @@ int bench_desk(const struct bench_opts *o);
 int bench_desk_route(const struct bench_opts *o);
 /* Ingest with triage on against off, and the 202 -> enriched delay (triage.c). */
 int bench_triage(const struct bench_opts *o);
+int bench_kb(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

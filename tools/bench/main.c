@@ -33,6 +33,8 @@ static void usage(FILE *out)
             "              store vs an empty one (--conversations, --events, --pg-dsn)\n"
             "  triage      ingest with triage on vs off (--messages, default 10000), and\n"
             "              the delay 202 -> enriched event at --rate for --seconds\n"
+            "  kb          knowledge-base search over N articles (--conversations N,\n"
+            "              default 10000), suggestions without an LLM, bot answer latency\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -213,6 +215,8 @@ int main(int argc, char **argv)
         bad = o.agents > 0 ? bench_desk_route(&o) : bench_desk(&o);
     else if (strcmp(scenario, "triage") == 0)
         bad = bench_triage(&o);
+    else if (strcmp(scenario, "kb") == 0)
+        bad = bench_kb(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
