@@ -279,3 +279,25 @@ def test_kafka_two_routers_one_assignment_and_one_breach_each(tmp_path, omnihub,
                     d.stop()
     finally:
         mock.stop()
+
+
+def test_bot_conversations_routed_at_the_handoff_only(omnihub):
+    from test_bot import start, say, wait_for as wait_history, handoffs, bot_msgs
+    d = start(omnihub, **ROUTING)
+    tok = d.agent_token("boss")
+    desk = Desk(d)
+    try:
+        desk.online("ann")
+        answered = say(d, "b1", "mb1", "how long does it take to get my refund after I send a "
+                                       "return back?")
+        human = say(d, "b2", "mb2", "can I talk to a real person please")
+        wait_history(d, answered, bot_msgs)
+        wait_history(d, human, handoffs)
+        assert wait_for(lambda: conv_of(d, human, tok)["assignee"] == "ann")
+        ev = routed_events(d, human, tok)
+        assert len(ev) == 1 and ev[0]["data"]["reason"] == "routed"
+        time.sleep(0.5)  # the bot's own conversation is nobody's
+        assert conv_of(d, answered, tok)["assignee"] is None
+        assert conv_of(d, answered, tok)["status"] == "bot"
+    finally:
+        desk.close()
