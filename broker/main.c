@@ -170,6 +170,7 @@ static const struct {
     {"gateway", offsetof(oh_hub, run_gateway)},
     {"sync", offsetof(oh_hub, run_sync)},
     {"dispatch", offsetof(oh_hub, run_dispatch)},
+    {"kpi", offsetof(oh_hub, run_kpi)},
 };
 
 /* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */

@@ -7,7 +7,7 @@
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
-    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch"},
+    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, kpi"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.admin_listen", OH_CFG_STR, NULL,
@@ -38,6 +38,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"ws.idle_timeout", OH_CFG_INT, "120", "seconds without any client frame before close"},
     {"routing.capacity", OH_CFG_INT, "5",
      "open conversations an agent is assigned at most (GET /v1/agents shows it)"},
+    {"bot.reopen_window_s", OH_CFG_INT, "86400",
+     "a bot-only episode counts as resolved by the bot unless reopened within this many seconds"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -29,6 +29,7 @@ struct oh_hub {
     struct oh_instance conn[32];
     size_t nconn;
     bool run_gateway, run_sync, run_dispatch;
+    bool run_kpi; /* the KPI service (services/kpi.c) */
     oh_feed_fn feed;
     void *feed_opaque;
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */

@@ -251,6 +251,8 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
 
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);
+/* kpi_api.c: GET /v1/reports/kpis. */
+bool gw_kpi_route(struct req *r);
 
 /* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
  * answered once sync decided the command; gw_desk_tick (service thread,

@@ -56,6 +56,7 @@ extern const struct oh_service *const oh_service_table[];
 extern const struct oh_service oh_service_sync;
 extern const struct oh_service oh_service_dispatch;
 extern const struct oh_service oh_service_feed;
+extern const struct oh_service oh_service_kpi; /* kpi.c */
 
 /* One running service. */
 struct oh_service_run;

@@ -134,6 +134,18 @@ int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return OPS(st)->open_assigned(st, agent, count);
 }
 
+int oh_store_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                     const struct oh_store_pos *pos, size_t npos)
+{
+    return OPS(st)->kpi_put(st, group, eps, n, pos, npos);
+}
+
+int oh_store_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
+                        void *opaque)
+{
+    return OPS(st)->kpi_report(st, q, fn, opaque);
+}
+
 int oh_store_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
                            void *opaque)
 {
@@ -389,4 +401,43 @@ int oh_store_row_check(const char *conv, int64_t seq, const char *json, size_t l
              (long long)seq);
     oh_metrics_inc("omnihub_store_damaged_events_total", "", 1);
     return OH_EDAMAGED;
+}
+
+/* ---- KPI reports: one query for both backends ---- */
+
+int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph)
+{
+    static const struct {
+        const char *by, *key;
+    } keys[] = {{"agent", "agent"}, {"team", "team"}, {"channel", "channel"}, {"none", "'all'"}};
+    const char *key = NULL;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(keys) && !key; i++)
+        if (strcmp(group_by, keys[i].by) == 0) key = keys[i].key;
+    if (!key) return OH_EINVAL;
+    /* PostgreSQL needs the parameters' types; SQLite takes the casts too */
+    bool pg = ph == '$';
+    const char *txt = pg ? "::text" : "", *num = pg ? "::bigint" : "";
+    /* percentiles by nearest rank: the ceil(p * n)-th smallest FRT */
+    int n = snprintf(
+        out, len,
+        "WITH e AS (SELECT %s AS k, frt_ms, nrt_sum_ms, nrt_count, aht_ms, "
+        "resolved_ms - start_ms AS res_ms, breached, bot_involved, "
+        "(bot_involved AND NOT agent_replied AND (reopened_ms IS NULL OR "
+        "reopened_ms - resolved_ms >= %c4%s)) AS bot_res FROM kpi_episodes "
+        "WHERE resolved_ms >= %c1%s AND resolved_ms < %c2%s AND (%c3%s IS NULL OR agent = %c3%s)), "
+        "r AS (SELECT k, frt_ms, row_number() OVER (PARTITION BY k ORDER BY frt_ms) AS rn, "
+        "count(*) OVER (PARTITION BY k) AS cnt FROM e WHERE frt_ms IS NOT NULL), "
+        "p AS (SELECT k, max(CASE WHEN rn = (cnt + 1) / 2 THEN frt_ms END) AS p50, "
+        "max(CASE WHEN rn = (9 * cnt + 9) / 10 THEN frt_ms END) AS p90 FROM r GROUP BY k), "
+        "a AS (SELECT k, count(*) AS n, count(frt_ms) AS frt_n, coalesce(sum(frt_ms), 0) AS frt_sum, "
+        "sum(nrt_count) AS nrt_n, sum(nrt_sum_ms) AS nrt_sum, count(aht_ms) AS aht_n, "
+        "coalesce(sum(aht_ms), 0) AS aht_sum, sum(res_ms) AS res_sum, "
+        "sum(CASE WHEN breached THEN 0 ELSE 1 END) AS met, "
+        "sum(CASE WHEN bot_involved THEN 1 ELSE 0 END) AS bot_inv, "
+        "sum(CASE WHEN bot_res THEN 1 ELSE 0 END) AS bot_res FROM e GROUP BY k) "
+        "SELECT a.k, a.n, a.frt_n, a.frt_sum, p.p50, p.p90, a.nrt_n, a.nrt_sum, a.aht_n, "
+        "a.aht_sum, a.res_sum, a.met, a.bot_inv, a.bot_res FROM a "
+        "LEFT JOIN p ON p.k IS NOT DISTINCT FROM a.k ORDER BY a.k%s NULLS FIRST",
+        key, ph, num, ph, num, ph, num, ph, txt, ph, txt, pg ? " COLLATE \"C\"" : "");
+    return n > 0 && (size_t)n < len ? OH_OK : OH_ETOOBIG;
 }

@@ -48,6 +48,10 @@ struct oh_store_ops {
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
+    int (*kpi_put)(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                   const struct oh_store_pos *pos, size_t npos);
+    int (*kpi_report)(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
+                      void *opaque);
 };
 
 /* Every backend's oh_store struct starts with this. */
@@ -65,6 +69,14 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
 /* Shared by both backends: rank of a delivery state for "never backwards"
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);
+
+/* The SQL of a KPI report grouped by GROUP_BY ("agent", "team",
+ * "channel", "none"), with placeholders PH ('?' SQLite, '$' PostgreSQL)
+ * 1 from_ms, 2 to_ms, 3 agent (NULL: all), 4 reopen window ms. Columns: key,
+ * episodes, frt_n, frt_sum, p50, p90, nrt_n, nrt_sum, aht_n, aht_sum,
+ * res_sum, met, bot_involved, bot_resolved. OH_EINVAL for another
+ * GROUP_BY. */
+int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph);
 
 /* Store positions of oh_store_changes: "r" and one change number per
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */

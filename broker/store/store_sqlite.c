@@ -1272,6 +1272,132 @@ static int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
 }
 
+/* ---- KPIs ---- */
+
+static const char sq_kpi_put_sql[] =
+    "INSERT OR REPLACE INTO kpi_episodes (conversation_id, episode, channel, agent, team, "
+    "start_ms, resolved_ms, frt_ms, bot_frt_ms, nrt_sum_ms, nrt_count, aht_ms, reopened_ms, "
+    "breached, bot_involved, agent_replied) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/* V, or NULL when it is "none" (-1, or "" for a text) */
+static void bind_opt_int(sqlite3_stmt *q, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(q, i);
+    else
+        sqlite3_bind_int64(q, i, v);
+}
+
+static void bind_opt_text(sqlite3_stmt *q, int i, const char *v)
+{
+    if (!v[0])
+        sqlite3_bind_null(q, i);
+    else
+        sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+}
+
+static int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                      const struct oh_store_pos *pos, size_t npos)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    struct sq_conn *c = s->w;
+    sqlite3_stmt *ins = NULL;
+    int rc = sq_exec(c, S_BEGIN_IMM);
+    if (rc == 0 && n && sqlite3_prepare_v2(c->db, sq_kpi_put_sql, -1, &ins, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "kpi: %s", sqlite3_errmsg(c->db));
+        rc = OH_EIO;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct oh_store_episode *e = &eps[i];
+        sqlite3_reset(ins);
+        bind_text(ins, 1, e->conversation_id);
+        sqlite3_bind_int64(ins, 2, e->episode);
+        bind_text(ins, 3, e->channel);
+        bind_opt_text(ins, 4, e->agent);
+        bind_opt_text(ins, 5, e->team);
+        sqlite3_bind_int64(ins, 6, e->start_ms);
+        sqlite3_bind_int64(ins, 7, e->resolved_ms);
+        bind_opt_int(ins, 8, e->frt_ms);
+        bind_opt_int(ins, 9, e->bot_frt_ms);
+        sqlite3_bind_int64(ins, 10, e->nrt_sum_ms);
+        sqlite3_bind_int64(ins, 11, e->nrt_count);
+        bind_opt_int(ins, 12, e->aht_ms);
+        bind_opt_int(ins, 13, e->reopened_ms);
+        sqlite3_bind_int(ins, 14, e->breached);
+        sqlite3_bind_int(ins, 15, e->bot_involved);
+        sqlite3_bind_int(ins, 16, e->agent_replied);
+        int r = sqlite3_step(ins);
+        if (r != SQLITE_DONE) {
+            OH_WARN("store", "kpi: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+    }
+    sqlite3_finalize(ins);
+    for (size_t i = 0; i < npos && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_text(q, 1, group);
+        bind_text(q, 2, pos[i].topic);
+        sqlite3_bind_int(q, 3, pos[i].partition);
+        sqlite3_bind_int64(q, 4, pos[i].next);
+        rc = sq_run(c, q);
+    }
+    if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc != 0) sq_exec(c, S_ROLLBACK);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_store_kpi_fn fn,
+                         void *opaque)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    char sql[4096];
+    int rc = oh_store_kpi_sql(sql, sizeof sql, kq->group_by, '?');
+    if (rc) return rc;
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "kpi report: %s", sqlite3_errmsg(c->db));
+        sq_reader_put(s, c);
+        return OH_EIO;
+    }
+    sqlite3_bind_int64(q, 1, kq->from_ms);
+    sqlite3_bind_int64(q, 2, kq->to_ms);
+    if (kq->agent) sqlite3_bind_text(q, 3, kq->agent, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, kq->reopen_window_ms);
+    int r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        struct oh_store_kpi_row row = {.key_null = sqlite3_column_type(q, 0) == SQLITE_NULL};
+        col_copy(row.key, sizeof row.key, q, 0);
+        int64_t *v[] = {&row.episodes,  &row.frt_n,      &row.frt_sum_ms,        &row.frt_p50_ms,
+                        &row.frt_p90_ms, &row.nrt_n,     &row.nrt_sum_ms,        &row.aht_n,
+                        &row.aht_sum_ms, &row.resolution_sum_ms, &row.sla_met, &row.bot_involved,
+                        &row.bot_resolved};
+        for (int i = 0; i < (int)OH_ARRAY_SIZE(v); i++)
+            *v[i] = sqlite3_column_type(q, i + 1) == SQLITE_NULL ? -1
+                                                                 : sqlite3_column_int64(q, i + 1);
+        int stop = fn(opaque, &row);
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE) {
+        OH_WARN("store", "kpi report: %s", sqlite3_errmsg(c->db));
+        rc = sq_err(r);
+    }
+    sqlite3_finalize(q);
+    sq_reader_put(s, c);
+    return rc;
+}
+
 const struct oh_store_ops oh_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1301,4 +1427,6 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_del = sq_kv_del,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
+    .kpi_put = sq_kpi_put,
+    .kpi_report = sq_kpi_report,
 };
