@@ -123,9 +123,9 @@ static bool rebuild(struct oh_kpi *k, struct oh_kpi_conv *c, int64_t upto)
     int delay = 100;
     for (;;) {
         size_t rows = k->nrows;
-        char channel[64];
-        snprintf(channel, sizeof channel, "%s", c->channel);
-        oh_kpi_conv_init(c, c->id, channel);
+        char id[OH_ID_MAX];
+        snprintf(id, sizeof id, "%s", c->id);
+        oh_kpi_conv_init(c, id, NULL);
         struct rebuild b = {k, c, upto, 0, 0};
         int rc = OH_OK;
         while (rc == OH_OK && b.last < upto - 1 && !b.rc) {
