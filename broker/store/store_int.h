@@ -78,6 +78,23 @@ int oh_store_state_rank(const char *state);
  * GROUP_BY. */
 int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph);
 
+/* store_kpi.c: a report's rows from streamed episodes (SQLite). */
+struct oh_kpi_acc;
+struct oh_kpi_acc_ep {
+    int64_t frt_ms; /* -1 none */
+    int64_t nrt_sum_ms, nrt_count;
+    int64_t aht_ms; /* -1 none */
+    int64_t resolution_ms;
+    bool breached, bot_involved, bot_resolved;
+};
+/* NULL when out of memory; free with oh_kpi_acc_free() (NULL is fine). */
+struct oh_kpi_acc *oh_kpi_acc_new(void);
+void oh_kpi_acc_free(struct oh_kpi_acc *k);
+/* Counts episode E under KEY (NULL: the null key; copied). */
+int oh_kpi_acc_add(struct oh_kpi_acc *k, const char *key, const struct oh_kpi_acc_ep *e);
+/* Calls FN with each key's row, NULL key first, then by strcmp. */
+int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
+
 /* Store positions of oh_store_changes: "r" and one change number per
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
 int oh_store_pos_parse(const char *s, int64_t *revs, int n);

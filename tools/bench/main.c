@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "  scale       a large store vs an empty one: history, resume, ingest\n"
             "  desk        the inbox list (filters, q) and claims on a large PostgreSQL\n"
             "              store vs an empty one (--conversations, --events, --pg-dsn)\n"
+            "  kpis        GET /v1/reports/kpis over --episodes N stored episodes\n"
+            "              (1000000; SQLite, or PostgreSQL with --pg-dsn), --repeat each\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -48,6 +50,7 @@ static void usage(FILE *out)
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
             "  --conversations N     scale: conversations in the store\n"
+            "  --episodes N          kpis: finished episodes in the store (1000000)\n"
             "  --store S             scale: sqlite (default) or postgres (a throwaway\n"
             "                        PostgreSQL 15 the driver starts, see docs/performance.md)\n"
             "  --pg-dsn DSN          scale: use this PostgreSQL server instead (a role\n"
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
                                          {"repeat", required_argument, NULL, 'R'},
                                          {"conversations", required_argument, NULL, 'v'},
                                          {"data", required_argument, NULL, 'D'},
+                                         {"episodes", required_argument, NULL, 'E'},
                                          {"store", required_argument, NULL, 'S'},
                                          {"pg-dsn", required_argument, NULL, 'P'},
                                          {"preload", required_argument, NULL, 'L'},
@@ -165,6 +169,7 @@ int main(int argc, char **argv)
         case 'R': o.repeat = atoi(optarg); break;
         case 'v': o.conversations = atol(optarg); break;
         case 'D': o.data_root = optarg; break;
+        case 'E': o.episodes = atol(optarg); break;
         case 'S': o.store = optarg; break;
         case 'P': o.pg_dsn = optarg; break;
         case 'L': o.preload = optarg; break;
@@ -204,6 +209,8 @@ int main(int argc, char **argv)
         bad = bench_scale(&o);
     else if (strcmp(scenario, "desk") == 0)
         bad = bench_desk(&o);
+    else if (strcmp(scenario, "kpis") == 0)
+        bad = bench_kpis(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
