@@ -417,27 +417,20 @@ int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph)
     /* PostgreSQL needs the parameters' types; SQLite takes the casts too */
     bool pg = ph == '$';
     const char *txt = pg ? "::text" : "", *num = pg ? "::bigint" : "";
-    /* percentiles by nearest rank: the ceil(p * n)-th smallest FRT */
+    /* percentile_disc(p) is the nearest rank, the ceil(p * n)-th smallest
+     * (PostgreSQL; one sort per group, no window) */
     int n = snprintf(
         out, len,
-        "WITH e AS (SELECT %s AS k, frt_ms, nrt_sum_ms, nrt_count, aht_ms, "
-        "resolved_ms - start_ms AS res_ms, breached, bot_involved, "
-        "(bot_involved AND NOT agent_replied AND (reopened_ms IS NULL OR "
-        "reopened_ms - resolved_ms >= %c4%s)) AS bot_res FROM kpi_episodes "
-        "WHERE resolved_ms >= %c1%s AND resolved_ms < %c2%s AND (%c3%s IS NULL OR agent = %c3%s)), "
-        "r AS (SELECT k, frt_ms, row_number() OVER (PARTITION BY k ORDER BY frt_ms) AS rn, "
-        "count(*) OVER (PARTITION BY k) AS cnt FROM e WHERE frt_ms IS NOT NULL), "
-        "p AS (SELECT k, max(CASE WHEN rn = (cnt + 1) / 2 THEN frt_ms END) AS p50, "
-        "max(CASE WHEN rn = (9 * cnt + 9) / 10 THEN frt_ms END) AS p90 FROM r GROUP BY k), "
-        "a AS (SELECT k, count(*) AS n, count(frt_ms) AS frt_n, coalesce(sum(frt_ms), 0) AS frt_sum, "
-        "sum(nrt_count) AS nrt_n, sum(nrt_sum_ms) AS nrt_sum, count(aht_ms) AS aht_n, "
-        "coalesce(sum(aht_ms), 0) AS aht_sum, sum(res_ms) AS res_sum, "
-        "sum(CASE WHEN breached THEN 0 ELSE 1 END) AS met, "
-        "sum(CASE WHEN bot_involved THEN 1 ELSE 0 END) AS bot_inv, "
-        "sum(CASE WHEN bot_res THEN 1 ELSE 0 END) AS bot_res FROM e GROUP BY k) "
-        "SELECT a.k, a.n, a.frt_n, a.frt_sum, p.p50, p.p90, a.nrt_n, a.nrt_sum, a.aht_n, "
-        "a.aht_sum, a.res_sum, a.met, a.bot_inv, a.bot_res FROM a "
-        "LEFT JOIN p ON p.k IS NOT DISTINCT FROM a.k ORDER BY a.k%s NULLS FIRST",
-        key, ph, num, ph, num, ph, num, ph, txt, ph, txt, pg ? " COLLATE \"C\"" : "");
+        "SELECT %s AS k, count(*), count(frt_ms), coalesce(sum(frt_ms), 0), "
+        "percentile_disc(0.5) WITHIN GROUP (ORDER BY frt_ms), "
+        "percentile_disc(0.9) WITHIN GROUP (ORDER BY frt_ms), "
+        "sum(nrt_count), sum(nrt_sum_ms), count(aht_ms), coalesce(sum(aht_ms), 0), "
+        "sum(resolved_ms - start_ms), sum(CASE WHEN breached THEN 0 ELSE 1 END), "
+        "sum(CASE WHEN bot_involved THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN bot_involved AND NOT agent_replied AND (reopened_ms IS NULL OR "
+        "reopened_ms - resolved_ms >= %c4%s) THEN 1 ELSE 0 END) FROM kpi_episodes "
+        "WHERE resolved_ms >= %c1%s AND resolved_ms < %c2%s AND (%c3%s IS NULL OR agent = %c3%s) "
+        "GROUP BY 1 ORDER BY %s%s NULLS FIRST",
+        key, ph, num, ph, num, ph, num, ph, txt, ph, txt, key, pg ? " COLLATE \"C\"" : "");
     return n > 0 && (size_t)n < len ? OH_OK : OH_ETOOBIG;
 }

@@ -71,7 +71,8 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
 int oh_store_state_rank(const char *state);
 
 /* The SQL of a KPI report grouped by GROUP_BY ("agent", "team",
- * "channel", "none"), with placeholders PH ('?' SQLite, '$' PostgreSQL)
+ * "channel", "none"), with placeholders PH ('$' PostgreSQL; the query uses
+ * percentile_disc, which SQLite lacks)
  * 1 from_ms, 2 to_ms, 3 agent (NULL: all), 4 reopen window ms. Columns: key,
  * episodes, frt_n, frt_sum, p50, p90, nrt_n, nrt_sum, aht_n, aht_sum,
  * res_sum, met, bot_involved, bot_resolved. OH_EINVAL for another
