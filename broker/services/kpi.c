@@ -80,17 +80,20 @@ static void metric_labels(char *out, size_t len, const char *channel)
     snprintf(out, len, "channel=\"%.*s\"", (int)strcspn(channel, ":\"\\\n"), channel);
 }
 
-/* Folds EV into C; OBSERVE: the figures it produces go to /metrics (live
- * records, not a rebuild of what was observed before). */
-static int fold(struct oh_kpi *k, struct oh_kpi_conv *c, const json_t *ev, int64_t seq,
-                bool observe)
+/* Folds EV into C and keeps the rows it finishes for the batch's store
+ * transaction. LIVE: a timeline record, whose figures go to /metrics; a
+ * rebuild's are not observed again. (A rebuild's rows are normally stored
+ * already, but not when the group starts on a log whose beginning is gone:
+ * writing them again costs little.) */
+static int fold(struct oh_kpi *k, struct oh_kpi_conv *c, const json_t *ev, int64_t seq, bool live)
 {
     struct oh_kpi_out out;
     oh_kpi_fold(c, ev, seq, &out);
     char lab[96];
     metric_labels(lab, sizeof lab, c->channel);
-    if (observe && out.frt_s >= 0) oh_metrics_observe("omnihub_first_response_seconds", lab, out.frt_s);
-    if (observe && out.handle_s >= 0) oh_metrics_observe("omnihub_handle_seconds", lab, out.handle_s);
+    if (live && out.frt_s >= 0)
+        oh_metrics_observe("omnihub_first_response_seconds", lab, out.frt_s);
+    if (live && out.handle_s >= 0) oh_metrics_observe("omnihub_handle_seconds", lab, out.handle_s);
     for (int i = 0; i < out.nrows; i++)
         if (add_row(k, &out.rows[i])) return OH_ENOMEM;
     return OH_OK;
@@ -115,12 +118,13 @@ static int rebuild_row(void *opaque, const char *conv, int64_t seq, const char *
     return b->rc ? 1 : 0;
 }
 
-/* C's state from its stored history before seq UPTO. Rows it produces are
- * stored again (the same values: harmless). False when the hub stopped
- * before the store answered. */
+/* C's state from its stored history before seq UPTO. False when the hub stopped
+ * before the store answered. A store that is down is waited for; a history
+ * that stays short (a read replica behind the timeline) for about a minute;
+ * a damaged or missing one is folded as far as it goes (logged). */
 static bool rebuild(struct oh_kpi *k, struct oh_kpi_conv *c, int64_t upto)
 {
-    int delay = 100;
+    int delay = 100, waited_ms = 0;
     for (;;) {
         size_t rows = k->nrows;
         char id[OH_ID_MAX];
@@ -133,16 +137,39 @@ static bool rebuild(struct oh_kpi *k, struct oh_kpi_conv *c, int64_t upto)
             rc = oh_store_history(k->hub->store, c->id, b.last, PAGE, rebuild_row, &b);
             if (rc == OH_OK && b.last == before) break; /* nothing more stored */
         }
-        /* seqs are dense: every one before UPTO must have been folded (a
-         * read replica may lag behind the timeline) */
+        /* seqs are dense: every one before UPTO must have been folded */
         if (rc == OH_OK && !b.rc && b.last == upto - 1) return true;
+        bool lasting = rc == OH_EDAMAGED || rc == OH_ENOTFOUND;
+        if (lasting || (rc == OH_OK && !b.rc && waited_ms > 60000)) {
+            OH_ERROR("kpi", "%s: history %s before seq %lld; its figures start from there", c->id,
+                     lasting ? oh_strerror(rc) : "incomplete", (long long)upto);
+            return true;
+        }
         k->nrows = rows;
         if (atomic_load(&k->hub->stopping)) return false;
         OH_WARN("kpi", "rebuilding %s: %s; retrying", c->id,
                 rc ? oh_strerror(rc) : b.rc ? oh_strerror(b.rc) : "history incomplete");
         usleep((useconds_t)delay * 1000);
+        waited_ms += delay;
         delay = delay < 5000 ? delay * 2 : delay;
     }
+}
+
+/* Past CONVS_MAX conversations in memory: drops those between episodes
+ * (the likeliest to stay quiet), or all; rebuilt when seen again. */
+static void trim(struct oh_kpi *k)
+{
+    for (size_t i = 0; i < NBUCKET; i++)
+        for (struct entry **p = &k->bucket[i], *e; (e = *p);) {
+            if (e->c.in_episode) {
+                p = &e->next;
+                continue;
+            }
+            *p = e->next;
+            free(e);
+            k->n--;
+        }
+    if (k->n > CONVS_MAX) forget_all(k);
 }
 
 static struct oh_kpi_conv *conv_for(struct oh_kpi *k, const char *conv, int64_t seq, bool *ok)
@@ -187,17 +214,42 @@ static bool consider(struct oh_kpi *k, const struct oh_log_record *r)
 }
 
 /* Rows of one conversation episode appear once: the last version of each
- * (one statement may not write a row twice). */
-static size_t dedup(struct oh_store_episode *rows, size_t n)
+ * (one statement may not write a row twice). Sorted by key, later versions
+ * after earlier ones (the position in the batch breaks ties). */
+struct ranked {
+    const struct oh_store_episode *e;
+    size_t at;
+};
+
+static int by_episode(const void *pa, const void *pb)
 {
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool later = false;
-        for (size_t j = i + 1; j < n && !later; j++)
-            later = rows[j].episode == rows[i].episode &&
-                    strcmp(rows[j].conversation_id, rows[i].conversation_id) == 0;
-        if (!later) rows[out++] = rows[i];
+    const struct ranked *a = pa, *b = pb;
+    int c = strcmp(a->e->conversation_id, b->e->conversation_id);
+    if (c) return c;
+    if (a->e->episode != b->e->episode) return a->e->episode < b->e->episode ? -1 : 1;
+    return a->at < b->at ? -1 : a->at > b->at;
+}
+
+static size_t dedup(struct oh_kpi *k)
+{
+    size_t n = k->nrows, out = 0;
+    struct ranked *r = malloc((n ? n : 1) * sizeof *r);
+    struct oh_store_episode *kept = malloc((n ? n : 1) * sizeof *kept);
+    if (!r || !kept) {
+        free(r);
+        free(kept);
+        return SIZE_MAX;
     }
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct ranked){&k->rows[i], i};
+    qsort(r, n, sizeof *r, by_episode);
+    for (size_t i = 0; i < n; i++)
+        if (i + 1 == n || strcmp(r[i].e->conversation_id, r[i + 1].e->conversation_id) ||
+            r[i].e->episode != r[i + 1].e->episode)
+            kept[out++] = *r[i].e;
+    memcpy(k->rows, kept, out * sizeof *kept);
+    free(r);
+    free(kept);
     return out;
 }
 
@@ -206,24 +258,31 @@ static size_t dedup(struct oh_store_episode *rows, size_t n)
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct oh_kpi *k = state;
-    if (k->n > CONVS_MAX) forget_all(k); /* rebuilt from the history when seen again */
-    k->nrows = 0;
+    if (k->n > CONVS_MAX) trim(k);
     struct oh_store_pos pos[64];
-    size_t npos = 0;
-    for (int i = 0; i < n; i++) {
-        if (!consider(k, &recs[i])) {
-            forget_all(k); /* half-folded: rebuilt when the batch comes again */
-            return OH_ECLOSED;
+    size_t npos = 0, nrows = SIZE_MAX;
+    while (nrows == SIZE_MAX) {
+        k->nrows = npos = 0;
+        int i = 0;
+        while (i < n && consider(k, &recs[i])) {
+            size_t p = 0;
+            while (p < npos && pos[p].partition != recs[i].partition)
+                p++;
+            if (p == npos && npos < OH_ARRAY_SIZE(pos)) npos++;
+            if (p < npos)
+                pos[p] = (struct oh_store_pos){OH_TOPIC_TIMELINE, recs[i].partition,
+                                               recs[i].offset + 1};
+            i++;
         }
-        size_t p = 0;
-        while (p < npos && pos[p].partition != recs[i].partition)
-            p++;
-        if (p == npos && npos < OH_ARRAY_SIZE(pos)) npos++;
-        if (p < npos)
-            pos[p] = (struct oh_store_pos){OH_TOPIC_TIMELINE, recs[i].partition,
-                                           recs[i].offset + 1};
+        if (i == n) nrows = dedup(k);
+        if (nrows != SIZE_MAX) break;
+        /* out of memory or stopping, half-way through: the conversations
+         * are rebuilt when the batch is folded again */
+        forget_all(k);
+        if (atomic_load(&k->hub->stopping)) return OH_ECLOSED;
+        OH_ERROR("kpi", "out of memory; folding the batch again in 1 s");
+        sleep(1);
     }
-    size_t nrows = dedup(k->rows, k->nrows);
     int delay = 100, rc;
     while ((rc = oh_store_kpi_put(k->hub->store, OH_GROUP_KPI, k->rows, nrows, pos, npos))) {
         if (atomic_load(&k->hub->stopping)) {
