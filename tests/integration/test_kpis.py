@@ -3,7 +3,8 @@ per-episode figures kept in the store; GET /v1/reports/kpis aggregates them. Hun
 of generated episodes with known timings (inbound messages carry their provider time,
 so first responses span up to an hour without sleeping) are recomputed here from the
 raw histories and must equal the report exactly, for every group_by, for an agent's
-own view and a time window, across a kill -9 in the middle; on SQLite and PostgreSQL.
+own view and a time window, across a kill -9 in the middle; on SQLite and PostgreSQL,
+and with Kafka (the mock cluster, four partitions).
 Also: who may ask, bad parameters, the /metrics histograms, omnihubctl kpi."""
 import concurrent.futures
 import random
@@ -357,3 +358,17 @@ def test_report_equals_recomputation_on_postgres(omnihub, pg):
     g, episodes = scenario(d, 60, 2, crash=True)
     assert len(episodes) >= 50
     check_all(d, episodes)
+
+
+def test_report_equals_recomputation_on_kafka(omnihub):
+    # four partitions of the mock cluster: the kpi group's batches mix conversations of
+    # several partitions, positions are kept per partition
+    d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "4"})
+    g = Gen(d, 60, 3)
+    g.run(g.first_half)
+    g.run(g.second_half)
+    episodes = g.episodes()
+    assert len(episodes) >= 50
+    admin = d.token("boss", "admin")
+    for group_by in ("none", "agent", "channel"):
+        wait_equal(d, admin, "group_by=" + group_by, report(episodes, group_by))
