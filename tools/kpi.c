@@ -27,11 +27,16 @@ int oh_kpi_table(const json_t *report, FILE *out)
     static const struct {
         const char *field, *title, *fmt;
     } cols[] = {
-        {"episodes_resolved", "EPISODES", "%.0f"}, {"frt_avg_s", "FRT_AVG", "%.1f"},
-        {"frt_p50_s", "FRT_P50", "%.1f"},          {"frt_p90_s", "FRT_P90", "%.1f"},
-        {"nrt_avg_s", "NRT_AVG", "%.1f"},          {"aht_avg_s", "AHT_AVG", "%.1f"},
-        {"resolution_avg_s", "RESOLUTION", "%.1f"}, {"sla_met_ratio", "SLA_MET", "%.3f"},
-        {"bot_involved", "BOT", "%.0f"},           {"bot_resolved", "BOT_RES", "%.0f"},
+        {"episodes_resolved", "EPISODES", "%.0f"},
+        {"frt_avg_s", "FRT_AVG", "%.1f"},
+        {"frt_p50_s", "FRT_P50", "%.1f"},
+        {"frt_p90_s", "FRT_P90", "%.1f"},
+        {"nrt_avg_s", "NRT_AVG", "%.1f"},
+        {"aht_avg_s", "AHT_AVG", "%.1f"},
+        {"resolution_avg_s", "RESOLUTION", "%.1f"},
+        {"sla_met_ratio", "SLA_MET", "%.3f"},
+        {"bot_involved", "BOT", "%.0f"},
+        {"bot_resolved", "BOT_RES", "%.0f"},
     };
     int keyw = 3;
     size_t i;
@@ -75,11 +80,13 @@ static void param(char *q, size_t len, const char *name, const char *value)
 
 int oh_kpi_cmd(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"from", required_argument, NULL, 'f'},  {"to", required_argument, NULL, 't'},
-        {"group-by", required_argument, NULL, 'g'}, {"url", required_argument, NULL, 'u'},
-        {"token", required_argument, NULL, 'k'}, {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"group-by", required_argument, NULL, 'g'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"token", required_argument, NULL, 'k'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
     const char *from = NULL, *to = NULL, *group_by = "none", *url = "http://127.0.0.1:8080";
     const char *token = getenv("OMNIHUB_TOKEN");
     bool json = false;
@@ -105,12 +112,14 @@ int oh_kpi_cmd(int argc, char **argv)
     param(query, sizeof query, "group_by", group_by);
     if (from) param(query, sizeof query, "from", from);
     if (to) param(query, sizeof query, "to", to);
-    snprintf(target, sizeof target, "%s%s/v1/reports/kpis?%s", url,
-             url[0] && url[strlen(url) - 1] == '/' ? "." : "", query);
+    int ulen = (int)strlen(url);
+    while (ulen > 0 && url[ulen - 1] == '/') /* "http://host:8080/" */
+        ulen--;
+    snprintf(target, sizeof target, "%.*s/v1/reports/kpis?%s", ulen, url, query);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     const char *headers[] = {auth, "Accept: application/json", NULL};
-    struct oh_http_request req = {.method = "GET", .url = target, .headers = headers,
-                                  .timeout_ms = 30000};
+    struct oh_http_request req = {
+        .method = "GET", .url = target, .headers = headers, .timeout_ms = 30000};
     struct oh_http_response resp = {0};
     char err[256];
     int rc = oh_http_do(&req, &resp, err, sizeof err);
@@ -122,8 +131,8 @@ int oh_kpi_cmd(int argc, char **argv)
     json_t *body = json_loadb(resp.body ? resp.body : "", resp.len, 0, NULL);
     int status = 0;
     if (resp.status != 200) {
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(body, "error"), "message"));
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(body, "error"), "message"));
         fprintf(stderr, "omnihubctl kpi: HTTP %ld: %s\n", resp.status, msg ? msg : "no report");
         status = 1;
     } else if (json) {

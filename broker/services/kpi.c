@@ -33,8 +33,8 @@ struct oh_kpi {
     size_t nrows, caprows;
 };
 
-static const double response_buckets[] = {1,    5,    15,    30,    60,    120,   300,
-                                          600,  1800, 3600,  7200,  14400, 28800, 86400};
+static const double response_buckets[] = {1,   5,    15,   30,   60,    120,   300,
+                                          600, 1800, 3600, 7200, 14400, 28800, 86400};
 
 static size_t hash(const char *s)
 {
@@ -148,7 +148,9 @@ static bool rebuild(struct oh_kpi *k, struct oh_kpi_conv *c, int64_t upto)
         k->nrows = rows;
         if (atomic_load(&k->hub->stopping)) return false;
         OH_WARN("kpi", "rebuilding %s: %s; retrying", c->id,
-                rc ? oh_strerror(rc) : b.rc ? oh_strerror(b.rc) : "history incomplete");
+                rc     ? oh_strerror(rc)
+                : b.rc ? oh_strerror(b.rc)
+                       : "history incomplete");
         usleep((useconds_t)delay * 1000);
         waited_ms += delay;
         delay = delay < 5000 ? delay * 2 : delay;
@@ -270,8 +272,8 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
                 p++;
             if (p == npos && npos < OH_ARRAY_SIZE(pos)) npos++;
             if (p < npos)
-                pos[p] = (struct oh_store_pos){OH_TOPIC_TIMELINE, recs[i].partition,
-                                               recs[i].offset + 1};
+                pos[p] =
+                    (struct oh_store_pos){OH_TOPIC_TIMELINE, recs[i].partition, recs[i].offset + 1};
             i++;
         }
         if (i == n) nrows = dedup(k);
@@ -325,8 +327,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     k->hub = hub;
     oh_metrics_buckets("omnihub_first_response_seconds", response_buckets,
                        OH_ARRAY_SIZE(response_buckets));
-    oh_metrics_buckets("omnihub_handle_seconds", response_buckets,
-                       OH_ARRAY_SIZE(response_buckets));
+    oh_metrics_buckets("omnihub_handle_seconds", response_buckets, OH_ARRAY_SIZE(response_buckets));
     oh_metrics_describe("omnihub_first_response_seconds",
                         "first response time of episodes (first inbound -> first agent message)");
     oh_metrics_describe("omnihub_handle_seconds",

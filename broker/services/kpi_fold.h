@@ -24,9 +24,9 @@ struct oh_kpi_conv {
     struct oh_store_episode cur;
     int64_t first_inbound_ms; /* -1 none yet */
     int64_t first_event_ms;
-    int64_t aht_since_ms;  /* open and assigned since, -1 not */
-    int64_t nrt_since_ms;  /* an inbound after an outbound waits since, -1 none */
-    bool last_outbound;    /* the episode's latest message went out */
+    int64_t aht_since_ms; /* open and assigned since, -1 not */
+    int64_t nrt_since_ms; /* an inbound after an outbound waits since, -1 none */
+    bool last_outbound;   /* the episode's latest message went out */
     /* the episode finished last: rewritten when the next one starts
      * (reopened_ms), for bot_resolved */
     bool have_prev;

@@ -1426,9 +1426,9 @@ static int pg_kpi_put(oh_store *st, const char *group, const struct oh_store_epi
         }
     }
     for (size_t i = 0; jpos && i < npos; i++)
-        json_array_append_new(jpos, json_pack("{s:s, s:i, s:I}", "topic", pos[i].topic, "part",
-                                              (int)pos[i].partition, "next",
-                                              (json_int_t)pos[i].next));
+        json_array_append_new(jpos,
+                              json_pack("{s:s, s:i, s:I}", "topic", pos[i].topic, "part",
+                                        (int)pos[i].partition, "next", (json_int_t)pos[i].next));
     char *rtext = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
     char *ptext = jpos ? json_dumps(jpos, JSON_COMPACT) : NULL;
     int rc = OH_ENOMEM;
@@ -1461,9 +1461,10 @@ static int pg_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_st
     for (int i = 0; i < PQntuples(r); i++) {
         struct oh_store_kpi_row row = {.key_null = PQgetisnull(r, i, 0)};
         snprintf(row.key, sizeof row.key, "%s", PQgetvalue(r, i, 0));
-        int64_t *v[] = {&row.episodes,  &row.frt_n,      &row.frt_sum_ms,        &row.frt_p50_ms,
-                        &row.frt_p90_ms, &row.nrt_n,     &row.nrt_sum_ms,        &row.aht_n,
-                        &row.aht_sum_ms, &row.resolution_sum_ms, &row.sla_met, &row.bot_involved,
+        int64_t *v[] = {&row.episodes,          &row.frt_n,      &row.frt_sum_ms,
+                        &row.frt_p50_ms,        &row.frt_p90_ms, &row.nrt_n,
+                        &row.nrt_sum_ms,        &row.aht_n,      &row.aht_sum_ms,
+                        &row.resolution_sum_ms, &row.sla_met,    &row.bot_involved,
                         &row.bot_resolved};
         for (int k = 0; k < (int)OH_ARRAY_SIZE(v); k++)
             *v[k] = PQgetisnull(r, i, k + 1) ? -1 : strtoll(PQgetvalue(r, i, k + 1), NULL, 10);

@@ -1392,12 +1392,12 @@ static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_s
             bool null = sqlite3_column_type(q, 0) == SQLITE_NULL;
             bool reopened = sqlite3_column_type(q, 9) != SQLITE_NULL;
             struct oh_kpi_acc_ep e = {
-                .frt_ms = sqlite3_column_type(q, 1) == SQLITE_NULL ? -1
-                                                                   : sqlite3_column_int64(q, 1),
+                .frt_ms =
+                    sqlite3_column_type(q, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 1),
                 .nrt_sum_ms = sqlite3_column_int64(q, 2),
                 .nrt_count = sqlite3_column_int64(q, 3),
-                .aht_ms = sqlite3_column_type(q, 4) == SQLITE_NULL ? -1
-                                                                   : sqlite3_column_int64(q, 4),
+                .aht_ms =
+                    sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4),
                 .resolution_ms = sqlite3_column_int64(q, 5),
                 .breached = sqlite3_column_int(q, 6) != 0,
                 .bot_involved = sqlite3_column_int(q, 7) != 0,

@@ -27,18 +27,19 @@ static void ev(const char *type, int64_t at_s, const char *data_fmt, ...)
     oh_time_rfc3339(when, T0 + at_s * 1000);
     json_t *d = json_loads(data, 0, NULL);
     ck_assert_ptr_nonnull(d);
-    json_t *e = json_pack("{s:s, s:s, s:s, s:I, s:o}", "type", type, "time", when, "subject",
-                          "c1", "seq", (json_int_t)(seq + 1), "data", d);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:I, s:o}", "type", type, "time", when, "subject", "c1",
+                          "seq", (json_int_t)(seq + 1), "data", d);
     oh_kpi_fold(&conv, e, ++seq, &out);
     json_decref(e);
 }
 
-#define IN(t)         ev(OH_EV_INBOUND, t, "{\"channel\":\"api:x\",\"author\":{\"kind\":\"customer\"}}")
-#define OUT(t, kind)  ev(OH_EV_OUTBOUND, t, "{\"channel\":\"api:x\",\"author\":{\"kind\":\"%s\"}}", kind)
+#define IN(t) ev(OH_EV_INBOUND, t, "{\"channel\":\"api:x\",\"author\":{\"kind\":\"customer\"}}")
+#define OUT(t, kind)                                                                               \
+    ev(OH_EV_OUTBOUND, t, "{\"channel\":\"api:x\",\"author\":{\"kind\":\"%s\"}}", kind)
 #define STATE(t, status, assignee, episode, reason)                                                \
     ev(OH_EV_UPDATED, t,                                                                           \
-       "{\"channel\":\"api:x\",\"reason\":\"%s\",\"state\":{\"status\":\"%s\",\"assignee\":%s,"   \
-       "\"team\":\"t1\",\"episode\":%d}}",                                                        \
+       "{\"channel\":\"api:x\",\"reason\":\"%s\",\"state\":{\"status\":\"%s\",\"assignee\":%s,"    \
+       "\"team\":\"t1\",\"episode\":%d}}",                                                         \
        reason, status, assignee, episode)
 
 START_TEST(one_episode_figures)
@@ -99,8 +100,8 @@ START_TEST(one_episode_figures)
     ck_assert(!e->breached && !e->bot_involved && !e->agent_replied);
 
     /* a repeat changes nothing */
-    json_t *again = json_pack("{s:s, s:s}", "type", OH_EV_INBOUND, "time",
-                              "2026-01-01T00:10:00.000Z");
+    json_t *again =
+        json_pack("{s:s, s:s}", "type", OH_EV_INBOUND, "time", "2026-01-01T00:10:00.000Z");
     oh_kpi_fold(&conv, again, seq, &out);
     json_decref(again);
     ck_assert_int_eq(out.nrows, 0);
@@ -163,8 +164,12 @@ START_TEST(exact_percentiles_and_key_order)
     struct oh_kpi_acc *acc = oh_kpi_acc_new();
     const char *keys[] = {"b", NULL, "a", "b", "c"};
     for (int i = 0; i < 5; i++) {
-        struct oh_kpi_acc_ep e = {.frt_ms = -1, .aht_ms = i, .resolution_ms = 10,
-                                  .breached = i == 3, .bot_involved = true, .bot_resolved = i == 0};
+        struct oh_kpi_acc_ep e = {.frt_ms = -1,
+                                  .aht_ms = i,
+                                  .resolution_ms = 10,
+                                  .breached = i == 3,
+                                  .bot_involved = true,
+                                  .bot_resolved = i == 0};
         oh_kpi_acc_add(acc, keys[i], &e);
     }
     struct got g = {.n = 0};

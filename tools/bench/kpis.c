@@ -118,8 +118,7 @@ int bench_kpis(const struct bench_opts *o)
     struct bench_daemon d = {0};
     char err[512];
     const char *pg[] = {"store.backend", "postgres", "store.postgres.dsn", o->pg_dsn, NULL};
-    if (bench_daemon_start(&d, o, o->pg_dsn ? pg : NULL, o->pg_dsn ? NULL : dir, err,
-                           sizeof err)) {
+    if (bench_daemon_start(&d, o, o->pg_dsn ? pg : NULL, o->pg_dsn ? NULL : dir, err, sizeof err)) {
         fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
         bench_rmtree(dir);
         return -1;
