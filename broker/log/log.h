@@ -13,6 +13,7 @@
 
 #define OH_GROUP_SYNC     "omnihub-sync"
 #define OH_GROUP_DISPATCH "omnihub-dispatch"
+#define OH_GROUP_ENRICH   "omnihub-enrich" /* triage (services/enrich.c) */
 #define OH_GROUP_KPI      "omnihub-kpi"
 
 typedef struct oh_log oh_log;

@@ -255,6 +255,26 @@ int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 
+/* ---- knowledge-base articles (CONTRACT part 2) ---- */
+
+/* One stored article; strings borrowed for the callback. */
+struct oh_store_article {
+    const char *id, *title, *body;
+    const char *locale; /* BCP 47 */
+    const char *tags;   /* JSON array of strings */
+    int64_t version;    /* 1, 2, ...: one more each put */
+    int64_t updated_ms;
+};
+typedef int (*oh_store_article_fn)(void *opaque, const struct oh_store_article *a);
+/* Creates article A->id (version 1) or replaces it (version + 1); A's
+ * version is ignored, *VERSION receives the stored one. */
+int oh_store_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version);
+/* Calls FN once with article ID; OH_ENOTFOUND when there is none. */
+int oh_store_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
+/* OH_ENOTFOUND when there was no article ID. */
+int oh_store_article_del(oh_store *st, const char *id);
+/* Calls FN with every article, by id; FN returning non-zero stops. */
+int oh_store_articles(oh_store *st, oh_store_article_fn fn, void *opaque);
 /* ---- KPIs (the kpi service; CONTRACT part 2, SLA and KPIs) ---- */
 
 /* One finished episode of a conversation: from the inbound message that

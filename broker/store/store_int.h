@@ -48,6 +48,10 @@ struct oh_store_ops {
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
+    int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);
+    int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
+    int (*article_del)(oh_store *st, const char *id);
+    int (*articles)(oh_store *st, oh_store_article_fn fn, void *opaque);
     int (*kpi_put)(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
                    const struct oh_store_pos *pos, size_t npos);
     int (*kpi_report)(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,

@@ -110,6 +110,7 @@ class Daemon:
             # tests written before them count events, so they are off here
             # unless a test turns them on (None: the daemon's own default)
             "webchat.receipts": "false",
+            "triage.enabled": "false",
         }
         self.config.update(config or {})
         self.config = {k: v for k, v in self.config.items() if v is not None}

@@ -1,4 +1,4 @@
--- omnihub SQLite store, migration 6: KPIs. One row per finished conversation
+-- omnihub SQLite store, migration 7: KPIs. One row per finished conversation
 -- episode, written by the kpi service with its group's position in the same
 -- transaction (a replay rewrites the same rows: unique on conversation and
 -- episode). Reports read the episodes resolved in a time range in one pass:

@@ -1,4 +1,4 @@
--- omnihub PostgreSQL store, migration 6: KPIs. One row per finished
+-- omnihub PostgreSQL store, migration 7: KPIs. One row per finished
 -- conversation episode, written by the kpi service with its group's position
 -- in the same statement (a replay rewrites the same rows). Like positions
 -- and kv, the rows live on shard 0 (the table exists on every shard). Reports
