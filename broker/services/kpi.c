@@ -2,7 +2,7 @@
  * omnihub-kpi, folds each conversation's messages and state changes into
  * its episode's figures (kpi_fold.c) and stores every finished episode,
  * with the group's position, in one store transaction per batch; the
- * reports (GET /v1/reports/kpis) are SQL aggregates over those rows. The
+ * reports (GET /v1/reports/kpis) aggregate those rows in the store. The
  * per-conversation state lives in memory and is rebuilt from the stored
  * history when missing (a restart, a rebalance, an eviction), so a replay
  * writes the very same rows again: nothing is lost or counted twice. Runs
