@@ -97,6 +97,8 @@ struct oh_kpi_acc *oh_kpi_acc_new(void);
 void oh_kpi_acc_free(struct oh_kpi_acc *k);
 /* Counts episode E under KEY (NULL: the null key; copied). */
 int oh_kpi_acc_add(struct oh_kpi_acc *k, const char *key, const struct oh_kpi_acc_ep *e);
+/* Adds SRC's counts to DST (SRC is left unusable but still to be freed). */
+int oh_kpi_acc_merge(struct oh_kpi_acc *dst, struct oh_kpi_acc *src);
 /* Calls FN with each key's row, NULL key first, then by strcmp. */
 int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
 

@@ -104,6 +104,46 @@ int oh_kpi_acc_add(struct oh_kpi_acc *k, const char *key, const struct oh_kpi_ac
     return OH_OK;
 }
 
+int oh_kpi_acc_merge(struct oh_kpi_acc *dst, struct oh_kpi_acc *src)
+{
+    for (size_t i = 0; i < src->cap; i++) {
+        struct acc *f = &src->a[i];
+        if (!f->row.episodes) continue;
+        if (dst->n * 2 >= dst->cap && grow(dst)) return OH_ENOMEM;
+        struct acc *t = slot(dst->a, dst->cap, f->row.key, f->row.key_null);
+        if (!t->row.episodes) { /* a key only SRC has: moved whole */
+            *t = *f;
+            f->frt = NULL;
+            f->cap = 0;
+            dst->n++;
+            continue;
+        }
+        size_t need = (size_t)(t->row.frt_n + f->row.frt_n);
+        if (need > t->cap) {
+            int64_t *v = realloc(t->frt, need * sizeof *v);
+            if (!v) return OH_ENOMEM;
+            t->frt = v;
+            t->cap = need;
+        }
+        if (f->row.frt_n)
+            memcpy(t->frt + t->row.frt_n, f->frt, (size_t)f->row.frt_n * sizeof *t->frt);
+        struct oh_store_kpi_row *a = &t->row;
+        const struct oh_store_kpi_row *b = &f->row;
+        a->episodes += b->episodes;
+        a->frt_n += b->frt_n;
+        a->frt_sum_ms += b->frt_sum_ms;
+        a->nrt_n += b->nrt_n;
+        a->nrt_sum_ms += b->nrt_sum_ms;
+        a->aht_n += b->aht_n;
+        a->aht_sum_ms += b->aht_sum_ms;
+        a->resolution_sum_ms += b->resolution_sum_ms;
+        a->sla_met += b->sla_met;
+        a->bot_involved += b->bot_involved;
+        a->bot_resolved += b->bot_resolved;
+    }
+    return OH_OK;
+}
+
 /* The K-th smallest (0-based) of V[0..N), partially reordering V. */
 static int64_t select_kth(int64_t *v, size_t n, size_t k)
 {

@@ -191,12 +191,50 @@ START_TEST(exact_percentiles_and_key_order)
 }
 END_TEST
 
+/* Slices aggregated apart and merged give what one pass gives. */
+START_TEST(merged_slices_equal_one_pass)
+{
+    srand(11);
+    static const char *const keys[] = {NULL, "a", "b", "c", "d"};
+    struct oh_kpi_acc *one = oh_kpi_acc_new(),
+                      *part[3] = {oh_kpi_acc_new(), oh_kpi_acc_new(), oh_kpi_acc_new()};
+    for (int i = 0; i < 3000; i++) {
+        struct oh_kpi_acc_ep e = {.frt_ms = rand() % 7 ? rand() % 100000 : -1,
+                                  .nrt_sum_ms = rand() % 1000,
+                                  .nrt_count = rand() % 3,
+                                  .aht_ms = rand() % 5 ? rand() % 5000 : -1,
+                                  .resolution_ms = rand() % 9000,
+                                  .breached = rand() % 4 == 0,
+                                  .bot_involved = rand() % 3 == 0,
+                                  .bot_resolved = rand() % 9 == 0};
+        /* slice 2 never sees key "d": merged in whole */
+        const char *key = keys[rand() % 5];
+        int slice = i % 3;
+        if (slice == 2 && key && !strcmp(key, "d")) slice = 1;
+        ck_assert_int_eq(oh_kpi_acc_add(one, key, &e), 0);
+        ck_assert_int_eq(oh_kpi_acc_add(part[slice], key, &e), 0);
+    }
+    ck_assert_int_eq(oh_kpi_acc_merge(part[0], part[1]), 0);
+    ck_assert_int_eq(oh_kpi_acc_merge(part[0], part[2]), 0);
+    struct got a = {.n = 0}, b = {.n = 0};
+    oh_kpi_acc_emit(one, collect, &a);
+    oh_kpi_acc_emit(part[0], collect, &b);
+    ck_assert_int_eq(a.n, 5);
+    ck_assert_int_eq(b.n, 5);
+    ck_assert(memcmp(a.rows, b.rows, sizeof a.rows) == 0);
+    oh_kpi_acc_free(one);
+    for (int i = 0; i < 3; i++)
+        oh_kpi_acc_free(part[i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kpi");
     TCase *tc = tcase_create("kpi");
     tcase_add_test(tc, one_episode_figures);
     tcase_add_test(tc, exact_percentiles_and_key_order);
+    tcase_add_test(tc, merged_slices_equal_one_pass);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }
