@@ -174,6 +174,7 @@ static const struct {
     {"enrich", offsetof(oh_hub, run_enrich)},
     {"bot", offsetof(oh_hub, run_bot)},
     {"router", offsetof(oh_hub, run_router)},
+    {"kpi", offsetof(oh_hub, run_kpi)},
 };
 
 /* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */

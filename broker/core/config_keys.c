@@ -7,7 +7,7 @@
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
-    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot, router"},
+    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot, router, kpi"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.admin_listen", OH_CFG_STR, NULL,

@@ -262,6 +262,8 @@ void gw_kb_free(struct oh_gateway *gw);
 
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);
+/* kpi_api.c: GET /v1/reports/kpis. */
+bool gw_kpi_route(struct req *r);
 
 /* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
  * answered once sync decided the command; gw_desk_tick (service thread,

@@ -32,6 +32,7 @@ struct bench_opts {
     int repeat;             /* resume: repetitions */
     long conversations;     /* scale */
     long scale_events;      /* scale */
+    long episodes;          /* kpis: finished episodes in the store */
     const char *store;      /* scale: "sqlite" (default) | "postgres" */
     const char *pg_dsn;     /* scale: an existing PostgreSQL (NULL: start one) */
     const char *preload;    /* scale: "materialize" | "bulk" (default: bulk on postgres) */
@@ -310,6 +311,8 @@ int bench_desk_route(const struct bench_opts *o);
 /* Ingest with triage on against off, and the 202 -> enriched delay (triage.c). */
 int bench_triage(const struct bench_opts *o);
 int bench_kb(const struct bench_opts *o);
+/* kpis.c: GET /v1/reports/kpis over N stored episodes. */
+int bench_kpis(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "              the delay 202 -> enriched event at --rate for --seconds\n"
             "  kb          knowledge-base search over N articles (--conversations N,\n"
             "              default 10000), suggestions without an LLM, bot answer latency\n"
+            "  kpis        GET /v1/reports/kpis over --episodes N stored episodes\n"
+            "              (1000000; SQLite, or PostgreSQL with --pg-dsn), --repeat each\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -52,6 +54,7 @@ static void usage(FILE *out)
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
             "  --conversations N     scale: conversations in the store\n"
+            "  --episodes N          kpis: finished episodes in the store (1000000)\n"
             "  --store S             scale: sqlite (default) or postgres (a throwaway\n"
             "                        PostgreSQL 15 the driver starts, see docs/performance.md)\n"
             "  --pg-dsn DSN          scale: use this PostgreSQL server instead (a role\n"
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
                                          {"repeat", required_argument, NULL, 'R'},
                                          {"conversations", required_argument, NULL, 'v'},
                                          {"data", required_argument, NULL, 'D'},
+                                         {"episodes", required_argument, NULL, 'E'},
                                          {"store", required_argument, NULL, 'S'},
                                          {"pg-dsn", required_argument, NULL, 'P'},
                                          {"preload", required_argument, NULL, 'L'},
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
         case 'R': o.repeat = atoi(optarg); break;
         case 'v': o.conversations = atol(optarg); break;
         case 'D': o.data_root = optarg; break;
+        case 'E': o.episodes = atol(optarg); break;
         case 'S': o.store = optarg; break;
         case 'P': o.pg_dsn = optarg; break;
         case 'L': o.preload = optarg; break;
@@ -217,6 +222,8 @@ int main(int argc, char **argv)
         bad = bench_triage(&o);
     else if (strcmp(scenario, "kb") == 0)
         bad = bench_kb(&o);
+    else if (strcmp(scenario, "kpis") == 0)
+        bad = bench_kpis(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
