@@ -76,7 +76,7 @@ def conv_of(d, conv, tok):
     return r.json()
 
 
-def wait_for(pred, timeout=15, step=0.1):
+def wait_for(pred, timeout=30, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()
@@ -139,7 +139,7 @@ def test_capacity_two_seven_conversations_six_assigned_one_waits(omnihub):
         holder = got[done]
         r = d.request("PATCH", f"/v1/conversations/{done}", {"status": "resolved"}, token=tok)
         assert r.status_code == 200, r.text
-        assert wait_for(lambda: conv_of(d, waiting[0], tok)["assignee"] == holder, 10)
+        assert wait_for(lambda: conv_of(d, waiting[0], tok)["assignee"] == holder, 30)
         r = d.request("GET", "/v1/agents", token=tok)
         loads = {a["id"]: a["open_assigned"] for a in r.json()["agents"]}
         assert all(loads[a] == 2 for a in ("ann", "bob", "cid")), loads
@@ -179,7 +179,7 @@ def test_offline_agent_requeued_after_grace(omnihub):
         assert wait_for(lambda: conv_of(d, conv, tok)["assignee"] == "ann")
         desk.offline("ann")
         gone = time.time()
-        assert wait_for(lambda: conv_of(d, conv, tok)["assignee"] is None, 10)
+        assert wait_for(lambda: conv_of(d, conv, tok)["assignee"] is None, 30)
         assert time.time() - gone >= 0.9  # not before the grace
         ev = routed_events(d, conv, tok)
         assert [e["data"]["reason"] for e in ev] == ["routed", "requeued"]
@@ -213,7 +213,7 @@ def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub, request, backe
         desk.online("ann")  # bob comes after the restart only
         t = threading.Thread(target=stream)
         t.start()
-        assert wait_for(lambda: sum(1 for c in convs if c) >= n // 4, 15, 0.01)
+        assert wait_for(lambda: sum(1 for c in convs if c) >= n // 4, 30, 0.01)
         d.kill9()  # the router is deciding while the stream goes on
         desk.ws.clear()  # their connections died with the daemon
         d.start()
@@ -267,7 +267,7 @@ def test_kafka_two_routers_one_assignment_and_one_breach_each(tmp_path, omnihub,
                     return [e["data"]["reason"] for e in a.history(c, token=tok)
                             if e["type"] == "omnihub.conversation.updated"]
                 # every deadline (2 s after its post) has passed by now
-                assert wait_for(lambda: all("sla_breach:frt" in reasons(c) for c in convs), 10)
+                assert wait_for(lambda: all("sla_breach:frt" in reasons(c) for c in convs), 40)
                 time.sleep(1)  # room for a double, which must not come
                 for c in convs:
                     kinds = reasons(c)
