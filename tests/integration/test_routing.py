@@ -281,6 +281,73 @@ def test_kafka_two_routers_one_assignment_and_one_breach_each(tmp_path, omnihub,
         mock.stop()
 
 
+def test_kafka_router_killed_mid_stream(tmp_path, omnihub):
+    """Two routers on Kafka, one (with its gateway) killed with kill -9 in the
+    middle of a stream of new conversations and started again: every
+    conversation is routed exactly once, none is lost. The issue's figure is
+    10,000 conversations (OMNIHUB_ROUTER_KILL_N=10000; run that way once, see
+    docs/routing.md); CI runs 1,500 to stay inside its time budget."""
+    import os
+    import uuid
+    from test_kafka import KafkaMock
+    from pg_server import PgServer
+    n = int(os.environ.get("OMNIHUB_ROUTER_KILL_N", "1500"))
+    mock = KafkaMock(tmp_path, brokers=1, partitions=4)
+    try:
+        with PgServer() as server:
+            cfg = {"log.backend": "kafka", "kafka.brokers": mock.bootstrap,
+                   "store.backend": "postgres",
+                   "store.postgres.dsn": server.createdb("r" + uuid.uuid4().hex[:12]),
+                   "routing.enabled": "true", "routing.capacity": str(n + 10)}
+            a = omnihub(cfg, name="a")
+            b = omnihub(cfg, name="b", args=["--role", "gateway,router"])
+            tok = a.agent_token("boss")
+            desk, desk_b = Desk(a), Desk(b)
+            convs = [None] * n
+
+            def stream(lo, hi):
+                for i in range(lo, hi):
+                    while convs[i] is None:  # a refused or lost answer: the same message again
+                        try:
+                            r = a.post_inbound(api_msg(f"rk{i}", mid=f"m-rk{i}"))
+                            if r.status_code in (200, 202):
+                                convs[i] = r.json()["conversation_id"]
+                        except Exception:
+                            time.sleep(0.05)
+            try:
+                desk.online("ann")
+                desk_b.online("ann")
+                half = n // 2
+                threads = [threading.Thread(target=stream, args=(k, min(n, k + half)))
+                           for k in (0, half)]
+                for t in threads:
+                    t.start()
+                assert wait_for(lambda: sum(1 for c in convs if c) >= n // 3, 120, 0.01)
+                b.kill9()  # its router is deciding while the stream goes on
+                desk_b.ws.clear()
+                b.start()
+                desk_b.online("ann")
+                for t in threads:
+                    t.join(300)
+                assert all(convs)
+                assert wait_for(lambda: all(v == "ann" for v in assignees(a, convs, tok).values()),
+                                120, 1)
+                time.sleep(1)  # room for a second decision, which must not come
+                doubled = {}
+                for c in convs:
+                    k = len(routed_events(a, c, tok))
+                    if k != 1:
+                        doubled[c] = k
+                assert not doubled, doubled
+            finally:
+                desk.close()
+                desk_b.close()
+                for d in (a, b):
+                    d.stop()
+    finally:
+        mock.stop()
+
+
 def test_bot_conversations_routed_at_the_handoff_only(omnihub):
     from test_bot import start, say, wait_for as wait_history, handoffs, bot_msgs
     d = start(omnihub, **ROUTING)
