@@ -3,6 +3,7 @@ built files at /workspace/ (http.workspace_dir) and refuses paths out of the dir
 end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
 Enter and resolves it; the reply and the state changes are in the history."""
+import json
 import os
 import shutil
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import INBOUND_SECRET, ROOT
 
 WORKSPACE = ROOT / "workspace"
 DIST = WORKSPACE / "dist"
@@ -81,3 +82,29 @@ def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
     d = omnihub({"http.workspace_dir": str(tmp_path / "none")})
     assert d.request("GET", "/workspace/").status_code == 404
     assert "no agent workspace" in d.logs()
+
+
+def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
+    if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
+        pytest.fail("chromium and node are required (tools/dev test installs them)")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                       cwd=BROWSER_DIR, check=True, timeout=300)
+    d = omnihub({"http.workspace_dir": str(built())})
+    shot = tmp_path / "workspace.png"
+    t0 = time.monotonic()
+    r = subprocess.run(["node", "workspace.mjs", d.url, d.agent_token("agent-1", "desk1"),
+                        d.agent_token("agent-2", "desk2"), INBOUND_SECRET],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, SCREENSHOT=str(shot)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert shot.exists()
+    conv = json.loads(r.stdout.strip().splitlines()[-1])["conversation"]
+    # what the browser did, as the API sees it
+    events = d.history(conv)
+    updates = [e["data"] for e in events if e["type"] == "omnihub.conversation.updated"]
+    assert any(u["changes"].get("assignee") == "agent-1" for u in updates), updates
+    assert updates[-1]["state"]["status"] == "resolved", updates[-1]
+    outbound = [e for e in events if e["type"] == "omnihub.message.outbound"]
+    assert [e["data"]["author"] for e in outbound] == [{"kind": "agent", "id": "agent-1"}] * 2
+    assert time.monotonic() - t0 < 90

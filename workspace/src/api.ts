@@ -86,7 +86,10 @@ export class Client {
     this.queue.push(...a);
     if (this.flushing) return;
     this.flushing = true;
+    let done = false;
     const run = () => {
+      if (done) return;
+      done = true;
       this.flushing = false;
       const batch = this.queue;
       this.queue = [];
@@ -94,9 +97,9 @@ export class Client {
       for (const l of this.listeners) l(this.state);
       this.afterBatch();
     };
-    if (typeof requestAnimationFrame === "function" && typeof document !== "undefined" && !document.hidden)
-      requestAnimationFrame(run);
-    else setTimeout(run, 0);
+    /* the next frame; a timer too, as frames stop in a hidden or throttled page */
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
+    setTimeout(run, 50);
   }
 
   async rest<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>> {
@@ -132,7 +135,7 @@ export class Client {
     void this.loadList();
     if (typeof window !== "undefined") {
       window.addEventListener("online", () => this.connect());
-      window.addEventListener("offline", () => this.ws?.close());
+      window.addEventListener("offline", () => this.drop());
     }
     setInterval(() => this.afterBatch(), 2000);
   }
@@ -202,6 +205,19 @@ export class Client {
       this.reconnectLater();
     };
     ws.onerror = () => ws.close();
+  }
+
+  /* the network is gone: say so now rather than after the close handshake
+   * times out, and start again from the cursor when it is back */
+  drop(): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onerror = null;
+      ws.close();
+    }
+    this.dispatch({ t: "online", online: false });
+    this.reconnectLater();
   }
 
   private reconnectLater(): void {

@@ -7,7 +7,7 @@ import type { Client } from "./api";
 import { isTyping, type State } from "./state";
 import type { CloudEvent, Conversation, DeliveryState } from "./types";
 import { PRIORITIES } from "./types";
-import { channelIcon, useNow } from "./inbox_view";
+import { ChannelIcon, useNow } from "./inbox_view";
 import { slaCountdown } from "./sla";
 
 interface Props {
@@ -32,7 +32,7 @@ export function ConversationView({ client, state, conv }: Props) {
     <section class="conversation" data-testid="conversation-view" data-conversation-id={conv.conversation_id} aria-label="Conversation">
       <header class="conv-head">
         <h2>
-          <span aria-hidden="true">{channelIcon(conv.channel)}</span> {conv.contact?.name || conv.contact?.id}
+          <ChannelIcon channel={conv.channel} /> {conv.contact?.name || conv.contact?.id}
           <small>
             {" "}
             {conv.channel} · {conv.account}
@@ -43,7 +43,7 @@ export function ConversationView({ client, state, conv }: Props) {
           <span class={"badge prio " + conv.priority}>{conv.priority}</span>
           {conv.frustrated && <span class="badge frustrated">frustrated</span>}
           <span class="assignee">{conv.assignee ? "@" + conv.assignee : "unassigned"}</span>
-          {sla && <span class={"sla " + sla.level}>⏱ {sla.text}</span>}
+          {sla && <span class={"sla " + sla.level}>SLA {sla.text}</span>}
         </div>
         <Actions client={client} conv={conv} me={state.me} />
       </header>
@@ -62,7 +62,7 @@ export function ConversationView({ client, state, conv }: Props) {
                   </button>
                 </>
               ) : (
-                <span title="queued: sent when online">🕓 {state.online ? "sending" : "queued"}</span>
+                <span title="queued: sent when online">◷ {state.online ? "sending" : "queued"}</span>
               )}
             </div>
           </div>
@@ -91,7 +91,7 @@ function Item({ ev, delivery }: { ev: CloudEvent; delivery: Record<string, Deliv
         {Array.isArray(d.attachments) &&
           d.attachments.map((a: any, i: number) => (
             <div key={i} class="attachment">
-              📎 {a.filename || a.kind} {a.mime_type ? `(${a.mime_type})` : ""}
+              attachment: {a.filename || a.kind} {a.mime_type ? `(${a.mime_type})` : ""}
             </div>
           ))}
         <div class="foot">

@@ -11,20 +11,29 @@ import { PRIORITIES, STATUSES } from "./types";
 
 export const ROW_HEIGHT = 68;
 
+/* letters, not emoji: they render with any font (Debian's Chromium has no emoji font) */
 const ICONS: Record<string, string> = {
-  whatsapp: "🟢",
-  email: "✉️",
-  messenger: "💬",
-  instagram: "📷",
-  telegram: "✈️",
-  line: "🟩",
-  x: "✖️",
-  webchat: "🌐",
-  api: "🔌",
+  whatsapp: "WA",
+  email: "@",
+  messenger: "FB",
+  instagram: "IG",
+  telegram: "TG",
+  line: "LN",
+  x: "X",
+  webchat: "WEB",
+  api: "API",
 };
 
 export function channelIcon(channel: string): string {
-  return ICONS[channelFamily(channel)] ?? "•";
+  return ICONS[channelFamily(channel)] ?? channelFamily(channel).slice(0, 3).toUpperCase();
+}
+
+export function ChannelIcon({ channel }: { channel: string }) {
+  return (
+    <span class={"chan chan-" + channelFamily(channel)} title={channel} aria-label={"channel " + channel}>
+      {channelIcon(channel)}
+    </span>
+  );
 }
 
 export function useNow(ms: number): number {
@@ -170,9 +179,7 @@ function Row({ c, open, now, onOpen }: { c: Conversation; open: boolean; now: nu
       }}
     >
       <div class="line1">
-        <span class="icon" title={c.channel} aria-label={"channel " + c.channel}>
-          {channelIcon(c.channel)}
-        </span>
+        <ChannelIcon channel={c.channel} />
         <span class="name">{name}</span>
         {c.frustrated && (
           <span class="badge frustrated" title="the customer sounds frustrated">
@@ -199,7 +206,7 @@ function Row({ c, open, now, onOpen }: { c: Conversation; open: boolean; now: nu
         <span class="assignee">{c.assignee ? "@" + c.assignee : "unassigned"}</span>
         {sla && (
           <span class={"sla " + sla.level} title={sla.kind === "frt" ? "first response due" : "next response due"}>
-            ⏱ {sla.text}
+            SLA {sla.text}
           </span>
         )}
       </div>

@@ -65,7 +65,7 @@ function Suggestions({ client, conv }: { client: Client; conv: Conversation }) {
           ))}
           {(v.data.articles ?? []).map((a) => (
             <button key={a.id} class="article" title="insert the article's snippet" onClick={() => client.insert(conv.conversation_id, `${a.title}: ${a.snippet ?? ""}`.trim())}>
-              📄 <strong>{a.title}</strong> <span class="muted">{a.snippet}</span>
+              article: <strong>{a.title}</strong> <span class="muted">{a.snippet}</span>
             </button>
           ))}
           {!(v.data.replies ?? []).length && !(v.data.articles ?? []).length && <p class="muted">nothing to suggest</p>}
