@@ -5,6 +5,7 @@
 // that is queued, comes back (it is sent once), and resolves it.
 // usage: node workspace.mjs BASE_URL AGENT1_TOKEN AGENT2_TOKEN INBOUND_SECRET
 import { createHmac } from "node:crypto";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const [base, token1, token2, secret] = process.argv.slice(2);
@@ -28,6 +29,18 @@ async function inbound(text, mid) {
   const r = await fetch(`${base}/v1/inbound`, { method: "POST", body: raw, headers: { "X-Omnihub-Signature": sig } });
   if (r.status !== 202) fail(`inbound: HTTP ${r.status}`);
   return (await r.json()).conversation_id;
+}
+
+// axe-core in the page: no serious or critical accessibility violation
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+async function accessible(page, what) {
+  await page.addScriptTag({ path: axePath });
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  if (found.length) fail(`${what}: accessibility violations:\n  ${found.join("\n  ")}`);
 }
 
 async function history(conv) {
@@ -63,6 +76,8 @@ try {
 
   // agent 1: the sign-in form; agent 2: ?token=, which leaves the address bar
   await p1.goto(`${base}/workspace/`);
+  await p1.getByTestId("token-input").waitFor(T);
+  await accessible(p1, "the sign-in page");
   await p1.getByTestId("token-input").fill(token1);
   await p1.getByTestId("sign-in").click();
   await p2.goto(`${base}/workspace/?token=${encodeURIComponent(token2)}`);
@@ -119,6 +134,7 @@ try {
   // a new customer message while the conversation is open: shown once, in order
   await inbound("Thanks!", `m2-${Date.now()}`);
   await p1.waitForSelector("[data-testid=message]:has-text('Thanks!')", T);
+  await accessible(p1, "the inbox with a conversation open");
   await p1.screenshot({ path: process.env.SCREENSHOT || "/tmp/omnihub-workspace.png" });
 
   // resolve: the inbox item follows in both

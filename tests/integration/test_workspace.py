@@ -2,7 +2,8 @@
 built files at /workspace/ (http.workspace_dir) and refuses paths out of the directory; and
 end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
-Enter and resolves it; the reply and the state changes are in the history."""
+Enter and resolves it; the reply and the state changes are in the history; axe-core finds no
+serious or critical accessibility violation."""
 import json
 import os
 import shutil
@@ -87,7 +88,7 @@ def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
 def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
     if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
         pytest.fail("chromium and node are required (tools/dev test installs them)")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+    if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                        cwd=BROWSER_DIR, check=True, timeout=300)
     d = omnihub({"http.workspace_dir": str(built())})

@@ -165,7 +165,7 @@ function Workspace(props: { client: Client; onSignOut: () => void }) {
   return (
     <div class="shell">
       <header class="topbar">
-        <strong class="brand">omnihub</strong>
+        <h1 class="brand">omnihub</h1>
         <nav aria-label="Views">
           <button class={tab === "inbox" ? "tab on" : "tab"} aria-pressed={tab === "inbox"} onClick={() => setTab("inbox")}>
             Inbox
