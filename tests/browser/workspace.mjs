@@ -106,6 +106,32 @@ try {
   await p2.getByTestId("claim").click();
   await p2.waitForSelector(".notice:has-text('agent-1')", T); // the 409, shown
 
+  // agent 2 starts typing: agent 1 sees who (collision warning); it never reaches the history
+  await p2.getByTestId("composer").pressSequentially("I can take");
+  await p1.waitForSelector(".typing:has-text('agent-2')", T);
+  await p2.getByTestId("composer").fill("");
+
+  // the side panels: their own APIs, or "not available" when the server has none
+  await p1.getByTestId("contact-panel").waitFor(T);
+  await p1.waitForFunction(() => {
+    const t = (id) => document.querySelector(`[data-testid=${id}]`)?.textContent ?? "";
+    return !t("contact-panel").includes("loading") && t("kpi-frt") && !t("kpi-frt").includes("…") && t("kpi-aht");
+  }, null, T);
+  const suggestion = p1.getByTestId("suggestion").first();
+  if (await suggestion.count()) { // knowledge base present: a click fills the composer
+    await suggestion.click();
+    const v = await p1.getByTestId("composer").inputValue();
+    if (!v || !(await suggestion.textContent()).includes(v.slice(0, 20))) fail("a suggestion did not fill the composer");
+    await p1.getByTestId("composer").fill("");
+  }
+
+  // a private note: styled apart, stored as internal, never a reply
+  await p1.getByRole("checkbox", { name: "private note" }).check();
+  await p1.getByTestId("composer").fill("VIP: ship express");
+  await p1.getByTestId("send").click();
+  await p1.waitForSelector("[data-testid=message].note:has-text('VIP: ship express')", T);
+  await p1.getByRole("checkbox", { name: "private note" }).uncheck();
+
   // Shift+Enter breaks the line, Enter sends
   const composer = p1.getByTestId("composer");
   await composer.click();
@@ -117,6 +143,8 @@ try {
   await p1.waitForSelector("[data-testid=message]:has-text('our warehouse today.')", T);
   if ((await composer.inputValue()) !== "") fail("the composer was not cleared");
   let events = await history(conv);
+  const note = events.filter((e) => e.data?.text === "VIP: ship express");
+  if (note.length !== 1 || note[0].data.internal !== true) fail(`the note in the history: ${JSON.stringify(note)}`);
   let replies = events.filter((e) => e.type === "omnihub.message.outbound" && e.data.text === "It left\nour warehouse today.");
   if (replies.length !== 1) fail(`the reply is ${replies.length} times in the history`);
 
@@ -146,7 +174,7 @@ try {
   if (seqs.some((s, i) => i && s <= seqs[i - 1])) fail(`messages out of order or twice: ${seqs}`);
   events = await history(conv);
   const texts = events.filter((e) => /^omnihub\.message\.(in|out)bound$/.test(e.type)).map((e) => e.data.text);
-  const want = ["Where is my parcel?", "It left\nour warehouse today.", "Sent after the outage.", "Thanks!"];
+  const want = ["Where is my parcel?", "VIP: ship express", "It left\nour warehouse today.", "Sent after the outage.", "Thanks!"];
   if (JSON.stringify(texts) !== JSON.stringify(want)) fail(`history texts ${JSON.stringify(texts)}`);
   const shown = await p1.$$eval("[data-testid=message] .text", (els) => els.map((e) => e.textContent));
   if (JSON.stringify(shown) !== JSON.stringify(want)) fail(`the view shows ${JSON.stringify(shown)}`);

@@ -2,7 +2,7 @@
 built files at /workspace/ (http.workspace_dir) and refuses paths out of the directory; and
 end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
-Enter and resolves it; the reply and the state changes are in the history; axe-core finds no
+Enter, adds a private note, sees agent 2 typing, and resolves it; the reply and the state changes are in the history; axe-core finds no
 serious or critical accessibility violation."""
 import json
 import os
@@ -107,5 +107,6 @@ def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
     assert any(u["changes"].get("assignee") == "agent-1" for u in updates), updates
     assert updates[-1]["state"]["status"] == "resolved", updates[-1]
     outbound = [e for e in events if e["type"] == "omnihub.message.outbound"]
-    assert [e["data"]["author"] for e in outbound] == [{"kind": "agent", "id": "agent-1"}] * 2
+    assert [e["data"]["author"] for e in outbound] == [{"kind": "agent", "id": "agent-1"}] * 3
+    assert [bool(e["data"].get("internal")) for e in outbound] == [True, False, False]
     assert time.monotonic() - t0 < 90
