@@ -129,6 +129,11 @@ function Workspace(props: { client: Client; onSignOut: () => void }) {
   }, [filter.q, client]);
 
   const list = useMemo(() => inboxList(s.convs.values(), filter, s.me, hits), [s.convs, filter, s.me, hits]);
+  const resolved = useMemo(() => {
+    let n = 0;
+    for (const c of s.convs.values()) if (c.status === "resolved") n++;
+    return n;
+  }, [s.convs]);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -174,7 +179,7 @@ function Workspace(props: { client: Client; onSignOut: () => void }) {
             KPIs
           </button>
         </nav>
-        <KpiStrip client={client} />
+        <KpiStrip client={client} resolved={resolved} />
         <span class="me" title="signed in as">
           {client.me.name ?? client.me.sub}
         </span>

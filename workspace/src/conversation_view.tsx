@@ -146,8 +146,9 @@ function Actions({ client, conv, me }: { client: Client; conv: Conversation; me:
   if (conv.assignee) ids.add(conv.assignee);
   return (
     <div class="actions">
-      <button data-testid="claim" disabled={conv.assignee === me} onClick={() => void client.claim(id)}>
-        {conv.assignee === me ? "Yours" : "Claim"}
+      {/* never disabled: claiming one's own conversation is a harmless 200 (the router may have assigned it) */}
+      <button data-testid="claim" aria-pressed={conv.assignee === me} onClick={() => void client.claim(id)}>
+        {conv.assignee === me ? "Claimed" : "Claim"}
       </button>
       <label>
         <span class="sr">Assign to</span>

@@ -59,9 +59,12 @@ function Suggestions({ client, conv }: { client: Client; conv: Conversation }) {
       {v.state === "ok" && (
         <>
           {(v.data.replies ?? []).map((r, i) => (
-            <button key={"r" + i} class="suggestion" data-testid="suggestion" title={`from ${r.source ?? "?"}: click to put it in the composer`} onClick={() => client.insert(conv.conversation_id, r.text)}>
-              <span class="src">{r.source}</span> {r.text}
-            </button>
+            <div key={"r" + i} class="suggestion-row">
+              <span class="src">{r.source}</span>
+              <button class="suggestion" data-testid="suggestion" title="put it in the composer" onClick={() => client.insert(conv.conversation_id, r.text)}>
+                {r.text}
+              </button>
+            </div>
           ))}
           {(v.data.articles ?? []).map((a) => (
             <button key={a.id} class="article" title="insert the article's snippet" onClick={() => client.insert(conv.conversation_id, `${a.title}: ${a.snippet ?? ""}`.trim())}>
