@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INBOUND_SECRET, ROOT
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT
 
 WORKSPACE = ROOT / "workspace"
 DIST = WORKSPACE / "dist"
@@ -32,6 +32,13 @@ def built():
         subprocess.run(["npm", "run", "build", "--silent"], cwd=WORKSPACE, check=True,
                        timeout=300)
     return DIST
+
+
+def manual_claims_only():
+    """Config turning automatic routing off where the daemon has it (CONTRACT part 2,
+    "Routing"): the test's claims, and who wins them, are then the agents' own."""
+    keys = subprocess.run([str(OMNIHUBD), "--keys"], capture_output=True, text=True).stdout
+    return {"routing.enabled": "false"} if "routing.enabled" in keys else {}
 
 
 def raw_get(d, path):
@@ -91,7 +98,7 @@ def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
     if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                        cwd=BROWSER_DIR, check=True, timeout=300)
-    d = omnihub({"http.workspace_dir": str(built())})
+    d = omnihub({"http.workspace_dir": str(built()), **manual_claims_only()})
     shot = tmp_path / "workspace.png"
     t0 = time.monotonic()
     r = subprocess.run(["node", "workspace.mjs", d.url, d.agent_token("agent-1", "desk1"),
