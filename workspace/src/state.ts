@@ -139,6 +139,11 @@ function applyEvent(s: State, convs: Map<string, Conversation>, ev: CloudEvent):
       time: ev.time ?? null,
     };
   }
+  /* an agent's reply answers the running SLA deadline; the next inbound
+   * message's deadline comes with the conversation object */
+  if (isNew && ev.type === "omnihub.message.outbound" && d.author?.kind === "agent" && !d.internal && c.sla) {
+    c.sla = { ...c.sla, first_response_due: null, next_response_due: null };
+  }
   if (ev.type === "omnihub.conversation.updated" && d.state && isNew) {
     for (const f of STATE_FIELDS) if (f in d.state) (c as any)[f] = d.state[f];
   }

@@ -101,6 +101,15 @@ describe("reduce", () => {
     expect(s.typing.c1).toBeUndefined();
   });
 
+  it("an agent's reply stops the SLA countdown; a private note does not", () => {
+    const sla = { first_response_due: "2026-12-04T10:05:00Z", breached: [] };
+    let s = reduce(initialState("me"), [{ t: "conversations", list: [conv("c1", { sla })] }]);
+    s = reduce(s, [{ t: "event", ev: { ...msg("c1", 2, "note", "outbound", { kind: "agent", id: "me" }), data: { ...msg("c1", 2).data, direction: "outbound", internal: true, author: { kind: "agent", id: "me" } } } }]);
+    expect(s.convs.get("c1")!.sla?.first_response_due).toBe(sla.first_response_due);
+    s = reduce(s, [{ t: "event", ev: msg("c1", 3, "on it", "outbound", { kind: "agent", id: "me" }) }]);
+    expect(s.convs.get("c1")!.sla?.first_response_due).toBeNull();
+  });
+
   it("leaves the state untouched for an empty batch", () => {
     const s = initialState("me");
     expect(reduce(s, [])).toBe(s);
