@@ -92,7 +92,9 @@ try {
   await p1.waitForSelector(item, T);
   await p2.waitForSelector(item, T);
   const attrs = await p1.$eval(item, (e) => [e.dataset.status, e.dataset.priority, e.dataset.assignee]);
-  if (JSON.stringify(attrs) !== JSON.stringify(["open", "normal", ""])) fail(`item attributes ${attrs}`);
+  // (priority: normal unless a triage service raised it)
+  if (attrs[0] !== "open" || !["urgent", "high", "normal", "low"].includes(attrs[1]) || attrs[2] !== "")
+    fail(`item attributes ${attrs}`);
   await p1.waitForSelector(`${item} [data-testid=priority-badge]`, T);
 
   // open, claim: both agents see the assignee
