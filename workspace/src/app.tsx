@@ -106,7 +106,11 @@ function SignIn(props: { onToken: (t: string) => void; error: string; busy: bool
 
 export function useClientState(client: Client): State {
   const [s, set] = useState(client.state);
-  useEffect(() => client.subscribe(set), [client]);
+  useEffect(() => {
+    const off = client.subscribe(set);
+    set(client.state); /* whatever was dispatched between the first render and now */
+    return off;
+  }, [client]);
   return s;
 }
 
