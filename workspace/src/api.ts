@@ -269,7 +269,8 @@ export class Client {
     const id = this.state.open;
     if (!id) return;
     const th = this.state.threads.get(id);
-    if (th && th.gap && !this.loading.has(id)) void this.loadHistory(id);
+    /* a gap, or a first load that failed (offline): fetch after our head */
+    if (th && (th.gap || !th.loaded) && !this.loading.has(id)) void this.loadHistory(id);
     if (th && th.head > (this.readSent[id] ?? 0) && th.loaded) {
       this.readSent[id] = th.head;
       const msg = { type: "read", conversation: id, seq: th.head };
