@@ -2,7 +2,8 @@
 // with ?token=; a conversation posted to /v1/inbound appears live in both;
 // agent 1 opens it, claims it (agent 2 sees the assignee), replies with
 // Enter (Shift+Enter only breaks the line), loses the network, types a reply
-// that is queued, comes back (it is sent once), and resolves it.
+// that is queued while the customer writes again, comes back (the customer's
+// message shows, once, and the queued reply is sent once), and resolves it.
 // usage: node workspace.mjs BASE_URL AGENT1_TOKEN AGENT2_TOKEN INBOUND_SECRET
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
@@ -156,10 +157,13 @@ try {
   await composer.fill("Sent after the outage.");
   await composer.press("Enter");
   await p1.waitForSelector(".msg.pending:has-text('Sent after the outage.')", T);
+  await inbound("Are you there?", `m1-${Date.now()}`); // arrives while agent 1 is away
+  await p2.waitForSelector("[data-testid=message]:has-text('Are you there?')", T);
   await ctx1.setOffline(false);
   await p1.waitForSelector("[data-testid=connection-state]:text-is('online')", { timeout: 20000 });
   await p1.waitForSelector("[data-testid=message][data-seq]:has-text('Sent after the outage.')", { timeout: 20000 });
   await p1.waitForSelector(".msg.pending", { state: "detached", timeout: 10000 });
+  await p1.waitForSelector("[data-testid=message]:has-text('Are you there?')", T); // resumed, no gap
 
   // a new customer message while the conversation is open: shown once, in order
   await inbound("Thanks!", `m2-${Date.now()}`);
@@ -176,7 +180,8 @@ try {
   if (seqs.some((s, i) => i && s <= seqs[i - 1])) fail(`messages out of order or twice: ${seqs}`);
   events = await history(conv);
   const texts = events.filter((e) => /^omnihub\.message\.(in|out)bound$/.test(e.type)).map((e) => e.data.text);
-  const want = ["Where is my parcel?", "VIP: ship express", "It left\nour warehouse today.", "Sent after the outage.", "Thanks!"];
+  const want = ["Where is my parcel?", "VIP: ship express", "It left\nour warehouse today.", "Are you there?",
+    "Sent after the outage.", "Thanks!"];
   if (JSON.stringify(texts) !== JSON.stringify(want)) fail(`history texts ${JSON.stringify(texts)}`);
   const shown = await p1.$$eval("[data-testid=message] .text", (els) => els.map((e) => e.textContent));
   if (JSON.stringify(shown) !== JSON.stringify(want)) fail(`the view shows ${JSON.stringify(shown)}`);

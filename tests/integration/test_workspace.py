@@ -2,7 +2,8 @@
 built files at /workspace/ (http.workspace_dir) and refuses paths out of the directory; and
 end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
-Enter, adds a private note, sees agent 2 typing, and resolves it; the reply and the state changes are in the history; axe-core finds no
+Enter, adds a private note, sees agent 2 typing, loses the network (a customer message sent
+meanwhile shows once on return, a reply typed offline is sent once), and resolves it; the reply and the state changes are in the history; axe-core finds no
 serious or critical accessibility violation."""
 import json
 import os
