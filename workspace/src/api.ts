@@ -42,6 +42,7 @@ const MAX_CONVERSATIONS = 50000;
 const OUTBOX_KEY = "omnihub.outbox";
 
 type Listener = (s: State) => void;
+type Inserter = (conv: string, text: string, suggestion?: Pending["suggestion"]) => void;
 
 export class Client {
   state: State;
@@ -64,14 +65,14 @@ export class Client {
     this.state.outbox = this.loadOutbox();
   }
 
-  private inserts = new Set<(conv: string, text: string) => void>();
+  private inserts = new Set<Inserter>();
 
   /* a suggestion or an article clicked: its text goes into the composer */
-  insert(conv: string, text: string): void {
-    for (const f of this.inserts) f(conv, text);
+  insert(conv: string, text: string, suggestion?: Pending["suggestion"]): void {
+    for (const f of this.inserts) f(conv, text, suggestion);
   }
 
-  onInsert(f: (conv: string, text: string) => void): () => void {
+  onInsert(f: Inserter): () => void {
     this.inserts.add(f);
     return () => this.inserts.delete(f);
   }
@@ -334,8 +335,9 @@ export class Client {
   }
 
   /* a reply or note: into the outbox first, so nothing typed is lost */
-  send(conversation: string, text: string, internal: boolean): void {
+  send(conversation: string, text: string, internal: boolean, suggestion?: Pending["suggestion"]): void {
     const p: Pending = { conversation, client_msg_id: newId(), text, internal };
+    if (suggestion && !internal) p.suggestion = suggestion;
     this.setOutbox([...this.state.outbox, p]);
     this.typing(conversation, false);
     void this.flushOutbox();
@@ -352,6 +354,7 @@ export class Client {
         if (!p) return;
         const body: Record<string, unknown> = { text: p.text, client_msg_id: p.client_msg_id };
         if (p.internal) body.internal = true;
+        if (p.suggestion) body.suggestion = p.suggestion;
         const r = await this.rest("POST", `/v1/conversations/${encodeURIComponent(p.conversation)}/messages`, body);
         if (r.status === 0 || r.status === 429 || r.status >= 500) return; /* retried when back online */
         const rest = this.state.outbox.filter((x) => x.client_msg_id !== p.client_msg_id);
@@ -427,13 +430,13 @@ export class Client {
   }
 
   /* canned responses: [{shortcut, text}] whichever shape the list comes in */
-  async cannedList(): Promise<Array<{ shortcut: string; text: string }>> {
+  async cannedList(): Promise<Array<{ shortcut: string; title: string; text: string }>> {
     if (this.canned) return this.canned;
     const r = await this.rest("GET", "/v1/canned");
     const raw = r.status === 200 ? (Array.isArray(r.body) ? r.body : (r.body?.canned ?? r.body?.responses ?? r.body?.items ?? [])) : [];
     this.canned = raw
       .filter((x: any) => x && typeof x.text === "string")
-      .map((x: any) => ({ shortcut: String(x.shortcut ?? x.name ?? x.id ?? ""), text: x.text }));
+      .map((x: any) => ({ shortcut: String(x.shortcut ?? x.id ?? x.name ?? ""), title: String(x.title ?? ""), text: x.text }));
     return this.canned!;
   }
 }

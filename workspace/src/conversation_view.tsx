@@ -214,13 +214,16 @@ function Composer({ client, conv }: { client: Client; conv: Conversation }) {
   const id = conv.conversation_id;
   const [text, setText] = useState("");
   const [note, setNote] = useState(false);
-  const [canned, setCanned] = useState<Array<{ shortcut: string; text: string }>>([]);
+  const [canned, setCanned] = useState<Array<{ shortcut: string; title: string; text: string }>>([]);
+  /* the suggestion the text came from, while the text is still its own */
+  const [used, setUsed] = useState<{ text: string; suggestion?: { id: string; source: string } } | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(
     () =>
-      client.onInsert((conv, t) => {
+      client.onInsert((conv, t, suggestion) => {
         if (conv !== id) return;
         setText(t);
+        setUsed({ text: t, suggestion });
         ref.current?.focus();
       }),
     [client, id],
@@ -231,13 +234,17 @@ function Composer({ client, conv }: { client: Client; conv: Conversation }) {
       setCanned([]);
       return;
     }
-    void client.cannedList().then((all) => setCanned(all.filter((c) => c.shortcut.startsWith(m[1])).slice(0, 8)));
+    const q = m[1].toLowerCase();
+    void client
+      .cannedList()
+      .then((all) => setCanned(all.filter((c) => c.shortcut.toLowerCase().startsWith(q) || c.title.toLowerCase().includes(q)).slice(0, 8)));
   }, [text, client]);
   const send = () => {
     const t = text.trim();
     if (!t) return;
-    client.send(id, t, note);
+    client.send(id, t, note, used && used.text.trim() === t ? used.suggestion : undefined);
     setText("");
+    setUsed(null);
   };
   return (
     <div class={"composer" + (note ? " note" : "")}>
@@ -246,7 +253,7 @@ function Composer({ client, conv }: { client: Client; conv: Conversation }) {
           {canned.map((c) => (
             <li key={c.shortcut}>
               <button class="link" onClick={() => setText(c.text)}>
-                /{c.shortcut} — {c.text.slice(0, 60)}
+                /{c.shortcut} {c.title && `(${c.title})`} — {c.text.slice(0, 60)}
               </button>
             </li>
           ))}

@@ -45,7 +45,7 @@ export function SidePanels({ client, conv }: { client: Client; conv: Conversatio
 
 interface Suggest {
   articles?: Array<{ id: string; title: string; score?: number; snippet?: string }>;
-  replies?: Array<{ text: string; source?: string; article_ids?: string[] }>;
+  replies?: Array<{ text: string; source?: string; article_ids?: string[]; suggestion_id?: string }>;
 }
 
 function Suggestions({ client, conv }: { client: Client; conv: Conversation }) {
@@ -61,7 +61,10 @@ function Suggestions({ client, conv }: { client: Client; conv: Conversation }) {
           {(v.data.replies ?? []).map((r, i) => (
             <div key={"r" + i} class="suggestion-row">
               <span class="src">{r.source}</span>
-              <button class="suggestion" data-testid="suggestion" title="put it in the composer" onClick={() => client.insert(conv.conversation_id, r.text)}>
+              <button class="suggestion" data-testid="suggestion" title="put it in the composer" onClick={() =>
+                  client.insert(conv.conversation_id, r.text, r.suggestion_id && r.source ? { id: r.suggestion_id, source: r.source } : undefined)
+                }
+              >
                 {r.text}
               </button>
             </div>
@@ -83,7 +86,9 @@ interface Contact {
   name?: string;
   identifiers?: Array<{ type: string; value: string; verified?: boolean }>;
   conversations?: string[];
-  merge_suggestions?: Array<{ contact_id: string; name?: string; reason?: string } | string>;
+  /* other people sharing an identifier that one side holds unverified */
+  suggestions?: Array<{ contact_id: string; identifier?: { type: string; value: string } }>;
+  merged?: string[];
 }
 
 function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) {
@@ -108,11 +113,11 @@ function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) 
               </li>
             ))}
           </ul>
-          {(v.data.merge_suggestions ?? []).length > 0 && (
+          {(v.data.suggestions ?? []).length > 0 && (
             <div>
               <h4>Maybe the same person</h4>
-              {(v.data.merge_suggestions ?? []).map((m) => {
-                const other = typeof m === "string" ? m : m.contact_id;
+              {(v.data.suggestions ?? []).map((m) => {
+                const other = m.contact_id;
                 return (
                   <button
                     key={other}
@@ -124,7 +129,8 @@ function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) 
                       })
                     }
                   >
-                    merge {typeof m === "string" ? m : (m.name ?? m.contact_id)}
+                    merge {m.contact_id}
+                    {m.identifier ? ` (shares ${m.identifier.type} ${m.identifier.value})` : ""}
                   </button>
                 );
               })}

@@ -58,6 +58,8 @@ export interface Pending {
   client_msg_id: string;
   text: string;
   internal: boolean;
+  /* the suggested reply it was made from (counted by the knowledge base) */
+  suggestion?: { id: string; source: string };
   error?: string;
 }
 

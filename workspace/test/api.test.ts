@@ -60,6 +60,23 @@ describe("the outbox", () => {
   });
 });
 
+describe("suggestions", () => {
+  it("a reply made from a suggestion names it; a note never does", async () => {
+    const bodies: any[] = [];
+    vi.stubGlobal("fetch", async (_: string, init: any) => {
+      bodies.push(JSON.parse(init.body));
+      return new Response("{}", { status: 202 });
+    });
+    const c = new Client("http://x", token({ sub: "me" }), { sub: "me", role: "agent" });
+    c.send("c1", "Try a restart", false, { id: "s1", source: "kb" });
+    await tick();
+    c.send("c1", "noted", true, { id: "s2", source: "kb" });
+    await tick();
+    expect(bodies[0].suggestion).toEqual({ id: "s1", source: "kb" });
+    expect(bodies[1].suggestion).toBeUndefined();
+  });
+});
+
 describe("frames", () => {
   it("applies live events, the cursor and typing from the WebSocket", async () => {
     vi.stubGlobal("fetch", async () => new Response("{}", { status: 404 }));
