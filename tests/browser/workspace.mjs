@@ -98,6 +98,15 @@ try {
     fail(`item attributes ${attrs}`);
   await p1.waitForSelector(`${item} [data-testid=priority-badge]`, T);
 
+  // one inbox for every channel: the Telegram chat listed before sign-in, the API one live;
+  // the channel filter keeps one of them
+  await p1.waitForSelector("[data-testid=inbox-item] .chan-telegram", T);
+  await p1.locator("[data-testid=inbox-filter] select[name=channel]").selectOption("telegram");
+  await p1.waitForSelector(item, { state: "detached", ...T });
+  if (await p1.locator("[data-testid=inbox-item] .chan-telegram").count() !== 1) fail("the telegram filter");
+  await p1.locator("[data-testid=inbox-filter] select[name=channel]").selectOption("");
+  await p1.waitForSelector(item, T);
+
   // open, claim: both agents see the assignee
   await p1.click(item);
   await p1.waitForSelector(`[data-testid=conversation-view][data-conversation-id="${conv}"]`, T);

@@ -99,7 +99,15 @@ def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
     if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                        cwd=BROWSER_DIR, check=True, timeout=300)
-    d = omnihub({"http.workspace_dir": str(built()), **manual_claims_only()})
+    tg = {"telegram.secret_token": "tg-secret-for-the-workspace",
+          "telegram.bot_token": "123456:workspace-test-token"}
+    d = omnihub({"http.workspace_dir": str(built()), **tg, **manual_claims_only()})
+    # a second channel already in the inbox when the agents sign in
+    r = d.request("POST", "/webhooks/telegram",
+                  (ROOT / "tests" / "data" / "telegram" / "message_text.json").read_bytes(),
+                  {"X-Telegram-Bot-Api-Secret-Token": tg["telegram.secret_token"],
+                   "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
     shot = tmp_path / "workspace.png"
     t0 = time.monotonic()
     r = subprocess.run(["node", "workspace.mjs", d.url, d.agent_token("agent-1", "desk1"),
