@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include "core/conn_env.h"
 #include "core/json_dump.h"
 #include "gateway/gateway_int.h"
@@ -678,6 +679,32 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(tick_gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
 }
 
+/* The agent workspace's built files (workspace/dist, installed under
+ * share/omnihub/workspace) at /workspace/, chained after /app/. lws's URI
+ * parser folds "..", "%2e%2e" and "//" before a mount sees the path, so no
+ * request reaches above the directory (test_workspace.py checks it). No
+ * directory there: no mount, /workspace/ answers 404 as any unknown path. */
+static void mount_workspace(struct oh_gateway *gw, const char *dir,
+                            struct lws_context_creation_info *info)
+{
+    struct stat st;
+    if (!dir || !*dir) return;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        OH_INFO("gateway", "no agent workspace at %s (http.workspace_dir): /workspace/ is off",
+                dir);
+        return;
+    }
+    gw->wmount.mountpoint = "/workspace";
+    gw->wmount.mountpoint_len = 10;
+    gw->wmount.origin = dir;
+    gw->wmount.def = "index.html";
+    gw->wmount.origin_protocol = LWSMPRO_FILE;
+    if (info->mounts)
+        gw->mount.mount_next = &gw->wmount;
+    else
+        info->mounts = &gw->wmount;
+}
+
 struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
 {
     struct oh_gateway *gw = calloc(1, sizeof *gw);
@@ -767,6 +794,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         gw->mount.origin_protocol = LWSMPRO_FILE;
         info.mounts = &gw->mount;
     }
+    mount_workspace(gw, oh_config_str(hub->cfg, "http.workspace_dir"), &info);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     /* lws sizes its descriptor table from the soft limit: take the hard
      * one, so that thousands of idle clients do not lock others out */

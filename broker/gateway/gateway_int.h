@@ -105,7 +105,8 @@ struct oh_gateway {
     struct sub *all_subs;   /* agents' "*" subscriptions */
     char *header_names[64]; /* lower-case names connectors read */
     int nheader_names;
-    struct lws_http_mount mount;
+    struct lws_http_mount mount;  /* /app/: http.static_dir */
+    struct lws_http_mount wmount; /* /workspace/: http.workspace_dir */
     struct lws_vhost *admin_vh; /* http.admin_listen's, or NULL */
     lws_retry_bo_t retry;
     int64_t started_ms;

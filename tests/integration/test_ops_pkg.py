@@ -270,7 +270,8 @@ def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
               "/lib/systemd/system/omnihubd@.service", "/etc/omnihub/omnihub.yaml",
               "/usr/share/doc/omnihub/copyright",
               "/usr/share/doc/omnihub/examples/prometheus/omnihub-alerts.yml",
-              "/usr/share/doc/omnihub/examples/grafana/omnihub-dashboard.json"]:
+              "/usr/share/doc/omnihub/examples/grafana/omnihub-dashboard.json",
+              "/usr/share/omnihub/workspace/index.html"]:
         assert f in files, f
     assert not any("omnihub.env" in f for f in files), "secrets must not ship in the package"
     field = lambda name: run("dpkg-deb", "-f", deb, name).stdout.strip()

@@ -1,0 +1,128 @@
+"""The agent workspace (CONTRACT part 2, "Agent workspace"; issue 23): omnihubd serves its
+built files at /workspace/ (http.workspace_dir) and refuses paths out of the directory; and
+end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
+in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
+Enter, adds a private note, sees agent 2 typing, loses the network (a customer message sent
+meanwhile shows once on return, a reply typed offline is sent once), and resolves it; the reply and the state changes are in the history; axe-core finds no
+serious or critical accessibility violation."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT
+
+WORKSPACE = ROOT / "workspace"
+DIST = WORKSPACE / "dist"
+BROWSER_DIR = ROOT / "tests" / "browser"
+
+
+def built():
+    """workspace/dist, built when it is missing (tools/dev test builds it before the tests)."""
+    if not (DIST / "index.html").exists():
+        if not shutil.which("npm"):
+            pytest.fail("node and npm are required (tools/dev test installs them)")
+        if not (WORKSPACE / "node_modules").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=WORKSPACE,
+                           check=True, timeout=300)
+        subprocess.run(["npm", "run", "build", "--silent"], cwd=WORKSPACE, check=True,
+                       timeout=300)
+    return DIST
+
+
+def manual_claims_only():
+    """Config turning automatic routing off where the daemon has it (CONTRACT part 2,
+    "Routing"): the test's claims, and who wins them, are then the agents' own."""
+    keys = subprocess.run([str(OMNIHUBD), "--keys"], capture_output=True, text=True).stdout
+    return {"routing.enabled": "false"} if "routing.enabled" in keys else {}
+
+
+def raw_get(d, path):
+    """One GET with the path sent exactly as given (no client-side normalization)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, body
+
+
+def test_workspace_is_served_and_confined(omnihub, tmp_path):
+    dist = built()
+    # a secret next to the served directory: no path may reach it
+    root = tmp_path / "site"
+    shutil.copytree(dist, root / "workspace")
+    (root / "secret.txt").write_text("do-not-serve")
+    d = omnihub({"http.workspace_dir": str(root / "workspace")})
+    r = d.request("GET", "/workspace/")
+    assert r.status_code == 200 and 'id="app"' in r.text, r.text[:200]
+    assert "text/html" in r.headers.get("content-type", "")
+    asset = next((root / "workspace" / "assets").glob("*.js"))
+    r = d.request("GET", f"/workspace/assets/{asset.name}")
+    assert r.status_code == 200 and r.content == asset.read_bytes()
+    assert "javascript" in r.headers.get("content-type", "")
+    for path in ("/workspace/../secret.txt", "/workspace/%2e%2e/secret.txt",
+                 "/workspace/..%2fsecret.txt", "/workspace/%2e%2e%2fsecret.txt",
+                 "/workspace//../secret.txt", "/workspace/assets/../../secret.txt",
+                 "/workspace/../../../../etc/passwd"):
+        status, body = raw_get(d, path)
+        assert b"do-not-serve" not in body and b"root:" not in body, path
+        assert status in (400, 403, 404), (path, status)
+    assert d.request("GET", "/workspace/nope.js").status_code == 404
+    # the API is not shadowed by the mount
+    assert d.request("GET", "/healthz").status_code == 200
+
+
+def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
+    d = omnihub({"http.workspace_dir": str(tmp_path / "none")})
+    assert d.request("GET", "/workspace/").status_code == 404
+    assert "no agent workspace" in d.logs()
+
+
+def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
+    if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
+        pytest.fail("chromium and node are required (tools/dev test installs them)")
+    if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                       cwd=BROWSER_DIR, check=True, timeout=300)
+    tg = {"telegram.secret_token": "tg-secret-for-the-workspace",
+          "telegram.bot_token": "123456:workspace-test-token"}
+    d = omnihub({"http.workspace_dir": str(built()), **tg, **manual_claims_only()})
+    # a second channel already in the inbox when the agents sign in
+    r = d.request("POST", "/webhooks/telegram",
+                  (ROOT / "tests" / "data" / "telegram" / "message_text.json").read_bytes(),
+                  {"X-Telegram-Bot-Api-Secret-Token": tg["telegram.secret_token"],
+                   "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    shot = tmp_path / "workspace.png"
+    t0 = time.monotonic()
+    r = subprocess.run(["node", "workspace.mjs", d.url, d.agent_token("agent-1", "desk1"),
+                        d.agent_token("agent-2", "desk2"), INBOUND_SECRET],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, SCREENSHOT=str(shot)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert shot.exists()
+    conv = json.loads(r.stdout.strip().splitlines()[-1])["conversation"]
+    # what the browser did, as the API sees it
+    events = d.history(conv)
+    updates = [e["data"] for e in events if e["type"] == "omnihub.conversation.updated"]
+    assert any(u["changes"].get("assignee") == "agent-1" for u in updates), updates
+    assert updates[-1]["state"]["status"] == "resolved", updates[-1]
+    outbound = [e for e in events if e["type"] == "omnihub.message.outbound"]
+    assert [e["data"]["author"] for e in outbound] == [{"kind": "agent", "id": "agent-1"}] * 3
+    assert [bool(e["data"].get("internal")) for e in outbound] == [True, False, False]
+    assert time.monotonic() - t0 < 90
