@@ -25,22 +25,29 @@ static void on_signal(int sig)
     if (the_gw) oh_gateway_stop(the_gw);
 }
 
+static void role_names(char *out, size_t outlen);
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: omnihubd [-c FILE] [--role all|ROLE[,ROLE...]] [--check-config]\n"
-                 "\n"
-                 "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
-                 "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
-                 "\n"
-                 "  -c, --config FILE   YAML configuration (default: built-in defaults)\n"
-                 "      --role ROLE     services to run (default: the key \"role\", all)\n"
-                 "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
-                 "      --keys          list every configuration key with its default\n"
-                 "  -h, --help          this text\n"
-                 "  -V, --version       print the version\n"
-                 "\n"
-                 "Every key can be set by an environment variable: OMNIHUB_ + the key in upper\n"
-                 "case with dots as underscores (http.listen -> OMNIHUB_HTTP_LISTEN).\n");
+    char roles[256];
+    role_names(roles, sizeof roles);
+    fprintf(out,
+            "usage: omnihubd [-c FILE] [--role all|ROLE[,ROLE...]] [--check-config]\n"
+            "\n"
+            "omnihub's daemon: channel webhooks and pollers, the conversation stream, the\n"
+            "session-sync service, the dispatcher, and the HTTP/WebSocket API.\n"
+            "\n"
+            "  -c, --config FILE   YAML configuration (default: built-in defaults)\n"
+            "      --role ROLE     services to run (default: the key \"role\", all):\n"
+            "                      %s\n"
+            "      --check-config  validate the configuration and exit (0 ok, 2 bad)\n"
+            "      --keys          list every configuration key with its default\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "\n"
+            "Every key can be set by an environment variable: OMNIHUB_ + the key in upper\n"
+            "case with dots as underscores (http.listen -> OMNIHUB_HTTP_LISTEN).\n",
+            roles);
 }
 
 static void list_keys(void)
@@ -118,8 +125,7 @@ static int preflight(oh_hub *hub, char *err, size_t errlen)
                                      errlen)))
             return rc;
     }
-    if ((rc = oh_log_check(cfg, err, errlen)) || (rc = oh_store_check(cfg, err, errlen)))
-        return rc;
+    if ((rc = oh_log_check(cfg, err, errlen)) || (rc = oh_store_check(cfg, err, errlen))) return rc;
     for (const struct oh_connector *const *c = oh_connectors; *c; c++) {
         if (!connector_enabled(cfg, *c) || !(*c)->init) continue;
         void *ctx = NULL;
@@ -162,42 +168,70 @@ static void warn_env(const char *name, const char *suggestion, void *opaque)
         OH_WARN("config", "%s is not a configuration variable and is ignored", name);
 }
 
-/* The roles, each the flag of the hub that its services and the gateway
- * look at. A service with a role of its own adds a line here. */
+/* The built-in roles, each a flag of the hub that the gateway and the
+ * services of those roles look at; every other role is a service's own
+ * (.role in services/registry.c), kept in hub->roles. */
 static const struct {
     const char *name;
     size_t flag; /* offsetof(oh_hub, run_<name>) */
-} roles[] = {
+} builtin_roles[] = {
     {"gateway", offsetof(oh_hub, run_gateway)},
     {"sync", offsetof(oh_hub, run_sync)},
     {"dispatch", offsetof(oh_hub, run_dispatch)},
-    {"enrich", offsetof(oh_hub, run_enrich)},
-    {"bot", offsetof(oh_hub, run_bot)},
-    {"router", offsetof(oh_hub, run_router)},
-    {"kpi", offsetof(oh_hub, run_kpi)},
 };
+
+/* Whether NAME (LEN bytes) is a service's role. */
+static bool service_role(const char *name, size_t len)
+{
+    for (const struct oh_service *const *s = oh_service_table; *s; s++)
+        if ((*s)->role && strlen((*s)->role) == len && strncmp((*s)->role, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* "all, gateway, sync, dispatch, enrich, ... or kpi" into OUT. */
+static void role_names(char *out, size_t outlen)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(builtin_roles); i++)
+        names[n++] = builtin_roles[i].name;
+    for (const struct oh_service *const *s = oh_service_table; *s && n < OH_ARRAY_SIZE(names);
+         s++) {
+        bool seen = !(*s)->role;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(names[i], (*s)->role) == 0;
+        if (!seen) names[n++] = (*s)->role;
+    }
+    size_t at = (size_t)snprintf(out, outlen, "all");
+    for (size_t i = 0; i < n && at < outlen; i++)
+        at += (size_t)snprintf(out + at, outlen - at, "%s%s", i + 1 < n ? ", " : " or ", names[i]);
+}
 
 /* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */
 static int set_role(oh_hub *hub, const char *role, char *err, size_t errlen)
 {
     bool all = strcmp(role, "all") == 0;
-    for (size_t i = 0; i < OH_ARRAY_SIZE(roles); i++)
-        *(bool *)((char *)hub + roles[i].flag) = all;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(builtin_roles); i++)
+        *(bool *)((char *)hub + builtin_roles[i].flag) = all;
+    size_t at = (size_t)snprintf(hub->roles, sizeof hub->roles, "%s", all ? "all" : "");
     for (const char *p = role; !all && *p;) {
         size_t n = strcspn(p, ","), i = 0;
-        while (i < OH_ARRAY_SIZE(roles) && (strlen(roles[i].name) != n || strncmp(p, roles[i].name, n)))
+        while (i < OH_ARRAY_SIZE(builtin_roles) &&
+               (strlen(builtin_roles[i].name) != n || strncmp(p, builtin_roles[i].name, n)))
             i++;
-        if (i == OH_ARRAY_SIZE(roles)) {
-            char names[160];
-            size_t at = (size_t)snprintf(names, sizeof names, "all");
-            for (size_t j = 0; j < OH_ARRAY_SIZE(roles) && at < sizeof names; j++)
-                at += (size_t)snprintf(names + at, sizeof names - at, "%s%s",
-                                       j + 1 < OH_ARRAY_SIZE(roles) ? ", " : " or ", roles[j].name);
+        if (i < OH_ARRAY_SIZE(builtin_roles)) {
+            *(bool *)((char *)hub + builtin_roles[i].flag) = true;
+        } else if (service_role(p, n) && at + n + 1 < sizeof hub->roles) {
+            at += (size_t)snprintf(hub->roles + at, sizeof hub->roles - at, "%s%.*s", at ? "," : "",
+                                   (int)n, p);
+        } else {
+            char names[256];
+            role_names(names, sizeof names);
             oh_errf(err, errlen, "role must be %s (or a comma-separated list of them), not \"%s\"",
                     names, role);
             return OH_EINVAL;
         }
-        *(bool *)((char *)hub + roles[i].flag) = true;
         p += n + (p[n] == ',');
     }
     return OH_OK;

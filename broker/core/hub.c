@@ -230,3 +230,15 @@ int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen)
     json_decref(l.keep);
     return rc;
 }
+
+bool oh_hub_runs(const oh_hub *hub, const char *role)
+{
+    if (strcmp(hub->roles, "all") == 0) return true;
+    size_t n = strlen(role);
+    for (const char *p = hub->roles; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, role, n) == 0) return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}

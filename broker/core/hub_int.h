@@ -30,10 +30,9 @@ struct oh_hub {
     struct oh_instance conn[32];
     size_t nconn;
     bool run_gateway, run_sync, run_dispatch;
-    bool run_enrich; /* triage (services/enrich.c) */
-    bool run_bot;    /* the bot (services/bot.c) */
-    bool run_router; /* routing and SLA clocks (services/router.c, sla.c) */
-    bool run_kpi; /* the KPI service (services/kpi.c) */
+    /* the roles this process runs beyond those three: "all", or the
+     * service roles of --role, comma-separated ("router,kpi") */
+    char roles[256];
     oh_feed_fn feed;
     void *feed_opaque;
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
@@ -65,6 +64,9 @@ int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen);
 /* The instance serving CHANNEL ("<name>:<sub-channel>" is served by
  * "<name>"); NULL when no enabled connector serves it. */
 struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
+
+/* Whether this process runs service role ROLE (a service's .role). */
+bool oh_hub_runs(const oh_hub *hub, const char *role);
 
 /* Hands a sequenced event to the live feed, if any. */
 void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, size_t len);

@@ -283,11 +283,12 @@ static void stop(void *state)
 
 static bool wanted(const oh_hub *hub)
 {
-    return hub->run_bot && oh_config_bool(hub->cfg, "bot.enabled");
+    return oh_config_bool(hub->cfg, "bot.enabled");
 }
 
 const struct oh_service oh_service_bot = {
     .name = "bot",
+    .role = "bot",
     .group = "omnihub-bot",
     .topic = OH_TOPIC_TIMELINE,
     .batch = 64,

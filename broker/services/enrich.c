@@ -13,7 +13,7 @@
 #include "core/triage.h"
 #include "services/service.h"
 
-#define KNOWN_MAX  100000 /* conversations whose priority is remembered */
+#define KNOWN_MAX 100000 /* conversations whose priority is remembered */
 
 struct enrich {
     oh_hub *hub;
@@ -46,8 +46,8 @@ static void note_state(struct enrich *e, const struct oh_log_record *r)
 {
     if (!r->meta.subject || !json_object_get(e->known, r->meta.subject)) return;
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
-    const char *p = json_string_value(
-        json_object_get(json_object_get(oh_event_data(ev), "state"), "priority"));
+    const char *p =
+        json_string_value(json_object_get(json_object_get(oh_event_data(ev), "state"), "priority"));
     int rank = oh_triage_priority_parse(p);
     if (rank >= 0) json_object_set_new(e->known, r->meta.subject, json_integer(rank));
     json_decref(ev);
@@ -175,8 +175,7 @@ static bool fresh(struct enrich *e, const struct oh_log_record *r)
     return true;
 }
 
-static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
-                   int n)
+static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct enrich *e = state;
     (void)b;
@@ -233,11 +232,12 @@ static void stop(void *state)
 
 static bool wanted(const oh_hub *hub)
 {
-    return hub->run_enrich && oh_config_bool(hub->cfg, "triage.enabled");
+    return oh_config_bool(hub->cfg, "triage.enabled");
 }
 
 const struct oh_service oh_service_enrich = {
     .name = "enrich",
+    .role = "enrich",
     .group = OH_GROUP_ENRICH,
     .topic = OH_TOPIC_TIMELINE,
     .batch = 256,

@@ -336,17 +336,12 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     return OH_OK;
 }
 
-static bool wanted(const oh_hub *hub)
-{
-    return hub->run_kpi;
-}
-
 const struct oh_service oh_service_kpi = {
     .name = "kpi",
+    .role = "kpi",
     .group = OH_GROUP_KPI,
     .topic = OH_TOPIC_TIMELINE,
     .batch = 512,
-    .wanted = wanted,
     .init = init,
     .process = process,
     .assigned = rebalanced,

@@ -1,16 +1,14 @@
 /* registry.c - the daemon's services, in start order (they stop in
- * reverse). Each says itself which roles run it (its wanted callback). */
+ * reverse). Adding one: its name in OH_SERVICES (its file defines
+ * oh_service_<name>). Each says itself which role runs it (.role, or
+ * wanted() for the built-in roles). */
 #include "core/hub_int.h"
 #include "services/service.h"
 
-const struct oh_service *const oh_service_table[] = {
-    &oh_service_sync,
-    &oh_service_feed,
-    &oh_service_dispatch,
-    &oh_service_enrich,
-    &oh_service_bot,
-    &oh_service_router,
-    &oh_service_sla,
-    &oh_service_kpi,
-    NULL,
-};
+#define OH_SERVICES(X) X(sync) X(feed) X(dispatch) X(enrich) X(bot) X(router) X(sla) X(kpi)
+
+#define DECLARE(name) extern const struct oh_service oh_service_##name;
+#define ENTRY(name)   &oh_service_##name,
+OH_SERVICES(DECLARE)
+
+const struct oh_service *const oh_service_table[] = {OH_SERVICES(ENTRY) NULL};

@@ -363,11 +363,12 @@ static void stop(void *state)
 
 static bool wanted(const oh_hub *hub)
 {
-    return hub->run_router && hub->store && oh_config_bool(hub->cfg, "routing.enabled");
+    return hub->store && oh_config_bool(hub->cfg, "routing.enabled");
 }
 
 const struct oh_service oh_service_router = {
     .name = "router",
+    .role = "router",
     .group = NULL, /* rebuilt from the store at start, then the timeline from its end */
     .topic = OH_TOPIC_TIMELINE,
     .batch = 512,

@@ -200,7 +200,8 @@ int oh_services_start(oh_hub *hub, const struct oh_service *const *table, int in
     set->interval_ms = interval_ms > 0 ? interval_ms : 5000;
     bool grouped = false;
     for (const struct oh_service *const *s = table; *s; s++) {
-        if (!(*s)->wanted(hub)) continue;
+        if ((*s)->role && !oh_hub_runs(hub, (*s)->role)) continue;
+        if ((*s)->wanted && !(*s)->wanted(hub)) continue;
         if (set->n == MAX_SERVICES) {
             oh_errf(err, errlen, "too many services");
             return OH_EINVAL;

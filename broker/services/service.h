@@ -19,7 +19,12 @@ struct oh_service {
     const char *topic;
     const char *batch_key; /* config key of the batch size; NULL: BATCH */
     int batch;             /* the default batch size, 1..4096 */
-    /* Whether the role of HUB runs the service. */
+    /* The role that runs it (`--role NAME`, and every process of role
+     * "all"); NULL for the services of the built-in roles, which say in
+     * wanted() which of gateway, sync, dispatch they follow. */
+    const char *role;
+    /* Optional with a role: whether HUB runs the service beyond that (a key
+     * that turns it off, a store it needs). */
     bool (*wanted)(const oh_hub *hub);
     /* Optional; on the starting thread: builds the service's state in
      * *STATE (it may start threads of its own). OH_OK, or an error + ERR. */
@@ -51,16 +56,6 @@ int oh_service_commit(struct oh_service_batch *b);
 
 /* Every service of the daemon, in start order; NULL-terminated (registry.c). */
 extern const struct oh_service *const oh_service_table[];
-
-/* The built-in services (sync.c, dispatch.c, feed.c, enrich.c). */
-extern const struct oh_service oh_service_sync;
-extern const struct oh_service oh_service_dispatch;
-extern const struct oh_service oh_service_feed;
-extern const struct oh_service oh_service_enrich;
-extern const struct oh_service oh_service_bot; /* bot.c */
-extern const struct oh_service oh_service_router; /* router.c */
-extern const struct oh_service oh_service_sla;    /* sla.c */
-extern const struct oh_service oh_service_kpi; /* kpi.c */
 
 /* One running service. */
 struct oh_service_run;

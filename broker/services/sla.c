@@ -297,11 +297,12 @@ static void stop(void *state)
 
 static bool wanted(const oh_hub *hub)
 {
-    return hub->run_router && hub->store && oh_config_bool(hub->cfg, "sla.enabled");
+    return hub->store && oh_config_bool(hub->cfg, "sla.enabled");
 }
 
 const struct oh_service oh_service_sla = {
     .name = "sla",
+    .role = "router",
     .group = OH_GROUP_SLA,
     .topic = OH_TOPIC_TIMELINE,
     .batch = 512,
