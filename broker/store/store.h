@@ -10,6 +10,7 @@
 #include "core/oh.h"
 #include "core/config.h"
 #include "core/event.h"
+#include "core/contacts.h"
 
 typedef struct oh_store oh_store;
 
@@ -130,8 +131,9 @@ struct oh_conversation {
     char id[OH_ID_MAX];
     char channel[64];
     char account[256];
-    char contact_id[256];
+    char contact_id[256];   /* the channel's id of the customer */
     char contact_name[256];
+    char contact_ref[OH_ID_MAX]; /* the contact (core/contacts.h) it belongs to, "" none */
     int64_t head; /* highest seq */
     int64_t created_ms;
     int64_t updated_ms;      /* time of the last materialized event */
@@ -254,6 +256,33 @@ int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, si
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+
+/* ---- contacts (CONTRACT part 2; core/contacts.h) ---- */
+
+/* The kv namespace the contact directory lives in (shard 0 on PostgreSQL). */
+#define OH_STORE_CONTACTS_NS "omnihub.contacts"
+
+/* The contact directory over this store's kv space (OUT borrows ST). */
+void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
+
+/* Points conversation CONV at contact CONTACT (its contact_ref, which the
+ * list's contact_id filter and the conversation object use).
+ * OH_ENOTFOUND when no such conversation. */
+int oh_store_contact_ref(oh_store *st, const char *conv, const char *contact);
+
+/* Called with each message event of a conversation being erased, before
+ * its text is gone (borrowed): to drop its media from caches. */
+typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
+/* Erasure of a person's content from conversation CONV, in one
+ * transaction: every inbound and outbound message's stored event becomes a
+ * tombstone of type OH_EV_ERASED (same id, seq and time, no text, no
+ * contact, no attachments; checksummed like any event) so seq stays dense,
+ * its full-text entry is dropped, and the conversation's contact id, name
+ * and preview are cleared. SQLite then checkpoints its WAL (secure_delete
+ * zeroes freed content); PostgreSQL leaves the old row versions to VACUUM
+ * (docs/operations.md). *COUNT gets the number of events erased. */
+int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                   int64_t *count);
 
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_store_keys[];

@@ -48,6 +48,9 @@ struct oh_store_ops {
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
+    int (*contact_ref)(oh_store *st, const char *conv, const char *contact);
+    int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                 int64_t *count);
 };
 
 /* Every backend's oh_store struct starts with this. */
@@ -70,5 +73,10 @@ int oh_store_state_rank(const char *state);
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
 int oh_store_pos_parse(const char *s, int64_t *revs, int n);
 void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX]);
+
+/* The tombstone of stored event EV (parsed) at SEQ: its compact text with
+ * "seq"/"epoch" last (caller frees) and checksum; NULL when out of memory. */
+char *oh_store_tombstone(const json_t *ev, int64_t seq, const char *epoch, size_t *len,
+                         uint32_t *crc);
 
 #endif

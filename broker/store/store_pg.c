@@ -15,7 +15,7 @@
     "last_inbound_ms"
 #define CONV_COLS                                                                                  \
     CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
-                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev, contact_ref"
 
 #define STATE_COLS "status, assignee, team, priority, labels, snoozed_until_ms, episode, state_seq"
 /* a state column keeps its value unless the batch holds a conversation.updated */
@@ -906,6 +906,7 @@ static void conv_row(PGresult *r, int i, struct oh_conversation *c)
     snprintf(c->last_text, sizeof c->last_text, "%s", PQgetvalue(r, i, 20));
     c->last_ms = strtoll(PQgetvalue(r, i, 21), NULL, 10);
     c->rev = strtoll(PQgetvalue(r, i, 22), NULL, 10);
+    snprintf(c->contact_ref, sizeof c->contact_ref, "%s", PQgetvalue(r, i, 23));
 }
 
 static int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
@@ -1084,7 +1085,8 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool r
               {f->team, " AND c.team = $%d"},
               {f->priority, " AND c.priority = $%d"},
               {f->channel, " AND c.channel = $%d"},
-              {f->contact_id, " AND c.contact_id = $%d"},
+              {f->contact_id, " AND (CASE WHEN c.contact_ref <> '' THEN c.contact_ref "
+                                "ELSE c.contact_id END) = $%d"},
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
               {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
                                    "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
@@ -1145,7 +1147,7 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
         struct oh_conversation c;
         int row = at[best]++;
         conv_row(res[best], row, &c);
-        int stop = fn(opaque, &c, strtoll(PQgetvalue(res[best], row, 23), NULL, 10));
+        int stop = fn(opaque, &c, strtoll(PQgetvalue(res[best], row, 24), NULL, 10));
         if (stop) {
             rc = stop < 0 ? stop : 0;
             break;
@@ -1372,6 +1374,77 @@ static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return OH_OK;
 }
 
+static int pg_contact_ref(oh_store *st, const char *conv, const char *contact)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    const char *vals[] = {conv, contact};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(conv_pool(s, conv),
+                            "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2, vals,
+                            &r, true);
+    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0) rc = OH_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+/* The messages' rows are read, their tombstones made here, and one
+ * statement (one transaction) on the conversation's shard replaces them,
+ * drops their search rows and clears the conversation's contact and
+ * preview. Sync is the only writer of the history: nothing is sequenced
+ * in between. */
+static int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                    int64_t *count)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct oh_pg_pool *p = conv_pool(s, conv);
+    const char *vals[3] = {conv};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(p,
+                            "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
+                            "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+                            1, vals, &r, true);
+    if (rc) return rc;
+    json_t *rows = json_array();
+    for (int i = 0; rows && i < PQntuples(r); i++) {
+        int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        json_t *ev = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+        size_t len;
+        uint32_t crc;
+        if (!ev) continue;
+        if (fn) fn(opaque, ev);
+        char *text = oh_store_tombstone(ev, seq, s->epoch, &len, &crc);
+        json_decref(ev);
+        if (!text) {
+            rc = OH_ENOMEM;
+            break;
+        }
+        json_array_append_new(rows, json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)seq, "json",
+                                              text, "crc", (json_int_t)crc));
+        free(text);
+    }
+    PQclear(r);
+    char *j = rows && rc == 0 ? json_dumps(rows, JSON_COMPACT) : NULL;
+    if (rc == 0 && !j) rc = OH_ENOMEM;
+    if (rc == 0) {
+        vals[1] = j;
+        vals[2] = OH_EV_ERASED;
+        rc = oh_pg_exec_sql(
+            p,
+            "WITH u AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS u(seq bigint, json text, "
+            "crc bigint)), h AS (UPDATE history h SET type = $3, json = u.json, crc = u.crc "
+            "FROM u WHERE h.conversation_id = $1 AND h.seq = u.seq RETURNING h.seq), "
+            "d AS (DELETE FROM search WHERE conversation_id = $1 AND seq IN (SELECT seq FROM u) "
+            "RETURNING 1) UPDATE conversations SET contact_id = '', contact_name = '', "
+            "last_text = '' WHERE id = $1",
+            3, vals, &r, false);
+        if (rc == 0) PQclear(r);
+    }
+    if (rc == 0) *count = (int64_t)json_array_size(rows);
+    free(j);
+    json_decref(rows);
+    return rc;
+}
+
 const struct oh_store_ops oh_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1401,4 +1474,6 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_del = pg_kv_del,
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,
+    .contact_ref = pg_contact_ref,
+    .erase = pg_erase,
 };
