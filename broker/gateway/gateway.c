@@ -285,7 +285,7 @@ static void route(struct req *r)
         if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_api_route(r) || gw_agents_route(r)) return;
+    if (gw_api_route(r) || gw_agents_route(r) || gw_contacts_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 

@@ -252,12 +252,21 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);
 
+/* contacts_api.c: /v1/contacts...; true when it took the request.
+ * gw_contact_reply answers R with contact ID's object (a worker) and
+ * completes it. */
+bool gw_contacts_route(struct req *r);
+void gw_contact_reply(struct req *r, const char *id);
+
 /* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
  * answered once sync decided the command; gw_desk_tick (service thread,
  * each second) polls the outcomes nobody notified. Init sets the hub's
  * outcomes listener; free (after sync stopped and the work queue drained)
  * answers whoever still waits. */
 void gw_desk_patch(struct req *r, const char *conv);
+/* A contact command OP ("merge", "unmerge", "erase") on CONTACT with DATA
+ * (the checked body; taken), answered with the contact once decided. */
+void gw_desk_contact(struct req *r, const char *contact, const char *op, json_t *data);
 void gw_desk_claim(struct req *r, const char *conv);
 void gw_desk_tick(struct oh_gateway *gw);
 int gw_desk_init(struct oh_gateway *gw);

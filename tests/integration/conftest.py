@@ -105,6 +105,7 @@ class Daemon:
             "auth.jwt_secret": JWT_SECRET,
             "api.inbound_secret": INBOUND_SECRET,
             "dispatch.backoff_ms": "50",
+            "contacts.enabled": "false",
             "dispatch.backoff_max_ms": "400",
         }
         self.config.update(config or {})
