@@ -112,11 +112,11 @@ int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen)
 
 static bool normalize(struct oh_contact_ident *id, const char *region)
 {
-    if (strcmp(id->type, "phone") == 0) {
+    if (strcmp(id->type, OH_IDENT_PHONE) == 0) {
         char e[24];
         if (oh_phone_e164(id->value, region, e, sizeof e)) return false;
         snprintf(id->value, sizeof id->value, "%s", e);
-    } else if (strcmp(id->type, "email") == 0) {
+    } else if (strcmp(id->type, OH_IDENT_EMAIL) == 0) {
         const char *at = strchr(id->value, '@');
         if (!at || at == id->value || !at[1] || strchr(at + 1, '@')) return false;
         for (char *p = id->value; *p; p++)

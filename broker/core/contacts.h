@@ -22,12 +22,17 @@
 /* what an erased message's history row holds instead (seq stays dense) */
 #define OH_EV_ERASED "omnihub.message.erased"
 
+/* Identifier types of CONTRACT part 2 besides a channel's own ids (the
+ * email type is the address, whichever channel it came from). */
+#define OH_IDENT_PHONE "phone"
+#define OH_IDENT_EMAIL "email"
+
 #define OH_CONTACT_IDS_MAX   16  /* identifiers one event may bring */
 #define OH_CONTACT_VALUE_MAX 256 /* bytes of one identifier's value */
 #define OH_CONTACT_CONVS_MAX 1000 /* conversations one contact record keeps (kv 64 KiB) */
 
 struct oh_contact_ident {
-    char type[64]; /* "phone", "email" or a channel's name */
+    char type[64]; /* OH_IDENT_PHONE, OH_IDENT_EMAIL or a channel's name */
     char value[OH_CONTACT_VALUE_MAX];
     bool verified;
 };
@@ -50,7 +55,7 @@ int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_
 /* The key/value space the directory lives in; get copies into OUT
  * (OH_ENOTFOUND when absent). Keys: "c:<contact>", "v:<type>:<value>"
  * (the owner of a verified identifier), "u:<type>:<value>" (contacts
- * holding it unverified), "k:<conversation>" (its contact), "x:<command>"
+ * holding it unverified), "k:<conversation>" (its contact), "e:<command>"
  * (the event a decided command produced). */
 struct oh_contact_dir {
     void *opaque;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/crypto.h"
+#include "core/contacts.h"
 #include "gateway/gateway_int.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
@@ -405,10 +406,10 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
         /* the token's issuer vouches for these: contacts link on them */
         json_t *ids = json_array();
         if (who->email[0])
-            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", "email", "value",
+            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", OH_IDENT_EMAIL, "value",
                                                  who->email, "verified", 1));
         if (who->phone[0])
-            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", "phone", "value",
+            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", OH_IDENT_PHONE, "value",
                                                  who->phone, "verified", 1));
         json_object_set_new(json_object_get(data, "contact"), "identifiers", ids);
     }

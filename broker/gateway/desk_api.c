@@ -103,7 +103,7 @@ static void outcome_work(void *opaque)
         code = 503;
     } else if (code == 200 && d->contact) {
         count(d->op, code);
-        gw_contact_reply(r, d->conv); /* completes R */
+        r->gw->contact_reply(r, d->conv); /* completes R */
         return;
     } else if (code == 200) {
         struct oh_conversation c;

@@ -703,6 +703,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     }
     gw->read_fanout = gw_ws_read_fanout;
     gw->ws_drained = gw_ws_drained;
+    gw->contact_reply = gw_contact_reply;
     gw->ws_each_watcher = gw_ws_each_watcher;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");

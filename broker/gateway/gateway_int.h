@@ -88,6 +88,9 @@ struct oh_gateway {
     void (*read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                         int64_t seq);
     void (*ws_drained)(struct wsconn *c);
+    /* desk_api.c answers a decided contact command through this
+     * (gw_contact_reply of contacts_api.c, which sits above it) */
+    void (*contact_reply)(struct req *r, const char *id);
     /* signals.c reaches the subscriptions through this (gw_ws_each_watcher) */
     void (*ws_each_watcher)(struct oh_gateway *gw, const char *conv,
                             void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);

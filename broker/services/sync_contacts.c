@@ -140,14 +140,14 @@ static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_con
 }
 
 /* The event a decided command produced, sequenced on the contact's
- * timeline: made once (kept under "x:<command>"), so a replay forwards the
+ * timeline: made once (kept under "e:<command>"), so a replay forwards the
  * same event again. */
 static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const json_t *cmd,
                         const struct oh_contact_result *r, bool make)
 {
     char key[OH_ID_MAX + 8], *buf = malloc(65537);
     json_t *ev = NULL;
-    snprintf(key, sizeof key, "x:%s", cmd_id);
+    snprintf(key, sizeof key, "e:%s", cmd_id);
     if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
     if (ev || !make || !buf) {
         free(buf);
