@@ -174,6 +174,75 @@ int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_
     return n;
 }
 
+/* ---- one operation's writes, kept until it is done ---- */
+
+struct tx {
+    const struct oh_contact_dir *d;
+    json_t *pending; /* key -> new value, or null: deleted */
+};
+
+static int tx_get(void *o, const char *key, char *out, size_t len)
+{
+    struct tx *t = o;
+    json_t *v = json_object_get(t->pending, key);
+    if (!v) return t->d->get(t->d->opaque, key, out, len);
+    if (json_is_null(v)) return OH_ENOTFOUND;
+    if (json_string_length(v) >= len) return OH_ETOOBIG;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int tx_put(void *o, const char *key, const char *value)
+{
+    struct tx *t = o;
+    return json_object_set_new(t->pending, key, json_string(value)) ? OH_ENOMEM : 0;
+}
+
+static int tx_del(void *o, const char *key)
+{
+    struct tx *t = o;
+    return json_object_set_new(t->pending, key, json_null()) ? OH_ENOMEM : 0;
+}
+
+static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir *d)
+{
+    t->d = d;
+    t->pending = json_object();
+    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL};
+}
+
+/* Writes what the operation changed (in one go when the space can), then
+ * forgets it; RC: the operation's result (nothing is written unless 0). */
+static int tx_end(struct tx *t, int rc)
+{
+    size_t n = json_object_size(t->pending), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys), **vals = calloc(n ? n : 1, sizeof *vals);
+    const char *k;
+    json_t *v;
+    if (!keys || !vals) rc = rc ? rc : OH_ENOMEM;
+    json_object_foreach(t->pending, k, v)
+    {
+        if (!keys || !vals) break;
+        keys[i] = k;
+        vals[i++] = json_string_value(v);
+    }
+    if (rc == 0 && n) {
+        if (t->d->write) {
+            rc = t->d->write(t->d->opaque, keys, vals, n);
+        } else {
+            for (i = 0; i < n && rc == 0; i++) {
+                rc = vals[i] ? t->d->put(t->d->opaque, keys[i], vals[i])
+                             : t->d->del(t->d->opaque, keys[i]);
+                if (rc == OH_ENOTFOUND) rc = 0;
+            }
+        }
+    }
+    free(keys);
+    free(vals);
+    json_decref(t->pending);
+    return rc;
+}
+
 /* ---- records ---- */
 
 #define REC_MAX (64 * 1024 + 1)
@@ -305,9 +374,8 @@ static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
     return false;
 }
 
-int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
-                    const struct oh_contact_ident *ids, int n, const char *name,
-                    char out[OH_ID_MAX])
+static int link_conv(const struct oh_contact_dir *d, const char *conv,
+                const struct oh_contact_ident *ids, int n, const char *name, char out[OH_ID_MAX])
 {
     json_t *k = rec_get(d, "k:", conv, NULL);
     if (json_is_string(k)) {
@@ -379,6 +447,15 @@ int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
     if (rc == 0) snprintf(out, OH_ID_MAX, "%s", *str(c, "root") ? str(c, "root") : owner);
     json_decref(c);
     return rc;
+}
+
+int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
+                    const struct oh_contact_ident *ids, int n, const char *name,
+                    char out[OH_ID_MAX])
+{
+    struct tx t;
+    struct oh_contact_dir w = tx_begin(&t, d);
+    return tx_end(&t, link_conv(&w, conv, ids, n, name, out));
 }
 
 /* The conversations of every member of root R (a new array). */
@@ -710,10 +787,9 @@ static void erase(const struct oh_contact_dir *d, json_t *a, struct oh_contact_r
     out->changed = true;
 }
 
-void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
-                        struct oh_contact_result *out)
+static void command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
+                    struct oh_contact_result *out)
 {
-    memset(out, 0, sizeof *out);
     const char *op = str(cmd, "op"), *id = str(cmd, "contact_id");
     if (oh_contact_root(d, id, out->root)) { refuse(out, 404, "no such contact"); return; }
     json_t *a = contact_get(d, out->root);
@@ -727,6 +803,21 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
     else
         refuse(out, 400, "unknown contact command");
     json_decref(a);
+}
+
+void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
+                        struct oh_contact_result *out)
+{
+    struct tx t;
+    struct oh_contact_dir w = tx_begin(&t, d);
+    memset(out, 0, sizeof *out);
+    command(&w, cmd, region, out);
+    if (tx_end(&t, 0) && out->code == 200) {
+        json_decref(out->convs);
+        out->convs = NULL;
+        out->changed = false;
+        refuse(out, 503, "the directory refused the change");
+    }
 }
 
 void oh_contact_result_clear(struct oh_contact_result *out)

@@ -62,6 +62,9 @@ struct oh_contact_dir {
     int (*get)(void *opaque, const char *key, char *out, size_t outlen);
     int (*put)(void *opaque, const char *key, const char *value);
     int (*del)(void *opaque, const char *key);
+    /* optional: the N writes of one operation at once, atomically (VALUES[i]
+     * NULL: delete KEYS[i]); without it they are put and deleted in turn */
+    int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n);
 };
 
 /* Links conversation CONV, whose contact brings IDS (N of them) and NAME,

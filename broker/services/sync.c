@@ -347,7 +347,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             break;
         }
     struct contact_fwd cf = {hub, &w};
-    oh_sync_contacts_take(s->contacts, forward_contact, &cf);
+    oh_sync_contacts_take(s->contacts, true, forward_contact, &cf);
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
     oh_sync_desk_done(s->desk, true); /* the gateway answers its commands */
     if (n > 0)
@@ -377,7 +377,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
     }
 out:
-    oh_sync_contacts_take(s->contacts, discard_contact, NULL); /* not stored: kept for the replay */
+    oh_sync_contacts_take(s->contacts, false, discard_contact, NULL); /* not stored: kept for the replay */
     for (size_t i = 0; i < nitems; i++) {
         json_decref(s->items[i].event);
         free(s->items[i].json);

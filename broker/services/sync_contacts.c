@@ -18,6 +18,7 @@ struct oh_sync_contacts {
     const char *region;
     json_t *events; /* the batch's contact events to forward: [[subject, seq, text]] */
     json_t *keep;   /* strings the batch's items borrow */
+    json_t *done;   /* ids of the command outcomes the batch records */
     int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
     int64_t reported;       /* links already counted in the metrics */
 };
@@ -32,7 +33,8 @@ struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
     c->region = oh_config_str(hub->cfg, "contacts.default_region");
     c->events = json_array();
     c->keep = json_array();
-    if (!c->events || !c->keep) {
+    c->done = json_array();
+    if (!c->events || !c->keep || !c->done) {
         oh_sync_contacts_free(c);
         return NULL;
     }
@@ -44,6 +46,7 @@ void oh_sync_contacts_free(struct oh_sync_contacts *c)
     if (!c) return;
     json_decref(c->events);
     json_decref(c->keep);
+    json_decref(c->done);
     free(c);
 }
 
@@ -224,6 +227,7 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
     struct oh_store_item *it = &items[*n];
     *it = (struct oh_store_item){.src_partition = partition, .src_offset = offset};
     it->outcome_id = keep(c, json_string(id));
+    json_array_append_new(c->done, json_string(id));
     it->outcome_conv = keep(c, json_string(subject));
     struct oh_contact_result r;
     oh_contact_command(&c->dir, cmd, c->region, &r);
@@ -256,12 +260,22 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
     return 0;
 }
 
-int oh_sync_contacts_take(struct oh_sync_contacts *c, oh_sync_contacts_fn fn, void *opaque)
+int oh_sync_contacts_take(struct oh_sync_contacts *c, bool committed, oh_sync_contacts_fn fn,
+                          void *opaque)
 {
     if (!c) return 0;
     size_t i;
     json_t *e;
     int count = 0;
+    size_t nd = json_array_size(c->done);
+    if (committed && nd) { /* the gateway answers the commands now */
+        const char **ids = calloc(nd, sizeof *ids);
+        for (i = 0; ids && i < nd; i++)
+            ids[i] = json_string_value(json_array_get(c->done, i));
+        if (ids) oh_hub_outcomes(c->hub, ids, nd);
+        free(ids);
+    }
+    json_array_clear(c->done);
     json_array_foreach(c->events, i, e)
     {
         const char *text = json_string_value(json_array_get(e, 2));

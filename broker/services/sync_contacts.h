@@ -27,12 +27,13 @@ int oh_sync_contacts_link(struct oh_sync_contacts *c, const json_t *ev);
 int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *items, size_t *n,
                              json_t *ev, int32_t partition, int64_t offset);
 
-/* After the batch is committed: hands each contact event of the batch to
- * FN (the timeline and the live feed), then forgets the batch. Returns how
- * many. */
+/* After the batch: when COMMITTED, tells the hub which command outcomes
+ * exist now and hands each contact event of the batch to FN (the timeline
+ * and the live feed); then forgets the batch. Returns how many events. */
 typedef void (*oh_sync_contacts_fn)(void *opaque, const char *contact, int64_t seq,
                                     const char *type, const char *json, size_t len);
-int oh_sync_contacts_take(struct oh_sync_contacts *c, oh_sync_contacts_fn fn, void *opaque);
+int oh_sync_contacts_take(struct oh_sync_contacts *c, bool committed, oh_sync_contacts_fn fn,
+                          void *opaque);
 
 /* The thread CPU time spent linking and the conversations linked, since
  * start (the benchmark's figure). */

@@ -208,9 +208,20 @@ static int dir_del(void *st, const char *key)
     return oh_store_kv_del(st, OH_STORE_CONTACTS_NS, key);
 }
 
+static int dir_write(void *st, const char *const *keys, const char *const *values, size_t n)
+{
+    return oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
+}
+
 void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out)
 {
-    *out = (struct oh_contact_dir){st, dir_get, dir_put, dir_del};
+    *out = (struct oh_contact_dir){st, dir_get, dir_put, dir_del, dir_write};
+}
+
+int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                      const char *const *values, size_t n)
+{
+    return n ? OPS(st)->kv_write(st, ns, keys, values, n) : 0;
 }
 
 int oh_store_contact_ref(oh_store *st, const char *conv, const char *contact)

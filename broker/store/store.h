@@ -254,6 +254,9 @@ int oh_store_cursors(oh_store *st, const char *conv, const char *role, const cha
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value);
 int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
+/* The N writes of KEYS (VALUES[i] NULL: delete) in NS in one transaction. */
+int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                      const char *const *values, size_t n);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 

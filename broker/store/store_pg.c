@@ -1374,6 +1374,31 @@ static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return OH_OK;
 }
 
+/* One statement on shard 0 (the kv's), hence one transaction. */
+static int pg_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; rows && i < n; i++)
+        json_array_append_new(rows, json_pack("{s:s, s:o}", "key", keys[i], "value",
+                                              values[i] ? json_string(values[i]) : json_null()));
+    char *j = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
+    json_decref(rows);
+    if (!j) return OH_ENOMEM;
+    const char *vals[] = {ns, j};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(
+        ((struct pg_store *)st)->shards[0],
+        "WITH w AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS w(key text, value text)), "
+        "d AS (DELETE FROM kv WHERE ns = $1 AND key IN (SELECT key FROM w WHERE value IS NULL)) "
+        "INSERT INTO kv (ns, key, value) SELECT $1, key, value FROM w WHERE value IS NOT NULL "
+        "ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+        2, vals, &r, true);
+    if (rc == 0) PQclear(r);
+    free(j);
+    return rc;
+}
+
 static int pg_contact_ref(oh_store *st, const char *conv, const char *contact)
 {
     struct pg_store *s = (struct pg_store *)st;
@@ -1472,6 +1497,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_put = pg_kv_put,
     .kv_get = pg_kv_get,
     .kv_del = pg_kv_del,
+    .kv_write = pg_kv_write,
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,
     .contact_ref = pg_contact_ref,

@@ -1243,6 +1243,30 @@ static int sq_kv_del(oh_store *st, const char *ns, const char *key)
     return sq_write((struct sq_store *)st, S_KV_DEL, bind_args, &a);
 }
 
+static int sq_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct sq_args a = {values[i] ? 3 : 2, {ns, keys[i], values[i]}, {0, 0}};
+        sqlite3_stmt *q = sq_stmt(s->w, values[i] ? S_KV_PUT : S_KV_DEL);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_args(q, &a);
+        rc = sq_run(s->w, q);
+    }
+    if (rc == 0)
+        rc = sq_exec(s->w, S_COMMIT);
+    else
+        sq_exec(s->w, S_ROLLBACK);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
 struct sq_kvs {
     oh_store_kv_fn fn;
     void *opaque;
@@ -1461,6 +1485,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_put = sq_kv_put,
     .kv_get = sq_kv_get,
     .kv_del = sq_kv_del,
+    .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
     .contact_ref = sq_contact_ref,

@@ -28,7 +28,7 @@ static int mdel(void *o, const char *key)
 
 static struct oh_contact_dir mem_dir(json_t *o)
 {
-    return (struct oh_contact_dir){o, mget, mput, mdel};
+    return (struct oh_contact_dir){o, mget, mput, mdel, NULL};
 }
 
 static void e164(const char *in, const char *region, const char *want)
