@@ -250,8 +250,12 @@ static int tx_end(struct tx *t, int rc)
 static json_t *rec_get(const struct oh_contact_dir *d, const char *prefix, const char *a,
                        const char *b)
 {
-    char key[OH_CONTACT_VALUE_MAX + 80];
+    char key[OH_CONTACT_VALUE_MAX + 80], small[4096];
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
+    int rc = d->get(d->opaque, key, small, sizeof small);
+    if (rc == 0) return json_loads(small, JSON_DECODE_ANY, NULL);
+    if (rc != OH_ETOOBIG) return NULL;
+    /* a big record (many conversations or members) */
     char *buf = malloc(REC_MAX);
     json_t *v = NULL;
     if (buf && d->get(d->opaque, key, buf, REC_MAX) == 0) v = json_loads(buf, JSON_DECODE_ANY, NULL);

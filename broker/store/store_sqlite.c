@@ -59,6 +59,7 @@ enum sq_stmt {
     S_OUTCOME_PUT,
     S_OUTCOME_GET,
     S_SNOOZED_DUE,
+    S_CONTACT_REF,
     S_COUNT
 };
 
@@ -148,6 +149,7 @@ static const char *const sq_sql[S_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
     [S_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = ?1 "
                       "AND conversation_id = ?2",
+    [S_CONTACT_REF] = "UPDATE conversations SET contact_ref = ?2 WHERE id = ?1",
     [S_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
                       "AND snoozed_until_ms <= ?1 ORDER BY snoozed_until_ms LIMIT ?2",
 };
@@ -1302,26 +1304,13 @@ static int sq_contact_ref(oh_store *st, const char *conv, const char *contact)
 {
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
-    sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(s->w->db,
-                                "UPDATE conversations SET contact_ref = ?2 WHERE id = ?1 "
-                                "AND contact_ref <> ?2",
-                                -1, &q, NULL) == SQLITE_OK
-                 ? 0
-                 : OH_EIO;
-    if (rc == 0) {
+    sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
+    int rc = OH_EIO;
+    if (q) {
         bind_text(q, 1, conv);
         bind_text(q, 2, contact);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(sqlite3_errcode(s->w->db));
-    }
-    sqlite3_finalize(q);
-    if (rc == 0) {
-        sqlite3_stmt *e = NULL;
-        if (sqlite3_prepare_v2(s->w->db, sq_sql[S_CONV_EXISTS], -1, &e, NULL) == SQLITE_OK) {
-            bind_text(e, 1, conv);
-            if (sqlite3_step(e) != SQLITE_ROW) rc = OH_ENOTFOUND;
-        }
-        sqlite3_finalize(e);
+        rc = sq_run(s->w, q);
+        if (rc == 0 && sqlite3_changes(s->w->db) == 0) rc = OH_ENOTFOUND;
     }
     pthread_mutex_unlock(&s->wmu);
     return rc;
