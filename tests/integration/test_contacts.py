@@ -236,3 +236,24 @@ def test_link_merge_and_erasure_on_postgres(omnihub, pg):
     text = subprocess.run(["psql", "-Atc", "SELECT string_agg(json, '') FROM history", dsn],
                           capture_output=True, text=True, check=True).stdout
     assert "pgsecretword8812" not in text and "a third person" in text
+
+
+def test_kafka_mode_links_and_merges(omnihub):
+    """The same on the Kafka log (librdkafka's mock cluster): contact commands
+    keyed by the contact id on their own partition, conversations on theirs."""
+    d = omnihub(config={**ON, "log.backend": "kafka", "kafka.mock_brokers": "1",
+                        "kafka.partitions": "4"})
+    agent = d.agent_token()
+    web = say(d, "kf-1", "on kafka", "k1", phone="+12125550100")
+    r = d.post_inbound({"channel": "api:shop", "account": "acme",
+                        "contact": {"id": "kf-api", "identifiers": [
+                            {"type": "phone", "value": "212-555-0100", "verified": True}]},
+                        "message_id": "k1", "text": "also on kafka"})
+    assert r.status_code == 202, r.text
+    api = r.json()["conversation_id"]
+    a = wait_contact(d, web, agent)
+    assert wait_contact(d, api, agent) == a  # national spelling, default region US
+    other = say(d, "kf-2", "someone else", "k1")
+    b = wait_contact(d, other, agent)
+    r = d.request("POST", f"/v1/contacts/{a}/merge", {"other": b}, token=agent)
+    assert r.status_code == 200 and sorted(r.json()["conversations"]) == sorted([web, api, other])
