@@ -186,6 +186,7 @@ int oh_store_command_result(oh_store *st, const char *conv, const char *id, int 
  * select the conversations without one. All borrowed for the call. */
 struct oh_store_filter {
     const char *status, *assignee, *team, *priority, *label, *channel, *contact_id;
+    const char *contact_ref; /* the contact (conversations.contact_ref) */
     const char *q;            /* full text: every word in a message text or subject */
     int64_t updated_after_ms; /* 0 any */
     /* keyset: only conversations after (before_created_ms, before_id) in

@@ -1085,8 +1085,8 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool r
               {f->team, " AND c.team = $%d"},
               {f->priority, " AND c.priority = $%d"},
               {f->channel, " AND c.channel = $%d"},
-              {f->contact_id, " AND (CASE WHEN c.contact_ref <> '' THEN c.contact_ref "
-                                "ELSE c.contact_id END) = $%d"},
+              {f->contact_id, " AND c.contact_id = $%d"},
+              {f->contact_ref, " AND c.contact_ref = $%d"},
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
               {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
                                    "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},

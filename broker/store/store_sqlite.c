@@ -1050,8 +1050,8 @@ static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
               {f->team, " AND c.team = ?%d"},
               {f->priority, " AND c.priority = ?%d"},
               {f->channel, " AND c.channel = ?%d"},
-              {f->contact_id, " AND (CASE WHEN c.contact_ref <> '' THEN c.contact_ref "
-                                "ELSE c.contact_id END) = ?%d"},
+              {f->contact_id, " AND c.contact_id = ?%d"},
+              {f->contact_ref, " AND c.contact_ref = ?%d"},
               {f->label, " AND EXISTS (SELECT 1 FROM json_each(c.labels) WHERE value = ?%d)"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
         if (eq[i].v) qadd(&q, eq[i].sql, eq[i].v, 0);
