@@ -441,6 +441,8 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
         }
     }
     if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", json_string(name));
+    /* an erased person writing again: what they bring now is kept */
+    json_object_set_new(c, "erased", json_false());
     set_add(json_object_get(c, "convs"), conv, OH_CONTACT_CONVS_MAX);
     if (rc == 0) rc = contact_put(d, c);
     if (rc == 0) {

@@ -89,7 +89,9 @@ static const char pg_materialize_sql[] =
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
     " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
     " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
-    " ELSE c.contact_name END," STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") "," STATE_SET("priority") "," STATE_SET(
+    " ELSE c.contact_name END,"
+    /* erased (contacts), then written to again: the channel's id comes back */
+    " contact_id = CASE WHEN c.contact_id = '' THEN EXCLUDED.contact_id ELSE c.contact_id END," STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") "," STATE_SET("priority") "," STATE_SET(
         "labels") "," STATE_SET("snoozed_until_ms") "," STATE_SET("episode") ","
                                                                              " state_seq = CASE "
                                                                              "WHEN "

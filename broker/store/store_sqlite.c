@@ -84,6 +84,7 @@ static const char *const sq_sql[S_COUNT] = {
                       "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
                       "ELSE last_inbound_ms END, "
                       "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END, "
+                      "contact_id = CASE WHEN contact_id = '' THEN ?12 ELSE contact_id END, "
                       "rev = ?7, last_seq = CASE WHEN ?8 THEN ?2 ELSE last_seq END, "
                       "last_direction = CASE WHEN ?8 THEN ?9 ELSE last_direction END, "
                       "last_kind = CASE WHEN ?8 THEN ?10 ELSE last_kind END, "
@@ -599,6 +600,7 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
     bind_text(q, 9, f.direction);
     bind_text(q, 10, f.kind);
     sqlite3_bind_text(q, 11, preview, -1, SQLITE_TRANSIENT);
+    bind_text(q, 12, f.contact_id); /* after an erasure cleared it */
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};

@@ -193,6 +193,14 @@ def test_erasure_tombstones_dense_seq_and_no_text_in_sqlite(omnihub):
     found = d.request("GET", "/v1/conversations?q=zebraquartz7781", token=agent).json()
     assert found["conversations"] == []
     assert d.request("DELETE", f"/v1/contacts/{cid}", token=admin).status_code == 200
+    # writing again later: the conversation goes on (agents can reply), a new start
+    assert wa_post(d, text_delivery("wamid.E2", "back again")).status_code == 200
+    events = d.wait_history(wa, len(d.history(wa, token=agent)) + 1)
+    assert events[-1]["data"]["text"] == "back again"
+    conv = d.request("GET", f"/v1/conversations/{wa}", token=agent).json()
+    assert conv["contact"]["id"] == WAID and conv["contact_id"] == cid
+    # (linking runs on a conversation's first event: the contact stays erased)
+    assert contact(d, cid, agent)["identifiers"] == []
 
 
 @pytest.fixture(scope="module")

@@ -241,6 +241,16 @@ START_TEST(erase_forgets_identifiers)
     ck_assert_ptr_null(strstr(text, "ann@"));
     ck_assert_ptr_null(strstr(text, "Ann"));
     free(text);
+    /* writing again later: the same person (the id follows from the phone),
+     * no longer erased, holding only what they brought now */
+    char again[OH_ID_MAX];
+    ck_assert_int_eq(oh_contact_link(&d, "c_new", a, 1, "", again), 0);
+    ck_assert_str_eq(again, ca);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert(!json_is_true(json_object_get(got, "erased")));
+    ck_assert_int_eq(json_array_size(json_object_get(got, "identifiers")), 1);
+    json_decref(got);
     json_decref(o);
 }
 END_TEST
