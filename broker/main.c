@@ -9,6 +9,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "core/hub_int.h"
+#include "core/kbase.h"
 #include "core/auth.h"
 #include "core/conn_env.h"
 #include "core/daemon.h"
@@ -170,6 +171,8 @@ static const struct {
     {"gateway", offsetof(oh_hub, run_gateway)},
     {"sync", offsetof(oh_hub, run_sync)},
     {"dispatch", offsetof(oh_hub, run_dispatch)},
+    {"enrich", offsetof(oh_hub, run_enrich)},
+    {"bot", offsetof(oh_hub, run_bot)},
 };
 
 /* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */
@@ -294,8 +297,22 @@ int main(int argc, char **argv)
     if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
     if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
     if (oh_config_bool(hub.cfg, "store.verify_on_start")) verify_store(hub.store);
+    /* the knowledge base's indexes, rebuilt on each change (gateway/kb_api.c) */
+    if (!(hub.kb = oh_kbase_new()) || !(hub.canned = oh_kbase_new())) {
+        snprintf(err, sizeof err, "out of memory");
+        goto out;
+    }
+    if (oh_hub_kb_reload(&hub, false, err, sizeof err) ||
+        oh_hub_kb_reload(&hub, true, err, sizeof err))
+        goto out;
     /* before any connector or client can append to a log the store would skip */
-    if (hub.run_sync && oh_sync_check_log(&hub, err, sizeof err)) goto out;
+    if (hub.run_sync) {
+        char why[1000] = "";
+        if (oh_sync_check_log(&hub, why, sizeof why)) {
+            oh_errf(err, sizeof err, "sync: %s", why);
+            goto out;
+        }
+    }
     if (start_connectors(&hub, err, sizeof err)) goto out;
     /* events appended here and materialized here are parsed once */
     if (hub.run_gateway && hub.run_sync && !(hub.handoff = oh_handoff_new(16384, 64u << 20))) {
@@ -332,6 +349,8 @@ out:
     for (size_t i = 0; i < hub.nconn; i++)
         oh_conn_env_free(hub.conn[i].env);
     oh_store_close(hub.store);
+    oh_kbase_free(hub.kb);
+    oh_kbase_free(hub.canned);
     oh_config_free(hub.cfg);
     curl_global_cleanup();
     return rc;

@@ -7,7 +7,7 @@
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
-    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch"},
+    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.admin_listen", OH_CFG_STR, NULL,
@@ -37,6 +37,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
     {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
+    {"triage.enabled", OH_CFG_BOOL, "true",
+     "score every customer message (omnihub.message.enriched) and raise priorities (role enrich)"},
     {"ws.max_frame", OH_CFG_SIZE, "64k", "largest accepted WebSocket message"},
     {"ws.max_queue", OH_CFG_SIZE, "1m", "bytes queued to a client before it is closed as slow"},
     {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},
@@ -44,6 +46,20 @@ const struct oh_config_key oh_core_keys[] = {
     {"ws.idle_timeout", OH_CFG_INT, "120", "seconds without any client frame before close"},
     {"routing.capacity", OH_CFG_INT, "5",
      "open conversations an agent is assigned at most (GET /v1/agents shows it)"},
+    {"kb.max_articles", OH_CFG_INT, "50000", "knowledge-base articles kept at most (PUT of a new id: 409 above)"},
+    {"ai.llm_url", OH_CFG_STR, NULL,
+     "an OpenAI-compatible chat-completions URL (.../v1/chat/completions); unset: no LLM"},
+    {"ai.llm_model", OH_CFG_STR, NULL, "the model named in each LLM request (required with ai.llm_url)"},
+    {"ai.llm_api_key", OH_CFG_SECRET, NULL, "bearer key of the LLM endpoint (unset: none sent)"},
+    {"ai.llm_timeout_ms", OH_CFG_INT, "8000",
+     "an LLM answer later than this is dropped: the suggestions fall back to the articles"},
+    {"bot.enabled", OH_CFG_BOOL, "false",
+     "new conversations start in status bot and the bot answers from the knowledge base"},
+    {"bot.max_turns", OH_CFG_INT, "3", "bot answers in a conversation before it hands off"},
+    {"bot.min_confidence_pct", OH_CFG_INT, "70",
+     "retrieval confidence (percent) the bot needs to answer; below it asks again, then hands off"},
+    {"bot.reopen_window_s", OH_CFG_INT, "86400",
+     "a resolved conversation re-opened within this many seconds does not count as resolved by the bot"},
     {NULL, 0, NULL, NULL},
 };
 

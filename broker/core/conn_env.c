@@ -15,7 +15,17 @@
 struct oh_conn_env {
     oh_hub *hub;
     const struct oh_connector *vt;
+    /* OH_WEBHOOK_META: "<name>.verify_token", "<name>.app_secret" (borrowed
+     * from the config, NULL when unset) */
+    const char *verify_token, *app_secret;
 };
+
+static const char *own_key(const oh_hub *hub, const struct oh_connector *vt, const char *key)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", vt->name, key);
+    return hub->cfg ? oh_config_str(hub->cfg, k) : NULL;
+}
 
 struct oh_conn_env *oh_conn_env_new(oh_hub *hub, const struct oh_connector *vt)
 {
@@ -23,6 +33,10 @@ struct oh_conn_env *oh_conn_env_new(oh_hub *hub, const struct oh_connector *vt)
     if (!env) return NULL;
     env->hub = hub;
     env->vt = vt;
+    if (vt->webhook_auth == OH_WEBHOOK_META) {
+        env->verify_token = own_key(hub, vt, "verify_token");
+        env->app_secret = own_key(hub, vt, "app_secret");
+    }
     return env;
 }
 
@@ -175,14 +189,17 @@ static int verify_challenge(const char *channel, const char *ours, const struct 
     return OH_OK;
 }
 
-int oh_webhook_meta_check(const char *channel, const char *verify_token, const char *app_secret,
-                          const struct oh_http_req *req, struct oh_http_reply *reply,
-                          bool *answered, char *err, size_t errlen)
+static int meta_check(const char *channel, const char *verify_token, const char *app_secret,
+                      const struct oh_http_req *req, struct oh_http_reply *reply, bool *answered,
+                      char *err, size_t errlen)
 {
-    *answered = false;
     if (strcmp(req->method, "GET") == 0) {
         *answered = true;
         return verify_challenge(channel, verify_token, req, reply, err, errlen);
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        oh_errf(err, errlen, "method %s not allowed", req->method);
+        return OH_EINVAL;
     }
     const char *sig = req->header(req, "x-hub-signature-256");
     if (!sig || !*sig) {
@@ -190,12 +207,32 @@ int oh_webhook_meta_check(const char *channel, const char *verify_token, const c
         oh_errf(err, errlen, "X-Hub-Signature-256 is missing");
         return OH_EAUTH;
     }
-    if (!app_secret || oh_sig_check_hex(app_secret, req->body, req->body_len, "sha256=", sig)) {
+    if (!app_secret || !*app_secret ||
+        oh_sig_check_hex(app_secret, req->body, req->body_len, "sha256=", sig)) {
         rejected(channel, "signature_bad");
         oh_errf(err, errlen, "X-Hub-Signature-256 does not match the body");
         return OH_EAUTH;
     }
     return OH_OK;
+}
+
+int oh_webhook_auth(const struct oh_connector *vt, const char *verify_token, const char *app_secret,
+                    const struct oh_http_req *req, struct oh_http_reply *reply, bool *answered,
+                    char *err, size_t errlen)
+{
+    *answered = false;
+    switch (vt->webhook_auth) {
+    case OH_WEBHOOK_META:
+        return meta_check(vt->name, verify_token, app_secret, req, reply, answered, err, errlen);
+    default: return OH_OK;
+    }
+}
+
+int oh_conn_webhook_auth(const struct oh_instance *in, const struct oh_http_req *req,
+                         struct oh_http_reply *reply, bool *answered, char *err, size_t errlen)
+{
+    return oh_webhook_auth(in->vt, in->env->verify_token, in->env->app_secret, req, reply, answered,
+                           err, errlen);
 }
 
 /* ---- the customer-service window (dispatcher threads; may block) ---- */
@@ -240,4 +277,9 @@ int oh_conn_send(const struct oh_instance *in, const json_t *event, struct oh_se
         if (rc) return rc;
     }
     return in->vt->send(in->ctx, event, res);
+}
+
+int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
+{
+    return oh_query_param(req->query, name, out, outlen);
 }

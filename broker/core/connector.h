@@ -69,6 +69,19 @@ struct oh_media {
     char conversation_id[OH_ID_MAX]; /* owner check; "" if unknown */
 };
 
+/* Webhook authentication the core does for a connector (.webhook_auth). */
+enum oh_webhook_auth {
+    OH_WEBHOOK_SELF = 0, /* .webhook verifies the request itself */
+    /* Meta's platforms (the Graph webhooks): only GET and POST;
+     * a GET is the subscription check (hub.mode=subscribe, hub.verify_token
+     * equal to "<name>.verify_token", hub.challenge echoed), answered by the
+     * core and never passed on; a POST must carry X-Hub-Signature-256 =
+     * "sha256=" + hex HMAC-SHA256 of the body under "<name>.app_secret"
+     * (list that header in .headers). Rejections count in
+     * omnihub_webhook_rejected_total. */
+    OH_WEBHOOK_META,
+};
+
 struct oh_connector {
     const char *name; /* channel name, lower case; also the config prefix */
 
@@ -141,6 +154,11 @@ struct oh_connector {
     /* ---- rules several channels share, enforced by the core once
      * (broker/core/conn_env.c); a connector declares which it follows ---- */
 
+    /* Who authenticates a webhook request before .webhook runs (enum
+     * oh_webhook_auth): the connector itself (the default), or the core
+     * with the checks of a platform, under the connector's own keys. */
+    int webhook_auth;
+
     /* The customer-service window: free-form replies only within this many
      * seconds of the customer's last message, checked against the store
      * before send() (failed "outside_window", never retried); 0 none. A
@@ -195,8 +213,8 @@ typedef void (*oh_env_done_fn)(void *opaque, int err);
 /* Validates and appends EVENTS to the log (takes them; the list is left
  * empty). DONE is called exactly once unless a negative value is returned.
  * Any thread. */
-int oh_env_ingest(const struct oh_conn_env *env, struct oh_event_list *events,
-                  oh_env_done_fn done, void *opaque);
+int oh_env_ingest(const struct oh_conn_env *env, struct oh_event_list *events, oh_env_done_fn done,
+                  void *opaque);
 /* Blocking form for pollers; never on the HTTP service thread. */
 int oh_env_ingest_wait(const struct oh_conn_env *env, struct oh_event_list *events);
 
@@ -206,8 +224,8 @@ int oh_env_ingest_wait(const struct oh_conn_env *env, struct oh_event_list *even
  * or dispatcher) get answers OH_ENOTFOUND and put does nothing (OH_OK):
  * the sync service, which has the store, records the references of every
  * materialized event. CONV holds OH_ID_MAX bytes, MESSAGE_ID MSGLEN. */
-int oh_env_ref_get(const struct oh_conn_env *env, const char *account, const char *ref,
-                   char *conv, char *message_id, size_t msglen);
+int oh_env_ref_get(const struct oh_conn_env *env, const char *account, const char *ref, char *conv,
+                   char *message_id, size_t msglen);
 int oh_env_ref_put(const struct oh_conn_env *env, const char *account, const char *ref,
                    const char *conv, const char *message_id);
 /* The contact id of conversation CONV into OUT. May block. OH_ENOTFOUND
@@ -238,18 +256,6 @@ int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *
                   const char *value);
 /* True when this role has the store (the functions above can answer). */
 bool oh_env_has_store(const struct oh_conn_env *env);
-
-/* Meta's webhook checks, one implementation for every Meta platform; a
- * connector's webhook calls it first. A GET is the subscription check
- * (hub.mode=subscribe, hub.verify_token == VERIFY_TOKEN, hub.challenge
- * echoed): REPLY is filled and *ANSWERED set, or OH_EFORBIDDEN / OH_EINVAL.
- * A POST must carry X-Hub-Signature-256 = "sha256=" + hex HMAC-SHA256 of
- * the body under APP_SECRET: OH_OK, or OH_EAUTH (list the header in
- * .headers). Rejections count in omnihub_webhook_rejected_total under
- * CHANNEL. Pure apart from that counter; runs on the HTTP service thread. */
-int oh_webhook_meta_check(const char *channel, const char *verify_token, const char *app_secret,
-                          const struct oh_http_req *req, struct oh_http_reply *reply,
-                          bool *answered, char *err, size_t errlen);
 
 /* Logs under the connector's name (structured, like OH_WARN). Metrics are
  * process-wide: core/metrics.h. */

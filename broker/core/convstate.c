@@ -19,6 +19,15 @@ static bool one_of(const char *v, const char *const *set, size_t n)
     return false;
 }
 
+/* P's place in priorities[] (0 = urgent: lower is more urgent), -1 when it
+ * is none of them; a state without one counts as normal. */
+static int rank(const char *p)
+{
+    for (int i = 0; p && i < (int)OH_ARRAY_SIZE(priorities); i++)
+        if (strcmp(p, priorities[i]) == 0) return i;
+    return -1;
+}
+
 static json_t *str_or_null(const char *s)
 {
     return s && *s ? json_string(s) : json_null();
@@ -242,7 +251,9 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
             return;
         }
         next = patched(state, set);
-        out->reason = "patch";
+        /* the bot's handoff says why (services/bot.c) */
+        const char *why_given = json_string_value(json_object_get(cmd, "reason"));
+        out->reason = why_given && strncmp(why_given, "handoff:", 8) == 0 ? why_given : "patch";
     } else if (op && strcmp(op, "claim") == 0 && author && *author) {
         const char *holder = json_string_value(json_object_get(state, "assignee"));
         if (holder && strcmp(holder, author) != 0) {
@@ -255,6 +266,19 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
         next = json_deep_copy(state);
         json_object_set_new(next, "assignee", json_string(author));
         out->reason = "claim";
+    } else if (op && strcmp(op, "raise_priority") == 0) {
+        /* triage's: raises, never lowers (a lower or equal one changes nothing) */
+        int to = rank(json_string_value(json_object_get(cmd, "priority")));
+        if (to < 0) {
+            out->code = 400;
+            out->body = error_body("bad_request", "priority must be urgent|high|normal|low");
+            return;
+        }
+        int have = rank(json_string_value(json_object_get(state, "priority")));
+        next = json_deep_copy(state);
+        if (to < (have < 0 ? rank("normal") : have))
+            json_object_set_new(next, "priority", json_string(priorities[to]));
+        out->reason = "triage";
     } else if (op && strcmp(op, "wake") == 0) {
         json_t *until = json_object_get(cmd, "until");
         next = json_deep_copy(state);

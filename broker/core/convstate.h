@@ -11,8 +11,11 @@
 /* A state command: built by the gateway (PATCH, claim) or by sync (snooze
  * wake), appended to the events topic, evaluated by sync in log order and
  * never sequenced. data: {conversation_id, channel, account, op:
- * "patch"|"claim"|"wake", set: {fields} (patch), if_match: head (optional),
- * until: ms (wake), author: {kind, id}}. */
+ * "patch"|"claim"|"wake"|"raise_priority", set: {fields} (patch), if_match:
+ * head (optional), until: ms (wake), priority (raise_priority: the state's
+ * priority becomes it when it is higher, never lower; reason "triage"),
+ * author: {kind, id}, reason: "handoff:<why>" (optional, the bot's patch:
+ * the change's reason instead of "patch")}. */
 #define OH_EV_COMMAND "omnihub.conversation.command"
 
 #define OH_LABELS_MAX   32   /* labels of one conversation */
@@ -41,7 +44,8 @@ struct oh_convstate_result {
     json_t *changes;    /* 200 and something changed: {field: new value}, owned; else NULL */
     json_t *body;       /* the answer's body to record: the new state (200) or the
                            contract's error object; owned */
-    const char *reason; /* of the conversation.updated: "patch", "claim", "snooze_expired" */
+    const char *reason; /* of the conversation.updated: "patch", "claim", "snooze_expired",
+                           "triage" */
 };
 
 /* Evaluates command CMD (the command event's data) against STATE, the

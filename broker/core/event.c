@@ -414,9 +414,11 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
     const char *type = oh_event_get_type(ev);
     /* a state command (convstate.h) carries no message: no direction, no kind */
     bool command = strcmp(type, OH_EV_COMMAND) == 0;
+    /* triage's annotation of a message (services/enrich.c): no message either */
+    bool enriched = strcmp(type, OH_EV_ENRICHED) == 0;
     bool contact_cmd = strcmp(type, OH_EV_CONTACT_COMMAND) == 0;
     if (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND) && strcmp(type, OH_EV_STATUS) &&
-        !command && !contact_cmd) {
+        !command && !enriched && !contact_cmd) {
         oh_errf(err, errlen, "unknown event type \"%s\"", type);
         return OH_EINVAL;
     }
@@ -425,8 +427,6 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
         oh_errf(err, errlen, "event lacks a data object");
         return OH_EINVAL;
     }
-    static const char *fields[] = {"conversation_id", "channel", "account", "direction", "kind"};
-    static const char *cmd_fields[] = {"conversation_id", "channel", "account", "op"};
     if (contact_cmd) { /* core/contacts.h: the contact's id is the subject */
         const char *cid = json_string_value(json_object_get(data, "contact_id"));
         const char *subject = oh_event_subject(ev);
@@ -437,14 +437,20 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
         }
         return 0;
     }
-    if (command) {
-        for (size_t i = 0; i < OH_ARRAY_SIZE(cmd_fields); i++)
-            if (!json_string_value(json_object_get(data, cmd_fields[i]))) {
-                oh_errf(err, errlen, "command data lacks \"%s\"", cmd_fields[i]);
+    static const char *fields[] = {"conversation_id", "channel", "account", "direction", "kind"};
+    static const char *cmd_fields[] = {"conversation_id", "channel", "account", "op"};
+    static const char *enr_fields[] = {"conversation_id", "channel", "account",
+                                       "message_event_id"};
+    if (command || enriched) {
+        const char **f = command ? cmd_fields : enr_fields;
+        for (size_t i = 0; i < 4; i++)
+            if (!json_string_value(json_object_get(data, f[i]))) {
+                oh_errf(err, errlen, "%s data lacks \"%s\"", command ? "command" : "enriched",
+                        f[i]);
                 return OH_EINVAL;
             }
     }
-    for (size_t i = 0; !command && i < OH_ARRAY_SIZE(fields); i++)
+    for (size_t i = 0; !command && !enriched && i < OH_ARRAY_SIZE(fields); i++)
         if (!json_string_value(json_object_get(data, fields[i]))) {
             oh_errf(err, errlen, "event data lacks \"%s\"", fields[i]);
             return OH_EINVAL;

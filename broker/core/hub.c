@@ -1,5 +1,6 @@
 /* hub.c - ingestion: validates normalized events and appends them to the
- * events topic, reporting back once every one of them is durable. */
+ * events topic, reporting back once every one of them is durable; and the
+ * rebuild of the knowledge base's indexes from the store. */
 #include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "core/json_dump.h"
 #include "core/hub_int.h"
 #include "core/metrics.h"
+#include "core/kbase.h"
 
 /* One ingest call: completes when its last append completes. */
 struct batch {
@@ -138,4 +140,93 @@ void oh_hub_feed(oh_hub *hub, const char *conv, int64_t seq, const char *json, s
 void oh_hub_outcomes(oh_hub *hub, const char *const *ids, size_t n)
 {
     if (hub->outcomes) hub->outcomes(hub->outcomes_opaque, ids, n);
+}
+
+/* ---- the knowledge base's indexes ---- */
+
+struct kb_rows {
+    struct oh_kb_article *arts;
+    json_t *keep; /* owns the strings the articles borrow */
+    size_t n, cap;
+    int rc;
+};
+
+static int kb_add(struct kb_rows *l, const char *id, const char *title, const char *body,
+                  const char *locale, const char *tags_json)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct oh_kb_article *a = realloc(l->arts, cap * sizeof *a);
+        if (!a) return OH_ENOMEM;
+        l->arts = a;
+        l->cap = cap;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "title", title ? title : "", "body",
+                          body ? body : "", "locale", locale && *locale ? locale : "en");
+    json_t *tags = tags_json ? json_loads(tags_json, 0, NULL) : NULL;
+    if (!o) {
+        json_decref(tags);
+        return OH_ENOMEM;
+    }
+    json_array_append_new(l->keep, o);
+    struct oh_kb_article *a = &l->arts[l->n++];
+    *a = (struct oh_kb_article){
+        .id = json_string_value(json_object_get(o, "id")),
+        .title = json_string_value(json_object_get(o, "title")),
+        .body = json_string_value(json_object_get(o, "body")),
+        .locale = json_string_value(json_object_get(o, "locale")),
+    };
+    size_t nt = json_is_array(tags) ? json_array_size(tags) : 0;
+    if (nt) {
+        const char **t = calloc(nt, sizeof *t);
+        json_t *arr = json_array(); /* the strings' owner, kept with the row */
+        for (size_t i = 0; t && arr && i < nt; i++)
+            if (json_is_string(json_array_get(tags, i))) {
+                json_array_append(arr, json_array_get(tags, i));
+                t[a->ntags++] = json_string_value(json_array_get(tags, i));
+            }
+        json_object_set_new(o, "tags", arr ? arr : json_array());
+        a->tags = t; /* freed by oh_hub_kb_reload */
+    }
+    json_decref(tags);
+    return 0;
+}
+
+static int kb_article_row(void *opaque, const struct oh_store_article *a)
+{
+    struct kb_rows *l = opaque;
+    return kb_add(l, a->id, a->title, a->body, a->locale, a->tags);
+}
+
+static int kb_canned_row(void *opaque, const char *key, const char *value)
+{
+    struct kb_rows *l = opaque;
+    json_t *o = json_loads(value, 0, NULL);
+    int rc = kb_add(l, key, json_string_value(json_object_get(o, "title")),
+                    json_string_value(json_object_get(o, "text")),
+                    json_string_value(json_object_get(o, "locale")), NULL);
+    json_decref(o);
+    return rc;
+}
+
+int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen)
+{
+    struct oh_kbase *target = canned ? hub->canned : hub->kb;
+    if (!target || !hub->store) return OH_OK;
+    uint64_t gen = oh_kbase_next_gen(target);
+    struct kb_rows l = {.keep = json_array()};
+    int rc = !l.keep  ? OH_ENOMEM
+             : canned ? oh_store_kv_scan(hub->store, OH_CANNED_NS, kb_canned_row, &l)
+                      : oh_store_articles(hub->store, kb_article_row, &l);
+    oh_kb *index = NULL;
+    if (rc == OH_OK && l.n > 0 && !(index = oh_kb_new(l.arts, l.n, err, errlen)))
+        rc = OH_ENOMEM;
+    else if (rc)
+        oh_errf(err, errlen, "store: %s", oh_strerror(rc));
+    if (rc == OH_OK) oh_kbase_swap(target, index, gen);
+    for (size_t i = 0; i < l.n; i++)
+        free((void *)l.arts[i].tags);
+    free(l.arts);
+    json_decref(l.keep);
+    return rc;
 }

@@ -21,6 +21,7 @@ typedef void (*oh_feed_fn)(void *opaque, const char *conv, int64_t seq, const ch
 
 struct oh_sync;
 struct oh_gateway;
+struct oh_kbase;
 
 struct oh_hub {
     oh_config *cfg;
@@ -29,6 +30,8 @@ struct oh_hub {
     struct oh_instance conn[32];
     size_t nconn;
     bool run_gateway, run_sync, run_dispatch;
+    bool run_enrich; /* triage (services/enrich.c) */
+    bool run_bot;    /* the bot (services/bot.c) */
     oh_feed_fn feed;
     void *feed_opaque;
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
@@ -41,8 +44,21 @@ struct oh_hub {
      * each batch); runs on sync's thread: must not block */
     void (*outcomes)(void *opaque, const char *const *ids, size_t n);
     void *outcomes_opaque;
+    /* the knowledge base's articles and the canned responses, each an
+     * index rebuilt from the store (oh_hub_kb_reload); NULL without a store */
+    struct oh_kbase *kb, *canned;
     atomic_bool stopping;
 };
+
+/* Rebuilds the index of the articles (CANNED false) or of the canned
+ * responses (true) from the store and swaps it in (core/kbase.h). Any
+ * thread but the HTTP service thread (it reads the store). 0, or an error
+ * with ERR. */
+int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen);
+
+/* The kv namespace of the canned responses: key = id, value = JSON
+ * {id, title, text, updated_at}. */
+#define OH_CANNED_NS "canned"
 
 /* The instance serving CHANNEL ("<name>:<sub-channel>" is served by
  * "<name>"); NULL when no enabled connector serves it. */

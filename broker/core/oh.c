@@ -106,3 +106,34 @@ void oh_errf(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
 }
+
+static int hex(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+int oh_query_param(const char *q, const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, n) != 0 || p[n] != '=') continue;
+        size_t o = 0;
+        for (const char *v = p + n + 1; *v && *v != '&'; v++) {
+            char c = *v;
+            if (c == '+')
+                c = ' ';
+            else if (c == '%' && hex(v[1]) >= 0 && hex(v[2]) >= 0) {
+                c = (char)(hex(v[1]) << 4 | hex(v[2]));
+                v += 2;
+            }
+            if (o + 1 >= len) return OH_ETOOBIG;
+            out[o++] = c;
+        }
+        out[o] = '\0';
+        return OH_OK;
+    }
+    return OH_ENOTFOUND;
+}

@@ -44,6 +44,11 @@ void oh_slog_set_level(enum oh_level lvl);
 
 #define OH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Copies the URL-decoded value of NAME in query Q ("a=b&c=d", NULL or "" for
+ * none) into OUT: OH_OK, OH_ENOTFOUND when absent, OH_ETOOBIG when it does
+ * not fit. Pure. */
+int oh_query_param(const char *q, const char *name, char *out, size_t len);
+
 /* Milliseconds since the epoch / a monotonic clock. */
 int64_t oh_now_ms(void);
 int64_t oh_mono_ms(void);

@@ -334,6 +334,22 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
         oh_errf(err, errlen, "only agents write private notes");
         return 403;
     }
+    /* the suggestion the reply was made from (suggest_api.c), recorded so
+     * that acceptance can be counted */
+    const json_t *sugg = json_object_get(body, "suggestion");
+    if (sugg && !agent) {
+        oh_errf(err, errlen, "only agents use suggestions");
+        return 403;
+    }
+    if (sugg) {
+        const char *src = json_string_value(json_object_get(sugg, "source"));
+        if (!json_is_object(sugg) || json_object_size(sugg) != 2 ||
+            !short_string(json_object_get(sugg, "id"), 128) || !src ||
+            (strcmp(src, "kb") && strcmp(src, "llm") && strcmp(src, "canned"))) {
+            oh_errf(err, errlen, "suggestion must be {id, source: kb|llm|canned}");
+            return 400;
+        }
+    }
     if (json_is_true(internal) && tmpl) {
         oh_errf(err, errlen, "a private note carries no template");
         return 400;
@@ -418,6 +434,7 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);
     json_object_set_new(data, "client_msg_id", json_string(key));
     if (json_is_true(internal)) json_object_set_new(data, "internal", json_true());
+    if (sugg) json_object_set(data, "suggestion", (json_t *)sugg);
     json_decref(att);
     *out = oh_event_new(agent ? OH_EV_OUTBOUND : OH_EV_INBOUND, id, 0, data);
     if (!*out) {

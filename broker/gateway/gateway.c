@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include "core/conn_env.h"
 #include "core/json_dump.h"
 #include "gateway/gateway_int.h"
 #include "gateway/ws_int.h"
@@ -80,7 +81,10 @@ static void webhook(struct req *r, struct oh_instance *in)
     struct oh_http_reply reply = {0};
     char err[512] = "";
     snprintf(r->channel, sizeof r->channel, "%s", in->vt->name);
-    int rc = in->vt->webhook(in->ctx, &hr, &events, &reply, err, sizeof err);
+    bool answered;
+    int rc = oh_conn_webhook_auth(in, &hr, &reply, &answered, err, sizeof err);
+    if (rc == OH_OK && !answered)
+        rc = in->vt->webhook(in->ctx, &hr, &events, &reply, err, sizeof err);
     char lab[128];
     if (rc) {
         oh_event_list_clear(&events);
@@ -285,7 +289,7 @@ static void route(struct req *r)
         if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_api_route(r) || gw_agents_route(r) || gw_contacts_route(r)) return;
+    if (gw_kb_route(r) || gw_api_route(r) || gw_agents_route(r) || gw_contacts_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 
@@ -340,7 +344,7 @@ static void capture_headers(struct req *r, struct lws *wsi)
 static void capture_query(struct req *r, struct lws *wsi)
 {
     size_t o = 0;
-    char frag[2048];
+    char frag[GW_HEAD_MAX];
     for (int i = 0; i < 64; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0) break;
@@ -598,7 +602,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
     if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_websocket(wsi); /* frames from now on */
     if ((reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
-         reason == LWS_CALLBACK_RECEIVE_PONG) && gw_guard_unmasked(wsi)) {
+         reason == LWS_CALLBACK_RECEIVE_PONG) &&
+        gw_guard_unmasked(wsi)) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked frame", 14);
         return -1;
     }
@@ -728,6 +733,10 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         oh_gateway_free(gw);
         return NULL;
     }
+    if (gw_kb_init(gw, err, errlen) != OH_OK) {
+        oh_gateway_free(gw);
+        return NULL;
+    }
     /* lws's default loop poll()s every descriptor on each turn, which with
      * 10k WebSocket clients costs more than the work; libev waits with
      * epoll. Our own ("foreign") loop, so that oh_gateway_run() can leave
@@ -815,6 +824,7 @@ void oh_gateway_drain(struct oh_gateway *gw)
     if (!gw) return;
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
+    gw_kb_drain(gw); /* then the LLM calls that work queued */
 }
 
 void oh_gateway_free(struct oh_gateway *gw)
@@ -824,7 +834,9 @@ void oh_gateway_free(struct oh_gateway *gw)
     if (gw->hub->presence == gw->presence) gw->hub->presence = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
+    gw_kb_drain(gw);
     gw_desk_free(gw);
+    gw_kb_free(gw);
     if (gw->ctx) {
         lws_sul_cancel(&tick_sul);
         drain_done(gw);

@@ -41,7 +41,7 @@ struct req {
     struct req *next_done; /* completion list */
     char method[8];
     char path[512];
-    char query[2048];
+    char query[GW_HEAD_MAX]; /* the whole request line fits (kb search questions) */
     const char *hdr_name[GW_MAX_HDRS];
     char *hdr_val[GW_MAX_HDRS];
     int nhdr;
@@ -116,6 +116,9 @@ struct oh_gateway {
     size_t ws_max_frame, ws_max_queue;
     int ws_rate, ws_ping, ws_idle;
     struct gw_desk *desk; /* desk_api.c: requests waiting for a command's outcome */
+    struct gw_kb *kb;     /* kb_api.c: index rebuilds */
+    oh_workq *ai;         /* suggest_api.c: LLM calls (ai.llm_url), NULL without */
+    atomic_int ai_pending; /* LLM calls queued or running */
     /* http.rate_limit and http.rate_limit_token buckets; NULL = off */
     struct oh_ratelimit *rl_ip, *rl_token;
     /* signals.c: the agents known here and their presence (also
@@ -251,6 +254,14 @@ json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char *
  * agents watching CONV (subscribed to it or to "*") are told. */
 void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                     int64_t seq);
+
+/* kb_api.c: /v1/kb/..., /v1/canned..., /v1/conversations/{id}/suggestions,
+ * /v1/reports/bot; true when it took the request. Init/drain/free as the
+ * desk's (free after the work queue drained). */
+bool gw_kb_route(struct req *r);
+int gw_kb_init(struct oh_gateway *gw, char *err, size_t errlen);
+void gw_kb_drain(struct oh_gateway *gw);
+void gw_kb_free(struct oh_gateway *gw);
 
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);

@@ -120,46 +120,9 @@ const char *gw_header(const struct req *r, const char *lname)
     return NULL;
 }
 
-static int hex(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Finds NAME in an a=b&c=d string and URL-decodes its value. */
-static int query_find(const char *q, const char *name, char *out, size_t len)
-{
-    size_t n = strlen(name);
-    for (const char *p = q; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, n) != 0 || p[n] != '=') continue;
-        size_t o = 0;
-        for (const char *v = p + n + 1; *v && *v != '&'; v++) {
-            char c = *v;
-            if (c == '+')
-                c = ' ';
-            else if (c == '%' && hex(v[1]) >= 0 && hex(v[2]) >= 0) {
-                c = (char)(hex(v[1]) << 4 | hex(v[2]));
-                v += 2;
-            }
-            if (o + 1 >= len) return OH_ETOOBIG;
-            out[o++] = c;
-        }
-        out[o] = '\0';
-        return OH_OK;
-    }
-    return OH_ENOTFOUND;
-}
-
 bool gw_query(const struct req *r, const char *name, char *out, size_t len)
 {
-    return query_find(r->query, name, out, len) == OH_OK;
-}
-
-int oh_http_query_param(const struct oh_http_req *req, const char *name, char *out, size_t outlen)
-{
-    return query_find(req->query, name, out, outlen);
+    return oh_query_param(r->query, name, out, len) == OH_OK;
 }
 
 bool gw_authenticate(struct req *r)

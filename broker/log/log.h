@@ -13,6 +13,7 @@
 
 #define OH_GROUP_SYNC     "omnihub-sync"
 #define OH_GROUP_DISPATCH "omnihub-dispatch"
+#define OH_GROUP_ENRICH   "omnihub-enrich" /* triage (services/enrich.c) */
 
 typedef struct oh_log oh_log;
 typedef struct oh_log_consumer oh_log_consumer;

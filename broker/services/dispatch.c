@@ -188,7 +188,7 @@ bool oh_dispatch_wants(const struct oh_log_record *r)
 {
     if (r->meta.type)
         return strcmp(r->meta.type, OH_EV_OUTBOUND) == 0 && r->meta.author &&
-               strcmp(r->meta.author, "agent") == 0;
+               (strcmp(r->meta.author, "agent") == 0 || strcmp(r->meta.author, "bot") == 0);
     /* written before records had metadata: the body decides (consider) */
     static const char outbound[] = "\"" OH_EV_OUTBOUND "\"";
     return memmem(r->value, r->len, outbound, sizeof outbound - 1) != NULL;
@@ -207,10 +207,10 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     const char *author = ev ? json_string_value(json_object_get(
                                   json_object_get(oh_event_data(ev), "author"), "kind"))
                             : NULL;
-    /* only agents' replies go out; echoes of what a platform sent are
+    /* only agents' (and the bot's) replies go out; echoes of what a platform sent are
      * history, and a private note (data.internal) never leaves the desk */
     if (!type || strcmp(type, OH_EV_OUTBOUND) != 0 || !in || !in->vt->send || !author ||
-        strcmp(author, "agent") != 0 ||
+        (strcmp(author, "agent") != 0 && strcmp(author, "bot") != 0) ||
         json_is_true(json_object_get(oh_event_data(ev), "internal"))) {
         json_decref(ev);
         return true;

@@ -7,5 +7,7 @@ const struct oh_service *const oh_service_table[] = {
     &oh_service_sync,
     &oh_service_feed,
     &oh_service_dispatch,
+    &oh_service_enrich,
+    &oh_service_bot,
     NULL,
 };

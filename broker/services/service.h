@@ -1,8 +1,8 @@
 /* service.h - a service is a consumer of the stream: one loop polls its
  * topic as a group in batches, hands each batch to the service, and commits
- * the group's position once the batch's effects are durable. Sync, dispatch
- * and the gateway's live feed are services; so will routing, triage, KPIs
- * and the bot be. Adding one: its file here and a line in registry.c. */
+ * the group's position once the batch's effects are durable. Sync, dispatch,
+ * the gateway's live feed and triage (enrich) are services; so will routing,
+ * KPIs and the bot be. Adding one: its file here and a line in registry.c. */
 #ifndef OH_SERVICE_H
 #define OH_SERVICE_H
 
@@ -52,10 +52,12 @@ int oh_service_commit(struct oh_service_batch *b);
 /* Every service of the daemon, in start order; NULL-terminated (registry.c). */
 extern const struct oh_service *const oh_service_table[];
 
-/* The built-in services (sync.c, dispatch.c, feed.c). */
+/* The built-in services (sync.c, dispatch.c, feed.c, enrich.c). */
 extern const struct oh_service oh_service_sync;
 extern const struct oh_service oh_service_dispatch;
 extern const struct oh_service oh_service_feed;
+extern const struct oh_service oh_service_enrich;
+extern const struct oh_service oh_service_bot; /* bot.c */
 
 /* One running service. */
 struct oh_service_run;

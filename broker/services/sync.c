@@ -424,12 +424,12 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
     struct oh_log_lag lag[MAX_PARTS];
     int rc = oh_log_identity(hub->log, have, sizeof have);
     if (rc) {
-        oh_errf(err, errlen, "sync: cannot tell which log this is: %s", oh_strerror(rc));
+        oh_errf(err, errlen, "cannot tell which log this is: %s", oh_strerror(rc));
         return rc;
     }
     rc = oh_store_kv_get(hub->store, LOG_NS, LOG_KEY, want, sizeof want);
     if (rc && rc != OH_ENOTFOUND) {
-        oh_errf(err, errlen, "sync: cannot read which log the store consumed: %s", oh_strerror(rc));
+        oh_errf(err, errlen, "cannot read which log the store consumed: %s", oh_strerror(rc));
         return rc;
     }
     /* The first partition whose stored position lies beyond the log's end,
@@ -450,14 +450,14 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
             rc = oh_store_position_get(hub->store, OH_GROUP_SYNC, OH_TOPIC_EVENTS, p, &next[p],
                                        &published);
             if (rc) {
-                oh_errf(err, errlen, "sync: cannot read the stored positions: %s", oh_strerror(rc));
+                oh_errf(err, errlen, "cannot read the stored positions: %s", oh_strerror(rc));
                 return rc;
             }
         }
         n = oh_log_lag(hub->log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, lag, MAX_PARTS);
         if (n < 0 || np < 0) {
             rc = n < 0 ? n : np;
-            oh_errf(err, errlen, "sync: cannot read the end of the log: %s", oh_strerror(rc));
+            oh_errf(err, errlen, "cannot read the end of the log: %s", oh_strerror(rc));
             return rc;
         }
         behind = -1;
@@ -479,7 +479,7 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
         if (strcmp(want, have) != 0) {
             rc = oh_store_kv_put(hub->store, LOG_NS, LOG_KEY, have);
             if (rc) {
-                oh_errf(err, errlen, "sync: cannot record which log the store consumes: %s",
+                oh_errf(err, errlen, "cannot record which log the store consumes: %s",
                         oh_strerror(rc));
                 return rc;
             }
@@ -501,7 +501,7 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
                  (long long)behind_next);
     if (!oh_config_bool(hub->cfg, "sync.adopt_log")) {
         oh_errf(err, errlen,
-                "sync: %s. Messages acknowledged after the store's position would be skipped, "
+                "%s. Messages acknowledged after the store's position would be skipped, "
                 "so omnihubd does not start. Restore the log the store consumed, or start once "
                 "with sync.adopt_log=true (OMNIHUB_SYNC_ADOPT_LOG=true) to consume this log %s; "
                 "see docs/operations.md",
@@ -510,7 +510,7 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
     }
     if ((rc = adopt(hub, lag, n, other)) ||
         (rc = oh_store_kv_put(hub->store, LOG_NS, LOG_KEY, have))) {
-        oh_errf(err, errlen, "sync: cannot adopt the log: %s", oh_strerror(rc));
+        oh_errf(err, errlen, "cannot adopt the log: %s", oh_strerror(rc));
         return rc;
     }
     OH_WARN("sync", "%s; sync.adopt_log: consuming it %s", what,

@@ -106,6 +106,7 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
         /* with contacts on, the contact is known once the conversation is stored */
         if (oh_config_bool(d->hub->cfg, "contacts.enabled")) cid = NULL;
         json_object_set_new(e, "state", oh_convstate_new(cid ? cid : ""));
+        json_object_set_new(e, "fresh", json_true()); /* the store has not seen it */
         json_object_set_new(e, "head", json_integer(0));
         json_object_set_new(e, "channel", json_string(ch ? ch : ""));
         json_object_set_new(e, "account", json_string(acct ? acct : ""));
@@ -234,6 +235,28 @@ static int command(struct oh_sync_desk *d, struct oh_store_item *items, size_t *
     return 0;
 }
 
+/* A conversation an inbound message creates while the bot is enabled
+ * starts in status bot (CONTRACT part 2): a conversation.updated after the
+ * message, its id from the message's. */
+static int bot_start(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *e,
+                     json_t *ev, int32_t partition, int64_t offset)
+{
+    const char *id = oh_event_get_id(ev), *conv = oh_event_subject(ev);
+    json_t *state = json_object_get(e, "state");
+    json_object_set_new(state, "status", json_string("bot"));
+    count_new(e, 1); /* the message */
+    json_t *author = json_pack("{s:s, s:s}", "kind", "system", "id", "sync");
+    json_t *up =
+        updated(id, "botstart", conv, e, json_pack("{s:s}", "status", "bot"), "bot", author);
+    json_decref(author);
+    if (up) {
+        items[(*n)++] = (struct oh_store_item){
+            .event = up, .src_partition = partition, .src_offset = offset, .want_text = true};
+        count_new(e, 1);
+    }
+    return 0;
+}
+
 int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *ev,
                      int32_t partition, int64_t offset)
 {
@@ -262,6 +285,11 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     int rc = load(d, e, conv, ev);
     if (rc) return rc;
     json_t *state = json_object_get(e, "state");
+    if (json_is_true(json_object_get(e, "fresh"))) {
+        json_object_del(e, "fresh");
+        if (oh_config_bool(d->hub->cfg, "bot.enabled"))
+            return bot_start(d, items, n, e, ev, partition, offset);
+    }
     const char *st = json_string_value(json_object_get(state, "status"));
     if (!st || (strcmp(st, "pending") && strcmp(st, "snoozed") && strcmp(st, "resolved"))) {
         json_array_append_new(json_object_get(e, "ids"), json_string(id));

@@ -292,6 +292,26 @@ int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaq
     return OPS(st)->kv_scan(st, ns, fn, opaque);
 }
 
+int oh_store_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version)
+{
+    return OPS(st)->article_put(st, a, version);
+}
+
+int oh_store_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque)
+{
+    return OPS(st)->article_get(st, id, fn, opaque);
+}
+
+int oh_store_article_del(oh_store *st, const char *id)
+{
+    return OPS(st)->article_del(st, id);
+}
+
+int oh_store_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
+{
+    return OPS(st)->articles(st, fn, opaque);
+}
+
 int oh_store_state_rank(const char *state)
 {
     static const char *const order[] = {"sent", "failed", "delivered", "read"};

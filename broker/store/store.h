@@ -288,6 +288,27 @@ typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
 int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                    int64_t *count);
 
+/* ---- knowledge-base articles (CONTRACT part 2) ---- */
+
+/* One stored article; strings borrowed for the callback. */
+struct oh_store_article {
+    const char *id, *title, *body;
+    const char *locale; /* BCP 47 */
+    const char *tags;   /* JSON array of strings */
+    int64_t version;    /* 1, 2, ...: one more each put */
+    int64_t updated_ms;
+};
+typedef int (*oh_store_article_fn)(void *opaque, const struct oh_store_article *a);
+/* Creates article A->id (version 1) or replaces it (version + 1); A's
+ * version is ignored, *VERSION receives the stored one. */
+int oh_store_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version);
+/* Calls FN once with article ID; OH_ENOTFOUND when there is none. */
+int oh_store_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
+/* OH_ENOTFOUND when there was no article ID. */
+int oh_store_article_del(oh_store *st, const char *id);
+/* Calls FN with every article, by id; FN returning non-zero stops. */
+int oh_store_articles(oh_store *st, oh_store_article_fn fn, void *opaque);
+
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_store_keys[];
 

@@ -53,6 +53,10 @@ struct oh_store_ops {
     int (*contact_ref)(oh_store *st, const char *conv, const char *contact);
     int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                  int64_t *count);
+    int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);
+    int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
+    int (*article_del)(oh_store *st, const char *id);
+    int (*articles)(oh_store *st, oh_store_article_fn fn, void *opaque);
 };
 
 /* Every backend's oh_store struct starts with this. */

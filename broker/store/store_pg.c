@@ -319,6 +319,16 @@ const char *const oh_pg_sql[P_COUNT] = {
                      "DO UPDATE SET seq = EXCLUDED.seq WHERE EXCLUDED.seq > k.seq",
     [P_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = $1 "
                   "AND user_id = $2 AND role IN ($3, '') GROUP BY device ORDER BY device",
+    [P_ART_PUT] = "INSERT INTO kb_articles (id, title, body, locale, tags, updated_ms, version) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO UPDATE SET "
+                  "title = excluded.title, body = excluded.body, locale = excluded.locale, "
+                  "tags = excluded.tags, updated_ms = excluded.updated_ms, "
+                  "version = kb_articles.version + 1 RETURNING version",
+    [P_ART_GET] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
+                  "WHERE id = $1",
+    [P_ART_DEL] = "DELETE FROM kb_articles WHERE id = $1 RETURNING id",
+    [P_ART_ALL] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
+                  "ORDER BY id",
     [P_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) "
                  "DO UPDATE SET value = EXCLUDED.value",
     [P_KV_GET] = "SELECT value FROM kv WHERE ns = $1 AND key = $2",
@@ -1359,6 +1369,74 @@ static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     return rc;
 }
 
+/* ---- knowledge-base articles (shard 0) ---- */
+
+static int pg_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version)
+{
+    char ms[24];
+    i64s(ms, sizeof ms, a->updated_ms);
+    const char *vals[] = {a->id, a->title, a->body, a->locale, a->tags, ms};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_PUT, 6, vals, &r, true);
+    if (rc != 0) return rc;
+    if (PQntuples(r) == 1)
+        *version = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        rc = OH_EIO;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_article_rows(PGresult *r, oh_store_article_fn fn, void *opaque)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct oh_store_article a = {
+            .id = PQgetvalue(r, i, 0),
+            .title = PQgetvalue(r, i, 1),
+            .body = PQgetvalue(r, i, 2),
+            .locale = PQgetvalue(r, i, 3),
+            .tags = PQgetvalue(r, i, 4),
+            .version = strtoll(PQgetvalue(r, i, 5), NULL, 10),
+            .updated_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10),
+        };
+        int stop = fn(opaque, &a);
+        if (stop) return stop < 0 ? stop : 0;
+    }
+    return 0;
+}
+
+static int pg_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque)
+{
+    const char *vals[] = {id};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_GET, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = PQntuples(r) == 1 ? pg_article_rows(r, fn, opaque) : OH_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_article_del(oh_store *st, const char *id)
+{
+    const char *vals[] = {id};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_DEL, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
+{
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_ALL, 0, NULL, &r, true);
+    if (rc != 0) return rc;
+    rc = pg_article_rows(r, fn, opaque);
+    PQclear(r);
+    return rc;
+}
+
 /* Conversations live on their shards: the sum of every shard's count. */
 static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
 {
@@ -1504,4 +1582,8 @@ const struct oh_store_ops oh_store_pg_ops = {
     .open_assigned = pg_open_assigned,
     .contact_ref = pg_contact_ref,
     .erase = pg_erase,
+    .article_put = pg_article_put,
+    .article_get = pg_article_get,
+    .article_del = pg_article_del,
+    .articles = pg_articles,
 };

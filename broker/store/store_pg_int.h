@@ -36,6 +36,10 @@ enum pg_stmt {
     P_OPEN_ASSIGNED,
     P_SNOOZED_DUE,
     P_OUTCOME_GET,
+    P_ART_PUT,
+    P_ART_GET,
+    P_ART_DEL,
+    P_ART_ALL,
     P_COUNT
 };
 

@@ -60,6 +60,10 @@ enum sq_stmt {
     S_OUTCOME_GET,
     S_SNOOZED_DUE,
     S_CONTACT_REF,
+    S_ART_PUT,
+    S_ART_GET,
+    S_ART_DEL,
+    S_ART_ALL,
     S_COUNT
 };
 
@@ -129,6 +133,16 @@ static const char *const sq_sql[S_COUNT] = {
                      "DO UPDATE SET seq = excluded.seq WHERE excluded.seq > cursors.seq",
     [S_CURSORS] = "SELECT device, max(seq) FROM cursors WHERE conversation_id = ?1 "
                   "AND user_id = ?2 AND role IN (?3, '') GROUP BY device ORDER BY device",
+    [S_ART_PUT] = "INSERT INTO kb_articles (id, title, body, locale, tags, updated_ms, version) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT (id) DO UPDATE SET "
+                  "title = excluded.title, body = excluded.body, locale = excluded.locale, "
+                  "tags = excluded.tags, updated_ms = excluded.updated_ms, "
+                  "version = kb_articles.version + 1 RETURNING version",
+    [S_ART_GET] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
+                  "WHERE id = ?1",
+    [S_ART_DEL] = "DELETE FROM kb_articles WHERE id = ?1 RETURNING id",
+    [S_ART_ALL] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
+                  "ORDER BY id",
     [S_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) "
                  "DO UPDATE SET value = excluded.value",
     [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
@@ -1302,6 +1316,87 @@ static int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
 }
 
+/* ---- knowledge-base articles ---- */
+
+/* Runs write statement I (bound from A) for its one returned row: column 0
+ * into *OUT; OH_ENOTFOUND when it returned none. */
+static int sq_write_returning(struct sq_store *s, enum sq_stmt i, const struct sq_args *a,
+                              int64_t *out)
+{
+    pthread_mutex_lock(&s->wmu);
+    sqlite3_stmt *q = sq_stmt(s->w, i);
+    int rc = OH_EIO;
+    if (q) {
+        bind_args(q, a);
+        int r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            if (out) *out = sqlite3_column_int64(q, 0);
+            r = sqlite3_step(q); /* to the end: the change is made */
+        } else if (r == SQLITE_DONE) {
+            r = SQLITE_DONE + 1000; /* no row */
+        }
+        sqlite3_reset(q);
+        if (r == SQLITE_DONE)
+            rc = 0;
+        else if (r == SQLITE_DONE + 1000)
+            rc = OH_ENOTFOUND;
+        else {
+            OH_WARN("store", "sqlite: %s", sqlite3_errmsg(s->w->db));
+            rc = sq_err(r);
+        }
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static int sq_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version)
+{
+    struct sq_args q = {5, {a->id, a->title, a->body, a->locale, a->tags}, {a->updated_ms, 0}};
+    return sq_write_returning((struct sq_store *)st, S_ART_PUT, &q, version);
+}
+
+struct sq_arts {
+    oh_store_article_fn fn;
+    void *opaque;
+};
+
+static int row_article(sqlite3_stmt *q, void *ctx)
+{
+    struct sq_arts *l = ctx;
+    struct oh_store_article a = {
+        .id = (const char *)sqlite3_column_text(q, 0),
+        .title = (const char *)sqlite3_column_text(q, 1),
+        .body = (const char *)sqlite3_column_text(q, 2),
+        .locale = (const char *)sqlite3_column_text(q, 3),
+        .tags = (const char *)sqlite3_column_text(q, 4),
+        .version = sqlite3_column_int64(q, 5),
+        .updated_ms = sqlite3_column_int64(q, 6),
+    };
+    return l->fn(l->opaque, &a);
+}
+
+static int sq_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque)
+{
+    struct sq_arts l = {fn, opaque};
+    struct sq_args a = {1, {id}, {0, 0}};
+    int n = 0;
+    int rc = sq_read((struct sq_store *)st, S_ART_GET, &a, row_article, &l, &n);
+    return rc ? rc : n ? 0 : OH_ENOTFOUND;
+}
+
+static int sq_article_del(oh_store *st, const char *id)
+{
+    struct sq_args a = {1, {id}, {0, 0}};
+    return sq_write_returning((struct sq_store *)st, S_ART_DEL, &a, NULL);
+}
+
+static int sq_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
+{
+    struct sq_arts l = {fn, opaque};
+    struct sq_args a = {0, {NULL}, {0, 0}};
+    return sq_read((struct sq_store *)st, S_ART_ALL, &a, row_article, &l, NULL);
+}
+
 static int sq_contact_ref(oh_store *st, const char *conv, const char *contact)
 {
     struct sq_store *s = (struct sq_store *)st;
@@ -1481,4 +1576,8 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .open_assigned = sq_open_assigned,
     .contact_ref = sq_contact_ref,
     .erase = sq_erase,
+    .article_put = sq_article_put,
+    .article_get = sq_article_get,
+    .article_del = sq_article_del,
+    .articles = sq_articles,
 };

@@ -11,10 +11,14 @@
 
 #define API_MAX_FIELD 255
 
+struct api_conf {
+    char *secret;       /* api.inbound_secret */
+    char *outbound_url; /* api.outbound_url, NULL when unset */
+    int64_t timeout_ms; /* api.timeout_ms */
+};
+
 struct api_ctx {
-    char *secret;
-    char *outbound_url;
-    long timeout_ms;
+    struct api_conf conf;
 };
 
 static const struct oh_config_key api_keys[] = {
@@ -23,6 +27,13 @@ static const struct oh_config_key api_keys[] = {
     {"api.outbound_url", OH_CFG_STR, NULL, "where agents' replies on api:* are POSTed"},
     {"api.timeout_ms", OH_CFG_INT, "10000", "deadline of one outbound POST"},
     {NULL, 0, NULL, NULL},
+};
+
+static const struct oh_config_field api_map[] = {
+    OH_CFG_FIELD("api.inbound_secret", struct api_conf, secret),
+    OH_CFG_FIELD("api.outbound_url", struct api_conf, outbound_url),
+    OH_CFG_FIELD("api.timeout_ms", struct api_conf, timeout_ms),
+    {NULL, 0},
 };
 
 static const char *const api_headers[] = {"x-omnihub-signature", NULL};
@@ -170,7 +181,7 @@ static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event
         oh_errf(err, errlen, "use POST");
         return OH_EINVAL;
     }
-    if (oh_sig_check_hex(api->secret, req->body, req->body_len,
+    if (oh_sig_check_hex(api->conf.secret, req->body, req->body_len,
                          "sha256=", req->header(req, "x-omnihub-signature"))) {
         oh_errf(err, errlen, "missing or bad X-Omnihub-Signature");
         return OH_EAUTH;
@@ -193,7 +204,7 @@ static int api_webhook(void *ctx, const struct oh_http_req *req, struct oh_event
 static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
 {
     struct api_ctx *api = ctx;
-    if (!api->outbound_url) {
+    if (!api->conf.outbound_url) {
         snprintf(res->error_code, sizeof res->error_code, "not_configured");
         snprintf(res->error, sizeof res->error, "api.outbound_url is not set");
         return OH_EINVAL;
@@ -201,16 +212,16 @@ static int api_send(void *ctx, const json_t *event, struct oh_send_result *res)
     char *body = json_dumps(event, JSON_COMPACT);
     if (!body) return OH_ERETRY;
     char sig[72], sighdr[128], idem[200];
-    oh_sig_make_hex(api->secret, body, strlen(body), sig);
+    oh_sig_make_hex(api->conf.secret, body, strlen(body), sig);
     snprintf(sighdr, sizeof sighdr, "X-Omnihub-Signature: %s", sig);
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", oh_event_get_id(event));
     const char *headers[] = {sighdr, idem, NULL};
     /* the text we signed goes out as is */
-    struct oh_http_post post = {.url = api->outbound_url,
+    struct oh_http_post post = {.url = api->conf.outbound_url,
                                 .body = body,
                                 .content_type = "application/cloudevents+json",
                                 .headers = headers,
-                                .timeout_ms = api->timeout_ms,
+                                .timeout_ms = (long)api->conf.timeout_ms,
                                 .max_response = 1 << 16};
     struct oh_http_response resp;
     char why[256] = "";
@@ -239,25 +250,21 @@ static void api_destroy(void *ctx)
 {
     struct api_ctx *api = ctx;
     if (!api) return;
-    free(api->secret);
-    free(api->outbound_url);
+    oh_config_map_free(api_keys, api_map, &api->conf);
     free(api);
 }
 
-static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                    char *err, size_t errlen)
+static int api_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                    size_t errlen)
 {
     if (oh_config_require(cfg, "api.inbound_secret", "for the api channel", err, errlen))
         return OH_EINVAL;
     struct api_ctx *api = calloc(1, sizeof *api);
-    if (!api || !(api->secret = strdup(oh_config_str(cfg, "api.inbound_secret")))) {
+    if (!api || oh_config_map(cfg, api_keys, api_map, &api->conf) != OH_OK) {
         api_destroy(api);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    const char *url = oh_config_str(cfg, "api.outbound_url");
-    api->outbound_url = url ? strdup(url) : NULL;
-    api->timeout_ms = (long)oh_config_int(cfg, "api.timeout_ms");
     *ctx = api;
     return OH_OK;
 }

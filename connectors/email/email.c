@@ -27,6 +27,21 @@ static const struct oh_config_key email_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const struct oh_config_field email_map[] = {
+    OH_CFG_FIELD("email.imap_url", struct email_conf, imap_url),
+    OH_CFG_FIELD("email.mailboxes", struct email_conf, mailboxes),
+    OH_CFG_FIELD("email.smtp_url", struct email_conf, smtp_url),
+    OH_CFG_FIELD("email.username", struct email_conf, username),
+    OH_CFG_FIELD("email.password", struct email_conf, password),
+    OH_CFG_FIELD("email.address", struct email_conf, address),
+    OH_CFG_FIELD("email.from_name", struct email_conf, from_name),
+    OH_CFG_FIELD("email.poll_interval", struct email_conf, poll_interval),
+    OH_CFG_FIELD("email.max_message", struct email_conf, max_message),
+    OH_CFG_FIELD("email.tls", struct email_conf, tls),
+    OH_CFG_FIELD("email.ca_file", struct email_conf, ca_file),
+    {NULL, 0},
+};
+
 static void email_destroy(void *vctx)
 {
     struct email_ctx *c = vctx;
@@ -38,24 +53,24 @@ static void email_destroy(void *vctx)
     }
     free(c->mbox);
     free(c->imap_base);
-    free(c->smtp_url);
-    free(c->username);
-    free(c->password);
     free(c->address);
     free(c->local);
     free(c->domain);
-    free(c->from_name);
-    free(c->ca_file);
     free(c->media_dir);
+    oh_config_map_free(email_keys, email_map, &c->conf);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->thread_mu);
     pthread_cond_destroy(&c->cv);
     free(c);
 }
 
-static char *dup_or_null(const char *s)
+/* An empty string in the file means unset, as for a secret. */
+static void unset_empty(char **s)
 {
-    return s && *s ? strdup(s) : NULL;
+    if (*s && !**s) {
+        free(*s);
+        *s = NULL;
+    }
 }
 
 static int add_mailbox(struct email_ctx *c, const char *name)
@@ -105,12 +120,15 @@ static int split_imap_url(struct email_ctx *c, const char *url, char *err, size_
     return 0;
 }
 
-static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out,
-                      char *err, size_t errlen)
+static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void **out, char *err,
+                      size_t errlen)
 {
     *out = NULL;
     struct email_ctx *c = calloc(1, sizeof *c);
-    if (!c) return OH_ENOMEM;
+    if (!c) {
+        oh_errf(err, errlen, "out of memory"); /* main has no fallback: never an empty reason */
+        return OH_ENOMEM;
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->thread_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -119,7 +137,17 @@ static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void 
     if (oh_config_require(cfg, "email.address", "the email connector needs our address", err,
                           errlen) < 0)
         goto fail;
-    const char *addr = oh_config_str(cfg, "email.address");
+    struct email_conf *cf = &c->conf;
+    if ((rc = oh_config_map(cfg, email_keys, email_map, cf)) != OH_OK) {
+        oh_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    rc = OH_EINVAL;
+    /* empty strings mean unset, as they did; not imap_url: an empty one is a bad URL */
+    char **strs[] = {&cf->smtp_url, &cf->username, &cf->from_name, &cf->ca_file};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(strs); i++)
+        unset_empty(strs[i]);
+    const char *addr = cf->address;
     const char *at = strrchr(addr, '@');
     if (!at || at == addr || !at[1] || strchr(addr, ' ') || strchr(addr, '+')) {
         oh_errf(err, errlen, "email.address must be a plain local@domain address (no '+')");
@@ -130,39 +158,32 @@ static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void 
         *p = (char)tolower((unsigned char)*p);
     c->local = strndup(c->address, (size_t)(strrchr(c->address, '@') - c->address));
     c->domain = strdup(strrchr(c->address, '@') + 1);
-    c->username = dup_or_null(oh_config_str(cfg, "email.username"));
-    c->password = dup_or_null(oh_config_str(cfg, "email.password"));
-    c->from_name = dup_or_null(oh_config_str(cfg, "email.from_name"));
-    c->ca_file = dup_or_null(oh_config_str(cfg, "email.ca_file"));
-    c->smtp_url = dup_or_null(oh_config_str(cfg, "email.smtp_url"));
+    c->from_name = cf->from_name;
     oh_metrics_describe("omnihub_email_sent_total", "SMTP submissions, by result");
-    const char *imap = oh_config_str(cfg, "email.imap_url");
-    if (!imap && !c->smtp_url) {
+    if (!cf->imap_url && !cf->smtp_url) {
         oh_errf(err, errlen, "set email.imap_url and/or email.smtp_url");
         goto fail;
     }
-    if (c->smtp_url && strncasecmp(c->smtp_url, "smtp://", 7) != 0 &&
-        strncasecmp(c->smtp_url, "smtps://", 8) != 0) {
+    if (cf->smtp_url && strncasecmp(cf->smtp_url, "smtp://", 7) != 0 &&
+        strncasecmp(cf->smtp_url, "smtps://", 8) != 0) {
         oh_errf(err, errlen, "email.smtp_url must start with smtp:// or smtps://");
         goto fail;
     }
-    if (imap) {
-        if ((rc = split_imap_url(c, imap, err, errlen)) < 0) goto fail;
+    if (cf->imap_url) {
+        if ((rc = split_imap_url(c, cf->imap_url, err, errlen)) < 0) goto fail;
         rc = OH_EINVAL;
         if (oh_config_require(cfg, "email.username", "IMAP login of email.imap_url", err, errlen) <
                 0 ||
             oh_config_require(cfg, "email.password", "IMAP login of email.imap_url", err, errlen) <
                 0)
             goto fail;
-        const char *const *boxes;
-        size_t nb = oh_config_list(cfg, "email.mailboxes", &boxes);
-        for (size_t i = 0; i < nb; i++)
-            if (boxes[i][0] && add_mailbox(c, boxes[i]) < 0) {
-                oh_errf(err, errlen, "email.mailboxes: bad mailbox name \"%s\"", boxes[i]);
+        for (size_t i = 0; cf->mailboxes && cf->mailboxes[i]; i++)
+            if (cf->mailboxes[i][0] && add_mailbox(c, cf->mailboxes[i]) < 0) {
+                oh_errf(err, errlen, "email.mailboxes: bad mailbox name \"%s\"", cf->mailboxes[i]);
                 goto fail;
             }
     }
-    const char *tls = oh_config_str(cfg, "email.tls");
+    const char *tls = cf->tls;
     if (!tls || !*tls)
         c->tls = EMAIL_TLS_URL;
     else if (strcasecmp(tls, "none") == 0)
@@ -175,10 +196,14 @@ static int email_init(const struct oh_conn_env *env, const oh_config *cfg, void 
         oh_errf(err, errlen, "email.tls must be none, starttls or tls");
         goto fail;
     }
-    int64_t iv = oh_config_int(cfg, "email.poll_interval");
-    c->poll_ms = (iv > 0 ? iv : 10) * 1000;
-    int64_t mx = oh_config_int(cfg, "email.max_message");
-    c->max_message = mx > 0 ? (size_t)mx : 25u << 20;
+    if (cf->poll_interval <= 0 || cf->max_message <= 0) {
+        oh_errf(err, errlen, "email.%s must be positive",
+                cf->poll_interval <= 0 ? "poll_interval" : "max_message");
+        goto fail;
+    }
+    c->poll_ms = cf->poll_interval * 1000;
+    c->max_message = (size_t)cf->max_message;
+    /* data_dir is the hub's key, not one of email.*: outside the map */
     const char *dd = oh_config_str(cfg, "data_dir");
     size_t n = strlen(dd ? dd : ".") + 32;
     c->media_dir = malloc(n);
@@ -312,7 +337,7 @@ static void email_ready(void *vctx, json_t *details)
         json_object_set_new(boxes, c->mbox[i].name, json_string(c->mbox[i].status));
     pthread_mutex_unlock(&c->mu);
     json_object_set_new(e, "mailboxes", boxes);
-    json_object_set_new(e, "smtp", json_string(c->smtp_url ? "configured" : "disabled"));
+    json_object_set_new(e, "smtp", json_string(c->conf.smtp_url ? "configured" : "disabled"));
     json_object_set_new(details, "email", e);
 }
 

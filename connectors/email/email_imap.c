@@ -63,8 +63,8 @@ static CURL *imap_handle(struct email_ctx *c, char *errbuf)
 {
     CURL *h = curl_easy_init();
     if (!h) return NULL;
-    curl_easy_setopt(h, CURLOPT_USERNAME, c->username);
-    curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
+    curl_easy_setopt(h, CURLOPT_USERNAME, c->conf.username);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, c->conf.password);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -78,7 +78,7 @@ static CURL *imap_handle(struct email_ctx *c, char *errbuf)
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     else if (c->tls == EMAIL_TLS_NONE)
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
-    if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->conf.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->conf.ca_file);
     return h;
 }
 

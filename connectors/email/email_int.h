@@ -15,19 +15,33 @@ struct email_mailbox {
     char *status; /* "ok" | "error: ..." (malloc'd, under ctx->mu) */
 };
 
+/* The email.* keys, filled by email_map (email.c). Strings the file
+ * leaves empty are NULL. */
+struct email_conf {
+    char *imap_url;
+    char **mailboxes; /* NULL-terminated, NULL when none */
+    char *smtp_url;   /* NULL: no sending */
+    char *username, *password;
+    char *address; /* as configured; email_ctx.address is lower case */
+    char *from_name;
+    int64_t poll_interval; /* seconds */
+    int64_t max_message;   /* bytes */
+    char *tls;
+    char *ca_file;
+};
+
 struct email_ctx {
     const struct oh_conn_env *env;
+    struct email_conf conf;
+    /* derived from conf by email_init */
     char *imap_base; /* "imap://host:port" without the mailbox, NULL: no poller */
     struct email_mailbox *mbox;
     size_t nmbox;
-    char *smtp_url; /* NULL: no sending */
-    char *username, *password;
-    char *address;   /* our address, lower case */
-    char *local;     /* its local part */
-    char *domain;    /* its domain */
-    char *from_name; /* display name of outgoing mail, may be NULL */
-    char *ca_file;
-    char *media_dir; /* <data_dir>/media/email */
+    char *address;         /* our address, lower case */
+    char *local;           /* its local part */
+    char *domain;          /* its domain */
+    const char *from_name; /* display name of outgoing mail (conf's), may be NULL */
+    char *media_dir;       /* <data_dir>/media/email */
     enum email_tls tls;
     int64_t poll_ms;
     size_t max_message;

@@ -189,13 +189,13 @@ static void apply_tls(struct email_ctx *c, CURL *h)
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     else if (c->tls == EMAIL_TLS_NONE)
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
-    if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->conf.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->conf.ca_file);
 }
 
 /* "smtps://" when email.tls is "tls" and the URL says smtp://. */
 static char *smtp_url(struct email_ctx *c)
 {
-    const char *u = c->smtp_url;
+    const char *u = c->conf.smtp_url;
     if (c->tls == EMAIL_TLS_TLS && strncasecmp(u, "smtp://", 7) == 0) {
         size_t n = strlen(u) + 2;
         char *s = malloc(n);
@@ -207,7 +207,7 @@ static char *smtp_url(struct email_ctx *c)
 
 int email_smtp_send(struct email_ctx *c, const json_t *event, struct oh_send_result *res)
 {
-    if (!c->smtp_url) {
+    if (!c->conf.smtp_url) {
         snprintf(res->error_code, sizeof res->error_code, "not_configured");
         snprintf(res->error, sizeof res->error, "email.smtp_url is not set");
         return OH_EINVAL;
@@ -258,9 +258,9 @@ int email_smtp_send(struct email_ctx *c, const json_t *event, struct oh_send_res
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, last);
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    if (c->username && c->password) {
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->username);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
+    if (c->conf.username && c->conf.password) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->conf.username);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->conf.password);
     }
     apply_tls(c, h);
     CURLcode cc = curl_easy_perform(h);

@@ -15,8 +15,6 @@ static const struct oh_config_key ig_keys[] = {
 };
 
 static const struct oh_config_field ig_map[] = {
-    OH_CFG_FIELD("instagram.app_secret", struct meta_conf, app_secret),
-    OH_CFG_FIELD("instagram.verify_token", struct meta_conf, verify_token),
     OH_CFG_FIELD("instagram.access_token", struct meta_conf, access_token),
     OH_CFG_FIELD("instagram.app_id", struct meta_conf, app_id),
     OH_CFG_FIELD("instagram.api_base_url", struct meta_conf, api_base_url),
@@ -32,8 +30,8 @@ static const struct meta_channel ig_channel = {
 
 static const char *const ig_headers[] = {"x-hub-signature-256", NULL};
 
-static int ig_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                   char *err, size_t errlen)
+static int ig_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                   size_t errlen)
 {
     return meta_init(&ig_channel, env, cfg, ctx, err, errlen);
 }
@@ -54,5 +52,6 @@ const struct oh_connector oh_connector_instagram = {
     .send = meta_send,
     .media = meta_media,
     .destroy = meta_destroy,
+    .webhook_auth = OH_WEBHOOK_META,
     .reply_window_s = META_WINDOW_S,
 };

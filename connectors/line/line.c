@@ -17,34 +17,38 @@ static const struct oh_config_key line_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const struct oh_config_field line_map[] = {
+    OH_CFG_FIELD("line.channel_secret", struct line_conf, channel_secret),
+    OH_CFG_FIELD("line.access_token", struct line_conf, access_token),
+    OH_CFG_FIELD("line.api_base_url", struct line_conf, api_base_url),
+    OH_CFG_FIELD("line.api_data_base_url", struct line_conf, api_data_base_url),
+    {NULL, 0},
+};
+
 static const char *const line_headers[] = {"x-line-signature", NULL};
 
 static void line_destroy(void *opaque)
 {
     struct line_ctx *c = opaque;
     if (!c) return;
-    free(c->channel_secret);
-    free(c->access_token);
-    free(c->api_base_url);
-    free(c->api_data_base_url);
+    oh_config_map_free(line_keys, line_map, &c->conf);
     free(c->quotes);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-/* A copy of URL without trailing slashes; NULL unless it is http(s). */
-static char *base_url(const char *url)
+/* Drops URL's trailing slashes; false unless it is http(s). */
+static bool base_url(char *url)
 {
-    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) return NULL;
-    char *s = strdup(url);
-    size_t n = s ? strlen(s) : 0;
-    while (n > 0 && s[n - 1] == '/')
-        s[--n] = '\0';
-    return s;
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) return false;
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    return true;
 }
 
-static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                     char *err, size_t errlen)
+static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                     size_t errlen)
 {
     if (oh_config_require(cfg, "line.channel_secret", "to verify LINE webhook signatures", err,
                           errlen) ||
@@ -59,20 +63,15 @@ static int line_init(const struct oh_conn_env *env, const oh_config *cfg, void *
     pthread_mutex_init(&c->lock, NULL);
     c->env = env;
     c->quotes = calloc(LINE_QUOTES, sizeof *c->quotes);
-    c->channel_secret = strdup(oh_config_str(cfg, "line.channel_secret"));
-    const char *tok = oh_config_str(cfg, "line.access_token");
-    c->access_token = tok && *tok ? strdup(tok) : NULL;
-    c->api_base_url = base_url(oh_config_str(cfg, "line.api_base_url"));
-    c->api_data_base_url = base_url(oh_config_str(cfg, "line.api_data_base_url"));
-    if (!c->api_base_url || !c->api_data_base_url) {
-        line_destroy(c);
-        oh_errf(err, errlen, "line.api_base_url and line.api_data_base_url must be http(s) URLs");
-        return OH_EINVAL;
-    }
-    if (!c->channel_secret || !c->quotes || (tok && *tok && !c->access_token)) {
+    if (oh_config_map(cfg, line_keys, line_map, &c->conf) != OH_OK || !c->quotes) {
         line_destroy(c);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
+    }
+    if (!base_url(c->conf.api_base_url) || !base_url(c->conf.api_data_base_url)) {
+        line_destroy(c);
+        oh_errf(err, errlen, "line.api_base_url and line.api_data_base_url must be http(s) URLs");
+        return OH_EINVAL;
     }
     *ctx = c;
     return OH_OK;
@@ -123,7 +122,7 @@ static int line_webhook(void *opaque, const struct oh_http_req *req, struct oh_e
         oh_errf(err, errlen, "LINE delivers events with POST");
         return OH_EINVAL;
     }
-    if (oh_sig_check_b64(c->channel_secret, req->body, req->body_len, "",
+    if (oh_sig_check_b64(c->conf.channel_secret, req->body, req->body_len, "",
                          req->header(req, "x-line-signature")) != OH_OK) {
         oh_errf(err, errlen, "missing or wrong X-Line-Signature");
         return OH_EAUTH;

@@ -18,12 +18,17 @@ struct line_quote {
 };
 
 /* Instance state behind the vtable's ctx. */
+/* The line.* keys, filled by line_map (line.c). */
+struct line_conf {
+    char *channel_secret;    /* line.channel_secret */
+    char *access_token;      /* line.access_token; NULL: sending disabled */
+    char *api_base_url;      /* line.api_base_url, without a trailing slash */
+    char *api_data_base_url; /* line.api_data_base_url (message content), idem */
+};
+
 struct line_ctx {
     const struct oh_conn_env *env;
-    char *channel_secret;      /* line.channel_secret */
-    char *access_token;        /* line.access_token; NULL: sending disabled */
-    char *api_base_url;        /* line.api_base_url, without a trailing slash */
-    char *api_data_base_url;   /* line.api_data_base_url (message content) */
+    struct line_conf conf;
     pthread_mutex_t lock;      /* guards quotes */
     struct line_quote *quotes; /* ring, newest win; lost on restart */
     size_t quote_next;

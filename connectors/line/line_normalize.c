@@ -155,7 +155,7 @@ static int one_event(const struct oh_norm_ctx *nc, const char *account, const js
     const json_t *src = json_object_get(ev, "source");
     const char *contact = contact_of(src);
     if (!type) {
-        oh_errf(err, errlen, "line: event without type");
+        oh_errf(err, errlen, "event without type");
         return OH_EINVAL;
     }
     /* Channel-level events (activated, botSuspended, ...) have no chat. */
@@ -164,11 +164,11 @@ static int one_event(const struct oh_norm_ctx *nc, const char *account, const js
     bool is_msg = strcmp(type, "message") == 0;
     const char *weid = str_or(ev, "webhookEventId", NULL);
     if (is_msg && !str_or(msg, "id", NULL)) {
-        oh_errf(err, errlen, "line: message event without message.id");
+        oh_errf(err, errlen, "message event without message.id");
         return OH_EINVAL;
     }
     if (!is_msg && !weid) {
-        oh_errf(err, errlen, "line: %s event without webhookEventId", type);
+        oh_errf(err, errlen, "%s event without webhookEventId", type);
         return OH_EINVAL;
     }
     /* A message keeps its LINE id; other events are named by their webhook
@@ -222,7 +222,7 @@ int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len
     json_t *root = json_loadb((const char *)body, len, 0, &jerr);
     const json_t *events = json_object_get(root, "events");
     if (!json_is_object(root) || !json_is_array(events)) {
-        oh_errf(err, errlen, "line: body is not a webhook delivery with events[] (%s)",
+        oh_errf(err, errlen, "body is not a webhook delivery with events[] (%s)",
                 root ? "no events array" : jerr.text);
         json_decref(root);
         return OH_EINVAL;
@@ -233,12 +233,12 @@ int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len
         size_t n = json_array_size(events);
         json_decref(root);
         if (n == 0) return OH_OK;
-        oh_errf(err, errlen, "line: delivery without destination");
+        oh_errf(err, errlen, "delivery without destination");
         return OH_EINVAL;
     }
     if (account == nc->account && !oh_utf8_valid(account, strlen(account))) {
         json_decref(root);
-        oh_errf(err, errlen, "line: account is not valid UTF-8");
+        oh_errf(err, errlen, "account is not valid UTF-8");
         return OH_EINVAL;
     }
     size_t i;
@@ -247,7 +247,7 @@ int line_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len
     json_array_foreach(events, i, ev)
     {
         if (!json_is_object(ev)) {
-            oh_errf(err, errlen, "line: events[%zu] is not an object", i);
+            oh_errf(err, errlen, "events[%zu] is not an object", i);
             rc = OH_EINVAL;
         } else {
             rc = one_event(nc, account, ev, out, err, errlen);

@@ -88,7 +88,7 @@ static void explain(const char *body, size_t len, char *out, size_t outlen)
 int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
 {
     struct line_ctx *c = opaque;
-    if (!c->access_token)
+    if (!c->conf.access_token)
         return fail(res, OH_EINVAL, "not_configured", "line.access_token is not set");
     const json_t *data = oh_event_data(event);
     const char *to = json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
@@ -101,12 +101,12 @@ int line_send(void *opaque, const json_t *event, struct oh_send_result *res)
     if (!payload) return fail(res, OH_ERETRY, "internal", "out of memory");
     char url[1024], key[37], keyh[64];
     retry_key(ours ? ours : oh_event_get_id(event), key);
-    snprintf(url, sizeof url, "%s/v2/bot/message/push", c->api_base_url);
+    snprintf(url, sizeof url, "%s/v2/bot/message/push", c->conf.api_base_url);
     snprintf(keyh, sizeof keyh, "X-Line-Retry-Key: %s", key);
     const char *headers[] = {keyh, NULL};
     struct oh_http_post post = {.url = url,
                                 .json = payload,
-                                .bearer = c->access_token,
+                                .bearer = c->conf.access_token,
                                 .headers = headers,
                                 .timeout_ms = LINE_TIMEOUT_MS};
     struct oh_http_response resp;
@@ -141,7 +141,7 @@ int line_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media 
                size_t errlen)
 {
     struct line_ctx *c = opaque;
-    if (!c->access_token) {
+    if (!c->conf.access_token) {
         oh_errf(err, errlen, "line.access_token is not set");
         return OH_EUNAVAIL;
     }
@@ -151,8 +151,8 @@ int line_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media 
         return OH_EINVAL;
     }
     char url[1024], auth[1024];
-    snprintf(url, sizeof url, "%s/v2/bot/message/%s/content", c->api_data_base_url, ref);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->access_token);
+    snprintf(url, sizeof url, "%s/v2/bot/message/%s/content", c->conf.api_data_base_url, ref);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->conf.access_token);
     const char *headers[] = {auth, NULL};
     struct oh_http_request req = {.method = "GET",
                                   .url = url,
@@ -163,14 +163,14 @@ int line_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media 
     char herr[256] = "";
     int rc = oh_http_do(&req, &resp, herr, sizeof herr);
     if (rc != OH_OK) {
-        oh_errf(err, errlen, "line content: %s", herr[0] ? herr : oh_strerror(rc));
+        oh_errf(err, errlen, "content download: %s", herr[0] ? herr : oh_strerror(rc));
         oh_http_response_free(&resp);
         return rc == OH_ETOOBIG ? OH_ETOOBIG : OH_EIO;
     }
     long status = resp.status;
     if (status != 200) {
         oh_http_response_free(&resp);
-        oh_errf(err, errlen, "line content: HTTP %ld", status);
+        oh_errf(err, errlen, "content download: HTTP %ld", status);
         /* 202: a video or audio file is still being prepared */
         return status == 404 ? OH_ENOTFOUND : status == 202 ? OH_EUNAVAIL : OH_EIO;
     }

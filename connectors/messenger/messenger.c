@@ -14,8 +14,6 @@ static const struct oh_config_key ms_keys[] = {
 };
 
 static const struct oh_config_field ms_map[] = {
-    OH_CFG_FIELD("messenger.app_secret", struct meta_conf, app_secret),
-    OH_CFG_FIELD("messenger.verify_token", struct meta_conf, verify_token),
     OH_CFG_FIELD("messenger.access_token", struct meta_conf, access_token),
     OH_CFG_FIELD("messenger.app_id", struct meta_conf, app_id),
     OH_CFG_FIELD("messenger.api_base_url", struct meta_conf, api_base_url),
@@ -31,8 +29,8 @@ static const struct meta_channel ms_channel = {
 
 static const char *const ms_headers[] = {"x-hub-signature-256", NULL};
 
-static int ms_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                   char *err, size_t errlen)
+static int ms_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                   size_t errlen)
 {
     return meta_init(&ms_channel, env, cfg, ctx, err, errlen);
 }
@@ -53,5 +51,6 @@ const struct oh_connector oh_connector_messenger = {
     .send = meta_send,
     .media = meta_media,
     .destroy = meta_destroy,
+    .webhook_auth = OH_WEBHOOK_META,
     .reply_window_s = META_WINDOW_S,
 };

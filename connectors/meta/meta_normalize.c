@@ -161,7 +161,7 @@ static int64_t mn_ms(const json_t *v)
 
 static int mn_fail(struct mn *p, const char *what)
 {
-    oh_errf(p->err, p->errlen, "%s webhook: %s", p->ch->name, what);
+    oh_errf(p->err, p->errlen, "%s", what);
     return OH_EINVAL;
 }
 
@@ -545,7 +545,7 @@ int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
     json_error_t jerr;
     json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        oh_errf(err, errlen, "%s webhook: not JSON: %s", ch->name, jerr.text);
+        oh_errf(err, errlen, "not JSON: %s", jerr.text);
         return OH_EINVAL;
     }
     int rc = OH_OK;
@@ -554,8 +554,8 @@ int meta_normalize(const struct meta_channel *ch, const struct oh_norm_ctx *nc,
     if (!json_is_object(root))
         rc = mn_fail(&p, "body is not an object");
     else if (!object || strcmp(object, ch->object) != 0) {
-        oh_errf(err, errlen, "%s webhook: \"object\" is \"%s\", expected \"%s\"", ch->name,
-                object ? object : "", ch->object);
+        oh_errf(err, errlen, "\"object\" is \"%s\", expected \"%s\"", object ? object : "",
+                ch->object);
         rc = OH_EINVAL;
     } else if (!json_is_array(entries))
         rc = mn_fail(&p, "no entry array");

@@ -15,54 +15,53 @@ static const struct oh_config_key tg_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const struct oh_config_field tg_map[] = {
+    OH_CFG_FIELD("telegram.secret_token", struct tg_conf, secret_token),
+    OH_CFG_FIELD("telegram.bot_token", struct tg_conf, bot_token),
+    OH_CFG_FIELD("telegram.api_base_url", struct tg_conf, api_base_url),
+    {NULL, 0},
+};
+
 static const char *const tg_headers[] = {"x-telegram-bot-api-secret-token", NULL};
 
 static void tg_destroy(void *opaque)
 {
     struct tg_ctx *c = opaque;
     if (!c) return;
-    free(c->secret_token);
-    free(c->bot_token);
-    free(c->api_base_url);
+    oh_config_map_free(tg_keys, tg_map, &c->conf);
     free(c);
 }
 
-static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                   char *err, size_t errlen)
+static int tg_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                   size_t errlen)
 {
     if (oh_config_require(cfg, "telegram.secret_token", "to verify Telegram webhook deliveries",
                           err, errlen) ||
         oh_config_require(cfg, "telegram.bot_token", "to send replies through the Bot API", err,
                           errlen))
         return OH_EINVAL;
-    const char *base = oh_config_str(cfg, "telegram.api_base_url");
-    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
-        oh_errf(err, errlen, "telegram.api_base_url must be an http(s) URL");
-        return OH_EINVAL;
-    }
     struct tg_ctx *c = calloc(1, sizeof *c);
-    if (!c) {
-        oh_errf(err, errlen, "out of memory");
-        return OH_ENOMEM;
-    }
-    c->env = env;
-    c->secret_token = strdup(oh_config_str(cfg, "telegram.secret_token"));
-    const char *bot = oh_config_str(cfg, "telegram.bot_token");
-    c->bot_token = bot && *bot ? strdup(bot) : NULL;
-    c->api_base_url = strdup(base);
-    if (!c->secret_token || !c->api_base_url || (bot && *bot && !c->bot_token)) {
+    if (!c || oh_config_map(cfg, tg_keys, tg_map, &c->conf) != OH_OK) {
         tg_destroy(c);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    size_t n = strlen(c->api_base_url);
-    while (n > 0 && c->api_base_url[n - 1] == '/')
-        c->api_base_url[--n] = '\0';
+    c->env = env;
+    char *base = c->conf.api_base_url;
+    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
+        tg_destroy(c);
+        oh_errf(err, errlen, "telegram.api_base_url must be an http(s) URL");
+        return OH_EINVAL;
+    }
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        base[--n] = '\0';
     /* The bot's own id prefixes its token ("123456:ABC-..."): it names the
      * account, so two bots never share a conversation. */
-    const char *colon = c->bot_token ? strchr(c->bot_token, ':') : NULL;
-    if (colon && colon > c->bot_token && (size_t)(colon - c->bot_token) < sizeof c->account)
-        snprintf(c->account, sizeof c->account, "%.*s", (int)(colon - c->bot_token), c->bot_token);
+    const char *bot = c->conf.bot_token;
+    const char *colon = bot ? strchr(bot, ':') : NULL;
+    if (colon && colon > bot && (size_t)(colon - bot) < sizeof c->account)
+        snprintf(c->account, sizeof c->account, "%.*s", (int)(colon - bot), bot);
     else
         snprintf(c->account, sizeof c->account, "%s", TG_DEFAULT_ACCOUNT);
     *ctx = c;
@@ -89,7 +88,8 @@ static int tg_webhook(void *opaque, const struct oh_http_req *req, struct oh_eve
         oh_errf(err, errlen, "telegram delivers updates with POST");
         return OH_EINVAL;
     }
-    if (!secret_matches(c->secret_token, req->header(req, "x-telegram-bot-api-secret-token"))) {
+    if (!secret_matches(c->conf.secret_token,
+                        req->header(req, "x-telegram-bot-api-secret-token"))) {
         oh_errf(err, errlen, "missing or wrong X-Telegram-Bot-Api-Secret-Token");
         return OH_EAUTH;
     }

@@ -11,12 +11,17 @@
 #define TG_TIMEOUT_MS      15000
 
 /* Instance state behind the vtable's ctx. */
-struct tg_ctx {
-    const struct oh_conn_env *env;
+/* The telegram.* keys, filled by tg_map (telegram.c). */
+struct tg_conf {
     char *secret_token; /* telegram.secret_token */
     char *bot_token;    /* telegram.bot_token; NULL: sending disabled */
-    char *api_base_url; /* without a trailing slash */
-    char account[64];   /* the bot id (token prefix before ':') or "bot" */
+    char *api_base_url; /* telegram.api_base_url, without a trailing slash */
+};
+
+struct tg_ctx {
+    const struct oh_conn_env *env;
+    struct tg_conf conf;
+    char account[64]; /* the bot id (token prefix before ':') or "bot" */
 };
 
 /* Pure: one webhook delivery (an Update object) -> 0 or 1 event appended to

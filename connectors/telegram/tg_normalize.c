@@ -228,7 +228,7 @@ static int chat_of(const json_t *chat, struct tg_msg *m, char *err, size_t errle
 {
     if (!json_is_object(chat) ||
         !id_text(json_object_get(chat, "id"), m->chat_id, sizeof m->chat_id)) {
-        oh_errf(err, errlen, "telegram: message without chat.id");
+        oh_errf(err, errlen, "message without chat.id");
         return OH_EINVAL;
     }
     display_name(chat, m->contact_name, sizeof m->contact_name);
@@ -242,7 +242,7 @@ static int on_message(const struct oh_norm_ctx *nc, const char *account, const j
     struct tg_msg m = {.account = account};
     const json_t *mid = json_object_get(msg, "message_id");
     if (!json_is_object(msg) || !json_is_integer(mid)) {
-        oh_errf(err, errlen, "telegram: message without message_id");
+        oh_errf(err, errlen, "message without message_id");
         return OH_EINVAL;
     }
     if (chat_of(json_object_get(msg, "chat"), &m, err, errlen)) return OH_EINVAL;
@@ -299,7 +299,7 @@ static int on_callback(const struct oh_norm_ctx *nc, const char *account, const 
     const char *cqid = str_or(cq, "id", NULL);
     const json_t *from = json_object_get(cq, "from");
     if (!cqid || !json_is_object(from)) {
-        oh_errf(err, errlen, "telegram: callback_query without id or from");
+        oh_errf(err, errlen, "callback_query without id or from");
         return OH_EINVAL;
     }
     struct tg_msg m = {.account = account};
@@ -340,7 +340,7 @@ static int on_reaction(const struct oh_norm_ctx *nc, const char *account, const 
     struct tg_msg m = {.account = account};
     const json_t *mid = json_object_get(r, "message_id");
     if (!json_is_integer(mid) || chat_of(json_object_get(r, "chat"), &m, err, errlen)) {
-        oh_errf(err, errlen, "telegram: message_reaction without chat.id or message_id");
+        oh_errf(err, errlen, "message_reaction without chat.id or message_id");
         return OH_EINVAL;
     }
     char target[96], date[24], who[32];
@@ -377,18 +377,18 @@ int tg_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len,
     json_error_t jerr;
     json_t *upd = json_loadb((const char *)body, len, 0, &jerr);
     if (!json_is_object(upd)) {
-        oh_errf(err, errlen, "telegram: body is not a JSON object (%s)", upd ? "" : jerr.text);
+        oh_errf(err, errlen, "body is not a JSON object (%s)", upd ? "" : jerr.text);
         json_decref(upd);
         return OH_EINVAL;
     }
     if (!json_is_integer(json_object_get(upd, "update_id"))) {
-        oh_errf(err, errlen, "telegram: update without update_id");
+        oh_errf(err, errlen, "update without update_id");
         json_decref(upd);
         return OH_EINVAL;
     }
     const char *account = nc->account && *nc->account ? nc->account : TG_DEFAULT_ACCOUNT;
     if (!oh_utf8_valid(account, strlen(account))) {
-        oh_errf(err, errlen, "telegram: account is not valid UTF-8");
+        oh_errf(err, errlen, "account is not valid UTF-8");
         json_decref(upd);
         return OH_EINVAL;
     }

@@ -32,13 +32,13 @@ static bool tg_retryable(const struct tg_answer *a)
 static int tg_call(struct tg_ctx *c, const char *method, const json_t *params, struct tg_answer *a)
 {
     memset(a, 0, sizeof *a);
-    size_t ulen = strlen(c->api_base_url) + strlen(c->bot_token) + strlen(method) + 8;
+    size_t ulen = strlen(c->conf.api_base_url) + strlen(c->conf.bot_token) + strlen(method) + 8;
     char *url = malloc(ulen);
     if (!url) {
         snprintf(a->desc, sizeof a->desc, "out of memory");
         return OH_ERETRY;
     }
-    snprintf(url, ulen, "%s/bot%s/%s", c->api_base_url, c->bot_token, method);
+    snprintf(url, ulen, "%s/bot%s/%s", c->conf.api_base_url, c->conf.bot_token, method);
     static const char *const accept[] = {"Accept: application/json", NULL};
     struct oh_http_post post = {
         .url = url, .json = params, .headers = accept, .timeout_ms = TG_TIMEOUT_MS};
@@ -146,7 +146,7 @@ static json_t *build(const json_t *data, const char **method, struct oh_send_res
 int tg_send(void *opaque, const json_t *event, struct oh_send_result *res)
 {
     struct tg_ctx *c = opaque;
-    if (!c->bot_token)
+    if (!c->conf.bot_token)
         return fail(res, OH_EINVAL, "not_configured", "telegram.bot_token is not set");
     const json_t *data = oh_event_data(event);
     const char *method = NULL;
@@ -219,7 +219,7 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
              size_t errlen)
 {
     struct tg_ctx *c = opaque;
-    if (!c->bot_token) {
+    if (!c->conf.bot_token) {
         oh_errf(err, errlen, "telegram.bot_token is not set");
         return OH_EUNAVAIL;
     }
@@ -232,18 +232,18 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
     int rc = params ? tg_call(c, "getFile", params, &a) : OH_ENOMEM;
     json_decref(params);
     if (rc != OH_OK) {
-        oh_errf(err, errlen, "telegram getFile: %s", rc == OH_ENOMEM ? "out of memory" : a.desc);
+        oh_errf(err, errlen, "getFile: %s", rc == OH_ENOMEM ? "out of memory" : a.desc);
         return rc == OH_ETOOBIG ? OH_EIO : rc == OH_ERETRY ? OH_EUNAVAIL : rc;
     }
     if (!tg_ok(&a)) {
-        oh_errf(err, errlen, "telegram getFile: %s", a.desc);
+        oh_errf(err, errlen, "getFile: %s", a.desc);
         return a.code == 400 || a.code == 404 ? OH_ENOTFOUND : OH_EIO;
     }
     const char *path = json_string_value(json_object_get(a.result, "file_path"));
     json_int_t size = json_integer_value(json_object_get(a.result, "file_size"));
     if (!path || !*path || strstr(path, "..")) {
         json_decref(a.result);
-        oh_errf(err, errlen, "telegram getFile: no usable file_path");
+        oh_errf(err, errlen, "getFile: no usable file_path");
         return OH_ENOTFOUND;
     }
     if (size > 0 && (size_t)size > max_bytes) {
@@ -251,13 +251,13 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
         oh_errf(err, errlen, "file of %lld bytes is over the limit", (long long)size);
         return OH_ETOOBIG;
     }
-    size_t ulen = strlen(c->api_base_url) + strlen(c->bot_token) + strlen(path) + 16;
+    size_t ulen = strlen(c->conf.api_base_url) + strlen(c->conf.bot_token) + strlen(path) + 16;
     char *url = malloc(ulen);
     if (!url) {
         json_decref(a.result);
         return OH_ENOMEM;
     }
-    snprintf(url, ulen, "%s/file/bot%s/%s", c->api_base_url, c->bot_token, path);
+    snprintf(url, ulen, "%s/file/bot%s/%s", c->conf.api_base_url, c->conf.bot_token, path);
     const char *slash = strrchr(path, '/');
     snprintf(out->filename, sizeof out->filename, "%s", slash ? slash + 1 : path);
     const char *guess = mime_of(path);
@@ -270,9 +270,9 @@ int tg_media(void *opaque, const char *ref, size_t max_bytes, struct oh_media *o
     free(url);
     if (rc != OH_OK || resp.status != 200) {
         if (rc == OH_OK)
-            oh_errf(err, errlen, "telegram file download: HTTP %ld", resp.status);
+            oh_errf(err, errlen, "file download: HTTP %ld", resp.status);
         else
-            oh_errf(err, errlen, "telegram file download: %s", herr);
+            oh_errf(err, errlen, "file download: %s", herr);
         oh_http_response_free(&resp);
         return rc == OH_ETOOBIG ? OH_ETOOBIG : OH_EIO;
     }

@@ -1,9 +1,10 @@
 /* webchat.c - the in-app chat, a channel the gateway itself serves:
  * customers connect with their own token to the REST API and the
  * WebSocket. A customer owns exactly one conversation, derived from their
- * sub and webchat.account; with webchat.receipts, agents' replies get a
+ * sub and webchat.account; agents' replies get a
  * `delivered` status once queued to one of the customer's devices and a
- * `read` status once the customer's read cursor passes them. */
+ * `read` status once the customer's read cursor passes them (unless
+ * webchat.receipts is false). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +35,30 @@ struct wc_mark {
     int64_t read;      /* events up to here were checked for `read` */
 };
 
+static const struct oh_config_key wc_keys[] = {
+    {"webchat.account", OH_CFG_STR, "default",
+     "account of customers' conversations; part of their ids (changing it gives every "
+     "customer a new conversation)"},
+    {"webchat.receipts", OH_CFG_BOOL, "true",
+     "record delivered and read statuses of agents' replies (extra events in the history)"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* The webchat.* keys, filled by wc_map. */
+struct wc_conf {
+    char *account; /* webchat.account, 1..255 bytes */
+    bool receipts; /* webchat.receipts */
+};
+
+static const struct oh_config_field wc_map[] = {
+    OH_CFG_FIELD("webchat.account", struct wc_conf, account),
+    OH_CFG_FIELD("webchat.receipts", struct wc_conf, receipts),
+    {NULL, 0},
+};
+
 struct wc {
     const struct oh_conn_env *env;
-    char account[256];
-    bool receipts;
+    struct wc_conf conf;
     pthread_t worker;
     bool running;
     pthread_mutex_t mu; /* guards everything below */
@@ -46,15 +67,6 @@ struct wc {
     struct wc_job *jobs, **tail, *last; /* a FIFO; LAST is NULL when empty */
     size_t njobs;
     struct wc_mark marks[WC_MARKS];
-};
-
-static const struct oh_config_key wc_keys[] = {
-    {"webchat.account", OH_CFG_STR, "default",
-     "account of customers' conversations; part of their ids (changing it gives every "
-     "customer a new conversation)"},
-    {"webchat.receipts", OH_CFG_BOOL, "false",
-     "record delivered and read statuses of agents' replies (extra events in the history)"},
-    {NULL, 0, NULL, NULL},
 };
 
 static struct wc_mark *mark_of(struct wc *w, const char *conv)
@@ -75,8 +87,8 @@ static struct wc_mark *mark_of(struct wc *w, const char *conv)
 static int wc_customer_conversation(void *ctx, const char *sub, struct oh_owned *out)
 {
     struct wc *w = ctx;
-    oh_conversation_id(out->conversation_id, WC_NAME, w->account, sub);
-    snprintf(out->account, sizeof out->account, "%s", w->account);
+    oh_conversation_id(out->conversation_id, WC_NAME, w->conf.account, sub);
+    snprintf(out->account, sizeof out->account, "%s", w->conf.account);
     return OH_OK;
 }
 
@@ -84,7 +96,7 @@ static int wc_customer_conversation(void *ctx, const char *sub, struct oh_owned 
  * later push or read covers what a dropped job would have done). */
 static void wc_queue(struct wc *w, enum wc_kind kind, const char *conv, int64_t after, int64_t upto)
 {
-    if (!w->receipts || upto <= after) return;
+    if (!w->conf.receipts || upto <= after) return;
     pthread_mutex_lock(&w->mu);
     struct wc_mark *m = mark_of(w, conv);
     struct wc_job *last = w->last;
@@ -258,24 +270,30 @@ static void *wc_worker(void *arg)
 
 /* ---- lifetime ---- */
 
+static void wc_destroy(void *ctx);
+
 static int wc_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
                    size_t errlen)
 {
-    const char *account = oh_config_str(cfg, "webchat.account");
-    if (!account || !*account || strlen(account) > 255) {
-        oh_errf(err, errlen, "webchat.account must be a string of 1..255 bytes");
-        return OH_EINVAL;
-    }
     struct wc *w = calloc(1, sizeof *w);
     if (!w) {
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
     w->env = env;
-    snprintf(w->account, sizeof w->account, "%s", account);
-    w->receipts = oh_config_bool(cfg, "webchat.receipts");
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    if (oh_config_map(cfg, wc_keys, wc_map, &w->conf) != OH_OK) {
+        wc_destroy(w);
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    const char *account = w->conf.account;
+    if (!account || !*account || strlen(account) > 255) {
+        wc_destroy(w);
+        oh_errf(err, errlen, "webchat.account must be a string of 1..255 bytes");
+        return OH_EINVAL;
+    }
     w->tail = &w->jobs;
     *ctx = w;
     return OH_OK;
@@ -284,7 +302,7 @@ static int wc_init(const struct oh_conn_env *env, const oh_config *cfg, void **c
 static int wc_start(void *ctx)
 {
     struct wc *w = ctx;
-    if (!w->receipts) return OH_OK;
+    if (!w->conf.receipts) return OH_OK;
     if (pthread_create(&w->worker, NULL, wc_worker, w)) return OH_EIO;
     pthread_setname_np(w->worker, "oh-webchat");
     pthread_mutex_lock(&w->mu);
@@ -322,6 +340,7 @@ static void wc_destroy(void *ctx)
     }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    oh_config_map_free(wc_keys, wc_map, &w->conf);
     free(w);
 }
 

@@ -23,8 +23,6 @@ static const struct oh_config_key wa_keys[] = {
 };
 
 static const struct oh_config_field wa_map[] = {
-    OH_CFG_FIELD("whatsapp.app_secret", struct wa_conf, app_secret),
-    OH_CFG_FIELD("whatsapp.verify_token", struct wa_conf, verify_token),
     OH_CFG_FIELD("whatsapp.access_token", struct wa_conf, access_token),
     OH_CFG_FIELD("whatsapp.api_base_url", struct wa_conf, api_base_url),
     OH_CFG_FIELD("whatsapp.timeout_ms", struct wa_conf, timeout_ms),
@@ -82,8 +80,8 @@ static void wa_destroy(void *ctx)
     free(c);
 }
 
-static int wa_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                   char *err, size_t errlen)
+static int wa_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                   size_t errlen)
 {
     static const char *const need[][2] = {
         {"whatsapp.app_secret", "to check the signature of webhook deliveries"},
@@ -155,14 +153,7 @@ static int wa_webhook(void *ctx, const struct oh_http_req *req, struct oh_event_
                       struct oh_http_reply *reply, char *err, size_t errlen)
 {
     struct wa_ctx *c = ctx;
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
-        oh_errf(err, errlen, "method %s not allowed", req->method);
-        return OH_EINVAL;
-    }
-    bool answered;
-    int rc = oh_webhook_meta_check(WA_CHANNEL, c->conf.verify_token, c->conf.app_secret, req,
-                                   reply, &answered, err, errlen);
-    if (rc || answered) return rc;
+    int rc;
     struct oh_norm_ctx nc = {.account = NULL, .now_ms = oh_now_ms()};
     struct wa_parse_stats st = {0};
     size_t n0 = events->n;
@@ -198,6 +189,7 @@ const struct oh_connector oh_connector_whatsapp = {
     .media = wa_media,
     .media_owner = wa_media_owner,
     .destroy = wa_destroy,
+    .webhook_auth = OH_WEBHOOK_META,
     .reply_window_s = WA_WINDOW_S,
     .reply_window_templates = true,
 };

@@ -7,9 +7,9 @@
 #include "core/connector.h"
 
 #define WA_CHANNEL      "whatsapp"
-#define WA_TEXT_MAX     4096 /* characters Graph accepts in a text body */
+#define WA_TEXT_MAX     4096        /* characters Graph accepts in a text body */
 #define WA_WINDOW_S     (24 * 3600) /* enforced by the core: .reply_window_s */
-#define WA_MEDIA_OWNERS 4096 /* media id -> conversation entries kept */
+#define WA_MEDIA_OWNERS 4096        /* media id -> conversation entries kept */
 #define WA_ERR_WINDOW   "outside_window"
 #define WA_GRAPH_WINDOW 131047 /* Graph: re-engagement message (window closed) */
 
@@ -44,8 +44,6 @@ struct wa_media_owner {
 
 /* The configuration, filled by the config map (whatsapp.c). */
 struct wa_conf {
-    char *app_secret;
-    char *verify_token;
     char *access_token;
     char *api_base_url; /* without a trailing slash */
     int64_t timeout_ms;

@@ -16,6 +16,14 @@ static const struct oh_config_key x_keys[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const struct oh_config_field x_map[] = {
+    OH_CFG_FIELD("x.consumer_secret", struct x_conf, consumer_secret),
+    OH_CFG_FIELD("x.access_token", struct x_conf, access_token),
+    OH_CFG_FIELD("x.api_base_url", struct x_conf, api_base_url),
+    OH_CFG_FIELD("x.app_id", struct x_conf, app_id),
+    {NULL, 0},
+};
+
 static const char *const x_headers[] = {"x-twitter-webhooks-signature", NULL};
 
 static void x_destroy(void *opaque)
@@ -23,31 +31,18 @@ static void x_destroy(void *opaque)
     struct x_ctx *c = opaque;
     if (!c) return;
     pthread_mutex_destroy(&c->lock);
-    free(c->consumer_secret);
-    free(c->access_token);
-    free(c->api_base_url);
-    free(c->app_id);
+    oh_config_map_free(x_keys, x_map, &c->conf);
     free(c->recent);
     free(c);
 }
 
-static char *dup_set(const char *s)
-{
-    return s && *s ? strdup(s) : NULL;
-}
-
-static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx,
-                  char *err, size_t errlen)
+static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ctx, char *err,
+                  size_t errlen)
 {
     if (oh_config_require(cfg, "x.consumer_secret",
                           "to answer X's CRC checks and verify webhook signatures", err, errlen) ||
         oh_config_require(cfg, "x.access_token", "to send DMs through the X API", err, errlen))
         return OH_EINVAL;
-    const char *base = oh_config_str(cfg, "x.api_base_url");
-    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
-        oh_errf(err, errlen, "x.api_base_url must be an http(s) URL");
-        return OH_EINVAL;
-    }
     struct x_ctx *c = calloc(1, sizeof *c);
     if (!c) {
         oh_errf(err, errlen, "out of memory");
@@ -55,19 +50,25 @@ static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ct
     }
     pthread_mutex_init(&c->lock, NULL);
     c->env = env;
-    c->consumer_secret = dup_set(oh_config_str(cfg, "x.consumer_secret"));
-    c->access_token = dup_set(oh_config_str(cfg, "x.access_token"));
-    c->app_id = dup_set(oh_config_str(cfg, "x.app_id"));
-    c->api_base_url = strdup(base);
     c->recent = calloc(X_RECENT, sizeof *c->recent);
-    if (!c->consumer_secret || !c->api_base_url || !c->recent) {
+    if (oh_config_map(cfg, x_keys, x_map, &c->conf) != OH_OK || !c->recent) {
         x_destroy(c);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
-    size_t n = strlen(c->api_base_url);
-    while (n > 0 && c->api_base_url[n - 1] == '/')
-        c->api_base_url[--n] = '\0';
+    char *base = c->conf.api_base_url;
+    if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))) {
+        x_destroy(c);
+        oh_errf(err, errlen, "x.api_base_url must be an http(s) URL");
+        return OH_EINVAL;
+    }
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        base[--n] = '\0';
+    if (c->conf.app_id && !*c->conf.app_id) { /* empty: no app id */
+        free(c->conf.app_id);
+        c->conf.app_id = NULL;
+    }
     *ctx = c;
     return OH_OK;
 }
@@ -77,7 +78,7 @@ static int x_init(const struct oh_conn_env *env, const oh_config *cfg, void **ct
 static bool x_skip_echo(void *opaque, const char *app_id, const char *event_id)
 {
     struct x_ctx *c = opaque;
-    if (c->app_id && app_id && strcmp(app_id, c->app_id) == 0) return true;
+    if (c->conf.app_id && app_id && strcmp(app_id, c->conf.app_id) == 0) return true;
     bool found = false;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < X_RECENT && !found; i++)
@@ -113,7 +114,7 @@ static int x_crc(struct x_ctx *c, const struct oh_http_req *req, struct oh_http_
                 X_CRC_TOKEN_MAX);
         return OH_EINVAL;
     }
-    x_sign(c->consumer_secret, token, strlen(token), sig);
+    x_sign(c->conf.consumer_secret, token, strlen(token), sig);
     json_t *j = json_pack("{s:s}", "response_token", sig);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -145,10 +146,10 @@ static int x_webhook(void *opaque, const struct oh_http_req *req, struct oh_even
                                  req->body[i] == '\r' || req->body[i] == '\n'))
         i++;
     if (i == req->body_len || req->body[i] != '{') {
-        oh_errf(err, errlen, "x: a delivery is a JSON object");
+        oh_errf(err, errlen, "body is not a JSON object");
         return OH_EINVAL;
     }
-    if (oh_sig_check_b64(c->consumer_secret, req->body, req->body_len,
+    if (oh_sig_check_b64(c->conf.consumer_secret, req->body, req->body_len,
                          "sha256=", req->header(req, "x-twitter-webhooks-signature")) != OH_OK) {
         oh_errf(err, errlen, "missing or wrong x-twitter-webhooks-signature");
         return OH_EAUTH;

@@ -13,14 +13,19 @@
 #define X_CRC_TOKEN_MAX 256  /* longest crc_token the CRC answers */
 
 /* Instance state behind the vtable's ctx. */
-struct x_ctx {
-    const struct oh_conn_env *env;
+/* The x.* keys, filled by x_map (x.c). */
+struct x_conf {
     char *consumer_secret; /* x.consumer_secret: CRC answers and signatures */
     char *access_token;    /* x.access_token (user context); NULL: no sending */
-    char *api_base_url;    /* without a trailing slash */
-    char *app_id;          /* x.app_id: echoes carrying it are our sends */
-    pthread_mutex_t lock;  /* guards recent */
-    char (*recent)[32];    /* ring of dm_event_ids send() got back */
+    char *api_base_url;    /* x.api_base_url, without a trailing slash */
+    char *app_id;          /* x.app_id: echoes carrying it are our sends; NULL if empty */
+};
+
+struct x_ctx {
+    const struct oh_conn_env *env;
+    struct x_conf conf;
+    pthread_mutex_t lock; /* guards recent */
+    char (*recent)[32];   /* ring of dm_event_ids send() got back */
     size_t recent_next;
 };
 

@@ -58,7 +58,7 @@ static int one_dm(const struct oh_norm_ctx *nc, const char *account, const char 
     const char *sender = str_or(mc, "sender_id", NULL);
     const char *recipient = str_or(json_object_get(mc, "target"), "recipient_id", NULL);
     if (!eid || !*eid || !sender || !recipient) {
-        oh_errf(err, errlen, "x: message_create without id, sender_id or target.recipient_id");
+        oh_errf(err, errlen, "message_create without id, sender_id or target.recipient_id");
         return OH_EINVAL;
     }
     /* The subscribed account wrote it (from the X app, or an echo of one
@@ -113,7 +113,7 @@ static int one_read(const struct oh_norm_ctx *nc, const char *account, const cha
     const char *reader = str_or(ev, "sender_id", NULL);
     const char *last = str_or(ev, "last_read_event_id", NULL);
     if (!reader || !last || !*last) {
-        oh_errf(err, errlen, "x: mark_read event without sender_id or last_read_event_id");
+        oh_errf(err, errlen, "mark_read event without sender_id or last_read_event_id");
         return OH_EINVAL;
     }
     if (strcmp(reader, for_user) == 0) return OH_OK;
@@ -140,14 +140,14 @@ int x_parse(const struct oh_norm_ctx *nc, const uint8_t *body, size_t len, x_ski
     json_error_t jerr;
     json_t *root = json_loadb((const char *)body, len, 0, &jerr);
     if (!json_is_object(root)) {
-        oh_errf(err, errlen, "x: body is not a JSON object (%s)", root ? "" : jerr.text);
+        oh_errf(err, errlen, "body is not a JSON object (%s)", root ? "" : jerr.text);
         json_decref(root);
         return OH_EINVAL;
     }
     const json_t *dms = json_object_get(root, "direct_message_events");
     const char *for_user = str_or(root, "for_user_id", NULL);
     if (!for_user || !*for_user) {
-        oh_errf(err, errlen, "x: delivery without for_user_id");
+        oh_errf(err, errlen, "delivery without for_user_id");
         json_decref(root);
         return OH_EINVAL;
     }

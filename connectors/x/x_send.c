@@ -38,7 +38,7 @@ static void explain(const char *body, size_t len, char *out, size_t outlen)
 int x_send(void *opaque, const json_t *event, struct oh_send_result *res)
 {
     struct x_ctx *c = opaque;
-    if (!c->access_token)
+    if (!c->conf.access_token)
         return fail(res, OH_EINVAL, "not_configured", "x.access_token is not set");
     const json_t *data = oh_event_data(event);
     const char *to = json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
@@ -53,9 +53,9 @@ int x_send(void *opaque, const json_t *event, struct oh_send_result *res)
     json_t *payload = json_pack("{s:s}", "text", text);
     if (!payload) return fail(res, OH_ERETRY, "internal", "out of memory");
     char url[1024];
-    snprintf(url, sizeof url, "%s/2/dm_conversations/with/%s/messages", c->api_base_url, to);
+    snprintf(url, sizeof url, "%s/2/dm_conversations/with/%s/messages", c->conf.api_base_url, to);
     struct oh_http_post post = {
-        .url = url, .json = payload, .bearer = c->access_token, .timeout_ms = X_TIMEOUT_MS};
+        .url = url, .json = payload, .bearer = c->conf.access_token, .timeout_ms = X_TIMEOUT_MS};
     struct oh_http_response resp;
     char err[256] = "";
     int rc = oh_http_post(&post, &resp, err, sizeof err);

@@ -194,8 +194,9 @@ def test_erasure_tombstones_dense_seq_and_no_text_in_sqlite(omnihub):
     assert found["conversations"] == []
     assert d.request("DELETE", f"/v1/contacts/{cid}", token=admin).status_code == 200
     # writing again later: the conversation goes on (agents can reply), a new start
+    before = len(d.history(wa, token=agent))
     assert wa_post(d, text_delivery("wamid.E2", "back again")).status_code == 200
-    events = d.wait_history(wa, len(d.history(wa, token=agent)) + 1)
+    events = d.wait_history(wa, before + 1)
     assert events[-1]["data"]["text"] == "back again"
     conv = d.request("GET", f"/v1/conversations/{wa}", token=agent).json()
     assert conv["contact"]["id"] == WAID and conv["contact_id"] == cid

@@ -69,3 +69,40 @@ def test_no_doubled_prefix_in_init_errors():
             for n, line in enumerate(p.read_text().splitlines(), 1)
             if re.search(r'oh_errf\(err, errlen, "[a-z]+: out of memory"', line)]
     assert hits == []
+
+
+def connector_dirs():
+    return sorted(p for p in CONNECTORS.iterdir() if p.is_dir())
+
+
+def test_connectors_fill_their_conf_through_a_config_map():
+    # a key table comes with its config map; a direct read is left only for a
+    # key outside the connector's own namespace (email reads data_dir)
+    read = re.compile(r'oh_config_(?:str|int|bool|list)\(\s*\w+,\s*(?:"([^"]*)")?')
+    hits = []
+    for d in connector_dirs():
+        for p in sources(d):
+            text = p.read_text()
+            if "struct oh_config_key " in text and "struct oh_config_field " not in text:
+                hits.append(f"{p.relative_to(ROOT)}: a key table without a config map")
+            for m in read.finditer(text):
+                if m.group(1) is None or m.group(1).startswith(d.name + "."):
+                    line = text.count("\n", 0, m.start()) + 1
+                    hits.append(f"{p.relative_to(ROOT)}:{line}: reads its own key directly")
+    assert hits == [], "\n".join(hits)
+
+
+def test_no_connector_error_starts_with_its_own_name():
+    # the callee says what failed; the caller (main, the gateway, omnihubctl)
+    # knows which connector it called and adds that once
+    tmpl = ROOT / "tools" / "templates" / "connector"
+    hits = []
+    for d, name in [(d, d.name) for d in connector_dirs()] + [(tmpl, "@NAME@")]:
+        own = re.compile(r'(?:oh_errf|snprintf)\([^";]*"(?:' + re.escape(name) +
+                         r'|%s)(?: [A-Za-z_]+)?: ', re.IGNORECASE)
+        for p in sources(d):
+            for n, line in enumerate(p.read_text().splitlines(), 1):
+                m = own.search(line)
+                if m and ("%s" not in m.group(0) or "->name" in line):
+                    hits.append(f"{p.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert hits == [], "\n".join(hits)

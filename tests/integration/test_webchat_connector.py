@@ -180,10 +180,11 @@ def test_read_before_any_device_received_it(omnihub):
 
 
 def test_agents_and_default_config_record_nothing(omnihub):
-    """Receipts are off unless webchat.receipts is set (the history of a
-    deployment stays as it was); an agent's cursor never marks a reply read."""
-    for config in ({}, RECEIPTS):
-        d = omnihub(config, name="on" if config else "off")
+    """Receipts are on by default and off with webchat.receipts: false; an
+    agent's cursor never marks a reply read."""
+    for config in ({"webchat.receipts": "false"}, {"webchat.receipts": None}):
+        on = config["webchat.receipts"] is None
+        d = omnihub(config, name="on" if on else "off")
         tok = d.customer_token("dan")
 
         async def scenario():
@@ -199,4 +200,4 @@ def test_agents_and_default_config_record_nothing(omnihub):
                 return conv, r1
 
         conv, r1 = run(scenario())
-        assert statuses(d, conv) == ([(r1, "delivered")] if config else [])
+        assert statuses(d, conv) == ([(r1, "delivered")] if on else [])

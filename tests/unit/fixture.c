@@ -6,6 +6,7 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
+#include "core/conn_env.h"
 
 #define FX_NOW_MS 1700000000000
 
@@ -155,6 +156,31 @@ json_t *oh_fixture_first(const char *channel, const char *name, const char *acco
     return ev;
 }
 
+/* The keys the core reads for an instance's webhook_auth, by instance (the
+ * daemon keeps them in the connector's env). */
+static struct fx_auth {
+    const void *ctx;
+    char verify_token[256], app_secret[256];
+} fx_auth[16];
+
+void oh_fixture_keep_auth(const struct oh_connector *c, const oh_config *cfg, const void *ctx)
+{
+    if (c->webhook_auth == OH_WEBHOOK_SELF) return;
+    struct fx_auth *a = &fx_auth[0];
+    for (size_t i = 0; i < OH_ARRAY_SIZE(fx_auth); i++)
+        if (!fx_auth[i].ctx || fx_auth[i].ctx == ctx) {
+            a = &fx_auth[i];
+            break;
+        }
+    char key[128];
+    const char *v;
+    a->ctx = ctx;
+    snprintf(key, sizeof key, "%s.verify_token", c->name);
+    snprintf(a->verify_token, sizeof a->verify_token, "%s", (v = oh_config_str(cfg, key)) ? v : "");
+    snprintf(key, sizeof key, "%s.app_secret", c->name);
+    snprintf(a->app_secret, sizeof a->app_secret, "%s", (v = oh_config_str(cfg, key)) ? v : "");
+}
+
 void *oh_fixture_instance(const struct oh_connector *c, char *const *env)
 {
     const struct oh_config_key *tables[] = {c->config_keys, NULL};
@@ -163,6 +189,7 @@ void *oh_fixture_instance(const struct oh_connector *c, char *const *env)
     ck_assert_msg(cfg != NULL, "%s", err);
     void *ctx = NULL;
     ck_assert_msg(c->init(NULL, cfg, &ctx, err, sizeof err) == 0, "%s", err);
+    oh_fixture_keep_auth(c, cfg, ctx);
     oh_config_free(cfg);
     return ctx;
 }
@@ -203,7 +230,15 @@ int oh_fixture_webhook(const struct oh_connector *c, void *ctx, const char *meth
         value};
     memset(reply, 0, sizeof *reply);
     char err[256] = "";
-    return c->webhook(ctx, &f.req, out, reply, err, sizeof err);
+    const struct fx_auth *a = NULL;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(fx_auth); i++)
+        if (fx_auth[i].ctx == ctx) a = &fx_auth[i];
+    /* the daemon's order: the core's check the connector declares, then it */
+    bool answered;
+    int rc = oh_webhook_auth(c, a && *a->verify_token ? a->verify_token : NULL,
+                             a && *a->app_secret ? a->app_secret : NULL, &f.req, reply, &answered,
+                             err, sizeof err);
+    return rc || answered ? rc : c->webhook(ctx, &f.req, out, reply, err, sizeof err);
 }
 
 int oh_fixture_post(const struct oh_connector *c, void *ctx, const char *path, const char *body,

@@ -36,6 +36,10 @@ json_t *oh_fixture_first(const char *channel, const char *name, const char *acco
  * against its own config keys; asserts success. Free with C->destroy. */
 void *oh_fixture_instance(const struct oh_connector *c, char *const *env);
 
+/* Keeps what the core reads from CFG for the webhook_auth of instance CTX
+ * of C (for oh_fixture_webhook), as the daemon keeps it in the env. */
+void oh_fixture_keep_auth(const struct oh_connector *c, const oh_config *cfg, const void *ctx);
+
 /* Asserts that C's init fails from ENV, naming the key MISSING in its error
  * and leaving no instance behind. */
 void oh_fixture_init_fails(const struct oh_connector *c, char *const *env, const char *missing);

@@ -1,5 +1,7 @@
 /* test_convstate.c - the desk's state reducer (core/convstate.c): PATCH
- * checks, status rules, claims, If-Match, snooze wakes and re-opening. */
+ * checks, status rules, claims, If-Match, snooze wakes, re-opening and
+ * triage's priority raises. */
+#include <stdio.h>
 #include <string.h>
 #include "core/convstate.h"
 #include "core/event.h"
@@ -218,6 +220,52 @@ START_TEST(wake_and_inbound)
 }
 END_TEST
 
+START_TEST(raise_priority_never_lowers)
+{
+    json_t *s = oh_convstate_make("resolved", "bob", "", "low", "[\"vip\"]", 0, "u1", 3);
+    struct oh_convstate_result r;
+    /* low -> high: the one change, reason triage, nothing else touched */
+    ck_assert_int_eq(run(s, 7, "{\"op\": \"raise_priority\", \"priority\": \"high\"}", &r), 200);
+    ck_assert_str_eq(r.reason, "triage");
+    ck_assert_int_eq(json_object_size(r.changes), 1);
+    ck_assert_str_eq(str(r.changes, "priority"), "high");
+    ck_assert_str_eq(str(s, "priority"), "high");
+    ck_assert_str_eq(str(s, "status"), "resolved");
+    ck_assert_str_eq(str(s, "assignee"), "bob");
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "episode")), 3);
+    ck_assert_str_eq(str(r.body, "priority"), "high");
+    oh_convstate_result_clear(&r);
+    /* equal or lower: accepted, changes nothing */
+    static const char *const same_or_lower[] = {"high", "normal", "low"};
+    for (int i = 0; i < 3; i++) {
+        char cmd[96];
+        snprintf(cmd, sizeof cmd, "{\"op\": \"raise_priority\", \"priority\": \"%s\"}",
+                 same_or_lower[i]);
+        ck_assert_int_eq(run(s, 8, cmd, &r), 200);
+        ck_assert_ptr_null(r.changes);
+        ck_assert_str_eq(str(s, "priority"), "high");
+        oh_convstate_result_clear(&r);
+    }
+    ck_assert_int_eq(run(s, 8, "{\"op\": \"raise_priority\", \"priority\": \"urgent\"}", &r), 200);
+    ck_assert_str_eq(str(r.changes, "priority"), "urgent");
+    oh_convstate_result_clear(&r);
+    /* a state without a priority counts as normal */
+    json_object_del(s, "priority");
+    ck_assert_int_eq(run(s, 8, "{\"op\": \"raise_priority\", \"priority\": \"normal\"}", &r), 200);
+    ck_assert_ptr_null(json_object_get(s, "priority"));
+    oh_convstate_result_clear(&r);
+    /* no or an unknown priority: 400, state untouched */
+    ck_assert_int_eq(run(s, 8, "{\"op\": \"raise_priority\"}", &r), 400);
+    ck_assert_str_eq(str(json_object_get(r.body, "error"), "code"), "bad_request");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 8, "{\"op\": \"raise_priority\", \"priority\": \"URGENT\"}", &r),
+                     400);
+    oh_convstate_result_clear(&r);
+    ck_assert_ptr_null(json_object_get(s, "priority"));
+    json_decref(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("convstate");
@@ -227,6 +275,7 @@ int main(void)
     tcase_add_test(tc, patch_applies_and_reports_changes);
     tcase_add_test(tc, claims_and_if_match);
     tcase_add_test(tc, wake_and_inbound);
+    tcase_add_test(tc, raise_priority_never_lowers);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }

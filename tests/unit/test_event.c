@@ -31,6 +31,24 @@ START_TEST(envelope)
 }
 END_TEST
 
+START_TEST(enriched_envelope)
+{
+    /* triage's annotation: no direction or kind, but the message it scores */
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:b, s:f, s:s, s:b, s:s}", "conversation_id",
+                             "c_abc", "channel", "api:shop", "account", "acc", "message_event_id",
+                             "e_1", "frustrated", 1, "sentiment", -0.5, "priority", "urgent",
+                             "wants_human", 0, "language", "en");
+    json_t *ev = oh_event_new(OH_EV_ENRICHED, "e_2", 0, data);
+    char err[128];
+    ck_assert_int_eq(oh_event_validate(ev, err, sizeof err), OH_OK);
+    ck_assert(oh_event_internal(ev));
+    json_object_del(oh_event_data(ev), "message_event_id");
+    ck_assert_int_eq(oh_event_validate(ev, err, sizeof err), OH_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "message_event_id"));
+    json_decref(ev);
+}
+END_TEST
+
 START_TEST(stable_ids)
 {
     char a[OH_ID_MAX], b[OH_ID_MAX], c[OH_ID_MAX];
@@ -94,6 +112,7 @@ static Suite *suite(void)
     Suite *s = suite_create("event");
     TCase *tc = tcase_create("event");
     tcase_add_test(tc, envelope);
+    tcase_add_test(tc, enriched_envelope);
     tcase_add_test(tc, stable_ids);
     tcase_add_test(tc, times);
     tcase_add_test(tc, utf8);

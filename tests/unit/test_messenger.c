@@ -122,6 +122,7 @@ static void *start(const char *channel, const char *app_id)
     void *ctx = NULL;
     const struct oh_connector *c = oh_connector_find(channel);
     ck_assert_msg(c->init(NULL, cfg, &ctx, err, sizeof err) == 0, "init: %s", err);
+    oh_fixture_keep_auth(c, cfg, ctx);
     oh_config_free(cfg);
     for (size_t i = 0; i < n; i++)
         free(env[i]);

@@ -145,10 +145,16 @@ int bench_http_load(struct bench_http_run *r);
 /* One blocking request; the answer in a malloc'd *BODY (may be NULL).
  * Returns the status, 0 on a transport error. */
 long bench_http_get(const char *url, const char *bearer, char **body);
+/* One blocking JSON POST of BODY with one more HEADER line (may be NULL). */
+long bench_http_post(const char *url, const char *header, const char *body, char **answer);
 
 /* ---- WebSocket clients (ws.c) ---- */
 
 struct bench_ws; /* a set of clients on one lws context, one thread */
+
+/* Told of every event a client receives: its JSON bytes (borrowed for the
+ * call) and when it came; on the thread running the clients. */
+typedef void (*bench_ws_event_fn)(void *opaque, const char *json, size_t len, int64_t now_us);
 
 /* What each client subscribes to. */
 struct bench_ws_spec {
@@ -171,6 +177,8 @@ const struct bench_hist *bench_ws_catchup(struct bench_ws *w);
 /* Counts deliveries of messages "<PREFIX><i>", i < NMSG (PREFIX borrowed). */
 void bench_ws_track(struct bench_ws *w, const char *prefix, size_t nmsg);
 const unsigned *bench_ws_counts(struct bench_ws *w);
+/* Calls FN for each event received from now on (NULL: no more). */
+void bench_ws_on_event(struct bench_ws *w, bench_ws_event_fn fn, void *opaque);
 /* Services the clients in the calling thread until *STOP or TIMEOUT_MS. */
 void bench_ws_run(struct bench_ws *w, volatile int *stop, int timeout_ms);
 /* Wakes bench_ws_run from another thread. */
@@ -291,6 +299,9 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
                    const char *ceiling_name);
 int bench_scale(const struct bench_opts *o);
 int bench_desk(const struct bench_opts *o);
+/* Ingest with triage on against off, and the 202 -> enriched delay (triage.c). */
+int bench_triage(const struct bench_opts *o);
+int bench_kb(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

@@ -175,3 +175,28 @@ long bench_http_get(const char *url, const char *bearer, char **body)
         free(s.buf);
     return status;
 }
+
+long bench_http_post(const char *url, const char *header, const char *body, char **answer)
+{
+    CURL *e = curl_easy_init();
+    if (!e) return 0;
+    struct slot s = {0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (header) h = curl_slist_append(h, header);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_get);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform(e) == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    if (answer)
+        *answer = s.buf;
+    else
+        free(s.buf);
+    return status;
+}

@@ -31,6 +31,10 @@ static void usage(FILE *out)
             "  scale       a large store vs an empty one: history, resume, ingest\n"
             "  desk        the inbox list (filters, q) and claims on a large PostgreSQL\n"
             "              store vs an empty one (--conversations, --events, --pg-dsn)\n"
+            "  triage      ingest with triage on vs off (--messages, default 10000), and\n"
+            "              the delay 202 -> enriched event at --rate for --seconds\n"
+            "  kb          knowledge-base search over N articles (--conversations N,\n"
+            "              default 10000), suggestions without an LLM, bot answer latency\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -43,8 +47,8 @@ static void usage(FILE *out)
             "  --concurrency N       HTTP connections (32)\n"
             "  --clients N           fanout: WebSocket clients (10000)\n"
             "  --per-conv N          fanout: subscribers per conversation (1)\n"
-            "  --rate N              fanout: messages per second (1000)\n"
-            "  --seconds N           fanout: measured seconds (10)\n"
+            "  --rate N              fanout, triage: messages per second (1000)\n"
+            "  --seconds N           fanout, triage: measured seconds (10)\n"
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
             "  --conversations N     scale: conversations in the store\n"
@@ -204,6 +208,10 @@ int main(int argc, char **argv)
         bad = bench_scale(&o);
     else if (strcmp(scenario, "desk") == 0)
         bad = bench_desk(&o);
+    else if (strcmp(scenario, "triage") == 0)
+        bad = bench_triage(&o);
+    else if (strcmp(scenario, "kb") == 0)
+        bad = bench_kb(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {

@@ -60,6 +60,8 @@ struct bench_ws {
     const char *prefix;
     size_t nmsg;
     unsigned *counts;
+    bench_ws_event_fn hook; /* optional: told of every event */
+    void *hook_opaque;
 };
 
 /* ---- a skimming JSON reader for the event frames ----
@@ -278,6 +280,7 @@ static void on_event(struct client *c, struct span event)
             }
         }
     }
+    if (w->hook) w->hook(w->hook_opaque, event.p, (size_t)(event.end - event.p), now);
     if (c->state == C_SUBSCRIBED && c->last >= c->head) caught_up(c, now);
 }
 
@@ -687,6 +690,12 @@ void bench_ws_track(struct bench_ws *w, const char *prefix, size_t nmsg)
     w->counts = calloc(nmsg ? nmsg : 1, sizeof *w->counts);
     w->prefix = prefix;
     w->nmsg = nmsg;
+}
+
+void bench_ws_on_event(struct bench_ws *w, bench_ws_event_fn fn, void *opaque)
+{
+    w->hook = fn;
+    w->hook_opaque = opaque;
 }
 
 const unsigned *bench_ws_counts(struct bench_ws *w)
