@@ -243,6 +243,28 @@ static int tx_end(struct tx *t, int rc)
     return rc;
 }
 
+int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d)
+{
+    struct tx *t = malloc(sizeof *t);
+    if (!t) return OH_ENOMEM;
+    b->dir = tx_begin(t, d);
+    if (!t->pending) {
+        free(t);
+        return OH_ENOMEM;
+    }
+    b->tx = t;
+    return 0;
+}
+
+int oh_contact_batch_end(struct oh_contact_batch *b, bool write)
+{
+    struct tx *t = b->tx;
+    int rc = tx_end(t, write ? 0 : OH_ECLOSED);
+    free(t);
+    b->tx = NULL;
+    return write ? rc : 0;
+}
+
 /* ---- records ---- */
 
 #define REC_MAX (64 * 1024 + 1)

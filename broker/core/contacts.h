@@ -77,6 +77,17 @@ int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
                     const struct oh_contact_ident *ids, int n, const char *name,
                     char out[OH_ID_MAX]);
 
+/* Several operations whose writes go to the directory together: run them
+ * on B->dir after oh_contact_batch_begin(), then oh_contact_batch_end()
+ * writes what they changed in one go (WRITE false: forgets it). */
+struct oh_contact_batch {
+    void *tx; /* contacts.c's */
+    struct oh_contact_dir dir;
+};
+/* OH_ENOMEM when out of memory (then end is not called). */
+int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d);
+int oh_contact_batch_end(struct oh_contact_batch *b, bool write);
+
 /* The contact ID resolves to now (ID itself unless merged). */
 int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_ID_MAX]);
 

@@ -340,12 +340,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
     }
     /* new conversations get their contact (after the commit: a replay of
      * the batch gives the same seqs back and links again, idempotently) */
-    for (size_t i = 0; s->contacts && i < nitems; i++)
-        if (s->items[i].event && s->items[i].seq == 1 &&
-            oh_sync_contacts_link(s->contacts, s->items[i].event)) {
-            ret = OH_ECLOSED;
-            break;
-        }
+    if (oh_sync_contacts_link(s->contacts, s->items, nitems)) ret = OH_ECLOSED;
     struct contact_fwd cf = {hub, &w};
     oh_sync_contacts_take(s->contacts, true, forward_contact, &cf);
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);

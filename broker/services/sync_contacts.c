@@ -75,29 +75,67 @@ static int64_t cpu_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const json_t *ev)
+/* One pass over the batch's new conversations in one directory batch:
+ * their ids into CONVS and contacts into ROOTS (K of them); nothing is
+ * written unless every link worked. */
+static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
+                    const char **convs, json_t *roots, size_t *k)
+{
+    struct oh_contact_batch b = {0};
+    int rc = oh_contact_batch_begin(&b, &c->dir);
+    *k = 0;
+    json_array_clear(roots);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const json_t *ev = items[i].event;
+        const char *type = ev ? oh_event_get_type(ev) : NULL;
+        if (!type || items[i].seq != 1 ||
+            (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND)))
+            continue;
+        const json_t *data = oh_event_data(ev);
+        struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
+        int ni = oh_contact_idents(data, c->region, ids, OH_CONTACT_IDS_MAX);
+        const char *name =
+            json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
+        char root[OH_ID_MAX];
+        rc = oh_contact_link(&b.dir, oh_event_subject(ev), ids, ni, name, root);
+        if (rc == 0) {
+            convs[(*k)++] = oh_event_subject(ev);
+            json_array_append_new(roots, json_string(root));
+        }
+    }
+    if (b.tx) {
+        int wrc = oh_contact_batch_end(&b, rc == 0);
+        if (rc == 0) rc = wrc;
+    }
+    return rc;
+}
+
+/* Links the batch's new conversations: one directory write and one
+ * contact_ref transaction for all of them. */
+int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n)
 {
     if (!c) return 0;
-    const char *type = oh_event_get_type(ev);
-    if (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND)) return 0;
     int64_t t0 = cpu_ns();
-    const json_t *data = oh_event_data(ev);
-    const char *conv = oh_event_subject(ev);
-    struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
-    int n = oh_contact_idents(data, c->region, ids, OH_CONTACT_IDS_MAX);
-    const char *name =
-        json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
-    char root[OH_ID_MAX];
-    int rc, delay_ms = 100;
-    while ((rc = oh_contact_link(&c->dir, conv, ids, n, name, root)))
-        if (!retry(c, rc, "cannot link a conversation", &delay_ms)) return OH_ECLOSED;
+    const char **convs = calloc(n ? n : 1, sizeof *convs), **to = NULL;
+    json_t *roots = json_array();
+    size_t k = 0;
+    int rc = convs && roots ? 0 : OH_ENOMEM, delay_ms = 100;
+    while (rc == 0 && (rc = link_all(c, items, n, convs, roots, &k)))
+        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms)) break;
+        else rc = 0;
+    if (rc == 0 && k && !(to = calloc(k, sizeof *to))) rc = OH_ENOMEM;
+    for (size_t i = 0; to && i < k; i++)
+        to[i] = json_string_value(json_array_get(roots, i));
     delay_ms = 100;
-    while ((rc = oh_store_contact_ref(c->hub->store, conv, root)) && rc != OH_ENOTFOUND)
-        if (!retry(c, rc, "cannot point a conversation at its contact", &delay_ms))
-            return OH_ECLOSED;
+    while (rc == 0 && k && (rc = oh_store_contact_refs(c->hub->store, convs, to, k)))
+        if (!retry(c, rc, "cannot point conversations at their contacts", &delay_ms)) break;
+        else rc = 0;
+    free(to);
+    free(convs);
+    json_decref(roots);
     c->link_ns += cpu_ns() - t0;
-    c->links++;
-    return 0;
+    c->links += (int64_t)k;
+    return rc ? OH_ECLOSED : 0;
 }
 
 /* ---- commands ---- */
@@ -135,7 +173,8 @@ static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_con
             oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)n);
             continue;
         }
-        while ((rc = oh_store_contact_ref(c->hub->store, conv, to)) && rc != OH_ENOTFOUND)
+        const char *one[] = {conv}, *dst[] = {to};
+        while ((rc = oh_store_contact_refs(c->hub->store, one, dst, 1)))
             if (!retry(c, rc, "cannot point a conversation at its contact", &delay_ms))
                 return OH_ECLOSED;
     }

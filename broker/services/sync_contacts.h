@@ -15,10 +15,13 @@ struct oh_sync_contacts;
 struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub);
 void oh_sync_contacts_free(struct oh_sync_contacts *c);
 
-/* Event EV (borrowed) was just stored as the first event of its
- * conversation: links the conversation to a contact and points it there.
- * 0, or OH_ECLOSED when the hub stopped while the store was unavailable. */
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const json_t *ev);
+/* After the batch's N ITEMS were stored: links each conversation they
+ * created (an inbound or outbound message given seq 1; a replay gives the
+ * stored seq back, so it links again, to the same contact) and points it
+ * there, all in one directory write. 0, or OH_ECLOSED when the hub stopped
+ * while the store was unavailable. */
+int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items,
+                          size_t n);
 
 /* Contact command EV (borrowed; C not NULL) read at PARTITION/OFFSET:
  * decides and applies it and adds its outcome to ITEMS (room for one more;

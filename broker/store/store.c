@@ -224,11 +224,14 @@ int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
     return n ? OPS(st)->kv_write(st, ns, keys, values, n) : 0;
 }
 
-int oh_store_contact_ref(oh_store *st, const char *conv, const char *contact)
+int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                          size_t n)
 {
-    if (!conv || !contact || strlen(conv) >= OH_ID_MAX || strlen(contact) >= OH_ID_MAX)
-        return OH_EINVAL;
-    return OPS(st)->contact_ref(st, conv, contact);
+    for (size_t i = 0; i < n; i++)
+        if (!convs[i] || !contacts[i] || strlen(convs[i]) >= OH_ID_MAX ||
+            strlen(contacts[i]) >= OH_ID_MAX)
+            return OH_EINVAL;
+    return n ? OPS(st)->contact_refs(st, convs, contacts, n) : 0;
 }
 
 int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,

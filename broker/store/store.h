@@ -269,10 +269,12 @@ int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaq
 /* The contact directory over this store's kv space (OUT borrows ST). */
 void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
 
-/* Points conversation CONV at contact CONTACT (its contact_ref, which the
- * list's contact_id filter and the conversation object use).
- * OH_ENOTFOUND when no such conversation. */
-int oh_store_contact_ref(oh_store *st, const char *conv, const char *contact);
+/* Points each conversation CONVS[i] at contact CONTACTS[i] (its
+ * contact_ref, which the list's contact_id filter and the conversation
+ * object use); unknown conversations are passed over. SQLite: one
+ * transaction; PostgreSQL: one statement per conversation (their shards). */
+int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                          size_t n);
 
 /* Called with each message event of a conversation being erased, before
  * its text is gone (borrowed): to drop its media from caches. */

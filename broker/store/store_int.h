@@ -50,7 +50,8 @@ struct oh_store_ops {
                     const char *const *values, size_t n);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
-    int (*contact_ref)(oh_store *st, const char *conv, const char *contact);
+    int (*contact_refs)(oh_store *st, const char *const *convs, const char *const *contacts,
+                        size_t n);
     int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                  int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);

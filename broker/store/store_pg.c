@@ -1479,16 +1479,19 @@ static int pg_kv_write(oh_store *st, const char *ns, const char *const *keys,
     return rc;
 }
 
-static int pg_contact_ref(oh_store *st, const char *conv, const char *contact)
+static int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
 {
     struct pg_store *s = (struct pg_store *)st;
-    const char *vals[] = {conv, contact};
-    PGresult *r;
-    int rc = oh_pg_exec_sql(conv_pool(s, conv),
-                            "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2, vals,
-                            &r, true);
-    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0) rc = OH_ENOTFOUND;
-    PQclear(r);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *vals[] = {convs[i], contacts[i]};
+        PGresult *r;
+        rc = oh_pg_exec_sql(conv_pool(s, convs[i]),
+                            "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2, vals, &r,
+                            true);
+        if (rc == 0) PQclear(r);
+    }
     return rc;
 }
 
@@ -1580,7 +1583,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_write = pg_kv_write,
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,
-    .contact_ref = pg_contact_ref,
+    .contact_refs = pg_contact_refs,
     .erase = pg_erase,
     .article_put = pg_article_put,
     .article_get = pg_article_get,

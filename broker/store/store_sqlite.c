@@ -1397,18 +1397,26 @@ static int sq_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
     return sq_read((struct sq_store *)st, S_ART_ALL, &a, row_article, &l, NULL);
 }
 
-static int sq_contact_ref(oh_store *st, const char *conv, const char *contact)
+static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
 {
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
-    sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
-    int rc = OH_EIO;
-    if (q) {
-        bind_text(q, 1, conv);
-        bind_text(q, 2, contact);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_text(q, 1, convs[i]);
+        bind_text(q, 2, contacts[i]);
         rc = sq_run(s->w, q);
-        if (rc == 0 && sqlite3_changes(s->w->db) == 0) rc = OH_ENOTFOUND;
     }
+    if (rc == 0)
+        rc = sq_exec(s->w, S_COMMIT);
+    else
+        sq_exec(s->w, S_ROLLBACK);
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
@@ -1574,7 +1582,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
-    .contact_ref = sq_contact_ref,
+    .contact_refs = sq_contact_refs,
     .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,

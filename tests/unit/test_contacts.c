@@ -148,6 +148,40 @@ START_TEST(verified_links_unverified_suggests)
 }
 END_TEST
 
+/* One sync batch: links see each other's writes before anything is
+ * written, and nothing is written when the batch is given up. */
+START_TEST(batch_links_together)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a[2], b[2];
+    char ca[OH_ID_MAX], cb[OH_ID_MAX];
+    ident(&a[0], "phone", "+4915123456789", true);
+    ident(&a[1], "whatsapp", "4915123456789", true);
+    ident(&b[0], "phone", "+4915123456789", true);
+    ident(&b[1], "webchat", "w-1", true);
+    struct oh_contact_batch bt;
+    ck_assert_int_eq(oh_contact_batch_begin(&bt, &d), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_1", a, 2, "", ca), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_2", b, 2, "", cb), 0);
+    ck_assert_str_eq(ca, cb);
+    ck_assert_int_eq(json_object_size(o), 0); /* nothing written yet */
+    ck_assert_int_eq(oh_contact_batch_end(&bt, true), 0);
+    ck_assert_int_gt(json_object_size(o), 0);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 2);
+    json_decref(got);
+    /* given up: forgotten */
+    size_t before = json_object_size(o);
+    ck_assert_int_eq(oh_contact_batch_begin(&bt, &d), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_3", b + 1, 1, "", cb), 0);
+    ck_assert_int_eq(oh_contact_batch_end(&bt, false), 0);
+    ck_assert_int_eq(json_object_size(o), before);
+    json_decref(o);
+}
+END_TEST
+
 static void command(struct oh_contact_dir *d, const char *text, int code, bool changed,
                     struct oh_contact_result *r)
 {
@@ -321,6 +355,7 @@ int main(void)
     tcase_add_test(tc, phone_numbers);
     tcase_add_test(tc, idents_of_events);
     tcase_add_test(tc, verified_links_unverified_suggests);
+    tcase_add_test(tc, batch_links_together);
     tcase_add_test(tc, merge_unmerge_round_trip);
     tcase_add_test(tc, erase_forgets_identifiers);
     tcase_add_test(tc, ten_thousand_synthetic_contacts);
