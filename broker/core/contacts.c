@@ -17,33 +17,31 @@ struct region {
 /* Calling code, trunk prefix (dropped from national numbers) and
  * international prefix of the regions customers most often write from. */
 static const struct region regions[] = {
-    {"US", "1", "1", "011"},  {"CA", "1", "1", "011"},  {"GB", "44", "0", "00"},
-    {"IE", "353", "0", "00"}, {"DE", "49", "0", "00"},  {"AT", "43", "0", "00"},
-    {"CH", "41", "0", "00"},  {"FR", "33", "0", "00"},  {"BE", "32", "0", "00"},
-    {"NL", "31", "0", "00"},  {"LU", "352", "", "00"},  {"IT", "39", "", "00"},
-    {"ES", "34", "", "00"},   {"PT", "351", "", "00"},  {"GR", "30", "", "00"},
-    {"DK", "45", "", "00"},   {"NO", "47", "", "00"},   {"SE", "46", "0", "00"},
-    {"FI", "358", "0", "00"}, {"PL", "48", "", "00"},   {"CZ", "420", "", "00"},
-    {"HU", "36", "06", "00"}, {"RO", "40", "0", "00"},  {"UA", "380", "0", "00"},
-    {"RU", "7", "8", "810"},  {"TR", "90", "0", "00"},  {"IL", "972", "0", "00"},
-    {"AE", "971", "0", "00"}, {"SA", "966", "0", "00"}, {"EG", "20", "0", "00"},
+    {"US", "1", "1", "011"},  {"CA", "1", "1", "011"},   {"GB", "44", "0", "00"},
+    {"IE", "353", "0", "00"}, {"DE", "49", "0", "00"},   {"AT", "43", "0", "00"},
+    {"CH", "41", "0", "00"},  {"FR", "33", "0", "00"},   {"BE", "32", "0", "00"},
+    {"NL", "31", "0", "00"},  {"LU", "352", "", "00"},   {"IT", "39", "", "00"},
+    {"ES", "34", "", "00"},   {"PT", "351", "", "00"},   {"GR", "30", "", "00"},
+    {"DK", "45", "", "00"},   {"NO", "47", "", "00"},    {"SE", "46", "0", "00"},
+    {"FI", "358", "0", "00"}, {"PL", "48", "", "00"},    {"CZ", "420", "", "00"},
+    {"HU", "36", "06", "00"}, {"RO", "40", "0", "00"},   {"UA", "380", "0", "00"},
+    {"RU", "7", "8", "810"},  {"TR", "90", "0", "00"},   {"IL", "972", "0", "00"},
+    {"AE", "971", "0", "00"}, {"SA", "966", "0", "00"},  {"EG", "20", "0", "00"},
     {"ZA", "27", "0", "00"},  {"NG", "234", "0", "009"}, {"KE", "254", "0", "000"},
-    {"IN", "91", "0", "00"},  {"PK", "92", "0", "00"},  {"CN", "86", "0", "00"},
-    {"HK", "852", "", "001"}, {"JP", "81", "0", "010"}, {"KR", "82", "0", "001"},
-    {"SG", "65", "", "000"},  {"ID", "62", "0", "001"}, {"PH", "63", "0", "00"},
-    {"TH", "66", "0", "001"}, {"VN", "84", "0", "00"},  {"AU", "61", "0", "0011"},
+    {"IN", "91", "0", "00"},  {"PK", "92", "0", "00"},   {"CN", "86", "0", "00"},
+    {"HK", "852", "", "001"}, {"JP", "81", "0", "010"},  {"KR", "82", "0", "001"},
+    {"SG", "65", "", "000"},  {"ID", "62", "0", "001"},  {"PH", "63", "0", "00"},
+    {"TH", "66", "0", "001"}, {"VN", "84", "0", "00"},   {"AU", "61", "0", "0011"},
     {"NZ", "64", "0", "00"},  {"BR", "55", "0", "0021"}, {"MX", "52", "", "00"},
-    {"AR", "54", "0", "00"},  {"CL", "56", "", "00"},   {"CO", "57", "", "009"},
+    {"AR", "54", "0", "00"},  {"CL", "56", "", "00"},    {"CO", "57", "", "009"},
 };
 
 /* ITU calling codes with one or two digits; any other code has three and
  * starts with a digit none of these start with. */
-static const char *const short_codes[] = {"1",  "7",  "20", "27", "30", "31", "32", "33", "34",
-                                          "36", "39", "40", "41", "43", "44", "45", "46", "47",
-                                          "48", "49", "51", "52", "53", "54", "55", "56", "57",
-                                          "58", "60", "61", "62", "63", "64", "65", "66", "81",
-                                          "82", "84", "86", "90", "91", "92", "93", "94", "95",
-                                          "98"};
+static const char *const short_codes[] = {
+    "1",  "7",  "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45",
+    "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+    "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"};
 
 static const struct region *region_of(const char *iso)
 {
@@ -143,8 +141,7 @@ static bool value_ok(const char *v)
     return true;
 }
 
-int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out,
-                      int max)
+int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out, int max)
 {
     const json_t *contact = json_object_get(data, "contact"), *v;
     const char *channel = json_string_value(json_object_get(data, "channel"));
@@ -280,13 +277,14 @@ static json_t *rec_get(const struct oh_contact_dir *d, const char *prefix, const
     /* a big record (many conversations or members) */
     char *buf = malloc(REC_MAX);
     json_t *v = NULL;
-    if (buf && d->get(d->opaque, key, buf, REC_MAX) == 0) v = json_loads(buf, JSON_DECODE_ANY, NULL);
+    if (buf && d->get(d->opaque, key, buf, REC_MAX) == 0)
+        v = json_loads(buf, JSON_DECODE_ANY, NULL);
     free(buf);
     return v;
 }
 
-static int rec_put(const struct oh_contact_dir *d, const char *prefix, const char *a,
-                   const char *b, const json_t *v)
+static int rec_put(const struct oh_contact_dir *d, const char *prefix, const char *a, const char *b,
+                   const json_t *v)
 {
     char key[OH_CONTACT_VALUE_MAX + 80];
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
@@ -296,8 +294,7 @@ static int rec_put(const struct oh_contact_dir *d, const char *prefix, const cha
     return rc;
 }
 
-static int rec_del(const struct oh_contact_dir *d, const char *prefix, const char *a,
-                   const char *b)
+static int rec_del(const struct oh_contact_dir *d, const char *prefix, const char *a, const char *b)
 {
     char key[OH_CONTACT_VALUE_MAX + 80];
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
@@ -384,9 +381,8 @@ int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_
 
 static json_t *contact_new(const char *id, const char *name)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:[], s:[], s:[s], s:b}", "id", id, "root", id,
-                     "parent", "", "name", name ? name : "", "ids", "convs", "members", id,
-                     "erased", 0);
+    return json_pack("{s:s, s:s, s:s, s:s, s:[], s:[], s:[s], s:b}", "id", id, "root", id, "parent",
+                     "", "name", name ? name : "", "ids", "convs", "members", id, "erased", 0);
 }
 
 static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
@@ -395,13 +391,14 @@ static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
     json_t *v;
     json_array_foreach(ids, i, v) if (strcmp(str(v, "type"), x->type) == 0 &&
                                       strcmp(str(v, "value"), x->value) == 0 &&
-                                      json_is_true(json_object_get(v, "verified")) == x->verified)
-        return true;
+                                      json_is_true(json_object_get(v, "verified")) ==
+                                          x->verified) return true;
     return false;
 }
 
 static int link_conv(const struct oh_contact_dir *d, const char *conv,
-                const struct oh_contact_ident *ids, int n, const char *name, char out[OH_ID_MAX])
+                     const struct oh_contact_ident *ids, int n, const char *name,
+                     char out[OH_ID_MAX])
 {
     json_t *k = rec_get(d, "k:", conv, NULL);
     if (json_is_string(k)) {
@@ -438,9 +435,8 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
     json_t *cids = json_object_get(c, "ids");
     for (int i = 0; i < n && rc == 0; i++) {
         if (!ident_in(cids, &ids[i]) && json_array_size(cids) < 64)
-            json_array_append_new(cids, json_pack("{s:s, s:s, s:b}", "type", ids[i].type,
-                                                  "value", ids[i].value, "verified",
-                                                  ids[i].verified));
+            json_array_append_new(cids, json_pack("{s:s, s:s, s:b}", "type", ids[i].type, "value",
+                                                  ids[i].value, "verified", ids[i].verified));
         if (ids[i].verified) {
             json_t *o = rec_get(d, "v:", ids[i].type, ids[i].value);
             if (!json_is_string(o)) {
@@ -560,9 +556,8 @@ int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
     json_t *convs = family_convs(d, r);
     sort_strings(convs);
     *out = json_pack("{s:s, s:s, s:O, s:o, s:o, s:o, s:b}", "contact_id", root, "name", name,
-                     "identifiers", ids, "conversations", convs, "merged", merged,
-                     "suggestions", suggestions(d, r, ids), "erased",
-                     json_is_true(json_object_get(r, "erased")));
+                     "identifiers", ids, "conversations", convs, "merged", merged, "suggestions",
+                     suggestions(d, r, ids), "erased", json_is_true(json_object_get(r, "erased")));
     json_decref(ids);
     json_decref(r);
     return *out ? 0 : OH_ENOMEM;
@@ -633,7 +628,10 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
                   struct oh_contact_result *out)
 {
     char rb[OH_ID_MAX];
-    if (oh_contact_root(d, other, rb)) { refuse(out, 404, "no such contact (other)"); return; }
+    if (oh_contact_root(d, other, rb)) {
+        refuse(out, 404, "no such contact (other)");
+        return;
+    }
     snprintf(out->other, sizeof out->other, "%s", rb);
     if (strcmp(rb, out->root) == 0) {
         out->code = 200; /* one person already: the conversations are re-pointed again */
@@ -642,15 +640,21 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     }
     json_t *b = contact_get(d, rb), *m;
     size_t i;
-    if (!b) { refuse(out, 404, "no such contact (other)"); return; }
+    if (!b) {
+        refuse(out, 404, "no such contact (other)");
+        return;
+    }
     if (json_is_true(json_object_get(b, "erased")) || json_is_true(json_object_get(a, "erased"))) {
         json_decref(b);
-        { refuse(out, 409, "an erased contact is not merged"); return; }
+        {
+            refuse(out, 409, "an erased contact is not merged");
+            return;
+        }
     }
     json_array_foreach(json_object_get(b, "members"), i, m)
     {
         json_t *c = strcmp(json_string_value(m), rb) == 0 ? json_incref(b)
-                                                           : contact_get(d, json_string_value(m));
+                                                          : contact_get(d, json_string_value(m));
         if (!c) continue;
         json_object_set_new(c, "root", json_string(out->root));
         if (c != b) contact_put(d, c);
@@ -662,7 +666,10 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     int rc = contact_put(d, b);
     if (rc == 0) rc = contact_put(d, a);
     json_decref(b);
-    if (rc) { refuse(out, 503, "the directory refused the change"); return; }
+    if (rc) {
+        refuse(out, 503, "the directory refused the change");
+        return;
+    }
     out->code = 200;
     out->changed = true;
     out->convs = family_convs(d, a);
@@ -691,7 +698,10 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
     struct oh_contact_ident id;
     snprintf(id.type, sizeof id.type, "%s", str(ident, "type"));
     snprintf(id.value, sizeof id.value, "%s", str(ident, "value"));
-    if (!normalize(&id, region)) { refuse(out, 400, "identifier does not normalize"); return; }
+    if (!normalize(&id, region)) {
+        refuse(out, 400, "identifier does not normalize");
+        return;
+    }
     /* its owner in this family: the verified index, else the members' lists */
     char owner[OH_ID_MAX] = "";
     json_t *o = rec_get(d, "v:", id.type, id.value), *m;
@@ -713,7 +723,10 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
         json_decref(u);
     }
     char orr[OH_ID_MAX];
-    if (!*owner || oh_contact_root(d, owner, orr)) { refuse(out, 404, "no contact holds it"); return; }
+    if (!*owner || oh_contact_root(d, owner, orr)) {
+        refuse(out, 404, "no contact holds it");
+        return;
+    }
     if (strcmp(orr, root) != 0) {
         out->code = 200; /* not (or no longer) merged here: nothing to undo */
         snprintf(out->other, sizeof out->other, "%s", orr);
@@ -722,8 +735,7 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
         json_decref(x);
         return;
     }
-    if (strcmp(owner, root) == 0)
-    {
+    if (strcmp(owner, root) == 0) {
         refuse(out, 409, "the identifier is the contact's own; only merged ones split off");
         return;
     }
@@ -764,7 +776,10 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
     json_decref(sub);
     if (rc || !xc) {
         json_decref(xc);
-        { refuse(out, 503, "the directory refused the change"); return; }
+        {
+            refuse(out, 503, "the directory refused the change");
+            return;
+        }
     }
     snprintf(out->other, sizeof out->other, "%s", x);
     out->code = 200;
@@ -810,7 +825,10 @@ static void erase(const struct oh_contact_dir *d, json_t *a, struct oh_contact_r
         if (c != a) contact_put(d, c);
         json_decref(c);
     }
-    if (contact_put(d, a)) { refuse(out, 503, "the directory refused the change"); return; }
+    if (contact_put(d, a)) {
+        refuse(out, 503, "the directory refused the change");
+        return;
+    }
     out->code = 200;
     out->changed = true;
 }
@@ -819,9 +837,15 @@ static void command(const struct oh_contact_dir *d, const json_t *cmd, const cha
                     struct oh_contact_result *out)
 {
     const char *op = str(cmd, "op"), *id = str(cmd, "contact_id");
-    if (oh_contact_root(d, id, out->root)) { refuse(out, 404, "no such contact"); return; }
+    if (oh_contact_root(d, id, out->root)) {
+        refuse(out, 404, "no such contact");
+        return;
+    }
     json_t *a = contact_get(d, out->root);
-    if (!a) { refuse(out, 404, "no such contact"); return; }
+    if (!a) {
+        refuse(out, 404, "no such contact");
+        return;
+    }
     if (strcmp(op, "merge") == 0)
         merge(d, a, str(cmd, "other"), out);
     else if (strcmp(op, "unmerge") == 0)

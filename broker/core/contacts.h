@@ -27,8 +27,8 @@
 #define OH_IDENT_PHONE "phone"
 #define OH_IDENT_EMAIL "email"
 
-#define OH_CONTACT_IDS_MAX   16  /* identifiers one event may bring */
-#define OH_CONTACT_VALUE_MAX 256 /* bytes of one identifier's value */
+#define OH_CONTACT_IDS_MAX   16   /* identifiers one event may bring */
+#define OH_CONTACT_VALUE_MAX 256  /* bytes of one identifier's value */
 #define OH_CONTACT_CONVS_MAX 1000 /* conversations one contact record keeps (kv 64 KiB) */
 
 struct oh_contact_ident {
@@ -103,14 +103,14 @@ int oh_contact_find(const struct oh_contact_dir *d, const char *type, const char
 
 /* What a command came to. */
 struct oh_contact_result {
-    int code;         /* 200, 400, 404, 409 */
-    bool changed;     /* something moved: an event is due */
-    char root[OH_ID_MAX];   /* the contact the command is about, as a root */
-    char other[OH_ID_MAX];  /* merge: the other root; unmerge: the split-off root */
-    json_t *convs;    /* the conversations whose contact is now ROOT (merge,
-                         erase) or OTHER (unmerge): the caller points them there
-                         (erase: erases them); owned */
-    char why[160];    /* the refusal's message */
+    int code;              /* 200, 400, 404, 409 */
+    bool changed;          /* something moved: an event is due */
+    char root[OH_ID_MAX];  /* the contact the command is about, as a root */
+    char other[OH_ID_MAX]; /* merge: the other root; unmerge: the split-off root */
+    json_t *convs;         /* the conversations whose contact is now ROOT (merge,
+                              erase) or OTHER (unmerge): the caller points them there
+                              (erase: erases them); owned */
+    char why[160];         /* the refusal's message */
 };
 
 /* Decides and applies contact command CMD (its data) to the directory.

@@ -48,8 +48,8 @@ static void find_work(void *opaque)
     /* a "+" left unencoded in the query reads as a space */
     if (strcmp(q, "phone") == 0 && value[0] == ' ') value[0] = '+';
     oh_store_contact_dir(r->gw->hub->store, &d);
-    int rc = oh_contact_find(&d, q, value, oh_config_str(r->gw->hub->cfg, "contacts.default_region"),
-                             root);
+    int rc = oh_contact_find(&d, q, value,
+                             oh_config_str(r->gw->hub->cfg, "contacts.default_region"), root);
     json_t *list = json_array(), *o = NULL;
     if (rc == OH_EINVAL) {
         json_decref(list);
@@ -115,8 +115,9 @@ static void events_work(void *opaque)
     oh_store_contact_dir(r->gw->hub->store, &d);
     int rc = oh_contact_get(&d, id, &o);
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOTFOUND ? 404 : 503, rc == OH_ENOTFOUND ? "not_found" : "unavailable",
-                       "%s", rc == OH_ENOTFOUND ? "no such contact" : oh_strerror(rc));
+        gw_reply_error(r, rc == OH_ENOTFOUND ? 404 : 503,
+                       rc == OH_ENOTFOUND ? "not_found" : "unavailable", "%s",
+                       rc == OH_ENOTFOUND ? "no such contact" : oh_strerror(rc));
         gw_complete(r);
         return;
     }
@@ -145,8 +146,9 @@ static void events_work(void *opaque)
         json_array_append(out, v[k]);
     free(v);
     json_decref(pg.events);
-    gw_reply_json(r, 200, json_pack("{s:O, s:o}", "contact_id", json_object_get(o, "contact_id"),
-                                    "events", out));
+    gw_reply_json(
+        r, 200,
+        json_pack("{s:O, s:o}", "contact_id", json_object_get(o, "contact_id"), "events", out));
     json_decref(o);
     gw_complete(r);
 }

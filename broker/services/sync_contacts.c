@@ -16,9 +16,9 @@ struct oh_sync_contacts {
     oh_hub *hub;
     struct oh_contact_dir dir;
     const char *region;
-    json_t *events; /* the batch's contact events to forward: [[subject, seq, text]] */
-    json_t *keep;   /* strings the batch's items borrow */
-    json_t *done;   /* ids of the command outcomes the batch records */
+    json_t *events;         /* the batch's contact events to forward: [[subject, seq, text]] */
+    json_t *keep;           /* strings the batch's items borrow */
+    json_t *done;           /* ids of the command outcomes the batch records */
     int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
     int64_t reported;       /* links already counted in the metrics */
 };
@@ -121,15 +121,19 @@ int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item
     size_t k = 0;
     int rc = convs && roots ? 0 : OH_ENOMEM, delay_ms = 100;
     while (rc == 0 && (rc = link_all(c, items, n, convs, roots, &k)))
-        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms)) break;
-        else rc = 0;
+        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms))
+            break;
+        else
+            rc = 0;
     if (rc == 0 && k && !(to = calloc(k, sizeof *to))) rc = OH_ENOMEM;
     for (size_t i = 0; to && i < k; i++)
         to[i] = json_string_value(json_array_get(roots, i));
     delay_ms = 100;
     while (rc == 0 && k && (rc = oh_store_contact_refs(c->hub->store, convs, to, k)))
-        if (!retry(c, rc, "cannot point conversations at their contacts", &delay_ms)) break;
-        else rc = 0;
+        if (!retry(c, rc, "cannot point conversations at their contacts", &delay_ms))
+            break;
+        else
+            rc = 0;
     free(to);
     free(convs);
     json_decref(roots);
@@ -208,8 +212,7 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
     oh_event_id(id, "contact", cmd_id, NULL);
     json_t *data = json_pack("{s:s, s:s, s:O}", "contact_id", r->root, "op", op, "author",
                              json_object_get(cmd, "author"));
-    if (data && strcmp(op, "merge") == 0)
-        json_object_set_new(data, "other", json_string(r->other));
+    if (data && strcmp(op, "merge") == 0) json_object_set_new(data, "other", json_string(r->other));
     if (data && strcmp(op, "unmerge") == 0) {
         json_object_set_new(data, "other", json_string(r->other));
         json_object_set(data, "identifier", json_object_get(cmd, "identifier"));
@@ -239,10 +242,9 @@ static void forward(struct oh_sync_contacts *c, json_t *e)
 {
     char *text = e ? oh_json_dump(e, NULL) : NULL;
     if (text)
-        json_array_append_new(c->events,
-                              json_pack("[s, I, s, s]", oh_event_subject(e),
-                                        json_integer_value(json_object_get(e, "seq")), text,
-                                        oh_event_get_type(e)));
+        json_array_append_new(c->events, json_pack("[s, I, s, s]", oh_event_subject(e),
+                                                   json_integer_value(json_object_get(e, "seq")),
+                                                   text, oh_event_get_type(e)));
     free(text);
     json_decref(e);
 }
@@ -319,8 +321,8 @@ int oh_sync_contacts_take(struct oh_sync_contacts *c, bool committed, oh_sync_co
     {
         const char *text = json_string_value(json_array_get(e, 2));
         fn(opaque, json_string_value(json_array_get(e, 0)),
-           json_integer_value(json_array_get(e, 1)), json_string_value(json_array_get(e, 3)),
-           text, strlen(text));
+           json_integer_value(json_array_get(e, 1)), json_string_value(json_array_get(e, 3)), text,
+           strlen(text));
         count++;
     }
     json_array_clear(c->events);

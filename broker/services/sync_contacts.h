@@ -20,8 +20,7 @@ void oh_sync_contacts_free(struct oh_sync_contacts *c);
  * stored seq back, so it links again, to the same contact) and points it
  * there, all in one directory write. 0, or OH_ECLOSED when the hub stopped
  * while the store was unavailable. */
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items,
-                          size_t n);
+int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n);
 
 /* Contact command EV (borrowed; C not NULL) read at PARTITION/OFFSET:
  * decides and applies it and adds its outcome to ITEMS (room for one more;

@@ -57,10 +57,10 @@ START_TEST(phone_numbers)
     e164("02 1234 5678", "IT", "+390212345678"); /* Italy keeps its 0 */
     e164("8 (912) 345-67-89", "RU", "+79123456789");
     e164("+971 50 123 4567", NULL, "+971501234567");
-    e164("0151 23456789", NULL, NULL);     /* national without a region */
-    e164("0151 23456789", "XX", NULL);     /* unknown region */
+    e164("0151 23456789", NULL, NULL); /* national without a region */
+    e164("0151 23456789", "XX", NULL); /* unknown region */
     e164("+0049151", "DE", NULL);
-    e164("+1 415 555", "US", NULL);        /* NANP is 11 digits */
+    e164("+1 415 555", "US", NULL); /* NANP is 11 digits */
     e164("+49 151 2345 6789 12345", "DE", NULL);
     e164("call me", "DE", NULL);
     e164("+49 151 ext 2", "DE", NULL);
@@ -309,9 +309,9 @@ START_TEST(ten_thousand_synthetic_contacts)
         snprintf(conv, sizeof conv, "c_wa_%d", p);
         ck_assert_int_eq(oh_contact_link(&d, conv, w, 2, "", cid), 0);
         /* the token's phone claim, written nationally and normalized */
-        json_t *data = json_pack("{s:s, s:{s:s, s:[{s:s, s:s, s:b}]}}", "channel", "webchat",
-                                 "contact", "id", "", "identifiers", "type", "phone", "value",
-                                 national, "verified", 1);
+        json_t *data =
+            json_pack("{s:s, s:{s:s, s:[{s:s, s:s, s:b}]}}", "channel", "webchat", "contact", "id",
+                      "", "identifiers", "type", "phone", "value", national, "verified", 1);
         snprintf(w[1].value, sizeof w[1].value, "web-%d", p);
         json_object_set_new(json_object_get(data, "contact"), "id", json_string(w[1].value));
         int n = oh_contact_idents(data, "DE", t, 2);
