@@ -372,7 +372,8 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
     }
 out:
-    oh_sync_contacts_take(s->contacts, false, discard_contact, NULL); /* not stored: kept for the replay */
+    /* not stored: the replay forwards them */
+    oh_sync_contacts_take(s->contacts, false, discard_contact, NULL);
     for (size_t i = 0; i < nitems; i++) {
         json_decref(s->items[i].event);
         free(s->items[i].json);

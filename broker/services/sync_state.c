@@ -114,11 +114,10 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
         if (!json_object_get(e, "exists")) json_object_set_new(e, "exists", json_false());
         return 0;
     }
+    const char *contact = c.contact_ref[0] ? c.contact_ref : c.contact_id;
     json_object_set_new(e, "state",
                         oh_convstate_make(c.status, c.assignee, c.team, c.priority, c.labels,
-                                          c.snoozed_until_ms,
-                                          c.contact_ref[0] ? c.contact_ref : c.contact_id,
-                                          c.episode));
+                                          c.snoozed_until_ms, contact, c.episode));
     json_object_set_new(e, "head", json_integer(c.head));
     json_object_set_new(e, "channel", json_string(c.channel));
     json_object_set_new(e, "account", json_string(c.account));

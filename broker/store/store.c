@@ -248,8 +248,8 @@ char *oh_store_tombstone(const json_t *ev, int64_t seq, const char *epoch, size_
                          uint32_t *crc)
 {
     const json_t *data = json_object_get(ev, "data");
-    static const char *const keep[] = {"specversion", "id", "source", "time", "subject",
-                                       "datacontenttype"};
+    static const char *const keep[] = {"specversion", "id",      "source",
+                                       "time",        "subject", "datacontenttype"};
     json_t *t = json_object();
     for (size_t i = 0; t && i < OH_ARRAY_SIZE(keep); i++)
         if (json_object_get(ev, keep[i])) json_object_set(t, keep[i], json_object_get(ev, keep[i]));

@@ -131,7 +131,7 @@ struct oh_conversation {
     char id[OH_ID_MAX];
     char channel[64];
     char account[256];
-    char contact_id[256];   /* the channel's id of the customer */
+    char contact_id[256]; /* the channel's id of the customer */
     char contact_name[256];
     char contact_ref[OH_ID_MAX]; /* the contact (core/contacts.h) it belongs to, "" none */
     int64_t head; /* highest seq */
@@ -186,7 +186,7 @@ int oh_store_command_result(oh_store *st, const char *conv, const char *id, int 
  * select the conversations without one. All borrowed for the call. */
 struct oh_store_filter {
     const char *status, *assignee, *team, *priority, *label, *channel, *contact_id;
-    const char *contact_ref; /* the contact (conversations.contact_ref) */
+    const char *contact_ref;  /* the contact (conversations.contact_ref) */
     const char *q;            /* full text: every word in a message text or subject */
     int64_t updated_after_ms; /* 0 any */
     /* keyset: only conversations after (before_created_ms, before_id) in

@@ -1543,9 +1543,8 @@ static int sq_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *
     /* the old pages' images also live in the WAL until a checkpoint: copy
      * them back and truncate it, so the erased text is in neither file
      * (secure_delete, set at open, zeroes what the updates freed) */
-    if (rc == 0 &&
-        sqlite3_wal_checkpoint_v2(s->w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
-            SQLITE_OK)
+    if (rc == 0 && sqlite3_wal_checkpoint_v2(s->w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                             NULL) != SQLITE_OK)
         OH_WARN("store", "erasure: WAL checkpoint incomplete (%s); the next one completes it",
                 sqlite3_errmsg(s->w->db));
     pthread_mutex_unlock(&s->wmu);

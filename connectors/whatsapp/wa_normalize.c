@@ -240,9 +240,9 @@ static int wa_message(const struct wa_change *ch, const json_t *m)
     char e164[40];
     snprintf(e164, sizeof e164, "+%s", wa_id);
     if (data && strlen(wa_id) < 20 && strspn(wa_id, "0123456789") == strlen(wa_id))
-        json_object_set_new(json_object_get(data, "contact"), "identifiers",
-                            json_pack("[{s:s, s:s, s:b}]", "type", "phone", "value", e164,
-                                      "verified", 1));
+        json_object_set_new(
+            json_object_get(data, "contact"), "identifiers",
+            json_pack("[{s:s, s:s, s:b}]", "type", "phone", "value", e164, "verified", 1));
     if (!data) return OH_ENOMEM;
     json_object_set_new(data, "message_id", json_string(wamid));
     const char *kind = wa_message_body(ch, conv, m, data);
