@@ -173,6 +173,8 @@ static const struct {
     {"dispatch", offsetof(oh_hub, run_dispatch)},
     {"enrich", offsetof(oh_hub, run_enrich)},
     {"bot", offsetof(oh_hub, run_bot)},
+    {"router", offsetof(oh_hub, run_router)},
+    {"kpi", offsetof(oh_hub, run_kpi)},
 };
 
 /* ROLE: "all" or a comma-separated list of roles ("gateway,sync"). */

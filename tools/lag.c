@@ -66,7 +66,8 @@ const char *oh_lag_status_name(enum oh_lag_status st)
 
 const char *oh_lag_topic_of(const char *group)
 {
-    if (group && (!strcmp(group, OH_GROUP_DISPATCH) || !strcmp(group, OH_GROUP_ENRICH)))
+    if (group && (!strcmp(group, OH_GROUP_DISPATCH) || !strcmp(group, OH_GROUP_ENRICH) ||
+                  !strcmp(group, OH_GROUP_SLA)))
         return OH_TOPIC_TIMELINE;
     return OH_TOPIC_EVENTS;
 }

@@ -18,6 +18,7 @@
 #include "scaffold.h"
 #include "triage_eval.h"
 #include "kb_eval.h"
+#include "kpi.h"
 
 #define CTL_MAX_INPUT (16u << 20)
 
@@ -53,6 +54,14 @@ static const struct {
      "(default 1000). Never creates a log.\n"
      "Exit status, for cron and Nagios-style checks: 0 OK, 1 WARN, 2 STALL or\n"
      "STOP, 3 error (usage, unreadable log)."},
+    {"kpi", "kpi [--from RFC3339] [--to RFC3339] [--group-by agent|team|channel|none]\n"
+            "    [--url URL] [--token T] [--json]",
+     "Asks the daemon at URL (default http://127.0.0.1:8080) for GET\n"
+     "/v1/reports/kpis with token T (default $OMNIHUB_TOKEN; an agent sees their\n"
+     "own episodes, an admin everyone's) and prints the rows as a table: episodes\n"
+     "resolved in [from, to), FRT average, p50 and p90, NRT, handle and\n"
+     "resolution averages (seconds), SLA-met ratio, bot involvement. Exit 0, 1\n"
+     "when the daemon refused, 2 on usage errors or no answer."},
     {"kafka-mock", "kafka-mock [--brokers N] [--partitions N]",
      "Hosts librdkafka's in-process mock cluster and prints its bootstrap list\n"
      "(for tests and trials without a Kafka cluster)."},
@@ -405,6 +414,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sign")) return cmd_sign(argc, argv);
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
+    if (!strcmp(cmd, "kpi")) return oh_kpi_cmd(argc, argv);
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);
     if (!strcmp(cmd, "triage-eval")) return oh_triage_eval_cmd(argc, argv);

@@ -7,7 +7,7 @@
 #include "core/daemon.h"
 
 const struct oh_config_key oh_core_keys[] = {
-    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot"},
+    {"role", OH_CFG_STR, "all", "which services this process runs: all, or a comma-separated list of gateway, sync, dispatch, enrich, bot, router, kpi"},
     {"data_dir", OH_CFG_STR, "./omnihub-data", "directory of the embedded log and store"},
     {"http.listen", OH_CFG_STR, "127.0.0.1:8080", "HTTP and WebSocket listener, host:port"},
     {"http.admin_listen", OH_CFG_STR, NULL,
@@ -60,6 +60,19 @@ const struct oh_config_key oh_core_keys[] = {
      "retrieval confidence (percent) the bot needs to answer; below it asks again, then hands off"},
     {"bot.reopen_window_s", OH_CFG_INT, "86400",
      "a resolved conversation re-opened within this many seconds does not count as resolved by the bot"},
+    {"routing.enabled", OH_CFG_BOOL, "true",
+     "the router assigns open, unassigned conversations to online agents (false: claims only)"},
+    {"routing.offline_grace_s", OH_CFG_INT, "60",
+     "seconds an agent may be offline before their open conversations are requeued"},
+    {"sla.enabled", OH_CFG_BOOL, "true", "SLA clocks run and breaches are recorded"},
+    {"sla.frt_s.urgent", OH_CFG_INT, "30", "first response target of urgent conversations (s)"},
+    {"sla.frt_s.high", OH_CFG_INT, "60", "first response target of high conversations (s)"},
+    {"sla.frt_s.normal", OH_CFG_INT, "300", "first response target of normal conversations (s)"},
+    {"sla.frt_s.low", OH_CFG_INT, "3600", "first response target of low conversations (s)"},
+    {"sla.nrt_s.urgent", OH_CFG_INT, "30", "next response target of urgent conversations (s)"},
+    {"sla.nrt_s.high", OH_CFG_INT, "60", "next response target of high conversations (s)"},
+    {"sla.nrt_s.normal", OH_CFG_INT, "300", "next response target of normal conversations (s)"},
+    {"sla.nrt_s.low", OH_CFG_INT, "3600", "next response target of low conversations (s)"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -266,6 +266,53 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
         next = json_deep_copy(state);
         json_object_set_new(next, "assignee", json_string(author));
         out->reason = "claim";
+    } else if (op && strcmp(op, "assign") == 0) {
+        /* the router's decision: only against the state it decided on */
+        const char *to = json_string_value(json_object_get(cmd, "assignee"));
+        const char *expect = json_string_value(json_object_get(cmd, "expect"));
+        const char *holder = json_string_value(json_object_get(state, "assignee"));
+        const char *why_r = json_string_value(json_object_get(cmd, "reason"));
+        json_t *a = json_object_get(cmd, "assignee"), *x = json_object_get(cmd, "expect");
+        if ((a && !json_is_null(a) && !text_ok(a, OH_STATE_ID_MAX)) ||
+            (x && !json_is_null(x) && !text_ok(x, OH_STATE_ID_MAX)) || !why_r ||
+            (strcmp(why_r, "routed") && strcmp(why_r, "requeued"))) {
+            out->code = 400;
+            out->body = error_body("bad_request", "assign needs an assignee and a reason");
+            return;
+        }
+        if (strcmp(old_status, "open") != 0 || (holder ? !expect || strcmp(holder, expect) != 0
+                                                       : expect != NULL)) {
+            out->code = 409;
+            out->body = error_body("conflict", "the conversation moved on since the decision");
+            json_object_set_new(json_object_get(out->body, "error"), "assignee",
+                                str_or_null(holder));
+            return;
+        }
+        next = json_deep_copy(state);
+        json_object_set_new(next, "assignee", str_or_null(to));
+        out->reason = strcmp(why_r, "routed") == 0 ? "routed" : "requeued";
+    } else if (op && strcmp(op, "breach") == 0) {
+        /* an SLA clock's deadline passed: a change of its own (the clock is
+         * the SLA service's), refused once the episode or the status moved */
+        const char *kind = json_string_value(json_object_get(cmd, "kind"));
+        json_t *ep = json_object_get(cmd, "episode"), *sla = json_object_get(cmd, "sla");
+        if (!kind || (strcmp(kind, "frt") && strcmp(kind, "nrt")) || !json_is_integer(ep) ||
+            !json_is_object(sla)) {
+            out->code = 400;
+            out->body = error_body("bad_request", "breach needs kind, episode and sla");
+            return;
+        }
+        if (strcmp(old_status, "open") != 0 ||
+            json_integer_value(ep) != json_integer_value(json_object_get(state, "episode"))) {
+            out->code = 409;
+            out->body = error_body("conflict", "the clock was paused or its episode ended");
+            return;
+        }
+        out->code = 200;
+        out->changes = json_pack("{s:O}", "sla", sla);
+        out->body = json_deep_copy(state);
+        out->reason = strcmp(kind, "frt") == 0 ? "sla_breach:frt" : "sla_breach:nrt";
+        return;
     } else if (op && strcmp(op, "raise_priority") == 0) {
         /* triage's: raises, never lowers (a lower or equal one changes nothing) */
         int to = rank(json_string_value(json_object_get(cmd, "priority")));

@@ -11,11 +11,18 @@
 /* A state command: built by the gateway (PATCH, claim) or by sync (snooze
  * wake), appended to the events topic, evaluated by sync in log order and
  * never sequenced. data: {conversation_id, channel, account, op:
- * "patch"|"claim"|"wake"|"raise_priority", set: {fields} (patch), if_match:
- * head (optional), until: ms (wake), priority (raise_priority: the state's
- * priority becomes it when it is higher, never lower; reason "triage"),
- * author: {kind, id}, reason: "handoff:<why>" (optional, the bot's patch:
- * the change's reason instead of "patch")}. */
+ * "patch"|"claim"|"wake"|"raise_priority"|"assign"|"breach", set: {fields}
+ * (patch), if_match: head (optional), until: ms (wake), priority
+ * (raise_priority: the state's priority becomes it when it is higher, never
+ * lower; reason "triage"), author: {kind, id}, reason: "handoff:<why>"
+ * (optional, the bot's patch: the change's reason instead of "patch")}.
+ * assign (the router): assignee (id or null), expect (the assignee the
+ * decision saw, null: none), reason "routed"|"requeued"; applied only while
+ * the conversation is open and still held by EXPECT, else 409, so a
+ * repeated or stale decision changes nothing.
+ * breach (the SLA service): kind "frt"|"nrt", episode, sla (the
+ * conversation's sla object); applied only while the conversation is open
+ * in that episode, else 409; changes {sla}, reason "sla_breach:<kind>". */
 #define OH_EV_COMMAND "omnihub.conversation.command"
 
 #define OH_LABELS_MAX   32   /* labels of one conversation */
@@ -45,7 +52,8 @@ struct oh_convstate_result {
     json_t *body;       /* the answer's body to record: the new state (200) or the
                            contract's error object; owned */
     const char *reason; /* of the conversation.updated: "patch", "claim", "snooze_expired",
-                           "triage" */
+                           "triage", "routed", "requeued", "sla_breach:frt",
+                           "sla_breach:nrt" */
 };
 
 /* Evaluates command CMD (the command event's data) against STATE, the

@@ -32,6 +32,8 @@ struct oh_hub {
     bool run_gateway, run_sync, run_dispatch;
     bool run_enrich; /* triage (services/enrich.c) */
     bool run_bot;    /* the bot (services/bot.c) */
+    bool run_router; /* routing and SLA clocks (services/router.c, sla.c) */
+    bool run_kpi; /* the KPI service (services/kpi.c) */
     oh_feed_fn feed;
     void *feed_opaque;
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */

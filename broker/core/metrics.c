@@ -24,7 +24,17 @@ struct series {
     char *name, *labels;
     double value; /* counter/gauge; histogram sum */
     uint64_t count, bucket[NBUCKETS];
+    const double *bounds; /* a histogram's upper bounds: BUCKETS or its family's */
+    size_t nbounds;
 };
+
+/* Histogram families with bounds of their own (oh_metrics_buckets). */
+static struct {
+    const char *name;
+    const double *bounds;
+    size_t n;
+} families[16];
+static size_t nfamilies;
 
 struct help {
     struct help *next;
@@ -106,6 +116,13 @@ static struct series *lookup(const char *name, const char *labels, enum kind kin
         return NULL;
     }
     s->kind = kind;
+    s->bounds = buckets;
+    s->nbounds = NBUCKETS;
+    for (size_t i = 0; i < nfamilies; i++)
+        if (strcmp(families[i].name, name) == 0) {
+            s->bounds = families[i].bounds;
+            s->nbounds = families[i].n;
+        }
     s->next = slots[h];
     slots[h] = s;
     *last = s;
@@ -136,10 +153,25 @@ void oh_metrics_observe(const char *name, const char *labels, double seconds)
     if (s) {
         s->value += seconds;
         s->count++;
-        for (size_t i = 0; i < NBUCKETS; i++)
-            if (seconds <= buckets[i]) s->bucket[i]++;
+        for (size_t i = 0; i < s->nbounds; i++)
+            if (seconds <= s->bounds[i]) s->bucket[i]++;
     }
     pthread_mutex_unlock(&lock);
+}
+
+int oh_metrics_buckets(const char *name, const double *bounds, size_t n)
+{
+    int rc = OH_OK;
+    pthread_mutex_lock(&lock);
+    size_t i = 0;
+    while (i < nfamilies && strcmp(families[i].name, name) != 0)
+        i++;
+    if (n < 1 || n > NBUCKETS || (i == nfamilies && nfamilies == OH_ARRAY_SIZE(families)))
+        rc = OH_EINVAL;
+    else if (i == nfamilies)
+        families[nfamilies++] = (typeof(families[0])){name, bounds, n};
+    pthread_mutex_unlock(&lock);
+    return rc;
 }
 
 void oh_metrics_describe(const char *name, const char *help)
@@ -318,8 +350,8 @@ char *oh_metrics_render(size_t *len)
                 put(&b, "\n");
                 continue;
             }
-            for (size_t i = 0; i < NBUCKETS; i++)
-                put(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep, buckets[i],
+            for (size_t i = 0; i < s->nbounds; i++)
+                put(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep, s->bounds[i],
                     (unsigned long long)s->bucket[i]);
             put(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
                 (unsigned long long)s->count);

@@ -51,6 +51,20 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
     return o;
 }
 
+json_t *gw_conversation_sla(oh_store *st, const char *conv)
+{
+    char buf[8192];
+    json_t *doc = oh_store_kv_get(st, "sla", conv, buf, sizeof buf) == OH_OK
+                      ? json_loads(buf, 0, NULL)
+                      : NULL;
+    json_t *sla = json_object_get(doc, "sla");
+    sla = json_is_object(sla) ? json_incref(sla)
+                              : json_pack("{s:n, s:n, s:[]}", "first_response_due",
+                                          "next_response_due", "breached");
+    json_decref(doc);
+    return sla;
+}
+
 static int max_cursor(void *opaque, const char *device, int64_t seq)
 {
     int64_t *max = opaque;

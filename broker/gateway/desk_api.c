@@ -108,7 +108,9 @@ static void outcome_work(void *opaque)
     } else if (code == 200) {
         struct oh_conversation c;
         if ((rc = oh_store_conversation_get(st, d->conv, &c)) == OH_OK) {
-            gw_reply_json(r, 200, gw_conversation_json(&c, gw_unread(r, &c)));
+            json_t *o = gw_conversation_json(&c, gw_unread(r, &c));
+            if (o) json_object_set_new(o, "sla", gw_conversation_sla(st, c.id));
+            gw_reply_json(r, 200, o);
         } else {
             gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
             code = 503; /* applied, but not answered with it */

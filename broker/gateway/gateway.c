@@ -290,6 +290,7 @@ static void route(struct req *r)
         return;
     }
     if (gw_kb_route(r) || gw_api_route(r) || gw_agents_route(r) || gw_contacts_route(r)) return;
+    if (gw_kpi_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
 

@@ -265,6 +265,8 @@ void gw_kb_free(struct oh_gateway *gw);
 
 /* agents_api.c: GET /v1/agents; true when it took the request. */
 bool gw_agents_route(struct req *r);
+/* kpi_api.c: GET /v1/reports/kpis. */
+bool gw_kpi_route(struct req *r);
 
 /* contacts_api.c: /v1/contacts...; true when it took the request.
  * gw_contact_reply answers R with contact ID's object (a worker) and
@@ -291,6 +293,10 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);
+/* The sla object of CONV (CONTRACT part 2) as the SLA service saved it
+ * (services/sla.c; none yet: no deadline, nothing breached). Reads the
+ * store (a worker). New reference. */
+json_t *gw_conversation_sla(oh_store *st, const char *conv);
 
 /* compose.c: the event a client or agent sends (REST or WebSocket): checks
  * and normalizes the body, builds the event from the conversation, and

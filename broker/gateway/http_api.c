@@ -129,6 +129,7 @@ static int list_row(void *opaque, const struct oh_conversation *c, int64_t read_
     }
     json_t *o = gw_conversation_json(c, c->head > read_seq ? c->head - read_seq : 0);
     if (!o) return OH_ENOMEM;
+    json_object_set_new(o, "sla", gw_conversation_sla(l->r->gw->hub->store, c->id));
     struct list_row *row = &l->rows[l->n++];
     row->o = o;
     row->updated_ms = c->updated_ms;
@@ -311,8 +312,13 @@ static void get_one_work(void *opaque)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
         gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
-    else
-        gw_reply_json(r, 200, gw_conversation_json(&c, gw_unread(r, &c)));
+    else {
+        json_t *o = gw_conversation_json(&c, gw_unread(r, &c));
+        /* the clocks are the desk's: an agent's view */
+        if (o && r->who.role != OH_ROLE_CUSTOMER)
+            json_object_set_new(o, "sla", gw_conversation_sla(r->gw->hub->store, c.id));
+        gw_reply_json(r, 200, o);
+    }
     gw_complete(r);
 }
 

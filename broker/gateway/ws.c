@@ -422,6 +422,7 @@ static int change_row(void *opaque, const struct oh_conversation *conv)
     json_t *o = gw_conversation_json(conv, read < 0            ? -1
                                            : conv->head > read ? conv->head - read
                                                                : 0);
+    if (o) json_object_set_new(o, "sla", gw_conversation_sla(c->gw->hub->store, conv->id));
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!txt) return OH_ENOMEM;

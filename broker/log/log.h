@@ -14,6 +14,8 @@
 #define OH_GROUP_SYNC     "omnihub-sync"
 #define OH_GROUP_DISPATCH "omnihub-dispatch"
 #define OH_GROUP_ENRICH   "omnihub-enrich" /* triage (services/enrich.c) */
+#define OH_GROUP_SLA      "omnihub-sla"    /* SLA clocks (services/sla.c) */
+#define OH_GROUP_KPI      "omnihub-kpi"
 
 typedef struct oh_log oh_log;
 typedef struct oh_log_consumer oh_log_consumer;

@@ -9,5 +9,8 @@ const struct oh_service *const oh_service_table[] = {
     &oh_service_dispatch,
     &oh_service_enrich,
     &oh_service_bot,
+    &oh_service_router,
+    &oh_service_sla,
+    &oh_service_kpi,
     NULL,
 };

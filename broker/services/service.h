@@ -58,6 +58,9 @@ extern const struct oh_service oh_service_dispatch;
 extern const struct oh_service oh_service_feed;
 extern const struct oh_service oh_service_enrich;
 extern const struct oh_service oh_service_bot; /* bot.c */
+extern const struct oh_service oh_service_router; /* router.c */
+extern const struct oh_service oh_service_sla;    /* sla.c */
+extern const struct oh_service oh_service_kpi; /* kpi.c */
 
 /* One running service. */
 struct oh_service_run;

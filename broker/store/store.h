@@ -310,6 +310,56 @@ int oh_store_article_get(oh_store *st, const char *id, oh_store_article_fn fn, v
 int oh_store_article_del(oh_store *st, const char *id);
 /* Calls FN with every article, by id; FN returning non-zero stops. */
 int oh_store_articles(oh_store *st, oh_store_article_fn fn, void *opaque);
+/* ---- KPIs (the kpi service; CONTRACT part 2, SLA and KPIs) ---- */
+
+/* One finished episode of a conversation: from the inbound message that
+ * opened it (or its first event) to resolved. Times in ms; -1 = none. */
+struct oh_store_episode {
+    char conversation_id[OH_ID_MAX];
+    int64_t episode;
+    char channel[64];
+    char agent[128]; /* the assignee when resolved, else the last one; "" none */
+    char team[128];  /* "" none */
+    int64_t start_ms, resolved_ms;
+    int64_t frt_ms;     /* first inbound -> first agent message; -1 none */
+    int64_t bot_frt_ms; /* first inbound -> first bot message; -1 none */
+    int64_t nrt_sum_ms, nrt_count;
+    int64_t aht_ms;      /* time open and assigned; -1 never assigned while open */
+    int64_t reopened_ms; /* start of the next episode; -1 not (yet) */
+    bool breached;       /* an sla_breach:* conversation.updated happened */
+    bool bot_involved;   /* a message authored {kind: bot} */
+    bool agent_replied;  /* a message authored {kind: agent} */
+};
+
+/* In ONE transaction: inserts or replaces each episode (keyed by
+ * conversation and episode: a replay writes the same rows again, never
+ * twice) and stores POS for GROUP. All or nothing. */
+int oh_store_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                     const struct oh_store_pos *pos, size_t npos);
+
+/* A report's selection. GROUP_BY: "agent", "team", "channel" or "none". */
+struct oh_store_kpi_query {
+    int64_t from_ms, to_ms; /* episodes resolved in [from, to) */
+    const char *group_by;
+    const char *agent;        /* NULL: every episode; else only this agent's */
+    int64_t reopen_window_ms; /* bot_resolved: not reopened within this */
+};
+
+/* One row: sums and counts (the caller divides), exact percentiles. */
+struct oh_store_kpi_row {
+    char key[256];
+    bool key_null; /* the episodes without an agent (team) */
+    int64_t episodes;
+    int64_t frt_n, frt_sum_ms, frt_p50_ms, frt_p90_ms; /* nearest rank; -1 when FRT_N 0 */
+    int64_t nrt_n, nrt_sum_ms;
+    int64_t aht_n, aht_sum_ms;
+    int64_t resolution_sum_ms;
+    int64_t sla_met, bot_involved, bot_resolved;
+};
+typedef int (*oh_store_kpi_fn)(void *opaque, const struct oh_store_kpi_row *row);
+/* Calls FN with each group's row, by key (NULL key first). */
+int oh_store_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
+                        void *opaque);
 
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_store_keys[];

@@ -58,6 +58,10 @@ struct oh_store_ops {
     int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
     int (*article_del)(oh_store *st, const char *id);
     int (*articles)(oh_store *st, oh_store_article_fn fn, void *opaque);
+    int (*kpi_put)(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                   const struct oh_store_pos *pos, size_t npos);
+    int (*kpi_report)(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
+                      void *opaque);
 };
 
 /* Every backend's oh_store struct starts with this. */
@@ -75,6 +79,34 @@ int oh_store_pg_check(const oh_config *cfg, char *err, size_t errlen);
 /* Shared by both backends: rank of a delivery state for "never backwards"
  * (sent 1 < failed 2 < delivered 3 < read 4; unknown 0). */
 int oh_store_state_rank(const char *state);
+
+/* The SQL of a KPI report grouped by GROUP_BY ("agent", "team",
+ * "channel", "none"), with placeholders PH ('$' PostgreSQL; the query uses
+ * percentile_disc, which SQLite lacks)
+ * 1 from_ms, 2 to_ms, 3 agent (NULL: all), 4 reopen window ms. Columns: key,
+ * episodes, frt_n, frt_sum, p50, p90, nrt_n, nrt_sum, aht_n, aht_sum,
+ * res_sum, met, bot_involved, bot_resolved. OH_EINVAL for another
+ * GROUP_BY. */
+int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph);
+
+/* store_kpi.c: a report's rows from streamed episodes (SQLite). */
+struct oh_kpi_acc;
+struct oh_kpi_acc_ep {
+    int64_t frt_ms; /* -1 none */
+    int64_t nrt_sum_ms, nrt_count;
+    int64_t aht_ms; /* -1 none */
+    int64_t resolution_ms;
+    bool breached, bot_involved, bot_resolved;
+};
+/* NULL when out of memory; free with oh_kpi_acc_free() (NULL is fine). */
+struct oh_kpi_acc *oh_kpi_acc_new(void);
+void oh_kpi_acc_free(struct oh_kpi_acc *k);
+/* Counts episode E under KEY (NULL: the null key; copied). */
+int oh_kpi_acc_add(struct oh_kpi_acc *k, const char *key, const struct oh_kpi_acc_ep *e);
+/* Adds SRC's counts to DST (SRC is left unusable but still to be freed). */
+int oh_kpi_acc_merge(struct oh_kpi_acc *dst, struct oh_kpi_acc *src);
+/* Calls FN with each key's row, NULL key first, then by strcmp. */
+int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
 
 /* Store positions of oh_store_changes: "r" and one change number per
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */

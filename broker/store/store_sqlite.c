@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include "core/json_dump.h"
 #include "core/crypto.h"
@@ -1397,6 +1398,246 @@ static int sq_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
     return sq_read((struct sq_store *)st, S_ART_ALL, &a, row_article, &l, NULL);
 }
 
+/* ---- KPIs ---- */
+
+static const char sq_kpi_put_sql[] =
+    "INSERT OR REPLACE INTO kpi_episodes (conversation_id, episode, channel, agent, team, "
+    "start_ms, resolved_ms, frt_ms, bot_frt_ms, nrt_sum_ms, nrt_count, aht_ms, reopened_ms, "
+    "breached, bot_involved, agent_replied) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/* V, or NULL when it is "none" (-1, or "" for a text) */
+static void bind_opt_int(sqlite3_stmt *q, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(q, i);
+    else
+        sqlite3_bind_int64(q, i, v);
+}
+
+static void bind_opt_text(sqlite3_stmt *q, int i, const char *v)
+{
+    if (!v[0])
+        sqlite3_bind_null(q, i);
+    else
+        sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+}
+
+static int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+                      const struct oh_store_pos *pos, size_t npos)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    struct sq_conn *c = s->w;
+    sqlite3_stmt *ins = NULL;
+    int rc = sq_exec(c, S_BEGIN_IMM);
+    if (rc == 0 && n && sqlite3_prepare_v2(c->db, sq_kpi_put_sql, -1, &ins, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "kpi: %s", sqlite3_errmsg(c->db));
+        rc = OH_EIO;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct oh_store_episode *e = &eps[i];
+        sqlite3_reset(ins);
+        bind_text(ins, 1, e->conversation_id);
+        sqlite3_bind_int64(ins, 2, e->episode);
+        bind_text(ins, 3, e->channel);
+        bind_opt_text(ins, 4, e->agent);
+        bind_opt_text(ins, 5, e->team);
+        sqlite3_bind_int64(ins, 6, e->start_ms);
+        sqlite3_bind_int64(ins, 7, e->resolved_ms);
+        bind_opt_int(ins, 8, e->frt_ms);
+        bind_opt_int(ins, 9, e->bot_frt_ms);
+        sqlite3_bind_int64(ins, 10, e->nrt_sum_ms);
+        sqlite3_bind_int64(ins, 11, e->nrt_count);
+        bind_opt_int(ins, 12, e->aht_ms);
+        bind_opt_int(ins, 13, e->reopened_ms);
+        sqlite3_bind_int(ins, 14, e->breached);
+        sqlite3_bind_int(ins, 15, e->bot_involved);
+        sqlite3_bind_int(ins, 16, e->agent_replied);
+        int r = sqlite3_step(ins);
+        if (r != SQLITE_DONE) {
+            OH_WARN("store", "kpi: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+    }
+    sqlite3_finalize(ins);
+    for (size_t i = 0; i < npos && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_text(q, 1, group);
+        bind_text(q, 2, pos[i].topic);
+        sqlite3_bind_int(q, 3, pos[i].partition);
+        sqlite3_bind_int64(q, 4, pos[i].next);
+        rc = sq_run(c, q);
+    }
+    if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc != 0) sq_exec(c, S_ROLLBACK);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+/* One pass over the episodes of the range, aggregated in C (store_kpi.c):
+ * SQLite's GROUP BY and window sort take three times as long. */
+/* One reader's pass over the episodes resolved in [FROM, TO) into ACC. */
+struct sq_kpi_scan {
+    struct sq_store *s;
+    const char *sql;
+    const struct oh_store_kpi_query *kq;
+    int64_t from, to;
+    struct oh_kpi_acc *acc;
+    int rc;
+    pthread_t thread;
+    bool running;
+};
+
+static void *sq_kpi_scan(void *arg)
+{
+    struct sq_kpi_scan *sc = arg;
+    const struct oh_store_kpi_query *kq = sc->kq;
+    struct sq_conn *c = sq_reader(sc->s);
+    if (!c) {
+        sc->rc = OH_EIO;
+        return NULL;
+    }
+    /* the range is read whole: mapped, not copied page by page through pread */
+    sqlite3_exec(c->db, "PRAGMA mmap_size=4294967296", NULL, NULL, NULL);
+    sqlite3_stmt *q = NULL;
+    int rc = OH_OK, r = SQLITE_DONE;
+    if (sqlite3_prepare_v2(c->db, sc->sql, -1, &q, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "kpi report: %s", sqlite3_errmsg(c->db));
+        rc = OH_EIO;
+    } else {
+        sqlite3_bind_int64(q, 1, sc->from);
+        sqlite3_bind_int64(q, 2, sc->to);
+        if (kq->agent) sqlite3_bind_text(q, 3, kq->agent, -1, SQLITE_STATIC);
+        while (rc == OH_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+            bool null = sqlite3_column_type(q, 0) == SQLITE_NULL;
+            bool reopened = sqlite3_column_type(q, 9) != SQLITE_NULL;
+            struct oh_kpi_acc_ep e = {
+                .frt_ms =
+                    sqlite3_column_type(q, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 1),
+                .nrt_sum_ms = sqlite3_column_int64(q, 2),
+                .nrt_count = sqlite3_column_int64(q, 3),
+                .aht_ms =
+                    sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4),
+                .resolution_ms = sqlite3_column_int64(q, 5),
+                .breached = sqlite3_column_int(q, 6) != 0,
+                .bot_involved = sqlite3_column_int(q, 7) != 0,
+            };
+            /* resolved by the bot: no agent message, not reopened within the window */
+            e.bot_resolved = e.bot_involved && !sqlite3_column_int(q, 8) &&
+                             (!reopened || sqlite3_column_int64(q, 9) >= kq->reopen_window_ms);
+            rc = oh_kpi_acc_add(sc->acc, null ? NULL : (const char *)sqlite3_column_text(q, 0), &e);
+        }
+        if (rc == OH_OK && r != SQLITE_DONE) {
+            OH_WARN("store", "kpi report: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+    }
+    sqlite3_finalize(q);
+    sq_reader_put(sc->s, c);
+    sc->rc = rc;
+    return NULL;
+}
+
+/* Where the episodes of [FROM, TO) begin and end (*LO > *HI: none). */
+static int sq_kpi_bounds(struct sq_store *s, int64_t from, int64_t to, int64_t *lo, int64_t *hi)
+{
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    sqlite3_stmt *q = NULL;
+    int rc = OH_EIO;
+    *lo = 1;
+    *hi = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT min(resolved_ms), max(resolved_ms) FROM kpi_episodes "
+                           "WHERE resolved_ms >= ?1 AND resolved_ms < ?2",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, from);
+        sqlite3_bind_int64(q, 2, to);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            rc = OH_OK;
+            if (sqlite3_column_type(q, 0) != SQLITE_NULL) {
+                *lo = sqlite3_column_int64(q, 0);
+                *hi = sqlite3_column_int64(q, 1);
+            }
+        }
+    }
+    sqlite3_finalize(q);
+    sq_reader_put(s, c);
+    return rc;
+}
+
+#define SQ_KPI_SCANS 4
+
+/* Streams the episodes of the range and aggregates them in C
+ * (store_kpi.c): SQLite's GROUP BY and window sort take three times as
+ * long. A report over everyone's episodes reads the range in up to one
+ * slice per CPU (at most 4), each on its own reader connection, and merges
+ * them: a row is in exactly one slice (its resolved_ms never changes). */
+static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_store_kpi_fn fn,
+                         void *opaque)
+{
+    static const char *const keys[][2] = {
+        {"agent", "agent"}, {"team", "team"}, {"channel", "channel"}, {"none", "'all'"}};
+    const char *key = NULL;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(keys) && !key; i++)
+        if (strcmp(kq->group_by, keys[i][0]) == 0) key = keys[i][1];
+    if (!key) return OH_EINVAL;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT %s, frt_ms, nrt_sum_ms, nrt_count, aht_ms, resolved_ms - start_ms, breached, "
+             "bot_involved, agent_replied, reopened_ms - resolved_ms FROM kpi_episodes "
+             "WHERE resolved_ms >= ?1 AND resolved_ms < ?2%s",
+             key, kq->agent ? " AND agent = ?3" : "");
+    struct sq_store *s = (struct sq_store *)st;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = kq->agent ? 1 : cpus < 1 ? 1 : cpus > SQ_KPI_SCANS ? SQ_KPI_SCANS : (int)cpus;
+    int64_t lo = kq->from_ms, hi = kq->to_ms - 1;
+    int rc = n > 1 ? sq_kpi_bounds(s, kq->from_ms, kq->to_ms, &lo, &hi) : OH_OK;
+    if (rc) return rc;
+    if (lo > hi) n = 1; /* nothing to read */
+    if (n > 1 && (hi - lo) / n < 1) n = 1;
+    struct sq_kpi_scan sc[SQ_KPI_SCANS];
+    memset(sc, 0, sizeof sc);
+    int64_t step = (hi - lo) / n + 1;
+    for (int i = 0; i < n; i++) {
+        /* contiguous slices of [from, to), never past it */
+        int64_t a = i ? lo + step * i : kq->from_ms;
+        int64_t b = i + 1 < n ? lo + step * (i + 1) : kq->to_ms;
+        sc[i] = (struct sq_kpi_scan){s,
+                                     sql,
+                                     kq,
+                                     a < kq->to_ms ? a : kq->to_ms,
+                                     b < kq->to_ms ? b : kq->to_ms,
+                                     oh_kpi_acc_new(),
+                                     0,
+                                     0,
+                                     false};
+        if (!sc[i].acc) rc = OH_ENOMEM;
+    }
+    for (int i = 1; i < n && rc == OH_OK; i++)
+        sc[i].running = pthread_create(&sc[i].thread, NULL, sq_kpi_scan, &sc[i]) == 0;
+    if (rc == OH_OK) sq_kpi_scan(&sc[0]);
+    for (int i = 1; i < n; i++) {
+        if (sc[i].running)
+            pthread_join(sc[i].thread, NULL);
+        else if (rc == OH_OK)
+            sq_kpi_scan(&sc[i]); /* no thread: here */
+    }
+    for (int i = 0; i < n && rc == OH_OK; i++)
+        rc = sc[i].rc;
+    for (int i = 1; i < n && rc == OH_OK; i++)
+        rc = oh_kpi_acc_merge(sc[0].acc, sc[i].acc);
+    if (rc == OH_OK) rc = oh_kpi_acc_emit(sc[0].acc, fn, opaque);
+    for (int i = 0; i < n; i++)
+        oh_kpi_acc_free(sc[i].acc);
+    return rc;
+}
+
 static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
                            size_t n)
 {
@@ -1587,4 +1828,6 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .article_get = sq_article_get,
     .article_del = sq_article_del,
     .articles = sq_articles,
+    .kpi_put = sq_kpi_put,
+    .kpi_report = sq_kpi_report,
 };

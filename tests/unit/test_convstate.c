@@ -220,6 +220,89 @@ START_TEST(wake_and_inbound)
 }
 END_TEST
 
+START_TEST(router_assign_only_against_the_state_decided_on)
+{
+    json_t *s = oh_convstate_new("u1");
+    struct oh_convstate_result r;
+    const char *route = "{\"op\": \"assign\", \"assignee\": \"alice\", \"expect\": null, "
+                        "\"reason\": \"routed\"}";
+    ck_assert_int_eq(run(s, 1, route, &r), 200);
+    ck_assert_str_eq(r.reason, "routed");
+    ck_assert_str_eq(str(r.changes, "assignee"), "alice");
+    oh_convstate_result_clear(&r);
+    /* the same decision again (a replay, a second router): refused, no change */
+    ck_assert_int_eq(run(s, 2, route, &r), 409);
+    ck_assert_ptr_null(r.changes);
+    ck_assert_str_eq(str(json_object_get(r.body, "error"), "assignee"), "alice");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 2,
+                         "{\"op\": \"assign\", \"assignee\": \"bob\", \"expect\": null, "
+                         "\"reason\": \"routed\"}",
+                         &r),
+                     409);
+    ck_assert_str_eq(str(s, "assignee"), "alice");
+    oh_convstate_result_clear(&r);
+    /* requeue: only from the holder the router saw */
+    ck_assert_int_eq(run(s, 2,
+                         "{\"op\": \"assign\", \"assignee\": null, \"expect\": \"bob\", "
+                         "\"reason\": \"requeued\"}",
+                         &r),
+                     409);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 2,
+                         "{\"op\": \"assign\", \"assignee\": null, \"expect\": \"alice\", "
+                         "\"reason\": \"requeued\"}",
+                         &r),
+                     200);
+    ck_assert_str_eq(r.reason, "requeued");
+    ck_assert(json_is_null(json_object_get(r.changes, "assignee")));
+    oh_convstate_result_clear(&r);
+    /* never while not open; bad values are 400 */
+    json_object_set_new(s, "status", json_string("pending"));
+    ck_assert_int_eq(run(s, 3, route, &r), 409);
+    oh_convstate_result_clear(&r);
+    json_object_set_new(s, "status", json_string("open"));
+    ck_assert_int_eq(run(s, 3,
+                         "{\"op\": \"assign\", \"assignee\": \"a\", \"reason\": \"because\"}",
+                         &r),
+                     400);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 3, "{\"op\": \"assign\", \"assignee\": 7, \"reason\": \"routed\"}", &r),
+                     400);
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(sla_breach_only_while_the_clock_runs)
+{
+    json_t *s = oh_convstate_new("u1");
+    struct oh_convstate_result r;
+    const char *frt = "{\"op\": \"breach\", \"kind\": \"frt\", \"episode\": 1, \"sla\": "
+                      "{\"breached\": [\"frt\"]}}";
+    ck_assert_int_eq(run(s, 1, frt, &r), 200);
+    ck_assert_str_eq(r.reason, "sla_breach:frt");
+    json_t *br = json_object_get(json_object_get(r.changes, "sla"), "breached");
+    ck_assert_str_eq(json_string_value(json_array_get(br, 0)), "frt");
+    ck_assert_str_eq(str(s, "status"), "open"); /* the state itself is unchanged */
+    oh_convstate_result_clear(&r);
+    /* another episode, a paused clock: refused */
+    ck_assert_int_eq(run(s, 2,
+                         "{\"op\": \"breach\", \"kind\": \"nrt\", \"episode\": 2, \"sla\": {}}",
+                         &r),
+                     409);
+    ck_assert_ptr_null(r.changes);
+    oh_convstate_result_clear(&r);
+    json_object_set_new(s, "status", json_string("snoozed"));
+    ck_assert_int_eq(run(s, 2, frt, &r), 409);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(run(s, 2, "{\"op\": \"breach\", \"kind\": \"aht\", \"episode\": 1}", &r),
+                     400);
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+}
+END_TEST
+
 START_TEST(raise_priority_never_lowers)
 {
     json_t *s = oh_convstate_make("resolved", "bob", "", "low", "[\"vip\"]", 0, "u1", 3);
@@ -275,6 +358,8 @@ int main(void)
     tcase_add_test(tc, patch_applies_and_reports_changes);
     tcase_add_test(tc, claims_and_if_match);
     tcase_add_test(tc, wake_and_inbound);
+    tcase_add_test(tc, router_assign_only_against_the_state_decided_on);
+    tcase_add_test(tc, sla_breach_only_while_the_clock_runs);
     tcase_add_test(tc, raise_priority_never_lowers);
     suite_add_tcase(s, tc);
     return oh_test_run(s);

@@ -32,6 +32,7 @@ struct bench_opts {
     int repeat;             /* resume: repetitions */
     long conversations;     /* scale */
     long scale_events;      /* scale */
+    long episodes;          /* kpis: finished episodes in the store */
     const char *store;      /* scale: "sqlite" (default) | "postgres" */
     const char *pg_dsn;     /* scale: an existing PostgreSQL (NULL: start one) */
     const char *preload;    /* scale: "materialize" | "bulk" (default: bulk on postgres) */
@@ -40,6 +41,7 @@ struct bench_opts {
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */
+    int agents; /* desk: online agents for the router (0: the inbox scenario) */
 };
 
 /* ---- monotonic time ---- */
@@ -164,6 +166,11 @@ struct bench_ws_spec {
     int nconv;
     int64_t after;     /* subscribe after this seq (0: everything) */
     const char *token; /* agent token for every client */
+    /* optional: client i connects with tokens[i % ntokens] instead (the desk's
+     * agents), and says PRESENCE ("online") once subscribed */
+    const char *const *tokens;
+    int ntokens;
+    const char *presence;
 };
 
 struct bench_ws *bench_ws_new(char *err, size_t errlen);
@@ -299,9 +306,13 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
                    const char *ceiling_name);
 int bench_scale(const struct bench_opts *o);
 int bench_desk(const struct bench_opts *o);
+/* desk --agents N: inbound -> assigned by the router and SLA breach lateness */
+int bench_desk_route(const struct bench_opts *o);
 /* Ingest with triage on against off, and the 202 -> enriched delay (triage.c). */
 int bench_triage(const struct bench_opts *o);
 int bench_kb(const struct bench_opts *o);
+/* kpis.c: GET /v1/reports/kpis over N stored episodes. */
+int bench_kpis(const struct bench_opts *o);
 
 /* A random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */

@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "              the delay 202 -> enriched event at --rate for --seconds\n"
             "  kb          knowledge-base search over N articles (--conversations N,\n"
             "              default 10000), suggestions without an LLM, bot answer latency\n"
+            "  kpis        GET /v1/reports/kpis over --episodes N stored episodes\n"
+            "              (1000000; SQLite, or PostgreSQL with --pg-dsn), --repeat each\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -52,6 +54,7 @@ static void usage(FILE *out)
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
             "  --conversations N     scale: conversations in the store\n"
+            "  --episodes N          kpis: finished episodes in the store (1000000)\n"
             "  --store S             scale: sqlite (default) or postgres (a throwaway\n"
             "                        PostgreSQL 15 the driver starts, see docs/performance.md)\n"
             "  --pg-dsn DSN          scale: use this PostgreSQL server instead (a role\n"
@@ -61,7 +64,10 @@ static void usage(FILE *out)
             "  --pg-cluster          scale: CLUSTER history USING history_pkey after the\n"
             "                        preload (an operator's maintenance; postgres only)\n"
             "  --settle SECONDS      scale: leave the stores idle that long before measuring\n"
-            "  --no-ceiling          skip the reference measurements\n");
+            "  --no-ceiling          skip the reference measurements\n"
+            "  --agents N            desk: N agents online; measures inbound -> assigned by\n"
+            "                        the router and SLA breach lateness at --rate for\n"
+            "                        --seconds (instead of the inbox scenario)\n");
 }
 
 void bench_run_id(char *out)
@@ -140,12 +146,14 @@ int main(int argc, char **argv)
                                          {"repeat", required_argument, NULL, 'R'},
                                          {"conversations", required_argument, NULL, 'v'},
                                          {"data", required_argument, NULL, 'D'},
+                                         {"episodes", required_argument, NULL, 'E'},
                                          {"store", required_argument, NULL, 'S'},
                                          {"pg-dsn", required_argument, NULL, 'P'},
                                          {"preload", required_argument, NULL, 'L'},
                                          {"pg-cluster", no_argument, NULL, 'K'},
                                          {"settle", required_argument, NULL, 'T'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
+                                         {"agents", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -169,12 +177,14 @@ int main(int argc, char **argv)
         case 'R': o.repeat = atoi(optarg); break;
         case 'v': o.conversations = atol(optarg); break;
         case 'D': o.data_root = optarg; break;
+        case 'E': o.episodes = atol(optarg); break;
         case 'S': o.store = optarg; break;
         case 'P': o.pg_dsn = optarg; break;
         case 'L': o.preload = optarg; break;
         case 'K': o.pg_cluster = true; break;
         case 'T': o.settle = atoi(optarg); break;
         case 'N': o.no_ceiling = true; break;
+        case 'A': o.agents = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -207,11 +217,13 @@ int main(int argc, char **argv)
     else if (strcmp(scenario, "scale") == 0)
         bad = bench_scale(&o);
     else if (strcmp(scenario, "desk") == 0)
-        bad = bench_desk(&o);
+        bad = o.agents > 0 ? bench_desk_route(&o) : bench_desk(&o);
     else if (strcmp(scenario, "triage") == 0)
         bad = bench_triage(&o);
     else if (strcmp(scenario, "kb") == 0)
         bad = bench_kb(&o);
+    else if (strcmp(scenario, "kpis") == 0)
+        bad = bench_kpis(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {

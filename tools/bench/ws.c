@@ -33,6 +33,7 @@ struct client {
     bool upgraded; /* the 101 arrived */
     bool rx_full;  /* the last read filled the buffer */
     const char *conv;
+    const char *token; /* NULL: the set's */
     int64_t after, head, last;
     int64_t sub_sent_us, started_us;
     char accept[32]; /* the Sec-WebSocket-Accept expected */
@@ -55,6 +56,7 @@ struct bench_ws {
     char host[64];
     int port;
     char path[1200];
+    const char *presence;
     struct bench_ws_stats st;
     struct bench_hist catchup;
     const char *prefix;
@@ -429,7 +431,14 @@ static int handshake(struct client *c)
     c->upgraded = true;
     c->w->connecting--;
     c->state = C_OPEN;
-    return send_subscribe(c) ? -1 : 0;
+    if (send_subscribe(c)) return -1;
+    if (c->w->presence) {
+        char buf[96];
+        int n = snprintf(buf, sizeof buf, "{\"type\":\"presence\",\"status\":\"%s\"}",
+                         c->w->presence);
+        if (send_frame(c, 0x1, buf, (size_t)n)) return -1;
+    }
+    return 0;
 }
 
 /* Complete frames at the front of the receive buffer; -1 closes. */
@@ -562,7 +571,11 @@ static void connect_one(struct bench_ws *w, struct client *c)
     c->started_us = bench_now_us();
     w->connecting++;
     unsigned char key[16];
-    char key64[32], req[1600];
+    char key64[32], req[1600], path[1200];
+    if (c->token)
+        snprintf(path, sizeof path, "/v1/ws?access_token=%s", c->token);
+    else
+        snprintf(path, sizeof path, "%s", w->path);
     RAND_bytes(key, sizeof key);
     EVP_EncodeBlock((unsigned char *)key64, key, sizeof key);
     /* Sec-WebSocket-Accept = base64(SHA-1(key + the RFC's GUID)) */
@@ -575,7 +588,7 @@ static void connect_one(struct bench_ws *w, struct client *c)
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nOrigin: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: omnihub\r\n\r\n",
-                     w->path, w->host, w->port, w->host, key64);
+                     path, w->host, w->port, w->host, key64);
     c->fd = socket(w->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (c->fd >= 0) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -653,7 +666,8 @@ int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int t
     const char *colon = strrchr(h, ':');
     snprintf(w->host, sizeof w->host, "%.*s", (int)(colon ? colon - h : (long)strlen(h)), h);
     w->port = colon ? atoi(colon + 1) : 80;
-    snprintf(w->path, sizeof w->path, "/v1/ws?access_token=%s", spec->token);
+    snprintf(w->path, sizeof w->path, "/v1/ws?access_token=%s", spec->token ? spec->token : "");
+    w->presence = spec->presence;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", w->port);
@@ -672,6 +686,7 @@ int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int t
         w->c[i].fd = -1;
         w->c[i].conv = spec->conv[i % spec->nconv];
         w->c[i].after = spec->after;
+        if (spec->ntokens > 0) w->c[i].token = spec->tokens[i % spec->ntokens];
     }
     int next = 0;
     int64_t deadline = bench_now_us() + (int64_t)timeout_s * 1000000;

@@ -1,4 +1,4 @@
--- omnihub PostgreSQL store, migration 7: contacts (one person across
+-- omnihub PostgreSQL store, migration 8: contacts (one person across
 -- channels). The contact directory itself lives in the kv table of shard 0
 -- (namespace "omnihub.contacts", core/contacts.h: contacts, identifiers,
 -- links of conversations); contact_ref is the contact a conversation belongs

@@ -1,4 +1,4 @@
--- omnihub SQLite store, migration 7: contacts (one person across channels).
+-- omnihub SQLite store, migration 8: contacts (one person across channels).
 -- The contact directory itself lives in the kv space (namespace
 -- "omnihub.contacts", core/contacts.h: contacts, identifiers, links of
 -- conversations); contact_ref is the contact a conversation belongs to now

@@ -1,0 +1,142 @@
+"""SLA clocks (CONTRACT part 2, SLA and KPIs) with short targets: a breach
+is a conversation.updated sequenced within about a second of the deadline,
+an agent's reply in time stops the clock, pending pauses it, a next
+response clock follows a reply, and a breach due while the daemon was
+killed is recorded once after the restart, never twice."""
+import json
+import time
+
+import pytest
+
+from conftest import ctl
+from test_routing import api_msg, store_config
+from test_store_pg import pg  # noqa: F401 (the module's PostgreSQL server)
+
+SLA = {"sla.enabled": "true", "sla.frt_s.normal": "2", "sla.nrt_s.normal": "2",
+       "sla.frt_s.urgent": "1"}
+
+
+def parse_time(s):
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def breaches(d, conv, tok):
+    return [e for e in d.history(conv, token=tok)
+            if e["type"] == "omnihub.conversation.updated"
+            and e["data"]["reason"].startswith("sla_breach:")]
+
+
+def wait_breaches(d, conv, tok, n, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = breaches(d, conv, tok)
+        if len(got) >= n:
+            return got
+        time.sleep(0.05)
+    return breaches(d, conv, tok)
+
+
+def post(d, contact, mid=None):
+    r = d.post_inbound(api_msg(contact, mid=mid or f"m-{contact}"))
+    assert r.status_code in (200, 202), r.text
+    conv = r.json()["conversation_id"]
+    d.wait_history(conv, 1)
+    return conv
+
+
+def reply(d, conv, tok, cid):
+    r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                  {"text": "on it", "client_msg_id": cid}, token=tok)
+    assert r.status_code == 202, r.text
+
+
+def test_breach_timing_reply_in_time_and_pause(omnihub):
+    d = omnihub(SLA)
+    tok = d.agent_token("ann")
+    t0 = time.time()
+    late = post(d, "late")
+    answered = post(d, "answered")
+    paused = post(d, "paused")
+    reply(d, answered, tok, "r1")
+    assert d.request("PATCH", f"/v1/conversations/{paused}", {"status": "pending"},
+                     token=tok).status_code == 200
+    # the deadline is visible before it passes
+    sla = d.request("GET", f"/v1/conversations/{late}", token=tok).json()["sla"]
+    assert sla["breached"] == [] and sla["next_response_due"] is None
+    due = parse_time(sla["first_response_due"])
+    assert t0 + 1.5 < due < time.time() + 2.5, (t0, due)
+    got = wait_breaches(d, late, tok, 1)
+    assert len(got) == 1, got
+    ev = got[0]
+    assert ev["data"]["reason"] == "sla_breach:frt"
+    assert ev["data"]["author"] == {"kind": "system", "id": "sla"}
+    assert ev["data"]["changes"]["sla"]["breached"] == ["frt"]
+    lateness = parse_time(ev["time"]) - due
+    assert -0.05 <= lateness <= 1.0, lateness
+    listed = {c["conversation_id"]: c for c in d.conversations(token=tok)}
+    assert listed[late]["sla"]["breached"] == ["frt"]
+    # a customer sees no clocks
+    cust = d.customer_token("late")
+    assert "sla" not in d.request("GET", f"/v1/conversations/{late}", token=cust).json()
+    # pending: the clock stands still; open again: it runs on
+    time.sleep(max(0, due + 0.7 - time.time()))
+    assert breaches(d, paused, tok) == [] and breaches(d, answered, tok) == []
+    # a paused clock shows no deadline; an answered one neither
+    for conv in (paused, answered):
+        sla = d.request("GET", f"/v1/conversations/{conv}", token=tok).json()["sla"]
+        assert sla == {"first_response_due": None, "next_response_due": None, "breached": []}
+    assert d.request("PATCH", f"/v1/conversations/{paused}", {"status": "open"},
+                     token=tok).status_code == 200
+    assert wait_breaches(d, paused, tok, 1)[0]["data"]["reason"] == "sla_breach:frt"
+    assert breaches(d, answered, tok) == []
+
+
+def test_next_response_clock_and_priority(omnihub):
+    d = omnihub(SLA)
+    tok = d.agent_token("ann")
+    conv = post(d, "nrt")
+    reply(d, conv, tok, "r1")
+    r = d.post_inbound(api_msg("nrt", mid="m-nrt-2", text="still there?"))
+    assert r.status_code in (200, 202)
+    d.wait_history(conv, 3)
+    got = wait_breaches(d, conv, tok, 1)
+    assert [e["data"]["reason"] for e in got] == ["sla_breach:nrt"], got
+    # urgent has the shorter target
+    urgent = post(d, "urgent")
+    t = time.time()
+    assert d.request("PATCH", f"/v1/conversations/{urgent}", {"priority": "urgent"},
+                     token=tok).status_code == 200
+    assert wait_breaches(d, urgent, tok, 1, timeout=5)
+    assert time.time() - t < 1.9  # before the normal target
+    # the clocks' group follows the timeline and has caught up
+    deadline = time.time() + 10
+    while True:
+        out = ctl("lag", "-c", d.config_path, "--group", "omnihub-sla", "--json", "--samples", 1)
+        [g] = json.loads(out.stdout)["groups"]
+        assert g["topic"] == "timeline", g
+        if sum(p["lag"] for p in g["partitions"]) == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert sum(p["lag"] for p in g["partitions"]) == 0, g
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_breach_across_kill9_recorded_once(omnihub, request, backend):
+    d = omnihub(dict(SLA, **store_config(request, backend)))
+    tok = d.agent_token("ann")
+    before = post(d, "before")
+    assert len(wait_breaches(d, before, tok, 1)) == 1
+    during = post(d, "during")
+    d.kill9()  # its deadline passes while the daemon is down
+    time.sleep(2.2)
+    d.start()
+    got = wait_breaches(d, during, tok, 1)
+    assert len(got) == 1, got
+    time.sleep(1.5)  # room for a second one, which must not come
+    assert len(breaches(d, during, tok)) == 1
+    assert len(breaches(d, before, tok)) == 1
+    d.kill9()
+    d.start()
+    time.sleep(1.5)
+    assert len(breaches(d, during, tok)) == 1 and len(breaches(d, before, tok)) == 1
