@@ -29,6 +29,12 @@ const struct oh_config_key oh_core_keys[] = {
     {"sync.batch", OH_CFG_INT, "512", "events materialized per store transaction, at most"},
     {"sync.adopt_log", OH_CFG_BOOL, "false",
      "for one start: consume a log that is not the one the store consumed (see operations.md)"},
+    {"contacts.enabled", OH_CFG_BOOL, "true",
+     "give every new conversation a contact (one person across channels, linked on verified "
+     "identifiers); off: a conversation's contact_id is the channel's contact id"},
+    {"contacts.default_region", OH_CFG_STR, NULL,
+     "ISO 3166 region (e.g. DE) of phone numbers written without a country code; unset: such "
+     "numbers are not compared"},
     {"dispatch.max_attempts", OH_CFG_INT, "8", "send attempts before a message is failed"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},

@@ -136,6 +136,11 @@ struct oh_connector {
      * that conversation. NULL, or an unknown ref: only agents may fetch. */
     bool (*media_owner)(void *ctx, const char *ref, char conv[OH_ID_MAX]);
 
+    /* Deletes media REF from what the instance keeps locally (a person's
+     * erasure, DELETE /v1/contacts/{id}); 0 also when it keeps nothing of
+     * it. Runs on the sync service's thread. NULL: it caches no media. */
+    int (*media_erase)(void *ctx, const char *ref);
+
     /* Pollers (a mailbox, say): start their own threads, stop and join them. */
     int (*start)(void *ctx);
     void (*stop)(void *ctx);

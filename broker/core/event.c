@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include "core/crypto.h"
 #include "core/event.h"
+#include "core/contacts.h"
 #include "core/convstate.h"
 
 /* A digest context per thread, reused by every id: creating and freeing one
@@ -415,8 +416,9 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
     bool command = strcmp(type, OH_EV_COMMAND) == 0;
     /* triage's annotation of a message (services/enrich.c): no message either */
     bool enriched = strcmp(type, OH_EV_ENRICHED) == 0;
+    bool contact_cmd = strcmp(type, OH_EV_CONTACT_COMMAND) == 0;
     if (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND) && strcmp(type, OH_EV_STATUS) &&
-        !command && !enriched) {
+        !command && !enriched && !contact_cmd) {
         oh_errf(err, errlen, "unknown event type \"%s\"", type);
         return OH_EINVAL;
     }
@@ -424,6 +426,16 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
     if (!json_is_object(data)) {
         oh_errf(err, errlen, "event lacks a data object");
         return OH_EINVAL;
+    }
+    if (contact_cmd) { /* core/contacts.h: the contact's id is the subject */
+        const char *cid = json_string_value(json_object_get(data, "contact_id"));
+        const char *subject = oh_event_subject(ev);
+        if (!cid || !json_string_value(json_object_get(data, "op")) || !subject ||
+            strcmp(cid, subject) != 0 || !oh_id_valid(cid, strlen(cid))) {
+            oh_errf(err, errlen, "contact command lacks contact_id (= subject) or op");
+            return OH_EINVAL;
+        }
+        return 0;
     }
     static const char *fields[] = {"conversation_id", "channel", "account", "direction", "kind"};
     static const char *cmd_fields[] = {"conversation_id", "channel", "account", "op"};

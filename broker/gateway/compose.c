@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/crypto.h"
+#include "core/contacts.h"
 #include "gateway/gateway_int.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
@@ -417,6 +418,17 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
                              c.contact_id, "name", c.contact_name, "message_id", id, "kind", kind,
                              "text", text ? json_string_value(text) : "", "sent_at", when, "author",
                              "kind", agent ? "agent" : "customer", "id", who->sub);
+    if (data && !agent && (who->email[0] || who->phone[0])) {
+        /* the token's issuer vouches for these: contacts link on them */
+        json_t *ids = json_array();
+        if (who->email[0])
+            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", OH_IDENT_EMAIL, "value",
+                                                 who->email, "verified", 1));
+        if (who->phone[0])
+            json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "type", OH_IDENT_PHONE, "value",
+                                                 who->phone, "verified", 1));
+        json_object_set_new(json_object_get(data, "contact"), "identifiers", ids);
+    }
     if (data && tmpl) json_object_set(data, "template", (json_t *)tmpl);
     if (data && att) json_object_set(data, "attachments", att);
     if (data && reply_to) json_object_set(data, "reply_to", (json_t *)reply_to);

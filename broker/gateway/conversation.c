@@ -34,8 +34,9 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
         time_or_null(c->created_ms), "updated_at", time_or_null(c->updated_ms), "status",
         c->status[0] ? c->status : "open", "assignee", string_or_null(c->assignee), "team",
         string_or_null(c->team), "priority", c->priority[0] ? c->priority : "normal", "labels",
-        labels, "contact_id", string_or_null(c->contact_id), "snoozed_until",
-        time_or_null(c->snoozed_until_ms), "episode", (json_int_t)(c->episode ? c->episode : 1));
+        labels, "contact_id", string_or_null(c->contact_ref[0] ? c->contact_ref : c->contact_id),
+        "snoozed_until", time_or_null(c->snoozed_until_ms), "episode",
+        (json_int_t)(c->episode ? c->episode : 1));
     if (!o) return NULL;
     if (c->last_inbound_ms)
         json_object_set_new(o, "last_inbound_at", time_or_null(c->last_inbound_ms));

@@ -20,8 +20,9 @@
 struct dreq {
     char id[OH_ID_MAX];
     char conv[OH_ID_MAX];
-    const char *op;   /* "patch" | "claim" */
-    json_t *set;      /* the PATCH body */
+    const char *op;   /* "patch" | "claim" | "merge" | "unmerge" | "erase" */
+    json_t *set;      /* the PATCH body; a contact command's data */
+    bool contact;     /* CONV is a contact id (contacts_api.c) */
     int64_t if_match; /* -1: none */
     int64_t deadline_ms, poll_ms;
     struct req *r;
@@ -100,6 +101,10 @@ static void outcome_work(void *opaque)
                        "the change was not decided in time; it may still "
                        "apply: read the conversation before retrying");
         code = 503;
+    } else if (code == 200 && d->contact) {
+        count(d->op, code);
+        r->gw->contact_reply(r, d->conv); /* completes R */
+        return;
     } else if (code == 200) {
         struct oh_conversation c;
         if ((rc = oh_store_conversation_get(st, d->conv, &c)) == OH_OK) {
@@ -173,12 +178,14 @@ static void on_appended(void *opaque, int err)
     gw_complete(r);
 }
 
+static void append(struct req *r, struct dreq *d, json_t *ev);
+
 static void submit_work(void *opaque)
 {
     struct req *r = opaque;
     struct dreq *d = r->state;
     struct oh_conversation c;
-    int rc = oh_store_conversation_get(r->gw->hub->store, d->conv, &c);
+    int rc = d->contact ? OH_OK : oh_store_conversation_get(r->gw->hub->store, d->conv, &c);
     if (rc) {
         int st = rc == OH_ENOTFOUND ? 404 : 503;
         gw_reply_error(r, st, gw_error_code(st), "%s",
@@ -198,17 +205,33 @@ static void submit_work(void *opaque)
     for (int i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     oh_event_id(d->id, "command", hex, NULL);
+    if (d->contact) {
+        json_t *cd = json_deep_copy(d->set);
+        json_object_set_new(cd, "contact_id", json_string(d->conv));
+        json_object_set_new(cd, "op", json_string(d->op));
+        json_object_set_new(cd, "author",
+                            json_pack("{s:s, s:s}", "kind", "agent", "id", r->who.sub));
+        append(r, d, oh_event_new(OH_EV_CONTACT_COMMAND, d->id, 0, cd));
+        return;
+    }
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "conversation_id", d->conv,
                              "channel", c.channel, "account", c.account, "op", d->op, "author",
                              "kind", "agent", "id", r->who.sub);
     if (data && d->set) json_object_set(data, "set", d->set);
     if (data && d->if_match >= 0) json_object_set_new(data, "if_match", json_integer(d->if_match));
+    append(r, d, data ? oh_event_new(OH_EV_COMMAND, d->id, 0, data) : NULL);
+}
+
+/* Appends command EV (taken) and waits for its outcome. */
+static void append(struct req *r, struct dreq *d, json_t *ev)
+{
     struct oh_event_list l = {0};
     int64_t now = oh_now_ms();
     d->deadline_ms = now + WAIT_MS;
+    if (ev && d->contact) json_object_set_new(ev, "subject", json_string(d->conv));
     /* waiting before the append: sync may decide before the append reports */
     await(r->gw->desk, d, now);
-    if (!data || oh_event_list_push(&l, oh_event_new(OH_EV_COMMAND, d->id, 0, data)) != OH_OK ||
+    if (!ev || oh_event_list_push(&l, ev) != OH_OK ||
         oh_hub_ingest(r->gw->hub, &l, on_appended, r) != OH_OK) {
         oh_event_list_clear(&l);
         if (unwait(r->gw->desk, d)) {
@@ -283,6 +306,18 @@ void gw_desk_patch(struct req *r, const char *conv)
         count("patch", 400);
         return;
     }
+    gw_async(r, submit_work);
+}
+
+void gw_desk_contact(struct req *r, const char *contact, const char *op, json_t *data)
+{
+    struct dreq *d = start(r, contact, op);
+    if (!d) {
+        json_decref(data);
+        return;
+    }
+    d->contact = true;
+    d->set = data;
     gw_async(r, submit_work);
 }
 

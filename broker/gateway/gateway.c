@@ -290,7 +290,7 @@ static void route(struct req *r)
         if (gw_authenticate(r)) gw_async(r, media_work);
         return;
     }
-    if (gw_kb_route(r) || gw_api_route(r) || gw_agents_route(r)) return;
+    if (gw_kb_route(r) || gw_api_route(r) || gw_agents_route(r) || gw_contacts_route(r)) return;
     if (gw_kpi_route(r)) return;
     gw_reply_error(r, 404, "not_found", "no route for %s %s", r->method, r->path);
 }
@@ -736,6 +736,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     }
     gw->read_fanout = gw_ws_read_fanout;
     gw->ws_drained = gw_ws_drained;
+    gw->contact_reply = gw_contact_reply;
     gw->ws_each_watcher = gw_ws_each_watcher;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");

@@ -88,6 +88,9 @@ struct oh_gateway {
     void (*read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                         int64_t seq);
     void (*ws_drained)(struct wsconn *c);
+    /* desk_api.c answers a decided contact command through this
+     * (gw_contact_reply of contacts_api.c, which sits above it) */
+    void (*contact_reply)(struct req *r, const char *id);
     /* signals.c reaches the subscriptions through this (gw_ws_each_watcher) */
     void (*ws_each_watcher)(struct oh_gateway *gw, const char *conv,
                             void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);
@@ -266,12 +269,21 @@ bool gw_agents_route(struct req *r);
 /* kpi_api.c: GET /v1/reports/kpis. */
 bool gw_kpi_route(struct req *r);
 
+/* contacts_api.c: /v1/contacts...; true when it took the request.
+ * gw_contact_reply answers R with contact ID's object (a worker) and
+ * completes it. */
+bool gw_contacts_route(struct req *r);
+void gw_contact_reply(struct req *r, const char *id);
+
 /* desk_api.c: PATCH /v1/conversations/{id} and POST .../claim (agents),
  * answered once sync decided the command; gw_desk_tick (service thread,
  * each second) polls the outcomes nobody notified. Init sets the hub's
  * outcomes listener; free (after sync stopped and the work queue drained)
  * answers whoever still waits. */
 void gw_desk_patch(struct req *r, const char *conv);
+/* A contact command OP ("merge", "unmerge", "erase") on CONTACT with DATA
+ * (the checked body; taken), answered with the contact once decided. */
+void gw_desk_contact(struct req *r, const char *contact, const char *op, json_t *data);
 void gw_desk_claim(struct req *r, const char *conv);
 void gw_desk_tick(struct oh_gateway *gw);
 int gw_desk_init(struct oh_gateway *gw);

@@ -290,6 +290,11 @@ static void list_conversations(struct req *r)
                                 &l->f.label,  &l->f.channel,  &l->f.contact_id, &l->f.q};
     for (int i = 0; i < L_NSTR; i++)
         if (l->has[i]) *dst[i] = l->str[i];
+    /* with contacts, contact_id is the person (core/contacts.h) */
+    if (l->f.contact_id && oh_config_bool(r->gw->hub->cfg, "contacts.enabled")) {
+        l->f.contact_ref = l->f.contact_id;
+        l->f.contact_id = NULL;
+    }
     l->f.reader_role = oh_auth_role_name(r->who.role);
     l->f.reader = r->who.sub;
     gw_async(r, list_work);

@@ -12,6 +12,7 @@
 #include "core/json_dump.h"
 #include "core/metrics.h"
 #include "services/sync_state.h"
+#include "services/sync_contacts.h"
 
 #define MAX_BATCH 4096
 #define MAX_PARTS 256
@@ -20,6 +21,7 @@ struct sync_state {
     oh_hub *hub;
     struct oh_store_item *items; /* 2 * MAX_BATCH of them: a record may add a state change */
     struct oh_sync_desk *desk;
+    struct oh_sync_contacts *contacts; /* NULL: contacts.enabled off */
     /* forwarded-to-timeline positions not yet written to the store */
     struct oh_store_pos published[MAX_PARTS];
     size_t npublished;
@@ -235,6 +237,27 @@ static int forward_again(struct sync_state *s, size_t nitems)
     return pub_wait(&w);
 }
 
+struct contact_fwd {
+    oh_hub *hub;
+    struct pubwait *w;
+};
+
+/* A contact event (its own timeline, keyed by the contact id) to the
+ * timeline topic and the live feed. */
+static void forward_contact(void *opaque, const char *contact, int64_t seq, const char *type,
+                            const char *json, size_t len)
+{
+    struct contact_fwd *f = opaque;
+    struct oh_log_meta meta = {type, contact, seq, "agent"};
+    pub_one(f->hub, f->w, &meta, json, len);
+    oh_hub_feed(f->hub, contact, seq, json, len);
+}
+
+static void discard_contact(void *opaque, const char *contact, int64_t seq, const char *type,
+                            const char *json, size_t len)
+{
+}
+
 /* Stores one polled batch; retries until the store takes it, then commits
  * the batch and forwards it. OH_ECLOSED when the hub stopped first. */
 static int materialize(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
@@ -266,6 +289,18 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             continue;
         }
         correlate(hub->store, s->items, nitems, ev);
+        if (strcmp(oh_event_get_type(ev), OH_EV_CONTACT_COMMAND) == 0) {
+            /* decided here, never stored as itself (dropped when contacts are off) */
+            int crc = s->contacts ? oh_sync_contacts_command(s->contacts, s->items, &nitems, ev,
+                                                             r->partition, r->offset)
+                                  : 0;
+            json_decref(ev);
+            if (crc) {
+                ret = OH_ECLOSED;
+                goto out;
+            }
+            continue;
+        }
         /* messages as themselves, state commands as their outcomes, each
          * with the state change it causes */
         if (oh_sync_desk_add(s->desk, s->items, &nitems, ev, r->partition, r->offset)) {
@@ -303,6 +338,11 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         pub_one(hub, &w, &meta, it->json, it->len);
         oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }
+    /* new conversations get their contact (after the commit: a replay of
+     * the batch gives the same seqs back and links again, idempotently) */
+    if (oh_sync_contacts_link(s->contacts, s->items, nitems)) ret = OH_ECLOSED;
+    struct contact_fwd cf = {hub, &w};
+    oh_sync_contacts_take(s->contacts, true, forward_contact, &cf);
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);
     oh_sync_desk_done(s->desk, true); /* the gateway answers its commands */
     if (n > 0)
@@ -332,6 +372,8 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         OH_ERROR("sync", "forwarding to the timeline failed; will forward again on restart");
     }
 out:
+    /* not stored: the replay forwards them */
+    oh_sync_contacts_take(s->contacts, false, discard_contact, NULL);
     for (size_t i = 0; i < nitems; i++) {
         json_decref(s->items[i].event);
         free(s->items[i].json);
@@ -483,6 +525,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
         return OH_ENOMEM;
     }
     s->hub = hub;
+    s->contacts = oh_sync_contacts_new(hub);
     *state = s;
     return OH_OK;
 }
@@ -492,6 +535,7 @@ static void stop(void *state)
     struct sync_state *s = state;
     flush_published(s, true);
     oh_sync_desk_free(s->desk);
+    oh_sync_contacts_free(s->contacts);
     free(s->items);
     free(s);
 }

@@ -103,6 +103,8 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
             json_string_value(json_object_get(json_object_get(data, "contact"), "id"));
         const char *ch = json_string_value(json_object_get(data, "channel"));
         const char *acct = json_string_value(json_object_get(data, "account"));
+        /* with contacts on, the contact is known once the conversation is stored */
+        if (oh_config_bool(d->hub->cfg, "contacts.enabled")) cid = NULL;
         json_object_set_new(e, "state", oh_convstate_new(cid ? cid : ""));
         json_object_set_new(e, "fresh", json_true()); /* the store has not seen it */
         json_object_set_new(e, "head", json_integer(0));
@@ -112,9 +114,10 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
         if (!json_object_get(e, "exists")) json_object_set_new(e, "exists", json_false());
         return 0;
     }
+    const char *contact = c.contact_ref[0] ? c.contact_ref : c.contact_id;
     json_object_set_new(e, "state",
                         oh_convstate_make(c.status, c.assignee, c.team, c.priority, c.labels,
-                                          c.snoozed_until_ms, c.contact_id, c.episode));
+                                          c.snoozed_until_ms, contact, c.episode));
     json_object_set_new(e, "head", json_integer(c.head));
     json_object_set_new(e, "channel", json_string(c.channel));
     json_object_set_new(e, "account", json_string(c.account));

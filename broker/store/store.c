@@ -203,6 +203,89 @@ int oh_store_cursors(oh_store *st, const char *conv, const char *role, const cha
     return OPS(st)->cursors(st, conv, role, user, fn, opaque);
 }
 
+static const char *fstr(const json_t *obj, const char *key);
+
+static int dir_get(void *st, const char *key, char *out, size_t len)
+{
+    return oh_store_kv_get(st, OH_STORE_CONTACTS_NS, key, out, len);
+}
+
+static int dir_put(void *st, const char *key, const char *value)
+{
+    return oh_store_kv_put(st, OH_STORE_CONTACTS_NS, key, value);
+}
+
+static int dir_del(void *st, const char *key)
+{
+    return oh_store_kv_del(st, OH_STORE_CONTACTS_NS, key);
+}
+
+static int dir_write(void *st, const char *const *keys, const char *const *values, size_t n)
+{
+    return oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
+}
+
+void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out)
+{
+    *out = (struct oh_contact_dir){st, dir_get, dir_put, dir_del, dir_write};
+}
+
+int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                      const char *const *values, size_t n)
+{
+    return n ? OPS(st)->kv_write(st, ns, keys, values, n) : 0;
+}
+
+int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                          size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!convs[i] || !contacts[i] || strlen(convs[i]) >= OH_ID_MAX ||
+            strlen(contacts[i]) >= OH_ID_MAX)
+            return OH_EINVAL;
+    return n ? OPS(st)->contact_refs(st, convs, contacts, n) : 0;
+}
+
+int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                   int64_t *count)
+{
+    int64_t n = 0;
+    if (!conv || strlen(conv) >= OH_ID_MAX) return OH_EINVAL;
+    int rc = OPS(st)->erase(st, conv, fn, opaque, &n);
+    if (count) *count = n;
+    return rc;
+}
+
+char *oh_store_tombstone(const json_t *ev, int64_t seq, const char *epoch, size_t *len,
+                         uint32_t *crc)
+{
+    const json_t *data = json_object_get(ev, "data");
+    static const char *const keep[] = {"specversion", "id",      "source",
+                                       "time",        "subject", "datacontenttype"};
+    json_t *t = json_object();
+    for (size_t i = 0; t && i < OH_ARRAY_SIZE(keep); i++)
+        if (json_object_get(ev, keep[i])) json_object_set(t, keep[i], json_object_get(ev, keep[i]));
+    json_object_set_new(t, "type", json_string(OH_EV_ERASED));
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "conversation_id",
+                          fstr(data, "conversation_id"), "channel", fstr(data, "channel"),
+                          "account", fstr(data, "account"), "direction", fstr(data, "direction"),
+                          "kind", "erased", "erased", 1);
+    if (!t || !d) {
+        json_decref(t);
+        json_decref(d);
+        return NULL;
+    }
+    json_object_set_new(t, "data", d);
+    oh_store_set_seq(t, seq, epoch);
+    char *text = oh_json_dump(t, len);
+    json_decref(t);
+    if (text && oh_store_text_crc(text, *len, seq, epoch, crc) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
 {
     if (value && strlen(value) > 64 * 1024) return OH_ETOOBIG;

@@ -10,6 +10,7 @@
 #include "core/oh.h"
 #include "core/config.h"
 #include "core/event.h"
+#include "core/contacts.h"
 
 typedef struct oh_store oh_store;
 
@@ -130,8 +131,9 @@ struct oh_conversation {
     char id[OH_ID_MAX];
     char channel[64];
     char account[256];
-    char contact_id[256];
+    char contact_id[256]; /* the channel's id of the customer */
     char contact_name[256];
+    char contact_ref[OH_ID_MAX]; /* the contact (core/contacts.h) it belongs to, "" none */
     int64_t head; /* highest seq */
     int64_t created_ms;
     int64_t updated_ms;      /* time of the last materialized event */
@@ -184,6 +186,7 @@ int oh_store_command_result(oh_store *st, const char *conv, const char *id, int 
  * select the conversations without one. All borrowed for the call. */
 struct oh_store_filter {
     const char *status, *assignee, *team, *priority, *label, *channel, *contact_id;
+    const char *contact_ref;  /* the contact (conversations.contact_ref) */
     const char *q;            /* full text: every word in a message text or subject */
     int64_t updated_after_ms; /* 0 any */
     /* keyset: only conversations after (before_created_ms, before_id) in
@@ -252,8 +255,40 @@ int oh_store_cursors(oh_store *st, const char *conv, const char *role, const cha
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value);
 int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
+/* The N writes of KEYS (VALUES[i] NULL: delete) in NS in one transaction. */
+int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                      const char *const *values, size_t n);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+
+/* ---- contacts (CONTRACT part 2; core/contacts.h) ---- */
+
+/* The kv namespace the contact directory lives in (shard 0 on PostgreSQL). */
+#define OH_STORE_CONTACTS_NS "omnihub.contacts"
+
+/* The contact directory over this store's kv space (OUT borrows ST). */
+void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
+
+/* Points each conversation CONVS[i] at contact CONTACTS[i] (its
+ * contact_ref, which the list's contact_id filter and the conversation
+ * object use); unknown conversations are passed over. SQLite: one
+ * transaction; PostgreSQL: one statement per conversation (their shards). */
+int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                          size_t n);
+
+/* Called with each message event of a conversation being erased, before
+ * its text is gone (borrowed): to drop its media from caches. */
+typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
+/* Erasure of a person's content from conversation CONV, in one
+ * transaction: every inbound and outbound message's stored event becomes a
+ * tombstone of type OH_EV_ERASED (same id, seq and time, no text, no
+ * contact, no attachments; checksummed like any event) so seq stays dense,
+ * its full-text entry is dropped, and the conversation's contact id, name
+ * and preview are cleared. SQLite then checkpoints its WAL (secure_delete
+ * zeroes freed content); PostgreSQL leaves the old row versions to VACUUM
+ * (docs/operations.md). *COUNT gets the number of events erased. */
+int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                   int64_t *count);
 
 /* ---- knowledge-base articles (CONTRACT part 2) ---- */
 

@@ -46,8 +46,14 @@ struct oh_store_ops {
     int (*kv_put)(oh_store *st, const char *ns, const char *key, const char *value);
     int (*kv_get)(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
+    int (*kv_write)(oh_store *st, const char *ns, const char *const *keys,
+                    const char *const *values, size_t n);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
+    int (*contact_refs)(oh_store *st, const char *const *convs, const char *const *contacts,
+                        size_t n);
+    int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                 int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);
     int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
     int (*article_del)(oh_store *st, const char *id);
@@ -106,5 +112,10 @@ int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
 int oh_store_pos_parse(const char *s, int64_t *revs, int n);
 void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX]);
+
+/* The tombstone of stored event EV (parsed) at SEQ: its compact text with
+ * "seq"/"epoch" last (caller frees) and checksum; NULL when out of memory. */
+char *oh_store_tombstone(const json_t *ev, int64_t seq, const char *epoch, size_t *len,
+                         uint32_t *crc);
 
 #endif

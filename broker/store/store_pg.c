@@ -15,7 +15,7 @@
     "last_inbound_ms"
 #define CONV_COLS                                                                                  \
     CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
-                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev, contact_ref"
 
 #define STATE_COLS "status, assignee, team, priority, labels, snoozed_until_ms, episode, state_seq"
 /* a state column keeps its value unless the batch holds a conversation.updated */
@@ -89,7 +89,9 @@ static const char pg_materialize_sql[] =
     " updated_ms = greatest(c.updated_ms, EXCLUDED.updated_ms),"
     " last_inbound_ms = greatest(c.last_inbound_ms, EXCLUDED.last_inbound_ms),"
     " contact_name = CASE WHEN EXCLUDED.contact_name <> '' THEN EXCLUDED.contact_name"
-    " ELSE c.contact_name END," STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") "," STATE_SET("priority") "," STATE_SET(
+    " ELSE c.contact_name END,"
+    /* erased (contacts), then written to again: the channel's id comes back */
+    " contact_id = CASE WHEN c.contact_id = '' THEN EXCLUDED.contact_id ELSE c.contact_id END," STATE_SET("status") "," STATE_SET("assignee") "," STATE_SET("team") "," STATE_SET("priority") "," STATE_SET(
         "labels") "," STATE_SET("snoozed_until_ms") "," STATE_SET("episode") ","
                                                                              " state_seq = CASE "
                                                                              "WHEN "
@@ -916,6 +918,7 @@ static void conv_row(PGresult *r, int i, struct oh_conversation *c)
     snprintf(c->last_text, sizeof c->last_text, "%s", PQgetvalue(r, i, 20));
     c->last_ms = strtoll(PQgetvalue(r, i, 21), NULL, 10);
     c->rev = strtoll(PQgetvalue(r, i, 22), NULL, 10);
+    snprintf(c->contact_ref, sizeof c->contact_ref, "%s", PQgetvalue(r, i, 23));
 }
 
 static int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out)
@@ -1095,6 +1098,7 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool r
               {f->priority, " AND c.priority = $%d"},
               {f->channel, " AND c.channel = $%d"},
               {f->contact_id, " AND c.contact_id = $%d"},
+              {f->contact_ref, " AND c.contact_ref = $%d"},
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
               {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
                                    "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
@@ -1155,7 +1159,7 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
         struct oh_conversation c;
         int row = at[best]++;
         conv_row(res[best], row, &c);
-        int stop = fn(opaque, &c, strtoll(PQgetvalue(res[best], row, 23), NULL, 10));
+        int stop = fn(opaque, &c, strtoll(PQgetvalue(res[best], row, 24), NULL, 10));
         if (stop) {
             rc = stop < 0 ? stop : 0;
             break;
@@ -1556,6 +1560,105 @@ static int pg_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_st
     return rc;
 }
 
+/* One statement on shard 0 (the kv's), hence one transaction. */
+static int pg_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; rows && i < n; i++)
+        json_array_append_new(rows, json_pack("{s:s, s:o}", "key", keys[i], "value",
+                                              values[i] ? json_string(values[i]) : json_null()));
+    char *j = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
+    json_decref(rows);
+    if (!j) return OH_ENOMEM;
+    const char *vals[] = {ns, j};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(
+        ((struct pg_store *)st)->shards[0],
+        "WITH w AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS w(key text, value text)), "
+        "d AS (DELETE FROM kv WHERE ns = $1 AND key IN (SELECT key FROM w WHERE value IS NULL)) "
+        "INSERT INTO kv (ns, key, value) SELECT $1, key, value FROM w WHERE value IS NOT NULL "
+        "ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+        2, vals, &r, true);
+    if (rc == 0) PQclear(r);
+    free(j);
+    return rc;
+}
+
+static int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *vals[] = {convs[i], contacts[i]};
+        PGresult *r;
+        rc = oh_pg_exec_sql(conv_pool(s, convs[i]),
+                            "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2, vals, &r,
+                            true);
+        if (rc == 0) PQclear(r);
+    }
+    return rc;
+}
+
+/* The messages' rows are read, their tombstones made here, and one
+ * statement (one transaction) on the conversation's shard replaces them,
+ * drops their search rows and clears the conversation's contact and
+ * preview. Sync is the only writer of the history: nothing is sequenced
+ * in between. */
+static int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                    int64_t *count)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct oh_pg_pool *p = conv_pool(s, conv);
+    const char *vals[3] = {conv};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(p,
+                            "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
+                            "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+                            1, vals, &r, true);
+    if (rc) return rc;
+    json_t *rows = json_array();
+    for (int i = 0; rows && i < PQntuples(r); i++) {
+        int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        json_t *ev = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+        size_t len;
+        uint32_t crc;
+        if (!ev) continue;
+        if (fn) fn(opaque, ev);
+        char *text = oh_store_tombstone(ev, seq, s->epoch, &len, &crc);
+        json_decref(ev);
+        if (!text) {
+            rc = OH_ENOMEM;
+            break;
+        }
+        json_array_append_new(rows, json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)seq, "json",
+                                              text, "crc", (json_int_t)crc));
+        free(text);
+    }
+    PQclear(r);
+    char *j = rows && rc == 0 ? json_dumps(rows, JSON_COMPACT) : NULL;
+    if (rc == 0 && !j) rc = OH_ENOMEM;
+    if (rc == 0) {
+        vals[1] = j;
+        vals[2] = OH_EV_ERASED;
+        rc = oh_pg_exec_sql(
+            p,
+            "WITH u AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS u(seq bigint, json text, "
+            "crc bigint)), h AS (UPDATE history h SET type = $3, json = u.json, crc = u.crc "
+            "FROM u WHERE h.conversation_id = $1 AND h.seq = u.seq RETURNING h.seq), "
+            "d AS (DELETE FROM search WHERE conversation_id = $1 AND seq IN (SELECT seq FROM u) "
+            "RETURNING 1) UPDATE conversations SET contact_id = '', contact_name = '', "
+            "last_text = '' WHERE id = $1",
+            3, vals, &r, false);
+        if (rc == 0) PQclear(r);
+    }
+    if (rc == 0) *count = (int64_t)json_array_size(rows);
+    free(j);
+    json_decref(rows);
+    return rc;
+}
+
 const struct oh_store_ops oh_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1583,8 +1686,11 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_put = pg_kv_put,
     .kv_get = pg_kv_get,
     .kv_del = pg_kv_del,
+    .kv_write = pg_kv_write,
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,
+    .contact_refs = pg_contact_refs,
+    .erase = pg_erase,
     .article_put = pg_article_put,
     .article_get = pg_article_get,
     .article_del = pg_article_del,

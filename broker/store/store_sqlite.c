@@ -60,6 +60,7 @@ enum sq_stmt {
     S_OUTCOME_PUT,
     S_OUTCOME_GET,
     S_SNOOZED_DUE,
+    S_CONTACT_REF,
     S_ART_PUT,
     S_ART_GET,
     S_ART_DEL,
@@ -74,7 +75,7 @@ enum sq_stmt {
     "last_inbound_ms"
 #define CONV_COLS                                                                                  \
     CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
-                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev"
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev, contact_ref"
 
 static const char *const sq_sql[S_COUNT] = {
     [S_BEGIN_IMM] = "BEGIN IMMEDIATE",
@@ -88,6 +89,7 @@ static const char *const sq_sql[S_COUNT] = {
                       "last_inbound_ms = CASE WHEN ?4 THEN max(last_inbound_ms, ?6) "
                       "ELSE last_inbound_ms END, "
                       "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END, "
+                      "contact_id = CASE WHEN contact_id = '' THEN ?12 ELSE contact_id END, "
                       "rev = ?7, last_seq = CASE WHEN ?8 THEN ?2 ELSE last_seq END, "
                       "last_direction = CASE WHEN ?8 THEN ?9 ELSE last_direction END, "
                       "last_kind = CASE WHEN ?8 THEN ?10 ELSE last_kind END, "
@@ -163,6 +165,7 @@ static const char *const sq_sql[S_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
     [S_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = ?1 "
                       "AND conversation_id = ?2",
+    [S_CONTACT_REF] = "UPDATE conversations SET contact_ref = ?2 WHERE id = ?1",
     [S_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
                       "AND snoozed_until_ms <= ?1 ORDER BY snoozed_until_ms LIMIT ?2",
 };
@@ -226,7 +229,7 @@ static struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, si
          * them out of pread() (strace: 2.5 page reads per ingested event) */
         rc = sqlite3_exec(c->db,
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                          "PRAGMA cache_size=-65536",
+                          "PRAGMA cache_size=-65536; PRAGMA secure_delete=ON",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         oh_errf(err, errlen, "store %s: %s", path,
@@ -612,6 +615,7 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
     bind_text(q, 9, f.direction);
     bind_text(q, 10, f.kind);
     sqlite3_bind_text(q, 11, preview, -1, SQLITE_TRANSIENT);
+    bind_text(q, 12, f.contact_id); /* after an erasure cleared it */
     if ((rc = sq_run(c, q)) != 0) return rc;
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
@@ -901,6 +905,7 @@ static int row_conv(sqlite3_stmt *q, struct oh_conversation *c)
     col_copy(c->last_text, sizeof c->last_text, q, 20);
     c->last_ms = sqlite3_column_int64(q, 21);
     c->rev = sqlite3_column_int64(q, 22);
+    col_copy(c->contact_ref, sizeof c->contact_ref, q, 23);
     return 0;
 }
 
@@ -1033,7 +1038,7 @@ static int row_list(sqlite3_stmt *q, void *ctx)
     struct sq_list *l = ctx;
     struct oh_conversation c;
     row_conv(q, &c);
-    return l->fn(l->opaque, &c, sqlite3_column_int64(q, 23));
+    return l->fn(l->opaque, &c, sqlite3_column_int64(q, 24));
 }
 
 static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
@@ -1063,6 +1068,7 @@ static int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
               {f->priority, " AND c.priority = ?%d"},
               {f->channel, " AND c.channel = ?%d"},
               {f->contact_id, " AND c.contact_id = ?%d"},
+              {f->contact_ref, " AND c.contact_ref = ?%d"},
               {f->label, " AND EXISTS (SELECT 1 FROM json_each(c.labels) WHERE value = ?%d)"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
         if (eq[i].v) qadd(&q, eq[i].sql, eq[i].v, 0);
@@ -1254,6 +1260,30 @@ static int sq_kv_del(oh_store *st, const char *ns, const char *key)
 {
     struct sq_args a = {2, {ns, key}, {0, 0}};
     return sq_write((struct sq_store *)st, S_KV_DEL, bind_args, &a);
+}
+
+static int sq_kv_write(oh_store *st, const char *ns, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct sq_args a = {values[i] ? 3 : 2, {ns, keys[i], values[i]}, {0, 0}};
+        sqlite3_stmt *q = sq_stmt(s->w, values[i] ? S_KV_PUT : S_KV_DEL);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_args(q, &a);
+        rc = sq_run(s->w, q);
+    }
+    if (rc == 0)
+        rc = sq_exec(s->w, S_COMMIT);
+    else
+        sq_exec(s->w, S_ROLLBACK);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
 }
 
 struct sq_kvs {
@@ -1608,6 +1638,160 @@ static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_s
     return rc;
 }
 
+static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_text(q, 1, convs[i]);
+        bind_text(q, 2, contacts[i]);
+        rc = sq_run(s->w, q);
+    }
+    if (rc == 0)
+        rc = sq_exec(s->w, S_COMMIT);
+    else
+        sq_exec(s->w, S_ROLLBACK);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+/* One erased row: its rowid, seq, old text. */
+struct sq_erased {
+    int64_t rowid, seq;
+    char *json;
+};
+
+/* The erasure's statements, in the writer's open transaction. */
+static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn fn, void *opaque,
+                         int64_t *count)
+{
+    sqlite3 *db = s->w->db;
+    sqlite3_stmt *q = NULL, *up = NULL, *fts = NULL;
+    struct sq_erased *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rowid, seq, json FROM history WHERE conversation_id = ?1 "
+                           "AND type IN ('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "UPDATE history SET type = ?2, json = ?3, crc = ?4 WHERE rowid = ?1",
+                           -1, &up, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO msg_fts (msg_fts, rowid, body) VALUES ('delete', ?1, ?2)",
+                           -1, &fts, NULL) != SQLITE_OK) {
+        rc = OH_EIO;
+        goto out;
+    }
+    bind_text(q, 1, conv);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            struct sq_erased *r = realloc(rows, (cap = cap ? cap * 2 : 64) * sizeof *rows);
+            if (!r) {
+                rc = OH_ENOMEM;
+                goto out;
+            }
+            rows = r;
+        }
+        rows[n].rowid = sqlite3_column_int64(q, 0);
+        rows[n].seq = sqlite3_column_int64(q, 1);
+        rows[n].json = strdup((const char *)sqlite3_column_text(q, 2));
+        if (!rows[n++].json) {
+            rc = OH_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *ev = json_loads(rows[i].json, 0, NULL);
+        struct oh_store_fields f;
+        size_t len;
+        uint32_t crc;
+        if (!ev || oh_store_fields_get(ev, &f)) {
+            json_decref(ev);
+            continue; /* not an event we can read: it was never indexed either */
+        }
+        if (fn) fn(opaque, ev);
+        char *body = oh_store_search_text(&f);
+        if (body) {
+            sqlite3_reset(fts);
+            sqlite3_bind_int64(fts, 1, rows[i].rowid);
+            sqlite3_bind_text(fts, 2, body, -1, free);
+            if (sqlite3_step(fts) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
+        }
+        char *text = oh_store_tombstone(ev, rows[i].seq, s->epoch, &len, &crc);
+        json_decref(ev);
+        if (!text) {
+            rc = rc ? rc : OH_ENOMEM;
+            break;
+        }
+        sqlite3_reset(up);
+        sqlite3_bind_int64(up, 1, rows[i].rowid);
+        bind_text(up, 2, OH_EV_ERASED);
+        sqlite3_bind_text(up, 3, text, (int)len, free);
+        sqlite3_bind_int64(up, 4, crc);
+        if (rc == 0 && sqlite3_step(up) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
+        if (rc == 0) (*count)++;
+    }
+    /* a contentless index keeps a deleted row's terms in its older segments
+     * until they are merged: merge them all (costs a rewrite of the index;
+     * erasures are rare) */
+    if (rc == 0 && *count > 0 &&
+        sqlite3_exec(db, "INSERT INTO msg_fts (msg_fts) VALUES ('optimize')", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        rc = sq_err(sqlite3_errcode(db));
+    if (rc == 0) {
+        sqlite3_stmt *c = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "UPDATE conversations SET contact_id = '', contact_name = '', "
+                               "last_text = '' WHERE id = ?1",
+                               -1, &c, NULL) != SQLITE_OK)
+            rc = OH_EIO;
+        else {
+            bind_text(c, 1, conv);
+            if (sqlite3_step(c) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
+        }
+        sqlite3_finalize(c);
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].json);
+    free(rows);
+    sqlite3_finalize(q);
+    sqlite3_finalize(up);
+    sqlite3_finalize(fts);
+    return rc;
+}
+
+static int sq_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
+                    int64_t *count)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    if (rc == 0) {
+        rc = sq_erase_rows(s, conv, fn, opaque, count);
+        if (rc == 0)
+            rc = sq_exec(s->w, S_COMMIT);
+        else
+            sq_exec(s->w, S_ROLLBACK);
+    }
+    /* the old pages' images also live in the WAL until a checkpoint: copy
+     * them back and truncate it, so the erased text is in neither file
+     * (secure_delete, set at open, zeroes what the updates freed) */
+    if (rc == 0 && sqlite3_wal_checkpoint_v2(s->w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                             NULL) != SQLITE_OK)
+        OH_WARN("store", "erasure: WAL checkpoint incomplete (%s); the next one completes it",
+                sqlite3_errmsg(s->w->db));
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
 const struct oh_store_ops oh_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1635,8 +1819,11 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_put = sq_kv_put,
     .kv_get = sq_kv_get,
     .kv_del = sq_kv_del,
+    .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
+    .contact_refs = sq_contact_refs,
+    .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,
     .article_del = sq_article_del,

@@ -95,6 +95,23 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
         oh_errf(err, errlen, "contact.name, text and sent_at must be strings, attachments a list");
         goto out;
     }
+    /* identifiers the signed connector vouches for (verified) or merely
+     * reports (an address it saw): contacts link on the verified ones */
+    const json_t *idents = json_object_get(contact, "identifiers"), *idv;
+    size_t ii;
+    if (idents && (!json_is_array(idents) || json_array_size(idents) > 16)) {
+        oh_errf(err, errlen, "contact.identifiers must be a list of at most 16");
+        goto out;
+    }
+    json_array_foreach(idents, ii, idv)
+    {
+        const json_t *ver = json_object_get(idv, "verified");
+        if (!json_string_value(json_object_get(idv, "type")) ||
+            !json_string_value(json_object_get(idv, "value")) || (ver && !json_is_boolean(ver))) {
+            oh_errf(err, errlen, "contact.identifiers[%zu] must be {type, value, verified?}", ii);
+            goto out;
+        }
+    }
     if (!text && json_array_size(att) == 0) {
         oh_errf(err, errlen, "a message needs text or attachments");
         goto out;
@@ -134,6 +151,7 @@ static int api_normalize(const struct oh_norm_ctx *nc, const uint8_t *body, size
         json_object_set_new_nocheck(data, "channel", json_string_nocheck(channel));
         json_object_set_new_nocheck(data, "account", json_string_nocheck(account));
         json_object_set_new_nocheck(data, "direction", json_string_nocheck("inbound"));
+        if (idents) json_object_set_nocheck(who, "identifiers", (json_t *)idents);
         json_object_set_new_nocheck(data, "contact", who);
         json_object_set_new_nocheck(data, "message_id", json_string_nocheck(message_id));
         json_object_set_new_nocheck(data, "kind", json_string_nocheck(kind));

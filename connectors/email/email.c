@@ -2,6 +2,7 @@
  * normalizer, media served from the data directory, readiness. */
 #include <ctype.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,20 @@ static bool email_media_owner(void *vctx, const char *ref, char conv[OH_ID_MAX])
     return found;
 }
 
+/* A person's erasure: the attachment and its sidecar leave the media cache. */
+static int email_media_erase(void *vctx, const char *ref)
+{
+    struct email_ctx *c = vctx;
+    if (strlen(ref) != 64 || strspn(ref, "0123456789abcdef") != 64) return OH_OK; /* not ours */
+    char path[4096];
+    int rc = OH_OK;
+    snprintf(path, sizeof path, "%s/%s", c->media_dir, ref);
+    if (unlink(path) != 0 && errno != ENOENT) rc = OH_EIO;
+    snprintf(path, sizeof path, "%s/%s.json", c->media_dir, ref);
+    if (unlink(path) != 0 && errno != ENOENT) rc = OH_EIO;
+    return rc;
+}
+
 /* Serves <media_dir>/<ref> with the metadata of its <ref>.json sidecar. */
 static int email_media(void *vctx, const char *ref, size_t max_bytes, struct oh_media *out,
                        char *err, size_t errlen)
@@ -334,6 +349,7 @@ const struct oh_connector oh_connector_email = {
     .send = email_send,
     .media = email_media,
     .media_owner = email_media_owner,
+    .media_erase = email_media_erase,
     .start = email_start,
     .stop = email_stop,
     .ready = email_ready,

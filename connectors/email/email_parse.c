@@ -570,8 +570,12 @@ static int build(const struct oh_norm_ctx *nc, GMimeMessage *m, GMimeParserOptio
     const char *cname = json_string_value(json_object_get(json_array_get(from, 0), "name"));
     oh_conversation_id(conv, "email", account, sender);
     json_object_set_new(data, "conversation_id", json_string(conv));
+    /* a From address anyone can write: never verified, so it only ever
+     * suggests a merge (core/contacts.h) */
     json_object_set_new(data, "contact",
-                        json_pack("{s:s, s:s}", "id", sender, "name", cname ? cname : ""));
+                        json_pack("{s:s, s:s, s:[{s:s, s:s, s:b}]}", "id", sender, "name",
+                                  cname ? cname : "", "identifiers", "type", "email", "value",
+                                  sender, "verified", 0));
     json_object_set_new(
         data, "author",
         json_pack("{s:s, s:s}", "kind", auto_reply ? "system" : "customer", "id", sender));

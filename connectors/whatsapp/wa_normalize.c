@@ -235,6 +235,14 @@ static int wa_message(const struct wa_change *ch, const json_t *m)
     char conv[OH_ID_MAX], id[OH_ID_MAX], when[32];
     oh_conversation_id(conv, WA_CHANNEL, ch->account, wa_id);
     json_t *data = wa_data(ch, conv, "inbound", wa_id, wa_profile_name(ch->contacts, wa_id), "");
+    /* the sender's number, as WhatsApp verified it at sign-up: a contact
+     * links on it (core/contacts.h) */
+    char e164[40];
+    snprintf(e164, sizeof e164, "+%s", wa_id);
+    if (data && strlen(wa_id) < 20 && strspn(wa_id, "0123456789") == strlen(wa_id))
+        json_object_set_new(
+            json_object_get(data, "contact"), "identifiers",
+            json_pack("[{s:s, s:s, s:b}]", "type", "phone", "value", e164, "verified", 1));
     if (!data) return OH_ENOMEM;
     json_object_set_new(data, "message_id", json_string(wamid));
     const char *kind = wa_message_body(ch, conv, m, data);

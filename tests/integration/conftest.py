@@ -105,6 +105,7 @@ class Daemon:
             "auth.jwt_secret": JWT_SECRET,
             "api.inbound_secret": INBOUND_SECRET,
             "dispatch.backoff_ms": "50",
+            "contacts.enabled": "false",
             # the router and the SLA clocks sequence events of their own:
             # off for the tests that count seqs, on in their own tests
             "routing.enabled": "false",

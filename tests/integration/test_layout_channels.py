@@ -19,7 +19,9 @@ included), case-insensitive:
   channel="<name>" (a metric label); and the identifier
   oh_connector_<name>.
 - A string passed as the name to claim() is a token claim (../shared/CONTRACT.md
-  part 2 gives agents an "email" claim), not the channel.
+  part 2 gives agents an "email" claim), not the channel; so is the one
+  definition of a contact identifier type (#define OH_IDENT_EMAIL "email":
+  CONTRACT part 2, Contacts, types phone|email|<channel>).
 """
 import re
 
@@ -29,6 +31,7 @@ COMMON = {"api", "x", "line", "email", "meta"}
 EXTRA = {"imap", "smtp"}
 STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 CLAIM_ARG = re.compile(r"\bclaim\([^,()]*,\s*$")
+IDENT_DEF = re.compile(r"^\s*#define OH_IDENT_[A-Z]+\s*$")
 
 
 def channel_names():
@@ -50,7 +53,7 @@ def hits_in(text, names):
                 found.append((lineno, name, line.strip()))
                 continue
             for m in STRING.finditer(line):
-                if CLAIM_ARG.search(line[:m.start()]):
+                if CLAIM_ARG.search(line[:m.start()]) or IDENT_DEF.match(line[:m.start()]):
                     continue
                 s = m.group(1).replace('\\"', '"').lower()
                 if ((s == name and len(name) > 1) or re.match(rf"{n}[:./]", s) or f"/webhooks/{name}" in s or
@@ -69,7 +72,8 @@ def test_the_rule_catches_what_it_should():
            'snprintf(p, n, "/webhooks/line");']
     fine = ['add_header_name(gw, "x-request-id");', 'json_object_get(k, "x")', "/* one line per record */",
             "struct api *a = api_state(r);", 'fprintf(f, "line %d", n);',
-            "/* the REST API */", "int wa_send(void);", 'json_t *e = claim(jwt, "email");']
+            "/* the REST API */", "int wa_send(void);", 'json_t *e = claim(jwt, "email");',
+            '#define OH_IDENT_EMAIL "email"']
     for line in bad:
         assert hits_in(line, names), line
     for line in fine:

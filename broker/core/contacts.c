@@ -1,0 +1,879 @@
+/* contacts.c - the contact directory's rules: identifiers from events, E.164,
+ * link on verified identifiers, merge/unmerge as a reversible tree, erasure.
+ * Records are JSON in a caller's key/value space (contacts.h); runs on the
+ * sync service's thread (writes) and gateway workers (reads). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/contacts.h"
+
+/* ---- phone numbers ---- */
+
+struct region {
+    const char *iso, *cc, *trunk, *intl;
+};
+
+/* Calling code, trunk prefix (dropped from national numbers) and
+ * international prefix of the regions customers most often write from. */
+static const struct region regions[] = {
+    {"US", "1", "1", "011"},  {"CA", "1", "1", "011"},   {"GB", "44", "0", "00"},
+    {"IE", "353", "0", "00"}, {"DE", "49", "0", "00"},   {"AT", "43", "0", "00"},
+    {"CH", "41", "0", "00"},  {"FR", "33", "0", "00"},   {"BE", "32", "0", "00"},
+    {"NL", "31", "0", "00"},  {"LU", "352", "", "00"},   {"IT", "39", "", "00"},
+    {"ES", "34", "", "00"},   {"PT", "351", "", "00"},   {"GR", "30", "", "00"},
+    {"DK", "45", "", "00"},   {"NO", "47", "", "00"},    {"SE", "46", "0", "00"},
+    {"FI", "358", "0", "00"}, {"PL", "48", "", "00"},    {"CZ", "420", "", "00"},
+    {"HU", "36", "06", "00"}, {"RO", "40", "0", "00"},   {"UA", "380", "0", "00"},
+    {"RU", "7", "8", "810"},  {"TR", "90", "0", "00"},   {"IL", "972", "0", "00"},
+    {"AE", "971", "0", "00"}, {"SA", "966", "0", "00"},  {"EG", "20", "0", "00"},
+    {"ZA", "27", "0", "00"},  {"NG", "234", "0", "009"}, {"KE", "254", "0", "000"},
+    {"IN", "91", "0", "00"},  {"PK", "92", "0", "00"},   {"CN", "86", "0", "00"},
+    {"HK", "852", "", "001"}, {"JP", "81", "0", "010"},  {"KR", "82", "0", "001"},
+    {"SG", "65", "", "000"},  {"ID", "62", "0", "001"},  {"PH", "63", "0", "00"},
+    {"TH", "66", "0", "001"}, {"VN", "84", "0", "00"},   {"AU", "61", "0", "0011"},
+    {"NZ", "64", "0", "00"},  {"BR", "55", "0", "0021"}, {"MX", "52", "", "00"},
+    {"AR", "54", "0", "00"},  {"CL", "56", "", "00"},    {"CO", "57", "", "009"},
+};
+
+/* ITU calling codes with one or two digits; any other code has three and
+ * starts with a digit none of these start with. */
+static const char *const short_codes[] = {
+    "1",  "7",  "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45",
+    "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+    "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"};
+
+static const struct region *region_of(const char *iso)
+{
+    for (size_t i = 0; iso && i < OH_ARRAY_SIZE(regions); i++)
+        if (strcasecmp(regions[i].iso, iso) == 0) return &regions[i];
+    return NULL;
+}
+
+/* The international number DIGITS: its calling code must be one the ITU
+ * assigned (a short one, or a three-digit one outside their ranges). */
+static bool code_ok(const char *digits)
+{
+    if (digits[0] == '0') return false;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(short_codes); i++)
+        if (strncmp(digits, short_codes[i], strlen(short_codes[i])) == 0) return true;
+    /* 2xx, 3xx, 4xx, 5xx, 6xx, 8xx, 9xx three-digit codes (e.g. 234, 351, 852, 971) */
+    return digits[0] != '1' && digits[0] != '7';
+}
+
+int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen)
+{
+    char d[40];
+    size_t n = 0;
+    bool plus = false;
+    if (!in || outlen < 17) return OH_EINVAL;
+    for (const char *p = in; *p; p++) {
+        if (isdigit((unsigned char)*p)) {
+            if (n + 1 >= sizeof d) return OH_EINVAL;
+            d[n++] = *p;
+        } else if (*p == '+' && n == 0 && !plus) {
+            plus = true;
+        } else if (!strchr(" .-()/\t", *p)) {
+            return OH_EINVAL; /* letters, extensions: not a number we compare */
+        }
+    }
+    d[n] = '\0';
+    const char *digits = d;
+    char buf[48];
+    const struct region *r = region_of(region);
+    if (!plus) {
+        const char *intl = r ? r->intl : "00";
+        size_t il = strlen(intl);
+        if (n > il + 6 && memcmp(d, intl, il) == 0) {
+            digits = d + il; /* international prefix of the region */
+        } else if (!r) {
+            return OH_EINVAL; /* national notation needs a region */
+        } else {
+            const char *nat = d;
+            size_t tl = strlen(r->trunk);
+            if (tl && strncmp(d, r->trunk, tl) == 0) nat = d + tl;
+            /* NANP: a ten-digit number without its trunk "1" */
+            if (strlen(nat) < 4 || (tl && nat[0] == '0')) return OH_EINVAL;
+            snprintf(buf, sizeof buf, "%s%s", r->cc, nat);
+            digits = buf;
+        }
+    }
+    size_t len = strlen(digits);
+    if (len < 7 || len > 15 || !code_ok(digits)) return OH_EINVAL;
+    /* NANP numbers are exactly 11 digits with the code */
+    if (digits[0] == '1' && len != 11) return OH_EINVAL;
+    snprintf(out, outlen, "+%s", digits);
+    return 0;
+}
+
+/* ---- identifiers of an event ---- */
+
+static bool normalize(struct oh_contact_ident *id, const char *region)
+{
+    if (strcmp(id->type, OH_IDENT_PHONE) == 0) {
+        char e[24];
+        if (oh_phone_e164(id->value, region, e, sizeof e)) return false;
+        snprintf(id->value, sizeof id->value, "%s", e);
+    } else if (strcmp(id->type, OH_IDENT_EMAIL) == 0) {
+        const char *at = strchr(id->value, '@');
+        if (!at || at == id->value || !at[1] || strchr(at + 1, '@')) return false;
+        for (char *p = id->value; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    }
+    return id->value[0] != '\0';
+}
+
+static bool type_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n >= 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)t[i]) && !strchr(":._-", t[i])) return false;
+    return true;
+}
+
+static bool value_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= OH_CONTACT_VALUE_MAX || !oh_utf8_valid(v, n)) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20) return false;
+    return true;
+}
+
+int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out, int max)
+{
+    const json_t *contact = json_object_get(data, "contact"), *v;
+    const char *channel = json_string_value(json_object_get(data, "channel"));
+    const char *cid = json_string_value(json_object_get(contact, "id"));
+    int n = 0;
+    size_t i;
+    bool own = false;
+    json_array_foreach(json_object_get(contact, "identifiers"), i, v)
+    {
+        const char *t = json_string_value(json_object_get(v, "type"));
+        const char *val = json_string_value(json_object_get(v, "value"));
+        if (n >= max || !t || !val || !type_ok(t) || !value_ok(val)) continue;
+        struct oh_contact_ident *id = &out[n];
+        snprintf(id->type, sizeof id->type, "%s", t);
+        snprintf(id->value, sizeof id->value, "%s", val);
+        id->verified = json_is_true(json_object_get(v, "verified"));
+        if (!normalize(id, region)) continue;
+        if (channel && strcmp(t, channel) == 0) own = true;
+        n++;
+    }
+    if (!own && n < max && channel && cid && type_ok(channel) && value_ok(cid)) {
+        snprintf(out[n].type, sizeof out[n].type, "%s", channel);
+        snprintf(out[n].value, sizeof out[n].value, "%s", cid);
+        out[n].verified = true;
+        n++;
+    }
+    return n;
+}
+
+/* ---- one operation's writes, kept until it is done ---- */
+
+struct tx {
+    const struct oh_contact_dir *d;
+    json_t *pending; /* key -> new value, or null: deleted */
+};
+
+static int tx_get(void *o, const char *key, char *out, size_t len)
+{
+    struct tx *t = o;
+    json_t *v = json_object_get(t->pending, key);
+    if (!v) return t->d->get(t->d->opaque, key, out, len);
+    if (json_is_null(v)) return OH_ENOTFOUND;
+    if (json_string_length(v) >= len) return OH_ETOOBIG;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int tx_put(void *o, const char *key, const char *value)
+{
+    struct tx *t = o;
+    return json_object_set_new(t->pending, key, json_string(value)) ? OH_ENOMEM : 0;
+}
+
+static int tx_del(void *o, const char *key)
+{
+    struct tx *t = o;
+    return json_object_set_new(t->pending, key, json_null()) ? OH_ENOMEM : 0;
+}
+
+static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir *d)
+{
+    t->d = d;
+    t->pending = json_object();
+    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL};
+}
+
+/* Writes what the operation changed (in one go when the space can), then
+ * forgets it; RC: the operation's result (nothing is written unless 0). */
+static int tx_end(struct tx *t, int rc)
+{
+    size_t n = json_object_size(t->pending), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys), **vals = calloc(n ? n : 1, sizeof *vals);
+    const char *k;
+    json_t *v;
+    if (!keys || !vals) rc = rc ? rc : OH_ENOMEM;
+    json_object_foreach(t->pending, k, v)
+    {
+        if (!keys || !vals) break;
+        keys[i] = k;
+        vals[i++] = json_string_value(v);
+    }
+    if (rc == 0 && n) {
+        if (t->d->write) {
+            rc = t->d->write(t->d->opaque, keys, vals, n);
+        } else {
+            for (i = 0; i < n && rc == 0; i++) {
+                rc = vals[i] ? t->d->put(t->d->opaque, keys[i], vals[i])
+                             : t->d->del(t->d->opaque, keys[i]);
+                if (rc == OH_ENOTFOUND) rc = 0;
+            }
+        }
+    }
+    free(keys);
+    free(vals);
+    json_decref(t->pending);
+    return rc;
+}
+
+int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d)
+{
+    struct tx *t = malloc(sizeof *t);
+    if (!t) return OH_ENOMEM;
+    b->dir = tx_begin(t, d);
+    if (!t->pending) {
+        free(t);
+        return OH_ENOMEM;
+    }
+    b->tx = t;
+    return 0;
+}
+
+int oh_contact_batch_end(struct oh_contact_batch *b, bool write)
+{
+    struct tx *t = b->tx;
+    int rc = tx_end(t, write ? 0 : OH_ECLOSED);
+    free(t);
+    b->tx = NULL;
+    return write ? rc : 0;
+}
+
+/* ---- records ---- */
+
+#define REC_MAX (64 * 1024 + 1)
+
+static json_t *rec_get(const struct oh_contact_dir *d, const char *prefix, const char *a,
+                       const char *b)
+{
+    char key[OH_CONTACT_VALUE_MAX + 80], small[4096];
+    snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
+    int rc = d->get(d->opaque, key, small, sizeof small);
+    if (rc == 0) return json_loads(small, JSON_DECODE_ANY, NULL);
+    if (rc != OH_ETOOBIG) return NULL;
+    /* a big record (many conversations or members) */
+    char *buf = malloc(REC_MAX);
+    json_t *v = NULL;
+    if (buf && d->get(d->opaque, key, buf, REC_MAX) == 0)
+        v = json_loads(buf, JSON_DECODE_ANY, NULL);
+    free(buf);
+    return v;
+}
+
+static int rec_put(const struct oh_contact_dir *d, const char *prefix, const char *a, const char *b,
+                   const json_t *v)
+{
+    char key[OH_CONTACT_VALUE_MAX + 80];
+    snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    int rc = text ? d->put(d->opaque, key, text) : OH_ENOMEM;
+    free(text);
+    return rc;
+}
+
+static int rec_del(const struct oh_contact_dir *d, const char *prefix, const char *a, const char *b)
+{
+    char key[OH_CONTACT_VALUE_MAX + 80];
+    snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
+    int rc = d->del(d->opaque, key);
+    return rc == OH_ENOTFOUND ? 0 : rc;
+}
+
+static json_t *contact_get(const struct oh_contact_dir *d, const char *id)
+{
+    json_t *c = rec_get(d, "c:", id, NULL);
+    if (c && !json_is_object(c)) {
+        json_decref(c);
+        c = NULL;
+    }
+    return c;
+}
+
+static int contact_put(const struct oh_contact_dir *d, const json_t *c)
+{
+    return rec_put(d, "c:", json_string_value(json_object_get(c, "id")), NULL, c);
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static bool has_str(const json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return true;
+    return false;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+static void sort_strings(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    if (n < 2) return;
+    json_t **v = malloc(n * sizeof *v);
+    if (!v) return;
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof *v, cmp_str);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
+}
+
+/* Adds S to the sorted set ARR (bounded by MAX). */
+static void set_add(json_t *arr, const char *s, size_t max)
+{
+    if (has_str(arr, s) || json_array_size(arr) >= max) return;
+    json_array_append_new(arr, json_string(s));
+    sort_strings(arr);
+}
+
+static void set_del(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0)
+    {
+        json_array_remove(arr, i);
+        return;
+    }
+}
+
+int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_ID_MAX])
+{
+    json_t *c = contact_get(d, id);
+    if (!c) return OH_ENOTFOUND;
+    snprintf(out, OH_ID_MAX, "%s", *str(c, "root") ? str(c, "root") : id);
+    json_decref(c);
+    return 0;
+}
+
+static json_t *contact_new(const char *id, const char *name)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:[], s:[], s:[s], s:b}", "id", id, "root", id, "parent",
+                     "", "name", name ? name : "", "ids", "convs", "members", id, "erased", 0);
+}
+
+static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) if (strcmp(str(v, "type"), x->type) == 0 &&
+                                      strcmp(str(v, "value"), x->value) == 0 &&
+                                      json_is_true(json_object_get(v, "verified")) ==
+                                          x->verified) return true;
+    return false;
+}
+
+static int link_conv(const struct oh_contact_dir *d, const char *conv,
+                     const struct oh_contact_ident *ids, int n, const char *name,
+                     char out[OH_ID_MAX])
+{
+    json_t *k = rec_get(d, "k:", conv, NULL);
+    if (json_is_string(k)) {
+        int rc = oh_contact_root(d, json_string_value(k), out);
+        json_decref(k);
+        if (rc != OH_ENOTFOUND) return rc;
+    } else {
+        json_decref(k);
+    }
+    /* the owner of a verified identifier it brings */
+    char owner[OH_ID_MAX] = "";
+    for (int i = 0; i < n && !*owner; i++) {
+        if (!ids[i].verified) continue;
+        json_t *o = rec_get(d, "v:", ids[i].type, ids[i].value);
+        if (json_is_string(o)) snprintf(owner, sizeof owner, "%s", json_string_value(o));
+        json_decref(o);
+    }
+    json_t *c = *owner ? contact_get(d, owner) : NULL;
+    if (!c) {
+        /* a new person: the id follows from what identifies them, so two
+         * sync members creating them at once create the same contact */
+        int first = -1;
+        for (int i = 0; i < n && first < 0; i++)
+            if (ids[i].verified) first = i;
+        if (first >= 0)
+            oh_event_id(owner, "contact", ids[first].type, ids[first].value, NULL);
+        else
+            oh_event_id(owner, "contact", "conversation", conv, NULL);
+        owner[0] = 'p'; /* "p_": a person, not an event */
+        if (!(c = contact_get(d, owner))) c = contact_new(owner, name);
+    }
+    if (!c) return OH_ENOMEM;
+    int rc = 0;
+    json_t *cids = json_object_get(c, "ids");
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!ident_in(cids, &ids[i]) && json_array_size(cids) < 64)
+            json_array_append_new(cids, json_pack("{s:s, s:s, s:b}", "type", ids[i].type, "value",
+                                                  ids[i].value, "verified", ids[i].verified));
+        if (ids[i].verified) {
+            json_t *o = rec_get(d, "v:", ids[i].type, ids[i].value);
+            if (!json_is_string(o)) {
+                json_t *s = json_string(owner);
+                rc = rec_put(d, "v:", ids[i].type, ids[i].value, s);
+                json_decref(s);
+            }
+            json_decref(o);
+        } else {
+            json_t *u = rec_get(d, "u:", ids[i].type, ids[i].value);
+            if (!json_is_array(u)) {
+                json_decref(u);
+                u = json_array();
+            }
+            if (!has_str(u, owner)) {
+                set_add(u, owner, 100);
+                rc = rec_put(d, "u:", ids[i].type, ids[i].value, u);
+            }
+            json_decref(u);
+        }
+    }
+    if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", json_string(name));
+    /* an erased person writing again: what they bring now is kept */
+    json_object_set_new(c, "erased", json_false());
+    set_add(json_object_get(c, "convs"), conv, OH_CONTACT_CONVS_MAX);
+    if (rc == 0) rc = contact_put(d, c);
+    if (rc == 0) {
+        json_t *s = json_string(owner);
+        rc = rec_put(d, "k:", conv, NULL, s);
+        json_decref(s);
+    }
+    if (rc == 0) snprintf(out, OH_ID_MAX, "%s", *str(c, "root") ? str(c, "root") : owner);
+    json_decref(c);
+    return rc;
+}
+
+int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
+                    const struct oh_contact_ident *ids, int n, const char *name,
+                    char out[OH_ID_MAX])
+{
+    struct tx t;
+    struct oh_contact_dir w = tx_begin(&t, d);
+    return tx_end(&t, link_conv(&w, conv, ids, n, name, out));
+}
+
+/* The conversations of every member of root R (a new array). */
+static json_t *family_convs(const struct oh_contact_dir *d, const json_t *r)
+{
+    json_t *all = json_array(), *m, *v;
+    size_t i, j;
+    json_array_foreach(json_object_get(r, "members"), i, m)
+    {
+        json_t *c = strcmp(json_string_value(m), str(r, "id")) == 0
+                        ? json_incref((json_t *)r)
+                        : contact_get(d, json_string_value(m));
+        json_array_foreach(json_object_get(c, "convs"), j, v) json_array_append(all, v);
+        json_decref(c);
+    }
+    return all;
+}
+
+/* Suggestions for root R: other people holding one of the family's
+ * identifiers where at least one side holds it unverified. */
+static json_t *suggestions(const struct oh_contact_dir *d, const json_t *r, const json_t *ids)
+{
+    json_t *out = json_array(), *seen = json_object(), *v;
+    size_t i;
+    const char *self = str(r, "id");
+    json_array_foreach(ids, i, v)
+    {
+        const char *t = str(v, "type"), *val = str(v, "value");
+        json_t *cands = json_array();
+        json_t *u = rec_get(d, "u:", t, val);
+        size_t j;
+        json_t *x;
+        if (json_is_array(u)) json_array_extend(cands, u);
+        json_decref(u);
+        if (!json_is_true(json_object_get(v, "verified"))) {
+            json_t *o = rec_get(d, "v:", t, val);
+            if (json_is_string(o)) json_array_append(cands, o);
+            json_decref(o);
+        }
+        json_array_foreach(cands, j, x)
+        {
+            char root[OH_ID_MAX];
+            if (oh_contact_root(d, json_string_value(x), root) || strcmp(root, self) == 0 ||
+                json_object_get(seen, root))
+                continue;
+            json_object_set_new(seen, root, json_true());
+            json_array_append_new(out, json_pack("{s:s, s:{s:s, s:s}}", "contact_id", root,
+                                                 "identifier", "type", t, "value", val));
+        }
+        json_decref(cands);
+    }
+    json_decref(seen);
+    return out;
+}
+
+int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
+{
+    char root[OH_ID_MAX];
+    int rc = oh_contact_root(d, id, root);
+    if (rc) return rc;
+    json_t *r = contact_get(d, root);
+    if (!r) return OH_ENOTFOUND;
+    json_t *ids = json_array(), *merged = json_array(), *m, *v;
+    size_t i, j;
+    const char *name = str(r, "name");
+    json_array_foreach(json_object_get(r, "members"), i, m)
+    {
+        json_t *c = contact_get(d, json_string_value(m));
+        if (!c) continue;
+        if (strcmp(json_string_value(m), root) != 0) json_array_append(merged, m);
+        json_array_foreach(json_object_get(c, "ids"), j, v) json_array_append(ids, v);
+        json_decref(c);
+    }
+    json_t *convs = family_convs(d, r);
+    sort_strings(convs);
+    *out = json_pack("{s:s, s:s, s:O, s:o, s:o, s:o, s:b}", "contact_id", root, "name", name,
+                     "identifiers", ids, "conversations", convs, "merged", merged, "suggestions",
+                     suggestions(d, r, ids), "erased", json_is_true(json_object_get(r, "erased")));
+    json_decref(ids);
+    json_decref(r);
+    return *out ? 0 : OH_ENOMEM;
+}
+
+int oh_contact_find(const struct oh_contact_dir *d, const char *type, const char *value,
+                    const char *region, char out[OH_ID_MAX])
+{
+    struct oh_contact_ident id;
+    if (!type_ok(type) || !value_ok(value)) return OH_EINVAL;
+    snprintf(id.type, sizeof id.type, "%s", type);
+    snprintf(id.value, sizeof id.value, "%s", value);
+    if (!normalize(&id, region)) return OH_EINVAL;
+    json_t *o = rec_get(d, "v:", id.type, id.value);
+    if (!json_is_string(o)) {
+        json_t *u = rec_get(d, "u:", id.type, id.value);
+        json_decref(o);
+        o = json_is_array(u) ? json_incref(json_array_get(u, 0)) : NULL;
+        json_decref(u);
+    }
+    int rc = json_is_string(o) ? oh_contact_root(d, json_string_value(o), out) : OH_ENOTFOUND;
+    json_decref(o);
+    return rc;
+}
+
+/* ---- commands ---- */
+
+int oh_contact_check(const char *op, const json_t *body, char *why, size_t whylen)
+{
+    if (!json_is_object(body)) {
+        snprintf(why, whylen, "body must be a JSON object");
+        return 400;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v)
+    {
+        if (strcmp(k, strcmp(op, "merge") == 0 ? "other" : "identifier") != 0) {
+            snprintf(why, whylen, "unknown field \"%.64s\"", k);
+            return 400;
+        }
+    }
+    if (strcmp(op, "merge") == 0) {
+        const char *o = json_string_value(json_object_get(body, "other"));
+        if (!o || !oh_id_valid(o, strlen(o))) {
+            snprintf(why, whylen, "other must be a contact id");
+            return 400;
+        }
+        return 0;
+    }
+    const json_t *id = json_object_get(body, "identifier");
+    const char *t = json_string_value(json_object_get(id, "type"));
+    const char *val = json_string_value(json_object_get(id, "value"));
+    if (!t || !val || json_object_size(id) != 2 || !type_ok(t) || !value_ok(val)) {
+        snprintf(why, whylen, "identifier must be {type, value} (strings)");
+        return 400;
+    }
+    return 0;
+}
+
+static void refuse(struct oh_contact_result *out, int code, const char *why)
+{
+    out->code = code;
+    snprintf(out->why, sizeof out->why, "%s", why);
+}
+
+static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
+                  struct oh_contact_result *out)
+{
+    char rb[OH_ID_MAX];
+    if (oh_contact_root(d, other, rb)) {
+        refuse(out, 404, "no such contact (other)");
+        return;
+    }
+    snprintf(out->other, sizeof out->other, "%s", rb);
+    if (strcmp(rb, out->root) == 0) {
+        out->code = 200; /* one person already: the conversations are re-pointed again */
+        out->convs = family_convs(d, a);
+        return;
+    }
+    json_t *b = contact_get(d, rb), *m;
+    size_t i;
+    if (!b) {
+        refuse(out, 404, "no such contact (other)");
+        return;
+    }
+    if (json_is_true(json_object_get(b, "erased")) || json_is_true(json_object_get(a, "erased"))) {
+        json_decref(b);
+        {
+            refuse(out, 409, "an erased contact is not merged");
+            return;
+        }
+    }
+    json_array_foreach(json_object_get(b, "members"), i, m)
+    {
+        json_t *c = strcmp(json_string_value(m), rb) == 0 ? json_incref(b)
+                                                          : contact_get(d, json_string_value(m));
+        if (!c) continue;
+        json_object_set_new(c, "root", json_string(out->root));
+        if (c != b) contact_put(d, c);
+        set_add(json_object_get(a, "members"), json_string_value(m), 10000);
+        json_decref(c);
+    }
+    json_object_set_new(b, "parent", json_string(out->root));
+    json_object_set_new(b, "members", json_array());
+    int rc = contact_put(d, b);
+    if (rc == 0) rc = contact_put(d, a);
+    json_decref(b);
+    if (rc) {
+        refuse(out, 503, "the directory refused the change");
+        return;
+    }
+    out->code = 200;
+    out->changed = true;
+    out->convs = family_convs(d, a);
+}
+
+/* Whether member M of root R lies under X (M itself, or its parents reach X
+ * before R). */
+static bool under(const struct oh_contact_dir *d, const char *m, const char *x, const char *r)
+{
+    char cur[OH_ID_MAX];
+    snprintf(cur, sizeof cur, "%s", m);
+    for (int hops = 0; hops < 10000; hops++) {
+        if (strcmp(cur, x) == 0) return true;
+        if (strcmp(cur, r) == 0 || !*cur) return false;
+        json_t *c = contact_get(d, cur);
+        snprintf(cur, sizeof cur, "%s", c ? str(c, "parent") : "");
+        json_decref(c);
+    }
+    return false;
+}
+
+static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ident,
+                    const char *region, struct oh_contact_result *out)
+{
+    const char *root = out->root;
+    struct oh_contact_ident id;
+    snprintf(id.type, sizeof id.type, "%s", str(ident, "type"));
+    snprintf(id.value, sizeof id.value, "%s", str(ident, "value"));
+    if (!normalize(&id, region)) {
+        refuse(out, 400, "identifier does not normalize");
+        return;
+    }
+    /* its owner in this family: the verified index, else the members' lists */
+    char owner[OH_ID_MAX] = "";
+    json_t *o = rec_get(d, "v:", id.type, id.value), *m;
+    if (json_is_string(o)) snprintf(owner, sizeof owner, "%s", json_string_value(o));
+    json_decref(o);
+    size_t i;
+    if (!*owner) {
+        json_t *u = rec_get(d, "u:", id.type, id.value), *x;
+        json_array_foreach(u, i, x)
+        {
+            char r[OH_ID_MAX];
+            if (!oh_contact_root(d, json_string_value(x), r) && strcmp(r, root) == 0) {
+                snprintf(owner, sizeof owner, "%s", json_string_value(x));
+                break;
+            }
+        }
+        if (!*owner && json_array_size(u))
+            snprintf(owner, sizeof owner, "%s", json_string_value(json_array_get(u, 0)));
+        json_decref(u);
+    }
+    char orr[OH_ID_MAX];
+    if (!*owner || oh_contact_root(d, owner, orr)) {
+        refuse(out, 404, "no contact holds it");
+        return;
+    }
+    if (strcmp(orr, root) != 0) {
+        out->code = 200; /* not (or no longer) merged here: nothing to undo */
+        snprintf(out->other, sizeof out->other, "%s", orr);
+        json_t *x = contact_get(d, orr);
+        out->convs = x ? family_convs(d, x) : json_array();
+        json_decref(x);
+        return;
+    }
+    if (strcmp(owner, root) == 0) {
+        refuse(out, 409, "the identifier is the contact's own; only merged ones split off");
+        return;
+    }
+    /* X: the contact that was merged into the root and brought OWNER */
+    char x[OH_ID_MAX];
+    snprintf(x, sizeof x, "%s", owner);
+    for (int hops = 0; hops < 10000; hops++) {
+        json_t *c = contact_get(d, x);
+        const char *p = c ? str(c, "parent") : "";
+        bool top = !*p || strcmp(p, root) == 0;
+        if (!top) snprintf(x, sizeof x, "%s", p);
+        json_decref(c);
+        if (top) break;
+    }
+    json_t *sub = json_array(), *keep = json_array();
+    json_array_foreach(json_object_get(a, "members"), i, m)
+    {
+        const char *mid = json_string_value(m);
+        json_array_append(under(d, mid, x, root) ? sub : keep, m);
+    }
+    json_t *xc = NULL;
+    json_array_foreach(sub, i, m)
+    {
+        json_t *c = contact_get(d, json_string_value(m));
+        if (!c) continue;
+        json_object_set_new(c, "root", json_string(x));
+        if (strcmp(json_string_value(m), x) == 0) {
+            json_object_set_new(c, "parent", json_string(""));
+            json_object_set(c, "members", sub);
+            xc = json_incref(c);
+        }
+        contact_put(d, c);
+        json_decref(c);
+    }
+    json_object_set(a, "members", keep);
+    int rc = contact_put(d, a);
+    json_decref(keep);
+    json_decref(sub);
+    if (rc || !xc) {
+        json_decref(xc);
+        {
+            refuse(out, 503, "the directory refused the change");
+            return;
+        }
+    }
+    snprintf(out->other, sizeof out->other, "%s", x);
+    out->code = 200;
+    out->changed = true;
+    out->convs = family_convs(d, xc);
+    json_decref(xc);
+}
+
+static void erase(const struct oh_contact_dir *d, json_t *a, struct oh_contact_result *out)
+{
+    json_t *m, *v;
+    size_t i, j;
+    out->convs = family_convs(d, a);
+    json_array_foreach(json_object_get(a, "members"), i, m)
+    {
+        json_t *c = strcmp(json_string_value(m), out->root) == 0
+                        ? json_incref(a)
+                        : contact_get(d, json_string_value(m));
+        if (!c) continue;
+        json_array_foreach(json_object_get(c, "ids"), j, v)
+        {
+            const char *t = str(v, "type"), *val = str(v, "value");
+            if (json_is_true(json_object_get(v, "verified"))) {
+                json_t *o = rec_get(d, "v:", t, val);
+                if (json_is_string(o) && strcmp(json_string_value(o), json_string_value(m)) == 0)
+                    rec_del(d, "v:", t, val);
+                json_decref(o);
+            } else {
+                json_t *u = rec_get(d, "u:", t, val);
+                if (json_is_array(u)) {
+                    set_del(u, json_string_value(m));
+                    if (json_array_size(u))
+                        rec_put(d, "u:", t, val, u);
+                    else
+                        rec_del(d, "u:", t, val);
+                }
+                json_decref(u);
+            }
+        }
+        json_object_set_new(c, "ids", json_array());
+        json_object_set_new(c, "name", json_string(""));
+        json_object_set_new(c, "erased", json_true());
+        if (c != a) contact_put(d, c);
+        json_decref(c);
+    }
+    if (contact_put(d, a)) {
+        refuse(out, 503, "the directory refused the change");
+        return;
+    }
+    out->code = 200;
+    out->changed = true;
+}
+
+static void command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
+                    struct oh_contact_result *out)
+{
+    const char *op = str(cmd, "op"), *id = str(cmd, "contact_id");
+    if (oh_contact_root(d, id, out->root)) {
+        refuse(out, 404, "no such contact");
+        return;
+    }
+    json_t *a = contact_get(d, out->root);
+    if (!a) {
+        refuse(out, 404, "no such contact");
+        return;
+    }
+    if (strcmp(op, "merge") == 0)
+        merge(d, a, str(cmd, "other"), out);
+    else if (strcmp(op, "unmerge") == 0)
+        unmerge(d, a, json_object_get(cmd, "identifier"), region, out);
+    else if (strcmp(op, "erase") == 0)
+        erase(d, a, out);
+    else
+        refuse(out, 400, "unknown contact command");
+    json_decref(a);
+}
+
+void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
+                        struct oh_contact_result *out)
+{
+    struct tx t;
+    struct oh_contact_dir w = tx_begin(&t, d);
+    memset(out, 0, sizeof *out);
+    command(&w, cmd, region, out);
+    if (tx_end(&t, 0) && out->code == 200) {
+        json_decref(out->convs);
+        out->convs = NULL;
+        out->changed = false;
+        refuse(out, 503, "the directory refused the change");
+    }
+}
+
+void oh_contact_result_clear(struct oh_contact_result *out)
+{
+    json_decref(out->convs);
+    memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,127 @@
+/* contacts.h - one person across channels (CONTRACT part 2, Contacts): the
+ * identifiers an event carries, phone numbers in E.164, and the directory's
+ * rules (link on verified identifiers only, merge, unmerge, erase) over a
+ * key/value space the caller provides. Pure apart from that space: the sync
+ * service runs it over the store's kv, the unit tests over memory. */
+#ifndef OH_CONTACTS_H
+#define OH_CONTACTS_H
+
+#include <jansson.h>
+#include "core/oh.h"
+#include "core/event.h"
+
+/* A contact command on the events topic (like OH_EV_COMMAND, never
+ * sequenced): data {contact_id, op: "merge"|"unmerge"|"erase", other (merge),
+ * identifier {type, value} (unmerge), author {kind, id}}; subject = the
+ * contact id. Sync decides it and sequences one of the events below on the
+ * contact's own timeline (subject and Kafka key = the contact id). */
+#define OH_EV_CONTACT_COMMAND  "omnihub.contact.command"
+#define OH_EV_CONTACT_MERGED   "omnihub.contact.merged"
+#define OH_EV_CONTACT_UNMERGED "omnihub.contact.unmerged"
+#define OH_EV_CONTACT_ERASED   "omnihub.contact.erased"
+/* what an erased message's history row holds instead (seq stays dense) */
+#define OH_EV_ERASED "omnihub.message.erased"
+
+/* Identifier types of CONTRACT part 2 besides a channel's own ids (the
+ * email type is the address, whichever channel it came from). */
+#define OH_IDENT_PHONE "phone"
+#define OH_IDENT_EMAIL "email"
+
+#define OH_CONTACT_IDS_MAX   16   /* identifiers one event may bring */
+#define OH_CONTACT_VALUE_MAX 256  /* bytes of one identifier's value */
+#define OH_CONTACT_CONVS_MAX 1000 /* conversations one contact record keeps (kv 64 KiB) */
+
+struct oh_contact_ident {
+    char type[64]; /* OH_IDENT_PHONE, OH_IDENT_EMAIL or a channel's name */
+    char value[OH_CONTACT_VALUE_MAX];
+    bool verified;
+};
+
+/* IN (national or international notation: +, 00/011, spaces, dots,
+ * dashes, parentheses) as E.164 into OUT (>= 17 bytes), a national number
+ * taking REGION's (ISO 3166 alpha-2, e.g. "DE") calling code after its
+ * trunk prefix is dropped. 0, or OH_EINVAL when it is not a plausible
+ * number (7..15 digits, known calling code) or REGION is unknown. */
+int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen);
+
+/* The identifiers of the contact of event data DATA: its
+ * data.contact.identifiers (phone to E.164, email case-folded; an entry
+ * that does not normalize is dropped), then the channel's own id
+ * {type: channel, value: contact.id, verified: true} unless the connector
+ * listed that type itself. Returns how many were written to OUT (<= MAX). */
+int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out,
+                      int max);
+
+/* The key/value space the directory lives in; get copies into OUT
+ * (OH_ENOTFOUND when absent). Keys: "c:<contact>", "v:<type>:<value>"
+ * (the owner of a verified identifier), "u:<type>:<value>" (contacts
+ * holding it unverified), "k:<conversation>" (its contact), "e:<command>"
+ * (the event a decided command produced). */
+struct oh_contact_dir {
+    void *opaque;
+    int (*get)(void *opaque, const char *key, char *out, size_t outlen);
+    int (*put)(void *opaque, const char *key, const char *value);
+    int (*del)(void *opaque, const char *key);
+    /* optional: the N writes of one operation at once, atomically (VALUES[i]
+     * NULL: delete KEYS[i]); without it they are put and deleted in turn */
+    int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n);
+};
+
+/* Links conversation CONV, whose contact brings IDS (N of them) and NAME,
+ * to a contact: the one owning one of its verified identifiers, else a new
+ * one (id derived from the first verified identifier, or from CONV), which
+ * takes IDS. Unverified identifiers never link. Idempotent (a conversation
+ * linked before keeps its contact). The contact the conversation belongs to
+ * now (after merges: the root) goes to OUT (OH_ID_MAX). */
+int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
+                    const struct oh_contact_ident *ids, int n, const char *name,
+                    char out[OH_ID_MAX]);
+
+/* Several operations whose writes go to the directory together: run them
+ * on B->dir after oh_contact_batch_begin(), then oh_contact_batch_end()
+ * writes what they changed in one go (WRITE false: forgets it). */
+struct oh_contact_batch {
+    void *tx; /* contacts.c's */
+    struct oh_contact_dir dir;
+};
+/* OH_ENOMEM when out of memory (then end is not called). */
+int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d);
+int oh_contact_batch_end(struct oh_contact_batch *b, bool write);
+
+/* The contact ID resolves to now (ID itself unless merged). */
+int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_ID_MAX]);
+
+/* The contact object {contact_id, name, identifiers, conversations,
+ * merged, suggestions, erased} of ID's root; *OUT a new reference.
+ * OH_ENOTFOUND when unknown. */
+int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out);
+
+/* The contact holding identifier TYPE:VALUE (normalized as for
+ * oh_contact_idents with REGION), as its root: OH_ENOTFOUND when none. */
+int oh_contact_find(const struct oh_contact_dir *d, const char *type, const char *value,
+                    const char *region, char out[OH_ID_MAX]);
+
+/* What a command came to. */
+struct oh_contact_result {
+    int code;              /* 200, 400, 404, 409 */
+    bool changed;          /* something moved: an event is due */
+    char root[OH_ID_MAX];  /* the contact the command is about, as a root */
+    char other[OH_ID_MAX]; /* merge: the other root; unmerge: the split-off root */
+    json_t *convs;         /* the conversations whose contact is now ROOT (merge,
+                              erase) or OTHER (unmerge): the caller points them there
+                              (erase: erases them); owned */
+    char why[160];         /* the refusal's message */
+};
+
+/* Decides and applies contact command CMD (its data) to the directory.
+ * Re-deciding an applied command changes nothing more and reports the same
+ * conversations (the caller's updates are idempotent). Clear OUT with
+ * oh_contact_result_clear(). */
+void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
+                        struct oh_contact_result *out);
+void oh_contact_result_clear(struct oh_contact_result *out);
+
+/* Checks a merge/unmerge body before it is appended: 0, or 400 with WHY. */
+int oh_contact_check(const char *op, const json_t *body, char *why, size_t whylen);
+
+#endif

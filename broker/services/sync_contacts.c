@@ -1,0 +1,342 @@
+/* sync_contacts.c - contacts inside the sync service, the one sequencer:
+ * links each new conversation to a contact (core/contacts.h), and decides
+ * contact commands (merge, unmerge, erase) in log order, sequencing their
+ * events on the contact's own timeline. Runs on the sync service's thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "services/sync_contacts.h"
+#include "core/hub_int.h"
+#include "core/json_dump.h"
+#include "core/metrics.h"
+
+struct oh_sync_contacts {
+    oh_hub *hub;
+    struct oh_contact_dir dir;
+    const char *region;
+    json_t *events;         /* the batch's contact events to forward: [[subject, seq, text]] */
+    json_t *keep;           /* strings the batch's items borrow */
+    json_t *done;           /* ids of the command outcomes the batch records */
+    int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
+    int64_t reported;       /* links already counted in the metrics */
+};
+
+struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
+{
+    if (!hub->store || !oh_config_bool(hub->cfg, "contacts.enabled")) return NULL;
+    struct oh_sync_contacts *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->hub = hub;
+    oh_store_contact_dir(hub->store, &c->dir);
+    c->region = oh_config_str(hub->cfg, "contacts.default_region");
+    c->events = json_array();
+    c->keep = json_array();
+    c->done = json_array();
+    if (!c->events || !c->keep || !c->done) {
+        oh_sync_contacts_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void oh_sync_contacts_free(struct oh_sync_contacts *c)
+{
+    if (!c) return;
+    json_decref(c->events);
+    json_decref(c->keep);
+    json_decref(c->done);
+    free(c);
+}
+
+static const char *keep(struct oh_sync_contacts *c, json_t *s)
+{
+    json_array_append_new(c->keep, s);
+    return json_string_value(s);
+}
+
+/* Retries a directory or store step until it works or the hub stops. */
+static bool retry(struct oh_sync_contacts *c, int rc, const char *what, int *delay_ms)
+{
+    if (atomic_load(&c->hub->stopping)) return false;
+    OH_WARN("sync", "contacts: %s: %s; retrying in %d ms", what, oh_strerror(rc), *delay_ms);
+    usleep((useconds_t)*delay_ms * 1000);
+    *delay_ms = *delay_ms < 5000 ? *delay_ms * 2 : 5000;
+    return true;
+}
+
+/* ---- linking new conversations ---- */
+
+static int64_t cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* One pass over the batch's new conversations in one directory batch:
+ * their ids into CONVS and contacts into ROOTS (K of them); nothing is
+ * written unless every link worked. */
+static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
+                    const char **convs, json_t *roots, size_t *k)
+{
+    struct oh_contact_batch b = {0};
+    int rc = oh_contact_batch_begin(&b, &c->dir);
+    *k = 0;
+    json_array_clear(roots);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const json_t *ev = items[i].event;
+        const char *type = ev ? oh_event_get_type(ev) : NULL;
+        if (!type || items[i].seq != 1 ||
+            (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND)))
+            continue;
+        const json_t *data = oh_event_data(ev);
+        struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
+        int ni = oh_contact_idents(data, c->region, ids, OH_CONTACT_IDS_MAX);
+        const char *name =
+            json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
+        char root[OH_ID_MAX];
+        rc = oh_contact_link(&b.dir, oh_event_subject(ev), ids, ni, name, root);
+        if (rc == 0) {
+            convs[(*k)++] = oh_event_subject(ev);
+            json_array_append_new(roots, json_string(root));
+        }
+    }
+    if (b.tx) {
+        int wrc = oh_contact_batch_end(&b, rc == 0);
+        if (rc == 0) rc = wrc;
+    }
+    return rc;
+}
+
+/* Links the batch's new conversations: one directory write and one
+ * contact_ref transaction for all of them. */
+int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n)
+{
+    if (!c) return 0;
+    int64_t t0 = cpu_ns();
+    const char **convs = calloc(n ? n : 1, sizeof *convs), **to = NULL;
+    json_t *roots = json_array();
+    size_t k = 0;
+    int rc = convs && roots ? 0 : OH_ENOMEM, delay_ms = 100;
+    while (rc == 0 && (rc = link_all(c, items, n, convs, roots, &k)))
+        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms))
+            break;
+        else
+            rc = 0;
+    if (rc == 0 && k && !(to = calloc(k, sizeof *to))) rc = OH_ENOMEM;
+    for (size_t i = 0; to && i < k; i++)
+        to[i] = json_string_value(json_array_get(roots, i));
+    delay_ms = 100;
+    while (rc == 0 && k && (rc = oh_store_contact_refs(c->hub->store, convs, to, k)))
+        if (!retry(c, rc, "cannot point conversations at their contacts", &delay_ms))
+            break;
+        else
+            rc = 0;
+    free(to);
+    free(convs);
+    json_decref(roots);
+    c->link_ns += cpu_ns() - t0;
+    c->links += (int64_t)k;
+    return rc ? OH_ECLOSED : 0;
+}
+
+/* ---- commands ---- */
+
+static void media_gone(void *opaque, const json_t *ev)
+{
+    oh_hub *hub = opaque;
+    const json_t *data = oh_event_data(ev), *a;
+    size_t i;
+    struct oh_instance *in =
+        oh_hub_connector(hub, json_string_value(json_object_get(data, "channel")));
+    if (!in || !in->vt->media_erase) return;
+    json_array_foreach(json_object_get(data, "attachments"), i, a)
+    {
+        const char *ref = json_string_value(json_object_get(a, "media_ref"));
+        if (ref && *ref && in->vt->media_erase(in->ctx, ref) != OH_OK)
+            OH_WARN("sync", "erasure: media of %s not removed", oh_event_subject(ev));
+    }
+}
+
+/* Points the result's conversations at their contact, or erases them. */
+static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
+{
+    const char *to = strcmp(op, "unmerge") == 0 ? r->other : r->root;
+    size_t i;
+    json_t *v;
+    json_array_foreach(r->convs, i, v)
+    {
+        const char *conv = json_string_value(v);
+        int rc, delay_ms = 100;
+        int64_t n = 0;
+        if (strcmp(op, "erase") == 0) {
+            while ((rc = oh_store_erase(c->hub->store, conv, media_gone, c->hub, &n)))
+                if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
+            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)n);
+            continue;
+        }
+        const char *one[] = {conv}, *dst[] = {to};
+        while ((rc = oh_store_contact_refs(c->hub->store, one, dst, 1)))
+            if (!retry(c, rc, "cannot point a conversation at its contact", &delay_ms))
+                return OH_ECLOSED;
+    }
+    return 0;
+}
+
+/* The event a decided command produced, sequenced on the contact's
+ * timeline: made once (kept under "e:<command>"), so a replay forwards the
+ * same event again. */
+static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const json_t *cmd,
+                        const struct oh_contact_result *r, bool make)
+{
+    char key[OH_ID_MAX + 8], *buf = malloc(65537);
+    json_t *ev = NULL;
+    snprintf(key, sizeof key, "e:%s", cmd_id);
+    if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
+    if (ev || !make || !buf) {
+        free(buf);
+        return ev;
+    }
+    const char *op = json_string_value(json_object_get(cmd, "op"));
+    const char *type = strcmp(op, "merge") == 0     ? OH_EV_CONTACT_MERGED
+                       : strcmp(op, "unmerge") == 0 ? OH_EV_CONTACT_UNMERGED
+                                                    : OH_EV_CONTACT_ERASED;
+    /* the contact's seq: "h:<contact>" */
+    char hkey[OH_ID_MAX + 8];
+    snprintf(hkey, sizeof hkey, "h:%s", r->root);
+    int64_t seq = c->dir.get(c->dir.opaque, hkey, buf, 65537) == 0 ? strtoll(buf, NULL, 10) : 0;
+    seq++;
+    char id[OH_ID_MAX];
+    oh_event_id(id, "contact", cmd_id, NULL);
+    json_t *data = json_pack("{s:s, s:s, s:O}", "contact_id", r->root, "op", op, "author",
+                             json_object_get(cmd, "author"));
+    if (data && strcmp(op, "merge") == 0) json_object_set_new(data, "other", json_string(r->other));
+    if (data && strcmp(op, "unmerge") == 0) {
+        json_object_set_new(data, "other", json_string(r->other));
+        json_object_set(data, "identifier", json_object_get(cmd, "identifier"));
+    }
+    if (data) json_object_set(data, "conversations", r->convs ? r->convs : json_array());
+    ev = oh_event_new(type, id, 0, data);
+    if (ev) {
+        json_object_set_new(ev, "source", json_string("/omnihub/contacts/-"));
+        json_object_set_new(ev, "subject", json_string(r->root));
+        json_object_set_new(ev, "seq", json_integer(seq));
+        json_object_set_new(ev, "epoch", json_string(oh_store_epoch(c->hub->store)));
+    }
+    char *text = ev ? oh_json_dump(ev, NULL) : NULL;
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)seq);
+    if (!text || c->dir.put(c->dir.opaque, key, text) || c->dir.put(c->dir.opaque, hkey, num)) {
+        json_decref(ev);
+        ev = NULL;
+    }
+    free(text);
+    free(buf);
+    return ev;
+}
+
+/* Queues event E (a contact event) for the timeline. */
+static void forward(struct oh_sync_contacts *c, json_t *e)
+{
+    char *text = e ? oh_json_dump(e, NULL) : NULL;
+    if (text)
+        json_array_append_new(c->events, json_pack("[s, I, s, s]", oh_event_subject(e),
+                                                   json_integer_value(json_object_get(e, "seq")),
+                                                   text, oh_event_get_type(e)));
+    free(text);
+    json_decref(e);
+}
+
+int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *items, size_t *n,
+                             json_t *ev, int32_t partition, int64_t offset)
+{
+    const char *id = oh_event_get_id(ev), *subject = oh_event_subject(ev);
+    const json_t *cmd = oh_event_data(ev);
+    int code, rc, delay_ms = 100;
+    char body[64];
+    while ((rc = oh_store_command_result(c->hub->store, subject, id, &code, body, sizeof body)) &&
+           rc != OH_ENOTFOUND)
+        if (!retry(c, rc, "cannot read a command's outcome", &delay_ms)) return OH_ECLOSED;
+    if (rc == OH_OK) {
+        /* decided and applied before (the log repeated the record): its
+         * outcome stands; its event, if any, is forwarded again */
+        forward(c, event_of(c, id, cmd, NULL, false));
+        return 0;
+    }
+    struct oh_store_item *it = &items[*n];
+    *it = (struct oh_store_item){.src_partition = partition, .src_offset = offset};
+    it->outcome_id = keep(c, json_string(id));
+    json_array_append_new(c->done, json_string(id));
+    it->outcome_conv = keep(c, json_string(subject));
+    struct oh_contact_result r;
+    oh_contact_command(&c->dir, cmd, c->region, &r);
+    json_t *out;
+    if (r.code == 200) {
+        const char *op = json_string_value(json_object_get(cmd, "op"));
+        if ((rc = apply(c, op, &r))) {
+            oh_contact_result_clear(&r);
+            return rc;
+        }
+        /* a re-decision after a crash finds the change made: the event
+         * kept then is forwarded */
+        forward(c, event_of(c, id, cmd, &r, r.changed));
+        out = json_pack("{s:s, s:b}", "contact_id", r.root, "changed", r.changed);
+    } else {
+        out = json_pack("{s:{s:s, s:s}}", "error", "code",
+                        r.code == 404   ? "not_found"
+                        : r.code == 409 ? "conflict"
+                        : r.code == 400 ? "bad_request"
+                                        : "unavailable",
+                        "message", r.why);
+    }
+    char *text = out ? oh_json_dump(out, NULL) : NULL;
+    it->outcome_code = r.code;
+    it->outcome_body = keep(c, json_string(text ? text : "{}"));
+    free(text);
+    json_decref(out);
+    oh_contact_result_clear(&r);
+    (*n)++;
+    return 0;
+}
+
+int oh_sync_contacts_take(struct oh_sync_contacts *c, bool committed, oh_sync_contacts_fn fn,
+                          void *opaque)
+{
+    if (!c) return 0;
+    size_t i;
+    json_t *e;
+    int count = 0;
+    size_t nd = json_array_size(c->done);
+    if (committed && nd) { /* the gateway answers the commands now */
+        const char **ids = calloc(nd, sizeof *ids);
+        for (i = 0; ids && i < nd; i++)
+            ids[i] = json_string_value(json_array_get(c->done, i));
+        if (ids) oh_hub_outcomes(c->hub, ids, nd);
+        free(ids);
+    }
+    json_array_clear(c->done);
+    json_array_foreach(c->events, i, e)
+    {
+        const char *text = json_string_value(json_array_get(e, 2));
+        fn(opaque, json_string_value(json_array_get(e, 0)),
+           json_integer_value(json_array_get(e, 1)), json_string_value(json_array_get(e, 3)), text,
+           strlen(text));
+        count++;
+    }
+    json_array_clear(c->events);
+    json_array_clear(c->keep);
+    if (c->links > c->reported) {
+        oh_metrics_inc("omnihub_contacts_links_total", "", (uint64_t)(c->links - c->reported));
+        oh_metrics_set("omnihub_contacts_link_cpu_seconds", "", (double)c->link_ns / 1e9);
+        c->reported = c->links;
+    }
+    return count;
+}
+
+void oh_sync_contacts_cpu(const struct oh_sync_contacts *c, int64_t *ns, int64_t *links)
+{
+    *ns = c ? c->link_ns : 0;
+    *links = c ? c->links : 0;
+}

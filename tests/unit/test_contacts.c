@@ -1,0 +1,364 @@
+/* test_contacts.c - the contact directory (core/contacts.c): E.164, the
+ * identifiers of an event, linking on verified identifiers only, merge and
+ * unmerge round trips, erasure, and 10,000 synthetic contacts with no false
+ * merge. The directory lives in a JSON object (memory). */
+#include <stdio.h>
+#include <string.h>
+#include "core/contacts.h"
+#include "tap.h"
+
+static int mget(void *o, const char *key, char *out, size_t len)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    if (!v) return OH_ENOTFOUND;
+    if (strlen(v) >= len) return OH_ETOOBIG;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+static int mput(void *o, const char *key, const char *value)
+{
+    return json_object_set_new(o, key, json_string(value)) ? OH_ENOMEM : 0;
+}
+
+static int mdel(void *o, const char *key)
+{
+    return json_object_del(o, key) ? OH_ENOTFOUND : 0;
+}
+
+static struct oh_contact_dir mem_dir(json_t *o)
+{
+    return (struct oh_contact_dir){o, mget, mput, mdel, NULL};
+}
+
+static void e164(const char *in, const char *region, const char *want)
+{
+    char out[24];
+    int rc = oh_phone_e164(in, region, out, sizeof out);
+    if (!want) {
+        ck_assert_msg(rc != 0, "%s (%s) should be refused, got %s", in, region, out);
+        return;
+    }
+    ck_assert_msg(rc == 0, "%s (%s) refused", in, region);
+    ck_assert_str_eq(out, want);
+}
+
+START_TEST(phone_numbers)
+{
+    e164("+49 151 2345 6789", "US", "+4915123456789");
+    e164("0151 2345-6789", "DE", "+4915123456789");
+    e164("0049 (151) 23456789", "DE", "+4915123456789");
+    e164("(415) 555-0100", "US", "+14155550100");
+    e164("1 415 555 0100", "US", "+14155550100");
+    e164("011 44 20 7946 0958", "US", "+442079460958");
+    e164("020 7946 0958", "GB", "+442079460958");
+    e164("06 12 34 56 78", "FR", "+33612345678");
+    e164("06 12 34 56 78", "fr", "+33612345678");
+    e164("02 1234 5678", "IT", "+390212345678"); /* Italy keeps its 0 */
+    e164("8 (912) 345-67-89", "RU", "+79123456789");
+    e164("+971 50 123 4567", NULL, "+971501234567");
+    e164("0151 23456789", NULL, NULL); /* national without a region */
+    e164("0151 23456789", "XX", NULL); /* unknown region */
+    e164("+0049151", "DE", NULL);
+    e164("+1 415 555", "US", NULL); /* NANP is 11 digits */
+    e164("+49 151 2345 6789 12345", "DE", NULL);
+    e164("call me", "DE", NULL);
+    e164("+49 151 ext 2", "DE", NULL);
+}
+END_TEST
+
+START_TEST(idents_of_events)
+{
+    struct oh_contact_ident id[OH_CONTACT_IDS_MAX];
+    json_t *d = json_loads("{\"channel\":\"whatsapp\",\"contact\":{\"id\":\"4915123456789\","
+                           "\"identifiers\":[{\"type\":\"phone\",\"value\":\"+49 151 23456789\","
+                           "\"verified\":true},{\"type\":\"email\",\"value\":\"Ann@Example.ORG\"},"
+                           "{\"type\":\"phone\",\"value\":\"nonsense\",\"verified\":true}]}}",
+                           0, NULL);
+    int n = oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX);
+    ck_assert_int_eq(n, 3);
+    ck_assert_str_eq(id[0].value, "+4915123456789");
+    ck_assert(id[0].verified);
+    ck_assert_str_eq(id[1].value, "ann@example.org");
+    ck_assert(!id[1].verified);
+    ck_assert_str_eq(id[2].type, "whatsapp");
+    ck_assert(id[2].verified);
+    json_decref(d);
+    /* a connector listing its own channel's entry unverified (email From) */
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"a@b.c\",\"identifiers\":"
+                   "[{\"type\":\"email\",\"value\":\"A@B.C\",\"verified\":false}]}}",
+                   0, NULL);
+    n = oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX);
+    ck_assert_int_eq(n, 1);
+    ck_assert(!id[0].verified);
+    json_decref(d);
+}
+END_TEST
+
+static void ident(struct oh_contact_ident *i, const char *t, const char *v, bool verified)
+{
+    snprintf(i->type, sizeof i->type, "%s", t);
+    snprintf(i->value, sizeof i->value, "%s", v);
+    i->verified = verified;
+}
+
+static char *dump_sorted(json_t *o)
+{
+    return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+START_TEST(verified_links_unverified_suggests)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a[2], b[2], c[2];
+    char ca[OH_ID_MAX], cb[OH_ID_MAX], cc[OH_ID_MAX];
+    ident(&a[0], "phone", "+4915123456789", true);
+    ident(&a[1], "whatsapp", "4915123456789", true);
+    ident(&b[0], "phone", "+4915123456789", true);
+    ident(&b[1], "webchat", "user-7", true);
+    ident(&c[0], "email", "ann@example.org", false);
+    ident(&c[1], "email", "ann@example.org", false);
+    ck_assert_int_eq(oh_contact_link(&d, "c_wa", a, 2, "Ann", ca), 0);
+    ck_assert_int_eq(oh_contact_link(&d, "c_web", b, 2, "user-7", cb), 0);
+    ck_assert_str_eq(ca, cb);
+    ck_assert_int_eq(oh_contact_link(&d, "c_mail", c, 1, "", cc), 0);
+    ck_assert_str_ne(cc, ca);
+    /* idempotent */
+    ck_assert_int_eq(oh_contact_link(&d, "c_web", b, 2, "x", cb), 0);
+    ck_assert_str_eq(ca, cb);
+    /* the verified email on A's side makes the unverified one a suggestion */
+    struct oh_contact_ident e;
+    ident(&e, "email", "ann@example.org", true);
+    ck_assert_int_eq(oh_contact_link(&d, "c_app", &e, 1, "", cb), 0);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, cc, &got), 0);
+    json_t *s = json_object_get(got, "suggestions");
+    ck_assert_int_eq(json_array_size(s), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(s, 0), "contact_id")), cb);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 1);
+    json_decref(got);
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 2);
+    json_decref(got);
+    char f[OH_ID_MAX];
+    ck_assert_int_eq(oh_contact_find(&d, "phone", "0151 23456789", "DE", f), 0);
+    ck_assert_str_eq(f, ca);
+    json_decref(o);
+}
+END_TEST
+
+/* One sync batch: links see each other's writes before anything is
+ * written, and nothing is written when the batch is given up. */
+START_TEST(batch_links_together)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a[2], b[2];
+    char ca[OH_ID_MAX], cb[OH_ID_MAX];
+    ident(&a[0], "phone", "+4915123456789", true);
+    ident(&a[1], "whatsapp", "4915123456789", true);
+    ident(&b[0], "phone", "+4915123456789", true);
+    ident(&b[1], "webchat", "w-1", true);
+    struct oh_contact_batch bt;
+    ck_assert_int_eq(oh_contact_batch_begin(&bt, &d), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_1", a, 2, "", ca), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_2", b, 2, "", cb), 0);
+    ck_assert_str_eq(ca, cb);
+    ck_assert_int_eq(json_object_size(o), 0); /* nothing written yet */
+    ck_assert_int_eq(oh_contact_batch_end(&bt, true), 0);
+    ck_assert_int_gt(json_object_size(o), 0);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 2);
+    json_decref(got);
+    /* given up: forgotten */
+    size_t before = json_object_size(o);
+    ck_assert_int_eq(oh_contact_batch_begin(&bt, &d), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, "c_3", b + 1, 1, "", cb), 0);
+    ck_assert_int_eq(oh_contact_batch_end(&bt, false), 0);
+    ck_assert_int_eq(json_object_size(o), before);
+    json_decref(o);
+}
+END_TEST
+
+static void command(struct oh_contact_dir *d, const char *text, int code, bool changed,
+                    struct oh_contact_result *r)
+{
+    json_t *cmd = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(cmd);
+    oh_contact_command(d, cmd, "DE", r);
+    ck_assert_msg(r->code == code, "%s: %d (%s)", text, r->code, r->why);
+    ck_assert_int_eq(r->changed, changed);
+    json_decref(cmd);
+}
+
+START_TEST(merge_unmerge_round_trip)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a, b, c;
+    char ca[OH_ID_MAX], cb[OH_ID_MAX], cc[OH_ID_MAX], cmd[512];
+    ident(&a, "telegram", "111", true);
+    ident(&b, "email", "bob@example.org", false);
+    ident(&c, "line", "U33", true);
+    oh_contact_link(&d, "c_a", &a, 1, "A", ca);
+    oh_contact_link(&d, "c_b", &b, 1, "B", cb);
+    oh_contact_link(&d, "c_c", &c, 1, "C", cc);
+    char *before = dump_sorted(o);
+    struct oh_contact_result r;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", ca, cb);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_int_eq(json_array_size(r.convs), 2);
+    oh_contact_result_clear(&r);
+    command(&d, cmd, 200, false, &r); /* idempotent */
+    oh_contact_result_clear(&r);
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", cc, cb);
+    command(&d, cmd, 200, true, &r); /* C takes A's family */
+    ck_assert_int_eq(json_array_size(r.convs), 3);
+    oh_contact_result_clear(&r);
+    char root[OH_ID_MAX];
+    oh_contact_root(&d, cb, root);
+    ck_assert_str_eq(root, cc);
+    /* undo in reverse order: A (with B under it) leaves C, then B leaves A */
+    snprintf(cmd, sizeof cmd,
+             "{\"op\":\"unmerge\",\"contact_id\":\"%s\",\"identifier\":{\"type\":\"telegram\","
+             "\"value\":\"111\"}}",
+             cc);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_str_eq(r.other, ca);
+    ck_assert_int_eq(json_array_size(r.convs), 2);
+    oh_contact_result_clear(&r);
+    snprintf(cmd, sizeof cmd,
+             "{\"op\":\"unmerge\",\"contact_id\":\"%s\",\"identifier\":{\"type\":\"email\","
+             "\"value\":\"Bob@Example.org\"}}",
+             ca);
+    command(&d, cmd, 200, true, &r);
+    oh_contact_result_clear(&r);
+    command(&d, cmd, 200, false, &r); /* again: nothing to undo */
+    oh_contact_result_clear(&r);
+    char *after = dump_sorted(o);
+    ck_assert_str_eq(before, after);
+    /* a contact's own identifier does not split off */
+    snprintf(cmd, sizeof cmd,
+             "{\"op\":\"unmerge\",\"contact_id\":\"%s\",\"identifier\":{\"type\":\"line\","
+             "\"value\":\"U33\"}}",
+             cc);
+    command(&d, cmd, 409, false, &r);
+    oh_contact_result_clear(&r);
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"p_nope\"}", ca);
+    command(&d, cmd, 404, false, &r);
+    oh_contact_result_clear(&r);
+    free(before);
+    free(after);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(erase_forgets_identifiers)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a[2];
+    char ca[OH_ID_MAX], cmd[256], f[OH_ID_MAX];
+    ident(&a[0], "phone", "+4915123456789", true);
+    ident(&a[1], "email", "ann@example.org", false);
+    oh_contact_link(&d, "c_a", a, 2, "Ann", ca);
+    struct oh_contact_result r;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"erase\",\"contact_id\":\"%s\"}", ca);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_int_eq(json_array_size(r.convs), 1);
+    oh_contact_result_clear(&r);
+    ck_assert_int_eq(oh_contact_find(&d, "phone", "+4915123456789", "DE", f), OH_ENOTFOUND);
+    char *text = dump_sorted(o);
+    ck_assert_ptr_null(strstr(text, "4915123456789"));
+    ck_assert_ptr_null(strstr(text, "ann@"));
+    ck_assert_ptr_null(strstr(text, "Ann"));
+    free(text);
+    /* writing again later: the same person (the id follows from the phone),
+     * no longer erased, holding only what they brought now */
+    char again[OH_ID_MAX];
+    ck_assert_int_eq(oh_contact_link(&d, "c_new", a, 1, "", again), 0);
+    ck_assert_str_eq(again, ca);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert(!json_is_true(json_object_get(got, "erased")));
+    ck_assert_int_eq(json_array_size(json_object_get(got, "identifiers")), 1);
+    json_decref(got);
+    json_decref(o);
+}
+END_TEST
+
+/* 3,000 people on WhatsApp and webchat with the same verified phone, 4,000
+ * people on one channel, some of them sharing an unverified email with
+ * someone else: every pair is one contact, nobody else is. */
+START_TEST(ten_thousand_synthetic_contacts)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    json_t *seen = json_object();
+    char conv[64], cid[OH_ID_MAX], other[OH_ID_MAX], phone[32], national[32];
+    for (int p = 0; p < 3000; p++) {
+        struct oh_contact_ident w[2], t[2];
+        snprintf(phone, sizeof phone, "+49151%08d", p);
+        snprintf(national, sizeof national, "0151 %04d %04d", p / 10000, p % 10000);
+        ident(&w[0], "phone", phone, true);
+        snprintf(w[1].value, sizeof w[1].value, "49151%08d", p);
+        snprintf(w[1].type, sizeof w[1].type, "whatsapp");
+        w[1].verified = true;
+        snprintf(conv, sizeof conv, "c_wa_%d", p);
+        ck_assert_int_eq(oh_contact_link(&d, conv, w, 2, "", cid), 0);
+        /* the token's phone claim, written nationally and normalized */
+        json_t *data =
+            json_pack("{s:s, s:{s:s, s:[{s:s, s:s, s:b}]}}", "channel", "webchat", "contact", "id",
+                      "", "identifiers", "type", "phone", "value", national, "verified", 1);
+        snprintf(w[1].value, sizeof w[1].value, "web-%d", p);
+        json_object_set_new(json_object_get(data, "contact"), "id", json_string(w[1].value));
+        int n = oh_contact_idents(data, "DE", t, 2);
+        json_decref(data);
+        ck_assert_int_eq(n, 2);
+        snprintf(conv, sizeof conv, "c_web_%d", p);
+        ck_assert_int_eq(oh_contact_link(&d, conv, t, n, "", other), 0);
+        ck_assert_str_eq(cid, other);
+        ck_assert_ptr_null(json_object_get(seen, cid));
+        json_object_set_new(seen, cid, json_true());
+    }
+    for (int p = 0; p < 4000; p++) {
+        struct oh_contact_ident s[2];
+        snprintf(phone, sizeof phone, "tg-%d", p);
+        ident(&s[0], "telegram", phone, true);
+        /* pairs of strangers claiming one address, unverified */
+        snprintf(phone, sizeof phone, "shared%d@example.org", p / 2);
+        ident(&s[1], "email", phone, false);
+        snprintf(conv, sizeof conv, "c_tg_%d", p);
+        ck_assert_int_eq(oh_contact_link(&d, conv, s, 2, "", cid), 0);
+        ck_assert_ptr_null(json_object_get(seen, cid));
+        json_object_set_new(seen, cid, json_true());
+    }
+    ck_assert_int_eq(json_object_size(seen), 7000);
+    /* the unverified address made a suggestion, not a merge */
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, cid, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 1);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "suggestions")), 1);
+    json_decref(got);
+    json_decref(seen);
+    json_decref(o);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("contacts");
+    TCase *tc = tcase_create("directory");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, phone_numbers);
+    tcase_add_test(tc, idents_of_events);
+    tcase_add_test(tc, verified_links_unverified_suggests);
+    tcase_add_test(tc, batch_links_together);
+    tcase_add_test(tc, merge_unmerge_round_trip);
+    tcase_add_test(tc, erase_forgets_identifiers);
+    tcase_add_test(tc, ten_thousand_synthetic_contacts);
+    suite_add_tcase(s, tc);
+    return oh_test_run(s);
+}
