@@ -252,6 +252,7 @@ export class Client {
           this.dispatch({ t: "event", ev: f.event as CloudEvent });
           const id = f.event.subject;
           if (id && !this.state.convs.has(id)) void this.refresh(id);
+          if (id && f.event.type === "omnihub.message.inbound") this.slaLater(id);
         }
         break;
       case "typing":
@@ -280,6 +281,51 @@ export class Client {
   }
 
   private loading = new Set<string>();
+
+  /* An inbound message starts (or restarts) an SLA clock, which the SLA
+   * service writes a moment later and no event announces: the objects of
+   * the conversations that got one are fetched again once, a little later
+   * (one list call by updated_after when many did), and again if the
+   * deadline was not there yet. */
+  private slaWanted = new Map<string, number>(); /* id -> tries left */
+  private slaTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private slaLater(id: string, tries = 2): void {
+    this.slaWanted.set(id, Math.max(tries, this.slaWanted.get(id) ?? 0));
+    if (!this.slaTimer) this.slaTimer = setTimeout(() => void this.slaRefresh(), 1200);
+  }
+
+  private async slaRefresh(): Promise<void> {
+    const wanted = this.slaWanted;
+    this.slaWanted = new Map();
+    const ids = [...wanted.keys()];
+    let got: Conversation[] = [];
+    if (ids.length <= 8) {
+      const rs = await Promise.all(ids.map((id) => this.rest<Conversation>("GET", `/v1/conversations/${encodeURIComponent(id)}`)));
+      got = rs.filter((r) => r.status === 200 && r.body).map((r) => r.body!);
+    } else {
+      /* the server's own clock: the oldest of their updated_at, less a margin */
+      let since = Infinity;
+      for (const id of ids) {
+        const t = Date.parse(this.state.convs.get(id)?.updated_at ?? "");
+        if (!Number.isNaN(t)) since = Math.min(since, t);
+      }
+      if (since === Infinity) since = Date.now();
+      const r = await this.rest<{ conversations: Conversation[] }>(
+        "GET",
+        `/v1/conversations?limit=${PAGE}&updated_after=${encodeURIComponent(new Date(since - 30e3).toISOString())}`,
+      );
+      if (r.status === 200 && r.body) got = r.body.conversations.filter((c) => wanted.has(c.conversation_id));
+    }
+    if (got.length) this.dispatch({ t: "conversations", list: got });
+    this.slaTimer = null;
+    for (const c of got) {
+      const tries = (wanted.get(c.conversation_id) ?? 1) - 1;
+      const waiting = c.status === "open" && c.last_message?.direction === "inbound";
+      if (tries > 0 && waiting && !c.sla?.first_response_due && !c.sla?.next_response_due) this.slaLater(c.conversation_id, tries);
+    }
+    if (this.slaWanted.size && !this.slaTimer) this.slaTimer = setTimeout(() => void this.slaRefresh(), 2500);
+  }
 
   async refresh(id: string): Promise<void> {
     const r = await this.rest<Conversation>("GET", `/v1/conversations/${encodeURIComponent(id)}`);
@@ -412,6 +458,11 @@ export class Client {
 
   async contact(contactId: string): Promise<Reply> {
     return this.rest("GET", `/v1/contacts/${encodeURIComponent(contactId)}`);
+  }
+
+  /* the person's history across all their conversations (every channel), oldest first */
+  async contactEvents(contactId: string, limit = 100): Promise<Reply> {
+    return this.rest("GET", `/v1/contacts/${encodeURIComponent(contactId)}/events?limit=${limit}`);
   }
 
   async merge(contactId: string, other: string): Promise<Reply> {

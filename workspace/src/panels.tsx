@@ -3,8 +3,9 @@
 // conversations). Each panel fetches its own API; a 404 (the service is not
 // part of this server) reads "not available", never an error.
 import { useEffect, useState } from "preact/hooks";
-import type { Client, Reply } from "./api";
-import type { Conversation } from "./types";
+import { errorText, type Client, type Reply } from "./api";
+import { ChannelIcon } from "./inbox_view";
+import type { CloudEvent, Conversation } from "./types";
 
 type Load<T> = { state: "loading" } | { state: "absent" } | { state: "error"; text: string } | { state: "ok"; data: T };
 
@@ -89,63 +90,125 @@ interface Contact {
   /* other people sharing an identifier that one side holds unverified */
   suggestions?: Array<{ contact_id: string; identifier?: { type: string; value: string } }>;
   merged?: string[];
+  erased?: boolean;
 }
 
+interface ContactEvents {
+  contact_id: string;
+  events: CloudEvent[];
+}
+
+const HISTORY_SHOWN = 20;
+
+/* The person behind the conversation (GET /v1/contacts/{id}): identifiers
+ * on every channel, merge suggestions (accepting one is POST .../merge),
+ * their conversations and their messages across channels (GET
+ * /v1/contacts/{id}/events: the first 100 events of their conversations,
+ * merged by time). A conversation is linked to its contact a moment after
+ * it is created: a 404 is asked again twice before it reads "not available". */
 function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) {
   const cid = conv.contact_id;
   const [v, reload] = useLoad<Contact>(
     () => (cid ? client.contact(cid) : Promise.resolve({ status: 404, body: null })),
     [cid],
   );
+  const [tries, setTries] = useState(0);
+  useEffect(() => setTries(0), [cid]);
+  useEffect(() => {
+    if (v.state !== "absent" || tries >= 2) return;
+    const t = setTimeout(() => {
+      setTries(tries + 1);
+      reload();
+    }, 1500);
+    return () => clearTimeout(t);
+  }, [v.state, tries]);
+  const root = v.state === "ok" ? v.data.contact_id : null;
+  const nconv = v.state === "ok" ? (v.data.conversations ?? []).length : 0;
+  const [h] = useLoad<ContactEvents>(
+    () => (root ? client.contactEvents(root) : Promise.resolve({ status: 404, body: null })),
+    [root, nconv, conv.head],
+  );
+  const channelOf: Record<string, string> = {};
+  const messages: CloudEvent[] = [];
+  if (h.state === "ok") {
+    for (const e of h.data.events ?? []) {
+      const d = e.data ?? {};
+      if (e.subject && d.channel) channelOf[e.subject] = d.channel;
+      if (e.type === "omnihub.message.inbound" || e.type === "omnihub.message.outbound") messages.push(e);
+    }
+  }
+  const shown = messages.slice(-HISTORY_SHOWN);
   return (
     <section class="panel" data-testid="contact-panel" aria-label="Contact">
       <h3>Contact</h3>
       <p>
-        <strong>{conv.contact?.name || conv.contact?.id}</strong> <span class="muted">{conv.channel}</span>
+        <strong>{(v.state === "ok" && v.data.name) || conv.contact?.name || conv.contact?.id}</strong>{" "}
+        <span class="muted">{conv.channel}</span>
       </p>
       <Status v={v} />
       {v.state === "ok" && (
         <>
-          <ul class="identifiers">
+          <ul class="identifiers" aria-label="Identifiers">
             {(v.data.identifiers ?? []).map((i) => (
-              <li key={i.type + i.value}>
-                {i.type}: {i.value} {i.verified ? <span title="verified">✔</span> : <span class="muted">(unverified)</span>}
+              <li key={i.type + i.value} data-testid="contact-identifier">
+                <ChannelIcon channel={i.type} /> {i.type}: {i.value}{" "}
+                {i.verified ? <span title="verified">✔</span> : <span class="muted">(unverified)</span>}
               </li>
             ))}
           </ul>
           {(v.data.suggestions ?? []).length > 0 && (
             <div>
               <h4>Maybe the same person</h4>
-              {(v.data.suggestions ?? []).map((m) => {
-                const other = m.contact_id;
-                return (
-                  <button
-                    key={other}
-                    class="link"
-                    onClick={() =>
-                      void client.merge(v.data.contact_id, other).then((r) => {
-                        client.dispatch({ t: "notice", text: r.status === 200 ? "Contacts merged" : "Merge failed" });
-                        reload();
-                      })
-                    }
-                  >
-                    merge {m.contact_id}
-                    {m.identifier ? ` (shares ${m.identifier.type} ${m.identifier.value})` : ""}
-                  </button>
-                );
-              })}
+              {(v.data.suggestions ?? []).map((m) => (
+                <button
+                  key={m.contact_id}
+                  class="link merge"
+                  data-testid="merge-suggestion"
+                  onClick={() =>
+                    void client.merge(v.data.contact_id, m.contact_id).then((r) => {
+                      client.dispatch({ t: "notice", text: r.status === 200 ? "Contacts merged" : errorText(r, "merge failed") });
+                      reload();
+                    })
+                  }
+                >
+                  merge {m.contact_id}
+                  {m.identifier ? ` (shares ${m.identifier.type} ${m.identifier.value})` : ""}
+                </button>
+              ))}
             </div>
           )}
           <h4>Conversations</h4>
-          <ul class="past">
-            {(v.data.conversations ?? []).map((id) => (
-              <li key={id}>
-                <button class="link" onClick={() => client.open(id)} aria-current={id === conv.conversation_id ? "true" : undefined}>
-                  {client.state.convs.get(id)?.channel ?? ""} {id === conv.conversation_id ? "(this one)" : id.slice(0, 16)}
-                </button>
-              </li>
-            ))}
+          <ul class="past" aria-label="Conversations of this contact">
+            {(v.data.conversations ?? []).map((id) => {
+              const c = client.state.convs.get(id);
+              const ch = c?.channel ?? channelOf[id] ?? "";
+              return (
+                <li key={id} data-testid="contact-conversation" data-conversation-id={id}>
+                  <button class="link" onClick={() => client.open(id)} aria-current={id === conv.conversation_id ? "true" : undefined}>
+                    {ch && <ChannelIcon channel={ch} />} {ch} {id === conv.conversation_id ? "(this one)" : c?.status ?? id.slice(0, 16)}
+                  </button>
+                </li>
+              );
+            })}
           </ul>
+          {shown.length > 0 && (
+            <>
+              <h4>History across channels</h4>
+              <ol class="xhistory" aria-label="Messages across channels">
+                {shown.map((e) => {
+                  const d = e.data ?? {};
+                  return (
+                    <li key={e.id} class={"xmsg " + (d.direction ?? "")} data-testid="contact-event" data-conversation-id={e.subject}>
+                      <ChannelIcon channel={d.channel ?? channelOf[e.subject ?? ""] ?? ""} />{" "}
+                      <span class="muted">{e.time ? new Date(e.time).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) : ""}</span>{" "}
+                      {d.internal ? <em>(note) </em> : null}
+                      {String(d.text ?? d.subject ?? `[${d.kind ?? "message"}]`).slice(0, 120)}
+                    </li>
+                  );
+                })}
+              </ol>
+            </>
+          )}
         </>
       )}
     </section>

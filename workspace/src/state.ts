@@ -146,9 +146,13 @@ function applyEvent(s: State, convs: Map<string, Conversation>, ev: CloudEvent):
   }
   if (ev.type === "omnihub.conversation.updated" && d.state && isNew) {
     for (const f of STATE_FIELDS) if (f in d.state) (c as any)[f] = d.state[f];
+    /* an SLA breach carries the clocks in its changes (docs/routing.md) */
+    const sla = d.changes?.sla;
+    if (sla && typeof sla === "object") c.sla = sla;
   }
-  if (ev.type === "omnihub.message.enriched") {
-    if (typeof d.frustrated === "boolean") c.frustrated = d.frustrated;
+  if (ev.type === "omnihub.message.enriched" && typeof d.frustrated === "boolean" && ev.seq >= (c.frustrated_seq ?? 0)) {
+    c.frustrated = d.frustrated;
+    c.frustrated_seq = ev.seq;
   }
   const mine = d.author?.kind === "agent" && d.author?.id === s.me;
   if (isNew && s.open !== id && !mine && ev.type !== "omnihub.internal") c.unread = (c.unread ?? 0) + 1;
@@ -172,7 +176,11 @@ function upsert(convs: Map<string, Conversation>, c: Conversation, open: string 
     /* a live event was newer than this answer: keep what it set */
     return;
   }
-  const next: Conversation = { ...c, frustrated: c.frustrated ?? old?.frustrated };
+  const next: Conversation = {
+    ...c,
+    frustrated: c.frustrated ?? old?.frustrated,
+    frustrated_seq: c.frustrated_seq ?? old?.frustrated_seq,
+  };
   if (open === c.conversation_id) next.unread = 0;
   convs.set(c.conversation_id, next);
 }
@@ -196,7 +204,16 @@ export function reduce(state: State, actions: Action[]): State {
         threads.set(a.conv, { ...th, loaded: true });
         s.threads = threads;
         const c = cv().get(a.conv);
-        if (c && th.head > c.head) cv().set(a.conv, { ...c, head: th.head });
+        if (c) {
+          let next = c;
+          if (th.head > c.head) next = { ...next, head: th.head };
+          /* the triage of the latest scored message: the history carries
+           * it, so the badge survives a reload (the conversation object
+           * has no such field) */
+          const tri = lastFrustration(th.events);
+          if (tri && tri.seq >= (c.frustrated_seq ?? 0)) next = { ...next, frustrated: tri.frustrated, frustrated_seq: tri.seq };
+          if (next !== c) cv().set(a.conv, next);
+        }
         break;
       }
       case "open": {
@@ -235,6 +252,16 @@ export function reduce(state: State, actions: Action[]): State {
   }
   if (convs) s.convs = convs;
   return s;
+}
+
+/* the latest omnihub.message.enriched of a thread: was the customer frustrated? */
+export function lastFrustration(events: CloudEvent[]): { frustrated: boolean; seq: number } | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (e.type === "omnihub.message.enriched" && typeof e.data?.frustrated === "boolean")
+      return { frustrated: e.data.frustrated, seq: e.seq ?? 0 };
+  }
+  return null;
 }
 
 /* helpers views use */

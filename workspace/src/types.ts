@@ -37,6 +37,7 @@ export interface Conversation {
   sla?: Sla | null;
   /* client side: the latest triage of an inbound message said so */
   frustrated?: boolean;
+  frustrated_seq?: number; /* the seq of the triage event it comes from */
 }
 
 export interface CloudEvent {

@@ -92,3 +92,40 @@ describe("frames", () => {
     expect(c.state.typing.c9.from).toBe("u");
   });
 });
+
+describe("SLA deadlines", () => {
+  it("fetches the conversation again after an inbound message, and once more while its clock is not there yet", async () => {
+    vi.useFakeTimers();
+    try {
+      const gets: string[] = [];
+      const due = "2026-12-04T10:05:00Z";
+      const obj = (sla: object | null) => ({
+        conversation_id: "c1", channel: "api:shop", account: "acme", contact: { id: "u", name: "Ann" }, head: 2,
+        updated_at: "2026-12-04T10:00:00Z", status: "open", assignee: null, team: null, priority: "normal", labels: [],
+        contact_id: null, snoozed_until: null, unread: 1, sla,
+        last_message: { seq: 2, direction: "inbound", kind: "text", text: "hi", time: "2026-12-04T10:00:00Z" },
+      });
+      vi.stubGlobal("fetch", async (url: string) => {
+        gets.push(url);
+        const sla = gets.length >= 2 ? { first_response_due: due, next_response_due: null, breached: [] } : null;
+        return new Response(JSON.stringify(obj(sla)), { status: 200 });
+      });
+      const c = new Client("http://x", token({ sub: "me" }), { sub: "me", role: "agent" });
+      c.dispatch({ t: "conversations", list: [{ ...obj(null), head: 1 } as any] });
+      await vi.advanceTimersByTimeAsync(100);
+      c.onFrame({ type: "event", event: { id: "e2", type: "omnihub.message.inbound", subject: "c1", seq: 2, data: { direction: "inbound", text: "hi" } } });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(gets).toHaveLength(0); /* not at once: the SLA service writes the clock a moment later */
+      await vi.advanceTimersByTimeAsync(400);
+      expect(gets).toEqual(["http://x/v1/conversations/c1"]);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(gets).toHaveLength(2); /* no deadline yet: asked once more */
+      await vi.advanceTimersByTimeAsync(100);
+      expect(c.state.convs.get("c1")!.sla?.first_response_due).toBe(due);
+      await vi.advanceTimersByTimeAsync(10000);
+      expect(gets).toHaveLength(2); /* there it is: no more */
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

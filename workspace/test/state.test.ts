@@ -136,4 +136,47 @@ describe("threads", () => {
     expect(th.delivery.m1).toBe("read");
     expect(addToThread(emptyThread(), [st(1, "sent"), st(2, "failed")]).delivery.m1).toBe("failed");
   });
+
+  it("takes the frustration badge from the history, so it survives a reload", () => {
+    const enriched = (seq: number, frustrated: boolean): CloudEvent => ({
+      id: "e" + seq,
+      type: "omnihub.message.enriched",
+      subject: "c1",
+      seq,
+      data: { conversation_id: "c1", message_event_id: "m", frustrated, sentiment: -0.5, priority: "normal" },
+    });
+    /* a fresh page: the object carries no triage, the history does */
+    let s = reduce(initialState("a"), [{ t: "conversations", list: [conv("c1", { head: 4 })] }, { t: "open", conv: "c1" }]);
+    expect(s.convs.get("c1")!.frustrated).toBeUndefined();
+    s = reduce(s, [{ t: "history", conv: "c1", events: [msg("c1", 1, "this is ridiculous"), enriched(2, true), msg("c1", 3, "ok")] }]);
+    expect(s.convs.get("c1")!.frustrated).toBe(true);
+    /* a later object (no triage field) keeps it; a later calm message clears it */
+    s = reduce(s, [{ t: "conversations", list: [conv("c1", { head: 4 })] }]);
+    expect(s.convs.get("c1")!.frustrated).toBe(true);
+    s = reduce(s, [{ t: "event", ev: enriched(4, false) }]);
+    expect(s.convs.get("c1")!.frustrated).toBe(false);
+    /* an older triage coming back with a history page changes nothing */
+    s = reduce(s, [{ t: "history", conv: "c1", events: [enriched(2, true)] }]);
+    expect(s.convs.get("c1")!.frustrated).toBe(false);
+  });
+
+  it("takes the SLA clocks a breach carries in its changes", () => {
+    let s = reduce(initialState("a"), [
+      { t: "conversations", list: [conv("c1", { head: 1, sla: { first_response_due: "2026-12-04T10:05:00Z", next_response_due: null, breached: [] } })] },
+    ]);
+    const sla = { first_response_due: "2026-12-04T10:05:00Z", next_response_due: null, breached: ["frt"] };
+    s = reduce(s, [
+      {
+        t: "event",
+        ev: {
+          id: "b2",
+          type: "omnihub.conversation.updated",
+          subject: "c1",
+          seq: 2,
+          data: { changes: { sla }, state: { status: "open", assignee: null, priority: "normal", labels: [] }, reason: "sla_breach:frt" },
+        },
+      },
+    ]);
+    expect(s.convs.get("c1")!.sla).toEqual(sla);
+  });
 });
