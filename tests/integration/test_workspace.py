@@ -4,7 +4,11 @@ end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): 
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
 Enter, adds a private note, sees agent 2 typing, loses the network (a customer message sent
 meanwhile shows once on return, a reply typed offline is sent once), and resolves it; the reply and the state changes are in the history; axe-core finds no
-serious or critical accessibility violation."""
+serious or critical accessibility violation. And on the desk's services (SLA clocks, triage,
+contacts, the knowledge base, KPIs; tests/browser/workspace_desk.mjs): the SLA countdown, a
+suggested reply put into the composer by a click and sent naming its suggestion, the contact
+panel's identifier and an accepted merge suggestion, FRT and AHT after a resolve, a breach, and
+the frustration badge after a reload."""
 import json
 import os
 import shutil
@@ -93,12 +97,16 @@ def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
     assert "no agent workspace" in d.logs()
 
 
-def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
+def browser_ready():
     if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
         pytest.fail("chromium and node are required (tools/dev test installs them)")
     if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                        cwd=BROWSER_DIR, check=True, timeout=300)
+
+
+def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
+    browser_ready()
     tg = {"telegram.secret_token": "tg-secret-for-the-workspace",
           "telegram.bot_token": "123456:workspace-test-token"}
     d = omnihub({"http.workspace_dir": str(built()), **tg, **manual_claims_only()})
@@ -125,4 +133,34 @@ def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
     outbound = [e for e in events if e["type"] == "omnihub.message.outbound"]
     assert [e["data"]["author"] for e in outbound] == [{"kind": "agent", "id": "agent-1"}] * 3
     assert [bool(e["data"].get("internal")) for e in outbound] == [True, False, False]
+    assert time.monotonic() - t0 < 90
+
+
+# every priority's first-response target short: the countdown is seen running and then breached
+SLA_SHORT = {f"sla.{k}_s.{p}": "8" for k in ("frt", "nrt") for p in ("urgent", "high", "normal", "low")}
+
+
+def test_the_desk_panels_in_chromium(omnihub, tmp_path):
+    browser_ready()
+    d = omnihub({"http.workspace_dir": str(built()), **manual_claims_only(),
+                 "sla.enabled": "true", **SLA_SHORT, "triage.enabled": "true",
+                 "contacts.enabled": "true"})
+    shot = tmp_path / "desk.png"
+    t0 = time.monotonic()
+    r = subprocess.run(["node", "workspace_desk.mjs", d.url, d.agent_token("agent-1", "desk1"),
+                        d.token("boss", "admin", "x"), INBOUND_SECRET],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, SCREENSHOT=str(shot)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert shot.exists()
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # the breach the browser showed is the SLA service's, on the timeline
+    updates = [e["data"] for e in d.history(out["crm"])
+               if e["type"] == "omnihub.conversation.updated"]
+    assert any(u.get("reason") == "sla_breach:frt" for u in updates), updates
+    # the merge the browser accepted: one person with both conversations
+    agent = d.agent_token()
+    a = d.request("GET", f"/v1/conversations/{out['shop']}", token=agent).json()["contact_id"]
+    b = d.request("GET", f"/v1/conversations/{out['crm']}", token=agent).json()["contact_id"]
+    assert a == b and a.startswith("p_"), (a, b)
     assert time.monotonic() - t0 < 90

@@ -118,7 +118,8 @@ function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) 
     if (v.state !== "absent" || tries >= 2) return;
     const t = setTimeout(() => {
       setTries(tries + 1);
-      reload();
+      /* the object again: once linked, its contact_id names the person */
+      void client.refresh(conv.conversation_id).then(reload);
     }, 1500);
     return () => clearTimeout(t);
   }, [v.state, tries]);
