@@ -128,6 +128,11 @@ try {
   await p.click(item(crm));
   await p.waitForSelector(`[data-testid=conversation-view][data-conversation-id="${crm}"] .badge.frustrated`, T);
   await p.waitForSelector(`${item(crm)} .badge.frustrated`, T);
+  await p.waitForSelector(`[data-testid=event].breach:has-text("SLA breached: first response")`, T);
+  await p.waitForSelector(`${panel} [data-testid=contact-conversation][data-conversation-id="${shop}"]`, T);
+  await p.waitForSelector(`${panel} [data-testid=contact-event][data-conversation-id="${shop}"]:has-text("30 days")`, T);
+  const emails = await p.locator(`${panel} [data-testid=contact-identifier]`, { hasText: EMAIL }).count();
+  if (emails !== 1) fail(`the merged contact lists its address ${emails} times`);
   await p.screenshot({ path: process.env.SCREENSHOT || "/tmp/omnihub-workspace-desk.png" });
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);
   const kpi = await p.$eval("[data-testid=kpi-frt]", (e) => e.textContent);

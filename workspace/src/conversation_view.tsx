@@ -4,7 +4,7 @@
 // "/" lists canned responses, notes by a toggle).
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Client } from "./api";
-import { isTyping, type State } from "./state";
+import { describeUpdate, isTyping, type State } from "./state";
 import type { CloudEvent, Conversation, DeliveryState } from "./types";
 import { PRIORITIES } from "./types";
 import { ChannelIcon, useNow } from "./inbox_view";
@@ -106,14 +106,11 @@ function Item({ ev, delivery }: { ev: CloudEvent; delivery: Record<string, Deliv
     );
   }
   if (ev.type === "omnihub.conversation.updated") {
-    const ch = d.changes ?? {};
-    const what = Object.entries(ch)
-      .map(([k, v]) => `${k} → ${Array.isArray(v) ? v.join(", ") || "none" : v ?? "none"}`)
-      .join("; ");
+    const what = describeUpdate(d);
+    const breach = typeof d.reason === "string" && d.reason.startsWith("sla_breach:");
     return (
-      <div class="sys" data-testid="event" data-seq={ev.seq}>
-        {what || "updated"}
-        {d.reason ? ` (${d.reason})` : ""} · {d.author?.id ?? ""} {time}
+      <div class={"sys" + (breach ? " breach" : "")} data-testid="event" data-seq={ev.seq}>
+        {what} · {d.author?.id ?? ""} {time}
       </div>
     );
   }

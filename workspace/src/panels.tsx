@@ -100,6 +100,18 @@ interface ContactEvents {
 
 const HISTORY_SHOWN = 20;
 
+/* one line per identifier: after a merge the same address may come from
+ * each side (verified wins) */
+export function uniqueIdentifiers<T extends { type: string; value: string; verified?: boolean }>(ids: T[]): T[] {
+  const by = new Map<string, T>();
+  for (const i of ids) {
+    const k = i.type + "\u0000" + i.value;
+    const old = by.get(k);
+    if (!old || (!old.verified && i.verified)) by.set(k, i);
+  }
+  return [...by.values()];
+}
+
 /* The person behind the conversation (GET /v1/contacts/{id}): identifiers
  * on every channel, merge suggestions (accepting one is POST .../merge),
  * their conversations and their messages across channels (GET
@@ -150,7 +162,7 @@ function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) 
       {v.state === "ok" && (
         <>
           <ul class="identifiers" aria-label="Identifiers">
-            {(v.data.identifiers ?? []).map((i) => (
+            {uniqueIdentifiers(v.data.identifiers ?? []).map((i) => (
               <li key={i.type + i.value} data-testid="contact-identifier">
                 <ChannelIcon channel={i.type} /> {i.type}: {i.value}{" "}
                 {i.verified ? <span title="verified">✔</span> : <span class="muted">(unverified)</span>}

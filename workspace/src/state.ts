@@ -264,6 +264,24 @@ export function lastFrustration(events: CloudEvent[]): { frustrated: boolean; se
   return null;
 }
 
+/* one line for a conversation.updated in the history: "assignee → ann
+ * (claimed)"; an SLA breach reads as such, not as its clocks */
+export function describeUpdate(d: Record<string, any>): string {
+  const reason: string = typeof d.reason === "string" ? d.reason : "";
+  if (reason.startsWith("sla_breach:")) {
+    const kind = reason.slice(11);
+    return `SLA breached: ${kind === "frt" ? "first response" : kind === "nrt" ? "next response" : kind} overdue`;
+  }
+  const what = Object.entries(d.changes ?? {})
+    .filter(([k]) => k !== "sla")
+    .map(([k, v]) => {
+      const text = Array.isArray(v) ? v.join(", ") || "none" : v === null || v === undefined ? "none" : typeof v === "object" ? JSON.stringify(v) : String(v);
+      return `${k} → ${text}`;
+    })
+    .join("; ");
+  return (what || "updated") + (reason ? ` (${reason})` : "");
+}
+
 /* helpers views use */
 export function isTyping(s: State, conv: string, now: number): Typing | null {
   const t = s.typing[conv];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addToThread, emptyThread, initialState, reduce } from "../src/state";
+import { addToThread, describeUpdate, emptyThread, initialState, reduce } from "../src/state";
 import type { CloudEvent, Conversation } from "../src/types";
 
 function conv(id: string, over: Partial<Conversation> = {}): Conversation {
@@ -178,5 +178,12 @@ describe("threads", () => {
       },
     ]);
     expect(s.convs.get("c1")!.sla).toEqual(sla);
+  });
+
+  it("describes a change in one line, a breach as a breach", () => {
+    expect(describeUpdate({ changes: { assignee: "ann", labels: [] }, reason: "claimed" })).toBe("assignee → ann; labels → none (claimed)");
+    expect(describeUpdate({ changes: { sla: { breached: ["frt"] } }, reason: "sla_breach:frt" })).toBe("SLA breached: first response overdue");
+    expect(describeUpdate({ changes: { sla: { breached: ["nrt"] } }, reason: "sla_breach:nrt" })).toBe("SLA breached: next response overdue");
+    expect(describeUpdate({ changes: {} })).toBe("updated");
   });
 });
