@@ -14,7 +14,8 @@ function useLoad<T>(f: () => Promise<Reply<T>>, deps: unknown[]): [Load<T>, () =
   const [n, setN] = useState(0);
   useEffect(() => {
     let alive = true;
-    set({ state: "loading" });
+    /* what is shown stays while it is asked again (no flicker) */
+    set((old) => (old.state === "ok" ? old : { state: "loading" }));
     void f().then((r) => {
       if (!alive) return;
       if (r.status === 200 && r.body) set({ state: "ok", data: r.body });
@@ -38,8 +39,9 @@ function Status({ v }: { v: Load<unknown> }) {
 export function SidePanels({ client, conv }: { client: Client; conv: Conversation }) {
   return (
     <aside class="side" aria-label="Details">
-      <Suggestions client={client} conv={conv} />
-      <ContactPanel client={client} conv={conv} />
+      {/* keyed: another conversation starts from "loading", never from the last one's data */}
+      <Suggestions key={"s" + conv.conversation_id} client={client} conv={conv} />
+      <ContactPanel key={"c" + conv.conversation_id + (conv.contact_id ?? "")} client={client} conv={conv} />
     </aside>
   );
 }
@@ -120,9 +122,11 @@ export function uniqueIdentifiers<T extends { type: string; value: string; verif
  * it is created: a 404 is asked again twice before it reads "not available". */
 function ContactPanel({ client, conv }: { client: Client; conv: Conversation }) {
   const cid = conv.contact_id;
+  /* again with each event of the conversation: a merge or a new suggestion
+   * may have come meanwhile */
   const [v, reload] = useLoad<Contact>(
     () => (cid ? client.contact(cid) : Promise.resolve({ status: 404, body: null })),
-    [cid],
+    [cid, conv.head],
   );
   const [tries, setTries] = useState(0);
   useEffect(() => setTries(0), [cid]);
