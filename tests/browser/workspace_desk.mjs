@@ -7,8 +7,8 @@
 // accepts (both conversations and the history across channels are then
 // in the panel); the agent claims it, clicks the suggested reply (its text
 // goes into the composer) and sends it (the reply names the suggestion),
-// resolves it, and the KPI strip shows FRT and AHT once the kpi service has
-// folded the episode. The unanswered conversation breaches its SLA; after a
+// resolves it, and the KPI strip (and the dashboard's row by agent) shows FRT
+// and AHT once the kpi service has folded the episode. The unanswered conversation breaches its SLA; after a
 // reload its frustration badge comes back from the history.
 // usage: node workspace_desk.mjs BASE_URL AGENT_TOKEN ADMIN_TOKEN INBOUND_SECRET
 import { createHmac } from "node:crypto";
@@ -119,6 +119,15 @@ try {
     const t = (id) => document.querySelector(`[data-testid=${id}]`)?.textContent ?? "";
     return /^\d+:\d\d$/.test(t("kpi-frt")) && /^\d+:\d\d$/.test(t("kpi-aht"));
   }, null, { timeout: 20000 });
+
+  // the dashboard: the agent's own row by agent, with the same figures
+  await p.getByRole("button", { name: "KPIs" }).click();
+  await p.waitForSelector(".kpi-table tbody tr:has(td:text-is('agent-1'))", T);
+  const cells = await p.$$eval(".kpi-table tbody tr", (rows) =>
+    rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)).find((c) => c[0] === "agent-1"));
+  if (cells[1] !== "1" || !/^\d+:\d\d$/.test(cells[2]) || !/^\d+:\d\d$/.test(cells[5])) fail(`the dashboard row ${cells}`);
+  await p.waitForSelector(".kpis .chart canvas", T);
+  await p.getByRole("button", { name: "Inbox" }).click();
 
   // the unanswered one breaches; after a reload the badge comes back from its history
   await p.waitForSelector(`${item(crm)} .sla.breached`, { timeout: 20000 });
