@@ -1436,22 +1436,50 @@ static void sq_episode_row(sqlite3_stmt *q, struct oh_store_episode *e)
     e->agent_replied = sqlite3_column_int(q, 15) != 0;
 }
 
-/* One changed kpi_days row: read, added to, written (deleted at 0). */
-static int sq_kpi_day_apply(void *opaque, const char *dim, int64_t day, const char *key,
-                            const int64_t *v, const int64_t (*hist)[2], size_t n)
+/* The statements of kpi_days' writes, prepared once per transaction. */
+struct sq_kpi_days_w {
+    struct sq_conn *c;
+    sqlite3_stmt *sel, *put, *del;
+};
+
+static int sq_kpi_days_w_open(struct sq_kpi_days_w *w, struct sq_conn *c)
 {
-    struct sq_conn *c = opaque;
-    sqlite3_stmt *q = NULL, *w = NULL;
-    int64_t sums[OH_KPI_SUMS] = {0};
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    int rc = OH_EIO, r;
+    *w = (struct sq_kpi_days_w){.c = c};
     if (sqlite3_prepare_v2(c->db,
                            "SELECT episodes, frt_n, frt_sum_ms, nrt_n, nrt_sum_ms, aht_n, "
                            "aht_sum_ms, resolution_sum_ms, sla_met, bot_involved, bot_open, "
                            "frt_hist FROM kpi_days WHERE dim = ?1 AND day = ?2 AND key = ?3",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
+                           -1, &w->sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db,
+                           "INSERT OR REPLACE INTO kpi_days VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                           "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                           -1, &w->put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, "DELETE FROM kpi_days WHERE dim = ?1 AND day = ?2 AND key = ?3",
+                           -1, &w->del, NULL) != SQLITE_OK) {
+        OH_ERROR("store", "kpi_days: %s", sqlite3_errmsg(c->db));
+        return OH_EIO;
+    }
+    return OH_OK;
+}
+
+static void sq_kpi_days_w_close(struct sq_kpi_days_w *w)
+{
+    sqlite3_finalize(w->sel);
+    sqlite3_finalize(w->put);
+    sqlite3_finalize(w->del);
+}
+
+/* One changed kpi_days row: read, added to, written (deleted at 0). */
+static int sq_kpi_day_apply(void *opaque, const char *dim, int64_t day, const char *key,
+                            const int64_t *v, const int64_t (*hist)[2], size_t n)
+{
+    struct sq_kpi_days_w *kw = opaque;
+    sqlite3_stmt *q = kw->sel, *w;
+    int64_t sums[OH_KPI_SUMS] = {0};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc, r;
+    sqlite3_reset(q);
     sqlite3_bind_text(q, 1, dim, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, day);
     sqlite3_bind_text(q, 3, key, -1, SQLITE_STATIC);
@@ -1466,6 +1494,7 @@ static int sq_kpi_day_apply(void *opaque, const char *dim, int64_t day, const ch
     } else {
         rc = sq_err(r);
     }
+    sqlite3_reset(q);
     if (rc) goto out;
     bool negative = false;
     for (int i = 0; i < OH_KPI_SUMS; i++) {
@@ -1477,17 +1506,9 @@ static int sq_kpi_day_apply(void *opaque, const char *dim, int64_t day, const ch
         rc = OH_EDAMAGED;
         goto out;
     }
-    rc = OH_EIO;
-    if (sums[OH_KPI_EPISODES] == 0) {
-        if (sqlite3_prepare_v2(c->db, "DELETE FROM kpi_days WHERE dim = ?1 AND day = ?2 AND key = ?3",
-                               -1, &w, NULL) != SQLITE_OK)
-            goto out;
-    } else {
-        if (sqlite3_prepare_v2(c->db,
-                               "INSERT OR REPLACE INTO kpi_days VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                               -1, &w, NULL) != SQLITE_OK)
-            goto out;
+    w = sums[OH_KPI_EPISODES] == 0 ? kw->del : kw->put;
+    sqlite3_reset(w);
+    if (w == kw->put) {
         for (int i = 0; i < OH_KPI_SUMS; i++)
             sqlite3_bind_int64(w, 4 + i, sums[i]);
         sqlite3_bind_blob(w, 4 + OH_KPI_SUMS, blob ? (const void *)blob : "", (int)len,
@@ -1497,12 +1518,23 @@ static int sq_kpi_day_apply(void *opaque, const char *dim, int64_t day, const ch
     sqlite3_bind_int64(w, 2, day);
     sqlite3_bind_text(w, 3, key, -1, SQLITE_STATIC);
     r = sqlite3_step(w);
+    sqlite3_reset(w);
     rc = r == SQLITE_DONE ? OH_OK : sq_err(r);
+    if (rc) OH_WARN("store", "kpi_days: %s", sqlite3_errmsg(kw->c->db));
 out:
-    if (rc == OH_EIO) OH_WARN("store", "kpi_days: %s", sqlite3_errmsg(c->db));
-    sqlite3_finalize(q);
-    sqlite3_finalize(w);
+    if (rc == OH_EDAMAGED && r == SQLITE_ROW)
+        OH_WARN("store", "kpi_days %s %lld %s: histogram below 0", dim, (long long)day, key);
     free(blob);
+    return rc;
+}
+
+/* Every changed kpi_days row of D, on the writer C (in its transaction). */
+static int sq_kpi_days_write(struct sq_conn *c, struct oh_kpi_delta *d)
+{
+    struct sq_kpi_days_w w;
+    int rc = sq_kpi_days_w_open(&w, c);
+    if (rc == OH_OK) rc = oh_kpi_delta_each(d, sq_kpi_day_apply, &w);
+    sq_kpi_days_w_close(&w);
     return rc;
 }
 
@@ -1565,7 +1597,7 @@ static int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_epi
     }
     sqlite3_finalize(ins);
     sqlite3_finalize(old);
-    if (rc == 0 && d) rc = oh_kpi_delta_each(d, sq_kpi_day_apply, c);
+    if (rc == 0 && d) rc = sq_kpi_days_write(c, d);
     oh_kpi_delta_free(d);
     for (size_t i = 0; i < npos && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
@@ -1616,7 +1648,7 @@ static int sq_kpi_days_fill(struct sq_store *s)
     }
     if (rc == 0 && r != SQLITE_DONE) rc = sq_err(r);
     sqlite3_finalize(q);
-    if (rc == 0) rc = oh_kpi_delta_each(d, sq_kpi_day_apply, c);
+    if (rc == 0) rc = sq_kpi_days_write(c, d);
     oh_kpi_delta_free(d);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
     if (rc != 0) {
