@@ -366,6 +366,28 @@ static int delta_grow(struct oh_kpi_delta *d)
     return OH_OK;
 }
 
+static int by_bucket(const void *pa, const void *pb)
+{
+    const int64_t *a = pa, *b = pb;
+    return (a[0] > b[0]) - (a[0] < b[0]);
+}
+
+/* S's histogram changes by bucket, one pair per bucket */
+static void compact(struct delta *s)
+{
+    size_t n = 0;
+    if (s->nhist) qsort(s->hist, s->nhist, sizeof *s->hist, by_bucket);
+    for (size_t j = 0; j < s->nhist; j++) {
+        if (n && s->hist[n - 1][0] == s->hist[j][0]) {
+            s->hist[n - 1][1] += s->hist[j][1];
+        } else {
+            s->hist[n][0] = s->hist[j][0];
+            s->hist[n++][1] = s->hist[j][1];
+        }
+    }
+    s->nhist = n;
+}
+
 int oh_kpi_delta_add(struct oh_kpi_delta *d, const struct oh_store_episode *e, int sign)
 {
     int64_t v[OH_KPI_SUMS] = {
@@ -398,7 +420,9 @@ int oh_kpi_delta_add(struct oh_kpi_delta *d, const struct oh_store_episode *e, i
         for (int i = 0; i < OH_KPI_SUMS; i++)
             s->sums[i] += sign * v[i];
         if (e->frt_ms < 0) continue;
-        if (s->nhist == s->caphist) {
+        /* a long batch (filling kpi_days): at most one pair per bucket kept */
+        if (s->nhist == s->caphist && s->caphist >= 4096) compact(s);
+        if (s->nhist == s->caphist || (s->caphist >= 4096 && s->nhist * 2 > s->caphist)) {
             size_t cap = s->caphist ? s->caphist * 2 : 8;
             int64_t(*h)[2] = realloc(s->hist, cap * sizeof *h);
             if (!h) return OH_ENOMEM;
@@ -411,31 +435,14 @@ int oh_kpi_delta_add(struct oh_kpi_delta *d, const struct oh_store_episode *e, i
     return OH_OK;
 }
 
-static int by_bucket(const void *pa, const void *pb)
-{
-    const int64_t *a = pa, *b = pb;
-    return (a[0] > b[0]) - (a[0] < b[0]);
-}
-
 int oh_kpi_delta_each(struct oh_kpi_delta *d, oh_kpi_delta_fn fn, void *opaque)
 {
     for (size_t i = 0; i < d->cap; i++) {
         struct delta *s = &d->a[i];
         if (s->dim < 0) continue;
-        /* by bucket, one pair per bucket */
-        size_t n = 0;
-        if (s->nhist) qsort(s->hist, s->nhist, sizeof *s->hist, by_bucket);
-        for (size_t j = 0; j < s->nhist; j++) {
-            if (n && s->hist[n - 1][0] == s->hist[j][0])
-                s->hist[n - 1][1] += s->hist[j][1];
-            else {
-                s->hist[n][0] = s->hist[j][0];
-                s->hist[n++][1] = s->hist[j][1];
-            }
-        }
-        s->nhist = n;
+        compact(s);
         int rc = fn(opaque, oh_kpi_dims[s->dim], s->day, s->key, s->sums,
-                    (const int64_t(*)[2])s->hist, n);
+                    (const int64_t(*)[2])s->hist, s->nhist);
         if (rc) return rc;
     }
     return OH_OK;

@@ -385,6 +385,44 @@ START_TEST(daily_aggregates_equal_the_rows)
 }
 END_TEST
 
+static int64_t delta_counts[OH_KPI_HIST_CAP + 1];
+
+static int delta_check(void *opaque, const char *dim, int64_t day, const char *key,
+                       const int64_t *sums, const int64_t (*hist)[2], size_t n)
+{
+    if (strcmp(dim, "none") != 0) return 0;
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(i == 0 || hist[i][0] > hist[i - 1][0]); /* by bucket, once each */
+        ck_assert_int_eq(hist[i][1], delta_counts[hist[i][0]]);
+        total += hist[i][1];
+    }
+    ck_assert_int_eq(total, sums[OH_KPI_FRT_N]);
+    *(int *)opaque += 1;
+    return 0;
+}
+
+/* A long batch keeps one histogram pair per bucket, counts intact. */
+START_TEST(long_delta_compacts)
+{
+    struct oh_kpi_delta *d = oh_kpi_delta_new();
+    memset(delta_counts, 0, sizeof delta_counts);
+    for (int i = 0; i < 50000; i++) {
+        struct oh_store_episode e = {.episode = 1, .resolved_ms = T0 + 5, .start_ms = T0,
+                                     .frt_ms = (int64_t)(i % 6000) * 3000 + i % 7,
+                                     .aht_ms = -1, .reopened_ms = -1};
+        snprintf(e.channel, sizeof e.channel, "c%d", i % 3);
+        int sign = i % 5 == 4 ? -1 : 1;
+        ck_assert_int_eq(oh_kpi_delta_add(d, &e, sign), 0);
+        delta_counts[oh_kpi_bucket(e.frt_ms)] += sign;
+    }
+    int days = 0;
+    ck_assert_int_eq(oh_kpi_delta_each(d, delta_check, &days), 0);
+    ck_assert_int_eq(days, 1);
+    oh_kpi_delta_free(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kpi");
@@ -393,6 +431,7 @@ int main(void)
     tcase_add_test(tc, exact_percentiles_and_key_order);
     tcase_add_test(tc, merged_slices_equal_one_pass);
     tcase_add_test(tc, daily_aggregates_equal_the_rows);
+    tcase_add_test(tc, long_delta_compacts);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }
