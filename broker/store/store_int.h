@@ -109,7 +109,7 @@ int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
  * OH_KPI_HIST_CAP s or more share the last bucket). A report reads whole
  * days from here and the rest from the rows; the exact percentiles come
  * from the histogram's bucket plus that bucket's rows. */
-#define OH_KPI_DAY_MS 86400000LL
+#define OH_KPI_DAY_MS   86400000LL
 #define OH_KPI_HIST_CAP 14400
 enum {
     OH_KPI_EPISODES,
@@ -145,8 +145,8 @@ int oh_kpi_delta_each(struct oh_kpi_delta *d, oh_kpi_delta_fn fn, void *opaque);
 int oh_kpi_hist_apply(const void *blob, size_t len, const int64_t (*hist)[2], size_t n,
                       uint8_t **out, size_t *outlen);
 /* Adds a kpi_days row to KEY's counts (NULL: the null key). */
-int oh_kpi_acc_add_day(struct oh_kpi_acc *k, const char *key, const int64_t *sums,
-                       const void *blob, size_t len);
+int oh_kpi_acc_add_day(struct oh_kpi_acc *k, const char *key, const int64_t *sums, const void *blob,
+                       size_t len);
 /* Adds N to KEY's bot_resolved (a bot-only episode reopened after the
  * window, which kpi_days does not count). */
 int oh_kpi_acc_add_bot(struct oh_kpi_acc *k, const char *key, int64_t n);
@@ -156,8 +156,8 @@ typedef int (*oh_kpi_frt_fn)(void *opaque, const char *key, int64_t lo, int64_t 
                              size_t n);
 /* oh_kpi_acc_emit() for an ACC with kpi_days rows: FRT locates the values
  * of the bucket holding a percentile. */
-int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque,
-                         oh_kpi_frt_fn frt, void *frt_opaque);
+int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque, oh_kpi_frt_fn frt,
+                         void *frt_opaque);
 
 /* Store positions of oh_store_changes: "r" and one change number per
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */

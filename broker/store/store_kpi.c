@@ -9,9 +9,9 @@
 
 struct acc {
     struct oh_store_kpi_row row;
-    int64_t *frt; /* this key's first response times (of the rows read) */
+    int64_t *frt;         /* this key's first response times (of the rows read) */
     size_t cap, frt_rows; /* FRT[0..FRT_ROWS) */
-    int64_t *hist; /* kpi_days: counts by bucket, OH_KPI_HIST_CAP + 1; NULL none */
+    int64_t *hist;        /* kpi_days: counts by bucket, OH_KPI_HIST_CAP + 1; NULL none */
 };
 
 struct oh_kpi_acc {
@@ -239,8 +239,8 @@ static int days_ranks(struct acc *s, const size_t r[2], int64_t out[2], oh_kpi_f
         cum += c;
     }
     if (rc == OH_OK && want < 2) {
-        OH_WARN("store", "kpi: key %s: %zu first response times counted, %zu found",
-                s->row.key, (size_t)s->row.frt_n, cum);
+        OH_WARN("store", "kpi: key %s: %zu first response times counted, %zu found", s->row.key,
+                (size_t)s->row.frt_n, cum);
         rc = OH_EDAMAGED;
     }
     return rc;
@@ -284,8 +284,8 @@ int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque)
     return emit(k, fn, opaque, NULL, NULL);
 }
 
-int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque,
-                         oh_kpi_frt_fn frt, void *frt_opaque)
+int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque, oh_kpi_frt_fn frt,
+                         void *frt_opaque)
 {
     return emit(k, fn, opaque, frt, frt_opaque);
 }
@@ -358,8 +358,7 @@ static int delta_grow(struct oh_kpi_delta *d)
     for (size_t i = 0; i < cap; i++)
         a[i].dim = -1;
     for (size_t i = 0; i < d->cap; i++)
-        if (d->a[i].dim >= 0)
-            *delta_slot(a, cap, d->a[i].dim, d->a[i].day, d->a[i].key) = d->a[i];
+        if (d->a[i].dim >= 0) *delta_slot(a, cap, d->a[i].dim, d->a[i].day, d->a[i].key) = d->a[i];
     free(d->a);
     d->a = a;
     d->cap = cap;

@@ -1636,9 +1636,8 @@ static int sq_kpi_days_fill(struct sq_store *s)
     OH_INFO("store", "kpi: filling kpi_days from kpi_episodes");
     struct oh_kpi_delta *d = oh_kpi_delta_new();
     int rc = d ? sq_exec(c, S_BEGIN_IMM) : OH_ENOMEM;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(c->db, "SELECT " SQ_EP_COLS " FROM kpi_episodes", -1, &q, NULL) !=
-            SQLITE_OK)
+    if (rc == 0 && sqlite3_prepare_v2(c->db, "SELECT " SQ_EP_COLS " FROM kpi_episodes", -1, &q,
+                                      NULL) != SQLITE_OK)
         rc = OH_EIO;
     int r = SQLITE_DONE;
     while (rc == 0 && (r = sqlite3_step(q)) == SQLITE_ROW) {
@@ -1763,8 +1762,8 @@ static int sq_kpi_bounds(struct sq_store *s, int64_t from, int64_t to, int64_t *
  * long. A report over everyone's episodes reads the range in up to one
  * slice per CPU (at most 4), each on its own reader connection, and merges
  * them: a row is in exactly one slice (its resolved_ms never changes). */
-static int sq_kpi_report_rows(oh_store *st, const struct oh_store_kpi_query *kq,
-                              oh_store_kpi_fn fn, void *opaque)
+static int sq_kpi_report_rows(oh_store *st, const struct oh_store_kpi_query *kq, oh_store_kpi_fn fn,
+                              void *opaque)
 {
     static const char *const keys[][2] = {
         {"agent", "agent"}, {"team", "team"}, {"channel", "channel"}, {"none", "'all'"}};
@@ -1827,12 +1826,11 @@ static int sq_kpi_report_rows(oh_store *st, const struct oh_store_kpi_query *kq,
  * rest from the rows, all in one read transaction. */
 struct sq_kpi_days {
     struct sq_conn *c;
-    const char *col; /* NULL: group_by none */
+    const char *col;  /* NULL: group_by none */
     int64_t from, to; /* the whole days, in ms */
 };
 
-static int sq_kpi_frt(void *opaque, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                      size_t n)
+static int sq_kpi_frt(void *opaque, const char *key, int64_t lo, int64_t hi, int64_t *out, size_t n)
 {
     struct sq_kpi_days *kd = opaque;
     char sql[320];
@@ -1947,9 +1945,9 @@ static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_s
     struct sq_conn *c = sq_reader(s);
     if (!c) return OH_EIO;
     struct oh_kpi_acc *acc = oh_kpi_acc_new();
-    int rc = !acc ? OH_ENOMEM
+    int rc = !acc                                                          ? OH_ENOMEM
              : sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? OH_OK
-                                                                          : OH_EIO;
+                                                                           : OH_EIO;
     if (rc == OH_OK) {
         struct sq_kpi_days kd = {c, dim ? keys[dim] : NULL, first * OH_KPI_DAY_MS,
                                  last * OH_KPI_DAY_MS};

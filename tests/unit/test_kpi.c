@@ -233,11 +233,10 @@ START_TEST(merged_slices_equal_one_pass)
 }
 END_TEST
 
-
 /* ---- kpi_days: a SQLite store's reports against the rows' arithmetic ---- */
 
 #define NCONV 150
-#define DAYS 6
+#define DAYS  6
 
 static struct oh_store_episode final[NCONV][2];
 static bool have[NCONV][2];
@@ -408,9 +407,12 @@ START_TEST(long_delta_compacts)
     struct oh_kpi_delta *d = oh_kpi_delta_new();
     memset(delta_counts, 0, sizeof delta_counts);
     for (int i = 0; i < 50000; i++) {
-        struct oh_store_episode e = {.episode = 1, .resolved_ms = T0 + 5, .start_ms = T0,
+        struct oh_store_episode e = {.episode = 1,
+                                     .resolved_ms = T0 + 5,
+                                     .start_ms = T0,
                                      .frt_ms = (int64_t)(i % 6000) * 3000 + i % 7,
-                                     .aht_ms = -1, .reopened_ms = -1};
+                                     .aht_ms = -1,
+                                     .reopened_ms = -1};
         snprintf(e.channel, sizeof e.channel, "c%d", i % 3);
         int sign = i % 5 == 4 ? -1 : 1;
         ck_assert_int_eq(oh_kpi_delta_add(d, &e, sign), 0);
