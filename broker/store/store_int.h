@@ -108,6 +108,63 @@ int oh_kpi_acc_merge(struct oh_kpi_acc *dst, struct oh_kpi_acc *src);
 /* Calls FN with each key's row, NULL key first, then by strcmp. */
 int oh_kpi_acc_emit(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque);
 
+/* Daily aggregates (migration 8, kpi_days): per UTC day and group key
+ * (dim "none", "channel", "team", "agent"; key "" is the null agent or
+ * team) the sums and counts of the episodes resolved that day and a
+ * histogram of their first response times in whole seconds (FRTs of
+ * OH_KPI_HIST_CAP s or more share the last bucket). A report reads whole
+ * days from here and the rest from the rows; the exact percentiles come
+ * from the histogram's bucket plus that bucket's rows. */
+#define OH_KPI_DAY_MS   86400000LL
+#define OH_KPI_HIST_CAP 14400
+enum {
+    OH_KPI_EPISODES,
+    OH_KPI_FRT_N,
+    OH_KPI_FRT_SUM,
+    OH_KPI_NRT_N,
+    OH_KPI_NRT_SUM,
+    OH_KPI_AHT_N,
+    OH_KPI_AHT_SUM,
+    OH_KPI_RES_SUM,
+    OH_KPI_SLA_MET,
+    OH_KPI_BOT,
+    OH_KPI_BOT_OPEN, /* bot involved, no agent message, never reopened */
+    OH_KPI_SUMS
+};
+extern const char *const oh_kpi_dims[4];
+int64_t oh_kpi_day_of(int64_t ms);
+int oh_kpi_bucket(int64_t frt_ms);
+/* The changes a batch of episode writes makes to kpi_days. */
+struct oh_kpi_delta;
+struct oh_kpi_delta *oh_kpi_delta_new(void);
+void oh_kpi_delta_free(struct oh_kpi_delta *d);
+/* Adds (SIGN 1) or takes away (SIGN -1) episode E's contribution. */
+int oh_kpi_delta_add(struct oh_kpi_delta *d, const struct oh_store_episode *e, int sign);
+/* Calls FN with each changed (dim, day, key): SUMS to add and HIST[0..N)
+ * (bucket, count to add) pairs by bucket. FN non-zero stops. */
+typedef int (*oh_kpi_delta_fn)(void *opaque, const char *dim, int64_t day, const char *key,
+                               const int64_t *sums, const int64_t (*hist)[2], size_t n);
+int oh_kpi_delta_each(struct oh_kpi_delta *d, oh_kpi_delta_fn fn, void *opaque);
+/* A stored histogram BLOB (LEN bytes; pairs of little-endian uint32 bucket,
+ * count by bucket) plus the changes HIST[0..N): the new BLOB in *OUT
+ * (malloc'ed, *OUTLEN bytes), OH_EDAMAGED when a count goes below 0. */
+int oh_kpi_hist_apply(const void *blob, size_t len, const int64_t (*hist)[2], size_t n,
+                      uint8_t **out, size_t *outlen);
+/* Adds a kpi_days row to KEY's counts (NULL: the null key). */
+int oh_kpi_acc_add_day(struct oh_kpi_acc *k, const char *key, const int64_t *sums, const void *blob,
+                       size_t len);
+/* Adds N to KEY's bot_resolved (a bot-only episode reopened after the
+ * window, which kpi_days does not count). */
+int oh_kpi_acc_add_bot(struct oh_kpi_acc *k, const char *key, int64_t n);
+/* The first response times of the whole days under KEY in [LO, HI) ms,
+ * sorted, exactly N of them into OUT (else an error). */
+typedef int (*oh_kpi_frt_fn)(void *opaque, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                             size_t n);
+/* oh_kpi_acc_emit() for an ACC with kpi_days rows: FRT locates the values
+ * of the bucket holding a percentile. */
+int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque, oh_kpi_frt_fn frt,
+                         void *frt_opaque);
+
 /* Store positions of oh_store_changes: "r" and one change number per
  * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
 int oh_store_pos_parse(const char *s, int64_t *revs, int n);

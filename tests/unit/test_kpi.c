@@ -1,11 +1,16 @@
 /* test_kpi.c - the KPI fold (services/kpi_fold.c) on scripted histories:
  * FRT, bot FRT, NRT, handle time, breaches, private notes, re-opening by an
  * inbound message and by a PATCH, repeats; and the report arithmetic of
- * store/store_kpi.c (exact nearest-rank percentiles, key order). */
+ * store/store_kpi.c (exact nearest-rank percentiles, key order); the
+ * SQLite store's daily aggregates (kpi_days) against the rows, with
+ * rewritten episodes, partial days and a store filled when it opens. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
+#include "core/config.h"
+#include "core/daemon.h"
 #include "core/event.h"
 #include "services/kpi_fold.h"
 #include "store/store_int.h"
@@ -228,6 +233,198 @@ START_TEST(merged_slices_equal_one_pass)
 }
 END_TEST
 
+/* ---- kpi_days: a SQLite store's reports against the rows' arithmetic ---- */
+
+#define NCONV 150
+#define DAYS  6
+
+static struct oh_store_episode final[NCONV][2];
+static bool have[NCONV][2];
+
+static void random_episode(struct oh_store_episode *e, int cid, int episode)
+{
+    static const char *const agents[] = {"", "a1", "a2", "a3"}, *const teams[] = {"", "t1", "t2"},
+                             *const channels[] = {"api:x", "email:y", ""};
+    memset(e, 0, sizeof *e);
+    snprintf(e->conversation_id, sizeof e->conversation_id, "c%03d", cid);
+    e->episode = episode;
+    snprintf(e->channel, sizeof e->channel, "%s", channels[rand() % 3]);
+    snprintf(e->agent, sizeof e->agent, "%s", agents[rand() % 4]);
+    snprintf(e->team, sizeof e->team, "%s", teams[rand() % 3]);
+    e->resolved_ms = T0 + (int64_t)(rand() % DAYS) * 86400000 + rand() % 86400000;
+    e->start_ms = e->resolved_ms - rand() % 100000;
+    /* few distinct seconds (ties within a bucket), a few past the last bucket */
+    int f = rand() % 10;
+    e->frt_ms = f == 0   ? -1
+                : f == 1 ? (int64_t)OH_KPI_HIST_CAP * 1000 + rand() % 5000000
+                         : (int64_t)(rand() % 20) * 1000 + rand() % 3 * 7;
+    e->bot_frt_ms = -1;
+    e->nrt_sum_ms = rand() % 5000;
+    e->nrt_count = rand() % 3;
+    e->aht_ms = rand() % 4 ? rand() % 90000 : -1;
+    e->reopened_ms = rand() % 3 ? -1 : e->resolved_ms + (rand() % 2 ? 1000 : 10000000);
+    e->breached = rand() % 4 == 0;
+    e->bot_involved = rand() % 2;
+    e->agent_replied = rand() % 3 == 0;
+}
+
+struct rows {
+    struct oh_store_kpi_row r[16];
+    int n;
+};
+
+static int collect16(void *opaque, const struct oh_store_kpi_row *r)
+{
+    struct rows *g = opaque;
+    ck_assert_int_lt(g->n, 16);
+    g->r[g->n++] = *r;
+    return 0;
+}
+
+/* What the rows of [FROM, TO) give, through the rows' arithmetic */
+static void expected(const char *by, int64_t from, int64_t to, int64_t window, struct rows *g)
+{
+    struct oh_kpi_acc *acc = oh_kpi_acc_new();
+    for (int c = 0; c < NCONV; c++)
+        for (int i = 0; i < 2; i++) {
+            const struct oh_store_episode *e = &final[c][i];
+            if (!have[c][i] || e->resolved_ms < from || e->resolved_ms >= to) continue;
+            const char *key = !strcmp(by, "none")      ? "all"
+                              : !strcmp(by, "channel") ? e->channel
+                              : !strcmp(by, "team")    ? (e->team[0] ? e->team : NULL)
+                                                       : (e->agent[0] ? e->agent : NULL);
+            struct oh_kpi_acc_ep x = {
+                .frt_ms = e->frt_ms,
+                .nrt_sum_ms = e->nrt_sum_ms,
+                .nrt_count = e->nrt_count,
+                .aht_ms = e->aht_ms,
+                .resolution_ms = e->resolved_ms - e->start_ms,
+                .breached = e->breached,
+                .bot_involved = e->bot_involved,
+                .bot_resolved = e->bot_involved && !e->agent_replied &&
+                                (e->reopened_ms < 0 || e->reopened_ms - e->resolved_ms >= window)};
+            ck_assert_int_eq(oh_kpi_acc_add(acc, key, &x), 0);
+        }
+    ck_assert_int_eq(oh_kpi_acc_emit(acc, collect16, g), 0);
+    oh_kpi_acc_free(acc);
+}
+
+static void check_reports(oh_store *st)
+{
+    static const char *const bys[] = {"none", "channel", "team", "agent"};
+    const int64_t D = 86400000;
+    /* whole days only, partial days at both ends, within one day, everything */
+    const int64_t ranges[][2] = {{T0 + D, T0 + 4 * D},
+                                 {T0 + 3600000, T0 + 5 * D + 7200000},
+                                 {T0 + D + 5, T0 + D + 80000000},
+                                 {0, (int64_t)1 << 62}};
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++)
+        for (int b = 0; b < 4; b++) {
+            struct rows want = {.n = 0}, got = {.n = 0};
+            expected(bys[b], ranges[r][0], ranges[r][1], 3600000, &want);
+            struct oh_store_kpi_query q = {ranges[r][0], ranges[r][1], bys[b], NULL, 3600000};
+            ck_assert_int_eq(oh_store_kpi_report(st, &q, collect16, &got), 0);
+            ck_assert_int_eq(got.n, want.n);
+            for (int i = 0; i < want.n; i++)
+                ck_assert_msg(memcmp(&got.r[i], &want.r[i], sizeof want.r[i]) == 0,
+                              "range %zu by %s row %d (%s): p50 %lld/%lld p90 %lld/%lld "
+                              "episodes %lld/%lld bot_resolved %lld/%lld",
+                              r, bys[b], i, want.r[i].key, (long long)got.r[i].frt_p50_ms,
+                              (long long)want.r[i].frt_p50_ms, (long long)got.r[i].frt_p90_ms,
+                              (long long)want.r[i].frt_p90_ms, (long long)got.r[i].episodes,
+                              (long long)want.r[i].episodes, (long long)got.r[i].bot_resolved,
+                              (long long)want.r[i].bot_resolved);
+        }
+}
+
+START_TEST(daily_aggregates_equal_the_rows)
+{
+    srand(23);
+    char *dir = oh_test_tmpdir();
+    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
+    char *const envp[] = {NULL};
+    char err[512] = "";
+    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
+    oh_store *st = oh_store_open(cfg, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    /* batches that rewrite earlier episodes (other day, agent, FRT,
+     * reopened), and repeat one episode within a batch */
+    for (int round = 0; round < 12; round++) {
+        struct oh_store_episode batch[60];
+        size_t n = 0;
+        for (; n < 60; n++) {
+            int c = rand() % NCONV, i = rand() % 2;
+            if (n == 59) {
+                c = atoi(batch[0].conversation_id + 1);
+                i = (int)batch[0].episode;
+            }
+            random_episode(&batch[n], c, i);
+            final[c][i] = batch[n];
+            have[c][i] = true;
+        }
+        ck_assert_int_eq(oh_store_kpi_put(st, "g", batch, n, NULL, 0), 0);
+    }
+    check_reports(st);
+    oh_store_close(st);
+    /* a store from before migration 8: kpi_days refilled when it opens */
+    char path[600];
+    snprintf(path, sizeof path, "%s/store.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM kpi_days", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    st = oh_store_open(cfg, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    check_reports(st);
+    oh_store_close(st);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
+static int64_t delta_counts[OH_KPI_HIST_CAP + 1];
+
+static int delta_check(void *opaque, const char *dim, int64_t day, const char *key,
+                       const int64_t *sums, const int64_t (*hist)[2], size_t n)
+{
+    if (strcmp(dim, "none") != 0) return 0;
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(i == 0 || hist[i][0] > hist[i - 1][0]); /* by bucket, once each */
+        ck_assert_int_eq(hist[i][1], delta_counts[hist[i][0]]);
+        total += hist[i][1];
+    }
+    ck_assert_int_eq(total, sums[OH_KPI_FRT_N]);
+    *(int *)opaque += 1;
+    return 0;
+}
+
+/* A long batch keeps one histogram pair per bucket, counts intact. */
+START_TEST(long_delta_compacts)
+{
+    struct oh_kpi_delta *d = oh_kpi_delta_new();
+    memset(delta_counts, 0, sizeof delta_counts);
+    for (int i = 0; i < 50000; i++) {
+        struct oh_store_episode e = {.episode = 1,
+                                     .resolved_ms = T0 + 5,
+                                     .start_ms = T0,
+                                     .frt_ms = (int64_t)(i % 6000) * 3000 + i % 7,
+                                     .aht_ms = -1,
+                                     .reopened_ms = -1};
+        snprintf(e.channel, sizeof e.channel, "c%d", i % 3);
+        int sign = i % 5 == 4 ? -1 : 1;
+        ck_assert_int_eq(oh_kpi_delta_add(d, &e, sign), 0);
+        delta_counts[oh_kpi_bucket(e.frt_ms)] += sign;
+    }
+    int days = 0;
+    ck_assert_int_eq(oh_kpi_delta_each(d, delta_check, &days), 0);
+    ck_assert_int_eq(days, 1);
+    oh_kpi_delta_free(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kpi");
@@ -235,6 +432,8 @@ int main(void)
     tcase_add_test(tc, one_episode_figures);
     tcase_add_test(tc, exact_percentiles_and_key_order);
     tcase_add_test(tc, merged_slices_equal_one_pass);
+    tcase_add_test(tc, daily_aggregates_equal_the_rows);
+    tcase_add_test(tc, long_delta_compacts);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }
