@@ -258,6 +258,10 @@ int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 /* The N writes of KEYS (VALUES[i] NULL: delete) in NS in one transaction. */
 int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
                       const char *const *values, size_t n);
+/* Reads the N KEYS of NS at once (SQLite: one read transaction; PostgreSQL:
+ * one statement): FN(CTX, i, value) for each KEYS[i] present. */
+int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                         void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 
@@ -275,6 +279,14 @@ void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
  * transaction; PostgreSQL: one statement per conversation (their shards). */
 int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
                           size_t n);
+/* The directory's N writes (KEYS, VALUES[i] NULL: delete, in
+ * OH_STORE_CONTACTS_NS) and then the K contact_refs as above. SQLite: one
+ * transaction for both; PostgreSQL: the directory's statement, then the
+ * refs (a crash in between links again on the replay, to the same
+ * contacts). */
+int oh_store_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                           size_t n, const char *const *convs, const char *const *contacts,
+                           size_t k);
 
 /* Called with each message event of a conversation being erased, before
  * its text is gone (borrowed): to drop its media from caches. */

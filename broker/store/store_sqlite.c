@@ -1256,6 +1256,38 @@ static int sq_kv_get(oh_store *st, const char *ns, const char *key, char *out, s
     return rc != 0 ? rc : !n ? OH_ENOTFOUND : b.rc;
 }
 
+/* One reader, one read transaction (one snapshot) for all the keys. */
+static int sq_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                          void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    int rc = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : OH_EIO;
+    bool began = rc == 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_KV_GET);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        struct sq_args a = {2, {ns, keys[i]}, {0, 0}};
+        bind_args(q, &a);
+        int r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            const char *v = (const char *)sqlite3_column_text(q, 0);
+            fn(ctx, i, v ? v : "");
+        } else if (r != SQLITE_DONE) {
+            OH_WARN("store", "sqlite: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+        sqlite3_reset(q);
+    }
+    if (began) sq_exec(c, S_COMMIT);
+    sq_reader_put(s, c);
+    return rc;
+}
+
 static int sq_kv_del(oh_store *st, const char *ns, const char *key)
 {
     struct sq_args a = {2, {ns, key}, {0, 0}};
@@ -1638,12 +1670,27 @@ static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_s
     return rc;
 }
 
-static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
-                           size_t n)
+/* The directory's writes and the contact_refs in one transaction (one
+ * commit, one WAL sync). */
+static int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                            size_t nkv, const char *const *convs, const char *const *contacts,
+                            size_t n)
 {
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
     int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < nkv && rc == 0; i++) {
+        struct sq_args a = {values[i] ? 3 : 2,
+                            {OH_STORE_CONTACTS_NS, keys[i], values[i]},
+                            {0, 0}};
+        sqlite3_stmt *q = sq_stmt(s->w, values[i] ? S_KV_PUT : S_KV_DEL);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_args(q, &a);
+        rc = sq_run(s->w, q);
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
         if (!q) {
@@ -1660,6 +1707,12 @@ static int sq_contact_refs(oh_store *st, const char *const *convs, const char *c
         sq_exec(s->w, S_ROLLBACK);
     pthread_mutex_unlock(&s->wmu);
     return rc;
+}
+
+static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
+{
+    return sq_contact_write(st, NULL, NULL, 0, convs, contacts, n);
 }
 
 /* One erased row: its rowid, seq, old text. */
@@ -1818,11 +1871,13 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .cursors = sq_cursors,
     .kv_put = sq_kv_put,
     .kv_get = sq_kv_get,
+    .kv_get_many = sq_kv_get_many,
     .kv_del = sq_kv_del,
     .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
     .contact_refs = sq_contact_refs,
+    .contact_write = sq_contact_write,
     .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,
