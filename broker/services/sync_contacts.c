@@ -20,6 +20,7 @@ struct oh_sync_contacts {
     json_t *keep;           /* strings the batch's items borrow */
     json_t *done;           /* ids of the command outcomes the batch records */
     int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
+    int64_t linking;        /* conversations the batch being stored links */
     int64_t reported;       /* links already counted in the metrics */
 };
 
@@ -80,6 +81,8 @@ static int64_t cpu_ns(void)
  * (oh_store_contact_write: one transaction on SQLite). */
 struct link_ctx {
     struct oh_sync_contacts *c;
+    oh_store_contact_write_fn write;
+    void *wctx;
     const char **convs, **to;
     size_t k;
     bool written;
@@ -102,7 +105,7 @@ static int lk_write(void *o, const char *const *keys, const char *const *values,
 {
     struct link_ctx *x = o;
     x->written = true;
-    return oh_store_contact_write(x->c->hub->store, keys, values, n, x->convs, x->to, x->k);
+    return x->write(x->wctx, keys, values, n, x->convs, x->to, x->k);
 }
 
 /* A new conversation's contact as the event names it. */
@@ -118,9 +121,10 @@ struct link_one {
  * link worked, then the directory's writes and the contact_refs go to
  * the store together. */
 static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
-                    const char **convs, json_t *roots, size_t *k)
+                    oh_store_contact_write_fn write, void *wctx, const char **convs, json_t *roots,
+                    size_t *k)
 {
-    struct link_ctx x = {.c = c, .convs = convs};
+    struct link_ctx x = {.c = c, .write = write, .wctx = wctx, .convs = convs};
     struct oh_contact_dir d = {&x, lk_get, NULL, NULL, lk_write,
                                c->dir.get_many ? lk_get_many : NULL};
     size_t m = 0;
@@ -172,33 +176,36 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
         if (rc == 0) rc = wrc;
     }
     /* nothing new for the directory (a replay): the refs alone */
-    if (rc == 0 && !x.written && *k) rc = oh_store_contact_refs(c->hub->store, convs, to, *k);
+    if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, convs, to, *k);
     free(to);
     free(req);
     free(one);
     return rc;
 }
 
-/* Links the batch's new conversations: one directory read ahead, and one
- * transaction for the directory's writes and the contact_refs. */
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n)
+int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_t n,
+                          oh_store_contact_write_fn write, void *wctx)
 {
+    struct oh_sync_contacts *c = opaque;
     if (!c) return 0;
     int64_t t0 = cpu_ns();
     const char **convs = calloc(n ? n : 1, sizeof *convs);
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && roots ? 0 : OH_ENOMEM, delay_ms = 100;
-    while (rc == 0 && (rc = link_all(c, items, n, convs, roots, &k)))
-        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms))
-            break;
-        else
-            rc = 0;
+    int rc = convs && roots ? link_all(c, items, n, write, wctx, convs, roots, &k) : OH_ENOMEM;
     free(convs);
     json_decref(roots);
     c->link_ns += cpu_ns() - t0;
-    c->links += (int64_t)k;
-    return rc ? OH_ECLOSED : 0;
+    c->linking = rc == 0 ? (int64_t)k : 0;
+    if (rc) OH_WARN("sync", "contacts: cannot link conversations: %s", oh_strerror(rc));
+    return rc;
+}
+
+void oh_sync_contacts_linked(struct oh_sync_contacts *c)
+{
+    if (!c) return;
+    c->links += c->linking;
+    c->linking = 0;
 }
 
 /* ---- commands ---- */

@@ -70,15 +70,34 @@ int oh_store_ping(oh_store *st)
     return OPS(st)->ping(st);
 }
 
+static int write_after(void *st, const char *const *keys, const char *const *values, size_t n,
+                       const char *const *convs, const char *const *contacts, size_t k)
+{
+    return oh_store_contact_write(st, keys, values, n, convs, contacts, k);
+}
+
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos)
+{
+    return oh_store_materialize_then(st, group, items, n, pos, npos, NULL);
+}
+
+int oh_store_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                              size_t n, const struct oh_store_pos *pos, size_t npos,
+                              const struct oh_store_then *then)
 {
     for (size_t i = 0; i < n; i++) { /* the outputs, for every backend */
         items[i].seq = 0;
         items[i].json = NULL;
         items[i].len = 0;
     }
-    int rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+    int rc;
+    if (then && then->fn && OPS(st)->materialize_then) {
+        rc = OPS(st)->materialize_then(st, group, items, n, pos, npos, then);
+    } else {
+        rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+        if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, write_after, st);
+    }
     if (rc != 0)
         for (size_t i = 0; i < n; i++) {
             free(items[i].json);

@@ -82,6 +82,28 @@ struct oh_store_pos {
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos);
 
+/* Writes of the contact directory and contact_refs (as
+ * oh_store_contact_write), handed to an oh_store_then. */
+typedef int (*oh_store_contact_write_fn)(void *wctx, const char *const *keys,
+                                         const char *const *values, size_t n,
+                                         const char *const *convs, const char *const *contacts,
+                                         size_t k);
+/* What follows a materialization (sync: linking the new conversations):
+ * FN with the items, their seqs known, and WRITE/WCTX for its writes.
+ * SQLite: inside the batch's transaction, before the commit (one commit
+ * for both; FN failing rolls the batch back). PostgreSQL: after the
+ * commit (WRITE is oh_store_contact_write; FN failing fails the call, and
+ * the retried batch gets its seqs back). */
+struct oh_store_then {
+    int (*fn)(void *opaque, const struct oh_store_item *items, size_t n,
+              oh_store_contact_write_fn write, void *wctx);
+    void *opaque;
+};
+/* oh_store_materialize, then THEN (NULL: nothing). */
+int oh_store_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                              size_t n, const struct oh_store_pos *pos, size_t npos,
+                              const struct oh_store_then *then);
+
 /* The stored position of GROUP on TOPIC/PARTITION: NEXT is the next offset
  * to consume (0 when none), PUBLISHED the offset up to which (exclusive)
  * the materialized events were forwarded to the timeline. */

@@ -646,8 +646,13 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
     return 0;
 }
 
-static int sq_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
-                          const struct oh_store_pos *pos, size_t npos)
+static int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values,
+                           size_t nkv, const char *const *convs, const char *const *contacts,
+                           size_t n);
+
+static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                               size_t n, const struct oh_store_pos *pos, size_t npos,
+                               const struct oh_store_then *then)
 {
     struct sq_store *s = (struct sq_store *)st;
     int rc = 0;
@@ -675,6 +680,8 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
         sqlite3_bind_int64(q, 4, pos[i].next);
         rc = sq_run(c, q);
     }
+    /* the batch's contacts: their rows in this transaction, one commit */
+    if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, sq_contact_rows, s);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
     if (rc != 0) {
         sq_exec(c, S_ROLLBACK);
@@ -690,6 +697,12 @@ out:
     pthread_mutex_unlock(&s->wmu);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
     return rc;
+}
+
+static int sq_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                          const struct oh_store_pos *pos, size_t npos)
+{
+    return sq_materialize_then(st, group, items, n, pos, npos, NULL);
 }
 
 /* Runs a write statement prepared by BIND on the writer connection. */
@@ -1672,13 +1685,14 @@ static int sq_kpi_report(oh_store *st, const struct oh_store_kpi_query *kq, oh_s
 
 /* The directory's writes and the contact_refs in one transaction (one
  * commit, one WAL sync). */
-static int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values,
-                            size_t nkv, const char *const *convs, const char *const *contacts,
-                            size_t n)
+/* The directory's writes and the contact_refs on the writer, in its open
+ * transaction (WCTX: the store, its wmu held). */
+static int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values,
+                           size_t nkv, const char *const *convs, const char *const *contacts,
+                           size_t n)
 {
-    struct sq_store *s = (struct sq_store *)st;
-    pthread_mutex_lock(&s->wmu);
-    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    struct sq_store *s = wctx;
+    int rc = 0;
     for (size_t i = 0; i < nkv && rc == 0; i++) {
         struct sq_args a = {values[i] ? 3 : 2,
                             {OH_STORE_CONTACTS_NS, keys[i], values[i]},
@@ -1701,6 +1715,17 @@ static int sq_contact_write(oh_store *st, const char *const *keys, const char *c
         bind_text(q, 2, contacts[i]);
         rc = sq_run(s->w, q);
     }
+    return rc;
+}
+
+static int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                            size_t nkv, const char *const *convs, const char *const *contacts,
+                            size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    if (rc == 0) rc = sq_contact_rows(s, keys, values, nkv, convs, contacts, n);
     if (rc == 0)
         rc = sq_exec(s->w, S_COMMIT);
     else
@@ -1878,6 +1903,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .open_assigned = sq_open_assigned,
     .contact_refs = sq_contact_refs,
     .contact_write = sq_contact_write,
+    .materialize_then = sq_materialize_then,
     .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,
