@@ -226,29 +226,41 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
-/* Points the result's conversations at their contact, or erases them. */
+/* Points the result's conversations at their contact (one transaction on
+ * SQLite), or erases them. */
 static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
 {
     const char *to = strcmp(op, "unmerge") == 0 ? r->other : r->root;
-    size_t i;
+    size_t i, n = json_array_size(r->convs);
     json_t *v;
-    json_array_foreach(r->convs, i, v)
-    {
-        const char *conv = json_string_value(v);
-        int rc, delay_ms = 100;
-        int64_t n = 0;
-        if (strcmp(op, "erase") == 0) {
-            while ((rc = oh_store_erase(c->hub->store, conv, media_gone, c->hub, &n)))
+    int rc, delay_ms = 100;
+    if (strcmp(op, "erase") == 0) {
+        json_array_foreach(r->convs, i, v)
+        {
+            int64_t k = 0;
+            delay_ms = 100;
+            while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub,
+                                        &k)))
                 if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
-            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)n);
-            continue;
+            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
         }
-        const char *one[] = {conv}, *dst[] = {to};
-        while ((rc = oh_store_contact_refs(c->hub->store, one, dst, 1)))
-            if (!retry(c, rc, "cannot point a conversation at its contact", &delay_ms))
-                return OH_ECLOSED;
+        return 0;
     }
-    return 0;
+    if (!n) return 0;
+    const char **convs = calloc(n, sizeof *convs), **dst = calloc(n, sizeof *dst);
+    rc = convs && dst ? 0 : OH_ENOMEM;
+    for (i = 0; rc == 0 && i < n; i++) {
+        convs[i] = json_string_value(json_array_get(r->convs, i));
+        dst[i] = to;
+    }
+    while (rc == 0 && (rc = oh_store_contact_refs(c->hub->store, convs, dst, n)))
+        if (!retry(c, rc, "cannot point conversations at their contact", &delay_ms))
+            break;
+        else
+            rc = 0;
+    free(convs);
+    free(dst);
+    return rc ? OH_ECLOSED : 0;
 }
 
 /* The event a decided command produced, sequenced on the contact's
@@ -294,7 +306,8 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
     char *text = ev ? oh_json_dump(ev, NULL) : NULL;
     char num[24];
     snprintf(num, sizeof num, "%lld", (long long)seq);
-    if (!text || c->dir.put(c->dir.opaque, key, text) || c->dir.put(c->dir.opaque, hkey, num)) {
+    const char *keys[] = {key, hkey}, *vals[] = {text, num}; /* one transaction */
+    if (!text || c->dir.write(c->dir.opaque, keys, vals, 2)) {
         json_decref(ev);
         ev = NULL;
     }
