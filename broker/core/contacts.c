@@ -173,20 +173,42 @@ int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_
 
 /* ---- one operation's writes, kept until it is done ---- */
 
+#define REC_MAX (64 * 1024 + 1)
+
+/* An operation (or a batch of them) sees the directory as it read it
+ * first: each key is read from the space once (a miss too) and kept with
+ * the operation's own writes, which come first. Lives as long as the
+ * operation: nothing is kept from one to the next. */
 struct tx {
     const struct oh_contact_dir *d;
     json_t *pending; /* key -> new value, or null: deleted */
+    json_t *read;    /* key -> the value read, or null: absent */
 };
+
+static int copy_out(const json_t *v, char *out, size_t len)
+{
+    if (json_is_null(v)) return OH_ENOTFOUND;
+    if (json_string_length(v) >= len) return OH_ETOOBIG;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
 
 static int tx_get(void *o, const char *key, char *out, size_t len)
 {
     struct tx *t = o;
     json_t *v = json_object_get(t->pending, key);
-    if (!v) return t->d->get(t->d->opaque, key, out, len);
-    if (json_is_null(v)) return OH_ENOTFOUND;
-    if (json_string_length(v) >= len) return OH_ETOOBIG;
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return 0;
+    if (v) return copy_out(v, out, len);
+    if ((v = json_object_get(t->read, key))) return copy_out(v, out, len);
+    int rc = t->d->get(t->d->opaque, key, out, len);
+    if (rc == 0 || rc == OH_ENOTFOUND) {
+        json_object_set_new(t->read, key, rc ? json_null() : json_string(out));
+    } else if (rc == OH_ETOOBIG) {
+        char *buf = malloc(REC_MAX);
+        if (buf && t->d->get(t->d->opaque, key, buf, REC_MAX) == 0)
+            json_object_set_new(t->read, key, json_string(buf));
+        free(buf);
+    }
+    return rc;
 }
 
 static int tx_put(void *o, const char *key, const char *value)
@@ -205,7 +227,36 @@ static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir 
 {
     t->d = d;
     t->pending = json_object();
-    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL};
+    t->read = json_object();
+    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL, NULL};
+}
+
+struct got {
+    struct tx *t;
+    const char *const *keys;
+};
+
+static void got_one(void *ctx, size_t i, const char *value)
+{
+    struct got *g = ctx;
+    json_object_set_new(g->t->read, g->keys[i], json_string(value));
+}
+
+/* Reads the N KEYS not known yet at once (when the space can), keeping
+ * what it finds and that the rest are absent. */
+static int tx_fetch(struct tx *t, const char **keys, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_get(t->pending, keys[i]) && !json_object_get(t->read, keys[i]))
+            keys[m++] = keys[i];
+    if (!m || !t->d->get_many) return 0;
+    struct got g = {t, keys};
+    int rc = t->d->get_many(t->d->opaque, keys, m, got_one, &g);
+    if (rc) return rc;
+    for (size_t i = 0; i < m; i++)
+        if (!json_object_get(t->read, keys[i])) json_object_set_new(t->read, keys[i], json_null());
+    return 0;
 }
 
 /* Writes what the operation changed (in one go when the space can), then
@@ -237,6 +288,7 @@ static int tx_end(struct tx *t, int rc)
     free(keys);
     free(vals);
     json_decref(t->pending);
+    json_decref(t->read);
     return rc;
 }
 
@@ -245,7 +297,9 @@ int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_d
     struct tx *t = malloc(sizeof *t);
     if (!t) return OH_ENOMEM;
     b->dir = tx_begin(t, d);
-    if (!t->pending) {
+    if (!t->pending || !t->read) {
+        json_decref(t->pending);
+        json_decref(t->read);
         free(t);
         return OH_ENOMEM;
     }
@@ -263,8 +317,6 @@ int oh_contact_batch_end(struct oh_contact_batch *b, bool write)
 }
 
 /* ---- records ---- */
-
-#define REC_MAX (64 * 1024 + 1)
 
 static json_t *rec_get(const struct oh_contact_dir *d, const char *prefix, const char *a,
                        const char *b)
@@ -396,6 +448,21 @@ static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
     return false;
 }
 
+/* The id of a new person: it follows from what identifies them, so two
+ * sync members creating them at once create the same contact. */
+static void new_id(const char *conv, const struct oh_contact_ident *ids, int n,
+                   char out[OH_ID_MAX])
+{
+    int first = -1;
+    for (int i = 0; i < n && first < 0; i++)
+        if (ids[i].verified) first = i;
+    if (first >= 0)
+        oh_event_id(out, "contact", ids[first].type, ids[first].value, NULL);
+    else
+        oh_event_id(out, "contact", "conversation", conv, NULL);
+    out[0] = 'p'; /* "p_": a person, not an event */
+}
+
 static int link_conv(const struct oh_contact_dir *d, const char *conv,
                      const struct oh_contact_ident *ids, int n, const char *name,
                      char out[OH_ID_MAX])
@@ -420,14 +487,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
     if (!c) {
         /* a new person: the id follows from what identifies them, so two
          * sync members creating them at once create the same contact */
-        int first = -1;
-        for (int i = 0; i < n && first < 0; i++)
-            if (ids[i].verified) first = i;
-        if (first >= 0)
-            oh_event_id(owner, "contact", ids[first].type, ids[first].value, NULL);
-        else
-            oh_event_id(owner, "contact", "conversation", conv, NULL);
-        owner[0] = 'p'; /* "p_": a person, not an event */
+        new_id(conv, ids, n, owner);
         if (!(c = contact_get(d, owner))) c = contact_new(owner, name);
     }
     if (!c) return OH_ENOMEM;
@@ -480,6 +540,61 @@ int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
     struct tx t;
     struct oh_contact_dir w = tx_begin(&t, d);
     return tx_end(&t, link_conv(&w, conv, ids, n, name, out));
+}
+
+/* Adds key PREFIX A[:B] to KEYS (strings kept in KEEP). */
+static void key_add(json_t *keys, const char *prefix, const char *a, const char *b)
+{
+    char key[OH_CONTACT_VALUE_MAX + 80];
+    snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
+    json_array_append_new(keys, json_string(key));
+}
+
+static int fetch_keys(struct tx *t, json_t *keys)
+{
+    size_t n = json_array_size(keys);
+    const char **k = calloc(n ? n : 1, sizeof *k);
+    if (!k) return OH_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        k[i] = json_string_value(json_array_get(keys, i));
+    int rc = tx_fetch(t, k, n);
+    free(k);
+    return rc;
+}
+
+int oh_contact_batch_prefetch(struct oh_contact_batch *b, const struct oh_contact_linkreq *req,
+                              size_t k)
+{
+    struct tx *t = b->tx;
+    if (!t || !t->d->get_many || !k) return 0;
+    json_t *keys = json_array(), *next = json_array();
+    int rc = keys && next ? 0 : OH_ENOMEM;
+    for (size_t i = 0; i < k && rc == 0; i++) {
+        char id[OH_ID_MAX];
+        key_add(keys, "k:", req[i].conv, NULL);
+        for (int j = 0; j < req[i].n; j++)
+            key_add(keys, req[i].ids[j].verified ? "v:" : "u:", req[i].ids[j].type,
+                    req[i].ids[j].value);
+        new_id(req[i].conv, req[i].ids, req[i].n, id);
+        key_add(keys, "c:", id, NULL);
+    }
+    if (rc == 0) rc = fetch_keys(t, keys);
+    /* then the contacts those name (a conversation's, an identifier's owner) */
+    size_t i;
+    json_t *key;
+    json_array_foreach(keys, i, key)
+    {
+        const char *ks = json_string_value(key);
+        json_t *v = json_object_get(t->read, ks);
+        if (rc || (strncmp(ks, "k:", 2) && strncmp(ks, "v:", 2)) || !json_is_string(v)) continue;
+        json_t *owner = json_loads(json_string_value(v), JSON_DECODE_ANY, NULL);
+        if (json_is_string(owner)) key_add(next, "c:", json_string_value(owner), NULL);
+        json_decref(owner);
+    }
+    if (rc == 0) rc = fetch_keys(t, next);
+    json_decref(keys);
+    json_decref(next);
+    return rc;
 }
 
 /* The conversations of every member of root R (a new array). */

@@ -65,6 +65,10 @@ struct oh_contact_dir {
     /* optional: the N writes of one operation at once, atomically (VALUES[i]
      * NULL: delete KEYS[i]); without it they are put and deleted in turn */
     int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n);
+    /* optional: reads the N KEYS at once, FN(CTX, i, value) for each one
+     * present (absent ones are skipped) */
+    int (*get_many)(void *opaque, const char *const *keys, size_t n,
+                    void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 };
 
 /* Links conversation CONV, whose contact brings IDS (N of them) and NAME,
@@ -84,9 +88,26 @@ struct oh_contact_batch {
     void *tx; /* contacts.c's */
     struct oh_contact_dir dir;
 };
-/* OH_ENOMEM when out of memory (then end is not called). */
+/* OH_ENOMEM when out of memory (then end is not called). A batch (like
+ * each single operation) reads every key from the space once, a miss too,
+ * and keeps it until its end: nothing is cached from one batch to the next,
+ * so a directory another sync member changed in between is read afresh. */
 int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d);
 int oh_contact_batch_end(struct oh_contact_batch *b, bool write);
+
+/* One conversation to link: its id and its contact's identifiers. */
+struct oh_contact_linkreq {
+    const char *conv;
+    const struct oh_contact_ident *ids;
+    int n;
+};
+/* Reads what linking the K conversations of REQ will read into batch B
+ * ahead, in two get_many calls (the conversations' and identifiers' keys
+ * and the new ids' contacts; then the contacts those name), instead of
+ * one get per key. Nothing without get_many. Optional: links read what
+ * was not fetched. */
+int oh_contact_batch_prefetch(struct oh_contact_batch *b, const struct oh_contact_linkreq *req,
+                              size_t k);
 
 /* The contact ID resolves to now (ID itself unless merged). */
 int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_ID_MAX]);

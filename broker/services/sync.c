@@ -310,7 +310,12 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
     }
     int delay_ms = 100;
     int rc;
-    while ((rc = oh_store_materialize(hub->store, OH_GROUP_SYNC, s->items, nitems, pos, npos))) {
+    /* new conversations get their contact with the batch (SQLite: in its
+     * transaction; a replay gives the same seqs back and links again,
+     * idempotently) */
+    struct oh_store_then then = {oh_sync_contacts_link, s->contacts};
+    while ((rc = oh_store_materialize_then(hub->store, OH_GROUP_SYNC, s->items, nitems, pos, npos,
+                                           s->contacts ? &then : NULL))) {
         OH_WARN("sync", "store refused a batch of %zu (%s); retrying in %d ms", nitems,
                 oh_strerror(rc), delay_ms);
         oh_metrics_inc("omnihub_sync_store_errors_total", "", 1);
@@ -338,9 +343,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         pub_one(hub, &w, &meta, it->json, it->len);
         oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }
-    /* new conversations get their contact (after the commit: a replay of
-     * the batch gives the same seqs back and links again, idempotently) */
-    if (oh_sync_contacts_link(s->contacts, s->items, nitems)) ret = OH_ECLOSED;
+    oh_sync_contacts_linked(s->contacts);
     struct contact_fwd cf = {hub, &w};
     oh_sync_contacts_take(s->contacts, true, forward_contact, &cf);
     oh_metrics_inc("omnihub_sync_materialized_total", "", stored);

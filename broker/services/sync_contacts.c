@@ -20,6 +20,7 @@ struct oh_sync_contacts {
     json_t *keep;           /* strings the batch's items borrow */
     json_t *done;           /* ids of the command outcomes the batch records */
     int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
+    int64_t linking;        /* conversations the batch being stored links */
     int64_t reported;       /* links already counted in the metrics */
 };
 
@@ -75,16 +76,73 @@ static int64_t cpu_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* One pass over the batch's new conversations in one directory batch:
- * their ids into CONVS and contacts into ROOTS (K of them); nothing is
- * written unless every link worked. */
-static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
-                    const char **convs, json_t *roots, size_t *k)
+/* The directory as linking sees it: reads go to the store's, the batch's
+ * writes go to the store together with the conversations' contact_ref
+ * (oh_store_contact_write: one transaction on SQLite). */
+struct link_ctx {
+    struct oh_sync_contacts *c;
+    oh_store_contact_write_fn write;
+    void *wctx;
+    const char **convs, **to;
+    size_t k;
+    bool written;
+};
+
+static int lk_get(void *o, const char *key, char *out, size_t len)
 {
-    struct oh_contact_batch b = {0};
-    int rc = oh_contact_batch_begin(&b, &c->dir);
+    struct link_ctx *x = o;
+    return x->c->dir.get(x->c->dir.opaque, key, out, len);
+}
+
+static int lk_get_many(void *o, const char *const *keys, size_t n,
+                       void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    struct link_ctx *x = o;
+    return x->c->dir.get_many(x->c->dir.opaque, keys, n, fn, ctx);
+}
+
+static int lk_write(void *o, const char *const *keys, const char *const *values, size_t n)
+{
+    struct link_ctx *x = o;
+    x->written = true;
+    return x->write(x->wctx, keys, values, n, x->convs, x->to, x->k);
+}
+
+/* A new conversation's contact as the event names it. */
+struct link_one {
+    const char *conv, *name;
+    struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
+    int n;
+};
+
+/* One pass over the batch's new conversations in one directory batch:
+ * their keys read ahead at once, then each linked; their ids into CONVS
+ * and contacts into ROOTS (K of them); nothing is written unless every
+ * link worked, then the directory's writes and the contact_refs go to
+ * the store together. */
+static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
+                    oh_store_contact_write_fn write, void *wctx, const char **convs, json_t *roots,
+                    size_t *k)
+{
+    struct link_ctx x = {.c = c, .write = write, .wctx = wctx, .convs = convs};
+    struct oh_contact_dir d = {&x, lk_get, NULL, NULL, lk_write,
+                               c->dir.get_many ? lk_get_many : NULL};
+    size_t m = 0;
     *k = 0;
     json_array_clear(roots);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *ev = items[i].event;
+        const char *type = ev ? oh_event_get_type(ev) : NULL;
+        if (type && items[i].seq == 1 &&
+            (!strcmp(type, OH_EV_INBOUND) || !strcmp(type, OH_EV_OUTBOUND)))
+            m++;
+    }
+    if (!m) return 0;
+    struct link_one *one = calloc(m, sizeof *one);
+    struct oh_contact_linkreq *req = calloc(m, sizeof *req);
+    struct oh_contact_batch b = {0};
+    int rc = one && req ? oh_contact_batch_begin(&b, &d) : OH_ENOMEM;
+    m = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const json_t *ev = items[i].event;
         const char *type = ev ? oh_event_get_type(ev) : NULL;
@@ -92,54 +150,62 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
             (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND)))
             continue;
         const json_t *data = oh_event_data(ev);
-        struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
-        int ni = oh_contact_idents(data, c->region, ids, OH_CONTACT_IDS_MAX);
-        const char *name =
-            json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
+        struct link_one *l = &one[m];
+        l->conv = oh_event_subject(ev);
+        l->name = json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
+        l->n = oh_contact_idents(data, c->region, l->ids, OH_CONTACT_IDS_MAX);
+        req[m++] = (struct oh_contact_linkreq){l->conv, l->ids, l->n};
+    }
+    if (rc == 0) rc = oh_contact_batch_prefetch(&b, req, m);
+    for (size_t i = 0; i < m && rc == 0; i++) {
         char root[OH_ID_MAX];
-        rc = oh_contact_link(&b.dir, oh_event_subject(ev), ids, ni, name, root);
+        rc = oh_contact_link(&b.dir, one[i].conv, one[i].ids, one[i].n, one[i].name, root);
         if (rc == 0) {
-            convs[(*k)++] = oh_event_subject(ev);
+            convs[(*k)++] = one[i].conv;
             json_array_append_new(roots, json_string(root));
         }
     }
+    const char **to = rc == 0 && *k ? calloc(*k, sizeof *to) : NULL;
+    if (rc == 0 && *k && !to) rc = OH_ENOMEM;
+    for (size_t i = 0; to && i < *k; i++)
+        to[i] = json_string_value(json_array_get(roots, i));
+    x.to = to;
+    x.k = *k;
     if (b.tx) {
         int wrc = oh_contact_batch_end(&b, rc == 0);
         if (rc == 0) rc = wrc;
     }
+    /* nothing new for the directory (a replay): the refs alone */
+    if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, convs, to, *k);
+    free(to);
+    free(req);
+    free(one);
     return rc;
 }
 
-/* Links the batch's new conversations: one directory write and one
- * contact_ref transaction for all of them. */
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n)
+int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_t n,
+                          oh_store_contact_write_fn write, void *wctx)
 {
+    struct oh_sync_contacts *c = opaque;
     if (!c) return 0;
     int64_t t0 = cpu_ns();
-    const char **convs = calloc(n ? n : 1, sizeof *convs), **to = NULL;
+    const char **convs = calloc(n ? n : 1, sizeof *convs);
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && roots ? 0 : OH_ENOMEM, delay_ms = 100;
-    while (rc == 0 && (rc = link_all(c, items, n, convs, roots, &k)))
-        if (rc == OH_ENOMEM || !retry(c, rc, "cannot link conversations", &delay_ms))
-            break;
-        else
-            rc = 0;
-    if (rc == 0 && k && !(to = calloc(k, sizeof *to))) rc = OH_ENOMEM;
-    for (size_t i = 0; to && i < k; i++)
-        to[i] = json_string_value(json_array_get(roots, i));
-    delay_ms = 100;
-    while (rc == 0 && k && (rc = oh_store_contact_refs(c->hub->store, convs, to, k)))
-        if (!retry(c, rc, "cannot point conversations at their contacts", &delay_ms))
-            break;
-        else
-            rc = 0;
-    free(to);
+    int rc = convs && roots ? link_all(c, items, n, write, wctx, convs, roots, &k) : OH_ENOMEM;
     free(convs);
     json_decref(roots);
     c->link_ns += cpu_ns() - t0;
-    c->links += (int64_t)k;
-    return rc ? OH_ECLOSED : 0;
+    c->linking = rc == 0 ? (int64_t)k : 0;
+    if (rc) OH_WARN("sync", "contacts: cannot link conversations: %s", oh_strerror(rc));
+    return rc;
+}
+
+void oh_sync_contacts_linked(struct oh_sync_contacts *c)
+{
+    if (!c) return;
+    c->links += c->linking;
+    c->linking = 0;
 }
 
 /* ---- commands ---- */
@@ -160,29 +226,41 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
-/* Points the result's conversations at their contact, or erases them. */
+/* Points the result's conversations at their contact (one transaction on
+ * SQLite), or erases them. */
 static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
 {
     const char *to = strcmp(op, "unmerge") == 0 ? r->other : r->root;
-    size_t i;
+    size_t i, n = json_array_size(r->convs);
     json_t *v;
-    json_array_foreach(r->convs, i, v)
-    {
-        const char *conv = json_string_value(v);
-        int rc, delay_ms = 100;
-        int64_t n = 0;
-        if (strcmp(op, "erase") == 0) {
-            while ((rc = oh_store_erase(c->hub->store, conv, media_gone, c->hub, &n)))
+    int rc, delay_ms = 100;
+    if (strcmp(op, "erase") == 0) {
+        json_array_foreach(r->convs, i, v)
+        {
+            int64_t k = 0;
+            delay_ms = 100;
+            while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub,
+                                        &k)))
                 if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
-            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)n);
-            continue;
+            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
         }
-        const char *one[] = {conv}, *dst[] = {to};
-        while ((rc = oh_store_contact_refs(c->hub->store, one, dst, 1)))
-            if (!retry(c, rc, "cannot point a conversation at its contact", &delay_ms))
-                return OH_ECLOSED;
+        return 0;
     }
-    return 0;
+    if (!n) return 0;
+    const char **convs = calloc(n, sizeof *convs), **dst = calloc(n, sizeof *dst);
+    rc = convs && dst ? 0 : OH_ENOMEM;
+    for (i = 0; rc == 0 && i < n; i++) {
+        convs[i] = json_string_value(json_array_get(r->convs, i));
+        dst[i] = to;
+    }
+    while (rc == 0 && (rc = oh_store_contact_refs(c->hub->store, convs, dst, n)))
+        if (!retry(c, rc, "cannot point conversations at their contact", &delay_ms))
+            break;
+        else
+            rc = 0;
+    free(convs);
+    free(dst);
+    return rc ? OH_ECLOSED : 0;
 }
 
 /* The event a decided command produced, sequenced on the contact's
@@ -228,7 +306,8 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
     char *text = ev ? oh_json_dump(ev, NULL) : NULL;
     char num[24];
     snprintf(num, sizeof num, "%lld", (long long)seq);
-    if (!text || c->dir.put(c->dir.opaque, key, text) || c->dir.put(c->dir.opaque, hkey, num)) {
+    const char *keys[] = {key, hkey}, *vals[] = {text, num}; /* one transaction */
+    if (!text || c->dir.write(c->dir.opaque, keys, vals, 2)) {
         json_decref(ev);
         ev = NULL;
     }

@@ -15,12 +15,18 @@ struct oh_sync_contacts;
 struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub);
 void oh_sync_contacts_free(struct oh_sync_contacts *c);
 
-/* After the batch's N ITEMS were stored: links each conversation they
- * created (an inbound or outbound message given seq 1; a replay gives the
- * stored seq back, so it links again, to the same contact) and points it
- * there, all in one directory write. 0, or OH_ECLOSED when the hub stopped
- * while the store was unavailable. */
-int oh_sync_contacts_link(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n);
+/* The batch's follow-up (struct oh_store_then, OPAQUE the
+ * oh_sync_contacts): once the batch's N ITEMS have their seqs, links each
+ * conversation they created (an inbound or outbound message given seq 1;
+ * a replay gives the stored seq back, so it links again, to the same
+ * contact): their directory keys read ahead at once, then the directory's
+ * writes and the contact_refs through WRITE in one call (SQLite: in the
+ * batch's own transaction). 0, or the error that fails the batch (sync
+ * retries it). */
+int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_t n,
+                          oh_store_contact_write_fn write, void *wctx);
+/* After the batch committed: counts the conversations it linked. */
+void oh_sync_contacts_linked(struct oh_sync_contacts *c);
 
 /* Contact command EV (borrowed; C not NULL) read at PARTITION/OFFSET:
  * decides and applies it and adds its outcome to ITEMS (room for one more;

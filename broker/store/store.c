@@ -70,15 +70,34 @@ int oh_store_ping(oh_store *st)
     return OPS(st)->ping(st);
 }
 
+static int write_after(void *st, const char *const *keys, const char *const *values, size_t n,
+                       const char *const *convs, const char *const *contacts, size_t k)
+{
+    return oh_store_contact_write(st, keys, values, n, convs, contacts, k);
+}
+
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos)
+{
+    return oh_store_materialize_then(st, group, items, n, pos, npos, NULL);
+}
+
+int oh_store_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                              size_t n, const struct oh_store_pos *pos, size_t npos,
+                              const struct oh_store_then *then)
 {
     for (size_t i = 0; i < n; i++) { /* the outputs, for every backend */
         items[i].seq = 0;
         items[i].json = NULL;
         items[i].len = 0;
     }
-    int rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+    int rc;
+    if (then && then->fn && OPS(st)->materialize_then) {
+        rc = OPS(st)->materialize_then(st, group, items, n, pos, npos, then);
+    } else {
+        rc = OPS(st)->materialize(st, group, items, n, pos, npos);
+        if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, write_after, st);
+    }
     if (rc != 0)
         for (size_t i = 0; i < n; i++) {
             free(items[i].json);
@@ -225,9 +244,32 @@ static int dir_write(void *st, const char *const *keys, const char *const *value
     return oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
 }
 
+static int dir_get_many(void *st, const char *const *keys, size_t n,
+                        void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    return oh_store_kv_get_many(st, OH_STORE_CONTACTS_NS, keys, n, fn, ctx);
+}
+
 void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out)
 {
-    *out = (struct oh_contact_dir){st, dir_get, dir_put, dir_del, dir_write};
+    *out = (struct oh_contact_dir){st, dir_get, dir_put, dir_del, dir_write, dir_get_many};
+}
+
+int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                         void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    if (!n) return 0;
+    if (OPS(st)->kv_get_many) return OPS(st)->kv_get_many(st, ns, keys, n, fn, ctx);
+    enum { VMAX = 64 * 1024 + 1 };
+    char *buf = malloc(VMAX);
+    int rc = buf ? 0 : OH_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = OPS(st)->kv_get(st, ns, keys[i], buf, VMAX);
+        if (rc == 0) fn(ctx, i, buf);
+        if (rc == OH_ENOTFOUND) rc = 0;
+    }
+    free(buf);
+    return rc;
 }
 
 int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
@@ -244,6 +286,20 @@ int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *co
             strlen(contacts[i]) >= OH_ID_MAX)
             return OH_EINVAL;
     return n ? OPS(st)->contact_refs(st, convs, contacts, n) : 0;
+}
+
+int oh_store_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                           size_t n, const char *const *convs, const char *const *contacts,
+                           size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (!convs[i] || !contacts[i] || strlen(convs[i]) >= OH_ID_MAX ||
+            strlen(contacts[i]) >= OH_ID_MAX)
+            return OH_EINVAL;
+    if (OPS(st)->contact_write && (n || k))
+        return OPS(st)->contact_write(st, keys, values, n, convs, contacts, k);
+    int rc = oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
+    return rc ? rc : oh_store_contact_refs(st, convs, contacts, k);
 }
 
 int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,

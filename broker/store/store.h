@@ -82,6 +82,28 @@ struct oh_store_pos {
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                          const struct oh_store_pos *pos, size_t npos);
 
+/* Writes of the contact directory and contact_refs (as
+ * oh_store_contact_write), handed to an oh_store_then. */
+typedef int (*oh_store_contact_write_fn)(void *wctx, const char *const *keys,
+                                         const char *const *values, size_t n,
+                                         const char *const *convs, const char *const *contacts,
+                                         size_t k);
+/* What follows a materialization (sync: linking the new conversations):
+ * FN with the items, their seqs known, and WRITE/WCTX for its writes.
+ * SQLite: inside the batch's transaction, before the commit (one commit
+ * for both; FN failing rolls the batch back). PostgreSQL: after the
+ * commit (WRITE is oh_store_contact_write; FN failing fails the call, and
+ * the retried batch gets its seqs back). */
+struct oh_store_then {
+    int (*fn)(void *opaque, const struct oh_store_item *items, size_t n,
+              oh_store_contact_write_fn write, void *wctx);
+    void *opaque;
+};
+/* oh_store_materialize, then THEN (NULL: nothing). */
+int oh_store_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                              size_t n, const struct oh_store_pos *pos, size_t npos,
+                              const struct oh_store_then *then);
+
 /* The stored position of GROUP on TOPIC/PARTITION: NEXT is the next offset
  * to consume (0 when none), PUBLISHED the offset up to which (exclusive)
  * the materialized events were forwarded to the timeline. */
@@ -258,6 +280,10 @@ int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 /* The N writes of KEYS (VALUES[i] NULL: delete) in NS in one transaction. */
 int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
                       const char *const *values, size_t n);
+/* Reads the N KEYS of NS at once (SQLite: one read transaction; PostgreSQL:
+ * one statement): FN(CTX, i, value) for each KEYS[i] present. */
+int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                         void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 
@@ -275,6 +301,14 @@ void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
  * transaction; PostgreSQL: one statement per conversation (their shards). */
 int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
                           size_t n);
+/* The directory's N writes (KEYS, VALUES[i] NULL: delete, in
+ * OH_STORE_CONTACTS_NS) and then the K contact_refs as above. SQLite: one
+ * transaction for both; PostgreSQL: the directory's statement, then the
+ * refs (a crash in between links again on the replay, to the same
+ * contacts). */
+int oh_store_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                           size_t n, const char *const *convs, const char *const *contacts,
+                           size_t k);
 
 /* Called with each message event of a conversation being erased, before
  * its text is gone (borrowed): to drop its media from caches. */

@@ -49,9 +49,21 @@ struct oh_store_ops {
     int (*kv_write)(oh_store *st, const char *ns, const char *const *keys,
                     const char *const *values, size_t n);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+    /* optional (else one kv_get per key) */
+    int (*kv_get_many)(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                       void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
     int (*contact_refs)(oh_store *st, const char *const *convs, const char *const *contacts,
                         size_t n);
+    /* optional (else materialize, then THEN's FN after the commit): THEN's
+     * FN inside the transaction (store.h, oh_store_materialize_then) */
+    int (*materialize_then)(oh_store *st, const char *group, struct oh_store_item *items,
+                            size_t n, const struct oh_store_pos *pos, size_t npos,
+                            const struct oh_store_then *then);
+    /* optional (else kv_write, then contact_refs): both in one transaction */
+    int (*contact_write)(oh_store *st, const char *const *keys, const char *const *values,
+                         size_t n, const char *const *convs, const char *const *contacts,
+                         size_t k);
     int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                  int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);

@@ -1346,6 +1346,39 @@ static int pg_kv_get(oh_store *st, const char *ns, const char *key, char *out, s
     return rc;
 }
 
+/* One statement: the keys as a JSON array. */
+static int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                          void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    json_t *arr = json_array(), *idx = json_object();
+    for (size_t i = 0; arr && idx && i < n; i++) {
+        json_array_append_new(arr, json_string(keys[i]));
+        json_object_set_new(idx, keys[i], json_integer((json_int_t)i));
+    }
+    char *j = arr && idx ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    if (!j) {
+        json_decref(idx);
+        return OH_ENOMEM;
+    }
+    const char *vals[] = {ns, j};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(((struct pg_store *)st)->shards[0],
+                            "SELECT key, value FROM kv WHERE ns = $1 AND key IN "
+                            "(SELECT jsonb_array_elements_text($2::jsonb))",
+                            2, vals, &r, true);
+    free(j);
+    if (rc == 0) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *at = json_object_get(idx, PQgetvalue(r, i, 0));
+            if (at) fn(ctx, (size_t)json_integer_value(at), PQgetvalue(r, i, 1));
+        }
+        PQclear(r);
+    }
+    json_decref(idx);
+    return rc;
+}
+
 static int pg_kv_del(oh_store *st, const char *ns, const char *key)
 {
     const char *vals[] = {ns, key};
@@ -1685,6 +1718,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .cursors = pg_cursors,
     .kv_put = pg_kv_put,
     .kv_get = pg_kv_get,
+    .kv_get_many = pg_kv_get_many,
     .kv_del = pg_kv_del,
     .kv_write = pg_kv_write,
     .kv_scan = pg_kv_scan,

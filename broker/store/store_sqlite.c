@@ -652,8 +652,13 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
     return 0;
 }
 
-static int sq_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
-                          const struct oh_store_pos *pos, size_t npos)
+static int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values,
+                           size_t nkv, const char *const *convs, const char *const *contacts,
+                           size_t n);
+
+static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
+                               size_t n, const struct oh_store_pos *pos, size_t npos,
+                               const struct oh_store_then *then)
 {
     struct sq_store *s = (struct sq_store *)st;
     int rc = 0;
@@ -681,6 +686,8 @@ static int sq_materialize(oh_store *st, const char *group, struct oh_store_item 
         sqlite3_bind_int64(q, 4, pos[i].next);
         rc = sq_run(c, q);
     }
+    /* the batch's contacts: their rows in this transaction, one commit */
+    if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, sq_contact_rows, s);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
     if (rc != 0) {
         sq_exec(c, S_ROLLBACK);
@@ -696,6 +703,12 @@ out:
     pthread_mutex_unlock(&s->wmu);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
     return rc;
+}
+
+static int sq_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                          const struct oh_store_pos *pos, size_t npos)
+{
+    return sq_materialize_then(st, group, items, n, pos, npos, NULL);
 }
 
 /* Runs a write statement prepared by BIND on the writer connection. */
@@ -1260,6 +1273,38 @@ static int sq_kv_get(oh_store *st, const char *ns, const char *key, char *out, s
     int n = 0;
     int rc = sq_read((struct sq_store *)st, S_KV_GET, &a, row_text, &b, &n);
     return rc != 0 ? rc : !n ? OH_ENOTFOUND : b.rc;
+}
+
+/* One reader, one read transaction (one snapshot) for all the keys. */
+static int sq_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                          void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    struct sq_conn *c = sq_reader(s);
+    if (!c) return OH_EIO;
+    int rc = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : OH_EIO;
+    bool began = rc == 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_KV_GET);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        struct sq_args a = {2, {ns, keys[i]}, {0, 0}};
+        bind_args(q, &a);
+        int r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            const char *v = (const char *)sqlite3_column_text(q, 0);
+            fn(ctx, i, v ? v : "");
+        } else if (r != SQLITE_DONE) {
+            OH_WARN("store", "sqlite: %s", sqlite3_errmsg(c->db));
+            rc = sq_err(r);
+        }
+        sqlite3_reset(q);
+    }
+    if (began) sq_exec(c, S_COMMIT);
+    sq_reader_put(s, c);
+    return rc;
 }
 
 static int sq_kv_del(oh_store *st, const char *ns, const char *key)
@@ -1852,12 +1897,28 @@ static int sq_kpi_report_rows(oh_store *st, const struct oh_store_kpi_query *kq,
     return rc;
 }
 
-static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+/* The directory's writes and the contact_refs in one transaction (one
+ * commit, one WAL sync). */
+/* The directory's writes and the contact_refs on the writer, in its open
+ * transaction (WCTX: the store, its wmu held). */
+static int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values,
+                           size_t nkv, const char *const *convs, const char *const *contacts,
                            size_t n)
 {
-    struct sq_store *s = (struct sq_store *)st;
-    pthread_mutex_lock(&s->wmu);
-    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    struct sq_store *s = wctx;
+    int rc = 0;
+    for (size_t i = 0; i < nkv && rc == 0; i++) {
+        struct sq_args a = {values[i] ? 3 : 2,
+                            {OH_STORE_CONTACTS_NS, keys[i], values[i]},
+                            {0, 0}};
+        sqlite3_stmt *q = sq_stmt(s->w, values[i] ? S_KV_PUT : S_KV_DEL);
+        if (!q) {
+            rc = OH_EIO;
+            break;
+        }
+        bind_args(q, &a);
+        rc = sq_run(s->w, q);
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(s->w, S_CONTACT_REF);
         if (!q) {
@@ -1868,12 +1929,29 @@ static int sq_contact_refs(oh_store *st, const char *const *convs, const char *c
         bind_text(q, 2, contacts[i]);
         rc = sq_run(s->w, q);
     }
+    return rc;
+}
+
+static int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values,
+                            size_t nkv, const char *const *convs, const char *const *contacts,
+                            size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    if (rc == 0) rc = sq_contact_rows(s, keys, values, nkv, convs, contacts, n);
     if (rc == 0)
         rc = sq_exec(s->w, S_COMMIT);
     else
         sq_exec(s->w, S_ROLLBACK);
     pthread_mutex_unlock(&s->wmu);
     return rc;
+}
+
+static int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
+                           size_t n)
+{
+    return sq_contact_write(st, NULL, NULL, 0, convs, contacts, n);
 }
 
 /* One erased row: its rowid, seq, old text. */
@@ -2170,11 +2248,14 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .cursors = sq_cursors,
     .kv_put = sq_kv_put,
     .kv_get = sq_kv_get,
+    .kv_get_many = sq_kv_get_many,
     .kv_del = sq_kv_del,
     .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,
     .contact_refs = sq_contact_refs,
+    .contact_write = sq_contact_write,
+    .materialize_then = sq_materialize_then,
     .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,

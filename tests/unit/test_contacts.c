@@ -28,7 +28,7 @@ static int mdel(void *o, const char *key)
 
 static struct oh_contact_dir mem_dir(json_t *o)
 {
-    return (struct oh_contact_dir){o, mget, mput, mdel, NULL};
+    return (struct oh_contact_dir){o, mget, mput, mdel, NULL, NULL};
 }
 
 static void e164(const char *in, const char *region, const char *want)
@@ -347,6 +347,98 @@ START_TEST(ten_thousand_synthetic_contacts)
 }
 END_TEST
 
+/* A directory that counts its reads and can read many keys at once. */
+static int gets, manys;
+
+static int cget(void *o, const char *key, char *out, size_t len)
+{
+    gets++;
+    return mget(o, key, out, len);
+}
+
+static int cmany(void *o, const char *const *keys, size_t n,
+                 void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    manys++;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_string_value(json_object_get(o, keys[i]));
+        if (v) fn(ctx, i, v);
+    }
+    return 0;
+}
+
+/* 2,000 people on two channels each, linked one at a time into one
+ * directory and in batches of 50 read ahead (prefetch) into another:
+ * the same directory, byte for byte, and the batches' links read
+ * nothing but their two reads ahead. */
+START_TEST(prefetched_batches_same_directory)
+{
+    json_t *one = json_object(), *many = json_object();
+    struct oh_contact_dir d1 = mem_dir(one);
+    struct oh_contact_dir d2 = {many, cget, mput, mdel, NULL, cmany};
+    enum { P = 2000, B = 50 };
+    static struct oh_contact_ident ids[2 * P][2];
+    static char convs[2 * P][32];
+    for (int p = 0; p < P; p++) {
+        char phone[32];
+        snprintf(phone, sizeof phone, "+49151%08d", p);
+        /* the same person's second conversation comes in a later batch */
+        ident(&ids[p][0], "phone", phone, true);
+        snprintf(phone, sizeof phone, "49151%08d", p);
+        ident(&ids[p][1], "whatsapp", phone, true);
+        snprintf(convs[p], sizeof convs[p], "c_wa_%d", p);
+        snprintf(phone, sizeof phone, "+49151%08d", p);
+        ident(&ids[P + p][0], "phone", phone, true);
+        snprintf(phone, sizeof phone, "w-%d", p);
+        ident(&ids[P + p][1], "webchat", phone, p % 3 != 0); /* a third unverified */
+        snprintf(convs[P + p], sizeof convs[P + p], "c_web_%d", p);
+    }
+    char c1[OH_ID_MAX], c2[OH_ID_MAX];
+    for (int i = 0; i < 2 * P; i++)
+        ck_assert_int_eq(oh_contact_link(&d1, convs[i], ids[i], 2, "", c1), 0);
+    int extra_gets = 0;
+    for (int i0 = 0; i0 < 2 * P; i0 += B) {
+        struct oh_contact_linkreq req[B];
+        for (int j = 0; j < B; j++)
+            req[j] = (struct oh_contact_linkreq){convs[i0 + j], ids[i0 + j], 2};
+        struct oh_contact_batch bt;
+        ck_assert_int_eq(oh_contact_batch_begin(&bt, &d2), 0);
+        manys = 0;
+        ck_assert_int_eq(oh_contact_batch_prefetch(&bt, req, B), 0);
+        ck_assert_int_le(manys, 2);
+        gets = 0;
+        for (int j = 0; j < B; j++) {
+            ck_assert_int_eq(oh_contact_link(&bt.dir, convs[i0 + j], ids[i0 + j], 2, "", c2), 0);
+            /* the contact the one-at-a-time directory gave the conversation */
+            char key[64];
+            snprintf(key, sizeof key, "k:%s", convs[i0 + j]);
+            json_t *k = json_loads(json_string_value(json_object_get(one, key)),
+                                   JSON_DECODE_ANY, NULL);
+            ck_assert_int_eq(oh_contact_root(&d1, json_string_value(k), c1), 0);
+            ck_assert_str_eq(c1, c2);
+            json_decref(k);
+        }
+        extra_gets += gets;
+        ck_assert_int_eq(oh_contact_batch_end(&bt, true), 0);
+    }
+    /* every read of a link was read ahead */
+    ck_assert_int_eq(extra_gets, 0);
+    ck_assert_msg(json_equal(one, many), "the batched directory differs");
+    /* a linked conversation again (a replay): same contact, nothing new */
+    struct oh_contact_batch bt;
+    struct oh_contact_linkreq r = {convs[P + 5], ids[P + 5], 2};
+    ck_assert_int_eq(oh_contact_batch_begin(&bt, &d2), 0);
+    ck_assert_int_eq(oh_contact_batch_prefetch(&bt, &r, 1), 0);
+    ck_assert_int_eq(oh_contact_link(&bt.dir, convs[P + 5], ids[P + 5], 2, "", c2), 0);
+    ck_assert_int_eq(oh_contact_batch_end(&bt, true), 0);
+    ck_assert_int_eq(oh_contact_link(&d1, convs[P + 5], ids[P + 5], 2, "", c1), 0);
+    ck_assert_str_eq(c1, c2);
+    ck_assert_msg(json_equal(one, many), "the replay changed the directory");
+    json_decref(one);
+    json_decref(many);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("contacts");
@@ -359,6 +451,7 @@ int main(void)
     tcase_add_test(tc, merge_unmerge_round_trip);
     tcase_add_test(tc, erase_forgets_identifiers);
     tcase_add_test(tc, ten_thousand_synthetic_contacts);
+    tcase_add_test(tc, prefetched_batches_same_directory);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }

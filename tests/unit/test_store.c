@@ -861,6 +861,74 @@ START_TEST(t_kv)
 }
 END_TEST
 
+struct then_ctx {
+    int rc;         /* what the follow-up returns */
+    int64_t seq;    /* the seq it saw */
+    int calls;
+};
+
+static int then_link(void *opaque, const struct oh_store_item *items, size_t n,
+                     oh_store_contact_write_fn write, void *wctx)
+{
+    struct then_ctx *x = opaque;
+    x->calls++;
+    x->seq = n ? items[0].seq : -1;
+    const char *conv = oh_event_subject(items[0].event);
+    char key[64];
+    snprintf(key, sizeof key, "k:%s", conv);
+    const char *keys[] = {key}, *vals[] = {"\"p_th\""}, *convs[] = {conv}, *to[] = {"p_th"};
+    int rc = write(wctx, keys, vals, 1, convs, to, 1);
+    return rc ? rc : x->rc;
+}
+
+static void got_many(void *ctx, size_t i, const char *value)
+{
+    char(*out)[16] = ctx;
+    snprintf(out[i], sizeof out[i], "%s", value);
+}
+
+/* A batch's follow-up (sync's contacts) sees the seqs and writes with it:
+ * on SQLite in the batch's transaction (a failing follow-up takes the batch
+ * back), on PostgreSQL after it; and many keys read at once. */
+START_TEST(t_materialize_then)
+{
+    struct then_ctx x = {0};
+    struct oh_store_then then = {then_link, &x};
+    struct oh_store_item it = {.event = mk_event("e_th1", "c_th1", OH_EV_INBOUND, 1700000000000,
+                                                 "m1"),
+                               .src_offset = 1};
+    struct oh_store_pos pos = {"omnihub.events", 0, 2};
+    ck_assert_int_eq(oh_store_materialize_then(st, "omnihub-sync", &it, 1, &pos, 1, &then), 0);
+    json_decref(it.event);
+    ck_assert_int_eq(x.calls, 1);
+    ck_assert_int_eq(x.seq, 1);
+    struct oh_conversation cv;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_th1", &cv), 0);
+    ck_assert_str_eq(cv.contact_ref, "p_th");
+    char buf[64];
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, "k:c_th1", buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "\"p_th\"");
+    /* the follow-up fails */
+    x.rc = OH_EIO;
+    it = (struct oh_store_item){
+        .event = mk_event("e_th2", "c_th2", OH_EV_INBOUND, 1700000000001, "m2"), .src_offset = 2};
+    pos.next = 3;
+    ck_assert_int_ne(oh_store_materialize_then(st, "omnihub-sync", &it, 1, &pos, 1, &then), 0);
+    json_decref(it.event);
+    int want = use_pg ? 0 : OH_ENOTFOUND; /* PostgreSQL: the batch was committed before */
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_th2", &cv), want);
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, "k:c_th2", buf, sizeof buf), want);
+    /* many keys at once: the present ones by index */
+    ck_assert_int_eq(oh_store_kv_put(st, OH_STORE_CONTACTS_NS, "v:phone:+1 \"q\", {x}", "a"), 0);
+    const char *keys[] = {"k:c_th1", "k:none", "v:phone:+1 \"q\", {x}"};
+    char out[3][16] = {"", "", ""};
+    ck_assert_int_eq(oh_store_kv_get_many(st, OH_STORE_CONTACTS_NS, keys, 3, got_many, out), 0);
+    ck_assert_str_eq(out[0], "\"p_th\"");
+    ck_assert_str_eq(out[1], "");
+    ck_assert_str_eq(out[2], "a");
+}
+END_TEST
+
 struct arts {
     int n;
     char ids[4][32];
@@ -1285,6 +1353,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_cursor_roles);
     tcase_add_test(tc, t_cursor_rows_before_roles);
     tcase_add_test(tc, t_kv);
+    tcase_add_test(tc, t_materialize_then);
     tcase_add_test(tc, t_articles);
     tcase_add_test(tc, t_positions_and_since_source);
     tcase_add_test(tc, t_schema_files);
