@@ -224,6 +224,30 @@ int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaq
     return OPS(st)->kv_scan(st, ns, fn, opaque);
 }
 
+int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                         oh_store_kv_fn fn, void *opaque)
+{
+    if (OPS(st)->kv_get_many) return OPS(st)->kv_get_many(st, ns, keys, n, fn, opaque);
+    size_t len = 64 * 1024 + 1; /* kv_put's bound */
+    char *buf = n ? malloc(len) : NULL;
+    if (n && !buf) return OH_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = OPS(st)->kv_get(st, ns, keys[i], buf, len);
+        if (rc == OH_ENOTFOUND) {
+            rc = 0;
+        } else if (rc == 0) {
+            int stop = fn(opaque, keys[i], buf);
+            if (stop) {
+                rc = stop < 0 ? stop : 0;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 int oh_store_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version)
 {
     return OPS(st)->article_put(st, a, version);

@@ -254,6 +254,10 @@ int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, si
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
 typedef int (*oh_store_kv_fn)(void *opaque, const char *key, const char *value);
 int oh_store_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+/* FN for each of the N KEYS of NS that has a value (in no set order; a
+ * missing key is skipped): one store round trip where the backend can. */
+int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                         oh_store_kv_fn fn, void *opaque);
 
 /* ---- knowledge-base articles (CONTRACT part 2) ---- */
 

@@ -47,6 +47,9 @@ struct oh_store_ops {
     int (*kv_get)(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+    /* optional: store.c falls back to kv_get per key */
+    int (*kv_get_many)(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                       oh_store_kv_fn fn, void *opaque);
     int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);
     int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);

@@ -332,6 +332,7 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_KV_GET] = "SELECT value FROM kv WHERE ns = $1 AND key = $2",
     [P_KV_DEL] = "DELETE FROM kv WHERE ns = $1 AND key = $2",
     [P_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = $1 ORDER BY key",
+    [P_KV_GET_MANY] = "SELECT key, value FROM kv WHERE ns = $1 AND key = ANY ($2::text[])",
     [P_EPOCH_PUT] = "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT DO NOTHING",
     [P_EPOCH_GET] = "SELECT value FROM meta WHERE key = 'epoch'",
     [P_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history "
@@ -1026,17 +1027,21 @@ static int pg_command_result(oh_store *st, const char *conv, const char *id, int
 
 /* A query built clause by clause: its text and parameters ($1, $2, ...). */
 struct pg_query {
-    char sql[3072];
+    char sql[6144];
     size_t len;
     int n;
-    const char *vals[16];
-    char nums[16][24];
+    const char *vals[32];
+    char nums[32][24];
 };
 
 /* Appends FMT, in which every "%d" is the number of the next parameter,
  * bound to TEXT (or to NUM when TEXT is NULL). */
 static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t num)
 {
+    if (q->n >= (int)OH_ARRAY_SIZE(q->vals) || q->len >= sizeof q->sql) {
+        q->len = sizeof q->sql; /* too long: the caller refuses it */
+        return;
+    }
     int k = ++q->n;
     if (!text) {
         i64s(q->nums[k - 1], sizeof q->nums[k - 1], num);
@@ -1049,6 +1054,7 @@ static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t 
 
 static void qraw(struct pg_query *q, const char *sql)
 {
+    if (q->len >= sizeof q->sql) return;
     int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, "%s", sql);
     if (w > 0) q->len += (size_t)w;
 }
@@ -1062,17 +1068,68 @@ static bool list_before(PGresult *a, int ra, PGresult *b, int rb)
     return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
 }
 
-/* Words matched by at most this many messages are looked up first (an
- * InitPlan over the GIN index, then the conversations by id); more common
- * ones are checked while walking the conversations newest first, which
- * soon finds a page of them. Either plan alone takes seconds at a million
- * conversations on the other kind of word (EXPLAIN in the commit log). */
-#define Q_RARE 2000 /* also in the probe's LIMIT, pg_list */
+/* How q is matched: the list's query first takes up to Q_RARE of the
+ * word's messages from the GIN index (the CTE m, materialized once). Fewer
+ * than that, a rare word: its conversations are looked up by id and sorted
+ * (about a hundred rows at a million conversations). Otherwise, a common
+ * word: the conversations are walked newest first and each is checked
+ * against its own messages (search's primary key), which soon finds a page.
+ * Both branches are in the one query, each gated by m's count (a one-time
+ * filter, so the other is never executed): one round trip, and the rare
+ * word's matches are read once. Either plan alone takes seconds at a
+ * million conversations on the other kind of word; the planner cannot
+ * choose by itself, since it estimates any word outside its most common
+ * ones at 0.5 % of the messages (docs/performance.md, the desk). */
+#define Q_RARE "2000"
 
-/* The list's SQL into Q; RARE picks how q is matched (above). */
-static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool rare)
+/* The list's inner query (one page of conversations, newest created
+ * first) into Q; QP is the parameter number of q, BRANCH which way q is
+ * matched (above): 'r' rare, 'c' common. */
+static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int qp, char branch)
+{
+    qraw(q, "(SELECT " CONV_COLS " FROM conversations c WHERE true");
+    const struct {
+        const char *v, *sql;
+    } eq[] = {{f->status, " AND c.status = $%d"},
+              {f->assignee, " AND c.assignee = $%d"},
+              {f->team, " AND c.team = $%d"},
+              {f->priority, " AND c.priority = $%d"},
+              {f->channel, " AND c.channel = $%d"},
+              {f->contact_id, " AND c.contact_id = $%d"},
+              {f->label, " AND c.labels @> jsonb_build_array($%d::text)"}};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
+        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
+    char sql[320];
+    if (branch == 'r') {
+        qraw(q, " AND (SELECT count(*) FROM m) < " Q_RARE
+                " AND c.id = ANY (ARRAY(SELECT conversation_id FROM m))");
+    } else if (branch == 'c') {
+        snprintf(sql, sizeof sql,
+                 " AND (SELECT count(*) FROM m) >= " Q_RARE " AND c.id IN (SELECT "
+                 "conversation_id FROM search WHERE tsv @@ plainto_tsquery('simple', $%d))",
+                 qp);
+        qraw(q, sql);
+    }
+    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
+    if (f->before_id) {
+        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
+        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    }
+    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d)", NULL, f->limit);
+}
+
+/* The list's SQL into Q. */
+static void list_sql(struct pg_query *q, const struct oh_store_filter *f)
 {
     *q = (struct pg_query){.len = 0};
+    int qp = 0;
+    if (f->q) {
+        qadd(q,
+             "WITH m AS MATERIALIZED (SELECT conversation_id FROM search WHERE tsv @@ "
+             "plainto_tsquery('simple', $%d) LIMIT " Q_RARE ") ",
+             f->q, 0);
+        qp = q->n;
+    }
     /* the reader's cursors are looked up for the page only, outside the
      * inner query (inside, PostgreSQL evaluates them for every match before
      * the sort) */
@@ -1086,29 +1143,13 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool r
     } else {
         qraw(q, "0");
     }
-    qraw(q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
-    const struct {
-        const char *v, *sql;
-    } eq[] = {{f->status, " AND c.status = $%d"},
-              {f->assignee, " AND c.assignee = $%d"},
-              {f->team, " AND c.team = $%d"},
-              {f->priority, " AND c.priority = $%d"},
-              {f->channel, " AND c.channel = $%d"},
-              {f->contact_id, " AND c.contact_id = $%d"},
-              {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
-              {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
-                                   "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
-              {rare ? NULL : f->q, " AND c.id IN (SELECT conversation_id FROM search "
-                                   "WHERE tsv @@ plainto_tsquery('simple', $%d))"}};
-    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
-        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
-    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
-    if (f->before_id) {
-        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
-        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    qraw(q, " FROM (");
+    list_inner(q, f, qp, f->q ? 'r' : 0);
+    if (f->q) {
+        qraw(q, " UNION ALL ");
+        list_inner(q, f, qp, 'c');
     }
-    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
-    qraw(q, " ORDER BY x.created_ms DESC, x.id DESC");
+    qraw(q, ") x ORDER BY x.created_ms DESC, x.id DESC");
 }
 
 /* Runs SQL on shard I (its replica when there is one and it answers). */
@@ -1129,22 +1170,10 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
     PGresult **res = calloc((size_t)s->nshards, sizeof *res);
     int *at = calloc((size_t)s->nshards, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
-    for (int i = 0; rc == 0 && i < s->nshards; i++) {
-        bool rare = false;
-        if (f->q) { /* how common is it here? */
-            PGresult *r;
-            const char *v[] = {f->q};
-            rc = list_exec(s, i,
-                           "SELECT count(*) FROM (SELECT 1 FROM search WHERE tsv @@ "
-                           "plainto_tsquery('simple', $1) LIMIT 2000) m",
-                           1, v, &r);
-            if (rc) break;
-            rare = strtoll(PQgetvalue(r, 0, 0), NULL, 10) < Q_RARE;
-            PQclear(r);
-        }
-        list_sql(&q, f, rare);
-        rc = q.len < sizeof q.sql - 1 ? list_exec(s, i, q.sql, q.n, q.vals, &res[i]) : OH_EIO;
-    }
+    if (rc == 0) list_sql(&q, f);
+    if (rc == 0 && q.len >= sizeof q.sql - 1) rc = OH_EIO;
+    for (int i = 0; rc == 0 && i < s->nshards; i++)
+        rc = list_exec(s, i, q.sql, q.n, q.vals, &res[i]);
     for (int emitted = 0; rc == 0 && emitted < f->limit; emitted++) {
         int best = -1;
         for (int i = 0; i < s->nshards; i++)
@@ -1353,6 +1382,52 @@ static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opa
     const char *vals[] = {ns};
     PGresult *r;
     int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_SCAN, 1, vals, &r, true);
+    if (rc != 0) return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int stop = fn(opaque, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        if (stop) {
+            rc = stop < 0 ? stop : 0;
+            break;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* The KEYS as one text[] parameter: {"k1","k2"}, each quoted, \ and "
+ * escaped; NULL when out of memory. */
+static char *pg_text_array(const char *const *keys, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(keys[i]) + 3;
+    char *a = malloc(len), *p = a;
+    if (!a) return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        *p++ = '"';
+        for (const char *k = keys[i]; *k; k++) {
+            if (*k == '"' || *k == '\\') *p++ = '\\';
+            *p++ = *k;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return a;
+}
+
+static int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                          oh_store_kv_fn fn, void *opaque)
+{
+    if (n == 0) return 0;
+    char *arr = pg_text_array(keys, n);
+    if (!arr) return OH_ENOMEM;
+    const char *vals[] = {ns, arr};
+    PGresult *r;
+    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_GET_MANY, 2, vals, &r, true);
+    free(arr);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int stop = fn(opaque, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
@@ -1584,6 +1659,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_get = pg_kv_get,
     .kv_del = pg_kv_del,
     .kv_scan = pg_kv_scan,
+    .kv_get_many = pg_kv_get_many,
     .open_assigned = pg_open_assigned,
     .article_put = pg_article_put,
     .article_get = pg_article_get,

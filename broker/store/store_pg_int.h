@@ -27,6 +27,7 @@ enum pg_stmt {
     P_KV_GET,
     P_KV_DEL,
     P_KV_SCAN,
+    P_KV_GET_MANY,
     P_EPOCH_PUT,
     P_EPOCH_GET,
     P_VERIFY,
