@@ -1030,8 +1030,8 @@ struct pg_query {
     char sql[6144];
     size_t len;
     int n;
-    const char *vals[32];
-    char nums[32][24];
+    const char *vals[48]; /* q: the filters three times (list_sql) */
+    char nums[48][24];
 };
 
 /* Appends FMT, in which every "%d" is the number of the next parameter,
@@ -1068,26 +1068,27 @@ static bool list_before(PGresult *a, int ra, PGresult *b, int rb)
     return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
 }
 
-/* How q is matched: the list's query first takes up to Q_RARE of the
- * word's messages from the GIN index (the CTE m, materialized once). Fewer
- * than that, a rare word: its conversations are looked up by id and sorted
- * (about a hundred rows at a million conversations). Otherwise, a common
- * word: the conversations are walked newest first and each is checked
- * against its own messages (search's primary key), which soon finds a page.
- * Both branches are in the one query, each gated by m's count (a one-time
- * filter, so the other is never executed): one round trip, and the rare
- * word's matches are read once. Either plan alone takes seconds at a
- * million conversations on the other kind of word; the planner cannot
- * choose by itself, since it estimates any word outside its most common
- * ones at 0.5 % of the messages (docs/performance.md, the desk). */
+/* How q is matched, in one query whose parts run lazily (each CTE is
+ * read, and each branch of the UNION ALL runs, only when its one-time
+ * filter holds):
+ * - w: the newest Q_WALK x limit conversations (after the other filters)
+ *   are checked against their own messages (search's primary key); a full
+ *   page there is the answer, a common word's usual case.
+ * - m: otherwise up to Q_RARE of the word's messages from the GIN index.
+ *   Fewer than that, a rare word: its conversations are looked up by id
+ *   and sorted (about a hundred at a million conversations).
+ * - Otherwise a word common in older conversations only: the walk, without
+ *   the bound.
+ * Either plan alone takes seconds at a million conversations on the other
+ * kind of word, and the planner cannot choose by itself: it estimates any
+ * word outside its most common ones at 0.5 % of the messages
+ * (docs/performance.md, the desk). */
 #define Q_RARE "2000"
+#define Q_WALK 4
 
-/* The list's inner query (one page of conversations, newest created
- * first) into Q; QP is the parameter number of q, BRANCH which way q is
- * matched (above): 'r' rare, 'c' common. */
-static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int qp, char branch)
+/* The filters other than q, and the page cursor, as " AND ..." into Q. */
+static void list_filters(struct pg_query *q, const struct oh_store_filter *f)
 {
-    qraw(q, "(SELECT " CONV_COLS " FROM conversations c WHERE true");
     const struct {
         const char *v, *sql;
     } eq[] = {{f->status, " AND c.status = $%d"},
@@ -1099,7 +1100,26 @@ static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int 
               {f->label, " AND c.labels @> jsonb_build_array($%d::text)"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
         if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
-    char sql[320];
+    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
+    if (f->before_id) {
+        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
+        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    }
+}
+
+/* One page of conversations, newest created first, into Q. Without q,
+ * BRANCH is 0; with q (parameter QP, the page's limit parameter LP), 'r'
+ * matches it as a rare word, 'c' as a common one (above). */
+static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int qp, int lp,
+                       char branch)
+{
+    char sql[400];
+    qraw(q, "(SELECT " CONV_COLS " FROM conversations c WHERE true");
+    list_filters(q, f);
+    if (branch) {
+        snprintf(sql, sizeof sql, " AND (SELECT count(*) FROM w) < $%d", lp);
+        qraw(q, sql);
+    }
     if (branch == 'r') {
         qraw(q, " AND (SELECT count(*) FROM m) < " Q_RARE
                 " AND c.id = ANY (ARRAY(SELECT conversation_id FROM m))");
@@ -1110,11 +1130,6 @@ static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int 
                  qp);
         qraw(q, sql);
     }
-    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
-    if (f->before_id) {
-        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
-        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
-    }
     qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d)", NULL, f->limit);
 }
 
@@ -1122,13 +1137,26 @@ static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int 
 static void list_sql(struct pg_query *q, const struct oh_store_filter *f)
 {
     *q = (struct pg_query){.len = 0};
-    int qp = 0;
+    int qp = 0, lp = 0;
     if (f->q) {
+        char sql[400];
+        qraw(q, "WITH w AS MATERIALIZED (SELECT b.* FROM (SELECT " CONV_COLS
+                " FROM conversations c WHERE true");
+        list_filters(q, f);
+        qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) b", NULL,
+             (int64_t)f->limit * Q_WALK);
         qadd(q,
-             "WITH m AS MATERIALIZED (SELECT conversation_id FROM search WHERE tsv @@ "
-             "plainto_tsquery('simple', $%d) LIMIT " Q_RARE ") ",
+             " WHERE b.id IN (SELECT conversation_id FROM search WHERE tsv @@ "
+             "plainto_tsquery('simple', $%d))",
              f->q, 0);
         qp = q->n;
+        qadd(q, " ORDER BY b.created_ms DESC, b.id DESC LIMIT $%d), ", NULL, f->limit);
+        lp = q->n;
+        snprintf(sql, sizeof sql,
+                 "m AS MATERIALIZED (SELECT conversation_id FROM search WHERE tsv @@ "
+                 "plainto_tsquery('simple', $%d) LIMIT " Q_RARE ") ",
+                 qp);
+        qraw(q, sql);
     }
     /* the reader's cursors are looked up for the page only, outside the
      * inner query (inside, PostgreSQL evaluates them for every match before
@@ -1144,10 +1172,16 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f)
         qraw(q, "0");
     }
     qraw(q, " FROM (");
-    list_inner(q, f, qp, f->q ? 'r' : 0);
     if (f->q) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "(SELECT * FROM w WHERE (SELECT count(*) FROM w) >= $%d)", lp);
+        qraw(q, sql);
         qraw(q, " UNION ALL ");
-        list_inner(q, f, qp, 'c');
+        list_inner(q, f, qp, lp, 'r');
+        qraw(q, " UNION ALL ");
+        list_inner(q, f, qp, lp, 'c');
+    } else {
+        list_inner(q, f, 0, 0, 0);
     }
     qraw(q, ") x ORDER BY x.created_ms DESC, x.id DESC");
 }
