@@ -240,7 +240,7 @@ def test_q_pages_each_once_whichever_plan(store):
                             dsn], check=True, capture_output=True)
         assert pages("q=bulky&limit=6") == [first]
         assert pages("q=bulky&status=open&limit=6") == [first]
-        assert pages("q=bulky+scarce&limit=6") == ([first] if first in convs[::10] else [])
+        assert pages("q=bulky+scarce&limit=6") == []  # the words of one message: none has both
 
 
 def read_json(s, timeout=15):
