@@ -54,9 +54,12 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
 json_t *gw_conversation_sla(oh_store *st, const char *conv)
 {
     char buf[8192];
-    json_t *doc = oh_store_kv_get(st, "sla", conv, buf, sizeof buf) == OH_OK
-                      ? json_loads(buf, 0, NULL)
-                      : NULL;
+    return gw_sla_json(oh_store_kv_get(st, "sla", conv, buf, sizeof buf) == OH_OK ? buf : NULL);
+}
+
+json_t *gw_sla_json(const char *value)
+{
+    json_t *doc = value ? json_loads(value, 0, NULL) : NULL;
     json_t *sla = json_object_get(doc, "sla");
     sla = json_is_object(sla) ? json_incref(sla)
                               : json_pack("{s:n, s:n, s:[]}", "first_response_due",

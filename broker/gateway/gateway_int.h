@@ -298,6 +298,8 @@ int64_t gw_unread(struct req *r, const struct oh_conversation *c);
  * (services/sla.c; none yet: no deadline, nothing breached). Reads the
  * store (a worker). New reference. */
 json_t *gw_conversation_sla(oh_store *st, const char *conv);
+/* The same from the SLA service's stored document VALUE (NULL: none). */
+json_t *gw_sla_json(const char *value);
 
 /* compose.c: the event a client or agent sends (REST or WebSocket): checks
  * and normalizes the body, builds the event from the conversation, and

@@ -1029,17 +1029,21 @@ static int pg_command_result(oh_store *st, const char *conv, const char *id, int
 
 /* A query built clause by clause: its text and parameters ($1, $2, ...). */
 struct pg_query {
-    char sql[3072];
+    char sql[6144];
     size_t len;
     int n;
-    const char *vals[16];
-    char nums[16][24];
+    const char *vals[48]; /* q: the filters three times (list_sql) */
+    char nums[48][24];
 };
 
 /* Appends FMT, in which every "%d" is the number of the next parameter,
  * bound to TEXT (or to NUM when TEXT is NULL). */
 static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t num)
 {
+    if (q->n >= (int)OH_ARRAY_SIZE(q->vals) || q->len >= sizeof q->sql) {
+        q->len = sizeof q->sql; /* too long: the caller refuses it */
+        return;
+    }
     int k = ++q->n;
     if (!text) {
         i64s(q->nums[k - 1], sizeof q->nums[k - 1], num);
@@ -1052,6 +1056,7 @@ static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t 
 
 static void qraw(struct pg_query *q, const char *sql)
 {
+    if (q->len >= sizeof q->sql) return;
     int w = snprintf(q->sql + q->len, sizeof q->sql - q->len, "%s", sql);
     if (w > 0) q->len += (size_t)w;
 }
@@ -1065,17 +1070,97 @@ static bool list_before(PGresult *a, int ra, PGresult *b, int rb)
     return strcmp(PQgetvalue(a, ra, 0), PQgetvalue(b, rb, 0)) > 0;
 }
 
-/* Words matched by at most this many messages are looked up first (an
- * InitPlan over the GIN index, then the conversations by id); more common
- * ones are checked while walking the conversations newest first, which
- * soon finds a page of them. Either plan alone takes seconds at a million
- * conversations on the other kind of word (EXPLAIN in the commit log). */
-#define Q_RARE 2000 /* also in the probe's LIMIT, pg_list */
+/* How q is matched, in one query whose parts run lazily (each CTE is
+ * read, and each branch of the UNION ALL runs, only when its one-time
+ * filter holds):
+ * - w: the newest Q_WALK x limit conversations (after the other filters)
+ *   are checked against their own messages (search's primary key); a full
+ *   page there is the answer, a common word's usual case.
+ * - m: otherwise up to Q_RARE of the word's messages from the GIN index.
+ *   Fewer than that, a rare word: its conversations are looked up by id
+ *   and sorted (about a hundred at a million conversations).
+ * - Otherwise a word common in older conversations only: the walk, without
+ *   the bound.
+ * Either plan alone takes seconds at a million conversations on the other
+ * kind of word, and the planner cannot choose by itself: it estimates any
+ * word outside its most common ones at 0.5 % of the messages
+ * (docs/performance.md, the desk). */
+#define Q_RARE "2000"
+#define Q_WALK 4
 
-/* The list's SQL into Q; RARE picks how q is matched (above). */
-static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool rare)
+/* The filters other than q, and the page cursor, as " AND ..." into Q. */
+static void list_filters(struct pg_query *q, const struct oh_store_filter *f)
+{
+    const struct {
+        const char *v, *sql;
+    } eq[] = {{f->status, " AND c.status = $%d"},
+              {f->assignee, " AND c.assignee = $%d"},
+              {f->team, " AND c.team = $%d"},
+              {f->priority, " AND c.priority = $%d"},
+              {f->channel, " AND c.channel = $%d"},
+              {f->contact_id, " AND c.contact_id = $%d"},
+              {f->contact_ref, " AND c.contact_ref = $%d"},
+              {f->label, " AND c.labels @> jsonb_build_array($%d::text)"}};
+    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
+        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
+    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
+    if (f->before_id) {
+        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
+        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    }
+}
+
+/* One page of conversations, newest created first, into Q. Without q,
+ * BRANCH is 0; with q (parameter QP, the page's limit parameter LP), 'r'
+ * matches it as a rare word, 'c' as a common one (above). */
+static void list_inner(struct pg_query *q, const struct oh_store_filter *f, int qp, int lp,
+                       char branch)
+{
+    char sql[400];
+    qraw(q, "(SELECT " CONV_COLS " FROM conversations c WHERE true");
+    list_filters(q, f);
+    if (branch) {
+        snprintf(sql, sizeof sql, " AND (SELECT count(*) FROM w) < $%d", lp);
+        qraw(q, sql);
+    }
+    if (branch == 'r') {
+        qraw(q, " AND (SELECT count(*) FROM m) < " Q_RARE
+                " AND c.id = ANY (ARRAY(SELECT conversation_id FROM m))");
+    } else if (branch == 'c') {
+        snprintf(sql, sizeof sql,
+                 " AND (SELECT count(*) FROM m) >= " Q_RARE " AND c.id IN (SELECT "
+                 "conversation_id FROM search WHERE tsv @@ plainto_tsquery('simple', $%d))",
+                 qp);
+        qraw(q, sql);
+    }
+    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d)", NULL, f->limit);
+}
+
+/* The list's SQL into Q. */
+static void list_sql(struct pg_query *q, const struct oh_store_filter *f)
 {
     *q = (struct pg_query){.len = 0};
+    int qp = 0, lp = 0;
+    if (f->q) {
+        char sql[400];
+        qraw(q, "WITH w AS MATERIALIZED (SELECT b.* FROM (SELECT " CONV_COLS
+                " FROM conversations c WHERE true");
+        list_filters(q, f);
+        qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) b", NULL,
+             (int64_t)f->limit * Q_WALK);
+        qadd(q,
+             " WHERE b.id IN (SELECT conversation_id FROM search WHERE tsv @@ "
+             "plainto_tsquery('simple', $%d))",
+             f->q, 0);
+        qp = q->n;
+        qadd(q, " ORDER BY b.created_ms DESC, b.id DESC LIMIT $%d), ", NULL, f->limit);
+        lp = q->n;
+        snprintf(sql, sizeof sql,
+                 "m AS MATERIALIZED (SELECT conversation_id FROM search WHERE tsv @@ "
+                 "plainto_tsquery('simple', $%d) LIMIT " Q_RARE ") ",
+                 qp);
+        qraw(q, sql);
+    }
     /* the reader's cursors are looked up for the page only, outside the
      * inner query (inside, PostgreSQL evaluates them for every match before
      * the sort) */
@@ -1089,30 +1174,19 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f, bool r
     } else {
         qraw(q, "0");
     }
-    qraw(q, " FROM (SELECT " CONV_COLS " FROM conversations c WHERE true");
-    const struct {
-        const char *v, *sql;
-    } eq[] = {{f->status, " AND c.status = $%d"},
-              {f->assignee, " AND c.assignee = $%d"},
-              {f->team, " AND c.team = $%d"},
-              {f->priority, " AND c.priority = $%d"},
-              {f->channel, " AND c.channel = $%d"},
-              {f->contact_id, " AND c.contact_id = $%d"},
-              {f->contact_ref, " AND c.contact_ref = $%d"},
-              {f->label, " AND c.labels @> jsonb_build_array($%d::text)"},
-              {rare ? f->q : NULL, " AND c.id = ANY (ARRAY(SELECT conversation_id FROM search "
-                                   "WHERE tsv @@ plainto_tsquery('simple', $%d)))"},
-              {rare ? NULL : f->q, " AND c.id IN (SELECT conversation_id FROM search "
-                                   "WHERE tsv @@ plainto_tsquery('simple', $%d))"}};
-    for (size_t i = 0; i < OH_ARRAY_SIZE(eq); i++)
-        if (eq[i].v) qadd(q, eq[i].sql, eq[i].v, 0);
-    if (f->updated_after_ms) qadd(q, " AND c.updated_ms > $%d", NULL, f->updated_after_ms);
-    if (f->before_id) {
-        qadd(q, " AND (c.created_ms, c.id) < ($%d::bigint, ", NULL, f->before_created_ms);
-        qadd(q, "$%d::text COLLATE \"C\")", f->before_id, 0);
+    qraw(q, " FROM (");
+    if (f->q) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "(SELECT * FROM w WHERE (SELECT count(*) FROM w) >= $%d)", lp);
+        qraw(q, sql);
+        qraw(q, " UNION ALL ");
+        list_inner(q, f, qp, lp, 'r');
+        qraw(q, " UNION ALL ");
+        list_inner(q, f, qp, lp, 'c');
+    } else {
+        list_inner(q, f, 0, 0, 0);
     }
-    qadd(q, " ORDER BY c.created_ms DESC, c.id DESC LIMIT $%d) x", NULL, f->limit);
-    qraw(q, " ORDER BY x.created_ms DESC, x.id DESC");
+    qraw(q, ") x ORDER BY x.created_ms DESC, x.id DESC");
 }
 
 /* Runs SQL on shard I (its replica when there is one and it answers). */
@@ -1133,22 +1207,10 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
     PGresult **res = calloc((size_t)s->nshards, sizeof *res);
     int *at = calloc((size_t)s->nshards, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
-    for (int i = 0; rc == 0 && i < s->nshards; i++) {
-        bool rare = false;
-        if (f->q) { /* how common is it here? */
-            PGresult *r;
-            const char *v[] = {f->q};
-            rc = list_exec(s, i,
-                           "SELECT count(*) FROM (SELECT 1 FROM search WHERE tsv @@ "
-                           "plainto_tsquery('simple', $1) LIMIT 2000) m",
-                           1, v, &r);
-            if (rc) break;
-            rare = strtoll(PQgetvalue(r, 0, 0), NULL, 10) < Q_RARE;
-            PQclear(r);
-        }
-        list_sql(&q, f, rare);
-        rc = q.len < sizeof q.sql - 1 ? list_exec(s, i, q.sql, q.n, q.vals, &res[i]) : OH_EIO;
-    }
+    if (rc == 0) list_sql(&q, f);
+    if (rc == 0 && q.len >= sizeof q.sql - 1) rc = OH_EIO;
+    for (int i = 0; rc == 0 && i < s->nshards; i++)
+        rc = list_exec(s, i, q.sql, q.n, q.vals, &res[i]);
     for (int emitted = 0; rc == 0 && emitted < f->limit; emitted++) {
         int best = -1;
         for (int i = 0; i < s->nshards; i++)

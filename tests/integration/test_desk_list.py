@@ -207,6 +207,42 @@ def test_paging_while_conversations_change_returns_each_once(store):
     assert all(heads[c] == 2 for c in changing)
 
 
+def test_q_pages_each_once_whichever_plan(store):
+    """q finds a page among the newest conversations, or looks a rare word up
+    first, or (PostgreSQL, 2,000 messages or more) walks the whole list: each
+    way, paging returns every match once."""
+    d = store.d
+    me = d.agent_token("agent-1")
+    convs = post_all(d, [msg(f"q{i}", f"qc{i}", "common words" + (" scarce" if i % 10 == 0 else ""))
+                         for i in range(30)])
+    wait_heads(d, me, {c: 1 for c in convs})
+
+    def pages(query):
+        seen, cur = [], None
+        for _ in range(40):
+            page = listing(d, me, query + (f"&cursor={cur}" if cur else ""))
+            assert len(page["conversations"]) <= 6
+            seen += [c["conversation_id"] for c in page["conversations"]]
+            cur = page["next_cursor"]
+            if not cur:
+                return seen
+        raise AssertionError("paging did not end")
+
+    everyone = pages("q=common&limit=6")
+    assert len(everyone) == len(set(everyone)) == 30 and set(everyone) == set(convs)
+    assert sorted(pages("q=scarce&limit=6")) == sorted(convs[::10])
+    if store.backend == "postgres":  # a word in 2,000 messages of an old conversation only
+        first = pages("limit=6")[-1]  # an old one (the last page)
+        for dsn in store.dsns:
+            subprocess.run(["psql", "-q", "-c", "INSERT INTO search (conversation_id, seq, tsv) "
+                            "SELECT id, 100000 + g, to_tsvector('simple', 'bulky') FROM "
+                            f"conversations, generate_series(1, 2000) g WHERE id = '{first}'",
+                            dsn], check=True, capture_output=True)
+        assert pages("q=bulky&limit=6") == [first]
+        assert pages("q=bulky&status=open&limit=6") == [first]
+        assert pages("q=bulky+scarce&limit=6") == []  # the words of one message: none has both
+
+
 def read_json(s, timeout=15):
     f = ws_read(s, timeout=timeout)
     assert f is not None, "closed"

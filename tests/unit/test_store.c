@@ -756,6 +756,13 @@ static int collect_kv(void *opaque, const char *key, const char *value)
     return 0;
 }
 
+/* kv_get_many's answers, named by the keys asked for (many_keys). */
+static const char *const *many_keys;
+static void collect_many(void *opaque, size_t i, const char *value)
+{
+    collect_kv(opaque, many_keys[i], value);
+}
+
 /* An agent and a customer may share a sub: each has their own cursors. */
 START_TEST(t_cursor_roles)
 {
@@ -844,6 +851,27 @@ START_TEST(t_kv)
     ck_assert_str_eq(k.key[0], "last_uid");
     ck_assert_str_eq(k.val[0], "10");
     ck_assert_str_eq(k.key[1], "uidvalidity");
+    /* many at once: missing keys skipped, other namespaces not read, a key
+     * with a quote and a backslash found as itself */
+    ck_assert_int_eq(oh_store_kv_put(st, "email", "a\"b\\c,{d}", "odd"), 0);
+    const char *keys[] = {"uidvalidity", "nope", "a\"b\\c,{d}", "last_uid"};
+    struct kvs m = {0};
+    many_keys = keys;
+    ck_assert_int_eq(oh_store_kv_get_many(st, "email", keys, 4, collect_many, &m), 0);
+    ck_assert_int_eq(m.n, 3);
+    int seen = 0;
+    for (int i = 0; i < m.n; i++) {
+        if (strcmp(m.key[i], "uidvalidity") == 0 && strcmp(m.val[i], "123") == 0) seen |= 1;
+        if (strcmp(m.key[i], "a\"b\\c,{d}") == 0 && strcmp(m.val[i], "odd") == 0) seen |= 2;
+        if (strcmp(m.key[i], "last_uid") == 0 && strcmp(m.val[i], "10") == 0) seen |= 4;
+    }
+    ck_assert_int_eq(seen, 7);
+    m.n = 0;
+    ck_assert_int_eq(oh_store_kv_get_many(st, "x", keys, 4, collect_many, &m), 0);
+    ck_assert_int_eq(m.n, 1);
+    ck_assert_str_eq(m.val[0], "other");
+    ck_assert_int_eq(oh_store_kv_get_many(st, "email", keys, 0, collect_many, &m), 0);
+    ck_assert_int_eq(oh_store_kv_del(st, "email", "a\"b\\c,{d}"), 0);
     ck_assert_int_eq(oh_store_kv_del(st, "email", "last_uid"), 0);
     ck_assert_int_eq(oh_store_kv_get(st, "email", "last_uid", buf, sizeof buf), OH_ENOTFOUND);
     ck_assert_int_eq(oh_store_kv_get(st, "x", "last_uid", buf, sizeof buf), 0);
