@@ -249,7 +249,7 @@ static size_t dedup(struct oh_kpi *k)
         if (i + 1 == n || strcmp(r[i].e->conversation_id, r[i + 1].e->conversation_id) ||
             r[i].e->episode != r[i + 1].e->episode)
             kept[out++] = *r[i].e;
-    memcpy(k->rows, kept, out * sizeof *kept);
+    if (out) memcpy(k->rows, kept, out * sizeof *kept);
     free(r);
     free(kept);
     return out;

@@ -228,7 +228,7 @@ static int days_ranks(struct acc *s, const size_t r[2], int64_t out[2], oh_kpi_f
         int64_t lo = (int64_t)b * 1000, hi = b == OH_KPI_HIST_CAP ? INT64_MAX : lo + 1000;
         rc = h ? frt(opaque, s->row.key_null ? NULL : s->row.key, lo, hi, v, h) : OH_OK;
         if (rc == OH_OK) {
-            memcpy(v + h, s->frt + e0, (e - e0) * sizeof *v);
+            if (e > e0) memcpy(v + h, s->frt + e0, (e - e0) * sizeof *v);
             qsort(v, c, sizeof *v, cmp_i64);
             while (want < 2 && cum + c >= r[want]) {
                 out[want] = v[r[want] - cum - 1];
