@@ -8,7 +8,9 @@ serious or critical accessibility violation. And on the desk's services (SLA clo
 contacts, the knowledge base, KPIs; tests/browser/workspace_desk.mjs): the SLA countdown, a
 suggested reply put into the composer by a click and sent naming its suggestion, the contact
 panel's identifier and an accepted merge suggestion, FRT and AHT after a resolve, a breach, and
-the frustration badge after a reload."""
+the frustration badge after a reload. And media previews (tests/browser/workspace_media.mjs): a
+WhatsApp image from the real webhook shown inline from a blob: URL through the media proxy, a
+document the platform does not have shown as a placeholder, the URL revoked on leaving."""
 import json
 import os
 import shutil
