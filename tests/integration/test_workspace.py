@@ -8,7 +8,9 @@ serious or critical accessibility violation. And on the desk's services (SLA clo
 contacts, the knowledge base, KPIs; tests/browser/workspace_desk.mjs): the SLA countdown, a
 suggested reply put into the composer by a click and sent naming its suggestion, the contact
 panel's identifier and an accepted merge suggestion, FRT and AHT after a resolve, a breach, and
-the frustration badge after a reload."""
+the frustration badge after a reload. And media previews (tests/browser/workspace_media.mjs): a
+WhatsApp image from the real webhook shown inline from a blob: URL through the media proxy, a
+document the platform does not have shown as a placeholder, the URL revoked on leaving."""
 import json
 import os
 import shutil
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INBOUND_SECRET, OMNIHUBD, ROOT
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, sign_hex
 
 WORKSPACE = ROOT / "workspace"
 DIST = WORKSPACE / "dist"
@@ -164,3 +166,55 @@ def test_the_desk_panels_in_chromium(omnihub, tmp_path):
     b = d.request("GET", f"/v1/conversations/{out['crm']}", token=agent).json()["contact_id"]
     assert a == b and a.startswith("p_"), (a, b)
     assert time.monotonic() - t0 < 90
+
+
+def tiny_png(w=4, h=3):
+    """A real PNG of W x H red pixels (what the platform would serve)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * w for _ in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub):
+    """A WhatsApp image posted to the real webhook shows inline from a blob: URL and decodes;
+    a document the stand-in Graph API does not know shows a placeholder
+    (tests/browser/workspace_media.mjs)."""
+    browser_ready()
+    g = http_stub()
+    png = tiny_png()
+    image_id = "1003383421387256"  # tests/data/whatsapp/image.json
+
+    def graph(req):  # the Graph API: the image's metadata and bytes, nothing else
+        if req.path == f"/v21.0/{image_id}":
+            return json.dumps({"messaging_product": "whatsapp", "url": g.url + "/lookaside/img",
+                               "mime_type": "image/png", "file_size": len(png),
+                               "id": image_id}).encode()
+        return png if req.path == "/lookaside/img" else b"{}"
+    g.set_default(200, graph, {"Content-Type": "image/png"})
+    wa = {"whatsapp.app_secret": "wa-app-secret", "whatsapp.verify_token": "wa-verify",
+          "whatsapp.access_token": "EAAGraphTestToken", "whatsapp.api_base_url": g.url + "/v21.0"}
+    d = omnihub({"http.workspace_dir": str(built()), **wa, **manual_claims_only()})
+    for name in ("image.json", "document.json"):
+        body = (ROOT / "tests" / "data" / "whatsapp" / name).read_bytes()
+        r = d.request("POST", "/webhooks/whatsapp", body,
+                      {"X-Hub-Signature-256": sign_hex("wa-app-secret", body),
+                       "Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+    conv = next(c["conversation_id"] for c in d.conversations() if c["channel"] == "whatsapp")
+    d.wait_history(conv, 2)
+    t0 = time.monotonic()
+    r = subprocess.run(["node", "workspace_media.mjs", d.url, d.agent_token("agent-1", "desk1"),
+                        conv, INBOUND_SECRET],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the bytes came through the hub, with the hub's own token towards Graph
+    paths = [q.path for q in g.requests]
+    assert f"/v21.0/{image_id}" in paths and "/lookaside/img" in paths, paths
+    assert all(q.headers["authorization"] == "Bearer EAAGraphTestToken" for q in g.requests)
+    assert time.monotonic() - t0 < 30

@@ -6,6 +6,7 @@
 // and render the state this module dispatches.
 import { reduce, type Action, type State, initialState } from "./state";
 import type { CloudEvent, Conversation, Pending } from "./types";
+import { BlobCache, DEFAULT_LIMITS, type Fetched } from "./media";
 
 export interface Reply<T = any> {
   status: number; /* 0: the network failed */
@@ -129,6 +130,32 @@ export class Client {
     }
   }
 
+  /* One attachment's bytes through the media proxy (GET /v1/media/<connector>/<ref>),
+   * with the token an <img src> could not send; refused past LIMIT bytes. */
+  async media(path: string, limit = 16 << 20): Promise<Fetched> {
+    if (!path.startsWith("/v1/media/")) return { status: 400, blob: null, message: "not a media path" };
+    try {
+      const r = await fetch(this.base + path, { headers: { Authorization: "Bearer " + this.token } });
+      if (r.status !== 200) {
+        let message: string | undefined;
+        try {
+          message = (await r.json())?.error?.message;
+        } catch {
+          message = undefined;
+        }
+        return { status: r.status, blob: null, message: message ? `HTTP ${r.status}: ${message}` : undefined };
+      }
+      const len = Number(r.headers.get("Content-Length") ?? "0");
+      if (len > limit) return { status: 413, blob: null, message: "too large to preview" };
+      return { status: 200, blob: await r.blob() };
+    } catch {
+      return { status: 0, blob: null };
+    }
+  }
+
+  /* the blob: URLs of the attachments on screen (media.ts) */
+  readonly blobs = new BlobCache((p) => this.media(p, DEFAULT_LIMITS.item));
+
   /* ---- start, the inbox list and the live stream ---- */
 
   start(): void {
@@ -144,6 +171,7 @@ export class Client {
   stop(): void {
     this.closed = true;
     this.ws?.close();
+    this.blobs.clear();
   }
 
   async loadList(): Promise<void> {

@@ -9,6 +9,7 @@ import type { CloudEvent, Conversation, DeliveryState } from "./types";
 import { PRIORITIES } from "./types";
 import { ChannelIcon, useNow } from "./inbox_view";
 import { slaCountdown } from "./sla";
+import { AttachmentView } from "./attachment_view";
 
 interface Props {
   client: Client;
@@ -49,7 +50,7 @@ export function ConversationView({ client, state, conv }: Props) {
       </header>
       <div class="messages" ref={scroller} aria-live="polite">
         {!th?.loaded && <p class="empty">Loading…</p>}
-        {th?.events.map((e) => <Item key={e.seq} ev={e} delivery={th.delivery} />)}
+        {th?.events.map((e) => <Item key={e.seq} ev={e} delivery={th.delivery} client={client} />)}
         {pending.map((p) => (
           <div key={p.client_msg_id} class={"msg outbound pending" + (p.internal ? " note" : "")}>
             <div class="text">{p.text}</div>
@@ -76,7 +77,7 @@ export function ConversationView({ client, state, conv }: Props) {
 
 const TICKS: Record<DeliveryState, string> = { sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
 
-function Item({ ev, delivery }: { ev: CloudEvent; delivery: Record<string, DeliveryState> }) {
+function Item({ ev, delivery, client }: { ev: CloudEvent; delivery: Record<string, DeliveryState>; client: Client }) {
   const d = ev.data ?? {};
   const time = ev.time ? new Date(ev.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
   if (ev.type === "omnihub.message.inbound" || ev.type === "omnihub.message.outbound") {
@@ -89,11 +90,7 @@ function Item({ ev, delivery }: { ev: CloudEvent; delivery: Record<string, Deliv
         {d.subject && <div class="subject">{d.subject}</div>}
         <div class="text">{d.text ?? (d.kind && d.kind !== "text" ? `[${d.kind}]` : "")}</div>
         {Array.isArray(d.attachments) &&
-          d.attachments.map((a: any, i: number) => (
-            <div key={i} class="attachment">
-              attachment: {a.filename || a.kind} {a.mime_type ? `(${a.mime_type})` : ""}
-            </div>
-          ))}
+          d.attachments.map((a: any, i: number) => <AttachmentView key={i} client={client} att={a ?? {}} channel={d.channel} />)}
         <div class="foot">
           {who && <span class="who">{who}</span>} <span class="time">{time}</span>
           {out && !d.internal && (
