@@ -367,6 +367,15 @@ static long peek_and_scan(struct gw_conn *c)
 {
     static uint8_t buf[2 * GW_PEEK]; /* the service thread's */
     size_t skip = 0;
+    if (c->peek_off && c->st == SC_WS) {
+        /* lws read past what was scanned (the frames of a paused scanner):
+         * the frame boundaries are lost, and the checking ends */
+        long long q = gw_socket_bytes_read(c->wsi);
+        if (q < 0 || (unsigned long long)q > c->scanned) {
+            c->st = SC_OFF;
+            return -1;
+        }
+    }
     if (!c->peek_off) {
         /* the queue starts where lws stands; skip what was scanned */
         long long q = gw_socket_bytes_read(c->wsi);

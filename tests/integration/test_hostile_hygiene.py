@@ -270,6 +270,21 @@ def test_unmasked_frame_is_found_behind_masked_ones(target, where):
         s.close()
 
 
+def test_a_burst_of_masked_frames_larger_than_a_peek_stays_open(target):
+    """Bursts of small masked frames many times the guard's peek, answered
+    while the client does not read (lws stops and resumes reading): never
+    taken for an unmasked frame."""
+    d, conv, agent, bystander = target(**{"ws.rate": "1000000"})
+    ping = frame(1, json.dumps({"type": "ping", "pad": "p" * 24}).encode())
+    with bystander:
+        s = ws_open(d, agent)
+        for _ in range(3):
+            s.sendall(ping * (3 * 65536 // len(ping)))  # ~192 KiB of ~60-byte frames
+            time.sleep(0.2)
+        assert ws_close_code(s, timeout=3) == "open"
+        s.close()
+
+
 # ---- 10. a body-bearing method without a length ----
 
 @pytest.mark.parametrize("method", [b"POST", b"PUT", b"PATCH"])
