@@ -656,6 +656,23 @@ static int sq_contact_rows(void *wctx, const char *const *keys, const char *cons
                            size_t nkv, const char *const *convs, const char *const *contacts,
                            size_t n);
 
+/* GROUP's positions POS, in the writer's open transaction. */
+static int sq_pos_write(struct sq_conn *c, const char *group, const struct oh_store_pos *pos,
+                        size_t npos)
+{
+    int rc = 0;
+    for (size_t i = 0; i < npos && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, group);
+        bind_text(q, 2, pos[i].topic);
+        sqlite3_bind_int(q, 3, pos[i].partition);
+        sqlite3_bind_int64(q, 4, pos[i].next);
+        rc = sq_run(c, q);
+    }
+    return rc;
+}
+
 static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_item *items,
                                size_t n, const struct oh_store_pos *pos, size_t npos,
                                const struct oh_store_then *then)
@@ -674,18 +691,7 @@ static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_
         if (q) sqlite3_bind_int64(q, 1, rev);
         rc = sq_run(c, q);
     }
-    for (size_t i = 0; i < npos && rc == 0; i++) {
-        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
-        if (!q) {
-            rc = OH_EIO;
-            break;
-        }
-        bind_text(q, 1, group);
-        bind_text(q, 2, pos[i].topic);
-        sqlite3_bind_int(q, 3, pos[i].partition);
-        sqlite3_bind_int64(q, 4, pos[i].next);
-        rc = sq_run(c, q);
-    }
+    if (rc == 0) rc = sq_pos_write(c, group, pos, npos);
     /* the batch's contacts: their rows in this transaction, one commit */
     if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, sq_contact_rows, s);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
@@ -1674,18 +1680,7 @@ static int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_epi
     sqlite3_finalize(old);
     if (rc == 0 && d) rc = sq_kpi_days_write(c, d);
     oh_kpi_delta_free(d);
-    for (size_t i = 0; i < npos && rc == 0; i++) {
-        sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
-        if (!q) {
-            rc = OH_EIO;
-            break;
-        }
-        bind_text(q, 1, group);
-        bind_text(q, 2, pos[i].topic);
-        sqlite3_bind_int(q, 3, pos[i].partition);
-        sqlite3_bind_int64(q, 4, pos[i].next);
-        rc = sq_run(c, q);
-    }
+    if (rc == 0) rc = sq_pos_write(c, group, pos, npos);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
     if (rc != 0) sq_exec(c, S_ROLLBACK);
     pthread_mutex_unlock(&s->wmu);
