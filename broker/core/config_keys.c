@@ -15,7 +15,7 @@ const struct oh_config_key oh_core_keys[] = {
     {"http.max_body", OH_CFG_SIZE, "1m", "largest accepted request body (413 above)"},
     {"http.max_page", OH_CFG_SIZE, "1m",
      "bytes of events in one history page, at most (a page holds at least one event)"},
-    {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full"},
+    {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full, and an idle keep-alive connection is kept"},
     {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
     {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},
     {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the example chat page)"},

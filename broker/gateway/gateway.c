@@ -779,6 +779,10 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     info.user = gw;
     info.timeout_secs = (unsigned int)oh_config_int(hub->cfg, "http.timeout");
     info.timeout_secs_ah_idle = info.timeout_secs; /* slow headers (slowloris) */
+    /* an idle keep-alive connection is kept as long as a request may take
+     * (lws' 5 s default closed busy clients' connections just as they sent
+     * their next request: "closed without response") */
+    info.keepalive_timeout = (int)info.timeout_secs;
     info.max_http_header_data = GW_HEADER_SPACE;   /* http_hygiene.c reads it */
     /* no lws validity pings (zero policy): gw_ws_tick() sends them */
     info.retry_and_idle_policy = &gw->retry;
