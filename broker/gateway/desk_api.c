@@ -112,7 +112,7 @@ static void outcome_work(void *opaque)
             if (o) json_object_set_new(o, "sla", gw_conversation_sla(st, c.id));
             gw_reply_json(r, 200, o);
         } else {
-            gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+            gw_reply_store_error(r, rc);
             code = 503; /* applied, but not answered with it */
         }
     } else {

@@ -173,8 +173,7 @@ static void list_work(void *opaque)
     json_t *arr = rc == 0 ? json_array() : NULL;
     if (rc == 0 && !arr) rc = OH_ENOMEM;
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
         gw_complete(r);
         return;
     }
@@ -335,7 +334,7 @@ static void get_one_work(void *opaque)
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     else {
         json_t *o = gw_conversation_json(&c, gw_unread(r, &c));
         /* the clocks are the desk's: an agent's view */
@@ -451,8 +450,7 @@ static void events_work(void *opaque)
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else if (!p.buf && !(p.buf = malloc(LWS_PRE + PAGE_HEAD_MAX + 4))) {
         gw_reply_error(r, 500, "internal", "out of memory");
     } else {
@@ -576,7 +574,7 @@ static void read_work(void *opaque)
     } else if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else {
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     }
     gw_complete(r);
 }

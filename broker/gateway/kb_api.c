@@ -156,7 +156,7 @@ static void reply_store_error(struct req *r, int rc)
         gw_reply_error(r, 404, "not_found", "no such %s",
                        strncmp(r->path, "/v1/canned", 10) == 0 ? "canned response" : "article");
     else
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
 }
 
 /* ---- articles ---- */

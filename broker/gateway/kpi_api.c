@@ -53,8 +53,7 @@ static void kpi_work(void *opaque)
     struct kpi_req *k = r->state;
     int rc = oh_store_kpi_report(r->gw->hub->store, &k->q, kpi_row, k->rows);
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else {
         gw_reply_json(r, 200, json_pack("{s:O}", "rows", k->rows));
     }

@@ -470,7 +470,7 @@ static void report_work(void *opaque)
         p.resolved_pending += !p.conv_resolved && p.conv_pending;
     }
     if (rc) {
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
         json_decref(p.handed_off);
         json_decref(p.used);
     } else {
