@@ -270,13 +270,8 @@ static struct dreq *start(struct req *r, const char *conv, const char *op)
         count(op, 403);
         return NULL;
     }
-    struct dreq *d = calloc(1, sizeof *d);
-    if (!d) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return NULL;
-    }
-    r->state = d;
-    r->state_free = dreq_free;
+    struct dreq *d = gw_state_new(r, sizeof *d, dreq_free);
+    if (!d) return NULL;
     snprintf(d->conv, sizeof d->conv, "%s", conv);
     d->op = op;
     d->r = r;

@@ -146,6 +146,9 @@ void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size
 void gw_reply_json(struct req *r, int status, json_t *obj);
 void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The request's own state: SIZE zeroed bytes, freed with STATE_FREE when
+ * the request is released; NULL (answered 500) when memory ran out. */
+void *gw_state_new(struct req *r, size_t size, void (*state_free)(void *));
 /* A store failure RC: 500 when memory ran out, else 503 (retry later). */
 void gw_reply_store_error(struct req *r, int rc);
 /* Same, from any thread, then hands the request back to the service

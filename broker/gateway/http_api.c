@@ -29,12 +29,7 @@ static void api_free(void *p)
 
 static struct api *api_state(struct req *r)
 {
-    struct api *a = calloc(1, sizeof *a);
-    if (a) {
-        r->state = a;
-        r->state_free = api_free;
-    }
-    return a;
+    return gw_state_new(r, sizeof(struct api), api_free);
 }
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -260,13 +255,8 @@ static void list_conversations(struct req *r)
         return;
     }
     if (!list_params_known(r)) return;
-    struct list_req *l = calloc(1, sizeof *l);
-    if (!l) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    r->state = l;
-    r->state_free = list_req_free;
+    struct list_req *l = gw_state_new(r, sizeof *l, list_req_free);
+    if (!l) return;
     l->r = r;
     char v[LIST_CURSOR_MAX + 8];
     int64_t n = 50;

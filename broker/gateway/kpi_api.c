@@ -124,14 +124,12 @@ bool gw_kpi_route(struct req *r)
         gw_reply_error(r, 405, "method_not_allowed", "use GET");
         return true;
     }
-    struct kpi_req *k = calloc(1, sizeof *k);
-    if (!k || !(k->rows = json_array())) {
-        free(k);
+    struct kpi_req *k = gw_state_new(r, sizeof *k, kpi_free);
+    if (!k) return true;
+    if (!(k->rows = json_array())) {
         gw_reply_error(r, 500, "internal", "out of memory");
         return true;
     }
-    r->state = k;
-    r->state_free = kpi_free;
     if (!kpi_params(r, k)) return true;
     /* an agent's own episodes; an admin's, everyone's */
     if (r->who.role != OH_ROLE_ADMIN) {

@@ -347,14 +347,9 @@ void gw_suggestions(struct req *r, const char *conv)
         gw_reply_error(r, 405, "method_not_allowed", "use GET");
         return;
     }
-    struct sug *s = calloc(1, sizeof *s);
-    if (!s) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct sug *s = gw_state_new(r, sizeof *s, sug_free);
+    if (!s) return;
     snprintf(s->conv, sizeof s->conv, "%s", conv);
-    r->state = s;
-    r->state_free = sug_free;
     gw_async(r, suggest_work);
 }
 
