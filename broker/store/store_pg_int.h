@@ -137,7 +137,6 @@ struct oh_pg_shards {
     pthread_mutex_t cache_mu;
     struct oh_pg_dir_slot *cache;
     size_t cache_cap; /* a power of two */
-    _Atomic uint64_t hits, misses;
 };
 
 uint64_t oh_pg_fnv1a(const char *s);

@@ -67,7 +67,6 @@ static int cache_get(struct oh_pg_shards *d, const char *conv, uint64_t h)
     pthread_mutex_lock(&d->cache_mu);
     if (slot->conv && slot->h == h && strcmp(slot->conv, conv) == 0) sh = slot->shard;
     pthread_mutex_unlock(&d->cache_mu);
-    atomic_fetch_add_explicit(sh >= 0 ? &d->hits : &d->misses, 1, memory_order_relaxed);
     return sh;
 }
 
@@ -235,8 +234,8 @@ int oh_pg_shards_open(struct oh_pg_shards *d, const char *const *ring, int nring
     free(j);
     if (rc == 0) {
         PQclear(r);
-        rc = oh_pg_exec_sql(d->at[0].pool, "SELECT count(*) FROM shards WHERE ring IS NOT NULL",
-                            0, NULL, &r, true);
+        rc = oh_pg_exec_sql(d->at[0].pool, "SELECT count(*) FROM shards WHERE ring IS NOT NULL", 0,
+                            NULL, &r, true);
     }
     if (rc != 0) {
         oh_errf(err, errlen, "store: cannot record the shard ring: %s", oh_strerror(rc));
