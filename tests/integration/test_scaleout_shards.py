@@ -44,8 +44,8 @@ def fnv_ring(conv, n):
 
 class Poster(threading.Thread):
     """Posts messages in turn to the old contacts, and to a new contact every
-    0.2 s (the list below reads one page); keeps what the daemon acknowledged
-    (202)."""
+    0.2 s, at most 150 (the list below reads one page of 200); keeps what the
+    daemon acknowledged (202)."""
 
     def __init__(self, d, old_contacts):
         super().__init__(daemon=True)
@@ -57,12 +57,12 @@ class Poster(threading.Thread):
         self.n = 0
 
     def run(self):
-        last_new = 0.0
+        last_new, new = 0.0, 0
         while not self.stop.wait(0.005):
             self.n += 1
             contact = self.old[self.n % len(self.old)]
-            if time.monotonic() - last_new >= 0.2:
-                contact, last_new = f"new{self.n}", time.monotonic()
+            if time.monotonic() - last_new >= 0.2 and new < 150:
+                contact, last_new, new = f"new{self.n}", time.monotonic(), new + 1
             mid = f"p{self.n}"
             try:
                 r = self.d.post_inbound(msg(mid, contact))
