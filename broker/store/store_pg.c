@@ -1,5 +1,6 @@
-/* store_pg.c - the PostgreSQL store: conversations hash over one or more
- * shards, each batch is materialized by one statement per shard. */
+/* store_pg.c - the PostgreSQL store: conversations live on one of several
+ * shards (store_pg_shards.c says which), each batch is materialized by one
+ * statement per shard. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
