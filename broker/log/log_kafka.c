@@ -159,14 +159,25 @@ static int meta_parts(rd_kafka_t *rk, const char *name, int timeout_ms)
     return n;
 }
 
-/* Creates NAME with the Admin API unless it exists. */
-static int create_topic(oh_log *log, const char *name, int parts, int repl, char *err,
-                        size_t errlen)
+/* retention of the signals topic (ms): ten minutes, as text for the Admin API */
+#define SIGNALS_RETENTION_MS "600000"
+
+/* Creates NAME with the Admin API unless it exists; BRIEF: with the short
+ * retention of the signals topic. */
+static int create_topic(oh_log *log, const char *name, int parts, int repl, bool brief,
+                        char *err, size_t errlen)
 {
     char es[256];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, repl, es, sizeof es);
     if (!nt) {
         oh_errf(err, errlen, "topic %s: %s", name, es);
+        return OH_EINVAL;
+    }
+    /* signals are stale in seconds: nobody reads them back, keep little */
+    if (brief && (rd_kafka_NewTopic_set_config(nt, "retention.ms", SIGNALS_RETENTION_MS) ||
+                  rd_kafka_NewTopic_set_config(nt, "segment.ms", SIGNALS_RETENTION_MS))) {
+        oh_errf(err, errlen, "topic %s: cannot set its retention", name);
+        rd_kafka_NewTopic_destroy(nt);
         return OH_EINVAL;
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(log->producer);
@@ -201,7 +212,7 @@ static int ensure_topics(oh_log *log, const oh_config *cfg, char *err, size_t er
 {
     int parts = (int)oh_config_int(cfg, "kafka.partitions");
     int repl = (int)oh_config_int(cfg, "kafka.replication");
-    static const char *const topics[] = {OH_TOPIC_EVENTS, OH_TOPIC_TIMELINE};
+    static const char *const topics[] = {OH_TOPIC_EVENTS, OH_TOPIC_TIMELINE, OH_TOPIC_SIGNALS};
     for (size_t i = 0; i < OH_ARRAY_SIZE(topics); i++) {
         char *name = full_name(log, topics[i]);
         if (!name) return OH_ENOMEM;
@@ -213,7 +224,8 @@ static int ensure_topics(oh_log *log, const oh_config *cfg, char *err, size_t er
                 rc = OH_EIO;
             }
         } else if (meta_parts(log->producer, name, META_MS) < 0) {
-            rc = create_topic(log, name, parts, repl, err, errlen);
+            rc = create_topic(log, name, parts, repl, strcmp(topics[i], OH_TOPIC_SIGNALS) == 0,
+                              err, errlen);
         }
         /* The topic must be visible before anyone appends to it. */
         int n = OH_EUNAVAIL;
