@@ -161,6 +161,8 @@ static int meta_parts(rd_kafka_t *rk, const char *name, int timeout_ms)
 
 /* retention of the signals topic (ms): ten minutes, as text for the Admin API */
 #define SIGNALS_RETENTION_MS "600000"
+/* how long a signals reader's empty fetch may be held (ms) */
+#define SIGNALS_FETCH_WAIT_MS "20"
 
 /* Creates NAME with the Admin API unless it exists; BRIEF: with the short
  * retention of the signals topic. */
@@ -506,8 +508,8 @@ static void kafka_consumer_close(oh_log_consumer *c)
 }
 
 /* A consumer handle of GROUP (NULL: a private, never-joined group id). */
-static rd_kafka_t *new_consumer(oh_log *log, const char *group, void *opaque, char *err,
-                                size_t errlen)
+static rd_kafka_t *new_consumer(oh_log *log, const char *group, const char *topic, void *opaque,
+                                char *err, size_t errlen)
 {
     char es[512], anon[96];
     if (!group) {
@@ -539,6 +541,15 @@ static rd_kafka_t *new_consumer(oh_log *log, const char *group, void *opaque, ch
     const char *const probe[] = {"max.partition.fetch.bytes", "1024", "queued.min.messages", "1",
                                  NULL};
     if (!opaque && conf_set(conf, probe, es, sizeof es)) {
+        rd_kafka_conf_destroy(conf);
+        oh_errf(err, errlen, "kafka consumer: %s", es);
+        return NULL;
+    }
+    /* Signals are worth little late: a fetch that finds nothing is asked
+     * again soon rather than held up to the default half second (a broker
+     * answers a held fetch as data arrives; the mock cluster does not) */
+    const char *const quick[] = {"fetch.wait.max.ms", SIGNALS_FETCH_WAIT_MS, NULL};
+    if (topic && strcmp(topic, OH_TOPIC_SIGNALS) == 0 && conf_set(conf, quick, es, sizeof es)) {
         rd_kafka_conf_destroy(conf);
         oh_errf(err, errlen, "kafka consumer: %s", es);
         return NULL;
@@ -584,7 +595,7 @@ static oh_log_consumer *kafka_consumer_new(oh_log *log, const char *group, const
     }
     for (int i = 0; i < c->nparts; i++)
         c->want[i] = NO_OFFSET;
-    if (!(c->rk = new_consumer(log, group, c, err, errlen))) goto fail;
+    if (!(c->rk = new_consumer(log, group, topic, c, err, errlen))) goto fail;
     if (group) {
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(sub, c->ktopic, RD_KAFKA_PARTITION_UA);
@@ -790,7 +801,7 @@ static int kafka_lag(oh_log *log, const char *group, const char *topic, struct o
     char err[256];
     char *ktopic = full_name(log, topic);
     /* A member of GROUP that never joins: it only reads committed offsets. */
-    rd_kafka_t *rk = ktopic ? new_consumer(log, group, NULL, err, sizeof err) : NULL;
+    rd_kafka_t *rk = ktopic ? new_consumer(log, group, NULL, NULL, err, sizeof err) : NULL;
     int64_t *at = calloc((size_t)n * 3, sizeof *at), *ts = at ? at + n : NULL;
     int64_t *low = at ? at + 2 * n : NULL;
     int rc = OH_ENOMEM;
