@@ -208,7 +208,7 @@ void oh_presence_forget(oh_presence *p, const char *origin, int64_t now_ms,
                         oh_presence_changed_fn fn, void *opaque)
 {
     struct change {
-        char id[sizeof ((struct oh_agent_info *)0)->id];
+        char id[sizeof((struct oh_agent_info *)0)->id];
         enum oh_presence_status now;
     } *ch = NULL;
     int nch = 0, cap = 0;

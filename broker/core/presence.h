@@ -18,9 +18,9 @@ struct oh_agent_info {
     char teams[OH_AUTH_TEAMS_MAX][OH_AUTH_TEAM_MAX];
     int nteams;
     enum oh_presence_status status; /* over every gateway */
-    int64_t since_ms; /* when status last changed (or the agent became known) */
-    int devices;      /* connections now open on this gateway */
-    enum oh_presence_status here; /* over this gateway's connections alone */
+    int64_t since_ms;               /* when status last changed (or the agent became known) */
+    int devices;                    /* connections now open on this gateway */
+    enum oh_presence_status here;   /* over this gateway's connections alone */
 };
 
 /* the longest id of a gateway (its origin on the signals topic) */

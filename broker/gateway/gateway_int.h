@@ -96,8 +96,8 @@ struct oh_gateway {
                             void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);
     /* and a read cursor's fan-out on this gateway through this
      * (gw_ws_read_fanout) */
-    void (*ws_read_fanout)(struct oh_gateway *gw, const struct oh_principal *who,
-                           const char *conv, int64_t seq);
+    void (*ws_read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                           int64_t seq);
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
@@ -270,8 +270,8 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
                     int64_t seq);
 /* signals.c: WHO's read cursor of CONV was stored at SEQ: gw_ws_read_fanout
  * here, and the same on every other gateway (gw->read_fanout). */
-void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who,
-                           const char *conv, int64_t seq);
+void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                           int64_t seq);
 /* signals.c: sharing with the other gateways when the log is Kafka and
  * this process is a gateway (sets hub->origin and hub->signal_in); its
  * tick (every second: the presence refresh), the drain of what they said

@@ -29,8 +29,7 @@ static void share_done(void *opaque, int err, int32_t partition, int64_t offset)
 /* Appends SIG (stolen) of KIND to the signals topic under KEY, with this
  * gateway's origin; nothing unless sharing, or once the hub stops (FORCE:
  * the farewell, which goes out as it stops). Any thread. */
-static void share(struct oh_gateway *gw, const char *kind, const char *key, json_t *sig,
-                  bool force)
+static void share(struct oh_gateway *gw, const char *kind, const char *key, json_t *sig, bool force)
 {
     oh_hub *hub = gw->hub;
     if (!sig || !gw->share || (!force && atomic_load(&hub->stopping))) {
@@ -45,9 +44,8 @@ static void share(struct oh_gateway *gw, const char *kind, const char *key, json
     char *text = json_dumps(sig, JSON_COMPACT);
     json_decref(sig);
     struct oh_log_meta meta = {type, key, 0, NULL};
-    if (!text ||
-        oh_log_append_meta(hub->log, OH_TOPIC_SIGNALS, key, &meta, text, strlen(text), share_done,
-                           NULL) != OH_OK)
+    if (!text || oh_log_append_meta(hub->log, OH_TOPIC_SIGNALS, key, &meta, text, strlen(text),
+                                    share_done, NULL) != OH_OK)
         oh_metrics_inc("omnihub_signals_total", "direction=\"out\",result=\"failed\"", 1);
     else
         oh_metrics_inc("omnihub_signals_total", "direction=\"out\",result=\"shared\"", 1);
@@ -173,8 +171,7 @@ static void presence_move(struct wsconn *c, enum oh_presence_status to, bool gon
         oh_presence_move(gw->presence, c->who.sub, c->presence, to, gone, oh_now_ms(), &now);
     c->presence = to;
     struct oh_agent_info a;
-    if (gw->share && oh_presence_get(gw->presence, c->who.sub, &a) == OH_OK)
-        share_presence(gw, &a);
+    if (gw->share && oh_presence_get(gw->presence, c->who.sub, &a) == OH_OK) share_presence(gw, &a);
     if (changed) presence_frame(gw, c->who.sub, now);
 }
 
@@ -214,8 +211,8 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
             true, NULL);
 }
 
-void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who,
-                           const char *conv, int64_t seq)
+void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                           int64_t seq)
 {
     gw->ws_read_fanout(gw, who, conv, seq); /* ws.c, above this file */
     share(gw, "read", conv,

@@ -166,8 +166,8 @@ static int meta_parts(rd_kafka_t *rk, const char *name, int timeout_ms)
 
 /* Creates NAME with the Admin API unless it exists; BRIEF: with the short
  * retention of the signals topic. */
-static int create_topic(oh_log *log, const char *name, int parts, int repl, bool brief,
-                        char *err, size_t errlen)
+static int create_topic(oh_log *log, const char *name, int parts, int repl, bool brief, char *err,
+                        size_t errlen)
 {
     char es[256];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, repl, es, sizeof es);
@@ -226,8 +226,8 @@ static int ensure_topics(oh_log *log, const oh_config *cfg, char *err, size_t er
                 rc = OH_EIO;
             }
         } else if (meta_parts(log->producer, name, META_MS) < 0) {
-            rc = create_topic(log, name, parts, repl, strcmp(topics[i], OH_TOPIC_SIGNALS) == 0,
-                              err, errlen);
+            rc = create_topic(log, name, parts, repl, strcmp(topics[i], OH_TOPIC_SIGNALS) == 0, err,
+                              errlen);
         }
         /* The topic must be visible before anyone appends to it. */
         int n = OH_EUNAVAIL;

@@ -10,10 +10,10 @@
 #include "core/presence.h"
 #include "services/service.h"
 
-#define SIG_MAX      65536  /* bytes of one signal record, at most */
-#define TTL_MIN_MS   1000   /* bounds of what a presence word may ask for */
-#define TTL_MAX_MS   600000
-#define SWEEP_MS     1000   /* words past their time are forgotten this often */
+#define SIG_MAX    65536 /* bytes of one signal record, at most */
+#define TTL_MIN_MS 1000  /* bounds of what a presence word may ask for */
+#define TTL_MAX_MS 600000
+#define SWEEP_MS   1000 /* words past their time are forgotten this often */
 
 struct signals {
     oh_hub *hub;

@@ -207,8 +207,8 @@ START_TEST(presence_counts_other_gateways)
 {
     oh_presence *p = oh_presence_new(2);
     struct oh_principal bob = {.sub = "bob", .role = OH_ROLE_AGENT};
-    struct oh_agent_info w = {.id = "bob", .name = "Bob B", .nteams = 1,
-                              .here = OH_PRESENCE_ONLINE};
+    struct oh_agent_info w = {
+        .id = "bob", .name = "Bob B", .nteams = 1, .here = OH_PRESENCE_ONLINE};
     snprintf(w.teams[0], sizeof w.teams[0], "vip");
     enum oh_presence_status now;
     struct oh_agent_info a;
