@@ -201,8 +201,11 @@ def test_signals_cross_gateways_and_reach_the_router(lb):
             bob1 = await Client(gw1, gw1.token("bob", "agent", "phone")).__aenter__()
             await bob1.send({"type": "presence", "status": "online"})
             await bob.__aexit__(None, None, None)
+            loop = asyncio.get_running_loop()
             await asyncio.sleep(0.5)
-            assert agents(gw2)["bob"]["presence"] == "online"
+            await loop.run_in_executor(None, wait_for,
+                                       lambda: agents(gw2)["bob"]["presence"] == "online",
+                                       "bob online on gw2 through gw1 alone")
             await bob1.__aexit__(None, None, None)
             f = await inbox.until(lambda f: f["type"] == "presence" and f["agent"] == "bob")
             assert f["status"] == "offline"
