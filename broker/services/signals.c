@@ -10,10 +10,11 @@
 #include "core/presence.h"
 #include "services/service.h"
 
-#define SIG_MAX    65536 /* bytes of one signal record, at most */
-#define TTL_MIN_MS 1000  /* bounds of what a presence word may ask for */
-#define TTL_MAX_MS 600000
-#define SWEEP_MS   1000 /* words past their time are forgotten this often */
+#define SIG_MAX         65536 /* bytes of one signal record, at most */
+#define TTL_MIN_MS      1000  /* bounds of what a presence word may ask for */
+#define TTL_MAX_MS      600000
+#define TYPING_STALE_MS 10000 /* hosts' clocks may differ by a few seconds */
+#define SWEEP_MS        1000  /* words past their time are forgotten this often */
 
 struct signals {
     oh_hub *hub;
@@ -71,6 +72,15 @@ static void presence_word(struct signals *s, const char *origin, const json_t *s
         tell(s, id, now);
 }
 
+/* A typing signal sent more than TYPING_STALE_MS ago (the reader caught up
+ * after a broker outage): the person has long stopped or typed again. A
+ * read receipt is true however late. */
+static bool stale(const json_t *sig)
+{
+    json_int_t at = json_integer_value(json_object_get(sig, "at"));
+    return at > 0 && oh_now_ms() - at > TYPING_STALE_MS;
+}
+
 /* runs on the service's thread */
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
@@ -91,6 +101,8 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
             presence_word(s, origin, sig);
         } else if (strcmp(kind, "bye") == 0) { /* it stopped: its agents are gone there */
             oh_presence_forget(hub->presence, origin, oh_now_ms(), tell, s);
+        } else if (strcmp(kind, "typing") == 0 && stale(sig)) {
+            oh_metrics_inc("omnihub_signals_total", "direction=\"in\",result=\"stale\"", 1);
         } else if (hub->signal_in && (strcmp(kind, "typing") == 0 || strcmp(kind, "read") == 0)) {
             hub->signal_in(hub->signal_opaque, sig);
             sig = NULL;
