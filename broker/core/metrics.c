@@ -63,6 +63,8 @@ static const struct {
     {"omnihub_outbound_attempts_total", "send attempts of outbound messages, by channel, result"},
     {"omnihub_outbound_total", "outbound messages finished, by channel and final state"},
     {"omnihub_send_refused_total", "sends the platform refused before trying (e.g. its window)"},
+    {"omnihub_signals_total",
+     "signals shared with the other gateways (direction out) and heard from them (in), by result"},
     {"omnihub_signature_failures_total", "webhook deliveries with a missing or bad signature"},
     {"omnihub_sync_duplicates_total", "events dropped by sync as already stored (retries)"},
     {"omnihub_sync_forward_errors_total", "timeline appends by sync that failed (retried)"},
