@@ -3,7 +3,11 @@
  * remembered in the store until it is sent or has failed, retried with
  * exponential backoff and jitter, and its outcome recorded as a status
  * event on the stream. A service (service.h): routes on the records'
- * metadata on the thread "oh-dispatch"; sends on its worker threads. */
+ * metadata on the thread "oh-dispatch"; sends on its worker threads.
+ * Members of the group share the work by partition: a pending message
+ * belongs to whoever holds its timeline partition, which takes it from the
+ * store when the partition is assigned (a member killed with jobs queued
+ * loses none) and gives it up when it is revoked (no two members send it). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +20,13 @@
 #include "core/metrics.h"
 
 #define KV_NS "dispatch"
+#define MAX_PARTS 4096 /* partitions tracked; a job of a higher one is always ours */
 
 struct job {
     struct job *next;
     json_t *event; /* the sequenced outbound event */
     int attempt;   /* attempts made so far */
+    int32_t partition; /* of the timeline record: who owns the job */
     int64_t due_ms;
 };
 
@@ -32,8 +38,23 @@ struct oh_dispatch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *jobs; /* sorted by due_ms */
-    int queued;
+    int queued, sending;
+    /* under MU: the timeline partitions this member holds, and the jobs of
+     * each being sent now (a revoke waits for them) */
+    bool owned[MAX_PARTS];
+    int inflight[MAX_PARTS];
 };
+
+static bool owns(const struct oh_dispatch *d, int32_t p)
+{
+    return p < 0 || p >= MAX_PARTS || d->owned[p];
+}
+
+/* under MU: what this member holds (waiting, backing off, being sent) */
+static void depth(struct oh_dispatch *d)
+{
+    oh_metrics_set("omnihub_dispatch_queue_depth", "", (double)(d->queued + d->sending));
+}
 
 static void labels(char *out, size_t len, const char *channel, const char *result)
 {
@@ -41,26 +62,42 @@ static void labels(char *out, size_t len, const char *channel, const char *resul
              result);
 }
 
+static void free_job(struct job *j)
+{
+    json_decref(j->event);
+    free(j);
+}
+
+/* Queues J, or drops it when its partition moved to another member (which
+ * takes it from the store). */
 static void enqueue(struct oh_dispatch *d, struct job *j)
 {
     pthread_mutex_lock(&d->mu);
+    if (!owns(d, j->partition)) {
+        pthread_mutex_unlock(&d->mu);
+        free_job(j);
+        return;
+    }
     struct job **p = &d->jobs;
     while (*p && (*p)->due_ms <= j->due_ms)
         p = &(*p)->next;
     j->next = *p;
     *p = j;
     d->queued++;
+    depth(d);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Persists a pending job so a restart resumes it: "<attempt>\n@<seq> <conv>",
- * where the store keeps the event's text (sync stored it before it reached
- * the timeline). Entries of older versions hold "<attempt>\n<event>". */
+/* Persists a pending job so a restart resumes it: "<attempt> <partition>\n
+ * @<seq> <conv>", where the store keeps the event's text (sync stored it
+ * before it reached the timeline). Entries of older versions hold
+ * "<attempt>\n@<seq> <conv>" or "<attempt>\n<event>" (no partition: the
+ * holder of partition 0 takes them). */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char val[64 + OH_ID_MAX];
-    snprintf(val, sizeof val, "%d\n@%lld %s", j->attempt,
+    char val[80 + OH_ID_MAX];
+    snprintf(val, sizeof val, "%d %d\n@%lld %s", j->attempt, (int)j->partition,
              (long long)json_integer_value(json_object_get(j->event, "seq")),
              oh_event_subject(j->event));
     return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
@@ -90,8 +127,7 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
     oh_event_list_clear(&l);
     if (!atomic_load(&d->hub->stopping))
         oh_store_kv_del(d->hub->store, KV_NS, oh_event_get_id(j->event));
-    json_decref(j->event);
-    free(j);
+    free_job(j);
 }
 
 static int64_t backoff(struct oh_dispatch *d, int attempt, int hint_ms)
@@ -163,15 +199,23 @@ static void *worker(void *arg)
         }
         d->jobs = j->next;
         d->queued--;
+        int32_t p = j->partition;
+        bool tracked = p >= 0 && p < MAX_PARTS;
+        if (tracked) d->inflight[p]++;
+        d->sending++;
         pthread_mutex_unlock(&d->mu);
         attempt_send(d, j);
         pthread_mutex_lock(&d->mu);
+        if (tracked) d->inflight[p]--;
+        d->sending--;
+        depth(d);
+        pthread_cond_broadcast(&d->cv); /* a revoke may wait for this one */
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-static struct job *job_new(json_t *ev, int attempt)
+static struct job *job_new(json_t *ev, int attempt, int32_t partition)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -180,6 +224,7 @@ static struct job *job_new(json_t *ev, int attempt)
     }
     j->event = ev;
     j->attempt = attempt;
+    j->partition = partition;
     j->due_ms = oh_now_ms();
     return j;
 }
@@ -218,7 +263,7 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     char state[64];
     int rc = oh_store_kv_get(d->hub->store, KV_NS, oh_event_get_id(ev), state, sizeof state);
     if (rc == OH_OK || rc == OH_ETOOBIG) {
-        json_decref(ev); /* already pending: restored at start-up */
+        json_decref(ev); /* already pending: taken when the partition was assigned */
         return true;
     }
     char msgstate[16];
@@ -227,7 +272,7 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
         json_decref(ev); /* already has an outcome: a replayed timeline record */
         return true;
     }
-    struct job *j = job_new(ev, 0);
+    struct job *j = job_new(ev, 0, r->partition);
     if (!j) return true;
     bool kept;
     while (!(kept = remember(d, j) == OH_OK) && !atomic_load(&d->hub->stopping))
@@ -265,17 +310,118 @@ static json_t *pending_event(struct oh_dispatch *d, const char *value)
     return ev;
 }
 
-static int restore(void *opaque, const char *key, const char *value)
+/* The partition a pending entry names; -1 for an older entry without one. */
+static int32_t entry_partition(const char *value)
 {
-    struct oh_dispatch *d = opaque;
+    const char *sp = strchr(value, ' '), *nl = strchr(value, '\n');
+    return sp && nl && sp < nl ? (int32_t)atoi(sp + 1) : -1;
+}
+
+struct taking {
+    struct oh_dispatch *d;
+    const int32_t *parts; /* just assigned */
+    int n, taken;
+    json_t *done; /* keys of entries with an outcome already: deleted after the scan */
+};
+
+static bool in_parts(const struct taking *t, int32_t p)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->parts[i] == p) return true;
+    return false;
+}
+
+/* One pending entry of the store: queued when its partition was just
+ * assigned here and it is not queued already. */
+static int take(void *opaque, const char *key, const char *value)
+{
+    struct taking *t = opaque;
+    struct oh_dispatch *d = t->d;
+    int32_t p = entry_partition(value);
+    if (!in_parts(t, p < 0 ? 0 : p)) return 0;
+    bool have = false;
+    pthread_mutex_lock(&d->mu);
+    for (struct job *j = d->jobs; j && !have; j = j->next)
+        have = strcmp(oh_event_get_id(j->event), key) == 0;
+    pthread_mutex_unlock(&d->mu);
+    if (have) return 0;
     json_t *ev = pending_event(d, value);
     if (!ev) {
         OH_ERROR("dispatch", "dropping unreadable pending entry %s", key);
         return 0;
     }
-    struct job *j = job_new(ev, atoi(value));
-    if (j) enqueue(d, j);
+    /* the member that had it may have sent it and recorded the outcome,
+     * and been stopped before it forgot the entry */
+    char msgstate[16];
+    if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
+                               oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
+        json_array_append_new(t->done, json_string(key));
+        json_decref(ev);
+        return 0;
+    }
+    struct job *j = job_new(ev, atoi(value), p < 0 ? 0 : p);
+    if (j) {
+        enqueue(d, j);
+        t->taken++;
+    }
     return 0;
+}
+
+/* The service's thread, partitions assigned: their pending messages (left
+ * by this member's last run, or by a member that died) are this member's. */
+static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct oh_dispatch *d = state;
+    (void)c;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = true;
+    pthread_mutex_unlock(&d->mu);
+    struct taking t = {d, parts, n, 0, json_array()};
+    int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
+    if (rc) OH_WARN("dispatch", "reading pending messages: %s", oh_strerror(rc));
+    size_t i;
+    json_t *key;
+    json_array_foreach(t.done, i, key)
+        oh_store_kv_del(d->hub->store, KV_NS, json_string_value(key));
+    json_decref(t.done);
+    if (t.taken) OH_INFO("dispatch", "resuming %d pending outbound message(s)", t.taken);
+}
+
+/* The service's thread, partitions revoked: their queued jobs are dropped
+ * (they stay in the store for the next holder) and the ones being sent are
+ * waited for, so that the next holder never sends what this one is sending. */
+static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct oh_dispatch *d = state;
+    (void)c;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = false;
+    for (struct job **p = &d->jobs; *p;) {
+        struct job *j = *p;
+        if (owns(d, j->partition)) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        d->queued--;
+        free_job(j);
+    }
+    depth(d);
+    for (;;) {
+        bool busy = false;
+        for (int i = 0; i < n && !busy; i++)
+            busy = parts[i] >= 0 && parts[i] < MAX_PARTS && d->inflight[parts[i]] > 0;
+        if (!busy || atomic_load(&d->hub->stopping)) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* The service's thread: a batch is committed once each of its jobs is
@@ -292,8 +438,7 @@ static void free_jobs(struct oh_dispatch *d)
 {
     for (struct job *j = d->jobs, *next; j; j = next) {
         next = j->next;
-        json_decref(j->event);
-        free(j);
+        free_job(j);
     }
     d->jobs = NULL;
 }
@@ -330,8 +475,8 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     if (d->nworkers < 1 || d->nworkers > 64) d->nworkers = 4;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
-    oh_store_kv_scan(hub->store, KV_NS, restore, d);
-    if (d->queued) OH_INFO("dispatch", "resuming %d pending outbound message(s)", d->queued);
+    oh_metrics_set("omnihub_dispatch_queue_depth", "", 0);
+    /* pending messages are taken when their partitions are assigned */
     if (!(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
         free_jobs(d);
         free(d);
@@ -359,5 +504,7 @@ const struct oh_service oh_service_dispatch = {
     .wanted = wanted,
     .init = init,
     .process = process,
+    .assigned = assigned,
+    .revoked = revoked,
     .stop = stop,
 };
