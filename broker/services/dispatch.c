@@ -21,6 +21,16 @@
 
 #define KV_NS "dispatch"
 #define MAX_PARTS 4096 /* partitions tracked; a job of a higher one is always ours */
+/* A finished message's entry stays this long as "done <ms>": a timeline
+ * record read again meanwhile (sync forwards its last stored events again
+ * after a takeover, before the outcome is in the store) is not sent again. */
+#define GRAVE_MS 60000
+
+struct grave {
+    struct grave *next;
+    int64_t at;
+    char key[];
+};
 
 struct job {
     struct job *next;
@@ -28,6 +38,9 @@ struct job {
     int attempt;   /* attempts made so far */
     int32_t partition; /* of the timeline record: who owns the job */
     int64_t due_ms;
+    /* the provider took it (its id, possibly ""): only the outcome is left
+     * to record */
+    char *sent;
 };
 
 struct oh_dispatch {
@@ -43,7 +56,38 @@ struct oh_dispatch {
      * each being sent now (a revoke waits for them) */
     bool owned[MAX_PARTS];
     int inflight[MAX_PARTS];
+    struct grave *graves, **graves_end; /* entries of finished messages, oldest first */
 };
+
+/* Keeps KEY's "done" entry until AT + GRAVE_MS. */
+static void bury(struct oh_dispatch *d, const char *key, int64_t at)
+{
+    size_t n = strlen(key) + 1;
+    struct grave *g = malloc(sizeof *g + n);
+    if (!g) return; /* the next assignment's scan removes it */
+    g->next = NULL;
+    g->at = at;
+    memcpy(g->key, key, n);
+    pthread_mutex_lock(&d->mu);
+    *d->graves_end = g;
+    d->graves_end = &g->next;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Removes the "done" entries past GRAVE_MS; under MU, released meanwhile. */
+static void reap(struct oh_dispatch *d)
+{
+    int64_t now = oh_now_ms();
+    struct grave *g;
+    while ((g = d->graves) && now - g->at > GRAVE_MS && !atomic_load(&d->hub->stopping)) {
+        d->graves = g->next;
+        if (!d->graves) d->graves_end = &d->graves;
+        pthread_mutex_unlock(&d->mu);
+        oh_store_kv_del(d->hub->store, KV_NS, g->key);
+        free(g);
+        pthread_mutex_lock(&d->mu);
+    }
+}
 
 static bool owns(const struct oh_dispatch *d, int32_t p)
 {
@@ -65,6 +109,7 @@ static void labels(char *out, size_t len, const char *channel, const char *resul
 static void free_job(struct job *j)
 {
     json_decref(j->event);
+    free(j->sent);
     free(j);
 }
 
@@ -89,15 +134,18 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Persists a pending job so a restart resumes it: "<attempt> <partition>\n
- * @<seq> <conv>", where the store keeps the event's text (sync stored it
- * before it reached the timeline). Entries of older versions hold
- * "<attempt>\n@<seq> <conv>" or "<attempt>\n<event>" (no partition: the
- * holder of partition 0 takes them). */
+/* Persists a pending job so a restart resumes it: "<attempt> <partition>
+ * [sent <provider id>]\n@<seq> <conv>", where the store keeps the event's
+ * text (sync stored it before it reached the timeline). "sent": the provider
+ * took it, its outcome is not recorded yet (whoever resumes the job records
+ * it, and sends nothing). Entries of older versions hold "<attempt>\n@<seq>
+ * <conv>" or "<attempt>\n<event>" (no partition: the holder of partition 0
+ * takes them). */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char val[80 + OH_ID_MAX];
-    snprintf(val, sizeof val, "%d %d\n@%lld %s", j->attempt, (int)j->partition,
+    char val[96 + OH_ID_MAX + sizeof ((struct oh_send_result *)0)->provider_message_id];
+    snprintf(val, sizeof val, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
+             j->sent ? " sent " : "", j->sent ? j->sent : "",
              (long long)json_integer_value(json_object_get(j->event, "seq")),
              oh_event_subject(j->event));
     return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
@@ -125,8 +173,13 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
                                                failed ? res->error : NULL));
     }
     oh_event_list_clear(&l);
-    if (!atomic_load(&d->hub->stopping))
-        oh_store_kv_del(d->hub->store, KV_NS, oh_event_get_id(j->event));
+    if (!atomic_load(&d->hub->stopping)) {
+        char done[32];
+        int64_t now = oh_now_ms();
+        snprintf(done, sizeof done, "done %lld", (long long)now);
+        if (oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), done) == OH_OK)
+            bury(d, oh_event_get_id(j->event), now);
+    }
     free_job(j);
 }
 
@@ -151,9 +204,22 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
     char lab[160];
     labels(lab, sizeof lab, channel, "attempt");
     oh_metrics_inc("omnihub_outbound_attempts_total", lab, 1);
+    if (j->sent) { /* taken over after the provider took it */
+        snprintf(res.provider_message_id, sizeof res.provider_message_id, "%s", j->sent);
+        finish(d, j, "sent", &res);
+        return;
+    }
     j->attempt++;
     int rc = oh_conn_send(in, j->event, &res);
     if (rc == OH_OK) {
+        /* noted before the outcome is appended: a member that takes the job
+         * over after a kill -9 records the outcome and sends nothing again.
+         * (Only a kill between the provider's answer and this write sends
+         * twice, under the same Idempotency-Key / event id.) */
+        size_t n = strcspn(res.provider_message_id, " \t\r\n");
+        j->sent = strndup(res.provider_message_id, n);
+        if (j->sent && remember(d, j) != OH_OK)
+            OH_WARN("dispatch", "cannot note %s as sent", oh_event_get_id(j->event));
         finish(d, j, "sent", &res);
         return;
     }
@@ -184,6 +250,7 @@ static void *worker(void *arg)
     struct oh_dispatch *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!atomic_load(&d->hub->stopping)) {
+        reap(d);
         int64_t now = oh_now_ms();
         struct job *j = d->jobs;
         if (!j || j->due_ms > now) {
@@ -337,6 +404,14 @@ static int take(void *opaque, const char *key, const char *value)
 {
     struct taking *t = opaque;
     struct oh_dispatch *d = t->d;
+    if (strncmp(value, "done ", 5) == 0) { /* a finished message's: removed in time */
+        int64_t at = strtoll(value + 5, NULL, 10);
+        if (oh_now_ms() - at > GRAVE_MS)
+            json_array_append_new(t->done, json_string(key));
+        else
+            bury(d, key, at);
+        return 0;
+    }
     int32_t p = entry_partition(value);
     if (!in_parts(t, p < 0 ? 0 : p)) return 0;
     bool have = false;
@@ -351,7 +426,7 @@ static int take(void *opaque, const char *key, const char *value)
         return 0;
     }
     /* the member that had it may have sent it and recorded the outcome,
-     * and been stopped before it forgot the entry */
+     * and been stopped before it noted that */
     char msgstate[16];
     if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
                                oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
@@ -360,6 +435,8 @@ static int take(void *opaque, const char *key, const char *value)
         return 0;
     }
     struct job *j = job_new(ev, atoi(value), p < 0 ? 0 : p);
+    const char *nl = strchr(value, '\n'), *mark = strstr(value, " sent ");
+    if (j && mark && mark < nl) j->sent = strndup(mark + 6, (size_t)(nl - mark - 6));
     if (j) {
         enqueue(d, j);
         t->taken++;
@@ -453,6 +530,10 @@ static void stop(void *state)
     for (int i = 0; i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free_jobs(d);
+    for (struct grave *g = d->graves, *next; g; g = next) {
+        next = g->next;
+        free(g);
+    }
     free(d->workers);
     free(d);
 }
@@ -473,6 +554,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     if (d->backoff_ms < 1) d->backoff_ms = 1;
     if (d->backoff_max_ms < d->backoff_ms) d->backoff_max_ms = d->backoff_ms;
     if (d->nworkers < 1 || d->nworkers > 64) d->nworkers = 4;
+    d->graves_end = &d->graves;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     oh_metrics_set("omnihub_dispatch_queue_depth", "", 0);
