@@ -19,7 +19,7 @@
 #include "services/service.h"
 #include "core/metrics.h"
 
-#define KV_NS "dispatch"
+#define KV_NS     "dispatch"
 #define MAX_PARTS 4096 /* partitions tracked; a job of a higher one is always ours */
 /* A finished message's entry stays this long as "done <ms>": a timeline
  * record read again meanwhile (sync forwards its last stored events again
@@ -34,8 +34,8 @@ struct grave {
 
 struct job {
     struct job *next;
-    json_t *event; /* the sequenced outbound event */
-    int attempt;   /* attempts made so far */
+    json_t *event;     /* the sequenced outbound event */
+    int attempt;       /* attempts made so far */
     int32_t partition; /* of the timeline record: who owns the job */
     int64_t due_ms;
     /* the provider took it (its id, possibly ""): only the outcome is left
@@ -143,7 +143,7 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
  * takes them). */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char val[96 + OH_ID_MAX + sizeof ((struct oh_send_result *)0)->provider_message_id];
+    char val[96 + OH_ID_MAX + sizeof((struct oh_send_result *)0)->provider_message_id];
     snprintf(val, sizeof val, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
              j->sent ? " sent " : "", j->sent ? j->sent : "",
              (long long)json_integer_value(json_object_get(j->event, "seq")),
