@@ -175,10 +175,19 @@ def run(mock, stub, g1, g2, w1, w2, desk, desk2):
                 "omnihub_first_response_seconds_count": None}
         assert wait_for(lambda: all(w2.metric(m, lab) > 0 for m, lab in busy.items()), WAIT,
                         0.2), {m: w2.metric(m, lab) for m, lab in busy.items()}
+        # the provider refuses for a while: the member to be killed holds
+        # replies in backoff, remembered in the store under its partitions
+        with stub.lock:
+            stub.default = (503, {"error": "busy"}, {})
+            refused_from = len(stub.requests)
+        assert wait_for(lambda: w2.metric("omnihub_dispatch_queue_depth") >= 1, WAIT, 0.1)
         w2.kill9()
         g2.kill9()
         desk2.ws.clear()
         killed.set()
+        with stub.lock:
+            stub.default = (200, {}, {})
+            refused_to = len(stub.requests)
         for f in futures:
             f.result()
     assert started_after_kill, "the stream went on after the kill"
@@ -217,10 +226,15 @@ def run(mock, stub, g1, g2, w1, w2, desk, desk2):
     # send the killed member had in flight may come again under the same key
     # (no provider answer survives kill -9 unrecorded), never one more
     want = {e["id"] for h in histories.values() for e in sent_outbound(h)}
-    keys = [r.headers.get("idempotency-key") for r in stub.requests]
+    keys = [r.headers.get("idempotency-key")
+            for r in stub.requests[:refused_from] + stub.requests[refused_to:]]
     assert set(keys) == want
     repeats = len(keys) - len(set(keys))
     assert repeats <= 4, f"{repeats} sends repeated (dispatch.workers is 4)"
+    # the killed member's replies in backoff were taken over from the store
+    resumed = sum(int(line.split("resuming ")[1].split(" ")[0])
+                  for line in w1.logs().splitlines() if "pending outbound message" in line)
+    assert resumed >= 1, "the survivor resumed the killed member's pending replies"
 
     # KPIs: the report equals a recomputation from the histories
     episodes = [e for conv, h in histories.items() for e in fold_history(conv, h)]
@@ -234,9 +248,9 @@ def run(mock, stub, g1, g2, w1, w2, desk, desk2):
     # them over records seconds old; all caught up now
     lag_s = sampler.max["omnihub_role_lag_seconds"]
     delay = sampler.max["omnihub_service_delay_seconds"]
-    print(f"\n{N} conversations, {len(stub.requests)} sends ({repeats} repeated) across kill -9 "
-          f"of a worker and a gateway; sync lag peaked at {lag_s:.1f} s, the survivor's delay "
-          f"at {delay:.1f} s")
+    print(f"\n{N} conversations, {len(keys)} sends ({repeats} repeated, {resumed} resumed from "
+          f"the killed member) across kill -9 of a worker and a gateway; sync lag peaked at "
+          f"{lag_s:.1f} s, the survivor's delay at {delay:.1f} s")
     assert lag_s > 0 and sampler.max["omnihub_role_lag"] > 0 and delay > 0.5, sampler.max
     assert wait_for(lambda: all(w1.metric("omnihub_role_lag_seconds", {"role": r}) == 0 and
                                 w1.metric("omnihub_role_lag", {"role": r}) == 0
