@@ -57,6 +57,8 @@ struct oh_dispatch {
     bool owned[MAX_PARTS];
     int inflight[MAX_PARTS];
     struct grave *graves, **graves_end; /* entries of finished messages, oldest first */
+    json_t *held;                       /* under MU: ids of the jobs this member holds */
+    bool rescan; /* the service thread's: a scan of the pending entries failed */
 };
 
 /* Keeps KEY's "done" entry until AT + GRAVE_MS. */
@@ -119,10 +121,12 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
 {
     pthread_mutex_lock(&d->mu);
     if (!owns(d, j->partition)) {
+        json_object_del(d->held, oh_event_get_id(j->event));
         pthread_mutex_unlock(&d->mu);
         free_job(j);
         return;
     }
+    json_object_set_new(d->held, oh_event_get_id(j->event), json_true());
     struct job **p = &d->jobs;
     while (*p && (*p)->due_ms <= j->due_ms)
         p = &(*p)->next;
@@ -180,6 +184,9 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
         if (oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), done) == OH_OK)
             bury(d, oh_event_get_id(j->event), now);
     }
+    pthread_mutex_lock(&d->mu);
+    json_object_del(d->held, oh_event_get_id(j->event));
+    pthread_mutex_unlock(&d->mu);
     free_job(j);
 }
 
@@ -399,7 +406,7 @@ static bool in_parts(const struct taking *t, int32_t p)
 }
 
 /* One pending entry of the store: queued when its partition was just
- * assigned here and it is not queued already. */
+ * assigned here and this member does not hold it already. */
 static int take(void *opaque, const char *key, const char *value)
 {
     struct taking *t = opaque;
@@ -414,10 +421,8 @@ static int take(void *opaque, const char *key, const char *value)
     }
     int32_t p = entry_partition(value);
     if (!in_parts(t, p < 0 ? 0 : p)) return 0;
-    bool have = false;
     pthread_mutex_lock(&d->mu);
-    for (struct job *j = d->jobs; j && !have; j = j->next)
-        have = strcmp(oh_event_get_id(j->event), key) == 0;
+    bool have = json_object_get(d->held, key) != NULL;
     pthread_mutex_unlock(&d->mu);
     if (have) return 0;
     json_t *ev = pending_event(d, value);
@@ -444,6 +449,36 @@ static int take(void *opaque, const char *key, const char *value)
     return 0;
 }
 
+/* Takes the pending entries of PARTS; on the service's thread. A failed
+ * scan is done again (for every partition held) after the next poll. */
+static void take_pending(struct oh_dispatch *d, const int32_t *parts, int n)
+{
+    struct taking t = {d, parts, n, 0, json_array()};
+    int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
+    d->rescan = rc != OH_OK;
+    if (rc) OH_WARN("dispatch", "reading pending messages: %s; again shortly", oh_strerror(rc));
+    size_t i;
+    json_t *key;
+    json_array_foreach(t.done, i, key)
+        oh_store_kv_del(d->hub->store, KV_NS, json_string_value(key));
+    json_decref(t.done);
+    if (t.taken) OH_INFO("dispatch", "resuming %d pending outbound message(s)", t.taken);
+}
+
+/* The scan again, after it failed: every partition this member holds. */
+static void rescan(struct oh_dispatch *d)
+{
+    int32_t *parts = malloc(MAX_PARTS * sizeof *parts);
+    int n = 0;
+    if (!parts) return;
+    pthread_mutex_lock(&d->mu);
+    for (int32_t p = 0; p < MAX_PARTS; p++)
+        if (d->owned[p]) parts[n++] = p;
+    pthread_mutex_unlock(&d->mu);
+    take_pending(d, parts, n);
+    free(parts);
+}
+
 /* The service's thread, partitions assigned: their pending messages (left
  * by this member's last run, or by a member that died) are this member's. */
 static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int n)
@@ -454,15 +489,10 @@ static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int 
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = true;
     pthread_mutex_unlock(&d->mu);
-    struct taking t = {d, parts, n, 0, json_array()};
-    int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
-    if (rc) OH_WARN("dispatch", "reading pending messages: %s", oh_strerror(rc));
-    size_t i;
-    json_t *key;
-    json_array_foreach(t.done, i, key)
-        oh_store_kv_del(d->hub->store, KV_NS, json_string_value(key));
-    json_decref(t.done);
-    if (t.taken) OH_INFO("dispatch", "resuming %d pending outbound message(s)", t.taken);
+    if (d->rescan)
+        rescan(d); /* the partitions held before as well */
+    else
+        take_pending(d, parts, n);
 }
 
 /* The service's thread, partitions revoked: their queued jobs are dropped
@@ -483,6 +513,7 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
         }
         *p = j->next;
         d->queued--;
+        json_object_del(d->held, oh_event_get_id(j->event));
         free_job(j);
     }
     depth(d);
@@ -505,10 +536,19 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
  * remembered in the store. */
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
+    struct oh_dispatch *d = state;
+    (void)b;
+    if (d->rescan) rescan(d);
     int rc = OH_OK;
     for (int i = 0; i < n; i++)
-        if (!consider(state, &recs[i])) rc = OH_ECLOSED;
+        if (!consider(d, &recs[i])) rc = OH_ECLOSED;
     return rc;
+}
+
+static void tick(void *state)
+{
+    struct oh_dispatch *d = state;
+    if (d->rescan) rescan(d);
 }
 
 static void free_jobs(struct oh_dispatch *d)
@@ -534,6 +574,7 @@ static void stop(void *state)
         next = g->next;
         free(g);
     }
+    json_decref(d->held);
     free(d->workers);
     free(d);
 }
@@ -559,8 +600,9 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     pthread_cond_init(&d->cv, NULL);
     oh_metrics_set("omnihub_dispatch_queue_depth", "", 0);
     /* pending messages are taken when their partitions are assigned */
-    if (!(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
-        free_jobs(d);
+    if (!(d->held = json_object()) ||
+        !(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
+        json_decref(d->held);
         free(d);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
@@ -586,6 +628,7 @@ const struct oh_service oh_service_dispatch = {
     .wanted = wanted,
     .init = init,
     .process = process,
+    .tick = tick,
     .assigned = assigned,
     .revoked = revoked,
     .stop = stop,
