@@ -280,3 +280,30 @@ def run(mock, stub, g1, g2, w1, w2, desk, desk2):
     assert wait_for(lambda: (late[0]["data"]["message_id"], "sent") in [
         (e["data"]["status"]["message_id"], e["data"]["status"]["state"])
         for e in hist(convs[0]) if e["type"] == STATUS], 30)
+
+
+def test_autoscaling_signals_on_the_local_log(omnihub):
+    """The same families in one process of role all on the local log, each
+    with its HELP: the role lag of every group, each service's delay, the
+    appends waiting for the log, dispatch's queue (connections appear with
+    the first WebSocket, as in the test above)."""
+    d = omnihub({"routing.enabled": "true"})
+    conv = d.post_inbound({"channel": "api:shop", "account": "acme", "contact": {"id": "sig1"},
+                           "message_id": "sig1", "text": "hello"}).json()["conversation_id"]
+    d.wait_history(conv, 1)
+
+    def families():
+        text = d.metrics_text()
+        return text, {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")}
+    want = {"omnihub_role_lag", "omnihub_role_lag_seconds", "omnihub_service_delay_seconds",
+            "omnihub_ingest_pending", "omnihub_dispatch_queue_depth"}
+    assert wait_for(lambda: want <= families()[1], 30), want - families()[1]
+    text = families()[0]
+    for role, group in (("sync", "omnihub-sync"), ("dispatch", "omnihub-dispatch"),
+                        ("kpi", "omnihub-kpi")):
+        assert f'omnihub_role_lag_seconds{{role="{role}",group="{group}"}} ' in text, role
+    for service, role in (("sync", "sync"), ("dispatch", "dispatch"), ("router", "router"),
+                          ("kpi", "kpi")):
+        assert f'omnihub_service_delay_seconds{{service="{service}",role="{role}"}} ' in text
+    # the append was acknowledged: nothing waits for the log
+    assert d.metric("omnihub_ingest_pending") == 0
