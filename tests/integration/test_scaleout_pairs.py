@@ -111,7 +111,7 @@ def test_every_role_in_pairs_kill9_loses_and_doubles_nothing(tmp_path, omnihub, 
             w2 = omnihub(cfg, name="w2", args=["--role", WORKER_ROLES])
             desk, desk2 = Desk(g1), Desk(g2)
             try:
-                run(mock, stub, g1, g2, w1, w2, desk, desk2)
+                run(stub, g1, g2, w1, w2, desk, desk2)
             finally:
                 desk.close()
                 desk2.close()
@@ -122,7 +122,7 @@ def test_every_role_in_pairs_kill9_loses_and_doubles_nothing(tmp_path, omnihub, 
         mock.stop()
 
 
-def run(mock, stub, g1, g2, w1, w2, desk, desk2):
+def run(stub, g1, g2, w1, w2, desk, desk2):
     wait_assigned([w1, w2], timeout=60)  # sync's partitions spread over the pair
     # the agent is online on both gateways: both routers see her
     desk.online("ann")
