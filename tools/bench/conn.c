@@ -151,6 +151,7 @@ static int on_text(struct kset *s, struct kconn *c, const char *p, size_t len)
     }
     if (memmem(p, head, "\"type\":\"error\"", 14)) {
         if (s->errors++ < 5) fprintf(stderr, "  connections: ws error: %.*s\n", (int)len, p);
+        if (c->state == K_SUBSCRIBING) return -1; /* refused: it would never be subscribed */
     }
     return 0;
 }
@@ -184,7 +185,7 @@ static int k_frames(struct kset *s, struct kconn *c, const unsigned char *buf, s
         pos += h + n;
         if (!(f[0] & 0x80) || op == 0x0) return -1; /* the daemon does not fragment */
         if (op == 0x1) {
-            on_text(s, c, p, n);
+            if (on_text(s, c, p, n)) return -1;
         } else if (op == 0x9) { /* pong with the same payload, masked with 0 */
             unsigned char pong[2 + 4 + 125];
             if (n > 125) return -1;
