@@ -60,6 +60,24 @@ def test_fanout_delivers_each_message_to_each_subscriber_once(tmp_path):
     assert row["correctness"]["ok"] is True
 
 
+
+def test_connections_from_two_source_addresses_all_subscribed_every_push_delivered(tmp_path):
+    """connections at a small scale: 2,000 WebSocket connections from
+    127.0.0.2 and 127.0.0.3 on one omnihubd, each subscribed to one of 200
+    conversations; each of 100 pushes reaches its conversation's 10
+    subscribers exactly once."""
+    report, table = run_bench(tmp_path, "connections", "--connections", "2000", "--sources", "2",
+                              "--conversations", "200", "--rate", "100", "--seconds", "1")
+    [row] = report["scenarios"]
+    assert row["scenario"] == "connections" and row["source_addresses"] == 2
+    assert row["connections"] == 2000 and row["connections_subscribed"] == 2000
+    assert row["connections_closed"] == 0 and row["ws_errors"] == 0
+    assert row["pushes"] == 100 * 10 and row["latency"]["count"] == 1000
+    assert row["push_missing"] == 0 and row["push_duplicates"] == 0
+    assert row["correctness"]["acknowledged"] == 100 and row["correctness"]["ok"] is True
+    assert row["rss_per_idle_connection_kib"] > 0 and row["connect_s"] > 0
+    assert "OK 100/100 once" in table
+
 def test_scale_on_postgres_with_the_bulk_preload(tmp_path):
     """scale --store postgres: the driver starts its own PostgreSQL, checks
     the bulk (COPY) preload against materialize, and reports both stores."""

@@ -42,6 +42,8 @@ struct bench_opts {
     bool no_ceiling;
     bool quick; /* standard set: smaller sizes */
     int agents; /* desk: online agents for the router (0: the inbox scenario) */
+    int connections; /* connections: WebSocket connections (100000) */
+    int sources;     /* connections: loopback source addresses (0: one per 20,000) */
 };
 
 /* ---- monotonic time ---- */
@@ -311,6 +313,8 @@ int bench_desk_route(const struct bench_opts *o);
 /* Ingest with triage on against off, and the 202 -> enriched delay (triage.c). */
 int bench_triage(const struct bench_opts *o);
 int bench_kb(const struct bench_opts *o);
+/* conn.c: N idle WebSocket connections on one daemon, then pushes. */
+int bench_connections(const struct bench_opts *o);
 /* kpis.c: GET /v1/reports/kpis over N stored episodes. */
 int bench_kpis(const struct bench_opts *o);
 

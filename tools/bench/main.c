@@ -37,6 +37,10 @@ static void usage(FILE *out)
             "              default 10000), suggestions without an LLM, bot answer latency\n"
             "  kpis        GET /v1/reports/kpis over --episodes N stored episodes\n"
             "              (1000000; SQLite, or PostgreSQL with --pg-dsn), --repeat each\n"
+            "  connections --connections N idle WebSocket connections (100000) on one\n"
+            "              omnihubd from --sources S loopback addresses, subscribed to\n"
+            "              --conversations C (10000); then --rate R msg/s for --seconds:\n"
+            "              accept time, daemon RSS per connection, push latency\n"
             "  standard    the standard set (tools/dev bench; under five minutes)\n"
             "\n"
             "options:\n"
@@ -53,6 +57,8 @@ static void usage(FILE *out)
             "  --seconds N           fanout, triage: measured seconds (10)\n"
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions (50)\n"
+            "  --connections N       connections: WebSocket connections (100000)\n"
+            "  --sources S           connections: source addresses 127.0.0.2.. (N / 20000)\n"
             "  --conversations N     scale: conversations in the store\n"
             "  --episodes N          kpis: finished episodes in the store (1000000)\n"
             "  --store S             scale: sqlite (default) or postgres (a throwaway\n"
@@ -154,6 +160,8 @@ int main(int argc, char **argv)
                                          {"settle", required_argument, NULL, 'T'},
                                          {"no-ceiling", no_argument, NULL, 'N'},
                                          {"agents", required_argument, NULL, 'A'},
+                                         {"connections", required_argument, NULL, 'X'},
+                                         {"sources", required_argument, NULL, 'Y'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -185,6 +193,8 @@ int main(int argc, char **argv)
         case 'T': o.settle = atoi(optarg); break;
         case 'N': o.no_ceiling = true; break;
         case 'A': o.agents = atoi(optarg); break;
+        case 'X': o.connections = atoi(optarg); break;
+        case 'Y': o.sources = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -224,6 +234,8 @@ int main(int argc, char **argv)
         bad = bench_kb(&o);
     else if (strcmp(scenario, "kpis") == 0)
         bad = bench_kpis(&o);
+    else if (strcmp(scenario, "connections") == 0)
+        bad = bench_connections(&o);
     else if (strcmp(scenario, "standard") == 0)
         bad = standard(&o);
     else {
