@@ -77,7 +77,13 @@ int bench_feed_init(struct bench_feed *f, const char *channel, size_t n, int con
     f->sig = calloc(n ? n : 1, sizeof *f->sig);
     f->acked = calloc(n ? n : 1, 1);
     f->conv = calloc((size_t)f->contacts, sizeof *f->conv);
-    if (!f->body || !f->len || !f->sig || !f->acked || !f->conv) return -1;
+    f->rkey = calloc((size_t)f->contacts, sizeof *f->rkey);
+    if (!f->body || !f->len || !f->sig || !f->acked || !f->conv || !f->rkey) return -1;
+    for (int c = 0; c < f->contacts; c++)
+        if (asprintf(&f->rkey[c], "bench:%s%d", f->prefix, c) < 0) {
+            f->rkey[c] = NULL;
+            return -1;
+        }
     if (!stamp)
         for (size_t i = 0; i < n; i++)
             build(f, i);
@@ -92,6 +98,9 @@ void bench_feed_free(struct bench_feed *f)
     }
     for (int c = 0; f->conv && c < f->contacts; c++)
         free(f->conv[c]);
+    for (int c = 0; f->rkey && c < f->contacts; c++)
+        free(f->rkey[c]);
+    free(f->rkey);
     free(f->body);
     free(f->len);
     free(f->sig);
@@ -109,6 +118,15 @@ void bench_feed_gen(void *opaque, size_t i, struct bench_http_req *req)
     req->len = f->len[i];
     req->hdr[0] = f->sig[i];
     req->hdr[1] = NULL;
+}
+
+void bench_feed_gen_redis(void *opaque, size_t i, struct bench_http_req *req)
+{
+    struct bench_feed *f = opaque;
+    if (f->stamp) build(f, i);
+    req->path = f->rkey[i % (size_t)f->contacts];
+    req->body = f->body[i];
+    req->len = f->len[i];
 }
 
 void bench_feed_done(void *opaque, size_t i, long status, const char *body, size_t len,
