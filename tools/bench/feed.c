@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "bench.h"
 #include "core/crypto.h"
 
@@ -148,26 +149,41 @@ void bench_feed_done(void *opaque, size_t i, long status, const char *body, size
 const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, size_t *n)
 {
     if (strcmp(f->channel, "whatsapp") == 0) {
-        /* WhatsApp's answer carries no ids: find ours in the directory */
-        char url[512], *tok = bench_agent_token(), *body = NULL;
+        /* WhatsApp's answer carries no ids: find ours in the directory, which
+         * sync may still be filling when the last answer is in (a fast
+         * client outruns it): listed again until every contact that was
+         * acknowledged is there, for up to a minute */
+        int want = 0;
+        for (int c = 0; c < f->contacts; c++)
+            for (size_t i = (size_t)c; i < f->n; i += (size_t)f->contacts)
+                if (f->acked[i]) {
+                    want++;
+                    break;
+                }
+        char url[512], *tok = bench_agent_token();
         snprintf(url, sizeof url, "%s/v1/conversations?limit=1000", base_url);
-        long st = bench_http_get(url, tok, &body);
-        free(tok);
-        json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
-        free(body);
-        size_t k;
-        json_t *c;
-        int have = 0;
-        json_array_foreach(json_object_get(j, "conversations"), k, c)
-        {
-            const char *acc = json_string_value(json_object_get(c, "account"));
-            const char *id = json_string_value(json_object_get(c, "conversation_id"));
-            if (acc && id && strcmp(acc, f->account) == 0 && have < f->contacts) {
-                free(f->conv[have]);
-                f->conv[have++] = strdup(id);
+        int64_t deadline = bench_now_us() + 60 * 1000000LL;
+        for (int have = -1; have < want && bench_now_us() < deadline;) {
+            if (have >= 0) usleep(100000);
+            char *body = NULL;
+            long st = bench_http_get(url, tok, &body);
+            json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+            free(body);
+            size_t k;
+            json_t *c;
+            have = 0;
+            json_array_foreach(json_object_get(j, "conversations"), k, c)
+            {
+                const char *acc = json_string_value(json_object_get(c, "account"));
+                const char *id = json_string_value(json_object_get(c, "conversation_id"));
+                if (acc && id && strcmp(acc, f->account) == 0 && have < f->contacts) {
+                    free(f->conv[have]);
+                    f->conv[have++] = strdup(id);
+                }
             }
+            json_decref(j);
         }
-        json_decref(j);
+        free(tok);
     }
     /* pack the known ones to the front */
     size_t m = 0;
