@@ -1,6 +1,6 @@
 /* omnihubctl.c - the command-line companion of omnihubd: normalize provider
  * payloads offline, mint tokens, sign bodies, tail the stream, watch lag,
- * measure the triage scorer. */
+ * add store shards, measure the triage scorer. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +16,7 @@
 #include "lag.h"
 #include "log/log.h"
 #include "scaffold.h"
+#include "store/store.h"
 #include "triage_eval.h"
 #include "kb_eval.h"
 #include "kpi.h"
@@ -62,6 +63,16 @@ static const struct {
      "resolved in [from, to), FRT average, p50 and p90, NRT, handle and\n"
      "resolution averages (seconds), SLA-met ratio, bot involvement. Exit 0, 1\n"
      "when the daemon refused, 2 on usage errors or no answer."},
+    {"shard", "shard add NAME DSN [-c FILE] | shard list [-c FILE]",
+     "add: makes the PostgreSQL database at DSN a shard of the store FILE\n"
+     "configures (store.backend=postgres), while the daemons run: applies the\n"
+     "migrations to it, marks it as shard NAME ([a-z0-9_-], at most 31) and records\n"
+     "it on shard 0. Every process reads the shard list within a second and places\n"
+     "new conversations on it too after 5 s; existing conversations stay where\n"
+     "they are. Repeating it with the same NAME and DSN does nothing.\n"
+     "list: one line per shard: index, name, ring position or \"added\", and\n"
+     "whether it takes new conversations.\n"
+     "Exit status: 0 done, 1 refused or failed, 2 usage."},
     {"kafka-mock", "kafka-mock [--brokers N] [--partitions N]",
      "Hosts librdkafka's in-process mock cluster and prints its bootstrap list\n"
      "(for tests and trials without a Kafka cluster)."},
@@ -347,6 +358,50 @@ static int cmd_tail(int argc, char **argv)
     return 0;
 }
 
+static int print_shard(void *opaque, const struct oh_store_shard *sh)
+{
+    (void)opaque;
+    char ring[16] = "added";
+    if (sh->ring >= 0) snprintf(ring, sizeof ring, "ring %d", sh->ring);
+    printf("%d\t%s\t%s\t%s\n", sh->index, sh->name, ring, sh->placing ? "placing" : "waiting");
+    return 0;
+}
+
+static int cmd_shard(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (opt != 'c') return 2;
+        path = optarg;
+    }
+    bool add = optind < argc && !strcmp(argv[optind], "add");
+    bool list = optind < argc && !strcmp(argv[optind], "list");
+    if ((add && argc - optind != 3) || (list && argc - optind != 1) || (!add && !list)) {
+        fprintf(stderr, "usage: omnihubctl shard add NAME DSN [-c FILE] | shard list [-c FILE]\n");
+        return 2;
+    }
+    oh_config *cfg = load(path);
+    if (!cfg) return 2;
+    char err[1024] = "";
+    int rc = 1;
+    oh_store *st = oh_store_open(cfg, err, sizeof err);
+    if (!st)
+        fprintf(stderr, "omnihubctl shard: %s\n", err);
+    else if (add && oh_store_shard_add(st, argv[optind + 1], argv[optind + 2], err, sizeof err))
+        fprintf(stderr, "omnihubctl shard add: %s\n", err);
+    else if (list && oh_store_shards(st, print_shard, NULL))
+        fprintf(stderr, "omnihubctl shard list: the store has no shards or cannot be read\n");
+    else
+        rc = 0;
+    if (rc == 0 && add) printf("shard %s added\n", argv[optind + 1]);
+    oh_store_close(st);
+    oh_config_free(cfg);
+    return rc;
+}
+
 static int cmd_lag(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -414,6 +469,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sign")) return cmd_sign(argc, argv);
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "lag")) return cmd_lag(argc, argv);
+    if (!strcmp(cmd, "shard")) return cmd_shard(argc, argv);
     if (!strcmp(cmd, "kpi")) return oh_kpi_cmd(argc, argv);
     if (!strcmp(cmd, "kafka-mock")) return oh_kafka_mock_cmd(argc, argv);
     if (!strcmp(cmd, "new-connector")) return oh_scaffold_cmd(argc, argv);

@@ -46,6 +46,9 @@ const struct oh_config_key oh_core_keys[] = {
     {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},
     {"ws.ping_interval", OH_CFG_INT, "30", "seconds between server pings"},
     {"ws.idle_timeout", OH_CFG_INT, "120", "seconds without any client frame before close"},
+    {"signals.presence_refresh_ms", OH_CFG_INT, "10000",
+     "with Kafka: how often a gateway repeats its agents' presence to the others, which forget "
+     "it after three periods unheard (a gateway killed -9)"},
     {"routing.capacity", OH_CFG_INT, "5",
      "open conversations an agent is assigned at most (GET /v1/agents shows it)"},
     {"kb.max_articles", OH_CFG_INT, "50000", "knowledge-base articles kept at most (PUT of a new id: 409 above)"},

@@ -650,6 +650,28 @@ static json_t *suggestions(const struct oh_contact_dir *d, const json_t *r, cons
     return out;
 }
 
+/* Adds identifier V to the family's list IDS once: two merged people may
+ * both hold it, verified if either side verified it. */
+static void add_ident(json_t *ids, json_t *v)
+{
+    json_t *w;
+    size_t i;
+    json_array_foreach(ids, i, w)
+    {
+        if (strcmp(str(w, "type"), str(v, "type")) != 0 ||
+            strcmp(str(w, "value"), str(v, "value")) != 0)
+            continue;
+        if (json_is_true(json_object_get(v, "verified")) &&
+            !json_is_true(json_object_get(w, "verified"))) {
+            json_t *both = json_deep_copy(w);
+            json_object_set_new(both, "verified", json_true());
+            json_array_set_new(ids, i, both);
+        }
+        return;
+    }
+    json_array_append(ids, v);
+}
+
 int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
 {
     char root[OH_ID_MAX];
@@ -665,7 +687,7 @@ int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
         json_t *c = contact_get(d, json_string_value(m));
         if (!c) continue;
         if (strcmp(json_string_value(m), root) != 0) json_array_append(merged, m);
-        json_array_foreach(json_object_get(c, "ids"), j, v) json_array_append(ids, v);
+        json_array_foreach(json_object_get(c, "ids"), j, v) add_ident(ids, v);
         json_decref(c);
     }
     json_t *convs = family_convs(d, r);

@@ -10,6 +10,16 @@
 #include "core/metrics.h"
 #include "core/kbase.h"
 
+/* Events appended and not yet acknowledged by the log, this process:
+ * omnihub_ingest_pending (a gateway's queue towards the log). */
+static atomic_long pending_appends;
+
+static void pending_add(long by)
+{
+    long now = atomic_fetch_add(&pending_appends, by) + by;
+    oh_metrics_set("omnihub_ingest_pending", "", (double)now);
+}
+
 /* One ingest call: completes when its last append completes. */
 struct batch {
     atomic_int pending;
@@ -34,6 +44,7 @@ static void on_appended(void *opaque, int err, int32_t partition, int64_t offset
     if (err) atomic_store(&b->err, err);
     oh_metrics_observe("omnihub_log_append_seconds", "",
                        (double)(oh_mono_us() - b->started_us) / 1e6);
+    pending_add(-1);
     release(b);
 }
 
@@ -80,8 +91,10 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
             /* before the append: the sync service may read the record at once */
             oh_handoff_put(hub->handoff, value, len, events->ev[i]);
             events->ev[i] = NULL;
+            pending_add(1);
             rc = oh_log_append_meta(hub->log, OH_TOPIC_EVENTS, subject, &meta, value, len,
                                     on_appended, b);
+            if (rc != OH_OK) pending_add(-1);
         }
         free(value);
         if (rc != OH_OK) {

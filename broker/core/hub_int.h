@@ -41,6 +41,13 @@ struct oh_hub {
     /* the gateway's agent directory and presence (core/presence.h; the
      * gateway owns it), NULL in a process without a gateway */
     struct oh_presence *presence;
+    /* signals from other gateways (services/signals.c) for this one's
+     * clients: takes ownership of SIG, the signal's record as JSON; runs on
+     * the signals thread, must not block. NULL without a gateway. */
+    void (*signal_in)(void *opaque, json_t *sig);
+    void *signal_opaque;
+    /* this gateway's origin on the signals topic ("" none: it shares none) */
+    char origin[40];
     /* told the ids of state commands whose outcomes sync committed (after
      * each batch); runs on sync's thread: must not block */
     void (*outcomes)(void *opaque, const char *const *ids, size_t n);

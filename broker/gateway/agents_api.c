@@ -40,8 +40,7 @@ static void agents_work(void *opaque)
     int rc = l.agents ? oh_presence_each(r->gw->presence, agent_row, &l) : OH_ENOMEM;
     if (rc) {
         json_decref(l.agents);
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else {
         gw_reply_json(r, 200, json_pack("{s:o}", "agents", l.agents));
     }

@@ -27,7 +27,7 @@ void gw_contact_reply(struct req *r, const char *id)
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such contact");
     else if (rc)
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     else
         gw_reply_json(r, 200, o);
     gw_complete(r);
@@ -60,7 +60,7 @@ static void find_work(void *opaque)
     if (rc == 0 && (rc = oh_contact_get(&d, root, &o)) == 0) json_array_append_new(list, o);
     if (rc && rc != OH_ENOTFOUND) {
         json_decref(list);
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else {
         gw_reply_json(r, 200, json_pack("{s:o}", "contacts", list));
     }
@@ -133,7 +133,7 @@ static void events_work(void *opaque)
     if (rc) {
         json_decref(pg.events);
         json_decref(o);
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
         gw_complete(r);
         return;
     }

@@ -112,7 +112,7 @@ static void outcome_work(void *opaque)
             if (o) json_object_set_new(o, "sla", gw_conversation_sla(st, c.id));
             gw_reply_json(r, 200, o);
         } else {
-            gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+            gw_reply_store_error(r, rc);
             code = 503; /* applied, but not answered with it */
         }
     } else {
@@ -270,13 +270,8 @@ static struct dreq *start(struct req *r, const char *conv, const char *op)
         count(op, 403);
         return NULL;
     }
-    struct dreq *d = calloc(1, sizeof *d);
-    if (!d) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return NULL;
-    }
-    r->state = d;
-    r->state_free = dreq_free;
+    struct dreq *d = gw_state_new(r, sizeof *d, dreq_free);
+    if (!d) return NULL;
     snprintf(d->conv, sizeof d->conv, "%s", conv);
     d->op = op;
     d->r = r;

@@ -593,6 +593,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pthread_mutex_unlock(&gw->mu);
             drain_done(gw);
             gw_ws_deliver_live(gw);
+            gw_signals_drain(gw);
             if (gw->stop) ev_break(gw->loop, EVBREAK_ALL); /* oh_gateway_stop() */
         }
         return 0;
@@ -676,6 +677,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     gw_ws_tick(tick_gw);
     gw_desk_tick(tick_gw);
+    gw_signals_tick(tick_gw);
     lws_sul_schedule(tick_gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
 }
 
@@ -734,10 +736,11 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         oh_gateway_free(gw);
         return NULL;
     }
-    gw->read_fanout = gw_ws_read_fanout;
+    gw->read_fanout = gw_signal_read_fanout;
     gw->ws_drained = gw_ws_drained;
     gw->contact_reply = gw_contact_reply;
     gw->ws_each_watcher = gw_ws_each_watcher;
+    gw->ws_read_fanout = gw_ws_read_fanout;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
     for (size_t i = 0; i < hub->nconn; i++)
@@ -831,6 +834,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     hub->feed = gw_ws_feed;
     hub->feed_opaque = gw;
     hub->presence = gw->presence;
+    gw_signals_init(gw);
     tick_gw = gw;
     lws_sul_schedule(gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
     OH_INFO("gateway", "listening on http://%s", listen);
@@ -858,6 +862,7 @@ void oh_gateway_drain(struct oh_gateway *gw)
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
     gw_kb_drain(gw); /* then the LLM calls that work queued */
+    gw_signals_bye(gw);
 }
 
 void oh_gateway_free(struct oh_gateway *gw)
@@ -865,6 +870,7 @@ void oh_gateway_free(struct oh_gateway *gw)
     if (!gw) return;
     if (gw->hub->feed_opaque == gw) gw->hub->feed = NULL;
     if (gw->hub->presence == gw->presence) gw->hub->presence = NULL;
+    if (gw->hub->signal_opaque == gw) gw->hub->signal_in = NULL;
     oh_workq_free(gw->work); /* finishes queued work first */
     gw->work = NULL;
     gw_kb_drain(gw);
@@ -877,6 +883,7 @@ void oh_gateway_free(struct oh_gateway *gw)
     }
     if (gw->loop) ev_loop_destroy(gw->loop);
     gw_ws_free_all(gw);
+    gw_signals_free(gw);
     for (int i = 0; i < gw->nheader_names; i++)
         free(gw->header_names[i]);
     oh_auth_free(gw->auth);

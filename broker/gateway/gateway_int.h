@@ -94,6 +94,10 @@ struct oh_gateway {
     /* signals.c reaches the subscriptions through this (gw_ws_each_watcher) */
     void (*ws_each_watcher)(struct oh_gateway *gw, const char *conv,
                             void (*fn)(struct wsconn *c, bool all, void *opaque), void *opaque);
+    /* and a read cursor's fan-out on this gateway through this
+     * (gw_ws_read_fanout) */
+    void (*ws_read_fanout)(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                           int64_t seq);
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
@@ -131,6 +135,13 @@ struct oh_gateway {
         int64_t ms;
     } typing[GW_TYPING_SLOTS];
     uint64_t mark;
+    /* signals.c: sharing signals with the other gateways (Kafka): on, the
+     * presence refresh period and when it last ran, and the signals heard
+     * from them waiting for the service thread (guarded by mu) */
+    bool share;
+    int64_t refresh_ms, refreshed_ms;
+    struct gw_sig *sig_in, **sig_tail;
+    size_t sig_len;
 };
 
 /* The contract's error code for an HTTP status ("not_found" for 404 ...;
@@ -146,6 +157,11 @@ void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size
 void gw_reply_json(struct req *r, int status, json_t *obj);
 void gw_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The request's own state: SIZE zeroed bytes, freed with STATE_FREE when
+ * the request is released; NULL (answered 500) when memory ran out. */
+void *gw_state_new(struct req *r, size_t size, void (*state_free)(void *));
+/* A store failure RC: 500 when memory ran out, else 503 (retry later). */
+void gw_reply_store_error(struct req *r, int rc);
 /* Same, from any thread, then hands the request back to the service
  * thread; releases the async reference. */
 void gw_complete(struct req *r);
@@ -255,6 +271,19 @@ json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char *
  * agents watching CONV (subscribed to it or to "*") are told. */
 void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                     int64_t seq);
+/* signals.c: WHO's read cursor of CONV was stored at SEQ: gw_ws_read_fanout
+ * here, and the same on every other gateway (gw->read_fanout). */
+void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                           int64_t seq);
+/* signals.c: sharing with the other gateways when the log is Kafka and
+ * this process is a gateway (sets hub->origin and hub->signal_in); its
+ * tick (every second: the presence refresh), the drain of what they said
+ * (on a wake-up), the farewell (before the log closes) and the free. */
+void gw_signals_init(struct oh_gateway *gw);
+void gw_signals_tick(struct oh_gateway *gw);
+void gw_signals_drain(struct oh_gateway *gw);
+void gw_signals_bye(struct oh_gateway *gw);
+void gw_signals_free(struct oh_gateway *gw);
 
 /* kb_api.c: /v1/kb/..., /v1/canned..., /v1/conversations/{id}/suggestions,
  * /v1/reports/bot; true when it took the request. Init/drain/free as the

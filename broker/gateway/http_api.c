@@ -29,12 +29,7 @@ static void api_free(void *p)
 
 static struct api *api_state(struct req *r)
 {
-    struct api *a = calloc(1, sizeof *a);
-    if (a) {
-        r->state = a;
-        r->state_free = api_free;
-    }
-    return a;
+    return gw_state_new(r, sizeof(struct api), api_free);
 }
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -173,8 +168,7 @@ static void list_work(void *opaque)
     json_t *arr = rc == 0 ? json_array() : NULL;
     if (rc == 0 && !arr) rc = OH_ENOMEM;
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
         gw_complete(r);
         return;
     }
@@ -261,13 +255,8 @@ static void list_conversations(struct req *r)
         return;
     }
     if (!list_params_known(r)) return;
-    struct list_req *l = calloc(1, sizeof *l);
-    if (!l) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    r->state = l;
-    r->state_free = list_req_free;
+    struct list_req *l = gw_state_new(r, sizeof *l, list_req_free);
+    if (!l) return;
     l->r = r;
     char v[LIST_CURSOR_MAX + 8];
     int64_t n = 50;
@@ -335,7 +324,7 @@ static void get_one_work(void *opaque)
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     else {
         json_t *o = gw_conversation_json(&c, gw_unread(r, &c));
         /* the clocks are the desk's: an agent's view */
@@ -451,8 +440,7 @@ static void events_work(void *opaque)
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else if (!p.buf && !(p.buf = malloc(LWS_PRE + PAGE_HEAD_MAX + 4))) {
         gw_reply_error(r, 500, "internal", "out of memory");
     } else {
@@ -576,7 +564,7 @@ static void read_work(void *opaque)
     } else if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
     } else {
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     }
     gw_complete(r);
 }

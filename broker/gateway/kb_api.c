@@ -156,7 +156,7 @@ static void reply_store_error(struct req *r, int rc)
         gw_reply_error(r, 404, "not_found", "no such %s",
                        strncmp(r->path, "/v1/canned", 10) == 0 ? "canned response" : "article");
     else
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
 }
 
 /* ---- articles ---- */
@@ -321,18 +321,10 @@ static void route_article(struct req *r, const char *id)
         gw_reply_error(r, 403, "forbidden", "only admins write the knowledge base");
         return;
     }
-    struct art_req *a = calloc(1, sizeof *a);
-    if (!a) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct art_req *a = gw_state_new(r, sizeof *a, art_req_free);
+    if (!a) return;
     snprintf(a->id, sizeof a->id, "%s", id);
-    if (put && (!json_body(r, &a->body) || !article_body_ok(r, a->body))) {
-        art_req_free(a);
-        return;
-    }
-    r->state = a;
-    r->state_free = art_req_free;
+    if (put && (!json_body(r, &a->body) || !article_body_ok(r, a->body))) return;
     gw_async(r, put ? article_put_work : get ? article_get_work : article_del_work);
 }
 
@@ -420,18 +412,12 @@ static void route_search(struct req *r)
         gw_reply_error(r, 405, "method_not_allowed", "use GET (or POST for a long question)");
         return;
     }
-    struct search_req *s = calloc(1, sizeof *s);
+    struct search_req *s = gw_state_new(r, sizeof *s, free);
     char lim[24] = "";
-    if (!s) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    if (!s) return;
     bool has_q = false, has_locale;
     if (post) {
-        if (!search_body(r, s, lim, sizeof lim, &has_q)) {
-            free(s);
-            return;
-        }
+        if (!search_body(r, s, lim, sizeof lim, &has_q)) return;
         has_locale = s->locale[0] != '\0';
     } else {
         has_q = gw_query(r, "q", s->q, sizeof s->q);
@@ -454,12 +440,8 @@ static void route_search(struct req *r)
         gw_reply_error(r, 400, "bad_request", "locale must be a BCP 47 tag such as \"en\"");
     } else {
         if (lim[0]) s->limit = (size_t)atoi(lim);
-        r->state = s;
-        r->state_free = free;
         gw_async(r, search_work);
-        return;
     }
-    free(s);
 }
 
 /* ---- canned responses (kv namespace OH_CANNED_NS) ---- */
@@ -572,23 +554,16 @@ static void route_canned(struct req *r, const char *id)
         gw_reply_error(r, 405, "method_not_allowed", "use GET, PUT or DELETE");
         return;
     }
-    struct art_req *a = calloc(1, sizeof *a);
-    if (!a) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct art_req *a = gw_state_new(r, sizeof *a, art_req_free);
+    if (!a) return;
     snprintf(a->id, sizeof a->id, "%s", id);
     if (put) {
         const char *k;
         json_t *v;
-        if (!json_body(r, &a->body)) {
-            art_req_free(a);
-            return;
-        }
+        if (!json_body(r, &a->body)) return;
         json_object_foreach(a->body, k, v) if (strcmp(k, "title") && strcmp(k, "text"))
         {
             gw_reply_error(r, 400, "bad_request", "unknown member \"%.64s\"", k);
-            art_req_free(a);
             return;
         }
         if (!str_ok(json_object_get(a->body, "text"), MAX_CANNED_TX, false) ||
@@ -596,12 +571,9 @@ static void route_canned(struct req *r, const char *id)
             gw_reply_error(r, 400, "bad_request",
                            "text must be a string of 1..%d bytes, title (optional) of 1..%d",
                            MAX_CANNED_TX, MAX_TITLE);
-            art_req_free(a);
             return;
         }
     }
-    r->state = a;
-    r->state_free = art_req_free;
     gw_async(r, put ? canned_put_work : get ? canned_get_work : canned_del_work);
 }
 

@@ -53,8 +53,7 @@ static void kpi_work(void *opaque)
     struct kpi_req *k = r->state;
     int rc = oh_store_kpi_report(r->gw->hub->store, &k->q, kpi_row, k->rows);
     if (rc) {
-        gw_reply_error(r, rc == OH_ENOMEM ? 500 : 503, rc == OH_ENOMEM ? "internal" : "unavailable",
-                       "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
     } else {
         gw_reply_json(r, 200, json_pack("{s:O}", "rows", k->rows));
     }
@@ -125,14 +124,12 @@ bool gw_kpi_route(struct req *r)
         gw_reply_error(r, 405, "method_not_allowed", "use GET");
         return true;
     }
-    struct kpi_req *k = calloc(1, sizeof *k);
-    if (!k || !(k->rows = json_array())) {
-        free(k);
+    struct kpi_req *k = gw_state_new(r, sizeof *k, kpi_free);
+    if (!k) return true;
+    if (!(k->rows = json_array())) {
         gw_reply_error(r, 500, "internal", "out of memory");
         return true;
     }
-    r->state = k;
-    r->state_free = kpi_free;
     if (!kpi_params(r, k)) return true;
     /* an agent's own episodes; an admin's, everyone's */
     if (r->who.role != OH_ROLE_ADMIN) {

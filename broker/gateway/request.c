@@ -80,6 +80,26 @@ void gw_reply_error(struct req *r, int status, const char *code, const char *fmt
     gw_reply_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
 
+void *gw_state_new(struct req *r, size_t size, void (*state_free)(void *))
+{
+    void *state = calloc(1, size);
+    if (!state) {
+        gw_reply_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    r->state = state;
+    r->state_free = state_free;
+    return state;
+}
+
+void gw_reply_store_error(struct req *r, int rc)
+{
+    if (rc == OH_ENOMEM)
+        gw_reply_error(r, 500, "internal", "store: %s", oh_strerror(rc));
+    else
+        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+}
+
 /* any thread */
 void gw_complete(struct req *r)
 {

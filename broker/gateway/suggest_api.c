@@ -347,14 +347,9 @@ void gw_suggestions(struct req *r, const char *conv)
         gw_reply_error(r, 405, "method_not_allowed", "use GET");
         return;
     }
-    struct sug *s = calloc(1, sizeof *s);
-    if (!s) {
-        gw_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct sug *s = gw_state_new(r, sizeof *s, sug_free);
+    if (!s) return;
     snprintf(s->conv, sizeof s->conv, "%s", conv);
-    r->state = s;
-    r->state_free = sug_free;
     gw_async(r, suggest_work);
 }
 
@@ -470,7 +465,7 @@ static void report_work(void *opaque)
         p.resolved_pending += !p.conv_resolved && p.conv_pending;
     }
     if (rc) {
-        gw_reply_error(r, 503, "unavailable", "store: %s", oh_strerror(rc));
+        gw_reply_store_error(r, rc);
         json_decref(p.handed_off);
         json_decref(p.used);
     } else {

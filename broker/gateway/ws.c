@@ -731,7 +731,7 @@ static void finish_job(struct wsjob *j)
             gw_ws_send_error(c, gw_error_code(j->status),
                              j->status == 400 ? "seq is past the head" : "cannot store the cursor");
         } else {
-            gw_ws_read_fanout(c->gw, &c->who, j->conv, j->seq);
+            gw_signal_read_fanout(c->gw, &c->who, j->conv, j->seq);
         }
         break;
     }

@@ -10,6 +10,9 @@
 /* Topic names without the prefix; the backend adds kafka.topic_prefix. */
 #define OH_TOPIC_EVENTS   "events"
 #define OH_TOPIC_TIMELINE "timeline"
+/* what gateways tell each other and never store (typing, read receipts,
+ * presence; services/signals.c): Kafka only, short retention */
+#define OH_TOPIC_SIGNALS "signals"
 
 #define OH_GROUP_SYNC     "omnihub-sync"
 #define OH_GROUP_DISPATCH "omnihub-dispatch"

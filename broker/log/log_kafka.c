@@ -159,14 +159,27 @@ static int meta_parts(rd_kafka_t *rk, const char *name, int timeout_ms)
     return n;
 }
 
-/* Creates NAME with the Admin API unless it exists. */
-static int create_topic(oh_log *log, const char *name, int parts, int repl, char *err,
+/* retention of the signals topic (ms): ten minutes, as text for the Admin API */
+#define SIGNALS_RETENTION_MS "600000"
+/* how long a signals reader's empty fetch may be held (ms) */
+#define SIGNALS_FETCH_WAIT_MS "20"
+
+/* Creates NAME with the Admin API unless it exists; BRIEF: with the short
+ * retention of the signals topic. */
+static int create_topic(oh_log *log, const char *name, int parts, int repl, bool brief, char *err,
                         size_t errlen)
 {
     char es[256];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, repl, es, sizeof es);
     if (!nt) {
         oh_errf(err, errlen, "topic %s: %s", name, es);
+        return OH_EINVAL;
+    }
+    /* signals are stale in seconds: nobody reads them back, keep little */
+    if (brief && (rd_kafka_NewTopic_set_config(nt, "retention.ms", SIGNALS_RETENTION_MS) ||
+                  rd_kafka_NewTopic_set_config(nt, "segment.ms", SIGNALS_RETENTION_MS))) {
+        oh_errf(err, errlen, "topic %s: cannot set its retention", name);
+        rd_kafka_NewTopic_destroy(nt);
         return OH_EINVAL;
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(log->producer);
@@ -201,7 +214,7 @@ static int ensure_topics(oh_log *log, const oh_config *cfg, char *err, size_t er
 {
     int parts = (int)oh_config_int(cfg, "kafka.partitions");
     int repl = (int)oh_config_int(cfg, "kafka.replication");
-    static const char *const topics[] = {OH_TOPIC_EVENTS, OH_TOPIC_TIMELINE};
+    static const char *const topics[] = {OH_TOPIC_EVENTS, OH_TOPIC_TIMELINE, OH_TOPIC_SIGNALS};
     for (size_t i = 0; i < OH_ARRAY_SIZE(topics); i++) {
         char *name = full_name(log, topics[i]);
         if (!name) return OH_ENOMEM;
@@ -213,7 +226,8 @@ static int ensure_topics(oh_log *log, const oh_config *cfg, char *err, size_t er
                 rc = OH_EIO;
             }
         } else if (meta_parts(log->producer, name, META_MS) < 0) {
-            rc = create_topic(log, name, parts, repl, err, errlen);
+            rc = create_topic(log, name, parts, repl, strcmp(topics[i], OH_TOPIC_SIGNALS) == 0, err,
+                              errlen);
         }
         /* The topic must be visible before anyone appends to it. */
         int n = OH_EUNAVAIL;
@@ -494,8 +508,8 @@ static void kafka_consumer_close(oh_log_consumer *c)
 }
 
 /* A consumer handle of GROUP (NULL: a private, never-joined group id). */
-static rd_kafka_t *new_consumer(oh_log *log, const char *group, void *opaque, char *err,
-                                size_t errlen)
+static rd_kafka_t *new_consumer(oh_log *log, const char *group, const char *topic, void *opaque,
+                                char *err, size_t errlen)
 {
     char es[512], anon[96];
     if (!group) {
@@ -527,6 +541,15 @@ static rd_kafka_t *new_consumer(oh_log *log, const char *group, void *opaque, ch
     const char *const probe[] = {"max.partition.fetch.bytes", "1024", "queued.min.messages", "1",
                                  NULL};
     if (!opaque && conf_set(conf, probe, es, sizeof es)) {
+        rd_kafka_conf_destroy(conf);
+        oh_errf(err, errlen, "kafka consumer: %s", es);
+        return NULL;
+    }
+    /* Signals are worth little late: a fetch that finds nothing is asked
+     * again soon rather than held up to the default half second (a broker
+     * answers a held fetch as data arrives; the mock cluster does not) */
+    const char *const quick[] = {"fetch.wait.max.ms", SIGNALS_FETCH_WAIT_MS, NULL};
+    if (topic && strcmp(topic, OH_TOPIC_SIGNALS) == 0 && conf_set(conf, quick, es, sizeof es)) {
         rd_kafka_conf_destroy(conf);
         oh_errf(err, errlen, "kafka consumer: %s", es);
         return NULL;
@@ -572,7 +595,7 @@ static oh_log_consumer *kafka_consumer_new(oh_log *log, const char *group, const
     }
     for (int i = 0; i < c->nparts; i++)
         c->want[i] = NO_OFFSET;
-    if (!(c->rk = new_consumer(log, group, c, err, errlen))) goto fail;
+    if (!(c->rk = new_consumer(log, group, topic, c, err, errlen))) goto fail;
     if (group) {
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(sub, c->ktopic, RD_KAFKA_PARTITION_UA);
@@ -778,7 +801,7 @@ static int kafka_lag(oh_log *log, const char *group, const char *topic, struct o
     char err[256];
     char *ktopic = full_name(log, topic);
     /* A member of GROUP that never joins: it only reads committed offsets. */
-    rd_kafka_t *rk = ktopic ? new_consumer(log, group, NULL, err, sizeof err) : NULL;
+    rd_kafka_t *rk = ktopic ? new_consumer(log, group, NULL, NULL, err, sizeof err) : NULL;
     int64_t *at = calloc((size_t)n * 3, sizeof *at), *ts = at ? at + n : NULL;
     int64_t *low = at ? at + 2 * n : NULL;
     int rc = OH_ENOMEM;

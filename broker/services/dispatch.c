@@ -3,7 +3,11 @@
  * remembered in the store until it is sent or has failed, retried with
  * exponential backoff and jitter, and its outcome recorded as a status
  * event on the stream. A service (service.h): routes on the records'
- * metadata on the thread "oh-dispatch"; sends on its worker threads. */
+ * metadata on the thread "oh-dispatch"; sends on its worker threads.
+ * Members of the group share the work by partition: a pending message
+ * belongs to whoever holds its timeline partition, which takes it from the
+ * store when the partition is assigned (a member killed with jobs queued
+ * loses none) and gives it up when it is revoked (no two members send it). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +19,28 @@
 #include "services/service.h"
 #include "core/metrics.h"
 
-#define KV_NS "dispatch"
+#define KV_NS     "dispatch"
+#define MAX_PARTS 4096 /* partitions tracked; a job of a higher one is always ours */
+/* A finished message's entry stays this long as "done <ms>": a timeline
+ * record read again meanwhile (sync forwards its last stored events again
+ * after a takeover, before the outcome is in the store) is not sent again. */
+#define GRAVE_MS 60000
+
+struct grave {
+    struct grave *next;
+    int64_t at;
+    char key[];
+};
 
 struct job {
     struct job *next;
-    json_t *event; /* the sequenced outbound event */
-    int attempt;   /* attempts made so far */
+    json_t *event;     /* the sequenced outbound event */
+    int attempt;       /* attempts made so far */
+    int32_t partition; /* of the timeline record: who owns the job */
     int64_t due_ms;
+    /* the provider took it (its id, possibly ""): only the outcome is left
+     * to record */
+    char *sent;
 };
 
 struct oh_dispatch {
@@ -32,8 +51,56 @@ struct oh_dispatch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *jobs; /* sorted by due_ms */
-    int queued;
+    int queued, sending;
+    /* under MU: the timeline partitions this member holds, and the jobs of
+     * each being sent now (a revoke waits for them) */
+    bool owned[MAX_PARTS];
+    int inflight[MAX_PARTS];
+    struct grave *graves, **graves_end; /* entries of finished messages, oldest first */
+    json_t *held;                       /* under MU: ids of the jobs this member holds */
+    bool rescan; /* the service thread's: a scan of the pending entries failed */
 };
+
+/* Keeps KEY's "done" entry until AT + GRAVE_MS. */
+static void bury(struct oh_dispatch *d, const char *key, int64_t at)
+{
+    size_t n = strlen(key) + 1;
+    struct grave *g = malloc(sizeof *g + n);
+    if (!g) return; /* the next assignment's scan removes it */
+    g->next = NULL;
+    g->at = at;
+    memcpy(g->key, key, n);
+    pthread_mutex_lock(&d->mu);
+    *d->graves_end = g;
+    d->graves_end = &g->next;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Removes the "done" entries past GRAVE_MS; under MU, released meanwhile. */
+static void reap(struct oh_dispatch *d)
+{
+    int64_t now = oh_now_ms();
+    struct grave *g;
+    while ((g = d->graves) && now - g->at > GRAVE_MS && !atomic_load(&d->hub->stopping)) {
+        d->graves = g->next;
+        if (!d->graves) d->graves_end = &d->graves;
+        pthread_mutex_unlock(&d->mu);
+        oh_store_kv_del(d->hub->store, KV_NS, g->key);
+        free(g);
+        pthread_mutex_lock(&d->mu);
+    }
+}
+
+static bool owns(const struct oh_dispatch *d, int32_t p)
+{
+    return p < 0 || p >= MAX_PARTS || d->owned[p];
+}
+
+/* under MU: what this member holds (waiting, backing off, being sent) */
+static void depth(struct oh_dispatch *d)
+{
+    oh_metrics_set("omnihub_dispatch_queue_depth", "", (double)(d->queued + d->sending));
+}
 
 static void labels(char *out, size_t len, const char *channel, const char *result)
 {
@@ -41,26 +108,48 @@ static void labels(char *out, size_t len, const char *channel, const char *resul
              result);
 }
 
+static void free_job(struct job *j)
+{
+    json_decref(j->event);
+    free(j->sent);
+    free(j);
+}
+
+/* Queues J, or drops it when its partition moved to another member (which
+ * takes it from the store). */
 static void enqueue(struct oh_dispatch *d, struct job *j)
 {
     pthread_mutex_lock(&d->mu);
+    if (!owns(d, j->partition)) {
+        json_object_del(d->held, oh_event_get_id(j->event));
+        pthread_mutex_unlock(&d->mu);
+        free_job(j);
+        return;
+    }
+    json_object_set_new(d->held, oh_event_get_id(j->event), json_true());
     struct job **p = &d->jobs;
     while (*p && (*p)->due_ms <= j->due_ms)
         p = &(*p)->next;
     j->next = *p;
     *p = j;
     d->queued++;
+    depth(d);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Persists a pending job so a restart resumes it: "<attempt>\n@<seq> <conv>",
- * where the store keeps the event's text (sync stored it before it reached
- * the timeline). Entries of older versions hold "<attempt>\n<event>". */
+/* Persists a pending job so a restart resumes it: "<attempt> <partition>
+ * [sent <provider id>]\n@<seq> <conv>", where the store keeps the event's
+ * text (sync stored it before it reached the timeline). "sent": the provider
+ * took it, its outcome is not recorded yet (whoever resumes the job records
+ * it, and sends nothing). Entries of older versions hold "<attempt>\n@<seq>
+ * <conv>" or "<attempt>\n<event>" (no partition: the holder of partition 0
+ * takes them). */
 static int remember(struct oh_dispatch *d, struct job *j)
 {
-    char val[64 + OH_ID_MAX];
-    snprintf(val, sizeof val, "%d\n@%lld %s", j->attempt,
+    char val[96 + OH_ID_MAX + sizeof((struct oh_send_result *)0)->provider_message_id];
+    snprintf(val, sizeof val, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
+             j->sent ? " sent " : "", j->sent ? j->sent : "",
              (long long)json_integer_value(json_object_get(j->event, "seq")),
              oh_event_subject(j->event));
     return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
@@ -88,10 +177,17 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
                                                failed ? res->error : NULL));
     }
     oh_event_list_clear(&l);
-    if (!atomic_load(&d->hub->stopping))
-        oh_store_kv_del(d->hub->store, KV_NS, oh_event_get_id(j->event));
-    json_decref(j->event);
-    free(j);
+    if (!atomic_load(&d->hub->stopping)) {
+        char done[32];
+        int64_t now = oh_now_ms();
+        snprintf(done, sizeof done, "done %lld", (long long)now);
+        if (oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), done) == OH_OK)
+            bury(d, oh_event_get_id(j->event), now);
+    }
+    pthread_mutex_lock(&d->mu);
+    json_object_del(d->held, oh_event_get_id(j->event));
+    pthread_mutex_unlock(&d->mu);
+    free_job(j);
 }
 
 static int64_t backoff(struct oh_dispatch *d, int attempt, int hint_ms)
@@ -115,9 +211,22 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
     char lab[160];
     labels(lab, sizeof lab, channel, "attempt");
     oh_metrics_inc("omnihub_outbound_attempts_total", lab, 1);
+    if (j->sent) { /* taken over after the provider took it */
+        snprintf(res.provider_message_id, sizeof res.provider_message_id, "%s", j->sent);
+        finish(d, j, "sent", &res);
+        return;
+    }
     j->attempt++;
     int rc = oh_conn_send(in, j->event, &res);
     if (rc == OH_OK) {
+        /* noted before the outcome is appended: a member that takes the job
+         * over after a kill -9 records the outcome and sends nothing again.
+         * (Only a kill between the provider's answer and this write sends
+         * twice, under the same Idempotency-Key / event id.) */
+        size_t n = strcspn(res.provider_message_id, " \t\r\n");
+        j->sent = strndup(res.provider_message_id, n);
+        if (j->sent && remember(d, j) != OH_OK)
+            OH_WARN("dispatch", "cannot note %s as sent", oh_event_get_id(j->event));
         finish(d, j, "sent", &res);
         return;
     }
@@ -148,6 +257,7 @@ static void *worker(void *arg)
     struct oh_dispatch *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!atomic_load(&d->hub->stopping)) {
+        reap(d);
         int64_t now = oh_now_ms();
         struct job *j = d->jobs;
         if (!j || j->due_ms > now) {
@@ -163,15 +273,23 @@ static void *worker(void *arg)
         }
         d->jobs = j->next;
         d->queued--;
+        int32_t p = j->partition;
+        bool tracked = p >= 0 && p < MAX_PARTS;
+        if (tracked) d->inflight[p]++;
+        d->sending++;
         pthread_mutex_unlock(&d->mu);
         attempt_send(d, j);
         pthread_mutex_lock(&d->mu);
+        if (tracked) d->inflight[p]--;
+        d->sending--;
+        depth(d);
+        pthread_cond_broadcast(&d->cv); /* a revoke may wait for this one */
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-static struct job *job_new(json_t *ev, int attempt)
+static struct job *job_new(json_t *ev, int attempt, int32_t partition)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -180,6 +298,7 @@ static struct job *job_new(json_t *ev, int attempt)
     }
     j->event = ev;
     j->attempt = attempt;
+    j->partition = partition;
     j->due_ms = oh_now_ms();
     return j;
 }
@@ -218,7 +337,7 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     char state[64];
     int rc = oh_store_kv_get(d->hub->store, KV_NS, oh_event_get_id(ev), state, sizeof state);
     if (rc == OH_OK || rc == OH_ETOOBIG) {
-        json_decref(ev); /* already pending: restored at start-up */
+        json_decref(ev); /* already pending: taken when the partition was assigned */
         return true;
     }
     char msgstate[16];
@@ -227,7 +346,7 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
         json_decref(ev); /* already has an outcome: a replayed timeline record */
         return true;
     }
-    struct job *j = job_new(ev, 0);
+    struct job *j = job_new(ev, 0, r->partition);
     if (!j) return true;
     bool kept;
     while (!(kept = remember(d, j) == OH_OK) && !atomic_load(&d->hub->stopping))
@@ -265,35 +384,178 @@ static json_t *pending_event(struct oh_dispatch *d, const char *value)
     return ev;
 }
 
-static int restore(void *opaque, const char *key, const char *value)
+/* The partition a pending entry names; -1 for an older entry without one. */
+static int32_t entry_partition(const char *value)
 {
-    struct oh_dispatch *d = opaque;
+    const char *sp = strchr(value, ' '), *nl = strchr(value, '\n');
+    return sp && nl && sp < nl ? (int32_t)atoi(sp + 1) : -1;
+}
+
+struct taking {
+    struct oh_dispatch *d;
+    const int32_t *parts; /* just assigned */
+    int n, taken;
+    json_t *done; /* keys of entries with an outcome already: deleted after the scan */
+};
+
+static bool in_parts(const struct taking *t, int32_t p)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->parts[i] == p) return true;
+    return false;
+}
+
+/* One pending entry of the store: queued when its partition was just
+ * assigned here and this member does not hold it already. */
+static int take(void *opaque, const char *key, const char *value)
+{
+    struct taking *t = opaque;
+    struct oh_dispatch *d = t->d;
+    if (strncmp(value, "done ", 5) == 0) { /* a finished message's: removed in time */
+        int64_t at = strtoll(value + 5, NULL, 10);
+        if (oh_now_ms() - at > GRAVE_MS)
+            json_array_append_new(t->done, json_string(key));
+        else
+            bury(d, key, at);
+        return 0;
+    }
+    int32_t p = entry_partition(value);
+    if (!in_parts(t, p < 0 ? 0 : p)) return 0;
+    pthread_mutex_lock(&d->mu);
+    bool have = json_object_get(d->held, key) != NULL;
+    pthread_mutex_unlock(&d->mu);
+    if (have) return 0;
     json_t *ev = pending_event(d, value);
     if (!ev) {
         OH_ERROR("dispatch", "dropping unreadable pending entry %s", key);
         return 0;
     }
-    struct job *j = job_new(ev, atoi(value));
-    if (j) enqueue(d, j);
+    /* the member that had it may have sent it and recorded the outcome,
+     * and been stopped before it noted that */
+    char msgstate[16];
+    if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
+                               oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
+        json_array_append_new(t->done, json_string(key));
+        json_decref(ev);
+        return 0;
+    }
+    struct job *j = job_new(ev, atoi(value), p < 0 ? 0 : p);
+    const char *nl = strchr(value, '\n'), *mark = strstr(value, " sent ");
+    if (j && mark && mark < nl) j->sent = strndup(mark + 6, (size_t)(nl - mark - 6));
+    if (j) {
+        enqueue(d, j);
+        t->taken++;
+    }
     return 0;
+}
+
+/* Takes the pending entries of PARTS; on the service's thread. A failed
+ * scan is done again (for every partition held) after the next poll. */
+static void take_pending(struct oh_dispatch *d, const int32_t *parts, int n)
+{
+    struct taking t = {d, parts, n, 0, json_array()};
+    int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
+    d->rescan = rc != OH_OK;
+    if (rc) OH_WARN("dispatch", "reading pending messages: %s; again shortly", oh_strerror(rc));
+    size_t i;
+    json_t *key;
+    json_array_foreach(t.done, i, key)
+        oh_store_kv_del(d->hub->store, KV_NS, json_string_value(key));
+    json_decref(t.done);
+    if (t.taken) OH_INFO("dispatch", "resuming %d pending outbound message(s)", t.taken);
+}
+
+/* The scan again, after it failed: every partition this member holds. */
+static void rescan(struct oh_dispatch *d)
+{
+    int32_t *parts = malloc(MAX_PARTS * sizeof *parts);
+    int n = 0;
+    if (!parts) return;
+    pthread_mutex_lock(&d->mu);
+    for (int32_t p = 0; p < MAX_PARTS; p++)
+        if (d->owned[p]) parts[n++] = p;
+    pthread_mutex_unlock(&d->mu);
+    take_pending(d, parts, n);
+    free(parts);
+}
+
+/* The service's thread, partitions assigned: their pending messages (left
+ * by this member's last run, or by a member that died) are this member's. */
+static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct oh_dispatch *d = state;
+    (void)c;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = true;
+    pthread_mutex_unlock(&d->mu);
+    if (d->rescan)
+        rescan(d); /* the partitions held before as well */
+    else
+        take_pending(d, parts, n);
+}
+
+/* The service's thread, partitions revoked: their queued jobs are dropped
+ * (they stay in the store for the next holder) and the ones being sent are
+ * waited for, so that the next holder never sends what this one is sending. */
+static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n)
+{
+    struct oh_dispatch *d = state;
+    (void)c;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = false;
+    for (struct job **p = &d->jobs; *p;) {
+        struct job *j = *p;
+        if (owns(d, j->partition)) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        d->queued--;
+        json_object_del(d->held, oh_event_get_id(j->event));
+        free_job(j);
+    }
+    depth(d);
+    for (;;) {
+        bool busy = false;
+        for (int i = 0; i < n && !busy; i++)
+            busy = parts[i] >= 0 && parts[i] < MAX_PARTS && d->inflight[parts[i]] > 0;
+        if (!busy || atomic_load(&d->hub->stopping)) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* The service's thread: a batch is committed once each of its jobs is
  * remembered in the store. */
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
+    struct oh_dispatch *d = state;
+    (void)b;
+    if (d->rescan) rescan(d);
     int rc = OH_OK;
     for (int i = 0; i < n; i++)
-        if (!consider(state, &recs[i])) rc = OH_ECLOSED;
+        if (!consider(d, &recs[i])) rc = OH_ECLOSED;
     return rc;
+}
+
+static void tick(void *state)
+{
+    struct oh_dispatch *d = state;
+    if (d->rescan) rescan(d);
 }
 
 static void free_jobs(struct oh_dispatch *d)
 {
     for (struct job *j = d->jobs, *next; j; j = next) {
         next = j->next;
-        json_decref(j->event);
-        free(j);
+        free_job(j);
     }
     d->jobs = NULL;
 }
@@ -308,6 +570,11 @@ static void stop(void *state)
     for (int i = 0; i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free_jobs(d);
+    for (struct grave *g = d->graves, *next; g; g = next) {
+        next = g->next;
+        free(g);
+    }
+    json_decref(d->held);
     free(d->workers);
     free(d);
 }
@@ -328,12 +595,14 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     if (d->backoff_ms < 1) d->backoff_ms = 1;
     if (d->backoff_max_ms < d->backoff_ms) d->backoff_max_ms = d->backoff_ms;
     if (d->nworkers < 1 || d->nworkers > 64) d->nworkers = 4;
+    d->graves_end = &d->graves;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
-    oh_store_kv_scan(hub->store, KV_NS, restore, d);
-    if (d->queued) OH_INFO("dispatch", "resuming %d pending outbound message(s)", d->queued);
-    if (!(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
-        free_jobs(d);
+    oh_metrics_set("omnihub_dispatch_queue_depth", "", 0);
+    /* pending messages are taken when their partitions are assigned */
+    if (!(d->held = json_object()) ||
+        !(d->workers = calloc((size_t)d->nworkers, sizeof *d->workers))) {
+        json_decref(d->held);
         free(d);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
@@ -359,5 +628,8 @@ const struct oh_service oh_service_dispatch = {
     .wanted = wanted,
     .init = init,
     .process = process,
+    .tick = tick,
+    .assigned = assigned,
+    .revoked = revoked,
     .stop = stop,
 };

@@ -5,7 +5,7 @@
 #include "core/hub_int.h"
 #include "services/service.h"
 
-#define OH_SERVICES(X) X(sync) X(feed) X(dispatch) X(enrich) X(bot) X(router) X(sla) X(kpi)
+#define OH_SERVICES(X) X(sync) X(feed) X(signals) X(dispatch) X(enrich) X(bot) X(router) X(sla) X(kpi)
 
 #define DECLARE(name) extern const struct oh_service oh_service_##name;
 #define ENTRY(name)   &oh_service_##name,

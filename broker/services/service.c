@@ -16,6 +16,7 @@
 
 struct oh_service_run {
     const struct oh_service *svc;
+    char labels[96]; /* service="..",role=".." of its delay gauge */
     oh_hub *hub;
     void *state;
     oh_log_consumer *c;
@@ -62,9 +63,18 @@ static void *loop(void *arg)
             continue;
         }
         if (n == 0) {
+            oh_metrics_set("omnihub_service_delay_seconds", r->labels, 0);
             if (svc->tick) svc->tick(r->state);
             continue;
         }
+        /* how far behind the stream this member works: the age of the
+         * batch's oldest record as it starts on it */
+        int64_t oldest = INT64_MAX, now = oh_now_ms();
+        for (int i = 0; i < n; i++)
+            if (r->recs[i].timestamp_ms > 0 && r->recs[i].timestamp_ms < oldest)
+                oldest = r->recs[i].timestamp_ms;
+        oh_metrics_set("omnihub_service_delay_seconds", r->labels,
+                       oldest < now ? (double)(now - oldest) / 1000.0 : 0);
         struct oh_service_batch b = {r, r->recs, n, false};
         if (svc->process(r->state, &b, r->recs, n) == OH_OK) oh_service_commit(&b);
     }
@@ -103,6 +113,9 @@ struct oh_service_run *oh_service_start(const struct oh_service *svc, oh_hub *hu
     }
     r->svc = svc;
     r->hub = hub;
+    snprintf(r->labels, sizeof r->labels, "service=\"%s\",role=\"%s\"", svc->name,
+             svc->role ? svc->role : svc->name);
+    oh_metrics_set("omnihub_service_delay_seconds", r->labels, 0);
     r->batch = svc->batch_key ? (int)oh_config_int(hub->cfg, svc->batch_key) : svc->batch;
     if (r->batch < 1 || r->batch > MAX_BATCH) r->batch = svc->batch;
     char why[512] = "";
@@ -156,7 +169,8 @@ static void lag_sample(struct oh_service_set *set, const struct oh_service *svc)
         OH_WARN("lagwatch", "lag of %s on %s: %s", svc->group, svc->topic, oh_strerror(n));
         return;
     }
-    int64_t now = oh_now_ms();
+    int64_t now = oh_now_ms(), total = 0;
+    double worst = 0;
     for (int i = 0; i < n; i++) {
         const struct oh_log_lag *l = &set->lag[i];
         int64_t lag = l->end - (l->committed >= 0 ? l->committed : 0);
@@ -170,7 +184,16 @@ static void lag_sample(struct oh_service_set *set, const struct oh_service *svc)
                  svc->topic, (int)l->partition);
         oh_metrics_set("omnihub_consumer_lag", labels, (double)lag);
         oh_metrics_set("omnihub_consumer_lag_seconds", labels, age);
+        total += lag;
+        if (age > worst) worst = age;
     }
+    /* the group as a whole, named by the role that scales it (the figures
+     * are the group's: every member exports the same) */
+    char labels[160];
+    snprintf(labels, sizeof labels, "role=\"%s\",group=\"%s\"", svc->role ? svc->role : svc->name,
+             svc->group);
+    oh_metrics_set("omnihub_role_lag", labels, (double)total);
+    oh_metrics_set("omnihub_role_lag_seconds", labels, worst);
 }
 
 static void *lag_loop(void *arg)

@@ -17,10 +17,13 @@ const struct oh_config_key oh_store_keys[] = {
     {"store.sqlite.path", OH_CFG_STR, NULL, "SQLite store file (default <data_dir>/store.db)"},
     {"store.postgres.dsn", OH_CFG_SECRET, NULL, "libpq connection string of the primary"},
     {"store.postgres.read_dsn", OH_CFG_SECRET, NULL, "replica for history and list reads"},
-    {"store.postgres.shards", OH_CFG_LIST, NULL, "DSNs of shards; conversations hash across"},
+    {"store.postgres.shards", OH_CFG_LIST, NULL,
+     "DSNs of the ring shards, fixed at the first start (omnihubctl shard add adds more)"},
     {"store.verify_on_start", OH_CFG_BOOL, "false",
      "check every stored event's checksum at start and report damaged ones"},
     {"store.postgres.pool_size", OH_CFG_INT, "4", "connections per process and server"},
+    {"store.postgres.placement_cache", OH_CFG_INT, "65536",
+     "conversation -> shard entries cached per process (rounded up to a power of two)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -157,6 +160,20 @@ int oh_store_kpi_put(oh_store *st, const char *group, const struct oh_store_epis
                      const struct oh_store_pos *pos, size_t npos)
 {
     return OPS(st)->kpi_put(st, group, eps, n, pos, npos);
+}
+
+int oh_store_shard_add(oh_store *st, const char *name, const char *dsn, char *err, size_t errlen)
+{
+    if (!OPS(st)->shards) {
+        oh_errf(err, errlen, "the %s store has no shards", OPS(st)->name);
+        return OH_EINVAL;
+    }
+    return OPS(st)->shards->add(st, name, dsn, err, errlen);
+}
+
+int oh_store_shards(oh_store *st, oh_store_shard_fn fn, void *opaque)
+{
+    return OPS(st)->shards ? OPS(st)->shards->list(st, fn, opaque) : OH_EINVAL;
 }
 
 int oh_store_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
@@ -405,11 +422,17 @@ int oh_store_pos_parse(const char *s, int64_t *revs, int n)
         char *end;
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (errno || end - s > 18 || *end != (i + 1 < n ? '.' : '\0')) return OH_EINVAL;
+        if (errno || end - s > 18) return OH_EINVAL;
         revs[i] = v;
-        s = *end ? end + 1 : end;
+        if (!*end) { /* a shorter list: the shards added since start at 0 */
+            for (int k = i + 1; k < n; k++)
+                revs[k] = 0;
+            return 0;
+        }
+        if (*end != '.' || i + 1 >= n) return OH_EINVAL;
+        s = end + 1;
     }
-    return 0;
+    return OH_EINVAL;
 }
 
 void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX])

@@ -395,6 +395,25 @@ typedef int (*oh_store_kpi_fn)(void *opaque, const struct oh_store_kpi_row *row)
 int oh_store_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
                         void *opaque);
 
+/* ---- shards (PostgreSQL; SQLite answers OH_EINVAL with ERR) ---- */
+
+/* Adds the PostgreSQL database at DSN as shard NAME ([a-z0-9_-]{1,31}):
+ * applies the migrations to it, marks it as NAME and records it on shard 0,
+ * where every process reads the shard list; new conversations are placed on
+ * it a few seconds later, existing ones stay where they are. Again with the
+ * same NAME and DSN: nothing to do, 0. ERR may not quote the DSN. */
+int oh_store_shard_add(oh_store *st, const char *name, const char *dsn, char *err, size_t errlen);
+
+struct oh_store_shard {
+    const char *name; /* borrowed for the call */
+    int index;        /* its place in the shard order (the changes feed's positions) */
+    int ring;         /* its ring position, -1 for an added shard */
+    bool placing;     /* takes new conversations */
+};
+typedef int (*oh_store_shard_fn)(void *opaque, const struct oh_store_shard *sh);
+/* FN with each shard in order (the list read afresh). */
+int oh_store_shards(oh_store *st, oh_store_shard_fn fn, void *opaque);
+
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_store_keys[];
 

@@ -5,6 +5,12 @@
 
 #include "store/store.h"
 
+/* The shard operations of a sharded backend. */
+struct oh_store_shard_ops {
+    int (*add)(oh_store *st, const char *name, const char *dsn, char *err, size_t errlen);
+    int (*list)(oh_store *st, oh_store_shard_fn fn, void *opaque);
+};
+
 struct oh_store_ops {
     const char *name;
     oh_store *(*open)(const oh_config *cfg, char *err, size_t errlen);
@@ -74,6 +80,7 @@ struct oh_store_ops {
                    const struct oh_store_pos *pos, size_t npos);
     int (*kpi_report)(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
                       void *opaque);
+    const struct oh_store_shard_ops *shards; /* NULL: not sharded */
 };
 
 /* Every backend's oh_store struct starts with this. */
@@ -178,7 +185,8 @@ int oh_kpi_acc_emit_days(struct oh_kpi_acc *k, oh_store_kpi_fn fn, void *opaque,
                          void *frt_opaque);
 
 /* Store positions of oh_store_changes: "r" and one change number per
- * shard, joined by '.'. Parse: OH_EINVAL unless S holds exactly N. */
+ * shard (by shard index), joined by '.'. Parse: OH_EINVAL unless S holds
+ * 1 to N; shards past its end start at 0 (added after S was handed out). */
 int oh_store_pos_parse(const char *s, int64_t *revs, int n);
 void oh_store_pos_format(const int64_t *revs, int n, char out[OH_STORE_POS_MAX]);
 

@@ -1,5 +1,6 @@
-/* store_pg.c - the PostgreSQL store: conversations hash over one or more
- * shards, each batch is materialized by one statement per shard. */
+/* store_pg.c - the PostgreSQL store: conversations live on one of several
+ * shards (store_pg_shards.c says which), each batch is materialized by one
+ * statement per shard. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,54 +348,70 @@ const char *const oh_pg_sql[P_COUNT] = {
                       "AND snoozed_until_ms <= $1 ORDER BY snoozed_until_ms LIMIT $2",
     [P_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = $1 "
                       "AND conversation_id = $2",
+    [P_PLACE_GET] = "SELECT conversation_id, shard FROM placements WHERE conversation_id IN "
+                    "(SELECT json_array_elements_text($1::json))",
+    [P_PLACE_PUT] = "INSERT INTO placements (conversation_id, shard) SELECT c, s FROM "
+                    "json_to_recordset($1::json) AS x(c text, s text) ON CONFLICT DO NOTHING",
+    [P_CONV_MANY] = "SELECT id FROM conversations WHERE id IN "
+                    "(SELECT json_array_elements_text($1::json))",
 };
 
 struct pg_store {
     struct oh_store_base base;
     char epoch[48];
-    struct oh_pg_pool **shards; /* shard 0 also holds positions, kv and the epoch */
-    int nshards;
-    struct oh_pg_pool *replica; /* store.postgres.read_dsn, or NULL */
+    struct oh_pg_shards dir; /* shard 0 also holds positions, kv, the epoch and the directory */
+    struct oh_pg_pool *replica; /* store.postgres.read_dsn (mirrors shard 0), or NULL */
 };
 
-/* FNV-1a (64-bit) of the conversation id, modulo the number of shards. The
- * shard list must therefore only ever grow by a migration, never reorder. */
-static int shard_of(const struct pg_store *s, const char *conv)
+#define SHARD0(st) (((struct pg_store *)(st))->dir.at[0].pool)
+
+/* The shards known now, without a refresh: for indices handed out before. */
+static int known(struct pg_store *s)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a offset basis */
-    for (const unsigned char *p = (const unsigned char *)conv; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (int)(h % (uint64_t)s->nshards);
+    return atomic_load_explicit(&s->dir.n, memory_order_acquire);
 }
 
-static struct oh_pg_pool *conv_pool(const struct pg_store *s, const char *conv)
+/* The shards a read across all of them asks (after a refresh when due). */
+static int nshards(struct pg_store *s)
 {
-    return s->shards[shard_of(s, conv)];
+    return oh_pg_shard_count(&s->dir);
+}
+
+/* *P = the pool of CONV's shard (placement directory, see store_pg_shards.c). */
+static int conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p)
+{
+    int sh;
+    int rc = oh_pg_shard_of(&s->dir, conv, &sh);
+    if (rc == 0) *p = s->dir.at[sh].pool;
+    return rc;
+}
+
+/* Runs ID on CONV's shard (see oh_pg_exec; repeated on a broken connection). */
+static int conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n,
+                     const char *const *vals, PGresult **r)
+{
+    struct oh_pg_pool *p;
+    *r = NULL;
+    int rc = conv_pool(s, conv, &p);
+    return rc != 0 ? rc : oh_pg_exec(p, id, n, vals, r, true);
+}
+
+static int conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n,
+                     const char *const *vals)
+{
+    PGresult *r;
+    int rc = conv_exec(s, conv, id, n, vals, &r);
+    PQclear(r);
+    return rc;
 }
 
 static void pg_close(oh_store *st)
 {
     struct pg_store *s = (struct pg_store *)st;
     if (!s) return;
-    for (int i = 0; i < s->nshards; i++)
-        oh_pg_pool_free(s->shards[i]);
-    free(s->shards);
+    oh_pg_shards_close(&s->dir);
     oh_pg_pool_free(s->replica);
     free(s);
-}
-
-/* Migrates one server, waiting up to ~6 s for it to come up. */
-static int migrate_wait(const char *dsn, char *err, size_t errlen)
-{
-    int rc = OH_EUNAVAIL;
-    for (int attempt = 0, delay = 100; attempt < 7; attempt++, delay *= 2) {
-        rc = oh_pg_migrate(dsn, err, errlen);
-        if (rc != OH_EUNAVAIL) break;
-        usleep((useconds_t)delay * 1000);
-    }
-    return rc;
 }
 
 static int load_epoch(struct pg_store *s)
@@ -405,10 +422,10 @@ static int load_epoch(struct pg_store *s)
     oh_base64url(rnd, sizeof rnd, fresh);
     const char *vals[] = {fresh};
     PGresult *r;
-    int rc = oh_pg_exec(s->shards[0], P_EPOCH_PUT, 1, vals, &r, true);
+    int rc = oh_pg_exec(s->dir.at[0].pool, P_EPOCH_PUT, 1, vals, &r, true);
     if (rc != 0) return rc;
     PQclear(r);
-    rc = oh_pg_exec(s->shards[0], P_EPOCH_GET, 0, NULL, &r, true);
+    rc = oh_pg_exec(s->dir.at[0].pool, P_EPOCH_GET, 0, NULL, &r, true);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1)
         snprintf(s->epoch, sizeof s->epoch, "%s", PQgetvalue(r, 0, 0));
@@ -460,41 +477,35 @@ static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
     size_t nlist = oh_config_list(cfg, "store.postgres.shards", &list);
     int pool_size = (int)oh_config_int(cfg, "store.postgres.pool_size");
     if (pool_size < 1 || pool_size > 64) pool_size = pool_size < 1 ? 1 : 64;
+    int64_t cache = oh_config_int(cfg, "store.postgres.placement_cache");
     struct pg_store *s = calloc(1, sizeof *s);
-    if (!s) goto nomem;
+    if (!s) {
+        oh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     s->base.ops = &oh_store_pg_ops;
-    s->nshards = nlist ? (int)nlist : 1;
-    s->shards = calloc((size_t)s->nshards, sizeof *s->shards);
-    if (!s->shards) goto nomem;
     if (nlist && dsn && *dsn)
         OH_WARN("store", "store.postgres.shards is set: store.postgres.dsn is not used");
-    for (int i = 0; i < s->nshards; i++) {
-        const char *d = nlist ? list[i] : dsn;
-        char name[32];
-        snprintf(name, sizeof name, "shard %d", i);
-        char merr[256];
-        if (migrate_wait(d, merr, sizeof merr) != 0) {
-            oh_errf(err, errlen, "store %s: %s", name, merr);
-            goto fail;
-        }
-        if (!(s->shards[i] = oh_pg_pool_new(d, name, pool_size))) goto nomem;
-    }
+    const char *one[] = {dsn};
+    if (oh_pg_shards_open(&s->dir, nlist ? list : one, nlist ? (int)nlist : 1, pool_size,
+                          cache > 0 ? (size_t)cache : 64, err, errlen) != 0)
+        goto fail;
     if (read_dsn && *read_dsn) {
         if (nlist)
             OH_WARN("store", "store.postgres.read_dsn is ignored when shards are configured");
-        else if (!(s->replica = oh_pg_pool_new(read_dsn, "replica", pool_size)))
-            goto nomem;
+        else if (!(s->replica = oh_pg_pool_new(read_dsn, "replica", pool_size))) {
+            oh_errf(err, errlen, "out of memory");
+            goto fail;
+        }
     }
     int rc = load_epoch(s);
     if (rc != 0) {
         oh_errf(err, errlen, "store: cannot read the epoch: %s", oh_strerror(rc));
         goto fail;
     }
-    OH_INFO("store", "postgres store, %d shard(s)%s, epoch %s", s->nshards,
-            s->replica ? " and a read replica" : "", s->epoch);
+    OH_INFO("store", "postgres store, %d shard(s) (a ring of %d)%s, epoch %s", known(s),
+            s->dir.ring, s->replica ? " and a read replica" : "", s->epoch);
     return (oh_store *)s;
-nomem:
-    oh_errf(err, errlen, "out of memory");
 fail:
     pg_close((oh_store *)s);
     return NULL;
@@ -508,9 +519,9 @@ static const char *pg_epoch(const oh_store *st)
 static int pg_ping(oh_store *st)
 {
     struct pg_store *s = (struct pg_store *)st;
-    for (int i = 0; i < s->nshards; i++) {
+    for (int i = 0, n = nshards(s); i < n; i++) {
         PGresult *r;
-        int rc = oh_pg_exec(s->shards[i], P_PING, 0, NULL, &r, true);
+        int rc = oh_pg_exec(s->dir.at[i].pool, P_PING, 0, NULL, &r, true);
         if (rc != 0) return rc;
         PQclear(r);
     }
@@ -583,7 +594,7 @@ static int materialize_shard(struct pg_store *s, int sh, const char *group, json
     snprintf(now, sizeof now, "%lld", (long long)oh_now_ms());
     const char *vals[] = {j, group ? group : "", pos ? pos : "[]", s->epoch, now, o};
     PGresult *r;
-    int rc = oh_pg_exec(s->shards[sh], P_MATERIALIZE, 6, vals, &r, false);
+    int rc = oh_pg_exec(s->dir.at[sh].pool, P_MATERIALIZE, 6, vals, &r, false);
     free(j);
     free(o);
     if (rc != 0) return rc;
@@ -599,23 +610,51 @@ static int materialize_shard(struct pg_store *s, int sh, const char *group, json
     return 0;
 }
 
+/* The shard of each item's conversation (EV, placed when new) and of its
+ * outcome's (OUT, never placed: a command's conversation exists, or its
+ * outcome reads back from the same fallback shard). */
+static int batch_shards(struct pg_store *s, struct oh_store_item *items, size_t n, int *ev,
+                        int *out)
+{
+    const char **convs = calloc(n ? n : 1, sizeof *convs);
+    if (!convs) return OH_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct oh_store_fields f;
+        convs[i] = "";
+        if (items[i].event && oh_store_fields_get(items[i].event, &f) != 0) rc = OH_EINVAL;
+        if (items[i].event && rc == 0) convs[i] = f.conv; /* borrowed from the event */
+    }
+    if (rc == 0) rc = oh_pg_shards_resolve(&s->dir, convs, n, true, ev);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        convs[i] = items[i].outcome_conv ? items[i].outcome_conv : "";
+    if (rc == 0) rc = oh_pg_shards_resolve(&s->dir, convs, n, false, out);
+    free(convs);
+    return rc;
+}
+
 /* Shards other than 0 commit first, shard 0 last together with the
  * positions: a crash in between replays the batch, and the replay finds
- * the events already stored on the other shards (dedup by event id). */
+ * the events already stored on the other shards (dedup by event id; a
+ * conversation's placement never changes, so the replay goes to the same
+ * shard). */
 static int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                           const struct oh_store_pos *pos, size_t npos)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int rc = 0;
-    json_t **rows = calloc((size_t)s->nshards, sizeof *rows);
-    json_t **outs = calloc((size_t)s->nshards, sizeof *outs);
+    int *ev = calloc(n ? n : 1, sizeof *ev), *oc = calloc(n ? n : 1, sizeof *oc);
+    int rc = ev && oc ? batch_shards(s, items, n, ev, oc) : OH_ENOMEM;
+    int nsh = known(s); /* after the placement: every index handed out is below it */
+    json_t **rows = calloc((size_t)nsh, sizeof *rows);
+    json_t **outs = calloc((size_t)nsh, sizeof *outs);
     json_t *jpos = json_array();
     char *pos_text = NULL;
+    if (rc != 0) goto out;
     if (!rows || !outs || !jpos) {
         rc = OH_ENOMEM;
         goto out;
     }
-    for (int i = 0; i < s->nshards; i++)
+    for (int i = 0; i < nsh; i++)
         if (!(rows[i] = json_array()) || !(outs[i] = json_array())) {
             rc = OH_ENOMEM;
             goto out;
@@ -625,7 +664,7 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
         const struct oh_store_item *it = &items[i];
         const char *oconv = it->outcome_conv ? it->outcome_conv : "";
         if (it->outcome_id &&
-            json_array_append_new(outs[shard_of(s, oconv)],
+            json_array_append_new(outs[oc[i]],
                                   json_pack("{s:s, s:s, s:i, s:s}", "id", it->outcome_id, "conv",
                                             oconv, "code", it->outcome_code, "body",
                                             it->outcome_body ? it->outcome_body : "{}")) != 0) {
@@ -645,7 +684,7 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
         }
         json_t *row = item_row(i, &items[i], &f, text);
         free(text);
-        if (!row || json_array_append_new(rows[shard_of(s, f.conv)], row) != 0) {
+        if (!row || json_array_append_new(rows[ev[i]], row) != 0) {
             rc = OH_ENOMEM;
             goto out;
         }
@@ -658,18 +697,20 @@ static int pg_materialize(oh_store *st, const char *group, struct oh_store_item 
         rc = OH_ENOMEM;
         goto out;
     }
-    for (int sh = s->nshards - 1; sh >= 0 && rc == 0; sh--) {
+    for (int sh = nsh - 1; sh >= 0 && rc == 0; sh--) {
         if (sh > 0 && json_array_size(rows[sh]) == 0 && json_array_size(outs[sh]) == 0) continue;
         rc = materialize_shard(s, sh, group, rows[sh], outs[sh], sh == 0 ? pos_text : NULL, items,
                                n);
     }
 out:
-    for (int i = 0; i < s->nshards; i++) {
+    for (int i = 0; i < nsh; i++) {
         if (rows) json_decref(rows[i]);
         if (outs) json_decref(outs[i]);
     }
     free(rows);
     free(outs);
+    free(ev);
+    free(oc);
     json_decref(jpos);
     free(pos_text);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
@@ -692,7 +733,7 @@ static int pg_position_get(oh_store *st, const char *group, const char *topic, i
     const char *vals[] = {group, topic, part};
     PGresult *r;
     *next = *published = 0;
-    int rc = oh_pg_exec(s->shards[0], P_POS_GET, 3, vals, &r, true);
+    int rc = oh_pg_exec(s->dir.at[0].pool, P_POS_GET, 3, vals, &r, true);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1) {
         *next = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -711,17 +752,17 @@ static int pg_position_published(oh_store *st, const char *group, const char *to
     i64s(pub, sizeof pub, published);
     const char *vals[] = {group, topic, part, pub};
     PGresult *r;
-    int rc = oh_pg_exec(s->shards[0], P_POS_PUBLISHED, 4, vals, &r, true);
+    int rc = oh_pg_exec(s->dir.at[0].pool, P_POS_PUBLISHED, 4, vals, &r, true);
     PQclear(r);
     return rc;
 }
 
 /* Runs ID with VALS on every shard; RES[i] holds shard i's rows. */
-static int all_shards(struct pg_store *s, enum pg_stmt id, int n, const char *const *vals,
-                      PGresult **res)
+static int all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n,
+                      const char *const *vals, PGresult **res)
 {
-    for (int i = 0; i < s->nshards; i++) {
-        int rc = oh_pg_exec(s->shards[i], id, n, vals, &res[i], true);
+    for (int i = 0; i < nsh; i++) {
+        int rc = oh_pg_exec(s->dir.at[i].pool, id, n, vals, &res[i], true);
         if (rc != 0) {
             for (int k = 0; k < i; k++)
                 PQclear(res[k]);
@@ -761,17 +802,18 @@ static int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_sto
                            void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     char part[24], off[24];
     i64s(part, sizeof part, partition);
     i64s(off, sizeof off, from);
     const char *vals[] = {part, off};
-    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
-    int *at = calloc((size_t)s->nshards, sizeof *at);
-    int rc = !res || !at ? OH_ENOMEM : all_shards(s, P_SINCE, 2, vals, res);
+    PGresult **res = calloc((size_t)nsh, sizeof *res);
+    int *at = calloc((size_t)nsh, sizeof *at);
+    int rc = !res || !at ? OH_ENOMEM : all_shards(s, nsh, P_SINCE, 2, vals, res);
     if (rc != 0) goto out;
     for (;;) { /* k-way merge in source order */
         int best = -1;
-        for (int i = 0; i < s->nshards; i++)
+        for (int i = 0; i < nsh; i++)
             if (at[i] < PQntuples(res[i]) &&
                 (best < 0 || cmp_source(res[i], at[i], res[best], at[best]) < 0))
                 best = i;
@@ -788,7 +830,7 @@ static int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_sto
             break;
         }
     }
-    for (int i = 0; i < s->nshards; i++)
+    for (int i = 0; i < nsh; i++)
         PQclear(res[i]);
 out:
     free(res);
@@ -803,7 +845,7 @@ out:
 static int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
                      const char *const *vals, PGresult **r)
 {
-    if (s->replica) {
+    if (s->replica && primary == s->dir.at[0].pool) { /* it mirrors shard 0 */
         int rc = oh_pg_exec(s->replica, id, n, vals, r, true);
         if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) return rc;
     }
@@ -814,13 +856,15 @@ static int pg_history(oh_store *st, const char *conv, int64_t after, int limit, 
                       void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    struct oh_pg_pool *p = conv_pool(s, conv);
+    struct oh_pg_pool *p;
+    int rc = conv_pool(s, conv, &p);
+    if (rc != 0) return rc;
     char a[24], l[24];
     i64s(a, sizeof a, after);
     i64s(l, sizeof l, limit);
     const char *vals[] = {conv, a, limit > 0 ? l : NULL};
     PGresult *r;
-    int rc = read_exec(s, p, P_HISTORY, 3, vals, &r);
+    rc = read_exec(s, p, P_HISTORY, 3, vals, &r);
     if (rc != 0) return rc;
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
@@ -850,7 +894,7 @@ static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh
     const char *vals[] = {event_id, conv};
     PGresult *r;
     /* the primary: a replica may not have it yet */
-    int rc = oh_pg_exec(conv_pool(s, conv), P_EVENT_GET, 2, vals, &r, true);
+    int rc = conv_exec(s, conv, P_EVENT_GET, 2, vals, &r);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1) {
         int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -868,12 +912,13 @@ static int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh
 static int pg_verify(oh_store *st, struct oh_store_verify *v)
 {
     struct pg_store *s = (struct pg_store *)st;
-    for (int sh = 0; sh < s->nshards; sh++) {
+    int nsh = nshards(s);
+    for (int sh = 0; sh < nsh; sh++) {
         char conv[OH_ID_MAX] = "", seq[24] = "0";
         for (;;) {
             const char *vals[] = {conv, seq};
             PGresult *r;
-            int rc = oh_pg_exec(s->shards[sh], P_VERIFY, 2, vals, &r, true);
+            int rc = oh_pg_exec(s->dir.at[sh].pool, P_VERIFY, 2, vals, &r, true);
             if (rc) return rc;
             int rows = PQntuples(r);
             for (int i = 0; i < rows; i++) {
@@ -926,7 +971,7 @@ static int pg_conversation_get(oh_store *st, const char *conv, struct oh_convers
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv};
     PGresult *r;
-    int rc = oh_pg_exec(conv_pool(s, conv), P_CONV_GET, 1, vals, &r, true);
+    int rc = conv_exec(s, conv, P_CONV_GET, 1, vals, &r);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
     if (rc == 0) conv_row(r, 0, out);
@@ -947,21 +992,22 @@ static int pg_conversations(oh_store *st, int64_t updated_after_ms, int limit, o
                             void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     char u[24], l[24];
     i64s(u, sizeof u, updated_after_ms);
     i64s(l, sizeof l, limit);
     const char *vals[] = {u, limit > 0 ? l : NULL};
-    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
-    int *at = calloc((size_t)s->nshards, sizeof *at);
+    PGresult **res = calloc((size_t)nsh, sizeof *res);
+    int *at = calloc((size_t)nsh, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
-    if (rc == 0 && s->nshards == 1)
-        rc = read_exec(s, s->shards[0], P_CONV_LIST, 2, vals, &res[0]);
+    if (rc == 0 && nsh == 1)
+        rc = read_exec(s, s->dir.at[0].pool, P_CONV_LIST, 2, vals, &res[0]);
     else if (rc == 0)
-        rc = all_shards(s, P_CONV_LIST, 2, vals, res);
+        rc = all_shards(s, nsh, P_CONV_LIST, 2, vals, res);
     if (rc != 0) goto out;
     for (int emitted = 0; limit <= 0 || emitted < limit; emitted++) {
         int best = -1;
-        for (int i = 0; i < s->nshards; i++)
+        for (int i = 0; i < nsh; i++)
             if (at[i] < PQntuples(res[i]) &&
                 (best < 0 || conv_before(res[i], at[i], res[best], at[best])))
                 best = i;
@@ -974,7 +1020,7 @@ static int pg_conversations(oh_store *st, int64_t updated_after_ms, int limit, o
             break;
         }
     }
-    for (int i = 0; i < s->nshards; i++)
+    for (int i = 0; i < nsh; i++)
         PQclear(res[i]);
 out:
     free(res);
@@ -988,14 +1034,15 @@ static int pg_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv
                           void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     char u[24], l[24];
     i64s(u, sizeof u, now_ms);
     i64s(l, sizeof l, limit);
     const char *vals[] = {u, limit > 0 ? l : NULL};
     int rc = 0;
-    for (int sh = 0; sh < s->nshards && rc == 0; sh++) {
+    for (int sh = 0; sh < nsh && rc == 0; sh++) {
         PGresult *r;
-        if ((rc = oh_pg_exec(s->shards[sh], P_SNOOZED_DUE, 2, vals, &r, true)) != 0) break;
+        if ((rc = oh_pg_exec(s->dir.at[sh].pool, P_SNOOZED_DUE, 2, vals, &r, true)) != 0) break;
         for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
             struct oh_conversation c;
             conv_row(r, i, &c);
@@ -1014,7 +1061,7 @@ static int pg_command_result(oh_store *st, const char *conv, const char *id, int
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {id, conv};
     PGresult *r;
-    int rc = oh_pg_exec(conv_pool(s, conv), P_OUTCOME_GET, 2, vals, &r, true);
+    int rc = conv_exec(s, conv, P_OUTCOME_GET, 2, vals, &r);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
     if (rc == 0) {
@@ -1193,27 +1240,28 @@ static void list_sql(struct pg_query *q, const struct oh_store_filter *f)
 static int list_exec(struct pg_store *s, int i, const char *sql, int n, const char *const *vals,
                      PGresult **res)
 {
-    if (s->replica) {
+    if (s->replica && i == 0) { /* it mirrors shard 0 */
         int rc = oh_pg_exec_sql(s->replica, sql, n, vals, res, true);
         if (rc != OH_EUNAVAIL && rc != OH_ETIMEOUT) return rc;
     }
-    return oh_pg_exec_sql(s->shards[i], sql, n, vals, res, true);
+    return oh_pg_exec_sql(s->dir.at[i].pool, sql, n, vals, res, true);
 }
 
 static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     struct pg_query q;
-    PGresult **res = calloc((size_t)s->nshards, sizeof *res);
-    int *at = calloc((size_t)s->nshards, sizeof *at);
+    PGresult **res = calloc((size_t)nsh, sizeof *res);
+    int *at = calloc((size_t)nsh, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
     if (rc == 0) list_sql(&q, f);
     if (rc == 0 && q.len >= sizeof q.sql - 1) rc = OH_EIO;
-    for (int i = 0; rc == 0 && i < s->nshards; i++)
+    for (int i = 0; rc == 0 && i < nsh; i++)
         rc = list_exec(s, i, q.sql, q.n, q.vals, &res[i]);
     for (int emitted = 0; rc == 0 && emitted < f->limit; emitted++) {
         int best = -1;
-        for (int i = 0; i < s->nshards; i++)
+        for (int i = 0; i < nsh; i++)
             if (at[i] < PQntuples(res[i]) &&
                 (best < 0 || list_before(res[i], at[i], res[best], at[best])))
                 best = i;
@@ -1227,7 +1275,7 @@ static int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_
             break;
         }
     }
-    for (int i = 0; res && i < s->nshards; i++)
+    for (int i = 0; res && i < nsh; i++)
         PQclear(res[i]);
     free(res);
     free(at);
@@ -1242,7 +1290,14 @@ static int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_
                       char *next)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int n = s->nshards, rc = 0;
+    int n = nshards(s), rc = 0;
+    int listed = 1; /* a position from a process that knows a shard not known here yet */
+    for (const char *p = after; *p; p++)
+        listed += *p == '.';
+    if (listed > n) {
+        oh_pg_shards_refresh(&s->dir, true);
+        n = known(s);
+    }
     int64_t *revs = calloc((size_t)n, sizeof *revs);
     PGresult **res = calloc((size_t)n, sizeof *res);
     int *at = calloc((size_t)n, sizeof *at);
@@ -1252,7 +1307,7 @@ static int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_
     }
     if (!*after) { /* now: each counter as committed */
         for (int i = 0; rc == 0 && i < n; i++) {
-            rc = oh_pg_exec(s->shards[i], P_REV_GET, 0, NULL, &res[i], true);
+            rc = oh_pg_exec(s->dir.at[i].pool, P_REV_GET, 0, NULL, &res[i], true);
             if (rc == 0 && PQntuples(res[i]) == 1)
                 revs[i] = strtoll(PQgetvalue(res[i], 0, 0), NULL, 10);
         }
@@ -1269,7 +1324,7 @@ static int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_
         char r[24];
         i64s(r, sizeof r, revs[i]);
         const char *vals[] = {r, lim};
-        rc = oh_pg_exec(s->shards[i], P_CHANGES, 2, vals, &res[i], true);
+        rc = oh_pg_exec(s->dir.at[i].pool, P_CHANGES, 2, vals, &res[i], true);
     }
     for (int emitted = 0, more = 1; rc == 0 && more && emitted < limit;) {
         more = 0;
@@ -1306,10 +1361,11 @@ static int pg_ref_get(oh_store *st, const char *channel, const char *account, co
                       struct oh_store_ref *out)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     const char *vals[] = {channel, account, ref};
-    for (int i = 0; i < s->nshards; i++) {
+    for (int i = 0; i < nsh; i++) {
         PGresult *r;
-        int rc = oh_pg_exec(s->shards[i], P_REF_GET, 3, vals, &r, true);
+        int rc = oh_pg_exec(s->dir.at[i].pool, P_REF_GET, 3, vals, &r, true);
         if (rc != 0) return rc;
         bool found = PQntuples(r) == 1;
         if (found) {
@@ -1335,7 +1391,7 @@ static int pg_ref_put(oh_store *st, const char *channel, const char *account, co
 {
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {channel, account, ref, conv, message_id};
-    return exec_void(conv_pool(s, conv), P_REF_PUT, 5, vals);
+    return conv_void(s, conv, P_REF_PUT, 5, vals);
 }
 
 /* Copies column 0 of the single row of R into OUT. */
@@ -1353,7 +1409,7 @@ static int pg_message_state(oh_store *st, const char *conv, const char *message_
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv, message_id};
     PGresult *r;
-    int rc = oh_pg_exec(conv_pool(s, conv), P_STATE_GET, 2, vals, &r, true);
+    int rc = conv_exec(s, conv, P_STATE_GET, 2, vals, &r);
     if (rc != 0) return rc;
     rc = copy_value(r, out, 16);
     PQclear(r);
@@ -1367,7 +1423,7 @@ static int pg_cursor_set(oh_store *st, const char *conv, const char *role, const
     char q[24];
     i64s(q, sizeof q, seq);
     const char *vals[] = {conv, user, role, device, q};
-    return exec_void(conv_pool(s, conv), P_CURSOR_SET, 5, vals);
+    return conv_void(s, conv, P_CURSOR_SET, 5, vals);
 }
 
 static int pg_cursors(oh_store *st, const char *conv, const char *role, const char *user,
@@ -1376,7 +1432,7 @@ static int pg_cursors(oh_store *st, const char *conv, const char *role, const ch
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv, user, role};
     PGresult *r;
-    int rc = oh_pg_exec(conv_pool(s, conv), P_CURSORS, 3, vals, &r, true);
+    int rc = conv_exec(s, conv, P_CURSORS, 3, vals, &r);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int stop = fn(opaque, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
@@ -1394,14 +1450,14 @@ static int pg_cursors(oh_store *st, const char *conv, const char *role, const ch
 static int pg_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
 {
     const char *vals[] = {ns, key, value};
-    return exec_void(((struct pg_store *)st)->shards[0], P_KV_PUT, 3, vals);
+    return exec_void(SHARD0(st), P_KV_PUT, 3, vals);
 }
 
 static int pg_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen)
 {
     const char *vals[] = {ns, key};
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_GET, 2, vals, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_KV_GET, 2, vals, &r, true);
     if (rc != 0) return rc;
     rc = copy_value(r, out, outlen);
     PQclear(r);
@@ -1425,7 +1481,7 @@ static int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys,
     }
     const char *vals[] = {ns, j};
     PGresult *r;
-    int rc = oh_pg_exec_sql(((struct pg_store *)st)->shards[0],
+    int rc = oh_pg_exec_sql(SHARD0(st),
                             "SELECT key, value FROM kv WHERE ns = $1 AND key IN "
                             "(SELECT jsonb_array_elements_text($2::jsonb))",
                             2, vals, &r, true);
@@ -1444,14 +1500,14 @@ static int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys,
 static int pg_kv_del(oh_store *st, const char *ns, const char *key)
 {
     const char *vals[] = {ns, key};
-    return exec_void(((struct pg_store *)st)->shards[0], P_KV_DEL, 2, vals);
+    return exec_void(SHARD0(st), P_KV_DEL, 2, vals);
 }
 
 static int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
 {
     const char *vals[] = {ns};
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_KV_SCAN, 1, vals, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_KV_SCAN, 1, vals, &r, true);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int stop = fn(opaque, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
@@ -1472,7 +1528,7 @@ static int pg_article_put(oh_store *st, const struct oh_store_article *a, int64_
     i64s(ms, sizeof ms, a->updated_ms);
     const char *vals[] = {a->id, a->title, a->body, a->locale, a->tags, ms};
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_PUT, 6, vals, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_ART_PUT, 6, vals, &r, true);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1)
         *version = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -1504,7 +1560,7 @@ static int pg_article_get(oh_store *st, const char *id, oh_store_article_fn fn, 
 {
     const char *vals[] = {id};
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_GET, 1, vals, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_ART_GET, 1, vals, &r, true);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? pg_article_rows(r, fn, opaque) : OH_ENOTFOUND;
     PQclear(r);
@@ -1515,7 +1571,7 @@ static int pg_article_del(oh_store *st, const char *id)
 {
     const char *vals[] = {id};
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_DEL, 1, vals, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_ART_DEL, 1, vals, &r, true);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
     PQclear(r);
@@ -1525,7 +1581,7 @@ static int pg_article_del(oh_store *st, const char *id)
 static int pg_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
 {
     PGresult *r;
-    int rc = oh_pg_exec(((struct pg_store *)st)->shards[0], P_ART_ALL, 0, NULL, &r, true);
+    int rc = oh_pg_exec(SHARD0(st), P_ART_ALL, 0, NULL, &r, true);
     if (rc != 0) return rc;
     rc = pg_article_rows(r, fn, opaque);
     PQclear(r);
@@ -1536,12 +1592,13 @@ static int pg_articles(oh_store *st, oh_store_article_fn fn, void *opaque)
 static int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
 {
     struct pg_store *s = (struct pg_store *)st;
+    int nsh = nshards(s);
     const char *vals[] = {agent};
-    for (int i = 0; i < s->nshards; i++) {
+    for (int i = 0; i < nsh; i++) {
         PGresult *r;
         /* (the replica, when there is one, mirrors a single shard) */
-        int rc = s->nshards == 1 ? read_exec(s, s->shards[0], P_OPEN_ASSIGNED, 1, vals, &r)
-                                 : oh_pg_exec(s->shards[i], P_OPEN_ASSIGNED, 1, vals, &r, true);
+        int rc = nsh == 1 ? read_exec(s, s->dir.at[0].pool, P_OPEN_ASSIGNED, 1, vals, &r)
+                                 : oh_pg_exec(s->dir.at[i].pool, P_OPEN_ASSIGNED, 1, vals, &r, true);
         if (rc != 0) return rc;
         *count += PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
         PQclear(r);
@@ -1612,7 +1669,7 @@ static int pg_kpi_put(oh_store *st, const char *group, const struct oh_store_epi
     if (rtext && ptext) {
         const char *vals[] = {rtext, group, ptext};
         PGresult *r;
-        rc = oh_pg_exec_sql(s->shards[0], pg_kpi_put_sql, 3, vals, &r, true);
+        rc = oh_pg_exec_sql(s->dir.at[0].pool, pg_kpi_put_sql, 3, vals, &r, true);
         if (rc == 0) PQclear(r);
     }
     free(rtext);
@@ -1634,7 +1691,7 @@ static int pg_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_st
     i64s(win, sizeof win, q->reopen_window_ms);
     const char *vals[] = {from, to, q->agent, win};
     PGresult *r;
-    if ((rc = oh_pg_exec_sql(s->shards[0], sql, 4, vals, &r, true))) return rc;
+    if ((rc = oh_pg_exec_sql(s->dir.at[0].pool, sql, 4, vals, &r, true))) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct oh_store_kpi_row row = {.key_null = PQgetisnull(r, i, 0)};
         snprintf(row.key, sizeof row.key, "%s", PQgetvalue(r, i, 0));
@@ -1669,7 +1726,7 @@ static int pg_kv_write(oh_store *st, const char *ns, const char *const *keys,
     const char *vals[] = {ns, j};
     PGresult *r;
     int rc = oh_pg_exec_sql(
-        ((struct pg_store *)st)->shards[0],
+        SHARD0(st),
         "WITH w AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS w(key text, value text)), "
         "d AS (DELETE FROM kv WHERE ns = $1 AND key IN (SELECT key FROM w WHERE value IS NULL)) "
         "INSERT INTO kv (ns, key, value) SELECT $1, key, value FROM w WHERE value IS NOT NULL "
@@ -1688,9 +1745,11 @@ static int pg_contact_refs(oh_store *st, const char *const *convs, const char *c
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *vals[] = {convs[i], contacts[i]};
         PGresult *r;
-        rc = oh_pg_exec_sql(conv_pool(s, convs[i]),
-                            "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2, vals, &r,
-                            true);
+        struct oh_pg_pool *p;
+        rc = conv_pool(s, convs[i], &p);
+        if (rc == 0)
+            rc = oh_pg_exec_sql(p, "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2,
+                                vals, &r, true);
         if (rc == 0) PQclear(r);
     }
     return rc;
@@ -1705,10 +1764,12 @@ static int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *
                     int64_t *count)
 {
     struct pg_store *s = (struct pg_store *)st;
-    struct oh_pg_pool *p = conv_pool(s, conv);
+    struct oh_pg_pool *p;
+    int rc = conv_pool(s, conv, &p);
+    if (rc != 0) return rc;
     const char *vals[3] = {conv};
     PGresult *r;
-    int rc = oh_pg_exec_sql(p,
+    rc = oh_pg_exec_sql(p,
                             "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
                             "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
                             1, vals, &r, true);
@@ -1754,6 +1815,30 @@ static int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *
     return rc;
 }
 
+/* ---- shards ---- */
+
+static int pg_shard_add(oh_store *st, const char *name, const char *dsn, char *err, size_t errlen)
+{
+    return oh_pg_shards_add(&((struct pg_store *)st)->dir, name, dsn, err, errlen);
+}
+
+static int pg_shard_list(oh_store *st, oh_store_shard_fn fn, void *opaque)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    int rc = oh_pg_shards_refresh(&s->dir, true);
+    uint64_t placing = atomic_load(&s->dir.placing);
+    for (int i = 0, n = known(s); i < n && rc == 0; i++) {
+        struct oh_store_shard sh = {.name = s->dir.at[i].name,
+                                    .index = i,
+                                    .ring = i < s->dir.ring ? i : -1,
+                                    .placing = (placing >> i) & 1};
+        rc = fn(opaque, &sh);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static const struct oh_store_shard_ops pg_shard_ops = {.add = pg_shard_add, .list = pg_shard_list};
+
 const struct oh_store_ops oh_store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1793,4 +1878,5 @@ const struct oh_store_ops oh_store_pg_ops = {
     .articles = pg_articles,
     .kpi_put = pg_kpi_put,
     .kpi_report = pg_kpi_report,
+    .shards = &pg_shard_ops,
 };

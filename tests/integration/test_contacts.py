@@ -119,6 +119,9 @@ def test_unverified_email_suggests_merge_unmerge_round_trip(omnihub):
     merged = r.json()
     assert merged["contact_id"] == b and merged["merged"] == [a]
     assert sorted(merged["conversations"]) == sorted([crm, web])
+    # both held the address: the person lists it once, verified by the app's side
+    emails = [i for i in merged["identifiers"] if i["type"] == "email"]
+    assert len(emails) == 1 and emails[0]["verified"] is True, merged["identifiers"]
     assert contact(d, a, agent)["contact_id"] == b  # the merged id resolves to the person
     listed = d.request("GET", f"/v1/conversations?contact_id={b}", token=agent).json()
     assert len(listed["conversations"]) == 2

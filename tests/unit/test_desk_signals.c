@@ -195,6 +195,74 @@ START_TEST(presence_aggregates_devices)
 }
 END_TEST
 
+static void changed(void *opaque, const char *agent, enum oh_presence_status now)
+{
+    json_array_append_new(opaque,
+                          json_pack("{s:s, s:s}", "id", agent, "status", oh_presence_name(now)));
+}
+
+/* What other gateways say counts beside this gateway's devices, until it
+ * runs out or its gateway says bye; an agent heard of becomes known. */
+START_TEST(presence_counts_other_gateways)
+{
+    oh_presence *p = oh_presence_new(2);
+    struct oh_principal bob = {.sub = "bob", .role = OH_ROLE_AGENT};
+    struct oh_agent_info w = {
+        .id = "bob", .name = "Bob B", .nteams = 1, .here = OH_PRESENCE_ONLINE};
+    snprintf(w.teams[0], sizeof w.teams[0], "vip");
+    enum oh_presence_status now;
+    struct oh_agent_info a;
+    /* unknown here: known from gw-b's word, with its name and teams */
+    ck_assert(oh_presence_remote(p, "gw-b", &w, 1000, 4000, &now));
+    ck_assert_int_eq(now, OH_PRESENCE_ONLINE);
+    ck_assert_int_eq(oh_presence_get(p, "bob", &a), OH_OK);
+    ck_assert_str_eq(a.name, "Bob B");
+    ck_assert_str_eq(a.teams[0], "vip");
+    ck_assert_int_eq(a.devices, 0);
+    ck_assert_int_eq(a.here, OH_PRESENCE_OFFLINE);
+    /* away here, online there: online; the same word again changes nothing */
+    oh_presence_connect(p, &bob, 1100);
+    ck_assert(
+        !oh_presence_move(p, "bob", OH_PRESENCE_OFFLINE, OH_PRESENCE_AWAY, false, 1200, &now));
+    ck_assert_int_eq(now, OH_PRESENCE_ONLINE);
+    ck_assert(!oh_presence_remote(p, "gw-b", &w, 2000, 5000, &now));
+    /* a third gateway says away; gw-b's word runs out at 5000: away */
+    w.here = OH_PRESENCE_AWAY;
+    ck_assert(!oh_presence_remote(p, "gw-c", &w, 2500, 9000, &now));
+    json_t *ch = json_array();
+    oh_presence_forget(p, NULL, 4999, changed, ch);
+    ck_assert_int_eq(json_array_size(ch), 0);
+    oh_presence_forget(p, NULL, 5000, changed, ch);
+    char *text = json_dumps(ch, JSON_COMPACT);
+    ck_assert_str_eq(text, "[{\"id\":\"bob\",\"status\":\"away\"}]");
+    free(text);
+    oh_presence_get(p, "bob", &a);
+    ck_assert_int_eq(a.status, OH_PRESENCE_AWAY);
+    ck_assert_int_eq(a.since_ms, 5000);
+    /* gw-c says online, then bye: back to this gateway's away */
+    w.here = OH_PRESENCE_ONLINE;
+    ck_assert(oh_presence_remote(p, "gw-c", &w, 6000, 9000, &now));
+    json_array_clear(ch);
+    oh_presence_forget(p, "gw-c", 6100, changed, ch);
+    ck_assert_int_eq(json_array_size(ch), 1);
+    /* offline there: nothing kept; the device here closes: offline */
+    w.here = OH_PRESENCE_OFFLINE;
+    ck_assert(!oh_presence_remote(p, "gw-c", &w, 6200, 9000, &now));
+    ck_assert(oh_presence_move(p, "bob", OH_PRESENCE_AWAY, OH_PRESENCE_OFFLINE, true, 7000, &now));
+    ck_assert_int_eq(now, OH_PRESENCE_OFFLINE);
+    /* an agent online elsewhere is never evicted: the directory holds 2 */
+    struct oh_agent_info x = {.id = "xan", .here = OH_PRESENCE_ONLINE};
+    ck_assert(oh_presence_remote(p, "gw-b", &x, 8000, 60000, &now));
+    struct oh_principal yo = {.sub = "yo", .role = OH_ROLE_AGENT};
+    oh_presence_connect(p, &yo, 8100); /* bob (offline, no device) makes room */
+    ck_assert_int_eq(oh_presence_get(p, "bob", &a), OH_ENOTFOUND);
+    ck_assert_int_eq(oh_presence_get(p, "xan", &a), OH_OK);
+    ck_assert_int_eq(a.status, OH_PRESENCE_ONLINE);
+    json_decref(ch);
+    oh_presence_free(p);
+}
+END_TEST
+
 /* A token of SECRET with the claims of JSON (sub, role, exp added). */
 static char *token_with(const char *secret, const char *role, const char *json)
 {
@@ -273,6 +341,7 @@ static Suite *suite(void)
     tcase_add_test(tc, visibility_of_messages_and_notes);
     tcase_add_test(tc, visibility_of_state_and_other_internal_types);
     tcase_add_test(tc, presence_aggregates_devices);
+    tcase_add_test(tc, presence_counts_other_gateways);
     tcase_add_test(tc, admin_and_claims);
     suite_add_tcase(s, tc);
     return s;

@@ -210,6 +210,142 @@ START_TEST(t_pg_shards)
 }
 END_TEST
 
+/* Two sync members (two stores) materialize the same batch of new
+ * conversations at the same time while they know different shard lists:
+ * one still places over the ring, the other over the ring and an added
+ * shard. The placement directory makes them agree: each conversation on
+ * one shard, each event stored once. */
+enum { RACE_CONVS = 40, RACE_PER = 3 };
+
+struct race_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    int rc;
+};
+
+static void *race_put(void *p)
+{
+    struct race_arg *a = p;
+    json_t *evs[RACE_CONVS * RACE_PER];
+    struct oh_store_item items[RACE_CONVS * RACE_PER];
+    for (int i = 0; i < RACE_CONVS * RACE_PER; i++) {
+        char id[32], conv[16];
+        snprintf(id, sizeof id, "e_race%d", i);
+        snprintf(conv, sizeof conv, "c_race%d", i % RACE_CONVS);
+        evs[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + i, id);
+        items[i] = (struct oh_store_item){.event = evs[i], .src_offset = i, .seq = -1};
+    }
+    pthread_barrier_wait(a->go);
+    /* the same events committed by the other member meanwhile: a unique
+     * violation or a deadlock, and the retry (as sync's) finds them stored */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        a->rc = oh_store_materialize(a->st, NULL, items, RACE_CONVS * RACE_PER, NULL, 0);
+        if (a->rc != OH_EDUP && a->rc != OH_ERETRY) break;
+    }
+    for (int i = 0; i < RACE_CONVS * RACE_PER; i++)
+        json_decref(evs[i]);
+    return NULL;
+}
+
+static int count_shard(void *opaque, const struct oh_store_shard *sh)
+{
+    int *n = opaque;
+    ck_assert_int_eq(sh->index, *n);
+    ck_assert_int_eq(sh->ring, *n < 2 ? *n : -1);
+    ++*n;
+    return 0;
+}
+
+START_TEST(t_pg_shard_added)
+{
+    char d0[600], d1[600], d2[600], list[1300], err[512];
+    pg_newdb(d0, sizeof d0);
+    pg_newdb(d1, sizeof d1);
+    pg_newdb(d2, sizeof d2);
+    snprintf(list, sizeof list, "%s,%s", d0, d1);
+    oh_store_close(st);
+    oh_config_free(cfg);
+    cfg = make_cfg(NULL, list);
+    st = open_cfg(cfg);
+    char feed[OH_STORE_POS_MAX];
+    ck_assert_int_eq(oh_store_changes(st, "", 10, NULL, NULL, feed), 0); /* two positions */
+    ck_assert_int_eq(oh_store_shard_add(st, "bad name", d2, err, sizeof err), OH_EINVAL);
+    ck_assert_int_eq(oh_store_shard_add(st, "x", d1, err, sizeof err), OH_EINVAL); /* s1 */
+    ck_assert_int_eq(oh_store_shard_add(st, "x", d2, err, sizeof err), 0);
+    ck_assert_int_eq(oh_store_shard_add(st, "x", d2, err, sizeof err), 0); /* again */
+    int n = 0;
+    ck_assert_int_eq(oh_store_shards(st, count_shard, &n), 0);
+    ck_assert_int_eq(n, 3);
+    /* the second member starts later and sees x taking new conversations;
+     * the first refreshed its list just now and still places over the ring */
+    pg_sql(d0, "UPDATE shards SET added_at = now() - interval '1 hour'");
+    oh_store *other = open_cfg(cfg);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    struct race_arg a = {st, &go, -1}, b = {other, &go, -1};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, race_put, &a);
+    pthread_create(&tb, NULL, race_put, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&go);
+    ck_assert_int_eq(a.rc, 0);
+    ck_assert_int_eq(b.rc, 0);
+    const char *dbs[] = {d0, d1, d2};
+    long convs = 0, events = 0;
+    for (int i = 0; i < 3; i++) {
+        convs += pg_count(dbs[i], "SELECT count(*) FROM conversations");
+        events += pg_count(dbs[i], "SELECT count(*) FROM history");
+    }
+    ck_assert_int_eq(convs, RACE_CONVS);
+    ck_assert_int_eq(events, RACE_CONVS * RACE_PER);
+    ck_assert_int_eq(pg_count(d0, "SELECT count(*) FROM placements"), RACE_CONVS);
+    /* (whichever member wrote the placements first, both read them back) */
+    for (int c = 0; c < RACE_CONVS; c++) {
+        char conv[16];
+        snprintf(conv, sizeof conv, "c_race%d", c);
+        oh_store *both[] = {st, other};
+        for (int k = 0; k < 2; k++) {
+            struct rows r = {.ok = true};
+            ck_assert_int_eq(oh_store_history(both[k], conv, 0, 0, collect, &r), 0);
+            ck_assert_int_eq(r.n, RACE_PER);
+            for (int i = 0; i < RACE_PER; i++)
+                ck_assert_int_eq(r.seq[i], i + 1);
+        }
+    }
+    /* a changes position from before the add reads the added shard from its start */
+    struct convs ch = {0};
+    ck_assert_int_eq(oh_store_changes(other, feed, 100, collect_conv, &ch, feed), 0);
+    ck_assert_int_eq(ch.n, RACE_CONVS);
+    ck_assert_int_eq((int)strspn(feed, "r0123456789."), (int)strlen(feed));
+    ck_assert_ptr_nonnull(strchr(strchr(feed, '.') + 1, '.')); /* three positions now */
+    /* the member that knows x places new conversations there too */
+    oh_store *keep = st;
+    st = other;
+    json_t *evs[20];
+    struct oh_store_item items[20];
+    for (int c = 0; c < 20; c++) {
+        char id[32], conv[16];
+        snprintf(id, sizeof id, "e_late%d", c);
+        snprintf(conv, sizeof conv, "c_late%d", c);
+        evs[c] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000 + c, id);
+    }
+    ck_assert_int_eq(put(items, evs, 20, 1000, NULL), 0);
+    st = keep;
+    ck_assert_int_gt(pg_count(d2, "SELECT count(*) FROM conversations"), 0);
+    oh_store_close(other);
+    /* the ring is recorded: a longer list, or a reordered one, is refused */
+    snprintf(list, sizeof list, "%s,%s,%s", d0, d1, d2);
+    oh_config *longer = make_cfg(NULL, list);
+    ck_assert_ptr_null(oh_store_open(longer, err, sizeof err));
+    oh_config_free(longer);
+    snprintf(list, sizeof list, "%s,%s", d1, d0);
+    oh_config *reordered = make_cfg(NULL, list);
+    ck_assert_ptr_null(oh_store_open(reordered, err, sizeof err));
+    oh_config_free(reordered);
+}
+END_TEST
+
 START_TEST(t_pg_concurrent_open)
 {
     char dsn[600];
@@ -275,6 +411,7 @@ static void pg_add_tests(Suite *s)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_pg_concurrent_open);
     tcase_add_test(tc, t_pg_shards);
+    tcase_add_test(tc, t_pg_shard_added);
     tcase_add_test(tc, t_pg_read_split);
     tcase_add_test(tc, t_pg_restart);
     suite_add_tcase(s, tc);

@@ -79,38 +79,10 @@ export function Inbox({ client, state, list, filter, setFilter }: Props) {
           onInput={set("q")}
         />
         <div class="selects">
-          <select name="status" aria-label="Status" value={filter.status} onChange={set("status")}>
-            <option value="">any status</option>
-            {STATUSES.map((x) => (
-              <option key={x} value={x}>
-                {x}
-              </option>
-            ))}
-          </select>
-          <select name="channel" aria-label="Channel" value={filter.channel} onChange={set("channel")}>
-            <option value="">any channel</option>
-            {channels.map((x) => (
-              <option key={x} value={x}>
-                {x}
-              </option>
-            ))}
-          </select>
-          <select name="priority" aria-label="Priority" value={filter.priority} onChange={set("priority")}>
-            <option value="">any priority</option>
-            {PRIORITIES.map((x) => (
-              <option key={x} value={x}>
-                {x}
-              </option>
-            ))}
-          </select>
-          <select name="label" aria-label="Label" value={filter.label} onChange={set("label")}>
-            <option value="">any label</option>
-            {labels.map((x) => (
-              <option key={x} value={x}>
-                {x}
-              </option>
-            ))}
-          </select>
+          <FilterSelect name="status" label="Status" choices={STATUSES} filter={filter} set={set} />
+          <FilterSelect name="channel" label="Channel" choices={channels} filter={filter} set={set} />
+          <FilterSelect name="priority" label="Priority" choices={PRIORITIES} filter={filter} set={set} />
+          <FilterSelect name="label" label="Label" choices={labels} filter={filter} set={set} />
           <select name="sort" aria-label="Order" value={filter.sort} onChange={set("sort")}>
             <option value="priority">urgent first</option>
             <option value="recent">most recent</option>
@@ -119,6 +91,29 @@ export function Inbox({ client, state, list, filter, setFilter }: Props) {
       </div>
       <VirtualList client={client} list={list} open={state.open} />
     </aside>
+  );
+}
+
+type FilterKey = "status" | "channel" | "priority" | "label";
+
+/* one "any X" select of the filter bar; "" means no filter */
+function FilterSelect(props: {
+  name: FilterKey;
+  label: string;
+  choices: readonly string[];
+  filter: Filter;
+  set: (k: keyof Filter) => (e: Event) => void;
+}) {
+  const { name, label, choices, filter, set } = props;
+  return (
+    <select name={name} aria-label={label} value={filter[name]} onChange={set(name)}>
+      <option value="">any {name}</option>
+      {choices.map((x) => (
+        <option key={x} value={x}>
+          {x}
+        </option>
+      ))}
+    </select>
   );
 }
 
