@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -90,8 +91,12 @@ static int make_tmp(char *out, size_t len, const char *what)
 /* Child side of a spawn: stdout/stderr to LOG, argv exec'd with ENV added. */
 static pid_t spawn(char *const argv[], const char *log, char *const *env)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* ended with the bench, also when it is killed (a test's timeout):
+     * spawned from the main thread only, whose exit this follows */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
         dup2(fd, 1);
