@@ -110,7 +110,15 @@ bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev)
     char *copy = NULL;
     /* json_loadb refuses "\u0000" in strings: such a record must meet the
      * same parser the sync service would use */
-    if (!h || !ev || !exclusive(ev) || len > h->max_bytes || memmem(text, len, "\\u0000", 6) ||
+    if (ev && !exclusive(ev)) {
+        /* shared with its maker (a service keeping its decisions until they
+         * are appended): a private copy, at a fifth of what parsing the
+         * text again in the taker costs */
+        json_t *own = json_deep_copy(ev);
+        json_decref(ev);
+        ev = own;
+    }
+    if (!h || !ev || len > h->max_bytes || memmem(text, len, "\\u0000", 6) ||
         !(e = malloc(sizeof *e)) || !(copy = malloc(len ? len : 1))) {
         json_decref(ev);
         free(e);

@@ -19,8 +19,9 @@ void oh_handoff_free(oh_handoff *h);
 /* Leaves EV (takes the reference; NULL-safe) as the parsed form of TEXT
  * (LEN bytes, copied: exactly what is about to be appended). Call it before
  * the append, and do not touch EV afterwards: the taker modifies it.
- * Returns false (and releases EV) when EV is shared with anything else or
- * its text is not one json_loadb would give back as EV. */
+ * When EV is shared with anything else, a deep copy of it is left instead
+ * (the caller's references stay its own). Returns false (and releases EV)
+ * when its text is not one json_loadb would give back as EV. */
 bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev);
 
 /* The event left for TEXT (a new reference the caller owns), removed from

@@ -90,11 +90,11 @@ static const char *const sq_sql[S_COUNT] = {
                       "ELSE last_inbound_ms END, "
                       "contact_name = CASE WHEN ?5 <> '' THEN ?5 ELSE contact_name END, "
                       "contact_id = CASE WHEN contact_id = '' THEN ?12 ELSE contact_id END, "
-                      "rev = ?7, last_seq = CASE WHEN ?8 THEN ?2 ELSE last_seq END, "
+                      "rev = ?7, last_seq = CASE WHEN ?8 THEN ?13 ELSE last_seq END, "
                       "last_direction = CASE WHEN ?8 THEN ?9 ELSE last_direction END, "
                       "last_kind = CASE WHEN ?8 THEN ?10 ELSE last_kind END, "
                       "last_text = CASE WHEN ?8 THEN ?11 ELSE last_text END, "
-                      "last_ms = CASE WHEN ?8 THEN ?6 ELSE last_ms END "
+                      "last_ms = CASE WHEN ?8 THEN ?14 ELSE last_ms END "
                       "WHERE id = ?1",
     [S_HIST_INSERT] = "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, "
                       "src_offset, ts_ms, json, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -508,7 +508,84 @@ static int sq_state(struct sq_store *s, const char *conv, const struct oh_store_
     return sq_run(s->w, q);
 }
 
-static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms, int64_t *rev)
+/* A conversation the batch touched: its head so far, and what its
+ * directory row gets from the batch's events, written once at the end of
+ * the batch (one UPDATE of the row and of its updated_ms and rev index
+ * entries per conversation, not per event). Strings are borrowed from the
+ * batch's events. */
+struct sq_touch {
+    const char *conv; /* NULL: a free slot */
+    int64_t head;
+    bool dirty; /* history rows added: the row's update is due */
+    bool inbound;
+    int64_t inbound_ms;      /* the latest inbound message's time */
+    const char *name;        /* the last non-empty contact name */
+    const char *contact_id;  /* the first non-empty contact id */
+    bool preview;            /* a message that sets last_*: the last one's */
+    int64_t last_seq, last_ms;
+    const char *direction, *kind;
+    char text[4 * OH_STORE_PREVIEW_CHARS + 4];
+};
+
+struct sq_batch {
+    struct sq_touch *t;
+    size_t cap; /* a power of two, at least twice the batch's items */
+};
+
+static size_t sq_hash(const char *k)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+/* CONV's slot: found, or the free one it takes. */
+static struct sq_touch *sq_touch_slot(struct sq_batch *b, const char *conv)
+{
+    for (size_t i = sq_hash(conv) & (b->cap - 1);; i = (i + 1) & (b->cap - 1))
+        if (!b->t[i].conv || strcmp(b->t[i].conv, conv) == 0) return &b->t[i];
+}
+
+/* The directory updates the batch owes, in its transaction. */
+static int sq_touch_flush(struct sq_store *s, struct sq_batch *b, int64_t now_ms, int64_t *rev)
+{
+    int rc = 0;
+    for (size_t i = 0; i < b->cap && rc == 0; i++) {
+        struct sq_touch *t = &b->t[i];
+        if (!t->conv || !t->dirty) continue;
+        if (*rev < 0) { /* the transaction's first change: read the counter */
+            sqlite3_stmt *q = sq_stmt(s->w, S_REV_GET);
+            if (!q) return OH_EIO;
+            rc = sqlite3_step(q);
+            *rev = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+            sqlite3_reset(q);
+            if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? OH_EIO : sq_err(rc);
+            rc = 0;
+        }
+        sqlite3_stmt *q = sq_stmt(s->w, S_CONV_UPDATE);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, t->conv);
+        sqlite3_bind_int64(q, 2, t->head);
+        sqlite3_bind_int64(q, 3, now_ms);
+        sqlite3_bind_int(q, 4, t->inbound);
+        bind_text(q, 5, t->name ? t->name : "");
+        sqlite3_bind_int64(q, 6, t->inbound_ms);
+        sqlite3_bind_int64(q, 7, ++*rev);
+        sqlite3_bind_int(q, 8, t->preview);
+        bind_text(q, 9, t->preview ? t->direction : "");
+        bind_text(q, 10, t->preview ? t->kind : "");
+        sqlite3_bind_text(q, 11, t->text, -1, SQLITE_STATIC);
+        bind_text(q, 12, t->contact_id ? t->contact_id : "");
+        sqlite3_bind_int64(q, 13, t->last_seq);
+        sqlite3_bind_int64(q, 14, t->last_ms);
+        rc = sq_run(s->w, q);
+    }
+    return rc;
+}
+
+static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item *it,
+                   int64_t now_ms)
 {
     struct sq_conn *c = s->w;
     struct oh_store_fields f;
@@ -534,26 +611,33 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
     sqlite3_reset(q);
     if (rc != SQLITE_DONE) return sq_err(rc);
 
-    int64_t head = 0;
-    q = sq_stmt(c, S_CONV_HEAD);
-    if (!q) return OH_EIO;
-    bind_text(q, 1, f.conv);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) head = sqlite3_column_int64(q, 0);
-    sqlite3_reset(q);
-    if (rc == SQLITE_DONE) {
-        q = sq_stmt(c, S_CONV_INSERT);
+    struct sq_touch *t = sq_touch_slot(b, f.conv);
+    if (!t->conv) { /* the batch's first event of it: the row's head */
+        int64_t head = 0;
+        q = sq_stmt(c, S_CONV_HEAD);
         if (!q) return OH_EIO;
         bind_text(q, 1, f.conv);
-        bind_text(q, 2, f.channel);
-        bind_text(q, 3, f.account);
-        bind_text(q, 4, f.contact_id);
-        bind_text(q, 5, f.contact_name);
-        sqlite3_bind_int64(q, 6, now_ms);
-        if ((rc = sq_run(c, q)) != 0) return rc;
-    } else if (rc != SQLITE_ROW) {
-        return sq_err(rc);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) head = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+        if (rc == SQLITE_DONE) {
+            q = sq_stmt(c, S_CONV_INSERT);
+            if (!q) return OH_EIO;
+            bind_text(q, 1, f.conv);
+            bind_text(q, 2, f.channel);
+            bind_text(q, 3, f.account);
+            bind_text(q, 4, f.contact_id);
+            bind_text(q, 5, f.contact_name);
+            sqlite3_bind_int64(q, 6, now_ms);
+            if ((rc = sq_run(c, q)) != 0) return rc;
+        } else if (rc != SQLITE_ROW) {
+            return sq_err(rc);
+        }
+        memset(t, 0, sizeof *t);
+        t->conv = f.conv;
+        t->head = head;
     }
+    int64_t head = t->head;
     int64_t seq = head + 1;
 
     /* The stored text is the event exactly as handed back to the caller. */
@@ -597,32 +681,21 @@ static int sq_item(struct sq_store *s, struct oh_store_item *it, int64_t now_ms,
         sqlite3_bind_text(q, 1, body, -1, free);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
-    if (*rev < 0) { /* the transaction's first change: read the counter */
-        q = sq_stmt(c, S_REV_GET);
-        if (!q) return OH_EIO;
-        rc = sqlite3_step(q);
-        *rev = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-        sqlite3_reset(q);
-        if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? OH_EIO : sq_err(rc);
+    /* the directory row: once for the batch (sq_touch_flush) */
+    t->head = seq;
+    t->dirty = true;
+    if (f.inbound && (!t->inbound || f.ts_ms > t->inbound_ms)) t->inbound_ms = f.ts_ms;
+    t->inbound |= f.inbound;
+    if (f.contact_name && *f.contact_name) t->name = f.contact_name;
+    if (!t->contact_id && f.contact_id && *f.contact_id) t->contact_id = f.contact_id;
+    if (f.preview) {
+        t->preview = true;
+        t->last_seq = seq;
+        t->last_ms = f.ts_ms;
+        t->direction = f.direction;
+        t->kind = f.kind;
+        oh_store_preview(f.text, t->text);
     }
-    char preview[4 * OH_STORE_PREVIEW_CHARS + 4];
-    oh_store_preview(f.text, preview);
-
-    q = sq_stmt(c, S_CONV_UPDATE);
-    if (!q) return OH_EIO;
-    bind_text(q, 1, f.conv);
-    sqlite3_bind_int64(q, 2, seq);
-    sqlite3_bind_int64(q, 3, now_ms);
-    sqlite3_bind_int(q, 4, f.inbound);
-    bind_text(q, 5, f.contact_name);
-    sqlite3_bind_int64(q, 6, f.ts_ms);
-    sqlite3_bind_int64(q, 7, ++*rev);
-    sqlite3_bind_int(q, 8, f.preview);
-    bind_text(q, 9, f.direction);
-    bind_text(q, 10, f.kind);
-    sqlite3_bind_text(q, 11, preview, -1, SQLITE_TRANSIENT);
-    bind_text(q, 12, f.contact_id); /* after an erasure cleared it */
-    if ((rc = sq_run(c, q)) != 0) return rc;
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
     for (int i = 0; i < 2; i++) {
@@ -683,9 +756,17 @@ static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_
     struct sq_conn *c = s->w;
     int64_t now_ms = oh_now_ms();
     int64_t rev = -1; /* the change counter, read at the first change */
+    struct sq_batch b = {NULL, 16};
+    while (b.cap < 2 * n)
+        b.cap *= 2;
+    if (!(b.t = calloc(b.cap, sizeof *b.t))) {
+        rc = OH_ENOMEM;
+        goto out;
+    }
     if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = sq_item(s, &items[i], now_ms, &rev);
+        rc = sq_item(s, &b, &items[i], now_ms);
+    if (rc == 0) rc = sq_touch_flush(s, &b, now_ms, &rev);
     if (rc == 0 && rev >= 0) { /* every touched row took the next number */
         sqlite3_stmt *q = sq_stmt(c, S_REV_PUT);
         if (q) sqlite3_bind_int64(q, 1, rev);
@@ -707,6 +788,7 @@ static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_
     }
 out:
     pthread_mutex_unlock(&s->wmu);
+    free(b.t);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
     return rc;
 }

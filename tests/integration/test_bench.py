@@ -19,27 +19,38 @@ def run_bench(tmp_path, *args, timeout=60):
 
 
 def test_ingest_accounts_for_every_acknowledged_message(tmp_path):
-    report, table = run_bench(tmp_path, "ingest", "--messages", "200", "--concurrency", "8")
+    report, table = run_bench(tmp_path, "ingest", "--messages", "200", "--concurrency", "8",
+                              "--rounds", "2")
     assert report["machine"]["cpus"] >= 1
-    [row] = report["scenarios"]
-    assert row["scenario"] == "ingest:api"
-    c = row["correctness"]
-    assert c["acknowledged"] == 200 and c["found"] == 200
-    assert c["missing"] == 0 and c["duplicates"] == 0 and c["ok"] is True
-    assert row["seq_gaps"] == 0
-    assert row["throughput"] > 0 and row["latency"]["count"] == 200
-    lat = row["latency"]
-    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
-    # the ceiling was measured in the same run: nginx answering the same requests
-    assert row["ceiling_throughput"] > 0
-    assert abs(row["ratio"] - row["throughput"] / row["ceiling_throughput"]) < 1e-6
-    assert row["daemon_cpu_s"] > 0 and row["daemon_peak_rss_kib"] > 0
+    rows = report["scenarios"]
+    main = [r for r in rows if not r["variant"].endswith("vs redis")]
+    assert [r["variant"] for r in main] == ["round 1", "round 2"]
+    for row in main:
+        assert row["scenario"] == "ingest:api"
+        c = row["correctness"]
+        assert c["acknowledged"] == 200 and c["found"] == 200
+        assert c["missing"] == 0 and c["duplicates"] == 0 and c["ok"] is True
+        assert row["seq_gaps"] == 0
+        assert row["throughput"] > 0 and row["latency"]["count"] == 200
+        lat = row["latency"]
+        assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        # both ceilings in the same run: nginx answering the same requests, and
+        # Redis appending the same payloads with appendfsync always
+        assert row["ceiling_throughput"] > 0
+        assert abs(row["ratio"] - row["throughput"] / row["ceiling_throughput"]) < 1e-6
+        assert row["redis_rate"] > 0
+        assert abs(row["ratio_redis"] - row["throughput"] / row["redis_rate"]) < 1e-6
+        assert row["daemon_cpu_s"] > 0 and row["daemon_peak_rss_kib"] > 0
+        assert row["client_cpu_us_per_req"] > 0
+        assert isinstance(row["daemon_cpu_s_per_thread"], dict)
+    vs = [r for r in rows if r["variant"].endswith("vs redis")]
+    assert [r["variant"] for r in vs] == ["round 1 vs redis", "round 2 vs redis"]
     assert "ingest:api" in table and "OK 200/200 once" in table
 
 
 def test_whatsapp_ingest_and_resume(tmp_path):
     report, _ = run_bench(tmp_path, "ingest", "--channel", "whatsapp", "--messages", "100",
-                          "--no-ceiling")
+                          "--no-ceiling", "--rounds", "1")
     [row] = report["scenarios"]
     assert row["scenario"] == "ingest:whatsapp"
     assert row["correctness"]["found"] == 100 and row["correctness"]["ok"] is True

@@ -1,5 +1,5 @@
 /* test_handoff.c - the parsed-once handoff between ingest and sync: exact
- * text matches only, oldest of equal texts first, shared events refused,
+ * text matches only, oldest of equal texts first, shared events copied,
  * bounded by count and bytes. */
 #include <string.h>
 #include "core/handoff.h"
@@ -47,12 +47,25 @@ END_TEST
 START_TEST(refused)
 {
     oh_handoff *h = oh_handoff_new(8, 1 << 20);
-    /* shared with the caller */
+    /* shared with the caller: a private copy is left, the caller's own
+     * event is never handed to the taker (who modifies it) */
     const char *t = "{\"id\":\"e_1\",\"data\":{\"status\":{\"message_id\":\"m\"}}}";
     json_t *ev = ev_of(t);
-    ck_assert(!oh_handoff_put(h, t, strlen(t), json_incref(ev)));
+    ck_assert(oh_handoff_put(h, t, strlen(t), json_incref(ev)));
+    json_t *got = oh_handoff_take(h, t, strlen(t));
+    ck_assert_ptr_nonnull(got);
+    ck_assert_ptr_ne(got, ev);
+    ck_assert(json_equal(got, ev));
+    json_object_set_new(json_object_get(json_object_get(got, "data"), "status"), "x",
+                        json_true());
+    ck_assert_ptr_null(json_object_get(json_object_get(json_object_get(ev, "data"), "status"),
+                                       "x"));
+    json_decref(got);
     json_t *status = json_incref(json_object_get(json_object_get(ev, "data"), "status"));
-    ck_assert(!oh_handoff_put(h, t, strlen(t), ev));
+    ck_assert(oh_handoff_put(h, t, strlen(t), ev));
+    got = oh_handoff_take(h, t, strlen(t));
+    ck_assert_ptr_ne(json_object_get(json_object_get(got, "data"), "status"), status);
+    json_decref(got);
     json_decref(status);
     ck_assert_ptr_null(oh_handoff_take(h, t, strlen(t)));
     /* a text json_loadb would refuse */

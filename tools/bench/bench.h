@@ -44,6 +44,7 @@ struct bench_opts {
     int agents; /* desk: online agents for the router (0: the inbox scenario) */
     int connections; /* connections: WebSocket connections (100000) */
     int sources;     /* connections: loopback source addresses (0: one per 20,000) */
+    int rounds; /* ingest: alternating rounds of omnihub, nginx and Redis (3) */
 };
 
 /* ---- monotonic time ---- */
@@ -111,10 +112,28 @@ struct bench_nginx {
 int bench_nginx_start(struct bench_nginx *n, char *err, size_t errlen);
 void bench_nginx_stop(struct bench_nginx *n);
 
+/* redis-server (Debian's) with appendonly yes, appendfsync always, on a
+ * free port in a temp dir: the durable-append ceiling. */
+struct bench_redis {
+    pid_t pid;
+    int port;
+    char url[64]; /* 127.0.0.1:PORT */
+    char dir[256];
+};
+int bench_redis_start(struct bench_redis *rd, char *err, size_t errlen);
+void bench_redis_stop(struct bench_redis *rd);
+
+/* Adds each thread's CPU time (seconds) of PID to OUT, summed by thread
+ * name (a pool's threads share one). */
+int bench_proc_threads(pid_t pid, json_t *out);
+
 /* Removes a directory tree. */
 void bench_rmtree(const char *dir);
 
-/* ---- HTTP load (http.c): libcurl multi, keep-alive ---- */
+/* ---- load (http.c): persistent connections on one epoll loop ---- */
+
+#define BENCH_PROTO_HTTP 0
+#define BENCH_PROTO_RESP 1 /* Redis: XADD <path> * payload <body> */
 
 struct bench_http_req {
     const char *path; /* appended to the base URL */
@@ -138,10 +157,12 @@ struct bench_http_run {
     bench_http_done done;
     void *opaque;
     volatile int *stop; /* optional: stop issuing when set */
+    int proto;          /* BENCH_PROTO_HTTP (0) or BENCH_PROTO_RESP */
     /* out */
     struct bench_hist lat;
     double elapsed_s;
-    size_t ok, failed; /* 2xx / anything else */
+    size_t ok, failed;   /* 2xx (RESP: not an error) / anything else */
+    double client_cpu_s; /* CPU the driver's thread spent over the run */
 };
 /* Runs the requests; 0 or -1. */
 int bench_http_load(struct bench_http_run *r);
@@ -257,6 +278,7 @@ struct bench_feed {
     char **sig;           /* the signature header line */
     unsigned char *acked; /* 2xx answers */
     char **conv;          /* per contact, from the acks (api) */
+    char **rkey;          /* per contact, the Redis stream the ceiling appends to */
     size_t nacked;
 };
 
@@ -265,6 +287,8 @@ int bench_feed_init(struct bench_feed *f, const char *channel, size_t n, int con
 void bench_feed_free(struct bench_feed *f);
 /* bench_http_run callbacks; OPAQUE is the feed. */
 void bench_feed_gen(void *opaque, size_t i, struct bench_http_req *req);
+/* The same payload as an XADD to the contact's Redis stream (BENCH_PROTO_RESP). */
+void bench_feed_gen_redis(void *opaque, size_t i, struct bench_http_req *req);
 void bench_feed_done(void *opaque, size_t i, long status, const char *body, size_t len,
                      int64_t sent_us, int64_t lat_us);
 /* The conversations the feed wrote to (borrowed until free); NULL on error. */
@@ -273,10 +297,6 @@ const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, 
 /* ---- scenarios ---- */
 
 int bench_ingest(const struct bench_opts *o, const char *channel);
-/* One ingest measurement on a daemon started with KV (variant names it);
- * CEIL_RUN (may be NULL) caches the nginx ceiling across variants. */
-int bench_ingest_run(const struct bench_opts *o, const char *channel, const char *variant,
-                     const char *const *kv, struct bench_http_run *ceil_run);
 int bench_normalize(const struct bench_opts *o);
 int bench_fanout(const struct bench_opts *o);
 int bench_resume(const struct bench_opts *o);

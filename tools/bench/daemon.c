@@ -2,6 +2,7 @@
  * secrets on a free port in a temp dir, or attached by URL) and nginx as the
  * HTTP ceiling; CPU time and peak RSS from /proc. */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -89,8 +91,12 @@ static int make_tmp(char *out, size_t len, const char *what)
 /* Child side of a spawn: stdout/stderr to LOG, argv exec'd with ENV added. */
 static pid_t spawn(char *const argv[], const char *log, char *const *env)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* ended with the bench, also when it is killed (a test's timeout):
+     * spawned from the main thread only, whose exit this follows */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
         dup2(fd, 1);
@@ -300,4 +306,114 @@ void bench_nginx_stop(struct bench_nginx *n)
     n->pid = 0;
     bench_rmtree(n->dir);
     n->dir[0] = '\0';
+}
+
+/* PING over RESP: 1 once Redis answers +PONG. */
+static int redis_ping(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = 0;
+    char buf[16] = "";
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, "PING\r\n", 6) == 6 && read(fd, buf, sizeof buf - 1) > 0)
+        ok = strncmp(buf, "+PONG", 5) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+int bench_redis_start(struct bench_redis *rd, char *err, size_t errlen)
+{
+    memset(rd, 0, sizeof *rd);
+    const char *bin = access("/usr/bin/redis-server", X_OK) == 0 ? "/usr/bin/redis-server" : NULL;
+    if (!bin) {
+        snprintf(err, errlen, "redis-server not found (apt-get install redis-server)");
+        return -1;
+    }
+    if (make_tmp(rd->dir, sizeof rd->dir, "redis")) {
+        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    rd->port = bench_free_port();
+    snprintf(rd->url, sizeof rd->url, "127.0.0.1:%d", rd->port);
+    char conf[320], log[320];
+    snprintf(conf, sizeof conf, "%s/redis.conf", rd->dir);
+    snprintf(log, sizeof log, "%s/redis.out", rd->dir);
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", conf, strerror(errno));
+        return -1;
+    }
+    /* durable like omnihub's 202: every write in the append-only file and
+     * fsync'd before the answer (Redis groups the fsyncs of one loop turn) */
+    fprintf(f,
+            "bind 127.0.0.1\n"
+            "port %d\n"
+            "dir %s\n"
+            "daemonize no\n"
+            "protected-mode no\n"
+            "save \"\"\n"
+            "appendonly yes\n"
+            "appendfsync always\n"
+            "maxclients 10000\n",
+            rd->port, rd->dir);
+    fclose(f);
+    char *argv[] = {(char *)bin, conf, NULL};
+    rd->pid = spawn(argv, log, NULL);
+    int64_t deadline = bench_now_us() + 10 * 1000000LL;
+    while (bench_now_us() < deadline) {
+        if (waitpid(rd->pid, NULL, WNOHANG) == rd->pid) {
+            snprintf(err, errlen, "redis-server exited; see %s", log);
+            rd->pid = 0;
+            return -1;
+        }
+        if (redis_ping(rd->port)) return 0;
+        usleep(20000);
+    }
+    snprintf(err, errlen, "redis-server did not answer; see %s", log);
+    bench_redis_stop(rd);
+    return -1;
+}
+
+void bench_redis_stop(struct bench_redis *rd)
+{
+    stop_pid(rd->pid, 10);
+    rd->pid = 0;
+    bench_rmtree(rd->dir);
+    rd->dir[0] = '\0';
+}
+
+int bench_proc_threads(pid_t pid, json_t *out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    double tck = (double)sysconf(_SC_CLK_TCK);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[128], buf[1024];
+        snprintf(p, sizeof p, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (!lp || !rp ||
+            sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        /* threads of one pool share a name: summed under it */
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(rp - lp - 1), lp + 1);
+        double v = (double)(ut + st) / tck;
+        json_t *have = json_object_get(out, name);
+        json_object_set_new(out, name, json_real(v + (have ? json_real_value(have) : 0)));
+    }
+    closedir(d);
+    return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "bench.h"
 #include "core/crypto.h"
 
@@ -77,7 +78,13 @@ int bench_feed_init(struct bench_feed *f, const char *channel, size_t n, int con
     f->sig = calloc(n ? n : 1, sizeof *f->sig);
     f->acked = calloc(n ? n : 1, 1);
     f->conv = calloc((size_t)f->contacts, sizeof *f->conv);
-    if (!f->body || !f->len || !f->sig || !f->acked || !f->conv) return -1;
+    f->rkey = calloc((size_t)f->contacts, sizeof *f->rkey);
+    if (!f->body || !f->len || !f->sig || !f->acked || !f->conv || !f->rkey) return -1;
+    for (int c = 0; c < f->contacts; c++)
+        if (asprintf(&f->rkey[c], "bench:%s%d", f->prefix, c) < 0) {
+            f->rkey[c] = NULL;
+            return -1;
+        }
     if (!stamp)
         for (size_t i = 0; i < n; i++)
             build(f, i);
@@ -92,6 +99,9 @@ void bench_feed_free(struct bench_feed *f)
     }
     for (int c = 0; f->conv && c < f->contacts; c++)
         free(f->conv[c]);
+    for (int c = 0; f->rkey && c < f->contacts; c++)
+        free(f->rkey[c]);
+    free(f->rkey);
     free(f->body);
     free(f->len);
     free(f->sig);
@@ -109,6 +119,15 @@ void bench_feed_gen(void *opaque, size_t i, struct bench_http_req *req)
     req->len = f->len[i];
     req->hdr[0] = f->sig[i];
     req->hdr[1] = NULL;
+}
+
+void bench_feed_gen_redis(void *opaque, size_t i, struct bench_http_req *req)
+{
+    struct bench_feed *f = opaque;
+    if (f->stamp) build(f, i);
+    req->path = f->rkey[i % (size_t)f->contacts];
+    req->body = f->body[i];
+    req->len = f->len[i];
 }
 
 void bench_feed_done(void *opaque, size_t i, long status, const char *body, size_t len,
@@ -130,26 +149,41 @@ void bench_feed_done(void *opaque, size_t i, long status, const char *body, size
 const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, size_t *n)
 {
     if (strcmp(f->channel, "whatsapp") == 0) {
-        /* WhatsApp's answer carries no ids: find ours in the directory */
-        char url[512], *tok = bench_agent_token(), *body = NULL;
+        /* WhatsApp's answer carries no ids: find ours in the directory, which
+         * sync may still be filling when the last answer is in (a fast
+         * client outruns it): listed again until every contact that was
+         * acknowledged is there, for up to a minute */
+        int want = 0;
+        for (int c = 0; c < f->contacts; c++)
+            for (size_t i = (size_t)c; i < f->n; i += (size_t)f->contacts)
+                if (f->acked[i]) {
+                    want++;
+                    break;
+                }
+        char url[512], *tok = bench_agent_token();
         snprintf(url, sizeof url, "%s/v1/conversations?limit=1000", base_url);
-        long st = bench_http_get(url, tok, &body);
-        free(tok);
-        json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
-        free(body);
-        size_t k;
-        json_t *c;
-        int have = 0;
-        json_array_foreach(json_object_get(j, "conversations"), k, c)
-        {
-            const char *acc = json_string_value(json_object_get(c, "account"));
-            const char *id = json_string_value(json_object_get(c, "conversation_id"));
-            if (acc && id && strcmp(acc, f->account) == 0 && have < f->contacts) {
-                free(f->conv[have]);
-                f->conv[have++] = strdup(id);
+        int64_t deadline = bench_now_us() + 60 * 1000000LL;
+        for (int have = -1; have < want && bench_now_us() < deadline;) {
+            if (have >= 0) usleep(100000);
+            char *body = NULL;
+            long st = bench_http_get(url, tok, &body);
+            json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+            free(body);
+            size_t k;
+            json_t *c;
+            have = 0;
+            json_array_foreach(json_object_get(j, "conversations"), k, c)
+            {
+                const char *acc = json_string_value(json_object_get(c, "account"));
+                const char *id = json_string_value(json_object_get(c, "conversation_id"));
+                if (acc && id && strcmp(acc, f->account) == 0 && have < f->contacts) {
+                    free(f->conv[have]);
+                    f->conv[have++] = strdup(id);
+                }
             }
+            json_decref(j);
         }
-        json_decref(j);
+        free(tok);
     }
     /* pack the known ones to the front */
     size_t m = 0;

@@ -24,6 +24,7 @@ static void usage(FILE *out)
             "\n"
             "scenarios:\n"
             "  ingest      signed deliveries (--channel api|whatsapp) vs nginx answering 200\n"
+            "              and Redis XADD with appendfsync always, --rounds alternating (3)\n"
             "  normalize   parser throughput per channel vs jansson parse + dump\n"
             "  fanout      N WebSocket clients, push latency at a fixed message rate\n"
             "  resume      K missed events over WebSocket vs a direct SQL read\n"
@@ -50,6 +51,7 @@ static void usage(FILE *out)
             "  --json FILE           write the JSON report\n"
             "  --channel CH          ingest: api (default) or whatsapp\n"
             "  --messages N          ingest / kafka: deliveries (20000)\n"
+            "  --rounds N            ingest: alternating rounds of the three (3)\n"
             "  --concurrency N       HTTP connections (32)\n"
             "  --clients N           fanout: WebSocket clients (10000)\n"
             "  --per-conv N          fanout: subscribers per conversation (1)\n"
@@ -162,6 +164,7 @@ int main(int argc, char **argv)
                                          {"agents", required_argument, NULL, 'A'},
                                          {"connections", required_argument, NULL, 'X'},
                                          {"sources", required_argument, NULL, 'Y'},
+                                         {"rounds", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
         case 'A': o.agents = atoi(optarg); break;
         case 'X': o.connections = atoi(optarg); break;
         case 'Y': o.sources = atoi(optarg); break;
+        case 'O': o.rounds = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

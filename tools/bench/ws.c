@@ -160,9 +160,19 @@ static const char *skip_number(const char *p, const char *end)
 
 static const char *skip_value(const char *p, const char *end, int depth);
 
-/* Walks the object at P; for each of the NKEYS names, the value's span. */
-static const char *scan_object(const char *p, const char *end, int depth, const char *const *keys,
-                               struct span *vals, int nkeys)
+/* The members to record in an object: their spans in VALS; where SUB[i] is
+ * set and member i is an object, it is walked with SUB[i] as it is skipped,
+ * so nested members come out of the same single pass. */
+struct scan_spec {
+    const char *const *keys;
+    struct span *vals;
+    const struct scan_spec *const *sub; /* may be NULL */
+    int nkeys;
+};
+
+/* Walks the object at P (SP NULL: checks and skips it). */
+static const char *scan_object(const char *p, const char *end, int depth,
+                               const struct scan_spec *sp)
 {
     if (p >= end || *p != '{' || depth > 64) return NULL;
     p = skip_ws(p + 1, end);
@@ -173,12 +183,19 @@ static const char *scan_object(const char *p, const char *end, int depth, const 
         if (!ke) return NULL;
         p = skip_ws(ke, end);
         if (p >= end || *p != ':') return NULL;
-        const char *v = skip_ws(p + 1, end), *ve = skip_value(v, end, depth + 1);
-        if (!ve) return NULL;
         size_t klen = (size_t)(ke - 1 - k);
-        for (int i = 0; i < nkeys; i++)
-            if (keys[i][0] == *k && strlen(keys[i]) == klen && memcmp(keys[i], k, klen) == 0)
-                vals[i] = (struct span){v, ve};
+        int hit = -1;
+        for (int i = 0; sp && i < sp->nkeys && hit < 0; i++)
+            if (sp->keys[i][0] == *k && strlen(sp->keys[i]) == klen &&
+                memcmp(sp->keys[i], k, klen) == 0)
+                hit = i;
+        const char *v = skip_ws(p + 1, end), *ve;
+        if (hit >= 0 && sp->sub && sp->sub[hit] && v < end && *v == '{')
+            ve = scan_object(v, end, depth + 1, sp->sub[hit]);
+        else
+            ve = skip_value(v, end, depth + 1);
+        if (!ve) return NULL;
+        if (hit >= 0) sp->vals[hit] = (struct span){v, ve};
         p = skip_ws(ve, end);
         if (p < end && *p == '}') return p + 1;
         if (p >= end || *p != ',') return NULL;
@@ -191,7 +208,7 @@ static const char *skip_value(const char *p, const char *end, int depth)
     if (p >= end) return NULL;
     switch (*p) {
     case '"': return skip_string(p, end);
-    case '{': return scan_object(p, end, depth, NULL, NULL, 0);
+    case '{': return scan_object(p, end, depth, NULL);
     case '[':
         if (depth > 64) return NULL;
         p = skip_ws(p + 1, end);
@@ -212,10 +229,9 @@ static const char *skip_value(const char *p, const char *end, int depth)
 }
 
 /* The whole frame is one object with nothing after it. */
-static bool scan_frame(const char *buf, size_t len, const char *const *keys, struct span *vals,
-                       int nkeys)
+static bool scan_frame(const char *buf, size_t len, const struct scan_spec *sp)
 {
-    const char *end = buf + len, *p = scan_object(skip_ws(buf, end), end, 0, keys, vals, nkeys);
+    const char *end = buf + len, *p = scan_object(skip_ws(buf, end), end, 0, sp);
     return p && skip_ws(p, end) == end;
 }
 
@@ -241,17 +257,13 @@ static void caught_up(struct client *c, int64_t now)
     bench_hist_record(&c->w->catchup, now - c->sub_sent_us);
 }
 
-static void on_event(struct client *c, struct span event)
+/* EV: the event's seq and data; DATA: data's text and message_id (all
+ * found by on_text's one pass over the frame). */
+static void on_event(struct client *c, struct span event, const struct span *ev,
+                     const struct span *data)
 {
     struct bench_ws *w = c->w;
     int64_t now = bench_now_us();
-    static const char *const ekeys[] = {"seq", "data"}, *const dkeys[] = {"text", "message_id"};
-    struct span ev[2] = {{0}}, data[2] = {{0}};
-    if (!scan_object(event.p, event.end, 1, ekeys, ev, 2) ||
-        (ev[1].p && *ev[1].p == '{' && !scan_object(ev[1].p, ev[1].end, 2, dkeys, data, 2))) {
-        w->st.errors++;
-        return;
-    }
     int64_t seq = span_int(ev[0]);
     w->st.events++;
     if (strcmp(c->conv, "*") != 0) {
@@ -289,15 +301,21 @@ static void on_event(struct client *c, struct span event)
 static void on_text(struct client *c, const char *buf, size_t len)
 {
     struct bench_ws *w = c->w;
-    static const char *const keys[] = {"type", "event"};
-    struct span top[2] = {{0}};
-    if (!scan_frame(buf, len, keys, top, 2)) {
+    static const char *const keys[] = {"type", "event"}, *const ekeys[] = {"seq", "data"},
+                             *const dkeys[] = {"text", "message_id"};
+    struct span top[2] = {{0}}, ev[2] = {{0}}, data[2] = {{0}};
+    const struct scan_spec dspec = {dkeys, data, NULL, 2};
+    const struct scan_spec *const esub[] = {NULL, &dspec};
+    const struct scan_spec espec = {ekeys, ev, esub, 2};
+    const struct scan_spec *const tsub[] = {NULL, &espec};
+    const struct scan_spec tspec = {keys, top, tsub, 2};
+    if (!scan_frame(buf, len, &tspec)) {
         w->st.errors++;
         return;
     }
     if (span_is(top[0], "event")) {
         if (top[1].p && *top[1].p == '{')
-            on_event(c, top[1]);
+            on_event(c, top[1], ev, data);
         else
             w->st.errors++;
         return;
