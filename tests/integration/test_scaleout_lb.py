@@ -23,7 +23,8 @@ import websockets
 from conftest import INBOUND_SECRET, ROOT, Daemon, free_port, sign_hex
 from test_kafka import KafkaMock
 from test_store_pg import pg  # noqa: F401 (the module's PostgreSQL server)
-from test_webchat import Client
+from test_desk_signals import customer_conversation
+from test_webchat import Client, run
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REFRESH_MS = 500  # signals.presence_refresh_ms: a dead gateway's agents go in 1.5 s
@@ -122,21 +123,6 @@ def lb(tmp_path_factory, pg):  # noqa: F811
             if d.proc:
                 d.stop()
         mock.stop()
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def customer_conversation(d, cust):
-    async def go():
-        async with Client(d, cust) as c:
-            await c.send({"type": "send", "conversation": "new", "client_msg_id": "c1",
-                          "text": "hi, I need help"})
-            return (await c.until(lambda f: f["type"] == "ack"))["conversation_id"]
-    conv = run(go())
-    d.wait_history(conv, 1)
-    return conv
 
 
 def agents(d):

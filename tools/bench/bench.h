@@ -40,11 +40,11 @@ struct bench_opts {
     int settle;             /* scale: seconds to leave the stores idle before measuring */
     double normalize_s;     /* normalize: seconds per channel */
     bool no_ceiling;
-    bool quick; /* standard set: smaller sizes */
-    int agents; /* desk: online agents for the router (0: the inbox scenario) */
+    bool quick;      /* standard set: smaller sizes */
+    int agents;      /* desk: online agents for the router (0: the inbox scenario) */
     int connections; /* connections: WebSocket connections (100000) */
     int sources;     /* connections: loopback source addresses (0: one per 20,000) */
-    int rounds; /* ingest: alternating rounds of omnihub, nginx and Redis (3) */
+    int rounds;      /* ingest: alternating rounds of omnihub, nginx and Redis (3) */
 };
 
 /* ---- monotonic time ---- */
@@ -293,6 +293,11 @@ void bench_feed_done(void *opaque, size_t i, long status, const char *body, size
                      int64_t sent_us, int64_t lat_us);
 /* The conversations the feed wrote to (borrowed until free); NULL on error. */
 const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, size_t *n);
+/* NCONV conversations made with one message each through WARM (initialized
+ * here, freed by the caller), waited for in the store up to WAIT_S seconds;
+ * their ids (as bench_feed_convs), or NULL with the reason printed. */
+const char *const *bench_feed_warm(struct bench_feed *warm, const char *base_url, int nconv,
+                                   int wait_s);
 
 /* ---- scenarios ---- */
 

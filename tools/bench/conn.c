@@ -35,10 +35,10 @@
 
 enum { K_CONNECTING = 1, K_HANDSHAKE, K_SUBSCRIBING, K_SUBSCRIBED, K_CLOSED };
 
-#define WS_KEY     "b21uaWh1Yi1iZW5jaC1rZXk=" /* base64("omnihub-bench-key"), 16 bytes */
-#define PART_MAX   (1u << 20)                  /* a frame split across reads, at most */
-#define IN_FLIGHT  256                         /* handshakes at once: the listen backlog */
-#define RBUF       (PART_MAX + (256u << 10)) /* room for a part in front of a read */
+#define WS_KEY    "b21uaWh1Yi1iZW5jaC1rZXk=" /* base64("omnihub-bench-key"), 16 bytes */
+#define PART_MAX  (1u << 20)                 /* a frame split across reads, at most */
+#define IN_FLIGHT 256                        /* handshakes at once: the listen backlog */
+#define RBUF      (PART_MAX + (256u << 10))  /* room for a part in front of a read */
 
 struct kconn {
     int fd;
@@ -339,8 +339,8 @@ static int k_init(struct kset *s, const char *url, const char *token, const char
     if (!s->sub || !s->sub_len) return -1;
     for (int k = 0; k < nconv; k++) {
         char msg[256];
-        int ml = snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"conversation\":\"%s\",\"after\":0}",
-                          convs[k]);
+        int ml = snprintf(msg, sizeof msg,
+                          "{\"type\":\"subscribe\",\"conversation\":\"%s\",\"after\":0}", convs[k]);
         if (ml < 0 || ml >= 126) return -1;
         /* a masked client frame with mask 0: the payload as is */
         s->sub[k] = malloc((size_t)ml + 6);
@@ -456,25 +456,8 @@ int bench_connections(const struct bench_opts *o)
     struct bench_feed warm = {0}, live = {0};
     char *tok = NULL;
     /* the conversations exist: one message each */
-    if (bench_feed_init(&warm, "api", (size_t)nconv, nconv, false)) goto out;
-    struct bench_http_run wr = {.base_url = d.url,
-                                .n = (size_t)nconv,
-                                .concurrency = 32,
-                                .gen = bench_feed_gen,
-                                .done = bench_feed_done,
-                                .opaque = &warm};
-    bench_http_load(&wr);
-    size_t have = 0;
-    const char *const *convs = bench_feed_convs(&warm, d.url, &have);
-    struct bench_check wchk = {0};
-    if (have != (size_t)nconv ||
-        bench_check_history(d.url, convs, have, warm.prefix, (size_t)nconv, warm.acked, 120,
-                            &wchk) ||
-        wchk.found != nconv) {
-        fprintf(stderr, "omnihub-bench: %zu of %d conversations created, %ld materialized\n", have,
-                nconv, wchk.found);
-        goto out;
-    }
+    const char *const *convs = bench_feed_warm(&warm, d.url, nconv, 120);
+    if (!convs) goto out;
     tok = bench_agent_token();
     if (!tok || k_init(&s, d.url, tok, convs, nconv, n, nsrc)) {
         fprintf(stderr, "omnihub-bench: connections: out of memory\n");
@@ -566,15 +549,15 @@ int bench_connections(const struct bench_opts *o)
                             .acked = (long)fd.run.ok,
                             .found = (long)fd.run.ok - short_msgs,
                             .dups = dups};
-    json_t *extra = json_pack(
-        "{s:i, s:i, s:i, s:i, s:f, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:f}", "connections", n,
-        "connections_subscribed", s.subscribed, "source_addresses", nsrc, "conversations", nconv,
-        "connect_s", connect_s, "rss_per_idle_connection_kib",
-        per_kib < 0 ? json_null() : json_real(per_kib), "daemon_rss_before_kib",
-        (json_int_t)before.rss_kb, "daemon_rss_idle_kib", (json_int_t)idle.rss_kb, "pushes",
-        (json_int_t)s.live, "push_missing", (json_int_t)missing, "push_duplicates", (int)dups,
-        "connections_closed", s.closed, "ws_errors", s.errors + s.refused, "offered_rate",
-        (double)o->rate);
+    json_t *extra =
+        json_pack("{s:i, s:i, s:i, s:i, s:f, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:f}",
+                  "connections", n, "connections_subscribed", s.subscribed, "source_addresses",
+                  nsrc, "conversations", nconv, "connect_s", connect_s,
+                  "rss_per_idle_connection_kib", per_kib < 0 ? json_null() : json_real(per_kib),
+                  "daemon_rss_before_kib", (json_int_t)before.rss_kb, "daemon_rss_idle_kib",
+                  (json_int_t)idle.rss_kb, "pushes", (json_int_t)s.live, "push_missing",
+                  (json_int_t)missing, "push_duplicates", (int)dups, "connections_closed", s.closed,
+                  "ws_errors", s.errors + s.refused, "offered_rate", (double)o->rate);
     json_object_set_new(extra, "ack_latency", bench_hist_json(&fd.run.lat));
     bench_report_row(&row, extra);
     rc = all_up && !missing && !dups && fd.run.ok == nmsg ? 0 : 1;

@@ -41,29 +41,9 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
     struct bench_ws *ws = NULL;
     char **per = NULL;
     /* one message per conversation first: the conversations exist */
-    struct bench_feed warm, live = {0};
-    if (bench_feed_init(&warm, "api", (size_t)nconv, nconv, false)) goto out;
-    struct bench_http_run wr = {.base_url = d.url,
-                                .n = (size_t)nconv,
-                                .concurrency = 32,
-                                .gen = bench_feed_gen,
-                                .done = bench_feed_done,
-                                .opaque = &warm};
-    bench_http_load(&wr);
-    size_t have = 0;
-    const char *const *convs = bench_feed_convs(&warm, d.url, &have);
-    if (have != (size_t)nconv) {
-        fprintf(stderr, "omnihub-bench: %zu of %d conversations created\n", have, nconv);
-        goto out;
-    }
-    /* acknowledged is durable, not yet materialized: wait for the store */
-    struct bench_check wchk;
-    if (bench_check_history(d.url, convs, have, warm.prefix, (size_t)nconv, warm.acked, 60,
-                            &wchk) ||
-        wchk.found != nconv) {
-        fprintf(stderr, "omnihub-bench: %ld of %d conversations materialized\n", wchk.found, nconv);
-        goto out;
-    }
+    struct bench_feed warm = {0}, live = {0};
+    const char *const *convs = bench_feed_warm(&warm, d.url, nconv, 60);
+    if (!convs) goto out;
     ws = bench_ws_new(err, sizeof err);
     if (!ws) goto out;
     int total = cfg->clients + cfg->agents;
@@ -135,10 +115,10 @@ int bench_push_run(const struct bench_opts *o, struct bench_push_cfg *cfg, doubl
 
     struct bench_check chk = {0};
     int64_t tc = bench_now_us();
-    int crc =
-        bench_check_history(d.url, convs, have, live.prefix, cfg->messages, live.acked, 60, &chk);
+    int crc = bench_check_history(d.url, convs, (size_t)nconv, live.prefix, cfg->messages,
+                                  live.acked, 60, &chk);
     fprintf(stderr, "  %s %s: history of %zu conversations checked in %.1f s\n", cfg->scenario,
-            cfg->variant, have, (double)(bench_now_us() - tc) / 1e6);
+            cfg->variant, (size_t)nconv, (double)(bench_now_us() - tc) / 1e6);
     struct bench_proc pe = {0};
     if (d.pid) bench_proc_read(d.pid, &pe);
     double p99 = (double)bench_hist_pct(&st.push, 99) / 1000.0;

@@ -196,3 +196,31 @@ const char *const *bench_feed_convs(struct bench_feed *f, const char *base_url, 
     *n = m;
     return (const char *const *)f->conv;
 }
+
+const char *const *bench_feed_warm(struct bench_feed *warm, const char *base_url, int nconv,
+                                   int wait_s)
+{
+    if (bench_feed_init(warm, "api", (size_t)nconv, nconv, false)) return NULL;
+    struct bench_http_run wr = {.base_url = base_url,
+                                .n = (size_t)nconv,
+                                .concurrency = 32,
+                                .gen = bench_feed_gen,
+                                .done = bench_feed_done,
+                                .opaque = warm};
+    bench_http_load(&wr);
+    size_t have = 0;
+    const char *const *convs = bench_feed_convs(warm, base_url, &have);
+    if (!convs || have != (size_t)nconv) {
+        fprintf(stderr, "omnihub-bench: %zu of %d conversations created\n", have, nconv);
+        return NULL;
+    }
+    /* acknowledged is durable, not yet materialized: wait for the store */
+    struct bench_check chk = {0};
+    if (bench_check_history(base_url, convs, have, warm->prefix, (size_t)nconv, warm->acked, wait_s,
+                            &chk) ||
+        chk.found != nconv) {
+        fprintf(stderr, "omnihub-bench: %ld of %d conversations materialized\n", chk.found, nconv);
+        return NULL;
+    }
+    return convs;
+}
