@@ -735,13 +735,30 @@ static int kafka_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
     return seek_to(c, partition, offset);
 }
 
+/* The end is read now, as offsets: a reader that takes a snapshot next
+ * (the router's open conversations from the store) misses nothing published
+ * between the two. The logical end librdkafka resolves only when fetching
+ * starts, which can be after the snapshot; it stays the fallback when the
+ * broker cannot say. */
 static int kafka_seek_end(oh_log_consumer *c)
 {
     c->seek_end_pending = true;
     int rc = 0;
-    for (int32_t p = 0; p < c->nparts; p++)
-        if (c->started && c->assigned[p] && !c->in_rebalance && seek_to(c, p, RD_KAFKA_OFFSET_END))
-            rc = OH_EIO;
+    for (int32_t p = 0; p < c->nparts; p++) {
+        int64_t lo = 0, hi = RD_KAFKA_OFFSET_END;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->ktopic, p, &lo, &hi,
+                                                                 META_MS);
+        if (e) {
+            OH_WARN(COMP, "end of %s[%d]: %s; reading from where fetching starts", c->ktopic,
+                    (int)p, rd_kafka_err2str(e));
+            hi = RD_KAFKA_OFFSET_END;
+        }
+        if (c->started && c->assigned[p] && !c->in_rebalance) {
+            if (seek_to(c, p, hi)) rc = OH_EIO;
+        } else {
+            c->want[p] = hi; /* applied when assigned */
+        }
+    }
     return rc;
 }
 

@@ -221,7 +221,9 @@ def test_signals_cross_gateways_and_reach_the_router(lb):
                     ev = gw1.history(conv)
                     return [e for e in ev if e["type"] == "omnihub.conversation.updated" and
                             (e["data"].get("state") or {}).get("assignee") == "rita"]
-                return wait_for(assigned, "the router's assignment to rita", timeout=30)
+                # waited off the event loop: rita's connection keeps answering pings
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: wait_for(assigned, "the router's assignment to rita", timeout=30))
         assert run(online())
     finally:
         router.stop()
