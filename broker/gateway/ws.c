@@ -62,10 +62,12 @@ struct sub {
     size_t row_bytes; /* per event in the last replay page */
     struct pend *pend, **pend_tail;
     size_t npend;
-    /* "*" with a cursor: the store position its catch-up has reached */
-    bool resume, recovered;
-    char pos[OH_STORE_POS_MAX];
-    int jobs; /* jobs in flight that point here: a dead sub is freed at 0 */
+    bool resume, recovered; /* "*" with a cursor */
+    int jobs;               /* jobs in flight that point here: a dead sub is freed at 0 */
+    /* "*" only (OH_STORE_POS_MAX bytes, allocated for "*" alone: a
+     * conversation's subscription, one per idle connection, has none): the
+     * store position its catch-up has reached */
+    char pos[];
 };
 
 enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ, JOB_CHANGES };
@@ -696,7 +698,7 @@ static void finish_job(struct wsjob *j)
             gw_ws_queue_link(c, j->page);
             j->page = NULL;
         }
-        snprintf(s->pos, sizeof s->pos, "%s", j->next_pos);
+        snprintf(s->pos, OH_STORE_POS_MAX, "%s", j->next_pos);
         if (j->more) {
             next_page(s);
             break;
@@ -841,7 +843,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         gw_ws_send_error(c, "bad_request", "too many subscriptions on one connection");
         return;
     }
-    struct sub *s = calloc(1, sizeof *s);
+    struct sub *s = calloc(1, sizeof *s + (all ? OH_STORE_POS_MAX : 0));
     if (!s) return;
     s->c = c;
     s->all = all;
@@ -862,10 +864,10 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
             s->pos[0] = '\0'; /* now */
         } else if (tilde && (size_t)(tilde - v) == strlen(ours) &&
                    strncmp(v, ours, strlen(ours)) == 0) {
-            snprintf(s->pos, sizeof s->pos, "%s", tilde + 1);
+            snprintf(s->pos, OH_STORE_POS_MAX, "%s", tilde + 1);
         } else { /* another store's position: every conversation */
             s->recovered = false;
-            snprintf(s->pos, sizeof s->pos, "r0");
+            snprintf(s->pos, OH_STORE_POS_MAX, "r0");
         }
         next_page(s);
         return;
