@@ -9,11 +9,23 @@
 #include <unistd.h>
 #include "core/convstate.h"
 #include "core/hub_int.h"
+#include "core/json_pick.h"
 #include "core/metrics.h"
 #include "core/triage.h"
 #include "services/service.h"
 
-#define KNOWN_MAX 100000 /* conversations whose priority is remembered */
+#define KNOWN_MAX 100000     /* conversations whose priority is remembered */
+#define KEEP_MAX  (1u << 20) /* bytes of scratch kept between batches */
+
+/* One scored message, kept until its events are durable. The events are
+ * built from it for each attempt to append them, so each is handed to the
+ * hub with its only reference: the handoff to sync keeps it without a copy. */
+struct decision {
+    size_t id, conv, channel, account; /* offsets of NUL-terminated strings in strs */
+    struct oh_triage t;
+    int64_t time_ms;
+    bool raise; /* also a raise_priority command */
+};
 
 struct enrich {
     oh_hub *hub;
@@ -26,8 +38,39 @@ struct enrich {
      * to the timeline again after a crash, and timeline readers skip the
      * seqs they have */
     json_t *seen;
-    json_t *out; /* the batch's decisions, kept until they are durable */
+    struct decision *dec; /* the batch's decisions */
+    size_t ndec, capdec;
+    char *strs; /* their strings */
+    size_t nstrs, capstrs;
+    char *pick; /* the strings picked from the record being read */
+    size_t cappick;
 };
+
+/* *BUF (of *CAP bytes) grown to hold at least NEED; false when out of memory. */
+static bool room(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return true;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (!b) return false;
+    *buf = b;
+    *cap = n;
+    return true;
+}
+
+/* Room for one more decision; false when out of memory. */
+static bool room_decision(struct enrich *e)
+{
+    if (e->ndec < e->capdec) return true;
+    size_t n = e->capdec ? e->capdec * 2 : 64;
+    struct decision *d = realloc(e->dec, n * sizeof *d);
+    if (!d) return false;
+    e->dec = d;
+    e->capdec = n;
+    return true;
+}
 
 static bool is_customer_inbound(const struct oh_log_record *r)
 {
@@ -45,12 +88,12 @@ static bool is_customer_inbound(const struct oh_log_record *r)
 static void note_state(struct enrich *e, const struct oh_log_record *r)
 {
     if (!r->meta.subject || !json_object_get(e->known, r->meta.subject)) return;
-    json_t *ev = json_loadb(r->value, r->len, 0, NULL);
-    const char *p =
-        json_string_value(json_object_get(json_object_get(oh_event_data(ev), "state"), "priority"));
-    int rank = oh_triage_priority_parse(p);
+    struct oh_json_pick p = {.path = "data.state.priority"};
+    if (!room(&e->pick, &e->cappick, r->len + 1) ||
+        oh_json_pick(r->value, r->len, &p, 1, e->pick) != OH_OK)
+        return;
+    int rank = oh_triage_priority_parse(p.s);
     if (rank >= 0) json_object_set_new(e->known, r->meta.subject, json_integer(rank));
-    json_decref(ev);
 }
 
 /* The conversation's priority: remembered, or read from the store. -1 when
@@ -71,93 +114,179 @@ static int priority_of(struct enrich *e, const char *conv)
     return rank;
 }
 
-/* Scores one customer message (a timeline record) into E->out. */
+/* Copies P (LEN bytes and its NUL) to E->strs; its offset, or -1. */
+static ptrdiff_t keep(struct enrich *e, const struct oh_json_pick *p)
+{
+    if (!room(&e->strs, &e->capstrs, e->nstrs + p->len + 1)) return -1;
+    memcpy(e->strs + e->nstrs, p->s, p->len + 1);
+    e->nstrs += p->len + 1;
+    return (ptrdiff_t)(e->nstrs - p->len - 1);
+}
+
+/* What scoring reads of a message: the members it needs, found in one pass
+ * over the record's text (core/json_pick.h), none of the rest built. */
+enum { F_TYPE, F_ID, F_CONV, F_KIND, F_CHANNEL, F_ACCOUNT, F_TEXT, F_MAIL_SUBJECT, F_N };
+static const char *const fields[F_N] = {
+    [F_TYPE] = "type",
+    [F_ID] = "id",
+    [F_CONV] = "subject",
+    [F_KIND] = "data.author.kind",
+    [F_CHANNEL] = "data.channel",
+    [F_ACCOUNT] = "data.account",
+    [F_TEXT] = "data.text",
+    [F_MAIL_SUBJECT] = "data.subject",
+};
+
+/* Scores one customer message (a timeline record) into E's decisions. */
 static void score(struct enrich *e, const struct oh_log_record *r)
 {
-    json_t *ev = json_loadb(r->value, r->len, 0, NULL);
-    const json_t *data = oh_event_data(ev);
-    const char *type = oh_event_get_type(ev), *id = oh_event_get_id(ev);
-    const char *conv = oh_event_subject(ev), *kind = oh_event_author_kind(ev);
-    const char *channel = oh_event_data_str(ev, "channel");
-    const char *account = oh_event_data_str(ev, "account");
+    struct oh_json_pick f[F_N];
+    for (int i = 0; i < F_N; i++)
+        f[i] = (struct oh_json_pick){.path = fields[i]};
+    if (!room(&e->pick, &e->cappick, r->len + 1) ||
+        oh_json_pick(r->value, r->len, f, F_N, e->pick) != OH_OK)
+        return;
     /* re-checked on the body: metadata may be missing (older records) */
-    if (!type || strcmp(type, OH_EV_INBOUND) != 0 || !kind || strcmp(kind, "customer") != 0 ||
-        !id || !conv || !channel || !account) {
-        json_decref(ev);
+    if (!f[F_TYPE].s || strcmp(f[F_TYPE].s, OH_EV_INBOUND) != 0 || !f[F_KIND].s ||
+        strcmp(f[F_KIND].s, "customer") != 0 || !f[F_ID].s || !f[F_CONV].s || !f[F_CHANNEL].s ||
+        !f[F_ACCOUNT].s)
+        return;
+    if (!room_decision(e)) return;
+    size_t mark = e->nstrs;
+    ptrdiff_t id = keep(e, &f[F_ID]), conv = keep(e, &f[F_CONV]);
+    ptrdiff_t channel = keep(e, &f[F_CHANNEL]), account = keep(e, &f[F_ACCOUNT]);
+    if (id < 0 || conv < 0 || channel < 0 || account < 0) {
+        e->nstrs = mark;
         return;
     }
+    struct decision *d = &e->dec[e->ndec++];
+    *d = (struct decision){.id = (size_t)id,
+                           .conv = (size_t)conv,
+                           .channel = (size_t)channel,
+                           .account = (size_t)account,
+                           .time_ms = oh_now_ms()};
     /* the email connector gives the text with the quoted history trimmed
      * (the scorer skips quotes as well) and the subject beside it */
-    json_t *text = json_object_get(data, "text");
-    struct oh_triage t;
-    oh_triage_classify(json_is_string(text) ? json_string_value(text) : "",
-                       json_is_string(text) ? json_string_length(text) : 0,
-                       oh_event_data_str(ev, "subject"), &t);
-    const char *prio = oh_triage_priority_name(t.priority);
-    /* three decimals: the scorer's resolution, and a stable text */
-    double sentiment = (double)(long)(t.sentiment * 1000 + (t.sentiment < 0 ? -0.5 : 0.5)) / 1000;
-    char eid[OH_ID_MAX];
-    /* from the message's id alone: scoring it again (a replay after a
-     * crash, a rebalance) makes the same event, which sync drops by id */
-    oh_event_id(eid, "enriched", id, NULL);
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:b, s:f, s:s, s:b, s:s}", "conversation_id", conv,
-                          "channel", channel, "account", account, "message_event_id", id,
-                          "frustrated", t.frustrated, "sentiment", sentiment, "priority", prio,
-                          "wants_human", t.wants_human, "language", t.language);
-    json_t *out = d ? oh_event_new(OH_EV_ENRICHED, eid, 0, d) : NULL;
-    if (out) json_array_append_new(e->out, out);
+    oh_triage_classify(f[F_TEXT].s ? f[F_TEXT].s : "", f[F_TEXT].len, f[F_MAIL_SUBJECT].s, &d->t);
     char lab[40];
-    snprintf(lab, sizeof lab, "priority=\"%s\"", prio);
+    snprintf(lab, sizeof lab, "priority=\"%s\"", oh_triage_priority_name(d->t.priority));
     oh_metrics_inc("omnihub_triage_messages_total", lab, 1);
     /* priorities rank low 0 .. urgent 3 (triage.h) */
-    int have = priority_of(e, conv);
-    if (have < 0 || (int)t.priority > have) {
-        char cid[OH_ID_MAX];
-        oh_event_id(cid, "triage", id, NULL); /* its outcome is recorded once */
-        json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "conversation_id", conv,
-                              "channel", channel, "account", account, "op", "raise_priority",
-                              "priority", prio, "author", "kind", "system", "id", "triage");
-        json_t *cmd = c ? oh_event_new(OH_EV_COMMAND, cid, 0, c) : NULL;
-        if (cmd) {
-            json_array_append_new(e->out, cmd);
-            if (have >= 0) json_object_set_new(e->known, conv, json_integer(t.priority));
-            oh_metrics_inc("omnihub_triage_raises_total", "", 1);
-        }
+    int have = priority_of(e, e->strs + d->conv);
+    if (have < 0 || (int)d->t.priority > have) {
+        d->raise = true;
+        if (have >= 0)
+            json_object_set_new(e->known, e->strs + d->conv, json_integer(d->t.priority));
+        oh_metrics_inc("omnihub_triage_raises_total", "", 1);
     }
-    json_decref(ev);
+}
+
+/* Sets KEY of O to V (taken; NULL-safe), without the checks json_object_set
+ * makes: keys are literals, strings came checked from the parsed record.
+ * Chained with ||: the members keep their order. */
+static int put(json_t *o, const char *key, json_t *v)
+{
+    return json_object_set_new_nocheck(o, key, v);
+}
+
+/* The omnihub.message.enriched event of D (a new reference, NULL when out
+ * of memory); its id from the message's alone: scoring it again (a replay
+ * after a crash, a rebalance) makes the same event, which sync drops by id. */
+static json_t *enriched(const struct enrich *e, const struct decision *d)
+{
+    const char *id = e->strs + d->id, *conv = e->strs + d->conv;
+    /* three decimals: the scorer's resolution, and a stable text */
+    double sentiment =
+        (double)(long)(d->t.sentiment * 1000 + (d->t.sentiment < 0 ? -0.5 : 0.5)) / 1000;
+    char eid[OH_ID_MAX];
+    oh_event_id(eid, "enriched", id, NULL);
+    json_t *data = json_object();
+    if (!data) return NULL;
+    /* the members in the order the scorer has always written them */
+    int bad = put(data, "conversation_id", json_string_nocheck(conv)) ||
+              put(data, "channel", json_string_nocheck(e->strs + d->channel)) ||
+              put(data, "account", json_string_nocheck(e->strs + d->account)) ||
+              put(data, "message_event_id", json_string_nocheck(id)) ||
+              put(data, "frustrated", json_boolean(d->t.frustrated)) ||
+              put(data, "sentiment", json_real(sentiment)) ||
+              put(data, "priority", json_string_nocheck(oh_triage_priority_name(d->t.priority))) ||
+              put(data, "wants_human", json_boolean(d->t.wants_human)) ||
+              put(data, "language", json_string_nocheck(d->t.language));
+    if (bad) {
+        json_decref(data);
+        return NULL;
+    }
+    return oh_event_new(OH_EV_ENRICHED, eid, d->time_ms, data);
+}
+
+/* The raise_priority command of D; its outcome is recorded once. */
+static json_t *raise_cmd(const struct enrich *e, const struct decision *d)
+{
+    char cid[OH_ID_MAX];
+    oh_event_id(cid, "triage", e->strs + d->id, NULL);
+    json_t *data = json_object(), *author = json_object();
+    int bad = !data || !author;
+    if (!bad)
+        bad = put(author, "kind", json_string_nocheck("system")) ||
+              put(author, "id", json_string_nocheck("triage")) ||
+              put(data, "conversation_id", json_string_nocheck(e->strs + d->conv)) ||
+              put(data, "channel", json_string_nocheck(e->strs + d->channel)) ||
+              put(data, "account", json_string_nocheck(e->strs + d->account)) ||
+              put(data, "op", json_string_nocheck("raise_priority")) ||
+              put(data, "priority", json_string_nocheck(oh_triage_priority_name(d->t.priority))) ||
+              put(data, "author", json_incref(author));
+    json_decref(author);
+    if (bad) {
+        json_decref(data);
+        return NULL;
+    }
+    return oh_event_new(OH_EV_COMMAND, cid, d->time_ms, data);
 }
 
 /* Appends the batch's decisions and waits until they are durable: OH_OK, or
  * OH_ECLOSED when the hub stops first (the batch is then read again). */
 static int emit(struct enrich *e)
 {
-    int delay_ms = 100;
-    while (json_array_size(e->out)) {
+    int delay_ms = 100, ret = OH_OK;
+    while (e->ndec) {
         struct oh_event_list l = {0};
-        size_t i;
-        json_t *v;
-        json_array_foreach(e->out, i, v)
-        {
-            if (oh_event_list_push(&l, json_incref(v))) break;
+        int rc = OH_OK;
+        for (size_t i = 0; rc == OH_OK && i < e->ndec; i++) {
+            rc = oh_event_list_push(&l, enriched(e, &e->dec[i]));
+            if (rc == OH_OK && e->dec[i].raise)
+                rc = oh_event_list_push(&l, raise_cmd(e, &e->dec[i]));
         }
-        int rc = l.n == json_array_size(e->out) ? oh_hub_ingest_wait(e->hub, &l) : OH_ENOMEM;
+        /* the hub takes the list's references, whatever it answers */
+        if (rc == OH_OK) rc = oh_hub_ingest_wait(e->hub, &l);
         oh_event_list_clear(&l);
         if (rc == OH_OK) break;
         if (rc == OH_EINVAL) { /* not ours to fix by trying again: said by the hub */
-            OH_ERROR("enrich", "a batch of %zu decisions was refused", json_array_size(e->out));
+            OH_ERROR("enrich", "a batch of %zu decisions was refused", e->ndec);
             break;
         }
         if (atomic_load(&e->hub->stopping)) {
-            json_array_clear(e->out);
-            return OH_ECLOSED;
+            ret = OH_ECLOSED;
+            break;
         }
         OH_WARN("enrich", "appending decisions failed (%s); retrying in %d ms", oh_strerror(rc),
                 delay_ms);
         usleep((useconds_t)delay_ms * 1000);
         delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
     }
-    json_array_clear(e->out);
-    return OH_OK;
+    e->ndec = 0;
+    e->nstrs = 0;
+    /* a huge record or batch leaves no huge buffers behind */
+    if (e->cappick > KEEP_MAX) {
+        free(e->pick);
+        e->pick = NULL;
+        e->cappick = 0;
+    }
+    if (e->capstrs > KEEP_MAX) {
+        free(e->strs);
+        e->strs = NULL;
+        e->capstrs = 0;
+    }
+    return ret;
 }
 
 /* False for a record whose seq was read already (a repeat of the timeline). */
@@ -202,8 +331,7 @@ static void moved(void *state, oh_log_consumer *c, const int32_t *parts, int n)
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct enrich *e = calloc(1, sizeof *e);
-    if (!e || !(e->known = json_object()) || !(e->seen = json_object()) ||
-        !(e->out = json_array())) {
+    if (!e || !(e->known = json_object()) || !(e->seen = json_object())) {
         if (e) {
             json_decref(e->known);
             json_decref(e->seen);
@@ -226,7 +354,9 @@ static void stop(void *state)
     struct enrich *e = state;
     json_decref(e->known);
     json_decref(e->seen);
-    json_decref(e->out);
+    free(e->dec);
+    free(e->strs);
+    free(e->pick);
     free(e);
 }
 
