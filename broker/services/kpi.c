@@ -1,7 +1,8 @@
 /* kpi.c - the KPI service (role kpi): consumes the timeline as the group
  * omnihub-kpi, folds each conversation's messages and state changes into
- * its episode's figures (kpi_fold.c) and stores every finished episode,
- * with the group's position, in one store transaction per batch; the
+ * its episode's figures (kpi_fold.c; a message from the record's metadata,
+ * its body unparsed) and stores every finished episode, with the group's
+ * position, in one store transaction per batch; the
  * reports (GET /v1/reports/kpis) aggregate those rows in the store. The
  * per-conversation state lives in memory and is rebuilt from the stored
  * history when missing (a restart, a rebalance, an eviction), so a replay
