@@ -312,6 +312,19 @@ int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat
                     struct bench_hist *h);
 int bench_kafka(const struct bench_opts *o);
 
+/* The resume scenario's ceiling (resume_ceiling.c): a WebSocket server on
+ * loopback, on a thread of its own, that answers each subscribe with the K
+ * rows of CONV (borrowed) after the subscribe's "after", read from the
+ * SQLite file DB or, when DSN is set, from PostgreSQL, framed as the
+ * daemon frames events and sent in 64 KiB writes as they are read. Its
+ * http://127.0.0.1:port in URL; NULL with ERR. */
+struct bench_resume_ceiling;
+struct bench_resume_ceiling *bench_resume_ceiling_start(const char *db, const char *dsn,
+                                                        const char *conv, int k, char *url,
+                                                        size_t urllen, char *err, size_t errlen);
+/* Stops it (NULL accepted); the connections it could not serve. */
+int bench_resume_ceiling_stop(struct bench_resume_ceiling *c);
+
 /* Ingest -> WebSocket push on one daemon (fanout.c), shared by fanout and
  * kafka. */
 struct bench_push_cfg {
