@@ -44,7 +44,8 @@ struct bench_opts {
     int agents;      /* desk: online agents for the router (0: the inbox scenario) */
     int connections; /* connections: WebSocket connections (100000) */
     int sources;     /* connections: loopback source addresses (0: one per 20,000) */
-    int rounds;      /* ingest: alternating rounds of omnihub, nginx and Redis (3) */
+    int rounds;      /* ingest: alternating rounds of omnihub, nginx and Redis (3); resume */
+    const char *conversation; /* resume --url: resume this one, holding --events events */
 };
 
 /* ---- monotonic time ---- */

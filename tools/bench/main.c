@@ -60,6 +60,7 @@ static void usage(FILE *out)
             "  --seconds N           fanout, triage: measured seconds (10)\n"
             "  --events N            resume: missed events (1000); scale: events in the store\n"
             "  --repeat N            resume: repetitions per side and round (50)\n"
+            "  --conversation ID     resume --url: resume ID (holding --events events), no feed\n"
             "  --connections N       connections: WebSocket connections (100000)\n"
             "  --sources S           connections: source addresses 127.0.0.2.. (N / 20000)\n"
             "  --conversations N     scale: conversations in the store\n"
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
                                          {"connections", required_argument, NULL, 'X'},
                                          {"sources", required_argument, NULL, 'Y'},
                                          {"rounds", required_argument, NULL, 'O'},
+                                         {"conversation", required_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -200,6 +202,7 @@ int main(int argc, char **argv)
         case 'X': o.connections = atoi(optarg); break;
         case 'Y': o.sources = atoi(optarg); break;
         case 'O': o.rounds = atoi(optarg); break;
+        case 'V': o.conversation = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

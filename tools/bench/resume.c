@@ -177,9 +177,18 @@ int bench_resume(const struct bench_opts *o)
         return -1;
     }
     /* one conversation holding K events: what the client missed */
-    struct bench_feed f;
+    struct bench_feed f = {0};
     struct bench_resume_ceiling *ceil = NULL;
     int rc = -1;
+    struct bench_check chk = {.acked = -1};
+    const char *const *convs = &o->conversation;
+    if (o->conversation) { /* --url: one that is there already (tools/perf) */
+        if (!o->url) {
+            fprintf(stderr, "omnihub-bench: resume: --conversation needs --url\n");
+            goto out;
+        }
+        goto filled;
+    }
     if (bench_feed_init(&f, "api", (size_t)k, 1, false)) goto out;
     struct bench_http_run r = {.base_url = d.url,
                                .n = (size_t)k,
@@ -189,8 +198,7 @@ int bench_resume(const struct bench_opts *o)
                                .opaque = &f};
     bench_http_load(&r);
     size_t nconv;
-    const char *const *convs = bench_feed_convs(&f, d.url, &nconv);
-    struct bench_check chk = {0};
+    convs = bench_feed_convs(&f, d.url, &nconv);
     if (nconv != 1 ||
         bench_check_history(d.url, convs, 1, f.prefix, (size_t)k, f.acked, 60, &chk) ||
         chk.found != k) {
@@ -198,6 +206,8 @@ int bench_resume(const struct bench_opts *o)
                 chk.found, k);
         goto out;
     }
+    fprintf(stderr, "  conversation %s holds the %d events\n", convs[0], k);
+filled:;
     char db[400], curl[64];
     snprintf(db, sizeof db, "%s/store.db", d.data_dir);
     bool have_ceil = !o->url && !o->no_ceiling;
