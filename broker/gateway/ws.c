@@ -10,9 +10,14 @@
 #include "gateway/ws_int.h"
 
 /* A replay page holds up to ws.max_queue / 4 bytes of frames: the first
- * PAGE_FIRST events, then as many as the previous page's size per event
- * says fit (a PostgreSQL store sends every row a LIMIT asks for, so the
- * limit, not only the walk stopping, has to follow the byte budget). */
+ * FIRST_EVENTS events (small: its bytes leave while the next page is
+ * read), then as many as the previous page's size per event says fit (a
+ * PostgreSQL store sends every row a LIMIT asks for, so the limit, not
+ * only the walk stopping, has to follow the byte budget). A catch-up of
+ * "*" reads PAGE_FIRST conversations at a time. */
+#ifndef FIRST_EVENTS
+#define FIRST_EVENTS 32
+#endif
 #define PAGE_FIRST  256
 #define PAGE_ROWS   4096
 #define MAX_PENDING 10000
@@ -585,7 +590,7 @@ static void next_page(struct sub *s)
     }
     snprintf(j->conv, sizeof j->conv, "%s", s->conv);
     j->after = s->last;
-    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
+    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : FIRST_EVENTS;
     j->limit = fit < 16 ? 16 : fit > PAGE_ROWS ? PAGE_ROWS : (int)fit;
     submit(j, page_work);
 }
@@ -892,7 +897,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     s->jobs++;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->after = after ? json_integer_value(after) : 0;
-    j->limit = PAGE_FIRST;
+    j->limit = FIRST_EVENTS;
     if (json_is_string(epoch)) {
         j->has_epoch = true;
         snprintf(j->epoch, sizeof j->epoch, "%s", json_string_value(epoch));

@@ -205,6 +205,8 @@ void bench_ws_free(struct bench_ws *w);
 int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int timeout_s);
 /* Subscribe-to-caught-up latency of every client so far (borrowed). */
 const struct bench_hist *bench_ws_catchup(struct bench_ws *w);
+/* Subscribe-to-first-event latency of every client so far (borrowed). */
+const struct bench_hist *bench_ws_first(struct bench_ws *w);
 /* Counts deliveries of messages "<PREFIX><i>", i < NMSG (PREFIX borrowed). */
 void bench_ws_track(struct bench_ws *w, const char *prefix, size_t nmsg);
 const unsigned *bench_ws_counts(struct bench_ws *w);
@@ -307,10 +309,10 @@ int bench_normalize(const struct bench_opts *o);
 int bench_fanout(const struct bench_opts *o);
 int bench_resume(const struct bench_opts *o);
 /* REPEAT fresh clients each subscribing to CONV after AFTER; the
- * subscribe-to-last-event latency in H. Returns the resumes completed
- * without gap or duplicate. */
+ * subscribe-to-last-event latency in H, subscribe-to-first-event in FIRST
+ * (may be NULL). Returns the resumes completed without gap or duplicate. */
 int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
-                    struct bench_hist *h);
+                    struct bench_hist *h, struct bench_hist *first);
 int bench_kafka(const struct bench_opts *o);
 
 /* The resume scenario's ceiling (resume_ceiling.c): a WebSocket server on

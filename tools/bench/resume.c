@@ -99,12 +99,12 @@ static int pg_ceiling(const char *dsn, const char *conv, int64_t after, int k, i
 }
 #endif
 
-/* REPEAT fresh clients each resuming CONV after AFTER; catch-up latency in H. */
 int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
-                    struct bench_hist *h)
+                    struct bench_hist *h, struct bench_hist *first)
 {
     char *tok = bench_agent_token();
     bench_hist_reset(h);
+    if (first) bench_hist_reset(first);
     int ok = 0;
     for (int r = 0; r < repeat; r++) {
         char err[128];
@@ -118,6 +118,7 @@ int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat
             bench_ws_stats(ws, &st);
             if (!st.dups && !st.gaps) {
                 bench_hist_merge(h, bench_ws_catchup(ws));
+                if (first) bench_hist_merge(first, bench_ws_first(ws));
                 ok++;
             }
         }
@@ -127,13 +128,24 @@ int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat
     return ok;
 }
 
-/* One side of a round: REPEAT resumes from URL into H (and ALL). */
-static int resume_side(const char *url, const char *conv, int repeat, struct bench_hist *h,
-                       struct bench_hist *all)
+/* Latencies of one side: last event (the measure) and first event. */
+struct side {
+    struct bench_hist last, first;
+};
+
+/* One side of a round: REPEAT resumes from URL into R (and ALL). */
+static int resume_side(const char *url, const char *conv, int repeat, struct side *r,
+                       struct side *all)
 {
-    int ok = bench_resume_ws(url, conv, 0, repeat, h);
-    bench_hist_merge(all, h);
+    int ok = bench_resume_ws(url, conv, 0, repeat, &r->last, &r->first);
+    bench_hist_merge(&all->last, &r->last);
+    bench_hist_merge(&all->first, &r->first);
     return ok;
+}
+
+static double p50_ms(const struct bench_hist *h)
+{
+    return (double)bench_hist_pct(h, 50) / 1000.0;
 }
 
 int bench_resume(const struct bench_opts *o)
@@ -218,32 +230,39 @@ filled:;
         have_ceil = false;
     }
     /* alternating rounds: omnihub then the ceiling, then the other way */
-    static struct bench_hist h, hc, hr, hcr, hs;
-    bench_hist_reset(&h);
-    bench_hist_reset(&hc);
+    static struct side om, ce, omr, cer;
+    static struct bench_hist hs;
+    bench_hist_reset(&om.last);
+    bench_hist_reset(&om.first);
+    bench_hist_reset(&ce.last);
+    bench_hist_reset(&ce.first);
     json_t *jrounds = json_array();
     int ok = 0, cok = 0;
     double cpu_s = 0;
     for (int i = 0; i < rounds; i++) {
         bool ceiling_first = i % 2 == 1;
-        if (have_ceil && ceiling_first) cok += resume_side(curl, convs[0], repeat, &hcr, &hc);
+        if (have_ceil && ceiling_first) cok += resume_side(curl, convs[0], repeat, &cer, &ce);
         struct bench_proc p0 = {0}, p1 = {0};
         if (d.pid) bench_proc_read(d.pid, &p0);
-        ok += resume_side(d.url, convs[0], repeat, &hr, &h);
+        ok += resume_side(d.url, convs[0], repeat, &omr, &om);
         if (d.pid) bench_proc_read(d.pid, &p1);
         cpu_s += p1.cpu_s - p0.cpu_s;
-        if (have_ceil && !ceiling_first) cok += resume_side(curl, convs[0], repeat, &hcr, &hc);
-        double a = (double)bench_hist_pct(&hr, 50) / 1000.0;
-        double b = have_ceil ? (double)bench_hist_pct(&hcr, 50) / 1000.0 : -1;
-        fprintf(stderr, "  round %d: omnihub p50 %.3f ms, ceiling p50 %.3f ms, ratio %.2f\n", i + 1,
-                a, b, b > 0 ? a / b : -1);
-        json_array_append_new(jrounds, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "round", i + 1,
-                                                 "omnihub_p50_ms", a, "omnihub_p99_ms",
-                                                 (double)bench_hist_pct(&hr, 99) / 1000.0,
-                                                 "ceiling_p50_ms", b, "ceiling_p99_ms",
-                                                 have_ceil ? (double)bench_hist_pct(&hcr, 99) / 1000.0
-                                                           : -1,
-                                                 "ratio", b > 0 ? a / b : -1));
+        if (have_ceil && !ceiling_first) cok += resume_side(curl, convs[0], repeat, &cer, &ce);
+        double a = p50_ms(&omr.last), b = have_ceil ? p50_ms(&cer.last) : -1;
+        fprintf(stderr,
+                "  round %d: omnihub p50 %.3f ms (first event %.3f), ceiling p50 %.3f ms (first "
+                "event %.3f), ratio %.2f\n",
+                i + 1, a, p50_ms(&omr.first), b, have_ceil ? p50_ms(&cer.first) : -1,
+                b > 0 ? a / b : -1);
+        json_array_append_new(
+            jrounds, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "round", i + 1,
+                               "omnihub_p50_ms", a, "omnihub_p99_ms",
+                               (double)bench_hist_pct(&omr.last, 99) / 1000.0,
+                               "omnihub_first_event_p50_ms", p50_ms(&omr.first), "ceiling_p50_ms",
+                               b, "ceiling_p99_ms",
+                               have_ceil ? (double)bench_hist_pct(&cer.last, 99) / 1000.0 : -1,
+                               "ceiling_first_event_p50_ms", have_ceil ? p50_ms(&cer.first) : -1,
+                               "ratio", b > 0 ? a / b : -1));
     }
     /* for scale: the read alone, no framing, no socket, no client */
     bool have_sql = have_ceil;
@@ -251,8 +270,8 @@ filled:;
     if (have_sql && pg) have_sql = pg_ceiling(dsn, convs[0], 0, k, repeat, &hs) == 0;
 #endif
     if (have_sql && !pg) have_sql = sql_ceiling(db, convs[0], 0, k, repeat, &hs) == 0;
-    double p50 = (double)bench_hist_pct(&h, 50) / 1000.0;
-    double c50 = have_ceil ? (double)bench_hist_pct(&hc, 50) / 1000.0 : -1;
+    double p50 = p50_ms(&om.last);
+    double c50 = have_ceil ? p50_ms(&ce.last) : -1;
     double sql50 = have_sql ? (double)bench_hist_pct(&hs, 50) / 1000.0 : -1;
     double ratio = have_ceil && c50 > 0 ? p50 / c50 : -1;
     fprintf(stderr,
@@ -262,9 +281,11 @@ filled:;
     struct bench_row row = {.scenario = "resume",
                             .variant = pg ? "postgres" : "embedded",
                             .unit = "resume/s",
-                            .rate = h.n ? 1e6 / (h.sum / (double)h.n) : -1,
-                            .lat = &h,
-                            .ceiling_rate = have_ceil && hc.n ? 1e6 / (hc.sum / (double)hc.n) : -1,
+                            .rate = om.last.n ? 1e6 / (om.last.sum / (double)om.last.n) : -1,
+                            .lat = &om.last,
+                            .ceiling_rate = have_ceil && ce.last.n
+                                                ? 1e6 / (ce.last.sum / (double)ce.last.n)
+                                                : -1,
                             .ceiling_name =
                                 pg ? "the same rows read through libpq and sent as frames over "
                                      "loopback to the same client"
@@ -284,10 +305,13 @@ filled:;
         row.hwm_kb = pe.hwm_kb;
     }
     bench_report_row(
-        &row, json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o}", "missed_events", k, "repeat",
-                        repeat, "rounds", rounds, "resumes_complete", ok,
-                        "ceiling_resumes_complete", cok, "rounds_p50", jrounds, "ceiling_latency",
-                        have_ceil ? bench_hist_json(&hc) : json_null(), "read_alone_latency",
+        &row, json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o}", "missed_events", k,
+                        "repeat", repeat, "rounds", rounds, "resumes_complete", ok,
+                        "ceiling_resumes_complete", cok, "rounds_p50", jrounds, "first_event_latency",
+                        bench_hist_json(&om.first), "ceiling_latency",
+                        have_ceil ? bench_hist_json(&ce.last) : json_null(),
+                        "ceiling_first_event_latency",
+                        have_ceil ? bench_hist_json(&ce.first) : json_null(), "read_alone_latency",
                         have_sql ? bench_hist_json(&hs) : json_null()));
     rc = ok == repeat * rounds && (!have_ceil || cok == repeat * rounds) && chk.dups == 0 ? 0 : 1;
 out:
