@@ -15,13 +15,11 @@
  * PostgreSQL store sends every row a LIMIT asks for, so the limit, not
  * only the walk stopping, has to follow the byte budget). A catch-up of
  * "*" reads PAGE_FIRST conversations at a time. */
-#ifndef FIRST_EVENTS
 #define FIRST_EVENTS 32
-#endif
-#define PAGE_FIRST  256
-#define PAGE_ROWS   4096
-#define MAX_PENDING 10000
-#define MAX_SUBS    64
+#define PAGE_FIRST   256
+#define PAGE_ROWS    4096
+#define MAX_PENDING  10000
+#define MAX_SUBS     64
 
 struct live_item {
     struct live_item *next;
@@ -103,10 +101,10 @@ struct wsjob {
     int64_t *seqs; /* of each frame, ascending */
     size_t *offs;  /* where each frame starts in PAGE */
     int nrows;
-    int sent;          /* rows handed over in chunks; JOB_CHUNK: its first row */
-    size_t sent_bytes; /* their bytes */
+    int sent;             /* rows handed over in chunks; JOB_CHUNK: its first row */
+    size_t sent_bytes;    /* their bytes */
     struct wsjob *parent; /* JOB_CHUNK: the page it is of (its seqs, offs) */
-    bool more; /* the page stopped short of the end */
+    bool more;            /* the page stopped short of the end */
     size_t budget;
     int limit;  /* rows asked for */
     int expect; /* rows likely to come, for the page's first allocation */

@@ -162,8 +162,8 @@ int bench_resume(const struct bench_opts *o)
     char dsn[600] = "";
     /* the conversation holds exactly the K messages: no enrichment events
      * beside them (they would double what the resume carries) */
-    const char *kv_pg[] = {"store.backend",   "postgres", "store.postgres.dsn", dsn,
-                           "triage.enabled", "false",    NULL};
+    const char *kv_pg[] = {"store.backend", "postgres", "store.postgres.dsn", dsn, "triage.enabled",
+                           "false",         NULL};
     const char *kv_sq[] = {"triage.enabled", "false", NULL};
 #ifdef OH_HAVE_POSTGRES
     struct bench_pg server = {0};
@@ -223,9 +223,8 @@ filled:;
     char db[400], curl[64];
     snprintf(db, sizeof db, "%s/store.db", d.data_dir);
     bool have_ceil = !o->url && !o->no_ceiling;
-    if (have_ceil &&
-        !(ceil = bench_resume_ceiling_start(db, pg ? dsn : NULL, convs[0], k, curl, sizeof curl,
-                                            err, sizeof err))) {
+    if (have_ceil && !(ceil = bench_resume_ceiling_start(db, pg ? dsn : NULL, convs[0], k, curl,
+                                                         sizeof curl, err, sizeof err))) {
         fprintf(stderr, "omnihub-bench: resume: %s\n", err);
         have_ceil = false;
     }
@@ -255,14 +254,14 @@ filled:;
                 i + 1, a, p50_ms(&omr.first), b, have_ceil ? p50_ms(&cer.first) : -1,
                 b > 0 ? a / b : -1);
         json_array_append_new(
-            jrounds, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "round", i + 1,
-                               "omnihub_p50_ms", a, "omnihub_p99_ms",
-                               (double)bench_hist_pct(&omr.last, 99) / 1000.0,
-                               "omnihub_first_event_p50_ms", p50_ms(&omr.first), "ceiling_p50_ms",
-                               b, "ceiling_p99_ms",
-                               have_ceil ? (double)bench_hist_pct(&cer.last, 99) / 1000.0 : -1,
-                               "ceiling_first_event_p50_ms", have_ceil ? p50_ms(&cer.first) : -1,
-                               "ratio", b > 0 ? a / b : -1));
+            jrounds,
+            json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "round", i + 1, "omnihub_p50_ms",
+                      a, "omnihub_p99_ms", (double)bench_hist_pct(&omr.last, 99) / 1000.0,
+                      "omnihub_first_event_p50_ms", p50_ms(&omr.first), "ceiling_p50_ms", b,
+                      "ceiling_p99_ms",
+                      have_ceil ? (double)bench_hist_pct(&cer.last, 99) / 1000.0 : -1,
+                      "ceiling_first_event_p50_ms", have_ceil ? p50_ms(&cer.first) : -1, "ratio",
+                      b > 0 ? a / b : -1));
     }
     /* for scale: the read alone, no framing, no socket, no client */
     bool have_sql = have_ceil;
@@ -278,27 +277,25 @@ filled:;
             "  resume %d events: %d/%d resumes, p50 %.3f ms; ceiling (read + loopback send) "
             "%d/%d, p50 %.3f ms; the read alone p50 %.3f ms\n",
             k, ok, repeat * rounds, p50, cok, have_ceil ? repeat * rounds : 0, c50, sql50);
-    struct bench_row row = {.scenario = "resume",
-                            .variant = pg ? "postgres" : "embedded",
-                            .unit = "resume/s",
-                            .rate = om.last.n ? 1e6 / (om.last.sum / (double)om.last.n) : -1,
-                            .lat = &om.last,
-                            .ceiling_rate = have_ceil && ce.last.n
-                                                ? 1e6 / (ce.last.sum / (double)ce.last.n)
-                                                : -1,
-                            .ceiling_name =
-                                pg ? "the same rows read through libpq and sent as frames over "
-                                     "loopback to the same client"
-                                   : "the same rows read from SQLite and sent as frames over "
-                                     "loopback to the same client",
-                            .ratio = ratio,
-                            .target = "p50 <= 2 x ceiling, <= 20 ms",
-                            .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
-                            .cpu_s = d.pid ? cpu_s : -1,
-                            .hwm_kb = -1,
-                            .acked = chk.acked,
-                            .found = chk.found,
-                            .dups = chk.dups};
+    struct bench_row row = {
+        .scenario = "resume",
+        .variant = pg ? "postgres" : "embedded",
+        .unit = "resume/s",
+        .rate = om.last.n ? 1e6 / (om.last.sum / (double)om.last.n) : -1,
+        .lat = &om.last,
+        .ceiling_rate = have_ceil && ce.last.n ? 1e6 / (ce.last.sum / (double)ce.last.n) : -1,
+        .ceiling_name = pg ? "the same rows read through libpq and sent as frames over "
+                             "loopback to the same client"
+                           : "the same rows read from SQLite and sent as frames over "
+                             "loopback to the same client",
+        .ratio = ratio,
+        .target = "p50 <= 2 x ceiling, <= 20 ms",
+        .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
+        .cpu_s = d.pid ? cpu_s : -1,
+        .hwm_kb = -1,
+        .acked = chk.acked,
+        .found = chk.found,
+        .dups = chk.dups};
     if (d.pid) {
         struct bench_proc pe = {0};
         bench_proc_read(d.pid, &pe);
@@ -307,8 +304,8 @@ filled:;
     bench_report_row(
         &row, json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o}", "missed_events", k,
                         "repeat", repeat, "rounds", rounds, "resumes_complete", ok,
-                        "ceiling_resumes_complete", cok, "rounds_p50", jrounds, "first_event_latency",
-                        bench_hist_json(&om.first), "ceiling_latency",
+                        "ceiling_resumes_complete", cok, "rounds_p50", jrounds,
+                        "first_event_latency", bench_hist_json(&om.first), "ceiling_latency",
                         have_ceil ? bench_hist_json(&ce.last) : json_null(),
                         "ceiling_first_event_latency",
                         have_ceil ? bench_hist_json(&ce.first) : json_null(), "read_alone_latency",
