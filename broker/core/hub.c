@@ -87,7 +87,8 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
             const char *kind = oh_event_author_kind(events->ev[i]);
             snprintf(type, sizeof type, "%s", oh_event_get_type(events->ev[i]));
             snprintf(author, sizeof author, "%s", kind ? kind : "");
-            struct oh_log_meta meta = {type, subject, 0, kind ? author : NULL};
+            struct oh_log_meta meta = {
+                .type = type, .subject = subject, .author = kind ? author : NULL};
             /* before the append: the sync service may read the record at once */
             oh_handoff_put(hub->handoff, value, len, events->ev[i]);
             events->ev[i] = NULL;

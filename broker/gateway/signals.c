@@ -43,7 +43,7 @@ static void share(struct oh_gateway *gw, const char *kind, const char *key, json
     json_object_set_new(sig, "at", json_integer(oh_now_ms()));
     char *text = json_dumps(sig, JSON_COMPACT);
     json_decref(sig);
-    struct oh_log_meta meta = {type, key, 0, NULL};
+    struct oh_log_meta meta = {.type = type, .subject = key};
     if (!text || oh_log_append_meta(hub->log, OH_TOPIC_SIGNALS, key, &meta, text, strlen(text),
                                     share_done, NULL) != OH_OK)
         oh_metrics_inc("omnihub_signals_total", "direction=\"out\",result=\"failed\"", 1);

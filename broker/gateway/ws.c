@@ -10,13 +10,16 @@
 #include "gateway/ws_int.h"
 
 /* A replay page holds up to ws.max_queue / 4 bytes of frames: the first
- * PAGE_FIRST events, then as many as the previous page's size per event
- * says fit (a PostgreSQL store sends every row a LIMIT asks for, so the
- * limit, not only the walk stopping, has to follow the byte budget). */
-#define PAGE_FIRST  256
-#define PAGE_ROWS   4096
-#define MAX_PENDING 10000
-#define MAX_SUBS    64
+ * FIRST_EVENTS events (small: its bytes leave while the next page is
+ * read), then as many as the previous page's size per event says fit (a
+ * PostgreSQL store sends every row a LIMIT asks for, so the limit, not
+ * only the walk stopping, has to follow the byte budget). A catch-up of
+ * "*" reads PAGE_FIRST conversations at a time. */
+#define FIRST_EVENTS 32
+#define PAGE_FIRST   256
+#define PAGE_ROWS    4096
+#define MAX_PENDING  10000
+#define MAX_SUBS     64
 
 struct live_item {
     struct live_item *next;
@@ -70,7 +73,9 @@ struct sub {
     char pos[];
 };
 
-enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ, JOB_CHANGES };
+/* JOB_CHUNK: the first frames of a JOB_PAGE still being read, handed to
+ * the service thread as each OUT_CHUNK fills (below, page_frame) */
+enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ, JOB_CHANGES, JOB_CHUNK };
 
 struct wsjob {
     struct wsjob *next;
@@ -96,7 +101,10 @@ struct wsjob {
     int64_t *seqs; /* of each frame, ascending */
     size_t *offs;  /* where each frame starts in PAGE */
     int nrows;
-    bool more; /* the page stopped short of the end */
+    int sent;             /* rows handed over in chunks; JOB_CHUNK: its first row */
+    size_t sent_bytes;    /* their bytes */
+    struct wsjob *parent; /* JOB_CHUNK: the page it is of (its seqs, offs) */
+    bool more;            /* the page stopped short of the end */
     size_t budget;
     int limit;  /* rows asked for */
     int expect; /* rows likely to come, for the page's first allocation */
@@ -362,21 +370,48 @@ static int page_row(void *opaque, const char *conv, int64_t seq, const char *jso
     return page_frame(j, seq, json, len);
 }
 
+/* Hands J's frames so far to the service thread, which queues them while
+ * the rest of the page is read: a page's first bytes leave after one
+ * chunk, not after the whole page. No reference is taken: J, which holds
+ * its connection and subscription, completes after its chunks (one list). */
+static int page_hand_over(struct wsjob *j)
+{
+    struct wsjob *ch = calloc(1, sizeof *ch);
+    if (!ch) return 0; /* not an error: the frames stay in the page */
+    ch->kind = JOB_CHUNK;
+    ch->c = j->c;
+    ch->parent = j;
+    ch->page = j->page;
+    ch->sent = j->sent;
+    ch->nrows = j->nrows;
+    j->sent_bytes += j->page->len;
+    j->sent = j->nrows;
+    j->page = NULL;
+    job_done(ch);
+    return 0;
+}
+
 /* Puts one event frame into J's page. */
 static int page_frame(struct wsjob *j, int64_t seq, const char *json, size_t len)
 {
     /* sized on the first row for the rows expected: most subscribes replay
-     * little, and what a worker touched stays resident after it is freed */
+     * little, and what a worker touched stays resident after it is freed;
+     * a later page goes out in chunks */
     if (!j->page) {
         size_t want = (size_t)j->expect * (len + 64);
-        if (want > j->budget + OUT_CHUNK) want = j->budget + OUT_CHUNK;
+        size_t most = (j->kind == JOB_PAGE ? OUT_CHUNK : j->budget) + OUT_CHUNK;
+        if (want > most) want = most;
         if (!(j->page = gw_ws_outbuf_new(want))) return OH_ENOMEM;
     }
     j->offs[j->nrows] = j->page->len;
     if (!gw_ws_frame_put(&j->page, event_pre, sizeof event_pre - 1, json, len, "}", 1))
         return OH_ENOMEM;
     j->seqs[j->nrows++] = seq;
-    if (j->nrows < j->limit && j->page->len < j->budget) return 0;
+    if (j->nrows < j->limit && j->sent_bytes + j->page->len < j->budget) {
+        /* not the subscribe's page: its "subscribed" answer goes first */
+        if (j->kind == JOB_PAGE && j->page->len >= OUT_CHUNK) return page_hand_over(j);
+        return 0;
+    }
     j->more = true; /* stopped here (or at LIMIT); the rest comes with the next page */
     return 1;
 }
@@ -585,7 +620,7 @@ static void next_page(struct sub *s)
     }
     snprintf(j->conv, sizeof j->conv, "%s", s->conv);
     j->after = s->last;
-    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : PAGE_FIRST;
+    size_t fit = s->row_bytes ? s->c->gw->ws_max_queue / 4 / s->row_bytes + 1 : FIRST_EVENTS;
     j->limit = fit < 16 ? 16 : fit > PAGE_ROWS ? PAGE_ROWS : (int)fit;
     submit(j, page_work);
 }
@@ -621,31 +656,51 @@ static void go_live(struct sub *s)
     pushed(s, before, s->last);
 }
 
-/* Queues a page read by the pool: its frames go out as they are, from the
- * first event the client has not had yet. */
-static void replay_page(struct sub *s, struct wsjob *j)
+/* Queues the N frames in *PAGE (SEQS and OFFS: each one's seq and start)
+ * from the first event the client has not had yet; *PAGE is taken when
+ * queued. False when the connection is closing (a slow consumer). */
+static bool queue_frames(struct sub *s, struct outbuf **page, const int64_t *seqs,
+                         const size_t *offs, int n)
 {
     struct wsconn *c = s->c;
-    if (j->nrows) s->row_bytes = j->page->len / (size_t)j->nrows;
     int i = 0;
-    while (i < j->nrows && j->seqs[i] <= s->last) /* none, unless a page was read twice */
+    while (i < n && seqs[i] <= s->last) /* none, unless a page was read twice */
         i++;
-    if (i < j->nrows) {
-        struct outbuf *m = j->page;
-        if (j->offs[i]) {
-            m->len -= j->offs[i];
-            memmove(m->data, m->data + j->offs[i], m->len);
-        }
-        if (!gw_ws_queue_ok(c, m->len)) return;
-        c->out_bytes += m->len;
-        gw_ws_queue_link(c, m);
-        j->page = NULL;
-        int64_t before = s->last;
-        s->last = j->seqs[j->nrows - 1];
-        pushed(s, before, s->last);
-        oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(j->nrows - i));
-        oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(j->nrows - i));
+    if (i == n) return true;
+    struct outbuf *m = *page;
+    if (offs[i]) {
+        m->len -= offs[i];
+        memmove(m->data, m->data + offs[i], m->len);
     }
+    if (!gw_ws_queue_ok(c, m->len)) return false;
+    c->out_bytes += m->len;
+    gw_ws_queue_link(c, m);
+    *page = NULL;
+    int64_t before = s->last;
+    s->last = seqs[n - 1];
+    pushed(s, before, s->last);
+    oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(n - i));
+    oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(n - i));
+    return true;
+}
+
+/* Queues the frames of a page that the pool is still reading. */
+static void replay_chunk(struct wsjob *ch)
+{
+    struct wsjob *j = ch->parent;
+    struct sub *s = j->sub;
+    if (!ch->c->wsi || s->dead) return;
+    queue_frames(s, &ch->page, j->seqs + ch->sent, j->offs + ch->sent, ch->nrows - ch->sent);
+}
+
+/* Queues a page read by the pool (what its chunks did not carry): its
+ * frames go out as they are. */
+static void replay_page(struct sub *s, struct wsjob *j)
+{
+    if (j->nrows) s->row_bytes = (j->sent_bytes + (j->page ? j->page->len : 0)) / (size_t)j->nrows;
+    if (j->nrows > j->sent &&
+        !queue_frames(s, &j->page, j->seqs + j->sent, j->offs + j->sent, j->nrows - j->sent))
+        return;
     if (j->more || s->overflow)
         next_page(s);
     else
@@ -728,6 +783,7 @@ static void finish_job(struct wsjob *j)
                                          "conversation_id", json_object_get(j->event, "subject")));
         }
         break;
+    case JOB_CHUNK: break; /* queued by drain_jobs */
     case JOB_READ:
         if (j->status) {
             gw_ws_send_error(c, gw_error_code(j->status),
@@ -753,8 +809,14 @@ static void drain_jobs(struct oh_gateway *gw)
     }
     while (rev) {
         struct wsjob *next = rev->next;
-        finish_job(rev);
-        job_free(rev);
+        if (rev->kind == JOB_CHUNK) { /* before its page's completion */
+            replay_chunk(rev);
+            free(rev->page);
+            free(rev);
+        } else {
+            finish_job(rev);
+            job_free(rev);
+        }
         rev = next;
     }
 }
@@ -892,7 +954,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     s->jobs++;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     j->after = after ? json_integer_value(after) : 0;
-    j->limit = PAGE_FIRST;
+    j->limit = FIRST_EVENTS;
     if (json_is_string(epoch)) {
         j->has_epoch = true;
         snprintf(j->epoch, sizeof j->epoch, "%s", json_string_value(epoch));

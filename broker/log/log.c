@@ -2,7 +2,9 @@
  * forwards every call of log.h to that backend's ops (log_int.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "oh_build_config.h"
+#include "core/event.h"
 #include "log/log_int.h"
 
 #define OPS(h) (((const struct oh_log_base *)(const void *)(h))->ops)
@@ -90,6 +92,19 @@ int oh_log_append_meta(oh_log *log, const char *topic, const char *key,
     if (!log || !topic || !value) return OH_EINVAL;
     static const struct oh_log_meta none = {0};
     return OPS(log)->append(log, topic, key, meta ? meta : &none, value, len, done, opaque);
+}
+
+struct oh_log_meta oh_log_meta_of(const json_t *ev, int64_t seq)
+{
+    const json_t *data = oh_event_data(ev);
+    return (struct oh_log_meta){
+        .type = oh_event_get_type(ev),
+        .subject = oh_event_subject(ev),
+        .seq = seq,
+        .author = oh_event_author_kind(ev),
+        .time = json_string_value(json_object_get(ev, "time")),
+        .internal = json_is_true(json_object_get(data, "internal")),
+    };
 }
 
 oh_log_consumer *oh_log_consumer_new(oh_log *log, const char *group, const char *topic,
@@ -192,4 +207,5 @@ void oh_log_resolve(const char *buf, const size_t *offs, struct oh_log_record *r
     r->meta.type = at[OH_LOG_TYPE];
     r->meta.subject = at[OH_LOG_SUBJECT];
     r->meta.author = at[OH_LOG_AUTHOR];
+    r->meta.time = at[OH_LOG_TIME];
 }

@@ -53,16 +53,25 @@ int oh_log_ping(oh_log *log);
 
 /* What consumers route on, carried beside a record's value so that none
  * has to parse a body to decide whether it wants it: Kafka headers ce_type,
- * ce_subject, ce_seq, ce_authorkind (CloudEvents binary-mode names, next to
- * the structured-mode value), columns of the local log's records table.
- * Strings NULL when absent (records written before metadata existed), SEQ 0
- * when not sequenced (the events topic). */
+ * ce_subject, ce_seq, ce_authorkind, ce_time, ce_internal (CloudEvents
+ * binary-mode names, next to the structured-mode value), columns of the
+ * local log's records table. Strings NULL when absent (records written
+ * before metadata existed), SEQ 0 when not sequenced (the events topic).
+ * TIME and INTERNAL are written on the timeline only (sync, with
+ * oh_log_meta_of); a record with TIME NULL may lack INTERNAL too. */
 struct oh_log_meta {
     const char *type;    /* the event's type, "omnihub.message.outbound" */
     const char *subject; /* its conversation id */
     int64_t seq;         /* its seq on the timeline */
     const char *author;  /* data.author.kind: "agent", "customer", "system" */
+    const char *time;    /* the event's time (RFC 3339, as in the body) */
+    bool internal;       /* data.internal is true: an agent's private note */
 };
+
+/* The timeline metadata of sequenced event EV (borrowed) with SEQ: every
+ * field above from EV; the strings are borrowed from EV. */
+struct json_t;
+struct oh_log_meta oh_log_meta_of(const struct json_t *ev, int64_t seq);
 
 /* Appends VALUE under KEY (the conversation id; it picks the partition).
  * Copies KEY and VALUE; thread-safe; DONE is called as described above.

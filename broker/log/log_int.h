@@ -38,7 +38,15 @@ extern const struct oh_log_ops oh_log_kafka_ops;
 int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
 
 /* The strings of one polled record, copied into a consumer's buffer. */
-enum { OH_LOG_KEY, OH_LOG_VALUE, OH_LOG_TYPE, OH_LOG_SUBJECT, OH_LOG_AUTHOR, OH_LOG_NSTR };
+enum {
+    OH_LOG_KEY,
+    OH_LOG_VALUE,
+    OH_LOG_TYPE,
+    OH_LOG_SUBJECT,
+    OH_LOG_AUTHOR,
+    OH_LOG_TIME,
+    OH_LOG_NSTR
+};
 struct oh_log_strs {
     const char *s[OH_LOG_NSTR]; /* NULL: absent */
     size_t len[OH_LOG_NSTR];

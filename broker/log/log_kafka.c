@@ -13,12 +13,14 @@
 #define CT_HEADER "content-type"
 #define CT_VALUE  "application/cloudevents+json"
 /* struct oh_log_meta as headers: CloudEvents binary-mode attribute names
- * (type, subject; seq and authorkind as extensions), beside the
- * structured-mode value that stays the contract. */
+ * (type, subject, time; seq, authorkind and internal as extensions), beside
+ * the structured-mode value that stays the contract. */
 #define H_TYPE     "ce_type"
 #define H_SUBJECT  "ce_subject"
 #define H_SEQ      "ce_seq"
 #define H_AUTHOR   "ce_authorkind"
+#define H_TIME     "ce_time"
+#define H_INTERNAL "ce_internal" /* "true" on a private note; absent otherwise */
 #define META_MS    5000
 #define NO_OFFSET  (-1000) /* want[p]: no seek requested */
 #define MAX_TOPICS 8
@@ -385,12 +387,14 @@ static int kafka_append(oh_log *log, const char *topic, const char *key,
     rd_kafka_resp_err_t e;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", (long long)meta->seq);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7);
     rd_kafka_header_add(h, CT_HEADER, -1, CT_VALUE, -1);
     if (meta->type) rd_kafka_header_add(h, H_TYPE, -1, meta->type, -1);
     if (meta->subject) rd_kafka_header_add(h, H_SUBJECT, -1, meta->subject, -1);
     if (meta->seq) rd_kafka_header_add(h, H_SEQ, -1, seq, -1);
     if (meta->author) rd_kafka_header_add(h, H_AUTHOR, -1, meta->author, -1);
+    if (meta->time) rd_kafka_header_add(h, H_TIME, -1, meta->time, -1);
+    if (meta->internal) rd_kafka_header_add(h, H_INTERNAL, -1, "true", 4);
     /* A full queue drains as deliveries complete; wait a little for room. */
     for (int tries = 0;; tries++) {
         e = rd_kafka_producev(
@@ -637,8 +641,12 @@ static int keep(oh_log_consumer *c, const rd_kafka_message_t *m, struct oh_log_r
     header(h, H_TYPE, &in, OH_LOG_TYPE);
     header(h, H_SUBJECT, &in, OH_LOG_SUBJECT);
     header(h, H_AUTHOR, &in, OH_LOG_AUTHOR);
+    header(h, H_TIME, &in, OH_LOG_TIME);
     const void *v = NULL;
     size_t n = 0;
+    r->meta.internal =
+        h && rd_kafka_header_get_last(h, H_INTERNAL, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
+        n == 4 && memcmp(v, "true", 4) == 0;
     char seq[24];
     r->meta.seq = 0;
     if (h && rd_kafka_header_get_last(h, H_SEQ, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
@@ -746,8 +754,8 @@ static int kafka_seek_end(oh_log_consumer *c)
     int rc = 0;
     for (int32_t p = 0; p < c->nparts; p++) {
         int64_t lo = 0, hi = RD_KAFKA_OFFSET_END;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->ktopic, p, &lo, &hi,
-                                                                 META_MS);
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(c->rk, c->ktopic, p, &lo, &hi, META_MS);
         if (e) {
             OH_WARN(COMP, "end of %s[%d]: %s; reading from where fetching starts", c->ktopic,
                     (int)p, rd_kafka_err2str(e));

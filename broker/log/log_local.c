@@ -30,6 +30,10 @@ static const char meta_sql[] = "ALTER TABLE records ADD COLUMN type TEXT;"
                                "ALTER TABLE records ADD COLUMN subject TEXT;"
                                "ALTER TABLE records ADD COLUMN seq INTEGER;"
                                "ALTER TABLE records ADD COLUMN author TEXT;";
+/* Version 2: the event's time and its private-note flag (timeline records
+ * written by sync); NULL before, which reads as "absent". */
+static const char meta2_sql[] = "ALTER TABLE records ADD COLUMN time TEXT;"
+                                "ALTER TABLE records ADD COLUMN internal INTEGER;";
 
 /* One queued append, or (GROUP set) a group's committed position; the
  * strings and the value are copied behind the header. */
@@ -41,8 +45,9 @@ struct lq_item {
     const char *topic;
     const char *key; /* NULL: no key */
     const char *value;
-    const char *type, *subject, *author; /* struct oh_log_meta; NULL: absent */
+    const char *type, *subject, *author, *time; /* struct oh_log_meta; NULL: absent */
     int64_t seq;
+    bool internal;
     size_t len;
     int64_t ts_ms;
     int64_t off;
@@ -249,13 +254,17 @@ static int write_batch(oh_log *log, struct lq_item *batch)
         else
             sqlite3_bind_null(st, 4);
         sqlite3_bind_blob64(st, 5, it->value, it->len, SQLITE_STATIC);
-        const char *meta[] = {it->type, it->subject, NULL, it->author};
-        for (int i = 0; i < 4; i++)
+        const char *meta[] = {it->type, it->subject, NULL, it->author, it->time};
+        for (int i = 0; i < 5; i++)
             if (meta[i])
                 sqlite3_bind_text(st, 6 + i, meta[i], -1, SQLITE_STATIC);
             else
                 sqlite3_bind_null(st, 6 + i);
         if (it->seq) sqlite3_bind_int64(st, 8, it->seq);
+        if (it->internal)
+            sqlite3_bind_int(st, 11, 1);
+        else
+            sqlite3_bind_null(st, 11);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) goto fail;
@@ -378,7 +387,12 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
     sqlite3_finalize(st);
     if (version < 1 && !has_meta && sqlite3_exec(db, meta_sql, NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
-    if (version < 1 && sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, &msg) != SQLITE_OK)
+    bool has_time =
+        sqlite3_prepare_v2(db, "SELECT time FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    if (version < 2 && !has_time && sqlite3_exec(db, meta2_sql, NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if (version < 2 && sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
     return 0;
@@ -524,8 +538,8 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     if (load_id(log, err, errlen)) goto fail;
     if (migrate(log->wdb, err, errlen)) goto fail;
     if (prep(log->wdb,
-             "INSERT INTO records(topic, off, ts_ms, key, value, type, subject, seq, author)"
-             " VALUES(?,?,?,?,?,?,?,?,?)",
+             "INSERT INTO records(topic, off, ts_ms, key, value, type, subject, seq, author,"
+             " time, internal) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
              &log->ins, err, errlen) ||
         prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
         prep(log->wdb,
@@ -602,13 +616,16 @@ static int local_append(oh_log *log, const char *topic, const char *key,
     size_t yl = meta->type ? strlen(meta->type) + 1 : 0;
     size_t sl = meta->subject ? strlen(meta->subject) + 1 : 0;
     size_t al = meta->author ? strlen(meta->author) + 1 : 0;
-    struct lq_item *it = malloc(sizeof *it + tl + kl + yl + sl + al + len);
+    size_t ml = meta->time ? strlen(meta->time) + 1 : 0;
+    struct lq_item *it = malloc(sizeof *it + tl + kl + yl + sl + al + ml + len);
     if (!it) return OH_ENOMEM;
     char *p = it->data;
     it->type = put_str(&p, meta->type, yl);
     it->subject = put_str(&p, meta->subject, sl);
     it->author = put_str(&p, meta->author, al);
+    it->time = put_str(&p, meta->time, ml);
     it->seq = meta->seq;
+    it->internal = meta->internal;
     memcpy(p, topic, tl);
     it->topic = p;
     p += tl;
@@ -725,7 +742,8 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
     /* Commits are cheap: a lost group offset only means redelivery. */
     if (!(c->db = db_open(log->path, "NORMAL", err, errlen))) goto fail;
     if (prep(c->db,
-             "SELECT off, ts_ms, key, value, type, subject, seq, author FROM records"
+             "SELECT off, ts_ms, key, value, type, subject, seq, author, time, internal"
+             " FROM records"
              " WHERE topic=? AND off>=?"
              " ORDER BY off LIMIT ?",
              &c->sel, err, errlen) ||
@@ -753,11 +771,12 @@ static int64_t committed_of(oh_log_consumer *c)
 
 /* Copies record N behind the first USED bytes of c->buf. */
 static int keep(oh_log_consumer *c, size_t *used, struct oh_log_record *r, int n,
-                const struct oh_log_strs *in, int64_t seq)
+                const struct oh_log_strs *in, int64_t seq, bool internal)
 {
     r->topic = c->topic;
     r->partition = 0;
     r->meta.seq = seq;
+    r->meta.internal = internal;
     return oh_log_keep(&c->buf, &c->cap, used, c->offs + (size_t)n * OH_LOG_NSTR, in, r);
 }
 
@@ -777,10 +796,11 @@ static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
     if (t && c->pos >= t->first && c->pos < t->end) {
         for (n = 0; n < max && c->pos + n < t->end; n++) {
             const struct lq_item *it = t->ring[(c->pos + n) % TAIL_RECORDS];
-            struct oh_log_strs in = {{it->key, it->value, it->type, it->subject, it->author},
-                                     {len_of(it->key), it->len, len_of(it->type),
-                                      len_of(it->subject), len_of(it->author)}};
-            if (keep(c, &used, &recs[n], n, &in, it->seq)) {
+            struct oh_log_strs in = {
+                {it->key, it->value, it->type, it->subject, it->author, it->time},
+                {len_of(it->key), it->len, len_of(it->type), len_of(it->subject),
+                 len_of(it->author), len_of(it->time)}};
+            if (keep(c, &used, &recs[n], n, &in, it->seq, it->internal)) {
                 n = OH_ENOMEM;
                 break;
             }
@@ -814,7 +834,7 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
     n = 0;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct oh_log_strs in;
-        static const int col[OH_LOG_NSTR] = {2, 3, 4, 5, 7};
+        static const int col[OH_LOG_NSTR] = {2, 3, 4, 5, 7, 8};
         for (int i = 0; i < OH_LOG_NSTR; i++) {
             /* text before bytes: sqlite3_column_bytes after it is the length */
             in.s[i] = i == OH_LOG_VALUE ? sqlite3_column_blob(st, col[i])
@@ -822,7 +842,8 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
             in.len[i] = (size_t)sqlite3_column_bytes(st, col[i]);
         }
         if (!in.s[OH_LOG_VALUE]) in.s[OH_LOG_VALUE] = ""; /* an empty blob */
-        if (keep(c, &used, &recs[n], n, &in, sqlite3_column_int64(st, 6))) {
+        if (keep(c, &used, &recs[n], n, &in, sqlite3_column_int64(st, 6),
+                 sqlite3_column_int(st, 9) != 0)) {
             sqlite3_reset(st);
             return OH_ENOMEM;
         }

@@ -1,7 +1,8 @@
 /* kpi.c - the KPI service (role kpi): consumes the timeline as the group
  * omnihub-kpi, folds each conversation's messages and state changes into
- * its episode's figures (kpi_fold.c) and stores every finished episode,
- * with the group's position, in one store transaction per batch; the
+ * its episode's figures (kpi_fold.c; a message from the record's metadata,
+ * its body unparsed) and stores every finished episode, with the group's
+ * position, in one store transaction per batch; the
  * reports (GET /v1/reports/kpis) aggregate those rows in the store. The
  * per-conversation state lives in memory and is rebuilt from the stored
  * history when missing (a restart, a rebalance, an eviction), so a replay
@@ -80,23 +81,31 @@ static void metric_labels(char *out, size_t len, const char *channel)
     snprintf(out, len, "channel=\"%.*s\"", (int)strcspn(channel, ":\"\\\n"), channel);
 }
 
-/* Folds EV into C and keeps the rows it finishes for the batch's store
- * transaction. LIVE: a timeline record, whose figures go to /metrics; a
- * rebuild's are not observed again. (A rebuild's rows are normally stored
- * already, but not when the group starts on a log whose beginning is gone:
- * writing them again costs little.) */
+/* Keeps the rows that folding an event into C finished (OUT) for the
+ * batch's store transaction. LIVE: a timeline record, whose figures go to
+ * /metrics; a rebuild's are not observed again. (A rebuild's rows are
+ * normally stored already, but not when the group starts on a log whose
+ * beginning is gone: writing them again costs little.) */
+static int keep(struct oh_kpi *k, const struct oh_kpi_conv *c, const struct oh_kpi_out *out,
+                bool live)
+{
+    if (live && (out->frt_s >= 0 || out->handle_s >= 0)) {
+        char lab[96];
+        metric_labels(lab, sizeof lab, c->channel);
+        if (out->frt_s >= 0) oh_metrics_observe("omnihub_first_response_seconds", lab, out->frt_s);
+        if (out->handle_s >= 0) oh_metrics_observe("omnihub_handle_seconds", lab, out->handle_s);
+    }
+    for (int i = 0; i < out->nrows; i++)
+        if (add_row(k, &out->rows[i])) return OH_ENOMEM;
+    return OH_OK;
+}
+
+/* Folds EV into C and keeps what it finished. */
 static int fold(struct oh_kpi *k, struct oh_kpi_conv *c, const json_t *ev, int64_t seq, bool live)
 {
     struct oh_kpi_out out;
     oh_kpi_fold(c, ev, seq, &out);
-    char lab[96];
-    metric_labels(lab, sizeof lab, c->channel);
-    if (live && out.frt_s >= 0)
-        oh_metrics_observe("omnihub_first_response_seconds", lab, out.frt_s);
-    if (live && out.handle_s >= 0) oh_metrics_observe("omnihub_handle_seconds", lab, out.handle_s);
-    for (int i = 0; i < out.nrows; i++)
-        if (add_row(k, &out.rows[i])) return OH_ENOMEM;
-    return OH_OK;
+    return keep(k, c, &out, live);
 }
 
 struct rebuild {
@@ -200,7 +209,16 @@ static struct oh_kpi_conv *conv_for(struct oh_kpi *k, const char *conv, int64_t 
 /* One timeline record; false when the hub stopped first. */
 static bool consider(struct oh_kpi *k, const struct oh_log_record *r)
 {
-    if (r->meta.type && !oh_kpi_wants(r->meta.type)) return true;
+    const struct oh_log_meta *m = &r->meta;
+    if (m->type && !oh_kpi_wants(m->type)) return true;
+    /* most records are messages whose metadata say all the fold reads */
+    if (m->subject && m->seq > 0 && m->time) {
+        bool ok;
+        struct oh_kpi_conv *c = conv_for(k, m->subject, m->seq, &ok);
+        struct oh_kpi_out out;
+        if (!c) return ok;
+        if (oh_kpi_fold_meta(c, m, &out)) return keep(k, c, &out, true) == OH_OK;
+    }
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
     const char *conv = ev ? oh_event_subject(ev) : NULL;
     json_int_t seq = json_integer_value(json_object_get(ev, "seq"));

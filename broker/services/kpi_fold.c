@@ -67,10 +67,20 @@ static void finish(struct oh_kpi_conv *c, int64_t t, struct oh_kpi_out *out)
     out->rows[out->nrows++] = *e;
 }
 
-static void message(struct oh_kpi_conv *c, const json_t *data, bool inbound, int64_t t,
+/* What the fold reads of one event: the body's fields, or the record's
+ * metadata (DATA NULL then: only for what needs nothing more). */
+struct event {
+    const char *type;
+    const char *time;   /* RFC 3339 */
+    const char *author; /* data.author.kind */
+    bool internal;      /* data.internal is true */
+    const json_t *data; /* for data.channel and conversation.updated */
+};
+
+static void message(struct oh_kpi_conv *c, const struct event *e, bool inbound, int64_t t,
                     struct oh_kpi_out *out)
 {
-    if (json_is_true(json_object_get(data, "internal"))) return; /* a private note */
+    if (e->internal) return; /* a private note */
     if (inbound) {
         if (!c->in_episode) begin(c, t, strcmp(c->status, "resolved") == 0, out);
         if (c->first_inbound_ms < 0) c->first_inbound_ms = t;
@@ -81,8 +91,7 @@ static void message(struct oh_kpi_conv *c, const json_t *data, bool inbound, int
         return;
     }
     if (!c->in_episode) return; /* between resolved and the next inbound message */
-    const char *author =
-        json_string_value(json_object_get(json_object_get(data, "author"), "kind"));
+    const char *author = e->author;
     c->last_outbound = true;
     if (author && strcmp(author, "agent") == 0) {
         c->cur.agent_replied = true;
@@ -140,22 +149,41 @@ static void updated(struct oh_kpi_conv *c, const json_t *data, int64_t t, struct
     if (resolved) finish(c, t, out);
 }
 
-void oh_kpi_fold(struct oh_kpi_conv *c, const json_t *ev, int64_t seq, struct oh_kpi_out *out)
+static void fold(struct oh_kpi_conv *c, const struct event *e, int64_t seq, struct oh_kpi_out *out)
 {
     out->nrows = 0;
     out->frt_s = out->handle_s = -1;
     if (seq <= c->last_seq) return;
     c->last_seq = seq;
-    const char *type = oh_event_get_type(ev);
-    const char *when = json_string_value(json_object_get(ev, "time"));
     int64_t t;
-    if (!type || !when || oh_time_parse(when, &t)) return;
+    if (!e->type || !e->time || oh_time_parse(e->time, &t)) return;
+    if (!c->channel[0])
+        copy_state(c->channel, sizeof c->channel, json_object_get(e->data, "channel"));
+    if (strcmp(e->type, OH_EV_INBOUND) == 0)
+        message(c, e, true, t, out);
+    else if (strcmp(e->type, OH_EV_OUTBOUND) == 0)
+        message(c, e, false, t, out);
+    else if (strcmp(e->type, OH_EV_UPDATED) == 0)
+        updated(c, e->data, t, out);
+}
+
+void oh_kpi_fold(struct oh_kpi_conv *c, const json_t *ev, int64_t seq, struct oh_kpi_out *out)
+{
     const json_t *data = oh_event_data(ev);
-    if (!c->channel[0]) copy_state(c->channel, sizeof c->channel, json_object_get(data, "channel"));
-    if (strcmp(type, OH_EV_INBOUND) == 0)
-        message(c, data, true, t, out);
-    else if (strcmp(type, OH_EV_OUTBOUND) == 0)
-        message(c, data, false, t, out);
-    else if (strcmp(type, OH_EV_UPDATED) == 0)
-        updated(c, data, t, out);
+    struct event e = {oh_event_get_type(ev), json_string_value(json_object_get(ev, "time")),
+                      oh_event_author_kind(ev), json_is_true(json_object_get(data, "internal")),
+                      data};
+    fold(c, &e, seq, out);
+}
+
+bool oh_kpi_fold_meta(struct oh_kpi_conv *c, const struct oh_log_meta *m, struct oh_kpi_out *out)
+{
+    /* TIME is written together with INTERNAL (oh_log_meta_of): without it
+     * the record predates them, or is not an event sync sequenced */
+    if (!m->type || !m->time || m->seq < 1) return false;
+    bool repeat = m->seq <= c->last_seq;
+    if (!repeat && (!c->channel[0] || strcmp(m->type, OH_EV_UPDATED) == 0)) return false;
+    struct event e = {m->type, m->time, m->author, m->internal, NULL};
+    fold(c, &e, m->seq, out);
+    return true;
 }

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include "core/oh.h"
+#include "log/log.h"
 #include "store/store.h"
 
 /* One conversation as the fold leaves it after its events up to LAST_SEQ. */
@@ -50,6 +51,14 @@ struct oh_kpi_out {
  * Only messages (inbound, outbound but private notes) and
  * conversation.updated count; every other event only advances last_seq. */
 void oh_kpi_fold(struct oh_kpi_conv *c, const json_t *ev, int64_t seq, struct oh_kpi_out *out);
+
+/* The same for a timeline record from its metadata M alone (borrowed:
+ * type, seq, time, author kind, internal), when they hold all the fold
+ * reads of it: a message, or any repeat, on a conversation whose channel C
+ * knows already. False when they do not (a conversation.updated, C's first
+ * event, a record written without time): nothing changed, fold its parsed
+ * body with oh_kpi_fold(). Either way C ends the same. */
+bool oh_kpi_fold_meta(struct oh_kpi_conv *c, const struct oh_log_meta *m, struct oh_kpi_out *out);
 
 /* Whether the fold wants a record of TYPE (NULL unknown: parse it). */
 bool oh_kpi_wants(const char *type);

@@ -108,19 +108,13 @@ struct republish {
     int count;
 };
 
-/* The metadata of sequenced event EV. */
-static struct oh_log_meta meta_of(const json_t *ev, int64_t seq)
-{
-    return (struct oh_log_meta){oh_event_get_type(ev), oh_event_subject(ev), seq,
-                                oh_event_author_kind(ev)};
-}
-
 static int republish_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
 {
     struct republish *r = opaque;
     /* rare (after a crash): the metadata comes from the stored text */
     json_t *ev = json_loadb(json, len, 0, NULL);
-    struct oh_log_meta meta = ev ? meta_of(ev, seq) : (struct oh_log_meta){NULL, conv, seq, NULL};
+    struct oh_log_meta meta =
+        ev ? oh_log_meta_of(ev, seq) : (struct oh_log_meta){.subject = conv, .seq = seq};
     meta.subject = conv;
     pub_one(r->hub, r->w, &meta, json, len);
     json_decref(ev);
@@ -230,7 +224,7 @@ static int forward_again(struct sync_state *s, size_t nitems)
     for (size_t i = 0; i < nitems; i++) {
         struct oh_store_item *it = &s->items[i];
         if (it->seq && text_of(it)) {
-            struct oh_log_meta meta = meta_of(it->event, it->seq);
+            struct oh_log_meta meta = oh_log_meta_of(it->event, it->seq);
             pub_one(s->hub, &w, &meta, it->json, it->len);
         }
     }
@@ -248,7 +242,7 @@ static void forward_contact(void *opaque, const char *contact, int64_t seq, cons
                             const char *json, size_t len)
 {
     struct contact_fwd *f = opaque;
-    struct oh_log_meta meta = {type, contact, seq, "agent"};
+    struct oh_log_meta meta = {.type = type, .subject = contact, .seq = seq, .author = "agent"};
     pub_one(f->hub, f->w, &meta, json, len);
     oh_hub_feed(f->hub, contact, seq, json, len);
 }
@@ -339,7 +333,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         }
         stored++;
         if (!text_of(it)) continue;
-        struct oh_log_meta meta = meta_of(it->event, it->seq);
+        struct oh_log_meta meta = oh_log_meta_of(it->event, it->seq);
         pub_one(hub, &w, &meta, it->json, it->len);
         oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
     }

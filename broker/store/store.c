@@ -562,13 +562,27 @@ void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch)
 
 int oh_store_text_crc(const char *json, size_t len, int64_t seq, const char *epoch, uint32_t *crc)
 {
-    char suffix[128];
-    int n =
-        snprintf(suffix, sizeof suffix, ",\"seq\":%lld,\"epoch\":\"%s\"}", (long long)seq, epoch);
-    if (n <= 0 || (size_t)n >= sizeof suffix || len <= (size_t)n ||
-        memcmp(json + len - (size_t)n, suffix, (size_t)n) != 0)
+    /* the text ends in ,"seq":<seq>,"epoch":"<epoch>"}: compared piece by
+     * piece in place (formatting it with snprintf for every row read was a
+     * quarter of a replay's instructions) */
+    static const char seq_key[] = ",\"seq\":", epoch_key[] = ",\"epoch\":\"";
+    char digits[24];
+    size_t nd = 0;
+    uint64_t v = seq < 0 ? 0 - (uint64_t)seq : (uint64_t)seq;
+    do {
+        digits[sizeof digits - 1 - nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (seq < 0) digits[sizeof digits - 1 - nd++] = '-';
+    size_t el = strlen(epoch), sk = sizeof seq_key - 1, ek = sizeof epoch_key - 1;
+    size_t n = sk + nd + ek + el + 2;
+    if (n >= 128 || len <= n) return OH_EDAMAGED;
+    const char *p = json + len - n;
+    if (memcmp(p, seq_key, sk) != 0 || memcmp(p + sk, digits + sizeof digits - nd, nd) != 0 ||
+        memcmp(p + sk + nd, epoch_key, ek) != 0 || memcmp(p + sk + nd + ek, epoch, el) != 0 ||
+        memcmp(p + n - 2, "\"}", 2) != 0)
         return OH_EDAMAGED;
-    *crc = oh_crc32c(oh_crc32c(0, json, len - (size_t)n), "}", 1);
+    *crc = oh_crc32c(oh_crc32c(0, json, len - n), "}", 1);
     return 0;
 }
 

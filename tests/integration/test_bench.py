@@ -55,10 +55,17 @@ def test_whatsapp_ingest_and_resume(tmp_path):
     assert row["scenario"] == "ingest:whatsapp"
     assert row["correctness"]["found"] == 100 and row["correctness"]["ok"] is True
 
-    report, _ = run_bench(tmp_path, "resume", "--events", "50", "--repeat", "3")
+    report, _ = run_bench(tmp_path, "resume", "--events", "50", "--repeat", "3", "--rounds", "2")
     [row] = report["scenarios"]
-    assert row["resumes_complete"] == 3 and row["latency"]["count"] == 3
+    # each round: 3 resumes from omnihub and 3 from the ceiling (the same
+    # rows read from the store and sent over loopback to the same client)
+    assert row["resumes_complete"] == 6 and row["latency"]["count"] == 6
+    assert row["ceiling_resumes_complete"] == 6 and row["ceiling_latency"]["count"] == 6
+    assert row["first_event_latency"]["count"] == 6
+    assert [r["round"] for r in row["rounds_p50"]] == [1, 2]
+    assert all(r["ratio"] > 0 and r["ceiling_p50_ms"] > 0 for r in row["rounds_p50"])
     assert row["correctness"]["found"] == 50 and row["ceiling_throughput"] > 0
+    assert abs(row["ratio"] - row["latency"]["p50_ms"] / row["ceiling_latency"]["p50_ms"]) < 1e-6
 
 
 def test_fanout_delivers_each_message_to_each_subscriber_once(tmp_path):

@@ -1,5 +1,5 @@
 """Records carry what consumers route on (type, conversation, seq, author
-kind) beside their value: Kafka headers next to the structured-mode
+kind; on the timeline the event's time and private-note flag) beside their value: Kafka headers next to the structured-mode
 content-type, columns of the local log's records table (an older log.db is
 migrated and its records keep working)."""
 import json
@@ -15,9 +15,11 @@ def headers(rec):
     return dict(zip(h[0::2], h[1::2])), h[:2]
 
 
-def agent_reply(d, conv, text, cid):
-    r = d.request("POST", f"/v1/conversations/{conv}/messages",
-                  {"text": text, "client_msg_id": cid}, token=d.agent_token())
+def agent_reply(d, conv, text, cid, internal=False):
+    body = {"text": text, "client_msg_id": cid}
+    if internal:
+        body["internal"] = True
+    r = d.request("POST", f"/v1/conversations/{conv}/messages", body, token=d.agent_token())
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -30,12 +32,14 @@ def test_kafka_records_carry_ce_headers(cluster):  # noqa: F811
     gw.wait_history(conv, 1)
     agent_reply(gw, conv, "hello", "hr1")
     cluster.stub.wait_requests(1)  # dispatch routed the reply on its headers
-    events = gw.wait_history(conv, 3, timeout=30)
+    gw.wait_history(conv, 3, timeout=30)
+    agent_reply(gw, conv, "a private note", "hn1", internal=True)
+    events = gw.wait_history(conv, 4, timeout=30)
     kinds = {"omnihub.message.inbound": "customer", "omnihub.message.outbound": "agent",
              "omnihub.message.status": "system"}
     for topic in ("omnihub.events", "omnihub.timeline"):
         recs = kcat(cluster.mock.bootstrap, topic)
-        assert len(recs) == 3, (topic, recs)
+        assert len(recs) == 4, (topic, recs)
         for rec in recs:
             ev = json.loads(rec["payload"])
             h, first = headers(rec)
@@ -44,17 +48,24 @@ def test_kafka_records_carry_ce_headers(cluster):  # noqa: F811
             assert h["ce_type"] == ev["type"]
             assert h["ce_subject"] == ev["subject"] == rec["key"]
             assert h["ce_authorkind"] == kinds[ev["type"]]
+            note = ev["data"].get("internal") is True
             if topic == "omnihub.timeline":
                 assert int(h["ce_seq"]) == ev["seq"]
+                assert h["ce_time"] == ev["time"]
+                assert h.get("ce_internal") == ("true" if note else None)
             else:
-                assert "ce_seq" not in h
-    assert [e["type"] for e in events] == list(kinds)
+                assert "ce_seq" not in h and "ce_time" not in h and "ce_internal" not in h
+    assert [e["type"] for e in events] == list(kinds) + ["omnihub.message.outbound"]
+    assert events[-1]["data"]["internal"] is True
+    time.sleep(0.5)
+    assert len(cluster.stub.requests) == 1  # the note was not dispatched
 
 
 def rows(d):
     db = sqlite3.connect(str(d.data_dir / "log.db"))
     try:
-        return db.execute("SELECT topic, type, subject, seq, author, value FROM records"
+        return db.execute("SELECT topic, type, subject, seq, author, value, time, internal"
+                          " FROM records"
                           " ORDER BY topic, off").fetchall()
     finally:
         db.close()
@@ -68,7 +79,7 @@ def test_local_log_columns_and_migration(omnihub, http_stub):
     d.stop()
     # an older log.db: no metadata columns, version 0
     db = sqlite3.connect(str(d.data_dir / "log.db"))
-    for col in ("type", "subject", "seq", "author"):
+    for col in ("type", "subject", "seq", "author", "time", "internal"):
         db.execute(f"ALTER TABLE records DROP COLUMN {col}")
     db.execute("PRAGMA user_version=0")
     db.commit()
@@ -90,8 +101,12 @@ def test_local_log_columns_and_migration(omnihub, http_stub):
     assert all(r[2] == conv for r in new)
     assert sorted(r[3] for r in new if r[0] == "timeline") == [2, 3]
     assert all(r[3] is None for r in new if r[0] == "events")
+    # the timeline also carries the event's time and private-note flag
+    assert all(r[6] == json.loads(r[5])["time"] and r[7] is None
+               for r in new if r[0] == "timeline")
+    assert all(r[6] is None and r[7] is None for r in new if r[0] == "events")
     db = sqlite3.connect(str(d.data_dir / "log.db"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()
     time.sleep(0.3)
     assert len(stub.requests) == 1

@@ -1,17 +1,23 @@
 /* test_kpi.c - the KPI fold (services/kpi_fold.c) on scripted histories:
  * FRT, bot FRT, NRT, handle time, breaches, private notes, re-opening by an
- * inbound message and by a PATCH, repeats; and the report arithmetic of
+ * inbound message and by a PATCH, repeats; folding from the timeline's
+ * metadata against folding the bodies, through the local log; the report
+ * arithmetic of
  * store/store_kpi.c (exact nearest-rank percentiles, key order); the
  * SQLite store's daily aggregates (kpi_days) against the rows, with
  * rewritten episodes, partial days and a store filled when it opens. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/contacts.h"
 #include "core/event.h"
+#include "log/log.h"
 #include "services/kpi_fold.h"
 #include "store/store_int.h"
 #include "tap.h"
@@ -123,6 +129,177 @@ START_TEST(one_episode_figures)
     ck_assert_int_eq(out.rows[0].start_ms, T0 + 200000);
     ck_assert_int_eq(out.rows[0].aht_ms, -1); /* never assigned while open */
     ck_assert_str_eq(out.rows[0].agent, "");
+}
+END_TEST
+
+/* ---- folding from metadata ------------------------------------------------ */
+
+static unsigned rnd_state;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 16) % n;
+}
+
+/* One random event of conversation CONV at *T_MS (advanced): messages in
+ * and out by every author kind, private notes both ways, state changes
+ * (open, pending, resolved; assigned or not; episodes that move; breaches),
+ * events the fold does not count, times with offsets and unparsable ones.
+ * ID: the conversation; CHANNEL NULL: the data has none. */
+static json_t *random_event(const char *id, const char *channel, int64_t *t_ms, int *episode)
+{
+    static const char *const kinds[] = {"agent", "bot", "customer", "system", NULL};
+    static const char *const statuses[] = {"open", "open", "pending", "resolved", "snoozed"};
+    static const char *const assignees[] = {NULL, "a1", "a2"};
+    static const char *const reasons[] = {"patch", "inbound", "sla_breach:frt", "sla_breach:nrt"};
+    static const char *const others[] = {OH_EV_STATUS, OH_EV_ENRICHED, OH_EV_ERASED};
+    *t_ms += 1 + (int64_t)rnd(90000);
+    char when[40];
+    oh_time_rfc3339(when, *t_ms);
+    if (rnd(20) == 0) snprintf(when, sizeof when, "2026-01-01T03:00:00.5+02:00");
+    if (rnd(50) == 0) snprintf(when, sizeof when, "yesterday");
+    json_t *data = json_pack("{s:s}", "conversation_id", id);
+    if (channel) json_object_set_new(data, "channel", json_string(channel));
+    const char *type;
+    unsigned pick = rnd(10);
+    if (pick < 7) {
+        type = pick < 3 ? OH_EV_INBOUND : OH_EV_OUTBOUND;
+        const char *kind = pick < 3 ? "customer" : kinds[rnd(5)];
+        if (kind) json_object_set_new(data, "author", json_pack("{s:s}", "kind", kind));
+        if (rnd(8) == 0) json_object_set_new(data, "internal", json_true());
+        if (rnd(16) == 0) json_object_set_new(data, "internal", json_false());
+    } else if (pick < 9) {
+        type = OH_EV_UPDATED;
+        if (rnd(6) == 0) ++*episode;
+        const char *who = assignees[rnd(3)];
+        json_object_set_new(data, "reason", json_string(reasons[rnd(4)]));
+        json_object_set_new(data, "state",
+                            json_pack("{s:s, s:s?, s:s, s:i}", "status", statuses[rnd(5)],
+                                      "assignee", who, "team", rnd(2) ? "t1" : "t2", "episode",
+                                      *episode));
+    } else {
+        type = others[rnd(3)];
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:o}", "specversion", "1.0", "type", type, "time",
+                           when, "subject", id, "data", data);
+    ck_assert_ptr_nonnull(ev);
+    return ev;
+}
+
+static void appended(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    ck_assert_int_eq(err, 0);
+    atomic_fetch_add((atomic_int *)opaque, 1);
+}
+
+static void same_out(const struct oh_kpi_out *a, const struct oh_kpi_out *b, int64_t s)
+{
+    ck_assert_msg(a->nrows == b->nrows, "seq %lld: %d rows, %d", (long long)s, a->nrows, b->nrows);
+    ck_assert(a->frt_s == b->frt_s && a->handle_s == b->handle_s);
+    for (int i = 0; i < a->nrows; i++)
+        ck_assert_msg(memcmp(&a->rows[i], &b->rows[i], sizeof a->rows[i]) == 0,
+                      "seq %lld: row %d (episode %lld) differs", (long long)s, i,
+                      (long long)a->rows[i].episode);
+}
+
+/* Sync's timeline records (metadata from oh_log_meta_of, some forwarded
+ * twice) through the local log, folded as the kpi service folds them
+ * (metadata where they suffice, else the body) and as every body: the
+ * same conversations after each record, the same rows. */
+START_TEST(metadata_fold_equals_body_fold)
+{
+    enum { NCONV = 4, PER = 400 };
+    static const char *const convs[NCONV] = {"ca", "cb", "cc", "cd"};
+    char *dir = oh_test_tmpdir(), err[256];
+    const struct oh_config_key *const tables[] = {oh_core_keys, oh_log_keys, NULL};
+    char *envp[] = {NULL};
+    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
+    ck_assert_msg(cfg, "%s", err);
+    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
+    oh_log *log = oh_log_open(cfg, err, sizeof err);
+    ck_assert_msg(log, "%s", err);
+
+    rnd_state = 21;
+    int64_t t[NCONV], seqs[NCONV] = {0};
+    int eps[NCONV];
+    atomic_int done = 0;
+    int appends = 0;
+    for (int i = 0; i < NCONV; i++) {
+        t[i] = T0;
+        eps[i] = 1;
+    }
+    for (int k = 0; k < NCONV * PER; k++) {
+        int i = (int)rnd(NCONV);
+        /* "cb" names no channel in its first events, "cd" in none */
+        const char *channel = i == 3 || (i == 1 && seqs[i] < 5) ? NULL : "api:x";
+        json_t *ev = random_event(convs[i], channel, &t[i], &eps[i]);
+        json_object_set_new(ev, "seq", json_integer(++seqs[i]));
+        size_t len;
+        char *text = json_dumps(ev, JSON_COMPACT);
+        len = strlen(text);
+        struct oh_log_meta m = oh_log_meta_of(ev, seqs[i]);
+        int copies = rnd(25) == 0 ? 2 : 1; /* forwarded again after a crash */
+        for (int c = 0; c < copies; c++, appends++)
+            ck_assert_int_eq(oh_log_append_meta(log, OH_TOPIC_TIMELINE, convs[i], &m, text, len,
+                                                appended, &done),
+                             0);
+        free(text);
+        json_decref(ev);
+    }
+    for (int i = 0; i < 3000 && atomic_load(&done) < appends; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&done), appends);
+
+    struct oh_kpi_conv *by_body = calloc(NCONV, sizeof *by_body);
+    struct oh_kpi_conv *by_meta = calloc(NCONV, sizeof *by_meta);
+    for (int i = 0; i < NCONV; i++) {
+        oh_kpi_conv_init(&by_body[i], convs[i], NULL);
+        oh_kpi_conv_init(&by_meta[i], convs[i], NULL);
+    }
+    oh_log_consumer *c = oh_log_consumer_new(log, NULL, OH_TOPIC_TIMELINE, NULL, err, sizeof err);
+    ck_assert_msg(c, "%s", err);
+    struct oh_log_record recs[256];
+    int seen = 0, from_meta = 0, notes_from_meta = 0, rows = 0;
+    for (int n; seen < appends && (n = oh_log_poll(c, recs, 256, 2000)) > 0; seen += n)
+        for (int k = 0; k < n; k++) {
+            const struct oh_log_record *r = &recs[k];
+            ck_assert_ptr_nonnull(r->meta.time);
+            if (!oh_kpi_wants(r->meta.type)) continue; /* as the service: unread */
+            int i = 0;
+            while (strcmp(convs[i], r->meta.subject))
+                i++;
+            json_t *ev = json_loadb(r->value, r->len, 0, NULL);
+            ck_assert_ptr_nonnull(ev);
+            struct oh_kpi_out a, b;
+            oh_kpi_fold(&by_body[i], ev, json_integer_value(json_object_get(ev, "seq")), &a);
+            if (oh_kpi_fold_meta(&by_meta[i], &r->meta, &b)) {
+                from_meta++;
+                notes_from_meta += r->meta.internal;
+            } else {
+                oh_kpi_fold(&by_meta[i], ev, r->meta.seq, &b);
+            }
+            json_decref(ev);
+            same_out(&a, &b, r->meta.seq);
+            ck_assert_msg(memcmp(&by_body[i], &by_meta[i], sizeof by_body[i]) == 0,
+                          "%s seq %lld: the conversations differ", convs[i],
+                          (long long)r->meta.seq);
+            rows += a.nrows;
+        }
+    ck_assert_int_eq(seen, appends);
+    /* the mix exercised both ways and produced figures */
+    ck_assert_int_gt(from_meta, appends / 2);
+    ck_assert_int_gt(notes_from_meta, 10);
+    ck_assert_int_gt(rows, 50);
+    ck_assert_str_eq(by_meta[0].channel, "api:x");
+    ck_assert_str_eq(by_meta[1].channel, "api:x");
+    ck_assert_str_eq(by_meta[3].channel, "");
+    oh_log_consumer_close(c);
+    free(by_body);
+    free(by_meta);
+    oh_log_close(log);
+    oh_config_free(cfg);
+    free(dir);
 }
 END_TEST
 
@@ -430,6 +607,7 @@ int main(void)
     Suite *s = suite_create("kpi");
     TCase *tc = tcase_create("kpi");
     tcase_add_test(tc, one_episode_figures);
+    tcase_add_test(tc, metadata_fold_equals_body_fold);
     tcase_add_test(tc, exact_percentiles_and_key_order);
     tcase_add_test(tc, merged_slices_equal_one_pass);
     tcase_add_test(tc, daily_aggregates_equal_the_rows);

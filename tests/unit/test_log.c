@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include "oh_build_config.h"
 #include "core/daemon.h"
+#include "core/event.h"
 #include "log/log_int.h"
 #include "tap.h"
 #include "../../tools/lag.h"
@@ -319,6 +320,88 @@ START_TEST(local_tail_and_other_writer)
     ck_assert_int_eq(total, next);
     oh_log_consumer_close(c2);
     oh_log_consumer_close(c);
+    oh_log_close(other);
+    oh_log_close(log);
+    oh_config_free(cfg2);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+
+/* ---- routing metadata ---------------------------------------------------- */
+
+/* Appends three records keyed "conv-m" to the timeline: a private note and
+ * a customer's message with the metadata oh_log_meta_of() takes from them,
+ * and one without any. */
+static void append_metas(oh_log *log)
+{
+    json_t *note =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:b, s:{s:s}}}", "type", OH_EV_OUTBOUND, "time",
+                  "2026-01-01T00:00:01.250+02:00", "subject", "conv-m", "id", "n1", "data",
+                  "channel", "api:x", "internal", 1, "author", "kind", "agent");
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:{s:s, s:b, s:{s:s}}}", "type", OH_EV_INBOUND, "time",
+                            "2026-01-01T00:00:02Z", "subject", "conv-m", "data", "channel", "api:x",
+                            "internal", 0, "author", "kind", "customer");
+    ck_assert_ptr_nonnull(note);
+    ck_assert_ptr_nonnull(msg);
+    struct oh_log_meta m[] = {oh_log_meta_of(note, 3), oh_log_meta_of(msg, 4)};
+    atomic_int done = 0;
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(oh_log_append_meta(log, OH_TOPIC_TIMELINE, "conv-m", &m[i], "{}", 2,
+                                            on_done_count, &done),
+                         0);
+    ck_assert_int_eq(oh_log_append(log, OH_TOPIC_TIMELINE, "conv-m", "{}", 2, on_done_count, &done),
+                     0);
+    for (int i = 0; i < 1000 && atomic_load(&done) < 3; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&done), 3);
+    json_decref(note);
+    json_decref(msg);
+}
+
+/* Reads the three records of append_metas() back from LOG. */
+static void check_metas(oh_log *log)
+{
+    char err[256];
+    oh_log_consumer *c = oh_log_consumer_new(log, NULL, OH_TOPIC_TIMELINE, NULL, err, sizeof err);
+    ck_assert_msg(c, "consumer: %s", err);
+    struct oh_log_record recs[8];
+    int n = 0;
+    for (int64_t end = oh_mono_ms() + 30000; n < 3 && oh_mono_ms() < end;) {
+        int got = oh_log_poll(c, recs + n, 8 - n, 200);
+        ck_assert_int_ge(got, 0);
+        n += got;
+    }
+    ck_assert_int_eq(n, 3);
+    const struct oh_log_meta *m = &recs[0].meta;
+    ck_assert_str_eq(m->type, OH_EV_OUTBOUND);
+    ck_assert_str_eq(m->subject, "conv-m");
+    ck_assert_int_eq(m->seq, 3);
+    ck_assert_str_eq(m->author, "agent");
+    ck_assert_str_eq(m->time, "2026-01-01T00:00:01.250+02:00");
+    ck_assert(m->internal);
+    m = &recs[1].meta;
+    ck_assert_str_eq(m->type, OH_EV_INBOUND);
+    ck_assert_int_eq(m->seq, 4);
+    ck_assert_str_eq(m->author, "customer");
+    ck_assert_str_eq(m->time, "2026-01-01T00:00:02Z");
+    ck_assert(!m->internal);
+    m = &recs[2].meta; /* appended without: all absent */
+    ck_assert(!m->type && !m->subject && !m->author && !m->time && !m->internal);
+    ck_assert_int_eq(m->seq, 0);
+    oh_log_consumer_close(c);
+}
+
+/* From this process's tail, and from SQLite through another handle. */
+START_TEST(local_meta_round_trip)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg, *cfg2;
+    oh_log *log = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg);
+    append_metas(log);
+    check_metas(log);
+    oh_log *other = open_log((const char *const[]){"data_dir", dir, NULL}, &cfg2);
+    check_metas(other);
     oh_log_close(other);
     oh_log_close(log);
     oh_config_free(cfg2);
@@ -720,6 +803,18 @@ static void *flap_main(void *arg)
     return NULL;
 }
 
+/* The metadata as headers, through the mock cluster. */
+START_TEST(kafka_meta_headers)
+{
+    oh_config *cfg;
+    oh_log *log = open_log(mock3, &cfg);
+    append_metas(log);
+    check_metas(log);
+    oh_log_close(log);
+    oh_config_free(cfg);
+}
+END_TEST
+
 START_TEST(kafka_mock_cluster)
 {
     oh_config *cfg;
@@ -843,6 +938,7 @@ static TCase *kafka_tcase(void)
     TCase *tc = tcase_create("kafka");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, kafka_mock_cluster);
+    tcase_add_test(tc, kafka_meta_headers);
     return tc;
 }
 #endif
@@ -857,6 +953,7 @@ static Suite *suite(void)
     tcase_add_test(tc, local_concurrent_appends);
     tcase_add_test(tc, local_groups_and_lag);
     tcase_add_test(tc, local_tail_and_other_writer);
+    tcase_add_test(tc, local_meta_round_trip);
     tcase_add_test(tc, local_ack_after_commit);
     tcase_add_test(tc, local_kill9_keeps_acked);
     tcase_add_test(tc, lag_rules);

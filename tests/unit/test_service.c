@@ -12,10 +12,11 @@
 
 static struct oh_log_record rec(const char *type, const char *author, const char *value)
 {
-    return (struct oh_log_record){.topic = OH_TOPIC_TIMELINE,
-                                  .value = value,
-                                  .len = strlen(value),
-                                  .meta = {type, "conv_x", 7, author}};
+    return (struct oh_log_record){
+        .topic = OH_TOPIC_TIMELINE,
+        .value = value,
+        .len = strlen(value),
+        .meta = {.type = type, .subject = "conv_x", .seq = 7, .author = author}};
 }
 
 START_TEST(dispatch_routes_on_metadata)
@@ -108,7 +109,8 @@ START_TEST(loop_commits_only_durable_batches)
     hub.log = oh_log_open(hub.cfg, err, sizeof err);
     ck_assert_msg(hub.log != NULL, "%s", err);
     atomic_int done = 0;
-    struct oh_log_meta m = {OH_EV_OUTBOUND, "conv_a", 5, "agent"};
+    struct oh_log_meta m = {
+        .type = OH_EV_OUTBOUND, .subject = "conv_a", .seq = 5, .author = "agent"};
     ck_assert_int_eq(
         oh_log_append_meta(hub.log, OH_TOPIC_TIMELINE, "conv_a", &m, "{}", 2, appended, &done), 0);
     ck_assert_int_eq(oh_log_append(hub.log, OH_TOPIC_TIMELINE, "conv_a", "{}", 2, appended, &done),

@@ -9,7 +9,9 @@
 #include <sqlite3.h>
 #include "oh_build_config.h"
 #include "tap.h"
+#include "core/crypto.h"
 #include "core/daemon.h"
+#include "store/store_fields.h"
 #include "store/store_int.h"
 
 #include <sqlite3.h>
@@ -1119,6 +1121,35 @@ START_TEST(t_damaged_event)
 }
 END_TEST
 
+/* The stored text's checksum covers the text without its ",seq,epoch"
+ * tail; the tail must be exactly the row's: the same answer as the
+ * snprintf-made suffix, for every length of seq. */
+START_TEST(t_text_crc)
+{
+    const char *epochs[] = {"ep0", "xo5gFwUvz5y6uEtzCaMBoA", ""};
+    const int64_t seqs[] = {0, 1, 9, 10, 99, 100, 12345, 9007199254740993LL, -7, INT64_MAX - 1};
+    for (size_t e = 0; e < OH_ARRAY_SIZE(epochs); e++)
+        for (size_t i = 0; i < OH_ARRAY_SIZE(seqs); i++) {
+            char text[256], body[] = "{\"id\":\"e_1\",\"data\":{\"text\":\"hi\"}";
+            snprintf(text, sizeof text, "%s,\"seq\":%lld,\"epoch\":\"%s\"}", body,
+                     (long long)seqs[i], epochs[e]);
+            size_t len = strlen(text);
+            uint32_t crc = 0;
+            ck_assert_int_eq(oh_store_text_crc(text, len, seqs[i], epochs[e], &crc), 0);
+            ck_assert_uint_eq(crc, oh_crc32c(oh_crc32c(0, body, strlen(body)), "}", 1));
+            /* another seq, another epoch, a cut or changed tail: damaged */
+            ck_assert_int_eq(oh_store_text_crc(text, len, seqs[i] + 1, epochs[e], &crc),
+                             OH_EDAMAGED);
+            ck_assert_int_eq(oh_store_text_crc(text, len, seqs[i], "other", &crc), OH_EDAMAGED);
+            ck_assert_int_eq(oh_store_text_crc(text, len - 1, seqs[i], epochs[e], &crc),
+                             OH_EDAMAGED);
+            text[len - 1] = ']';
+            ck_assert_int_eq(oh_store_text_crc(text, len, seqs[i], epochs[e], &crc), OH_EDAMAGED);
+        }
+    ck_assert_int_eq(oh_store_text_crc("}", 1, 1, "e", &(uint32_t){0}), OH_EDAMAGED);
+}
+END_TEST
+
 START_TEST(t_schema_files)
 {
     ck_assert_uint_eq(OH_ARRAY_SIZE(sq_migration_files), OH_ARRAY_SIZE(sq_migrations));
@@ -1386,6 +1417,7 @@ static Suite *suite(void)
     tcase_add_test(tc, t_positions_and_since_source);
     tcase_add_test(tc, t_schema_files);
     tcase_add_test(tc, t_damaged_event);
+    tcase_add_test(tc, t_text_crc);
     tcase_add_test(tc, t_bulk_rate);
     tcase_add_test(tc, t_concurrent_readers);
     tcase_add_test(tc, t_concurrent_writers);

@@ -44,7 +44,8 @@ struct bench_opts {
     int agents;      /* desk: online agents for the router (0: the inbox scenario) */
     int connections; /* connections: WebSocket connections (100000) */
     int sources;     /* connections: loopback source addresses (0: one per 20,000) */
-    int rounds;      /* ingest: alternating rounds of omnihub, nginx and Redis (3) */
+    int rounds;      /* ingest: alternating rounds of omnihub, nginx and Redis (3); resume */
+    const char *conversation; /* resume --url: resume this one, holding --events events */
 };
 
 /* ---- monotonic time ---- */
@@ -204,6 +205,8 @@ void bench_ws_free(struct bench_ws *w);
 int bench_ws_connect(struct bench_ws *w, const struct bench_ws_spec *spec, int timeout_s);
 /* Subscribe-to-caught-up latency of every client so far (borrowed). */
 const struct bench_hist *bench_ws_catchup(struct bench_ws *w);
+/* Subscribe-to-first-event latency of every client so far (borrowed). */
+const struct bench_hist *bench_ws_first(struct bench_ws *w);
 /* Counts deliveries of messages "<PREFIX><i>", i < NMSG (PREFIX borrowed). */
 void bench_ws_track(struct bench_ws *w, const char *prefix, size_t nmsg);
 const unsigned *bench_ws_counts(struct bench_ws *w);
@@ -306,11 +309,24 @@ int bench_normalize(const struct bench_opts *o);
 int bench_fanout(const struct bench_opts *o);
 int bench_resume(const struct bench_opts *o);
 /* REPEAT fresh clients each subscribing to CONV after AFTER; the
- * subscribe-to-last-event latency in H. Returns the resumes completed
- * without gap or duplicate. */
+ * subscribe-to-last-event latency in H, subscribe-to-first-event in FIRST
+ * (may be NULL). Returns the resumes completed without gap or duplicate. */
 int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
-                    struct bench_hist *h);
+                    struct bench_hist *h, struct bench_hist *first);
 int bench_kafka(const struct bench_opts *o);
+
+/* The resume scenario's ceiling (resume_ceiling.c): a WebSocket server on
+ * loopback, on a thread of its own, that answers each subscribe with the K
+ * rows of CONV (borrowed) after the subscribe's "after", read from the
+ * SQLite file DB or, when DSN is set, from PostgreSQL, framed as the
+ * daemon frames events and sent in 64 KiB writes as they are read. Its
+ * http://127.0.0.1:port in URL; NULL with ERR. */
+struct bench_resume_ceiling;
+struct bench_resume_ceiling *bench_resume_ceiling_start(const char *db, const char *dsn,
+                                                        const char *conv, int k, char *url,
+                                                        size_t urllen, char *err, size_t errlen);
+/* Stops it (NULL accepted); the connections it could not serve. */
+int bench_resume_ceiling_stop(struct bench_resume_ceiling *c);
 
 /* Ingest -> WebSocket push on one daemon (fanout.c), shared by fanout and
  * kafka. */

@@ -27,7 +27,8 @@ static void usage(FILE *out)
             "              and Redis XADD with appendfsync always, --rounds alternating (3)\n"
             "  normalize   parser throughput per channel vs jansson parse + dump\n"
             "  fanout      N WebSocket clients, push latency at a fixed message rate\n"
-            "  resume      K missed events over WebSocket vs a direct SQL read\n"
+            "  resume      K missed events over WebSocket vs the same rows read from the\n"
+            "              store and sent over loopback, --rounds alternating (3)\n"
             "  kafka       ingest -> WebSocket push, Kafka (mock cluster) and embedded\n"
             "  scale       a large store vs an empty one: history, resume, ingest\n"
             "  desk        the inbox list (filters, q) and claims on a large PostgreSQL\n"
@@ -51,14 +52,15 @@ static void usage(FILE *out)
             "  --json FILE           write the JSON report\n"
             "  --channel CH          ingest: api (default) or whatsapp\n"
             "  --messages N          ingest / kafka: deliveries (20000)\n"
-            "  --rounds N            ingest: alternating rounds of the three (3)\n"
+            "  --rounds N            ingest, resume: alternating rounds (3)\n"
             "  --concurrency N       HTTP connections (32)\n"
             "  --clients N           fanout: WebSocket clients (10000)\n"
             "  --per-conv N          fanout: subscribers per conversation (1)\n"
             "  --rate N              fanout, triage: messages per second (1000)\n"
             "  --seconds N           fanout, triage: measured seconds (10)\n"
             "  --events N            resume: missed events (1000); scale: events in the store\n"
-            "  --repeat N            resume: repetitions (50)\n"
+            "  --repeat N            resume: repetitions per side and round (50)\n"
+            "  --conversation ID     resume --url: resume ID (holding --events events), no feed\n"
             "  --connections N       connections: WebSocket connections (100000)\n"
             "  --sources S           connections: source addresses 127.0.0.2.. (N / 20000)\n"
             "  --conversations N     scale: conversations in the store\n"
@@ -165,6 +167,7 @@ int main(int argc, char **argv)
                                          {"connections", required_argument, NULL, 'X'},
                                          {"sources", required_argument, NULL, 'Y'},
                                          {"rounds", required_argument, NULL, 'O'},
+                                         {"conversation", required_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -199,6 +202,7 @@ int main(int argc, char **argv)
         case 'X': o.connections = atoi(optarg); break;
         case 'Y': o.sources = atoi(optarg); break;
         case 'O': o.rounds = atoi(optarg); break;
+        case 'V': o.conversation = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

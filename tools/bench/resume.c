@@ -1,7 +1,9 @@
 /* resume.c - the resume scenario: a client that missed K events subscribes
- * and is timed until the last of them arrives, next to a direct SQL read of
- * the same rows from the daemon's store (the ceiling): the SQLite file, or
- * with --store postgres the database of a throwaway PostgreSQL server. */
+ * and is timed until the last of them arrives, in alternating rounds with
+ * the same client resuming from the ceiling (resume_ceiling.c: the same rows
+ * read straight from the daemon's store and sent over loopback as frames).
+ * A direct SQL read of the rows alone is reported beside them: the SQLite
+ * file, or with --store postgres the database of a throwaway server. */
 #include "oh_build_config.h"
 
 #include <sqlite3.h>
@@ -97,12 +99,12 @@ static int pg_ceiling(const char *dsn, const char *conv, int64_t after, int k, i
 }
 #endif
 
-/* REPEAT fresh clients each resuming CONV after AFTER; catch-up latency in H. */
 int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat,
-                    struct bench_hist *h)
+                    struct bench_hist *h, struct bench_hist *first)
 {
     char *tok = bench_agent_token();
     bench_hist_reset(h);
+    if (first) bench_hist_reset(first);
     int ok = 0;
     for (int r = 0; r < repeat; r++) {
         char err[128];
@@ -116,6 +118,7 @@ int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat
             bench_ws_stats(ws, &st);
             if (!st.dups && !st.gaps) {
                 bench_hist_merge(h, bench_ws_catchup(ws));
+                if (first) bench_hist_merge(first, bench_ws_first(ws));
                 ok++;
             }
         }
@@ -125,10 +128,31 @@ int bench_resume_ws(const char *url, const char *conv, int64_t after, int repeat
     return ok;
 }
 
+/* Latencies of one side: last event (the measure) and first event. */
+struct side {
+    struct bench_hist last, first;
+};
+
+/* One side of a round: REPEAT resumes from URL into R (and ALL). */
+static int resume_side(const char *url, const char *conv, int repeat, struct side *r,
+                       struct side *all)
+{
+    int ok = bench_resume_ws(url, conv, 0, repeat, &r->last, &r->first);
+    bench_hist_merge(&all->last, &r->last);
+    bench_hist_merge(&all->first, &r->first);
+    return ok;
+}
+
+static double p50_ms(const struct bench_hist *h)
+{
+    return (double)bench_hist_pct(h, 50) / 1000.0;
+}
+
 int bench_resume(const struct bench_opts *o)
 {
     int k = o->events > 0 ? o->events : 1000;
     int repeat = o->repeat > 0 ? o->repeat : 50;
+    int rounds = o->rounds > 0 ? o->rounds : 3;
     char err[512];
     bool pg = o->pg_dsn || (o->store && strcmp(o->store, "postgres") == 0);
     if ((o->store && !pg && strcmp(o->store, "sqlite") != 0) || (pg && o->url)) {
@@ -136,7 +160,11 @@ int bench_resume(const struct bench_opts *o)
         return 2;
     }
     char dsn[600] = "";
-    const char *kv[] = {"store.backend", "postgres", "store.postgres.dsn", dsn, NULL};
+    /* the conversation holds exactly the K messages: no enrichment events
+     * beside them (they would double what the resume carries) */
+    const char *kv_pg[] = {"store.backend", "postgres", "store.postgres.dsn", dsn, "triage.enabled",
+                           "false",         NULL};
+    const char *kv_sq[] = {"triage.enabled", "false", NULL};
 #ifdef OH_HAVE_POSTGRES
     struct bench_pg server = {0};
     if (pg && (bench_pg_start(&server, o->pg_dsn, err, sizeof err) ||
@@ -153,7 +181,7 @@ int bench_resume(const struct bench_opts *o)
 #endif
     struct bench_daemon d;
     if (o->url ? bench_daemon_attach(&d, o)
-               : bench_daemon_start(&d, o, pg ? kv : NULL, NULL, err, sizeof err)) {
+               : bench_daemon_start(&d, o, pg ? kv_pg : kv_sq, NULL, err, sizeof err)) {
         fprintf(stderr, "omnihub-bench: omnihubd: %s\n", err);
 #ifdef OH_HAVE_POSTGRES
         if (pg) bench_pg_stop(&server);
@@ -161,8 +189,18 @@ int bench_resume(const struct bench_opts *o)
         return -1;
     }
     /* one conversation holding K events: what the client missed */
-    struct bench_feed f;
+    struct bench_feed f = {0};
+    struct bench_resume_ceiling *ceil = NULL;
     int rc = -1;
+    struct bench_check chk = {.acked = -1};
+    const char *const *convs = &o->conversation;
+    if (o->conversation) { /* --url: one that is there already (tools/perf) */
+        if (!o->url) {
+            fprintf(stderr, "omnihub-bench: resume: --conversation needs --url\n");
+            goto out;
+        }
+        goto filled;
+    }
     if (bench_feed_init(&f, "api", (size_t)k, 1, false)) goto out;
     struct bench_http_run r = {.base_url = d.url,
                                .n = (size_t)k,
@@ -172,8 +210,7 @@ int bench_resume(const struct bench_opts *o)
                                .opaque = &f};
     bench_http_load(&r);
     size_t nconv;
-    const char *const *convs = bench_feed_convs(&f, d.url, &nconv);
-    struct bench_check chk = {0};
+    convs = bench_feed_convs(&f, d.url, &nconv);
     if (nconv != 1 ||
         bench_check_history(d.url, convs, 1, f.prefix, (size_t)k, f.acked, 60, &chk) ||
         chk.found != k) {
@@ -181,46 +218,101 @@ int bench_resume(const struct bench_opts *o)
                 chk.found, k);
         goto out;
     }
-    struct bench_proc p0 = {0}, p1 = {0};
-    if (d.pid) bench_proc_read(d.pid, &p0);
-    struct bench_hist h, hs;
-    int ok = bench_resume_ws(d.url, convs[0], 0, repeat, &h);
-    if (d.pid) bench_proc_read(d.pid, &p1);
-    char db[400];
+    fprintf(stderr, "  conversation %s holds the %d events\n", convs[0], k);
+filled:;
+    char db[400], curl[64];
     snprintf(db, sizeof db, "%s/store.db", d.data_dir);
-    bool have_sql = !o->url && !o->no_ceiling;
+    bool have_ceil = !o->url && !o->no_ceiling;
+    if (have_ceil && !(ceil = bench_resume_ceiling_start(db, pg ? dsn : NULL, convs[0], k, curl,
+                                                         sizeof curl, err, sizeof err))) {
+        fprintf(stderr, "omnihub-bench: resume: %s\n", err);
+        have_ceil = false;
+    }
+    /* alternating rounds: omnihub then the ceiling, then the other way */
+    static struct side om, ce, omr, cer;
+    static struct bench_hist hs;
+    bench_hist_reset(&om.last);
+    bench_hist_reset(&om.first);
+    bench_hist_reset(&ce.last);
+    bench_hist_reset(&ce.first);
+    json_t *jrounds = json_array();
+    int ok = 0, cok = 0;
+    double cpu_s = 0;
+    for (int i = 0; i < rounds; i++) {
+        bool ceiling_first = i % 2 == 1;
+        if (have_ceil && ceiling_first) cok += resume_side(curl, convs[0], repeat, &cer, &ce);
+        struct bench_proc p0 = {0}, p1 = {0};
+        if (d.pid) bench_proc_read(d.pid, &p0);
+        ok += resume_side(d.url, convs[0], repeat, &omr, &om);
+        if (d.pid) bench_proc_read(d.pid, &p1);
+        cpu_s += p1.cpu_s - p0.cpu_s;
+        if (have_ceil && !ceiling_first) cok += resume_side(curl, convs[0], repeat, &cer, &ce);
+        double a = p50_ms(&omr.last), b = have_ceil ? p50_ms(&cer.last) : -1;
+        fprintf(stderr,
+                "  round %d: omnihub p50 %.3f ms (first event %.3f), ceiling p50 %.3f ms (first "
+                "event %.3f), ratio %.2f\n",
+                i + 1, a, p50_ms(&omr.first), b, have_ceil ? p50_ms(&cer.first) : -1,
+                b > 0 ? a / b : -1);
+        json_array_append_new(
+            jrounds,
+            json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "round", i + 1, "omnihub_p50_ms",
+                      a, "omnihub_p99_ms", (double)bench_hist_pct(&omr.last, 99) / 1000.0,
+                      "omnihub_first_event_p50_ms", p50_ms(&omr.first), "ceiling_p50_ms", b,
+                      "ceiling_p99_ms",
+                      have_ceil ? (double)bench_hist_pct(&cer.last, 99) / 1000.0 : -1,
+                      "ceiling_first_event_p50_ms", have_ceil ? p50_ms(&cer.first) : -1, "ratio",
+                      b > 0 ? a / b : -1));
+    }
+    /* for scale: the read alone, no framing, no socket, no client */
+    bool have_sql = have_ceil;
 #ifdef OH_HAVE_POSTGRES
     if (have_sql && pg) have_sql = pg_ceiling(dsn, convs[0], 0, k, repeat, &hs) == 0;
 #endif
     if (have_sql && !pg) have_sql = sql_ceiling(db, convs[0], 0, k, repeat, &hs) == 0;
-    double p50 = (double)bench_hist_pct(&h, 50) / 1000.0;
+    double p50 = p50_ms(&om.last);
+    double c50 = have_ceil ? p50_ms(&ce.last) : -1;
     double sql50 = have_sql ? (double)bench_hist_pct(&hs, 50) / 1000.0 : -1;
-    double ratio = have_sql && sql50 > 0 ? p50 / sql50 : -1;
-    fprintf(stderr, "  resume %d events: %d/%d resumes, p50 %.2f ms; SQL read p50 %.2f ms\n", k, ok,
-            repeat, p50, sql50);
-    char target[64];
-    snprintf(target, sizeof target, "p50 <= 2 x SQL, <= 20 ms");
-    struct bench_row row = {.scenario = "resume",
-                            .variant = pg ? "postgres" : "embedded",
-                            .unit = "resume/s",
-                            .rate = h.n ? 1e6 / (h.sum / (double)h.n) : -1,
-                            .lat = &h,
-                            .ceiling_rate = have_sql ? 1e6 / (hs.sum / (double)hs.n) : -1,
-                            .ceiling_name = pg ? "direct PostgreSQL read (libpq) of the same rows"
-                                               : "direct SQLite read of the same rows",
-                            .ratio = ratio,
-                            .target = target,
-                            .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
-                            .cpu_s = d.pid ? p1.cpu_s - p0.cpu_s : -1,
-                            .hwm_kb = d.pid ? p1.hwm_kb : -1,
-                            .acked = chk.acked,
-                            .found = chk.found,
-                            .dups = chk.dups};
-    bench_report_row(&row, json_pack("{s:i, s:i, s:i, s:o}", "missed_events", k, "repeat", repeat,
-                                     "resumes_complete", ok, "ceiling_latency",
-                                     have_sql ? bench_hist_json(&hs) : json_null()));
-    rc = ok == repeat && chk.dups == 0 ? 0 : 1;
+    double ratio = have_ceil && c50 > 0 ? p50 / c50 : -1;
+    fprintf(stderr,
+            "  resume %d events: %d/%d resumes, p50 %.3f ms; ceiling (read + loopback send) "
+            "%d/%d, p50 %.3f ms; the read alone p50 %.3f ms\n",
+            k, ok, repeat * rounds, p50, cok, have_ceil ? repeat * rounds : 0, c50, sql50);
+    struct bench_row row = {
+        .scenario = "resume",
+        .variant = pg ? "postgres" : "embedded",
+        .unit = "resume/s",
+        .rate = om.last.n ? 1e6 / (om.last.sum / (double)om.last.n) : -1,
+        .lat = &om.last,
+        .ceiling_rate = have_ceil && ce.last.n ? 1e6 / (ce.last.sum / (double)ce.last.n) : -1,
+        .ceiling_name = pg ? "the same rows read through libpq and sent as frames over "
+                             "loopback to the same client"
+                           : "the same rows read from SQLite and sent as frames over "
+                             "loopback to the same client",
+        .ratio = ratio,
+        .target = "p50 <= 2 x ceiling, <= 20 ms",
+        .pass = ratio < 0 ? -1 : (ratio <= 2 && p50 <= 20),
+        .cpu_s = d.pid ? cpu_s : -1,
+        .hwm_kb = -1,
+        .acked = chk.acked,
+        .found = chk.found,
+        .dups = chk.dups};
+    if (d.pid) {
+        struct bench_proc pe = {0};
+        bench_proc_read(d.pid, &pe);
+        row.hwm_kb = pe.hwm_kb;
+    }
+    bench_report_row(
+        &row, json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o}", "missed_events", k,
+                        "repeat", repeat, "rounds", rounds, "resumes_complete", ok,
+                        "ceiling_resumes_complete", cok, "rounds_p50", jrounds,
+                        "first_event_latency", bench_hist_json(&om.first), "ceiling_latency",
+                        have_ceil ? bench_hist_json(&ce.last) : json_null(),
+                        "ceiling_first_event_latency",
+                        have_ceil ? bench_hist_json(&ce.first) : json_null(), "read_alone_latency",
+                        have_sql ? bench_hist_json(&hs) : json_null()));
+    rc = ok == repeat * rounds && (!have_ceil || cok == repeat * rounds) && chk.dups == 0 ? 0 : 1;
 out:
+    if (bench_resume_ceiling_stop(ceil)) rc = 1;
     bench_feed_free(&f);
     bench_daemon_stop(&d);
 #ifdef OH_HAVE_POSTGRES

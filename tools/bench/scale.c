@@ -328,8 +328,8 @@ static int measure(const struct bench_opts *o, struct side *e, struct side *l, c
         }
         e->read_rate = SCALE_ROUNDS * SCALE_ROUND_READS / te;
         l->read_rate = SCALE_ROUNDS * SCALE_ROUND_READS / tl;
-        bench_resume_ws(e->d.url, e->conv[e->nconv / 2], 0, 30, &e->resume);
-        bench_resume_ws(l->d.url, l->conv[l->nconv / 2], 0, 30, &l->resume);
+        bench_resume_ws(e->d.url, e->conv[e->nconv / 2], 0, 30, &e->resume, NULL);
+        bench_resume_ws(l->d.url, l->conv[l->nconv / 2], 0, 30, &l->resume, NULL);
         rc = side_ingest(o, e);
         if (rc == 0) rc = side_ingest(o, l);
     }

@@ -36,6 +36,7 @@ struct client {
     const char *token; /* NULL: the set's */
     int64_t after, head, last;
     int64_t sub_sent_us, started_us;
+    bool got_event;
     char accept[32]; /* the Sec-WebSocket-Accept expected */
     unsigned char *rx;
     size_t rx_len, rx_cap;
@@ -59,6 +60,7 @@ struct bench_ws {
     const char *presence;
     struct bench_ws_stats st;
     struct bench_hist catchup;
+    struct bench_hist first; /* subscribe to the first event */
     const char *prefix;
     size_t nmsg;
     unsigned *counts;
@@ -266,6 +268,10 @@ static void on_event(struct client *c, struct span event, const struct span *ev,
     int64_t now = bench_now_us();
     int64_t seq = span_int(ev[0]);
     w->st.events++;
+    if (!c->got_event) {
+        c->got_event = true;
+        bench_hist_record(&w->first, now - c->sub_sent_us);
+    }
     if (strcmp(c->conv, "*") != 0) {
         if (seq <= c->last)
             w->st.dups++;
@@ -756,6 +762,11 @@ void bench_ws_stats(struct bench_ws *w, struct bench_ws_stats *out)
 const struct bench_hist *bench_ws_catchup(struct bench_ws *w)
 {
     return &w->catchup;
+}
+
+const struct bench_hist *bench_ws_first(struct bench_ws *w)
+{
+    return &w->first;
 }
 
 uint64_t bench_ws_events(struct bench_ws *w)
