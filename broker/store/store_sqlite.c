@@ -19,6 +19,7 @@
 /* meta.schema_version is the last migration applied. */
 
 #define SQ_READERS_KEPT 8
+#define SQ_HEADS        4096 /* conversations whose head the writer remembers */
 
 enum sq_stmt {
     S_BEGIN_IMM,
@@ -181,12 +182,24 @@ struct sq_conn {
     struct sq_conn *next;
 };
 
+/* A conversation's head as the last committed batch that touched it left
+ * it: the writer is the history's only writer (one process per SQLite
+ * store, operations.md), so the batch's first event of a conversation
+ * seen lately needs no SELECT of its directory row. A head that another
+ * writer moved on would be too low, the (conversation, seq) key of the
+ * insert then fails the batch, and a failed batch forgets them all. */
+struct sq_head {
+    int64_t head; /* 0: a free slot */
+    char conv[OH_ID_MAX];
+};
+
 struct sq_store {
     struct oh_store_base base;
     char path[PATH_MAX];
     char epoch[48];
-    pthread_mutex_t wmu; /* guards w */
+    pthread_mutex_t wmu; /* guards w and heads */
     struct sq_conn *w;
+    struct sq_head *heads; /* SQ_HEADS of them, by hash of the id; NULL until used */
     pthread_mutex_t pmu; /* guards readers, nreaders */
     struct sq_conn *readers;
     int nreaders;
@@ -412,6 +425,7 @@ static void sq_close(oh_store *st)
         sq_conn_close(c);
     }
     sq_conn_close(s->w);
+    free(s->heads);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->pmu);
     free(s);
@@ -619,6 +633,20 @@ static int sq_repeat(struct sq_store *s, struct oh_store_item *it, const char *i
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(rc);
 }
 
+/* The heads the committed batch B leaves (sq_head). */
+static void sq_heads_note(struct sq_store *s, const struct sq_batch *b)
+{
+    if (!s->heads && !(s->heads = calloc(SQ_HEADS, sizeof *s->heads))) return;
+    for (size_t i = 0; i < b->cap; i++) {
+        const struct sq_touch *t = &b->t[i];
+        size_t len = t->conv ? strlen(t->conv) : 0;
+        if (!t->dirty || len >= OH_ID_MAX) continue;
+        struct sq_head *h = &s->heads[sq_hash(t->conv) & (SQ_HEADS - 1)];
+        h->head = t->head;
+        memcpy(h->conv, t->conv, len + 1);
+    }
+}
+
 static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item *it,
                    int64_t now_ms)
 {
@@ -630,7 +658,13 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     int rc;
     sqlite3_stmt *q;
     struct sq_touch *t = sq_touch_slot(b, f.conv);
-    if (!t->conv) { /* the batch's first event of it: the row's head */
+    struct sq_head *known = s->heads ? &s->heads[sq_hash(f.conv) & (SQ_HEADS - 1)] : NULL;
+    if (!t->conv && known && known->head > 0 && strcmp(known->conv, f.conv) == 0) {
+        memset(t, 0, sizeof *t);
+        t->conv = f.conv;
+        t->head = known->head;
+        t->exists = true;
+    } else if (!t->conv) { /* the batch's first event of it: the row's head */
         q = sq_stmt(c, S_CONV_HEAD);
         if (!q) return OH_EIO;
         bind_text(q, 1, f.conv);
@@ -800,6 +834,10 @@ static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_
     /* the batch's contacts: their rows in this transaction, one commit */
     if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, sq_contact_rows, s);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc == 0)
+        sq_heads_note(s, &b);
+    else if (s->heads)
+        memset(s->heads, 0, SQ_HEADS * sizeof *s->heads);
     if (rc != 0) {
         sq_exec(c, S_ROLLBACK);
         for (size_t i = 0; i < n; i++) {
