@@ -2,6 +2,7 @@
  * messages to /v1/inbound (signed with api.inbound_secret), and receive
  * agents' replies as signed CloudEvents POSTed to api.outbound_url. The
  * worked example of docs/connectors.md. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,26 @@ static json_t *api_json(const struct api_str *f)
     return json_stringn_nocheck(f->s, f->len);
 }
 
+/* The strings every message repeats, made once and shared by reference as
+ * event.c shares the envelope's (jansson's counts are atomic; nothing edits
+ * a string in place): two allocations fewer each, on every delivery. */
+enum { API_K_CUSTOMER, API_K_INBOUND, API_K_TEXT, API_K_N };
+static const char *const api_k_text[API_K_N] = {"customer", "inbound", "text"};
+static json_t *api_k[API_K_N];
+static pthread_once_t api_k_once = PTHREAD_ONCE_INIT;
+
+static void api_k_init(void)
+{
+    for (int i = 0; i < API_K_N; i++)
+        api_k[i] = json_string_nocheck(api_k_text[i]);
+}
+
+static json_t *api_shared(int k)
+{
+    pthread_once(&api_k_once, api_k_init);
+    return api_k[k] ? json_incref(api_k[k]) : json_string_nocheck(api_k_text[k]);
+}
+
 static int api_build(const struct oh_norm_ctx *nc, const struct api_msg *m,
                      struct oh_event_list *out, char *err, size_t errlen)
 {
@@ -134,7 +155,7 @@ static int api_build(const struct oh_norm_ctx *nc, const struct api_msg *m,
         oh_errf(err, errlen, "sent_at must be RFC 3339");
         return OH_EINVAL;
     }
-    const char *kind = "text";
+    const char *const text_kind = "text", *kind = text_kind;
     size_t i;
     json_t *a;
     json_array_foreach(att, i, a)
@@ -158,16 +179,17 @@ static int api_build(const struct oh_norm_ctx *nc, const struct api_msg *m,
                                              : json_string_nocheck(contact_id);
         json_object_set_new_nocheck(who, "id", json_incref(cid));
         json_object_set_new_nocheck(who, "name", name->s ? api_json(name) : json_string_nocheck(""));
-        json_object_set_new_nocheck(author, "kind", json_string_nocheck("customer"));
+        json_object_set_new_nocheck(author, "kind", api_shared(API_K_CUSTOMER));
         json_object_set_new_nocheck(author, "id", cid);
         json_object_set_new_nocheck(data, "conversation_id", json_string_nocheck(conv));
         json_object_set_new_nocheck(data, "channel", json_string_nocheck(channel));
         json_object_set_new_nocheck(data, "account", json_string_nocheck(account));
-        json_object_set_new_nocheck(data, "direction", json_string_nocheck("inbound"));
+        json_object_set_new_nocheck(data, "direction", api_shared(API_K_INBOUND));
         if (idents) json_object_set_nocheck(who, "identifiers", (json_t *)idents);
         json_object_set_new_nocheck(data, "contact", who);
         json_object_set_new_nocheck(data, "message_id", json_string_nocheck(message_id));
-        json_object_set_new_nocheck(data, "kind", json_string_nocheck(kind));
+        json_object_set_new_nocheck(data, "kind",
+                                    kind == text_kind ? api_shared(API_K_TEXT) : json_string_nocheck(kind));
         json_object_set_new_nocheck(data, "text", text->s ? api_json(text) : json_string_nocheck(""));
         json_object_set_new_nocheck(data, "sent_at", json_string_nocheck(when));
         json_object_set_new_nocheck(data, "author", author);
