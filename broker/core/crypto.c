@@ -96,9 +96,10 @@ static EVP_MAC_CTX *hmac_keyed(const void *key, size_t keylen)
     for (int i = 0; i < HMAC_KEYS; i++) {
         struct hmac_key *k = &c->k[i];
         /* the keys are the daemon's own secrets, compared without
-         * branching on their bytes all the same */
+         * branching on their bytes all the same; a key of NULL takes the
+         * context back to its keyed state */
         if (k->ctx && k->len == keylen && CRYPTO_memcmp(k->key, key, keylen) == 0)
-            return EVP_MAC_init(k->ctx, NULL, 0, NULL) ? k->ctx : NULL; /* back to the keyed state */
+            return EVP_MAC_init(k->ctx, NULL, 0, NULL) ? k->ctx : NULL;
     }
     struct hmac_key *k = &c->k[c->next];
     c->next = (c->next + 1) % HMAC_KEYS;

@@ -108,8 +108,8 @@ static bool exclusive(const json_t *ev)
  * record has few) costs a tenth of memmem's general search. */
 static bool has_nul_escape(const char *text, size_t len)
 {
-    for (const char *p = text, *end = text + len;
-         (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p += 2) {
+    for (const char *p = text, *end = text + len; (p = memchr(p, '\\', (size_t)(end - p))) != NULL;
+         p += 2) {
         if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0) return true;
         if (end - p < 2) break;
     }
@@ -130,8 +130,8 @@ bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev)
         json_decref(ev);
         ev = own;
     }
-    if (!h || !ev || len > h->max_bytes || has_nul_escape(text, len) ||
-        !(e = malloc(sizeof *e)) || !(copy = malloc(len ? len : 1))) {
+    if (!h || !ev || len > h->max_bytes || has_nul_escape(text, len) || !(e = malloc(sizeof *e)) ||
+        !(copy = malloc(len ? len : 1))) {
         json_decref(ev);
         free(e);
         return false;

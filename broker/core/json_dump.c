@@ -92,8 +92,7 @@ static size_t plain_run(const unsigned char *s, size_t i, size_t n)
         memcpy(&w, s + i, 8);
         q = w ^ (ones * '"');
         bs = w ^ (ones * '\\');
-        if ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs)
-            break;
+        if ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) break;
     }
     while (i < n && kind[s[i]] == 0)
         i++;

@@ -554,11 +554,15 @@ static int http_write(struct lws *wsi, struct pss *pss)
         return 1;
     }
     char lab[192], st[12];
-    if (r->status >= 100 && r->status <= 999) /* always; snprintf's parser otherwise */
-        st[0] = (char)('0' + r->status / 100), st[1] = (char)('0' + r->status / 10 % 10),
-        st[2] = (char)('0' + r->status % 10), st[3] = '\0';
-    else
-        snprintf(st, sizeof st, "%d", r->status);
+    int v = r->status;
+    if (v >= 100 && v <= 999) { /* every status we answer; snprintf otherwise */
+        st[0] = (char)('0' + v / 100);
+        st[1] = (char)('0' + v / 10 % 10);
+        st[2] = (char)('0' + v % 10);
+        st[3] = '\0';
+    } else {
+        snprintf(st, sizeof st, "%d", v);
+    }
     join(lab, sizeof lab, "method=\"", r->method[0] ? r->method : "OTHER", "\",route=\"", r->route,
          "\",status=\"", st, "\"", (const char *)NULL);
     oh_metrics_inc("omnihub_http_requests_total", lab, 1);

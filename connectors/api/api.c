@@ -48,7 +48,7 @@ static bool api_name_ok(const char *channel)
     return strspn(channel + 4, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
-/* One string member of a body as either parse read it: S (NUL-terminated)
+/* One string member of a body as either parse read it: S (NUL-terminated),
  * NULL when absent or of another type; J the jansson value when there is
  * one, shared into the event rather than copied. */
 struct api_str {
@@ -178,7 +178,8 @@ static int api_build(const struct oh_norm_ctx *nc, const struct api_msg *m,
         json_t *cid = m->f[API_CONTACT_ID].j ? api_json(&m->f[API_CONTACT_ID])
                                              : json_string_nocheck(contact_id);
         json_object_set_new_nocheck(who, "id", json_incref(cid));
-        json_object_set_new_nocheck(who, "name", name->s ? api_json(name) : json_string_nocheck(""));
+        json_object_set_new_nocheck(who, "name",
+                                    name->s ? api_json(name) : json_string_nocheck(""));
         json_object_set_new_nocheck(author, "kind", api_shared(API_K_CUSTOMER));
         json_object_set_new_nocheck(author, "id", cid);
         json_object_set_new_nocheck(data, "conversation_id", json_string_nocheck(conv));
@@ -188,9 +189,10 @@ static int api_build(const struct oh_norm_ctx *nc, const struct api_msg *m,
         if (idents) json_object_set_nocheck(who, "identifiers", (json_t *)idents);
         json_object_set_new_nocheck(data, "contact", who);
         json_object_set_new_nocheck(data, "message_id", json_string_nocheck(message_id));
-        json_object_set_new_nocheck(data, "kind",
-                                    kind == text_kind ? api_shared(API_K_TEXT) : json_string_nocheck(kind));
-        json_object_set_new_nocheck(data, "text", text->s ? api_json(text) : json_string_nocheck(""));
+        json_object_set_new_nocheck(
+            data, "kind", kind == text_kind ? api_shared(API_K_TEXT) : json_string_nocheck(kind));
+        json_object_set_new_nocheck(data, "text",
+                                    text->s ? api_json(text) : json_string_nocheck(""));
         json_object_set_new_nocheck(data, "sent_at", json_string_nocheck(when));
         json_object_set_new_nocheck(data, "author", author);
         who = author = NULL;
@@ -225,8 +227,8 @@ static int api_normalize_json(const struct oh_norm_ctx *nc, const uint8_t *body,
     }
     struct api_msg m = {0};
     static const char *const names[API_NFIELDS] = {
-        [API_CHANNEL] = "channel", [API_ACCOUNT] = "account", [API_MESSAGE_ID] = "message_id",
-        [API_TEXT] = "text",       [API_SENT_AT] = "sent_at", [API_CONTACT_ID] = "id",
+        [API_CHANNEL] = "channel",  [API_ACCOUNT] = "account", [API_MESSAGE_ID] = "message_id",
+        [API_TEXT] = "text",        [API_SENT_AT] = "sent_at", [API_CONTACT_ID] = "id",
         [API_CONTACT_NAME] = "name"};
     const json_t *contact = json_object_get(in, "contact");
     for (int i = 0; i < API_NFIELDS; i++)

@@ -69,8 +69,10 @@ static bool string(struct scan *s, const char **val, size_t *len)
 /* The field a key names; -1 for any other. */
 static int field_of(const char *key, size_t n, bool in_contact)
 {
-    static const char *const top[] = {[API_CHANNEL] = "channel", [API_ACCOUNT] = "account",
-                                      [API_MESSAGE_ID] = "message_id", [API_TEXT] = "text",
+    static const char *const top[] = {[API_CHANNEL] = "channel",
+                                      [API_ACCOUNT] = "account",
+                                      [API_MESSAGE_ID] = "message_id",
+                                      [API_TEXT] = "text",
                                       [API_SENT_AT] = "sent_at"};
     if (in_contact) {
         if (n == 2 && memcmp(key, "id", 2) == 0) return API_CONTACT_ID;

@@ -8,8 +8,8 @@
 #include "fuzz.h"
 
 static const char *const names[API_NFIELDS] = {
-    [API_CHANNEL] = "channel", [API_ACCOUNT] = "account", [API_MESSAGE_ID] = "message_id",
-    [API_TEXT] = "text",       [API_SENT_AT] = "sent_at", [API_CONTACT_ID] = "id",
+    [API_CHANNEL] = "channel",  [API_ACCOUNT] = "account", [API_MESSAGE_ID] = "message_id",
+    [API_TEXT] = "text",        [API_SENT_AT] = "sent_at", [API_CONTACT_ID] = "id",
     [API_CONTACT_NAME] = "name"};
 
 static void same_as_jansson(const uint8_t *data, size_t size)

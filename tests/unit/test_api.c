@@ -10,7 +10,8 @@ START_TEST(scan_takes_the_usual_body)
 {
     static const char body[] =
         " {\"channel\":\"api:shop\", \"account\":\"acme\",\"contact\":{\"id\":\"u1\",\"name\":"
-        "\"Ann \\\"A\\\" \\/ \\\\ \\b\\f\\n\\r\\t\"},\"message_id\":\"m1\",\"text\":\"caf\xc3\xa9\","
+        "\"Ann \\\"A\\\" \\/ \\\\ "
+        "\\b\\f\\n\\r\\t\"},\"message_id\":\"m1\",\"text\":\"caf\xc3\xa9\","
         "\"sent_at\":\"2026-01-02T03:04:05Z\"}\r\n";
     struct api_body b;
     ck_assert(api_body_scan(body, strlen(body), &b));
@@ -33,22 +34,22 @@ END_TEST
 static const char *const not_simple[] = {
     "",
     "[]",
-    "{\"channel\":\"a\\u0041\"}",                     /* \u escapes: jansson's */
-    "{\"channel\":\"a\",\"channel\":\"b\"}",          /* repeated */
+    "{\"channel\":\"a\\u0041\"}",            /* \u escapes: jansson's */
+    "{\"channel\":\"a\",\"channel\":\"b\"}", /* repeated */
     "{\"contact\":{\"id\":\"a\",\"id\":\"b\"}}",
     "{\"contact\":{},\"contact\":{}}",
-    "{\"other\":\"x\"}",                              /* unknown member */
+    "{\"other\":\"x\"}", /* unknown member */
     "{\"contact\":{\"identifiers\":[]}}",
     "{\"attachments\":[]}",
     "{\"text\":5}",
     "{\"text\":null}",
     "{\"contact\":\"u1\"}",
-    "{\"text\":\"a\"} x",                             /* after the value */
+    "{\"text\":\"a\"} x", /* after the value */
     "{\"text\":\"a\",}",
     "{\"text\":\"a\"",
-    "{\"text\":\"a\tb\"}",                            /* a raw control character */
-    "{\"text\":\"\xc3\"}",                            /* not UTF-8 */
-    "{\"text\":\"\xed\xa0\x80\"}",                    /* a surrogate */
+    "{\"text\":\"a\tb\"}",         /* a raw control character */
+    "{\"text\":\"\xc3\"}",         /* not UTF-8 */
+    "{\"text\":\"\xed\xa0\x80\"}", /* a surrogate */
     "{\"text\":\"\\x\"}",
     "{\"te\\u0078t\":\"a\"}",
 };
@@ -98,10 +99,10 @@ START_TEST(normalize_same_either_way)
             struct oh_event_list a = {0}, b = {0};
             char ea[512] = "", eb[512] = "";
             size_t len = strlen(bodies[i]);
-            int ra = api_normalize_with(&nc, (const uint8_t *)bodies[i], len, true, &a, ea,
-                                        sizeof ea);
-            int rb = api_normalize_with(&nc, (const uint8_t *)bodies[i], len, false, &b, eb,
-                                        sizeof eb);
+            int ra =
+                api_normalize_with(&nc, (const uint8_t *)bodies[i], len, true, &a, ea, sizeof ea);
+            int rb =
+                api_normalize_with(&nc, (const uint8_t *)bodies[i], len, false, &b, eb, sizeof eb);
             ck_assert_int_eq(ra, rb);
             ck_assert_str_eq(ea, eb);
             ck_assert_uint_eq(a.n, b.n);
