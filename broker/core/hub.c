@@ -80,13 +80,13 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
         if (rc == OH_OK) value = oh_json_dump(events->ev[i], &len);
         if (rc == OH_OK && !value) rc = OH_ENOMEM;
         if (rc == OH_OK) {
-            snprintf(subject, sizeof subject, "%s", oh_event_subject(events->ev[i]));
+            oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
             /* what consumers route on travels beside the value; copied, as
              * the handoff may release the event */
             char type[128], author[64];
             const char *kind = oh_event_author_kind(events->ev[i]);
-            snprintf(type, sizeof type, "%s", oh_event_get_type(events->ev[i]));
-            snprintf(author, sizeof author, "%s", kind ? kind : "");
+            oh_strcpy(type, sizeof type, oh_event_get_type(events->ev[i]));
+            oh_strcpy(author, sizeof author, kind ? kind : "");
             struct oh_log_meta meta = {
                 .type = type, .subject = subject, .author = kind ? author : NULL};
             /* before the append: the sync service may read the record at once */

@@ -80,6 +80,25 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+/* The end of the run of bytes from I copied as they are (kind 0): eight at
+ * a time while none of them is below 0x20, '"', '\\' or above 0x7f (the
+ * word tests of "Bit Twiddling Hacks": exact for "any byte"), then one by
+ * one to where the run stops. */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, bs;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        bs = w ^ (ones * '\\');
+        if ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) break;
+    }
+    while (i < n && kind[s[i]] == 0)
+        i++;
+    return i;
+}
+
 static int put_string(struct buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -88,9 +107,7 @@ static int put_string(struct buf *b, const char *str, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     for (size_t i = 0; i < n;) {
-        size_t run = i;
-        while (run < n && kind[s[run]] == 0)
-            run++;
+        size_t run = plain_run(s, i, n);
         memcpy(o, s + i, run - i);
         o += run - i;
         i = run;

@@ -115,6 +115,14 @@ static int hex(int c)
                                   : -1;
 }
 
+size_t oh_strcpy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 int oh_query_param(const char *q, const char *name, char *out, size_t len)
 {
     size_t n = strlen(name);

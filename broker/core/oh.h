@@ -54,6 +54,12 @@ int64_t oh_now_ms(void);
 int64_t oh_mono_ms(void);
 int64_t oh_mono_us(void);
 
+/* Copies SRC into DST (SIZE > 0 bytes) as snprintf(DST, SIZE, "%s", SRC)
+ * does, without parsing a format: at most SIZE - 1 bytes, always terminated.
+ * Returns the bytes copied. For the per-request paths, where the format
+ * parser was a measurable share (docs/performance.md, issue 21). */
+size_t oh_strcpy(char *dst, size_t size, const char *src);
+
 /* snprintf into a fixed buffer; never overflows, always terminates. */
 void oh_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

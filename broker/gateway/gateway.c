@@ -3,6 +3,7 @@
  * loop. Blocking work goes to a worker pool; completions come back through
  * lws_cancel_service(). */
 #include <ev.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +40,26 @@ static void drain_done(struct oh_gateway *gw)
 
 /* ---- connectors' webhooks ---- */
 
+/* Joins the strings up to a NULL into BUF (SIZE > 0 bytes, cut to fit):
+ * the metrics' labels of every request, without snprintf's format parser. */
+static const char *join(char *buf, size_t size, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, size);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        n += oh_strcpy(buf + n, size - n, s);
+    va_end(ap);
+    buf[n] = '\0';
+    return buf;
+}
+
 static void on_ingested(void *opaque, int err)
 {
     struct req *r = opaque;
     char lab[128];
-    snprintf(lab, sizeof lab, "channel=\"%s\",result=\"%s\"", r->channel,
-             err ? "failed" : "accepted");
+    join(lab, sizeof lab, "channel=\"", r->channel, "\",result=\"", err ? "failed" : "accepted",
+         "\"", (const char *)NULL);
     oh_metrics_inc("omnihub_ingest_total", lab, 1);
     oh_metrics_observe("omnihub_ingest_seconds", "", (double)(oh_mono_us() - r->started_us) / 1e6);
     if (err) {
@@ -81,7 +96,7 @@ static void webhook(struct req *r, struct oh_instance *in)
     struct oh_event_list events = {0};
     struct oh_http_reply reply = {0};
     char err[512] = "";
-    snprintf(r->channel, sizeof r->channel, "%s", in->vt->name);
+    oh_strcpy(r->channel, sizeof r->channel, in->vt->name);
     bool answered;
     int rc = oh_conn_webhook_auth(in, &hr, &reply, &answered, err, sizeof err);
     if (rc == OH_OK && !answered)
@@ -272,7 +287,7 @@ static void route(struct req *r)
             path = def;
         }
         if (in->vt->webhook && strcmp(r->path, path) == 0) {
-            snprintf(r->route, sizeof r->route, "%s", path);
+            oh_strcpy(r->route, sizeof r->route, path);
             webhook(r, in);
             return;
         }
@@ -403,19 +418,33 @@ static bool answered_here(const struct req *r)
     return r->refs == 1 && r->ready;
 }
 
+/* A request zeroed but for its query buffer (8 KiB of its 11 KiB), which
+ * capture_query() fills and terminates before anything reads it: clearing
+ * the whole struct was 11k instructions per request under callgrind. */
+static struct req *req_new(void)
+{
+    struct req *r = malloc(sizeof *r);
+    if (!r) return NULL;
+    size_t q = offsetof(struct req, query), after = q + sizeof r->query;
+    memset(r, 0, q);
+    r->query[0] = '\0';
+    memset((char *)r + after, 0, sizeof *r - after);
+    return r;
+}
+
 /* VERDICT: http_guard.c's status for this head (0: none), reason in WHY. */
 static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t urilen, int verdict,
                       const char *vwhy)
 {
     struct oh_gateway *gw = lws_context_user(lws_get_context(wsi));
-    struct req *r = calloc(1, sizeof *r);
+    struct req *r = req_new();
     if (!r) return -1;
     r->gw = gw;
     r->wsi = wsi;
     r->refs = 1;
     r->started_us = oh_mono_us();
-    snprintf(r->path, sizeof r->path, "%s", uri);
-    snprintf(r->route, sizeof r->route, "other");
+    oh_strcpy(r->path, sizeof r->path, uri);
+    oh_strcpy(r->route, sizeof r->route, "other");
     r->admin = gw->admin_vh && lws_get_vhost(wsi) == gw->admin_vh;
     static const struct {
         enum lws_token_indexes tok;
@@ -426,7 +455,7 @@ static int http_begin(struct lws *wsi, struct pss *pss, const char *uri, size_t 
                    {WSI_TOKEN_HEAD_URI, "HEAD"}};
     for (size_t i = 0; i < OH_ARRAY_SIZE(methods); i++)
         if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
-            snprintf(r->method, sizeof r->method, "%s", methods[i].name);
+            oh_strcpy(r->method, sizeof r->method, methods[i].name);
             break;
         }
     capture_query(r, wsi);
@@ -524,9 +553,18 @@ static int http_write(struct lws *wsi, struct pss *pss)
                                   LWS_WRITE_HTTP_FINAL) < 0)) {
         return 1;
     }
-    char lab[192];
-    snprintf(lab, sizeof lab, "method=\"%s\",route=\"%s\",status=\"%d\"",
-             r->method[0] ? r->method : "OTHER", r->route, r->status);
+    char lab[192], st[12];
+    int v = r->status;
+    if (v >= 100 && v <= 999) { /* every status we answer; snprintf otherwise */
+        st[0] = (char)('0' + v / 100);
+        st[1] = (char)('0' + v / 10 % 10);
+        st[2] = (char)('0' + v % 10);
+        st[3] = '\0';
+    } else {
+        snprintf(st, sizeof st, "%d", v);
+    }
+    join(lab, sizeof lab, "method=\"", r->method[0] ? r->method : "OTHER", "\",route=\"", r->route,
+         "\",status=\"", st, "\"", (const char *)NULL);
     oh_metrics_inc("omnihub_http_requests_total", lab, 1);
     pss->req = NULL;
     r->wsi = NULL;

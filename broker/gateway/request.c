@@ -40,7 +40,7 @@ void gw_reply(struct req *r, int status, const char *ctype, const char *body, si
         r->resp_len = 0;
     }
     r->status = status;
-    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
+    oh_strcpy(r->ctype, sizeof r->ctype, ctype);
     r->ready = true;
 }
 
@@ -50,7 +50,7 @@ void gw_reply_take(struct req *r, int status, const char *ctype, char *buf, size
     r->resp = buf;
     r->resp_len = len;
     r->status = status;
-    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
+    oh_strcpy(r->ctype, sizeof r->ctype, ctype);
     r->ready = true;
 }
 

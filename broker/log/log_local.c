@@ -138,8 +138,17 @@ static int dir_of(const char *path, char *out, size_t outlen)
     return mkdir_p(out);
 }
 
+/* As the store's (store_sqlite.c): no allocation statistics, set before
+ * SQLite's first use in the process, whichever opens first. */
+static void no_memstatus(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static sqlite3 *db_open(const char *path, const char *sync, char *err, size_t errlen)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once(&configured, no_memstatus);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

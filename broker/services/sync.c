@@ -187,24 +187,26 @@ static bool find_ours(oh_store *st, struct oh_store_item *items, size_t n, const
     return oh_store_ref_get(st, channel, account, pid, ref) == OH_OK;
 }
 
-/* Replaces a provider's message id in a status with ours, when known. */
-static void correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
+/* Replaces a provider's message id in a status with ours, when known:
+ * true when it did (EV no longer matches its record's text). */
+static bool correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
 {
-    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0) return;
+    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0) return false;
     json_t *data = oh_event_data(ev), *status = json_object_get(data, "status");
     /* a connector may name the provider's id in either field */
     const char *pid = json_string_value(json_object_get(status, "provider_message_id"));
     if (!pid) pid = json_string_value(json_object_get(status, "message_id"));
-    if (!pid || !*pid) return;
+    if (!pid || !*pid) return false;
     struct oh_store_ref ref;
     if (!find_ours(st, earlier, n, json_string_value(json_object_get(data, "channel")),
                    json_string_value(json_object_get(data, "account")), pid, &ref) ||
         strcmp(ref.message_id, pid) == 0)
-        return;
+        return false;
     char *provider = strdup(pid); /* pid may point into the value replaced below */
     json_object_set_new(status, "message_id", json_string(ref.message_id));
     json_object_set_new(status, "provider_message_id", json_string(provider));
     free(provider);
+    return true;
 }
 
 /* The sequenced event's text: as the store handed it back, or dumped now
@@ -270,8 +272,10 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         if (p == npos && npos < MAX_PARTS)
             pos[npos++] = (struct oh_store_pos){OH_TOPIC_EVENTS, r->partition, 0};
         if (p < npos) pos[p].next = r->offset + 1;
-        /* appended by this process: parsed and validated already */
+        /* appended by this process: parsed and validated already, and
+         * the record's text is its compact dump */
         json_t *ev = oh_handoff_take(hub->handoff, r->value, r->len);
+        bool dumped = ev != NULL;
         json_error_t jerr;
         char why[256];
         if (!ev && (!(ev = json_loadb(r->value, r->len, 0, &jerr)) ||
@@ -282,7 +286,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             json_decref(ev);
             continue;
         }
-        correlate(hub->store, s->items, nitems, ev);
+        if (correlate(hub->store, s->items, nitems, ev)) dumped = false;
         if (strcmp(oh_event_get_type(ev), OH_EV_CONTACT_COMMAND) == 0) {
             /* decided here, never stored as itself (dropped when contacts are off) */
             int crc = s->contacts ? oh_sync_contacts_command(s->contacts, s->items, &nitems, ev,
@@ -297,9 +301,16 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         }
         /* messages as themselves, state commands as their outcomes, each
          * with the state change it causes */
+        size_t at = nitems;
         if (oh_sync_desk_add(s->desk, s->items, &nitems, ev, r->partition, r->offset)) {
             ret = OH_ECLOSED;
             goto out;
+        }
+        /* stored as its record's text with seq and epoch appended: no
+         * second dump (the record outlives the store's call) */
+        if (dumped && at < nitems && s->items[at].event == ev) {
+            s->items[at].raw = r->value;
+            s->items[at].raw_len = r->len;
         }
     }
     int delay_ms = 100;

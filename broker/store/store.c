@@ -560,6 +560,31 @@ void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch)
     json_object_set_new(ev, "epoch", json_string(epoch));
 }
 
+char *oh_store_sequenced_text(struct oh_store_item *it, int64_t seq, const char *epoch,
+                              size_t *len)
+{
+    bool had = json_object_get(it->event, "seq") || json_object_get(it->event, "epoch");
+    if (had) {
+        json_object_del(it->event, "seq");
+        json_object_del(it->event, "epoch");
+    }
+    oh_store_set_seq(it->event, seq, epoch);
+    /* "{...}" without the two: the dump of the event as it is now would
+     * be the same text with them before the last brace */
+    if (had || !it->raw || it->raw_len < 3 || it->raw[it->raw_len - 1] != '}')
+        return oh_json_dump(it->event, len);
+    char suffix[128];
+    int n =
+        snprintf(suffix, sizeof suffix, ",\"seq\":%lld,\"epoch\":\"%s\"}", (long long)seq, epoch);
+    if (n <= 0 || (size_t)n >= sizeof suffix) return oh_json_dump(it->event, len);
+    char *text = malloc(it->raw_len - 1 + (size_t)n + 1);
+    if (!text) return NULL;
+    memcpy(text, it->raw, it->raw_len - 1);
+    memcpy(text + it->raw_len - 1, suffix, (size_t)n + 1);
+    *len = it->raw_len - 1 + (size_t)n;
+    return text;
+}
+
 int oh_store_text_crc(const char *json, size_t len, int64_t seq, const char *epoch, uint32_t *crc)
 {
     /* the text ends in ,"seq":<seq>,"epoch":"<epoch>"}: compared piece by

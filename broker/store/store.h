@@ -40,6 +40,12 @@ struct oh_store_item {
     int64_t src_offset;
     int64_t seq;    /* out: assigned seq, 0 when dropped as a duplicate */
     bool want_text; /* in: hand back the stored text in JSON/LEN */
+    /* in, optional: EVENT's compact text exactly as oh_json_dump gives it,
+     * without seq and epoch (the log record it was handed over with, when
+     * nothing changed it since): the stored text is this with seq and
+     * epoch appended, not a second dump. Borrowed for the call. */
+    const char *raw;
+    size_t raw_len;
     char *json;     /* out: when WANT_TEXT and the backend has it at hand, the
                        stored text of the sequenced event (what json_dumps of
                        EVENT, compact, writes), else NULL; the caller frees it */

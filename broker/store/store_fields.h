@@ -59,6 +59,13 @@ char *oh_store_dump_unsequenced(json_t *ev);
 /* Sets "seq" and "epoch" on EV. */
 void oh_store_set_seq(json_t *ev, int64_t seq, const char *epoch);
 
+/* Sets SEQ and EPOCH on IT's event (replacing any) and returns its stored
+ * text, compact, ending in them (caller frees with free()): IT->raw with
+ * them appended when given and the event carried neither, else the event
+ * dumped. NULL on allocation failure. */
+char *oh_store_sequenced_text(struct oh_store_item *it, int64_t seq, const char *epoch,
+                              size_t *len);
+
 /* The per-event checksum: CRC-32C of the event's text without its seq and
  * epoch (the compact text ending in `,"seq":SEQ,"epoch":"EPOCH"}` with that
  * suffix replaced by `}`), so that PostgreSQL, which appends the suffix in

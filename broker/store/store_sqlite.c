@@ -19,6 +19,7 @@
 /* meta.schema_version is the last migration applied. */
 
 #define SQ_READERS_KEPT 8
+#define SQ_HEADS        4096 /* conversations whose head the writer remembers */
 
 enum sq_stmt {
     S_BEGIN_IMM,
@@ -96,8 +97,11 @@ static const char *const sq_sql[S_COUNT] = {
                       "last_text = CASE WHEN ?8 THEN ?11 ELSE last_text END, "
                       "last_ms = CASE WHEN ?8 THEN ?14 ELSE last_ms END "
                       "WHERE id = ?1",
+    /* a repeated id inserts nothing (sqlite3_changes() 0): the unique
+     * index's own probe is the duplicate check */
     [S_HIST_INSERT] = "INSERT INTO history (conversation_id, seq, event_id, type, src_partition, "
-                      "src_offset, ts_ms, json, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                      "src_offset, ts_ms, json, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                      "ON CONFLICT (event_id) DO NOTHING",
     [S_REF_ADD] = "INSERT INTO refs (channel, account, ref, conversation_id, message_id) "
                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
     [S_STATE_UPSERT] = "INSERT INTO msg_state (conversation_id, message_id, state, rank) "
@@ -153,8 +157,8 @@ static const char *const sq_sql[S_COUNT] = {
     [S_PING] = "SELECT 1",
     [S_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
     [S_REV_PUT] = "UPDATE revs SET rev = ?1 WHERE id = 1",
-    /* right after S_HIST_INSERT: the index row shares the history row's rowid */
-    [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (last_insert_rowid(), ?1)",
+    /* the index row shares the history row's rowid */
+    [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (?1, ?2)",
     [S_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > ?1 ORDER BY rev LIMIT ?2",
     [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
                         "AND assignee = ?1",
@@ -178,12 +182,24 @@ struct sq_conn {
     struct sq_conn *next;
 };
 
+/* A conversation's head as the last committed batch that touched it left
+ * it: the writer is the history's only writer (one process per SQLite
+ * store, operations.md), so the batch's first event of a conversation
+ * seen lately needs no SELECT of its directory row. A head that another
+ * writer moved on would be too low, the (conversation, seq) key of the
+ * insert then fails the batch, and a failed batch forgets them all. */
+struct sq_head {
+    int64_t head; /* 0: a free slot */
+    char conv[OH_ID_MAX];
+};
+
 struct sq_store {
     struct oh_store_base base;
     char path[PATH_MAX];
     char epoch[48];
-    pthread_mutex_t wmu; /* guards w */
+    pthread_mutex_t wmu; /* guards w and heads */
     struct sq_conn *w;
+    struct sq_head *heads; /* SQ_HEADS of them, by hash of the id; NULL until used */
     pthread_mutex_t pmu; /* guards readers, nreaders */
     struct sq_conn *readers;
     int nreaders;
@@ -409,12 +425,22 @@ static void sq_close(oh_store *st)
         sq_conn_close(c);
     }
     sq_conn_close(s->w);
+    free(s->heads);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->pmu);
     free(s);
 }
 
 static int sq_kpi_days_fill(struct sq_store *s);
+
+/* Before SQLite's first use in the process: no allocation statistics
+ * (nothing reads them; each of SQLite's allocations took a global mutex
+ * to count itself). Too late when SQLite was initialized already: then
+ * they stay, which only costs time. */
+static void sq_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 
 static oh_store *sq_open(const oh_config *cfg, char *err, size_t errlen)
 {
@@ -423,6 +449,8 @@ static oh_store *sq_open(const oh_config *cfg, char *err, size_t errlen)
         oh_errf(err, errlen, "out of memory");
         return NULL;
     }
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once(&configured, sq_configure);
     s->base.ops = &oh_store_sqlite_ops;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->pmu, NULL);
@@ -516,15 +544,15 @@ static int sq_state(struct sq_store *s, const char *conv, const struct oh_store_
 struct sq_touch {
     const char *conv; /* NULL: a free slot */
     int64_t head;
-    bool dirty; /* history rows added: the row's update is due */
+    bool exists; /* the directory has its row (inserted with its first event) */
+    bool dirty;  /* history rows added: the row's update is due */
     bool inbound;
     int64_t inbound_ms;      /* the latest inbound message's time */
     const char *name;        /* the last non-empty contact name */
     const char *contact_id;  /* the first non-empty contact id */
     bool preview;            /* a message that sets last_*: the last one's */
     int64_t last_seq, last_ms;
-    const char *direction, *kind;
-    char text[4 * OH_STORE_PREVIEW_CHARS + 4];
+    const char *direction, *kind, *text;
 };
 
 struct sq_batch {
@@ -565,6 +593,8 @@ static int sq_touch_flush(struct sq_store *s, struct sq_batch *b, int64_t now_ms
         }
         sqlite3_stmt *q = sq_stmt(s->w, S_CONV_UPDATE);
         if (!q) return OH_EIO;
+        char preview[4 * OH_STORE_PREVIEW_CHARS + 4] = "";
+        if (t->preview) oh_store_preview(t->text, preview);
         bind_text(q, 1, t->conv);
         sqlite3_bind_int64(q, 2, t->head);
         sqlite3_bind_int64(q, 3, now_ms);
@@ -575,13 +605,46 @@ static int sq_touch_flush(struct sq_store *s, struct sq_batch *b, int64_t now_ms
         sqlite3_bind_int(q, 8, t->preview);
         bind_text(q, 9, t->preview ? t->direction : "");
         bind_text(q, 10, t->preview ? t->kind : "");
-        sqlite3_bind_text(q, 11, t->text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 11, preview, -1, SQLITE_STATIC);
         bind_text(q, 12, t->contact_id ? t->contact_id : "");
         sqlite3_bind_int64(q, 13, t->last_seq);
         sqlite3_bind_int64(q, 14, t->last_ms);
         rc = sq_run(s->w, q);
     }
     return rc;
+}
+
+/* A repeat of a stored event id: seq stays 0, unless it is the same
+ * source record (a replay), which is given its stored seq back. */
+static int sq_repeat(struct sq_store *s, struct oh_store_item *it, const char *id)
+{
+    sqlite3_stmt *q = sq_stmt(s->w, S_EVENT_EXISTS);
+    if (!q) return OH_EIO;
+    bind_text(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_int(q, 1) == it->src_partition &&
+        sqlite3_column_int64(q, 2) == it->src_offset) {
+        it->seq = sqlite3_column_int64(q, 0);
+        json_object_del(it->event, "seq");
+        json_object_del(it->event, "epoch");
+        oh_store_set_seq(it->event, it->seq, s->epoch);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(rc);
+}
+
+/* The heads the committed batch B leaves (sq_head). */
+static void sq_heads_note(struct sq_store *s, const struct sq_batch *b)
+{
+    if (!s->heads && !(s->heads = calloc(SQ_HEADS, sizeof *s->heads))) return;
+    for (size_t i = 0; i < b->cap; i++) {
+        const struct sq_touch *t = &b->t[i];
+        size_t len = t->conv ? strlen(t->conv) : 0;
+        if (!t->dirty || len >= OH_ID_MAX) continue;
+        struct sq_head *h = &s->heads[sq_hash(t->conv) & (SQ_HEADS - 1)];
+        h->head = t->head;
+        memcpy(h->conv, t->conv, len + 1);
+    }
 }
 
 static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item *it,
@@ -592,73 +655,41 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     int orc = it->outcome_id ? sq_outcome(s, it, now_ms) : 0;
     if (orc != 0 || !it->event) return orc;
     if (oh_store_fields_get(it->event, &f) != 0) return OH_EINVAL;
-    sqlite3_stmt *q = sq_stmt(c, S_EVENT_EXISTS);
-    if (!q) return OH_EIO;
-    bind_text(q, 1, f.id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        /* a duplicate: seq stays 0, unless it is the same source record */
-        if (sqlite3_column_int(q, 1) == it->src_partition &&
-            sqlite3_column_int64(q, 2) == it->src_offset) {
-            it->seq = sqlite3_column_int64(q, 0);
-            json_object_del(it->event, "seq");
-            json_object_del(it->event, "epoch");
-            oh_store_set_seq(it->event, it->seq, s->epoch);
-        }
-        sqlite3_reset(q);
-        return 0;
-    }
-    sqlite3_reset(q);
-    if (rc != SQLITE_DONE) return sq_err(rc);
-
+    int rc;
+    sqlite3_stmt *q;
     struct sq_touch *t = sq_touch_slot(b, f.conv);
-    if (!t->conv) { /* the batch's first event of it: the row's head */
-        int64_t head = 0;
+    struct sq_head *known = s->heads ? &s->heads[sq_hash(f.conv) & (SQ_HEADS - 1)] : NULL;
+    if (!t->conv && known && known->head > 0 && strcmp(known->conv, f.conv) == 0) {
+        memset(t, 0, sizeof *t);
+        t->conv = f.conv;
+        t->head = known->head;
+        t->exists = true;
+    } else if (!t->conv) { /* the batch's first event of it: the row's head */
         q = sq_stmt(c, S_CONV_HEAD);
         if (!q) return OH_EIO;
         bind_text(q, 1, f.conv);
         rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) head = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
-        if (rc == SQLITE_DONE) {
-            q = sq_stmt(c, S_CONV_INSERT);
-            if (!q) return OH_EIO;
-            bind_text(q, 1, f.conv);
-            bind_text(q, 2, f.channel);
-            bind_text(q, 3, f.account);
-            bind_text(q, 4, f.contact_id);
-            bind_text(q, 5, f.contact_name);
-            sqlite3_bind_int64(q, 6, now_ms);
-            if ((rc = sq_run(c, q)) != 0) return rc;
-        } else if (rc != SQLITE_ROW) {
-            return sq_err(rc);
-        }
         memset(t, 0, sizeof *t);
+        if (rc == SQLITE_ROW) t->head = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_err(rc);
         t->conv = f.conv;
-        t->head = head;
+        t->exists = rc == SQLITE_ROW;
     }
-    int64_t head = t->head;
-    int64_t seq = head + 1;
+    int64_t seq = t->head + 1;
 
     /* The stored text is the event exactly as handed back to the caller. */
-    json_object_del(it->event, "seq");
-    json_object_del(it->event, "epoch");
-    oh_store_set_seq(it->event, seq, s->epoch);
     size_t len;
     uint32_t crc;
-    char *text = oh_json_dump(it->event, &len);
+    char *text = oh_store_sequenced_text(it, seq, s->epoch, &len);
     if (!text) return OH_ENOMEM;
     if (oh_store_text_crc(text, len, seq, s->epoch, &crc) != 0) {
         free(text); /* not the shape every reader checks: never store it */
         return OH_EINVAL;
     }
-    if (it->want_text) { /* handed back: the caller forwards this very text */
-        it->json = text;
-        it->len = len;
-    }
     q = sq_stmt(c, S_HIST_INSERT);
     if (!q) {
-        if (!it->want_text) free(text);
+        free(text);
         return OH_EIO;
     }
     bind_text(q, 1, f.conv);
@@ -668,9 +699,35 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     sqlite3_bind_int(q, 5, it->src_partition);
     sqlite3_bind_int64(q, 6, it->src_offset);
     sqlite3_bind_int64(q, 7, f.ts_ms);
-    sqlite3_bind_text(q, 8, text, (int)len, it->want_text ? SQLITE_STATIC : free);
+    sqlite3_bind_text(q, 8, text, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(q, 9, crc);
-    if ((rc = sq_run(c, q)) != 0) return rc;
+    rc = sq_run(c, q);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) { /* its id is stored already */
+        free(text);
+        json_object_del(it->event, "seq");
+        json_object_del(it->event, "epoch");
+        return sq_repeat(s, it, f.id);
+    }
+    if (rc != 0 || !it->want_text) {
+        free(text);
+    } else { /* handed back: the caller forwards this very text */
+        it->json = text;
+        it->len = len;
+    }
+    if (rc != 0) return rc;
+    sqlite3_int64 rowid = sqlite3_last_insert_rowid(c->db);
+    if (!t->exists) { /* its first event: the directory's row */
+        q = sq_stmt(c, S_CONV_INSERT);
+        if (!q) return OH_EIO;
+        bind_text(q, 1, f.conv);
+        bind_text(q, 2, f.channel);
+        bind_text(q, 3, f.account);
+        bind_text(q, 4, f.contact_id);
+        bind_text(q, 5, f.contact_name);
+        sqlite3_bind_int64(q, 6, now_ms);
+        if ((rc = sq_run(c, q)) != 0) return rc;
+        t->exists = true;
+    }
     char *body = oh_store_search_text(&f);
     if (body) {
         q = sq_stmt(c, S_FTS_ADD);
@@ -678,7 +735,8 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
             free(body);
             return OH_EIO;
         }
-        sqlite3_bind_text(q, 1, body, -1, free);
+        sqlite3_bind_int64(q, 1, rowid);
+        sqlite3_bind_text(q, 2, body, -1, free);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
     /* the directory row: once for the batch (sq_touch_flush) */
@@ -694,7 +752,7 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
         t->last_ms = f.ts_ms;
         t->direction = f.direction;
         t->kind = f.kind;
-        oh_store_preview(f.text, t->text);
+        t->text = f.text;
     }
 
     const char *refs[2][2] = {{f.message_id, f.message_id}, {f.provider_id, f.status_mid}};
@@ -776,6 +834,10 @@ static int sq_materialize_then(oh_store *st, const char *group, struct oh_store_
     /* the batch's contacts: their rows in this transaction, one commit */
     if (rc == 0 && then && then->fn) rc = then->fn(then->opaque, items, n, sq_contact_rows, s);
     if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc == 0)
+        sq_heads_note(s, &b);
+    else if (s->heads)
+        memset(s->heads, 0, SQ_HEADS * sizeof *s->heads);
     if (rc != 0) {
         sq_exec(c, S_ROLLBACK);
         for (size_t i = 0; i < n; i++) {

@@ -39,6 +39,7 @@ class Bystander:
         self.stop = threading.Event()
         self.latencies, self.failures = [], []
         self.bound = None
+        self.floor = FLOOR
         self.session = requests.Session()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -69,7 +70,7 @@ class Bystander:
         for _ in range(10):
             baseline.extend(self.round())
         assert not self.failures, f"well-behaved client failed before the attack: {self.failures}"
-        self.bound = max(FLOOR, FACTOR * statistics.median(baseline))
+        self.bound = max(self.floor, FACTOR * statistics.median(baseline))
         self.thread.start()
         return self
 
@@ -251,6 +252,11 @@ def test_ten_thousand_idle_connections(target):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     try:
         d, conv, agent, bystander = target(**{"http.timeout": "300"})
+        # while the daemon works through 10,000 handshakes at once, a
+        # bystander's request waited 9.1 s at load average 15 with the
+        # daemon healthy (the same with the previous binary); a frozen
+        # daemon still never answers
+        bystander.floor = 30.0
         socks = []
         with bystander:
             for _ in range(10_000):

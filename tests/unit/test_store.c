@@ -12,6 +12,7 @@
 #include "core/crypto.h"
 #include "core/daemon.h"
 #include "store/store_fields.h"
+#include "core/json_dump.h"
 #include "store/store_int.h"
 
 #include <sqlite3.h>
@@ -331,6 +332,84 @@ START_TEST(t_event_gets_seq_and_epoch)
     free(tr.text);
     json_decref(ev2);
     json_decref(ev);
+}
+END_TEST
+
+/* An event handed over with its record's text (the compact dump without
+ * seq and epoch) is stored as that text with them appended, which is what
+ * dumping it would give; one that carries a seq already is dumped. */
+START_TEST(t_record_text)
+{
+    json_t *ev = mk_event("e_raw", "c_raw", OH_EV_INBOUND, 1700000000000, "m1");
+    json_object_set_new(json_object_get(ev, "data"), "text", json_string("h\u00e9 \"q\" \\ \n"));
+    size_t rlen;
+    char *raw = oh_json_dump(ev, &rlen);
+    ck_assert_ptr_nonnull(raw);
+    json_t *stale = mk_event("e_raw2", "c_raw", OH_EV_INBOUND, 1700000000001, "m2");
+    size_t slen;
+    char *sraw = oh_json_dump(stale, &slen); /* the text before the seq below */
+    json_object_set_new(stale, "seq", json_integer(77));
+    struct oh_store_item it[2] = {
+        {.event = ev, .seq = -1, .want_text = true, .raw = raw, .raw_len = rlen},
+        {.event = stale, .src_offset = 1, .seq = -1, .want_text = true, .raw = sraw,
+         .raw_len = slen}};
+    ck_assert_int_eq(oh_store_materialize(st, "g", it, 2, NULL, 0), 0);
+    ck_assert_int_eq(it[0].seq, 1);
+    ck_assert_int_eq(it[1].seq, 2);
+    for (int i = 0; i < 2; i++) {
+        char *want = json_dumps(it[i].event, JSON_COMPACT);
+        struct text_row tr = {0};
+        ck_assert_int_eq(oh_store_history(st, "c_raw", i, 1, keep_text, &tr), 0);
+        ck_assert_str_eq(tr.text, want);
+        if (it[i].json) ck_assert_str_eq(it[i].json, want);
+        free(it[i].json);
+        free(tr.text);
+        free(want);
+    }
+    /* a repeated id in a conversation of its own stores nothing, not even
+     * the conversation's row */
+    json_t *again = mk_event("e_raw", "c_raw_other", OH_EV_INBOUND, 1700000000002, "m3");
+    struct oh_store_item rep = {.event = again, .src_offset = 5, .seq = -1, .want_text = true};
+    ck_assert_int_eq(oh_store_materialize(st, "g", &rep, 1, NULL, 0), 0);
+    ck_assert_int_eq(rep.seq, 0);
+    ck_assert_ptr_null(rep.json);
+    ck_assert_ptr_null(json_object_get(again, "seq"));
+    struct oh_conversation cv;
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_raw_other", &cv), OH_ENOTFOUND);
+    ck_assert_int_eq(oh_store_conversation_get(st, "c_raw", &cv), 0);
+    ck_assert_int_eq(cv.head, 2);
+    json_decref(again);
+    json_decref(stale);
+    json_decref(ev);
+    free(sraw);
+    free(raw);
+}
+END_TEST
+
+/* A store that another writer of the same database moved a head past
+ * refuses the batch (its seq is taken) and takes it on the retry. */
+START_TEST(t_head_moved_elsewhere)
+{
+    if (use_pg) return; /* PostgreSQL keeps no heads in memory */
+    oh_store *other = open_cfg(cfg);
+    ck_assert_int_eq(put1(mk_event("e_h1", "c_h", OH_EV_INBOUND, 1700000000000, "m1"), 0), 1);
+    json_t *ev = mk_event("e_h2", "c_h", OH_EV_INBOUND, 1700000000001, "m2");
+    struct oh_store_item it = {.event = ev, .src_offset = 1, .seq = -1};
+    ck_assert_int_eq(oh_store_materialize(other, "g", &it, 1, NULL, 0), 0);
+    ck_assert_int_eq(it.seq, 2);
+    json_decref(ev);
+    oh_store_close(other);
+    json_t *evs[1] = {mk_event("e_h3", "c_h", OH_EV_INBOUND, 1700000000002, "m3")};
+    struct oh_store_item items[1];
+    int64_t seq = -1;
+    json_incref(evs[0]);
+    ck_assert_int_ne(put(items, evs, 1, 2, &seq), 0);
+    ck_assert_int_eq(put(items, evs, 1, 2, &seq), 0);
+    ck_assert_int_eq(seq, 3);
+    struct rows r = {.ok = true};
+    ck_assert_int_eq(oh_store_history(st, "c_h", 0, 0, collect, &r), 0);
+    ck_assert_int_eq(r.n, 3);
+    ck_assert(r.ok);
 }
 END_TEST
 
@@ -1413,6 +1492,8 @@ static Suite *suite(void)
     tcase_add_test(tc, t_cursor_rows_before_roles);
     tcase_add_test(tc, t_kv);
     tcase_add_test(tc, t_materialize_then);
+    tcase_add_test(tc, t_record_text);
+    tcase_add_test(tc, t_head_moved_elsewhere);
     tcase_add_test(tc, t_articles);
     tcase_add_test(tc, t_positions_and_since_source);
     tcase_add_test(tc, t_schema_files);

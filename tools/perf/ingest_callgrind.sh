@@ -7,6 +7,8 @@
 # per message = its program total / N (callgrind_annotate --inclusive=yes).
 #
 # usage: tools/perf/ingest_callgrind.sh BUILD_DIR OUT_FILE [N]
+# CALLGRIND_ARGS adds options to valgrind's: "--separate-threads=yes" gives
+# a dump per thread (OUT_FILE.1-01 is the main, gateway, thread).
 set -euo pipefail
 B=$(cd "$1" && pwd)
 OUT=$2
@@ -17,7 +19,9 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export OMNIHUB_HTTP_LISTEN=127.0.0.1:$PORT OMNIHUB_DATA_DIR=$D/data \
   OMNIHUB_AUTH_JWT_SECRET=bench-jwt-secret OMNIHUB_API_INBOUND_SECRET=bench-inbound-secret \
   OMNIHUB_LOGGING_LEVEL=warn
-valgrind --tool=callgrind --callgrind-out-file="$OUT" --dump-instr=no "$B/broker/omnihubd" \
+# shellcheck disable=SC2086 # CALLGRIND_ARGS: options, split on purpose
+valgrind --tool=callgrind --callgrind-out-file="$OUT" --dump-instr=no ${CALLGRIND_ARGS:-} \
+  "$B/broker/omnihubd" \
   >"$D/log" 2>&1 &
 VP=$!
 for _ in $(seq 300); do
