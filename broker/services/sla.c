@@ -125,25 +125,40 @@ static int apply(struct sla *s, const struct oh_log_record *r)
     return 0;
 }
 
-/* Saves the changed clocks; what is resolved leaves the memory. */
+/* Saves the changed clocks in one store transaction (one commit per batch,
+ * where a commit per conversation was most of this thread's system time);
+ * what is resolved leaves the memory. */
 static int save(struct sla *s)
 {
+    size_t n = json_object_size(s->dirty), k = 0;
+    if (!n) return 0;
+    const char **keys = calloc(n, sizeof *keys);
+    char **texts = calloc(n, sizeof *texts);
+    int rc = keys && texts ? 0 : OH_ENOMEM;
     const char *conv;
     json_t *v, *tmp;
+    json_object_foreach(s->dirty, conv, v)
+    {
+        json_t *c = json_object_get(s->convs, conv);
+        if (rc || !c) continue; /* forgotten: nothing to save */
+        json_t *doc = json_pack("{s:o, s:O}", "sla", oh_slaclock_public(c, &s->tg), "v", c);
+        texts[k] = doc ? oh_json_dump(doc, NULL) : NULL;
+        json_decref(doc);
+        if (texts[k])
+            keys[k++] = conv;
+        else
+            rc = OH_ENOMEM;
+    }
+    if (!rc) rc = oh_store_kv_write(s->hub->store, NS, keys, (const char *const *)texts, k);
+    for (size_t i = 0; i < k; i++)
+        free(texts[i]);
+    free(keys);
+    free(texts);
+    if (rc) return rc;
     json_object_foreach_safe(s->dirty, tmp, conv, v)
     {
         json_t *c = json_object_get(s->convs, conv);
-        if (!c) {
-            json_object_del(s->dirty, conv);
-            continue;
-        }
-        json_t *doc = json_pack("{s:o, s:O}", "sla", oh_slaclock_public(c, &s->tg), "v", c);
-        char *text = doc ? oh_json_dump(doc, NULL) : NULL;
-        json_decref(doc);
-        int rc = text ? oh_store_kv_put(s->hub->store, NS, conv, text) : OH_ENOMEM;
-        free(text);
-        if (rc) return rc;
-        if (strcmp(sget(c, "st"), "resolved") == 0) json_object_del(s->convs, conv);
+        if (c && strcmp(sget(c, "st"), "resolved") == 0) json_object_del(s->convs, conv);
         json_object_del(s->dirty, conv);
     }
     return 0;
