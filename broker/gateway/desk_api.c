@@ -25,6 +25,7 @@ struct dreq {
     bool contact;     /* CONV is a contact id (contacts_api.c) */
     int64_t if_match; /* -1: none */
     int64_t deadline_ms, poll_ms;
+    bool failed; /* the log refused the command (set under the desk's mutex) */
     struct req *r;
     struct dreq *next; /* in its bucket while waiting */
 };
@@ -91,6 +92,13 @@ static void outcome_work(void *opaque)
     int code = 0, rc = st ? oh_store_command_result(st, d->conv, d->id, &code, body, sizeof body)
                           : OH_EUNAVAIL;
     int64_t now = oh_now_ms();
+    if (d->failed) {
+        r->retry_after = 1;
+        gw_reply_error(r, 503, "unavailable", "the change could not be made durable; retry");
+        count(d->op, 503);
+        gw_complete(r);
+        return;
+    }
     if ((rc == OH_ENOTFOUND || rc == OH_EUNAVAIL || rc == OH_EIO) && now < d->deadline_ms) {
         await(r->gw->desk, d, now);
         return;
@@ -165,17 +173,32 @@ void gw_desk_tick(struct oh_gateway *gw)
     }
 }
 
-/* Runs on the log's thread once the command is durable (or not). */
+/* What the log's report of a command's append needs: not the request,
+ * which the outcome may have answered and freed first (sync reads the
+ * record as soon as it is committed, before the log's callbacks run; and a
+ * Kafka append may fail after the wait's deadline answered 503). */
+struct appending {
+    struct gw_desk *k;
+    char id[OH_ID_MAX];
+};
+
+/* Runs on the log's thread once the command is durable (or not). A refused
+ * command still waiting is marked failed and made due: the next tick
+ * answers it 503 (nothing can decide an unwritten command). */
 static void on_appended(void *opaque, int err)
 {
-    struct req *r = opaque;
-    struct dreq *d = r->state;
-    if (!err) return;                    /* waiting: the outcome answers */
-    if (!unwait(r->gw->desk, d)) return; /* cannot happen: nothing decides an unwritten command */
-    r->retry_after = 1;
-    gw_reply_error(r, 503, "unavailable", "the change could not be made durable; retry");
-    count(d->op, 503);
-    gw_complete(r);
+    struct appending *a = opaque;
+    if (err) {
+        pthread_mutex_lock(&a->k->mu);
+        for (struct dreq *d = a->k->wait[bucket(a->id)]; d; d = d->next)
+            if (strcmp(d->id, a->id) == 0) {
+                d->failed = true;
+                d->poll_ms = 0;
+                break;
+            }
+        pthread_mutex_unlock(&a->k->mu);
+    }
+    free(a);
 }
 
 static void append(struct req *r, struct dreq *d, json_t *ev);
@@ -229,10 +252,19 @@ static void append(struct req *r, struct dreq *d, json_t *ev)
     int64_t now = oh_now_ms();
     d->deadline_ms = now + WAIT_MS;
     if (ev && d->contact) json_object_set_new(ev, "subject", json_string(d->conv));
+    struct appending *a = malloc(sizeof *a);
+    if (a) {
+        a->k = r->gw->desk;
+        oh_strcpy(a->id, sizeof a->id, d->id);
+    }
     /* waiting before the append: sync may decide before the append reports */
     await(r->gw->desk, d, now);
-    if (!ev || oh_event_list_push(&l, ev) != OH_OK ||
-        oh_hub_ingest(r->gw->hub, &l, on_appended, r) != OH_OK) {
+    if (!ev || !a || oh_event_list_push(&l, ev) != OH_OK ||
+        oh_hub_ingest(r->gw->hub, &l, on_appended, a) != OH_OK) {
+        /* on_appended was not called and will not be; the list owns EV
+         * once pushed (the push frees it when it fails) */
+        if (ev && !a) json_decref(ev);
+        free(a);
         oh_event_list_clear(&l);
         if (unwait(r->gw->desk, d)) {
             gw_reply_error(r, 503, "unavailable", "log unavailable");

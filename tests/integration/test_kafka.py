@@ -388,6 +388,39 @@ def test_undeliverable_append_answers_503_and_is_counted(cluster):
     print(f"\n503 after {took:.1f} s with every broker down; accepted again once back")
 
 
+def test_desk_command_the_log_refuses_answers_503_and_outlives_its_report(cluster):
+    # a PATCH whose command cannot be appended: answered 503 either by the
+    # log's refusal (its timeout before the wait's 10 s) or by the wait's
+    # deadline, with the log's refusal arriving after the request is gone
+    fast = cluster.start("gateway", "gateway", {"kafka.message_timeout_ms": "2000"})
+    slow = cluster.start("gateway", "gw-slow", {"kafka.message_timeout_ms": "13000"})
+    cluster.start("sync", "sync1")
+    conv = fast.post_inbound(msg("before", "desk-outage")).json()["conversation_id"]
+    fast.wait_history(conv, 1)
+    for b in (1, 2, 3):
+        cluster.mock.down(b)
+    try:
+        r = fast.request("PATCH", f"/v1/conversations/{conv}", {"priority": "urgent"},
+                         token=fast.agent_token())
+        assert r.status_code == 503, r.text
+        assert "could not be made durable" in r.json()["error"]["message"], r.text
+        assert r.headers["Retry-After"] == "1"
+        t0 = time.time()
+        r = slow.request("PATCH", f"/v1/conversations/{conv}", {"priority": "high"},
+                         token=slow.agent_token())
+        assert r.status_code == 503, r.text
+        assert "not decided in time" in r.json()["error"]["message"], r.text
+        # the log reports the refusal at 13 s, to a request answered at 10
+        time.sleep(max(0.0, 16 - (time.time() - t0)))
+        assert slow.proc.poll() is None, "omnihubd died on the late report"
+        assert slow.request("GET", "/healthz").status_code == 200
+    finally:
+        for b in (1, 2, 3):
+            cluster.mock.up(b)
+    assert fast.request("GET", f"/v1/conversations/{conv}",
+                        token=fast.agent_token()).json()["priority"] == "normal"
+
+
 def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
     # kafka.mock_brokers: the whole spine in one process, bootstrap in /readyz
     d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "3", "kafka.partitions": "4"})
