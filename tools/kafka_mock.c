@@ -29,25 +29,35 @@ static void km_usage(FILE *out)
                  "serves until SIGTERM or SIGINT. Commands on stdin, one a line, each answered\n"
                  "with one line (\"ok ...\" or \"error ...\"):\n"
                  "  down ID   take broker ID (1..N) down (connections refused)\n"
-                 "  up ID     bring broker ID back\n");
+                 "  up ID     bring broker ID back\n"
+                 "  leader TOPIC PARTITION ID\n"
+                 "            make broker ID the leader of PARTITION of TOPIC\n");
 }
 
 /* Answers one stdin command line on stdout. */
 static void km_command(oh_log *log, char *line)
 {
     line[strcspn(line, "\r\n")] = '\0';
-    char verb[16] = "";
-    int id = 0;
+    char verb[16] = "", topic[256] = "";
+    int id = 0, part = 0, rc;
     if (!line[0]) return;
-    if (sscanf(line, "%15s %d", verb, &id) != 2 || (strcmp(verb, "down") && strcmp(verb, "up"))) {
-        printf("error unknown command \"%s\" (down ID | up ID)\n", line);
-    } else {
-        bool up = strcmp(verb, "up") == 0;
-        int rc = oh_log_kafka_mock_broker(log, id, up);
+    if (sscanf(line, "%15s", verb) != 1) verb[0] = '\0';
+    if ((!strcmp(verb, "down") || !strcmp(verb, "up")) && sscanf(line, "%*s %d", &id) == 1) {
+        rc = oh_log_kafka_mock_broker(log, id, verb[0] == 'u');
         if (rc)
             printf("error %s %d: %s\n", verb, id, oh_strerror(rc));
         else
             printf("ok %s %d\n", verb, id);
+    } else if (!strcmp(verb, "leader") &&
+               sscanf(line, "%*s %255s %d %d", topic, &part, &id) == 3) {
+        rc = oh_log_kafka_mock_leader(log, topic, part, id);
+        if (rc)
+            printf("error leader %s %d %d: %s\n", topic, part, id, oh_strerror(rc));
+        else
+            printf("ok leader %s %d %d\n", topic, part, id);
+    } else {
+        printf("error unknown command \"%s\" (down ID | up ID | leader TOPIC PARTITION ID)\n",
+               line);
     }
     fflush(stdout);
 }

@@ -163,6 +163,11 @@ int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up)
 {
     return OH_EINVAL;
 }
+
+int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int broker_id)
+{
+    return OH_EINVAL;
+}
 #endif
 
 int oh_log_buf_reserve(char **buf, size_t *cap, size_t need)

@@ -147,6 +147,12 @@ int oh_log_partitions(oh_log *log, const char *topic);
  * back up. OH_EINVAL when LOG is not running a mock cluster. */
 int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up);
 
+/* Tests: makes mock broker BROKER_ID the leader of PARTITION of TOPIC (the
+ * name on the brokers, kafka.topic_prefix included).
+ * OH_EINVAL when LOG is not running a mock cluster or the partition or
+ * broker is unknown (the mock creates a topic it does not know). */
+int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int broker_id);
+
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_log_keys[];
 

@@ -879,6 +879,15 @@ int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up)
     return e ? OH_EINVAL : 0;
 }
 
+int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int broker_id)
+{
+    if (!log || ((struct oh_log_base *)(void *)log)->ops != &oh_log_kafka_ops || !log->mock ||
+        !topic || partition < 0 || broker_id < 1)
+        return OH_EINVAL;
+    return rd_kafka_mock_partition_set_leader(log->mock, topic, partition, broker_id) ? OH_EINVAL
+                                                                                      : 0;
+}
+
 const struct oh_log_ops oh_log_kafka_ops = {
     .name = "kafka",
     .open = kafka_open,

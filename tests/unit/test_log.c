@@ -926,6 +926,9 @@ START_TEST(kafka_mock_cluster)
     oh_log_consumer_close(c);
 
     ck_assert_int_eq(oh_log_kafka_mock_broker(log, 99, false), OH_EINVAL);
+    ck_assert_int_eq(oh_log_kafka_mock_leader(log, "t.events", 0, 99), OH_EINVAL);
+    ck_assert_int_eq(oh_log_kafka_mock_leader(log, "t.events", -1, 1), OH_EINVAL);
+    ck_assert_int_eq(oh_log_kafka_mock_leader(log, "t.events", 0, 1), 0);
     free(r.seen);
     free(found);
     oh_log_close(log);
