@@ -446,7 +446,13 @@ def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
     mock = KafkaMock(tmp_path, brokers=2, partitions=3)
     try:
         for line, answer in (("down 3", "error down 3: invalid input"),
-                             ("sideways 1", 'error unknown command "sideways 1" (down ID | up ID)'),
+                             ("sideways 1", 'error unknown command "sideways 1" '
+                              '(down ID | up ID | leader TOPIC PARTITION ID)'),
+                             ("leader omnihub.events 0", 'error unknown command "leader '
+                              'omnihub.events 0" (down ID | up ID | leader TOPIC PARTITION ID)'),
+                             ("leader omnihub.events 0 3",
+                              "error leader omnihub.events 0 3: invalid input"),
+                             ("leader omnihub.events 0 2", "ok leader omnihub.events 0 2"),
                              ("down 1", "ok down 1"), ("up 1", "ok up 1")):
             with mock.lock:
                 mock.proc.stdin.write(line + "\n")
@@ -488,8 +494,9 @@ def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
                                      check=True).stdout)
     leader = {(t["topic"], p["partition"]): p["leader"] for t in meta["topics"]
               for p in t["partitions"]}
-    conv = next(c for c in convs if leader[("omnihub.timeline", part[c])] !=
-                leader[("omnihub.events", part[c])])
+    assert all(leader[("omnihub.timeline", p)] != leader[("omnihub.events", p)]
+               for p in part.values()), leader
+    conv = next(iter(convs))
     broker = leader[("omnihub.timeline", part[conv])]
     epoch = gw.history(conv)[0]["epoch"]
 

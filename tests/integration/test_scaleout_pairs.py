@@ -167,7 +167,10 @@ def run(stub, g1, g2, w1, w2, desk, desk2):
                             .json().get("status") == "resolved"), (conv, hist(conv))
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(drive, i) for i in range(N)]
+        # half of the conversations first; the rest once the provider
+        # refuses, so that replies are still to come for the member to be
+        # killed however fast the first ones went
+        futures = [pool.submit(drive, i) for i in range(N // 2)]
         # kill -9 once the second member of every group has done work of its own
         busy = {"omnihub_sync_materialized_total": None, "omnihub_triage_messages_total": None,
                 "omnihub_bot_actions_total": None,
@@ -180,6 +183,7 @@ def run(stub, g1, g2, w1, w2, desk, desk2):
         with stub.lock:
             stub.default = (503, {"error": "busy"}, {})
             refused_from = len(stub.requests)
+        futures += [pool.submit(drive, i) for i in range(N // 2, N)]
         assert wait_for(lambda: w2.metric("omnihub_dispatch_queue_depth") >= 1, WAIT, 0.1)
         w2.kill9()
         g2.kill9()
