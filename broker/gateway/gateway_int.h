@@ -229,6 +229,9 @@ void gw_guard_stop(struct lws *wsi);
 void gw_guard_free(struct lws *wsi);
 /* The connection's word for http_pipeline.c, or NULL (no guard). */
 uintptr_t *gw_guard_pipeline_mark(struct lws *wsi);
+/* gw_socket_bytes_read() in one system call while the guard's scanner is
+ * ahead of lws on WSI (scanned less the SO_PEEK_OFF offset), else by it. */
+long long gw_guard_bytes_read(struct lws *wsi);
 /* http_hygiene.c: RFC 9110/9112 rules lws 4.1.6 does not apply.
  * gw_hygiene_check() reads the parsed header block of WSI's request and
  * returns 0, or the status to answer (400, 411) with a reason in WHY: NUL

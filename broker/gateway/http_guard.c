@@ -42,7 +42,13 @@
  * has read (gw_socket_bytes_read()) say where the queue starts. The peek
  * reads at most GW_PEEK bytes more than what was scanned, more than lws
  * reads from a socket per event (pt_serv_buf_size, 4096), so the scanner
- * is always ahead of lws.
+ * is always ahead of lws. While it is (the watcher running), the bytes
+ * lws has read are those scanned less the peek offset: one getsockopt
+ * (gw_guard_bytes_read(), for http_pipeline.c) instead of the two ioctls
+ * and the getsockopt of gw_socket_bytes_read(). A read removes bytes from
+ * the peek offset but never takes it below 0, so once lws may have read
+ * past what was scanned (the watcher stopped, or paused even once) the
+ * count is gw_socket_bytes_read()'s for the rest of the connection.
  *
  * After an upgrade the scanner follows the client's WebSocket frames
  * (their headers; payloads skipped whole) for the one rule lws 4.1.6 does
@@ -59,8 +65,10 @@
  * once a verdict is reached or the scanning ends. It pauses while lws
  * does not read: a request in progress with more bytes queued (nothing new
  * to peek on GW_STALL turns in a row with no read by lws in between; lws's
- * own pauses between keep-alive requests last a turn or two) and resumes,
- * scanning first, when lws reads a body or is done with the request. */
+ * own pauses between keep-alive requests last a turn or two; the first
+ * such turn, after which lws most often reads what was just scanned, is
+ * not counted and costs no getsockopt) and resumes, scanning first, when
+ * lws reads a body or is done with the request. */
 #include <ev.h>
 #include <errno.h>
 #include <stdint.h>
@@ -99,6 +107,7 @@ struct gw_conn {
     struct lws *wsi;
     uintptr_t pipeline_mark;    /* http_pipeline.c */
     bool peek_off;              /* SO_PEEK_OFF keeps where the peeking stands */
+    bool counting;              /* scanned less the peek offset is what lws read */
     bool paused;                /* stopped while lws does not read */
     int idle;                   /* events in a row with nothing new to peek */
     long long idle_lead;        /* bytes scanned and not read by lws at the last */
@@ -359,6 +368,17 @@ static struct gw_conn *conn_of(struct lws *wsi)
 static void stop(struct gw_conn *c)
 {
     ev_io_stop(c->gw->loop, &c->io);
+    c->counting = false; /* lws may read past what was scanned */
+}
+
+/* Where the peeking stands: bytes scanned and not read by lws; -1 unknown. */
+static long long peek_offset(const struct gw_conn *c)
+{
+    int off = 0;
+    socklen_t len = sizeof off;
+    if (getsockopt(lws_get_socket_fd(c->wsi), SOL_SOCKET, SO_PEEK_OFF, &off, &len) || off < 0)
+        return -1;
+    return off;
 }
 
 /* Peeks at the bytes not scanned yet (at most GW_PEEK) and scans them;
@@ -416,12 +436,7 @@ static long peek_and_scan(struct gw_conn *c)
 /* Bytes scanned and not yet read by lws; -1 when unknown. */
 static long long lead(struct gw_conn *c)
 {
-    if (c->peek_off) {
-        int off = 0;
-        socklen_t len = sizeof off;
-        return getsockopt(lws_get_socket_fd(c->wsi), SOL_SOCKET, SO_PEEK_OFF, &off, &len) ? -1
-                                                                                          : off;
-    }
+    if (c->peek_off) return peek_offset(c);
     long long q = gw_socket_bytes_read(c->wsi);
     return q < 0 ? -1 : (long long)c->scanned - q;
 }
@@ -490,10 +505,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
     /* nothing new: lws has not read all that was scanned. When it stops
      * reading (a request in progress), pause rather than wake up on every
-     * turn of the loop */
+     * turn of the loop. The first such turn is not counted: lws most often
+     * reads in it what the turn before scanned, and not asking where it
+     * stands saves a system call per request. */
+    if (c->idle++ == 0) return;
     long long l = lead(c);
-    if (c->idle && l != c->idle_lead) c->idle = 0; /* lws read meanwhile */
-    if (++c->idle >= GW_STALL) {
+    if (c->idle > 2 && l != c->idle_lead) c->idle = 2; /* lws read meanwhile */
+    if (c->idle > GW_STALL) { /* GW_STALL turns counted */
         stop(c);
         c->paused = true;
     }
@@ -513,6 +531,7 @@ void gw_guard_open(struct oh_gateway *gw, struct lws *wsi)
     c->st = SC_METHOD;
     int zero = 0;
     c->peek_off = setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
+    c->counting = c->peek_off; /* lws has read nothing yet */
     lws_set_opaque_user_data(wsi, c);
     ev_io_init(&c->io, on_readable, fd, EV_READ);
     ev_set_priority(&c->io, EV_MAXPRI); /* before lws's watcher (priority 0) */
@@ -601,6 +620,15 @@ void gw_guard_free(struct lws *wsi)
     stop(c);
     lws_set_opaque_user_data(wsi, NULL);
     free(c);
+}
+
+long long gw_guard_bytes_read(struct lws *wsi)
+{
+    struct gw_conn *c = conn_of(wsi);
+    if (!c || !c->counting) return gw_socket_bytes_read(wsi);
+    long long off = peek_offset(c);
+    if (off < 0 || (unsigned long long)off > c->scanned) return gw_socket_bytes_read(wsi);
+    return (long long)(c->scanned - (unsigned long long)off);
 }
 
 uintptr_t *gw_guard_pipeline_mark(struct lws *wsi)

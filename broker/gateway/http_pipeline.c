@@ -12,7 +12,9 @@
  * the socket since the previous request was answered (after its body was
  * read). What the application has read of a TCP socket is the bytes the
  * kernel received minus those still queued for reading, which two ioctls
- * and a getsockopt tell without touching the data. */
+ * and a getsockopt tell without touching the data; while the head guard
+ * (http_guard.c) peeks ahead of lws, it is what the guard scanned less its
+ * peek offset, one getsockopt (gw_guard_bytes_read()). */
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -23,7 +25,7 @@
 
 void gw_pipeline_mark(struct lws *wsi)
 {
-    long long n = gw_socket_bytes_read(wsi);
+    long long n = gw_guard_bytes_read(wsi);
     /* kept with the connection (http_guard.c), which survives lws's reset
      * of the per-request user data between keep-alive requests; 0 means
      * "none" */
@@ -35,6 +37,6 @@ bool gw_pipeline_stashed(struct lws *wsi)
 {
     uintptr_t *pm = gw_guard_pipeline_mark(wsi), mark = pm ? *pm : 0;
     if (!mark) return false; /* the first request of the connection */
-    long long n = gw_socket_bytes_read(wsi);
+    long long n = gw_guard_bytes_read(wsi);
     return n < 0 || (uintptr_t)(n + 1) == mark;
 }
