@@ -1,5 +1,6 @@
 /* store_pg_int.h - private to the PostgreSQL store: connection pools with
- * reconnect and backoff, prepared statements, schema migrations. */
+ * reconnect and backoff, prepared statements, schema migrations, shards,
+ * and what the store's own files (store_pg*.c) share. */
 #ifndef OH_STORE_PG_INT_H
 #define OH_STORE_PG_INT_H
 
@@ -171,5 +172,108 @@ int oh_pg_shard_of(struct oh_pg_shards *d, const char *conv, int *sh);
  * shard 0 (again with the same DSN: nothing to do). */
 int oh_pg_shards_add(struct oh_pg_shards *d, const char *name, const char *dsn, char *err,
                      size_t errlen);
+
+/* ---- the store (store_pg.c, store_pg_history.c, store_pg_desk.c, store_pg_kpi.c) ---- */
+
+/* The columns a new conversation is created with; CONV_COLS are all that
+ * are read back. */
+#define CONV_NEW_COLS                                                                              \
+    "id, channel, account, contact_id, contact_name, head, created_ms, updated_ms, "               \
+    "last_inbound_ms"
+#define CONV_COLS                                                                                  \
+    CONV_NEW_COLS ", status, assignee, team, priority, labels, snoozed_until_ms, episode, "        \
+                  "state_seq, last_seq, last_direction, last_kind, last_text, last_ms, rev, contact_ref"
+
+struct pg_store {
+    struct oh_store_base base;
+    char epoch[48];
+    struct oh_pg_shards dir; /* shard 0 also holds positions, kv, the epoch and the directory */
+    struct oh_pg_pool *replica; /* store.postgres.read_dsn (mirrors shard 0), or NULL */
+};
+
+#define SHARD0(st) (((struct pg_store *)(st))->dir.at[0].pool)
+
+/* ---- store_pg.c: the statements' SQL, routing to shards and the replica ---- */
+
+/* The shards known now, without a refresh: for indices handed out before. */
+int known(struct pg_store *s);
+/* The shards a read across all of them asks (after a refresh when due). */
+int nshards(struct pg_store *s);
+/* *P = the pool of CONV's shard (placement directory, see store_pg_shards.c). */
+int conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p);
+/* Runs ID on CONV's shard (see oh_pg_exec; repeated on a broken connection). */
+int conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals,
+              PGresult **r);
+int conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n,
+              const char *const *vals);
+/* History and lists go to the replica when there is one; if it cannot be
+ * reached the primary answers. */
+int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
+              const char *const *vals, PGresult **r);
+/* Runs ID with VALS on every shard; RES[i] holds shard i's rows. */
+int all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *const *vals,
+               PGresult **res);
+void i64s(char *buf, size_t len, int64_t v);
+
+/* ---- store_pg_history.c: the history ---- */
+
+/* The statement that materializes a batch on one shard (P_MATERIALIZE). */
+extern const char pg_materialize_sql[];
+int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
+                   const struct oh_store_pos *pos, size_t npos);
+int pg_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
+                    int64_t *next, int64_t *published);
+int pg_position_published(oh_store *st, const char *group, const char *topic, int32_t partition,
+                          int64_t published);
+int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn,
+                    void *opaque);
+int pg_history(oh_store *st, const char *conv, int64_t after, int limit, oh_store_row_fn fn,
+               void *opaque);
+int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
+                 void *opaque);
+int pg_verify(oh_store *st, struct oh_store_verify *v);
+int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count);
+
+/* ---- store_pg_desk.c: the directory and the desk's rows ---- */
+
+int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out);
+int pg_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store_conv_fn fn,
+                     void *opaque);
+int pg_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque);
+int pg_command_result(oh_store *st, const char *conv, const char *id, int *code, char *body,
+                      size_t len);
+int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque);
+int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, void *opaque,
+               char *next);
+int pg_ref_get(oh_store *st, const char *channel, const char *account, const char *ref,
+               struct oh_store_ref *out);
+int pg_ref_put(oh_store *st, const char *channel, const char *account, const char *ref,
+               const char *conv, const char *message_id);
+int pg_message_state(oh_store *st, const char *conv, const char *message_id, char out[16]);
+int pg_cursor_set(oh_store *st, const char *conv, const char *role, const char *user,
+                  const char *device, int64_t seq);
+int pg_cursors(oh_store *st, const char *conv, const char *role, const char *user,
+               oh_store_cursor_fn fn, void *opaque);
+int pg_kv_put(oh_store *st, const char *ns, const char *key, const char *value);
+int pg_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
+int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
+                   void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
+int pg_kv_del(oh_store *st, const char *ns, const char *key);
+int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
+int pg_open_assigned(oh_store *st, const char *agent, int64_t *count);
+int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
+                size_t n);
+int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);
+
+/* ---- store_pg_kpi.c: knowledge-base articles and KPIs ---- */
+
+int pg_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version);
+int pg_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
+int pg_article_del(oh_store *st, const char *id);
+int pg_articles(oh_store *st, oh_store_article_fn fn, void *opaque);
+int pg_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
+               const struct oh_store_pos *pos, size_t npos);
+int pg_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,
+                  void *opaque);
 
 #endif
