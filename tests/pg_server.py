@@ -2,7 +2,7 @@
 """pg_server.py - a throwaway PostgreSQL (15) on a free loopback port in a
 temporary directory, for the store tests.
 
-Command line (used by tests/unit/test_store.c):
+Command line (used by tests/unit/store_fixture.c):
   pg_server.py start             prints the DSN, then the directory, one a line
   pg_server.py createdb DIR NAME prints the DSN of a new database NAME
   pg_server.py restart DIR       pg_ctl restart -m fast
