@@ -247,6 +247,10 @@ static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
         oh_errf(err, errlen, "store: cannot read the epoch: %s", oh_strerror(rc));
         goto fail;
     }
+    if ((rc = oh_pg_kpi_days_fill(s->dir.at[0].pool)) != 0) {
+        oh_errf(err, errlen, "store: filling kpi_days failed: %s", oh_strerror(rc));
+        goto fail;
+    }
     OH_INFO("store", "postgres store, %d shard(s) (a ring of %d)%s, epoch %s", known(s),
             s->dir.ring, s->replica ? " and a read replica" : "", s->epoch);
     return (oh_store *)s;

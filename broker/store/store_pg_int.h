@@ -93,6 +93,16 @@ int oh_pg_exec(struct oh_pg_pool *p, enum pg_stmt id, int n, const char *const *
 int oh_pg_exec_sql(struct oh_pg_pool *p, const char *sql, int n, const char *const *vals,
                    PGresult **res, bool retry);
 
+/* A pooled connection held for several statements (a transaction the
+ * caller opens and ends with oh_pg_held_exec): OH_EUNAVAIL, OH_ETIMEOUT as
+ * oh_pg_exec. oh_pg_held_exec runs SQL with N text parameters on it and
+ * maps errors as oh_pg_exec (no retry: the transaction is the caller's).
+ * oh_pg_unhold gives it back, rolling back a transaction left open. */
+int oh_pg_hold(struct oh_pg_pool *p, struct oh_pg_conn **out);
+int oh_pg_held_exec(struct oh_pg_pool *p, struct oh_pg_conn *c, const char *sql, int n,
+                    const char *const *vals, PGresult **res);
+void oh_pg_unhold(struct oh_pg_pool *p, struct oh_pg_conn *c);
+
 /* Brings the schema of the database at DSN up to date: takes a session
  * advisory lock so concurrent starts apply each migration once. */
 int oh_pg_migrate(const char *dsn, char *err, size_t errlen);
@@ -271,6 +281,9 @@ int pg_article_put(oh_store *st, const struct oh_store_article *a, int64_t *vers
 int pg_article_get(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
 int pg_article_del(oh_store *st, const char *id);
 int pg_articles(oh_store *st, oh_store_article_fn fn, void *opaque);
+/* kpi_days filled from kpi_episodes on POOL (shard 0) when the store
+ * opens (a store from before migration 12). */
+int oh_pg_kpi_days_fill(struct oh_pg_pool *p);
 int pg_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,
                const struct oh_store_pos *pos, size_t npos);
 int pg_kpi_report(oh_store *st, const struct oh_store_kpi_query *q, oh_store_kpi_fn fn,

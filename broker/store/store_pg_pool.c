@@ -206,6 +206,38 @@ int oh_pg_exec_sql(struct oh_pg_pool *p, const char *sql, int n, const char *con
     return rc;
 }
 
+int oh_pg_hold(struct oh_pg_pool *p, struct oh_pg_conn **out)
+{
+    return acquire(p, out);
+}
+
+int oh_pg_held_exec(struct oh_pg_pool *p, struct oh_pg_conn *c, const char *sql, int n,
+                    const char *const *vals, PGresult **res)
+{
+    PGresult *r = PQexecParams(c->c, sql, n, NULL, vals, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+        *res = r;
+        return 0;
+    }
+    int rc = PQstatus(c->c) != CONNECTION_OK ? OH_EUNAVAIL : map_error(r);
+    OH_WARN("store", "postgres %s: %.40s...: %s", p->name, sql,
+            r ? PQresultErrorMessage(r) : PQerrorMessage(c->c));
+    PQclear(r);
+    *res = NULL;
+    return rc;
+}
+
+void oh_pg_unhold(struct oh_pg_pool *p, struct oh_pg_conn *c)
+{
+    /* a transaction left open (a failed statement) is rolled back here, so
+     * the next user of the connection starts clean */
+    if (PQstatus(c->c) == CONNECTION_OK && PQtransactionStatus(c->c) != PQTRANS_IDLE)
+        PQclear(PQexec(c->c, "ROLLBACK"));
+    if (PQstatus(c->c) != CONNECTION_OK || PQtransactionStatus(c->c) != PQTRANS_IDLE) drop(c);
+    release(p, c);
+}
+
 static int simple(PGconn *c, const char *sql, char *err, size_t errlen)
 {
     PGresult *r = PQexec(c, sql);

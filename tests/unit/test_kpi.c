@@ -4,8 +4,9 @@
  * metadata against folding the bodies, through the local log; the report
  * arithmetic of
  * store/store_kpi.c (exact nearest-rank percentiles, key order); the
- * SQLite store's daily aggregates (kpi_days) against the rows, with
- * rewritten episodes, partial days and a store filled when it opens. */
+ * SQLite and PostgreSQL stores' daily aggregates (kpi_days) against the
+ * rows, with rewritten episodes, partial days and a store filled when it
+ * opens. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,10 @@
 #include "services/kpi_fold.h"
 #include "store/store_int.h"
 #include "tap.h"
+#include "oh_build_config.h"
+#ifdef OH_HAVE_POSTGRES
+#include "pg_harness.h"
+#endif
 
 #define T0 1767225600000LL
 
@@ -514,20 +519,12 @@ static void check_reports(oh_store *st)
         }
 }
 
-START_TEST(daily_aggregates_equal_the_rows)
+/* Batches that rewrite earlier episodes (other day, agent, FRT, reopened),
+ * and repeat one episode within a batch, into ST. */
+static void put_random_batches(oh_store *st)
 {
     srand(23);
-    char *dir = oh_test_tmpdir();
-    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
-    char *const envp[] = {NULL};
-    char err[512] = "";
-    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
-    oh_store *st = oh_store_open(cfg, err, sizeof err);
-    ck_assert_msg(st != NULL, "%s", err);
-    /* batches that rewrite earlier episodes (other day, agent, FRT,
-     * reopened), and repeat one episode within a batch */
+    memset(have, 0, sizeof have);
     for (int round = 0; round < 12; round++) {
         struct oh_store_episode batch[60];
         size_t n = 0;
@@ -543,6 +540,37 @@ START_TEST(daily_aggregates_equal_the_rows)
         }
         ck_assert_int_eq(oh_store_kpi_put(st, "g", batch, n, NULL, 0), 0);
     }
+}
+
+static oh_config *store_cfg(const char *dir, const char *pg_dsn)
+{
+    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
+    char *const envp[] = {NULL};
+    char err[512] = "";
+    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
+    if (pg_dsn) {
+        ck_assert_int_eq(oh_config_set(cfg, "store.backend", "postgres", err, sizeof err), 0);
+        ck_assert_int_eq(oh_config_set(cfg, "store.postgres.dsn", pg_dsn, err, sizeof err), 0);
+    }
+    return cfg;
+}
+
+static oh_store *open_store(oh_config *cfg)
+{
+    char err[512] = "";
+    oh_store *st = oh_store_open(cfg, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    return st;
+}
+
+START_TEST(daily_aggregates_equal_the_rows)
+{
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg = store_cfg(dir, NULL);
+    oh_store *st = open_store(cfg);
+    put_random_batches(st);
     check_reports(st);
     oh_store_close(st);
     /* a store from before migration 8: kpi_days refilled when it opens */
@@ -552,14 +580,37 @@ START_TEST(daily_aggregates_equal_the_rows)
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM kpi_days", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    st = oh_store_open(cfg, err, sizeof err);
-    ck_assert_msg(st != NULL, "%s", err);
+    st = open_store(cfg);
     check_reports(st);
     oh_store_close(st);
     oh_config_free(cfg);
     free(dir);
 }
 END_TEST
+
+#ifdef OH_HAVE_POSTGRES
+/* The same on a PostgreSQL store (its migration 12): the aggregates the
+ * write statement adds, and those its open fills for a store from before. */
+START_TEST(pg_daily_aggregates_equal_the_rows)
+{
+    ck_assert_msg(oh_test_pg_start(), "no PostgreSQL server for the test");
+    char dsn[700];
+    oh_test_pg_newdb(dsn, sizeof dsn);
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg = store_cfg(dir, dsn);
+    oh_store *st = open_store(cfg);
+    put_random_batches(st);
+    check_reports(st);
+    oh_store_close(st);
+    oh_test_pg_sql(dsn, "DELETE FROM kpi_days");
+    st = open_store(cfg);
+    check_reports(st);
+    oh_store_close(st);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
+#endif
 
 static int64_t delta_counts[OH_KPI_HIST_CAP + 1];
 
@@ -612,6 +663,13 @@ int main(void)
     tcase_add_test(tc, merged_slices_equal_one_pass);
     tcase_add_test(tc, daily_aggregates_equal_the_rows);
     tcase_add_test(tc, long_delta_compacts);
+#ifdef OH_HAVE_POSTGRES
+    tcase_add_test(tc, pg_daily_aggregates_equal_the_rows);
+#endif
     suite_add_tcase(s, tc);
-    return oh_test_run(s);
+    int rc = oh_test_run(s);
+#ifdef OH_HAVE_POSTGRES
+    oh_test_pg_stop();
+#endif
+    return rc;
 }
