@@ -94,9 +94,12 @@ static int apply(struct sla *s, const struct oh_log_record *r)
     bool up = strcmp(type, OH_EV_UPDATED) == 0;
     if (!in && !out && !up) return 0;
     int64_t t = r->timestamp_ms > 0 ? r->timestamp_ms : oh_now_ms();
-    /* a customer's message needs nothing of its body once the clocks are in
-     * memory (most of them): the metadata and the time say it all */
-    json_t *ev = NULL, *c = in ? json_object_get(s->convs, conv) : NULL;
+    /* a message needs nothing of its body once the clocks are in memory
+     * (most of them): the metadata and the time say it all. A reply's
+     * metadata is whole when its TIME is there (sync writes TIME, AUTHOR
+     * and INTERNAL together); older records are parsed. */
+    bool whole = in || (out && r->meta.time);
+    json_t *ev = NULL, *c = whole ? json_object_get(s->convs, conv) : NULL;
     const json_t *data = NULL;
     int err = 0;
     if (!c) {
@@ -113,8 +116,9 @@ static int apply(struct sla *s, const struct oh_log_record *r)
     if (in) {
         oh_slaclock_inbound(c, t);
     } else if (out) {
-        if (!json_is_true(json_object_get(data, "internal"))) { /* a note is no reply */
-            const char *kind = r->meta.author ? r->meta.author : oh_event_author_kind(ev);
+        bool note = ev ? json_is_true(json_object_get(data, "internal")) : r->meta.internal;
+        if (!note) { /* a note is no reply */
+            const char *kind = r->meta.author || !ev ? r->meta.author : oh_event_author_kind(ev);
             oh_slaclock_outbound(c, kind && strcmp(kind, "agent") == 0, t);
         }
     } else {

@@ -92,6 +92,26 @@ def test_breach_timing_reply_in_time_and_pause(omnihub):
     assert breaches(d, answered, tok) == []
 
 
+def test_a_private_note_is_no_reply(omnihub):
+    """A note in time leaves the first-response clock running (the SLA
+    service reads the timeline's internal flag, not the body, once the
+    clocks are in memory); the agent's reply after it stops the next one."""
+    d = omnihub(SLA)
+    tok = d.agent_token("ann")
+    noted = post(d, "noted")
+    r = d.request("POST", f"/v1/conversations/{noted}/messages",
+                  {"text": "customer sounds upset", "client_msg_id": "n1", "internal": True},
+                  token=tok)
+    assert r.status_code == 202, r.text
+    got = wait_breaches(d, noted, tok, 1)
+    assert [e["data"]["reason"] for e in got] == ["sla_breach:frt"], got
+    # a reply now is late but stops the clock: no next-response breach follows
+    reply(d, noted, tok, "r1")
+    d.wait_history(noted, 4)
+    time.sleep(2.8)
+    assert [e["data"]["reason"] for e in breaches(d, noted, tok)] == ["sla_breach:frt"]
+
+
 def test_next_response_clock_and_priority(omnihub):
     d = omnihub(SLA)
     tok = d.agent_token("ann")
