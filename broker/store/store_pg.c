@@ -79,19 +79,19 @@ const char *const oh_pg_sql[P_COUNT] = {
 };
 
 /* The shards known now, without a refresh: for indices handed out before. */
-int known(struct pg_store *s)
+int pg_known(struct pg_store *s)
 {
     return atomic_load_explicit(&s->dir.n, memory_order_acquire);
 }
 
 /* The shards a read across all of them asks (after a refresh when due). */
-int nshards(struct pg_store *s)
+int pg_nshards(struct pg_store *s)
 {
     return oh_pg_shard_count(&s->dir);
 }
 
 /* *P = the pool of CONV's shard (placement directory, see store_pg_shards.c). */
-int conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p)
+int pg_conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p)
 {
     int sh;
     int rc = oh_pg_shard_of(&s->dir, conv, &sh);
@@ -100,26 +100,26 @@ int conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p)
 }
 
 /* Runs ID on CONV's shard (see oh_pg_exec; repeated on a broken connection). */
-int conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals,
+int pg_conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals,
               PGresult **r)
 {
     struct oh_pg_pool *p;
     *r = NULL;
-    int rc = conv_pool(s, conv, &p);
+    int rc = pg_conv_pool(s, conv, &p);
     return rc != 0 ? rc : oh_pg_exec(p, id, n, vals, r, true);
 }
 
-int conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals)
+int pg_conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals)
 {
     PGresult *r;
-    int rc = conv_exec(s, conv, id, n, vals, &r);
+    int rc = pg_conv_exec(s, conv, id, n, vals, &r);
     PQclear(r);
     return rc;
 }
 
 /* History and lists go to the replica when there is one; if it cannot be
  * reached the primary answers. */
-int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
+int pg_read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
               const char *const *vals, PGresult **r)
 {
     if (s->replica && primary == s->dir.at[0].pool) { /* it mirrors shard 0 */
@@ -130,7 +130,7 @@ int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, i
 }
 
 /* Runs ID with VALS on every shard; RES[i] holds shard i's rows. */
-int all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *const *vals,
+int pg_all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *const *vals,
                PGresult **res)
 {
     for (int i = 0; i < nsh; i++) {
@@ -144,7 +144,7 @@ int all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *
     return 0;
 }
 
-void i64s(char *buf, size_t len, int64_t v)
+void pg_i64s(char *buf, size_t len, int64_t v)
 {
     snprintf(buf, len, "%lld", (long long)v);
 }
@@ -251,7 +251,7 @@ static oh_store *pg_open(const oh_config *cfg, char *err, size_t errlen)
         oh_errf(err, errlen, "store: filling kpi_days failed: %s", oh_strerror(rc));
         goto fail;
     }
-    OH_INFO("store", "postgres store, %d shard(s) (a ring of %d)%s, epoch %s", known(s),
+    OH_INFO("store", "postgres store, %d shard(s) (a ring of %d)%s, epoch %s", pg_known(s),
             s->dir.ring, s->replica ? " and a read replica" : "", s->epoch);
     return (oh_store *)s;
 fail:
@@ -267,7 +267,7 @@ static const char *pg_epoch(const oh_store *st)
 static int pg_ping(oh_store *st)
 {
     struct pg_store *s = (struct pg_store *)st;
-    for (int i = 0, n = nshards(s); i < n; i++) {
+    for (int i = 0, n = pg_nshards(s); i < n; i++) {
         PGresult *r;
         int rc = oh_pg_exec(s->dir.at[i].pool, P_PING, 0, NULL, &r, true);
         if (rc != 0) return rc;
@@ -288,7 +288,7 @@ static int pg_shard_list(oh_store *st, oh_store_shard_fn fn, void *opaque)
     struct pg_store *s = (struct pg_store *)st;
     int rc = oh_pg_shards_refresh(&s->dir, true);
     uint64_t placing = atomic_load(&s->dir.placing);
-    for (int i = 0, n = known(s); i < n && rc == 0; i++) {
+    for (int i = 0, n = pg_known(s); i < n && rc == 0; i++) {
         struct oh_store_shard sh = {.name = s->dir.at[i].name,
                                     .index = i,
                                     .ring = i < s->dir.ring ? i : -1,

@@ -41,7 +41,7 @@ int pg_conversation_get(oh_store *st, const char *conv, struct oh_conversation *
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv};
     PGresult *r;
-    int rc = conv_exec(s, conv, P_CONV_GET, 1, vals, &r);
+    int rc = pg_conv_exec(s, conv, P_CONV_GET, 1, vals, &r);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
     if (rc == 0) conv_row(r, 0, out);
@@ -62,18 +62,18 @@ int pg_conversations(oh_store *st, int64_t updated_after_ms, int limit, oh_store
                      void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     char u[24], l[24];
-    i64s(u, sizeof u, updated_after_ms);
-    i64s(l, sizeof l, limit);
+    pg_i64s(u, sizeof u, updated_after_ms);
+    pg_i64s(l, sizeof l, limit);
     const char *vals[] = {u, limit > 0 ? l : NULL};
     PGresult **res = calloc((size_t)nsh, sizeof *res);
     int *at = calloc((size_t)nsh, sizeof *at);
     int rc = !res || !at ? OH_ENOMEM : 0;
     if (rc == 0 && nsh == 1)
-        rc = read_exec(s, s->dir.at[0].pool, P_CONV_LIST, 2, vals, &res[0]);
+        rc = pg_read_exec(s, s->dir.at[0].pool, P_CONV_LIST, 2, vals, &res[0]);
     else if (rc == 0)
-        rc = all_shards(s, nsh, P_CONV_LIST, 2, vals, res);
+        rc = pg_all_shards(s, nsh, P_CONV_LIST, 2, vals, res);
     if (rc != 0) goto out;
     for (int emitted = 0; limit <= 0 || emitted < limit; emitted++) {
         int best = -1;
@@ -103,10 +103,10 @@ out:
 int pg_snoozed_due(oh_store *st, int64_t now_ms, int limit, oh_store_conv_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     char u[24], l[24];
-    i64s(u, sizeof u, now_ms);
-    i64s(l, sizeof l, limit);
+    pg_i64s(u, sizeof u, now_ms);
+    pg_i64s(l, sizeof l, limit);
     const char *vals[] = {u, limit > 0 ? l : NULL};
     int rc = 0;
     for (int sh = 0; sh < nsh && rc == 0; sh++) {
@@ -130,7 +130,7 @@ int pg_command_result(oh_store *st, const char *conv, const char *id, int *code,
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {id, conv};
     PGresult *r;
-    int rc = conv_exec(s, conv, P_OUTCOME_GET, 2, vals, &r);
+    int rc = pg_conv_exec(s, conv, P_OUTCOME_GET, 2, vals, &r);
     if (rc != 0) return rc;
     rc = PQntuples(r) == 1 ? 0 : OH_ENOTFOUND;
     if (rc == 0) {
@@ -162,7 +162,7 @@ static void qadd(struct pg_query *q, const char *fmt, const char *text, int64_t 
     }
     int k = ++q->n;
     if (!text) {
-        i64s(q->nums[k - 1], sizeof q->nums[k - 1], num);
+        pg_i64s(q->nums[k - 1], sizeof q->nums[k - 1], num);
         text = q->nums[k - 1];
     }
     q->vals[k - 1] = text;
@@ -319,7 +319,7 @@ static int list_exec(struct pg_store *s, int i, const char *sql, int n, const ch
 int pg_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     struct pg_query q;
     PGresult **res = calloc((size_t)nsh, sizeof *res);
     int *at = calloc((size_t)nsh, sizeof *at);
@@ -359,13 +359,13 @@ int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, 
                char *next)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int n = nshards(s), rc = 0;
+    int n = pg_nshards(s), rc = 0;
     int listed = 1; /* a position from a process that knows a shard not known here yet */
     for (const char *p = after; *p; p++)
         listed += *p == '.';
     if (listed > n) {
         oh_pg_shards_refresh(&s->dir, true);
-        n = known(s);
+        n = pg_known(s);
     }
     int64_t *revs = calloc((size_t)n, sizeof *revs);
     PGresult **res = calloc((size_t)n, sizeof *res);
@@ -388,10 +388,10 @@ int pg_changes(oh_store *st, const char *after, int limit, oh_store_conv_fn fn, 
         goto out;
     }
     char lim[24];
-    i64s(lim, sizeof lim, limit > 0 ? limit : 1);
+    pg_i64s(lim, sizeof lim, limit > 0 ? limit : 1);
     for (int i = 0; rc == 0 && i < n; i++) {
         char r[24];
-        i64s(r, sizeof r, revs[i]);
+        pg_i64s(r, sizeof r, revs[i]);
         const char *vals[] = {r, lim};
         rc = oh_pg_exec(s->dir.at[i].pool, P_CHANGES, 2, vals, &res[i], true);
     }
@@ -430,7 +430,7 @@ int pg_ref_get(oh_store *st, const char *channel, const char *account, const cha
                struct oh_store_ref *out)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     const char *vals[] = {channel, account, ref};
     for (int i = 0; i < nsh; i++) {
         PGresult *r;
@@ -460,7 +460,7 @@ int pg_ref_put(oh_store *st, const char *channel, const char *account, const cha
 {
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {channel, account, ref, conv, message_id};
-    return conv_void(s, conv, P_REF_PUT, 5, vals);
+    return pg_conv_void(s, conv, P_REF_PUT, 5, vals);
 }
 
 /* Copies column 0 of the single row of R into OUT. */
@@ -478,7 +478,7 @@ int pg_message_state(oh_store *st, const char *conv, const char *message_id, cha
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv, message_id};
     PGresult *r;
-    int rc = conv_exec(s, conv, P_STATE_GET, 2, vals, &r);
+    int rc = pg_conv_exec(s, conv, P_STATE_GET, 2, vals, &r);
     if (rc != 0) return rc;
     rc = copy_value(r, out, 16);
     PQclear(r);
@@ -490,9 +490,9 @@ int pg_cursor_set(oh_store *st, const char *conv, const char *role, const char *
 {
     struct pg_store *s = (struct pg_store *)st;
     char q[24];
-    i64s(q, sizeof q, seq);
+    pg_i64s(q, sizeof q, seq);
     const char *vals[] = {conv, user, role, device, q};
-    return conv_void(s, conv, P_CURSOR_SET, 5, vals);
+    return pg_conv_void(s, conv, P_CURSOR_SET, 5, vals);
 }
 
 int pg_cursors(oh_store *st, const char *conv, const char *role, const char *user,
@@ -501,7 +501,7 @@ int pg_cursors(oh_store *st, const char *conv, const char *role, const char *use
     struct pg_store *s = (struct pg_store *)st;
     const char *vals[] = {conv, user, role};
     PGresult *r;
-    int rc = conv_exec(s, conv, P_CURSORS, 3, vals, &r);
+    int rc = pg_conv_exec(s, conv, P_CURSORS, 3, vals, &r);
     if (rc != 0) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int stop = fn(opaque, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
@@ -593,12 +593,12 @@ int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
 int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     const char *vals[] = {agent};
     for (int i = 0; i < nsh; i++) {
         PGresult *r;
         /* (the replica, when there is one, mirrors a single shard) */
-        int rc = nsh == 1 ? read_exec(s, s->dir.at[0].pool, P_OPEN_ASSIGNED, 1, vals, &r)
+        int rc = nsh == 1 ? pg_read_exec(s, s->dir.at[0].pool, P_OPEN_ASSIGNED, 1, vals, &r)
                                  : oh_pg_exec(s->dir.at[i].pool, P_OPEN_ASSIGNED, 1, vals, &r, true);
         if (rc != 0) return rc;
         *count += PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
@@ -640,7 +640,7 @@ int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *c
         const char *vals[] = {convs[i], contacts[i]};
         PGresult *r;
         struct oh_pg_pool *p;
-        rc = conv_pool(s, convs[i], &p);
+        rc = pg_conv_pool(s, convs[i], &p);
         if (rc == 0)
             rc = oh_pg_exec_sql(p, "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2,
                                 vals, &r, true);

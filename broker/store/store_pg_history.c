@@ -395,7 +395,7 @@ int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items,
     struct pg_store *s = (struct pg_store *)st;
     int *ev = calloc(n ? n : 1, sizeof *ev), *oc = calloc(n ? n : 1, sizeof *oc);
     int rc = ev && oc ? batch_shards(s, items, n, ev, oc) : OH_ENOMEM;
-    int nsh = known(s); /* after the placement: every index handed out is below it */
+    int nsh = pg_known(s); /* after the placement: every index handed out is below it */
     json_t **rows = calloc((size_t)nsh, sizeof *rows);
     json_t **outs = calloc((size_t)nsh, sizeof *outs);
     json_t *jpos = json_array();
@@ -475,7 +475,7 @@ int pg_position_get(oh_store *st, const char *group, const char *topic, int32_t 
 {
     struct pg_store *s = (struct pg_store *)st;
     char part[24];
-    i64s(part, sizeof part, partition);
+    pg_i64s(part, sizeof part, partition);
     const char *vals[] = {group, topic, part};
     PGresult *r;
     *next = *published = 0;
@@ -494,8 +494,8 @@ int pg_position_published(oh_store *st, const char *group, const char *topic, in
 {
     struct pg_store *s = (struct pg_store *)st;
     char part[24], pub[24];
-    i64s(part, sizeof part, partition);
-    i64s(pub, sizeof pub, published);
+    pg_i64s(part, sizeof part, partition);
+    pg_i64s(pub, sizeof pub, published);
     const char *vals[] = {group, topic, part, pub};
     PGresult *r;
     int rc = oh_pg_exec(s->dir.at[0].pool, P_POS_PUBLISHED, 4, vals, &r, true);
@@ -532,14 +532,14 @@ static int row_check(const struct pg_store *s, PGresult *r, int i, int conv, int
 int pg_since_source(oh_store *st, int32_t partition, int64_t from, oh_store_row_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     char part[24], off[24];
-    i64s(part, sizeof part, partition);
-    i64s(off, sizeof off, from);
+    pg_i64s(part, sizeof part, partition);
+    pg_i64s(off, sizeof off, from);
     const char *vals[] = {part, off};
     PGresult **res = calloc((size_t)nsh, sizeof *res);
     int *at = calloc((size_t)nsh, sizeof *at);
-    int rc = !res || !at ? OH_ENOMEM : all_shards(s, nsh, P_SINCE, 2, vals, res);
+    int rc = !res || !at ? OH_ENOMEM : pg_all_shards(s, nsh, P_SINCE, 2, vals, res);
     if (rc != 0) goto out;
     for (;;) { /* k-way merge in source order */
         int best = -1;
@@ -575,14 +575,14 @@ int pg_history(oh_store *st, const char *conv, int64_t after, int limit, oh_stor
 {
     struct pg_store *s = (struct pg_store *)st;
     struct oh_pg_pool *p;
-    int rc = conv_pool(s, conv, &p);
+    int rc = pg_conv_pool(s, conv, &p);
     if (rc != 0) return rc;
     char a[24], l[24];
-    i64s(a, sizeof a, after);
-    i64s(l, sizeof l, limit);
+    pg_i64s(a, sizeof a, after);
+    pg_i64s(l, sizeof l, limit);
     const char *vals[] = {conv, a, limit > 0 ? l : NULL};
     PGresult *r;
-    rc = read_exec(s, p, P_HISTORY, 3, vals, &r);
+    rc = pg_read_exec(s, p, P_HISTORY, 3, vals, &r);
     if (rc != 0) return rc;
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
@@ -596,7 +596,7 @@ int pg_history(oh_store *st, const char *conv, int64_t after, int limit, oh_stor
     }
     PQclear(r);
     if (rc == 0 && rows == 0) { /* empty page or no such conversation? */
-        rc = read_exec(s, p, P_CONV_EXISTS, 1, vals, &r);
+        rc = pg_read_exec(s, p, P_CONV_EXISTS, 1, vals, &r);
         if (rc == 0) {
             rc = PQntuples(r) ? 0 : OH_ENOTFOUND;
             PQclear(r);
@@ -612,7 +612,7 @@ int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_
     const char *vals[] = {event_id, conv};
     PGresult *r;
     /* the primary: a replica may not have it yet */
-    int rc = conv_exec(s, conv, P_EVENT_GET, 2, vals, &r);
+    int rc = pg_conv_exec(s, conv, P_EVENT_GET, 2, vals, &r);
     if (rc != 0) return rc;
     if (PQntuples(r) == 1) {
         int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -630,7 +630,7 @@ int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_
 int pg_verify(oh_store *st, struct oh_store_verify *v)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = nshards(s);
+    int nsh = pg_nshards(s);
     for (int sh = 0; sh < nsh; sh++) {
         char conv[OH_ID_MAX] = "", seq[24] = "0";
         for (;;) {
@@ -664,7 +664,7 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
 {
     struct pg_store *s = (struct pg_store *)st;
     struct oh_pg_pool *p;
-    int rc = conv_pool(s, conv, &p);
+    int rc = pg_conv_pool(s, conv, &p);
     if (rc != 0) return rc;
     const char *vals[3] = {conv};
     PGresult *r;

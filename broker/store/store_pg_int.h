@@ -206,24 +206,24 @@ struct pg_store {
 /* ---- store_pg.c: the statements' SQL, routing to shards and the replica ---- */
 
 /* The shards known now, without a refresh: for indices handed out before. */
-int known(struct pg_store *s);
+int pg_known(struct pg_store *s);
 /* The shards a read across all of them asks (after a refresh when due). */
-int nshards(struct pg_store *s);
+int pg_nshards(struct pg_store *s);
 /* *P = the pool of CONV's shard (placement directory, see store_pg_shards.c). */
-int conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p);
+int pg_conv_pool(struct pg_store *s, const char *conv, struct oh_pg_pool **p);
 /* Runs ID on CONV's shard (see oh_pg_exec; repeated on a broken connection). */
-int conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals,
+int pg_conv_exec(struct pg_store *s, const char *conv, enum pg_stmt id, int n, const char *const *vals,
               PGresult **r);
-int conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n,
+int pg_conv_void(struct pg_store *s, const char *conv, enum pg_stmt id, int n,
               const char *const *vals);
 /* History and lists go to the replica when there is one; if it cannot be
  * reached the primary answers. */
-int read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
+int pg_read_exec(struct pg_store *s, struct oh_pg_pool *primary, enum pg_stmt id, int n,
               const char *const *vals, PGresult **r);
 /* Runs ID with VALS on every shard; RES[i] holds shard i's rows. */
-int all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *const *vals,
+int pg_all_shards(struct pg_store *s, int nsh, enum pg_stmt id, int n, const char *const *vals,
                PGresult **res);
-void i64s(char *buf, size_t len, int64_t v);
+void pg_i64s(char *buf, size_t len, int64_t v);
 
 /* ---- store_pg_history.c: the history ---- */
 

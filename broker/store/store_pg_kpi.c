@@ -15,7 +15,7 @@
 int pg_article_put(oh_store *st, const struct oh_store_article *a, int64_t *version)
 {
     char ms[24];
-    i64s(ms, sizeof ms, a->updated_ms);
+    pg_i64s(ms, sizeof ms, a->updated_ms);
     const char *vals[] = {a->id, a->title, a->body, a->locale, a->tags, ms};
     PGresult *r;
     int rc = oh_pg_exec(SHARD0(st), P_ART_PUT, 6, vals, &r, true);
@@ -521,8 +521,8 @@ static int add_rows(struct snap *s, const char *key, int64_t from, int64_t to,
              "breached::int, bot_involved::int, agent_replied::int, reopened_ms - resolved_ms "
              "FROM kpi_episodes WHERE resolved_ms >= $1::bigint AND resolved_ms < $2::bigint",
              key);
-    i64s(a, sizeof a, from);
-    i64s(b, sizeof b, to);
+    pg_i64s(a, sizeof a, from);
+    pg_i64s(b, sizeof b, to);
     const char *vals[] = {a, b};
     PGresult *r;
     int rc = snap_exec(s, sql, 2, vals, &r);
@@ -561,11 +561,11 @@ static int add_days(struct snap *s, int dim, const char *key, int64_t first, int
              "NULL AND resolved_ms >= $4::bigint AND resolved_ms < $5::bigint "
              "AND reopened_ms - resolved_ms >= $6::bigint GROUP BY 2 ORDER BY 1",
              key);
-    i64s(a, sizeof a, first);
-    i64s(b, sizeof b, last);
-    i64s(c, sizeof c, s->from);
-    i64s(d, sizeof d, s->to);
-    i64s(w, sizeof w, s->window_ms);
+    pg_i64s(a, sizeof a, first);
+    pg_i64s(b, sizeof b, last);
+    pg_i64s(c, sizeof c, s->from);
+    pg_i64s(d, sizeof d, s->to);
+    pg_i64s(w, sizeof w, s->window_ms);
     const char *vals[] = {oh_kpi_dims[dim], a, b, c, d, w};
     PGresult *r;
     int rc = snap_exec(s, sql, 6, vals, &r);
@@ -607,10 +607,10 @@ static int frt_values(void *opaque, const char *key, int64_t lo, int64_t hi, int
              "AND frt_ms < $2::bigint AND resolved_ms >= $3::bigint AND resolved_ms < $4::bigint%s%s%s",
              s->col ? " AND " : "", s->col ? s->col : "",
              s->col ? " IS NOT DISTINCT FROM $5::text" : "");
-    i64s(a, sizeof a, lo);
-    i64s(b, sizeof b, hi);
-    i64s(c, sizeof c, s->from);
-    i64s(d, sizeof d, s->to);
+    pg_i64s(a, sizeof a, lo);
+    pg_i64s(b, sizeof b, hi);
+    pg_i64s(c, sizeof c, s->from);
+    pg_i64s(d, sizeof d, s->to);
     const char *vals[] = {a, b, c, d, key};
     PGresult *r;
     int rc = snap_exec(s, sql, s->col ? 5 : 4, vals, &r);
@@ -635,9 +635,9 @@ static int rows_report(struct oh_pg_pool *p, const struct oh_store_kpi_query *q,
     char sql[4096], from[24], to[24], win[24];
     int rc = oh_store_kpi_sql(sql, sizeof sql, q->group_by, '$');
     if (rc) return rc;
-    i64s(from, sizeof from, q->from_ms);
-    i64s(to, sizeof to, q->to_ms);
-    i64s(win, sizeof win, q->reopen_window_ms);
+    pg_i64s(from, sizeof from, q->from_ms);
+    pg_i64s(to, sizeof to, q->to_ms);
+    pg_i64s(win, sizeof win, q->reopen_window_ms);
     const char *vals[] = {from, to, q->agent, win};
     PGresult *r;
     if ((rc = oh_pg_exec_sql(p, sql, 4, vals, &r, true))) return rc;

@@ -183,7 +183,7 @@ sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt i)
     return c->st[i];
 }
 
-void bind_text(sqlite3_stmt *s, int i, const char *v)
+void sq_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_STATIC);
 }
@@ -255,7 +255,7 @@ static int sq_meta_get(struct sq_conn *c, const char *key, char *out, size_t out
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
         SQLITE_OK)
         return OH_EIO;
-    bind_text(s, 1, key);
+    sq_bind_text(s, 1, key);
     int rc = sqlite3_step(s) == SQLITE_ROW ? 0 : OH_ENOTFOUND;
     if (rc == 0) snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
     sqlite3_finalize(s);
@@ -268,8 +268,8 @@ static int sq_meta_put(struct sq_conn *c, const char *key, const char *value)
     if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1,
                            &s, NULL) != SQLITE_OK)
         return OH_EIO;
-    bind_text(s, 1, key);
-    bind_text(s, 2, value);
+    sq_bind_text(s, 1, key);
+    sq_bind_text(s, 2, value);
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : OH_EIO;
     sqlite3_finalize(s);
     return rc;
@@ -424,12 +424,12 @@ int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *ar
     return rc;
 }
 
-void bind_args(sqlite3_stmt *q, const void *p)
+void sq_bind_args(sqlite3_stmt *q, const void *p)
 {
     const struct sq_args *a = p;
     int col = 1;
     for (int i = 0; i < a->nt; i++)
-        bind_text(q, col++, a->t[i]);
+        sq_bind_text(q, col++, a->t[i]);
     int left = sqlite3_bind_parameter_count(q) - col + 1;
     for (int i = 0; i < left && i < 2; i++)
         sqlite3_bind_int64(q, col++, a->n[i]);
@@ -444,7 +444,7 @@ int sq_read(struct sq_store *s, enum sq_stmt i, const struct sq_args *a, sq_row_
     sqlite3_stmt *q = sq_stmt(c, i);
     int rc = OH_EIO, n = 0;
     if (q) {
-        bind_args(q, a);
+        sq_bind_args(q, a);
         int r;
         rc = 0;
         while ((r = sqlite3_step(q)) == SQLITE_ROW) {

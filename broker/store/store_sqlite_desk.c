@@ -234,7 +234,7 @@ int sq_list(oh_store *st, const struct oh_store_filter *f, oh_store_list_fn fn, 
     } else {
         for (int i = 0; i < q.n; i++)
             if (q.text[i])
-                bind_text(stmt, i + 1, q.text[i]);
+                sq_bind_text(stmt, i + 1, q.text[i]);
             else
                 sqlite3_bind_int64(stmt, i + 1, q.num[i]);
         struct sq_list l = {fn, opaque};
@@ -317,7 +317,7 @@ int sq_ref_put(oh_store *st, const char *channel, const char *account, const cha
                const char *conv, const char *message_id)
 {
     struct sq_args a = {5, {channel, account, ref, conv, message_id}, {0, 0}};
-    return sq_write((struct sq_store *)st, S_REF_PUT, bind_args, &a);
+    return sq_write((struct sq_store *)st, S_REF_PUT, sq_bind_args, &a);
 }
 
 struct sq_buf {
@@ -353,7 +353,7 @@ int sq_cursor_set(oh_store *st, const char *conv, const char *role, const char *
                   const char *device, int64_t seq)
 {
     struct sq_args a = {4, {conv, user, role, device}, {seq, 0}};
-    return sq_write((struct sq_store *)st, S_CURSOR_SET, bind_args, &a);
+    return sq_write((struct sq_store *)st, S_CURSOR_SET, sq_bind_args, &a);
 }
 
 struct sq_cursors {
@@ -378,7 +378,7 @@ int sq_cursors(oh_store *st, const char *conv, const char *role, const char *use
 int sq_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
 {
     struct sq_args a = {3, {ns, key, value}, {0, 0}};
-    return sq_write((struct sq_store *)st, S_KV_PUT, bind_args, &a);
+    return sq_write((struct sq_store *)st, S_KV_PUT, sq_bind_args, &a);
 }
 
 int sq_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen)
@@ -406,7 +406,7 @@ int sq_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t
             break;
         }
         struct sq_args a = {2, {ns, keys[i]}, {0, 0}};
-        bind_args(q, &a);
+        sq_bind_args(q, &a);
         int r = sqlite3_step(q);
         if (r == SQLITE_ROW) {
             const char *v = (const char *)sqlite3_column_text(q, 0);
@@ -425,7 +425,7 @@ int sq_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t
 int sq_kv_del(oh_store *st, const char *ns, const char *key)
 {
     struct sq_args a = {2, {ns, key}, {0, 0}};
-    return sq_write((struct sq_store *)st, S_KV_DEL, bind_args, &a);
+    return sq_write((struct sq_store *)st, S_KV_DEL, sq_bind_args, &a);
 }
 
 int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
@@ -441,7 +441,7 @@ int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const cha
             rc = OH_EIO;
             break;
         }
-        bind_args(q, &a);
+        sq_bind_args(q, &a);
         rc = sq_run(s->w, q);
     }
     if (rc == 0)
@@ -501,7 +501,7 @@ int sq_contact_rows(void *wctx, const char *const *keys, const char *const *valu
             rc = OH_EIO;
             break;
         }
-        bind_args(q, &a);
+        sq_bind_args(q, &a);
         rc = sq_run(s->w, q);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -510,8 +510,8 @@ int sq_contact_rows(void *wctx, const char *const *keys, const char *const *valu
             rc = OH_EIO;
             break;
         }
-        bind_text(q, 1, convs[i]);
-        bind_text(q, 2, contacts[i]);
+        sq_bind_text(q, 1, convs[i]);
+        sq_bind_text(q, 2, contacts[i]);
         rc = sq_run(s->w, q);
     }
     return rc;

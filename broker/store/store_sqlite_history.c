@@ -16,10 +16,10 @@ static int sq_outcome(struct sq_store *s, const struct oh_store_item *it, int64_
 {
     sqlite3_stmt *q = sq_stmt(s->w, S_OUTCOME_PUT);
     if (!q) return OH_EIO;
-    bind_text(q, 1, it->outcome_id);
-    bind_text(q, 2, it->outcome_conv ? it->outcome_conv : "");
+    sq_bind_text(q, 1, it->outcome_id);
+    sq_bind_text(q, 2, it->outcome_conv ? it->outcome_conv : "");
     sqlite3_bind_int(q, 3, it->outcome_code);
-    bind_text(q, 4, it->outcome_body ? it->outcome_body : "{}");
+    sq_bind_text(q, 4, it->outcome_body ? it->outcome_body : "{}");
     sqlite3_bind_int64(q, 5, now_ms);
     return sq_run(s->w, q);
 }
@@ -30,12 +30,12 @@ static int sq_state(struct sq_store *s, const char *conv, const struct oh_store_
 {
     sqlite3_stmt *q = sq_stmt(s->w, S_CONV_STATE);
     if (!q) return OH_EIO;
-    bind_text(q, 1, conv);
-    bind_text(q, 2, *st->status ? st->status : "open");
-    bind_text(q, 3, st->assignee);
-    bind_text(q, 4, st->team);
-    bind_text(q, 5, *st->priority ? st->priority : "normal");
-    bind_text(q, 6, st->labels);
+    sq_bind_text(q, 1, conv);
+    sq_bind_text(q, 2, *st->status ? st->status : "open");
+    sq_bind_text(q, 3, st->assignee);
+    sq_bind_text(q, 4, st->team);
+    sq_bind_text(q, 5, *st->priority ? st->priority : "normal");
+    sq_bind_text(q, 6, st->labels);
     sqlite3_bind_int64(q, 7, st->snoozed_until_ms);
     sqlite3_bind_int64(q, 8, st->episode);
     sqlite3_bind_int64(q, 9, seq);
@@ -101,18 +101,18 @@ static int sq_touch_flush(struct sq_store *s, struct sq_batch *b, int64_t now_ms
         if (!q) return OH_EIO;
         char preview[4 * OH_STORE_PREVIEW_CHARS + 4] = "";
         if (t->preview) oh_store_preview(t->text, preview);
-        bind_text(q, 1, t->conv);
+        sq_bind_text(q, 1, t->conv);
         sqlite3_bind_int64(q, 2, t->head);
         sqlite3_bind_int64(q, 3, now_ms);
         sqlite3_bind_int(q, 4, t->inbound);
-        bind_text(q, 5, t->name ? t->name : "");
+        sq_bind_text(q, 5, t->name ? t->name : "");
         sqlite3_bind_int64(q, 6, t->inbound_ms);
         sqlite3_bind_int64(q, 7, ++*rev);
         sqlite3_bind_int(q, 8, t->preview);
-        bind_text(q, 9, t->preview ? t->direction : "");
-        bind_text(q, 10, t->preview ? t->kind : "");
+        sq_bind_text(q, 9, t->preview ? t->direction : "");
+        sq_bind_text(q, 10, t->preview ? t->kind : "");
         sqlite3_bind_text(q, 11, preview, -1, SQLITE_STATIC);
-        bind_text(q, 12, t->contact_id ? t->contact_id : "");
+        sq_bind_text(q, 12, t->contact_id ? t->contact_id : "");
         sqlite3_bind_int64(q, 13, t->last_seq);
         sqlite3_bind_int64(q, 14, t->last_ms);
         rc = sq_run(s->w, q);
@@ -126,7 +126,7 @@ static int sq_repeat(struct sq_store *s, struct oh_store_item *it, const char *i
 {
     sqlite3_stmt *q = sq_stmt(s->w, S_EVENT_EXISTS);
     if (!q) return OH_EIO;
-    bind_text(q, 1, id);
+    sq_bind_text(q, 1, id);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW && sqlite3_column_int(q, 1) == it->src_partition &&
         sqlite3_column_int64(q, 2) == it->src_offset) {
@@ -173,7 +173,7 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     } else if (!t->conv) { /* the batch's first event of it: the row's head */
         q = sq_stmt(c, S_CONV_HEAD);
         if (!q) return OH_EIO;
-        bind_text(q, 1, f.conv);
+        sq_bind_text(q, 1, f.conv);
         rc = sqlite3_step(q);
         memset(t, 0, sizeof *t);
         if (rc == SQLITE_ROW) t->head = sqlite3_column_int64(q, 0);
@@ -198,10 +198,10 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
         free(text);
         return OH_EIO;
     }
-    bind_text(q, 1, f.conv);
+    sq_bind_text(q, 1, f.conv);
     sqlite3_bind_int64(q, 2, seq);
-    bind_text(q, 3, f.id);
-    bind_text(q, 4, f.type);
+    sq_bind_text(q, 3, f.id);
+    sq_bind_text(q, 4, f.type);
     sqlite3_bind_int(q, 5, it->src_partition);
     sqlite3_bind_int64(q, 6, it->src_offset);
     sqlite3_bind_int64(q, 7, f.ts_ms);
@@ -225,11 +225,11 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     if (!t->exists) { /* its first event: the directory's row */
         q = sq_stmt(c, S_CONV_INSERT);
         if (!q) return OH_EIO;
-        bind_text(q, 1, f.conv);
-        bind_text(q, 2, f.channel);
-        bind_text(q, 3, f.account);
-        bind_text(q, 4, f.contact_id);
-        bind_text(q, 5, f.contact_name);
+        sq_bind_text(q, 1, f.conv);
+        sq_bind_text(q, 2, f.channel);
+        sq_bind_text(q, 3, f.account);
+        sq_bind_text(q, 4, f.contact_id);
+        sq_bind_text(q, 5, f.contact_name);
         sqlite3_bind_int64(q, 6, now_ms);
         if ((rc = sq_run(c, q)) != 0) return rc;
         t->exists = true;
@@ -266,11 +266,11 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
         if (!*refs[i][0] || !*refs[i][1] || (i == 1 && !f.status)) continue;
         q = sq_stmt(c, S_REF_ADD);
         if (!q) return OH_EIO;
-        bind_text(q, 1, f.channel);
-        bind_text(q, 2, f.account);
-        bind_text(q, 3, refs[i][0]);
-        bind_text(q, 4, f.conv);
-        bind_text(q, 5, refs[i][1]);
+        sq_bind_text(q, 1, f.channel);
+        sq_bind_text(q, 2, f.account);
+        sq_bind_text(q, 3, refs[i][0]);
+        sq_bind_text(q, 4, f.conv);
+        sq_bind_text(q, 5, refs[i][1]);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
     struct oh_store_state cs;
@@ -279,9 +279,9 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     if (f.status && *f.state && *f.status_mid) {
         q = sq_stmt(c, S_STATE_UPSERT);
         if (!q) return OH_EIO;
-        bind_text(q, 1, f.conv);
-        bind_text(q, 2, f.status_mid);
-        bind_text(q, 3, f.state);
+        sq_bind_text(q, 1, f.conv);
+        sq_bind_text(q, 2, f.status_mid);
+        sq_bind_text(q, 3, f.state);
         sqlite3_bind_int(q, 4, f.rank);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
@@ -296,8 +296,8 @@ int sq_pos_write(struct sq_conn *c, const char *group, const struct oh_store_pos
     for (size_t i = 0; i < npos && rc == 0; i++) {
         sqlite3_stmt *q = sq_stmt(c, S_POS_UPSERT);
         if (!q) return OH_EIO;
-        bind_text(q, 1, group);
-        bind_text(q, 2, pos[i].topic);
+        sq_bind_text(q, 1, group);
+        sq_bind_text(q, 2, pos[i].topic);
         sqlite3_bind_int(q, 3, pos[i].partition);
         sqlite3_bind_int64(q, 4, pos[i].next);
         rc = sq_run(c, q);
@@ -372,8 +372,8 @@ int sq_position_get(oh_store *st, const char *group, const char *topic, int32_t 
     int rc = OH_EIO;
     *next = *published = 0;
     if (q) {
-        bind_text(q, 1, group);
-        bind_text(q, 2, topic);
+        sq_bind_text(q, 1, group);
+        sq_bind_text(q, 2, topic);
         sqlite3_bind_int(q, 3, partition);
         int r = sqlite3_step(q);
         if (r == SQLITE_ROW) {
@@ -391,7 +391,7 @@ int sq_position_published(oh_store *st, const char *group, const char *topic, in
                           int64_t published)
 {
     struct sq_args a = {2, {group, topic}, {partition, published}};
-    return sq_write((struct sq_store *)st, S_POS_PUBLISHED, bind_args, &a);
+    return sq_write((struct sq_store *)st, S_POS_PUBLISHED, sq_bind_args, &a);
 }
 
 struct sq_rows {
@@ -502,7 +502,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
         rc = OH_EIO;
         goto out;
     }
-    bind_text(q, 1, conv);
+    sq_bind_text(q, 1, conv);
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (n == cap) {
             struct sq_erased *r = realloc(rows, (cap = cap ? cap * 2 : 64) * sizeof *rows);
@@ -545,7 +545,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
         }
         sqlite3_reset(up);
         sqlite3_bind_int64(up, 1, rows[i].rowid);
-        bind_text(up, 2, OH_EV_ERASED);
+        sq_bind_text(up, 2, OH_EV_ERASED);
         sqlite3_bind_text(up, 3, text, (int)len, free);
         sqlite3_bind_int64(up, 4, crc);
         if (rc == 0 && sqlite3_step(up) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
@@ -566,7 +566,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
                                -1, &c, NULL) != SQLITE_OK)
             rc = OH_EIO;
         else {
-            bind_text(c, 1, conv);
+            sq_bind_text(c, 1, conv);
             if (sqlite3_step(c) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
         }
         sqlite3_finalize(c);

@@ -117,7 +117,7 @@ typedef int (*sq_row_fn)(sqlite3_stmt *q, void *ctx);
 int sq_err(int rc);
 /* The statement I of C, reset and ready for binding; NULL on failure. */
 sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt i);
-void bind_text(sqlite3_stmt *s, int i, const char *v);
+void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Runs S to completion (no rows expected); resets it. */
 int sq_run(struct sq_conn *c, sqlite3_stmt *s);
 int sq_exec(struct sq_conn *c, enum sq_stmt i);
@@ -125,7 +125,7 @@ struct sq_conn *sq_reader(struct sq_store *s);
 void sq_reader_put(struct sq_store *s, struct sq_conn *c);
 /* Runs a write statement prepared by BIND on the writer connection. */
 int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args);
-void bind_args(sqlite3_stmt *q, const void *p);
+void sq_bind_args(sqlite3_stmt *q, const void *p);
 /* Steps a read query; calls ROW for each row until it returns non-zero. */
 int sq_read(struct sq_store *s, enum sq_stmt i, const struct sq_args *a, sq_row_fn row, void *ctx,
             int *nrows);

@@ -18,7 +18,7 @@ static int sq_write_returning(struct sq_store *s, enum sq_stmt i, const struct s
     sqlite3_stmt *q = sq_stmt(s->w, i);
     int rc = OH_EIO;
     if (q) {
-        bind_args(q, a);
+        sq_bind_args(q, a);
         int r = sqlite3_step(q);
         if (r == SQLITE_ROW) {
             if (out) *out = sqlite3_column_int64(q, 0);
@@ -274,7 +274,7 @@ int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *e
         const struct oh_store_episode *e = &eps[i];
         /* a rewritten episode: its old contribution to kpi_days goes first */
         sqlite3_reset(old);
-        bind_text(old, 1, e->conversation_id);
+        sq_bind_text(old, 1, e->conversation_id);
         sqlite3_bind_int64(old, 2, e->episode);
         int r = sqlite3_step(old);
         if (r == SQLITE_ROW) {
@@ -287,9 +287,9 @@ int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *e
         if (rc == 0) rc = oh_kpi_delta_add(d, e, 1);
         if (rc) break;
         sqlite3_reset(ins);
-        bind_text(ins, 1, e->conversation_id);
+        sq_bind_text(ins, 1, e->conversation_id);
         sqlite3_bind_int64(ins, 2, e->episode);
-        bind_text(ins, 3, e->channel);
+        sq_bind_text(ins, 3, e->channel);
         bind_opt_text(ins, 4, e->agent);
         bind_opt_text(ins, 5, e->team);
         sqlite3_bind_int64(ins, 6, e->start_ms);

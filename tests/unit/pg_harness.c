@@ -12,7 +12,7 @@ static char base[512]; /* DSN of the server's "postgres" database */
 static char dir[512];  /* our server's directory; "" for an external one */
 static int ndb;
 
-static int helper(const char *args, char *out, size_t outlen)
+int oh_test_pg_helper(const char *args, char *out, size_t outlen)
 {
     char *script = oh_test_src("tests/pg_server.py");
     char cmd[1400];
@@ -40,7 +40,7 @@ bool oh_test_pg_start(void)
         return true;
     }
     char out[1200];
-    if (helper("start", out, sizeof out) != 0) {
+    if (oh_test_pg_helper("start", out, sizeof out) != 0) {
         fprintf(stderr, "pg_server.py start failed: %s\n", out);
         return false;
     }
@@ -49,6 +49,11 @@ bool oh_test_pg_start(void)
     snprintf(base, sizeof base, "%.*s", (int)nl, out);
     snprintf(dir, sizeof dir, "%.*s", (int)strcspn(out + nl + 1, "\n"), out + nl + 1);
     return true;
+}
+
+const char *oh_test_pg_dir(void)
+{
+    return dir;
 }
 
 void oh_test_pg_sql(const char *dsn, const char *sql)
@@ -76,7 +81,7 @@ void oh_test_pg_stop(void)
     if (dir[0]) {
         char args[600];
         snprintf(args, sizeof args, "stop %s", dir);
-        helper(args, NULL, 0);
+        oh_test_pg_helper(args, NULL, 0);
     } else {
         PGconn *c = PQconnectdb(base);
         for (int i = 1; i <= ndb && PQstatus(c) == CONNECTION_OK; i++) {

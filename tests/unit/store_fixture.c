@@ -1,5 +1,5 @@
 /* store_fixture.c - what the store's test files share: the throwaway
- * PostgreSQL server (tests/pg_server.py) when the suite runs there, a
+ * PostgreSQL server (pg_harness.c) when the suite runs there, a
  * fresh store for each case, and events to put in it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,105 +7,13 @@
 #include <unistd.h>
 #include "store_fixture.h"
 
-#ifdef OH_HAVE_POSTGRES
-#include <libpq-fe.h>
-#endif
 
 bool use_pg;
-char pg_base[512]; /* DSN of the server's "postgres" database */
-char pg_dir[512];  /* our throwaway server's directory, "" for an external one */
-int db_counter;
 
 char *tmp;
 oh_config *cfg;
 oh_store *st;
 char cur_dsn[600];
-
-/* ---------- test server plumbing ---------- */
-
-int run_helper(const char *args, char *out, size_t outlen)
-{
-    char *script = oh_test_src("tests/pg_server.py");
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, args);
-    free(script);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = out ? fread(out, 1, outlen - 1, p) : 0;
-    if (out)
-        out[n] = '\0';
-    else {
-        char sink[256];
-        while (fread(sink, 1, sizeof sink, p) > 0) {
-        }
-    }
-    return pclose(p) == 0 ? 0 : -1;
-}
-
-#ifdef OH_HAVE_POSTGRES
-void pg_sql(const char *dsn, const char *sql)
-{
-    PGconn *c = PQconnectdb(dsn);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* A fresh database on the test server; its DSN in OUT. */
-void pg_newdb(char *out, size_t outlen)
-{
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE oh_t%d_%d", (int)getpid(), ++db_counter);
-    pg_sql(pg_base, sql);
-    snprintf(out, outlen, "%s dbname=oh_t%d_%d", pg_base, (int)getpid(), db_counter);
-}
-#endif
-
-void pg_global_start(void)
-{
-    const char *dsn = getenv("OMNIHUB_TEST_PG_DSN");
-    if (dsn && *dsn) {
-        snprintf(pg_base, sizeof pg_base, "%s", dsn);
-        return;
-    }
-    char out[1200];
-    if (run_helper("start", out, sizeof out) != 0) {
-        fprintf(stderr, "pg_server.py start failed: %s\n", out);
-        exit(1);
-    }
-    char *nl = strchr(out, '\n');
-    if (!nl) {
-        fprintf(stderr, "pg_server.py: unexpected output %s\n", out);
-        exit(1);
-    }
-    *nl = '\0';
-    snprintf(pg_base, sizeof pg_base, "%.500s", out);
-    snprintf(pg_dir, sizeof pg_dir, "%.*s", (int)strcspn(nl + 1, "\n"), nl + 1);
-}
-
-void pg_global_stop(void)
-{
-#ifdef OH_HAVE_POSTGRES
-    if (!pg_dir[0]) { /* an external server: drop what we created */
-        PGconn *c = PQconnectdb(pg_base);
-        for (int i = 1; i <= db_counter && PQstatus(c) == CONNECTION_OK; i++) {
-            char sql[128];
-            snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS oh_t%d_%d WITH (FORCE)",
-                     (int)getpid(), i);
-            PQclear(PQexec(c, sql));
-        }
-        PQfinish(c);
-    }
-#endif
-    if (pg_dir[0]) {
-        char args[600];
-        snprintf(args, sizeof args, "stop %s", pg_dir);
-        run_helper(args, NULL, 0);
-    }
-}
 
 /* ---------- fixture ---------- */
 
@@ -139,7 +47,7 @@ void setup(void)
     tmp = oh_test_tmpdir();
     cur_dsn[0] = '\0';
 #ifdef OH_HAVE_POSTGRES
-    if (use_pg) pg_newdb(cur_dsn, sizeof cur_dsn);
+    if (use_pg) oh_test_pg_newdb(cur_dsn, sizeof cur_dsn);
 #endif
     cfg = make_cfg(cur_dsn, NULL);
     st = open_cfg(cfg);

@@ -12,26 +12,15 @@
 #include "store/store_int.h"
 
 extern bool use_pg;
-extern char pg_base[512]; /* DSN of the server's "postgres" database */
-extern char pg_dir[512];  /* our throwaway server's directory, "" for an external one */
-extern int db_counter;
 
 extern char *tmp;
 extern oh_config *cfg;
 extern oh_store *st;
 extern char cur_dsn[600];
 
-/* ---------- test server plumbing ---------- */
-
-/* Runs tests/pg_server.py with ARGS; its output in OUT (may be NULL). */
-int run_helper(const char *args, char *out, size_t outlen);
 #ifdef OH_HAVE_POSTGRES
-void pg_sql(const char *dsn, const char *sql);
-/* A fresh database on the test server; its DSN in OUT. */
-void pg_newdb(char *out, size_t outlen);
+#include "pg_harness.h"
 #endif
-void pg_global_start(void);
-void pg_global_stop(void);
 
 /* ---------- fixture ---------- */
 

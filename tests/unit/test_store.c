@@ -147,7 +147,7 @@ START_TEST(t_concurrent_open)
     oh_config *c;
     if (use_pg) {
 #ifdef OH_HAVE_POSTGRES
-        pg_newdb(where, sizeof where);
+        oh_test_pg_newdb(where, sizeof where);
 #endif
         c = make_cfg(where, NULL);
     } else {
@@ -251,11 +251,13 @@ static Suite *suite(void)
     return s;
 }
 
+#ifdef OH_HAVE_POSTGRES
 static void on_signal(int sig)
 {
-    pg_global_stop();
+    oh_test_pg_stop();
     _exit(128 + sig);
 }
+#endif
 
 int main(void)
 {
@@ -269,13 +271,16 @@ int main(void)
         printf("1..0 # SKIP built without libpq\n");
         return 0;
     }
-#endif
+#else
     if (use_pg) {
-        pg_global_start();
+        if (!oh_test_pg_start()) return 1;
         signal(SIGTERM, on_signal); /* a meson timeout must not leave a server behind */
         signal(SIGINT, on_signal);
     }
+#endif
     int rc = oh_test_run(suite());
-    if (use_pg) pg_global_stop();
+#ifdef OH_HAVE_POSTGRES
+    if (use_pg) oh_test_pg_stop();
+#endif
     return rc;
 }

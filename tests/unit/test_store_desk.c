@@ -344,12 +344,12 @@ START_TEST(t_cursor_rows_before_roles)
     if (use_pg) {
 #ifdef OH_HAVE_POSTGRES
         char dsn[600];
-        pg_newdb(dsn, sizeof dsn);
-        pg_sql(dsn, pg_migrations[0]);
-        pg_sql(dsn, "CREATE TABLE schema_version (version integer PRIMARY KEY, "
+        oh_test_pg_newdb(dsn, sizeof dsn);
+        oh_test_pg_sql(dsn, pg_migrations[0]);
+        oh_test_pg_sql(dsn, "CREATE TABLE schema_version (version integer PRIMARY KEY, "
                     "applied_at timestamptz NOT NULL DEFAULT now()); "
                     "INSERT INTO schema_version (version) VALUES (1)");
-        pg_sql(dsn, old_rows);
+        oh_test_pg_sql(dsn, old_rows);
         oh_config_free(cfg);
         cfg = make_cfg(dsn, NULL);
 #endif

@@ -391,7 +391,7 @@ static void damage(const char *conv, int64_t seq)
              (long long)seq, (long long)seq + 1, conv, (long long)seq);
 #ifdef OH_HAVE_POSTGRES
     if (use_pg) {
-        pg_sql(cur_dsn, sql);
+        oh_test_pg_sql(cur_dsn, sql);
         return;
     }
 #endif

@@ -21,8 +21,8 @@ static long pg_count(const char *dsn, const char *sql)
 static void helper_dir(const char *cmd)
 {
     char args[700];
-    snprintf(args, sizeof args, "%s %s", cmd, pg_dir);
-    ck_assert_msg(run_helper(args, NULL, 0) == 0, "pg_server.py %s failed", cmd);
+    snprintf(args, sizeof args, "%s %s", cmd, oh_test_pg_dir());
+    ck_assert_msg(oh_test_pg_helper(args, NULL, 0) == 0, "pg_server.py %s failed", cmd);
 }
 
 /* Materializes events e_rs<first>.. (N of them) over 3 conversations,
@@ -64,7 +64,7 @@ static void check_rs_history(int total)
 
 START_TEST(t_pg_restart)
 {
-    if (!pg_dir[0]) return; /* an external server: we cannot restart it */
+    if (!oh_test_pg_dir()[0]) return; /* an external server: we cannot restart it */
     int off = 0;
     rs_batch(off, 40);
     off += 40;
@@ -111,8 +111,8 @@ END_TEST
 START_TEST(t_pg_shards)
 {
     char d0[600], d1[600], list[1300];
-    pg_newdb(d0, sizeof d0);
-    pg_newdb(d1, sizeof d1);
+    oh_test_pg_newdb(d0, sizeof d0);
+    oh_test_pg_newdb(d1, sizeof d1);
     snprintf(list, sizeof list, "%s,%s", d0, d1);
     oh_store_close(st);
     oh_config_free(cfg);
@@ -259,9 +259,9 @@ static int count_shard(void *opaque, const struct oh_store_shard *sh)
 START_TEST(t_pg_shard_added)
 {
     char d0[600], d1[600], d2[600], list[1300], err[512];
-    pg_newdb(d0, sizeof d0);
-    pg_newdb(d1, sizeof d1);
-    pg_newdb(d2, sizeof d2);
+    oh_test_pg_newdb(d0, sizeof d0);
+    oh_test_pg_newdb(d1, sizeof d1);
+    oh_test_pg_newdb(d2, sizeof d2);
     snprintf(list, sizeof list, "%s,%s", d0, d1);
     oh_store_close(st);
     oh_config_free(cfg);
@@ -278,7 +278,7 @@ START_TEST(t_pg_shard_added)
     ck_assert_int_eq(n, 3);
     /* the second member starts later and sees x taking new conversations;
      * the first refreshed its list just now and still places over the ring */
-    pg_sql(d0, "UPDATE shards SET added_at = now() - interval '1 hour'");
+    oh_test_pg_sql(d0, "UPDATE shards SET added_at = now() - interval '1 hour'");
     oh_store *other = open_cfg(cfg);
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, 2);
@@ -349,7 +349,7 @@ END_TEST
 START_TEST(t_pg_concurrent_open)
 {
     char dsn[600];
-    pg_newdb(dsn, sizeof dsn);
+    oh_test_pg_newdb(dsn, sizeof dsn);
     oh_config *c = make_cfg(dsn, NULL);
     struct open_arg a[4];
     open_at_once(c, a);
@@ -366,7 +366,7 @@ END_TEST
 START_TEST(t_pg_read_split)
 {
     char replica[600], err[256];
-    pg_newdb(replica, sizeof replica); /* an empty "replica" that lags behind */
+    oh_test_pg_newdb(replica, sizeof replica); /* an empty "replica" that lags behind */
     oh_config *rc = make_cfg(replica, NULL);
     oh_store_close(open_cfg(rc)); /* same schema, as a streaming replica would have */
     oh_config_free(rc);
