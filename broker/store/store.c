@@ -623,35 +623,3 @@ int oh_store_row_check(const char *conv, int64_t seq, const char *json, size_t l
     oh_metrics_inc("omnihub_store_damaged_events_total", "", 1);
     return OH_EDAMAGED;
 }
-
-/* ---- KPI reports: one query for both backends ---- */
-
-int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph)
-{
-    static const struct {
-        const char *by, *key;
-    } keys[] = {{"agent", "agent"}, {"team", "team"}, {"channel", "channel"}, {"none", "'all'"}};
-    const char *key = NULL;
-    for (size_t i = 0; i < OH_ARRAY_SIZE(keys) && !key; i++)
-        if (strcmp(group_by, keys[i].by) == 0) key = keys[i].key;
-    if (!key) return OH_EINVAL;
-    /* PostgreSQL needs the parameters' types; SQLite takes the casts too */
-    bool pg = ph == '$';
-    const char *txt = pg ? "::text" : "", *num = pg ? "::bigint" : "";
-    /* percentile_disc(p) is the nearest rank, the ceil(p * n)-th smallest
-     * (PostgreSQL; one sort per group, no window) */
-    int n = snprintf(
-        out, len,
-        "SELECT %s AS k, count(*), count(frt_ms), coalesce(sum(frt_ms), 0), "
-        "percentile_disc(0.5) WITHIN GROUP (ORDER BY frt_ms), "
-        "percentile_disc(0.9) WITHIN GROUP (ORDER BY frt_ms), "
-        "sum(nrt_count), sum(nrt_sum_ms), count(aht_ms), coalesce(sum(aht_ms), 0), "
-        "sum(resolved_ms - start_ms), sum(CASE WHEN breached THEN 0 ELSE 1 END), "
-        "sum(CASE WHEN bot_involved THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN bot_involved AND NOT agent_replied AND (reopened_ms IS NULL OR "
-        "reopened_ms - resolved_ms >= %c4%s) THEN 1 ELSE 0 END) FROM kpi_episodes "
-        "WHERE resolved_ms >= %c1%s AND resolved_ms < %c2%s AND (%c3%s IS NULL OR agent = %c3%s) "
-        "GROUP BY 1 ORDER BY %s%s NULLS FIRST",
-        key, ph, num, ph, num, ph, num, ph, txt, ph, txt, key, pg ? " COLLATE \"C\"" : "");
-    return n > 0 && (size_t)n < len ? OH_OK : OH_ETOOBIG;
-}

@@ -1,8 +1,10 @@
-/* store_kpi.c - the arithmetic of a KPI report for a backend that streams
- * episode rows instead of aggregating them in SQL (SQLite: one pass over
- * the rows of the range is three times faster than its GROUP BY and window
- * sort): sums and counts per key, and the exact nearest-rank p50 / p90 of
- * the first response times by selection. */
+/* store_kpi.c - the arithmetic of KPI reports, shared by both backends:
+ * aggregating streamed episode rows (SQLite: one pass over the rows of the
+ * range is three times faster than its GROUP BY and window sort) with
+ * exact nearest-rank p50 / p90 by selection; the daily aggregates
+ * (kpi_days: deltas, FRT histograms, reading them back); and the one SQL
+ * query PostgreSQL answers the reports with that kpi_days does not serve. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "store/store_int.h"
@@ -532,4 +534,37 @@ int oh_kpi_acc_add_bot(struct oh_kpi_acc *k, const char *key, int64_t n)
     if (!s->row.episodes) return OH_EDAMAGED; /* its episodes are counted first */
     s->row.bot_resolved += n;
     return OH_OK;
+}
+
+/* ---- a report in one SQL query (PostgreSQL: an agent's own report, a
+ * range without a whole day) ---- */
+
+int oh_store_kpi_sql(char *out, size_t len, const char *group_by, char ph)
+{
+    static const struct {
+        const char *by, *key;
+    } keys[] = {{"agent", "agent"}, {"team", "team"}, {"channel", "channel"}, {"none", "'all'"}};
+    const char *key = NULL;
+    for (size_t i = 0; i < OH_ARRAY_SIZE(keys) && !key; i++)
+        if (strcmp(group_by, keys[i].by) == 0) key = keys[i].key;
+    if (!key) return OH_EINVAL;
+    /* PostgreSQL needs the parameters' types; SQLite takes the casts too */
+    bool pg = ph == '$';
+    const char *txt = pg ? "::text" : "", *num = pg ? "::bigint" : "";
+    /* percentile_disc(p) is the nearest rank, the ceil(p * n)-th smallest
+     * (PostgreSQL; one sort per group, no window) */
+    int n = snprintf(
+        out, len,
+        "SELECT %s AS k, count(*), count(frt_ms), coalesce(sum(frt_ms), 0), "
+        "percentile_disc(0.5) WITHIN GROUP (ORDER BY frt_ms), "
+        "percentile_disc(0.9) WITHIN GROUP (ORDER BY frt_ms), "
+        "sum(nrt_count), sum(nrt_sum_ms), count(aht_ms), coalesce(sum(aht_ms), 0), "
+        "sum(resolved_ms - start_ms), sum(CASE WHEN breached THEN 0 ELSE 1 END), "
+        "sum(CASE WHEN bot_involved THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN bot_involved AND NOT agent_replied AND (reopened_ms IS NULL OR "
+        "reopened_ms - resolved_ms >= %c4%s) THEN 1 ELSE 0 END) FROM kpi_episodes "
+        "WHERE resolved_ms >= %c1%s AND resolved_ms < %c2%s AND (%c3%s IS NULL OR agent = %c3%s) "
+        "GROUP BY 1 ORDER BY %s%s NULLS FIRST",
+        key, ph, num, ph, num, ph, num, ph, txt, ph, txt, key, pg ? " COLLATE \"C\"" : "");
+    return n > 0 && (size_t)n < len ? OH_OK : OH_ETOOBIG;
 }

@@ -203,7 +203,7 @@ struct pg_store {
 
 #define SHARD0(st) (((struct pg_store *)(st))->dir.at[0].pool)
 
-/* ---- store_pg.c: the statements' SQL, routing to shards and the replica ---- */
+/* ---- store_pg_route.c: the statements' SQL, routing to shards and the replica ---- */
 
 /* The shards known now, without a refresh: for indices handed out before. */
 int pg_known(struct pg_store *s);

@@ -10,7 +10,7 @@
 
 #define SQ_HEADS 4096 /* conversations whose head the writer remembers */
 
-/* The statements of each connection (their SQL: sq_sql, store_sqlite.c). */
+/* The statements of each connection (their SQL: sq_sql, store_sqlite_conn.c). */
 enum sq_stmt {
     S_BEGIN_IMM,
     S_COMMIT,
@@ -112,9 +112,13 @@ struct sq_args {
 /* Takes one row of a read query (sq_read): non-zero stops. */
 typedef int (*sq_row_fn)(sqlite3_stmt *q, void *ctx);
 
-/* ---- store_sqlite.c: errors, connections, statements ---- */
+/* ---- store_sqlite_conn.c: errors, connections, statements ---- */
 
 int sq_err(int rc);
+/* A connection to the database at PATH (WRITER: created if missing, WAL,
+ * synchronous=FULL, a larger cache); NULL with ERR filled on failure. */
+struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, size_t errlen);
+void sq_conn_close(struct sq_conn *c);
 /* The statement I of C, reset and ready for binding; NULL on failure. */
 sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt i);
 void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
