@@ -359,7 +359,12 @@ int bench_connections(const struct bench_opts *o);
 /* kpis.c: GET /v1/reports/kpis over N stored episodes. */
 int bench_kpis(const struct bench_opts *o);
 
-/* A random run id ("r" + 8 hex), so repeated runs against one daemon never
+/* The source tree (tools/meson.build defines it), for the bench's data. */
+#ifndef OH_SOURCE_ROOT
+#define OH_SOURCE_ROOT "."
+#endif
+
+/* daemon.c: a random run id ("r" + 8 hex), so repeated runs against one daemon never
  * collide. OUT >= 16. */
 void bench_run_id(char *out);
 

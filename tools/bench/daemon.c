@@ -1,6 +1,7 @@
 /* daemon.c - the processes under test: omnihubd (started with the bench's
  * secrets on a free port in a temp dir, or attached by URL) and nginx as the
- * HTTP ceiling; CPU time and peak RSS from /proc. */
+ * HTTP ceiling; CPU time and peak RSS from /proc; the bench's agent token
+ * and run ids for talking to it. */
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "bench.h"
+#include "core/auth.h"
+#include "core/crypto.h"
 
 int bench_proc_read(pid_t pid, struct bench_proc *out)
 {
@@ -416,4 +419,16 @@ int bench_proc_threads(pid_t pid, json_t *out)
     }
     closedir(d);
     return 0;
+}
+
+void bench_run_id(char *out)
+{
+    unsigned char r[4];
+    if (oh_random(r, sizeof r)) memset(r, (int)getpid(), sizeof r);
+    snprintf(out, 16, "r%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+}
+
+char *bench_agent_token(void)
+{
+    return oh_auth_issue(BENCH_JWT_SECRET, "bench-agent", "agent", "bench", 24 * 3600);
 }

@@ -9,13 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/auth.h"
 #include "bench.h"
-#include "core/crypto.h"
-
-#ifndef OH_SOURCE_ROOT
-#define OH_SOURCE_ROOT "."
-#endif
 
 static void usage(FILE *out)
 {
@@ -78,18 +72,6 @@ static void usage(FILE *out)
             "  --agents N            desk: N agents online; measures inbound -> assigned by\n"
             "                        the router and SLA breach lateness at --rate for\n"
             "                        --seconds (instead of the inbox scenario)\n");
-}
-
-void bench_run_id(char *out)
-{
-    unsigned char r[4];
-    if (oh_random(r, sizeof r)) memset(r, (int)getpid(), sizeof r);
-    snprintf(out, 16, "r%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
-}
-
-char *bench_agent_token(void)
-{
-    return oh_auth_issue(BENCH_JWT_SECRET, "bench-agent", "agent", "bench", 24 * 3600);
 }
 
 static void default_daemon(struct bench_opts *o, const char *argv0)
