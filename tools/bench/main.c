@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "bench.h"
+#include "core/oh.h"
 
 static void usage(FILE *out)
 {
