@@ -257,18 +257,22 @@ int gw_ws_token(struct lws *wsi, char *out, size_t len);
 int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len);
 void gw_ws_deliver_live(struct oh_gateway *gw);
-void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
 void gw_ws_tick(struct oh_gateway *gw);
-/* Tells WHO's other connected devices (same role and sub) that may see
- * CONV about a read cursor. The REST read route reaches it through
- * gw->read_fanout. */
-void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                       int64_t seq);
 void gw_ws_free_all(struct oh_gateway *gw);
 /* Parses one client message: a JSON object with a string "type". Pure (the
  * fuzzers call it). Returns the object, which the caller releases, and its
  * type in *TYPE (borrowed from it); NULL with a reason in *WHY. */
 json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char **why);
+
+/* ws_live.c */
+/* The hub's live feed: a copy of the event queued for the service thread.
+ * Runs on the thread that materialized it. */
+void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len);
+/* Tells WHO's other connected devices (same role and sub) that may see
+ * CONV about a read cursor. The REST read route reaches it through
+ * gw->read_fanout. */
+void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                       int64_t seq);
 
 /* signals.c: a customer's read cursor of CONV was stored at SEQ: the
  * agents watching CONV (subscribed to it or to "*") are told. */

@@ -78,7 +78,7 @@ static void fan_out(struct oh_gateway *gw, const char *conv, json_t *o, bool age
     json_decref(o);
     if (!f.text) return;
     f.len = strlen(f.text);
-    gw->ws_each_watcher(gw, conv, send_frame, &f); /* ws.c, above this file */
+    gw->ws_each_watcher(gw, conv, send_frame, &f); /* ws_live.c, above this file */
     free(f.text);
 }
 
@@ -214,7 +214,7 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
 void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
                            int64_t seq)
 {
-    gw->ws_read_fanout(gw, who, conv, seq); /* ws.c, above this file */
+    gw->ws_read_fanout(gw, who, conv, seq); /* ws_live.c, above this file */
     share(gw, "read", conv,
           json_pack("{s:s, s:I, s:{s:s, s:s, s:s}}", "conversation", conv, "seq", (json_int_t)seq,
                     "from", "role", oh_auth_role_name(who->role), "id", who->sub, "device",

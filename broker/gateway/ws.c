@@ -1,8 +1,11 @@
-/* ws.c - the WebSocket protocol of clients and agents: subscribe (catch up
- * from the store in pages, then live, with no gap and no duplicate), send,
- * read cursors, backpressure, rate limits and idle timeouts (the outgoing
- * frames and their queue are ws_out.c). Everything here runs on the
- * service thread except the *_work functions. */
+/* ws.c - the WebSocket protocol of clients and agents: the upgrade's token,
+ * client messages, subscribe (catch up from the store in pages, then live,
+ * with no gap and no duplicate), send and its ack, read cursors, replay
+ * backpressure, rate limits and idle timeouts; the wake-up that hands the
+ * queued live events to the subscriptions, then completes the pool's jobs.
+ * Live events to a subscription are ws_live.c, the outgoing frames and
+ * their queue ws_out.c. Everything here runs on the service thread except
+ * the *_work functions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,60 +21,7 @@
 #define FIRST_EVENTS 32
 #define PAGE_FIRST   256
 #define PAGE_ROWS    4096
-#define MAX_PENDING  10000
 #define MAX_SUBS     64
-
-struct live_item {
-    struct live_item *next;
-    char conv[OH_ID_MAX];
-    int64_t seq;
-    int64_t at_us; /* when materialized, for push latency */
-    size_t len;
-    /* what customers get instead (visibility.c), after the text's NUL:
-     * ALT_LEN bytes when ALT */
-    bool alt;
-    size_t alt_len;
-    char json[];
-};
-
-/* The bytes of IT that C may see. */
-static const char *item_text(const struct wsconn *c, const struct live_item *it, size_t *len)
-{
-    if (it->alt && !oh_auth_is_agent(&c->who)) {
-        *len = it->alt_len;
-        return it->json + it->len + 1;
-    }
-    *len = it->len;
-    return it->json;
-}
-
-static size_t item_size(const struct live_item *it)
-{
-    return sizeof *it + it->len + 1 + (it->alt ? it->alt_len + 1 : 0);
-}
-
-struct pend {
-    struct pend *next;
-    struct live_item *item;
-};
-
-struct sub {
-    struct sub *next_conn; /* in its connection */
-    struct sub *next_hash; /* in gw->subs / gw->all_subs */
-    struct wsconn *c;
-    char conv[OH_ID_MAX];
-    bool all, live, dead, paused, page_busy, overflow;
-    int64_t last;     /* highest seq written to the client */
-    size_t row_bytes; /* per event in the last replay page */
-    struct pend *pend, **pend_tail;
-    size_t npend;
-    bool resume, recovered; /* "*" with a cursor */
-    int jobs;               /* jobs in flight that point here: a dead sub is freed at 0 */
-    /* "*" only (OH_STORE_POS_MAX bytes, allocated for "*" alone: a
-     * conversation's subscription, one per idle connection, has none): the
-     * store position its catch-up has reached */
-    char pos[];
-};
 
 /* JOB_CHUNK: the first frames of a JOB_PAGE still being read, handed to
  * the service thread as each OUT_CHUNK fills (below, page_frame) */
@@ -114,45 +64,7 @@ struct wsjob {
 
 static void conn_release(struct wsconn *c);
 
-static const char event_pre[] = "{\"type\":\"event\",\"event\":";
-
-static void send_event(struct wsconn *c, const char *json, size_t len)
-{
-    gw_ws_send(c, event_pre, sizeof event_pre - 1, json, len, "}", 1);
-    oh_metrics_inc("omnihub_ws_events_pushed_total", "", 1);
-}
-
-/* Events of S's conversation with AFTER < seq <= UPTO went into the queue
- * of S's device: connectors that track delivery hear of it when the device
- * is a customer's (the queue refused nothing: the connection stays open). */
-static void pushed(const struct sub *s, int64_t after, int64_t upto)
-{
-    const struct wsconn *c = s->c;
-    if (upto > after && c->who.role == OH_ROLE_CUSTOMER && c->wsi && !c->close_code)
-        gw_notify_pushed(c->gw, s->conv, after, upto);
-}
-
 /* ---- subscriptions ---- */
-
-static unsigned slot_of(const char *conv)
-{
-    uint32_t h = 2166136261u;
-    for (; *conv; conv++)
-        h = (h ^ (uint8_t)*conv) * 16777619u;
-    return h % 4096;
-}
-
-static void pend_clear(struct sub *s)
-{
-    while (s->pend) {
-        struct pend *p = s->pend;
-        s->pend = p->next;
-        free(p->item);
-        free(p);
-    }
-    s->pend_tail = &s->pend;
-    s->npend = 0;
-}
 
 /* Subscription records held (live ones and dead ones awaiting a job). */
 static void subs_gauge(int by)
@@ -163,7 +75,7 @@ static void subs_gauge(int by)
 
 static void sub_free(struct sub *s)
 {
-    pend_clear(s);
+    gw_ws_pend_clear(s);
     free(s);
     subs_gauge(-1);
 }
@@ -184,14 +96,14 @@ static void sub_reap(struct sub *s)
 
 static void sub_unlink(struct oh_gateway *gw, struct sub *s)
 {
-    struct sub **p = s->all ? &gw->all_subs : &gw->subs[slot_of(s->conv)];
+    struct sub **p = s->all ? &gw->all_subs : &gw->subs[gw_ws_slot_of(s->conv)];
     for (; *p; p = &(*p)->next_hash)
         if (*p == s) {
             *p = s->next_hash;
             break;
         }
     s->dead = true;
-    pend_clear(s);
+    gw_ws_pend_clear(s);
 }
 
 /* Ends S on a connection that stays open: its slot is free again. */
@@ -200,111 +112,6 @@ static void sub_drop(struct sub *s)
     sub_unlink(s->c->gw, s);
     s->c->nsubs--;
     sub_reap(s);
-}
-
-static struct live_item *item_copy(const struct live_item *it)
-{
-    struct live_item *n = malloc(item_size(it));
-    if (n) memcpy(n, it, item_size(it));
-    return n;
-}
-
-static void deliver(struct sub *s, const struct live_item *it)
-{
-    struct wsconn *c = s->c;
-    size_t len;
-    const char *text = item_text(c, it, &len);
-    if (s->all && s->live) {
-        send_event(c, text, len);
-        return;
-    }
-    if (!s->live) {
-        /* catching up: keep it for after the replay, bounded */
-        if (s->npend >= MAX_PENDING) {
-            pend_clear(s);
-            /* the store has them; read again ("*": its catch-up reads every
-             * conversation changed until it ends, these included) */
-            s->overflow = true;
-            return;
-        }
-        struct pend *p = malloc(sizeof *p);
-        if (p && (p->item = item_copy(it))) {
-            p->next = NULL;
-            *s->pend_tail = p;
-            s->pend_tail = &p->next;
-            s->npend++;
-        } else {
-            free(p);
-            s->overflow = true;
-        }
-        return;
-    }
-    if (it->seq <= s->last) return;
-    int64_t before = s->last;
-    s->last = it->seq;
-    send_event(c, text, len);
-    pushed(s, before, s->last);
-    oh_metrics_observe("omnihub_ws_push_seconds", "", (double)(oh_mono_us() - it->at_us) / 1e6);
-}
-
-/* on the sync (or timeline) thread: customers' view of an internal event
- * is made here once, off the service thread, for all their subscribers */
-/* Runs on the thread that materialized the event (sync): a copy queued
- * for the gateway thread. What customers may see of it is worked out there,
- * and only when a customer is subscribed (below): parsing every internal
- * event here for customers who mostly are not there cost 8 % of an
- * ingest's instructions. */
-void gw_ws_feed(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
-{
-    struct oh_gateway *gw = opaque;
-    struct live_item *it = malloc(sizeof *it + len + 1);
-    if (!it) return;
-    it->next = NULL;
-    snprintf(it->conv, sizeof it->conv, "%s", conv);
-    it->seq = seq;
-    it->at_us = oh_mono_us();
-    it->len = len;
-    memcpy(it->json, json, len);
-    it->json[len] = '\0';
-    it->alt = false;
-    it->alt_len = 0;
-    pthread_mutex_lock(&gw->mu);
-    *gw->live_tail = it;
-    gw->live_tail = &it->next;
-    gw->live_len++;
-    bool wake = gw_wake_locked(gw);
-    pthread_mutex_unlock(&gw->mu);
-    if (wake) lws_cancel_service(gw->ctx);
-}
-
-/* IT with what customers get instead appended (visibility.c); IT itself
- * when they see it whole, NULL when out of memory (IT freed). */
-static struct live_item *with_alt(struct live_item *it)
-{
-    char *alt = NULL;
-    size_t alt_len = 0;
-    if (oh_event_customer_text(it->json, it->len, &alt, &alt_len) != OH_OK) {
-        /* stored text that does not parse: customers get nothing rather
-         * than what may be internal (their replay fails the same way) */
-        alt = strdup("");
-        alt_len = 0;
-        if (!alt) {
-            free(it);
-            return NULL;
-        }
-    }
-    if (!alt) return it;
-    struct live_item *n = realloc(it, sizeof *it + it->len + 1 + alt_len + 1);
-    if (!n) {
-        free(alt);
-        free(it);
-        return NULL;
-    }
-    memcpy(n->json + n->len + 1, alt, alt_len + 1);
-    n->alt = true;
-    n->alt_len = alt_len;
-    free(alt);
-    return n;
 }
 
 static void drain_jobs(struct oh_gateway *gw);
@@ -320,18 +127,18 @@ void gw_ws_deliver_live(struct oh_gateway *gw)
     while (it) {
         struct live_item *next = it->next;
         bool customer = false;
-        for (struct sub *s = gw->subs[slot_of(it->conv)]; s && !customer; s = s->next_hash)
+        for (struct sub *s = gw->subs[gw_ws_slot_of(it->conv)]; s && !customer; s = s->next_hash)
             customer = strcmp(s->conv, it->conv) == 0 && !oh_auth_is_agent(&s->c->who);
         for (struct sub *s = gw->all_subs; s && !customer; s = s->next_hash)
             customer = !oh_auth_is_agent(&s->c->who);
-        if (customer && !(it = with_alt(it))) {
+        if (customer && !(it = gw_ws_with_alt(it))) {
             it = next;
             continue;
         }
-        for (struct sub *s = gw->subs[slot_of(it->conv)]; s; s = s->next_hash)
-            if (strcmp(s->conv, it->conv) == 0) deliver(s, it);
+        for (struct sub *s = gw->subs[gw_ws_slot_of(it->conv)]; s; s = s->next_hash)
+            if (strcmp(s->conv, it->conv) == 0) gw_ws_deliver(s, it);
         for (struct sub *s = gw->all_subs; s; s = s->next_hash)
-            deliver(s, it);
+            gw_ws_deliver(s, it);
         free(it);
         it = next;
     }
@@ -631,31 +438,6 @@ void gw_ws_drained(struct wsconn *c)
         if (s->paused) next_page(s);
 }
 
-/* The replay reached the store's head: flush what arrived meanwhile. */
-static void go_live(struct sub *s)
-{
-    int64_t before = s->last;
-    s->live = true;
-    if (s->all) { /* what arrived during the catch-up, all of it */
-        for (struct pend *p = s->pend; p; p = p->next) {
-            size_t len;
-            const char *text = item_text(s->c, p->item, &len);
-            send_event(s->c, text, len);
-        }
-        pend_clear(s);
-        return;
-    }
-    for (struct pend *p = s->pend; p; p = p->next)
-        if (p->item->seq > s->last) {
-            size_t len;
-            const char *text = item_text(s->c, p->item, &len);
-            s->last = p->item->seq;
-            send_event(s->c, text, len);
-        }
-    pend_clear(s);
-    pushed(s, before, s->last);
-}
-
 /* Queues the N frames in *PAGE (SEQS and OFFS: each one's seq and start)
  * from the first event the client has not had yet; *PAGE is taken when
  * queued. False when the connection is closing (a slow consumer). */
@@ -678,7 +460,7 @@ static bool queue_frames(struct sub *s, struct outbuf **page, const int64_t *seq
     *page = NULL;
     int64_t before = s->last;
     s->last = seqs[n - 1];
-    pushed(s, before, s->last);
+    gw_ws_pushed(s, before, s->last);
     oh_metrics_inc("omnihub_ws_events_pushed_total", "", (uint64_t)(n - i));
     oh_metrics_inc("omnihub_ws_events_replayed_total", "", (uint64_t)(n - i));
     return true;
@@ -704,7 +486,7 @@ static void replay_page(struct sub *s, struct wsjob *j)
     if (j->more || s->overflow)
         next_page(s);
     else
-        go_live(s);
+        gw_ws_go_live(s);
 }
 
 static void finish_job(struct wsjob *j)
@@ -766,7 +548,7 @@ static void finish_job(struct wsjob *j)
                                          oh_store_epoch(c->gw->hub->store), "head", (json_int_t)0,
                                          "recovered", s->recovered, "cursor", cursor));
         }
-        go_live(s);
+        gw_ws_go_live(s);
         break;
     case JOB_SEND:
         if (j->status) {
@@ -819,34 +601,6 @@ static void drain_jobs(struct oh_gateway *gw)
         }
         rev = next;
     }
-}
-
-void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque)
-{
-    uint64_t mark = ++gw->mark; /* a connection with several matching subs hears once */
-    for (struct sub *s = conv ? gw->subs[slot_of(conv)] : NULL; s; s = s->next_hash)
-        if (!s->dead && strcmp(s->conv, conv) == 0 && s->c->wsi && !s->c->close_code &&
-            s->c->mark != mark) {
-            s->c->mark = mark;
-            fn(s->c, false, opaque);
-        }
-    for (struct sub *s = gw->all_subs; s; s = s->next_hash)
-        if (!s->dead && s->c->wsi && !s->c->close_code && s->c->mark != mark) {
-            s->c->mark = mark;
-            fn(s->c, true, opaque);
-        }
-}
-
-void gw_ws_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                       int64_t seq)
-{
-    gw_signal_read(gw, who, conv, seq);
-    /* the sub alone is not the user: a customer may carry an agent's sub */
-    for (struct wsconn *c = gw->conns; c; c = c->next)
-        if (c->wsi && c->who.role == who->role && strcmp(c->who.sub, who->sub) == 0 &&
-            strcmp(c->who.device, who->device) != 0 && oh_auth_may_access(&c->who, conv))
-            gw_ws_send_json(c, json_pack("{s:s, s:s, s:I, s:s}", "type", "read", "conversation",
-                                         conv, "seq", (json_int_t)seq, "device", who->device));
 }
 
 /* ---- client messages ---- */
@@ -945,7 +699,7 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
         return;
     }
     /* live first, then the replay: nothing can fall between the two */
-    unsigned slot = slot_of(conv);
+    unsigned slot = gw_ws_slot_of(conv);
     s->next_hash = c->gw->subs[slot];
     c->gw->subs[slot] = s;
     struct wsjob *j = job_new(c, JOB_SUBSCRIBE);

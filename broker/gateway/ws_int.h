@@ -1,6 +1,6 @@
-/* ws_int.h - shared by ws.c (the WebSocket protocol) and ws_out.c (its
- * outgoing side: frames, each connection's queue, writes). Service thread
- * unless marked otherwise. */
+/* ws_int.h - shared by ws.c (the WebSocket protocol), ws_live.c (live
+ * events to subscriptions) and ws_out.c (the outgoing side: frames, each
+ * connection's queue, writes). Service thread unless marked otherwise. */
 #ifndef OH_WS_INT_H
 #define OH_WS_INT_H
 
@@ -42,7 +42,7 @@ struct wsconn {
     int close_code; /* non-zero: close at the next writable */
     char close_reason[64];
     enum oh_presence_status presence; /* this agent connection's own (signals.c) */
-    uint64_t mark;                    /* the last fan-out that reached it (ws.c) */
+    uint64_t mark;                    /* the last fan-out that reached it (ws_live.c) */
 };
 
 /* ---- ws_out.c ---- */
@@ -71,9 +71,67 @@ void gw_ws_queue_free(struct wsconn *c);
 /* The writable callback: a pending close or ping, then queued frames. */
 int gw_ws_writable(struct wsconn *c);
 
-/* ws.c: calls FN once for each open connection watching CONV: subscribed
+/* ---- ws_live.c ---- */
+
+/* A live event as the feed queued it (gw->live), for the service thread. */
+struct live_item {
+    struct live_item *next;
+    char conv[OH_ID_MAX];
+    int64_t seq;
+    int64_t at_us; /* when materialized, for push latency */
+    size_t len;
+    /* what customers get instead (visibility.c), after the text's NUL:
+     * ALT_LEN bytes when ALT */
+    bool alt;
+    size_t alt_len;
+    char json[];
+};
+
+/* One subscription of a connection: to a conversation (in gw->subs) or to
+ * "*" (gw->all_subs); ws.c makes, replays and ends it, ws_live.c delivers
+ * to it. */
+struct pend; /* a live event held back while S catches up (ws_live.c) */
+struct sub {
+    struct sub *next_conn; /* in its connection */
+    struct sub *next_hash; /* in gw->subs / gw->all_subs */
+    struct wsconn *c;
+    char conv[OH_ID_MAX];
+    bool all, live, dead, paused, page_busy, overflow;
+    int64_t last;     /* highest seq written to the client */
+    size_t row_bytes; /* per event in the last replay page */
+    struct pend *pend, **pend_tail;
+    size_t npend;
+    bool resume, recovered; /* "*" with a cursor */
+    int jobs;               /* jobs in flight that point here: a dead sub is freed at 0 */
+    /* "*" only (OH_STORE_POS_MAX bytes, allocated for "*" alone: a
+     * conversation's subscription, one per idle connection, has none): the
+     * store position its catch-up has reached */
+    char pos[];
+};
+
+/* The start of an event frame: {"type":"event","event":<event>} */
+static const char event_pre[] = "{\"type\":\"event\",\"event\":";
+
+/* The slot of CONV's subscriptions in gw->subs. */
+unsigned gw_ws_slot_of(const char *conv);
+/* Frees the live events held back for S. */
+void gw_ws_pend_clear(struct sub *s);
+/* IT to S: queued when S is live, else held back (bounded: past that S
+ * reads its replay again). */
+void gw_ws_deliver(struct sub *s, const struct live_item *it);
+/* IT with what customers get instead appended; IT itself when they see it
+ * whole, NULL when out of memory (IT freed). */
+struct live_item *gw_ws_with_alt(struct live_item *it);
+/* S's replay reached the store's head: what was held back goes out, and
+ * S is live. */
+void gw_ws_go_live(struct sub *s);
+/* Events of S's conversation after AFTER up to UPTO were queued to S's
+ * device (connectors that track delivery hear of it). */
+void gw_ws_pushed(const struct sub *s, int64_t after, int64_t upto);
+
+/* Calls FN once for each open connection watching CONV: subscribed
  * to it, or to "*" (ALL tells which); CONV NULL: the "*" subscribers only.
- * signals.c, below ws.c, reaches it through gw->ws_each_watcher. */
+ * signals.c, below ws_live.c, reaches it through gw->ws_each_watcher. */
 typedef void (*gw_ws_watcher_fn)(struct wsconn *c, bool all, void *opaque);
 void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque);
 

@@ -300,6 +300,14 @@ def kcat(bootstrap, topic):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def metadata(bootstrap):
+    """The cluster's metadata as kcat -L -J prints it: brokers, and topics
+    with their partitions and leaders."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-J"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return json.loads(out)
+
+
 async def ws_live(gw, conv, head, epoch, token, post):
     """Subscribes to CONV after HEAD, calls POST, returns the events up to
     the first live one."""
@@ -437,8 +445,7 @@ def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
     assert len(boot.split(",")) == 3 and all(b.startswith("127.0.0.1:") for b in boot.split(","))
     conv = d.post_inbound(msg("m1", "inproc")).json()["conversation_id"]
     assert d.wait_history(conv, 1)[0]["seq"] == 1
-    meta = json.loads(subprocess.run(["kcat", "-b", boot, "-L", "-J"], capture_output=True,
-                                     text=True, timeout=30, check=True).stdout)
+    meta = metadata(boot)
     topics = {t["topic"]: len(t["partitions"]) for t in meta["topics"]}
     assert topics["omnihub.events"] == 4 and topics["omnihub.timeline"] == 4
     assert len(meta["brokers"]) == 3
@@ -473,9 +480,7 @@ def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
     # the mock places leaders at random: every timeline partition is put on
     # another broker than the same events partition, so the outage below
     # leaves the gateway's appends alone whatever the conversation hashes to
-    meta = json.loads(subprocess.run(["kcat", "-b", cluster.mock.bootstrap, "-L", "-J"],
-                                     capture_output=True, text=True, timeout=30,
-                                     check=True).stdout)
+    meta = metadata(cluster.mock.bootstrap)
     for t in meta["topics"]:
         if t["topic"] == "omnihub.events":
             for p in t["partitions"]:
@@ -489,9 +494,7 @@ def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
     for conv in convs:
         gw.wait_history(conv, 1)
     part = {r["key"]: r["partition"] for r in kcat(cluster.mock.bootstrap, "omnihub.events")}
-    meta = json.loads(subprocess.run(["kcat", "-b", cluster.mock.bootstrap, "-L", "-J"],
-                                     capture_output=True, text=True, timeout=30,
-                                     check=True).stdout)
+    meta = metadata(cluster.mock.bootstrap)
     leader = {(t["topic"], p["partition"]): p["leader"] for t in meta["topics"]
               for p in t["partitions"]}
     assert all(leader[("omnihub.timeline", p)] != leader[("omnihub.events", p)]
