@@ -15,23 +15,35 @@
 /* Consumers of another process get no signal; they re-read this often. */
 #define XPROC_POLL_MS 50
 
+/* Version 3: one table per topic, records_<id> with the id from topics,
+ * whose rowid is the record's offset, so an append writes one b-tree (a
+ * table keyed by (topic, off) also wrote its primary-key index). Topic
+ * names are only ever bound; table names are built from the integer id. */
 static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS records("
-    " topic TEXT NOT NULL, off INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
-    " key TEXT, value BLOB NOT NULL, PRIMARY KEY(topic, off));"
+    "CREATE TABLE IF NOT EXISTS topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS group_offsets("
     " grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL,"
     " next INTEGER NOT NULL, ts_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, part));"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+#define LOG_VERSION 3
+/* A topic's table, records_<id>; the metadata are struct oh_log_meta. */
+static const char table_sql[] =
+    "CREATE TABLE records_%lld(off INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, key TEXT,"
+    " value BLOB NOT NULL, type TEXT, subject TEXT, seq INTEGER, author TEXT, time TEXT,"
+    " internal INTEGER)";
+#define RECORD_COLS "off, ts_ms, key, value, type, subject, seq, author, time, internal"
+/* Bounds on what names a table: topic names are bound as text, never part
+ * of SQL; at most MAX_TOPICS tables (ids 1..MAX_TOPICS). */
+#define MAX_TOPICS    1024
+#define MAX_TOPIC_LEN 255
 
-/* Version 1: the routing metadata (struct oh_log_meta) beside each record.
- * Records written before have NULLs there, which read as "absent". */
+/* Versions 1 and 2 of the single table records(topic, off, ...) added
+ * columns to it (the routing metadata; the event's time and private-note
+ * flag); a log.db from before gets them, NULL, before it is converted. */
 static const char meta_sql[] = "ALTER TABLE records ADD COLUMN type TEXT;"
                                "ALTER TABLE records ADD COLUMN subject TEXT;"
                                "ALTER TABLE records ADD COLUMN seq INTEGER;"
                                "ALTER TABLE records ADD COLUMN author TEXT;";
-/* Version 2: the event's time and its private-note flag (timeline records
- * written by sync); NULL before, which reads as "absent". */
 static const char meta2_sql[] = "ALTER TABLE records ADD COLUMN time TEXT;"
                                 "ALTER TABLE records ADD COLUMN internal INTEGER;";
 
@@ -51,7 +63,8 @@ struct lq_item {
     size_t len;
     int64_t ts_ms;
     int64_t off;
-    char data[];
+    int err; /* this append alone failed (its topic could not be made) */
+    char data[]; /* may begin inside the struct's trailing padding */
 };
 
 /* The newest records this process committed to one topic, contiguous
@@ -74,7 +87,17 @@ struct oh_log {
     char *path;
     char id[48];  /* random, created with the file: which log this is */
     sqlite3 *wdb; /* the writer thread's */
-    sqlite3_stmt *ins, *maxoff, *put;
+    sqlite3_stmt *put, *tid;
+    /* the writer's statements per topic it appended to, as known to the
+     * file at its last commit */
+    struct wtopic {
+        char *name;
+        sqlite3_stmt *ins, *last; /* into its table; MAX(off) there */
+        int64_t next;             /* the next offset, read in batch BATCH */
+        uint64_t batch;
+    } * wt;
+    int nwt;
+    uint64_t batches;
     sqlite3 *rdb; /* lag and ping, under rmu */
     pthread_mutex_t rmu;
 
@@ -91,6 +114,7 @@ struct oh_log {
     struct answer {
         oh_log_done_fn done;
         void *opaque;
+        int err;
         int64_t off;
     } * answers; /* the writer's, max_batch of them */
 };
@@ -99,7 +123,8 @@ struct oh_log_consumer {
     struct oh_log_base base;
     oh_log *log;
     sqlite3 *db;
-    sqlite3_stmt *sel, *end, *get;
+    sqlite3_stmt *tid, *get;
+    sqlite3_stmt *sel, *end; /* on the topic's table; NULL until it has one */
     char *group; /* NULL: no group */
     char *topic;
     struct oh_log_rebalance reb;
@@ -190,16 +215,72 @@ static int exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
-/* Next offset to write on TOPIC, by the statement ST ("MAX(off)"). */
-static int64_t end_of(sqlite3_stmt *st, const char *topic)
+/* Next offset to write on a topic, by the statement ST ("MAX(off)" of its
+ * table); -1 on error. */
+static int64_t end_of(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
     int64_t end = -1;
     if (sqlite3_step(st) == SQLITE_ROW)
         end = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0) + 1;
     sqlite3_reset(st);
     return end;
+}
+
+/* Prepares SQL_FMT, whose one %lld is the topic's table id ID. */
+static int prep_on(sqlite3 *db, const char *sql_fmt, int64_t id, sqlite3_stmt **st)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, sql_fmt, (long long)id);
+    return prep(db, sql, st, NULL, 0);
+}
+
+static int create_table(sqlite3 *db, int64_t id)
+{
+    char sql[sizeof table_sql + 24];
+    snprintf(sql, sizeof sql, table_sql, (long long)id);
+    return exec(db, sql);
+}
+
+/* The id of TOPIC by FIND ("SELECT id FROM topics WHERE name=?"); 0 when it
+ * has none yet. With DB (the writer, inside its write transaction), a new
+ * topic gets the next id and its table. Returns the id or OH_ETOOBIG (all
+ * MAX_TOPICS ids taken), OH_EIO. */
+static int64_t topic_id(sqlite3_stmt *find, sqlite3 *db, const char *topic)
+{
+    sqlite3_reset(find);
+    sqlite3_bind_text(find, 1, topic, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(find);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(find, 0) : rc == SQLITE_DONE ? 0 : OH_EIO;
+    sqlite3_reset(find);
+    if (id != 0 || !db) return id;
+    sqlite3_stmt *st = NULL;
+    id = OH_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(id), 0) + 1 FROM topics", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (id > MAX_TOPICS) return OH_ETOOBIG;
+    if (id < 0) return id;
+    if (sqlite3_prepare_v2(db, "INSERT INTO topics(id, name) VALUES(?, ?)", -1, &st, NULL) !=
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        return OH_EIO;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || create_table(db, id)) return OH_EIO;
+    return id;
+}
+
+static bool topic_ok(const char *topic)
+{
+    size_t n = strlen(topic);
+    return n > 0 && n <= MAX_TOPIC_LEN;
 }
 
 static void deadline_in(struct timespec *ts, int64_t ms)
@@ -215,17 +296,84 @@ static void deadline_in(struct timespec *ts, int64_t ms)
 
 /* ---- the writer --------------------------------------------------------- */
 
-struct topic_end {
-    const char *topic;
-    int64_t next;
-};
+static void wtopics_forget(oh_log *log)
+{
+    for (int i = 0; i < log->nwt; i++) {
+        free(log->wt[i].name);
+        sqlite3_finalize(log->wt[i].ins);
+        sqlite3_finalize(log->wt[i].last);
+    }
+    free(log->wt);
+    log->wt = NULL;
+    log->nwt = 0;
+}
 
-/* Writes BATCH in one transaction; fills each item's offset. Runs on the
- * writer thread. Returns 0 once COMMIT (with synchronous=FULL) returned. */
+/* The writer's statements for TOPIC, its table made if new (inside the
+ * batch's transaction); NULL with *RC set when that failed. Runs on the
+ * writer thread. */
+static struct wtopic *wtopic_of(oh_log *log, const char *topic, int *rc)
+{
+    for (int i = 0; i < log->nwt; i++)
+        if (!strcmp(log->wt[i].name, topic)) return &log->wt[i];
+    int64_t id = topic_id(log->tid, log->wdb, topic);
+    if (id <= 0) {
+        *rc = id < 0 ? (int)id : OH_EIO;
+        return NULL;
+    }
+    struct wtopic *wt = realloc(log->wt, sizeof *wt * (size_t)(log->nwt + 1));
+    if (!wt) {
+        *rc = OH_ENOMEM;
+        return NULL;
+    }
+    log->wt = wt;
+    struct wtopic *w = &wt[log->nwt];
+    *w = (struct wtopic){.name = strdup(topic)};
+    if (!w->name ||
+        prep_on(log->wdb, "INSERT INTO records_%lld(" RECORD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)",
+                id, &w->ins) ||
+        prep_on(log->wdb, "SELECT MAX(off) FROM records_%lld", id, &w->last)) {
+        free(w->name);
+        sqlite3_finalize(w->ins);
+        *rc = OH_EIO;
+        return NULL;
+    }
+    log->nwt++;
+    return w;
+}
+
+static int insert(struct wtopic *w, const struct lq_item *it)
+{
+    sqlite3_stmt *st = w->ins;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, it->off);
+    sqlite3_bind_int64(st, 2, it->ts_ms);
+    if (it->key)
+        sqlite3_bind_text(st, 3, it->key, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_blob64(st, 4, it->value, it->len, SQLITE_STATIC);
+    const char *meta[] = {it->type, it->subject, NULL, it->author, it->time};
+    for (int i = 0; i < 5; i++)
+        if (meta[i])
+            sqlite3_bind_text(st, 5 + i, meta[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 5 + i);
+    if (it->seq) sqlite3_bind_int64(st, 7, it->seq);
+    if (it->internal)
+        sqlite3_bind_int(st, 10, 1);
+    else
+        sqlite3_bind_null(st, 10);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : OH_EIO;
+}
+
+/* Writes BATCH in one transaction; fills each item's offset (or its err
+ * when its topic alone cannot be made). Runs on the writer thread.
+ * Returns 0 once COMMIT (with synchronous=FULL) returned. */
 static int write_batch(oh_log *log, struct lq_item *batch)
 {
-    struct topic_end ends[16];
-    int nends = 0;
+    uint64_t b = ++log->batches;
     if (exec(log->wdb, "BEGIN IMMEDIATE")) return OH_EIO;
     for (struct lq_item *it = batch; it; it = it->next) {
         if (it->group) { /* positions ride along in the same transaction */
@@ -241,47 +389,26 @@ static int write_batch(oh_log *log, struct lq_item *batch)
             if (rc != SQLITE_DONE) goto fail;
             continue;
         }
-        struct topic_end *te = NULL;
-        for (int i = 0; i < nends; i++)
-            if (!strcmp(ends[i].topic, it->topic)) te = &ends[i];
-        if (!te && nends == (int)OH_ARRAY_SIZE(ends))
-            nends = 0; /* many topics: forget the cache, re-read below */
-        if (!te) {
-            int64_t end = end_of(log->maxoff, it->topic);
-            if (end < 0) goto fail;
-            te = &ends[nends++];
-            *te = (struct topic_end){it->topic, end};
+        int rc = 0;
+        struct wtopic *w = wtopic_of(log, it->topic, &rc);
+        if (!w && rc == OH_ETOOBIG) {
+            OH_ERROR(COMP, "append to %s: already %d topics, no more", it->topic, MAX_TOPICS);
+            it->err = rc;
+            continue;
         }
-        it->off = te->next++;
-        sqlite3_stmt *st = log->ins;
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, it->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, it->off);
-        sqlite3_bind_int64(st, 3, it->ts_ms);
-        if (it->key)
-            sqlite3_bind_text(st, 4, it->key, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 4);
-        sqlite3_bind_blob64(st, 5, it->value, it->len, SQLITE_STATIC);
-        const char *meta[] = {it->type, it->subject, NULL, it->author, it->time};
-        for (int i = 0; i < 5; i++)
-            if (meta[i])
-                sqlite3_bind_text(st, 6 + i, meta[i], -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, 6 + i);
-        if (it->seq) sqlite3_bind_int64(st, 8, it->seq);
-        if (it->internal)
-            sqlite3_bind_int(st, 11, 1);
-        else
-            sqlite3_bind_null(st, 11);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) goto fail;
+        if (!w) goto fail;
+        if (w->batch != b) { /* another process may have appended since */
+            if ((w->next = end_of(w->last)) < 0) goto fail;
+            w->batch = b;
+        }
+        it->off = w->next++;
+        if (insert(w, it)) goto fail;
     }
     if (exec(log->wdb, "COMMIT") == 0) return 0;
 fail:
     OH_ERROR(COMP, "append batch failed: %s", sqlite3_errmsg(log->wdb));
     if (!sqlite3_get_autocommit(log->wdb)) exec(log->wdb, "ROLLBACK");
+    wtopics_forget(log); /* a table made in this transaction is gone again */
     return OH_EIO;
 }
 
@@ -353,12 +480,14 @@ static void *writer_main(void *arg)
          * answers are taken first. */
         size_t n = 0;
         for (struct lq_item *it = batch; it; it = it->next)
-            if (it->done) log->answers[n++] = (struct answer){it->done, it->opaque, it->off};
+            if (it->done)
+                log->answers[n++] =
+                    (struct answer){it->done, it->opaque, rc ? rc : it->err, it->off};
         if (rc == 0) {
             pthread_mutex_lock(&log->mu);
             while (batch) {
                 struct lq_item *next = batch->next;
-                if (batch->group || !tail_keep(log, batch)) free(batch);
+                if (batch->group || batch->err || !tail_keep(log, batch)) free(batch);
                 batch = next;
             }
             log->gen++;
@@ -370,10 +499,52 @@ static void *writer_main(void *arg)
             free(batch);
             batch = next;
         }
-        for (size_t i = 0; i < n; i++)
-            log->answers[i].done(log->answers[i].opaque, rc, 0, rc ? -1 : log->answers[i].off);
+        for (size_t i = 0; i < n; i++) {
+            const struct answer *a = &log->answers[i];
+            a->done(a->opaque, a->err, 0, a->err ? -1 : a->off);
+        }
     }
     return NULL;
+}
+
+/* Moves the records of the single table records(topic, off, ...) of
+ * versions 0-2 into one table per topic, offsets and metadata as they were.
+ * Inside migrate()'s transaction. */
+static int convert(sqlite3 *db, char **msg)
+{
+    static const char add_sql[] =
+        "INSERT INTO topics(name) SELECT DISTINCT topic FROM records ORDER BY topic";
+    if (sqlite3_exec(db, add_sql, NULL, NULL, msg) != SQLITE_OK) return OH_EIO;
+    sqlite3_stmt *st = NULL, *copy = NULL;
+    int rc = OH_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT id, name FROM topics ORDER BY id", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto out;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (id < 1 || id > MAX_TOPICS) {
+            *msg = sqlite3_mprintf("more than %d topics", MAX_TOPICS);
+            goto out;
+        }
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO records_%lld(" RECORD_COLS ") SELECT " RECORD_COLS
+                 " FROM records WHERE topic=? ORDER BY off",
+                 (long long)id);
+        sqlite3_finalize(copy);
+        copy = NULL;
+        if (create_table(db, id) || sqlite3_prepare_v2(db, sql, -1, &copy, NULL) != SQLITE_OK)
+            goto out;
+        sqlite3_bind_value(copy, 1, sqlite3_column_value(st, 1));
+        if (sqlite3_step(copy) != SQLITE_DONE) goto out;
+    }
+    if (step == SQLITE_DONE && sqlite3_exec(db, "DROP TABLE records", NULL, NULL, msg) == SQLITE_OK)
+        rc = 0;
+out:
+    sqlite3_finalize(copy);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Brings an older log.db to the current version (PRAGMA user_version); a
@@ -389,20 +560,30 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (version < 0) goto fail;
-    /* a log.db of this version made by CREATE TABLE above has the columns
-     * already; one from before has not */
-    bool has_meta =
-        sqlite3_prepare_v2(db, "SELECT type FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    if (version > LOG_VERSION) {
+        msg = sqlite3_mprintf("log.db is version %d, newer than this omnihubd's %d", version,
+                              LOG_VERSION);
+        goto fail;
+    }
+    /* a version 0-2 file has the table records (a new one has none); it
+     * may lack the columns later versions added */
+    bool single =
+        sqlite3_prepare_v2(db, "SELECT off FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
     sqlite3_finalize(st);
-    if (version < 1 && !has_meta && sqlite3_exec(db, meta_sql, NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
-    bool has_time =
-        sqlite3_prepare_v2(db, "SELECT time FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
-    sqlite3_finalize(st);
-    if (version < 2 && !has_time && sqlite3_exec(db, meta2_sql, NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
-    if (version < 2 && sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
+    if (single) {
+        bool has_meta =
+            sqlite3_prepare_v2(db, "SELECT type FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+        sqlite3_finalize(st);
+        if (!has_meta && sqlite3_exec(db, meta_sql, NULL, NULL, &msg) != SQLITE_OK) goto fail;
+        bool has_time =
+            sqlite3_prepare_v2(db, "SELECT time FROM records LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+        sqlite3_finalize(st);
+        if (!has_time && sqlite3_exec(db, meta2_sql, NULL, NULL, &msg) != SQLITE_OK) goto fail;
+        if (convert(db, &msg)) goto fail;
+    }
+    char sql[40];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", LOG_VERSION);
+    if (version < LOG_VERSION && sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto fail;
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
     return 0;
 fail:
@@ -430,8 +611,8 @@ static void local_close(oh_log *log)
         free(log->tails[i]);
     }
     free(log->answers);
-    sqlite3_finalize(log->ins);
-    sqlite3_finalize(log->maxoff);
+    wtopics_forget(log);
+    sqlite3_finalize(log->tid);
     sqlite3_finalize(log->put);
     sqlite3_close(log->wdb);
     sqlite3_close(log->rdb);
@@ -546,11 +727,7 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     }
     if (load_id(log, err, errlen)) goto fail;
     if (migrate(log->wdb, err, errlen)) goto fail;
-    if (prep(log->wdb,
-             "INSERT INTO records(topic, off, ts_ms, key, value, type, subject, seq, author,"
-             " time, internal) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-             &log->ins, err, errlen) ||
-        prep(log->wdb, "SELECT MAX(off) FROM records WHERE topic=?", &log->maxoff, err, errlen) ||
+    if (prep(log->wdb, "SELECT id FROM topics WHERE name=?", &log->tid, err, errlen) ||
         prep(log->wdb,
              "INSERT INTO group_offsets(grp, topic, part, next, ts_ms) VALUES(?,?,?,?,?)"
              " ON CONFLICT(grp, topic, part) DO UPDATE"
@@ -586,7 +763,7 @@ static int local_identity(oh_log *log, char *out, size_t outlen)
 static int local_ping(oh_log *log)
 {
     pthread_mutex_lock(&log->rmu);
-    int rc = sqlite3_exec(log->rdb, "SELECT 1 FROM records LIMIT 1", NULL, NULL, NULL);
+    int rc = sqlite3_exec(log->rdb, "SELECT 1 FROM topics LIMIT 1", NULL, NULL, NULL);
     pthread_mutex_unlock(&log->rmu);
     return rc == SQLITE_OK ? 0 : OH_EUNAVAIL;
 }
@@ -621,6 +798,7 @@ static int local_append(oh_log *log, const char *topic, const char *key,
                         const struct oh_log_meta *meta, const void *value, size_t len,
                         oh_log_done_fn done, void *opaque)
 {
+    if (!topic_ok(topic)) return OH_EINVAL;
     size_t tl = strlen(topic) + 1, kl = key ? strlen(key) + 1 : 0;
     size_t yl = meta->type ? strlen(meta->type) + 1 : 0;
     size_t sl = meta->subject ? strlen(meta->subject) + 1 : 0;
@@ -651,6 +829,7 @@ static int local_append(oh_log *log, const char *topic, const char *key,
     it->opaque = opaque;
     it->ts_ms = oh_now_ms();
     it->off = -1;
+    it->err = 0;
     it->group = NULL;
     it->next = NULL;
 
@@ -662,18 +841,24 @@ static int local_lag(oh_log *log, const char *group, const char *topic, struct o
 {
     static const char sql[] =
         "SELECT (SELECT next FROM group_offsets WHERE grp=?1 AND topic=?2 AND part=0),"
-        " (SELECT MAX(off) FROM records WHERE topic=?2),"
-        " (SELECT MIN(off) FROM records WHERE topic=?2)";
-    static const char ts_sql[] = "SELECT ts_ms FROM records WHERE topic=? AND off=?";
+        " (SELECT MAX(off) FROM records_%lld), (SELECT MIN(off) FROM records_%lld)";
+    static const char no_records_sql[] =
+        "SELECT (SELECT next FROM group_offsets WHERE grp=?1 AND topic=?2 AND part=0), NULL, NULL";
     struct oh_log_lag l = {0, -1, 0, -1, -1};
     int rc = OH_EIO;
-    sqlite3_stmt *st = NULL, *ts = NULL;
+    sqlite3_stmt *find = NULL, *st = NULL, *ts = NULL;
     pthread_mutex_lock(&log->rmu);
-    if (sqlite3_prepare_v2(log->rdb, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(log->rdb, ts_sql, -1, &ts, NULL) != SQLITE_OK)
-        goto out;
     /* One read transaction, so committed and end are from the same moment. */
-    if (exec(log->rdb, "BEGIN")) goto out;
+    if (sqlite3_prepare_v2(log->rdb, "SELECT id FROM topics WHERE name=?", -1, &find, NULL) !=
+            SQLITE_OK ||
+        exec(log->rdb, "BEGIN"))
+        goto out;
+    int64_t id = topic_id(find, NULL, topic);
+    char q[sizeof sql + 48];
+    snprintf(q, sizeof q, sql, (long long)id, (long long)id);
+    if (id < 0 || sqlite3_prepare_v2(log->rdb, id ? q : no_records_sql, -1, &st, NULL) != SQLITE_OK)
+        goto end;
+    if (id && prep_on(log->rdb, "SELECT ts_ms FROM records_%lld WHERE off=?", id, &ts)) goto end;
     sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) goto end;
@@ -683,11 +868,10 @@ static int local_lag(oh_log *log, const char *group, const char *topic, struct o
     int64_t first = sqlite3_column_type(st, 2) != SQLITE_NULL ? sqlite3_column_int64(st, 2) : -1;
     int64_t at[2] = {l.committed >= 0 ? l.committed : first, l.end - 1};
     int64_t *dst[2] = {&l.oldest_ts, &l.end_ts};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && ts; i++) {
         if (at[i] < 0 || at[i] >= l.end) continue;
         sqlite3_reset(ts);
-        sqlite3_bind_text(ts, 1, topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ts, 2, at[i]);
+        sqlite3_bind_int64(ts, 1, at[i]);
         if (sqlite3_step(ts) == SQLITE_ROW) *dst[i] = sqlite3_column_int64(ts, 0);
     }
     rc = 0;
@@ -697,6 +881,7 @@ end:
     exec(log->rdb, "COMMIT");
 out:
     if (rc) OH_ERROR(COMP, "lag: %s", sqlite3_errmsg(log->rdb));
+    sqlite3_finalize(find);
     sqlite3_finalize(st);
     sqlite3_finalize(ts);
     pthread_mutex_unlock(&log->rmu);
@@ -719,6 +904,7 @@ static void local_consumer_close(oh_log_consumer *c)
         static const int32_t part0 = 0;
         c->reb.revoked(c->reb.opaque, c, &part0, 1);
     }
+    sqlite3_finalize(c->tid);
     sqlite3_finalize(c->sel);
     sqlite3_finalize(c->end);
     sqlite3_finalize(c->get);
@@ -742,6 +928,10 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
     c->base.ops = &oh_log_local_ops;
     c->log = log;
     if (reb) c->reb = *reb;
+    if (!topic_ok(topic)) {
+        oh_errf(err, errlen, "topic: empty or over %d bytes", MAX_TOPIC_LEN);
+        goto fail;
+    }
     c->topic = strdup(topic);
     c->group = group ? strdup(group) : NULL;
     if (!c->topic || (group && !c->group)) {
@@ -750,13 +940,7 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
     }
     /* Commits are cheap: a lost group offset only means redelivery. */
     if (!(c->db = db_open(log->path, "NORMAL", err, errlen))) goto fail;
-    if (prep(c->db,
-             "SELECT off, ts_ms, key, value, type, subject, seq, author, time, internal"
-             " FROM records"
-             " WHERE topic=? AND off>=?"
-             " ORDER BY off LIMIT ?",
-             &c->sel, err, errlen) ||
-        prep(c->db, "SELECT MAX(off) FROM records WHERE topic=?", &c->end, err, errlen) ||
+    if (prep(c->db, "SELECT id FROM topics WHERE name=?", &c->tid, err, errlen) ||
         prep(c->db, "SELECT next FROM group_offsets WHERE grp=? AND topic=? AND part=?", &c->get,
              err, errlen))
         goto fail;
@@ -764,6 +948,25 @@ static oh_log_consumer *local_consumer_new(oh_log *log, const char *group, const
 fail:
     local_consumer_close(c);
     return NULL;
+}
+
+/* 1 once the consumer's topic has a table (its statements prepared), 0
+ * while it has none, OH_EIO. */
+static int table_of(oh_log_consumer *c)
+{
+    if (c->sel) return 1;
+    int64_t id = topic_id(c->tid, NULL, c->topic);
+    if (id <= 0) return (int)id;
+    if (prep_on(c->db,
+                "SELECT " RECORD_COLS " FROM records_%lld WHERE off>=? ORDER BY off LIMIT ?", id,
+                &c->sel) ||
+        prep_on(c->db, "SELECT MAX(off) FROM records_%lld", id, &c->end)) {
+        OH_ERROR(COMP, "consumer of %s: %s", c->topic, sqlite3_errmsg(c->db));
+        sqlite3_finalize(c->sel);
+        c->sel = NULL;
+        return OH_EIO;
+    }
+    return 1;
 }
 
 static int64_t committed_of(oh_log_consumer *c)
@@ -833,11 +1036,11 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
     int n = fetch_tail(c, recs, max);
     if (n == OH_ENOMEM) return n;
     if (n >= 0) goto done;
+    if ((n = table_of(c)) <= 0) return n;
     sqlite3_stmt *st = c->sel;
     sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, c->topic, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, c->pos);
-    sqlite3_bind_int(st, 3, max);
+    sqlite3_bind_int64(st, 1, c->pos);
+    sqlite3_bind_int(st, 2, max);
     size_t used = 0;
     int rc;
     n = 0;
@@ -923,7 +1126,8 @@ static int local_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
 
 static int local_seek_end(oh_log_consumer *c)
 {
-    int64_t end = end_of(c->end, c->topic);
+    int rc = table_of(c);
+    int64_t end = rc > 0 ? end_of(c->end) : rc;
     if (end < 0) return OH_EIO;
     c->pos = end;
     c->positioned = true;
@@ -958,14 +1162,15 @@ static int local_commit(oh_log_consumer *c, int32_t partition, int64_t next)
     struct lq_item *it = malloc(sizeof *it + gl + tl);
     if (!it) return OH_ENOMEM;
     struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    memcpy(it->data, c->group, gl);
-    memcpy(it->data + gl, c->topic, tl);
+    /* the header first: assigning it writes its padding, where data begins */
     *it = (struct lq_item){.group = it->data,
                            .topic = it->data + gl,
                            .off = next,
                            .ts_ms = oh_now_ms(),
                            .done = commit_done,
                            .opaque = &w};
+    memcpy(it->data, c->group, gl);
+    memcpy(it->data + gl, c->topic, tl);
     int rc = enqueue(log, it);
     if (rc) return rc;
     pthread_mutex_lock(&w.mu);

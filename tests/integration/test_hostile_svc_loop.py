@@ -62,13 +62,33 @@ def test_kafka_records_carry_ce_headers(cluster):  # noqa: F811
 
 
 def rows(d):
+    """Every record of the local log (one table per topic, records_<id>)."""
     db = sqlite3.connect(str(d.data_dir / "log.db"))
     try:
-        return db.execute("SELECT topic, type, subject, seq, author, value, time, internal"
-                          " FROM records"
-                          " ORDER BY topic, off").fetchall()
+        out = []
+        for tid, name in db.execute("SELECT id, name FROM topics ORDER BY name").fetchall():
+            out += [(name,) + r for r in db.execute(
+                f"SELECT type, subject, seq, author, value, time, internal"
+                f" FROM records_{int(tid)} ORDER BY off").fetchall()]
+        return out
     finally:
         db.close()
+
+
+def make_version0(path):
+    """Rewrites the log.db at PATH as a version-0 file: one table
+    records(topic, off, ...) without the metadata columns."""
+    db = sqlite3.connect(str(path))
+    db.execute("CREATE TABLE records(topic TEXT NOT NULL, off INTEGER NOT NULL,"
+               " ts_ms INTEGER NOT NULL, key TEXT, value BLOB NOT NULL, PRIMARY KEY(topic, off))")
+    for tid, name in db.execute("SELECT id, name FROM topics").fetchall():
+        db.execute(f"INSERT INTO records SELECT ?, off, ts_ms, key, value"
+                   f" FROM records_{int(tid)}", (name,))
+        db.execute(f"DROP TABLE records_{int(tid)}")
+    db.execute("DROP TABLE topics")
+    db.execute("PRAGMA user_version=0")
+    db.commit()
+    db.close()
 
 
 def test_local_log_columns_and_migration(omnihub, http_stub):
@@ -78,12 +98,7 @@ def test_local_log_columns_and_migration(omnihub, http_stub):
     d.wait_history(conv, 1)
     d.stop()
     # an older log.db: no metadata columns, version 0
-    db = sqlite3.connect(str(d.data_dir / "log.db"))
-    for col in ("type", "subject", "seq", "author", "time", "internal"):
-        db.execute(f"ALTER TABLE records DROP COLUMN {col}")
-    db.execute("PRAGMA user_version=0")
-    db.commit()
-    db.close()
+    make_version0(d.data_dir / "log.db")
     d.start()
     agent_reply(d, conv, "after the upgrade", "lr1")
     stub.wait_requests(1)
@@ -106,7 +121,7 @@ def test_local_log_columns_and_migration(omnihub, http_stub):
                for r in new if r[0] == "timeline")
     assert all(r[6] is None and r[7] is None for r in new if r[0] == "events")
     db = sqlite3.connect(str(d.data_dir / "log.db"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
     time.sleep(0.3)
     assert len(stub.requests) == 1

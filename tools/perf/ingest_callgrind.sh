@@ -5,6 +5,7 @@
 # ready, N signed POST /v1/inbound from omnihub-bench (16 connections, its
 # untimed read-back included), dumped 3 s after. Prints the dump's file;
 # per message = its program total / N (callgrind_annotate --inclusive=yes).
+# The size of the local log it left (log.db and its WAL) goes to stderr.
 #
 # usage: tools/perf/ingest_callgrind.sh BUILD_DIR OUT_FILE [N]
 # CALLGRIND_ARGS adds options to valgrind's: "--separate-threads=yes" gives
@@ -37,4 +38,5 @@ callgrind_control -d "$VP" >/dev/null
 sleep 1
 kill "$VP"
 wait "$VP" || true
+echo "log.db: $(cat "$D"/data/log.db* | wc -c) bytes" >&2
 echo "$OUT.1"
