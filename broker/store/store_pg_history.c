@@ -281,6 +281,17 @@ const char pg_materialize_sql[] =
 
 /* ---- materialization ---- */
 
+/* IT's event as stored before SQL appends seq and epoch: the record's
+ * text when the item carries it (store.h: exactly that dump), else a dump. */
+static char *unsequenced_text(struct oh_store_item *it)
+{
+    bool had = json_object_get(it->event, "seq") || json_object_get(it->event, "epoch");
+    if (had || !it->raw || it->raw_len < 2 || it->raw[it->raw_len - 1] != '}' ||
+        memchr(it->raw, '\0', it->raw_len))
+        return oh_store_dump_unsequenced(it->event);
+    return strndup(it->raw, it->raw_len);
+}
+
 static json_t *item_row(size_t ord, const struct oh_store_item *it, const struct oh_store_fields *f,
                         const char *text)
 {
@@ -353,8 +364,15 @@ static int materialize_shard(struct pg_store *s, int sh, const char *group, json
         size_t ord = (size_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
         int64_t seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
         if (ord < n && seq > 0) {
-            items[ord].seq = seq;
-            oh_store_set_seq(items[ord].event, seq, s->epoch);
+            struct oh_store_item *it = &items[ord];
+            it->seq = seq;
+            /* the stored text is the record's with seq and epoch appended
+             * (the statement's left(j, -1) || ...): handed back without a
+             * dump when the caller wants it */
+            if (it->want_text && !it->json)
+                it->json = oh_store_sequenced_text(it, seq, s->epoch, &it->len);
+            else
+                oh_store_set_seq(it->event, seq, s->epoch);
         }
     }
     PQclear(r);
@@ -427,7 +445,7 @@ int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items,
             rc = OH_EINVAL;
             goto out;
         }
-        char *text = oh_store_dump_unsequenced(items[i].event);
+        char *text = unsequenced_text(&items[i]);
         if (!text || strlen(text) < 2 || text[strlen(text) - 1] != '}') {
             free(text);
             rc = text ? OH_EINVAL : OH_ENOMEM;
