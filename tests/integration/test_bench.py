@@ -43,6 +43,12 @@ def test_ingest_accounts_for_every_acknowledged_message(tmp_path):
         assert row["daemon_cpu_s"] > 0 and row["daemon_peak_rss_kib"] > 0
         assert row["client_cpu_us_per_req"] > 0
         assert isinstance(row["daemon_cpu_s_per_thread"], dict)
+        # the same per message, user and system apart, with context switches;
+        # the gateway thread (named after the program) waits for every
+        # request (CPU may round to 0 ticks on a short run)
+        gw = row["daemon_threads_per_msg"]["omnihubd"]
+        assert gw["switches"] > 0 and gw["user_us"] >= 0 and gw["sys_us"] >= 0
+        assert set(gw) == {"user_us", "sys_us", "switches", "involuntary_switches"}
     vs = [r for r in rows if r["variant"].endswith("vs redis")]
     assert [r["variant"] for r in vs] == ["round 1 vs redis", "round 2 vs redis"]
     assert "ingest:api" in table and "OK 200/200 once" in table

@@ -388,7 +388,29 @@ void bench_redis_stop(struct bench_redis *rd)
     rd->dir[0] = '\0';
 }
 
-int bench_proc_threads(pid_t pid, json_t *out)
+/* The voluntary and involuntary context switches in /proc/PID/task/TID/status. */
+static void task_switches(pid_t pid, const char *tid, double *vcs, double *ivcs)
+{
+    char p[128], line[256];
+    snprintf(p, sizeof p, "/proc/%d/task/%s/status", (int)pid, tid);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    unsigned long v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "voluntary_ctxt_switches: %lu", &v) == 1) *vcs += (double)v;
+        if (sscanf(line, "nonvoluntary_ctxt_switches: %lu", &v) == 1) *ivcs += (double)v;
+    }
+    fclose(f);
+}
+
+/* Adds X to OBJ[KEY] (a real, created at 0). */
+static void add_to(json_t *obj, const char *key, double x)
+{
+    json_t *have = json_object_get(obj, key);
+    json_object_set_new(obj, key, json_real(x + (have ? json_real_value(have) : 0)));
+}
+
+int bench_proc_threads(pid_t pid, json_t *out, json_t *detail)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
@@ -413,9 +435,16 @@ int bench_proc_threads(pid_t pid, json_t *out)
         /* threads of one pool share a name: summed under it */
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)(rp - lp - 1), lp + 1);
-        double v = (double)(ut + st) / tck;
-        json_t *have = json_object_get(out, name);
-        json_object_set_new(out, name, json_real(v + (have ? json_real_value(have) : 0)));
+        add_to(out, name, (double)(ut + st) / tck);
+        if (!detail) continue;
+        json_t *t = json_object_get(detail, name);
+        if (!t) json_object_set_new(detail, name, t = json_object());
+        double vcs = 0, ivcs = 0;
+        task_switches(pid, e->d_name, &vcs, &ivcs);
+        add_to(t, "user_s", (double)ut / tck);
+        add_to(t, "sys_s", (double)st / tck);
+        add_to(t, "switches", vcs);
+        add_to(t, "involuntary_switches", ivcs);
     }
     closedir(d);
     return 0;

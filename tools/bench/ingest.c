@@ -49,11 +49,56 @@ static json_t *thread_delta(json_t *before, json_t *after)
     return d;
 }
 
+/* AFTER - BEFORE of bench_proc_threads' DETAIL, each figure per message
+ * (CPU in µs, switches as counts) over N messages, as a new object. */
+static json_t *detail_per_msg(json_t *before, json_t *after, size_t n)
+{
+    json_t *d = json_object();
+    const char *name, *k;
+    json_t *t, *v;
+    json_object_foreach(after, name, t)
+    {
+        json_t *b = json_object_get(before, name), *row = json_object();
+        double any = 0;
+        json_object_foreach(t, k, v)
+        {
+            double x = json_real_value(v) - json_real_value(json_object_get(b, k));
+            bool secs = strcmp(k, "user_s") == 0 || strcmp(k, "sys_s") == 0;
+            any += x;
+            const char *key = strcmp(k, "user_s") == 0  ? "user_us"
+                              : strcmp(k, "sys_s") == 0 ? "sys_us"
+                                                        : k;
+            json_object_set_new(row, key, json_real(x * (secs ? 1e6 : 1) / (double)n));
+        }
+        if (any > 0) /* a thread that neither ran nor slept is left out */
+            json_object_set_new(d, name, row);
+        else
+            json_decref(row);
+    }
+    return d;
+}
+
+/* One line per thread on stderr: user/sys µs and switches per message. */
+static void print_threads(const json_t *per_msg)
+{
+    const char *name;
+    json_t *t;
+    json_object_foreach((json_t *)per_msg, name, t)
+    {
+        fprintf(stderr, "    %-16s user %6.1f sys %6.1f us/msg, %.2f switches/msg (%.2f forced)\n",
+                name, json_real_value(json_object_get(t, "user_us")),
+                json_real_value(json_object_get(t, "sys_us")),
+                json_real_value(json_object_get(t, "switches")),
+                json_real_value(json_object_get(t, "involuntary_switches")));
+    }
+}
+
 struct round {
     struct bench_feed f;
     struct bench_http_run om, ng, rd;
     struct bench_proc p0, p1;
     json_t *threads; /* daemon CPU per thread over the omnihub pass */
+    json_t *per_msg; /* and per message, user and system apart, switches */
 };
 
 int bench_ingest(const struct bench_opts *o, const char *channel)
@@ -99,18 +144,22 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
             int who = k % 2 ? 2 - step : step; /* 0 omnihub, 1 nginx, 2 redis */
             if (who == 0) {
                 json_t *t0 = json_object(), *t1 = json_object();
+                json_t *x0 = json_object(), *x1 = json_object();
                 if (d.pid) {
-                    bench_proc_threads(d.pid, t0);
+                    bench_proc_threads(d.pid, t0, x0);
                     bench_proc_read(d.pid, &r->p0);
                 }
                 pass(o, &r->f, d.url, BENCH_PROTO_HTTP, &r->om);
                 if (d.pid) {
                     bench_proc_read(d.pid, &r->p1);
-                    bench_proc_threads(d.pid, t1);
+                    bench_proc_threads(d.pid, t1, x1);
                 }
                 r->threads = thread_delta(t0, t1);
+                if (d.pid && r->om.ok) r->per_msg = detail_per_msg(x0, x1, r->om.ok);
                 json_decref(t0);
                 json_decref(t1);
+                json_decref(x0);
+                json_decref(x1);
             } else if (who == 1 && have_ng) {
                 pass(o, &r->f, ng.url, BENCH_PROTO_HTTP, &r->ng);
             } else if (who == 2 && have_rd) {
@@ -121,6 +170,7 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
                 "  %s round %d: omnihub %.0f msg/s (%zu failed), nginx %.0f req/s, redis %.0f "
                 "XADD/s\n",
                 channel, k + 1, rate_of(&r->om), r->om.failed, rate_of(&r->ng), rate_of(&r->rd));
+        if (r->per_msg) print_threads(r->per_msg);
     }
     if (have_ng) bench_nginx_stop(&ng);
     if (have_rd) bench_redis_stop(&rd);
@@ -159,7 +209,7 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
                                 .found = chk.found,
                                 .dups = chk.dups};
         json_t *extra = json_pack(
-            "{s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "sent",
+            "{s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "sent",
             (json_int_t)n, "failed", (json_int_t)r->om.failed, "seq_gaps", (json_int_t)chk.gaps,
             "events_read", (json_int_t)chk.events, "concurrency", o->concurrency, "conversations",
             (int)nconv, "round", k + 1, "ceiling_latency",
@@ -170,7 +220,8 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
             cpu > 0 && r->om.ok ? json_real(cpu * 1e6 / (double)r->om.ok) : json_null(),
             "client_cpu_us_per_req",
             r->om.ok ? json_real(r->om.client_cpu_s * 1e6 / (double)r->om.ok) : json_null(),
-            "daemon_cpu_s_per_thread", r->threads ? json_incref(r->threads) : json_null());
+            "daemon_cpu_s_per_thread", r->threads ? json_incref(r->threads) : json_null(),
+            "daemon_threads_per_msg", r->per_msg ? json_incref(r->per_msg) : json_null());
         bench_report_row(&row, extra);
         if (rdr > 0) {
             struct bench_row rrow = {.scenario = name,
@@ -192,6 +243,7 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
     }
     for (int k = 0; rs && k < nr; k++) {
         json_decref(rs[k].threads);
+        json_decref(rs[k].per_msg);
         bench_feed_free(&rs[k].f);
     }
     free(rs);
