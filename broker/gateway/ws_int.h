@@ -135,6 +135,57 @@ void gw_ws_pushed(const struct sub *s, int64_t after, int64_t upto);
 typedef void (*gw_ws_watcher_fn)(struct wsconn *c, bool all, void *opaque);
 void gw_ws_each_watcher(struct oh_gateway *gw, const char *conv, gw_ws_watcher_fn fn, void *opaque);
 
+/* ---- jobs: a client's request on its way through the pool ---- */
+
+/* JOB_CHUNK: the first frames of a JOB_PAGE still being read, handed to
+ * the service thread as each OUT_CHUNK fills (ws_work.c, page_frame) */
+enum job_kind { JOB_SUBSCRIBE, JOB_PAGE, JOB_SEND, JOB_READ, JOB_CHANGES, JOB_CHUNK };
+
+struct wsjob {
+    struct wsjob *next;
+    enum job_kind kind;
+    struct wsconn *c;
+    struct sub *sub;
+    /* in */
+    char conv[OH_ID_MAX];
+    char epoch[64];
+    bool has_epoch;
+    bool recovered; /* out: the client's position is one of the current epoch */
+    int64_t after, seq;
+    json_t *body;
+    char key[130];
+    /* out */
+    int status;
+    char err[256];
+    char cur_epoch[64];
+    int64_t head;
+    json_t *event;
+    /* a replay page, framed on the worker: event frames in PAGE */
+    struct outbuf *page;
+    int64_t *seqs; /* of each frame, ascending */
+    size_t *offs;  /* where each frame starts in PAGE */
+    int nrows;
+    int sent;             /* rows handed over in chunks; JOB_CHUNK: its first row */
+    size_t sent_bytes;    /* their bytes */
+    struct wsjob *parent; /* JOB_CHUNK: the page it is of (its seqs, offs) */
+    bool more;            /* the page stopped short of the end */
+    size_t budget;
+    int limit;  /* rows asked for */
+    int expect; /* rows likely to come, for the page's first allocation */
+    /* JOB_CHANGES: conversation frames in PAGE, from POS to NEXT_POS */
+    char pos[OH_STORE_POS_MAX], next_pos[OH_STORE_POS_MAX];
+};
+
+/* ws_work.c, run on the pool's workers: each completes its job with
+ * gw_ws_job_done(), which hands it back to the service thread (ws.c,
+ * drain_jobs). OPAQUE is the struct wsjob. */
+void gw_ws_subscribe_work(void *opaque); /* head, epoch and the first page */
+void gw_ws_page_work(void *opaque);      /* the next replay page */
+void gw_ws_changes_work(void *opaque);   /* a batch of "*"'s catch-up */
+void gw_ws_send_work(void *opaque);      /* a client's message, made durable */
+void gw_ws_read_work(void *opaque);      /* a read cursor */
+void gw_ws_job_done(struct wsjob *j);
+
 /* ---- signals.c (never stored) ---- */
 
 /* Client messages "typing" and "presence". */
