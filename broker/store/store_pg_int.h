@@ -227,8 +227,6 @@ void pg_i64s(char *buf, size_t len, int64_t v);
 
 /* ---- store_pg_history.c: the history ---- */
 
-/* The statement that materializes a batch on one shard (P_MATERIALIZE). */
-extern const char pg_materialize_sql[];
 int pg_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
                    const struct oh_store_pos *pos, size_t npos);
 int pg_position_get(oh_store *st, const char *group, const char *topic, int32_t partition,
