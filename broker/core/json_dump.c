@@ -3,19 +3,13 @@
  * back per fragment. The output matches json_dumps(v, JSON_COMPACT). */
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/json_dump.h"
 
 #define MAX_DEPTH 2048
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static int reserve(struct buf *b, size_t more)
+static int reserve(struct oh_json_buf *b, size_t more)
 {
     if (b->len + more < b->cap) return 0;
     size_t cap = b->cap ? b->cap : 512;
@@ -30,7 +24,7 @@ static int reserve(struct buf *b, size_t more)
     return 0;
 }
 
-static int put(struct buf *b, const char *s, size_t n)
+static int put(struct oh_json_buf *b, const char *s, size_t n)
 {
     if (reserve(b, n)) return -1;
     memcpy(b->p + b->len, s, n);
@@ -99,7 +93,7 @@ static size_t plain_run(const unsigned char *s, size_t i, size_t n)
     return i;
 }
 
-static int put_string(struct buf *b, const char *str, size_t n)
+static int put_string(struct oh_json_buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     /* worst case: every byte becomes \u00XX */
@@ -144,9 +138,32 @@ static int put_string(struct buf *b, const char *str, size_t n)
     return 0;
 }
 
-static int put_value(struct buf *b, const json_t *v, int depth)
+int oh_json_buf_put(struct oh_json_buf *b, const char *s, size_t n)
 {
-    char num[32];
+    return put(b, s, n);
+}
+
+int oh_json_buf_string(struct oh_json_buf *b, const char *s, size_t n)
+{
+    return put_string(b, s, n);
+}
+
+/* Decimal, as "%" JSON_INTEGER_FORMAT writes it, without printf's format
+ * parser. */
+int oh_json_buf_int(struct oh_json_buf *b, int64_t v)
+{
+    char num[24], *o = num + sizeof num;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--o = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--o = '-';
+    return put(b, o, (size_t)(num + sizeof num - o));
+}
+
+static int put_value(struct oh_json_buf *b, const json_t *v, int depth)
+{
     if (depth > MAX_DEPTH) return -1;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -169,10 +186,7 @@ static int put_value(struct buf *b, const json_t *v, int depth)
         return put(b, "]", 1);
     }
     case JSON_STRING: return put_string(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return put(
-            b, num,
-            (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+    case JSON_INTEGER: return oh_json_buf_int(b, json_integer_value(v));
     case JSON_REAL: {
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         int rc = s ? put(b, s, strlen(s)) : -1;
@@ -188,7 +202,7 @@ static int put_value(struct buf *b, const json_t *v, int depth)
 
 char *oh_json_dump(const json_t *v, size_t *len)
 {
-    struct buf b = {0};
+    struct oh_json_buf b = {0};
     if (!v || !(json_is_object(v) || json_is_array(v)) || put_value(&b, v, 0) || put(&b, "", 1)) {
         free(b.p);
         return NULL;

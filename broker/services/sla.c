@@ -21,21 +21,35 @@
 #define CLOCKS_MAX 200000
 #define PARTS_MAX  1024 /* timeline partitions a member can own */
 
+/* A conversation's clocks (core/slaclock.h; pt: its timeline partition,
+ * seq: the last timeline event applied, a clock's f: when its breach was
+ * decided) under its id, in the service's map. */
+struct conv {
+    struct conv *chain;       /* in its bucket */
+    struct conv *prev, *next; /* in the order they were added */
+    uint64_t hash;
+    bool dirty; /* in sla.dirty */
+    size_t off; /* save(): where its text starts in sla.text */
+    struct oh_slaclock c;
+    char id[];
+};
+
 struct sla {
     oh_hub *hub;
     struct oh_sla_targets tg;
     bool loaded;
-    /* conversation id -> its clocks (below); the conversations not resolved */
-    json_t *convs;
-    json_t *dirty; /* ids whose clocks changed since they were saved */
+    /* the conversations not resolved: a chained hash map (nbucket a power
+     * of two, grown at one per bucket) and a list for fire() */
+    struct conv **bucket;
+    size_t nbucket, n;
+    struct conv *first, *last;
+    struct conv **dirty; /* changed since they were saved */
+    size_t ndirty, capdirty;
+    struct oh_json_buf text; /* save()'s texts, its memory kept between batches */
     /* the timeline partitions this member owns: only their conversations'
      * clocks are kept (another member sees the others' replies) */
     bool owned[PARTS_MAX];
 };
-
-/* A conversation's clocks (core/slaclock.h) and, beside them, pt (its
- * timeline partition), seq (the last timeline event applied) and in each
- * clock f (when its breach was decided, ms). */
 
 static int64_t iget(const json_t *o, const char *k)
 {
@@ -48,41 +62,119 @@ static const char *sget(const json_t *o, const char *k)
     return s ? s : "";
 }
 
-static void iset(json_t *o, const char *k, int64_t v)
+/* FNV-1a */
+static uint64_t hash_id(const char *s)
 {
-    json_object_set_new(o, k, json_integer(v));
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
 }
 
-static json_t *fresh(const char *ch, const char *ac)
+static struct conv *lookup(const struct sla *s, const char *id)
 {
-    json_t *c = oh_slaclock_new(ch, ac);
-    if (c) {
-        iset(c, "pt", 0);
-        iset(c, "seq", 0);
+    if (!s->nbucket) return NULL;
+    uint64_t h = hash_id(id);
+    for (struct conv *e = s->bucket[h & (s->nbucket - 1)]; e; e = e->chain)
+        if (e->hash == h && strcmp(e->id, id) == 0) return e;
+    return NULL;
+}
+
+static int grow(struct sla *s)
+{
+    size_t nb = s->nbucket ? s->nbucket * 2 : 1024;
+    struct conv **b = calloc(nb, sizeof *b);
+    if (!b) return OH_ENOMEM;
+    for (struct conv *e = s->first; e; e = e->next) {
+        e->chain = b[e->hash & (nb - 1)];
+        b[e->hash & (nb - 1)] = e;
     }
-    return c;
+    free(s->bucket);
+    s->bucket = b;
+    s->nbucket = nb;
+    return OH_OK;
+}
+
+/* Adds the clocks C of ID (taking what C owns, also on failure). */
+static struct conv *add(struct sla *s, const char *id, struct oh_slaclock *c)
+{
+    size_t len = strlen(id);
+    struct conv *e = s->n < s->nbucket || grow(s) == OH_OK ? malloc(sizeof *e + len + 1) : NULL;
+    if (!e) {
+        oh_slaclock_clear(c);
+        return NULL;
+    }
+    *e = (struct conv){.hash = hash_id(id), .prev = s->last, .c = *c};
+    memcpy(e->id, id, len + 1);
+    struct conv **b = &s->bucket[e->hash & (s->nbucket - 1)];
+    e->chain = *b;
+    *b = e;
+    if (s->last)
+        s->last->next = e;
+    else
+        s->first = e;
+    s->last = e;
+    s->n++;
+    return e;
+}
+
+static void forget(struct sla *s, struct conv *e)
+{
+    struct conv **p = &s->bucket[e->hash & (s->nbucket - 1)];
+    while (*p != e)
+        p = &(*p)->chain;
+    *p = e->chain;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        s->first = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        s->last = e->prev;
+    for (size_t i = 0; e->dirty && i < s->ndirty; i++) /* rare: a save failed before */
+        if (s->dirty[i] == e) {
+            s->dirty[i] = s->dirty[--s->ndirty];
+            break;
+        }
+    s->n--;
+    oh_slaclock_clear(&e->c);
+    free(e);
+}
+
+static int mark_dirty(struct sla *s, struct conv *e)
+{
+    if (e->dirty) return OH_OK;
+    if (s->ndirty == s->capdirty) {
+        size_t cap = s->capdirty ? s->capdirty * 2 : 256;
+        struct conv **d = realloc(s->dirty, cap * sizeof *d);
+        if (!d) return OH_ENOMEM;
+        s->dirty = d;
+        s->capdirty = cap;
+    }
+    s->dirty[s->ndirty++] = e;
+    e->dirty = true;
+    return OH_OK;
 }
 
 /* The clocks of CONV: in memory, else as saved, else new (NULL: no room or
  * the store cannot say; CH/AC: the record's channel and account). */
-static json_t *clocks(struct sla *s, const char *conv, const char *ch, const char *ac, int *err)
+static struct conv *clocks(struct sla *s, const char *conv, const char *ch, const char *ac,
+                           int *err)
 {
-    json_t *c = json_object_get(s->convs, conv);
-    if (c) return c;
-    if (json_object_size(s->convs) >= CLOCKS_MAX) return NULL;
+    struct conv *e = lookup(s, conv);
+    if (e) return e;
+    if (s->n >= CLOCKS_MAX) return NULL;
     char buf[8192];
     int rc = oh_store_kv_get(s->hub->store, NS, conv, buf, sizeof buf);
     if (rc && rc != OH_ENOTFOUND) {
         *err = rc;
         return NULL;
     }
-    json_t *doc = rc == OH_OK ? json_loads(buf, 0, NULL) : NULL;
-    json_t *saved = json_object_get(doc, "v");
-    c = json_is_object(saved) ? json_incref(saved) : fresh(ch, ac);
-    json_decref(doc);
-    if (!c) return NULL;
-    json_object_set_new(s->convs, conv, c);
-    return c;
+    struct oh_slaclock c;
+    if ((rc != OH_OK || oh_slaclock_read(&c, buf) != OH_OK) && oh_slaclock_init(&c, ch, ac))
+        return NULL;
+    return add(s, conv, &c);
 }
 
 /* Applies timeline record R (T: when it was sequenced). */
@@ -99,20 +191,27 @@ static int apply(struct sla *s, const struct oh_log_record *r)
      * metadata is whole when its TIME is there (sync writes TIME, AUTHOR
      * and INTERNAL together); older records are parsed. */
     bool whole = in || (out && r->meta.time);
-    json_t *ev = NULL, *c = whole ? json_object_get(s->convs, conv) : NULL;
+    json_t *ev = NULL;
+    struct conv *e = whole ? lookup(s, conv) : NULL;
     const json_t *data = NULL;
     int err = 0;
-    if (!c) {
+    if (!e) {
         ev = json_loadb(r->value, r->len, 0, NULL);
         data = oh_event_data(ev);
-        c = clocks(s, conv, sget(data, "channel"), sget(data, "account"), &err);
+        e = clocks(s, conv, sget(data, "channel"), sget(data, "account"), &err);
     }
-    if (!c || r->meta.seq <= iget(c, "seq")) { /* applied before (a replay) */
+    if (!e || r->meta.seq <= e->c.seq) { /* applied before (a replay) */
         json_decref(ev);
         return err;
     }
-    iset(c, "seq", r->meta.seq);
-    iset(c, "pt", r->partition);
+    int rc = mark_dirty(s, e); /* before the change: one not saved is no change */
+    if (rc) {
+        json_decref(ev);
+        return rc;
+    }
+    struct oh_slaclock *c = &e->c;
+    c->seq = r->meta.seq;
+    c->pt = r->partition;
     if (in) {
         oh_slaclock_inbound(c, t);
     } else if (out) {
@@ -122,48 +221,48 @@ static int apply(struct sla *s, const struct oh_log_record *r)
             oh_slaclock_outbound(c, kind && strcmp(kind, "agent") == 0, t);
         }
     } else {
-        oh_slaclock_updated(c, json_object_get(data, "state"), sget(data, "reason"), t);
+        const json_t *st = json_object_get(data, "state");
+        oh_slaclock_updated(c, iget(st, "episode"), sget(st, "status"), sget(st, "priority"),
+                            sget(data, "reason"), t);
     }
-    json_object_set_new(s->dirty, conv, json_true());
     json_decref(ev);
     return 0;
 }
 
 /* Saves the changed clocks in one store transaction (one commit per batch,
  * where a commit per conversation was most of this thread's system time);
- * what is resolved leaves the memory. */
+ * what is resolved leaves the memory. The texts are written straight from
+ * the clocks into one buffer (core/slaclock.h), NUL-separated. */
 static int save(struct sla *s)
 {
-    size_t n = json_object_size(s->dirty), k = 0;
+    size_t n = s->ndirty;
     if (!n) return 0;
-    const char **keys = calloc(n, sizeof *keys);
-    char **texts = calloc(n, sizeof *texts);
+    const char **keys = calloc(n, sizeof *keys), **texts = calloc(n, sizeof *texts);
     int rc = keys && texts ? 0 : OH_ENOMEM;
-    const char *conv;
-    json_t *v, *tmp;
-    json_object_foreach(s->dirty, conv, v)
-    {
-        json_t *c = json_object_get(s->convs, conv);
-        if (rc || !c) continue; /* forgotten: nothing to save */
-        json_t *doc = json_pack("{s:o, s:O}", "sla", oh_slaclock_public(c, &s->tg), "v", c);
-        texts[k] = doc ? oh_json_dump(doc, NULL) : NULL;
-        json_decref(doc);
-        if (texts[k])
-            keys[k++] = conv;
-        else
-            rc = OH_ENOMEM;
+    s->text.len = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        struct conv *e = s->dirty[i];
+        e->off = s->text.len;
+        rc = oh_slaclock_write(&e->c, &s->tg, &s->text);
+        if (!rc && oh_json_buf_put(&s->text, "", 1)) rc = OH_ENOMEM;
     }
-    if (!rc) rc = oh_store_kv_write(s->hub->store, NS, keys, (const char *const *)texts, k);
-    for (size_t i = 0; i < k; i++)
-        free(texts[i]);
+    for (size_t i = 0; !rc && i < n; i++) {
+        keys[i] = s->dirty[i]->id;
+        texts[i] = s->text.p + s->dirty[i]->off;
+    }
+    if (!rc) rc = oh_store_kv_write(s->hub->store, NS, keys, texts, n);
     free(keys);
     free(texts);
+    if (s->text.cap > 4u << 20) { /* a large batch's memory is not kept */
+        free(s->text.p);
+        s->text = (struct oh_json_buf){0};
+    }
     if (rc) return rc;
-    json_object_foreach_safe(s->dirty, tmp, conv, v)
-    {
-        json_t *c = json_object_get(s->convs, conv);
-        if (c && strcmp(sget(c, "st"), "resolved") == 0) json_object_del(s->convs, conv);
-        json_object_del(s->dirty, conv);
+    s->ndirty = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conv *e = s->dirty[i];
+        e->dirty = false;
+        if (strcmp(e->c.st, "resolved") == 0) forget(s, e);
     }
     return 0;
 }
@@ -178,31 +277,26 @@ static void fire(struct sla *s)
 {
     int64_t now = oh_now_ms();
     struct oh_event_list out = {0};
-    const char *conv;
-    json_t *c;
-    json_object_foreach(s->convs, conv, c)
-    {
-        if (strcmp(sget(c, "st"), "open") != 0) continue;
-        static const char *const ks[] = {"frt", "nrt"};
-        for (int i = 0; i < 2; i++) {
-            json_t *clk = json_object_get(c, ks[i]);
-            int64_t due = oh_slaclock_due(c, ks[i], &s->tg);
-            if (!due || due > now || json_is_true(json_object_get(clk, "b")) ||
-                (iget(clk, "f") && now - iget(clk, "f") < REFIRE_MS))
-                continue;
+    for (struct conv *e = s->first; e; e = e->next) {
+        struct oh_slaclock *c = &e->c;
+        if (strcmp(c->st, "open") != 0) continue;
+        for (int k = 0; k < 2; k++) {
+            struct oh_sla_clock *clk = &c->clk[k];
+            int64_t due = oh_slaclock_due(c, k, &s->tg);
+            if (!due || due > now || clk->b || (clk->f && now - clk->f < REFIRE_MS)) continue;
+            const char *kind = oh_sla_kind_name[k];
             char id[OH_ID_MAX], ep[24], at[24];
-            snprintf(ep, sizeof ep, "%lld", (long long)iget(c, "ep"));
+            snprintf(ep, sizeof ep, "%lld", (long long)c->ep);
             snprintf(at, sizeof at, "%lld", (long long)due);
-            oh_event_id(id, "sla-breach", conv, ks[i], ep, at, NULL);
+            oh_event_id(id, "sla-breach", e->id, kind, ep, at, NULL);
             json_t *sla = oh_slaclock_public(c, &s->tg);
-            json_array_append_new(json_object_get(sla, "breached"), json_string(ks[i]));
-            json_t *data =
-                json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:s, s:s}}", "conversation_id",
-                          conv, "channel", sget(c, "ch"), "account", sget(c, "ac"), "op", "breach",
-                          "kind", ks[i], "episode", (json_int_t)iget(c, "ep"), "sla", sla, "author",
-                          "kind", "system", "id", "sla");
+            json_array_append_new(json_object_get(sla, "breached"), json_string(kind));
+            json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:s, s:s}}",
+                                     "conversation_id", e->id, "channel", c->ch, "account", c->ac,
+                                     "op", "breach", "kind", kind, "episode", (json_int_t)c->ep,
+                                     "sla", sla, "author", "kind", "system", "id", "sla");
             if (data) oh_event_list_push(&out, oh_event_new(OH_EV_COMMAND, id, 0, data));
-            iset(clk, "f", now);
+            clk->f = now;
         }
     }
     if (out.n && oh_hub_ingest(s->hub, &out, appended, NULL) != OH_OK)
@@ -220,12 +314,12 @@ static bool owns(const struct sla *s, int64_t part)
 static int saved_row(void *opaque, const char *key, const char *value)
 {
     struct sla *s = opaque;
-    json_t *doc = json_loads(value, 0, NULL);
-    json_t *c = json_object_get(doc, "v");
-    if (json_is_object(c) && strcmp(sget(c, "st"), "resolved") != 0 && owns(s, iget(c, "pt")) &&
-        !json_object_get(s->convs, key) && json_object_size(s->convs) < CLOCKS_MAX)
-        json_object_set(s->convs, key, c);
-    json_decref(doc);
+    struct oh_slaclock c;
+    if (oh_slaclock_read(&c, value) != OH_OK) return 0;
+    if (strcmp(c.st, "resolved") != 0 && owns(s, c.pt) && !lookup(s, key) && s->n < CLOCKS_MAX)
+        add(s, key, &c);
+    else
+        oh_slaclock_clear(&c);
     return 0;
 }
 
@@ -236,8 +330,7 @@ static int load(struct sla *s)
     int rc = oh_store_kv_scan(s->hub->store, NS, saved_row, s);
     if (rc) return rc;
     s->loaded = true;
-    if (json_object_size(s->convs))
-        OH_INFO("sla", "%zu conversations with clocks", json_object_size(s->convs));
+    if (s->n) OH_INFO("sla", "%zu conversations with clocks", s->n);
     return 0;
 }
 
@@ -261,7 +354,7 @@ static void tick(void *state)
 {
     struct sla *s = state;
     if (!s->loaded && load(s)) return;
-    if (json_object_size(s->dirty) && save(s)) return;
+    if (s->ndirty && save(s)) return;
     fire(s);
 }
 
@@ -281,20 +374,16 @@ static void revoked(void *state, oh_log_consumer *lc, const int32_t *parts, int 
         OH_WARN("sla", "clocks not saved before a rebalance; the next owner reads the batch again");
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = false;
-    const char *conv;
-    json_t *c, *tmp;
-    json_object_foreach_safe(s->convs, tmp, conv, c)
-    {
-        if (!owns(s, iget(c, "pt"))) json_object_del(s->convs, conv);
+    for (struct conv *e = s->first, *next; e; e = next) {
+        next = e->next;
+        if (!owns(s, e->c.pt)) forget(s, e);
     }
 }
 
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sla *s = calloc(1, sizeof *s);
-    if (!s || !(s->convs = json_object()) || !(s->dirty = json_object())) {
-        if (s) json_decref(s->convs);
-        free(s);
+    if (!s) {
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
@@ -315,8 +404,11 @@ static void stop(void *state)
 {
     struct sla *s = state;
     if (!s) return;
-    json_decref(s->convs);
-    json_decref(s->dirty);
+    while (s->first)
+        forget(s, s->first);
+    free(s->bucket);
+    free(s->dirty);
+    free(s->text.p);
     free(s);
 }
 
