@@ -332,9 +332,9 @@ static void note_open(struct oh_sync_desk *d)
     {
         const char *st = json_string_value(json_object_get(json_object_get(e, "state"), "status"));
         if (!st) continue;
-        if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0)
-            json_object_set(d->open, conv, json_true());
-        else
+        if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0) {
+            if (!json_object_get(d->open, conv)) json_object_set(d->open, conv, json_true());
+        } else
             json_object_del(d->open, conv);
     }
 }
