@@ -20,6 +20,10 @@
 struct sync_state {
     oh_hub *hub;
     struct oh_store_item *items; /* 2 * MAX_BATCH of them: a record may add a state change */
+    /* beside each item: the metadata its record carried when the item is
+     * that record's event as this process appended it (type and subject
+     * copied from that very event, core/hub.c), else NULL */
+    const struct oh_log_meta **from;
     struct oh_sync_desk *desk;
     struct oh_sync_contacts *contacts; /* NULL: contacts.enabled off */
     /* forwarded-to-timeline positions not yet written to the store */
@@ -187,11 +191,12 @@ static bool find_ours(oh_store *st, struct oh_store_item *items, size_t n, const
     return oh_store_ref_get(st, channel, account, pid, ref) == OH_OK;
 }
 
-/* Replaces a provider's message id in a status with ours, when known:
- * true when it did (EV no longer matches its record's text). */
-static bool correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev)
+/* Replaces a provider's message id in a status (EV of TYPE) with ours,
+ * when known: true when it did (EV no longer matches its record's text). */
+static bool correlate(oh_store *st, struct oh_store_item *earlier, size_t n, json_t *ev,
+                      const char *type)
 {
-    if (strcmp(oh_event_get_type(ev), OH_EV_STATUS) != 0) return false;
+    if (strcmp(type, OH_EV_STATUS) != 0) return false;
     json_t *data = oh_event_data(ev), *status = json_object_get(data, "status");
     /* a connector may name the provider's id in either field */
     const char *pid = json_string_value(json_object_get(status, "provider_message_id"));
@@ -217,6 +222,25 @@ static bool text_of(struct oh_store_item *it)
     return it->json != NULL;
 }
 
+/* The timeline metadata of sequenced item I: type and subject from its
+ * record's metadata when it has it (no lookups in the event), the rest
+ * from the event (the events topic carries no time and no internal). */
+static struct oh_log_meta meta_of(const struct sync_state *s, size_t i)
+{
+    const struct oh_store_item *it = &s->items[i];
+    const struct oh_log_meta *rec = s->from[i];
+    if (!rec) return oh_log_meta_of(it->event, it->seq);
+    const json_t *data = oh_event_data(it->event);
+    return (struct oh_log_meta){
+        .type = rec->type,
+        .subject = rec->subject,
+        .seq = it->seq,
+        .author = json_string_value(json_object_get(json_object_get(data, "author"), "kind")),
+        .time = json_string_value(json_object_get(it->event, "time")),
+        .internal = json_is_true(json_object_get(data, "internal")),
+    };
+}
+
 /* Appends the batch's stored events to the timeline once more and waits
  * (timeline readers skip seqs they already have). */
 static int forward_again(struct sync_state *s, size_t nitems)
@@ -226,7 +250,7 @@ static int forward_again(struct sync_state *s, size_t nitems)
     for (size_t i = 0; i < nitems; i++) {
         struct oh_store_item *it = &s->items[i];
         if (it->seq && text_of(it)) {
-            struct oh_log_meta meta = oh_log_meta_of(it->event, it->seq);
+            struct oh_log_meta meta = meta_of(s, i);
             pub_one(s->hub, &w, &meta, it->json, it->len);
         }
     }
@@ -276,6 +300,8 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
          * the record's text is its compact dump */
         json_t *ev = oh_handoff_take(hub->handoff, r->value, r->len);
         bool dumped = ev != NULL;
+        /* the record's metadata was taken from this very event (core/hub.c) */
+        const struct oh_log_meta *rec = ev && r->meta.type && r->meta.subject ? &r->meta : NULL;
         json_error_t jerr;
         char why[256];
         if (!ev && (!(ev = json_loadb(r->value, r->len, 0, &jerr)) ||
@@ -286,13 +312,17 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             json_decref(ev);
             continue;
         }
-        if (correlate(hub->store, s->items, nitems, ev)) dumped = false;
-        if (strcmp(oh_event_get_type(ev), OH_EV_CONTACT_COMMAND) == 0) {
+        const char *type = rec ? rec->type : oh_event_get_type(ev);
+        if (correlate(hub->store, s->items, nitems, ev, type)) dumped = false;
+        size_t at = nitems;
+        if (strcmp(type, OH_EV_CONTACT_COMMAND) == 0) {
             /* decided here, never stored as itself (dropped when contacts are off) */
             int crc = s->contacts ? oh_sync_contacts_command(s->contacts, s->items, &nitems, ev,
                                                              r->partition, r->offset)
                                   : 0;
             json_decref(ev);
+            for (; at < nitems; at++)
+                s->from[at] = NULL;
             if (crc) {
                 ret = OH_ECLOSED;
                 goto out;
@@ -301,11 +331,12 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         }
         /* messages as themselves, state commands as their outcomes, each
          * with the state change it causes */
-        size_t at = nitems;
         if (oh_sync_desk_add(s->desk, s->items, &nitems, ev, r->partition, r->offset)) {
             ret = OH_ECLOSED;
             goto out;
         }
+        for (size_t k = at; k < nitems; k++)
+            s->from[k] = k == at && s->items[k].event == ev ? rec : NULL;
         /* stored as its record's text with seq and epoch appended: no
          * second dump (the record outlives the store's call) */
         if (dumped && at < nitems && s->items[at].event == ev) {
@@ -344,9 +375,9 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         }
         stored++;
         if (!text_of(it)) continue;
-        struct oh_log_meta meta = oh_log_meta_of(it->event, it->seq);
+        struct oh_log_meta meta = meta_of(s, i);
         pub_one(hub, &w, &meta, it->json, it->len);
-        oh_hub_feed(hub, oh_event_subject(it->event), it->seq, it->json, it->len);
+        oh_hub_feed(hub, meta.subject, it->seq, it->json, it->len);
     }
     oh_sync_contacts_linked(s->contacts);
     struct contact_fwd cf = {hub, &w};
@@ -526,8 +557,12 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sync_state *s = calloc(1, sizeof *s);
     if (!s || !(s->items = calloc(2 * MAX_BATCH, sizeof *s->items)) ||
+        !(s->from = calloc(2 * MAX_BATCH, sizeof *s->from)) ||
         !(s->desk = oh_sync_desk_new(hub))) {
-        if (s) free(s->items);
+        if (s) {
+            free(s->items);
+            free(s->from);
+        }
         free(s);
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
@@ -545,6 +580,7 @@ static void stop(void *state)
     oh_sync_desk_free(s->desk);
     oh_sync_contacts_free(s->contacts);
     free(s->items);
+    free(s->from);
     free(s);
 }
 

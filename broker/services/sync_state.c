@@ -81,8 +81,10 @@ static bool retry(struct oh_sync_desk *d, int rc, const char *what, int *delay_m
 static json_t *entry(struct oh_sync_desk *d, const char *conv)
 {
     json_t *e = json_object_get(d->convs, conv);
-    if (!e) {
-        e = json_pack("{s:[], s:I}", "ids", "new", (json_int_t)0);
+    if (!e) { /* {ids: [], new: 0}, built without json_pack's format parsing */
+        e = json_object();
+        json_object_set_new_nocheck(e, "ids", json_array());
+        json_object_set_new_nocheck(e, "new", json_integer(0));
         json_object_set_new(d->convs, conv, e);
     }
     return e;
@@ -262,7 +264,7 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     const char *type = oh_event_get_type(ev), *id = oh_event_get_id(ev);
     const char *conv = oh_event_subject(ev);
     bool repeat = json_object_get(d->seen, id) != NULL;
-    json_object_set_new(d->seen, id, json_true());
+    if (!repeat) json_object_set_new_nocheck(d->seen, id, json_true()); /* a checked event id */
     if (strcmp(type, OH_EV_COMMAND) == 0) {
         int rc = repeat ? 0 : command(d, items, n, ev, partition, offset);
         json_decref(ev); /* never stored */
@@ -272,13 +274,14 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
         .event = ev, .src_partition = partition, .src_offset = offset, .want_text = true};
     if (repeat) return 0;
     json_t *e = entry(d, conv);
-    json_object_set_new(e, "exists", json_true());
+    if (!json_is_true(json_object_get(e, "exists")))
+        json_object_set_new_nocheck(e, "exists", json_true());
     if (strcmp(type, OH_EV_INBOUND) != 0) {
-        json_array_append_new(json_object_get(e, "ids"), json_string(id));
+        json_array_append_new(json_object_get(e, "ids"), json_string_nocheck(id));
         return 0;
     }
     if (!json_object_get(e, "state") && json_object_get(d->open, conv)) {
-        json_array_append_new(json_object_get(e, "ids"), json_string(id));
+        json_array_append_new(json_object_get(e, "ids"), json_string_nocheck(id));
         return 0; /* stays open */
     }
     int rc = load(d, e, conv, ev);
@@ -291,7 +294,7 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     }
     const char *st = json_string_value(json_object_get(state, "status"));
     if (!st || (strcmp(st, "pending") && strcmp(st, "snoozed") && strcmp(st, "resolved"))) {
-        json_array_append_new(json_object_get(e, "ids"), json_string(id));
+        json_array_append_new(json_object_get(e, "ids"), json_string_nocheck(id));
         return 0;
     }
     /* only a message seen for the first time re-opens */
@@ -329,9 +332,9 @@ static void note_open(struct oh_sync_desk *d)
     {
         const char *st = json_string_value(json_object_get(json_object_get(e, "state"), "status"));
         if (!st) continue;
-        if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0)
-            json_object_set(d->open, conv, json_true());
-        else
+        if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0) {
+            if (!json_object_get(d->open, conv)) json_object_set(d->open, conv, json_true());
+        } else
             json_object_del(d->open, conv);
     }
 }

@@ -120,6 +120,7 @@ static void sq_close(oh_store *st)
     }
     sq_conn_close(s->w);
     free(s->heads);
+    free(s->touch);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->pmu);
     free(s);

@@ -273,9 +273,11 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
         sq_bind_text(q, 5, refs[i][1]);
         if ((rc = sq_run(c, q)) != 0) return rc;
     }
-    struct oh_store_state cs;
-    oh_store_state_get(it->event, &cs);
-    if (cs.set && (rc = sq_state(s, f.conv, &cs, seq)) != 0) return rc;
+    if (strcmp(f.type, OH_EV_UPDATED) == 0) { /* only these carry a state */
+        struct oh_store_state cs;
+        oh_store_state_get(it->event, &cs);
+        if (cs.set && (rc = sq_state(s, f.conv, &cs, seq)) != 0) return rc;
+    }
     if (f.status && *f.state && *f.status_mid) {
         q = sq_stmt(c, S_STATE_UPSERT);
         if (!q) return OH_EIO;
@@ -318,10 +320,15 @@ int sq_materialize_then(oh_store *st, const char *group, struct oh_store_item *i
     struct sq_batch b = {NULL, 16};
     while (b.cap < 2 * n)
         b.cap *= 2;
-    if (!(b.t = calloc(b.cap, sizeof *b.t))) {
-        rc = OH_ENOMEM;
-        goto out;
+    if (s->touch_cap < b.cap) { /* a larger batch than any before */
+        free(s->touch);
+        s->touch_cap = (s->touch = calloc(b.cap, sizeof *s->touch)) ? b.cap : 0;
+        if (!s->touch) {
+            rc = OH_ENOMEM;
+            goto out;
+        }
     }
+    b.t = s->touch; /* its first CAP slots are free */
     if ((rc = sq_exec(c, S_BEGIN_IMM)) != 0) goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = sq_item(s, &b, &items[i], now_ms);
@@ -350,8 +357,9 @@ int sq_materialize_then(oh_store *st, const char *group, struct oh_store_item *i
         }
     }
 out:
+    for (size_t i = 0; b.t && i < b.cap; i++) /* free again for the next batch */
+        if (b.t[i].conv) memset(&b.t[i], 0, sizeof b.t[i]);
     pthread_mutex_unlock(&s->wmu);
-    free(b.t);
     if (rc != 0) OH_WARN("store", "materialize of %zu events failed: %s", n, oh_strerror(rc));
     return rc;
 }

@@ -91,9 +91,14 @@ struct sq_store {
     struct oh_store_base base;
     char path[PATH_MAX];
     char epoch[48];
-    pthread_mutex_t wmu; /* guards w and heads */
+    pthread_mutex_t wmu; /* guards w, heads and touch */
     struct sq_conn *w;
     struct sq_head *heads; /* SQ_HEADS of them, by hash of the id; NULL until used */
+    /* the batch's table of touched conversations (store_sqlite_history.c),
+     * kept between batches with every slot free: no allocation and no
+     * clearing of the whole table per batch */
+    struct sq_touch *touch;
+    size_t touch_cap;
     pthread_mutex_t pmu; /* guards readers, nreaders */
     struct sq_conn *readers;
     int nreaders;
