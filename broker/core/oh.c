@@ -145,3 +145,11 @@ int oh_query_param(const char *q, const char *name, char *out, size_t len)
     }
     return OH_ENOTFOUND;
 }
+
+uint64_t oh_fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}

@@ -54,6 +54,10 @@ int64_t oh_now_ms(void);
 int64_t oh_mono_ms(void);
 int64_t oh_mono_us(void);
 
+/* FNV-1a (64 bits) of the NUL-terminated S, for in-memory hash tables
+ * (never stored: not a stable format). */
+uint64_t oh_fnv1a(const char *s);
+
 /* Copies SRC into DST (SIZE > 0 bytes) as snprintf(DST, SIZE, "%s", SRC)
  * does, without parsing a format: at most SIZE - 1 bytes, always terminated.
  * Returns the bytes copied. For the per-request paths, where the format

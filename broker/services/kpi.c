@@ -39,10 +39,7 @@ static const double response_buckets[] = {1,   5,    15,   30,   60,    120,   3
 
 static size_t hash(const char *s)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)(h % NBUCKET);
+    return (size_t)(oh_fnv1a(s) % NBUCKET);
 }
 
 static void forget_all(struct oh_kpi *k)

@@ -62,19 +62,10 @@ static const char *sget(const json_t *o, const char *k)
     return s ? s : "";
 }
 
-/* FNV-1a */
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static struct conv *lookup(const struct sla *s, const char *id)
 {
     if (!s->nbucket) return NULL;
-    uint64_t h = hash_id(id);
+    uint64_t h = oh_fnv1a(id);
     for (struct conv *e = s->bucket[h & (s->nbucket - 1)]; e; e = e->chain)
         if (e->hash == h && strcmp(e->id, id) == 0) return e;
     return NULL;
@@ -104,7 +95,7 @@ static struct conv *add(struct sla *s, const char *id, struct oh_slaclock *c)
         oh_slaclock_clear(c);
         return NULL;
     }
-    *e = (struct conv){.hash = hash_id(id), .prev = s->last, .c = *c};
+    *e = (struct conv){.hash = oh_fnv1a(id), .prev = s->last, .c = *c};
     memcpy(e->id, id, len + 1);
     struct conv **b = &s->bucket[e->hash & (s->nbucket - 1)];
     e->chain = *b;

@@ -44,10 +44,7 @@ void oh_kpi_acc_free(struct oh_kpi_acc *k)
 
 static size_t key_hash(const char *key, bool null)
 {
-    uint64_t h = null ? 7 : 14695981039346656037ULL;
-    for (; !null && *key; key++)
-        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-    return (size_t)h;
+    return null ? 7 : (size_t)oh_fnv1a(key);
 }
 
 static struct acc *slot(struct acc *a, size_t cap, const char *key, bool null)

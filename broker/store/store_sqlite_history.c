@@ -66,18 +66,10 @@ struct sq_batch {
     size_t cap; /* a power of two, at least twice the batch's items */
 };
 
-static size_t sq_hash(const char *k)
-{
-    size_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return h;
-}
-
 /* CONV's slot: found, or the free one it takes. */
 static struct sq_touch *sq_touch_slot(struct sq_batch *b, const char *conv)
 {
-    for (size_t i = sq_hash(conv) & (b->cap - 1);; i = (i + 1) & (b->cap - 1))
+    for (size_t i = (size_t)oh_fnv1a(conv) & (b->cap - 1);; i = (i + 1) & (b->cap - 1))
         if (!b->t[i].conv || strcmp(b->t[i].conv, conv) == 0) return &b->t[i];
 }
 
@@ -147,7 +139,7 @@ static void sq_heads_note(struct sq_store *s, const struct sq_batch *b)
         const struct sq_touch *t = &b->t[i];
         size_t len = t->conv ? strlen(t->conv) : 0;
         if (!t->dirty || len >= OH_ID_MAX) continue;
-        struct sq_head *h = &s->heads[sq_hash(t->conv) & (SQ_HEADS - 1)];
+        struct sq_head *h = &s->heads[(size_t)oh_fnv1a(t->conv) & (SQ_HEADS - 1)];
         h->head = t->head;
         memcpy(h->conv, t->conv, len + 1);
     }
@@ -164,7 +156,7 @@ static int sq_item(struct sq_store *s, struct sq_batch *b, struct oh_store_item 
     int rc;
     sqlite3_stmt *q;
     struct sq_touch *t = sq_touch_slot(b, f.conv);
-    struct sq_head *known = s->heads ? &s->heads[sq_hash(f.conv) & (SQ_HEADS - 1)] : NULL;
+    struct sq_head *known = s->heads ? &s->heads[(size_t)oh_fnv1a(f.conv) & (SQ_HEADS - 1)] : NULL;
     if (!t->conv && known && known->head > 0 && strcmp(known->conv, f.conv) == 0) {
         memset(t, 0, sizeof *t);
         t->conv = f.conv;
