@@ -124,11 +124,10 @@ struct bench_redis {
 int bench_redis_start(struct bench_redis *rd, char *err, size_t errlen);
 void bench_redis_stop(struct bench_redis *rd);
 
-/* Adds each thread's CPU time (seconds) of PID to OUT, summed by thread
- * name (a pool's threads share one); with DETAIL, also {user_s, sys_s,
- * switches, involuntary_switches} per name (context switches from the
- * task's status). */
-int bench_proc_threads(pid_t pid, json_t *out, json_t *detail);
+/* Adds each thread's {user_s, sys_s, switches, involuntary_switches} of
+ * PID to OUT, summed by thread name (a pool's threads share one; CPU from
+ * the task's stat, context switches from its status). */
+int bench_proc_threads(pid_t pid, json_t *out);
 
 /* Removes a directory tree. */
 void bench_rmtree(const char *dir);

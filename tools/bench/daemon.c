@@ -410,7 +410,7 @@ static void add_to(json_t *obj, const char *key, double x)
     json_object_set_new(obj, key, json_real(x + (have ? json_real_value(have) : 0)));
 }
 
-int bench_proc_threads(pid_t pid, json_t *out, json_t *detail)
+int bench_proc_threads(pid_t pid, json_t *out)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
@@ -435,10 +435,8 @@ int bench_proc_threads(pid_t pid, json_t *out, json_t *detail)
         /* threads of one pool share a name: summed under it */
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)(rp - lp - 1), lp + 1);
-        add_to(out, name, (double)(ut + st) / tck);
-        if (!detail) continue;
-        json_t *t = json_object_get(detail, name);
-        if (!t) json_object_set_new(detail, name, t = json_object());
+        json_t *t = json_object_get(out, name);
+        if (!t) json_object_set_new(out, name, t = json_object());
         double vcs = 0, ivcs = 0;
         task_switches(pid, e->d_name, &vcs, &ivcs);
         add_to(t, "user_s", (double)ut / tck);

@@ -34,7 +34,15 @@ static double rate_of(const struct bench_http_run *r)
     return r->ok && r->elapsed_s > 0 ? (double)r->ok / r->elapsed_s : -1;
 }
 
-/* AFTER - BEFORE per thread name, as a new object. */
+/* A thread's CPU seconds in a bench_proc_threads() row (0 when absent). */
+static double cpu_of(const json_t *t)
+{
+    return json_real_value(json_object_get(t, "user_s")) +
+           json_real_value(json_object_get(t, "sys_s"));
+}
+
+/* AFTER - BEFORE of bench_proc_threads' CPU seconds per thread name, as a
+ * new object. */
 static json_t *thread_delta(json_t *before, json_t *after)
 {
     json_t *d = json_object();
@@ -42,14 +50,13 @@ static json_t *thread_delta(json_t *before, json_t *after)
     json_t *v;
     json_object_foreach(after, k, v)
     {
-        json_t *b = json_object_get(before, k);
-        double x = json_real_value(v) - (b ? json_real_value(b) : 0);
+        double x = cpu_of(v) - cpu_of(json_object_get(before, k));
         if (x > 0.005) json_object_set_new(d, k, json_real(x));
     }
     return d;
 }
 
-/* AFTER - BEFORE of bench_proc_threads' DETAIL, each figure per message
+/* AFTER - BEFORE of bench_proc_threads' rows, each figure per message
  * (CPU in µs, switches as counts) over N messages, as a new object. */
 static json_t *detail_per_msg(json_t *before, json_t *after, size_t n)
 {
@@ -144,22 +151,19 @@ int bench_ingest(const struct bench_opts *o, const char *channel)
             int who = k % 2 ? 2 - step : step; /* 0 omnihub, 1 nginx, 2 redis */
             if (who == 0) {
                 json_t *t0 = json_object(), *t1 = json_object();
-                json_t *x0 = json_object(), *x1 = json_object();
                 if (d.pid) {
-                    bench_proc_threads(d.pid, t0, x0);
+                    bench_proc_threads(d.pid, t0);
                     bench_proc_read(d.pid, &r->p0);
                 }
                 pass(o, &r->f, d.url, BENCH_PROTO_HTTP, &r->om);
                 if (d.pid) {
                     bench_proc_read(d.pid, &r->p1);
-                    bench_proc_threads(d.pid, t1, x1);
+                    bench_proc_threads(d.pid, t1);
                 }
                 r->threads = thread_delta(t0, t1);
-                if (d.pid && r->om.ok) r->per_msg = detail_per_msg(x0, x1, r->om.ok);
+                if (d.pid && r->om.ok) r->per_msg = detail_per_msg(t0, t1, r->om.ok);
                 json_decref(t0);
                 json_decref(t1);
-                json_decref(x0);
-                json_decref(x1);
             } else if (who == 1 && have_ng) {
                 pass(o, &r->f, ng.url, BENCH_PROTO_HTTP, &r->ng);
             } else if (who == 2 && have_rd) {
