@@ -96,10 +96,16 @@ int oh_log_append_meta(oh_log *log, const char *topic, const char *key,
 
 struct oh_log_meta oh_log_meta_of(const json_t *ev, int64_t seq)
 {
+    return oh_log_meta_known(ev, seq, NULL, NULL);
+}
+
+struct oh_log_meta oh_log_meta_known(const json_t *ev, int64_t seq, const char *type,
+                                     const char *subject)
+{
     const json_t *data = oh_event_data(ev);
     return (struct oh_log_meta){
-        .type = oh_event_get_type(ev),
-        .subject = oh_event_subject(ev),
+        .type = type ? type : oh_event_get_type(ev),
+        .subject = subject ? subject : oh_event_subject(ev),
         .seq = seq,
         .author = oh_event_author_kind(ev),
         .time = json_string_value(json_object_get(ev, "time")),

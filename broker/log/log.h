@@ -72,6 +72,10 @@ struct oh_log_meta {
  * field above from EV; the strings are borrowed from EV. */
 struct json_t;
 struct oh_log_meta oh_log_meta_of(const struct json_t *ev, int64_t seq);
+/* The same with TYPE and SUBJECT already known (each NULL: read from EV),
+ * e.g. from the record EV was appended as (borrowed too). */
+struct oh_log_meta oh_log_meta_known(const struct json_t *ev, int64_t seq, const char *type,
+                                     const char *subject);
 
 /* Appends VALUE under KEY (the conversation id; it picks the partition).
  * Copies KEY and VALUE; thread-safe; DONE is called as described above.

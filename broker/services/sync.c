@@ -229,16 +229,7 @@ static struct oh_log_meta meta_of(const struct sync_state *s, size_t i)
 {
     const struct oh_store_item *it = &s->items[i];
     const struct oh_log_meta *rec = s->from[i];
-    if (!rec) return oh_log_meta_of(it->event, it->seq);
-    const json_t *data = oh_event_data(it->event);
-    return (struct oh_log_meta){
-        .type = rec->type,
-        .subject = rec->subject,
-        .seq = it->seq,
-        .author = json_string_value(json_object_get(json_object_get(data, "author"), "kind")),
-        .time = json_string_value(json_object_get(it->event, "time")),
-        .internal = json_is_true(json_object_get(data, "internal")),
-    };
+    return oh_log_meta_known(it->event, it->seq, rec ? rec->type : NULL, rec ? rec->subject : NULL);
 }
 
 /* Appends the batch's stored events to the timeline once more and waits
