@@ -548,8 +548,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sync_state *s = calloc(1, sizeof *s);
     if (!s || !(s->items = calloc(2 * MAX_BATCH, sizeof *s->items)) ||
-        !(s->from = calloc(2 * MAX_BATCH, sizeof *s->from)) ||
-        !(s->desk = oh_sync_desk_new(hub))) {
+        !(s->from = calloc(2 * MAX_BATCH, sizeof *s->from)) || !(s->desk = oh_sync_desk_new(hub))) {
         if (s) {
             free(s->items);
             free(s->from);
