@@ -1,7 +1,15 @@
 """Fixtures shared by the integration tests: a real omnihubd on a free
 loopback port, a recording HTTP stand-in for outside APIs, signing and
-token helpers. Run with /usr/bin/python3 -m pytest."""
+token helpers. Run with /usr/bin/python3 -m pytest.
+
+`tools/dev test` runs the modules in parallel (pytest-xdist, --dist loadfile:
+each module on one worker, its tests in order). Every daemon, stub and
+server here takes a free port and a directory of its own; what lives once
+per checkout (tests/browser/node_modules, workspace/dist) is touched only
+under checkout_lock()."""
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -9,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +49,21 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def checkout_lock(name):
+    """Holds the lock NAME of this checkout (a flock on a file in the temp
+    directory) for the body of the with: two test workers that would install
+    into, or rebuild, the same directory of the repository take turns."""
+    key = hashlib.sha256(str(ROOT).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"omnihub-tests-{key}-{name}.lock"
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def sign_hex(secret, body):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, checkout_lock
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 
@@ -14,9 +14,10 @@ BROWSER_DIR = ROOT / "tests" / "browser"
 def test_two_devices_in_chromium(omnihub, tmp_path):
     if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
         pytest.fail("chromium and node are required (tools/dev test installs them)")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
-                       cwd=BROWSER_DIR, check=True, timeout=300)
+    with checkout_lock("browser-npm"):  # test_workspace.py may install on the other worker
+        if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                           cwd=BROWSER_DIR, check=True, timeout=300)
     d = omnihub({"http.static_dir": str(ROOT / "examples" / "webchat")})
     shot = tmp_path / "webchat.png"
     r = subprocess.run(["node", "webchat.mjs", d.url, d.customer_token("browser-user", "any"),

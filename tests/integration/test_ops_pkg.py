@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, checkout_lock
 
 UNITS = ROOT / "packaging" / "systemd"
 PROM = ROOT / "examples" / "prometheus"
@@ -262,7 +262,10 @@ def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
         run("dpkg", "--purge", "omnihub")  # left by an interrupted run
     user_existed = run("getent", "passwd", "omnihub", check=False).returncode == 0
 
-    deb = Path(run(ROOT / "tools" / "dev", "package", timeout=1800).stdout.strip().splitlines()[-1])
+    # it rebuilds workspace/dist when its sources changed: not under a workspace test
+    with checkout_lock("workspace-dist"):
+        deb = Path(run(ROOT / "tools" / "dev", "package",
+                       timeout=1800).stdout.strip().splitlines()[-1])
     assert deb.is_file() and deb.name.endswith(".deb")
     files = {line.split()[-1].lstrip(".") for line in
              run("dpkg-deb", "-c", deb).stdout.splitlines()}

@@ -21,24 +21,28 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, sign_hex
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, checkout_lock, sign_hex
 
 WORKSPACE = ROOT / "workspace"
 DIST = WORKSPACE / "dist"
 BROWSER_DIR = ROOT / "tests" / "browser"
 
 
-def built():
-    """workspace/dist, built when it is missing (tools/dev test builds it before the tests)."""
-    if not (DIST / "index.html").exists():
-        if not shutil.which("npm"):
-            pytest.fail("node and npm are required (tools/dev test installs them)")
-        if not (WORKSPACE / "node_modules").exists():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=WORKSPACE,
-                           check=True, timeout=300)
-        subprocess.run(["npm", "run", "build", "--silent"], cwd=WORKSPACE, check=True,
-                       timeout=300)
-    return DIST
+@pytest.fixture
+def workspace_dist():
+    """workspace/dist, built when it is missing (tools/dev test builds it before the
+    tests), held for the whole test: `tools/dev package` (test_ops_pkg.py, maybe on
+    the other worker) rebuilds it when its sources changed."""
+    with checkout_lock("workspace-dist"):
+        if not (DIST / "index.html").exists():
+            if not shutil.which("npm"):
+                pytest.fail("node and npm are required (tools/dev test installs them)")
+            if not (WORKSPACE / "node_modules").exists():
+                subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+                               cwd=WORKSPACE, check=True, timeout=300)
+            subprocess.run(["npm", "run", "build", "--silent"], cwd=WORKSPACE, check=True,
+                           timeout=300)
+        yield DIST
 
 
 def manual_claims_only():
@@ -67,8 +71,8 @@ def raw_get(d, path):
     return status, body
 
 
-def test_workspace_is_served_and_confined(omnihub, tmp_path):
-    dist = built()
+def test_workspace_is_served_and_confined(omnihub, tmp_path, workspace_dist):
+    dist = workspace_dist
     # a secret next to the served directory: no path may reach it
     root = tmp_path / "site"
     shutil.copytree(dist, root / "workspace")
@@ -102,16 +106,18 @@ def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
 def browser_ready():
     if not Path("/usr/bin/chromium").exists() or not shutil.which("node"):
         pytest.fail("chromium and node are required (tools/dev test installs them)")
-    if not all((BROWSER_DIR / "node_modules" / m).exists() for m in ("playwright-core", "axe-core")):
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
-                       cwd=BROWSER_DIR, check=True, timeout=300)
+    with checkout_lock("browser-npm"):  # test_browser.py may install on the other worker
+        if not all((BROWSER_DIR / "node_modules" / m).exists()
+                   for m in ("playwright-core", "axe-core")):
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                           cwd=BROWSER_DIR, check=True, timeout=300)
 
 
-def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
+def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path, workspace_dist):
     browser_ready()
     tg = {"telegram.secret_token": "tg-secret-for-the-workspace",
           "telegram.bot_token": "123456:workspace-test-token"}
-    d = omnihub({"http.workspace_dir": str(built()), **tg, **manual_claims_only()})
+    d = omnihub({"http.workspace_dir": str(workspace_dist), **tg, **manual_claims_only()})
     # a second channel already in the inbox when the agents sign in
     r = d.request("POST", "/webhooks/telegram",
                   (ROOT / "tests" / "data" / "telegram" / "message_text.json").read_bytes(),
@@ -142,9 +148,9 @@ def test_an_agent_works_a_conversation_in_chromium(omnihub, tmp_path):
 SLA_SHORT = {f"sla.{k}_s.{p}": "8" for k in ("frt", "nrt") for p in ("urgent", "high", "normal", "low")}
 
 
-def test_the_desk_panels_in_chromium(omnihub, tmp_path):
+def test_the_desk_panels_in_chromium(omnihub, tmp_path, workspace_dist):
     browser_ready()
-    d = omnihub({"http.workspace_dir": str(built()), **manual_claims_only(),
+    d = omnihub({"http.workspace_dir": str(workspace_dist), **manual_claims_only(),
                  "sla.enabled": "true", **SLA_SHORT, "triage.enabled": "true",
                  "contacts.enabled": "true"})
     shot = tmp_path / "desk.png"
@@ -181,7 +187,7 @@ def tiny_png(w=4, h=3):
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub):
+def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub, workspace_dist):
     """A WhatsApp image posted to the real webhook shows inline from a blob: URL and decodes;
     a document the stand-in Graph API does not know shows a placeholder
     (tests/browser/workspace_media.mjs)."""
@@ -199,7 +205,7 @@ def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub):
     g.set_default(200, graph, {"Content-Type": "image/png"})
     wa = {"whatsapp.app_secret": "wa-app-secret", "whatsapp.verify_token": "wa-verify",
           "whatsapp.access_token": "EAAGraphTestToken", "whatsapp.api_base_url": g.url + "/v21.0"}
-    d = omnihub({"http.workspace_dir": str(built()), **wa, **manual_claims_only()})
+    d = omnihub({"http.workspace_dir": str(workspace_dist), **wa, **manual_claims_only()})
     for name in ("image.json", "document.json"):
         body = (ROOT / "tests" / "data" / "whatsapp" / name).read_bytes()
         r = d.request("POST", "/webhooks/whatsapp", body,
