@@ -13,4 +13,13 @@
  * or on allocation failure. Reals are written by jansson itself. */
 char *oh_json_dump(const json_t *v, size_t *len);
 
+/* Worst-case bytes oh_json_quote writes for N bytes of string. */
+#define OH_JSON_QUOTE_MAX(n) ((n) * 6 + 2)
+
+/* Writes S (N bytes) as oh_json_dump writes a string, quotes included, to
+ * OUT (room for OH_JSON_QUOTE_MAX(N) bytes; not NUL-terminated): for those
+ * who write a record's text themselves. Returns the bytes written, 0 when
+ * S is not valid UTF-8. */
+size_t oh_json_quote(char *out, const char *s, size_t n);
+
 #endif
