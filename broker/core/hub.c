@@ -50,9 +50,15 @@ static void on_appended(void *opaque, int err, int32_t partition, int64_t offset
 
 int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque)
 {
+    return oh_hub_ingest_texts(hub, events, NULL, NULL, done, opaque);
+}
+
+int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                        const size_t *lens, oh_hub_done_fn done, void *opaque)
+{
     char err[256];
     for (size_t i = 0; i < events->n; i++)
-        if (oh_event_validate(events->ev[i], err, sizeof err)) {
+        if ((!texts || !texts[i]) && oh_event_validate(events->ev[i], err, sizeof err)) {
             OH_WARN("hub", "refusing event: %s", err);
             oh_event_list_clear(events);
             return OH_EINVAL;
@@ -77,8 +83,10 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
     for (size_t i = 0; i < events->n; i++) {
         size_t len = 0;
         char *value = NULL, subject[OH_ID_MAX];
-        if (rc == OH_OK) value = oh_json_dump(events->ev[i], &len);
-        if (rc == OH_OK && !value) rc = OH_ENOMEM;
+        const char *text = texts ? texts[i] : NULL;
+        if (text) len = lens[i];
+        if (rc == OH_OK && !text) text = value = oh_json_dump(events->ev[i], &len);
+        if (rc == OH_OK && !text) rc = OH_ENOMEM;
         if (rc == OH_OK) {
             oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
             /* what consumers route on travels beside the value; copied, as
@@ -90,10 +98,10 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
             struct oh_log_meta meta = {
                 .type = type, .subject = subject, .author = kind ? author : NULL};
             /* before the append: the sync service may read the record at once */
-            oh_handoff_put(hub->handoff, value, len, events->ev[i]);
+            oh_handoff_put(hub->handoff, text, len, events->ev[i]);
             events->ev[i] = NULL;
             pending_add(1);
-            rc = oh_log_append_meta(hub->log, OH_TOPIC_EVENTS, subject, &meta, value, len,
+            rc = oh_log_append_meta(hub->log, OH_TOPIC_EVENTS, subject, &meta, text, len,
                                     on_appended, b);
             if (rc != OH_OK) pending_add(-1);
         }
@@ -127,8 +135,14 @@ static void wake(void *opaque, int err)
 
 int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events)
 {
+    return oh_hub_ingest_texts_wait(hub, events, NULL, NULL);
+}
+
+int oh_hub_ingest_texts_wait(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                             const size_t *lens)
+{
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    int rc = oh_hub_ingest(hub, events, wake, &w);
+    int rc = oh_hub_ingest_texts(hub, events, texts, lens, wake, &w);
     if (rc) return rc;
     pthread_mutex_lock(&w.mu);
     while (!w.done)

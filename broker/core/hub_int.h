@@ -72,6 +72,17 @@ int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen);
  * "<name>"); NULL when no enabled connector serves it. */
 struct oh_instance *oh_hub_connector(oh_hub *hub, const char *channel);
 
+/* oh_hub_ingest for a service that writes its events' record text itself:
+ * TEXTS[i] (LENS[i] bytes, borrowed for the call) is exactly
+ * oh_json_dump(EVENTS->ev[i]) of an event the service built valid, so it is
+ * neither validated nor dumped again; an event whose TEXTS[i] is NULL, or
+ * every event when TEXTS is NULL, goes as with oh_hub_ingest. */
+int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                        const size_t *lens, oh_hub_done_fn done, void *opaque);
+/* Its blocking form (oh_hub_ingest_wait). */
+int oh_hub_ingest_texts_wait(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                             const size_t *lens);
+
 /* Whether this process runs service role ROLE (a service's .role). */
 bool oh_hub_runs(const oh_hub *hub, const char *role);
 

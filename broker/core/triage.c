@@ -326,12 +326,21 @@ static void match(struct scan *s, const struct folded *f)
             s->masked += star;
         }
         if (!word && !is_cjk_lead(t[p])) continue;
+        /* a bucket's cues are sorted by their bytes (tools/triage_gen.py):
+         * once a cue's first differing byte is above the text's, so is every
+         * later cue's, at that byte or before; the text ends in a NUL (below
+         * any cue byte), so no compare runs past it */
         unsigned b = (t[p] * 31u + t[p + 1]) % LEX_NBUCKETS;
         for (unsigned i = lex_bucket[b]; i < lex_bucket[b + 1]; i++) {
             const struct cue *e = &lex[i];
-            if (p + e->len <= f->n && t[p] == (unsigned char)e->s[0] &&
-                !memcmp(t + p, e->s, e->len))
+            const unsigned char *c = (const unsigned char *)e->s;
+            size_t j = 0;
+            while (j < e->len && c[j] == t[p + j])
+                j++;
+            if (j == e->len)
                 hit(s, e, k < 0 ? 0 : k);
+            else if (c[j] > t[p + j])
+                break;
         }
     }
     s->tokens = k + 1;

@@ -12,6 +12,7 @@
 #include "core/json_pick.h"
 #include "core/metrics.h"
 #include "core/triage.h"
+#include "services/enrich_text.h"
 #include "services/service.h"
 
 #define KNOWN_MAX 100000     /* conversations whose priority is remembered */
@@ -19,10 +20,13 @@
 
 /* One scored message, kept until its events are durable. The events are
  * built from it for each attempt to append them, so each is handed to the
- * hub with its only reference: the handoff to sync keeps it without a copy. */
+ * hub with its only reference: the handoff to sync keeps it without a copy.
+ * The enriched event's record text is written once, when it is scored. */
 struct decision {
-    size_t id, conv, channel, account; /* offsets of NUL-terminated strings in strs */
+    size_t id, conv, channel, account, eid; /* offsets of NUL-terminated strings in strs */
+    size_t text, len; /* the enriched event's record in the writer */
     struct oh_triage t;
+    long milli; /* the sentiment in thousandths */
     int64_t time_ms;
     bool raise; /* also a raise_priority command */
 };
@@ -44,6 +48,10 @@ struct enrich {
     size_t nstrs, capstrs;
     char *pick; /* the strings picked from the record being read */
     size_t cappick;
+    struct oh_enriched_writer out; /* the decisions' enriched records */
+    /* per attempt to append: each event's record (NULL: the hub dumps it) */
+    const char **tx;
+    size_t *txlen, captx;
 };
 
 /* *BUF (of *CAP bytes) grown to hold at least NEED; false when out of memory. */
@@ -137,6 +145,37 @@ static const char *const fields[F_N] = {
     [F_MAIL_SUBJECT] = "data.subject",
 };
 
+/* The enriched event of D, its strings borrowed from E, in X. */
+static const struct oh_enriched *enriched_of(const struct enrich *e, const struct decision *d,
+                                             struct oh_enriched *x)
+{
+    *x = (struct oh_enriched){.id = e->strs + d->eid,
+                              .message = e->strs + d->id,
+                              .conv = e->strs + d->conv,
+                              .channel = e->strs + d->channel,
+                              .account = e->strs + d->account,
+                              .t = &d->t,
+                              .milli = d->milli,
+                              .time_ms = d->time_ms};
+    return x;
+}
+
+/* Room for N events' records in E->tx and E->txlen; false when out of memory. */
+static bool room_tx(struct enrich *e, size_t n)
+{
+    if (n <= e->captx) return true;
+    size_t cap = e->captx ? e->captx : 128;
+    while (cap < n)
+        cap *= 2;
+    const char **tx = realloc(e->tx, cap * sizeof *tx);
+    if (tx) e->tx = tx;
+    size_t *len = tx ? realloc(e->txlen, cap * sizeof *len) : NULL;
+    if (!len) return false;
+    e->txlen = len;
+    e->captx = cap;
+    return true;
+}
+
 /* Scores one customer message (a timeline record) into E's decisions. */
 static void score(struct enrich *e, const struct oh_log_record *r)
 {
@@ -160,6 +199,7 @@ static void score(struct enrich *e, const struct oh_log_record *r)
         return;
     }
     struct decision *d = &e->dec[e->ndec++];
+    size_t written = e->out.len;
     *d = (struct decision){.id = (size_t)id,
                            .conv = (size_t)conv,
                            .channel = (size_t)channel,
@@ -168,6 +208,22 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     /* the email connector gives the text with the quoted history trimmed
      * (the scorer skips quotes as well) and the subject beside it */
     oh_triage_classify(f[F_TEXT].s ? f[F_TEXT].s : "", f[F_TEXT].len, f[F_MAIL_SUBJECT].s, &d->t);
+    d->milli = oh_enriched_milli(d->t.sentiment);
+    /* its id from the message's alone: scoring it again (a replay after a
+     * crash, a rebalance) makes the same event, which sync drops by id */
+    char eid[OH_ID_MAX];
+    oh_event_id(eid, "enriched", e->strs + d->id, NULL);
+    ptrdiff_t eo = keep(e, &(struct oh_json_pick){.s = eid, .len = strlen(eid)});
+    if (eo >= 0) d->eid = (size_t)eo;
+    struct oh_enriched x;
+    if (eo < 0 || oh_enriched_text(&e->out, enriched_of(e, d, &x)) != OH_OK) {
+        e->ndec--;
+        e->nstrs = mark;
+        e->out.len = written;
+        return;
+    }
+    d->text = written;
+    d->len = e->out.len - written;
     char lab[40];
     snprintf(lab, sizeof lab, "priority=\"%s\"", oh_triage_priority_name(d->t.priority));
     oh_metrics_inc("omnihub_triage_messages_total", lab, 1);
@@ -187,36 +243,6 @@ static void score(struct enrich *e, const struct oh_log_record *r)
 static int put(json_t *o, const char *key, json_t *v)
 {
     return json_object_set_new_nocheck(o, key, v);
-}
-
-/* The omnihub.message.enriched event of D (a new reference, NULL when out
- * of memory); its id from the message's alone: scoring it again (a replay
- * after a crash, a rebalance) makes the same event, which sync drops by id. */
-static json_t *enriched(const struct enrich *e, const struct decision *d)
-{
-    const char *id = e->strs + d->id, *conv = e->strs + d->conv;
-    /* three decimals: the scorer's resolution, and a stable text */
-    double sentiment =
-        (double)(long)(d->t.sentiment * 1000 + (d->t.sentiment < 0 ? -0.5 : 0.5)) / 1000;
-    char eid[OH_ID_MAX];
-    oh_event_id(eid, "enriched", id, NULL);
-    json_t *data = json_object();
-    if (!data) return NULL;
-    /* the members in the order the scorer has always written them */
-    int bad = put(data, "conversation_id", json_string_nocheck(conv)) ||
-              put(data, "channel", json_string_nocheck(e->strs + d->channel)) ||
-              put(data, "account", json_string_nocheck(e->strs + d->account)) ||
-              put(data, "message_event_id", json_string_nocheck(id)) ||
-              put(data, "frustrated", json_boolean(d->t.frustrated)) ||
-              put(data, "sentiment", json_real(sentiment)) ||
-              put(data, "priority", json_string_nocheck(oh_triage_priority_name(d->t.priority))) ||
-              put(data, "wants_human", json_boolean(d->t.wants_human)) ||
-              put(data, "language", json_string_nocheck(d->t.language));
-    if (bad) {
-        json_decref(data);
-        return NULL;
-    }
-    return oh_event_new(OH_EV_ENRICHED, eid, d->time_ms, data);
 }
 
 /* The raise_priority command of D; its outcome is recorded once. */
@@ -250,14 +276,21 @@ static int emit(struct enrich *e)
     int delay_ms = 100, ret = OH_OK;
     while (e->ndec) {
         struct oh_event_list l = {0};
-        int rc = OH_OK;
+        int rc = room_tx(e, 2 * e->ndec) ? OH_OK : OH_ENOMEM;
         for (size_t i = 0; rc == OH_OK && i < e->ndec; i++) {
-            rc = oh_event_list_push(&l, enriched(e, &e->dec[i]));
-            if (rc == OH_OK && e->dec[i].raise)
-                rc = oh_event_list_push(&l, raise_cmd(e, &e->dec[i]));
+            const struct decision *d = &e->dec[i];
+            struct oh_enriched x;
+            /* the event for the handoff to sync, its record as written */
+            e->tx[l.n] = e->out.p + d->text;
+            e->txlen[l.n] = d->len;
+            rc = oh_event_list_push(&l, oh_enriched_event(enriched_of(e, d, &x)));
+            if (rc == OH_OK && d->raise) {
+                e->tx[l.n] = NULL;
+                rc = oh_event_list_push(&l, raise_cmd(e, d));
+            }
         }
         /* the hub takes the list's references, whatever it answers */
-        if (rc == OH_OK) rc = oh_hub_ingest_wait(e->hub, &l);
+        if (rc == OH_OK) rc = oh_hub_ingest_texts_wait(e->hub, &l, e->tx, e->txlen);
         oh_event_list_clear(&l);
         if (rc == OH_OK) break;
         if (rc == OH_EINVAL) { /* not ours to fix by trying again: said by the hub */
@@ -275,6 +308,7 @@ static int emit(struct enrich *e)
     }
     e->ndec = 0;
     e->nstrs = 0;
+    e->out.len = 0;
     /* a huge record or batch leaves no huge buffers behind */
     if (e->cappick > KEEP_MAX) {
         free(e->pick);
@@ -286,6 +320,7 @@ static int emit(struct enrich *e)
         e->strs = NULL;
         e->capstrs = 0;
     }
+    if (e->out.cap > KEEP_MAX) oh_enriched_writer_free(&e->out);
     return ret;
 }
 
@@ -357,6 +392,9 @@ static void stop(void *state)
     free(e->dec);
     free(e->strs);
     free(e->pick);
+    oh_enriched_writer_free(&e->out);
+    free(e->tx);
+    free(e->txlen);
     free(e);
 }
 

@@ -1,0 +1,48 @@
+/* enrich_text.h - the omnihub.message.enriched event of one scored message
+ * (services/enrich.c), built twice over: as a jansson tree, which the
+ * handoff gives sync, and as its record text written directly, which the
+ * hub appends without dumping the tree. The two are equal byte for byte. */
+#ifndef OH_SERVICES_ENRICH_TEXT_H
+#define OH_SERVICES_ENRICH_TEXT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/triage.h"
+
+/* Sentiments are written with three decimals: -1000..1000 thousandths. */
+#define OH_ENRICHED_MILLI_MAX 1000
+
+/* One scored message: its strings are NUL-terminated UTF-8, borrowed. */
+struct oh_enriched {
+    const char *id;      /* the enriched event's own id */
+    const char *message; /* the scored message's event id */
+    const char *conv, *channel, *account;
+    const struct oh_triage *t;
+    long milli; /* the sentiment in thousandths: oh_enriched_milli(t->sentiment) */
+    int64_t time_ms; /* the event's time, not 0 */
+};
+
+/* SENTIMENT rounded to thousandths: the scorer's resolution, a stable text. */
+long oh_enriched_milli(double sentiment);
+
+/* The event of X (a new reference), NULL when out of memory. */
+json_t *oh_enriched_event(const struct oh_enriched *x);
+
+/* Where records are written: a buffer grown as needed, and jansson's text of
+ * each sentiment, made on first use (printing a double costs thousands of
+ * instructions). Zero it to start; oh_enriched_writer_free() at the end. */
+struct oh_enriched_writer {
+    char *p;
+    size_t len, cap;
+    char reals[2 * OH_ENRICHED_MILLI_MAX + 1][32];
+};
+
+/* Appends the record text of X's event to W: exactly oh_json_dump() of
+ * oh_enriched_event(X). 0, or OH_ENOMEM (W's length is then unchanged). */
+int oh_enriched_text(struct oh_enriched_writer *w, const struct oh_enriched *x);
+
+/* Frees W's buffer (W itself is the caller's). */
+void oh_enriched_writer_free(struct oh_enriched_writer *w);
+
+#endif
