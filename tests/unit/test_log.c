@@ -28,6 +28,7 @@ struct run {
     int per_thread;
     int window; /* appends in flight per thread */
     int nparts;
+    int round; /* run_appenders calls so far: part of each value */
     atomic_int fired, errors;
     atomic_int dup;
     unsigned char *seen; /* [partition * MAXREC + offset] */
@@ -78,6 +79,7 @@ static void *appender_main(void *arg)
     struct appender *a = arg;
     struct run *r = a->run;
     char key[64], val[256];
+    int round = r->round;
     for (int i = 0; i < r->per_thread; i++) {
         snprintf(key, sizeof key, "conv-%d-%d", a->id, i % 10);
         pthread_mutex_lock(&a->mu);
@@ -86,7 +88,8 @@ static void *appender_main(void *arg)
         a->inflight++;
         pthread_mutex_unlock(&a->mu);
         int n =
-            snprintf(val, sizeof val, "{\"thread\":%d,\"i\":%d,\"pad\":\"%0120d\"}", a->id, i, i);
+            snprintf(val, sizeof val, "{\"thread\":%d,\"i\":%d,\"round\":%d,\"pad\":\"%0120d\"}",
+                     a->id, i, round, i);
         int rc = oh_log_append(r->log, r->topic, key, val, (size_t)n, on_done, a);
         ck_assert_int_eq(rc, 0);
     }
@@ -124,24 +127,52 @@ static double run_appenders(struct run *r, int threads, int per, int window)
         pthread_cond_destroy(&a[i].cv);
     }
     int64_t us = oh_mono_us() - t0;
+    r->round++;
     ck_assert_msg(!order_bad, "one key's appends were acknowledged out of order");
     return (double)threads * per * 1e6 / (double)(us > 0 ? us : 1);
 }
 
-/* Reads every record of TOPIC from the start, checks order and content. */
-static int read_all(oh_log *log, const char *topic, int expect, int nparts, unsigned char *found)
+/* Each appended value is unique by (round, thread, i): run_appenders keeps
+ * round < 8, thread < 16 and i < 8192. */
+#define VALUE_SLOTS (8 * 16 * 8192)
+
+static size_t value_slot(const struct oh_log_record *rec)
+{
+    char v[256];
+    size_t n = rec->len < sizeof v - 1 ? rec->len : sizeof v - 1;
+    memcpy(v, rec->value, n);
+    v[n] = '\0';
+    int thread, i, round;
+    ck_assert_int_eq(sscanf(v, "{\"thread\":%d,\"i\":%d,\"round\":%d,", &thread, &i, &round), 3);
+    ck_assert(round >= 0 && round < 8 && thread >= 0 && thread < 16 && i >= 0 && i < 8192);
+    return ((size_t)round * 16 + (size_t)thread) * 8192 + (size_t)i;
+}
+
+/* Reads every record of TOPIC from the start, checks order and content, and
+ * returns how many distinct values it found, waiting up to 30 s for EXPECT.
+ * With COPIES NULL a value read twice fails the test (the local log writes
+ * each append once). Otherwise the copies are counted in *COPIES, and the
+ * reading goes on until a poll stays empty for a second, so that copies
+ * behind the last new value are counted too. */
+static int read_all(oh_log *log, const char *topic, int expect, int nparts, unsigned char *found,
+                    int *copies)
 {
     char err[256];
     oh_log_consumer *c = oh_log_consumer_new(log, NULL, topic, NULL, err, sizeof err);
     ck_assert_msg(c, "consumer: %s", err);
+    unsigned char *had = calloc(VALUE_SLOTS, 1);
+    ck_assert_ptr_nonnull(had);
     struct oh_log_record recs[256];
     int64_t next[64];
     for (int p = 0; p < 64; p++)
         next[p] = -1;
-    int total = 0;
-    for (int64_t end = oh_mono_ms() + 30000; total < expect && oh_mono_ms() < end;) {
-        int n = oh_log_poll(c, recs, 256, 200);
+    int distinct = 0, again = 0;
+    for (int64_t end = oh_mono_ms() + 30000; oh_mono_ms() < end;) {
+        bool draining = distinct >= expect;
+        if (draining && !copies) break;
+        int n = oh_log_poll(c, recs, 256, draining ? 1000 : 200);
         ck_assert_int_ge(n, 0);
+        if (draining && n == 0) break;
         for (int i = 0; i < n; i++) {
             struct oh_log_record *rec = &recs[i];
             ck_assert_int_lt(rec->partition, nparts);
@@ -157,11 +188,21 @@ static int read_all(oh_log *log, const char *topic, int expect, int nparts, unsi
             ck_assert_int_eq(strncmp(rec->key, "conv-", 5), 0);
             ck_assert_int_eq(strncmp(rec->value, "{\"thread\":", 10), 0);
             ck_assert_int_eq(rec->value[rec->len - 1], '}');
-            total++;
+            size_t slot = value_slot(rec);
+            if (had[slot]) {
+                ck_assert_msg(copies, "%s: a value read twice, the second at offset %ld", topic,
+                              (long)rec->offset);
+                again++;
+            } else {
+                had[slot] = 1;
+                distinct++;
+            }
         }
     }
     oh_log_consumer_close(c);
-    return total;
+    free(had);
+    if (copies) *copies = again;
+    return distinct;
 }
 
 START_TEST(local_concurrent_appends)
@@ -196,7 +237,7 @@ START_TEST(local_concurrent_appends)
     printf("# local log: %d appends from %d threads (1 in flight each): %.0f acknowledged/s\n",
            threads * 1000, threads, rate1);
 
-    ck_assert_int_eq(read_all(log, OH_TOPIC_EVENTS, threads * per + threads * 1000, 1, NULL),
+    ck_assert_int_eq(read_all(log, OH_TOPIC_EVENTS, threads * per + threads * 1000, 1, NULL, NULL),
                      threads * per + threads * 1000);
     /* Topics are independent: their own offsets from 0. */
     memset(r.seen, 0, MAXREC);
@@ -204,7 +245,7 @@ START_TEST(local_concurrent_appends)
     run_appenders(&r, 2, 50, 8);
     for (int i = 0; i < 100; i++)
         ck_assert(r.seen[i]);
-    ck_assert_int_eq(read_all(log, OH_TOPIC_TIMELINE, 100, 1, NULL), 100);
+    ck_assert_int_eq(read_all(log, OH_TOPIC_TIMELINE, 100, 1, NULL, NULL), 100);
     free(r.seen);
     oh_log_close(log);
     oh_config_free(cfg);
@@ -809,7 +850,17 @@ START_TEST(kafka_mock_cluster)
     printf("# kafka: 12000 appends across a 1.5 s broker outage: all acknowledged in %ld ms\n",
            (long)took);
     ck_assert_int_ge(took, 1000); /* the outage held some appends back */
-    ck_assert_int_eq(read_all(log, OH_TOPIC_EVENTS, 14000, 6, found), 14000);
+    /* Every acknowledged append is in the log once or more. More than once:
+     * librdkafka's mock cluster drops a retried produce request only for
+     * transactional producers (rd_kafka_mock_validate_records returns early
+     * without a transactional id, v2.0.2 to today), so a request whose answer
+     * the outage cut off is written again when the producer retries it. A
+     * real broker drops it by producer id and sequence (enable.idempotence),
+     * and sync drops a repeated event id in any case. */
+    int copies = 0;
+    ck_assert_int_eq(read_all(log, OH_TOPIC_EVENTS, 14000, 6, found, &copies), 14000);
+    if (copies) printf("# kafka: %d records written twice by the mock's retries\n", copies);
+    const int written = 14000 + copies;
     for (size_t i = 0; i < (size_t)6 * MAXREC; i++)
         ck_assert_msg(!r.seen[i] || found[i], "acknowledged record %zu missing", i);
 
@@ -823,14 +874,14 @@ START_TEST(kafka_mock_cluster)
     int64_t last[6] = {-1, -1, -1, -1, -1, -1};
     struct oh_log_record recs[256];
     int total = 0;
-    for (int64_t end = oh_mono_ms() + 30000; total < 14000 && oh_mono_ms() < end;) {
+    for (int64_t end = oh_mono_ms() + 30000; total < written && oh_mono_ms() < end;) {
         int n = oh_log_poll(c, recs, 256, 100);
         ck_assert_int_ge(n, 0);
         for (int k = 0; k < n; k++)
             last[recs[k].partition] = recs[k].offset;
         total += n;
     }
-    ck_assert_int_eq(total, 14000);
+    ck_assert_int_eq(total, written);
     ck_assert_int_eq(rs.assigned, 6);
     for (int p = 1; p < 6; p++)
         ck_assert_int_eq(oh_log_commit(c, p, last[p] + 1), 0);
@@ -845,7 +896,7 @@ START_TEST(kafka_mock_cluster)
         ck_assert_int_gt(lag[p].end_ts, 0);
         ends += lag[p].end;
     }
-    ck_assert_int_eq(ends, 14000);
+    ck_assert_int_eq(ends, written);
     ck_assert_int_gt(lag[0].oldest_ts, 0);
     ck_assert_int_le(lag[0].oldest_ts, lag[0].end_ts);
     ck_assert_int_eq(lag[1].oldest_ts, -1); /* caught up: no record there yet */
