@@ -10,6 +10,9 @@
 # usage: tools/perf/ingest_callgrind.sh BUILD_DIR OUT_FILE [N]
 # CALLGRIND_ARGS adds options to valgrind's: "--separate-threads=yes" gives
 # a dump per thread (OUT_FILE.1-01 is the main, gateway, thread).
+# PRELOAD=/path/lib.so runs omnihubd alone with LD_PRELOAD set to it (an
+# allocator compared, docs/performance.md); callgrind runs the program's own
+# malloc, so its instructions are counted.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 OUT=$2
@@ -21,7 +24,8 @@ export OMNIHUB_HTTP_LISTEN=127.0.0.1:$PORT OMNIHUB_DATA_DIR=$D/data \
   OMNIHUB_AUTH_JWT_SECRET=bench-jwt-secret OMNIHUB_API_INBOUND_SECRET=bench-inbound-secret \
   OMNIHUB_LOGGING_LEVEL=warn
 # shellcheck disable=SC2086 # CALLGRIND_ARGS: options, split on purpose
-valgrind --tool=callgrind --callgrind-out-file="$OUT" --dump-instr=no ${CALLGRIND_ARGS:-} \
+env ${PRELOAD:+LD_PRELOAD="$PRELOAD"} \
+  valgrind --tool=callgrind --callgrind-out-file="$OUT" --dump-instr=no ${CALLGRIND_ARGS:-} \
   "$B/broker/omnihubd" \
   >"$D/log" 2>&1 &
 VP=$!
