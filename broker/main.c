@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "oh_build_config.h"
+#ifdef OH_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include "core/hub_int.h"
 #include "core/kbase.h"
 #include "core/auth.h"
@@ -262,6 +266,23 @@ static void verify_store(oh_store *st)
                 (long long)v.checked, (long long)v.unverified, (long long)(oh_mono_ms() - t0));
 }
 
+/* The version, and the allocator this binary was linked with (jemalloc
+ * unless built without it or with a sanitizer: docs/performance.md). */
+static void print_version(void)
+{
+    printf("omnihubd %s\n", OH_VERSION);
+#ifdef OH_HAVE_JEMALLOC
+    const char *v = NULL;
+    size_t len = sizeof v;
+    if (mallctl("version", (void *)&v, &len, NULL, 0) == 0 && v)
+        printf("allocator: jemalloc %s\n", v);
+    else
+        printf("allocator: jemalloc\n");
+#else
+    printf("allocator: the C library's malloc\n");
+#endif
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -281,7 +302,7 @@ int main(int argc, char **argv)
         case 'k': check = true; break;
         case 'K': list_keys(); return 0;
         case 'h': usage(stdout); return 0;
-        case 'V': printf("omnihubd %s\n", OH_VERSION); return 0;
+        case 'V': print_version(); return 0;
         default: usage(stderr); return 2;
         }
     }

@@ -283,7 +283,8 @@ def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
     assert field("Architecture") == run("dpkg", "--print-architecture").stdout.strip()
     depends = field("Depends")
     for lib in ["libwebsockets17", "libcurl4", "libjansson4", "libssl3", "libsqlite3-0",
-                "libjwt0", "libyaml-0-2", "librdkafka1", "libpq5", "libgmime-3.0-0", "adduser"]:
+                "libjwt0", "libyaml-0-2", "librdkafka1", "libpq5", "libgmime-3.0-0", "libjemalloc2",
+                "adduser"]:
         assert re.search(rf"(^|, ){re.escape(lib)}( |,|$)", depends), (lib, depends)
     assert run("dpkg-deb", "--ctrl-tarfile", deb).returncode == 0
     ctrl = tmp_path / "ctrl"
@@ -292,6 +293,8 @@ def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
 
     try:
         run("dpkg", "-i", deb, timeout=300)
+        # the plain build allocates through jemalloc (docs/performance.md)
+        assert "allocator: jemalloc 5." in run("/usr/bin/omnihubd", "--version").stdout
         # the system user, its state directory, the generated secrets
         pw = run("getent", "passwd", "omnihub").stdout.split(":")
         assert int(pw[2]) < 1000, pw
