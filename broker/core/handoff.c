@@ -1,96 +1,64 @@
 /* handoff.c - a bounded multimap from an event's log text to its parsed
- * form, oldest evicted first, guarded by one mutex (one put per append, one
- * take per consumed record). */
+ * form (core/map.h), oldest evicted first, guarded by one mutex (one put
+ * per append, one take per consumed record). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/handoff.h"
+#include "core/map.h"
 
 struct entry {
-    struct entry *chain;         /* same bucket */
-    struct entry *older, *newer; /* insertion order */
-    uint64_t hash;
-    char *text;
-    size_t len;
+    struct oh_map_node node; /* keyed by TEXT (its LEN bytes) */
     json_t *ev;
+    char text[];
 };
 
 struct oh_handoff {
     pthread_mutex_t mu;
-    struct entry **bucket;
-    size_t mask;
-    struct entry *oldest, *newest;
-    size_t n, bytes, max_n, max_bytes;
+    oh_map map; /* its buckets reserved: it never grows under the mutex */
+    size_t bytes, max_n, max_bytes;
 };
-
-/* 64-bit multiply-rotate hash over 8-byte words. */
-static uint64_t hash_text(const char *s, size_t len)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h = (h << 29) | (h >> 35);
-    }
-    w = 0;
-    memcpy(&w, s + i, len - i);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 32);
-}
 
 oh_handoff *oh_handoff_new(size_t max_entries, size_t max_bytes)
 {
     oh_handoff *h = calloc(1, sizeof *h);
-    size_t nb = 16;
-    while (nb < max_entries * 2)
-        nb *= 2;
-    if (!h || !(h->bucket = calloc(nb, sizeof *h->bucket))) {
+    if (!h || oh_map_reserve(&h->map, max_entries * 2)) {
         free(h);
         return NULL;
     }
     pthread_mutex_init(&h->mu, NULL);
-    h->mask = nb - 1;
     h->max_n = max_entries ? max_entries : 1;
     h->max_bytes = max_bytes;
     return h;
 }
 
+static struct entry *entry_of(struct oh_map_node *n)
+{
+    return oh_map_entry(n, struct entry, node);
+}
+
 static void unlink_entry(oh_handoff *h, struct entry *e)
 {
-    struct entry **p = &h->bucket[e->hash & h->mask];
-    while (*p != e)
-        p = &(*p)->chain;
-    *p = e->chain;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        h->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        h->newest = e->older;
-    h->n--;
-    h->bytes -= e->len;
+    oh_map_del(&h->map, &e->node);
+    h->bytes -= e->node.len;
 }
 
 static void free_entry(struct entry *e)
 {
     json_decref(e->ev);
-    free(e->text);
     free(e);
 }
 
 void oh_handoff_free(oh_handoff *h)
 {
     if (!h) return;
-    for (struct entry *e = h->oldest, *next; e; e = next) {
-        next = e->newer;
-        free_entry(e);
+    for (struct oh_map_node *n = h->map.first, *next; n; n = next) {
+        next = n->next;
+        free_entry(entry_of(n));
     }
     pthread_mutex_destroy(&h->mu);
-    free(h->bucket);
+    oh_map_clear(&h->map);
     free(h);
 }
 
@@ -119,7 +87,6 @@ static bool has_nul_escape(const char *text, size_t len)
 bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev)
 {
     struct entry *e = NULL;
-    char *copy = NULL;
     /* json_loadb refuses "\u0000" in strings: such a record must meet the
      * same parser the sync service would use */
     if (ev && !exclusive(ev)) {
@@ -130,36 +97,27 @@ bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev)
         json_decref(ev);
         ev = own;
     }
-    if (!h || !ev || len > h->max_bytes || has_nul_escape(text, len) || !(e = malloc(sizeof *e)) ||
-        !(copy = malloc(len ? len : 1))) {
+    if (!h || !ev || len > h->max_bytes || has_nul_escape(text, len) ||
+        !(e = malloc(sizeof *e + len))) {
         json_decref(ev);
-        free(e);
         return false;
     }
-    memcpy(copy, text, len);
-    *e = (struct entry){.hash = hash_text(text, len), .text = copy, .len = len, .ev = ev};
+    e->ev = ev;
+    memcpy(e->text, text, len);
+    uint64_t hash = oh_map_hash(text, len);
     struct entry *evicted = NULL;
     pthread_mutex_lock(&h->mu);
-    while (h->oldest && (h->n >= h->max_n || h->bytes + len > h->max_bytes)) {
-        struct entry *old = h->oldest;
+    while (h->map.first && (h->map.n >= h->max_n || h->bytes + len > h->max_bytes)) {
+        struct entry *old = entry_of(h->map.first);
         unlink_entry(h, old);
-        old->chain = evicted;
+        old->node.chain = evicted ? &evicted->node : NULL; /* freed after the unlock */
         evicted = old;
     }
-    struct entry **b = &h->bucket[e->hash & h->mask];
-    e->chain = *b;
-    *b = e;
-    e->older = h->newest;
-    if (h->newest)
-        h->newest->newer = e;
-    else
-        h->oldest = e;
-    h->newest = e;
-    h->n++;
+    oh_map_put_hashed(&h->map, &e->node, e->text, len, hash); /* buckets reserved: cannot fail */
     h->bytes += len;
     pthread_mutex_unlock(&h->mu);
     while (evicted) {
-        struct entry *next = evicted->chain;
+        struct entry *next = entry_of(evicted->node.chain);
         free_entry(evicted);
         evicted = next;
     }
@@ -169,12 +127,10 @@ bool oh_handoff_put(oh_handoff *h, const char *text, size_t len, json_t *ev)
 json_t *oh_handoff_take(oh_handoff *h, const char *text, size_t len)
 {
     if (!h) return NULL;
-    uint64_t hash = hash_text(text, len);
-    struct entry *found = NULL;
+    uint64_t hash = oh_map_hash(text, len);
     pthread_mutex_lock(&h->mu);
-    /* the oldest of equal texts first: a chain lists the newest first */
-    for (struct entry *e = h->bucket[hash & h->mask]; e; e = e->chain)
-        if (e->hash == hash && e->len == len && memcmp(e->text, text, len) == 0) found = e;
+    /* the oldest of equal texts first */
+    struct entry *found = entry_of(oh_map_get_hashed(&h->map, text, len, hash));
     if (found) unlink_entry(h, found);
     pthread_mutex_unlock(&h->mu);
     if (!found) return NULL;

@@ -13,23 +13,22 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/hub_int.h"
+#include "core/map.h"
 #include "core/metrics.h"
 #include "services/kpi_fold.h"
 #include "services/service.h"
 
-#define NBUCKET   4096
 #define CONVS_MAX 100000 /* conversations kept in memory; past it all are dropped */
 #define PAGE      500    /* history rows read per call while rebuilding */
 
 struct entry {
-    struct entry *next;
+    struct oh_map_node node; /* keyed by C.ID */
     struct oh_kpi_conv c;
 };
 
 struct oh_kpi {
     oh_hub *hub;
-    struct entry *bucket[NBUCKET];
-    size_t n;
+    oh_map convs;
     struct oh_store_episode *rows; /* the batch's rows to store */
     size_t nrows, caprows;
 };
@@ -37,27 +36,19 @@ struct oh_kpi {
 static const double response_buckets[] = {1,   5,    15,   30,   60,    120,   300,
                                           600, 1800, 3600, 7200, 14400, 28800, 86400};
 
-static size_t hash(const char *s)
-{
-    return (size_t)(oh_fnv1a(s) % NBUCKET);
-}
-
 static void forget_all(struct oh_kpi *k)
 {
-    for (size_t i = 0; i < NBUCKET; i++)
-        for (struct entry *e = k->bucket[i], *next; e; e = next) {
-            next = e->next;
-            free(e);
-        }
-    memset(k->bucket, 0, sizeof k->bucket);
-    k->n = 0;
+    for (struct oh_map_node *n = k->convs.first, *next; n; n = next) {
+        next = n->next;
+        free(oh_map_entry(n, struct entry, node));
+    }
+    oh_map_clear(&k->convs);
 }
 
 static struct oh_kpi_conv *lookup(struct oh_kpi *k, const char *conv)
 {
-    for (struct entry *e = k->bucket[hash(conv)]; e; e = e->next)
-        if (strcmp(e->c.id, conv) == 0) return &e->c;
-    return NULL;
+    struct entry *e = oh_map_entry(oh_map_get(&k->convs, conv, strlen(conv)), struct entry, node);
+    return e ? &e->c : NULL;
 }
 
 static int add_row(struct oh_kpi *k, const struct oh_store_episode *row)
@@ -167,17 +158,14 @@ static bool rebuild(struct oh_kpi *k, struct oh_kpi_conv *c, int64_t upto)
  * (the likeliest to stay quiet), or all; rebuilt when seen again. */
 static void trim(struct oh_kpi *k)
 {
-    for (size_t i = 0; i < NBUCKET; i++)
-        for (struct entry **p = &k->bucket[i], *e; (e = *p);) {
-            if (e->c.in_episode) {
-                p = &e->next;
-                continue;
-            }
-            *p = e->next;
-            free(e);
-            k->n--;
-        }
-    if (k->n > CONVS_MAX) forget_all(k);
+    for (struct oh_map_node *n = k->convs.first, *next; n; n = next) {
+        next = n->next;
+        struct entry *e = oh_map_entry(n, struct entry, node);
+        if (e->c.in_episode) continue;
+        oh_map_del(&k->convs, n);
+        free(e);
+    }
+    if (k->convs.n > CONVS_MAX) forget_all(k);
 }
 
 static struct oh_kpi_conv *conv_for(struct oh_kpi *k, const char *conv, int64_t seq, bool *ok)
@@ -196,10 +184,11 @@ static struct oh_kpi_conv *conv_for(struct oh_kpi *k, const char *conv, int64_t 
         *ok = false;
         return NULL;
     }
-    size_t h = hash(conv);
-    e->next = k->bucket[h];
-    k->bucket[h] = e;
-    k->n++;
+    if (oh_map_put(&k->convs, &e->node, e->c.id, strlen(e->c.id))) {
+        free(e);
+        *ok = false;
+        return NULL;
+    }
     return &e->c;
 }
 
@@ -275,7 +264,7 @@ static size_t dedup(struct oh_kpi *k)
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct oh_kpi *k = state;
-    if (k->n > CONVS_MAX) trim(k);
+    if (k->convs.n > CONVS_MAX) trim(k);
     struct oh_store_pos pos[64];
     size_t npos = 0, nrows = SIZE_MAX;
     while (nrows == SIZE_MAX) {

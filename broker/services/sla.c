@@ -13,6 +13,7 @@
 #include "core/event.h"
 #include "core/slaclock.h"
 #include "core/json_dump.h"
+#include "core/map.h"
 #include "store/store.h"
 #include "services/service.h"
 
@@ -25,9 +26,7 @@
  * seq: the last timeline event applied, a clock's f: when its breach was
  * decided) under its id, in the service's map. */
 struct conv {
-    struct conv *chain;       /* in its bucket */
-    struct conv *prev, *next; /* in the order they were added */
-    uint64_t hash;
+    struct oh_map_node node; /* keyed by ID */
     bool dirty; /* in sla.dirty */
     size_t off; /* save(): where its text starts in sla.text */
     struct oh_slaclock c;
@@ -38,11 +37,7 @@ struct sla {
     oh_hub *hub;
     struct oh_sla_targets tg;
     bool loaded;
-    /* the conversations not resolved: a chained hash map (nbucket a power
-     * of two, grown at one per bucket) and a list for fire() */
-    struct conv **bucket;
-    size_t nbucket, n;
-    struct conv *first, *last;
+    oh_map convs; /* the conversations not resolved, in the order added (fire()) */
     struct conv **dirty; /* changed since they were saved */
     size_t ndirty, capdirty;
     struct oh_json_buf text; /* save()'s texts, its memory kept between batches */
@@ -62,73 +57,41 @@ static const char *sget(const json_t *o, const char *k)
     return s ? s : "";
 }
 
-static struct conv *lookup(const struct sla *s, const char *id)
+static struct conv *conv_of(struct oh_map_node *n)
 {
-    if (!s->nbucket) return NULL;
-    uint64_t h = oh_fnv1a(id);
-    for (struct conv *e = s->bucket[h & (s->nbucket - 1)]; e; e = e->chain)
-        if (e->hash == h && strcmp(e->id, id) == 0) return e;
-    return NULL;
+    return oh_map_entry(n, struct conv, node);
 }
 
-static int grow(struct sla *s)
+static struct conv *lookup(const struct sla *s, const char *id)
 {
-    size_t nb = s->nbucket ? s->nbucket * 2 : 1024;
-    struct conv **b = calloc(nb, sizeof *b);
-    if (!b) return OH_ENOMEM;
-    for (struct conv *e = s->first; e; e = e->next) {
-        e->chain = b[e->hash & (nb - 1)];
-        b[e->hash & (nb - 1)] = e;
-    }
-    free(s->bucket);
-    s->bucket = b;
-    s->nbucket = nb;
-    return OH_OK;
+    return conv_of(oh_map_get(&s->convs, id, strlen(id)));
 }
 
 /* Adds the clocks C of ID (taking what C owns, also on failure). */
 static struct conv *add(struct sla *s, const char *id, struct oh_slaclock *c)
 {
     size_t len = strlen(id);
-    struct conv *e = s->n < s->nbucket || grow(s) == OH_OK ? malloc(sizeof *e + len + 1) : NULL;
-    if (!e) {
+    struct conv *e = malloc(sizeof *e + len + 1);
+    if (e) {
+        *e = (struct conv){.c = *c};
+        memcpy(e->id, id, len + 1);
+    }
+    if (!e || oh_map_put(&s->convs, &e->node, e->id, len)) {
         oh_slaclock_clear(c);
+        free(e);
         return NULL;
     }
-    *e = (struct conv){.hash = oh_fnv1a(id), .prev = s->last, .c = *c};
-    memcpy(e->id, id, len + 1);
-    struct conv **b = &s->bucket[e->hash & (s->nbucket - 1)];
-    e->chain = *b;
-    *b = e;
-    if (s->last)
-        s->last->next = e;
-    else
-        s->first = e;
-    s->last = e;
-    s->n++;
     return e;
 }
 
 static void forget(struct sla *s, struct conv *e)
 {
-    struct conv **p = &s->bucket[e->hash & (s->nbucket - 1)];
-    while (*p != e)
-        p = &(*p)->chain;
-    *p = e->chain;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        s->first = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        s->last = e->prev;
+    oh_map_del(&s->convs, &e->node);
     for (size_t i = 0; e->dirty && i < s->ndirty; i++) /* rare: a save failed before */
         if (s->dirty[i] == e) {
             s->dirty[i] = s->dirty[--s->ndirty];
             break;
         }
-    s->n--;
     oh_slaclock_clear(&e->c);
     free(e);
 }
@@ -155,7 +118,7 @@ static struct conv *clocks(struct sla *s, const char *conv, const char *ch, cons
 {
     struct conv *e = lookup(s, conv);
     if (e) return e;
-    if (s->n >= CLOCKS_MAX) return NULL;
+    if (s->convs.n >= CLOCKS_MAX) return NULL;
     char buf[8192];
     int rc = oh_store_kv_get(s->hub->store, NS, conv, buf, sizeof buf);
     if (rc && rc != OH_ENOTFOUND) {
@@ -268,7 +231,8 @@ static void fire(struct sla *s)
 {
     int64_t now = oh_now_ms();
     struct oh_event_list out = {0};
-    for (struct conv *e = s->first; e; e = e->next) {
+    for (struct oh_map_node *n = s->convs.first; n; n = n->next) {
+        struct conv *e = conv_of(n);
         struct oh_slaclock *c = &e->c;
         if (strcmp(c->st, "open") != 0) continue;
         for (int k = 0; k < 2; k++) {
@@ -307,7 +271,8 @@ static int saved_row(void *opaque, const char *key, const char *value)
     struct sla *s = opaque;
     struct oh_slaclock c;
     if (oh_slaclock_read(&c, value) != OH_OK) return 0;
-    if (strcmp(c.st, "resolved") != 0 && owns(s, c.pt) && !lookup(s, key) && s->n < CLOCKS_MAX)
+    if (strcmp(c.st, "resolved") != 0 && owns(s, c.pt) && !lookup(s, key) &&
+        s->convs.n < CLOCKS_MAX)
         add(s, key, &c);
     else
         oh_slaclock_clear(&c);
@@ -321,7 +286,7 @@ static int load(struct sla *s)
     int rc = oh_store_kv_scan(s->hub->store, NS, saved_row, s);
     if (rc) return rc;
     s->loaded = true;
-    if (s->n) OH_INFO("sla", "%zu conversations with clocks", s->n);
+    if (s->convs.n) OH_INFO("sla", "%zu conversations with clocks", s->convs.n);
     return 0;
 }
 
@@ -365,9 +330,9 @@ static void revoked(void *state, oh_log_consumer *lc, const int32_t *parts, int 
         OH_WARN("sla", "clocks not saved before a rebalance; the next owner reads the batch again");
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = false;
-    for (struct conv *e = s->first, *next; e; e = next) {
-        next = e->next;
-        if (!owns(s, e->c.pt)) forget(s, e);
+    for (struct oh_map_node *m = s->convs.first, *next; m; m = next) {
+        next = m->next;
+        if (!owns(s, conv_of(m)->c.pt)) forget(s, conv_of(m));
     }
 }
 
@@ -395,9 +360,9 @@ static void stop(void *state)
 {
     struct sla *s = state;
     if (!s) return;
-    while (s->first)
-        forget(s, s->first);
-    free(s->bucket);
+    while (s->convs.first)
+        forget(s, conv_of(s->convs.first));
+    oh_map_clear(&s->convs);
     free(s->dirty);
     free(s->text.p);
     free(s);
