@@ -279,7 +279,7 @@ static void print_version(void)
     else
         printf("allocator: jemalloc\n");
 #else
-    printf("allocator: the C library's malloc\n");
+    printf("allocator: the default malloc\n");
 #endif
 }
 
