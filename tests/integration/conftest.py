@@ -37,10 +37,8 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 # tools/dev valgrind: the daemon runs under memcheck; a leak or invalid access
 # makes its exit code non-zero, which fails the clean stop below
-# (the plain build allocates through jemalloc: memcheck is told to replace it)
 VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full",
-            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
-            "--soname-synonyms=somalloc=*jemalloc*"] \
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"] \
     if os.environ.get("OMNIHUB_VALGRIND") == "1" else []
 
 JWT_SECRET = "test-jwt-secret"
