@@ -9,15 +9,17 @@
 #include "gateway/gateway_int.h"
 #include "core/convstate.h"
 #include "core/crypto.h"
+#include "core/map.h"
 #include "core/metrics.h"
 
 #define WAIT_MS       10000 /* no outcome by then: 503, the command may still apply */
 #define POLL_LOCAL_MS 2000  /* sync in this process notifies; the poll is a safety net */
 #define POLL_AWAY_MS  250   /* sync in another process (Kafka split roles): each tick (1 s) */
-#define BUCKETS       1024
+#define WAIT_RESERVE  1024  /* waiting requests the map holds before it grows (under the mutex) */
 
 /* A request waiting for its command's outcome. */
 struct dreq {
+    struct oh_map_node node; /* keyed by ID while waiting (random: one request per id) */
     char id[OH_ID_MAX];
     char conv[OH_ID_MAX];
     const char *op;   /* "patch" | "claim" | "merge" | "unmerge" | "erase" */
@@ -25,23 +27,28 @@ struct dreq {
     bool contact;     /* CONV is a contact id (contacts_api.c) */
     int64_t if_match; /* -1: none */
     int64_t deadline_ms, poll_ms;
-    bool failed; /* the log refused the command (set under the desk's mutex) */
+    bool failed;  /* the log refused the command (set under the desk's mutex) */
+    bool waiting; /* in the desk's map (guarded by its mutex) */
     struct req *r;
-    struct dreq *next; /* in its bucket while waiting */
+    struct dreq *next; /* on the tick's list of due requests */
 };
 
 struct gw_desk {
-    pthread_mutex_t mu; /* guards the buckets */
-    struct dreq *wait[BUCKETS];
-    bool local; /* sync runs in this process */
+    pthread_mutex_t mu; /* guards wait and each dreq's waiting, failed, poll_ms */
+    oh_map wait;        /* the waiting requests, by command id, oldest first */
+    bool local;         /* sync runs in this process */
 };
 
-static unsigned bucket(const char *id)
+static struct dreq *dreq_of(struct oh_map_node *n)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % BUCKETS;
+    return oh_map_entry(n, struct dreq, node);
+}
+
+/* Takes D out of the map (under the mutex). */
+static void take(struct gw_desk *k, struct dreq *d)
+{
+    oh_map_del(&k->wait, &d->node);
+    d->waiting = false;
 }
 
 static void dreq_free(void *p)
@@ -63,22 +70,21 @@ static void count(const char *op, int status)
 static bool unwait(struct gw_desk *k, struct dreq *d)
 {
     pthread_mutex_lock(&k->mu);
-    struct dreq **p = &k->wait[bucket(d->id)];
-    while (*p && *p != d)
-        p = &(*p)->next;
-    bool found = *p != NULL;
-    if (found) *p = d->next;
+    bool found = d->waiting;
+    if (found) take(k, d);
     pthread_mutex_unlock(&k->mu);
     return found;
 }
 
+/* Adds D (not waiting) to the waiting set. The put cannot fail (the
+ * buckets are reserved); it allocates only past WAIT_RESERVE waiting. */
 static void await(struct gw_desk *k, struct dreq *d, int64_t now)
 {
-    d->poll_ms = now + (k->local ? POLL_LOCAL_MS : POLL_AWAY_MS);
+    uint64_t hash = oh_map_hash(d->id, strlen(d->id));
     pthread_mutex_lock(&k->mu);
-    unsigned b = bucket(d->id);
-    d->next = k->wait[b];
-    k->wait[b] = d;
+    d->poll_ms = now + (k->local ? POLL_LOCAL_MS : POLL_AWAY_MS);
+    oh_map_put_hashed(&k->wait, &d->node, d->id, strlen(d->id), hash);
+    d->waiting = true;
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -136,35 +142,35 @@ static void on_outcomes(void *opaque, const char *const *ids, size_t n)
     struct oh_gateway *gw = opaque;
     struct gw_desk *k = gw->desk;
     for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(ids[i]);
+        uint64_t hash = oh_map_hash(ids[i], len);
         pthread_mutex_lock(&k->mu);
-        struct dreq **p = &k->wait[bucket(ids[i])], *d = NULL;
-        while (*p && strcmp((*p)->id, ids[i]) != 0)
-            p = &(*p)->next;
-        if ((d = *p)) *p = d->next;
+        struct dreq *d = dreq_of(oh_map_get_hashed(&k->wait, ids[i], len, hash));
+        if (d) take(k, d);
         pthread_mutex_unlock(&k->mu);
         if (d && (!gw->work || oh_workq_submit(gw->work, outcome_work, d->r) != OH_OK))
             await(k, d, 0); /* the next tick polls it */
     }
 }
 
+/* Polls the requests due, the oldest first (service thread). */
 void gw_desk_tick(struct oh_gateway *gw)
 {
     struct gw_desk *k = gw->desk;
-    struct dreq *due = NULL;
+    struct dreq *due = NULL, **tail = &due;
     int64_t now = oh_now_ms();
     if (!k) return;
     pthread_mutex_lock(&k->mu);
-    for (int b = 0; b < BUCKETS; b++)
-        for (struct dreq **p = &k->wait[b]; *p;) {
-            struct dreq *d = *p;
-            if (now >= d->poll_ms || now >= d->deadline_ms) {
-                *p = d->next;
-                d->next = due;
-                due = d;
-            } else {
-                p = &d->next;
-            }
+    for (struct oh_map_node *n = k->wait.first, *next; n; n = next) {
+        struct dreq *d = dreq_of(n);
+        next = n->next;
+        if (now >= d->poll_ms || now >= d->deadline_ms) {
+            take(k, d);
+            d->next = NULL;
+            *tail = d;
+            tail = &d->next;
         }
+    }
     pthread_mutex_unlock(&k->mu);
     while (due) {
         struct dreq *d = due;
@@ -189,13 +195,14 @@ static void on_appended(void *opaque, int err)
 {
     struct appending *a = opaque;
     if (err) {
+        size_t len = strlen(a->id);
+        uint64_t hash = oh_map_hash(a->id, len);
         pthread_mutex_lock(&a->k->mu);
-        for (struct dreq *d = a->k->wait[bucket(a->id)]; d; d = d->next)
-            if (strcmp(d->id, a->id) == 0) {
-                d->failed = true;
-                d->poll_ms = 0;
-                break;
-            }
+        struct dreq *d = dreq_of(oh_map_get_hashed(&a->k->wait, a->id, len, hash));
+        if (d) {
+            d->failed = true;
+            d->poll_ms = 0;
+        }
         pthread_mutex_unlock(&a->k->mu);
     }
     free(a);
@@ -357,7 +364,10 @@ void gw_desk_claim(struct req *r, const char *conv)
 int gw_desk_init(struct oh_gateway *gw)
 {
     struct gw_desk *k = calloc(1, sizeof *k);
-    if (!k) return OH_ENOMEM;
+    if (!k || oh_map_reserve(&k->wait, WAIT_RESERVE)) {
+        free(k);
+        return OH_ENOMEM;
+    }
     pthread_mutex_init(&k->mu, NULL);
     k->local = gw->hub->run_sync && gw->hub->store;
     gw->desk = k;
@@ -373,14 +383,14 @@ void gw_desk_free(struct oh_gateway *gw)
     struct gw_desk *k = gw->desk;
     if (!k) return;
     if (gw->hub->outcomes_opaque == gw) gw->hub->outcomes = NULL;
-    for (int b = 0; b < BUCKETS; b++)
-        while (k->wait[b]) {
-            struct dreq *d = k->wait[b];
-            k->wait[b] = d->next;
-            d->r->retry_after = 1;
-            gw_reply_error(d->r, 503, "unavailable", "shutting down; the change may still apply");
-            gw_complete(d->r);
-        }
+    while (k->wait.first) {
+        struct dreq *d = dreq_of(k->wait.first);
+        take(k, d);
+        d->r->retry_after = 1;
+        gw_reply_error(d->r, 503, "unavailable", "shutting down; the change may still apply");
+        gw_complete(d->r);
+    }
+    oh_map_clear(&k->wait);
     pthread_mutex_destroy(&k->mu);
     free(k);
     gw->desk = NULL;
