@@ -93,10 +93,12 @@ static size_t plain_run(const unsigned char *s, size_t i, size_t n)
     return i;
 }
 
-size_t oh_json_quote(char *out, const char *str, size_t n)
+static int put_string(struct oh_json_buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    char *o = out;
+    /* worst case: every byte becomes \u00XX */
+    if (n > (SIZE_MAX - 2) / 6 || reserve(b, n * 6 + 2)) return -1;
+    char *o = b->p + b->len;
     *o++ = '"';
     for (size_t i = 0; i < n;) {
         size_t run = plain_run(s, i, n);
@@ -107,7 +109,7 @@ size_t oh_json_quote(char *out, const char *str, size_t n)
         unsigned c = s[i];
         if (kind[c] == 2) {
             size_t len = utf8_seq(s + i, n - i);
-            if (!len) return 0;
+            if (!len) return -1;
             memcpy(o, s + i, len);
             o += len;
             i += len;
@@ -132,16 +134,7 @@ size_t oh_json_quote(char *out, const char *str, size_t n)
         i++;
     }
     *o++ = '"';
-    return (size_t)(o - out);
-}
-
-static int put_string(struct oh_json_buf *b, const char *str, size_t n)
-{
-    /* worst case: every byte becomes \u00XX */
-    if (n > (SIZE_MAX - 2) / 6 || reserve(b, OH_JSON_QUOTE_MAX(n))) return -1;
-    size_t k = oh_json_quote(b->p + b->len, str, n);
-    if (!k) return -1;
-    b->len += k;
+    b->len = (size_t)(o - b->p);
     return 0;
 }
 

@@ -29,13 +29,5 @@ int oh_json_buf_put(struct oh_json_buf *b, const char *s, size_t n);
 int oh_json_buf_string(struct oh_json_buf *b, const char *s, size_t n);
 /* V in decimal: */
 int oh_json_buf_int(struct oh_json_buf *b, int64_t v);
-/* Worst-case bytes oh_json_quote writes for N bytes of string. */
-#define OH_JSON_QUOTE_MAX(n) ((n) * 6 + 2)
-
-/* Writes S (N bytes) as oh_json_dump writes a string, quotes included, to
- * OUT (room for OH_JSON_QUOTE_MAX(N) bytes; not NUL-terminated): for those
- * who write a record's text themselves. Returns the bytes written, 0 when
- * S is not valid UTF-8. */
-size_t oh_json_quote(char *out, const char *s, size_t n);
 
 #endif

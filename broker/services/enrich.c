@@ -24,7 +24,7 @@
  * The enriched event's record text is written once, when it is scored. */
 struct decision {
     size_t id, conv, channel, account, eid; /* offsets of NUL-terminated strings in strs */
-    size_t text, len; /* the enriched event's record in the writer */
+    size_t text, len;                       /* the enriched event's record in the writer */
     struct oh_triage t;
     long milli; /* the sentiment in thousandths */
     int64_t time_ms;
@@ -199,7 +199,7 @@ static void score(struct enrich *e, const struct oh_log_record *r)
         return;
     }
     struct decision *d = &e->dec[e->ndec++];
-    size_t written = e->out.len;
+    size_t written = e->out.buf.len;
     *d = (struct decision){.id = (size_t)id,
                            .conv = (size_t)conv,
                            .channel = (size_t)channel,
@@ -219,11 +219,11 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     if (eo < 0 || oh_enriched_text(&e->out, enriched_of(e, d, &x)) != OH_OK) {
         e->ndec--;
         e->nstrs = mark;
-        e->out.len = written;
+        e->out.buf.len = written;
         return;
     }
     d->text = written;
-    d->len = e->out.len - written;
+    d->len = e->out.buf.len - written;
     char lab[40];
     snprintf(lab, sizeof lab, "priority=\"%s\"", oh_triage_priority_name(d->t.priority));
     oh_metrics_inc("omnihub_triage_messages_total", lab, 1);
@@ -281,7 +281,7 @@ static int emit(struct enrich *e)
             const struct decision *d = &e->dec[i];
             struct oh_enriched x;
             /* the event for the handoff to sync, its record as written */
-            e->tx[l.n] = e->out.p + d->text;
+            e->tx[l.n] = e->out.buf.p + d->text;
             e->txlen[l.n] = d->len;
             rc = oh_event_list_push(&l, oh_enriched_event(enriched_of(e, d, &x)));
             if (rc == OH_OK && d->raise) {
@@ -308,7 +308,7 @@ static int emit(struct enrich *e)
     }
     e->ndec = 0;
     e->nstrs = 0;
-    e->out.len = 0;
+    e->out.buf.len = 0;
     /* a huge record or batch leaves no huge buffers behind */
     if (e->cappick > KEEP_MAX) {
         free(e->pick);
@@ -320,7 +320,7 @@ static int emit(struct enrich *e)
         e->strs = NULL;
         e->capstrs = 0;
     }
-    if (e->out.cap > KEEP_MAX) oh_enriched_writer_free(&e->out);
+    if (e->out.buf.cap > KEEP_MAX) oh_enriched_writer_free(&e->out);
     return ret;
 }
 

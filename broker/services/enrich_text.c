@@ -41,49 +41,26 @@ json_t *oh_enriched_event(const struct oh_enriched *x)
     return oh_event_new(OH_EV_ENRICHED, x->id, x->time_ms, data);
 }
 
-/* Room for MORE bytes past W's length; false when out of memory. */
-static bool room(struct oh_enriched_writer *w, size_t more)
-{
-    if (w->len + more <= w->cap) return true;
-    size_t n = w->cap ? w->cap : 4096;
-    while (n < w->len + more)
-        n *= 2;
-    char *p = realloc(w->p, n);
-    if (!p) return false;
-    w->p = p;
-    w->cap = n;
-    return true;
-}
+#define PUT_LIT(w, lit) (oh_json_buf_put(&(w)->buf, lit, sizeof lit - 1) == 0)
 
-static bool put_raw(struct oh_enriched_writer *w, const char *s, size_t n)
+/* S as oh_json_dump writes a string: quoted when QUOTED, else escaped only
+ * (a part of a longer string). False also when S is not UTF-8 (never from a
+ * parsed record). */
+static bool put_str(struct oh_enriched_writer *w, const char *s, bool quoted)
 {
-    if (!room(w, n)) return false;
-    memcpy(w->p + w->len, s, n);
-    w->len += n;
-    return true;
-}
-
-#define PUT_LIT(w, lit) put_raw(w, lit, sizeof lit - 1)
-
-/* S (N bytes of UTF-8) as oh_json_dump writes a string: quoted when QUOTED,
- * else escaped only (a part of a longer string). */
-static bool put_str(struct oh_enriched_writer *w, const char *s, size_t n, bool quoted)
-{
-    if (!room(w, OH_JSON_QUOTE_MAX(n))) return false;
-    char *o = w->p + w->len;
-    size_t k = oh_json_quote(o, s, n);
-    if (!k) return false; /* not UTF-8: never from a parsed record */
+    struct oh_json_buf *b = &w->buf;
+    size_t at = b->len;
+    if (oh_json_buf_string(b, s, strlen(s))) return false;
     if (!quoted) {
-        memmove(o, o + 1, k - 2);
-        k -= 2;
+        memmove(b->p + at, b->p + at + 1, b->len - at - 2);
+        b->len -= 2;
     }
-    w->len += k;
     return true;
 }
 
 static bool put_cstr(struct oh_enriched_writer *w, const char *s)
 {
-    return put_str(w, s, strlen(s), true);
+    return put_str(w, s, true);
 }
 
 /* What oh_json_dump writes of the real MILLI / 1000: jansson's own text
@@ -116,11 +93,10 @@ int oh_enriched_text(struct oh_enriched_writer *w, const struct oh_enriched *x)
     const char *account = *x->account ? x->account : "-";
     const struct oh_triage *t = x->t;
     oh_time_rfc3339(when, x->time_ms);
-    size_t start = w->len;
+    size_t start = w->buf.len;
     bool ok = sentiment && PUT_LIT(w, "{\"specversion\":\"1.0\",\"id\":") && put_cstr(w, x->id) &&
-              PUT_LIT(w, ",\"source\":\"/omnihub/") &&
-              put_str(w, x->channel, strlen(x->channel), false) && PUT_LIT(w, "/") &&
-              put_str(w, account, strlen(account), false) &&
+              PUT_LIT(w, ",\"source\":\"/omnihub/") && put_str(w, x->channel, false) &&
+              PUT_LIT(w, "/") && put_str(w, account, false) &&
               PUT_LIT(w, "\",\"type\":\"" OH_EV_ENRICHED "\",\"time\":") && put_cstr(w, when) &&
               PUT_LIT(w, ",\"subject\":") && put_cstr(w, x->conv) &&
               PUT_LIT(w, ",\"datacontenttype\":\"application/json\",\"data\":{"
@@ -130,13 +106,13 @@ int oh_enriched_text(struct oh_enriched_writer *w, const struct oh_enriched *x)
               PUT_LIT(w, ",\"message_event_id\":") && put_cstr(w, x->message) &&
               (t->frustrated ? PUT_LIT(w, ",\"frustrated\":true,\"sentiment\":")
                              : PUT_LIT(w, ",\"frustrated\":false,\"sentiment\":")) &&
-              put_raw(w, sentiment, strlen(sentiment)) && PUT_LIT(w, ",\"priority\":") &&
-              put_cstr(w, oh_triage_priority_name(t->priority)) &&
+              oh_json_buf_put(&w->buf, sentiment, strlen(sentiment)) == 0 &&
+              PUT_LIT(w, ",\"priority\":") && put_cstr(w, oh_triage_priority_name(t->priority)) &&
               (t->wants_human ? PUT_LIT(w, ",\"wants_human\":true,\"language\":")
                               : PUT_LIT(w, ",\"wants_human\":false,\"language\":")) &&
               put_cstr(w, t->language) && PUT_LIT(w, "}}");
     if (!ok) {
-        w->len = start;
+        w->buf.len = start;
         return OH_ENOMEM;
     }
     return OH_OK;
@@ -145,7 +121,6 @@ int oh_enriched_text(struct oh_enriched_writer *w, const struct oh_enriched *x)
 void oh_enriched_writer_free(struct oh_enriched_writer *w)
 {
     if (!w) return;
-    free(w->p);
-    w->p = NULL;
-    w->len = w->cap = 0;
+    free(w->buf.p);
+    w->buf = (struct oh_json_buf){0};
 }

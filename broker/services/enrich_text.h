@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "core/json_dump.h"
 #include "core/triage.h"
 
 /* Sentiments are written with three decimals: -1000..1000 thousandths. */
@@ -19,7 +20,7 @@ struct oh_enriched {
     const char *message; /* the scored message's event id */
     const char *conv, *channel, *account;
     const struct oh_triage *t;
-    long milli; /* the sentiment in thousandths: oh_enriched_milli(t->sentiment) */
+    long milli;      /* the sentiment in thousandths: oh_enriched_milli(t->sentiment) */
     int64_t time_ms; /* the event's time, not 0 */
 };
 
@@ -29,16 +30,15 @@ long oh_enriched_milli(double sentiment);
 /* The event of X (a new reference), NULL when out of memory. */
 json_t *oh_enriched_event(const struct oh_enriched *x);
 
-/* Where records are written: a buffer grown as needed, and jansson's text of
- * each sentiment, made on first use (printing a double costs thousands of
+/* Where records are written: json_dump's growing buffer, and jansson's text
+ * of each sentiment, made on first use (printing a double costs thousands of
  * instructions). Zero it to start; oh_enriched_writer_free() at the end. */
 struct oh_enriched_writer {
-    char *p;
-    size_t len, cap;
+    struct oh_json_buf buf;
     char reals[2 * OH_ENRICHED_MILLI_MAX + 1][32];
 };
 
-/* Appends the record text of X's event to W: exactly oh_json_dump() of
+/* Appends the record text of X's event to W->buf: exactly oh_json_dump() of
  * oh_enriched_event(X). 0, or OH_ENOMEM (W's length is then unchanged). */
 int oh_enriched_text(struct oh_enriched_writer *w, const struct oh_enriched *x);
 

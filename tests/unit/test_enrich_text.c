@@ -21,13 +21,13 @@ static void same(struct oh_enriched_writer *w, const struct oh_enriched *x)
     size_t want_len = 0;
     char *want = oh_json_dump(ev, &want_len);
     ck_assert_ptr_nonnull(want);
-    size_t at = w->len;
+    size_t at = w->buf.len;
     ck_assert_int_eq(oh_enriched_text(w, x), OH_OK);
-    ck_assert_uint_eq(w->len - at, want_len);
-    ck_assert_msg(memcmp(w->p + at, want, want_len) == 0, "record %.*s\nwanted %s",
-                  (int)(w->len - at), w->p + at, want);
+    ck_assert_uint_eq(w->buf.len - at, want_len);
+    ck_assert_msg(memcmp(w->buf.p + at, want, want_len) == 0, "record %.*s\nwanted %s",
+                  (int)(w->buf.len - at), w->buf.p + at, want);
     /* and jansson reads it back as the same event */
-    json_t *back = json_loadb(w->p + at, w->len - at, 0, NULL);
+    json_t *back = json_loadb(w->buf.p + at, w->buf.len - at, 0, NULL);
     ck_assert_ptr_nonnull(back);
     ck_assert(json_equal(back, ev));
     json_decref(back);
@@ -86,7 +86,7 @@ START_TEST(messages)
             n++;
         }
     /* several records one after the other in one writer, as in a batch */
-    ck_assert_uint_gt(w->len, n * 300);
+    ck_assert_uint_gt(w->buf.len, n * 300);
     oh_enriched_writer_free(w);
     free(w);
 }
@@ -116,7 +116,7 @@ START_TEST(values)
                                     .milli = milli,
                                     .time_ms = 1764950400000 + milli};
             same(w, &x);
-            w->len = 0;
+            w->buf.len = 0;
         }
     oh_enriched_writer_free(w);
     free(w);
@@ -130,13 +130,19 @@ START_TEST(refused)
     struct oh_enriched_writer *w = calloc(1, sizeof *w);
     ck_assert_ptr_nonnull(w);
     struct oh_triage t = {.priority = OH_TRIAGE_LOW, .language = "en"};
-    struct oh_enriched x = {.id = "e_id", .message = "e_msg", .conv = "c_conv", .channel = "api",
-                            .account = "a", .t = &t, .milli = 0, .time_ms = 1};
+    struct oh_enriched x = {.id = "e_id",
+                            .message = "e_msg",
+                            .conv = "c_conv",
+                            .channel = "api",
+                            .account = "a",
+                            .t = &t,
+                            .milli = 0,
+                            .time_ms = 1};
     ck_assert_int_eq(oh_enriched_text(w, &x), OH_OK);
-    size_t held = w->len;
+    size_t held = w->buf.len;
     x.account = "bad \xff byte";
     ck_assert_int_ne(oh_enriched_text(w, &x), OH_OK);
-    ck_assert_uint_eq(w->len, held);
+    ck_assert_uint_eq(w->buf.len, held);
     oh_enriched_writer_free(w);
     free(w);
 }
