@@ -112,6 +112,19 @@ static const char put_sql[] =
     "FROM json_to_recordset($3::json) AS y(topic text, part int, next bigint) "
     "ON CONFLICT (grp, topic, part) DO UPDATE SET next = EXCLUDED.next";
 
+/* The conversations of $1's episodes (a JSON array), locked until the
+ * transaction ends, in one order. Two members can write the same episodes
+ * at once (a partition between its old and its new owner): old_sql's FOR
+ * UPDATE alone finds no row to lock for a new episode, both writers would
+ * add it to kpi_days and the aggregates would count it twice. The second
+ * waits here instead, and its old_sql, a later statement, reads what the
+ * first stored. The two-key form keeps clear of the migrations' lock. */
+#define PG_KPI_LOCK_CLASS "7041129" /* "kpi" */
+static const char lock_sql[] =
+    "SELECT count(pg_advisory_xact_lock(" PG_KPI_LOCK_CLASS ", k)) FROM (SELECT DISTINCT "
+    "hashtext(conversation_id) AS k FROM json_to_recordset($1::json) AS x(conversation_id text) "
+    "ORDER BY k) s";
+
 /* The stored episodes that $1's (a JSON array) rewrite, locked. */
 static const char old_sql[] =
     "SELECT " PG_KPI_COLS " FROM kpi_episodes WHERE (conversation_id, episode) IN "
@@ -391,9 +404,10 @@ static int simple_held(struct oh_pg_pool *p, struct oh_pg_conn *c, const char *s
     return rc;
 }
 
-/* One transaction: the rewritten episodes and their kpi_days rows read
- * and locked, the episodes and positions written (put_sql), the changed
- * kpi_days rows written. */
+/* One transaction: the episodes' conversations locked (lock_sql), the
+ * rewritten episodes and their kpi_days rows read and locked, the
+ * episodes and positions written (put_sql), the changed kpi_days rows
+ * written. */
 static int put_once(struct oh_pg_pool *p, const char *rtext, const char *group, const char *ptext,
                     const struct oh_store_episode *eps, size_t n)
 {
@@ -405,6 +419,9 @@ static int put_once(struct oh_pg_pool *p, const char *rtext, const char *group, 
     struct days_w w = {.keys = json_array(), .out = json_array()};
     const char *vals[] = {rtext, group, ptext};
     rc = d && w.keys && w.out ? simple_held(p, c, "BEGIN") : OH_ENOMEM;
+    if (rc == OH_OK && n) rc = oh_pg_held_exec(p, c, lock_sql, 1, vals, &r);
+    PQclear(r);
+    r = NULL;
     if (rc == OH_OK && n) rc = oh_pg_held_exec(p, c, old_sql, 1, vals, &old);
     if (rc == OH_OK && n) rc = batch_delta(eps, n, old, d);
     if (rc == OH_OK) rc = oh_pg_held_exec(p, c, put_sql, 3, vals, &r);

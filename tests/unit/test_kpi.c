@@ -7,6 +7,7 @@
  * SQLite and PostgreSQL stores' daily aggregates (kpi_days) against the
  * rows, with rewritten episodes, partial days and a store filled when it
  * opens. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -610,6 +611,63 @@ START_TEST(pg_daily_aggregates_equal_the_rows)
     free(dir);
 }
 END_TEST
+
+/* Two members writing the same episodes at once (a partition between its
+ * old and new owner in a rebalance), new ones among them: each episode is
+ * counted once in the aggregates, as in the rows. */
+struct two_writers {
+    oh_store *st;
+    pthread_barrier_t *go;
+    const struct oh_store_episode *batch;
+    size_t n;
+    int rc;
+};
+
+static void *write_batch(void *p)
+{
+    struct two_writers *w = p;
+    pthread_barrier_wait(w->go);
+    w->rc = oh_store_kpi_put(w->st, "g", w->batch, w->n, NULL, 0);
+    return NULL;
+}
+
+START_TEST(pg_two_writers_count_an_episode_once)
+{
+    ck_assert_msg(oh_test_pg_start(), "no PostgreSQL server for the test");
+    char dsn[700];
+    oh_test_pg_newdb(dsn, sizeof dsn);
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg = store_cfg(dir, dsn);
+    oh_store *a = open_store(cfg), *b = open_store(cfg);
+    srand(29);
+    memset(have, 0, sizeof have);
+    for (int round = 0; round < 30; round++) {
+        struct oh_store_episode batch[20];
+        for (size_t n = 0; n < 20; n++) {
+            int c = rand() % NCONV, i = rand() % 2;
+            random_episode(&batch[n], c, i);
+            final[c][i] = batch[n];
+            have[c][i] = true;
+        }
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct two_writers wa = {a, &go, batch, 20, -1}, wb = {b, &go, batch, 20, -1};
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, write_batch, &wa);
+        pthread_create(&tb, NULL, write_batch, &wb);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(wa.rc, 0);
+        ck_assert_int_eq(wb.rc, 0);
+    }
+    check_reports(a);
+    oh_store_close(a);
+    oh_store_close(b);
+    oh_config_free(cfg);
+    free(dir);
+}
+END_TEST
 #endif
 
 static int64_t delta_counts[OH_KPI_HIST_CAP + 1];
@@ -665,6 +723,7 @@ int main(void)
     tcase_add_test(tc, long_delta_compacts);
 #ifdef OH_HAVE_POSTGRES
     tcase_add_test(tc, pg_daily_aggregates_equal_the_rows);
+    tcase_add_test(tc, pg_two_writers_count_an_episode_once);
 #endif
     suite_add_tcase(s, tc);
     int rc = oh_test_run(s);
