@@ -137,21 +137,22 @@ static const char days_sql[] =
     "json_to_recordset($1::json) AS x(dim text, day bigint, key text) "
     "ON k.dim = x.dim AND k.day = x.day AND k.key = x.key FOR UPDATE OF k";
 
-/* $1's rows (a JSON array of {dim, day, key, s: sums, h: hex of frt_hist})
- * written, or deleted when their episodes are 0. */
+/* $1's rows (a JSON array of {dim, day, key, s: sums, h: hex of frt_hist,
+ * new: not read by days_sql}) written, or deleted when their episodes are
+ * 0. A new row is a plain insert: another writer creating it meanwhile
+ * makes this one fail on the key (OH_EDUP) and run again, where an upsert
+ * would overwrite that writer's figures with ours. */
+#define PG_KPI_DAY_KEY "k.dim = w.dim AND k.day = w.day AND k.key = w.key"
 static const char days_put_sql[] =
     "WITH w AS (SELECT * FROM json_to_recordset($1::json) AS "
-    "w(dim text, day bigint, key text, s bigint[], h text)), "
-    "del AS (DELETE FROM kpi_days k USING w WHERE w.s[1] = 0 AND k.dim = w.dim AND "
-    "k.day = w.day AND k.key = w.key) "
-    "INSERT INTO kpi_days SELECT dim, day, key, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], "
-    "s[9], s[10], s[11], decode(h, 'hex') FROM w WHERE s[1] <> 0 "
-    "ON CONFLICT (dim, day, key) DO UPDATE SET episodes = EXCLUDED.episodes, "
-    "frt_n = EXCLUDED.frt_n, frt_sum_ms = EXCLUDED.frt_sum_ms, nrt_n = EXCLUDED.nrt_n, "
-    "nrt_sum_ms = EXCLUDED.nrt_sum_ms, aht_n = EXCLUDED.aht_n, aht_sum_ms = EXCLUDED.aht_sum_ms, "
-    "resolution_sum_ms = EXCLUDED.resolution_sum_ms, sla_met = EXCLUDED.sla_met, "
-    "bot_involved = EXCLUDED.bot_involved, bot_open = EXCLUDED.bot_open, "
-    "frt_hist = EXCLUDED.frt_hist";
+    "w(dim text, day bigint, key text, s bigint[], h text, new boolean)), "
+    "del AS (DELETE FROM kpi_days k USING w WHERE NOT w.new AND w.s[1] = 0 AND " PG_KPI_DAY_KEY
+    "), upd AS (UPDATE kpi_days k SET episodes = w.s[1], frt_n = w.s[2], frt_sum_ms = w.s[3], "
+    "nrt_n = w.s[4], nrt_sum_ms = w.s[5], aht_n = w.s[6], aht_sum_ms = w.s[7], "
+    "resolution_sum_ms = w.s[8], sla_met = w.s[9], bot_involved = w.s[10], bot_open = w.s[11], "
+    "frt_hist = decode(w.h, 'hex') FROM w WHERE NOT w.new AND w.s[1] <> 0 AND " PG_KPI_DAY_KEY
+    ") INSERT INTO kpi_days SELECT dim, day, key, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], "
+    "s[9], s[10], s[11], decode(h, 'hex') FROM w WHERE new AND s[1] <> 0";
 
 /* kpi_days from kpi_episodes, when the first is empty and the second not
  * (a store from before migration 12), in SQL: the definitions are
@@ -375,10 +376,10 @@ static int apply_day(void *opaque, const char *dim, int64_t day, const char *key
         json_t *s = json_array();
         for (int j = 0; s && j < OH_KPI_SUMS; j++)
             json_array_append_new(s, json_integer(sums[j]));
-        if (!s || json_array_append_new(w->out, json_pack("{s:s, s:I, s:s, s:o, s:s}", "dim", dim,
-                                                           "day", (json_int_t)day, "key", key,
-                                                           "s", s, "h", hex)))
-            rc = OH_ENOMEM;
+        json_t *row = s ? json_pack("{s:s, s:I, s:s, s:o, s:s, s:b}", "dim", dim, "day",
+                                    (json_int_t)day, "key", key, "s", s, "h", hex, "new", i < 0)
+                        : NULL;
+        if (!row || json_array_append_new(w->out, row)) rc = OH_ENOMEM;
     }
     free(hex);
     free(blob);

@@ -612,9 +612,11 @@ START_TEST(pg_daily_aggregates_equal_the_rows)
 }
 END_TEST
 
-/* Two members writing the same episodes at once (a partition between its
- * old and new owner in a rebalance), new ones among them: each episode is
- * counted once in the aggregates, as in the rows. */
+/* Two members writing at once: the same episodes, new ones among them (a
+ * partition between its old and new owner in a rebalance), or episodes of
+ * different conversations that create the same new kpi_days rows (two
+ * partitions' first episodes of a day). The aggregates count each episode
+ * once, as the rows do. */
 struct two_writers {
     oh_store *st;
     pthread_barrier_t *go;
@@ -631,7 +633,7 @@ static void *write_batch(void *p)
     return NULL;
 }
 
-START_TEST(pg_two_writers_count_an_episode_once)
+START_TEST(pg_two_writers_count_each_episode_once)
 {
     ck_assert_msg(oh_test_pg_start(), "no PostgreSQL server for the test");
     char dsn[700];
@@ -641,17 +643,25 @@ START_TEST(pg_two_writers_count_an_episode_once)
     oh_store *a = open_store(cfg), *b = open_store(cfg);
     srand(29);
     memset(have, 0, sizeof have);
-    for (int round = 0; round < 30; round++) {
+    for (int round = 0; round < 40; round++) {
+        /* even rounds: one batch for both; odd rounds: even conversations
+         * for one, odd for the other, in a week of their own */
+        bool split = round % 2;
+        int64_t shift = split ? (int64_t)(round + 1) * 7 * 86400000 : 0;
         struct oh_store_episode batch[20];
-        for (size_t n = 0; n < 20; n++) {
+        for (int n = 0; n < 20; n++) {
             int c = rand() % NCONV, i = rand() % 2;
+            if (split) c = (c & ~1) + (n >= 10);
             random_episode(&batch[n], c, i);
+            batch[n].resolved_ms += shift;
+            batch[n].start_ms += shift;
             final[c][i] = batch[n];
             have[c][i] = true;
         }
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, 2);
-        struct two_writers wa = {a, &go, batch, 20, -1}, wb = {b, &go, batch, 20, -1};
+        struct two_writers wa = {a, &go, batch, split ? 10 : 20, -1},
+                           wb = {b, &go, split ? batch + 10 : batch, split ? 10 : 20, -1};
         pthread_t ta, tb;
         pthread_create(&ta, NULL, write_batch, &wa);
         pthread_create(&tb, NULL, write_batch, &wb);
@@ -723,7 +733,7 @@ int main(void)
     tcase_add_test(tc, long_delta_compacts);
 #ifdef OH_HAVE_POSTGRES
     tcase_add_test(tc, pg_daily_aggregates_equal_the_rows);
-    tcase_add_test(tc, pg_two_writers_count_an_episode_once);
+    tcase_add_test(tc, pg_two_writers_count_each_episode_once);
 #endif
     suite_add_tcase(s, tc);
     int rc = oh_test_run(s);
