@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "store/store_sqlite_int.h"
 
 #define SQ_READERS_KEPT 8
@@ -139,14 +140,21 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, size_t er
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, 10000);
-    if (rc == SQLITE_OK && writer)
-        /* the writer touches random pages of the id and reference indexes
-         * for every event: 64 MiB of cache instead of SQLite's 2 MiB keeps
-         * them out of pread() (strace: 2.5 page reads per ingested event) */
+    /* the writer touches random pages of the id and reference indexes
+     * for every event: 64 MiB of cache instead of SQLite's 2 MiB keeps
+     * them out of pread() (strace: 2.5 page reads per ingested event).
+     * Processes opening a new store at once: switching it to WAL needs the
+     * file to itself, and SQLite answers BUSY at once where its busy wait
+     * could deadlock; tried again for about as long as that wait */
+    for (int i = 0; rc == SQLITE_OK && writer; i++) {
         rc = sqlite3_exec(c->db,
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                           "PRAGMA cache_size=-65536; PRAGMA secure_delete=ON",
                           NULL, NULL, NULL);
+        if (rc != SQLITE_BUSY || i == 200) break;
+        rc = SQLITE_OK;
+        usleep(50 * 1000);
+    }
     if (rc != SQLITE_OK) {
         oh_errf(err, errlen, "store %s: %s", path,
                 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
