@@ -471,15 +471,9 @@ int oh_event_validate(const json_t *ev, char *err, size_t errlen)
 int oh_event_list_push(struct oh_event_list *l, json_t *ev)
 {
     if (!ev) return OH_ENOMEM;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        json_t **p = realloc(l->ev, cap * sizeof *p);
-        if (!p) {
-            json_decref(ev);
-            return OH_ENOMEM;
-        }
-        l->ev = p;
-        l->cap = cap;
+    if (oh_grow(&l->ev, &l->cap, l->n + 1, sizeof *l->ev, 4)) {
+        json_decref(ev);
+        return OH_ENOMEM;
     }
     l->ev[l->n++] = ev;
     return OH_OK;

@@ -182,13 +182,7 @@ struct kb_rows {
 static int kb_add(struct kb_rows *l, const char *id, const char *title, const char *body,
                   const char *locale, const char *tags_json)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        struct oh_kb_article *a = realloc(l->arts, cap * sizeof *a);
-        if (!a) return OH_ENOMEM;
-        l->arts = a;
-        l->cap = cap;
-    }
+    if (oh_grow(&l->arts, &l->cap, l->n + 1, sizeof *l->arts, 256)) return OH_ENOMEM;
     json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "title", title ? title : "", "body",
                           body ? body : "", "locale", locale && *locale ? locale : "en");
     json_t *tags = tags_json ? json_loads(tags_json, 0, NULL) : NULL;

@@ -6,22 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/json_dump.h"
+#include "core/oh.h"
 
 #define MAX_DEPTH 2048
 
+/* Room for MORE bytes and a NUL after them. */
 static int reserve(struct oh_json_buf *b, size_t more)
 {
     if (b->len + more < b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 512;
-    while (cap <= b->len + more) {
-        if (cap > SIZE_MAX / 2) return -1;
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
+    if (more >= SIZE_MAX - b->len) return -1;
+    return oh_grow(&b->p, &b->cap, b->len + more + 1, 1, 512) ? -1 : 0;
 }
 
 static int put(struct oh_json_buf *b, const char *s, size_t n)

@@ -1,7 +1,9 @@
 /* oh.c - error strings, structured JSON logging and clocks. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "core/oh.h"
@@ -121,6 +123,23 @@ size_t oh_strcpy(char *dst, size_t size, const char *src)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return n;
+}
+
+int oh_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap) return OH_OK;
+    size_t n = *cap ? *cap : first;
+    while (n < need) {
+        if (n > SIZE_MAX / 2) return OH_ENOMEM;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / size) return OH_ENOMEM;
+    void *old, *p;
+    memcpy(&old, arr, sizeof old); /* ARR is a T **: read and written as bytes */
+    if (!(p = realloc(old, n * size))) return OH_ENOMEM;
+    memcpy(arr, &p, sizeof p);
+    *cap = n;
+    return OH_OK;
 }
 
 int oh_query_param(const char *q, const char *name, char *out, size_t len)

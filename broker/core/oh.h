@@ -64,6 +64,12 @@ uint64_t oh_fnv1a(const char *s);
  * parser was a measurable share (docs/performance.md, issue 21). */
 size_t oh_strcpy(char *dst, size_t size, const char *src);
 
+/* Makes the array *ARR (a pointer to the array's pointer), of *CAP
+ * elements of SIZE bytes, hold at least NEED: the capacity doubles from
+ * FIRST (> 0) until it does. OH_OK, or OH_ENOMEM with the array and *CAP
+ * as they were. */
+int oh_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
+
 /* snprintf into a fixed buffer; never overflows, always terminates. */
 void oh_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -176,26 +176,13 @@ int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int 
 }
 #endif
 
-int oh_log_buf_reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 65536;
-    while (n < need)
-        n *= 2;
-    char *b = realloc(*buf, n);
-    if (!b) return OH_ENOMEM;
-    *buf = b;
-    *cap = n;
-    return 0;
-}
-
 int oh_log_keep(char **buf, size_t *cap, size_t *used, size_t *offs, const struct oh_log_strs *in,
                 struct oh_log_record *r)
 {
     size_t need = *used;
     for (int i = 0; i < OH_LOG_NSTR; i++)
         need += (in->s[i] ? in->len[i] : 0) + 1;
-    if (oh_log_buf_reserve(buf, cap, need)) return OH_ENOMEM;
+    if (oh_grow(buf, cap, need, 1, 65536)) return OH_ENOMEM;
     for (int i = 0; i < OH_LOG_NSTR; i++) {
         size_t n = in->s[i] ? in->len[i] : 0;
         offs[i] = in->s[i] ? *used : (size_t)-1;

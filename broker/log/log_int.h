@@ -33,10 +33,6 @@ struct oh_log_base {
 extern const struct oh_log_ops oh_log_local_ops;
 extern const struct oh_log_ops oh_log_kafka_ops;
 
-/* Grows a consumer's record buffer *BUF (capacity *CAP, from 64 KiB,
- * doubling) to hold NEED bytes; OH_ENOMEM leaves it as it was. */
-int oh_log_buf_reserve(char **buf, size_t *cap, size_t need);
-
 /* The strings of one polled record, copied into a consumer's buffer. */
 enum {
     OH_LOG_KEY,

@@ -51,34 +51,8 @@ struct enrich {
     struct oh_enriched_writer out; /* the decisions' enriched records */
     /* per attempt to append: each event's record (NULL: the hub dumps it) */
     const char **tx;
-    size_t *txlen, captx;
+    size_t captx, *txlen, captxlen;
 };
-
-/* *BUF (of *CAP bytes) grown to hold at least NEED; false when out of memory. */
-static bool room(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return true;
-    size_t n = *cap ? *cap : 4096;
-    while (n < need)
-        n *= 2;
-    char *b = realloc(*buf, n);
-    if (!b) return false;
-    *buf = b;
-    *cap = n;
-    return true;
-}
-
-/* Room for one more decision; false when out of memory. */
-static bool room_decision(struct enrich *e)
-{
-    if (e->ndec < e->capdec) return true;
-    size_t n = e->capdec ? e->capdec * 2 : 64;
-    struct decision *d = realloc(e->dec, n * sizeof *d);
-    if (!d) return false;
-    e->dec = d;
-    e->capdec = n;
-    return true;
-}
 
 static bool is_customer_inbound(const struct oh_log_record *r)
 {
@@ -97,7 +71,7 @@ static void note_state(struct enrich *e, const struct oh_log_record *r)
 {
     if (!r->meta.subject || !json_object_get(e->known, r->meta.subject)) return;
     struct oh_json_pick p = {.path = "data.state.priority"};
-    if (!room(&e->pick, &e->cappick, r->len + 1) ||
+    if (oh_grow(&e->pick, &e->cappick, r->len + 1, 1, 4096) ||
         oh_json_pick(r->value, r->len, &p, 1, e->pick) != OH_OK)
         return;
     int rank = oh_triage_priority_parse(p.s);
@@ -125,7 +99,7 @@ static int priority_of(struct enrich *e, const char *conv)
 /* Copies P (LEN bytes and its NUL) to E->strs; its offset, or -1. */
 static ptrdiff_t keep(struct enrich *e, const struct oh_json_pick *p)
 {
-    if (!room(&e->strs, &e->capstrs, e->nstrs + p->len + 1)) return -1;
+    if (oh_grow(&e->strs, &e->capstrs, e->nstrs + p->len + 1, 1, 4096)) return -1;
     memcpy(e->strs + e->nstrs, p->s, p->len + 1);
     e->nstrs += p->len + 1;
     return (ptrdiff_t)(e->nstrs - p->len - 1);
@@ -160,29 +134,13 @@ static const struct oh_enriched *enriched_of(const struct enrich *e, const struc
     return x;
 }
 
-/* Room for N events' records in E->tx and E->txlen; false when out of memory. */
-static bool room_tx(struct enrich *e, size_t n)
-{
-    if (n <= e->captx) return true;
-    size_t cap = e->captx ? e->captx : 128;
-    while (cap < n)
-        cap *= 2;
-    const char **tx = realloc(e->tx, cap * sizeof *tx);
-    if (tx) e->tx = tx;
-    size_t *len = tx ? realloc(e->txlen, cap * sizeof *len) : NULL;
-    if (!len) return false;
-    e->txlen = len;
-    e->captx = cap;
-    return true;
-}
-
 /* Scores one customer message (a timeline record) into E's decisions. */
 static void score(struct enrich *e, const struct oh_log_record *r)
 {
     struct oh_json_pick f[F_N];
     for (int i = 0; i < F_N; i++)
         f[i] = (struct oh_json_pick){.path = fields[i]};
-    if (!room(&e->pick, &e->cappick, r->len + 1) ||
+    if (oh_grow(&e->pick, &e->cappick, r->len + 1, 1, 4096) ||
         oh_json_pick(r->value, r->len, f, F_N, e->pick) != OH_OK)
         return;
     /* re-checked on the body: metadata may be missing (older records) */
@@ -190,7 +148,7 @@ static void score(struct enrich *e, const struct oh_log_record *r)
         strcmp(f[F_KIND].s, "customer") != 0 || !f[F_ID].s || !f[F_CONV].s || !f[F_CHANNEL].s ||
         !f[F_ACCOUNT].s)
         return;
-    if (!room_decision(e)) return;
+    if (oh_grow(&e->dec, &e->capdec, e->ndec + 1, sizeof *e->dec, 64)) return;
     size_t mark = e->nstrs;
     ptrdiff_t id = keep(e, &f[F_ID]), conv = keep(e, &f[F_CONV]);
     ptrdiff_t channel = keep(e, &f[F_CHANNEL]), account = keep(e, &f[F_ACCOUNT]);
@@ -276,7 +234,9 @@ static int emit(struct enrich *e)
     int delay_ms = 100, ret = OH_OK;
     while (e->ndec) {
         struct oh_event_list l = {0};
-        int rc = room_tx(e, 2 * e->ndec) ? OH_OK : OH_ENOMEM;
+        /* room for each event's record */
+        int rc = oh_grow(&e->tx, &e->captx, 2 * e->ndec, sizeof *e->tx, 128);
+        if (rc == OH_OK) rc = oh_grow(&e->txlen, &e->captxlen, 2 * e->ndec, sizeof *e->txlen, 128);
         for (size_t i = 0; rc == OH_OK && i < e->ndec; i++) {
             const struct decision *d = &e->dec[i];
             struct oh_enriched x;

@@ -92,13 +92,7 @@ int oh_kpi_acc_add(struct oh_kpi_acc *k, const char *key, const struct oh_kpi_ac
     if (!r->episodes) k->n++;
     r->episodes++;
     if (e->frt_ms >= 0) {
-        if (s->frt_rows == s->cap) {
-            size_t cap = s->cap ? s->cap * 2 : 16;
-            int64_t *f = realloc(s->frt, cap * sizeof *f);
-            if (!f) return OH_ENOMEM;
-            s->frt = f;
-            s->cap = cap;
-        }
+        if (oh_grow(&s->frt, &s->cap, s->frt_rows + 1, sizeof *s->frt, 16)) return OH_ENOMEM;
         s->frt[s->frt_rows++] = e->frt_ms;
         r->frt_n++;
         r->frt_sum_ms += e->frt_ms;

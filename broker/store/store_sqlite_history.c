@@ -504,14 +504,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
     }
     sq_bind_text(q, 1, conv);
     while (sqlite3_step(q) == SQLITE_ROW) {
-        if (n == cap) {
-            struct sq_erased *r = realloc(rows, (cap = cap ? cap * 2 : 64) * sizeof *rows);
-            if (!r) {
-                rc = OH_ENOMEM;
-                goto out;
-            }
-            rows = r;
-        }
+        if ((rc = oh_grow(&rows, &cap, n + 1, sizeof *rows, 64)) != 0) goto out;
         rows[n].rowid = sqlite3_column_int64(q, 0);
         rows[n].seq = sqlite3_column_int64(q, 1);
         rows[n].json = strdup((const char *)sqlite3_column_text(q, 2));

@@ -34,15 +34,7 @@ static size_t write_cb(char *d, size_t sz, size_t n, void *u)
         b->too_big = true;
         return 0;
     }
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->len + k + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return 0;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (oh_grow(&b->p, &b->cap, b->len + k + 1, 1, 65536)) return 0;
     memcpy(b->p + b->len, d, k);
     b->len += k;
     b->p[b->len] = 0;
@@ -168,25 +160,28 @@ static int imap_search(struct email_ctx *c, CURL *h, const char *box, uint32_t l
     *n = 0;
     if (rc == 0 && b.p) {
         size_t cap = 0;
-        for (char *line = b.p; line && *line;) {
+        for (char *line = b.p; rc == 0 && line && *line;) {
             char *nl = strchr(line, '\n');
             if (strncasecmp(line, "* SEARCH", 8) == 0) {
                 char *p = line + 8;
-                while (p && *p && *p != '\r' && *p != '\n') {
+                while (rc == 0 && p && *p && *p != '\r' && *p != '\n') {
                     char *e;
                     unsigned long u = strtoul(p, &e, 10);
                     if (e == p) break;
                     p = e;
                     /* "n:*" also matches the highest UID when it is below n */
                     if (u <= last || u > UINT32_MAX) continue;
-                    if (*n == cap) {
-                        cap = cap ? cap * 2 : 64;
-                        *uids = realloc(*uids, cap * sizeof **uids);
-                    }
-                    (*uids)[(*n)++] = (uint32_t)u;
+                    if ((rc = oh_grow(uids, &cap, *n + 1, sizeof **uids, 64)) == 0)
+                        (*uids)[(*n)++] = (uint32_t)u;
                 }
             }
             line = nl ? nl + 1 : NULL;
+        }
+        if (rc != 0) { /* out of memory: nothing listed */
+            free(*uids);
+            *uids = NULL;
+            *n = 0;
+            oh_errf(err, errlen, "UID SEARCH %s: %s", box, oh_strerror(rc));
         }
         if (*n) qsort(*uids, *n, sizeof **uids, cmp_u32);
     }

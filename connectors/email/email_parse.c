@@ -84,13 +84,7 @@ static void blob_add(struct walk *w, const char *ref, const char *ctype, const c
     struct email_blobs *bl = w->blobs;
     for (size_t i = 0; i < bl->n; i++)
         if (strcmp(bl->b[i].ref, ref) == 0) return;
-    if (bl->n == bl->cap) {
-        size_t cap = bl->cap ? bl->cap * 2 : 4;
-        struct email_blob *b = realloc(bl->b, cap * sizeof *b);
-        if (!b) return;
-        bl->b = b;
-        bl->cap = cap;
-    }
+    if (oh_grow(&bl->b, &bl->cap, bl->n + 1, sizeof *bl->b, 4)) return;
     struct email_blob *b = &bl->b[bl->n];
     memset(b, 0, sizeof *b);
     b->data = malloc(len ? len : 1);

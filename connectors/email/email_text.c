@@ -18,13 +18,8 @@ struct sbuf {
 static void sb_grow(struct sbuf *b, size_t add)
 {
     if (b->len + add + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + add + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) abort(); /* out of memory in a text helper: nothing sane to do */
-    b->p = p;
-    b->cap = cap;
+    /* out of memory in a text helper: nothing sane to do */
+    if (oh_grow(&b->p, &b->cap, b->len + add + 1, 1, 256)) abort();
     b->p[b->len] = 0; /* terminated even before anything is added */
 }
 

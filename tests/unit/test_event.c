@@ -1,4 +1,7 @@
-/* test_event.c - envelope building, stable ids, time and UTF-8 checks. */
+/* test_event.c - envelope building, stable ids, time and UTF-8 checks, event
+ * lists and the growing array under them. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/event.h"
 #include "tap.h"
@@ -107,6 +110,33 @@ START_TEST(lists)
 }
 END_TEST
 
+/* core's growing array (oh_grow), which the list above and most buffers use */
+START_TEST(grow)
+{
+    int64_t *a = NULL;
+    size_t cap = 0;
+    ck_assert_int_eq(oh_grow(&a, &cap, 0, sizeof *a, 4), OH_OK); /* nothing needed */
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(oh_grow(&a, &cap, 1, sizeof *a, 4), OH_OK);
+    ck_assert_uint_eq(cap, 4);
+    for (int i = 0; i < 4; i++)
+        a[i] = i;
+    ck_assert_int_eq(oh_grow(&a, &cap, 4, sizeof *a, 4), OH_OK); /* fits: unchanged */
+    ck_assert_uint_eq(cap, 4);
+    ck_assert_int_eq(oh_grow(&a, &cap, 9, sizeof *a, 4), OH_OK); /* doubles past it */
+    ck_assert_uint_eq(cap, 16);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(a[i], i); /* kept */
+    /* too large for size_t: refused, the array as it was */
+    int64_t *before = a;
+    ck_assert_int_eq(oh_grow(&a, &cap, SIZE_MAX / 4, sizeof *a, 4), OH_ENOMEM);
+    ck_assert_int_eq(oh_grow(&a, &cap, SIZE_MAX, 1, 4), OH_ENOMEM);
+    ck_assert_ptr_eq(a, before);
+    ck_assert_uint_eq(cap, 16);
+    free(a);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("event");
@@ -117,6 +147,7 @@ static Suite *suite(void)
     tcase_add_test(tc, times);
     tcase_add_test(tc, utf8);
     tcase_add_test(tc, lists);
+    tcase_add_test(tc, grow);
     suite_add_tcase(s, tc);
     return s;
 }

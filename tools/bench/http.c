@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "bench.h"
+#include "core/oh.h"
 
 #define REQ_TIMEOUT_US (60 * 1000000LL)
 
@@ -75,19 +76,6 @@ static int parse_target(const char *base, struct target *t)
     return 0;
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 1024;
-    while (nc < need)
-        nc *= 2;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = nc;
-    return 0;
-}
-
 static void put(struct conn *c, const char *s, size_t n)
 {
     memcpy(c->out + c->out_len, s, n);
@@ -108,7 +96,7 @@ static int format(struct conn *c, const struct target *t, int proto,
     for (int k = 0; k < 4 && q->hdr[k]; k++)
         hl += strlen(q->hdr[k]) + 2;
     size_t need = blen + hl + strlen(q->path) + strlen(t->prefix) + strlen(t->host) + 160;
-    if (grow(&c->out, &c->out_cap, need)) return -1;
+    if (oh_grow(&c->out, &c->out_cap, need, 1, 1024)) return -1;
     c->out_len = c->out_off = 0;
     char num[24];
     if (proto == BENCH_PROTO_RESP) {
@@ -340,7 +328,7 @@ static void issue(struct loop *l, struct conn *c, size_t i)
 static void on_readable(struct loop *l, struct conn *c)
 {
     for (;;) {
-        if (grow(&c->in, &c->in_cap, c->in_len + 16384 + 1)) {
+        if (oh_grow(&c->in, &c->in_cap, c->in_len + 16384 + 1, 1, 1024)) {
             drop(l->ep, c);
             if (c->busy) finish(l, c, 0, NULL, 0);
             return;
@@ -487,7 +475,7 @@ static size_t on_get(char *p, size_t sz, size_t nm, void *opaque)
 {
     struct sink *s = opaque;
     size_t n = sz * nm;
-    if (grow(&s->buf, &s->cap, s->len + n + 1)) return 0;
+    if (oh_grow(&s->buf, &s->cap, s->len + n + 1, 1, 1024)) return 0;
     memcpy(s->buf + s->len, p, n);
     s->len += n;
     s->buf[s->len] = '\0';
