@@ -259,24 +259,37 @@ static int tx_fetch(struct tx *t, const char **keys, size_t n)
     return 0;
 }
 
-/* Writes what the operation changed (in one go when the space can), then
- * forgets it; RC: the operation's result (nothing is written unless 0). */
-static int tx_end(struct tx *t, int rc)
+/* OBJ's keys and their string values (NULL for null) as two arrays
+ * (OBJ keeps owning the strings); false when out of memory. */
+static bool flatten(json_t *obj, const char ***keys, const char ***vals)
 {
-    size_t n = json_object_size(t->pending), i = 0;
-    const char **keys = calloc(n ? n : 1, sizeof *keys), **vals = calloc(n ? n : 1, sizeof *vals);
+    size_t n = json_object_size(obj), i = 0;
     const char *k;
     json_t *v;
-    if (!keys || !vals) rc = rc ? rc : OH_ENOMEM;
-    json_object_foreach(t->pending, k, v)
+    *keys = calloc(n ? n : 1, sizeof **keys);
+    *vals = calloc(n ? n : 1, sizeof **vals);
+    if (!*keys || !*vals) return false;
+    json_object_foreach(obj, k, v)
     {
-        if (!keys || !vals) break;
-        keys[i] = k;
-        vals[i++] = json_string_value(v);
+        (*keys)[i] = k;
+        (*vals)[i++] = json_string_value(v);
     }
+    return true;
+}
+
+/* Writes what the operation changed (in one go when the space can, checked
+ * against what it read), then forgets it; RC: the operation's result
+ * (nothing is written unless 0). */
+static int tx_end(struct tx *t, int rc)
+{
+    size_t n = json_object_size(t->pending), i;
+    const char **keys, **vals, **rkeys = NULL, **rvals = NULL;
+    if (!flatten(t->pending, &keys, &vals) || !flatten(t->read, &rkeys, &rvals))
+        rc = rc ? rc : OH_ENOMEM;
     if (rc == 0 && n) {
         if (t->d->write) {
-            rc = t->d->write(t->d->opaque, keys, vals, n);
+            struct oh_contact_seen seen = {rkeys, rvals, json_object_size(t->read)};
+            rc = t->d->write(t->d->opaque, keys, vals, n, &seen);
         } else {
             for (i = 0; i < n && rc == 0; i++) {
                 rc = vals[i] ? t->d->put(t->d->opaque, keys[i], vals[i])
@@ -287,6 +300,8 @@ static int tx_end(struct tx *t, int rc)
     }
     free(keys);
     free(vals);
+    free(rkeys);
+    free(rvals);
     json_decref(t->pending);
     json_decref(t->read);
     return rc;
@@ -537,9 +552,13 @@ int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
                     const struct oh_contact_ident *ids, int n, const char *name,
                     char out[OH_ID_MAX])
 {
-    struct tx t;
-    struct oh_contact_dir w = tx_begin(&t, d);
-    return tx_end(&t, link_conv(&w, conv, ids, n, name, out));
+    int rc = OH_ERETRY;
+    for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
+        struct tx t;
+        struct oh_contact_dir w = tx_begin(&t, d);
+        rc = tx_end(&t, link_conv(&w, conv, ids, n, name, out));
+    }
+    return rc;
 }
 
 /* Adds key PREFIX A[:B] to KEYS (strings kept in KEEP). */
@@ -997,15 +1016,22 @@ static void command(const struct oh_contact_dir *d, const json_t *cmd, const cha
 void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
                         struct oh_contact_result *out)
 {
-    struct tx t;
-    struct oh_contact_dir w = tx_begin(&t, d);
+    int rc = OH_ERETRY;
     memset(out, 0, sizeof *out);
-    command(&w, cmd, region, out);
-    if (tx_end(&t, 0) && out->code == 200) {
+    for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
+        struct tx t;
+        struct oh_contact_dir w = tx_begin(&t, d);
+        oh_contact_result_clear(out);
+        command(&w, cmd, region, out);
+        rc = tx_end(&t, 0);
+    }
+    if (rc && out->code == 200) {
         json_decref(out->convs);
         out->convs = NULL;
         out->changed = false;
-        refuse(out, 503, "the directory refused the change");
+        refuse(out, 503,
+               rc == OH_ERETRY ? "the directory kept changing under the decision; try again"
+                               : "the directory refused the change");
     }
 }
 

@@ -52,6 +52,18 @@ int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen);
 int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out,
                       int max);
 
+/* What one operation decided from: the N keys it read and the values it
+ * found (VALUES[i] NULL: absent). */
+struct oh_contact_seen {
+    const char *const *keys;
+    const char *const *values;
+    size_t n;
+};
+
+/* How often oh_contact_link and oh_contact_command decide again when their
+ * write finds the directory changed (OH_ERETRY, below) before they give up. */
+#define OH_CONTACT_TRIES 8
+
 /* The key/value space the directory lives in; get copies into OUT
  * (OH_ENOTFOUND when absent). Keys: "c:<contact>", "v:<type>:<value>"
  * (the owner of a verified identifier), "u:<type>:<value>" (contacts
@@ -63,8 +75,13 @@ struct oh_contact_dir {
     int (*put)(void *opaque, const char *key, const char *value);
     int (*del)(void *opaque, const char *key);
     /* optional: the N writes of one operation at once, atomically (VALUES[i]
-     * NULL: delete KEYS[i]); without it they are put and deleted in turn */
-    int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n);
+     * NULL: delete KEYS[i]); without it they are put and deleted in turn.
+     * SEEN (NULL: unchecked) is what they were decided from: when a key of
+     * it no longer holds what was read (another sync member wrote it
+     * meanwhile), nothing is written and the answer is OH_ERETRY, so the
+     * operation reads again and decides again instead of overwriting. */
+    int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n,
+                 const struct oh_contact_seen *seen);
     /* optional: reads the N KEYS at once, FN(CTX, i, value) for each one
      * present (absent ones are skipped) */
     int (*get_many)(void *opaque, const char *const *keys, size_t n,
@@ -76,7 +93,9 @@ struct oh_contact_dir {
  * one (id derived from the first verified identifier, or from CONV), which
  * takes IDS. Unverified identifiers never link. Idempotent (a conversation
  * linked before keeps its contact). The contact the conversation belongs to
- * now (after merges: the root) goes to OUT (OH_ID_MAX). */
+ * now (after merges: the root) goes to OUT (OH_ID_MAX). Decided again
+ * while the write answers OH_ERETRY, up to OH_CONTACT_TRIES times (then
+ * OH_ERETRY). */
 int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
                     const struct oh_contact_ident *ids, int n, const char *name,
                     char out[OH_ID_MAX]);
@@ -91,7 +110,10 @@ struct oh_contact_batch {
 /* OH_ENOMEM when out of memory (then end is not called). A batch (like
  * each single operation) reads every key from the space once, a miss too,
  * and keeps it until its end: nothing is cached from one batch to the next,
- * so a directory another sync member changed in between is read afresh. */
+ * so a directory another sync member changed in between is read afresh.
+ * End writes with what the batch read as its SEEN: OH_ERETRY when another
+ * member changed one of those keys meanwhile (nothing written; the caller
+ * runs the batch again). */
 int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d);
 int oh_contact_batch_end(struct oh_contact_batch *b, bool write);
 
@@ -136,8 +158,9 @@ struct oh_contact_result {
 
 /* Decides and applies contact command CMD (its data) to the directory.
  * Re-deciding an applied command changes nothing more and reports the same
- * conversations (the caller's updates are idempotent). Clear OUT with
- * oh_contact_result_clear(). */
+ * conversations (the caller's updates are idempotent). Decided again while
+ * the write answers OH_ERETRY, up to OH_CONTACT_TRIES times (then 503).
+ * Clear OUT with oh_contact_result_clear(). */
 void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
                         struct oh_contact_result *out);
 void oh_contact_result_clear(struct oh_contact_result *out);

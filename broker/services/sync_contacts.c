@@ -101,11 +101,12 @@ static int lk_get_many(void *o, const char *const *keys, size_t n,
     return x->c->dir.get_many(x->c->dir.opaque, keys, n, fn, ctx);
 }
 
-static int lk_write(void *o, const char *const *keys, const char *const *values, size_t n)
+static int lk_write(void *o, const char *const *keys, const char *const *values, size_t n,
+                    const struct oh_contact_seen *seen)
 {
     struct link_ctx *x = o;
     x->written = true;
-    return x->write(x->wctx, keys, values, n, x->convs, x->to, x->k);
+    return x->write(x->wctx, keys, values, n, seen, x->convs, x->to, x->k);
 }
 
 /* A new conversation's contact as the event names it. */
@@ -176,7 +177,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
         if (rc == 0) rc = wrc;
     }
     /* nothing new for the directory (a replay): the refs alone */
-    if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, convs, to, *k);
+    if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, NULL, convs, to, *k);
     free(to);
     free(req);
     free(one);
@@ -192,7 +193,16 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
     const char **convs = calloc(n ? n : 1, sizeof *convs);
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && roots ? link_all(c, items, n, write, wctx, convs, roots, &k) : OH_ENOMEM;
+    int rc = convs && roots ? OH_ERETRY : OH_ENOMEM;
+    /* another member changed what a link read (the same person arriving
+     * on another partition, a merge): the batch is linked again afresh */
+    for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++)
+        rc = link_all(c, items, n, write, wctx, convs, roots, &k);
+    if (rc == OH_ERETRY)
+        OH_ERROR("sync",
+                 "contacts: the directory changed under %d tries to link a batch; "
+                 "the batch is stored again",
+                 OH_CONTACT_TRIES);
     free(convs);
     json_decref(roots);
     c->link_ns += cpu_ns() - t0;
@@ -271,7 +281,9 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
 {
     char key[OH_ID_MAX + 8], *buf = malloc(65537);
     json_t *ev = NULL;
+    int tries = 0;
     snprintf(key, sizeof key, "e:%s", cmd_id);
+again:
     if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
     if (ev || !make || !buf) {
         free(buf);
@@ -282,10 +294,10 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
                        : strcmp(op, "unmerge") == 0 ? OH_EV_CONTACT_UNMERGED
                                                     : OH_EV_CONTACT_ERASED;
     /* the contact's seq: "h:<contact>" */
-    char hkey[OH_ID_MAX + 8];
+    char hkey[OH_ID_MAX + 8], was[24] = "";
     snprintf(hkey, sizeof hkey, "h:%s", r->root);
-    int64_t seq = c->dir.get(c->dir.opaque, hkey, buf, 65537) == 0 ? strtoll(buf, NULL, 10) : 0;
-    seq++;
+    if (c->dir.get(c->dir.opaque, hkey, was, sizeof was) != 0) was[0] = '\0';
+    int64_t seq = strtoll(was, NULL, 10) + 1;
     char id[OH_ID_MAX];
     oh_event_id(id, "contact", cmd_id, NULL);
     json_t *data = json_pack("{s:s, s:s, s:O}", "contact_id", r->root, "op", op, "author",
@@ -306,12 +318,22 @@ static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const js
     char *text = ev ? oh_json_dump(ev, NULL) : NULL;
     char num[24];
     snprintf(num, sizeof num, "%lld", (long long)seq);
-    const char *keys[] = {key, hkey}, *vals[] = {text, num}; /* one transaction */
-    if (!text || c->dir.write(c->dir.opaque, keys, vals, 2)) {
+    /* one transaction, checked: two members deciding commands of one
+     * contact's family at once (keyed by different members of it) would
+     * otherwise both take the same seq */
+    const char *keys[] = {key, hkey}, *vals[] = {text, num},
+               *seen_vals[] = {NULL, was[0] ? was : NULL};
+    const struct oh_contact_seen seen = {keys, seen_vals, 2};
+    int rc = text ? c->dir.write(c->dir.opaque, keys, vals, 2, &seen) : OH_ENOMEM;
+    free(text);
+    if (rc) {
         json_decref(ev);
         ev = NULL;
     }
-    free(text);
+    if (rc == OH_ERETRY && ++tries < OH_CONTACT_TRIES) goto again;
+    if (rc)
+        OH_ERROR("sync", "contacts: the event of command %s was not made: %s", cmd_id,
+                 oh_strerror(rc));
     free(buf);
     return ev;
 }

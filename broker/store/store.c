@@ -74,9 +74,10 @@ int oh_store_ping(oh_store *st)
 }
 
 static int write_after(void *st, const char *const *keys, const char *const *values, size_t n,
-                       const char *const *convs, const char *const *contacts, size_t k)
+                       const struct oh_contact_seen *seen, const char *const *convs,
+                       const char *const *contacts, size_t k)
 {
-    return oh_store_contact_write(st, keys, values, n, convs, contacts, k);
+    return oh_store_contact_write(st, keys, values, n, seen, convs, contacts, k);
 }
 
 int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *items, size_t n,
@@ -256,9 +257,10 @@ static int dir_del(void *st, const char *key)
     return oh_store_kv_del(st, OH_STORE_CONTACTS_NS, key);
 }
 
-static int dir_write(void *st, const char *const *keys, const char *const *values, size_t n)
+static int dir_write(void *st, const char *const *keys, const char *const *values, size_t n,
+                     const struct oh_contact_seen *seen)
 {
-    return oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
+    return oh_store_contact_write(st, keys, values, n, seen, NULL, NULL, 0);
 }
 
 static int dir_get_many(void *st, const char *const *keys, size_t n,
@@ -306,15 +308,15 @@ int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *co
 }
 
 int oh_store_contact_write(oh_store *st, const char *const *keys, const char *const *values,
-                           size_t n, const char *const *convs, const char *const *contacts,
-                           size_t k)
+                           size_t n, const struct oh_contact_seen *seen, const char *const *convs,
+                           const char *const *contacts, size_t k)
 {
     for (size_t i = 0; i < k; i++)
         if (!convs[i] || !contacts[i] || strlen(convs[i]) >= OH_ID_MAX ||
             strlen(contacts[i]) >= OH_ID_MAX)
             return OH_EINVAL;
     if (OPS(st)->contact_write && (n || k))
-        return OPS(st)->contact_write(st, keys, values, n, convs, contacts, k);
+        return OPS(st)->contact_write(st, keys, values, n, seen, convs, contacts, k);
     int rc = oh_store_kv_write(st, OH_STORE_CONTACTS_NS, keys, values, n);
     return rc ? rc : oh_store_contact_refs(st, convs, contacts, k);
 }

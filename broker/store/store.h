@@ -92,6 +92,7 @@ int oh_store_materialize(oh_store *st, const char *group, struct oh_store_item *
  * oh_store_contact_write), handed to an oh_store_then. */
 typedef int (*oh_store_contact_write_fn)(void *wctx, const char *const *keys,
                                          const char *const *values, size_t n,
+                                         const struct oh_contact_seen *seen,
                                          const char *const *convs, const char *const *contacts,
                                          size_t k);
 /* What follows a materialization (sync: linking the new conversations):
@@ -308,13 +309,19 @@ void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
 int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
                           size_t n);
 /* The directory's N writes (KEYS, VALUES[i] NULL: delete, in
- * OH_STORE_CONTACTS_NS) and then the K contact_refs as above. SQLite: one
- * transaction for both; PostgreSQL: the directory's statement, then the
- * refs (a crash in between links again on the replay, to the same
- * contacts). */
+ * OH_STORE_CONTACTS_NS) and then the K contact_refs as above, the writes
+ * checked against SEEN (core/contacts.h; NULL: unchecked). SQLite: one
+ * transaction for both, unchecked (the process's sync thread is the
+ * directory's only writer). PostgreSQL, where several sync members write
+ * one directory: one transaction on shard 0 takes transaction advisory
+ * locks on the keys of SEEN and of the writes (in one order), locks SEEN's rows
+ * and compares them with SEEN; when one differs nothing is written and the
+ * answer is OH_ERETRY; else the writes, the refs (one statement per
+ * conversation, on its shard, while the locks are held) and the commit (a
+ * crash after the refs links again on the replay, to the same contacts). */
 int oh_store_contact_write(oh_store *st, const char *const *keys, const char *const *values,
-                           size_t n, const char *const *convs, const char *const *contacts,
-                           size_t k);
+                           size_t n, const struct oh_contact_seen *seen, const char *const *convs,
+                           const char *const *contacts, size_t k);
 
 /* Called with each message event of a conversation being erased, before
  * its text is gone (borrowed): to drop its media from caches. */
@@ -324,7 +331,9 @@ typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
  * tombstone of type OH_EV_ERASED (same id, seq and time, no text, no
  * contact, no attachments; checksummed like any event) so seq stays dense,
  * its full-text entry is dropped, and the conversation's contact id, name
- * and preview are cleared. SQLite then checkpoints its WAL (secure_delete
+ * and preview are cleared (PostgreSQL locks the conversation's row first:
+ * a batch of CONV being stored meanwhile is erased whole or kept whole, as
+ * on SQLite). SQLite then checkpoints its WAL (secure_delete
  * zeroes freed content); PostgreSQL leaves the old row versions to VACUUM
  * (docs/operations.md). *COUNT gets the number of events erased. */
 int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,

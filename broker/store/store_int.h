@@ -66,10 +66,11 @@ struct oh_store_ops {
     int (*materialize_then)(oh_store *st, const char *group, struct oh_store_item *items,
                             size_t n, const struct oh_store_pos *pos, size_t npos,
                             const struct oh_store_then *then);
-    /* optional (else kv_write, then contact_refs): both in one transaction */
-    int (*contact_write)(oh_store *st, const char *const *keys, const char *const *values,
-                         size_t n, const char *const *convs, const char *const *contacts,
-                         size_t k);
+    /* optional (else kv_write, then contact_refs, unchecked): both in one
+     * transaction, the writes checked against SEEN (store.h) */
+    int (*contact_write)(oh_store *st, const char *const *keys, const char *const *values, size_t n,
+                         const struct oh_contact_seen *seen, const char *const *convs,
+                         const char *const *contacts, size_t k);
     int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                  int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);

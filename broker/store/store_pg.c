@@ -193,6 +193,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,
     .contact_refs = pg_contact_refs,
+    .contact_write = pg_contact_write,
     .erase = pg_erase,
     .article_put = pg_article_put,
     .article_get = pg_article_get,

@@ -607,44 +607,155 @@ int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return OH_OK;
 }
 
+/* $2's rows (a JSON array of {key, value}; value null: delete) written
+ * in namespace $1, in one statement. */
+static const char kv_write_sql[] =
+    "WITH w AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS w(key text, value text)), "
+    "d AS (DELETE FROM kv WHERE ns = $1 AND key IN (SELECT key FROM w WHERE value IS NULL)) "
+    "INSERT INTO kv (ns, key, value) SELECT $1, key, value FROM w WHERE value IS NOT NULL "
+    "ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value";
+
+/* KEYS[i] with VALUES[i] (NULL: null) as kv_write_sql's $2; NULL when out
+ * of memory. The caller frees it. */
+static char *kv_rows(const char *const *keys, const char *const *values, size_t n)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; rows && i < n; i++)
+        if (json_array_append_new(rows,
+                                  json_pack("{s:s, s:o}", "key", keys[i], "value",
+                                            values[i] ? json_string(values[i]) : json_null()))) {
+            json_decref(rows);
+            rows = NULL;
+        }
+    char *j = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
+    json_decref(rows);
+    return j;
+}
+
 /* One statement on shard 0 (the kv's), hence one transaction. */
 int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n)
 {
-    json_t *rows = json_array();
-    for (size_t i = 0; rows && i < n; i++)
-        json_array_append_new(rows, json_pack("{s:s, s:o}", "key", keys[i], "value",
-                                              values[i] ? json_string(values[i]) : json_null()));
-    char *j = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
-    json_decref(rows);
+    char *j = kv_rows(keys, values, n);
     if (!j) return OH_ENOMEM;
     const char *vals[] = {ns, j};
     PGresult *r;
-    int rc = oh_pg_exec_sql(
-        SHARD0(st),
-        "WITH w AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS w(key text, value text)), "
-        "d AS (DELETE FROM kv WHERE ns = $1 AND key IN (SELECT key FROM w WHERE value IS NULL)) "
-        "INSERT INTO kv (ns, key, value) SELECT $1, key, value FROM w WHERE value IS NOT NULL "
-        "ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
-        2, vals, &r, true);
+    int rc = oh_pg_exec_sql(SHARD0(st), kv_write_sql, 2, vals, &r, true);
     if (rc == 0) PQclear(r);
     free(j);
     return rc;
 }
 
-int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n)
+/* Points CONVS[i] at CONTACTS[i], one statement each on its shard (POOLS[i]
+ * when given, else looked up); on shard 0 through C0 when given (the
+ * caller's open transaction there). */
+static int refs_write(struct pg_store *s, struct oh_pg_conn *c0, const char *const *convs,
+                      const char *const *contacts, struct oh_pg_pool *const *pools, size_t n)
 {
-    struct pg_store *s = (struct pg_store *)st;
+    static const char sql[] = "UPDATE conversations SET contact_ref = $2 WHERE id = $1";
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *vals[] = {convs[i], contacts[i]};
         PGresult *r;
-        struct oh_pg_pool *p;
-        rc = pg_conv_pool(s, convs[i], &p);
+        struct oh_pg_pool *p = pools ? pools[i] : NULL;
+        if (!p) rc = pg_conv_pool(s, convs[i], &p);
         if (rc == 0)
-            rc = oh_pg_exec_sql(p, "UPDATE conversations SET contact_ref = $2 WHERE id = $1", 2,
-                                vals, &r, true);
+            rc = c0 && p == s->dir.at[0].pool ? oh_pg_held_exec(p, c0, sql, 2, vals, &r)
+                                              : oh_pg_exec_sql(p, sql, 2, vals, &r, true);
         if (rc == 0) PQclear(r);
     }
+    return rc;
+}
+
+int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n)
+{
+    return refs_write((struct pg_store *)st, NULL, convs, contacts, NULL, n);
+}
+
+/* ---- the contact directory's checked write (shard 0) ---- */
+
+/* Several sync members decide links and merges from what they read of the
+ * directory; a write decided from rows another member changed meanwhile
+ * would undo that member's (an identifier on the wrong contact, a merge
+ * lost, two contacts for one person). So a write locks the keys it read
+ * and writes, then checks that what it read is still there. The locks
+ * (transaction advisory locks, taken in one order, class of their own)
+ * cover keys read as absent, which FOR UPDATE cannot lock: two members
+ * creating one key wait for each other, and the second's check, a later
+ * statement, sees the first's row. Keys are folded to 1024 lock keys so a
+ * big batch takes at most that many (two keys sharing one only wait). */
+#define PG_CONTACT_LOCK_CLASS "7041130" /* "contacts" */
+static const char contact_lock_sql[] =
+    "SELECT count(pg_advisory_xact_lock(" PG_CONTACT_LOCK_CLASS ", k)) FROM (SELECT DISTINCT "
+    "hashtext(x) & 1023 AS k FROM jsonb_array_elements_text($1::jsonb) AS x ORDER BY k) s";
+
+/* How many of $2's keys (a JSON array of {key, value}; value null: was
+ * absent) in namespace $1 hold something else now; their rows locked. */
+static const char contact_check_sql[] =
+    "WITH e AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS e(key text, value text)), "
+    "cur AS (SELECT key, value FROM kv WHERE ns = $1 AND key IN (SELECT key FROM e) FOR UPDATE) "
+    "SELECT count(*) FROM e LEFT JOIN cur USING (key) WHERE e.value IS DISTINCT FROM cur.value";
+
+/* The keys of SEEN and of the N writes, as contact_lock_sql's $1. */
+static char *lock_keys(const char *const *keys, size_t n, const struct oh_contact_seen *seen)
+{
+    json_t *all = json_array();
+    for (size_t i = 0; all && seen && i < seen->n; i++)
+        json_array_append_new(all, json_string(seen->keys[i]));
+    for (size_t i = 0; all && i < n; i++)
+        json_array_append_new(all, json_string(keys[i]));
+    char *j = all && json_array_size(all) == n + (seen ? seen->n : 0)
+                  ? json_dumps(all, JSON_COMPACT)
+                  : NULL;
+    json_decref(all);
+    return j;
+}
+
+int pg_contact_write(oh_store *st, const char *const *keys, const char *const *values, size_t n,
+                     const struct oh_contact_seen *seen, const char *const *convs,
+                     const char *const *contacts, size_t k)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct oh_pg_pool *p = SHARD0(st);
+    if (!n) return refs_write(s, NULL, convs, contacts, NULL, k);
+    bool check = seen && seen->n;
+    char *lk = lock_keys(keys, n, seen), *w = kv_rows(keys, values, n);
+    char *e = check ? kv_rows(seen->keys, seen->values, seen->n) : NULL;
+    /* the refs' shards looked up first (placements live on shard 0): no
+     * second connection of shard 0's pool is taken while one is held */
+    struct oh_pg_pool **pools = calloc(k ? k : 1, sizeof *pools);
+    struct oh_pg_conn *c = NULL;
+    PGresult *r = NULL;
+    int rc = lk && w && (e || !check) && pools ? 0 : OH_ENOMEM;
+    for (size_t i = 0; i < k && rc == 0; i++)
+        rc = pg_conv_pool(s, convs[i], &pools[i]);
+    if (rc == 0) rc = oh_pg_hold(p, &c);
+    const char *lvals[] = {lk}, *evals[] = {OH_STORE_CONTACTS_NS, e},
+               *wvals[] = {OH_STORE_CONTACTS_NS, w};
+    if (rc == 0) rc = oh_pg_held_exec(p, c, "BEGIN", 0, NULL, &r);
+    PQclear(r);
+    r = NULL;
+    if (rc == 0) rc = oh_pg_held_exec(p, c, contact_lock_sql, 1, lvals, &r);
+    PQclear(r);
+    r = NULL;
+    if (rc == 0 && check) {
+        rc = oh_pg_held_exec(p, c, contact_check_sql, 2, evals, &r);
+        if (rc == 0 && strcmp(PQgetvalue(r, 0, 0), "0") != 0) rc = OH_ERETRY;
+        PQclear(r);
+        r = NULL;
+    }
+    if (rc == 0) rc = oh_pg_held_exec(p, c, kv_write_sql, 2, wvals, &r);
+    PQclear(r);
+    r = NULL;
+    /* the refs while the keys are locked: a member deciding from what this
+     * writes (a merge re-pointing the conversations) points them after */
+    if (rc == 0) rc = refs_write(s, c, convs, contacts, pools, k);
+    if (rc == 0) rc = oh_pg_held_exec(p, c, "COMMIT", 0, NULL, &r);
+    PQclear(r);
+    if (c) oh_pg_unhold(p, c); /* rolls back what failed */
+    free(pools);
+    free(lk);
+    free(w);
+    free(e);
     return rc;
 }

@@ -403,26 +403,40 @@ int pg_verify(oh_store *st, struct oh_store_verify *v)
     return 0;
 }
 
-/* The messages' rows are read, their tombstones made here, and one
- * statement (one transaction) on the conversation's shard replaces them,
- * drops their search rows and clears the conversation's contact and
- * preview. Sync is the only writer of the history: nothing is sequenced
- * in between. */
+/* One transaction on the conversation's shard: the conversation's row
+ * locked first (FOR UPDATE), then its messages read, their tombstones made
+ * here, and one statement replaces them, drops their search rows and
+ * clears the conversation's contact and preview. A sync member storing
+ * the conversation's events at the same time (another partition's owner:
+ * the erasure is a contact's command) advances its head with an upsert of
+ * that row, so the two serialize as on SQLite: a batch committed before is
+ * read and erased, one after waits and then keeps its messages, as a
+ * person writing again after the erasure. */
 int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count)
 {
     struct pg_store *s = (struct pg_store *)st;
     struct oh_pg_pool *p;
+    struct oh_pg_conn *c = NULL;
     int rc = pg_conv_pool(s, conv, &p);
+    if (rc == 0) rc = oh_pg_hold(p, &c);
     if (rc != 0) return rc;
     const char *vals[3] = {conv};
-    PGresult *r;
-    rc = oh_pg_exec_sql(p,
-                            "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
-                            "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
-                            1, vals, &r, true);
-    if (rc) return rc;
+    PGresult *r = NULL;
     json_t *rows = json_array();
-    for (int i = 0; rows && i < PQntuples(r); i++) {
+    rc = rows ? oh_pg_held_exec(p, c, "BEGIN", 0, NULL, &r) : OH_ENOMEM;
+    PQclear(r);
+    r = NULL;
+    if (rc == 0)
+        rc = oh_pg_held_exec(p, c, "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", 1, vals,
+                             &r);
+    PQclear(r);
+    r = NULL;
+    if (rc == 0)
+        rc = oh_pg_held_exec(p, c,
+                             "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
+                             "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+                             1, vals, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         json_t *ev = json_loads(PQgetvalue(r, i, 1), 0, NULL);
         size_t len;
@@ -440,22 +454,27 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
         free(text);
     }
     PQclear(r);
+    r = NULL;
     char *j = rows && rc == 0 ? json_dumps(rows, JSON_COMPACT) : NULL;
     if (rc == 0 && !j) rc = OH_ENOMEM;
     if (rc == 0) {
         vals[1] = j;
         vals[2] = OH_EV_ERASED;
-        rc = oh_pg_exec_sql(
-            p,
+        rc = oh_pg_held_exec(
+            p, c,
             "WITH u AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS u(seq bigint, json text, "
             "crc bigint)), h AS (UPDATE history h SET type = $3, json = u.json, crc = u.crc "
             "FROM u WHERE h.conversation_id = $1 AND h.seq = u.seq RETURNING h.seq), "
             "d AS (DELETE FROM search WHERE conversation_id = $1 AND seq IN (SELECT seq FROM u) "
             "RETURNING 1) UPDATE conversations SET contact_id = '', contact_name = '', "
             "last_text = '' WHERE id = $1",
-            3, vals, &r, false);
-        if (rc == 0) PQclear(r);
+            3, vals, &r);
+        PQclear(r);
+        r = NULL;
     }
+    if (rc == 0) rc = oh_pg_held_exec(p, c, "COMMIT", 0, NULL, &r);
+    PQclear(r);
+    oh_pg_unhold(p, c); /* rolls back what failed */
     if (rc == 0) *count = (int64_t)json_array_size(rows);
     free(j);
     json_decref(rows);

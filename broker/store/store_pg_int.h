@@ -272,6 +272,9 @@ int pg_open_assigned(oh_store *st, const char *agent, int64_t *count);
 int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n);
 int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);
+int pg_contact_write(oh_store *st, const char *const *keys, const char *const *values, size_t n,
+                     const struct oh_contact_seen *seen, const char *const *convs,
+                     const char *const *contacts, size_t k);
 
 /* ---- store_pg_kpi.c: knowledge-base articles and KPIs ---- */
 

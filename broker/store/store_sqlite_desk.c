@@ -483,14 +483,15 @@ int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
     return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
 }
 
-/* The directory's writes and the contact_refs in one transaction (one
- * commit, one WAL sync). */
 /* The directory's writes and the contact_refs on the writer, in its open
- * transaction (WCTX: the store, its wmu held). */
+ * transaction (WCTX: the store, its wmu held). SEEN is not checked: the
+ * process's sync thread is the directory's only writer. */
 int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values, size_t nkv,
-                    const char *const *convs, const char *const *contacts, size_t n)
+                    const struct oh_contact_seen *seen, const char *const *convs,
+                    const char *const *contacts, size_t n)
 {
     struct sq_store *s = wctx;
+    (void)seen;
     int rc = 0;
     for (size_t i = 0; i < nkv && rc == 0; i++) {
         struct sq_args a = {values[i] ? 3 : 2,
@@ -517,13 +518,16 @@ int sq_contact_rows(void *wctx, const char *const *keys, const char *const *valu
     return rc;
 }
 
+/* The directory's writes and the contact_refs in one transaction (one
+ * commit, one WAL sync). */
 int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values, size_t nkv,
-                     const char *const *convs, const char *const *contacts, size_t n)
+                     const struct oh_contact_seen *seen, const char *const *convs,
+                     const char *const *contacts, size_t n)
 {
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
     int rc = sq_exec(s->w, S_BEGIN_IMM);
-    if (rc == 0) rc = sq_contact_rows(s, keys, values, nkv, convs, contacts, n);
+    if (rc == 0) rc = sq_contact_rows(s, keys, values, nkv, seen, convs, contacts, n);
     if (rc == 0)
         rc = sq_exec(s->w, S_COMMIT);
     else
@@ -534,5 +538,5 @@ int sq_contact_write(oh_store *st, const char *const *keys, const char *const *v
 
 int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n)
 {
-    return sq_contact_write(st, NULL, NULL, 0, convs, contacts, n);
+    return sq_contact_write(st, NULL, NULL, 0, NULL, convs, contacts, n);
 }

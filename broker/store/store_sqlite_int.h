@@ -191,11 +191,13 @@ int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const cha
 int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 int sq_open_assigned(oh_store *st, const char *agent, int64_t *count);
 /* The directory's writes and the contact_refs on the writer, in its open
- * transaction (WCTX: the store, its wmu held). */
+ * transaction (WCTX: the store, its wmu held); SEEN is not checked. */
 int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values, size_t nkv,
-                    const char *const *convs, const char *const *contacts, size_t n);
+                    const struct oh_contact_seen *seen, const char *const *convs,
+                    const char *const *contacts, size_t n);
 int sq_contact_write(oh_store *st, const char *const *keys, const char *const *values, size_t nkv,
-                     const char *const *convs, const char *const *contacts, size_t n);
+                     const struct oh_contact_seen *seen, const char *const *convs,
+                     const char *const *contacts, size_t n);
 int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);
 
 /* ---- store_sqlite_kpi.c: knowledge-base articles and KPIs ---- */

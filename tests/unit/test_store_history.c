@@ -288,7 +288,7 @@ static int then_link(void *opaque, const struct oh_store_item *items, size_t n,
     char key[64];
     snprintf(key, sizeof key, "k:%s", conv);
     const char *keys[] = {key}, *vals[] = {"\"p_th\""}, *convs[] = {conv}, *to[] = {"p_th"};
-    int rc = write(wctx, keys, vals, 1, convs, to, 1);
+    int rc = write(wctx, keys, vals, 1, NULL, convs, to, 1);
     return rc ? rc : x->rc;
 }
 

@@ -404,6 +404,316 @@ START_TEST(t_pg_read_split)
 }
 END_TEST
 
+/* ---- two sync members on one contact directory ---- */
+
+struct link_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    char conv[32];
+    struct oh_contact_ident ids[2];
+    char root[OH_ID_MAX];
+    int rc;
+};
+
+static void *link_main(void *p)
+{
+    struct link_arg *a = p;
+    struct oh_contact_dir d;
+    oh_store_contact_dir(a->st, &d);
+    pthread_barrier_wait(a->go);
+    a->rc = oh_contact_link(&d, a->conv, a->ids, 2, "Ann", a->root);
+    return NULL;
+}
+
+static struct oh_contact_ident ident(const char *type, const char *value)
+{
+    struct oh_contact_ident id = {.verified = true};
+    snprintf(id.type, sizeof id.type, "%s", type);
+    snprintf(id.value, sizeof id.value, "%s", value);
+    return id;
+}
+
+/* Whether contact object C lists identifier TYPE:VALUE and conversation CONV. */
+static bool holds(const json_t *c, const char *type, const char *value, const char *conv)
+{
+    bool id = false, cv = !conv;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(c, "identifiers"), i, v) id |=
+        strcmp(json_string_value(json_object_get(v, "type")), type) == 0 &&
+        strcmp(json_string_value(json_object_get(v, "value")), value) == 0;
+    json_array_foreach(json_object_get(c, "conversations"), i, v) cv |=
+        conv && strcmp(json_string_value(v), conv) == 0;
+    return id && cv;
+}
+
+static void run_two(void *(*fa)(void *), void *a, void *(*fb)(void *), void *b)
+{
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, fa, a);
+    pthread_create(&tb, NULL, fb, b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+}
+
+/* Two members (two stores) link one person's conversations at once, each
+ * bringing the shared phone and an identifier of its own channel; in odd
+ * rounds the channel's id comes first, so each would create a contact of
+ * its own. Afterwards one contact holds every identifier and both
+ * conversations. */
+START_TEST(t_pg_two_members_link_one_person)
+{
+    oh_store *b = open_cfg(cfg);
+    struct oh_contact_dir d;
+    oh_store_contact_dir(st, &d);
+    /* the checked write itself: decided from a key read as absent, which
+     * another member wrote meanwhile, it writes nothing */
+    const char *keys[] = {"k:c_x"}, *one[] = {"\"p_1\""}, *two[] = {"\"p_2\""}, *absent[] = {NULL};
+    const struct oh_contact_seen seen = {keys, absent, 1};
+    char got[32];
+    ck_assert_int_eq(oh_store_contact_write(st, keys, one, 1, &seen, NULL, NULL, 0), 0);
+    ck_assert_int_eq(oh_store_contact_write(b, keys, two, 1, &seen, NULL, NULL, 0), OH_ERETRY);
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, "k:c_x", got, sizeof got), 0);
+    ck_assert_str_eq(got, one[0]);
+    const struct oh_contact_seen now = {keys, one, 1};
+    ck_assert_int_eq(oh_store_contact_write(b, keys, two, 1, &now, NULL, NULL, 0), 0);
+    for (int round = 0; round < 40; round++) {
+        char phone[24], wa[24], tg[24];
+        snprintf(phone, sizeof phone, "+4915112%05d", round);
+        snprintf(wa, sizeof wa, "wa%d", round);
+        snprintf(tg, sizeof tg, "tg%d", round);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct link_arg la = {.st = st, .go = &go}, lb = {.st = b, .go = &go};
+        snprintf(la.conv, sizeof la.conv, "c_la%d", round);
+        snprintf(lb.conv, sizeof lb.conv, "c_lb%d", round);
+        bool own_first = round % 2;
+        la.ids[own_first] = ident("phone", phone);
+        la.ids[!own_first] = ident("whatsapp", wa);
+        lb.ids[own_first] = ident("phone", phone);
+        lb.ids[!own_first] = ident("telegram", tg);
+        run_two(link_main, &la, link_main, &lb);
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(la.rc, 0);
+        ck_assert_int_eq(lb.rc, 0);
+        char root[OH_ID_MAX];
+        ck_assert_int_eq(oh_contact_find(&d, "phone", phone, NULL, root), 0);
+        json_t *c = NULL;
+        ck_assert_int_eq(oh_contact_get(&d, root, &c), 0);
+        ck_assert_msg(holds(c, "phone", phone, la.conv) && holds(c, "whatsapp", wa, lb.conv) &&
+                          holds(c, "telegram", tg, NULL),
+                      "round %d: one contact holds all: %s", round,
+                      json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS));
+        json_decref(c);
+        char ra[OH_ID_MAX], rb[OH_ID_MAX];
+        ck_assert_int_eq(oh_contact_find(&d, "whatsapp", wa, NULL, ra), 0);
+        ck_assert_int_eq(oh_contact_find(&d, "telegram", tg, NULL, rb), 0);
+        ck_assert_str_eq(ra, root);
+        ck_assert_str_eq(rb, root);
+    }
+    oh_store_close(b);
+}
+END_TEST
+
+struct merge_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    json_t *cmd;
+    struct oh_contact_result r;
+};
+
+static void *merge_main(void *p)
+{
+    struct merge_arg *a = p;
+    struct oh_contact_dir d;
+    oh_store_contact_dir(a->st, &d);
+    pthread_barrier_wait(a->go);
+    oh_contact_command(&d, a->cmd, NULL, &a->r);
+    return NULL;
+}
+
+/* One member merges contact B into A while the other links a new
+ * conversation, with a new identifier, to B (the owner of the phone it
+ * brings). Afterwards B is merged into A, and A holds the identifier and
+ * the conversation, whichever came first. */
+START_TEST(t_pg_merge_while_linking)
+{
+    oh_store *b = open_cfg(cfg);
+    struct oh_contact_dir d;
+    oh_store_contact_dir(st, &d);
+    for (int round = 0; round < 40; round++) {
+        char pa[24], pb[24], mail[40], ca[24], cb[24], ra[OH_ID_MAX], rb[OH_ID_MAX];
+        snprintf(pa, sizeof pa, "+4915113%05d", round);
+        snprintf(pb, sizeof pb, "+4915114%05d", round);
+        snprintf(mail, sizeof mail, "b%d@example.com", round);
+        snprintf(ca, sizeof ca, "c_ma%d", round);
+        snprintf(cb, sizeof cb, "c_mb%d", round);
+        struct oh_contact_ident ia = ident("phone", pa), ib = ident("phone", pb);
+        ck_assert_int_eq(oh_contact_link(&d, ca, &ia, 1, "A", ra), 0);
+        ck_assert_int_eq(oh_contact_link(&d, cb, &ib, 1, "B", rb), 0);
+        ck_assert_str_ne(ra, rb);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct merge_arg m = {.st = st, .go = &go};
+        m.cmd = json_pack("{s:s, s:s, s:s}", "contact_id", ra, "op", "merge", "other", rb);
+        struct link_arg l = {.st = b, .go = &go};
+        snprintf(l.conv, sizeof l.conv, "c_mc%d", round);
+        l.ids[0] = ident("phone", pb);
+        l.ids[1] = ident("email", mail);
+        run_two(merge_main, &m, link_main, &l);
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(m.r.code, 200);
+        ck_assert_int_eq(l.rc, 0);
+        char root[OH_ID_MAX];
+        ck_assert_int_eq(oh_contact_root(&d, rb, root), 0);
+        ck_assert_msg(strcmp(root, ra) == 0, "round %d: the merge was undone", round);
+        ck_assert_int_eq(oh_contact_find(&d, "email", mail, NULL, root), 0);
+        ck_assert_str_eq(root, ra);
+        json_t *c = NULL;
+        ck_assert_int_eq(oh_contact_get(&d, ra, &c), 0);
+        ck_assert_msg(holds(c, "email", mail, l.conv) && holds(c, "phone", pb, cb) &&
+                          holds(c, "phone", pa, ca),
+                      "round %d: the survivor holds all: %s", round,
+                      json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS));
+        json_decref(c);
+        oh_contact_result_clear(&m.r);
+        json_decref(m.cmd);
+    }
+    oh_store_close(b);
+}
+END_TEST
+
+/* ---- erasure while a member stores the conversation ---- */
+
+enum { ER_FIRST = 30, ER_BATCHES = 12, ER_PER = 3 };
+
+struct store_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    const char *conv;
+    int round, rc;
+};
+
+static void *store_main(void *p)
+{
+    struct store_arg *a = p;
+    pthread_barrier_wait(a->go);
+    for (int k = 0; k < ER_BATCHES && a->rc == 0; k++) {
+        json_t *evs[ER_PER];
+        struct oh_store_item items[ER_PER];
+        for (int i = 0; i < ER_PER; i++) {
+            char id[48];
+            snprintf(id, sizeof id, "e_es%d_%d", a->round, k * ER_PER + i);
+            evs[i] = mk_event(id, a->conv, OH_EV_INBOUND, 1700000000000 + k, id);
+            items[i] = (struct oh_store_item){.event = evs[i], .src_offset = k * ER_PER + i};
+        }
+        a->rc = oh_store_materialize(a->st, NULL, items, ER_PER, NULL, 0);
+        for (int i = 0; i < ER_PER; i++)
+            json_decref(evs[i]);
+    }
+    return NULL;
+}
+
+struct erase_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    const char *conv;
+    int64_t count;
+    int rc;
+};
+
+/* As sync's erasure removes each message's media (a file, a request):
+ * it takes a while. */
+static void media_gone(void *opaque, const json_t *event)
+{
+    (void)opaque;
+    (void)event;
+    usleep(200);
+}
+
+static void *erase_main(void *p)
+{
+    struct erase_arg *a = p;
+    pthread_barrier_wait(a->go);
+    usleep((useconds_t)(rand() % 20) * 1000);
+    a->rc = oh_store_erase(a->st, a->conv, media_gone, NULL, &a->count);
+    return NULL;
+}
+
+struct erased_rows {
+    int n, tombstones, live;
+    bool prefix; /* every tombstone comes before every live message */
+};
+
+static int erased_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    struct erased_rows *r = opaque;
+    json_t *ev = json_loadb(json, len, 0, NULL);
+    ck_assert_int_eq(seq, ++r->n);
+    if (strcmp(oh_event_get_type(ev), OH_EV_ERASED) == 0) {
+        r->prefix &= r->live == 0;
+        r->tombstones++;
+    } else {
+        r->live++;
+    }
+    json_decref(ev);
+    return 0;
+}
+
+/* One member stores a conversation's events in batches while another
+ * erases it. As on SQLite, the erasure lies between two batches: the
+ * messages before it are tombstones (as many as it counted, none left in
+ * the search index), those after are kept, and the conversation's contact
+ * and preview are cleared only when nothing came after. */
+START_TEST(t_pg_erase_while_storing)
+{
+    oh_store *b = open_cfg(cfg);
+    srand(7);
+    for (int round = 0; round < 30; round++) {
+        char conv[24], q[200];
+        snprintf(conv, sizeof conv, "c_es%d", round);
+        json_t *evs[ER_FIRST];
+        struct oh_store_item items[ER_FIRST];
+        for (int i = 0; i < ER_FIRST; i++) {
+            char id[48];
+            snprintf(id, sizeof id, "e_es%d_first%d", round, i);
+            evs[i] = mk_event(id, conv, OH_EV_INBOUND, 1700000000000, id);
+        }
+        ck_assert_int_eq(put(items, evs, ER_FIRST, 0, NULL), 0);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct store_arg sa = {.st = st, .go = &go, .conv = conv, .round = round};
+        struct erase_arg ea = {.st = b, .go = &go, .conv = conv};
+        run_two(store_main, &sa, erase_main, &ea);
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(sa.rc, 0);
+        ck_assert_int_eq(ea.rc, 0);
+        struct erased_rows r = {.prefix = true};
+        ck_assert_int_eq(oh_store_history(st, conv, 0, 0, erased_row, &r), 0);
+        ck_assert_int_eq(r.n, ER_FIRST + ER_BATCHES * ER_PER);
+        ck_assert_msg(r.prefix, "round %d: a message stored before the erasure was kept", round);
+        ck_assert_int_eq(r.tombstones, ea.count);
+        ck_assert_int_ge(r.tombstones, ER_FIRST);
+        ck_assert_int_eq((r.tombstones - ER_FIRST) % ER_PER, 0); /* whole batches */
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM search WHERE conversation_id = '%s' AND seq <= %d", conv,
+                 r.tombstones);
+        ck_assert_int_eq(pg_count(cur_dsn, q), 0);
+        struct oh_conversation c;
+        ck_assert_int_eq(oh_store_conversation_get(st, conv, &c), 0);
+        if (r.live) {
+            ck_assert_msg(strcmp(c.contact_id, "u1") == 0 && c.last_text[0],
+                          "round %d: %d messages after the erasure, contact '%s', preview '%s'",
+                          round, r.live, c.contact_id, c.last_text);
+        } else {
+            ck_assert_str_eq(c.contact_id, "");
+            ck_assert_str_eq(c.last_text, "");
+        }
+    }
+    oh_store_close(b);
+}
+END_TEST
+
 static void pg_add_tests(Suite *s)
 {
     TCase *tc = tcase_create("postgres");
@@ -414,6 +724,9 @@ static void pg_add_tests(Suite *s)
     tcase_add_test(tc, t_pg_shard_added);
     tcase_add_test(tc, t_pg_read_split);
     tcase_add_test(tc, t_pg_restart);
+    tcase_add_test(tc, t_pg_two_members_link_one_person);
+    tcase_add_test(tc, t_pg_merge_while_linking);
+    tcase_add_test(tc, t_pg_erase_while_storing);
     suite_add_tcase(s, tc);
 }
 #else
