@@ -143,6 +143,15 @@ int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *
     return rc ? rc : oh_store_kv_put(env->hub->store, ns, key, value);
 }
 
+int oh_env_kv_swap(const struct oh_conn_env *env, const char *space, const char *key,
+                   const char *expected, const char *value)
+{
+    char ns[128];
+    if (!env->hub->store) return OH_EUNAVAIL;
+    int rc = kv_ns(env, space, ns, sizeof ns);
+    return rc ? rc : oh_store_kv_swap(env->hub->store, ns, key, expected, value);
+}
+
 void oh_env_log(const struct oh_conn_env *env, enum oh_level lvl, const char *fmt, ...)
 {
     char msg[2048];

@@ -254,6 +254,11 @@ int oh_env_kv_get(const struct oh_conn_env *env, const char *space, const char *
                   size_t outlen);
 int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *key,
                   const char *value);
+/* Puts VALUE only if KEY holds EXPECTED (NULL: only if absent), else
+ * OH_ERETRY: for a value that processes of several roles update (read,
+ * change, swap; on OH_ERETRY read again). */
+int oh_env_kv_swap(const struct oh_conn_env *env, const char *space, const char *key,
+                   const char *expected, const char *value);
 /* True when this role has the store (the functions above can answer). */
 bool oh_env_has_store(const struct oh_conn_env *env);
 

@@ -372,6 +372,13 @@ int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, si
     return OPS(st)->kv_get(st, ns, key, out, outlen);
 }
 
+int oh_store_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+                     const char *value)
+{
+    if (!value || strlen(value) > 64 * 1024) return value ? OH_ETOOBIG : OH_EINVAL;
+    return OPS(st)->kv_swap(st, ns, key, expected, value);
+}
+
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key)
 {
     return OPS(st)->kv_del(st, ns, key);

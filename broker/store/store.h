@@ -284,6 +284,12 @@ int oh_store_cursors(oh_store *st, const char *conv, const char *role, const cha
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value);
 int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
 int oh_store_kv_del(oh_store *st, const char *ns, const char *key);
+/* Writes VALUE at KEY of NS only if KEY holds EXPECTED now (NULL: only if
+ * KEY is absent), else OH_ERETRY and nothing written: a read-modify-write
+ * that several processes may run on one key (read, decide, swap; on
+ * OH_ERETRY read again). */
+int oh_store_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+                     const char *value);
 /* The N writes of KEYS (VALUES[i] NULL: delete) in NS in one transaction. */
 int oh_store_kv_write(oh_store *st, const char *ns, const char *const *keys,
                       const char *const *values, size_t n);

@@ -52,6 +52,8 @@ struct oh_store_ops {
     int (*kv_put)(oh_store *st, const char *ns, const char *key, const char *value);
     int (*kv_get)(oh_store *st, const char *ns, const char *key, char *out, size_t outlen);
     int (*kv_del)(oh_store *st, const char *ns, const char *key);
+    int (*kv_swap)(oh_store *st, const char *ns, const char *key, const char *expected,
+                   const char *value);
     int (*kv_write)(oh_store *st, const char *ns, const char *const *keys,
                     const char *const *values, size_t n);
     int (*kv_scan)(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);

@@ -189,6 +189,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .kv_get = pg_kv_get,
     .kv_get_many = pg_kv_get_many,
     .kv_del = pg_kv_del,
+    .kv_swap = pg_kv_swap,
     .kv_write = pg_kv_write,
     .kv_scan = pg_kv_scan,
     .open_assigned = pg_open_assigned,

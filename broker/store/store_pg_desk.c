@@ -572,6 +572,26 @@ int pg_kv_del(oh_store *st, const char *ns, const char *key)
     return exec_void(SHARD0(st), P_KV_DEL, 2, vals);
 }
 
+/* One statement ($4 NULL: insert only where absent; else update only where
+ * the row holds $4): two members swapping one key at once serialize on its
+ * row, and the second's WHERE sees the first's value. */
+int pg_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+               const char *value)
+{
+    const char *vals[] = {ns, key, value, expected};
+    PGresult *r;
+    int rc = oh_pg_exec_sql(
+        SHARD0(st),
+        "INSERT INTO kv (ns, key, value) SELECT $1, $2, $3 WHERE $4::text IS NULL OR EXISTS "
+        "(SELECT 1 FROM kv WHERE ns = $1 AND key = $2) ON CONFLICT (ns, key) "
+        "DO UPDATE SET value = EXCLUDED.value WHERE $4::text IS NOT NULL AND kv.value = $4",
+        4, vals, &r, true);
+    if (rc) return rc;
+    rc = strcmp(PQcmdTuples(r), "1") == 0 ? OH_OK : OH_ERETRY;
+    PQclear(r);
+    return rc;
+}
+
 int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
 {
     const char *vals[] = {ns};

@@ -267,6 +267,8 @@ int pg_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t o
 int pg_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
                    void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 int pg_kv_del(oh_store *st, const char *ns, const char *key);
+int pg_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+               const char *value);
 int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
 int pg_open_assigned(oh_store *st, const char *agent, int64_t *count);
 int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,

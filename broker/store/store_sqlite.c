@@ -222,6 +222,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .kv_get = sq_kv_get,
     .kv_get_many = sq_kv_get_many,
     .kv_del = sq_kv_del,
+    .kv_swap = sq_kv_swap,
     .kv_write = sq_kv_write,
     .kv_scan = sq_kv_scan,
     .open_assigned = sq_open_assigned,

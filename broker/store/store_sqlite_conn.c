@@ -85,6 +85,10 @@ static const char *const sq_sql[S_COUNT] = {
     [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
     [S_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
     [S_KV_SCAN] = "SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key",
+    /* ?4 NULL: insert only where absent; else update only where it holds ?4 */
+    [S_KV_SWAP] = "INSERT INTO kv (ns, key, value) SELECT ?1, ?2, ?3 WHERE ?4 IS NULL OR EXISTS "
+                  "(SELECT 1 FROM kv WHERE ns = ?1 AND key = ?2) ON CONFLICT (ns, key) "
+                  "DO UPDATE SET value = excluded.value WHERE ?4 IS NOT NULL AND kv.value = ?4",
     [S_VERIFY] = "SELECT conversation_id, seq, json, crc FROM history",
     [S_PING] = "SELECT 1",
     [S_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
@@ -234,7 +238,8 @@ void sq_reader_put(struct sq_store *s, struct sq_conn *c)
 }
 
 /* Runs a write statement prepared by BIND on the writer connection. */
-int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args)
+int sq_write_counted(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args,
+                     int *changes)
 {
     pthread_mutex_lock(&s->wmu);
     sqlite3_stmt *q = sq_stmt(s->w, i);
@@ -242,9 +247,15 @@ int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *ar
     if (q) {
         bind(q, args);
         rc = sq_run(s->w, q);
+        if (changes) *changes = sqlite3_changes(s->w->db);
     }
     pthread_mutex_unlock(&s->wmu);
     return rc;
+}
+
+int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args)
+{
+    return sq_write_counted(s, i, bind, args, NULL);
 }
 
 void sq_bind_args(sqlite3_stmt *q, const void *p)

@@ -428,6 +428,27 @@ int sq_kv_del(oh_store *st, const char *ns, const char *key)
     return sq_write((struct sq_store *)st, S_KV_DEL, sq_bind_args, &a);
 }
 
+/* S_KV_SWAP's ns, key, value, expected (t[3]; NULL bound as NULL). */
+static void bind_swap(sqlite3_stmt *q, const void *p)
+{
+    const struct sq_args *a = p;
+    for (int i = 0; i < 3; i++)
+        sq_bind_text(q, i + 1, a->t[i]);
+    if (a->t[3])
+        sq_bind_text(q, 4, a->t[3]);
+    else
+        sqlite3_bind_null(q, 4);
+}
+
+int sq_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+               const char *value)
+{
+    struct sq_args a = {4, {ns, key, value, expected}, {0, 0}};
+    int changed = 0;
+    int rc = sq_write_counted((struct sq_store *)st, S_KV_SWAP, bind_swap, &a, &changed);
+    return rc ? rc : changed ? OH_OK : OH_ERETRY;
+}
+
 int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n)
 {

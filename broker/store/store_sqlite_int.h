@@ -40,6 +40,7 @@ enum sq_stmt {
     S_KV_GET,
     S_KV_DEL,
     S_KV_SCAN,
+    S_KV_SWAP,
     S_VERIFY,
     S_PING,
     S_REV_GET,
@@ -134,6 +135,9 @@ struct sq_conn *sq_reader(struct sq_store *s);
 void sq_reader_put(struct sq_store *s, struct sq_conn *c);
 /* Runs a write statement prepared by BIND on the writer connection. */
 int sq_write(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args);
+/* The same, and the rows it changed in *CHANGES. */
+int sq_write_counted(struct sq_store *s, enum sq_stmt i, sq_bind_fn bind, const void *args,
+                     int *changes);
 void sq_bind_args(sqlite3_stmt *q, const void *p);
 /* Steps a read query; calls ROW for each row until it returns non-zero. */
 int sq_read(struct sq_store *s, enum sq_stmt i, const struct sq_args *a, sq_row_fn row, void *ctx,
@@ -186,6 +190,8 @@ int sq_kv_get(oh_store *st, const char *ns, const char *key, char *out, size_t o
 int sq_kv_get_many(oh_store *st, const char *ns, const char *const *keys, size_t n,
                    void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 int sq_kv_del(oh_store *st, const char *ns, const char *key);
+int sq_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
+               const char *value);
 int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n);
 int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);

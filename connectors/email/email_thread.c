@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "core/crypto.h"
 #include "email_int.h"
 
@@ -113,26 +114,30 @@ void email_thread_resolve(struct email_ctx *c, json_t *ev)
     json_object_set_new(ev, "subject", json_string(conv));
 }
 
+#define THREAD_MAX   (64 * 1024) /* a remembered thread's text, at most */
+#define THREAD_TRIES 20          /* swaps lost to another process before giving up */
+
+/* CONV's remembered thread as stored, into BUF: false when none. */
+static bool thread_text(struct email_ctx *c, const char *conv, char *buf)
+{
+    return oh_env_has_store(c->env) && oh_env_kv_get(c->env, THREAD_NS, conv, buf, THREAD_MAX) == 0;
+}
+
 json_t *email_thread_get(struct email_ctx *c, const char *conv)
 {
-    static const size_t cap = 64 * 1024;
-    char *buf = oh_env_has_store(c->env) ? malloc(cap) : NULL;
-    if (!buf) return NULL;
-    json_t *t = NULL;
-    if (oh_env_kv_get(c->env, THREAD_NS, conv, buf, cap) == 0) t = json_loads(buf, 0, NULL);
+    char *buf = malloc(THREAD_MAX);
+    json_t *t = buf && thread_text(c, conv, buf) ? json_loads(buf, 0, NULL) : NULL;
     free(buf);
     return t;
 }
 
-void email_thread_note(struct email_ctx *c, const char *conv, const char *subject,
-                       const char *msgid, json_t *refs, const char *reply_addr)
+/* T with MSGID noted as the thread's last message: the references it had,
+ * then its last message, then what this message cites, each once and the
+ * most recent THREAD_REFS of them (clients that drop or rewrite References
+ * must not make the thread forget its history). */
+static void note_into(json_t *t, const char *subject, const char *msgid, json_t *refs,
+                      const char *reply_addr)
 {
-    if (!oh_env_has_store(c->env) || !conv || !msgid) return;
-    pthread_mutex_lock(&c->thread_mu);
-    json_t *t = email_thread_get(c, conv);
-    if (!t) t = json_object();
-    /* what the thread had, then what this message cites: clients that drop
-     * or rewrite References must not make the thread forget its history */
     json_t *all = json_array();
     json_t *old = json_object_get(t, "refs");
     for (int pass = 0; pass < 3; pass++) {
@@ -161,10 +166,35 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
     json_object_set_new(t, "last", json_string(msgid));
     if (subject && *subject) json_object_set_new(t, "subject", json_string(subject));
     if (reply_addr && *reply_addr) json_object_set_new(t, "reply_to", json_string(reply_addr));
-    char *s = json_dumps(t, JSON_COMPACT);
-    if (s && oh_env_kv_put(c->env, THREAD_NS, conv, s) < 0)
-        oh_env_log(c->env, OH_LVL_WARN, "could not remember the thread of %s", conv);
-    free(s);
-    json_decref(t);
+}
+
+/* The poller (inbound mail) and the dispatcher (our replies) may note one
+ * conversation at once, in two processes: each note is read, changed and
+ * swapped in only if the stored thread is still what it read. */
+void email_thread_note(struct email_ctx *c, const char *conv, const char *subject,
+                       const char *msgid, json_t *refs, const char *reply_addr)
+{
+    if (!oh_env_has_store(c->env) || !conv || !msgid) return;
+    char *buf = malloc(THREAD_MAX);
+    if (!buf) return;
+    pthread_mutex_lock(&c->thread_mu);
+    int rc = OH_ERETRY;
+    for (int i = 0; i < THREAD_TRIES && rc == OH_ERETRY; i++) {
+        bool had = thread_text(c, conv, buf);
+        json_t *t = had ? json_loads(buf, 0, NULL) : NULL;
+        if (!t) t = json_object(); /* none, or unreadable: written anew */
+        note_into(t, subject, msgid, refs, reply_addr);
+        char *s = json_dumps(t, JSON_COMPACT);
+        rc = s ? oh_env_kv_swap(c->env, THREAD_NS, conv, had ? buf : NULL, s) : OH_ENOMEM;
+        free(s);
+        json_decref(t);
+        uint8_t r = 0;
+        /* lost to another writer: 1-8 ms apart, so two do not keep colliding */
+        if (rc == OH_ERETRY && oh_random(&r, 1) == 0) usleep(1000u + (r & 7u) * 1000u);
+    }
     pthread_mutex_unlock(&c->thread_mu);
+    free(buf);
+    if (rc < 0)
+        oh_env_log(c->env, OH_LVL_WARN, "could not remember the thread of %s: %s", conv,
+                   oh_strerror(rc));
 }

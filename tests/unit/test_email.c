@@ -10,7 +10,12 @@
 #include "core/connector.h"
 
 #ifdef OH_HAVE_GMIME
+#include <pthread.h>
 #include "../../connectors/email/email_int.h"
+#include "core/conn_env.h"
+#include "core/daemon.h"
+#include "core/hub_int.h"
+#include "store/store.h"
 
 static const struct oh_connector *conn(void)
 {
@@ -214,6 +219,66 @@ START_TEST(compose_threads)
 }
 END_TEST
 
+/* ---- the remembered thread, noted by two processes at once ---- */
+
+struct noter {
+    struct email_ctx c; /* its own lock: another process */
+    const char *prefix;
+};
+
+static void *note_ten(void *arg)
+{
+    struct noter *n = arg;
+    for (int i = 0; i < 10; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%d@example.org", n->prefix, i);
+        email_thread_note(&n->c, "c_race", "Subject", id, NULL, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(thread_noted_at_once)
+{
+    char err[512], env0[600];
+    char *dir = oh_test_tmpdir();
+    snprintf(env0, sizeof env0, "OMNIHUB_DATA_DIR=%s", dir);
+    char *envp[] = {env0, NULL};
+    oh_hub hub = {0};
+    hub.cfg = oh_config_load(NULL, oh_config_tables(), envp, err, sizeof err);
+    ck_assert_msg(hub.cfg != NULL, "%s", err);
+    hub.store = oh_store_open(hub.cfg, err, sizeof err);
+    ck_assert_msg(hub.store != NULL, "%s", err);
+    struct oh_conn_env *env = oh_conn_env_new(&hub, conn());
+    ck_assert_ptr_nonnull(env);
+    struct noter n[2] = {{.c = {.env = env}, .prefix = "in"}, {.c = {.env = env}, .prefix = "out"}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_init(&n[i].c.thread_mu, NULL);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, note_ten, &n[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    /* 20 ids fit (20 references and the last): every one is remembered */
+    json_t *th = email_thread_get(&n[0].c, "c_race");
+    ck_assert_ptr_nonnull(th);
+    char *all = json_dumps(th, JSON_COMPACT);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 10; i++) {
+            char id[64];
+            snprintf(id, sizeof id, "\"%s-%d@example.org\"", n[k].prefix, i);
+            ck_assert_msg(strstr(all, id) != NULL, "%s lost: %s", id, all);
+        }
+    free(all);
+    json_decref(th);
+    for (int i = 0; i < 2; i++)
+        pthread_mutex_destroy(&n[i].c.thread_mu);
+    oh_conn_env_free(env);
+    oh_store_close(hub.store);
+    oh_config_free(hub.cfg);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("email");
@@ -225,6 +290,7 @@ static Suite *suite(void)
     tcase_add_test(t, html);
     tcase_add_test(t, charsets);
     tcase_add_test(t, compose_threads);
+    tcase_add_test(t, thread_noted_at_once);
     suite_add_tcase(s, t);
     return s;
 }
