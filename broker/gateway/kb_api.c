@@ -1,7 +1,8 @@
-/* kb_api.c - the knowledge base's routes: articles (PUT admin; GET, DELETE
- * agents), search, canned responses, and the dispatch of the desk's AI
- * routes (suggest_api.c). A change is stored, then the index is rebuilt
- * from the store and swapped in before the answer (core/kbase.h). */
+/* kb_api.c - the knowledge base's routes: articles (GET agents; PUT and
+ * DELETE admins, who manage the knowledge base), search, canned responses,
+ * and the dispatch of the desk's AI routes (suggest_api.c). A change is
+ * stored, then the index is rebuilt from the store and swapped in before
+ * the answer (core/kbase.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,7 +318,7 @@ static void route_article(struct req *r, const char *id)
         gw_reply_error(r, 405, "method_not_allowed", "use GET, PUT or DELETE");
         return;
     }
-    if (put && r->who.role != OH_ROLE_ADMIN) {
+    if ((put || del) && r->who.role != OH_ROLE_ADMIN) {
         gw_reply_error(r, 403, "forbidden", "only admins write the knowledge base");
         return;
     }
