@@ -9,6 +9,7 @@
 #include "core/hub_int.h"
 #include "core/metrics.h"
 #include "core/kbase.h"
+#include "core/map.h"
 
 /* Events appended and not yet acknowledged by the log, this process:
  * omnihub_ingest_pending (a gateway's queue towards the log). */
@@ -18,6 +19,35 @@ static void pending_add(long by)
 {
     long now = atomic_fetch_add(&pending_appends, by) + by;
     oh_metrics_set("omnihub_ingest_pending", "", (double)now);
+}
+
+/* The subjects this process appended to lately, a ring of hashes and times
+ * (oh_hub_appended_lately): a slot written while it is read may pair a new
+ * hash with an old time, which reads as "not lately". */
+#define RECENT_SLOTS 4096
+
+static struct {
+    _Atomic uint64_t hash;
+    _Atomic int64_t ms;
+} recent[RECENT_SLOTS];
+static atomic_uint recent_next;
+
+static void recent_put(const char *id)
+{
+    unsigned i = atomic_fetch_add_explicit(&recent_next, 1, memory_order_relaxed) % RECENT_SLOTS;
+    atomic_store_explicit(&recent[i].ms, oh_mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&recent[i].hash, oh_map_hash(id, strlen(id)), memory_order_release);
+}
+
+bool oh_hub_appended_lately(const char *id, int64_t within_ms)
+{
+    uint64_t h = oh_map_hash(id, strlen(id));
+    int64_t since = oh_mono_ms() - within_ms;
+    for (unsigned i = 0; i < RECENT_SLOTS; i++)
+        if (atomic_load_explicit(&recent[i].hash, memory_order_acquire) == h &&
+            atomic_load_explicit(&recent[i].ms, memory_order_relaxed) >= since)
+            return true;
+    return false;
 }
 
 /* One ingest call: completes when its last append completes. */
@@ -89,6 +119,7 @@ int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *c
         if (rc == OH_OK && !text) rc = OH_ENOMEM;
         if (rc == OH_OK) {
             oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
+            recent_put(subject);
             /* what consumers route on travels beside the value; copied, as
              * the handoff may release the event */
             char type[128], author[64];

@@ -23,4 +23,10 @@ int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done
 /* Blocking form for pollers and tools; never call it on the HTTP thread. */
 int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
 
+/* True when this process appended an event with subject ID (a conversation
+ * id) in the last WITHIN_MS: its 202 may have reached the client before
+ * sync stored it. Remembers the last few thousand subjects, so a false
+ * answer only means "not lately". Any thread. */
+bool oh_hub_appended_lately(const char *id, int64_t within_ms);
+
 #endif

@@ -376,7 +376,7 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     int status = attachments_of(agent, att_in, &att, err, errlen);
     if (status) return status;
     struct oh_conversation c;
-    int rc = oh_store_conversation_get(st, conv, &c);
+    int rc = gw_conversation_get(gw, conv, &c);
     struct oh_owned owned;
     const char *channel = NULL;
     if (rc == OH_ENOTFOUND && !agent &&

@@ -4,7 +4,12 @@
  * changes, so they never disagree. The builder is pure; gw_unread reads the
  * store (a worker). */
 #include <string.h>
+#include <unistd.h>
 #include "gateway/gateway_int.h"
+
+#define FRESH_WINDOW_MS 10000 /* appended this long ago: sync may still be storing it */
+#define FRESH_WAIT_MS   3000  /* how long a request waits for sync, at most */
+#define FRESH_POLL_MS   5
 
 static json_t *string_or_null(const char *s)
 {
@@ -73,6 +78,19 @@ static int max_cursor(void *opaque, const char *device, int64_t seq)
     int64_t *max = opaque;
     if (seq > *max) *max = seq;
     return 0;
+}
+
+int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c)
+{
+    oh_store *st = gw->hub->store;
+    int rc = oh_store_conversation_get(st, id, c);
+    if (rc != OH_ENOTFOUND || !oh_hub_appended_lately(id, FRESH_WINDOW_MS)) return rc;
+    for (int64_t until = oh_mono_ms() + FRESH_WAIT_MS;
+         rc == OH_ENOTFOUND && oh_mono_ms() < until && !atomic_load(&gw->hub->stopping);) {
+        usleep(FRESH_POLL_MS * 1000);
+        rc = oh_store_conversation_get(st, id, c);
+    }
+    return rc;
 }
 
 /* Events after the agent's read cursor (of any device); -1 for a customer

@@ -327,6 +327,11 @@ void gw_desk_free(struct oh_gateway *gw);
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
 json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
+/* conversation.c: conversation ID from the store. Not there yet but
+ * appended by this process lately (the client holds the 202 of its first
+ * event; sync has not stored it): waits for sync a little before
+ * OH_ENOTFOUND. On a worker. */
+int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);

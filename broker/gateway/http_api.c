@@ -320,7 +320,7 @@ static void get_one_work(void *opaque)
     struct req *r = opaque;
     struct api *a = r->state;
     struct oh_conversation c;
-    int rc = oh_store_conversation_get(r->gw->hub->store, a->conv, &c);
+    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
@@ -435,7 +435,7 @@ static void events_work(void *opaque)
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
     struct page p = {.budget = r->gw->max_page, .customer = !oh_auth_is_agent(&r->who)};
-    int rc = oh_store_conversation_get(st, a->conv, &c);
+    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
@@ -549,7 +549,7 @@ static void read_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
-    int rc = oh_store_conversation_get(st, a->conv, &c);
+    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_OK && a->read_seq > c.head) {
         gw_reply_error(r, 400, "bad_request", "seq %lld is past the head %lld",
                        (long long)a->read_seq, (long long)c.head);

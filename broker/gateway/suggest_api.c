@@ -271,7 +271,7 @@ static void suggest_work(void *opaque)
     struct sug *s = r->state;
     oh_hub *hub = r->gw->hub;
     struct oh_conversation c;
-    int rc = oh_store_conversation_get(hub->store, s->conv, &c);
+    int rc = gw_conversation_get(r->gw, s->conv, &c);
     if (rc == OH_OK) {
         s->head = c.head;
         rc = question(hub->store, s->conv, c.head, &s->question);

@@ -106,7 +106,7 @@ void gw_ws_subscribe_work(void *opaque)
     oh_store *st = j->c->gw->hub->store;
     struct oh_conversation conv;
     snprintf(j->cur_epoch, sizeof j->cur_epoch, "%s", oh_store_epoch(st));
-    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    int rc = gw_conversation_get(j->c->gw, j->conv, &conv);
     if (rc == OH_OK)
         j->head = conv.head;
     else if (rc == OH_ENOTFOUND && j->c->who.role == OH_ROLE_CUSTOMER)
@@ -224,7 +224,7 @@ void gw_ws_read_work(void *opaque)
     struct wsjob *j = opaque;
     oh_store *st = j->c->gw->hub->store;
     struct oh_conversation conv;
-    int rc = oh_store_conversation_get(st, j->conv, &conv);
+    int rc = gw_conversation_get(j->c->gw, j->conv, &conv);
     if (rc == OH_OK && j->seq > conv.head)
         j->status = 400;
     else if (rc == OH_OK)

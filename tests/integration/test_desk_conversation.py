@@ -72,3 +72,35 @@ def test_state_changes_as_a_customer_and_the_agent_list_see_them(omnihub):
     # the agent sees them whole
     full = d.history(conv, token=agent)
     assert full[1]["data"]["state"]["assignee"] == "agent-zq9x"
+
+
+def test_conversation_usable_right_after_the_inbound_202(omnihub):
+    """The 202 of /v1/inbound comes once the event is durable in the log;
+    sync stores the conversation a moment later. An agent acting on the id at
+    once (read it, its history, claim it, answer it) must not get 404 in
+    between: about one request in four did before the gateway waited for
+    sync on conversations it had just appended to."""
+    d = omnihub()
+    agent = d.agent_token()
+    calls = [
+        lambda c, i: d.request("GET", f"/v1/conversations/{c}", token=agent),
+        lambda c, i: d.request("GET", f"/v1/conversations/{c}/events?after=0", token=agent),
+        lambda c, i: d.request("POST", f"/v1/conversations/{c}/claim", token=agent),
+        lambda c, i: d.request("POST", f"/v1/conversations/{c}/messages",
+                               {"text": "on it", "client_msg_id": f"r{i}"}, token=agent),
+        lambda c, i: d.request("PATCH", f"/v1/conversations/{c}", {"priority": "high"},
+                               token=agent),
+    ]
+    failures = []
+    for i in range(40):
+        r = d.post_inbound(msg(f"fresh{i}", contact=f"fresh{i}"))
+        assert r.status_code == 202, r.text
+        conv = r.json()["conversation_id"]
+        r = calls[i % len(calls)](conv, i)
+        if r.status_code not in (200, 202):
+            failures.append((i, r.status_code, r.text))
+    assert failures == []
+    # a conversation nobody appended to is still 404 at once
+    t0 = time.monotonic()
+    assert d.request("GET", "/v1/conversations/c_never_seen", token=agent).status_code == 404
+    assert time.monotonic() - t0 < 1
