@@ -56,6 +56,20 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread)
     return o;
 }
 
+void gw_conversation_for_customer(json_t *o)
+{
+    /* the desk's state travels in conversation.updated events, which are
+     * internal: a customer sees none of it but whether it is resolved */
+    static const char *const internal[] = {"assignee",      "team",    "priority", "labels",
+                                           "contact_id",    "episode", "sla",      "unread",
+                                           "snoozed_until", NULL};
+    for (const char *const *k = internal; *k; k++)
+        json_object_del(o, *k);
+    const char *status = json_string_value(json_object_get(o, "status"));
+    bool resolved = status && strcmp(status, "resolved") == 0;
+    json_object_set_new(o, "status", json_string(resolved ? "resolved" : "open"));
+}
+
 json_t *gw_conversation_sla(oh_store *st, const char *conv)
 {
     char buf[8192];

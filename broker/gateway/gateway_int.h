@@ -327,6 +327,10 @@ void gw_desk_free(struct oh_gateway *gw);
 /* conversation.c: the conversation object of the API (list, GET one,
  * answers to changes). UNREAD < 0 leaves "unread" out. Pure. */
 json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
+/* conversation.c: O (a conversation object) as its customer may see it:
+ * the desk's internal state removed, the status only resolved or open (as
+ * in their history). */
+void gw_conversation_for_customer(json_t *o);
 /* conversation.c: conversation ID from the store. Not there yet but
  * appended by this process lately (the client holds the 202 of its first
  * event; sync has not stored it): waits for sync a little before

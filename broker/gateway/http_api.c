@@ -327,9 +327,11 @@ static void get_one_work(void *opaque)
         gw_reply_store_error(r, rc);
     else {
         json_t *o = gw_conversation_json(&c, gw_unread(r, &c));
-        /* the clocks are the desk's: an agent's view */
+        /* the clocks and the rest of the desk's state: an agent's view */
         if (o && r->who.role != OH_ROLE_CUSTOMER)
             json_object_set_new(o, "sla", gw_conversation_sla(r->gw->hub->store, c.id));
+        else if (o)
+            gw_conversation_for_customer(o);
         gw_reply_json(r, 200, o);
     }
     gw_complete(r);

@@ -74,6 +74,35 @@ def test_state_changes_as_a_customer_and_the_agent_list_see_them(omnihub):
     assert full[1]["data"]["state"]["assignee"] == "agent-zq9x"
 
 
+def test_customer_gets_no_internal_state_of_their_conversation(omnihub):
+    """The desk's state is internal (its changes reach a customer's history
+    only as placeholders, a resolve as its status): GET of the conversation
+    by its customer leaves it out too, and shows pending as open."""
+    from test_desk_signals import customer_conversation
+    d = omnihub()
+    cust = d.customer_token("ivy")
+    conv = customer_conversation(d, cust)
+    agent = d.agent_token("agent-k7")
+    r = d.request("PATCH", f"/v1/conversations/{conv}",
+                  {"assignee": "agent-k7", "team": "fraud-desk", "priority": "urgent",
+                   "labels": ["fraud-suspect"], "status": "pending"}, token=agent)
+    assert r.status_code == 200, r.text
+    r = d.request("GET", f"/v1/conversations/{conv}", token=cust)
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert c["conversation_id"] == conv and c["head"] >= 2 and c["status"] == "open", c
+    for k in ("assignee", "team", "priority", "labels", "contact_id", "snoozed_until", "sla",
+              "unread", "episode"):
+        assert k not in c, (k, c)
+    assert b"fraud" not in r.content and b"agent-k7" not in r.content and b"urgent" not in r.content
+    # the agent's view is whole; a resolve shows to the customer
+    a = d.request("GET", f"/v1/conversations/{conv}", token=agent).json()
+    assert a["labels"] == ["fraud-suspect"] and a["status"] == "pending" and "sla" in a
+    r = d.request("PATCH", f"/v1/conversations/{conv}", {"status": "resolved"}, token=agent)
+    assert r.status_code == 200, r.text
+    assert d.request("GET", f"/v1/conversations/{conv}", token=cust).json()["status"] == "resolved"
+
+
 def test_conversation_usable_right_after_the_inbound_202(omnihub):
     """The 202 of /v1/inbound comes once the event is durable in the log;
     sync stores the conversation a moment later. An agent acting on the id at
