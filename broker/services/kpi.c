@@ -26,11 +26,15 @@ struct entry {
     struct oh_kpi_conv c;
 };
 
+#define LABELS_MAX 64 /* distinct channel labels on /metrics; the rest are "other" */
+
 struct oh_kpi {
     oh_hub *hub;
     oh_map convs;
     struct oh_store_episode *rows; /* the batch's rows to store */
     size_t nrows, caprows;
+    char labels[LABELS_MAX][72]; /* the channel labels used so far */
+    int nlabels;
 };
 
 static const double response_buckets[] = {1,   5,    15,   30,   60,    120,   300,
@@ -64,9 +68,21 @@ static int add_row(struct oh_kpi *k, const struct oh_store_episode *row)
     return OH_OK;
 }
 
-static void metric_labels(char *out, size_t len, const char *channel)
+/* The histograms' labels: the channel as events name it ("api:shop"), the
+ * first LABELS_MAX of them; any later one, or one a label cannot hold
+ * as it is, is "other", so a stream of new names cannot grow /metrics. */
+static void metric_labels(struct oh_kpi *k, char *out, size_t len, const char *channel)
 {
-    snprintf(out, len, "channel=\"%.*s\"", (int)strcspn(channel, ":\"\\\n"), channel);
+    const char *name = "other";
+    size_t n = strlen(channel);
+    if (n && n < sizeof k->labels[0] && strcspn(channel, "\"\\\n") == n) {
+        int i;
+        for (i = 0; i < k->nlabels && strcmp(k->labels[i], channel) != 0; i++)
+            ;
+        if (i == k->nlabels && k->nlabels < LABELS_MAX) memcpy(k->labels[k->nlabels++], channel, n + 1);
+        if (i < k->nlabels) name = k->labels[i];
+    }
+    snprintf(out, len, "channel=\"%s\"", name);
 }
 
 /* Keeps the rows that folding an event into C finished (OUT) for the
@@ -79,7 +95,7 @@ static int keep(struct oh_kpi *k, const struct oh_kpi_conv *c, const struct oh_k
 {
     if (live && (out->frt_s >= 0 || out->handle_s >= 0)) {
         char lab[96];
-        metric_labels(lab, sizeof lab, c->channel);
+        metric_labels(k, lab, sizeof lab, c->channel);
         if (out->frt_s >= 0) oh_metrics_observe("omnihub_first_response_seconds", lab, out->frt_s);
         if (out->handle_s >= 0) oh_metrics_observe("omnihub_handle_seconds", lab, out->handle_s);
     }

@@ -306,10 +306,13 @@ def test_report_equals_recomputation_across_kill9(omnihub):
 
     # /metrics: FRT and handle histograms by channel (what this process observed,
     # since the restart), with buckets up to a day
+    # labelled by the channel as events name it (CONTRACT part 2)
     text = d.metrics_text()
-    assert 'omnihub_first_response_seconds_bucket{channel="api",le="3600"}' in text
-    assert d.metric("omnihub_first_response_seconds_count", {"channel": "api"}) >= 1
-    assert d.metric("omnihub_handle_seconds_count", {"channel": "api"}) >= 1
+    assert 'omnihub_first_response_seconds_bucket{channel="api:shop",le="3600"}' in text
+    for ch in CHANNELS:
+        assert d.metric("omnihub_first_response_seconds_count", {"channel": ch}) >= 1
+        assert d.metric("omnihub_handle_seconds_count", {"channel": ch}) >= 1
+    assert 'omnihub_first_response_seconds_count{channel="api"}' not in text
 
     # a clean restart changes nothing
     d.restart()
