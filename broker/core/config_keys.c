@@ -19,7 +19,7 @@ const struct oh_config_key oh_core_keys[] = {
     {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
     {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},
     {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the example chat page)"},
-    {"http.workspace_dir", OH_CFG_STR, "/usr/share/omnihub/workspace",
+    {"http.workspace_dir", OH_CFG_STR, OH_DEFAULT_WORKSPACE,
      "directory served under /workspace/ (the agent workspace's built files; \"\" = off)"},
     {"auth.jwt_secret", OH_CFG_SECRET, NULL, "HS256 secret of client and agent bearer tokens"},
     {"auth.jwks_file", OH_CFG_STR, NULL, "JWKS document of RS256/ES256 token keys (by kid)"},

@@ -6,6 +6,8 @@
 #include "core/config.h"
 
 extern const struct oh_config_key oh_core_keys[];
+/* http.workspace_dir's default: where the package installs the workspace */
+#define OH_DEFAULT_WORKSPACE "/usr/share/omnihub/workspace"
 
 /* NULL-terminated list of every key table: core, log, store, and each
  * registered connector's (with its implicit "<name>.enabled"). */

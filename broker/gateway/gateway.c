@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include "oh_build_config.h"
 #include "core/conn_env.h"
+#include "core/daemon.h"
 #include "core/json_dump.h"
 #include "gateway/gateway_int.h"
 #include "gateway/ws_int.h"
@@ -734,6 +736,14 @@ static void mount_workspace(struct oh_gateway *gw, const char *dir,
 {
     struct stat st;
     if (!dir || !*dir) return;
+    /* the default, not installed: a daemon run from its build tree serves
+     * that tree's build (tools/dev build makes it) */
+    if (strcmp(dir, OH_DEFAULT_WORKSPACE) == 0 && stat(dir, &st) != 0 &&
+        stat(OH_TREE_WORKSPACE "/index.html", &st) == 0) {
+        OH_INFO("gateway", "%s is not installed: the agent workspace is this build tree's %s",
+                dir, OH_TREE_WORKSPACE);
+        dir = OH_TREE_WORKSPACE;
+    }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         OH_INFO("gateway", "no agent workspace at %s (http.workspace_dir): /workspace/ is off",
                 dir);

@@ -97,6 +97,17 @@ def test_workspace_is_served_and_confined(omnihub, tmp_path, workspace_dist):
     assert d.request("GET", "/healthz").status_code == 200
 
 
+def test_workspace_of_the_build_tree_by_default(omnihub, workspace_dist):
+    """http.workspace_dir left at its default with no package installed there: a
+    daemon run from its build tree serves that tree's workspace/dist (what
+    tools/dev build makes), so /workspace/ works without configuration."""
+    d = omnihub({})
+    r = d.request("GET", "/workspace/")
+    assert r.status_code == 200 and 'id="app"' in r.text, r.text[:200]
+    if not Path("/usr/share/omnihub/workspace").exists():
+        assert "this build tree's" in d.logs()
+
+
 def test_workspace_off_when_the_directory_is_missing(omnihub, tmp_path):
     d = omnihub({"http.workspace_dir": str(tmp_path / "none")})
     assert d.request("GET", "/workspace/").status_code == 404
