@@ -68,7 +68,7 @@ static int add_row(struct oh_kpi *k, const struct oh_store_episode *row)
     return OH_OK;
 }
 
-/* The histograms' labels: the channel as events name it ("api:shop"), the
+/* The histograms' labels: the channel as events name it, suffix included, the
  * first LABELS_MAX of them; any later one, or one a label cannot hold
  * as it is, is "other", so a stream of new names cannot grow /metrics. */
 static void metric_labels(struct oh_kpi *k, char *out, size_t len, const char *channel)
