@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/conn_env.h"
 #include "core/crypto.h"
 #include "core/hub_int.h"
@@ -143,13 +144,39 @@ int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *
     return rc ? rc : oh_store_kv_put(env->hub->store, ns, key, value);
 }
 
-int oh_env_kv_swap(const struct oh_conn_env *env, const char *space, const char *key,
-                   const char *expected, const char *value)
+#define UPDATE_TRIES 20 /* swaps lost to another process before giving up */
+
+/* One read, change and swap of oh_env_kv_update; CUR has room for MAX. */
+static int update_once(oh_store *st, const char *ns, const char *key, char *cur, size_t max,
+                       oh_env_kv_change_fn fn, void *ctx)
+{
+    int got = oh_store_kv_get(st, ns, key, cur, max + 1);
+    if (got && got != OH_ENOTFOUND) return got;
+    char *next = NULL;
+    int rc = fn(ctx, got ? NULL : cur, &next);
+    if (rc == OH_OK && next) rc = oh_store_kv_swap(st, ns, key, got ? NULL : cur, next);
+    free(next);
+    return rc;
+}
+
+int oh_env_kv_update(const struct oh_conn_env *env, const char *space, const char *key,
+                     size_t max, oh_env_kv_change_fn fn, void *ctx)
 {
     char ns[128];
     if (!env->hub->store) return OH_EUNAVAIL;
     int rc = kv_ns(env, space, ns, sizeof ns);
-    return rc ? rc : oh_store_kv_swap(env->hub->store, ns, key, expected, value);
+    if (rc) return rc;
+    char *cur = malloc(max + 1);
+    if (!cur) return OH_ENOMEM;
+    for (int i = 1; (rc = update_once(env->hub->store, ns, key, cur, max, fn, ctx)) == OH_ERETRY &&
+                    i < UPDATE_TRIES;
+         i++) {
+        /* lost to another writer: 1-8 ms apart, so two do not keep colliding */
+        uint8_t r = 0;
+        if (oh_random(&r, 1) == 0) usleep(1000u + (r & 7u) * 1000u);
+    }
+    free(cur);
+    return rc;
 }
 
 void oh_env_log(const struct oh_conn_env *env, enum oh_level lvl, const char *fmt, ...)

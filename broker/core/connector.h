@@ -254,11 +254,15 @@ int oh_env_kv_get(const struct oh_conn_env *env, const char *space, const char *
                   size_t outlen);
 int oh_env_kv_put(const struct oh_conn_env *env, const char *space, const char *key,
                   const char *value);
-/* Puts VALUE only if KEY holds EXPECTED (NULL: only if absent), else
- * OH_ERETRY: for a value that processes of several roles update (read,
- * change, swap; on OH_ERETRY read again). */
-int oh_env_kv_swap(const struct oh_conn_env *env, const char *space, const char *key,
-                   const char *expected, const char *value);
+/* Changes KEY, which processes of several roles may change at once:
+ * reads its value (up to MAX bytes; CUR NULL when absent), FN(CTX, CUR,
+ * &NEXT) answers the new value in NEXT (malloc'd; NULL: nothing to write)
+ * or an error, and NEXT is written only if KEY still holds what was read;
+ * else it reads again, 1-8 ms later, up to 20 times (then OH_ERETRY).
+ * Without a store OH_EUNAVAIL. May block. */
+typedef int (*oh_env_kv_change_fn)(void *ctx, const char *cur, char **next);
+int oh_env_kv_update(const struct oh_conn_env *env, const char *space, const char *key,
+                     size_t max, oh_env_kv_change_fn fn, void *ctx);
 /* True when this role has the store (the functions above can answer). */
 bool oh_env_has_store(const struct oh_conn_env *env);
 

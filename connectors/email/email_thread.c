@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 #include "core/crypto.h"
 #include "email_int.h"
 
@@ -114,19 +113,14 @@ void email_thread_resolve(struct email_ctx *c, json_t *ev)
     json_object_set_new(ev, "subject", json_string(conv));
 }
 
-#define THREAD_MAX   (64 * 1024) /* a remembered thread's text, at most */
-#define THREAD_TRIES 20          /* swaps lost to another process before giving up */
-
-/* CONV's remembered thread as stored, into BUF: false when none. */
-static bool thread_text(struct email_ctx *c, const char *conv, char *buf)
-{
-    return oh_env_has_store(c->env) && oh_env_kv_get(c->env, THREAD_NS, conv, buf, THREAD_MAX) == 0;
-}
+#define THREAD_MAX (64 * 1024) /* a remembered thread's text, at most */
 
 json_t *email_thread_get(struct email_ctx *c, const char *conv)
 {
-    char *buf = malloc(THREAD_MAX);
-    json_t *t = buf && thread_text(c, conv, buf) ? json_loads(buf, 0, NULL) : NULL;
+    char *buf = oh_env_has_store(c->env) ? malloc(THREAD_MAX) : NULL;
+    json_t *t = buf && oh_env_kv_get(c->env, THREAD_NS, conv, buf, THREAD_MAX) == 0
+                    ? json_loads(buf, 0, NULL)
+                    : NULL;
     free(buf);
     return t;
 }
@@ -168,6 +162,23 @@ static void note_into(json_t *t, const char *subject, const char *msgid, json_t 
     if (reply_addr && *reply_addr) json_object_set_new(t, "reply_to", json_string(reply_addr));
 }
 
+struct note {
+    const char *subject, *msgid, *reply_addr;
+    json_t *refs;
+};
+
+/* oh_env_kv_change_fn: the thread stored (CUR) with the message noted */
+static int noted(void *ctx, const char *cur, char **next)
+{
+    const struct note *n = ctx;
+    json_t *t = cur ? json_loads(cur, 0, NULL) : NULL;
+    if (!t) t = json_object(); /* none, or unreadable: written anew */
+    note_into(t, n->subject, n->msgid, n->refs, n->reply_addr);
+    *next = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    return *next ? OH_OK : OH_ENOMEM;
+}
+
 /* The poller (inbound mail) and the dispatcher (our replies) may note one
  * conversation at once, in two processes: each note is read, changed and
  * swapped in only if the stored thread is still what it read. */
@@ -175,25 +186,10 @@ void email_thread_note(struct email_ctx *c, const char *conv, const char *subjec
                        const char *msgid, json_t *refs, const char *reply_addr)
 {
     if (!oh_env_has_store(c->env) || !conv || !msgid) return;
-    char *buf = malloc(THREAD_MAX);
-    if (!buf) return;
+    struct note n = {subject, msgid, reply_addr, refs};
     pthread_mutex_lock(&c->thread_mu);
-    int rc = OH_ERETRY;
-    for (int i = 0; i < THREAD_TRIES && rc == OH_ERETRY; i++) {
-        bool had = thread_text(c, conv, buf);
-        json_t *t = had ? json_loads(buf, 0, NULL) : NULL;
-        if (!t) t = json_object(); /* none, or unreadable: written anew */
-        note_into(t, subject, msgid, refs, reply_addr);
-        char *s = json_dumps(t, JSON_COMPACT);
-        rc = s ? oh_env_kv_swap(c->env, THREAD_NS, conv, had ? buf : NULL, s) : OH_ENOMEM;
-        free(s);
-        json_decref(t);
-        uint8_t r = 0;
-        /* lost to another writer: 1-8 ms apart, so two do not keep colliding */
-        if (rc == OH_ERETRY && oh_random(&r, 1) == 0) usleep(1000u + (r & 7u) * 1000u);
-    }
+    int rc = oh_env_kv_update(c->env, THREAD_NS, conv, THREAD_MAX - 1, noted, &n);
     pthread_mutex_unlock(&c->thread_mu);
-    free(buf);
     if (rc < 0)
         oh_env_log(c->env, OH_LVL_WARN, "could not remember the thread of %s: %s", conv,
                    oh_strerror(rc));

@@ -201,19 +201,23 @@ static int64_t read_done(const struct oh_conn_env *env, const char *conv)
     return oh_env_kv_get(env, NULL, key, val, sizeof val) == OH_OK ? atoll(val) : 0;
 }
 
+/* oh_env_kv_change_fn: the cursor stored (CUR) moved up to *(int64_t *)CTX */
+static int cursor_up(void *ctx, const char *cur, char **next)
+{
+    int64_t seq = *(const int64_t *)ctx;
+    char val[32];
+    if (cur && atoll(cur) >= seq) return OH_OK; /* never back */
+    snprintf(val, sizeof val, "%lld", (long long)seq);
+    return (*next = strdup(val)) ? OH_OK : OH_ENOMEM;
+}
+
 /* Moves the cursor up to SEQ, never back: gateways of several processes
  * may handle reads of one conversation at once. */
 static void read_done_put(const struct oh_conn_env *env, const char *conv, int64_t seq)
 {
-    char key[OH_ID_MAX + 8], val[32], now[32];
+    char key[OH_ID_MAX + 8];
     snprintf(key, sizeof key, WC_KV_READ "%s", conv);
-    snprintf(val, sizeof val, "%lld", (long long)seq);
-    int rc = OH_ERETRY;
-    for (int i = 0; i < 8 && rc == OH_ERETRY; i++) {
-        int got = oh_env_kv_get(env, NULL, key, now, sizeof now);
-        if (got == OH_OK && atoll(now) >= seq) return;
-        rc = oh_env_kv_swap(env, NULL, key, got == OH_OK ? now : NULL, val);
-    }
+    oh_env_kv_update(env, NULL, key, 31, cursor_up, &seq);
 }
 
 /* Records the statuses job J calls for; false when they could not be
