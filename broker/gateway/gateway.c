@@ -740,8 +740,8 @@ static void mount_workspace(struct oh_gateway *gw, const char *dir,
      * that tree's build (tools/dev build makes it) */
     if (strcmp(dir, OH_DEFAULT_WORKSPACE) == 0 && stat(dir, &st) != 0 &&
         stat(OH_TREE_WORKSPACE "/index.html", &st) == 0) {
-        OH_INFO("gateway", "%s is not installed: the agent workspace is this build tree's %s",
-                dir, OH_TREE_WORKSPACE);
+        OH_INFO("gateway", "%s is not installed: the agent workspace is this build tree's %s", dir,
+                OH_TREE_WORKSPACE);
         dir = OH_TREE_WORKSPACE;
     }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {

@@ -79,7 +79,8 @@ static void metric_labels(struct oh_kpi *k, char *out, size_t len, const char *c
         int i;
         for (i = 0; i < k->nlabels && strcmp(k->labels[i], channel) != 0; i++)
             ;
-        if (i == k->nlabels && k->nlabels < LABELS_MAX) memcpy(k->labels[k->nlabels++], channel, n + 1);
+        if (i == k->nlabels && k->nlabels < LABELS_MAX)
+            memcpy(k->labels[k->nlabels++], channel, n + 1);
         if (i < k->nlabels) name = k->labels[i];
     }
     snprintf(out, len, "channel=\"%s\"", name);

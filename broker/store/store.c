@@ -11,6 +11,7 @@
 #include "store/store_fields.h"
 
 #define OPS(st) (((const struct oh_store_base *)(st))->ops)
+#define KV_MAX  (64 * 1024) /* a kv value, in bytes, at most (store.h) */
 
 const struct oh_config_key oh_store_keys[] = {
     {"store.backend", OH_CFG_STR, "sqlite", "history store: sqlite|postgres"},
@@ -279,7 +280,7 @@ int oh_store_kv_get_many(oh_store *st, const char *ns, const char *const *keys, 
 {
     if (!n) return 0;
     if (OPS(st)->kv_get_many) return OPS(st)->kv_get_many(st, ns, keys, n, fn, ctx);
-    enum { VMAX = 64 * 1024 + 1 };
+    enum { VMAX = KV_MAX + 1 };
     char *buf = malloc(VMAX);
     int rc = buf ? 0 : OH_ENOMEM;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -363,7 +364,7 @@ char *oh_store_tombstone(const json_t *ev, int64_t seq, const char *epoch, size_
 
 int oh_store_kv_put(oh_store *st, const char *ns, const char *key, const char *value)
 {
-    if (value && strlen(value) > 64 * 1024) return OH_ETOOBIG;
+    if (value && strlen(value) > KV_MAX) return OH_ETOOBIG;
     return OPS(st)->kv_put(st, ns, key, value ? value : "");
 }
 
@@ -375,7 +376,7 @@ int oh_store_kv_get(oh_store *st, const char *ns, const char *key, char *out, si
 int oh_store_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
                      const char *value)
 {
-    if (!value || strlen(value) > 64 * 1024) return value ? OH_ETOOBIG : OH_EINVAL;
+    if (!value || strlen(value) > KV_MAX) return value ? OH_ETOOBIG : OH_EINVAL;
     return OPS(st)->kv_swap(st, ns, key, expected, value);
 }
 
