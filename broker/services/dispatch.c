@@ -230,7 +230,7 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
         finish(d, j, "sent", &res);
         return;
     }
-    if (rc == OH_ERETRY && j->attempt < d->max_attempts) {
+    if (rc == OH_ERETRY && (d->max_attempts == 0 || j->attempt < d->max_attempts)) {
         int64_t wait = backoff(d, j->attempt, res.retry_after_ms);
         OH_WARN("dispatch", "send of %s failed (%s); attempt %d, retrying in %lld ms",
                 oh_event_get_id(j->event), res.error, j->attempt, (long long)wait);
@@ -591,7 +591,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     d->backoff_ms = oh_config_int(hub->cfg, "dispatch.backoff_ms");
     d->backoff_max_ms = oh_config_int(hub->cfg, "dispatch.backoff_max_ms");
     d->nworkers = (int)oh_config_int(hub->cfg, "dispatch.workers");
-    if (d->max_attempts < 1) d->max_attempts = 1;
+    if (d->max_attempts < 0) d->max_attempts = 0; /* 0: until it is taken */
     if (d->backoff_ms < 1) d->backoff_ms = 1;
     if (d->backoff_max_ms < d->backoff_ms) d->backoff_max_ms = d->backoff_ms;
     if (d->nworkers < 1 || d->nworkers > 64) d->nworkers = 4;

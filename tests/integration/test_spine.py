@@ -192,6 +192,28 @@ def test_receiver_failing_twice_then_succeeding(omnihub, http_stub):
     assert d.metric("omnihub_outbound_total", {"channel": "api", "result": "sent"}) == 1
 
 
+def test_receiver_down_longer_than_any_fixed_count(omnihub, http_stub):
+    """CONTRACT part 1: api outbound is retried with backoff until a 2xx, so a
+    receiver that fails 12 times (more than the old cap of 8 attempts) still
+    gets the message, once, and the status is sent, never failed."""
+    stub = http_stub()
+    for i in range(12):
+        stub.queue(503 if i % 2 else 500, {"error": "down"})
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.backoff_ms": "5",
+                 "dispatch.backoff_max_ms": "40"})
+    conv = d.post_inbound(msg("g1")).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                  {"text": "keep trying", "client_msg_id": "c1"}, token=d.agent_token())
+    assert r.status_code == 202
+    events = d.wait_history(conv, 3, timeout=30)
+    statuses = [e["data"]["status"]["state"] for e in events
+                if e["type"] == "omnihub.message.status"]
+    assert statuses == ["sent"]
+    assert len(stub.requests) == 13
+    assert len({q.headers["idempotency-key"] for q in stub.requests}) == 1
+
+
 def test_bad_input_is_refused_and_counted(omnihub):
     d = omnihub({"http.max_body": "4k"})
     good = json.dumps(msg("ok1")).encode()
