@@ -3,7 +3,8 @@
 // agent 1 opens it, claims it (agent 2 sees the assignee), replies with
 // Enter (Shift+Enter only breaks the line), loses the network, types a reply
 // that is queued while the customer writes again, comes back (the customer's
-// message shows, once, and the queued reply is sent once), and resolves it.
+// message shows, once, and the queued reply is sent once), and resolves it;
+// the status filter (data-testid inbox-filter) then lists the resolved one only.
 // usage: node workspace.mjs BASE_URL AGENT1_TOKEN AGENT2_TOKEN INBOUND_SECRET
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
@@ -101,10 +102,11 @@ try {
   // one inbox for every channel: the Telegram chat listed before sign-in, the API one live;
   // the channel filter keeps one of them
   await p1.waitForSelector("[data-testid=inbox-item] .chan-telegram", T);
-  await p1.locator("[data-testid=inbox-filter] select[name=channel]").selectOption("telegram");
+  const channel = p1.getByRole("combobox", { name: "Channel", exact: true });
+  await channel.selectOption("telegram");
   await p1.waitForSelector(item, { state: "detached", ...T });
   if (await p1.locator("[data-testid=inbox-item] .chan-telegram").count() !== 1) fail("the telegram filter");
-  await p1.locator("[data-testid=inbox-filter] select[name=channel]").selectOption("");
+  await channel.selectOption("");
   await p1.waitForSelector(item, T);
 
   // open, claim: both agents see the assignee
@@ -194,6 +196,39 @@ try {
   if (JSON.stringify(texts) !== JSON.stringify(want)) fail(`history texts ${JSON.stringify(texts)}`);
   const shown = await p1.$$eval("[data-testid=message] .text", (els) => els.map((e) => e.textContent));
   if (JSON.stringify(shown) !== JSON.stringify(want)) fail(`the view shows ${JSON.stringify(shown)}`);
+
+  // the contract's inbox-filter is one control, the status <select>: a status keeps only its
+  // conversations, resolved ones too (the default view, all, hides none); a view narrows it
+  const statusFilter = p1.getByTestId("inbox-filter");
+  const tg = "[data-testid=inbox-item]:has(.chan-telegram)";
+  const listed = async (status, want) => {
+    const got = await p1.$$eval("[data-testid=inbox-item]", (els) => els.map((e) => e.dataset.status));
+    if (got.length !== want || got.some((s) => s !== status)) fail(`status ${status}: the inbox shows ${got}`);
+  };
+  if ((await p1.$eval(tg, (e) => e.dataset.status)) !== "open") fail("the telegram conversation is not open");
+  await statusFilter.selectOption("resolved");
+  await p1.waitForSelector(tg, { state: "detached", ...T });
+  await p1.waitForSelector(`${item}[data-status=resolved]`, T);
+  await listed("resolved", 1);
+  await statusFilter.selectOption("open");
+  await p1.waitForSelector(item, { state: "detached", ...T });
+  await p1.waitForSelector(tg, T);
+  await listed("open", 1);
+  await statusFilter.selectOption("pending");
+  await p1.waitForSelector(".vlist .empty", T);
+  await listed("pending", 0);
+  await statusFilter.selectOption("resolved");
+  await p1.getByRole("radio", { name: /^unassigned/ }).check();
+  await p1.waitForSelector(".vlist .empty", T);
+  await listed("resolved", 0); // agent 1's, not unassigned
+  await p1.getByRole("radio", { name: /^mine/ }).check();
+  await p1.waitForSelector(item, T);
+  await listed("resolved", 1);
+  await p1.getByRole("radio", { name: /^all/ }).check();
+  await statusFilter.selectOption("");
+  await p1.waitForSelector(tg, T);
+  await p1.waitForSelector(item, T);
+
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);
   console.log(JSON.stringify({ conversation: conv, seqs }));
 } finally {

@@ -3,7 +3,9 @@ built files at /workspace/ (http.workspace_dir) and refuses paths out of the dir
 end to end in Debian's Chromium (tests/browser/workspace.mjs, playwright-core): an agent signs
 in, sees a conversation posted to /v1/inbound appear live, opens it, claims it, replies with
 Enter, adds a private note, sees agent 2 typing, loses the network (a customer message sent
-meanwhile shows once on return, a reply typed offline is sent once), and resolves it; the reply and the state changes are in the history; axe-core finds no
+meanwhile shows once on return, a reply typed offline is sent once), and resolves it; the reply and the state changes are in the history; the status
+filter (data-testid inbox-filter, a <select>) then lists only conversations of the chosen status,
+within the chosen view; axe-core finds no
 serious or critical accessibility violation. And on the desk's services (SLA clocks, triage,
 contacts, the knowledge base, KPIs; tests/browser/workspace_desk.mjs): the SLA countdown, a
 suggested reply put into the composer by a click and sent naming its suggestion, the contact

@@ -60,7 +60,7 @@ export function Inbox({ client, state, list, filter, setFilter }: Props) {
   const set = (k: keyof Filter) => (e: Event) => setFilter({ ...filter, [k]: (e.target as HTMLInputElement).value });
   return (
     <aside class="inbox" aria-label="Inbox">
-      <div class="filters" data-testid="inbox-filter" role="search">
+      <div class="filters" role="search">
         <div class="views" role="radiogroup" aria-label="Whose conversations">
           {(["mine", "unassigned", "all"] as View[]).map((v) => (
             <label key={v} class={filter.view === v ? "view on" : "view"}>
@@ -79,7 +79,8 @@ export function Inbox({ client, state, list, filter, setFilter }: Props) {
           onInput={set("q")}
         />
         <div class="selects">
-          <FilterSelect name="status" label="Status" choices={STATUSES} filter={filter} set={set} />
+          {/* the contract's `inbox-filter` is this one control, so a check can selectOption a status */}
+          <FilterSelect name="status" label="Status" choices={STATUSES} filter={filter} set={set} testid="inbox-filter" />
           <FilterSelect name="channel" label="Channel" choices={channels} filter={filter} set={set} />
           <FilterSelect name="priority" label="Priority" choices={PRIORITIES} filter={filter} set={set} />
           <FilterSelect name="label" label="Label" choices={labels} filter={filter} set={set} />
@@ -103,10 +104,11 @@ function FilterSelect(props: {
   choices: readonly string[];
   filter: Filter;
   set: (k: keyof Filter) => (e: Event) => void;
+  testid?: string;
 }) {
-  const { name, label, choices, filter, set } = props;
+  const { name, label, choices, filter, set, testid } = props;
   return (
-    <select name={name} aria-label={label} value={filter[name]} onChange={set(name)}>
+    <select name={name} aria-label={label} value={filter[name]} onChange={set(name)} data-testid={testid}>
       <option value="">any {name}</option>
       {choices.map((x) => (
         <option key={x} value={x}>

@@ -27,6 +27,14 @@ describe("inbox filters", () => {
     expect(ids(inboxList(all, { ...DEFAULT_FILTER, priority: "urgent" }, "me"))).toEqual(["b"]);
     expect(ids(inboxList(all, { ...DEFAULT_FILTER, label: "vip" }, "me"))).toEqual(["d"]);
   });
+  it("a status and a view both apply; the default view hides no status", () => {
+    expect(DEFAULT_FILTER.view).toBe("all");
+    expect(ids(inboxList(all, { ...DEFAULT_FILTER, status: "open" }, "me"))).toEqual(["b", "e", "a"]);
+    expect(ids(inboxList(all, { ...DEFAULT_FILTER, status: "resolved" }, "bob"))).toEqual(["d"]);
+    expect(ids(inboxList(all, { ...DEFAULT_FILTER, view: "mine", status: "resolved" }, "bob"))).toEqual(["d"]);
+    expect(inboxList(all, { ...DEFAULT_FILTER, view: "mine", status: "resolved" }, "me")).toEqual([]);
+    expect(inboxList(all, { ...DEFAULT_FILTER, view: "unassigned", status: "resolved" }, "me")).toEqual([]);
+  });
   it("search matches the preview, the name, or the server's hits", () => {
     expect(ids(inboxList(all, { ...DEFAULT_FILTER, q: "REFUND" }, "me"))).toEqual(["d"]);
     expect(ids(inboxList(all, { ...DEFAULT_FILTER, q: "n b" }, "me"))).toEqual(["b"]);
