@@ -21,33 +21,84 @@ static void pending_add(long by)
     oh_metrics_set("omnihub_ingest_pending", "", (double)now);
 }
 
-/* The subjects this process appended to lately, a ring of hashes and times
- * (oh_hub_appended_lately): a slot written while it is read may pair a new
- * hash with an old time, which reads as "not lately". */
-#define RECENT_SLOTS 4096
+/* The subjects this process appended to lately (oh_hub_appended_lately,
+ * oh_hub_appended_at): a table indexed by the subject's hash, each slot the
+ * time of the last append and where the last completed one went. Two
+ * subjects sharing a slot take turns: the one overwritten reads as "not
+ * lately". Slots are guarded by striped locks: one append or lookup takes
+ * one, briefly. */
+#define RECENT_SLOTS 16384
+#define RECENT_LOCKS 64
 
-static struct {
-    _Atomic uint64_t hash;
-    _Atomic int64_t ms;
+static struct recent {
+    uint64_t hash;
+    int64_t ms;        /* the last append's start, monotonic */
+    int32_t partition; /* the last completed append's place; offset -1: none yet */
+    int64_t offset;
 } recent[RECENT_SLOTS];
-static atomic_uint recent_next;
+static pthread_mutex_t recent_mu[RECENT_LOCKS];
+static pthread_once_t recent_once = PTHREAD_ONCE_INIT;
 
-static void recent_put(const char *id)
+static void recent_init(void)
 {
-    unsigned i = atomic_fetch_add_explicit(&recent_next, 1, memory_order_relaxed) % RECENT_SLOTS;
-    atomic_store_explicit(&recent[i].ms, oh_mono_ms(), memory_order_relaxed);
-    atomic_store_explicit(&recent[i].hash, oh_map_hash(id, strlen(id)), memory_order_release);
+    for (int i = 0; i < RECENT_LOCKS; i++)
+        pthread_mutex_init(&recent_mu[i], NULL);
+}
+
+static struct recent *recent_lock(uint64_t h)
+{
+    pthread_once(&recent_once, recent_init);
+    pthread_mutex_lock(&recent_mu[h % RECENT_LOCKS]);
+    return &recent[h % RECENT_SLOTS];
+}
+
+static void recent_unlock(uint64_t h)
+{
+    pthread_mutex_unlock(&recent_mu[h % RECENT_LOCKS]);
+}
+
+static void recent_put(uint64_t h)
+{
+    struct recent *r = recent_lock(h);
+    if (r->hash != h) *r = (struct recent){.hash = h, .offset = -1};
+    r->ms = oh_mono_ms();
+    recent_unlock(h);
+}
+
+static void recent_done(uint64_t h, int32_t partition, int64_t offset)
+{
+    struct recent *r = recent_lock(h);
+    if (r->hash == h && (r->partition != partition || r->offset < offset)) {
+        r->partition = partition;
+        r->offset = offset;
+    }
+    recent_unlock(h);
+}
+
+/* The slot of ID when it was appended to in the last WITHIN_MS. */
+static bool recent_get(const char *id, int64_t within_ms, struct recent *out)
+{
+    uint64_t h = oh_map_hash(id, strlen(id));
+    struct recent *r = recent_lock(h);
+    bool lately = r->hash == h && r->ms > 0 && r->ms >= oh_mono_ms() - within_ms;
+    *out = *r;
+    recent_unlock(h);
+    return lately;
 }
 
 bool oh_hub_appended_lately(const char *id, int64_t within_ms)
 {
-    uint64_t h = oh_map_hash(id, strlen(id));
-    int64_t since = oh_mono_ms() - within_ms;
-    for (unsigned i = 0; i < RECENT_SLOTS; i++)
-        if (atomic_load_explicit(&recent[i].hash, memory_order_acquire) == h &&
-            atomic_load_explicit(&recent[i].ms, memory_order_relaxed) >= since)
-            return true;
-    return false;
+    struct recent r;
+    return recent_get(id, within_ms, &r);
+}
+
+bool oh_hub_appended_at(const char *id, int64_t within_ms, int32_t *partition, int64_t *offset)
+{
+    struct recent r;
+    if (!recent_get(id, within_ms, &r) || r.offset < 0) return false;
+    *partition = r.partition;
+    *offset = r.offset;
+    return true;
 }
 
 /* One ingest call: completes when its last append completes. */
@@ -57,6 +108,10 @@ struct batch {
     int64_t started_us;
     oh_hub_done_fn done;
     void *opaque;
+    struct append {
+        struct batch *b;
+        uint64_t subject; /* its hash */
+    } a[];                /* one per event */
 };
 
 static void release(struct batch *b)
@@ -70,8 +125,12 @@ static void release(struct batch *b)
 /* runs on the log's thread */
 static void on_appended(void *opaque, int err, int32_t partition, int64_t offset)
 {
-    struct batch *b = opaque;
-    if (err) atomic_store(&b->err, err);
+    struct append *a = opaque;
+    struct batch *b = a->b;
+    if (err)
+        atomic_store(&b->err, err);
+    else
+        recent_done(a->subject, partition, offset);
     oh_metrics_observe("omnihub_log_append_seconds", "",
                        (double)(oh_mono_us() - b->started_us) / 1e6);
     pending_add(-1);
@@ -98,7 +157,7 @@ int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *c
         done(opaque, OH_OK);
         return OH_OK;
     }
-    struct batch *b = calloc(1, sizeof *b);
+    struct batch *b = calloc(1, sizeof *b + events->n * sizeof b->a[0]);
     if (!b) {
         oh_event_list_clear(events);
         return OH_ENOMEM;
@@ -119,7 +178,8 @@ int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *c
         if (rc == OH_OK && !text) rc = OH_ENOMEM;
         if (rc == OH_OK) {
             oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
-            recent_put(subject);
+            b->a[i] = (struct append){b, oh_map_hash(subject, strlen(subject))};
+            recent_put(b->a[i].subject);
             /* what consumers route on travels beside the value; copied, as
              * the handoff may release the event */
             char type[128], author[64];
@@ -133,7 +193,7 @@ int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *c
             events->ev[i] = NULL;
             pending_add(1);
             rc = oh_log_append_meta(hub->log, OH_TOPIC_EVENTS, subject, &meta, text, len,
-                                    on_appended, b);
+                                    on_appended, &b->a[i]);
             if (rc != OH_OK) pending_add(-1);
         }
         free(value);

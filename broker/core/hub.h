@@ -29,4 +29,10 @@ int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
  * answer only means "not lately". Any thread. */
 bool oh_hub_appended_lately(const char *id, int64_t within_ms);
 
+/* When this process appended to subject ID in the last WITHIN_MS and an
+ * append of it has completed: where the last completed one lies in the
+ * events topic (PARTITION, OFFSET). Read your writes: once sync's stored
+ * position passes OFFSET, the store shows that event. Any thread. */
+bool oh_hub_appended_at(const char *id, int64_t within_ms, int32_t *partition, int64_t *offset);
+
 #endif

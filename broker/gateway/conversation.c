@@ -107,6 +107,30 @@ int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_convers
     return rc;
 }
 
+/* True once sync's stored position on PART has passed OFF, or when it
+ * cannot be read (the caller then reads what there is). */
+static bool sync_past(oh_store *st, int32_t part, int64_t off)
+{
+    int64_t next = 0, published;
+    return oh_store_position_get(st, OH_GROUP_SYNC, OH_TOPIC_EVENTS, part, &next, &published) !=
+               OH_OK ||
+           next > off;
+}
+
+int gw_conversation_settled(struct oh_gateway *gw, const char *id, struct oh_conversation *c)
+{
+    int32_t part;
+    int64_t off;
+    /* the position first, then the conversation: read the other way round,
+     * a store that moved in between would answer with the older row */
+    if (oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off))
+        for (int64_t until = oh_mono_ms() + FRESH_WAIT_MS;
+             !sync_past(gw->hub->store, part, off) && oh_mono_ms() < until &&
+             !atomic_load(&gw->hub->stopping);)
+            usleep(FRESH_POLL_MS * 1000);
+    return gw_conversation_get(gw, id, c);
+}
+
 /* Events after the agent's read cursor (of any device); -1 for a customer
  * (the field is an agent's) or when the cursors cannot be read. */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c)

@@ -320,7 +320,7 @@ static void get_one_work(void *opaque)
     struct req *r = opaque;
     struct api *a = r->state;
     struct oh_conversation c;
-    int rc = gw_conversation_get(r->gw, a->conv, &c);
+    int rc = gw_conversation_settled(r->gw, a->conv, &c);
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
@@ -437,7 +437,7 @@ static void events_work(void *opaque)
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
     struct page p = {.budget = r->gw->max_page, .customer = !oh_auth_is_agent(&r->who)};
-    int rc = gw_conversation_get(r->gw, a->conv, &c);
+    int rc = gw_conversation_settled(r->gw, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");

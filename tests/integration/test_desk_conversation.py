@@ -133,3 +133,29 @@ def test_conversation_usable_right_after_the_inbound_202(omnihub):
     t0 = time.monotonic()
     assert d.request("GET", "/v1/conversations/c_never_seen", token=agent).status_code == 404
     assert time.monotonic() - t0 < 1
+
+
+def test_history_right_after_the_202_shows_the_event(omnihub):
+    """Read your writes: the 202 comes once the event is durable in the log,
+    sync stores it a moment later. A GET of the history or of the
+    conversation right after the 202, by the same client, without polling,
+    must already show it (the gateway waits for sync's stored position to
+    pass its own append). Before, the page often ended one message short."""
+    d = omnihub()
+    agent = d.agent_token()
+    stale = []
+    conv = None
+    for i in range(30):
+        r = d.post_inbound(msg(f"ryw{i}", contact="ryw", text=f"hello {i}"))
+        assert r.status_code == 202, r.text
+        conv, eid = r.json()["conversation_id"], r.json()["event_id"]
+        if i % 2:
+            page = d.request("GET", f"/v1/conversations/{conv}/events?after=0&limit=1000",
+                             token=agent).json()
+            if eid not in {e["id"] for e in page["events"]}:
+                stale.append((i, "events"))
+        else:
+            one = d.request("GET", f"/v1/conversations/{conv}", token=agent).json()
+            if (one.get("last_message") or {}).get("text") != f"hello {i}":
+                stale.append((i, "conversation"))
+    assert stale == []
