@@ -152,10 +152,9 @@ int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversa
     return OPS(st)->conversation_get(st, conv, out);
 }
 
-int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count)
+int oh_store_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque)
 {
-    *count = 0;
-    return OPS(st)->open_assigned(st, agent, count);
+    return OPS(st)->open_assignees(st, fn, opaque);
 }
 
 int oh_store_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *eps, size_t n,

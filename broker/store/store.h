@@ -188,9 +188,12 @@ struct oh_conversation {
 /* OH_ENOTFOUND when absent. */
 int oh_store_conversation_get(oh_store *st, const char *conv, struct oh_conversation *out);
 
-/* How many conversations are open and assigned to AGENT (the desk's
- * load of an agent: GET /v1/agents, routing), over every shard. */
-int oh_store_open_assigned(oh_store *st, const char *agent, int64_t *count);
+/* FN once for each agent who holds open conversations, with how many (the
+ * desk's load of an agent: GET /v1/agents). A sharded store calls FN once
+ * per shard holding some: the caller sums. A non-zero return of FN stops
+ * the scan and is returned. */
+typedef int (*oh_store_assignee_fn)(void *opaque, const char *agent, int64_t open);
+int oh_store_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque);
 
 /* Conversations updated after UPDATED_AFTER_MS (exclusive), most recently
  * updated first, at most LIMIT. */

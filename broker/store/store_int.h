@@ -60,7 +60,7 @@ struct oh_store_ops {
     /* optional (else one kv_get per key) */
     int (*kv_get_many)(oh_store *st, const char *ns, const char *const *keys, size_t n,
                        void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
-    int (*open_assigned)(oh_store *st, const char *agent, int64_t *count);
+    int (*open_assignees)(oh_store *st, oh_store_assignee_fn fn, void *opaque);
     int (*contact_refs)(oh_store *st, const char *const *convs, const char *const *contacts,
                         size_t n);
     /* optional (else materialize, then THEN's FN after the commit): THEN's

@@ -609,22 +609,22 @@ int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
     return rc;
 }
 
-/* Conversations live on their shards: the sum of every shard's count. */
-int pg_open_assigned(oh_store *st, const char *agent, int64_t *count)
+/* Conversations live on their shards: each shard's counts in turn. */
+int pg_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque)
 {
     struct pg_store *s = (struct pg_store *)st;
-    int nsh = pg_nshards(s);
-    const char *vals[] = {agent};
-    for (int i = 0; i < nsh; i++) {
+    int nsh = pg_nshards(s), rc = OH_OK;
+    for (int i = 0; i < nsh && rc == OH_OK; i++) {
         PGresult *r;
         /* (the replica, when there is one, mirrors a single shard) */
-        int rc = nsh == 1 ? pg_read_exec(s, s->dir.at[0].pool, P_OPEN_ASSIGNED, 1, vals, &r)
-                                 : oh_pg_exec(s->dir.at[i].pool, P_OPEN_ASSIGNED, 1, vals, &r, true);
-        if (rc != 0) return rc;
-        *count += PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        rc = nsh == 1 ? pg_read_exec(s, s->dir.at[0].pool, P_OPEN_ASSIGNEES, 0, NULL, &r)
+                      : oh_pg_exec(s->dir.at[i].pool, P_OPEN_ASSIGNEES, 0, NULL, &r, true);
+        if (rc != OH_OK) return rc;
+        for (int j = 0; j < PQntuples(r) && rc == OH_OK; j++)
+            rc = fn(opaque, PQgetvalue(r, j, 0), strtoll(PQgetvalue(r, j, 1), NULL, 10));
         PQclear(r);
     }
-    return OH_OK;
+    return rc;
 }
 
 /* $2's rows (a JSON array of {key, value}; value null: delete) written

@@ -35,7 +35,7 @@ enum pg_stmt {
     P_PING,
     P_REV_GET,
     P_CHANGES,
-    P_OPEN_ASSIGNED,
+    P_OPEN_ASSIGNEES,
     P_SNOOZED_DUE,
     P_OUTCOME_GET,
     P_ART_PUT,
@@ -270,7 +270,7 @@ int pg_kv_del(oh_store *st, const char *ns, const char *key);
 int pg_kv_swap(oh_store *st, const char *ns, const char *key, const char *expected,
                const char *value);
 int pg_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
-int pg_open_assigned(oh_store *st, const char *agent, int64_t *count);
+int pg_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque);
 int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n);
 int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);

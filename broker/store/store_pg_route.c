@@ -332,8 +332,8 @@ const char *const oh_pg_sql[P_COUNT] = {
     [P_PING] = "SELECT 1",
     [P_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
     [P_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > $1 ORDER BY rev LIMIT $2",
-    [P_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
-                        "AND assignee = $1",
+    [P_OPEN_ASSIGNEES] = "SELECT assignee, count(*) FROM conversations WHERE status = 'open' "
+                         "AND assignee <> '' GROUP BY assignee",
     [P_SNOOZED_DUE] = "SELECT " CONV_COLS " FROM conversations WHERE status = 'snoozed' "
                       "AND snoozed_until_ms <= $1 ORDER BY snoozed_until_ms LIMIT $2",
     [P_OUTCOME_GET] = "SELECT code, body FROM command_results WHERE id = $1 "

@@ -96,8 +96,8 @@ static const char *const sq_sql[S_COUNT] = {
     /* the index row shares the history row's rowid */
     [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (?1, ?2)",
     [S_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > ?1 ORDER BY rev LIMIT ?2",
-    [S_OPEN_ASSIGNED] = "SELECT count(*) FROM conversations WHERE status = 'open' "
-                        "AND assignee = ?1",
+    [S_OPEN_ASSIGNEES] = "SELECT assignee, count(*) FROM conversations WHERE status = 'open' "
+                         "AND assignee <> '' GROUP BY assignee",
     [S_CONV_STATE] = "UPDATE conversations SET status = ?2, assignee = ?3, team = ?4, "
                      "priority = ?5, labels = ?6, snoozed_until_ms = ?7, episode = ?8, "
                      "state_seq = ?9 WHERE id = ?1",

@@ -492,16 +492,23 @@ int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque)
     return sq_read((struct sq_store *)st, S_KV_SCAN, &a, row_kv, &l, NULL);
 }
 
-static int row_count(sqlite3_stmt *q, void *ctx)
+struct sq_assignees {
+    oh_store_assignee_fn fn;
+    void *opaque;
+};
+
+static int row_assignee(sqlite3_stmt *q, void *ctx)
 {
-    *(int64_t *)ctx = sqlite3_column_int64(q, 0);
-    return 1;
+    struct sq_assignees *a = ctx;
+    const char *agent = (const char *)sqlite3_column_text(q, 0);
+    return agent ? a->fn(a->opaque, agent, sqlite3_column_int64(q, 1)) : 0;
 }
 
-int sq_open_assigned(oh_store *st, const char *agent, int64_t *count)
+int sq_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque)
 {
-    struct sq_args a = {1, {agent}, {0, 0}};
-    return sq_read((struct sq_store *)st, S_OPEN_ASSIGNED, &a, row_count, count, NULL);
+    struct sq_args a = {0, {NULL}, {0, 0}};
+    struct sq_assignees ctx = {fn, opaque};
+    return sq_read((struct sq_store *)st, S_OPEN_ASSIGNEES, &a, row_assignee, &ctx, NULL);
 }
 
 /* The directory's writes and the contact_refs on the writer, in its open

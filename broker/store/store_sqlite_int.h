@@ -47,7 +47,7 @@ enum sq_stmt {
     S_REV_PUT,
     S_FTS_ADD,
     S_CHANGES,
-    S_OPEN_ASSIGNED,
+    S_OPEN_ASSIGNEES,
     S_CONV_STATE,
     S_OUTCOME_PUT,
     S_OUTCOME_GET,
@@ -195,7 +195,7 @@ int sq_kv_swap(oh_store *st, const char *ns, const char *key, const char *expect
 int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n);
 int sq_kv_scan(oh_store *st, const char *ns, oh_store_kv_fn fn, void *opaque);
-int sq_open_assigned(oh_store *st, const char *agent, int64_t *count);
+int sq_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque);
 /* The directory's writes and the contact_refs on the writer, in its open
  * transaction (WCTX: the store, its wmu held); SEEN is not checked. */
 int sq_contact_rows(void *wctx, const char *const *keys, const char *const *values, size_t nkv,

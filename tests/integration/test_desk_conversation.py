@@ -159,3 +159,35 @@ def test_history_right_after_the_202_shows_the_event(omnihub):
             if (one.get("last_message") or {}).get("text") != f"hello {i}":
                 stale.append((i, "conversation"))
     assert stale == []
+
+
+def test_agents_lists_holders_of_open_conversations_and_the_caller(omnihub):
+    """GET /v1/agents: an agent who claimed over HTTP and never opened a
+    WebSocket is listed with their load (offline, name unknown), and the
+    caller is listed with their token's claims. Before, only agents seen over
+    a WebSocket were listed, so neither was."""
+    from test_auth_matrix import claims, jwt
+    d = omnihub({"routing.enabled": "false"})
+    convs = []
+    for i in range(2):
+        r = d.post_inbound(msg(f"load{i}", contact=f"load{i}"))
+        assert r.status_code == 202, r.text
+        convs.append(r.json()["conversation_id"])
+    holder = d.agent_token("holder-q7")
+    for c in convs:
+        assert d.request("POST", f"/v1/conversations/{c}/claim", token=holder).status_code == 200
+    viewer = jwt(dict(claims("viewer-k2", "agent"), name="Vi", teams=["billing"]))
+    r = d.request("GET", "/v1/agents", token=viewer)
+    assert r.status_code == 200, r.text
+    agents = {a["id"]: a for a in r.json()["agents"]}
+    assert agents["holder-q7"]["open_assigned"] == 2
+    assert agents["holder-q7"]["presence"] == "offline" and agents["holder-q7"]["name"] is None
+    assert agents["viewer-k2"]["name"] == "Vi" and agents["viewer-k2"]["teams"] == ["billing"]
+    assert agents["viewer-k2"]["open_assigned"] == 0
+    assert len(r.json()["agents"]) == 2
+    # a resolved conversation is no load; the holder of none left is not listed
+    for c in convs:
+        r = d.request("PATCH", f"/v1/conversations/{c}", {"status": "resolved"}, token=holder)
+        assert r.status_code == 200, r.text
+    agents = {a["id"]: a for a in d.request("GET", "/v1/agents", token=viewer).json()["agents"]}
+    assert set(agents) == {"viewer-k2"}
