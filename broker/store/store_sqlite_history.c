@@ -551,11 +551,17 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
         sqlite3_exec(db, "INSERT INTO msg_fts (msg_fts) VALUES ('optimize')", NULL, NULL, NULL) !=
             SQLITE_OK)
         rc = sq_err(sqlite3_errcode(db));
+    /* the directory row forgets them too, under the next change number, so
+     * an inbox resuming from an earlier cursor is told (CONTRACT part 2) */
+    if (rc == 0 &&
+        sqlite3_exec(db, "UPDATE revs SET rev = rev + 1 WHERE id = 1", NULL, NULL, NULL) != SQLITE_OK)
+        rc = sq_err(sqlite3_errcode(db));
     if (rc == 0) {
         sqlite3_stmt *c = NULL;
         if (sqlite3_prepare_v2(db,
                                "UPDATE conversations SET contact_id = '', contact_name = '', "
-                               "last_text = '' WHERE id = ?1",
+                               "last_text = '', rev = (SELECT rev FROM revs WHERE id = 1) "
+                               "WHERE id = ?1",
                                -1, &c, NULL) != SQLITE_OK)
             rc = OH_EIO;
         else {

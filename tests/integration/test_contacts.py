@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ctl
 from test_auth_matrix import claims, jwt
+from test_desk_list import resume
 from test_webchat_connector import conversation_id
 from test_whatsapp import config as wa_config, post as wa_post, text_delivery, WAID
 
@@ -174,6 +175,8 @@ def test_erasure_tombstones_dense_seq_and_no_text_in_sqlite(omnihub):
     d.wait_history(wa, 2)
     assert b"zebraquartz7781" in db_bytes(d.data_dir)
     admin = token(d, "root", "admin")
+    _, sub, s = resume(d, agent, "")  # the inbox's change cursor before the erasure
+    s.close()
     assert d.request("DELETE", f"/v1/contacts/{cid}", token=agent).status_code == 403
     assert d.request("DELETE", f"/v1/contacts/{cid}",
                      token=token(d, "erase-me")).status_code == 403
@@ -192,6 +195,15 @@ def test_erasure_tombstones_dense_seq_and_no_text_in_sqlite(omnihub):
         assert needle not in raw, needle
     assert d.request("GET", "/v1/contacts?identifier=phone:%2B" + WAID,
                      token=agent).json() == {"contacts": []}
+    # an inbox resuming from before the erasure is told: both rows changed,
+    # their preview and contact name gone
+    got, _, s = resume(d, agent, sub["cursor"])
+    s.close()
+    changed = {c["conversation_id"]: c for c in got}
+    assert {wa, web} <= set(changed)
+    for conv in (wa, web):
+        assert not (changed[conv]["last_message"] or {}).get("text")
+        assert not (changed[conv].get("contact") or {}).get("name")
     # the search finds nothing of it; the erasure is idempotent
     found = d.request("GET", "/v1/conversations?q=zebraquartz7781", token=agent).json()
     assert found["conversations"] == []
@@ -240,7 +252,14 @@ def test_link_merge_and_erasure_on_postgres(omnihub, pg):
     r = d.request("POST", f"/v1/contacts/{a}/unmerge",
                   {"identifier": {"type": "api:shop", "value": "cy-3"}}, token=agent)
     assert r.status_code == 200 and sorted(r.json()["conversations"]) == sorted([one, two])
+    _, sub, s = resume(d, agent, "")
+    s.close()
     assert d.request("DELETE", f"/v1/contacts/{a}", token=token(d, "root", "admin")).status_code == 200
+    got, _, s = resume(d, agent, sub["cursor"])  # the change feed tells of the erasure
+    s.close()
+    changed = {c["conversation_id"]: c for c in got}
+    assert {one, two} <= set(changed) and three not in changed
+    assert not any((changed[c]["last_message"] or {}).get("text") for c in (one, two))
     events = d.history(one, token=agent)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert all(e["type"] == "omnihub.message.erased" for e in events
