@@ -183,6 +183,7 @@ struct tx {
     const struct oh_contact_dir *d;
     json_t *pending; /* key -> new value, or null: deleted */
     json_t *read;    /* key -> the value read, or null: absent */
+    const struct oh_contact_refs *refs; /* written with them (d->write only) */
 };
 
 static int copy_out(const json_t *v, char *out, size_t len)
@@ -228,6 +229,7 @@ static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir 
     t->d = d;
     t->pending = json_object();
     t->read = json_object();
+    t->refs = NULL;
     return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL, NULL};
 }
 
@@ -286,10 +288,10 @@ static int tx_end(struct tx *t, int rc)
     const char **keys, **vals, **rkeys = NULL, **rvals = NULL;
     if (!flatten(t->pending, &keys, &vals) || !flatten(t->read, &rkeys, &rvals))
         rc = rc ? rc : OH_ENOMEM;
-    if (rc == 0 && n) {
+    if (rc == 0 && (n || (t->refs && t->d->write))) {
         if (t->d->write) {
             struct oh_contact_seen seen = {rkeys, rvals, json_object_size(t->read)};
-            rc = t->d->write(t->d->opaque, keys, vals, n, &seen);
+            rc = t->d->write(t->d->opaque, keys, vals, n, &seen, t->refs);
         } else {
             for (i = 0; i < n && rc == 0; i++) {
                 rc = vals[i] ? t->d->put(t->d->opaque, keys[i], vals[i])
@@ -1017,13 +1019,26 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
                         struct oh_contact_result *out)
 {
     int rc = OH_ERETRY;
+    const char *op = str(cmd, "op");
+    bool repoint = d->write && (strcmp(op, "merge") == 0 || strcmp(op, "unmerge") == 0);
     memset(out, 0, sizeof *out);
     for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
         struct tx t;
         struct oh_contact_dir w = tx_begin(&t, d);
         oh_contact_result_clear(out);
         command(&w, cmd, region, out);
-        rc = tx_end(&t, 0);
+        /* the conversations are pointed in the same checked write: decided
+         * from a directory that moved meanwhile, neither happens */
+        size_t n = repoint && out->code == 200 ? json_array_size(out->convs) : 0;
+        const char **convs = n ? calloc(n, sizeof *convs) : NULL;
+        struct oh_contact_refs refs = {convs, n,
+                                       strcmp(op, "unmerge") == 0 ? out->other : out->root};
+        for (size_t j = 0; convs && j < n; j++)
+            convs[j] = json_string_value(json_array_get(out->convs, j));
+        if (convs) t.refs = &refs;
+        rc = tx_end(&t, n && !convs ? OH_ENOMEM : 0);
+        out->pointed = convs && rc == 0;
+        free(convs);
     }
     if (rc && out->code == 200) {
         json_decref(out->convs);

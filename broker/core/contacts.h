@@ -64,6 +64,14 @@ struct oh_contact_seen {
  * write finds the directory changed (OH_ERETRY, below) before they give up. */
 #define OH_CONTACT_TRIES 8
 
+/* Conversations a write points at contact TO (a merge's or an unmerge's),
+ * in the same transaction as the directory's changes. */
+struct oh_contact_refs {
+    const char *const *convs;
+    size_t n;
+    const char *to;
+};
+
 /* The key/value space the directory lives in; get copies into OUT
  * (OH_ENOTFOUND when absent). Keys: "c:<contact>", "v:<type>:<value>"
  * (the owner of a verified identifier), "u:<type>:<value>" (contacts
@@ -79,9 +87,12 @@ struct oh_contact_dir {
      * SEEN (NULL: unchecked) is what they were decided from: when a key of
      * it no longer holds what was read (another sync member wrote it
      * meanwhile), nothing is written and the answer is OH_ERETRY, so the
-     * operation reads again and decides again instead of overwriting. */
+     * operation reads again and decides again instead of overwriting.
+     * REFS (NULL: none) are written with them, checked the same way: a
+     * conversation is never pointed at a root another member's merge has
+     * meanwhile merged away. N may be 0 when REFS is not NULL. */
     int (*write)(void *opaque, const char *const *keys, const char *const *values, size_t n,
-                 const struct oh_contact_seen *seen);
+                 const struct oh_contact_seen *seen, const struct oh_contact_refs *refs);
     /* optional: reads the N KEYS at once, FN(CTX, i, value) for each one
      * present (absent ones are skipped) */
     int (*get_many)(void *opaque, const char *const *keys, size_t n,
@@ -153,6 +164,8 @@ struct oh_contact_result {
     json_t *convs;         /* the conversations whose contact is now ROOT (merge,
                               erase) or OTHER (unmerge): the caller points them there
                               (erase: erases them); owned */
+    bool pointed;          /* CONVS were pointed there with the directory's write
+                              (a directory with write): nothing left to point */
     char why[160];         /* the refusal's message */
 };
 

@@ -102,9 +102,9 @@ static int lk_get_many(void *o, const char *const *keys, size_t n,
 }
 
 static int lk_write(void *o, const char *const *keys, const char *const *values, size_t n,
-                    const struct oh_contact_seen *seen)
+                    const struct oh_contact_seen *seen, const struct oh_contact_refs *refs)
 {
-    struct link_ctx *x = o;
+    struct link_ctx *x = o; /* (a link's conversations are the batch's: x->convs) */
     x->written = true;
     return x->write(x->wctx, keys, values, n, seen, x->convs, x->to, x->k);
 }
@@ -256,7 +256,7 @@ static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_con
         }
         return 0;
     }
-    if (!n) return 0;
+    if (!n || r->pointed) return 0;
     const char **convs = calloc(n, sizeof *convs), **dst = calloc(n, sizeof *dst);
     rc = convs && dst ? 0 : OH_ENOMEM;
     for (i = 0; rc == 0 && i < n; i++) {
@@ -324,7 +324,7 @@ again:
     const char *keys[] = {key, hkey}, *vals[] = {text, num},
                *seen_vals[] = {NULL, was[0] ? was : NULL};
     const struct oh_contact_seen seen = {keys, seen_vals, 2};
-    int rc = text ? c->dir.write(c->dir.opaque, keys, vals, 2, &seen) : OH_ENOMEM;
+    int rc = text ? c->dir.write(c->dir.opaque, keys, vals, 2, &seen, NULL) : OH_ENOMEM;
     free(text);
     if (rc) {
         json_decref(ev);

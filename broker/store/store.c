@@ -258,9 +258,16 @@ static int dir_del(void *st, const char *key)
 }
 
 static int dir_write(void *st, const char *const *keys, const char *const *values, size_t n,
-                     const struct oh_contact_seen *seen)
+                     const struct oh_contact_seen *seen, const struct oh_contact_refs *refs)
 {
-    return oh_store_contact_write(st, keys, values, n, seen, NULL, NULL, 0);
+    size_t k = refs ? refs->n : 0;
+    const char **to = k ? calloc(k, sizeof *to) : NULL;
+    if (k && !to) return OH_ENOMEM;
+    for (size_t i = 0; i < k; i++)
+        to[i] = refs->to;
+    int rc = oh_store_contact_write(st, keys, values, n, seen, k ? refs->convs : NULL, to, k);
+    free(to);
+    return rc;
 }
 
 static int dir_get_many(void *st, const char *const *keys, size_t n,

@@ -737,8 +737,8 @@ int pg_contact_write(oh_store *st, const char *const *keys, const char *const *v
 {
     struct pg_store *s = (struct pg_store *)st;
     struct oh_pg_pool *p = SHARD0(st);
-    if (!n) return refs_write(s, NULL, convs, contacts, NULL, k);
     bool check = seen && seen->n;
+    if (!n && !check) return refs_write(s, NULL, convs, contacts, NULL, k);
     char *lk = lock_keys(keys, n, seen), *w = kv_rows(keys, values, n);
     char *e = check ? kv_rows(seen->keys, seen->values, seen->n) : NULL;
     /* the refs' shards looked up first (placements live on shard 0): no
@@ -764,7 +764,7 @@ int pg_contact_write(oh_store *st, const char *const *keys, const char *const *v
         PQclear(r);
         r = NULL;
     }
-    if (rc == 0) rc = oh_pg_held_exec(p, c, kv_write_sql, 2, wvals, &r);
+    if (rc == 0 && n) rc = oh_pg_held_exec(p, c, kv_write_sql, 2, wvals, &r);
     PQclear(r);
     r = NULL;
     /* the refs while the keys are locked: a member deciding from what this

@@ -583,6 +583,90 @@ START_TEST(t_pg_merge_while_linking)
 }
 END_TEST
 
+/* ---- merges chained at once: the conversations follow the roots ---- */
+
+struct chain_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    json_t *cmd;
+    struct oh_contact_result r;
+    int stall_ms;
+};
+
+/* A member deciding a merge; when the directory's write did not point the
+ * conversations (r.pointed false), it points them afterwards, as the sync
+ * service used to: STALL_MS late, like a member that stalls there. */
+static void *chain_main(void *p)
+{
+    struct chain_arg *a = p;
+    struct oh_contact_dir d;
+    oh_store_contact_dir(a->st, &d);
+    pthread_barrier_wait(a->go);
+    oh_contact_command(&d, a->cmd, NULL, &a->r);
+    size_t n = json_array_size(a->r.convs);
+    if (a->r.code != 200 || a->r.pointed || !n) return NULL;
+    usleep(a->stall_ms * 1000);
+    const char *convs[8], *to[8];
+    for (size_t i = 0; i < n && i < 8; i++) {
+        convs[i] = json_string_value(json_array_get(a->r.convs, i));
+        to[i] = a->r.root;
+    }
+    oh_store_contact_refs(a->st, convs, to, n < 8 ? n : 8);
+    return NULL;
+}
+
+/* One member merges B into A while another merges A into C. Whichever
+ * decides first, C is the root of all three afterwards, and every
+ * conversation's contact_ref (the inbox's contact filter) says C: a
+ * member's re-pointing never lands after a later merge's. */
+START_TEST(t_pg_chained_merges_point_at_the_root)
+{
+    oh_store *b = open_cfg(cfg);
+    struct oh_contact_dir d;
+    oh_store_contact_dir(st, &d);
+    int stale = 0;
+    for (int round = 0; round < 12; round++) {
+        char conv[3][24], root[3][OH_ID_MAX], phone[24];
+        for (int i = 0; i < 3; i++) {
+            snprintf(conv[i], sizeof conv[i], "c_ch%d_%d", round, i);
+            snprintf(phone, sizeof phone, "+4915115%03d%02d", round, i);
+            json_t *ev = mk_event(conv[i], conv[i], OH_EV_INBOUND, 1700000000000, "hi");
+            struct oh_store_item it = {.event = ev, .src_offset = round * 3 + i};
+            ck_assert_int_eq(oh_store_materialize(st, NULL, &it, 1, NULL, 0), 0);
+            json_decref(ev);
+            struct oh_contact_ident id = ident("phone", phone);
+            ck_assert_int_eq(oh_contact_link(&d, conv[i], &id, 1, "P", root[i]), 0);
+        }
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct chain_arg m1 = {.st = st, .go = &go, .stall_ms = 60}, m2 = {.st = b, .go = &go};
+        m1.cmd =
+            json_pack("{s:s, s:s, s:s}", "contact_id", root[0], "op", "merge", "other", root[1]);
+        m2.cmd =
+            json_pack("{s:s, s:s, s:s}", "contact_id", root[2], "op", "merge", "other", root[0]);
+        run_two(chain_main, &m1, chain_main, &m2);
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(m1.r.code, 200);
+        ck_assert_int_eq(m2.r.code, 200);
+        char top[OH_ID_MAX];
+        ck_assert_int_eq(oh_contact_root(&d, root[1], top), 0);
+        ck_assert_str_eq(top, root[2]);
+        for (int i = 0; i < 3; i++) {
+            struct oh_conversation c;
+            ck_assert_int_eq(oh_store_conversation_get(st, conv[i], &c), 0);
+            if (strcmp(c.contact_ref, top) != 0) stale++;
+        }
+        for (int i = 0; i < 2; i++) {
+            struct chain_arg *m = i ? &m2 : &m1;
+            oh_contact_result_clear(&m->r);
+            json_decref(m->cmd);
+        }
+    }
+    ck_assert_msg(stale == 0, "%d conversations point at a merged-away contact", stale);
+    oh_store_close(b);
+}
+END_TEST
+
 /* ---- erasure while a member stores the conversation ---- */
 
 enum { ER_FIRST = 30, ER_BATCHES = 12, ER_PER = 3 };
@@ -726,6 +810,7 @@ static void pg_add_tests(Suite *s)
     tcase_add_test(tc, t_pg_restart);
     tcase_add_test(tc, t_pg_two_members_link_one_person);
     tcase_add_test(tc, t_pg_merge_while_linking);
+    tcase_add_test(tc, t_pg_chained_merges_point_at_the_root);
     tcase_add_test(tc, t_pg_erase_while_storing);
     suite_add_tcase(s, tc);
 }
