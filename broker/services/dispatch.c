@@ -9,6 +9,7 @@
  * store when the partition is assigned (a member killed with jobs queued
  * loses none) and gives it up when it is revoked (no two members send it). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ struct grave {
 };
 
 struct job {
-    struct job *next;
+    uint64_t order;    /* when queued: first come, first served at one due time */
     json_t *event;     /* the sequenced outbound event */
     int attempt;       /* attempts made so far */
     int32_t partition; /* of the timeline record: who owns the job */
@@ -50,15 +51,22 @@ struct oh_dispatch {
     int64_t backoff_ms, backoff_max_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct job *jobs; /* sorted by due_ms */
-    int queued, sending;
+    /* the queued jobs, a binary min-heap on (due_ms, order): a send retried
+     * until it is taken can leave many waiting through a long outage, and
+     * each retry is queued again (O(log n), where a sorted list was O(n)) */
+    struct job **jobs;
+    size_t queued, capjobs;
+    uint64_t orders;
+    int sending;
     /* under MU: the timeline partitions this member holds, and the jobs of
      * each being sent now (a revoke waits for them) */
     bool owned[MAX_PARTS];
     int inflight[MAX_PARTS];
     struct grave *graves, **graves_end; /* entries of finished messages, oldest first */
     json_t *held;                       /* under MU: ids of the jobs this member holds */
-    bool rescan; /* the service thread's: a scan of the pending entries failed */
+    /* a scan of the pending entries failed, or a job could not be queued
+     * (out of memory): the service thread scans again */
+    atomic_bool rescan;
 };
 
 /* Keeps KEY's "done" entry until AT + GRAVE_MS. */
@@ -99,7 +107,7 @@ static bool owns(const struct oh_dispatch *d, int32_t p)
 /* under MU: what this member holds (waiting, backing off, being sent) */
 static void depth(struct oh_dispatch *d)
 {
-    oh_metrics_set("omnihub_dispatch_queue_depth", "", (double)(d->queued + d->sending));
+    oh_metrics_set("omnihub_dispatch_queue_depth", "", (double)d->queued + d->sending);
 }
 
 static void labels(char *out, size_t len, const char *channel, const char *result)
@@ -115,24 +123,65 @@ static void free_job(struct job *j)
     free(j);
 }
 
+static bool before(const struct job *a, const struct job *b)
+{
+    return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->order < b->order);
+}
+
+static void sift_down(struct oh_dispatch *d, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < d->queued && before(d->jobs[l], d->jobs[m])) m = l;
+        if (l + 1 < d->queued && before(d->jobs[l + 1], d->jobs[m])) m = l + 1;
+        if (m == i) return;
+        struct job *t = d->jobs[i];
+        d->jobs[i] = d->jobs[m];
+        d->jobs[m] = t;
+        i = m;
+    }
+}
+
+/* Under MU: the job due first, taken off the heap. */
+static struct job *pop_job(struct oh_dispatch *d)
+{
+    struct job *j = d->jobs[0];
+    d->jobs[0] = d->jobs[--d->queued];
+    sift_down(d, 0);
+    return j;
+}
+
 /* Queues J, or drops it when its partition moved to another member (which
- * takes it from the store). */
+ * takes it from the store) or, out of memory, leaves it to the store's next
+ * scan. */
 static void enqueue(struct oh_dispatch *d, struct job *j)
 {
     pthread_mutex_lock(&d->mu);
-    if (!owns(d, j->partition)) {
+    if (d->queued == d->capjobs) {
+        size_t cap = d->capjobs ? 2 * d->capjobs : 64;
+        struct job **grown = realloc(d->jobs, cap * sizeof *grown);
+        if (grown) {
+            d->jobs = grown;
+            d->capjobs = cap;
+        }
+    }
+    if (!owns(d, j->partition) || d->queued == d->capjobs) {
+        if (owns(d, j->partition)) {
+            OH_WARN("dispatch", "out of memory: %s waits for the next scan of pending sends",
+                    oh_event_get_id(j->event));
+            atomic_store(&d->rescan, true);
+        }
         json_object_del(d->held, oh_event_get_id(j->event));
         pthread_mutex_unlock(&d->mu);
         free_job(j);
         return;
     }
     json_object_set_new(d->held, oh_event_get_id(j->event), json_true());
-    struct job **p = &d->jobs;
-    while (*p && (*p)->due_ms <= j->due_ms)
-        p = &(*p)->next;
-    j->next = *p;
-    *p = j;
-    d->queued++;
+    j->order = d->orders++;
+    size_t i = d->queued++;
+    for (; i > 0 && before(j, d->jobs[(i - 1) / 2]); i = (i - 1) / 2)
+        d->jobs[i] = d->jobs[(i - 1) / 2];
+    d->jobs[i] = j;
     depth(d);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
@@ -259,7 +308,7 @@ static void *worker(void *arg)
     while (!atomic_load(&d->hub->stopping)) {
         reap(d);
         int64_t now = oh_now_ms();
-        struct job *j = d->jobs;
+        struct job *j = d->queued ? d->jobs[0] : NULL;
         if (!j || j->due_ms > now) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -271,8 +320,7 @@ static void *worker(void *arg)
             pthread_cond_timedwait(&d->cv, &d->mu, &ts);
             continue;
         }
-        d->jobs = j->next;
-        d->queued--;
+        pop_job(d);
         int32_t p = j->partition;
         bool tracked = p >= 0 && p < MAX_PARTS;
         if (tracked) d->inflight[p]++;
@@ -454,8 +502,9 @@ static int take(void *opaque, const char *key, const char *value)
 static void take_pending(struct oh_dispatch *d, const int32_t *parts, int n)
 {
     struct taking t = {d, parts, n, 0, json_array()};
+    atomic_store(&d->rescan, false); /* (a job dropped meanwhile sets it again) */
     int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
-    d->rescan = rc != OH_OK;
+    if (rc != OH_OK) atomic_store(&d->rescan, true);
     if (rc) OH_WARN("dispatch", "reading pending messages: %s; again shortly", oh_strerror(rc));
     size_t i;
     json_t *key;
@@ -505,17 +554,19 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = false;
-    for (struct job **p = &d->jobs; *p;) {
-        struct job *j = *p;
+    size_t kept = 0;
+    for (size_t i = 0; i < d->queued; i++) {
+        struct job *j = d->jobs[i];
         if (owns(d, j->partition)) {
-            p = &j->next;
+            d->jobs[kept++] = j;
             continue;
         }
-        *p = j->next;
-        d->queued--;
         json_object_del(d->held, oh_event_get_id(j->event));
         free_job(j);
     }
+    d->queued = kept;
+    for (size_t i = kept / 2; i-- > 0;)
+        sift_down(d, i);
     depth(d);
     for (;;) {
         bool busy = false;
@@ -553,11 +604,11 @@ static void tick(void *state)
 
 static void free_jobs(struct oh_dispatch *d)
 {
-    for (struct job *j = d->jobs, *next; j; j = next) {
-        next = j->next;
-        free_job(j);
-    }
+    for (size_t i = 0; i < d->queued; i++)
+        free_job(d->jobs[i]);
+    free(d->jobs);
     d->jobs = NULL;
+    d->queued = d->capjobs = 0;
 }
 
 /* Call after hub->stopping is set; pending jobs stay in the store. */

@@ -214,6 +214,32 @@ def test_receiver_down_longer_than_any_fixed_count(omnihub, http_stub):
     assert len({q.headers["idempotency-key"] for q in stub.requests}) == 1
 
 
+def test_many_replies_through_an_outage(omnihub, http_stub):
+    """Twenty replies queued through 60 failed attempts (the dispatcher's
+    queue holds them all, retried by due time): each is delivered exactly
+    once, under its own Idempotency-Key, and recorded sent."""
+    stub = http_stub()
+    for _ in range(60):
+        stub.queue(503, {"error": "down"})
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.backoff_ms": "5",
+                 "dispatch.backoff_max_ms": "40"})
+    agent = d.agent_token()
+    convs = []
+    for i in range(20):
+        conv = d.post_inbound(msg(f"o{i}", contact=f"out{i}")).json()["conversation_id"]
+        convs.append(conv)
+        r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                      {"text": f"reply {i}", "client_msg_id": f"o{i}"}, token=agent)
+        assert r.status_code == 202, r.text
+    for conv in convs:
+        events = d.wait_history(conv, 3, timeout=60)
+        assert [e["data"]["status"]["state"] for e in events
+                if e["type"] == "omnihub.message.status"] == ["sent"]
+    keys = [q.headers["idempotency-key"] for q in stub.requests[60:]]  # answered 200
+    assert len(keys) == 20 and len(set(keys)) == 20
+    assert len(stub.requests) == 80
+
+
 def test_bad_input_is_refused_and_counted(omnihub):
     d = omnihub({"http.max_body": "4k"})
     good = json.dumps(msg("ok1")).encode()
