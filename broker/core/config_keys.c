@@ -35,8 +35,9 @@ const struct oh_config_key oh_core_keys[] = {
     {"contacts.default_region", OH_CFG_STR, NULL,
      "ISO 3166 region (e.g. DE) of phone numbers written without a country code; unset: such "
      "numbers are not compared"},
-    {"dispatch.max_attempts", OH_CFG_INT, "0",
-     "send attempts before a transient failure is final; 0: retried until sent"},
+    {"dispatch.max_attempts", OH_CFG_INT, "8",
+     "send attempts before a transient failure is final (0: retried until sent); a connector "
+     "declaring retry_until_sent retries until sent whatever this says"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
     {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},

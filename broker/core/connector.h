@@ -96,6 +96,11 @@ struct oh_connector {
     /* Webhook path; NULL means "/webhooks/<name>". */
     const char *webhook_path;
 
+    /* A send failing transiently (OH_ERETRY) is retried until it is taken,
+     * whatever dispatch.max_attempts says (a receiver whose contract is
+     * "retried with backoff until a 2xx"). */
+    bool retry_until_sent;
+
     /* Creates the instance on the main thread. ENV (borrowed, valid until
      * destroy) is everything the daemon offers it; CFG is oh_env_config(ENV).
      * Must fail with a clear ERR when a required secret is missing (the

@@ -405,6 +405,11 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void sort_strings(json_t *arr)
 {
     size_t n = json_array_size(arr);
@@ -1035,6 +1040,8 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
                                        strcmp(op, "unmerge") == 0 ? out->other : out->root};
         for (size_t j = 0; convs && j < n; j++)
             convs[j] = json_string_value(json_array_get(out->convs, j));
+        /* by id, the order sync's batches lock conversation rows in */
+        if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
         rc = tx_end(&t, n && !convs ? OH_ENOMEM : 0);
         out->pointed = convs && rc == 0;

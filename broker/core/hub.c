@@ -23,7 +23,8 @@ static void pending_add(long by)
 
 /* The subjects this process appended to lately (oh_hub_appended_lately,
  * oh_hub_appended_at): a table indexed by the subject's hash, each slot the
- * time of the last append and where the last completed one went. Two
+ * time of the last append and where the last completed one a client waits
+ * on (oh_hub_ingest_client) went. Two
  * subjects sharing a slot take turns: the one overwritten reads as "not
  * lately". Slots are guarded by striped locks: one append or lookup takes
  * one, briefly. */
@@ -33,7 +34,7 @@ static void pending_add(long by)
 static struct recent {
     uint64_t hash;
     int64_t ms;        /* the last append's start, monotonic */
-    int32_t partition; /* the last completed append's place; offset -1: none yet */
+    int32_t partition; /* the last completed client append's place; offset -1: none */
     int64_t offset;
 } recent[RECENT_SLOTS];
 static pthread_mutex_t recent_mu[RECENT_LOCKS];
@@ -111,6 +112,7 @@ struct batch {
     struct append {
         struct batch *b;
         uint64_t subject; /* its hash */
+        bool client;      /* a client waits on it (oh_hub_ingest_client) */
     } a[];                /* one per event */
 };
 
@@ -129,7 +131,7 @@ static void on_appended(void *opaque, int err, int32_t partition, int64_t offset
     struct batch *b = a->b;
     if (err)
         atomic_store(&b->err, err);
-    else
+    else if (a->client)
         recent_done(a->subject, partition, offset);
     oh_metrics_observe("omnihub_log_append_seconds", "",
                        (double)(oh_mono_us() - b->started_us) / 1e6);
@@ -137,13 +139,28 @@ static void on_appended(void *opaque, int err, int32_t partition, int64_t offset
     release(b);
 }
 
+static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                  const size_t *lens, oh_hub_done_fn done, void *opaque, bool client);
+
 int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque)
 {
-    return oh_hub_ingest_texts(hub, events, NULL, NULL, done, opaque);
+    return ingest(hub, events, NULL, NULL, done, opaque, false);
+}
+
+int oh_hub_ingest_client(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done,
+                         void *opaque)
+{
+    return ingest(hub, events, NULL, NULL, done, opaque, true);
 }
 
 int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
                         const size_t *lens, oh_hub_done_fn done, void *opaque)
+{
+    return ingest(hub, events, texts, lens, done, opaque, false);
+}
+
+static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *texts,
+                  const size_t *lens, oh_hub_done_fn done, void *opaque, bool client)
 {
     char err[256];
     for (size_t i = 0; i < events->n; i++)
@@ -178,7 +195,7 @@ int oh_hub_ingest_texts(oh_hub *hub, struct oh_event_list *events, const char *c
         if (rc == OH_OK && !text) rc = OH_ENOMEM;
         if (rc == OH_OK) {
             oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
-            b->a[i] = (struct append){b, oh_map_hash(subject, strlen(subject))};
+            b->a[i] = (struct append){b, oh_map_hash(subject, strlen(subject)), client};
             recent_put(b->a[i].subject);
             /* what consumers route on travels beside the value; copied, as
              * the handoff may release the event */

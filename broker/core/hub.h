@@ -20,6 +20,12 @@ typedef void (*oh_hub_done_fn)(void *opaque, int err);
  * called exactly once, unless a negative value is returned. Any thread. */
 int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque);
 
+/* oh_hub_ingest for an append a client waits on (a request's 202): the
+ * gateway's reads of that conversation wait until sync has stored it
+ * (oh_hub_appended_at). Services' own appends use oh_hub_ingest. */
+int oh_hub_ingest_client(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done,
+                         void *opaque);
+
 /* Blocking form for pollers and tools; never call it on the HTTP thread. */
 int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
 
@@ -29,9 +35,9 @@ int oh_hub_ingest_wait(oh_hub *hub, struct oh_event_list *events);
  * answer only means "not lately". Any thread. */
 bool oh_hub_appended_lately(const char *id, int64_t within_ms);
 
-/* When this process appended to subject ID in the last WITHIN_MS and an
- * append of it has completed: where the last completed one lies in the
- * events topic (PARTITION, OFFSET). Read your writes: once sync's stored
+/* When this process appended to subject ID in the last WITHIN_MS and a
+ * client's append of it (oh_hub_ingest_client) has completed: where the last
+ * such lies in the events topic (PARTITION, OFFSET). Read your writes: once sync's stored
  * position passes OFFSET, the store shows that event. Any thread. */
 bool oh_hub_appended_at(const char *id, int64_t within_ms, int32_t *partition, int64_t *offset);
 

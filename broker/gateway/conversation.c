@@ -10,6 +10,7 @@
 #define FRESH_WINDOW_MS 10000 /* appended this long ago: sync may still be storing it */
 #define FRESH_WAIT_MS   3000  /* how long a request waits for sync, at most */
 #define FRESH_POLL_MS   5
+#define SETTLE_WAIT_MS  1000  /* read your writes: how long a read waits for sync, at most */
 
 static json_t *string_or_null(const char *s)
 {
@@ -124,7 +125,7 @@ int gw_conversation_settled(struct oh_gateway *gw, const char *id, struct oh_con
     /* the position first, then the conversation: read the other way round,
      * a store that moved in between would answer with the older row */
     if (oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off))
-        for (int64_t until = oh_mono_ms() + FRESH_WAIT_MS;
+        for (int64_t until = oh_mono_ms() + SETTLE_WAIT_MS;
              !sync_past(gw->hub->store, part, off) && oh_mono_ms() < until &&
              !atomic_load(&gw->hub->stopping);)
             usleep(FRESH_POLL_MS * 1000);

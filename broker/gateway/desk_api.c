@@ -267,7 +267,7 @@ static void append(struct req *r, struct dreq *d, json_t *ev)
     /* waiting before the append: sync may decide before the append reports */
     await(r->gw->desk, d, now);
     if (!ev || !a || oh_event_list_push(&l, ev) != OH_OK ||
-        oh_hub_ingest(r->gw->hub, &l, on_appended, a) != OH_OK) {
+        oh_hub_ingest_client(r->gw->hub, &l, on_appended, a) != OH_OK) {
         /* on_appended was not called and will not be; the list owns EV
          * once pushed (the push frees it when it fails) */
         if (ev && !a) json_decref(ev);

@@ -128,7 +128,7 @@ static void webhook(struct req *r, struct oh_instance *in)
     r->ready = false; /* answer only once durable */
     r->refs++;
     r->started_us = oh_mono_us();
-    rc = oh_hub_ingest(r->gw->hub, &events, on_ingested, r);
+    rc = oh_hub_ingest_client(r->gw->hub, &events, on_ingested, r);
     if (rc) {
         r->refs--;
         snprintf(lab, sizeof lab, "channel=\"%s\",result=\"rejected\"", r->channel);

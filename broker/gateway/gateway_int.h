@@ -336,10 +336,12 @@ void gw_conversation_for_customer(json_t *o);
  * event; sync has not stored it): waits for sync a little before
  * OH_ENOTFOUND. On a worker. */
 int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
-/* conversation.c: gw_conversation_get, read your writes: when this process
- * appended to ID lately, C is read once sync has stored past that append
- * (its position in the store), so a GET or a history page right after a 202
- * shows the event; 3 s at most, polling. On a worker. */
+/* conversation.c: gw_conversation_get, read your writes: when a client's
+ * request through this process appended to ID lately, C is read once sync
+ * has stored past that append (its position in the store), so a GET or a
+ * history page right after a 202 shows the event; 1 s at most, polling (a
+ * stalled sync costs a worker that long, then the read is served as is).
+ * On a worker. */
 int gw_conversation_settled(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */

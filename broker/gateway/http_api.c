@@ -522,7 +522,7 @@ static void send_work(void *opaque)
     }
     struct oh_event_list l = {0};
     oh_event_list_push(&l, json_incref(a->event));
-    if (oh_hub_ingest(r->gw->hub, &l, on_sent, r) != OH_OK) {
+    if (oh_hub_ingest_client(r->gw->hub, &l, on_sent, r) != OH_OK) {
         gw_message_forget(a->event);
         gw_reply_error(r, 503, "unavailable", "log unavailable");
         gw_complete(r);

@@ -211,7 +211,7 @@ void gw_ws_send_work(void *opaque)
     }
     struct oh_event_list l = {0};
     oh_event_list_push(&l, json_incref(j->event));
-    if (oh_hub_ingest(j->c->gw->hub, &l, on_send_durable, j) != OH_OK) {
+    if (oh_hub_ingest_client(j->c->gw->hub, &l, on_send_durable, j) != OH_OK) {
         gw_message_forget(j->event);
         j->status = 503;
         snprintf(j->err, sizeof j->err, "log unavailable");

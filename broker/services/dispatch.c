@@ -279,7 +279,9 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
         finish(d, j, "sent", &res);
         return;
     }
-    if (rc == OH_ERETRY && (d->max_attempts == 0 || j->attempt < d->max_attempts)) {
+    bool again = d->max_attempts == 0 || j->attempt < d->max_attempts ||
+                 (in && in->vt->retry_until_sent);
+    if (rc == OH_ERETRY && again) {
         int64_t wait = backoff(d, j->attempt, res.retry_after_ms);
         OH_WARN("dispatch", "send of %s failed (%s); attempt %d, retrying in %lld ms",
                 oh_event_get_id(j->event), res.error, j->attempt, (long long)wait);

@@ -404,7 +404,7 @@ int pg_verify(oh_store *st, struct oh_store_verify *v)
 }
 
 /* One transaction on the conversation's shard: the conversation's row
- * locked first (FOR UPDATE; after the shard's change counter), then its messages read, their tombstones made
+ * locked first (FOR UPDATE), then its messages read, their tombstones made
  * here, and one statement replaces them, drops their search rows and
  * clears the conversation's contact and preview. A sync member storing
  * the conversation's events at the same time (another partition's owner:
@@ -420,22 +420,10 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
     int rc = pg_conv_pool(s, conv, &p);
     if (rc == 0) rc = oh_pg_hold(p, &c);
     if (rc != 0) return rc;
-    const char *vals[4] = {conv};
-    char rev[24] = "";
+    const char *vals[3] = {conv};
     PGresult *r = NULL;
     json_t *rows = json_array();
     rc = rows ? oh_pg_held_exec(p, c, "BEGIN", 0, NULL, &r) : OH_ENOMEM;
-    PQclear(r);
-    r = NULL;
-    /* the change number first, as materialize takes it before the rows it
-     * touches (one lock order: no deadlock with a sync member); the
-     * directory row takes it, so an inbox resuming from before is told */
-    if (rc == 0)
-        rc = oh_pg_held_exec(p, c, "UPDATE revs SET rev = rev + 1 WHERE id = 1 RETURNING rev", 0,
-                             NULL, &r);
-    if (rc == 0 && PQntuples(r) == 1) snprintf(rev, sizeof rev, "%s", PQgetvalue(r, 0, 0));
-    if (rc == 0 && !rev[0]) rc = OH_EIO;
-    vals[3] = rev;
     PQclear(r);
     r = NULL;
     if (rc == 0)
@@ -479,12 +467,25 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
             "FROM u WHERE h.conversation_id = $1 AND h.seq = u.seq RETURNING h.seq), "
             "d AS (DELETE FROM search WHERE conversation_id = $1 AND seq IN (SELECT seq FROM u) "
             "RETURNING 1) UPDATE conversations SET contact_id = '', contact_name = '', "
-            "last_text = '', rev = $4 WHERE id = $1",
-            4, vals, &r);
+            "last_text = '' WHERE id = $1",
+            3, vals, &r);
         PQclear(r);
         r = NULL;
     }
     if (rc == 0) rc = oh_pg_held_exec(p, c, "COMMIT", 0, NULL, &r);
+    PQclear(r);
+    r = NULL;
+    /* then the row takes the shard's next change number, so an inbox
+     * resuming from before is told; a statement of its own, as materialize
+     * takes them (the counter, then the row), so the counter is not held
+     * through the erasure (a crash in between leaves the old number: the
+     * erasure stands, only that resume misses it) */
+    if (rc == 0)
+        rc = oh_pg_held_exec(p, c,
+                             "WITH ctr AS (UPDATE revs SET rev = rev + 1 WHERE id = 1 RETURNING "
+                             "rev) UPDATE conversations SET rev = (SELECT rev FROM ctr) WHERE id "
+                             "= $1",
+                             1, vals, &r);
     PQclear(r);
     oh_pg_unhold(p, c); /* rolls back what failed */
     if (rc == 0) *count = (int64_t)json_array_size(rows);

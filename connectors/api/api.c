@@ -372,6 +372,7 @@ const struct oh_connector oh_connector_api = {
     .config_keys = api_keys,
     .headers = api_headers,
     .webhook_path = "/v1/inbound",
+    .retry_until_sent = true, /* CONTRACT part 1: "retried with backoff until a 2xx" */
     .init = api_init,
     .webhook = api_webhook,
     .normalize = api_normalize,
