@@ -23,11 +23,10 @@ static void pending_add(long by)
 
 /* The subjects this process appended to lately (oh_hub_appended_lately,
  * oh_hub_appended_at): a table indexed by the subject's hash, each slot the
- * time of the last append and where the last completed one a client waits
- * on (oh_hub_ingest_client) went. Two
- * subjects sharing a slot take turns: the one overwritten reads as "not
- * lately". Slots are guarded by striped locks: one append or lookup takes
- * one, briefly. */
+ * time of the last append and where the last completed client append
+ * (oh_hub_ingest_client) went. Two subjects sharing a slot take turns: the
+ * one overwritten reads as "not lately". Slots are guarded by striped
+ * locks: one append or lookup takes one, briefly. */
 #define RECENT_SLOTS 16384
 #define RECENT_LOCKS 64
 

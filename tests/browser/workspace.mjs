@@ -217,8 +217,11 @@ try {
   await statusFilter.selectOption("pending");
   await p1.waitForSelector(".vlist .empty", T);
   await listed("pending", 0);
+  // each step waits for what differs from the step before (not an empty list again)
   await statusFilter.selectOption("resolved");
+  await p1.waitForSelector(`${item}[data-status=resolved]`, T);
   await p1.getByRole("radio", { name: /^unassigned/ }).check();
+  await p1.waitForSelector(item, { state: "detached", ...T });
   await p1.waitForSelector(".vlist .empty", T);
   await listed("resolved", 0); // agent 1's, not unassigned
   await p1.getByRole("radio", { name: /^mine/ }).check();
