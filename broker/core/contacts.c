@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/contacts.h"
+#include "core/json_dump.h"
 
 /* ---- phone numbers ---- */
 
@@ -410,27 +411,12 @@ static int cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void sort_strings(json_t *arr)
-{
-    size_t n = json_array_size(arr);
-    if (n < 2) return;
-    json_t **v = malloc(n * sizeof *v);
-    if (!v) return;
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(arr, i));
-    qsort(v, n, sizeof *v, cmp_str);
-    json_array_clear(arr);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, v[i]);
-    free(v);
-}
-
 /* Adds S to the sorted set ARR (bounded by MAX). */
 static void set_add(json_t *arr, const char *s, size_t max)
 {
     if (has_str(arr, s) || json_array_size(arr) >= max) return;
     json_array_append_new(arr, json_string(s));
-    sort_strings(arr);
+    oh_json_array_sort(arr, cmp_str);
 }
 
 static void set_del(json_t *arr, const char *s)
@@ -717,7 +703,7 @@ int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
         json_decref(c);
     }
     json_t *convs = family_convs(d, r);
-    sort_strings(convs);
+    oh_json_array_sort(convs, cmp_str);
     *out = json_pack("{s:s, s:s, s:O, s:o, s:o, s:o, s:b}", "contact_id", root, "name", name,
                      "identifiers", ids, "conversations", convs, "merged", merged, "suggestions",
                      suggestions(d, r, ids), "erased", json_is_true(json_object_get(r, "erased")));
@@ -1044,7 +1030,6 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
         rc = tx_end(&t, n && !convs ? OH_ENOMEM : 0);
-        out->pointed = convs && rc == 0;
         free(convs);
     }
     if (rc && out->code == 200) {

@@ -162,10 +162,9 @@ struct oh_contact_result {
     char root[OH_ID_MAX];  /* the contact the command is about, as a root */
     char other[OH_ID_MAX]; /* merge: the other root; unmerge: the split-off root */
     json_t *convs;         /* the conversations whose contact is now ROOT (merge,
-                              erase) or OTHER (unmerge): the caller points them there
-                              (erase: erases them); owned */
-    bool pointed;          /* CONVS were pointed there with the directory's write
-                              (a directory with write): nothing left to point */
+                              erase) or OTHER (unmerge): a directory with write
+                              points them there with its changes (erase: the
+                              caller erases them); owned */
     char why[160];         /* the refusal's message */
 };
 

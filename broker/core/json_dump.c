@@ -204,3 +204,19 @@ char *oh_json_dump(const json_t *v, size_t *len)
     if (len) *len = b.len - 1;
     return b.p;
 }
+
+int oh_json_array_sort(json_t *arr, int (*cmp)(const void *, const void *))
+{
+    size_t n = json_array_size(arr);
+    if (n < 2) return OH_OK;
+    json_t **v = malloc(n * sizeof *v);
+    if (!v) return OH_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof *v, cmp);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
+    return OH_OK;
+}

@@ -1,5 +1,6 @@
 /* json_dump.h - compact JSON text of a jansson value, byte for byte what
- * json_dumps(v, JSON_COMPACT) writes, in a fraction of its instructions. */
+ * json_dumps(v, JSON_COMPACT) writes, in a fraction of its instructions;
+ * and the order of an array's members, for text that lists them sorted. */
 #ifndef OH_JSON_DUMP_H
 #define OH_JSON_DUMP_H
 
@@ -29,5 +30,9 @@ int oh_json_buf_put(struct oh_json_buf *b, const char *s, size_t n);
 int oh_json_buf_string(struct oh_json_buf *b, const char *s, size_t n);
 /* V in decimal: */
 int oh_json_buf_int(struct oh_json_buf *b, int64_t v);
+
+/* Sorts array ARR in place by CMP, which compares two members as qsort
+ * hands them (json_t *const *). OH_ENOMEM, ARR unchanged, out of memory. */
+int oh_json_array_sort(json_t *arr, int (*cmp)(const void *, const void *));
 
 #endif

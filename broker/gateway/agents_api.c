@@ -5,8 +5,8 @@
  * from the store or their token has no WebSocket here: offline, and their
  * name and teams as far as known. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include "core/json_dump.h"
 #include "core/presence.h"
 #include "gateway/gateway_int.h"
 
@@ -49,22 +49,6 @@ static int by_id(const void *a, const void *b)
                   json_string_value(json_object_get(*(json_t *const *)b, "id")));
 }
 
-/* AGENTS ordered by id, as the answer lists them. */
-static int sort_by_id(json_t *agents)
-{
-    size_t n = json_array_size(agents);
-    json_t **v = n ? malloc(n * sizeof *v) : NULL;
-    if (n && !v) return OH_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(agents, i));
-    qsort(v, n, sizeof *v, by_id);
-    json_array_clear(agents);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(agents, v[i]);
-    free(v);
-    return OH_OK;
-}
-
 /* on a worker: one store read for every agent's load */
 static void agents_work(void *opaque)
 {
@@ -95,7 +79,7 @@ static void agents_work(void *opaque)
         rc = agent_row(&l, &a);
     }
     json_decref(l.load);
-    if (rc == OH_OK) rc = sort_by_id(l.agents);
+    if (rc == OH_OK) rc = oh_json_array_sort(l.agents, by_id); /* as the answer lists them */
     if (rc) {
         json_decref(l.agents);
         gw_reply_store_error(r, rc);

@@ -236,41 +236,23 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
-/* Points the result's conversations at their contact (one transaction on
- * SQLite), or erases them. */
+/* Erases the result's conversations when the command is an erasure (a
+ * merge's or an unmerge's were re-pointed with the directory's write:
+ * oh_contact_command). */
 static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
 {
-    const char *to = strcmp(op, "unmerge") == 0 ? r->other : r->root;
-    size_t i, n = json_array_size(r->convs);
+    size_t i;
     json_t *v;
-    int rc, delay_ms = 100;
-    if (strcmp(op, "erase") == 0) {
-        json_array_foreach(r->convs, i, v)
-        {
-            int64_t k = 0;
-            delay_ms = 100;
-            while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub,
-                                        &k)))
-                if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
-            oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
-        }
-        return 0;
+    if (strcmp(op, "erase") != 0) return 0;
+    json_array_foreach(r->convs, i, v)
+    {
+        int64_t k = 0;
+        int rc, delay_ms = 100;
+        while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub, &k)))
+            if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
+        oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
     }
-    if (!n || r->pointed) return 0;
-    const char **convs = calloc(n, sizeof *convs), **dst = calloc(n, sizeof *dst);
-    rc = convs && dst ? 0 : OH_ENOMEM;
-    for (i = 0; rc == 0 && i < n; i++) {
-        convs[i] = json_string_value(json_array_get(r->convs, i));
-        dst[i] = to;
-    }
-    while (rc == 0 && (rc = oh_store_contact_refs(c->hub->store, convs, dst, n)))
-        if (!retry(c, rc, "cannot point conversations at their contact", &delay_ms))
-            break;
-        else
-            rc = 0;
-    free(convs);
-    free(dst);
-    return rc ? OH_ECLOSED : 0;
+    return 0;
 }
 
 /* The event a decided command produced, sequenced on the contact's
