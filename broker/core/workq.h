@@ -13,5 +13,9 @@ oh_workq *oh_workq_new(int threads, const char *name);
 void oh_workq_free(oh_workq *q);
 /* Queues FN(OPAQUE) to run on a pool thread. OH_ECLOSED after free began. */
 int oh_workq_submit(oh_workq *q, oh_work_fn fn, void *opaque);
+/* The same, FN run DELAY_MS from now at the earliest (a job that waits for
+ * something without holding a thread: it submits itself again). Jobs held
+ * for their time run at once when the queue is freed. */
+int oh_workq_submit_after(oh_workq *q, int delay_ms, oh_work_fn fn, void *opaque);
 
 #endif

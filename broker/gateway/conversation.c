@@ -109,7 +109,9 @@ int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_convers
 }
 
 /* True once sync's stored position on PART has passed OFF, or when it
- * cannot be read (the caller then reads what there is). */
+ * cannot be read (the caller then reads what there is). Read before the
+ * conversation: read the other way round, a store that moved in between
+ * would answer with the older row. */
 static bool sync_past(oh_store *st, int32_t part, int64_t off)
 {
     int64_t next = 0, published;
@@ -118,18 +120,20 @@ static bool sync_past(oh_store *st, int32_t part, int64_t off)
            next > off;
 }
 
-int gw_conversation_settled(struct oh_gateway *gw, const char *id, struct oh_conversation *c)
+bool gw_settle_later(struct req *r, const char *id, int64_t *since_ms, oh_work_fn fn)
 {
+    struct oh_gateway *gw = r->gw;
     int32_t part;
     int64_t off;
-    /* the position first, then the conversation: read the other way round,
-     * a store that moved in between would answer with the older row */
-    if (oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off))
-        for (int64_t until = oh_mono_ms() + SETTLE_WAIT_MS;
-             !sync_past(gw->hub->store, part, off) && oh_mono_ms() < until &&
-             !atomic_load(&gw->hub->stopping);)
-            usleep(FRESH_POLL_MS * 1000);
-    return gw_conversation_get(gw, id, c);
+    if (!oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off) ||
+        sync_past(gw->hub->store, part, off) || atomic_load(&gw->hub->stopping))
+        return false;
+    int64_t now = oh_mono_ms();
+    if (!*since_ms)
+        *since_ms = now;
+    else if (now - *since_ms >= SETTLE_WAIT_MS)
+        return false; /* sync stalled: serve what is stored */
+    return oh_workq_submit_after(gw->work, FRESH_POLL_MS, fn, r) == OH_OK;
 }
 
 /* Events after the agent's read cursor (of any device); -1 for a customer

@@ -336,13 +336,15 @@ void gw_conversation_for_customer(json_t *o);
  * event; sync has not stored it): waits for sync a little before
  * OH_ENOTFOUND. On a worker. */
 int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
-/* conversation.c: gw_conversation_get, read your writes: when a client's
- * request through this process appended to ID lately, C is read once sync
- * has stored past that append (its position in the store), so a GET or a
- * history page right after a 202 shows the event; 1 s at most, polling (a
- * stalled sync costs a worker that long, then the read is served as is).
- * On a worker. */
-int gw_conversation_settled(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
+/* conversation.c: read your writes without holding a worker. When a
+ * client's request through this process appended to ID lately and sync has
+ * not stored past that append yet (its position in the store), queues FN(R)
+ * again on the pool FRESH_POLL_MS later and returns true: the caller returns
+ * and reads when FN runs again. *SINCE_MS (0 at first) keeps when the wait
+ * began; after 1 s (a stalled sync) it returns false and the read is served
+ * as is. So a GET or a history page right after a 202 shows the event, and
+ * waiting reads leave the pool to the others. On a worker. */
+bool gw_settle_later(struct req *r, const char *id, int64_t *since_ms, oh_work_fn fn);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);

@@ -17,6 +17,7 @@ struct api {
     json_t *body;
     json_t *event; /* built message */
     int64_t read_seq;
+    int64_t settle_since_ms; /* gw_settle_later */
 };
 
 static void api_free(void *p)
@@ -320,7 +321,8 @@ static void get_one_work(void *opaque)
     struct req *r = opaque;
     struct api *a = r->state;
     struct oh_conversation c;
-    int rc = gw_conversation_settled(r->gw, a->conv, &c);
+    if (gw_settle_later(r, a->conv, &a->settle_since_ms, get_one_work)) return;
+    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
@@ -436,8 +438,9 @@ static void events_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
+    if (gw_settle_later(r, a->conv, &a->settle_since_ms, events_work)) return;
     struct page p = {.budget = r->gw->max_page, .customer = !oh_auth_is_agent(&r->who)};
-    int rc = gw_conversation_settled(r->gw, a->conv, &c);
+    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");

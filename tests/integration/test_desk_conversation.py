@@ -161,6 +161,61 @@ def test_history_right_after_the_202_shows_the_event(omnihub):
     assert stale == []
 
 
+def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
+    """Read your writes holds no worker: with sync stalled (another process
+    holds the store's write lock), eight GETs of conversations just written
+    to wait for it (1 s, then served as they stand), and a list asked for
+    after them is answered first. Before, each waiting read held one of the
+    gateway's four pool workers for its second, so the list waited behind
+    them."""
+    import sqlite3
+    import threading
+    d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
+    agent = d.agent_token()
+    convs = []
+    for i in range(8):
+        r = d.post_inbound(msg(f"stall{i}", contact=f"stall{i}"))
+        assert r.status_code == 202, r.text
+        convs.append(r.json()["conversation_id"])
+    for c in convs:
+        d.wait_history(c, 1, token=agent)
+    lock = sqlite3.connect(str(d.data_dir / "store.db"), timeout=30, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # sync cannot store until it is released
+    try:
+        for i, c in enumerate(convs):
+            r = d.post_inbound(msg(f"stall{i}b", contact=f"stall{i}", text="again"))
+            assert r.status_code == 202 and r.json()["conversation_id"] == c, r.text
+        done = {}
+
+        def get(c):
+            t0 = time.monotonic()
+            r = d.request("GET", f"/v1/conversations/{c}", token=agent)
+            done[c] = (t0, time.monotonic(), r.status_code)
+
+        threads = [threading.Thread(target=get, args=(c,)) for c in convs]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)  # the eight are on the pool
+        r = d.request("GET", "/v1/conversations?limit=5", token=agent)
+        listed = time.monotonic()
+        assert r.status_code == 200, r.text
+        for t in threads:
+            t.join()
+    finally:
+        lock.rollback()
+        lock.close()
+    assert all(status == 200 for _, _, status in done.values()), done
+    # each read waited for sync (it was stalled: none could be served sooner)...
+    assert min(end - start for start, end, _ in done.values()) >= 0.9, done
+    # ...and the list, asked for after them, did not wait behind them
+    assert listed < min(end for _, end, _ in done.values()), (listed, done)
+    # sync goes on once the lock is gone, and the reads show the new message
+    for c in convs:
+        d.wait_history(c, 2, token=agent)
+        one = d.request("GET", f"/v1/conversations/{c}", token=agent).json()
+        assert one["last_message"]["text"] == "again"
+
+
 def test_agents_lists_holders_of_open_conversations_and_the_caller(omnihub):
     """GET /v1/agents: an agent who claimed over HTTP and never opened a
     WebSocket is listed with their load (offline, name unknown), and the
