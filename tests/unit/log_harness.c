@@ -1,28 +1,15 @@
-/* log_harness.c - what the log's unit tests share: a configuration, an
- * open log, appends waited for (log_harness.h). */
+/* log_harness.c - what the log's unit tests share: an open log, appends
+ * waited for (log_harness.h). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <check.h>
-#include "core/daemon.h"
 #include "log/log.h"
 #include "log_harness.h"
 
-oh_config *oh_test_log_cfg(const char *const *kv)
-{
-    static const struct oh_config_key *const tables[] = {oh_core_keys, oh_log_keys, NULL};
-    static char *const no_env[] = {NULL};
-    char err[256];
-    oh_config *cfg = oh_config_load(NULL, tables, no_env, err, sizeof err);
-    ck_assert_msg(cfg, "config: %s", err);
-    for (; kv && kv[0]; kv += 2)
-        ck_assert_msg(!oh_config_set(cfg, kv[0], kv[1], err, sizeof err), "%s: %s", kv[0], err);
-    return cfg;
-}
-
 oh_log *oh_test_log_open(const char *const *kv, oh_config **cfgp)
 {
-    oh_config *cfg = oh_test_log_cfg(kv);
+    oh_config *cfg = oh_test_cfg(NULL, kv);
     char err[256];
     oh_log *log = oh_log_open(cfg, err, sizeof err);
     ck_assert_msg(log, "open: %s", err);

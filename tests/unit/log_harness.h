@@ -3,12 +3,11 @@
 #ifndef OH_TEST_LOG_HARNESS_H
 #define OH_TEST_LOG_HARNESS_H
 #include "core/config.h"
+#include "hub_fixture.h"
 #include "log/log.h"
 
-/* A configuration of the core and log keys with KV ({key, value, ...,
- * NULL}; NULL: none) set over the defaults. */
-oh_config *oh_test_log_cfg(const char *const *kv);
-/* The log KV configures; its configuration in *CFGP (caller frees both). */
+/* The log KV configures (see oh_test_cfg); its configuration in *CFGP
+ * (caller frees both). */
 oh_log *oh_test_log_open(const char *const *kv, oh_config **cfgp);
 /* An append's callback counting the successful ones in OPAQUE (an
  * atomic_int). */

@@ -19,12 +19,8 @@ char cur_dsn[600];
 
 oh_config *make_cfg(const char *dsn, const char *shards)
 {
-    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
-    char *const envp[] = {NULL};
+    oh_config *c = oh_test_cfg(tmp, NULL);
     char err[256];
-    oh_config *c = oh_config_load(NULL, tables, envp, err, sizeof err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(oh_config_set(c, "data_dir", tmp, err, sizeof err), 0);
     if (use_pg) {
         ck_assert_int_eq(oh_config_set(c, "store.backend", "postgres", err, sizeof err), 0);
         if (dsn) ck_assert_int_eq(oh_config_set(c, "store.postgres.dsn", dsn, err, sizeof err), 0);
@@ -32,14 +28,6 @@ oh_config *make_cfg(const char *dsn, const char *shards)
             ck_assert_int_eq(oh_config_set(c, "store.postgres.shards", shards, err, sizeof err), 0);
     }
     return c;
-}
-
-oh_store *open_cfg(const oh_config *c)
-{
-    char err[512] = "";
-    oh_store *s = oh_store_open(c, err, sizeof err);
-    ck_assert_msg(s != NULL, "open: %s", err);
-    return s;
 }
 
 void setup(void)
@@ -50,7 +38,7 @@ void setup(void)
     if (use_pg) oh_test_pg_newdb(cur_dsn, sizeof cur_dsn);
 #endif
     cfg = make_cfg(cur_dsn, NULL);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
 }
 
 void teardown(void)

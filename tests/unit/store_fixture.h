@@ -5,8 +5,8 @@
 
 #include "oh_build_config.h"
 #include "tap.h"
+#include "hub_fixture.h"
 #include "core/crypto.h"
-#include "core/daemon.h"
 #include "store/store_fields.h"
 #include "core/json_dump.h"
 #include "store/store_int.h"
@@ -25,7 +25,6 @@ extern char cur_dsn[600];
 /* ---------- fixture ---------- */
 
 oh_config *make_cfg(const char *dsn, const char *shards);
-oh_store *open_cfg(const oh_config *c);
 void setup(void);
 void teardown(void);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
+#include "hub_fixture.h"
 #include "oh_build_config.h"
 #include "core/connector.h"
 
@@ -13,7 +14,6 @@
 #include <pthread.h>
 #include "../../connectors/email/email_int.h"
 #include "core/conn_env.h"
-#include "core/daemon.h"
 #include "core/hub_int.h"
 #include "store/store.h"
 
@@ -239,15 +239,10 @@ static void *note_ten(void *arg)
 
 START_TEST(thread_noted_at_once)
 {
-    char err[512], env0[600];
     char *dir = oh_test_tmpdir();
-    snprintf(env0, sizeof env0, "OMNIHUB_DATA_DIR=%s", dir);
-    char *envp[] = {env0, NULL};
     oh_hub hub = {0};
-    hub.cfg = oh_config_load(NULL, oh_config_tables(), envp, err, sizeof err);
-    ck_assert_msg(hub.cfg != NULL, "%s", err);
-    hub.store = oh_store_open(hub.cfg, err, sizeof err);
-    ck_assert_msg(hub.store != NULL, "%s", err);
+    hub.cfg = oh_test_cfg(dir, NULL);
+    hub.store = oh_test_store_open(hub.cfg);
     struct oh_conn_env *env = oh_conn_env_new(&hub, conn());
     ck_assert_ptr_nonnull(env);
     struct noter n[2] = {{.c = {.env = env}, .prefix = "in"}, {.c = {.env = env}, .prefix = "out"}};

@@ -16,13 +16,13 @@
 #include <unistd.h>
 #include <sqlite3.h>
 #include "core/config.h"
-#include "core/daemon.h"
 #include "core/contacts.h"
 #include "core/event.h"
 #include "log/log.h"
 #include "services/kpi_fold.h"
 #include "store/store_int.h"
 #include "tap.h"
+#include "hub_fixture.h"
 #include "oh_build_config.h"
 #ifdef OH_HAVE_POSTGRES
 #include "pg_harness.h"
@@ -218,11 +218,7 @@ START_TEST(metadata_fold_equals_body_fold)
     enum { NCONV = 4, PER = 400 };
     static const char *const convs[NCONV] = {"ca", "cb", "cc", "cd"};
     char *dir = oh_test_tmpdir(), err[256];
-    const struct oh_config_key *const tables[] = {oh_core_keys, oh_log_keys, NULL};
-    char *envp[] = {NULL};
-    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
-    ck_assert_msg(cfg, "%s", err);
-    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
+    oh_config *cfg = oh_test_cfg(dir, NULL);
     oh_log *log = oh_log_open(cfg, err, sizeof err);
     ck_assert_msg(log, "%s", err);
 
@@ -545,32 +541,15 @@ static void put_random_batches(oh_store *st)
 
 static oh_config *store_cfg(const char *dir, const char *pg_dsn)
 {
-    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
-    char *const envp[] = {NULL};
-    char err[512] = "";
-    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    ck_assert_int_eq(oh_config_set(cfg, "data_dir", dir, err, sizeof err), 0);
-    if (pg_dsn) {
-        ck_assert_int_eq(oh_config_set(cfg, "store.backend", "postgres", err, sizeof err), 0);
-        ck_assert_int_eq(oh_config_set(cfg, "store.postgres.dsn", pg_dsn, err, sizeof err), 0);
-    }
-    return cfg;
-}
-
-static oh_store *open_store(oh_config *cfg)
-{
-    char err[512] = "";
-    oh_store *st = oh_store_open(cfg, err, sizeof err);
-    ck_assert_msg(st != NULL, "%s", err);
-    return st;
+    const char *const pg[] = {"store.backend", "postgres", "store.postgres.dsn", pg_dsn, NULL};
+    return oh_test_cfg(dir, pg_dsn ? pg : NULL);
 }
 
 START_TEST(daily_aggregates_equal_the_rows)
 {
     char *dir = oh_test_tmpdir();
     oh_config *cfg = store_cfg(dir, NULL);
-    oh_store *st = open_store(cfg);
+    oh_store *st = oh_test_store_open(cfg);
     put_random_batches(st);
     check_reports(st);
     oh_store_close(st);
@@ -581,7 +560,7 @@ START_TEST(daily_aggregates_equal_the_rows)
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM kpi_days", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    st = open_store(cfg);
+    st = oh_test_store_open(cfg);
     check_reports(st);
     oh_store_close(st);
     oh_config_free(cfg);
@@ -599,12 +578,12 @@ START_TEST(pg_daily_aggregates_equal_the_rows)
     oh_test_pg_newdb(dsn, sizeof dsn);
     char *dir = oh_test_tmpdir();
     oh_config *cfg = store_cfg(dir, dsn);
-    oh_store *st = open_store(cfg);
+    oh_store *st = oh_test_store_open(cfg);
     put_random_batches(st);
     check_reports(st);
     oh_store_close(st);
     oh_test_pg_sql(dsn, "DELETE FROM kpi_days");
-    st = open_store(cfg);
+    st = oh_test_store_open(cfg);
     check_reports(st);
     oh_store_close(st);
     oh_config_free(cfg);
@@ -640,7 +619,7 @@ START_TEST(pg_two_writers_count_each_episode_once)
     oh_test_pg_newdb(dsn, sizeof dsn);
     char *dir = oh_test_tmpdir();
     oh_config *cfg = store_cfg(dir, dsn);
-    oh_store *a = open_store(cfg), *b = open_store(cfg);
+    oh_store *a = oh_test_store_open(cfg), *b = oh_test_store_open(cfg);
     srand(29);
     memset(have, 0, sizeof have);
     for (int round = 0; round < 40; round++) {

@@ -639,7 +639,8 @@ END_TEST
 
 START_TEST(bad_backend)
 {
-    oh_config *cfg = oh_test_log_cfg((const char *const[]){"log.backend", "carrier-pigeon", NULL});
+    oh_config *cfg =
+        oh_test_cfg(NULL, (const char *const[]){"log.backend", "carrier-pigeon", NULL});
     char err[256] = "";
     ck_assert_ptr_null(oh_log_open(cfg, err, sizeof err));
     ck_assert_ptr_nonnull(strstr(err, "log.backend"));

@@ -5,7 +5,6 @@
 #include <string.h>
 #include "core/connector.h"
 #include "core/crypto.h"
-#include "core/daemon.h"
 #include "tap.h"
 #include "fixture.h"
 
@@ -108,7 +107,6 @@ END_TEST
 
 static void *start(const char *channel, const char *app_id)
 {
-    char err[256];
     char *env[8] = {NULL};
     size_t n = 0;
     const char *up = strcmp(channel, "messenger") == 0 ? "MESSENGER" : "INSTAGRAM";
@@ -117,13 +115,7 @@ static void *start(const char *channel, const char *app_id)
         asprintf(&env[n++], "OMNIHUB_%s_ACCESS_TOKEN=EAAtoken", up) < 0)
         abort();
     if (app_id && asprintf(&env[n++], "OMNIHUB_%s_APP_ID=%s", up, app_id) < 0) abort();
-    oh_config *cfg = oh_config_load(NULL, oh_config_tables(), env, err, sizeof err);
-    ck_assert_msg(cfg, "config: %s", err);
-    void *ctx = NULL;
-    const struct oh_connector *c = oh_connector_find(channel);
-    ck_assert_msg(c->init(NULL, cfg, &ctx, err, sizeof err) == 0, "init: %s", err);
-    oh_fixture_keep_auth(c, cfg, ctx);
-    oh_config_free(cfg);
+    void *ctx = oh_fixture_instance(oh_connector_find(channel), env);
     for (size_t i = 0; i < n; i++)
         free(env[i]);
     return ctx;
@@ -138,15 +130,8 @@ static int post(const char *channel, void *ctx, const char *body, const char *si
 
 START_TEST(init_requires_secrets)
 {
-    char err[256] = "";
     static char *env[] = {"OMNIHUB_MESSENGER_APP_SECRET=s", NULL};
-    oh_config *cfg = oh_config_load(NULL, oh_config_tables(), env, err, sizeof err);
-    ck_assert_ptr_nonnull(cfg);
-    void *ctx = NULL;
-    ck_assert_int_ne(oh_connector_find("messenger")->init(NULL, cfg, &ctx, err, sizeof err), 0);
-    ck_assert_msg(strstr(err, "messenger.verify_token"), "%s", err);
-    ck_assert_ptr_null(ctx);
-    oh_config_free(cfg);
+    oh_fixture_init_fails(oh_connector_find("messenger"), env, "messenger.verify_token");
 }
 END_TEST
 

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/daemon.h"
 #include "core/hub_int.h"
 #include "services/service.h"
 #include "tap.h"
+#include "hub_fixture.h"
 
 static struct oh_log_record rec(const char *type, const char *author, const char *value)
 {
@@ -100,12 +100,9 @@ static int64_t committed(oh_log *log)
 
 START_TEST(loop_commits_only_durable_batches)
 {
-    char *dir = oh_test_tmpdir(), err[512], env0[600];
-    snprintf(env0, sizeof env0, "OMNIHUB_DATA_DIR=%s", dir);
-    char *env[] = {env0, NULL};
+    char *dir = oh_test_tmpdir(), err[512];
     oh_hub hub = {0};
-    hub.cfg = oh_config_load(NULL, oh_config_tables(), env, err, sizeof err);
-    ck_assert_msg(hub.cfg != NULL, "%s", err);
+    hub.cfg = oh_test_cfg(dir, NULL);
     hub.log = oh_log_open(hub.cfg, err, sizeof err);
     ck_assert_msg(hub.log != NULL, "%s", err);
     atomic_int done = 0;

@@ -28,7 +28,7 @@ START_TEST(t_epoch_stable)
     ck_assert_uint_ge(strlen(epoch), 16);
     ck_assert_int_eq(put1(mk_event("e_ep", "c_ep", OH_EV_INBOUND, 1700000000000, "m"), 0), 1);
     oh_store_close(st);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     ck_assert_str_eq(oh_store_epoch(st), epoch);
     struct oh_conversation cv;
     ck_assert_int_eq(oh_store_conversation_get(st, "c_ep", &cv), 0);

@@ -369,7 +369,7 @@ START_TEST(t_cursor_rows_before_roles)
         ck_assert_int_eq(sqlite3_exec(db, old_rows, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
     }
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     ck_assert_int_eq(oh_store_cursor_set(st, "c_old", "customer", "alice", "phone", 5), 0);
     struct curs a = {0}, c = {0};
     ck_assert_int_eq(oh_store_cursors(st, "c_old", "agent", "alice", collect_cursor, &a), 0);

@@ -149,7 +149,7 @@ END_TEST
 START_TEST(t_head_moved_elsewhere)
 {
     if (use_pg) return; /* PostgreSQL keeps no heads in memory */
-    oh_store *other = open_cfg(cfg);
+    oh_store *other = oh_test_store_open(cfg);
     ck_assert_int_eq(put1(mk_event("e_h1", "c_h", OH_EV_INBOUND, 1700000000000, "m1"), 0), 1);
     json_t *ev = mk_event("e_h2", "c_h", OH_EV_INBOUND, 1700000000001, "m2");
     struct oh_store_item it = {.event = ev, .src_offset = 1, .seq = -1};

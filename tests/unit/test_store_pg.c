@@ -117,7 +117,7 @@ START_TEST(t_pg_shards)
     oh_store_close(st);
     oh_config_free(cfg);
     cfg = make_cfg(NULL, list);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     enum { CONVS = 40, PER = 5 };
     int64_t off = 0;
     for (int b = 0; b < PER; b++) {
@@ -205,7 +205,7 @@ START_TEST(t_pg_shards)
     char epoch[64];
     snprintf(epoch, sizeof epoch, "%s", oh_store_epoch(st));
     oh_store_close(st);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     ck_assert_str_eq(oh_store_epoch(st), epoch);
 }
 END_TEST
@@ -266,7 +266,7 @@ START_TEST(t_pg_shard_added)
     oh_store_close(st);
     oh_config_free(cfg);
     cfg = make_cfg(NULL, list);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     char feed[OH_STORE_POS_MAX];
     ck_assert_int_eq(oh_store_changes(st, "", 10, NULL, NULL, feed), 0); /* two positions */
     ck_assert_int_eq(oh_store_shard_add(st, "bad name", d2, err, sizeof err), OH_EINVAL);
@@ -279,7 +279,7 @@ START_TEST(t_pg_shard_added)
     /* the second member starts later and sees x taking new conversations;
      * the first refreshed its list just now and still places over the ring */
     oh_test_pg_sql(d0, "UPDATE shards SET added_at = now() - interval '1 hour'");
-    oh_store *other = open_cfg(cfg);
+    oh_store *other = oh_test_store_open(cfg);
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, 2);
     struct race_arg a = {st, &go, -1}, b = {other, &go, -1};
@@ -368,11 +368,11 @@ START_TEST(t_pg_read_split)
     char replica[600], err[256];
     oh_test_pg_newdb(replica, sizeof replica); /* an empty "replica" that lags behind */
     oh_config *rc = make_cfg(replica, NULL);
-    oh_store_close(open_cfg(rc)); /* same schema, as a streaming replica would have */
+    oh_store_close(oh_test_store_open(rc)); /* same schema, as a streaming replica would have */
     oh_config_free(rc);
     oh_store_close(st);
     ck_assert_int_eq(oh_config_set(cfg, "store.postgres.read_dsn", replica, err, sizeof err), 0);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     ck_assert_int_eq(put1(mk_event("e_rd", "c_rd", OH_EV_INBOUND, 1700000000000, "m_rd"), 0), 1);
     struct oh_conversation c;
     ck_assert_int_eq(oh_store_conversation_get(st, "c_rd", &c), 0); /* primary */
@@ -386,7 +386,7 @@ START_TEST(t_pg_read_split)
     /* the replica catches up (here: becomes the primary's database) */
     oh_store_close(st);
     ck_assert_int_eq(oh_config_set(cfg, "store.postgres.read_dsn", cur_dsn, err, sizeof err), 0);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     ck_assert_int_eq(oh_store_history(st, "c_rd", 0, 0, collect, &r), 0);
     ck_assert_int_eq(r.n, 1);
     /* an unreachable replica: the primary answers */
@@ -395,7 +395,7 @@ START_TEST(t_pg_read_split)
                                    "host=127.0.0.1 port=1 dbname=x connect_timeout=2", err,
                                    sizeof err),
                      0);
-    st = open_cfg(cfg);
+    st = oh_test_store_open(cfg);
     r.n = 0;
     ck_assert_int_eq(oh_store_history(st, "c_rd", 0, 0, collect, &r), 0);
     ck_assert_int_eq(r.n, 1);
@@ -463,7 +463,7 @@ static void run_two(void *(*fa)(void *), void *a, void *(*fb)(void *), void *b)
  * conversations. */
 START_TEST(t_pg_two_members_link_one_person)
 {
-    oh_store *b = open_cfg(cfg);
+    oh_store *b = oh_test_store_open(cfg);
     struct oh_contact_dir d;
     oh_store_contact_dir(st, &d);
     /* the checked write itself: decided from a key read as absent, which
@@ -538,7 +538,7 @@ static void *merge_main(void *p)
  * the conversation, whichever came first. */
 START_TEST(t_pg_merge_while_linking)
 {
-    oh_store *b = open_cfg(cfg);
+    oh_store *b = oh_test_store_open(cfg);
     struct oh_contact_dir d;
     oh_store_contact_dir(st, &d);
     for (int round = 0; round < 40; round++) {
@@ -592,7 +592,7 @@ END_TEST
  * directory that moved meanwhile is decided again, never applied late. */
 START_TEST(t_pg_chained_merges_point_at_the_root)
 {
-    oh_store *b = open_cfg(cfg);
+    oh_store *b = oh_test_store_open(cfg);
     struct oh_contact_dir d;
     oh_store_contact_dir(st, &d);
     int stale = 0;
@@ -722,7 +722,7 @@ static int erased_row(void *opaque, const char *conv, int64_t seq, const char *j
  * and preview are cleared only when nothing came after. */
 START_TEST(t_pg_erase_while_storing)
 {
-    oh_store *b = open_cfg(cfg);
+    oh_store *b = oh_test_store_open(cfg);
     srand(7);
     for (int round = 0; round < 30; round++) {
         char conv[24], q[200];

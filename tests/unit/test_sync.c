@@ -4,24 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/daemon.h"
 #include "core/hub_int.h"
 #include "tap.h"
+#include "hub_fixture.h"
 
 static char *dir;
 
 static void hub_open(oh_hub *hub)
 {
-    char err[512], env0[600];
-    snprintf(env0, sizeof env0, "OMNIHUB_DATA_DIR=%s", dir);
-    char *env[] = {env0, NULL};
+    char err[512];
     memset(hub, 0, sizeof *hub);
-    hub->cfg = oh_config_load(NULL, oh_config_tables(), env, err, sizeof err);
-    ck_assert_msg(hub->cfg != NULL, "%s", err);
+    hub->cfg = oh_test_cfg(dir, NULL);
     hub->log = oh_log_open(hub->cfg, err, sizeof err);
     ck_assert_msg(hub->log != NULL, "%s", err);
-    hub->store = oh_store_open(hub->cfg, err, sizeof err);
-    ck_assert_msg(hub->store != NULL, "%s", err);
+    hub->store = oh_test_store_open(hub->cfg);
     hub->sync = oh_sync_start(hub, err, sizeof err);
     ck_assert_msg(hub->sync != NULL, "%s", err);
 }

@@ -5,9 +5,9 @@
 #include <string.h>
 #include "tap.h"
 #include "fixture.h"
+#include "hub_fixture.h"
 #include "core/connector.h"
 #include "core/crypto.h"
-#include "core/daemon.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "connectors/whatsapp/whatsapp.h"
@@ -94,15 +94,9 @@ END_TEST
  * the real SQLite store: all recorded, the shown state never goes back. */
 START_TEST(statuses_in_the_store)
 {
-    const struct oh_config_key *const tables[] = {oh_core_keys, oh_store_keys, NULL};
-    char *const envp[] = {NULL};
-    char err[512] = "";
     char *tmp = oh_test_tmpdir();
-    oh_config *cfg = oh_config_load(NULL, tables, envp, err, sizeof err);
-    ck_assert_msg(cfg != NULL, "%s", err);
-    ck_assert_int_eq(oh_config_set(cfg, "data_dir", tmp, err, sizeof err), 0);
-    oh_store *st = oh_store_open(cfg, err, sizeof err);
-    ck_assert_msg(st != NULL, "%s", err);
+    oh_config *cfg = oh_test_cfg(tmp, NULL);
+    oh_store *st = oh_test_store_open(cfg);
     const char *order[] = {"status_sent", "status_read", "status_delivered", "status_read"};
     int64_t seqs[4];
     const char *conv = NULL;
