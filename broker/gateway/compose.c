@@ -285,7 +285,7 @@ static int idempotent(oh_store *st, const json_t *ev, char *err, size_t errlen)
 /* ---- the message ---- */
 
 int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                     const json_t *body, json_t **out, char *err, size_t errlen)
+                     const json_t *body, struct gw_job *job, json_t **out, char *err, size_t errlen)
 {
     const json_t *text = json_object_get(body, "text");
     const char *key = json_string_value(json_object_get(body, "client_msg_id"));
@@ -376,7 +376,13 @@ int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, cons
     int status = attachments_of(agent, att_in, &att, err, errlen);
     if (status) return status;
     struct oh_conversation c;
-    int rc = gw_conversation_get(gw, conv, &c);
+    /* everything above is checked again when the job comes back (it is
+     * cheap and changes nothing): the wait keeps no half-built state */
+    int rc = gw_conversation_later(gw, conv, &c, job);
+    if (rc == GW_LATER) {
+        json_decref(att);
+        return GW_LATER;
+    }
     struct oh_owned owned;
     const char *channel = NULL;
     if (rc == OH_ENOTFOUND && !agent &&

@@ -2,13 +2,12 @@
  * part 2): the part 1 fields, the state, the last message and, for an agent,
  * the unread count. One builder for the list, GET one and the answers to
  * changes, so they never disagree. The builder is pure; gw_unread reads the
- * store (a worker). */
+ * store (a worker). Also the requests' waits for sync, which hold no worker. */
 #include <string.h>
-#include <unistd.h>
 #include "gateway/gateway_int.h"
 
 #define FRESH_WINDOW_MS 10000 /* appended this long ago: sync may still be storing it */
-#define FRESH_WAIT_MS   3000  /* how long a request waits for sync, at most */
+#define FRESH_WAIT_MS   3000  /* how long a request waits for a new conversation, at most */
 #define FRESH_POLL_MS   5
 #define SETTLE_WAIT_MS  1000  /* read your writes: how long a read waits for sync, at most */
 
@@ -95,17 +94,27 @@ static int max_cursor(void *opaque, const char *device, int64_t seq)
     return 0;
 }
 
-int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c)
+/* Queues JOB again on the pool FRESH_POLL_MS from now, unless its wait,
+ * begun at *SINCE_MS (0: it begins now), has lasted LIMIT_MS; false then,
+ * or when the pool is closing. */
+static bool again(struct oh_gateway *gw, struct gw_job *job, int64_t *since_ms, int limit_ms)
 {
-    oh_store *st = gw->hub->store;
-    int rc = oh_store_conversation_get(st, id, c);
-    if (rc != OH_ENOTFOUND || !oh_hub_appended_lately(id, FRESH_WINDOW_MS)) return rc;
-    for (int64_t until = oh_mono_ms() + FRESH_WAIT_MS;
-         rc == OH_ENOTFOUND && oh_mono_ms() < until && !atomic_load(&gw->hub->stopping);) {
-        usleep(FRESH_POLL_MS * 1000);
-        rc = oh_store_conversation_get(st, id, c);
-    }
-    return rc;
+    int64_t now = oh_mono_ms();
+    if (!*since_ms)
+        *since_ms = now;
+    else if (now - *since_ms >= limit_ms)
+        return false;
+    return oh_workq_submit_after(gw->work, FRESH_POLL_MS, job->fn, job->arg) == OH_OK;
+}
+
+int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conversation *c,
+                          struct gw_job *job)
+{
+    int rc = oh_store_conversation_get(gw->hub->store, id, c);
+    if (rc != OH_ENOTFOUND || !oh_hub_appended_lately(id, FRESH_WINDOW_MS) ||
+        atomic_load(&gw->hub->stopping))
+        return rc;
+    return again(gw, job, &job->fresh_since_ms, FRESH_WAIT_MS) ? GW_LATER : rc;
 }
 
 /* True once sync's stored position on PART has passed OFF, or when it
@@ -120,20 +129,13 @@ static bool sync_past(oh_store *st, int32_t part, int64_t off)
            next > off;
 }
 
-bool gw_settle_later(struct req *r, const char *id, int64_t *since_ms, oh_work_fn fn)
+bool gw_settle_later(struct oh_gateway *gw, const char *id, struct gw_job *job)
 {
-    struct oh_gateway *gw = r->gw;
     int32_t part;
     int64_t off;
-    if (!oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off) ||
-        sync_past(gw->hub->store, part, off) || atomic_load(&gw->hub->stopping))
-        return false;
-    int64_t now = oh_mono_ms();
-    if (!*since_ms)
-        *since_ms = now;
-    else if (now - *since_ms >= SETTLE_WAIT_MS)
-        return false; /* sync stalled: serve what is stored */
-    return oh_workq_submit_after(gw->work, FRESH_POLL_MS, fn, r) == OH_OK;
+    return oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off) &&
+           !sync_past(gw->hub->store, part, off) && !atomic_load(&gw->hub->stopping) &&
+           again(gw, job, &job->settle_since_ms, SETTLE_WAIT_MS); /* else: serve what is stored */
 }
 
 /* Events after the agent's read cursor (of any device); -1 for a customer

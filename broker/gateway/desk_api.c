@@ -215,7 +215,8 @@ static void submit_work(void *opaque)
     struct req *r = opaque;
     struct dreq *d = r->state;
     struct oh_conversation c;
-    int rc = d->contact ? OH_OK : gw_conversation_get(r->gw, d->conv, &c);
+    int rc = d->contact ? OH_OK : gw_conversation_later(r->gw, d->conv, &c, &r->job);
+    if (rc == GW_LATER) return;
     if (rc) {
         int st = rc == OH_ENOTFOUND ? 404 : 503;
         gw_reply_error(r, st, gw_error_code(st), "%s",

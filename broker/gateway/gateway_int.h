@@ -32,6 +32,20 @@
 struct req;
 typedef void (*gw_after_fn)(struct req *r);
 
+/* What a request's step on the pool is (gw_async, ws.c's submit): a step
+ * that waits for sync queues it again a little later and returns, so the
+ * wait holds no worker (conversation.c). The times are when each wait
+ * began, 0 until it does. */
+struct gw_job {
+    oh_work_fn fn;
+    void *arg;
+    int64_t settle_since_ms; /* gw_settle_later */
+    int64_t fresh_since_ms;  /* gw_conversation_later */
+};
+/* gw_conversation_later, gw_build_message: the step was queued again; the
+ * caller returns at once, without answering. */
+#define GW_LATER 1
+
 /* One HTTP request. It may outlive its connection: async work holds a
  * reference, and wsi becomes NULL when the client goes away. */
 struct req {
@@ -59,6 +73,7 @@ struct req {
     bool ready;        /* answer complete, waiting for writable */
     bool close_after;  /* drop the connection once answered */
     gw_after_fn after; /* runs on the service thread when async work is done */
+    struct gw_job job; /* the async work (gw_async) */
     /* request-specific state of an async handler */
     void *state;
     void (*state_free)(void *state);
@@ -167,7 +182,7 @@ void gw_reply_store_error(struct req *r, int rc);
 void gw_complete(struct req *r);
 /* With mu held: true when the caller must lws_cancel_service(). */
 bool gw_wake_locked(struct oh_gateway *gw);
-/* Takes a reference for async work and runs FN on the work queue. */
+/* Takes a reference for async work and runs FN on the work queue (R->job). */
 int gw_async(struct req *r, oh_work_fn fn);
 
 /* Authenticates the bearer token (header or ?access_token=); false after
@@ -331,20 +346,23 @@ json_t *gw_conversation_json(const struct oh_conversation *c, int64_t unread);
  * the desk's internal state removed, the status only resolved or open (as
  * in their history). */
 void gw_conversation_for_customer(json_t *o);
-/* conversation.c: conversation ID from the store. Not there yet but
- * appended by this process lately (the client holds the 202 of its first
- * event; sync has not stored it): waits for sync a little before
- * OH_ENOTFOUND. On a worker. */
-int gw_conversation_get(struct oh_gateway *gw, const char *id, struct oh_conversation *c);
+/* conversation.c: conversation ID from the store, or a wait for it without
+ * a worker. Not there yet but appended by this process lately (the client
+ * holds the 202 of its first event; sync has not stored it): queues JOB
+ * again on the pool 5 ms later and returns GW_LATER, for up to 3 s from
+ * JOB->fresh_since_ms (then OH_ENOTFOUND). Otherwise OH_OK or the store's
+ * error. On a worker. */
+int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conversation *c,
+                          struct gw_job *job);
 /* conversation.c: read your writes without holding a worker. When a
  * client's request through this process appended to ID lately and sync has
- * not stored past that append yet (its position in the store), queues FN(R)
- * again on the pool FRESH_POLL_MS later and returns true: the caller returns
- * and reads when FN runs again. *SINCE_MS (0 at first) keeps when the wait
- * began; after 1 s (a stalled sync) it returns false and the read is served
- * as is. So a GET or a history page right after a 202 shows the event, and
- * waiting reads leave the pool to the others. On a worker. */
-bool gw_settle_later(struct req *r, const char *id, int64_t *since_ms, oh_work_fn fn);
+ * not stored past that append yet (its position in the store), queues JOB
+ * again on the pool 5 ms later and returns true: the caller returns and
+ * reads when the job runs again. After 1 s from JOB->settle_since_ms (a
+ * stalled sync) it returns false and the read is served as is. So a GET or
+ * a history page right after a 202 shows the event, and waiting reads leave
+ * the pool to the others. On a worker. */
+bool gw_settle_later(struct oh_gateway *gw, const char *id, struct gw_job *job);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);
@@ -358,10 +376,13 @@ json_t *gw_sla_json(const char *value);
 /* compose.c: the event a client or agent sends (REST or WebSocket): checks
  * and normalizes the body, builds the event from the conversation, and
  * refuses a client_msg_id the same author used for another body (409).
- * Runs on a worker (store lookups). Returns 0 and the event (the caller
- * owns it), or an HTTP status with a message in ERR. */
+ * Runs on a worker (store lookups) as JOB. Returns 0 and the event (the
+ * caller owns it), an HTTP status with a message in ERR, or GW_LATER when
+ * the conversation is not stored yet (gw_conversation_later: JOB runs the
+ * whole build again). */
 int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                     const json_t *body, json_t **out, char *err, size_t errlen);
+                     const json_t *body, struct gw_job *job, json_t **out, char *err,
+                     size_t errlen);
 /* The send of EVENT (built by gw_build_message) failed before it was
  * durable: its client_msg_id may carry another body again. Any thread. */
 void gw_message_forget(const json_t *event);

@@ -17,7 +17,6 @@ struct api {
     json_t *body;
     json_t *event; /* built message */
     int64_t read_seq;
-    int64_t settle_since_ms; /* gw_settle_later */
 };
 
 static void api_free(void *p)
@@ -321,8 +320,9 @@ static void get_one_work(void *opaque)
     struct req *r = opaque;
     struct api *a = r->state;
     struct oh_conversation c;
-    if (gw_settle_later(r, a->conv, &a->settle_since_ms, get_one_work)) return;
-    int rc = gw_conversation_get(r->gw, a->conv, &c);
+    if (gw_settle_later(r->gw, a->conv, &r->job)) return;
+    int rc = gw_conversation_later(r->gw, a->conv, &c, &r->job);
+    if (rc == GW_LATER) return;
     if (rc == OH_ENOTFOUND)
         gw_reply_error(r, 404, "not_found", "no such conversation");
     else if (rc)
@@ -438,9 +438,10 @@ static void events_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
-    if (gw_settle_later(r, a->conv, &a->settle_since_ms, events_work)) return;
+    if (gw_settle_later(r->gw, a->conv, &r->job)) return;
+    int rc = gw_conversation_later(r->gw, a->conv, &c, &r->job);
+    if (rc == GW_LATER) return;
     struct page p = {.budget = r->gw->max_page, .customer = !oh_auth_is_agent(&r->who)};
-    int rc = gw_conversation_get(r->gw, a->conv, &c);
     if (rc == OH_OK) rc = read_page(st, a->conv, a->after, a->limit, &p);
     if (rc == OH_ENOTFOUND) {
         gw_reply_error(r, 404, "not_found", "no such conversation");
@@ -517,7 +518,9 @@ static void send_work(void *opaque)
     struct req *r = opaque;
     struct api *a = r->state;
     char err[256];
-    int st = gw_build_message(r->gw, &r->who, a->conv, a->body, &a->event, err, sizeof err);
+    int st =
+        gw_build_message(r->gw, &r->who, a->conv, a->body, &r->job, &a->event, err, sizeof err);
+    if (st == GW_LATER) return;
     if (st) {
         gw_reply_error(r, st, gw_error_code(st), "%s", err);
         gw_complete(r);
@@ -554,7 +557,8 @@ static void read_work(void *opaque)
     struct api *a = r->state;
     oh_store *st = r->gw->hub->store;
     struct oh_conversation c;
-    int rc = gw_conversation_get(r->gw, a->conv, &c);
+    int rc = gw_conversation_later(r->gw, a->conv, &c, &r->job);
+    if (rc == GW_LATER) return;
     if (rc == OH_OK && a->read_seq > c.head) {
         gw_reply_error(r, 400, "bad_request", "seq %lld is past the head %lld",
                        (long long)a->read_seq, (long long)c.head);

@@ -271,7 +271,8 @@ static void suggest_work(void *opaque)
     struct sug *s = r->state;
     oh_hub *hub = r->gw->hub;
     struct oh_conversation c;
-    int rc = gw_conversation_get(r->gw, s->conv, &c);
+    int rc = gw_conversation_later(r->gw, s->conv, &c, &r->job);
+    if (rc == GW_LATER) return;
     if (rc == OH_OK) {
         s->head = c.head;
         rc = question(hub->store, s->conv, c.head, &s->question);

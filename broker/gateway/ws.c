@@ -133,6 +133,7 @@ static void job_free(struct wsjob *j)
 
 static void submit(struct wsjob *j, oh_work_fn fn)
 {
+    j->job = (struct gw_job){fn, j, 0, 0};
     if (oh_workq_submit(j->c->gw->work, fn, j) != OH_OK) {
         gw_ws_send_error(j->c, "unavailable", "server is shutting down");
         job_free(j);

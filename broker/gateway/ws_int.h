@@ -146,6 +146,7 @@ struct wsjob {
     enum job_kind kind;
     struct wsconn *c;
     struct sub *sub;
+    struct gw_job job; /* its step on the pool (ws.c, submit) */
     /* in */
     char conv[OH_ID_MAX];
     char epoch[64];

@@ -106,7 +106,8 @@ void gw_ws_subscribe_work(void *opaque)
     oh_store *st = j->c->gw->hub->store;
     struct oh_conversation conv;
     snprintf(j->cur_epoch, sizeof j->cur_epoch, "%s", oh_store_epoch(st));
-    int rc = gw_conversation_get(j->c->gw, j->conv, &conv);
+    int rc = gw_conversation_later(j->c->gw, j->conv, &conv, &j->job);
+    if (rc == GW_LATER) return;
     if (rc == OH_OK)
         j->head = conv.head;
     else if (rc == OH_ENOTFOUND && j->c->who.role == OH_ROLE_CUSTOMER)
@@ -203,8 +204,10 @@ static void on_send_durable(void *opaque, int err)
 void gw_ws_send_work(void *opaque)
 {
     struct wsjob *j = opaque;
-    j->status =
-        gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->event, j->err, sizeof j->err);
+    int st = gw_build_message(j->c->gw, &j->c->who, j->conv, j->body, &j->job, &j->event, j->err,
+                              sizeof j->err);
+    if (st == GW_LATER) return;
+    j->status = st;
     if (j->status) {
         gw_ws_job_done(j);
         return;
@@ -224,7 +227,8 @@ void gw_ws_read_work(void *opaque)
     struct wsjob *j = opaque;
     oh_store *st = j->c->gw->hub->store;
     struct oh_conversation conv;
-    int rc = gw_conversation_get(j->c->gw, j->conv, &conv);
+    int rc = gw_conversation_later(j->c->gw, j->conv, &conv, &j->job);
+    if (rc == GW_LATER) return;
     if (rc == OH_OK && j->seq > conv.head)
         j->status = 400;
     else if (rc == OH_OK)

@@ -1,4 +1,8 @@
 """The desk's conversation object (CONTRACT part 2): GET /v1/conversations/{id}."""
+import contextlib
+import json
+import sqlite3
+import threading
 import time
 
 from conftest import validate_event  # noqa: F401
@@ -161,6 +165,33 @@ def test_history_right_after_the_202_shows_the_event(omnihub):
     assert stale == []
 
 
+@contextlib.contextmanager
+def sync_stalled(d):
+    """Sync cannot store while this holds the store's write lock (another
+    process's transaction; reads go on)."""
+    lock = sqlite3.connect(str(d.data_dir / "store.db"), timeout=30, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        lock.rollback()
+        lock.close()
+
+
+def listed_among(d, token, threads):
+    """Starts THREADS (requests that will wait), asks for a list once they
+    are on the pool, joins them; returns when the list was answered."""
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # the waiting requests are on the pool
+    r = d.request("GET", "/v1/conversations?limit=5", token=token)
+    listed = time.monotonic()
+    assert r.status_code == 200, r.text
+    for t in threads:
+        t.join()
+    return listed
+
+
 def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
     """Read your writes holds no worker: with sync stalled (another process
     holds the store's write lock), eight GETs of conversations just written
@@ -168,8 +199,6 @@ def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
     after them is answered first. Before, each waiting read held one of the
     gateway's four pool workers for its second, so the list waited behind
     them."""
-    import sqlite3
-    import threading
     d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
     agent = d.agent_token()
     convs = []
@@ -179,9 +208,7 @@ def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
         convs.append(r.json()["conversation_id"])
     for c in convs:
         d.wait_history(c, 1, token=agent)
-    lock = sqlite3.connect(str(d.data_dir / "store.db"), timeout=30, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # sync cannot store until it is released
-    try:
+    with sync_stalled(d):
         for i, c in enumerate(convs):
             r = d.post_inbound(msg(f"stall{i}b", contact=f"stall{i}", text="again"))
             assert r.status_code == 202 and r.json()["conversation_id"] == c, r.text
@@ -192,18 +219,7 @@ def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
             r = d.request("GET", f"/v1/conversations/{c}", token=agent)
             done[c] = (t0, time.monotonic(), r.status_code)
 
-        threads = [threading.Thread(target=get, args=(c,)) for c in convs]
-        for t in threads:
-            t.start()
-        time.sleep(0.2)  # the eight are on the pool
-        r = d.request("GET", "/v1/conversations?limit=5", token=agent)
-        listed = time.monotonic()
-        assert r.status_code == 200, r.text
-        for t in threads:
-            t.join()
-    finally:
-        lock.rollback()
-        lock.close()
+        listed = listed_among(d, agent, [threading.Thread(target=get, args=(c,)) for c in convs])
     assert all(status == 200 for _, _, status in done.values()), done
     # each read waited for sync (it was stalled: none could be served sooner)...
     assert min(end - start for start, end, _ in done.values()) >= 0.9, done
@@ -214,6 +230,77 @@ def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
         d.wait_history(c, 2, token=agent)
         one = d.request("GET", f"/v1/conversations/{c}", token=agent).json()
         assert one["last_message"]["text"] == "again"
+
+
+def test_requests_waiting_for_a_new_conversation_leave_the_pool_to_others(omnihub):
+    """A conversation whose first event is durable (202) but not stored yet,
+    sync being stalled: a request for it looks again for 3 s, then answers
+    as for an unknown id. Eight REST requests (claim, PATCH, a read cursor,
+    an agent's message, suggestions) and eight WebSocket ones (subscribe,
+    read, send) waiting so at once hold none of the gateway's four pool
+    workers: a list asked for after them is answered first. Before, each
+    held a worker for its 3 s, and the list waited behind them."""
+    from test_hostile import frame, ws_open, ws_read
+    d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
+    agent = d.agent_token()
+    with sync_stalled(d):
+        convs = []
+        for i in range(8):
+            r = d.post_inbound(msg(f"new{i}", contact=f"new{i}"))
+            assert r.status_code == 202, r.text
+            convs.append(r.json()["conversation_id"])
+        rest = [("POST", f"/v1/conversations/{convs[0]}/claim", None),
+                ("PATCH", f"/v1/conversations/{convs[1]}", {"priority": "high"}),
+                ("POST", f"/v1/conversations/{convs[2]}/read", {"seq": 1}),
+                ("POST", f"/v1/conversations/{convs[3]}/messages",
+                 {"text": "hi", "client_msg_id": "r3"}),
+                ("GET", f"/v1/conversations/{convs[4]}/suggestions", None),
+                ("POST", f"/v1/conversations/{convs[5]}/claim", None),
+                ("PATCH", f"/v1/conversations/{convs[6]}", {"status": "pending"}),
+                ("POST", f"/v1/conversations/{convs[7]}/messages",
+                 {"text": "hi", "client_msg_id": "r7"})]
+        ws = [{"type": "subscribe", "conversation": convs[0], "after": 0},
+              {"type": "subscribe", "conversation": convs[1], "after": 0},
+              {"type": "subscribe", "conversation": convs[2], "after": 0},
+              {"type": "read", "conversation": convs[3], "seq": 1},
+              {"type": "read", "conversation": convs[4], "seq": 1},
+              {"type": "read", "conversation": convs[5], "seq": 1},
+              {"type": "send", "conversation": convs[6], "client_msg_id": "w6", "text": "hi"},
+              {"type": "send", "conversation": convs[7], "client_msg_id": "w7", "text": "hi"}]
+        done, frames = {}, []
+
+        def call(i, method, path, body):
+            t0 = time.monotonic()
+            r = d.request(method, path, body, token=agent)
+            done[i] = (t0, time.monotonic(), r.status_code, method, path)
+
+        s = ws_open(d, agent)
+        sent = time.monotonic()
+        for m in ws:
+            s.sendall(frame(1, json.dumps(m).encode()))
+
+        def read_ws():
+            for _ in ws:
+                f = ws_read(s, timeout=30)
+                frames.append((time.monotonic(), json.loads(f[1]) if f else None))
+
+        threads = [threading.Thread(target=call, args=(i, *c)) for i, c in enumerate(rest)]
+        listed = listed_among(d, agent, threads + [threading.Thread(target=read_ws)])
+        s.close()
+    # each waited its 3 s for sync (stalled: the conversations stayed
+    # unknown), then answered as for any unknown id, as it did before
+    assert sorted(status for _, _, status, _, _ in done.values()) == [404] * 8, done
+    assert min(end - start for start, end, *_ in done.values()) >= 2.9, done
+    assert [m and (m["type"], m["code"]) for _, m in frames] == [("error", "not_found")] * 8, frames
+    assert min(at for at, _ in frames) - sent >= 2.9, frames
+    # ...and the list, asked for after them, did not wait behind them
+    assert listed < min(end for _, end, *_ in done.values()), (listed, done)
+    assert listed < min(at for at, _ in frames), (listed, frames)
+    # sync goes on once the lock is gone, and the conversations are there
+    for c in convs:
+        d.wait_history(c, 1, token=agent)
+    r = d.request("POST", f"/v1/conversations/{convs[0]}/claim", token=agent)
+    assert r.status_code == 200 and r.json()["assignee"] == "agent-1", r.text
 
 
 def test_agents_lists_holders_of_open_conversations_and_the_caller(omnihub):
