@@ -1,6 +1,6 @@
 /* auth.c - JWT checks with libjwt, plus our own look at the header so that
  * "alg": "none" and algorithm confusion are refused before anything else. */
-#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -70,7 +70,7 @@ static bool not_yet(jwt_t *jwt, const char *name, int64_t now_s)
     if (!text) return false; /* absent: both are optional */
     json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
     free(text);
-    bool bad = !json_is_integer(v) || json_integer_value(v) > now_s + OH_AUTH_CLOCK_SKEW_S;
+    bool bad = !json_is_number(v) || json_number_value(v) > (double)(now_s + OH_AUTH_CLOCK_SKEW_S);
     json_decref(v);
     return bad;
 }
@@ -238,14 +238,17 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
     const char *sub = jwt_get_grant(jwt, "sub");
     const char *role = jwt_get_grant(jwt, "role");
     const char *device = jwt_get_grant(jwt, "device");
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt, "exp");
+    /* a NumericDate may have a fraction (RFC 7519 2); libjwt reads only integers */
+    json_t *expv = claim(jwt, "exp");
+    double expd = json_is_number(expv) ? json_number_value(expv) : 0;
+    long exp = expd >= 1 && expd < (double)LONG_MAX ? (long)expd : 0;
+    json_decref(expv);
     if (!sub || !*sub || strlen(sub) >= sizeof out->sub) {
         oh_errf(err, errlen, "token lacks sub");
     } else if (!role ||
                (strcmp(role, "customer") && strcmp(role, "agent") && strcmp(role, "admin"))) {
         oh_errf(err, errlen, "token role must be customer, agent or admin");
-    } else if (errno || exp <= 0) {
+    } else if (exp <= 0) {
         oh_errf(err, errlen, "token lacks exp");
     } else if (exp <= now_s) {
         oh_errf(err, errlen, "token expired");

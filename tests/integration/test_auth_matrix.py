@@ -289,3 +289,24 @@ def test_refusals_do_not_echo_secrets(hub):
     logs = d.logs()
     for secret in [JWT_SECRET, INBOUND_SECRET, tok] + [w[3] for w in WEBHOOKS.values()]:
         assert secret not in logs, "a secret appears in the daemon's log"
+
+
+def test_numeric_dates_may_have_fractions(hub):
+    """RFC 7519 2: a NumericDate is any JSON number, so exp, nbf and iat
+    written as time.time() + 3600 (a fraction, as PyJWT and jose encode a
+    float) count like their whole seconds: valid, expired or not yet valid."""
+    d, ctx = hub
+    now = time.time()
+    path = f"/v1/conversations/{ctx['conv']}/events"
+    cases = {
+        "exp in an hour": ({"exp": now + 3600.5}, 200),
+        "iat now": ({"exp": now + 3600.5, "iat": now}, 200),
+        "exp a minute ago": ({"exp": now - 60.5}, 401),
+        "nbf in ten minutes": ({"exp": now + 3600.5, "nbf": now + 600.5}, 401),
+    }
+    got = {}
+    for case, (times, want) in cases.items():
+        token = jwt(dict({"sub": OWNER, "role": "customer", "device": "d1"}, **times))
+        got[case] = (d.request("GET", path, token=token).status_code, want)
+    wrong = {c: g for c, g in got.items() if g[0] != g[1]}
+    assert not wrong, f"case -> (got, expected): {wrong}"
