@@ -1,6 +1,7 @@
 /* main.c - omnihubd: loads the configuration, opens the log and the store,
  * starts the connectors and the services of the chosen role, and serves
  * until SIGINT or SIGTERM. */
+#include <ctype.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <signal.h>
@@ -160,6 +161,56 @@ static const char *key_of(const char *msg, char *key, size_t len)
         for (const struct oh_config_key *k = *t; k->key; k++)
             if (strcmp(k->key, key) == 0) return key;
     return NULL;
+}
+
+/* Whether the key NAME (LEN bytes) is named in MSG as a word of its own. */
+static bool names(const char *msg, const char *name, size_t len)
+{
+    for (const char *p = msg; (p = strstr(p, name)) != NULL; p += len) {
+        char before = p > msg ? p[-1] : ' ', after = p[len];
+        if (!isalnum((unsigned char)before) && before != '_' && before != '.' &&
+            !isalnum((unsigned char)after) && after != '_' && after != '.')
+            return true;
+    }
+    return false;
+}
+
+/* Where a refused start points (CONTRACT: "file:line: message"). The
+ * refusal's key is the one the message starts with, else the first it
+ * names: where that key was given (its line, or the variable that set it);
+ * for a key given nowhere (a required one), the first line of the file that
+ * gives another key the message names (the one that requires it), else a
+ * key of the same section, else line 1. Without a file, "omnihubd". */
+static void refusal_where(const oh_hub *hub, const char *path, const char *msg, char *where,
+                          size_t len)
+{
+    const oh_config *cfg = hub->cfg;
+    char key[128] = "";
+    const char *first = NULL;
+    if (!key_of(msg, key, sizeof key))
+        for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
+            for (const struct oh_config_key *k = *t; k->key; k++) {
+                const char *at = strstr(msg, k->key);
+                if (at && names(msg, k->key, strlen(k->key)) && (!first || at < first)) {
+                    first = at;
+                    snprintf(key, sizeof key, "%s", k->key);
+                }
+            }
+    if (*key) oh_config_where(cfg, key, where, len);
+    if (!path || (*key && strcmp(where, path) != 0)) { /* given: where */
+        if (!*key) snprintf(where, len, "%s", path ? path : "omnihubd");
+        return;
+    }
+    size_t named = 0, section = 0, sect_len = *key ? strcspn(key, ".") + 1 : 0;
+    for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
+        for (const struct oh_config_key *k = *t; k->key; k++) {
+            size_t line = oh_config_line(cfg, k->key);
+            if (!line) continue;
+            if (names(msg, k->key, strlen(k->key)) && (!named || line < named)) named = line;
+            if (*key && strncmp(k->key, key, sect_len) == 0 && (!section || line < section))
+                section = line;
+        }
+    snprintf(where, len, "%s:%zu", path, named ? named : section ? section : 1);
 }
 
 static void warn_env(const char *name, const char *suggestion, void *opaque)
@@ -333,13 +384,9 @@ int main(int argc, char **argv)
             oh_slog_set_level((enum oh_level)i);
     oh_config_unknown_env(hub.cfg, NULL, warn_env, NULL);
     if (preflight(&hub, err, sizeof err)) {
-        char key[128], where[512];
-        if (key_of(err, key, sizeof key)) {
-            oh_config_where(hub.cfg, key, where, sizeof where);
-            fprintf(stderr, "%s: %s\n", where, err);
-        } else {
-            fprintf(stderr, "%s: %s\n", path ? path : "omnihubd", err);
-        }
+        char where[512];
+        refusal_where(&hub, path, err, where, sizeof where);
+        fprintf(stderr, "%s: %s\n", where, err);
         oh_config_free(hub.cfg);
         return 2;
     }

@@ -348,6 +348,12 @@ void oh_config_where(const oh_config *cfg, const char *key, char *buf, size_t le
     }
 }
 
+size_t oh_config_line(const oh_config *cfg, const char *key)
+{
+    const struct entry *e = find(cfg, key);
+    return e && !e->from_env && cfg->path ? e->line : 0;
+}
+
 /* Variables of the project's own tools and tests, not of the daemon. */
 static const char *const tool_vars[] = {"OMNIHUB_BUILD",  "OMNIHUB_VALGRIND", "OMNIHUB_FUZZ_",
                                         "OMNIHUB_TEST_",  "OMNIHUB_BENCH_",   "OMNIHUB_CRASH_",

@@ -76,6 +76,9 @@ int oh_config_set(oh_config *cfg, const char *key, const char *value, char *err,
  * "environment OMNIHUB_...", or the file's name (or "omnihubd") for a
  * default. */
 void oh_config_where(const oh_config *cfg, const char *key, char *buf, size_t len);
+/* The line of the file that gave KEY its value; 0 when the file did not
+ * (a default, the environment, no such key). */
+size_t oh_config_line(const oh_config *cfg, const char *key);
 
 /* Calls REPORT for every OMNIHUB_* variable in ENVP (NULL: the process
  * environment) that names no declared key, with the closest key's variable
