@@ -12,6 +12,7 @@
 #include "core/connector.h"
 #include "core/crypto.h"
 #include "core/daemon.h"
+#include "core/http_client.h"
 #include "kafka_mock.h"
 #include "lag.h"
 #include "log/log.h"
@@ -45,14 +46,17 @@ static const struct {
     {"tail", "tail [-c FILE] [--timeline] [--from-beginning]",
      "Follows the events topic (or the timeline) of the log FILE configures, one\n"
      "JSON line per event, until interrupted. Never creates a log: a missing one\n"
-     "is an error."},
+     "is an error. With kafka.mock_brokers it reads the mock cluster inside the\n"
+     "running omnihubd (its bootstrap list from GET /readyz on FILE's listener;\n"
+     "OMNIHUB_KAFKA_BROKERS overrides it); no answer: exit 2."},
     {"lag", "lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]",
      "Per group and partition: committed offset, log-end offset, lag, time lag\n"
      "(the age of the oldest unconsumed record, seconds) and a status: OK, WARN\n"
      "(the lag grows while committing), STALL (no commit while records wait),\n"
      "STOP (no commit and the oldest unconsumed record waited over 60 s, also\n"
      "for a group that never committed). N samples (default 3), MS apart\n"
-     "(default 1000). Never creates a log.\n"
+     "(default 1000). Never creates a log; reads a kafka.mock_brokers cluster\n"
+     "inside the running omnihubd, as tail does.\n"
      "Exit status, for cron and Nagios-style checks: 0 OK, 1 WARN, 2 STALL or\n"
      "STOP, 3 error (usage, unreadable log)."},
     {"kpi", "kpi [--from RFC3339] [--to RFC3339] [--group-by agent|team|channel|none]\n"
@@ -302,6 +306,59 @@ static oh_config *load(const char *path)
     return cfg;
 }
 
+/* kafka.mock_brokers: the mock cluster lives inside omnihubd and dies with
+ * it, so a cluster of our own would be a new, empty one. CFG is pointed at
+ * the daemon's instead: OMNIHUB_KAFKA_BROKERS when given, else the bootstrap
+ * list the daemon of CFG (http.admin_listen, else http.listen) reports in GET
+ * /readyz. Nothing to do for other logs. Fails with a reason in ERR. */
+static int use_daemons_cluster(oh_config *cfg, char *err, size_t errlen)
+{
+    const char *backend = oh_config_str(cfg, "log.backend");
+    if (!backend || strcmp(backend, "kafka") || oh_config_int(cfg, "kafka.mock_brokers") <= 0)
+        return OH_OK;
+    char where[256], host[256], url[300], why[256] = "";
+    oh_config_where(cfg, "kafka.brokers", where, sizeof where);
+    if (!strncmp(where, "environment ", 12))
+        return oh_config_set(cfg, "kafka.mock_brokers", "0", err, errlen);
+    const char *admin = oh_config_str(cfg, "http.admin_listen");
+    const char *key = admin && *admin ? "http.admin_listen" : "http.listen";
+    int port;
+    if (oh_config_hostport(cfg, key, host, sizeof host, &port, err, errlen)) return OH_EINVAL;
+    const char *to = host; /* a wildcard listener answers on loopback */
+    if (!host[0] || !strcmp(host, "0.0.0.0"))
+        to = "127.0.0.1";
+    else if (!strcmp(host, "::") || !strcmp(host, "[::]"))
+        to = "[::1]";
+    bool v6 = strchr(to, ':') && to[0] != '[';
+    snprintf(url, sizeof url, "http://%s%s%s:%d/readyz", v6 ? "[" : "", to, v6 ? "]" : "", port);
+    struct oh_http_request req = {
+        .method = "GET", .url = url, .timeout_ms = 3000, .max_response = 65536};
+    struct oh_http_response resp = {0};
+    json_t *ready = NULL;
+    const char *boot = NULL;
+    if (oh_http_do(&req, &resp, why, sizeof why) == OH_OK) {
+        ready = json_loadb(resp.body ? resp.body : "", resp.len, 0, NULL);
+        json_t *log = json_object_get(ready, "log");
+        const char *kind = json_string_value(json_object_get(log, "backend"));
+        boot = json_string_value(json_object_get(log, "bootstrap"));
+        if (!boot || !*boot || !kind || strcmp(kind, "kafka")) {
+            snprintf(why, sizeof why, "HTTP %ld without a Kafka bootstrap list", resp.status);
+            boot = NULL;
+        }
+    }
+    int rc = boot ? oh_config_set(cfg, "kafka.brokers", boot, err, errlen) : OH_EIO;
+    if (rc == OH_OK) rc = oh_config_set(cfg, "kafka.mock_brokers", "0", err, errlen);
+    if (!boot)
+        oh_errf(err, errlen,
+                "kafka.mock_brokers: the mock cluster lives inside omnihubd, and GET %s did not "
+                "give its bootstrap list (%s); start omnihubd, or set OMNIHUB_KAFKA_BROKERS to "
+                "the bootstrap list of the cluster to read",
+                url, why);
+    json_decref(ready);
+    oh_http_response_free(&resp);
+    return rc;
+}
+
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
 {
@@ -327,7 +384,12 @@ static int cmd_tail(int argc, char **argv)
     }
     oh_config *cfg = load(path);
     if (!cfg) return 2;
-    char err[512] = "";
+    char err[768] = "";
+    if (use_daemons_cluster(cfg, err, sizeof err)) {
+        fprintf(stderr, "omnihubctl tail: %s\n", err);
+        oh_config_free(cfg);
+        return 2;
+    }
     oh_log *log = oh_log_open(cfg, err, sizeof err);
     oh_log_consumer *c =
         log ? oh_log_consumer_new(log, NULL, timeline ? OH_TOPIC_TIMELINE : OH_TOPIC_EVENTS, NULL,
@@ -432,8 +494,9 @@ static int cmd_lag(int argc, char **argv)
     }
     oh_config *cfg = load(path);
     if (!cfg) return EXIT_ERROR;
-    char err[512] = "";
-    oh_log *log = oh_log_open(cfg, err, sizeof err);
+    char err[768] = "";
+    oh_log *log =
+        use_daemons_cluster(cfg, err, sizeof err) ? NULL : oh_log_open(cfg, err, sizeof err);
     enum oh_lag_status worst = OH_LAG_OK;
     int rc = EXIT_ERROR;
     if (!log)

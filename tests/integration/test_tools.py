@@ -1,15 +1,19 @@
 """The tools tell the truth: --check-config refuses what the daemon would
 refuse, a refused start leaves nothing behind, misspelled variables are
-named, omnihubctl never reports on a log it made itself, every command has
+named, omnihubctl never reports on a log it made itself (nor on a mock cluster
+of its own: it reads the daemon's), every command has
 --help, and tools/dev shows why a build failed."""
+import json
 import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 
-from conftest import OMNIHUBCTL, OMNIHUBD, ROOT, to_yaml
+from conftest import OMNIHUBCTL, OMNIHUBD, ROOT, ctl, to_yaml
 
 BASE = {"auth.jwt_secret": "s", "http.listen": "127.0.0.1:1"}
 
@@ -108,6 +112,66 @@ def test_ctl_never_creates_a_log(tmp_path):
         assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
     r = subprocess.run([str(OMNIHUBCTL), "lag", "--samples", "0"], capture_output=True, text=True)
     assert r.returncode == 3
+
+
+def test_ctl_reads_the_mock_cluster_inside_the_daemon(omnihub, tmp_path):
+    """kafka.mock_brokers: the cluster lives inside omnihubd. tail and lag
+    -c FILE read that one (the bootstrap list from the daemon's /readyz),
+    where they used to start an empty cluster of their own and show nothing;
+    with the daemon gone they say why instead."""
+    d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "2",
+                 "kafka.topic_prefix": "acme-"})
+    texts = [f"mock cluster {i}" for i in range(3)]
+    for i, text in enumerate(texts):
+        r = d.post_inbound({"channel": "api:shop", "account": "acme", "contact": {"id": "ctl"},
+                            "message_id": f"ctl{i}", "text": text})
+        assert r.status_code == 202, r.text
+    d.wait_history(r.json()["conversation_id"], len(texts))
+
+    tail = subprocess.Popen([str(OMNIHUBCTL), "tail", "-c", str(d.config_path),
+                             "--from-beginning"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(tail.stdout), daemon=True)
+    reader.start()
+
+    def seen():
+        events = [json.loads(line) for line in list(lines)]
+        return {e["data"].get("text") for e in events if e["type"] == "omnihub.message.inbound"}
+
+    deadline = time.time() + 20
+    while not set(texts) <= seen() and time.time() < deadline and tail.poll() is None:
+        time.sleep(0.2)
+    tail.terminate()
+    _, err = tail.communicate(timeout=20)
+    reader.join(timeout=5)
+    assert set(texts) <= seen(), (lines, err)
+    assert tail.returncode == 0, err
+
+    r = ctl("lag", "-c", d.config_path, "--group", "omnihub-sync", "--json", "--samples", 1,
+            "--interval", 0)
+    assert r.returncode in (0, 1, 2), r.stderr
+    parts = json.loads(r.stdout)["groups"][0]["partitions"]
+    assert len(parts) == 2 and sum(p["end"] for p in parts) >= len(texts), parts
+
+    # an explicit OMNIHUB_KAFKA_BROKERS needs no daemon to ask
+    boot = d.request("GET", "/readyz").json()["log"]["bootstrap"]
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(to_yaml({**d.config, "http.listen": "127.0.0.1:1"}))
+    r = subprocess.run([str(OMNIHUBCTL), "lag", "-c", str(alone), "--group", "omnihub-sync",
+                        "--json", "--samples", "1"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "OMNIHUB_KAFKA_BROKERS": boot})
+    assert r.returncode in (0, 1, 2), r.stderr
+    assert sum(p["end"] for p in json.loads(r.stdout)["groups"][0]["partitions"]) >= len(texts)
+
+    d.stop()
+    for args, code in ((["tail", "--from-beginning"], 2), (["lag"], 3)):
+        r = subprocess.run([str(OMNIHUBCTL), *args, "-c", str(d.config_path)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == code and r.stdout == "", (args, r)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert ("the mock cluster lives inside omnihubd" in r.stderr and
+                "OMNIHUB_KAFKA_BROKERS" in r.stderr and d.url + "/readyz" in r.stderr), r.stderr
 
 
 @pytest.mark.parametrize("cmd", ["normalize", "token", "sign", "tail", "lag", "kafka-mock",
