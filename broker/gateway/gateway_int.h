@@ -147,7 +147,11 @@ struct oh_gateway {
     struct oh_presence *presence;
     struct gw_typing_slot {
         uint64_t key;
-        int64_t ms;
+        int64_t ms;     /* when the last one was forwarded */
+        bool last_stop; /* what it said */
+        /* a later state held back by the window, forwarded when it ends
+         * if it differs (signals.c); NULL none */
+        struct gw_typing_held *held;
     } typing[GW_TYPING_SLOTS];
     uint64_t mark;
     /* signals.c: sharing signals with the other gateways (Kafka): on, the

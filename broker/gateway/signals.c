@@ -60,20 +60,29 @@ struct frame {
     size_t len;
     bool agents_only;
     const struct wsconn *skip;
+    const struct oh_principal *skip_who; /* every connection of this role, sub and device */
 };
+
+static bool same_device(const struct oh_principal *a, const struct oh_principal *b)
+{
+    return a->role == b->role && strcmp(a->sub, b->sub) == 0 && strcmp(a->device, b->device) == 0;
+}
 
 static void send_frame(struct wsconn *c, bool all, void *opaque)
 {
     const struct frame *f = opaque;
-    if (c == f->skip || (f->agents_only && !oh_auth_is_agent(&c->who))) return;
+    if (c == f->skip || (f->skip_who && same_device(&c->who, f->skip_who)) ||
+        (f->agents_only && !oh_auth_is_agent(&c->who)))
+        return;
     gw_ws_send(c, f->text, f->len, NULL, 0, NULL, 0);
 }
 
-/* Sends O (stolen) to the watchers of CONV (NULL: agents on "*" only). */
+/* Sends O (stolen) to the watchers of CONV (NULL: agents on "*" only) but
+ * SKIP and the connections of SKIP_WHO (each may be NULL). */
 static void fan_out(struct oh_gateway *gw, const char *conv, json_t *o, bool agents_only,
-                    const struct wsconn *skip)
+                    const struct wsconn *skip, const struct oh_principal *skip_who)
 {
-    struct frame f = {.agents_only = agents_only, .skip = skip};
+    struct frame f = {.agents_only = agents_only, .skip = skip, .skip_who = skip_who};
     f.text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!f.text) return;
@@ -84,6 +93,13 @@ static void fan_out(struct oh_gateway *gw, const char *conv, json_t *o, bool age
 
 /* ---- typing ---- */
 
+/* A typing state the window held back: who sent it, where, which. */
+struct gw_typing_held {
+    struct oh_principal who; /* role, sub and device are used */
+    char conv[OH_ID_MAX];
+    bool stop;
+};
+
 static uint64_t fnv64(uint64_t h, const char *s)
 {
     for (; *s; s++)
@@ -91,20 +107,54 @@ static uint64_t fnv64(uint64_t h, const char *s)
     return (h ^ 0xff) * 1099511628211ull; /* a separator: ("ab","c") != ("a","bc") */
 }
 
-/* False when SENDER already typed in CONV within the window. A slot taken
- * over by another sender only lets one more signal through. */
-static bool typing_allowed(struct oh_gateway *gw, const struct oh_principal *who, const char *conv)
+/* Forwards WHO's typing STATE in CONV here (never back to SKIP, the
+ * sending connection, or to WHO's device when SKIP is gone) and to the
+ * other gateways, and notes it in slot S. */
+static void forward_typing(struct oh_gateway *gw, struct gw_typing_slot *s,
+                           const struct oh_principal *who, const char *conv, bool stop,
+                           const struct wsconn *skip)
 {
-    uint64_t key =
-        fnv64(fnv64(fnv64(14695981039346656037ull, oh_auth_role_name(who->role)), who->sub), conv);
-    struct gw_typing_slot *s = &gw->typing[key % GW_TYPING_SLOTS];
-    int64_t now = oh_mono_ms();
-    if (s->key == key && now - s->ms < TYPING_WINDOW_MS) return false;
-    s->key = key;
-    s->ms = now;
-    return true;
+    const char *role = oh_auth_role_name(who->role), *state = stop ? "stop" : "start";
+    s->ms = oh_mono_ms();
+    s->last_stop = stop;
+    oh_metrics_inc("omnihub_ws_signals_total", "type=\"typing\",result=\"forwarded\"", 1);
+    fan_out(gw, conv,
+            json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "type", "typing", "conversation", conv,
+                      "from", "role", role, "id", who->sub, "state", state),
+            false, skip, skip ? NULL : who);
+    share(gw, "typing", conv,
+          json_pack("{s:s, s:{s:s, s:s}, s:s}", "conversation", conv, "from", "role", role, "id",
+                    who->sub, "state", state),
+          false);
 }
 
+/* The state slot S held back, forwarded if it differs from the last one
+ * (start, stop, start within a second: nothing more to say), then let go. */
+static void release_held(struct oh_gateway *gw, struct gw_typing_slot *s)
+{
+    struct gw_typing_held *h = s->held;
+    s->held = NULL;
+    if (h && h->stop != s->last_stop) forward_typing(gw, s, &h->who, h->conv, h->stop, NULL);
+    free(h);
+}
+
+/* Holds WHO's STATE in CONV in slot S until its window ends (the latest
+ * one wins); dropped when out of memory. */
+static void hold(struct gw_typing_slot *s, const struct oh_principal *who, const char *conv,
+                 bool stop)
+{
+    if (!s->held && !(s->held = malloc(sizeof *s->held))) return;
+    s->held->who.role = who->role;
+    snprintf(s->held->who.sub, sizeof s->held->who.sub, "%s", who->sub);
+    snprintf(s->held->who.device, sizeof s->held->who.device, "%s", who->device);
+    snprintf(s->held->conv, sizeof s->held->conv, "%s", conv);
+    s->held->stop = stop;
+}
+
+/* At most one typing signal per sender and conversation per window: a
+ * later one is held and its state forwarded when the window ends, if it
+ * changed (gw_signals_tick), so a "stop" right after a "start" is not lost.
+ * A slot taken over by another sender first lets go of what it held. */
 void gw_signal_typing(struct wsconn *c, json_t *msg)
 {
     const char *conv = json_string_value(json_object_get(msg, "conversation"));
@@ -119,20 +169,30 @@ void gw_signal_typing(struct wsconn *c, json_t *msg)
         gw_ws_send_error(c, "forbidden", "not your conversation");
         return;
     }
-    if (!typing_allowed(c->gw, &c->who, conv)) {
-        oh_metrics_inc("omnihub_ws_signals_total", "type=\"typing\",result=\"dropped\"", 1);
-        return; /* dropped, never queued: the next one in a second says the same */
+    struct oh_gateway *gw = c->gw;
+    bool stop = strcmp(state, "stop") == 0;
+    uint64_t key = fnv64(
+        fnv64(fnv64(14695981039346656037ull, oh_auth_role_name(c->who.role)), c->who.sub), conv);
+    struct gw_typing_slot *s = &gw->typing[key % GW_TYPING_SLOTS];
+    if (s->key == key && oh_mono_ms() - s->ms < TYPING_WINDOW_MS) {
+        oh_metrics_inc("omnihub_ws_signals_total", "type=\"typing\",result=\"held\"", 1);
+        hold(s, &c->who, conv, stop);
+        return;
     }
-    oh_metrics_inc("omnihub_ws_signals_total", "type=\"typing\",result=\"forwarded\"", 1);
-    fan_out(c->gw, conv,
-            json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "type", "typing", "conversation", conv,
-                      "from", "role", oh_auth_role_name(c->who.role), "id", c->who.sub, "state",
-                      state),
-            false, c);
-    share(c->gw, "typing", conv,
-          json_pack("{s:s, s:{s:s, s:s}, s:s}", "conversation", conv, "from", "role",
-                    oh_auth_role_name(c->who.role), "id", c->who.sub, "state", state),
-          false);
+    if (s->key != key) release_held(gw, s);
+    free(s->held); /* its window is over: this one says what it would have */
+    s->held = NULL;
+    s->key = key;
+    forward_typing(gw, s, &c->who, conv, stop, c);
+}
+
+/* Forwards the typing states held by windows that have ended. */
+static void typing_tick(struct oh_gateway *gw)
+{
+    int64_t now = oh_mono_ms();
+    for (size_t i = 0; i < GW_TYPING_SLOTS; i++)
+        if (gw->typing[i].held && now - gw->typing[i].ms >= TYPING_WINDOW_MS)
+            release_held(gw, &gw->typing[i]);
 }
 
 /* ---- presence ---- */
@@ -143,7 +203,7 @@ static void presence_frame(struct oh_gateway *gw, const char *agent, enum oh_pre
     fan_out(gw, NULL,
             json_pack("{s:s, s:s, s:s}", "type", "presence", "agent", agent, "status",
                       oh_presence_name(now)),
-            true, NULL);
+            true, NULL, NULL);
 }
 
 /* Tells the other gateways what A is here (name, teams, status over this
@@ -208,7 +268,7 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
     fan_out(gw, conv,
             json_pack("{s:s, s:s, s:I, s:{s:s, s:s}}", "type", "read", "conversation", conv, "seq",
                       (json_int_t)seq, "from", "role", "customer", "id", who->sub),
-            true, NULL);
+            true, NULL, NULL);
 }
 
 void gw_signal_read_fanout(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
@@ -303,7 +363,7 @@ static void heard(struct oh_gateway *gw, json_t *sig)
                 json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "type", "typing", "conversation", conv,
                           "from", "role", oh_auth_role_name(who.role), "id", who.sub, "state",
                           state),
-                false, NULL);
+                false, NULL, NULL);
     } else if (strcmp(kind, "read") == 0) {
         json_t *seq = json_object_get(sig, "seq");
         if (json_is_integer(seq) && json_integer_value(seq) >= 0)
@@ -359,6 +419,7 @@ static int refresh_row(void *opaque, const struct oh_agent_info *a)
 
 void gw_signals_tick(struct oh_gateway *gw)
 {
+    typing_tick(gw);
     int64_t now = oh_mono_ms();
     if (!gw->share || now - gw->refreshed_ms < gw->refresh_ms) return;
     gw->refreshed_ms = now;
@@ -373,6 +434,10 @@ void gw_signals_bye(struct oh_gateway *gw)
 
 void gw_signals_free(struct oh_gateway *gw)
 {
+    for (size_t i = 0; i < GW_TYPING_SLOTS; i++) {
+        free(gw->typing[i].held);
+        gw->typing[i].held = NULL;
+    }
     while (gw->sig_in) {
         struct gw_sig *s = gw->sig_in;
         gw->sig_in = s->next;

@@ -269,6 +269,38 @@ def test_typing_is_forwarded_and_rate_limited(omnihub):
     assert [e["type"] for e in d.history(conv)] == ["omnihub.message.inbound"]
 
 
+def test_a_stop_right_after_a_start_still_arrives(omnihub):
+    """Typing is limited to one signal per sender and conversation per
+    second, but the state it ends in is not lost: a "stop" sent right after
+    a "start" reaches the agent once the second is over (before, it was
+    dropped and the agent's "typing..." stayed on). A start, stop, start
+    within the second ends where it began: nothing more is sent."""
+    d = omnihub()
+    cust = d.customer_token("tess")
+    conv = customer_conversation(d, cust)
+
+    async def go():
+        async with Client(d, cust) as c, Client(d, d.agent_token("a1")) as a:
+            assert (await a.subscribe(conv))["type"] == "subscribed"
+            await a.events(1)
+            await c.send({"type": "typing", "conversation": conv, "state": "start"})
+            await c.send({"type": "typing", "conversation": conv, "state": "stop"})
+            first = await a.until(lambda f: f["type"] == "typing")
+            t_first = time.monotonic()
+            assert first["state"] == "start", first
+            last = await a.until(lambda f: f["type"] == "typing", timeout=10)
+            assert last["state"] == "stop" and last["from"] == {"role": "customer", "id": "tess"}
+            assert time.monotonic() - t_first >= 0.9  # still one per second
+            assert not [f for f in await c.quiet(0.3) if f["type"] == "typing"]  # not to the sender
+            # start, stop, start within the window: the agent saw "start" last
+            await asyncio.sleep(1.1)
+            for state in ("start", "stop", "start"):
+                await c.send({"type": "typing", "conversation": conv, "state": state})
+            seen = [f["state"] for f in await a.quiet(3.0) if f["type"] == "typing"]
+            assert seen == ["start"], seen
+    run(go())
+
+
 def test_presence_and_close_seen_on_the_inbox(omnihub):
     d = omnihub()
     cust = d.customer_token("fred")
