@@ -219,6 +219,17 @@ static json_t *patched(const json_t *state, const json_t *set)
     return next;
 }
 
+/* A person who takes a conversation from the bot (a claim: SET NULL, or a
+ * patch SET that assigns it and says nothing of the status) takes it over:
+ * it is open, and the bot, which answers only in status bot, stops. */
+static void take_from_bot(const char *old_status, const json_t *set, json_t *next)
+{
+    if (strcmp(old_status, "bot") == 0 && json_is_string(json_object_get(next, "assignee")) &&
+        (!set || (json_is_string(json_object_get(set, "assignee")) &&
+                  !json_object_get(set, "status") && !json_object_get(set, "snoozed_until"))))
+        json_object_set_new(next, "status", json_string("open"));
+}
+
 static json_t *error_body(const char *code, const char *msg)
 {
     return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
@@ -251,6 +262,7 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
             return;
         }
         next = patched(state, set);
+        take_from_bot(old_status, set, next);
         /* the bot's handoff says why (services/bot.c) */
         const char *why_given = json_string_value(json_object_get(cmd, "reason"));
         out->reason = why_given && strncmp(why_given, "handoff:", 8) == 0 ? why_given : "patch";
@@ -265,6 +277,7 @@ void oh_convstate_command(json_t *state, int64_t head, const json_t *cmd,
         }
         next = json_deep_copy(state);
         json_object_set_new(next, "assignee", json_string(author));
+        take_from_bot(old_status, NULL, next);
         out->reason = "claim";
     } else if (op && strcmp(op, "assign") == 0) {
         /* the router's decision: only against the state it decided on */

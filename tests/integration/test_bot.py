@@ -96,6 +96,29 @@ def test_bot_answers_and_hands_off_for_each_reason(omnihub):
                                "max_turns": 1}
 
 
+def test_an_agent_who_claims_takes_the_conversation_from_the_bot(omnihub):
+    """A claim of a conversation in status bot opens it (the agent took it
+    over) and the bot answers no more there; before, the status stayed bot
+    and the bot kept answering the claimed conversation. A control
+    conversation asked the same question afterwards is answered, so the bot
+    has read past the claimed one's question by then."""
+    d = start(omnihub)
+    question = "how long does it take to get my refund after I send a return back?"
+    c1 = say(d, "u1", "m1", question)
+    wait_for(d, c1, lambda e: bot_msgs(e))
+    agent = d.agent_token("ann")
+    r = d.request("POST", f"/v1/conversations/{c1}/claim", token=agent)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "open" and r.json()["assignee"] == "ann"
+    upd = [e for e in d.history(c1) if e["type"] == "omnihub.conversation.updated"][-1]
+    assert upd["data"]["changes"] == {"assignee": "ann", "status": "open"}
+    assert upd["data"]["reason"] == "claim"
+    say(d, "u1", "m1b", question)
+    c2 = say(d, "u2", "m2", question)  # the control, after it on the timeline
+    wait_for(d, c2, lambda e: bot_msgs(e))
+    assert len(bot_msgs(d.history(c1))) == 1  # only the answer before the claim
+
+
 def test_bot_never_answers_twice_across_kill9(omnihub):
     d = start(omnihub)
     conv = say(d, "u1", "m1", "how long does it take to get my refund after I send a return back?")

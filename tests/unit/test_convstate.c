@@ -189,6 +189,44 @@ START_TEST(claims_and_if_match)
 }
 END_TEST
 
+/* A person who takes a conversation from the bot takes it over: a claim,
+ * or a patch that assigns it without a status, opens it (the bot answers
+ * only in status bot); a patch of anything else, or one that names the
+ * status, leaves the status as it says. */
+START_TEST(taking_a_conversation_from_the_bot)
+{
+    static const char claim[] = "{\"op\": \"claim\", \"author\": {\"kind\": \"agent\", \"id\": "
+                                "\"alice\"}}";
+    struct oh_convstate_result r;
+    json_t *s = oh_convstate_make("bot", "", "", "normal", "[]", 0, "u1", 1);
+    ck_assert_int_eq(run(s, 2, claim, &r), 200);
+    ck_assert_str_eq(str(r.changes, "assignee"), "alice");
+    ck_assert_str_eq(str(r.changes, "status"), "open");
+    ck_assert_str_eq(str(s, "status"), "open");
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+
+    s = oh_convstate_make("bot", "", "", "normal", "[]", 0, "u1", 1);
+    ck_assert_int_eq(run(s, 2, "{\"op\": \"patch\", \"set\": {\"priority\": \"high\"}}", &r), 200);
+    ck_assert_str_eq(str(s, "status"), "bot");
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(
+        run(s, 3, "{\"op\": \"patch\", \"set\": {\"assignee\": \"bob\", \"status\": \"pending\"}}",
+            &r),
+        200);
+    ck_assert_str_eq(str(s, "status"), "pending");
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+
+    s = oh_convstate_make("bot", "", "", "normal", "[]", 0, "u1", 1);
+    ck_assert_int_eq(run(s, 2, "{\"op\": \"patch\", \"set\": {\"assignee\": \"bob\"}}", &r), 200);
+    ck_assert_str_eq(str(r.changes, "status"), "open");
+    ck_assert_str_eq(str(s, "assignee"), "bob");
+    oh_convstate_result_clear(&r);
+    json_decref(s);
+}
+END_TEST
+
 START_TEST(wake_and_inbound)
 {
     json_t *s = oh_convstate_make("snoozed", "", "", "normal", "[]", 5000, "u1", 1);
@@ -357,6 +395,7 @@ int main(void)
     tcase_add_test(tc, patch_checks);
     tcase_add_test(tc, patch_applies_and_reports_changes);
     tcase_add_test(tc, claims_and_if_match);
+    tcase_add_test(tc, taking_a_conversation_from_the_bot);
     tcase_add_test(tc, wake_and_inbound);
     tcase_add_test(tc, router_assign_only_against_the_state_decided_on);
     tcase_add_test(tc, sla_breach_only_while_the_clock_runs);
