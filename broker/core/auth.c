@@ -250,7 +250,7 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
         oh_errf(err, errlen, "token role must be customer, agent or admin");
     } else if (exp <= 0) {
         oh_errf(err, errlen, "token lacks exp");
-    } else if (exp <= now_s) {
+    } else if (oh_auth_expired(exp, now_s)) {
         oh_errf(err, errlen, "token expired");
     } else if (not_yet(jwt, "nbf", now_s) || not_yet(jwt, "iat", now_s)) {
         oh_errf(err, errlen, "token not valid yet (nbf or iat in the future)");

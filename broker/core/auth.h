@@ -42,6 +42,15 @@ struct oh_principal {
 /* Clock skew allowed to a token's nbf and iat (issuers' clocks run ahead). */
 #define OH_AUTH_CLOCK_SKEW_S 60
 
+/* Whether a token with EXP has expired at NOW_S (seconds since the epoch):
+ * at exp itself, with no skew allowed (that is for nbf and iat only). The
+ * one rule for oh_auth_verify() and for a WebSocket that outlives its
+ * token. */
+static inline bool oh_auth_expired(int64_t exp, int64_t now_s)
+{
+    return exp <= now_s;
+}
+
 /* What tokens are checked against. */
 struct oh_auth_opts {
     const char *secret;    /* HS256 secret, or NULL: no HS256 tokens */

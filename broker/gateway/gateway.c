@@ -894,12 +894,37 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     return gw;
 }
 
+static void bye_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Says goodbye to the WebSocket clients (1001) while everything still
+ * runs: a last turn of the loop, until each has closed or BYE_S has
+ * passed (a peer that does not read cannot hold the stop). */
+#define BYE_S 1.0
+static void say_bye(struct oh_gateway *gw)
+{
+    if (!gw_ws_bye(gw)) return;
+    ev_timer deadline;
+    ev_now_update(gw->loop);
+    ev_timer_init(&deadline, bye_timeout, BYE_S, 0.);
+    ev_timer_start(gw->loop, &deadline);
+    int64_t end = oh_mono_ms() + (int64_t)(BYE_S * 1000);
+    while (gw->conns && oh_mono_ms() < end)
+        ev_run(gw->loop, EVRUN_ONCE);
+    ev_timer_stop(gw->loop, &deadline);
+}
+
 int oh_gateway_run(struct oh_gateway *gw)
 {
     /* ev_break() in LWS_CALLBACK_EVENT_WAIT_CANCELLED once stop is set;
      * false when nothing is left to wait for (cannot happen: the listener) */
     while (!gw->stop)
         if (!ev_run(gw->loop, 0)) break;
+    say_bye(gw);
     return OH_OK;
 }
 

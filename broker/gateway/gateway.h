@@ -6,7 +6,8 @@
 
 /* Binds http.listen and prepares the service; NULL + ERR on failure. */
 struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen);
-/* Serves until oh_gateway_stop(); runs on the calling thread. */
+/* Serves until oh_gateway_stop(), then closes the WebSocket clients with
+ * 1001, going away (for at most a second); runs on the calling thread. */
 int oh_gateway_run(struct oh_gateway *gw);
 /* Asks the service loop to end; any thread, async-signal-safe. */
 void oh_gateway_stop(struct oh_gateway *gw);

@@ -277,6 +277,9 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
                    size_t len);
 void gw_ws_deliver_live(struct oh_gateway *gw);
 void gw_ws_tick(struct oh_gateway *gw);
+/* The daemon stops: every open connection is closed with 1001 (going
+ * away) once what is queued to it is written. True while any is open. */
+bool gw_ws_bye(struct oh_gateway *gw);
 void gw_ws_free_all(struct oh_gateway *gw);
 /* Parses one client message: a JSON object with a string "type". Pure (the
  * fuzzers call it). Returns the object, which the caller releases, and its

@@ -451,10 +451,16 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
     submit(j, gw_ws_subscribe_work);
 }
 
+/* A send's client_msg_id as its answers carry it: "" when absent or too long. */
+static const char *send_key(json_t *msg)
+{
+    const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
+    return key && strlen(key) <= 128 ? key : "";
+}
+
 static void on_send(struct wsconn *c, json_t *msg)
 {
     char conv[OH_ID_MAX];
-    const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
     if (!conv_arg(c, msg, conv, c->who.role == OH_ROLE_CUSTOMER)) return;
     if (strcmp(conv, "*") == 0) {
         gw_ws_send_error(c, "bad_request", "cannot send to \"*\"");
@@ -463,7 +469,7 @@ static void on_send(struct wsconn *c, json_t *msg)
     struct wsjob *j = job_new(c, JOB_SEND);
     if (!j) return;
     snprintf(j->conv, sizeof j->conv, "%s", conv);
-    snprintf(j->key, sizeof j->key, "%s", key && strlen(key) <= 128 ? key : "");
+    snprintf(j->key, sizeof j->key, "%s", send_key(msg));
     j->body = json_incref(msg);
     submit(j, gw_ws_send_work);
 }
@@ -511,8 +517,29 @@ json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char *
     return msg;
 }
 
+/* C's token has expired: an error frame (MSG, the client message that
+ * found it so, NULL none: a send's carries its client_msg_id, as its other
+ * errors do), then a close with 1008, policy violation. */
+static void token_expired(struct wsconn *c, json_t *msg, const char *type)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "unauthorized", "message",
+                          "token expired");
+    if (e && type && strcmp(type, "send") == 0)
+        json_object_set_new(e, "client_msg_id", json_string(send_key(msg)));
+    gw_ws_send_json(c, e);
+    gw_ws_close_after(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
+}
+
 static void on_message(struct wsconn *c, const char *buf, size_t len)
 {
+    if (c->close_code) return; /* closing: no answer could reach the client */
+    if (oh_auth_expired(c->who.exp, oh_now_ms() / 1000)) {
+        const char *type, *why;
+        json_t *msg = gw_ws_parse(buf, len, &type, &why);
+        token_expired(c, msg, type);
+        json_decref(msg);
+        return;
+    }
     if (!rate_ok(c)) {
         oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
         gw_ws_send_error(c, "rate_limited", "too many messages; slow down");
@@ -627,6 +654,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
                        oh_metrics_value("omnihub_ws_connections", "") + 1);
         oh_metrics_inc("omnihub_ws_connections_total", "", 1);
         gw_signal_connected(c);
+        if (gw->stop) gw_ws_bye(gw); /* upgraded while the daemon says goodbye */
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (!c || !c->wsi) return -1;
@@ -673,27 +701,40 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     }
 }
 
-/* Once a second: idle connections are closed; a connection silent for
- * ws.ping_interval is pinged, and closed when its peer has not answered
- * for twice that plus 10 s. These pings are ours, not lws's retry policy:
- * lws keeps one timer per connection for them in a sorted list that every
- * timer insertion walks, which with 10k connections cost more CPU than
- * all the rest of the gateway. */
+/* Once a second: a connection whose token expired at least a second ago
+ * is closed (a client message is refused from exp on, on_message; the
+ * second between is where a message sent at exp gets its own answer,
+ * client_msg_id and all, rather than a race with this close); idle
+ * connections are closed; a connection silent for ws.ping_interval is
+ * pinged, and closed when its peer has not answered for twice that plus
+ * 10 s. These pings are ours, not lws's retry policy: lws keeps one timer
+ * per connection for them in a sorted list that every timer insertion
+ * walks, which with 10k connections cost more CPU than all the rest of the
+ * gateway. */
 void gw_ws_tick(struct oh_gateway *gw)
 {
-    int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000;
+    int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000, now_s = oh_now_ms() / 1000;
     for (struct wsconn *c = gw->conns; c; c = c->next) {
-        if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
+        if (c->close_code) continue;
+        if (oh_auth_expired(c->who.exp + 1, now_s)) {
+            token_expired(c, NULL, NULL);
+        } else if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
             gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
         } else if (ping > 0 && now - c->last_rx_ms > 2 * ping + 10000) {
             gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
-        } else if (ping > 0 && now - c->last_rx_ms >= ping && now - c->ping_ms >= ping && c->wsi &&
-                   !c->close_code) {
+        } else if (ping > 0 && now - c->last_rx_ms >= ping && now - c->ping_ms >= ping && c->wsi) {
             c->ping_ms = now;
             c->want_ping = true;
             lws_callback_on_writable(c->wsi);
         }
     }
+}
+
+bool gw_ws_bye(struct oh_gateway *gw)
+{
+    for (struct wsconn *c = gw->conns; c; c = c->next)
+        gw_ws_close_after(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    return gw->conns != NULL;
 }
 
 void gw_ws_free_all(struct oh_gateway *gw)

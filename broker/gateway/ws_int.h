@@ -39,7 +39,8 @@ struct wsconn {
     bool want_ping;  /* send a ping at the next writable */
     double tokens;
     int64_t tokens_ms;
-    int close_code; /* non-zero: close at the next writable */
+    int close_code;   /* non-zero: close at the next writable */
+    bool close_flush; /* ... once the queue has been written */
     char close_reason[64];
     enum oh_presence_status presence; /* this agent connection's own (signals.c) */
     uint64_t mark;                    /* the last fan-out that reached it (ws_live.c) */
@@ -67,6 +68,10 @@ void gw_ws_send_json(struct wsconn *c, json_t *o);
 void gw_ws_send_error(struct wsconn *c, const char *code, const char *msg);
 /* Closes C with CODE and REASON from its next writable callback. */
 void gw_ws_close(struct wsconn *c, int code, const char *reason);
+/* The same once what is queued to C has been written (the error frame
+ * that says why goes out first), within CLOSE_FLUSH_S: a peer that stops
+ * reading is then dropped. Nothing more is queued meanwhile. */
+void gw_ws_close_after(struct wsconn *c, int code, const char *reason);
 void gw_ws_queue_free(struct wsconn *c);
 /* The writable callback: a pending close or ping, then queued frames. */
 int gw_ws_writable(struct wsconn *c);

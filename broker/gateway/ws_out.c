@@ -15,6 +15,17 @@ void gw_ws_close(struct wsconn *c, int code, const char *reason)
     lws_callback_on_writable(c->wsi);
 }
 
+/* How long a flushed close may wait for its peer to read. */
+#define CLOSE_FLUSH_S 10
+
+void gw_ws_close_after(struct wsconn *c, int code, const char *reason)
+{
+    if (!c->wsi || c->close_code) return;
+    c->close_flush = true;
+    gw_ws_close(c, code, reason);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_S);
+}
+
 /* The header of an unmasked final text frame of LEN payload bytes. */
 static size_t frame_header(unsigned char *h, size_t len)
 {
@@ -139,7 +150,7 @@ void gw_ws_queue_free(struct wsconn *c)
 
 int gw_ws_writable(struct wsconn *c)
 {
-    if (c->close_code) {
+    if (c->close_code && !(c->close_flush && c->out)) {
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
@@ -173,8 +184,8 @@ int gw_ws_writable(struct wsconn *c)
         if (!c->out) c->out_last = NULL;
         free(m);
     }
-    if (c->out) lws_callback_on_writable(c->wsi);
-    if (c->out_bytes <= c->gw->ws_max_queue / 2) c->gw->ws_drained(c);
+    if (c->out || c->close_code) lws_callback_on_writable(c->wsi);
+    if (!c->close_code && c->out_bytes <= c->gw->ws_max_queue / 2) c->gw->ws_drained(c);
     return 0;
 }
 

@@ -1,11 +1,19 @@
 """WebSocket keep-alive on the gateway's libev loop: server pings (ws.ping_interval),
 closes for silence (ws.idle_timeout) and for unanswered pings, each with a close frame
-sent from the writable callback; a SIGTERM with hundreds of clients attached exits 0."""
+sent from the writable callback; a token that expires while its connection is open
+(1008); a SIGTERM says goodbye (1001), and with hundreds of clients attached exits 0."""
+import asyncio
+import base64
 import json
+import signal
 import socket
 import time
 
+import websockets
+import websockets.exceptions
+
 from test_hostile import frame, ws_close_code, ws_open, ws_read
+from test_spine import msg
 
 
 def test_idle_timeout_closes_with_going_away(omnihub):
@@ -53,3 +61,113 @@ def test_sigterm_with_many_clients_attached(omnihub):
     d.stop()  # asserts exit status 0 (and no sanitizer report)
     for s in socks:
         s.close()
+
+
+def token_exp(token):
+    """The exp claim of TOKEN (seconds since the epoch)."""
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["exp"]
+
+
+async def connect(d, token):
+    return await websockets.connect(d.url.replace("http", "ws") + "/v1/ws",
+                                    extra_headers={"Authorization": "Bearer " + token})
+
+
+async def until(ws, pred, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        f = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time())))
+        if pred(f):
+            return f
+
+
+async def closed_code(ws, timeout):
+    """Frames until the server closes WS: its close code (1006 without a close frame)."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.exceptions.ConnectionClosed as e:
+        return e.code
+
+
+def expiring(d, contact):
+    """A conversation of one event, and an agent token that expires in 4 s
+    (and its exp)."""
+    r = d.post_inbound(msg(contact + "-1", contact=contact))
+    assert r.status_code == 202, r.text
+    conv = r.json()["conversation_id"]
+    d.wait_history(conv, 1)
+    token = d.token("agent-" + contact, "agent", "desk", ttl=4)
+    return conv, token, token_exp(token)
+
+
+async def subscribed(d, token, conv):
+    """A connection of TOKEN subscribed to CONV (one event so far), that event read."""
+    ws = await connect(d, token)
+    await ws.send(json.dumps({"type": "subscribe", "conversation": conv}))
+    assert (await until(ws, lambda f: f["type"] == "subscribed"))["head"] == 1
+    assert (await until(ws, lambda f: f["type"] == "event"))["event"]["seq"] == 1
+    return ws
+
+
+def test_a_message_after_the_token_expired_is_refused_and_closes_1008(omnihub):
+    d = omnihub()
+    conv, token, exp = expiring(d, "expiring")
+
+    async def scenario():
+        ws = await subscribed(d, token, conv)
+        await ws.send(json.dumps({"type": "send", "conversation": conv,
+                                  "client_msg_id": "before", "text": "in time"}))
+        ack = await until(ws, lambda f: f["type"] in ("ack", "error"))
+        assert ack["type"] == "ack" and ack["client_msg_id"] == "before", ack
+        assert time.time() < exp, "the machine was too slow to send before exp"
+        await asyncio.sleep(exp - time.time() + 0.2)  # the token's exp has passed
+        await ws.send(json.dumps({"type": "send", "conversation": conv,
+                                  "client_msg_id": "after", "text": "too late"}))
+        err = await until(ws, lambda f: f["type"] in ("ack", "error"))
+        assert err == {"type": "error", "code": "unauthorized", "message": "token expired",
+                       "client_msg_id": "after"}, err
+        assert await closed_code(ws, 5) == 1008
+
+    asyncio.run(scenario())
+    time.sleep(0.5)
+    texts = [e["data"].get("text") for e in d.history(conv)]
+    assert "in time" in texts and "too late" not in texts, texts
+
+
+def test_a_silent_connection_is_closed_when_its_token_expires(omnihub):
+    d = omnihub()
+    conv, token, exp = expiring(d, "silent")
+
+    async def scenario():
+        ws = await subscribed(d, token, conv)
+        # live events flow while the token is valid
+        assert d.post_inbound(msg("silent-2", contact="silent")).status_code == 202
+        assert (await until(ws, lambda f: f["type"] == "event"))["event"]["seq"] == 2
+        assert time.time() < exp, "the machine was too slow to see a live event before exp"
+        # from here on the client says nothing; the server ends it
+        err = await until(ws, lambda f: f["type"] == "error", timeout=exp + 10 - time.time())
+        assert time.time() >= exp, "closed before the token expired"
+        assert err == {"type": "error", "code": "unauthorized", "message": "token expired"}, err
+        assert await closed_code(ws, 5) == 1008
+        assert time.time() < exp + 10
+
+    asyncio.run(scenario())
+
+
+def test_sigterm_closes_websockets_with_going_away(omnihub):
+    d = omnihub()
+
+    async def scenario():
+        agent = await connect(d, d.agent_token())
+        await agent.send(json.dumps({"type": "subscribe", "conversation": "*"}))
+        await until(agent, lambda f: f["type"] == "subscribed")
+        idle = await connect(d, d.agent_token("agent-2"))
+        await asyncio.sleep(0.2)
+        d.proc.send_signal(signal.SIGTERM)
+        assert await closed_code(agent, 10) == 1001
+        assert await closed_code(idle, 10) == 1001
+
+    asyncio.run(scenario())
+    d.stop()  # exit status 0
