@@ -92,13 +92,14 @@ async def closed_code(ws, timeout):
 
 
 def expiring(d, contact):
-    """A conversation of one event, and an agent token that expires in 4 s
-    (and its exp)."""
+    """A conversation of one event, and an agent token that expires in 10 s
+    (and its exp): time enough, on a loaded machine, for what must happen
+    before it."""
     r = d.post_inbound(msg(contact + "-1", contact=contact))
     assert r.status_code == 202, r.text
     conv = r.json()["conversation_id"]
     d.wait_history(conv, 1)
-    token = d.token("agent-" + contact, "agent", "desk", ttl=4)
+    token = d.token("agent-" + contact, "agent", "desk", ttl=10)
     return conv, token, token_exp(token)
 
 
