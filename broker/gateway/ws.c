@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/json_pick.h"
 #include "core/metrics.h"
 #include "gateway/ws_int.h"
 
@@ -530,6 +531,22 @@ static void token_expired(struct wsconn *c, json_t *msg, const char *type)
     gw_ws_close_after(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
 }
 
+/* Refuses a message over ws.rate. A send's refusal names its client_msg_id,
+ * so the client knows which to send again; read in one pass without
+ * building the document (a flood is what this answers). */
+static void rate_limited(struct wsconn *c, const char *buf, size_t len)
+{
+    struct oh_json_pick p[2] = {{.path = "type"}, {.path = "client_msg_id"}};
+    char *strs = malloc(len + 1);
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "rate_limited", "message",
+                          "too many messages; slow down");
+    if (e && strs && oh_json_pick(buf, len, p, 2, strs) == OH_OK && p[0].s && p[1].s &&
+        strcmp(p[0].s, "send") == 0)
+        json_object_set_new(e, "client_msg_id", json_stringn(p[1].s, p[1].len));
+    free(strs);
+    gw_ws_send_json(c, e);
+}
+
 static void on_message(struct wsconn *c, const char *buf, size_t len)
 {
     if (c->close_code) return; /* closing: no answer could reach the client */
@@ -542,7 +559,7 @@ static void on_message(struct wsconn *c, const char *buf, size_t len)
     }
     if (!rate_ok(c)) {
         oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
-        gw_ws_send_error(c, "rate_limited", "too many messages; slow down");
+        rate_limited(c, buf, len);
         return;
     }
     const char *type, *why;

@@ -201,6 +201,21 @@ def test_oversized_frame_and_flood(omnihub):
             codes = [f.get("code") for f in frames if f["type"] == "error"]
             assert "rate_limited" in codes
             assert sum(1 for f in frames if f["type"] == "pong") <= 11
+            # a send refused for the rate names its client_msg_id: the client
+            # knows which to send again (and none of them is acknowledged twice)
+            for i in range(30):
+                await c.send({"type": "send", "conversation": "new", "client_msg_id": f"k{i}",
+                              "text": "hi"})
+            frames, refused, acked = [], [], []
+            while len(refused) + len(acked) < 30:
+                frames.append(await c.recv(15))
+                f = frames[-1]
+                if f["type"] == "error" and f["code"] == "rate_limited":
+                    refused.append(f["client_msg_id"])
+                elif f["type"] == "ack":
+                    acked.append(f["client_msg_id"])
+            assert refused and not set(refused) & set(acked), frames
+            assert sorted(refused + acked) == sorted(f"k{i}" for i in range(30)), frames
         async with Client(d, tok) as c:
             await c.ws.send("x" * 5000)
             with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
