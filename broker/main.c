@@ -156,15 +156,17 @@ static const char *key_of(const char *msg, char *key, size_t len)
 {
     size_t n = strcspn(msg, ": ");
     if (n == 0 || n >= len || !strchr(msg, '.') || strchr(msg, '.') > msg + n) return NULL;
-    snprintf(key, len, "%.*s", (int)n, msg);
     for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
         for (const struct oh_config_key *k = *t; k->key; k++)
-            if (strcmp(k->key, key) == 0) return key;
+            if (strlen(k->key) == n && strncmp(k->key, msg, n) == 0) {
+                snprintf(key, len, "%s", k->key);
+                return key;
+            }
     return NULL;
 }
 
-/* Whether the key NAME (LEN bytes) is named in MSG as a word of its own. */
-static bool names(const char *msg, const char *name, size_t len)
+/* Whether MSG mentions the key NAME (LEN bytes) as a word of its own. */
+static bool mentions(const char *msg, const char *name, size_t len)
 {
     for (const char *p = msg; (p = strstr(p, name)) != NULL; p += len) {
         char before = p > msg ? p[-1] : ' ', after = p[len];
@@ -191,7 +193,7 @@ static void refusal_where(const oh_hub *hub, const char *path, const char *msg, 
         for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
             for (const struct oh_config_key *k = *t; k->key; k++) {
                 const char *at = strstr(msg, k->key);
-                if (at && names(msg, k->key, strlen(k->key)) && (!first || at < first)) {
+                if (at && mentions(msg, k->key, strlen(k->key)) && (!first || at < first)) {
                     first = at;
                     snprintf(key, sizeof key, "%s", k->key);
                 }
@@ -206,7 +208,7 @@ static void refusal_where(const oh_hub *hub, const char *path, const char *msg, 
         for (const struct oh_config_key *k = *t; k->key; k++) {
             size_t line = oh_config_line(cfg, k->key);
             if (!line) continue;
-            if (names(msg, k->key, strlen(k->key)) && (!named || line < named)) named = line;
+            if (mentions(msg, k->key, strlen(k->key)) && (!named || line < named)) named = line;
             if (*key && strncmp(k->key, key, sect_len) == 0 && (!section || line < section))
                 section = line;
         }
@@ -434,6 +436,12 @@ int main(int argc, char **argv)
             oh_config_str(hub.cfg, "role"), oh_log_backend(hub.log), oh_store_backend(hub.store),
             oh_store_epoch(hub.store));
     oh_gateway_run(the_gw);
+    /* a second signal during the stop must not reach a gateway being freed */
+    sigset_t stopping;
+    sigemptyset(&stopping);
+    sigaddset(&stopping, SIGINT);
+    sigaddset(&stopping, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stopping, NULL);
     OH_INFO("main", "stopping (signal %d)", (int)got_signal);
     rc = 0;
 out:

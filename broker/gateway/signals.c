@@ -257,6 +257,15 @@ void gw_signal_connected(struct wsconn *c)
 void gw_signal_closed(struct wsconn *c)
 {
     if (oh_auth_is_agent(&c->who)) presence_move(c, OH_PRESENCE_OFFLINE, true);
+    /* a "start" held for a device that is gone would turn an indicator on
+     * that nothing turns off; a held "stop" is still true */
+    for (size_t i = 0; i < GW_TYPING_SLOTS; i++) {
+        struct gw_typing_slot *s = &c->gw->typing[i];
+        if (s->held && !s->held->stop && same_device(&s->held->who, &c->who)) {
+            free(s->held);
+            s->held = NULL;
+        }
+    }
 }
 
 /* ---- read receipts ---- */

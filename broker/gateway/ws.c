@@ -453,10 +453,11 @@ static void on_subscribe(struct wsconn *c, json_t *msg)
 }
 
 /* A send's client_msg_id as its answers carry it: "" when absent or too long. */
+#define SEND_KEY_MAX 128
 static const char *send_key(json_t *msg)
 {
     const char *key = json_string_value(json_object_get(msg, "client_msg_id"));
-    return key && strlen(key) <= 128 ? key : "";
+    return key && strlen(key) <= SEND_KEY_MAX ? key : "";
 }
 
 static void on_send(struct wsconn *c, json_t *msg)
@@ -520,7 +521,8 @@ json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char *
 
 /* C's token has expired: an error frame (MSG, the client message that
  * found it so, NULL none: a send's carries its client_msg_id, as its other
- * errors do), then a close with 1008, policy violation. */
+ * errors do). gw_ws_tick then closes C with 1008, policy violation, once
+ * the requests C made in time are answered. */
 static void token_expired(struct wsconn *c, json_t *msg, const char *type)
 {
     json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "unauthorized", "message",
@@ -528,7 +530,7 @@ static void token_expired(struct wsconn *c, json_t *msg, const char *type)
     if (e && type && strcmp(type, "send") == 0)
         json_object_set_new(e, "client_msg_id", json_string(send_key(msg)));
     gw_ws_send_json(c, e);
-    gw_ws_close_after(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
+    c->expired = true;
 }
 
 /* Refuses a message over ws.rate. A send's refusal names its client_msg_id,
@@ -542,7 +544,9 @@ static void rate_limited(struct wsconn *c, const char *buf, size_t len)
                           "too many messages; slow down");
     if (e && strs && oh_json_pick(buf, len, p, 2, strs) == OH_OK && p[0].s && p[1].s &&
         strcmp(p[0].s, "send") == 0)
-        json_object_set_new(e, "client_msg_id", json_stringn(p[1].s, p[1].len));
+        json_object_set_new(e, "client_msg_id",
+                            p[1].len <= SEND_KEY_MAX ? json_stringn(p[1].s, p[1].len)
+                                                     : json_string(""));
     free(strs);
     gw_ws_send_json(c, e);
 }
@@ -733,8 +737,13 @@ void gw_ws_tick(struct oh_gateway *gw)
     int64_t now = oh_mono_ms(), ping = (int64_t)gw->ws_ping * 1000, now_s = oh_now_ms() / 1000;
     for (struct wsconn *c = gw->conns; c; c = c->next) {
         if (c->close_code) continue;
-        if (oh_auth_expired(c->who.exp + 1, now_s)) {
-            token_expired(c, NULL, NULL);
+        if (c->expired || oh_auth_expired(c->who.exp + 1, now_s)) {
+            /* a job still on the pool answers a request made in time (a
+             * send stored must be acknowledged): the close waits for it,
+             * CLOSE_FLUSH_S past exp at most */
+            if (c->refs > 1 && !oh_auth_expired(c->who.exp + GW_WS_CLOSE_FLUSH_S, now_s)) continue;
+            if (!c->expired) token_expired(c, NULL, NULL);
+            gw_ws_close_after(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
         } else if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
             gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
         } else if (ping > 0 && now - c->last_rx_ms > 2 * ping + 10000) {

@@ -39,6 +39,7 @@ struct wsconn {
     bool want_ping;  /* send a ping at the next writable */
     double tokens;
     int64_t tokens_ms;
+    bool expired;     /* told its token expired: closed once its jobs are done (gw_ws_tick) */
     int close_code;   /* non-zero: close at the next writable */
     bool close_flush; /* ... once the queue has been written */
     char close_reason[64];
@@ -47,6 +48,10 @@ struct wsconn {
 };
 
 /* ---- ws_out.c ---- */
+
+/* How long a flushed close may wait for its peer to read, and an expired
+ * token's close for the answers of requests made in time (ws.c). */
+#define GW_WS_CLOSE_FLUSH_S 10
 
 /* A buffer for CAP bytes of frames; NULL when out of memory. Any thread. */
 struct outbuf *gw_ws_outbuf_new(size_t cap);

@@ -15,15 +15,12 @@ void gw_ws_close(struct wsconn *c, int code, const char *reason)
     lws_callback_on_writable(c->wsi);
 }
 
-/* How long a flushed close may wait for its peer to read. */
-#define CLOSE_FLUSH_S 10
-
 void gw_ws_close_after(struct wsconn *c, int code, const char *reason)
 {
     if (!c->wsi || c->close_code) return;
     c->close_flush = true;
     gw_ws_close(c, code, reason);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_S);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, GW_WS_CLOSE_FLUSH_S);
 }
 
 /* The header of an unmasked final text frame of LEN payload bytes. */
