@@ -12,7 +12,9 @@ suggested reply put into the composer by a click and sent naming its suggestion,
 panel's identifier and an accepted merge suggestion, FRT and AHT after a resolve, a breach, and
 the frustration badge after a reload. And media previews (tests/browser/workspace_media.mjs): a
 WhatsApp image from the real webhook shown inline from a blob: URL through the media proxy, a
-document the platform does not have shown as a placeholder, the URL revoked on leaving."""
+document the platform does not have shown as a placeholder, the URL revoked on leaving. And
+a session that expires (tests/browser/workspace_expiry.mjs): no reconnects with the dead token,
+the expiry shown until the agent signs in again, then live again."""
 import json
 import os
 import shutil
@@ -237,3 +239,20 @@ def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub, worksp
     assert f"/v21.0/{image_id}" in paths and "/lookaside/img" in paths, paths
     assert all(q.headers["authorization"] == "Bearer EAAGraphTestToken" for q in g.requests)
     assert time.monotonic() - t0 < 30
+
+
+def test_an_expired_session_stops_reconnecting_in_chromium(omnihub, workspace_dist):
+    """Tokens that expire while the workspace is open (tests/browser/workspace_expiry.mjs):
+    the daemon's unauthorized error and 1008 on a silent socket, and a failed upgrade after
+    exp on a page that was offline across it, each end the reconnects; the expiry stays shown
+    and signing in again with the form makes the page live again."""
+    browser_ready()
+    d = omnihub({"http.workspace_dir": str(workspace_dist)})
+    # 20 s: both pages are up and subscribed before exp on a loaded machine (10 s was not)
+    short = [d.token(f"agent-{i}", "agent", f"desk{i}", ttl=20) for i in (1, 2)]
+    t0 = time.monotonic()
+    r = subprocess.run(["node", "workspace_expiry.mjs", d.url, *short,
+                        d.agent_token("agent-1", "desk1"), INBOUND_SECRET],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert time.monotonic() - t0 < 75

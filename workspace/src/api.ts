@@ -38,6 +38,24 @@ function newId(): string {
   return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
 }
 
+/* How a WebSocket ended, as the reconnect decision sees it */
+export interface WsClose {
+  code: number;
+  reason: string;
+  opened: boolean; /* false: the upgrade failed (a browser shows the server's 401 only as 1006) */
+}
+
+/* Whether a closed WebSocket ended the session, so that reconnecting with
+ * the same token would be refused for ever: the server's 1008 for an
+ * expired token (its other 1008, "slow consumer: resume later", is resumed),
+ * or an upgrade that failed once the token's exp had passed by this clock
+ * (the server allows no skew on exp). Anything else, 1001 going away or 1006
+ * the network among them, is retried. */
+export function sessionEnded(c: WsClose, exp: number | undefined, nowMs: number): boolean {
+  if (c.code === 1008) return !c.reason.startsWith("slow consumer");
+  return !c.opened && exp !== undefined && nowMs >= exp * 1000;
+}
+
 const PAGE = 1000;
 const MAX_CONVERSATIONS = 50000;
 const OUTBOX_KEY = "omnihub.outbox";
@@ -53,6 +71,8 @@ export class Client {
   private ws: WebSocket | null = null;
   private retry = 0;
   private closed = false;
+  private expired = false; /* the token is no good any more: no reconnect until a new sign-in */
+  private ticker: ReturnType<typeof setInterval> | null = null;
   private typingSent: Record<string, number> = {};
   private readSent: Record<string, number> = {};
   private canned: any[] | null = null;
@@ -158,20 +178,29 @@ export class Client {
 
   /* ---- start, the inbox list and the live stream ---- */
 
+  private readonly onOnline = () => this.connect();
+  private readonly onOffline = () => this.drop();
+
   start(): void {
     this.connect();
     void this.loadList();
     if (typeof window !== "undefined") {
-      window.addEventListener("online", () => this.connect());
-      window.addEventListener("offline", () => this.drop());
+      window.addEventListener("online", this.onOnline);
+      window.addEventListener("offline", this.onOffline);
     }
-    setInterval(() => this.afterBatch(), 2000);
+    this.ticker = setInterval(() => this.afterBatch(), 2000);
   }
 
+  /* signing out, or in again after an expiry: nothing of this client runs on */
   stop(): void {
     this.closed = true;
     this.ws?.close();
     this.blobs.clear();
+    if (this.ticker) clearInterval(this.ticker);
+    if (typeof window !== "undefined") {
+      window.removeEventListener("online", this.onOnline);
+      window.removeEventListener("offline", this.onOffline);
+    }
   }
 
   async loadList(): Promise<void> {
@@ -203,7 +232,7 @@ export class Client {
   }
 
   private connect(): void {
-    if (this.closed || (this.ws && this.ws.readyState <= 1)) return;
+    if (this.closed || this.expired || (this.ws && this.ws.readyState <= 1)) return;
     const url = this.base.replace(/^http/, "ws") + "/v1/ws?access_token=" + encodeURIComponent(this.token);
     let ws: WebSocket;
     try {
@@ -213,7 +242,9 @@ export class Client {
       return;
     }
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.retry = 0;
       /* "" = from now on; a reconnect resumes where the last one ended */
       this.wsSend({ type: "subscribe", conversation: "*", cursor: this.state.cursor });
@@ -228,10 +259,11 @@ export class Client {
       }
       this.onFrame(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws === ws) this.ws = null;
       this.dispatch({ t: "online", online: false });
-      this.reconnectLater();
+      if (sessionEnded({ code: e.code, reason: e.reason, opened }, this.me.exp, Date.now())) this.expire();
+      else this.reconnectLater();
     };
     ws.onerror = () => ws.close();
   }
@@ -250,7 +282,7 @@ export class Client {
   }
 
   private reconnectLater(): void {
-    if (this.closed) return;
+    if (this.closed || this.expired) return;
     const delay = Math.min(5000, 300 * 2 ** this.retry++);
     setTimeout(() => this.connect(), delay);
   }
@@ -288,9 +320,16 @@ export class Client {
           this.dispatch({ t: "typing", conv: f.conversation, from: f.from?.id ?? "", state: f.state, now: Date.now() });
         break;
       case "error":
-        if (f.code === "unauthorized") this.dispatch({ t: "notice", text: "Session expired: sign in again" });
+        if (f.code === "unauthorized") this.expire(); /* the server's 1008 close follows */
         break;
     }
+  }
+
+  /* the view keeps saying so, and offers the sign-in, until a new token */
+  private expire(): void {
+    if (this.expired) return;
+    this.expired = true;
+    this.dispatch({ t: "expired" });
   }
 
   /* after each batch: a thread with a gap or not loaded is fetched; the
@@ -430,7 +469,8 @@ export class Client {
         if (p.internal) body.internal = true;
         if (p.suggestion) body.suggestion = p.suggestion;
         const r = await this.rest("POST", `/v1/conversations/${encodeURIComponent(p.conversation)}/messages`, body);
-        if (r.status === 0 || r.status === 429 || r.status >= 500) return; /* retried when back online */
+        /* retried when back online; 401, the token expired: kept for the next sign-in */
+        if (r.status === 0 || r.status === 401 || r.status === 429 || r.status >= 500) return;
         const rest = this.state.outbox.filter((x) => x.client_msg_id !== p.client_msg_id);
         if (r.status >= 400) rest.push({ ...p, error: errorText(r, "not sent") });
         this.setOutbox(rest);

@@ -11,6 +11,7 @@ import { KpiDashboard, KpiStrip } from "./kpi";
 import { DEFAULT_FILTER, inboxList, type Filter } from "./inbox";
 
 const TOKEN_KEY = "omnihub.token";
+const EXPIRED = "Session expired: sign in again.";
 
 function initialToken(): string {
   const u = new URL(location.href);
@@ -59,16 +60,14 @@ export function App() {
   }, [token]);
 
   if (!token || !client) return <SignIn onToken={(t) => (setError(""), setToken(t))} error={error} busy={!!token} />;
-  return (
-    <Workspace
-      client={client}
-      onSignOut={() => {
-        sessionStorage.removeItem(TOKEN_KEY);
-        setClient(null);
-        setToken("");
-      }}
-    />
-  );
+  /* why: shown by the sign-in form (an expired session) */
+  const signOut = (why = "") => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    setError(why);
+    setClient(null);
+    setToken("");
+  };
+  return <Workspace client={client} onSignOut={signOut} />;
 }
 
 function SignIn(props: { onToken: (t: string) => void; error: string; busy: boolean }) {
@@ -114,7 +113,7 @@ export function useClientState(client: Client): State {
   return s;
 }
 
-function Workspace(props: { client: Client; onSignOut: () => void }) {
+function Workspace(props: { client: Client; onSignOut: (why?: string) => void }) {
   const { client } = props;
   const s = useClientState(client);
   const [tab, setTab] = useState<"inbox" | "kpis">("inbox");
@@ -190,10 +189,18 @@ function Workspace(props: { client: Client; onSignOut: () => void }) {
         <span class={s.online ? "conn online" : "conn offline"} data-testid="connection-state" role="status" aria-live="polite">
           {s.online ? "online" : "offline"}
         </span>
-        <button class="link" onClick={props.onSignOut}>
+        <button class="link" onClick={() => props.onSignOut()}>
           Sign out
         </button>
       </header>
+      {s.expired && (
+        <div class="notice" role="alert">
+          {EXPIRED}{" "}
+          <button class="link" onClick={() => props.onSignOut(EXPIRED)}>
+            Sign in
+          </button>
+        </div>
+      )}
       {s.notice && (
         <div class="notice" role="alert">
           {s.notice}

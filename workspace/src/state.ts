@@ -27,6 +27,7 @@ export interface State {
   cursor: string; /* the "*" subscription's resume point */
   outbox: Pending[];
   notice: string;
+  expired: boolean; /* the token expired: signing in again is the only way on */
 }
 
 export type Action =
@@ -38,7 +39,8 @@ export type Action =
   | { t: "online"; online: boolean }
   | { t: "cursor"; cursor: string }
   | { t: "outbox"; outbox: Pending[] }
-  | { t: "notice"; text: string };
+  | { t: "notice"; text: string }
+  | { t: "expired" };
 
 export function initialState(me: string): State {
   return {
@@ -51,6 +53,7 @@ export function initialState(me: string): State {
     cursor: "",
     outbox: [],
     notice: "",
+    expired: false,
   };
 }
 
@@ -247,6 +250,10 @@ export function reduce(state: State, actions: Action[]): State {
         break;
       case "notice":
         s.notice = a.text;
+        break;
+      case "expired":
+        s.expired = true;
+        s.online = false;
         break;
     }
   }

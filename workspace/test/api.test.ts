@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Client, decodeToken } from "../src/api";
+import { Client, decodeToken, sessionEnded } from "../src/api";
 
 function token(claims: object): string {
   const b = (o: object) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
@@ -57,6 +57,27 @@ describe("the outbox", () => {
     expect(c.state.outbox).toEqual([expect.objectContaining({ error: "not yours" })]);
     await c.flushOutbox();
     expect(bodies).toHaveLength(1);
+  });
+
+  it("keeps a reply refused for an expired token, unmarked, for the next sign-in", async () => {
+    const kept = new Map<string, string>(); /* the tab's localStorage, across the two clients */
+    vi.stubGlobal("localStorage", { getItem: (k: string) => kept.get(k) ?? null, setItem: (k: string, v: string) => kept.set(k, v) });
+    vi.stubGlobal("fetch", async () =>
+      new Response(JSON.stringify({ error: { code: "unauthorized", message: "token expired" } }), { status: 401 }));
+    const c = new Client("http://x", token({ sub: "me" }), { sub: "me", role: "agent" });
+    c.send("c1", "on my way", false);
+    await tick();
+    expect(c.state.outbox).toEqual([expect.objectContaining({ text: "on my way" })]);
+    expect(c.state.outbox[0].error).toBeUndefined();
+    let sent: any = null;
+    vi.stubGlobal("fetch", async (_: string, init: any) => {
+      sent = JSON.parse(init.body);
+      return new Response("{}", { status: 202 });
+    });
+    const again = new Client("http://x", token({ sub: "me" }), { sub: "me", role: "agent" }); /* signed in again */
+    await again.flushOutbox();
+    expect(sent).toMatchObject({ text: "on my way", client_msg_id: c.state.outbox[0].client_msg_id });
+    expect(again.state.outbox).toHaveLength(0);
   });
 });
 
@@ -127,5 +148,135 @@ describe("SLA deadlines", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+/* A stand-in for the browser's WebSocket: each one made is kept, and the test
+ * opens it, hands it frames and closes it as the server would. */
+class FakeSocket {
+  static made: FakeSocket[] = [];
+  readyState = 0;
+  sent: any[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((m: { data: string }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.made.push(this);
+  }
+  send(s: string): void {
+    this.sent.push(JSON.parse(s));
+  }
+  close(): void {
+    this.end(1005, "");
+  }
+  open(): void {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  frame(o: object): void {
+    this.onmessage?.({ data: JSON.stringify(o) });
+  }
+  end(code: number, reason: string): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+describe("sessionEnded", () => {
+  const exp = 1_800_000_000;
+  const before = exp * 1000 - 1;
+  it("ends on the server's 1008 for the token, not on its 1008 for a slow consumer", () => {
+    expect(sessionEnded({ code: 1008, reason: "token expired", opened: true }, exp, before)).toBe(true);
+    expect(sessionEnded({ code: 1008, reason: "slow consumer: resume later", opened: true }, exp, before)).toBe(false);
+  });
+  it("ends when an upgrade fails from exp on, and only then", () => {
+    expect(sessionEnded({ code: 1006, reason: "", opened: false }, exp, exp * 1000)).toBe(true);
+    expect(sessionEnded({ code: 1006, reason: "", opened: false }, exp, before)).toBe(false);
+    expect(sessionEnded({ code: 1006, reason: "", opened: false }, undefined, exp * 1000)).toBe(false);
+    expect(sessionEnded({ code: 1006, reason: "", opened: true }, exp, exp * 1000)).toBe(false); /* tried again first */
+  });
+  it("goes on after the server going away and the network", () => {
+    for (const code of [1000, 1001, 1005, 1006, 1011])
+      expect(sessionEnded({ code, reason: "", opened: true }, exp, before)).toBe(false);
+  });
+});
+
+describe("reconnecting", () => {
+  const now = Date.parse("2026-12-07T02:00:00Z");
+  const exp = now / 1000 + 60;
+
+  /* a started client whose first socket is open and subscribed */
+  async function started() {
+    vi.useFakeTimers({ now });
+    FakeSocket.made = [];
+    vi.stubGlobal("WebSocket", FakeSocket);
+    vi.stubGlobal("fetch", async () => new Response(JSON.stringify({ conversations: [] }), { status: 200 }));
+    const c = new Client("http://x", token({ sub: "me", exp }), { sub: "me", role: "agent", exp });
+    c.start();
+    const ws = FakeSocket.made[0];
+    ws.open();
+    ws.frame({ type: "subscribed", conversation: "*", cursor: "E~r1" });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.online).toBe(true);
+    return { c, ws };
+  }
+
+  /* a minute on: no socket made past the N-th, and the client says the session expired */
+  async function stopped(c: Client, n: number) {
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.made).toHaveLength(n);
+    expect(c.state.online).toBe(false);
+    expect(c.state.expired).toBe(true);
+  }
+
+  afterEach(() => vi.useRealTimers());
+
+  it("stops once the server says the token expired (unauthorized, then 1008), and says why for good", async () => {
+    const { c, ws } = await started();
+    vi.setSystemTime(exp * 1000 + 1000);
+    ws.frame({ type: "error", code: "unauthorized", message: "token expired" });
+    ws.end(1008, "token expired");
+    await stopped(c, 1); /* no upgrade with the expired token */
+    c.dispatch({ t: "notice", text: "Contacts merged" }); /* another notice does not hide it */
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.expired).toBe(true);
+    c.stop();
+  });
+
+  it("stops on a 1008 close for the token even when the error frame was lost", async () => {
+    const { c, ws } = await started();
+    ws.end(1008, "token expired");
+    await stopped(c, 1);
+    c.stop();
+  });
+
+  it("stops when an upgrade fails after the token's exp (the server's 401 shows as 1006)", async () => {
+    const { c, ws } = await started();
+    ws.end(1006, ""); /* the network, before exp: retried */
+    await vi.advanceTimersByTimeAsync(400);
+    expect(FakeSocket.made).toHaveLength(2);
+    vi.setSystemTime(exp * 1000);
+    FakeSocket.made[1].end(1006, ""); /* never opened, token expired: the 401 */
+    await stopped(c, 2);
+    c.stop();
+  });
+
+  it("keeps reconnecting after 1001 going away, 1006 the network and 1008 slow consumer, resuming from the cursor", async () => {
+    const { c, ws } = await started();
+    ws.end(1001, "server shutting down");
+    await vi.advanceTimersByTimeAsync(400);
+    expect(FakeSocket.made).toHaveLength(2);
+    FakeSocket.made[1].end(1006, ""); /* the daemon not back yet: the upgrade fails, token still good */
+    await vi.advanceTimersByTimeAsync(700);
+    expect(FakeSocket.made).toHaveLength(3);
+    FakeSocket.made[2].open();
+    expect(FakeSocket.made[2].sent[0]).toEqual({ type: "subscribe", conversation: "*", cursor: "E~r1" });
+    FakeSocket.made[2].end(1008, "slow consumer: resume later");
+    await vi.advanceTimersByTimeAsync(400);
+    expect(FakeSocket.made).toHaveLength(4);
+    expect(c.state.expired).toBe(false);
+    c.stop();
   });
 });
