@@ -30,7 +30,25 @@ struct sync_state {
     struct oh_store_pos published[MAX_PARTS];
     size_t npublished;
     int64_t published_at_ms;
+    /* assigned partitions' stored positions, to commit as the group's
+     * (flush_assigned): a member killed between storing a batch and
+     * committing it leaves the group's offset behind the store's, and the
+     * new owner, reading on from the store's, would commit nothing on that
+     * partition until a record comes: its lag would show records long
+     * stored as unread */
+    oh_log_consumer *consumer;
+    struct oh_store_pos assigned[MAX_PARTS];
+    size_t nassigned;
 };
+
+/* Commits the positions noted at assignment, outside the rebalance (on
+ * the service's thread, before a batch is processed, or when idle). */
+static void flush_assigned(struct sync_state *s)
+{
+    for (size_t i = 0; i < s->nassigned; i++)
+        oh_log_commit(s->consumer, s->assigned[i].partition, s->assigned[i].next);
+    s->nassigned = 0;
+}
 
 /* Writes the forwarded positions, at most every 250 ms unless FORCE: each
  * write is a store commit, and a stale value only means forwarding a few
@@ -148,6 +166,9 @@ static void resume_partition(struct sync_state *s, oh_log_consumer *c, int32_t p
         OH_INFO("sync", "partition %d: forwarded %d stored events again", part, r.count);
     }
     oh_log_seek(c, part, next);
+    s->consumer = c;
+    if (s->nassigned < MAX_PARTS)
+        s->assigned[s->nassigned++] = (struct oh_store_pos){OH_TOPIC_EVENTS, part, next};
     OH_INFO("sync", "partition %d assigned, resuming at offset %lld", part, (long long)next);
 }
 
@@ -167,6 +188,7 @@ static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, i
      * Write the forwarded positions so the next owner forwards little. */
     struct sync_state *s = opaque;
     flush_published(s, true);
+    s->nassigned = 0; /* no longer ours to commit */
     oh_sync_desk_forget(s->desk);
     OH_INFO("sync", "%d partition(s) revoked", n);
 }
@@ -278,6 +300,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
     int ret = OH_OK;
     oh_hub *hub = s->hub;
     size_t nitems = 0, npos = 0;
+    flush_assigned(s); /* before the batch's own, which goes further */
     struct oh_store_pos pos[MAX_PARTS];
     for (int i = 0; i < n; i++) {
         const struct oh_log_record *r = &recs[i];
@@ -418,6 +441,7 @@ static void idle(void *state)
 {
     struct sync_state *s = state;
     flush_published(s, true);
+    flush_assigned(s);
     oh_sync_desk_wake(s->desk);
 }
 
