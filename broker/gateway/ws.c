@@ -519,51 +519,43 @@ json_t *gw_ws_parse(const char *buf, size_t len, const char **type, const char *
     return msg;
 }
 
-/* C's token has expired: an error frame (MSG, the client message that
- * found it so, NULL none: a send's carries its client_msg_id, as its other
- * errors do). gw_ws_tick then closes C with 1008, policy violation, once
- * the requests C made in time are answered. */
-static void token_expired(struct wsconn *c, json_t *msg, const char *type)
-{
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "unauthorized", "message",
-                          "token expired");
-    if (e && type && strcmp(type, "send") == 0)
-        json_object_set_new(e, "client_msg_id", json_string(send_key(msg)));
-    gw_ws_send_json(c, e);
-    c->expired = true;
-}
-
-/* Refuses a message over ws.rate. A send's refusal names its client_msg_id,
- * so the client knows which to send again; read in one pass without
- * building the document (a flood is what this answers). */
-static void rate_limited(struct wsconn *c, const char *buf, size_t len)
+/* Refuses the client message BUF (LEN bytes; NULL: none) with CODE and
+ * MSG. A send's refusal names its client_msg_id by send_key's rule, so the
+ * client knows which to send again; it is read in one pass without
+ * building the document (a flood is one of the things refused here). */
+static void refuse(struct wsconn *c, const char *buf, size_t len, const char *code, const char *msg)
 {
     struct oh_json_pick p[2] = {{.path = "type"}, {.path = "client_msg_id"}};
-    char *strs = malloc(len + 1);
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "rate_limited", "message",
-                          "too many messages; slow down");
-    if (e && strs && oh_json_pick(buf, len, p, 2, strs) == OH_OK && p[0].s && p[1].s &&
+    char *strs = buf ? malloc(len + 1) : NULL;
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg);
+    if (e && strs && oh_json_pick(buf, len, p, 2, strs) == OH_OK && p[0].s &&
         strcmp(p[0].s, "send") == 0)
         json_object_set_new(e, "client_msg_id",
-                            p[1].len <= SEND_KEY_MAX ? json_stringn(p[1].s, p[1].len)
-                                                     : json_string(""));
+                            p[1].s && p[1].len <= SEND_KEY_MAX ? json_stringn(p[1].s, p[1].len)
+                                                               : json_string(""));
     free(strs);
     gw_ws_send_json(c, e);
+}
+
+/* C's token has expired: an error frame (BUF, the client message that
+ * found it so, NULL none). gw_ws_tick then closes C with 1008, policy
+ * violation, once the requests C made in time are answered. */
+static void token_expired(struct wsconn *c, const char *buf, size_t len)
+{
+    refuse(c, buf, len, "unauthorized", "token expired");
+    c->expired = true;
 }
 
 static void on_message(struct wsconn *c, const char *buf, size_t len)
 {
     if (c->close_code) return; /* closing: no answer could reach the client */
     if (oh_auth_expired(c->who.exp, oh_now_ms() / 1000)) {
-        const char *type, *why;
-        json_t *msg = gw_ws_parse(buf, len, &type, &why);
-        token_expired(c, msg, type);
-        json_decref(msg);
+        token_expired(c, buf, len);
         return;
     }
     if (!rate_ok(c)) {
         oh_metrics_inc("omnihub_ws_rate_limited_total", "", 1);
-        rate_limited(c, buf, len);
+        refuse(c, buf, len, "rate_limited", "too many messages; slow down");
         return;
     }
     const char *type, *why;
@@ -742,7 +734,7 @@ void gw_ws_tick(struct oh_gateway *gw)
              * send stored must be acknowledged): the close waits for it,
              * CLOSE_FLUSH_S past exp at most */
             if (c->refs > 1 && !oh_auth_expired(c->who.exp + GW_WS_CLOSE_FLUSH_S, now_s)) continue;
-            if (!c->expired) token_expired(c, NULL, NULL);
+            if (!c->expired) token_expired(c, NULL, 0);
             gw_ws_close_after(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
         } else if (gw->ws_idle > 0 && now - c->last_rx_ms > (int64_t)gw->ws_idle * 1000) {
             gw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
