@@ -12,6 +12,7 @@ import time
 import websockets
 import websockets.exceptions
 
+from test_desk_conversation import sync_stalled
 from test_hostile import frame, ws_close_code, ws_open, ws_read
 from test_spine import msg
 
@@ -179,7 +180,6 @@ def test_a_send_made_in_time_is_answered_before_the_expiry_close(omnihub):
     when exp passes (it waits for sync to store the conversation it names)
     is answered before the 1008 close: a send that is stored is never left
     without its ack. Before, the close dropped the job's answer."""
-    import sqlite3
     d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
     token = d.token("agent-late", "agent", "desk", ttl=10)
     exp = token_exp(token)
@@ -187,9 +187,7 @@ def test_a_send_made_in_time_is_answered_before_the_expiry_close(omnihub):
 
     async def scenario():
         ws = await connect(d, token)
-        lock = sqlite3.connect(str(d.data_dir / "store.db"), timeout=30, isolation_level=None)
-        lock.execute("BEGIN IMMEDIATE")  # sync cannot store the new conversation
-        try:
+        with sync_stalled(d):  # sync cannot store the new conversation
             r = d.post_inbound(msg("late-1", contact="late"))
             assert r.status_code == 202, r.text
             got["conv"] = r.json()["conversation_id"]
@@ -199,9 +197,6 @@ def test_a_send_made_in_time_is_answered_before_the_expiry_close(omnihub):
             # past the first expiry tick (exp + 1..2 s), inside the send's
             # 3 s wait for the conversation
             await asyncio.sleep(max(0, exp + 2.05 - time.time()))
-        finally:
-            lock.rollback()
-            lock.close()
         frames = []
         try:
             while True:
@@ -226,25 +221,21 @@ def test_a_second_sigterm_during_a_slow_stop(omnihub):
     write lock) neither reaches a gateway being freed nor hangs: the stop
     ends with exit 0 once the lock goes. Before, the handler wrote into the
     freed gateway (ASan) and the stop hung."""
-    import sqlite3
     import subprocess
     d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
-    lock = sqlite3.connect(str(d.data_dir / "store.db"), timeout=30, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
-    assert d.post_inbound(msg("slow-stop", contact="slow-stop")).status_code == 202
-    port = int(d.url.rsplit(":", 1)[1])
-    d.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the listener goes as the stop begins
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            time.sleep(0.05)
-        except OSError:
-            break
-    d.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    lock.rollback()
-    lock.close()
+    with sync_stalled(d):
+        assert d.post_inbound(msg("slow-stop", contact="slow-stop")).status_code == 202
+        port = int(d.url.rsplit(":", 1)[1])
+        d.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the listener goes as the stop begins
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                time.sleep(0.05)
+            except OSError:
+                break
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
     try:
         code = d.proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
