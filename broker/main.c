@@ -165,16 +165,17 @@ static const char *key_of(const char *msg, char *key, size_t len)
     return NULL;
 }
 
-/* Whether MSG mentions the key NAME (LEN bytes) as a word of its own. */
-static bool mentions(const char *msg, const char *name, size_t len)
+/* Where MSG first mentions the key NAME (LEN bytes) as a word of its own;
+ * NULL when it does not. */
+static const char *mentions(const char *msg, const char *name, size_t len)
 {
     for (const char *p = msg; (p = strstr(p, name)) != NULL; p += len) {
         char before = p > msg ? p[-1] : ' ', after = p[len];
         if (!isalnum((unsigned char)before) && before != '_' && before != '.' &&
             !isalnum((unsigned char)after) && after != '_' && after != '.')
-            return true;
+            return p;
     }
-    return false;
+    return NULL;
 }
 
 /* Where a refused start points (CONTRACT: "file:line: message"). The
@@ -192,8 +193,8 @@ static void refusal_where(const oh_hub *hub, const char *path, const char *msg, 
     if (!key_of(msg, key, sizeof key))
         for (const struct oh_config_key *const *t = oh_config_tables(); *t; t++)
             for (const struct oh_config_key *k = *t; k->key; k++) {
-                const char *at = strstr(msg, k->key);
-                if (at && mentions(msg, k->key, strlen(k->key)) && (!first || at < first)) {
+                const char *at = mentions(msg, k->key, strlen(k->key));
+                if (at && (!first || at < first)) {
                     first = at;
                     snprintf(key, sizeof key, "%s", k->key);
                 }
