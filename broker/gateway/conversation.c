@@ -3,7 +3,9 @@
  * the unread count. One builder for the list, GET one and the answers to
  * changes, so they never disagree. The builder is pure; gw_unread reads the
  * store (a worker). Also the requests' waits for sync, which hold no worker. */
+#include <poll.h> /* POLLRDHUP: _GNU_SOURCE, meson.build */
 #include <string.h>
+#include "core/metrics.h"
 #include "gateway/gateway_int.h"
 
 #define FRESH_WINDOW_MS 10000 /* appended this long ago: sync may still be storing it */
@@ -94,9 +96,35 @@ static int max_cursor(void *opaque, const char *device, int64_t seq)
     return 0;
 }
 
+/* Counts JOB in or out of omnihub_gateway_sync_waits. */
+static void count_wait(struct oh_gateway *gw, struct gw_job *job, bool waiting)
+{
+    if (job->waiting == waiting) return;
+    job->waiting = waiting;
+    pthread_mutex_lock(&gw->mu);
+    gw->sync_waits += waiting ? 1 : -1;
+    oh_metrics_set("omnihub_gateway_sync_waits", "", gw->sync_waits);
+    pthread_mutex_unlock(&gw->mu);
+}
+
+/* Whether JOB's client went away. A WebSocket's close is seen by lws; an
+ * HTTP client's is not while its request is in progress (lws does not read
+ * then), so its socket is asked whether the peer has shut down: as for
+ * nginx's 499, a client that stops sending before it has its answer has
+ * left. Asked from a worker: should the service thread have closed the
+ * socket meanwhile, the flag was set first, and a descriptor reused since
+ * can only make a client that left look present or gone, both true. */
+static bool client_left(const struct gw_job *job)
+{
+    if (job->left && atomic_load(job->left)) return true;
+    struct pollfd p = {.fd = job->fd, .events = POLLRDHUP};
+    return job->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* Queues JOB again on the pool FRESH_POLL_MS from now, unless its wait,
  * begun at *SINCE_MS (0: it begins now), has lasted LIMIT_MS; false then,
- * or when the pool is closing. */
+ * when its client went away (nobody reads the answer), or when the pool is
+ * closing. */
 static bool again(struct oh_gateway *gw, struct gw_job *job, int64_t *since_ms, int limit_ms)
 {
     int64_t now = oh_mono_ms();
@@ -104,17 +132,21 @@ static bool again(struct oh_gateway *gw, struct gw_job *job, int64_t *since_ms, 
         *since_ms = now;
     else if (now - *since_ms >= limit_ms)
         return false;
-    return oh_workq_submit_after(gw->work, FRESH_POLL_MS, job->fn, job->arg) == OH_OK;
+    bool held = !client_left(job) &&
+                oh_workq_submit_after(gw->work, FRESH_POLL_MS, job->fn, job->arg) == OH_OK;
+    count_wait(gw, job, held);
+    return held;
 }
 
 int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conversation *c,
                           struct gw_job *job)
 {
     int rc = oh_store_conversation_get(gw->hub->store, id, c);
-    if (rc != OH_ENOTFOUND || !oh_hub_appended_lately(id, FRESH_WINDOW_MS) ||
-        atomic_load(&gw->hub->stopping))
-        return rc;
-    return again(gw, job, &job->fresh_since_ms, FRESH_WAIT_MS) ? GW_LATER : rc;
+    if (rc == OH_ENOTFOUND && oh_hub_appended_lately(id, FRESH_WINDOW_MS) &&
+        !atomic_load(&gw->hub->stopping) && again(gw, job, &job->fresh_since_ms, FRESH_WAIT_MS))
+        return GW_LATER;
+    count_wait(gw, job, false);
+    return rc;
 }
 
 /* True once sync's stored position on PART has passed OFF, or when it
@@ -133,9 +165,12 @@ bool gw_settle_later(struct oh_gateway *gw, const char *id, struct gw_job *job)
 {
     int32_t part;
     int64_t off;
-    return oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off) &&
-           !sync_past(gw->hub->store, part, off) && !atomic_load(&gw->hub->stopping) &&
-           again(gw, job, &job->settle_since_ms, SETTLE_WAIT_MS); /* else: serve what is stored */
+    if (oh_hub_appended_at(id, FRESH_WINDOW_MS, &part, &off) &&
+        !sync_past(gw->hub->store, part, off) && !atomic_load(&gw->hub->stopping) &&
+        again(gw, job, &job->settle_since_ms, SETTLE_WAIT_MS))
+        return true;
+    count_wait(gw, job, false); /* serve what is stored */
+    return false;
 }
 
 /* Events after the agent's read cursor (of any device); -1 for a customer

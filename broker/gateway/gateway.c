@@ -622,6 +622,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         gw_guard_stop(wsi); /* before lws closes the socket */
         if (pss && pss->req) {
             pss->req->wsi = NULL;
+            atomic_store(&pss->req->left, true);
             gw_req_release(pss->req);
             pss->req = NULL;
         }
@@ -812,6 +813,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
         return NULL;
     }
     gw->work = oh_workq_new(4, "oh-gw-work");
+    oh_metrics_set("omnihub_gateway_sync_waits", "", 0);
     if (gw_desk_init(gw) != OH_OK) {
         oh_errf(err, errlen, "out of memory");
         oh_gateway_free(gw);

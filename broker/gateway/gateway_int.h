@@ -39,8 +39,11 @@ typedef void (*gw_after_fn)(struct req *r);
 struct gw_job {
     oh_work_fn fn;
     void *arg;
+    const atomic_bool *left; /* the owner's: set when its client went away */
+    int fd;                  /* an HTTP request's socket, else -1 (conversation.c) */
     int64_t settle_since_ms; /* gw_settle_later */
     int64_t fresh_since_ms;  /* gw_conversation_later */
+    bool waiting;            /* counted in omnihub_gateway_sync_waits */
 };
 /* gw_conversation_later, gw_build_message: the step was queued again; the
  * caller returns at once, without answering. */
@@ -51,6 +54,7 @@ struct gw_job {
 struct req {
     struct oh_gateway *gw;
     struct lws *wsi;
+    atomic_bool left; /* its client went away (a held job stops waiting) */
     int refs;
     struct req *next_done; /* completion list */
     char method[8];
@@ -97,6 +101,7 @@ struct oh_gateway {
     struct ev_loop *loop; /* the service thread's libev loop (epoll), lws's "foreign" loop */
     void *foreign_loops[1];
     oh_workq *work;
+    int sync_waits; /* jobs waiting for sync (conversation.c), under mu */
     oh_auth *auth; /* bearer token verifier (auth.*) */
     /* Calls up the layers, set by oh_gateway_new(): the REST routes and the
      * outgoing queues reach the WebSocket layer only through these. */

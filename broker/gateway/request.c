@@ -125,7 +125,7 @@ bool gw_wake_locked(struct oh_gateway *gw)
 int gw_async(struct req *r, oh_work_fn fn)
 {
     r->refs++;
-    r->job = (struct gw_job){fn, r, 0, 0};
+    r->job = (struct gw_job){fn, r, &r->left, r->wsi ? lws_get_socket_fd(r->wsi) : -1, 0, 0, false};
     if (oh_workq_submit(r->gw->work, fn, r) == OH_OK) return OH_OK;
     r->refs--;
     gw_reply_error(r, 503, "unavailable", "server is shutting down");

@@ -134,7 +134,7 @@ static void job_free(struct wsjob *j)
 
 static void submit(struct wsjob *j, oh_work_fn fn)
 {
-    j->job = (struct gw_job){fn, j, 0, 0};
+    j->job = (struct gw_job){fn, j, &j->c->left, -1, 0, 0, false};
     if (oh_workq_submit(j->c->gw->work, fn, j) != OH_OK) {
         gw_ws_send_error(j->c, "unavailable", "server is shutting down");
         job_free(j);
@@ -607,6 +607,7 @@ static void conn_closed(struct wsconn *c)
         gw->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->wsi = NULL;
+    atomic_store(&c->left, true);
     oh_metrics_set("omnihub_ws_connections", "",
                    oh_metrics_value("omnihub_ws_connections", "") - 1);
     conn_release(c);

@@ -24,6 +24,7 @@ struct wsconn {
     struct wsconn *next, *prev;
     struct oh_gateway *gw;
     struct lws *wsi; /* NULL once closed */
+    atomic_bool left; /* closed: a held job stops waiting */
     int refs;
     struct oh_principal who;
     bool authed;

@@ -303,6 +303,50 @@ def test_requests_waiting_for_a_new_conversation_leave_the_pool_to_others(omnihu
     assert r.status_code == 200 and r.json()["assignee"] == "agent-1", r.text
 
 
+def test_a_wait_for_sync_ends_when_its_client_leaves(omnihub):
+    """Requests waiting for sync are counted (omnihub_gateway_sync_waits),
+    and one whose client went away stops waiting at its next look instead of
+    polling the store until its time is up: four GETs of new conversations
+    (3 s each while sync is stalled) and four WebSocket subscribes, their
+    clients gone after the gauge shows them, leave it at 0 well before 3 s.
+    Before, each went on looking every 5 ms for its whole 3 s."""
+    from test_hostile import connect, frame, ws_open
+    d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
+    agent = d.agent_token()
+    assert d.metric("omnihub_gateway_sync_waits") == 0
+    with sync_stalled(d):
+        convs = []
+        for i in range(8):
+            r = d.post_inbound(msg(f"gone{i}", contact=f"gone{i}"))
+            assert r.status_code == 202, r.text
+            convs.append(r.json()["conversation_id"])
+        started = time.monotonic()
+        socks = []
+        for c in convs[:4]:
+            s = connect(d)
+            s.sendall(f"GET /v1/conversations/{c} HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {agent}\r\n\r\n".encode())
+            socks.append(s)
+        ws = ws_open(d, agent)
+        for c in convs[4:]:
+            ws.sendall(frame(1, json.dumps({"type": "subscribe", "conversation": c,
+                                            "after": 0}).encode()))
+        socks.append(ws)
+        while d.metric("omnihub_gateway_sync_waits") < 8:
+            assert time.monotonic() - started < 2, d.metric("omnihub_gateway_sync_waits")
+            time.sleep(0.02)
+        for s in socks:
+            s.close()
+        while d.metric("omnihub_gateway_sync_waits") > 0:
+            # the waits would end by themselves 3 s after they began
+            assert time.monotonic() - started < 2.5, d.metric("omnihub_gateway_sync_waits")
+            time.sleep(0.02)
+    # the gateway goes on serving, and sync stores the conversations
+    for c in convs:
+        d.wait_history(c, 1, token=agent)
+    assert d.metric("omnihub_gateway_sync_waits") == 0
+
+
 def test_agents_lists_holders_of_open_conversations_and_the_caller(omnihub):
     """GET /v1/agents: an agent who claimed over HTTP and never opened a
     WebSocket is listed with their load (offline, name unknown), and the
