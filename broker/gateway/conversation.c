@@ -142,6 +142,9 @@ int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conve
                           struct gw_job *job)
 {
     int rc = oh_store_conversation_get(gw->hub->store, id, c);
+    /* a read that waited for sync first (gw_settle_later) has spent that
+     * time of its 3 s already */
+    if (!job->fresh_since_ms) job->fresh_since_ms = job->settle_since_ms;
     if (rc == OH_ENOTFOUND && oh_hub_appended_lately(id, FRESH_WINDOW_MS) &&
         !atomic_load(&gw->hub->stopping) && again(gw, job, &job->fresh_since_ms, FRESH_WAIT_MS))
         return GW_LATER;

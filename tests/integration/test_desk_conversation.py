@@ -347,6 +347,37 @@ def test_a_wait_for_sync_ends_when_its_client_leaves(omnihub):
     assert d.metric("omnihub_gateway_sync_waits") == 0
 
 
+def test_a_read_waits_3_s_in_all_for_a_new_conversation(omnihub):
+    """A read of a conversation whose first event is durable but not stored
+    (sync stalled) waits for sync's position (read your writes, 1 s) and
+    then for the conversation: 3 s in all, as long as a claim that waits for
+    the conversation alone, measured beside it. Before, the read's 3 s began
+    after its 1 s: 4 s."""
+    d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
+    agent = d.agent_token()
+    took = {}
+
+    def timed(name, method, path):
+        t0 = time.monotonic()
+        r = d.request(method, path, token=agent)
+        took[name] = (time.monotonic() - t0, r.status_code)
+
+    with sync_stalled(d):
+        convs = [d.post_inbound(msg(f"both{i}", contact=f"both{i}")).json()["conversation_id"]
+                 for i in range(2)]
+        threads = [threading.Thread(target=timed, args=("read", "GET",
+                                                         f"/v1/conversations/{convs[0]}")),
+                   threading.Thread(target=timed, args=("claim", "POST",
+                                                        f"/v1/conversations/{convs[1]}/claim"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert took["read"][1] == 404 and took["claim"][1] == 404, took
+    assert took["claim"][0] >= 2.9, took
+    assert took["read"][0] < took["claim"][0] + 0.5, took
+
+
 def test_agents_lists_holders_of_open_conversations_and_the_caller(omnihub):
     """GET /v1/agents: an agent who claimed over HTTP and never opened a
     WebSocket is listed with their load (offline, name unknown), and the
