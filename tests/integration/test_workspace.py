@@ -14,7 +14,9 @@ the frustration badge after a reload. And media previews (tests/browser/workspac
 WhatsApp image from the real webhook shown inline from a blob: URL through the media proxy, a
 document the platform does not have shown as a placeholder, the URL revoked on leaving. And
 a session that expires (tests/browser/workspace_expiry.mjs): no reconnects with the dead token,
-the expiry shown until the agent signs in again, then live again."""
+the sign-in form saying why, then live again with a new token. And a session the daemon stops
+honouring before exp, restarted with another auth.jwt_secret (tests/browser/workspace_revoked.mjs):
+the same end of the session, found by the REST API's 401."""
 import json
 import os
 import shutil
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, checkout_lock, sign_hex
+from conftest import INBOUND_SECRET, OMNIHUBD, ROOT, checkout_lock, ctl, sign_hex, to_yaml
 
 WORKSPACE = ROOT / "workspace"
 DIST = WORKSPACE / "dist"
@@ -244,8 +246,8 @@ def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub, worksp
 def test_an_expired_session_stops_reconnecting_in_chromium(omnihub, workspace_dist):
     """Tokens that expire while the workspace is open (tests/browser/workspace_expiry.mjs):
     the daemon's unauthorized error and 1008 on a silent socket, and a failed upgrade after
-    exp on a page that was offline across it, each end the reconnects; the expiry stays shown
-    and signing in again with the form makes the page live again."""
+    exp on a page that was offline across it, each end the reconnects; the sign-in form says the
+    session expired, the token is no longer stored, and a new one makes the page live again."""
     browser_ready()
     d = omnihub({"http.workspace_dir": str(workspace_dist)})
     # 20 s: both pages are up and subscribed before exp on a loaded machine (10 s was not)
@@ -255,4 +257,37 @@ def test_an_expired_session_stops_reconnecting_in_chromium(omnihub, workspace_di
                         d.agent_token("agent-1", "desk1"), INBOUND_SECRET],
                        cwd=BROWSER_DIR, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert time.monotonic() - t0 < 75
+
+
+def test_a_session_the_daemon_no_longer_honours_ends_in_chromium(omnihub, workspace_dist):
+    """The daemon restarted with another auth.jwt_secret while the workspace is open
+    (tests/browser/workspace_revoked.mjs): the token, an hour from its exp, is a 401 for the
+    WebSocket's upgrade and for REST alike. The workspace shows the sign-in form saying the
+    session is no longer valid, makes no more upgrades or REST calls, has forgotten the token
+    (a reload asks for one), and a token of the new secret is live again."""
+    browser_ready()
+    d = omnihub({"http.workspace_dir": str(workspace_dist)})
+    t0 = time.monotonic()
+    node = subprocess.Popen(["node", "workspace_revoked.mjs", d.url, d.agent_token("agent-1", "desk1"),
+                             INBOUND_SECRET],
+                            cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready = node.stdout.readline()
+        if ready.strip() == "READY":
+            d.config["auth.jwt_secret"] = "a-rotated-jwt-secret"
+            d.config_path.write_text(to_yaml(d.config))
+            d.restart()
+            fresh = ctl("token", "--secret", "a-rotated-jwt-secret", "--sub", "agent-1", "--role",
+                        "agent", "--device", "desk1", "--ttl", 3600, check=True)
+            node.stdin.write(fresh.stdout.decode().strip() + "\n")
+            node.stdin.flush()
+        out, err = node.communicate(timeout=90)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    print(out)
+    assert node.returncode == 0, ready + out + err
     assert time.monotonic() - t0 < 75

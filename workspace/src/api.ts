@@ -56,6 +56,17 @@ export function sessionEnded(c: WsClose, exp: number | undefined, nowMs: number)
   return !c.opened && exp !== undefined && nowMs >= exp * 1000;
 }
 
+export const EXPIRED = "Session expired: sign in again.";
+
+/* What the sign-in form says after the REST API refused the token (401):
+ * expired, or no longer taken for another reason (the daemon's
+ * auth.jwt_secret changed, a bad signature), with the daemon's own words. */
+export function refusedWhy(body: any): string {
+  const m = body?.error?.message;
+  if (m === "token expired") return EXPIRED;
+  return `Your session is no longer valid${typeof m === "string" && m ? ` (${m})` : ""}; sign in again.`;
+}
+
 const PAGE = 1000;
 const MAX_CONVERSATIONS = 50000;
 const OUTBOX_KEY = "omnihub.outbox";
@@ -71,7 +82,7 @@ export class Client {
   private ws: WebSocket | null = null;
   private retry = 0;
   private closed = false;
-  private expired = false; /* the token is no good any more: no reconnect until a new sign-in */
+  private ended = false; /* the token is no good any more: nothing more with it (end) */
   private ticker: ReturnType<typeof setInterval> | null = null;
   private typingSent: Record<string, number> = {};
   private readSent: Record<string, number> = {};
@@ -124,7 +135,9 @@ export class Client {
     setTimeout(run, 50);
   }
 
+  /* Any answer 401 ends the session (end); a 403 is the caller's to show where it asked */
   async rest<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>> {
+    if (this.ended) return { status: 401, body: null };
     try {
       const r = await fetch(this.base + path, {
         method,
@@ -144,6 +157,7 @@ export class Client {
           json = null;
         }
       }
+      if (r.status === 401) this.end(refusedWhy(json));
       return { status: r.status, body: json };
     } catch {
       return { status: 0, body: null };
@@ -154,15 +168,18 @@ export class Client {
    * with the token an <img src> could not send; refused past LIMIT bytes. */
   async media(path: string, limit = 16 << 20): Promise<Fetched> {
     if (!path.startsWith("/v1/media/")) return { status: 400, blob: null, message: "not a media path" };
+    if (this.ended) return { status: 401, blob: null, message: "signed out" };
     try {
       const r = await fetch(this.base + path, { headers: { Authorization: "Bearer " + this.token } });
       if (r.status !== 200) {
-        let message: string | undefined;
+        let body: any = null;
         try {
-          message = (await r.json())?.error?.message;
+          body = await r.json();
         } catch {
-          message = undefined;
+          body = null;
         }
+        if (r.status === 401) this.end(refusedWhy(body));
+        const message: string | undefined = body?.error?.message;
         return { status: r.status, blob: null, message: message ? `HTTP ${r.status}: ${message}` : undefined };
       }
       const len = Number(r.headers.get("Content-Length") ?? "0");
@@ -191,7 +208,7 @@ export class Client {
     this.ticker = setInterval(() => this.afterBatch(), 2000);
   }
 
-  /* signing out, or in again after an expiry: nothing of this client runs on */
+  /* signing out, or in again after the session ended: nothing of this client runs on */
   stop(): void {
     this.closed = true;
     this.ws?.close();
@@ -211,6 +228,7 @@ export class Client {
       const r = await this.rest<{ conversations: Conversation[]; next_cursor?: string | null }>("GET", q);
       if (r.status !== 200 || !r.body) {
         if (r.status === 0) setTimeout(() => void this.loadList(), 2000);
+        else if (r.status !== 401) this.dispatch({ t: "notice", text: errorText(r, "inbox not loaded") });
         return;
       }
       this.dispatch({ t: "conversations", list: r.body.conversations });
@@ -232,7 +250,7 @@ export class Client {
   }
 
   private connect(): void {
-    if (this.closed || this.expired || (this.ws && this.ws.readyState <= 1)) return;
+    if (this.closed || this.ended || (this.ws && this.ws.readyState <= 1)) return;
     const url = this.base.replace(/^http/, "ws") + "/v1/ws?access_token=" + encodeURIComponent(this.token);
     let ws: WebSocket;
     try {
@@ -262,8 +280,15 @@ export class Client {
     ws.onclose = (e) => {
       if (this.ws === ws) this.ws = null;
       this.dispatch({ t: "online", online: false });
-      if (sessionEnded({ code: e.code, reason: e.reason, opened }, this.me.exp, Date.now())) this.expire();
-      else this.reconnectLater();
+      if (sessionEnded({ code: e.code, reason: e.reason, opened }, this.me.exp, Date.now())) {
+        this.end(EXPIRED);
+        return;
+      }
+      /* A refused upgrade reads as the network (1006) whatever the daemon
+       * said: its REST API tells whether it still takes the token (a 401
+       * there ends the session, before the next try) */
+      if (!opened && !this.closed) void this.rest("GET", "/v1/conversations?limit=1");
+      this.reconnectLater();
     };
     ws.onerror = () => ws.close();
   }
@@ -282,7 +307,7 @@ export class Client {
   }
 
   private reconnectLater(): void {
-    if (this.closed || this.expired) return;
+    if (this.closed || this.ended) return;
     const delay = Math.min(5000, 300 * 2 ** this.retry++);
     setTimeout(() => this.connect(), delay);
   }
@@ -320,16 +345,25 @@ export class Client {
           this.dispatch({ t: "typing", conv: f.conversation, from: f.from?.id ?? "", state: f.state, now: Date.now() });
         break;
       case "error":
-        if (f.code === "unauthorized") this.expire(); /* the server's 1008 close follows */
+        if (f.code === "unauthorized") this.end(EXPIRED); /* the server's 1008 close would follow */
         break;
     }
   }
 
-  /* the view keeps saying so, and offers the sign-in, until a new token */
-  private expire(): void {
-    if (this.expired) return;
-    this.expired = true;
-    this.dispatch({ t: "expired" });
+  /* The one way a session ends, whatever found the token dead (the
+   * WebSocket's expiry, a refused upgrade, any REST 401): no more sockets
+   * or calls with it, and the state says why; the view then forgets the
+   * token and shows the sign-in form with that reason (app.tsx). */
+  private end(why: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onerror = null;
+      ws.close();
+    }
+    this.dispatch({ t: "ended", why });
   }
 
   /* after each batch: a thread with a gap or not loaded is fetched; the
@@ -338,8 +372,9 @@ export class Client {
     const id = this.state.open;
     if (!id) return;
     const th = this.state.threads.get(id);
-    /* a gap, or a first load that failed (offline): fetch after our head */
-    if (th && (th.gap || !th.loaded) && !this.loading.has(id)) void this.loadHistory(id);
+    /* a gap, or a first load that failed (offline): fetch after our head;
+     * not one refused (its error shows instead) */
+    if (th && !th.error && (th.gap || !th.loaded) && !this.loading.has(id)) void this.loadHistory(id);
     if (th && th.head > (this.readSent[id] ?? 0) && th.loaded) {
       this.readSent[id] = th.head;
       const msg = { type: "read", conversation: id, seq: th.head };
@@ -409,6 +444,7 @@ export class Client {
           "GET",
           `/v1/conversations/${encodeURIComponent(id)}/events?after=${after}&limit=500`,
         );
+        if (r.status === 403 || r.status === 404) this.dispatch({ t: "refused", conv: id, text: errorText(r, "history refused") });
         if (r.status !== 200 || !r.body) return;
         this.dispatch({ t: "history", conv: id, events: r.body.events });
         if (!r.body.events.length || r.body.next_after >= r.body.head) return;
@@ -469,7 +505,7 @@ export class Client {
         if (p.internal) body.internal = true;
         if (p.suggestion) body.suggestion = p.suggestion;
         const r = await this.rest("POST", `/v1/conversations/${encodeURIComponent(p.conversation)}/messages`, body);
-        /* retried when back online; 401, the token expired: kept for the next sign-in */
+        /* retried when back online; 401, the session ended: kept for the next sign-in */
         if (r.status === 0 || r.status === 401 || r.status === 429 || r.status >= 500) return;
         const rest = this.state.outbox.filter((x) => x.client_msg_id !== p.client_msg_id);
         if (r.status >= 400) rest.push({ ...p, error: errorText(r, "not sent") });

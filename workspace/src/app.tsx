@@ -11,7 +11,6 @@ import { KpiDashboard, KpiStrip } from "./kpi";
 import { DEFAULT_FILTER, inboxList, type Filter } from "./inbox";
 
 const TOKEN_KEY = "omnihub.token";
-const EXPIRED = "Session expired: sign in again.";
 
 function initialToken(): string {
   const u = new URL(location.href);
@@ -60,7 +59,7 @@ export function App() {
   }, [token]);
 
   if (!token || !client) return <SignIn onToken={(t) => (setError(""), setToken(t))} error={error} busy={!!token} />;
-  /* why: shown by the sign-in form (an expired session) */
+  /* why: shown by the sign-in form (a session that ended: api.ts, end) */
   const signOut = (why = "") => {
     sessionStorage.removeItem(TOKEN_KEY);
     setError(why);
@@ -119,6 +118,12 @@ function Workspace(props: { client: Client; onSignOut: (why?: string) => void })
   const [tab, setTab] = useState<"inbox" | "kpis">("inbox");
   const [filter, setFilter] = useState<Filter>(DEFAULT_FILTER);
   const [hits, setHits] = useState<Set<string> | null>(null);
+
+  /* the session ended (the token expired, or the daemon refused it): the
+   * stored token goes and the sign-in form says why */
+  useEffect(() => {
+    if (s.ended) props.onSignOut(s.ended);
+  }, [s.ended]);
 
   /* the server's full-text search, a moment after typing stops */
   useEffect(() => {
@@ -193,14 +198,6 @@ function Workspace(props: { client: Client; onSignOut: (why?: string) => void })
           Sign out
         </button>
       </header>
-      {s.expired && (
-        <div class="notice" role="alert">
-          {EXPIRED}{" "}
-          <button class="link" onClick={() => props.onSignOut(EXPIRED)}>
-            Sign in
-          </button>
-        </div>
-      )}
       {s.notice && (
         <div class="notice" role="alert">
           {s.notice}

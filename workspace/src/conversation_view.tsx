@@ -49,7 +49,13 @@ export function ConversationView({ client, state, conv }: Props) {
         <Actions client={client} conv={conv} me={state.me} />
       </header>
       <div class="messages" ref={scroller} aria-live="polite">
-        {!th?.loaded && <p class="empty">Loading…</p>}
+        {th?.error ? (
+          <p class="error" role="alert">
+            History not shown: {th.error}
+          </p>
+        ) : (
+          !th?.loaded && <p class="empty">Loading…</p>
+        )}
         {th?.events.map((e) => <Item key={e.seq} ev={e} delivery={th.delivery} client={client} />)}
         {pending.map((p) => (
           <div key={p.client_msg_id} class={"msg outbound pending" + (p.internal ? " note" : "")}>

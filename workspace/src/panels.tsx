@@ -20,7 +20,11 @@ function useLoad<T>(f: () => Promise<Reply<T>>, deps: unknown[]): [Load<T>, () =
       if (!alive) return;
       if (r.status === 200 && r.body) set({ state: "ok", data: r.body });
       else if (r.status === 404 || r.status === 405 || r.status === 501) set({ state: "absent" });
-      else set({ state: "error", text: r.status ? `error ${r.status}` : "offline" });
+      /* a 403 (not for this role) says so here; a 401 has ended the session */
+      else {
+        const m = (r.body as any)?.error?.message;
+        set({ state: "error", text: r.status ? `error ${r.status}${m ? ": " + m : ""}` : "offline" });
+      }
     });
     return () => {
       alive = false;

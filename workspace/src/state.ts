@@ -10,6 +10,7 @@ export interface Thread {
   gap: boolean; /* an event beyond head+1 arrived: the client fetches after head */
   loaded: boolean;
   delivery: Record<string, DeliveryState>; /* by the channel's message_id */
+  error?: string; /* the history was refused (403, 404): said in its place, not asked again until opened again */
 }
 
 export interface Typing {
@@ -27,7 +28,7 @@ export interface State {
   cursor: string; /* the "*" subscription's resume point */
   outbox: Pending[];
   notice: string;
-  expired: boolean; /* the token expired: signing in again is the only way on */
+  ended: string; /* why the session ended (the token expired or was refused): signing in again is the only way on */
 }
 
 export type Action =
@@ -40,7 +41,8 @@ export type Action =
   | { t: "cursor"; cursor: string }
   | { t: "outbox"; outbox: Pending[] }
   | { t: "notice"; text: string }
-  | { t: "expired" };
+  | { t: "refused"; conv: string; text: string }
+  | { t: "ended"; why: string };
 
 export function initialState(me: string): State {
   return {
@@ -53,7 +55,7 @@ export function initialState(me: string): State {
     cursor: "",
     outbox: [],
     notice: "",
-    expired: false,
+    ended: "",
   };
 }
 
@@ -204,7 +206,7 @@ export function reduce(state: State, actions: Action[]): State {
       case "history": {
         const threads = new Map(s.threads);
         const th = addToThread(threads.get(a.conv) ?? emptyThread(), a.events);
-        threads.set(a.conv, { ...th, loaded: true });
+        threads.set(a.conv, { ...th, loaded: true, error: undefined });
         s.threads = threads;
         const c = cv().get(a.conv);
         if (c) {
@@ -251,8 +253,14 @@ export function reduce(state: State, actions: Action[]): State {
       case "notice":
         s.notice = a.text;
         break;
-      case "expired":
-        s.expired = true;
+      case "refused": {
+        const threads = new Map(s.threads);
+        threads.set(a.conv, { ...(threads.get(a.conv) ?? emptyThread()), error: a.text });
+        s.threads = threads;
+        break;
+      }
+      case "ended":
+        s.ended = a.why;
         s.online = false;
         break;
     }

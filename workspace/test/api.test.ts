@@ -228,7 +228,7 @@ describe("reconnecting", () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(FakeSocket.made).toHaveLength(n);
     expect(c.state.online).toBe(false);
-    expect(c.state.expired).toBe(true);
+    expect(c.state.ended).toBe("Session expired: sign in again.");
   }
 
   afterEach(() => vi.useRealTimers());
@@ -241,7 +241,7 @@ describe("reconnecting", () => {
     await stopped(c, 1); /* no upgrade with the expired token */
     c.dispatch({ t: "notice", text: "Contacts merged" }); /* another notice does not hide it */
     await vi.advanceTimersByTimeAsync(100);
-    expect(c.state.expired).toBe(true);
+    expect(c.state.ended).toBe("Session expired: sign in again.");
     c.stop();
   });
 
@@ -276,7 +276,124 @@ describe("reconnecting", () => {
     FakeSocket.made[2].end(1008, "slow consumer: resume later");
     await vi.advanceTimersByTimeAsync(400);
     expect(FakeSocket.made).toHaveLength(4);
-    expect(c.state.expired).toBe(false);
+    expect(c.state.ended).toBe("");
+    c.stop();
+  });
+});
+
+/* The daemon's REST API refusing the token for any reason (its secret
+ * rotated, the token revoked or expired between two WebSocket checks) ends
+ * the session like the WebSocket's expiry; a 403 refuses one thing only. */
+describe("the REST API's 401 and 403", () => {
+  const now = Date.parse("2026-12-07T02:00:00Z");
+  const exp = now / 1000 + 3600; /* the token itself is far from its exp */
+  const refused = (status: number, message: string) =>
+    new Response(JSON.stringify({ error: { code: status === 401 ? "unauthorized" : "forbidden", message } }), { status });
+
+  let answer: (url: string) => Response;
+  let calls: string[];
+
+  async function started() {
+    vi.useFakeTimers({ now });
+    FakeSocket.made = [];
+    calls = [];
+    answer = () => new Response(JSON.stringify({ conversations: [] }), { status: 200 });
+    vi.stubGlobal("WebSocket", FakeSocket);
+    vi.stubGlobal("fetch", async (url: string) => {
+      calls.push(url);
+      return answer(url);
+    });
+    const c = new Client("http://x", token({ sub: "me", exp }), { sub: "me", role: "agent", exp });
+    c.start();
+    FakeSocket.made[0].open();
+    FakeSocket.made[0].frame({ type: "subscribed", conversation: "*", cursor: "E~r1" });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.online).toBe(true);
+    return c;
+  }
+
+  afterEach(() => vi.useRealTimers());
+
+  it("a 401 from any call ends the session at once: the socket closed, no reconnect, and why", async () => {
+    const c = await started();
+    answer = () => refused(401, "bad token signature");
+    const r = await c.kpis(new Date(now - 86400e3), new Date(now), "none");
+    expect(r.status).toBe(401);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(FakeSocket.made[0].readyState).toBe(3);
+    expect(c.state.online).toBe(false);
+    expect(c.state.ended).toBe("Your session is no longer valid (bad token signature); sign in again.");
+    const n = calls.length;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.made).toHaveLength(1);
+    expect(calls).toHaveLength(n); /* and the REST calls made after it stay home */
+    expect((await c.refresh("c1"), calls)).toHaveLength(n);
+    c.stop();
+  });
+
+  it("a 401 saying the token expired reads as an expired session", async () => {
+    const c = await started();
+    answer = () => refused(401, "token expired");
+    await c.refresh("c1");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.ended).toBe("Session expired: sign in again.");
+    c.stop();
+  });
+
+  it("a media proxy's 401 ends it too", async () => {
+    const c = await started();
+    answer = () => refused(401, "bad token signature");
+    expect((await c.media("/v1/media/whatsapp/m1")).status).toBe(401);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.ended).toMatch(/no longer valid/);
+    c.stop();
+  });
+
+  it("an upgrade refused while the token is not expired asks the REST API, whose 401 ends the reconnects", async () => {
+    const c = await started();
+    FakeSocket.made[0].end(1001, "server shutting down"); /* the daemon restarts ... */
+    await vi.advanceTimersByTimeAsync(400);
+    expect(FakeSocket.made).toHaveLength(2);
+    answer = () => refused(401, "bad token signature"); /* ... with another auth.jwt_secret */
+    FakeSocket.made[1].end(1006, ""); /* the upgrade's 401, as a browser shows it */
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.made.length).toBeLessThanOrEqual(3); /* at most the one already planned */
+    expect(c.state.ended).toMatch(/no longer valid/);
+    expect(c.state.online).toBe(false);
+    c.stop();
+  });
+
+  it("an upgrade failing for the network goes on reconnecting", async () => {
+    const c = await started();
+    FakeSocket.made[0].end(1006, "");
+    for (let i = 1; i <= 4; i++) {
+      await vi.advanceTimersByTimeAsync(5000);
+      answer = () => {
+        throw new TypeError("network down");
+      };
+      FakeSocket.made[i].end(1006, "");
+    }
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(FakeSocket.made).toHaveLength(6);
+    expect(c.state.ended).toBe("");
+    c.stop();
+  });
+
+  it("a 403 does not end the session: the history says so where it would be, once, and other calls go on", async () => {
+    const c = await started();
+    answer = (url) =>
+      url.includes("/events") ? refused(403, "not yours to read") : new Response(JSON.stringify({ conversation_id: "c1" }), { status: 200 });
+    c.open("c1");
+    await vi.advanceTimersByTimeAsync(10_000); /* the 2 s ticker would fetch a thread not loaded again */
+    expect(calls.filter((u) => u.includes("/events"))).toHaveLength(1);
+    expect(c.state.threads.get("c1")?.error).toBe("not yours to read");
+    answer = () => refused(403, "agents of team billing only");
+    await c.claim("c1");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.state.notice).toBe("agents of team billing only");
+    expect(c.state.ended).toBe("");
+    expect(c.state.online).toBe(true);
+    expect(FakeSocket.made[0].readyState).toBe(1);
     c.stop();
   });
 });
