@@ -250,14 +250,15 @@ def test_an_expired_session_stops_reconnecting_in_chromium(omnihub, workspace_di
     session expired, the token is no longer stored, and a new one makes the page live again."""
     browser_ready()
     d = omnihub({"http.workspace_dir": str(workspace_dist)})
-    # 20 s: both pages are up and subscribed before exp on a loaded machine (10 s was not)
-    short = [d.token(f"agent-{i}", "agent", f"desk{i}", ttl=20) for i in (1, 2)]
+    # 40 s: both pages are up and subscribed before exp on a loaded machine (10 s was not,
+    # and 20 s failed about 1 run in 7 beside a Vitest run)
+    short = [d.token(f"agent-{i}", "agent", f"desk{i}", ttl=40) for i in (1, 2)]
     t0 = time.monotonic()
     r = subprocess.run(["node", "workspace_expiry.mjs", d.url, *short,
                         d.agent_token("agent-1", "desk1"), INBOUND_SECRET],
-                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=90)
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert time.monotonic() - t0 < 75
+    assert time.monotonic() - t0 < 100
 
 
 def test_a_session_the_daemon_no_longer_honours_ends_in_chromium(omnihub, workspace_dist):
