@@ -70,26 +70,36 @@ void oh_utf8_sanitize(char *s);
 
 enum oh_visibility {
     OH_VIS_ALL,      /* shown whole */
+    OH_VIS_DESK,     /* a message shown without the desk's members (OH_DESK_MEMBERS) */
     OH_VIS_REDUCED,  /* a status change to open/resolved: shown reduced to it */
     OH_VIS_INTERNAL, /* shown as a placeholder */
 };
+/* The members of a message's data that are the desk's, not the message's:
+ * the bot's workings (kind, confidence, the knowledge base's article ids,
+ * whether an LLM wrote it) and the suggestion an agent's reply was made
+ * from. Agents see them; customers get the message without them. */
+#define OH_DESK_MEMBERS "bot", "suggestion"
 /* What a customer may see of EV: internal are omnihub.conversation.*
  * (but for a status change to open or resolved), omnihub.message.enriched,
  * omnihub.contact.* and any event whose data.internal is true (an agent's
- * private note). Agents see every event whole. */
+ * private note); a message with desk members is shown without them. Agents
+ * see every event whole. */
 enum oh_visibility oh_event_visibility(const json_t *ev);
-/* True when a customer does not see EV whole. */
+/* True when EV is not shown to a customer as the message it is (a
+ * placeholder or a reduced status change; a message without its desk
+ * members still is one). */
 bool oh_event_internal(const json_t *ev);
 /* What a customer gets in EV's place (a new reference): EV itself when it
- * is shown whole; for a status change, EV with data reduced to
- * conversation_id, channel, account, changes.status and state.status; else
- * the placeholder {specversion, id, type "omnihub.internal", time, subject,
- * seq, epoch}, which keeps the customer's seq dense. NULL when out of
- * memory. */
+ * is shown whole; a message with desk members, a copy without them; for a
+ * status change, EV with data reduced to conversation_id, channel,
+ * account, changes.status and state.status; else the placeholder
+ * {specversion, id, type "omnihub.internal", time, subject, seq, epoch},
+ * which keeps the customer's seq dense. NULL when out of memory. */
 json_t *oh_event_for_customer(const json_t *ev);
 /* A cheap look at the stored text of an event (LEN bytes): false when it
  * certainly is shown whole to customers (no internal type, no "internal"
- * member), so that history pages pass most events on unparsed. */
+ * member, no desk member), so that history pages pass most events on
+ * unparsed. */
 bool oh_event_text_maybe_internal(const char *json, size_t len);
 /* The text a customer gets for the stored event JSON (LEN bytes): 0 with
  * *OUT NULL when the text is shown as it is, 0 with *OUT (caller frees) and

@@ -1,12 +1,22 @@
 /* visibility.c - what a customer may see of an event: internal events
  * (state changes, triage, contacts, private notes) become placeholders in
- * their history and on their WebSocket, so their seq stays dense. */
+ * their history and on their WebSocket, so their seq stays dense; messages
+ * lose the desk's members (the bot's workings, an agent's suggestion). */
 #include <stdlib.h>
 #include <string.h>
 #include "core/event.h"
 #include "core/json_dump.h"
 
 #define CONV_PREFIX "omnihub.conversation."
+
+static const char *const desk_members[] = {OH_DESK_MEMBERS};
+
+static bool has_desk_members(const json_t *data)
+{
+    for (size_t i = 0; i < OH_ARRAY_SIZE(desk_members); i++)
+        if (json_object_get(data, desk_members[i])) return true;
+    return false;
+}
 
 /* A status change customers are told of: to open or resolved. */
 static bool status_change_shown(const json_t *data)
@@ -27,12 +37,13 @@ enum oh_visibility oh_event_visibility(const json_t *ev)
         strcmp(type, OH_EV_ENRICHED) == 0 ||
         strncmp(type, OH_EV_CONTACT_PREFIX, sizeof OH_EV_CONTACT_PREFIX - 1) == 0)
         return OH_VIS_INTERNAL;
-    return OH_VIS_ALL;
+    return has_desk_members(data) ? OH_VIS_DESK : OH_VIS_ALL;
 }
 
 bool oh_event_internal(const json_t *ev)
 {
-    return oh_event_visibility(ev) != OH_VIS_ALL;
+    enum oh_visibility v = oh_event_visibility(ev);
+    return v == OH_VIS_REDUCED || v == OH_VIS_INTERNAL;
 }
 
 /* EV's attributes (every member but data), copied. */
@@ -67,6 +78,25 @@ static json_t *reduced(const json_t *ev)
     return o;
 }
 
+/* EV with its data's desk members left out (copies of the two objects;
+ * the members' values are shared). */
+static json_t *without_desk(const json_t *ev)
+{
+    json_t *o = json_copy((json_t *)ev), *d = json_copy((json_t *)oh_event_data(ev));
+    if (!o || !d) {
+        json_decref(o);
+        json_decref(d);
+        return NULL;
+    }
+    for (size_t i = 0; i < OH_ARRAY_SIZE(desk_members); i++)
+        json_object_del(d, desk_members[i]);
+    if (json_object_set_new(o, "data", d)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *placeholder(const json_t *ev)
 {
     /* in the contract's order; only the attributes the original has */
@@ -88,6 +118,7 @@ json_t *oh_event_for_customer(const json_t *ev)
 {
     switch (oh_event_visibility(ev)) {
     case OH_VIS_ALL: return json_incref((json_t *)ev);
+    case OH_VIS_DESK: return without_desk(ev);
     case OH_VIS_REDUCED: return reduced(ev);
     default: return placeholder(ev);
     }
@@ -97,9 +128,12 @@ bool oh_event_text_maybe_internal(const char *json, size_t len)
 {
     /* every internal event carries one of these, whatever the spacing; a
      * customer's text holding one only costs a parse (quotes in a string
-     * are escaped, so a text never makes a real "internal" member) */
-    static const char *const marks[] = {"\"" CONV_PREFIX, "\"" OH_EV_ENRICHED "\"",
-                                        "\"" OH_EV_CONTACT_PREFIX, "\"internal\""};
+     * are escaped, so a text never makes a real "internal" member); so
+     * does every message with desk members (the bot's own messages are
+     * parsed for their "bot" author) */
+    static const char *const marks[] = {
+        "\"" CONV_PREFIX, "\"" OH_EV_ENRICHED "\"", "\"" OH_EV_CONTACT_PREFIX, "\"internal\"",
+        "\"bot\"",        "\"suggestion\""};
     for (size_t i = 0; i < OH_ARRAY_SIZE(marks); i++)
         if (memmem(json, len, marks[i], strlen(marks[i]))) return true;
     return false;

@@ -104,7 +104,7 @@ static void events_work(void *opaque)
     const char *p = r->path + strlen("/v1/contacts/");
     snprintf(id, sizeof id, "%.*s", (int)strcspn(p, "/"), p);
     int limit = 100;
-    if (gw_query(r, "limit", num, sizeof num)) limit = atoi(num);
+    if (gw_query_has(r, "limit")) limit = gw_query(r, "limit", num, sizeof num) ? atoi(num) : 0;
     if (limit < 1 || limit > EVENTS_MAX) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..%d", EVENTS_MAX);
         gw_complete(r);

@@ -213,8 +213,12 @@ void gw_notify_pushed(struct oh_gateway *gw, const char *conv, int64_t after, in
 /* A read cursor of ROLE in CONV was stored at SEQ: tells every connector
  * with on_read. Worker thread. */
 void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, int64_t seq);
-/* Copies query parameter NAME; false when absent. */
+/* Copies query parameter NAME; false when absent, and when its value is
+ * over LEN - 1 bytes: a route that must not take such a parameter for an
+ * absent one asks gw_query_has() too and refuses it (400). */
 bool gw_query(const struct req *r, const char *name, char *out, size_t len);
+/* Whether parameter NAME is in R's query at all (with or without a value). */
+bool gw_query_has(const struct req *r, const char *name);
 const char *gw_header(const struct req *r, const char *lname);
 
 /* http_pipeline.c: lws 4.1.6 cannot read the body of a request it took

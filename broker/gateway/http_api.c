@@ -42,15 +42,6 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-/* Whether parameter NAME is in R's query at all (with or without a value). */
-static bool query_has(const struct req *r, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = r->query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' || !p[n])) return true;
-    return false;
-}
-
 /* Parses the JSON body; false after answering 400. */
 static bool json_body(struct req *r, json_t **out)
 {
@@ -260,22 +251,24 @@ static void list_conversations(struct req *r)
     l->r = r;
     char v[LIST_CURSOR_MAX + 8];
     int64_t n = 50;
-    if (gw_query(r, "limit", v, sizeof v) && !parse_int(v, 1, 1000, &n)) {
+    if (gw_query_has(r, "limit") &&
+        (!gw_query(r, "limit", v, sizeof v) || !parse_int(v, 1, 1000, &n))) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..1000");
         return;
     }
     l->f.limit = (int)n + 1; /* one more: whether there is a next page */
-    if (gw_query(r, "updated_after", v, sizeof v) && oh_time_parse(v, &l->f.updated_after_ms)) {
+    if (gw_query_has(r, "updated_after") &&
+        (!gw_query(r, "updated_after", v, sizeof v) || oh_time_parse(v, &l->f.updated_after_ms))) {
         gw_reply_error(r, 400, "bad_request", "updated_after must be RFC 3339");
         return;
     }
-    if (query_has(r, "cursor") &&
+    if (gw_query_has(r, "cursor") &&
         (!gw_query(r, "cursor", v, sizeof v) || !list_cursor_parse(v, l))) {
         gw_reply_error(r, 400, "bad_request", "cursor is not a next_cursor of this list");
         return;
     }
     for (int i = 0; i < L_NSTR; i++) {
-        if (!query_has(r, list_strs[i])) continue;
+        if (!gw_query_has(r, list_strs[i])) continue;
         /* an empty search box searches nothing: q= is no filter */
         if (i == L_Q && gw_query(r, "q", l->str[i], sizeof l->str[i]) && !l->str[i][0]) continue;
         if (!gw_query(r, list_strs[i], l->str[i], sizeof l->str[i]) || !l->str[i][0] ||
@@ -482,11 +475,13 @@ static void list_events(struct req *r, const char *conv)
         return;
     }
     snprintf(a->conv, sizeof a->conv, "%s", conv);
-    if (gw_query(r, "after", v, sizeof v) && !parse_int(v, 0, INT64_MAX, &a->after)) {
+    if (gw_query_has(r, "after") &&
+        (!gw_query(r, "after", v, sizeof v) || !parse_int(v, 0, INT64_MAX, &a->after))) {
         gw_reply_error(r, 400, "bad_request", "after must be a non-negative integer");
         return;
     }
-    if (gw_query(r, "limit", v, sizeof v) && !parse_int(v, 1, 1000, &n)) {
+    if (gw_query_has(r, "limit") &&
+        (!gw_query(r, "limit", v, sizeof v) || !parse_int(v, 1, 1000, &n))) {
         gw_reply_error(r, 400, "bad_request", "limit must be 1..1000");
         return;
     }

@@ -422,8 +422,12 @@ static void route_search(struct req *r)
         has_locale = s->locale[0] != '\0';
     } else {
         has_q = gw_query(r, "q", s->q, sizeof s->q);
-        if (!gw_query(r, "limit", lim, sizeof lim)) lim[0] = '\0';
-        has_locale = gw_query(r, "locale", s->locale, sizeof s->locale);
+        /* a value too long for its buffer is given, and invalid */
+        if (!gw_query(r, "limit", lim, sizeof lim))
+            snprintf(lim, sizeof lim, "%s", gw_query_has(r, "limit") ? "!" : "");
+        has_locale = gw_query_has(r, "locale");
+        if (has_locale && !gw_query(r, "locale", s->locale, sizeof s->locale))
+            snprintf(s->locale, sizeof s->locale, "!");
     }
     const char *p = s->q;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')

@@ -87,11 +87,13 @@ static bool kpi_params(struct req *r, struct kpi_req *k)
     char v[64];
     k->q.from_ms = 0;
     k->q.to_ms = KPI_TO_MAX;
-    if (gw_query(r, "from", v, sizeof v) && oh_time_parse(v, &k->q.from_ms)) {
+    if (gw_query_has(r, "from") &&
+        (!gw_query(r, "from", v, sizeof v) || oh_time_parse(v, &k->q.from_ms))) {
         gw_reply_error(r, 400, "bad_request", "from must be an RFC 3339 time");
         return false;
     }
-    if (gw_query(r, "to", v, sizeof v) && oh_time_parse(v, &k->q.to_ms)) {
+    if (gw_query_has(r, "to") &&
+        (!gw_query(r, "to", v, sizeof v) || oh_time_parse(v, &k->q.to_ms))) {
         gw_reply_error(r, 400, "bad_request", "to must be an RFC 3339 time");
         return false;
     }
@@ -100,8 +102,9 @@ static bool kpi_params(struct req *r, struct kpi_req *k)
         return false;
     }
     snprintf(k->group_by, sizeof k->group_by, "none");
-    if (gw_query(r, "group_by", v, sizeof v)) {
-        if (strcmp(v, "agent") && strcmp(v, "team") && strcmp(v, "channel") && strcmp(v, "none")) {
+    if (gw_query_has(r, "group_by")) {
+        if (!gw_query(r, "group_by", v, sizeof v) || (strcmp(v, "agent") && strcmp(v, "team") &&
+                                                      strcmp(v, "channel") && strcmp(v, "none"))) {
             gw_reply_error(r, 400, "bad_request", "group_by must be agent, team, channel or none");
             return false;
         }

@@ -146,6 +146,14 @@ bool gw_query(const struct req *r, const char *name, char *out, size_t len)
     return oh_query_param(r->query, name, out, len) == OH_OK;
 }
 
+bool gw_query_has(const struct req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' || !p[n])) return true;
+    return false;
+}
+
 bool gw_authenticate(struct req *r)
 {
     const char *h = gw_header(r, "authorization");

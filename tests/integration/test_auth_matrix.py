@@ -59,18 +59,26 @@ TOKENS = {
     "owner": lambda: jwt(claims(OWNER)),
     "another customer": lambda: jwt(claims(OTHER)),
     "agent": lambda: jwt(claims(AGENT, "agent", "desk")),
+    "admin": lambda: jwt(claims("boss", "admin", "console")),
 }
 UNAUTHENTICATED = ["no token", "garbage", "bad signature", "expired", "no exp", "alg none",
                    "alg none, agent", "another alg (HS512)", "header says HS256, signed HS512",
                    "unknown role", "no sub"]
 
 
-def expect(ok, owner=None, other=403, agent=None):
-    """The row of one endpoint: 401 for every unauthenticated case."""
+def expect(ok, owner=None, other=403, agent=None, admin=None):
+    """The row of one endpoint: 401 for every unauthenticated case; an
+    admin answered as an agent unless said otherwise."""
     row = {case: 401 for case in UNAUTHENTICATED}
     row.update({"owner": owner if owner is not None else ok, "another customer": other,
                 "agent": agent if agent is not None else ok})
+    row["admin"] = admin if admin is not None else row["agent"]
     return row
+
+
+def desk_only(ok, **kw):
+    """A row of the desk's routes: customers 403, their own conversation too."""
+    return expect(ok, **dict({"owner": 403, "other": 403}, **kw))
 
 
 # ---- bearer-token endpoints: (name, call(d, ctx, token) -> outcome, expected) ----
@@ -103,6 +111,11 @@ def ws_call(d, ctx, token):
         finally:
             await ws.close()
     return asyncio.run(run())
+
+
+def ws_star_call(d, ctx, token):
+    """The answer to a subscribe of "*" (every conversation: agents only)."""
+    return ws_call(d, dict(ctx, conv="*"), token)
 
 
 def ws_query_call(d, ctx, token):
@@ -141,25 +154,59 @@ ENDPOINTS = [
     ("GET /v1/ws + subscribe", ws_call,
      expect("subscribed", other="forbidden")),
     ("GET /v1/ws?access_token=", ws_query_call, expect(101, other=101)),
+    ("GET /v1/ws + subscribe \"*\"", ws_star_call,
+     desk_only("subscribed", owner="forbidden", other="forbidden")),
+    # the desk's routes (CONTRACT part 2)
+    ("GET /v1/conversations/{id}", rest("GET", "/v1/conversations/{conv}"), expect(200)),
+    ("PATCH /v1/conversations/{id}",
+     rest("PATCH", "/v1/conversations/{conv}", {"priority": "low"}), desk_only(200)),
+    ("POST /v1/conversations/{id}/claim", rest("POST", "/v1/conversations/{conv}/claim"),
+     desk_only(200, admin=409)),
+    ("GET /v1/conversations/{id}/suggestions",
+     rest("GET", "/v1/conversations/{conv}/suggestions"), desk_only(200)),
+    ("GET /v1/agents", rest("GET", "/v1/agents"), desk_only(200)),
+    ("GET /v1/contacts?identifier=", rest("GET", "/v1/contacts?identifier=email:ann@example.org"),
+     desk_only(200)),
+    ("GET /v1/contacts/{id}", rest("GET", "/v1/contacts/p_nobody"), desk_only(404)),
+    ("POST /v1/contacts/{id}/merge", rest("POST", "/v1/contacts/p_nobody/merge",
+                                          {"other": "p_else"}), desk_only(404)),
+    ("DELETE /v1/contacts/{id} (admins only)", rest("DELETE", "/v1/contacts/p_nobody"),
+     desk_only(403, admin=404)),
+    ("GET /v1/kb/search", rest("GET", "/v1/kb/search?q=refund"), desk_only(200)),
+    ("GET /v1/kb/articles/{id}", rest("GET", "/v1/kb/articles/none"), desk_only(404)),
+    ("PUT /v1/kb/articles/{id} (admins only)",
+     rest("PUT", "/v1/kb/articles/auth-matrix", {"title": "T", "body": "B"}),
+     desk_only(403, admin=200)),
+    ("DELETE /v1/kb/articles/{id} (admins only)", rest("DELETE", "/v1/kb/articles/none"),
+     desk_only(403, admin=404)),
+    ("GET /v1/canned", rest("GET", "/v1/canned"), desk_only(200)),
+    ("GET /v1/reports/kpis", rest("GET", "/v1/reports/kpis"), desk_only(200)),
+    ("GET /v1/reports/bot", rest("GET", "/v1/reports/bot"), desk_only(200)),
 ]
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def open_hub(tmp, config, owner, agent):
+    """A daemon with the owner's webchat conversation and an api one."""
     from conftest import Daemon
-    d = Daemon(tmp_path_factory.mktemp("authz"), WEBHOOK_CONFIG)
-    owner = TOKENS["owner"]()
+    d = Daemon(tmp, dict(config, **{"contacts.enabled": "true"}))
     r = d.request("POST", "/v1/conversations/new/messages", {"text": "open",
                                                             "client_msg_id": "open"}, token=owner)
     assert r.status_code == 202, r.text
     conv = r.json()["conversation_id"]
-    d.wait_history(conv, 1)
+    d.wait_history(conv, 1, token=agent)
     r = d.post_inbound({"channel": "api:shop", "account": "acme", "message_id": "m1",
                         "contact": {"id": "u1", "name": "Ann"}, "text": "hello"})
     assert r.status_code == 202, r.text
     api = r.json()["conversation_id"]
-    d.wait_history(api, 1)
-    yield d, {"conv": conv, "api": api}
+    d.wait_history(api, 1, token=agent)
+    return d, {"conv": conv, "api": api}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    d, ctx = open_hub(tmp_path_factory.mktemp("authz"), WEBHOOK_CONFIG, TOKENS["owner"](),
+                      TOKENS["agent"]())
+    yield d, ctx
     d.stop()
 
 
@@ -170,6 +217,36 @@ def test_token_matrix(hub, name, call, row):
     wrong = {case: (got[case], want) for case, want in row.items() if got[case] != want}
     assert not wrong, f"{name}: case -> (got, expected): {wrong}"
     assert d.proc.poll() is None
+
+
+def test_every_endpoint_checks_issuer_and_audience(tmp_path_factory):
+    """With auth.issuer and auth.audience set, every row's agent answer
+    needs both in the token: a token for another audience or issuer, or
+    with neither, is 401 on every REST route and WebSocket upgrade."""
+    iss, aud = "https://login.example", "omnihub-desk"
+
+    def agent(**claim):
+        given = dict(claims(AGENT, "agent", "desk"), **dict({"iss": iss, "aud": aud}, **claim))
+        return jwt({k: v for k, v in given.items() if v is not None})
+    d, ctx = open_hub(tmp_path_factory.mktemp("authz-aud"),
+                      {"auth.issuer": iss, "auth.audience": aud},
+                      jwt(dict(claims(OWNER), iss=iss, aud=aud)), agent())
+    try:
+        refused = {"another audience": agent(aud="someone-else"),
+                   "another issuer": agent(iss="https://evil.example"),
+                   "no audience": agent(aud=None), "no issuer": agent(iss=None)}
+        wrong = {}
+        for name, call, row in ENDPOINTS:
+            got = {case: call(d, ctx, tok) for case, tok in refused.items()}
+            got["right audience (an array)"] = call(d, ctx, agent(aud=["x", aud]))
+            want = dict({case: 401 for case in refused}, **{"right audience (an array)":
+                                                             row["agent"]})
+            bad = {c: (got[c], w) for c, w in want.items() if got[c] != w}
+            if bad:
+                wrong[name] = bad
+        assert not wrong, f"endpoint -> case -> (got, expected): {wrong}"
+    finally:
+        d.stop()
 
 
 # ---- signed webhooks ----

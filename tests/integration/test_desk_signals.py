@@ -397,3 +397,69 @@ def test_customer_read_reaches_agents(omnihub):
             await a.send({"type": "read", "conversation": conv, "seq": 2})
             assert not [x for x in await inbox.quiet(0.5) if x["type"] == "read"]
     run(go())
+
+
+def test_customers_get_messages_without_the_desks_members(omnihub):
+    """A bot message's data.bot (its confidence, the knowledge base's
+    article ids, whether an LLM wrote it) and the data.suggestion of an
+    agent's reply made from a suggestion are the desk's: agents see them,
+    the customer gets the message without them, live, replayed and in a
+    history page, and the reply still gets its delivery states."""
+    d = omnihub({"bot.enabled": "true", "webchat.receipts": "true"})
+    admin = token("boss", "admin")
+    r = d.request("PUT", "/v1/kb/articles/refund-policy-internal",
+                  {"title": "Refunds", "body": "Refunds are paid within five business days "
+                                                "after the returned item arrives."}, token=admin)
+    assert r.status_code == 200, r.text
+    cust, agent = d.customer_token("hana"), d.agent_token("a1")
+
+    def desk(page):
+        return [e for e in page if {"bot", "suggestion"} & set(e.get("data", {}))]
+
+    async def live():
+        async with Client(d, cust) as c:
+            await c.send({"type": "send", "conversation": "new", "client_msg_id": "c1",
+                          "text": "how long does a refund take after I return the item?"})
+            conv = (await c.until(lambda f: f["type"] == "ack"))["conversation_id"]
+            await c.subscribe(conv)
+            bot = await c.until(lambda f: f["type"] == "event" and
+                                f["event"].get("data", {}).get("author", {}).get("kind") == "bot")
+            r = d.request("GET", f"/v1/conversations/{conv}/suggestions", token=agent)
+            assert r.status_code == 200, r.text
+            sid = r.json()["replies"][0]["suggestion_id"]
+            r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                          {"text": "Five business days.", "client_msg_id": "a1",
+                           "suggestion": {"id": sid, "source": "kb"}}, token=agent)
+            assert r.status_code == 202, r.text
+            reply = await c.until(lambda f: f["type"] == "event" and
+                                  f["event"].get("data", {}).get("client_msg_id") == "a1")
+            return conv, [bot["event"], reply["event"]]
+    conv, got = run(live())
+    assert not desk(got), got
+    assert got[1]["data"]["text"] == "Five business days."
+    # agents see both whole
+    events = d.history(conv, token=agent)
+    assert len(desk(events)) == 2, events
+    bot = desk(events)[0]
+    assert bot["data"]["bot"]["in_reply_to"] == events[0]["id"]
+    body, page = raw_history(d, conv, cust)
+    assert [e["id"] for e in page] == [e["id"] for e in events]
+    assert not desk(page) and b"refund-policy-internal" not in body and b"confidence" not in body
+    shown = {e["id"]: e for e in page}
+    for e in desk(events):
+        trimmed = dict(e, data={k: v for k, v in e["data"].items()
+                                if k not in ("bot", "suggestion")})
+        assert shown[e["id"]] == trimmed
+
+    async def replay():
+        async with Client(d, d.customer_token("hana", "tablet")) as c:
+            await c.subscribe(conv)
+            return await c.events(len(page))
+    assert not desk(run(replay()))
+    # the reply reached the customer: webchat records its delivery
+    reply_id = desk(events)[1]["data"]["message_id"]
+    deadline = time.time() + 10
+    while not [e for e in d.history(conv) if e["type"] == "omnihub.message.status" and
+               e["data"]["status"]["message_id"] == reply_id]:
+        assert time.time() < deadline, "no delivery state for the suggested reply"
+        time.sleep(0.1)

@@ -324,3 +324,39 @@ def test_customer_fields_are_validated(daemon):
     d.wait_history(other.json()["conversation_id"], 1)
     r = send(d, conv, agent, "ag2", text="x", reply_to=other.json()["event_id"])
     assert r.status_code == 400
+
+
+def test_overlong_query_parameters_are_refused_not_ignored(omnihub):
+    """A query parameter longer than the route reads was taken for an
+    absent one: the history from seq 0, the whole inbox, every locale, the
+    whole KPI range. Each is a 400 now, like any value the route does not
+    accept; the same values written short are served."""
+    d = omnihub({"contacts.enabled": "true"})
+    conv = d.post_inbound({"channel": "api:shop", "account": "acme", "message_id": "q1",
+                           "contact": {"id": "u1", "name": "Ann"}, "text": "hi"}).json()[
+        "conversation_id"]
+    d.wait_history(conv, 1)
+    agent = d.agent_token()
+    zeros, events = "0" * 400, f"/v1/conversations/{conv}/events"
+    cases = {
+        f"{events}?after={zeros}1": f"{events}?after=1",
+        f"{events}?limit={zeros}5": f"{events}?limit=5",
+        f"/v1/conversations?limit={zeros}5": "/v1/conversations?limit=5",
+        f"/v1/conversations?updated_after=2026-01-01T00:00:00.{zeros}Z":
+            "/v1/conversations?updated_after=2026-01-01T00:00:00.000Z",
+        f"/v1/reports/kpis?from=2026-01-01T00:00:00.{zeros}Z":
+            "/v1/reports/kpis?from=2026-01-01T00:00:00.000Z",
+        f"/v1/reports/kpis?to=2030-01-01T00:00:00.{zeros}Z":
+            "/v1/reports/kpis?to=2030-01-01T00:00:00.000Z",
+        "/v1/reports/kpis?group_by=" + "agent" * 40: "/v1/reports/kpis?group_by=agent",
+        f"/v1/kb/search?q=refund&limit={zeros}7": "/v1/kb/search?q=refund&limit=7",
+        "/v1/kb/search?q=refund&locale=" + "en" * 100: "/v1/kb/search?q=refund&locale=en",
+        f"/v1/contacts/p_nobody/events?limit={zeros}5": None,
+    }
+    got = {}
+    for long, short in cases.items():
+        got[long.replace(zeros, "0...")] = (d.request("GET", long, token=agent).status_code, 400)
+        if short:
+            got[short] = (d.request("GET", short, token=agent).status_code, 200)
+    wrong = {path: g for path, g in got.items() if g[0] != g[1]}
+    assert not wrong, f"path -> (got, expected): {wrong}"

@@ -88,6 +88,35 @@ START_TEST(visibility_of_messages_and_notes)
 }
 END_TEST
 
+START_TEST(visibility_of_desk_members)
+{
+    /* the bot's workings and an agent's suggestion: the message, without them */
+    json_t *bot = message(false, "Refunds take five days.");
+    json_object_set_new(oh_event_data(bot), "bot",
+                        json_pack("{s:s, s:[s], s:f}", "kind", "answer", "article_ids",
+                                  "refund-policy", "confidence", 0.9));
+    json_t *reply = message(false, "Five days.");
+    json_object_set_new(oh_event_data(reply), "suggestion",
+                        json_pack("{s:s, s:s}", "id", "e_9", "source", "llm"));
+    json_t *plain = message(false, "Five days.");
+    ck_assert_int_eq(oh_event_visibility(bot), OH_VIS_DESK);
+    ck_assert_int_eq(oh_event_visibility(reply), OH_VIS_DESK);
+    ck_assert(!oh_event_internal(bot) && !oh_event_internal(reply)); /* messages still */
+    json_t *shown = oh_event_for_customer(reply);
+    ck_assert(json_equal(shown, plain));
+    ck_assert_ptr_nonnull(json_object_get(oh_event_data(reply), "suggestion")); /* untouched */
+    json_decref(shown);
+    char *text = customer_text(bot);
+    ck_assert_ptr_null(strstr(text, "refund-policy"));
+    ck_assert_ptr_null(strstr(text, "confidence"));
+    ck_assert_ptr_nonnull(strstr(text, "Refunds take five days."));
+    free(text);
+    json_decref(bot);
+    json_decref(reply);
+    json_decref(plain);
+}
+END_TEST
+
 START_TEST(visibility_of_state_and_other_internal_types)
 {
     json_t *resolved = updated("resolved", "agent-7");
@@ -340,6 +369,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, visibility_of_messages_and_notes);
     tcase_add_test(tc, visibility_of_state_and_other_internal_types);
+    tcase_add_test(tc, visibility_of_desk_members);
     tcase_add_test(tc, presence_aggregates_devices);
     tcase_add_test(tc, presence_counts_other_gateways);
     tcase_add_test(tc, admin_and_claims);
