@@ -200,6 +200,20 @@ static int pick_key(const oh_auth *a, json_t *h, const unsigned char **key, int 
     return OH_EAUTH;
 }
 
+/* TOKEN's HS256 signature checked here, in constant time: libjwt 1.10
+ * compares it with strcmp unless patched (CVE-2024-25189; Debian's
+ * 1.10.2-1+deb12u1 is), so the daemon does not depend on the build it
+ * links. libjwt then checks it again and reads the claims. */
+static bool hs256_ok(const char *token, const unsigned char *key, int keylen)
+{
+    const char *dot = strrchr(token, '.');
+    uint8_t sig[OH_SHA256_LEN + 3], mac[OH_SHA256_LEN];
+    int n = dot ? oh_base64url_decode(dot + 1, strlen(dot + 1), sig, sizeof sig) : -1;
+    if (n < 0) return false;
+    oh_hmac_sha256(key, (size_t)keylen, token, (size_t)(dot - token), mac);
+    return oh_ct_equal(sig, (size_t)n, mac, sizeof mac);
+}
+
 int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh_principal *out,
                    char *err, size_t errlen)
 {
@@ -229,7 +243,8 @@ int oh_auth_verify(const oh_auth *a, const char *token, int64_t now_s, struct oh
         return OH_EAUTH;
     }
     jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, token, key, keylen) != 0 || !jwt || jwt_get_alg(jwt) != alg) {
+    if ((alg == JWT_ALG_HS256 && !hs256_ok(token, key, keylen)) ||
+        jwt_decode(&jwt, token, key, keylen) != 0 || !jwt || jwt_get_alg(jwt) != alg) {
         jwt_free(jwt);
         oh_errf(err, errlen, "bad token signature");
         return OH_EAUTH;
