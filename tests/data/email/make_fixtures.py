@@ -232,6 +232,36 @@ case("attachment_without_filename", (
                   {"kind": "image", "mime_type": "image/jpeg", "filename": "attachment-2.jpg",
                    "size": 12}]}})
 
+# Apple Mail with a picture placed inside the text: multipart/mixed of
+# text, picture, text (RFC 2046 5.1.3: the parts are in sequence); the
+# text after the picture is the body too
+case("apple_mail_text_picture_text", (
+    "From: Anna <anna@example.org>\n"
+    "To: support@example.com\n"
+    "Subject: screenshot\n"
+    "Date: Thu, 16 Nov 2023 12:30:00 +0000\n"
+    "Message-ID: <apple-mixed@example.org>\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=\"Apple-Mail=_1\"\n\n"
+    "--Apple-Mail=_1\n"
+    "Content-Transfer-Encoding: 7bit\n"
+    "Content-Type: text/plain; charset=us-ascii\n\n"
+    "The error looks like this:\n"
+    "--Apple-Mail=_1\n"
+    "Content-Disposition: inline; filename=error.png\n"
+    "Content-Type: image/png; name=\"error.png\"\n"
+    "Content-Transfer-Encoding: base64\n\n"
+    + b64(b"\x89PNG\r\n\x1a\nfake") + "\n"
+    "--Apple-Mail=_1\n"
+    "Content-Transfer-Encoding: quoted-printable\n"
+    "Content-Type: text/plain; charset=utf-8\n\n"
+    + qp("It started on Tuesday \u2013 order 4711.\n".encode("utf-8")) +
+    "--Apple-Mail=_1--\n"),
+    {"data": {"text": "The error looks like this:\nIt started on Tuesday \u2013 order 4711.",
+              "attachments": [
+                  {"kind": "image", "mime_type": "image/png", "filename": "error.png",
+                   "size": 12}]}})
+
 # boundary never closed, and a part whose boundary is misspelt
 case("broken_boundary", (
     "From: customer@example.org\n"
