@@ -77,6 +77,13 @@ static char *part_text(GMimePart *part)
     const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
     char *s = email_to_utf8(cs, (const char *)ba->data, ba->len);
     g_byte_array_free(ba, TRUE);
+    const char *format = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "format");
+    if (s && format && strcasecmp(format, "flowed") == 0) {
+        const char *delsp = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "delsp");
+        char *u = email_unflow(s, delsp && strcasecmp(delsp, "yes") == 0);
+        free(s);
+        s = u;
+    }
     return s;
 }
 
