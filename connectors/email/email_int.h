@@ -98,6 +98,10 @@ char *email_to_utf8(const char *charset, const char *in, size_t len);
 /* Readable text of an HTML document: tags stripped, block structure kept
  * as line breaks, entities decoded, blockquotes prefixed with "> ". */
 char *email_html_to_text(const char *html, size_t len);
+/* TEXT sent as RFC 3676 format=flowed (DELSP: delsp=yes) as the lines its
+ * writer meant: soft breaks joined, space-stuffing removed, quoted lines
+ * as "> " lines. Caller frees. */
+char *email_unflow(const char *text, bool delsp);
 /* What is new in a reply: quoted history removed. Never empty unless
  * TEXT is blank. */
 char *email_trim_quotes(const char *text);

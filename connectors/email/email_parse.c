@@ -39,7 +39,10 @@ struct walk {
     const char *event_id;
     size_t max_blob;
     struct email_blobs *blobs;
-    char *plain, *html; /* first inline bodies, UTF-8 */
+    char *plain;   /* the inline text/plain bodies, joined, UTF-8 */
+    char *html;    /* the first inline text/html body, UTF-8 */
+    int nplain;    /* text/plain bodies in plain */
+    bool alt_done; /* in a multipart/alternative whose text is taken */
     json_t *atts;
     int nparts;
     bool report; /* inside multipart/report; report-type=delivery-status */
@@ -74,6 +77,13 @@ static char *part_text(GMimePart *part)
     const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
     char *s = email_to_utf8(cs, (const char *)ba->data, ba->len);
     g_byte_array_free(ba, TRUE);
+    const char *format = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "format");
+    if (s && format && strcasecmp(format, "flowed") == 0) {
+        const char *delsp = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "delsp");
+        char *u = email_unflow(s, delsp && strcasecmp(delsp, "yes") == 0);
+        free(s);
+        s = u;
+    }
     return s;
 }
 
@@ -204,10 +214,19 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
             const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
             if (rt && strcasecmp(rt, "delivery-status") == 0) w->report = true;
         }
+        /* The parts of multipart/mixed (Apple Mail: text, picture, text)
+         * all belong to the body; of an alternative, one text is the body. */
+        bool alt = ct && g_mime_content_type_is_type(ct, "multipart", "alternative");
+        bool outer = w->alt_done;
+        if (!alt) w->alt_done = false;
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            int before = w->nplain;
             walk(w, g_mime_multipart_get_part(mp, i), depth + 1);
+            if (alt && w->nplain > before) w->alt_done = true;
+        }
+        w->alt_done = outer;
         return;
     }
     if (GMIME_IS_MESSAGE_PART(obj)) {
@@ -247,8 +266,20 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
     }
     bool is_text = !ct || g_mime_content_type_is_type(ct, "text", "plain");
     bool is_html = ct && g_mime_content_type_is_type(ct, "text", "html");
-    if (!attach && !filename && is_text && !w->plain) {
-        w->plain = part_text(part);
+    if (!attach && !filename && is_text && !w->alt_done) {
+        char *t = part_text(part);
+        if (w->plain && t) {
+            size_t n = strlen(w->plain) + strlen(t) + 2;
+            char *joined = malloc(n);
+            if (joined) snprintf(joined, n, "%s\n%s", w->plain, t);
+            free(t);
+            t = joined;
+        }
+        if (t) {
+            free(w->plain);
+            w->plain = t;
+            w->nplain++;
+        }
         return;
     }
     if (!attach && !filename && is_html && !w->html) {

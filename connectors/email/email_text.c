@@ -442,6 +442,43 @@ char *email_html_to_text(const char *html, size_t len)
     return email_strip(s);
 }
 
+/* ---- format=flowed (RFC 3676) ---- */
+
+char *email_unflow(const char *text, bool delsp)
+{
+    struct sbuf out = {0};
+    int open = -1; /* quote depth of the paragraph a soft break left open */
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n && p[n - 1] == '\r') n--;
+        int depth = 0;
+        while ((size_t)depth < n && p[depth] == '>')
+            depth++;
+        const char *c = p + depth;
+        size_t cn = n - (size_t)depth;
+        if (cn && *c == ' ') c++, cn--; /* space-stuffing (4.4) */
+        bool sig = cn == 3 && memcmp(c, "-- ", 3) == 0;
+        bool soft = cn && c[cn - 1] == ' ' && !sig;
+        /* a soft break joins only lines of the same quote depth (4.5) */
+        if (open >= 0 && open != depth) sb_putc(&out, '\n');
+        if (open != depth) {
+            for (int i = 0; i < depth; i++)
+                sb_putc(&out, '>');
+            if (depth) sb_putc(&out, ' ');
+        }
+        sb_add(&out, c, soft && delsp ? cn - 1 : cn);
+        if (soft) {
+            open = depth;
+        } else {
+            sb_putc(&out, '\n');
+            open = -1;
+        }
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    return sb_take(&out);
+}
+
 /* ---- quoted history ---- */
 
 char *email_strip(char *s)

@@ -453,7 +453,18 @@ static int mn_status(struct mn *p, const struct mn_item *it, const char *state, 
     return mn_status1(p, it, state, "", watermark);
 }
 
-/* ITEM by what it holds. */
+/* The messaging[] item fields this parser turns into events. */
+static const char *const mn_fields[] = {"message",  "message_edit", "postback",
+                                        "reaction", "delivery",     "read"};
+
+static bool mn_wanted(const json_t *m)
+{
+    for (size_t i = 0; i < OH_ARRAY_SIZE(mn_fields); i++)
+        if (json_is_object(json_object_get(m, mn_fields[i]))) return true;
+    return false;
+}
+
+/* ITEM by what it holds (mn_wanted said it holds one of mn_fields). */
 static int mn_kind(struct mn *p, const struct mn_item *it, const json_t *m, const json_t *msg)
 {
     const json_t *o;
@@ -462,18 +473,22 @@ static int mn_kind(struct mn *p, const struct mn_item *it, const json_t *m, cons
     if (json_is_object(o = json_object_get(m, "postback"))) return mn_postback(p, it, o);
     if (json_is_object(o = json_object_get(m, "reaction"))) return mn_reaction(p, it, o);
     if (json_is_object(o = json_object_get(m, "delivery"))) return mn_status(p, it, "delivered", o);
-    if (json_is_object(o = json_object_get(m, "read"))) return mn_status(p, it, "read", o);
-    /* optins, referrals, handovers, account linking: not messages */
-    char labels[96];
-    snprintf(labels, sizeof labels, "channel=\"%s\"", p->ch->name);
-    oh_metrics_inc("omnihub_webhook_ignored_total", labels, 1);
-    return OH_OK;
+    return mn_status(p, it, "read", json_object_get(m, "read"));
 }
 
 /* One messaging[] (or standby[], or changes[].value) item. */
 static int mn_item(struct mn *p, const char *entry_id, const json_t *m)
 {
     if (!json_is_object(m)) return mn_fail(p, "messaging item is not an object");
+    if (!mn_wanted(m)) {
+        /* optins, referrals, handovers, account linking, and the page-level
+         * notices with no sender (policy_enforcement, app_roles): not
+         * messages, and no reason to fail the messages batched with them */
+        char labels[96];
+        snprintf(labels, sizeof labels, "channel=\"%s\"", p->ch->name);
+        oh_metrics_inc("omnihub_webhook_ignored_total", labels, 1);
+        return OH_OK;
+    }
     struct mn_item it = {0};
     char sbuf[32], rbuf[32];
     const json_t *sender = json_object_get(m, "sender");

@@ -226,9 +226,19 @@ static const char *wa_message_body(const struct wa_change *ch, const char *conv,
     return "unsupported";
 }
 
+/* The sender of a message without "from": a user with a username hides
+ * the phone number, and the change's one contact names them by their
+ * business-scoped user id (contacts[].user_id, "US.1349..."). */
+static const char *wa_bsuid(const json_t *contacts)
+{
+    if (json_array_size(contacts) != 1) return NULL;
+    return wa_str(json_array_get(contacts, 0), "user_id");
+}
+
 static int wa_message(const struct wa_change *ch, const json_t *m)
 {
     const char *from = wa_str(m, "from");
+    if (!from || !*from) from = wa_bsuid(ch->contacts);
     const char *wamid = wa_str(m, "id");
     if (!from || !*from || !wamid || !*wamid) return OH_EINVAL;
     const char *wa_id = wa_contact_id(ch->contacts, from);
@@ -306,6 +316,7 @@ static int wa_status(const struct wa_change *ch, const json_t *s)
     const char *wamid = wa_str(s, "id");
     const char *state = wa_str(s, "status");
     const char *wa_id = wa_str(s, "recipient_id");
+    if (!wa_id || !*wa_id) wa_id = wa_str(s, "recipient_user_id"); /* sent to a BSUID */
     if (!wamid || !*wamid || !state || !wa_id || !*wa_id) return OH_EINVAL;
     if (!wa_known_state(state)) { /* "played" (voice), "deleted" (legacy) */
         ch->stats->ignored_items++;
@@ -355,7 +366,7 @@ static int wa_value(struct wa_change *ch, const json_t *value)
     {
         int rc = wa_message(ch, item);
         if (rc == OH_EINVAL) {
-            OH_WARN("whatsapp", "account %s: skipped a message without \"from\" or \"id\"",
+            OH_WARN("whatsapp", "account %s: skipped a message without sender or \"id\"",
                     ch->account);
             ch->stats->malformed++;
         } else if (rc) {

@@ -141,6 +141,34 @@ def test_wrong_object_is_rejected(omnihub):
     assert d.conversations() == []
 
 
+def test_page_notices_without_sender_are_acknowledged(omnihub):
+    """messaging_policy_enforcement and app_roles items name only the page
+    (recipient), no sender: answered 200 and the customer message batched
+    with them is stored (they once failed the whole delivery with 400, and
+    Meta retries a refused delivery, message included)."""
+    d = omnihub(config=config())
+    page, psid = PAGE["messenger"], "6842011249205377"
+    msg = {"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": 1458692752478,
+           "message": {"mid": "m_beside_notice", "text": "still here 👋"}}
+    body = {"object": "page", "entry": [{"id": page, "time": 1458692752478, "messaging": [
+        {"recipient": {"id": page}, "timestamp": 1458692752478,
+         "policy_enforcement": {"action": "block", "reason": "The bot violated our "
+                                "Platform Policies."}},
+        {"recipient": {"id": page}, "timestamp": 1458692752478,
+         "app_roles": {"123456789": ["primary_receiver"]}},
+        msg]}]}
+    r = post(d, "messenger", body)
+    assert r.status_code == 200, r.text
+    out = ctl("normalize", "--channel", "messenger", input=json.dumps(body).encode())
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1
+    conv = json.loads(lines[0])["subject"]
+    events = d.wait_history(conv, 1)
+    assert [(e["data"]["message_id"], e["data"]["text"]) for e in events] == [
+        ("m_beside_notice", "still here 👋")]
+
+
 # ---- replies through the Send API stand-in ---------------------------------
 
 def inbound_now(channel, psid, mid, text="hi", age_ms=0):

@@ -90,7 +90,9 @@ def test_every_fixture_posted_signed_lands_once_in_history(omnihub):
         assert r.status_code == 200, (name, r.text)
         assert post(d, body).status_code == 200  # Meta's retry of the same delivery
         want = expectations(path)
-        for exp, ev in zip(want, normalize(body)):
+        got = normalize(body)
+        assert len(got) == len(want), name
+        for exp, ev in zip(want, got):
             conv = ev["subject"]
             events = d.wait_history(conv, 1)
             stored = wait_for(d, conv, lambda e, i=ev["id"]: e["id"] == i)
@@ -107,6 +109,32 @@ def test_every_fixture_posted_signed_lands_once_in_history(omnihub):
     assert convs[(PNID, WAID)] != convs[("107651234567890", WAID)]
     assert all(WAID not in c for c in convs.values())
     assert d.metric("omnihub_whatsapp_account_errors_total") >= 1
+
+
+def test_username_user_without_phone_number(omnihub):
+    """A WhatsApp user with a username may write without a phone number: no
+    "from", a contact with only user_id (Meta's business-scoped user ids,
+    2026). The message is stored under that id, and a status of a message
+    sent to the id (recipient_user_id, no recipient_id) lands beside it;
+    both were skipped as malformed while Meta got its 200."""
+    d = omnihub(config=config())
+    for name in ("text_username.json", "status_read_username.json"):
+        with open(os.path.join(DATA, name), "rb") as f:
+            assert post(d, f.read()).status_code == 200, name
+    bsuid = "US.13491208655302741918"
+    deadline = time.time() + 10
+    convs = []
+    while not convs and time.time() < deadline:
+        convs = [c for c in d.conversations() if c["contact"]["id"] == bsuid]
+        time.sleep(0.1)
+    assert len(convs) == 1, d.conversations()
+    events = d.wait_history(convs[0]["conversation_id"], 2)
+    assert [(e["type"], e["data"]["author"]["kind"]) for e in events] == [
+        ("omnihub.message.inbound", "customer"), ("omnihub.message.status", "system")]
+    assert events[0]["data"]["text"] == "Hi, it's me \u2013 without a number \U0001F642"
+    assert events[0]["data"]["contact"] == {"id": bsuid, "name": "Sheena Nelson"}
+    assert events[1]["data"]["status"]["state"] == "read"
+    assert d.metric("omnihub_webhook_errors_total") == 0
 
 
 def test_verification_challenge(omnihub):

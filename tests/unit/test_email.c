@@ -122,6 +122,25 @@ START_TEST(quotes)
 }
 END_TEST
 
+static void unflows(const char *in, bool delsp, const char *want)
+{
+    char *got = email_unflow(in, delsp);
+    ck_assert_msg(strcmp(got, want) == 0, "unflow of [%s]: got [%s], want [%s]", in, got, want);
+    free(got);
+}
+
+START_TEST(flowed)
+{
+    unflows("one \r\ntwo\r\n", false, "one two\n");
+    unflows("wo \r\nrd\r\n", true, "word\n");
+    unflows(" From here\n", false, "From here\n");                  /* stuffing */
+    unflows("> a \n> b\n>> c \n>>d\n", false, "> a b\n>> c d\n");   /* by depth */
+    unflows("> open \nnew depth\n", false, "> open \nnew depth\n"); /* no join */
+    unflows("text\n-- \nsig\n", false, "text\n-- \nsig\n");         /* signature */
+    unflows("no end \n", true, "no end");
+}
+END_TEST
+
 START_TEST(html)
 {
     const char *h = "<p>Hi&nbsp;<b>you</b></p><blockquote>old<br>text</blockquote>"
@@ -282,6 +301,7 @@ static Suite *suite(void)
     tcase_add_test(t, malformed);
     tcase_add_test(t, stable_ids);
     tcase_add_test(t, quotes);
+    tcase_add_test(t, flowed);
     tcase_add_test(t, html);
     tcase_add_test(t, charsets);
     tcase_add_test(t, compose_threads);

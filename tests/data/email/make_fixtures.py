@@ -232,6 +232,62 @@ case("attachment_without_filename", (
                   {"kind": "image", "mime_type": "image/jpeg", "filename": "attachment-2.jpg",
                    "size": 12}]}})
 
+# Apple Mail with a picture placed inside the text: multipart/mixed of
+# text, picture, text (RFC 2046 5.1.3: the parts are in sequence); the
+# text after the picture is the body too
+case("apple_mail_text_picture_text", (
+    "From: Anna <anna@example.org>\n"
+    "To: support@example.com\n"
+    "Subject: screenshot\n"
+    "Date: Thu, 16 Nov 2023 12:30:00 +0000\n"
+    "Message-ID: <apple-mixed@example.org>\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=\"Apple-Mail=_1\"\n\n"
+    "--Apple-Mail=_1\n"
+    "Content-Transfer-Encoding: 7bit\n"
+    "Content-Type: text/plain; charset=us-ascii\n\n"
+    "The error looks like this:\n"
+    "--Apple-Mail=_1\n"
+    "Content-Disposition: inline; filename=error.png\n"
+    "Content-Type: image/png; name=\"error.png\"\n"
+    "Content-Transfer-Encoding: base64\n\n"
+    + b64(b"\x89PNG\r\n\x1a\nfake") + "\n"
+    "--Apple-Mail=_1\n"
+    "Content-Transfer-Encoding: quoted-printable\n"
+    "Content-Type: text/plain; charset=utf-8\n\n"
+    + qp("It started on Tuesday \u2013 order 4711.\n".encode("utf-8")) +
+    "--Apple-Mail=_1--\n"),
+    {"data": {"text": "The error looks like this:\nIt started on Tuesday \u2013 order 4711.",
+              "attachments": [
+                  {"kind": "image", "mime_type": "image/png", "filename": "error.png",
+                   "size": 12}]}})
+
+# RFC 3676 format=flowed; delsp=yes (Apple Mail, Thunderbird): lines ending
+# in a space are soft breaks, with delsp the space is not text (a word may be
+# cut there), a leading space is stuffing, quoted lines flow by depth
+case("format_flowed_delsp", (
+    "From: Max <max@example.org>\n"
+    "To: support@example.com\n"
+    "Subject: Re: password\n"
+    "Date: Thu, 16 Nov 2023 13:00:00 +0000\n"
+    "Message-ID: <flowed@example.org>\n"
+    "In-Reply-To: <ours-1@example.com>\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\n"
+    "Content-Transfer-Encoding: 8bit\n\n"
+    "Thank you. The new password works on the web, but the app still sa \n"
+    "ys \u201cwrong password\u201d on my ph \n"
+    "one.\n"
+    " From now on I use the web.\n"
+    "\n"
+    "On 16 Nov 2023, at 12:00, Support <support@example.com> wrote:\n"
+    "\n"
+    "> Please try the new password we \n"
+    "> sent.\n").encode("utf-8"),
+    {"data": {"text": "Thank you. The new password works on the web, but the app still says "
+                      "\u201cwrong password\u201d on my phone.\nFrom now on I use the web.",
+              "reply_to": "ours-1@example.com"}})
+
 # boundary never closed, and a part whose boundary is misspelt
 case("broken_boundary", (
     "From: customer@example.org\n"
