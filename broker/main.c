@@ -1,13 +1,16 @@
-/* main.c - omnihubd: loads the configuration, opens the log and the store,
- * starts the connectors and the services of the chosen role, and serves
- * until SIGINT or SIGTERM. */
+/* main.c - omnihubd: loads the configuration, listens, opens the log and
+ * the store on a start-up thread, starts the connectors and the services of
+ * the chosen role, and serves until SIGINT or SIGTERM. */
 #include <ctype.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include "oh_build_config.h"
 #ifdef OH_HAVE_JEMALLOC
@@ -320,6 +323,95 @@ static void verify_store(oh_store *st)
                 (long long)v.checked, (long long)v.unverified, (long long)(oh_mono_ms() - t0));
 }
 
+/* OH_EUNAVAIL (ERR empty: nothing failed) once a stop was asked for. */
+static int stopped(oh_hub *hub, char *err, size_t errlen)
+{
+    if (!atomic_load(&hub->stopping)) return OH_OK;
+    if (errlen) err[0] = '\0';
+    return OH_EUNAVAIL;
+}
+
+/* What the start-up thread opens (into the hub), and how it ended. */
+struct start {
+    oh_hub *hub;
+    struct oh_gateway *gw;
+    struct oh_service_set *services;
+    int rc;
+    char err[1024];
+};
+
+/* Opens the log, the store, the knowledge base's indexes, the connectors,
+ * attaches the gateway and starts the services, as a start did before the
+ * gateway listened; each step leaves what it opened in the hub for main()
+ * to close. Stops between steps once hub->stopping is set. */
+static int open_all(struct start *s, char *err, size_t errlen)
+{
+    oh_hub *hub = s->hub;
+    int rc;
+    if (!(hub->log = oh_log_open(hub->cfg, err, errlen))) return OH_EIO;
+    if ((rc = stopped(hub, err, errlen))) return rc;
+    if (!(hub->store = oh_store_open(hub->cfg, err, errlen))) return OH_EIO;
+    if ((rc = stopped(hub, err, errlen))) return rc;
+    if (oh_config_bool(hub->cfg, "store.verify_on_start")) verify_store(hub->store);
+    /* the knowledge base's indexes, rebuilt on each change (gateway/kb_api.c) */
+    if (!(hub->kb = oh_kbase_new()) || !(hub->canned = oh_kbase_new())) {
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    if ((rc = oh_hub_kb_reload(hub, false, err, errlen)) ||
+        (rc = oh_hub_kb_reload(hub, true, err, errlen)))
+        return rc;
+    /* before any connector or client can append to a log the store would skip */
+    if (hub->run_sync) {
+        char why[1000] = "";
+        if ((rc = oh_sync_check_log(hub, why, sizeof why))) {
+            oh_errf(err, errlen, "sync: %s", why);
+            return rc;
+        }
+    }
+    if ((rc = stopped(hub, err, errlen)) || (rc = start_connectors(hub, err, errlen))) return rc;
+    /* events appended here and materialized here are parsed once */
+    if (hub->run_gateway && hub->run_sync && !(hub->handoff = oh_handoff_new(16384, 64u << 20))) {
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
+    if ((rc = oh_gateway_attach(s->gw, err, errlen))) return rc;
+    /* the services of the role (services/registry.c) and their lag */
+    if ((rc = oh_services_start(hub, oh_service_table, 5000, &s->services, err, errlen)) ||
+        (rc = stopped(hub, err, errlen)))
+        return rc;
+    oh_gateway_ready(s->gw);
+    OH_INFO("main", "omnihubd %s ready: role %s, log %s, store %s, epoch %s", OH_VERSION,
+            oh_config_str(hub->cfg, "role"), oh_log_backend(hub->log), oh_store_backend(hub->store),
+            oh_store_epoch(hub->store));
+    return OH_OK;
+}
+
+/* The start-up thread, while the main thread's gateway answers "starting":
+ * a failed start ends the gateway's loop (its reason in S->err). */
+static void *start_up(void *opaque)
+{
+    struct start *s = opaque;
+    pthread_setname_np(pthread_self(), "oh-start");
+    if ((s->rc = open_all(s, s->err, sizeof s->err))) oh_gateway_stop(s->gw);
+    return NULL;
+}
+
+/* How long a stop waits for the start-up thread: its step may be a
+ * connect or a retry that cannot be interrupted (a PostgreSQL connect
+ * waits up to 5 s, and the migrations retry for about 13 s; a Kafka
+ * metadata request up to 5 s). */
+#define START_STOP_WAIT_S 5
+
+/* Joins T, for at most START_STOP_WAIT_S; false when it still runs. */
+static bool join_start(pthread_t t)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += START_STOP_WAIT_S;
+    return pthread_timedjoin_np(t, NULL, &until) == 0;
+}
+
 /* The version, and the allocator this binary was linked with (jemalloc
  * unless built without it or with a sanitizer: docs/performance.md). */
 static void print_version(void)
@@ -400,57 +492,48 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
-    struct oh_service_set *services = NULL;
-    if (!(hub.log = oh_log_open(hub.cfg, err, sizeof err))) goto out;
-    if (!(hub.store = oh_store_open(hub.cfg, err, sizeof err))) goto out;
-    if (oh_config_bool(hub.cfg, "store.verify_on_start")) verify_store(hub.store);
-    /* the knowledge base's indexes, rebuilt on each change (gateway/kb_api.c) */
-    if (!(hub.kb = oh_kbase_new()) || !(hub.canned = oh_kbase_new())) {
-        snprintf(err, sizeof err, "out of memory");
-        goto out;
-    }
-    if (oh_hub_kb_reload(&hub, false, err, sizeof err) ||
-        oh_hub_kb_reload(&hub, true, err, sizeof err))
-        goto out;
-    /* before any connector or client can append to a log the store would skip */
-    if (hub.run_sync) {
-        char why[1000] = "";
-        if (oh_sync_check_log(&hub, why, sizeof why)) {
-            oh_errf(err, sizeof err, "sync: %s", why);
-            goto out;
-        }
-    }
-    if (start_connectors(&hub, err, sizeof err)) goto out;
-    /* events appended here and materialized here are parsed once */
-    if (hub.run_gateway && hub.run_sync && !(hub.handoff = oh_handoff_new(16384, 64u << 20))) {
-        snprintf(err, sizeof err, "out of memory");
-        goto out;
-    }
+    struct start start = {.hub = &hub};
+    pthread_t starter;
+    /* listening first: /healthz answers while the log and the store open */
     if (!(the_gw = oh_gateway_new(&hub, err, sizeof err))) goto out;
-    /* the services of the role (services/registry.c) and their lag */
-    if (oh_services_start(&hub, oh_service_table, 5000, &services, err, sizeof err)) goto out;
+    start.gw = the_gw;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    OH_INFO("main", "omnihubd %s ready: role %s, log %s, store %s, epoch %s", OH_VERSION,
-            oh_config_str(hub.cfg, "role"), oh_log_backend(hub.log), oh_store_backend(hub.store),
-            oh_store_epoch(hub.store));
-    oh_gateway_run(the_gw);
-    /* a second signal during the stop must not reach a gateway being freed */
-    sigset_t stopping;
+    /* the start-up thread and every thread it starts leave the stop
+     * signals to this one */
+    sigset_t stopping, was;
     sigemptyset(&stopping);
     sigaddset(&stopping, SIGINT);
     sigaddset(&stopping, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stopping, &was);
+    int e = pthread_create(&starter, NULL, start_up, &start);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    if (e) {
+        oh_errf(err, sizeof err, "start-up thread: %s", strerror(e));
+        goto out;
+    }
+    oh_gateway_run(the_gw);
+    /* a second signal during the stop must not reach a gateway being freed */
     sigprocmask(SIG_BLOCK, &stopping, NULL);
-    OH_INFO("main", "stopping (signal %d)", (int)got_signal);
-    rc = 0;
+    atomic_store(&hub.stopping, true);
+    if (got_signal) OH_INFO("main", "stopping (signal %d)", (int)got_signal);
+    if (!join_start(starter)) {
+        /* a connect or retry that does not look at hub.stopping: exit
+         * without it (nothing was served yet; the listener closes) */
+        OH_WARN("main", "start-up did not end within %d s of the stop: exiting without it",
+                START_STOP_WAIT_S);
+        _exit(0);
+    }
+    rc = start.rc && !got_signal;
+    if (rc) snprintf(err, sizeof err, "%s", start.err);
 out:
     if (rc) OH_ERROR("main", "%s", err);
     atomic_store(&hub.stopping, true);
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->stop && hub.run_gateway) hub.conn[i].vt->stop(hub.conn[i].ctx);
-    oh_services_stop(services);
+    oh_services_stop(start.services);
     oh_gateway_drain(the_gw);
     for (size_t i = 0; i < hub.nconn; i++)
         if (hub.conn[i].vt->destroy) hub.conn[i].vt->destroy(hub.conn[i].ctx);

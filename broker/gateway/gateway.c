@@ -239,6 +239,26 @@ static int ws_rate_limited(struct oh_gateway *gw, struct lws *wsi)
 
 /* ---- routing ---- */
 
+static void attach_if_asked(struct oh_gateway *gw);
+
+/* Before oh_gateway_ready(): the log and the store are still opening.
+ * /readyz says so in its ready answer's shape (what the configuration
+ * knows); every other route is unavailable for now. */
+static void starting(struct req *r)
+{
+    const oh_config *cfg = r->gw->hub->cfg;
+    r->retry_after = 1;
+    if (strcmp(r->path, "/readyz") == 0) {
+        gw_reply_json(r, 503,
+                      json_pack("{s:s, s:{s:s}, s:{s:s}, s:s}", "status", "starting", "log",
+                                "backend", oh_config_str(cfg, "log.backend"), "store", "backend",
+                                oh_config_str(cfg, "store.backend"), "role",
+                                oh_config_str(cfg, "role")));
+        return;
+    }
+    gw_reply_error(r, 503, "unavailable", "starting: the log and the store are not open yet");
+}
+
 static void route(struct req *r)
 {
     struct oh_gateway *gw = r->gw;
@@ -269,6 +289,11 @@ static void route(struct req *r)
         return;
     }
     if (ops) snprintf(r->route, sizeof r->route, "%s", r->path);
+    if (!atomic_load_explicit(&gw->ready, memory_order_acquire) &&
+        strcmp(r->path, "/metrics") != 0) {
+        starting(r);
+        return;
+    }
     if (strcmp(r->path, "/readyz") == 0) {
         gw_async(r, readyz_work);
         return;
@@ -632,6 +657,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pthread_mutex_lock(&gw->mu);
             gw->wake_pending = false; /* later queueing wakes us again */
             pthread_mutex_unlock(&gw->mu);
+            attach_if_asked(gw);
             drain_done(gw);
             gw_ws_deliver_live(gw);
             gw_signals_drain(gw);
@@ -643,6 +669,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && gw->admin_vh &&
         lws_get_vhost(wsi) == gw->admin_vh)
         return gw_refuse_upgrade(wsi, 404, "not_found", "no WebSocket on the admin listener", 0);
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION &&
+        !atomic_load_explicit(&gw->ready, memory_order_acquire))
+        return gw_refuse_upgrade(wsi, 503, "unavailable",
+                                 "starting: the log and the store are not open yet", 1);
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION && ws_rate_limited(gw, wsi)) return -1;
     if (reason == LWS_CALLBACK_ESTABLISHED) gw_guard_websocket(wsi); /* frames from now on */
     if ((reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
@@ -721,9 +751,12 @@ static struct oh_gateway *tick_gw;
 
 static void tick(lws_sorted_usec_list_t *sul)
 {
-    gw_ws_tick(tick_gw);
-    gw_desk_tick(tick_gw);
-    gw_signals_tick(tick_gw);
+    /* what it ticks is set up by attach(), before oh_gateway_ready() */
+    if (atomic_load_explicit(&tick_gw->ready, memory_order_acquire)) {
+        gw_ws_tick(tick_gw);
+        gw_desk_tick(tick_gw);
+        gw_signals_tick(tick_gw);
+    }
     lws_sul_schedule(tick_gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
 }
 
@@ -785,6 +818,7 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->rl_token =
         oh_ratelimit_new((double)oh_config_int(hub->cfg, "http.rate_limit_token"), 16384);
     pthread_mutex_init(&gw->mu, NULL);
+    pthread_cond_init(&gw->attached, NULL);
     if (!(gw->presence = oh_presence_new(GW_MAX_AGENTS))) {
         oh_errf(err, errlen, "out of memory");
         oh_gateway_free(gw);
@@ -797,9 +831,6 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     gw->ws_read_fanout = gw_ws_read_fanout;
     gw->live_tail = &gw->live;
     add_header_name(gw, "x-request-id");
-    for (size_t i = 0; i < hub->nconn; i++)
-        for (const char *const *h = hub->conn[i].vt->headers; h && *h; h++)
-            add_header_name(gw, *h);
 
     const char *listen = oh_config_str(hub->cfg, "http.listen");
     const char *admin = oh_config_str(hub->cfg, "http.admin_listen");
@@ -814,11 +845,6 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     }
     gw->work = oh_workq_new(4, "oh-gw-work");
     oh_metrics_set("omnihub_gateway_sync_waits", "", 0);
-    if (gw_desk_init(gw) != OH_OK) {
-        oh_errf(err, errlen, "out of memory");
-        oh_gateway_free(gw);
-        return NULL;
-    }
     if (gw_kb_init(gw, err, errlen) != OH_OK) {
         oh_gateway_free(gw);
         return NULL;
@@ -889,11 +915,60 @@ struct oh_gateway *oh_gateway_new(oh_hub *hub, char *err, size_t errlen)
     hub->feed = gw_ws_feed;
     hub->feed_opaque = gw;
     hub->presence = gw->presence;
-    gw_signals_init(gw);
+    /* here, before the loop runs: scheduled from a callback (attach()),
+     * lws 4.1.6 on libev never armed its timer and it never ran */
     tick_gw = gw;
     lws_sul_schedule(gw->ctx, 0, &tick_sul, tick, LWS_US_PER_SEC);
     OH_INFO("gateway", "listening on http://%s", listen);
     return gw;
+}
+
+/* ---- start-up: from "starting" to ready ---- */
+
+/* What needs the open log, store and connectors (the connectors' headers,
+ * the desk's outcomes, the signals shared through the log). Service thread,
+ * so that nothing it sets is written while the service thread reads it. */
+static int attach(struct oh_gateway *gw)
+{
+    oh_hub *hub = gw->hub;
+    for (size_t i = 0; i < hub->nconn; i++)
+        for (const char *const *h = hub->conn[i].vt->headers; h && *h; h++)
+            add_header_name(gw, *h);
+    if (gw_desk_init(gw) != OH_OK) return OH_ENOMEM;
+    gw_signals_init(gw);
+    return OH_OK;
+}
+
+static void attach_if_asked(struct oh_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    if (gw->attach == GW_ATTACH_ASKED) {
+        gw->attach = attach(gw) == OH_OK ? GW_ATTACH_DONE : GW_ATTACH_FAILED;
+        pthread_cond_broadcast(&gw->attached);
+    }
+    pthread_mutex_unlock(&gw->mu);
+}
+
+int oh_gateway_attach(struct oh_gateway *gw, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&gw->mu);
+    if (gw->attach == GW_ATTACH_IDLE) {
+        gw->attach = GW_ATTACH_ASKED;
+        lws_cancel_service(gw->ctx);
+    }
+    while (gw->attach == GW_ATTACH_ASKED)
+        pthread_cond_wait(&gw->attached, &gw->mu);
+    int rc = gw->attach == GW_ATTACH_DONE     ? OH_OK
+             : gw->attach == GW_ATTACH_FAILED ? OH_ENOMEM
+                                              : OH_EUNAVAIL;
+    pthread_mutex_unlock(&gw->mu);
+    if (rc) oh_errf(err, errlen, "gateway: %s", rc == OH_ENOMEM ? "out of memory" : "stopped");
+    return rc;
+}
+
+void oh_gateway_ready(struct oh_gateway *gw)
+{
+    atomic_store_explicit(&gw->ready, true, memory_order_release);
 }
 
 static void bye_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -926,6 +1001,11 @@ int oh_gateway_run(struct oh_gateway *gw)
      * false when nothing is left to wait for (cannot happen: the listener) */
     while (!gw->stop)
         if (!ev_run(gw->loop, 0)) break;
+    pthread_mutex_lock(&gw->mu); /* no attach from now on (oh_gateway_attach) */
+    if (gw->attach == GW_ATTACH_IDLE || gw->attach == GW_ATTACH_ASKED)
+        gw->attach = GW_ATTACH_CLOSED;
+    pthread_cond_broadcast(&gw->attached);
+    pthread_mutex_unlock(&gw->mu);
     say_bye(gw);
     return OH_OK;
 }
@@ -971,5 +1051,6 @@ void oh_gateway_free(struct oh_gateway *gw)
     oh_ratelimit_free(gw->rl_ip);
     oh_ratelimit_free(gw->rl_token);
     pthread_mutex_destroy(&gw->mu);
+    pthread_cond_destroy(&gw->attached);
     free(gw);
 }

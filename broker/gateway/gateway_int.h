@@ -121,7 +121,19 @@ struct oh_gateway {
     size_t max_body;
     size_t max_page; /* http.max_page: bytes of events in a history page */
     volatile int stop;
-    pthread_mutex_t mu;                  /* guards done, live, ws_done, wake_pending */
+    pthread_mutex_t mu; /* guards done, live, ws_done, wake_pending, attach */
+    /* start-up (oh_gateway_attach): the start-up thread asks, the service
+     * thread attaches (DONE or FAILED) and signals ATTACHED; CLOSED when
+     * the loop ended first. READY: oh_gateway_ready() was called. */
+    enum {
+        GW_ATTACH_IDLE,
+        GW_ATTACH_ASKED,
+        GW_ATTACH_DONE,
+        GW_ATTACH_FAILED,
+        GW_ATTACH_CLOSED
+    } attach;
+    pthread_cond_t attached;
+    atomic_bool ready;
     bool wake_pending;                   /* a wake-up of the service thread is on its way */
     struct req *done;                    /* completed async requests */
     struct live_item *live, **live_tail; /* events from the feed */

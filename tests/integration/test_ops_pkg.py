@@ -333,11 +333,12 @@ def test_debian_package_builds_installs_and_checks_its_config(tmp_path):
             while True:
                 assert d.poll() is None, (tmp_path / "omnihubd.log").read_text()[-2000:]
                 try:
-                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
+                    # /healthz answers from the start; /readyz once it serves
+                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok:
                         break
                 except requests.ConnectionError:
                     pass
-                assert time.monotonic() < deadline, "omnihubd did not answer /healthz"
+                assert time.monotonic() < deadline, "omnihubd did not become ready"
                 time.sleep(0.2)
             body = json.dumps({"channel": "api:pkg", "account": "shop", "contact": {"id": "u1"},
                                "message_id": "m1", "text": "installed"})
