@@ -56,6 +56,7 @@ static const struct {
     {"omnihub_contacts_links_total", "new conversations linked to a contact"},
     {"omnihub_dispatch_queue_depth",
      "outbound messages this dispatch member holds: waiting, backing off or being sent"},
+    {"omnihub_gateway_sync_waits", "requests waiting for sync to store what they need"},
     {"omnihub_http_errors_total", "HTTP answers with an error status, by status code"},
     {"omnihub_http_rate_limited_total", "requests refused with 429, by limit (address, token)"},
     {"omnihub_http_requests_total", "HTTP requests answered, by method, route and status"},
