@@ -215,10 +215,10 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
             if (rt && strcasecmp(rt, "delivery-status") == 0) w->report = true;
         }
         /* The parts of multipart/mixed (Apple Mail: text, picture, text)
-         * all belong to the body; of an alternative, one text is the body. */
+         * all belong to the body; of an alternative, one text is the body,
+         * and so a multipart inside it after that text adds none. */
         bool alt = ct && g_mime_content_type_is_type(ct, "multipart", "alternative");
         bool outer = w->alt_done;
-        if (!alt) w->alt_done = false;
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
         for (int i = 0; i < n; i++) {

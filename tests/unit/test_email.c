@@ -141,6 +141,28 @@ START_TEST(flowed)
 }
 END_TEST
 
+/* a text/plain in a multipart nested inside a multipart/alternative whose
+ * text is taken already is another rendering of the same text: not joined */
+START_TEST(alternative_with_nested_text)
+{
+    const char *raw = "From: ann@example.com\r\nTo: desk@example.com\r\nSubject: s\r\n"
+                      "Message-ID: <alt1@example.com>\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/alternative; boundary=A\r\n\r\n"
+                      "--A\r\nContent-Type: text/plain\r\n\r\nHello there\r\n"
+                      "--A\r\nContent-Type: multipart/related; boundary=R\r\n\r\n"
+                      "--R\r\nContent-Type: text/plain\r\n\r\nHello there\r\n"
+                      "--R\r\nContent-Type: text/html\r\n\r\n<p>Hello there</p>\r\n"
+                      "--R--\r\n--A--\r\n";
+    struct oh_event_list out = {0};
+    char err[256];
+    ck_assert_int_eq(norm(raw, strlen(raw), "desk@example.com", &out, err, sizeof err), OH_OK);
+    ck_assert_uint_eq(out.n, 1);
+    const char *text = oh_event_data_str(out.ev[0], "text");
+    ck_assert_msg(text && strcmp(text, "Hello there") == 0, "text [%s]", text ? text : "(null)");
+    oh_event_list_clear(&out);
+}
+END_TEST
+
 START_TEST(html)
 {
     const char *h = "<p>Hi&nbsp;<b>you</b></p><blockquote>old<br>text</blockquote>"
@@ -302,6 +324,7 @@ static Suite *suite(void)
     tcase_add_test(t, stable_ids);
     tcase_add_test(t, quotes);
     tcase_add_test(t, flowed);
+    tcase_add_test(t, alternative_with_nested_text);
     tcase_add_test(t, html);
     tcase_add_test(t, charsets);
     tcase_add_test(t, compose_threads);
