@@ -284,8 +284,9 @@ static int idempotent(oh_store *st, const json_t *ev, char *err, size_t errlen)
 
 /* ---- the message ---- */
 
-int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
-                     const json_t *body, struct gw_job *job, json_t **out, char *err, size_t errlen)
+static int build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                         const json_t *body, struct gw_job *job, json_t **out, char *err,
+                         size_t errlen)
 {
     const json_t *text = json_object_get(body, "text");
     const char *key = json_string_value(json_object_get(body, "client_msg_id"));
@@ -465,4 +466,14 @@ void gw_message_count(const json_t *event, int err)
              channel ? (int)strcspn(channel, ":") : 7, channel ? channel : "unknown",
              err ? "failed" : "accepted");
     oh_metrics_inc("omnihub_ingest_total", lab, 1);
+}
+
+int gw_build_message(struct oh_gateway *gw, const struct oh_principal *who, const char *conv,
+                     const json_t *body, struct gw_job *job, json_t **out, char *err, size_t errlen)
+{
+    int status = build_message(gw, who, conv, body, job, out, err, errlen);
+    /* a look again that fails before it reaches the wait (out of memory)
+     * ends the wait all the same */
+    if (status != GW_LATER) gw_wait_over(gw, job);
+    return status;
 }

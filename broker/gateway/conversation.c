@@ -107,6 +107,11 @@ static void count_wait(struct oh_gateway *gw, struct gw_job *job, bool waiting)
     pthread_mutex_unlock(&gw->mu);
 }
 
+void gw_wait_over(struct oh_gateway *gw, struct gw_job *job)
+{
+    count_wait(gw, job, false);
+}
+
 /* Whether JOB's client went away. A WebSocket's close is seen by lws; an
  * HTTP client's is not while its request is in progress (lws does not read
  * then), so its socket is asked whether the peer has shut down: as for

@@ -391,6 +391,9 @@ int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conve
  * a history page right after a 202 shows the event, and waiting reads leave
  * the pool to the others. On a worker. */
 bool gw_settle_later(struct oh_gateway *gw, const char *id, struct gw_job *job);
+/* JOB waits no longer (it is answered without looking again): out of
+ * omnihub_gateway_sync_waits if it was counted. */
+void gw_wait_over(struct oh_gateway *gw, struct gw_job *job);
 /* conversation.c: events of C after the caller's read cursor (any device), -1
  * for a customer; on a worker (reads the store). */
 int64_t gw_unread(struct req *r, const struct oh_conversation *c);
