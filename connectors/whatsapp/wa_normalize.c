@@ -235,6 +235,42 @@ static const char *wa_bsuid(const json_t *contacts)
     return wa_str(json_array_get(contacts, 0), "user_id");
 }
 
+/* The business-scoped user id of the contact entry named WA_ID (a single
+ * entry is the sender), when Meta sends one beside the phone number. */
+static const char *wa_user_id(const json_t *contacts, const char *wa_id)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(contacts, i, c)
+    {
+        const char *id = wa_str(c, "wa_id");
+        if (id && strcmp(id, wa_id) == 0) return wa_str(c, "user_id");
+    }
+    return json_array_size(contacts) == 1 ? wa_str(json_array_get(contacts, 0), "user_id") : NULL;
+}
+
+/* The identifiers WhatsApp vouches for (core/contacts.h links on them):
+ * the number the sender verified at sign-up, and beside it, when the
+ * change names one, the business-scoped user id, so the same person
+ * writing later with the number hidden (named by that id alone) is linked
+ * to the same contact. NULL when the sender is known by the user id only. */
+static json_t *wa_identifiers(const json_t *contacts, const char *wa_id)
+{
+    if (strlen(wa_id) >= 20 || strspn(wa_id, "0123456789") != strlen(wa_id)) return NULL;
+    char e164[24];
+    snprintf(e164, sizeof e164, "+%s", wa_id);
+    json_t *ids = json_pack("[{s:s, s:s, s:b}]", "type", "phone", "value", e164, "verified", 1);
+    const char *user = wa_user_id(contacts, wa_id);
+    if (ids && user && *user && strcmp(user, wa_id) != 0) {
+        /* the channel's own id, which an identifier of its type replaces */
+        json_array_append_new(
+            ids, json_pack("{s:s, s:s, s:b}", "type", WA_CHANNEL, "value", wa_id, "verified", 1));
+        json_array_append_new(
+            ids, json_pack("{s:s, s:s, s:b}", "type", WA_CHANNEL, "value", user, "verified", 1));
+    }
+    return ids;
+}
+
 static int wa_message(const struct wa_change *ch, const json_t *m)
 {
     const char *from = wa_str(m, "from");
@@ -245,15 +281,9 @@ static int wa_message(const struct wa_change *ch, const json_t *m)
     char conv[OH_ID_MAX], id[OH_ID_MAX], when[32];
     oh_conversation_id(conv, WA_CHANNEL, ch->account, wa_id);
     json_t *data = wa_data(ch, conv, "inbound", wa_id, wa_profile_name(ch->contacts, wa_id), "");
-    /* the sender's number, as WhatsApp verified it at sign-up: a contact
-     * links on it (core/contacts.h) */
-    char e164[40];
-    snprintf(e164, sizeof e164, "+%s", wa_id);
-    if (data && strlen(wa_id) < 20 && strspn(wa_id, "0123456789") == strlen(wa_id))
-        json_object_set_new(
-            json_object_get(data, "contact"), "identifiers",
-            json_pack("[{s:s, s:s, s:b}]", "type", "phone", "value", e164, "verified", 1));
     if (!data) return OH_ENOMEM;
+    json_t *ids = wa_identifiers(ch->contacts, wa_id);
+    if (ids) json_object_set_new(json_object_get(data, "contact"), "identifiers", ids);
     json_object_set_new(data, "message_id", json_string(wamid));
     const char *kind = wa_message_body(ch, conv, m, data);
     json_object_set_new(data, "kind", json_string(kind));

@@ -90,6 +90,25 @@ def test_verified_phone_links_whatsapp_and_webchat(omnihub):
     assert d.request("POST", f"/v1/contacts/{a}/merge", b"[", token=agent).status_code == 400
 
 
+def test_whatsapp_user_seen_with_and_without_a_number_is_one_contact(omnihub):
+    """Meta names a WhatsApp user by a business-scoped user id beside the
+    number, and by that id alone once the user hides the number behind a
+    username: two conversations (keyed by the sender as sent), one person."""
+    d = omnihub(config={**wa_config(), **ON})
+    agent = d.agent_token()
+    data = Path(__file__).resolve().parents[1] / "data" / "whatsapp"
+    for name in ("text_phone_and_user_id.json", "text_username.json"):
+        assert wa_post(d, (data / name).read_bytes()).status_code == 200, name
+    by_phone = conversation_id("whatsapp", "106540352242922", WAID)
+    by_id = conversation_id("whatsapp", "106540352242922", "US.13491208655302741918")
+    a = wait_contact(d, by_phone, agent)
+    assert wait_contact(d, by_id, agent) == a
+    person = contact(d, a, agent)
+    assert sorted(person["conversations"]) == sorted([by_phone, by_id])
+    assert {"type": "whatsapp", "value": "US.13491208655302741918",
+            "verified": True} in person["identifiers"]
+
+
 def test_unverified_email_suggests_merge_unmerge_round_trip(omnihub):
     d = omnihub(config=ON)
     agent = d.agent_token()
