@@ -795,11 +795,10 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     }
     if (json_is_true(json_object_get(b, "erased")) || json_is_true(json_object_get(a, "erased"))) {
         json_decref(b);
-        {
-            refuse(out, 409, "an erased contact is not merged");
-            return;
-        }
+        refuse(out, 409, "an erased contact is not merged");
+        return;
     }
+    out->moved = family_convs(d, b); /* before its members are re-rooted */
     json_array_foreach(json_object_get(b, "members"), i, m)
     {
         json_t *c = strcmp(json_string_value(m), rb) == 0 ? json_incref(b)
@@ -934,6 +933,7 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
     out->code = 200;
     out->changed = true;
     out->convs = family_convs(d, xc);
+    out->moved = json_incref(out->convs);
     json_decref(xc);
 }
 
@@ -1034,7 +1034,8 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
     }
     if (rc && out->code == 200) {
         json_decref(out->convs);
-        out->convs = NULL;
+        json_decref(out->moved);
+        out->convs = out->moved = NULL;
         out->changed = false;
         refuse(out, 503,
                rc == OH_ERETRY ? "the directory kept changing under the decision; try again"
@@ -1045,5 +1046,6 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
 void oh_contact_result_clear(struct oh_contact_result *out)
 {
     json_decref(out->convs);
+    json_decref(out->moved);
     memset(out, 0, sizeof *out);
 }

@@ -165,6 +165,10 @@ struct oh_contact_result {
                               erase) or OTHER (unmerge): a directory with write
                               points them there with its changes (erase: the
                               caller erases them); owned */
+    json_t *moved;         /* of CONVS, those this decision moved from another
+                              contact (merge: the other family's; unmerge: the
+                              split-off family's); NULL when it moved none (a
+                              re-decision, an erasure); owned */
     char why[160];         /* the refusal's message */
 };
 

@@ -236,18 +236,33 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
-/* Erases the result's conversations when the command is an erasure (a
- * merge's or an unmerge's were re-pointed with the directory's write:
- * oh_contact_command). */
+/* Erases the result's conversations when the command is an erasure. A
+ * merge's or an unmerge's were re-pointed with the directory's write
+ * (oh_contact_command): those whose contact changed take new change numbers
+ * so resuming inboxes are told; a re-decision (a replay after a crash
+ * between the write and this) touches the family's, which holds them. */
 static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
 {
     size_t i;
     json_t *v;
-    if (strcmp(op, "erase") != 0) return 0;
+    int delay_ms = 100;
+    if (strcmp(op, "erase") != 0) {
+        const json_t *moved = r->moved ? r->moved : r->convs;
+        size_t n = json_array_size(moved);
+        const char **convs = calloc(n ? n : 1, sizeof *convs);
+        if (!convs) return OH_ENOMEM;
+        json_array_foreach(moved, i, v) convs[i] = json_string_value(v);
+        int rc;
+        while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)))
+            if (!retry(c, rc, "cannot tell inboxes of re-pointed conversations", &delay_ms)) break;
+        free(convs);
+        return rc ? OH_ECLOSED : 0;
+    }
     json_array_foreach(r->convs, i, v)
     {
         int64_t k = 0;
-        int rc, delay_ms = 100;
+        int rc;
+        delay_ms = 100;
         while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub, &k)))
             if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
         oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);

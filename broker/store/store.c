@@ -328,6 +328,13 @@ int oh_store_contact_write(oh_store *st, const char *const *keys, const char *co
     return rc ? rc : oh_store_contact_refs(st, convs, contacts, k);
 }
 
+int oh_store_conversations_touch(oh_store *st, const char *const *convs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!convs[i] || strlen(convs[i]) >= OH_ID_MAX) return OH_EINVAL;
+    return n ? OPS(st)->conversations_touch(st, convs, n) : 0;
+}
+
 int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                    int64_t *count)
 {

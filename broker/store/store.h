@@ -317,6 +317,12 @@ void oh_store_contact_dir(oh_store *st, struct oh_contact_dir *out);
  * transaction; PostgreSQL: one statement per conversation (their shards). */
 int oh_store_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts,
                           size_t n);
+/* Gives each of the N conversations CONVS the store's next change number
+ * (its rev), so an inbox resuming from an earlier cursor is told of them
+ * again: after a merge or an unmerge re-pointed their contact_ref (unknown
+ * conversations are passed over). SQLite: one transaction; PostgreSQL: one
+ * statement per conversation, on its shard, as an erasure's last step. */
+int oh_store_conversations_touch(oh_store *st, const char *const *convs, size_t n);
 /* The directory's N writes (KEYS, VALUES[i] NULL: delete, in
  * OH_STORE_CONTACTS_NS) and then the K contact_refs as above, the writes
  * checked against SEEN (core/contacts.h; NULL: unchecked). SQLite: one

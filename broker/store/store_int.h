@@ -73,6 +73,7 @@ struct oh_store_ops {
     int (*contact_write)(oh_store *st, const char *const *keys, const char *const *values, size_t n,
                          const struct oh_contact_seen *seen, const char *const *convs,
                          const char *const *contacts, size_t k);
+    int (*conversations_touch)(oh_store *st, const char *const *convs, size_t n);
     int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
                  int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);

@@ -195,6 +195,7 @@ const struct oh_store_ops oh_store_pg_ops = {
     .open_assignees = pg_open_assignees,
     .contact_refs = pg_contact_refs,
     .contact_write = pg_contact_write,
+    .conversations_touch = pg_conversations_touch,
     .erase = pg_erase,
     .article_put = pg_article_put,
     .article_get = pg_article_get,

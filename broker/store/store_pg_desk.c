@@ -692,6 +692,21 @@ int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *c
     return refs_write((struct pg_store *)st, NULL, convs, contacts, NULL, n);
 }
 
+int pg_conversations_touch(oh_store *st, const char *const *convs, size_t n)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *vals[] = {convs[i]};
+        struct oh_pg_pool *p;
+        PGresult *r;
+        rc = pg_conv_pool(s, convs[i], &p);
+        if (rc == 0) rc = oh_pg_exec_sql(p, PG_CONV_TOUCH_SQL, 1, vals, &r, true);
+        if (rc == 0) PQclear(r);
+    }
+    return rc;
+}
+
 /* ---- the contact directory's checked write (shard 0) ---- */
 
 /* Several sync members decide links and merges from what they read of the

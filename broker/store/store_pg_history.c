@@ -480,12 +480,7 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
      * takes them (the counter, then the row), so the counter is not held
      * through the erasure (a crash in between leaves the old number: the
      * erasure stands, only that resume misses it) */
-    if (rc == 0)
-        rc = oh_pg_held_exec(p, c,
-                             "WITH ctr AS (UPDATE revs SET rev = rev + 1 WHERE id = 1 RETURNING "
-                             "rev) UPDATE conversations SET rev = (SELECT rev FROM ctr) WHERE id "
-                             "= $1",
-                             1, vals, &r);
+    if (rc == 0) rc = oh_pg_held_exec(p, c, PG_CONV_TOUCH_SQL, 1, vals, &r);
     PQclear(r);
     oh_pg_unhold(p, c); /* rolls back what failed */
     if (rc == 0) *count = (int64_t)json_array_size(rows);

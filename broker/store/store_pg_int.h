@@ -274,6 +274,12 @@ int pg_open_assignees(oh_store *st, oh_store_assignee_fn fn, void *opaque);
 int pg_kv_write(oh_store *st, const char *ns, const char *const *keys, const char *const *values,
                 size_t n);
 int pg_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);
+int pg_conversations_touch(oh_store *st, const char *const *convs, size_t n);
+/* Conversation $1 takes the shard's next change number: the counter, then
+ * the row, in one statement (the order materialize takes them in). */
+#define PG_CONV_TOUCH_SQL                                                                          \
+    "WITH ctr AS (UPDATE revs SET rev = rev + 1 WHERE id = 1 RETURNING rev) UPDATE conversations " \
+    "SET rev = (SELECT rev FROM ctr) WHERE id = $1"
 int pg_contact_write(oh_store *st, const char *const *keys, const char *const *values, size_t n,
                      const struct oh_contact_seen *seen, const char *const *convs,
                      const char *const *contacts, size_t k);

@@ -229,6 +229,7 @@ const struct oh_store_ops oh_store_sqlite_ops = {
     .contact_refs = sq_contact_refs,
     .contact_write = sq_contact_write,
     .materialize_then = sq_materialize_then,
+    .conversations_touch = sq_conversations_touch,
     .erase = sq_erase,
     .article_put = sq_article_put,
     .article_get = sq_article_get,

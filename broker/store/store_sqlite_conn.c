@@ -93,6 +93,9 @@ static const char *const sq_sql[S_COUNT] = {
     [S_PING] = "SELECT 1",
     [S_REV_GET] = "SELECT rev FROM revs WHERE id = 1",
     [S_REV_PUT] = "UPDATE revs SET rev = ?1 WHERE id = 1",
+    [S_REV_NEXT] = "UPDATE revs SET rev = rev + 1 WHERE id = 1",
+    [S_CONV_TOUCH] =
+        "UPDATE conversations SET rev = (SELECT rev FROM revs WHERE id = 1) WHERE id = ?1",
     /* the index row shares the history row's rowid */
     [S_FTS_ADD] = "INSERT INTO msg_fts (rowid, body) VALUES (?1, ?2)",
     [S_CHANGES] = "SELECT " CONV_COLS " FROM conversations WHERE rev > ?1 ORDER BY rev LIMIT ?2",
@@ -205,6 +208,13 @@ int sq_run(struct sq_conn *c, sqlite3_stmt *s)
 int sq_exec(struct sq_conn *c, enum sq_stmt i)
 {
     return sq_run(c, sq_stmt(c, i));
+}
+
+int sq_finish(struct sq_conn *c, int rc)
+{
+    if (rc == 0) return sq_exec(c, S_COMMIT);
+    sq_exec(c, S_ROLLBACK);
+    return rc;
 }
 
 struct sq_conn *sq_reader(struct sq_store *s)

@@ -465,10 +465,7 @@ int sq_kv_write(oh_store *st, const char *ns, const char *const *keys, const cha
         sq_bind_args(q, &a);
         rc = sq_run(s->w, q);
     }
-    if (rc == 0)
-        rc = sq_exec(s->w, S_COMMIT);
-    else
-        sq_exec(s->w, S_ROLLBACK);
+    rc = sq_finish(s->w, rc);
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
@@ -556,10 +553,7 @@ int sq_contact_write(oh_store *st, const char *const *keys, const char *const *v
     pthread_mutex_lock(&s->wmu);
     int rc = sq_exec(s->w, S_BEGIN_IMM);
     if (rc == 0) rc = sq_contact_rows(s, keys, values, nkv, seen, convs, contacts, n);
-    if (rc == 0)
-        rc = sq_exec(s->w, S_COMMIT);
-    else
-        sq_exec(s->w, S_ROLLBACK);
+    rc = sq_finish(s->w, rc);
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
@@ -567,4 +561,22 @@ int sq_contact_write(oh_store *st, const char *const *keys, const char *const *v
 int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n)
 {
     return sq_contact_write(st, NULL, NULL, 0, NULL, convs, contacts, n);
+}
+
+int sq_conversations_touch(oh_store *st, const char *const *convs, size_t n)
+{
+    struct sq_store *s = (struct sq_store *)st;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_exec(s->w, S_BEGIN_IMM);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *q = sq_stmt(s->w, S_CONV_TOUCH);
+        rc = q ? sq_run(s->w, sq_stmt(s->w, S_REV_NEXT)) : OH_EIO;
+        if (rc == 0) {
+            sq_bind_text(q, 1, convs[i]);
+            rc = sq_run(s->w, q);
+        }
+    }
+    rc = sq_finish(s->w, rc);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
 }

@@ -553,9 +553,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
         rc = sq_err(sqlite3_errcode(db));
     /* the directory row forgets them too, under the next change number, so
      * an inbox resuming from an earlier cursor is told (CONTRACT part 2) */
-    static const char next_rev[] = "UPDATE revs SET rev = rev + 1 WHERE id = 1";
-    if (rc == 0 && sqlite3_exec(db, next_rev, NULL, NULL, NULL) != SQLITE_OK)
-        rc = sq_err(sqlite3_errcode(db));
+    if (rc == 0) rc = sq_run(s->w, sq_stmt(s->w, S_REV_NEXT));
     if (rc == 0) {
         sqlite3_stmt *c = NULL;
         if (sqlite3_prepare_v2(db,

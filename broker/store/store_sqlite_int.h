@@ -45,6 +45,8 @@ enum sq_stmt {
     S_PING,
     S_REV_GET,
     S_REV_PUT,
+    S_REV_NEXT,
+    S_CONV_TOUCH,
     S_FTS_ADD,
     S_CHANGES,
     S_OPEN_ASSIGNEES,
@@ -131,6 +133,9 @@ void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Runs S to completion (no rows expected); resets it. */
 int sq_run(struct sq_conn *c, sqlite3_stmt *s);
 int sq_exec(struct sq_conn *c, enum sq_stmt i);
+/* Ends C's open transaction: commits it when RC is 0, else rolls it back;
+ * the commit's result, else RC. */
+int sq_finish(struct sq_conn *c, int rc);
 struct sq_conn *sq_reader(struct sq_store *s);
 void sq_reader_put(struct sq_store *s, struct sq_conn *c);
 /* Runs a write statement prepared by BIND on the writer connection. */
@@ -205,6 +210,7 @@ int sq_contact_write(oh_store *st, const char *const *keys, const char *const *v
                      const struct oh_contact_seen *seen, const char *const *convs,
                      const char *const *contacts, size_t n);
 int sq_contact_refs(oh_store *st, const char *const *convs, const char *const *contacts, size_t n);
+int sq_conversations_touch(oh_store *st, const char *const *convs, size_t n);
 
 /* ---- store_sqlite_kpi.c: knowledge-base articles and KPIs ---- */
 

@@ -171,6 +171,29 @@ def test_unverified_email_suggests_merge_unmerge_round_trip(omnihub):
     assert evs[1]["data"]["other"] == a and evs[1]["data"]["conversations"] == [crm]
 
 
+def test_an_inbox_resuming_after_a_merge_is_told_of_the_new_contact(omnihub):
+    """contact_id is part of the conversation object: the conversations a
+    merge or an unmerge re-points take the next change numbers, so an agent's
+    inbox resuming from a cursor taken before gets them with their contact."""
+    d = omnihub(config=ON)
+    agent = d.agent_token()
+    one, two = say(d, "inb-1", "first person", "k1"), say(d, "inb-2", "second person", "k1")
+    a, b = wait_contact(d, one, agent), wait_contact(d, two, agent)
+    _, sub, s = resume(d, agent, "")
+    s.close()
+    r = d.request("POST", f"/v1/contacts/{a}/merge", {"other": b}, token=agent)
+    assert r.status_code == 200, r.text
+    got, sub2, s = resume(d, agent, sub["cursor"])
+    s.close()
+    assert {c["conversation_id"]: c["contact_id"] for c in got} == {two: a}, got
+    r = d.request("POST", f"/v1/contacts/{a}/unmerge",
+                  {"identifier": {"type": "webchat", "value": "inb-2"}}, token=agent)
+    assert r.status_code == 200, r.text
+    got, _, s = resume(d, agent, sub2["cursor"])
+    s.close()
+    assert {c["conversation_id"]: c["contact_id"] for c in got} == {two: b}, got
+
+
 def db_bytes(data_dir):
     """Every byte of the SQLite store's files (store.db, -wal, -shm); the local
     log (log.db) keeps the events topic, as Kafka would (docs/operations.md)."""
@@ -264,6 +287,8 @@ def test_link_merge_and_erasure_on_postgres(omnihub, pg):
     a = wait_contact(d, one, agent)
     assert wait_contact(d, two, agent) == a != wait_contact(d, three, agent)
     c = wait_contact(d, three, agent)
+    _, before, s = resume(d, agent, "")
+    s.close()
     assert d.request("POST", f"/v1/contacts/{a}/merge", {"other": c},
                      token=agent).status_code == 200
     listed = d.request("GET", f"/v1/conversations?contact_id={a}", token=agent).json()
@@ -271,8 +296,9 @@ def test_link_merge_and_erasure_on_postgres(omnihub, pg):
     r = d.request("POST", f"/v1/contacts/{a}/unmerge",
                   {"identifier": {"type": "api:shop", "value": "cy-3"}}, token=agent)
     assert r.status_code == 200 and sorted(r.json()["conversations"]) == sorted([one, two])
-    _, sub, s = resume(d, agent, "")
+    got, sub, s = resume(d, agent, before["cursor"])  # each shard's change numbers
     s.close()
+    assert {g["conversation_id"]: g["contact_id"] for g in got} == {three: c}, got
     assert d.request("DELETE", f"/v1/contacts/{a}", token=token(d, "root", "admin")).status_code == 200
     got, _, s = resume(d, agent, sub["cursor"])  # the change feed tells of the erasure
     s.close()
