@@ -39,7 +39,9 @@ static const struct {
      "token --secret S --sub ID [--role customer|agent|admin] [--device D] [--ttl SECONDS]\n"
      "      [--name NAME] [--team T]...",
      "Prints an HS256 bearer token signed with S (the daemon's auth.jwt_secret)\n"
-     "for user or agent ID; the role defaults to customer, the lifetime to 3600 s."},
+     "for user or agent ID; the role defaults to customer, the lifetime to 3600 s\n"
+     "(--ttl: whole seconds, negative for a token already expired). Bad usage:\n"
+     "exit 2."},
     {"sign", "sign --secret S",
      "Body on stdin -> sha256=<hex HMAC-SHA256(S, body)>, the X-Omnihub-Signature\n"
      "of POST /v1/inbound (S is api.inbound_secret)."},
@@ -59,8 +61,9 @@ static const struct {
      "inside the running omnihubd, as tail does.\n"
      "Exit status, for cron and Nagios-style checks: 0 OK, 1 WARN, 2 STALL or\n"
      "STOP, 3 error (usage, unreadable log)."},
-    {"kpi", "kpi [--from RFC3339] [--to RFC3339] [--group-by agent|team|channel|none]\n"
-            "    [--url URL] [--token T] [--json]",
+    {"kpi",
+     "kpi [--from RFC3339] [--to RFC3339] [--group-by agent|team|channel|none]\n"
+     "    [--url URL] [--token T] [--json]",
      "Asks the daemon at URL (default http://127.0.0.1:8080) for GET\n"
      "/v1/reports/kpis with token T (default $OMNIHUB_TOKEN; an agent sees their\n"
      "own episodes, an admin everyone's) and prints the rows as a table: episodes\n"
@@ -235,7 +238,19 @@ static int cmd_token(int argc, char **argv)
         case 'u': sub = optarg; break;
         case 'r': role = optarg; break;
         case 'd': device = optarg; break;
-        case 't': ttl = strtol(optarg, NULL, 10); break;
+        case 't': {
+            /* a typo must not mint a token that is expired on arrival; the
+             * bound (100 years either way) keeps now + ttl from overflowing */
+            char *end;
+            errno = 0;
+            ttl = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || ttl > 3155760000L || ttl < -3155760000L) {
+                fprintf(stderr, "omnihubctl token: --ttl must be a whole number of seconds "
+                                "(at most 100 years)\n");
+                return 2;
+            }
+            break;
+        }
         case 'n': name = optarg; break;
         case 'T':
             if (nteams == OH_AUTH_TEAMS_MAX) {

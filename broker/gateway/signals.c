@@ -274,9 +274,11 @@ void gw_signal_read(struct oh_gateway *gw, const struct oh_principal *who, const
                     int64_t seq)
 {
     if (who->role != OH_ROLE_CUSTOMER) return; /* agents' cursors are their own business */
+    /* the read frame of CONTRACT part 1 (with the reader's device), plus who read */
     fan_out(gw, conv,
-            json_pack("{s:s, s:s, s:I, s:{s:s, s:s}}", "type", "read", "conversation", conv, "seq",
-                      (json_int_t)seq, "from", "role", "customer", "id", who->sub),
+            json_pack("{s:s, s:s, s:I, s:s, s:{s:s, s:s}}", "type", "read", "conversation", conv,
+                      "seq", (json_int_t)seq, "device", who->device, "from", "role", "customer",
+                      "id", who->sub),
             true, NULL, NULL);
 }
 

@@ -380,7 +380,8 @@ def test_customer_read_reaches_agents(omnihub):
             await a.events(2)
             await inbox.subscribe("*")
             await c.send({"type": "read", "conversation": conv, "seq": 2})
-            want = {"type": "read", "conversation": conv, "seq": 2,
+            # part 1's read frame (the reader's device) and who read
+            want = {"type": "read", "conversation": conv, "seq": 2, "device": "d1",
                     "from": {"role": "customer", "id": "gina"}}
             assert await a.until(lambda f: f["type"] == "read") == want
             assert await inbox.until(lambda f: f["type"] == "read") == want
@@ -392,6 +393,7 @@ def test_customer_read_reaches_agents(omnihub):
             assert r.status_code == 200, r.text
             f = await a.until(lambda f: f["type"] == "read")
             assert f["seq"] == 1 and f["from"] == {"role": "customer", "id": "gina"}
+            assert f["device"] == "d3"
             assert (await inbox.until(lambda f: f["type"] == "read"))["seq"] == 1
             # an agent's read is not forwarded to the other agents
             await a.send({"type": "read", "conversation": conv, "seq": 2})

@@ -169,7 +169,7 @@ def test_signals_cross_gateways_and_reach_the_router(lb):
             # read receipt: to the agents on gw1 and the customer's own
             # other device there
             await c.send({"type": "read", "conversation": conv, "seq": 1})
-            want = {"type": "read", "conversation": conv, "seq": 1,
+            want = {"type": "read", "conversation": conv, "seq": 1, "device": "d1",
                     "from": {"role": "customer", "id": "dora"}}
             assert await a.until(lambda f: f["type"] == "read") == want
             assert await inbox.until(lambda f: f["type"] == "read") == want

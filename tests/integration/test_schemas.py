@@ -2,9 +2,11 @@
 daemon: every operation has a unique operationId and a security statement
 (public ones say `security: []`), the licence is named, the webhook channel
 list is that of the connectors, and the WebSocket send accepts what the
-daemon accepts."""
+daemon accepts; every operation of the contract is described, and the
+desk's answers match their description."""
 import subprocess
 
+import jsonschema
 import yaml
 
 from conftest import OMNIHUBCTL, ROOT
@@ -47,3 +49,56 @@ def test_websocket_send_does_not_require_text():
     send = load("asyncapi.yaml")["components"]["messages"]["send"]["payload"]
     assert "text" not in send["required"]
     assert {"required": ["attachments"]} in send["anyOf"]
+
+
+# every (method, path) the contract's tables name, as openapi.yaml spells the path
+CONTRACT_OPERATIONS = [
+    ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/v1/inbound"),
+    ("get", "/v1/conversations"), ("get", "/v1/conversations/{id}"),
+    ("patch", "/v1/conversations/{id}"), ("post", "/v1/conversations/{id}/claim"),
+    ("get", "/v1/conversations/{id}/events"), ("post", "/v1/conversations/{id}/messages"),
+    ("post", "/v1/conversations/{id}/read"), ("get", "/v1/conversations/{id}/suggestions"),
+    ("get", "/v1/agents"), ("put", "/v1/kb/articles/{id}"), ("get", "/v1/kb/articles/{id}"),
+    ("delete", "/v1/kb/articles/{id}"), ("get", "/v1/kb/search"), ("get", "/v1/reports/kpis"),
+    ("get", "/v1/reports/bot"), ("get", "/v1/contacts"), ("get", "/v1/contacts/{id}"),
+    ("post", "/v1/contacts/{id}/merge"), ("post", "/v1/contacts/{id}/unmerge"),
+    ("get", "/webhooks/{channel}"), ("post", "/webhooks/{channel}"), ("get", "/v1/ws"),
+]
+
+
+def test_openapi_describes_every_operation_of_the_contract():
+    paths = load("openapi.yaml")["paths"]
+    missing = [f"{m.upper()} {p}" for m, p in CONTRACT_OPERATIONS if m not in paths.get(p, {})]
+    assert not missing, missing
+
+
+def answer_schema(api, path, method, status):
+    """The JSON Schema of an answer, its $refs resolvable in API."""
+    content = api["paths"][path][method]["responses"][status]
+    if "$ref" in content:
+        content = api["components"]["responses"][content["$ref"].rsplit("/", 1)[1]]
+    return dict(content["content"]["application/json"]["schema"], components=api["components"])
+
+
+def test_desk_answers_match_openapi(omnihub):
+    api = load("openapi.yaml")
+    d = omnihub()
+
+    def check(answer, path, method, status):
+        assert str(answer.status_code) == status, answer.text
+        jsonschema.validate(answer.json(), answer_schema(api, path, method, status))
+
+    conv = d.post_inbound({"channel": "api:shop", "account": "acme",
+                           "contact": {"id": "u1", "name": "Ann"}, "message_id": "m1",
+                           "text": "hello", "sent_at": "2026-12-03T10:00:00Z"}).json()[
+        "conversation_id"]
+    d.wait_history(conv, 1)
+    one, ag, other = "/v1/conversations/{id}", d.agent_token(), d.agent_token("agent-2")
+    check(d.request("GET", f"/v1/conversations/{conv}", token=ag), one, "get", "200")
+    check(d.request("GET", "/v1/conversations/nope", token=ag), one, "get", "404")
+    check(d.request("PATCH", f"/v1/conversations/{conv}", {"priority": "high"}, token=ag,
+                    headers={"If-Match": "0"}), one, "patch", "412")
+    check(d.request("POST", f"/v1/conversations/{conv}/claim", token=ag),
+          one + "/claim", "post", "200")
+    check(d.request("POST", f"/v1/conversations/{conv}/claim", token=other),
+          one + "/claim", "post", "409")

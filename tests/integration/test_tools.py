@@ -2,7 +2,8 @@
 refuse, a refused start leaves nothing behind, misspelled variables are
 named, omnihubctl never reports on a log it made itself (nor on a mock cluster
 of its own: it reads the daemon's), every command has
---help, and tools/dev shows why a build failed."""
+--help, token refuses a --ttl that is not seconds, and tools/dev shows why a build failed."""
+import base64
 import json
 import os
 import re
@@ -181,6 +182,23 @@ def test_every_command_has_help(cmd):
                        timeout=10)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: omnihubctl {cmd}"), r
     assert len(r.stdout.splitlines()) >= 3
+
+
+@pytest.mark.parametrize("ttl", ["abc", "60s", "", "1e3", "99999999999999999999"])
+def test_token_refuses_a_ttl_that_is_not_seconds(ttl):
+    # once printed a token expiring now (strtol's 0), refused by the daemon as expired
+    r = ctl("token", "--secret", "s", "--sub", "u", "--ttl", ttl)
+    assert r.returncode == 2 and r.stdout == b"", r
+    assert b"--ttl" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_token_ttl_sets_exp():
+    for ttl in (90, -60):
+        before = int(time.time())
+        r = ctl("token", "--secret", "s", "--sub", "u", "--ttl", ttl, check=True)
+        body = r.stdout.decode().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        assert before + ttl <= claims["exp"] <= int(time.time()) + ttl, (ttl, claims)
 
 
 def test_dev_build_shows_compiler_errors(tmp_path):
