@@ -1007,7 +1007,7 @@ static void command(const struct oh_contact_dir *d, const json_t *cmd, const cha
 }
 
 void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
-                        struct oh_contact_result *out)
+                        const struct oh_contact_then *then, struct oh_contact_result *out)
 {
     int rc = OH_ERETRY;
     const char *op = str(cmd, "op");
@@ -1018,6 +1018,8 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         struct oh_contact_dir w = tx_begin(&t, d);
         oh_contact_result_clear(out);
         command(&w, cmd, region, out);
+        int then_rc =
+            then && out->code == 200 && out->changed ? then->fn(then->opaque, &w, out) : 0;
         /* the conversations are pointed in the same checked write: decided
          * from a directory that moved meanwhile, neither happens */
         size_t n = repoint && out->code == 200 ? json_array_size(out->convs) : 0;
@@ -1029,7 +1031,7 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         /* by id, the order sync's batches lock conversation rows in */
         if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
-        rc = tx_end(&t, n && !convs ? OH_ENOMEM : 0);
+        rc = tx_end(&t, then_rc ? then_rc : n && !convs ? OH_ENOMEM : 0);
         free(convs);
     }
     if (rc && out->code == 200) {

@@ -172,13 +172,23 @@ struct oh_contact_result {
     char why[160];         /* the refusal's message */
 };
 
-/* Decides and applies contact command CMD (its data) to the directory.
- * Re-deciding an applied command changes nothing more and reports the same
- * conversations (the caller's updates are idempotent). Decided again while
- * the write answers OH_ERETRY, up to OH_CONTACT_TRIES times (then 503).
- * Clear OUT with oh_contact_result_clear(). */
+/* What a decision that changed something also writes: FN(OPAQUE, W, OUT)
+ * reads and puts through W, the operation's view of the directory, so its
+ * keys go in the same checked write as the decision's (all or none); a
+ * non-zero answer writes nothing (503). */
+struct oh_contact_then {
+    int (*fn)(void *opaque, const struct oh_contact_dir *w, const struct oh_contact_result *out);
+    void *opaque;
+};
+
+/* Decides and applies contact command CMD (its data) to the directory,
+ * with THEN (NULL: none) when it changed something. Re-deciding an applied
+ * command changes nothing more and reports the same conversations (the
+ * caller's updates are idempotent). Decided again while the write answers
+ * OH_ERETRY, up to OH_CONTACT_TRIES times (then 503). Clear OUT with
+ * oh_contact_result_clear(). */
 void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
-                        struct oh_contact_result *out);
+                        const struct oh_contact_then *then, struct oh_contact_result *out);
 void oh_contact_result_clear(struct oh_contact_result *out);
 
 /* Checks a merge/unmerge body before it is appended: 0, or 400 with WHY. */

@@ -270,67 +270,69 @@ static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_con
     return 0;
 }
 
-/* The event a decided command produced, sequenced on the contact's
- * timeline: made once (kept under "e:<command>"), so a replay forwards the
- * same event again. */
-static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id, const json_t *cmd,
-                        const struct oh_contact_result *r, bool make)
+/* A command being decided: the event its change makes. */
+struct made {
+    struct oh_sync_contacts *c;
+    const char *id; /* the command's */
+    const json_t *cmd;
+};
+
+/* The event of a command that changed something, sequenced on the
+ * contact's timeline ("h:<contact>" its seq) and kept under "e:<command>",
+ * both in the decision's own write (oh_contact_then): a crash keeps the
+ * change and its event or neither, and a replay forwards the same event. */
+static int make_event(void *opaque, const struct oh_contact_dir *w,
+                      const struct oh_contact_result *r)
 {
-    char key[OH_ID_MAX + 8], *buf = malloc(65537);
-    json_t *ev = NULL;
-    int tries = 0;
-    snprintf(key, sizeof key, "e:%s", cmd_id);
-again:
-    if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
-    if (ev || !make || !buf) {
-        free(buf);
-        return ev;
-    }
-    const char *op = json_string_value(json_object_get(cmd, "op"));
+    const struct made *m = opaque;
+    const char *op = json_string_value(json_object_get(m->cmd, "op"));
     const char *type = strcmp(op, "merge") == 0     ? OH_EV_CONTACT_MERGED
                        : strcmp(op, "unmerge") == 0 ? OH_EV_CONTACT_UNMERGED
                                                     : OH_EV_CONTACT_ERASED;
-    /* the contact's seq: "h:<contact>" */
-    char hkey[OH_ID_MAX + 8], was[24] = "";
+    char key[OH_ID_MAX + 8], hkey[OH_ID_MAX + 8], was[24] = "";
+    snprintf(key, sizeof key, "e:%s", m->id);
     snprintf(hkey, sizeof hkey, "h:%s", r->root);
-    if (c->dir.get(c->dir.opaque, hkey, was, sizeof was) != 0) was[0] = '\0';
-    int64_t seq = strtoll(was, NULL, 10) + 1;
+    /* an erasure re-decided after a crash changes the directory again: the
+     * event made the first time stands */
+    int rc = w->get(w->opaque, key, was, sizeof was);
+    if (rc != OH_ENOTFOUND) return rc == OH_ETOOBIG ? 0 : rc;
+    rc = w->get(w->opaque, hkey, was, sizeof was);
+    if (rc && rc != OH_ENOTFOUND) return rc;
+    int64_t seq = (rc ? 0 : strtoll(was, NULL, 10)) + 1;
     char id[OH_ID_MAX];
-    oh_event_id(id, "contact", cmd_id, NULL);
+    oh_event_id(id, "contact", m->id, NULL);
     json_t *data = json_pack("{s:s, s:s, s:O}", "contact_id", r->root, "op", op, "author",
-                             json_object_get(cmd, "author"));
+                             json_object_get(m->cmd, "author"));
     if (data && strcmp(op, "merge") == 0) json_object_set_new(data, "other", json_string(r->other));
     if (data && strcmp(op, "unmerge") == 0) {
         json_object_set_new(data, "other", json_string(r->other));
-        json_object_set(data, "identifier", json_object_get(cmd, "identifier"));
+        json_object_set(data, "identifier", json_object_get(m->cmd, "identifier"));
     }
     if (data) json_object_set(data, "conversations", r->convs ? r->convs : json_array());
-    ev = oh_event_new(type, id, 0, data);
+    json_t *ev = oh_event_new(type, id, 0, data);
     if (ev) {
         json_object_set_new(ev, "source", json_string("/omnihub/contacts/-"));
         json_object_set_new(ev, "subject", json_string(r->root));
         json_object_set_new(ev, "seq", json_integer(seq));
-        json_object_set_new(ev, "epoch", json_string(oh_store_epoch(c->hub->store)));
+        json_object_set_new(ev, "epoch", json_string(oh_store_epoch(m->c->hub->store)));
     }
-    char *text = ev ? oh_json_dump(ev, NULL) : NULL;
-    char num[24];
+    char *text = ev ? oh_json_dump(ev, NULL) : NULL, num[24];
+    json_decref(ev);
     snprintf(num, sizeof num, "%lld", (long long)seq);
-    /* one transaction, checked: two members deciding commands of one
-     * contact's family at once (keyed by different members of it) would
-     * otherwise both take the same seq */
-    const char *keys[] = {key, hkey}, *vals[] = {text, num},
-               *seen_vals[] = {NULL, was[0] ? was : NULL};
-    const struct oh_contact_seen seen = {keys, seen_vals, 2};
-    int rc = text ? c->dir.write(c->dir.opaque, keys, vals, 2, &seen, NULL) : OH_ENOMEM;
+    rc = text ? w->put(w->opaque, key, text) : OH_ENOMEM;
+    if (rc == 0) rc = w->put(w->opaque, hkey, num);
     free(text);
-    if (rc) {
-        json_decref(ev);
-        ev = NULL;
-    }
-    if (rc == OH_ERETRY && ++tries < OH_CONTACT_TRIES) goto again;
-    if (rc)
-        OH_ERROR("sync", "contacts: the event of command %s was not made: %s", cmd_id,
-                 oh_strerror(rc));
+    return rc;
+}
+
+/* The event command CMD_ID made when it was decided, or NULL: it changed
+ * nothing. */
+static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id)
+{
+    char key[OH_ID_MAX + 8], *buf = malloc(65537);
+    json_t *ev = NULL;
+    snprintf(key, sizeof key, "e:%s", cmd_id);
+    if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
     free(buf);
     return ev;
 }
@@ -360,7 +362,7 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
     if (rc == OH_OK) {
         /* decided and applied before (the log repeated the record): its
          * outcome stands; its event, if any, is forwarded again */
-        forward(c, event_of(c, id, cmd, NULL, false));
+        forward(c, event_of(c, id));
         return 0;
     }
     struct oh_store_item *it = &items[*n];
@@ -369,7 +371,9 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
     json_array_append_new(c->done, json_string(id));
     it->outcome_conv = keep(c, json_string(subject));
     struct oh_contact_result r;
-    oh_contact_command(&c->dir, cmd, c->region, &r);
+    struct made m = {c, id, cmd};
+    const struct oh_contact_then then = {make_event, &m};
+    oh_contact_command(&c->dir, cmd, c->region, &then, &r);
     json_t *out;
     if (r.code == 200) {
         const char *op = json_string_value(json_object_get(cmd, "op"));
@@ -377,9 +381,8 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
             oh_contact_result_clear(&r);
             return rc;
         }
-        /* a re-decision after a crash finds the change made: the event
-         * kept then is forwarded */
-        forward(c, event_of(c, id, cmd, &r, r.changed));
+        /* made with the change; a re-decision after a crash finds both */
+        forward(c, event_of(c, id));
         out = json_pack("{s:s, s:b}", "contact_id", r.root, "changed", r.changed);
     } else {
         out = json_pack("{s:{s:s, s:s}}", "error", "code",

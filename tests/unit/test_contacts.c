@@ -187,11 +187,93 @@ static void command(struct oh_contact_dir *d, const char *text, int code, bool c
 {
     json_t *cmd = json_loads(text, 0, NULL);
     ck_assert_ptr_nonnull(cmd);
-    oh_contact_command(d, cmd, "DE", r);
+    oh_contact_command(d, cmd, "DE", NULL, r);
     ck_assert_msg(r->code == code, "%s: %d (%s)", text, r->code, r->why);
     ck_assert_int_eq(r->changed, changed);
     json_decref(cmd);
 }
+
+/* A directory with an atomic write that can be made to fail. */
+static int write_fails, writes;
+
+static int mwrite(void *o, const char *const *keys, const char *const *values, size_t n,
+                  const struct oh_contact_seen *seen, const struct oh_contact_refs *refs)
+{
+    (void)seen;
+    (void)refs;
+    if (write_fails) return OH_EIO;
+    writes++;
+    for (size_t i = 0; i < n; i++)
+        if (values[i])
+            mput(o, keys[i], values[i]);
+        else
+            mdel(o, keys[i]);
+    return 0;
+}
+
+static int then_calls;
+
+static int note_decision(void *opaque, const struct oh_contact_dir *w,
+                         const struct oh_contact_result *out)
+{
+    then_calls++;
+    return opaque ? *(int *)opaque : w->put(w->opaque, "e:test", out->root);
+}
+
+/* What a decision's caller writes with it (sync: the contact event) goes in
+ * the same write: a failed write keeps neither. */
+START_TEST(then_writes_with_the_decision)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = {o, mget, mput, mdel, mwrite, NULL};
+    struct oh_contact_ident a, b, c;
+    char ca[OH_ID_MAX], cb[OH_ID_MAX], cc[OH_ID_MAX], cmd[256], root[OH_ID_MAX];
+    ident(&a, "telegram", "111", true);
+    ident(&b, "telegram", "222", true);
+    ident(&c, "telegram", "333", true);
+    oh_contact_link(&d, "c_a", &a, 1, "A", ca);
+    oh_contact_link(&d, "c_b", &b, 1, "B", cb);
+    oh_contact_link(&d, "c_c", &c, 1, "C", cc);
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", ca, cb);
+    json_t *merge = json_loads(cmd, 0, NULL);
+    struct oh_contact_then then = {note_decision, NULL};
+    struct oh_contact_result r;
+    write_fails = 1;
+    oh_contact_command(&d, merge, "DE", &then, &r);
+    ck_assert_int_eq(r.code, 503);
+    oh_contact_result_clear(&r);
+    ck_assert_ptr_null(json_object_get(o, "e:test"));
+    ck_assert_int_eq(oh_contact_root(&d, cb, root), 0);
+    ck_assert_str_eq(root, cb);
+    write_fails = 0;
+    int before = writes;
+    oh_contact_command(&d, merge, "DE", &then, &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert(r.changed);
+    ck_assert_int_eq(writes, before + 1);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "e:test")), ca);
+    oh_contact_result_clear(&r);
+    int calls = then_calls;
+    oh_contact_command(&d, merge, "DE", &then, &r); /* one person already */
+    ck_assert_int_eq(r.code, 200);
+    ck_assert(!r.changed);
+    ck_assert_int_eq(then_calls, calls);
+    oh_contact_result_clear(&r);
+    json_decref(merge);
+    /* a failing THEN writes nothing either */
+    int enomem = OH_ENOMEM;
+    then.opaque = &enomem;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", ca, cc);
+    merge = json_loads(cmd, 0, NULL);
+    oh_contact_command(&d, merge, "DE", &then, &r);
+    ck_assert_int_eq(r.code, 503);
+    oh_contact_result_clear(&r);
+    ck_assert_int_eq(oh_contact_root(&d, cc, root), 0);
+    ck_assert_str_eq(root, cc);
+    json_decref(merge);
+    json_decref(o);
+}
+END_TEST
 
 START_TEST(merge_unmerge_round_trip)
 {
@@ -449,6 +531,7 @@ int main(void)
     tcase_add_test(tc, verified_links_unverified_suggests);
     tcase_add_test(tc, batch_links_together);
     tcase_add_test(tc, merge_unmerge_round_trip);
+    tcase_add_test(tc, then_writes_with_the_decision);
     tcase_add_test(tc, erase_forgets_identifiers);
     tcase_add_test(tc, ten_thousand_synthetic_contacts);
     tcase_add_test(tc, prefetched_batches_same_directory);

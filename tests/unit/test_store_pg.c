@@ -528,7 +528,7 @@ static void *merge_main(void *p)
     struct oh_contact_dir d;
     oh_store_contact_dir(a->st, &d);
     pthread_barrier_wait(a->go);
-    oh_contact_command(&d, a->cmd, NULL, &a->r);
+    oh_contact_command(&d, a->cmd, NULL, NULL, &a->r);
     return NULL;
 }
 
