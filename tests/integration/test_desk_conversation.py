@@ -178,6 +178,17 @@ def sync_stalled(d):
         lock.close()
 
 
+def new_conversations(d, prefix, n):
+    """Posts one inbound message from each of N new contacts PREFIX0,
+    PREFIX1, ...; returns their conversation ids (in that order)."""
+    convs = []
+    for i in range(n):
+        r = d.post_inbound(msg(f"{prefix}{i}", contact=f"{prefix}{i}"))
+        assert r.status_code == 202, r.text
+        convs.append(r.json()["conversation_id"])
+    return convs
+
+
 def listed_among(d, token, threads):
     """Starts THREADS (requests that will wait), asks for a list once they
     are on the pool, joins them; returns when the list was answered."""
@@ -201,11 +212,7 @@ def test_reads_waiting_for_a_stalled_sync_leave_the_pool_to_others(omnihub):
     them."""
     d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
     agent = d.agent_token()
-    convs = []
-    for i in range(8):
-        r = d.post_inbound(msg(f"stall{i}", contact=f"stall{i}"))
-        assert r.status_code == 202, r.text
-        convs.append(r.json()["conversation_id"])
+    convs = new_conversations(d, "stall", 8)
     for c in convs:
         d.wait_history(c, 1, token=agent)
     with sync_stalled(d):
@@ -244,11 +251,7 @@ def test_requests_waiting_for_a_new_conversation_leave_the_pool_to_others(omnihu
     d = omnihub({"routing.enabled": "false", "triage.enabled": "false"})
     agent = d.agent_token()
     with sync_stalled(d):
-        convs = []
-        for i in range(8):
-            r = d.post_inbound(msg(f"new{i}", contact=f"new{i}"))
-            assert r.status_code == 202, r.text
-            convs.append(r.json()["conversation_id"])
+        convs = new_conversations(d, "new", 8)
         rest = [("POST", f"/v1/conversations/{convs[0]}/claim", None),
                 ("PATCH", f"/v1/conversations/{convs[1]}", {"priority": "high"}),
                 ("POST", f"/v1/conversations/{convs[2]}/read", {"seq": 1}),
@@ -315,11 +318,7 @@ def test_a_wait_for_sync_ends_when_its_client_leaves(omnihub):
     agent = d.agent_token()
     assert d.metric("omnihub_gateway_sync_waits") == 0
     with sync_stalled(d):
-        convs = []
-        for i in range(8):
-            r = d.post_inbound(msg(f"gone{i}", contact=f"gone{i}"))
-            assert r.status_code == 202, r.text
-            convs.append(r.json()["conversation_id"])
+        convs = new_conversations(d, "gone", 8)
         started = time.monotonic()
         socks = []
         for c in convs[:4]:
@@ -363,8 +362,7 @@ def test_a_read_waits_3_s_in_all_for_a_new_conversation(omnihub):
         took[name] = (time.monotonic() - t0, r.status_code)
 
     with sync_stalled(d):
-        convs = [d.post_inbound(msg(f"both{i}", contact=f"both{i}")).json()["conversation_id"]
-                 for i in range(2)]
+        convs = new_conversations(d, "both", 2)
         threads = [threading.Thread(target=timed, args=("read", "GET",
                                                          f"/v1/conversations/{convs[0]}")),
                    threading.Thread(target=timed, args=("claim", "POST",
