@@ -174,6 +174,8 @@ static void change(struct req *r, const char *id, const char *op)
 
 bool gw_contacts_route(struct req *r)
 {
+    static const char *const find_params[] = {"identifier"};
+    static const char *const events_params[] = {"limit"};
     if (strncmp(r->path, "/v1/contacts", 12) != 0 || (r->path[12] && r->path[12] != '/'))
         return false;
     const char *rest = r->path[12] ? r->path + 13 : "";
@@ -197,7 +199,7 @@ bool gw_contacts_route(struct req *r)
     } else if (!*rest) {
         if (!get)
             gw_reply_error(r, 405, "method_not_allowed", "use GET");
-        else
+        else if (gw_query_once(r, find_params, OH_ARRAY_SIZE(find_params), false))
             gw_async(r, find_work);
     } else if (idlen >= OH_ID_MAX || !oh_id_valid(rest, idlen) ||
                (sub && (strchr(sub, '/') || !*sub))) {
@@ -217,7 +219,7 @@ bool gw_contacts_route(struct req *r)
     } else if (strcmp(sub, "events") == 0) {
         if (!get)
             gw_reply_error(r, 405, "method_not_allowed", "use GET");
-        else
+        else if (gw_query_once(r, events_params, OH_ARRAY_SIZE(events_params), false))
             gw_async(r, events_work);
     } else if (strcmp(sub, "merge") == 0 || strcmp(sub, "unmerge") == 0) {
         snprintf(id, sizeof id, "%.*s", (int)idlen, rest);

@@ -231,6 +231,10 @@ void gw_notify_read(struct oh_gateway *gw, const char *conv, enum oh_role role, 
 bool gw_query(const struct req *r, const char *name, char *out, size_t len);
 /* Whether parameter NAME is in R's query at all (with or without a value). */
 bool gw_query_has(const struct req *r, const char *name);
+/* Each of the N parameters NAMES is in R's query at most once (a repeated
+ * one has no single value: first-wins would hide the client's mistake);
+ * with ONLY, no other parameter is there either. False after answering 400. */
+bool gw_query_once(struct req *r, const char *const *names, size_t n, bool only);
 const char *gw_header(const struct req *r, const char *lname);
 
 /* http_pipeline.c: lws 4.1.6 cannot read the body of a request it took

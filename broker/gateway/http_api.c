@@ -62,9 +62,10 @@ static bool json_body(struct req *r, json_t **out)
 /* The list's parameters; every other one is a 400, so a typo never
  * silently widens a filter. */
 enum { L_STATUS, L_ASSIGNEE, L_TEAM, L_PRIORITY, L_LABEL, L_CHANNEL, L_CONTACT, L_Q, L_NSTR };
-static const char *const list_strs[L_NSTR] = {"status", "assignee", "team",       "priority",
-                                              "label",  "channel",  "contact_id", "q"};
-static const char *const list_other[] = {"limit", "updated_after", "cursor"};
+/* the string filters first, in the enum's order */
+static const char *const list_params[] = {"status", "assignee",      "team",       "priority",
+                                          "label",  "channel",       "contact_id", "q",
+                                          "limit",  "updated_after", "cursor"};
 
 /* A page cursor: base64url of "<created_ms>:<id>", the last row's key. */
 #define LIST_CURSOR_MAX (4 * ((24 + OH_ID_MAX + 2) / 3) + 1)
@@ -179,39 +180,6 @@ static void list_work(void *opaque)
     gw_complete(r);
 }
 
-/* Every parameter of R's query is one of the list's, given once; false
- * after answering 400. */
-static bool list_params_known(struct req *r)
-{
-    const char *p = r->query;
-    while (p && *p) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        size_t nlen = strcspn(p, "=&");
-        bool known = false;
-        for (size_t i = 0; i < L_NSTR + OH_ARRAY_SIZE(list_other) && !known; i++) {
-            const char *name = i < L_NSTR ? list_strs[i] : list_other[i - L_NSTR];
-            known = strlen(name) == nlen && strncmp(p, name, nlen) == 0;
-        }
-        if (len && !known) {
-            gw_reply_error(r, 400, "bad_request", "unknown parameter \"%.*s\"",
-                           (int)(nlen > 64 ? 64 : nlen), p);
-            return false;
-        }
-        for (const char *q = end; len && q && *q;) { /* given again later? */
-            q++;
-            if (strncmp(q, p, nlen) == 0 && (q[nlen] == '=' || q[nlen] == '&' || !q[nlen])) {
-                gw_reply_error(r, 400, "bad_request", "parameter \"%.*s\" given twice", (int)nlen,
-                               p);
-                return false;
-            }
-            q = strchr(q, '&');
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return true;
-}
-
 static bool one_of(const char *v, const char *const *set)
 {
     for (; *set; set++)
@@ -245,7 +213,7 @@ static void list_conversations(struct req *r)
         gw_reply_error(r, 403, "forbidden", "only agents list conversations");
         return;
     }
-    if (!list_params_known(r)) return;
+    if (!gw_query_once(r, list_params, OH_ARRAY_SIZE(list_params), true)) return;
     struct list_req *l = gw_state_new(r, sizeof *l, list_req_free);
     if (!l) return;
     l->r = r;
@@ -268,12 +236,13 @@ static void list_conversations(struct req *r)
         return;
     }
     for (int i = 0; i < L_NSTR; i++) {
-        if (!gw_query_has(r, list_strs[i])) continue;
+        if (!gw_query_has(r, list_params[i])) continue;
         /* an empty search box searches nothing: q= is no filter */
         if (i == L_Q && gw_query(r, "q", l->str[i], sizeof l->str[i]) && !l->str[i][0]) continue;
-        if (!gw_query(r, list_strs[i], l->str[i], sizeof l->str[i]) || !l->str[i][0] ||
+        if (!gw_query(r, list_params[i], l->str[i], sizeof l->str[i]) || !l->str[i][0] ||
             !oh_utf8_valid(l->str[i], strlen(l->str[i]))) {
-            gw_reply_error(r, 400, "bad_request", "%s must be 1..511 bytes of UTF-8", list_strs[i]);
+            gw_reply_error(r, 400, "bad_request", "%s must be 1..511 bytes of UTF-8",
+                           list_params[i]);
             return;
         }
         l->has[i] = true;
@@ -467,6 +436,7 @@ static void events_work(void *opaque)
 
 static void list_events(struct req *r, const char *conv)
 {
+    static const char *const params[] = {"after", "limit"};
     struct api *a = api_state(r);
     char v[64];
     int64_t n = 100;
@@ -474,6 +444,7 @@ static void list_events(struct req *r, const char *conv)
         gw_reply_error(r, 500, "internal", "out of memory");
         return;
     }
+    if (!gw_query_once(r, params, OH_ARRAY_SIZE(params), false)) return;
     snprintf(a->conv, sizeof a->conv, "%s", conv);
     if (gw_query_has(r, "after") &&
         (!gw_query(r, "after", v, sizeof v) || !parse_int(v, 0, INT64_MAX, &a->after))) {

@@ -421,6 +421,8 @@ static void route_search(struct req *r)
         if (!search_body(r, s, lim, sizeof lim, &has_q)) return;
         has_locale = s->locale[0] != '\0';
     } else {
+        static const char *const params[] = {"q", "limit", "locale"};
+        if (!gw_query_once(r, params, OH_ARRAY_SIZE(params), false)) return;
         has_q = gw_query(r, "q", s->q, sizeof s->q);
         /* a value too long for its buffer is given, and invalid */
         if (!gw_query(r, "limit", lim, sizeof lim))

@@ -65,25 +65,7 @@ static void kpi_work(void *opaque)
 static bool kpi_params(struct req *r, struct kpi_req *k)
 {
     static const char *const known[] = {"from", "to", "group_by", "access_token"};
-    for (const char *p = r->query; p && *p;) {
-        size_t nlen = strcspn(p, "=&"), i = 0;
-        while (i < OH_ARRAY_SIZE(known) &&
-               (strlen(known[i]) != nlen || strncmp(p, known[i], nlen) != 0))
-            i++;
-        if (nlen && i == OH_ARRAY_SIZE(known)) {
-            gw_reply_error(r, 400, "bad_request", "unknown parameter \"%.*s\"",
-                           (int)(nlen > 64 ? 64 : nlen), p);
-            return false;
-        }
-        for (const char *q = strchr(p, '&'); nlen && q; q = strchr(q + 1, '&'))
-            if (strncmp(q + 1, p, nlen) == 0 && strchr("=&", q[1 + nlen])) {
-                gw_reply_error(r, 400, "bad_request", "parameter \"%.*s\" given twice", (int)nlen,
-                               p);
-                return false;
-            }
-        p = strchr(p, '&');
-        if (p) p++;
-    }
+    if (!gw_query_once(r, known, OH_ARRAY_SIZE(known), true)) return false;
     char v[64];
     k->q.from_ms = 0;
     k->q.to_ms = KPI_TO_MAX;

@@ -154,6 +154,31 @@ bool gw_query_has(const struct req *r, const char *name)
     return false;
 }
 
+bool gw_query_once(struct req *r, const char *const *names, size_t n, bool only)
+{
+    for (const char *p = r->query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        size_t nlen = strcspn(p, "=&"), i = 0;
+        while (i < n && (strlen(names[i]) != nlen || strncmp(p, names[i], nlen) != 0))
+            i++;
+        if (i == n) {
+            if (!only || p[0] == '&') continue; /* "&&" names nothing */
+            gw_reply_error(r, 400, "bad_request", "unknown parameter \"%.*s\"",
+                           (int)(nlen > 64 ? 64 : nlen), p);
+            return false;
+        }
+        for (const char *q = strchr(p, '&'); q; q = strchr(q + 1, '&')) {
+            if (strncmp(q + 1, p, nlen) != 0) continue;
+            char c = q[1 + nlen];
+            if (c == '=' || c == '&' || c == '\0') {
+                gw_reply_error(r, 400, "bad_request", "parameter \"%.*s\" given twice", (int)nlen,
+                               p);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 bool gw_authenticate(struct req *r)
 {
     const char *h = gw_header(r, "authorization");

@@ -326,17 +326,23 @@ def test_customer_fields_are_validated(daemon):
     assert r.status_code == 400
 
 
-def test_overlong_query_parameters_are_refused_not_ignored(omnihub):
-    """A query parameter longer than the route reads was taken for an
-    absent one: the history from seq 0, the whole inbox, every locale, the
-    whole KPI range. Each is a 400 now, like any value the route does not
-    accept; the same values written short are served."""
+def with_a_conversation(omnihub):
+    """A daemon (contacts on) holding one conversation: (daemon, its id, an
+    agent's token)."""
     d = omnihub({"contacts.enabled": "true"})
     conv = d.post_inbound({"channel": "api:shop", "account": "acme", "message_id": "q1",
                            "contact": {"id": "u1", "name": "Ann"}, "text": "hi"}).json()[
         "conversation_id"]
     d.wait_history(conv, 1)
-    agent = d.agent_token()
+    return d, conv, d.agent_token()
+
+
+def test_overlong_query_parameters_are_refused_not_ignored(omnihub):
+    """A query parameter longer than the route reads was taken for an
+    absent one: the history from seq 0, the whole inbox, every locale, the
+    whole KPI range. Each is a 400 now, like any value the route does not
+    accept; the same values written short are served."""
+    d, conv, agent = with_a_conversation(omnihub)
     zeros, events = "0" * 400, f"/v1/conversations/{conv}/events"
     cases = {
         f"{events}?after={zeros}1": f"{events}?after=1",
@@ -360,3 +366,55 @@ def test_overlong_query_parameters_are_refused_not_ignored(omnihub):
             got[short] = (d.request("GET", short, token=agent).status_code, 200)
     wrong = {path: g for path, g in got.items() if g[0] != g[1]}
     assert not wrong, f"path -> (got, expected): {wrong}"
+
+
+def test_a_repeated_query_parameter_is_refused_not_first_wins(omnihub):
+    """A parameter a route reads, given twice (?after=1&after=2), has no
+    single value: the history, KB search and contacts took the first one
+    while the inbox and the KPI report answered 400. Each is a 400 now;
+    parameters a route does not read are still ignored there, repeated or
+    not (clients add their own), and the same requests without the repeat
+    are served."""
+    d, conv, agent = with_a_conversation(omnihub)
+    events = f"/v1/conversations/{conv}/events"
+    cases = {
+        f"{events}?after=1&after=2": ("after", f"{events}?after=1&x=1&x=2"),
+        f"{events}?limit=5&after=0&limit=1": ("limit", f"{events}?limit=5&after=0"),
+        f"{events}?after&after=0": ("after", f"{events}?after=0"),
+        "/v1/conversations?status=open&limit=5&status=open": ("status",
+                                                                "/v1/conversations?status=open"),
+        "/v1/reports/kpis?group_by=agent&group_by=team": ("group_by",
+                                                           "/v1/reports/kpis?group_by=agent"),
+        "/v1/kb/search?q=refund&q=shipping": ("q", "/v1/kb/search?q=refund&token=a&token=b"),
+        "/v1/kb/search?q=refund&locale=en&locale=es": ("locale", "/v1/kb/search?q=refund"),
+        "/v1/contacts?identifier=email:a@x.org&identifier=email:b@x.org": (
+            "identifier", "/v1/contacts?identifier=email:a@x.org"),
+        "/v1/contacts/p_nobody/events?limit=1&limit=2": ("limit", None),
+    }
+    got, want = {}, {}
+    for twice, (name, once) in cases.items():
+        r = d.request("GET", twice, token=agent)
+        got[twice] = (r.status_code, r.json())
+        want[twice] = (400, {"error": {"code": "bad_request",
+                                       "message": f'parameter "{name}" given twice'}})
+        if once:
+            got[once], want[once] = d.request("GET", once, token=agent).status_code, 200
+    assert got == want
+
+
+def test_an_unknown_parameter_is_refused_where_the_route_lists_its_own(omnihub):
+    """The inbox (so the contract says) and the KPI report answer 400 to a
+    parameter they do not know, so a typo never widens a filter or the
+    range; the other routes ignore one, as the test above shows."""
+    d, _, agent = with_a_conversation(omnihub)
+    cases = {"/v1/conversations?stauts=open": "stauts",
+             "/v1/conversations?limit=5&access_token=x": "access_token",
+             "/v1/reports/kpis?group_by=agent&form=2026-01-01T00:00:00Z": "form",
+             "/v1/reports/kpis?=agent": ""}
+    got, want = {}, {}
+    for path, name in cases.items():
+        r = d.request("GET", path, token=agent)
+        got[path] = (r.status_code, r.json())
+        want[path] = (400, {"error": {"code": "bad_request",
+                                      "message": f'unknown parameter "{name}"'}})
+    assert got == want
