@@ -308,7 +308,8 @@ static int make_event(void *opaque, const struct oh_contact_dir *w,
         json_object_set_new(data, "other", json_string(r->other));
         json_object_set(data, "identifier", json_object_get(m->cmd, "identifier"));
     }
-    if (data) json_object_set(data, "conversations", r->convs ? r->convs : json_array());
+    if (data)
+        json_object_set_new(data, "conversations", r->convs ? json_incref(r->convs) : json_array());
     json_t *ev = oh_event_new(type, id, 0, data);
     if (ev) {
         json_object_set_new(ev, "source", json_string("/omnihub/contacts/-"));
