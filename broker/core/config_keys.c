@@ -80,6 +80,8 @@ const struct oh_config_key oh_core_keys[] = {
     {"sla.nrt_s.high", OH_CFG_INT, "60", "next response target of high conversations (s)"},
     {"sla.nrt_s.normal", OH_CFG_INT, "300", "next response target of normal conversations (s)"},
     {"sla.nrt_s.low", OH_CFG_INT, "3600", "next response target of low conversations (s)"},
+    {"sla.save_ms", OH_CFG_INT, "200",
+     "the clocks are saved (and the group's position committed) at most this often (ms)"},
     {NULL, 0, NULL, NULL},
 };
 

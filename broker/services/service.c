@@ -1,5 +1,6 @@
 /* service.c - the one consumer loop of every service (poll a batch,
- * process, commit) and the lag export of their groups. Each service runs on
+ * process, commit; or, for a service that saves itself, commit after its
+ * coalesced save) and the lag export of their groups. Each service runs on
  * its own thread, "oh-<name>"; the lag sampler on "oh-lagwatch". */
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +14,14 @@
 #define MAX_BATCH    4096
 #define MAX_PARTS    256
 #define MAX_SERVICES 16
+#define SAVE_MS      200 /* struct oh_service.save_ms when it is not set */
+#define RETRY_MS     200 /* a failed poll, or batch of a coalescing service */
+
+/* The position after a batch in one partition. */
+struct pending {
+    int32_t partition;
+    int64_t next;
+};
 
 struct oh_service_run {
     const struct oh_service *svc;
@@ -24,6 +33,13 @@ struct oh_service_run {
     bool running;
     int batch;
     struct oh_log_record *recs;
+    /* coalesced saving (svc->save): when the next save is due (monotonic
+     * ms; 0: everything processed is saved), and the positions processed
+     * since the last save */
+    int save_ms;
+    int64_t save_at;
+    struct pending pend[MAX_PARTS];
+    int npend;
 };
 
 struct oh_service_batch {
@@ -51,6 +67,62 @@ int oh_service_commit(struct oh_service_batch *b)
     return rc;
 }
 
+/* ---- coalesced saving (struct oh_service.save) ------------------------ */
+
+/* The service saves; then the positions processed before are committed.
+ * Once the save succeeded the positions are dropped whatever the commit
+ * says: a later one moves the group on, a crash re-reads a little more. */
+static int flush(struct oh_service_run *r)
+{
+    if (!r->save_at) return OH_OK;
+    int rc = r->svc->save(r->state);
+    if (rc) {
+        OH_WARN(r->svc->name, "not saved: %s; again in %d ms", oh_strerror(rc), r->save_ms);
+        r->save_at = oh_mono_ms() + r->save_ms;
+        return rc;
+    }
+    for (int i = 0; i < r->npend && r->svc->group; i++)
+        oh_log_commit(r->c, r->pend[i].partition, r->pend[i].next);
+    r->npend = 0;
+    r->save_at = 0;
+    return OH_OK;
+}
+
+/* Notes the position after the batch RECS (N) as processed, not saved:
+ * each partition's last record gives its next offset. */
+static void processed(struct oh_service_run *r, const struct oh_log_record *recs, int n)
+{
+    if (!r->save_at) r->save_at = oh_mono_ms() + r->save_ms;
+    for (int i = 0; i < n; i++) {
+        int p = 0;
+        while (p < r->npend && r->pend[p].partition != recs[i].partition)
+            p++;
+        if (p == MAX_PARTS) { /* more partitions than fit: save what came before now */
+            flush(r);
+            if (r->npend == MAX_PARTS) continue; /* not saved: read again after a crash */
+            p = r->npend;
+            if (!r->save_at) r->save_at = oh_mono_ms() + r->save_ms;
+        }
+        if (p == r->npend) r->npend++;
+        r->pend[p] = (struct pending){recs[i].partition, recs[i].offset + 1};
+    }
+}
+
+/* A batch the service could not process is read again: each of its
+ * partitions from its first record in the batch. */
+static void reread(struct oh_service_run *r, const struct oh_log_record *recs, int n, int err)
+{
+    OH_WARN(r->svc->name, "batch not processed: %s; reading it again in %d ms", oh_strerror(err),
+            RETRY_MS);
+    for (int i = 0; i < n; i++) {
+        bool first = true;
+        for (int j = 0; j < i && first; j++)
+            first = recs[j].partition != recs[i].partition;
+        if (first) oh_log_seek(r->c, recs[i].partition, recs[i].offset);
+    }
+    usleep(RETRY_MS * 1000);
+}
+
 static void *loop(void *arg)
 {
     struct oh_service_run *r = arg;
@@ -59,11 +131,12 @@ static void *loop(void *arg)
         int n = oh_log_poll(r->c, r->recs, r->batch, 200);
         if (n < 0) {
             OH_WARN(svc->name, "poll failed: %s", oh_strerror(n));
-            usleep(200000);
+            usleep(RETRY_MS * 1000);
             continue;
         }
         if (n == 0) {
             oh_metrics_set("omnihub_service_delay_seconds", r->labels, 0);
+            if (r->save_at && oh_mono_ms() >= r->save_at) flush(r);
             if (svc->tick) svc->tick(r->state);
             continue;
         }
@@ -76,8 +149,17 @@ static void *loop(void *arg)
         oh_metrics_set("omnihub_service_delay_seconds", r->labels,
                        oldest < now ? (double)(now - oldest) / 1000.0 : 0);
         struct oh_service_batch b = {r, r->recs, n, false};
-        if (svc->process(r->state, &b, r->recs, n) == OH_OK) oh_service_commit(&b);
+        int rc = svc->process(r->state, &b, r->recs, n);
+        if (!svc->save) {
+            if (rc == OH_OK) oh_service_commit(&b);
+        } else if (rc == OH_OK) {
+            processed(r, r->recs, n);
+            if (oh_mono_ms() >= r->save_at) flush(r);
+        } else {
+            reread(r, r->recs, n, rc);
+        }
     }
+    if (svc->save) flush(r); /* a clean stop saves */
     return NULL;
 }
 
@@ -87,10 +169,24 @@ static void on_assigned(void *opaque, oh_log_consumer *c, const int32_t *parts, 
     r->svc->assigned(r->state, c, parts, n);
 }
 
+/* A coalescing service saves before it gives partitions up, and what it
+ * processed of them is committed; if the save fails, their positions are
+ * dropped: the next owner reads from the last committed one. */
 static void on_revoked(void *opaque, oh_log_consumer *c, const int32_t *parts, int n)
 {
     struct oh_service_run *r = opaque;
-    r->svc->revoked(r->state, c, parts, n);
+    if (r->svc->save && flush(r)) {
+        for (int i = 0; i < r->npend;) {
+            bool gone = false;
+            for (int j = 0; j < n && !gone; j++)
+                gone = r->pend[i].partition == parts[j];
+            if (gone)
+                r->pend[i] = r->pend[--r->npend];
+            else
+                i++;
+        }
+    }
+    if (r->svc->revoked) r->svc->revoked(r->state, c, parts, n);
 }
 
 void oh_service_stop(struct oh_service_run *r)
@@ -118,6 +214,9 @@ struct oh_service_run *oh_service_start(const struct oh_service *svc, oh_hub *hu
     oh_metrics_set("omnihub_service_delay_seconds", r->labels, 0);
     r->batch = svc->batch_key ? (int)oh_config_int(hub->cfg, svc->batch_key) : svc->batch;
     if (r->batch < 1 || r->batch > MAX_BATCH) r->batch = svc->batch;
+    int64_t save_ms = svc->save_key ? oh_config_int(hub->cfg, svc->save_key) : svc->save_ms;
+    if (save_ms < 1 || save_ms > INT32_MAX) save_ms = svc->save_ms > 0 ? svc->save_ms : SAVE_MS;
+    r->save_ms = (int)save_ms;
     char why[512] = "";
     if (svc->init && svc->init(hub, &r->state, why, sizeof why)) {
         oh_errf(err, errlen, "%s: %s", svc->name, why[0] ? why : "cannot start");
@@ -125,7 +224,7 @@ struct oh_service_run *oh_service_start(const struct oh_service *svc, oh_hub *hu
         return NULL;
     }
     struct oh_log_rebalance reb = {svc->assigned ? on_assigned : NULL,
-                                   svc->revoked ? on_revoked : NULL, r};
+                                   svc->revoked || svc->save ? on_revoked : NULL, r};
     if (!(r->recs = calloc((size_t)r->batch, sizeof *r->recs))) {
         snprintf(why, sizeof why, "out of memory");
     } else if (!(r->c = oh_log_consumer_new(hub->log, svc->group, svc->topic, &reb, why,

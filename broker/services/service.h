@@ -1,6 +1,7 @@
 /* service.h - a service is a consumer of the stream: one loop polls its
  * topic as a group in batches, hands each batch to the service, and commits
- * the group's position once the batch's effects are durable. Sync, dispatch,
+ * the group's position once the batch's effects are durable (for a service
+ * that saves itself, after its coalesced save: .save below). Sync, dispatch,
  * the gateway's live feed and triage (enrich) are services; so will routing,
  * KPIs and the bot be. Adding one: its file here and a line in registry.c. */
 #ifndef OH_SERVICE_H
@@ -47,6 +48,22 @@ struct oh_service {
     /* Optional; after the loop has ended (hub->stopping is set): stops the
      * service's own threads and frees STATE. */
     void (*stop)(void *state);
+    /* Optional: coalesced saving, for a service that keeps what it derives
+     * in memory and writes it out itself. With it, OH_OK from process()
+     * means "applied in memory", and the loop commits nothing then; it
+     * calls save() once the oldest batch not saved is save_ms old (looked
+     * at after each batch and each idle poll), before a rebalance takes
+     * partitions away, and when the loop ends; when save() returns OH_OK
+     * the positions of every batch processed before it are committed (it
+     * is called again later when it fails). A batch process() fails is
+     * read again (its partitions are sought back) after 200 ms. After a
+     * crash the group reads again what came after the last save: process()
+     * must give the same state from a saved one when it applies a record
+     * twice, and decide events with ids derived from what it applied. Such
+     * a service does not call oh_service_commit(). */
+    int (*save)(void *state);
+    const char *save_key; /* config key of the interval; NULL: save_ms */
+    int save_ms;          /* the default interval, ms (0: 200) */
 };
 
 /* Commits B's position now (from inside process): for a service whose

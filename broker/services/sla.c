@@ -1,10 +1,11 @@
 /* sla.c - the SLA clocks (CONTRACT part 2, SLA and KPIs): a first response
  * clock per episode and a next response clock per customer message after a
- * reply, paused while pending or snoozed, kept from the timeline and saved
- * with each batch (store key/value space "sla", read by the gateway for the
- * conversation's sla object); a deadline that passes is a "breach" state
- * command with an id from the clock and its deadline, so a breach decided
- * twice (a restart, a second member) is recorded once. Thread "oh-sla". */
+ * reply, paused while pending or snoozed, kept from the timeline in memory
+ * and saved every sla.save_ms (the loop's coalesced saving, service.h; store
+ * key/value space "sla", read by the gateway for the conversation's sla
+ * object); a deadline that passes is a "breach" state command with an id
+ * from the clock and its deadline, so a breach decided twice (a restart, a
+ * second member) is recorded once. Thread "oh-sla". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ struct sla {
     oh_map convs; /* the conversations not resolved, in the order added (fire()) */
     struct conv **dirty; /* changed since they were saved */
     size_t ndirty, capdirty;
-    struct oh_json_buf text; /* save()'s texts, its memory kept between batches */
+    struct oh_json_buf text; /* save()'s texts, its memory kept between saves */
     /* the timeline partitions this member owns: only their conversations'
      * clocks are kept (another member sees the others' replies) */
     bool owned[PARTS_MAX];
@@ -183,12 +184,14 @@ static int apply(struct sla *s, const struct oh_log_record *r)
     return 0;
 }
 
-/* Saves the changed clocks in one store transaction (one commit per batch,
- * where a commit per conversation was most of this thread's system time);
- * what is resolved leaves the memory. The texts are written straight from
- * the clocks into one buffer (core/slaclock.h), NUL-separated. */
-static int save(struct sla *s)
+/* Saves the clocks changed since the last save in one store transaction
+ * (the loop calls it every sla.save_ms, before a rebalance and at a stop,
+ * and commits the group's position after it); what is resolved leaves the
+ * memory. The texts are written straight from the clocks into one buffer
+ * (core/slaclock.h), NUL-separated. */
+static int save(void *state)
 {
+    struct sla *s = state;
     size_t n = s->ndirty;
     if (!n) return 0;
     const char **keys = calloc(n, sizeof *keys), **texts = calloc(n, sizeof *texts);
@@ -290,18 +293,15 @@ static int load(struct sla *s)
     return 0;
 }
 
+/* The batch is applied in memory, a record applied before (a batch read
+ * again) skipped by its seq; the loop saves the clocks later (save()). */
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct sla *s = state;
     int rc = s->loaded ? 0 : load(s);
     for (int i = 0; !rc && i < n; i++)
         rc = apply(s, &recs[i]);
-    if (!rc) rc = save(s);
-    if (rc) {
-        OH_WARN("sla", "clocks not saved: %s; the batch is read again after a restart",
-                oh_strerror(rc));
-        return rc;
-    }
+    if (rc) return rc; /* the loop reads the batch again */
     fire(s);
     return OH_OK;
 }
@@ -310,7 +310,6 @@ static void tick(void *state)
 {
     struct sla *s = state;
     if (!s->loaded && load(s)) return;
-    if (s->ndirty && save(s)) return;
     fire(s);
 }
 
@@ -323,11 +322,11 @@ static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int 
     s->loaded = false; /* the new partitions' clocks are read at the next batch or tick */
 }
 
+/* The loop has saved the clocks (or failed to, and then not committed
+ * what they hold: the next owner reads it again). */
 static void revoked(void *state, oh_log_consumer *lc, const int32_t *parts, int n)
 {
     struct sla *s = state;
-    if (save(s))
-        OH_WARN("sla", "clocks not saved before a rebalance; the next owner reads the batch again");
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = false;
     for (struct oh_map_node *m = s->convs.first, *next; m; m = next) {
@@ -386,4 +385,7 @@ const struct oh_service oh_service_sla = {
     .assigned = assigned,
     .revoked = revoked,
     .stop = stop,
+    .save = save,
+    .save_key = "sla.save_ms",
+    .save_ms = 200,
 };

@@ -1,6 +1,7 @@
 /* test_service.c - the one consumer loop (a batch is committed only when the
- * service says its effects are durable) and routing on record metadata:
- * dispatch decides on type and author kind alone, never on the body. */
+ * service says its effects are durable; with coalesced saving, only after
+ * a save) and routing on record metadata: dispatch decides on type and
+ * author kind alone, never on the body. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,13 +99,27 @@ static int64_t committed(oh_log *log)
     return lag[0].committed;
 }
 
+/* A hub with a config in DIR and its local log, for the loop alone. */
+static void hub_open(oh_hub *hub, const char *dir)
+{
+    char err[512];
+    hub->cfg = oh_test_cfg(dir, NULL);
+    hub->log = oh_log_open(hub->cfg, err, sizeof err);
+    ck_assert_msg(hub->log != NULL, "%s", err);
+}
+
+static void hub_close(oh_hub *hub, char *dir)
+{
+    oh_log_close(hub->log);
+    oh_config_free(hub->cfg);
+    free(dir);
+}
+
 START_TEST(loop_commits_only_durable_batches)
 {
     char *dir = oh_test_tmpdir(), err[512];
     oh_hub hub = {0};
-    hub.cfg = oh_test_cfg(dir, NULL);
-    hub.log = oh_log_open(hub.cfg, err, sizeof err);
-    ck_assert_msg(hub.log != NULL, "%s", err);
+    hub_open(&hub, dir);
     atomic_int done = 0;
     struct oh_log_meta m = {
         .type = OH_EV_OUTBOUND, .subject = "conv_a", .seq = 5, .author = "agent"};
@@ -142,9 +157,129 @@ START_TEST(loop_commits_only_durable_batches)
     ck_assert_int_eq(probe.seqs[1], 0);
     atomic_store(&hub.stopping, true);
     oh_services_stop(set);
-    oh_log_close(hub.log);
-    oh_config_free(hub.cfg);
-    free(dir);
+    hub_close(&hub, dir);
+}
+END_TEST
+
+/* ---- coalesced saving ---------------------------------------------------- */
+
+/* A service that applies in memory and saves when the loop says so. */
+struct saver {
+    atomic_int applied;   /* records processed (a refused batch counts none) */
+    atomic_int saves;     /* successful saves */
+    atomic_int saved;     /* APPLIED as of the last successful save */
+    atomic_int fail_save; /* saves to refuse */
+    atomic_int fail_batch;
+};
+
+static struct saver saver;
+
+static int saver_process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
+                         int n)
+{
+    if (atomic_load(&saver.fail_batch) > 0) {
+        atomic_fetch_sub(&saver.fail_batch, 1);
+        return OH_EIO; /* read again, without a restart */
+    }
+    atomic_fetch_add(&saver.applied, n);
+    return OH_OK;
+}
+
+static int saver_save(void *state)
+{
+    if (atomic_load(&saver.fail_save) > 0) {
+        atomic_fetch_sub(&saver.fail_save, 1);
+        return OH_EIO;
+    }
+    atomic_store(&saver.saved, atomic_load(&saver.applied));
+    atomic_fetch_add(&saver.saves, 1);
+    return OH_OK;
+}
+
+/* save_ms: longer than the test at first (it saves only when the loop
+ * stops), then set short. */
+static struct oh_service saver_service = {
+    .name = "saver",
+    .group = "test-probe",
+    .topic = OH_TOPIC_TIMELINE,
+    .batch = 16,
+    .wanted = always,
+    .process = saver_process,
+    .save = saver_save,
+    .save_ms = 1000000,
+};
+
+static void append_n(oh_log *log, int n)
+{
+    atomic_int done = 0;
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(oh_log_append(log, OH_TOPIC_TIMELINE, "conv_a", "{}", 2, appended, &done),
+                         0);
+    while (atomic_load(&done) < n)
+        usleep(1000);
+}
+
+static void wait_applied(int n)
+{
+    for (int i = 0; i < 10000 && atomic_load(&saver.applied) < n; i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&saver.applied), n);
+}
+
+START_TEST(coalesced_saving_commits_after_a_save)
+{
+    char *dir = oh_test_tmpdir(), err[512];
+    oh_hub hub = {0};
+    hub_open(&hub, dir);
+    append_n(hub.log, 3);
+    struct oh_service_set *set = NULL;
+    const struct oh_service *table[] = {&saver_service, NULL};
+
+    /* processed, not saved: no position (a kill now reads all again) */
+    ck_assert_int_eq(oh_services_start(&hub, table, 100, &set, err, sizeof err), 0);
+    wait_applied(3);
+    usleep(300000); /* idle polls: not yet due */
+    ck_assert_int_eq(atomic_load(&saver.saves), 0);
+    ck_assert_int_eq(committed(hub.log), -1);
+    /* a stop whose save fails commits nothing either */
+    atomic_store(&saver.fail_save, 2); /* the loop's end, then the revoke at close */
+    atomic_store(&hub.stopping, true);
+    oh_services_stop(set);
+    ck_assert_int_eq(atomic_load(&saver.saves), 0);
+    ck_assert_int_eq(committed(hub.log), -1);
+    atomic_store(&saver.fail_save, 0);
+
+    /* read again from the start; a clean stop saves, then commits */
+    atomic_store(&saver.applied, 0);
+    atomic_store(&hub.stopping, false);
+    ck_assert_int_eq(oh_services_start(&hub, table, 100, &set, err, sizeof err), 0);
+    wait_applied(3);
+    atomic_store(&hub.stopping, true);
+    oh_services_stop(set);
+    ck_assert_int_eq(atomic_load(&saver.saves), 1);
+    ck_assert_int_eq(atomic_load(&saver.saved), 3);
+    ck_assert_int_eq(committed(hub.log), 3);
+
+    /* every save_ms while running; a refused batch is read again without a
+     * restart, a refused save is tried again, and the position waits for it */
+    atomic_store(&saver.applied, 0);
+    atomic_store(&saver.saves, 0);
+    atomic_store(&saver.fail_batch, 1);
+    atomic_store(&saver.fail_save, 1);
+    saver_service.save_ms = 20;
+    atomic_store(&hub.stopping, false);
+    ck_assert_int_eq(oh_services_start(&hub, table, 100, &set, err, sizeof err), 0);
+    append_n(hub.log, 2);
+    wait_applied(2);
+    for (int i = 0; i < 10000 && committed(hub.log) != 5; i++)
+        usleep(1000);
+    ck_assert_int_eq(committed(hub.log), 5);
+    ck_assert_int_eq(atomic_load(&saver.fail_save), 0);
+    ck_assert_int_ge(atomic_load(&saver.saves), 1);
+    ck_assert_int_eq(atomic_load(&saver.saved), 2);
+    atomic_store(&hub.stopping, true);
+    oh_services_stop(set);
+    hub_close(&hub, dir);
 }
 END_TEST
 
@@ -155,6 +290,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, dispatch_routes_on_metadata);
     tcase_add_test(tc, loop_commits_only_durable_batches);
+    tcase_add_test(tc, coalesced_saving_commits_after_a_save);
     suite_add_tcase(s, tc);
     return s;
 }
