@@ -229,10 +229,9 @@ static void appended(void *opaque, int err)
     if (err) OH_WARN("sla", "breaches not appended (%s); decided again later", oh_strerror(err));
 }
 
-/* Decides a breach for each running clock whose deadline passed. */
-static void fire(struct sla *s)
+/* Decides a breach for each running clock whose deadline passed by NOW. */
+static void fire(struct sla *s, int64_t now)
 {
-    int64_t now = oh_now_ms();
     struct oh_event_list out = {0};
     for (struct oh_map_node *n = s->convs.first; n; n = n->next) {
         struct conv *e = conv_of(n);
@@ -302,7 +301,13 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     for (int i = 0; !rc && i < n; i++)
         rc = apply(s, &recs[i]);
     if (rc) return rc; /* the loop reads the batch again */
-    fire(s);
+    /* a deadline passes when the timeline read shows it passed: while the
+     * service reads behind (after a restart, under load), a reply made in
+     * time may be in a batch still to come; idle, the wall clock (tick) */
+    int64_t now = oh_now_ms(), read = 0;
+    for (int i = 0; i < n; i++)
+        if (recs[i].timestamp_ms > read) read = recs[i].timestamp_ms;
+    fire(s, read > 0 && read < now ? read : now);
     return OH_OK;
 }
 
@@ -310,7 +315,7 @@ static void tick(void *state)
 {
     struct sla *s = state;
     if (!s->loaded && load(s)) return;
-    fire(s);
+    fire(s, oh_now_ms());
 }
 
 /* runs on the service's thread, inside a poll */

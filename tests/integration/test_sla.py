@@ -3,7 +3,8 @@ is a conversation.updated sequenced within about a second of the deadline,
 an agent's reply in time stops the clock, pending pauses it, a next
 response clock follows a reply, and a breach due while the daemon was
 killed is recorded once after the restart, never twice, also when the
-clocks were saved long before the kill (coalesced saves)."""
+clocks were saved long before the kill (coalesced saves), and a reply read
+late after a restart still stops its clock."""
 import json
 import time
 
@@ -221,3 +222,31 @@ def test_coalesced_save_and_position_across_kill9_and_stop(omnihub):
     for conv in (running, marker):
         sla = d.request("GET", f"/v1/conversations/{conv}", token=tok).json()["sla"]
         assert sla["first_response_due"] is not None, (conv, sla)
+
+
+def test_a_reply_read_after_a_restart_stops_its_clock_before_a_breach(omnihub):
+    """Deadlines are judged by how far the timeline has been read, not by the
+    wall clock: after a kill -9 the service reads again from its last save,
+    and a reply made in time that lies more than one batch (512 records)
+    past its customer's message stops the clock before the deadline is
+    looked at, though the deadline passed while the daemon was down."""
+    d = omnihub(dict(SLA, **{"sla.frt_s.normal": "20", "sla.save_ms": "600000"}))
+    tok = d.agent_token("ann")
+    t0 = time.time()
+    answered = post(d, "answered")
+    # the customer writes on (in the conversation's partition), then the
+    # agent replies
+    for i in range(600):
+        r = d.post_inbound(api_msg("answered", mid=f"more-{i}"))
+        assert r.status_code == 202, r.text
+    reply(d, answered, tok, "in-time")
+    d.wait_history(answered, 602)
+    assert time.time() - t0 < 16, "the machine was too slow for this test"
+    late = post(d, "late")  # after it in the timeline; nobody answers it
+    d.kill9()
+    time.sleep(max(0.0, t0 + 21 - time.time()))  # the deadline passes while down
+    d.start()
+    # the later conversation's breach comes once the service has read on
+    assert len(wait_breaches(d, late, tok, 1, timeout=30)) == 1
+    time.sleep(1)
+    assert breaches(d, answered, tok) == []
