@@ -924,10 +924,8 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
     json_decref(sub);
     if (rc || !xc) {
         json_decref(xc);
-        {
-            refuse(out, 503, "the directory refused the change");
-            return;
-        }
+        refuse(out, 503, "the directory refused the change");
+        return;
     }
     snprintf(out->other, sizeof out->other, "%s", x);
     out->code = 200;

@@ -175,7 +175,8 @@ struct oh_contact_result {
 /* What a decision that changed something also writes: FN(OPAQUE, W, OUT)
  * reads and puts through W, the operation's view of the directory, so its
  * keys go in the same checked write as the decision's (all or none); a
- * non-zero answer writes nothing (503). */
+ * non-zero answer writes nothing (OH_ERETRY: decided again, as when the
+ * write finds the directory changed; else 503). */
 struct oh_contact_then {
     int (*fn)(void *opaque, const struct oh_contact_dir *w, const struct oh_contact_result *out);
     void *opaque;

@@ -229,9 +229,12 @@ static void appended(void *opaque, int err)
     if (err) OH_WARN("sla", "breaches not appended (%s); decided again later", oh_strerror(err));
 }
 
-/* Decides a breach for each running clock whose deadline passed by NOW. */
+/* Decides a breach for each running clock whose deadline passed by NOW
+ * (the timeline's time as read); one decided before is decided again
+ * REFIRE_MS of the wall clock later while its outcome is not seen back. */
 static void fire(struct sla *s, int64_t now)
 {
+    int64_t wall = oh_now_ms();
     struct oh_event_list out = {0};
     for (struct oh_map_node *n = s->convs.first; n; n = n->next) {
         struct conv *e = conv_of(n);
@@ -240,7 +243,7 @@ static void fire(struct sla *s, int64_t now)
         for (int k = 0; k < 2; k++) {
             struct oh_sla_clock *clk = &c->clk[k];
             int64_t due = oh_slaclock_due(c, k, &s->tg);
-            if (!due || due > now || clk->b || (clk->f && now - clk->f < REFIRE_MS)) continue;
+            if (!due || due > now || clk->b || (clk->f && wall - clk->f < REFIRE_MS)) continue;
             const char *kind = oh_sla_kind_name[k];
             char id[OH_ID_MAX], ep[24], at[24];
             snprintf(ep, sizeof ep, "%lld", (long long)c->ep);
@@ -253,7 +256,7 @@ static void fire(struct sla *s, int64_t now)
                                      "op", "breach", "kind", kind, "episode", (json_int_t)c->ep,
                                      "sla", sla, "author", "kind", "system", "id", "sla");
             if (data) oh_event_list_push(&out, oh_event_new(OH_EV_COMMAND, id, 0, data));
-            clk->f = now;
+            clk->f = wall;
         }
     }
     if (out.n && oh_hub_ingest(s->hub, &out, appended, NULL) != OH_OK)

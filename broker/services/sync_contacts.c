@@ -12,6 +12,10 @@
 #include "core/json_dump.h"
 #include "core/metrics.h"
 
+/* The largest contact event read back (a merge lists its family's
+ * conversations). */
+#define EVENT_MAX (16u << 20)
+
 struct oh_sync_contacts {
     oh_hub *hub;
     struct oh_contact_dir dir;
@@ -253,10 +257,12 @@ static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_con
         if (!convs) return OH_ENOMEM;
         json_array_foreach(moved, i, v) convs[i] = json_string_value(v);
         int rc;
-        while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)))
+        while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)) && rc != OH_EINVAL)
             if (!retry(c, rc, "cannot tell inboxes of re-pointed conversations", &delay_ms)) break;
         free(convs);
-        return rc ? OH_ECLOSED : 0;
+        if (rc == OH_EINVAL) /* not an id the store takes: the change stands untold */
+            OH_ERROR("sync", "contacts: a re-pointed conversation's id is invalid; not touched");
+        return rc && rc != OH_EINVAL ? OH_ECLOSED : 0;
     }
     json_array_foreach(r->convs, i, v)
     {
@@ -330,11 +336,20 @@ static int make_event(void *opaque, const struct oh_contact_dir *w,
  * nothing. */
 static json_t *event_of(struct oh_sync_contacts *c, const char *cmd_id)
 {
-    char key[OH_ID_MAX + 8], *buf = malloc(65537);
+    char key[OH_ID_MAX + 8];
     json_t *ev = NULL;
+    int rc = OH_ETOOBIG;
     snprintf(key, sizeof key, "e:%s", cmd_id);
-    if (buf && c->dir.get(c->dir.opaque, key, buf, 65537) == 0) ev = json_loads(buf, 0, NULL);
-    free(buf);
+    /* it lists the family's conversations: as large as the family */
+    for (size_t len = 64 * 1024; rc == OH_ETOOBIG && len <= EVENT_MAX; len *= 4) {
+        char *buf = malloc(len);
+        rc = buf ? c->dir.get(c->dir.opaque, key, buf, len) : OH_ENOMEM;
+        if (rc == 0) ev = json_loads(buf, 0, NULL);
+        free(buf);
+    }
+    if (rc && rc != OH_ENOTFOUND)
+        OH_ERROR("sync", "contacts: the event of command %s is not read back: %s", cmd_id,
+                 oh_strerror(rc));
     return ev;
 }
 
