@@ -212,8 +212,8 @@ int sq_exec(struct sq_conn *c, enum sq_stmt i)
 
 int sq_finish(struct sq_conn *c, int rc)
 {
-    if (rc == 0) return sq_exec(c, S_COMMIT);
-    sq_exec(c, S_ROLLBACK);
+    if (rc == 0) rc = sq_exec(c, S_COMMIT);
+    if (rc != 0) sq_exec(c, S_ROLLBACK); /* a COMMIT refused (busy) leaves it open */
     return rc;
 }
 

@@ -583,13 +583,7 @@ int sq_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
     int rc = sq_exec(s->w, S_BEGIN_IMM);
-    if (rc == 0) {
-        rc = sq_erase_rows(s, conv, fn, opaque, count);
-        if (rc == 0)
-            rc = sq_exec(s->w, S_COMMIT);
-        else
-            sq_exec(s->w, S_ROLLBACK);
-    }
+    if (rc == 0) rc = sq_finish(s->w, sq_erase_rows(s, conv, fn, opaque, count));
     /* the old pages' images also live in the WAL until a checkpoint: copy
      * them back and truncate it, so the erased text is in neither file
      * (secure_delete, set at open, zeroes what the updates freed) */

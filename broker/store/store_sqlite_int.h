@@ -133,8 +133,8 @@ void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Runs S to completion (no rows expected); resets it. */
 int sq_run(struct sq_conn *c, sqlite3_stmt *s);
 int sq_exec(struct sq_conn *c, enum sq_stmt i);
-/* Ends C's open transaction: commits it when RC is 0, else rolls it back;
- * the commit's result, else RC. */
+/* Ends C's open transaction: commits it when RC is 0; rolls it back when
+ * RC is not or the commit fails. The commit's result, else RC. */
 int sq_finish(struct sq_conn *c, int rc);
 struct sq_conn *sq_reader(struct sq_store *s);
 void sq_reader_put(struct sq_store *s, struct sq_conn *c);

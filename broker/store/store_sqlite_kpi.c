@@ -314,8 +314,7 @@ int sq_kpi_put(oh_store *st, const char *group, const struct oh_store_episode *e
     if (rc == 0 && d) rc = sq_kpi_days_write(c, d);
     oh_kpi_delta_free(d);
     if (rc == 0) rc = sq_pos_write(c, group, pos, npos);
-    if (rc == 0) rc = sq_exec(c, S_COMMIT);
-    if (rc != 0) sq_exec(c, S_ROLLBACK);
+    rc = sq_finish(c, rc);
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
