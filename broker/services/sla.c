@@ -301,15 +301,16 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
 {
     struct sla *s = state;
     int rc = s->loaded ? 0 : load(s);
-    for (int i = 0; !rc && i < n; i++)
+    int64_t read = 0; /* the newest record time of the batch */
+    for (int i = 0; !rc && i < n; i++) {
         rc = apply(s, &recs[i]);
+        if (recs[i].timestamp_ms > read) read = recs[i].timestamp_ms;
+    }
     if (rc) return rc; /* the loop reads the batch again */
     /* a deadline passes when the timeline read shows it passed: while the
      * service reads behind (after a restart, under load), a reply made in
      * time may be in a batch still to come; idle, the wall clock (tick) */
-    int64_t now = oh_now_ms(), read = 0;
-    for (int i = 0; i < n; i++)
-        if (recs[i].timestamp_ms > read) read = recs[i].timestamp_ms;
+    int64_t now = oh_now_ms();
     fire(s, read > 0 && read < now ? read : now);
     return OH_OK;
 }

@@ -240,35 +240,37 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
-/* Erases the result's conversations when the command is an erasure. A
- * merge's or an unmerge's were re-pointed with the directory's write
- * (oh_contact_command): those whose contact changed take new change numbers
- * so resuming inboxes are told; a re-decision (a replay after a crash
- * between the write and this) touches the family's, which holds them. */
-static int apply(struct oh_sync_contacts *c, const char *op, const struct oh_contact_result *r)
+/* A merge's or an unmerge's conversations were re-pointed with the
+ * directory's write (oh_contact_command): those whose contact changed take
+ * new change numbers so resuming inboxes are told; a re-decision (a replay
+ * after a crash between the write and this) touches the family's, which
+ * holds them. */
+static int touch_moved(struct oh_sync_contacts *c, const struct oh_contact_result *r)
+{
+    const json_t *moved = r->moved ? r->moved : r->convs;
+    size_t n = json_array_size(moved), i;
+    json_t *v;
+    const char **convs = calloc(n ? n : 1, sizeof *convs);
+    if (!convs) return OH_ENOMEM;
+    json_array_foreach(moved, i, v) convs[i] = json_string_value(v);
+    int rc, delay_ms = 100;
+    while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)) && rc != OH_EINVAL)
+        if (!retry(c, rc, "cannot tell inboxes of re-pointed conversations", &delay_ms)) break;
+    free(convs);
+    if (rc == OH_EINVAL) /* not an id the store takes: the change stands untold */
+        OH_ERROR("sync", "contacts: a re-pointed conversation's id is invalid; not touched");
+    return rc && rc != OH_EINVAL ? OH_ECLOSED : 0;
+}
+
+/* An erasure's conversations lose their content. */
+static int erase_convs(struct oh_sync_contacts *c, const struct oh_contact_result *r)
 {
     size_t i;
     json_t *v;
-    int delay_ms = 100;
-    if (strcmp(op, "erase") != 0) {
-        const json_t *moved = r->moved ? r->moved : r->convs;
-        size_t n = json_array_size(moved);
-        const char **convs = calloc(n ? n : 1, sizeof *convs);
-        if (!convs) return OH_ENOMEM;
-        json_array_foreach(moved, i, v) convs[i] = json_string_value(v);
-        int rc;
-        while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)) && rc != OH_EINVAL)
-            if (!retry(c, rc, "cannot tell inboxes of re-pointed conversations", &delay_ms)) break;
-        free(convs);
-        if (rc == OH_EINVAL) /* not an id the store takes: the change stands untold */
-            OH_ERROR("sync", "contacts: a re-pointed conversation's id is invalid; not touched");
-        return rc && rc != OH_EINVAL ? OH_ECLOSED : 0;
-    }
     json_array_foreach(r->convs, i, v)
     {
         int64_t k = 0;
-        int rc;
-        delay_ms = 100;
+        int rc, delay_ms = 100;
         while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub, &k)))
             if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
         oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
@@ -393,7 +395,7 @@ int oh_sync_contacts_command(struct oh_sync_contacts *c, struct oh_store_item *i
     json_t *out;
     if (r.code == 200) {
         const char *op = json_string_value(json_object_get(cmd, "op"));
-        if ((rc = apply(c, op, &r))) {
+        if ((rc = strcmp(op, "erase") == 0 ? erase_convs(c, &r) : touch_moved(c, &r))) {
             oh_contact_result_clear(&r);
             return rc;
         }
