@@ -137,10 +137,14 @@ static bool again(struct oh_gateway *gw, struct gw_job *job, int64_t *since_ms, 
         *since_ms = now;
     else if (now - *since_ms >= limit_ms)
         return false;
-    bool held = !client_left(job) &&
-                oh_workq_submit_after(gw->work, FRESH_POLL_MS, job->fn, job->arg) == OH_OK;
-    count_wait(gw, job, held);
-    return held;
+    /* counted before it is queued: once queued, another worker may run it,
+     * answer, and the request (JOB within it) be freed before this returns */
+    bool wait = !client_left(job);
+    count_wait(gw, job, wait);
+    if (wait && oh_workq_submit_after(gw->work, FRESH_POLL_MS, job->fn, job->arg) == OH_OK)
+        return true;
+    count_wait(gw, job, false);
+    return false;
 }
 
 int gw_conversation_later(struct oh_gateway *gw, const char *id, struct oh_conversation *c,
