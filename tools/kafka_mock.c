@@ -31,7 +31,8 @@ static void km_usage(FILE *out)
                  "  down ID   take broker ID (1..N) down (connections refused)\n"
                  "  up ID     bring broker ID back\n"
                  "  leader TOPIC PARTITION ID\n"
-                 "            make broker ID the leader of PARTITION of TOPIC\n");
+                 "            make broker ID the leader of PARTITION of TOPIC\n"
+                 "  rtt ID MS delay each answer of broker ID by MS milliseconds (0: none)\n");
 }
 
 /* Answers one stdin command line on stdout. */
@@ -55,8 +56,15 @@ static void km_command(oh_log *log, char *line)
             printf("error leader %s %d %d: %s\n", topic, part, id, oh_strerror(rc));
         else
             printf("ok leader %s %d %d\n", topic, part, id);
+    } else if (!strcmp(verb, "rtt") && sscanf(line, "%*s %d %d", &id, &part) == 2) {
+        rc = oh_log_kafka_mock_rtt(log, id, part);
+        if (rc)
+            printf("error rtt %d %d: %s\n", id, part, oh_strerror(rc));
+        else
+            printf("ok rtt %d %d\n", id, part);
     } else {
-        printf("error unknown command \"%s\" (down ID | up ID | leader TOPIC PARTITION ID)\n",
+        printf("error unknown command \"%s\" (down ID | up ID | leader TOPIC PARTITION ID | "
+               "rtt ID MS)\n",
                line);
     }
     fflush(stdout);

@@ -146,6 +146,11 @@ int oh_log_seek_end(oh_log_consumer *c)
     return OPS(c)->seek_end(c);
 }
 
+bool oh_log_caught_up(const oh_log_consumer *c)
+{
+    return c && OPS(c)->caught_up(c);
+}
+
 int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next)
 {
     if (!c || partition < 0 || next < 0) return OH_EINVAL;

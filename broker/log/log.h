@@ -127,6 +127,11 @@ int oh_log_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, int tim
 int oh_log_seek(oh_log_consumer *c, int32_t partition, int64_t offset);
 /* Seeks every assigned partition to its end (live-only readers). */
 int oh_log_seek_end(oh_log_consumer *c);
+/* Whether C has read every partition assigned to it to its end at least once
+ * since it was assigned (or sought): a poll that finds nothing while this is
+ * false may only be waiting for its first fetch (Kafka, after joining its
+ * group), not idle. Local log: a poll since the last seek found nothing. */
+bool oh_log_caught_up(const oh_log_consumer *c);
 /* Records the group's committed position: NEXT is the next offset to read. */
 int oh_log_commit(oh_log_consumer *c, int32_t partition, int64_t next);
 
@@ -156,6 +161,11 @@ int oh_log_kafka_mock_broker(oh_log *log, int broker_id, bool up);
  * OH_EINVAL when LOG is not running a mock cluster or the partition or
  * broker is unknown (the mock creates a topic it does not know). */
 int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int broker_id);
+
+/* Tests: delays every answer of mock broker BROKER_ID by RTT_MS (0: none),
+ * so a client waits on the broker as on a far or slow one. OH_EINVAL when
+ * LOG is not running a mock cluster or RTT_MS is negative. */
+int oh_log_kafka_mock_rtt(oh_log *log, int broker_id, int rtt_ms);
 
 /* The keys of this part, for oh_config_load(). */
 extern const struct oh_config_key oh_log_keys[];

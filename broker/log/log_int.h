@@ -20,6 +20,7 @@ struct oh_log_ops {
     int (*poll)(oh_log_consumer *c, struct oh_log_record *recs, int max, int timeout_ms);
     int (*seek)(oh_log_consumer *c, int32_t partition, int64_t offset);
     int (*seek_end)(oh_log_consumer *c);
+    bool (*caught_up)(const oh_log_consumer *c);
     int (*commit)(oh_log_consumer *c, int32_t partition, int64_t next);
     int (*lag)(oh_log *log, const char *group, const char *topic, struct oh_log_lag *out, int max);
     int (*partitions)(oh_log *log, const char *topic);

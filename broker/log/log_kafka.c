@@ -54,6 +54,7 @@ struct oh_log_consumer {
     int nparts;
     int64_t *want;  /* per partition: offset to start at, NO_OFFSET none */
     bool *assigned; /* per partition: in the current assignment */
+    bool *at_end;   /* per partition: read to its end since assigned or sought */
     char *buf;
     size_t cap;
     size_t *offs;
@@ -482,14 +483,14 @@ static void k_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < n; i++) {
             int32_t p = parts->elems[i].partition;
             parts->elems[i].offset = start_of(c, p);
-            if (p < c->nparts) c->assigned[p] = true;
+            if (p < c->nparts) c->assigned[p] = true, c->at_end[p] = false;
         }
         rd_kafka_assign(rk, parts);
     } else {
         c->revoked = true;
         if (c->reb.revoked && ids && n > 0) c->reb.revoked(c->reb.opaque, c, ids, n);
         for (int i = 0; i < c->nparts; i++)
-            c->assigned[i] = false;
+            c->assigned[i] = c->at_end[i] = false;
         rd_kafka_assign(rk, NULL);
     }
     free(ids);
@@ -506,6 +507,7 @@ static void kafka_consumer_close(oh_log_consumer *c)
     free(c->ktopic);
     free(c->want);
     free(c->assigned);
+    free(c->at_end);
     free(c->buf);
     free(c->offs);
     free(c);
@@ -532,7 +534,7 @@ static rd_kafka_t *new_consumer(oh_log *log, const char *group, const char *topi
                               "auto.offset.reset",
                               "earliest",
                               "enable.partition.eof",
-                              "false",
+                              "true", /* oh_log_caught_up() */
                               "session.timeout.ms",
                               "10000",
                               NULL};
@@ -593,7 +595,8 @@ static oh_log_consumer *kafka_consumer_new(oh_log *log, const char *group, const
     }
     c->want = malloc(sizeof *c->want * (size_t)c->nparts);
     c->assigned = calloc((size_t)c->nparts, sizeof *c->assigned);
-    if (!c->topic || !c->ktopic || !c->want || !c->assigned) {
+    c->at_end = calloc((size_t)c->nparts, sizeof *c->at_end);
+    if (!c->topic || !c->ktopic || !c->want || !c->assigned || !c->at_end) {
         oh_errf(err, errlen, "out of memory");
         goto fail;
     }
@@ -702,7 +705,10 @@ static int kafka_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
             if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                 OH_ERROR(COMP, "consumer of %s: %s", c->ktopic, rd_kafka_message_errstr(m));
                 rc = OH_EIO;
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (m->partition >= 0 && m->partition < c->nparts && c->assigned[m->partition])
+                    c->at_end[m->partition] = true;
+            } else {
                 OH_WARN(COMP, "consumer of %s: %s", c->ktopic, rd_kafka_message_errstr(m));
             }
         } else {
@@ -721,6 +727,7 @@ static int kafka_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
 static int seek_to(oh_log_consumer *c, int32_t partition, int64_t offset)
 {
     if (partition >= c->nparts) return OH_EINVAL;
+    c->at_end[partition] = false;
     if (c->in_rebalance || !c->assigned[partition] || !c->started) {
         c->want[partition] = offset; /* applied when assigned */
         return 0;
@@ -768,6 +775,19 @@ static int kafka_seek_end(oh_log_consumer *c)
         }
     }
     return rc;
+}
+
+/* Every assigned partition has reported its end (librdkafka's partition
+ * EOF event) since it was assigned or sought. */
+static bool kafka_caught_up(const oh_log_consumer *c)
+{
+    int n = 0;
+    for (int p = 0; p < c->nparts; p++) {
+        if (!c->assigned[p]) continue;
+        if (!c->at_end[p]) return false;
+        n++;
+    }
+    return n > 0;
 }
 
 static int kafka_commit(oh_log_consumer *c, int32_t partition, int64_t next)
@@ -888,6 +908,14 @@ int oh_log_kafka_mock_leader(oh_log *log, const char *topic, int partition, int 
                                                                                       : 0;
 }
 
+int oh_log_kafka_mock_rtt(oh_log *log, int broker_id, int rtt_ms)
+{
+    if (!log || ((struct oh_log_base *)(void *)log)->ops != &oh_log_kafka_ops || !log->mock ||
+        broker_id < 1 || rtt_ms < 0)
+        return OH_EINVAL;
+    return rd_kafka_mock_broker_set_rtt(log->mock, broker_id, rtt_ms) ? OH_EINVAL : 0;
+}
+
 const struct oh_log_ops oh_log_kafka_ops = {
     .name = "kafka",
     .open = kafka_open,
@@ -901,6 +929,7 @@ const struct oh_log_ops oh_log_kafka_ops = {
     .poll = kafka_poll,
     .seek = kafka_seek,
     .seek_end = kafka_seek_end,
+    .caught_up = kafka_caught_up,
     .commit = kafka_commit,
     .lag = kafka_lag,
     .partitions = kafka_partitions,

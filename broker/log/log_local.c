@@ -129,6 +129,7 @@ struct oh_log_consumer {
     char *topic;
     struct oh_log_rebalance reb;
     bool started, assigned, positioned;
+    bool at_end; /* a poll since the last seek found nothing */
     int64_t pos;
     char *buf; /* record copies of the last poll */
     size_t cap;
@@ -1103,6 +1104,7 @@ static int local_poll(oh_log_consumer *c, struct oh_log_record *recs, int max, i
         pthread_mutex_unlock(&log->mu);
         int n = fetch(c, recs, max);
         if (n != 0 || closing) return n;
+        c->at_end = true;
         int64_t left = deadline - oh_mono_ms();
         if (left <= 0) return 0;
         /* Woken at once by a commit of this process; another process's
@@ -1121,6 +1123,7 @@ static int local_seek(oh_log_consumer *c, int32_t partition, int64_t offset)
     if (partition != 0) return OH_EINVAL;
     c->pos = offset;
     c->positioned = true;
+    c->at_end = false;
     return 0;
 }
 
@@ -1131,7 +1134,13 @@ static int local_seek_end(oh_log_consumer *c)
     if (end < 0) return OH_EIO;
     c->pos = end;
     c->positioned = true;
+    c->at_end = false;
     return 0;
+}
+
+static bool local_caught_up(const oh_log_consumer *c)
+{
+    return c->at_end;
 }
 
 struct commit_wait {
@@ -1194,6 +1203,7 @@ const struct oh_log_ops oh_log_local_ops = {
     .poll = local_poll,
     .seek = local_seek,
     .seek_end = local_seek_end,
+    .caught_up = local_caught_up,
     .commit = local_commit,
     .lag = local_lag,
     .partitions = local_partitions,

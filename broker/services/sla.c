@@ -22,6 +22,9 @@
 #define REFIRE_MS  5000  /* a breach with no outcome seen is decided again */
 #define CLOCKS_MAX 200000
 #define PARTS_MAX  1024 /* timeline partitions a member can own */
+/* how long an idle member waits for its partitions' ends before the wall
+ * clock judges deadlines anyway (a partition that cannot be fetched) */
+#define CATCH_UP_MS 30000
 
 /* A conversation's clocks (core/slaclock.h; pt: its timeline partition,
  * seq: the last timeline event applied, a clock's f: when its breach was
@@ -45,6 +48,11 @@ struct sla {
     /* the timeline partitions this member owns: only their conversations'
      * clocks are kept (another member sees the others' replies) */
     bool owned[PARTS_MAX];
+    /* the group member (tick: has it read its partitions to their ends?)
+     * and when partitions were last assigned, monotonic ms */
+    oh_log_consumer *member;
+    int64_t assigned_ms;
+    bool waited; /* gave up waiting since that assignment (logged once) */
 };
 
 static int64_t iget(const json_t *o, const char *k)
@@ -315,10 +323,23 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     return OH_OK;
 }
 
+/* Idle: the wall clock judges deadlines, once the member has read its
+ * partitions to their ends. Before that (on Kafka, after joining its group,
+ * polls find nothing until the first fetch is answered) a reply made in
+ * time may still be unread: the deadline waits, up to CATCH_UP_MS. */
 static void tick(void *state)
 {
     struct sla *s = state;
     if (!s->loaded && load(s)) return;
+    if (s->member && !oh_log_caught_up(s->member)) {
+        if (oh_mono_ms() - s->assigned_ms < CATCH_UP_MS) return;
+        if (!s->waited)
+            OH_WARN("sla",
+                    "the timeline was not read to its end in %d s; deadlines are judged "
+                    "by the wall clock meanwhile",
+                    CATCH_UP_MS / 1000);
+        s->waited = true;
+    }
     fire(s, oh_now_ms());
 }
 
@@ -329,6 +350,9 @@ static void assigned(void *state, oh_log_consumer *c, const int32_t *parts, int 
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < PARTS_MAX) s->owned[parts[i]] = true;
     s->loaded = false; /* the new partitions' clocks are read at the next batch or tick */
+    s->member = c;
+    s->assigned_ms = oh_mono_ms();
+    s->waited = false;
 }
 
 /* The loop has saved the clocks (or failed to, and then not committed

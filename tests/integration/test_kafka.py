@@ -454,9 +454,12 @@ def test_in_process_mock_cluster_and_kafka_mock_commands(omnihub, tmp_path):
     try:
         for line, answer in (("down 3", "error down 3: invalid input"),
                              ("sideways 1", 'error unknown command "sideways 1" '
-                              '(down ID | up ID | leader TOPIC PARTITION ID)'),
+                              '(down ID | up ID | leader TOPIC PARTITION ID | rtt ID MS)'),
                              ("leader omnihub.events 0", 'error unknown command "leader '
-                              'omnihub.events 0" (down ID | up ID | leader TOPIC PARTITION ID)'),
+                              'omnihub.events 0" (down ID | up ID | leader TOPIC PARTITION ID | '
+                              'rtt ID MS)'),
+                             ("rtt 1 -5", "error rtt 1 -5: invalid input"),
+                             ("rtt 1 50", "ok rtt 1 50"), ("rtt 1 0", "ok rtt 1 0"),
                              ("leader omnihub.events 0 3",
                               "error leader omnihub.events 0 3: invalid input"),
                              ("leader omnihub.events 0 2", "ok leader omnihub.events 0 2"),

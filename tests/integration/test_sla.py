@@ -250,3 +250,46 @@ def test_a_reply_read_after_a_restart_stops_its_clock_before_a_breach(omnihub):
     assert len(wait_breaches(d, late, tok, 1, timeout=30)) == 1
     time.sleep(1)
     assert breaches(d, answered, tok) == []
+
+
+def test_a_reply_read_after_a_kafka_rejoin_stops_its_clock_before_a_breach(omnihub, tmp_path):
+    """On Kafka a member that joins its group polls empty until its first
+    fetch is answered. The clocks it loads are not judged by the wall clock
+    before it has read as far as its partitions' ends at the assignment: a
+    reply made in time, read but not saved before a kill -9, stops its clock
+    first. The broker answers every request late while the daemon
+    rejoins (0.4 s each), so the empty polls come before the records."""
+    from test_kafka import KafkaMock
+    mock = KafkaMock(tmp_path, brokers=1, partitions=2)
+    try:
+        d = omnihub(dict(SLA, **{"log.backend": "kafka", "kafka.brokers": mock.bootstrap,
+                                 "sla.frt_s.normal": "40", "sla.save_ms": "600000"}))
+        tok = d.agent_token("ann")
+
+        def read_up_to_here(name):
+            """An urgent conversation's breach: the service read this far."""
+            marker = post(d, name)
+            assert d.request("PATCH", f"/v1/conversations/{marker}", {"priority": "urgent"},
+                             token=tok).status_code == 200
+            assert len(wait_breaches(d, marker, tok, 1, timeout=30)) == 1
+
+        t0 = time.time()
+        answered = post(d, "answered")
+        read_up_to_here("marker-1")
+        d.stop()  # a clean stop saves the running clock
+        d.start()
+        reply(d, answered, tok, "in-time")
+        d.wait_history(answered, 2)
+        read_up_to_here("marker-2")  # the reply is read, its clock stopped in memory only
+        assert time.time() - t0 < 35, "the machine was too slow for this test"
+        d.kill9()
+        time.sleep(max(0.0, t0 + 41 - time.time()))  # the deadline passes while down
+        mock.command("rtt 1 400")
+        d.start(timeout=120)
+        time.sleep(15)  # the services join their groups after the daemon is ready
+        mock.command("rtt 1 0")
+        read_up_to_here("marker-3")
+        time.sleep(1)
+        assert breaches(d, answered, tok) == []
+    finally:
+        mock.stop()

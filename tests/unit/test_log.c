@@ -444,6 +444,7 @@ START_TEST(local_groups_and_lag)
     ck_assert_int_eq(recs[3].len, strlen("{\"a\":3}"));
     ck_assert_int_eq(memcmp(recs[3].value, "{\"a\":3}", recs[3].len), 0);
     ck_assert_int_eq(oh_log_commit(c, 0, 10), 0);
+    ck_assert(!oh_log_caught_up(c)); /* records past what was read */
     ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 10);
     ck_assert_int_eq(rs.assigned, 1); /* once */
 
@@ -467,7 +468,11 @@ START_TEST(local_groups_and_lag)
     c = oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, sizeof err);
     ck_assert_int_eq(oh_log_poll(c, recs, 10, 1000), 5);
     ck_assert_int_eq(recs[0].offset, 25);
+    ck_assert(!oh_log_caught_up(c));
     ck_assert_int_eq(oh_log_poll(c, recs, 10, 50), 0);
+    ck_assert(oh_log_caught_up(c)); /* a poll found nothing more */
+    ck_assert_int_eq(oh_log_seek(c, 0, 29), 0);
+    ck_assert(!oh_log_caught_up(c)); /* read again from there */
     oh_log_consumer_close(c);
     /* seek_end: live only. */
     c = oh_log_consumer_new(log, NULL, OH_TOPIC_EVENTS, NULL, err, sizeof err);
@@ -872,6 +877,7 @@ START_TEST(kafka_mock_cluster)
     oh_log_consumer *c =
         oh_log_consumer_new(log, OH_GROUP_SYNC, OH_TOPIC_EVENTS, &reb, err, sizeof err);
     ck_assert_msg(c, "%s", err);
+    ck_assert(!oh_log_caught_up(c)); /* nothing assigned yet */
     int64_t last[6] = {-1, -1, -1, -1, -1, -1};
     struct oh_log_record recs[256];
     int total = 0;
@@ -884,6 +890,17 @@ START_TEST(kafka_mock_cluster)
     }
     ck_assert_int_eq(total, written);
     ck_assert_int_eq(rs.assigned, 6);
+    /* every partition read to its end: once each has reported it */
+    for (int64_t end = oh_mono_ms() + 10000; !oh_log_caught_up(c) && oh_mono_ms() < end;)
+        ck_assert_int_eq(oh_log_poll(c, recs, 256, 100), 0);
+    ck_assert(oh_log_caught_up(c));
+    ck_assert_int_eq(oh_log_seek(c, 3, last[3]), 0);
+    ck_assert(!oh_log_caught_up(c)); /* partition 3 is read again */
+    ck_assert_int_eq(oh_log_poll(c, recs, 256, 5000), 1);
+    ck_assert_int_eq(recs[0].offset, last[3]);
+    for (int64_t end = oh_mono_ms() + 10000; !oh_log_caught_up(c) && oh_mono_ms() < end;)
+        ck_assert_int_eq(oh_log_poll(c, recs, 256, 100), 0);
+    ck_assert(oh_log_caught_up(c));
     for (int p = 1; p < 6; p++)
         ck_assert_int_eq(oh_log_commit(c, p, last[p] + 1), 0);
     ck_assert_int_eq(oh_log_commit(c, 0, 0), 0); /* partition 0 stays behind */
