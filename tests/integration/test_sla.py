@@ -255,10 +255,10 @@ def test_a_reply_read_after_a_restart_stops_its_clock_before_a_breach(omnihub):
 def test_a_reply_read_after_a_kafka_rejoin_stops_its_clock_before_a_breach(omnihub, tmp_path):
     """On Kafka a member that joins its group polls empty until its first
     fetch is answered. The clocks it loads are not judged by the wall clock
-    before it has read as far as its partitions' ends at the assignment: a
-    reply made in time, read but not saved before a kill -9, stops its clock
-    first. The broker answers every request late while the daemon
-    rejoins (0.4 s each), so the empty polls come before the records."""
+    before it has read as far as its partitions' ends: a reply made in time,
+    read but not saved before a kill -9, stops its clock first. The broker
+    answers every request 0.4 s late while the restarted daemon's services
+    join their groups, so empty polls come between loading and reading."""
     from test_kafka import KafkaMock
     mock = KafkaMock(tmp_path, brokers=1, partitions=2)
     try:
@@ -273,6 +273,9 @@ def test_a_reply_read_after_a_kafka_rejoin_stops_its_clock_before_a_breach(omnih
                              token=tok).status_code == 200
             assert len(wait_breaches(d, marker, tok, 1, timeout=30)) == 1
 
+        def clocks_loaded():
+            return d.logs().count("conversations with clocks")
+
         t0 = time.time()
         answered = post(d, "answered")
         read_up_to_here("marker-1")
@@ -284,12 +287,18 @@ def test_a_reply_read_after_a_kafka_rejoin_stops_its_clock_before_a_breach(omnih
         assert time.time() - t0 < 35, "the machine was too slow for this test"
         d.kill9()
         time.sleep(max(0.0, t0 + 41 - time.time()))  # the deadline passes while down
+        loaded = clocks_loaded()
+        d.start()
+        # the groups are joined a few seconds after the daemon is ready
         mock.command("rtt 1 400")
-        d.start(timeout=120)
-        time.sleep(15)  # the services join their groups after the daemon is ready
+        assert clocks_loaded() == loaded, "the SLA service joined before the broker slowed"
+        deadline = time.time() + 60
+        while clocks_loaded() == loaded and time.time() < deadline:
+            time.sleep(0.1)
+        assert clocks_loaded() > loaded  # the clocks are loaded at the first empty poll
+        time.sleep(1)  # a few more empty polls before the records come
         mock.command("rtt 1 0")
         read_up_to_here("marker-3")
-        time.sleep(1)
         assert breaches(d, answered, tok) == []
     finally:
         mock.stop()
