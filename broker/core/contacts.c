@@ -225,15 +225,6 @@ static int tx_del(void *o, const char *key)
     return json_object_set_new(t->pending, key, json_null()) ? OH_ENOMEM : 0;
 }
 
-static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir *d)
-{
-    t->d = d;
-    t->pending = json_object();
-    t->read = json_object();
-    t->refs = NULL;
-    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL, NULL};
-}
-
 struct got {
     struct tx *t;
     const char *const *keys;
@@ -260,6 +251,48 @@ static int tx_fetch(struct tx *t, const char **keys, size_t n)
     for (size_t i = 0; i < m; i++)
         if (!json_object_get(t->read, keys[i])) json_object_set_new(t->read, keys[i], json_null());
     return 0;
+}
+
+/* Reads KEY (any size the space keeps) into what the operation read. */
+static int tx_load(struct tx *t, const char *key)
+{
+    char *buf = malloc(REC_MAX);
+    int rc = buf ? t->d->get(t->d->opaque, key, buf, REC_MAX) : OH_ENOMEM;
+    if (rc == 0 || rc == OH_ENOTFOUND)
+        json_object_set_new(t->read, key, rc ? json_null() : json_string(buf));
+    free(buf);
+    return rc == OH_ENOTFOUND ? 0 : rc;
+}
+
+/* The operation's view of the N KEYS, what it has not read yet read in one
+ * round when the space can (one key at a time when it cannot). */
+static int tx_get_many(void *o, const char *const *keys, size_t n,
+                       void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    struct tx *t = o;
+    const char **k = calloc(n ? n : 1, sizeof *k);
+    if (!k) return OH_ENOMEM;
+    memcpy(k, keys, n * sizeof *k);
+    int rc = tx_fetch(t, k, n);
+    free(k);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *v = json_object_get(t->pending, keys[i]);
+        if (!v && !(v = json_object_get(t->read, keys[i]))) {
+            rc = tx_load(t, keys[i]);
+            v = json_object_get(t->read, keys[i]);
+        }
+        if (json_is_string(v)) fn(ctx, i, json_string_value(v));
+    }
+    return rc;
+}
+
+static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir *d)
+{
+    t->d = d;
+    t->pending = json_object();
+    t->read = json_object();
+    t->refs = NULL;
+    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL, tx_get_many};
 }
 
 /* OBJ's keys and their string values (NULL for null) as two arrays
@@ -336,20 +369,29 @@ int oh_contact_batch_end(struct oh_contact_batch *b, bool write)
 
 /* ---- records ---- */
 
+/* The record under KEY into *OUT (NULL: absent): 0, or the space's error. */
+static int rec_read(const struct oh_contact_dir *d, const char *key, json_t **out)
+{
+    char small[4096];
+    *out = NULL;
+    int rc = d->get(d->opaque, key, small, sizeof small);
+    if (rc == 0) *out = json_loads(small, JSON_DECODE_ANY, NULL);
+    if (rc == OH_ETOOBIG) { /* a big record (many conversations or members) */
+        char *buf = malloc(REC_MAX);
+        rc = buf ? d->get(d->opaque, key, buf, REC_MAX) : OH_ENOMEM;
+        if (rc == 0) *out = json_loads(buf, JSON_DECODE_ANY, NULL);
+        free(buf);
+    }
+    return rc == OH_ENOTFOUND ? 0 : rc;
+}
+
 static json_t *rec_get(const struct oh_contact_dir *d, const char *prefix, const char *a,
                        const char *b)
 {
-    char key[OH_CONTACT_VALUE_MAX + 80], small[4096];
+    char key[OH_CONTACT_VALUE_MAX + 80];
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
-    int rc = d->get(d->opaque, key, small, sizeof small);
-    if (rc == 0) return json_loads(small, JSON_DECODE_ANY, NULL);
-    if (rc != OH_ETOOBIG) return NULL;
-    /* a big record (many conversations or members) */
-    char *buf = malloc(REC_MAX);
-    json_t *v = NULL;
-    if (buf && d->get(d->opaque, key, buf, REC_MAX) == 0)
-        v = json_loads(buf, JSON_DECODE_ANY, NULL);
-    free(buf);
+    json_t *v;
+    rec_read(d, key, &v);
     return v;
 }
 
@@ -471,6 +513,71 @@ static void new_id(const char *conv, const struct oh_contact_ident *ids, int n,
     out[0] = 'p'; /* "p_": a person, not an event */
 }
 
+/* The number of further pages of conversations record C has. */
+static json_int_t pages_of(const json_t *c)
+{
+    json_int_t n = json_integer_value(json_object_get(c, "pages"));
+    return n < 0 ? 0 : n > OH_CONTACT_PAGES_MAX ? OH_CONTACT_PAGES_MAX : n;
+}
+
+/* Whether conversation S still fits on PAGE (contacts.h). */
+static bool page_room(const json_t *page, const char *s)
+{
+    size_t bytes = 2 + strlen(s) + 3, i; /* [] and "s", */
+    json_t *v;
+    if (json_array_size(page) >= OH_CONTACT_CONVS_MAX) return false;
+    json_array_foreach(page, i, v) bytes += json_string_length(v) + 3;
+    return bytes <= OH_CONTACT_PAGE_BYTES;
+}
+
+/* Lists conversation CONV on contact C, whose record the caller writes:
+ * on the record's own page while it has room (records of before pages read
+ * unchanged), then on its last further page, a new one when that is full.
+ * Linking reads the record and that page only (k: makes it idempotent). */
+static int conv_add(const struct oh_contact_dir *d, json_t *c, const char *conv)
+{
+    json_t *first = json_object_get(c, "convs"), *last = NULL;
+    json_int_t pages = pages_of(c);
+    if (!json_is_array(first)) json_object_set_new(c, "convs", first = json_array());
+    if (has_str(first, conv)) return 0;
+    if (!pages && page_room(first, conv)) {
+        set_add(first, conv, OH_CONTACT_CONVS_MAX);
+        return 0;
+    }
+    char key[OH_ID_MAX + 32];
+    snprintf(key, sizeof key, "p:%s:%lld", str(c, "id"), (long long)pages);
+    int rc = pages ? rec_read(d, key, &last) : 0;
+    if (rc) return rc;
+    if (!json_is_array(last)) {
+        json_decref(last);
+        last = json_array();
+    }
+    if (has_str(last, conv)) {
+        json_decref(last);
+        return 0;
+    }
+    if (!pages || !page_room(last, conv)) {
+        json_decref(last);
+        if (pages >= OH_CONTACT_PAGES_MAX) {
+            OH_ERROR("contacts",
+                     "contact %s lists the most conversations it keeps (%d pages): "
+                     "conversation %s is linked to it but not listed, so merges do not "
+                     "re-point it and an erasure of the contact does not erase it",
+                     str(c, "id"), OH_CONTACT_PAGES_MAX, conv);
+            return 0;
+        }
+        last = json_array();
+        json_object_set_new(c, "pages", json_integer(++pages));
+        snprintf(key, sizeof key, "p:%s:%lld", str(c, "id"), (long long)pages);
+    }
+    json_array_append_new(last, json_string(conv));
+    char *text = json_dumps(last, JSON_COMPACT);
+    rc = text ? d->put(d->opaque, key, text) : OH_ENOMEM;
+    free(text);
+    json_decref(last);
+    return rc;
+}
+
 static int link_conv(const struct oh_contact_dir *d, const char *conv,
                      const struct oh_contact_ident *ids, int n, const char *name,
                      char out[OH_ID_MAX])
@@ -529,7 +636,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
     if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", json_string(name));
     /* an erased person writing again: what they bring now is kept */
     json_object_set_new(c, "erased", json_false());
-    set_add(json_object_get(c, "convs"), conv, OH_CONTACT_CONVS_MAX);
+    if (rc == 0) rc = conv_add(d, c, conv);
     if (rc == 0) rc = contact_put(d, c);
     if (rc == 0) {
         json_t *s = json_string(owner);
@@ -604,24 +711,124 @@ int oh_contact_batch_prefetch(struct oh_contact_batch *b, const struct oh_contac
         json_decref(owner);
     }
     if (rc == 0) rc = fetch_keys(t, next);
+    /* then the last further page of those contacts that have some (a link
+     * appends there): a third round only when one has */
+    json_t *last = json_array();
+    json_array_extend(keys, next);
+    json_array_foreach(keys, i, key)
+    {
+        const char *ks = json_string_value(key);
+        json_t *v = json_object_get(t->read, ks);
+        if (rc || strncmp(ks, "c:", 2) || !json_is_string(v) ||
+            !strstr(json_string_value(v), "\"pages\":"))
+            continue;
+        json_t *c = json_loads(json_string_value(v), 0, NULL);
+        char num[24];
+        snprintf(num, sizeof num, "%lld", (long long)pages_of(c));
+        if (pages_of(c)) key_add(last, "p:", ks + 2, num);
+        json_decref(c);
+    }
+    if (rc == 0) rc = last ? fetch_keys(t, last) : OH_ENOMEM;
     json_decref(keys);
     json_decref(next);
+    json_decref(last);
     return rc;
 }
 
-/* The conversations of every member of root R (a new array). */
+struct many {
+    json_t *out;
+};
+
+static void many_one(void *ctx, size_t i, const char *value)
+{
+    struct many *m = ctx;
+    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+    if (v) json_array_set_new(m->out, i, v);
+}
+
+/* The records under KEYS (an array of strings) into *OUT, a new array in
+ * their order (null: absent), read in one round when the space can: 0, or
+ * the space's error (*OUT NULL). */
+static int recs_get(const struct oh_contact_dir *d, json_t *keys, json_t **out)
+{
+    size_t n = json_array_size(keys);
+    const char **k = calloc(n ? n : 1, sizeof *k);
+    struct many m = {json_array()};
+    int rc = k && m.out ? 0 : OH_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        k[i] = json_string_value(json_array_get(keys, i));
+        rc = json_array_append_new(m.out, json_null()) ? OH_ENOMEM : 0;
+    }
+    if (rc == 0 && n && d->get_many) rc = d->get_many(d->opaque, k, n, many_one, &m);
+    for (size_t i = 0; i < n && rc == 0 && !d->get_many; i++) {
+        json_t *v;
+        rc = rec_read(d, k[i], &v);
+        if (v) json_array_set_new(m.out, i, v);
+    }
+    free(k);
+    if (rc) {
+        json_decref(m.out);
+        m.out = NULL;
+    }
+    *out = m.out;
+    return rc;
+}
+
+/* The records of root R's members (R itself for the root), in one round,
+ * into *OUT (a new array): 0, or the space's error. */
+static int family_recs(const struct oh_contact_dir *d, const json_t *r, json_t **out)
+{
+    json_t *keys = json_array(), *got = NULL, *m;
+    size_t i;
+    const json_t *members = json_object_get(r, "members");
+    json_array_foreach(members, i, m) key_add(keys, "c:", json_string_value(m), NULL);
+    int rc = keys ? recs_get(d, keys, &got) : OH_ENOMEM;
+    json_decref(keys);
+    *out = rc ? NULL : json_array();
+    json_array_foreach(rc ? NULL : members, i, m)
+    {
+        json_t *c =
+            strcmp(json_string_value(m), str(r, "id")) == 0 ? (json_t *)r : json_array_get(got, i);
+        if (json_is_object(c)) json_array_append(*out, c);
+    }
+    json_decref(got);
+    return *out || rc ? rc : OH_ENOMEM;
+}
+
+/* The conversations the records RECS list: each one's own page, then its
+ * further pages, all read in one round; into *OUT (a new array). */
+static int convs_of(const struct oh_contact_dir *d, const json_t *recs, json_t **out)
+{
+    json_t *all = json_array(), *keys = json_array(), *pages = NULL, *c, *v;
+    size_t i, j;
+    json_array_foreach(recs, i, c)
+    {
+        json_array_foreach(json_object_get(c, "convs"), j, v) json_array_append(all, v);
+        for (json_int_t k = 1; keys && k <= pages_of(c); k++) {
+            char num[24];
+            snprintf(num, sizeof num, "%lld", (long long)k);
+            key_add(keys, "p:", str(c, "id"), num);
+        }
+    }
+    int rc = all && keys ? recs_get(d, keys, &pages) : OH_ENOMEM;
+    json_array_foreach(pages, i, c) if (json_is_array(c)) json_array_extend(all, c);
+    json_decref(pages);
+    json_decref(keys);
+    if (rc) {
+        json_decref(all);
+        all = NULL;
+    }
+    *out = all;
+    return rc;
+}
+
+/* The conversations of every member of root R (a new array), or NULL when
+ * the directory cannot be read: never a part of them. */
 static json_t *family_convs(const struct oh_contact_dir *d, const json_t *r)
 {
-    json_t *all = json_array(), *m, *v;
-    size_t i, j;
-    json_array_foreach(json_object_get(r, "members"), i, m)
-    {
-        json_t *c = strcmp(json_string_value(m), str(r, "id")) == 0
-                        ? json_incref((json_t *)r)
-                        : contact_get(d, json_string_value(m));
-        json_array_foreach(json_object_get(c, "convs"), j, v) json_array_append(all, v);
-        json_decref(c);
-    }
+    json_t *recs = NULL, *all = NULL;
+    if (family_recs(d, r, &recs) == 0) convs_of(d, recs, &all);
+    json_decref(recs);
     return all;
 }
 
@@ -691,18 +898,24 @@ int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out)
     if (rc) return rc;
     json_t *r = contact_get(d, root);
     if (!r) return OH_ENOTFOUND;
-    json_t *ids = json_array(), *merged = json_array(), *m, *v;
+    json_t *ids = json_array(), *merged = json_array(), *recs = NULL, *convs = NULL, *c, *v;
     size_t i, j;
     const char *name = str(r, "name");
-    json_array_foreach(json_object_get(r, "members"), i, m)
+    rc = family_recs(d, r, &recs);
+    json_array_foreach(recs, i, c)
     {
-        json_t *c = contact_get(d, json_string_value(m));
-        if (!c) continue;
-        if (strcmp(json_string_value(m), root) != 0) json_array_append(merged, m);
+        if (strcmp(str(c, "id"), root) != 0)
+            json_array_append_new(merged, json_string(str(c, "id")));
         json_array_foreach(json_object_get(c, "ids"), j, v) add_ident(ids, v);
-        json_decref(c);
     }
-    json_t *convs = family_convs(d, r);
+    if (rc == 0) rc = convs_of(d, recs, &convs);
+    json_decref(recs);
+    if (rc) {
+        json_decref(ids);
+        json_decref(merged);
+        json_decref(r);
+        return rc;
+    }
     oh_json_array_sort(convs, cmp_str);
     *out = json_pack("{s:s, s:s, s:O, s:o, s:o, s:o, s:b}", "contact_id", root, "name", name,
                      "identifiers", ids, "conversations", convs, "merged", merged, "suggestions",
@@ -773,6 +986,14 @@ static void refuse(struct oh_contact_result *out, int code, const char *why)
     snprintf(out->why, sizeof out->why, "%s", why);
 }
 
+/* The family's conversations could not be read: the decision is not
+ * written (oh_contact_command), the caller may try again. */
+static void unread(struct oh_contact_result *out)
+{
+    refuse(out, 503, "the directory could not be read");
+    out->changed = false;
+}
+
 static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
                   struct oh_contact_result *out)
 {
@@ -784,7 +1005,7 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     snprintf(out->other, sizeof out->other, "%s", rb);
     if (strcmp(rb, out->root) == 0) {
         out->code = 200; /* one person already: the conversations are re-pointed again */
-        out->convs = family_convs(d, a);
+        if (!(out->convs = family_convs(d, a))) unread(out);
         return;
     }
     json_t *b = contact_get(d, rb), *m;
@@ -799,6 +1020,11 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
         return;
     }
     out->moved = family_convs(d, b); /* before its members are re-rooted */
+    if (!out->moved) {
+        json_decref(b);
+        unread(out);
+        return;
+    }
     json_array_foreach(json_object_get(b, "members"), i, m)
     {
         json_t *c = strcmp(json_string_value(m), rb) == 0 ? json_incref(b)
@@ -820,7 +1046,7 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     }
     out->code = 200;
     out->changed = true;
-    out->convs = family_convs(d, a);
+    if (!(out->convs = family_convs(d, a))) unread(out);
 }
 
 /* Whether member M of root R lies under X (M itself, or its parents reach X
@@ -881,6 +1107,7 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
         json_t *x = contact_get(d, orr);
         out->convs = x ? family_convs(d, x) : json_array();
         json_decref(x);
+        if (!out->convs) unread(out);
         return;
     }
     if (strcmp(owner, root) == 0) {
@@ -933,13 +1160,17 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
     out->convs = family_convs(d, xc);
     out->moved = json_incref(out->convs);
     json_decref(xc);
+    if (!out->convs) unread(out);
 }
 
 static void erase(const struct oh_contact_dir *d, json_t *a, struct oh_contact_result *out)
 {
     json_t *m, *v;
     size_t i, j;
-    out->convs = family_convs(d, a);
+    if (!(out->convs = family_convs(d, a))) { /* erasing part of them is no erasure */
+        unread(out);
+        return;
+    }
     json_array_foreach(json_object_get(a, "members"), i, m)
     {
         json_t *c = strcmp(json_string_value(m), out->root) == 0
@@ -1029,7 +1260,11 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         /* by id, the order sync's batches lock conversation rows in */
         if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
-        rc = tx_end(&t, then_rc ? then_rc : n && !convs ? OH_ENOMEM : 0);
+        /* a refusal for the directory's sake (503) writes nothing it did */
+        rc = tx_end(&t, then_rc            ? then_rc
+                        : out->code == 503 ? OH_EIO
+                        : n && !convs      ? OH_ENOMEM
+                                           : 0);
         free(convs);
     }
     if (rc && out->code == 200) {

@@ -29,7 +29,14 @@
 
 #define OH_CONTACT_IDS_MAX   16   /* identifiers one event may bring */
 #define OH_CONTACT_VALUE_MAX 256  /* bytes of one identifier's value */
-#define OH_CONTACT_CONVS_MAX 1000 /* conversations one contact record keeps (kv 64 KiB) */
+/* A contact lists its conversations in pages of at most OH_CONTACT_CONVS_MAX
+ * ids and OH_CONTACT_PAGE_BYTES bytes of JSON (a kv value stays under 64
+ * KiB): the first in its record, the others under "p:<contact>:<k>", up to
+ * OH_CONTACT_PAGES_MAX of them (about 101,000 conversations); a conversation
+ * past that is linked but not listed, logged as an error. */
+#define OH_CONTACT_CONVS_MAX  1000
+#define OH_CONTACT_PAGE_BYTES 40000
+#define OH_CONTACT_PAGES_MAX  100
 
 struct oh_contact_ident {
     char type[64]; /* OH_IDENT_PHONE, OH_IDENT_EMAIL or a channel's name */
@@ -73,10 +80,12 @@ struct oh_contact_refs {
 };
 
 /* The key/value space the directory lives in; get copies into OUT
- * (OH_ENOTFOUND when absent). Keys: "c:<contact>", "v:<type>:<value>"
- * (the owner of a verified identifier), "u:<type>:<value>" (contacts
- * holding it unverified), "k:<conversation>" (its contact), "e:<command>"
- * (the event a decided command produced). */
+ * (OH_ENOTFOUND when absent). Keys: "c:<contact>" (its record, with its
+ * first page of conversations and how many more pages it has, "pages"),
+ * "p:<contact>:<k>" (its k-th further page of conversations, k from 1),
+ * "v:<type>:<value>" (the owner of a verified identifier),
+ * "u:<type>:<value>" (contacts holding it unverified), "k:<conversation>"
+ * (its contact), "e:<command>" (the event a decided command produced). */
 struct oh_contact_dir {
     void *opaque;
     int (*get)(void *opaque, const char *key, char *out, size_t outlen);
@@ -136,9 +145,10 @@ struct oh_contact_linkreq {
 };
 /* Reads what linking the K conversations of REQ will read into batch B
  * ahead, in two get_many calls (the conversations' and identifiers' keys
- * and the new ids' contacts; then the contacts those name), instead of
- * one get per key. Nothing without get_many. Optional: links read what
- * was not fetched. */
+ * and the new ids' contacts; then the contacts those name), a third only
+ * when one of those contacts has further pages of conversations (their
+ * last pages), instead of one get per key. Nothing without get_many.
+ * Optional: links read what was not fetched. */
 int oh_contact_batch_prefetch(struct oh_contact_batch *b, const struct oh_contact_linkreq *req,
                               size_t k);
 
@@ -147,7 +157,8 @@ int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_
 
 /* The contact object {contact_id, name, identifiers, conversations,
  * merged, suggestions, erased} of ID's root; *OUT a new reference.
- * OH_ENOTFOUND when unknown. */
+ * OH_ENOTFOUND when unknown; the space's error when a member's record or a
+ * page of conversations cannot be read (never a part of the list). */
 int oh_contact_get(const struct oh_contact_dir *d, const char *id, json_t **out);
 
 /* The contact holding identifier TYPE:VALUE (normalized as for
@@ -186,7 +197,8 @@ struct oh_contact_then {
  * with THEN (NULL: none) when it changed something. Re-deciding an applied
  * command changes nothing more and reports the same conversations (the
  * caller's updates are idempotent). Decided again while the write answers
- * OH_ERETRY, up to OH_CONTACT_TRIES times (then 503). Clear OUT with
+ * OH_ERETRY, up to OH_CONTACT_TRIES times (then 503); 503 with nothing
+ * written when the family's conversations cannot be read. Clear OUT with
  * oh_contact_result_clear(). */
 void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const char *region,
                         const struct oh_contact_then *then, struct oh_contact_result *out);

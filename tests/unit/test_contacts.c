@@ -521,6 +521,194 @@ START_TEST(prefetched_batches_same_directory)
 }
 END_TEST
 
+/* Links N conversations "<prefix><i>" of the person with telegram id TG,
+ * in batches of 100 read ahead when BATCHED; the contact into OUT. */
+static void link_many(struct oh_contact_dir *d, const char *tg, const char *prefix, int n,
+                      bool batched, char out[OH_ID_MAX])
+{
+    struct oh_contact_ident id;
+    ident(&id, "telegram", tg, true);
+    static char convs[100][48];
+    for (int i0 = 0; i0 < n; i0 += 100) {
+        int k = n - i0 < 100 ? n - i0 : 100;
+        struct oh_contact_linkreq req[100];
+        struct oh_contact_batch bt;
+        for (int j = 0; j < k; j++) {
+            snprintf(convs[j], sizeof convs[j], "%s%d", prefix, i0 + j);
+            req[j] = (struct oh_contact_linkreq){convs[j], &id, 1};
+        }
+        if (batched) {
+            ck_assert_int_eq(oh_contact_batch_begin(&bt, d), 0);
+            ck_assert_int_eq(oh_contact_batch_prefetch(&bt, req, (size_t)k), 0);
+        }
+        for (int j = 0; j < k; j++)
+            ck_assert_int_eq(oh_contact_link(batched ? &bt.dir : d, convs[j], &id, 1, "", out), 0);
+        if (batched) ck_assert_int_eq(oh_contact_batch_end(&bt, true), 0);
+    }
+}
+
+/* Whether LIST holds "<prefix>0" .. "<prefix><n-1>", each once, and
+ * nothing else of PREFIX. */
+static void holds_all(const json_t *list, const char *prefix, int n)
+{
+    json_t *seen = json_object(), *v;
+    size_t i, pl = strlen(prefix);
+    json_array_foreach(list, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (strncmp(s, prefix, pl) != 0) continue;
+        ck_assert_msg(!json_object_get(seen, s), "%s listed twice", s);
+        json_object_set_new(seen, s, json_true());
+    }
+    for (int k = 0; k < n; k++) {
+        char conv[48];
+        snprintf(conv, sizeof conv, "%s%d", prefix, k);
+        ck_assert_msg(json_object_get(seen, conv), "%s not listed", conv);
+    }
+    ck_assert_int_eq(json_object_size(seen), n);
+    json_decref(seen);
+}
+
+/* A person with 2,500 conversations (more than one record's page holds):
+ * every one is listed, merged, split off and erased, each value stays
+ * under the kv's 64 KiB, and a family's pages are read in one round. */
+START_TEST(thousands_of_conversations_all_listed)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = {o, cget, mput, mdel, NULL, cmany};
+    enum { N = 2500 };
+    char ca[OH_ID_MAX], cb[OH_ID_MAX], cmd[512];
+    link_many(&d, "111", "c_a_", N, false, ca);
+    link_many(&d, "222", "c_b_", N, true, cb);
+    ck_assert_str_ne(ca, cb);
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_msg(json_string_length(v) < 64 * 1024, "%s: %zu bytes", k, json_string_length(v));
+    }
+    json_t *got;
+    manys = 0;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert_int_le(manys, 2); /* the members' records, then all their pages */
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), N);
+    holds_all(json_object_get(got, "conversations"), "c_a_", N);
+    json_decref(got);
+    struct oh_contact_result r;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", ca, cb);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_int_eq(json_array_size(r.convs), 2 * N);
+    holds_all(r.convs, "c_a_", N);
+    holds_all(r.convs, "c_b_", N);
+    ck_assert_int_eq(json_array_size(r.moved), N);
+    holds_all(r.moved, "c_b_", N);
+    oh_contact_result_clear(&r);
+    ck_assert_int_eq(oh_contact_get(&d, cb, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 2 * N);
+    json_decref(got);
+    /* a link after the merge still lands on the merged-in person's pages */
+    char root[OH_ID_MAX];
+    link_many(&d, "222", "c_b2_", 10, false, root);
+    ck_assert_str_eq(root, ca);
+    snprintf(cmd, sizeof cmd,
+             "{\"op\":\"unmerge\",\"contact_id\":\"%s\",\"identifier\":{\"type\":\"telegram\","
+             "\"value\":\"222\"}}",
+             ca);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_int_eq(json_array_size(r.convs), N + 10);
+    holds_all(r.convs, "c_b_", N);
+    oh_contact_result_clear(&r);
+    snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", ca, cb);
+    command(&d, cmd, 200, true, &r);
+    oh_contact_result_clear(&r);
+    snprintf(cmd, sizeof cmd, "{\"op\":\"erase\",\"contact_id\":\"%s\"}", cb);
+    command(&d, cmd, 200, true, &r);
+    ck_assert_int_eq(json_array_size(r.convs), 2 * N + 10);
+    holds_all(r.convs, "c_a_", N);
+    holds_all(r.convs, "c_b_", N);
+    holds_all(r.convs, "c_b2_", 10);
+    oh_contact_result_clear(&r);
+    json_decref(o);
+}
+END_TEST
+
+/* A space whose pages of conversations cannot be read. */
+static int pages_fail(void *o, const char *const *keys, size_t n,
+                      void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(keys[i], "p:", 2) == 0) return OH_EIO;
+    return cmany(o, keys, n, fn, ctx);
+}
+
+/* An erasure that cannot read every conversation erases none of them and
+ * changes nothing (503: try again), rather than a part. */
+START_TEST(unreadable_pages_change_nothing)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = {o, mget, mput, mdel, NULL, pages_fail};
+    char c[OH_ID_MAX], cmd[256];
+    link_many(&d, "444", "c_u_", OH_CONTACT_CONVS_MAX + 1, false, c);
+    char *before = dump_sorted(o);
+    struct oh_contact_result r;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"erase\",\"contact_id\":\"%s\"}", c);
+    command(&d, cmd, 503, false, &r);
+    ck_assert_ptr_null(r.convs);
+    oh_contact_result_clear(&r);
+    char *after = dump_sorted(o);
+    ck_assert_str_eq(before, after);
+    json_t *got = NULL;
+    ck_assert_int_eq(oh_contact_get(&d, c, &got), OH_EIO);
+    ck_assert_ptr_null(got);
+    free(before);
+    free(after);
+    json_decref(o);
+}
+END_TEST
+
+/* Past the most pages a contact keeps, a conversation is still linked to
+ * it (logged as an error), and nothing already listed is lost. */
+START_TEST(past_the_last_page_still_linked)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident id;
+    char c[OH_ID_MAX], key[OH_ID_MAX + 32], again[OH_ID_MAX];
+    ident(&id, "telegram", "333", true);
+    ck_assert_int_eq(oh_contact_link(&d, "c_first", &id, 1, "", c), 0);
+    /* as if OH_CONTACT_PAGES_MAX full pages had been written */
+    snprintf(key, sizeof key, "c:%s", c);
+    json_t *rec = json_loads(json_string_value(json_object_get(o, key)), 0, NULL);
+    json_object_set_new(rec, "pages", json_integer(OH_CONTACT_PAGES_MAX));
+    char *text = json_dumps(rec, JSON_COMPACT);
+    mput(o, key, text);
+    free(text);
+    json_decref(rec);
+    for (int p = 1; p <= OH_CONTACT_PAGES_MAX; p++) {
+        json_t *page = json_array();
+        for (int i = 0; i < OH_CONTACT_CONVS_MAX; i++) {
+            char conv[48];
+            snprintf(conv, sizeof conv, "c_%d_%d", p, i);
+            json_array_append_new(page, json_string(conv));
+        }
+        text = json_dumps(page, JSON_COMPACT);
+        snprintf(key, sizeof key, "p:%s:%d", c, p);
+        mput(o, key, text);
+        free(text);
+        json_decref(page);
+    }
+    ck_assert_int_eq(oh_contact_link(&d, "c_past", &id, 1, "", again), 0);
+    ck_assert_str_eq(again, c);
+    ck_assert_ptr_nonnull(json_object_get(o, "k:c_past"));
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, c, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")),
+                     1 + OH_CONTACT_PAGES_MAX * OH_CONTACT_CONVS_MAX);
+    json_decref(got);
+    json_decref(o);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("contacts");
@@ -535,6 +723,9 @@ int main(void)
     tcase_add_test(tc, erase_forgets_identifiers);
     tcase_add_test(tc, ten_thousand_synthetic_contacts);
     tcase_add_test(tc, prefetched_batches_same_directory);
+    tcase_add_test(tc, thousands_of_conversations_all_listed);
+    tcase_add_test(tc, past_the_last_page_still_linked);
+    tcase_add_test(tc, unreadable_pages_change_nothing);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }

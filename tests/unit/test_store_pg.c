@@ -515,6 +515,86 @@ START_TEST(t_pg_two_members_link_one_person)
 }
 END_TEST
 
+/* One member linking N conversations "<prefix><i>" of the person with
+ * phone PHONE, one checked write each; a write another member's beat is
+ * linked again, as sync stores a batch again. */
+struct many_arg {
+    oh_store *st;
+    pthread_barrier_t *go;
+    const char *prefix, *phone;
+    int n, rc;
+};
+
+static void *many_main(void *p)
+{
+    struct many_arg *a = p;
+    struct oh_contact_dir d;
+    struct oh_contact_ident id = ident("phone", a->phone);
+    char conv[32], root[OH_ID_MAX];
+    oh_store_contact_dir(a->st, &d);
+    pthread_barrier_wait(a->go);
+    for (int i = 0; i < a->n && a->rc == 0; i++) {
+        snprintf(conv, sizeof conv, "%s%d", a->prefix, i);
+        while ((a->rc = oh_contact_link(&d, conv, &id, 1, "", root)) == OH_ERETRY) {
+        }
+    }
+    return NULL;
+}
+
+/* A person whose record's own page is nearly full (990 conversations)
+ * gets 2 x 60 more from two members at once: both append to the same
+ * further page, and the checked write (the page read, then checked)
+ * loses none. */
+START_TEST(t_pg_two_members_fill_pages)
+{
+    enum { FULL = 990, EACH = 60 };
+    oh_store *b = oh_test_store_open(cfg);
+    struct oh_contact_dir d;
+    oh_store_contact_dir(st, &d);
+    struct oh_contact_ident id = ident("phone", "+4915113000001");
+    char root[OH_ID_MAX], key[OH_ID_MAX + 8];
+    ck_assert_int_eq(oh_contact_link(&d, "c_p0", &id, 1, "", root), 0);
+    static char rec[64 * 1024];
+    snprintf(key, sizeof key, "c:%s", root);
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, key, rec, sizeof rec), 0);
+    json_t *r = json_loads(rec, 0, NULL);
+    for (int i = 1; i < FULL; i++) {
+        char conv[32];
+        snprintf(conv, sizeof conv, "c_p0_%04d", i);
+        json_array_append_new(json_object_get(r, "convs"), json_string(conv));
+    }
+    char *text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_int_eq(oh_store_kv_put(st, OH_STORE_CONTACTS_NS, key, text), 0);
+    free(text);
+    json_decref(r);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    struct many_arg x = {st, &go, "c_pa", id.value, EACH, 0},
+                    y = {b, &go, "c_pb", id.value, EACH, 0};
+    run_two(many_main, &x, many_main, &y);
+    pthread_barrier_destroy(&go);
+    ck_assert_int_eq(x.rc, 0);
+    ck_assert_int_eq(y.rc, 0);
+    json_t *c = NULL;
+    ck_assert_int_eq(oh_contact_get(&d, root, &c), 0);
+    json_t *convs = json_object_get(c, "conversations");
+    ck_assert_int_eq(json_array_size(convs), FULL + 2 * EACH);
+    for (int i = 0; i < EACH; i++) {
+        char ca[32], cb[32];
+        snprintf(ca, sizeof ca, "c_pa%d", i);
+        snprintf(cb, sizeof cb, "c_pb%d", i);
+        ck_assert_msg(holds(c, "phone", x.phone, ca) && holds(c, "phone", x.phone, cb),
+                      "%s or %s not listed", ca, cb);
+    }
+    json_decref(c);
+    char v[64];
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, "k:c_pb59", v, sizeof v), 0);
+    snprintf(key, sizeof key, "p:%s:1", root); /* past the record's own page */
+    ck_assert_int_eq(oh_store_kv_get(st, OH_STORE_CONTACTS_NS, key, rec, sizeof rec), 0);
+    oh_store_close(b);
+}
+END_TEST
+
 struct merge_arg {
     oh_store *st;
     pthread_barrier_t *go;
@@ -780,6 +860,7 @@ static void pg_add_tests(Suite *s)
     tcase_add_test(tc, t_pg_read_split);
     tcase_add_test(tc, t_pg_restart);
     tcase_add_test(tc, t_pg_two_members_link_one_person);
+    tcase_add_test(tc, t_pg_two_members_fill_pages);
     tcase_add_test(tc, t_pg_merge_while_linking);
     tcase_add_test(tc, t_pg_chained_merges_point_at_the_root);
     tcase_add_test(tc, t_pg_erase_while_storing);
