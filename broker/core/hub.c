@@ -173,10 +173,31 @@ static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *
         done(opaque, OH_OK);
         return OH_OK;
     }
-    struct batch *b = calloc(1, sizeof *b + events->n * sizeof b->a[0]);
+    /* every record made first: the batch is appended whole or not at all */
+    struct record {
+        const char *text;
+        char *own;
+        size_t len;
+    } stack[4], *rec = events->n <= 4 ? stack : calloc(events->n, sizeof *rec);
+    int rc = rec ? OH_OK : OH_ENOMEM;
+    size_t made = 0;
+    for (size_t i = 0; i < events->n && rc == OH_OK; i++, made++) {
+        rec[i] = (struct record){texts ? texts[i] : NULL, NULL, texts && texts[i] ? lens[i] : 0};
+        if (!rec[i].text) rec[i].text = rec[i].own = oh_json_dump(events->ev[i], &rec[i].len);
+        if (!rec[i].text) rc = OH_ENOMEM;
+        if (rc == OH_OK && rec[i].len > OH_HUB_RECORD_MAX) {
+            OH_WARN("hub", "refusing event %s: %zu bytes, over the %d a record may have",
+                    oh_event_get_id(events->ev[i]), rec[i].len, OH_HUB_RECORD_MAX);
+            rc = OH_ETOOBIG;
+        }
+    }
+    struct batch *b = rc == OH_OK ? calloc(1, sizeof *b + events->n * sizeof b->a[0]) : NULL;
     if (!b) {
+        for (size_t i = 0; i < made; i++)
+            free(rec[i].own);
+        if (rec != stack) free(rec);
         oh_event_list_clear(events);
-        return OH_ENOMEM;
+        return rc == OH_OK ? OH_ENOMEM : rc;
     }
     /* one extra count so the batch cannot complete while we still append */
     atomic_init(&b->pending, (int)events->n + 1);
@@ -184,14 +205,10 @@ static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *
     b->started_us = oh_mono_us();
     b->done = done;
     b->opaque = opaque;
-    int rc = OH_OK;
     for (size_t i = 0; i < events->n; i++) {
-        size_t len = 0;
-        char *value = NULL, subject[OH_ID_MAX];
-        const char *text = texts ? texts[i] : NULL;
-        if (text) len = lens[i];
-        if (rc == OH_OK && !text) text = value = oh_json_dump(events->ev[i], &len);
-        if (rc == OH_OK && !text) rc = OH_ENOMEM;
+        size_t len = rec[i].len;
+        char *value = rec[i].own, subject[OH_ID_MAX];
+        const char *text = rec[i].text;
         if (rc == OH_OK) {
             oh_strcpy(subject, sizeof subject, oh_event_subject(events->ev[i]));
             b->a[i] = (struct append){b, oh_map_hash(subject, strlen(subject)), client};
@@ -218,6 +235,7 @@ static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *
             release(b); /* this append will never report */
         }
     }
+    if (rec != stack) free(rec);
     oh_event_list_clear(events);
     release(b);
     return OH_OK;

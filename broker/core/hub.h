@@ -15,9 +15,17 @@ typedef struct oh_hub oh_hub;
  * them failed (err < 0). Runs on a log thread: must not block. */
 typedef void (*oh_hub_done_fn)(void *opaque, int err);
 
+/* The largest record an event is appended as, in bytes: under Kafka's
+ * default message.max.bytes (1,000,000) with room for what the timeline's
+ * copy adds (seq, epoch, metadata), so an event the log took can always be
+ * forwarded. */
+#define OH_HUB_RECORD_MAX 960000
+
 /* Validates and appends every event of EVENTS to the events topic, keyed by
  * its conversation id. Takes the events (the list is left empty). DONE is
- * called exactly once, unless a negative value is returned. Any thread. */
+ * called exactly once, unless a negative value is returned: OH_EINVAL for
+ * an invalid event, OH_ETOOBIG for one whose record is over
+ * OH_HUB_RECORD_MAX (then none of them is appended). Any thread. */
 int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque);
 
 /* oh_hub_ingest for an append a client waits on (a request's 202): the

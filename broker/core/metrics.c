@@ -77,6 +77,8 @@ static const struct {
     {"omnihub_signature_failures_total", "webhook deliveries with a missing or bad signature"},
     {"omnihub_sync_duplicates_total", "events dropped by sync as already stored (retries)"},
     {"omnihub_sync_forward_errors_total", "timeline appends by sync that failed (retried)"},
+    {"omnihub_sync_forward_too_large_total",
+     "stored events not forwarded to the timeline: larger than the log takes (not retried)"},
     {"omnihub_sync_lag_seconds", "age of the newest event sync materialized"},
     {"omnihub_sync_materialized_total", "events sequenced and stored by sync"},
     {"omnihub_sync_poison_total", "records sync could not parse and skipped"},

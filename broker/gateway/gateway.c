@@ -64,7 +64,11 @@ static void on_ingested(void *opaque, int err)
          "\"", (const char *)NULL);
     oh_metrics_inc("omnihub_ingest_total", lab, 1);
     oh_metrics_observe("omnihub_ingest_seconds", "", (double)(oh_mono_us() - r->started_us) / 1e6);
-    if (err) {
+    if (err == OH_ETOOBIG) { /* the log's own bound, lower than ours */
+        OH_WARN("gateway", "ingest on %s refused: an event is larger than the log takes",
+                r->channel);
+        gw_reply_error(r, 413, "too_large", "an event is larger than the log takes");
+    } else if (err) {
         OH_ERROR("gateway", "ingest on %s failed: %s", r->channel, oh_strerror(err));
         r->retry_after = 1;
         gw_reply_error(r, 503, "unavailable", "the event could not be made durable; retry");
@@ -133,8 +137,12 @@ static void webhook(struct req *r, struct oh_instance *in)
         r->refs--;
         snprintf(lab, sizeof lab, "channel=\"%s\",result=\"rejected\"", r->channel);
         oh_metrics_inc("omnihub_ingest_total", lab, 1);
-        gw_reply_error(r, rc == OH_EINVAL ? 400 : 503,
-                       rc == OH_EINVAL ? "bad_request" : "unavailable", "%s", oh_strerror(rc));
+        if (rc == OH_ETOOBIG)
+            gw_reply_error(r, 413, "too_large", "an event would be over %d bytes",
+                           OH_HUB_RECORD_MAX);
+        else
+            gw_reply_error(r, rc == OH_EINVAL ? 400 : 503,
+                           rc == OH_EINVAL ? "bad_request" : "unavailable", "%s", oh_strerror(rc));
     }
 }
 

@@ -22,6 +22,8 @@ const struct oh_config_key oh_log_keys[] = {
     {"kafka.replication", OH_CFG_INT, "1", "replication factor of topics created at start-up"},
     {"kafka.message_timeout_ms", OH_CFG_INT, "60000",
      "an append not delivered within this fails (the request gets 503)"},
+    {"kafka.message_max_bytes", OH_CFG_INT, "1000000",
+     "largest record the producer sends (librdkafka message.max.bytes; match the brokers')"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -76,6 +76,7 @@ static int map_err(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
     case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT: return OH_ECLOSED;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL: return OH_ERETRY;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return OH_ETOOBIG; /* never taken: not retried */
     default: return OH_EIO;
     }
 }
@@ -333,6 +334,12 @@ static oh_log *kafka_open(const oh_config *cfg, char *err, size_t errlen)
     if (rd_kafka_conf_set(conf, "message.timeout.ms", tmo, es, sizeof es) != RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
         oh_errf(err, errlen, "kafka.message_timeout_ms: %s", es);
+        goto fail;
+    }
+    snprintf(tmo, sizeof tmo, "%lld", (long long)oh_config_int(cfg, "kafka.message_max_bytes"));
+    if (rd_kafka_conf_set(conf, "message.max.bytes", tmo, es, sizeof es) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        oh_errf(err, errlen, "kafka.message_max_bytes: %s", es);
         goto fail;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, k_delivered);

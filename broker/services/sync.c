@@ -80,13 +80,17 @@ struct pubwait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int pending, err;
+    int toobig; /* appends the log refused for their size: never retried */
 };
 
 static void on_published(void *opaque, int err, int32_t partition, int64_t offset)
 {
     struct pubwait *w = opaque;
     pthread_mutex_lock(&w->mu);
-    if (err) w->err = err;
+    if (err == OH_ETOOBIG)
+        w->toobig++;
+    else if (err)
+        w->err = err;
     if (--w->pending == 0) pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -97,6 +101,7 @@ static void pub_init(struct pubwait *w)
     pthread_cond_init(&w->cv, NULL);
     w->pending = 1; /* released by pub_wait */
     w->err = 0;
+    w->toobig = 0;
 }
 
 /* Appends a sequenced event to the timeline with META beside it. */
@@ -111,6 +116,11 @@ static void pub_one(oh_hub *hub, struct pubwait *w, const struct oh_log_meta *me
     if (rc) on_published(w, rc, 0, 0);
 }
 
+/* The first error of the appends that may work when tried again. A record
+ * larger than the log takes (an event stored under an older or another
+ * bound, a contact event listing a huge family) never will: it stays in
+ * the history, is not forwarded, and is logged and counted, rather than
+ * holding up every later event of its partitions. */
 static int pub_wait(struct pubwait *w)
 {
     on_published(w, 0, 0, 0);
@@ -118,6 +128,13 @@ static int pub_wait(struct pubwait *w)
     while (w->pending > 0)
         pthread_cond_wait(&w->cv, &w->mu);
     int err = w->err;
+    if (w->toobig) {
+        OH_ERROR("sync",
+                 "%d stored event(s) larger than the log takes were not forwarded to the "
+                 "timeline (live readers and services miss them; the history has them)",
+                 w->toobig);
+        oh_metrics_inc("omnihub_sync_forward_too_large_total", "", w->toobig);
+    }
     pthread_mutex_unlock(&w->mu);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);

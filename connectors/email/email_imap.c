@@ -301,8 +301,10 @@ static int process(struct email_ctx *c, const char *box, uint32_t uv, uint32_t u
     email_blobs_clear(&blobs);
     if (rc == 0) {
         rc = oh_env_ingest_wait(c->env, &list);
-        if (rc == OH_EINVAL) {
-            dead_letter(c, box, uv, uid, "the normalized event was refused by the log");
+        if (rc == OH_EINVAL || rc == OH_ETOOBIG) {
+            dead_letter(c, box, uv, uid,
+                        rc == OH_EINVAL ? "the normalized event was refused by the log"
+                                        : "the normalized event is larger than the log takes");
             rc = 0;
         } else if (rc == 0) {
             char labels[600];

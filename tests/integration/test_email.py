@@ -238,6 +238,21 @@ def test_malformed_message_is_dead_lettered_and_polling_goes_on(mail, omnihub):
     assert d.metric("omnihub_email_deadletters_total") == 2
 
 
+def test_a_message_too_large_for_the_log_is_dead_lettered(mail, omnihub):
+    """A mail under email.max_message whose event is over the largest record
+    the log takes is dead-lettered with its reason, not fetched again at
+    every poll; the mail after it comes in."""
+    dv, smtp = mail
+    d = omnihub(config(dv, smtp))
+    huge, _ = message(CUSTOMER, "huge", ("y" * 75 + "\n") * 13_500)
+    dv.append(SUPPORT, huge)
+    good, _ = message(CUSTOMER, "after it", "a good one")
+    dv.append(SUPPORT, good)
+    assert [e["data"]["text"] for e in d.wait_history(conv_of(good), 1)] == ["a good one"]
+    assert d.metric("omnihub_email_deadletters_total") == 1
+    assert "larger than the log takes" in d.logs()
+
+
 def test_bounce_becomes_failed_status_of_our_reply(mail, omnihub):
     dv, smtp = mail
     d = omnihub(config(dv, smtp))

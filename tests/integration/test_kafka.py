@@ -520,3 +520,52 @@ def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
                                                        "omnihub.timeline") if r["key"] == conv]
     assert [(e["data"]["message_id"], e["seq"]) for e in timeline] == [("f%d" % int(
         convs[conv][3:]), 1), ("late", 2)]
+
+
+def test_an_event_too_large_for_the_log_is_413_and_never_holds_up_sync(omnihub):
+    """Records the log cannot take: an event over omnihub's own bound is 413
+    on any log; one the producer refuses (kafka.message_max_bytes, lowered
+    here) is 413 too, not a 503 to retry for ever; and an event the log
+    took whose sequenced copy no longer fits the timeline stays in the
+    history, is counted, and does not stop sync forwarding what comes
+    after it (it retried that append for ever, every later event of the
+    partition stuck behind it)."""
+    limit = 200_000
+    d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "1",
+                 "kafka.message_max_bytes": str(limit), "triage.enabled": "false",
+                 "http.max_body": "2m"})
+    tok = d.agent_token()
+
+    def post(mid, text):
+        return d.post_inbound(dict(msg(mid, "big"), text=text))
+
+    r = post("huge", "x" * 970_000)  # over the hub's bound on any log
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large", r.text
+    r = post("over", "x" * (limit + 1000))  # under it, over the producer's
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large", r.text
+    # the longest text the producer takes, found by halving: the events
+    # record at the limit; its timeline copy (seq, epoch, more metadata)
+    # is over it. Those acknowledged near the edge are such events.
+    acked, lo, hi, i = [], 1000, limit, 0
+    while hi - lo > 1:
+        mid, i = (lo + hi) // 2, i + 1
+        r = post(f"b{i}", "x" * mid)
+        assert r.status_code in (202, 413), r.text
+        if r.status_code == 202:
+            acked.append(f"b{i}")
+            conv = r.json()["conversation_id"]
+            lo = mid
+        else:
+            hi = mid
+    d.wait_history(conv, len(acked), timeout=60, token=tok)  # stored, then forwarded
+    r = post("after", "after the big ones")  # a later batch of sync's
+    assert r.status_code == 202, r.text
+    acked.append("after")
+    events = d.wait_history(conv, len(acked), timeout=30, token=tok)
+    assert [e["data"]["message_id"] for e in events] == acked
+    # sync counted what it could not forward
+    deadline = time.time() + 30
+    while d.metric("omnihub_sync_forward_too_large_total") < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert d.metric("omnihub_sync_forward_too_large_total") >= 1
+    assert "larger than the log takes were not forwarded" in d.logs()
