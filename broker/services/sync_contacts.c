@@ -262,19 +262,24 @@ static int touch_moved(struct oh_sync_contacts *c, const struct oh_contact_resul
     return rc && rc != OH_EINVAL ? OH_ECLOSED : 0;
 }
 
-/* An erasure's conversations lose their content. */
+/* An erasure's conversations lose their content, all in one call (SQLite:
+ * one transaction, one merge of the full-text index). Tried again while the
+ * store fails; what a failed try erased on PostgreSQL has no messages left
+ * to erase the next time. */
 static int erase_convs(struct oh_sync_contacts *c, const struct oh_contact_result *r)
 {
-    size_t i;
+    size_t n = json_array_size(r->convs), i;
+    const char **convs = calloc(n ? n : 1, sizeof *convs);
+    if (!convs) return OH_ENOMEM;
     json_t *v;
-    json_array_foreach(r->convs, i, v)
-    {
-        int64_t k = 0;
-        int rc, delay_ms = 100;
-        while ((rc = oh_store_erase(c->hub->store, json_string_value(v), media_gone, c->hub, &k)))
-            if (!retry(c, rc, "cannot erase a conversation", &delay_ms)) return OH_ECLOSED;
-        oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
-    }
+    json_array_foreach(r->convs, i, v) convs[i] = json_string_value(v);
+    int64_t k = 0;
+    int rc, delay_ms = 100;
+    while ((rc = oh_store_erase(c->hub->store, convs, n, media_gone, c->hub, &k)))
+        if (!retry(c, rc, "cannot erase a contact's conversations", &delay_ms)) break;
+    free(convs);
+    if (rc) return OH_ECLOSED;
+    oh_metrics_inc("omnihub_contacts_erased_events_total", "", (uint64_t)k);
     return 0;
 }
 

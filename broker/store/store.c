@@ -335,13 +335,14 @@ int oh_store_conversations_touch(oh_store *st, const char *const *convs, size_t 
     return n ? OPS(st)->conversations_touch(st, convs, n) : 0;
 }
 
-int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
-                   int64_t *count)
+int oh_store_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn,
+                   void *opaque, int64_t *count)
 {
-    int64_t n = 0;
-    if (!conv || strlen(conv) >= OH_ID_MAX) return OH_EINVAL;
-    int rc = OPS(st)->erase(st, conv, fn, opaque, &n);
-    if (count) *count = n;
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!convs[i] || strlen(convs[i]) >= OH_ID_MAX) return OH_EINVAL;
+    int rc = n ? OPS(st)->erase(st, convs, n, fn, opaque, &k) : 0;
+    if (count) *count = k;
     return rc;
 }
 

@@ -341,18 +341,21 @@ int oh_store_contact_write(oh_store *st, const char *const *keys, const char *co
 /* Called with each message event of a conversation being erased, before
  * its text is gone (borrowed): to drop its media from caches. */
 typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
-/* Erasure of a person's content from conversation CONV, in one
- * transaction: every inbound and outbound message's stored event becomes a
- * tombstone of type OH_EV_ERASED (same id, seq and time, no text, no
- * contact, no attachments; checksummed like any event) so seq stays dense,
- * its full-text entry is dropped, and the conversation's contact id, name
- * and preview are cleared (PostgreSQL locks the conversation's row first:
- * a batch of CONV being stored meanwhile is erased whole or kept whole, as
- * on SQLite). SQLite then checkpoints its WAL (secure_delete
- * zeroes freed content); PostgreSQL leaves the old row versions to VACUUM
- * (docs/operations.md). *COUNT gets the number of events erased. */
-int oh_store_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
-                   int64_t *count);
+/* Erasure of a person's content from the N conversations CONVS: in each,
+ * every inbound and outbound message's stored event becomes a tombstone of
+ * type OH_EV_ERASED (same id, seq and time, no text, no contact, no
+ * attachments; checksummed like any event) so seq stays dense, its
+ * full-text entry is dropped, and the conversation's contact id, name and
+ * preview are cleared. SQLite: one transaction for all of them, whose
+ * full-text index is merged once (the terms of deleted rows gone from its
+ * older segments too), then its WAL checkpointed (secure_delete zeroes
+ * freed content). PostgreSQL: one transaction per conversation, which
+ * locks the conversation's row first (a batch of it being stored meanwhile
+ * is erased whole or kept whole, as on SQLite); the old row versions are
+ * left to VACUUM (docs/operations.md). *COUNT gets the number of events
+ * erased (also when it fails part way on PostgreSQL). */
+int oh_store_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn,
+                   void *opaque, int64_t *count);
 
 /* ---- knowledge-base articles (CONTRACT part 2) ---- */
 

@@ -74,8 +74,8 @@ struct oh_store_ops {
                          const struct oh_contact_seen *seen, const char *const *convs,
                          const char *const *contacts, size_t k);
     int (*conversations_touch)(oh_store *st, const char *const *convs, size_t n);
-    int (*erase)(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
-                 int64_t *count);
+    int (*erase)(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn,
+                 void *opaque, int64_t *count);
     int (*article_put)(oh_store *st, const struct oh_store_article *a, int64_t *version);
     int (*article_get)(oh_store *st, const char *id, oh_store_article_fn fn, void *opaque);
     int (*article_del)(oh_store *st, const char *id);

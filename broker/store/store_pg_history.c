@@ -412,9 +412,9 @@ int pg_verify(oh_store *st, struct oh_store_verify *v)
  * that row, so the two serialize as on SQLite: a batch committed before is
  * read and erased, one after waits and then keeps its messages, as a
  * person writing again after the erasure. */
-int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count)
+static int pg_erase_one(struct pg_store *s, const char *conv, oh_store_erase_fn fn, void *opaque,
+                        int64_t *count)
 {
-    struct pg_store *s = (struct pg_store *)st;
     struct oh_pg_pool *p;
     struct oh_pg_conn *c = NULL;
     int rc = pg_conv_pool(s, conv, &p);
@@ -483,8 +483,17 @@ int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque,
     if (rc == 0) rc = oh_pg_held_exec(p, c, PG_CONV_TOUCH_SQL, 1, vals, &r);
     PQclear(r);
     oh_pg_unhold(p, c); /* rolls back what failed */
-    if (rc == 0) *count = (int64_t)json_array_size(rows);
+    if (rc == 0) *count += (int64_t)json_array_size(rows);
     free(j);
     json_decref(rows);
+    return rc;
+}
+
+int pg_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn, void *opaque,
+             int64_t *count)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = pg_erase_one((struct pg_store *)st, convs[i], fn, opaque, count);
     return rc;
 }

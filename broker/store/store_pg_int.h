@@ -240,7 +240,8 @@ int pg_history(oh_store *st, const char *conv, int64_t after, int limit, oh_stor
 int pg_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                  void *opaque);
 int pg_verify(oh_store *st, struct oh_store_verify *v);
-int pg_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count);
+int pg_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn, void *opaque,
+             int64_t *count);
 
 /* ---- store_pg_desk.c: the directory and the desk's rows ---- */
 

@@ -544,13 +544,6 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
         if (rc == 0 && sqlite3_step(up) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
         if (rc == 0) (*count)++;
     }
-    /* a contentless index keeps a deleted row's terms in its older segments
-     * until they are merged: merge them all (costs a rewrite of the index;
-     * erasures are rare) */
-    if (rc == 0 && *count > 0 &&
-        sqlite3_exec(db, "INSERT INTO msg_fts (msg_fts) VALUES ('optimize')", NULL, NULL, NULL) !=
-            SQLITE_OK)
-        rc = sq_err(sqlite3_errcode(db));
     /* the directory row forgets them too, under the next change number, so
      * an inbox resuming from an earlier cursor is told (CONTRACT part 2) */
     if (rc == 0) rc = sq_run(s->w, sq_stmt(s->w, S_REV_NEXT));
@@ -578,12 +571,30 @@ out:
     return rc;
 }
 
-int sq_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count)
+/* Every conversation's rows, then one merge of the full-text index: a
+ * contentless index keeps a deleted row's terms in its older segments until
+ * they are merged, and a merge rewrites the whole index, so it is done once
+ * for the erasure, not once per conversation. */
+static int sq_erase_all(struct sq_store *s, const char *const *convs, size_t n,
+                        oh_store_erase_fn fn, void *opaque, int64_t *count)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = sq_erase_rows(s, convs[i], fn, opaque, count);
+    if (rc == 0 && *count > 0 &&
+        sqlite3_exec(s->w->db, "INSERT INTO msg_fts (msg_fts) VALUES ('optimize')", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        rc = sq_err(sqlite3_errcode(s->w->db));
+    return rc;
+}
+
+int sq_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn, void *opaque,
+             int64_t *count)
 {
     struct sq_store *s = (struct sq_store *)st;
     pthread_mutex_lock(&s->wmu);
     int rc = sq_exec(s->w, S_BEGIN_IMM);
-    if (rc == 0) rc = sq_finish(s->w, sq_erase_rows(s, conv, fn, opaque, count));
+    if (rc == 0) rc = sq_finish(s->w, sq_erase_all(s, convs, n, fn, opaque, count));
     /* the old pages' images also live in the WAL until a checkpoint: copy
      * them back and truncate it, so the erased text is in neither file
      * (secure_delete, set at open, zeroes what the updates freed) */

@@ -168,7 +168,8 @@ int sq_history(oh_store *st, const char *conv, int64_t after, int limit, oh_stor
                void *opaque);
 int sq_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                  void *opaque);
-int sq_erase(oh_store *st, const char *conv, oh_store_erase_fn fn, void *opaque, int64_t *count);
+int sq_erase(oh_store *st, const char *const *convs, size_t n, oh_store_erase_fn fn, void *opaque,
+             int64_t *count);
 
 /* ---- store_sqlite_desk.c: the directory and the desk's rows ---- */
 

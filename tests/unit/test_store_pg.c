@@ -771,7 +771,7 @@ static void *erase_main(void *p)
     struct erase_arg *a = p;
     pthread_barrier_wait(a->go);
     usleep((useconds_t)(rand() % 20) * 1000);
-    a->rc = oh_store_erase(a->st, a->conv, media_gone, NULL, &a->count);
+    a->rc = oh_store_erase(a->st, &a->conv, 1, media_gone, NULL, &a->count);
     return NULL;
 }
 
