@@ -154,20 +154,23 @@ int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_
     {
         const char *t = json_string_value(json_object_get(v, "type"));
         const char *val = json_string_value(json_object_get(v, "value"));
+        /* listed, even when dropped below: the connector spoke for its
+         * channel's id (an email From it leaves unverified must not come
+         * back verified as the channel's own id) */
+        if (t && channel && strcmp(t, channel) == 0) own = true;
         if (n >= max || !t || !val || !type_ok(t) || !value_ok(val)) continue;
         struct oh_contact_ident *id = &out[n];
         snprintf(id->type, sizeof id->type, "%s", t);
         snprintf(id->value, sizeof id->value, "%s", val);
         id->verified = json_is_true(json_object_get(v, "verified"));
-        if (!normalize(id, region)) continue;
-        if (channel && strcmp(t, channel) == 0) own = true;
-        n++;
+        if (normalize(id, region)) n++;
     }
     if (!own && n < max && channel && cid && type_ok(channel) && value_ok(cid)) {
         snprintf(out[n].type, sizeof out[n].type, "%s", channel);
         snprintf(out[n].value, sizeof out[n].value, "%s", cid);
         out[n].verified = true;
-        n++;
+        /* a channel named like an identifier type keeps that type's form */
+        if (normalize(&out[n], region)) n++;
     }
     return n;
 }

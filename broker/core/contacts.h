@@ -55,7 +55,10 @@ int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen);
  * data.contact.identifiers (phone to E.164, email case-folded; an entry
  * that does not normalize is dropped), then the channel's own id
  * {type: channel, value: contact.id, verified: true} unless the connector
- * listed that type itself. Returns how many were written to OUT (<= MAX). */
+ * listed that type itself (an entry of it that was dropped counts: the
+ * connector spoke for it); the own id is normalized as an identifier of its
+ * type and dropped when it does not normalize. Returns how many were
+ * written to OUT (<= MAX). */
 int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out,
                       int max);
 

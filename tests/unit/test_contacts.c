@@ -4,32 +4,9 @@
  * merge. The directory lives in a JSON object (memory). */
 #include <stdio.h>
 #include <string.h>
+#include "../fuzz/contact_memdir.h"
 #include "core/contacts.h"
 #include "tap.h"
-
-static int mget(void *o, const char *key, char *out, size_t len)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    if (!v) return OH_ENOTFOUND;
-    if (strlen(v) >= len) return OH_ETOOBIG;
-    memcpy(out, v, strlen(v) + 1);
-    return 0;
-}
-
-static int mput(void *o, const char *key, const char *value)
-{
-    return json_object_set_new(o, key, json_string(value)) ? OH_ENOMEM : 0;
-}
-
-static int mdel(void *o, const char *key)
-{
-    return json_object_del(o, key) ? OH_ENOTFOUND : 0;
-}
-
-static struct oh_contact_dir mem_dir(json_t *o)
-{
-    return (struct oh_contact_dir){o, mget, mput, mdel, NULL, NULL};
-}
 
 static void e164(const char *in, const char *region, const char *want)
 {
@@ -91,6 +68,22 @@ START_TEST(idents_of_events)
     n = oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX);
     ck_assert_int_eq(n, 1);
     ck_assert(!id[0].verified);
+    json_decref(d);
+    /* ... and an entry of its that does not normalize (a From the email
+     * connector takes, with an '@', that is no address) is dropped, not
+     * replaced by the same value verified */
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"@example.org\",\"identifiers\":"
+                   "[{\"type\":\"email\",\"value\":\"@example.org\",\"verified\":false}]}}",
+                   0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 0);
+    json_decref(d);
+    /* the channel's own id, when its type is one with a normal form, is in it */
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"Ann@Example.ORG\"}}", 0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 1);
+    ck_assert_str_eq(id[0].value, "ann@example.org");
+    json_decref(d);
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"no-domain\"}}", 0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 0);
     json_decref(d);
 }
 END_TEST
