@@ -122,10 +122,24 @@ static void directory(json_t *data)
     json_decref(kv);
 }
 
+/* GET /v1/contacts?identifier=<type>:<value> on an empty directory */
+static void lookup(char *q)
+{
+    char *value = strchr(q, ':'), root[OH_ID_MAX];
+    if (!value) return;
+    *value++ = '\0';
+    json_t *kv = json_object();
+    struct oh_contact_dir d = mem_dir(kv);
+    int rc = oh_contact_find(&d, q, value, REGION, root);
+    if (rc != OH_EINVAL && rc != OH_ENOTFOUND) abort();
+    json_decref(kv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_cstr(data, size);
     phone(s);
+    lookup(s);
     free(s);
     json_t *v = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(v)) directory(v);
