@@ -154,20 +154,23 @@ int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_
     {
         const char *t = json_string_value(json_object_get(v, "type"));
         const char *val = json_string_value(json_object_get(v, "value"));
+        /* listed, even when dropped below: the connector spoke for its
+         * channel's id (an email From it leaves unverified must not come
+         * back verified as the channel's own id) */
+        if (t && channel && strcmp(t, channel) == 0) own = true;
         if (n >= max || !t || !val || !type_ok(t) || !value_ok(val)) continue;
         struct oh_contact_ident *id = &out[n];
         snprintf(id->type, sizeof id->type, "%s", t);
         snprintf(id->value, sizeof id->value, "%s", val);
         id->verified = json_is_true(json_object_get(v, "verified"));
-        if (!normalize(id, region)) continue;
-        if (channel && strcmp(t, channel) == 0) own = true;
-        n++;
+        if (normalize(id, region)) n++;
     }
     if (!own && n < max && channel && cid && type_ok(channel) && value_ok(cid)) {
         snprintf(out[n].type, sizeof out[n].type, "%s", channel);
         snprintf(out[n].value, sizeof out[n].value, "%s", cid);
         out[n].verified = true;
-        n++;
+        /* a channel named like an identifier type keeps that type's form */
+        if (normalize(&out[n], region)) n++;
     }
     return n;
 }
@@ -481,10 +484,24 @@ int oh_contact_root(const struct oh_contact_dir *d, const char *id, char out[OH_
     return 0;
 }
 
+/* NAME as kept in a contact record: at most OH_CONTACT_NAME_MAX bytes, cut
+ * on a character boundary (NAME is valid UTF-8: the events are checked),
+ * so that no name, however long, makes the record too big to read back. */
+static json_t *name_json(const char *name)
+{
+    size_t n = name ? strnlen(name, OH_CONTACT_NAME_MAX + 1) : 0;
+    if (n > OH_CONTACT_NAME_MAX) {
+        n = OH_CONTACT_NAME_MAX;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return json_stringn(name ? name : "", n);
+}
+
 static json_t *contact_new(const char *id, const char *name)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:[], s:[], s:[s], s:b}", "id", id, "root", id, "parent",
-                     "", "name", name ? name : "", "ids", "convs", "members", id, "erased", 0);
+    return json_pack("{s:s, s:s, s:s, s:o, s:[], s:[], s:[s], s:b}", "id", id, "root", id, "parent",
+                     "", "name", name_json(name), "ids", "convs", "members", id, "erased", 0);
 }
 
 static bool ident_in(const json_t *ids, const struct oh_contact_ident *x)
@@ -633,7 +650,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
             json_decref(u);
         }
     }
-    if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", json_string(name));
+    if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", name_json(name));
     /* an erased person writing again: what they bring now is kept */
     json_object_set_new(c, "erased", json_false());
     if (rc == 0) rc = conv_add(d, c, conv);

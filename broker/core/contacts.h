@@ -29,6 +29,7 @@
 
 #define OH_CONTACT_IDS_MAX   16   /* identifiers one event may bring */
 #define OH_CONTACT_VALUE_MAX 256  /* bytes of one identifier's value */
+#define OH_CONTACT_NAME_MAX  256  /* bytes of a name a contact keeps (longer: cut) */
 /* A contact lists its conversations in pages of at most OH_CONTACT_CONVS_MAX
  * ids and OH_CONTACT_PAGE_BYTES bytes of JSON (a kv value stays under 64
  * KiB): the first in its record, the others under "p:<contact>:<k>", up to
@@ -55,7 +56,10 @@ int oh_phone_e164(const char *in, const char *region, char *out, size_t outlen);
  * data.contact.identifiers (phone to E.164, email case-folded; an entry
  * that does not normalize is dropped), then the channel's own id
  * {type: channel, value: contact.id, verified: true} unless the connector
- * listed that type itself. Returns how many were written to OUT (<= MAX). */
+ * listed that type itself (an entry of it that was dropped counts: the
+ * connector spoke for it); the own id is normalized as an identifier of its
+ * type and dropped when it does not normalize. Returns how many were
+ * written to OUT (<= MAX). */
 int oh_contact_idents(const json_t *data, const char *region, struct oh_contact_ident *out,
                       int max);
 
@@ -108,7 +112,8 @@ struct oh_contact_dir {
                     void (*fn)(void *ctx, size_t i, const char *value), void *ctx);
 };
 
-/* Links conversation CONV, whose contact brings IDS (N of them) and NAME,
+/* Links conversation CONV, whose contact brings IDS (N of them) and NAME
+ * (kept cut to OH_CONTACT_NAME_MAX bytes when the contact has none yet),
  * to a contact: the one owning one of its verified identifiers, else a new
  * one (id derived from the first verified identifier, or from CONV), which
  * takes IDS. Unverified identifiers never link. Idempotent (a conversation

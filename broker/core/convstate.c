@@ -126,7 +126,9 @@ int oh_convstate_check_patch(const json_t *body, int64_t now_ms, char *why, size
             int64_t ms;
             if (!json_is_string(v) || oh_time_parse(json_string_value(v), &ms))
                 return refuse(why, whylen, "%s", "snoozed_until must be RFC 3339 or null");
-            if (now_ms && ms <= now_ms)
+            /* without a clock (sync), still after 1970: a snooze that ends
+             * at 0 or before would have no end (snoozed_until null) */
+            if (ms <= 0 || (now_ms && ms <= now_ms))
                 return refuse(why, whylen, "%s", "snoozed_until must be in the future");
         }
     }

@@ -41,8 +41,8 @@ json_t *oh_convstate_make(const char *status, const char *assignee, const char *
                           const char *contact_id, int64_t episode);
 
 /* Checks a PATCH body (the fields of CONTRACT part 2 only, each a valid
- * value; snoozed_until in the future at NOW_MS unless NOW_MS is 0): 0, or
- * 400 with the reason in WHY. */
+ * value; snoozed_until in the future at NOW_MS, after 1970 when NOW_MS is
+ * 0): 0, or 400 with the reason in WHY. */
 int oh_convstate_check_patch(const json_t *body, int64_t now_ms, char *why, size_t whylen);
 
 /* What one command came to. */

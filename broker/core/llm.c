@@ -90,9 +90,13 @@ json_t *oh_llm_request(const char *model, const struct oh_llm_article *arts, siz
         const char *body = arts[i].body ? arts[i].body : "";
         char *t = defuse(title, strlen(title)), *b = defuse(body, strlen(body));
         json_array_append_new(parts, json_string("<article id=\""));
-        char *id = defuse(arts[i].id, strlen(arts[i].id));
-        for (char *p = id; p && *p; p++)
+        /* the attribute's quote and '>' go before the markers are defused:
+         * after, "</customer>message" would become a closing marker */
+        char *raw = strdup(arts[i].id ? arts[i].id : ""), *id = NULL;
+        for (char *p = raw; p && *p; p++)
             if (*p == '"' || *p == '>') *p = '_';
+        if (raw) id = defuse(raw, strlen(raw));
+        free(raw);
         json_array_append_new(parts, json_string(id ? id : ""));
         json_array_append_new(parts, json_string("\">\nTitle: "));
         if (t) put_cut(parts, t, strlen(t), 256);

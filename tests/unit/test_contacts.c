@@ -3,33 +3,11 @@
  * unmerge round trips, erasure, and 10,000 synthetic contacts with no false
  * merge. The directory lives in a JSON object (memory). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "../fuzz/contact_memdir.h"
 #include "core/contacts.h"
 #include "tap.h"
-
-static int mget(void *o, const char *key, char *out, size_t len)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    if (!v) return OH_ENOTFOUND;
-    if (strlen(v) >= len) return OH_ETOOBIG;
-    memcpy(out, v, strlen(v) + 1);
-    return 0;
-}
-
-static int mput(void *o, const char *key, const char *value)
-{
-    return json_object_set_new(o, key, json_string(value)) ? OH_ENOMEM : 0;
-}
-
-static int mdel(void *o, const char *key)
-{
-    return json_object_del(o, key) ? OH_ENOTFOUND : 0;
-}
-
-static struct oh_contact_dir mem_dir(json_t *o)
-{
-    return (struct oh_contact_dir){o, mget, mput, mdel, NULL, NULL};
-}
 
 static void e164(const char *in, const char *region, const char *want)
 {
@@ -92,6 +70,22 @@ START_TEST(idents_of_events)
     ck_assert_int_eq(n, 1);
     ck_assert(!id[0].verified);
     json_decref(d);
+    /* ... and an entry of its that does not normalize (a From the email
+     * connector takes, with an '@', that is no address) is dropped, not
+     * replaced by the same value verified */
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"@example.org\",\"identifiers\":"
+                   "[{\"type\":\"email\",\"value\":\"@example.org\",\"verified\":false}]}}",
+                   0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 0);
+    json_decref(d);
+    /* the channel's own id, when its type is one with a normal form, is in it */
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"Ann@Example.ORG\"}}", 0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 1);
+    ck_assert_str_eq(id[0].value, "ann@example.org");
+    json_decref(d);
+    d = json_loads("{\"channel\":\"email\",\"contact\":{\"id\":\"no-domain\"}}", 0, NULL);
+    ck_assert_int_eq(oh_contact_idents(d, "DE", id, OH_CONTACT_IDS_MAX), 0);
+    json_decref(d);
 }
 END_TEST
 
@@ -106,6 +100,39 @@ static char *dump_sorted(json_t *o)
 {
     return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 }
+
+/* A name of any length (an email From's display name) leaves a record that
+ * reads back: it is kept cut, on a character boundary. */
+START_TEST(long_names_are_cut)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    struct oh_contact_ident a, b;
+    char ca[OH_ID_MAX], cb[OH_ID_MAX], *big = malloc(70001), euro[301];
+    ck_assert_ptr_nonnull(big);
+    memset(big, 0x01, 70000); /* six bytes each in the record's JSON */
+    big[70000] = '\0';
+    for (int i = 0; i < 100; i++)
+        memcpy(euro + 3 * i, "\xe2\x82\xac", 3);
+    euro[300] = '\0';
+    ident(&a, "telegram", "111", true);
+    ident(&b, "telegram", "222", true);
+    ck_assert_int_eq(oh_contact_link(&d, "c_1", &a, 1, big, ca), 0);
+    ck_assert_int_eq(oh_contact_link(&d, "c_2", &a, 1, "x", cb), 0);
+    ck_assert_str_eq(ca, cb);
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, ca, &got), 0);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(got, "name"))), OH_CONTACT_NAME_MAX);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), 2);
+    json_decref(got);
+    ck_assert_int_eq(oh_contact_link(&d, "c_3", &b, 1, euro, cb), 0);
+    ck_assert_int_eq(oh_contact_get(&d, cb, &got), 0);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(got, "name"))), 255); /* 85 x 3 */
+    json_decref(got);
+    free(big);
+    json_decref(o);
+}
+END_TEST
 
 START_TEST(verified_links_unverified_suggests)
 {
@@ -716,6 +743,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, phone_numbers);
     tcase_add_test(tc, idents_of_events);
+    tcase_add_test(tc, long_names_are_cut);
     tcase_add_test(tc, verified_links_unverified_suggests);
     tcase_add_test(tc, batch_links_together);
     tcase_add_test(tc, merge_unmerge_round_trip);

@@ -83,6 +83,23 @@ START_TEST(patch_checks)
                        " \"labels\": [\"b\", \"a\", \"b\"]}");
     ck_assert_int_eq(oh_convstate_check_patch(ok, oh_now_ms(), why, sizeof why), 0);
     json_decref(ok);
+    /* sync decides without a clock (NOW 0), but a time at or before 1970 is
+     * no snooze's end: the conversation would be snoozed for ever, with
+     * snoozed_until null */
+    json_t *s = oh_convstate_new("");
+    struct oh_convstate_result r;
+    ck_assert_int_eq(
+        run(s, 1, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": \"1969-12-31T23:59:59Z\"}}",
+            &r),
+        400);
+    oh_convstate_result_clear(&r);
+    ck_assert_int_eq(
+        run(s, 1, "{\"op\": \"patch\", \"set\": {\"snoozed_until\": \"1970-01-01T00:00:00Z\"}}",
+            &r),
+        400);
+    oh_convstate_result_clear(&r);
+    ck_assert_str_eq(str(s, "status"), "open");
+    json_decref(s);
 }
 END_TEST
 
