@@ -240,6 +240,17 @@ static void media_gone(void *opaque, const json_t *ev)
     }
 }
 
+/* The strings of ARR as an array borrowing them (*N of them), or NULL. */
+static const char **strings_of(const json_t *arr, size_t *n)
+{
+    size_t i;
+    json_t *v;
+    *n = json_array_size(arr);
+    const char **out = calloc(*n ? *n : 1, sizeof *out);
+    if (out) json_array_foreach(arr, i, v) out[i] = json_string_value(v);
+    return out;
+}
+
 /* A merge's or an unmerge's conversations were re-pointed with the
  * directory's write (oh_contact_command): those whose contact changed take
  * new change numbers so resuming inboxes are told; a re-decision (a replay
@@ -247,12 +258,9 @@ static void media_gone(void *opaque, const json_t *ev)
  * holds them. */
 static int touch_moved(struct oh_sync_contacts *c, const struct oh_contact_result *r)
 {
-    const json_t *moved = r->moved ? r->moved : r->convs;
-    size_t n = json_array_size(moved), i;
-    json_t *v;
-    const char **convs = calloc(n ? n : 1, sizeof *convs);
+    size_t n;
+    const char **convs = strings_of(r->moved ? r->moved : r->convs, &n);
     if (!convs) return OH_ENOMEM;
-    json_array_foreach(moved, i, v) convs[i] = json_string_value(v);
     int rc, delay_ms = 100;
     while ((rc = oh_store_conversations_touch(c->hub->store, convs, n)) && rc != OH_EINVAL)
         if (!retry(c, rc, "cannot tell inboxes of re-pointed conversations", &delay_ms)) break;
@@ -268,11 +276,9 @@ static int touch_moved(struct oh_sync_contacts *c, const struct oh_contact_resul
  * to erase the next time. */
 static int erase_convs(struct oh_sync_contacts *c, const struct oh_contact_result *r)
 {
-    size_t n = json_array_size(r->convs), i;
-    const char **convs = calloc(n ? n : 1, sizeof *convs);
+    size_t n;
+    const char **convs = strings_of(r->convs, &n);
     if (!convs) return OH_ENOMEM;
-    json_t *v;
-    json_array_foreach(r->convs, i, v) convs[i] = json_string_value(v);
     int64_t k = 0;
     int rc, delay_ms = 100;
     while ((rc = oh_store_erase(c->hub->store, convs, n, media_gone, c->hub, &k)))
