@@ -80,6 +80,13 @@ static const char *const sq_sql[S_COUNT] = {
     [S_ART_DEL] = "DELETE FROM kb_articles WHERE id = ?1 RETURNING id",
     [S_ART_ALL] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
                   "ORDER BY id",
+    /* an erasure (store_sqlite_history.c), prepared once, not per conversation */
+    [S_ERASE_ROWS] = "SELECT rowid, seq, json FROM history WHERE conversation_id = ?1 "
+                     "AND type IN ('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+    [S_ERASE_PUT] = "UPDATE history SET type = ?2, json = ?3, crc = ?4 WHERE rowid = ?1",
+    [S_ERASE_FTS] = "INSERT INTO msg_fts (msg_fts, rowid, body) VALUES ('delete', ?1, ?2)",
+    [S_ERASE_CONV] = "UPDATE conversations SET contact_id = '', contact_name = '', "
+                     "last_text = '', rev = (SELECT rev FROM revs WHERE id = 1) WHERE id = ?1",
     [S_KV_PUT] = "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) "
                  "DO UPDATE SET value = excluded.value",
     [S_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",

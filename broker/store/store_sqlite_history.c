@@ -486,22 +486,12 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
                          int64_t *count)
 {
     sqlite3 *db = s->w->db;
-    sqlite3_stmt *q = NULL, *up = NULL, *fts = NULL;
+    sqlite3_stmt *q = sq_stmt(s->w, S_ERASE_ROWS), *up = sq_stmt(s->w, S_ERASE_PUT),
+                 *fts = sq_stmt(s->w, S_ERASE_FTS);
     struct sq_erased *rows = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT rowid, seq, json FROM history WHERE conversation_id = ?1 "
-                           "AND type IN ('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "UPDATE history SET type = ?2, json = ?3, crc = ?4 WHERE rowid = ?1",
-                           -1, &up, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "INSERT INTO msg_fts (msg_fts, rowid, body) VALUES ('delete', ?1, ?2)",
-                           -1, &fts, NULL) != SQLITE_OK) {
-        rc = OH_EIO;
-        goto out;
-    }
+    if (!q || !up || !fts) return OH_EIO;
     sq_bind_text(q, 1, conv);
     while (sqlite3_step(q) == SQLITE_ROW) {
         if ((rc = oh_grow(&rows, &cap, n + 1, sizeof *rows, 64)) != 0) goto out;
@@ -513,6 +503,7 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
             goto out;
         }
     }
+    sqlite3_reset(q);
     for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *ev = json_loads(rows[i].json, 0, NULL);
         struct oh_store_fields f;
@@ -547,27 +538,16 @@ static int sq_erase_rows(struct sq_store *s, const char *conv, oh_store_erase_fn
     /* the directory row forgets them too, under the next change number, so
      * an inbox resuming from an earlier cursor is told (CONTRACT part 2) */
     if (rc == 0) rc = sq_run(s->w, sq_stmt(s->w, S_REV_NEXT));
-    if (rc == 0) {
-        sqlite3_stmt *c = NULL;
-        if (sqlite3_prepare_v2(db,
-                               "UPDATE conversations SET contact_id = '', contact_name = '', "
-                               "last_text = '', rev = (SELECT rev FROM revs WHERE id = 1) "
-                               "WHERE id = ?1",
-                               -1, &c, NULL) != SQLITE_OK)
-            rc = OH_EIO;
-        else {
-            sq_bind_text(c, 1, conv);
-            if (sqlite3_step(c) != SQLITE_DONE) rc = sq_err(sqlite3_errcode(db));
-        }
-        sqlite3_finalize(c);
-    }
+    sqlite3_stmt *c = rc == 0 ? sq_stmt(s->w, S_ERASE_CONV) : NULL;
+    if (c) sq_bind_text(c, 1, conv);
+    if (rc == 0) rc = sq_run(s->w, c);
 out:
     for (size_t i = 0; i < n; i++)
         free(rows[i].json);
     free(rows);
-    sqlite3_finalize(q);
-    sqlite3_finalize(up);
-    sqlite3_finalize(fts);
+    sqlite3_reset(q);
+    sqlite3_reset(up);
+    sqlite3_reset(fts);
     return rc;
 }
 

@@ -59,6 +59,10 @@ enum sq_stmt {
     S_ART_GET,
     S_ART_DEL,
     S_ART_ALL,
+    S_ERASE_ROWS,
+    S_ERASE_PUT,
+    S_ERASE_FTS,
+    S_ERASE_CONV,
     S_COUNT
 };
 
