@@ -13,6 +13,9 @@
 /* ---- one operation's writes, kept until it is done ---- */
 
 #define REC_MAX (64 * 1024 + 1)
+/* What a record may grow to by anything but its count of further pages,
+ * whose ,"pages":N (up to 100) the bound keeps room for. */
+#define REC_ROOM (OH_CONTACT_RECORD_MAX - 16)
 
 /* An operation (or a batch of them) sees the directory as it read it
  * first: each key is read from the space once (a miss too) and kept with
@@ -239,7 +242,10 @@ static int rec_put(const struct oh_contact_dir *d, const char *prefix, const cha
     char key[OH_CONTACT_VALUE_MAX + 80];
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-    int rc = text ? d->put(d->opaque, key, text) : OH_ENOMEM;
+    /* never a record rec_read could not read back */
+    int rc = !text                     ? OH_ENOMEM
+             : strlen(text) >= REC_MAX ? OH_ETOOBIG
+                                       : d->put(d->opaque, key, text);
     free(text);
     return rc;
 }
@@ -252,13 +258,25 @@ static int rec_del(const struct oh_contact_dir *d, const char *prefix, const cha
     return rc == OH_ENOTFOUND ? 0 : rc;
 }
 
+/* Contact ID's record into *OUT (NULL: absent): 0, or the space's error
+ * (OH_ETOOBIG: larger than a record may be). */
+static int contact_read(const struct oh_contact_dir *d, const char *id, json_t **out)
+{
+    char key[OH_CONTACT_VALUE_MAX + 80];
+    snprintf(key, sizeof key, "c:%s", id);
+    int rc = rec_read(d, key, out);
+    if (*out && !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* Contact ID's record, NULL when absent or unreadable. */
 static json_t *contact_get(const struct oh_contact_dir *d, const char *id)
 {
-    json_t *c = rec_get(d, "c:", id, NULL);
-    if (c && !json_is_object(c)) {
-        json_decref(c);
-        c = NULL;
-    }
+    json_t *c;
+    contact_read(d, id, &c);
     return c;
 }
 
@@ -297,6 +315,12 @@ static void set_add(json_t *arr, const char *s, size_t max)
     if (has_str(arr, s) || json_array_size(arr) >= max) return;
     json_array_append_new(arr, json_string(s));
     oh_json_array_sort(arr, cmp_str);
+}
+
+/* The bytes record C takes when written (rec_put's dump). */
+static size_t rec_size(const json_t *c)
+{
+    return json_dumpb(c, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
 static void set_del(json_t *arr, const char *s)
@@ -392,7 +416,7 @@ static int conv_add(const struct oh_contact_dir *d, json_t *c, const char *conv)
     json_int_t pages = pages_of(c);
     if (!json_is_array(first)) json_object_set_new(c, "convs", first = json_array());
     if (has_str(first, conv)) return 0;
-    if (!pages && page_room(first, conv)) {
+    if (!pages && page_room(first, conv) && rec_size(c) + strlen(conv) + 3 <= REC_ROOM) {
         set_add(first, conv, OH_CONTACT_CONVS_MAX);
         return 0;
     }
@@ -450,20 +474,45 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
         if (json_is_string(o)) snprintf(owner, sizeof owner, "%s", json_string_value(o));
         json_decref(o);
     }
-    json_t *c = *owner ? contact_get(d, owner) : NULL;
-    if (!c) {
+    json_t *c = NULL;
+    int rc = *owner ? contact_read(d, owner, &c) : 0;
+    if (rc == 0 && !c) {
         /* a new person: the id follows from what identifies them, so two
          * sync members creating them at once create the same contact */
         new_id(conv, ids, n, owner);
-        if (!(c = contact_get(d, owner))) c = contact_new(owner, name);
+        if ((rc = contact_read(d, owner, &c)) == 0 && !c) c = contact_new(owner, name);
+    }
+    if (rc) { /* never written over: a record that cannot be read is not absent */
+        if (rc == OH_ETOOBIG)
+            OH_ERROR("contacts",
+                     "contact %s: its record is larger than the directory reads; "
+                     "conversation %s is not linked to it",
+                     owner, conv);
+        return rc;
     }
     if (!c) return OH_ENOMEM;
-    int rc = 0;
     json_t *cids = json_object_get(c, "ids");
+    size_t size = rec_size(c); /* what the record takes, as it grows */
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!ident_in(cids, &ids[i]) && json_array_size(cids) < 64)
-            json_array_append_new(cids, json_pack("{s:s, s:s, s:b}", "type", ids[i].type, "value",
-                                                  ids[i].value, "verified", ids[i].verified));
+        /* an identifier the record cannot list leaves no trace either: an
+         * erasure forgets the identifiers the record lists */
+        if (!ident_in(cids, &ids[i])) {
+            json_t *x = json_array_size(cids) < 64
+                            ? json_pack("{s:s, s:s, s:b}", "type", ids[i].type, "value",
+                                        ids[i].value, "verified", ids[i].verified)
+                            : NULL;
+            size_t more = x ? rec_size(x) + 1 : 0;
+            if (!x || size + more > REC_ROOM) {
+                json_decref(x);
+                OH_WARN("contacts",
+                        "contact %s: its record is full (64 identifiers or %d bytes); a %s "
+                        "identifier is not kept",
+                        str(c, "id"), OH_CONTACT_RECORD_MAX, ids[i].type);
+                continue;
+            }
+            json_array_append_new(cids, x);
+            size += more;
+        }
         if (ids[i].verified) {
             json_t *o = rec_get(d, "v:", ids[i].type, ids[i].value);
             if (!json_is_string(o)) {
@@ -485,7 +534,13 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
             json_decref(u);
         }
     }
-    if (!*str(c, "name") && name && *name) json_object_set_new(c, "name", name_json(name));
+    if (!*str(c, "name") && name && *name) {
+        json_t *nm = name_json(name);
+        if (nm && size + rec_size(nm) <= REC_ROOM)
+            json_object_set_new(c, "name", nm);
+        else
+            json_decref(nm);
+    }
     /* an erased person writing again: what they bring now is kept */
     json_object_set_new(c, "erased", json_false());
     if (rc == 0) rc = conv_add(d, c, conv);
@@ -847,6 +902,16 @@ static void unread(struct oh_contact_result *out)
     out->changed = false;
 }
 
+/* A write of the decision failed with RC: nothing of it is written
+ * (oh_contact_command writes only what a 200 decided). */
+static void unwritten(struct oh_contact_result *out, int rc)
+{
+    if (rc == OH_ETOOBIG) /* trying again does not help */
+        refuse(out, 409, "the change would make a contact's record larger than one is kept");
+    else
+        refuse(out, 503, "the directory refused the change");
+}
+
 static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
                   struct oh_contact_result *out)
 {
@@ -872,6 +937,21 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
         refuse(out, 409, "an erased contact is not merged");
         return;
     }
+    /* the root's record lists the family's members: the merge is refused
+     * before anything is written when the record could not hold them */
+    size_t size = rec_size(a);
+    json_array_foreach(json_object_get(b, "members"), i, m)
+    {
+        if (!has_str(json_object_get(a, "members"), json_string_value(m)))
+            size += json_string_length(m) + 3;
+    }
+    size_t members = json_array_size(json_object_get(a, "members")) +
+                     json_array_size(json_object_get(b, "members"));
+    if (size > REC_ROOM || members > OH_CONTACT_MEMBERS_MAX) {
+        json_decref(b);
+        refuse(out, 409, "the merged contact would list more members than one contact holds");
+        return;
+    }
     out->moved = family_convs(d, b); /* before its members are re-rooted */
     if (!out->moved) {
         json_decref(b);
@@ -885,7 +965,7 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
         if (!c) continue;
         json_object_set_new(c, "root", json_string(out->root));
         if (c != b) contact_put(d, c);
-        set_add(json_object_get(a, "members"), json_string_value(m), 10000);
+        set_add(json_object_get(a, "members"), json_string_value(m), OH_CONTACT_MEMBERS_MAX);
         json_decref(c);
     }
     json_object_set_new(b, "parent", json_string(out->root));
@@ -894,7 +974,7 @@ static void merge(const struct oh_contact_dir *d, json_t *a, const char *other,
     if (rc == 0) rc = contact_put(d, a);
     json_decref(b);
     if (rc) {
-        refuse(out, 503, "the directory refused the change");
+        unwritten(out, rc);
         return;
     }
     out->code = 200;
@@ -985,6 +1065,7 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
         json_array_append(under(d, mid, x, root) ? sub : keep, m);
     }
     json_t *xc = NULL;
+    int rc = 0;
     json_array_foreach(sub, i, m)
     {
         json_t *c = contact_get(d, json_string_value(m));
@@ -995,16 +1076,17 @@ static void unmerge(const struct oh_contact_dir *d, json_t *a, const json_t *ide
             json_object_set(c, "members", sub);
             xc = json_incref(c);
         }
-        contact_put(d, c);
+        int prc = contact_put(d, c);
+        if (!rc) rc = prc;
         json_decref(c);
     }
     json_object_set(a, "members", keep);
-    int rc = contact_put(d, a);
+    if (!rc) rc = contact_put(d, a);
     json_decref(keep);
     json_decref(sub);
     if (rc || !xc) {
         json_decref(xc);
-        refuse(out, 503, "the directory refused the change");
+        unwritten(out, rc ? rc : OH_EIO);
         return;
     }
     snprintf(out->other, sizeof out->other, "%s", x);
@@ -1113,9 +1195,9 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         /* by id, the order sync's batches lock conversation rows in */
         if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
-        /* a refusal for the directory's sake (503) writes nothing it did */
+        /* a refusal writes nothing it did (a 503 or 409 after some puts) */
         rc = tx_end(&t, then_rc            ? then_rc
-                        : out->code == 503 ? OH_EIO
+                        : out->code != 200 ? OH_EIO
                         : n && !convs      ? OH_ENOMEM
                                            : 0);
         free(convs);

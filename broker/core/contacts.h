@@ -38,6 +38,13 @@
 #define OH_CONTACT_CONVS_MAX  1000
 #define OH_CONTACT_PAGE_BYTES 40000
 #define OH_CONTACT_PAGES_MAX  100
+/* A contact's record (its identifiers, name, first page and, for a root,
+ * its merged members), dumped, stays within this many bytes, under the
+ * kv's 64 KiB: an identifier that would pass it is not kept (logged), a
+ * conversation goes to a further page, and a merge that would pass it is
+ * refused (409). */
+#define OH_CONTACT_RECORD_MAX  60000
+#define OH_CONTACT_MEMBERS_MAX 10000 /* contacts merged into one, at most */
 
 struct oh_contact_ident {
     char type[64]; /* OH_IDENT_PHONE, OH_IDENT_EMAIL or a channel's name */
@@ -120,7 +127,10 @@ struct oh_contact_dir {
  * linked before keeps its contact). The contact the conversation belongs to
  * now (after merges: the root) goes to OUT (OH_ID_MAX). Decided again
  * while the write answers OH_ERETRY, up to OH_CONTACT_TRIES times (then
- * OH_ERETRY). */
+ * OH_ERETRY). An identifier the record has no room for (64, or
+ * OH_CONTACT_RECORD_MAX) is neither listed nor looked up by later. The
+ * contact's record unreadable: its error, nothing written (OH_ETOOBIG:
+ * larger than the directory reads, which trying again does not change). */
 int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
                     const struct oh_contact_ident *ids, int n, const char *name,
                     char out[OH_ID_MAX]);

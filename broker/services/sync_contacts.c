@@ -165,6 +165,10 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
     for (size_t i = 0; i < m && rc == 0; i++) {
         char root[OH_ID_MAX];
         rc = oh_contact_link(&b.dir, one[i].conv, one[i].ids, one[i].n, one[i].name, root);
+        if (rc == OH_ETOOBIG) { /* its contact's record cannot be read (logged): not again */
+            rc = 0;
+            continue;
+        }
         if (rc == 0) {
             convs[(*k)++] = one[i].conv;
             json_array_append_new(roots, json_string(root));

@@ -736,6 +736,122 @@ START_TEST(past_the_last_page_still_linked)
 }
 END_TEST
 
+/* Every value of directory O is within a contact record's bound. */
+static void all_within(json_t *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_msg(json_string_length(v) <= OH_CONTACT_RECORD_MAX, "%s: %zu bytes", k,
+                      json_string_length(v));
+    }
+}
+
+/* A root's record lists its family's members: merges go on while the
+ * record can hold them, then are refused (409) with nothing written, and
+ * the contact stays readable and linkable (past 64 KiB its record could
+ * not be read back, and the next link made a new contact over it). */
+START_TEST(merges_stop_where_a_record_is_full)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    enum { CONVS = 900, OTHERS = 1000 };
+    const char *prefix = "c_0123456789abcdefghijklmnopqrstu_"; /* as long as a real id */
+    char root[OH_ID_MAX], other[OH_ID_MAX], cmd[256];
+    link_many(&d, "root", prefix, CONVS, true, root);
+    int merged = 0, refused = 0;
+    for (int i = 0; i < OTHERS; i++) {
+        char tg[32], conv[48];
+        struct oh_contact_ident id;
+        snprintf(tg, sizeof tg, "m%d", i);
+        snprintf(conv, sizeof conv, "c_other_%d", i);
+        ident(&id, "telegram", tg, true);
+        ck_assert_int_eq(oh_contact_link(&d, conv, &id, 1, "", other), 0);
+        snprintf(cmd, sizeof cmd, "{\"op\":\"merge\",\"contact_id\":\"%s\",\"other\":\"%s\"}", root,
+                 other);
+        json_t *c = json_loads(cmd, 0, NULL);
+        struct oh_contact_result r;
+        char *before = refused ? NULL : dump_sorted(o);
+        oh_contact_command(&d, c, "DE", NULL, &r);
+        json_decref(c);
+        ck_assert_msg(r.code == 200 || r.code == 409, "merge %d: %d (%s)", i, r.code, r.why);
+        if (r.code == 200) {
+            merged++;
+        } else if (!refused++) {
+            char *after = dump_sorted(o);
+            ck_assert_str_eq(before, after); /* nothing written */
+            free(after);
+        }
+        free(before);
+        oh_contact_result_clear(&r);
+        all_within(o);
+    }
+    ck_assert_int_gt(merged, 100);
+    ck_assert_int_gt(refused, 0);
+    /* readable, every conversation of the family listed */
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, root, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")), CONVS + merged);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "merged")), merged);
+    holds_all(json_object_get(got, "conversations"), prefix, CONVS);
+    json_decref(got);
+    /* the person writes again: linked to the same contact, listed */
+    char again[OH_ID_MAX];
+    link_many(&d, "root", "c_later_", 50, false, again);
+    ck_assert_str_eq(again, root);
+    ck_assert_int_eq(oh_contact_get(&d, root, &got), 0);
+    holds_all(json_object_get(got, "conversations"), "c_later_", 50);
+    json_decref(got);
+    all_within(o);
+    json_decref(o);
+}
+END_TEST
+
+/* Identifiers a full record cannot list (here long ones, escaped in JSON)
+ * are not kept, nor looked up by: the record reads back, the person's
+ * conversations stay on one contact, and an erasure leaves none of them. */
+START_TEST(identifiers_stop_where_a_record_is_full)
+{
+    json_t *o = json_object();
+    struct oh_contact_dir d = mem_dir(o);
+    char c[OH_ID_MAX], again[OH_ID_MAX], cmd[256];
+    link_many(&d, "full", "c_0123456789abcdefghijklmnopqrstu_", OH_CONTACT_CONVS_MAX, false, c);
+    struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
+    ident(&ids[0], "telegram", "full", true);
+    for (int e = 0; e < 4; e++) {
+        for (int i = 1; i < OH_CONTACT_IDS_MAX; i++) {
+            char v[OH_CONTACT_VALUE_MAX];
+            memset(v, '\\', sizeof v - 8);
+            snprintf(v + sizeof v - 8, 8, "%d_%02d", e, i);
+            ident(&ids[i], "api:some-very-long-channel-name-for-the-identifier-type", v, false);
+        }
+        char conv[48];
+        snprintf(conv, sizeof conv, "c_more_%d", e);
+        ck_assert_int_eq(oh_contact_link(&d, conv, ids, OH_CONTACT_IDS_MAX, "", again), 0);
+        ck_assert_str_eq(again, c);
+        all_within(o);
+    }
+    json_t *got;
+    ck_assert_int_eq(oh_contact_get(&d, c, &got), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(got, "conversations")),
+                     OH_CONTACT_CONVS_MAX + 4);
+    json_decref(got);
+    struct oh_contact_result r;
+    snprintf(cmd, sizeof cmd, "{\"op\":\"erase\",\"contact_id\":\"%s\"}", c);
+    command(&d, cmd, 200, true, &r);
+    oh_contact_result_clear(&r);
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_msg(strncmp(k, "u:", 2) != 0 && strncmp(k, "v:", 2) != 0,
+                      "%.60s... outlived the erasure", k);
+    }
+    json_decref(o);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("contacts");
@@ -754,6 +870,8 @@ int main(void)
     tcase_add_test(tc, thousands_of_conversations_all_listed);
     tcase_add_test(tc, past_the_last_page_still_linked);
     tcase_add_test(tc, unreadable_pages_change_nothing);
+    tcase_add_test(tc, merges_stop_where_a_record_is_full);
+    tcase_add_test(tc, identifiers_stop_where_a_record_is_full);
     suite_add_tcase(s, tc);
     return oh_test_run(s);
 }
