@@ -71,6 +71,9 @@ struct lq_item {
  * offsets [first, end): consumers in this process read them from here
  * instead of from SQLite. Guarded by the log's mu; only the writer thread
  * adds and evicts. */
+/* The timeline's appends in a commit that carries others, at most. */
+#define BULK_SHARE 64
+
 #define TAIL_RECORDS 4096
 #define TAIL_BYTES   (16u << 20)
 #define TAIL_TOPICS  8
@@ -104,7 +107,12 @@ struct oh_log {
     pthread_mutex_t mu;       /* guards everything below */
     pthread_cond_t wake;      /* writer: work queued or closing */
     pthread_cond_t committed; /* consumers: a commit happened */
+    /* two lanes, each in order: the timeline's appends (sync's copies of
+     * what the store already holds) ride behind every other append, at
+     * most BULK_SHARE of them in a commit that has others, so an
+     * acknowledgement never waits behind a burst of them */
     struct lq_item *head, **tail;
+    struct lq_item *bulk, **bulk_tail;
     struct tail *tails[TAIL_TOPICS];
     uint64_t gen; /* commits so far */
     bool closing;
@@ -456,23 +464,36 @@ static bool tail_keep(oh_log *log, struct lq_item *it)
     return true;
 }
 
+/* Moves up to MAX items from the front of queue *Q (its tail pointer *QT)
+ * to the batch's end *END, which it advances; how many. Under mu. */
+static int take(struct lq_item **q, struct lq_item ***qt, struct lq_item ***end, int max)
+{
+    int n = 0;
+    for (; *q && n < max; n++) {
+        **end = *q;
+        *end = &(*q)->next;
+        *q = (*q)->next;
+    }
+    if (!*q) *qt = q;
+    return n;
+}
+
 static void *writer_main(void *arg)
 {
     oh_log *log = arg;
     for (;;) {
         pthread_mutex_lock(&log->mu);
-        while (!log->head && !log->closing)
+        while (!log->head && !log->bulk && !log->closing)
             pthread_cond_wait(&log->wake, &log->mu);
-        if (!log->head) {
+        if (!log->head && !log->bulk) {
             pthread_mutex_unlock(&log->mu);
             break;
         }
-        struct lq_item *batch = log->head, *last = batch;
-        for (int n = 1; n < log->max_batch && last->next; n++)
-            last = last->next;
-        log->head = last->next;
-        if (!log->head) log->tail = &log->head;
-        last->next = NULL;
+        struct lq_item *batch = NULL, **end = &batch;
+        int taken = take(&log->head, &log->tail, &end, log->max_batch);
+        int room = log->max_batch - taken;
+        take(&log->bulk, &log->bulk_tail, &end, taken && room > BULK_SHARE ? BULK_SHARE : room);
+        *end = NULL;
         pthread_mutex_unlock(&log->mu);
 
         int rc = write_batch(log, batch);
@@ -667,6 +688,7 @@ static oh_log *local_open(const oh_config *cfg, char *err, size_t errlen)
     }
     log->base.ops = &oh_log_local_ops;
     log->tail = &log->head;
+    log->bulk_tail = &log->bulk;
     log->max_batch = (int)oh_config_int(cfg, "log.local.max_batch");
     if (log->max_batch <= 0) log->max_batch = 1024;
     if (!(log->answers = calloc((size_t)log->max_batch, sizeof *log->answers))) {
@@ -778,8 +800,9 @@ static int enqueue(oh_log *log, struct lq_item *it)
         free(it);
         return OH_ECLOSED;
     }
-    *log->tail = it;
-    log->tail = &it->next;
+    bool bulk = !it->group && strcmp(it->topic, OH_TOPIC_TIMELINE) == 0;
+    *(bulk ? log->bulk_tail : log->tail) = it;
+    *(bulk ? &log->bulk_tail : &log->tail) = &it->next;
     pthread_cond_signal(&log->wake);
     pthread_mutex_unlock(&log->mu);
     return 0;

@@ -548,6 +548,70 @@ START_TEST(local_ack_after_commit)
 }
 END_TEST
 
+/* Acknowledgements in the order the writer gave them: the timeline's
+ * count when the events append was acknowledged. */
+static atomic_int timeline_acks, timeline_acks_at_event;
+
+static void on_timeline_ack(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    atomic_fetch_add(&timeline_acks, 1);
+}
+
+static void on_event_ack(void *opaque, int err, int32_t partition, int64_t offset)
+{
+    atomic_store(&timeline_acks_at_event, atomic_load(&timeline_acks));
+}
+
+/* A burst of timeline appends (sync's copies) queued ahead of an events
+ * append (a client waiting for its 202) does not hold it up: the events
+ * append rides in one of the next commits instead of after the whole
+ * burst. Each lane keeps its order. */
+START_TEST(local_events_not_behind_timeline_burst)
+{
+    enum { BURST = 5000 };
+    char *dir = oh_test_tmpdir();
+    oh_config *cfg;
+    oh_log *log = oh_test_log_open(
+        (const char *const[]){"data_dir", dir, "log.local.max_batch", "8", NULL}, &cfg);
+    atomic_store(&timeline_acks_at_event, -1);
+    for (int i = 0; i < BURST; i++) {
+        char v[32];
+        int n = snprintf(v, sizeof v, "{\"i\":%d}", i);
+        ck_assert_int_eq(
+            oh_log_append(log, OH_TOPIC_TIMELINE, "k", v, (size_t)n, on_timeline_ack, NULL), 0);
+    }
+    ck_assert_int_eq(oh_log_append(log, OH_TOPIC_EVENTS, "k", "{}", 2, on_event_ack, NULL), 0);
+    oh_log_close(log); /* drains: every callback has fired */
+    ck_assert_int_eq(atomic_load(&timeline_acks), BURST);
+    /* at most 8 records a commit: the burst cannot have been written in
+     * the time it took to queue it */
+    ck_assert_int_ge(atomic_load(&timeline_acks_at_event), 0);
+    ck_assert_int_lt(atomic_load(&timeline_acks_at_event), BURST / 2);
+    oh_config *cfg2;
+    oh_log *again = oh_test_log_open((const char *const[]){"data_dir", dir, NULL}, &cfg2);
+    char errbuf[128];
+    oh_log_consumer *c =
+        oh_log_consumer_new(again, NULL, OH_TOPIC_TIMELINE, NULL, errbuf, sizeof errbuf);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(oh_log_seek(c, 0, 0), 0);
+    struct oh_log_record recs[256];
+    int got = 0, n;
+    while (got < BURST && (n = oh_log_poll(c, recs, 256, 1000)) > 0)
+        for (int i = 0; i < n; i++, got++) {
+            char want[32];
+            snprintf(want, sizeof want, "{\"i\":%d}", got);
+            ck_assert_int_eq(recs[i].offset, got);
+            ck_assert(recs[i].len == strlen(want) && memcmp(recs[i].value, want, recs[i].len) == 0);
+        }
+    ck_assert_int_eq(got, BURST);
+    oh_log_consumer_close(c);
+    oh_log_close(again);
+    oh_config_free(cfg);
+    oh_config_free(cfg2);
+    free(dir);
+}
+END_TEST
+
 static int ack_fd;
 static void on_done_pipe(void *opaque, int err, int32_t partition, int64_t offset)
 {
@@ -987,6 +1051,7 @@ static Suite *suite(void)
     tcase_add_test(tc, local_tail_and_other_writer);
     tcase_add_test(tc, local_meta_round_trip);
     tcase_add_test(tc, local_ack_after_commit);
+    tcase_add_test(tc, local_events_not_behind_timeline_burst);
     tcase_add_test(tc, local_kill9_keeps_acked);
     tcase_add_test(tc, lag_rules);
     tcase_add_test(tc, lag_cmd_local);
