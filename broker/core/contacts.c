@@ -10,203 +10,9 @@
 #include "core/contacts_int.h"
 #include "core/json_dump.h"
 
-/* ---- one operation's writes, kept until it is done ---- */
-
-#define REC_MAX (64 * 1024 + 1)
 /* What a record may grow to by anything but its count of further pages,
  * whose ,"pages":N (up to 100) the bound keeps room for. */
 #define REC_ROOM (OH_CONTACT_RECORD_MAX - 16)
-
-/* An operation (or a batch of them) sees the directory as it read it
- * first: each key is read from the space once (a miss too) and kept with
- * the operation's own writes, which come first. Lives as long as the
- * operation: nothing is kept from one to the next. */
-struct tx {
-    const struct oh_contact_dir *d;
-    json_t *pending; /* key -> new value, or null: deleted */
-    json_t *read;    /* key -> the value read, or null: absent */
-    const struct oh_contact_refs *refs; /* written with them (d->write only) */
-};
-
-static int copy_out(const json_t *v, char *out, size_t len)
-{
-    if (json_is_null(v)) return OH_ENOTFOUND;
-    if (json_string_length(v) >= len) return OH_ETOOBIG;
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return 0;
-}
-
-static int tx_get(void *o, const char *key, char *out, size_t len)
-{
-    struct tx *t = o;
-    json_t *v = json_object_get(t->pending, key);
-    if (v) return copy_out(v, out, len);
-    if ((v = json_object_get(t->read, key))) return copy_out(v, out, len);
-    int rc = t->d->get(t->d->opaque, key, out, len);
-    if (rc == 0 || rc == OH_ENOTFOUND) {
-        json_object_set_new(t->read, key, rc ? json_null() : json_string(out));
-    } else if (rc == OH_ETOOBIG) {
-        char *buf = malloc(REC_MAX);
-        if (buf && t->d->get(t->d->opaque, key, buf, REC_MAX) == 0)
-            json_object_set_new(t->read, key, json_string(buf));
-        free(buf);
-    }
-    return rc;
-}
-
-static int tx_put(void *o, const char *key, const char *value)
-{
-    struct tx *t = o;
-    return json_object_set_new(t->pending, key, json_string(value)) ? OH_ENOMEM : 0;
-}
-
-static int tx_del(void *o, const char *key)
-{
-    struct tx *t = o;
-    return json_object_set_new(t->pending, key, json_null()) ? OH_ENOMEM : 0;
-}
-
-struct got {
-    struct tx *t;
-    const char *const *keys;
-};
-
-static void got_one(void *ctx, size_t i, const char *value)
-{
-    struct got *g = ctx;
-    json_object_set_new(g->t->read, g->keys[i], json_string(value));
-}
-
-/* Reads the N KEYS not known yet at once (when the space can), keeping
- * what it finds and that the rest are absent. */
-static int tx_fetch(struct tx *t, const char **keys, size_t n)
-{
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!json_object_get(t->pending, keys[i]) && !json_object_get(t->read, keys[i]))
-            keys[m++] = keys[i];
-    if (!m || !t->d->get_many) return 0;
-    struct got g = {t, keys};
-    int rc = t->d->get_many(t->d->opaque, keys, m, got_one, &g);
-    if (rc) return rc;
-    for (size_t i = 0; i < m; i++)
-        if (!json_object_get(t->read, keys[i])) json_object_set_new(t->read, keys[i], json_null());
-    return 0;
-}
-
-/* Reads KEY (any size the space keeps) into what the operation read. */
-static int tx_load(struct tx *t, const char *key)
-{
-    char *buf = malloc(REC_MAX);
-    int rc = buf ? t->d->get(t->d->opaque, key, buf, REC_MAX) : OH_ENOMEM;
-    if (rc == 0 || rc == OH_ENOTFOUND)
-        json_object_set_new(t->read, key, rc ? json_null() : json_string(buf));
-    free(buf);
-    return rc == OH_ENOTFOUND ? 0 : rc;
-}
-
-/* The operation's view of the N KEYS, what it has not read yet read in one
- * round when the space can (one key at a time when it cannot). */
-static int tx_get_many(void *o, const char *const *keys, size_t n,
-                       void (*fn)(void *ctx, size_t i, const char *value), void *ctx)
-{
-    struct tx *t = o;
-    const char **k = calloc(n ? n : 1, sizeof *k);
-    if (!k) return OH_ENOMEM;
-    memcpy(k, keys, n * sizeof *k);
-    int rc = tx_fetch(t, k, n);
-    free(k);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *v = json_object_get(t->pending, keys[i]);
-        if (!v && !(v = json_object_get(t->read, keys[i]))) {
-            rc = tx_load(t, keys[i]);
-            v = json_object_get(t->read, keys[i]);
-        }
-        if (json_is_string(v)) fn(ctx, i, json_string_value(v));
-    }
-    return rc;
-}
-
-static struct oh_contact_dir tx_begin(struct tx *t, const struct oh_contact_dir *d)
-{
-    t->d = d;
-    t->pending = json_object();
-    t->read = json_object();
-    t->refs = NULL;
-    return (struct oh_contact_dir){t, tx_get, tx_put, tx_del, NULL, tx_get_many};
-}
-
-/* OBJ's keys and their string values (NULL for null) as two arrays
- * (OBJ keeps owning the strings); false when out of memory. */
-static bool flatten(json_t *obj, const char ***keys, const char ***vals)
-{
-    size_t n = json_object_size(obj), i = 0;
-    const char *k;
-    json_t *v;
-    *keys = calloc(n ? n : 1, sizeof **keys);
-    *vals = calloc(n ? n : 1, sizeof **vals);
-    if (!*keys || !*vals) return false;
-    json_object_foreach(obj, k, v)
-    {
-        (*keys)[i] = k;
-        (*vals)[i++] = json_string_value(v);
-    }
-    return true;
-}
-
-/* Writes what the operation changed (in one go when the space can, checked
- * against what it read), then forgets it; RC: the operation's result
- * (nothing is written unless 0). */
-static int tx_end(struct tx *t, int rc)
-{
-    size_t n = json_object_size(t->pending), i;
-    const char **keys, **vals, **rkeys = NULL, **rvals = NULL;
-    if (!flatten(t->pending, &keys, &vals) || !flatten(t->read, &rkeys, &rvals))
-        rc = rc ? rc : OH_ENOMEM;
-    if (rc == 0 && (n || (t->refs && t->d->write))) {
-        if (t->d->write) {
-            struct oh_contact_seen seen = {rkeys, rvals, json_object_size(t->read)};
-            rc = t->d->write(t->d->opaque, keys, vals, n, &seen, t->refs);
-        } else {
-            for (i = 0; i < n && rc == 0; i++) {
-                rc = vals[i] ? t->d->put(t->d->opaque, keys[i], vals[i])
-                             : t->d->del(t->d->opaque, keys[i]);
-                if (rc == OH_ENOTFOUND) rc = 0;
-            }
-        }
-    }
-    free(keys);
-    free(vals);
-    free(rkeys);
-    free(rvals);
-    json_decref(t->pending);
-    json_decref(t->read);
-    return rc;
-}
-
-int oh_contact_batch_begin(struct oh_contact_batch *b, const struct oh_contact_dir *d)
-{
-    struct tx *t = malloc(sizeof *t);
-    if (!t) return OH_ENOMEM;
-    b->dir = tx_begin(t, d);
-    if (!t->pending || !t->read) {
-        json_decref(t->pending);
-        json_decref(t->read);
-        free(t);
-        return OH_ENOMEM;
-    }
-    b->tx = t;
-    return 0;
-}
-
-int oh_contact_batch_end(struct oh_contact_batch *b, bool write)
-{
-    struct tx *t = b->tx;
-    int rc = tx_end(t, write ? 0 : OH_ECLOSED);
-    free(t);
-    b->tx = NULL;
-    return write ? rc : 0;
-}
 
 /* ---- records ---- */
 
@@ -218,8 +24,8 @@ static int rec_read(const struct oh_contact_dir *d, const char *key, json_t **ou
     int rc = d->get(d->opaque, key, small, sizeof small);
     if (rc == 0) *out = json_loads(small, JSON_DECODE_ANY, NULL);
     if (rc == OH_ETOOBIG) { /* a big record (many conversations or members) */
-        char *buf = malloc(REC_MAX);
-        rc = buf ? d->get(d->opaque, key, buf, REC_MAX) : OH_ENOMEM;
+        char *buf = malloc(OH_CONTACT_READ_MAX);
+        rc = buf ? d->get(d->opaque, key, buf, OH_CONTACT_READ_MAX) : OH_ENOMEM;
         if (rc == 0) *out = json_loads(buf, JSON_DECODE_ANY, NULL);
         free(buf);
     }
@@ -243,9 +49,9 @@ static int rec_put(const struct oh_contact_dir *d, const char *prefix, const cha
     snprintf(key, sizeof key, "%s%s%s%s", prefix, a, b ? ":" : "", b ? b : "");
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     /* never a record rec_read could not read back */
-    int rc = !text                     ? OH_ENOMEM
-             : strlen(text) >= REC_MAX ? OH_ETOOBIG
-                                       : d->put(d->opaque, key, text);
+    int rc = !text                                 ? OH_ENOMEM
+             : strlen(text) >= OH_CONTACT_READ_MAX ? OH_ETOOBIG
+                                                   : d->put(d->opaque, key, text);
     free(text);
     return rc;
 }
@@ -561,9 +367,9 @@ int oh_contact_link(const struct oh_contact_dir *d, const char *conv,
 {
     int rc = OH_ERETRY;
     for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
-        struct tx t;
-        struct oh_contact_dir w = tx_begin(&t, d);
-        rc = tx_end(&t, link_conv(&w, conv, ids, n, name, out));
+        struct oh_contact_tx t;
+        struct oh_contact_dir w = oh_contact_tx_begin(&t, d);
+        rc = oh_contact_tx_end(&t, link_conv(&w, conv, ids, n, name, out));
     }
     return rc;
 }
@@ -576,14 +382,14 @@ static void key_add(json_t *keys, const char *prefix, const char *a, const char 
     json_array_append_new(keys, json_string(key));
 }
 
-static int fetch_keys(struct tx *t, json_t *keys)
+static int fetch_keys(struct oh_contact_tx *t, json_t *keys)
 {
     size_t n = json_array_size(keys);
     const char **k = calloc(n ? n : 1, sizeof *k);
     if (!k) return OH_ENOMEM;
     for (size_t i = 0; i < n; i++)
         k[i] = json_string_value(json_array_get(keys, i));
-    int rc = tx_fetch(t, k, n);
+    int rc = oh_contact_tx_fetch(t, k, n);
     free(k);
     return rc;
 }
@@ -591,7 +397,7 @@ static int fetch_keys(struct tx *t, json_t *keys)
 int oh_contact_batch_prefetch(struct oh_contact_batch *b, const struct oh_contact_linkreq *req,
                               size_t k)
 {
-    struct tx *t = b->tx;
+    struct oh_contact_tx *t = b->tx;
     if (!t || !t->d->get_many || !k) return 0;
     json_t *keys = json_array(), *next = json_array();
     int rc = keys && next ? 0 : OH_ENOMEM;
@@ -1178,8 +984,8 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
     bool repoint = d->write && (strcmp(op, "merge") == 0 || strcmp(op, "unmerge") == 0);
     memset(out, 0, sizeof *out);
     for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
-        struct tx t;
-        struct oh_contact_dir w = tx_begin(&t, d);
+        struct oh_contact_tx t;
+        struct oh_contact_dir w = oh_contact_tx_begin(&t, d);
         oh_contact_result_clear(out);
         command(&w, cmd, region, out);
         int then_rc =
@@ -1196,10 +1002,10 @@ void oh_contact_command(const struct oh_contact_dir *d, const json_t *cmd, const
         if (convs) qsort(convs, n, sizeof *convs, cmp_cstr);
         if (convs) t.refs = &refs;
         /* a refusal writes nothing it did (a 503 or 409 after some puts) */
-        rc = tx_end(&t, then_rc            ? then_rc
-                        : out->code != 200 ? OH_EIO
-                        : n && !convs      ? OH_ENOMEM
-                                           : 0);
+        rc = oh_contact_tx_end(&t, then_rc            ? then_rc
+                                   : out->code != 200 ? OH_EIO
+                                   : n && !convs      ? OH_ENOMEM
+                                                      : 0);
         free(convs);
     }
     if (rc && out->code == 200) {
