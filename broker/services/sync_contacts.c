@@ -26,7 +26,37 @@ struct oh_sync_contacts {
     int64_t link_ns, links; /* CPU spent linking, conversations linked (since start) */
     int64_t linking;        /* conversations the batch being stored links */
     int64_t reported;       /* links already counted in the metrics */
+    /* conversations known linked (a conversation's link is never undone),
+     * by a hash of the id, direct-mapped; and those the batch being stored
+     * links, noted once it is stored */
+    uint64_t *linked;
+    const char **pending;
+    size_t npending;
 };
+
+/* Slots of the known-linked set: 2 MiB. A conversation that falls out is
+ * looked up in the directory again at its next message. */
+#define LINKED_SLOTS (1u << 18)
+
+static uint64_t conv_hash(const char *conv)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)conv; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1; /* 0: an empty slot */
+}
+
+static bool linked_has(const struct oh_sync_contacts *c, const char *conv)
+{
+    uint64_t h = conv_hash(conv);
+    return c->linked[h & (LINKED_SLOTS - 1)] == h;
+}
+
+static void linked_add(struct oh_sync_contacts *c, const char *conv)
+{
+    uint64_t h = conv_hash(conv);
+    c->linked[h & (LINKED_SLOTS - 1)] = h;
+}
 
 struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
 {
@@ -39,7 +69,8 @@ struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
     c->events = json_array();
     c->keep = json_array();
     c->done = json_array();
-    if (!c->events || !c->keep || !c->done) {
+    c->linked = calloc(LINKED_SLOTS, sizeof *c->linked);
+    if (!c->events || !c->keep || !c->done || !c->linked) {
         oh_sync_contacts_free(c);
         return NULL;
     }
@@ -52,6 +83,8 @@ void oh_sync_contacts_free(struct oh_sync_contacts *c)
     json_decref(c->events);
     json_decref(c->keep);
     json_decref(c->done);
+    free(c->linked);
+    free(c->pending);
     free(c);
 }
 
@@ -120,6 +153,75 @@ struct link_one {
     int n;
 };
 
+static bool is_message(const struct oh_store_item *it)
+{
+    const char *type = it->event ? oh_event_get_type(it->event) : NULL;
+    return type && it->seq && (!strcmp(type, OH_EV_INBOUND) || !strcmp(type, OH_EV_OUTBOUND));
+}
+
+struct found {
+    struct oh_sync_contacts *c;
+    const char *const *convs;
+};
+
+static void found_one(void *ctx, size_t i, const char *value)
+{
+    struct found *f = ctx;
+    linked_add(f->c, f->convs[i]); /* read before the batch wrote anything */
+}
+
+/* The items (their indexes into CAND, how many) whose conversations the
+ * batch links: its messages, once per conversation, of conversations new
+ * with them (seq 1) or not known linked. The latter are looked up in the
+ * directory first (k:<conv>, one round): found, they are noted as linked
+ * and left out; else (the conversation began with a status, or was stored
+ * before contacts were on) this message links it. */
+static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
+                      size_t *cand)
+{
+    size_t m = 0, later = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_message(&items[i])) continue;
+        const char *conv = oh_event_subject(items[i].event);
+        if (items[i].seq != 1 && linked_has(c, conv)) continue;
+        size_t j = 0;
+        while (j < m && strcmp(oh_event_subject(items[cand[j]].event), conv))
+            j++;
+        if (j < m) continue; /* one link a conversation */
+        cand[m++] = i;
+        later += items[i].seq != 1;
+    }
+    if (!later) return m;
+    const char **keys = calloc(later, sizeof *keys), **convs = calloc(later, sizeof *convs);
+    json_t *held = json_array();
+    size_t nk = 0;
+    for (size_t j = 0; keys && convs && held && j < m; j++) {
+        if (items[cand[j]].seq == 1) continue;
+        convs[nk] = oh_event_subject(items[cand[j]].event);
+        json_t *key = json_sprintf("k:%s", convs[nk]);
+        json_array_append_new(held, key);
+        keys[nk++] = json_string_value(key);
+    }
+    /* unread (an error), they are linked again: idempotent */
+    struct found f = {c, convs};
+    if (nk == later && c->dir.get_many) {
+        c->dir.get_many(c->dir.opaque, keys, nk, found_one, &f);
+    } else {
+        for (size_t j = 0; j < nk; j++) {
+            char buf[OH_ID_MAX + 1];
+            if (c->dir.get(c->dir.opaque, keys[j], buf, sizeof buf) == 0) linked_add(c, convs[j]);
+        }
+    }
+    size_t kept = 0;
+    for (size_t j = 0; j < m; j++)
+        if (items[cand[j]].seq == 1 || !linked_has(c, oh_event_subject(items[cand[j]].event)))
+            cand[kept++] = cand[j];
+    json_decref(held);
+    free(keys);
+    free(convs);
+    return kept;
+}
+
 /* One pass over the batch's new conversations in one directory batch:
  * their keys read ahead at once, then each linked; their ids into CONVS
  * and contacts into ROOTS (K of them); nothing is written unless every
@@ -127,39 +229,27 @@ struct link_one {
  * the store together. */
 static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
                     oh_store_contact_write_fn write, void *wctx, const char **convs, json_t *roots,
-                    size_t *k)
+                    size_t *cand, size_t *k)
 {
     struct link_ctx x = {.c = c, .write = write, .wctx = wctx, .convs = convs};
-    struct oh_contact_dir d = {&x, lk_get, NULL, NULL, lk_write,
-                               c->dir.get_many ? lk_get_many : NULL};
-    size_t m = 0;
+    struct oh_contact_dir d = {&x,   lk_get,   NULL,
+                               NULL, lk_write, c->dir.get_many ? lk_get_many : NULL};
     *k = 0;
     json_array_clear(roots);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *ev = items[i].event;
-        const char *type = ev ? oh_event_get_type(ev) : NULL;
-        if (type && items[i].seq == 1 &&
-            (!strcmp(type, OH_EV_INBOUND) || !strcmp(type, OH_EV_OUTBOUND)))
-            m++;
-    }
+    size_t m = wanting(c, items, n, cand);
     if (!m) return 0;
     struct link_one *one = calloc(m, sizeof *one);
     struct oh_contact_linkreq *req = calloc(m, sizeof *req);
     struct oh_contact_batch b = {0};
     int rc = one && req ? oh_contact_batch_begin(&b, &d) : OH_ENOMEM;
-    m = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const json_t *ev = items[i].event;
-        const char *type = ev ? oh_event_get_type(ev) : NULL;
-        if (!type || items[i].seq != 1 ||
-            (strcmp(type, OH_EV_INBOUND) && strcmp(type, OH_EV_OUTBOUND)))
-            continue;
+    for (size_t j = 0; j < m && rc == 0; j++) {
+        const json_t *ev = items[cand[j]].event;
         const json_t *data = oh_event_data(ev);
-        struct link_one *l = &one[m];
+        struct link_one *l = &one[j];
         l->conv = oh_event_subject(ev);
         l->name = json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
         l->n = oh_contact_idents(data, c->region, l->ids, OH_CONTACT_IDS_MAX);
-        req[m++] = (struct oh_contact_linkreq){l->conv, l->ids, l->n};
+        req[j] = (struct oh_contact_linkreq){l->conv, l->ids, l->n};
     }
     if (rc == 0) rc = oh_contact_batch_prefetch(&b, req, m);
     for (size_t i = 0; i < m && rc == 0; i++) {
@@ -167,6 +257,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
         rc = oh_contact_link(&b.dir, one[i].conv, one[i].ids, one[i].n, one[i].name, root);
         if (rc == OH_ETOOBIG) { /* its contact's record cannot be read (logged): not again */
             rc = 0;
+            c->pending[c->npending++] = one[i].conv;
             continue;
         }
         if (rc == 0) {
@@ -186,6 +277,8 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
     }
     /* nothing new for the directory (a replay): the refs alone */
     if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, NULL, convs, to, *k);
+    for (size_t i = 0; rc == 0 && i < *k; i++)
+        c->pending[c->npending++] = convs[i];
     free(to);
     free(req);
     free(one);
@@ -199,13 +292,20 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
     if (!c) return 0;
     int64_t t0 = cpu_ns();
     const char **convs = calloc(n ? n : 1, sizeof *convs);
+    size_t *cand = calloc(n ? n : 1, sizeof *cand);
+    const char **pending = realloc(c->pending, (n ? n : 1) * sizeof *pending);
+    if (pending) c->pending = pending;
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && roots ? OH_ERETRY : OH_ENOMEM;
+    int rc = convs && cand && pending && roots ? OH_ERETRY : OH_ENOMEM;
     /* another member changed what a link read (the same person arriving
      * on another partition, a merge): the batch is linked again afresh */
-    for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++)
-        rc = link_all(c, items, n, write, wctx, convs, roots, &k);
+    for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
+        c->npending = 0;
+        rc = link_all(c, items, n, write, wctx, convs, roots, cand, &k);
+    }
+    if (rc) c->npending = 0;
+    free(cand);
     if (rc == OH_ERETRY)
         OH_ERROR("sync",
                  "contacts: the directory changed under %d tries to link a batch; "
@@ -224,6 +324,9 @@ void oh_sync_contacts_linked(struct oh_sync_contacts *c)
     if (!c) return;
     c->links += c->linking;
     c->linking = 0;
+    for (size_t i = 0; i < c->npending; i++)
+        linked_add(c, c->pending[i]);
+    c->npending = 0;
 }
 
 /* ---- commands ---- */

@@ -16,16 +16,20 @@ struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub);
 void oh_sync_contacts_free(struct oh_sync_contacts *c);
 
 /* The batch's follow-up (struct oh_store_then, OPAQUE the
- * oh_sync_contacts): once the batch's N ITEMS have their seqs, links each
- * conversation they created (an inbound or outbound message given seq 1;
- * a replay gives the stored seq back, so it links again, to the same
- * contact): their directory keys read ahead at once, then the directory's
- * writes and the contact_refs through WRITE in one call (SQLite: in the
- * batch's own transaction). 0, or the error that fails the batch (sync
- * retries it). */
+ * oh_sync_contacts): once the batch's N ITEMS have their seqs, links the
+ * conversation of each inbound or outbound message that is new (seq 1) or
+ * not known to be linked: the latter's k:<conv> is looked up first, so a
+ * conversation that began with a status (or was stored before contacts
+ * were on) is linked by its first message (a replay gives the stored seq
+ * back, so it links again, to the same contact): their directory keys read
+ * ahead at once, then the directory's writes and the contact_refs through
+ * WRITE in one call (SQLite: in the batch's own transaction). 0, or the
+ * error that fails the batch (sync retries it). */
 int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_t n,
                           oh_store_contact_write_fn write, void *wctx);
-/* After the batch committed: counts the conversations it linked. */
+/* After the batch committed: counts the conversations it linked and
+ * remembers them as linked (a set of 2^18 hashes; one that falls out is
+ * looked up again at its next message). */
 void oh_sync_contacts_linked(struct oh_sync_contacts *c);
 
 /* Contact command EV (borrowed; C not NULL) read at PARTITION/OFFSET:

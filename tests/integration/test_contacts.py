@@ -16,6 +16,7 @@ from test_auth_matrix import claims, jwt
 from test_desk_list import resume
 from test_webchat_connector import conversation_id
 from test_whatsapp import config as wa_config, post as wa_post, text_delivery, WAID
+from test_whatsapp import PNID, status_delivery
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pg_server import PgServer  # noqa: E402
@@ -349,6 +350,30 @@ def test_kafka_mode_links_and_merges(omnihub):
     b = wait_contact(d, other, agent)
     r = d.request("POST", f"/v1/contacts/{a}/merge", {"other": b}, token=agent)
     assert r.status_code == 200 and sorted(r.json()["conversations"]) == sorted([web, api, other])
+
+
+def test_a_conversation_that_began_with_a_status_is_linked_by_its_first_message(omnihub):
+    """A template sent from another tool: WhatsApp reports its status
+    first (the conversation's seq 1), then the customer answers (seq 2). The
+    answer links the conversation to its contact like any first message;
+    before, only seq 1 linked, so this person's conversation was never
+    listed, merged or erased with them."""
+    d = omnihub(config={**ON, **wa_config()})
+    agent = d.agent_token()
+    wa_id = "16505550199"
+    conv = conversation_id("whatsapp", PNID, wa_id)
+    assert wa_post(d, status_delivery("wamid.elsewhere", "delivered", wa_id=wa_id)).status_code == 200
+    deadline = time.time() + 15
+    while time.time() < deadline and not d.history(conv, token=agent):
+        time.sleep(0.05)
+    assert [e["type"] for e in d.history(conv, token=agent)] == ["omnihub.message.status"]
+    assert wa_post(d, text_delivery("wamid.answer", "hi", wa_id=wa_id)).status_code == 200
+    cid = wait_contact(d, conv, agent)
+    assert conv in contact(d, cid, agent)["conversations"]
+    # a later message of a linked conversation changes nothing
+    assert wa_post(d, text_delivery("wamid.answer2", "again", wa_id=wa_id)).status_code == 200
+    time.sleep(1)
+    assert wait_contact(d, conv, agent) == cid
 
 
 def test_a_merge_of_large_families_keeps_its_event(omnihub):
