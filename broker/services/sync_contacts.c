@@ -202,16 +202,10 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
         json_array_append_new(held, key);
         keys[nk++] = json_string_value(key);
     }
-    /* unread (an error), they are linked again: idempotent */
+    /* one round (the store's kv reads key by key where its backend has no
+     * batch read); unread (an error), they are linked again: idempotent */
     struct found f = {c, convs};
-    if (nk == later && c->dir.get_many) {
-        c->dir.get_many(c->dir.opaque, keys, nk, found_one, &f);
-    } else {
-        for (size_t j = 0; j < nk; j++) {
-            char buf[OH_ID_MAX + 1];
-            if (c->dir.get(c->dir.opaque, keys[j], buf, sizeof buf) == 0) linked_add(c, convs[j]);
-        }
-    }
+    if (nk && c->dir.get_many) c->dir.get_many(c->dir.opaque, keys, nk, found_one, &f);
     size_t kept = 0;
     for (size_t j = 0; j < m; j++)
         if (items[cand[j]].seq == 1 || !linked_has(c, oh_event_subject(items[cand[j]].event)))
