@@ -43,6 +43,9 @@ const struct oh_config_key oh_core_keys[] = {
     {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
     {"triage.enabled", OH_CFG_BOOL, "true",
      "score every customer message (omnihub.message.enriched) and raise priorities (role enrich)"},
+    {"triage.inline", OH_CFG_BOOL, "true",
+     "where one process runs sync and enrich, sync scores each customer message in the batch "
+     "that stores it (false: the enrich service does, from the timeline)"},
     {"ws.max_frame", OH_CFG_SIZE, "64k", "largest accepted WebSocket message"},
     {"ws.max_queue", OH_CFG_SIZE, "1m", "bytes queued to a client before it is closed as slow"},
     {"ws.rate", OH_CFG_INT, "50", "client messages per second per connection"},

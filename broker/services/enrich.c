@@ -10,7 +10,6 @@
 #include "core/convstate.h"
 #include "core/hub_int.h"
 #include "core/json_pick.h"
-#include "core/metrics.h"
 #include "core/triage.h"
 #include "services/enrich_text.h"
 #include "services/service.h"
@@ -42,6 +41,12 @@ struct enrich {
      * to the timeline again after a crash, and timeline readers skip the
      * seqs they have */
     json_t *seen;
+    /* message event ids whose enriched events the batch holds: sync scored
+     * them inline (triage.inline), in the batch that stored them */
+    json_t *scored;
+    /* sync runs here with triage.inline: a message of the timeline whose
+     * enriched event is not in the batch may have it in the store */
+    bool inline_here;
     struct decision *dec; /* the batch's decisions */
     size_t ndec, capdec;
     char *strs; /* their strings */
@@ -134,6 +139,11 @@ static const struct oh_enriched *enriched_of(const struct enrich *e, const struc
     return x;
 }
 
+static int nothing(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    return 0;
+}
+
 /* Scores one customer message (a timeline record) into E's decisions. */
 static void score(struct enrich *e, const struct oh_log_record *r)
 {
@@ -146,8 +156,15 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     /* re-checked on the body: metadata may be missing (older records) */
     if (!f[F_TYPE].s || strcmp(f[F_TYPE].s, OH_EV_INBOUND) != 0 || !f[F_KIND].s ||
         strcmp(f[F_KIND].s, "customer") != 0 || !f[F_ID].s || !f[F_CONV].s || !f[F_CHANNEL].s ||
-        !f[F_ACCOUNT].s)
+        !f[F_ACCOUNT].s || json_object_get(e->scored, f[F_ID].s))
         return;
+    /* its id from the message's alone: scoring it again (a replay after a
+     * crash, a rebalance) makes the same event, which sync drops by id */
+    char eid[OH_ID_MAX];
+    oh_event_id(eid, "enriched", f[F_ID].s, NULL);
+    if (e->inline_here && e->hub->store &&
+        oh_store_event_get(e->hub->store, f[F_CONV].s, eid, nothing, NULL) == OH_OK)
+        return; /* scored inline: its batch was forwarded across two commits */
     if (oh_grow(&e->dec, &e->capdec, e->ndec + 1, sizeof *e->dec, 64)) return;
     size_t mark = e->nstrs;
     ptrdiff_t id = keep(e, &f[F_ID]), conv = keep(e, &f[F_CONV]);
@@ -167,10 +184,6 @@ static void score(struct enrich *e, const struct oh_log_record *r)
      * (the scorer skips quotes as well) and the subject beside it */
     oh_triage_classify(f[F_TEXT].s ? f[F_TEXT].s : "", f[F_TEXT].len, f[F_MAIL_SUBJECT].s, &d->t);
     d->milli = oh_enriched_milli(d->t.sentiment);
-    /* its id from the message's alone: scoring it again (a replay after a
-     * crash, a rebalance) makes the same event, which sync drops by id */
-    char eid[OH_ID_MAX];
-    oh_event_id(eid, "enriched", e->strs + d->id, NULL);
     ptrdiff_t eo = keep(e, &(struct oh_json_pick){.s = eid, .len = strlen(eid)});
     if (eo >= 0) d->eid = (size_t)eo;
     struct oh_enriched x;
@@ -182,16 +195,14 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     }
     d->text = written;
     d->len = e->out.buf.len - written;
-    char lab[40];
-    snprintf(lab, sizeof lab, "priority=\"%s\"", oh_triage_priority_name(d->t.priority));
-    oh_metrics_inc("omnihub_triage_messages_total", lab, 1);
+    oh_triage_metrics_count(d->t.priority, false);
     /* priorities rank low 0 .. urgent 3 (triage.h) */
     int have = priority_of(e, e->strs + d->conv);
     if (have < 0 || (int)d->t.priority > have) {
         d->raise = true;
         if (have >= 0)
             json_object_set_new(e->known, e->strs + d->conv, json_integer(d->t.priority));
-        oh_metrics_inc("omnihub_triage_raises_total", "", 1);
+        oh_triage_metrics_count(d->t.priority, true);
     }
 }
 
@@ -299,10 +310,28 @@ static bool fresh(struct enrich *e, const struct oh_log_record *r)
     return true;
 }
 
+/* Notes the message an enriched event of the timeline scores. */
+static void note_scored(struct enrich *e, const struct oh_log_record *r)
+{
+    struct oh_json_pick p = {.path = "data.message_event_id"};
+    if (oh_grow(&e->pick, &e->cappick, r->len + 1, 1, 4096) ||
+        oh_json_pick(r->value, r->len, &p, 1, e->pick) != OH_OK || !p.s)
+        return;
+    json_object_set_new(e->scored, p.s, json_true());
+}
+
 static int process(void *state, struct oh_service_batch *b, const struct oh_log_record *recs, int n)
 {
     struct enrich *e = state;
     (void)b;
+    /* sync stores an inline-scored message and its enriched event in one
+     * batch and forwards them together: a batch that holds both needs no
+     * score here (one split between two polls is scored again, and the
+     * repeated events are dropped by id) */
+    json_object_clear(e->scored);
+    for (int i = 0; i < n; i++)
+        if (recs[i].meta.type && strcmp(recs[i].meta.type, OH_EV_ENRICHED) == 0)
+            note_scored(e, &recs[i]);
     for (int i = 0; i < n; i++) {
         const struct oh_log_record *r = &recs[i];
         if (!fresh(e, r)) continue;
@@ -326,7 +355,8 @@ static void moved(void *state, oh_log_consumer *c, const int32_t *parts, int n)
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct enrich *e = calloc(1, sizeof *e);
-    if (!e || !(e->known = json_object()) || !(e->seen = json_object())) {
+    if (!e || !(e->known = json_object()) || !(e->seen = json_object()) ||
+        !(e->scored = json_object())) {
         if (e) {
             json_decref(e->known);
             json_decref(e->seen);
@@ -336,10 +366,8 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
         return OH_ENOMEM;
     }
     e->hub = hub;
-    oh_metrics_describe("omnihub_triage_messages_total",
-                        "customer messages scored by triage, by the priority found");
-    oh_metrics_describe("omnihub_triage_raises_total",
-                        "priority raises triage asked for (the reducer never lowers)");
+    e->inline_here = hub->run_sync && oh_config_bool(hub->cfg, "triage.inline");
+    oh_triage_metrics_describe();
     *state = e;
     return OH_OK;
 }
@@ -349,6 +377,7 @@ static void stop(void *state)
     struct enrich *e = state;
     json_decref(e->known);
     json_decref(e->seen);
+    json_decref(e->scored);
     free(e->dec);
     free(e->strs);
     free(e->pick);

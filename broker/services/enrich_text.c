@@ -1,11 +1,32 @@
 /* enrich_text.c - the enriched event of a scored message as a tree and as
  * its record text, written in the order the tree dumps (enrich_text.h). */
 #include "services/enrich_text.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/event.h"
 #include "core/json_dump.h"
+#include "core/metrics.h"
 #include "core/oh.h"
+
+void oh_triage_metrics_describe(void)
+{
+    oh_metrics_describe("omnihub_triage_messages_total",
+                        "customer messages scored by triage, by the priority found");
+    oh_metrics_describe("omnihub_triage_raises_total",
+                        "priority raises triage asked for (the reducer never lowers)");
+}
+
+void oh_triage_metrics_count(enum oh_triage_priority p, bool raise)
+{
+    if (raise) {
+        oh_metrics_inc("omnihub_triage_raises_total", "", 1);
+        return;
+    }
+    char lab[40];
+    snprintf(lab, sizeof lab, "priority=\"%s\"", oh_triage_priority_name(p));
+    oh_metrics_inc("omnihub_triage_messages_total", lab, 1);
+}
 
 long oh_enriched_milli(double sentiment)
 {

@@ -24,6 +24,13 @@ struct oh_enriched {
     int64_t time_ms; /* the event's time, not 0 */
 };
 
+/* The triage metrics, for whoever scores (the enrich service, or sync
+ * with triage.inline): described once at start; then one count per scored
+ * message (omnihub_triage_messages_total{priority}), and one per raise
+ * asked for (RAISE: omnihub_triage_raises_total). */
+void oh_triage_metrics_describe(void);
+void oh_triage_metrics_count(enum oh_triage_priority p, bool raise);
+
 /* SENTIMENT rounded to thousandths: the scorer's resolution, a stable text. */
 long oh_enriched_milli(double sentiment);
 

@@ -19,7 +19,9 @@
 
 struct sync_state {
     oh_hub *hub;
-    struct oh_store_item *items; /* 2 * MAX_BATCH of them: a record may add a state change */
+    /* 4 * MAX_BATCH of them: a record may add a state change, and a
+     * customer's message with inline triage its enriched event and a raise */
+    struct oh_store_item *items;
     /* beside each item: the metadata its record carried when the item is
      * that record's event as this process appended it (type and subject
      * copied from that very event, core/hub.c), else NULL */
@@ -588,8 +590,8 @@ int oh_sync_check_log(oh_hub *hub, char *err, size_t errlen)
 static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sync_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->items = calloc(2 * MAX_BATCH, sizeof *s->items)) ||
-        !(s->from = calloc(2 * MAX_BATCH, sizeof *s->from)) || !(s->desk = oh_sync_desk_new(hub))) {
+    if (!s || !(s->items = calloc(4 * MAX_BATCH, sizeof *s->items)) ||
+        !(s->from = calloc(4 * MAX_BATCH, sizeof *s->from)) || !(s->desk = oh_sync_desk_new(hub))) {
         if (s) {
             free(s->items);
             free(s->from);

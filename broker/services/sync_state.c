@@ -11,6 +11,9 @@
 #include "core/hub_int.h"
 #include "core/convstate.h"
 #include "core/json_dump.h"
+#include "core/metrics.h"
+#include "core/triage.h"
+#include "services/enrich_text.h"
 
 struct oh_sync_desk {
     oh_hub *hub;
@@ -27,6 +30,13 @@ struct oh_sync_desk {
      * Sync is the only writer of the state, per partition: forgotten when
      * the partitions move, or when a batch is given up. */
     json_t *open;
+    /* conversation id -> its priority's rank (core/triage.h) after the last
+     * committed batch, kept and forgotten as OPEN is (inline triage) */
+    json_t *prio;
+    /* inline triage (triage.inline, this process runs sync and enrich):
+     * customers' messages are scored here, their enriched events and
+     * raises sequenced with them, in the same batch */
+    struct oh_enriched_writer *out;
     int64_t scanned_ms;
 };
 
@@ -41,7 +51,16 @@ struct oh_sync_desk *oh_sync_desk_new(oh_hub *hub)
     d->done = json_array();
     d->woken = json_object();
     d->open = json_object();
-    if (!d->convs || !d->seen || !d->keep || !d->done || !d->woken || !d->open) {
+    d->prio = json_object();
+    if (oh_config_bool(hub->cfg, "triage.enabled") && oh_config_bool(hub->cfg, "triage.inline") &&
+        oh_hub_runs(hub, "enrich")) {
+        if (!(d->out = calloc(1, sizeof *d->out))) {
+            oh_sync_desk_free(d);
+            return NULL;
+        }
+        oh_triage_metrics_describe();
+    }
+    if (!d->convs || !d->seen || !d->keep || !d->done || !d->woken || !d->open || !d->prio) {
         oh_sync_desk_free(d);
         return NULL;
     }
@@ -57,6 +76,9 @@ void oh_sync_desk_free(struct oh_sync_desk *d)
     json_decref(d->done);
     json_decref(d->woken);
     json_decref(d->open);
+    json_decref(d->prio);
+    if (d->out) oh_enriched_writer_free(d->out);
+    free(d->out);
     free(d);
 }
 
@@ -258,22 +280,105 @@ static int bot_start(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     return 0;
 }
 
-int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *ev,
-                     int32_t partition, int64_t offset)
+/* Conversation CONV's priority rank (core/triage.h) where the batch has got
+ * to, in *RANK: from its state in the batch, else as the last committed
+ * batch left it, else from the store. 0 or OH_ECLOSED. */
+static int priority_now(struct oh_sync_desk *d, json_t *e, const char *conv, const json_t *ev,
+                        int *rank)
 {
-    const char *type = oh_event_get_type(ev), *id = oh_event_get_id(ev);
-    const char *conv = oh_event_subject(ev);
-    bool repeat = json_object_get(d->seen, id) != NULL;
-    if (!repeat) json_object_set_new_nocheck(d->seen, id, json_true()); /* a checked event id */
-    if (strcmp(type, OH_EV_COMMAND) == 0) {
-        int rc = repeat ? 0 : command(d, items, n, ev, partition, offset);
-        json_decref(ev); /* never stored */
-        return rc;
+    json_t *known = json_object_get(e, "state") ? NULL : json_object_get(d->prio, conv);
+    if (known) {
+        *rank = (int)json_integer_value(known);
+        return 0;
     }
-    items[(*n)++] = (struct oh_store_item){
-        .event = ev, .src_partition = partition, .src_offset = offset, .want_text = true};
-    if (repeat) return 0;
-    json_t *e = entry(d, conv);
+    int rc = load(d, e, conv, ev);
+    if (rc) return rc;
+    *rank = oh_triage_priority_parse(
+        json_string_value(json_object_get(json_object_get(e, "state"), "priority")));
+    return 0;
+}
+
+/* The raise_priority command triage decides for message ID (its id from
+ * the message's, as the enrich service's: either one's repeat is dropped). */
+static json_t *raise_cmd(const char *id, const char *conv, const char *channel, const char *account,
+                         enum oh_triage_priority p)
+{
+    char cid[OH_ID_MAX];
+    oh_event_id(cid, "triage", id, NULL);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "conversation_id", conv, "channel",
+                  channel, "account", account, "op", "raise_priority", "priority",
+                  oh_triage_priority_name(p), "author", "kind", "system", "id", "triage");
+    return data ? oh_event_new(OH_EV_COMMAND, cid, 0, data) : NULL;
+}
+
+/* Inline triage of customer message EV (new to the batch, its item added):
+ * its enriched event follows it, and when it is more urgent than its
+ * conversation, the raise that command() decides. 0 or OH_ECLOSED. */
+static int triage(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *e,
+                  const json_t *ev, int32_t partition, int64_t offset)
+{
+    const json_t *data = oh_event_data(ev), *text = json_object_get(data, "text");
+    const char *kind = json_string_value(json_object_get(json_object_get(data, "author"), "kind"));
+    const char *id = oh_event_get_id(ev), *conv = oh_event_subject(ev);
+    const char *channel = json_string_value(json_object_get(data, "channel"));
+    const char *account = json_string_value(json_object_get(data, "account"));
+    if (!kind || strcmp(kind, "customer") != 0 || !channel || !account) return 0;
+    struct oh_triage t;
+    /* the email connector gives the text with the quoted history trimmed,
+     * and the subject beside it */
+    oh_triage_classify(json_is_string(text) ? json_string_value(text) : "",
+                       json_string_length(text),
+                       json_string_value(json_object_get(data, "subject")), &t);
+    oh_triage_metrics_count(t.priority, false);
+    char eid[OH_ID_MAX];
+    oh_event_id(eid, "enriched", id, NULL);
+    struct oh_enriched x = {.id = eid,
+                            .message = id,
+                            .conv = conv,
+                            .channel = channel,
+                            .account = account,
+                            .t = &t,
+                            .milli = oh_enriched_milli(t.sentiment),
+                            .time_ms = oh_now_ms()};
+    d->out->buf.len = 0;
+    json_t *enr = oh_enriched_event(&x), *raw = NULL;
+    if (enr && oh_enriched_text(d->out, &x) == OH_OK)
+        raw = json_stringn_nocheck(d->out->buf.p, d->out->buf.len);
+    if (!raw) {
+        json_decref(enr);
+        OH_ERROR("sync", "out of memory: message %s of %s not scored", id, conv);
+        return 0;
+    }
+    /* stored as this text with seq and epoch appended, no dump of the tree */
+    items[(*n)++] = (struct oh_store_item){.event = enr,
+                                           .src_partition = partition,
+                                           .src_offset = offset,
+                                           .want_text = true,
+                                           .raw = keep(d, raw),
+                                           .raw_len = d->out->buf.len};
+    json_array_append_new(json_object_get(e, "ids"), json_string_nocheck(eid));
+    int have, rc = priority_now(d, e, conv, ev, &have);
+    if (rc) return rc;
+    bool raise = have < 0 || (int)t.priority > have;
+    /* a repeat of a message stored before this batch was scored when it came */
+    if (raise && (rc = stored(d, conv, id)) != 0) return rc < 0 ? rc : 0;
+    json_t *cmd = raise ? raise_cmd(id, conv, channel, account, t.priority) : NULL;
+    if (cmd && !json_object_get(d->seen, oh_event_get_id(cmd))) {
+        json_object_set_new_nocheck(d->seen, oh_event_get_id(cmd), json_true());
+        oh_triage_metrics_count(t.priority, true);
+        rc = command(d, items, n, cmd, partition, offset);
+    }
+    json_decref(cmd);
+    return rc;
+}
+
+/* What new event EV of TYPE causes in the desk's state (a re-open, the bot
+ * taking a new conversation), its items after EV's. */
+static int follow(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *e,
+                  json_t *ev, const char *type, int32_t partition, int64_t offset)
+{
+    const char *id = oh_event_get_id(ev), *conv = oh_event_subject(ev);
     if (!json_is_true(json_object_get(e, "exists")))
         json_object_set_new_nocheck(e, "exists", json_true());
     if (strcmp(type, OH_EV_INBOUND) != 0) {
@@ -315,11 +420,34 @@ int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t
     return 0;
 }
 
+int oh_sync_desk_add(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n, json_t *ev,
+                     int32_t partition, int64_t offset)
+{
+    const char *type = oh_event_get_type(ev), *id = oh_event_get_id(ev);
+    const char *conv = oh_event_subject(ev);
+    bool repeat = json_object_get(d->seen, id) != NULL;
+    if (!repeat) json_object_set_new_nocheck(d->seen, id, json_true()); /* a checked event id */
+    if (strcmp(type, OH_EV_COMMAND) == 0) {
+        int rc = repeat ? 0 : command(d, items, n, ev, partition, offset);
+        json_decref(ev); /* never stored */
+        return rc;
+    }
+    items[(*n)++] = (struct oh_store_item){
+        .event = ev, .src_partition = partition, .src_offset = offset, .want_text = true};
+    if (repeat) return 0;
+    json_t *e = entry(d, conv);
+    int rc = follow(d, items, n, e, ev, type, partition, offset);
+    if (rc == 0 && d->out && strcmp(type, OH_EV_INBOUND) == 0)
+        rc = triage(d, items, n, e, ev, partition, offset);
+    return rc;
+}
+
 #define OPEN_KNOWN_MAX 100000
 
 void oh_sync_desk_forget(struct oh_sync_desk *d)
 {
     json_object_clear(d->open);
+    json_object_clear(d->prio);
 }
 
 /* What the committed batch leaves: which of its conversations are open. */
@@ -328,10 +456,17 @@ static void note_open(struct oh_sync_desk *d)
     const char *conv;
     json_t *e;
     if (json_object_size(d->open) > OPEN_KNOWN_MAX) json_object_clear(d->open);
+    if (json_object_size(d->prio) > OPEN_KNOWN_MAX) json_object_clear(d->prio);
     json_object_foreach(d->convs, conv, e)
     {
-        const char *st = json_string_value(json_object_get(json_object_get(e, "state"), "status"));
+        json_t *state = json_object_get(e, "state");
+        const char *st = json_string_value(json_object_get(state, "status"));
         if (!st) continue;
+        if (d->out) {
+            int rank =
+                oh_triage_priority_parse(json_string_value(json_object_get(state, "priority")));
+            json_object_set_new(d->prio, conv, json_integer(rank));
+        }
         if (strcmp(st, "open") == 0 || strcmp(st, "bot") == 0) {
             if (!json_object_get(d->open, conv)) json_object_set(d->open, conv, json_true());
         } else

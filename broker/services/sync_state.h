@@ -17,8 +17,11 @@ struct oh_sync_desk *oh_sync_desk_new(oh_hub *hub);
 void oh_sync_desk_free(struct oh_sync_desk *d);
 
 /* Adds record event EV (takes it) read at PARTITION/OFFSET to ITEMS, which
- * hold *N items and room for two more: a message as itself, followed by
- * the conversation.updated it causes (a re-open); a command as its
+ * hold *N items and room for four more: a message as itself, followed by
+ * the conversation.updated it causes (a re-open), and with inline triage
+ * (triage.inline, this process running the enrich role too) a customer's
+ * message by its omnihub.message.enriched event and the raise_priority
+ * it decides (a conversation.updated and outcome); a command as its
  * conversation.updated and outcome, or its outcome alone (refused, no
  * change), or nothing (decided before). Returns 0, or OH_ECLOSED when the
  * hub stopped while the store was unavailable. */

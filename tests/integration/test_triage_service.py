@@ -2,10 +2,13 @@
 every customer message gets an omnihub.message.enriched event, a
 conversation's priority is raised (never lowered) with reason "triage",
 customers see placeholders only, a kill -9 never duplicates, and the role
-runs on its own against Kafka."""
+runs on its own against Kafka. Where one process runs sync and enrich,
+sync scores each message in the batch that stores it (triage.inline)."""
 import json
 import sqlite3
 import time
+
+import pytest
 
 from conftest import ctl
 from test_email import CUSTOMER, SUPPORT, config, conv_of, mail, message  # noqa: F401
@@ -110,7 +113,12 @@ def test_scores_raise_never_lower_and_customers_see_placeholders(omnihub):
         assert leak not in r.content, leak
 
     # its group's lag, read from outside, is on the timeline and drains
-    deadline = time.time() + 10
+    enrich_group_drains(d)
+
+
+def enrich_group_drains(d, timeout=10):
+    """Waits until the enrich group has read the whole timeline (omnihubctl lag)."""
+    deadline = time.time() + timeout
     while True:
         out = ctl("lag", "-c", d.config_path, "--group", "omnihub-enrich", "--json",
                   "--samples", 1)
@@ -122,8 +130,55 @@ def test_scores_raise_never_lower_and_customers_see_placeholders(omnihub):
     assert out.returncode == 0 and sum(p["lag"] for p in g["partitions"]) == 0, g
 
 
-def test_kill9_after_posts_enriches_each_message_once(omnihub):
-    d = omnihub(ON)
+def log_types(d, topic):
+    """The event types of the local log's TOPIC, in its order."""
+    with sqlite3.connect(d.data_dir / "log.db") as db:
+        [tid] = db.execute("SELECT id FROM topics WHERE name = ?", (topic,)).fetchone()
+        return [t for (t,) in db.execute(f"SELECT type FROM records_{tid} ORDER BY off")]
+
+
+def test_inline_triage_stores_each_score_with_its_message(omnihub):
+    """One process running sync and enrich (role all) scores a customer's
+    message in the batch that stores it: the enriched event and the raise
+    never travel through the events topic, and follow their message at
+    once; with triage.inline false the enrich service does it as before."""
+    for inline in (True, False):
+        d = omnihub(ON | {"triage.inline": str(inline).lower()}, name=f"inline-{inline}")
+        convs = []
+        for i, text in enumerate((ANGRY, CALM, LATE)):
+            r = d.post_inbound(api_msg(f"in{i}", f"ic{i}", text))
+            assert r.status_code == 202, r.text
+            convs.append(r.json()["conversation_id"])
+        histories = [wait_for(d, c, enriched_n(1)) for c in convs]
+        ups = [wait_for(d, c, lambda evs: of_type(evs, "omnihub.conversation.updated"))
+               for c in convs[::2]]
+        for events in ups:
+            up = of_type(events, "omnihub.conversation.updated")
+            assert [u["data"]["reason"] for u in up] == ["triage"], up
+        if inline:  # message, its score, the raise: seq 1, 2, 3, stored together
+            assert [[e["type"] for e in h] for h in ups] == [[
+                "omnihub.message.inbound", "omnihub.message.enriched",
+                "omnihub.conversation.updated"]] * 2
+            assert [e["type"] for e in histories[1]] == [
+                "omnihub.message.inbound", "omnihub.message.enriched"]
+        enrich_group_drains(d)
+        events_topic = log_types(d, "events")
+        timeline = log_types(d, "timeline")
+        assert timeline.count("omnihub.message.enriched") == 3
+        assert timeline.count("omnihub.conversation.updated") == 2
+        assert events_topic.count("omnihub.message.inbound") == 3
+        if inline:
+            assert events_topic == ["omnihub.message.inbound"] * 3
+            assert d.metric("omnihub_triage_messages_total") == 3
+        else:
+            assert events_topic.count("omnihub.message.enriched") == 3
+            assert events_topic.count("omnihub.conversation.command") == 2
+        d.stop()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "service"])
+def test_kill9_after_posts_enriches_each_message_once(omnihub, inline):
+    d = omnihub(ON | {"triage.inline": str(inline).lower()})
     n, convs = 40, set()
     for i in range(n):
         r = d.post_inbound(api_msg(f"k{i}", f"kc{i % 4}", ANGRY if i % 3 == 0 else CALM))
@@ -142,23 +197,16 @@ def test_kill9_after_posts_enriches_each_message_once(omnihub):
         assert len(up) == 1 and up[0]["data"]["changes"] == {"priority": "urgent"}
     assert total == n
     # a crash before the group's commit, for certain: all scored, then the
-    # group's position rewound while the daemon is down; every message is
-    # scored again, and every repeat dropped by id
+    # group's position rewound while the daemon is down
     d.kill9()
     with sqlite3.connect(d.data_dir / "log.db") as db:
         assert db.execute("DELETE FROM group_offsets WHERE grp = 'omnihub-enrich'").rowcount == 1
     d.start()
-    deadline = time.time() + 20
-    while d.metric("omnihub_triage_messages_total") < n and time.time() < deadline:
-        time.sleep(0.05)
-    # once each: the timeline's repeats (a sync cut short forwards stored
-    # events again) are skipped by seq
-    time.sleep(0.5)
-    assert d.metric("omnihub_triage_messages_total") == n
-    deadline = time.time() + 20
-    while d.metric("omnihub_sync_duplicates_total") < n and time.time() < deadline:
-        time.sleep(0.05)
-    assert d.metric("omnihub_sync_duplicates_total") >= n
+    # each message is read again beside its score (sync's inline one, or the
+    # service's own from before), so nearly none is scored again; one that
+    # is (its score in the next poll) makes the same ids, dropped by sync
+    enrich_group_drains(d, timeout=20)
+    assert d.metric("omnihub_triage_messages_total") < n // 2
     for conv in convs:
         events = d.history(conv)
         assert len(of_type(events, "omnihub.message.enriched")) == n // 4
