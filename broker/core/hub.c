@@ -185,9 +185,9 @@ static int ingest(oh_hub *hub, struct oh_event_list *events, const char *const *
         rec[i] = (struct record){texts ? texts[i] : NULL, NULL, texts && texts[i] ? lens[i] : 0};
         if (!rec[i].text) rec[i].text = rec[i].own = oh_json_dump(events->ev[i], &rec[i].len);
         if (!rec[i].text) rc = OH_ENOMEM;
-        if (rc == OH_OK && rec[i].len > OH_HUB_RECORD_MAX) {
-            OH_WARN("hub", "refusing event %s: %zu bytes, over the %d a record may have",
-                    oh_event_get_id(events->ev[i]), rec[i].len, OH_HUB_RECORD_MAX);
+        if (rc == OH_OK && rec[i].len > oh_hub_record_max(hub)) {
+            OH_WARN("hub", "refusing event %s: %zu bytes, over the %zu a record may have",
+                    oh_event_get_id(events->ev[i]), rec[i].len, oh_hub_record_max(hub));
             rc = OH_ETOOBIG;
         }
     }
@@ -376,6 +376,20 @@ int oh_hub_kb_reload(oh_hub *hub, bool canned, char *err, size_t errlen)
     free(l.arts);
     json_decref(l.keep);
     return rc;
+}
+
+size_t oh_hub_record_max(oh_hub *hub)
+{
+    size_t max = atomic_load_explicit(&hub->record_max, memory_order_relaxed);
+    if (max) return max;
+    max = OH_HUB_RECORD_MAX;
+    const char *backend = hub->cfg ? oh_config_str(hub->cfg, "log.backend") : NULL;
+    if (backend && strcmp(backend, "kafka") == 0) {
+        long long limit = oh_config_int(hub->cfg, "kafka.message_max_bytes") - OH_LOG_TIMELINE_ROOM;
+        if (limit < (long long)max) max = limit > 0 ? (size_t)limit : 1;
+    }
+    atomic_store_explicit(&hub->record_max, max, memory_order_relaxed);
+    return max;
 }
 
 bool oh_hub_runs(const oh_hub *hub, const char *role)

@@ -19,13 +19,18 @@ typedef void (*oh_hub_done_fn)(void *opaque, int err);
  * default message.max.bytes (1,000,000) with room for what the timeline's
  * copy adds (seq, epoch, metadata), so an event the log took can always be
  * forwarded. */
-#define OH_HUB_RECORD_MAX 960000
+#define OH_HUB_RECORD_MAX (1000000 - OH_LOG_TIMELINE_ROOM)
+
+/* The bound a record of HUB's log has: OH_HUB_RECORD_MAX, and with Kafka at
+ * most kafka.message_max_bytes less OH_LOG_TIMELINE_ROOM (a lowered limit
+ * lowers it, so the timeline's copy of any event acknowledged still fits). */
+size_t oh_hub_record_max(oh_hub *hub);
 
 /* Validates and appends every event of EVENTS to the events topic, keyed by
  * its conversation id. Takes the events (the list is left empty). DONE is
  * called exactly once, unless a negative value is returned: OH_EINVAL for
  * an invalid event, OH_ETOOBIG for one whose record is over
- * OH_HUB_RECORD_MAX (then none of them is appended). Any thread. */
+ * oh_hub_record_max() (then none of them is appended). Any thread. */
 int oh_hub_ingest(oh_hub *hub, struct oh_event_list *events, oh_hub_done_fn done, void *opaque);
 
 /* oh_hub_ingest for an append a client waits on (a request's 202): the

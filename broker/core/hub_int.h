@@ -55,6 +55,7 @@ struct oh_hub {
     /* the knowledge base's articles and the canned responses, each an
      * index rebuilt from the store (oh_hub_kb_reload); NULL without a store */
     struct oh_kbase *kb, *canned;
+    atomic_size_t record_max; /* oh_hub_record_max(), 0 until first asked */
     atomic_bool stopping;
 };
 

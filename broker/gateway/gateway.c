@@ -138,8 +138,8 @@ static void webhook(struct req *r, struct oh_instance *in)
         snprintf(lab, sizeof lab, "channel=\"%s\",result=\"rejected\"", r->channel);
         oh_metrics_inc("omnihub_ingest_total", lab, 1);
         if (rc == OH_ETOOBIG)
-            gw_reply_error(r, 413, "too_large", "an event would be over %d bytes",
-                           OH_HUB_RECORD_MAX);
+            gw_reply_error(r, 413, "too_large", "an event would be over %zu bytes",
+                           oh_hub_record_max(r->gw->hub));
         else
             gw_reply_error(r, rc == OH_EINVAL ? 400 : 503,
                            rc == OH_EINVAL ? "bad_request" : "unavailable", "%s", oh_strerror(rc));

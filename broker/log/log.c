@@ -36,6 +36,13 @@ int oh_log_check(const oh_config *cfg, char *err, size_t errlen)
         return OH_EINVAL;
     }
 #ifdef OH_HAVE_KAFKA
+    if (oh_config_int(cfg, "kafka.message_max_bytes") < OH_LOG_KAFKA_MESSAGE_MIN) {
+        oh_errf(err, errlen,
+                "kafka.message_max_bytes: at least %d (an event's record may have that less %d "
+                "bytes, the room its timeline copy needs)",
+                OH_LOG_KAFKA_MESSAGE_MIN, OH_LOG_TIMELINE_ROOM);
+        return OH_EINVAL;
+    }
     if (oh_config_int(cfg, "kafka.mock_brokers") > 0) return OH_OK;
     return oh_config_require(cfg, "kafka.brokers",
                              "with log.backend kafka (or kafka.mock_brokers: N)", err, errlen);

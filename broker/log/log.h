@@ -51,6 +51,13 @@ int oh_log_identity(oh_log *log, char *out, size_t outlen);
 /* 0 when the backend answers (Kafka: metadata reachable), else OH_EUNAVAIL. */
 int oh_log_ping(oh_log *log);
 
+/* What the timeline's copy of an event adds to its record at most (seq,
+ * epoch, the metadata's headers), with room to spare: the hub keeps every
+ * event's record that much under the log's limit (oh_hub_record_max). */
+#define OH_LOG_TIMELINE_ROOM 40000
+/* The smallest kafka.message_max_bytes omnihub starts with (oh_log_check). */
+#define OH_LOG_KAFKA_MESSAGE_MIN 100000
+
 /* What consumers route on, carried beside a record's value so that none
  * has to parse a body to decide whether it wants it: Kafka headers ce_type,
  * ce_subject, ce_seq, ce_authorkind, ce_time, ce_internal (CloudEvents

@@ -522,18 +522,17 @@ def test_timeline_outage_longer_than_the_timeout_is_forwarded_after(cluster):
         convs[conv][3:]), 1), ("late", 2)]
 
 
-def test_an_event_too_large_for_the_log_is_413_and_never_holds_up_sync(omnihub):
+def test_an_event_too_large_for_the_log_is_413_and_every_acknowledged_one_is_forwarded(omnihub):
     """Records the log cannot take: an event over omnihub's own bound is 413
-    on any log; one the producer refuses (kafka.message_max_bytes, lowered
-    here) is 413 too, not a 503 to retry for ever; and an event the log
-    took whose sequenced copy no longer fits the timeline stays in the
-    history, is counted, and does not stop sync forwarding what comes
-    after it (it retried that append for ever, every later event of the
-    partition stuck behind it)."""
+    on any log, and so is one over what a lowered kafka.message_max_bytes
+    leaves once the timeline copy's room (seq, epoch, metadata) is kept:
+    every event acknowledged can be forwarded, so live readers and services
+    (dispatch) never miss one. A limit too small for that room is refused
+    at start."""
     limit = 200_000
-    d = omnihub({"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "1",
-                 "kafka.message_max_bytes": str(limit), "triage.enabled": "false",
-                 "http.max_body": "2m"})
+    cfg = {"log.backend": "kafka", "kafka.mock_brokers": "1", "kafka.partitions": "1",
+           "triage.enabled": "false", "http.max_body": "2m"}
+    d = omnihub(cfg | {"kafka.message_max_bytes": str(limit)})
     tok = d.agent_token()
 
     def post(mid, text):
@@ -541,11 +540,11 @@ def test_an_event_too_large_for_the_log_is_413_and_never_holds_up_sync(omnihub):
 
     r = post("huge", "x" * 970_000)  # over the hub's bound on any log
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large", r.text
-    r = post("over", "x" * (limit + 1000))  # under it, over the producer's
+    r = post("over", "x" * (limit - 20_000))  # under the producer's limit, not under the room
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large", r.text
-    # the longest text the producer takes, found by halving: the events
-    # record at the limit; its timeline copy (seq, epoch, more metadata)
-    # is over it. Those acknowledged near the edge are such events.
+    assert f"over {limit - 40_000} bytes" in r.json()["error"]["message"], r.text
+    # the longest text taken, found by halving: each acknowledged one is
+    # stored and on the timeline
     acked, lo, hi, i = [], 1000, limit, 0
     while hi - lo > 1:
         mid, i = (lo + hi) // 2, i + 1
@@ -557,15 +556,59 @@ def test_an_event_too_large_for_the_log_is_413_and_never_holds_up_sync(omnihub):
             lo = mid
         else:
             hi = mid
-    d.wait_history(conv, len(acked), timeout=60, token=tok)  # stored, then forwarded
-    r = post("after", "after the big ones")  # a later batch of sync's
+    assert limit - 41_000 < lo < limit - 40_000, lo
+    r = post("after", "after the big ones")
     assert r.status_code == 202, r.text
     acked.append("after")
-    events = d.wait_history(conv, len(acked), timeout=30, token=tok)
+    events = d.wait_history(conv, len(acked), timeout=60, token=tok)
     assert [e["data"]["message_id"] for e in events] == acked
-    # sync counted what it could not forward
+    boot = d.request("GET", "/readyz").json()["log"]["bootstrap"]
     deadline = time.time() + 30
-    while d.metric("omnihub_sync_forward_too_large_total") < 1 and time.time() < deadline:
+    while True:
+        timeline = [json.loads(r["payload"])["data"]["message_id"]
+                    for r in kcat(boot, "omnihub.timeline") if r["key"] == conv]
+        if timeline == acked or time.time() > deadline:
+            break
         time.sleep(0.2)
-    assert d.metric("omnihub_sync_forward_too_large_total") >= 1
-    assert "larger than the log takes were not forwarded" in d.logs()
+    assert timeline == acked
+    assert d.metric("omnihub_sync_forward_too_large_total") == 0
+    d.stop()
+    # a limit that leaves no room: refused with a reason
+    with pytest.raises(RuntimeError, match="kafka.message_max_bytes: at least 100000"):
+        omnihub(cfg | {"kafka.message_max_bytes": "50000"}, name="small")
+
+
+def test_an_event_stored_under_a_higher_limit_never_holds_up_sync(tmp_path, omnihub):
+    """An event the log took under a higher kafka.message_max_bytes, read by a
+    sync whose producer now has a lower one: its timeline copy no longer
+    fits. It stays in the history, is logged and counted, and sync goes on
+    forwarding what comes after it (it retried that append for ever before,
+    every later event of the partition stuck behind it)."""
+    mock = KafkaMock(tmp_path, brokers=1, partitions=1)
+    try:
+        cfg = {"log.backend": "kafka", "kafka.brokers": mock.bootstrap, "triage.enabled": "false",
+               "http.max_body": "2m"}
+        gw = omnihub(cfg | {"kafka.message_max_bytes": "400000"}, args=["--role", "gateway"],
+                     name="gw")
+        r = gw.post_inbound(dict(msg("big", "older"), text="x" * 300_000))
+        assert r.status_code == 202, r.text
+        conv = r.json()["conversation_id"]
+        gw.stop()
+        d = omnihub(cfg | {"kafka.message_max_bytes": "200000"}, name="spine")
+        r = d.post_inbound(msg("after", "older"))
+        assert r.status_code == 202 and r.json()["conversation_id"] == conv, r.text
+        events = d.wait_history(conv, 2, timeout=60, token=d.agent_token())
+        assert [e["data"]["message_id"] for e in events] == ["big", "after"]
+        deadline = time.time() + 30
+        while True:
+            timeline = [json.loads(r["payload"])["data"]["message_id"]
+                        for r in kcat(mock.bootstrap, "omnihub.timeline") if r["key"] == conv]
+            if timeline == ["after"] or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert timeline == ["after"]
+        assert d.metric("omnihub_sync_forward_too_large_total") >= 1
+        assert "larger than the log takes were not forwarded" in d.logs()
+        d.stop()
+    finally:
+        mock.stop()
