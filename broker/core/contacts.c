@@ -264,16 +264,18 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
                      const struct oh_contact_ident *ids, int n, const char *name,
                      char out[OH_ID_MAX])
 {
-    json_t *k = rec_get(d, "k:", conv, NULL);
-    if (json_is_string(k)) {
-        int rc = oh_contact_root(d, json_string_value(k), out);
-        json_decref(k);
-        if (rc != OH_ENOTFOUND) return rc;
-    } else {
-        json_decref(k);
-    }
-    /* the owner of a verified identifier it brings */
+    /* linked already: linked again, its contact taking what it lacks of
+     * what this event brings (a status linked the conversation: it has
+     * neither a name nor all of a message's identifiers), unless erased */
     char owner[OH_ID_MAX] = "";
+    json_t *k = rec_get(d, "k:", conv, NULL);
+    if (json_is_string(k)) snprintf(owner, sizeof owner, "%s", json_string_value(k));
+    json_decref(k);
+    int rc = *owner ? oh_contact_root(d, owner, out) : OH_ENOTFOUND;
+    bool relink = rc == 0;
+    if (rc != 0 && rc != OH_ENOTFOUND) return rc;
+    if (!relink) *owner = '\0';
+    /* else the owner of a verified identifier it brings */
     for (int i = 0; i < n && !*owner; i++) {
         if (!ids[i].verified) continue;
         json_t *o = rec_get(d, "v:", ids[i].type, ids[i].value);
@@ -281,7 +283,11 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
         json_decref(o);
     }
     json_t *c = NULL;
-    int rc = *owner ? contact_read(d, owner, &c) : 0;
+    rc = *owner ? contact_read(d, owner, &c) : 0;
+    if (relink && (rc || !c || json_is_true(json_object_get(c, "erased")))) {
+        json_decref(c); /* (a contact that cannot be read: as linked) */
+        return 0;
+    }
     if (rc == 0 && !c) {
         /* a new person: the id follows from what identifies them, so two
          * sync members creating them at once create the same contact */
@@ -298,7 +304,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
     }
     if (!c) return OH_ENOMEM;
     json_t *cids = json_object_get(c, "ids");
-    size_t size = rec_size(c); /* what the record takes, as it grows */
+    size_t size = rec_size(c), had = json_array_size(cids); /* what it takes, as it grows */
     for (int i = 0; i < n && rc == 0; i++) {
         /* an identifier the record cannot list leaves no trace either: an
          * erasure forgets the identifiers the record lists */
@@ -340,18 +346,24 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
             json_decref(u);
         }
     }
+    bool named = false;
     if (!*str(c, "name") && name && *name) {
         json_t *nm = name_json(name);
-        if (nm && size + rec_size(nm) <= REC_ROOM)
+        if ((named = nm && size + rec_size(nm) <= REC_ROOM))
             json_object_set_new(c, "name", nm);
         else
             json_decref(nm);
     }
+    if (relink && !named && json_array_size(cids) == had) { /* nothing new */
+        json_decref(c);
+        return rc;
+    }
     /* an erased person writing again: what they bring now is kept */
     json_object_set_new(c, "erased", json_false());
-    if (rc == 0) rc = conv_add(d, c, conv);
+    /* (linked again: listed and looked up already) */
+    if (rc == 0 && !relink) rc = conv_add(d, c, conv);
     if (rc == 0) rc = contact_put(d, c);
-    if (rc == 0) {
+    if (rc == 0 && !relink) {
         json_t *s = json_string(owner);
         rc = rec_put(d, "k:", conv, NULL, s);
         json_decref(s);

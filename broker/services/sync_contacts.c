@@ -149,14 +149,34 @@ static int lk_write(void *o, const char *const *keys, const char *const *values,
 /* A new conversation's contact as the event names it. */
 struct link_one {
     const char *conv, *name;
+    bool status; /* linked by a status: not remembered as linked (named) */
     struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
     int n;
 };
 
-static bool is_message(const struct oh_store_item *it)
+/* What a stored item can link its conversation by: LINK_MESSAGE, an inbound
+ * or outbound message; LINK_STATUS, a status naming the contact (a
+ * conversation may hold statuses only: a template another tool sent, never
+ * answered; they name the customer all the same); else LINK_NONE. */
+enum { LINK_NONE, LINK_MESSAGE, LINK_STATUS };
+
+static int links_by(const struct oh_store_item *it)
 {
-    const char *type = it->event ? oh_event_get_type(it->event) : NULL;
-    return type && it->seq && (!strcmp(type, OH_EV_INBOUND) || !strcmp(type, OH_EV_OUTBOUND));
+    const char *type = it->event && it->seq ? oh_event_get_type(it->event) : NULL;
+    if (!type) return LINK_NONE;
+    if (!strcmp(type, OH_EV_INBOUND) || !strcmp(type, OH_EV_OUTBOUND)) return LINK_MESSAGE;
+    const json_t *contact = json_object_get(oh_event_data(it->event), "contact");
+    const char *id = json_string_value(json_object_get(contact, "id"));
+    return !strcmp(type, OH_EV_STATUS) && id && *id ? LINK_STATUS : LINK_NONE;
+}
+
+/* A message that names its contact: linking it again gives a contact that a
+ * status created nameless the name. */
+static bool named(const struct oh_store_item *it)
+{
+    const json_t *contact = json_object_get(oh_event_data(it->event), "contact");
+    const char *name = json_string_value(json_object_get(contact, "name"));
+    return links_by(it) == LINK_MESSAGE && name && *name;
 }
 
 struct found {
@@ -171,23 +191,35 @@ static void found_one(void *ctx, size_t i, const char *value)
 }
 
 /* The items (their indexes into CAND, how many) whose conversations the
- * batch links: its messages, once per conversation, of conversations new
+ * batch links: its messages and the statuses that name a contact, once per
+ * conversation (by a message rather than a status), of conversations new
  * with them (seq 1) or not known linked. The latter are looked up in the
  * directory first (k:<conv>, one round): found, they are noted as linked
- * and left out; else (the conversation began with a status, or was stored
- * before contacts were on) this message links it. */
+ * and left out, but for a message that names its contact (it links again:
+ * a status may have linked the conversation, and a status has no name);
+ * else (stored before contacts were on) this item links it. A conversation
+ * a status linked is not remembered as linked, so that its first named
+ * message links it again. */
 static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
                       size_t *cand)
 {
     size_t m = 0, later = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!is_message(&items[i])) continue;
+        int by = links_by(&items[i]);
+        if (by == LINK_NONE) continue;
         const char *conv = oh_event_subject(items[i].event);
         if (items[i].seq != 1 && linked_has(c, conv)) continue;
         size_t j = 0;
         while (j < m && strcmp(oh_event_subject(items[cand[j]].event), conv))
             j++;
-        if (j < m) continue; /* one link a conversation */
+        if (j < m) { /* one link a conversation: by its message rather than a status */
+            if (by == LINK_MESSAGE && links_by(&items[cand[j]]) == LINK_STATUS) {
+                later -= items[cand[j]].seq != 1;
+                later += items[i].seq != 1;
+                cand[j] = i;
+            }
+            continue;
+        }
         cand[m++] = i;
         later += items[i].seq != 1;
     }
@@ -206,9 +238,12 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
      * batch read); unread (an error), they are linked again: idempotent */
     struct found f = {c, convs};
     if (nk && c->dir.get_many) c->dir.get_many(c->dir.opaque, keys, nk, found_one, &f);
+    /* found: linked already; a message that names its contact links again
+     * all the same (the link may have been a status's, nameless) */
     size_t kept = 0;
     for (size_t j = 0; j < m; j++)
-        if (items[cand[j]].seq == 1 || !linked_has(c, oh_event_subject(items[cand[j]].event)))
+        if (items[cand[j]].seq == 1 || !linked_has(c, oh_event_subject(items[cand[j]].event)) ||
+            named(&items[cand[j]]))
             cand[kept++] = cand[j];
     json_decref(held);
     free(keys);
@@ -222,8 +257,8 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
  * link worked, then the directory's writes and the contact_refs go to
  * the store together. */
 static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
-                    oh_store_contact_write_fn write, void *wctx, const char **convs, json_t *roots,
-                    size_t *cand, size_t *k)
+                    oh_store_contact_write_fn write, void *wctx, const char **convs, bool *status,
+                    json_t *roots, size_t *cand, size_t *k)
 {
     struct link_ctx x = {.c = c, .write = write, .wctx = wctx, .convs = convs};
     struct oh_contact_dir d = {&x,   lk_get,   NULL,
@@ -241,6 +276,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
         const json_t *data = oh_event_data(ev);
         struct link_one *l = &one[j];
         l->conv = oh_event_subject(ev);
+        l->status = links_by(&items[cand[j]]) == LINK_STATUS;
         l->name = json_string_value(json_object_get(json_object_get(data, "contact"), "name"));
         l->n = oh_contact_idents(data, c->region, l->ids, OH_CONTACT_IDS_MAX);
         req[j] = (struct oh_contact_linkreq){l->conv, l->ids, l->n};
@@ -255,6 +291,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
             continue;
         }
         if (rc == 0) {
+            status[*k] = one[i].status;
             convs[(*k)++] = one[i].conv;
             json_array_append_new(roots, json_string(root));
         }
@@ -272,7 +309,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
     /* nothing new for the directory (a replay): the refs alone */
     if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, NULL, convs, to, *k);
     for (size_t i = 0; rc == 0 && i < *k; i++)
-        c->pending[c->npending++] = convs[i];
+        if (!status[i]) c->pending[c->npending++] = convs[i];
     free(to);
     free(req);
     free(one);
@@ -286,17 +323,18 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
     if (!c) return 0;
     int64_t t0 = cpu_ns();
     const char **convs = calloc(n ? n : 1, sizeof *convs);
+    bool *status = calloc(n ? n : 1, sizeof *status);
     size_t *cand = calloc(n ? n : 1, sizeof *cand);
     const char **pending = realloc(c->pending, (n ? n : 1) * sizeof *pending);
     if (pending) c->pending = pending;
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && cand && pending && roots ? OH_ERETRY : OH_ENOMEM;
+    int rc = convs && status && cand && pending && roots ? OH_ERETRY : OH_ENOMEM;
     /* another member changed what a link read (the same person arriving
      * on another partition, a merge): the batch is linked again afresh */
     for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
         c->npending = 0;
-        rc = link_all(c, items, n, write, wctx, convs, roots, cand, &k);
+        rc = link_all(c, items, n, write, wctx, convs, status, roots, cand, &k);
     }
     if (rc) c->npending = 0;
     free(cand);
@@ -306,6 +344,7 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
                  "the batch is stored again",
                  OH_CONTACT_TRIES);
     free(convs);
+    free(status);
     json_decref(roots);
     c->link_ns += cpu_ns() - t0;
     c->linking = rc == 0 ? (int64_t)k : 0;

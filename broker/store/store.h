@@ -338,12 +338,13 @@ int oh_store_contact_write(oh_store *st, const char *const *keys, const char *co
                            size_t n, const struct oh_contact_seen *seen, const char *const *convs,
                            const char *const *contacts, size_t k);
 
-/* Called with each message event of a conversation being erased, before
- * its text is gone (borrowed): to drop its media from caches. */
+/* Called with each message or status event of a conversation being
+ * erased, before its text is gone (borrowed): to drop its media from caches. */
 typedef void (*oh_store_erase_fn)(void *opaque, const json_t *event);
 /* Erasure of a person's content from the N conversations CONVS: in each,
- * every inbound and outbound message's stored event becomes a tombstone of
- * type OH_EV_ERASED (same id, seq and time, no text, no contact, no
+ * the stored event of every inbound and outbound message and of every
+ * status (a status names the contact too) becomes a tombstone of type
+ * OH_EV_ERASED (same id, seq and time, no text, no contact, no
  * attachments; checksummed like any event) so seq stays dense, its
  * full-text entry is dropped, and the conversation's contact id, name and
  * preview are cleared. SQLite: one transaction for all of them, whose

@@ -434,7 +434,8 @@ static int pg_erase_one(struct pg_store *s, const char *conv, oh_store_erase_fn 
     if (rc == 0)
         rc = oh_pg_held_exec(p, c,
                              "SELECT seq, json FROM history WHERE conversation_id = $1 AND type IN "
-                             "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+                             "('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "', '" OH_EV_STATUS
+                             "') ORDER BY seq",
                              1, vals, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);

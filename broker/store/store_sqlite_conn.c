@@ -81,8 +81,9 @@ static const char *const sq_sql[S_COUNT] = {
     [S_ART_ALL] = "SELECT id, title, body, locale, tags, version, updated_ms FROM kb_articles "
                   "ORDER BY id",
     /* an erasure (store_sqlite_history.c), prepared once, not per conversation */
-    [S_ERASE_ROWS] = "SELECT rowid, seq, json FROM history WHERE conversation_id = ?1 "
-                     "AND type IN ('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "') ORDER BY seq",
+    [S_ERASE_ROWS] =
+        "SELECT rowid, seq, json FROM history WHERE conversation_id = ?1 "
+        "AND type IN ('" OH_EV_INBOUND "', '" OH_EV_OUTBOUND "', '" OH_EV_STATUS "') ORDER BY seq",
     [S_ERASE_PUT] = "UPDATE history SET type = ?2, json = ?3, crc = ?4 WHERE rowid = ?1",
     [S_ERASE_FTS] = "INSERT INTO msg_fts (msg_fts, rowid, body) VALUES ('delete', ?1, ?2)",
     [S_ERASE_CONV] = "UPDATE conversations SET contact_id = '', contact_name = '', "

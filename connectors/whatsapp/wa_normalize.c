@@ -356,6 +356,11 @@ static int wa_status(const struct wa_change *ch, const json_t *s)
     oh_conversation_id(conv, WA_CHANNEL, ch->account, wa_id);
     json_t *data = wa_data(ch, conv, "outbound", wa_id, "", "text");
     if (!data) return OH_ENOMEM;
+    /* the number it was delivered to, as a message from it would name it: a
+     * conversation of statuses only (a template never answered) is linked to
+     * the person by them */
+    json_t *ids = wa_identifiers(ch->contacts, wa_id);
+    if (ids) json_object_set_new(json_object_get(data, "contact"), "identifiers", ids);
     /* status.message_id is Graph's wamid: the sync service swaps in our own
      * message id (keeping the wamid as provider_message_id) when it knows it. */
     json_t *st = json_pack("{s:s, s:s}", "message_id", wamid, "state", state);

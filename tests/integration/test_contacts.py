@@ -262,6 +262,35 @@ def test_erasure_tombstones_dense_seq_and_no_text_in_sqlite(omnihub):
     assert contact(d, cid, agent)["identifiers"] == []
 
 
+def test_erasure_reaches_statuses_and_a_conversation_of_statuses_only(omnihub):
+    """A template sent from another tool that the customer never answered
+    leaves a conversation of statuses only, each naming the customer's
+    number (data.contact). The status links the conversation to the person
+    like a message would, and an erasure of the person tombstones statuses
+    too: before, that conversation was never linked, so never erased, and
+    the statuses of erased conversations kept the number in the store."""
+    d = omnihub(config={**wa_config(), **ON})
+    agent = d.agent_token()
+    wa_id = "16505550142"
+    wa = conversation_id("whatsapp", PNID, wa_id)
+    for state in ("sent", "delivered"):
+        assert wa_post(d, status_delivery("wamid.tpl", state, wa_id=wa_id)).status_code == 200
+    web = say(d, "statuses-only", "hello from the site", "s1", phone="+" + wa_id)
+    cid = wait_contact(d, web, agent)
+    assert wait_contact(d, wa, agent) == cid
+    assert wa in contact(d, cid, agent)["conversations"]
+    assert [e["type"] for e in d.history(wa, token=agent)] == ["omnihub.message.status"] * 2
+    assert wa_id.encode() in db_bytes(d.data_dir)
+    r = d.request("DELETE", f"/v1/contacts/{cid}", token=token(d, "root", "admin"))
+    assert r.status_code == 200, r.text
+    for conv in (wa, web):
+        events = d.history(conv, token=agent)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert events and all(e["type"] == "omnihub.message.erased" for e in events), events
+        assert all("contact" not in e["data"] for e in events)
+    assert wa_id.encode() not in db_bytes(d.data_dir)
+
+
 @pytest.fixture(scope="module")
 def pg():
     with PgServer() as server:
@@ -352,28 +381,38 @@ def test_kafka_mode_links_and_merges(omnihub):
     assert r.status_code == 200 and sorted(r.json()["conversations"]) == sorted([web, api, other])
 
 
-def test_a_conversation_that_began_with_a_status_is_linked_by_its_first_message(omnihub):
+def test_a_conversation_that_began_with_a_status_is_linked_by_it_and_named_by_its_answer(omnihub):
     """A template sent from another tool: WhatsApp reports its status
     first (the conversation's seq 1), then the customer answers (seq 2). The
-    answer links the conversation to its contact like any first message;
-    before, only seq 1 linked, so this person's conversation was never
-    listed, merged or erased with them."""
+    status links the conversation to the person by the number it was
+    delivered to (before, only a message linked, and at first only one at
+    seq 1, so this conversation was never listed, merged or erased with
+    them); the answer, which names them, gives that contact its name."""
     d = omnihub(config={**ON, **wa_config()})
     agent = d.agent_token()
     wa_id = "16505550199"
     conv = conversation_id("whatsapp", PNID, wa_id)
     assert wa_post(d, status_delivery("wamid.elsewhere", "delivered", wa_id=wa_id)).status_code == 200
-    deadline = time.time() + 15
-    while time.time() < deadline and not d.history(conv, token=agent):
-        time.sleep(0.05)
-    assert [e["type"] for e in d.history(conv, token=agent)] == ["omnihub.message.status"]
-    assert wa_post(d, text_delivery("wamid.answer", "hi", wa_id=wa_id)).status_code == 200
     cid = wait_contact(d, conv, agent)
-    assert conv in contact(d, cid, agent)["conversations"]
-    # a later message of a linked conversation changes nothing
-    assert wa_post(d, text_delivery("wamid.answer2", "again", wa_id=wa_id)).status_code == 200
-    time.sleep(1)
+    assert [e["type"] for e in d.history(conv, token=agent)] == ["omnihub.message.status"]
+    first = contact(d, cid, agent)
+    assert conv in first["conversations"] and first["name"] == ""
+    assert {"type": "phone", "value": "+" + wa_id, "verified": True} in first["identifiers"]
+    assert wa_post(d, text_delivery("wamid.answer", "hi", wa_id=wa_id)).status_code == 200
+    deadline = time.time() + 15
+    while time.time() < deadline and contact(d, cid, agent)["name"] != "Sheena Nelson":
+        time.sleep(0.05)
+    assert contact(d, cid, agent)["name"] == "Sheena Nelson"
     assert wait_contact(d, conv, agent) == cid
+    # a later message of a linked conversation changes nothing, nor after a
+    # restart (the answer linking again finds nothing new)
+    assert wa_post(d, text_delivery("wamid.answer2", "again", wa_id=wa_id)).status_code == 200
+    d.stop()
+    d.start()
+    assert wa_post(d, text_delivery("wamid.answer3", "and again", wa_id=wa_id)).status_code == 200
+    d.wait_history(conv, 4)
+    assert wait_contact(d, conv, agent) == cid
+    assert contact(d, cid, agent)["name"] == "Sheena Nelson"
 
 
 def test_a_merge_of_large_families_keeps_its_event(omnihub):
