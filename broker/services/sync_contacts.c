@@ -182,24 +182,29 @@ static bool named(const struct oh_store_item *it)
 struct found {
     struct oh_sync_contacts *c;
     const char *const *convs;
+    const bool *status; /* looked up for a status */
+    bool *found;
 };
 
 static void found_one(void *ctx, size_t i, const char *value)
 {
     struct found *f = ctx;
-    linked_add(f->c, f->convs[i]); /* read before the batch wrote anything */
+    f->found[i] = true;
+    /* read before the batch wrote anything; a status cannot tell whether a
+     * message or a status linked it: the first named message links again */
+    if (!f->status[i]) linked_add(f->c, f->convs[i]);
 }
 
 /* The items (their indexes into CAND, how many) whose conversations the
  * batch links: its messages and the statuses that name a contact, once per
  * conversation (by a message rather than a status), of conversations new
  * with them (seq 1) or not known linked. The latter are looked up in the
- * directory first (k:<conv>, one round): found, they are noted as linked
- * and left out, but for a message that names its contact (it links again:
- * a status may have linked the conversation, and a status has no name);
- * else (stored before contacts were on) this item links it. A conversation
- * a status linked is not remembered as linked, so that its first named
- * message links it again. */
+ * directory first (k:<conv>, one round): found, they are left out, and
+ * for a message noted as linked, but for a message that names its contact
+ * (it links again: a status may have linked the conversation, and a status
+ * has no name); else (stored before contacts were on) this item links it.
+ * A conversation a status linked, or a status found linked, is not
+ * remembered as linked, so that its first named message links it again. */
 static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
                       size_t *cand)
 {
@@ -225,29 +230,35 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
     }
     if (!later) return m;
     const char **keys = calloc(later, sizeof *keys), **convs = calloc(later, sizeof *convs);
+    bool *status = calloc(later, sizeof *status), *found = calloc(later, sizeof *found);
     json_t *held = json_array();
     size_t nk = 0;
-    for (size_t j = 0; keys && convs && held && j < m; j++) {
+    bool all = keys && convs && status && found && held;
+    for (size_t j = 0; all && j < m; j++) {
         if (items[cand[j]].seq == 1) continue;
         convs[nk] = oh_event_subject(items[cand[j]].event);
+        status[nk] = links_by(&items[cand[j]]) == LINK_STATUS;
         json_t *key = json_sprintf("k:%s", convs[nk]);
         json_array_append_new(held, key);
         keys[nk++] = json_string_value(key);
     }
     /* one round (the store's kv reads key by key where its backend has no
      * batch read); unread (an error), they are linked again: idempotent */
-    struct found f = {c, convs};
+    struct found f = {c, convs, status, found};
     if (nk && c->dir.get_many) c->dir.get_many(c->dir.opaque, keys, nk, found_one, &f);
     /* found: linked already; a message that names its contact links again
      * all the same (the link may have been a status's, nameless) */
-    size_t kept = 0;
-    for (size_t j = 0; j < m; j++)
-        if (items[cand[j]].seq == 1 || !linked_has(c, oh_event_subject(items[cand[j]].event)) ||
-            named(&items[cand[j]]))
-            cand[kept++] = cand[j];
+    size_t kept = 0, at = 0;
+    for (size_t j = 0; j < m; j++) {
+        bool looked = items[cand[j]].seq != 1 && all;
+        if (!looked || !found[at] || named(&items[cand[j]])) cand[kept++] = cand[j];
+        at += looked;
+    }
     json_decref(held);
     free(keys);
     free(convs);
+    free(status);
+    free(found);
     return kept;
 }
 

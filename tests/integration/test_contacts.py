@@ -392,9 +392,13 @@ def test_a_conversation_that_began_with_a_status_is_linked_by_it_and_named_by_it
     agent = d.agent_token()
     wa_id = "16505550199"
     conv = conversation_id("whatsapp", PNID, wa_id)
-    assert wa_post(d, status_delivery("wamid.elsewhere", "delivered", wa_id=wa_id)).status_code == 200
+    assert wa_post(d, status_delivery("wamid.elsewhere", "sent", wa_id=wa_id)).status_code == 200
     cid = wait_contact(d, conv, agent)
-    assert [e["type"] for e in d.history(conv, token=agent)] == ["omnihub.message.status"]
+    # its later statuses, each in a batch of its own, find it linked
+    for n, state in enumerate(("delivered", "read"), 2):
+        assert wa_post(d, status_delivery("wamid.elsewhere", state, wa_id=wa_id)).status_code == 200
+        d.wait_history(conv, n)
+    assert [e["type"] for e in d.history(conv, token=agent)] == ["omnihub.message.status"] * 3
     first = contact(d, cid, agent)
     assert conv in first["conversations"] and first["name"] == ""
     assert {"type": "phone", "value": "+" + wa_id, "verified": True} in first["identifiers"]
@@ -410,7 +414,7 @@ def test_a_conversation_that_began_with_a_status_is_linked_by_it_and_named_by_it
     d.stop()
     d.start()
     assert wa_post(d, text_delivery("wamid.answer3", "and again", wa_id=wa_id)).status_code == 200
-    d.wait_history(conv, 4)
+    d.wait_history(conv, 6)
     assert wait_contact(d, conv, agent) == cid
     assert contact(d, cid, agent)["name"] == "Sheena Nelson"
 
