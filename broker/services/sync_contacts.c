@@ -27,15 +27,19 @@ struct oh_sync_contacts {
     int64_t linking;        /* conversations the batch being stored links */
     int64_t reported;       /* links already counted in the metrics */
     /* conversations known linked (a conversation's link is never undone),
-     * by a hash of the id, direct-mapped; and those the batch being stored
-     * links, noted once it is stored */
-    uint64_t *linked;
-    const char **pending;
+     * by a hash of the id, direct-mapped: LINKED by a message, UNNAMED by
+     * a status only (its contact may lack the name a message brings); and
+     * those the batch being stored links, noted once it is stored */
+    uint64_t *linked, *unnamed;
+    struct pending {
+        const char *conv;
+        bool status; /* linked by a status */
+    } * pending;
     size_t npending;
 };
 
-/* Slots of the known-linked set: 2 MiB. A conversation that falls out is
- * looked up in the directory again at its next message. */
+/* Slots of each known-linked set: 2 MiB. A conversation that falls out is
+ * looked up in the directory again at its next message or status. */
 #define LINKED_SLOTS (1u << 18)
 
 static uint64_t conv_hash(const char *conv)
@@ -46,16 +50,16 @@ static uint64_t conv_hash(const char *conv)
     return h ? h : 1; /* 0: an empty slot */
 }
 
-static bool linked_has(const struct oh_sync_contacts *c, const char *conv)
+static bool set_has(const uint64_t *set, const char *conv)
 {
     uint64_t h = conv_hash(conv);
-    return c->linked[h & (LINKED_SLOTS - 1)] == h;
+    return set[h & (LINKED_SLOTS - 1)] == h;
 }
 
-static void linked_add(struct oh_sync_contacts *c, const char *conv)
+static void set_add(uint64_t *set, const char *conv)
 {
     uint64_t h = conv_hash(conv);
-    c->linked[h & (LINKED_SLOTS - 1)] = h;
+    set[h & (LINKED_SLOTS - 1)] = h;
 }
 
 struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
@@ -70,7 +74,8 @@ struct oh_sync_contacts *oh_sync_contacts_new(oh_hub *hub)
     c->keep = json_array();
     c->done = json_array();
     c->linked = calloc(LINKED_SLOTS, sizeof *c->linked);
-    if (!c->events || !c->keep || !c->done || !c->linked) {
+    c->unnamed = calloc(LINKED_SLOTS, sizeof *c->unnamed);
+    if (!c->events || !c->keep || !c->done || !c->linked || !c->unnamed) {
         oh_sync_contacts_free(c);
         return NULL;
     }
@@ -84,6 +89,7 @@ void oh_sync_contacts_free(struct oh_sync_contacts *c)
     json_decref(c->keep);
     json_decref(c->done);
     free(c->linked);
+    free(c->unnamed);
     free(c->pending);
     free(c);
 }
@@ -192,19 +198,27 @@ static void found_one(void *ctx, size_t i, const char *value)
     f->found[i] = true;
     /* read before the batch wrote anything; a status cannot tell whether a
      * message or a status linked it: the first named message links again */
-    if (!f->status[i]) linked_add(f->c, f->convs[i]);
+    set_add(f->status[i] ? f->c->unnamed : f->c->linked, f->convs[i]);
+}
+
+/* Whether item IT of a conversation not new with it is looked up before it
+ * links: not a message that names its contact, of a conversation known
+ * linked by statuses only (it links again, the name being what it brings) */
+static bool needs_lookup(const struct oh_sync_contacts *c, const struct oh_store_item *it)
+{
+    return it->seq != 1 && !(named(it) && set_has(c->unnamed, oh_event_subject(it->event)));
 }
 
 /* The items (their indexes into CAND, how many) whose conversations the
  * batch links: its messages and the statuses that name a contact, once per
  * conversation (by a message rather than a status), of conversations new
  * with them (seq 1) or not known linked. The latter are looked up in the
- * directory first (k:<conv>, one round): found, they are left out, and
- * for a message noted as linked, but for a message that names its contact
- * (it links again: a status may have linked the conversation, and a status
- * has no name); else (stored before contacts were on) this item links it.
- * A conversation a status linked, or a status found linked, is not
- * remembered as linked, so that its first named message links it again. */
+ * directory first (k:<conv>, one round): found, they are left out and
+ * noted as linked, but for a message that names its contact (it links
+ * again: a status may have linked the conversation, and a status has no
+ * name); else (stored before contacts were on) this item links it. A
+ * conversation a status linked, or a status found linked, is noted apart
+ * (UNNAMED), so that its first named message links it again, unread. */
 static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
                       size_t *cand)
 {
@@ -213,29 +227,33 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
         int by = links_by(&items[i]);
         if (by == LINK_NONE) continue;
         const char *conv = oh_event_subject(items[i].event);
-        if (items[i].seq != 1 && linked_has(c, conv)) continue;
+        if (items[i].seq != 1 &&
+            (set_has(c->linked, conv) ||
+             (set_has(c->unnamed, conv) && (by == LINK_STATUS || !named(&items[i])))))
+            continue;
         size_t j = 0;
         while (j < m && strcmp(oh_event_subject(items[cand[j]].event), conv))
             j++;
         if (j < m) { /* one link a conversation: by its message rather than a status */
-            if (by == LINK_MESSAGE && links_by(&items[cand[j]]) == LINK_STATUS) {
-                later -= items[cand[j]].seq != 1;
-                later += items[i].seq != 1;
-                cand[j] = i;
-            }
+            if (by == LINK_MESSAGE && links_by(&items[cand[j]]) == LINK_STATUS) cand[j] = i;
             continue;
         }
         cand[m++] = i;
-        later += items[i].seq != 1;
     }
-    if (!later) return m;
+    bool *look = calloc(m ? m : 1, sizeof *look); /* NULL: all linked again, idempotent */
+    for (size_t j = 0; look && j < m; j++)
+        later += look[j] = needs_lookup(c, &items[cand[j]]);
+    if (!later) {
+        free(look);
+        return m;
+    }
     const char **keys = calloc(later, sizeof *keys), **convs = calloc(later, sizeof *convs);
     bool *status = calloc(later, sizeof *status), *found = calloc(later, sizeof *found);
     json_t *held = json_array();
     size_t nk = 0;
     bool all = keys && convs && status && found && held;
     for (size_t j = 0; all && j < m; j++) {
-        if (items[cand[j]].seq == 1) continue;
+        if (!look[j]) continue;
         convs[nk] = oh_event_subject(items[cand[j]].event);
         status[nk] = links_by(&items[cand[j]]) == LINK_STATUS;
         json_t *key = json_sprintf("k:%s", convs[nk]);
@@ -250,10 +268,11 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
      * all the same (the link may have been a status's, nameless) */
     size_t kept = 0, at = 0;
     for (size_t j = 0; j < m; j++) {
-        bool looked = items[cand[j]].seq != 1 && all;
+        bool looked = all && look[j];
         if (!looked || !found[at] || named(&items[cand[j]])) cand[kept++] = cand[j];
         at += looked;
     }
+    free(look);
     json_decref(held);
     free(keys);
     free(convs);
@@ -298,7 +317,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
         rc = oh_contact_link(&b.dir, one[i].conv, one[i].ids, one[i].n, one[i].name, root);
         if (rc == OH_ETOOBIG) { /* its contact's record cannot be read (logged): not again */
             rc = 0;
-            c->pending[c->npending++] = one[i].conv;
+            c->pending[c->npending++] = (struct pending){one[i].conv, false};
             continue;
         }
         if (rc == 0) {
@@ -320,7 +339,7 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
     /* nothing new for the directory (a replay): the refs alone */
     if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, NULL, convs, to, *k);
     for (size_t i = 0; rc == 0 && i < *k; i++)
-        if (!status[i]) c->pending[c->npending++] = convs[i];
+        c->pending[c->npending++] = (struct pending){convs[i], status[i]};
     free(to);
     free(req);
     free(one);
@@ -336,7 +355,7 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
     const char **convs = calloc(n ? n : 1, sizeof *convs);
     bool *status = calloc(n ? n : 1, sizeof *status);
     size_t *cand = calloc(n ? n : 1, sizeof *cand);
-    const char **pending = realloc(c->pending, (n ? n : 1) * sizeof *pending);
+    struct pending *pending = realloc(c->pending, (n ? n : 1) * sizeof *pending);
     if (pending) c->pending = pending;
     json_t *roots = json_array();
     size_t k = 0;
@@ -369,7 +388,7 @@ void oh_sync_contacts_linked(struct oh_sync_contacts *c)
     c->links += c->linking;
     c->linking = 0;
     for (size_t i = 0; i < c->npending; i++)
-        linked_add(c, c->pending[i]);
+        set_add(c->pending[i].status ? c->unnamed : c->linked, c->pending[i].conv);
     c->npending = 0;
 }
 
