@@ -147,17 +147,12 @@ static int attachments_of(bool agent, const json_t *att, json_t **out, char *err
     return 0;
 }
 
-static int found_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
-{
-    return 0;
-}
-
 /* reply_to must name a message of CONV: one of its event ids, or a
  * channel message id the store maps to it. */
 static int reply_target(oh_store *st, const struct oh_conversation *c, const char *ref, char *err,
                         size_t errlen)
 {
-    int rc = c->head ? oh_store_event_get(st, c->id, ref, found_row, NULL) : OH_ENOTFOUND;
+    int rc = c->head ? oh_store_event_get(st, c->id, ref, NULL, NULL) : OH_ENOTFOUND;
     struct oh_store_ref r;
     if (rc == OH_ENOTFOUND && c->head) {
         rc = oh_store_ref_get(st, c->channel, c->account, ref, &r);

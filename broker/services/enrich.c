@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/convstate.h"
 #include "core/hub_int.h"
 #include "core/json_pick.h"
 #include "core/triage.h"
@@ -139,11 +138,6 @@ static const struct oh_enriched *enriched_of(const struct enrich *e, const struc
     return x;
 }
 
-static int nothing(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
-{
-    return 0;
-}
-
 /* Scores one customer message (a timeline record) into E's decisions. */
 static void score(struct enrich *e, const struct oh_log_record *r)
 {
@@ -163,7 +157,7 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     char eid[OH_ID_MAX];
     oh_event_id(eid, "enriched", f[F_ID].s, NULL);
     if (e->inline_here && e->hub->store &&
-        oh_store_event_get(e->hub->store, f[F_CONV].s, eid, nothing, NULL) == OH_OK)
+        oh_store_event_get(e->hub->store, f[F_CONV].s, eid, NULL, NULL) == OH_OK)
         return; /* scored inline: its batch was forwarded across two commits */
     if (oh_grow(&e->dec, &e->capdec, e->ndec + 1, sizeof *e->dec, 64)) return;
     size_t mark = e->nstrs;
@@ -206,38 +200,6 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     }
 }
 
-/* Sets KEY of O to V (taken; NULL-safe), without the checks json_object_set
- * makes: keys are literals, strings came checked from the parsed record.
- * Chained with ||: the members keep their order. */
-static int put(json_t *o, const char *key, json_t *v)
-{
-    return json_object_set_new_nocheck(o, key, v);
-}
-
-/* The raise_priority command of D; its outcome is recorded once. */
-static json_t *raise_cmd(const struct enrich *e, const struct decision *d)
-{
-    char cid[OH_ID_MAX];
-    oh_event_id(cid, "triage", e->strs + d->id, NULL);
-    json_t *data = json_object(), *author = json_object();
-    int bad = !data || !author;
-    if (!bad)
-        bad = put(author, "kind", json_string_nocheck("system")) ||
-              put(author, "id", json_string_nocheck("triage")) ||
-              put(data, "conversation_id", json_string_nocheck(e->strs + d->conv)) ||
-              put(data, "channel", json_string_nocheck(e->strs + d->channel)) ||
-              put(data, "account", json_string_nocheck(e->strs + d->account)) ||
-              put(data, "op", json_string_nocheck("raise_priority")) ||
-              put(data, "priority", json_string_nocheck(oh_triage_priority_name(d->t.priority))) ||
-              put(data, "author", json_incref(author));
-    json_decref(author);
-    if (bad) {
-        json_decref(data);
-        return NULL;
-    }
-    return oh_event_new(OH_EV_COMMAND, cid, d->time_ms, data);
-}
-
 /* Appends the batch's decisions and waits until they are durable: OH_OK, or
  * OH_ECLOSED when the hub stops first (the batch is then read again). */
 static int emit(struct enrich *e)
@@ -257,7 +219,10 @@ static int emit(struct enrich *e)
             rc = oh_event_list_push(&l, oh_enriched_event(enriched_of(e, d, &x)));
             if (rc == OH_OK && d->raise) {
                 e->tx[l.n] = NULL;
-                rc = oh_event_list_push(&l, raise_cmd(e, d));
+                rc = oh_event_list_push(&l, oh_triage_raise_cmd(e->strs + d->id, e->strs + d->conv,
+                                                                e->strs + d->channel,
+                                                                e->strs + d->account, d->t.priority,
+                                                                d->time_ms));
             }
         }
         /* the hub takes the list's references, whatever it answers */

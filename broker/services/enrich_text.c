@@ -1,9 +1,11 @@
 /* enrich_text.c - the enriched event of a scored message as a tree and as
- * its record text, written in the order the tree dumps (enrich_text.h). */
+ * its record text, written in the order the tree dumps, the raise command
+ * and the triage metrics (enrich_text.h). */
 #include "services/enrich_text.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/convstate.h"
 #include "core/event.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
@@ -39,6 +41,30 @@ long oh_enriched_milli(double sentiment)
 static int put(json_t *o, const char *key, json_t *v)
 {
     return json_object_set_new_nocheck(o, key, v);
+}
+
+json_t *oh_triage_raise_cmd(const char *message, const char *conv, const char *channel,
+                            const char *account, enum oh_triage_priority p, int64_t time_ms)
+{
+    char cid[OH_ID_MAX];
+    oh_event_id(cid, "triage", message, NULL);
+    json_t *data = json_object(), *author = json_object();
+    int bad = !data || !author;
+    if (!bad)
+        bad = put(author, "kind", json_string_nocheck("system")) ||
+              put(author, "id", json_string_nocheck("triage")) ||
+              put(data, "conversation_id", json_string_nocheck(conv)) ||
+              put(data, "channel", json_string_nocheck(channel)) ||
+              put(data, "account", json_string_nocheck(account)) ||
+              put(data, "op", json_string_nocheck("raise_priority")) ||
+              put(data, "priority", json_string_nocheck(oh_triage_priority_name(p))) ||
+              put(data, "author", json_incref(author));
+    json_decref(author);
+    if (bad) {
+        json_decref(data);
+        return NULL;
+    }
+    return oh_event_new(OH_EV_COMMAND, cid, time_ms, data);
 }
 
 json_t *oh_enriched_event(const struct oh_enriched *x)

@@ -1,7 +1,10 @@
-/* enrich_text.h - the omnihub.message.enriched event of one scored message
- * (services/enrich.c), built twice over: as a jansson tree, which the
- * handoff gives sync, and as its record text written directly, which the
- * hub appends without dumping the tree. The two are equal byte for byte. */
+/* enrich_text.h - what triage makes of one scored message, for both places
+ * that score (the enrich service, services/enrich.c, and sync's inline
+ * triage, services/sync_state.c), so the two make the same events: the
+ * omnihub.message.enriched event, built twice over (as a jansson tree, which
+ * the handoff gives sync, and as its record text written directly, which
+ * the hub appends without dumping the tree; the two are equal byte for
+ * byte), the raise_priority command, and the triage metrics. */
 #ifndef OH_SERVICES_ENRICH_TEXT_H
 #define OH_SERVICES_ENRICH_TEXT_H
 
@@ -30,6 +33,15 @@ struct oh_enriched {
  * asked for (RAISE: omnihub_triage_raises_total). */
 void oh_triage_metrics_describe(void);
 void oh_triage_metrics_count(enum oh_triage_priority p, bool raise);
+
+/* The raise_priority command triage asks for when message MESSAGE (its
+ * event id) of CONV is more urgent (P) than its conversation, at TIME_MS (0:
+ * now): its id from the message's alone, so the enrich service and sync's
+ * inline triage make the same command and either one's repeat is dropped.
+ * Strings borrowed, valid UTF-8 (from a checked event). NULL when out of
+ * memory. */
+json_t *oh_triage_raise_cmd(const char *message, const char *conv, const char *channel,
+                            const char *account, enum oh_triage_priority p, int64_t time_ms);
 
 /* SENTIMENT rounded to thousandths: the scorer's resolution, a stable text. */
 long oh_enriched_milli(double sentiment);

@@ -149,16 +149,11 @@ static int load(struct oh_sync_desk *d, json_t *e, const char *conv, const json_
     return 0;
 }
 
-static int nothing(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
-{
-    return 0;
-}
-
 /* Whether event ID of CONV is stored already: 1 yes, 0 no, OH_ECLOSED. */
 static int stored(struct oh_sync_desk *d, const char *conv, const char *id)
 {
     int rc, delay_ms = 100;
-    while ((rc = oh_store_event_get(d->hub->store, conv, id, nothing, NULL)) && rc != OH_ENOTFOUND)
+    while ((rc = oh_store_event_get(d->hub->store, conv, id, NULL, NULL)) && rc != OH_ENOTFOUND)
         if (!retry(d, rc, "cannot look an event up", &delay_ms)) return OH_ECLOSED;
     return rc == OH_OK;
 }
@@ -298,20 +293,6 @@ static int priority_now(struct oh_sync_desk *d, json_t *e, const char *conv, con
     return 0;
 }
 
-/* The raise_priority command triage decides for message ID (its id from
- * the message's, as the enrich service's: either one's repeat is dropped). */
-static json_t *raise_cmd(const char *id, const char *conv, const char *channel, const char *account,
-                         enum oh_triage_priority p)
-{
-    char cid[OH_ID_MAX];
-    oh_event_id(cid, "triage", id, NULL);
-    json_t *data =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "conversation_id", conv, "channel",
-                  channel, "account", account, "op", "raise_priority", "priority",
-                  oh_triage_priority_name(p), "author", "kind", "system", "id", "triage");
-    return data ? oh_event_new(OH_EV_COMMAND, cid, 0, data) : NULL;
-}
-
 /* Inline triage of customer message EV (new to the batch, its item added):
  * its enriched event follows it, and when it is more urgent than its
  * conversation, the raise that command() decides. 0 or OH_ECLOSED. */
@@ -363,7 +344,7 @@ static int triage(struct oh_sync_desk *d, struct oh_store_item *items, size_t *n
     bool raise = have < 0 || (int)t.priority > have;
     /* a repeat of a message stored before this batch was scored when it came */
     if (raise && (rc = stored(d, conv, id)) != 0) return rc < 0 ? rc : 0;
-    json_t *cmd = raise ? raise_cmd(id, conv, channel, account, t.priority) : NULL;
+    json_t *cmd = raise ? oh_triage_raise_cmd(id, conv, channel, account, t.priority, 0) : NULL;
     if (cmd && !json_object_get(d->seen, oh_event_get_id(cmd))) {
         json_object_set_new_nocheck(d->seen, oh_event_get_id(cmd), json_true());
         oh_triage_metrics_count(t.priority, true);

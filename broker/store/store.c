@@ -135,10 +135,15 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
     return OPS(st)->history(st, conv, after, limit, fn, opaque);
 }
 
+static int no_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
+{
+    return 0;
+}
+
 int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                        void *opaque)
 {
-    return OPS(st)->event_get(st, conv, event_id, fn, opaque);
+    return OPS(st)->event_get(st, conv, event_id, fn ? fn : no_row, opaque);
 }
 
 int oh_store_verify(oh_store *st, struct oh_store_verify *v)

@@ -135,8 +135,9 @@ int oh_store_history(oh_store *st, const char *conv, int64_t after, int limit, o
                      void *opaque);
 
 /* Calls FN once with the stored event EVENT_ID of CONV (its seq and text,
- * borrowed for the call). OH_ENOTFOUND when CONV holds no such event. Reads
- * the primary: callers decide on it (idempotency of a client's send). */
+ * borrowed for the call; FN NULL: only whether it is stored). OH_ENOTFOUND
+ * when CONV holds no such event. Reads the primary: callers decide on it
+ * (idempotency of a client's send). */
 int oh_store_event_get(oh_store *st, const char *conv, const char *event_id, oh_store_row_fn fn,
                        void *opaque);
 /* Every stored event carries a checksum (CRC-32C), checked by
