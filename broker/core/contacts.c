@@ -271,9 +271,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
     json_t *k = rec_get(d, "k:", conv, NULL);
     if (json_is_string(k)) snprintf(owner, sizeof owner, "%s", json_string_value(k));
     json_decref(k);
-    int rc = *owner ? oh_contact_root(d, owner, out) : OH_ENOTFOUND;
-    bool relink = rc == 0;
-    if (rc != 0 && rc != OH_ENOTFOUND) return rc;
+    bool relink = *owner && oh_contact_root(d, owner, out) == 0; /* (0 or OH_ENOTFOUND) */
     if (!relink) *owner = '\0';
     /* else the owner of a verified identifier it brings */
     for (int i = 0; i < n && !*owner; i++) {
@@ -283,7 +281,7 @@ static int link_conv(const struct oh_contact_dir *d, const char *conv,
         json_decref(o);
     }
     json_t *c = NULL;
-    rc = *owner ? contact_read(d, owner, &c) : 0;
+    int rc = *owner ? contact_read(d, owner, &c) : 0;
     if (relink && (rc || !c || json_is_true(json_object_get(c, "erased")))) {
         json_decref(c); /* (a contact that cannot be read: as linked) */
         return 0;

@@ -155,7 +155,7 @@ static int lk_write(void *o, const char *const *keys, const char *const *values,
 /* A new conversation's contact as the event names it. */
 struct link_one {
     const char *conv, *name;
-    bool status; /* linked by a status: not remembered as linked (named) */
+    bool status; /* linked by a status: remembered as UNNAMED */
     struct oh_contact_ident ids[OH_CONTACT_IDS_MAX];
     int n;
 };
@@ -287,8 +287,8 @@ static size_t wanting(struct oh_sync_contacts *c, const struct oh_store_item *it
  * link worked, then the directory's writes and the contact_refs go to
  * the store together. */
 static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *items, size_t n,
-                    oh_store_contact_write_fn write, void *wctx, const char **convs, bool *status,
-                    json_t *roots, size_t *cand, size_t *k)
+                    oh_store_contact_write_fn write, void *wctx, const char **convs, json_t *roots,
+                    size_t *cand, size_t *k)
 {
     struct link_ctx x = {.c = c, .write = write, .wctx = wctx, .convs = convs};
     struct oh_contact_dir d = {&x,   lk_get,   NULL,
@@ -320,8 +320,8 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
             c->pending[c->npending++] = (struct pending){one[i].conv, false};
             continue;
         }
-        if (rc == 0) {
-            status[*k] = one[i].status;
+        if (rc == 0) { /* noted once the batch is stored (none if this fails) */
+            c->pending[c->npending++] = (struct pending){one[i].conv, one[i].status};
             convs[(*k)++] = one[i].conv;
             json_array_append_new(roots, json_string(root));
         }
@@ -338,8 +338,6 @@ static int link_all(struct oh_sync_contacts *c, const struct oh_store_item *item
     }
     /* nothing new for the directory (a replay): the refs alone */
     if (rc == 0 && !x.written && *k) rc = write(wctx, NULL, NULL, 0, NULL, convs, to, *k);
-    for (size_t i = 0; rc == 0 && i < *k; i++)
-        c->pending[c->npending++] = (struct pending){convs[i], status[i]};
     free(to);
     free(req);
     free(one);
@@ -353,18 +351,17 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
     if (!c) return 0;
     int64_t t0 = cpu_ns();
     const char **convs = calloc(n ? n : 1, sizeof *convs);
-    bool *status = calloc(n ? n : 1, sizeof *status);
     size_t *cand = calloc(n ? n : 1, sizeof *cand);
     struct pending *pending = realloc(c->pending, (n ? n : 1) * sizeof *pending);
     if (pending) c->pending = pending;
     json_t *roots = json_array();
     size_t k = 0;
-    int rc = convs && status && cand && pending && roots ? OH_ERETRY : OH_ENOMEM;
+    int rc = convs && cand && pending && roots ? OH_ERETRY : OH_ENOMEM;
     /* another member changed what a link read (the same person arriving
      * on another partition, a merge): the batch is linked again afresh */
     for (int i = 0; i < OH_CONTACT_TRIES && rc == OH_ERETRY; i++) {
         c->npending = 0;
-        rc = link_all(c, items, n, write, wctx, convs, status, roots, cand, &k);
+        rc = link_all(c, items, n, write, wctx, convs, roots, cand, &k);
     }
     if (rc) c->npending = 0;
     free(cand);
@@ -374,7 +371,6 @@ int oh_sync_contacts_link(void *opaque, const struct oh_store_item *items, size_
                  "the batch is stored again",
                  OH_CONTACT_TRIES);
     free(convs);
-    free(status);
     json_decref(roots);
     c->link_ns += cpu_ns() - t0;
     c->linking = rc == 0 ? (int64_t)k : 0;
