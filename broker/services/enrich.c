@@ -331,7 +331,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
         return OH_ENOMEM;
     }
     e->hub = hub;
-    e->inline_here = hub->run_sync && oh_config_bool(hub->cfg, "triage.inline");
+    e->inline_here = oh_triage_inline(hub);
     oh_triage_metrics_describe();
     *state = e;
     return OH_OK;

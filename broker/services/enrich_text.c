@@ -7,9 +7,16 @@
 #include <string.h>
 #include "core/convstate.h"
 #include "core/event.h"
+#include "core/hub_int.h"
 #include "core/json_dump.h"
 #include "core/metrics.h"
 #include "core/oh.h"
+
+bool oh_triage_inline(const struct oh_hub *hub)
+{
+    return hub->run_sync && oh_config_bool(hub->cfg, "triage.enabled") &&
+           oh_config_bool(hub->cfg, "triage.inline") && oh_hub_runs(hub, "enrich");
+}
 
 void oh_triage_metrics_describe(void)
 {

@@ -27,6 +27,12 @@ struct oh_enriched {
     int64_t time_ms; /* the event's time, not 0 */
 };
 
+/* Whether sync scores customers' messages inline in HUB's process
+ * (triage.enabled, triage.inline, and the process runs both sync and the
+ * role enrich). */
+struct oh_hub;
+bool oh_triage_inline(const struct oh_hub *hub);
+
 /* The triage metrics, for whoever scores (the enrich service, or sync
  * with triage.inline): described once at start; then one count per scored
  * message (omnihub_triage_messages_total{priority}), and one per raise

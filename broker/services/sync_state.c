@@ -52,8 +52,7 @@ struct oh_sync_desk *oh_sync_desk_new(oh_hub *hub)
     d->woken = json_object();
     d->open = json_object();
     d->prio = json_object();
-    if (oh_config_bool(hub->cfg, "triage.enabled") && oh_config_bool(hub->cfg, "triage.inline") &&
-        oh_hub_runs(hub, "enrich")) {
+    if (oh_triage_inline(hub)) {
         if (!(d->out = calloc(1, sizeof *d->out))) {
             oh_sync_desk_free(d);
             return NULL;
