@@ -23,6 +23,7 @@
 #include "core/daemon.h"
 #include "gateway/gateway.h"
 #include "services/service.h"
+#include "services/enrich_text.h"
 
 static struct oh_gateway *the_gw;
 static volatile sig_atomic_t got_signal;
@@ -375,6 +376,11 @@ static int open_all(struct start *s, char *err, size_t errlen)
         oh_errf(err, errlen, "out of memory");
         return OH_ENOMEM;
     }
+    /* messages sync scores inline are marked for the enrich service */
+    if (oh_triage_inline(hub) && !(hub->scored = oh_marks_new(16384))) {
+        oh_errf(err, errlen, "out of memory");
+        return OH_ENOMEM;
+    }
     if ((rc = oh_gateway_attach(s->gw, err, errlen))) return rc;
     /* the services of the role (services/registry.c) and their lag */
     if ((rc = oh_services_start(hub, oh_service_table, 5000, &s->services, err, errlen)) ||
@@ -542,6 +548,7 @@ out:
     oh_log_close(hub.log);
     oh_gateway_free(the_gw);
     oh_handoff_free(hub.handoff);
+    oh_marks_free(hub.scored);
     for (size_t i = 0; i < hub.nconn; i++)
         oh_conn_env_free(hub.conn[i].env);
     oh_store_close(hub.store);

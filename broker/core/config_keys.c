@@ -41,6 +41,10 @@ const struct oh_config_key oh_core_keys[] = {
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
     {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
+    {"services.linger_ms", OH_CFG_INT, "10",
+     "a timeline consumer that caught up (dispatch, enrich, bot, router, sla, kpi) waits this "
+     "long after a batch before reading again, taking what came meanwhile in one batch: fewer "
+     "wake-ups under load, at most this much delay (0: off; at most 1000)"},
     {"triage.enabled", OH_CFG_BOOL, "true",
      "score every customer message (omnihub.message.enriched) and raise priorities (role enrich)"},
     {"triage.inline", OH_CFG_BOOL, "true",

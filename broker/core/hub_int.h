@@ -7,6 +7,7 @@
 #include "core/hub.h"
 #include "core/connector.h"
 #include "core/handoff.h"
+#include "core/marks.h"
 
 struct oh_instance {
     const struct oh_connector *vt;
@@ -38,6 +39,10 @@ struct oh_hub {
     struct oh_sync *sync; /* the unit tests' (oh_sync_start) */
     struct oh_gateway *gw;
     oh_handoff *handoff; /* NULL unless ingest and sync share the process */
+    /* the messages sync scored inline, marked by (conversation, seq) for
+     * the enrich service of this process; NULL unless sync scores inline
+     * here (services/enrich_text.h, oh_triage_inline) */
+    oh_marks *scored;
     /* the gateway's agent directory and presence (core/presence.h; the
      * gateway owns it), NULL in a process without a gateway */
     struct oh_presence *presence;

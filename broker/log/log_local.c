@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "core/crypto.h"
+#include "core/walbuf.h"
 #include "log/log_local_int.h"
 
 /* Version 3: one table per topic, records_<id> with the id from topics,
@@ -80,8 +81,10 @@ sqlite3 *ll_db_open(const char *path, const char *sync, char *err, size_t errlen
     static pthread_once_t configured = PTHREAD_ONCE_INIT;
     pthread_once(&configured, no_memstatus);
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(
-        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* the writer's WAL frames go out in one write per commit (core/walbuf.h) */
+    int rc =
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        strcmp(sync, "FULL") == 0 ? oh_walbuf_vfs() : NULL);
     if (rc != SQLITE_OK) {
         oh_errf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);

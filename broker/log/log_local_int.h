@@ -104,6 +104,9 @@ struct oh_log_consumer {
     bool started, assigned, positioned;
     bool at_end; /* a poll since the last seek found nothing */
     int64_t pos;
+    /* caught up with this process's tail: when the file is read again for
+     * another process's appends (monotonic ms; every XPROC_POLL_MS) */
+    int64_t file_due;
     char *buf; /* record copies of the last poll */
     size_t cap;
     size_t *offs; /* OH_LOG_NSTR per record: where its strings are in buf */

@@ -169,7 +169,12 @@ static size_t len_of(const char *s)
     return s ? strlen(s) : 0;
 }
 
-/* Records at c->pos from this process's tail; -1 when it does not hold them. */
+/* fetch_tail(): C is at the end of this process's tail */
+#define TAIL_END (-100) /* not an OH_E* code */
+
+/* Records at c->pos from this process's tail; -1 when it does not hold them,
+ * TAIL_END when c->pos is right after its last record (what follows, if
+ * anything, another process appended). */
 static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
 {
     oh_log *log = c->log;
@@ -177,6 +182,7 @@ static int fetch_tail(oh_log_consumer *c, struct oh_log_record *recs, int max)
     size_t used = 0;
     pthread_mutex_lock(&log->mu);
     struct tail *t = ll_tail_of(log, c->topic);
+    if (t && t->end > t->first && c->pos == t->end) n = TAIL_END;
     if (t && c->pos >= t->first && c->pos < t->end) {
         for (n = 0; n < max && c->pos + n < t->end; n++) {
             const struct lq_item *it = t->ring[(c->pos + n) % TAIL_RECORDS];
@@ -208,6 +214,12 @@ static int fetch(oh_log_consumer *c, struct oh_log_record *recs, int max)
     int n = fetch_tail(c, recs, max);
     if (n == OH_ENOMEM) return n;
     if (n >= 0) goto done;
+    /* Every record this process appended is read: the file is looked at
+     * only for another process's, as often as a waiting poll would (a
+     * commit of another topic wakes every consumer of this process). */
+    int64_t now = oh_mono_ms();
+    if (n == TAIL_END && now < c->file_due) return 0;
+    c->file_due = now + XPROC_POLL_MS;
     if ((n = table_of(c)) <= 0) return n;
     sqlite3_stmt *st = c->sel;
     sqlite3_reset(st);

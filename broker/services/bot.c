@@ -297,4 +297,5 @@ const struct oh_service oh_service_bot = {
     .process = process,
     .tick = tick,
     .stop = stop,
+    .lingers = true,
 };

@@ -685,4 +685,5 @@ const struct oh_service oh_service_dispatch = {
     .assigned = assigned,
     .revoked = revoked,
     .stop = stop,
+    .lingers = true,
 };

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "core/hub_int.h"
 #include "core/json_pick.h"
+#include "core/metrics.h"
 #include "core/triage.h"
 #include "services/enrich_text.h"
 #include "services/service.h"
@@ -29,6 +30,13 @@ struct decision {
     bool raise; /* also a raise_priority command */
 };
 
+enum { SKIP_MARKED, SKIP_IN_POLL, SKIP_IN_STORE, SKIP_N };
+static const char *const skip_label[SKIP_N] = {
+    [SKIP_MARKED] = "reason=\"marked\"",
+    [SKIP_IN_POLL] = "reason=\"in_poll\"",
+    [SKIP_IN_STORE] = "reason=\"in_store\"",
+};
+
 struct enrich {
     oh_hub *hub;
     /* conversation id -> its priority (enum oh_triage_priority) as the
@@ -46,6 +54,9 @@ struct enrich {
     /* sync runs here with triage.inline: a message of the timeline whose
      * enriched event is not in the batch may have it in the store */
     bool inline_here;
+    /* customer messages of the batch not scored here, by why:
+     * omnihub_enrich_skipped_total{reason} */
+    uint64_t skipped[SKIP_N];
     struct decision *dec; /* the batch's decisions */
     size_t ndec, capdec;
     char *strs; /* their strings */
@@ -150,15 +161,21 @@ static void score(struct enrich *e, const struct oh_log_record *r)
     /* re-checked on the body: metadata may be missing (older records) */
     if (!f[F_TYPE].s || strcmp(f[F_TYPE].s, OH_EV_INBOUND) != 0 || !f[F_KIND].s ||
         strcmp(f[F_KIND].s, "customer") != 0 || !f[F_ID].s || !f[F_CONV].s || !f[F_CHANNEL].s ||
-        !f[F_ACCOUNT].s || json_object_get(e->scored, f[F_ID].s))
+        !f[F_ACCOUNT].s)
         return;
+    if (json_object_get(e->scored, f[F_ID].s)) {
+        e->skipped[SKIP_IN_POLL]++;
+        return;
+    }
     /* its id from the message's alone: scoring it again (a replay after a
      * crash, a rebalance) makes the same event, which sync drops by id */
     char eid[OH_ID_MAX];
     oh_event_id(eid, "enriched", f[F_ID].s, NULL);
     if (e->inline_here && e->hub->store &&
-        oh_store_event_get(e->hub->store, f[F_CONV].s, eid, NULL, NULL) == OH_OK)
+        oh_store_event_get(e->hub->store, f[F_CONV].s, eid, NULL, NULL) == OH_OK) {
+        e->skipped[SKIP_IN_STORE]++;
         return; /* scored inline: its batch was forwarded across two commits */
+    }
     if (oh_grow(&e->dec, &e->capdec, e->ndec + 1, sizeof *e->dec, 64)) return;
     size_t mark = e->nstrs;
     ptrdiff_t id = keep(e, &f[F_ID]), conv = keep(e, &f[F_CONV]);
@@ -290,20 +307,38 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     struct enrich *e = state;
     (void)b;
     /* sync stores an inline-scored message and its enriched event in one
-     * batch and forwards them together: a batch that holds both needs no
+     * batch and forwards them together: in this process it marks the
+     * message (hub->scored), elsewhere a poll that holds both needs no
      * score here (one split between two polls is scored again, and the
      * repeated events are dropped by id) */
-    json_object_clear(e->scored);
-    for (int i = 0; i < n; i++)
-        if (recs[i].meta.type && strcmp(recs[i].meta.type, OH_EV_ENRICHED) == 0)
-            note_scored(e, &recs[i]);
+    bool noted = false;
     for (int i = 0; i < n; i++) {
         const struct oh_log_record *r = &recs[i];
         if (!fresh(e, r)) continue;
-        if (r->meta.type && strcmp(r->meta.type, OH_EV_UPDATED) == 0)
+        if (r->meta.type && strcmp(r->meta.type, OH_EV_UPDATED) == 0) {
             note_state(e, r);
-        else if (is_customer_inbound(r))
-            score(e, r);
+            continue;
+        }
+        if (!is_customer_inbound(r)) continue;
+        /* marked by sync in this process as it stored it with its enriched
+         * event: not even read */
+        if (r->meta.seq > 0 && oh_marks_has(e->hub->scored, r->meta.subject, r->meta.seq)) {
+            e->skipped[SKIP_MARKED]++;
+            continue;
+        }
+        if (!noted) { /* the batch's enriched events, before the first score */
+            json_object_clear(e->scored);
+            for (int k = 0; k < n; k++)
+                if (recs[k].meta.type && strcmp(recs[k].meta.type, OH_EV_ENRICHED) == 0)
+                    note_scored(e, &recs[k]);
+            noted = true;
+        }
+        score(e, r);
+    }
+    for (int k = 0; k < SKIP_N; k++) {
+        if (e->skipped[k])
+            oh_metrics_inc("omnihub_enrich_skipped_total", skip_label[k], e->skipped[k]);
+        e->skipped[k] = 0;
     }
     return emit(e);
 }
@@ -332,6 +367,11 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     }
     e->hub = hub;
     e->inline_here = oh_triage_inline(hub);
+    oh_metrics_describe("omnihub_enrich_skipped_total",
+                        "customer messages the enrich service did not score, their enriched "
+                        "event being stored already: marked (sync scored it inline in this "
+                        "process; not read), in_poll (its enriched event in the same poll), "
+                        "in_store");
     oh_triage_metrics_describe();
     *state = e;
     return OH_OK;
@@ -369,4 +409,5 @@ const struct oh_service oh_service_enrich = {
     .assigned = moved,
     .revoked = moved,
     .stop = stop,
+    .lingers = true,
 };

@@ -368,4 +368,5 @@ const struct oh_service oh_service_kpi = {
     .assigned = rebalanced,
     .revoked = rebalanced,
     .stop = stop,
+    .lingers = true,
 };

@@ -387,4 +387,5 @@ const struct oh_service oh_service_router = {
     .process = process,
     .tick = tick,
     .stop = stop,
+    .lingers = true,
 };

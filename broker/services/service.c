@@ -38,6 +38,7 @@ struct oh_service_run {
      * since the last save */
     int save_ms;
     int64_t save_at;
+    int linger_ms; /* svc->lingers: services.linger_ms, else 0 */
     struct pending pend[MAX_PARTS];
     int npend;
 };
@@ -123,6 +124,14 @@ static void reread(struct oh_service_run *r, const struct oh_log_record *recs, i
     usleep(RETRY_MS * 1000);
 }
 
+/* Waits until LINGER_MS after POLLED (monotonic ms), or the hub stops. */
+static void linger(struct oh_service_run *r, int64_t polled)
+{
+    for (int64_t left;
+         !atomic_load(&r->hub->stopping) && (left = polled + r->linger_ms - oh_mono_ms()) > 0;)
+        usleep((useconds_t)(left < 50 ? left : 50) * 1000);
+}
+
 static void *loop(void *arg)
 {
     struct oh_service_run *r = arg;
@@ -148,6 +157,9 @@ static void *loop(void *arg)
                 oldest = r->recs[i].timestamp_ms;
         oh_metrics_set("omnihub_service_delay_seconds", r->labels,
                        oldest < now ? (double)(now - oldest) / 1000.0 : 0);
+        int64_t polled = oh_mono_ms();
+        oh_metrics_inc("omnihub_service_batches_total", r->labels, 1);
+        oh_metrics_inc("omnihub_service_records_total", r->labels, (uint64_t)n);
         struct oh_service_batch b = {r, r->recs, n, false};
         int rc = svc->process(r->state, &b, r->recs, n);
         if (!svc->save) {
@@ -158,6 +170,7 @@ static void *loop(void *arg)
         } else {
             reread(r, r->recs, n, rc);
         }
+        if (r->linger_ms && n < r->batch) linger(r, polled);
     }
     if (svc->save) flush(r); /* a clean stop saves */
     return NULL;
@@ -212,11 +225,19 @@ struct oh_service_run *oh_service_start(const struct oh_service *svc, oh_hub *hu
     snprintf(r->labels, sizeof r->labels, "service=\"%s\",role=\"%s\"", svc->name,
              svc->role ? svc->role : svc->name);
     oh_metrics_set("omnihub_service_delay_seconds", r->labels, 0);
+    oh_metrics_describe("omnihub_service_batches_total",
+                        "batches the member polled and processed, per service (records per batch: "
+                        "omnihub_service_records_total over this)");
+    oh_metrics_describe("omnihub_service_records_total",
+                        "records the member polled and processed, per service (a batch read again "
+                        "counts again)");
     r->batch = svc->batch_key ? (int)oh_config_int(hub->cfg, svc->batch_key) : svc->batch;
     if (r->batch < 1 || r->batch > MAX_BATCH) r->batch = svc->batch;
     int64_t save_ms = svc->save_key ? oh_config_int(hub->cfg, svc->save_key) : svc->save_ms;
     if (save_ms < 1 || save_ms > INT32_MAX) save_ms = svc->save_ms > 0 ? svc->save_ms : SAVE_MS;
     r->save_ms = (int)save_ms;
+    int64_t linger_ms = svc->lingers ? oh_config_int(hub->cfg, "services.linger_ms") : 0;
+    r->linger_ms = linger_ms > 0 ? (int)(linger_ms < 1000 ? linger_ms : 1000) : 0;
     char why[512] = "";
     if (svc->init && svc->init(hub, &r->state, why, sizeof why)) {
         oh_errf(err, errlen, "%s: %s", svc->name, why[0] ? why : "cannot start");

@@ -421,4 +421,5 @@ const struct oh_service oh_service_sla = {
     .save = save,
     .save_key = "sla.save_ms",
     .save_ms = 200,
+    .lingers = true,
 };

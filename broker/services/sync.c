@@ -26,6 +26,10 @@ struct sync_state {
      * that record's event as this process appended it (type and subject
      * copied from that very event, core/hub.c), else NULL */
     const struct oh_log_meta **from;
+    /* beside each item: true for a customer's message sync scored inline
+     * (its enriched event among the items after it), marked for the enrich
+     * service once it has its seq (hub->scored) */
+    bool *scored;
     struct oh_sync_desk *desk;
     struct oh_sync_contacts *contacts; /* NULL: contacts.enabled off */
     /* forwarded-to-timeline positions not yet written to the store */
@@ -354,8 +358,10 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
                                                              r->partition, r->offset)
                                   : 0;
             json_decref(ev);
-            for (; at < nitems; at++)
+            for (; at < nitems; at++) {
                 s->from[at] = NULL;
+                s->scored[at] = false;
+            }
             if (crc) {
                 ret = OH_ECLOSED;
                 goto out;
@@ -368,8 +374,15 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
             ret = OH_ECLOSED;
             goto out;
         }
-        for (size_t k = at; k < nitems; k++)
+        bool scored = false;
+        for (size_t k = at; k < nitems; k++) {
             s->from[k] = k == at && s->items[k].event == ev ? rec : NULL;
+            s->scored[k] = false;
+            if (k > at && s->items[k].event &&
+                strcmp(oh_event_get_type(s->items[k].event), OH_EV_ENRICHED) == 0)
+                scored = true;
+        }
+        if (at < nitems && s->items[at].event == ev) s->scored[at] = scored;
         /* stored as its record's text with seq and epoch appended: no
          * second dump (the record outlives the store's call) */
         if (dumped && at < nitems && s->items[at].event == ev) {
@@ -409,6 +422,8 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         stored++;
         if (!text_of(it)) continue;
         struct oh_log_meta meta = meta_of(s, i);
+        /* stored with its enriched event: the enrich service may skip it */
+        if (s->scored[i]) oh_marks_put(hub->scored, meta.subject, it->seq);
         pub_one(hub, &w, &meta, it->json, it->len);
         oh_hub_feed(hub, meta.subject, it->seq, it->json, it->len);
     }
@@ -591,10 +606,13 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
 {
     struct sync_state *s = calloc(1, sizeof *s);
     if (!s || !(s->items = calloc(4 * MAX_BATCH, sizeof *s->items)) ||
-        !(s->from = calloc(4 * MAX_BATCH, sizeof *s->from)) || !(s->desk = oh_sync_desk_new(hub))) {
+        !(s->from = calloc(4 * MAX_BATCH, sizeof *s->from)) ||
+        !(s->scored = calloc(4 * MAX_BATCH, sizeof *s->scored)) ||
+        !(s->desk = oh_sync_desk_new(hub))) {
         if (s) {
             free(s->items);
             free(s->from);
+            free(s->scored);
         }
         free(s);
         oh_errf(err, errlen, "out of memory");
@@ -614,6 +632,7 @@ static void stop(void *state)
     oh_sync_contacts_free(s->contacts);
     free(s->items);
     free(s->from);
+    free(s->scored);
     free(s);
 }
 

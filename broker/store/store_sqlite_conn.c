@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/walbuf.h"
 #include "store/store_sqlite_int.h"
 
 #define SQ_READERS_KEPT 8
@@ -153,7 +154,8 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, char *err, size_t er
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    /* the writer's WAL frames go out in one write per commit (core/walbuf.h) */
+    int rc = sqlite3_open_v2(path, &c->db, flags, writer ? oh_walbuf_vfs() : NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, 10000);
     /* the writer touches random pages of the id and reference indexes
      * for every event: 64 MiB of cache instead of SQLite's 2 MiB keeps

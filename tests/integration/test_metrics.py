@@ -2,6 +2,8 @@
 family, the shortest number that reads back exactly, build information and
 the process metrics every Prometheus client exports."""
 import re
+import sqlite3
+import time
 
 from conftest import INBOUND_SECRET  # noqa: F401  (the daemon fixture signs with it)
 
@@ -126,3 +128,41 @@ def test_public_readiness_shows_no_paths(omnihub):
     d = omnihub()
     boot = requests.get(d.url + "/readyz", timeout=5).json()["log"]["bootstrap"]
     assert boot == "log.db", boot
+
+
+def timeline_length(d):
+    with sqlite3.connect(d.data_dir / "log.db") as db:
+        [tid] = db.execute("SELECT id FROM topics WHERE name = 'timeline'").fetchone()
+        return db.execute(f"SELECT count(*) FROM records_{tid}").fetchone()[0]
+
+
+def test_lingering_services_take_a_burst_in_few_batches(omnihub):
+    """A timeline consumer that caught up waits services.linger_ms after a
+    batch before reading again: a burst that arrives meanwhile comes in one
+    batch, and each service counts its batches and records."""
+    d = omnihub({"services.linger_ms": "1500"})
+    kpi = {"service": "kpi"}
+
+    def msg(i):
+        return {"channel": "api:shop", "account": "acme", "contact": {"id": f"lc{i % 3}"},
+                "message_id": f"lm{i}", "text": "do you ship to Canada?"}
+
+    def settled():
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            n = d.metric("omnihub_service_records_total", kpi)
+            if n and n >= timeline_length(d):
+                return d.metric("omnihub_service_batches_total", kpi), n
+            time.sleep(0.1)
+        raise AssertionError("kpi did not read the timeline")
+
+    assert d.post_inbound(msg(0)).status_code == 202
+    b0, r0 = settled()
+    started = time.time()
+    for i in range(1, 21):
+        assert d.post_inbound(msg(i)).status_code == 202
+    posting = time.time() - started
+    b1, r1 = settled()
+    assert r1 - r0 >= 20
+    # one batch per lingering window the burst spanned
+    assert b1 - b0 <= int(posting / 1.5) + 2, (b1 - b0, posting)
