@@ -197,10 +197,16 @@ def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub, request, backe
     desk = Desk(d)
     n = 200
     convs = [None] * n
+    # the second half waits for both agents after the restart: on a loaded
+    # machine the whole stream could otherwise be posted, and routed to the
+    # only agent online, before the kill or before bob is back
+    both_online = threading.Event()
 
     def stream():
         # a customer's retry after a refused or lost answer: same message id
         for i in range(n):
+            if i == n // 2:
+                both_online.wait(120)
             while convs[i] is None:
                 try:
                     r = d.post_inbound(api_msg(f"k{i}", mid=f"m-k{i}"))
@@ -219,6 +225,7 @@ def test_kill9_mid_stream_no_double_assignment_none_lost(omnihub, request, backe
         d.start()
         desk.online("ann")
         desk.online("bob")
+        both_online.set()
         t.join(60)
         assert all(convs)
         assert wait_for(lambda: all(assignees(d, convs, tok).values()), 30)
