@@ -6,9 +6,7 @@
 #include <time.h>
 #include "lag.h"
 
-/* A consumer that left the oldest unread record waiting longer is STOP. */
-#define STOP_AFTER_MS 60000
-#define MAX_PARTS     256
+#define MAX_PARTS 256
 
 static int64_t lag_of(const struct oh_lag_sample *s)
 {
@@ -94,8 +92,8 @@ static json_t *result_json(int32_t part, const struct oh_lag_result *r)
                      "status", oh_lag_status_name(r->status), "reason", r->reason);
 }
 
-static void print_report(struct group_samples *g, int ngroups, int samples, bool json, FILE *out,
-                         enum oh_lag_status *worst)
+static void print_report(struct group_samples *g, int ngroups, int samples, bool json,
+                         int64_t stop_after_ms, FILE *out, enum oh_lag_status *worst)
 {
     json_t *root = json ? json_object() : NULL, *arr = json ? json_array() : NULL;
     if (!json)
@@ -109,7 +107,7 @@ static void print_report(struct group_samples *g, int ngroups, int samples, bool
             for (int i = 0; i < samples && n < (int)OH_ARRAY_SIZE(win); i++)
                 win[n++] = g[k].s[(size_t)i * MAX_PARTS + (size_t)p];
             struct oh_lag_result r;
-            if (oh_lag_eval(win, n, STOP_AFTER_MS, &r)) continue;
+            if (oh_lag_eval(win, n, stop_after_ms, &r)) continue;
             if (r.status > *worst) *worst = r.status;
             if (json) {
                 json_array_append_new(parts, result_json(p, &r));
@@ -136,10 +134,12 @@ static void print_report(struct group_samples *g, int ngroups, int samples, bool
     }
 }
 
-int oh_lag_cmd(oh_log *log, const char *const *groups, int ngroups, bool json, int samples,
-               int interval_ms, FILE *out, enum oh_lag_status *worst)
+int oh_lag_cmd(oh_log *log, const struct oh_lag_opts *o, FILE *out, enum oh_lag_status *worst)
 {
     static const char *const ours[] = {OH_GROUP_SYNC, OH_GROUP_DISPATCH};
+    const char *const *groups = o->groups;
+    int ngroups = o->ngroups, samples = o->samples, interval_ms = o->interval_ms;
+    int64_t stop_after_ms = o->stop_after_ms > 0 ? o->stop_after_ms : OH_LAG_STOP_AFTER_MS;
     if (!groups || ngroups <= 0) {
         groups = ours;
         ngroups = (int)OH_ARRAY_SIZE(ours);
@@ -172,7 +172,7 @@ int oh_lag_cmd(oh_log *log, const char *const *groups, int ngroups, bool json, i
         }
     }
     enum oh_lag_status w = OH_LAG_OK;
-    if (!rc) print_report(g, ngroups, samples, json, out, &w);
+    if (!rc) print_report(g, ngroups, samples, o->json, stop_after_ms, out, &w);
     if (worst) *worst = w;
     for (int k = 0; k < ngroups; k++)
         free(g[k].s);

@@ -37,6 +37,7 @@ struct oh_lag_result {
  *          record has waited longer than STOP_AFTER_MS: nobody consumes.
  * With a single sample and lag > 0 progress cannot be seen: OK while the
  * oldest unread record waited at most STOP_AFTER_MS, else STOP.
+ * `omnihubctl lag` uses OH_LAG_STOP_AFTER_MS unless told otherwise.
  * Returns 0, or OH_EINVAL on an empty window. Pure. */
 int oh_lag_eval(const struct oh_lag_sample *s, int n, int64_t stop_after_ms,
                 struct oh_lag_result *out);
@@ -48,13 +49,23 @@ const char *oh_lag_status_name(enum oh_lag_status st);
  * reads events, omnihub-dispatch reads timeline); others default to events. */
 const char *oh_lag_topic_of(const char *group);
 
-/* `omnihubctl lag`: samples every partition of each group's topic SAMPLES
- * times, INTERVAL_MS apart, and prints one row per (group, topic,
- * partition) to OUT: a table, or with JSON one object
- * {"groups":[{"group","topic","partitions":[{...}]}]}. NGROUPS 0: the
- * project's groups. Returns 0, or a negative code when the log cannot be
- * read. The worst status found is stored in *WORST when WORST is not NULL. */
-int oh_lag_cmd(oh_log *log, const char *const *groups, int ngroups, bool json, int samples,
-               int interval_ms, FILE *out, enum oh_lag_status *worst);
+#define OH_LAG_STOP_AFTER_MS 60000
+
+struct oh_lag_opts {
+    const char *const *groups; /* NULL or NGROUPS 0: the project's groups */
+    int ngroups;
+    bool json;
+    int samples;           /* >= 1 (at most 64 are taken) */
+    int interval_ms;       /* between samples */
+    int64_t stop_after_ms; /* 0: OH_LAG_STOP_AFTER_MS */
+};
+
+/* `omnihubctl lag`: samples every partition of each group's topic
+ * O->samples times, O->interval_ms apart, and prints one row per (group,
+ * topic, partition) to OUT: a table, or with O->json one object
+ * {"groups":[{"group","topic","partitions":[{...}]}]}. Returns 0, or a
+ * negative code when the log cannot be read. The worst status found is
+ * stored in *WORST when WORST is not NULL. */
+int oh_lag_cmd(oh_log *log, const struct oh_lag_opts *o, FILE *out, enum oh_lag_status *worst);
 
 #endif

@@ -51,14 +51,16 @@ static const struct {
      "is an error. With kafka.mock_brokers it reads the mock cluster inside the\n"
      "running omnihubd (its bootstrap list from GET /readyz on FILE's listener;\n"
      "OMNIHUB_KAFKA_BROKERS overrides it); no answer: exit 2."},
-    {"lag", "lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]",
+    {"lag",
+     "lag [-c FILE] [--group G]... [--json] [--samples N] [--interval MS]\n"
+     "    [--stop-after SECONDS]",
      "Per group and partition: committed offset, log-end offset, lag, time lag\n"
      "(the age of the oldest unconsumed record, seconds) and a status: OK, WARN\n"
      "(the lag grows while committing), STALL (no commit while records wait),\n"
-     "STOP (no commit and the oldest unconsumed record waited over 60 s, also\n"
-     "for a group that never committed). N samples (default 3), MS apart\n"
-     "(default 1000). Never creates a log; reads a kafka.mock_brokers cluster\n"
-     "inside the running omnihubd, as tail does.\n"
+     "STOP (no commit and the oldest unconsumed record waited over SECONDS,\n"
+     "default 60, also for a group that never committed). N samples (default\n"
+     "3), MS apart (default 1000). Never creates a log; reads a\n"
+     "kafka.mock_brokers cluster inside the running omnihubd, as tail does.\n"
      "Exit status, for cron and Nagios-style checks: 0 OK, 1 WARN, 2 STALL or\n"
      "STOP, 3 error (usage, unreadable log)."},
     {"kpi",
@@ -481,13 +483,16 @@ static int cmd_shard(int argc, char **argv)
 
 static int cmd_lag(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"group", required_argument, NULL, 'g'},
-        {"json", no_argument, NULL, 'j'},           {"samples", required_argument, NULL, 's'},
-        {"interval", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"group", required_argument, NULL, 'g'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"samples", required_argument, NULL, 's'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"stop-after", required_argument, NULL, 'S'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL, *groups[16];
-    int ngroups = 0, samples = 3, interval = 1000;
-    bool json = false;
+    struct oh_lag_opts o = {.groups = groups, .samples = 3, .interval_ms = 1000};
+    int stop_after = OH_LAG_STOP_AFTER_MS / 1000;
     int opt;
     /* exit codes of a monitoring check: 0 OK, 1 WARN, 2 STALL/STOP, 3 error */
     enum { EXIT_ERROR = 3 };
@@ -495,18 +500,21 @@ static int cmd_lag(int argc, char **argv)
         switch (opt) {
         case 'c': path = optarg; break;
         case 'g':
-            if (ngroups < 16) groups[ngroups++] = optarg;
+            if (o.ngroups < 16) groups[o.ngroups++] = optarg;
             break;
-        case 'j': json = true; break;
-        case 's': samples = atoi(optarg); break;
-        case 'i': interval = atoi(optarg); break;
+        case 'j': o.json = true; break;
+        case 's': o.samples = atoi(optarg); break;
+        case 'i': o.interval_ms = atoi(optarg); break;
+        case 'S': stop_after = atoi(optarg); break;
         default: return EXIT_ERROR;
         }
     }
-    if (samples < 1 || interval < 0) {
-        fprintf(stderr, "omnihubctl lag: --samples must be >= 1 and --interval >= 0\n");
+    if (o.samples < 1 || o.interval_ms < 0 || stop_after < 1 || stop_after > 86400) {
+        fprintf(stderr, "omnihubctl lag: --samples must be >= 1, --interval >= 0 and "
+                        "--stop-after 1..86400\n");
         return EXIT_ERROR;
     }
+    o.stop_after_ms = (int64_t)stop_after * 1000;
     oh_config *cfg = load(path);
     if (!cfg) return EXIT_ERROR;
     char err[768] = "";
@@ -516,7 +524,7 @@ static int cmd_lag(int argc, char **argv)
     int rc = EXIT_ERROR;
     if (!log)
         fprintf(stderr, "omnihubctl lag: %s\n", err);
-    else if (oh_lag_cmd(log, groups, ngroups, json, samples, interval, stdout, &worst) == 0)
+    else if (oh_lag_cmd(log, &o, stdout, &worst) == 0)
         rc = worst == OH_LAG_OK ? 0 : worst == OH_LAG_WARN ? 1 : 2;
     else
         fprintf(stderr, "omnihubctl lag: cannot read the log\n");

@@ -775,7 +775,10 @@ START_TEST(lag_cmd_local)
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     enum oh_lag_status worst;
-    ck_assert_int_eq(oh_lag_cmd(log, NULL, 0, true, 2, 20, out, &worst), 0);
+    ck_assert_int_eq(
+        oh_lag_cmd(log, &(struct oh_lag_opts){.json = true, .samples = 2, .interval_ms = 20}, out,
+                   &worst),
+        0);
     fclose(out);
     json_error_t jerr;
     json_t *root = json_loads(buf, 0, &jerr);
@@ -798,11 +801,31 @@ START_TEST(lag_cmd_local)
     buf = NULL;
     out = open_memstream(&buf, &len);
     const char *groups[] = {OH_GROUP_SYNC};
-    ck_assert_int_eq(oh_lag_cmd(log, groups, 1, false, 1, 0, out, NULL), 0);
+    ck_assert_int_eq(oh_lag_cmd(log,
+                                &(struct oh_lag_opts){.groups = groups, .ngroups = 1, .samples = 1},
+                                out, NULL),
+                     0);
     fclose(out);
     ck_assert_ptr_nonnull(strstr(buf, "COMMITTED"));
     ck_assert_ptr_nonnull(strstr(buf, OH_GROUP_SYNC));
     ck_assert_ptr_null(strstr(buf, OH_GROUP_DISPATCH));
+
+    /* A stop threshold below the records' age turns the stalled group STOP. */
+    free(buf);
+    buf = NULL;
+    out = open_memstream(&buf, &len);
+    usleep(20 * 1000);
+    ck_assert_int_eq(oh_lag_cmd(log,
+                                &(struct oh_lag_opts){.groups = groups,
+                                                      .ngroups = 1,
+                                                      .samples = 2,
+                                                      .interval_ms = 10,
+                                                      .stop_after_ms = 5},
+                                out, &worst),
+                     0);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(buf, "STOP"));
+    ck_assert_int_eq(worst, OH_LAG_STOP);
     free(buf);
     oh_log_close(log);
     oh_config_free(cfg);
@@ -987,7 +1010,13 @@ START_TEST(kafka_mock_cluster)
     FILE *out = open_memstream(&buf, &blen);
     const char *groups[] = {OH_GROUP_SYNC};
     enum oh_lag_status worst;
-    ck_assert_int_eq(oh_lag_cmd(log, groups, 1, true, 2, 50, out, &worst), 0);
+    ck_assert_int_eq(
+        oh_lag_cmd(
+            log,
+            &(struct oh_lag_opts){
+                .groups = groups, .ngroups = 1, .json = true, .samples = 2, .interval_ms = 50},
+            out, &worst),
+        0);
     fclose(out);
     json_t *root = json_loads(buf, 0, NULL);
     ck_assert_ptr_nonnull(root);
