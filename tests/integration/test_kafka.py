@@ -157,8 +157,20 @@ def assignment(d):
     return held
 
 
-def wait_assigned(members, timeout=30):
-    """Waits until MEMBERS share every partition, each holding some."""
+def group_lines(d):
+    """D's log lines about its group membership, for a failure message."""
+    return [line for line in d.logs().splitlines()
+            if "revoked" in line or "assigned, resuming" in line or "rebalance" in line.lower()]
+
+
+def wait_assigned(members, timeout=None):
+    """Waits until MEMBERS share every partition, each holding some.
+
+    The mock cluster's coordinator gives a rebalance session.timeout.ms - 1 s
+    (9 s here) for every member to rejoin, and a member that misses that
+    window (a loaded machine, an ASan build) starts another round: two
+    members get three rounds."""
+    timeout = timeout or (30 if len(members) == 1 else 60)
     deadline = time.time() + timeout
     while time.time() < deadline:
         held = [assignment(m) for m in members]
@@ -166,7 +178,9 @@ def wait_assigned(members, timeout=30):
                 sum(map(len, held)) == PARTITIONS:
             return held
         time.sleep(0.1)
-    raise AssertionError(f"partitions not spread: {[assignment(m) for m in members]}")
+    tails = "\n".join(f"{m.tmp.name}: " + "\n  ".join(group_lines(m)[-12:]) for m in members)
+    raise AssertionError(f"partitions not spread in {timeout} s: "
+                         f"{[assignment(m) for m in members]}\n{tails}")
 
 
 def check_histories(gw, acked, timeout=60):
@@ -248,17 +262,19 @@ def test_rebalance_and_kill9_of_a_sync_member_mid_stream(cluster):
     s1 = cluster.start("sync", "sync1")
     wait_assigned([s1])
     writers = Writers(gw, [f"kill{i}" for i in range(24)], threads=8, prefix="k")
-    time.sleep(1)
-    # a second member joins while events flow: s1 gives up half its partitions
-    s2 = cluster.start("sync", "sync2")
-    held = wait_assigned([s1, s2])
-    joined_at = len(writers.acked)
-    time.sleep(1.5)
-    before = s2.metric("omnihub_sync_materialized_total")
-    s2.kill9()
-    killed_at = len(writers.acked)
-    time.sleep(3)
-    writers.stop()
+    try:
+        time.sleep(1)
+        # a second member joins while events flow: s1 gives up half its partitions
+        s2 = cluster.start("sync", "sync2")
+        held = wait_assigned([s1, s2])
+        joined_at = len(writers.acked)
+        time.sleep(1.5)
+        before = s2.metric("omnihub_sync_materialized_total")
+        s2.kill9()
+        killed_at = len(writers.acked)
+        time.sleep(3)
+    finally:
+        writers.stop()
     assert not writers.failed, writers.failed[:3]
     assert before > 0, "the killed member had materialized its partitions"
     assert len(writers.acked) > killed_at + 50, "ingest went on after the kill"
@@ -274,18 +290,20 @@ def test_broker_down_and_up_during_ingest_loses_nothing(cluster):
     gw = cluster.start("gateway", "gateway")
     wait_assigned([cluster.start("sync", "sync1"), cluster.start("sync", "sync2")])
     writers = Writers(gw, [f"down{i}" for i in range(24)], threads=8, prefix="b")
-    time.sleep(1)
-    at_down = len(writers.acked)
-    cluster.mock.down(2)
-    time.sleep(3)
-    at_up, t_up = len(writers.acked), time.time()
-    cluster.mock.up(2)
-    # requests for partitions led by broker 2 wait for it (no leader change
-    # on the mock); once the producer has reconnected ingest goes on
-    while len(writers.acked) < at_up + 200 and time.time() < t_up + 20:
-        time.sleep(0.1)
-    resumed = time.time() - t_up
-    writers.stop()
+    try:
+        time.sleep(1)
+        at_down = len(writers.acked)
+        cluster.mock.down(2)
+        time.sleep(3)
+        at_up, t_up = len(writers.acked), time.time()
+        cluster.mock.up(2)
+        # requests for partitions led by broker 2 wait for it (no leader change
+        # on the mock); once the producer has reconnected ingest goes on
+        while len(writers.acked) < at_up + 200 and time.time() < t_up + 20:
+            time.sleep(0.1)
+        resumed = time.time() - t_up
+    finally:
+        writers.stop()
     assert not writers.failed, writers.failed[:3]
     assert len(writers.acked) >= at_up + 200, "ingest did not resume after the broker came back"
     by_conv = check_histories(gw, writers.acked, timeout=60)

@@ -229,7 +229,12 @@ def test_media_previews_through_the_proxy_in_chromium(omnihub, http_stub, worksp
                       {"X-Hub-Signature-256": sign_hex("wa-app-secret", body),
                        "Content-Type": "application/json"})
         assert r.status_code == 200, r.text
-    conv = next(c["conversation_id"] for c in d.conversations() if c["channel"] == "whatsapp")
+    deadline = time.time() + 15  # the 200 means logged; the inbox lists it once synced
+    while not (convs := [c["conversation_id"] for c in d.conversations()
+                         if c["channel"] == "whatsapp"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert convs, "the WhatsApp conversation never reached the inbox"
+    conv = convs[0]
     d.wait_history(conv, 2)
     t0 = time.monotonic()
     r = subprocess.run(["node", "workspace_media.mjs", d.url, d.agent_token("agent-1", "desk1"),
