@@ -40,7 +40,7 @@ const struct oh_config_key oh_core_keys[] = {
      "declaring retry_until_sent retries until sent whatever this says"},
     {"dispatch.backoff_ms", OH_CFG_INT, "500", "first retry delay; doubles, with jitter"},
     {"dispatch.backoff_max_ms", OH_CFG_INT, "60000", "largest retry delay"},
-    {"dispatch.workers", OH_CFG_INT, "4", "parallel send threads"},
+    {"dispatch.workers", OH_CFG_INT, "4", "send threads (a conversation's replies: one at a time, in order)"},
     {"services.linger_ms", OH_CFG_INT, "10",
      "a timeline consumer that caught up (dispatch, enrich, bot, router, sla, kpi) waits this "
      "long after a batch before reading again, taking what came meanwhile in one batch: fewer "

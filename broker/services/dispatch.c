@@ -7,7 +7,11 @@
  * Members of the group share the work by partition: a pending message
  * belongs to whoever holds its timeline partition, which takes it from the
  * store when the partition is assigned (a member killed with jobs queued
- * loses none) and gives it up when it is revoked (no two members send it). */
+ * loses none) and gives it up when it is revoked (no two members send it).
+ * A conversation's replies go out one at a time in their seq order: a
+ * worker takes only a conversation's lowest held seq (its lane's head), so
+ * two quick replies never overtake each other, and one backing off holds
+ * back the ones after it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "core/conn_env.h"
 #include "core/crypto.h"
 #include "core/hub_int.h"
+#include "core/map.h"
 #include "services/service.h"
 #include "core/metrics.h"
 
@@ -33,9 +38,20 @@ struct grave {
     char key[];
 };
 
+/* The seqs of one conversation's held jobs, ascending: the first is the
+ * only one a worker may take. */
+struct lane {
+    struct oh_map_node node;
+    int n, cap;
+    int64_t *seqs;
+    char conv[]; /* the node's key */
+};
+
 struct job {
     uint64_t order;    /* when queued: first come, first served at one due time */
     json_t *event;     /* the sequenced outbound event */
+    int64_t seq;       /* its seq in the conversation */
+    struct lane *lane; /* under MU, while held; NULL: no lane (out of memory) */
     int attempt;       /* attempts made so far */
     int32_t partition; /* of the timeline record: who owns the job */
     int64_t due_ms;
@@ -64,6 +80,7 @@ struct oh_dispatch {
     int inflight[MAX_PARTS];
     struct grave *graves, **graves_end; /* entries of finished messages, oldest first */
     json_t *held;                       /* under MU: ids of the jobs this member holds */
+    oh_map lanes;                       /* under MU: struct lane by conversation */
     /* a scan of the pending entries failed, or a job could not be queued
      * (out of memory): the service thread scans again */
     atomic_bool rescan;
@@ -116,6 +133,65 @@ static void labels(char *out, size_t len, const char *channel, const char *resul
              result);
 }
 
+/* Under MU: J is held from now on, its seq in its conversation's lane. */
+static void hold(struct oh_dispatch *d, struct job *j)
+{
+    json_object_set_new(d->held, oh_event_get_id(j->event), json_true());
+    const char *conv = oh_event_subject(j->event);
+    size_t len = strlen(conv);
+    struct lane *l = oh_map_entry(oh_map_get(&d->lanes, conv, len), struct lane, node);
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l + len + 1))) return; /* sent out of order at worst */
+        memcpy(l->conv, conv, len + 1);
+        if (oh_map_put(&d->lanes, &l->node, l->conv, len)) {
+            free(l);
+            return;
+        }
+    }
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 4;
+        int64_t *grown = realloc(l->seqs, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            if (!l->n) {
+                oh_map_del(&d->lanes, &l->node);
+                free(l);
+            }
+            return;
+        }
+        l->seqs = grown;
+        l->cap = cap;
+    }
+    int i = l->n++;
+    for (; i > 0 && l->seqs[i - 1] > j->seq; i--)
+        l->seqs[i] = l->seqs[i - 1];
+    l->seqs[i] = j->seq;
+    j->lane = l;
+}
+
+/* Under MU: J is no longer held (sent, failed for good, or given up). */
+static void unhold(struct oh_dispatch *d, struct job *j)
+{
+    json_object_del(d->held, oh_event_get_id(j->event));
+    struct lane *l = j->lane;
+    j->lane = NULL;
+    if (!l) return;
+    int i = 0;
+    while (i < l->n && l->seqs[i] != j->seq)
+        i++;
+    if (i < l->n) memmove(&l->seqs[i], &l->seqs[i + 1], (size_t)(l->n - i - 1) * sizeof *l->seqs);
+    if (i < l->n && --l->n == 0) {
+        oh_map_del(&d->lanes, &l->node);
+        free(l->seqs);
+        free(l);
+    }
+}
+
+/* Under MU: whether J is its conversation's next to send. */
+static bool is_head(const struct job *j)
+{
+    return !j->lane || j->lane->seqs[0] == j->seq;
+}
+
 static void free_job(struct job *j)
 {
     json_decref(j->event);
@@ -142,13 +218,39 @@ static void sift_down(struct oh_dispatch *d, size_t i)
     }
 }
 
-/* Under MU: the job due first, taken off the heap. */
-static struct job *pop_job(struct oh_dispatch *d)
+static void sift_up(struct oh_dispatch *d, size_t i)
 {
-    struct job *j = d->jobs[0];
-    d->jobs[0] = d->jobs[--d->queued];
-    sift_down(d, 0);
-    return j;
+    struct job *j = d->jobs[i];
+    for (; i > 0 && before(j, d->jobs[(i - 1) / 2]); i = (i - 1) / 2)
+        d->jobs[i] = d->jobs[(i - 1) / 2];
+    d->jobs[i] = j;
+}
+
+/* Under MU: the job due first that heads its conversation's lane, taken
+ * off the heap; NULL with *WAIT_MS set when none is due. The heap's top
+ * is that job unless a later reply of a conversation is due before its
+ * head (backing off, or being sent): then every queued job is looked at. */
+static struct job *pop_job(struct oh_dispatch *d, int64_t now, int64_t *wait_ms)
+{
+    size_t at = 0;
+    struct job *best = d->queued ? d->jobs[0] : NULL;
+    if (best && !is_head(best)) {
+        best = NULL;
+        for (size_t i = 0; i < d->queued; i++) {
+            struct job *j = d->jobs[i];
+            if (is_head(j) && (!best || before(j, best))) best = j, at = i;
+        }
+    }
+    if (!best || best->due_ms > now) {
+        *wait_ms = best ? best->due_ms - now : 200;
+        return NULL;
+    }
+    d->jobs[at] = d->jobs[--d->queued];
+    if (at < d->queued) {
+        sift_down(d, at);
+        sift_up(d, at);
+    }
+    return best;
 }
 
 /* Queues J, or drops it when its partition moved to another member (which
@@ -171,17 +273,15 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
                     oh_event_get_id(j->event));
             atomic_store(&d->rescan, true);
         }
-        json_object_del(d->held, oh_event_get_id(j->event));
+        unhold(d, j);
         pthread_mutex_unlock(&d->mu);
         free_job(j);
         return;
     }
-    json_object_set_new(d->held, oh_event_get_id(j->event), json_true());
+    if (!json_object_get(d->held, oh_event_get_id(j->event))) hold(d, j);
     j->order = d->orders++;
-    size_t i = d->queued++;
-    for (; i > 0 && before(j, d->jobs[(i - 1) / 2]); i = (i - 1) / 2)
-        d->jobs[i] = d->jobs[(i - 1) / 2];
-    d->jobs[i] = j;
+    d->jobs[d->queued++] = j;
+    sift_up(d, d->queued - 1);
     depth(d);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
@@ -234,7 +334,8 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
             bury(d, oh_event_get_id(j->event), now);
     }
     pthread_mutex_lock(&d->mu);
-    json_object_del(d->held, oh_event_get_id(j->event));
+    unhold(d, j);
+    pthread_cond_broadcast(&d->cv); /* the conversation's next reply may go */
     pthread_mutex_unlock(&d->mu);
     free_job(j);
 }
@@ -309,12 +410,11 @@ static void *worker(void *arg)
     pthread_mutex_lock(&d->mu);
     while (!atomic_load(&d->hub->stopping)) {
         reap(d);
-        int64_t now = oh_now_ms();
-        struct job *j = d->queued ? d->jobs[0] : NULL;
-        if (!j || j->due_ms > now) {
+        int64_t wait = 200;
+        struct job *j = pop_job(d, oh_now_ms(), &wait);
+        if (!j) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t wait = j ? j->due_ms - now : 200;
             if (wait > 200) wait = 200;
             ts.tv_nsec += (long)wait * 1000000L;
             ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -322,7 +422,6 @@ static void *worker(void *arg)
             pthread_cond_timedwait(&d->cv, &d->mu, &ts);
             continue;
         }
-        pop_job(d);
         int32_t p = j->partition;
         bool tracked = p >= 0 && p < MAX_PARTS;
         if (tracked) d->inflight[p]++;
@@ -347,6 +446,7 @@ static struct job *job_new(json_t *ev, int attempt, int32_t partition)
         return NULL;
     }
     j->event = ev;
+    j->seq = json_integer_value(json_object_get(ev, "seq"));
     j->attempt = attempt;
     j->partition = partition;
     j->due_ms = oh_now_ms();
@@ -563,7 +663,7 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
             d->jobs[kept++] = j;
             continue;
         }
-        json_object_del(d->held, oh_event_get_id(j->event));
+        unhold(d, j);
         free_job(j);
     }
     d->queued = kept;
@@ -623,6 +723,13 @@ static void stop(void *state)
     for (int i = 0; i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free_jobs(d);
+    for (struct oh_map_node *n = d->lanes.first, *next; n; n = next) {
+        next = n->next;
+        struct lane *l = oh_map_entry(n, struct lane, node);
+        free(l->seqs);
+        free(l);
+    }
+    oh_map_clear(&d->lanes);
     for (struct grave *g = d->graves, *next; g; g = next) {
         next = g->next;
         free(g);

@@ -240,6 +240,51 @@ def test_many_replies_through_an_outage(omnihub, http_stub):
     assert len(stub.requests) == 80
 
 
+def test_a_conversations_replies_go_out_one_at_a_time_in_order(omnihub, http_stub):
+    """Four send workers: two conversations' replies are sent side by side,
+    but each conversation's one at a time, in the order the agent wrote
+    them, and a reply backing off after a failure holds back the next."""
+    stub = http_stub()
+    lock = threading.Lock()
+    state = {"now": {}, "most": {}, "both": 0}
+
+    def slow(req):  # 0.3 s per send; counts the sends in flight by conversation
+        conv = req.json()["subject"]
+        with lock:
+            state["now"][conv] = state["now"].get(conv, 0) + 1
+            state["most"][conv] = max(state["most"].get(conv, 0), state["now"][conv])
+            state["both"] = max(state["both"], len([c for c, k in state["now"].items() if k]))
+        time.sleep(0.3)
+        with lock:
+            state["now"][conv] -= 1
+        return b"{}"
+    stub.queue(503, {"error": "busy"})  # the first send fails once and backs off
+    stub.set_default(200, slow)
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.workers": "4",
+                 "dispatch.backoff_ms": "300", "dispatch.backoff_max_ms": "300"})
+    tok = d.agent_token()
+    convs = []
+    for c in ("ord-a", "ord-b"):
+        conv = d.post_inbound(msg(c + "-in", contact=c)).json()["conversation_id"]
+        d.wait_history(conv, 1)
+        convs.append(conv)
+    for i in range(5):
+        for conv in convs:
+            r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                          {"text": f"reply {i}", "client_msg_id": f"r{i}"}, token=tok)
+            assert r.status_code == 202, r.text
+    stub.wait_requests(11, timeout=30)
+    for conv in convs:
+        events = d.wait_history(conv, 11, timeout=30)
+        assert [e["data"]["status"]["state"] for e in events
+                if e["type"] == "omnihub.message.status"] == ["sent"] * 5
+        sent = [q.json()["data"]["text"] for q in stub.requests
+                if q.json()["subject"] == conv]
+        assert sent[-5:] == [f"reply {i}" for i in range(5)], sent
+    assert state["most"] == {convs[0]: 1, convs[1]: 1}, state
+    assert state["both"] == 2, state  # not one conversation after the other
+
+
 def test_bad_input_is_refused_and_counted(omnihub):
     d = omnihub({"http.max_body": "4k"})
     good = json.dumps(msg("ok1")).encode()
