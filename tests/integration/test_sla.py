@@ -301,4 +301,9 @@ def test_a_reply_read_after_a_kafka_rejoin_stops_its_clock_before_a_breach(omnih
         read_up_to_here("marker-3")
         assert breaches(d, answered, tok) == []
     finally:
+        # the daemon first: with the broker gone its consumers' close waits
+        # for timeouts (22 s of teardown)
+        d = locals().get("d")
+        if d and d.proc:
+            d.stop()
         mock.stop()
