@@ -255,10 +255,9 @@ static struct job *pop_job(struct oh_dispatch *d, int64_t now, int64_t *wait_ms)
 
 /* Queues J, or drops it when its partition moved to another member (which
  * takes it from the store) or, out of memory, leaves it to the store's next
- * scan. */
-static void enqueue(struct oh_dispatch *d, struct job *j)
+ * scan. Under MU; the caller wakes the workers. */
+static void enqueue_locked(struct oh_dispatch *d, struct job *j)
 {
-    pthread_mutex_lock(&d->mu);
     if (d->queued == d->capjobs) {
         size_t cap = d->capjobs ? 2 * d->capjobs : 64;
         struct job **grown = realloc(d->jobs, cap * sizeof *grown);
@@ -274,7 +273,6 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
             atomic_store(&d->rescan, true);
         }
         unhold(d, j);
-        pthread_mutex_unlock(&d->mu);
         free_job(j);
         return;
     }
@@ -283,6 +281,12 @@ static void enqueue(struct oh_dispatch *d, struct job *j)
     d->jobs[d->queued++] = j;
     sift_up(d, d->queued - 1);
     depth(d);
+}
+
+static void enqueue(struct oh_dispatch *d, struct job *j)
+{
+    pthread_mutex_lock(&d->mu);
+    enqueue_locked(d, j);
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -546,6 +550,11 @@ struct taking {
     const int32_t *parts; /* just assigned */
     int n, taken;
     json_t *done; /* keys of entries with an outcome already: deleted after the scan */
+    /* the jobs found, queued together after the scan: the store lists them
+     * in key order, and a conversation's later reply queued alone would be
+     * its lane's head until the earlier one came */
+    struct job **jobs;
+    size_t njobs, cap;
 };
 
 static bool in_parts(const struct taking *t, int32_t p)
@@ -592,9 +601,17 @@ static int take(void *opaque, const char *key, const char *value)
     struct job *j = job_new(ev, atoi(value), p < 0 ? 0 : p);
     const char *nl = strchr(value, '\n'), *mark = strstr(value, " sent ");
     if (j && mark && mark < nl) j->sent = strndup(mark + 6, (size_t)(nl - mark - 6));
-    if (j) {
-        enqueue(d, j);
+    if (j && t->njobs == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        struct job **grown = realloc(t->jobs, cap * sizeof *grown);
+        if (grown) t->jobs = grown, t->cap = cap;
+    }
+    if (j && t->njobs < t->cap) {
+        t->jobs[t->njobs++] = j;
         t->taken++;
+    } else if (j) {
+        free_job(j);
+        atomic_store(&d->rescan, true); /* out of memory: the next scan takes it */
     }
     return 0;
 }
@@ -603,10 +620,16 @@ static int take(void *opaque, const char *key, const char *value)
  * scan is done again (for every partition held) after the next poll. */
 static void take_pending(struct oh_dispatch *d, const int32_t *parts, int n)
 {
-    struct taking t = {d, parts, n, 0, json_array()};
+    struct taking t = {d, parts, n, 0, json_array(), NULL, 0, 0};
     atomic_store(&d->rescan, false); /* (a job dropped meanwhile sets it again) */
     int rc = t.done ? oh_store_kv_scan(d->hub->store, KV_NS, take, &t) : OH_ENOMEM;
     if (rc != OH_OK) atomic_store(&d->rescan, true);
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < t.njobs; i++)
+        enqueue_locked(d, t.jobs[i]);
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    free(t.jobs);
     if (rc) OH_WARN("dispatch", "reading pending messages: %s; again shortly", oh_strerror(rc));
     size_t i;
     json_t *key;

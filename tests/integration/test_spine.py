@@ -285,6 +285,38 @@ def test_a_conversations_replies_go_out_one_at_a_time_in_order(omnihub, http_stu
     assert state["both"] == 2, state  # not one conversation after the other
 
 
+def test_pending_replies_resume_in_order_after_a_restart(omnihub, http_stub):
+    """Replies still pending at a stop (the receiver down) are taken from the
+    store at the next start, which lists them in key order: they still go
+    out in the order the agent wrote them."""
+    stub = http_stub()
+    stub.set_default(503, {"error": "down"})
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.backoff_ms": "50",
+                 "dispatch.backoff_max_ms": "200"})
+    tok = d.agent_token()
+    conv = d.post_inbound(msg("pend-in", contact="pend")).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    for i in range(8):
+        r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                      {"text": f"reply {i}", "client_msg_id": f"p{i}"}, token=tok)
+        assert r.status_code == 202, r.text
+    d.wait_history(conv, 9)
+    stub.wait_requests(2)  # the first is retrying; the others wait behind it
+    d.stop()
+    delivered = []
+
+    def up(req):
+        delivered.append(req.json()["data"]["text"])
+        time.sleep(0.05)
+        return b"{}"
+    stub.set_default(200, up)
+    d.start()
+    events = d.wait_history(conv, 17, timeout=30)
+    assert [e["data"]["status"]["state"] for e in events
+            if e["type"] == "omnihub.message.status"] == ["sent"] * 8
+    assert delivered == [f"reply {i}" for i in range(8)], delivered
+
+
 def test_bad_input_is_refused_and_counted(omnihub):
     d = omnihub({"http.max_body": "4k"})
     good = json.dumps(msg("ok1")).encode()
