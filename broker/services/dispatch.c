@@ -42,7 +42,7 @@ struct grave {
  * only one a worker may take. */
 struct lane {
     struct oh_map_node node;
-    int n, cap;
+    size_t n, cap;
     int64_t *seqs;
     char conv[]; /* the node's key */
 };
@@ -148,20 +148,14 @@ static void hold(struct oh_dispatch *d, struct job *j)
             return;
         }
     }
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 4;
-        int64_t *grown = realloc(l->seqs, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            if (!l->n) {
-                oh_map_del(&d->lanes, &l->node);
-                free(l);
-            }
-            return;
+    if (oh_grow(&l->seqs, &l->cap, l->n + 1, sizeof *l->seqs, 4)) {
+        if (!l->n) {
+            oh_map_del(&d->lanes, &l->node);
+            free(l);
         }
-        l->seqs = grown;
-        l->cap = cap;
+        return;
     }
-    int i = l->n++;
+    size_t i = l->n++;
     for (; i > 0 && l->seqs[i - 1] > j->seq; i--)
         l->seqs[i] = l->seqs[i - 1];
     l->seqs[i] = j->seq;
@@ -175,10 +169,10 @@ static void unhold(struct oh_dispatch *d, struct job *j)
     struct lane *l = j->lane;
     j->lane = NULL;
     if (!l) return;
-    int i = 0;
+    size_t i = 0;
     while (i < l->n && l->seqs[i] != j->seq)
         i++;
-    if (i < l->n) memmove(&l->seqs[i], &l->seqs[i + 1], (size_t)(l->n - i - 1) * sizeof *l->seqs);
+    if (i < l->n) memmove(&l->seqs[i], &l->seqs[i + 1], (l->n - i - 1) * sizeof *l->seqs);
     if (i < l->n && --l->n == 0) {
         oh_map_del(&d->lanes, &l->node);
         free(l->seqs);
@@ -258,15 +252,8 @@ static struct job *pop_job(struct oh_dispatch *d, int64_t now, int64_t *wait_ms)
  * scan. Under MU; the caller wakes the workers. */
 static void enqueue_locked(struct oh_dispatch *d, struct job *j)
 {
-    if (d->queued == d->capjobs) {
-        size_t cap = d->capjobs ? 2 * d->capjobs : 64;
-        struct job **grown = realloc(d->jobs, cap * sizeof *grown);
-        if (grown) {
-            d->jobs = grown;
-            d->capjobs = cap;
-        }
-    }
-    if (!owns(d, j->partition) || d->queued == d->capjobs) {
+    bool room = oh_grow(&d->jobs, &d->capjobs, d->queued + 1, sizeof *d->jobs, 64) == OH_OK;
+    if (!owns(d, j->partition) || !room) {
         if (owns(d, j->partition)) {
             OH_WARN("dispatch", "out of memory: %s waits for the next scan of pending sends",
                     oh_event_get_id(j->event));
@@ -601,12 +588,7 @@ static int take(void *opaque, const char *key, const char *value)
     struct job *j = job_new(ev, atoi(value), p < 0 ? 0 : p);
     const char *nl = strchr(value, '\n'), *mark = strstr(value, " sent ");
     if (j && mark && mark < nl) j->sent = strndup(mark + 6, (size_t)(nl - mark - 6));
-    if (j && t->njobs == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 16;
-        struct job **grown = realloc(t->jobs, cap * sizeof *grown);
-        if (grown) t->jobs = grown, t->cap = cap;
-    }
-    if (j && t->njobs < t->cap) {
+    if (j && oh_grow(&t->jobs, &t->cap, t->njobs + 1, sizeof *t->jobs, 16) == OH_OK) {
         t->jobs[t->njobs++] = j;
         t->taken++;
     } else if (j) {
