@@ -76,6 +76,9 @@ static const struct {
      "signals shared with the other gateways (direction out) and heard from them (in), by result"},
     {"omnihub_signature_failures_total", "webhook deliveries with a missing or bad signature"},
     {"omnihub_sync_duplicates_total", "events dropped by sync as already stored (retries)"},
+    {"omnihub_sync_conflicting_repeats_total",
+     "of those, repeats of an id stored for another conversation (a message_id reused across "
+     "contacts)"},
     {"omnihub_sync_forward_errors_total", "timeline appends by sync that failed (retried)"},
     {"omnihub_sync_forward_too_large_total",
      "stored events not forwarded to the timeline: larger than the log takes (not retried)"},

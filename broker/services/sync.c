@@ -316,6 +316,22 @@ static void discard_contact(void *opaque, const char *contact, int64_t seq, cons
 
 /* Stores one polled batch; retries until the store takes it, then commits
  * the batch and forwards it. OH_ECLOSED when the hub stopped first. */
+/* A dropped repeat whose id is stored for another conversation: the same
+ * (channel, account, message_id) from another contact, which the contract
+ * calls the same message. Its 202 named a conversation that holds nothing,
+ * so say so where an operator looks (rare: a retry finds its own). */
+static void note_conflict(oh_store *st, json_t *ev)
+{
+    const char *conv = json_string_value(json_object_get(ev, "subject"));
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    if (!conv || !id || oh_store_event_get(st, conv, id, NULL, NULL) != OH_ENOTFOUND) return;
+    OH_WARN("sync",
+            "event %s dropped as a repeat for conversation %s, but its id is stored for another "
+            "conversation: the same channel, account and message_id came from another contact",
+            id, conv);
+    oh_metrics_inc("omnihub_sync_conflicting_repeats_total", "", 1);
+}
+
 static int materialize(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
                        int n)
 {
@@ -417,6 +433,7 @@ static int materialize(void *state, struct oh_service_batch *b, const struct oh_
         if (!it->event) continue; /* a command's outcome only */
         if (!it->seq) {
             oh_metrics_inc("omnihub_sync_duplicates_total", "", 1);
+            note_conflict(hub->store, it->event);
             continue;
         }
         stored++;

@@ -90,6 +90,31 @@ def test_retries_are_deduplicated(omnihub):
     assert d.metric("omnihub_sync_duplicates_total") >= 2
 
 
+def test_a_message_id_reused_by_another_contact_is_dropped_loudly(omnihub):
+    """The contract's dedup key is (channel, account, message_id): the same
+    id from a second contact is the first message again. It is not stored
+    twice, and the drop is logged and counted rather than silent."""
+    d = omnihub()
+    first = d.post_inbound(msg("shared", contact="ann"))
+    again = d.post_inbound(msg("shared", contact="ann"))
+    other = d.post_inbound(msg("shared", contact="bob", text="from bob"))
+    assert {first.status_code, again.status_code, other.status_code} == {202}
+    conv = first.json()["conversation_id"]
+    assert other.json()["event_id"] == first.json()["event_id"]
+    assert other.json()["conversation_id"] != conv
+    d.post_inbound(msg("later", contact="ann"))  # processed after the repeats
+    assert [e["data"]["message_id"] for e in d.wait_history(conv, 2)] == ["shared", "later"]
+    deadline = time.monotonic() + 10  # counted just after the commit that shows "later"
+    while d.metric("omnihub_sync_conflicting_repeats_total") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.metric("omnihub_sync_conflicting_repeats_total") == 1
+    assert d.metric("omnihub_sync_duplicates_total") == 2  # the retry is not a conflict
+    assert "stored for another conversation" in d.logs()
+    r = d.request("GET", f"/v1/conversations/{other.json()['conversation_id']}/events",
+                  token=d.agent_token())
+    assert r.status_code == 404
+
+
 def test_restart_keeps_history_and_epoch(omnihub):
     d = omnihub()
     conv = d.post_inbound(msg("r1")).json()["conversation_id"]
