@@ -11,7 +11,10 @@
  * A conversation's replies go out one at a time in their seq order: a
  * worker takes only a conversation's lowest held seq (its lane's head), so
  * two quick replies never overtake each other, and one backing off holds
- * back the ones after it. */
+ * back the ones after it. A reply that comes to the queue's top while an
+ * earlier one of its conversation is still held is parked in its lane,
+ * off the queue, until that one is done: taking a job stays O(log n) however
+ * many wait behind heads that back off through an outage. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,7 +47,8 @@ struct lane {
     struct oh_map_node node;
     size_t n, cap;
     int64_t *seqs;
-    char conv[]; /* the node's key */
+    struct job *parked; /* its queued jobs off the heap, by seq: none is the head */
+    char conv[];        /* the node's key */
 };
 
 struct job {
@@ -58,6 +62,7 @@ struct job {
     /* the provider took it (its id, possibly ""): only the outcome is left
      * to record */
     char *sent;
+    struct job *next_parked; /* in its lane's parked list */
 };
 
 struct oh_dispatch {
@@ -72,6 +77,7 @@ struct oh_dispatch {
      * each retry is queued again (O(log n), where a sorted list was O(n)) */
     struct job **jobs;
     size_t queued, capjobs;
+    size_t parked; /* queued jobs parked in their lanes, not in JOBS */
     uint64_t orders;
     int sending;
     /* under MU: the timeline partitions this member holds, and the jobs of
@@ -124,7 +130,8 @@ static bool owns(const struct oh_dispatch *d, int32_t p)
 /* under MU: what this member holds (waiting, backing off, being sent) */
 static void depth(struct oh_dispatch *d)
 {
-    oh_metrics_set("omnihub_dispatch_queue_depth", "", (double)d->queued + d->sending);
+    oh_metrics_set("omnihub_dispatch_queue_depth", "",
+                   (double)(d->queued + d->parked) + d->sending);
 }
 
 static void labels(char *out, size_t len, const char *channel, const char *result)
@@ -162,22 +169,31 @@ static void hold(struct oh_dispatch *d, struct job *j)
     j->lane = l;
 }
 
-/* Under MU: J is no longer held (sent, failed for good, or given up). */
-static void unhold(struct oh_dispatch *d, struct job *j)
+/* Under MU: J is no longer held (sent, failed for good, or given up).
+ * Returns the parked job that is its lane's head now, off the lane's list
+ * (the caller queues it), or NULL. */
+static struct job *unhold(struct oh_dispatch *d, struct job *j)
 {
     json_object_del(d->held, oh_event_get_id(j->event));
     struct lane *l = j->lane;
     j->lane = NULL;
-    if (!l) return;
+    if (!l) return NULL;
     size_t i = 0;
     while (i < l->n && l->seqs[i] != j->seq)
         i++;
     if (i < l->n) memmove(&l->seqs[i], &l->seqs[i + 1], (l->n - i - 1) * sizeof *l->seqs);
-    if (i < l->n && --l->n == 0) {
+    if (i < l->n && --l->n == 0) { /* a parked job is held: none is left */
         oh_map_del(&d->lanes, &l->node);
         free(l->seqs);
         free(l);
+        return NULL;
     }
+    struct job *next = l->parked;
+    if (!next || next->seq != l->seqs[0]) return NULL;
+    l->parked = next->next_parked;
+    next->next_parked = NULL;
+    d->parked--;
+    return next;
 }
 
 /* Under MU: whether J is its conversation's next to send. */
@@ -220,31 +236,64 @@ static void sift_up(struct oh_dispatch *d, size_t i)
     d->jobs[i] = j;
 }
 
+/* Under MU: the heap's top, taken off it. */
+static struct job *take_top(struct oh_dispatch *d)
+{
+    struct job *top = d->jobs[0];
+    d->jobs[0] = d->jobs[--d->queued];
+    if (d->queued) sift_down(d, 0);
+    return top;
+}
+
+/* Under MU: J, not its lane's head, waits in the lane (by seq) until the
+ * jobs before it are done (unhold gives it back). */
+static void park(struct oh_dispatch *d, struct job *j)
+{
+    struct job **at = &j->lane->parked;
+    while (*at && (*at)->seq < j->seq)
+        at = &(*at)->next_parked;
+    j->next_parked = *at;
+    *at = j;
+    d->parked++;
+}
+
+/* Under MU: every parked job back in JOBS, not yet a heap (the caller
+ * restores it); JOBS has room for them (they were in it before). */
+static void unpark_all(struct oh_dispatch *d)
+{
+    for (struct oh_map_node *node = d->lanes.first; node; node = node->next) {
+        struct lane *l = oh_map_entry(node, struct lane, node);
+        for (struct job *j = l->parked, *next; j; j = next) {
+            next = j->next_parked;
+            j->next_parked = NULL;
+            d->jobs[d->queued++] = j;
+        }
+        l->parked = NULL;
+    }
+    d->parked = 0;
+}
+
 /* Under MU: the job due first that heads its conversation's lane, taken
- * off the heap; NULL with *WAIT_MS set when none is due. The heap's top
- * is that job unless a later reply of a conversation is due before its
- * head (backing off, or being sent): then every queued job is looked at. */
+ * off the heap; NULL with *WAIT_MS set when none is due. A later reply of
+ * a conversation on top (due before its head, which backs off or is being
+ * sent) is parked on the way. */
 static struct job *pop_job(struct oh_dispatch *d, int64_t now, int64_t *wait_ms)
 {
-    size_t at = 0;
+    while (d->queued && !is_head(d->jobs[0]))
+        park(d, take_top(d));
     struct job *best = d->queued ? d->jobs[0] : NULL;
-    if (best && !is_head(best)) {
-        best = NULL;
-        for (size_t i = 0; i < d->queued; i++) {
-            struct job *j = d->jobs[i];
-            if (is_head(j) && (!best || before(j, best))) best = j, at = i;
-        }
-    }
     if (!best || best->due_ms > now) {
         *wait_ms = best ? best->due_ms - now : 200;
         return NULL;
     }
-    d->jobs[at] = d->jobs[--d->queued];
-    if (at < d->queued) {
-        sift_down(d, at);
-        sift_up(d, at);
-    }
-    return best;
+    return take_top(d);
+}
+
+/* Under MU: J on the heap (room made by the caller). */
+static void push_job(struct oh_dispatch *d, struct job *j)
+{
+    d->jobs[d->queued++] = j;
+    sift_up(d, d->queued - 1);
 }
 
 /* Queues J, or drops it when its partition moved to another member (which
@@ -252,21 +301,23 @@ static struct job *pop_job(struct oh_dispatch *d, int64_t now, int64_t *wait_ms)
  * scan. Under MU; the caller wakes the workers. */
 static void enqueue_locked(struct oh_dispatch *d, struct job *j)
 {
-    bool room = oh_grow(&d->jobs, &d->capjobs, d->queued + 1, sizeof *d->jobs, 64) == OH_OK;
+    /* room for every job held, parked ones included (unpark_all) */
+    bool room =
+        oh_grow(&d->jobs, &d->capjobs, d->queued + d->parked + 1, sizeof *d->jobs, 64) == OH_OK;
     if (!owns(d, j->partition) || !room) {
         if (owns(d, j->partition)) {
             OH_WARN("dispatch", "out of memory: %s waits for the next scan of pending sends",
                     oh_event_get_id(j->event));
             atomic_store(&d->rescan, true);
         }
-        unhold(d, j);
+        struct job *next = unhold(d, j);
+        if (next) push_job(d, next); /* it was counted in the room */
         free_job(j);
         return;
     }
     if (!json_object_get(d->held, oh_event_get_id(j->event))) hold(d, j);
     j->order = d->orders++;
-    d->jobs[d->queued++] = j;
-    sift_up(d, d->queued - 1);
+    push_job(d, j);
     depth(d);
 }
 
@@ -325,7 +376,8 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
             bury(d, oh_event_get_id(j->event), now);
     }
     pthread_mutex_lock(&d->mu);
-    unhold(d, j);
+    struct job *next = unhold(d, j);
+    if (next) push_job(d, next);    /* JOBS has room for every job held */
     pthread_cond_broadcast(&d->cv); /* the conversation's next reply may go */
     pthread_mutex_unlock(&d->mu);
     free_job(j);
@@ -661,6 +713,7 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < MAX_PARTS) d->owned[parts[i]] = false;
+    unpark_all(d); /* so unhold gives none back below */
     size_t kept = 0;
     for (size_t i = 0; i < d->queued; i++) {
         struct job *j = d->jobs[i];
@@ -711,6 +764,7 @@ static void tick(void *state)
 
 static void free_jobs(struct oh_dispatch *d)
 {
+    unpark_all(d);
     for (size_t i = 0; i < d->queued; i++)
         free_job(d->jobs[i]);
     free(d->jobs);

@@ -1,0 +1,70 @@
+"""dispatch_backlog.py - what the dispatcher costs through a receiver's
+outage (docs/performance.md, "The dispatcher through an outage"): a daemon
+(OMNIHUB_BUILD, defaults, SQLite) whose api channel's receiver answers every
+send with 503; CONVS conversations get REPLIES agent replies each, so every
+conversation has a reply backing off and the others held behind it. Over
+SECONDS once all are held, the daemon's CPU (utime + stime from /proc) and
+the send attempts the receiver saw.
+
+usage: OMNIHUB_BUILD=build python3 -m pytest -q -s -p no:cacheprovider \
+         tools/perf/dispatch_backlog.py  [BACKLOG_CONVS=2000 BACKLOG_REPLIES=3
+         BACKLOG_SECONDS=10]
+(a pytest module so it reuses tests/integration/conftest.py's daemon)"""
+import concurrent.futures
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
+from conftest import http_stub, omnihub  # noqa: E402,F401 (the fixtures)
+
+CONVS = int(os.environ.get("BACKLOG_CONVS", "2000"))
+REPLIES = int(os.environ.get("BACKLOG_REPLIES", "3"))
+SECONDS = float(os.environ.get("BACKLOG_SECONDS", "10"))
+
+
+def cpu_s(pid):
+    """The process's user + system CPU seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
+    stub = http_stub()
+    stub.set_default(503, {"error": "down"})
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.workers": "4",
+                 "dispatch.backoff_ms": "5000", "dispatch.backoff_max_ms": "5000",
+                 "dispatch.max_attempts": "0"})
+    tok = d.agent_token()
+
+    def conversation(i):
+        r = d.post_inbound({"channel": "api:shop", "account": "acme",
+                            "contact": {"id": f"b{i}"}, "message_id": f"b{i}", "text": "hi"})
+        assert r.status_code == 202, r.text
+        return r.json()["conversation_id"]
+
+    def replies(conv):
+        for k in range(REPLIES):
+            r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                          {"text": f"reply {k}", "client_msg_id": f"k{k}"}, token=tok)
+            assert r.status_code == 202, r.text
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        convs = list(pool.map(conversation, range(CONVS)))
+        d.wait_history(convs[-1], 1, timeout=120)
+        list(pool.map(replies, convs))
+    want = CONVS * REPLIES
+    deadline = time.time() + 300
+    while d.metric("omnihub_dispatch_queue_depth") < want and time.time() < deadline:
+        time.sleep(0.5)
+    assert d.metric("omnihub_dispatch_queue_depth") >= want
+    time.sleep(2)  # the first attempts of the last replies' conversations
+    pid = d.proc.pid
+    c0, n0, t0 = cpu_s(pid), len(stub.requests), time.time()
+    time.sleep(SECONDS)
+    c1, n1, t1 = cpu_s(pid), len(stub.requests), time.time()
+    wall = t1 - t0
+    print(f"\nBACKLOG convs={CONVS} replies={REPLIES} held={want}: daemon CPU "
+          f"{(c1 - c0) / wall:.3f} s/s over {wall:.1f} s, {(n1 - n0) / wall:.0f} attempts/s, "
+          f"{1e6 * (c1 - c0) / max(n1 - n0, 1):.0f} us of CPU per attempt")
