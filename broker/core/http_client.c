@@ -1,5 +1,10 @@
 /* http_client.c - one blocking libcurl request with a deadline and a cap on
- * the answer's size; used from dispatcher and worker threads only. */
+ * the answer's size; used from dispatcher and worker threads only. Each
+ * thread keeps its libcurl handle between requests, and with it the
+ * connections it opened (curl_easy_reset() keeps them, and the DNS and TLS
+ * session caches): a provider's API is reached over a connection already
+ * open, without a TCP and TLS handshake per message. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +45,43 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque)
     return len;
 }
 
+static pthread_key_t handle_key;
+static bool have_key;
+
+static void handle_free(void *c)
+{
+    curl_easy_cleanup(c);
+}
+
+static void key_make(void)
+{
+    have_key = pthread_key_create(&handle_key, handle_free) == 0;
+}
+
+/* The calling thread's handle, reset (its connections kept), with *KEPT
+ * true; or a new one for this request alone (*KEPT false: the caller
+ * cleans it up) when it cannot be kept; NULL out of memory. */
+static CURL *thread_handle(bool *kept)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, key_make);
+    CURL *c = have_key ? pthread_getspecific(handle_key) : NULL;
+    *kept = c != NULL;
+    if (c) {
+        curl_easy_reset(c);
+        return c;
+    }
+    c = curl_easy_init();
+    *kept = c && have_key && pthread_setspecific(handle_key, c) == 0;
+    return c;
+}
+
 int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp, char *err,
                size_t errlen)
 {
     memset(resp, 0, sizeof *resp);
-    CURL *c = curl_easy_init();
+    bool kept;
+    CURL *c = thread_handle(&kept);
     if (!c) {
         oh_errf(err, errlen, "curl_easy_init failed");
         return OH_ENOMEM;
@@ -91,7 +128,7 @@ int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp,
         if (!resp->body) resp->body = calloc(1, 1);
     }
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    if (!kept) curl_easy_cleanup(c);
     return ret;
 }
 

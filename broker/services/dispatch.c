@@ -828,7 +828,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     }
     int started = 0;
     while (started < d->nworkers && !pthread_create(&d->workers[started], NULL, worker, d))
-        started++;
+        pthread_setname_np(d->workers[started++], "oh-send");
     d->nworkers = started;
     *state = d;
     return OH_OK;

@@ -322,9 +322,10 @@ def omnihub(tmp_path):
 
 
 class StubRequest:
-    def __init__(self, method, path, query, headers, body):
+    def __init__(self, method, path, query, headers, body, peer=None):
         self.method, self.path, self.query, self.headers, self.body = (method, path, query,
                                                                       headers, body)
+        self.peer = peer  # the client's (address, port): one per connection
 
     def json(self):
         return json.loads(self.body)
@@ -343,6 +344,9 @@ class HttpStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # the head and the body are two writes: without this, a kept-alive
+            # connection's body waits for the client's delayed ACK (40 ms)
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -352,7 +356,8 @@ class HttpStub:
                 body = self.rfile.read(n) if n else b""
                 parts = urlsplit(self.path)
                 req = StubRequest(self.command, parts.path, parts.query,
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                                  {k.lower(): v for k, v in self.headers.items()}, body,
+                                  self.client_address)
                 with stub.lock:
                     stub.requests.append(req)
                     status, payload, headers = (stub.answers.pop(0) if stub.answers

@@ -310,6 +310,25 @@ def test_a_conversations_replies_go_out_one_at_a_time_in_order(omnihub, http_stu
     assert state["both"] == 2, state  # not one conversation after the other
 
 
+def test_replies_reuse_the_receivers_connection(omnihub, http_stub):
+    """Each send thread keeps its connection to the receiver: a TCP (and,
+    to a provider, TLS) handshake per message costs more than the send."""
+    stub = http_stub()
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.workers": "2"})
+    tok = d.agent_token()
+    conv = d.post_inbound(msg("reuse-in", contact="reuse")).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    for i in range(8):
+        r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                      {"text": f"reply {i}", "client_msg_id": f"u{i}"}, token=tok)
+        assert r.status_code == 202, r.text
+    events = d.wait_history(conv, 17, timeout=30)
+    assert [e["data"]["status"]["state"] for e in events
+            if e["type"] == "omnihub.message.status"] == ["sent"] * 8
+    assert len(stub.requests) == 8
+    assert len({q.peer for q in stub.requests}) <= 2  # one connection per send thread
+
+
 def test_pending_replies_resume_in_order_after_a_restart(omnihub, http_stub):
     """Replies still pending at a stop (the receiver down) are taken from the
     store at the next start, which lists them in key order: they still go

@@ -4,11 +4,13 @@ outage (docs/performance.md, "The dispatcher through an outage"): a daemon
 send with 503; CONVS conversations get REPLIES agent replies each, so every
 conversation has a reply backing off and the others held behind it. Over
 SECONDS once all are held, the daemon's CPU (utime + stime from /proc) and
-the send attempts the receiver saw.
+the send attempts the receiver saw. With INGEST set, that many inbound
+messages (8 threads) are timed before the outage's replies and again during
+it: what the retries cost everyone else.
 
 usage: OMNIHUB_BUILD=build python3 -m pytest -q -s -p no:cacheprovider \
          tools/perf/dispatch_backlog.py  [BACKLOG_CONVS=2000 BACKLOG_REPLIES=3
-         BACKLOG_SECONDS=10]
+         BACKLOG_SECONDS=10 BACKLOG_INGEST=0]
 (a pytest module so it reuses tests/integration/conftest.py's daemon)"""
 import concurrent.futures
 import os
@@ -22,6 +24,7 @@ from conftest import http_stub, omnihub  # noqa: E402,F401 (the fixtures)
 CONVS = int(os.environ.get("BACKLOG_CONVS", "2000"))
 REPLIES = int(os.environ.get("BACKLOG_REPLIES", "3"))
 SECONDS = float(os.environ.get("BACKLOG_SECONDS", "10"))
+INGEST = int(os.environ.get("BACKLOG_INGEST", "0"))
 
 
 def cpu_s(pid):
@@ -50,6 +53,19 @@ def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
                           {"text": f"reply {k}", "client_msg_id": f"k{k}"}, token=tok)
             assert r.status_code == 202, r.text
 
+    def ingest(tag):
+        """INGEST inbound messages, 8 at a time: messages per second."""
+        def one(i):
+            r = d.post_inbound({"channel": "api:shop", "account": "acme",
+                                "contact": {"id": f"{tag}{i % 100}"}, "message_id": f"{tag}{i}",
+                                "text": "where is my order"})
+            assert r.status_code == 202, r.text
+        t = time.time()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, range(INGEST)))
+        return INGEST / (time.time() - t)
+
+    quiet = ingest("q") if INGEST else 0
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         convs = list(pool.map(conversation, range(CONVS)))
         d.wait_history(convs[-1], 1, timeout=120)
@@ -68,3 +84,6 @@ def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
     print(f"\nBACKLOG convs={CONVS} replies={REPLIES} held={want}: daemon CPU "
           f"{(c1 - c0) / wall:.3f} s/s over {wall:.1f} s, {(n1 - n0) / wall:.0f} attempts/s, "
           f"{1e6 * (c1 - c0) / max(n1 - n0, 1):.0f} us of CPU per attempt")
+    if INGEST:
+        print(f"BACKLOG ingest of {INGEST}: {quiet:.0f} msg/s before the outage, "
+              f"{ingest('o'):.0f} msg/s during it")
