@@ -310,18 +310,24 @@ def test_a_conversations_replies_go_out_one_at_a_time_in_order(omnihub, http_stu
     assert state["both"] == 2, state  # not one conversation after the other
 
 
+def replies_in_one_conversation(d, contact, n):
+    """A conversation of CONTACT with N agent replies "reply 0".. posted."""
+    tok = d.agent_token()
+    conv = d.post_inbound(msg(contact + "-in", contact=contact)).json()["conversation_id"]
+    d.wait_history(conv, 1)
+    for i in range(n):
+        r = d.request("POST", f"/v1/conversations/{conv}/messages",
+                      {"text": f"reply {i}", "client_msg_id": f"{contact}{i}"}, token=tok)
+        assert r.status_code == 202, r.text
+    return conv
+
+
 def test_replies_reuse_the_receivers_connection(omnihub, http_stub):
     """Each send thread keeps its connection to the receiver: a TCP (and,
     to a provider, TLS) handshake per message costs more than the send."""
     stub = http_stub()
     d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.workers": "2"})
-    tok = d.agent_token()
-    conv = d.post_inbound(msg("reuse-in", contact="reuse")).json()["conversation_id"]
-    d.wait_history(conv, 1)
-    for i in range(8):
-        r = d.request("POST", f"/v1/conversations/{conv}/messages",
-                      {"text": f"reply {i}", "client_msg_id": f"u{i}"}, token=tok)
-        assert r.status_code == 202, r.text
+    conv = replies_in_one_conversation(d, "reuse", 8)
     events = d.wait_history(conv, 17, timeout=30)
     assert [e["data"]["status"]["state"] for e in events
             if e["type"] == "omnihub.message.status"] == ["sent"] * 8
@@ -337,13 +343,7 @@ def test_pending_replies_resume_in_order_after_a_restart(omnihub, http_stub):
     stub.set_default(503, {"error": "down"})
     d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.backoff_ms": "50",
                  "dispatch.backoff_max_ms": "200"})
-    tok = d.agent_token()
-    conv = d.post_inbound(msg("pend-in", contact="pend")).json()["conversation_id"]
-    d.wait_history(conv, 1)
-    for i in range(8):
-        r = d.request("POST", f"/v1/conversations/{conv}/messages",
-                      {"text": f"reply {i}", "client_msg_id": f"p{i}"}, token=tok)
-        assert r.status_code == 202, r.text
+    conv = replies_in_one_conversation(d, "pend", 8)
     d.wait_history(conv, 9)
     stub.wait_requests(2)  # the first is retrying; the others wait behind it
     d.stop()
