@@ -71,7 +71,8 @@ struct oh_dispatch {
     int nworkers, max_attempts;
     int64_t backoff_ms, backoff_max_ms;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* a job was queued (workers wait for one) */
+    pthread_cond_t drained; /* a send ended (a revoke waits for its partitions') */
     /* the queued jobs, a binary min-heap on (due_ms, order): a send retried
      * until it is taken can leave many waiting through a long outage, and
      * each retry is queued again (O(log n), where a sorted list was O(n)) */
@@ -321,11 +322,13 @@ static void enqueue_locked(struct oh_dispatch *d, struct job *j)
     depth(d);
 }
 
-static void enqueue(struct oh_dispatch *d, struct job *j)
+/* Queues J and wakes one worker when WAKE (a worker queueing its own
+ * retry takes the queue's next job itself, right after). */
+static void enqueue(struct oh_dispatch *d, struct job *j, bool wake)
 {
     pthread_mutex_lock(&d->mu);
     enqueue_locked(d, j);
-    pthread_cond_broadcast(&d->cv);
+    if (wake) pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -377,8 +380,7 @@ static void finish(struct oh_dispatch *d, struct job *j, const char *state,
     }
     pthread_mutex_lock(&d->mu);
     struct job *next = unhold(d, j);
-    if (next) push_job(d, next);    /* JOBS has room for every job held */
-    pthread_cond_broadcast(&d->cv); /* the conversation's next reply may go */
+    if (next) push_job(d, next); /* JOBS has room; this worker takes it next */
     pthread_mutex_unlock(&d->mu);
     free_job(j);
 }
@@ -432,8 +434,11 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
         labels(lab, sizeof lab, channel, "retry");
         oh_metrics_inc("omnihub_outbound_total", lab, 1);
         j->due_ms = oh_now_ms() + wait;
-        remember(d, j);
-        enqueue(d, j);
+        /* the count is saved at attempts 1, 2, 4, 8...: through an outage
+         * that is a few store commits per message, not one per attempt
+         * (a restart goes on from the last count saved) */
+        if ((j->attempt & (j->attempt - 1)) == 0) remember(d, j);
+        enqueue(d, j, false);
         return;
     }
     if (rc == OH_ERETRY)
@@ -475,7 +480,7 @@ static void *worker(void *arg)
         if (tracked) d->inflight[p]--;
         d->sending--;
         depth(d);
-        pthread_cond_broadcast(&d->cv); /* a revoke may wait for this one */
+        pthread_cond_broadcast(&d->drained); /* a revoke may wait for this one */
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
@@ -544,7 +549,7 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
     bool kept;
     while (!(kept = remember(d, j) == OH_OK) && !atomic_load(&d->hub->stopping))
         usleep(200000);
-    enqueue(d, j);
+    enqueue(d, j, true);
     return kept;
 }
 
@@ -738,7 +743,7 @@ static void revoked(void *state, oh_log_consumer *c, const int32_t *parts, int n
         ts.tv_nsec += 200 * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        pthread_cond_timedwait(&d->drained, &d->mu, &ts);
     }
     pthread_mutex_unlock(&d->mu);
 }
@@ -817,6 +822,7 @@ static int init(oh_hub *hub, void **state, char *err, size_t errlen)
     d->graves_end = &d->graves;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    pthread_cond_init(&d->drained, NULL);
     oh_metrics_set("omnihub_dispatch_queue_depth", "", 0);
     /* pending messages are taken when their partitions are assigned */
     if (!(d->held = json_object()) ||
