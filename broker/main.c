@@ -21,6 +21,7 @@
 #include "core/auth.h"
 #include "core/conn_env.h"
 #include "core/daemon.h"
+#include "core/http_client.h"
 #include "gateway/gateway.h"
 #include "services/service.h"
 #include "services/enrich_text.h"
@@ -121,6 +122,8 @@ static int preflight(oh_hub *hub, char *err, size_t errlen)
     const oh_config *cfg = hub->cfg;
     char host[256];
     int port, rc;
+    /* read once here, for the run as well (core/http_client.h) */
+    if ((rc = oh_http_init(oh_config_str(cfg, "http.ca_file"), err, errlen))) return rc;
     if (hub->run_gateway) {
         /* a JWKS file alone will do: the verifier says what is missing */
         oh_auth *auth = oh_auth_from_config(cfg, err, errlen);
@@ -484,18 +487,19 @@ int main(int argc, char **argv)
         if (strcmp(oh_config_str(hub.cfg, "logging.level"), levels[i]) == 0)
             oh_slog_set_level((enum oh_level)i);
     oh_config_unknown_env(hub.cfg, NULL, warn_env, NULL);
-    if (preflight(&hub, err, sizeof err)) {
-        char where[512];
-        refusal_where(&hub, path, err, where, sizeof where);
-        fprintf(stderr, "%s: %s\n", where, err);
+    curl_global_init(CURL_GLOBAL_ALL); /* before the CAs are read (preflight) */
+    int refused = preflight(&hub, err, sizeof err);
+    if (refused || check) {
+        if (refused) {
+            char where[512];
+            refusal_where(&hub, path, err, where, sizeof where);
+            fprintf(stderr, "%s: %s\n", where, err);
+        }
         oh_config_free(hub.cfg);
-        return 2;
+        oh_http_cleanup();
+        curl_global_cleanup();
+        return refused ? 2 : 0;
     }
-    if (check) {
-        oh_config_free(hub.cfg);
-        return 0;
-    }
-    curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
     struct start start = {.hub = &hub};
@@ -555,6 +559,7 @@ out:
     oh_kbase_free(hub.kb);
     oh_kbase_free(hub.canned);
     oh_config_free(hub.cfg);
+    oh_http_cleanup();
     curl_global_cleanup();
     return rc;
 }

@@ -18,6 +18,7 @@ const struct oh_config_key oh_core_keys[] = {
     {"http.timeout", OH_CFG_INT, "30", "seconds a request may take to arrive in full, and an idle keep-alive connection is kept"},
     {"http.rate_limit", OH_CFG_INT, "0", "requests per second per client address, 0 = off"},
     {"http.rate_limit_token", OH_CFG_INT, "0", "requests per second per bearer token, 0 = off"},
+    {"http.ca_file", OH_CFG_STR, NULL, "PEM file of the certificate authorities outbound HTTPS trusts (providers' APIs, media, JWKS, LLM), read once at start; unset: libcurl's bundle"},
     {"http.static_dir", OH_CFG_STR, NULL, "directory served under /app/ (the example chat page)"},
     {"http.workspace_dir", OH_CFG_STR, OH_DEFAULT_WORKSPACE,
      "directory served under /workspace/ (the agent workspace's built files; \"\" = off)"},

@@ -3,7 +3,11 @@
  * thread keeps its libcurl handle between requests, and with it the
  * connections it opened (curl_easy_reset() keeps them, and the DNS and TLS
  * session caches): a provider's API is reached over a connection already
- * open, without a TCP and TLS handshake per message. */
+ * open, without a TCP and TLS handshake per message. A new connection
+ * verifies its peer against one certificate store the process read once
+ * (oh_http_init), not against the bundle parsed again. */
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,49 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque)
     if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
         s->resp->retry_after_ms = atoi(p + 12) * 1000;
     return len;
+}
+
+/* The CAs every connection trusts, read at start; NULL: libcurl's own. */
+static X509_STORE *ca_store;
+
+int oh_http_init(const char *ca_file, char *err, size_t errlen)
+{
+    const char *path = ca_file;
+    CURL *probe = path ? NULL : curl_easy_init();
+    char *builtin = NULL;
+    if (probe) curl_easy_getinfo(probe, CURLINFO_CAINFO, &builtin); /* libcurl's default */
+    if (!path) path = builtin;
+    X509_STORE *st = path ? X509_STORE_new() : NULL;
+    int rc = OH_OK;
+    if (st && X509_STORE_load_file(st, path) != 1) {
+        X509_STORE_free(st);
+        st = NULL;
+        if (ca_file) {
+            oh_errf(err, errlen, "http.ca_file: cannot read certificates from %s", ca_file);
+            rc = OH_EINVAL;
+        }
+    }
+    if (probe) curl_easy_cleanup(probe);
+    if (rc == OH_OK) {
+        X509_STORE_free(ca_store);
+        ca_store = st;
+    }
+    return rc;
+}
+
+void oh_http_cleanup(void)
+{
+    X509_STORE_free(ca_store);
+    ca_store = NULL;
+}
+
+/* libcurl's hook on each new TLS context: the store read at start (the
+ * context takes a reference of its own). */
+static CURLcode use_store(CURL *c, void *ssl_ctx, void *store)
+{
+    (void)c;
+    SSL_CTX_set1_cert_store(ssl_ctx, store);
+    return CURLE_OK;
 }
 
 static pthread_key_t handle_key;
@@ -98,6 +145,13 @@ int oh_http_do(const struct oh_http_request *req, struct oh_http_response *resp,
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms ? req->timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* libcurl loads no CA file of its own when the store read at start
+     * replaces it (a TLS backend without the hook keeps its defaults) */
+    if (ca_store && curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, use_store) == CURLE_OK) {
+        curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, ca_store);
+        curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);

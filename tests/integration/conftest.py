@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -333,9 +334,10 @@ class StubRequest:
 
 class HttpStub:
     """A local HTTP server standing in for an outside API: records every
-    request, answers from a FIFO queue, then with a default answer."""
+    request, answers from a FIFO queue, then with a default answer. TLS:
+    (certificate file, key file) to answer HTTPS instead."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.requests = []
         self.answers = []
         self.default = (200, b"{}", {})
@@ -381,7 +383,12 @@ class HttpStub:
             do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -407,10 +414,11 @@ class HttpStub:
 
 @pytest.fixture
 def http_stub():
+    """Starts HttpStubs (each call one; tls=(cert, key) for HTTPS)."""
     stubs = []
 
-    def start():
-        s = HttpStub()
+    def start(tls=None):
+        s = HttpStub(tls)
         stubs.append(s)
         return s
 

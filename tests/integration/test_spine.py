@@ -335,6 +335,49 @@ def test_replies_reuse_the_receivers_connection(omnihub, http_stub):
     assert len({q.peer for q in stub.requests}) <= 2  # one connection per send thread
 
 
+def self_signed(tmp_path, name):
+    """A certificate for 127.0.0.1 and its key: (cert, key) paths."""
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_replies_trust_http_ca_file_alone(omnihub, http_stub, tmp_path):
+    """Outbound HTTPS verifies the receiver against http.ca_file, read once
+    at start: a receiver it signed gets the replies over kept connections; one
+    it did not gets none (the api channel retries); an unreadable file stops
+    the start."""
+    ours, theirs = self_signed(tmp_path, "ours"), self_signed(tmp_path, "theirs")
+    good, bad = http_stub(tls=ours), http_stub(tls=theirs)
+    d = omnihub({"api.outbound_url": good.url + "/hook", "http.ca_file": ours[0],
+                 "dispatch.workers": "2"})
+    conv = replies_in_one_conversation(d, "tls", 4)
+    events = d.wait_history(conv, 9, timeout=30)
+    assert [e["data"]["status"]["state"] for e in events
+            if e["type"] == "omnihub.message.status"] == ["sent"] * 4
+    assert len({q.peer for q in good.requests}) <= 2
+    d.stop()
+    d = omnihub({"api.outbound_url": bad.url + "/hook", "http.ca_file": ours[0],
+                 "dispatch.backoff_ms": "100", "dispatch.backoff_max_ms": "200"})
+    replies_in_one_conversation(d, "untrusted", 1)
+    deadline = time.monotonic() + 15
+    while d.metric("omnihub_outbound_total", {"channel": "api", "result": "retry"}) < 2:
+        assert time.monotonic() < deadline, d.logs()[-2000:]
+        time.sleep(0.1)
+    assert bad.requests == [] and d.metric("omnihub_outbound_total",
+                                           {"channel": "api", "result": "sent"}) == 0
+    d.stop()
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cfg = tmp_path / "check.yaml"
+    cfg.write_text(to_yaml({"http.ca_file": str(tmp_path / "junk.pem"),
+                            "auth.jwt_secret": "s" * 32, "api.inbound_secret": "t" * 32}))
+    r = subprocess.run([str(OMNIHUBD), "--check-config", "-c", str(cfg)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "http.ca_file" in r.stderr, r.stderr
+
+
 def test_pending_replies_resume_in_order_after_a_restart(omnihub, http_stub):
     """Replies still pending at a stop (the receiver down) are taken from the
     store at the next start, which lists them in key order: they still go
