@@ -91,6 +91,9 @@ struct oh_dispatch {
     /* a scan of the pending entries failed, or a job could not be queued
      * (out of memory): the service thread scans again */
     atomic_bool rescan;
+    /* retries are logged one line a second at most, with how many were not */
+    _Atomic int64_t retry_logged_ms;
+    atomic_long retries_unlogged;
 };
 
 /* Keeps KEY's "done" entry until AT + GRAVE_MS. */
@@ -397,6 +400,23 @@ static int64_t backoff(struct oh_dispatch *d, int attempt, int hint_ms)
     return hint_ms > b ? hint_ms : b;
 }
 
+/* A retry's warning: at most one line a second, which counts the retries
+ * since the last line (an outage retries thousands a second). */
+static void log_retry(struct oh_dispatch *d, const struct job *j, const char *error, int64_t wait)
+{
+    int64_t now = oh_mono_ms(), last = atomic_load(&d->retry_logged_ms);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&d->retry_logged_ms, &last, now)) {
+        atomic_fetch_add(&d->retries_unlogged, 1);
+        return;
+    }
+    long more = atomic_exchange(&d->retries_unlogged, 0);
+    char tail[96] = "";
+    if (more)
+        snprintf(tail, sizeof tail, " (and %ld other retries since the last such line)", more);
+    OH_WARN("dispatch", "send of %s failed (%s); attempt %d, retrying in %lld ms%s",
+            oh_event_get_id(j->event), error, j->attempt, (long long)wait, tail);
+}
+
 /* runs on a dispatcher worker */
 static void attempt_send(struct oh_dispatch *d, struct job *j)
 {
@@ -429,8 +449,7 @@ static void attempt_send(struct oh_dispatch *d, struct job *j)
                  (in && in->vt->retry_until_sent);
     if (rc == OH_ERETRY && again) {
         int64_t wait = backoff(d, j->attempt, res.retry_after_ms);
-        OH_WARN("dispatch", "send of %s failed (%s); attempt %d, retrying in %lld ms",
-                oh_event_get_id(j->event), res.error, j->attempt, (long long)wait);
+        log_retry(d, j, res.error, wait);
         labels(lab, sizeof lab, channel, "retry");
         oh_metrics_inc("omnihub_outbound_total", lab, 1);
         j->due_ms = oh_now_ms() + wait;

@@ -378,6 +378,28 @@ def test_https_replies_trust_http_ca_file_alone(omnihub, http_stub, tmp_path):
     assert r.returncode == 2 and "http.ca_file" in r.stderr, r.stderr
 
 
+def test_an_outage_logs_a_retry_line_a_second_not_one_per_retry(omnihub, http_stub):
+    """A receiver down makes every pending reply retry; the log says so
+    about once a second, with how many retries it did not list."""
+    stub = http_stub()
+    stub.set_default(503, {"error": "down"})
+    d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.backoff_ms": "40",
+                 "dispatch.backoff_max_ms": "80"})
+    began = time.monotonic()
+    for i in range(10):
+        replies_in_one_conversation(d, f"outage{i}", 1)
+    deadline = time.monotonic() + 30
+    while d.metric("omnihub_outbound_total", {"channel": "api", "result": "retry"}) < 200:
+        assert time.monotonic() < deadline, d.logs()[-2000:]
+        time.sleep(0.1)
+    time.sleep(1.5)  # past a second after the first line: the next one counts the rest
+    retries = d.metric("omnihub_outbound_total", {"channel": "api", "result": "retry"})
+    lines = [ln for ln in d.logs().splitlines() if "retrying in" in ln]
+    seconds = time.monotonic() - began
+    assert 1 <= len(lines) <= seconds + 2 and retries >= 200, (len(lines), retries, seconds)
+    assert any("other retries since the last such line" in ln for ln in lines), lines[-3:]
+
+
 def test_pending_replies_resume_in_order_after_a_restart(omnihub, http_stub):
     """Replies still pending at a stop (the receiver down) are taken from the
     store at the next start, which lists them in key order: they still go
