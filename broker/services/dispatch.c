@@ -114,14 +114,22 @@ static void bury(struct oh_dispatch *d, const char *key, int64_t at)
 /* Removes the "done" entries past GRAVE_MS; under MU, released meanwhile. */
 static void reap(struct oh_dispatch *d)
 {
+    enum { AT_ONCE = 256 }; /* deleted in one store transaction */
     int64_t now = oh_now_ms();
-    struct grave *g;
-    while ((g = d->graves) && now - g->at > GRAVE_MS && !atomic_load(&d->hub->stopping)) {
-        d->graves = g->next;
+    while (d->graves && now - d->graves->at > GRAVE_MS && !atomic_load(&d->hub->stopping)) {
+        struct grave *gone[AT_ONCE];
+        const char *keys[AT_ONCE], *none[AT_ONCE] = {0};
+        size_t n = 0;
+        for (struct grave *g; n < AT_ONCE && (g = d->graves) && now - g->at > GRAVE_MS; n++) {
+            d->graves = g->next;
+            gone[n] = g;
+            keys[n] = g->key;
+        }
         if (!d->graves) d->graves_end = &d->graves;
         pthread_mutex_unlock(&d->mu);
-        oh_store_kv_del(d->hub->store, KV_NS, g->key);
-        free(g);
+        oh_store_kv_write(d->hub->store, KV_NS, keys, none, n);
+        for (size_t i = 0; i < n; i++)
+            free(gone[i]);
         pthread_mutex_lock(&d->mu);
     }
 }
@@ -342,14 +350,49 @@ static void enqueue(struct oh_dispatch *d, struct job *j, bool wake)
  * it, and sends nothing). Entries of older versions hold "<attempt>\n@<seq>
  * <conv>" or "<attempt>\n<event>" (no partition: the holder of partition 0
  * takes them). */
-static int remember(struct oh_dispatch *d, struct job *j)
+#define ENTRY_MAX (96 + OH_ID_MAX + sizeof((struct oh_send_result *)0)->provider_message_id)
+
+static void entry_of(const struct job *j, char val[ENTRY_MAX])
 {
-    char val[96 + OH_ID_MAX + sizeof((struct oh_send_result *)0)->provider_message_id];
-    snprintf(val, sizeof val, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
+    snprintf(val, ENTRY_MAX, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
              j->sent ? " sent " : "", j->sent ? j->sent : "",
              (long long)json_integer_value(json_object_get(j->event, "seq")),
              oh_event_subject(j->event));
+}
+
+static int remember(struct oh_dispatch *d, struct job *j)
+{
+    char val[ENTRY_MAX];
+    entry_of(j, val);
     return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
+}
+
+/* Persists a batch's N new jobs in one store transaction (a commit per
+ * reply was the dispatcher's main cost in the store); false when the hub
+ * stopped first. Out of memory: one by one. */
+static bool remember_all(struct oh_dispatch *d, struct job *const *jobs, size_t n)
+{
+    const char **keys = calloc(n, sizeof *keys), **vals = calloc(n, sizeof *vals);
+    char(*text)[ENTRY_MAX] = malloc(n * sizeof *text);
+    bool kept = true;
+    if (keys && vals && text) {
+        for (size_t i = 0; i < n; i++) {
+            entry_of(jobs[i], text[i]);
+            keys[i] = oh_event_get_id(jobs[i]->event);
+            vals[i] = text[i];
+        }
+        while (!(kept = oh_store_kv_write(d->hub->store, KV_NS, keys, vals, n) == OH_OK) &&
+               !atomic_load(&d->hub->stopping))
+            usleep(200000);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            while (!(kept = remember(d, jobs[i]) == OH_OK) && !atomic_load(&d->hub->stopping))
+                usleep(200000);
+    }
+    free(keys);
+    free(vals);
+    free(text);
+    return kept;
 }
 
 static void finish(struct oh_dispatch *d, struct job *j, const char *state,
@@ -530,12 +573,12 @@ bool oh_dispatch_wants(const struct oh_log_record *r)
     return memmem(r->value, r->len, outbound, sizeof outbound - 1) != NULL;
 }
 
-/* Takes one timeline record: agents' outbound messages on channels that
- * send. Only those are parsed: they are sent. False when the hub stopped
- * before the job was remembered. */
-static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
+/* A job for one timeline record when it is an agent's outbound message on
+ * a channel that sends, not pending already (SEEN: the batch's so far) and
+ * without an outcome; else NULL. Only those records are parsed. */
+static struct job *consider(struct oh_dispatch *d, const struct oh_log_record *r, json_t *seen)
 {
-    if (!oh_dispatch_wants(r)) return true; /* most of the timeline */
+    if (!oh_dispatch_wants(r)) return NULL; /* most of the timeline */
     json_t *ev = json_loadb(r->value, r->len, 0, NULL);
     const char *type = ev ? oh_event_get_type(ev) : NULL;
     const char *channel = ev ? oh_event_data_str(ev, "channel") : NULL;
@@ -547,29 +590,25 @@ static bool consider(struct oh_dispatch *d, const struct oh_log_record *r)
      * history, and a private note (data.internal) never leaves the desk */
     if (!type || strcmp(type, OH_EV_OUTBOUND) != 0 || !in || !in->vt->send || !author ||
         (strcmp(author, "agent") != 0 && strcmp(author, "bot") != 0) ||
-        json_is_true(json_object_get(oh_event_data(ev), "internal"))) {
+        json_is_true(json_object_get(oh_event_data(ev), "internal")) ||
+        json_object_get(seen, oh_event_get_id(ev))) { /* the batch has it twice */
         json_decref(ev);
-        return true;
+        return NULL;
     }
     char state[64];
     int rc = oh_store_kv_get(d->hub->store, KV_NS, oh_event_get_id(ev), state, sizeof state);
     if (rc == OH_OK || rc == OH_ETOOBIG) {
         json_decref(ev); /* already pending: taken when the partition was assigned */
-        return true;
+        return NULL;
     }
     char msgstate[16];
     if (oh_store_message_state(d->hub->store, oh_event_subject(ev),
                                oh_event_data_str(ev, "message_id"), msgstate) == OH_OK) {
         json_decref(ev); /* already has an outcome: a replayed timeline record */
-        return true;
+        return NULL;
     }
-    struct job *j = job_new(ev, 0, r->partition);
-    if (!j) return true;
-    bool kept;
-    while (!(kept = remember(d, j) == OH_OK) && !atomic_load(&d->hub->stopping))
-        usleep(200000);
-    enqueue(d, j, true);
-    return kept;
+    json_object_set_new(seen, oh_event_get_id(ev), json_true());
+    return job_new(ev, 0, r->partition);
 }
 
 static int stored_row(void *opaque, const char *conv, int64_t seq, const char *json, size_t len)
@@ -774,10 +813,33 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     struct oh_dispatch *d = state;
     (void)b;
     if (d->rescan) rescan(d);
-    int rc = OH_OK;
-    for (int i = 0; i < n; i++)
-        if (!consider(d, &recs[i])) rc = OH_ECLOSED;
-    return rc;
+    json_t *seen = json_object();
+    struct job **jobs = NULL;
+    size_t njobs = 0, cap = 0;
+    bool kept = true;
+    for (int i = 0; i < n; i++) {
+        struct job *j = seen ? consider(d, &recs[i], seen) : NULL;
+        if (!seen) { /* out of memory: the batch is read again */
+            kept = false;
+            break;
+        }
+        if (j && oh_grow(&jobs, &cap, njobs + 1, sizeof *jobs, 16) == OH_OK) {
+            jobs[njobs++] = j;
+        } else if (j) { /* out of memory: this one alone */
+            kept &= remember_all(d, &j, 1);
+            enqueue(d, j, true);
+        }
+    }
+    if (njobs) kept &= remember_all(d, jobs, njobs);
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < njobs; i++)
+        enqueue_locked(d, jobs[i]);
+    if (njobs) pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    free(jobs);
+    json_decref(seen);
+    /* committed once each job is remembered */
+    return kept ? OH_OK : OH_ECLOSED;
 }
 
 static void tick(void *state)

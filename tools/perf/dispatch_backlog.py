@@ -6,7 +6,10 @@ conversation has a reply backing off and the others held behind it. Over
 SECONDS once all are held, the daemon's CPU (utime + stime from /proc) and
 the send attempts the receiver saw. With INGEST set, that many inbound
 messages (8 threads) are timed before the outage's replies and again during
-it: what the retries cost everyone else.
+it: what the retries cost everyone else. BACKLOG_RECEIVER=up: the receiver
+answers 200 instead, and the replies' daemon CPU and the time until all are
+sent are printed (no outage), with the daemon's fdatasync calls meanwhile
+when `perf` can count the syscalls tracepoint (root).
 
 usage: OMNIHUB_BUILD=build python3 -m pytest -q -s -p no:cacheprovider \
          tools/perf/dispatch_backlog.py  [BACKLOG_CONVS=2000 BACKLOG_REPLIES=3
@@ -14,6 +17,8 @@ usage: OMNIHUB_BUILD=build python3 -m pytest -q -s -p no:cacheprovider \
 (a pytest module so it reuses tests/integration/conftest.py's daemon)"""
 import concurrent.futures
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +30,7 @@ CONVS = int(os.environ.get("BACKLOG_CONVS", "2000"))
 REPLIES = int(os.environ.get("BACKLOG_REPLIES", "3"))
 SECONDS = float(os.environ.get("BACKLOG_SECONDS", "10"))
 INGEST = int(os.environ.get("BACKLOG_INGEST", "0"))
+UP = os.environ.get("BACKLOG_RECEIVER") == "up"
 
 
 def cpu_s(pid):
@@ -35,7 +41,7 @@ def cpu_s(pid):
 
 def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
     stub = http_stub()
-    stub.set_default(503, {"error": "down"})
+    stub.set_default(*((200, {}) if UP else (503, {"error": "down"})))
     d = omnihub({"api.outbound_url": stub.url + "/hook", "dispatch.workers": "4",
                  "dispatch.backoff_ms": "5000", "dispatch.backoff_max_ms": "5000",
                  "dispatch.max_attempts": "0"})
@@ -69,8 +75,26 @@ def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         convs = list(pool.map(conversation, range(CONVS)))
         d.wait_history(convs[-1], 1, timeout=120)
+        syncs = subprocess.Popen(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_fdatasync",
+                                  "-p", str(d.proc.pid)], stderr=subprocess.PIPE, text=True) \
+            if UP else None
+        c0, t0 = cpu_s(d.proc.pid), time.time()
         list(pool.map(replies, convs))
     want = CONVS * REPLIES
+    if UP:
+        t1 = time.time()
+        sent = {"channel": "api", "result": "sent"}
+        while d.metric("omnihub_outbound_total", sent) < want and time.time() < t1 + 300:
+            time.sleep(0.1)
+        assert d.metric("omnihub_outbound_total", sent) == want
+        t2, c2 = time.time(), cpu_s(d.proc.pid)
+        syncs.send_signal(signal.SIGINT)
+        count = syncs.communicate(timeout=30)[1].strip().split(",")[0]
+        print(f"\nBACKLOG up: {want} replies posted in {t1 - t0:.1f} s, all sent "
+              f"{t2 - t1:.2f} s after the last post, daemon CPU "
+              f"{1e6 * (c2 - c0) / want:.0f} us per reply (posting included), "
+              f"fdatasync calls {count}")
+        return
     deadline = time.time() + 300
     while d.metric("omnihub_dispatch_queue_depth") < want and time.time() < deadline:
         time.sleep(0.5)
