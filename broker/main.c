@@ -500,6 +500,13 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return refused ? 2 : 0;
     }
+    int ncas;
+    const char *cas = oh_http_ca_source(&ncas);
+    if (cas)
+        OH_INFO("main", "outbound HTTPS trusts the %d certificates of %s", ncas, cas);
+    else
+        OH_WARN("main", "no CA bundle could be read: outbound HTTPS verifies as libcurl does "
+                        "by itself (set http.ca_file)");
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
     struct start start = {.hub = &hub};

@@ -51,6 +51,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque)
 
 /* The CAs every connection trusts, read at start; NULL: libcurl's own. */
 static X509_STORE *ca_store;
+static char ca_source[1024];
 
 int oh_http_init(const char *ca_file, char *err, size_t errlen)
 {
@@ -73,8 +74,15 @@ int oh_http_init(const char *ca_file, char *err, size_t errlen)
     if (rc == OH_OK) {
         X509_STORE_free(ca_store);
         ca_store = st;
+        snprintf(ca_source, sizeof ca_source, "%s", st ? path : "");
     }
     return rc;
+}
+
+const char *oh_http_ca_source(int *count)
+{
+    *count = ca_store ? sk_X509_OBJECT_num(X509_STORE_get0_objects(ca_store)) : 0;
+    return ca_store ? ca_source : NULL;
 }
 
 void oh_http_cleanup(void)

@@ -32,6 +32,9 @@ struct oh_http_request {
  * cannot be read; without a default bundle, connections verify as libcurl
  * does by itself. */
 int oh_http_init(const char *ca_file, char *err, size_t errlen);
+/* The file oh_http_init read the CAs from, with *COUNT set to how many
+ * certificates it holds; NULL when libcurl verifies by itself. */
+const char *oh_http_ca_source(int *count);
 /* Frees what oh_http_init read, once no request runs. */
 void oh_http_cleanup(void);
 
