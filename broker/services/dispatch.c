@@ -355,8 +355,7 @@ static void enqueue(struct oh_dispatch *d, struct job *j, bool wake)
 static void entry_of(const struct job *j, char val[ENTRY_MAX])
 {
     snprintf(val, ENTRY_MAX, "%d %d%s%s\n@%lld %s", j->attempt, (int)j->partition,
-             j->sent ? " sent " : "", j->sent ? j->sent : "",
-             (long long)json_integer_value(json_object_get(j->event, "seq")),
+             j->sent ? " sent " : "", j->sent ? j->sent : "", (long long)j->seq,
              oh_event_subject(j->event));
 }
 
@@ -365,6 +364,17 @@ static int remember(struct oh_dispatch *d, struct job *j)
     char val[ENTRY_MAX];
     entry_of(j, val);
     return oh_store_kv_put(d->hub->store, KV_NS, oh_event_get_id(j->event), val);
+}
+
+/* Writes the N entries of KEYS in one store transaction, again every
+ * 200 ms until it is taken; false when the hub stopped first. */
+static bool write_until_kept(struct oh_dispatch *d, const char **keys, const char **vals, size_t n)
+{
+    for (;;) {
+        if (oh_store_kv_write(d->hub->store, KV_NS, keys, vals, n) == OH_OK) return true;
+        if (atomic_load(&d->hub->stopping)) return false;
+        usleep(200000);
+    }
 }
 
 /* Persists a batch's N new jobs in one store transaction (a commit per
@@ -381,13 +391,14 @@ static bool remember_all(struct oh_dispatch *d, struct job *const *jobs, size_t 
             keys[i] = oh_event_get_id(jobs[i]->event);
             vals[i] = text[i];
         }
-        while (!(kept = oh_store_kv_write(d->hub->store, KV_NS, keys, vals, n) == OH_OK) &&
-               !atomic_load(&d->hub->stopping))
-            usleep(200000);
+        kept = write_until_kept(d, keys, vals, n);
     } else {
-        for (size_t i = 0; i < n; i++)
-            while (!(kept = remember(d, jobs[i]) == OH_OK) && !atomic_load(&d->hub->stopping))
-                usleep(200000);
+        char one[ENTRY_MAX];
+        for (size_t i = 0; i < n; i++) {
+            const char *key = oh_event_get_id(jobs[i]->event), *val = one;
+            entry_of(jobs[i], one);
+            kept &= write_until_kept(d, &key, &val, 1);
+        }
     }
     free(keys);
     free(vals);
@@ -814,15 +825,12 @@ static int process(void *state, struct oh_service_batch *b, const struct oh_log_
     (void)b;
     if (d->rescan) rescan(d);
     json_t *seen = json_object();
+    if (!seen) return OH_ECLOSED; /* out of memory: the batch is read again */
     struct job **jobs = NULL;
     size_t njobs = 0, cap = 0;
     bool kept = true;
     for (int i = 0; i < n; i++) {
-        struct job *j = seen ? consider(d, &recs[i], seen) : NULL;
-        if (!seen) { /* out of memory: the batch is read again */
-            kept = false;
-            break;
-        }
+        struct job *j = consider(d, &recs[i], seen);
         if (j && oh_grow(&jobs, &cap, njobs + 1, sizeof *jobs, 16) == OH_OK) {
             jobs[njobs++] = j;
         } else if (j) { /* out of memory: this one alone */

@@ -314,16 +314,13 @@ static void discard_contact(void *opaque, const char *contact, int64_t seq, cons
 {
 }
 
-/* Stores one polled batch; retries until the store takes it, then commits
- * the batch and forwards it. OH_ECLOSED when the hub stopped first. */
 /* A dropped repeat whose id is stored for another conversation: the same
  * (channel, account, message_id) from another contact, which the contract
  * calls the same message. Its 202 named a conversation that holds nothing,
  * so say so where an operator looks (rare: a retry finds its own). */
 static void note_conflict(oh_store *st, json_t *ev)
 {
-    const char *conv = json_string_value(json_object_get(ev, "subject"));
-    const char *id = json_string_value(json_object_get(ev, "id"));
+    const char *conv = oh_event_subject(ev), *id = oh_event_get_id(ev);
     if (!conv || !id || oh_store_event_get(st, conv, id, NULL, NULL) != OH_ENOTFOUND) return;
     OH_WARN("sync",
             "event %s dropped as a repeat for conversation %s, but its id is stored for another "
@@ -332,6 +329,8 @@ static void note_conflict(oh_store *st, json_t *ev)
     oh_metrics_inc("omnihub_sync_conflicting_repeats_total", "", 1);
 }
 
+/* Stores one polled batch; retries until the store takes it, then commits
+ * the batch and forwards it. OH_ECLOSED when the hub stopped first. */
 static int materialize(void *state, struct oh_service_batch *b, const struct oh_log_record *recs,
                        int n)
 {

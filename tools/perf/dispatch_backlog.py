@@ -25,18 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 from conftest import http_stub, omnihub  # noqa: E402,F401 (the fixtures)
+from contacts_workload import cpu_s  # noqa: E402 (this folder's: user + system CPU seconds)
 
 CONVS = int(os.environ.get("BACKLOG_CONVS", "2000"))
 REPLIES = int(os.environ.get("BACKLOG_REPLIES", "3"))
 SECONDS = float(os.environ.get("BACKLOG_SECONDS", "10"))
 INGEST = int(os.environ.get("BACKLOG_INGEST", "0"))
 UP = os.environ.get("BACKLOG_RECEIVER") == "up"
-
-
-def cpu_s(pid):
-    """The process's user + system CPU seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_dispatch_backlog(omnihub, http_stub):  # noqa: F811
